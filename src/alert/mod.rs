@@ -1,0 +1,88 @@
+//! Alert: the public alert schema and the sinks that deliver it.
+//!
+//! One JSON object per incident state change. The fields documented in the
+//! README are a contract: more may be added, none removed or renamed.
+
+pub mod sink;
+pub mod webhook;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Micros;
+use crate::detect::{Transition, TransitionKind};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Stable incident id: the same in the firing and the resolved event.
+    pub id: String,
+    pub service: String,
+    pub state: TransitionKind,
+    /// RFC 3339 UTC event time of this change.
+    pub at: String,
+    pub started_at: String,
+    pub severity: String,
+    /// Reports in the incident so far.
+    pub reports: u64,
+    /// Distinct authors in the recent window (at firing: the window that fired;
+    /// at resolution: the calm window).
+    pub authors: u64,
+    /// Distinct reporting authors per minute in the recent window.
+    pub rate_per_min: f64,
+    /// What the baseline expects per minute at this time.
+    pub baseline_per_min: f64,
+    pub samples: Vec<AlertSample>,
+    /// The most distinct authors any window of the incident held.
+    pub peak_authors: u64,
+    /// Chance probability of the window that fired (Poisson tail).
+    pub p_value: f64,
+    /// True when the service is not in the catalogue (named by `#FooDown`).
+    #[serde(default)]
+    pub discovered: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertSample {
+    pub text: String,
+    pub uri: String,
+}
+
+/// RFC 3339 with second precision and a `Z`, the form used in every alert.
+pub fn rfc3339(time_us: Micros) -> String {
+    chrono::DateTime::from_timestamp_micros(time_us)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| time_us.to_string())
+}
+
+impl From<Transition> for Alert {
+    fn from(t: Transition) -> Alert {
+        let incident = t.incident;
+        Alert {
+            id: incident.id,
+            service: incident.service,
+            state: t.kind,
+            at: rfc3339(t.at),
+            started_at: rfc3339(incident.started_at),
+            severity: incident.severity.as_str().to_owned(),
+            reports: incident.total_reports.max(t.reports),
+            authors: t.authors,
+            rate_per_min: round3(t.rate_per_min),
+            baseline_per_min: round3(t.baseline_per_min),
+            samples: t
+                .samples
+                .into_iter()
+                .map(|s| AlertSample {
+                    text: s.text,
+                    uri: s.uri,
+                })
+                .collect(),
+            peak_authors: incident.peak_authors,
+            p_value: incident.p_value,
+            discovered: incident.discovered,
+        }
+    }
+}
+
+/// Three decimals are plenty for people and keep the output stable to read.
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}

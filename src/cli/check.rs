@@ -1,0 +1,83 @@
+//! `outagewatch check`: the matcher on texts, for people editing patterns.
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use serde::Serialize;
+
+use crate::matcher::{Matcher, Reason};
+use crate::normalize::normalize;
+use crate::source::RawPost;
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Texts to check; with none, one post per line is read from stdin.
+    texts: Vec<String>,
+    /// Explain each decision for humans instead of printing JSON.
+    #[arg(long)]
+    explain: bool,
+    /// Declared language(s) of the texts, as a post's `langs`.
+    #[arg(long, value_name = "CODE")]
+    lang: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Output<'a> {
+    text: &'a str,
+    report: bool,
+    service: Option<&'a str>,
+    score: f32,
+    class: crate::matcher::Class,
+    discovered: bool,
+    reasons: &'a [Reason],
+}
+
+pub fn run(args: CheckArgs, matcher: &Matcher) -> anyhow::Result<ExitCode> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut one = |text: &str| -> anyhow::Result<()> {
+        let post = normalize(RawPost {
+            time_us: 0,
+            author: "check".into(),
+            uri: String::new(),
+            text: text.to_owned(),
+            langs: args.lang.clone(),
+            tags: Vec::new(),
+        });
+        let verdict = matcher.explain(&post);
+        if args.explain {
+            writeln!(out, "{text:?}")?;
+            writeln!(out, "  normalized: {:?}", post.text)?;
+            for reason in &verdict.reasons {
+                writeln!(out, "  {reason}")?;
+            }
+            writeln!(out)?;
+        } else {
+            let output = Output {
+                text,
+                report: verdict.is_report(),
+                service: verdict.service.as_deref(),
+                score: (verdict.score * 100.0).round() / 100.0,
+                class: verdict.class,
+                discovered: verdict.discovered,
+                reasons: &verdict.reasons,
+            };
+            serde_json::to_writer(&mut out, &output)?;
+            writeln!(out)?;
+        }
+        Ok(())
+    };
+    if args.texts.is_empty() {
+        for line in std::io::stdin().lock().lines() {
+            let line = line.context("cannot read stdin")?;
+            one(&line)?;
+        }
+    } else {
+        for text in &args.texts {
+            one(text)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

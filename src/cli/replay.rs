@@ -1,0 +1,200 @@
+//! `outagewatch replay`: the whole pipeline over recordings, in event time.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::alert::sink::{AlertSink, JsonLines};
+use crate::alert::webhook::{WebhookConfig, Webhooks};
+use crate::alert::Alert;
+use crate::matcher::Matcher;
+use crate::pipeline::{Pipeline, PipelineConfig, Stats};
+use crate::source::FrameError;
+use crate::source::recording::{self, DEFAULT_MAX_LINE, Line, LineReader};
+use crate::window::store::SledStore;
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Recordings to replay in order (`-` reads stdin).
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<String>,
+    /// Keep state here (and continue from it); default: a temporary directory.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Write alerts to this file (appending) instead of stdout; `-` is stdout.
+    #[arg(long, value_name = "FILE")]
+    alerts: Option<PathBuf>,
+    /// POST each alert as JSON to this URL (repeatable).
+    #[arg(long, value_name = "URL")]
+    webhook: Vec<String>,
+    /// Replay at N times real time instead of as fast as possible.
+    #[arg(long, value_name = "N")]
+    speed: Option<f64>,
+    /// How long to wait at the end for webhook deliveries, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    drain_timeout: u64,
+    /// Longest line accepted, in bytes; longer lines are skipped and reported.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_LINE)]
+    max_line_bytes: usize,
+}
+
+pub fn run(args: ReplayArgs, matcher: Matcher) -> anyhow::Result<ExitCode> {
+    if let Some(speed) = args.speed {
+        anyhow::ensure!(speed.is_finite() && speed > 0.0, "--speed must be a positive number, got {speed}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let _enter = runtime.enter();
+
+    let store = match &args.state_dir {
+        Some(dir) => SledStore::open(dir)?,
+        None => SledStore::temporary()?,
+    };
+    let mut pipeline = Pipeline::open(Arc::new(matcher), PipelineConfig::new(), store)?;
+    let mut sink: JsonLines = match &args.alerts {
+        Some(path) => JsonLines::file(path)?,
+        None => JsonLines::stdout(),
+    };
+    let webhooks = if args.webhook.is_empty() {
+        None
+    } else {
+        Some(Webhooks::start(WebhookConfig::new(args.webhook.clone()))?)
+    };
+    let mut emit = |alerts: Vec<Alert>| -> anyhow::Result<()> {
+        for alert in alerts {
+            sink.send(&alert)?;
+            if let Some(webhooks) = &webhooks {
+                webhooks.send(&alert);
+            }
+        }
+        Ok(())
+    };
+
+    let progress = progress_bar();
+    let started = Instant::now();
+    let mut pace = args.speed.map(Pacer::new);
+    for file in &args.files {
+        let reader = recording::open(file)?;
+        let mut lines = LineReader::new(reader, args.max_line_bytes);
+        loop {
+            let next = lines
+                .next_line()
+                .with_context(|| format!("cannot read {file}"))?;
+            let Some((line_no, line)) = next else { break };
+            let alerts = match line {
+                Line::Frame(bytes) => pipeline.process_frame(file, line_no, bytes)?,
+                Line::Oversized(len) => {
+                    let error = FrameError::Oversized { len, limit: args.max_line_bytes };
+                    pipeline.reject_frame(file, line_no, &error);
+                    Vec::new()
+                }
+            };
+            emit(alerts)?;
+            if line_no % 8192 == 0 {
+                progress.set_position(pipeline.stats().frames);
+            }
+            if let (Some(pacer), Some(now)) = (pace.as_mut(), pipeline.newest_event_time()) {
+                pacer.wait_for(now);
+            }
+        }
+    }
+    emit(pipeline.finish()?)?;
+    sink.flush()?;
+    let elapsed = started.elapsed();
+    progress.finish_and_clear();
+
+    let mut undelivered = None;
+    if let Some(webhooks) = webhooks {
+        let stats = Arc::clone(&webhooks.stats);
+        let drained = runtime.block_on(webhooks.finish(Duration::from_secs(args.drain_timeout)));
+        let failed = stats.failed.load(Ordering::Relaxed);
+        eprintln!(
+            "webhooks: {} delivered, {} retries, {} failed{}",
+            stats.delivered.load(Ordering::Relaxed),
+            stats.retried.load(Ordering::Relaxed),
+            failed,
+            if drained { "" } else { " (drain timeout reached: the rest was not sent)" }
+        );
+        undelivered = Some(failed > 0 || !drained);
+    }
+    print_summary(pipeline.stats(), &args.files, elapsed);
+    if undelivered == Some(true) {
+        return Ok(ExitCode::from(3));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn progress_bar() -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {human_pos} events ({per_sec}) {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// Holds a replay to N times real time, measured in event time.
+struct Pacer {
+    speed: f64,
+    start: Option<(Instant, i64)>,
+}
+
+impl Pacer {
+    fn new(speed: f64) -> Self {
+        Pacer { speed, start: None }
+    }
+
+    fn wait_for(&mut self, event_time_us: i64) {
+        let (wall, first) = *self.start.get_or_insert((Instant::now(), event_time_us));
+        let due = Duration::from_secs_f64(((event_time_us - first).max(0) as f64 / 1e6) / self.speed);
+        let elapsed = wall.elapsed();
+        if due > elapsed {
+            std::thread::sleep(due - elapsed);
+        }
+    }
+}
+
+fn print_summary(stats: &Stats, files: &[String], elapsed: Duration) {
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    eprintln!(
+        "replayed {} events from {} file(s) in {:.2} s ({:.0} events/s)",
+        stats.frames,
+        files.len(),
+        secs,
+        stats.frames as f64 / secs
+    );
+    eprintln!(
+        "  posts {} | reports {} | recoveries {} | maintenance {} | late {}",
+        stats.posts, stats.reports, stats.recoveries, stats.maintenance, stats.late_posts
+    );
+    let skipped: Vec<String> = stats.skipped.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    if !skipped.is_empty() {
+        eprintln!("  skipped (not posts): {}", skipped.join(", "));
+    }
+    if stats.blank_lines > 0 {
+        eprintln!("  blank lines: {}", stats.blank_lines);
+    }
+    eprintln!("  malformed: {}", stats.malformed);
+    for (at, why) in &stats.malformed_examples {
+        eprintln!("    {at}: {why}");
+    }
+    if stats.malformed > stats.malformed_examples.len() as u64 {
+        eprintln!("    ... and {} more", stats.malformed - stats.malformed_examples.len() as u64);
+    }
+    eprintln!("  alerts: {}", stats.alerts);
+}
+

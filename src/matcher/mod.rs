@@ -1,0 +1,72 @@
+//! Match: is this post an outage report, for which service, and why?
+//!
+//! The vocabulary lives in `patterns/` (services and per-language phrase
+//! lists), compiled into one Aho-Corasick automaton so each post is scanned
+//! once, whatever the number of services and languages. Regular
+//! expressions run only on the few posts that already have a candidate.
+//! Pure: no I/O (the catalogue is loaded before), no clock.
+
+mod classify;
+mod compile;
+pub mod patterns;
+mod verdict;
+
+use std::path::Path;
+
+pub use compile::is_unsegmented;
+pub use patterns::{Catalogue, PatternError};
+pub use verdict::{Class, REPORT_THRESHOLD, Reason, Verdict};
+
+use crate::normalize::Post;
+
+/// A compiled catalogue, ready to classify posts. Cheap to share by reference.
+pub struct Matcher {
+    tables: compile::Tables,
+}
+
+impl Matcher {
+    pub fn new(catalogue: &Catalogue) -> Result<Matcher, PatternError> {
+        Ok(Matcher {
+            tables: compile::compile(catalogue)?,
+        })
+    }
+
+    /// The patterns compiled into the binary.
+    pub fn embedded() -> Result<Matcher, PatternError> {
+        Matcher::new(&Catalogue::embedded()?)
+    }
+
+    /// The patterns in `dir` (same layout as the repository's `patterns/`).
+    pub fn from_dir(dir: &Path) -> Result<Matcher, PatternError> {
+        Matcher::new(&Catalogue::from_dir(dir)?)
+    }
+
+    /// The decision for one post, with reasons only for candidate posts;
+    /// the hot path.
+    pub fn classify(&self, post: &Post) -> Verdict {
+        classify::classify(&self.tables, post, false)
+    }
+
+    /// The decision with every reason, including why a post is not a
+    /// candidate at all; for `check --explain`.
+    pub fn explain(&self, post: &Post) -> Verdict {
+        classify::classify(&self.tables, post, true)
+    }
+
+    pub fn service_count(&self) -> usize {
+        self.tables.services.len()
+    }
+
+    pub fn languages(&self) -> &[String] {
+        &self.tables.langs
+    }
+
+    /// Display name of a catalogued service.
+    pub fn service_name(&self, id: &str) -> Option<&str> {
+        self.tables
+            .services
+            .iter()
+            .find(|s| s.id == id)
+            .map(|s| s.name.as_str())
+    }
+}

@@ -1,0 +1,329 @@
+//! The pattern catalogue: services and per-language phrase lists, read from
+//! TOML files that people edit by hand (documented in `patterns/README.md`).
+//!
+//! The files in the repository's `patterns/` folder are compiled into the
+//! binary, so it works with no files around; `--patterns DIR` reads another
+//! folder of the same layout. Every mistake is reported with the file, the
+//! line and the column, because the person fixing it has the file open.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// File name of the service catalogue inside a patterns folder.
+pub const SERVICES_FILE: &str = "services.toml";
+/// Folder (inside a patterns folder) holding one `<lang>.toml` per language.
+pub const LANG_DIR: &str = "lang";
+
+/// The patterns shipped in the binary: (path relative to `patterns/`, contents).
+pub const EMBEDDED: &[(&str, &str)] = &[
+    ("services.toml", include_str!("../../patterns/services.toml")),
+    ("lang/en.toml", include_str!("../../patterns/lang/en.toml")),
+    ("lang/es.toml", include_str!("../../patterns/lang/es.toml")),
+    ("lang/pt.toml", include_str!("../../patterns/lang/pt.toml")),
+    ("lang/fr.toml", include_str!("../../patterns/lang/fr.toml")),
+    ("lang/de.toml", include_str!("../../patterns/lang/de.toml")),
+    ("lang/it.toml", include_str!("../../patterns/lang/it.toml")),
+    ("lang/ja.toml", include_str!("../../patterns/lang/ja.toml")),
+    ("lang/ko.toml", include_str!("../../patterns/lang/ko.toml")),
+];
+
+/// A pattern file that cannot be used, located precisely.
+#[derive(Debug, thiserror::Error)]
+pub enum PatternError {
+    #[error("{file}:{line}:{column}: {message}")]
+    Invalid {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("cannot read {file}: {source}")]
+    Io {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{dir}: no `{SERVICES_FILE}` and no `{LANG_DIR}/*.toml` files: is this a patterns folder?")]
+    Empty { dir: PathBuf },
+}
+
+/// Everything the matcher is built from.
+#[derive(Debug, Clone, Default)]
+pub struct Catalogue {
+    pub services: Vec<ServiceDef>,
+    /// The services file and its text, for errors found after parsing.
+    pub services_file: PathBuf,
+    pub services_source: String,
+    pub languages: Vec<LanguageDef>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceDef {
+    pub id: Spanned<String>,
+    pub name: String,
+    pub category: Category,
+    pub aliases: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub ambiguous: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub context: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub hashtags: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub domains: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub errors: Vec<Spanned<String>>,
+}
+
+/// What kind of service: used in documentation and for filtering sinks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Category {
+    Social,
+    Messaging,
+    Email,
+    Cloud,
+    Cdn,
+    Devtools,
+    Ai,
+    Gaming,
+    Bank,
+    Payments,
+    Streaming,
+    Music,
+    Isp,
+    Mobile,
+    Productivity,
+    Shopping,
+    Transport,
+    Other,
+}
+
+/// One language's phrase lists. The meaning of each list is fixed by the
+/// matcher (see `patterns/README.md`); the words are the language's own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LanguageDef {
+    pub lang: Spanned<String>,
+    #[serde(default)]
+    pub outage: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub weak: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub boost: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub cancel: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub market: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub past: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub now: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub negation: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub local: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub maintenance: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub recovery: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub hashtag_suffixes: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub hashtag_prefixes: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub regex: Vec<RegexDef>,
+    /// Where this language was read from, for errors found after parsing.
+    #[serde(skip)]
+    pub file: PathBuf,
+    #[serde(skip)]
+    pub source: String,
+}
+
+/// A regular expression for a form no literal can express (`down 5%`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegexDef {
+    pub category: Spanned<String>,
+    pub pattern: Spanned<String>,
+}
+
+/// A located error inside an already parsed file.
+pub(crate) struct Located<'a> {
+    pub file: &'a Path,
+    pub source: &'a str,
+}
+
+impl Located<'_> {
+    pub fn error(&self, span: Range<usize>, message: impl Into<String>) -> PatternError {
+        let (line, column) = line_column(self.source, span.start);
+        PatternError::Invalid {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(source: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(source.len());
+    let before = &source[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+impl Catalogue {
+    /// The catalogue compiled into the binary.
+    pub fn embedded() -> Result<Catalogue, PatternError> {
+        let files = EMBEDDED
+            .iter()
+            .map(|(name, text)| (Path::new("patterns").join(name), (*text).to_owned()));
+        Catalogue::from_files(files)
+    }
+
+    /// Reads `DIR/services.toml` and `DIR/lang/*.toml`.
+    pub fn from_dir(dir: &Path) -> Result<Catalogue, PatternError> {
+        let mut files = Vec::new();
+        let services = dir.join(SERVICES_FILE);
+        if services.exists() {
+            files.push(read(&services)?);
+        }
+        let lang_dir = dir.join(LANG_DIR);
+        if lang_dir.is_dir() {
+            let entries = std::fs::read_dir(&lang_dir).map_err(|source| PatternError::Io {
+                file: lang_dir.clone(),
+                source,
+            })?;
+            let mut paths = Vec::new();
+            for entry in entries {
+                let entry = entry.map_err(|source| PatternError::Io {
+                    file: lang_dir.clone(),
+                    source,
+                })?;
+                let path = entry.path();
+                if path.extension().is_some_and(|e| e == "toml") {
+                    paths.push(path);
+                }
+            }
+            paths.sort();
+            for path in paths {
+                files.push(read(&path)?);
+            }
+        }
+        if files.is_empty() {
+            return Err(PatternError::Empty {
+                dir: dir.to_path_buf(),
+            });
+        }
+        Catalogue::from_files(files.into_iter())
+    }
+
+    fn from_files(
+        files: impl Iterator<Item = (PathBuf, String)>,
+    ) -> Result<Catalogue, PatternError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Services {
+            service: Vec<ServiceDef>,
+        }
+        let mut catalogue = Catalogue::default();
+        for (file, source) in files {
+            let is_services = file.file_name().is_some_and(|n| n == SERVICES_FILE);
+            let parse_error = |e: toml::de::Error| {
+                Located {
+                    file: &file,
+                    source: &source,
+                }
+                .error(e.span().unwrap_or(0..0), e.message().trim().to_owned())
+            };
+            if is_services {
+                let parsed: Services = toml::from_str(&source).map_err(parse_error)?;
+                catalogue.services = parsed.service;
+                catalogue.services_file = file;
+                catalogue.services_source = source;
+            } else {
+                let mut lang: LanguageDef = toml::from_str(&source).map_err(parse_error)?;
+                lang.file = file;
+                lang.source = source;
+                catalogue.languages.push(lang);
+            }
+        }
+        Ok(catalogue)
+    }
+}
+
+fn read(path: &Path) -> Result<(PathBuf, String), PatternError> {
+    let text = std::fs::read_to_string(path).map_err(|source| PatternError::Io {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    Ok((path.to_path_buf(), text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_column_counts_from_one() {
+        let text = "a = 1\nbé = [\n  \"x\" ]";
+        assert_eq!(line_column(text, 0), (1, 1));
+        assert_eq!(line_column(text, 6), (2, 1));
+        assert_eq!(line_column(text, text.find('x').expect("x")), (3, 4));
+    }
+
+    #[test]
+    fn embedded_list_matches_the_patterns_folder() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("patterns");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir.join(LANG_DIR))
+            .expect("patterns/lang exists")
+            .filter_map(|e| e.ok())
+            .map(|e| format!("lang/{}", e.file_name().to_string_lossy()))
+            .filter(|name| name.ends_with(".toml"))
+            .collect();
+        on_disk.push(SERVICES_FILE.to_owned());
+        on_disk.sort();
+        let mut embedded: Vec<String> = EMBEDDED.iter().map(|(n, _)| (*n).to_owned()).collect();
+        embedded.sort();
+        assert_eq!(
+            embedded, on_disk,
+            "every file in patterns/ must be listed in EMBEDDED"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_name_file_line_and_column() {
+        let files = [(
+            PathBuf::from("p/lang/xx.toml"),
+            "lang = \"xx\"\noutage = [\"down\",\n  oops]\n".to_owned(),
+        )];
+        let err = Catalogue::from_files(files.into_iter())
+            .err()
+            .expect("must fail");
+        let text = err.to_string();
+        assert!(text.starts_with("p/lang/xx.toml:3:3:"), "{text}");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_by_name() {
+        let files = [(
+            PathBuf::from("p/lang/xx.toml"),
+            "lang = \"xx\"\noutages = [\"down\"]\n".to_owned(),
+        )];
+        let err = Catalogue::from_files(files.into_iter())
+            .err()
+            .expect("must fail");
+        let text = err.to_string();
+        assert!(
+            text.contains("xx.toml:2:1") && text.contains("outages"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,228 @@
+//! The pipeline: source frames in, alerts out, through every stage in order
+//! (decode → normalize → match → window → detect → alert).
+//!
+//! It is synchronous and owns no task or socket: the replay command feeds it
+//! lines from a file, the daemon feeds it frames from websockets, and both
+//! get the same alerts for the same frames. State is written to the store
+//! whenever buckets close, in one batch with the checkpoint.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::alert::Alert;
+use crate::detect::{Detector, DetectorConfig};
+use crate::matcher::{Class, Matcher};
+use crate::normalize::normalize;
+use crate::source::{Decoded, FrameError, RawPost, SkipReason, jetstream};
+use crate::window::store::{Checkpoint, Store, StoreError};
+use crate::window::{Bucket, WindowConfig, Windows};
+use crate::{MICROS_PER_SEC, Micros};
+
+/// How many malformed frames are kept, with their numbers, for the summary.
+pub const MALFORMED_EXAMPLES: usize = 10;
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PipelineConfig {
+    pub window: WindowConfig,
+    pub detector: DetectorConfig,
+    /// How long closed buckets are kept in the store.
+    pub retention_secs: i64,
+}
+
+impl PipelineConfig {
+    pub fn new() -> Self {
+        PipelineConfig {
+            window: WindowConfig::default(),
+            detector: DetectorConfig::default(),
+            retention_secs: DEFAULT_RETENTION_SECS,
+        }
+    }
+}
+
+/// Buckets are kept eight days: a week of history for time-of-day and
+/// day-of-week baselines, plus a day of margin.
+pub const DEFAULT_RETENTION_SECS: i64 = 8 * 24 * 3600;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the saved detector state cannot be read ({0}); remove the state directory to start afresh")]
+    DetectorState(serde_json::Error),
+    #[error("bucket width differs: window {window} s, detector {detector} s")]
+    BucketMismatch { window: i64, detector: i64 },
+}
+
+/// What a run has seen; printed as the replay summary.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    /// Frames (lines) read, good or bad.
+    pub frames: u64,
+    pub posts: u64,
+    pub reports: u64,
+    pub recoveries: u64,
+    pub maintenance: u64,
+    /// Well-formed frames without a post to match, by reason.
+    pub skipped: BTreeMap<&'static str, u64>,
+    /// Frames that could not be used.
+    pub malformed: u64,
+    /// The first few malformed frames: where (source:line) and why.
+    pub malformed_examples: Vec<(String, String)>,
+    pub blank_lines: u64,
+    pub late_posts: u64,
+    pub buckets_closed: u64,
+    pub alerts: u64,
+}
+
+pub struct Pipeline<S: Store> {
+    matcher: Arc<Matcher>,
+    windows: Windows,
+    detector: Detector,
+    store: S,
+    retention_us: Micros,
+    cursors: BTreeMap<String, Micros>,
+    stats: Stats,
+}
+
+impl<S: Store> Pipeline<S> {
+    /// Starts a pipeline, continuing from the store's checkpoint if it has one.
+    pub fn open(matcher: Arc<Matcher>, config: PipelineConfig, store: S) -> Result<Self, PipelineError> {
+        if config.window.bucket_secs != config.detector.bucket_secs {
+            return Err(PipelineError::BucketMismatch {
+                window: config.window.bucket_secs,
+                detector: config.detector.bucket_secs,
+            });
+        }
+        let checkpoint = store.checkpoint()?.unwrap_or_default();
+        let detector = Detector::restore(config.detector.clone(), &checkpoint.detector)
+            .map_err(PipelineError::DetectorState)?;
+        Ok(Pipeline {
+            matcher,
+            windows: Windows::resume(config.window, checkpoint.closed_through),
+            detector,
+            store,
+            retention_us: config.retention_secs * MICROS_PER_SEC,
+            cursors: checkpoint.cursors,
+            stats: Stats::default(),
+        })
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn detector(&self) -> &Detector {
+        &self.detector
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// One Jetstream frame (a recording's line or a websocket text frame).
+    /// `source` and `frame_no` name the frame in error reports.
+    pub fn process_frame(
+        &mut self,
+        source: &str,
+        frame_no: u64,
+        frame: &[u8],
+    ) -> Result<Vec<Alert>, PipelineError> {
+        self.stats.frames += 1;
+        if frame.iter().all(u8::is_ascii_whitespace) {
+            self.stats.blank_lines += 1;
+            return Ok(Vec::new());
+        }
+        match jetstream::decode(frame) {
+            Ok(Decoded::Post(post)) => self.process_post(post),
+            Ok(Decoded::Skipped(reason)) => {
+                self.skip(reason);
+                Ok(Vec::new())
+            }
+            Err(error) => {
+                self.note_malformed(source, frame_no, &error);
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// A frame the source could not even hand over (oversized, say).
+    pub fn reject_frame(&mut self, source: &str, frame_no: u64, error: &FrameError) {
+        self.stats.frames += 1;
+        self.note_malformed(source, frame_no, error);
+    }
+
+    fn note_malformed(&mut self, source: &str, frame_no: u64, error: &FrameError) {
+        self.stats.malformed += 1;
+        if self.stats.malformed_examples.len() < MALFORMED_EXAMPLES {
+            self.stats
+                .malformed_examples
+                .push((format!("{source}:{frame_no}"), error.to_string()));
+        }
+    }
+
+    /// Newest event time seen, for pacing a replay.
+    pub fn newest_event_time(&self) -> Option<Micros> {
+        self.windows.newest()
+    }
+
+    pub fn skip(&mut self, reason: SkipReason) {
+        *self.stats.skipped.entry(reason.name()).or_default() += 1;
+    }
+
+    /// One post from any source.
+    pub fn process_post(&mut self, raw: RawPost) -> Result<Vec<Alert>, PipelineError> {
+        self.stats.posts += 1;
+        let post = normalize(raw);
+        let verdict = self.matcher.classify(&post);
+        match verdict.class {
+            Class::Report => self.stats.reports += 1,
+            Class::Recovery => self.stats.recoveries += 1,
+            Class::Maintenance => self.stats.maintenance += 1,
+            Class::None => {}
+        }
+        self.windows.add(&post, &verdict);
+        let closed = self.windows.advance();
+        self.close(closed)
+    }
+
+    /// Closes every open bucket and makes the state durable: the end of a
+    /// recording, or a shutdown.
+    pub fn finish(&mut self) -> Result<Vec<Alert>, PipelineError> {
+        let closed = self.windows.close_all();
+        let alerts = self.close(closed)?;
+        self.store.flush()?;
+        Ok(alerts)
+    }
+
+    /// Records how far a named source has been processed; saved with the
+    /// next batch.
+    pub fn set_cursor(&mut self, source: &str, time_us: Micros) {
+        self.cursors.insert(source.to_owned(), time_us);
+    }
+
+    fn close(&mut self, closed: Vec<Bucket>) -> Result<Vec<Alert>, PipelineError> {
+        if closed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut alerts = Vec::new();
+        for bucket in &closed {
+            for transition in self.detector.on_bucket(bucket) {
+                alerts.push(Alert::from(transition));
+            }
+        }
+        self.stats.buckets_closed += closed.len() as u64;
+        self.stats.alerts += alerts.len() as u64;
+        self.stats.late_posts = self.windows.late();
+        let checkpoint = Checkpoint {
+            closed_through: self.windows.closed_through(),
+            detector: self.detector.snapshot(),
+            cursors: self.cursors.clone(),
+        };
+        let newest = closed.last().map_or(0, |b| b.start);
+        self.store
+            .save(&closed, &checkpoint, newest.saturating_sub(self.retention_us))?;
+        Ok(alerts)
+    }
+}

@@ -1,0 +1,108 @@
+//! Sources: where frames come from and how a wire frame becomes a post.
+//!
+//! A source hands the pipeline raw frames (one JSON document each). Turning a
+//! frame into a [`RawPost`] is a pure function per wire format
+//! ([`jetstream::decode`]), so the same code serves a recording and a live
+//! socket, and replaying a recording gives the alerts the live run gave.
+
+pub mod jetstream;
+pub mod recording;
+
+use crate::Micros;
+
+/// A post as the wire delivered it, before normalization.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawPost {
+    /// Event time (the server's `time_us`), never the client's `createdAt`,
+    /// which can be wrong by hours.
+    pub time_us: Micros,
+    /// Author identity (a DID for Bluesky); used to count distinct authors.
+    pub author: String,
+    /// Stable address of the post, shown in alert samples.
+    pub uri: String,
+    pub text: String,
+    /// Language tags the client declared; may be empty and may be wrong.
+    pub langs: Vec<String>,
+    /// Hashtags declared outside the text (facets and `record.tags`), without `#`.
+    pub tags: Vec<String>,
+}
+
+/// What one frame turned out to be. Everything but `Post` is skipped after
+/// being counted, so a full-firehose recording costs little per non-post.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    Post(RawPost),
+    Skipped(SkipReason),
+}
+
+/// Why a well-formed frame carries no post for the matcher. The variants
+/// are the counters in the replay summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SkipReason {
+    /// An edit of an existing post: counting it would count the report twice.
+    PostUpdate,
+    PostDelete,
+    /// A commit to any other collection (likes, follows, reposts, profiles, other apps).
+    OtherCollection,
+    Identity,
+    Account,
+    /// A `kind` this version does not know; newer servers may add some.
+    UnknownKind,
+}
+
+impl SkipReason {
+    pub const ALL: [SkipReason; 6] = [
+        SkipReason::PostUpdate,
+        SkipReason::PostDelete,
+        SkipReason::OtherCollection,
+        SkipReason::Identity,
+        SkipReason::Account,
+        SkipReason::UnknownKind,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SkipReason::PostUpdate => "post_updates",
+            SkipReason::PostDelete => "post_deletes",
+            SkipReason::OtherCollection => "other_collections",
+            SkipReason::Identity => "identity",
+            SkipReason::Account => "account",
+            SkipReason::UnknownKind => "unknown_kind",
+        }
+    }
+}
+
+/// Why a frame could not be used. Each is counted and reported with the
+/// line (or frame) number; none stops the pipeline.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FrameError {
+    #[error("invalid UTF-8 after byte {valid_up_to}")]
+    InvalidUtf8 { valid_up_to: usize },
+    #[error("frame of {len} bytes exceeds the limit of {limit} bytes")]
+    Oversized { len: usize, limit: usize },
+    #[error("bad JSON: {0}")]
+    Json(String),
+    #[error("missing field `{0}`")]
+    MissingField(&'static str),
+    #[error("post record has no `text`")]
+    PostWithoutText,
+    #[error("bad post record: {0}")]
+    BadRecord(String),
+}
+
+/// Why a source could not be opened or read (as opposed to one bad frame).
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot open {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,192 @@
+//! Recordings: JSON Lines files of wire frames, exactly as received.
+//!
+//! Plain, gzip and zstd files are told apart by their first bytes rather than
+//! by their names, so a renamed file still reads; `-` is standard input.
+//! Lines are read with a hard length limit: a multi-megabyte line is skipped
+//! (and reported) without ever being held in memory.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::Path;
+
+use super::SourceError;
+
+/// Default limit for one frame, matching the live sources' maximum frame size.
+pub const DEFAULT_MAX_LINE: usize = 1 << 20;
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// Opens a recording for reading, decompressing it if needed.
+pub fn open(path: &str) -> Result<Box<dyn BufRead + Send>, SourceError> {
+    let raw: Box<dyn Read + Send> = if path == "-" {
+        Box::new(io::stdin())
+    } else {
+        let file = File::open(Path::new(path)).map_err(|source| SourceError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        Box::new(file)
+    };
+    let mut reader = BufReader::with_capacity(256 * 1024, raw);
+    let head = reader.fill_buf().map_err(|source| SourceError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let wrapped: Box<dyn BufRead + Send> = if head.starts_with(&GZIP_MAGIC) {
+        Box::new(BufReader::with_capacity(
+            256 * 1024,
+            flate2::bufread::MultiGzDecoder::new(reader),
+        ))
+    } else if head.starts_with(&ZSTD_MAGIC) {
+        let decoder = zstd::stream::read::Decoder::with_buffer(reader).map_err(|source| {
+            SourceError::Open {
+                path: path.to_owned(),
+                source,
+            }
+        })?;
+        Box::new(BufReader::with_capacity(256 * 1024, decoder))
+    } else {
+        Box::new(reader)
+    };
+    Ok(wrapped)
+}
+
+/// One line of a recording.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line<'a> {
+    /// The line's bytes, without the line ending.
+    Frame(&'a [u8]),
+    /// A line longer than the limit; its length in bytes. Its bytes were dropped.
+    Oversized(usize),
+}
+
+/// Splits a byte stream into lines of at most `limit` bytes.
+pub struct LineReader<R> {
+    inner: R,
+    limit: usize,
+    buf: Vec<u8>,
+    line_no: u64,
+}
+
+impl<R: BufRead> LineReader<R> {
+    pub fn new(inner: R, limit: usize) -> Self {
+        LineReader {
+            inner,
+            limit,
+            buf: Vec::with_capacity(4096),
+            line_no: 0,
+        }
+    }
+
+    /// The next line with its 1-based number, or `None` at the end.
+    pub fn next_line(&mut self) -> io::Result<Option<(u64, Line<'_>)>> {
+        self.buf.clear();
+        let mut len = 0usize;
+        let mut saw_any = false;
+        loop {
+            let available = match self.inner.fill_buf() {
+                Ok(bytes) => bytes,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if available.is_empty() {
+                if !saw_any {
+                    return Ok(None);
+                }
+                break;
+            }
+            saw_any = true;
+            let (chunk, done) = match memchr::memchr(b'\n', available) {
+                Some(i) => (&available[..i], Some(i + 1)),
+                None => (available, None),
+            };
+            len += chunk.len();
+            if len <= self.limit {
+                self.buf.extend_from_slice(chunk);
+            }
+            let consumed = done.unwrap_or(chunk.len());
+            self.inner.consume(consumed);
+            if done.is_some() {
+                break;
+            }
+        }
+        self.line_no += 1;
+        if len > self.limit {
+            return Ok(Some((self.line_no, Line::Oversized(len))));
+        }
+        if self.buf.last() == Some(&b'\r') {
+            self.buf.pop();
+        }
+        Ok(Some((self.line_no, Line::Frame(&self.buf))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn lines(input: &[u8], limit: usize) -> Vec<(u64, String)> {
+        let mut reader = LineReader::new(BufReader::with_capacity(3, input), limit);
+        let mut out = Vec::new();
+        while let Some((n, line)) = reader.next_line().expect("in-memory read") {
+            out.push((
+                n,
+                match line {
+                    Line::Frame(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                    Line::Oversized(len) => format!("<oversized {len}>"),
+                },
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn splits_lines_and_numbers_them() {
+        let got = lines(b"a\r\nbb\n\nlast-without-newline", 100);
+        let want = [(1, "a"), (2, "bb"), (3, ""), (4, "last-without-newline")];
+        assert_eq!(
+            got,
+            want.map(|(n, s)| (n, s.to_owned())).to_vec(),
+            "line splitting"
+        );
+    }
+
+    #[test]
+    fn oversized_lines_are_reported_and_the_next_line_survives() {
+        let got = lines(b"short\n0123456789abcdef\nafter\n", 8);
+        assert_eq!(got[0], (1, "short".to_owned()));
+        assert_eq!(got[1], (2, "<oversized 16>".to_owned()));
+        assert_eq!(got[2], (3, "after".to_owned()));
+        assert_eq!(got.len(), 3);
+    }
+
+    #[test]
+    fn reads_plain_gzip_and_zstd_alike() {
+        let body = b"{\"a\":1}\n{\"b\":2}\n";
+        let dir = tempfile::tempdir().expect("tempdir");
+        let plain = dir.path().join("plain.jsonl");
+        std::fs::write(&plain, body).expect("write");
+        let gz = dir.path().join("renamed.txt");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(body).expect("gzip");
+        std::fs::write(&gz, enc.finish().expect("gzip")).expect("write");
+        let zst = dir.path().join("x.zst");
+        std::fs::write(&zst, zstd::encode_all(&body[..], 3).expect("zstd")).expect("write");
+        for path in [plain, gz, zst] {
+            let mut text = String::new();
+            open(path.to_str().expect("utf8 path"))
+                .expect("open")
+                .read_to_string(&mut text)
+                .expect("read");
+            assert_eq!(text.as_bytes(), body, "{}", path.display());
+        }
+    }
+
+    #[test]
+    fn missing_file_names_the_path() {
+        let err = open("/nonexistent/recording.jsonl").err().expect("must fail");
+        assert!(err.to_string().contains("/nonexistent/recording.jsonl"), "{err}");
+    }
+}

@@ -1,0 +1,304 @@
+//! Window: per-service counts in fixed event-time buckets.
+//!
+//! Posts are added to the bucket of their event time. A bucket closes when
+//! the newest event time seen has passed its end by the allowed lateness
+//! (Jetstream's `time_us` is nearly, not strictly, increasing), and closed
+//! buckets go to the detector and, in batches, to the store. A post older
+//! than every open bucket is counted as late and added to the oldest open
+//! bucket rather than dropped. Everything runs on event time, so the same
+//! input closes the same buckets, whatever the machine's speed.
+
+pub mod store;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::matcher::{Class, Verdict};
+use crate::normalize::Post;
+use crate::{MICROS_PER_SEC, Micros};
+
+/// Bucket and lateness settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WindowConfig {
+    /// Width of one bucket in seconds.
+    pub bucket_secs: i64,
+    /// How long after a bucket's end late events are still awaited.
+    pub lateness_secs: i64,
+    /// Sample posts kept per service and bucket, as alert evidence.
+    pub samples_per_bucket: usize,
+}
+
+impl Default for WindowConfig {
+    fn default() -> Self {
+        WindowConfig {
+            bucket_secs: 10,
+            lateness_secs: 5,
+            samples_per_bucket: 5,
+        }
+    }
+}
+
+impl WindowConfig {
+    pub fn bucket_us(&self) -> Micros {
+        self.bucket_secs.max(1) * MICROS_PER_SEC
+    }
+
+    pub fn bucket_start(&self, time_us: Micros) -> Micros {
+        time_us.div_euclid(self.bucket_us()) * self.bucket_us()
+    }
+}
+
+/// One bucket of event time: all posts, and what was reported per service.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Bucket {
+    pub start: Micros,
+    /// Every post in the bucket, reports or not: the firehose's own volume.
+    pub total_posts: u64,
+    /// Per service (canonical or discovered id), in id order.
+    pub services: BTreeMap<String, ServiceCounts>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceCounts {
+    pub reports: u64,
+    /// Distinct reporting authors, sorted; one author counts once per bucket.
+    pub authors: Vec<String>,
+    /// Posts saying the service works again.
+    pub recoveries: u64,
+    /// The best few reports of the bucket, by score then arrival.
+    pub samples: Vec<Sample>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub discovered: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub text: String,
+    pub uri: String,
+    pub author: String,
+    pub score: f32,
+    pub time_us: Micros,
+}
+
+impl ServiceCounts {
+    fn add_report(&mut self, post: &Post, verdict: &Verdict, keep: usize) {
+        self.reports += 1;
+        if let Err(at) = self.authors.binary_search(&post.author) {
+            self.authors.insert(at, post.author.clone());
+        }
+        let better = |s: &Sample| s.score < verdict.score;
+        if self.samples.len() < keep || self.samples.iter().any(better) {
+            let sample = Sample {
+                text: post.original.clone(),
+                uri: post.uri.clone(),
+                author: post.author.clone(),
+                score: verdict.score,
+                time_us: post.time_us,
+            };
+            let at = self
+                .samples
+                .iter()
+                .position(better)
+                .unwrap_or(self.samples.len());
+            self.samples.insert(at, sample);
+            self.samples.truncate(keep);
+        }
+    }
+}
+
+/// Open buckets and the event-time watermark.
+#[derive(Debug)]
+pub struct Windows {
+    config: WindowConfig,
+    open: BTreeMap<Micros, Bucket>,
+    /// Newest event time seen.
+    newest: Option<Micros>,
+    /// Start of the first bucket that may still be open: everything before
+    /// it has been closed and handed on.
+    closed_through: Option<Micros>,
+    late: u64,
+}
+
+impl Windows {
+    pub fn new(config: WindowConfig) -> Self {
+        Windows {
+            config,
+            open: BTreeMap::new(),
+            newest: None,
+            closed_through: None,
+            late: 0,
+        }
+    }
+
+    /// Continues after buckets up to (not including) `closed_through` were
+    /// closed in an earlier run.
+    pub fn resume(config: WindowConfig, closed_through: Option<Micros>) -> Self {
+        Windows {
+            closed_through,
+            newest: closed_through,
+            ..Windows::new(config)
+        }
+    }
+
+    pub fn config(&self) -> &WindowConfig {
+        &self.config
+    }
+
+    /// Posts that arrived after their bucket had closed.
+    pub fn late(&self) -> u64 {
+        self.late
+    }
+
+    /// Start of the oldest bucket not yet closed.
+    pub fn closed_through(&self) -> Option<Micros> {
+        self.closed_through
+    }
+
+    pub fn newest(&self) -> Option<Micros> {
+        self.newest
+    }
+
+    /// Counts one post with the matcher's verdict on it.
+    pub fn add(&mut self, post: &Post, verdict: &Verdict) {
+        let mut start = self.config.bucket_start(post.time_us);
+        if let Some(first_open) = self.closed_through {
+            if start < first_open {
+                self.late += 1;
+                start = first_open;
+            }
+        }
+        self.newest = Some(self.newest.map_or(post.time_us, |n| n.max(post.time_us)));
+        let bucket = self.open.entry(start).or_insert_with(|| Bucket {
+            start,
+            ..Bucket::default()
+        });
+        bucket.total_posts += 1;
+        let Some(service) = &verdict.service else {
+            return;
+        };
+        match verdict.class {
+            Class::Report => {
+                let counts = bucket.services.entry(service.clone()).or_default();
+                counts.discovered = verdict.discovered;
+                counts.add_report(post, verdict, self.config.samples_per_bucket);
+            }
+            Class::Recovery => {
+                let counts = bucket.services.entry(service.clone()).or_default();
+                counts.discovered = verdict.discovered;
+                counts.recoveries += 1;
+            }
+            Class::Maintenance | Class::None => {}
+        }
+    }
+
+    /// Closes the buckets the watermark has passed, oldest first.
+    pub fn advance(&mut self) -> Vec<Bucket> {
+        let Some(newest) = self.newest else {
+            return Vec::new();
+        };
+        let horizon = newest - self.config.lateness_secs * MICROS_PER_SEC;
+        let bucket_us = self.config.bucket_us();
+        let mut closed = Vec::new();
+        while let Some(entry) = self.open.first_entry() {
+            if entry.key() + bucket_us > horizon {
+                break;
+            }
+            closed.push(entry.remove());
+        }
+        if let Some(last) = closed.last() {
+            self.closed_through = Some(last.start + bucket_us);
+        }
+        closed
+    }
+
+    /// Closes every open bucket: the end of a recording.
+    pub fn close_all(&mut self) -> Vec<Bucket> {
+        let closed: Vec<Bucket> = std::mem::take(&mut self.open).into_values().collect();
+        if let Some(last) = closed.last() {
+            self.closed_through = Some(last.start + self.config.bucket_us());
+        }
+        closed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matcher::Verdict;
+
+    fn post(time_s: i64, author: &str) -> Post {
+        Post {
+            time_us: time_s * MICROS_PER_SEC,
+            author: author.into(),
+            uri: format!("at://{author}/p/{time_s}"),
+            original: format!("post at {time_s}"),
+            text: format!("post at {time_s}"),
+            langs: vec![],
+            hashtags: vec![],
+        }
+    }
+
+    fn report(service: &str, score: f32) -> Verdict {
+        Verdict {
+            class: Class::Report,
+            service: Some(service.into()),
+            discovered: false,
+            score,
+            reasons: vec![],
+        }
+    }
+
+    #[test]
+    fn buckets_close_after_lateness_and_count_distinct_authors() {
+        let mut w = Windows::new(WindowConfig::default());
+        w.add(&post(100, "a"), &report("discord", 1.0));
+        w.add(&post(101, "a"), &report("discord", 1.0));
+        w.add(&post(102, "b"), &report("discord", 1.5));
+        w.add(&post(103, "c"), &Verdict::none());
+        assert!(w.advance().is_empty(), "nothing has passed the watermark");
+        w.add(&post(114, "d"), &Verdict::none());
+        assert!(w.advance().is_empty(), "110 + 5 s lateness not yet passed");
+        w.add(&post(115, "d"), &Verdict::none());
+        let closed = w.advance();
+        assert_eq!(closed.len(), 1);
+        let b = &closed[0];
+        assert_eq!(b.start, 100 * MICROS_PER_SEC);
+        assert_eq!(b.total_posts, 4);
+        let d = &b.services["discord"];
+        assert_eq!(d.reports, 3);
+        assert_eq!(d.authors, vec!["a", "b"]);
+        assert_eq!(d.samples[0].author, "b", "best score first");
+        assert_eq!(w.closed_through(), Some(110 * MICROS_PER_SEC));
+    }
+
+    #[test]
+    fn late_posts_are_counted_not_lost() {
+        let mut w = Windows::new(WindowConfig::default());
+        w.add(&post(100, "a"), &Verdict::none());
+        w.add(&post(130, "a"), &Verdict::none());
+        assert_eq!(w.advance().len(), 1);
+        w.add(&post(101, "late"), &report("x", 1.0));
+        assert_eq!(w.late(), 1);
+        let rest = w.close_all();
+        let total: u64 = rest.iter().map(|b| b.total_posts).sum();
+        assert_eq!(total, 2);
+        assert_eq!(rest[0].start, 110 * MICROS_PER_SEC, "joined the oldest open bucket");
+        assert_eq!(rest[0].services["x"].reports, 1);
+    }
+
+    #[test]
+    fn samples_keep_the_best_few() {
+        let mut w = Windows::new(WindowConfig {
+            samples_per_bucket: 2,
+            ..WindowConfig::default()
+        });
+        for (i, score) in [1.0, 2.0, 1.5, 3.0, 1.0].into_iter().enumerate() {
+            w.add(&post(100 + i as i64, &format!("u{i}")), &report("s", score));
+        }
+        let b = w.close_all();
+        let scores: Vec<f32> = b[0].services["s"].samples.iter().map(|s| s.score).collect();
+        assert_eq!(scores, vec![3.0, 2.0]);
+    }
+}

@@ -1,0 +1,227 @@
+//! The window store: closed buckets and the pipeline's checkpoint in sled.
+//!
+//! Layout (all keys sort by event time):
+//! - `b` + start (8 bytes, big-endian) → one closed [`Bucket`] as JSON;
+//! - `checkpoint` → the [`Checkpoint`] as JSON.
+//!
+//! Each batch of closed buckets is written together with the checkpoint
+//! that accounts for them, atomically, so a crash leaves either both or
+//! neither: counts are never half-written or counted twice. Buckets older
+//! than the retention are removed in the same batch.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::Bucket;
+use crate::Micros;
+
+const BUCKET_PREFIX: u8 = b'b';
+const CHECKPOINT_KEY: &[u8] = b"checkpoint";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the state store at {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: sled::Error,
+    },
+    #[error("state store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("state store holds an unreadable {what}: {source}")]
+    Corrupt {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Where the pipeline stood when the last batch was written: enough to
+/// continue after a restart without losing or double-counting.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Start of the first bucket not yet closed.
+    pub closed_through: Option<Micros>,
+    /// The detector's state, so open incidents and baselines survive.
+    pub detector: serde_json::Value,
+    /// Per source, the newest event time fully accounted for (live sources
+    /// resume from it).
+    #[serde(default)]
+    pub cursors: std::collections::BTreeMap<String, Micros>,
+}
+
+/// Persistence of closed buckets; sled in production, swappable in tests.
+pub trait Store {
+    /// Writes closed buckets and the checkpoint that accounts for them, in
+    /// one atomic batch, dropping buckets that started before `prune_before`.
+    fn save(
+        &mut self,
+        closed: &[Bucket],
+        checkpoint: &Checkpoint,
+        prune_before: Micros,
+    ) -> Result<(), StoreError>;
+    fn checkpoint(&self) -> Result<Option<Checkpoint>, StoreError>;
+    /// Closed buckets that started at or after `since`, oldest first.
+    fn buckets_since(&self, since: Micros) -> Result<Vec<Bucket>, StoreError>;
+    /// Makes everything saved so far durable.
+    fn flush(&self) -> Result<(), StoreError>;
+}
+
+pub struct SledStore {
+    db: sled::Db,
+    /// Keeps a temporary directory alive as long as the store.
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl SledStore {
+    pub fn open(path: &Path) -> Result<SledStore, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .flush_every_ms(Some(1000))
+            .open()
+            .map_err(|source| StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(SledStore { db, _temp: None })
+    }
+
+    /// A store in a fresh temporary directory, removed when dropped.
+    pub fn temporary() -> Result<SledStore, StoreError> {
+        let temp = tempfile::tempdir().map_err(|e| StoreError::Open {
+            path: std::env::temp_dir(),
+            source: sled::Error::Io(e),
+        })?;
+        let mut store = SledStore::open(temp.path())?;
+        store._temp = Some(temp);
+        Ok(store)
+    }
+}
+
+fn bucket_key(start: Micros) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = BUCKET_PREFIX;
+    // Offset so negative times still sort before positive ones.
+    key[1..].copy_from_slice(&((start as u64) ^ (1 << 63)).to_be_bytes());
+    key
+}
+
+impl Store for SledStore {
+    fn save(
+        &mut self,
+        closed: &[Bucket],
+        checkpoint: &Checkpoint,
+        prune_before: Micros,
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for bucket in closed {
+            let value = serde_json::to_vec(bucket).map_err(|source| StoreError::Corrupt {
+                what: "bucket".into(),
+                source,
+            })?;
+            batch.insert(&bucket_key(bucket.start), value);
+        }
+        for old in self.db.range(bucket_key(i64::MIN)..bucket_key(prune_before)) {
+            let (key, _) = old?;
+            batch.remove(key);
+        }
+        let value = serde_json::to_vec(checkpoint).map_err(|source| StoreError::Corrupt {
+            what: "checkpoint".into(),
+            source,
+        })?;
+        batch.insert(CHECKPOINT_KEY, value);
+        self.db.apply_batch(batch)?;
+        Ok(())
+    }
+
+    fn checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+        match self.db.get(CHECKPOINT_KEY)? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|source| StoreError::Corrupt {
+                    what: "checkpoint".into(),
+                    source,
+                }),
+        }
+    }
+
+    fn buckets_since(&self, since: Micros) -> Result<Vec<Bucket>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.db.range(bucket_key(since)..=bucket_key(i64::MAX)) {
+            let (key, value) = entry?;
+            let bucket = serde_json::from_slice(&value).map_err(|source| StoreError::Corrupt {
+                what: format!("bucket {key:?}"),
+                source,
+            })?;
+            out.push(bucket);
+        }
+        Ok(out)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::window::ServiceCounts;
+
+    fn bucket(start: Micros, reports: u64) -> Bucket {
+        let mut b = Bucket {
+            start,
+            total_posts: reports + 3,
+            ..Bucket::default()
+        };
+        b.services.insert(
+            "discord".into(),
+            ServiceCounts {
+                reports,
+                authors: vec!["a".into()],
+                ..ServiceCounts::default()
+            },
+        );
+        b
+    }
+
+    #[test]
+    fn survives_reopening_with_the_same_counts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let checkpoint = Checkpoint {
+            closed_through: Some(30),
+            detector: serde_json::json!({"k": 1}),
+            ..Checkpoint::default()
+        };
+        {
+            let mut store = SledStore::open(dir.path()).expect("open");
+            store
+                .save(&[bucket(-10, 1), bucket(0, 2), bucket(10, 3)], &checkpoint, i64::MIN)
+                .expect("save");
+            store.flush().expect("flush");
+        }
+        let store = SledStore::open(dir.path()).expect("reopen");
+        assert_eq!(store.checkpoint().expect("read"), Some(checkpoint));
+        let all = store.buckets_since(i64::MIN).expect("read");
+        assert_eq!(all, vec![bucket(-10, 1), bucket(0, 2), bucket(10, 3)]);
+        assert_eq!(store.buckets_since(5).expect("read"), vec![bucket(10, 3)]);
+    }
+
+    #[test]
+    fn retention_prunes_old_buckets_in_the_same_batch() {
+        let mut store = SledStore::temporary().expect("temp store");
+        let cp = Checkpoint::default();
+        store.save(&[bucket(0, 1), bucket(10, 1)], &cp, i64::MIN).expect("save");
+        store.save(&[bucket(20, 1)], &cp, 10).expect("save");
+        let starts: Vec<Micros> = store
+            .buckets_since(i64::MIN)
+            .expect("read")
+            .iter()
+            .map(|b| b.start)
+            .collect();
+        assert_eq!(starts, vec![10, 20]);
+    }
+}
