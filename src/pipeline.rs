@@ -100,7 +100,12 @@ impl<S: Store> Pipeline<S> {
             .map_err(PipelineError::DetectorState)?;
         Ok(Pipeline {
             matcher,
-            windows: Windows::resume(config.window, checkpoint.closed_through),
+            windows: Windows::resume(
+                config.window,
+                checkpoint.closed_through,
+                checkpoint.newest,
+                checkpoint.open,
+            ),
             detector,
             store,
             retention_us: config.retention_secs * MICROS_PER_SEC,
@@ -187,9 +192,21 @@ impl<S: Store> Pipeline<S> {
         self.close(closed)
     }
 
-    /// Closes every open bucket and makes the state durable: the end of a
-    /// recording, or a shutdown.
+    /// Makes the state durable: the end of a recording, or a shutdown.
+    /// Buckets the watermark has not passed stay open and are saved as
+    /// such, so the next run with the same state continues them; closing
+    /// them now would turn their remaining posts into late ones.
     pub fn finish(&mut self) -> Result<Vec<Alert>, PipelineError> {
+        let closed = self.windows.advance();
+        let alerts = self.close(closed)?;
+        self.save(&[])?;
+        self.store.flush()?;
+        Ok(alerts)
+    }
+
+    /// Closes every bucket, even those still filling, and evaluates them:
+    /// for a recording that will never continue.
+    pub fn finish_all(&mut self) -> Result<Vec<Alert>, PipelineError> {
         let closed = self.windows.close_all();
         let alerts = self.close(closed)?;
         self.store.flush()?;
@@ -215,14 +232,21 @@ impl<S: Store> Pipeline<S> {
         self.stats.buckets_closed += closed.len() as u64;
         self.stats.alerts += alerts.len() as u64;
         self.stats.late_posts = self.windows.late();
+        self.save(&closed)?;
+        Ok(alerts)
+    }
+
+    fn save(&mut self, closed: &[Bucket]) -> Result<(), PipelineError> {
         let checkpoint = Checkpoint {
             closed_through: self.windows.closed_through(),
+            newest: self.windows.newest(),
+            open: self.windows.open_buckets().cloned().collect(),
             detector: self.detector.snapshot(),
             cursors: self.cursors.clone(),
         };
-        let newest = closed.last().map_or(0, |b| b.start);
+        let newest = self.windows.closed_through().unwrap_or(0);
         self.store
-            .save(&closed, &checkpoint, newest.saturating_sub(self.retention_us))?;
-        Ok(alerts)
+            .save(closed, &checkpoint, newest.saturating_sub(self.retention_us))?;
+        Ok(())
     }
 }

@@ -15,7 +15,7 @@
 //!    one of the service's context words.
 //! 7. The best-scoring service decides: report, recovery, maintenance, none.
 
-use super::compile::{Meaning, PhraseKind, Tables, is_word_char};
+use super::compile::{Meaning, PhraseKind, Tables};
 use super::verdict::{Class, REPORT_THRESHOLD, Reason, Verdict};
 use crate::normalize::Post;
 
@@ -101,11 +101,9 @@ fn find_hits(tables: &Tables, text: &str) -> Vec<Hit> {
     let mut hits = Vec::new();
     for m in tables.automaton.find_overlapping_iter(text) {
         let literal = &tables.literals[m.pattern().as_usize()];
-        if literal.left_boundary && text[..m.start()].chars().next_back().is_some_and(is_word_char)
+        if !literal.left.allows(text[..m.start()].chars().next_back())
+            || !literal.right.allows(text[m.end()..].chars().next())
         {
-            continue;
-        }
-        if literal.right_boundary && text[m.end()..].chars().next().is_some_and(is_word_char) {
             continue;
         }
         for &meaning in &literal.meanings {

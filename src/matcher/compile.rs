@@ -110,8 +110,45 @@ pub struct Tables {
 pub struct Literal {
     pub text: String,
     pub meanings: Vec<Meaning>,
-    pub left_boundary: bool,
-    pub right_boundary: bool,
+    pub left: Boundary,
+    pub right: Boundary,
+}
+
+/// What must stand next to a literal for it to count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Boundary {
+    /// Anything (punctuation, Kanji, Hangul: scripts without word breaks).
+    None,
+    /// Not a letter or digit of a spaced script: "down" not in "download".
+    Word,
+    /// Not Katakana: Katakana words run together, so インスタ must not
+    /// match inside インスタンス ("instance").
+    Katakana,
+}
+
+impl Boundary {
+    fn for_edge(c: char) -> Boundary {
+        if is_word_char(c) {
+            Boundary::Word
+        } else if is_katakana(c) {
+            Boundary::Katakana
+        } else {
+            Boundary::None
+        }
+    }
+
+    /// Whether `neighbour` (None at the text's edge) lets the literal stand.
+    pub fn allows(self, neighbour: Option<char>) -> bool {
+        match (self, neighbour) {
+            (_, None) | (Boundary::None, _) => true,
+            (Boundary::Word, Some(c)) => !is_word_char(c),
+            (Boundary::Katakana, Some(c)) => !is_katakana(c),
+        }
+    }
+}
+
+fn is_katakana(c: char) -> bool {
+    matches!(c, '\u{30A0}'..='\u{30FF}' | '\u{FF66}'..='\u{FF9F}')
 }
 
 /// Scripts written without spaces between words (or with particles glued to
@@ -167,8 +204,8 @@ impl Builder {
                 self.literals.push(Literal {
                     text: text.clone(),
                     meanings: Vec::new(),
-                    left_boundary: is_word_char(first),
-                    right_boundary: is_word_char(last),
+                    left: Boundary::for_edge(first),
+                    right: Boundary::for_edge(last),
                 });
                 self.index.insert(text, self.literals.len() - 1);
                 self.literals.len() - 1

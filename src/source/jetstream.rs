@@ -194,7 +194,7 @@ mod tests {
                 b"{\"did\":\"d\",\"time_us\":1,\"kind\":\"commit\",\"commit\":{\"operation\":\"create\",\"collection\":\"app.bsky.feed.post\",\"rkey\":\"k\",\"record\":{\"text\":5}}}",
                 "bad post record",
             ),
-            (b"{\"text\":\"caf\xc3\x28\"}", "invalid UTF-8 after byte 13"),
+            (b"{\"text\":\"caf\xc3\x28\"}", "invalid UTF-8 after byte 12"),
         ];
         for (line, expected) in cases {
             let err = decode(line).expect_err("must be rejected");

@@ -132,14 +132,25 @@ impl Windows {
         }
     }
 
-    /// Continues after buckets up to (not including) `closed_through` were
-    /// closed in an earlier run.
-    pub fn resume(config: WindowConfig, closed_through: Option<Micros>) -> Self {
+    /// Continues an earlier run: buckets before `closed_through` were
+    /// closed, `open` ones were still filling.
+    pub fn resume(
+        config: WindowConfig,
+        closed_through: Option<Micros>,
+        newest: Option<Micros>,
+        open: Vec<Bucket>,
+    ) -> Self {
         Windows {
             closed_through,
-            newest: closed_through,
+            newest: newest.or(closed_through),
+            open: open.into_iter().map(|b| (b.start, b)).collect(),
             ..Windows::new(config)
         }
+    }
+
+    /// Buckets still filling, oldest first.
+    pub fn open_buckets(&self) -> impl Iterator<Item = &Bucket> {
+        self.open.values()
     }
 
     pub fn config(&self) -> &WindowConfig {
@@ -213,7 +224,7 @@ impl Windows {
         closed
     }
 
-    /// Closes every open bucket: the end of a recording.
+    /// Closes every open bucket, whatever the watermark.
     pub fn close_all(&mut self) -> Vec<Bucket> {
         let closed: Vec<Bucket> = std::mem::take(&mut self.open).into_values().collect();
         if let Some(last) = closed.last() {

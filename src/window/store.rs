@@ -43,6 +43,13 @@ pub enum StoreError {
 pub struct Checkpoint {
     /// Start of the first bucket not yet closed.
     pub closed_through: Option<Micros>,
+    /// Newest event time seen.
+    #[serde(default)]
+    pub newest: Option<Micros>,
+    /// Buckets still open (awaiting more events), so a restart continues
+    /// them instead of closing them early.
+    #[serde(default)]
+    pub open: Vec<Bucket>,
     /// The detector's state, so open incidents and baselines survive.
     pub detector: serde_json::Value,
     /// Per source, the newest event time fully accounted for (live sources
