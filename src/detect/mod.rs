@@ -57,6 +57,9 @@ pub struct DetectorConfig {
     pub cooldown_secs: i64,
     /// Sample posts attached to an alert.
     pub samples: usize,
+    /// An incident older than this teaches the baseline again: a level
+    /// that lasts this long is the service's new normal, not a surge.
+    pub learn_during_incident_after_secs: i64,
 }
 
 impl Default for DetectorConfig {
@@ -73,6 +76,7 @@ impl Default for DetectorConfig {
             resolve_after_secs: 300,
             cooldown_secs: 600,
             samples: 5,
+            learn_during_incident_after_secs: 2 * 3600,
         }
     }
 }
@@ -199,14 +203,17 @@ impl Detector {
         while state.recent.front().is_some_and(|b| b.start + window_us <= now) {
             state.recent.pop_front();
         }
-        // Fold this bucket into the baseline, unless an incident is open
-        // (a surge must not teach the detector that surges are normal).
+        // Fold this bucket into the baseline, unless a young incident is
+        // open (a surge must not teach the detector that surges are normal).
         let this_bucket = state
             .recent
             .back()
             .filter(|b| b.start == now)
             .map_or(0, |b| b.authors.len() as u64) as f64;
-        if state.incident.is_none() {
+        let learning = state.incident.as_ref().is_none_or(|incident| {
+            now - incident.started_at >= config.learn_during_incident_after_secs * MICROS_PER_SEC
+        });
+        if learning {
             let elapsed = state
                 .baseline_at
                 .map_or(1, |at| ((now - at) / bucket_us).max(1));

@@ -410,14 +410,24 @@ impl<'a> Decision<'a> {
     /// What, if anything, cancels or re-classes one outage phrase.
     fn context_of(&self, phrase: &Hit) -> Option<(&'static str, Hit, PhraseState, &'static str)> {
         let (start, end) = (phrase.start, phrase.end);
+        let clause = self.clause(start);
+        let in_clause = |h: &&Hit| self.clause(h.start) == clause;
+        // Announced work first: "will be down for maintenance" is neither an
+        // invitation ("down for") nor a failure.
+        if let Some(hit) = self.hits_of(PhraseKind::Maintenance).find(in_clause) {
+            return Some((
+                "maintenance",
+                *hit,
+                PhraseState::Maintenance,
+                "is announced work, not a failure",
+            ));
+        }
         if let Some(cancel) = self
             .hits_of(PhraseKind::Cancel)
             .find(|c| c.start < end && start < c.end)
         {
             return Some(("cancel", *cancel, PhraseState::Cancelled, "means something else here"));
         }
-        let clause = self.clause(start);
-        let in_clause = |h: &&Hit| self.clause(h.start) == clause;
         let now = self.hits_of(PhraseKind::Now).any(|h| in_clause(&h));
         let contexts = [
             (PhraseKind::Market, "is about markets and prices, not a service"),
@@ -433,9 +443,7 @@ impl<'a> Decision<'a> {
                 return Some((kind.name(), *hit, PhraseState::Cancelled, why));
             }
         }
-        self.hits_of(PhraseKind::Maintenance).find(in_clause).map(|hit| {
-            ("maintenance", *hit, PhraseState::Maintenance, "is announced work, not a failure")
-        })
+        None
     }
 
     /// Service mentions that count: plain aliases, domains, error strings,

@@ -212,7 +212,13 @@ impl Builder {
             }
         };
         let meanings = &mut self.literals[slot].meanings;
-        if !meanings.contains(&meaning) {
+        // The same phrase in two languages' lists is one piece of evidence,
+        // not two: keep the first language that listed it.
+        let duplicate = meanings.iter().any(|m| match (m, &meaning) {
+            (Meaning::Phrase(a, _), Meaning::Phrase(b, _)) => a == b,
+            (a, b) => a == b,
+        });
+        if !duplicate {
             meanings.push(meaning);
         }
         Ok(())

@@ -1,0 +1,219 @@
+//! Table tests of the matcher with the built-in patterns: one line per case.
+//! `report!` cases must be reports for that service; `not!` cases must not
+//! be reports; `recovery!` and `maintenance!` check those classes.
+
+use outagewatch::matcher::{Class, Matcher};
+use outagewatch::normalize::normalize;
+use outagewatch::source::RawPost;
+
+enum Expect {
+    Report(&'static str),
+    Not,
+    Recovery(&'static str),
+    Maintenance(&'static str),
+}
+use Expect::*;
+
+macro_rules! report { ($text:expr, $svc:expr) => { ($text, Report($svc)) }; }
+macro_rules! not { ($text:expr) => { ($text, Not) }; }
+
+const CASES: &[(&str, Expect)] = &[
+    // English: the basic forms.
+    report!("is twitter down?", "twitter"),
+    report!("Is Twitter down?", "twitter"),
+    report!("IS TWITTER DOWN???", "twitter"),
+    report!("twitter down", "twitter"),
+    report!("twitter is down", "twitter"),
+    report!("twitter is down again", "twitter"),
+    report!("#TwitterDown", "twitter"),
+    report!("#twitterdown anyone?", "twitter"),
+    report!("twitter not loading", "twitter"),
+    report!("insta not loading", "instagram"),
+    report!("instagram not loading for anyone else?", "instagram"),
+    report!("#InstagramDown", "instagram"),
+    report!("is discord down", "discord"),
+    report!("discord keeps disconnecting me", "discord"),
+    report!("discord outage?", "discord"),
+    report!("github is down, can't push", "github"),
+    report!("github.com is down", "github"),
+    report!("GitHub 502 bad gateway", "github"),
+    report!("youtube not working", "youtube"),
+    report!("youtube won't load", "youtube"),
+    report!("gmail is down", "gmail"),
+    report!("can't log in to gmail", "gmail"),
+    report!("aws outage again", "aws"),
+    report!("cloudflare is down, half the internet broke", "cloudflare"),
+    report!("slack is down", "slack"),
+    report!("reddit is down", "reddit"),
+    report!("reddit won't load", "reddit"),
+    report!("bluesky is down", "bluesky"),
+    report!("chatgpt is down", "chatgpt"),
+    report!("chatgpt not responding", "chatgpt"),
+    report!("whatsapp down?", "whatsapp"),
+    report!("whatsapp messages not sending", "whatsapp"),
+    report!("facebook is down", "facebook"),
+    report!("netflix not working", "netflix"),
+    report!("spotify is down", "spotify"),
+    report!("steam is down", "steam"),
+    report!("is steam down?", "steam"),
+    report!("twitch is down", "twitch"),
+    report!("tiktok not loading", "tiktok"),
+    report!("x is down", "twitter"),
+    report!("is X down?", "twitter"),
+    report!("outlook is down", "outlook"),
+    report!("zoom is down", "zoom"),
+    report!("teams is down again", "teams"),
+    report!("signal is down", "signal"),
+    report!("paypal is down", "paypal"),
+    report!("venmo not working", "venmo"),
+    report!("xbox live is down", "xbox"),
+    report!("psn down?", "playstation"),
+    report!("roblox is down", "roblox"),
+    report!("fortnite servers down", "fortnite"),
+    report!("minecraft servers are down", "minecraft"),
+    report!("telegram not working", "telegram"),
+    report!("snapchat is down", "snapchat"),
+    report!("linkedin is down", "linkedin"),
+    report!("pinterest is down", "pinterest"),
+    report!("disney+ is down", "disneyplus"),
+    report!("hulu not loading", "hulu"),
+    report!("verizon outage", "verizon"),
+    report!("comcast internet is down", "comcast"),
+    report!("twitter: something went wrong. try reloading.", "twitter"),
+    report!("twitter down?? anyone else", "twitter"),
+    report!("is it just me or is reddit down", "reddit"),
+    report!("wtf is wrong with instagram, it won't load", "instagram"),
+    report!("discord not loading for anyone else? 😭", "discord"),
+    report!("@github is down", "github"),
+    report!("github is down https://www.githubstatus.com", "github"),
+    report!("netflix keeps crashing", "netflix"),
+    report!("gmail keeps timing out", "gmail"),
+    report!("slack not sending messages", "slack"),
+    // Portuguese.
+    report!("o zap caiu", "whatsapp"),
+    report!("o zap caiu?", "whatsapp"),
+    report!("whatsapp caiu", "whatsapp"),
+    report!("caiu o whatsapp?", "whatsapp"),
+    report!("#WhatsAppCaiu", "whatsapp"),
+    report!("instagram fora do ar", "instagram"),
+    report!("o insta tá fora do ar", "instagram"),
+    report!("instagram não carrega", "instagram"),
+    report!("o twitter caiu", "twitter"),
+    report!("nubank fora do ar", "nubank"),
+    report!("o youtube não carrega", "youtube"),
+    report!("discord caiu?", "discord"),
+    // Spanish.
+    report!("se cayó whatsapp", "whatsapp"),
+    report!("se cayó instagram?", "instagram"),
+    report!("whatsapp no funciona", "whatsapp"),
+    report!("instagram no carga", "instagram"),
+    report!("twitter no funciona", "twitter"),
+    report!("youtube está caído", "youtube"),
+    report!("netflix no funciona", "netflix"),
+    report!("se cayó discord", "discord"),
+    // French.
+    report!("twitter est en panne", "twitter"),
+    report!("whatsapp en panne", "whatsapp"),
+    report!("instagram ne marche pas", "instagram"),
+    report!("discord ne fonctionne plus", "discord"),
+    report!("youtube en panne ?", "youtube"),
+    // German.
+    report!("whatsapp geht nicht", "whatsapp"),
+    report!("instagram funktioniert nicht", "instagram"),
+    report!("störung bei whatsapp", "whatsapp"),
+    report!("twitter down?", "twitter"),
+    report!("youtube geht nicht mehr", "youtube"),
+    // Italian.
+    report!("whatsapp non funziona", "whatsapp"),
+    report!("instagram non funziona", "instagram"),
+    report!("whatsapp down?", "whatsapp"),
+    report!("youtube non va", "youtube"),
+    // Japanese (no spaces between words).
+    report!("インスタ落ちてる", "instagram"),
+    report!("インスタ落ちてる？", "instagram"),
+    report!("ツイッター落ちた？", "twitter"),
+    report!("LINE繋がらない", "line"),
+    report!("YouTube見れない", "youtube"),
+    report!("ディスコード落ちてる", "discord"),
+    report!("#インスタ落ちた", "instagram"),
+    // Korean.
+    report!("카톡 안돼", "kakaotalk"),
+    report!("카톡 먹통", "kakaotalk"),
+    report!("인스타 안돼요", "instagram"),
+    report!("유튜브 먹통", "youtube"),
+    // Not reports: other meanings of "down", no service, not now.
+    not!("the Dow is down"),
+    not!("the Dow is down 800 points"),
+    not!("feeling down today"),
+    not!("I'm feeling a bit down"),
+    not!("TOUCHDOWN!!!"),
+    not!("what a touchdown"),
+    not!("3rd down and long"),
+    not!("down by 7 at the half"),
+    not!("anyone down for discord tonight?"),
+    not!("who's down for tacos"),
+    not!("meet me downtown"),
+    not!("downloading the new spotify update"),
+    not!("facebook shut down a group I was in"),
+    not!("countdown to the new season on netflix"),
+    not!("calm down, it's just twitter"),
+    not!("twitter stock is down 5%"),
+    not!("netflix shares down 9% after earnings"),
+    not!("twitter was down last night lol"),
+    not!("remember when twitter was down in 2022"),
+    not!("instagram isn't down, it's your wifi"),
+    not!("my laptop crashed again"),
+    not!("just posted a new video on youtube"),
+    not!("watching netflix tonight"),
+    not!("love the new discord update"),
+    not!("x marks the spot"),
+    not!("down bad for this album"),
+    not!("upside down cake recipe"),
+    not!("slow down, you're going too fast"),
+    not!("going down the road to the beach"),
+    not!("the elevator is broken"),
+    not!("my wifi is down"),
+    not!("good morning everyone"),
+    not!("steam is rising from my coffee"),
+    not!("our teams meet on monday"),
+    not!("zoom in on the picture"),
+    not!("a bolsa caiu 3% hoje"),
+    not!("試験に落ちた"),
+    not!("the servers will be down for maintenance at 2am"),
+    not!("youtube is back"),
+    // Recovery and maintenance, counted separately.
+    ("twitter is back", Recovery("twitter")),
+    ("discord is working again", Recovery("discord")),
+    ("instagram is back up", Recovery("instagram")),
+    ("twitter will be down for maintenance at 2am", Maintenance("twitter")),
+    ("scheduled maintenance: github will be down tonight", Maintenance("github")),
+];
+
+#[test]
+fn matcher_table() {
+    let matcher = Matcher::embedded().expect("built-in patterns");
+    let mut failures = Vec::new();
+    for (text, expect) in CASES {
+        let post = normalize(RawPost {
+            time_us: 0,
+            author: "t".into(),
+            uri: String::new(),
+            text: (*text).into(),
+            langs: vec![],
+            tags: vec![],
+        });
+        let v = matcher.classify(&post);
+        let got = (v.class, v.service.as_deref());
+        let ok = match expect {
+            Report(svc) => got == (Class::Report, Some(*svc)),
+            Not => v.class != Class::Report,
+            Recovery(svc) => got == (Class::Recovery, Some(*svc)),
+            Maintenance(svc) => got == (Class::Maintenance, Some(*svc)),
+        };
+        if !ok {
+            failures.push(format!("{text:?}: got {:?} {:?} (score {:.2})", v.class, v.service, v.score));
+        }
+    }
+    assert!(CASES.len() >= 150, "{} cases", CASES.len());
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), CASES.len(), failures.join("\n"));
+}
