@@ -9,8 +9,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use outagewatch::matcher::Matcher;
 use outagewatch::normalize::normalize;
 use outagewatch::pipeline::{Pipeline, PipelineConfig};
-use outagewatch::source::jetstream::decode;
 use outagewatch::source::Decoded;
+use outagewatch::source::jetstream::decode;
 use outagewatch::synth::{Generator, Surge, SynthConfig};
 use outagewatch::window::store::SledStore;
 
@@ -45,17 +45,26 @@ fn bench(c: &mut Criterion) {
     group.bench_function("end_to_end_events", |b| {
         b.iter(|| {
             let store = SledStore::temporary().expect("store");
-            let mut pipeline = Pipeline::open(Arc::clone(&matcher), PipelineConfig::new(), store).expect("pipeline");
+            let mut pipeline = Pipeline::open(Arc::clone(&matcher), PipelineConfig::new(), store)
+                .expect("pipeline");
             let mut alerts = 0;
             for (n, frame) in frames.iter().enumerate() {
-                alerts += pipeline.process_frame("bench", n as u64, frame.as_bytes()).expect("process").len();
+                alerts += pipeline
+                    .process_frame("bench", n as u64, frame.as_bytes())
+                    .expect("process")
+                    .len();
             }
             alerts += pipeline.finish().expect("finish").len();
             assert!(alerts >= 1, "the surge fires");
         })
     });
     group.bench_function("decode_only_events", |b| {
-        b.iter(|| frames.iter().filter(|f| matches!(decode(f.as_bytes()), Ok(Decoded::Post(_)))).count())
+        b.iter(|| {
+            frames
+                .iter()
+                .filter(|f| matches!(decode(f.as_bytes()), Ok(Decoded::Post(_))))
+                .count()
+        })
     });
     let posts: Vec<_> = frames
         .iter()
@@ -66,7 +75,12 @@ fn bench(c: &mut Criterion) {
         .collect();
     group.throughput(Throughput::Elements(posts.len() as u64));
     group.bench_function("match_only_posts", |b| {
-        b.iter(|| posts.iter().filter(|p| matcher.classify(p).is_report()).count())
+        b.iter(|| {
+            posts
+                .iter()
+                .filter(|p| matcher.classify(p).is_report())
+                .count()
+        })
     });
     group.finish();
 }

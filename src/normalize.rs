@@ -95,7 +95,10 @@ fn push_collapsed(out: &mut String, chars: impl Iterator<Item = char>) {
 /// Zero-width characters that people (and spam) put inside words; they would
 /// otherwise split "down" into two tokens no phrase matches.
 fn is_invisible(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}')
+    matches!(
+        c,
+        '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}'
+    )
 }
 
 /// Hashtags in normalized text: `#` followed by letters, digits or `_`

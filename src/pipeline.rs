@@ -49,7 +49,9 @@ pub const DEFAULT_RETENTION_SECS: i64 = 8 * 24 * 3600;
 pub enum PipelineError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("the saved detector state cannot be read ({0}); remove the state directory to start afresh")]
+    #[error(
+        "the saved detector state cannot be read ({0}); remove the state directory to start afresh"
+    )]
     DetectorState(serde_json::Error),
     #[error("bucket width differs: window {window} s, detector {detector} s")]
     BucketMismatch { window: i64, detector: i64 },
@@ -71,7 +73,10 @@ pub struct Stats {
     /// The first few malformed frames: where (source:line) and why.
     pub malformed_examples: Vec<(String, String)>,
     pub blank_lines: u64,
+    /// Posts that came after their bucket closed, added to the oldest open one.
     pub late_posts: u64,
+    /// Posts too far behind the newest to count; see `window`.
+    pub stale_posts: u64,
     pub buckets_closed: u64,
     pub alerts: u64,
 }
@@ -88,7 +93,11 @@ pub struct Pipeline<S: Store> {
 
 impl<S: Store> Pipeline<S> {
     /// Starts a pipeline, continuing from the store's checkpoint if it has one.
-    pub fn open(matcher: Arc<Matcher>, config: PipelineConfig, store: S) -> Result<Self, PipelineError> {
+    pub fn open(
+        matcher: Arc<Matcher>,
+        config: PipelineConfig,
+        store: S,
+    ) -> Result<Self, PipelineError> {
         if config.window.bucket_secs != config.detector.bucket_secs {
             return Err(PipelineError::BucketMismatch {
                 window: config.window.bucket_secs,
@@ -188,6 +197,8 @@ impl<S: Store> Pipeline<S> {
             Class::None => {}
         }
         self.windows.add(&post, &verdict);
+        self.stats.late_posts = self.windows.late();
+        self.stats.stale_posts = self.windows.stale();
         let closed = self.windows.advance();
         self.close(closed)
     }
@@ -231,7 +242,6 @@ impl<S: Store> Pipeline<S> {
         }
         self.stats.buckets_closed += closed.len() as u64;
         self.stats.alerts += alerts.len() as u64;
-        self.stats.late_posts = self.windows.late();
         self.save(&closed)?;
         Ok(alerts)
     }
@@ -245,8 +255,11 @@ impl<S: Store> Pipeline<S> {
             cursors: self.cursors.clone(),
         };
         let newest = self.windows.closed_through().unwrap_or(0);
-        self.store
-            .save(closed, &checkpoint, newest.saturating_sub(self.retention_us))?;
+        self.store.save(
+            closed,
+            &checkpoint,
+            newest.saturating_sub(self.retention_us),
+        )?;
         Ok(())
     }
 }

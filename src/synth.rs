@@ -69,6 +69,54 @@ impl Default for SynthConfig {
     }
 }
 
+/// The demo recording in `data/demo.jsonl.gz` (see `data/README.md`):
+/// thirty minutes from 2026-07-04T14:00:00Z, a Discord outage from 14:17
+/// for six minutes, a burst of Netflix stock chatter from 14:06 and one of
+/// football chatter from 14:25, which must not alert.
+pub fn demo_config() -> SynthConfig {
+    let strings = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    SynthConfig {
+        seed: 20_260_704,
+        start_us: 1_783_173_600_000_000,
+        duration_secs: 30 * 60,
+        posts_per_sec: 3.0,
+        others_per_post: 2.0,
+        complaints_per_hour: 30.0,
+        decoy_share: 0.04,
+        surges: vec![Surge {
+            names: strings(&["discord", "Discord", "DISCORD"]),
+            start_secs: 17 * 60,
+            duration_secs: 6 * 60,
+            peak_per_min: 30.0,
+            recovery_per_min: 4.0,
+        }],
+        decoy_bursts: vec![
+            DecoyBurst {
+                texts: strings(&[
+                    "Netflix stock down 9% after earnings 📉",
+                    "netflix shares are down 9% premarket, subscriber miss",
+                    "$NFLX down 9% today, ouch",
+                    "the Dow is down 900 points and netflix is leading the drop",
+                ]),
+                start_secs: 6 * 60,
+                duration_secs: 5 * 60,
+                per_min: 25.0,
+            },
+            DecoyBurst {
+                texts: strings(&[
+                    "TOUCHDOWN!!!",
+                    "what a touchdown omg",
+                    "3rd down and they convert, unreal",
+                    "feeling down after that fumble",
+                ]),
+                start_secs: 25 * 60,
+                duration_secs: 4 * 60,
+                per_min: 30.0,
+            },
+        ],
+    }
+}
+
 const CHATTER: &[&str] = &[
     "good morning everyone ☀️",
     "just finished a 10k run, legs are jelly",
@@ -143,8 +191,21 @@ const REPORT_TEMPLATES: &[&str] = &[
 const RECOVERY_TEMPLATES: &[&str] = &["{} is back", "{} working again 🙏", "ok {} is back up"];
 
 const COMPLAINT_NAMES: &[&str] = &[
-    "twitter", "instagram", "whatsapp", "youtube", "gmail", "reddit", "netflix", "spotify",
-    "github", "slack", "steam", "twitch", "tiktok", "outlook", "chatgpt",
+    "twitter",
+    "instagram",
+    "whatsapp",
+    "youtube",
+    "gmail",
+    "reddit",
+    "netflix",
+    "spotify",
+    "github",
+    "slack",
+    "steam",
+    "twitch",
+    "tiktok",
+    "outlook",
+    "chatgpt",
 ];
 
 const OTHER_COLLECTIONS: &[(&str, u32)] = &[
@@ -178,7 +239,10 @@ impl Generator {
                 break;
             }
             let second = (t - self.config.start_us) / MICROS_PER_SEC;
-            if self.rng.random_bool((1.0 / (1.0 + self.config.others_per_post)).min(1.0)) {
+            if self
+                .rng
+                .random_bool((1.0 / (1.0 + self.config.others_per_post)).min(1.0))
+            {
                 let text = self.ordinary_text();
                 let frame = self.post_frame(t, &text);
                 emit(frame);
@@ -204,16 +268,20 @@ impl Generator {
                 }
                 let after = second - surge.start_secs - surge.duration_secs;
                 if (0..300).contains(&after)
-                    && self.rng.random_bool((surge.recovery_per_min * dt_min).min(1.0))
+                    && self
+                        .rng
+                        .random_bool((surge.recovery_per_min * dt_min).min(1.0))
                 {
                     let name = surge.names[0].clone();
-                    let template = RECOVERY_TEMPLATES[self.rng.random_range(0..RECOVERY_TEMPLATES.len())];
+                    let template =
+                        RECOVERY_TEMPLATES[self.rng.random_range(0..RECOVERY_TEMPLATES.len())];
                     emit(self.post_frame(t + 3, &template.replace("{}", &name)));
                 }
             }
             for i in 0..self.config.decoy_bursts.len() {
                 let burst = &self.config.decoy_bursts[i];
-                let active = (burst.start_secs..burst.start_secs + burst.duration_secs).contains(&second);
+                let active =
+                    (burst.start_secs..burst.start_secs + burst.duration_secs).contains(&second);
                 if active && self.rng.random_bool((burst.per_min * dt_min).min(1.0)) {
                     let texts = burst.texts.clone();
                     let text = &texts[self.rng.random_range(0..texts.len())];
@@ -269,7 +337,11 @@ impl Generator {
         let did = self.did();
         let rkey = self.token(13);
         let rev = self.token(13);
-        let langs = if text.is_ascii() { json!(["en"]) } else { json!([]) };
+        let langs = if text.is_ascii() {
+            json!(["en"])
+        } else {
+            json!([])
+        };
         json!({
             "did": did,
             "time_us": time_us,
@@ -393,6 +465,9 @@ mod tests {
             })
             .count();
         let ratio = (a.len() - posts) as f64 / posts as f64;
-        assert!((1.5..2.6).contains(&ratio), "about two non-posts per post, got {ratio}");
+        assert!(
+            (1.5..2.6).contains(&ratio),
+            "about two non-posts per post, got {ratio}"
+        );
     }
 }

@@ -59,10 +59,19 @@ fn load() -> Vec<Case> {
     let mut cases = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file).expect("readable");
-        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        for (n, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
             let case: Case = serde_json::from_str(line)
                 .unwrap_or_else(|e| panic!("{}:{}: {e}", file.display(), n + 1));
-            assert!(!case.report || case.service.is_some(), "{}:{}: a report needs a service", file.display(), n + 1);
+            assert!(
+                !case.report || case.service.is_some(),
+                "{}:{}: a report needs a service",
+                file.display(),
+                n + 1
+            );
             cases.push(case);
         }
     }
@@ -86,7 +95,9 @@ fn corpus_precision_and_recall() {
             tags: Vec::new(),
         });
         let verdict = matcher.classify(&post);
-        let predicted = verdict.is_report().then(|| verdict.service.clone().unwrap_or_default());
+        let predicted = verdict
+            .is_report()
+            .then(|| verdict.service.clone().unwrap_or_default());
         let mut c = Counts::default();
         let right = match (&predicted, case.report) {
             (Some(service), true) if Some(service) == case.service.as_ref() => {
@@ -133,12 +144,23 @@ fn corpus_precision_and_recall() {
         println!(
             "{lang:<5} {:>6} {:>4} {:>4} {:>4} {:>4}  {:>9.3}  {:>6.3}",
             c.tp + c.fp + c.fn_ + c.tn,
-            c.tp, c.fp, c.fn_, c.tn, c.precision(), c.recall()
+            c.tp,
+            c.fp,
+            c.fn_,
+            c.tn,
+            c.precision(),
+            c.recall()
         );
     }
     println!(
         "all   {:>6} {:>4} {:>4} {:>4} {:>4}  {:>9.3}  {:>6.3}",
-        cases.len(), total.tp, total.fp, total.fn_, total.tn, total.precision(), total.recall()
+        cases.len(),
+        total.tp,
+        total.fp,
+        total.fn_,
+        total.tn,
+        total.precision(),
+        total.recall()
     );
     println!("\nright / total by kind of post:");
     for (why, (right, n)) in &per_why {
@@ -150,9 +172,15 @@ fn corpus_precision_and_recall() {
     }
     let decoys = cases.iter().filter(|c| !c.report).count();
     assert!(cases.len() >= 800, "corpus holds {} posts", cases.len());
-    assert!(decoys * 10 >= cases.len() * 4, "at least 40% decoys, got {decoys}");
+    assert!(
+        decoys * 10 >= cases.len() * 4,
+        "at least 40% decoys, got {decoys}"
+    );
     for (lang, c) in &per_lang {
-        assert!(c.tp + c.fp + c.fn_ + c.tn >= 50, "{lang} has fewer than 50 posts");
+        assert!(
+            c.tp + c.fp + c.fn_ + c.tn >= 50,
+            "{lang} has fewer than 50 posts"
+        );
     }
     assert!(
         total.precision() >= MIN_PRECISION && total.recall() >= MIN_RECALL,

@@ -12,7 +12,10 @@ fn fixtures() -> Option<PathBuf> {
     if dir.join("expected_v1.jsonl").exists() {
         Some(dir)
     } else {
-        eprintln!("SKIPPED: {} is absent (the shared fixtures sit beside the project root)", dir.display());
+        eprintln!(
+            "SKIPPED: {} is absent (the shared fixtures sit beside the project root)",
+            dir.display()
+        );
         None
     }
 }
@@ -20,37 +23,51 @@ fn fixtures() -> Option<PathBuf> {
 #[test]
 fn expected_v1_decodes_with_the_manifest_counts() {
     let Some(dir) = fixtures() else { return };
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).expect("manifest")).expect("manifest JSON");
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("manifest.json")).expect("manifest"),
+    )
+    .expect("manifest JSON");
     let text = std::fs::read_to_string(dir.join("expected_v1.jsonl")).expect("fixture");
     let mut by_kind: BTreeMap<&str, u64> = BTreeMap::new();
     let mut posts = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let raw: serde_json::Value = serde_json::from_str(line).expect("fixture line is JSON");
         match raw["kind"].as_str() {
-            Some("commit") => *by_kind.entry(match raw["commit"]["operation"].as_str() {
-                Some("create") => "creates",
-                Some("update") => "updates",
-                Some("delete") => "deletes",
-                _ => "other",
-            }).or_default() += 1,
+            Some("commit") => {
+                *by_kind
+                    .entry(match raw["commit"]["operation"].as_str() {
+                        Some("create") => "creates",
+                        Some("update") => "updates",
+                        Some("delete") => "deletes",
+                        _ => "other",
+                    })
+                    .or_default() += 1
+            }
             Some("identity") => *by_kind.entry("identity").or_default() += 1,
             Some("account") => *by_kind.entry("account").or_default() += 1,
             _ => *by_kind.entry("other").or_default() += 1,
         }
         let decoded = decode(line.as_bytes()).unwrap_or_else(|e| panic!("line {}: {e}", n + 1));
-        let is_post_create = raw["commit"]["collection"] == "app.bsky.feed.post" && raw["commit"]["operation"] == "create";
+        let is_post_create = raw["commit"]["collection"] == "app.bsky.feed.post"
+            && raw["commit"]["operation"] == "create";
         match decoded {
             Decoded::Post(post) => {
                 assert!(is_post_create, "line {} decoded as a post", n + 1);
-                assert_eq!(post.text, raw["commit"]["record"]["text"].as_str().expect("text"));
+                assert_eq!(
+                    post.text,
+                    raw["commit"]["record"]["text"].as_str().expect("text")
+                );
                 assert_eq!(post.time_us, raw["time_us"].as_i64().expect("time_us"));
                 assert!(post.uri.starts_with("at://did:plc:"), "{}", post.uri);
                 posts.push(post);
             }
             Decoded::Skipped(reason) => {
                 assert!(!is_post_create, "line {}: post create skipped", n + 1);
-                let expected = match (raw["kind"].as_str(), raw["commit"]["collection"].as_str(), raw["commit"]["operation"].as_str()) {
+                let expected = match (
+                    raw["kind"].as_str(),
+                    raw["commit"]["collection"].as_str(),
+                    raw["commit"]["operation"].as_str(),
+                ) {
                     (Some("identity"), _, _) => SkipReason::Identity,
                     (Some("account"), _, _) => SkipReason::Account,
                     (_, Some("app.bsky.feed.post"), Some("update")) => SkipReason::PostUpdate,
@@ -64,10 +81,17 @@ fn expected_v1_decodes_with_the_manifest_counts() {
     let total: u64 = by_kind.values().sum();
     assert_eq!(total, manifest["v1_events"].as_u64().expect("v1_events"));
     for key in ["creates", "updates", "deletes", "identity", "account"] {
-        assert_eq!(by_kind.get(key).copied().unwrap_or(0), manifest[key].as_u64().expect(key), "{key}");
+        assert_eq!(
+            by_kind.get(key).copied().unwrap_or(0),
+            manifest[key].as_u64().expect(key),
+            "{key}"
+        );
     }
     assert!(!posts.is_empty());
-    assert!(posts.iter().any(|p| !p.langs.is_empty()), "langs carried through");
+    assert!(
+        posts.iter().any(|p| !p.langs.is_empty()),
+        "langs carried through"
+    );
 }
 
 #[test]

@@ -14,8 +14,16 @@ enum Expect {
 }
 use Expect::*;
 
-macro_rules! report { ($text:expr, $svc:expr) => { ($text, Report($svc)) }; }
-macro_rules! not { ($text:expr) => { ($text, Not) }; }
+macro_rules! report {
+    ($text:expr, $svc:expr) => {
+        ($text, Report($svc))
+    };
+}
+macro_rules! not {
+    ($text:expr) => {
+        ($text, Not)
+    };
+}
 
 const CASES: &[(&str, Expect)] = &[
     // English: the basic forms.
@@ -185,8 +193,14 @@ const CASES: &[(&str, Expect)] = &[
     ("twitter is back", Recovery("twitter")),
     ("discord is working again", Recovery("discord")),
     ("instagram is back up", Recovery("instagram")),
-    ("twitter will be down for maintenance at 2am", Maintenance("twitter")),
-    ("scheduled maintenance: github will be down tonight", Maintenance("github")),
+    (
+        "twitter will be down for maintenance at 2am",
+        Maintenance("twitter"),
+    ),
+    (
+        "scheduled maintenance: github will be down tonight",
+        Maintenance("github"),
+    ),
 ];
 
 #[test]
@@ -211,9 +225,68 @@ fn matcher_table() {
             Maintenance(svc) => got == (Class::Maintenance, Some(*svc)),
         };
         if !ok {
-            failures.push(format!("{text:?}: got {:?} {:?} (score {:.2})", v.class, v.service, v.score));
+            failures.push(format!(
+                "{text:?}: got {:?} {:?} (score {:.2})",
+                v.class, v.service, v.score
+            ));
         }
     }
     assert!(CASES.len() >= 150, "{} cases", CASES.len());
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), CASES.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        CASES.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn catalogue_covers_the_services_people_complain_about() {
+    use outagewatch::matcher::patterns::Category;
+    let matcher = Matcher::embedded().expect("built-in patterns");
+    let services: Vec<_> = matcher.services().collect();
+    assert!(services.len() >= 150, "{} services", services.len());
+    for id in [
+        "twitter",
+        "instagram",
+        "whatsapp",
+        "facebook",
+        "discord",
+        "github",
+        "youtube",
+        "gmail",
+        "aws",
+        "cloudflare",
+        "slack",
+        "reddit",
+        "bluesky",
+        "chatgpt",
+    ] {
+        assert!(services.iter().any(|s| s.0 == id), "missing {id}");
+    }
+    for category in [
+        Category::Social,
+        Category::Messaging,
+        Category::Email,
+        Category::Cloud,
+        Category::Cdn,
+        Category::Gaming,
+        Category::Bank,
+        Category::Payments,
+        Category::Streaming,
+        Category::Isp,
+        Category::Mobile,
+        Category::Ai,
+        Category::Devtools,
+    ] {
+        let n = services.iter().filter(|s| s.2 == category).count();
+        assert!(n >= 3, "{category:?}: only {n} services");
+    }
+    for lang in ["en", "es", "pt", "ja", "de", "fr"] {
+        assert!(
+            matcher.languages().iter().any(|l| l == lang),
+            "missing language {lang}"
+        );
+    }
 }

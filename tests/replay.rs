@@ -38,26 +38,55 @@ fn demo_fires_the_discord_outage_and_nothing_else() {
     let alerts = alerts(&out.stdout);
     let summary: Vec<(String, String)> = alerts
         .iter()
-        .map(|a| (a["service"].as_str().unwrap_or("?").to_owned(), a["state"].as_str().unwrap_or("?").to_owned()))
+        .map(|a| {
+            (
+                a["service"].as_str().unwrap_or("?").to_owned(),
+                a["state"].as_str().unwrap_or("?").to_owned(),
+            )
+        })
         .collect();
     assert_eq!(
         summary,
-        vec![("discord".to_owned(), "firing".to_owned()), ("discord".to_owned(), "resolved".to_owned())],
+        vec![
+            ("discord".to_owned(), "firing".to_owned()),
+            ("discord".to_owned(), "resolved".to_owned())
+        ],
         "{alerts:#?}"
     );
     let firing = &alerts[0];
     assert_eq!(firing["id"], alerts[1]["id"], "one incident, one id");
     // The surge starts at 14:17:00 in event time; it must fire within a minute.
     let at = firing["at"].as_str().expect("at");
-    assert!(at.as_bytes() < b"2026-07-04T14:18:00Z".as_slice() && at.as_bytes() > b"2026-07-04T14:17:00Z".as_slice(), "fired at {at}");
+    assert!(
+        at.as_bytes() < b"2026-07-04T14:18:00Z".as_slice()
+            && at.as_bytes() > b"2026-07-04T14:17:00Z".as_slice(),
+        "fired at {at}"
+    );
     let samples = firing["samples"].as_array().expect("samples");
     assert!(!samples.is_empty() && samples.len() <= 5);
     for sample in samples {
         let text = sample["text"].as_str().expect("text").to_lowercase();
         assert!(text.contains("discord"), "sample about discord: {text}");
-        assert!(sample["uri"].as_str().expect("uri").starts_with("at://did:plc:"));
+        assert!(
+            sample["uri"]
+                .as_str()
+                .expect("uri")
+                .starts_with("at://did:plc:")
+        );
     }
-    for key in ["id", "service", "state", "at", "started_at", "severity", "reports", "authors", "rate_per_min", "baseline_per_min", "samples"] {
+    for key in [
+        "id",
+        "service",
+        "state",
+        "at",
+        "started_at",
+        "severity",
+        "reports",
+        "authors",
+        "rate_per_min",
+        "baseline_per_min",
+        "samples",
+    ] {
         assert!(firing.get(key).is_some(), "alert schema field {key}");
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -81,7 +110,8 @@ fn malformed_lines_are_counted_named_and_skipped() {
     let good = r#"{"did":"did:plc:a","time_us":1783173600000000,"kind":"commit","commit":{"rev":"r","operation":"create","collection":"app.bsky.feed.post","rkey":"k","record":{"text":"hello"}}}"#;
     writeln!(file, "{good}").expect("write");
     writeln!(file, "{{\"did\":\"truncated").expect("write");
-    file.write_all(b"{\"text\":\"caf\xc3\x28\"}\n").expect("write");
+    file.write_all(b"{\"text\":\"caf\xc3\x28\"}\n")
+        .expect("write");
     writeln!(file, r#"{{"did":"d","time_us":1783173600000001,"kind":"commit","commit":{{"operation":"create","collection":"app.bsky.feed.post","rkey":"k2","record":{{"langs":["en"]}}}}}}"#).expect("write");
     let huge = format!("{{\"did\":\"{}\"}}", "x".repeat(3 * 1024 * 1024));
     writeln!(file, "{huge}").expect("write");
@@ -91,21 +121,36 @@ fn malformed_lines_are_counted_named_and_skipped() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let name = path.display().to_string();
     assert!(stderr.contains("replayed 6 events"), "{stderr}");
-    assert!(stderr.contains("posts 2 "), "both good posts processed: {stderr}");
+    assert!(
+        stderr.contains("posts 2 "),
+        "both good posts processed: {stderr}"
+    );
     assert!(stderr.contains("malformed: 4"), "{stderr}");
     assert!(stderr.contains(&format!("{name}:2: bad JSON")), "{stderr}");
-    assert!(stderr.contains(&format!("{name}:3: invalid UTF-8")), "{stderr}");
-    assert!(stderr.contains(&format!("{name}:4: post record has no `text`")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{name}:3: invalid UTF-8")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{name}:4: post record has no `text`")),
+        "{stderr}"
+    );
     let oversized = format!("{name}:5: frame of {} bytes exceeds the limit", huge.len());
     assert!(stderr.contains(&oversized), "{stderr}");
 }
 
 #[test]
 fn unreadable_input_is_a_clear_error() {
-    let out = bin().args(["replay", "/nonexistent/file.jsonl"]).output().expect("runs");
+    let out = bin()
+        .args(["replay", "/nonexistent/file.jsonl"])
+        .output()
+        .expect("runs");
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("cannot open /nonexistent/file.jsonl"), "{stderr}");
+    assert!(
+        stderr.contains("cannot open /nonexistent/file.jsonl"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -124,7 +169,11 @@ fn stdin_and_alerts_file_work() {
     let mut stdin = child.stdin.take().expect("stdin");
     std::thread::spawn(move || stdin.write_all(&demo));
     let out = child.wait_with_output().expect("wait");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.stdout.is_empty(), "alerts went to the file");
     let written = std::fs::read(&alerts_path).expect("alerts file");
     assert_eq!(alerts(&written).len(), 2);
@@ -138,7 +187,8 @@ fn a_restart_with_the_same_state_continues_where_it_stopped() {
     let text = {
         let mut s = String::new();
         let file = std::fs::File::open(demo()).expect("demo");
-        std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(file), &mut s).expect("gunzip");
+        std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(file), &mut s)
+            .expect("gunzip");
         s
     };
     let lines: Vec<&str> = text.lines().collect();
@@ -151,9 +201,34 @@ fn a_restart_with_the_same_state_continues_where_it_stopped() {
     let state = dir.path().join("state");
 
     let whole = run(bin().arg("replay").arg(demo()));
-    let a = run(bin().arg("replay").arg(&first).arg("--state-dir").arg(&state));
-    let b = run(bin().arg("replay").arg(&second).arg("--state-dir").arg(&state));
+    let a = run(bin()
+        .arg("replay")
+        .arg(&first)
+        .arg("--state-dir")
+        .arg(&state));
+    let b = run(bin()
+        .arg("replay")
+        .arg(&second)
+        .arg("--state-dir")
+        .arg(&state));
     let mut resumed = alerts(&a.stdout);
     resumed.extend(alerts(&b.stdout));
     assert_eq!(resumed, alerts(&whole.stdout));
+}
+
+#[test]
+fn the_committed_demo_is_what_its_generator_makes() {
+    let mut text = String::new();
+    let file = std::fs::File::open(demo()).expect("demo");
+    std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(file), &mut text)
+        .expect("gunzip");
+    let mut generated = String::new();
+    outagewatch::synth::Generator::new(outagewatch::synth::demo_config()).run(|frame| {
+        generated.push_str(&frame);
+        generated.push('\n');
+    });
+    assert!(
+        text == generated,
+        "data/demo.jsonl.gz differs from `cargo run --example make_demo`; regenerate it"
+    );
 }

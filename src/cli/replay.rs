@@ -11,9 +11,9 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::alert::Alert;
 use crate::alert::sink::{AlertSink, JsonLines};
 use crate::alert::webhook::{WebhookConfig, Webhooks};
-use crate::alert::Alert;
 use crate::matcher::Matcher;
 use crate::pipeline::{Pipeline, PipelineConfig, Stats};
 use crate::source::FrameError;
@@ -47,7 +47,10 @@ pub struct ReplayArgs {
 
 pub fn run(args: ReplayArgs, matcher: Matcher) -> anyhow::Result<ExitCode> {
     if let Some(speed) = args.speed {
-        anyhow::ensure!(speed.is_finite() && speed > 0.0, "--speed must be a positive number, got {speed}");
+        anyhow::ensure!(
+            speed.is_finite() && speed > 0.0,
+            "--speed must be a positive number, got {speed}"
+        );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -94,7 +97,10 @@ pub fn run(args: ReplayArgs, matcher: Matcher) -> anyhow::Result<ExitCode> {
             let alerts = match line {
                 Line::Frame(bytes) => pipeline.process_frame(file, line_no, bytes)?,
                 Line::Oversized(len) => {
-                    let error = FrameError::Oversized { len, limit: args.max_line_bytes };
+                    let error = FrameError::Oversized {
+                        len,
+                        limit: args.max_line_bytes,
+                    };
                     pipeline.reject_frame(file, line_no, &error);
                     Vec::new()
                 }
@@ -123,7 +129,11 @@ pub fn run(args: ReplayArgs, matcher: Matcher) -> anyhow::Result<ExitCode> {
             stats.delivered.load(Ordering::Relaxed),
             stats.retried.load(Ordering::Relaxed),
             failed,
-            if drained { "" } else { " (drain timeout reached: the rest was not sent)" }
+            if drained {
+                ""
+            } else {
+                " (drain timeout reached: the rest was not sent)"
+            }
         );
         undelivered = Some(failed > 0 || !drained);
     }
@@ -160,7 +170,8 @@ impl Pacer {
 
     fn wait_for(&mut self, event_time_us: i64) {
         let (wall, first) = *self.start.get_or_insert((Instant::now(), event_time_us));
-        let due = Duration::from_secs_f64(((event_time_us - first).max(0) as f64 / 1e6) / self.speed);
+        let due =
+            Duration::from_secs_f64(((event_time_us - first).max(0) as f64 / 1e6) / self.speed);
         let elapsed = wall.elapsed();
         if due > elapsed {
             std::thread::sleep(due - elapsed);
@@ -178,10 +189,19 @@ fn print_summary(stats: &Stats, files: &[String], elapsed: Duration) {
         stats.frames as f64 / secs
     );
     eprintln!(
-        "  posts {} | reports {} | recoveries {} | maintenance {} | late {}",
-        stats.posts, stats.reports, stats.recoveries, stats.maintenance, stats.late_posts
+        "  posts {} | reports {} | recoveries {} | maintenance {} | late {} | stale {}",
+        stats.posts,
+        stats.reports,
+        stats.recoveries,
+        stats.maintenance,
+        stats.late_posts,
+        stats.stale_posts
     );
-    let skipped: Vec<String> = stats.skipped.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let skipped: Vec<String> = stats
+        .skipped
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
     if !skipped.is_empty() {
         eprintln!("  skipped (not posts): {}", skipped.join(", "));
     }
@@ -193,8 +213,10 @@ fn print_summary(stats: &Stats, files: &[String], elapsed: Duration) {
         eprintln!("    {at}: {why}");
     }
     if stats.malformed > stats.malformed_examples.len() as u64 {
-        eprintln!("    ... and {} more", stats.malformed - stats.malformed_examples.len() as u64);
+        eprintln!(
+            "    ... and {} more",
+            stats.malformed - stats.malformed_examples.len() as u64
+        );
     }
     eprintln!("  alerts: {}", stats.alerts);
 }
-

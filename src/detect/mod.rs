@@ -138,7 +138,10 @@ impl Detector {
     }
 
     /// Continues from a checkpoint; a missing or unreadable state starts afresh.
-    pub fn restore(config: DetectorConfig, state: &serde_json::Value) -> Result<Self, serde_json::Error> {
+    pub fn restore(
+        config: DetectorConfig,
+        state: &serde_json::Value,
+    ) -> Result<Self, serde_json::Error> {
         let services = if state.is_null() {
             BTreeMap::new()
         } else {
@@ -187,7 +190,10 @@ impl Detector {
         // Forget services with nothing left to remember.
         let prior = self.prior_per_bucket();
         self.services.retain(|_, s| {
-            s.incident.is_some() || !s.recent.is_empty() || s.baseline > prior * 1.01 || s.cooldown_until.is_some()
+            s.incident.is_some()
+                || !s.recent.is_empty()
+                || s.baseline > prior * 1.01
+                || s.cooldown_until.is_some()
         });
         transitions
     }
@@ -195,12 +201,21 @@ impl Detector {
     fn step(&mut self, id: &str, now: Micros) -> Option<Transition> {
         let bucket_us = self.bucket_us();
         let window_us = self.config.window_secs * MICROS_PER_SEC;
-        let alpha = 1.0 - 0.5f64.powf(1.0 / (self.config.baseline_half_life_secs as f64 / self.config.bucket_secs.max(1) as f64).max(1.0));
+        let alpha = 1.0
+            - 0.5f64.powf(
+                1.0 / (self.config.baseline_half_life_secs as f64
+                    / self.config.bucket_secs.max(1) as f64)
+                    .max(1.0),
+            );
         let prior = self.prior_per_bucket();
         let window_buckets = self.window_buckets();
         let config = self.config.clone();
         let state = self.services.get_mut(id)?;
-        while state.recent.front().is_some_and(|b| b.start + window_us <= now) {
+        while state
+            .recent
+            .front()
+            .is_some_and(|b| b.start + window_us <= now)
+        {
             state.recent.pop_front();
         }
         // Fold this bucket into the baseline, unless a young incident is
@@ -246,13 +261,21 @@ impl Detector {
             let incident = state.incident.take()?;
             state.calm_since = None;
             state.cooldown_until = Some(now + config.cooldown_secs * MICROS_PER_SEC);
-            return Some(incident.resolve(now + bucket_us, view.reports, view.authors, view.rate_per_min(&config), view.expected_per_min(&config)));
+            return Some(incident.resolve(
+                now + bucket_us,
+                view.reports,
+                view.authors,
+                view.rate_per_min(&config),
+                view.expected_per_min(&config),
+            ));
         }
         if state.cooldown_until.is_some_and(|until| now < until) {
             return None;
         }
         state.cooldown_until = None;
-        if view.authors < config.min_authors || (view.authors as f64) < config.fire_ratio * view.expected {
+        if view.authors < config.min_authors
+            || (view.authors as f64) < config.fire_ratio * view.expected
+        {
             return None;
         }
         let p = poisson_tail(view.expected, view.authors);
@@ -263,8 +286,21 @@ impl Detector {
         let severity = Severity::grade(ratio, view.authors, config.min_authors);
         let samples = pick_samples(state, config.samples);
         let onset = state.recent.front().map_or(now, |b| b.start);
-        let incident = Incident::open(id, onset, severity, p, state.discovered, view.reports, view.authors);
-        let transition = incident.fire(now + bucket_us, view.rate_per_min(&config), view.expected_per_min(&config), samples);
+        let incident = Incident::open(
+            id,
+            onset,
+            severity,
+            p,
+            state.discovered,
+            view.reports,
+            view.authors,
+        );
+        let transition = incident.fire(
+            now + bucket_us,
+            view.rate_per_min(&config),
+            view.expected_per_min(&config),
+            samples,
+        );
         state.incident = Some(incident);
         state.calm_since = None;
         Some(transition)
@@ -312,14 +348,22 @@ pub fn poisson_tail(lambda: f64, k: u64) -> f64 {
 /// per author and per text, newest last.
 fn pick_samples(state: &ServiceState, keep: usize) -> Vec<Sample> {
     let mut all: Vec<&Sample> = state.recent.iter().flat_map(|b| b.samples.iter()).collect();
-    all.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.time_us.cmp(&b.time_us)).then(a.uri.cmp(&b.uri)));
+    all.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(a.time_us.cmp(&b.time_us))
+            .then(a.uri.cmp(&b.uri))
+    });
     let mut picked: Vec<Sample> = Vec::new();
     for sample in all {
         if picked.len() >= keep {
             break;
         }
         let key = sample.text.to_lowercase();
-        if picked.iter().any(|p| p.author == sample.author || p.text.to_lowercase() == key) {
+        if picked
+            .iter()
+            .any(|p| p.author == sample.author || p.text.to_lowercase() == key)
+        {
             continue;
         }
         picked.push(sample.clone());

@@ -55,7 +55,13 @@ fn flat(from: i64, n: i64, authors: u64) -> Vec<(i64, u64, u64)> {
 /// A surge of about `per_min` new authors per minute.
 fn surge(from: i64, n: i64, per_min: u64) -> Vec<(i64, u64, u64)> {
     (from..from + n)
-        .map(|i| (i, (per_min * (i - from + 1) as u64) / 6 - (per_min * (i - from) as u64) / 6, 1))
+        .map(|i| {
+            (
+                i,
+                (per_min * (i - from + 1) as u64) / 6 - (per_min * (i - from) as u64) / 6,
+                1,
+            )
+        })
         .collect()
 }
 
@@ -73,10 +79,18 @@ fn detector_table() {
         expect: Vec<(i64, TransitionKind)>,
     }
     let cases = vec![
-        Case { name: "silence", series: flat(0, 360, 0), expect: vec![] },
+        Case {
+            name: "silence",
+            series: flat(0, 360, 0),
+            expect: vec![],
+        },
         Case {
             name: "two posts never alert",
-            series: cat(&[flat(0, 10, 0), vec![(10, 1, 1), (11, 1, 1)], flat(12, 100, 0)]),
+            series: cat(&[
+                flat(0, 10, 0),
+                vec![(10, 1, 1), (11, 1, 1)],
+                flat(12, 100, 0),
+            ]),
             expect: vec![],
         },
         Case {
@@ -86,7 +100,14 @@ fn detector_table() {
         },
         Case {
             name: "one account posting 200 times",
-            series: cat(&[flat(0, 30, 0), flat(30, 10, 0).into_iter().map(|(i, _, _)| (i, 1, 20)).collect(), flat(40, 60, 0)]),
+            series: cat(&[
+                flat(0, 30, 0),
+                flat(30, 10, 0)
+                    .into_iter()
+                    .map(|(i, _, _)| (i, 1, 20))
+                    .collect(),
+                flat(40, 60, 0),
+            ]),
             expect: vec![],
         },
         Case {
@@ -97,17 +118,32 @@ fn detector_table() {
         },
         Case {
             name: "a dip of one bucket keeps one incident",
-            series: cat(&[surge(0, 12, 30), flat(12, 1, 0), surge(13, 12, 30), flat(25, 60, 0)]),
+            series: cat(&[
+                surge(0, 12, 30),
+                flat(12, 1, 0),
+                surge(13, 12, 30),
+                flat(25, 60, 0),
+            ]),
             expect: vec![(1, Firing), (60, Resolved)],
         },
         Case {
             name: "cooldown holds back a second surge right after",
-            series: cat(&[surge(0, 12, 30), flat(12, 38, 0), surge(50, 6, 30), flat(56, 60, 0)]),
+            series: cat(&[
+                surge(0, 12, 30),
+                flat(12, 38, 0),
+                surge(50, 6, 30),
+                flat(56, 60, 0),
+            ]),
             expect: vec![(1, Firing), (47, Resolved)],
         },
         Case {
             name: "after the cooldown a new surge is a new incident",
-            series: cat(&[surge(0, 12, 30), flat(12, 100, 0), surge(112, 12, 30), flat(124, 60, 0)]),
+            series: cat(&[
+                surge(0, 12, 30),
+                flat(12, 100, 0),
+                surge(112, 12, 30),
+                flat(124, 60, 0),
+            ]),
             expect: vec![(1, Firing), (47, Resolved), (113, Firing), (159, Resolved)],
         },
     ];
@@ -131,10 +167,18 @@ fn steadily_elevated_service_is_learned_and_then_alerts_only_when_it_jumps() {
     assert!(got[1].0 < 8640 - 360, "learned within the day: {got:?}");
     // Another six hours at the same level: nothing.
     let more: Vec<_> = (8640..10800).map(|i| (i, 2 + (i % 3) as u64, 1)).collect();
-    assert_eq!(run(&mut detector, &more), vec![], "the elevated level is normal now");
+    assert_eq!(
+        run(&mut detector, &more),
+        vec![],
+        "the elevated level is normal now"
+    );
     let jump: Vec<_> = (10800..10812).map(|i| (i, 40, 1)).collect();
     let got = run(&mut detector, &jump);
-    assert_eq!(got.first().map(|t| t.1), Some(Firing), "a tenfold jump fires: {got:?}");
+    assert_eq!(
+        got.first().map(|t| t.1),
+        Some(Firing),
+        "a tenfold jump fires: {got:?}"
+    );
 }
 
 #[test]
@@ -154,7 +198,11 @@ fn severity_grows_with_the_evidence() {
     assert_eq!(Severity::grade(5.0, 6, 5), Severity::Low);
     assert_eq!(Severity::grade(20.0, 20, 5), Severity::Medium);
     assert_eq!(Severity::grade(80.0, 60, 5), Severity::High);
-    assert_eq!(Severity::grade(80.0, 6, 5), Severity::Low, "few authors cap it");
+    assert_eq!(
+        Severity::grade(80.0, 6, 5),
+        Severity::Low,
+        "few authors cap it"
+    );
     assert!(Severity::Low < Severity::High);
 }
 

@@ -167,7 +167,9 @@ fn read_hashtags(tables: &Tables, post: &Post) -> (Vec<(String, Mention)>, Vec<T
         let service = match tables.stems.get(rest) {
             Some(stem) => Service::Known(stem.service),
             // A name we do not know: discovered, if it looks like a name.
-            None if rest.chars().count() >= 2 && rest.chars().all(|c| c.is_ascii_alphanumeric()) => {
+            None if rest.chars().count() >= 2
+                && rest.chars().all(|c| c.is_ascii_alphanumeric()) =>
+            {
                 Service::Discovered(rest.to_owned())
             }
             None => continue,
@@ -274,14 +276,15 @@ impl<'a> Decision<'a> {
 
         // Score per service.
         let mut scores: Vec<(Service, f32, f32)> = Vec::new(); // (service, report, maintenance)
-        let mut add = |service: &Service, report: f32, maintenance: f32| {
-            match scores.iter_mut().find(|(s, _, _)| s == service) {
-                Some(entry) => {
-                    entry.1 += report;
-                    entry.2 += maintenance;
-                }
-                None => scores.push((service.clone(), report, maintenance)),
+        let mut add = |service: &Service, report: f32, maintenance: f32| match scores
+            .iter_mut()
+            .find(|(s, _, _)| s == service)
+        {
+            Some(entry) => {
+                entry.1 += report;
+                entry.2 += maintenance;
             }
+            None => scores.push((service.clone(), report, maintenance)),
         };
         let tag_outages = std::mem::take(&mut self.tag_outages);
         for tag in &tag_outages {
@@ -317,16 +320,26 @@ impl<'a> Decision<'a> {
             if let Meaning::Error(n) = hit.meaning {
                 add(&Service::Known(n), ERROR_WEIGHT, 0.0);
                 let id = self.service_id(&Service::Known(n));
-                self.reason("error", hit, ERROR_WEIGHT, format!("an error message only {id} shows"));
+                self.reason(
+                    "error",
+                    hit,
+                    ERROR_WEIGHT,
+                    format!("an error message only {id} shows"),
+                );
             }
         }
         for phrase in &phrases {
             if phrase.state == PhraseState::Cancelled {
                 continue;
             }
-            let Some((mention, distance)) = self.nearest(&mentions, phrase.hit.start, phrase.hit.end)
+            let Some((mention, distance)) =
+                self.nearest(&mentions, phrase.hit.start, phrase.hit.end)
             else {
-                let rule = if phrase.weight >= OUTAGE_WEIGHT { "outage" } else { "weak" };
+                let rule = if phrase.weight >= OUTAGE_WEIGHT {
+                    "outage"
+                } else {
+                    "weak"
+                };
                 self.reason(rule, &phrase.hit, 0.0, "no service named near it".into());
                 continue;
             };
@@ -336,7 +349,11 @@ impl<'a> Decision<'a> {
                 _ => (phrase.weight, 0.0),
             };
             add(&mention.service, report, maintenance);
-            let rule = if phrase.weight >= OUTAGE_WEIGHT { "outage" } else { "weak" };
+            let rule = if phrase.weight >= OUTAGE_WEIGHT {
+                "outage"
+            } else {
+                "weak"
+            };
             self.reason(
                 rule,
                 &phrase.hit,
@@ -426,13 +443,27 @@ impl<'a> Decision<'a> {
             .hits_of(PhraseKind::Cancel)
             .find(|c| c.start < end && start < c.end)
         {
-            return Some(("cancel", *cancel, PhraseState::Cancelled, "means something else here"));
+            return Some((
+                "cancel",
+                *cancel,
+                PhraseState::Cancelled,
+                "means something else here",
+            ));
         }
         let now = self.hits_of(PhraseKind::Now).any(|h| in_clause(&h));
         let contexts = [
-            (PhraseKind::Market, "is about markets and prices, not a service"),
-            (PhraseKind::Negation, "is denied: the post says it is not failing"),
-            (PhraseKind::Local, "is about the author's own device, not a service"),
+            (
+                PhraseKind::Market,
+                "is about markets and prices, not a service",
+            ),
+            (
+                PhraseKind::Negation,
+                "is denied: the post says it is not failing",
+            ),
+            (
+                PhraseKind::Local,
+                "is about the author's own device, not a service",
+            ),
             (PhraseKind::Past, "is about the past, not now"),
         ];
         for (kind, why) in contexts {
@@ -494,7 +525,10 @@ impl<'a> Decision<'a> {
                     .iter()
                     .find(|h| h.meaning == Meaning::Context(n))
                     .map(|h| self.text[h.start..h.end].to_owned());
-                let tagged = self.tag_mentions.iter().any(|(_, m)| m.service == Service::Known(n));
+                let tagged = self
+                    .tag_mentions
+                    .iter()
+                    .any(|(_, m)| m.service == Service::Known(n));
                 let support = if adjacent {
                     Some("right next to an outage phrase".to_owned())
                 } else if let Some(word) = context {
@@ -505,12 +539,7 @@ impl<'a> Decision<'a> {
                     None
                 };
                 match support {
-                    Some(why) => self.reason(
-                        rule,
-                        hit,
-                        0.0,
-                        format!("names {id} ({why})"),
-                    ),
+                    Some(why) => self.reason(rule, hit, 0.0, format!("names {id} ({why})")),
                     None => {
                         self.reason(
                             rule,
@@ -529,7 +558,11 @@ impl<'a> Decision<'a> {
                 span: Some((hit.start, hit.end)),
             });
         }
-        for hit in self.hits.iter().filter(|h| matches!(h.meaning, Meaning::Error(_))) {
+        for hit in self
+            .hits
+            .iter()
+            .filter(|h| matches!(h.meaning, Meaning::Error(_)))
+        {
             if let Meaning::Error(n) = hit.meaning {
                 mentions.push(Mention {
                     service: Service::Known(n),
@@ -588,7 +621,12 @@ impl<'a> Decision<'a> {
                 break;
             }
             total += BOOST_WEIGHT;
-            self.reason("boost", &hit, BOOST_WEIGHT, "sounds like a live report".into());
+            self.reason(
+                "boost",
+                &hit,
+                BOOST_WEIGHT,
+                "sounds like a live report".into(),
+            );
         }
         total
     }
@@ -643,10 +681,8 @@ fn decision_reason(detail: &str, score: f32) -> Reason {
 fn gap(a_start: usize, a_end: usize, b_start: usize, b_end: usize) -> usize {
     if a_end <= b_start {
         b_start - a_end
-    } else if b_end <= a_start {
-        a_start - b_end
     } else {
-        0
+        a_start.saturating_sub(b_end)
     }
 }
 

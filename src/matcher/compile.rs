@@ -236,7 +236,11 @@ pub(crate) fn compile(catalogue: &Catalogue) -> Result<Tables, PatternError> {
     };
     for def in &catalogue.services {
         let id = def.id.get_ref();
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) {
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        {
             return Err(at.error(
                 def.id.span(),
                 format!("service id {id:?} must be lowercase letters and digits only"),
@@ -309,7 +313,10 @@ pub(crate) fn compile(catalogue: &Catalogue) -> Result<Tables, PatternError> {
         };
         let code = def.lang.get_ref();
         if langs.contains(code) {
-            return Err(at.error(def.lang.span(), format!("language {code:?} is defined twice")));
+            return Err(at.error(
+                def.lang.span(),
+                format!("language {code:?} is defined twice"),
+            ));
         }
         let lang = u8::try_from(langs.len())
             .map_err(|_| at.error(def.lang.span(), "more than 255 languages"))?;
@@ -362,7 +369,10 @@ pub(crate) fn compile(catalogue: &Catalogue) -> Result<Tables, PatternError> {
                 )
             })?;
             let regex = Regex::new(def.pattern.get_ref()).map_err(|e| {
-                at.error(def.pattern.span(), format!("invalid regular expression: {e}"))
+                at.error(
+                    def.pattern.span(),
+                    format!("invalid regular expression: {e}"),
+                )
             })?;
             regexes.push((regex, kind, lang));
         }

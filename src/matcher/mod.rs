@@ -61,6 +61,14 @@ impl Matcher {
         &self.tables.langs
     }
 
+    /// The catalogued services: (id, display name, category).
+    pub fn services(&self) -> impl Iterator<Item = (&str, &str, patterns::Category)> {
+        self.tables
+            .services
+            .iter()
+            .map(|s| (s.id.as_str(), s.name.as_str(), s.category))
+    }
+
     /// Display name of a catalogued service.
     pub fn service_name(&self, id: &str) -> Option<&str> {
         self.tables

@@ -19,7 +19,10 @@ pub const LANG_DIR: &str = "lang";
 
 /// The patterns shipped in the binary: (path relative to `patterns/`, contents).
 pub const EMBEDDED: &[(&str, &str)] = &[
-    ("services.toml", include_str!("../../patterns/services.toml")),
+    (
+        "services.toml",
+        include_str!("../../patterns/services.toml"),
+    ),
     ("lang/en.toml", include_str!("../../patterns/lang/en.toml")),
     ("lang/es.toml", include_str!("../../patterns/lang/es.toml")),
     ("lang/pt.toml", include_str!("../../patterns/lang/pt.toml")),
@@ -46,7 +49,9 @@ pub enum PatternError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{dir}: no `{SERVICES_FILE}` and no `{LANG_DIR}/*.toml` files: is this a patterns folder?")]
+    #[error(
+        "{dir}: no `{SERVICES_FILE}` and no `{LANG_DIR}/*.toml` files: is this a patterns folder?"
+    )]
     Empty { dir: PathBuf },
 }
 
@@ -304,9 +309,7 @@ mod tests {
             PathBuf::from("p/lang/xx.toml"),
             "lang = \"xx\"\noutage = [\"down\",\n  oops]\n".to_owned(),
         )];
-        let err = Catalogue::from_files(files.into_iter())
-            .err()
-            .expect("must fail");
+        let err = Catalogue::from_files(files.into_iter()).expect_err("must fail");
         let text = err.to_string();
         assert!(text.starts_with("p/lang/xx.toml:3:3:"), "{text}");
     }
@@ -317,9 +320,7 @@ mod tests {
             PathBuf::from("p/lang/xx.toml"),
             "lang = \"xx\"\noutages = [\"down\"]\n".to_owned(),
         )];
-        let err = Catalogue::from_files(files.into_iter())
-            .err()
-            .expect("must fail");
+        let err = Catalogue::from_files(files.into_iter()).expect_err("must fail");
         let text = err.to_string();
         assert!(
             text.contains("xx.toml:2:1") && text.contains("outages"),

@@ -72,7 +72,9 @@ pub fn decode(frame: &[u8]) -> Result<Decoded, FrameError> {
     let envelope: Envelope<'_> =
         serde_json::from_str(text).map_err(|e| FrameError::Json(e.to_string()))?;
     let kind = envelope.kind.ok_or(FrameError::MissingField("kind"))?;
-    let time_us = envelope.time_us.ok_or(FrameError::MissingField("time_us"))?;
+    let time_us = envelope
+        .time_us
+        .ok_or(FrameError::MissingField("time_us"))?;
     match kind.as_ref() {
         "commit" => {}
         "identity" => return Ok(Decoded::Skipped(SkipReason::Identity)),
@@ -89,7 +91,9 @@ pub fn decode(frame: &[u8]) -> Result<Decoded, FrameError> {
         _ => return Ok(Decoded::Skipped(SkipReason::PostDelete)),
     }
     let did = envelope.did.ok_or(FrameError::MissingField("did"))?;
-    let record = commit.record.ok_or(FrameError::MissingField("commit.record"))?;
+    let record = commit
+        .record
+        .ok_or(FrameError::MissingField("commit.record"))?;
     let record: PostRecord =
         serde_json::from_str(record.get()).map_err(|e| FrameError::BadRecord(e.to_string()))?;
     let text = record.text.ok_or(FrameError::PostWithoutText)?;
@@ -174,7 +178,11 @@ mod tests {
             ),
         ];
         for (line, reason) in cases {
-            assert_eq!(decode(line.as_bytes()), Ok(Decoded::Skipped(reason)), "{line}");
+            assert_eq!(
+                decode(line.as_bytes()),
+                Ok(Decoded::Skipped(reason)),
+                "{line}"
+            );
         }
     }
 

@@ -186,7 +186,12 @@ mod tests {
 
     #[test]
     fn missing_file_names_the_path() {
-        let err = open("/nonexistent/recording.jsonl").err().expect("must fail");
-        assert!(err.to_string().contains("/nonexistent/recording.jsonl"), "{err}");
+        let err = open("/nonexistent/recording.jsonl")
+            .err()
+            .expect("must fail");
+        assert!(
+            err.to_string().contains("/nonexistent/recording.jsonl"),
+            "{err}"
+        );
     }
 }

@@ -5,7 +5,10 @@
 //! (Jetstream's `time_us` is nearly, not strictly, increasing), and closed
 //! buckets go to the detector and, in batches, to the store. A post older
 //! than every open bucket is counted as late and added to the oldest open
-//! bucket rather than dropped. Everything runs on event time, so the same
+//! bucket rather than dropped; one older than `max_late_secs` (a stream
+//! replayed out of order, a client with a wrong clock) is counted as stale
+//! and left out of the counts, since lumping it into "now" would fake a
+//! surge. Everything runs on event time, so the same
 //! input closes the same buckets, whatever the machine's speed.
 
 pub mod store;
@@ -26,6 +29,9 @@ pub struct WindowConfig {
     pub bucket_secs: i64,
     /// How long after a bucket's end late events are still awaited.
     pub lateness_secs: i64,
+    /// Posts later than this behind the newest event are stale: counted,
+    /// not added.
+    pub max_late_secs: i64,
     /// Sample posts kept per service and bucket, as alert evidence.
     pub samples_per_bucket: usize,
 }
@@ -35,6 +41,7 @@ impl Default for WindowConfig {
         WindowConfig {
             bucket_secs: 10,
             lateness_secs: 5,
+            max_late_secs: 60,
             samples_per_bucket: 5,
         }
     }
@@ -119,6 +126,7 @@ pub struct Windows {
     /// it has been closed and handed on.
     closed_through: Option<Micros>,
     late: u64,
+    stale: u64,
 }
 
 impl Windows {
@@ -129,6 +137,7 @@ impl Windows {
             newest: None,
             closed_through: None,
             late: 0,
+            stale: 0,
         }
     }
 
@@ -162,6 +171,11 @@ impl Windows {
         self.late
     }
 
+    /// Posts too old to count (see the module documentation).
+    pub fn stale(&self) -> u64 {
+        self.stale
+    }
+
     /// Start of the oldest bucket not yet closed.
     pub fn closed_through(&self) -> Option<Micros> {
         self.closed_through
@@ -174,11 +188,16 @@ impl Windows {
     /// Counts one post with the matcher's verdict on it.
     pub fn add(&mut self, post: &Post, verdict: &Verdict) {
         let mut start = self.config.bucket_start(post.time_us);
-        if let Some(first_open) = self.closed_through {
-            if start < first_open {
-                self.late += 1;
-                start = first_open;
+        if let Some(first_open) = self.closed_through
+            && start < first_open
+        {
+            let newest = self.newest.unwrap_or(post.time_us);
+            if newest - post.time_us > self.config.max_late_secs * MICROS_PER_SEC {
+                self.stale += 1;
+                return;
             }
+            self.late += 1;
+            start = first_open;
         }
         self.newest = Some(self.newest.map_or(post.time_us, |n| n.max(post.time_us)));
         let bucket = self.open.entry(start).or_insert_with(|| Bucket {
@@ -292,10 +311,16 @@ mod tests {
         assert_eq!(w.advance().len(), 1);
         w.add(&post(101, "late"), &report("x", 1.0));
         assert_eq!(w.late(), 1);
+        w.add(&post(60, "stale"), &report("x", 1.0));
+        assert_eq!(w.stale(), 1, "70 s behind the newest post");
         let rest = w.close_all();
         let total: u64 = rest.iter().map(|b| b.total_posts).sum();
         assert_eq!(total, 2);
-        assert_eq!(rest[0].start, 110 * MICROS_PER_SEC, "joined the oldest open bucket");
+        assert_eq!(
+            rest[0].start,
+            110 * MICROS_PER_SEC,
+            "joined the oldest open bucket"
+        );
         assert_eq!(rest[0].services["x"].reports, 1);
     }
 

@@ -129,7 +129,10 @@ impl Store for SledStore {
             })?;
             batch.insert(&bucket_key(bucket.start), value);
         }
-        for old in self.db.range(bucket_key(i64::MIN)..bucket_key(prune_before)) {
+        for old in self
+            .db
+            .range(bucket_key(i64::MIN)..bucket_key(prune_before))
+        {
             let (key, _) = old?;
             batch.remove(key);
         }
@@ -145,12 +148,14 @@ impl Store for SledStore {
     fn checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
         match self.db.get(CHECKPOINT_KEY)? {
             None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|source| StoreError::Corrupt {
-                    what: "checkpoint".into(),
-                    source,
-                }),
+            Some(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|source| StoreError::Corrupt {
+                        what: "checkpoint".into(),
+                        source,
+                    })
+            }
         }
     }
 
@@ -206,7 +211,11 @@ mod tests {
         {
             let mut store = SledStore::open(dir.path()).expect("open");
             store
-                .save(&[bucket(-10, 1), bucket(0, 2), bucket(10, 3)], &checkpoint, i64::MIN)
+                .save(
+                    &[bucket(-10, 1), bucket(0, 2), bucket(10, 3)],
+                    &checkpoint,
+                    i64::MIN,
+                )
                 .expect("save");
             store.flush().expect("flush");
         }
@@ -221,7 +230,9 @@ mod tests {
     fn retention_prunes_old_buckets_in_the_same_batch() {
         let mut store = SledStore::temporary().expect("temp store");
         let cp = Checkpoint::default();
-        store.save(&[bucket(0, 1), bucket(10, 1)], &cp, i64::MIN).expect("save");
+        store
+            .save(&[bucket(0, 1), bucket(10, 1)], &cp, i64::MIN)
+            .expect("save");
         store.save(&[bucket(20, 1)], &cp, 10).expect("save");
         let starts: Vec<Micros> = store
             .buckets_since(i64::MIN)
