@@ -77,6 +77,8 @@ pub struct Stats {
     pub late_posts: u64,
     /// Posts too far behind the newest to count; see `window`.
     pub stale_posts: u64,
+    /// Reports of discovered services turned away by the bound on them.
+    pub discovered_rejected: u64,
     pub buckets_closed: u64,
     pub alerts: u64,
 }
@@ -199,6 +201,7 @@ impl<S: Store> Pipeline<S> {
         self.windows.add(&post, &verdict);
         self.stats.late_posts = self.windows.late();
         self.stats.stale_posts = self.windows.stale();
+        self.stats.discovered_rejected = self.windows.discovered_rejected();
         let closed = self.windows.advance();
         self.close(closed)
     }

@@ -205,6 +205,12 @@ fn print_summary(stats: &Stats, files: &[String], elapsed: Duration) {
     if !skipped.is_empty() {
         eprintln!("  skipped (not posts): {}", skipped.join(", "));
     }
+    if stats.discovered_rejected > 0 {
+        eprintln!(
+            "  reports of discovered services turned away (too many new names at once): {}",
+            stats.discovered_rejected
+        );
+    }
     if stats.blank_lines > 0 {
         eprintln!("  blank lines: {}", stats.blank_lines);
     }

@@ -60,6 +60,9 @@ pub struct DetectorConfig {
     /// An incident older than this teaches the baseline again: a level
     /// that lasts this long is the service's new normal, not a surge.
     pub learn_during_incident_after_secs: i64,
+    /// Authors posting the same long text (copypasta, bot storms) count as
+    /// at most this many in a window.
+    pub max_authors_per_text: u64,
 }
 
 impl Default for DetectorConfig {
@@ -77,6 +80,7 @@ impl Default for DetectorConfig {
             cooldown_secs: 600,
             samples: 5,
             learn_during_incident_after_secs: 2 * 3600,
+            max_authors_per_text: 3,
         }
     }
 }
@@ -104,6 +108,8 @@ struct RecentBucket {
     authors: Vec<String>,
     recoveries: u64,
     samples: Vec<Sample>,
+    #[serde(default)]
+    copies: Vec<(u64, String)>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -178,6 +184,7 @@ impl Detector {
                 authors: counts.authors.clone(),
                 recoveries: counts.recoveries,
                 samples: counts.samples.clone(),
+                copies: counts.copies.clone(),
             });
         }
         let ids: Vec<String> = self.services.keys().cloned().collect();
@@ -238,7 +245,7 @@ impl Detector {
             state.baseline = state.baseline * decay * (1.0 - alpha) + alpha * capped;
         }
         state.baseline_at = Some(now);
-        let view = window_view(state, prior, window_buckets);
+        let view = window_view(state, prior, window_buckets, config.max_authors_per_text);
 
         if let Some(incident) = state.incident.as_mut() {
             let bucket_reports = state
@@ -317,7 +324,12 @@ impl WindowView {
     }
 }
 
-fn window_view(state: &ServiceState, prior: f64, window_buckets: f64) -> WindowView {
+fn window_view(
+    state: &ServiceState,
+    prior: f64,
+    window_buckets: f64,
+    max_per_text: u64,
+) -> WindowView {
     let mut authors: Vec<&str> = state
         .recent
         .iter()
@@ -325,9 +337,21 @@ fn window_view(state: &ServiceState, prior: f64, window_buckets: f64) -> WindowV
         .collect();
     authors.sort_unstable();
     authors.dedup();
+    // The same long text from many accounts counts as a few of them.
+    let mut copies: Vec<(u64, &str)> = state
+        .recent
+        .iter()
+        .flat_map(|b| b.copies.iter().map(|(f, a)| (*f, a.as_str())))
+        .collect();
+    copies.sort_unstable();
+    copies.dedup();
+    let mut excess = 0u64;
+    for group in copies.chunk_by(|a, b| a.0 == b.0) {
+        excess += (group.len() as u64).saturating_sub(max_per_text.max(1));
+    }
     WindowView {
         reports: state.recent.iter().map(|b| b.reports).sum(),
-        authors: authors.len() as u64,
+        authors: (authors.len() as u64).saturating_sub(excess),
         recoveries: state.recent.iter().map(|b| b.recoveries).sum(),
         expected: state.baseline.max(prior) * window_buckets,
     }

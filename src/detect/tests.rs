@@ -213,3 +213,29 @@ fn poisson_tail_matches_known_values() {
     assert!((poisson_tail(0.2, 6) - 7.49e-8).abs() < 1e-10);
     assert_eq!(poisson_tail(3.0, 0), 1.0);
 }
+
+#[test]
+fn copypasta_from_many_accounts_counts_as_a_few() {
+    let mut detector = Detector::new(DetectorConfig::default());
+    let mut transitions = Vec::new();
+    for i in 0..12 {
+        let mut b = bucket(i, 0, 1);
+        let authors: Vec<String> = (0..20).map(|a| format!("did:bot:{i}:{a}")).collect();
+        let mut sorted = authors.clone();
+        sorted.sort();
+        b.services.insert(
+            "svc".into(),
+            ServiceCounts {
+                reports: 20,
+                copies: sorted.iter().map(|a| (42, a.clone())).collect(),
+                authors: sorted,
+                ..ServiceCounts::default()
+            },
+        );
+        transitions.extend(detector.on_bucket(&b));
+    }
+    assert!(
+        transitions.is_empty(),
+        "240 accounts posting one long text: {transitions:?}"
+    );
+}

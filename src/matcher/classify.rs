@@ -93,6 +93,19 @@ pub(crate) fn classify(tables: &Tables, post: &Post, explain: bool) -> Verdict {
             });
         }
     }
+    // Context lists are a language's own words: "hier" is "yesterday" in
+    // French but "here" in German. They apply when the post declares no
+    // language or declares theirs. (Outage phrases apply whatever the
+    // declared language: posts mix languages and often declare wrongly.)
+    if !post.langs.is_empty() {
+        hits.retain(|h| match h.meaning {
+            Meaning::Phrase(kind, lang) if kind.is_context() => tables
+                .langs
+                .get(usize::from(lang))
+                .is_none_or(|code| post.langs.iter().any(|l| l == code)),
+            _ => true,
+        });
+    }
     hits.sort_by_key(|h| (h.start, h.end));
     Decision::new(tables, post, hits, tag_mentions, tag_outages).decide()
 }
@@ -516,6 +529,25 @@ impl<'a> Decision<'a> {
             };
             let id = self.service_id(&Service::Known(n));
             if ambiguous {
+                // "traffic signal", "zoom in", "x marks the spot": a longer
+                // phrase that gives the word its ordinary sense.
+                let ordinary = self
+                    .hits_of(PhraseKind::Cancel)
+                    .find(|c| {
+                        c.start <= hit.start
+                            && hit.end <= c.end
+                            && c.end - c.start > hit.end - hit.start
+                    })
+                    .copied();
+                if let Some(cancel) = ordinary {
+                    self.reason(
+                        "cancel",
+                        &cancel,
+                        0.0,
+                        format!("not {id} here: an ordinary word"),
+                    );
+                    continue;
+                }
                 let clause = self.clause(hit.start);
                 let adjacent = anchors.iter().any(|&(s, e)| {
                     gap(hit.start, hit.end, s, e) <= AMBIGUOUS_GAP && self.clause(s) == clause
@@ -558,6 +590,9 @@ impl<'a> Decision<'a> {
                 span: Some((hit.start, hit.end)),
             });
         }
+        if !anchors.is_empty() {
+            self.discover_domains(&mut mentions);
+        }
         for hit in self
             .hits
             .iter()
@@ -586,6 +621,51 @@ impl<'a> Decision<'a> {
         }
         self.tag_mentions = tags;
         mentions
+    }
+
+    /// "is foo.com down?": a host name not in the catalogue names a
+    /// discovered service (its first label), unless a known name covers it.
+    fn discover_domains(&mut self, mentions: &mut Vec<Mention>) {
+        let found: Vec<(usize, usize, String)> = self
+            .tables
+            .domain
+            .captures_iter(self.text)
+            .filter_map(|c| {
+                let whole = c.get(0)?;
+                let label = c.get(1)?.as_str().replace('-', "");
+                Some((whole.start(), whole.end(), label))
+            })
+            .collect();
+        for (start, end, label) in found {
+            let known = mentions
+                .iter()
+                .any(|m| m.span.is_some_and(|(s, e)| s < end && start < e));
+            if known || label.len() < 2 || label == "www" {
+                continue;
+            }
+            let service = match self.tables.stems.get(&label) {
+                Some(stem) => Service::Known(stem.service),
+                None => Service::Discovered(label),
+            };
+            let id = self.service_id(&service);
+            let detail = match service {
+                Service::Discovered(_) => format!("names {id} (not in the catalogue: discovered)"),
+                Service::Known(_) => format!("names {id}"),
+            };
+            self.reasons.push(Reason {
+                rule: "domain",
+                matched: Some(self.text[start..end].to_owned()),
+                at: Some([start, end]),
+                lang: None,
+                service: Some(id),
+                weight: 0.0,
+                detail,
+            });
+            mentions.push(Mention {
+                service,
+                span: Some((start, end)),
+            });
+        }
     }
 
     fn nearest<'m>(

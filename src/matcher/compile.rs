@@ -44,6 +44,20 @@ impl PhraseKind {
         }
     }
 
+    /// Lists that qualify an outage phrase rather than report one.
+    pub fn is_context(self) -> bool {
+        matches!(
+            self,
+            PhraseKind::Cancel
+                | PhraseKind::Market
+                | PhraseKind::Past
+                | PhraseKind::Now
+                | PhraseKind::Negation
+                | PhraseKind::Local
+                | PhraseKind::Maintenance
+        )
+    }
+
     const ALL: [PhraseKind; 11] = [
         PhraseKind::Outage,
         PhraseKind::Weak,
@@ -105,7 +119,13 @@ pub struct Tables {
     /// hashtag equal to one of them is not an outage tag.
     pub cancel_words: HashSet<String>,
     pub regexes: Vec<(Regex, PhraseKind, u8)>,
+    /// Finds host names ("foo.com") for services not in the catalogue.
+    pub domain: Regex,
 }
+
+/// A host name whose first label can name a service: `status.foo.com` is
+/// not matched as a whole, `foo.com` and `foo.io` are.
+const DOMAIN_PATTERN: &str = r"\b([a-z0-9][a-z0-9-]{1,40})\.(?:com|net|org|io|app|dev|co|gg|tv|me|ai|social|cloud|xyz|info|br|jp|de|fr|es|it|kr|uk|eu)\b";
 
 pub struct Literal {
     pub text: String,
@@ -410,5 +430,11 @@ pub(crate) fn compile(catalogue: &Catalogue) -> Result<Tables, PatternError> {
         hashtag_prefixes,
         cancel_words,
         regexes,
+        domain: Regex::new(DOMAIN_PATTERN).map_err(|e| PatternError::Invalid {
+            file: "src/matcher/compile.rs".into(),
+            line: 0,
+            column: 0,
+            message: format!("domain pattern: {e}"),
+        })?,
     })
 }

@@ -11,12 +11,14 @@
 //! surge. Everything runs on event time, so the same
 //! input closes the same buckets, whatever the machine's speed.
 
+mod discovered;
 pub mod store;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use self::discovered::DiscoveredNames;
 use crate::matcher::{Class, Verdict};
 use crate::normalize::Post;
 use crate::{MICROS_PER_SEC, Micros};
@@ -34,6 +36,13 @@ pub struct WindowConfig {
     pub max_late_secs: i64,
     /// Sample posts kept per service and bucket, as alert evidence.
     pub samples_per_bucket: usize,
+    /// Discovered services tracked at once (see `discovered`).
+    pub max_discovered: usize,
+    /// Quiet time after which a discovered service may be forgotten.
+    pub discovered_ttl_secs: i64,
+    /// Texts at least this long (characters, normalized) posted by several
+    /// authors are tracked as copies, so the detector can weigh them down.
+    pub copy_min_chars: usize,
 }
 
 impl Default for WindowConfig {
@@ -43,6 +52,9 @@ impl Default for WindowConfig {
             lateness_secs: 5,
             max_late_secs: 60,
             samples_per_bucket: 5,
+            max_discovered: 1000,
+            discovered_ttl_secs: 900,
+            copy_min_chars: 40,
         }
     }
 }
@@ -76,6 +88,11 @@ pub struct ServiceCounts {
     pub recoveries: u64,
     /// The best few reports of the bucket, by score then arrival.
     pub samples: Vec<Sample>,
+    /// (fingerprint of a long text, author) for reports long enough to be
+    /// copypasta: the same long text from many accounts is a storm, not
+    /// many people.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<(u64, String)>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub discovered: bool,
 }
@@ -90,10 +107,20 @@ pub struct Sample {
 }
 
 impl ServiceCounts {
-    fn add_report(&mut self, post: &Post, verdict: &Verdict, keep: usize) {
+    fn add_report(&mut self, post: &Post, verdict: &Verdict, config: &WindowConfig) {
+        let keep = config.samples_per_bucket;
         self.reports += 1;
         if let Err(at) = self.authors.binary_search(&post.author) {
             self.authors.insert(at, post.author.clone());
+        }
+        if post.text.chars().count() >= config.copy_min_chars {
+            let copy = (
+                xxhash_rust::xxh3::xxh3_64(post.text.as_bytes()),
+                post.author.clone(),
+            );
+            if let Err(at) = self.copies.binary_search(&copy) {
+                self.copies.insert(at, copy);
+            }
         }
         let better = |s: &Sample| s.score < verdict.score;
         if self.samples.len() < keep || self.samples.iter().any(better) {
@@ -127,6 +154,7 @@ pub struct Windows {
     closed_through: Option<Micros>,
     late: u64,
     stale: u64,
+    discovered: DiscoveredNames,
 }
 
 impl Windows {
@@ -138,6 +166,10 @@ impl Windows {
             closed_through: None,
             late: 0,
             stale: 0,
+            discovered: DiscoveredNames::new(
+                config.max_discovered,
+                config.discovered_ttl_secs * MICROS_PER_SEC,
+            ),
         }
     }
 
@@ -169,6 +201,11 @@ impl Windows {
     /// Posts that arrived after their bucket had closed.
     pub fn late(&self) -> u64 {
         self.late
+    }
+
+    /// Reports of discovered services turned away by the bound on them.
+    pub fn discovered_rejected(&self) -> u64 {
+        self.discovered.rejected()
     }
 
     /// Posts too old to count (see the module documentation).
@@ -208,11 +245,17 @@ impl Windows {
         let Some(service) = &verdict.service else {
             return;
         };
+        if verdict.discovered
+            && matches!(verdict.class, Class::Report | Class::Recovery)
+            && !self.discovered.admit(service, post.time_us)
+        {
+            return;
+        }
         match verdict.class {
             Class::Report => {
                 let counts = bucket.services.entry(service.clone()).or_default();
                 counts.discovered = verdict.discovered;
-                counts.add_report(post, verdict, self.config.samples_per_bucket);
+                counts.add_report(post, verdict, &self.config);
             }
             Class::Recovery => {
                 let counts = bucket.services.entry(service.clone()).or_default();
