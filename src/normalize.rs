@@ -17,6 +17,8 @@ pub struct Post {
     pub time_us: Micros,
     pub author: String,
     pub uri: String,
+    /// De-duplication identity (see [`RawPost::key`]).
+    pub key: String,
     /// The text as written, kept for alert samples.
     pub original: String,
     /// The normalized text the matcher reads.
@@ -50,6 +52,7 @@ pub fn normalize(raw: RawPost) -> Post {
         time_us: raw.time_us,
         author: raw.author,
         uri: raw.uri,
+        key: raw.key,
         original: raw.text,
         text,
         langs,
@@ -166,6 +169,7 @@ mod tests {
             time_us: 5,
             author: "did:plc:a".into(),
             uri: "at://did:plc:a/app.bsky.feed.post/k".into(),
+            key: String::new(),
             text: "Is #TwitterDown  for everyone?".into(),
             langs: vec!["pt-BR".into(), "EN".into()],
             tags: vec!["TwitterDown".into(), "#Outage".into(), "".into()],

@@ -15,6 +15,7 @@ use crate::alert::Alert;
 use crate::detect::{Detector, DetectorConfig};
 use crate::matcher::{Class, Matcher};
 use crate::normalize::normalize;
+use crate::source::dedupe::Deduper;
 use crate::source::{Decoded, FrameError, RawPost, SkipReason, jetstream};
 use crate::window::store::{Checkpoint, Store, StoreError};
 use crate::window::{Bucket, WindowConfig, Windows};
@@ -79,6 +80,8 @@ pub struct Stats {
     pub stale_posts: u64,
     /// Reports of discovered services turned away by the bound on them.
     pub discovered_rejected: u64,
+    /// Posts delivered twice (a resumed cursor's overlap, several relays), dropped.
+    pub duplicates: u64,
     pub buckets_closed: u64,
     pub alerts: u64,
 }
@@ -90,6 +93,7 @@ pub struct Pipeline<S: Store> {
     store: S,
     retention_us: Micros,
     cursors: BTreeMap<String, Micros>,
+    dedupe: Deduper,
     stats: Stats,
 }
 
@@ -121,6 +125,7 @@ impl<S: Store> Pipeline<S> {
             store,
             retention_us: config.retention_secs * MICROS_PER_SEC,
             cursors: checkpoint.cursors,
+            dedupe: checkpoint.dedupe.map(Deduper::restored).unwrap_or_default(),
             stats: Stats::default(),
         })
     }
@@ -150,11 +155,17 @@ impl<S: Store> Pipeline<S> {
             self.stats.blank_lines += 1;
             return Ok(Vec::new());
         }
-        match jetstream::decode(frame) {
-            Ok(Decoded::Post(post)) => self.process_post(post),
-            Ok(Decoded::Skipped(reason)) => {
-                self.skip(reason);
-                Ok(Vec::new())
+        match jetstream::decode_with_time(frame) {
+            Ok((time_us, decoded)) => {
+                let cursor = self.cursors.entry(source.to_owned()).or_insert(time_us);
+                *cursor = (*cursor).max(time_us);
+                match decoded {
+                    Decoded::Post(post) => self.process_post(post),
+                    Decoded::Skipped(reason) => {
+                        self.skip(reason);
+                        Ok(Vec::new())
+                    }
+                }
             }
             Err(error) => {
                 self.note_malformed(source, frame_no, &error);
@@ -189,6 +200,10 @@ impl<S: Store> Pipeline<S> {
 
     /// One post from any source.
     pub fn process_post(&mut self, raw: RawPost) -> Result<Vec<Alert>, PipelineError> {
+        if self.dedupe.is_duplicate(&raw.key, raw.time_us) {
+            self.stats.duplicates += 1;
+            return Ok(Vec::new());
+        }
         self.stats.posts += 1;
         let post = normalize(raw);
         let verdict = self.matcher.classify(&post);
@@ -233,6 +248,12 @@ impl<S: Store> Pipeline<S> {
         self.cursors.insert(source.to_owned(), time_us);
     }
 
+    /// How far a named source has been processed (restored from the
+    /// checkpoint at start).
+    pub fn cursor(&self, source: &str) -> Option<Micros> {
+        self.cursors.get(source).copied()
+    }
+
     fn close(&mut self, closed: Vec<Bucket>) -> Result<Vec<Alert>, PipelineError> {
         if closed.is_empty() {
             return Ok(Vec::new());
@@ -256,6 +277,7 @@ impl<S: Store> Pipeline<S> {
             open: self.windows.open_buckets().cloned().collect(),
             detector: self.detector.snapshot(),
             cursors: self.cursors.clone(),
+            dedupe: Some(self.dedupe.clone()),
         };
         let newest = self.windows.closed_through().unwrap_or(0);
         self.store.save(

@@ -90,6 +90,7 @@ fn corpus_precision_and_recall() {
             time_us: 0,
             author: "corpus".into(),
             uri: String::new(),
+            key: String::new(),
             text: case.text.clone(),
             langs: vec![case.lang.clone()],
             tags: Vec::new(),

@@ -212,6 +212,7 @@ fn matcher_table() {
             time_us: 0,
             author: "t".into(),
             uri: String::new(),
+            key: String::new(),
             text: (*text).into(),
             langs: vec![],
             tags: vec![],

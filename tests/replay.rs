@@ -115,6 +115,7 @@ fn malformed_lines_are_counted_named_and_skipped() {
     writeln!(file, r#"{{"did":"d","time_us":1783173600000001,"kind":"commit","commit":{{"operation":"create","collection":"app.bsky.feed.post","rkey":"k2","record":{{"langs":["en"]}}}}}}"#).expect("write");
     let huge = format!("{{\"did\":\"{}\"}}", "x".repeat(3 * 1024 * 1024));
     writeln!(file, "{huge}").expect("write");
+    writeln!(file, "{}", good.replace("\"rkey\":\"k\"", "\"rkey\":\"k3\"")).expect("write");
     writeln!(file, "{good}").expect("write");
     drop(file);
     let out = run(bin().arg("replay").arg(&path));

@@ -205,6 +205,9 @@ fn print_summary(stats: &Stats, files: &[String], elapsed: Duration) {
     if !skipped.is_empty() {
         eprintln!("  skipped (not posts): {}", skipped.join(", "));
     }
+    if stats.duplicates > 0 {
+        eprintln!("  duplicate posts dropped: {}", stats.duplicates);
+    }
     if stats.discovered_rejected > 0 {
         eprintln!(
             "  reports of discovered services turned away (too many new names at once): {}",

@@ -34,6 +34,8 @@ struct Commit<'a> {
     #[serde(borrow)]
     rkey: Cow<'a, str>,
     #[serde(borrow)]
+    rev: Option<Cow<'a, str>>,
+    #[serde(borrow)]
     record: Option<&'a RawValue>,
 }
 
@@ -66,6 +68,12 @@ const TAG_FEATURE: &str = "app.bsky.richtext.facet#tag";
 /// Decodes one Jetstream v1 frame. Unknown fields are ignored; unknown kinds
 /// are skipped and counted rather than rejected, as the protocol grows.
 pub fn decode(frame: &[u8]) -> Result<Decoded, FrameError> {
+    decode_with_time(frame).map(|(_, decoded)| decoded)
+}
+
+/// [`decode`], with the frame's `time_us` (posts and non-posts alike): the
+/// cursor a live source resumes from.
+pub fn decode_with_time(frame: &[u8]) -> Result<(i64, Decoded), FrameError> {
     let text = std::str::from_utf8(frame).map_err(|e| FrameError::InvalidUtf8 {
         valid_up_to: e.valid_up_to(),
     })?;
@@ -77,18 +85,18 @@ pub fn decode(frame: &[u8]) -> Result<Decoded, FrameError> {
         .ok_or(FrameError::MissingField("time_us"))?;
     match kind.as_ref() {
         "commit" => {}
-        "identity" => return Ok(Decoded::Skipped(SkipReason::Identity)),
-        "account" => return Ok(Decoded::Skipped(SkipReason::Account)),
-        _ => return Ok(Decoded::Skipped(SkipReason::UnknownKind)),
+        "identity" => return Ok((time_us, Decoded::Skipped(SkipReason::Identity))),
+        "account" => return Ok((time_us, Decoded::Skipped(SkipReason::Account))),
+        _ => return Ok((time_us, Decoded::Skipped(SkipReason::UnknownKind))),
     }
     let commit = envelope.commit.ok_or(FrameError::MissingField("commit"))?;
     if commit.collection != POST_COLLECTION {
-        return Ok(Decoded::Skipped(SkipReason::OtherCollection));
+        return Ok((time_us, Decoded::Skipped(SkipReason::OtherCollection)));
     }
     match commit.operation.as_ref() {
         "create" => {}
-        "update" => return Ok(Decoded::Skipped(SkipReason::PostUpdate)),
-        _ => return Ok(Decoded::Skipped(SkipReason::PostDelete)),
+        "update" => return Ok((time_us, Decoded::Skipped(SkipReason::PostUpdate))),
+        _ => return Ok((time_us, Decoded::Skipped(SkipReason::PostDelete))),
     }
     let did = envelope.did.ok_or(FrameError::MissingField("did"))?;
     let record = commit
@@ -106,14 +114,22 @@ pub fn decode(frame: &[u8]) -> Result<Decoded, FrameError> {
             .filter(|feature| feature.kind == TAG_FEATURE)
             .filter_map(|feature| feature.tag),
     );
-    Ok(Decoded::Post(RawPost {
+    Ok((
         time_us,
-        uri: format!("at://{did}/{POST_COLLECTION}/{}", commit.rkey),
-        author: did.into_owned(),
-        text,
-        langs: record.langs,
-        tags,
-    }))
+        Decoded::Post(RawPost {
+            time_us,
+            key: format!(
+                "{did}/{POST_COLLECTION}/{}/{}",
+                commit.rkey,
+                commit.rev.as_deref().unwrap_or("")
+            ),
+            uri: format!("at://{did}/{POST_COLLECTION}/{}", commit.rkey),
+            author: did.into_owned(),
+            text,
+            langs: record.langs,
+            tags,
+        }),
+    ))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! ([`jetstream::decode`]), so the same code serves a recording and a live
 //! socket, and replaying a recording gives the alerts the live run gave.
 
+pub mod dedupe;
 pub mod jetstream;
 pub mod recording;
 
@@ -20,6 +21,10 @@ pub struct RawPost {
     pub author: String,
     /// Stable address of the post, shown in alert samples.
     pub uri: String,
+    /// Identity of this event for de-duplication: the same event delivered
+    /// twice (a resumed cursor's overlap, two relays) has the same key.
+    /// Empty means "do not de-duplicate".
+    pub key: String,
     pub text: String,
     /// Language tags the client declared; may be empty and may be wrong.
     pub langs: Vec<String>,

@@ -56,6 +56,9 @@ pub struct Checkpoint {
     /// resume from it).
     #[serde(default)]
     pub cursors: std::collections::BTreeMap<String, Micros>,
+    /// Recently seen event keys, so a resumed overlap is not counted twice.
+    #[serde(default)]
+    pub dedupe: Option<crate::source::dedupe::Deduper>,
 }
 
 /// Persistence of closed buckets; sled in production, swappable in tests.
