@@ -115,13 +115,22 @@ fn malformed_lines_are_counted_named_and_skipped() {
     writeln!(file, r#"{{"did":"d","time_us":1783173600000001,"kind":"commit","commit":{{"operation":"create","collection":"app.bsky.feed.post","rkey":"k2","record":{{"langs":["en"]}}}}}}"#).expect("write");
     let huge = format!("{{\"did\":\"{}\"}}", "x".repeat(3 * 1024 * 1024));
     writeln!(file, "{huge}").expect("write");
-    writeln!(file, "{}", good.replace("\"rkey\":\"k\"", "\"rkey\":\"k3\"")).expect("write");
+    writeln!(
+        file,
+        "{}",
+        good.replace("\"rkey\":\"k\"", "\"rkey\":\"k3\"")
+    )
+    .expect("write");
     writeln!(file, "{good}").expect("write");
     drop(file);
     let out = run(bin().arg("replay").arg(&path));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let name = path.display().to_string();
-    assert!(stderr.contains("replayed 6 events"), "{stderr}");
+    assert!(stderr.contains("replayed 7 events"), "{stderr}");
+    assert!(
+        stderr.contains("duplicate posts dropped: 1"),
+        "the repeated line: {stderr}"
+    );
     assert!(
         stderr.contains("posts 2 "),
         "both good posts processed: {stderr}"
