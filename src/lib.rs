@@ -19,6 +19,8 @@
 
 pub mod alert;
 pub mod cli;
+pub mod config;
+pub mod daemon;
 pub mod detect;
 pub mod matcher;
 pub mod normalize;

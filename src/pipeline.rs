@@ -150,15 +150,29 @@ impl<S: Store> Pipeline<S> {
         frame_no: u64,
         frame: &[u8],
     ) -> Result<Vec<Alert>, PipelineError> {
-        self.stats.frames += 1;
         if frame.iter().all(u8::is_ascii_whitespace) {
+            self.stats.frames += 1;
             self.stats.blank_lines += 1;
             return Ok(Vec::new());
         }
-        match jetstream::decode_with_time(frame) {
+        self.process_decoded(source, frame_no, jetstream::decode_with_time(frame))
+    }
+
+    /// A frame already decoded by its source's decoder (Jetstream,
+    /// Mastodon, Nostr): `(event time, what it held)`, or why it is unusable.
+    pub fn process_decoded(
+        &mut self,
+        source: &str,
+        frame_no: u64,
+        decoded: Result<(Micros, Decoded), FrameError>,
+    ) -> Result<Vec<Alert>, PipelineError> {
+        self.stats.frames += 1;
+        match decoded {
             Ok((time_us, decoded)) => {
-                let cursor = self.cursors.entry(source.to_owned()).or_insert(time_us);
-                *cursor = (*cursor).max(time_us);
+                if time_us > 0 {
+                    let cursor = self.cursors.entry(source.to_owned()).or_insert(time_us);
+                    *cursor = (*cursor).max(time_us);
+                }
                 match decoded {
                     Decoded::Post(post) => self.process_post(post),
                     Decoded::Skipped(reason) => {

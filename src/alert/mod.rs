@@ -38,6 +38,9 @@ pub struct Alert {
     /// True when the service is not in the catalogue (named by `#FooDown`).
     #[serde(default)]
     pub discovered: bool,
+    /// For `source:NAME` alerts: what is wrong with the source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,6 +81,41 @@ impl From<Transition> for Alert {
             peak_authors: incident.peak_authors,
             p_value: incident.p_value,
             discovered: incident.discovered,
+            detail: None,
+        }
+    }
+}
+
+impl Alert {
+    /// A live source's own incident: silent or lagging (`service` is
+    /// `source:NAME`; times are wall clock, as the firehose's health is
+    /// about now, not about event time).
+    pub fn source_health(
+        source: &str,
+        state: TransitionKind,
+        at: Micros,
+        started_at: Micros,
+        detail: String,
+    ) -> Alert {
+        let stamp = chrono::DateTime::from_timestamp_micros(started_at)
+            .map(|t| t.format("%Y%m%dT%H%M%SZ").to_string())
+            .unwrap_or_default();
+        Alert {
+            id: format!("source:{source}-{stamp}"),
+            service: format!("source:{source}"),
+            state,
+            at: rfc3339(at),
+            started_at: rfc3339(started_at),
+            severity: "high".into(),
+            reports: 0,
+            authors: 0,
+            rate_per_min: 0.0,
+            baseline_per_min: 0.0,
+            samples: Vec::new(),
+            peak_authors: 0,
+            p_value: 0.0,
+            discovered: false,
+            detail: Some(detail),
         }
     }
 }

@@ -3,7 +3,9 @@
 //! its own error type.
 
 mod check;
+mod record;
 mod replay;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +46,10 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Tell whether texts are outage reports: one JSON object per text.
     Check(check::CheckArgs),
+    /// Run as a daemon on live firehoses until SIGINT or SIGTERM.
+    Run(run::RunArgs),
+    /// Record Jetstream frames exactly as received, for `replay`.
+    Record(record::RecordArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -59,14 +65,15 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let matcher = load_matcher(cli.patterns.as_deref())?;
     match cli.command {
-        Command::Replay(args) => replay::run(args, matcher),
-        Command::Check(args) => check::run(args, &matcher),
+        Command::Replay(args) => replay::run(args, load_matcher(cli.patterns.as_deref())?),
+        Command::Check(args) => check::run(args, &load_matcher(cli.patterns.as_deref())?),
+        Command::Run(args) => run::run(args, cli.patterns.as_deref()),
+        Command::Record(args) => record::run(args),
     }
 }
 
-fn load_matcher(dir: Option<&std::path::Path>) -> anyhow::Result<Matcher> {
+pub(crate) fn load_matcher(dir: Option<&std::path::Path>) -> anyhow::Result<Matcher> {
     match dir {
         Some(dir) => Matcher::from_dir(dir)
             .with_context(|| format!("cannot load patterns from {}", dir.display())),

@@ -9,10 +9,64 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::ws::Protocol;
 use super::{Decoded, FrameError, RawPost, SkipReason};
+use crate::{MICROS_PER_SEC, Micros};
 
 /// The collection that holds posts.
 pub const POST_COLLECTION: &str = "app.bsky.feed.post";
+
+/// The public Jetstream hosts, in the order they are tried.
+pub const PUBLIC_HOSTS: [&str; 4] = [
+    "wss://jetstream1.us-east.bsky.network/subscribe",
+    "wss://jetstream2.us-east.bsky.network/subscribe",
+    "wss://jetstream1.us-west.bsky.network/subscribe",
+    "wss://jetstream2.us-west.bsky.network/subscribe",
+];
+
+/// How far before the last processed event a resumed connection starts:
+/// `time_us` is only nearly increasing, so the events just before the
+/// cursor may not all have been seen. The overlap is de-duplicated.
+pub const RESUME_OVERLAP_US: Micros = 5 * MICROS_PER_SEC;
+
+/// Jetstream's connection: posts only, resumed from the last processed
+/// event minus the overlap.
+#[derive(Debug, Default)]
+pub struct JetstreamProtocol;
+
+impl Protocol for JetstreamProtocol {
+    fn connect_url(&mut self, host: &str, processed: Option<Micros>) -> String {
+        subscribe_url(host, processed.map(|t| t - RESUME_OVERLAP_US))
+    }
+}
+
+/// `host` with `wantedCollections` (unless the host names its own) and the
+/// cursor (replacing any cursor already in the URL).
+pub fn subscribe_url(host: &str, cursor: Option<Micros>) -> String {
+    let Ok(mut url) = reqwest::Url::parse(host) else {
+        return host.to_owned();
+    };
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != "cursor")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let wants_collections = kept.iter().any(|(k, _)| k == "wantedCollections");
+    {
+        let mut query = url.query_pairs_mut();
+        query.clear();
+        for (k, v) in &kept {
+            query.append_pair(k, v);
+        }
+        if !wants_collections {
+            query.append_pair("wantedCollections", POST_COLLECTION);
+        }
+        if let Some(cursor) = cursor {
+            query.append_pair("cursor", &cursor.to_string());
+        }
+    }
+    url.to_string()
+}
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
@@ -135,6 +189,35 @@ pub fn decode_with_time(frame: &[u8]) -> Result<(i64, Decoded), FrameError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subscribe_url_table() {
+        let cases = [
+            (
+                "wss://h/subscribe",
+                None,
+                "wss://h/subscribe?wantedCollections=app.bsky.feed.post",
+            ),
+            (
+                "wss://h/subscribe",
+                Some(1_700_000_000_000_000),
+                "wss://h/subscribe?wantedCollections=app.bsky.feed.post&cursor=1700000000000000",
+            ),
+            (
+                "ws://127.0.0.1:9/subscribe?cursor=5&wantedCollections=app.bsky.feed.*",
+                Some(7),
+                "ws://127.0.0.1:9/subscribe?wantedCollections=app.bsky.feed.*&cursor=7",
+            ),
+        ];
+        for (host, cursor, want) in cases {
+            assert_eq!(subscribe_url(host, cursor), want);
+        }
+        assert_eq!(
+            JetstreamProtocol.connect_url("wss://h/s", Some(10 * MICROS_PER_SEC)),
+            "wss://h/s?wantedCollections=app.bsky.feed.post&cursor=5000000",
+            "resumes five seconds before the last processed event"
+        );
+    }
 
     fn post(line: &str) -> RawPost {
         match decode(line.as_bytes()) {

@@ -6,8 +6,12 @@
 //! socket, and replaying a recording gives the alerts the live run gave.
 
 pub mod dedupe;
+pub mod health;
 pub mod jetstream;
+pub mod mastodon;
+pub mod nostr;
 pub mod recording;
+pub mod ws;
 
 use crate::Micros;
 

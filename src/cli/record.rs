@@ -1,0 +1,134 @@
+//! `outagewatch record`: Jetstream frames to a file, exactly as received,
+//! one per line: the format `replay` reads. Reconnects resume from the last
+//! recorded event minus the overlap, as the daemon does; the overlap stays
+//! in the file (as received) and `replay` drops it as the daemon does.
+
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use tokio::sync::{mpsc, watch};
+
+use crate::source::health::SourceHealth;
+use crate::source::jetstream::{JetstreamProtocol, PUBLIC_HOSTS, decode_with_time};
+use crate::source::ws::{self, WsSettings};
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Jetstream URLs, tried in turn (default: the four public hosts).
+    #[arg(long, value_name = "URL")]
+    jetstream: Vec<String>,
+    /// Output file; `.gz` or `.zst` compresses. Appends if it exists
+    /// (plain files only).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Reconnect when no frame arrives for this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    watchdog_secs: f64,
+}
+
+pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
+    let hosts = if args.jetstream.is_empty() {
+        PUBLIC_HOSTS.iter().map(|h| (*h).to_owned()).collect()
+    } else {
+        args.jetstream.clone()
+    };
+    let name = args.out.to_string_lossy().into_owned();
+    let extension = args.out.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(!matches!(extension, "gz" | "zst"))
+        .write(true)
+        .truncate(matches!(extension, "gz" | "zst"))
+        .open(&args.out)
+        .with_context(|| format!("cannot open {}", args.out.display()))?;
+    let mut out: Box<dyn FinishWrite> = match extension {
+        "gz" => Box::new(flate2::write::GzEncoder::new(
+            BufWriter::new(file),
+            flate2::Compression::default(),
+        )),
+        "zst" => {
+            Box::new(zstd::stream::write::Encoder::new(BufWriter::new(file), 3).context("zstd")?)
+        }
+        _ => Box::new(BufWriter::new(file)),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let settings = WsSettings {
+        watchdog: std::time::Duration::from_secs_f64(args.watchdog_secs.max(0.1)),
+        ..WsSettings::default()
+    };
+    let frames = runtime.block_on(async {
+        let (tx, mut rx) = mpsc::channel(4096);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let health = Arc::new(SourceHealth::new("record", None));
+        let tls = crate::tls::client_config()?;
+        let task = tokio::spawn(ws::run(
+            0,
+            hosts,
+            settings,
+            JetstreamProtocol,
+            tls,
+            tx,
+            Arc::clone(&health),
+            stop_rx,
+        ));
+        let stop = super::run::first_signal_then_arm_second();
+        tokio::pin!(stop);
+        let mut frames = 0u64;
+        loop {
+            let inbound = tokio::select! {
+                _ = &mut stop => break,
+                inbound = rx.recv() => inbound,
+            };
+            let Some(inbound) = inbound else { break };
+            if let Ok((time_us, _)) = decode_with_time(inbound.frame.as_bytes()) {
+                health.set_processed(time_us);
+            }
+            out.write_all(inbound.frame.as_bytes())?;
+            out.write_all(b"\n")?;
+            frames += 1;
+        }
+        let _ = stop_tx.send(true);
+        let _ = task.await;
+        while let Ok(inbound) = rx.try_recv() {
+            out.write_all(inbound.frame.as_bytes())?;
+            out.write_all(b"\n")?;
+            frames += 1;
+        }
+        anyhow::Ok(frames)
+    })?;
+    out.finish_boxed()
+        .with_context(|| format!("cannot finish {name}"))?;
+    eprintln!("recorded {frames} frames to {name}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A writer that may need a final step (a compressor's trailer).
+trait FinishWrite: Write {
+    fn finish_boxed(self: Box<Self>) -> std::io::Result<()>;
+}
+
+impl<W: Write> FinishWrite for BufWriter<W> {
+    fn finish_boxed(mut self: Box<Self>) -> std::io::Result<()> {
+        self.flush()
+    }
+}
+
+impl<W: Write> FinishWrite for flate2::write::GzEncoder<W> {
+    fn finish_boxed(self: Box<Self>) -> std::io::Result<()> {
+        self.finish()?.flush()
+    }
+}
+
+impl<W: Write> FinishWrite for zstd::stream::write::Encoder<'static, W> {
+    fn finish_boxed(self: Box<Self>) -> std::io::Result<()> {
+        self.finish()?.flush()
+    }
+}

@@ -1,0 +1,456 @@
+//! The daemon's configuration file (TOML; see `outagewatch.example.toml`).
+//!
+//! Every table rejects unknown keys, and every error names the key (with
+//! its line and column). Secrets never need to be in the file: any string
+//! value may be `${VAR}`, read from the environment when the file is
+//! loaded; an unset variable is an error that names it and the key.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::detect::DetectorConfig;
+use crate::source::health::HealthRule;
+use crate::source::jetstream::PUBLIC_HOSTS;
+use crate::source::ws::WsSettings;
+use crate::window::WindowConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: `{key}`: {message}")]
+    Value {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where state is kept; default: the platform's state directory.
+    pub state_dir: Option<PathBuf>,
+    /// A patterns folder to use instead of the built-in patterns.
+    pub patterns: Option<PathBuf>,
+    /// The live sources; default: Bluesky Jetstream on its public hosts.
+    #[serde(default = "default_sources")]
+    pub sources: Vec<SourceConfig>,
+    #[serde(default)]
+    pub alerts: AlertsConfig,
+    #[serde(default)]
+    pub window: WindowConfig,
+    #[serde(default)]
+    pub detector: DetectorConfig,
+    #[serde(default)]
+    pub health: HealthConfig,
+    #[serde(default)]
+    pub daemon: DaemonSettings,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            state_dir: None,
+            patterns: None,
+            sources: default_sources(),
+            alerts: AlertsConfig::default(),
+            window: WindowConfig::default(),
+            detector: DetectorConfig::default(),
+            health: HealthConfig::default(),
+            daemon: DaemonSettings::default(),
+        }
+    }
+}
+
+fn default_sources() -> Vec<SourceConfig> {
+    vec![SourceConfig::jetstream(
+        "bluesky",
+        PUBLIC_HOSTS.iter().map(|h| (*h).to_owned()).collect(),
+    )]
+}
+
+/// One live source.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub kind: SourceKind,
+    /// Name in logs, cursors and `source:NAME` health alerts.
+    pub name: String,
+    /// Jetstream: hosts tried in turn (failover). Mastodon: the instance's
+    /// streaming URL. Nostr: relays, all read at once.
+    pub urls: Vec<String>,
+    /// Mastodon: the stream to follow (`public`, `public:local`).
+    #[serde(default = "default_stream")]
+    pub stream: String,
+    /// Mastodon: an access token (`${MASTODON_TOKEN}`).
+    pub token: Option<String>,
+    #[serde(default)]
+    pub connection: ConnectionConfig,
+}
+
+fn default_stream() -> String {
+    "public".into()
+}
+
+impl SourceConfig {
+    pub fn jetstream(name: &str, urls: Vec<String>) -> Self {
+        SourceConfig {
+            kind: SourceKind::Jetstream,
+            name: name.to_owned(),
+            urls,
+            stream: default_stream(),
+            token: None,
+            connection: ConnectionConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Jetstream,
+    Mastodon,
+    Nostr,
+}
+
+/// Resilience settings of a connection (all optional).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionConfig {
+    /// Reconnect when no data frame arrives for this long.
+    pub watchdog_secs: f64,
+    pub ping_secs: f64,
+    /// Larger frames are dropped and counted.
+    pub max_frame_bytes: usize,
+    pub backoff_min_ms: u64,
+    pub backoff_max_ms: u64,
+    /// A connection that lasted this long resets the backoff.
+    pub healthy_after_secs: f64,
+    pub connect_timeout_secs: f64,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        let d = WsSettings::default();
+        ConnectionConfig {
+            watchdog_secs: d.watchdog.as_secs_f64(),
+            ping_secs: d.ping_every.as_secs_f64(),
+            max_frame_bytes: d.max_frame_bytes,
+            backoff_min_ms: d.backoff_min.as_millis() as u64,
+            backoff_max_ms: d.backoff_max.as_millis() as u64,
+            healthy_after_secs: d.healthy_after.as_secs_f64(),
+            connect_timeout_secs: d.connect_timeout.as_secs_f64(),
+        }
+    }
+}
+
+impl ConnectionConfig {
+    pub fn settings(&self) -> WsSettings {
+        let secs = |s: f64| Duration::from_secs_f64(s.max(0.001));
+        WsSettings {
+            watchdog: secs(self.watchdog_secs),
+            ping_every: secs(self.ping_secs),
+            max_frame_bytes: self.max_frame_bytes,
+            backoff_min: Duration::from_millis(self.backoff_min_ms.max(1)),
+            backoff_max: Duration::from_millis(self.backoff_max_ms.max(self.backoff_min_ms.max(1))),
+            healthy_after: secs(self.healthy_after_secs),
+            connect_timeout: secs(self.connect_timeout_secs),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Append alert JSON lines to this file; `-` is stdout.
+    pub file: Option<PathBuf>,
+    /// POST every alert as JSON to these URLs.
+    #[serde(default)]
+    pub webhooks: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// A source with no data for this long raises `source:NAME`.
+    pub silence_secs: i64,
+    /// A source whose newest event is older than this raises `source:NAME`.
+    pub lag_secs: i64,
+    /// No health verdict this long after start.
+    pub grace_secs: i64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        let d = HealthRule::default();
+        HealthConfig {
+            silence_secs: d.silence_secs,
+            lag_secs: d.lag_secs,
+            grace_secs: d.grace_secs,
+        }
+    }
+}
+
+impl HealthConfig {
+    pub fn rule(&self) -> HealthRule {
+        HealthRule {
+            silence_secs: self.silence_secs,
+            lag_secs: self.lag_secs,
+            grace_secs: self.grace_secs,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonSettings {
+    /// A status line in the log this often.
+    pub status_secs: f64,
+    /// At shutdown, how long in-flight webhook deliveries may take.
+    pub shutdown_grace_secs: f64,
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        DaemonSettings {
+            status_secs: 60.0,
+            shutdown_grace_secs: 10.0,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start).min(text.len());
+            let before = &text[..offset];
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line: before.matches('\n').count() + 1,
+                column: before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
+                message: e.message().trim().to_owned(),
+            }
+        })?;
+        config.expand_env(path, &|name| std::env::var(name).ok())?;
+        config.check(path)?;
+        Ok(config)
+    }
+
+    /// Replaces `${VAR}` in every string value that may hold a secret or
+    /// an address.
+    pub fn expand_env(
+        &mut self,
+        path: &Path,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        let expand = |key: String, value: &mut String| -> Result<(), ConfigError> {
+            *value = expand(value, lookup).map_err(|message| ConfigError::Value {
+                path: path.to_path_buf(),
+                key,
+                message,
+            })?;
+            Ok(())
+        };
+        for (i, source) in self.sources.iter_mut().enumerate() {
+            for (j, url) in source.urls.iter_mut().enumerate() {
+                expand(format!("sources[{i}].urls[{j}]"), url)?;
+            }
+            if let Some(token) = source.token.as_mut() {
+                expand(format!("sources[{i}].token"), token)?;
+            }
+        }
+        for (i, url) in self.alerts.webhooks.iter_mut().enumerate() {
+            expand(format!("alerts.webhooks[{i}]"), url)?;
+        }
+        Ok(())
+    }
+
+    fn check(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |key: String, message: String| ConfigError::Value {
+            path: path.to_path_buf(),
+            key,
+            message,
+        };
+        let mut names = std::collections::HashSet::new();
+        for (i, source) in self.sources.iter().enumerate() {
+            if source.name.is_empty() || !names.insert(source.name.as_str()) {
+                return Err(bad(
+                    format!("sources[{i}].name"),
+                    format!("{:?} is empty or used twice", source.name),
+                ));
+            }
+            if source.urls.is_empty() {
+                return Err(bad(
+                    format!("sources[{i}].urls"),
+                    "needs at least one URL".into(),
+                ));
+            }
+            for (j, url) in source.urls.iter().enumerate() {
+                let ok = reqwest::Url::parse(url)
+                    .is_ok_and(|u| matches!(u.scheme(), "ws" | "wss") && u.has_host());
+                if !ok {
+                    return Err(bad(
+                        format!("sources[{i}].urls[{j}]"),
+                        format!("{url:?} is not a ws:// or wss:// URL"),
+                    ));
+                }
+            }
+            if source.connection.max_frame_bytes == 0 {
+                return Err(bad(
+                    format!("sources[{i}].connection.max_frame_bytes"),
+                    "must be above 0".into(),
+                ));
+            }
+        }
+        if self.window.bucket_secs <= 0
+            || 60 % self.window.bucket_secs != 0 && self.window.bucket_secs % 60 != 0
+        {
+            return Err(bad(
+                "window.bucket_secs".into(),
+                format!("{} does not divide a minute", self.window.bucket_secs),
+            ));
+        }
+        if self.detector.bucket_secs != self.window.bucket_secs {
+            return Err(bad(
+                "detector.bucket_secs".into(),
+                format!(
+                    "must equal window.bucket_secs ({})",
+                    self.window.bucket_secs
+                ),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.detector.fire_p) {
+            return Err(bad(
+                "detector.fire_p".into(),
+                "must be between 0 and 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Expands `${NAME}` references; `$$` is a literal `$`.
+fn expand(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(body) = after.strip_prefix('{') {
+            let end = body
+                .find('}')
+                .ok_or_else(|| format!("unclosed `${{` in {value:?}"))?;
+            let name = &body[..end];
+            let resolved =
+                lookup(name).ok_or_else(|| format!("environment variable {name} is not set"))?;
+            out.push_str(&resolved);
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("ow.toml"), text)
+    }
+
+    #[test]
+    fn empty_file_means_the_defaults() {
+        let config = parse("").expect("empty config");
+        assert_eq!(config, Config::default());
+        assert_eq!(config.sources[0].urls.len(), 4);
+    }
+
+    #[test]
+    fn the_example_file_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("outagewatch.example.toml");
+        let text = std::fs::read_to_string(&path).expect("example exists");
+        let mut config: Config = toml::from_str(&text).expect("example parses");
+        config
+            .expand_env(&path, &|_| Some("secret".into()))
+            .expect("expands");
+        config.check(&path).expect("checks");
+        assert!(config.sources.len() >= 3, "shows every kind of source");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("sorces = []", "ow.toml:1:1: unknown field `sorces`"),
+            (
+                "[detector]\nmin_author = 3",
+                "ow.toml:2:1: unknown field `min_author`",
+            ),
+            ("[detector]\nmin_authors = \"five\"", "ow.toml:2:15"),
+            (
+                "[[sources]]\nkind = \"jetstream\"\nname = \"a\"\nurls = [\"http://x\"]",
+                "`sources[0].urls[0]`: \"http://x\" is not a ws:// or wss:// URL",
+            ),
+            (
+                "[[sources]]\nkind = \"mastodon\"\nname = \"m\"\nurls = [\"wss://m/api/v1/streaming\"]\ntoken = \"${OW_TEST_UNSET_VAR}\"",
+                "`sources[0].token`: environment variable OW_TEST_UNSET_VAR is not set",
+            ),
+            (
+                "[[sources]]\nkind = \"irc\"\nname = \"a\"\nurls = []",
+                "unknown variant `irc`",
+            ),
+            (
+                "[window]\nbucket_secs = 7",
+                "`window.bucket_secs`: 7 does not divide a minute",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(err.contains(want), "{text:?}: got {err:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn env_expansion() {
+        let lookup = |name: &str| (name == "TOKEN").then(|| "s3cret".to_owned());
+        assert_eq!(
+            expand("Bearer ${TOKEN}", &lookup),
+            Ok("Bearer s3cret".into())
+        );
+        assert_eq!(
+            expand("cost $$5 and $x", &lookup),
+            Ok("cost $5 and $x".into())
+        );
+        assert!(expand("${MISSING}", &lookup).is_err());
+        assert!(expand("${TOKEN", &lookup).is_err());
+    }
+}

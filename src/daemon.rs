@@ -1,0 +1,473 @@
+//! The daemon: live sources in, alerts out, until a signal.
+//!
+//! What runs:
+//! - one task per live connection ([`crate::source::ws::run`]), sending
+//!   data frames over a bounded channel;
+//! - the pipeline on its own thread: decode, count, detect, save state
+//!   (the same [`Pipeline`] the replay command uses);
+//! - the health monitor: `source:NAME` alerts when a source is silent or
+//!   lagging;
+//! - the sink task: alert lines to a file or stdout, and webhooks;
+//! - a status line in the log every `status_secs`.
+//!
+//! **Shutdown order** (on SIGINT or SIGTERM), written down once:
+//! 1. the sources stop reading and close their sockets;
+//! 2. the pipeline drains the frames already received, then saves the state,
+//!    the cursors and the open buckets, and flushes the store;
+//! 3. the sinks write the last alerts; webhook deliveries get
+//!    `shutdown_grace_secs`;
+//! 4. the process exits 0. A second signal exits at once (status 130).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::alert::Alert;
+use crate::alert::sink::{AlertSink, JsonLines, SinkError};
+use crate::alert::webhook::{WebhookConfig, WebhookError, Webhooks};
+use crate::config::{Config, SourceKind};
+use crate::detect::TransitionKind;
+use crate::matcher::Matcher;
+use crate::pipeline::{Pipeline, PipelineConfig, PipelineError, Stats};
+use crate::source::health::{Condition, HealthRule, SourceHealth, assess, wall_now};
+use crate::source::jetstream::JetstreamProtocol;
+use crate::source::mastodon::{self, MastodonProtocol};
+use crate::source::nostr::{self, NostrProtocol};
+use crate::source::ws::{self, Inbound, WsSettings};
+use crate::window::store::{SledStore, StoreError};
+
+/// Frames in flight between the sources and the pipeline.
+const CHANNEL_FRAMES: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("the pipeline thread failed: {0}")]
+    Thread(String),
+}
+
+/// One live connection (a Nostr source with three relays is three).
+struct Live {
+    name: String,
+    kind: SourceKind,
+    hosts: Vec<String>,
+    settings: WsSettings,
+    token: Option<String>,
+    stream: String,
+    /// Mastodon: the instance's host, to make local account names unique.
+    instance: String,
+}
+
+fn live_sources(config: &Config) -> Vec<Live> {
+    let mut out = Vec::new();
+    for source in &config.sources {
+        let host_of = |url: &str| {
+            reqwest::Url::parse(url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .unwrap_or_else(|| url.to_owned())
+        };
+        let base = |name: String, hosts: Vec<String>| Live {
+            instance: hosts.first().map(|h| host_of(h)).unwrap_or_default(),
+            name,
+            kind: source.kind,
+            hosts,
+            settings: source.connection.settings(),
+            token: source.token.clone(),
+            stream: source.stream.clone(),
+        };
+        match source.kind {
+            SourceKind::Jetstream | SourceKind::Mastodon => {
+                out.push(base(source.name.clone(), source.urls.clone()))
+            }
+            SourceKind::Nostr if source.urls.len() == 1 => {
+                out.push(base(source.name.clone(), source.urls.clone()))
+            }
+            SourceKind::Nostr => {
+                for url in &source.urls {
+                    out.push(base(
+                        format!("{}:{}", source.name, host_of(url)),
+                        vec![url.clone()],
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What the daemon needs besides its configuration.
+pub struct DaemonOptions {
+    pub config: Config,
+    pub matcher: Matcher,
+    pub state_dir: PathBuf,
+}
+
+/// Runs until `stop` resolves, then shuts down in the documented order.
+pub async fn run(
+    options: DaemonOptions,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<Stats, DaemonError> {
+    let DaemonOptions {
+        config,
+        matcher,
+        state_dir,
+    } = options;
+    std::fs::create_dir_all(&state_dir).map_err(|e| StoreError::Open {
+        path: state_dir.clone(),
+        source: sled::Error::Io(e),
+    })?;
+    let store = SledStore::open(&state_dir)?;
+    let pipeline_config = PipelineConfig {
+        window: config.window,
+        detector: config.detector.clone(),
+        ..PipelineConfig::new()
+    };
+    let pipeline = Pipeline::open(Arc::new(matcher), pipeline_config, store)?;
+    let live = live_sources(&config);
+    let health: Vec<Arc<SourceHealth>> = live
+        .iter()
+        .map(|l| Arc::new(SourceHealth::new(&l.name, pipeline.cursor(&l.name))))
+        .collect();
+    for (l, h) in live.iter().zip(&health) {
+        if let Some(cursor) = h.processed() {
+            tracing::info!(source = %l.name, cursor, "resuming from the saved cursor");
+        }
+    }
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (frame_tx, frame_rx) = mpsc::channel::<Inbound>(CHANNEL_FRAMES);
+    let (alert_tx, alert_rx) = mpsc::unbounded_channel::<Alert>();
+    let shared_stats = Arc::new(Mutex::new(Stats::default()));
+
+    // The pipeline thread ends when every source has dropped its sender,
+    // and reports how it ended on `done`.
+    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
+    {
+        let names: Vec<(String, SourceKind, String)> = live
+            .iter()
+            .map(|l| (l.name.clone(), l.kind, l.instance.clone()))
+            .collect();
+        let health = health.clone();
+        let alert_tx = alert_tx.clone();
+        let shared_stats = Arc::clone(&shared_stats);
+        std::thread::Builder::new()
+            .name("pipeline".into())
+            .spawn(move || {
+                let result = pipeline_loop(
+                    pipeline,
+                    frame_rx,
+                    &names,
+                    &health,
+                    &alert_tx,
+                    &shared_stats,
+                );
+                let _ = done_tx.send(result);
+            })
+            .map_err(|e| DaemonError::Thread(e.to_string()))?;
+    }
+
+    let tls = crate::tls::client_config()?;
+    let mut source_tasks = Vec::new();
+    for (index, (l, h)) in live.into_iter().zip(&health).enumerate() {
+        let (tx, shutdown, h, tls) = (
+            frame_tx.clone(),
+            shutdown_rx.clone(),
+            Arc::clone(h),
+            Arc::clone(&tls),
+        );
+        let task = match l.kind {
+            SourceKind::Jetstream => tokio::spawn(ws::run(
+                index,
+                l.hosts,
+                l.settings,
+                JetstreamProtocol,
+                tls,
+                tx,
+                h,
+                shutdown,
+            )),
+            SourceKind::Mastodon => {
+                let protocol = MastodonProtocol {
+                    stream: l.stream,
+                    token: l.token,
+                };
+                tokio::spawn(ws::run(
+                    index, l.hosts, l.settings, protocol, tls, tx, h, shutdown,
+                ))
+            }
+            SourceKind::Nostr => tokio::spawn(ws::run(
+                index,
+                l.hosts,
+                l.settings,
+                NostrProtocol,
+                tls,
+                tx,
+                h,
+                shutdown,
+            )),
+        };
+        source_tasks.push(task);
+    }
+    drop(frame_tx);
+
+    let monitor = tokio::spawn(health_monitor(
+        health.clone(),
+        config.health.rule(),
+        alert_tx.clone(),
+        shutdown_rx.clone(),
+    ));
+    let status = tokio::spawn(status_log(
+        health.clone(),
+        Arc::clone(&shared_stats),
+        Duration::from_secs_f64(config.daemon.status_secs.max(0.1)),
+        shutdown_rx.clone(),
+    ));
+    drop(alert_tx);
+    let sink = tokio::spawn(sink_loop(
+        alert_rx,
+        config.alerts.file.clone(),
+        config.alerts.webhooks.clone(),
+        Duration::from_secs_f64(config.daemon.shutdown_grace_secs.max(0.0)),
+    ));
+
+    // Run until told to stop, or until the pipeline stops on its own (only
+    // a failure does that: the store cannot be written).
+    let early = tokio::select! {
+        _ = stop => {
+            tracing::info!("shutting down: stopping the sources");
+            None
+        }
+        result = &mut done_rx => Some(result),
+    };
+    // 1. Stop the sources.
+    let _ = shutdown_tx.send(true);
+    for task in source_tasks {
+        let _ = task.await;
+    }
+    monitor.abort();
+    status.abort();
+    // 2. The pipeline drains what was received and saves the state.
+    let result = match early {
+        Some(result) => result,
+        None => {
+            tracing::info!("draining the pipeline and saving state");
+            done_rx.await
+        }
+    };
+    let stats = match result {
+        Ok(Ok(stats)) => stats,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "the pipeline stopped");
+            let _ = sink.await;
+            return Err(e.into());
+        }
+        Err(_) => return Err(DaemonError::Thread("the pipeline thread panicked".into())),
+    };
+    // 3. The sinks write the last alerts and finish deliveries.
+    match sink.await {
+        Ok(result) => result?,
+        Err(e) => return Err(DaemonError::Thread(format!("sink task: {e}"))),
+    }
+    tracing::info!(
+        frames = stats.frames,
+        posts = stats.posts,
+        reports = stats.reports,
+        alerts = stats.alerts,
+        duplicates = stats.duplicates,
+        malformed = stats.malformed,
+        "stopped; state saved"
+    );
+    Ok(stats)
+}
+
+fn pipeline_loop(
+    mut pipeline: Pipeline<SledStore>,
+    mut frames: mpsc::Receiver<Inbound>,
+    sources: &[(String, SourceKind, String)],
+    health: &[Arc<SourceHealth>],
+    alerts: &mpsc::UnboundedSender<Alert>,
+    shared: &Mutex<Stats>,
+) -> Result<Stats, PipelineError> {
+    let mut frame_no = vec![0u64; sources.len()];
+    let publish = |pipeline: &Pipeline<SledStore>| {
+        if let Ok(mut stats) = shared.lock() {
+            stats.clone_from(pipeline.stats());
+        }
+    };
+    while let Some(inbound) = frames.blocking_recv() {
+        let Some((name, kind, instance)) = sources.get(inbound.source) else {
+            continue;
+        };
+        frame_no[inbound.source] += 1;
+        let n = frame_no[inbound.source];
+        let bytes = inbound.frame.as_bytes();
+        let produced = match kind {
+            SourceKind::Jetstream => pipeline.process_frame(name, n, bytes)?,
+            SourceKind::Mastodon => {
+                pipeline.process_decoded(name, n, mastodon::decode(bytes, instance))?
+            }
+            SourceKind::Nostr => {
+                pipeline.process_decoded(name, n, nostr::decode(bytes, wall_now()))?
+            }
+        };
+        if let Some(cursor) = pipeline.cursor(name) {
+            health[inbound.source].set_processed(cursor);
+        }
+        for alert in produced {
+            let _ = alerts.send(alert);
+        }
+        if frames.is_empty() {
+            publish(&pipeline);
+        }
+    }
+    for alert in pipeline.finish()? {
+        let _ = alerts.send(alert);
+    }
+    publish(&pipeline);
+    Ok(pipeline.stats().clone())
+}
+
+/// Raises and resolves `source:NAME` alerts from the sources' counters.
+async fn health_monitor(
+    health: Vec<Arc<SourceHealth>>,
+    rule: HealthRule,
+    alerts: mpsc::UnboundedSender<Alert>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let started = wall_now();
+    let mut open: Vec<Option<i64>> = vec![None; health.len()];
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let now = wall_now();
+        for (source, incident) in health.iter().zip(open.iter_mut()) {
+            let condition = assess(&source.snapshot(), now, started, &rule);
+            match (&condition, *incident) {
+                (Condition::Healthy, Some(since)) => {
+                    tracing::info!(source = %source.name, "source healthy again");
+                    let _ = alerts.send(Alert::source_health(
+                        &source.name,
+                        TransitionKind::Resolved,
+                        now,
+                        since,
+                        "delivering again".into(),
+                    ));
+                    *incident = None;
+                }
+                (Condition::Silent { secs }, None) | (Condition::Lagging { secs }, None) => {
+                    let detail = match condition {
+                        Condition::Silent { .. } => format!("no data for {secs} s"),
+                        _ => format!("newest event is {secs} s old"),
+                    };
+                    tracing::warn!(source = %source.name, %detail, "source unhealthy");
+                    let _ = alerts.send(Alert::source_health(
+                        &source.name,
+                        TransitionKind::Firing,
+                        now,
+                        now,
+                        detail,
+                    ));
+                    *incident = Some(now);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+async fn status_log(
+    health: Vec<Arc<SourceHealth>>,
+    stats: Arc<Mutex<Stats>>,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let snapshot = stats.lock().map(|s| s.clone()).unwrap_or_default();
+        let now = wall_now();
+        let sources: Vec<String> = health
+            .iter()
+            .map(|h| {
+                let s = h.snapshot();
+                let lag = s
+                    .processed
+                    .map_or_else(|| "-".to_owned(), |p| format!("{}s", (now - p) / 1_000_000));
+                format!(
+                    "{}:{} frames={} lag={} reconnects={} oversized={} binary={}",
+                    h.name,
+                    if s.connected { "up" } else { "down" },
+                    s.frames,
+                    lag,
+                    s.reconnects,
+                    s.oversized,
+                    s.binary
+                )
+            })
+            .collect();
+        tracing::info!(
+            frames = snapshot.frames,
+            posts = snapshot.posts,
+            reports = snapshot.reports,
+            alerts = snapshot.alerts,
+            duplicates = snapshot.duplicates,
+            malformed = snapshot.malformed,
+            sources = %sources.join("; "),
+            "status"
+        );
+    }
+}
+
+async fn sink_loop(
+    mut alerts: mpsc::UnboundedReceiver<Alert>,
+    file: Option<PathBuf>,
+    webhook_urls: Vec<String>,
+    grace: Duration,
+) -> Result<(), DaemonError> {
+    let mut lines = match &file {
+        Some(path) => JsonLines::file(path)?,
+        None => JsonLines::stdout(),
+    };
+    let webhooks = if webhook_urls.is_empty() {
+        None
+    } else {
+        Some(Webhooks::start(WebhookConfig::new(webhook_urls))?)
+    };
+    while let Some(alert) = alerts.recv().await {
+        if let Err(e) = lines.send(&alert) {
+            tracing::error!(error = %e, id = %alert.id, "cannot write alert");
+        }
+        if let Some(webhooks) = &webhooks {
+            webhooks.send(&alert);
+        }
+    }
+    lines.flush()?;
+    if let Some(webhooks) = webhooks
+        && !webhooks.finish(grace).await
+    {
+        tracing::warn!(
+            grace_secs = grace.as_secs_f64(),
+            "webhook deliveries still in flight at exit were abandoned"
+        );
+    }
+    Ok(())
+}

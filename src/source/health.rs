@@ -1,0 +1,210 @@
+//! The firehose's own health: is each live source delivering, and how far
+//! behind real time are its events? A source that goes silent or falls
+//! behind raises an alert for `source:NAME`, so an outage of the firehose
+//! never looks like "all quiet".
+//!
+//! The counters are shared between the source task, the pipeline thread and
+//! the health monitor; [`assess`] is the pure rule.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+
+use crate::Micros;
+
+/// Live counters of one source.
+#[derive(Debug, Default)]
+pub struct SourceHealth {
+    pub name: String,
+    connected: AtomicBool,
+    frames: AtomicU64,
+    binary: AtomicU64,
+    oversized: AtomicU64,
+    reconnects: AtomicU64,
+    stalls: AtomicU64,
+    server_errors: AtomicU64,
+    /// Wall-clock time (µs) of the last data frame; 0 = none yet.
+    last_frame_wall: AtomicI64,
+    /// Newest event time the pipeline has processed; `i64::MIN` = none.
+    processed: AtomicI64,
+}
+
+/// A snapshot for logs and the health rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HealthSnapshot {
+    pub connected: bool,
+    pub frames: u64,
+    pub binary: u64,
+    pub oversized: u64,
+    pub reconnects: u64,
+    pub stalls: u64,
+    pub server_errors: u64,
+    pub last_frame_wall: Option<Micros>,
+    pub processed: Option<Micros>,
+}
+
+impl SourceHealth {
+    pub fn new(name: &str, processed: Option<Micros>) -> Self {
+        let health = SourceHealth {
+            name: name.to_owned(),
+            processed: AtomicI64::new(i64::MIN),
+            ..SourceHealth::default()
+        };
+        if let Some(t) = processed {
+            health.set_processed(t);
+        }
+        health
+    }
+
+    pub fn set_connected(&self, connected: bool) {
+        self.connected.store(connected, Ordering::Relaxed);
+    }
+    pub fn count_frame(&self) {
+        self.frames.fetch_add(1, Ordering::Relaxed);
+        self.last_frame_wall.store(wall_now(), Ordering::Relaxed);
+    }
+    pub fn count_binary(&self) {
+        self.binary.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn count_oversized(&self) {
+        self.oversized.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn count_reconnect(&self) {
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn count_stall(&self) {
+        self.stalls.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn count_server_error(&self) {
+        self.server_errors.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn frames(&self) -> u64 {
+        self.frames.load(Ordering::Relaxed)
+    }
+    pub fn oversized(&self) -> u64 {
+        self.oversized.load(Ordering::Relaxed)
+    }
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
+    }
+
+    /// Called by the pipeline after each frame of this source.
+    pub fn set_processed(&self, time_us: Micros) {
+        self.processed.fetch_max(time_us, Ordering::Relaxed);
+    }
+
+    pub fn processed(&self) -> Option<Micros> {
+        let t = self.processed.load(Ordering::Relaxed);
+        (t != i64::MIN).then_some(t)
+    }
+
+    pub fn snapshot(&self) -> HealthSnapshot {
+        let last = self.last_frame_wall.load(Ordering::Relaxed);
+        HealthSnapshot {
+            connected: self.connected.load(Ordering::Relaxed),
+            frames: self.frames(),
+            binary: self.binary.load(Ordering::Relaxed),
+            oversized: self.oversized(),
+            reconnects: self.reconnects(),
+            stalls: self.stalls.load(Ordering::Relaxed),
+            server_errors: self.server_errors.load(Ordering::Relaxed),
+            last_frame_wall: (last != 0).then_some(last),
+            processed: self.processed(),
+        }
+    }
+}
+
+/// Wall-clock microseconds: only the live edge uses the clock.
+pub fn wall_now() -> Micros {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// When a source counts as unhealthy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HealthRule {
+    /// No data frame for this long.
+    pub silence_secs: i64,
+    /// Newest processed event older than this.
+    pub lag_secs: i64,
+    /// No verdict for this long after start (catching up from a cursor).
+    pub grace_secs: i64,
+}
+
+impl Default for HealthRule {
+    fn default() -> Self {
+        HealthRule {
+            silence_secs: 60,
+            lag_secs: 120,
+            grace_secs: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    Healthy,
+    Silent { secs: i64 },
+    Lagging { secs: i64 },
+}
+
+/// The health rule, pure: `now` and `started` are wall-clock µs.
+pub fn assess(
+    snapshot: &HealthSnapshot,
+    now: Micros,
+    started: Micros,
+    rule: &HealthRule,
+) -> Condition {
+    let second = crate::MICROS_PER_SEC;
+    if now - started < rule.grace_secs * second {
+        return Condition::Healthy;
+    }
+    let last = snapshot.last_frame_wall.unwrap_or(started);
+    let silent = (now - last) / second;
+    if silent >= rule.silence_secs {
+        return Condition::Silent { secs: silent };
+    }
+    if let Some(processed) = snapshot.processed {
+        let lag = (now - processed) / second;
+        if lag >= rule.lag_secs {
+            return Condition::Lagging { secs: lag };
+        }
+    }
+    Condition::Healthy
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    const S: Micros = crate::MICROS_PER_SEC;
+
+    #[test]
+    fn health_rule_table() {
+        let rule = HealthRule::default();
+        let started = 1_000 * S;
+        let snap = |last: Option<i64>, processed: Option<i64>| HealthSnapshot {
+            last_frame_wall: last.map(|t| t * S),
+            processed: processed.map(|t| t * S),
+            ..HealthSnapshot::default()
+        };
+        let cases = [
+            (snap(None, None), 1_030, Condition::Healthy),
+            (snap(None, None), 1_070, Condition::Silent { secs: 70 }),
+            (snap(Some(1_065), Some(1_064)), 1_070, Condition::Healthy),
+            (
+                snap(Some(1_200), Some(1_050)),
+                1_201,
+                Condition::Lagging { secs: 151 },
+            ),
+            (
+                snap(Some(1_100), Some(1_100)),
+                1_200,
+                Condition::Silent { secs: 100 },
+            ),
+        ];
+        for (snapshot, now, want) in cases {
+            assert_eq!(
+                assess(&snapshot, now * S, started, &rule),
+                want,
+                "{snapshot:?} at {now}"
+            );
+        }
+    }
+}

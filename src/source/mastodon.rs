@@ -1,0 +1,262 @@
+//! Mastodon streaming API (see `protocols.md` §2): the public timeline of an
+//! instance. A frame's `payload` is itself a JSON document (parse twice);
+//! `content` is HTML (tags stripped, entities decoded). Statuses are keyed
+//! by their ActivityPub `uri`, the same on every instance, so a status seen
+//! through two instances is counted once.
+
+use serde::Deserialize;
+
+use super::ws::{Control, Protocol};
+use super::{Decoded, FrameError, RawPost, SkipReason};
+use crate::Micros;
+
+#[derive(Deserialize)]
+struct Frame {
+    event: Option<String>,
+    payload: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Status {
+    created_at: String,
+    content: String,
+    #[serde(default)]
+    spoiler_text: String,
+    language: Option<String>,
+    #[serde(default)]
+    tags: Vec<Tag>,
+    account: Account,
+    uri: String,
+    url: Option<String>,
+    reblog: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct Tag {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct Account {
+    acct: String,
+}
+
+/// Decodes one streaming frame from `instance` (a host name, used to make
+/// local account names unique across instances).
+pub fn decode(frame: &[u8], instance: &str) -> Result<(Micros, Decoded), FrameError> {
+    let text = std::str::from_utf8(frame).map_err(|e| FrameError::InvalidUtf8 {
+        valid_up_to: e.valid_up_to(),
+    })?;
+    let frame: Frame = serde_json::from_str(text).map_err(|e| FrameError::Json(e.to_string()))?;
+    if let Some(error) = frame.error {
+        return Err(FrameError::BadRecord(format!("server error: {error}")));
+    }
+    let event = frame.event.ok_or(FrameError::MissingField("event"))?;
+    let skip = |reason| Ok((0, Decoded::Skipped(reason)));
+    match event.as_str() {
+        "update" => {}
+        "delete" => return skip(SkipReason::PostDelete),
+        "status.update" => return skip(SkipReason::PostUpdate),
+        _ => return skip(SkipReason::UnknownKind),
+    }
+    let payload = frame.payload.ok_or(FrameError::MissingField("payload"))?;
+    let status: Status = serde_json::from_str(&payload)
+        .map_err(|e| FrameError::BadRecord(format!("payload: {e}")))?;
+    let time_us = chrono::DateTime::parse_from_rfc3339(&status.created_at)
+        .map_err(|e| FrameError::BadRecord(format!("created_at {:?}: {e}", status.created_at)))?
+        .timestamp_micros();
+    if status.reblog.as_ref().is_some_and(|r| !r.is_null()) {
+        // A boost repeats someone else's words: not a new report.
+        return Ok((time_us, Decoded::Skipped(SkipReason::OtherCollection)));
+    }
+    let mut text = html_to_text(&status.content);
+    if !status.spoiler_text.is_empty() {
+        text = format!("{}\n{text}", status.spoiler_text);
+    }
+    let author = if status.account.acct.contains('@') {
+        status.account.acct
+    } else {
+        format!("{}@{instance}", status.account.acct)
+    };
+    Ok((
+        time_us,
+        Decoded::Post(RawPost {
+            time_us,
+            author,
+            uri: status.url.unwrap_or_else(|| status.uri.clone()),
+            key: status.uri,
+            text,
+            langs: status.language.into_iter().collect(),
+            tags: status.tags.into_iter().map(|t| t.name).collect(),
+        }),
+    ))
+}
+
+/// Mastodon's HTML to plain text: line breaks for `<br>` and paragraph
+/// ends, other tags dropped, entities decoded.
+pub fn html_to_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('>') else {
+            out.push_str(&rest[open..]);
+            rest = "";
+            break;
+        };
+        let tag = rest[open + 1..open + close].trim().to_ascii_lowercase();
+        if tag.starts_with("br") || tag == "/p" {
+            out.push('\n');
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    html_escape::decode_html_entities(out.trim_end()).into_owned()
+}
+
+/// The public stream of one instance, with an optional access token.
+#[derive(Debug)]
+pub struct MastodonProtocol {
+    pub stream: String,
+    pub token: Option<String>,
+}
+
+impl Protocol for MastodonProtocol {
+    fn connect_url(&mut self, host: &str, _processed: Option<Micros>) -> String {
+        let Ok(mut url) = reqwest::Url::parse(host) else {
+            return host.to_owned();
+        };
+        if !url.query_pairs().any(|(k, _)| k == "stream") {
+            url.query_pairs_mut().append_pair("stream", &self.stream);
+        }
+        url.to_string()
+    }
+
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        self.token
+            .iter()
+            .map(|t| ("authorization", format!("Bearer {t}")))
+            .collect()
+    }
+
+    fn control(&mut self, frame: &str) -> Control {
+        #[derive(Deserialize)]
+        struct MaybeError {
+            error: Option<String>,
+            status: Option<u16>,
+        }
+        match serde_json::from_str::<MaybeError>(frame) {
+            Ok(MaybeError {
+                error: Some(error),
+                status,
+            }) => Control::ServerError(match status {
+                Some(code) => format!("{error} (status {code})"),
+                None => error,
+            }),
+            _ => Control::Data,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(status: serde_json::Value) -> String {
+        serde_json::json!({"stream": ["public"], "event": "update", "payload": status.to_string()})
+            .to_string()
+    }
+
+    fn status() -> serde_json::Value {
+        serde_json::json!({
+            "id": "1", "created_at": "2026-07-04T14:17:05.123Z",
+            "content": "<p>is <a href=\"https://x\">#<span>Discord</span></a> down?<br/>it won&#39;t load &amp; I&apos;m sad</p>",
+            "spoiler_text": "", "language": "en", "tags": [{"name": "discord", "url": "u"}],
+            "account": {"id": "9", "acct": "alice", "username": "alice"},
+            "uri": "https://mastodon.example/users/alice/statuses/1",
+            "url": "https://mastodon.example/@alice/1", "reblog": null, "visibility": "public"
+        })
+    }
+
+    #[test]
+    fn update_is_a_post_with_plain_text() {
+        let (t, decoded) =
+            decode(update(status()).as_bytes(), "mastodon.example").expect("decodes");
+        assert_eq!(t, 1_783_174_625_123_000);
+        let Decoded::Post(post) = decoded else {
+            panic!("a post")
+        };
+        assert_eq!(post.text, "is #Discord down?\nit won't load & I'm sad");
+        assert_eq!(post.author, "alice@mastodon.example");
+        assert_eq!(post.key, "https://mastodon.example/users/alice/statuses/1");
+        assert_eq!(post.uri, "https://mastodon.example/@alice/1");
+        assert_eq!(post.langs, vec!["en"]);
+        assert_eq!(post.tags, vec!["discord"]);
+    }
+
+    #[test]
+    fn every_event_type_is_handled() {
+        let frames = [
+            (
+                r#"{"stream":["public"],"event":"delete","payload":"1"}"#,
+                SkipReason::PostDelete,
+            ),
+            (
+                r#"{"stream":["public"],"event":"status.update","payload":"{}"}"#,
+                SkipReason::PostUpdate,
+            ),
+            (
+                r#"{"stream":["public"],"event":"filters_changed"}"#,
+                SkipReason::UnknownKind,
+            ),
+            (
+                r#"{"stream":["public"],"event":"announcement","payload":"{}"}"#,
+                SkipReason::UnknownKind,
+            ),
+        ];
+        for (frame, reason) in frames {
+            assert_eq!(
+                decode(frame.as_bytes(), "i").map(|d| d.1),
+                Ok(Decoded::Skipped(reason)),
+                "{frame}"
+            );
+        }
+        let mut boosted = status();
+        boosted["reblog"] = serde_json::json!({"id": "2"});
+        assert_eq!(
+            decode(update(boosted).as_bytes(), "i").map(|d| d.1),
+            Ok(Decoded::Skipped(SkipReason::OtherCollection))
+        );
+        let bad = [
+            r#"{"error":"Invalid access token","status":401}"#,
+            r#"{"event":"update","payload":"not json"}"#,
+            r#"{"event":"update"}"#,
+            "garbage",
+        ];
+        for frame in bad {
+            assert!(decode(frame.as_bytes(), "i").is_err(), "{frame}");
+        }
+    }
+
+    #[test]
+    fn control_frames_and_connection() {
+        let mut protocol = MastodonProtocol {
+            stream: "public".into(),
+            token: Some("t0k".into()),
+        };
+        assert_eq!(
+            protocol.connect_url("wss://streaming.example/api/v1/streaming", None),
+            "wss://streaming.example/api/v1/streaming?stream=public"
+        );
+        assert_eq!(
+            protocol.headers(),
+            vec![("authorization", "Bearer t0k".to_owned())]
+        );
+        assert_eq!(
+            protocol.control(r#"{"error":"Invalid access token","status":401}"#),
+            Control::ServerError("Invalid access token (status 401)".into())
+        );
+        assert_eq!(protocol.control(&update(status())), Control::Data);
+    }
+}

@@ -1,0 +1,304 @@
+//! Live websocket sources that survive: one task per source, reconnecting
+//! for ever with capped, jittered exponential backoff, failing over across
+//! the source's hosts, and reconnecting when the stream stalls.
+//!
+//! The wire protocol (Jetstream, Mastodon, Nostr) plugs in through
+//! [`Protocol`]: the URL to connect to (Jetstream puts its cursor there),
+//! the messages to send once connected (Nostr's `REQ`), and which text
+//! frames are control messages rather than data. Data frames go to the
+//! pipeline, unparsed, over a bounded channel: a slow pipeline slows the
+//! reading instead of growing memory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{Connector, connect_async_tls_with_config};
+
+use super::health::SourceHealth;
+use crate::Micros;
+
+/// Timing and size limits of a live source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WsSettings {
+    /// Reconnect when no data frame arrives for this long.
+    pub watchdog: Duration,
+    /// How often to ping the server.
+    pub ping_every: Duration,
+    /// Larger text frames are dropped and counted.
+    pub max_frame_bytes: usize,
+    /// First wait before reconnecting; doubles up to `backoff_max`.
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// A session that lasted this long resets the backoff.
+    pub healthy_after: Duration,
+    pub connect_timeout: Duration,
+}
+
+impl Default for WsSettings {
+    fn default() -> Self {
+        WsSettings {
+            watchdog: Duration::from_secs(30),
+            ping_every: Duration::from_secs(20),
+            max_frame_bytes: 1 << 20,
+            backoff_min: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            healthy_after: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// One data frame for the pipeline, from source number `source`.
+#[derive(Debug)]
+pub struct Inbound {
+    pub source: usize,
+    pub frame: String,
+}
+
+/// What a text frame is, to the protocol.
+#[derive(Debug, PartialEq)]
+pub enum Control {
+    /// Data: hand it to the pipeline.
+    Data,
+    /// A control message worth a log line (Nostr `EOSE`, `NOTICE`).
+    Info(String),
+    /// The server reports an error but the stream goes on.
+    ServerError(String),
+    /// The server ended the subscription: reconnect.
+    Reconnect(String),
+}
+
+/// The parts of a wire protocol that shape the connection.
+pub trait Protocol: Send + 'static {
+    /// The URL for the next connection to `host`, resuming after
+    /// `processed` (newest event time the pipeline has processed), if any.
+    fn connect_url(&mut self, host: &str, processed: Option<Micros>) -> String;
+    /// Extra request headers (an `Authorization` token).
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+    /// Messages to send right after connecting.
+    fn hello(&mut self, _processed: Option<Micros>) -> Vec<String> {
+        Vec::new()
+    }
+    /// Classifies a text frame; the default treats every frame as data.
+    fn control(&mut self, _frame: &str) -> Control {
+        Control::Data
+    }
+}
+
+/// Why a session ended.
+#[derive(Debug)]
+enum End {
+    Shutdown,
+    PipelineGone,
+    /// Ended by the server or the network; reconnect.
+    Lost(String),
+}
+
+/// Reads one source until shutdown. Never returns early on errors: every
+/// failure is logged, counted and followed by a reconnect after a backoff.
+#[allow(clippy::too_many_arguments)]
+pub async fn run<P: Protocol>(
+    source: usize,
+    hosts: Vec<String>,
+    settings: WsSettings,
+    mut protocol: P,
+    tls: Arc<rustls::ClientConfig>,
+    tx: mpsc::Sender<Inbound>,
+    health: Arc<SourceHealth>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let backoff_builder = ExponentialBuilder::default()
+        .with_min_delay(settings.backoff_min)
+        .with_max_delay(settings.backoff_max)
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times();
+    let mut backoff = backoff_builder.build();
+    let mut host_index = 0usize;
+    let name = health.name.clone();
+    loop {
+        if *shutdown.borrow() || hosts.is_empty() {
+            return;
+        }
+        let host = &hosts[host_index % hosts.len()];
+        let url = protocol.connect_url(host, health.processed());
+        let started = Instant::now();
+        let frames_before = health.frames();
+        let end = session(
+            source,
+            &url,
+            &settings,
+            &mut protocol,
+            &tls,
+            &tx,
+            &health,
+            &mut shutdown,
+        )
+        .await;
+        health.set_connected(false);
+        match end {
+            End::Shutdown => {
+                tracing::info!(source = %name, "source stopped");
+                return;
+            }
+            End::PipelineGone => return,
+            End::Lost(reason) => {
+                health.count_reconnect();
+                tracing::warn!(source = %name, %url, %reason, reconnects = health.reconnects(), "connection lost; reconnecting");
+            }
+        }
+        if started.elapsed() >= settings.healthy_after && health.frames() > frames_before {
+            backoff = backoff_builder.build();
+        }
+        host_index += 1;
+        let delay = backoff
+            .next()
+            .unwrap_or(settings.backoff_max)
+            .max(settings.backoff_min / 2);
+        tracing::info!(source = %name, next_host = %hosts[host_index % hosts.len()], delay_ms = delay.as_millis() as u64, "waiting before reconnecting");
+        tokio::select! {
+            _ = sleep(delay) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn session<P: Protocol>(
+    source: usize,
+    url: &str,
+    settings: &WsSettings,
+    protocol: &mut P,
+    tls: &Arc<rustls::ClientConfig>,
+    tx: &mpsc::Sender<Inbound>,
+    health: &SourceHealth,
+    shutdown: &mut watch::Receiver<bool>,
+) -> End {
+    let mut request = match url.into_client_request() {
+        Ok(request) => request,
+        Err(e) => return End::Lost(format!("bad URL: {e}")),
+    };
+    for (name, value) in protocol.headers() {
+        match HeaderValue::from_str(&value) {
+            Ok(value) => {
+                request.headers_mut().insert(name, value);
+            }
+            Err(_) => {
+                return End::Lost(format!("header {name} has characters HTTP does not allow"));
+            }
+        }
+    }
+    // tungstenite's own limit is generous: frames between our limit and
+    // this one are dropped and counted without losing the connection.
+    let hard_limit = settings.max_frame_bytes.saturating_mul(16).max(16 << 20);
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(hard_limit))
+        .max_frame_size(Some(hard_limit));
+    let connect = connect_async_tls_with_config(
+        request,
+        Some(config),
+        true,
+        Some(Connector::Rustls(Arc::clone(tls))),
+    );
+    let ws = tokio::select! {
+        _ = shutdown.changed() => return End::Shutdown,
+        result = timeout(settings.connect_timeout, connect) => match result {
+            Err(_) => return End::Lost(format!("connect timed out after {:?}", settings.connect_timeout)),
+            Ok(Err(e)) => return End::Lost(format!("cannot connect: {e}")),
+            Ok(Ok((ws, _response))) => ws,
+        },
+    };
+    let (mut write, mut read) = ws.split();
+    for hello in protocol.hello(health.processed()) {
+        if let Err(e) = write.send(Message::text(hello)).await {
+            return End::Lost(format!("cannot send subscription: {e}"));
+        }
+    }
+    health.set_connected(true);
+    tracing::info!(source = %health.name, %url, "connected");
+    let mut ping = tokio::time::interval(settings.ping_every);
+    ping.tick().await;
+    let mut deadline = Instant::now() + settings.watchdog;
+    loop {
+        let message = tokio::select! {
+            _ = shutdown.changed() => {
+                let _ = write.send(Message::Close(None)).await;
+                return End::Shutdown;
+            }
+            _ = ping.tick() => {
+                if let Err(e) = write.send(Message::Ping(Vec::new().into())).await {
+                    return End::Lost(format!("ping failed: {e}"));
+                }
+                continue;
+            }
+            _ = sleep_until(deadline) => {
+                health.count_stall();
+                return End::Lost(format!("no data for {:?} (watchdog)", settings.watchdog));
+            }
+            message = read.next() => message,
+        };
+        match message {
+            None => return End::Lost("the server closed the stream".into()),
+            Some(Err(tungstenite::Error::Capacity(e))) => {
+                health.count_oversized();
+                return End::Lost(format!("frame too large for the connection: {e}"));
+            }
+            Some(Err(e)) => return End::Lost(format!("read error: {e}")),
+            Some(Ok(Message::Text(text))) => {
+                deadline = Instant::now() + settings.watchdog;
+                health.count_frame();
+                if text.len() > settings.max_frame_bytes {
+                    health.count_oversized();
+                    tracing::warn!(source = %health.name, bytes = text.len(), limit = settings.max_frame_bytes, oversized = health.oversized(), "oversized frame dropped");
+                    continue;
+                }
+                match protocol.control(text.as_str()) {
+                    Control::Data => {}
+                    Control::Info(info) => {
+                        tracing::info!(source = %health.name, %info, "server message");
+                        continue;
+                    }
+                    Control::ServerError(error) => {
+                        health.count_server_error();
+                        tracing::warn!(source = %health.name, %error, "server reported an error");
+                        continue;
+                    }
+                    Control::Reconnect(reason) => {
+                        return End::Lost(format!("server ended the subscription: {reason}"));
+                    }
+                }
+                let inbound = Inbound {
+                    source,
+                    frame: text.as_str().to_owned(),
+                };
+                tokio::select! {
+                    _ = shutdown.changed() => return End::Shutdown,
+                    sent = tx.send(inbound) => if sent.is_err() { return End::PipelineGone },
+                }
+            }
+            Some(Ok(Message::Binary(bytes))) => {
+                deadline = Instant::now() + settings.watchdog;
+                health.count_binary();
+                tracing::debug!(source = %health.name, bytes = bytes.len(), "binary frame skipped");
+            }
+            Some(Ok(Message::Close(frame))) => {
+                let reason = frame.map_or_else(
+                    || "no reason given".to_owned(),
+                    |f| format!("code {}: {}", u16::from(f.code), f.reason),
+                );
+                return End::Lost(format!("the server closed the connection ({reason})"));
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+        }
+    }
+}
