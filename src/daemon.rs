@@ -25,18 +25,26 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use crate::alert::Alert;
-use crate::alert::sink::{AlertSink, JsonLines, SinkError};
+use crate::alert::deliver::{Delivery, DeliveryError};
+use crate::alert::sink::{JsonLines, SinkError};
 use crate::alert::webhook::{WebhookConfig, WebhookError, Webhooks};
 use crate::config::{Config, SourceKind};
 use crate::detect::TransitionKind;
 use crate::matcher::Matcher;
-use crate::pipeline::{Pipeline, PipelineConfig, PipelineError, Stats};
+use crate::pipeline::{Emitted, Pipeline, PipelineConfig, PipelineError, Stats};
 use crate::source::health::{Condition, HealthRule, SourceHealth, assess, wall_now};
 use crate::source::jetstream::JetstreamProtocol;
 use crate::source::mastodon::{self, MastodonProtocol};
 use crate::source::nostr::{self, NostrProtocol};
 use crate::source::ws::{self, Inbound, WsSettings};
-use crate::window::store::{SledStore, StoreError};
+use crate::window::store::{Outbox, SledStore, StoreError};
+
+/// What the sink task delivers: alerts from the pipeline (in the outbox,
+/// acknowledged once delivered) and source-health alerts (not stored).
+enum Outgoing {
+    Raised(Emitted),
+    Health(Alert),
+}
 
 /// Frames in flight between the sources and the pipeline.
 const CHANNEL_FRAMES: usize = 4096;
@@ -51,6 +59,8 @@ pub enum DaemonError {
     Sink(#[from] SinkError),
     #[error(transparent)]
     Webhook(#[from] WebhookError),
+    #[error(transparent)]
+    Delivery(#[from] DeliveryError),
     #[error("cannot set up TLS: {0}")]
     Tls(#[from] rustls::Error),
     #[error("the pipeline thread failed: {0}")]
@@ -134,6 +144,7 @@ pub async fn run(
         detector: config.detector.clone(),
         ..PipelineConfig::new()
     };
+    let outbox = store.outbox();
     let pipeline = Pipeline::open(Arc::new(matcher), pipeline_config, store)?;
     let live = live_sources(&config);
     let health: Vec<Arc<SourceHealth>> = live
@@ -148,7 +159,7 @@ pub async fn run(
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (frame_tx, frame_rx) = mpsc::channel::<Inbound>(CHANNEL_FRAMES);
-    let (alert_tx, alert_rx) = mpsc::unbounded_channel::<Alert>();
+    let (alert_tx, alert_rx) = mpsc::unbounded_channel::<Outgoing>();
     let shared_stats = Arc::new(Mutex::new(Stats::default()));
 
     // The pipeline thread ends when every source has dropped its sender,
@@ -239,6 +250,7 @@ pub async fn run(
         alert_rx,
         config.alerts.file.clone(),
         config.alerts.webhooks.clone(),
+        outbox,
         Duration::from_secs_f64(config.daemon.shutdown_grace_secs.max(0.0)),
     ));
 
@@ -297,7 +309,7 @@ fn pipeline_loop(
     mut frames: mpsc::Receiver<Inbound>,
     sources: &[(String, SourceKind, String)],
     health: &[Arc<SourceHealth>],
-    alerts: &mpsc::UnboundedSender<Alert>,
+    alerts: &mpsc::UnboundedSender<Outgoing>,
     shared: &Mutex<Stats>,
 ) -> Result<Stats, PipelineError> {
     let mut frame_no = vec![0u64; sources.len()];
@@ -325,15 +337,15 @@ fn pipeline_loop(
         if let Some(cursor) = pipeline.cursor(name) {
             health[inbound.source].set_processed(cursor);
         }
-        for alert in produced {
-            let _ = alerts.send(alert);
+        for emitted in produced {
+            let _ = alerts.send(Outgoing::Raised(emitted));
         }
         if frames.is_empty() {
             publish(&pipeline);
         }
     }
-    for alert in pipeline.finish()? {
-        let _ = alerts.send(alert);
+    for emitted in pipeline.finish()? {
+        let _ = alerts.send(Outgoing::Raised(emitted));
     }
     publish(&pipeline);
     Ok(pipeline.stats().clone())
@@ -343,7 +355,7 @@ fn pipeline_loop(
 async fn health_monitor(
     health: Vec<Arc<SourceHealth>>,
     rule: HealthRule,
-    alerts: mpsc::UnboundedSender<Alert>,
+    alerts: mpsc::UnboundedSender<Outgoing>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let started = wall_now();
@@ -360,13 +372,13 @@ async fn health_monitor(
             match (&condition, *incident) {
                 (Condition::Healthy, Some(since)) => {
                     tracing::info!(source = %source.name, "source healthy again");
-                    let _ = alerts.send(Alert::source_health(
+                    let _ = alerts.send(Outgoing::Health(Alert::source_health(
                         &source.name,
                         TransitionKind::Resolved,
                         now,
                         since,
                         "delivering again".into(),
-                    ));
+                    )));
                     *incident = None;
                 }
                 (Condition::Silent { secs }, None) | (Condition::Lagging { secs }, None) => {
@@ -375,13 +387,13 @@ async fn health_monitor(
                         _ => format!("newest event is {secs} s old"),
                     };
                     tracing::warn!(source = %source.name, %detail, "source unhealthy");
-                    let _ = alerts.send(Alert::source_health(
+                    let _ = alerts.send(Outgoing::Health(Alert::source_health(
                         &source.name,
                         TransitionKind::Firing,
                         now,
                         now,
                         detail,
-                    ));
+                    )));
                     *incident = Some(now);
                 }
                 _ => {}
@@ -413,10 +425,12 @@ async fn status_log(
                     .processed
                     .map_or_else(|| "-".to_owned(), |p| format!("{}s", (now - p) / 1_000_000));
                 format!(
-                    "{}:{} frames={} lag={} reconnects={} oversized={} binary={}",
+                    "{}:{} frames={} processed={} lag={} reconnects={} oversized={} binary={}",
                     h.name,
                     if s.connected { "up" } else { "down" },
                     s.frames,
+                    s.processed
+                        .map_or_else(|| "-".to_owned(), |p| p.to_string()),
                     lag,
                     s.reconnects,
                     s.oversized,
@@ -438,12 +452,13 @@ async fn status_log(
 }
 
 async fn sink_loop(
-    mut alerts: mpsc::UnboundedReceiver<Alert>,
+    mut alerts: mpsc::UnboundedReceiver<Outgoing>,
     file: Option<PathBuf>,
     webhook_urls: Vec<String>,
+    outbox: Outbox,
     grace: Duration,
 ) -> Result<(), DaemonError> {
-    let mut lines = match &file {
+    let lines = match &file {
         Some(path) => JsonLines::file(path)?,
         None => JsonLines::stdout(),
     };
@@ -452,22 +467,26 @@ async fn sink_loop(
     } else {
         Some(Webhooks::start(WebhookConfig::new(webhook_urls))?)
     };
-    while let Some(alert) = alerts.recv().await {
-        if let Err(e) = lines.send(&alert) {
-            tracing::error!(error = %e, id = %alert.id, "cannot write alert");
-        }
-        if let Some(webhooks) = &webhooks {
-            webhooks.send(&alert);
+    let mut delivery = Delivery::new(lines, webhooks, Some(outbox));
+    delivery.redeliver_pending()?;
+    while let Some(outgoing) = alerts.recv().await {
+        let result = match &outgoing {
+            Outgoing::Raised(emitted) => delivery.deliver(emitted),
+            Outgoing::Health(alert) => delivery.send(alert),
+        };
+        if let Err(e) = result {
+            // Left in the outbox: delivered at the next start.
+            tracing::error!(error = %e, "cannot deliver an alert; it stays in the outbox");
         }
     }
-    lines.flush()?;
-    if let Some(webhooks) = webhooks
-        && !webhooks.finish(grace).await
-    {
-        tracing::warn!(
+    match delivery.finish(grace).await? {
+        Some(outcome) if !outcome.drained => tracing::warn!(
             grace_secs = grace.as_secs_f64(),
+            delivered = outcome.delivered,
+            failed = outcome.failed,
             "webhook deliveries still in flight at exit were abandoned"
-        );
+        ),
+        _ => {}
     }
     Ok(())
 }

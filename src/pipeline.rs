@@ -21,6 +21,14 @@ use crate::window::store::{Checkpoint, Store, StoreError};
 use crate::window::{Bucket, WindowConfig, Windows};
 use crate::{MICROS_PER_SEC, Micros};
 
+/// An alert the pipeline raised, with its place in the store's outbox:
+/// deliver it, then acknowledge `seq` with the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Emitted {
+    pub seq: u64,
+    pub alert: Alert,
+}
+
 /// How many malformed frames are kept, with their numbers, for the summary.
 pub const MALFORMED_EXAMPLES: usize = 10;
 
@@ -149,7 +157,7 @@ impl<S: Store> Pipeline<S> {
         source: &str,
         frame_no: u64,
         frame: &[u8],
-    ) -> Result<Vec<Alert>, PipelineError> {
+    ) -> Result<Vec<Emitted>, PipelineError> {
         if frame.iter().all(u8::is_ascii_whitespace) {
             self.stats.frames += 1;
             self.stats.blank_lines += 1;
@@ -165,7 +173,7 @@ impl<S: Store> Pipeline<S> {
         source: &str,
         frame_no: u64,
         decoded: Result<(Micros, Decoded), FrameError>,
-    ) -> Result<Vec<Alert>, PipelineError> {
+    ) -> Result<Vec<Emitted>, PipelineError> {
         self.stats.frames += 1;
         match decoded {
             Ok((time_us, decoded)) => {
@@ -213,7 +221,7 @@ impl<S: Store> Pipeline<S> {
     }
 
     /// One post from any source.
-    pub fn process_post(&mut self, raw: RawPost) -> Result<Vec<Alert>, PipelineError> {
+    pub fn process_post(&mut self, raw: RawPost) -> Result<Vec<Emitted>, PipelineError> {
         if self.dedupe.is_duplicate(&raw.key, raw.time_us) {
             self.stats.duplicates += 1;
             return Ok(Vec::new());
@@ -239,17 +247,17 @@ impl<S: Store> Pipeline<S> {
     /// Buckets the watermark has not passed stay open and are saved as
     /// such, so the next run with the same state continues them; closing
     /// them now would turn their remaining posts into late ones.
-    pub fn finish(&mut self) -> Result<Vec<Alert>, PipelineError> {
+    pub fn finish(&mut self) -> Result<Vec<Emitted>, PipelineError> {
         let closed = self.windows.advance();
         let alerts = self.close(closed)?;
-        self.save(&[])?;
+        self.save(&[], &[])?;
         self.store.flush()?;
         Ok(alerts)
     }
 
     /// Closes every bucket, even those still filling, and evaluates them:
     /// for a recording that will never continue.
-    pub fn finish_all(&mut self) -> Result<Vec<Alert>, PipelineError> {
+    pub fn finish_all(&mut self) -> Result<Vec<Emitted>, PipelineError> {
         let closed = self.windows.close_all();
         let alerts = self.close(closed)?;
         self.store.flush()?;
@@ -268,7 +276,7 @@ impl<S: Store> Pipeline<S> {
         self.cursors.get(source).copied()
     }
 
-    fn close(&mut self, closed: Vec<Bucket>) -> Result<Vec<Alert>, PipelineError> {
+    fn close(&mut self, closed: Vec<Bucket>) -> Result<Vec<Emitted>, PipelineError> {
         if closed.is_empty() {
             return Ok(Vec::new());
         }
@@ -280,11 +288,15 @@ impl<S: Store> Pipeline<S> {
         }
         self.stats.buckets_closed += closed.len() as u64;
         self.stats.alerts += alerts.len() as u64;
-        self.save(&closed)?;
-        Ok(alerts)
+        let seqs = self.save(&closed, &alerts)?;
+        Ok(seqs
+            .into_iter()
+            .zip(alerts)
+            .map(|(seq, alert)| Emitted { seq, alert })
+            .collect())
     }
 
-    fn save(&mut self, closed: &[Bucket]) -> Result<(), PipelineError> {
+    fn save(&mut self, closed: &[Bucket], alerts: &[Alert]) -> Result<Vec<u64>, PipelineError> {
         let checkpoint = Checkpoint {
             closed_through: self.windows.closed_through(),
             newest: self.windows.newest(),
@@ -294,11 +306,11 @@ impl<S: Store> Pipeline<S> {
             dedupe: Some(self.dedupe.clone()),
         };
         let newest = self.windows.closed_through().unwrap_or(0);
-        self.store.save(
+        Ok(self.store.save(
             closed,
             &checkpoint,
             newest.saturating_sub(self.retention_us),
-        )?;
-        Ok(())
+            alerts,
+        )?)
     }
 }

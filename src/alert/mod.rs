@@ -3,6 +3,7 @@
 //! One JSON object per incident state change. The fields documented in the
 //! README are a contract: more may be added, none removed or renamed.
 
+pub mod deliver;
 pub mod sink;
 pub mod webhook;
 

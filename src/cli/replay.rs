@@ -4,18 +4,17 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::alert::Alert;
-use crate::alert::sink::{AlertSink, JsonLines};
+use crate::alert::deliver::Delivery;
+use crate::alert::sink::JsonLines;
 use crate::alert::webhook::{WebhookConfig, Webhooks};
 use crate::matcher::Matcher;
-use crate::pipeline::{Pipeline, PipelineConfig, Stats};
+use crate::pipeline::{Emitted, Pipeline, PipelineConfig, Stats};
 use crate::source::FrameError;
 use crate::source::recording::{self, DEFAULT_MAX_LINE, Line, LineReader};
 use crate::window::store::SledStore;
@@ -63,8 +62,9 @@ pub fn run(args: ReplayArgs, matcher: Matcher) -> anyhow::Result<ExitCode> {
         Some(dir) => SledStore::open(dir)?,
         None => SledStore::temporary()?,
     };
+    let outbox = store.outbox();
     let mut pipeline = Pipeline::open(Arc::new(matcher), PipelineConfig::new(), store)?;
-    let mut sink: JsonLines = match &args.alerts {
+    let lines: JsonLines = match &args.alerts {
         Some(path) => JsonLines::file(path)?,
         None => JsonLines::stdout(),
     };
@@ -73,12 +73,11 @@ pub fn run(args: ReplayArgs, matcher: Matcher) -> anyhow::Result<ExitCode> {
     } else {
         Some(Webhooks::start(WebhookConfig::new(args.webhook.clone()))?)
     };
-    let mut emit = |alerts: Vec<Alert>| -> anyhow::Result<()> {
-        for alert in alerts {
-            sink.send(&alert)?;
-            if let Some(webhooks) = &webhooks {
-                webhooks.send(&alert);
-            }
+    let mut delivery = Delivery::new(lines, webhooks, Some(outbox));
+    delivery.redeliver_pending()?;
+    let mut emit = |alerts: Vec<Emitted>| -> anyhow::Result<()> {
+        for emitted in &alerts {
+            delivery.deliver(emitted)?;
         }
         Ok(())
     };
@@ -115,30 +114,27 @@ pub fn run(args: ReplayArgs, matcher: Matcher) -> anyhow::Result<ExitCode> {
         }
     }
     emit(pipeline.finish()?)?;
-    sink.flush()?;
     let elapsed = started.elapsed();
     progress.finish_and_clear();
 
-    let mut undelivered = None;
-    if let Some(webhooks) = webhooks {
-        let stats = Arc::clone(&webhooks.stats);
-        let drained = runtime.block_on(webhooks.finish(Duration::from_secs(args.drain_timeout)));
-        let failed = stats.failed.load(Ordering::Relaxed);
+    let outcome = runtime.block_on(delivery.finish(Duration::from_secs(args.drain_timeout)))?;
+    let mut undelivered = false;
+    if let Some(outcome) = outcome {
         eprintln!(
             "webhooks: {} delivered, {} retries, {} failed{}",
-            stats.delivered.load(Ordering::Relaxed),
-            stats.retried.load(Ordering::Relaxed),
-            failed,
-            if drained {
+            outcome.delivered,
+            outcome.retried,
+            outcome.failed,
+            if outcome.drained {
                 ""
             } else {
                 " (drain timeout reached: the rest was not sent)"
             }
         );
-        undelivered = Some(failed > 0 || !drained);
+        undelivered = outcome.failed > 0 || !outcome.drained;
     }
     print_summary(pipeline.stats(), &args.files, elapsed);
-    if undelivered == Some(true) {
+    if undelivered {
         return Ok(ExitCode::from(3));
     }
     Ok(ExitCode::SUCCESS)

@@ -2,12 +2,17 @@
 //!
 //! Layout (all keys sort by event time):
 //! - `b` + start (8 bytes, big-endian) → one closed [`Bucket`] as JSON;
-//! - `checkpoint` → the [`Checkpoint`] as JSON.
+//! - `checkpoint` → the [`Checkpoint`] as JSON;
+//! - `o` + sequence number (8 bytes, big-endian) → an alert not yet
+//!   delivered (the outbox).
 //!
 //! Each batch of closed buckets is written together with the checkpoint
-//! that accounts for them, atomically, so a crash leaves either both or
-//! neither: counts are never half-written or counted twice. Buckets older
-//! than the retention are removed in the same batch.
+//! that accounts for them and the alerts they raised, atomically, so a
+//! crash leaves either all or none: counts are never half-written or
+//! counted twice, and an alert the state knows about is never lost. A
+//! batch that holds alerts is flushed to disk before it returns, so an
+//! alert is durable before anyone delivers it. Buckets older than the
+//! retention are removed in the same batch.
 
 use std::path::{Path, PathBuf};
 
@@ -15,8 +20,10 @@ use serde::{Deserialize, Serialize};
 
 use super::Bucket;
 use crate::Micros;
+use crate::alert::Alert;
 
 const BUCKET_PREFIX: u8 = b'b';
+const OUTBOX_PREFIX: u8 = b'o';
 const CHECKPOINT_KEY: &[u8] = b"checkpoint";
 
 #[derive(Debug, thiserror::Error)]
@@ -63,14 +70,16 @@ pub struct Checkpoint {
 
 /// Persistence of closed buckets; sled in production, swappable in tests.
 pub trait Store {
-    /// Writes closed buckets and the checkpoint that accounts for them, in
-    /// one atomic batch, dropping buckets that started before `prune_before`.
+    /// Writes closed buckets, the checkpoint that accounts for them and the
+    /// alerts they raised, in one atomic batch, dropping buckets that started
+    /// before `prune_before`. Returns the alerts' outbox sequence numbers.
     fn save(
         &mut self,
         closed: &[Bucket],
         checkpoint: &Checkpoint,
         prune_before: Micros,
-    ) -> Result<(), StoreError>;
+        alerts: &[Alert],
+    ) -> Result<Vec<u64>, StoreError>;
     fn checkpoint(&self) -> Result<Option<Checkpoint>, StoreError>;
     /// Closed buckets that started at or after `since`, oldest first.
     fn buckets_since(&self, since: Micros) -> Result<Vec<Bucket>, StoreError>;
@@ -117,14 +126,76 @@ fn bucket_key(start: Micros) -> [u8; 9] {
     key
 }
 
+impl SledStore {
+    /// A handle on the outbox, for the task that delivers alerts.
+    pub fn outbox(&self) -> Outbox {
+        Outbox {
+            db: self.db.clone(),
+        }
+    }
+}
+
+/// Alerts saved with the state and not yet delivered.
+#[derive(Clone)]
+pub struct Outbox {
+    db: sled::Db,
+}
+
+fn outbox_key(seq: u64) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = OUTBOX_PREFIX;
+    key[1..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+impl Outbox {
+    /// Undelivered alerts, oldest first.
+    pub fn pending(&self) -> Result<Vec<(u64, Alert)>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.db.scan_prefix([OUTBOX_PREFIX]) {
+            let (key, value) = entry?;
+            let mut seq = [0u8; 8];
+            seq.copy_from_slice(&key[1..9.min(key.len())]);
+            let alert = serde_json::from_slice(&value).map_err(|source| StoreError::Corrupt {
+                what: "outbox alert".into(),
+                source,
+            })?;
+            out.push((u64::from_be_bytes(seq), alert));
+        }
+        Ok(out)
+    }
+
+    /// Removes a delivered alert.
+    pub fn delivered(&self, seq: u64) -> Result<(), StoreError> {
+        self.db.remove(outbox_key(seq))?;
+        Ok(())
+    }
+
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
 impl Store for SledStore {
     fn save(
         &mut self,
         closed: &[Bucket],
         checkpoint: &Checkpoint,
         prune_before: Micros,
-    ) -> Result<(), StoreError> {
+        alerts: &[Alert],
+    ) -> Result<Vec<u64>, StoreError> {
         let mut batch = sled::Batch::default();
+        let mut seqs = Vec::with_capacity(alerts.len());
+        for alert in alerts {
+            let seq = self.db.generate_id()?;
+            let value = serde_json::to_vec(alert).map_err(|source| StoreError::Corrupt {
+                what: "alert".into(),
+                source,
+            })?;
+            batch.insert(&outbox_key(seq), value);
+            seqs.push(seq);
+        }
         for bucket in closed {
             let value = serde_json::to_vec(bucket).map_err(|source| StoreError::Corrupt {
                 what: "bucket".into(),
@@ -145,7 +216,10 @@ impl Store for SledStore {
         })?;
         batch.insert(CHECKPOINT_KEY, value);
         self.db.apply_batch(batch)?;
-        Ok(())
+        if !alerts.is_empty() {
+            self.db.flush()?;
+        }
+        Ok(seqs)
     }
 
     fn checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
@@ -218,6 +292,7 @@ mod tests {
                     &[bucket(-10, 1), bucket(0, 2), bucket(10, 3)],
                     &checkpoint,
                     i64::MIN,
+                    &[],
                 )
                 .expect("save");
             store.flush().expect("flush");
@@ -230,13 +305,44 @@ mod tests {
     }
 
     #[test]
+    fn alerts_wait_in_the_outbox_until_delivered() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let alert: Alert = serde_json::from_value(serde_json::json!({
+            "id": "x-1", "service": "x", "state": "firing", "at": "a", "started_at": "s",
+            "severity": "low", "reports": 1, "authors": 1, "rate_per_min": 1.0,
+            "baseline_per_min": 0.2, "samples": [], "peak_authors": 1, "p_value": 0.1
+        }))
+        .expect("alert");
+        let seqs = {
+            let mut store = SledStore::open(dir.path()).expect("open");
+            let seqs = store
+                .save(
+                    &[],
+                    &Checkpoint::default(),
+                    i64::MIN,
+                    &[alert.clone(), alert.clone()],
+                )
+                .expect("save");
+            store.outbox().delivered(seqs[0]).expect("ack");
+            seqs
+        };
+        // Reopened as after a crash: the unacknowledged alert is still there.
+        let store = SledStore::open(dir.path()).expect("reopen");
+        assert_eq!(
+            store.outbox().pending().expect("pending"),
+            vec![(seqs[1], alert)]
+        );
+        assert!(seqs[0] < seqs[1], "sequence numbers keep the order");
+    }
+
+    #[test]
     fn retention_prunes_old_buckets_in_the_same_batch() {
         let mut store = SledStore::temporary().expect("temp store");
         let cp = Checkpoint::default();
         store
-            .save(&[bucket(0, 1), bucket(10, 1)], &cp, i64::MIN)
+            .save(&[bucket(0, 1), bucket(10, 1)], &cp, i64::MIN, &[])
             .expect("save");
-        store.save(&[bucket(20, 1)], &cp, 10).expect("save");
+        store.save(&[bucket(20, 1)], &cp, 10, &[]).expect("save");
         let starts: Vec<Micros> = store
             .buckets_since(i64::MIN)
             .expect("read")
