@@ -43,6 +43,9 @@ pub struct Plan {
     pub refuse_first: usize,
     pub conns: Vec<Conn>,
     pub inject: Vec<Inject>,
+    /// Pause 1 ms after every this many frames (0: as fast as possible), so
+    /// a test can act "mid-stream".
+    pub pace_every: usize,
 }
 
 /// What the server saw.
@@ -93,8 +96,14 @@ impl JetstreamServer {
         let seen_task = Arc::clone(&seen);
         runtime.spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
-                let (frames, plan, seen) = (Arc::clone(&frames), Arc::clone(&plan), Arc::clone(&seen_task));
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (frames, plan, seen) = (
+                    Arc::clone(&frames),
+                    Arc::clone(&plan),
+                    Arc::clone(&seen_task),
+                );
                 tokio::spawn(async move { serve(stream, frames, plan, seen).await });
             }
         });
@@ -106,7 +115,12 @@ impl JetstreamServer {
     }
 }
 
-async fn serve(stream: tokio::net::TcpStream, frames: Arc<Vec<(i64, String)>>, plan: Arc<Plan>, seen: Arc<Mutex<Seen>>) {
+async fn serve(
+    stream: tokio::net::TcpStream,
+    frames: Arc<Vec<(i64, String)>>,
+    plan: Arc<Plan>,
+    seen: Arc<Mutex<Seen>>,
+) {
     let cursor = Arc::new(Mutex::new(None::<i64>));
     let refuse = {
         let mut s = seen.lock().expect("lock");
@@ -118,20 +132,21 @@ async fn serve(stream: tokio::net::TcpStream, frames: Arc<Vec<(i64, String)>>, p
         refuse
     };
     let cursor_cb = Arc::clone(&cursor);
-    let callback = move |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
-        if refuse {
-            let mut error = ErrorResponse::new(Some("busy".into()));
-            *error.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-            return Err(error);
-        }
-        let query = request.uri().query().unwrap_or("");
-        let parsed = query
-            .split('&')
-            .filter_map(|kv| kv.strip_prefix("cursor="))
-            .find_map(|v| v.parse::<i64>().ok());
-        *cursor_cb.lock().expect("lock") = parsed;
-        Ok(response)
-    };
+    let callback =
+        move |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
+            if refuse {
+                let mut error = ErrorResponse::new(Some("busy".into()));
+                *error.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                return Err(error);
+            }
+            let query = request.uri().query().unwrap_or("");
+            let parsed = query
+                .split('&')
+                .filter_map(|kv| kv.strip_prefix("cursor="))
+                .find_map(|v| v.parse::<i64>().ok());
+            *cursor_cb.lock().expect("lock") = parsed;
+            Ok(response)
+        };
     let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
         return;
     };
@@ -161,8 +176,12 @@ async fn serve(stream: tokio::net::TcpStream, frames: Arc<Vec<(i64, String)>>, p
             for inject in &plan.inject {
                 let message = match *inject {
                     Inject::Garbage(at) if at == index => Message::text("{this is not json"),
-                    Inject::Binary(at) if at == index => Message::binary(vec![0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3]),
-                    Inject::Oversized(at, bytes) if at == index => Message::text(format!("{{\"pad\":\"{}\"}}", "x".repeat(bytes))),
+                    Inject::Binary(at) if at == index => {
+                        Message::binary(vec![0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3])
+                    }
+                    Inject::Oversized(at, bytes) if at == index => {
+                        Message::text(format!("{{\"pad\":\"{}\"}}", "x".repeat(bytes)))
+                    }
                     _ => continue,
                 };
                 if write.send(message).await.is_err() {
@@ -174,6 +193,9 @@ async fn serve(stream: tokio::net::TcpStream, frames: Arc<Vec<(i64, String)>>, p
             return;
         }
         sent += 1;
+        if plan.pace_every > 0 && sent % plan.pace_every == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
     match conn {
         Conn::CloseAfter(_) if sent >= limit => {
@@ -194,7 +216,8 @@ pub fn demo_frames() -> Vec<String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo.jsonl.gz");
     let file = std::fs::File::open(path).expect("demo");
     let mut text = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(file), &mut text).expect("gunzip");
+    std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(file), &mut text)
+        .expect("gunzip");
     text.lines().map(str::to_owned).collect()
 }
 
@@ -242,12 +265,36 @@ impl Daemon {
     pub fn wait_for(&self, needle: &str, limit: Duration) {
         let start = Instant::now();
         while start.elapsed() < limit {
-            if self.log.lock().expect("lock").iter().any(|l| l.contains(needle)) {
+            if self
+                .log
+                .lock()
+                .expect("lock")
+                .iter()
+                .any(|l| l.contains(needle))
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("no log line with {needle:?} within {limit:?}; log:\n{}", self.log_text());
+        panic!(
+            "no log line with {needle:?} within {limit:?}; log:\n{}",
+            self.log_text()
+        );
+    }
+
+    /// Waits until the whole log satisfies `done`.
+    pub fn wait_until(&self, done: impl Fn(&str) -> bool, limit: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if done(&self.log_text()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "condition not met within {limit:?}; log:\n{}",
+            self.log_text()
+        );
     }
 
     pub fn signal(&self, signal: &str) {
@@ -269,7 +316,10 @@ impl Daemon {
             }
             if start.elapsed() > limit {
                 let _ = self.child.kill();
-                panic!("did not exit within {limit:?} of SIGTERM; log:\n{}", self.log_text());
+                panic!(
+                    "did not exit within {limit:?} of SIGTERM; log:\n{}",
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -285,6 +335,17 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
     }
+}
+
+/// The last `processed=` cursor a status line logged.
+pub fn processed(log: &str) -> Option<i64> {
+    log.rmatch_indices("processed=").find_map(|(at, key)| {
+        let digits: String = log[at + key.len()..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    })
 }
 
 /// A config file for a daemon reading `urls` as Jetstream, with quick
