@@ -232,10 +232,12 @@ impl Builder {
             }
         };
         let meanings = &mut self.literals[slot].meanings;
-        // The same phrase in two languages' lists is one piece of evidence,
-        // not two: keep the first language that listed it.
+        // The same scoring phrase in two languages' lists is one piece of
+        // evidence, not two: keep the first language that listed it. Context
+        // phrases stay per language, since they apply only to posts in (or
+        // without) their language.
         let duplicate = meanings.iter().any(|m| match (m, &meaning) {
-            (Meaning::Phrase(a, _), Meaning::Phrase(b, _)) => a == b,
+            (Meaning::Phrase(a, _), Meaning::Phrase(b, _)) if !b.is_context() => a == b,
             (a, b) => a == b,
         });
         if !duplicate {
