@@ -82,10 +82,17 @@ struct Live {
 fn live_sources(config: &Config) -> Vec<Live> {
     let mut out = Vec::new();
     for source in &config.sources {
+        // host[:port]: names each relay, and each Mastodon instance's accounts.
         let host_of = |url: &str| {
             reqwest::Url::parse(url)
                 .ok()
-                .and_then(|u| u.host_str().map(str::to_owned))
+                .and_then(|u| {
+                    let host = u.host_str()?.to_owned();
+                    Some(match u.port() {
+                        Some(port) => format!("{host}:{port}"),
+                        None => host,
+                    })
+                })
                 .unwrap_or_else(|| url.to_owned())
         };
         let base = |name: String, hosts: Vec<String>| Live {
@@ -313,6 +320,7 @@ fn pipeline_loop(
     shared: &Mutex<Stats>,
 ) -> Result<Stats, PipelineError> {
     let mut frame_no = vec![0u64; sources.len()];
+    let mut malformed_seen = 0u64;
     let publish = |pipeline: &Pipeline<SledStore>| {
         if let Ok(mut stats) = shared.lock() {
             stats.clone_from(pipeline.stats());
@@ -334,6 +342,20 @@ fn pipeline_loop(
                 pipeline.process_decoded(name, n, nostr::decode(bytes, wall_now()))?
             }
         };
+        let stats = pipeline.stats();
+        if stats.malformed > malformed_seen {
+            malformed_seen = stats.malformed;
+            // The first few in full, then one line per thousand.
+            if let Some((at, why)) = stats
+                .malformed_examples
+                .last()
+                .filter(|_| malformed_seen <= 10)
+            {
+                tracing::warn!(source = %name, frame = %at, reason = %why, "malformed frame skipped");
+            } else if malformed_seen.is_multiple_of(1000) {
+                tracing::warn!(source = %name, malformed = malformed_seen, "malformed frames keep arriving");
+            }
+        }
         if let Some(cursor) = pipeline.cursor(name) {
             health[inbound.source].set_processed(cursor);
         }

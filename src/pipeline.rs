@@ -303,7 +303,7 @@ impl<S: Store> Pipeline<S> {
             open: self.windows.open_buckets().cloned().collect(),
             detector: self.detector.snapshot(),
             cursors: self.cursors.clone(),
-            dedupe: Some(self.dedupe.clone()),
+            dedupe: Some(self.dedupe.snapshot()),
         };
         let newest = self.windows.closed_through().unwrap_or(0);
         Ok(self.store.save(

@@ -13,9 +13,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::{MICROS_PER_SEC, Micros};
 
-/// Event time kept behind the newest event: the 5 s resume overlap, plus
-/// margin for reconnects and out-of-order delivery.
-pub const DEFAULT_HORIZON_SECS: i64 = 30;
+/// Event time kept behind the newest event: enough for the same status to
+/// arrive through a slower Mastodon instance or Nostr relay minutes later.
+pub const DEFAULT_HORIZON_SECS: i64 = 600;
+/// Event time of the keys saved with a checkpoint: a restart resumes 5 s
+/// before its cursor, so the last half-minute is plenty.
+pub const PERSIST_HORIZON_SECS: i64 = 30;
 /// Hard bound on remembered keys (a burst far above the firehose's rate).
 pub const DEFAULT_MAX_KEYS: usize = 200_000;
 
@@ -69,6 +72,26 @@ impl Deduper {
 
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+
+    /// A copy with only the keys of the last [`PERSIST_HORIZON_SECS`], for
+    /// the checkpoint: small, and all a resumed cursor's overlap needs.
+    pub fn snapshot(&self) -> Deduper {
+        let cutoff = self
+            .newest
+            .map_or(i64::MIN, |n| n - PERSIST_HORIZON_SECS * MICROS_PER_SEC);
+        Deduper {
+            horizon_us: self.horizon_us,
+            max_keys: self.max_keys,
+            by_time: self
+                .by_time
+                .range(cutoff..)
+                .map(|(t, keys)| (*t, keys.clone()))
+                .collect(),
+            keys: HashSet::new(),
+            newest: self.newest,
+            dropped: self.dropped,
+        }
     }
 
     /// True when `key` was seen before (the event is a duplicate). An empty
