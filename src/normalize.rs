@@ -18,7 +18,7 @@ pub struct Post {
     pub author: String,
     pub uri: String,
     /// De-duplication identity (see [`RawPost::key`]).
-    pub key: String,
+    pub key: u64,
     /// The text as written, kept for alert samples.
     pub original: String,
     /// The normalized text the matcher reads.
@@ -169,7 +169,7 @@ mod tests {
             time_us: 5,
             author: "did:plc:a".into(),
             uri: "at://did:plc:a/app.bsky.feed.post/k".into(),
-            key: String::new(),
+            key: 0,
             text: "Is #TwitterDown  for everyone?".into(),
             langs: vec!["pt-BR".into(), "EN".into()],
             tags: vec!["TwitterDown".into(), "#Outage".into(), "".into()],

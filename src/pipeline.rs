@@ -222,7 +222,7 @@ impl<S: Store> Pipeline<S> {
 
     /// One post from any source.
     pub fn process_post(&mut self, raw: RawPost) -> Result<Vec<Emitted>, PipelineError> {
-        if self.dedupe.is_duplicate(&raw.key, raw.time_us) {
+        if self.dedupe.is_duplicate(raw.key, raw.time_us) {
             self.stats.duplicates += 1;
             return Ok(Vec::new());
         }

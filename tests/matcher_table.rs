@@ -212,7 +212,7 @@ fn matcher_table() {
             time_us: 0,
             author: "t".into(),
             uri: String::new(),
-            key: String::new(),
+            key: 0,
             text: (*text).into(),
             langs: vec![],
             tags: vec![],

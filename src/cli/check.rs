@@ -42,7 +42,7 @@ pub fn run(args: CheckArgs, matcher: &Matcher) -> anyhow::Result<ExitCode> {
             time_us: 0,
             author: "check".into(),
             uri: String::new(),
-            key: String::new(),
+            key: 0,
             text: text.to_owned(),
             langs: args.lang.clone(),
             tags: Vec::new(),

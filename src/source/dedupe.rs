@@ -2,12 +2,15 @@
 //! replays on purpose, the same note from two Nostr relays, the same status
 //! from two Mastodon instances.
 //!
-//! Keys are remembered for `horizon` of event time behind the newest event,
-//! and never more than `max_keys` of them, so memory stays bounded whatever
-//! the stream. The state is saved with the pipeline's checkpoint, so a
-//! restart recognises the overlap it asks for.
+//! Events are known by a 64-bit hash of their identity ([`key_of`]): no
+//! string per event is kept, and a collision among the few hundred thousand
+//! keys remembered is vanishingly unlikely. Keys are remembered for
+//! `horizon` of event time behind the newest event, and never more than
+//! `max_keys` of them, so memory stays bounded whatever the stream. The
+//! last [`PERSIST_HORIZON_SECS`] are saved with the pipeline's checkpoint,
+//! so a restart recognises the overlap it asks for.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -20,28 +23,35 @@ pub const DEFAULT_HORIZON_SECS: i64 = 600;
 /// before its cursor, so the last half-minute is plenty.
 pub const PERSIST_HORIZON_SECS: i64 = 30;
 /// Hard bound on remembered keys (a burst far above the firehose's rate).
-pub const DEFAULT_MAX_KEYS: usize = 200_000;
+pub const DEFAULT_MAX_KEYS: usize = 500_000;
+
+/// The key of an event identified by `parts` (never 0, which means "none").
+pub fn key_of(parts: &[&str]) -> u64 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+        hasher.update(&[0xff]);
+    }
+    hasher.digest().max(1)
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Deduper {
     horizon_us: Micros,
     max_keys: usize,
-    /// Keys by event time, to forget the oldest first.
-    by_time: BTreeMap<Micros, Vec<String>>,
+    /// Keys in arrival order with their event time, to forget the oldest.
+    order: VecDeque<(Micros, u64)>,
     #[serde(skip)]
-    keys: HashSet<String>,
+    keys: HashSet<u64, xxhash_rust::xxh3::Xxh3Builder>,
     newest: Option<Micros>,
-    /// Duplicates dropped so far.
-    #[serde(default)]
-    dropped: u64,
 }
 
-/// Equal when they remember the same keys at the same times.
+/// Equal when they remember the same keys in the same order.
 impl PartialEq for Deduper {
     fn eq(&self, other: &Self) -> bool {
         self.horizon_us == other.horizon_us
             && self.max_keys == other.max_keys
-            && self.by_time == other.by_time
+            && self.order == other.order
             && self.newest == other.newest
     }
 }
@@ -57,21 +67,16 @@ impl Deduper {
         Deduper {
             horizon_us,
             max_keys,
-            by_time: BTreeMap::new(),
-            keys: HashSet::new(),
+            order: VecDeque::new(),
+            keys: HashSet::default(),
             newest: None,
-            dropped: 0,
         }
     }
 
     /// Rebuilds the lookup set after loading from a checkpoint.
     pub fn restored(mut self) -> Self {
-        self.keys = self.by_time.values().flatten().cloned().collect();
+        self.keys = self.order.iter().map(|(_, k)| *k).collect();
         self
-    }
-
-    pub fn dropped(&self) -> u64 {
-        self.dropped
     }
 
     /// A copy with only the keys of the last [`PERSIST_HORIZON_SECS`], for
@@ -83,42 +88,36 @@ impl Deduper {
         Deduper {
             horizon_us: self.horizon_us,
             max_keys: self.max_keys,
-            by_time: self
-                .by_time
-                .range(cutoff..)
-                .map(|(t, keys)| (*t, keys.clone()))
+            order: self
+                .order
+                .iter()
+                .filter(|(t, _)| *t >= cutoff)
+                .copied()
                 .collect(),
-            keys: HashSet::new(),
+            keys: HashSet::default(),
             newest: self.newest,
-            dropped: self.dropped,
         }
     }
 
-    /// True when `key` was seen before (the event is a duplicate). An empty
-    /// key is never a duplicate.
-    pub fn is_duplicate(&mut self, key: &str, time_us: Micros) -> bool {
-        if key.is_empty() {
+    /// True when `key` was seen before (the event is a duplicate). Key 0 is
+    /// never a duplicate.
+    pub fn is_duplicate(&mut self, key: u64, time_us: Micros) -> bool {
+        if key == 0 {
             return false;
         }
-        if self.keys.contains(key) {
-            self.dropped += 1;
+        if !self.keys.insert(key) {
             return true;
         }
-        self.keys.insert(key.to_owned());
-        self.by_time
-            .entry(time_us)
-            .or_default()
-            .push(key.to_owned());
+        self.order.push_back((time_us, key));
         let newest = self.newest.map_or(time_us, |n| n.max(time_us));
         self.newest = Some(newest);
         let cutoff = newest - self.horizon_us;
-        while let Some(entry) = self.by_time.first_entry() {
-            if *entry.key() >= cutoff && self.keys.len() <= self.max_keys {
+        while let Some(&(t, old)) = self.order.front() {
+            if t >= cutoff && self.order.len() <= self.max_keys {
                 break;
             }
-            for old in entry.remove() {
-                self.keys.remove(&old);
-            }
+            self.order.pop_front();
+            self.keys.remove(&old);
         }
         false
     }
@@ -130,34 +129,50 @@ mod tests {
 
     #[test]
     fn duplicates_within_the_horizon_are_dropped() {
+        let (a, b) = (key_of(&["a"]), key_of(&["b"]));
         let mut d = Deduper::new(10, 100);
-        assert!(!d.is_duplicate("a", 0));
-        assert!(d.is_duplicate("a", 5));
-        assert!(!d.is_duplicate("", 5));
-        assert!(!d.is_duplicate("", 5), "empty keys are never duplicates");
-        assert!(!d.is_duplicate("b", 20), "a is forgotten now");
-        assert!(!d.is_duplicate("a", 21));
-        assert_eq!(d.dropped(), 1);
+        assert!(!d.is_duplicate(a, 0));
+        assert!(d.is_duplicate(a, 5));
+        assert!(!d.is_duplicate(0, 5));
+        assert!(!d.is_duplicate(0, 5), "key 0 is never a duplicate");
+        assert!(!d.is_duplicate(b, 20), "a is forgotten now");
+        assert!(!d.is_duplicate(a, 21));
+    }
+
+    #[test]
+    fn keys_are_stable_and_distinct() {
+        assert_eq!(key_of(&["did:plc:a", "k"]), key_of(&["did:plc:a", "k"]));
+        assert_ne!(key_of(&["did:plc:a", "k"]), key_of(&["did:plc:ak", ""]));
+        assert_ne!(key_of(&[]), 0);
     }
 
     #[test]
     fn memory_is_bounded_by_max_keys() {
         let mut d = Deduper::new(1_000_000, 3);
         for (i, key) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
-            assert!(!d.is_duplicate(key, i as Micros));
+            assert!(!d.is_duplicate(key_of(&[key]), i as Micros));
         }
         assert!(d.keys.len() <= 3);
-        assert!(!d.is_duplicate("a", 9), "the oldest were forgotten");
+        assert!(
+            !d.is_duplicate(key_of(&["a"]), 9),
+            "the oldest were forgotten"
+        );
     }
 
     #[test]
-    fn survives_a_checkpoint() {
+    fn survives_a_checkpoint_which_keeps_only_recent_keys() {
         let mut d = Deduper::default();
-        assert!(!d.is_duplicate("did/app.bsky.feed.post/k/r", 1_000));
-        let saved = serde_json::to_string(&d).expect("serialize");
-        let mut back: Deduper = serde_json::from_str::<Deduper>(&saved)
+        let (old, recent) = (key_of(&["old"]), key_of(&["recent"]));
+        assert!(!d.is_duplicate(old, 0));
+        assert!(!d.is_duplicate(recent, 100 * MICROS_PER_SEC));
+        let saved = serde_json::to_string(&d.snapshot()).expect("serialize");
+        let mut back = serde_json::from_str::<Deduper>(&saved)
             .expect("load")
             .restored();
-        assert!(back.is_duplicate("did/app.bsky.feed.post/k/r", 1_500));
+        assert!(back.is_duplicate(recent, 101 * MICROS_PER_SEC));
+        assert!(
+            !back.is_duplicate(old, 101 * MICROS_PER_SEC),
+            "older than the persisted horizon"
+        );
     }
 }

@@ -172,11 +172,12 @@ pub fn decode_with_time(frame: &[u8]) -> Result<(i64, Decoded), FrameError> {
         time_us,
         Decoded::Post(RawPost {
             time_us,
-            key: format!(
-                "{did}/{POST_COLLECTION}/{}/{}",
-                commit.rkey,
-                commit.rev.as_deref().unwrap_or("")
-            ),
+            key: super::dedupe::key_of(&[
+                &did,
+                POST_COLLECTION,
+                &commit.rkey,
+                commit.rev.as_deref().unwrap_or(""),
+            ]),
             uri: format!("at://{did}/{POST_COLLECTION}/{}", commit.rkey),
             author: did.into_owned(),
             text,

@@ -85,7 +85,7 @@ pub fn decode(frame: &[u8], instance: &str) -> Result<(Micros, Decoded), FrameEr
             time_us,
             author,
             uri: status.url.unwrap_or_else(|| status.uri.clone()),
-            key: status.uri,
+            key: super::dedupe::key_of(&[&status.uri]),
             text,
             langs: status.language.into_iter().collect(),
             tags: status.tags.into_iter().map(|t| t.name).collect(),
@@ -189,7 +189,10 @@ mod tests {
         };
         assert_eq!(post.text, "is #Discord down?\nit won't load & I'm sad");
         assert_eq!(post.author, "alice@mastodon.example");
-        assert_eq!(post.key, "https://mastodon.example/users/alice/statuses/1");
+        assert_eq!(
+            post.key,
+            crate::source::dedupe::key_of(&["https://mastodon.example/users/alice/statuses/1"])
+        );
         assert_eq!(post.uri, "https://mastodon.example/@alice/1");
         assert_eq!(post.langs, vec!["en"]);
         assert_eq!(post.tags, vec!["discord"]);

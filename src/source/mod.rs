@@ -25,10 +25,10 @@ pub struct RawPost {
     pub author: String,
     /// Stable address of the post, shown in alert samples.
     pub uri: String,
-    /// Identity of this event for de-duplication: the same event delivered
-    /// twice (a resumed cursor's overlap, two relays) has the same key.
-    /// Empty means "do not de-duplicate".
-    pub key: String,
+    /// Identity of this event for de-duplication (see [`dedupe::key_of`]):
+    /// the same event delivered twice (a resumed cursor's overlap, two
+    /// relays) has the same key. 0 means "do not de-duplicate".
+    pub key: u64,
     pub text: String,
     /// Language tags the client declared; may be empty and may be wrong.
     pub langs: Vec<String>,

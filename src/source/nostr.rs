@@ -75,7 +75,7 @@ pub fn decode(frame: &[u8], now: Micros) -> Result<(Micros, Decoded), FrameError
             time_us,
             author: event.pubkey,
             uri: format!("nostr:{}", event.id),
-            key: event.id,
+            key: super::dedupe::key_of(&[&event.id]),
             text: event.content,
             langs: tag_values("l")
                 .into_iter()
@@ -147,7 +147,7 @@ mod tests {
             panic!("a post")
         };
         assert_eq!(post.author, "pk1");
-        assert_eq!(post.key, "ab12");
+        assert_eq!(post.key, crate::source::dedupe::key_of(&["ab12"]));
         assert_eq!(post.uri, "nostr:ab12");
         assert_eq!(post.text, "is discord down?");
         assert_eq!(post.tags, vec!["discorddown"]);

@@ -306,7 +306,7 @@ mod tests {
             time_us: time_s * MICROS_PER_SEC,
             author: author.into(),
             uri: format!("at://{author}/p/{time_s}"),
-            key: String::new(),
+            key: 0,
             original: format!("post at {time_s}"),
             text: format!("post at {time_s}"),
             langs: vec![],
