@@ -119,8 +119,12 @@ impl<S: Store> Pipeline<S> {
             });
         }
         let checkpoint = store.checkpoint()?.unwrap_or_default();
-        let detector = Detector::restore(config.detector.clone(), &checkpoint.detector)
-            .map_err(PipelineError::DetectorState)?;
+        let detector = Detector::restore(
+            config.detector.clone(),
+            &checkpoint.detector,
+            &store.baselines()?,
+        )
+        .map_err(PipelineError::DetectorState)?;
         Ok(Pipeline {
             matcher,
             windows: Windows::resume(
@@ -306,11 +310,13 @@ impl<S: Store> Pipeline<S> {
             dedupe: Some(self.dedupe.snapshot()),
         };
         let newest = self.windows.closed_through().unwrap_or(0);
+        let baselines = self.detector.take_changed();
         Ok(self.store.save(
             closed,
             &checkpoint,
             newest.saturating_sub(self.retention_us),
             alerts,
+            &baselines,
         )?)
     }
 }

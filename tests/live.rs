@@ -62,8 +62,8 @@ fn replayed(frames: &[String], dir: &Path) -> Outcome {
     let outcome = outcome(&state, &alerts);
     assert_eq!(
         outcome.alerts.len(),
-        2,
-        "the demo's incident fires and resolves"
+        3,
+        "the demo's incident fires, escalates and resolves"
     );
     outcome
 }

@@ -49,12 +49,21 @@ fn demo_fires_the_discord_outage_and_nothing_else() {
         summary,
         vec![
             ("discord".to_owned(), "firing".to_owned()),
+            ("discord".to_owned(), "updated".to_owned()),
             ("discord".to_owned(), "resolved".to_owned())
         ],
-        "{alerts:#?}"
+        "one incident: it fires, escalates as the surge grows, resolves: {alerts:#?}"
     );
     let firing = &alerts[0];
-    assert_eq!(firing["id"], alerts[1]["id"], "one incident, one id");
+    for later in &alerts[1..] {
+        assert_eq!(firing["id"], later["id"], "one incident, one id");
+    }
+    assert_eq!(alerts[1]["severity"], "medium");
+    let sequence: Vec<u64> = alerts
+        .iter()
+        .filter_map(|a| a["sequence"].as_u64())
+        .collect();
+    assert_eq!(sequence, vec![1, 2, 3]);
     // The surge starts at 14:17:00 in event time; it must fire within a minute.
     let at = firing["at"].as_str().expect("at");
     assert!(
@@ -186,7 +195,7 @@ fn stdin_and_alerts_file_work() {
     );
     assert!(out.stdout.is_empty(), "alerts went to the file");
     let written = std::fs::read(&alerts_path).expect("alerts file");
-    assert_eq!(alerts(&written).len(), 2);
+    assert_eq!(alerts(&written).len(), 3);
 }
 
 #[test]

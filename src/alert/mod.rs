@@ -39,6 +39,19 @@ pub struct Alert {
     /// True when the service is not in the catalogue (named by `#FooDown`).
     #[serde(default)]
     pub discovered: bool,
+    /// The outage phrases people used most in the window, with counts.
+    #[serde(default)]
+    pub top_phrases: Vec<crate::detect::PhraseCount>,
+    /// Reports per language in the window.
+    #[serde(default)]
+    pub languages: std::collections::BTreeMap<String, u64>,
+    /// Which baseline the rate was measured against: `prior`, `overall`,
+    /// `hour_of_day` or `hour_of_week`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basis: Option<crate::detect::Basis>,
+    /// This event's number in its incident (1 = firing); with `id`, unique.
+    #[serde(default)]
+    pub sequence: u32,
     /// For `source:NAME` alerts: what is wrong with the source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -72,6 +85,7 @@ impl From<Transition> for Alert {
             rate_per_min: round3(t.rate_per_min),
             baseline_per_min: round3(t.baseline_per_min),
             samples: t
+                .evidence
                 .samples
                 .into_iter()
                 .map(|s| AlertSample {
@@ -82,6 +96,10 @@ impl From<Transition> for Alert {
             peak_authors: incident.peak_authors,
             p_value: incident.p_value,
             discovered: incident.discovered,
+            top_phrases: t.evidence.top_phrases,
+            languages: t.evidence.languages,
+            basis: Some(incident.basis),
+            sequence: incident.events,
             detail: None,
         }
     }
@@ -116,6 +134,13 @@ impl Alert {
             peak_authors: 0,
             p_value: 0.0,
             discovered: false,
+            top_phrases: Vec::new(),
+            languages: Default::default(),
+            basis: None,
+            sequence: match state {
+                TransitionKind::Firing => 1,
+                _ => 2,
+            },
             detail: Some(detail),
         }
     }

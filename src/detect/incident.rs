@@ -1,12 +1,14 @@
-//! Incidents: one per surge, from firing to resolved.
+//! Incidents: one per surge, from firing through escalations to resolved.
 
 use serde::{Deserialize, Serialize};
 
-use crate::Micros;
-use crate::window::Sample;
+use super::DetectorConfig;
+use super::baseline::Basis;
+use super::evidence::Evidence;
+use crate::{MICROS_PER_SEC, Micros};
 
-/// How strong the evidence is, graded from how far the window stands above
-/// what the baseline expects. Ordered: `low < medium < high`.
+/// How strong the evidence is: how far above the baseline the window
+/// stands, and for how long. Ordered: `low < medium < high`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -16,15 +18,24 @@ pub enum Severity {
 }
 
 impl Severity {
-    /// `ratio` is window authors over expected authors.
-    pub fn grade(ratio: f64, authors: u64, min_authors: u64) -> Severity {
-        if ratio >= 50.0 && authors >= 10 * min_authors {
+    /// `ratio` is window authors over expected authors; `lasting` how long
+    /// the incident has stood above the firing level.
+    pub fn grade(config: &DetectorConfig, ratio: f64, authors: u64, lasting: Micros) -> Severity {
+        let by_height = if ratio >= config.high_ratio && authors >= 10 * config.min_authors {
             Severity::High
-        } else if ratio >= 15.0 && authors >= 3 * min_authors {
+        } else if ratio >= config.medium_ratio && authors >= 3 * config.min_authors {
             Severity::Medium
         } else {
             Severity::Low
-        }
+        };
+        let by_length = if lasting >= config.high_after_secs * MICROS_PER_SEC {
+            Severity::High
+        } else if lasting >= config.medium_after_secs * MICROS_PER_SEC {
+            Severity::Medium
+        } else {
+            Severity::Low
+        };
+        by_height.max(by_length)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -48,16 +59,23 @@ pub struct Incident {
     /// Chance probability of the window that fired.
     pub p_value: f64,
     pub discovered: bool,
+    /// Which baseline the firing window was measured against.
+    pub basis: Basis,
     /// Reports counted while the incident was open (from the firing window on).
     pub total_reports: u64,
     /// The most distinct authors any window held.
     pub peak_authors: u64,
+    /// State changes sent so far (the firing one included).
+    #[serde(default)]
+    pub events: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TransitionKind {
     Firing,
+    /// The incident goes on with a higher severity.
+    Updated,
     Resolved,
 }
 
@@ -73,10 +91,11 @@ pub struct Transition {
     pub authors: u64,
     pub rate_per_min: f64,
     pub baseline_per_min: f64,
-    pub samples: Vec<Sample>,
+    pub evidence: Evidence,
 }
 
 impl Incident {
+    #[allow(clippy::too_many_arguments)]
     pub fn open(
         service: &str,
         started_at: Micros,
@@ -85,6 +104,7 @@ impl Incident {
         discovered: bool,
         reports: u64,
         authors: u64,
+        basis: Basis,
     ) -> Incident {
         let stamp = chrono::DateTime::from_timestamp_micros(started_at)
             .map(|t| t.format("%Y%m%dT%H%M%SZ").to_string())
@@ -96,8 +116,10 @@ impl Incident {
             severity,
             p_value,
             discovered,
+            basis,
             total_reports: reports,
             peak_authors: authors,
+            events: 0,
         }
     }
 
@@ -107,42 +129,28 @@ impl Incident {
         self.peak_authors = self.peak_authors.max(window_authors);
     }
 
-    pub fn fire(
-        &self,
-        at: Micros,
-        rate_per_min: f64,
-        baseline_per_min: f64,
-        samples: Vec<Sample>,
-    ) -> Transition {
-        Transition {
-            kind: TransitionKind::Firing,
-            incident: self.clone(),
-            at,
-            reports: self.total_reports,
-            authors: self.peak_authors,
-            rate_per_min,
-            baseline_per_min,
-            samples,
-        }
-    }
-
-    pub fn resolve(
-        self,
+    /// A state change of this incident, numbered in its sequence.
+    #[allow(clippy::too_many_arguments)]
+    pub fn transition(
+        &mut self,
+        kind: TransitionKind,
         at: Micros,
         reports: u64,
         authors: u64,
         rate_per_min: f64,
         baseline_per_min: f64,
+        evidence: Evidence,
     ) -> Transition {
+        self.events += 1;
         Transition {
-            kind: TransitionKind::Resolved,
-            incident: self,
+            kind,
+            incident: self.clone(),
             at,
             reports,
             authors,
             rate_per_min,
             baseline_per_min,
-            samples: Vec::new(),
+            evidence,
         }
     }
 }

@@ -1,33 +1,44 @@
 //! Detect: when is a service's report rate "well above normal"?
 //!
-//! Per service the detector keeps a baseline (an exponentially weighted
-//! average of distinct reporting authors per bucket, learned while no
-//! incident is open, never below a prior) and the last minute of buckets.
-//! After each closed bucket it asks of every active service:
+//! After each closed bucket, for every service with recent reports or an
+//! open incident, the detector compares the distinct reporting authors of
+//! the recent window (`window_secs`) with what its baseline
+//! ([`baseline`]) expects for that much firehose volume at this time of
+//! day:
 //!
-//! - **fire** when the distinct authors in the recent window reach
-//!   `min_authors`, are at least `fire_ratio` times what the baseline
-//!   expects, and would happen by chance with probability below `fire_p`
-//!   under a Poisson law with the baseline's mean;
-//! - **resolve** when the window has stayed calm (fewer authors than
-//!   `calm_ratio` × expected, or fewer than half of `min_authors`) for
-//!   `resolve_after_secs`;
+//! - **fire** when the window holds at least `min_authors`, at least
+//!   `fire_ratio` times the expectation, and the Poisson probability of that
+//!   many or more under the expectation is below `fire_p`;
+//! - **escalate** (an `updated` event) when the severity grows: by how far
+//!   above (`medium_ratio`, `high_ratio`) or how long (`medium_after_secs`,
+//!   `high_after_secs`) the rate stands above the baseline;
+//! - **resolve** when the window stays calm (fewer authors than `calm_ratio`
+//!   × expected, or fewer than half of `min_authors`) for
+//!   `resolve_after_secs`, or for `resolve_after_recovery_secs` when posts
+//!   saying the service is back outnumber the reports; a dip shorter than
+//!   that keeps the incident open (no flapping);
 //! - after a resolution, wait `cooldown_secs` before a new incident.
 //!
 //! Counting authors rather than posts keeps one account posting 200 times
-//! from looking like 200 people. Pure: buckets in, transitions out, event
-//! time only.
+//! from looking like 200 people, and the same long text from many accounts
+//! counts as at most `max_authors_per_text`. Pure: buckets in, transitions
+//! out, event time only.
 
+pub mod baseline;
+mod evidence;
 mod incident;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{DiscreteCDF, Poisson};
 
+pub use baseline::Basis;
+pub use evidence::{Evidence, PhraseCount};
 pub use incident::{Incident, Severity, Transition, TransitionKind};
 
-use crate::window::{Bucket, Sample};
+use self::baseline::{Memory, Reports, Volume};
+use crate::window::{Bucket, ServiceCounts};
 use crate::{MICROS_PER_SEC, Micros};
 
 /// Every setting of the rule; see the README's "How detection works".
@@ -44,22 +55,36 @@ pub struct DetectorConfig {
     pub fire_ratio: f64,
     /// Largest chance probability (Poisson tail) that still fires.
     pub fire_p: f64,
-    /// Floor of the baseline, in reporting authors per minute: what a
+    /// Floor of the expectation, in reporting authors per minute: what a
     /// service with no history is assumed to have.
     pub prior_per_min: f64,
-    /// Half-life of the baseline's memory.
-    pub baseline_half_life_secs: i64,
+    /// Half-life of the overall level (the last few hours).
+    pub level_half_life_secs: i64,
+    /// History needed before the overall level is used instead of the prior.
+    pub level_min_secs: i64,
+    /// Past days with data at this hour needed before the hour-of-day
+    /// median is used (of the last 7).
+    pub seasonal_min_days: usize,
+    /// Past weeks with data at this hour of the week needed before the
+    /// hour-of-week median is used (of the last 4).
+    pub weekly_min_weeks: usize,
     /// A window below `calm_ratio` × expected counts as calm.
     pub calm_ratio: f64,
     /// Calm time before an incident resolves.
     pub resolve_after_secs: i64,
+    /// Calm time before it resolves when "it's back" posts outnumber reports.
+    pub resolve_after_recovery_secs: i64,
     /// Quiet time after a resolution before the same service fires again.
     pub cooldown_secs: i64,
+    /// Ratios of window to expectation for medium and high severity.
+    pub medium_ratio: f64,
+    pub high_ratio: f64,
+    /// Time above the firing level after which severity is at least
+    /// medium, and high.
+    pub medium_after_secs: i64,
+    pub high_after_secs: i64,
     /// Sample posts attached to an alert.
     pub samples: usize,
-    /// An incident older than this teaches the baseline again: a level
-    /// that lasts this long is the service's new normal, not a surge.
-    pub learn_during_incident_after_secs: i64,
     /// Authors posting the same long text (copypasta, bot storms) count as
     /// at most this many in a window.
     pub max_authors_per_text: u64,
@@ -74,24 +99,46 @@ impl Default for DetectorConfig {
             fire_ratio: 4.0,
             fire_p: 1e-5,
             prior_per_min: 0.2,
-            baseline_half_life_secs: 6 * 3600,
+            level_half_life_secs: 6 * 3600,
+            level_min_secs: 3600,
+            seasonal_min_days: 3,
+            weekly_min_weeks: 3,
             calm_ratio: 2.0,
             resolve_after_secs: 300,
+            resolve_after_recovery_secs: 60,
             cooldown_secs: 600,
+            medium_ratio: 15.0,
+            high_ratio: 50.0,
+            medium_after_secs: 600,
+            high_after_secs: 1800,
             samples: 5,
-            learn_during_incident_after_secs: 2 * 3600,
             max_authors_per_text: 3,
         }
     }
 }
 
-/// What the detector remembers per service.
+impl DetectorConfig {
+    fn memory(&self) -> Memory {
+        Memory {
+            level_us: self.level_half_life_secs.max(1) * MICROS_PER_SEC,
+            level_min_us: self.level_min_secs.max(0) * MICROS_PER_SEC,
+            seasonal_min_days: self.seasonal_min_days,
+            weekly_min_weeks: self.weekly_min_weeks,
+        }
+    }
+
+    fn bucket_us(&self) -> Micros {
+        self.bucket_secs.max(1) * MICROS_PER_SEC
+    }
+
+    fn per_min(&self, per_window: f64) -> f64 {
+        per_window * 60.0 / self.window_secs.max(1) as f64
+    }
+}
+
+/// What the detector remembers per service besides its baseline.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct ServiceState {
-    /// Expected distinct reporting authors per bucket, learned.
-    baseline: f64,
-    /// Start of the last bucket folded into the baseline.
-    baseline_at: Option<Micros>,
     /// The buckets of the recent window that had reports, oldest first.
     recent: VecDeque<RecentBucket>,
     incident: Option<Incident>,
@@ -99,23 +146,32 @@ struct ServiceState {
     calm_since: Option<Micros>,
     cooldown_until: Option<Micros>,
     discovered: bool,
+    /// Start of the last bucket with reports.
+    last_report: Micros,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct RecentBucket {
     start: Micros,
-    reports: u64,
-    authors: Vec<String>,
-    recoveries: u64,
-    samples: Vec<Sample>,
-    #[serde(default)]
-    copies: Vec<(u64, String)>,
+    counts: ServiceCounts,
 }
 
+/// The part of the detector saved with every checkpoint: open incidents and
+/// recent windows. Baselines are saved apart, only when they change.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Snapshot {
+    services: BTreeMap<String, ServiceState>,
+    volume: Volume,
+    recent_volume: VecDeque<(Micros, u64)>,
+}
+
+#[derive(Debug, Clone, Default)]
 pub struct Detector {
     config: DetectorConfig,
-    services: BTreeMap<String, ServiceState>,
+    state: Snapshot,
+    baselines: BTreeMap<String, Reports>,
+    /// Services whose baseline changed since the last [`Detector::take_changed`].
+    changed: BTreeSet<String>,
 }
 
 /// The recent window of one service, summed.
@@ -124,13 +180,14 @@ struct WindowView {
     authors: u64,
     recoveries: u64,
     expected: f64,
+    basis: Basis,
 }
 
 impl Detector {
     pub fn new(config: DetectorConfig) -> Self {
         Detector {
             config,
-            services: BTreeMap::new(),
+            ..Detector::default()
         }
     }
 
@@ -138,86 +195,127 @@ impl Detector {
         &self.config
     }
 
-    /// Saved state, for the store's checkpoint.
+    /// Saved state for the checkpoint (without the baselines).
     pub fn snapshot(&self) -> serde_json::Value {
-        serde_json::to_value(&self.services).unwrap_or(serde_json::Value::Null)
+        serde_json::to_value(&self.state).unwrap_or(serde_json::Value::Null)
     }
 
-    /// Continues from a checkpoint; a missing or unreadable state starts afresh.
+    /// Baselines changed since the last call: (service, its baseline as
+    /// JSON, or `None` when it was forgotten). Saved with the same batch.
+    pub fn take_changed(&mut self) -> Vec<(String, Option<serde_json::Value>)> {
+        std::mem::take(&mut self.changed)
+            .into_iter()
+            .map(|id| {
+                let value = self
+                    .baselines
+                    .get(&id)
+                    .and_then(|r| serde_json::to_value(r).ok());
+                (id, value)
+            })
+            .collect()
+    }
+
+    /// Continues from a checkpoint and the saved baselines; a missing state
+    /// starts afresh, an unreadable one is an error.
     pub fn restore(
         config: DetectorConfig,
         state: &serde_json::Value,
+        baselines: &[(String, serde_json::Value)],
     ) -> Result<Self, serde_json::Error> {
-        let services = if state.is_null() {
-            BTreeMap::new()
+        let state = if state.is_null() {
+            Snapshot::default()
         } else {
             serde_json::from_value(state.clone())?
         };
-        Ok(Detector { config, services })
+        let mut restored = BTreeMap::new();
+        for (id, value) in baselines {
+            restored.insert(id.clone(), serde_json::from_value(value.clone())?);
+        }
+        Ok(Detector {
+            config,
+            state,
+            baselines: restored,
+            changed: BTreeSet::new(),
+        })
     }
 
     /// Incidents open right now.
     pub fn open_incidents(&self) -> impl Iterator<Item = &Incident> {
-        self.services.values().filter_map(|s| s.incident.as_ref())
+        self.state
+            .services
+            .values()
+            .filter_map(|s| s.incident.as_ref())
     }
 
-    fn bucket_us(&self) -> Micros {
-        self.config.bucket_secs.max(1) * MICROS_PER_SEC
-    }
-
-    fn window_buckets(&self) -> f64 {
-        (self.config.window_secs as f64 / self.config.bucket_secs.max(1) as f64).max(1.0)
-    }
-
-    fn prior_per_bucket(&self) -> f64 {
-        self.config.prior_per_min * self.config.bucket_secs as f64 / 60.0
-    }
-
-    /// Feeds one closed bucket; returns the incidents that fired or resolved.
+    /// Feeds one closed bucket; returns the incidents that fired, escalated
+    /// or resolved.
     pub fn on_bucket(&mut self, bucket: &Bucket) -> Vec<Transition> {
+        let memory = self.config.memory();
+        let window_us = self.config.window_secs * MICROS_PER_SEC;
+        // Series without a volume count one unit per bucket: the share is
+        // then simply reports per bucket.
+        let volume = bucket.total_posts.max(1);
+        self.state.volume.add(bucket.start, volume as f64, &memory);
+        self.state.recent_volume.push_back((bucket.start, volume));
+        while self
+            .state
+            .recent_volume
+            .front()
+            .is_some_and(|(t, _)| t + window_us <= bucket.start)
+        {
+            self.state.recent_volume.pop_front();
+        }
         for (id, counts) in &bucket.services {
-            let state = self.services.entry(id.clone()).or_default();
+            let state = self.state.services.entry(id.clone()).or_default();
             state.discovered = counts.discovered;
+            state.last_report = bucket.start;
             state.recent.push_back(RecentBucket {
                 start: bucket.start,
-                reports: counts.reports,
-                authors: counts.authors.clone(),
-                recoveries: counts.recoveries,
-                samples: counts.samples.clone(),
-                copies: counts.copies.clone(),
+                counts: counts.clone(),
             });
         }
-        let ids: Vec<String> = self.services.keys().cloned().collect();
+        let ids: Vec<String> = self.state.services.keys().cloned().collect();
         let mut transitions = Vec::new();
         for id in ids {
             if let Some(t) = self.step(&id, bucket.start) {
                 transitions.push(t);
             }
         }
-        // Forget services with nothing left to remember.
-        let prior = self.prior_per_bucket();
-        self.services.retain(|_, s| {
-            s.incident.is_some()
-                || !s.recent.is_empty()
-                || s.baseline > prior * 1.01
-                || s.cooldown_until.is_some()
-        });
+        self.forget_quiet(bucket.start);
         transitions
     }
 
+    /// Drops services with nothing left to remember: no incident, no recent
+    /// reports, no cooldown, and (for catalogued services) no report for
+    /// four weeks, or (for discovered ones) for a day.
+    fn forget_quiet(&mut self, now: Micros) {
+        let mut forgotten = Vec::new();
+        self.state.services.retain(|id, s| {
+            // The hourly profile reaches four weeks back.
+            let keep_for = if s.discovered { 1 } else { 29 } * 86_400 * MICROS_PER_SEC;
+            let keep = s.incident.is_some()
+                || !s.recent.is_empty()
+                || s.cooldown_until.is_some_and(|t| t > now)
+                || now - s.last_report < keep_for;
+            if !keep {
+                forgotten.push(id.clone());
+            }
+            keep
+        });
+        for id in forgotten {
+            self.baselines.remove(&id);
+            self.changed.insert(id);
+        }
+    }
+
     fn step(&mut self, id: &str, now: Micros) -> Option<Transition> {
-        let bucket_us = self.bucket_us();
-        let window_us = self.config.window_secs * MICROS_PER_SEC;
-        let alpha = 1.0
-            - 0.5f64.powf(
-                1.0 / (self.config.baseline_half_life_secs as f64
-                    / self.config.bucket_secs.max(1) as f64)
-                    .max(1.0),
-            );
-        let prior = self.prior_per_bucket();
-        let window_buckets = self.window_buckets();
         let config = self.config.clone();
-        let state = self.services.get_mut(id)?;
+        let memory = config.memory();
+        let bucket_us = config.bucket_us();
+        let window_us = config.window_secs * MICROS_PER_SEC;
+        let prior_window = config.prior_per_min * config.window_secs as f64 / 60.0;
+        let baseline = self.baselines.entry(id.to_owned()).or_default();
+        let state = self.state.services.get_mut(id)?;
         while state
             .recent
             .front()
@@ -225,55 +323,107 @@ impl Detector {
         {
             state.recent.pop_front();
         }
-        // Fold this bucket into the baseline, unless a young incident is
-        // open (a surge must not teach the detector that surges are normal).
+
+        // The expectation, before this bucket teaches the baseline: each
+        // bucket of the window at its own hour's share (a window straddling
+        // the end of a daily peak expects the peak's tail), never below the
+        // prior.
+        let mut shares: Vec<(i64, Option<(f64, Basis)>)> = Vec::new();
+        let mut from_baseline = 0.0;
+        let mut basis = Basis::Prior;
+        for &(start, volume) in &self.state.recent_volume {
+            let hour = baseline::hour_index(start);
+            let share = match shares.iter().find(|(h, _)| *h == hour) {
+                Some((_, share)) => *share,
+                None => {
+                    let share = baseline.share(&self.state.volume, start, &memory);
+                    shares.push((hour, share));
+                    share
+                }
+            };
+            if let Some((share, b)) = share {
+                from_baseline += share * volume as f64;
+                basis = b;
+            }
+        }
+        let (expected, basis) = if from_baseline > prior_window {
+            (from_baseline, basis)
+        } else {
+            (prior_window, Basis::Prior)
+        };
+        let view = window_view(state, expected, basis, config.max_authors_per_text);
+
+        // Teach the baseline: the hourly profile as seen (its median
+        // ignores one-off surges), the overall level capped (a surge must
+        // not teach the detector that surges are normal). Quiet buckets
+        // need no write: sums decay lazily, absent hours count as zero.
         let this_bucket = state
             .recent
             .back()
             .filter(|b| b.start == now)
-            .map_or(0, |b| b.authors.len() as u64) as f64;
-        let learning = state.incident.as_ref().is_none_or(|incident| {
-            now - incident.started_at >= config.learn_during_incident_after_secs * MICROS_PER_SEC
-        });
-        if learning {
-            let elapsed = state
-                .baseline_at
-                .map_or(1, |at| ((now - at) / bucket_us).max(1));
-            // Buckets without reports since the last update count as zeros.
-            let decay = (1.0 - alpha).powi(i32::try_from(elapsed - 1).unwrap_or(i32::MAX));
-            let capped = this_bucket.min(state.baseline.max(prior) * config.fire_ratio);
-            state.baseline = state.baseline * decay * (1.0 - alpha) + alpha * capped;
+            .map_or(0, |b| distinct(&b.counts)) as f64;
+        if this_bucket > 0.0 {
+            let per_bucket_cap =
+                (expected / (window_us / bucket_us).max(1) as f64) * config.fire_ratio;
+            baseline.add(now, this_bucket, this_bucket.min(per_bucket_cap), &memory);
+            self.changed.insert(id.to_owned());
         }
-        state.baseline_at = Some(now);
-        let view = window_view(state, prior, window_buckets, config.max_authors_per_text);
 
+        let at = now + bucket_us;
         if let Some(incident) = state.incident.as_mut() {
             let bucket_reports = state
                 .recent
                 .back()
                 .filter(|b| b.start == now)
-                .map_or(0, |b| b.reports);
+                .map_or(0, |b| b.counts.reports);
             incident.observe(bucket_reports, view.authors);
+            let ratio = view.authors as f64 / view.expected.max(f64::MIN_POSITIVE);
+            let recovering = view.recoveries > view.reports && view.recoveries > 0;
             let calm = (view.authors as f64) < config.calm_ratio * view.expected
                 || view.authors * 2 < config.min_authors
-                || (view.recoveries > view.reports && view.reports > 0);
+                || recovering;
             if !calm {
                 state.calm_since = None;
+                let severity =
+                    Severity::grade(&config, ratio, view.authors, at - incident.started_at);
+                if severity > incident.severity {
+                    incident.severity = severity;
+                    let evidence =
+                        evidence::gather(state.recent.iter().map(|b| &b.counts), config.samples);
+                    let incident = state.incident.as_mut()?;
+                    return Some(incident.transition(
+                        TransitionKind::Updated,
+                        at,
+                        view.reports,
+                        view.authors,
+                        config.per_min(view.authors as f64),
+                        config.per_min(view.expected),
+                        evidence,
+                    ));
+                }
                 return None;
             }
             let since = *state.calm_since.get_or_insert(now);
-            if now + bucket_us - since < config.resolve_after_secs * MICROS_PER_SEC {
+            let needed = if recovering {
+                config.resolve_after_recovery_secs
+            } else {
+                config.resolve_after_secs
+            };
+            if at - since < needed * MICROS_PER_SEC {
                 return None;
             }
-            let incident = state.incident.take()?;
+            let mut incident = state.incident.take()?;
             state.calm_since = None;
             state.cooldown_until = Some(now + config.cooldown_secs * MICROS_PER_SEC);
-            return Some(incident.resolve(
-                now + bucket_us,
+            let evidence = Evidence::default();
+            return Some(incident.transition(
+                TransitionKind::Resolved,
+                at,
                 view.reports,
                 view.authors,
-                view.rate_per_min(&config),
-                view.expected_per_min(&config),
+                config.per_min(view.authors as f64),
+                config.per_min(view.expected),
+                evidence,
             ));
         }
         if state.cooldown_until.is_some_and(|until| now < until) {
@@ -290,10 +440,10 @@ impl Detector {
             return None;
         }
         let ratio = view.authors as f64 / view.expected.max(f64::MIN_POSITIVE);
-        let severity = Severity::grade(ratio, view.authors, config.min_authors);
-        let samples = pick_samples(state, config.samples);
         let onset = state.recent.front().map_or(now, |b| b.start);
-        let incident = Incident::open(
+        let severity = Severity::grade(&config, ratio, view.authors, at - onset);
+        let evidence = evidence::gather(state.recent.iter().map(|b| &b.counts), config.samples);
+        let mut incident = Incident::open(
             id,
             onset,
             severity,
@@ -301,12 +451,16 @@ impl Detector {
             state.discovered,
             view.reports,
             view.authors,
+            view.basis,
         );
-        let transition = incident.fire(
-            now + bucket_us,
-            view.rate_per_min(&config),
-            view.expected_per_min(&config),
-            samples,
+        let transition = incident.transition(
+            TransitionKind::Firing,
+            at,
+            view.reports,
+            view.authors,
+            config.per_min(view.authors as f64),
+            config.per_min(view.expected),
+            evidence,
         );
         state.incident = Some(incident);
         state.calm_since = None;
@@ -314,34 +468,26 @@ impl Detector {
     }
 }
 
-impl WindowView {
-    fn rate_per_min(&self, config: &DetectorConfig) -> f64 {
-        self.authors as f64 * 60.0 / config.window_secs.max(1) as f64
-    }
-
-    fn expected_per_min(&self, config: &DetectorConfig) -> f64 {
-        self.expected * 60.0 / config.window_secs.max(1) as f64
-    }
+/// Distinct reporting authors of one bucket (named ones and anonymous
+/// counts from a plain series).
+fn distinct(counts: &ServiceCounts) -> u64 {
+    counts.authors.len() as u64 + counts.extra_authors
 }
 
-fn window_view(
-    state: &ServiceState,
-    prior: f64,
-    window_buckets: f64,
-    max_per_text: u64,
-) -> WindowView {
+fn window_view(state: &ServiceState, expected: f64, basis: Basis, max_per_text: u64) -> WindowView {
     let mut authors: Vec<&str> = state
         .recent
         .iter()
-        .flat_map(|b| b.authors.iter().map(String::as_str))
+        .flat_map(|b| b.counts.authors.iter().map(String::as_str))
         .collect();
     authors.sort_unstable();
     authors.dedup();
+    let anonymous: u64 = state.recent.iter().map(|b| b.counts.extra_authors).sum();
     // The same long text from many accounts counts as a few of them.
     let mut copies: Vec<(u64, &str)> = state
         .recent
         .iter()
-        .flat_map(|b| b.copies.iter().map(|(f, a)| (*f, a.as_str())))
+        .flat_map(|b| b.counts.copies.iter().map(|(f, a)| (*f, a.as_str())))
         .collect();
     copies.sort_unstable();
     copies.dedup();
@@ -350,10 +496,11 @@ fn window_view(
         excess += (group.len() as u64).saturating_sub(max_per_text.max(1));
     }
     WindowView {
-        reports: state.recent.iter().map(|b| b.reports).sum(),
-        authors: (authors.len() as u64).saturating_sub(excess),
-        recoveries: state.recent.iter().map(|b| b.recoveries).sum(),
-        expected: state.baseline.max(prior) * window_buckets,
+        reports: state.recent.iter().map(|b| b.counts.reports).sum(),
+        authors: (authors.len() as u64 + anonymous).saturating_sub(excess),
+        recoveries: state.recent.iter().map(|b| b.counts.recoveries).sum(),
+        expected,
+        basis,
     }
 }
 
@@ -366,34 +513,6 @@ pub fn poisson_tail(lambda: f64, k: u64) -> f64 {
         Ok(dist) => dist.sf(k - 1),
         Err(_) => 1.0,
     }
-}
-
-/// Evidence for an alert: the highest-scoring reports of the window, one
-/// per author and per text, newest last.
-fn pick_samples(state: &ServiceState, keep: usize) -> Vec<Sample> {
-    let mut all: Vec<&Sample> = state.recent.iter().flat_map(|b| b.samples.iter()).collect();
-    all.sort_by(|a, b| {
-        b.score
-            .total_cmp(&a.score)
-            .then(a.time_us.cmp(&b.time_us))
-            .then(a.uri.cmp(&b.uri))
-    });
-    let mut picked: Vec<Sample> = Vec::new();
-    for sample in all {
-        if picked.len() >= keep {
-            break;
-        }
-        let key = sample.text.to_lowercase();
-        if picked
-            .iter()
-            .any(|p| p.author == sample.author || p.text.to_lowercase() == key)
-        {
-            continue;
-        }
-        picked.push(sample.clone());
-    }
-    picked.sort_by_key(|s| s.time_us);
-    picked
 }
 
 #[cfg(test)]

@@ -3,16 +3,18 @@
 use super::*;
 use crate::window::ServiceCounts;
 
-const T0: Micros = 1_783_173_600 * MICROS_PER_SEC;
+const T0: Micros = 1_783_173_600 * MICROS_PER_SEC; // 2026-07-04T14:00:00Z
 const B: Micros = 10 * MICROS_PER_SEC;
+const DAY: i64 = 8_640; // buckets
 
-/// Bucket `i` with `authors` distinct reporting authors for "svc", and
-/// background volume. Authors posting once are new people in every bucket;
-/// authors posting `posts_each` > 1 times are the same accounts throughout.
+/// Bucket `i` with `authors` distinct reporting authors for "svc", and a
+/// steady firehose of 500 posts. Authors posting once are new people in
+/// every bucket; authors posting `posts_each` > 1 times are the same
+/// accounts throughout.
 fn bucket(i: i64, authors: u64, posts_each: u64) -> Bucket {
     let mut b = Bucket {
         start: T0 + i * B,
-        total_posts: 100,
+        total_posts: 500,
         ..Bucket::default()
     };
     if authors > 0 {
@@ -35,48 +37,51 @@ fn bucket(i: i64, authors: u64, posts_each: u64) -> Bucket {
     b
 }
 
-/// Runs a series (authors per bucket) and returns (bucket index, kind) of
+type Row = (i64, u64, u64);
+
+/// Runs a series and returns (bucket index of `at`, kind, severity) of
 /// every transition.
-fn run(detector: &mut Detector, series: &[(i64, u64, u64)]) -> Vec<(i64, TransitionKind)> {
+fn run(detector: &mut Detector, series: &[Row]) -> Vec<(i64, TransitionKind, Severity)> {
     let mut out = Vec::new();
     for &(i, authors, each) in series {
-        for t in detector.on_bucket(&bucket(i, authors, each)) {
-            out.push(((t.at - T0) / B, t.kind));
+        let b = match each {
+            0 => bucket_with_recoveries(i, 3),
+            _ => bucket(i, authors, each),
+        };
+        for t in detector.on_bucket(&b) {
+            out.push(((t.at - T0) / B, t.kind, t.incident.severity));
         }
     }
     out
 }
 
-/// `n` buckets from `from` with the same count.
-fn flat(from: i64, n: i64, authors: u64) -> Vec<(i64, u64, u64)> {
+fn flat(from: i64, n: i64, authors: u64) -> Vec<Row> {
     (from..from + n).map(|i| (i, authors, 1)).collect()
 }
 
-/// A surge of about `per_min` new authors per minute.
-fn surge(from: i64, n: i64, per_min: u64) -> Vec<(i64, u64, u64)> {
+/// About `per_min` new authors a minute, spread over the buckets.
+fn surge(from: i64, n: i64, per_min: u64) -> Vec<Row> {
     (from..from + n)
         .map(|i| {
-            (
-                i,
-                (per_min * (i - from + 1) as u64) / 6 - (per_min * (i - from) as u64) / 6,
-                1,
-            )
+            let k = (i - from) as u64;
+            (i, per_min * (k + 1) / 6 - per_min * k / 6, 1)
         })
         .collect()
 }
 
-fn cat(parts: &[Vec<(i64, u64, u64)>]) -> Vec<(i64, u64, u64)> {
+fn cat(parts: &[Vec<Row>]) -> Vec<Row> {
     parts.concat()
 }
 
-use TransitionKind::{Firing, Resolved};
+use Severity::{High, Low, Medium};
+use TransitionKind::{Firing, Resolved, Updated};
 
 #[test]
 fn detector_table() {
     struct Case {
         name: &'static str,
-        series: Vec<(i64, u64, u64)>,
-        expect: Vec<(i64, TransitionKind)>,
+        series: Vec<Row>,
+        expect: Vec<(i64, TransitionKind, Severity)>,
     }
     let cases = vec![
         Case {
@@ -102,19 +107,17 @@ fn detector_table() {
             name: "one account posting 200 times",
             series: cat(&[
                 flat(0, 30, 0),
-                flat(30, 10, 0)
-                    .into_iter()
-                    .map(|(i, _, _)| (i, 1, 20))
-                    .collect(),
+                (30..40).map(|i| (i, 1, 20)).collect(),
                 flat(40, 60, 0),
             ]),
             expect: vec![],
         },
         Case {
-            // 10 authors a minute: 6 are in the window after ~36 s.
-            name: "cold start surge of 10 authors per minute fires within 60 s and resolves",
+            // 10 authors a minute from bucket 6 (onset 14:01:00): five are
+            // in the window after three buckets.
+            name: "cold start: 10 authors a minute fires within 60 s and resolves",
             series: cat(&[flat(0, 6, 0), surge(6, 30, 10), flat(36, 60, 0)]),
-            expect: vec![(9, Firing), (70, Resolved)],
+            expect: vec![(9, Firing, Low), (70, Resolved, Low)],
         },
         Case {
             name: "a dip of one bucket keeps one incident",
@@ -124,7 +127,11 @@ fn detector_table() {
                 surge(13, 12, 30),
                 flat(25, 60, 0),
             ]),
-            expect: vec![(1, Firing), (60, Resolved)],
+            expect: vec![
+                (1, Firing, Low),
+                (3, Updated, Medium),
+                (60, Resolved, Medium),
+            ],
         },
         Case {
             name: "cooldown holds back a second surge right after",
@@ -134,7 +141,11 @@ fn detector_table() {
                 surge(50, 6, 30),
                 flat(56, 60, 0),
             ]),
-            expect: vec![(1, Firing), (47, Resolved)],
+            expect: vec![
+                (1, Firing, Low),
+                (3, Updated, Medium),
+                (47, Resolved, Medium),
+            ],
         },
         Case {
             name: "after the cooldown a new surge is a new incident",
@@ -144,14 +155,89 @@ fn detector_table() {
                 surge(112, 12, 30),
                 flat(124, 60, 0),
             ]),
-            expect: vec![(1, Firing), (47, Resolved), (113, Firing), (159, Resolved)],
+            expect: vec![
+                (1, Firing, Low),
+                (3, Updated, Medium),
+                (47, Resolved, Medium),
+                (113, Firing, Low),
+                (115, Updated, Medium),
+                (159, Resolved, Medium),
+            ],
+        },
+        Case {
+            // "It's back" posts outnumbering reports resolve after 60 s of
+            // calm instead of 300 s.
+            name: "recovery posts resolve sooner",
+            series: cat(&[surge(0, 12, 30), recovery(12, 12), flat(24, 60, 0)]),
+            expect: vec![
+                (1, Firing, Low),
+                (3, Updated, Medium),
+                (21, Resolved, Medium),
+            ],
+        },
+        Case {
+            name: "a surge that grows escalates, once per level",
+            series: cat(&[
+                surge(0, 6, 12),
+                surge(6, 6, 120),
+                surge(12, 12, 600),
+                flat(24, 60, 0),
+            ]),
+            expect: vec![
+                (3, Firing, Low),
+                (7, Updated, Medium),
+                (9, Updated, High),
+                (59, Resolved, High),
+            ],
+        },
+        Case {
+            name: "a long incident escalates with time",
+            series: cat(&[surge(0, 70, 12), flat(70, 60, 0)]),
+            expect: vec![
+                (3, Firing, Low),
+                (60, Updated, Medium),
+                (104, Resolved, Medium),
+            ],
         },
     ];
+    let mut failures = Vec::new();
     for case in cases {
         let mut detector = Detector::new(DetectorConfig::default());
         let got = run(&mut detector, &case.series);
-        assert_eq!(got, case.expect, "{}", case.name);
+        if got != case.expect {
+            failures.push(format!(
+                "{}:\n   got {got:?}\n  want {:?}",
+                case.name, case.expect
+            ));
+        }
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A calm window in which "it's back" posts outnumber the last reports:
+/// rows with `posts_each` 0 stand for buckets of 3 recovery posts.
+fn recovery(from: i64, n: i64) -> Vec<Row> {
+    (from..from + n).map(|i| (i, 0, 0)).collect()
+}
+
+#[test]
+fn recovery_rows_carry_recoveries() {
+    // The table's recovery case needs buckets with recovery posts: check the
+    // helper below really produces them.
+    let b = bucket_with_recoveries(3, 4);
+    assert_eq!(b.services["svc"].recoveries, 4);
+}
+
+fn bucket_with_recoveries(i: i64, recoveries: u64) -> Bucket {
+    let mut b = bucket(i, 0, 1);
+    b.services.insert(
+        "svc".into(),
+        ServiceCounts {
+            recoveries,
+            ..ServiceCounts::default()
+        },
+    );
+    b
 }
 
 #[test]
@@ -160,19 +246,19 @@ fn steadily_elevated_service_is_learned_and_then_alerts_only_when_it_jumps() {
     // A day of about 3 authors per bucket (18 a minute). A brand-new
     // detector cannot know that is normal and fires once; the level is
     // then learned and the incident resolves, with no second incident.
-    let busy: Vec<_> = (0..8640).map(|i| (i, 2 + (i % 3) as u64, 1)).collect();
+    let busy: Vec<Row> = (0..DAY).map(|i| (i, 2 + (i % 3) as u64, 1)).collect();
     let got = run(&mut detector, &busy);
-    let kinds: Vec<TransitionKind> = got.iter().map(|t| t.1).collect();
+    let kinds: Vec<TransitionKind> = got.iter().map(|t| t.1).filter(|k| *k != Updated).collect();
     assert_eq!(kinds, vec![Firing, Resolved], "{got:?}");
-    assert!(got[1].0 < 8640 - 360, "learned within the day: {got:?}");
-    // Another six hours at the same level: nothing.
-    let more: Vec<_> = (8640..10800).map(|i| (i, 2 + (i % 3) as u64, 1)).collect();
+    let more: Vec<Row> = (DAY..DAY + 2160)
+        .map(|i| (i, 2 + (i % 3) as u64, 1))
+        .collect();
     assert_eq!(
         run(&mut detector, &more),
         vec![],
         "the elevated level is normal now"
     );
-    let jump: Vec<_> = (10800..10812).map(|i| (i, 40, 1)).collect();
+    let jump: Vec<Row> = (DAY + 2160..DAY + 2172).map(|i| (i, 40, 1)).collect();
     let got = run(&mut detector, &jump);
     assert_eq!(
         got.first().map(|t| t.1),
@@ -182,28 +268,104 @@ fn steadily_elevated_service_is_learned_and_then_alerts_only_when_it_jumps() {
 }
 
 #[test]
-fn incident_survives_a_snapshot_and_restore() {
+fn a_daily_peak_that_is_normal_stops_alerting_after_a_few_days() {
     let mut detector = Detector::new(DetectorConfig::default());
-    let fired = run(&mut detector, &surge(0, 12, 30));
-    assert_eq!(fired, vec![(1, Firing)]);
-    let saved = detector.snapshot();
-    let mut restored = Detector::restore(DetectorConfig::default(), &saved).expect("restore");
-    assert_eq!(restored.open_incidents().count(), 1);
-    let rest = run(&mut restored, &flat(12, 60, 0));
-    assert_eq!(rest, vec![(47, Resolved)], "resolved once, not fired again");
+    // Every day from 14:00 to 15:00 UTC, about 4 authors per bucket (24 a
+    // minute); the rest of the day a complaint every few minutes.
+    let day = |d: i64| -> Vec<Row> {
+        (0..DAY)
+            .map(|k| {
+                let i = d * DAY + k;
+                let authors = if k < 360 {
+                    3 + (k % 3) as u64
+                } else {
+                    u64::from(k % 29 == 0)
+                };
+                (i, authors, 1)
+            })
+            .collect()
+    };
+    let mut firings_per_day = Vec::new();
+    for d in 0..6 {
+        let got = run(&mut detector, &day(d));
+        firings_per_day.push(got.iter().filter(|t| t.1 == Firing).count());
+    }
+    assert!(
+        firings_per_day[0] >= 1,
+        "day one cannot know the peak: {firings_per_day:?}"
+    );
+    assert_eq!(
+        &firings_per_day[4..],
+        &[0, 0],
+        "after days of history the peak is normal: {firings_per_day:?}"
+    );
+    // The same level at 03:00, the quiet hour, is still an outage.
+    let night: Vec<Row> = (6 * DAY + 4_680..6 * DAY + 4_700)
+        .map(|i| (i, 4, 1))
+        .collect();
+    let quiet_before: Vec<Row> = (6 * DAY..6 * DAY + 4_680)
+        .map(|i| (i, u64::from(i % 29 == 0), 1))
+        .collect();
+    run(&mut detector, &quiet_before);
+    let got = run(&mut detector, &night);
+    assert_eq!(
+        got.first().map(|t| t.1),
+        Some(Firing),
+        "the peak's level at night fires: {got:?}"
+    );
 }
 
 #[test]
-fn severity_grows_with_the_evidence() {
-    assert_eq!(Severity::grade(5.0, 6, 5), Severity::Low);
-    assert_eq!(Severity::grade(20.0, 20, 5), Severity::Medium);
-    assert_eq!(Severity::grade(80.0, 60, 5), Severity::High);
+fn incident_and_baseline_survive_a_snapshot_and_restore() {
+    let mut detector = Detector::new(DetectorConfig::default());
+    let fired = run(&mut detector, &surge(0, 12, 30));
+    assert_eq!(fired, vec![(1, Firing, Low), (3, Updated, Medium)]);
+    let saved = detector.snapshot();
+    let baselines: Vec<(String, serde_json::Value)> = detector
+        .take_changed()
+        .into_iter()
+        .filter_map(|(id, v)| Some((id, v?)))
+        .collect();
+    assert!(!baselines.is_empty(), "the baseline changed and is saved");
+    let mut restored =
+        Detector::restore(DetectorConfig::default(), &saved, &baselines).expect("restore");
+    assert_eq!(restored.open_incidents().count(), 1);
+    let rest = run(&mut restored, &flat(12, 60, 0));
+    let mut original = detector;
     assert_eq!(
-        Severity::grade(80.0, 6, 5),
-        Severity::Low,
-        "few authors cap it"
+        rest,
+        run(&mut original, &flat(12, 60, 0)),
+        "restored behaves as the original"
     );
-    assert!(Severity::Low < Severity::High);
+    assert_eq!(
+        rest,
+        vec![(47, Resolved, Medium)],
+        "resolved once, not fired again"
+    );
+}
+
+#[test]
+fn severity_grows_with_height_and_length() {
+    let c = DetectorConfig::default();
+    let minute = 60 * MICROS_PER_SEC;
+    assert_eq!(Severity::grade(&c, 5.0, 6, 0), Low);
+    assert_eq!(Severity::grade(&c, 20.0, 20, 0), Medium);
+    assert_eq!(Severity::grade(&c, 80.0, 60, 0), High);
+    assert_eq!(
+        Severity::grade(&c, 80.0, 6, 0),
+        Low,
+        "few authors cap the height"
+    );
+    assert_eq!(
+        Severity::grade(&c, 5.0, 6, 11 * minute),
+        Medium,
+        "ten minutes on"
+    );
+    assert_eq!(
+        Severity::grade(&c, 5.0, 6, 31 * minute),
+        High,
+        "half an hour on"
+    );
 }
 
 #[test]
@@ -220,15 +382,14 @@ fn copypasta_from_many_accounts_counts_as_a_few() {
     let mut transitions = Vec::new();
     for i in 0..12 {
         let mut b = bucket(i, 0, 1);
-        let authors: Vec<String> = (0..20).map(|a| format!("did:bot:{i}:{a}")).collect();
-        let mut sorted = authors.clone();
-        sorted.sort();
+        let mut authors: Vec<String> = (0..20).map(|a| format!("did:bot:{i}:{a}")).collect();
+        authors.sort();
         b.services.insert(
             "svc".into(),
             ServiceCounts {
                 reports: 20,
-                copies: sorted.iter().map(|a| (42, a.clone())).collect(),
-                authors: sorted,
+                copies: authors.iter().map(|a| (42, a.clone())).collect(),
+                authors,
                 ..ServiceCounts::default()
             },
         );
@@ -238,4 +399,35 @@ fn copypasta_from_many_accounts_counts_as_a_few() {
         transitions.is_empty(),
         "240 accounts posting one long text: {transitions:?}"
     );
+}
+
+#[test]
+fn a_series_without_names_counts_its_values() {
+    let mut detector = Detector::new(DetectorConfig::default());
+    let mut fired = Vec::new();
+    for i in 0..20 {
+        let mut b = Bucket {
+            start: T0 + i * B,
+            total_posts: 0,
+            ..Bucket::default()
+        };
+        let value = if i >= 10 { 30 } else { 0 };
+        if value > 0 {
+            b.services.insert(
+                "series".into(),
+                ServiceCounts {
+                    reports: value,
+                    extra_authors: value,
+                    ..ServiceCounts::default()
+                },
+            );
+        }
+        fired.extend(
+            detector
+                .on_bucket(&b)
+                .into_iter()
+                .map(|t| ((t.at - T0) / B, t.kind)),
+        );
+    }
+    assert_eq!(fired.first(), Some(&(11, Firing)));
 }

@@ -93,6 +93,16 @@ pub struct ServiceCounts {
     /// many people.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub copies: Vec<(u64, String)>,
+    /// How often each outage phrase was used (evidence for alerts).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub phrases: BTreeMap<String, u64>,
+    /// Reports per language.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub langs: BTreeMap<String, u64>,
+    /// Distinct authors without names: a plain count series (`outagewatch
+    /// series`) has counts but no authors.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub extra_authors: u64,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub discovered: bool,
 }
@@ -104,11 +114,42 @@ pub struct Sample {
     pub author: String,
     pub score: f32,
     pub time_us: Micros,
+    /// Declared language, else the language of the phrase that matched.
+    #[serde(default)]
+    pub lang: String,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The phrases that made a verdict a report, and its language.
+fn phrases_and_lang<'a>(post: &'a Post, verdict: &'a Verdict) -> (Vec<&'a str>, &'a str) {
+    let evidence = verdict
+        .reasons
+        .iter()
+        .filter(|r| r.weight > 0.0 && matches!(r.rule, "outage" | "weak" | "hashtag" | "error"));
+    let phrases: Vec<&str> = evidence
+        .clone()
+        .filter_map(|r| r.matched.as_deref())
+        .collect();
+    let lang = post
+        .langs
+        .first()
+        .map(String::as_str)
+        .or_else(|| evidence.filter_map(|r| r.lang.as_deref()).next())
+        .unwrap_or("und");
+    (phrases, lang)
 }
 
 impl ServiceCounts {
     fn add_report(&mut self, post: &Post, verdict: &Verdict, config: &WindowConfig) {
         let keep = config.samples_per_bucket;
+        let (phrases, lang) = phrases_and_lang(post, verdict);
+        for phrase in phrases {
+            *self.phrases.entry(phrase.to_owned()).or_default() += 1;
+        }
+        *self.langs.entry(lang.to_owned()).or_default() += 1;
         self.reports += 1;
         if let Err(at) = self.authors.binary_search(&post.author) {
             self.authors.insert(at, post.author.clone());
@@ -130,6 +171,7 @@ impl ServiceCounts {
                 author: post.author.clone(),
                 score: verdict.score,
                 time_us: post.time_us,
+                lang: lang.to_owned(),
             };
             let at = self
                 .samples

@@ -4,7 +4,9 @@
 //! - `b` + start (8 bytes, big-endian) → one closed [`Bucket`] as JSON;
 //! - `checkpoint` → the [`Checkpoint`] as JSON;
 //! - `o` + sequence number (8 bytes, big-endian) → an alert not yet
-//!   delivered (the outbox).
+//!   delivered (the outbox);
+//! - `s` + service id → that service's baseline (written only when it
+//!   changed, in the same batch as the counts that changed it).
 //!
 //! Each batch of closed buckets is written together with the checkpoint
 //! that accounts for them and the alerts they raised, atomically, so a
@@ -24,6 +26,7 @@ use crate::alert::Alert;
 
 const BUCKET_PREFIX: u8 = b'b';
 const OUTBOX_PREFIX: u8 = b'o';
+const BASELINE_PREFIX: u8 = b's';
 const CHECKPOINT_KEY: &[u8] = b"checkpoint";
 
 #[derive(Debug, thiserror::Error)]
@@ -79,8 +82,11 @@ pub trait Store {
         checkpoint: &Checkpoint,
         prune_before: Micros,
         alerts: &[Alert],
+        baselines: &[(String, Option<serde_json::Value>)],
     ) -> Result<Vec<u64>, StoreError>;
     fn checkpoint(&self) -> Result<Option<Checkpoint>, StoreError>;
+    /// Every saved baseline: (service id, baseline).
+    fn baselines(&self) -> Result<Vec<(String, serde_json::Value)>, StoreError>;
     /// Closed buckets that started at or after `since`, oldest first.
     fn buckets_since(&self, since: Micros) -> Result<Vec<Bucket>, StoreError>;
     /// Makes everything saved so far durable.
@@ -184,8 +190,24 @@ impl Store for SledStore {
         checkpoint: &Checkpoint,
         prune_before: Micros,
         alerts: &[Alert],
+        baselines: &[(String, Option<serde_json::Value>)],
     ) -> Result<Vec<u64>, StoreError> {
         let mut batch = sled::Batch::default();
+        for (id, baseline) in baselines {
+            let mut key = vec![BASELINE_PREFIX];
+            key.extend_from_slice(id.as_bytes());
+            match baseline {
+                Some(value) => {
+                    let bytes =
+                        serde_json::to_vec(value).map_err(|source| StoreError::Corrupt {
+                            what: format!("baseline of {id}"),
+                            source,
+                        })?;
+                    batch.insert(key, bytes);
+                }
+                None => batch.remove(key),
+            }
+        }
         let mut seqs = Vec::with_capacity(alerts.len());
         for alert in alerts {
             let seq = self.db.generate_id()?;
@@ -234,6 +256,21 @@ impl Store for SledStore {
                     })
             }
         }
+    }
+
+    fn baselines(&self) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.db.scan_prefix([BASELINE_PREFIX]) {
+            let (key, value) = entry?;
+            let id = String::from_utf8_lossy(&key[1..]).into_owned();
+            let baseline =
+                serde_json::from_slice(&value).map_err(|source| StoreError::Corrupt {
+                    what: format!("baseline of {id}"),
+                    source,
+                })?;
+            out.push((id, baseline));
+        }
+        Ok(out)
     }
 
     fn buckets_since(&self, since: Micros) -> Result<Vec<Bucket>, StoreError> {
@@ -293,6 +330,7 @@ mod tests {
                     &checkpoint,
                     i64::MIN,
                     &[],
+                    &[],
                 )
                 .expect("save");
             store.flush().expect("flush");
@@ -321,6 +359,7 @@ mod tests {
                     &Checkpoint::default(),
                     i64::MIN,
                     &[alert.clone(), alert.clone()],
+                    &[],
                 )
                 .expect("save");
             store.outbox().delivered(seqs[0]).expect("ack");
@@ -340,9 +379,11 @@ mod tests {
         let mut store = SledStore::temporary().expect("temp store");
         let cp = Checkpoint::default();
         store
-            .save(&[bucket(0, 1), bucket(10, 1)], &cp, i64::MIN, &[])
+            .save(&[bucket(0, 1), bucket(10, 1)], &cp, i64::MIN, &[], &[])
             .expect("save");
-        store.save(&[bucket(20, 1)], &cp, 10, &[]).expect("save");
+        store
+            .save(&[bucket(20, 1)], &cp, 10, &[], &[])
+            .expect("save");
         let starts: Vec<Micros> = store
             .buckets_since(i64::MIN)
             .expect("read")
