@@ -6,6 +6,7 @@ mod check;
 mod record;
 mod replay;
 mod run;
+mod series;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +51,8 @@ enum Command {
     Run(run::RunArgs),
     /// Record Jetstream frames exactly as received, for `replay`.
     Record(record::RecordArgs),
+    /// Run the detector on a plain count series (CSV `timestamp,value`).
+    Series(series::SeriesArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -70,6 +73,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check::run(args, &load_matcher(cli.patterns.as_deref())?),
         Command::Run(args) => run::run(args, cli.patterns.as_deref()),
         Command::Record(args) => record::run(args),
+        Command::Series(args) => series::run(args),
     }
 }
 

@@ -4,10 +4,10 @@
 //! per post, so the expectation swells and shrinks with the firehose itself.
 //! Two kinds of estimate are kept:
 //!
-//! - **overall**: an exponentially decayed sum over the last hours
-//!   (half-life `level_half_life_secs`), learned from every bucket but each
-//!   bucket capped at `fire_ratio` times what was expected, so a surge barely
-//!   moves the level it is measured against;
+//! - **level**: the mean share over the last hour, minute by minute, so a
+//!   steady background of complaints is learned within minutes; an open
+//!   incident younger than `learn_during_incident_after_secs` teaches it
+//!   nothing, so a surge does not become its own baseline;
 //! - **seasonal**: authors and posts per clock hour for the last four weeks.
 //!   The expectation for this hour is the *median* share of the same hour
 //!   on the previous days (hour of day, once `seasonal_min_days` days are
@@ -16,7 +16,7 @@
 //!   learns a peak that comes back every day.
 //!
 //! The most specific estimate with enough history wins; before
-//! `level_min_secs` of history only the prior counts. Whatever they say,
+//! `level_min_minutes` of history only the prior counts. Whatever they say,
 //! the expectation never falls below the prior (`prior_per_min`), so two
 //! posts are never a surge, and a brand-new detector still fires on a
 //! large one.
@@ -28,38 +28,19 @@ use serde::{Deserialize, Serialize};
 use crate::{MICROS_PER_SEC, Micros};
 
 const HOUR_US: Micros = 3_600 * MICROS_PER_SEC;
+const MINUTE_US: Micros = 60 * MICROS_PER_SEC;
+/// Minutes the level looks back over.
+const LEVEL_MINUTES: i64 = 60;
 /// Hours of history kept: four weeks and a day.
 const KEEP_HOURS: i64 = 29 * 24;
 const DAYS_LOOKED_AT: i64 = 7;
 const WEEKS_LOOKED_AT: i64 = 4;
 
-/// A sum that halves every `half_life`, updated lazily.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Decayed {
-    pub value: f64,
-    pub at: Micros,
-}
-
-impl Decayed {
-    pub fn get(&self, now: Micros, half_life_us: Micros) -> f64 {
-        if self.value == 0.0 {
-            return 0.0;
-        }
-        let elapsed = (now - self.at).max(0) as f64;
-        self.value * 0.5f64.powf(elapsed / half_life_us.max(1) as f64)
-    }
-
-    pub fn add(&mut self, now: Micros, amount: f64, half_life_us: Micros) {
-        self.value = self.get(now, half_life_us) + amount;
-        self.at = now;
-    }
-}
-
-/// The detector's memory settings, in event time.
+/// The detector's memory settings.
 #[derive(Debug, Clone, Copy)]
 pub struct Memory {
-    pub level_us: Micros,
-    pub level_min_us: Micros,
+    /// Minutes of the last hour with volume needed before the level is used.
+    pub level_min_minutes: usize,
     pub seasonal_min_days: usize,
     pub weekly_min_weeks: usize,
 }
@@ -79,54 +60,71 @@ pub fn hour_index(t: Micros) -> i64 {
     t.div_euclid(HOUR_US)
 }
 
+fn minute_index(t: Micros) -> i64 {
+    t.div_euclid(MINUTE_US)
+}
+
 /// The firehose's own volume, shared by every service's share.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Volume {
-    pub first_bucket: Option<Micros>,
-    pub overall: Decayed,
-    /// Posts per clock hour.
+    /// Posts per minute, the last hour.
+    pub minutes: BTreeMap<i64, f64>,
+    /// Posts per clock hour, the last four weeks.
     pub hours: BTreeMap<i64, f64>,
 }
 
-/// One service's reports, in the same shape.
+/// One service's reporting authors, in the same shape (absent = none).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Reports {
-    pub overall: Decayed,
-    /// Reporting authors per clock hour (hours without any are absent).
+    pub minutes: BTreeMap<i64, f64>,
     pub hours: BTreeMap<i64, f64>,
 }
 
-fn prune(hours: &mut BTreeMap<i64, f64>, now: Micros) {
-    let oldest = hour_index(now) - KEEP_HOURS;
-    while hours.first_key_value().is_some_and(|(h, _)| *h < oldest) {
-        hours.pop_first();
+fn prune(series: &mut BTreeMap<i64, f64>, oldest: i64) {
+    while series.first_key_value().is_some_and(|(k, _)| *k < oldest) {
+        series.pop_first();
     }
 }
 
 impl Volume {
-    pub fn add(&mut self, bucket_start: Micros, posts: f64, memory: &Memory) {
-        self.first_bucket.get_or_insert(bucket_start);
-        self.overall.add(bucket_start, posts, memory.level_us);
-        *self.hours.entry(hour_index(bucket_start)).or_default() += posts;
-        prune(&mut self.hours, bucket_start);
-    }
-
-    fn history(&self, now: Micros) -> Micros {
-        self.first_bucket.map_or(0, |first| now - first)
+    pub fn add(&mut self, bucket_start: Micros, posts: f64) {
+        let (minute, hour) = (minute_index(bucket_start), hour_index(bucket_start));
+        *self.minutes.entry(minute).or_default() += posts;
+        *self.hours.entry(hour).or_default() += posts;
+        prune(&mut self.minutes, minute - LEVEL_MINUTES);
+        prune(&mut self.hours, hour - KEEP_HOURS);
     }
 }
 
 impl Reports {
-    /// Teaches one bucket: `seen` distinct authors go into the hourly
-    /// profile as they are, `capped` into the overall level.
-    pub fn add(&mut self, bucket_start: Micros, seen: f64, capped: f64, memory: &Memory) {
-        if capped > 0.0 {
-            self.overall.add(bucket_start, capped, memory.level_us);
+    /// Teaches one bucket's distinct authors: to the hourly profile always,
+    /// to the level only when `level` (not during a young incident).
+    pub fn add(&mut self, bucket_start: Micros, authors: f64, level: bool) {
+        let (minute, hour) = (minute_index(bucket_start), hour_index(bucket_start));
+        if level {
+            *self.minutes.entry(minute).or_default() += authors;
         }
-        if seen > 0.0 {
-            *self.hours.entry(hour_index(bucket_start)).or_default() += seen;
-            prune(&mut self.hours, bucket_start);
+        *self.hours.entry(hour).or_default() += authors;
+        prune(&mut self.minutes, minute - LEVEL_MINUTES);
+        prune(&mut self.hours, hour - KEEP_HOURS);
+    }
+
+    /// The level: the mean of the last hour's per-minute shares (complete
+    /// minutes only). A trimmed mean would be more robust, but with the
+    /// low counts of most services it trims the signal away; surges are kept
+    /// out by not teaching the level during an incident instead.
+    fn level(&self, volume: &Volume, now: Micros, needed: usize) -> Option<f64> {
+        let current = minute_index(now);
+        let shares: Vec<f64> = volume
+            .minutes
+            .range(current - LEVEL_MINUTES..current)
+            .filter(|(_, posts)| **posts > 0.0)
+            .map(|(m, posts)| self.minutes.get(m).copied().unwrap_or(0.0) / posts)
+            .collect();
+        if shares.len() < needed.max(1) {
+            return None;
         }
+        Some(shares.iter().sum::<f64>() / shares.len() as f64)
     }
 
     /// Reporting authors per post expected at `now`, and which estimate
@@ -158,16 +156,8 @@ impl Reports {
         if let Some(share) = median_of(24, DAYS_LOOKED_AT, memory.seasonal_min_days) {
             return Some((share, Basis::HourOfDay));
         }
-        if volume.history(now) < memory.level_min_us {
-            return None;
-        }
-        let posts = volume.overall.get(now, memory.level_us);
-        (posts > 0.0).then(|| {
-            (
-                self.overall.get(now, memory.level_us) / posts,
-                Basis::Overall,
-            )
-        })
+        self.level(volume, now, memory.level_min_minutes)
+            .map(|share| (share, Basis::Overall))
     }
 }
 
@@ -176,20 +166,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn decay_halves_per_half_life() {
-        let mut d = Decayed::default();
-        d.add(0, 8.0, 10);
-        assert_eq!(d.get(10, 10), 4.0);
-        assert_eq!(d.get(30, 10), 1.0);
-        d.add(10, 1.0, 10);
-        assert_eq!(d.get(10, 10), 5.0);
-    }
-
-    #[test]
     fn the_seasonal_share_is_the_median_of_past_days() {
         let memory = Memory {
-            level_us: 6 * HOUR_US,
-            level_min_us: HOUR_US,
+            level_min_minutes: 10,
             seasonal_min_days: 3,
             weekly_min_weeks: 3,
         };
@@ -200,8 +179,8 @@ mod tests {
         // (an outage), 11, 0 reporting authors.
         for (k, authors) in [(1, 10.0), (2, 12.0), (3, 500.0), (4, 11.0), (5, 0.0)] {
             let t = now - k * 24 * HOUR_US;
-            volume.add(t, 1000.0, &memory);
-            reports.add(t, authors, 0.0, &memory);
+            volume.add(t, 1000.0);
+            reports.add(t, authors, true);
         }
         let (share, basis) = reports.share(&volume, now, &memory).expect("enough days");
         assert_eq!(basis, Basis::HourOfDay);

@@ -58,10 +58,12 @@ pub struct DetectorConfig {
     /// Floor of the expectation, in reporting authors per minute: what a
     /// service with no history is assumed to have.
     pub prior_per_min: f64,
-    /// Half-life of the overall level (the last few hours).
-    pub level_half_life_secs: i64,
-    /// History needed before the overall level is used instead of the prior.
-    pub level_min_secs: i64,
+    /// Minutes of the last hour needed before the level (trimmed mean of
+    /// the last hour) is used instead of the prior.
+    pub level_min_minutes: usize,
+    /// An incident older than this teaches the level again: a rate that
+    /// lasts this long is the service's new normal.
+    pub learn_during_incident_after_secs: i64,
     /// Past days with data at this hour needed before the hour-of-day
     /// median is used (of the last 7).
     pub seasonal_min_days: usize,
@@ -99,8 +101,8 @@ impl Default for DetectorConfig {
             fire_ratio: 4.0,
             fire_p: 1e-5,
             prior_per_min: 0.2,
-            level_half_life_secs: 6 * 3600,
-            level_min_secs: 3600,
+            level_min_minutes: 10,
+            learn_during_incident_after_secs: 2 * 3600,
             seasonal_min_days: 3,
             weekly_min_weeks: 3,
             calm_ratio: 2.0,
@@ -120,8 +122,7 @@ impl Default for DetectorConfig {
 impl DetectorConfig {
     fn memory(&self) -> Memory {
         Memory {
-            level_us: self.level_half_life_secs.max(1) * MICROS_PER_SEC,
-            level_min_us: self.level_min_secs.max(0) * MICROS_PER_SEC,
+            level_min_minutes: self.level_min_minutes,
             seasonal_min_days: self.seasonal_min_days,
             weekly_min_weeks: self.weekly_min_weeks,
         }
@@ -250,12 +251,11 @@ impl Detector {
     /// Feeds one closed bucket; returns the incidents that fired, escalated
     /// or resolved.
     pub fn on_bucket(&mut self, bucket: &Bucket) -> Vec<Transition> {
-        let memory = self.config.memory();
         let window_us = self.config.window_secs * MICROS_PER_SEC;
         // Series without a volume count one unit per bucket: the share is
         // then simply reports per bucket.
         let volume = bucket.total_posts.max(1);
-        self.state.volume.add(bucket.start, volume as f64, &memory);
+        self.state.volume.add(bucket.start, volume as f64);
         self.state.recent_volume.push_back((bucket.start, volume));
         while self
             .state
@@ -353,19 +353,21 @@ impl Detector {
         };
         let view = window_view(state, expected, basis, config.max_authors_per_text);
 
-        // Teach the baseline: the hourly profile as seen (its median
-        // ignores one-off surges), the overall level capped (a surge must
-        // not teach the detector that surges are normal). Quiet buckets
-        // need no write: sums decay lazily, absent hours count as zero.
+        // Teach the baseline: the hourly profile always (its median over
+        // days ignores a one-off surge), the level unless a young incident
+        // is open (a surge must not teach the detector that surges are
+        // normal). Quiet buckets need no write: absent minutes count as 0.
         let this_bucket = state
             .recent
             .back()
             .filter(|b| b.start == now)
             .map_or(0, |b| distinct(&b.counts)) as f64;
         if this_bucket > 0.0 {
-            let per_bucket_cap =
-                (expected / (window_us / bucket_us).max(1) as f64) * config.fire_ratio;
-            baseline.add(now, this_bucket, this_bucket.min(per_bucket_cap), &memory);
+            let level = state.incident.as_ref().is_none_or(|incident| {
+                now - incident.started_at
+                    >= config.learn_during_incident_after_secs * MICROS_PER_SEC
+            });
+            baseline.add(now, this_bucket, level);
             self.changed.insert(id.to_owned());
         }
 

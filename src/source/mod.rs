@@ -11,6 +11,7 @@ pub mod jetstream;
 pub mod mastodon;
 pub mod nostr;
 pub mod recording;
+pub mod series;
 pub mod ws;
 
 use crate::Micros;

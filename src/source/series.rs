@@ -1,0 +1,142 @@
+//! Plain count series (`outagewatch series`): CSV with a header
+//! `timestamp,value`, timestamps RFC 3339 or `YYYY-MM-DD HH:MM:SS` (UTC),
+//! values non-negative counts. The bucket width is inferred from the data:
+//! the median gap between consecutive timestamps. Pure parsing; the command
+//! feeds the result to the detector.
+
+use std::io::Read;
+
+use crate::{MICROS_PER_SEC, Micros};
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SeriesError {
+    #[error("line {line}: {message}")]
+    Line { line: u64, message: String },
+    #[error("the header must be `timestamp,value`, found {0:?}")]
+    Header(String),
+    #[error("{0}")]
+    Shape(String),
+}
+
+/// One point of a series.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    pub time_us: Micros,
+    pub value: u64,
+}
+
+/// Parses a CSV series, sorted by time, with its inferred bucket width.
+pub fn parse(input: impl Read) -> Result<(Vec<Point>, i64), SeriesError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(input);
+    let header = reader
+        .headers()
+        .map_err(|e| SeriesError::Header(e.to_string()))?
+        .clone();
+    let columns: Vec<String> = header.iter().map(str::to_ascii_lowercase).collect();
+    if columns != ["timestamp", "value"] {
+        return Err(SeriesError::Header(
+            header.iter().collect::<Vec<_>>().join(","),
+        ));
+    }
+    let mut points = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| SeriesError::Line {
+            line: e.position().map_or(0, |p| p.line()),
+            message: e.to_string(),
+        })?;
+        let line = record.position().map_or(0, |p| p.line());
+        let bad = |message: String| SeriesError::Line { line, message };
+        let (Some(stamp), Some(value)) = (record.get(0), record.get(1)) else {
+            return Err(bad("needs a timestamp and a value".into()));
+        };
+        let time_us = parse_time(stamp).ok_or_else(|| {
+            bad(format!(
+                "timestamp {stamp:?} is neither RFC 3339 nor YYYY-MM-DD HH:MM:SS"
+            ))
+        })?;
+        let value: f64 = value
+            .parse()
+            .map_err(|_| bad(format!("value {value:?} is not a number")))?;
+        if !(value.is_finite() && value >= 0.0) {
+            return Err(bad(format!(
+                "value {value} is not a count (negative or not finite)"
+            )));
+        }
+        points.push(Point {
+            time_us,
+            value: value.round() as u64,
+        });
+    }
+    points.sort_by_key(|p| p.time_us);
+    if points.len() < 2 {
+        return Err(SeriesError::Shape(
+            "a series needs at least two points".into(),
+        ));
+    }
+    let mut gaps: Vec<i64> = points
+        .windows(2)
+        .map(|w| w[1].time_us - w[0].time_us)
+        .filter(|gap| *gap > 0)
+        .collect();
+    if gaps.is_empty() {
+        return Err(SeriesError::Shape(
+            "every point has the same timestamp".into(),
+        ));
+    }
+    gaps.sort_unstable();
+    let bucket_secs = (gaps[gaps.len() / 2] / MICROS_PER_SEC).max(1);
+    Ok((points, bucket_secs))
+}
+
+fn parse_time(stamp: &str) -> Option<Micros> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(stamp) {
+        return Some(t.timestamp_micros());
+    }
+    chrono::NaiveDateTime::parse_from_str(stamp, "%Y-%m-%d %H:%M:%S")
+        .ok()
+        .map(|t| t.and_utc().timestamp_micros())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_both_time_forms_and_infers_the_bucket() {
+        let csv = "timestamp,value\n2026-07-04 14:00:00,3\n2026-07-04T14:05:00Z,4\n2026-07-04 14:10:00,0\n2026-07-04 14:20:00,1.4\n";
+        let (points, bucket) = parse(csv.as_bytes()).expect("parses");
+        assert_eq!(bucket, 300, "the median gap");
+        assert_eq!(points.len(), 4);
+        assert_eq!(points[3].value, 1);
+        assert_eq!(points[0].time_us, 1_783_173_600 * MICROS_PER_SEC);
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let cases = [
+            ("time,count\n1,2\n", "the header must be `timestamp,value`"),
+            (
+                "timestamp,value\n2026-07-04 14:00:00,3\nyesterday,4\n",
+                "line 3: timestamp \"yesterday\"",
+            ),
+            (
+                "timestamp,value\n2026-07-04 14:00:00,3\n2026-07-04 14:01:00,-1\n",
+                "line 3: value -1 is not a count",
+            ),
+            (
+                "timestamp,value\n2026-07-04 14:00:00,x\n",
+                "line 2: value \"x\" is not a number",
+            ),
+            (
+                "timestamp,value\n2026-07-04 14:00:00,3\n",
+                "at least two points",
+            ),
+        ];
+        for (csv, want) in cases {
+            let err = parse(csv.as_bytes()).expect_err(csv).to_string();
+            assert!(err.contains(want), "{csv:?}: {err}");
+        }
+    }
+}
