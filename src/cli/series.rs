@@ -53,7 +53,7 @@ pub fn run(args: SeriesArgs) -> anyhow::Result<ExitCode> {
     } else {
         Box::new(std::fs::File::open(&args.file).with_context(|| format!("cannot open {name}"))?)
     };
-    let (points, bucket_secs) = series::parse(input).with_context(|| format!("{name}"))?;
+    let (points, bucket_secs) = series::parse(input).with_context(|| name.clone())?;
     let service = args
         .file
         .file_stem()
