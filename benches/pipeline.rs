@@ -28,6 +28,7 @@ fn stream() -> Vec<String> {
             duration_secs: 300,
             peak_per_min: 60.0,
             recovery_per_min: 5.0,
+            ramp: 0.2,
         }],
         ..SynthConfig::default()
     };

@@ -25,6 +25,8 @@ pub struct Surge {
     pub peak_per_min: f64,
     /// Posts saying the service works again, per minute, after the surge.
     pub recovery_per_min: f64,
+    /// Share of the duration spent ramping up to the peak (0: at once).
+    pub ramp: f64,
 }
 
 /// A burst of many authors posting decoys (a market crash, a big game).
@@ -89,6 +91,7 @@ pub fn demo_config() -> SynthConfig {
             duration_secs: 6 * 60,
             peak_per_min: 30.0,
             recovery_per_min: 4.0,
+            ramp: 0.2,
         }],
         decoy_bursts: vec![
             DecoyBurst {
@@ -409,16 +412,16 @@ impl Generator {
     }
 }
 
-/// Reports per minute at `second`: a ramp over the first fifth, a plateau,
-/// a decay over the last third.
+/// Reports per minute at `second`: a ramp over the first `ramp` of the
+/// duration, a plateau, a decay over the last third.
 fn surge_rate(surge: &Surge, second: i64) -> f64 {
     let offset = second - surge.start_secs;
     if offset < 0 || offset >= surge.duration_secs {
         return 0.0;
     }
     let x = offset as f64 / surge.duration_secs.max(1) as f64;
-    let shape = if x < 0.2 {
-        x / 0.2
+    let shape = if x < surge.ramp {
+        x / surge.ramp
     } else if x < 0.67 {
         1.0
     } else {

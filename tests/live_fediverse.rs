@@ -105,6 +105,9 @@ fn mastodon_and_nostr_reports_combine_once_each() {
         nostr_event("n2", "pk2", T0 + 16, 1, "is discord down for anyone else"),
         nostr_event("n3", "pk3", T0 + 18, 1, "#discorddown"),
         nostr_event("n4", "pk4", T0 + 19, 7, "+"),
+        nostr_event("n6", "pk6", T0 + 20, 1, "discord not loading"),
+        nostr_event("n7", "pk7", T0 + 21, 1, "discord is down again"),
+        nostr_event("n8", "pk8", T0 + 22, 1, "is discord down??"),
         json!(["EOSE", "outagewatch"]).to_string(),
         json!(["NOTICE", "be nice"]).to_string(),
         json!(["OK", "n9", true, ""]).to_string(),
@@ -169,9 +172,9 @@ status_secs = 0.2
         ],
         &[("OW_TEST_MASTODON_TOKEN", "s3cret")],
     );
-    // 5 distinct Mastodon statuses (one of them later chatter) and 4
+    // 5 distinct Mastodon statuses (one of them later chatter) and 7
     // distinct kind-1 notes (one of them later chatter).
-    daemon.wait_for("posts=9 ", Duration::from_secs(60));
+    daemon.wait_for("posts=12 ", Duration::from_secs(60));
     daemon.wait_until(
         |_| std::fs::read_to_string(&alerts).is_ok_and(|a| a.contains("\"firing\"")),
         Duration::from_secs(30),
@@ -194,10 +197,10 @@ status_secs = 0.2
     .expect("JSON");
     assert_eq!(fired["service"], "discord");
     assert_eq!(
-        fired["authors"], 7,
-        "4 Mastodon accounts + 3 Nostr keys, each once: {fired}"
+        fired["authors"], 10,
+        "4 Mastodon accounts + 6 Nostr keys, each once (a brand-new detector wants 10): {fired}"
     );
-    assert_eq!(fired["reports"], 7, "{fired}");
+    assert_eq!(fired["reports"], 10, "{fired}");
 
     // Mastodon: token in the header, the public stream asked for.
     let a = instance_a.seen.lock().expect("lock");
@@ -231,7 +234,7 @@ status_secs = 0.2
     ] {
         assert!(log.contains(needle), "log lacks {needle:?}:\n{log}");
     }
-    // 3 Mastodon statuses seen twice, 4 kind-1 notes seen twice: 3 + 4
+    // 3 Mastodon statuses seen twice, 7 kind-1 notes seen twice: 3 + 7
     // duplicate posts dropped (the kind-7 reaction is not a post).
-    assert!(log.contains("duplicates=7"), "{log}");
+    assert!(log.contains("duplicates=10"), "{log}");
 }

@@ -127,10 +127,18 @@ impl Reports {
         Some(shares.iter().sum::<f64>() / shares.len() as f64)
     }
 
-    /// Reporting authors per post expected at `now`, and which estimate
-    /// said so; `None` while there is too little history.
-    pub fn share(&self, volume: &Volume, now: Micros, memory: &Memory) -> Option<(f64, Basis)> {
-        let hour = hour_index(now);
+    /// Reporting authors per post expected for a bucket at `at` (its
+    /// hour of day and week), judged at `now` (the level is the last hour
+    /// before `now`), and which estimate said so; `None` while there is too
+    /// little history.
+    pub fn share(
+        &self,
+        volume: &Volume,
+        at: Micros,
+        now: Micros,
+        memory: &Memory,
+    ) -> Option<(f64, Basis)> {
+        let hour = hour_index(at);
         let median_of = |step: i64, count: i64, needed: usize| -> Option<f64> {
             let mut shares: Vec<f64> = (1..=count)
                 .filter_map(|k| {
@@ -182,7 +190,9 @@ mod tests {
             volume.add(t, 1000.0);
             reports.add(t, authors, true);
         }
-        let (share, basis) = reports.share(&volume, now, &memory).expect("enough days");
+        let (share, basis) = reports
+            .share(&volume, now, now, &memory)
+            .expect("enough days");
         assert_eq!(basis, Basis::HourOfDay);
         assert_eq!(share, 0.011, "the median: the outage day does not count");
     }

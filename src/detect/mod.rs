@@ -51,6 +51,11 @@ pub struct DetectorConfig {
     pub window_secs: i64,
     /// Distinct authors needed in the window before anything fires.
     pub min_authors: u64,
+    /// While the detector has less than `level_min_minutes` of history
+    /// (a brand-new state), `min_authors` is multiplied by this: a busy
+    /// service's ordinary background must not page at first start, a large
+    /// surge still does.
+    pub warmup_factor: u64,
     /// How many times the expected count the window must reach.
     pub fire_ratio: f64,
     /// Largest chance probability (Poisson tail) that still fires.
@@ -98,6 +103,7 @@ impl Default for DetectorConfig {
             bucket_secs: 10,
             window_secs: 60,
             min_authors: 5,
+            warmup_factor: 2,
             fire_ratio: 4.0,
             fire_p: 1e-5,
             prior_per_min: 0.2,
@@ -328,6 +334,9 @@ impl Detector {
         // bucket of the window at its own hour's share (a window straddling
         // the end of a daily peak expects the peak's tail), never below the
         // prior.
+        let warming_up = baseline
+            .share(&self.state.volume, now, now, &memory)
+            .is_none();
         let mut shares: Vec<(i64, Option<(f64, Basis)>)> = Vec::new();
         let mut from_baseline = 0.0;
         let mut basis = Basis::Prior;
@@ -336,7 +345,7 @@ impl Detector {
             let share = match shares.iter().find(|(h, _)| *h == hour) {
                 Some((_, share)) => *share,
                 None => {
-                    let share = baseline.share(&self.state.volume, start, &memory);
+                    let share = baseline.share(&self.state.volume, start, now, &memory);
                     shares.push((hour, share));
                     share
                 }
@@ -432,9 +441,12 @@ impl Detector {
             return None;
         }
         state.cooldown_until = None;
-        if view.authors < config.min_authors
-            || (view.authors as f64) < config.fire_ratio * view.expected
-        {
+        let min_authors = if warming_up {
+            config.min_authors * config.warmup_factor.max(1)
+        } else {
+            config.min_authors
+        };
+        if view.authors < min_authors || (view.authors as f64) < config.fire_ratio * view.expected {
             return None;
         }
         let p = poisson_tail(view.expected, view.authors);
