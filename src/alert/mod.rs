@@ -98,7 +98,7 @@ impl From<Transition> for Alert {
             discovered: incident.discovered,
             top_phrases: t.evidence.top_phrases,
             languages: t.evidence.languages,
-            basis: Some(incident.basis),
+            basis: Some(t.basis),
             sequence: incident.events,
             detail: None,
         }

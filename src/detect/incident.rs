@@ -91,6 +91,8 @@ pub struct Transition {
     pub authors: u64,
     pub rate_per_min: f64,
     pub baseline_per_min: f64,
+    /// Which baseline the window was measured against at this change.
+    pub basis: Basis,
     pub evidence: Evidence,
 }
 
@@ -139,6 +141,7 @@ impl Incident {
         authors: u64,
         rate_per_min: f64,
         baseline_per_min: f64,
+        basis: Basis,
         evidence: Evidence,
     ) -> Transition {
         self.events += 1;
@@ -150,6 +153,7 @@ impl Incident {
             authors,
             rate_per_min,
             baseline_per_min,
+            basis,
             evidence,
         }
     }

@@ -409,6 +409,7 @@ impl Detector {
                         view.authors,
                         config.per_min(view.authors as f64),
                         config.per_min(view.expected),
+                        view.basis,
                         evidence,
                     ));
                 }
@@ -434,6 +435,7 @@ impl Detector {
                 view.authors,
                 config.per_min(view.authors as f64),
                 config.per_min(view.expected),
+                view.basis,
                 evidence,
             ));
         }
@@ -474,6 +476,7 @@ impl Detector {
             view.authors,
             config.per_min(view.authors as f64),
             config.per_min(view.expected),
+            view.basis,
             evidence,
         );
         state.incident = Some(incident);
