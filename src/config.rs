@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::detect::DetectorConfig;
+use crate::alert::deliver::{Filter, RetryPolicy, SinkSpec, Target};
+use crate::alert::format::Format;
+use crate::detect::{DetectorConfig, Severity};
 use crate::source::health::HealthRule;
 use crate::source::jetstream::PUBLIC_HOSTS;
 use crate::source::ws::WsSettings;
@@ -51,6 +53,9 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     #[serde(default)]
     pub alerts: AlertsConfig,
+    /// Webhook sinks, each with its format, filter and secret.
+    #[serde(default)]
+    pub sinks: Vec<SinkConfig>,
     #[serde(default)]
     pub window: WindowConfig,
     #[serde(default)]
@@ -68,6 +73,7 @@ impl Default for Config {
             patterns: None,
             sources: default_sources(),
             alerts: AlertsConfig::default(),
+            sinks: Vec::new(),
             window: WindowConfig::default(),
             detector: DetectorConfig::default(),
             health: HealthConfig::default(),
@@ -183,6 +189,105 @@ pub struct AlertsConfig {
     pub webhooks: Vec<String>,
 }
 
+/// One webhook sink.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    /// Name in logs, dead letters and `alerts test --sink NAME`.
+    pub name: String,
+    /// Where to POST (`${VAR}` allowed).
+    pub url: String,
+    /// `json` (the alert schema), `slack` or `discord`.
+    #[serde(default)]
+    pub format: Format,
+    /// Signs requests with HMAC-SHA256 when set (`${VAR}` allowed).
+    pub secret: Option<String>,
+    /// Only these services (default: all).
+    #[serde(default)]
+    pub services: Vec<String>,
+    /// Only alerts at least this severe: `low`, `medium`, `high`.
+    pub min_severity: Option<Severity>,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: f64,
+    /// After this long failing, an alert becomes a dead letter.
+    #[serde(default = "default_horizon")]
+    pub retry_horizon_hours: f64,
+    #[serde(default = "default_backoff_min")]
+    pub backoff_min_ms: u64,
+    #[serde(default = "default_backoff_max")]
+    pub backoff_max_ms: u64,
+}
+
+fn default_timeout() -> f64 {
+    10.0
+}
+fn default_horizon() -> f64 {
+    24.0
+}
+fn default_backoff_min() -> u64 {
+    1000
+}
+fn default_backoff_max() -> u64 {
+    300_000
+}
+
+impl SinkConfig {
+    /// A `json` webhook with the defaults (`--webhook URL`).
+    pub fn json(name: &str, url: &str, secret: Option<String>) -> Self {
+        SinkConfig {
+            name: name.to_owned(),
+            url: url.to_owned(),
+            format: Format::Json,
+            secret,
+            services: Vec::new(),
+            min_severity: None,
+            timeout_secs: default_timeout(),
+            retry_horizon_hours: default_horizon(),
+            backoff_min_ms: default_backoff_min(),
+            backoff_max_ms: default_backoff_max(),
+        }
+    }
+
+    pub fn spec(&self) -> SinkSpec {
+        SinkSpec {
+            name: self.name.clone(),
+            target: Target::Webhook {
+                url: self.url.clone(),
+                format: self.format,
+                secret: self.secret.clone().filter(|s| !s.is_empty()),
+                timeout: Duration::from_secs_f64(self.timeout_secs.max(0.1)),
+            },
+            filter: Filter {
+                services: self.services.clone(),
+                min_severity: self.min_severity,
+            },
+            retry: RetryPolicy {
+                horizon: Duration::from_secs_f64(self.retry_horizon_hours.max(0.0) * 3600.0),
+                min_backoff: Duration::from_millis(self.backoff_min_ms.max(1)),
+                max_backoff: Duration::from_millis(
+                    self.backoff_max_ms.max(self.backoff_min_ms.max(1)),
+                ),
+            },
+        }
+    }
+}
+
+/// The name of the JSON-lines sink (`[alerts] file`, stdout by default).
+pub const LINES_SINK: &str = "alerts";
+
+/// Every sink: the JSON lines, `[alerts] webhooks` and `[[sinks]]`.
+pub fn sink_specs(config: &Config) -> Vec<SinkSpec> {
+    let lines = SinkSpec {
+        name: LINES_SINK.to_owned(),
+        target: Target::Lines(config.alerts.file.clone().filter(|p| p.as_os_str() != "-")),
+        filter: Filter::default(),
+        retry: RetryPolicy::default(),
+    };
+    std::iter::once(lines)
+        .chain(config.sinks.iter().map(SinkConfig::spec))
+        .collect()
+}
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HealthConfig {
@@ -285,6 +390,18 @@ impl Config {
         for (i, url) in self.alerts.webhooks.iter_mut().enumerate() {
             expand(format!("alerts.webhooks[{i}]"), url)?;
         }
+        for (i, sink) in self.sinks.iter_mut().enumerate() {
+            expand(format!("sinks[{i}].url"), &mut sink.url)?;
+            if let Some(secret) = sink.secret.as_mut() {
+                expand(format!("sinks[{i}].secret"), secret)?;
+            }
+        }
+        // `[alerts] webhooks` are plain JSON sinks.
+        let webhooks = std::mem::take(&mut self.alerts.webhooks);
+        for (i, url) in webhooks.into_iter().enumerate() {
+            let name = format!("webhook-{}", i + 1);
+            self.sinks.push(SinkConfig::json(&name, &url, None));
+        }
         Ok(())
     }
 
@@ -322,6 +439,26 @@ impl Config {
                 return Err(bad(
                     format!("sources[{i}].connection.max_frame_bytes"),
                     "must be above 0".into(),
+                ));
+            }
+        }
+        let mut sink_names = std::collections::HashSet::from([LINES_SINK]);
+        for (i, sink) in self.sinks.iter().enumerate() {
+            if sink.name.is_empty() || !sink_names.insert(sink.name.as_str()) {
+                return Err(bad(
+                    format!("sinks[{i}].name"),
+                    format!(
+                        "{:?} is empty or used twice (\"{LINES_SINK}\" is taken)",
+                        sink.name
+                    ),
+                ));
+            }
+            let ok = reqwest::Url::parse(&sink.url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+            if !ok {
+                return Err(bad(
+                    format!("sinks[{i}].url"),
+                    format!("{:?} is not an http(s) URL", sink.url),
                 ));
             }
         }

@@ -22,29 +22,21 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 use crate::alert::Alert;
-use crate::alert::deliver::{Delivery, DeliveryError};
-use crate::alert::sink::{JsonLines, SinkError};
-use crate::alert::webhook::{WebhookConfig, WebhookError, Webhooks};
-use crate::config::{Config, SourceKind};
+use crate::alert::deliver::{Delivery, DeliveryError, SinkReport};
+use crate::alert::outbox::Outbox;
+use crate::config::{Config, SourceKind, sink_specs};
 use crate::detect::TransitionKind;
 use crate::matcher::Matcher;
-use crate::pipeline::{Emitted, Pipeline, PipelineConfig, PipelineError, Stats};
+use crate::pipeline::{Pipeline, PipelineConfig, PipelineError, Stats};
 use crate::source::health::{Condition, HealthRule, SourceHealth, assess, wall_now};
 use crate::source::jetstream::JetstreamProtocol;
 use crate::source::mastodon::{self, MastodonProtocol};
 use crate::source::nostr::{self, NostrProtocol};
 use crate::source::ws::{self, Inbound, WsSettings};
-use crate::window::store::{Outbox, SledStore, StoreError};
-
-/// What the sink task delivers: alerts from the pipeline (in the outbox,
-/// acknowledged once delivered) and source-health alerts (not stored).
-enum Outgoing {
-    Raised(Emitted),
-    Health(Alert),
-}
+use crate::window::store::{SledStore, StoreError};
 
 /// Frames in flight between the sources and the pipeline.
 const CHANNEL_FRAMES: usize = 4096;
@@ -55,10 +47,6 @@ pub enum DaemonError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
-    #[error(transparent)]
-    Sink(#[from] SinkError),
-    #[error(transparent)]
-    Webhook(#[from] WebhookError),
     #[error(transparent)]
     Delivery(#[from] DeliveryError),
     #[error("cannot set up TLS: {0}")]
@@ -166,7 +154,10 @@ pub async fn run(
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (frame_tx, frame_rx) = mpsc::channel::<Inbound>(CHANNEL_FRAMES);
-    let (alert_tx, alert_rx) = mpsc::unbounded_channel::<Outgoing>();
+    // The sinks start first and stop last; they read the outbox.
+    let delivery = Delivery::start(sink_specs(&config), outbox.clone())?;
+    let notifier = delivery.notifier();
+    let grace = Duration::from_secs_f64(config.daemon.shutdown_grace_secs.max(0.0));
     let shared_stats = Arc::new(Mutex::new(Stats::default()));
 
     // The pipeline thread ends when every source has dropped its sender,
@@ -178,7 +169,7 @@ pub async fn run(
             .map(|l| (l.name.clone(), l.kind, l.instance.clone()))
             .collect();
         let health = health.clone();
-        let alert_tx = alert_tx.clone();
+        let notifier = Arc::clone(&notifier);
         let shared_stats = Arc::clone(&shared_stats);
         std::thread::Builder::new()
             .name("pipeline".into())
@@ -188,7 +179,7 @@ pub async fn run(
                     frame_rx,
                     &names,
                     &health,
-                    &alert_tx,
+                    &notifier,
                     &shared_stats,
                 );
                 let _ = done_tx.send(result);
@@ -243,7 +234,8 @@ pub async fn run(
     let monitor = tokio::spawn(health_monitor(
         health.clone(),
         config.health.rule(),
-        alert_tx.clone(),
+        outbox.clone(),
+        Arc::clone(&notifier),
         shutdown_rx.clone(),
     ));
     let status = tokio::spawn(status_log(
@@ -251,14 +243,6 @@ pub async fn run(
         Arc::clone(&shared_stats),
         Duration::from_secs_f64(config.daemon.status_secs.max(0.1)),
         shutdown_rx.clone(),
-    ));
-    drop(alert_tx);
-    let sink = tokio::spawn(sink_loop(
-        alert_rx,
-        config.alerts.file.clone(),
-        config.alerts.webhooks.clone(),
-        outbox,
-        Duration::from_secs_f64(config.daemon.shutdown_grace_secs.max(0.0)),
     ));
 
     // Run until told to stop, or until the pipeline stops on its own (only
@@ -289,16 +273,15 @@ pub async fn run(
         Ok(Ok(stats)) => stats,
         Ok(Err(e)) => {
             tracing::error!(error = %e, "the pipeline stopped");
-            let _ = sink.await;
+            let _ = delivery.stop(grace).await;
             return Err(e.into());
         }
         Err(_) => return Err(DaemonError::Thread("the pipeline thread panicked".into())),
     };
-    // 3. The sinks write the last alerts and finish deliveries.
-    match sink.await {
-        Ok(result) => result?,
-        Err(e) => return Err(DaemonError::Thread(format!("sink task: {e}"))),
-    }
+    // 3. The sinks get the grace period to deliver what is left; the rest
+    // stays in the outbox for the next start.
+    let (drained, reports) = delivery.stop(grace).await;
+    log_sinks(&reports, drained);
     tracing::info!(
         frames = stats.frames,
         posts = stats.posts,
@@ -316,7 +299,7 @@ fn pipeline_loop(
     mut frames: mpsc::Receiver<Inbound>,
     sources: &[(String, SourceKind, String)],
     health: &[Arc<SourceHealth>],
-    alerts: &mpsc::UnboundedSender<Outgoing>,
+    notifier: &Notify,
     shared: &Mutex<Stats>,
 ) -> Result<Stats, PipelineError> {
     let mut frame_no = vec![0u64; sources.len()];
@@ -359,15 +342,16 @@ fn pipeline_loop(
         if let Some(cursor) = pipeline.cursor(name) {
             health[inbound.source].set_processed(cursor);
         }
-        for emitted in produced {
-            let _ = alerts.send(Outgoing::Raised(emitted));
+        // The alerts are in the outbox already, saved with the counts.
+        if !produced.is_empty() {
+            notifier.notify_waiters();
         }
         if frames.is_empty() {
             publish(&pipeline);
         }
     }
-    for emitted in pipeline.finish()? {
-        let _ = alerts.send(Outgoing::Raised(emitted));
+    if !pipeline.finish()?.is_empty() {
+        notifier.notify_waiters();
     }
     publish(&pipeline);
     Ok(pipeline.stats().clone())
@@ -377,10 +361,17 @@ fn pipeline_loop(
 async fn health_monitor(
     health: Vec<Arc<SourceHealth>>,
     rule: HealthRule,
-    alerts: mpsc::UnboundedSender<Outgoing>,
+    outbox: Outbox,
+    notifier: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let started = wall_now();
+    let raise = |alert: Alert| match outbox.append(&alert) {
+        Ok(_) => notifier.notify_waiters(),
+        Err(e) => {
+            tracing::error!(error = %e, alert = %alert.id, "cannot store a source-health alert")
+        }
+    };
     let mut open: Vec<Option<i64>> = vec![None; health.len()];
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -394,13 +385,13 @@ async fn health_monitor(
             match (&condition, *incident) {
                 (Condition::Healthy, Some(since)) => {
                     tracing::info!(source = %source.name, "source healthy again");
-                    let _ = alerts.send(Outgoing::Health(Alert::source_health(
+                    raise(Alert::source_health(
                         &source.name,
                         TransitionKind::Resolved,
                         now,
                         since,
                         "delivering again".into(),
-                    )));
+                    ));
                     *incident = None;
                 }
                 (Condition::Silent { secs }, None) | (Condition::Lagging { secs }, None) => {
@@ -409,13 +400,13 @@ async fn health_monitor(
                         _ => format!("newest event is {secs} s old"),
                     };
                     tracing::warn!(source = %source.name, %detail, "source unhealthy");
-                    let _ = alerts.send(Outgoing::Health(Alert::source_health(
+                    raise(Alert::source_health(
                         &source.name,
                         TransitionKind::Firing,
                         now,
                         now,
                         detail,
-                    )));
+                    ));
                     *incident = Some(now);
                 }
                 _ => {}
@@ -473,42 +464,15 @@ async fn status_log(
     }
 }
 
-async fn sink_loop(
-    mut alerts: mpsc::UnboundedReceiver<Outgoing>,
-    file: Option<PathBuf>,
-    webhook_urls: Vec<String>,
-    outbox: Outbox,
-    grace: Duration,
-) -> Result<(), DaemonError> {
-    let lines = match &file {
-        Some(path) => JsonLines::file(path)?,
-        None => JsonLines::stdout(),
-    };
-    let webhooks = if webhook_urls.is_empty() {
-        None
-    } else {
-        Some(Webhooks::start(WebhookConfig::new(webhook_urls))?)
-    };
-    let mut delivery = Delivery::new(lines, webhooks, Some(outbox));
-    delivery.redeliver_pending()?;
-    while let Some(outgoing) = alerts.recv().await {
-        let result = match &outgoing {
-            Outgoing::Raised(emitted) => delivery.deliver(emitted),
-            Outgoing::Health(alert) => delivery.send(alert),
-        };
-        if let Err(e) = result {
-            // Left in the outbox: delivered at the next start.
-            tracing::error!(error = %e, "cannot deliver an alert; it stays in the outbox");
+fn log_sinks(reports: &[SinkReport], drained: bool) {
+    for report in reports {
+        if report.pending > 0 {
+            tracing::warn!(sink = %report.name, delivered = report.delivered, retries = report.retries, dead = report.dead, undelivered = report.pending, "alerts left in the outbox for the next start");
+        } else {
+            tracing::info!(sink = %report.name, delivered = report.delivered, retries = report.retries, dead = report.dead, "sink done");
         }
     }
-    match delivery.finish(grace).await? {
-        Some(outcome) if !outcome.drained => tracing::warn!(
-            grace_secs = grace.as_secs_f64(),
-            delivered = outcome.delivered,
-            failed = outcome.failed,
-            "webhook deliveries still in flight at exit were abandoned"
-        ),
-        _ => {}
+    if !drained {
+        tracing::warn!("the shutdown grace period ended before every alert was delivered");
     }
-    Ok(())
 }

@@ -4,8 +4,10 @@
 //! README are a contract: more may be added, none removed or renamed.
 
 pub mod deliver;
+pub mod format;
+pub mod outbox;
+pub mod sign;
 pub mod sink;
-pub mod webhook;
 
 use serde::{Deserialize, Serialize};
 

@@ -2,6 +2,7 @@
 //! This is the only place that uses `anyhow`: below it, every stage has
 //! its own error type.
 
+mod alerts;
 mod check;
 mod record;
 mod replay;
@@ -53,6 +54,9 @@ enum Command {
     Record(record::RecordArgs),
     /// Run the detector on a plain count series (CSV `timestamp,value`).
     Series(series::SeriesArgs),
+    /// Dead letters and test alerts: `alerts dead`, `alerts retry [ID]`,
+    /// `alerts test --sink NAME`.
+    Alerts(alerts::AlertsArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -74,6 +78,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args, cli.patterns.as_deref()),
         Command::Record(args) => record::run(args),
         Command::Series(args) => series::run(args),
+        Command::Alerts(args) => alerts::run(args),
     }
 }
 

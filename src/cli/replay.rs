@@ -11,8 +11,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::alert::deliver::Delivery;
-use crate::alert::sink::JsonLines;
-use crate::alert::webhook::{WebhookConfig, Webhooks};
+use crate::config::{Config, LINES_SINK, SinkConfig, sink_specs};
 use crate::matcher::Matcher;
 use crate::pipeline::{Emitted, Pipeline, PipelineConfig, Stats};
 use crate::source::FrameError;
@@ -33,6 +32,14 @@ pub struct ReplayArgs {
     /// POST each alert as JSON to this URL (repeatable).
     #[arg(long, value_name = "URL")]
     webhook: Vec<String>,
+    /// Sign `--webhook` requests with this secret (HMAC-SHA256).
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "OUTAGEWATCH_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
+    webhook_secret: Option<String>,
     /// Replay at N times real time instead of as fast as possible.
     #[arg(long, value_name = "N")]
     speed: Option<f64>,
@@ -64,20 +71,19 @@ pub fn run(args: ReplayArgs, matcher: Matcher) -> anyhow::Result<ExitCode> {
     };
     let outbox = store.outbox();
     let mut pipeline = Pipeline::open(Arc::new(matcher), PipelineConfig::new(), store)?;
-    let lines: JsonLines = match &args.alerts {
-        Some(path) => JsonLines::file(path)?,
-        None => JsonLines::stdout(),
+    let state_place = match &args.state_dir {
+        Some(dir) => format!("the outbox in {}", dir.display()),
+        None => {
+            "a temporary state directory, removed at exit: pass --state-dir to keep them".to_owned()
+        }
     };
-    let webhooks = if args.webhook.is_empty() {
-        None
-    } else {
-        Some(Webhooks::start(WebhookConfig::new(args.webhook.clone()))?)
-    };
-    let mut delivery = Delivery::new(lines, webhooks, Some(outbox));
-    delivery.redeliver_pending()?;
-    let mut emit = |alerts: Vec<Emitted>| -> anyhow::Result<()> {
-        for emitted in &alerts {
-            delivery.deliver(emitted)?;
+    let mut config = Config::default();
+    config.alerts.file = args.alerts.clone();
+    config.sinks = webhook_sinks(&args.webhook, args.webhook_secret.as_deref());
+    let delivery = Delivery::start(sink_specs(&config), outbox)?;
+    let emit = |alerts: Vec<Emitted>| -> anyhow::Result<()> {
+        if !alerts.is_empty() {
+            delivery.notify();
         }
         Ok(())
     };
@@ -117,27 +123,57 @@ pub fn run(args: ReplayArgs, matcher: Matcher) -> anyhow::Result<ExitCode> {
     let elapsed = started.elapsed();
     progress.finish_and_clear();
 
-    let outcome = runtime.block_on(delivery.finish(Duration::from_secs(args.drain_timeout)))?;
+    let (drained, reports) = runtime.block_on(async {
+        let drained = delivery
+            .drain(Duration::from_secs(args.drain_timeout))
+            .await;
+        let (_, reports) = delivery.stop(Duration::ZERO).await;
+        (drained, reports)
+    });
     let mut undelivered = false;
-    if let Some(outcome) = outcome {
+    for report in reports
+        .iter()
+        .filter(|r| r.name != LINES_SINK || r.pending > 0)
+    {
         eprintln!(
-            "webhooks: {} delivered, {} retries, {} failed{}",
-            outcome.delivered,
-            outcome.retried,
-            outcome.failed,
-            if outcome.drained {
-                ""
+            "sink {}: {} delivered, {} retries, {} dead letters{}",
+            report.name,
+            report.delivered,
+            report.retries,
+            report.dead,
+            if report.pending > 0 {
+                format!(", {} undelivered, kept in {state_place}", report.pending)
             } else {
-                " (drain timeout reached: the rest was not sent)"
+                String::new()
             }
         );
-        undelivered = outcome.failed > 0 || !outcome.drained;
+        undelivered |= report.pending > 0 || report.dead > 0;
+    }
+    if !drained {
+        eprintln!(
+            "drain timeout ({} s) reached before every alert was delivered",
+            args.drain_timeout
+        );
     }
     print_summary(pipeline.stats(), &args.files, elapsed);
     if undelivered {
         return Ok(ExitCode::from(3));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--webhook URL` sinks: JSON, named `webhook-1`, `webhook-2`, …
+pub fn webhook_sinks(urls: &[String], secret: Option<&str>) -> Vec<SinkConfig> {
+    urls.iter()
+        .enumerate()
+        .map(|(i, url)| {
+            SinkConfig::json(
+                &format!("webhook-{}", i + 1),
+                url,
+                secret.map(str::to_owned),
+            )
+        })
+        .collect()
 }
 
 fn progress_bar() -> ProgressBar {

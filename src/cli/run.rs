@@ -29,6 +29,22 @@ pub struct RunArgs {
     /// POST each alert as JSON to this URL (repeatable; added to the config's).
     #[arg(long, value_name = "URL")]
     webhook: Vec<String>,
+    /// Sign `--webhook` requests with this secret (HMAC-SHA256).
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "OUTAGEWATCH_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
+    webhook_secret: Option<String>,
+}
+
+/// `--state-dir`, else the config's, else the platform's.
+pub fn resolve_state_dir(flag: Option<PathBuf>, config: &Config) -> anyhow::Result<PathBuf> {
+    match flag.or_else(|| config.state_dir.clone()) {
+        Some(dir) => Ok(dir),
+        None => default_state_dir(),
+    }
 }
 
 /// The platform's state directory for outagewatch.
@@ -53,11 +69,11 @@ pub fn run(args: RunArgs, patterns: Option<&std::path::Path>) -> anyhow::Result<
     if let Some(alerts) = args.alerts {
         config.alerts.file = Some(alerts);
     }
-    config.alerts.webhooks.extend(args.webhook);
-    let state_dir = match args.state_dir.or_else(|| config.state_dir.clone()) {
-        Some(dir) => dir,
-        None => default_state_dir()?,
-    };
+    config.sinks.extend(super::replay::webhook_sinks(
+        &args.webhook,
+        args.webhook_secret.as_deref(),
+    ));
+    let state_dir = resolve_state_dir(args.state_dir, &config)?;
     let matcher = super::load_matcher(patterns.or(config.patterns.as_deref()))?;
     tracing::info!(
         state_dir = %state_dir.display(),

@@ -23,9 +23,9 @@ use serde::{Deserialize, Serialize};
 use super::Bucket;
 use crate::Micros;
 use crate::alert::Alert;
+use crate::alert::outbox::{Outbox, alert_key, next_seq};
 
 const BUCKET_PREFIX: u8 = b'b';
-const OUTBOX_PREFIX: u8 = b'o';
 const BASELINE_PREFIX: u8 = b's';
 const CHECKPOINT_KEY: &[u8] = b"checkpoint";
 
@@ -133,53 +133,9 @@ fn bucket_key(start: Micros) -> [u8; 9] {
 }
 
 impl SledStore {
-    /// A handle on the outbox, for the task that delivers alerts.
+    /// A handle on the alert outbox, for the tasks that deliver alerts.
     pub fn outbox(&self) -> Outbox {
-        Outbox {
-            db: self.db.clone(),
-        }
-    }
-}
-
-/// Alerts saved with the state and not yet delivered.
-#[derive(Clone)]
-pub struct Outbox {
-    db: sled::Db,
-}
-
-fn outbox_key(seq: u64) -> [u8; 9] {
-    let mut key = [0u8; 9];
-    key[0] = OUTBOX_PREFIX;
-    key[1..].copy_from_slice(&seq.to_be_bytes());
-    key
-}
-
-impl Outbox {
-    /// Undelivered alerts, oldest first.
-    pub fn pending(&self) -> Result<Vec<(u64, Alert)>, StoreError> {
-        let mut out = Vec::new();
-        for entry in self.db.scan_prefix([OUTBOX_PREFIX]) {
-            let (key, value) = entry?;
-            let mut seq = [0u8; 8];
-            seq.copy_from_slice(&key[1..9.min(key.len())]);
-            let alert = serde_json::from_slice(&value).map_err(|source| StoreError::Corrupt {
-                what: "outbox alert".into(),
-                source,
-            })?;
-            out.push((u64::from_be_bytes(seq), alert));
-        }
-        Ok(out)
-    }
-
-    /// Removes a delivered alert.
-    pub fn delivered(&self, seq: u64) -> Result<(), StoreError> {
-        self.db.remove(outbox_key(seq))?;
-        Ok(())
-    }
-
-    pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
+        Outbox::new(self.db.clone())
     }
 }
 
@@ -210,12 +166,12 @@ impl Store for SledStore {
         }
         let mut seqs = Vec::with_capacity(alerts.len());
         for alert in alerts {
-            let seq = self.db.generate_id()?;
+            let seq = next_seq(&self.db)?;
             let value = serde_json::to_vec(alert).map_err(|source| StoreError::Corrupt {
                 what: "alert".into(),
                 source,
             })?;
-            batch.insert(&outbox_key(seq), value);
+            batch.insert(&alert_key(seq), value);
             seqs.push(seq);
         }
         for bucket in closed {
@@ -343,7 +299,7 @@ mod tests {
     }
 
     #[test]
-    fn alerts_wait_in_the_outbox_until_delivered() {
+    fn alerts_are_saved_in_the_outbox_with_the_batch() {
         let dir = tempfile::tempdir().expect("tempdir");
         let alert: Alert = serde_json::from_value(serde_json::json!({
             "id": "x-1", "service": "x", "state": "firing", "at": "a", "started_at": "s",
@@ -353,7 +309,7 @@ mod tests {
         .expect("alert");
         let seqs = {
             let mut store = SledStore::open(dir.path()).expect("open");
-            let seqs = store
+            store
                 .save(
                     &[],
                     &Checkpoint::default(),
@@ -361,15 +317,18 @@ mod tests {
                     &[alert.clone(), alert.clone()],
                     &[],
                 )
-                .expect("save");
-            store.outbox().delivered(seqs[0]).expect("ack");
-            seqs
+                .expect("save")
         };
-        // Reopened as after a crash: the unacknowledged alert is still there.
+        // Reopened as after a crash: both alerts are there, in order.
         let store = SledStore::open(dir.path()).expect("reopen");
+        let outbox = store.outbox();
         assert_eq!(
-            store.outbox().pending().expect("pending"),
-            vec![(seqs[1], alert)]
+            outbox.next_after(0).expect("read"),
+            Some((seqs[0], alert.clone()))
+        );
+        assert_eq!(
+            outbox.next_after(seqs[0]).expect("read"),
+            Some((seqs[1], alert))
         );
         assert!(seqs[0] < seqs[1], "sequence numbers keep the order");
     }
