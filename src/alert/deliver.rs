@@ -74,7 +74,7 @@ pub struct Filter {
 
 impl Filter {
     pub fn accepts(&self, alert: &Alert) -> bool {
-        let service = self.services.is_empty() || self.services.iter().any(|s| *s == alert.service);
+        let service = self.services.is_empty() || self.services.contains(&alert.service);
         let severity = self.min_severity.is_none_or(|min| {
             let level = match alert.severity.as_str() {
                 "high" => Severity::High,
