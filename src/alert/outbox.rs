@@ -140,7 +140,9 @@ impl Outbox {
     }
 
     /// A sink's cursor; a sink never seen before starts where the slowest
-    /// known sink stands (so it also gets what is still undelivered).
+    /// known sink stands (so it also gets what is still undelivered), and
+    /// that start is saved at once, so a restart does not take it for new
+    /// again.
     pub fn cursor(&self, sink: &str, known_sinks: &[String]) -> Result<u64, StoreError> {
         if let Some(value) = self.db.get(sink_key(CURSOR, sink))? {
             return Ok(seq_of(&value));
@@ -152,7 +154,10 @@ impl Outbox {
                 slowest = Some(slowest.map_or(c, |s: u64| s.min(c)));
             }
         }
-        Ok(slowest.unwrap_or(0))
+        let start = slowest.unwrap_or(0);
+        self.db.insert(sink_key(CURSOR, sink), &start.to_be_bytes())?;
+        self.db.flush()?;
+        Ok(start)
     }
 
     /// Marks everything up to `seq` done for `sink`, forgets its retry

@@ -6,6 +6,8 @@
 // by its own signature; the size of its error is not ours to choose.
 #![allow(clippy::result_large_err)]
 
+pub mod receiver;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
