@@ -538,10 +538,16 @@ mod tests {
         let text = std::fs::read_to_string(&path).expect("example exists");
         let mut config: Config = toml::from_str(&text).expect("example parses");
         config
-            .expand_env(&path, &|_| Some("secret".into()))
+            .expand_env(&path, &|name| {
+                Some(match name.ends_with("_URL") {
+                    true => "https://hooks.example.com/x".into(),
+                    false => "secret".into(),
+                })
+            })
             .expect("expands");
         config.check(&path).expect("checks");
         assert!(config.sources.len() >= 3, "shows every kind of source");
+        assert!(config.sinks.len() >= 2, "shows sinks");
     }
 
     #[test]
