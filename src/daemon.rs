@@ -238,9 +238,11 @@ pub async fn run(
         Arc::clone(&notifier),
         shutdown_rx.clone(),
     ));
+    let sink_names: Vec<String> = sink_specs(&config).into_iter().map(|s| s.name).collect();
     let status = tokio::spawn(status_log(
         health.clone(),
         Arc::clone(&shared_stats),
+        (outbox.clone(), sink_names),
         Duration::from_secs_f64(config.daemon.status_secs.max(0.1)),
         shutdown_rx.clone(),
     ));
@@ -418,6 +420,7 @@ async fn health_monitor(
 async fn status_log(
     health: Vec<Arc<SourceHealth>>,
     stats: Arc<Mutex<Stats>>,
+    (outbox, sinks): (Outbox, Vec<String>),
     every: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -459,6 +462,11 @@ async fn status_log(
             duplicates = snapshot.duplicates,
             malformed = snapshot.malformed,
             sources = %sources.join("; "),
+            outbox = %sinks
+                .iter()
+                .map(|sink| format!("{sink}={}", outbox.pending_for(sink).unwrap_or(0)))
+                .collect::<Vec<_>>()
+                .join(" "),
             "status"
         );
     }

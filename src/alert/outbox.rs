@@ -155,7 +155,8 @@ impl Outbox {
             }
         }
         let start = slowest.unwrap_or(0);
-        self.db.insert(sink_key(CURSOR, sink), &start.to_be_bytes())?;
+        self.db
+            .insert(sink_key(CURSOR, sink), &start.to_be_bytes())?;
         self.db.flush()?;
         Ok(start)
     }
@@ -264,6 +265,15 @@ impl Outbox {
             .range(alert_key(cursor.saturating_add(1))..=alert_key(u64::MAX))
             .count();
         Ok(pending + requeued)
+    }
+
+    /// Alerts `sink` still has to deliver, from its saved cursor.
+    pub fn pending_for(&self, sink: &str) -> Result<usize, StoreError> {
+        let cursor = match self.db.get(sink_key(CURSOR, sink))? {
+            Some(value) => seq_of(&value),
+            None => 0,
+        };
+        self.depth(sink, cursor)
     }
 
     pub fn flush(&self) -> Result<(), StoreError> {
