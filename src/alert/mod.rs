@@ -118,11 +118,8 @@ impl Alert {
         started_at: Micros,
         detail: String,
     ) -> Alert {
-        let stamp = chrono::DateTime::from_timestamp_micros(started_at)
-            .map(|t| t.format("%Y%m%dT%H%M%SZ").to_string())
-            .unwrap_or_default();
         Alert {
-            id: format!("source:{source}-{stamp}"),
+            id: crate::detect::incident_id(&format!("source:{source}"), started_at),
             service: format!("source:{source}"),
             state,
             at: rfc3339(at),

@@ -82,6 +82,43 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Where alerts go, for the commands that raise them (`run`, `replay`).
+#[derive(Debug, clap::Args)]
+pub(crate) struct SinkArgs {
+    /// Append alerts to this file instead of stdout (`-` is stdout).
+    #[arg(long, value_name = "FILE")]
+    alerts: Option<PathBuf>,
+    /// POST each alert as JSON to this URL (repeatable).
+    #[arg(long, value_name = "URL")]
+    webhook: Vec<String>,
+    /// Sign `--webhook` requests with this secret (HMAC-SHA256).
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "OUTAGEWATCH_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
+    webhook_secret: Option<String>,
+}
+
+impl SinkArgs {
+    /// Adds these sinks to a configuration: the file replaces the
+    /// configured one, the webhooks are added (`webhook-1`, `webhook-2`, …).
+    pub(crate) fn apply(&self, config: &mut crate::config::Config) {
+        if let Some(alerts) = &self.alerts {
+            config.alerts.file = Some(alerts.clone());
+        }
+        let first = config.sinks.len();
+        for (i, url) in self.webhook.iter().enumerate() {
+            config.sinks.push(crate::config::SinkConfig::json(
+                &format!("webhook-{}", first + i + 1),
+                url,
+                self.webhook_secret.clone(),
+            ));
+        }
+    }
+}
+
 pub(crate) fn load_matcher(dir: Option<&std::path::Path>) -> anyhow::Result<Matcher> {
     match dir {
         Some(dir) => Matcher::from_dir(dir)

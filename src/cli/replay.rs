@@ -11,7 +11,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::alert::deliver::Delivery;
-use crate::config::{Config, LINES_SINK, SinkConfig, sink_specs};
+use crate::config::{Config, LINES_SINK, sink_specs};
 use crate::matcher::Matcher;
 use crate::pipeline::{Emitted, Pipeline, PipelineConfig, Stats};
 use crate::source::FrameError;
@@ -26,20 +26,8 @@ pub struct ReplayArgs {
     /// Keep state here (and continue from it); default: a temporary directory.
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
-    /// Write alerts to this file (appending) instead of stdout; `-` is stdout.
-    #[arg(long, value_name = "FILE")]
-    alerts: Option<PathBuf>,
-    /// POST each alert as JSON to this URL (repeatable).
-    #[arg(long, value_name = "URL")]
-    webhook: Vec<String>,
-    /// Sign `--webhook` requests with this secret (HMAC-SHA256).
-    #[arg(
-        long,
-        value_name = "SECRET",
-        env = "OUTAGEWATCH_WEBHOOK_SECRET",
-        hide_env_values = true
-    )]
-    webhook_secret: Option<String>,
+    #[command(flatten)]
+    sinks: super::SinkArgs,
     /// Replay at N times real time instead of as fast as possible.
     #[arg(long, value_name = "N")]
     speed: Option<f64>,
@@ -78,8 +66,7 @@ pub fn run(args: ReplayArgs, matcher: Matcher) -> anyhow::Result<ExitCode> {
         }
     };
     let mut config = Config::default();
-    config.alerts.file = args.alerts.clone();
-    config.sinks = webhook_sinks(&args.webhook, args.webhook_secret.as_deref());
+    args.sinks.apply(&mut config);
     let delivery = Delivery::start(sink_specs(&config), outbox)?;
     let emit = |alerts: Vec<Emitted>| -> anyhow::Result<()> {
         if !alerts.is_empty() {
@@ -160,20 +147,6 @@ pub fn run(args: ReplayArgs, matcher: Matcher) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(3));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `--webhook URL` sinks: JSON, named `webhook-1`, `webhook-2`, …
-pub fn webhook_sinks(urls: &[String], secret: Option<&str>) -> Vec<SinkConfig> {
-    urls.iter()
-        .enumerate()
-        .map(|(i, url)| {
-            SinkConfig::json(
-                &format!("webhook-{}", i + 1),
-                url,
-                secret.map(str::to_owned),
-            )
-        })
-        .collect()
 }
 
 fn progress_bar() -> ProgressBar {

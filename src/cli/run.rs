@@ -23,20 +23,8 @@ pub struct RunArgs {
     /// platform's state directory, ~/.local/state/outagewatch on Linux).
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
-    /// Append alerts to this file (`-` for stdout, the default).
-    #[arg(long, value_name = "FILE")]
-    alerts: Option<PathBuf>,
-    /// POST each alert as JSON to this URL (repeatable; added to the config's).
-    #[arg(long, value_name = "URL")]
-    webhook: Vec<String>,
-    /// Sign `--webhook` requests with this secret (HMAC-SHA256).
-    #[arg(
-        long,
-        value_name = "SECRET",
-        env = "OUTAGEWATCH_WEBHOOK_SECRET",
-        hide_env_values = true
-    )]
-    webhook_secret: Option<String>,
+    #[command(flatten)]
+    sinks: super::SinkArgs,
 }
 
 /// `--state-dir`, else the config's, else the platform's.
@@ -66,13 +54,7 @@ pub fn run(args: RunArgs, patterns: Option<&std::path::Path>) -> anyhow::Result<
     if !args.jetstream.is_empty() {
         config.sources = vec![SourceConfig::jetstream("bluesky", args.jetstream.clone())];
     }
-    if let Some(alerts) = args.alerts {
-        config.alerts.file = Some(alerts);
-    }
-    config.sinks.extend(super::replay::webhook_sinks(
-        &args.webhook,
-        args.webhook_secret.as_deref(),
-    ));
+    args.sinks.apply(&mut config);
     let state_dir = resolve_state_dir(args.state_dir, &config)?;
     let matcher = super::load_matcher(patterns.or(config.patterns.as_deref()))?;
     tracing::info!(

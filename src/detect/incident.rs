@@ -47,6 +47,15 @@ impl Severity {
     }
 }
 
+/// An incident's stable id: what it is about and when it started,
+/// `NAME-YYYYMMDDTHHMMSSZ`.
+pub fn incident_id(name: &str, started_at: Micros) -> String {
+    let stamp = chrono::DateTime::from_timestamp_micros(started_at)
+        .map(|t| t.format("%Y%m%dT%H%M%SZ").to_string())
+        .unwrap_or_else(|| started_at.to_string());
+    format!("{name}-{stamp}")
+}
+
 /// An open incident, as kept in the detector's state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Incident {
@@ -79,6 +88,18 @@ pub enum TransitionKind {
     Resolved,
 }
 
+/// The recent window at a state change, as reported in the alert.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measure {
+    /// Reports and distinct authors in the recent window.
+    pub reports: u64,
+    pub authors: u64,
+    pub rate_per_min: f64,
+    pub baseline_per_min: f64,
+    /// Which baseline the window was measured against.
+    pub basis: Basis,
+}
+
 /// A change of an incident's state: what becomes an alert.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transition {
@@ -108,11 +129,8 @@ impl Incident {
         authors: u64,
         basis: Basis,
     ) -> Incident {
-        let stamp = chrono::DateTime::from_timestamp_micros(started_at)
-            .map(|t| t.format("%Y%m%dT%H%M%SZ").to_string())
-            .unwrap_or_else(|| started_at.to_string());
         Incident {
-            id: format!("{service}-{stamp}"),
+            id: incident_id(service, started_at),
             service: service.to_owned(),
             started_at,
             severity,
@@ -132,16 +150,11 @@ impl Incident {
     }
 
     /// A state change of this incident, numbered in its sequence.
-    #[allow(clippy::too_many_arguments)]
     pub fn transition(
         &mut self,
         kind: TransitionKind,
         at: Micros,
-        reports: u64,
-        authors: u64,
-        rate_per_min: f64,
-        baseline_per_min: f64,
-        basis: Basis,
+        measure: &Measure,
         evidence: Evidence,
     ) -> Transition {
         self.events += 1;
@@ -149,11 +162,11 @@ impl Incident {
             kind,
             incident: self.clone(),
             at,
-            reports,
-            authors,
-            rate_per_min,
-            baseline_per_min,
-            basis,
+            reports: measure.reports,
+            authors: measure.authors,
+            rate_per_min: measure.rate_per_min,
+            baseline_per_min: measure.baseline_per_min,
+            basis: measure.basis,
             evidence,
         }
     }

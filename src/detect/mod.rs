@@ -35,7 +35,7 @@ use statrs::distribution::{DiscreteCDF, Poisson};
 
 pub use baseline::Basis;
 pub use evidence::{Evidence, PhraseCount};
-pub use incident::{Incident, Severity, Transition, TransitionKind};
+pub use incident::{Incident, Measure, Severity, Transition, TransitionKind, incident_id};
 
 use self::baseline::{Memory, Reports, Volume};
 use crate::window::{Bucket, ServiceCounts};
@@ -361,6 +361,13 @@ impl Detector {
             (prior_window, Basis::Prior)
         };
         let view = window_view(state, expected, basis, config.max_authors_per_text);
+        let measure = Measure {
+            reports: view.reports,
+            authors: view.authors,
+            rate_per_min: config.per_min(view.authors as f64),
+            baseline_per_min: config.per_min(view.expected),
+            basis: view.basis,
+        };
 
         // Teach the baseline: the hourly profile always (its median over
         // days ignores a one-off surge), the level unless a young incident
@@ -405,11 +412,7 @@ impl Detector {
                     return Some(incident.transition(
                         TransitionKind::Updated,
                         at,
-                        view.reports,
-                        view.authors,
-                        config.per_min(view.authors as f64),
-                        config.per_min(view.expected),
-                        view.basis,
+                        &measure,
                         evidence,
                     ));
                 }
@@ -428,16 +431,7 @@ impl Detector {
             state.calm_since = None;
             state.cooldown_until = Some(now + config.cooldown_secs * MICROS_PER_SEC);
             let evidence = Evidence::default();
-            return Some(incident.transition(
-                TransitionKind::Resolved,
-                at,
-                view.reports,
-                view.authors,
-                config.per_min(view.authors as f64),
-                config.per_min(view.expected),
-                view.basis,
-                evidence,
-            ));
+            return Some(incident.transition(TransitionKind::Resolved, at, &measure, evidence));
         }
         if state.cooldown_until.is_some_and(|until| now < until) {
             return None;
@@ -469,16 +463,7 @@ impl Detector {
             view.authors,
             view.basis,
         );
-        let transition = incident.transition(
-            TransitionKind::Firing,
-            at,
-            view.reports,
-            view.authors,
-            config.per_min(view.authors as f64),
-            config.per_min(view.expected),
-            view.basis,
-            evidence,
-        );
+        let transition = incident.transition(TransitionKind::Firing, at, &measure, evidence);
         state.incident = Some(incident);
         state.calm_since = None;
         Some(transition)
