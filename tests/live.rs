@@ -261,3 +261,103 @@ fn the_shared_capture_plays_through_the_daemon() {
     assert!(log.contains("posts=17"), "{log}");
     assert!(log.contains("malformed=0"), "{log}");
 }
+
+#[test]
+fn a_silent_source_raises_a_source_alert_and_resolves_it() {
+    let frames = demo_frames();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The first connection goes silent after 200 frames without closing;
+    // the watchdog reconnects after 4 s and the second one delivers.
+    let server = JetstreamServer::start(
+        frames,
+        Plan {
+            conns: vec![Conn::StallAfter(200)],
+            ..Plan::default()
+        },
+    );
+    let config = jetstream_config(dir.path(), &[server.url()], 4.0);
+    let text = std::fs::read_to_string(&config).expect("config");
+    let text = text.replace("silence_secs = 3600", "silence_secs = 2\ngrace_secs = 0");
+    std::fs::write(&config, text).expect("config");
+    let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
+    let daemon = start_daemon(&config, &state, &alerts);
+    let resolved = |a: &str| {
+        a.lines().any(|l| {
+            l.contains("\"service\":\"source:bluesky\"") && l.contains("\"state\":\"resolved\"")
+        })
+    };
+    daemon.wait_until(
+        |_| std::fs::read_to_string(&alerts).is_ok_and(|a| resolved(&a)),
+        Duration::from_secs(60),
+    );
+    let (status, _, log) = daemon.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    let lines = std::fs::read_to_string(&alerts).expect("alerts");
+    let source: Vec<serde_json::Value> = lines
+        .lines()
+        .filter(|l| l.contains("source:bluesky"))
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(source[0]["state"], "firing", "{lines}");
+    assert!(
+        source[0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("no data for")),
+        "{lines}"
+    );
+    assert_eq!(source[1]["state"], "resolved");
+    assert_eq!(source[0]["id"], source[1]["id"]);
+}
+
+#[test]
+fn a_recording_replays_to_the_alerts_of_the_live_stream() {
+    let frames = demo_frames();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reference = replayed(&frames, dir.path());
+    // A reconnect in the middle: the recording holds the resumed overlap
+    // as received, and replay drops it as the daemon does.
+    let server = JetstreamServer::start(
+        frames,
+        Plan {
+            conns: vec![Conn::CloseAfter(5000)],
+            ..Plan::default()
+        },
+    );
+    let recording = dir.path().join("recorded.jsonl.zst");
+    let recorder = Daemon::start(&[
+        "record",
+        "--jetstream",
+        &server.url(),
+        "--out",
+        recording.to_str().expect("utf8"),
+    ]);
+    // The recorder logs nothing per frame: wait until the server has seen
+    // the reconnect and the file holds every frame of the second session.
+    recorder.wait_until(
+        |_| server.seen.lock().expect("lock").cursors.len() >= 2,
+        Duration::from_secs(60),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let (status, _, log) = recorder.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    assert!(log.contains("recorded "), "{log}");
+    let state = dir.path().join("from-recording");
+    let alerts = dir.path().join("from-recording.jsonl");
+    let out = Command::new(env!("CARGO_BIN_EXE_outagewatch"))
+        .arg("replay")
+        .arg(&recording)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--alerts")
+        .arg(&alerts)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("replay runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("duplicate posts dropped"),
+        "the overlap was recorded and dropped: {stderr}"
+    );
+    assert_eq!(outcome(&state, &alerts), reference);
+}

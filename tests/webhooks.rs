@@ -266,3 +266,38 @@ fn alerts_left_undelivered_by_a_killed_daemon_are_delivered_after_restart() {
         "all three, in order, after the restart"
     );
 }
+
+#[test]
+fn alerts_test_sends_a_test_alert_to_a_sink() {
+    let receiver = Receiver::start();
+    let out = outagewatch(&[
+        "alerts",
+        "test",
+        "--sink",
+        "hook",
+        "--webhook",
+        &receiver.url(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("test alert delivered (HTTP 200)"));
+    assert_eq!(receiver.delivered().len(), 1);
+    receiver.always(Some(404));
+    let failed = outagewatch(&[
+        "alerts",
+        "test",
+        "--sink",
+        "hook",
+        "--webhook",
+        &receiver.url(),
+    ]);
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("HTTP 404") && stderr.contains("dead letter"),
+        "{stderr}"
+    );
+}
