@@ -100,16 +100,33 @@ pub struct SledStore {
 }
 
 impl SledStore {
+    /// Opens (or creates) the store at `path`. sled locks its directory;
+    /// a process that just closed it (or died) may hold the lock a moment
+    /// longer, so a held lock is retried for up to two seconds before it is
+    /// reported (most likely another outagewatch uses the directory).
     pub fn open(path: &Path) -> Result<SledStore, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .flush_every_ms(Some(1000))
-            .open()
-            .map_err(|source| StoreError::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        Ok(SledStore { db, _temp: None })
+        let mut attempts = 0;
+        loop {
+            let opened = sled::Config::new()
+                .path(path)
+                .flush_every_ms(Some(1000))
+                .open();
+            match opened {
+                Ok(db) => return Ok(SledStore { db, _temp: None }),
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock && attempts < 40 =>
+                {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(source) => {
+                    return Err(StoreError::Open {
+                        path: path.to_path_buf(),
+                        source,
+                    });
+                }
+            }
+        }
     }
 
     /// A store in a fresh temporary directory, removed when dropped.
