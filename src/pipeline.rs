@@ -150,10 +150,6 @@ impl<S: Store> Pipeline<S> {
         &self.detector
     }
 
-    pub fn store(&self) -> &S {
-        &self.store
-    }
-
     /// One Jetstream frame (a recording's line or a websocket text frame).
     /// `source` and `frame_no` name the frame in error reports.
     pub fn process_frame(
@@ -257,21 +253,6 @@ impl<S: Store> Pipeline<S> {
         self.save(&[], &[])?;
         self.store.flush()?;
         Ok(alerts)
-    }
-
-    /// Closes every bucket, even those still filling, and evaluates them:
-    /// for a recording that will never continue.
-    pub fn finish_all(&mut self) -> Result<Vec<Emitted>, PipelineError> {
-        let closed = self.windows.close_all();
-        let alerts = self.close(closed)?;
-        self.store.flush()?;
-        Ok(alerts)
-    }
-
-    /// Records how far a named source has been processed; saved with the
-    /// next batch.
-    pub fn set_cursor(&mut self, source: &str, time_us: Micros) {
-        self.cursors.insert(source.to_owned(), time_us);
     }
 
     /// How far a named source has been processed (restored from the
