@@ -251,3 +251,33 @@ fn the_committed_demo_is_what_its_generator_makes() {
         "data/demo.jsonl.gz differs from `cargo run --example make_demo`; regenerate it"
     );
 }
+
+#[test]
+fn check_reads_stdin_and_reports_a_line_that_is_not_utf8() {
+    let mut child = bin()
+        .arg("check")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(b"is twitter down?\ncaf\xc3\x28 instagram not loading\nthe Dow is down\n")
+        .expect("write");
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    let results = alerts(&out.stdout);
+    let reports: Vec<bool> = results
+        .iter()
+        .map(|r| r["report"].as_bool().unwrap_or(false))
+        .collect();
+    assert_eq!(
+        reports,
+        vec![true, true, false],
+        "every line answered, in order"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("stdin line 2: invalid UTF-8"), "{stderr}");
+}

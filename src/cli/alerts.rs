@@ -109,10 +109,7 @@ pub fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
                 .iter()
                 .find(|s| s.name == sink)
                 .with_context(|| format!("no sink {sink:?}; configured: {}", names.join(", ")))?;
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
+            let runtime = super::runtime(1)?;
             match runtime.block_on(send_test(spec, &sample_alert())) {
                 Ok(outcome) => {
                     eprintln!("sink {sink}: test alert {outcome}");

@@ -71,9 +71,28 @@ pub fn run(args: CheckArgs, matcher: &Matcher) -> anyhow::Result<ExitCode> {
         Ok(())
     };
     if args.texts.is_empty() {
-        for line in std::io::stdin().lock().lines() {
-            let line = line.context("cannot read stdin")?;
-            one(&line)?;
+        let mut stdin = std::io::stdin().lock();
+        let mut line = Vec::new();
+        let mut number = 0u64;
+        loop {
+            line.clear();
+            if stdin
+                .read_until(b'\n', &mut line)
+                .context("cannot read stdin")?
+                == 0
+            {
+                break;
+            }
+            number += 1;
+            let bytes = line.strip_suffix(b"\n").unwrap_or(&line);
+            let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+            // A line that is not UTF-8 is checked as far as it can be read,
+            // and said so, rather than ending the run.
+            let text = String::from_utf8_lossy(bytes);
+            if let std::borrow::Cow::Owned(_) = text {
+                eprintln!("stdin line {number}: invalid UTF-8, replaced with U+FFFD");
+            }
+            one(&text)?;
         }
     } else {
         for text in &args.texts {

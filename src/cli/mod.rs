@@ -119,6 +119,15 @@ impl SinkArgs {
     }
 }
 
+/// The async runtime for a command: `workers` threads besides the caller.
+pub(crate) fn runtime(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.max(1))
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
 pub(crate) fn load_matcher(dir: Option<&std::path::Path>) -> anyhow::Result<Matcher> {
     match dir {
         Some(dir) => Matcher::from_dir(dir)

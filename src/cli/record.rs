@@ -21,8 +21,9 @@ pub struct RecordArgs {
     /// Jetstream URLs, tried in turn (default: the four public hosts).
     #[arg(long, value_name = "URL")]
     jetstream: Vec<String>,
-    /// Output file; `.gz` or `.zst` compresses. Appends if it exists
-    /// (plain files only).
+    /// Output file; `.gz` or `.zst` compresses. Appends if it exists (a
+    /// compressed file gets a new gzip member or zstd frame, which `replay`
+    /// reads on from the last one).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
     /// Reconnect when no frame arrives for this many seconds.
@@ -40,9 +41,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     let extension = args.out.extension().and_then(|e| e.to_str()).unwrap_or("");
     let file = std::fs::OpenOptions::new()
         .create(true)
-        .append(!matches!(extension, "gz" | "zst"))
-        .write(true)
-        .truncate(matches!(extension, "gz" | "zst"))
+        .append(true)
         .open(&args.out)
         .with_context(|| format!("cannot open {}", args.out.display()))?;
     let mut out: Box<dyn FinishWrite> = match extension {
@@ -55,11 +54,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         }
         _ => Box::new(BufWriter::new(file)),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = super::runtime(1)?;
     let settings = WsSettings {
         watchdog: std::time::Duration::from_secs_f64(args.watchdog_secs.max(0.1)),
         ..WsSettings::default()

@@ -46,11 +46,7 @@ pub fn run(args: ReplayArgs, matcher: Matcher) -> anyhow::Result<ExitCode> {
             "--speed must be a positive number, got {speed}"
         );
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = super::runtime(1)?;
     let _enter = runtime.enter();
 
     let store = match &args.state_dir {

@@ -63,11 +63,7 @@ pub fn run(args: RunArgs, patterns: Option<&std::path::Path>) -> anyhow::Result<
         services = matcher.service_count(),
         "starting"
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = super::runtime(2)?;
     let options = DaemonOptions {
         config,
         matcher,

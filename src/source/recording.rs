@@ -185,6 +185,31 @@ mod tests {
     }
 
     #[test]
+    fn appended_compressed_recordings_read_through() {
+        // `record` appends to an existing file: a second gzip member or
+        // zstd frame must be read on, not dropped.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut gz = Vec::new();
+        for part in [&b"one\n"[..], b"two\n"] {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            enc.write_all(part).expect("gzip");
+            gz.extend(enc.finish().expect("gzip"));
+        }
+        let mut zst = zstd::encode_all(&b"one\n"[..], 3).expect("zstd");
+        zst.extend(zstd::encode_all(&b"two\n"[..], 3).expect("zstd"));
+        for (name, bytes) in [("a.gz", gz), ("a.zst", zst)] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).expect("write");
+            let mut text = String::new();
+            open(path.to_str().expect("utf8"))
+                .expect("open")
+                .read_to_string(&mut text)
+                .expect("read");
+            assert_eq!(text, "one\ntwo\n", "{name}");
+        }
+    }
+
+    #[test]
     fn missing_file_names_the_path() {
         let err = open("/nonexistent/recording.jsonl")
             .err()
