@@ -102,7 +102,7 @@ pub struct SledStore {
 impl SledStore {
     /// Opens (or creates) the store at `path`. sled locks its directory;
     /// a process that just closed it (or died) may hold the lock a moment
-    /// longer, so a held lock is retried for up to two seconds before it is
+    /// longer, so a held lock is retried for up to five seconds before it is
     /// reported (most likely another outagewatch uses the directory).
     pub fn open(path: &Path) -> Result<SledStore, StoreError> {
         let mut attempts = 0;
@@ -113,9 +113,7 @@ impl SledStore {
                 .open();
             match opened {
                 Ok(db) => return Ok(SledStore { db, _temp: None }),
-                Err(sled::Error::Io(e))
-                    if e.kind() == std::io::ErrorKind::WouldBlock && attempts < 40 =>
-                {
+                Err(sled::Error::Io(e)) if is_lock_held(&e) && attempts < 100 => {
                     attempts += 1;
                     std::thread::sleep(std::time::Duration::from_millis(50));
                 }
@@ -139,6 +137,15 @@ impl SledStore {
         store._temp = Some(temp);
         Ok(store)
     }
+}
+
+/// sled reports a held lock as an error wrapping `WouldBlock`.
+fn is_lock_held(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock
+        || e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<std::io::Error>())
+            .is_some_and(|inner| inner.kind() == std::io::ErrorKind::WouldBlock)
+        || e.to_string().contains("could not acquire lock")
 }
 
 fn bucket_key(start: Micros) -> [u8; 9] {
