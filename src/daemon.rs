@@ -318,6 +318,7 @@ fn pipeline_loop(
         frame_no[inbound.source] += 1;
         let n = frame_no[inbound.source];
         let bytes = inbound.frame.as_bytes();
+        let malformed_before = pipeline.stats().malformed;
         let produced = match kind {
             SourceKind::Jetstream => pipeline.process_frame(name, n, bytes)?,
             SourceKind::Mastodon => {
@@ -328,6 +329,10 @@ fn pipeline_loop(
             }
         };
         let stats = pipeline.stats();
+        if stats.malformed == malformed_before {
+            // It decoded: data, for the watchdog and the silence rule.
+            health[inbound.source].count_data();
+        }
         if stats.malformed > malformed_seen {
             malformed_seen = stats.malformed;
             // The first few in full, then one line per thousand.

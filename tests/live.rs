@@ -361,3 +361,67 @@ fn a_recording_replays_to_the_alerts_of_the_live_stream() {
     );
     assert_eq!(outcome(&state, &alerts), reference);
 }
+
+#[test]
+fn a_host_sending_only_junk_and_binary_is_failed_over_and_raises_a_source_alert() {
+    // Bytes keep flowing (junk text, binary, valid JSON that is no frame)
+    // but nothing decodes: that is no data, for the watchdog and the
+    // health rule alike.
+    let junk: Vec<String> = (0..150)
+        .flat_map(|i| {
+            [
+                "<binary>".to_owned(),
+                format!("{{not json {i}"),
+                r#"{"hello":"world"}"#.to_owned(),
+                "<sleep:100>".to_owned(),
+            ]
+        })
+        .collect();
+    let script = vec![junk; 8];
+    let (a, b) = (
+        support::ScriptServer::start(script.clone(), false),
+        support::ScriptServer::start(script, false),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let urls = [
+        format!("ws://{}/subscribe", a.addr),
+        format!("ws://{}/subscribe", b.addr),
+    ];
+    let config = jetstream_config(dir.path(), &urls, 1.5);
+    let text = std::fs::read_to_string(&config).expect("config");
+    let text = text.replace("silence_secs = 3600", "silence_secs = 2\ngrace_secs = 0");
+    std::fs::write(&config, text).expect("config");
+    let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
+    let daemon = start_daemon(&config, &state, &alerts);
+    daemon.wait_until(
+        |log| {
+            log.matches("no data for").count() >= 2
+                && std::fs::read_to_string(&alerts)
+                    .is_ok_and(|a| a.contains("\"service\":\"source:bluesky\""))
+        },
+        Duration::from_secs(60),
+    );
+    let (status, _, log) = daemon.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    let fired: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&alerts)
+            .expect("alerts")
+            .lines()
+            .find(|l| l.contains("source:bluesky"))
+            .expect("a source alert"),
+    )
+    .expect("JSON");
+    assert_eq!(fired["state"], "firing", "{fired}");
+    assert!(
+        fired["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("no data for")),
+        "{fired}"
+    );
+    assert!(
+        !a.seen.lock().expect("lock").is_empty() && !b.seen.lock().expect("lock").is_empty(),
+        "the watchdog failed over to the second host"
+    );
+    assert!(log.contains("binary="), "{log}");
+    assert!(!log.contains("posts=1"), "junk is never a post: {log}");
+}

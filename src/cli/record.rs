@@ -85,6 +85,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
             let Some(inbound) = inbound else { break };
             if let Ok((time_us, _)) = decode_with_time(inbound.frame.as_bytes()) {
                 health.set_processed(time_us);
+                health.count_data();
             }
             out.write_all(inbound.frame.as_bytes())?;
             out.write_all(b"\n")?;

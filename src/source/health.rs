@@ -21,8 +21,14 @@ pub struct SourceHealth {
     reconnects: AtomicU64,
     stalls: AtomicU64,
     server_errors: AtomicU64,
-    /// Wall-clock time (µs) of the last data frame; 0 = none yet.
+    /// Wall-clock time (µs) of the last frame of any kind; 0 = none yet.
     last_frame_wall: AtomicI64,
+    /// Wall-clock time (µs) of the last frame that decoded (data, not just
+    /// bytes); 0 = none yet. The watchdog and the silence rule read this, so
+    /// a host sending only junk or binary frames counts as silent.
+    last_data_wall: AtomicI64,
+    /// Frames that decoded.
+    data: AtomicU64,
     /// Newest event time the pipeline has processed; `i64::MIN` = none.
     processed: AtomicI64,
 }
@@ -38,6 +44,9 @@ pub struct HealthSnapshot {
     pub stalls: u64,
     pub server_errors: u64,
     pub last_frame_wall: Option<Micros>,
+    /// Frames that decoded, and when the last one did (wall clock).
+    pub data: u64,
+    pub last_data_wall: Option<Micros>,
     pub processed: Option<Micros>,
 }
 
@@ -60,6 +69,17 @@ impl SourceHealth {
     pub fn count_frame(&self) {
         self.frames.fetch_add(1, Ordering::Relaxed);
         self.last_frame_wall.store(wall_now(), Ordering::Relaxed);
+    }
+    /// Called once a frame of this source has decoded (by the pipeline, or
+    /// by `record`): only this keeps the watchdog and the health rule quiet.
+    pub fn count_data(&self) {
+        self.data.fetch_add(1, Ordering::Relaxed);
+        self.last_data_wall.store(wall_now(), Ordering::Relaxed);
+    }
+    /// Wall-clock µs of the last decoded frame, if any.
+    pub fn last_data_wall(&self) -> Option<Micros> {
+        let t = self.last_data_wall.load(Ordering::Relaxed);
+        (t != 0).then_some(t)
     }
     pub fn count_binary(&self) {
         self.binary.fetch_add(1, Ordering::Relaxed);
@@ -99,6 +119,8 @@ impl SourceHealth {
     pub fn snapshot(&self) -> HealthSnapshot {
         let last = self.last_frame_wall.load(Ordering::Relaxed);
         HealthSnapshot {
+            data: self.data.load(Ordering::Relaxed),
+            last_data_wall: self.last_data_wall(),
             connected: self.connected.load(Ordering::Relaxed),
             frames: self.frames(),
             binary: self.binary.load(Ordering::Relaxed),
@@ -120,7 +142,7 @@ pub fn wall_now() -> Micros {
 /// When a source counts as unhealthy.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HealthRule {
-    /// No data frame for this long.
+    /// No frame that decodes for this long (junk and binary do not count).
     pub silence_secs: i64,
     /// Newest processed event older than this.
     pub lag_secs: i64,
@@ -156,13 +178,13 @@ pub fn assess(
     if now - started < rule.grace_secs * second {
         return Condition::Healthy;
     }
-    let last = snapshot.last_frame_wall.unwrap_or(started);
+    let last = snapshot.last_data_wall.unwrap_or(started);
     let silent = (now - last) / second;
     if silent >= rule.silence_secs {
         return Condition::Silent { secs: silent };
     }
     if let Some(processed) = snapshot.processed {
-        let lag = (now - processed) / second;
+        let lag = (now - processed).max(0) / second;
         if lag >= rule.lag_secs {
             return Condition::Lagging { secs: lag };
         }
@@ -180,7 +202,7 @@ mod tests {
         let rule = HealthRule::default();
         let started = 1_000 * S;
         let snap = |last: Option<i64>, processed: Option<i64>| HealthSnapshot {
-            last_frame_wall: last.map(|t| t * S),
+            last_data_wall: last.map(|t| t * S),
             processed: processed.map(|t| t * S),
             ..HealthSnapshot::default()
         };
@@ -198,6 +220,18 @@ mod tests {
                 1_200,
                 Condition::Silent { secs: 100 },
             ),
+            // Frames arrive but none decodes: silent all the same.
+            (
+                HealthSnapshot {
+                    last_frame_wall: Some(1_199 * S),
+                    frames: 500,
+                    ..snap(None, None)
+                },
+                1_200,
+                Condition::Silent { secs: 200 },
+            ),
+            // A watermark ahead of the clock is not a negative lag.
+            (snap(Some(1_199), Some(5_000)), 1_200, Condition::Healthy),
         ];
         for (snapshot, now, want) in cases {
             assert_eq!(

@@ -28,7 +28,8 @@ use crate::Micros;
 /// Timing and size limits of a live source.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WsSettings {
-    /// Reconnect when no data frame arrives for this long.
+    /// Reconnect when no frame that decodes arrives for this long: junk,
+    /// control and binary frames keep bytes flowing but do not count.
     pub watchdog: Duration,
     /// How often to ping the server.
     pub ping_every: Duration,
@@ -173,6 +174,18 @@ pub async fn run<P: Protocol>(
     }
 }
 
+/// When the watchdog should look again, or `None` if no frame has decoded
+/// for a whole `watchdog` period of this connection (a stall).
+fn data_deadline(
+    health: &SourceHealth,
+    connected_at: Micros,
+    watchdog: Duration,
+) -> Option<Instant> {
+    let last = health.last_data_wall()?.max(connected_at);
+    let since = Duration::from_micros((super::health::wall_now() - last).max(0) as u64);
+    (since < watchdog).then(|| Instant::now() + (watchdog - since))
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn session<P: Protocol>(
     source: usize,
@@ -228,6 +241,7 @@ async fn session<P: Protocol>(
     tracing::info!(source = %health.name, %url, "connected");
     let mut ping = tokio::time::interval(settings.ping_every);
     ping.tick().await;
+    let connected_at = super::health::wall_now();
     let mut deadline = Instant::now() + settings.watchdog;
     loop {
         let message = tokio::select! {
@@ -242,8 +256,17 @@ async fn session<P: Protocol>(
                 continue;
             }
             _ = sleep_until(deadline) => {
-                health.count_stall();
-                return End::Lost(format!("no data for {:?} (watchdog)", settings.watchdog));
+                // Data is what the pipeline managed to decode, not bytes.
+                match data_deadline(health, connected_at, settings.watchdog) {
+                    Some(next) => {
+                        deadline = next;
+                        continue;
+                    }
+                    None => {
+                        health.count_stall();
+                        return End::Lost(format!("no data for {:?} (watchdog)", settings.watchdog));
+                    }
+                }
             }
             message = read.next() => message,
         };
@@ -255,7 +278,6 @@ async fn session<P: Protocol>(
             }
             Some(Err(e)) => return End::Lost(format!("read error: {e}")),
             Some(Ok(Message::Text(text))) => {
-                deadline = Instant::now() + settings.watchdog;
                 health.count_frame();
                 if text.len() > settings.max_frame_bytes {
                     health.count_oversized();
@@ -287,7 +309,6 @@ async fn session<P: Protocol>(
                 }
             }
             Some(Ok(Message::Binary(bytes))) => {
-                deadline = Instant::now() + settings.watchdog;
                 health.count_binary();
                 tracing::debug!(source = %health.name, bytes = bytes.len(), "binary frame skipped");
             }
