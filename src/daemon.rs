@@ -30,11 +30,13 @@ use crate::alert::outbox::Outbox;
 use crate::config::{Config, SourceKind, sink_specs};
 use crate::detect::TransitionKind;
 use crate::matcher::Matcher;
+use crate::pipeline::Arrival;
 use crate::pipeline::{Pipeline, PipelineConfig, PipelineError, Stats};
+use crate::source::Wire;
 use crate::source::health::{Condition, HealthRule, SourceHealth, assess, wall_now};
 use crate::source::jetstream::JetstreamProtocol;
-use crate::source::mastodon::{self, MastodonProtocol};
-use crate::source::nostr::{self, NostrProtocol};
+use crate::source::mastodon::MastodonProtocol;
+use crate::source::nostr::NostrProtocol;
 use crate::source::ws::{self, Inbound, WsSettings};
 use crate::window::store::{SledStore, StoreError};
 
@@ -296,6 +298,15 @@ pub async fn run(
     Ok(stats)
 }
 
+/// The wire format a configured source speaks.
+pub fn wire(kind: SourceKind) -> Wire {
+    match kind {
+        SourceKind::Jetstream => Wire::Jetstream,
+        SourceKind::Mastodon => Wire::Mastodon,
+        SourceKind::Nostr => Wire::Nostr,
+    }
+}
+
 fn pipeline_loop(
     mut pipeline: Pipeline<SledStore>,
     mut frames: mpsc::Receiver<Inbound>,
@@ -319,15 +330,13 @@ fn pipeline_loop(
         let n = frame_no[inbound.source];
         let bytes = inbound.frame.as_bytes();
         let malformed_before = pipeline.stats().malformed;
-        let produced = match kind {
-            SourceKind::Jetstream => pipeline.process_frame(name, n, bytes)?,
-            SourceKind::Mastodon => {
-                pipeline.process_decoded(name, n, mastodon::decode(bytes, instance))?
-            }
-            SourceKind::Nostr => {
-                pipeline.process_decoded(name, n, nostr::decode(bytes, wall_now()))?
-            }
+        let arrival = Some(inbound.arrival_us);
+        let (decoded, own_clock) = wire(*kind).decode(bytes, instance, arrival);
+        let arrival = Arrival {
+            at_us: arrival,
+            own_clock,
         };
+        let produced = pipeline.process_arrived(name, n, decoded, arrival)?;
         let stats = pipeline.stats();
         if stats.malformed == malformed_before {
             // It decoded: data, for the watchdog and the silence rule.
@@ -442,17 +451,28 @@ async fn status_log(
             .iter()
             .map(|h| {
                 let s = h.snapshot();
-                let lag = s
-                    .processed
-                    .map_or_else(|| "-".to_owned(), |p| format!("{}s", (now - p) / 1_000_000));
+                // The watermark never runs ahead of the arrival clock by
+                // more than max_future_secs; lag is shown as 0 then, never negative.
+                let lag = s.processed.map_or_else(
+                    || "-".to_owned(),
+                    |p| format!("{}s", (now - p).max(0) / 1_000_000),
+                );
+                let times = snapshot.sources.get(&h.name).cloned().unwrap_or_default();
                 format!(
-                    "{}:{} frames={} processed={} lag={} reconnects={} oversized={} binary={}",
+                    "{}:{} frames={} data={} processed={} newest={} lag={} late={} stale={} future={} reconnects={} oversized={} binary={}",
                     h.name,
                     if s.connected { "up" } else { "down" },
                     s.frames,
+                    s.data,
                     s.processed
                         .map_or_else(|| "-".to_owned(), |p| p.to_string()),
+                    times
+                        .newest
+                        .map_or_else(|| "-".to_owned(), |p| p.to_string()),
                     lag,
+                    times.late,
+                    times.stale,
+                    times.future,
                     s.reconnects,
                     s.oversized,
                     s.binary
@@ -466,6 +486,9 @@ async fn status_log(
             alerts = snapshot.alerts,
             duplicates = snapshot.duplicates,
             malformed = snapshot.malformed,
+            late = snapshot.late_posts,
+            stale = snapshot.stale_posts,
+            future = snapshot.future,
             sources = %sources.join("; "),
             outbox = %sinks
                 .iter()

@@ -3,11 +3,15 @@
 //! `content` is HTML (tags stripped, entities decoded). Statuses are keyed
 //! by their ActivityPub `uri`, the same on every instance, so a status seen
 //! through two instances is counted once.
+//!
+//! `created_at` is set by the author's server and client: the event time is
+//! the arrival time, and the claim is used only to drop statuses claiming to
+//! be older than the de-duplication horizon (a backfill, not news).
 
 use serde::Deserialize;
 
 use super::ws::{Control, Protocol};
-use super::{Decoded, FrameError, RawPost, SkipReason};
+use super::{BACKFILL_HORIZON_US, Decoded, FrameError, RawPost, SkipReason};
 use crate::Micros;
 
 #[derive(Deserialize)]
@@ -43,8 +47,13 @@ struct Account {
 }
 
 /// Decodes one streaming frame from `instance` (a host name, used to make
-/// local account names unique across instances).
-pub fn decode(frame: &[u8], instance: &str) -> Result<(Micros, Decoded), FrameError> {
+/// local account names unique across instances) that arrived at
+/// `arrival_us` (without it, as for a hand-made file, `created_at` is used).
+pub fn decode(
+    frame: &[u8],
+    instance: &str,
+    arrival_us: Option<Micros>,
+) -> Result<(Micros, Decoded), FrameError> {
     let text = std::str::from_utf8(frame).map_err(|e| FrameError::InvalidUtf8 {
         valid_up_to: e.valid_up_to(),
     })?;
@@ -63,9 +72,13 @@ pub fn decode(frame: &[u8], instance: &str) -> Result<(Micros, Decoded), FrameEr
     let payload = frame.payload.ok_or(FrameError::MissingField("payload"))?;
     let status: Status = serde_json::from_str(&payload)
         .map_err(|e| FrameError::BadRecord(format!("payload: {e}")))?;
-    let time_us = chrono::DateTime::parse_from_rfc3339(&status.created_at)
+    let claimed_us = chrono::DateTime::parse_from_rfc3339(&status.created_at)
         .map_err(|e| FrameError::BadRecord(format!("created_at {:?}: {e}", status.created_at)))?
         .timestamp_micros();
+    let time_us = arrival_us.unwrap_or(claimed_us);
+    if claimed_us < time_us.saturating_sub(BACKFILL_HORIZON_US) {
+        return Ok((time_us, Decoded::Skipped(SkipReason::Backfill)));
+    }
     if status.reblog.as_ref().is_some_and(|r| !r.is_null()) {
         // A boost repeats someone else's words: not a new report.
         return Ok((time_us, Decoded::Skipped(SkipReason::OtherCollection)));
@@ -182,8 +195,16 @@ mod tests {
     #[test]
     fn update_is_a_post_with_plain_text() {
         let (t, decoded) =
-            decode(update(status()).as_bytes(), "mastodon.example").expect("decodes");
-        assert_eq!(t, 1_783_174_625_123_000);
+            decode(update(status()).as_bytes(), "mastodon.example", None).expect("decodes");
+        assert_eq!(t, 1_783_174_625_123_000, "no arrival: the claim");
+        let arrival = 1_783_174_700_000_000;
+        let (t, _) = decode(
+            update(status()).as_bytes(),
+            "mastodon.example",
+            Some(arrival),
+        )
+        .expect("decodes");
+        assert_eq!(t, arrival, "event time is the arrival time");
         let Decoded::Post(post) = decoded else {
             panic!("a post")
         };
@@ -220,7 +241,7 @@ mod tests {
         ];
         for (frame, reason) in frames {
             assert_eq!(
-                decode(frame.as_bytes(), "i").map(|d| d.1),
+                decode(frame.as_bytes(), "i", None).map(|d| d.1),
                 Ok(Decoded::Skipped(reason)),
                 "{frame}"
             );
@@ -228,7 +249,7 @@ mod tests {
         let mut boosted = status();
         boosted["reblog"] = serde_json::json!({"id": "2"});
         assert_eq!(
-            decode(update(boosted).as_bytes(), "i").map(|d| d.1),
+            decode(update(boosted).as_bytes(), "i", None).map(|d| d.1),
             Ok(Decoded::Skipped(SkipReason::OtherCollection))
         );
         let bad = [
@@ -238,8 +259,23 @@ mod tests {
             "garbage",
         ];
         for frame in bad {
-            assert!(decode(frame.as_bytes(), "i").is_err(), "{frame}");
+            assert!(decode(frame.as_bytes(), "i", None).is_err(), "{frame}");
         }
+    }
+
+    #[test]
+    fn claims_far_ahead_change_nothing_and_old_claims_are_backfill() {
+        let claimed = 1_783_174_625_123_000;
+        let mut ahead = status();
+        ahead["created_at"] = "2100-01-01T00:00:00Z".into();
+        let (t, decoded) = decode(update(ahead).as_bytes(), "i", Some(claimed)).expect("decodes");
+        assert_eq!(t, claimed);
+        assert!(matches!(decoded, Decoded::Post(_)));
+        let arrival = claimed + BACKFILL_HORIZON_US + 1;
+        assert_eq!(
+            decode(update(status()).as_bytes(), "i", Some(arrival)),
+            Ok((arrival, Decoded::Skipped(SkipReason::Backfill)))
+        );
     }
 
     #[test]

@@ -62,6 +62,15 @@ impl Default for WsSettings {
 pub struct Inbound {
     pub source: usize,
     pub frame: String,
+    /// When it arrived (wall clock, whole milliseconds, so a recording's
+    /// clock lines hold it exactly and a replay judges it as the live run did).
+    pub arrival_us: Micros,
+}
+
+/// The arrival clock: wall-clock µs rounded down to the millisecond.
+pub fn arrival_now() -> Micros {
+    let now = super::health::wall_now();
+    now - now.rem_euclid(1000)
 }
 
 /// What a text frame is, to the protocol.
@@ -302,6 +311,7 @@ async fn session<P: Protocol>(
                 let inbound = Inbound {
                     source,
                     frame: text.as_str().to_owned(),
+                    arrival_us: arrival_now(),
                 };
                 tokio::select! {
                     _ = shutdown.changed() => return End::Shutdown,
