@@ -425,3 +425,59 @@ fn a_host_sending_only_junk_and_binary_is_failed_over_and_raises_a_source_alert(
     assert!(log.contains("binary="), "{log}");
     assert!(!log.contains("posts=1"), "junk is never a post: {log}");
 }
+
+#[test]
+fn a_live_post_dated_2100_changes_no_alert_and_never_becomes_the_cursor() {
+    let clean = demo_frames();
+    let newest = newest_time(&clean);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reference = replayed(&clean, dir.path());
+    // A report of the surging service, dated 2100 by the server, and one
+    // dated 1990, in the middle of the stream.
+    let post = |did: &str, time_us: i64| {
+        serde_json::json!({
+            "did": did, "time_us": time_us, "kind": "commit",
+            "commit": {"rev": "r", "operation": "create", "collection": "app.bsky.feed.post",
+                       "rkey": "x", "record": {"text": "discord is down", "langs": ["en"]}}
+        })
+        .to_string()
+    };
+    let mut frames = clean.clone();
+    let middle = frames.len() / 2;
+    frames.insert(middle, post("did:plc:past", 631_152_000_000_000));
+    frames.insert(middle, post("did:plc:future", 4_102_444_800_000_000));
+    let server = JetstreamServer::start(frames.clone(), Plan::default());
+    let config = jetstream_config(dir.path(), &[server.url()], 5.0);
+    let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
+    let daemon = start_daemon(&config, &state, &alerts);
+    daemon.wait_for(&format!("newest={newest}"), Duration::from_secs(120));
+    let (status, _, log) = daemon.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    assert!(log.contains("future=1"), "quarantined and counted: {log}");
+    assert!(log.contains("stale=1"), "the 1990 post is stale: {log}");
+    assert!(!log.contains("lag=-"), "lag is never negative: {log}");
+    assert_eq!(outcome(&state, &alerts), reference);
+    let cursor = SledStore::open(&state)
+        .expect("state")
+        .checkpoint()
+        .expect("read")
+        .expect("saved")
+        .cursors["bluesky"];
+    assert!(cursor <= newest, "cursor {cursor} is not from 2100");
+
+    // A restart resumes from the watermark, not from 2100.
+    let again = JetstreamServer::start(frames, Plan::default());
+    let config = jetstream_config(dir.path(), &[again.url()], 5.0);
+    let daemon = start_daemon(&config, &state, &alerts);
+    daemon.wait_until(
+        |_| !again.seen.lock().expect("lock").cursors.is_empty(),
+        Duration::from_secs(60),
+    );
+    let (status, _, log) = daemon.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    let resumed = again.seen.lock().expect("lock").cursors[0].expect("a cursor");
+    assert!(
+        resumed <= newest && resumed >= newest - 60_000_000,
+        "resumed from {resumed}, the demo ends at {newest}"
+    );
+}
