@@ -35,7 +35,7 @@ use crate::pipeline::{Pipeline, PipelineConfig, PipelineError, Stats};
 use crate::source::Wire;
 use crate::source::health::{Condition, HealthRule, SourceHealth, assess, wall_now};
 use crate::source::jetstream::JetstreamProtocol;
-use crate::source::mastodon::MastodonProtocol;
+use crate::source::mastodon::{self, MastodonProtocol};
 use crate::source::nostr::NostrProtocol;
 use crate::source::ws::{self, Inbound, WsSettings};
 use crate::window::store::{SledStore, StoreError};
@@ -214,9 +214,17 @@ pub async fn run(
                     stream: l.stream,
                     token: l.token,
                 };
-                tokio::spawn(ws::run(
-                    index, l.hosts, l.settings, protocol, tls, tx, h, shutdown,
-                ))
+                // An instance URL (https://) is asked for its streaming host first.
+                let mut shutdown = shutdown;
+                tokio::spawn(async move {
+                    let Some(hosts) =
+                        mastodon::resolve_hosts(l.hosts, &tls, &l.settings, &l.name, &mut shutdown)
+                            .await
+                    else {
+                        return;
+                    };
+                    ws::run(index, hosts, l.settings, protocol, tls, tx, h, shutdown).await
+                })
             }
             SourceKind::Nostr => tokio::spawn(ws::run(
                 index,

@@ -278,3 +278,154 @@ status_secs = 0.2
     assert!(log.contains("duplicates=10"), "{log}");
     assert!(log.contains("failed verification"), "{log}");
 }
+
+/// A plain HTTP stand-in answering every GET from `answer(path)` with
+/// (status, Location, JSON body); on its own runtime.
+fn http_stand_in(
+    answer: impl Fn(&str) -> (u16, Option<String>, String) + Send + Sync + 'static,
+) -> (std::net::SocketAddr, tokio::runtime::Runtime) {
+    use axum::http::{StatusCode, Uri, header};
+    use axum::response::IntoResponse;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("addr");
+    let answer = std::sync::Arc::new(answer);
+    let app = axum::Router::new().fallback(move |uri: Uri| {
+        let answer = std::sync::Arc::clone(&answer);
+        async move {
+            let (status, location, body) = answer(uri.path());
+            let mut response = (
+                StatusCode::from_u16(status).expect("status"),
+                [(header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response();
+            if let Some(location) = location {
+                response
+                    .headers_mut()
+                    .insert(header::LOCATION, location.parse().expect("location"));
+            }
+            response
+        }
+    });
+    runtime.spawn(async move { axum::serve(listener, app).await });
+    (addr, runtime)
+}
+
+/// A websocket endpoint whose handshake answers 301 to `location`.
+fn redirecting_ws(location: String) -> (std::net::SocketAddr, tokio::runtime::Runtime) {
+    #![allow(clippy::result_large_err)]
+    use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("addr");
+    runtime.spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let location = location.clone();
+            tokio::spawn(async move {
+                let callback = move |_: &Request, _: Response| -> Result<Response, ErrorResponse> {
+                    let mut error = ErrorResponse::new(None);
+                    *error.status_mut() =
+                        tokio_tungstenite::tungstenite::http::StatusCode::MOVED_PERMANENTLY;
+                    error
+                        .headers_mut()
+                        .insert("location", location.parse().expect("location"));
+                    Err(error)
+                };
+                let _ = tokio_tungstenite::accept_hdr_async(stream, callback).await;
+            });
+        }
+    });
+    (addr, runtime)
+}
+
+#[test]
+fn mastodon_streaming_host_is_discovered_through_redirects() {
+    let t0 = now_secs();
+    let statuses = vec![
+        mastodon_update("1", "ann@m.example", t0, "<p>is discord down?</p>"),
+        mastodon_update("2", "bob@m.example", t0, "<p>discord won&#39;t load</p>"),
+        mastodon_update("3", "cat@m.example", t0, "<p>discord is down again</p>"),
+    ];
+    let streaming = ScriptServer::start(vec![statuses], false);
+    // The streaming endpoint the instance names redirects its handshake
+    // (ws → ws, to the real streaming server).
+    let (moved_ws, _ws_rt) = redirecting_ws(format!(
+        "ws://{}/api/v1/streaming?stream=public",
+        streaming.addr
+    ));
+    // The instance serves only the v1 document (v2 is 404).
+    let (instance, _instance_rt) = http_stand_in(move |path| match path {
+        "/api/v1/instance" => (
+            200,
+            None,
+            json!({"uri": "m.example", "urls": {"streaming_api": format!("ws://{moved_ws}")}})
+                .to_string(),
+        ),
+        _ => (404, None, json!({"error": "Record not found"}).to_string()),
+    });
+    // The configured address has moved: everything redirects there.
+    let (front, _front_rt) =
+        http_stand_in(move |path| (301, Some(format!("http://{instance}{path}")), String::new()));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("ow.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[sources]]\nkind = \"mastodon\"\nname = \"m\"\nurls = [\"http://{front}\"]\n\n[sources.connection]\nbackoff_min_ms = 50\nbackoff_max_ms = 200\n\n[health]\nsilence_secs = 3600\nlag_secs = 100000000\n\n[daemon]\nstatus_secs = 0.2\n"
+        ),
+    )
+    .expect("config");
+    let daemon = Daemon::start(&[
+        "run",
+        "--config",
+        config.to_str().expect("utf8"),
+        "--state-dir",
+        dir.path().join("state").to_str().expect("utf8"),
+    ]);
+    daemon.wait_for("posts=3 ", Duration::from_secs(60));
+    let (status, _, log) = daemon.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    assert!(log.contains("streaming host discovered"), "{log}");
+    assert!(log.contains("following a redirect"), "{log}");
+    let seen = streaming.seen.lock().expect("lock");
+    assert_eq!(seen[0].path_and_query, "/api/v1/streaming?stream=public");
+}
+
+#[test]
+fn a_streaming_redirect_to_another_scheme_is_refused() {
+    let (moved, _rt) = redirecting_ws("http://127.0.0.1:9/api/v1/streaming".to_owned());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("ow.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[sources]]\nkind = \"mastodon\"\nname = \"m\"\nurls = [\"ws://{moved}/api/v1/streaming\"]\n\n[sources.connection]\nbackoff_min_ms = 50\nbackoff_max_ms = 200\n\n[health]\nsilence_secs = 3600\nlag_secs = 100000000\n"
+        ),
+    )
+    .expect("config");
+    let daemon = Daemon::start(&[
+        "run",
+        "--config",
+        config.to_str().expect("utf8"),
+        "--state-dir",
+        dir.path().join("state").to_str().expect("utf8"),
+    ]);
+    daemon.wait_for("redirect refused", Duration::from_secs(30));
+    let (status, _, log) = daemon.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    assert!(!log.contains("following a redirect"), "{log}");
+}

@@ -112,6 +112,8 @@ enum End {
     PipelineGone,
     /// Ended by the server or the network; reconnect.
     Lost(String),
+    /// The handshake was answered with a redirect to this `Location`.
+    Redirect(String),
 }
 
 /// Reads one source until shutdown. Never returns early on errors: every
@@ -136,12 +138,16 @@ pub async fn run<P: Protocol>(
     let mut backoff = backoff_builder.build();
     let mut host_index = 0usize;
     let name = health.name.clone();
+    // A redirect being followed (bounded; same scheme or ws→wss only).
+    let (mut redirect_to, mut hops) = (None::<String>, 0usize);
     loop {
         if *shutdown.borrow() || hosts.is_empty() {
             return;
         }
         let host = &hosts[host_index % hosts.len()];
-        let url = protocol.connect_url(host, health.processed());
+        let url = redirect_to
+            .take()
+            .unwrap_or_else(|| protocol.connect_url(host, health.processed()));
         let started = Instant::now();
         let frames_before = health.frames();
         let end = session(
@@ -156,12 +162,34 @@ pub async fn run<P: Protocol>(
         )
         .await;
         health.set_connected(false);
+        if !matches!(end, End::Redirect(_)) {
+            hops = 0;
+        }
         match end {
             End::Shutdown => {
                 tracing::info!(source = %name, "source stopped");
                 return;
             }
             End::PipelineGone => return,
+            End::Redirect(location) => {
+                let target = reqwest::Url::parse(&url)
+                    .and_then(|from| Ok((from.join(&location)?, from)))
+                    .ok()
+                    .filter(|(to, from)| super::mastodon::redirect_allowed(from, to));
+                match target {
+                    Some((to, _)) if hops < super::mastodon::MAX_REDIRECTS => {
+                        hops += 1;
+                        tracing::info!(source = %name, from = %url, to = %to, "following a redirect");
+                        redirect_to = Some(to.to_string());
+                        continue;
+                    }
+                    _ => {
+                        hops = 0;
+                        health.count_reconnect();
+                        tracing::warn!(source = %name, %url, %location, hops, "redirect refused (another scheme, a downgrade, or too many); reconnecting");
+                    }
+                }
+            }
             End::Lost(reason) => {
                 health.count_reconnect();
                 tracing::warn!(source = %name, %url, %reason, reconnects = health.reconnects(), "connection lost; reconnecting");
@@ -236,6 +264,16 @@ async fn session<P: Protocol>(
         _ = shutdown.changed() => return End::Shutdown,
         result = timeout(settings.connect_timeout, connect) => match result {
             Err(_) => return End::Lost(format!("connect timed out after {:?}", settings.connect_timeout)),
+            Ok(Err(tungstenite::Error::Http(response))) if response.status().is_redirection() => {
+                return match response
+                    .headers()
+                    .get("location")
+                    .and_then(|l| l.to_str().ok())
+                {
+                    Some(location) => End::Redirect(location.to_owned()),
+                    None => End::Lost(format!("HTTP {} without a Location", response.status())),
+                };
+            }
             Ok(Err(e)) => return End::Lost(format!("cannot connect: {e}")),
             Ok(Ok((ws, _response))) => ws,
         },
