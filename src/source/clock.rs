@@ -297,4 +297,36 @@ mod tests {
         );
         assert_eq!(fresh.watermark(), None, "non-posts never move it");
     }
+
+    #[test]
+    fn jittered_clocks_are_accepted_and_the_watermark_follows_without_running_ahead() {
+        let rule = ClockRule::default();
+        let mut c = SourceClock::default();
+        let mut newest = i64::MIN;
+        let mut last_watermark = None;
+        for i in 0..2_000i64 {
+            // Server times nearly increasing: ±5 s of jitter around 10 posts/s.
+            let jitter = (i * 7_919) % 10_000_001 - 5_000_000;
+            let t = 1_000 * S + i * S / 10 + jitter;
+            let author = format!("did:{}", i % 97);
+            let tick = Tick {
+                time_us: t,
+                author: author_key(&author),
+                arrival_us: None,
+                own_clock: false,
+            };
+            assert_eq!(c.judge(tick, None, &rule), Judgement::Accepted, "post {i}");
+            newest = newest.max(t);
+            let w = c.watermark();
+            assert!(w >= last_watermark, "never moves back");
+            assert!(w.is_none_or(|w| w <= newest), "never ahead of the posts");
+            last_watermark = w;
+        }
+        let true_now = 1_000 * S + 1_999 * S / 10;
+        assert!(
+            c.watermark().is_some_and(|w| w >= true_now - 10 * S),
+            "keeps up: {:?}",
+            c.watermark()
+        );
+    }
 }
