@@ -188,3 +188,6 @@ impl Alert {
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
+
+#[cfg(test)]
+mod proptests;
