@@ -177,7 +177,9 @@ fn check(alert: &Alert) -> Result<(), String> {
     strings(&e["description"], &mut all);
     strings(&e["fields"], &mut all);
     for text in &all {
-        let unescaped = text.match_indices("](").any(|(i, _)| !text[..i].ends_with('\\'));
+        let unescaped = text
+            .match_indices("](")
+            .any(|(i, _)| !text[..i].ends_with('\\'));
         ensure(!unescaped, "masked link")?;
     }
     // PagerDuty

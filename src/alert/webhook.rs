@@ -179,7 +179,14 @@ pub fn request(
             &sign::signature(secret.as_bytes(), timestamp, &body),
         )?);
     }
+    let mut url = url;
     for (name, value) in &hook.headers {
+        if name.eq_ignore_ascii_case("authorization") {
+            // An explicit Authorization wins over the URL's userinfo
+            // (which reqwest would send as Basic auth).
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+        }
         headers.push(sensitive(name, value)?);
     }
     Ok(Outgoing { url, body, headers })
