@@ -12,7 +12,7 @@ use axum::http::HeaderMap;
 use outagewatch::alert::sign;
 use serde_json::Value;
 use support::receiver::{Answer, AnswerBody, Receiver, free_port};
-use support::{Daemon, JetstreamServer, Plan, demo_frames, jetstream_config, newest_time};
+use support::{Conn, Daemon, JetstreamServer, Plan, demo_frames, jetstream_config, newest_time};
 
 fn demo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo.jsonl.gz")
@@ -869,5 +869,112 @@ fn one_sinks_rate_limit_never_delays_another() {
     assert!(
         other[2].at < tries[1].at,
         "the other sink delivered everything meanwhile"
+    );
+}
+
+/// `source:bluesky` alerts in the alerts file.
+fn source_alerts(alerts: &Path) -> Vec<Value> {
+    std::fs::read_to_string(alerts)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("\"service\":\"source:bluesky\""))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn an_open_source_alert_is_resolved_after_a_restart_once_the_source_is_healthy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
+    let alertmanager = Receiver::start();
+    alertmanager.check(alertmanager_check);
+    // First run: the firehose accepts connections and sends nothing.
+    let silent = JetstreamServer::start(
+        demo_frames(),
+        Plan {
+            conns: vec![Conn::StallAfter(0); 1000],
+            ..Plan::default()
+        },
+    );
+    let config = jetstream_config(dir.path(), &[silent.url()], 30.0);
+    let text = std::fs::read_to_string(&config).expect("config");
+    let text = text.replace("silence_secs = 3600", "silence_secs = 2\ngrace_secs = 0")
+        + &format!(
+            "\n[[sinks]]\nname = \"am\"\nurl = \"http://{}\"\nformat = \"alertmanager\"\nrepeat_secs = 1\n",
+            alertmanager.addr
+        );
+    std::fs::write(&config, &text).expect("config");
+    let run = |config: &Path| {
+        Daemon::start(&[
+            "run",
+            "--config",
+            path(config),
+            "--state-dir",
+            path(&state),
+            "--alerts",
+            path(&alerts),
+        ])
+    };
+    let first = run(&config);
+    first.wait_until(
+        |_| !source_alerts(&alerts).is_empty(),
+        Duration::from_secs(60),
+    );
+    // Alertmanager hears about it again and again while it fires.
+    first.wait_until(
+        |_| alertmanager.received().len() >= 3,
+        Duration::from_secs(30),
+    );
+    first.kill();
+    let fired = source_alerts(&alerts);
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(fired[0]["state"], "firing");
+    assert_eq!(fired[0]["kind"], "source");
+    let detail = fired[0]["detail"].as_str().unwrap_or("");
+    assert!(detail.starts_with("no frames from bluesky for"), "{detail}");
+    let posts = alertmanager.received();
+    assert!(posts.iter().all(|p| p.status == 200));
+    let labels: Vec<Value> = posts
+        .iter()
+        .map(|p| p.json()[0]["labels"].clone())
+        .collect();
+    assert!(
+        labels.iter().all(|l| *l == labels[0]),
+        "one alert re-posted: {labels:?}"
+    );
+    assert_eq!(labels[0]["alertname"], "OutageSourceUnhealthy");
+
+    // Second run: the same state, a firehose that delivers.
+    let healthy = JetstreamServer::start(demo_frames(), Plan::default());
+    std::fs::write(&config, text.replace(&silent.url(), &healthy.url())).expect("config");
+    let second = run(&config);
+    second.wait_until(
+        |_| source_alerts(&alerts).len() >= 2,
+        Duration::from_secs(60),
+    );
+    second.wait_until(
+        |_| {
+            alertmanager.received().iter().any(|p| {
+                let a = &p.json()[0];
+                a["labels"] == labels[0]
+                    && chrono::DateTime::parse_from_rfc3339(a["endsAt"].as_str().unwrap_or(""))
+                        .is_ok_and(|t| t <= chrono::Utc::now())
+            })
+        },
+        Duration::from_secs(30),
+    );
+    let (status, _, log) = second.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    let all = source_alerts(&alerts);
+    assert_eq!(all[1]["state"], "resolved", "{all:?}");
+    assert_eq!(all[1]["id"], all[0]["id"], "the same incident");
+    let detail = all[1]["detail"].as_str().unwrap_or("");
+    assert!(detail.starts_with("bluesky is back"), "{detail}");
+    assert_eq!(
+        all.iter()
+            .filter(|a| a["state"] == "firing" && a["id"] == all[0]["id"])
+            .count(),
+        1,
+        "not raised again: {all:?}"
     );
 }
