@@ -633,6 +633,50 @@ mod tests {
         config.check(&path).expect("checks");
         assert!(config.sources.len() >= 3, "shows every kind of source");
         assert!(config.sinks.len() >= 2, "shows sinks");
+        for format in [
+            Format::Json,
+            Format::Slack,
+            Format::Pagerduty,
+            Format::Opsgenie,
+            Format::Alertmanager,
+        ] {
+            assert!(
+                config.sinks.iter().any(|s| s.format == format),
+                "shows {format:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn sink_keys_are_checked_without_showing_secrets() {
+        let cases = [
+            (
+                "[[sinks]]\nname = \"pd\"\nformat = \"pagerduty\"",
+                "`sinks[0].routing_key`: format pagerduty needs it",
+            ),
+            (
+                "[[sinks]]\nname = \"og\"\nformat = \"opsgenie\"",
+                "`sinks[0].api_key`: format opsgenie needs it",
+            ),
+            (
+                "[[sinks]]\nname = \"h\"\nurl = \"ftp://u:hunter2@x/?t=s3cr3t\"",
+                "`sinks[0].url`: ftp://***@x/?t=*** is not an http(s) URL",
+            ),
+            (
+                "[[sinks]]\nname = \"h\"\nurl = \"https://x/\"\nheaders = { \"Bad Name\" = \"hunter2\" }",
+                "`sinks[0].headers.Bad Name`: is not a valid header name and value",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(err.contains(want), "{err}");
+            assert!(!err.contains("hunter2") && !err.contains("s3cr3t"), "{err}");
+        }
+        let ok = parse("[[sinks]]\nname = \"pd\"\nformat = \"pagerduty\"\nrouting_key = \"k\"")
+            .expect("pagerduty sink");
+        assert_eq!(ok.sinks[0].url, "https://events.pagerduty.com/v2/enqueue");
+        let spec = ok.sinks[0].spec();
+        assert!(!format!("{spec:?}").contains("\"k\""), "{spec:?}");
     }
 
     #[test]

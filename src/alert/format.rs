@@ -119,13 +119,14 @@ pub fn headline(alert: &Alert, esc: &dyn Fn(&str) -> String) -> String {
 
 /// A few sentences with the figures (or, for a source, what is wrong).
 pub fn summary(alert: &Alert, esc: &dyn Fn(&str) -> String) -> String {
-    let test = if alert.test {
-        "This is a test sent by `outagewatch alerts test`; nothing is down. "
-    } else {
-        ""
-    };
+    if alert.test {
+        return format!(
+            "This is a test sent by `outagewatch alerts test` at {}; nothing is down.",
+            alert.at
+        );
+    }
     let detail = alert.detail.as_deref().map(|d| esc(&clip(d, 500)));
-    let body = match alert.kind {
+    match alert.kind {
         AlertKind::Source => match alert.state {
             TransitionKind::Resolved => format!(
                 "{}. The incident started at {}; outage alerts raised while it lasted may be late.",
@@ -152,8 +153,7 @@ pub fn summary(alert: &Alert, esc: &dyn Fn(&str) -> String) -> String {
                 alert.started_at
             ),
         },
-    };
-    format!("{test}{body}")
+    }
 }
 
 /// At most `max` characters, cut on a character boundary with an

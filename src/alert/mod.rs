@@ -12,6 +12,7 @@ pub mod paging;
 pub mod ratelimit;
 pub mod sign;
 pub mod sink;
+mod task;
 pub mod webhook;
 
 use serde::{Deserialize, Serialize};
