@@ -750,6 +750,7 @@ fn a_gigabyte_error_body_is_not_read() {
         stderr.len()
     );
     let streamed = receiver.streamed.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("1 GiB error body: {streamed} bytes produced, peak RSS {peak} kB");
     assert!(
         streamed < 64 << 20,
         "the server produced only {streamed} bytes of 1 GiB"
@@ -977,4 +978,41 @@ fn an_open_source_alert_is_resolved_after_a_restart_once_the_source_is_healthy()
         1,
         "not raised again: {all:?}"
     );
+}
+
+#[test]
+fn a_receiver_that_never_answers_times_out() {
+    // Accepts connections, reads nothing, answers nothing.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let held = std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for stream in listener.incoming().take(1) {
+            open.push(stream);
+            std::thread::sleep(Duration::from_secs(10));
+        }
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        &format!("[[sinks]]\nname = \"slow\"\nurl = \"http://{addr}/hook\"\ntimeout_secs = 1\n"),
+    );
+    let started = std::time::Instant::now();
+    let out = run_with_env(
+        &[
+            "alerts",
+            "test",
+            "--config",
+            path(&config),
+            "--sink",
+            "slow",
+        ],
+        &[],
+    );
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("timed out after 1s"), "{stderr}");
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    drop(held);
 }
