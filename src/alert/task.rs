@@ -171,6 +171,11 @@ impl SinkRun {
                 tracing::error!(sink = %self.spec.name, error = %e, "cannot store a dead letter; retrying instead");
                 return Some(false);
             }
+            if alert.state == TransitionKind::Resolved {
+                // Stop re-posting it: left alone, Alertmanager lets it
+                // expire at its `endsAt`.
+                let _ = self.outbox.remove_open_alert(&self.spec.name, &alert.id);
+            }
             let dead = self.stats.dead.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::error!(sink = %self.spec.name, alert = %alert.id, reason = %why, dead_letters = dead, "alert not deliverable: kept as a dead letter (outagewatch alerts dead)");
             return Some(true);
