@@ -265,6 +265,26 @@ pub fn alertmanager_alert(alert: &Alert, ends_at: &str) -> Value {
     })
 }
 
+/// What to post for `alert` when `previous` is the incident's alert last
+/// posted: the alert, and the previous one ended now when its labels (its
+/// severity) differ, so it does not linger until it expires.
+pub fn alertmanager_batch(
+    alert: &Alert,
+    previous: Option<&Alert>,
+    ttl: std::time::Duration,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<Value> {
+    let mut out = vec![alertmanager_alert(
+        alert,
+        &alertmanager_ends_at(alert, ttl, now),
+    )];
+    if let Some(previous) = previous.filter(|p| p.severity != alert.severity) {
+        let ended = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        out.push(alertmanager_alert(previous, &ended));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,6 +331,32 @@ mod tests {
             }
         );
         assert_eq!(body["source"], "outagewatch");
+    }
+
+    #[test]
+    fn alertmanager_ends_an_alert_whose_severity_changed() {
+        let now = chrono::DateTime::from_timestamp(1_783_174_000, 0).expect("time");
+        let ttl = std::time::Duration::from_secs(240);
+        let firing = example(TransitionKind::Firing, "down?");
+        let mut updated = firing.clone();
+        updated.state = TransitionKind::Updated;
+        updated.severity = "high".into();
+        let batch = alertmanager_batch(&updated, Some(&firing), ttl, now);
+        assert_eq!(batch.len(), 2);
+        assert_eq!(batch[0]["labels"]["severity"], "high");
+        assert_eq!(batch[0]["endsAt"], "2026-07-04T14:10:40Z");
+        assert_eq!(batch[1]["labels"]["severity"], "medium");
+        assert_eq!(batch[1]["endsAt"], "2026-07-04T14:06:40Z", "ended now");
+        // Same severity: one alert; resolved: ends at its own time.
+        assert_eq!(
+            alertmanager_batch(&firing, Some(&firing), ttl, now).len(),
+            1
+        );
+        let mut resolved = updated.clone();
+        resolved.state = TransitionKind::Resolved;
+        let batch = alertmanager_batch(&resolved, Some(&updated), ttl, now);
+        assert_eq!(batch.len(), 1);
+        assert_eq!(batch[0]["endsAt"], resolved.at);
     }
 
     #[test]

@@ -218,22 +218,18 @@ impl SinkRun {
     /// incident's previous alert ended when its labels (its severity)
     /// changed, so the old one does not linger until it expires.
     fn alertmanager_alerts(&self, hook: &Webhook, alert: &Alert) -> Vec<serde_json::Value> {
-        let now = chrono::Utc::now();
-        let mut out = vec![paging::alertmanager_alert(
-            alert,
-            &paging::alertmanager_ends_at(alert, hook.alertmanager_ttl(), now),
-        )];
         let previous = self
             .outbox
             .open_alerts(&self.spec.name)
             .unwrap_or_default()
             .into_iter()
-            .find(|a| a.id == alert.id && a.severity != alert.severity);
-        if let Some(previous) = previous {
-            let ended = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-            out.push(paging::alertmanager_alert(&previous, &ended));
-        }
-        out
+            .find(|a| a.id == alert.id);
+        paging::alertmanager_batch(
+            alert,
+            previous.as_ref(),
+            hook.alertmanager_ttl(),
+            chrono::Utc::now(),
+        )
     }
 
     /// After a delivery: an Alertmanager sink keeps firing alerts to
