@@ -2,9 +2,11 @@
 //!
 //! Slack: every text is mrkdwn-escaped (`&` `<` `>` become `&amp;` `&lt;`
 //! `&gt;`), so no `<!channel>`, `<@U…>` or `<url|label>` can come out of a
-//! post; we write no links at all and turn off unfurling. Limits (Slack's
-//! Block Kit reference): header text ≤ 150 characters, section text ≤
-//! 3,000, ≤ 10 fields of ≤ 2,000, top-level `text` ≤ 3,000 here.
+//! post; we write no links at all, turn off unfurling, and mark every
+//! mrkdwn text `verbatim` (Slack then links no URLs or channel names).
+//! Limits (Slack's Block Kit reference): header text ≤ 150 characters,
+//! section text ≤ 3,000, ≤ 10 fields of ≤ 2,000, top-level `text` ≤ 3,000
+//! here.
 //!
 //! Discord: `allowed_mentions: {"parse": []}` so `@everyone`, `@here` and
 //! `<@id>` in a post ping nobody; markdown in post text (`*_~\`|>[]()#-<`
@@ -73,18 +75,18 @@ pub fn slack(alert: &Alert) -> Value {
     let title = headline(alert, &esc);
     let mut blocks = vec![
         json!({"type": "header", "text": {"type": "plain_text", "text": clip(&title, 150), "emoji": true}}),
-        json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(&summary(alert, &esc), 3000)}, "fields": [
-            {"type": "mrkdwn", "text": format!("*Service*\n{}", clip(&esc(&clip(&alert.service, 200)), 1900))},
-            {"type": "mrkdwn", "text": format!("*Severity*\n{}", esc(&clip(&alert.severity, 20)))},
-            {"type": "mrkdwn", "text": format!("*State*\n{}", state_name(alert.state))},
-            {"type": "mrkdwn", "text": format!("*Started*\n{}", esc(&clip(&alert.started_at, 40)))},
+        json!({"type": "section", "text": {"type": "mrkdwn", "verbatim": true, "text": clip(&summary(alert, &esc), 3000)}, "fields": [
+            {"type": "mrkdwn", "verbatim": true, "text": format!("*Service*\n{}", clip(&esc(&clip(&alert.service, 200)), 1900))},
+            {"type": "mrkdwn", "verbatim": true, "text": format!("*Severity*\n{}", esc(&clip(&alert.severity, 20)))},
+            {"type": "mrkdwn", "verbatim": true, "text": format!("*State*\n{}", state_name(alert.state))},
+            {"type": "mrkdwn", "verbatim": true, "text": format!("*Started*\n{}", esc(&clip(&alert.started_at, 40)))},
         ]}),
     ];
     if !alert.samples.is_empty() {
-        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": samples_text(alert, "&gt; ", slack_escape, 3000)}}));
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "verbatim": true, "text": samples_text(alert, "&gt; ", slack_escape, 3000)}}));
     }
     blocks.push(json!({"type": "context", "elements": [
-        {"type": "mrkdwn", "text": clip(&format!("{}incident {} · event {}", if alert.test { "TEST · " } else { "" }, esc(&clip(&alert.id, 300)), alert.sequence), 3000)}
+        {"type": "mrkdwn", "verbatim": true, "text": clip(&format!("{}incident {} · event {}", if alert.test { "TEST · " } else { "" }, esc(&clip(&alert.id, 300)), alert.sequence), 3000)}
     ]}));
     json!({
         "text": clip(&title, 3000),
@@ -163,6 +165,7 @@ mod tests {
             }
         }
         assert_eq!(v["unfurl_links"], false);
+        assert_eq!(blocks[1]["text"]["verbatim"], true);
     }
 
     #[test]
