@@ -302,7 +302,7 @@ fn a_silent_source_raises_a_source_alert_and_resolves_it() {
     assert!(
         source[0]["detail"]
             .as_str()
-            .is_some_and(|d| d.contains("no frames from bluesky for")),
+            .is_some_and(|d| d.contains("no usable frames from bluesky for")),
         "{lines}"
     );
     assert_eq!(source[1]["state"], "resolved");
@@ -415,7 +415,7 @@ fn a_host_sending_only_junk_and_binary_is_failed_over_and_raises_a_source_alert(
     assert!(
         fired["detail"]
             .as_str()
-            .is_some_and(|d| d.contains("no data for")),
+            .is_some_and(|d| d.contains("no usable frames from bluesky")),
         "{fired}"
     );
     assert!(

@@ -932,7 +932,10 @@ fn an_open_source_alert_is_resolved_after_a_restart_once_the_source_is_healthy()
     assert_eq!(fired[0]["state"], "firing");
     assert_eq!(fired[0]["kind"], "source");
     let detail = fired[0]["detail"].as_str().unwrap_or("");
-    assert!(detail.starts_with("no frames from bluesky for"), "{detail}");
+    assert!(
+        detail.starts_with("no usable frames from bluesky for"),
+        "{detail}"
+    );
     let posts = alertmanager.received();
     assert!(posts.iter().all(|p| p.status == 200));
     let labels: Vec<Value> = posts

@@ -182,9 +182,10 @@ impl Condition {
     pub fn detail(&self, source: &str) -> Option<String> {
         match self {
             Condition::Healthy => None,
-            Condition::Silent { secs } => {
-                Some(format!("no frames from {source} for {}", span(*secs)))
-            }
+            Condition::Silent { secs } => Some(format!(
+                "no usable frames from {source} for {}",
+                span(*secs)
+            )),
             Condition::Lagging { secs } => {
                 Some(format!("{source} is lagging {} behind", span(*secs)))
             }
@@ -301,7 +302,7 @@ mod tests {
         let cases = [
             (
                 Condition::Silent { secs: 120 },
-                "no frames from bluesky for 120 s",
+                "no usable frames from bluesky for 120 s",
             ),
             (
                 Condition::Lagging { secs: 840 },
@@ -311,7 +312,7 @@ mod tests {
                 Condition::Silent {
                     secs: 4 * 3600 + 120,
                 },
-                "no frames from bluesky for 4 h 2 min",
+                "no usable frames from bluesky for 4 h 2 min",
             ),
         ];
         for (condition, want) in cases {
