@@ -13,7 +13,9 @@ use clap::Args;
 use tokio::sync::{mpsc, watch};
 
 use crate::source::health::SourceHealth;
-use crate::source::jetstream::{JetstreamProtocol, PUBLIC_HOSTS, decode_with_time};
+use crate::source::jetstream::{
+    JetstreamOptions, JetstreamProtocol, PUBLIC_HOSTS, Wire, decode_with_time,
+};
 use crate::source::ws::{self, WsSettings};
 
 #[derive(Debug, Args)]
@@ -29,6 +31,29 @@ pub struct RecordArgs {
     /// Reconnect when no frame arrives for this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     watchdog_secs: f64,
+    /// Jetstream wire: `v1` (`/subscribe`) or `v2` (`subscribeEvents`).
+    /// Either way the file holds text frames (decompressed).
+    #[arg(long, value_enum, default_value_t = WireArg::V2)]
+    protocol: WireArg,
+    /// Ask for uncompressed frames (default: dictionary-zstd).
+    #[arg(long)]
+    no_compress: bool,
+}
+
+/// `--protocol` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum WireArg {
+    V1,
+    V2,
+}
+
+impl From<WireArg> for Wire {
+    fn from(w: WireArg) -> Wire {
+        match w {
+            WireArg::V1 => Wire::V1,
+            WireArg::V2 => Wire::V2,
+        }
+    }
 }
 
 pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
@@ -68,7 +93,11 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
             0,
             hosts,
             settings,
-            JetstreamProtocol,
+            JetstreamProtocol::new(JetstreamOptions {
+                wire: args.protocol.into(),
+                compress: !args.no_compress,
+                ..JetstreamOptions::default()
+            }),
             tls,
             tx,
             Arc::clone(&health),
