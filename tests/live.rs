@@ -1,7 +1,8 @@
 //! The daemon against a local Jetstream server (loopback only): disconnects,
 //! stalls, garbage, binary and oversized frames, refused connections, a
 //! SIGKILL and a restart, SIGTERM. Every run must end with exactly the
-//! counts and alerts of an uninterrupted replay of the same frames.
+//! counts and alerts of an uninterrupted replay of the same frames. Each
+//! fault runs on the v1 plain wire and on v2 compressed (the default).
 
 mod support;
 
@@ -12,7 +13,8 @@ use std::time::Duration;
 use outagewatch::window::Bucket;
 use outagewatch::window::store::{SledStore, Store};
 use support::{
-    Conn, Daemon, Inject, JetstreamServer, Plan, demo_frames, jetstream_config, newest_time,
+    Conn, Daemon, Inject, JetstreamServer, Plan, Wire, demo_frames, jetstream_config_wire,
+    newest_time,
 };
 
 /// Everything that must match between two runs.
@@ -82,7 +84,16 @@ fn start_daemon(config: &Path, state: &Path, alerts: &Path) -> Daemon {
 }
 
 #[test]
-fn disconnects_stalls_garbage_and_refusals_lose_nothing_and_count_nothing_twice() {
+fn disconnects_stalls_garbage_and_refusals_lose_nothing_v1_plain() {
+    disconnects_stalls_garbage_and_refusals_lose_nothing_and_count_nothing_twice(Wire::V1_PLAIN);
+}
+
+#[test]
+fn disconnects_stalls_garbage_and_refusals_lose_nothing_v2_compressed() {
+    disconnects_stalls_garbage_and_refusals_lose_nothing_and_count_nothing_twice(Wire::V2_ZSTD);
+}
+
+fn disconnects_stalls_garbage_and_refusals_lose_nothing_and_count_nothing_twice(wire: Wire) {
     let frames = demo_frames();
     let newest = newest_time(&frames);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -102,10 +113,10 @@ fn disconnects_stalls_garbage_and_refusals_lose_nothing_and_count_nothing_twice(
                 Inject::Binary(200),
                 Inject::Oversized(300, 2 << 20),
             ],
-            pace_every: 0,
+            ..Plan::default()
         },
     );
-    let config = jetstream_config(dir.path(), &[server.url()], 1.0);
+    let config = jetstream_config_wire(dir.path(), &[server.url()], 1.0, wire);
     let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
     let daemon = start_daemon(&config, &state, &alerts);
     daemon.wait_for(&format!("processed={newest}"), Duration::from_secs(120));
@@ -127,7 +138,15 @@ fn disconnects_stalls_garbage_and_refusals_lose_nothing_and_count_nothing_twice(
             "every reconnect resumes from a cursor: {:?}",
             seen.cursors
         );
+        if wire.protocol == "v2" {
+            assert!(
+                cursor.is_some_and(|c| c < 1_000_000_000_000_000),
+                "v2 resumes by sequence number: {:?}",
+                seen.cursors
+            );
+        }
     }
+    assert_wire(&seen, wire);
     assert!(log.contains("oversized frame dropped"), "{log}");
     assert!(
         log.contains("no data for"),
@@ -147,7 +166,16 @@ fn disconnects_stalls_garbage_and_refusals_lose_nothing_and_count_nothing_twice(
 }
 
 #[test]
-fn sigkill_and_restart_continue_without_gap_or_double_count() {
+fn sigkill_and_restart_continue_without_gap_or_double_count_v1_plain() {
+    sigkill_and_restart_continue_without_gap_or_double_count(Wire::V1_PLAIN);
+}
+
+#[test]
+fn sigkill_and_restart_continue_without_gap_or_double_count_v2_compressed() {
+    sigkill_and_restart_continue_without_gap_or_double_count(Wire::V2_ZSTD);
+}
+
+fn sigkill_and_restart_continue_without_gap_or_double_count(wire: Wire) {
     let frames = demo_frames();
     let newest = newest_time(&frames);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -168,7 +196,7 @@ fn sigkill_and_restart_continue_without_gap_or_double_count() {
             ..Plan::default()
         },
     );
-    let config = jetstream_config(dir.path(), &[server.url()], 5.0);
+    let config = jetstream_config_wire(dir.path(), &[server.url()], 5.0, wire);
     let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
     let first = start_daemon(&config, &state, &alerts);
     first.wait_until(
@@ -188,13 +216,31 @@ fn sigkill_and_restart_continue_without_gap_or_double_count() {
         "the restart resumed from a cursor: {:?}",
         seen.cursors
     );
+    if wire.protocol == "v2" {
+        let last = seen.cursors.last().copied().flatten().expect("cursor");
+        assert!(
+            last < 1_000_000_000_000_000,
+            "the restart resumed by the saved sequence number: {last}"
+        );
+        assert!(log.contains("seq "), "{log}");
+    }
+    assert_wire(&seen, wire);
     drop(seen);
 
     assert_eq!(outcome(&state, &alerts), reference);
 }
 
 #[test]
-fn sigterm_exits_zero_within_the_bound_with_state_and_cursor_flushed() {
+fn sigterm_exits_zero_within_the_bound_v1_plain() {
+    sigterm_exits_zero_within_the_bound_with_state_and_cursor_flushed(Wire::V1_PLAIN);
+}
+
+#[test]
+fn sigterm_exits_zero_within_the_bound_v2_compressed() {
+    sigterm_exits_zero_within_the_bound_with_state_and_cursor_flushed(Wire::V2_ZSTD);
+}
+
+fn sigterm_exits_zero_within_the_bound_with_state_and_cursor_flushed(wire: Wire) {
     let frames = demo_frames();
     let dir = tempfile::tempdir().expect("tempdir");
     let server = JetstreamServer::start(
@@ -204,7 +250,7 @@ fn sigterm_exits_zero_within_the_bound_with_state_and_cursor_flushed() {
             ..Plan::default()
         },
     );
-    let config = jetstream_config(dir.path(), &[server.url()], 5.0);
+    let config = jetstream_config_wire(dir.path(), &[server.url()], 5.0, wire);
     let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
     let daemon = start_daemon(&config, &state, &alerts);
     daemon.wait_until(
@@ -230,40 +276,87 @@ fn sigterm_exits_zero_within_the_bound_with_state_and_cursor_flushed() {
         cursor >= last_logged,
         "saved cursor {cursor} covers the last logged {last_logged}"
     );
+    if wire.protocol == "v2" {
+        let seq = checkpoint.seqs.get("bluesky").expect("sequence saved");
+        assert!(seq.seq >= support::SEQ_BASE, "{seq:?}");
+    }
 }
 
-#[test]
-fn the_shared_capture_plays_through_the_daemon() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/jetstream/expected_v1.jsonl");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        eprintln!("SKIPPED: {} is absent", path.display());
-        return;
-    };
-    let frames: Vec<String> = text.lines().map(str::to_owned).collect();
-    let newest = newest_time(&frames);
+/// The shared real capture (`../shared/fixtures/jetstream/`), if present.
+fn shared_capture() -> Option<Vec<String>> {
+    let dir = support::shared_dir()?;
+    let text = std::fs::read_to_string(dir.join("fixtures/jetstream/expected_v1.jsonl"))
+        .expect("the shared folder holds the capture");
+    Some(text.lines().map(str::to_owned).collect())
+}
+
+/// The capture through the daemon on one wire, with a reconnect half-way.
+fn capture_through(wire: Wire, frames: &[String]) -> (Outcome, String) {
+    let newest = newest_time(frames);
     let dir = tempfile::tempdir().expect("tempdir");
     let server = JetstreamServer::start(
-        frames,
+        frames.to_vec(),
         Plan {
             conns: vec![Conn::CloseAfter(80)],
             ..Plan::default()
         },
     );
-    let config = jetstream_config(dir.path(), &[server.url()], 5.0);
+    let config = jetstream_config_wire(dir.path(), &[server.url()], 5.0, wire);
     let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
     let daemon = start_daemon(&config, &state, &alerts);
     daemon.wait_for(&format!("processed={newest}"), Duration::from_secs(60));
     let (status, _, log) = daemon.terminate(Duration::from_secs(20));
     assert!(status.success(), "{log}");
-    // 17 post creates in the capture, each counted once despite the
-    // reconnect's overlap.
-    assert!(log.contains("posts=17"), "{log}");
-    assert!(log.contains("malformed=0"), "{log}");
+    assert_wire(&server.seen.lock().expect("lock"), wire);
+    (outcome(&state, &alerts), log)
 }
 
 #[test]
-fn a_silent_source_raises_a_source_alert_and_resolves_it() {
+fn the_shared_capture_gives_the_same_posts_and_alerts_on_v1_plain_and_v2_compressed() {
+    let Some(frames) = shared_capture() else {
+        return;
+    };
+    let (v1, v1_log) = capture_through(Wire::V1_PLAIN, &frames);
+    let (v2, v2_log) = capture_through(Wire::V2_ZSTD, &frames);
+    // 17 post creates in the capture, each counted once despite the
+    // reconnect (v1's overlap is de-duplicated; v2 resumes exactly).
+    for log in [&v1_log, &v2_log] {
+        assert!(log.contains("posts=17"), "{log}");
+        assert!(log.contains("malformed=0"), "{log}");
+        assert!(log.contains("binary=0"), "{log}");
+    }
+    assert!(v1_log.contains("duplicates=") && v2_log.contains("duplicates=0"), "{v2_log}");
+    assert_eq!(v1, v2, "same buckets, detector state and alerts");
+    assert!(!v1.buckets.is_empty(), "the capture was counted");
+}
+
+/// The connections asked for the wire the config names.
+fn assert_wire(seen: &support::Seen, wire: Wire) {
+    assert!(!seen.requests.is_empty());
+    for (request, subprotocol) in seen.requests.iter().zip(&seen.subprotocols) {
+        if wire.protocol == "v2" {
+            assert!(request.starts_with(support::V2_PATH), "{request}");
+            assert!(request.contains("kinds=commit&collections=app.bsky.feed.post"), "{request}");
+            assert_eq!(subprotocol.as_deref(), Some("xrpc.v1.json"));
+            assert_eq!(request.contains("zstdDictionary=1612007021"), wire.compress, "{request}");
+        } else {
+            assert!(request.starts_with("/subscribe?wantedCollections="), "{request}");
+            assert_eq!(request.contains("compress=true"), wire.compress, "{request}");
+        }
+    }
+}
+
+#[test]
+fn a_silent_source_raises_a_source_alert_and_resolves_it_v1_plain() {
+    a_silent_source_raises_a_source_alert_and_resolves_it(Wire::V1_PLAIN);
+}
+
+#[test]
+fn a_silent_source_raises_a_source_alert_and_resolves_it_v2_compressed() {
+    a_silent_source_raises_a_source_alert_and_resolves_it(Wire::V2_ZSTD);
+}
+
+fn a_silent_source_raises_a_source_alert_and_resolves_it(wire: Wire) {
     let frames = demo_frames();
     let dir = tempfile::tempdir().expect("tempdir");
     // The first connection goes silent after 200 frames without closing;
@@ -275,7 +368,7 @@ fn a_silent_source_raises_a_source_alert_and_resolves_it() {
             ..Plan::default()
         },
     );
-    let config = jetstream_config(dir.path(), &[server.url()], 4.0);
+    let config = jetstream_config_wire(dir.path(), &[server.url()], 4.0, wire);
     let text = std::fs::read_to_string(&config).expect("config");
     let text = text.replace("silence_secs = 3600", "silence_secs = 2\ngrace_secs = 0");
     std::fs::write(&config, text).expect("config");
@@ -310,7 +403,16 @@ fn a_silent_source_raises_a_source_alert_and_resolves_it() {
 }
 
 #[test]
-fn a_recording_replays_to_the_alerts_of_the_live_stream() {
+fn a_recording_replays_to_the_alerts_of_the_live_stream_v1_plain() {
+    a_recording_replays_to_the_alerts_of_the_live_stream(Wire::V1_PLAIN);
+}
+
+#[test]
+fn a_recording_replays_to_the_alerts_of_the_live_stream_v2_compressed() {
+    a_recording_replays_to_the_alerts_of_the_live_stream(Wire::V2_ZSTD);
+}
+
+fn a_recording_replays_to_the_alerts_of_the_live_stream(wire: Wire) {
     let frames = demo_frames();
     let dir = tempfile::tempdir().expect("tempdir");
     let reference = replayed(&frames, dir.path());
@@ -324,13 +426,20 @@ fn a_recording_replays_to_the_alerts_of_the_live_stream() {
         },
     );
     let recording = dir.path().join("recorded.jsonl.zst");
-    let recorder = Daemon::start(&[
+    let server_url = server.url();
+    let mut args = vec![
         "record",
         "--jetstream",
-        &server.url(),
+        &server_url,
         "--out",
         recording.to_str().expect("utf8"),
-    ]);
+        "--protocol",
+        wire.protocol,
+    ];
+    if !wire.compress {
+        args.push("--no-compress");
+    }
+    let recorder = Daemon::start(&args);
     // The recorder logs nothing per frame: wait until the server has seen
     // the reconnect and the file holds every frame of the second session.
     recorder.wait_until(
@@ -355,9 +464,26 @@ fn a_recording_replays_to_the_alerts_of_the_live_stream() {
         .expect("replay runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("duplicate posts dropped"),
-        "the overlap was recorded and dropped: {stderr}"
-    );
+    if wire.protocol == "v1" {
+        assert!(
+            stderr.contains("duplicate posts dropped"),
+            "the overlap was recorded and dropped: {stderr}"
+        );
+    } else {
+        assert!(
+            !stderr.contains("duplicate posts dropped"),
+            "v2 resumes exactly, without overlap: {stderr}"
+        );
+    }
+    assert_wire(&server.seen.lock().expect("lock"), wire);
+    // The file holds text frames (decompressed), readable by old tools.
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut zstd::stream::read::Decoder::new(std::fs::File::open(&recording).expect("open"))
+            .expect("zstd"),
+        &mut text,
+    )
+    .expect("read");
+    assert!(text.lines().all(|l| l.starts_with('{')), "text frames only");
     assert_eq!(outcome(&state, &alerts), reference);
 }
