@@ -78,6 +78,8 @@ pub struct Seen {
     pub xrpc_errors: Vec<String>,
     /// `getZstdDictionary` requests (path and query).
     pub dictionary_fetches: Vec<String>,
+    /// Connections that sent every frame up to the newest.
+    pub finished: usize,
 }
 
 /// The first sequence number the stand-in gives (frame `i` has `SEQ_BASE + i`).
@@ -233,7 +235,10 @@ async fn serve_dictionary(mut stream: tokio::net::TcpStream, plan: &Plan, seen: 
     }
     let text = String::from_utf8_lossy(&request);
     let target = text.split_whitespace().nth(1).unwrap_or("").to_owned();
-    seen.lock().expect("lock").dictionary_fetches.push(target.clone());
+    seen.lock()
+        .expect("lock")
+        .dictionary_fetches
+        .push(target.clone());
     let dict = v2_dictionary(plan);
     let wanted = target
         .split_once("id=")
@@ -346,7 +351,11 @@ async fn serve(
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
             let refuse_xrpc = |name: &str, message: String| {
-                seen_cb.lock().expect("lock").xrpc_errors.push(name.to_owned());
+                seen_cb
+                    .lock()
+                    .expect("lock")
+                    .xrpc_errors
+                    .push(name.to_owned());
                 Err(xrpc_error(name, &message))
             };
             let dictionary = if v2 {
@@ -413,9 +422,10 @@ async fn serve(
         Conn::All => usize::MAX,
         Conn::CloseAfter(n) | Conn::StallAfter(n) | Conn::DropAfter(n) | Conn::TooSlowAfter(n) => n,
     };
-    let mut compressor = asked.dictionary.as_ref().map(|d| {
-        zstd::bulk::Compressor::with_dictionary(3, d).expect("the dictionary loads")
-    });
+    let mut compressor = asked
+        .dictionary
+        .as_ref()
+        .map(|d| zstd::bulk::Compressor::with_dictionary(3, d).expect("the dictionary loads"));
     let mut encode = move |text: String| -> Message {
         match compressor.as_mut() {
             Some(c) => Message::binary(c.compress(text.as_bytes()).expect("compress")),
@@ -427,7 +437,10 @@ async fn serve(
         (_, None) => 0,
         (false, Some(_)) => 0,
         (true, Some(c)) if c >= 1_000_000_000_000_000 => {
-            let first = events.iter().position(|e| e.time_us >= c).unwrap_or(events.len());
+            let first = events
+                .iter()
+                .position(|e| e.time_us >= c)
+                .unwrap_or(events.len());
             let first_seq = events.get(first).map_or(u64::MAX, |e| e.seq);
             if first_seq < floor {
                 let info = serde_json::json!({"$type": "message", "payload": {
@@ -440,7 +453,10 @@ async fn serve(
             }
             first
         }
-        (true, Some(c)) => events.iter().position(|e| e.seq >= c as u64).unwrap_or(events.len()),
+        (true, Some(c)) => events
+            .iter()
+            .position(|e| e.seq >= c as u64)
+            .unwrap_or(events.len()),
     };
     let mut sent = 0usize;
     for (index, event) in events.iter().enumerate().skip(start) {
@@ -478,6 +494,9 @@ async fn serve(
         if plan.pace_every > 0 && sent.is_multiple_of(plan.pace_every) {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
+    }
+    if sent < limit {
+        seen.lock().expect("lock").finished += 1;
     }
     match conn {
         Conn::CloseAfter(_) if sent >= limit => {
@@ -698,7 +717,12 @@ impl Wire {
 }
 
 /// [`jetstream_config`] on a given wire.
-pub fn jetstream_config_wire(dir: &Path, urls: &[String], watchdog_secs: f64, wire: Wire) -> PathBuf {
+pub fn jetstream_config_wire(
+    dir: &Path,
+    urls: &[String],
+    watchdog_secs: f64,
+    wire: Wire,
+) -> PathBuf {
     let path = dir.join("outagewatch.toml");
     let urls: Vec<String> = urls.iter().map(|u| format!("{u:?}")).collect();
     let text = format!(
