@@ -742,3 +742,127 @@ fn replayed_any(frames: &[String], dir: &Path) -> Outcome {
     assert!(status.success());
     outcome(&state, &alerts)
 }
+
+/// `replay --jetstream URL --since T [--until U] [--record F]` over the
+/// stand-in's history, with its arguments; returns the outcome and stderr.
+fn replay_history(
+    server: &JetstreamServer,
+    dir: &Path,
+    name: &str,
+    extra: &[&str],
+) -> (Outcome, String) {
+    let (state, alerts) = (
+        dir.join(format!("{name}-state")),
+        dir.join(format!("{name}.jsonl")),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_outagewatch"))
+        .arg("replay")
+        .arg("--jetstream")
+        .arg(server.url())
+        .args(extra)
+        .arg("--tail-idle-secs")
+        .arg("2")
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--alerts")
+        .arg(&alerts)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("replay runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    (outcome(&state, &alerts), stderr)
+}
+
+fn rfc3339(time_us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(time_us)
+        .expect("in range")
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+#[test]
+fn replaying_jetstream_history_gives_the_alerts_of_replaying_its_frames_from_a_file() {
+    let frames = demo_frames();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reference = replayed(&frames, dir.path());
+    let times: Vec<i64> = frames
+        .iter()
+        .map(|f| {
+            serde_json::from_str::<serde_json::Value>(f).expect("JSON")["time_us"]
+                .as_i64()
+                .expect("time")
+        })
+        .collect();
+    let first = *times.iter().min().expect("frames");
+    let server = JetstreamServer::start(frames.clone(), Plan::default());
+    let since = rfc3339(first - 1_000_000);
+
+    // The whole history, v2 compressed (the default), recorded on the way.
+    let recording = dir.path().join("history.jsonl.gz");
+    let (whole, stderr) = replay_history(
+        &server,
+        dir.path(),
+        "whole",
+        &[
+            "--since",
+            &since,
+            "--record",
+            recording.to_str().expect("utf8"),
+        ],
+    );
+    assert!(stderr.contains("reached the live tail"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("replayed {} events", frames.len())),
+        "{stderr}"
+    );
+    assert_eq!(
+        whole, reference,
+        "same alerts as replaying the frames from a file"
+    );
+    {
+        let seen = server.seen.lock().expect("lock");
+        let request = seen.requests.last().expect("connected");
+        assert!(request.starts_with(support::V2_PATH), "{request}");
+        assert!(
+            request.contains(&format!("cursor={}", first - 1_000_000)),
+            "{request}"
+        );
+        assert!(request.contains("zstdDictionary="), "{request}");
+    }
+    // The recording holds the text frames and replays to the same.
+    let out = Command::new(env!("CARGO_BIN_EXE_outagewatch"))
+        .arg("replay")
+        .arg(&recording)
+        .arg("--state-dir")
+        .arg(dir.path().join("rec-state"))
+        .arg("--alerts")
+        .arg(dir.path().join("rec.jsonl"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("replay runs");
+    assert!(out.status.success());
+    assert_eq!(
+        outcome(&dir.path().join("rec-state"), &dir.path().join("rec.jsonl")),
+        reference
+    );
+
+    // Up to --until, v1 plain: the same as a file of the frames before it.
+    let until = times[times.len() / 2];
+    let cut = times.iter().position(|t| *t >= until).expect("cut");
+    let (part, stderr) = replay_history(
+        &server,
+        dir.path(),
+        "part",
+        &[
+            "--since",
+            &since,
+            "--until",
+            &rfc3339(until),
+            "--protocol",
+            "v1",
+            "--no-compress",
+        ],
+    );
+    assert!(stderr.contains("reached --until"), "{stderr}");
+    assert_eq!(part, replayed_any(&frames[..cut], dir.path()));
+}

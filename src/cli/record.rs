@@ -63,22 +63,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         args.jetstream.clone()
     };
     let name = args.out.to_string_lossy().into_owned();
-    let extension = args.out.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&args.out)
-        .with_context(|| format!("cannot open {}", args.out.display()))?;
-    let mut out: Box<dyn FinishWrite> = match extension {
-        "gz" => Box::new(flate2::write::GzEncoder::new(
-            BufWriter::new(file),
-            flate2::Compression::default(),
-        )),
-        "zst" => {
-            Box::new(zstd::stream::write::Encoder::new(BufWriter::new(file), 3).context("zstd")?)
-        }
-        _ => Box::new(BufWriter::new(file)),
-    };
+    let mut out = open_output(&args.out)?;
     let runtime = super::runtime(1)?;
     let settings = WsSettings {
         watchdog: std::time::Duration::from_secs_f64(args.watchdog_secs.max(0.1)),
@@ -134,24 +119,45 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Opens a recording for appending; `.gz` or `.zst` compresses (a new
+/// gzip member or zstd frame after what is there).
+pub(crate) fn open_output(path: &std::path::Path) -> anyhow::Result<Box<dyn FinishWrite>> {
+    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    Ok(match extension {
+        "gz" => Box::new(flate2::write::GzEncoder::new(
+            BufWriter::new(file),
+            flate2::Compression::default(),
+        )),
+        "zst" => {
+            Box::new(zstd::stream::write::Encoder::new(BufWriter::new(file), 3).context("zstd")?)
+        }
+        _ => Box::new(BufWriter::new(file)),
+    })
+}
+
 /// A writer that may need a final step (a compressor's trailer).
-trait FinishWrite: Write {
+pub(crate) trait FinishWrite: Write + Send {
     fn finish_boxed(self: Box<Self>) -> std::io::Result<()>;
 }
 
-impl<W: Write> FinishWrite for BufWriter<W> {
+impl<W: Write + Send> FinishWrite for BufWriter<W> {
     fn finish_boxed(mut self: Box<Self>) -> std::io::Result<()> {
         self.flush()
     }
 }
 
-impl<W: Write> FinishWrite for flate2::write::GzEncoder<W> {
+impl<W: Write + Send> FinishWrite for flate2::write::GzEncoder<W> {
     fn finish_boxed(self: Box<Self>) -> std::io::Result<()> {
         self.finish()?.flush()
     }
 }
 
-impl<W: Write> FinishWrite for zstd::stream::write::Encoder<'static, W> {
+impl<W: Write + Send> FinishWrite for zstd::stream::write::Encoder<'static, W> {
     fn finish_boxed(self: Box<Self>) -> std::io::Result<()> {
         self.finish()?.flush()
     }
