@@ -398,7 +398,7 @@ async fn health_monitor(
         // it fires (saying what was lost) and resolves at once.
         for source in &health {
             for (i, gap) in source.take_gaps().into_iter().enumerate() {
-                let at = now + i as i64;
+                let at = now + 1 + i as i64;
                 for state in [TransitionKind::Firing, TransitionKind::Resolved] {
                     raise(Alert::source_health(
                         &source.name,

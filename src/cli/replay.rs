@@ -267,6 +267,12 @@ fn print_summary(stats: &Stats, source: &str, elapsed: Duration) {
     if stats.duplicates > 0 {
         eprintln!("  duplicate posts dropped: {}", stats.duplicates);
     }
+    if stats.duplicate_frames > 0 {
+        eprintln!(
+            "  frames the server sent again (at or below the last sequence number), dropped: {}",
+            stats.duplicate_frames
+        );
+    }
     if stats.discovered_rejected > 0 {
         eprintln!(
             "  reports of discovered services turned away (too many new names at once): {}",
