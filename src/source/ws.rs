@@ -3,11 +3,16 @@
 //! the source's hosts, and reconnecting when the stream stalls.
 //!
 //! The wire protocol (Jetstream, Mastodon, Nostr) plugs in through
-//! [`Protocol`]: the URL to connect to (Jetstream puts its cursor there),
-//! the messages to send once connected (Nostr's `REQ`), and which text
-//! frames are control messages rather than data. Data frames go to the
-//! pipeline, unparsed, over a bounded channel: a slow pipeline slows the
-//! reading instead of growing memory.
+//! [`Protocol`]: work before connecting (Jetstream v2 fetches its
+//! dictionary), the URL to connect to (Jetstream puts its cursor there),
+//! the messages to send once connected (Nostr's `REQ`), how a binary frame
+//! becomes text (Jetstream's compression, bounded), how a refused handshake
+//! reads (Jetstream v2's `CursorTooOld`), and which text frames are control
+//! messages rather than data. Data frames go to the pipeline as text, over a
+//! bounded channel: a slow pipeline slows the reading instead of growing
+//! memory. Every frame is bounded in size (compressed and decompressed) and
+//! each connection's data frames per second are capped; what is over a
+//! limit is counted and dropped.
 
 use std::sync::Arc;
 use std::time::Duration;
