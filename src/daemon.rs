@@ -36,7 +36,7 @@ use crate::source::Wire;
 use crate::source::health::{
     Condition, HealthRule, SourceHealth, assess, back_detail, proven_healthy, wall_now,
 };
-use crate::source::jetstream::JetstreamProtocol;
+use crate::source::jetstream::{JetstreamOptions, JetstreamProtocol};
 use crate::source::mastodon::{self, MastodonProtocol};
 use crate::source::nostr::NostrProtocol;
 use crate::source::ws::{self, Inbound, WsSettings};
@@ -69,6 +69,8 @@ struct Live {
     stream: String,
     /// Mastodon: the instance's host, to make local account names unique.
     instance: String,
+    /// Jetstream: the wire and compression.
+    jetstream: JetstreamOptions,
 }
 
 fn live_sources(config: &Config) -> Vec<Live> {
@@ -95,6 +97,12 @@ fn live_sources(config: &Config) -> Vec<Live> {
             settings: source.connection.settings(),
             token: source.token.clone(),
             stream: source.stream.clone(),
+            jetstream: JetstreamOptions {
+                wire: source.wire(),
+                compress: source.compressed(),
+                fetch_timeout: source.connection.settings().connect_timeout,
+                ..JetstreamOptions::default()
+            },
         };
         match source.kind {
             SourceKind::Jetstream | SourceKind::Mastodon => {
@@ -150,9 +158,11 @@ pub async fn run(
         .iter()
         .map(|l| Arc::new(SourceHealth::new(&l.name, pipeline.cursor(&l.name))))
         .collect();
-    for (l, h) in live.iter().zip(&health) {
+    let seq_cursors: Vec<_> = live.iter().map(|l| pipeline.seq_cursor(&l.name)).collect();
+    for ((l, h), seq) in live.iter().zip(&health).zip(&seq_cursors) {
         if let Some(cursor) = h.processed() {
-            tracing::info!(source = %l.name, cursor, "resuming from the saved cursor");
+            let seq = seq.as_ref().map(|s| format!("seq {} on {}", s.seq, s.host));
+            tracing::info!(source = %l.name, cursor, seq = seq.as_deref().unwrap_or("-"), "resuming from the saved cursor");
         }
     }
 
@@ -201,16 +211,16 @@ pub async fn run(
             Arc::clone(&tls),
         );
         let task = match l.kind {
-            SourceKind::Jetstream => tokio::spawn(ws::run(
-                index,
-                l.hosts,
-                l.settings,
-                JetstreamProtocol,
-                tls,
-                tx,
-                h,
-                shutdown,
-            )),
+            SourceKind::Jetstream => {
+                let protocol = JetstreamProtocol::new(JetstreamOptions {
+                    state_dir: Some(state_dir.clone()),
+                    resume: seq_cursors[index].clone(),
+                    ..l.jetstream
+                });
+                tokio::spawn(ws::run(
+                    index, l.hosts, l.settings, protocol, tls, tx, h, shutdown,
+                ))
+            }
             SourceKind::Mastodon => {
                 let protocol = MastodonProtocol {
                     stream: l.stream,
@@ -341,12 +351,19 @@ fn pipeline_loop(
         let bytes = inbound.frame.as_bytes();
         let malformed_before = pipeline.stats().malformed;
         let arrival = Some(inbound.arrival_us);
-        let (decoded, own_clock) = wire(*kind).decode(bytes, instance, arrival);
-        let arrival = Arrival {
-            at_us: arrival,
-            own_clock,
+        let produced = match kind {
+            SourceKind::Jetstream => {
+                pipeline.process_jetstream_at(name, Some(&inbound.host), n, bytes, arrival)?
+            }
+            SourceKind::Mastodon | SourceKind::Nostr => {
+                let (decoded, own_clock) = wire(*kind).decode(bytes, instance, arrival);
+                let arrival = Arrival {
+                    at_us: arrival,
+                    own_clock,
+                };
+                pipeline.process_arrived(name, n, decoded, arrival)?
+            }
         };
-        let produced = pipeline.process_arrived(name, n, decoded, arrival)?;
         let stats = pipeline.stats();
         if stats.malformed == malformed_before {
             // It decoded: data, for the watchdog and the silence rule.
@@ -432,6 +449,22 @@ async fn health_monitor(
             _ = shutdown.changed() => return,
         }
         let now = wall_now();
+        // A gap is a loss that has happened, not a condition that lasts:
+        // it fires (saying what was lost) and resolves at once.
+        for source in &health {
+            for (i, gap) in source.take_gaps().into_iter().enumerate() {
+                let at = now + 1 + i as i64;
+                for state in [TransitionKind::Firing, TransitionKind::Resolved] {
+                    raise(Alert::source_health(
+                        &source.name,
+                        state,
+                        at,
+                        at,
+                        format!("gap: {gap}"),
+                    ));
+                }
+            }
+        }
         for (source, incident) in health.iter().zip(open.iter_mut()) {
             let snapshot = source.snapshot();
             let condition = assess(&snapshot, now, started, &rule);
@@ -507,7 +540,7 @@ async fn status_log(
                 );
                 let times = snapshot.sources.get(&h.name).cloned().unwrap_or_default();
                 format!(
-                    "{}:{} frames={} data={} processed={} newest={} lag={} late={} stale={} future={} reconnects={} oversized={} binary={}",
+                    "{}:{} frames={} data={} processed={} newest={} lag={} late={} stale={} future={} reconnects={} oversized={} binary={} rate_dropped={}",
                     h.name,
                     if s.connected { "up" } else { "down" },
                     s.frames,
@@ -523,7 +556,8 @@ async fn status_log(
                     times.future,
                     s.reconnects,
                     s.oversized,
-                    s.binary
+                    s.binary,
+                    s.rate_dropped
                 )
             })
             .collect();

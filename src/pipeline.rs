@@ -17,6 +17,7 @@ use crate::matcher::{Class, Matcher};
 use crate::normalize::normalize;
 use crate::source::clock::{ClockRule, Judgement, SourceClock, Tick, author_key};
 use crate::source::dedupe::Deduper;
+use crate::source::jetstream::{Frame, SeqCursor};
 use crate::source::{Decoded, FrameError, RawPost, SkipReason, jetstream};
 use crate::window::store::{Checkpoint, Store, StoreError};
 use crate::window::{Bucket, Placement, WindowConfig, Windows};
@@ -98,6 +99,8 @@ pub struct Stats {
     pub sources: BTreeMap<String, SourceStats>,
     /// Posts delivered twice (a resumed cursor's overlap, several relays), dropped.
     pub duplicates: u64,
+    /// Jetstream v2 frames at or below the saved sequence number, dropped.
+    pub duplicate_frames: u64,
     pub buckets_closed: u64,
     pub alerts: u64,
 }
@@ -130,6 +133,7 @@ pub struct Pipeline<S: Store> {
     cursors: BTreeMap<String, Micros>,
     clocks: BTreeMap<String, SourceClock>,
     clock_rule: ClockRule,
+    seqs: BTreeMap<String, SeqCursor>,
     dedupe: Deduper,
     stats: Stats,
 }
@@ -177,6 +181,7 @@ impl<S: Store> Pipeline<S> {
             store,
             retention_us: config.retention_secs * MICROS_PER_SEC,
             cursors: checkpoint.cursors,
+            seqs: checkpoint.seqs,
             dedupe: checkpoint.dedupe.map(Deduper::restored).unwrap_or_default(),
             stats: Stats::default(),
         })
@@ -203,7 +208,74 @@ impl<S: Store> Pipeline<S> {
             self.stats.blank_lines += 1;
             return Ok(Vec::new());
         }
-        self.process_decoded(source, frame_no, jetstream::decode_with_time(frame))
+        self.process_jetstream(source, None, frame_no, frame)
+    }
+
+    /// One Jetstream frame read live from `host`: a v2 sequence number is
+    /// saved with the counts (for an exact resume on that host), and a
+    /// frame at or below the saved one for the same host, which the server
+    /// sent again, is counted as a duplicate and not processed.
+    pub fn process_jetstream(
+        &mut self,
+        source: &str,
+        host: Option<&str>,
+        frame_no: u64,
+        frame: &[u8],
+    ) -> Result<Vec<Emitted>, PipelineError> {
+        self.process_jetstream_at(source, host, frame_no, frame, None)
+    }
+
+    /// [`Pipeline::process_jetstream`] for a frame that arrived at
+    /// `arrival_us` (live, or from a recording's clock line): the arrival
+    /// clock bounds how far ahead its event time may be.
+    pub fn process_jetstream_at(
+        &mut self,
+        source: &str,
+        host: Option<&str>,
+        frame_no: u64,
+        frame: &[u8],
+        arrival_us: Option<Micros>,
+    ) -> Result<Vec<Emitted>, PipelineError> {
+        if frame.iter().all(u8::is_ascii_whitespace) {
+            self.stats.frames += 1;
+            self.stats.blank_lines += 1;
+            return Ok(Vec::new());
+        }
+        let decoded = jetstream::decode_frame(frame);
+        if let (Some(host), Ok(Frame { seq: Some(seq), .. })) = (host, &decoded) {
+            match self.seqs.get_mut(source) {
+                Some(saved) if saved.host == host && *seq <= saved.seq => {
+                    self.stats.frames += 1;
+                    self.stats.duplicate_frames += 1;
+                    return Ok(Vec::new());
+                }
+                Some(saved) if saved.host == host => saved.seq = *seq,
+                _ => {
+                    self.seqs.insert(
+                        source.to_owned(),
+                        SeqCursor {
+                            host: host.to_owned(),
+                            seq: *seq,
+                        },
+                    );
+                }
+            }
+        }
+        let arrival = Arrival {
+            at_us: arrival_us,
+            own_clock: false,
+        };
+        self.process_arrived(
+            source,
+            frame_no,
+            decoded.map(|f| (f.time_us, f.decoded)),
+            arrival,
+        )
+    }
+
+    /// The v2 sequence cursor saved for a source.
+    pub fn seq_cursor(&self, source: &str) -> Option<SeqCursor> {
+        self.seqs.get(source).cloned()
     }
 
     /// [`Pipeline::process_frame`] for a frame that arrived at `arrival_us`.
@@ -219,16 +291,7 @@ impl<S: Store> Pipeline<S> {
             self.stats.blank_lines += 1;
             return Ok(Vec::new());
         }
-        let arrival = Arrival {
-            at_us: arrival_us,
-            own_clock: false,
-        };
-        self.process_arrived(
-            source,
-            frame_no,
-            jetstream::decode_with_time(frame),
-            arrival,
-        )
+        self.process_jetstream_at(source, None, frame_no, frame, arrival_us)
     }
 
     /// A frame already decoded by its source's decoder (Jetstream,
@@ -417,6 +480,7 @@ impl<S: Store> Pipeline<S> {
             open: self.windows.open_buckets().cloned().collect(),
             detector: self.detector.snapshot(),
             cursors: self.cursors.clone(),
+            seqs: self.seqs.clone(),
             dedupe: Some(self.dedupe.snapshot()),
         };
         let newest = self.windows.closed_through().unwrap_or(0);

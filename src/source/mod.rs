@@ -59,6 +59,9 @@ pub enum SkipReason {
     Account,
     /// A `kind` this version does not know; newer servers may add some.
     UnknownKind,
+    /// A server's notice or error in a recording (Jetstream v2 `#info`,
+    /// `error`): no event, and no event time.
+    ServerNotice,
     /// A Mastodon status or Nostr note whose author-set time is older than
     /// the de-duplication horizon before its arrival: history delivered
     /// again (a relay's stored notes, a backfill), not a report of now.
@@ -66,13 +69,14 @@ pub enum SkipReason {
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 7] = [
+    pub const ALL: [SkipReason; 8] = [
         SkipReason::PostUpdate,
         SkipReason::PostDelete,
         SkipReason::OtherCollection,
         SkipReason::Identity,
         SkipReason::Account,
         SkipReason::UnknownKind,
+        SkipReason::ServerNotice,
         SkipReason::Backfill,
     ];
 
@@ -84,6 +88,7 @@ impl SkipReason {
             SkipReason::Identity => "identity",
             SkipReason::Account => "account",
             SkipReason::UnknownKind => "unknown_kind",
+            SkipReason::ServerNotice => "server_notices",
             SkipReason::Backfill => "backfill",
         }
     }
@@ -144,6 +149,8 @@ pub enum FrameError {
     Oversized { len: usize, limit: usize },
     #[error("bad JSON: {0}")]
     Json(String),
+    #[error("bad event time: {0}")]
+    BadTime(String),
     #[error("missing field `{0}`")]
     MissingField(&'static str),
     #[error("post record has no `text`")]
