@@ -33,7 +33,9 @@ use crate::Micros;
 /// Timing and size limits of a live source.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WsSettings {
-    /// Reconnect when no data frame arrives for this long.
+    /// Reconnect when no frame that decodes arrives for this long: junk,
+    /// control and undecodable binary frames keep bytes flowing but do not
+    /// count (the pipeline marks data in [`SourceHealth::count_data`]).
     pub watchdog: Duration,
     /// How often to ping the server.
     pub ping_every: Duration,
