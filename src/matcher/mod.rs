@@ -69,6 +69,26 @@ impl Matcher {
             .map(|s| (s.id.as_str(), s.name.as_str(), s.category))
     }
 
+    /// Whether `name` (a label, a handle, a brand as people write it) names
+    /// the service `id`: the same letters and digits, or one of the
+    /// service's names, hashtag stems or handles. Used to judge service
+    /// accuracy against hand labels, which spell services as people do.
+    pub fn is_name_of(&self, id: &str, name: &str) -> bool {
+        let stem = compile::hashtag_stem(name.trim_start_matches('@'));
+        if stem.is_empty() {
+            return false;
+        }
+        if stem == compile::hashtag_stem(id) {
+            return true;
+        }
+        self.tables.stems.get(&stem).is_some_and(|s| {
+            self.tables
+                .services
+                .get(usize::from(s.service))
+                .is_some_and(|svc| svc.id == id)
+        })
+    }
+
     /// Display name of a catalogued service.
     pub fn service_name(&self, id: &str) -> Option<&str> {
         self.tables
