@@ -8,7 +8,10 @@
 
 mod classify;
 mod compile;
+mod context;
+mod hashtags;
 pub mod patterns;
+mod subjects;
 mod verdict;
 
 use std::path::Path;

@@ -1,0 +1,382 @@
+//! Subjects: what a failure phrase is about. Catalogued names, domains,
+//! hashtags and handles name a service; an account the catalogue does not
+//! know names a discovered service when the post is addressed to it or asks
+//! about it; a thing that fails without a name ("the site", "your app",
+//! "サイト") makes a report whose service is not named.
+
+use super::classify::{
+    AMBIGUOUS_GAP, CLAUSE_COST, Decision, Hit, MAX_DISTANCE, METADATA_DISTANCE, Mention, Phrase,
+    PhraseState, Service, gap,
+};
+use super::compile::{Meaning, PhraseKind, hashtag_stem};
+use super::verdict::Reason;
+
+/// Parts of support and brand account names that are not the brand:
+/// `@AcmeHelp`, `@AskAcme`, `@Acme_Support`, `@AcmeCares`.
+const HANDLE_SUFFIXES: &[&str] = &[
+    "support", "supports", "help", "helps", "cares", "care", "service", "status", "team", "official",
+    "hq", "app", "inc", "uk", "us", "jp",
+];
+const HANDLE_PREFIXES: &[&str] = &["ask", "team", "the", "get"];
+
+/// An `@handle` in the text.
+pub(super) struct Handle {
+    /// Letters and digits of the handle, lower case.
+    pub stem: String,
+    pub start: usize,
+    pub end: usize,
+    /// Among the handles that open the post: the post is addressed to it.
+    pub addressee: bool,
+}
+
+/// Handles in normalized text: `@` not preceded by a word character (so
+/// not an e-mail address), then letters, digits and `_`.
+pub(super) fn handles_in(text: &str) -> Vec<Handle> {
+    let mut handles = Vec::new();
+    let mut opening = true;
+    let mut last_end = 0;
+    for (at, _) in text.match_indices('@') {
+        let before = text[..at].chars().next_back();
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+            continue;
+        }
+        let rest = &text[at + 1..];
+        let len = rest
+            .char_indices()
+            .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_'))
+            .map_or(rest.len(), |(i, _)| i);
+        if len == 0 || len > 30 {
+            continue;
+        }
+        // Only spaces and punctuation (".@acme") since the previous
+        // opening handle: still addressing.
+        opening &= text[last_end..at]
+            .chars()
+            .all(|c| c.is_whitespace() || matches!(c, '.' | ',' | ':'));
+        let end = at + 1 + len;
+        handles.push(Handle {
+            stem: rest[..len].replace('_', ""),
+            start: at,
+            end,
+            addressee: opening,
+        });
+        last_end = end;
+    }
+    handles
+}
+
+/// The brand inside a support account's name: `askacme` → `acme`,
+/// `acmehelp` → `acme`. Returns the stem itself when nothing is cut.
+pub(super) fn handle_brand(stem: &str) -> &str {
+    let mut brand = stem;
+    for prefix in HANDLE_PREFIXES {
+        if let Some(rest) = brand.strip_prefix(prefix)
+            && rest.len() >= 3
+        {
+            brand = rest;
+            break;
+        }
+    }
+    for suffix in HANDLE_SUFFIXES {
+        if let Some(rest) = brand.strip_suffix(suffix)
+            && rest.len() >= 3
+        {
+            brand = rest;
+            break;
+        }
+    }
+    brand
+}
+
+impl Decision<'_> {
+    /// Whether byte `at` lies inside a link with a path (`http://host/x`),
+    /// which shares something rather than naming what fails.
+    pub(super) fn in_link(&self, at: usize) -> bool {
+        self.links.iter().any(|&(s, e)| s <= at && at < e)
+    }
+
+    /// Handles as mentions: catalogued accounts always; other accounts when
+    /// the post is addressed to them and a failure phrase is about a thing
+    /// ("your site", "the app") or a question asks about them ("is @acme
+    /// down?").
+    fn handle_mentions(&mut self, mentions: &mut Vec<Mention>, anchors: &[(usize, usize)]) {
+        let handles = std::mem::take(&mut self.handles);
+        let question = self.text.contains('?');
+        for handle in &handles {
+            let known = self
+                .tables
+                .handles
+                .get(&handle.stem)
+                .copied()
+                .or_else(|| self.tables.stems.get(&handle.stem).map(|s| s.service))
+                .or_else(|| {
+                    let brand = handle_brand(&handle.stem);
+                    self.tables
+                        .handles
+                        .get(brand)
+                        .copied()
+                        .or_else(|| self.tables.stems.get(brand).map(|s| s.service))
+                });
+            let span = (handle.start, handle.end);
+            let (service, why) = match known {
+                Some(n) => (Service::Known(n), "a catalogued account"),
+                None => {
+                    let clause_of = |at: usize| self.clause(at);
+                    let targeted = anchors.iter().any(|&(s, _)| {
+                        self.hits_of(PhraseKind::Target)
+                            .any(|t| clause_of(t.start) == clause_of(s))
+                    });
+                    let asked = question
+                        && anchors
+                            .iter()
+                            .any(|&(s, e)| gap(handle.start, handle.end, s, e) <= AMBIGUOUS_GAP);
+                    if !((handle.addressee && targeted) || asked) {
+                        continue;
+                    }
+                    let brand = hashtag_stem(handle_brand(&handle.stem));
+                    if brand.chars().count() < 2 {
+                        continue;
+                    }
+                    (
+                        Service::Discovered(brand),
+                        if asked {
+                            "an account asked about (not in the catalogue: discovered)"
+                        } else {
+                            "the account the post is addressed to (not in the catalogue: discovered)"
+                        },
+                    )
+                }
+            };
+            let id = self.service_id(&service);
+            self.reasons.push(Reason {
+                rule: "handle",
+                matched: Some(self.text[span.0..span.1].to_owned()),
+                at: Some([span.0, span.1]),
+                lang: None,
+                service: Some(id.clone()),
+                weight: 0.0,
+                detail: format!(
+                    "names {id}: {why}{}",
+                    if handle.addressee { ", addressed" } else { "" }
+                ),
+            });
+            mentions.push(Mention {
+                service,
+                span: Some(span),
+                addressee: handle.addressee,
+            });
+        }
+        self.handles = handles;
+    }
+
+    /// Service mentions that count: plain aliases, domains, error strings,
+    /// hashtags, handles, and ambiguous names that have support. Names
+    /// inside a shared link (`http://host/path`) are what the link points
+    /// to, not what fails, and do not count.
+    pub(super) fn mentions(&mut self, phrases: &[Phrase]) -> Vec<Mention> {
+        let mut mentions: Vec<Mention> = Vec::new();
+        let names: Vec<Hit> = self
+            .hits
+            .iter()
+            .filter(|h| {
+                matches!(
+                    h.meaning,
+                    Meaning::Alias(_) | Meaning::Ambiguous(_) | Meaning::Domain(_)
+                )
+            })
+            .copied()
+            .collect();
+        let anchors: Vec<(usize, usize)> = phrases
+            .iter()
+            .filter(|p| p.state != PhraseState::Cancelled)
+            .map(|p| (p.hit.start, p.hit.end))
+            .chain(self.hits_of(PhraseKind::Recovery).map(|h| (h.start, h.end)))
+            .collect();
+        for hit in &names {
+            // "prime" inside "prime video": the longer name wins.
+            let inside_longer = names.iter().any(|o| {
+                o.start <= hit.start
+                    && hit.end <= o.end
+                    && (o.end - o.start) > (hit.end - hit.start)
+            });
+            if inside_longer || self.in_link(hit.start) {
+                continue;
+            }
+            let (n, rule, ambiguous) = match hit.meaning {
+                Meaning::Alias(n) => (n, "alias", false),
+                Meaning::Domain(n) => (n, "domain", false),
+                Meaning::Ambiguous(n) => (n, "ambiguous", true),
+                _ => continue,
+            };
+            let id = self.service_id(&Service::Known(n));
+            if ambiguous {
+                // "traffic signal", "zoom in", "x marks the spot": a longer
+                // phrase that gives the word its ordinary sense.
+                let ordinary = self
+                    .hits_of(PhraseKind::Cancel)
+                    .find(|c| {
+                        c.start <= hit.start
+                            && hit.end <= c.end
+                            && c.end - c.start > hit.end - hit.start
+                    })
+                    .copied();
+                if let Some(cancel) = ordinary {
+                    self.reason(
+                        "cancel",
+                        &cancel,
+                        0.0,
+                        format!("not {id} here: an ordinary word"),
+                    );
+                    continue;
+                }
+                let clause = self.clause(hit.start);
+                let adjacent = anchors.iter().any(|&(s, e)| {
+                    gap(hit.start, hit.end, s, e) <= AMBIGUOUS_GAP && self.clause(s) == clause
+                });
+                let context = self
+                    .hits
+                    .iter()
+                    .find(|h| h.meaning == Meaning::Context(n))
+                    .map(|h| self.text[h.start..h.end].to_owned());
+                let tagged = self
+                    .tag_mentions
+                    .iter()
+                    .any(|(_, m)| m.service == Service::Known(n));
+                let support = if adjacent {
+                    Some("right next to an outage phrase".to_owned())
+                } else if let Some(word) = context {
+                    Some(format!("context word {word:?}"))
+                } else if tagged {
+                    Some("also named in a hashtag".to_owned())
+                } else {
+                    None
+                };
+                match support {
+                    Some(why) => self.reason(rule, hit, 0.0, format!("names {id} ({why})")),
+                    None => {
+                        self.reason(
+                            rule,
+                            hit,
+                            0.0,
+                            format!("could be {id}, but nothing supports it: ignored"),
+                        );
+                        continue;
+                    }
+                }
+            } else {
+                self.reason(rule, hit, 0.0, format!("names {id}"));
+            }
+            mentions.push(Mention {
+                service: Service::Known(n),
+                span: Some((hit.start, hit.end)),
+                addressee: false,
+            });
+        }
+        if !anchors.is_empty() {
+            self.discover_domains(&mut mentions);
+        }
+        self.handle_mentions(&mut mentions, &anchors);
+        for hit in self
+            .hits
+            .iter()
+            .filter(|h| matches!(h.meaning, Meaning::Error(_)))
+        {
+            if let Meaning::Error(n) = hit.meaning {
+                mentions.push(Mention {
+                    service: Service::Known(n),
+                    span: Some((hit.start, hit.end)),
+                    addressee: false,
+                });
+            }
+        }
+        let tags = std::mem::take(&mut self.tag_mentions);
+        for (tag, mention) in &tags {
+            let id = self.service_id(&mention.service);
+            self.reasons.push(Reason {
+                rule: "hashtag",
+                matched: Some(format!("#{tag}")),
+                at: mention.span.map(|(a, b)| [a, b]),
+                lang: None,
+                service: Some(id.clone()),
+                weight: 0.0,
+                detail: format!("names {id}"),
+            });
+            mentions.push(mention.clone());
+        }
+        self.tag_mentions = tags;
+        mentions
+    }
+
+    /// "is foo.com down?": a host name not in the catalogue names a
+    /// discovered service (its first label), unless a known name covers it.
+    pub(super) fn discover_domains(&mut self, mentions: &mut Vec<Mention>) {
+        let found: Vec<(usize, usize, String)> = self
+            .tables
+            .domain
+            .captures_iter(self.text)
+            .filter_map(|c| {
+                let whole = c.get(0)?;
+                let label = c.get(1)?.as_str().replace('-', "");
+                Some((whole.start(), whole.end(), label))
+            })
+            .collect();
+        for (start, end, label) in found {
+            let known = mentions
+                .iter()
+                .any(|m| m.span.is_some_and(|(s, e)| s < end && start < e));
+            if known || label.len() < 2 || label == "www" || self.in_link(start) {
+                continue;
+            }
+            let service = match self.tables.stems.get(&label) {
+                Some(stem) => Service::Known(stem.service),
+                None => Service::Discovered(label),
+            };
+            let id = self.service_id(&service);
+            let detail = match service {
+                Service::Discovered(_) => format!("names {id} (not in the catalogue: discovered)"),
+                Service::Known(_) | Service::Unnamed => format!("names {id}"),
+            };
+            self.reasons.push(Reason {
+                rule: "domain",
+                matched: Some(self.text[start..end].to_owned()),
+                at: Some([start, end]),
+                lang: None,
+                service: Some(id),
+                weight: 0.0,
+                detail,
+            });
+            mentions.push(Mention {
+                service,
+                span: Some((start, end)),
+                addressee: false,
+            });
+        }
+    }
+
+    /// The nearest mention within reach of a phrase. The account a post
+    /// is addressed to reaches every phrase of it ("@acme ... your site
+    /// won't load"), as if it stood a sentence away.
+    pub(super) fn nearest<'m>(
+        &self,
+        mentions: &'m [Mention],
+        start: usize,
+        end: usize,
+    ) -> Option<(&'m Mention, usize)> {
+        mentions
+            .iter()
+            .map(|m| {
+                let distance = match m.span {
+                    Some((s, e)) => {
+                        let clauses = self.clause(s).abs_diff(self.clause(start));
+                        let d = gap(s, e, start, end) + clauses * CLAUSE_COST;
+                        if m.addressee { d.min(METADATA_DISTANCE) } else { d }
+                    }
+                    None => METADATA_DISTANCE,
+                };
+                (m, distance)
+            })
+            .filter(|&(_, d)| d <= MAX_DISTANCE)
+            .min_by_key(|&(_, d)| d)
+    }
+
+}
