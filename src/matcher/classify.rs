@@ -163,6 +163,8 @@ pub(super) enum PhraseState {
 pub(super) struct Decision<'a> {
     pub tables: &'a Tables,
     pub text: &'a str,
+    /// The text as written: capitals tell names from words.
+    pub original: &'a str,
     pub hits: Vec<Hit>,
     pub clause_starts: Vec<usize>,
     pub tag_mentions: Vec<(String, Mention)>,
@@ -184,6 +186,7 @@ impl<'a> Decision<'a> {
         Decision {
             tables,
             text: &post.text,
+            original: &post.original,
             clause_starts: clause_starts(&post.text),
             hits,
             tag_mentions,
@@ -293,6 +296,15 @@ impl<'a> Decision<'a> {
         }
         for phrase in &phrases {
             if phrase.state == PhraseState::Cancelled {
+                continue;
+            }
+            if let Some(person) = self.person_before(&mentions, &phrase.hit) {
+                self.reason(
+                    "person",
+                    &phrase.hit,
+                    0.0,
+                    format!("said of {person}, an account that is not a service here"),
+                );
                 continue;
             }
             let Some((mention, distance)) =

@@ -88,7 +88,159 @@ pub(super) fn handle_brand(stem: &str) -> &str {
     brand
 }
 
+/// Words that stand where a name could but are not one.
+const NOT_NAMES: &[&str] = &[
+    "i", "im", "my", "your", "yr", "ur", "the", "this", "that", "these", "those", "it", "its", "our",
+    "their", "his", "her", "a", "an", "and", "or", "but", "so", "is", "are", "was", "were", "why",
+    "what", "when", "where", "how", "who", "hey", "hi", "hello", "hmm", "ugh", "wow", "omg", "lol",
+    "just", "now", "today", "still", "again", "also", "official", "main", "whole", "entire", "new",
+    "old", "mobile", "same", "some", "any", "every", "everything", "nothing", "something", "someone",
+    "anyone", "all", "no", "not", "yes", "ok", "great", "stupid", "damn", "frustrated", "lucky",
+    "funny", "story", "because", "then", "there", "here", "seems", "like", "looks", "please", "help",
+    "thanks", "thank", "for", "me", "you", "we", "they", "he", "she", "us", "web", "site", "website",
+    "server", "servers", "page", "app", "internet", "online", "bug", "error", "ps", "btw", "fyi",
+    "sorry", "well", "oh", "ah", "yeah", "yep", "nope", "apparently", "seriously", "currently",
+    "le", "la", "el", "los", "las", "o", "os", "der", "die", "das", "il", "lo", "di", "de", "du",
+    "des", "en", "em", "no", "na", "do", "da", "est", "ist", "se", "su", "mi", "tu", "mon", "ma",
+];
+
 impl Decision<'_> {
+    /// A handle standing right before a failure phrase that is not a
+    /// service here: "@friend isn't working tonight" is about a person.
+    pub(super) fn person_before(&self, mentions: &[Mention], phrase: &Hit) -> Option<String> {
+        let handle = self.handles.iter().find(|h| {
+            h.end <= phrase.start && self.text[h.end..phrase.start].trim().is_empty()
+        })?;
+        let is_mention = mentions
+            .iter()
+            .any(|m| m.span == Some((handle.start, handle.end)));
+        (!is_mention).then(|| self.text[handle.start..handle.end].to_owned())
+    }
+
+    /// Names written with capitals where a subject stands: right before a
+    /// failure phrase ("Blipster is down", "GRNsight server is down"), or
+    /// next to a thing that fails ("the Hoyts website isn't working",
+    /// "Site ItaCeramica fora do ar"). A run of capitalised words is one
+    /// name; it becomes a discovered service spelt as its letters and
+    /// digits, unless a known name already stands there.
+    fn named_subjects(&mut self, mentions: &mut Vec<Mention>, anchors: &[(usize, usize)]) {
+        let mut places: Vec<(usize, bool)> = Vec::new(); // (byte, name lies to the left)
+        for &(start, end) in anchors {
+            places.push((start, true));
+            let clause = self.clause(start);
+            for t in self.hits_of(PhraseKind::Target) {
+                if self.clause(t.start) == clause && gap(t.start, t.end, start, end) <= 40 {
+                    places.push((t.start, true));
+                    places.push((t.end, false));
+                }
+            }
+        }
+        let shouting = {
+            let letters = self.original.chars().filter(|c| c.is_alphabetic()).count();
+            let upper = self.original.chars().filter(|c| c.is_uppercase()).count();
+            letters > 0 && upper * 10 > letters * 6
+        };
+        if shouting {
+            return;
+        }
+        for (at, leftward) in places {
+            let words = self.capitalised_run(at, leftward);
+            let Some((start, end)) = words else { continue };
+            let taken = mentions
+                .iter()
+                .any(|m| m.span.is_some_and(|(s, e)| s < end + 1 && start < e + 1));
+            if taken || self.in_link(start) {
+                continue;
+            }
+            let name = hashtag_stem(&self.text[start..end]);
+            if name.chars().count() < 2 {
+                continue;
+            }
+            let service = match self.tables.stems.get(&name) {
+                Some(stem) if !stem.ambiguous => Service::Known(stem.service),
+                Some(_) => continue,
+                None => Service::Discovered(name),
+            };
+            let id = self.service_id(&service);
+            self.reasons.push(Reason {
+                rule: "name",
+                matched: Some(self.text[start..end].to_owned()),
+                at: Some([start, end]),
+                lang: None,
+                service: Some(id.clone()),
+                weight: 0.0,
+                detail: format!("names {id}: a capitalised name where a subject stands (discovered)"),
+            });
+            mentions.push(Mention {
+                service,
+                span: Some((start, end)),
+                addressee: false,
+            });
+        }
+    }
+
+    /// The run of capitalised words ending at (or starting at) byte `at`,
+    /// skipping one space and a possessive `'s`; at most four words.
+    fn capitalised_run(&self, at: usize, leftward: bool) -> Option<(usize, usize)> {
+        let words: Vec<(usize, usize)> = word_spans(self.text);
+        let mut run: Option<(usize, usize)> = None;
+        if leftward {
+            let mut edge = at;
+            for &(s, e) in words.iter().rev().filter(|&&(_, e)| e <= at) {
+                let between = &self.text[e..edge];
+                let joined = between.trim().is_empty()
+                    || between.trim() == "'s"
+                    || between.trim() == "’s";
+                if !joined || run.map_or(0, |(rs, re)| self.text[rs..re].split(' ').count()) >= 4 {
+                    break;
+                }
+                if !self.is_name_word(s, e) {
+                    break;
+                }
+                run = Some((s, run.map_or(e, |(_, re)| re)));
+                edge = s;
+            }
+        } else {
+            let mut edge = at;
+            for &(s, e) in words.iter().filter(|&&(s, _)| s >= at) {
+                if !self.text[edge..s].trim().is_empty() || !self.is_name_word(s, e) {
+                    break;
+                }
+                run = Some((run.map_or(s, |(rs, _)| rs), e));
+                edge = e;
+                if self.text[run?.0..e].split(' ').count() >= 4 {
+                    break;
+                }
+            }
+        }
+        run
+    }
+
+    /// A word written with a capital letter somewhere in the original
+    /// (CamelCase, an initial, ALLCAPS), that is not a function word.
+    fn is_name_word(&self, start: usize, end: usize) -> bool {
+        let word = &self.text[start..end];
+        if NOT_NAMES.contains(&word) || word.chars().all(|c| c.is_ascii_digit()) {
+            return false;
+        }
+        let len = word.len();
+        let original = self.original;
+        original.match_indices(|c: char| c.is_alphanumeric()).any(|(i, _)| {
+            original.get(i..i + len).is_some_and(|w| {
+                w.eq_ignore_ascii_case(word)
+                    && w.chars().any(char::is_uppercase)
+                    && original[..i]
+                        .chars()
+                        .next_back()
+                        .is_none_or(|c| !c.is_alphanumeric())
+                    && original[i + len..]
+                        .chars()
+                        .next()
+                        .is_none_or(|c| !c.is_alphanumeric())
+            })
+        })
+    }
+
     /// Whether byte `at` lies inside a link with a path (`http://host/x`),
     /// which shares something rather than naming what fails.
     pub(super) fn in_link(&self, at: usize) -> bool {
@@ -276,6 +428,9 @@ impl Decision<'_> {
             self.discover_domains(&mut mentions);
         }
         self.handle_mentions(&mut mentions, &anchors);
+        if !anchors.is_empty() {
+            self.named_subjects(&mut mentions, &anchors);
+        }
         for hit in self
             .hits
             .iter()
@@ -379,4 +534,25 @@ impl Decision<'_> {
             .min_by_key(|&(_, d)| d)
     }
 
+}
+
+/// Words (runs of letters and digits) in normalized text: byte spans.
+fn word_spans(text: &str) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices() {
+        let word = c.is_alphanumeric();
+        match (word, start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                spans.push((s, i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        spans.push((s, text.len()));
+    }
+    spans
 }
