@@ -225,10 +225,25 @@ impl Decision<'_> {
         }
         let len = word.len();
         let original = self.original;
+        // The first word of a sentence has its capital for free: it is a
+        // name only when written CamelCase or in capitals ("GRNsight",
+        // "DNRPA"), never for its initial alone ("Laying down ...").
+        let sentence_start = |i: usize| {
+            original[..i]
+                .trim_end()
+                .chars()
+                .next_back()
+                .is_none_or(|c| matches!(c, '.' | '!' | '?' | ':' | '"' | '(' | '['))
+        };
+        let marked = |w: &str| {
+            w.chars().skip(1).any(char::is_uppercase)
+                || (w.len() >= 2 && w.chars().all(|c| !c.is_lowercase()))
+        };
         original.match_indices(|c: char| c.is_alphanumeric()).any(|(i, _)| {
             original.get(i..i + len).is_some_and(|w| {
                 w.eq_ignore_ascii_case(word)
                     && w.chars().any(char::is_uppercase)
+                    && (!sentence_start(i) || marked(w))
                     && original[..i]
                         .chars()
                         .next_back()
