@@ -13,8 +13,9 @@
 //!   script (`twіtter` with a Cyrillic `і`), each non-Latin letter whose
 //!   Unicode confusable skeleton (UTS #39, the `unicode-security` crate) is
 //!   one Latin letter becomes that letter. Words wholly in Cyrillic or Greek
-//!   are left alone: they are real words (`твиттер`). Hashtags are gathered
-//! from everywhere a client may put them: the text, facets and `record.tags`.
+//!   are left alone: they are real words (`твиттер`).
+//!
+//! Hashtags are gathered from everywhere a client may put them: the text, facets and `record.tags`.
 //! Pure: no I/O, no clock.
 
 use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfkc_quick};
@@ -158,7 +159,11 @@ fn fold_look_alikes(text: &str) -> String {
             continue;
         }
         for c in word.chars() {
-            out.push(if c.is_ascii() { c } else { latin_look_alike(c).unwrap_or(c) });
+            out.push(if c.is_ascii() {
+                c
+            } else {
+                latin_look_alike(c).unwrap_or(c)
+            });
         }
     }
     out
@@ -241,7 +246,10 @@ mod tests {
             ("error 5000", "error 5000"),
             // Zalgo: stacked marks go, composed accents stay.
             ("d\u{0336}o\u{0336}w\u{0336}n\u{0336}", "down"),
-            ("t\u{0301}\u{0302}\u{0303}\u{0304}witter i\u{035C}s down", "twitter is down"),
+            (
+                "t\u{0301}\u{0302}\u{0303}\u{0304}witter i\u{035C}s down",
+                "twitter is down",
+            ),
             ("não carrega", "não carrega"),
             ("na\u{0303}o", "não"),
             ("ダウン", "ダウン"),

@@ -79,7 +79,8 @@ fn load(path: &Path) -> Vec<Case> {
             "neg" => false,
             other => panic!("{}:{}: label {other:?}", path.display(), n + 1),
         };
-        let service = (report && service != "unknown" && service != "-").then(|| service.to_owned());
+        let service =
+            (report && service != "unknown" && service != "-").then(|| service.to_owned());
         cases.push(Case {
             id: id.to_owned(),
             report,
@@ -215,7 +216,11 @@ fn shared_real_dev_set() {
 }
 
 fn own(name: &str) -> Vec<Case> {
-    load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/real").join(name))
+    load(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/real")
+            .join(name),
+    )
 }
 
 /// Our own collection, the part used while tuning.

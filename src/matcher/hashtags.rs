@@ -16,7 +16,10 @@ pub(super) struct TagOutage {
     pub lang: u8,
 }
 
-pub(super) fn read_hashtags(tables: &Tables, post: &Post) -> (Vec<(String, Mention)>, Vec<TagOutage>) {
+pub(super) fn read_hashtags(
+    tables: &Tables,
+    post: &Post,
+) -> (Vec<(String, Mention)>, Vec<TagOutage>) {
     let mut mentions = Vec::new();
     let mut outages = Vec::new();
     for tag in &post.hashtags {
@@ -80,4 +83,3 @@ pub(super) fn find_tag(text: &str, tag: &str) -> Option<(usize, usize)> {
     let needle = format!("#{tag}");
     text.find(&needle).map(|at| (at, at + needle.len()))
 }
-

@@ -14,8 +14,8 @@ use super::verdict::Reason;
 /// Parts of support and brand account names that are not the brand:
 /// `@AcmeHelp`, `@AskAcme`, `@Acme_Support`, `@AcmeCares`.
 const HANDLE_SUFFIXES: &[&str] = &[
-    "support", "supports", "help", "helps", "cares", "care", "service", "status", "team", "official",
-    "hq", "app", "inc", "uk", "us", "jp",
+    "support", "supports", "help", "helps", "cares", "care", "service", "status", "team",
+    "official", "hq", "app", "inc", "uk", "us", "jp",
 ];
 const HANDLE_PREFIXES: &[&str] = &["ask", "team", "the", "get"];
 
@@ -90,27 +90,164 @@ pub(super) fn handle_brand(stem: &str) -> &str {
 
 /// Words that stand where a name could but are not one.
 const NOT_NAMES: &[&str] = &[
-    "i", "im", "my", "your", "yr", "ur", "the", "this", "that", "these", "those", "it", "its", "our",
-    "their", "his", "her", "a", "an", "and", "or", "but", "so", "is", "are", "was", "were", "why",
-    "what", "when", "where", "how", "who", "hey", "hi", "hello", "hmm", "ugh", "wow", "omg", "lol",
-    "just", "now", "today", "still", "again", "also", "official", "main", "whole", "entire", "new",
-    "old", "mobile", "same", "some", "any", "every", "everything", "nothing", "something", "someone",
-    "anyone", "all", "no", "not", "yes", "ok", "great", "stupid", "damn", "frustrated", "lucky",
-    "funny", "story", "because", "then", "there", "here", "seems", "like", "looks", "please", "help",
-    "thanks", "thank", "for", "me", "you", "we", "they", "he", "she", "us", "web", "site", "website",
-    "server", "servers", "page", "app", "internet", "online", "bug", "error", "ps", "btw", "fyi",
-    "sorry", "well", "oh", "ah", "yeah", "yep", "nope", "apparently", "seriously", "currently",
-    "le", "la", "el", "los", "las", "o", "os", "der", "die", "das", "il", "lo", "di", "de", "du",
-    "des", "en", "em", "no", "na", "do", "da", "est", "ist", "se", "su", "mi", "tu", "mon", "ma",
+    "i",
+    "im",
+    "my",
+    "your",
+    "yr",
+    "ur",
+    "the",
+    "this",
+    "that",
+    "these",
+    "those",
+    "it",
+    "its",
+    "our",
+    "their",
+    "his",
+    "her",
+    "a",
+    "an",
+    "and",
+    "or",
+    "but",
+    "so",
+    "is",
+    "are",
+    "was",
+    "were",
+    "why",
+    "what",
+    "when",
+    "where",
+    "how",
+    "who",
+    "hey",
+    "hi",
+    "hello",
+    "hmm",
+    "ugh",
+    "wow",
+    "omg",
+    "lol",
+    "just",
+    "now",
+    "today",
+    "still",
+    "again",
+    "also",
+    "official",
+    "main",
+    "whole",
+    "entire",
+    "new",
+    "old",
+    "mobile",
+    "same",
+    "some",
+    "any",
+    "every",
+    "everything",
+    "nothing",
+    "something",
+    "someone",
+    "anyone",
+    "all",
+    "no",
+    "not",
+    "yes",
+    "ok",
+    "great",
+    "stupid",
+    "damn",
+    "frustrated",
+    "lucky",
+    "funny",
+    "story",
+    "because",
+    "then",
+    "there",
+    "here",
+    "seems",
+    "like",
+    "looks",
+    "please",
+    "help",
+    "thanks",
+    "thank",
+    "for",
+    "me",
+    "you",
+    "we",
+    "they",
+    "he",
+    "she",
+    "us",
+    "web",
+    "site",
+    "website",
+    "server",
+    "servers",
+    "page",
+    "app",
+    "internet",
+    "online",
+    "bug",
+    "error",
+    "ps",
+    "btw",
+    "fyi",
+    "sorry",
+    "well",
+    "oh",
+    "ah",
+    "yeah",
+    "yep",
+    "nope",
+    "apparently",
+    "seriously",
+    "currently",
+    "le",
+    "la",
+    "el",
+    "los",
+    "las",
+    "o",
+    "os",
+    "der",
+    "die",
+    "das",
+    "il",
+    "lo",
+    "di",
+    "de",
+    "du",
+    "des",
+    "en",
+    "em",
+    "no",
+    "na",
+    "do",
+    "da",
+    "est",
+    "ist",
+    "se",
+    "su",
+    "mi",
+    "tu",
+    "mon",
+    "ma",
 ];
 
 impl Decision<'_> {
     /// A handle standing right before a failure phrase that is not a
     /// service here: "@friend isn't working tonight" is about a person.
     pub(super) fn person_before(&self, mentions: &[Mention], phrase: &Hit) -> Option<String> {
-        let handle = self.handles.iter().find(|h| {
-            h.end <= phrase.start && self.text[h.end..phrase.start].trim().is_empty()
-        })?;
+        let handle = self
+            .handles
+            .iter()
+            .find(|h| h.end <= phrase.start && self.text[h.end..phrase.start].trim().is_empty())?;
         let is_mention = mentions
             .iter()
             .any(|m| m.span == Some((handle.start, handle.end)));
@@ -169,7 +306,9 @@ impl Decision<'_> {
                 lang: None,
                 service: Some(id.clone()),
                 weight: 0.0,
-                detail: format!("names {id}: a capitalised name where a subject stands (discovered)"),
+                detail: format!(
+                    "names {id}: a capitalised name where a subject stands (discovered)"
+                ),
             });
             mentions.push(Mention {
                 service,
@@ -188,9 +327,8 @@ impl Decision<'_> {
             let mut edge = at;
             for &(s, e) in words.iter().rev().filter(|&&(_, e)| e <= at) {
                 let between = &self.text[e..edge];
-                let joined = between.trim().is_empty()
-                    || between.trim() == "'s"
-                    || between.trim() == "’s";
+                let joined =
+                    between.trim().is_empty() || between.trim() == "'s" || between.trim() == "’s";
                 if !joined || run.map_or(0, |(rs, re)| self.text[rs..re].split(' ').count()) >= 4 {
                     break;
                 }
@@ -239,21 +377,23 @@ impl Decision<'_> {
             w.chars().skip(1).any(char::is_uppercase)
                 || (w.len() >= 2 && w.chars().all(|c| !c.is_lowercase()))
         };
-        original.match_indices(|c: char| c.is_alphanumeric()).any(|(i, _)| {
-            original.get(i..i + len).is_some_and(|w| {
-                w.eq_ignore_ascii_case(word)
-                    && w.chars().any(char::is_uppercase)
-                    && (!sentence_start(i) || marked(w))
-                    && original[..i]
-                        .chars()
-                        .next_back()
-                        .is_none_or(|c| !c.is_alphanumeric())
-                    && original[i + len..]
-                        .chars()
-                        .next()
-                        .is_none_or(|c| !c.is_alphanumeric())
+        original
+            .match_indices(|c: char| c.is_alphanumeric())
+            .any(|(i, _)| {
+                original.get(i..i + len).is_some_and(|w| {
+                    w.eq_ignore_ascii_case(word)
+                        && w.chars().any(char::is_uppercase)
+                        && (!sentence_start(i) || marked(w))
+                        && original[..i]
+                            .chars()
+                            .next_back()
+                            .is_none_or(|c| !c.is_alphanumeric())
+                        && original[i + len..]
+                            .chars()
+                            .next()
+                            .is_none_or(|c| !c.is_alphanumeric())
+                })
             })
-        })
     }
 
     /// Whether byte `at` lies inside a link with a path (`http://host/x`),
@@ -539,7 +679,11 @@ impl Decision<'_> {
                     Some((s, e)) => {
                         let clauses = self.clause(s).abs_diff(self.clause(start));
                         let d = gap(s, e, start, end) + clauses * CLAUSE_COST;
-                        if m.addressee { d.min(METADATA_DISTANCE) } else { d }
+                        if m.addressee {
+                            d.min(METADATA_DISTANCE)
+                        } else {
+                            d
+                        }
                     }
                     None => METADATA_DISTANCE,
                 };
@@ -548,7 +692,6 @@ impl Decision<'_> {
             .filter(|&(_, d)| d <= MAX_DISTANCE)
             .min_by_key(|&(_, d)| d)
     }
-
 }
 
 /// Words (runs of letters and digits) in normalized text: byte spans.
