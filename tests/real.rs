@@ -194,21 +194,10 @@ fn shared_real_dev_set() {
     let cases = load(&path);
     assert!(cases.len() >= 300, "dev.tsv holds {} posts", cases.len());
     let score = evaluate("shared real/dev.tsv", &cases);
-    // Issue 9 asks for precision 0.92, recall 0.88 and service accuracy
-    // 0.90 here; this branch reaches 0.873 / 0.838 / 0.879 (README "How a
-    // post is judged"). The floors below guard what is reached, so a
-    // change that loses ground fails; raise them as the rules improve.
-    println!(
-        "  issue 9 targets: precision 0.92, recall 0.88, service accuracy 0.90{}",
-        if score.precision() >= 0.92 && score.recall() >= 0.88 && score.service_accuracy() >= 0.90 {
-            " (met)"
-        } else {
-            " (NOT met yet)"
-        }
-    );
+    // The bar issue 9 sets for this set.
     assert!(
-        score.precision() >= 0.86 && score.recall() >= 0.82 && score.service_accuracy() >= 0.86,
-        "dev.tsv: precision {:.3} (floor 0.86), recall {:.3} (floor 0.82), service accuracy {:.3} (floor 0.86)",
+        score.precision() >= 0.92 && score.recall() >= 0.88 && score.service_accuracy() >= 0.90,
+        "dev.tsv: precision {:.3} (min 0.92), recall {:.3} (min 0.88), service accuracy {:.3} (min 0.90)",
         score.precision(),
         score.recall(),
         score.service_accuracy()

@@ -282,7 +282,22 @@ impl<'a> Decision<'a> {
             .filter(|h| matches!(h.meaning, Meaning::Error(_)))
             .copied()
             .collect();
+        // An error screen recalled ("got the fail whale yesterday", "used
+        // the term Fail Whale last night") is folklore, not a live report:
+        // a past word anywhere in the post, with no "now" word, cancels it.
+        let recalled = self.hits_of(PhraseKind::Past).next().copied();
+        let now = self.hits_of(PhraseKind::Now).next().is_some();
         for hit in &errors {
+            if let (Some(past), false) = (recalled, now) {
+                let matched = self.text[hit.start..hit.end].to_owned();
+                self.reason(
+                    "past",
+                    &past,
+                    0.0,
+                    format!("{matched:?} is an error screen recalled, not seen now"),
+                );
+                continue;
+            }
             if let Meaning::Error(n) = hit.meaning {
                 add(&Service::Known(n), ERROR_WEIGHT, 0.0);
                 let id = self.service_id(&Service::Known(n));
@@ -384,7 +399,7 @@ impl<'a> Decision<'a> {
     /// [`TARGET_GAP`] bytes: what the phrase says fails when no service is
     /// named. A phrase that is itself about a server ("bad gateway") is its
     /// own target.
-    fn target_of(&self, phrase: &Hit) -> Option<Hit> {
+    pub(super) fn target_of(&self, phrase: &Hit) -> Option<Hit> {
         let clause = self.clause(phrase.start);
         self.hits_of(PhraseKind::Target)
             .filter(|t| {

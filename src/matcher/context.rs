@@ -103,8 +103,11 @@ impl Decision<'_> {
             ),
             (PhraseKind::Past, "is about the past, not now"),
         ];
+        // Prices and points near a phrase about a site or an app ("paid $8
+        // for wifi that can't load a website") do not make it a market.
+        let about_a_thing = self.target_of(phrase).is_some();
         for (kind, why) in contexts {
-            if kind == PhraseKind::Past && now {
+            if (kind == PhraseKind::Past && now) || (kind == PhraseKind::Market && about_a_thing) {
                 continue;
             }
             // A denial that begins inside the failure phrase and runs on

@@ -88,6 +88,10 @@ pub(super) fn handle_brand(stem: &str) -> &str {
     brand
 }
 
+/// Predicates that people say of people too: a capitalised name before
+/// them is as likely a person ("Alfred is dead") as a service.
+const LIFE_PHRASES: &[&str] = &["is dead", "died", "is dying", "dead", "dead again", "down"];
+
 /// Words that stand where a name could but are not one.
 const NOT_NAMES: &[&str] = &[
     "i",
@@ -261,14 +265,18 @@ impl Decision<'_> {
     /// name; it becomes a discovered service spelt as its letters and
     /// digits, unless a known name already stands there.
     fn named_subjects(&mut self, mentions: &mut Vec<Mention>, anchors: &[(usize, usize)]) {
-        let mut places: Vec<(usize, bool)> = Vec::new(); // (byte, name lies to the left)
+        // (byte, name lies to the left, right before the predicate)
+        let mut places: Vec<(usize, bool, bool)> = Vec::new();
         for &(start, end) in anchors {
-            places.push((start, true));
+            let phrase = &self.text[start..end];
+            if !LIFE_PHRASES.contains(&phrase) {
+                places.push((start, true, true));
+            }
             let clause = self.clause(start);
             for t in self.hits_of(PhraseKind::Target) {
                 if self.clause(t.start) == clause && gap(t.start, t.end, start, end) <= 40 {
-                    places.push((t.start, true));
-                    places.push((t.end, false));
+                    places.push((t.start, true, false));
+                    places.push((t.end, false, false));
                 }
             }
         }
@@ -280,8 +288,8 @@ impl Decision<'_> {
         if shouting {
             return;
         }
-        for (at, leftward) in places {
-            let words = self.capitalised_run(at, leftward);
+        for (at, leftward, strict) in places {
+            let words = self.capitalised_run(at, leftward, strict);
             let Some((start, end)) = words else { continue };
             let taken = mentions
                 .iter()
@@ -320,7 +328,7 @@ impl Decision<'_> {
 
     /// The run of capitalised words ending at (or starting at) byte `at`,
     /// skipping one space and a possessive `'s`; at most four words.
-    fn capitalised_run(&self, at: usize, leftward: bool) -> Option<(usize, usize)> {
+    fn capitalised_run(&self, at: usize, leftward: bool, strict: bool) -> Option<(usize, usize)> {
         let words: Vec<(usize, usize)> = word_spans(self.text);
         let mut run: Option<(usize, usize)> = None;
         if leftward {
@@ -332,7 +340,7 @@ impl Decision<'_> {
                 if !joined || run.map_or(0, |(rs, re)| self.text[rs..re].split(' ').count()) >= 4 {
                     break;
                 }
-                if !self.is_name_word(s, e) {
+                if !self.is_name_word(s, e, strict) {
                     break;
                 }
                 run = Some((s, run.map_or(e, |(_, re)| re)));
@@ -341,7 +349,7 @@ impl Decision<'_> {
         } else {
             let mut edge = at;
             for &(s, e) in words.iter().filter(|&&(s, _)| s >= at) {
-                if !self.text[edge..s].trim().is_empty() || !self.is_name_word(s, e) {
+                if !self.text[edge..s].trim().is_empty() || !self.is_name_word(s, e, strict) {
                     break;
                 }
                 run = Some((run.map_or(s, |(rs, _)| rs), e));
@@ -355,8 +363,10 @@ impl Decision<'_> {
     }
 
     /// A word written with a capital letter somewhere in the original
-    /// (CamelCase, an initial, ALLCAPS), that is not a function word.
-    fn is_name_word(&self, start: usize, end: usize) -> bool {
+    /// (CamelCase, an initial, ALLCAPS), that is not a function word. When
+    /// `strict` (the word would be the bare subject of the predicate), a
+    /// sentence's first word counts only when CamelCase or in capitals.
+    fn is_name_word(&self, start: usize, end: usize, strict: bool) -> bool {
         let word = &self.text[start..end];
         if NOT_NAMES.contains(&word) || word.chars().all(|c| c.is_ascii_digit()) {
             return false;
@@ -383,7 +393,7 @@ impl Decision<'_> {
                 original.get(i..i + len).is_some_and(|w| {
                     w.eq_ignore_ascii_case(word)
                         && w.chars().any(char::is_uppercase)
-                        && (!sentence_start(i) || marked(w))
+                        && (!strict || !sentence_start(i) || marked(w))
                         && original[..i]
                             .chars()
                             .next_back()
