@@ -92,6 +92,12 @@ pub(super) fn handle_brand(stem: &str) -> &str {
 /// them is as likely a person ("Alfred is dead") as a service.
 const LIFE_PHRASES: &[&str] = &["is dead", "died", "is dying", "dead", "dead again", "down"];
 
+/// Articles: a bare subject after one is a thing, not a name.
+const ARTICLES: &[&str] = &[
+    "the", "a", "an", "la", "le", "les", "il", "lo", "el", "los", "las", "der", "die", "das", "o", "a",
+    "os", "as", "un", "una", "une", "ein", "eine",
+];
+
 /// Words that stand where a name could but are not one.
 const NOT_NAMES: &[&str] = &[
     "i",
@@ -368,8 +374,24 @@ impl Decision<'_> {
     /// sentence's first word counts only when CamelCase or in capitals.
     fn is_name_word(&self, start: usize, end: usize, strict: bool) -> bool {
         let word = &self.text[start..end];
-        if NOT_NAMES.contains(&word) || word.chars().all(|c| c.is_ascii_digit()) {
+        // Names are spelt in ASCII letters and digits (as discovered
+        // hashtags are); a word tagged `#` or `@` is read as a hashtag or
+        // a handle elsewhere.
+        if NOT_NAMES.contains(&word)
+            || !word.chars().all(|c| c.is_ascii_alphanumeric())
+            || word.chars().all(|c| c.is_ascii_digit())
+            || self.text[..start].ends_with(['#', '@'])
+        {
             return false;
+        }
+        // "La Juve non va", "the Dow is down": a bare subject with an
+        // article before it is a thing or a team, not a service's name.
+        if strict {
+            let before = self.text[..start].trim_end();
+            let article = before.rsplit(' ').next().unwrap_or("");
+            if ARTICLES.contains(&article) {
+                return false;
+            }
         }
         let len = word.len();
         let original = self.original;
@@ -593,7 +615,11 @@ impl Decision<'_> {
             self.discover_domains(&mut mentions);
         }
         self.handle_mentions(&mut mentions, &anchors);
-        if !anchors.is_empty() {
+        // A name we do not know is guessed only when no name we know is
+        // there: German capitalises every noun, and "the Slack outage on
+        // Friday" must not become a service called "friday".
+        let known = mentions.iter().any(|m| matches!(m.service, Service::Known(_)));
+        if !anchors.is_empty() && !known {
             self.named_subjects(&mut mentions, &anchors);
         }
         for hit in self
