@@ -139,7 +139,7 @@ pub struct Tables {
 
 /// A host name whose first label can name a service: `status.foo.com` is
 /// not matched as a whole, `foo.com` and `foo.io` are.
-const DOMAIN_PATTERN: &str = r"\b([a-z0-9][a-z0-9-]{1,40})\.(?:com|net|org|io|app|dev|co|gg|tv|me|ai|social|cloud|xyz|info|br|jp|de|fr|es|it|kr|uk|eu)\b";
+const DOMAIN_PATTERN: &str = r"\b([a-z0-9][a-z0-9-]{1,40})\.(?:com|net|org|io|app|dev|co|gg|tv|me|ai|fm|ly|cc|us|ca|in|nz|au|nl|pl|ru|se|ch|social|cloud|xyz|info|br|jp|de|fr|es|it|kr|uk|eu)\b";
 
 pub struct Literal {
     pub text: String,

@@ -94,8 +94,8 @@ const LIFE_PHRASES: &[&str] = &["is dead", "died", "is dying", "dead", "dead aga
 
 /// Articles: a bare subject after one is a thing, not a name.
 const ARTICLES: &[&str] = &[
-    "the", "a", "an", "la", "le", "les", "il", "lo", "el", "los", "las", "der", "die", "das", "o", "a",
-    "os", "as", "un", "una", "une", "ein", "eine",
+    "the", "a", "an", "la", "le", "les", "il", "lo", "el", "los", "las", "der", "die", "das", "o",
+    "a", "os", "as", "un", "una", "une", "ein", "eine",
 ];
 
 /// Words that stand where a name could but are not one.
@@ -370,8 +370,8 @@ impl Decision<'_> {
 
     /// A word written with a capital letter somewhere in the original
     /// (CamelCase, an initial, ALLCAPS), that is not a function word. When
-    /// `strict` (the word would be the bare subject of the predicate), a
-    /// sentence's first word counts only when CamelCase or in capitals.
+    /// `strict` (the word would be the bare subject of the predicate), it
+    /// must not follow an article.
     fn is_name_word(&self, start: usize, end: usize, strict: bool) -> bool {
         let word = &self.text[start..end];
         // Names are spelt in ASCII letters and digits (as discovered
@@ -395,27 +395,12 @@ impl Decision<'_> {
         }
         let len = word.len();
         let original = self.original;
-        // The first word of a sentence has its capital for free: it is a
-        // name only when written CamelCase or in capitals ("GRNsight",
-        // "DNRPA"), never for its initial alone ("Laying down ...").
-        let sentence_start = |i: usize| {
-            original[..i]
-                .trim_end()
-                .chars()
-                .next_back()
-                .is_none_or(|c| matches!(c, '.' | '!' | '?' | ':' | '"' | '(' | '['))
-        };
-        let marked = |w: &str| {
-            w.chars().skip(1).any(char::is_uppercase)
-                || (w.len() >= 2 && w.chars().all(|c| !c.is_lowercase()))
-        };
         original
             .match_indices(|c: char| c.is_alphanumeric())
             .any(|(i, _)| {
                 original.get(i..i + len).is_some_and(|w| {
                     w.eq_ignore_ascii_case(word)
                         && w.chars().any(char::is_uppercase)
-                        && (!strict || !sentence_start(i) || marked(w))
                         && original[..i]
                             .chars()
                             .next_back()
@@ -618,7 +603,9 @@ impl Decision<'_> {
         // A name we do not know is guessed only when no name we know is
         // there: German capitalises every noun, and "the Slack outage on
         // Friday" must not become a service called "friday".
-        let known = mentions.iter().any(|m| matches!(m.service, Service::Known(_)));
+        let known = mentions
+            .iter()
+            .any(|m| matches!(m.service, Service::Known(_)));
         if !anchors.is_empty() && !known {
             self.named_subjects(&mut mentions, &anchors);
         }
