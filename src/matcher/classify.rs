@@ -330,7 +330,10 @@ impl<'a> Decision<'a> {
                 } else {
                     "weak"
                 };
-                if let Some(target) = self.target_of(&phrase.hit) {
+                // An app or program that crashes with no service named is
+                // the author's own ("the app crashes on start").
+                let crash = self.text[phrase.hit.start..phrase.hit.end].contains("crash");
+                if let Some(target) = self.target_of(&phrase.hit).filter(|_| !crash) {
                     let (report, maintenance) = match phrase.state {
                         PhraseState::Maintenance => (0.0, phrase.weight),
                         _ => (phrase.weight, 0.0),
