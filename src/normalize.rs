@@ -92,7 +92,7 @@ pub fn normalize_text(text: &str) -> String {
     } else {
         push_collapsed(&mut out, text.nfkc().flat_map(char::to_lowercase));
     }
-    if !out.is_ascii() {
+    if !out.is_ascii() && has_mixed_word(&out) {
         out = fold_look_alikes(&out);
     }
     out
@@ -141,6 +141,16 @@ fn is_zalgo_mark(c: char) -> bool {
         | '\u{20D0}'..='\u{20FF}'
         | '\u{FE20}'..='\u{FE2F}'
     )
+}
+
+/// Whether some word mixes ASCII letters with other letters: the only
+/// texts [`fold_look_alikes`] changes, checked without allocating.
+fn has_mixed_word(text: &str) -> bool {
+    split_words(text).any(|(word, is_word)| {
+        is_word
+            && word.chars().any(|c| c.is_ascii_alphabetic())
+            && word.chars().any(|c| c.is_alphabetic() && !c.is_ascii())
+    })
 }
 
 /// In words that mix Latin letters with other letters, replaces each
