@@ -180,6 +180,19 @@ fn fold_look_alikes(text: &str) -> String {
 }
 
 fn latin_look_alike(c: char) -> Option<char> {
+    // Only scripts whose letters pass for Latin ones (Greek, Cyrillic,
+    // Armenian, Cherokee, Lisu, phonetic and Latin-extended letters);
+    // Kana, Hangul and Han glued to a Latin word are words, not disguises.
+    let disguise = matches!(c,
+        '\u{0100}'..='\u{02AF}'
+        | '\u{0370}'..='\u{058F}'
+        | '\u{13A0}'..='\u{13FF}'
+        | '\u{1D00}'..='\u{1DBF}'
+        | '\u{A4D0}'..='\u{A4FF}'
+    );
+    if !disguise {
+        return None;
+    }
     let mut buf = [0u8; 4];
     let mut folded = skeleton(c.encode_utf8(&mut buf));
     let first = folded.next()?;
@@ -271,6 +284,10 @@ mod tests {
             // Words wholly in another script are real words: left alone.
             ("твиттер не работает", "твиттер не работает"),
             ("το twitter έπεσε", "το twitter έπεσε"),
+            // Kana, Hangul and Han glued to a Latin word are left alone.
+            ("twitter落ちた", "twitter落ちた"),
+            ("wifi안돼", "wifi안돼"),
+            ("discordエラー", "discordエラー"),
         ];
         for (input, want) in cases {
             assert_eq!(normalize_text(input), want, "{input:?}");
