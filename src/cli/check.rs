@@ -51,6 +51,8 @@ pub fn run(args: CheckArgs, matcher: &Matcher) -> anyhow::Result<ExitCode> {
         if args.explain {
             writeln!(out, "{text:?}")?;
             writeln!(out, "  normalized: {:?}", post.text)?;
+            // Every rule that fired, with its span in characters of the
+            // normalized text ("at 6..13"), so a person can count it.
             for reason in &verdict.reasons {
                 writeln!(out, "  {reason}")?;
             }
