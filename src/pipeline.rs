@@ -92,6 +92,24 @@ pub struct Stats {
     pub duplicates: u64,
     pub buckets_closed: u64,
     pub alerts: u64,
+    /// The same counts per source (a file, or a configured source's name),
+    /// for the metrics.
+    pub by_source: BTreeMap<String, SourceCounts>,
+}
+
+/// What one source delivered.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SourceCounts {
+    pub frames: u64,
+    pub posts: u64,
+    pub reports: u64,
+    pub recoveries: u64,
+    pub maintenance: u64,
+    pub duplicates: u64,
+    /// Frames that could not be used, by [`FrameError::reason`].
+    pub malformed: BTreeMap<&'static str, u64>,
+    /// Well-formed frames without a post, by reason (`blank` for blank lines).
+    pub skipped: BTreeMap<&'static str, u64>,
 }
 
 pub struct Pipeline<S: Store> {
@@ -103,6 +121,8 @@ pub struct Pipeline<S: Store> {
     cursors: BTreeMap<String, Micros>,
     dedupe: Deduper,
     stats: Stats,
+    /// Told about every closed bucket, for the status API and dashboard.
+    telemetry: Option<Arc<crate::telemetry::Telemetry>>,
 }
 
 impl<S: Store> Pipeline<S> {
@@ -139,7 +159,13 @@ impl<S: Store> Pipeline<S> {
             cursors: checkpoint.cursors,
             dedupe: checkpoint.dedupe.map(Deduper::restored).unwrap_or_default(),
             stats: Stats::default(),
+            telemetry: None,
         })
+    }
+
+    /// Tells `telemetry` about every closed bucket from now on.
+    pub fn set_telemetry(&mut self, telemetry: Arc<crate::telemetry::Telemetry>) {
+        self.telemetry = Some(telemetry);
     }
 
     pub fn stats(&self) -> &Stats {
@@ -161,6 +187,9 @@ impl<S: Store> Pipeline<S> {
         if frame.iter().all(u8::is_ascii_whitespace) {
             self.stats.frames += 1;
             self.stats.blank_lines += 1;
+            let counts = self.source_counts(source);
+            counts.frames += 1;
+            *counts.skipped.entry("blank").or_default() += 1;
             return Ok(Vec::new());
         }
         self.process_decoded(source, frame_no, jetstream::decode_with_time(frame))
@@ -175,6 +204,7 @@ impl<S: Store> Pipeline<S> {
         decoded: Result<(Micros, Decoded), FrameError>,
     ) -> Result<Vec<Emitted>, PipelineError> {
         self.stats.frames += 1;
+        self.source_counts(source).frames += 1;
         match decoded {
             Ok((time_us, decoded)) => {
                 if time_us > 0 {
@@ -182,9 +212,25 @@ impl<S: Store> Pipeline<S> {
                     *cursor = (*cursor).max(time_us);
                 }
                 match decoded {
-                    Decoded::Post(post) => self.process_post(post),
+                    Decoded::Post(post) => {
+                        let before = self.class_counts();
+                        let alerts = self.process_post(post);
+                        let after = self.class_counts();
+                        let counts = self.source_counts(source);
+                        counts.posts += after[0] - before[0];
+                        counts.reports += after[1] - before[1];
+                        counts.recoveries += after[2] - before[2];
+                        counts.maintenance += after[3] - before[3];
+                        counts.duplicates += after[4] - before[4];
+                        alerts
+                    }
                     Decoded::Skipped(reason) => {
                         self.skip(reason);
+                        *self
+                            .source_counts(source)
+                            .skipped
+                            .entry(reason.name())
+                            .or_default() += 1;
                         Ok(Vec::new())
                     }
                 }
@@ -199,10 +245,36 @@ impl<S: Store> Pipeline<S> {
     /// A frame the source could not even hand over (oversized, say).
     pub fn reject_frame(&mut self, source: &str, frame_no: u64, error: &FrameError) {
         self.stats.frames += 1;
+        self.source_counts(source).frames += 1;
         self.note_malformed(source, frame_no, error);
     }
 
+    /// The per-source counts of `source`, created at its first frame.
+    fn source_counts(&mut self, source: &str) -> &mut SourceCounts {
+        if !self.stats.by_source.contains_key(source) {
+            self.stats
+                .by_source
+                .insert(source.to_owned(), SourceCounts::default());
+        }
+        self.stats
+            .by_source
+            .get_mut(source)
+            .expect("inserted just above")
+    }
+
+    /// Posts, reports, recoveries, maintenance, duplicates: to attribute
+    /// one post's effect to its source.
+    fn class_counts(&self) -> [u64; 5] {
+        let s = &self.stats;
+        [s.posts, s.reports, s.recoveries, s.maintenance, s.duplicates]
+    }
+
     fn note_malformed(&mut self, source: &str, frame_no: u64, error: &FrameError) {
+        *self
+            .source_counts(source)
+            .malformed
+            .entry(error.reason())
+            .or_default() += 1;
         self.stats.malformed += 1;
         if self.stats.malformed_examples.len() < MALFORMED_EXAMPLES {
             self.stats
@@ -267,8 +339,12 @@ impl<S: Store> Pipeline<S> {
         }
         let mut alerts = Vec::new();
         for bucket in &closed {
+            let first = alerts.len();
             for transition in self.detector.on_bucket(bucket) {
                 alerts.push(Alert::from(transition));
+            }
+            if let Some(telemetry) = &self.telemetry {
+                telemetry.on_bucket(bucket, &self.detector, &alerts[first..]);
             }
         }
         self.stats.buckets_closed += closed.len() as u64;

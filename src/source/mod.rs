@@ -100,6 +100,20 @@ pub enum FrameError {
     BadRecord(String),
 }
 
+impl FrameError {
+    /// A short stable name for the kind of fault (a metrics label).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            FrameError::InvalidUtf8 { .. } => "invalid_utf8",
+            FrameError::Oversized { .. } => "oversized",
+            FrameError::Json(_) => "bad_json",
+            FrameError::MissingField(_) => "missing_field",
+            FrameError::PostWithoutText => "post_without_text",
+            FrameError::BadRecord(_) => "bad_record",
+        }
+    }
+}
+
 /// Why a source could not be opened or read (as opposed to one bad frame).
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
