@@ -398,7 +398,8 @@ fn pipeline_loop(
         if !produced.is_empty() {
             notifier.notify_waiters();
         }
-        if frames.is_empty() {
+        // When idle, and every so often in a burst, for the status API.
+        if frames.is_empty() || n.is_multiple_of(1024) {
             publish(&pipeline);
         }
     }

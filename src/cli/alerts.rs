@@ -148,6 +148,7 @@ fn through_api(
     let runtime = super::runtime(1)?;
     runtime.block_on(async {
         let client = reqwest::Client::builder()
+            .tls_backend_preconfigured((*crate::tls::client_config()?).clone())
             .timeout(std::time::Duration::from_secs(10))
             .no_proxy()
             .build()
