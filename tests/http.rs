@@ -217,7 +217,8 @@ fn a_running_daemon_serves_the_api_and_metrics_and_requeues_dead_letters() {
 
     let series = client.json("/api/v1/services/discord/series?minutes=60");
     let points = series["points"].as_array().expect("points");
-    assert_eq!(points.len(), 60);
+    // The demo spans 30 minutes: the series starts with it.
+    assert!((28..=32).contains(&points.len()), "{}", points.len());
     assert!(points.iter().any(|p| p["reports"].as_u64().unwrap_or(0) > 10), "{series}");
     assert!(points.iter().all(|p| p["expected_per_min"].as_f64().is_some_and(|e| e > 0.0)));
     assert_eq!(client.get("/api/v1/services/never-heard-of/series").0, 404);

@@ -348,14 +348,16 @@ impl Board {
     }
 
     /// The last `minutes` minutes of a service, one point per minute up to
-    /// the newest bucket (minutes without data are zero with the nearest
-    /// known expectation); `None` for a service never seen.
+    /// the newest bucket, not before the first bucket seen (minutes without
+    /// data are zero with the nearest known expectation); `None` for a
+    /// service never seen.
     pub fn series(&self, service: &str, minutes: usize) -> Option<Vec<Point>> {
         let series = self.series.get(service)?;
         let newest = self.newest?;
         let last = newest.div_euclid(MINUTE) * MINUTE;
         let minutes = minutes.clamp(1, self.limits.minutes);
-        let first = last - (minutes as Micros - 1) * MINUTE;
+        let oldest = self.oldest.unwrap_or(newest).div_euclid(MINUTE) * MINUTE;
+        let first = (last - (minutes as Micros - 1) * MINUTE).max(oldest);
         Some(fill(series.iter().copied(), first, last))
     }
 
