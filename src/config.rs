@@ -471,7 +471,7 @@ impl Config {
             for (j, url) in source.urls.iter().enumerate() {
                 let ok = unset(url)
                     || reqwest::Url::parse(url)
-                    .is_ok_and(|u| matches!(u.scheme(), "ws" | "wss") && u.has_host());
+                        .is_ok_and(|u| matches!(u.scheme(), "ws" | "wss") && u.has_host());
                 if !ok {
                     return Err(bad(
                         format!("sources[{i}].urls[{j}]"),
@@ -498,7 +498,8 @@ impl Config {
                 ));
             }
             let ok = unset(&sink.url)
-                || reqwest::Url::parse(&sink.url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+                || reqwest::Url::parse(&sink.url)
+                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
             if !ok {
                 return Err(bad(
                     format!("sinks[{i}].url"),
@@ -526,7 +527,10 @@ impl Config {
         if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(bad(
                 "http.listen".into(),
-                format!("{:?} is not an address like 127.0.0.1:9464", self.http.listen),
+                format!(
+                    "{:?} is not an address like 127.0.0.1:9464",
+                    self.http.listen
+                ),
             ));
         }
         if !(0.0..1.0).contains(&self.detector.fire_p) {

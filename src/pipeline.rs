@@ -266,7 +266,13 @@ impl<S: Store> Pipeline<S> {
     /// one post's effect to its source.
     fn class_counts(&self) -> [u64; 5] {
         let s = &self.stats;
-        [s.posts, s.reports, s.recoveries, s.maintenance, s.duplicates]
+        [
+            s.posts,
+            s.reports,
+            s.recoveries,
+            s.maintenance,
+            s.duplicates,
+        ]
     }
 
     fn note_malformed(&mut self, source: &str, frame_no: u64, error: &FrameError) {

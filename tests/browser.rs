@@ -17,7 +17,12 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 fn chromium() -> Option<PathBuf> {
-    let names = ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"];
+    let names = [
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+        "google-chrome-stable",
+    ];
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
@@ -70,14 +75,32 @@ fn check_dom(dom: &str, what: &str) {
         .find("</article>")
         .map_or(dom.len(), |e| at.end() + e);
     let inside = &dom[at.start()..end];
-    assert!(inside.contains(r#"class="chart" role="img" data-service="discord""#), "{what}: no chart in the card:\n{inside}");
+    assert!(
+        inside.contains(r#"class="chart" role="img" data-service="discord""#),
+        "{what}: no chart in the card:\n{inside}"
+    );
     let bars = inside.matches(r#"<rect class="bar""#).count();
     assert!(bars >= 5, "{what}: the chart has {bars} bars:\n{inside}");
-    assert!(inside.contains(r#"class="rate""#) && inside.contains(r#"class="band""#), "{what}: rate line and band");
-    assert!(inside.contains(r#"class="sev medium">medium"#), "{what}: severity shown");
-    assert!(inside.contains("Discord") || inside.contains("DISCORD"), "{what}: samples shown");
-    assert!(inside.contains(r#"class="chip""#), "{what}: top phrases shown");
-    assert!(dom.contains(r#"id="sources""#) && dom.contains("demo.jsonl.gz"), "{what}: source health");
+    assert!(
+        inside.contains(r#"class="rate""#) && inside.contains(r#"class="band""#),
+        "{what}: rate line and band"
+    );
+    assert!(
+        inside.contains(r#"class="sev medium">medium"#),
+        "{what}: severity shown"
+    );
+    assert!(
+        inside.contains("Discord") || inside.contains("DISCORD"),
+        "{what}: samples shown"
+    );
+    assert!(
+        inside.contains(r#"class="chip""#),
+        "{what}: top phrases shown"
+    );
+    assert!(
+        dom.contains(r#"id="sources""#) && dom.contains("demo.jsonl.gz"),
+        "{what}: source health"
+    );
 }
 
 /// Distinct colours, and the share of pixels that are not the background:
@@ -99,9 +122,18 @@ fn check_screenshot(path: &Path, what: &str) {
     }
     let background = counts.values().max().copied().unwrap_or(0);
     let busy = 1.0 - background as f64 / pixels.len().max(1) as f64;
-    assert!(info.width >= 1000 && info.height >= 1000, "{what}: {}x{}", info.width, info.height);
+    assert!(
+        info.width >= 1000 && info.height >= 1000,
+        "{what}: {}x{}",
+        info.width,
+        info.height
+    );
     assert!(counts.len() > 200, "{what}: only {} colours", counts.len());
-    assert!(busy > 0.10, "{what}: {:.0} % of pixels differ from the background", busy * 100.0);
+    assert!(
+        busy > 0.10,
+        "{what}: {:.0} % of pixels differ from the background",
+        busy * 100.0
+    );
 }
 
 struct Replay(Child);
@@ -147,7 +179,11 @@ fn the_dashboard_and_the_report_show_the_discord_incident() {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
             if let Some(rest) = line.strip_prefix("serving the results on ") {
-                let url = rest.split_whitespace().next().unwrap_or_default().to_owned();
+                let url = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
                 let _ = tx.send(url);
             }
         }
@@ -159,7 +195,11 @@ fn the_dashboard_and_the_report_show_the_discord_incident() {
     let dom = browse(&browser, &url, "--dump-dom");
     check_dom(&dom, "live page");
     let live_png = shots.join("dashboard.png");
-    browse(&browser, &url, &format!("--screenshot={}", live_png.display()));
+    browse(
+        &browser,
+        &url,
+        &format!("--screenshot={}", live_png.display()),
+    );
     check_screenshot(&live_png, "live page");
 
     let report_url = format!("file://{}", report.display());
@@ -167,7 +207,11 @@ fn the_dashboard_and_the_report_show_the_discord_incident() {
     check_dom(&dom, "report");
     assert!(dom.contains("replay report"), "the report says what it is");
     let report_png = shots.join("report.png");
-    browse(&browser, &report_url, &format!("--screenshot={}", report_png.display()));
+    browse(
+        &browser,
+        &report_url,
+        &format!("--screenshot={}", report_png.display()),
+    );
     check_screenshot(&report_png, "report");
 
     let status = Command::new("kill")

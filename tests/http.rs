@@ -27,7 +27,11 @@ fn bound_address(state: &Path, daemon: &Daemon) -> SocketAddr {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("no {} within 60 s; log:\n{}", file.display(), daemon.log_text());
+    panic!(
+        "no {} within 60 s; log:\n{}",
+        file.display(),
+        daemon.log_text()
+    );
 }
 
 /// A small blocking HTTP client for the tests.
@@ -159,7 +163,10 @@ fn a_running_daemon_serves_the_api_and_metrics_and_requeues_dead_letters() {
         "127.0.0.1:0",
     ]);
     let addr = bound_address(&state, &daemon);
-    daemon.wait_for(&format!("status server listening addr={addr}"), Duration::from_secs(10));
+    daemon.wait_for(
+        &format!("status server listening addr={addr}"),
+        Duration::from_secs(10),
+    );
     let client = Client::new(addr, None);
 
     // Health, readiness, the page.
@@ -176,9 +183,10 @@ fn a_running_daemon_serves_the_api_and_metrics_and_requeues_dead_letters() {
 
     // The Discord incident fires, escalates and resolves over the demo.
     let incidents = client.wait_for("/api/v1/incidents?state=all", |v| {
-        v["incidents"]
-            .as_array()
-            .is_some_and(|list| list.iter().any(|i| i["service"] == "discord" && i["alert_count"] == 3))
+        v["incidents"].as_array().is_some_and(|list| {
+            list.iter()
+                .any(|i| i["service"] == "discord" && i["alert_count"] == 3)
+        })
     });
     let discord = incidents["incidents"]
         .as_array()
@@ -186,7 +194,12 @@ fn a_running_daemon_serves_the_api_and_metrics_and_requeues_dead_letters() {
         .expect("discord incident")
         .clone();
     let id = discord["id"].as_str().expect("an id");
-    assert!(discord["started_at"].as_str().is_some_and(|t| t.ends_with('Z')), "{discord}");
+    assert!(
+        discord["started_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{discord}"
+    );
     assert_eq!(client.get("/api/v1/incidents?state=bogus").0, 400);
     let open = client.json("/api/v1/incidents");
     assert!(open["incidents"].is_array());
@@ -202,16 +215,36 @@ fn a_running_daemon_serves_the_api_and_metrics_and_requeues_dead_letters() {
     assert!(!full["samples"].as_array().expect("samples").is_empty());
     assert!(!full["top_phrases"].as_array().expect("phrases").is_empty());
     let chart = full["series"].as_array().expect("series");
-    assert!(chart.iter().map(|p| p["reports"].as_u64().unwrap_or(0)).sum::<u64>() > 100, "{full}");
+    assert!(
+        chart
+            .iter()
+            .map(|p| p["reports"].as_u64().unwrap_or(0))
+            .sum::<u64>()
+            > 100,
+        "{full}"
+    );
     assert_eq!(client.get("/api/v1/incidents/nope-1").0, 404);
 
     let services = client.json("/api/v1/services");
     let listed = services["services"].as_array().expect("services");
-    let d = listed.iter().find(|s| s["service"] == "discord").expect("discord tracked");
-    for key in ["rate_per_min", "expected_per_min", "fire_per_min", "p_value"] {
+    let d = listed
+        .iter()
+        .find(|s| s["service"] == "discord")
+        .expect("discord tracked");
+    for key in [
+        "rate_per_min",
+        "expected_per_min",
+        "fire_per_min",
+        "p_value",
+    ] {
         assert!(d[key].is_number(), "{key}: {d}");
     }
-    assert!(d["last_report"].as_str().is_some_and(|t| t.starts_with("2026-")), "{d}");
+    assert!(
+        d["last_report"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("2026-")),
+        "{d}"
+    );
     let active = client.json("/api/v1/services?active=true");
     assert!(active["services"].as_array().expect("list").len() <= listed.len());
 
@@ -219,8 +252,17 @@ fn a_running_daemon_serves_the_api_and_metrics_and_requeues_dead_letters() {
     let points = series["points"].as_array().expect("points");
     // The demo spans 30 minutes: the series starts with it.
     assert!((28..=32).contains(&points.len()), "{}", points.len());
-    assert!(points.iter().any(|p| p["reports"].as_u64().unwrap_or(0) > 10), "{series}");
-    assert!(points.iter().all(|p| p["expected_per_min"].as_f64().is_some_and(|e| e > 0.0)));
+    assert!(
+        points
+            .iter()
+            .any(|p| p["reports"].as_u64().unwrap_or(0) > 10),
+        "{series}"
+    );
+    assert!(
+        points
+            .iter()
+            .all(|p| p["expected_per_min"].as_f64().is_some_and(|e| e > 0.0))
+    );
     assert_eq!(client.get("/api/v1/services/never-heard-of/series").0, 404);
 
     let sources = client.wait_for("/api/v1/sources", |v| {
@@ -229,24 +271,42 @@ fn a_running_daemon_serves_the_api_and_metrics_and_requeues_dead_letters() {
     let bluesky = &sources["sources"][0];
     assert_eq!(bluesky["name"], "bluesky");
     assert_eq!(bluesky["connected"], true);
-    assert!(bluesky["pipeline"]["posts"].as_u64().unwrap_or(0) > 5000, "{sources}");
+    assert!(
+        bluesky["pipeline"]["posts"].as_u64().unwrap_or(0) > 5000,
+        "{sources}"
+    );
 
     let dashboard = client.json("/api/v1/dashboard");
-    assert!(dashboard["incidents"].as_array().is_some_and(|l| !l.is_empty()));
+    assert!(
+        dashboard["incidents"]
+            .as_array()
+            .is_some_and(|l| !l.is_empty())
+    );
 
     // The receiver refuses everything: three dead letters.
     let outbox = client.wait_for("/api/v1/outbox", |v| {
         v["sinks"]
             .as_array()
             .and_then(|s| s.iter().find(|s| s["name"] == "hook"))
-            .is_some_and(|hook| hook["dead_letters"].as_array().is_some_and(|d| d.len() == 3))
+            .is_some_and(|hook| {
+                hook["dead_letters"]
+                    .as_array()
+                    .is_some_and(|d| d.len() == 3)
+            })
     });
     let hook = outbox["sinks"]
         .as_array()
         .and_then(|s| s.iter().find(|s| s["name"] == "hook"))
         .expect("hook sink");
-    let letter = hook["dead_letters"][0]["id"].as_str().expect("id").to_owned();
-    assert!(hook["dead_letters"][0]["reason"].as_str().is_some_and(|r| r.contains("400")));
+    let letter = hook["dead_letters"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert!(
+        hook["dead_letters"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("400"))
+    );
 
     // Metrics, parsed as Prometheus would.
     let (status, text) = client.get("/metrics");
@@ -257,18 +317,73 @@ fn a_running_daemon_serves_the_api_and_metrics_and_requeues_dead_letters() {
     assert!(sample(&scrape, "outagewatch_frames_total", &bluesky).is_some_and(|v| v > 10_000.0));
     assert!(sample(&scrape, "outagewatch_reports_total", &bluesky).is_some_and(|v| v > 100.0));
     assert!(sample(&scrape, "outagewatch_recoveries_total", &bluesky).is_some_and(|v| v > 0.0));
-    assert!(sample(&scrape, "outagewatch_skipped_frames_total", &[("source", "bluesky"), ("reason", "identity")]).is_some());
-    assert_eq!(sample(&scrape, "outagewatch_source_connected", &bluesky), Some(1.0));
+    assert!(
+        sample(
+            &scrape,
+            "outagewatch_skipped_frames_total",
+            &[("source", "bluesky"), ("reason", "identity")]
+        )
+        .is_some()
+    );
+    assert_eq!(
+        sample(&scrape, "outagewatch_source_connected", &bluesky),
+        Some(1.0)
+    );
     assert!(sample(&scrape, "outagewatch_source_lag_seconds", &bluesky).is_some());
     assert!(sample(&scrape, "outagewatch_source_reconnects_total", &bluesky).is_some());
-    assert_eq!(sample(&scrape, "outagewatch_alerts_total", &[("state", "firing")]), Some(1.0));
-    assert_eq!(sample(&scrape, "outagewatch_dead_letters_total", &[("sink", "hook")]), Some(3.0));
-    assert_eq!(sample(&scrape, "outagewatch_dead_letters_stored", &[("sink", "hook")]), Some(3.0));
-    assert!(sample(&scrape, "outagewatch_deliveries_total", &[("sink", "alerts")]).is_some_and(|v| v >= 3.0));
+    assert_eq!(
+        sample(&scrape, "outagewatch_alerts_total", &[("state", "firing")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &scrape,
+            "outagewatch_dead_letters_total",
+            &[("sink", "hook")]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(
+            &scrape,
+            "outagewatch_dead_letters_stored",
+            &[("sink", "hook")]
+        ),
+        Some(3.0)
+    );
+    assert!(
+        sample(
+            &scrape,
+            "outagewatch_deliveries_total",
+            &[("sink", "alerts")]
+        )
+        .is_some_and(|v| v >= 3.0)
+    );
     assert!(sample(&scrape, "outagewatch_outbox_depth", &[("sink", "hook")]).is_some());
-    assert!(sample(&scrape, "outagewatch_incidents_open", &[("severity", "high")]).is_some());
-    assert!(sample(&scrape, "outagewatch_service_rate_per_minute", &[("service", "discord")]).is_some());
-    assert!(sample(&scrape, "outagewatch_service_expected_per_minute", &[("service", "discord")]).is_some());
+    assert!(
+        sample(
+            &scrape,
+            "outagewatch_incidents_open",
+            &[("severity", "high")]
+        )
+        .is_some()
+    );
+    assert!(
+        sample(
+            &scrape,
+            "outagewatch_service_rate_per_minute",
+            &[("service", "discord")]
+        )
+        .is_some()
+    );
+    assert!(
+        sample(
+            &scrape,
+            "outagewatch_service_expected_per_minute",
+            &[("service", "discord")]
+        )
+        .is_some()
+    );
     assert!(sample(&scrape, "outagewatch_store_size_bytes", &[]).is_some_and(|v| v > 0.0));
     assert_eq!(sample(&scrape, "outagewatch_ready", &[]), Some(1.0));
     assert!(sample(&scrape, "process_resident_memory_bytes", &[]).is_some_and(|v| v > 0.0));
@@ -288,28 +403,46 @@ fn a_running_daemon_serves_the_api_and_metrics_and_requeues_dead_letters() {
     assert!(body.contains("\"requeued\":1"), "{body}");
     let start = Instant::now();
     while receiver.delivered().is_empty() {
-        assert!(start.elapsed() < Duration::from_secs(30), "the re-queued alert was not delivered");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the re-queued alert was not delivered"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (status, _) = client.post("/api/v1/outbox/retry", serde_json::json!({ "id": "hook:999999" }));
+    let (status, _) = client.post(
+        "/api/v1/outbox/retry",
+        serde_json::json!({ "id": "hook:999999" }),
+    );
     assert_eq!(status, 404);
     // And the rest through the command, which uses the API too.
     let retry = outagewatch(&["alerts", "retry"], &state);
     let stdout = String::from_utf8_lossy(&retry.stdout);
-    assert!(retry.status.success() && stdout.contains("2 alert(s) re-queued in the running daemon"), "{stdout}");
+    assert!(
+        retry.status.success() && stdout.contains("2 alert(s) re-queued in the running daemon"),
+        "{stdout}"
+    );
     let start = Instant::now();
     while receiver.delivered().len() < 3 {
-        assert!(start.elapsed() < Duration::from_secs(30), "re-queued alerts not delivered");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "re-queued alerts not delivered"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 
     let (status, _, log) = daemon.terminate(Duration::from_secs(30));
     assert!(status.success(), "{log}");
-    assert!(!state.join("http.addr").exists(), "the address file goes with the server");
+    assert!(
+        !state.join("http.addr").exists(),
+        "the address file goes with the server"
+    );
     // Stopped: `alerts dead` opens the store itself.
     let dead = outagewatch(&["alerts", "dead"], &state);
     let stderr = String::from_utf8_lossy(&dead.stderr);
-    assert!(dead.status.success() && stderr.contains("0 dead letter(s)"), "{stderr}");
+    assert!(
+        dead.status.success() && stderr.contains("0 dead letter(s)"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("running daemon"), "{stderr}");
 }
 
@@ -322,7 +455,14 @@ fn a_public_address_needs_a_token_and_then_every_data_route_asks_for_it() {
     let config = config.to_str().expect("utf8");
 
     let refused = Command::new(env!("CARGO_BIN_EXE_outagewatch"))
-        .args(["run", "--config", config, "--http", "0.0.0.0:0", "--state-dir"])
+        .args([
+            "run",
+            "--config",
+            config,
+            "--http",
+            "0.0.0.0:0",
+            "--state-dir",
+        ])
         .arg(&state)
         .env_remove("OUTAGEWATCH_HTTP_TOKEN")
         .output()
@@ -336,7 +476,15 @@ fn a_public_address_needs_a_token_and_then_every_data_route_asks_for_it() {
     assert!(!state.exists(), "refused before anything was created");
 
     let daemon = Daemon::start_with_env(
-        &["run", "--config", config, "--http", "0.0.0.0:0", "--state-dir", state.to_str().expect("utf8")],
+        &[
+            "run",
+            "--config",
+            config,
+            "--http",
+            "0.0.0.0:0",
+            "--state-dir",
+            state.to_str().expect("utf8"),
+        ],
         &[("OUTAGEWATCH_HTTP_TOKEN", "s3cret-token")],
     );
     let bound = bound_address(&state, &daemon);
@@ -361,7 +509,12 @@ fn a_public_address_needs_a_token_and_then_every_data_route_asks_for_it() {
         assert_eq!(status, 401, "{path} without a token: {body}");
         assert_eq!(wrong.get(path).0, 401, "{path} with a wrong token");
     }
-    assert_eq!(anonymous.post("/api/v1/outbox/retry", serde_json::json!({})).0, 401);
+    assert_eq!(
+        anonymous
+            .post("/api/v1/outbox/retry", serde_json::json!({}))
+            .0,
+        401
+    );
     assert_eq!(right.get("/api/v1/sources").0, 200);
     assert_eq!(right.get("/metrics").0, 200);
     let (status, _, log) = daemon.terminate(Duration::from_secs(30));

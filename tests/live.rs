@@ -108,7 +108,10 @@ fn disconnects_stalls_garbage_and_refusals_lose_nothing_and_count_nothing_twice(
     let config = jetstream_config(dir.path(), &[server.url()], 1.0);
     let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
     let daemon = start_daemon(&config, &state, &alerts);
-    daemon.wait_for(&format!("processed={}", support::at(newest)), Duration::from_secs(120));
+    daemon.wait_for(
+        &format!("processed={}", support::at(newest)),
+        Duration::from_secs(120),
+    );
     let (status, took, log) = daemon.terminate(Duration::from_secs(20));
     assert!(status.success(), "exit {status:?}\n{log}");
     assert!(took < Duration::from_secs(15), "shutdown took {took:?}");
@@ -178,7 +181,10 @@ fn sigkill_and_restart_continue_without_gap_or_double_count() {
     first.kill();
 
     let second = start_daemon(&config, &state, &alerts);
-    second.wait_for(&format!("processed={}", support::at(newest)), Duration::from_secs(120));
+    second.wait_for(
+        &format!("processed={}", support::at(newest)),
+        Duration::from_secs(120),
+    );
     let (status, _, log) = second.terminate(Duration::from_secs(20));
     assert!(status.success(), "{log}");
     assert!(log.contains("resuming from the saved cursor"), "{log}");
@@ -253,7 +259,10 @@ fn the_shared_capture_plays_through_the_daemon() {
     let config = jetstream_config(dir.path(), &[server.url()], 5.0);
     let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
     let daemon = start_daemon(&config, &state, &alerts);
-    daemon.wait_for(&format!("processed={}", support::at(newest)), Duration::from_secs(60));
+    daemon.wait_for(
+        &format!("processed={}", support::at(newest)),
+        Duration::from_secs(60),
+    );
     let (status, _, log) = daemon.terminate(Duration::from_secs(20));
     assert!(status.success(), "{log}");
     // 17 post creates in the capture, each counted once despite the

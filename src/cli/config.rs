@@ -45,10 +45,11 @@ pub fn find(flag: Option<&Path>) -> anyhow::Result<Option<(PathBuf, &'static str
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
-    if let Some(path) = xdg.map(|d| d.join("outagewatch/config.toml")) {
-        if path.is_file() {
-            return Ok(Some((path, "XDG_CONFIG_HOME")));
-        }
+    if let Some(path) = xdg
+        .map(|d| d.join("outagewatch/config.toml"))
+        .filter(|p| p.is_file())
+    {
+        return Ok(Some((path, "XDG_CONFIG_HOME")));
     }
     let etc = PathBuf::from("/etc/outagewatch/config.toml");
     if etc.is_file() {
@@ -103,7 +104,10 @@ const MASK: &str = "********";
 /// path and query of webhook URLs (Slack and Discord put their secret there).
 fn masked(mut config: Config) -> Config {
     let hide = |value: &mut Option<String>| {
-        if value.as_deref().is_some_and(|v| !v.is_empty() && !v.starts_with("${")) {
+        if value
+            .as_deref()
+            .is_some_and(|v| !v.is_empty() && !v.starts_with("${"))
+        {
             *value = Some(MASK.to_owned());
         }
     };
@@ -134,7 +138,10 @@ mod tests {
         let text = "[[sinks]]\nname = \"slack\"\nurl = \"https://hooks.slack.com/services/T0/B0/xyz\"\nformat = \"slack\"\nsecret = \"s\"\n\n[http]\ntoken = \"t\"\n";
         let config = Config::parse(Path::new("x.toml"), text).expect("valid");
         let shown = toml::to_string_pretty(&masked(config)).expect("toml");
-        assert!(!shown.contains("xyz") && !shown.contains("\"s\"") && !shown.contains("\"t\""), "{shown}");
+        assert!(
+            !shown.contains("xyz") && !shown.contains("\"s\"") && !shown.contains("\"t\""),
+            "{shown}"
+        );
         assert!(shown.contains("hooks.slack.com"), "{shown}");
     }
 }

@@ -8,8 +8,8 @@ mod config;
 mod record;
 mod replay;
 mod run;
-mod serve;
 mod series;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

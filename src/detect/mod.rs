@@ -393,8 +393,13 @@ impl Detector {
             state.recent.pop_front();
         }
 
-        let (expected, basis, warming_up) =
-            expectation(baseline, &self.state.volume, &self.state.recent_volume, now, &config);
+        let (expected, basis, warming_up) = expectation(
+            baseline,
+            &self.state.volume,
+            &self.state.recent_volume,
+            now,
+            &config,
+        );
         let view = window_view(state, expected, basis, config.max_authors_per_text);
         let measure = Measure {
             reports: view.reports,

@@ -52,8 +52,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
 async fn metrics(State(state): State<AppState>) -> Response {
     let telemetry = state.telemetry.clone();
     // Reading the store and /proc is blocking work.
-    let rendered =
-        tokio::task::spawn_blocking(move || telemetry.metrics.render(&telemetry)).await;
+    let rendered = tokio::task::spawn_blocking(move || telemetry.metrics.render(&telemetry)).await;
     match rendered {
         Ok(Ok(text)) => {
             let mut response = text.into_response();
@@ -77,10 +76,7 @@ struct IncidentsQuery {
     state: Option<String>,
 }
 
-async fn incidents(
-    State(state): State<AppState>,
-    Query(query): Query<IncidentsQuery>,
-) -> Response {
+async fn incidents(State(state): State<AppState>, Query(query): Query<IncidentsQuery>) -> Response {
     let all = match query.state.as_deref() {
         None | Some("open") => false,
         Some("all") => true,
@@ -92,7 +88,11 @@ async fn incidents(
         }
     };
     let board = state.telemetry.board();
-    let list: Vec<Value> = board.incidents(all).into_iter().map(incident_summary).collect();
+    let list: Vec<Value> = board
+        .incidents(all)
+        .into_iter()
+        .map(incident_summary)
+        .collect();
     axum::Json(json!({ "incidents": list })).into_response()
 }
 
@@ -152,7 +152,10 @@ async fn outbox(State(state): State<AppState>) -> Response {
     match tokio::task::spawn_blocking(move || outbox_view(&telemetry, true)).await {
         Ok(Ok(view)) => axum::Json(view).into_response(),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
-        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the outbox reader failed"),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the outbox reader failed",
+        ),
     }
 }
 

@@ -72,10 +72,7 @@ pub fn live_page() -> String {
         "<!--STYLE-->",
         r#"<link rel="stylesheet" href="/assets/style.css">"#,
     )
-    .replace(
-        "<!--SCRIPT-->",
-        r#"<script src="/assets/app.js"></script>"#,
-    )
+    .replace("<!--SCRIPT-->", r#"<script src="/assets/app.js"></script>"#)
 }
 
 /// JSON made safe inside a `<script>` element: no `<`, `>` or `&` left
@@ -123,7 +120,13 @@ mod tests {
 
     #[test]
     fn the_script_never_parses_data_as_html() {
-        for forbidden in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("] {
+        for forbidden in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+        ] {
             assert!(!SCRIPT.contains(forbidden), "app.js uses {forbidden}");
         }
     }

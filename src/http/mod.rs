@@ -186,12 +186,13 @@ impl Server {
 }
 
 fn router(state: AppState) -> Router {
-    let guarded = api::routes()
-        .merge(dashboard::data_routes())
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            require_token,
-        ));
+    let guarded =
+        api::routes()
+            .merge(dashboard::data_routes())
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                require_token,
+            ));
     Router::new()
         .route("/healthz", axum::routing::get(healthz))
         .merge(dashboard::page_routes())
@@ -206,7 +207,10 @@ async fn healthz() -> impl IntoResponse {
 }
 
 async fn not_found() -> Response {
-    api::error(StatusCode::NOT_FOUND, "no such route; see the README's \"Watching it\"")
+    api::error(
+        StatusCode::NOT_FOUND,
+        "no such route; see the README's \"Watching it\"",
+    )
 }
 
 /// 401 unless the request carries the bearer token (when one is set).
@@ -232,9 +236,7 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// Every answer: no sniffing, no framing, scripts only from here.
@@ -252,7 +254,10 @@ async fn security_headers(request: Request, next: Next) -> Response {
             "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
         ),
     );
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
@@ -269,14 +274,20 @@ mod tests {
         assert!(err.to_string().contains("OUTAGEWATCH_HTTP_TOKEN"), "{err}");
         assert!(HttpSettings::new("0.0.0.0:9464", Some(String::new())).is_err());
         assert!(HttpSettings::new("0.0.0.0:9464", Some("s3cret".into())).is_ok());
-        assert!(HttpSettings::new("localhost:80", None).is_err(), "not an address");
+        assert!(
+            HttpSettings::new("localhost:80", None).is_err(),
+            "not an address"
+        );
     }
 
     #[test]
     fn bearer_tokens_are_read_strictly() {
         let mut headers = HeaderMap::new();
         assert_eq!(bearer(&headers), None);
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
         assert_eq!(bearer(&headers), Some("abc"));
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(bearer(&headers), None);

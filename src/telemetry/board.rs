@@ -302,7 +302,9 @@ impl Board {
                 .div_euclid(MINUTE)
                 .max(oldest / MINUTE)
                 * MINUTE;
-            let to = record.resolved_us.map_or(now, |r| r + self.limits.chart_after);
+            let to = record
+                .resolved_us
+                .map_or(now, |r| r + self.limits.chart_after);
             let to = to.min(now).div_euclid(MINUTE) * MINUTE;
             // A day at most: a long incident's chart shows its last day.
             let from = from.max(to - MAX_CHART_MINUTES * MINUTE);
@@ -322,11 +324,8 @@ impl Board {
 
     /// Incidents, newest first; only open ones unless `all`.
     pub fn incidents(&self, all: bool) -> Vec<&IncidentRecord> {
-        let mut list: Vec<&IncidentRecord> = self
-            .incidents
-            .values()
-            .filter(|r| all || r.open)
-            .collect();
+        let mut list: Vec<&IncidentRecord> =
+            self.incidents.values().filter(|r| all || r.open).collect();
         list.sort_by(|a, b| b.started_us.cmp(&a.started_us).then(a.id.cmp(&b.id)));
         list
     }
@@ -451,7 +450,16 @@ mod tests {
             last_report: 0,
             discovered: false,
             incident: incident.then(|| {
-                crate::detect::Incident::open(service, 0, crate::detect::Severity::Low, 0.0, false, 1, 1, Basis::Prior)
+                crate::detect::Incident::open(
+                    service,
+                    0,
+                    crate::detect::Severity::Low,
+                    0.0,
+                    false,
+                    1,
+                    1,
+                    Basis::Prior,
+                )
             }),
         }
     }
@@ -507,16 +515,27 @@ mod tests {
         alert.id = "a-1".into();
         alert.started_at = rfc3339(0);
         alert.at = rfc3339(30 * MICROS_PER_SEC);
-        board.on_bucket(&bucket(0, "a", 4), vec![status("a", 8.0, true)], &[alert.clone()]);
+        board.on_bucket(
+            &bucket(0, "a", 4),
+            vec![status("a", 8.0, true)],
+            &[alert.clone()],
+        );
         assert_eq!(board.incidents(false).len(), 1);
         let mut resolved = alert.clone();
         resolved.state = TransitionKind::Resolved;
         resolved.samples.clear();
-        board.on_bucket(&bucket(60 * MICROS_PER_SEC, "a", 1), vec![status("a", 1.0, false)], &[resolved]);
+        board.on_bucket(
+            &bucket(60 * MICROS_PER_SEC, "a", 1),
+            vec![status("a", 1.0, false)],
+            &[resolved],
+        );
         assert!(board.incidents(false).is_empty(), "resolved is not open");
         let record = board.incident("a-1").expect("kept");
         assert_eq!(record.alerts.len(), 2);
-        assert!(!record.samples.is_empty(), "evidence of the firing alert kept");
+        assert!(
+            !record.samples.is_empty(),
+            "evidence of the firing alert kept"
+        );
         assert_eq!(record.series.len(), 2, "chart covers both minutes");
         assert_eq!(board.alerts_by_state().get("resolved"), Some(&1));
         // A service that had an incident is not among the closest quiet ones.

@@ -114,48 +114,157 @@ impl Metrics {
         }
         // Counter names get their `_total` from the encoder.
         let m = Metrics {
-            frames: family!("outagewatch_frames", "Frames (or recording lines) read, per source"),
+            frames: family!(
+                "outagewatch_frames",
+                "Frames (or recording lines) read, per source"
+            ),
             posts: family!("outagewatch_posts", "Posts decoded, per source"),
-            reports: family!("outagewatch_reports", "Posts classified as outage reports, per source"),
-            recoveries: family!("outagewatch_recoveries", "Posts saying a service works again, per source"),
-            maintenance: family!("outagewatch_maintenance", "Planned-maintenance notices, per source"),
-            duplicates: family!("outagewatch_duplicate_posts", "Posts delivered twice and dropped, per source"),
-            malformed: family!("outagewatch_malformed_frames", "Frames that could not be used, per source and reason"),
-            skipped: family!("outagewatch_skipped_frames", "Well-formed frames without a post, per source and reason"),
-            late: family!("outagewatch_late_posts", "Posts added to the oldest open bucket after theirs closed"),
-            stale: family!("outagewatch_stale_posts", "Posts too far behind the newest event to count"),
-            discovered_rejected: family!("outagewatch_discovered_rejected", "Reports of discovered services turned away by the bound on them"),
-            buckets: family!("outagewatch_buckets_closed", "Event-time buckets closed and saved"),
-            alerts: family!("outagewatch_alerts", "Alerts raised, per state (firing, updated, resolved)"),
-            source_connected: family!("outagewatch_source_connected", "1 while the live source's connection is up"),
-            source_lag: family!("outagewatch_source_lag_seconds", "Wall-clock time minus the newest event time processed, per live source"),
-            source_reconnects: family!("outagewatch_source_reconnects", "Reconnections, per live source"),
-            source_received: family!("outagewatch_source_received_frames", "Data frames received on the socket, per live source"),
-            source_dropped: family!("outagewatch_source_dropped_frames", "Frames dropped at the socket, per live source and reason (oversized, binary)"),
-            source_stalls: family!("outagewatch_source_stalls", "Connections dropped by the data watchdog, per live source"),
-            source_refused: family!("outagewatch_source_server_errors", "Handshakes refused or failed by the server, per live source"),
-            service_rate: family!("outagewatch_service_rate_per_minute", "Distinct reporting authors per minute in the detector's window (top services and other)"),
-            service_expected: family!("outagewatch_service_expected_per_minute", "What the baseline expects per minute (top services and other)"),
-            services_tracked: family!("outagewatch_services_tracked", "Services with recent reports or an open incident"),
+            reports: family!(
+                "outagewatch_reports",
+                "Posts classified as outage reports, per source"
+            ),
+            recoveries: family!(
+                "outagewatch_recoveries",
+                "Posts saying a service works again, per source"
+            ),
+            maintenance: family!(
+                "outagewatch_maintenance",
+                "Planned-maintenance notices, per source"
+            ),
+            duplicates: family!(
+                "outagewatch_duplicate_posts",
+                "Posts delivered twice and dropped, per source"
+            ),
+            malformed: family!(
+                "outagewatch_malformed_frames",
+                "Frames that could not be used, per source and reason"
+            ),
+            skipped: family!(
+                "outagewatch_skipped_frames",
+                "Well-formed frames without a post, per source and reason"
+            ),
+            late: family!(
+                "outagewatch_late_posts",
+                "Posts added to the oldest open bucket after theirs closed"
+            ),
+            stale: family!(
+                "outagewatch_stale_posts",
+                "Posts too far behind the newest event to count"
+            ),
+            discovered_rejected: family!(
+                "outagewatch_discovered_rejected",
+                "Reports of discovered services turned away by the bound on them"
+            ),
+            buckets: family!(
+                "outagewatch_buckets_closed",
+                "Event-time buckets closed and saved"
+            ),
+            alerts: family!(
+                "outagewatch_alerts",
+                "Alerts raised, per state (firing, updated, resolved)"
+            ),
+            source_connected: family!(
+                "outagewatch_source_connected",
+                "1 while the live source's connection is up"
+            ),
+            source_lag: family!(
+                "outagewatch_source_lag_seconds",
+                "Wall-clock time minus the newest event time processed, per live source"
+            ),
+            source_reconnects: family!(
+                "outagewatch_source_reconnects",
+                "Reconnections, per live source"
+            ),
+            source_received: family!(
+                "outagewatch_source_received_frames",
+                "Data frames received on the socket, per live source"
+            ),
+            source_dropped: family!(
+                "outagewatch_source_dropped_frames",
+                "Frames dropped at the socket, per live source and reason (oversized, binary)"
+            ),
+            source_stalls: family!(
+                "outagewatch_source_stalls",
+                "Connections dropped by the data watchdog, per live source"
+            ),
+            source_refused: family!(
+                "outagewatch_source_server_errors",
+                "Handshakes refused or failed by the server, per live source"
+            ),
+            service_rate: family!(
+                "outagewatch_service_rate_per_minute",
+                "Distinct reporting authors per minute in the detector's window (top services and other)"
+            ),
+            service_expected: family!(
+                "outagewatch_service_expected_per_minute",
+                "What the baseline expects per minute (top services and other)"
+            ),
+            services_tracked: family!(
+                "outagewatch_services_tracked",
+                "Services with recent reports or an open incident"
+            ),
             incidents_open: family!("outagewatch_incidents_open", "Open incidents, per severity"),
-            outbox_depth: family!("outagewatch_outbox_depth", "Alerts waiting for delivery, per sink"),
-            deliveries: family!("outagewatch_deliveries", "Alerts delivered since start, per sink"),
-            retries: family!("outagewatch_delivery_retries", "Delivery attempts retried since start, per sink"),
-            dead: family!("outagewatch_dead_letters", "Alerts given up on since start, per sink"),
-            dead_stored: family!("outagewatch_dead_letters_stored", "Dead letters in the store now, per sink"),
-            store_size: family!("outagewatch_store_size_bytes", "Size of the state store on disk"),
-            event_time: family!("outagewatch_event_time_seconds", "Start of the newest closed bucket (event time, Unix seconds)"),
+            outbox_depth: family!(
+                "outagewatch_outbox_depth",
+                "Alerts waiting for delivery, per sink"
+            ),
+            deliveries: family!(
+                "outagewatch_deliveries",
+                "Alerts delivered since start, per sink"
+            ),
+            retries: family!(
+                "outagewatch_delivery_retries",
+                "Delivery attempts retried since start, per sink"
+            ),
+            dead: family!(
+                "outagewatch_dead_letters",
+                "Alerts given up on since start, per sink"
+            ),
+            dead_stored: family!(
+                "outagewatch_dead_letters_stored",
+                "Dead letters in the store now, per sink"
+            ),
+            store_size: family!(
+                "outagewatch_store_size_bytes",
+                "Size of the state store on disk"
+            ),
+            event_time: family!(
+                "outagewatch_event_time_seconds",
+                "Start of the newest closed bucket (event time, Unix seconds)"
+            ),
             up: family!("outagewatch_ready", "1 when /readyz answers 200"),
             process: Process::default(),
             registry: Mutex::new(Registry::default()),
         };
-        r.register("process_cpu_seconds", "User and system CPU time spent", m.process.cpu.clone());
-        r.register("process_resident_memory_bytes", "Resident memory size", m.process.resident.clone());
-        r.register("process_virtual_memory_bytes", "Virtual memory size", m.process.virtual_memory.clone());
-        r.register("process_open_fds", "Open file descriptors", m.process.open_fds.clone());
+        r.register(
+            "process_cpu_seconds",
+            "User and system CPU time spent",
+            m.process.cpu.clone(),
+        );
+        r.register(
+            "process_resident_memory_bytes",
+            "Resident memory size",
+            m.process.resident.clone(),
+        );
+        r.register(
+            "process_virtual_memory_bytes",
+            "Virtual memory size",
+            m.process.virtual_memory.clone(),
+        );
+        r.register(
+            "process_open_fds",
+            "Open file descriptors",
+            m.process.open_fds.clone(),
+        );
         r.register("process_threads", "OS threads", m.process.threads.clone());
-        r.register("process_start_time_seconds", "Start time of the process since the Unix epoch", m.process.start_time.clone());
-        *m.registry.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = r;
+        r.register(
+            "process_start_time_seconds",
+            "Start time of the process since the Unix epoch",
+            m.process.start_time.clone(),
+        );
+        *m.registry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = r;
         m
     }
 
@@ -200,7 +309,9 @@ impl Metrics {
         for source in t.sources() {
             let s = source.snapshot();
             let l = label("source", &source.name);
-            self.source_connected.get_or_create(&l).set(i64::from(s.connected));
+            self.source_connected
+                .get_or_create(&l)
+                .set(i64::from(s.connected));
             if let Some(p) = s.processed {
                 let lag = (now - p) as f64 / 1e6;
                 self.source_lag.get_or_create(&l).set(lag.max(0.0));
@@ -210,7 +321,10 @@ impl Metrics {
             copy_total(&self.source_stalls, &l, s.stalls);
             copy_total(&self.source_refused, &l, s.server_errors);
             for (reason, n) in [("oversized", s.oversized), ("binary", s.binary)] {
-                let l = vec![("source", source.name.clone()), ("reason", reason.to_owned())];
+                let l = vec![
+                    ("source", source.name.clone()),
+                    ("reason", reason.to_owned()),
+                ];
                 copy_total(&self.source_dropped, &l, n);
             }
         }
@@ -229,7 +343,9 @@ impl Metrics {
                 if i < TOP_SERVICES {
                     let l = label("service", &s.service);
                     self.service_rate.get_or_create(&l).set(s.rate_per_min);
-                    self.service_expected.get_or_create(&l).set(s.expected_per_min);
+                    self.service_expected
+                        .get_or_create(&l)
+                        .set(s.expected_per_min);
                 } else {
                     other_rate += s.rate_per_min;
                     other_expected += s.expected_per_min;
@@ -241,14 +357,17 @@ impl Metrics {
                 self.service_rate.get_or_create(&l).set(other_rate);
                 self.service_expected.get_or_create(&l).set(other_expected);
             }
-            let mut open = std::collections::BTreeMap::from([("low", 0), ("medium", 0), ("high", 0)]);
+            let mut open =
+                std::collections::BTreeMap::from([("low", 0), ("medium", 0), ("high", 0)]);
             for record in board.incidents(false) {
                 if let Some(n) = open.get_mut(record.severity.as_str()) {
                     *n += 1;
                 }
             }
             for (severity, n) in open {
-                self.incidents_open.get_or_create(&label("severity", severity)).set(n);
+                self.incidents_open
+                    .get_or_create(&label("severity", severity))
+                    .set(n);
             }
             if let Some(newest) = board.newest() {
                 self.event_time.set(newest as f64 / 1e6);
@@ -264,7 +383,9 @@ impl Metrics {
             }
             for report in probe.reports() {
                 let l = label("sink", &report.name);
-                self.outbox_depth.get_or_create(&l).set(report.pending as i64);
+                self.outbox_depth
+                    .get_or_create(&l)
+                    .set(report.pending as i64);
                 copy_total(&self.deliveries, &l, report.delivered);
                 copy_total(&self.retries, &l, report.retries);
                 copy_total(&self.dead, &l, report.dead);
@@ -293,8 +414,7 @@ impl Process {
             if cpu > have {
                 self.cpu.inc_by(cpu - have);
             }
-            self.resident
-                .set((stat.rss * procfs::page_size()) as i64);
+            self.resident.set((stat.rss * procfs::page_size()) as i64);
             self.virtual_memory.set(stat.vsize as i64);
             self.threads.set(stat.num_threads);
             if let Ok(boot) = procfs::boot_time_secs() {

@@ -249,7 +249,11 @@ impl Daemon {
         // Daemons in tests run side by side: the status server takes any
         // free loopback port unless a test says otherwise.
         let mut args: Vec<&str> = args.to_vec();
-        if args.first() == Some(&"run") && !args.iter().any(|a| a.starts_with("--http") || *a == "--no-http") {
+        if args.first() == Some(&"run")
+            && !args
+                .iter()
+                .any(|a| a.starts_with("--http") || *a == "--no-http")
+        {
             args.extend(["--http", "127.0.0.1:0"]);
         }
         let mut child = Command::new(env!("CARGO_BIN_EXE_outagewatch"))
