@@ -173,7 +173,7 @@ pub async fn run(
     telemetry.set_sources(health.clone());
     for (l, h) in live.iter().zip(&health) {
         if let Some(cursor) = h.processed() {
-            tracing::info!(source = %l.name, cursor, "resuming from the saved cursor");
+            tracing::info!(source = %l.name, cursor = %precise_time(cursor), "resuming from the saved cursor");
         }
     }
 

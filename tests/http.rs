@@ -88,17 +88,20 @@ impl Client {
         self.send(self.http.post(format!("{}{path}", self.base)).json(&body))
     }
 
-    /// Polls `path` until `done` holds, at most 60 s.
+    /// Polls `path` until it answers 200 and `done` holds, at most 60 s.
     fn wait_for(&self, path: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
         let start = Instant::now();
         loop {
-            let value = self.json(path);
-            if done(&value) {
+            // Not ready yet (503) counts as "not yet".
+            let (status, body) = self.get(path);
+            let value: serde_json::Value =
+                serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"));
+            if status == 200 && done(&value) {
                 return value;
             }
             assert!(
                 start.elapsed() < Duration::from_secs(60),
-                "GET {path} never satisfied the condition: {value}"
+                "GET {path} never satisfied the condition: {status} {value}"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
