@@ -544,10 +544,7 @@ fn systemd_ready(
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status("watching"),
     ]);
-    let mut usec = 0u64;
-    if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
-        return None;
-    }
+    let usec = watchdog_usec()?;
     let every = Duration::from_micros(usec / 2);
     tracing::info!(every = %humantime::format_duration(every), "feeding the systemd watchdog");
     Some(tokio::spawn(async move {
@@ -564,6 +561,20 @@ fn systemd_ready(
             systemd_notify(&[sd_notify::NotifyState::Watchdog]);
         }
     }))
+}
+
+/// The watchdog interval systemd asks for: `WATCHDOG_USEC`, unless
+/// `WATCHDOG_PID` names another process. (As `sd_watchdog_enabled(3)`:
+/// an unset `WATCHDOG_PID` means this process; the `sd-notify` crate
+/// insists on it being set.)
+fn watchdog_usec() -> Option<u64> {
+    std::env::var_os("NOTIFY_SOCKET")?;
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    let for_us = std::env::var("WATCHDOG_PID").ok().is_none_or(|pid| {
+        pid.parse::<u32>()
+            .is_ok_and(|pid| pid == std::process::id())
+    });
+    (usec > 0 && for_us).then_some(usec)
 }
 
 fn systemd_notify(states: &[sd_notify::NotifyState]) {
