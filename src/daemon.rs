@@ -41,14 +41,16 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use crate::alert::Alert;
 use crate::alert::deliver::{Delivery, DeliveryError, SinkReport};
-use crate::alert::outbox::Outbox;
+use crate::alert::outbox::{OpenSource, Outbox};
 use crate::config::{Config, SourceKind, sink_specs};
 use crate::detect::TransitionKind;
 use crate::http::{HttpError, HttpSettings};
 use crate::matcher::Matcher;
 use crate::pipeline::{Pipeline, PipelineConfig, PipelineError, Stats};
-use crate::source::health::{Condition, HealthRule, SourceHealth, assess, wall_now};
-use crate::source::jetstream::JetstreamProtocol;
+use crate::source::health::{
+    Condition, HealthRule, SourceHealth, assess, back_detail, proven_healthy, wall_now,
+};
+use crate::source::jetstream::{JetstreamOptions, JetstreamProtocol};
 use crate::source::mastodon::{self, MastodonProtocol};
 use crate::source::nostr::{self, NostrProtocol};
 use crate::source::ws::{self, Inbound, WsSettings};
@@ -84,6 +86,8 @@ struct Live {
     stream: String,
     /// Mastodon: the instance's host, to make local account names unique.
     instance: String,
+    /// Jetstream: the wire and compression.
+    jetstream: JetstreamOptions,
 }
 
 fn live_sources(config: &Config) -> Vec<Live> {
@@ -110,6 +114,12 @@ fn live_sources(config: &Config) -> Vec<Live> {
             settings: source.connection.settings(),
             token: source.token.clone(),
             stream: source.stream.clone(),
+            jetstream: JetstreamOptions {
+                wire: source.wire(),
+                compress: source.compressed(),
+                fetch_timeout: source.connection.settings().connect_timeout,
+                ..JetstreamOptions::default()
+            },
         };
         match source.kind {
             SourceKind::Jetstream | SourceKind::Mastodon => {
@@ -171,9 +181,11 @@ pub async fn run(
         .map(|l| Arc::new(SourceHealth::new(&l.name, pipeline.cursor(&l.name))))
         .collect();
     telemetry.set_sources(health.clone());
-    for (l, h) in live.iter().zip(&health) {
+    let seq_cursors: Vec<_> = live.iter().map(|l| pipeline.seq_cursor(&l.name)).collect();
+    for ((l, h), seq) in live.iter().zip(&health).zip(&seq_cursors) {
         if let Some(cursor) = h.processed() {
-            tracing::info!(source = %l.name, cursor = %precise_time(cursor), "resuming from the saved cursor");
+            let seq = seq.as_ref().map(|s| format!("seq {} on {}", s.seq, s.host));
+            tracing::info!(source = %l.name, cursor = %precise_time(cursor), seq = seq.as_deref().unwrap_or("-"), "resuming from the saved cursor");
         }
     }
 
@@ -238,16 +250,16 @@ pub async fn run(
             Arc::clone(&tls),
         );
         let task = match l.kind {
-            SourceKind::Jetstream => tokio::spawn(ws::run(
-                index,
-                l.hosts,
-                l.settings,
-                JetstreamProtocol,
-                tls,
-                tx,
-                h,
-                shutdown,
-            )),
+            SourceKind::Jetstream => {
+                let protocol = JetstreamProtocol::new(JetstreamOptions {
+                    state_dir: Some(state_dir.clone()),
+                    resume: seq_cursors[index].clone(),
+                    ..l.jetstream
+                });
+                tokio::spawn(ws::run(
+                    index, l.hosts, l.settings, protocol, tls, tx, h, shutdown,
+                ))
+            }
             SourceKind::Mastodon => {
                 let protocol = MastodonProtocol {
                     stream: l.stream,
@@ -369,7 +381,9 @@ fn pipeline_loop(
         let n = frame_no[inbound.source];
         let bytes = inbound.frame.as_bytes();
         let produced = match kind {
-            SourceKind::Jetstream => pipeline.process_frame(name, n, bytes)?,
+            SourceKind::Jetstream => {
+                pipeline.process_jetstream(name, Some(&inbound.host), n, bytes)?
+            }
             SourceKind::Mastodon => {
                 pipeline.process_decoded(name, n, mastodon::decode(bytes, instance))?
             }
@@ -411,6 +425,9 @@ fn pipeline_loop(
 }
 
 /// Raises and resolves `source:NAME` alerts from the sources' counters.
+/// Open incidents are saved in the store: after a restart, one is
+/// resolved once its source proves healthy (frames in this run), or at
+/// once when the source is no longer configured.
 async fn health_monitor(
     health: Vec<Arc<SourceHealth>>,
     rule: HealthRule,
@@ -429,7 +446,30 @@ async fn health_monitor(
             tracing::error!(error = %e, alert = %alert.id, "cannot store a source-health alert")
         }
     };
-    let mut open: Vec<Option<i64>> = vec![None; health.len()];
+    // (start, left open by an earlier run) per source.
+    let mut open: Vec<Option<(i64, bool)>> = vec![None; health.len()];
+    match outbox.open_sources() {
+        Ok(saved) => {
+            for incident in saved {
+                match health.iter().position(|h| h.name == incident.source) {
+                    Some(i) => open[i] = Some((incident.started_at, true)),
+                    None => {
+                        raise(Alert::source_health(
+                            &incident.source,
+                            TransitionKind::Resolved,
+                            started,
+                            incident.started_at,
+                            format!("{} is no longer configured", incident.source),
+                        ));
+                        if let Err(e) = outbox.clear_open_source(&incident.source) {
+                            tracing::warn!(error = %e, "cannot clear a source incident");
+                        }
+                    }
+                }
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "cannot read the open source incidents"),
+    }
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -437,26 +477,54 @@ async fn health_monitor(
             _ = shutdown.changed() => return,
         }
         let now = wall_now();
+        // A gap is a loss that has happened, not a condition that lasts:
+        // it fires (saying what was lost) and resolves at once.
+        for source in &health {
+            for (i, gap) in source.take_gaps().into_iter().enumerate() {
+                let at = now + 1 + i as i64;
+                for state in [TransitionKind::Firing, TransitionKind::Resolved] {
+                    raise(Alert::source_health(
+                        &source.name,
+                        state,
+                        at,
+                        at,
+                        format!("gap: {gap}"),
+                    ));
+                }
+            }
+        }
         for (source, incident) in health.iter().zip(open.iter_mut()) {
-            let condition = assess(&source.snapshot(), now, started, &rule);
+            let snapshot = source.snapshot();
+            let condition = assess(&snapshot, now, started, &rule);
             match (&condition, *incident) {
-                (Condition::Healthy, Some(since)) => {
+                (Condition::Healthy, Some((since, earlier))) => {
+                    if earlier && !proven_healthy(&snapshot, now, started, &rule) {
+                        continue;
+                    }
                     tracing::info!(source = %source.name, "source healthy again");
                     raise(Alert::source_health(
                         &source.name,
                         TransitionKind::Resolved,
                         now,
                         since,
-                        "delivering again".into(),
+                        back_detail(&source.name, &snapshot, now),
                     ));
+                    if let Err(e) = outbox.clear_open_source(&source.name) {
+                        tracing::warn!(error = %e, "cannot clear a source incident");
+                    }
                     *incident = None;
                 }
-                (Condition::Silent { secs }, None) | (Condition::Lagging { secs }, None) => {
-                    let detail = match condition {
-                        Condition::Silent { .. } => format!("no data for {secs} s"),
-                        _ => format!("newest event is {secs} s old"),
-                    };
+                (Condition::Silent { .. } | Condition::Lagging { .. }, None) => {
+                    let detail = condition.detail(&source.name).unwrap_or_default();
                     tracing::warn!(source = %source.name, %detail, "source unhealthy");
+                    let saved = OpenSource {
+                        source: source.name.clone(),
+                        started_at: now,
+                        detail: detail.clone(),
+                    };
+                    if let Err(e) = outbox.set_open_source(&saved) {
+                        tracing::error!(error = %e, "cannot save a source incident");
+                    }
                     raise(Alert::source_health(
                         &source.name,
                         TransitionKind::Firing,
@@ -464,7 +532,7 @@ async fn health_monitor(
                         now,
                         detail,
                     ));
-                    *incident = Some(now);
+                    *incident = Some((now, false));
                 }
                 _ => {}
             }
@@ -515,6 +583,7 @@ async fn status_log(
                 reconnects = s.reconnects,
                 oversized = s.oversized,
                 binary = s.binary,
+                rate_dropped = s.rate_dropped,
                 "source status"
             );
         }

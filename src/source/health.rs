@@ -6,6 +6,7 @@
 //! The counters are shared between the source task, the pipeline thread and
 //! the health monitor; [`assess`] is the pure rule.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use crate::Micros;
@@ -21,6 +22,11 @@ pub struct SourceHealth {
     reconnects: AtomicU64,
     stalls: AtomicU64,
     server_errors: AtomicU64,
+    /// Data frames over the per-connection rate limit, dropped.
+    rate_dropped: AtomicU64,
+    /// Losses the server admitted (a cursor past its retention), waiting
+    /// to be raised as `source:NAME` gap alerts.
+    gaps: Mutex<Vec<String>>,
     /// Wall-clock time (µs) of the last data frame; 0 = none yet.
     last_frame_wall: AtomicI64,
     /// Newest event time the pipeline has processed; `i64::MIN` = none.
@@ -37,6 +43,7 @@ pub struct HealthSnapshot {
     pub reconnects: u64,
     pub stalls: u64,
     pub server_errors: u64,
+    pub rate_dropped: u64,
     pub last_frame_wall: Option<Micros>,
     pub processed: Option<Micros>,
 }
@@ -76,6 +83,28 @@ impl SourceHealth {
     pub fn count_server_error(&self) {
         self.server_errors.fetch_add(1, Ordering::Relaxed);
     }
+    pub fn count_rate_dropped(&self) {
+        self.rate_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Notes events lost for good, for a gap alert.
+    pub fn report_gap(&self, detail: String) {
+        if let Ok(mut gaps) = self.gaps.lock() {
+            // Bounded: a server refusing in a loop must not grow memory.
+            if gaps.len() < 100 {
+                gaps.push(detail);
+            }
+        }
+    }
+    /// The gaps reported since the last call.
+    pub fn take_gaps(&self) -> Vec<String> {
+        self.gaps
+            .lock()
+            .map(|mut g| std::mem::take(&mut *g))
+            .unwrap_or_default()
+    }
+    pub fn binary(&self) -> u64 {
+        self.binary.load(Ordering::Relaxed)
+    }
     pub fn frames(&self) -> u64 {
         self.frames.load(Ordering::Relaxed)
     }
@@ -106,6 +135,7 @@ impl SourceHealth {
             reconnects: self.reconnects(),
             stalls: self.stalls.load(Ordering::Relaxed),
             server_errors: self.server_errors.load(Ordering::Relaxed),
+            rate_dropped: self.rate_dropped.load(Ordering::Relaxed),
             last_frame_wall: (last != 0).then_some(last),
             processed: self.processed(),
         }
@@ -143,6 +173,60 @@ pub enum Condition {
     Healthy,
     Silent { secs: i64 },
     Lagging { secs: i64 },
+}
+
+/// A span for people: seconds up to ten minutes, then minutes, then hours.
+pub fn span(secs: i64) -> String {
+    match secs {
+        s if s < 600 => format!("{s} s"),
+        s if s < 3 * 3600 => format!("{} min", s / 60),
+        s => format!("{} h {} min", s / 3600, s % 3600 / 60),
+    }
+}
+
+impl Condition {
+    /// What is wrong with `source`, as an alert's `detail` says it: "no
+    /// frames from bluesky for 120 s", "bluesky is lagging 14 min behind".
+    pub fn detail(&self, source: &str) -> Option<String> {
+        match self {
+            Condition::Healthy => None,
+            Condition::Silent { secs } => {
+                Some(format!("no frames from {source} for {}", span(*secs)))
+            }
+            Condition::Lagging { secs } => {
+                Some(format!("{source} is lagging {} behind", span(*secs)))
+            }
+        }
+    }
+}
+
+/// The `detail` of a resolution: the source is back, and how it stands.
+pub fn back_detail(source: &str, snapshot: &HealthSnapshot, now: Micros) -> String {
+    match snapshot.processed {
+        Some(t) => format!(
+            "{source} is back: frames arriving, newest event {} old",
+            span(((now - t) / crate::MICROS_PER_SEC).max(0))
+        ),
+        None => format!("{source} is back: frames arriving"),
+    }
+}
+
+/// A source healthy enough to resolve an incident left open by an
+/// earlier run: it delivered frames in this run and the rule says healthy
+/// (the start-up grace alone is not enough).
+pub fn proven_healthy(
+    snapshot: &HealthSnapshot,
+    now: Micros,
+    started: Micros,
+    rule: &HealthRule,
+) -> bool {
+    snapshot.last_frame_wall.is_some()
+        && assess(
+            snapshot,
+            now,
+            started - rule.grace_secs * crate::MICROS_PER_SEC,
+            rule,
+        ) == Condition::Healthy
 }
 
 /// The health rule, pure: `now` and `started` are wall-clock µs.
@@ -206,5 +290,50 @@ mod tests {
                 "{snapshot:?} at {now}"
             );
         }
+    }
+
+    #[test]
+    fn details_say_what_happened() {
+        let cases = [
+            (
+                Condition::Silent { secs: 120 },
+                "no frames from bluesky for 120 s",
+            ),
+            (
+                Condition::Lagging { secs: 840 },
+                "bluesky is lagging 14 min behind",
+            ),
+            (
+                Condition::Silent {
+                    secs: 4 * 3600 + 120,
+                },
+                "no frames from bluesky for 4 h 2 min",
+            ),
+        ];
+        for (condition, want) in cases {
+            assert_eq!(condition.detail("bluesky").as_deref(), Some(want));
+        }
+        assert_eq!(Condition::Healthy.detail("bluesky"), None);
+    }
+
+    #[test]
+    fn an_old_incident_resolves_only_on_frames_seen_in_this_run() {
+        let rule = HealthRule::default();
+        let started = 1_000 * S;
+        let quiet = HealthSnapshot::default();
+        assert!(
+            !proven_healthy(&quiet, started + S, started, &rule),
+            "grace is not health"
+        );
+        let flowing = HealthSnapshot {
+            last_frame_wall: Some(started + S),
+            processed: Some(started),
+            ..HealthSnapshot::default()
+        };
+        assert!(proven_healthy(&flowing, started + 2 * S, started, &rule));
+        assert!(
+            !proven_healthy(&flowing, started + 200 * S, started, &rule),
+            "silent again"
+        );
     }
 }
