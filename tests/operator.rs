@@ -19,6 +19,9 @@ fn outagewatch(args: &[&str], env: &[(&str, &str)]) -> Output {
         "ONCALL_WEBHOOK_URL",
         "ONCALL_WEBHOOK_SECRET",
         "SLACK_WEBHOOK_URL",
+        "STATUS_HOOK_TOKEN",
+        "PAGERDUTY_ROUTING_KEY",
+        "OPSGENIE_API_KEY",
     ] {
         command.env_remove(var);
     }
@@ -50,6 +53,9 @@ fn config_check_accepts_the_example_without_its_secrets_and_names_them() {
         "ONCALL_WEBHOOK_URL",
         "ONCALL_WEBHOOK_SECRET",
         "SLACK_WEBHOOK_URL",
+        "STATUS_HOOK_TOKEN",
+        "PAGERDUTY_ROUTING_KEY",
+        "OPSGENIE_API_KEY",
     ] {
         assert!(stderr.contains(var), "{var} reported missing: {stderr}");
     }
@@ -76,6 +82,9 @@ fn config_check_accepts_the_example_without_its_secrets_and_names_them() {
                 "SLACK_WEBHOOK_URL",
                 "https://hooks.slack.com/services/T0/B0/slack-secret",
             ),
+            ("STATUS_HOOK_TOKEN", "Bearer header-secret-value"),
+            ("PAGERDUTY_ROUTING_KEY", "pagerduty-secret-value"),
+            ("OPSGENIE_API_KEY", "opsgenie-secret-value"),
         ],
     );
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));

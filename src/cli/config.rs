@@ -100,7 +100,8 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
 
 const MASK: &str = "********";
 
-/// The configuration with secrets hidden: tokens and sink secrets, and the
+/// The configuration with secrets hidden: tokens, sink secrets, header
+/// values, routing and API keys, and the
 /// path and query of webhook URLs (Slack and Discord put their secret there).
 fn masked(mut config: Config) -> Config {
     let hide = |value: &mut Option<String>| {
@@ -116,6 +117,13 @@ fn masked(mut config: Config) -> Config {
     }
     for sink in &mut config.sinks {
         hide(&mut sink.secret);
+        hide(&mut sink.routing_key);
+        hide(&mut sink.api_key);
+        for value in sink.headers.values_mut() {
+            if !value.starts_with("${") {
+                *value = MASK.to_owned();
+            }
+        }
         if let Ok(mut url) = reqwest::Url::parse(&sink.url) {
             if url.path() != "/" || url.query().is_some() {
                 url.set_path(MASK);
