@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::alert::deliver::{Filter, RetryPolicy, SinkSpec, Target, Webhook};
 use crate::alert::format::Format;
@@ -41,7 +41,7 @@ pub enum ConfigError {
     },
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Where state is kept; default: the platform's state directory.
@@ -64,6 +64,8 @@ pub struct Config {
     pub health: HealthConfig,
     #[serde(default)]
     pub daemon: DaemonSettings,
+    #[serde(default)]
+    pub http: HttpConfig,
 }
 
 impl Default for Config {
@@ -78,6 +80,7 @@ impl Default for Config {
             detector: DetectorConfig::default(),
             health: HealthConfig::default(),
             daemon: DaemonSettings::default(),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -90,7 +93,7 @@ fn default_sources() -> Vec<SourceConfig> {
 }
 
 /// One live source.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     pub kind: SourceKind,
@@ -143,7 +146,7 @@ impl SourceConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceKind {
     Jetstream,
@@ -152,7 +155,7 @@ pub enum SourceKind {
 }
 
 /// Resilience settings of a connection (all optional).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConnectionConfig {
     /// Reconnect when no data frame arrives for this long.
@@ -206,7 +209,7 @@ impl ConnectionConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AlertsConfig {
     /// Append alert JSON lines to this file; `-` is stdout.
@@ -217,7 +220,7 @@ pub struct AlertsConfig {
 }
 
 /// One webhook sink.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SinkConfig {
     /// Name in logs, dead letters and `alerts test --sink NAME`.
@@ -361,7 +364,7 @@ pub fn sink_specs(config: &Config) -> Vec<SinkSpec> {
         .collect()
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HealthConfig {
     /// A source with no data for this long raises `source:NAME`.
@@ -393,7 +396,7 @@ impl HealthConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DaemonSettings {
     /// A status line in the log this often.
@@ -411,6 +414,29 @@ impl Default for DaemonSettings {
     }
 }
 
+/// The status server (`[http]`): API, metrics, dashboard.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Serve at all (`--no-http` turns it off too).
+    pub enabled: bool,
+    /// Address to listen on; a non-loopback one needs `token`.
+    pub listen: String,
+    /// Bearer token every route but `/healthz` and the page itself require
+    /// (`${VAR}` allowed; `OUTAGEWATCH_HTTP_TOKEN` overrides it).
+    pub token: Option<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            enabled: true,
+            listen: crate::http::DEFAULT_LISTEN.to_owned(),
+            token: None,
+        }
+    }
+}
+
 impl Config {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -422,6 +448,18 @@ impl Config {
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        Config::parse_with(path, text, &|name| std::env::var(name).ok(), false)
+    }
+
+    /// [`Config::parse`] with the environment given: `lenient` leaves the
+    /// values that hold an unset variable unchecked (for `config check`,
+    /// which reports the unset variables instead).
+    pub fn parse_with(
+        path: &Path,
+        text: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+        lenient: bool,
+    ) -> Result<Config, ConfigError> {
         let mut config: Config = toml::from_str(text).map_err(|e| {
             let offset = e.span().map_or(0, |s| s.start).min(text.len());
             let before = &text[..offset];
@@ -432,8 +470,8 @@ impl Config {
                 message: e.message().trim().to_owned(),
             }
         })?;
-        config.expand_env(path, &|name| std::env::var(name).ok())?;
-        config.check(path)?;
+        config.expand_env(path, lookup)?;
+        config.check(path, lenient)?;
         Ok(config)
     }
 
@@ -483,6 +521,9 @@ impl Config {
                 expand(format!("sinks[{i}].api_key"), key)?;
             }
         }
+        if let Some(token) = self.http.token.as_mut() {
+            expand("http.token".into(), token)?;
+        }
         // `[alerts] webhooks` are plain JSON sinks.
         let webhooks = std::mem::take(&mut self.alerts.webhooks);
         for (i, url) in webhooks.into_iter().enumerate() {
@@ -492,7 +533,9 @@ impl Config {
         Ok(())
     }
 
-    fn check(&self, path: &Path) -> Result<(), ConfigError> {
+    fn check(&self, path: &Path, lenient: bool) -> Result<(), ConfigError> {
+        // In lenient mode a value still holding `${VAR}` is not judged.
+        let unset = |value: &str| lenient && value.contains("${");
         let bad = |key: String, message: String| ConfigError::Value {
             path: path.to_path_buf(),
             key,
@@ -516,11 +559,12 @@ impl Config {
                 // Mastodon also takes an instance's https:// URL, whose
                 // streaming host is discovered.
                 let instance = source.kind == SourceKind::Mastodon;
-                let ok = reqwest::Url::parse(url).is_ok_and(|u| {
-                    u.has_host()
-                        && (matches!(u.scheme(), "ws" | "wss")
-                            || instance && matches!(u.scheme(), "http" | "https"))
-                });
+                let ok = unset(url)
+                    || reqwest::Url::parse(url).is_ok_and(|u| {
+                        u.has_host()
+                            && (matches!(u.scheme(), "ws" | "wss")
+                                || instance && matches!(u.scheme(), "http" | "https"))
+                    });
                 if !ok {
                     return Err(bad(
                         format!("sources[{i}].urls[{j}]"),
@@ -565,8 +609,9 @@ impl Config {
                     ),
                 ));
             }
-            let ok = reqwest::Url::parse(&sink.url)
-                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+            let ok = unset(&sink.url)
+                || reqwest::Url::parse(&sink.url)
+                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
             if !ok {
                 return Err(bad(
                     format!("sinks[{i}].url"),
@@ -613,6 +658,15 @@ impl Config {
                 format!(
                     "must equal window.bucket_secs ({})",
                     self.window.bucket_secs
+                ),
+            ));
+        }
+        if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(bad(
+                "http.listen".into(),
+                format!(
+                    "{:?} is not an address like 127.0.0.1:9464",
+                    self.http.listen
                 ),
             ));
         }
@@ -682,7 +736,7 @@ mod tests {
                 })
             })
             .expect("expands");
-        config.check(&path).expect("checks");
+        config.check(&path, false).expect("checks");
         assert!(config.sources.len() >= 3, "shows every kind of source");
         assert!(config.sinks.len() >= 2, "shows sinks");
         for format in [

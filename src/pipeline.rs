@@ -95,21 +95,35 @@ pub struct Stats {
     /// Events too far ahead of the arrival clock or of their source's
     /// watermark: quarantined, never counted (see `source::clock`).
     pub future: u64,
-    /// Per source: late, stale and future events, and the newest accepted.
-    pub sources: BTreeMap<String, SourceStats>,
     /// Posts delivered twice (a resumed cursor's overlap, several relays), dropped.
     pub duplicates: u64,
     /// Jetstream v2 frames at or below the saved sequence number, dropped.
     pub duplicate_frames: u64,
     pub buckets_closed: u64,
     pub alerts: u64,
+    /// The same counts per source (a file, or a configured source's name),
+    /// for the metrics.
+    pub by_source: BTreeMap<String, SourceCounts>,
 }
 
-/// Event-time counts of one source, for the status line and the summary.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct SourceStats {
+/// What one source delivered.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SourceCounts {
+    pub frames: u64,
+    pub posts: u64,
+    pub reports: u64,
+    pub recoveries: u64,
+    pub maintenance: u64,
+    pub duplicates: u64,
+    /// Frames that could not be used, by [`FrameError::reason`].
+    pub malformed: BTreeMap<&'static str, u64>,
+    /// Well-formed frames without a post, by reason (`blank` for blank lines).
+    pub skipped: BTreeMap<&'static str, u64>,
+    /// Posts after their bucket closed, added to the oldest open one.
     pub late: u64,
+    /// Posts too far behind this source's watermark to count.
     pub stale: u64,
+    /// Events quarantined as too far ahead (see `source::clock`).
     pub future: u64,
     /// Newest event time accepted (not the watermark, which lags it).
     pub newest: Option<Micros>,
@@ -136,6 +150,8 @@ pub struct Pipeline<S: Store> {
     seqs: BTreeMap<String, SeqCursor>,
     dedupe: Deduper,
     stats: Stats,
+    /// Told about every closed bucket, for the status API and dashboard.
+    telemetry: Option<Arc<crate::telemetry::Telemetry>>,
 }
 
 impl<S: Store> Pipeline<S> {
@@ -184,7 +200,13 @@ impl<S: Store> Pipeline<S> {
             seqs: checkpoint.seqs,
             dedupe: checkpoint.dedupe.map(Deduper::restored).unwrap_or_default(),
             stats: Stats::default(),
+            telemetry: None,
         })
+    }
+
+    /// Tells `telemetry` about every closed bucket from now on.
+    pub fn set_telemetry(&mut self, telemetry: Arc<crate::telemetry::Telemetry>) {
+        self.telemetry = Some(telemetry);
     }
 
     pub fn stats(&self) -> &Stats {
@@ -206,6 +228,9 @@ impl<S: Store> Pipeline<S> {
         if frame.iter().all(u8::is_ascii_whitespace) {
             self.stats.frames += 1;
             self.stats.blank_lines += 1;
+            let counts = self.source_counts(source);
+            counts.frames += 1;
+            *counts.skipped.entry("blank").or_default() += 1;
             return Ok(Vec::new());
         }
         self.process_jetstream(source, None, frame_no, frame)
@@ -317,6 +342,7 @@ impl<S: Store> Pipeline<S> {
         arrival: Arrival,
     ) -> Result<Vec<Emitted>, PipelineError> {
         self.stats.frames += 1;
+        self.source_counts(source).frames += 1;
         match decoded {
             Ok((time_us, decoded)) => {
                 let fallback = self.windows.newest();
@@ -334,7 +360,7 @@ impl<S: Store> Pipeline<S> {
                     let clock = self.clocks.entry(source.to_owned()).or_default();
                     let judgement = clock.judge(tick, fallback, &self.clock_rule);
                     let watermark = clock.watermark();
-                    let counts = self.stats.sources.entry(source.to_owned()).or_default();
+                    let counts = self.stats.by_source.entry(source.to_owned()).or_default();
                     if judgement == Judgement::Future {
                         self.stats.future += 1;
                         counts.future += 1;
@@ -351,9 +377,25 @@ impl<S: Store> Pipeline<S> {
                     fallback
                 };
                 match decoded {
-                    Decoded::Post(post) => self.process_post_from(source, post, reference),
+                    Decoded::Post(post) => {
+                        let before = self.class_counts();
+                        let alerts = self.process_post_from(source, post, reference);
+                        let after = self.class_counts();
+                        let counts = self.source_counts(source);
+                        counts.posts += after[0] - before[0];
+                        counts.reports += after[1] - before[1];
+                        counts.recoveries += after[2] - before[2];
+                        counts.maintenance += after[3] - before[3];
+                        counts.duplicates += after[4] - before[4];
+                        alerts
+                    }
                     Decoded::Skipped(reason) => {
                         self.skip(reason);
+                        *self
+                            .source_counts(source)
+                            .skipped
+                            .entry(reason.name())
+                            .or_default() += 1;
                         Ok(Vec::new())
                     }
                 }
@@ -368,10 +410,42 @@ impl<S: Store> Pipeline<S> {
     /// A frame the source could not even hand over (oversized, say).
     pub fn reject_frame(&mut self, source: &str, frame_no: u64, error: &FrameError) {
         self.stats.frames += 1;
+        self.source_counts(source).frames += 1;
         self.note_malformed(source, frame_no, error);
     }
 
+    /// The per-source counts of `source`, created at its first frame.
+    fn source_counts(&mut self, source: &str) -> &mut SourceCounts {
+        if !self.stats.by_source.contains_key(source) {
+            self.stats
+                .by_source
+                .insert(source.to_owned(), SourceCounts::default());
+        }
+        self.stats
+            .by_source
+            .get_mut(source)
+            .expect("inserted just above")
+    }
+
+    /// Posts, reports, recoveries, maintenance, duplicates: to attribute
+    /// one post's effect to its source.
+    fn class_counts(&self) -> [u64; 5] {
+        let s = &self.stats;
+        [
+            s.posts,
+            s.reports,
+            s.recoveries,
+            s.maintenance,
+            s.duplicates,
+        ]
+    }
+
     fn note_malformed(&mut self, source: &str, frame_no: u64, error: &FrameError) {
+        *self
+            .source_counts(source)
+            .malformed
+            .entry(error.reason())
+            .or_default() += 1;
         self.stats.malformed += 1;
         if let FrameError::Unverified(reason) = error {
             *self.stats.unverified.entry(reason).or_default() += 1;
@@ -422,7 +496,7 @@ impl<S: Store> Pipeline<S> {
         }
         let placement = self.windows.add(&post, &verdict, reference);
         if placement != Placement::Counted && !source.is_empty() {
-            let counts = self.stats.sources.entry(source.to_owned()).or_default();
+            let counts = self.stats.by_source.entry(source.to_owned()).or_default();
             match placement {
                 Placement::Late => counts.late += 1,
                 _ => counts.stale += 1,
@@ -459,8 +533,12 @@ impl<S: Store> Pipeline<S> {
         }
         let mut alerts = Vec::new();
         for bucket in &closed {
+            let first = alerts.len();
             for transition in self.detector.on_bucket(bucket) {
                 alerts.push(Alert::from(transition));
+            }
+            if let Some(telemetry) = &self.telemetry {
+                telemetry.on_bucket(bucket, &self.detector, &alerts[first..]);
             }
         }
         self.stats.buckets_closed += closed.len() as u64;

@@ -1,4 +1,6 @@
 //! `outagewatch check`: the matcher on texts, for people editing patterns.
+//! Exits 0 when at least one text was a report, 1 when none was (so it
+//! works in `if outagewatch check "$text"; then …`), 2 on usage errors.
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
@@ -37,6 +39,7 @@ struct Output<'a> {
 pub fn run(args: CheckArgs, matcher: &Matcher) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
+    let mut reports = 0u64;
     let mut one = |text: &str| -> anyhow::Result<()> {
         let post = normalize(RawPost {
             time_us: 0,
@@ -48,6 +51,7 @@ pub fn run(args: CheckArgs, matcher: &Matcher) -> anyhow::Result<ExitCode> {
             tags: Vec::new(),
         });
         let verdict = matcher.explain(&post);
+        reports += u64::from(verdict.is_report());
         if args.explain {
             writeln!(out, "{text:?}")?;
             writeln!(out, "  normalized: {:?}", post.text)?;
@@ -101,5 +105,10 @@ pub fn run(args: CheckArgs, matcher: &Matcher) -> anyhow::Result<ExitCode> {
             one(text)?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    out.flush()?;
+    Ok(if reports > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

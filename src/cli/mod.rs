@@ -4,11 +4,13 @@
 
 mod alerts;
 mod check;
+mod config;
 mod record;
 mod replay;
 mod replay_jetstream;
 mod run;
 mod series;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +61,15 @@ enum Command {
     /// Dead letters and test alerts: `alerts dead`, `alerts retry [ID]`,
     /// `alerts test --sink NAME`.
     Alerts(alerts::AlertsArgs),
+    /// Validate and print the configuration: `config check [--config FILE]`.
+    Config(config::ConfigArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `outagewatch man > outagewatch.1`.
+    Man,
 }
 
 pub fn main() -> ExitCode {
@@ -75,12 +86,32 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Replay(args) => replay::run(args, load_matcher(cli.patterns.as_deref())?),
+        Command::Replay(args) => {
+            let config = match &args.watch.config {
+                Some(path) => crate::config::Config::load(path)?,
+                None => crate::config::Config::default(),
+            };
+            let matcher = load_matcher(cli.patterns.as_deref().or(config.patterns.as_deref()))?;
+            replay::run(args, matcher, config)
+        }
         Command::Check(args) => check::run(args, &load_matcher(cli.patterns.as_deref())?),
         Command::Run(args) => run::run(args, cli.patterns.as_deref()),
         Command::Record(args) => record::run(args),
         Command::Series(args) => series::run(args),
         Command::Alerts(args) => alerts::run(args),
+        Command::Config(args) => config::run(args),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "outagewatch", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(command)
+                .render(&mut std::io::stdout())
+                .context("cannot write the manual page")?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -70,9 +70,12 @@ pub struct ReplayArgs {
     /// Longest line accepted, in bytes; longer lines are skipped and reported.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_LINE)]
     max_line_bytes: usize,
+    #[command(flatten)]
+    pub watch: super::serve::ReplayWatchArgs,
 }
 
-pub fn run(args: ReplayArgs, matcher: Matcher) -> anyhow::Result<ExitCode> {
+/// `config`: `--config`'s file, else the defaults (see [`super::serve`]).
+pub fn run(args: ReplayArgs, matcher: Matcher, mut config: Config) -> anyhow::Result<ExitCode> {
     if let Some(speed) = args.speed {
         anyhow::ensure!(
             speed.is_finite() && speed > 0.0,
@@ -87,16 +90,28 @@ pub fn run(args: ReplayArgs, matcher: Matcher) -> anyhow::Result<ExitCode> {
         None => SledStore::temporary()?,
     };
     let outbox = store.outbox();
-    let mut pipeline = Pipeline::open(Arc::new(matcher), PipelineConfig::new(), store)?;
+    let pipeline_config = PipelineConfig {
+        window: config.window,
+        detector: config.detector.clone(),
+        ..PipelineConfig::new()
+    };
+    let mut pipeline = Pipeline::open(Arc::new(matcher), pipeline_config, store)?;
     let state_place = match &args.state_dir {
         Some(dir) => format!("the outbox in {}", dir.display()),
         None => {
             "a temporary state directory, removed at exit: pass --state-dir to keep them".to_owned()
         }
     };
-    let mut config = Config::default();
     args.sinks.apply(&mut config);
     let delivery = Delivery::start(sink_specs(&config), outbox)?;
+    let watch = super::serve::Watch::start(
+        &args.watch,
+        &config,
+        &runtime,
+        &delivery,
+        &mut pipeline,
+        args.state_dir.as_deref(),
+    )?;
     let mut emit = |alerts: Vec<Emitted>| -> anyhow::Result<()> {
         if !alerts.is_empty() {
             delivery.notify();
@@ -186,6 +201,7 @@ pub fn run(args: ReplayArgs, matcher: Matcher) -> anyhow::Result<ExitCode> {
             emit(alerts)?;
             if line_no % 8192 == 0 {
                 progress.set_position(pipeline.stats().frames);
+                watch.publish(pipeline.stats());
             }
             if let (Some(pacer), Some(now)) = (pace.as_mut(), pipeline.newest_event_time()) {
                 pacer.wait_for(now);
@@ -195,6 +211,7 @@ pub fn run(args: ReplayArgs, matcher: Matcher) -> anyhow::Result<ExitCode> {
     emit(pipeline.finish()?)?;
     let elapsed = started.elapsed();
     progress.finish_and_clear();
+    watch.finished(pipeline.stats())?;
 
     let (drained, reports) = runtime.block_on(async {
         let drained = delivery
@@ -229,6 +246,7 @@ pub fn run(args: ReplayArgs, matcher: Matcher) -> anyhow::Result<ExitCode> {
         );
     }
     print_summary(pipeline.stats(), &source_note, elapsed);
+    watch.hold(&runtime, &args.watch);
     if undelivered {
         return Ok(ExitCode::from(3));
     }
@@ -320,7 +338,7 @@ fn print_summary(stats: &Stats, source: &str, elapsed: Duration) {
             stats.future
         );
     }
-    for (source, counts) in &stats.sources {
+    for (source, counts) in &stats.by_source {
         eprintln!(
             "  source {source}: late {} | stale {} | future {}",
             counts.late, counts.stale, counts.future

@@ -181,6 +181,29 @@ pub struct Detector {
     changed: BTreeSet<String>,
 }
 
+/// Where one service stands (see [`Detector::status`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceStatus {
+    pub service: String,
+    /// Reports and distinct authors in the recent window.
+    pub reports: u64,
+    pub authors: u64,
+    /// Distinct reporting authors per minute in the window.
+    pub rate_per_min: f64,
+    /// What the baseline expects per minute now.
+    pub expected_per_min: f64,
+    /// The rate at which an incident would fire now (ratio and minimum).
+    pub fire_per_min: f64,
+    /// Chance probability of the window under the expectation.
+    pub p_value: f64,
+    pub basis: Basis,
+    /// Start of the last bucket with reports (event time).
+    pub last_report: Micros,
+    pub discovered: bool,
+    /// The open incident, if any.
+    pub incident: Option<Incident>,
+}
+
 /// The recent window of one service, summed.
 struct WindowView {
     reports: u64,
@@ -254,6 +277,48 @@ impl Detector {
             .filter_map(|s| s.incident.as_ref())
     }
 
+    /// Where every tracked service stands at `now` (the start of the bucket
+    /// just fed): its window, the expectation and the level that would fire.
+    /// For the status API and the dashboard; changes nothing.
+    pub fn status(&self, now: Micros) -> Vec<ServiceStatus> {
+        let config = &self.config;
+        let empty = Reports::default();
+        self.state
+            .services
+            .iter()
+            .map(|(id, state)| {
+                let baseline = self.baselines.get(id).unwrap_or(&empty);
+                let (expected, basis, warming_up) = expectation(
+                    baseline,
+                    &self.state.volume,
+                    &self.state.recent_volume,
+                    now,
+                    config,
+                );
+                let view = window_view(state, expected, basis, config.max_authors_per_text);
+                let min_authors = if warming_up {
+                    config.min_authors * config.warmup_factor.max(1)
+                } else {
+                    config.min_authors
+                };
+                ServiceStatus {
+                    service: id.clone(),
+                    reports: view.reports,
+                    authors: view.authors,
+                    rate_per_min: config.per_min(view.authors as f64),
+                    expected_per_min: config.per_min(expected),
+                    fire_per_min: config
+                        .per_min((min_authors as f64).max(config.fire_ratio * expected)),
+                    p_value: poisson_tail(expected, view.authors),
+                    basis,
+                    last_report: state.last_report,
+                    discovered: state.discovered,
+                    incident: state.incident.clone(),
+                }
+            })
+            .collect()
+    }
+
     /// Feeds one closed bucket; returns the incidents that fired, escalated
     /// or resolved.
     pub fn on_bucket(&mut self, bucket: &Bucket) -> Vec<Transition> {
@@ -316,10 +381,8 @@ impl Detector {
 
     fn step(&mut self, id: &str, now: Micros) -> Option<Transition> {
         let config = self.config.clone();
-        let memory = config.memory();
         let bucket_us = config.bucket_us();
         let window_us = config.window_secs * MICROS_PER_SEC;
-        let prior_window = config.prior_per_min * config.window_secs as f64 / 60.0;
         let baseline = self.baselines.entry(id.to_owned()).or_default();
         let state = self.state.services.get_mut(id)?;
         while state
@@ -330,36 +393,13 @@ impl Detector {
             state.recent.pop_front();
         }
 
-        // The expectation, before this bucket teaches the baseline: each
-        // bucket of the window at its own hour's share (a window straddling
-        // the end of a daily peak expects the peak's tail), never below the
-        // prior.
-        let warming_up = baseline
-            .share(&self.state.volume, now, now, &memory)
-            .is_none();
-        let mut shares: Vec<(i64, Option<(f64, Basis)>)> = Vec::new();
-        let mut from_baseline = 0.0;
-        let mut basis = Basis::Prior;
-        for &(start, volume) in &self.state.recent_volume {
-            let hour = baseline::hour_index(start);
-            let share = match shares.iter().find(|(h, _)| *h == hour) {
-                Some((_, share)) => *share,
-                None => {
-                    let share = baseline.share(&self.state.volume, start, now, &memory);
-                    shares.push((hour, share));
-                    share
-                }
-            };
-            if let Some((share, b)) = share {
-                from_baseline += share * volume as f64;
-                basis = b;
-            }
-        }
-        let (expected, basis) = if from_baseline > prior_window {
-            (from_baseline, basis)
-        } else {
-            (prior_window, Basis::Prior)
-        };
+        let (expected, basis, warming_up) = expectation(
+            baseline,
+            &self.state.volume,
+            &self.state.recent_volume,
+            now,
+            &config,
+        );
         let view = window_view(state, expected, basis, config.max_authors_per_text);
         let measure = Measure {
             reports: view.reports,
@@ -467,6 +507,46 @@ impl Detector {
         state.incident = Some(incident);
         state.calm_since = None;
         Some(transition)
+    }
+}
+
+/// The expectation of a service's window at `now`, in distinct authors,
+/// before the current bucket teaches the baseline: each bucket of the
+/// window at its own hour's share (a window straddling the end of a daily
+/// peak expects the peak's tail), never below the prior. Also says which
+/// baseline answered and whether the detector is still warming up.
+fn expectation(
+    baseline: &Reports,
+    volume: &Volume,
+    recent_volume: &VecDeque<(Micros, u64)>,
+    now: Micros,
+    config: &DetectorConfig,
+) -> (f64, Basis, bool) {
+    let memory = config.memory();
+    let prior_window = config.prior_per_min * config.window_secs as f64 / 60.0;
+    let warming_up = baseline.share(volume, now, now, &memory).is_none();
+    let mut shares: Vec<(i64, Option<(f64, Basis)>)> = Vec::new();
+    let mut from_baseline = 0.0;
+    let mut basis = Basis::Prior;
+    for &(start, posts) in recent_volume {
+        let hour = baseline::hour_index(start);
+        let share = match shares.iter().find(|(h, _)| *h == hour) {
+            Some((_, share)) => *share,
+            None => {
+                let share = baseline.share(volume, start, now, &memory);
+                shares.push((hour, share));
+                share
+            }
+        };
+        if let Some((share, b)) = share {
+            from_baseline += share * posts as f64;
+            basis = b;
+        }
+    }
+    if from_baseline > prior_window {
+        (from_baseline, basis, warming_up)
+    } else {
+        (prior_window, Basis::Prior, warming_up)
     }
 }
 

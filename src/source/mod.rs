@@ -162,6 +162,23 @@ pub enum FrameError {
     Unverified(&'static str),
 }
 
+impl FrameError {
+    /// A short stable name for the kind of fault (a metrics label).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            FrameError::InvalidUtf8 { .. } => "invalid_utf8",
+            FrameError::Oversized { .. } => "oversized",
+            FrameError::Json(_) => "bad_json",
+            FrameError::BadTime(_) => "bad_time",
+            FrameError::MissingField(_) => "missing_field",
+            FrameError::PostWithoutText => "post_without_text",
+            FrameError::BadRecord(_) => "bad_record",
+            // The verification reason (e.g. `nostr_sig_invalid`) is the label.
+            FrameError::Unverified(reason) => reason,
+        }
+    }
+}
+
 /// Why a source could not be opened or read (as opposed to one bad frame).
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
