@@ -461,6 +461,8 @@ async fn status_log(
             alerts = snapshot.alerts,
             duplicates = snapshot.duplicates,
             malformed = snapshot.malformed,
+            late = snapshot.late_posts,
+            stale = snapshot.stale_posts,
             sources = %sources.join("; "),
             outbox = %sinks
                 .iter()

@@ -24,6 +24,7 @@ pub mod daemon;
 pub mod detect;
 pub mod matcher;
 pub mod normalize;
+pub mod numbers;
 pub mod pipeline;
 pub mod source;
 pub mod synth;

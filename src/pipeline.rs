@@ -88,6 +88,13 @@ pub struct Stats {
     pub stale_posts: u64,
     /// Reports of discovered services turned away by the bound on them.
     pub discovered_rejected: u64,
+    /// Reports of discovered names held back until enough authors used them.
+    pub discovered_pending: u64,
+    /// Most discovered names tracked, candidates remembered and detector
+    /// services at once (the bounds at work).
+    pub peak_discovered: usize,
+    pub peak_candidates: usize,
+    pub peak_detector_services: usize,
     /// Posts delivered twice (a resumed cursor's overlap, several relays), dropped.
     pub duplicates: u64,
     pub buckets_closed: u64,
@@ -239,6 +246,10 @@ impl<S: Store> Pipeline<S> {
         self.stats.late_posts = self.windows.late();
         self.stats.stale_posts = self.windows.stale();
         self.stats.discovered_rejected = self.windows.discovered_rejected();
+        self.stats.discovered_pending = self.windows.discovered_pending();
+        let (tracked, candidates) = self.windows.discovered_sizes();
+        self.stats.peak_discovered = self.stats.peak_discovered.max(tracked);
+        self.stats.peak_candidates = self.stats.peak_candidates.max(candidates);
         let closed = self.windows.advance();
         self.close(closed)
     }
@@ -271,6 +282,10 @@ impl<S: Store> Pipeline<S> {
                 alerts.push(Alert::from(transition));
             }
         }
+        self.stats.peak_detector_services = self
+            .stats
+            .peak_detector_services
+            .max(self.detector.service_count());
         self.stats.buckets_closed += closed.len() as u64;
         self.stats.alerts += alerts.len() as u64;
         let seqs = self.save(&closed, &alerts)?;
