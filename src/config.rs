@@ -803,10 +803,7 @@ mod tests {
                 "[window]\nmax_discovered = 100000000",
                 "ow.toml:2:1: `window.max_discovered`: must be from 0 to 100000",
             ),
-            (
-                "[health]\nsilence_secs = 1e300",
-                "ow.toml:2:16",
-            ),
+            ("[health]\nsilence_secs = 1e300", "ow.toml:2:16"),
         ];
         for (text, want) in cases {
             let err = parse(text).expect_err(text).to_string();
