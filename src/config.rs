@@ -147,11 +147,11 @@ pub struct ConnectionConfig {
     /// Larger frames are dropped and counted (1 KiB to 16 MiB).
     #[serde(deserialize_with = "num::int::<_, usize, 1024, 16_777_216>")]
     pub max_frame_bytes: usize,
-    /// 100 ms to 10 min: a dead host is never hammered.
-    #[serde(deserialize_with = "num::int::<_, u64, 100, 600_000>")]
+    /// 50 ms to 10 min: a dead host is never hammered.
+    #[serde(deserialize_with = "num::int::<_, u64, 50, 600_000>")]
     pub backoff_min_ms: u64,
-    /// 100 ms to 1 h (and never below `backoff_min_ms`).
-    #[serde(deserialize_with = "num::int::<_, u64, 100, 3_600_000>")]
+    /// 50 ms to 1 h (and never below `backoff_min_ms`).
+    #[serde(deserialize_with = "num::int::<_, u64, 50, 3_600_000>")]
     pub backoff_max_ms: u64,
     /// A connection that lasted this long resets the backoff (1 s to 1 day).
     #[serde(deserialize_with = "num::float::<_, 1_000, 86_400_000>")]
@@ -178,7 +178,11 @@ impl Default for ConnectionConfig {
 
 impl ConnectionConfig {
     pub fn settings(&self) -> WsSettings {
-        let secs = |s: f64| Duration::from_secs_f64(s.max(0.001));
+        // Checked when read; a value built in code that is not finite
+        // becomes an hour rather than a panic.
+        let secs = |s: f64| {
+            Duration::try_from_secs_f64(s.max(0.001)).unwrap_or(Duration::from_secs(3600))
+        };
         WsSettings {
             watchdog: secs(self.watchdog_secs),
             ping_every: secs(self.ping_secs),
@@ -322,8 +326,8 @@ pub struct HealthConfig {
     #[serde(deserialize_with = "num::int::<_, i64, 1, 86_400>")]
     pub silence_secs: i64,
     /// A source whose newest event is older than this raises `source:NAME`
-    /// (1 s to 1 week).
-    #[serde(deserialize_with = "num::int::<_, i64, 1, 604_800>")]
+    /// (1 s to 10 years: a huge value turns the check off).
+    #[serde(deserialize_with = "num::int::<_, i64, 1, 315_360_000>")]
     pub lag_secs: i64,
     /// No health verdict this long after start (0 to 1 day).
     #[serde(deserialize_with = "num::int::<_, i64, 0, 86_400>")]
@@ -354,8 +358,8 @@ impl HealthConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DaemonSettings {
-    /// A status line in the log this often (1 s to 1 day).
-    #[serde(deserialize_with = "num::float::<_, 1_000, 86_400_000>")]
+    /// A status line in the log this often (0.1 s to 1 day).
+    #[serde(deserialize_with = "num::float::<_, 100, 86_400_000>")]
     pub status_secs: f64,
     /// At shutdown, how long in-flight webhook deliveries may take (0 to 1 h).
     #[serde(deserialize_with = "num::float::<_, 0, 3_600_000>")]
@@ -773,7 +777,7 @@ mod tests {
             ),
             (
                 "[daemon]\nstatus_secs = 0",
-                "ow.toml:2:15: `daemon.status_secs`: must be from 1 to 86400, got 0",
+                "ow.toml:2:15: `daemon.status_secs`: must be from 0.1 to 86400, got 0",
             ),
             (
                 "[daemon]\nshutdown_grace_secs = 1e300",
@@ -785,7 +789,7 @@ mod tests {
             ),
             (
                 "[[sources]]\nkind = \"jetstream\"\nname = \"a\"\nurls = [\"wss://x\"]\n[sources.connection]\nbackoff_min_ms = 0",
-                "`sources.connection.backoff_min_ms`: must be from 100 to 600000, got 0",
+                "`sources.connection.backoff_min_ms`: must be from 50 to 600000, got 0",
             ),
             (
                 "[[sinks]]\nname = \"s\"\nurl = \"https://h/x\"\ntimeout_secs = -inf",

@@ -263,6 +263,9 @@ pub async fn run(
     }
     monitor.abort();
     status.abort();
+    // Their handles on the store go with them (see the seal below).
+    let _ = monitor.await;
+    let _ = status.await;
     // 2. The pipeline drains what was received and saves the state.
     let result = match early {
         Some(result) => result,
@@ -284,6 +287,14 @@ pub async fn run(
     // stays in the outbox for the next start.
     let (drained, reports) = delivery.stop(grace).await;
     log_sinks(&reports, drained);
+    // Every handle on the store is closed now: seal its files, so damage
+    // at rest is found at the next start.
+    drop(outbox);
+    match crate::window::store::seal_closed(&state_dir) {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!("the store was still in use at exit; its files are not sealed"),
+        Err(e) => tracing::warn!(error = %e, "cannot seal the state"),
+    }
     tracing::info!(
         frames = stats.frames,
         posts = stats.posts,

@@ -62,6 +62,15 @@ pub fn parse_speed(text: &str) -> Result<f64, String> {
     check_f64(value, SPEED_MIN, SPEED_MAX)
 }
 
+/// Clap value parser for a watchdog in seconds: 1 to 3600.
+pub fn parse_watchdog(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    check_f64(value, 1.0, 3600.0)
+}
+
 /// Bounds of `replay --speed`.
 pub const SPEED_MIN: f64 = 0.01;
 pub const SPEED_MAX: f64 = 10_000.0;

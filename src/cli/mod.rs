@@ -8,6 +8,7 @@ mod record;
 mod replay;
 mod run;
 mod series;
+mod state;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,6 +58,9 @@ enum Command {
     /// Dead letters and test alerts: `alerts dead`, `alerts retry [ID]`,
     /// `alerts test --sink NAME`.
     Alerts(alerts::AlertsArgs),
+    /// The state store: `state verify`, `state repair`, `state reset`
+    /// (what to do when it reports damage).
+    State(state::StateArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -111,6 +115,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Record(args) => record::run(args),
         Command::Series(args) => series::run(args),
         Command::Alerts(args) => alerts::run(args),
+        Command::State(args) => state::run(args),
     }
 }
 

@@ -26,8 +26,9 @@ pub struct RecordArgs {
     /// reads on from the last one).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
-    /// Reconnect when no frame arrives for this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    /// Reconnect when no frame arrives for this many seconds (1 to 3600).
+    #[arg(long, value_name = "SECS", default_value_t = 30.0,
+          value_parser = crate::numbers::parse_watchdog)]
     watchdog_secs: f64,
 }
 

@@ -157,7 +157,15 @@ pub fn run(args: ReplayArgs, matcher: Matcher) -> anyhow::Result<ExitCode> {
             args.drain_timeout
         );
     }
-    print_summary(pipeline.stats(), &args.files, elapsed);
+    let stats = pipeline.stats().clone();
+    drop(pipeline);
+    if let Some(dir) = &args.state_dir {
+        // Every handle on the store is closed: seal its files.
+        if let Err(e) = crate::window::store::seal_closed(dir) {
+            tracing::warn!(error = %e, "cannot seal the state");
+        }
+    }
+    print_summary(&stats, &args.files, elapsed);
     if !read_errors.is_empty() {
         for error in &read_errors {
             eprintln!("error: {error}");
