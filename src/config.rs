@@ -180,9 +180,8 @@ impl ConnectionConfig {
     pub fn settings(&self) -> WsSettings {
         // Checked when read; a value built in code that is not finite
         // becomes an hour rather than a panic.
-        let secs = |s: f64| {
-            Duration::try_from_secs_f64(s.max(0.001)).unwrap_or(Duration::from_secs(3600))
-        };
+        let secs =
+            |s: f64| Duration::try_from_secs_f64(s.max(0.001)).unwrap_or(Duration::from_secs(3600));
         WsSettings {
             watchdog: secs(self.watchdog_secs),
             ping_every: secs(self.ping_secs),

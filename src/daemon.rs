@@ -41,6 +41,66 @@ use crate::window::store::{SledStore, StoreError};
 /// Frames in flight between the sources and the pipeline.
 const CHANNEL_FRAMES: usize = 4096;
 
+/// Longest the pipeline may spend on one frame (in practice: a write to
+/// the store) before the store is taken to be stuck (a full or vanished
+/// disk: sled can block forever in a flush) and the daemon exits 1.
+const STORE_STALL: Duration = Duration::from_secs(15);
+/// Longest a shutdown may take beyond the sinks' grace before the daemon
+/// exits 1 anyway.
+const SHUTDOWN_LIMIT: Duration = Duration::from_secs(20);
+
+/// Watches the one thing no task can interrupt: a blocking store call.
+/// Runs on its own thread, so it works even when every runtime worker is
+/// blocked in the store too.
+#[derive(Default)]
+struct Stall {
+    /// Wall-clock ms when the pipeline began the current frame; 0 when idle.
+    busy_since: std::sync::atomic::AtomicU64,
+    /// Wall-clock ms when the shutdown began; 0 before.
+    stopping_since: std::sync::atomic::AtomicU64,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Stall {
+    fn watch(self: Arc<Self>, grace: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let spawned = std::thread::Builder::new()
+            .name("store-watchdog".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(Duration::from_millis(250));
+                    let now = now_ms();
+                    let busy = self.busy_since.load(Relaxed);
+                    if busy != 0 && now.saturating_sub(busy) > STORE_STALL.as_millis() as u64 {
+                        tracing::error!(
+                            secs = STORE_STALL.as_secs(),
+                            "the state store has not answered for {} s (disk full? read-only? vanished?): exiting 1; \
+                             the state holds everything up to the last completed batch",
+                            STORE_STALL.as_secs()
+                        );
+                        eprintln!("error: the state store is stuck (disk full?); exiting");
+                        std::process::exit(1);
+                    }
+                    let stopping = self.stopping_since.load(Relaxed);
+                    let limit = (grace + SHUTDOWN_LIMIT).as_millis() as u64;
+                    if stopping != 0 && now.saturating_sub(stopping) > limit {
+                        tracing::error!("the shutdown did not finish in time (the store is stuck?): exiting 1");
+                        eprintln!("error: the shutdown is stuck; exiting");
+                        std::process::exit(1);
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the store watchdog");
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error(transparent)]
@@ -159,6 +219,8 @@ pub async fn run(
     let notifier = delivery.notifier();
     let grace = Duration::from_secs_f64(config.daemon.shutdown_grace_secs.max(0.0));
     let shared_stats = Arc::new(Mutex::new(Stats::default()));
+    let stall = Arc::new(Stall::default());
+    Arc::clone(&stall).watch(grace);
 
     // The pipeline thread ends when every source has dropped its sender,
     // and reports how it ended on `done`.
@@ -171,6 +233,7 @@ pub async fn run(
         let health = health.clone();
         let notifier = Arc::clone(&notifier);
         let shared_stats = Arc::clone(&shared_stats);
+        let stall = Arc::clone(&stall);
         std::thread::Builder::new()
             .name("pipeline".into())
             .spawn(move || {
@@ -181,6 +244,7 @@ pub async fn run(
                     &health,
                     &notifier,
                     &shared_stats,
+                    &stall,
                 );
                 let _ = done_tx.send(result);
             })
@@ -257,6 +321,9 @@ pub async fn run(
         result = &mut done_rx => Some(result),
     };
     // 1. Stop the sources.
+    stall
+        .stopping_since
+        .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
     let _ = shutdown_tx.send(true);
     for task in source_tasks {
         let _ = task.await;
@@ -314,7 +381,9 @@ fn pipeline_loop(
     health: &[Arc<SourceHealth>],
     notifier: &Notify,
     shared: &Mutex<Stats>,
+    stall: &Stall,
 ) -> Result<Stats, PipelineError> {
+    use std::sync::atomic::Ordering::Relaxed;
     let mut frame_no = vec![0u64; sources.len()];
     let mut malformed_seen = 0u64;
     let publish = |pipeline: &Pipeline<SledStore>| {
@@ -329,6 +398,7 @@ fn pipeline_loop(
         frame_no[inbound.source] += 1;
         let n = frame_no[inbound.source];
         let bytes = inbound.frame.as_bytes();
+        stall.busy_since.store(now_ms(), Relaxed);
         let produced = match kind {
             SourceKind::Jetstream => pipeline.process_frame(name, n, bytes)?,
             SourceKind::Mastodon => {
@@ -338,6 +408,7 @@ fn pipeline_loop(
                 pipeline.process_decoded(name, n, nostr::decode(bytes, wall_now()))?
             }
         };
+        stall.busy_since.store(0, Relaxed);
         let stats = pipeline.stats();
         if stats.malformed > malformed_seen {
             malformed_seen = stats.malformed;
@@ -363,7 +434,10 @@ fn pipeline_loop(
             publish(&pipeline);
         }
     }
-    if !pipeline.finish()?.is_empty() {
+    stall.busy_since.store(now_ms(), Relaxed);
+    let finished = pipeline.finish()?;
+    stall.busy_since.store(0, Relaxed);
+    if !finished.is_empty() {
         notifier.notify_waiters();
     }
     publish(&pipeline);

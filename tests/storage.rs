@@ -62,10 +62,20 @@ fn a_flipped_byte_anywhere_is_reported_with_the_recovery() {
     let first = replay_into(&clean);
     assert!(first.status.success(), "{}", stderr(&first));
     let db_len = std::fs::metadata(clean.join("db")).expect("db").len();
-    let mut targets: Vec<(&str, u64)> = [0, 1, 37, 4096, db_len / 5, db_len / 3, db_len / 2, db_len * 3 / 4, db_len - 1]
-        .into_iter()
-        .map(|at| ("db", at))
-        .collect();
+    let mut targets: Vec<(&str, u64)> = [
+        0,
+        1,
+        37,
+        4096,
+        db_len / 5,
+        db_len / 3,
+        db_len / 2,
+        db_len * 3 / 4,
+        db_len - 1,
+    ]
+    .into_iter()
+    .map(|at| ("db", at))
+    .collect();
     targets.push(("conf", 3));
     for (n, (file, offset)) in targets.into_iter().enumerate() {
         let state = dir.path().join(format!("flip{n}"));
@@ -75,14 +85,25 @@ fn a_flipped_byte_anywhere_is_reported_with_the_recovery() {
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(1), "{file}@{offset}: {err}");
         assert!(err.contains("is damaged"), "{file}@{offset}: {err}");
-        assert!(err.contains("outagewatch state repair"), "names the recovery: {err}");
-        assert!(out.stdout.is_empty(), "{file}@{offset}: no alert from damaged state");
+        assert!(
+            err.contains("outagewatch state repair"),
+            "names the recovery: {err}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{file}@{offset}: no alert from damaged state"
+        );
         let verify = bin()
             .args(["state", "verify", "--state-dir"])
             .arg(&state)
             .output()
             .expect("verify");
-        assert_eq!(verify.status.code(), Some(1), "{file}@{offset}: {}", stderr(&verify));
+        assert_eq!(
+            verify.status.code(),
+            Some(1),
+            "{file}@{offset}: {}",
+            stderr(&verify)
+        );
         assert!(stderr(&verify).contains("DAMAGED"), "{}", stderr(&verify));
     }
 }
@@ -92,30 +113,58 @@ fn repair_and_reset_recover_and_keep_the_old_state_aside() {
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state");
     assert!(replay_into(&state).status.success());
-    let verify = bin().args(["state", "verify", "--state-dir"]).arg(&state).output().expect("verify");
+    let verify = bin()
+        .args(["state", "verify", "--state-dir"])
+        .arg(&state)
+        .output()
+        .expect("verify");
     assert!(verify.status.success(), "{}", stderr(&verify));
     let ok = String::from_utf8_lossy(&verify.stdout).into_owned();
     assert!(ok.contains("OK, generation"), "{ok}");
     // A byte flipped in a part of the file sled does not use: the records
     // are all readable, so repair keeps every one of them.
-    flip(&state.join("db"), std::fs::metadata(state.join("db")).expect("db").len() - 1);
-    let repair = bin().args(["state", "repair", "--state-dir"]).arg(&state).output().expect("repair");
+    flip(
+        &state.join("db"),
+        std::fs::metadata(state.join("db")).expect("db").len() - 1,
+    );
+    let repair = bin()
+        .args(["state", "repair", "--state-dir"])
+        .arg(&state)
+        .output()
+        .expect("repair");
     let said = String::from_utf8_lossy(&repair.stdout).into_owned();
     assert!(repair.status.success(), "{}", stderr(&repair));
     assert!(said.contains("dropped 0 damaged"), "{said}");
-    let verify = bin().args(["state", "verify", "--state-dir"]).arg(&state).output().expect("verify");
+    let verify = bin()
+        .args(["state", "verify", "--state-dir"])
+        .arg(&state)
+        .output()
+        .expect("verify");
     let after = String::from_utf8_lossy(&verify.stdout).into_owned();
     assert!(verify.status.success(), "{}", stderr(&verify));
-    let buckets = |s: &str| s.split(" buckets").next().and_then(|p| p.split_whitespace().last()).map(str::to_owned);
+    let buckets = |s: &str| {
+        s.split(" buckets")
+            .next()
+            .and_then(|p| p.split_whitespace().last())
+            .map(str::to_owned)
+    };
     assert_eq!(buckets(&ok), buckets(&after), "{ok} / {after}");
     let aside = std::fs::read_dir(dir.path())
         .expect("read_dir")
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("state.damaged-"))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("state.damaged-")
+        })
         .count();
     assert_eq!(aside, 1, "the damaged state is kept aside");
     // Reset: a fresh, empty state; the old one aside too.
-    let reset = bin().args(["state", "reset", "--state-dir"]).arg(&state).output().expect("reset");
+    let reset = bin()
+        .args(["state", "reset", "--state-dir"])
+        .arg(&state)
+        .output()
+        .expect("reset");
     assert!(reset.status.success(), "{}", stderr(&reset));
     assert_eq!(std::fs::read_dir(&state).expect("empty").count(), 0);
     assert!(replay_into(&state).status.success());
@@ -147,8 +196,14 @@ fn a_rolled_back_store_is_refused() {
     std::fs::remove_dir_all(&state).expect("rm");
     copy_dir(&old, &state);
     std::fs::write(state.join(SEAL_FILE), seal).expect("seal");
-    let err = SledStore::open(&state).err().expect("must be refused").to_string();
-    assert!(err.contains("rolled back: generation 4 was made durable, the store holds 1"), "{err}");
+    let err = SledStore::open(&state)
+        .err()
+        .expect("must be refused")
+        .to_string();
+    assert!(
+        err.contains("rolled back: generation 4 was made durable, the store holds 1"),
+        "{err}"
+    );
     assert!(err.contains("state repair"), "{err}");
 }
 
@@ -161,7 +216,11 @@ fn a_record_failing_its_checksum_is_named() {
     // own CRCs then hold: only our checksum can tell).
     {
         let db = sled::open(&state).expect("raw open");
-        let (key, value) = db.scan_prefix(b"b").next().expect("a bucket").expect("read");
+        let (key, value) = db
+            .scan_prefix(b"b")
+            .next()
+            .expect("a bucket")
+            .expect("read");
         let mut value = value.to_vec();
         let at = value.len() / 2;
         value[at] = if value[at] == b'1' { b'2' } else { b'1' };
@@ -201,10 +260,13 @@ impl Drop for SmallDisk {
 fn a_full_disk_stops_the_daemon_with_exit_1_within_30_s() {
     let dir = tempfile::tempdir().expect("tempdir");
     let Some(disk) = SmallDisk::mount(&dir.path().join("disk")) else {
-        eprintln!("SKIPPED: cannot mount a small tmpfs here (needs root); the full-disk case is untested");
+        eprintln!(
+            "SKIPPED: cannot mount a small tmpfs here (needs root); the full-disk case is untested"
+        );
         return;
     };
-    // The demo many times over: far more state than 2 MiB holds.
+    // 1 MiB of the 2 taken: the demo's state (about 2 MiB) runs out of room.
+    std::fs::write(disk.0.join("fill"), vec![0u8; 1 << 20]).expect("fill");
     let frames = demo_frames();
     let server = JetstreamServer::start(frames, Plan::default());
     let config = jetstream_config(dir.path(), &[server.url()], 5.0);
@@ -225,12 +287,19 @@ fn a_full_disk_stops_the_daemon_with_exit_1_within_30_s() {
             break status;
         }
         if started.elapsed() > Duration::from_secs(30) {
-            panic!("still running after 30 s on a full disk; log:\n{}", daemon.log_text());
+            panic!(
+                "still running after 30 s on a full disk; log:\n{}",
+                daemon.log_text()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     };
     std::thread::sleep(Duration::from_millis(100));
     let log = daemon.log_text();
+    eprintln!("exit {status} after {:?}; last lines:", started.elapsed());
+    for line in log.lines().rev().take(4) {
+        eprintln!("  {line}");
+    }
     assert_eq!(status.code(), Some(1), "{log}");
     assert!(
         log.contains("No space left on device") || log.contains("space"),

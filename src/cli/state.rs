@@ -87,9 +87,9 @@ fn aside(dir: &Path) -> PathBuf {
 fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(dir.is_dir(), "{} is not a state directory", dir.display());
     let (records, lost) = {
-        let old = SledStore::open_with(dir, Checks::None).with_context(|| {
-            "sled cannot open it at all: nothing to salvage; use `outagewatch state reset`"
-        })?;
+        let old = SledStore::open_with(dir, Checks::None).with_context(
+            || "sled cannot open it at all: nothing to salvage; use `outagewatch state reset`",
+        )?;
         old.salvage()
     };
     let fresh = dir.with_file_name(format!(
@@ -100,15 +100,15 @@ fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
         std::fs::remove_dir_all(&fresh)
             .with_context(|| format!("cannot clear {}", fresh.display()))?;
     }
-    std::fs::create_dir_all(&fresh).with_context(|| format!("cannot create {}", fresh.display()))?;
+    std::fs::create_dir_all(&fresh)
+        .with_context(|| format!("cannot create {}", fresh.display()))?;
     {
         let mut store = SledStore::open(&fresh)?;
         store.restore_records(&records)?;
     }
     let _ = seal_closed(&fresh);
     let old = aside(dir);
-    std::fs::rename(dir, &old)
-        .with_context(|| format!("cannot move {} aside", dir.display()))?;
+    std::fs::rename(dir, &old).with_context(|| format!("cannot move {} aside", dir.display()))?;
     std::fs::rename(&fresh, dir)
         .with_context(|| format!("cannot move the repaired state to {}", dir.display()))?;
     println!(

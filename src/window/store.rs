@@ -117,12 +117,14 @@ impl Seal {
     fn read(dir: &Path) -> Result<Option<Seal>, StoreError> {
         let path = dir.join(SEAL_FILE);
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| StoreError::Damaged {
-                    path: dir.to_path_buf(),
-                    detail: format!("{SEAL_FILE} is unreadable ({e})"),
-                }),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| StoreError::Damaged {
+                        path: dir.to_path_buf(),
+                        detail: format!("{SEAL_FILE} is unreadable ({e})"),
+                    })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(StoreError::Seal { path, source }),
         }
@@ -297,7 +299,8 @@ impl SledStore {
             Checks::None => None,
         };
         if let Some(files) = seal.as_ref().and_then(|s| s.files.as_ref()) {
-            let now = file_sums(path).map_err(|e| damaged(format!("cannot read its files ({e})")))?;
+            let now =
+                file_sums(path).map_err(|e| damaged(format!("cannot read its files ({e})")))?;
             for (name, (len, sum)) in files {
                 match now.get(name) {
                     None => return Err(damaged(format!("file {name} is missing"))),
@@ -333,7 +336,10 @@ impl SledStore {
     }
 
     fn read_generation(&self) -> Result<u64, StoreError> {
-        let value = self.db.get(GENERATION_KEY).map_err(|e| self.sled_damage(e))?;
+        let value = self
+            .db
+            .get(GENERATION_KEY)
+            .map_err(|e| self.sled_damage(e))?;
         Ok(value
             .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
             .map_or(0, u64::from_be_bytes))
@@ -560,14 +566,12 @@ impl Store for SledStore {
     fn checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
         match self.db.get(CHECKPOINT_KEY)? {
             None => Ok(None),
-            Some(bytes) => {
-                serde_json::from_slice(self.checked(&bytes, "checkpoint")?)
-                    .map(Some)
-                    .map_err(|source| StoreError::Corrupt {
-                        what: "checkpoint".into(),
-                        source,
-                    })
-            }
+            Some(bytes) => serde_json::from_slice(self.checked(&bytes, "checkpoint")?)
+                .map(Some)
+                .map_err(|source| StoreError::Corrupt {
+                    what: "checkpoint".into(),
+                    source,
+                }),
         }
     }
 
@@ -577,11 +581,10 @@ impl Store for SledStore {
             let (key, value) = entry?;
             let id = String::from_utf8_lossy(&key[1..]).into_owned();
             let json = self.checked(&value, &format!("baseline of {id}"))?;
-            let baseline =
-                serde_json::from_slice(json).map_err(|source| StoreError::Corrupt {
-                    what: format!("baseline of {id}"),
-                    source,
-                })?;
+            let baseline = serde_json::from_slice(json).map_err(|source| StoreError::Corrupt {
+                what: format!("baseline of {id}"),
+                source,
+            })?;
             out.push((id, baseline));
         }
         Ok(out)
