@@ -507,6 +507,24 @@ mod tests {
     }
 
     #[test]
+    fn samples_are_cut_by_characters() {
+        assert_eq!(truncate_chars("short", 10), "short");
+        assert_eq!(truncate_chars("exactly10!", 10), "exactly10!");
+        assert_eq!(truncate_chars("ééééééééééé", 10), "ééééééééé…");
+        let mut w = Windows::new(WindowConfig {
+            sample_chars: 20,
+            ..WindowConfig::default()
+        });
+        let mut p = post(100, "a");
+        p.original = "🔥".repeat(100_000);
+        w.add(&p, &report("s", 1.0));
+        let b = w.close_all();
+        let text = &b[0].services["s"].samples[0].text;
+        assert_eq!(text.chars().count(), 20);
+        assert!(text.ends_with('…'));
+    }
+
+    #[test]
     fn samples_keep_the_best_few() {
         let mut w = Windows::new(WindowConfig {
             samples_per_bucket: 2,
