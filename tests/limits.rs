@@ -338,3 +338,70 @@ fn junk_tags_over_a_day_cost_what_they_cost_over_ten_minutes() {
         "state {state_long} B over 25 h (10 min: {state_short} B)"
     );
 }
+
+#[test]
+fn a_real_discovered_outage_still_fires_amid_junk_tags() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("mixed.jsonl");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).expect("create"));
+    let start = 1_783_173_600_000_000i64;
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for second in 0..900i64 {
+        // Two junk tags a second, each from its own account.
+        for k in 0..2 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let name: String = (0..7)
+                .map(|i| (b'a' + ((seed >> (i * 5)) % 26) as u8) as char)
+                .collect();
+            let t = start + second * 1_000_000 + k * 400_000;
+            writeln!(
+                out,
+                "{}",
+                frame(
+                    t,
+                    &format!("did:plc:j{second}x{k}"),
+                    &format!("#{name}Down")
+                )
+            )
+            .expect("write");
+        }
+        // From minute 10: forty people in two minutes say #ZorblyDown.
+        if (600..720).contains(&second) && second % 3 == 0 {
+            let t = start + second * 1_000_000 + 700_000;
+            writeln!(
+                out,
+                "{}",
+                frame(
+                    t,
+                    &format!("did:plc:user{second}"),
+                    "is #ZorblyDown for everyone? app won't load"
+                )
+            )
+            .expect("write");
+        }
+    }
+    drop(out);
+    let output = bin().arg("replay").arg(&path).output().expect("replay");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let alerts: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("alert JSON"))
+        .collect();
+    let services: Vec<&str> = alerts
+        .iter()
+        .filter_map(|a| a["service"].as_str())
+        .collect();
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a["service"] == "zorbly" && a["state"] == "firing" && a["discovered"] == true),
+        "the discovered outage fires: {services:?}\n{stderr}"
+    );
+    assert!(
+        services.iter().all(|s| *s == "zorbly"),
+        "no junk name alerts: {services:?}"
+    );
+}
