@@ -405,3 +405,64 @@ fn a_real_discovered_outage_still_fires_amid_junk_tags() {
         "no junk name alerts: {services:?}"
     );
 }
+
+#[test]
+fn a_closed_stdout_ends_replay_quietly_instead_of_retrying() {
+    // `replay | head -n1`: read one alert, then close the pipe.
+    let mut child = bin()
+        .arg("replay")
+        .arg(demo())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).expect("one line");
+    drop(stdout);
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        // The old behaviour retried the write until the 120 s drain timeout.
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "still retrying a closed pipe"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .expect("stderr");
+    assert!(first.contains("\"service\":\"discord\""), "{first}");
+    assert!(!status.success(), "ended by the broken pipe: {status}");
+    assert!(
+        !stderr.contains("will retry"),
+        "no retries logged: {stderr}"
+    );
+}
+
+#[test]
+fn a_secret_on_the_command_line_is_warned_about() {
+    let missing = "/nonexistent/recording.jsonl";
+    let on_line = bin()
+        .args(["replay", "--webhook-secret", "s3cret", missing])
+        .env_remove("OUTAGEWATCH_WEBHOOK_SECRET")
+        .output()
+        .expect("replay");
+    let err = String::from_utf8_lossy(&on_line.stderr);
+    assert!(err.contains("visible to other users"), "{err}");
+    assert!(err.contains("OUTAGEWATCH_WEBHOOK_SECRET"), "{err}");
+    assert!(
+        !err.contains("s3cret"),
+        "the secret itself is not printed: {err}"
+    );
+    let from_env = bin()
+        .args(["replay", missing])
+        .env("OUTAGEWATCH_WEBHOOK_SECRET", "s3cret")
+        .output()
+        .expect("replay");
+    let err = String::from_utf8_lossy(&from_env.stderr);
+    assert!(!err.contains("visible to other users"), "{err}");
+}
