@@ -3,11 +3,17 @@
 //! One JSON object per incident state change. The fields documented in the
 //! README are a contract: more may be added, none removed or renamed.
 
+pub mod chat;
 pub mod deliver;
 pub mod format;
+pub mod http;
 pub mod outbox;
+pub mod paging;
+pub mod ratelimit;
 pub mod sign;
 pub mod sink;
+mod task;
+pub mod webhook;
 
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +63,24 @@ pub struct Alert {
     /// For `source:NAME` alerts: what is wrong with the source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// `outage` (people report a service down) or `source` (a firehose of
+    /// ours is silent or lagging), so a receiver can route them apart.
+    #[serde(default)]
+    pub kind: AlertKind,
+    /// Sent by `outagewatch alerts test`: nothing is down.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test: bool,
+}
+
+/// What an alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertKind {
+    /// A watched service: people report it down.
+    #[default]
+    Outage,
+    /// One of our own sources (`service` is `source:NAME`).
+    Source,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,6 +127,8 @@ impl From<Transition> for Alert {
             basis: Some(t.basis),
             sequence: incident.events,
             detail: None,
+            kind: AlertKind::Outage,
+            test: false,
         }
     }
 }
@@ -141,6 +167,20 @@ impl Alert {
                 _ => 2,
             },
             detail: Some(detail),
+            kind: AlertKind::Source,
+            test: false,
+        }
+    }
+
+    /// The source's name, for a `source:NAME` alert.
+    pub fn source_name(&self) -> Option<&str> {
+        match self.kind {
+            AlertKind::Source => Some(
+                self.service
+                    .strip_prefix("source:")
+                    .unwrap_or(&self.service),
+            ),
+            AlertKind::Outage => None,
         }
     }
 }
@@ -149,3 +189,6 @@ impl Alert {
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
+
+#[cfg(test)]
+mod proptests;
