@@ -15,7 +15,7 @@ use crate::alert::format::Format;
 use crate::detect::{DetectorConfig, Severity};
 use crate::numbers as num;
 use crate::source::health::HealthRule;
-use crate::source::jetstream::PUBLIC_HOSTS;
+use crate::source::jetstream::{PUBLIC_HOSTS, Wire};
 use crate::source::ws::WsSettings;
 use crate::window::WindowConfig;
 
@@ -105,6 +105,11 @@ pub struct SourceConfig {
     pub stream: String,
     /// Mastodon: an access token (`${MASTODON_TOKEN}`).
     pub token: Option<String>,
+    /// Jetstream: `v1` (`/subscribe`) or `v2` (`subscribeEvents`, the
+    /// default).
+    pub protocol: Option<Wire>,
+    /// Jetstream: ask for dictionary-zstd frames (default true).
+    pub compress: Option<bool>,
     #[serde(default)]
     pub connection: ConnectionConfig,
 }
@@ -121,8 +126,20 @@ impl SourceConfig {
             urls,
             stream: default_stream(),
             token: None,
+            protocol: None,
+            compress: None,
             connection: ConnectionConfig::default(),
         }
+    }
+
+    /// The Jetstream wire (default v2).
+    pub fn wire(&self) -> Wire {
+        self.protocol.unwrap_or_default()
+    }
+
+    /// Whether Jetstream frames are compressed (default yes).
+    pub fn compressed(&self) -> bool {
+        self.compress.unwrap_or(true)
     }
 }
 
@@ -144,9 +161,15 @@ pub struct ConnectionConfig {
     /// 1 s to 1 h.
     #[serde(deserialize_with = "num::float::<_, 1_000, 3_600_000>")]
     pub ping_secs: f64,
-    /// Larger frames are dropped and counted (1 KiB to 16 MiB).
+    /// Larger frames (after decompression) are dropped and counted
+    /// (1 KiB to 16 MiB).
     #[serde(deserialize_with = "num::int::<_, usize, 1024, 16_777_216>")]
     pub max_frame_bytes: usize,
+    /// Larger compressed frames are dropped and counted, undecompressed.
+    pub max_compressed_frame_bytes: usize,
+    /// Data frames beyond this many per second of one connection are
+    /// counted and dropped; 0 = no limit.
+    pub max_frames_per_sec: u32,
     /// 50 ms to 10 min: a dead host is never hammered.
     #[serde(deserialize_with = "num::int::<_, u64, 50, 600_000>")]
     pub backoff_min_ms: u64,
@@ -168,6 +191,8 @@ impl Default for ConnectionConfig {
             watchdog_secs: d.watchdog.as_secs_f64(),
             ping_secs: d.ping_every.as_secs_f64(),
             max_frame_bytes: d.max_frame_bytes,
+            max_compressed_frame_bytes: d.max_compressed_frame_bytes,
+            max_frames_per_sec: d.max_frames_per_sec,
             backoff_min_ms: d.backoff_min.as_millis() as u64,
             backoff_max_ms: d.backoff_max.as_millis() as u64,
             healthy_after_secs: d.healthy_after.as_secs_f64(),
@@ -186,6 +211,8 @@ impl ConnectionConfig {
             watchdog: secs(self.watchdog_secs),
             ping_every: secs(self.ping_secs),
             max_frame_bytes: self.max_frame_bytes,
+            max_compressed_frame_bytes: self.max_compressed_frame_bytes,
+            max_frames_per_sec: self.max_frames_per_sec,
             backoff_min: Duration::from_millis(self.backoff_min_ms.max(1)),
             backoff_max: Duration::from_millis(self.backoff_max_ms.max(self.backoff_min_ms.max(1))),
             healthy_after: secs(self.healthy_after_secs),
@@ -569,6 +596,25 @@ impl Config {
                     "must be above 0".into(),
                 ));
             }
+            if source.connection.max_compressed_frame_bytes == 0 {
+                return Err(bad(
+                    format!("sources[{i}].connection.max_compressed_frame_bytes"),
+                    "must be above 0".into(),
+                ));
+            }
+            if source.kind != SourceKind::Jetstream {
+                for (key, set) in [
+                    ("protocol", source.protocol.is_some()),
+                    ("compress", source.compress.is_some()),
+                ] {
+                    if set {
+                        return Err(bad(
+                            format!("sources[{i}].{key}"),
+                            "only Jetstream sources take it".into(),
+                        ));
+                    }
+                }
+            }
         }
         let mut sink_names = std::collections::HashSet::from([LINES_SINK]);
         for (i, sink) in self.sinks.iter().enumerate() {
@@ -899,6 +945,14 @@ mod tests {
             (
                 "[[sources]]\nkind = \"irc\"\nname = \"a\"\nurls = []",
                 "unknown variant `irc`",
+            ),
+            (
+                "[[sources]]\nkind = \"jetstream\"\nname = \"a\"\nurls = [\"wss://h\"]\nprotocol = \"v3\"",
+                "unknown variant `v3`, expected `v1` or `v2`",
+            ),
+            (
+                "[[sources]]\nkind = \"nostr\"\nname = \"n\"\nurls = [\"wss://r\"]\ncompress = true",
+                "`sources[0].compress`: only Jetstream sources take it",
             ),
             (
                 "[window]\nbucket_secs = 7",
