@@ -62,6 +62,66 @@ use crate::window::store::{SledStore, StoreError};
 /// Frames in flight between the sources and the pipeline.
 const CHANNEL_FRAMES: usize = 4096;
 
+/// Longest the pipeline may spend on one frame (in practice: a write to
+/// the store) before the store is taken to be stuck (a full or vanished
+/// disk: sled can block forever in a flush) and the daemon exits 1.
+const STORE_STALL: Duration = Duration::from_secs(15);
+/// Longest a shutdown may take beyond the sinks' grace before the daemon
+/// exits 1 anyway.
+const SHUTDOWN_LIMIT: Duration = Duration::from_secs(20);
+
+/// Watches the one thing no task can interrupt: a blocking store call.
+/// Runs on its own thread, so it works even when every runtime worker is
+/// blocked in the store too.
+#[derive(Default)]
+struct Stall {
+    /// Wall-clock ms when the pipeline began the current frame; 0 when idle.
+    busy_since: std::sync::atomic::AtomicU64,
+    /// Wall-clock ms when the shutdown began; 0 before.
+    stopping_since: std::sync::atomic::AtomicU64,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Stall {
+    fn watch(self: Arc<Self>, grace: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let spawned = std::thread::Builder::new()
+            .name("store-watchdog".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(Duration::from_millis(250));
+                    let now = now_ms();
+                    let busy = self.busy_since.load(Relaxed);
+                    if busy != 0 && now.saturating_sub(busy) > STORE_STALL.as_millis() as u64 {
+                        tracing::error!(
+                            secs = STORE_STALL.as_secs(),
+                            "the state store has not answered for {} s (disk full? read-only? vanished?): exiting 1; \
+                             the state holds everything up to the last completed batch",
+                            STORE_STALL.as_secs()
+                        );
+                        eprintln!("error: the state store is stuck (disk full?); exiting");
+                        std::process::exit(1);
+                    }
+                    let stopping = self.stopping_since.load(Relaxed);
+                    let limit = (grace + SHUTDOWN_LIMIT).as_millis() as u64;
+                    if stopping != 0 && now.saturating_sub(stopping) > limit {
+                        tracing::error!("the shutdown did not finish in time (the store is stuck?): exiting 1");
+                        eprintln!("error: the shutdown is stuck; exiting");
+                        std::process::exit(1);
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the store watchdog");
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error(transparent)]
@@ -217,6 +277,8 @@ pub async fn run(
         None => None,
     };
     let pipeline_alive = Arc::new(AtomicBool::new(true));
+    let stall = Arc::new(Stall::default());
+    Arc::clone(&stall).watch(grace);
 
     // The pipeline thread ends when every source has dropped its sender,
     // and reports how it ended on `done`.
@@ -230,11 +292,13 @@ pub async fn run(
         let notifier = Arc::clone(&notifier);
         let telemetry = Arc::clone(&telemetry);
         let alive = Arc::clone(&pipeline_alive);
+        let stall = Arc::clone(&stall);
         std::thread::Builder::new()
             .name("pipeline".into())
             .spawn(move || {
-                let result =
-                    pipeline_loop(pipeline, frame_rx, &names, &health, &notifier, &telemetry);
+                let result = pipeline_loop(
+                    pipeline, frame_rx, &names, &health, &notifier, &telemetry, &stall,
+                );
                 alive.store(false, Ordering::Relaxed);
                 telemetry.set_store_open(false);
                 let _ = done_tx.send(result);
@@ -323,6 +387,9 @@ pub async fn run(
     };
     // 1. Stop the sources.
     systemd_notify(&[sd_notify::NotifyState::Stopping]);
+    stall
+        .stopping_since
+        .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
     let _ = shutdown_tx.send(true);
     for task in source_tasks {
         let _ = task.await;
@@ -332,6 +399,9 @@ pub async fn run(
     if let Some(watchdog) = watchdog {
         watchdog.abort();
     }
+    // Their handles on the store go with them (see the seal below).
+    let _ = monitor.await;
+    let _ = status.await;
     // 2. The pipeline drains what was received and saves the state.
     let result = match early {
         Some(result) => result,
@@ -356,9 +426,17 @@ pub async fn run(
     // stays in the outbox for the next start.
     let (drained, reports) = delivery.stop(grace).await;
     log_sinks(&reports, drained);
-    // 4. The status server goes last.
+    // 4. The status server goes next: it may hold the outbox for its API.
     if let Some(server) = server {
         server.stop().await;
+    }
+    // Every handle on the store is closed now: seal its files, so damage
+    // at rest is found at the next start.
+    drop(outbox);
+    match crate::window::store::seal_closed(&state_dir) {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!("the store was still in use at exit; its files are not sealed"),
+        Err(e) => tracing::warn!(error = %e, "cannot seal the state"),
     }
     tracing::info!(
         frames = stats.frames,
@@ -388,7 +466,9 @@ fn pipeline_loop(
     health: &[Arc<SourceHealth>],
     notifier: &Notify,
     telemetry: &Telemetry,
+    stall: &Stall,
 ) -> Result<Stats, PipelineError> {
+    use std::sync::atomic::Ordering::Relaxed;
     let mut frame_no = vec![0u64; sources.len()];
     let mut malformed_seen = 0u64;
     let publish = |pipeline: &Pipeline<SledStore>| telemetry.publish_stats(pipeline.stats());
@@ -401,6 +481,7 @@ fn pipeline_loop(
         let bytes = inbound.frame.as_bytes();
         let malformed_before = pipeline.stats().malformed;
         let arrival = Some(inbound.arrival_us);
+        stall.busy_since.store(now_ms(), Relaxed);
         let produced = match kind {
             SourceKind::Jetstream => {
                 pipeline.process_jetstream_at(name, Some(&inbound.host), n, bytes, arrival)?
@@ -414,6 +495,7 @@ fn pipeline_loop(
                 pipeline.process_arrived(name, n, decoded, arrival)?
             }
         };
+        stall.busy_since.store(0, Relaxed);
         let stats = pipeline.stats();
         if stats.malformed == malformed_before {
             // It decoded: data, for the watchdog and the silence rule.
@@ -444,7 +526,10 @@ fn pipeline_loop(
             publish(&pipeline);
         }
     }
-    if !pipeline.finish()?.is_empty() {
+    stall.busy_since.store(now_ms(), Relaxed);
+    let finished = pipeline.finish()?;
+    stall.busy_since.store(0, Relaxed);
+    if !finished.is_empty() {
         notifier.notify_waiters();
     }
     publish(&pipeline);

@@ -25,6 +25,7 @@ pub mod detect;
 pub mod http;
 pub mod matcher;
 pub mod normalize;
+pub mod numbers;
 pub mod pipeline;
 pub mod source;
 pub mod synth;

@@ -95,6 +95,13 @@ pub struct Stats {
     /// Events too far ahead of the arrival clock or of their source's
     /// watermark: quarantined, never counted (see `source::clock`).
     pub future: u64,
+    /// Reports of discovered names held back until enough authors used them.
+    pub discovered_pending: u64,
+    /// Most discovered names tracked, candidates remembered and detector
+    /// services at once (the bounds at work).
+    pub peak_discovered: usize,
+    pub peak_candidates: usize,
+    pub peak_detector_services: usize,
     /// Posts delivered twice (a resumed cursor's overlap, several relays), dropped.
     pub duplicates: u64,
     /// Jetstream v2 frames at or below the saved sequence number, dropped.
@@ -505,6 +512,10 @@ impl<S: Store> Pipeline<S> {
         self.stats.late_posts = self.windows.late();
         self.stats.stale_posts = self.windows.stale();
         self.stats.discovered_rejected = self.windows.discovered_rejected();
+        self.stats.discovered_pending = self.windows.discovered_pending();
+        let (tracked, candidates) = self.windows.discovered_sizes();
+        self.stats.peak_discovered = self.stats.peak_discovered.max(tracked);
+        self.stats.peak_candidates = self.stats.peak_candidates.max(candidates);
         let closed = self.windows.advance();
         self.close(closed)
     }
@@ -541,6 +552,10 @@ impl<S: Store> Pipeline<S> {
                 telemetry.on_bucket(bucket, &self.detector, &alerts[first..]);
             }
         }
+        self.stats.peak_detector_services = self
+            .stats
+            .peak_detector_services
+            .max(self.detector.service_count());
         self.stats.buckets_closed += closed.len() as u64;
         self.stats.alerts += alerts.len() as u64;
         let seqs = self.save(&closed, &alerts)?;

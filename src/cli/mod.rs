@@ -11,6 +11,7 @@ mod replay_jetstream;
 mod run;
 mod series;
 mod serve;
+mod state;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -70,17 +71,52 @@ enum Command {
     },
     /// Print the manual page (roff), e.g. `outagewatch man > outagewatch.1`.
     Man,
+    /// The state store: `state verify`, `state repair`, `state reset`
+    /// (what to do when it reports damage).
+    State(state::StateArgs),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    if matches!(cli.command, Command::Replay(_) | Command::Check(_)) {
+        quiet_broken_pipe();
+    }
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", error_chain(&error));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// An error and its causes, each said once: many errors already include
+/// their cause's text in their own message (`cannot open x: No such
+/// file`), so a cause already in the text is not repeated.
+pub fn error_chain(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+/// `replay | head -n1`, `check | head`: when the reader of stdout goes
+/// away, end at once and quietly, as `cat` does, rather than retry the
+/// write. The Rust runtime ignores SIGPIPE; the one-shot commands restore
+/// the default. The daemon keeps ignoring it (its alerts stay in the
+/// outbox).
+fn quiet_broken_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called once at start, before any thread is spawned; resetting
+    // a signal's disposition to its default has no other effect.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
@@ -112,8 +148,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .context("cannot write the manual page")?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::State(args) => state::run(args),
     }
 }
+
+/// The environment variable that carries `--webhook-secret` unseen.
+const WEBHOOK_SECRET_ENV: &str = "OUTAGEWATCH_WEBHOOK_SECRET";
 
 /// Where alerts go, for the commands that raise them (`run`, `replay`).
 #[derive(Debug, clap::Args)]
@@ -128,7 +168,7 @@ pub(crate) struct SinkArgs {
     #[arg(
         long,
         value_name = "SECRET",
-        env = "OUTAGEWATCH_WEBHOOK_SECRET",
+        env = WEBHOOK_SECRET_ENV,
         hide_env_values = true
     )]
     webhook_secret: Option<String>,
@@ -138,6 +178,15 @@ impl SinkArgs {
     /// Adds these sinks to a configuration: the file replaces the
     /// configured one, the webhooks are added (`webhook-1`, `webhook-2`, …).
     pub(crate) fn apply(&self, config: &mut crate::config::Config) {
+        // A secret in the arguments is visible to every user in `ps`.
+        if let Some(secret) = &self.webhook_secret
+            && std::env::var(WEBHOOK_SECRET_ENV).ok().as_ref() != Some(secret)
+        {
+            tracing::warn!(
+                "--webhook-secret on the command line is visible to other users (ps, /proc); \
+                 set {WEBHOOK_SECRET_ENV} instead"
+            );
+        }
         if let Some(alerts) = &self.alerts {
             config.alerts.file = Some(alerts.clone());
         }

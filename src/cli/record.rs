@@ -37,8 +37,9 @@ pub struct RecordArgs {
     /// per-source counts by it, as the daemon does).
     #[arg(long, value_name = "NAME", default_value = "bluesky")]
     name: String,
-    /// Reconnect when no frame arrives for this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    /// Reconnect when no frame arrives for this many seconds (1 to 3600).
+    #[arg(long, value_name = "SECS", default_value_t = 30.0,
+          value_parser = crate::numbers::parse_watchdog)]
     watchdog_secs: f64,
     /// Jetstream wire: `v1` (`/subscribe`) or `v2` (`subscribeEvents`).
     /// Either way the file holds text frames (decompressed).

@@ -269,6 +269,11 @@ impl Detector {
         })
     }
 
+    /// Services the detector keeps state for (each costs a step per bucket).
+    pub fn service_count(&self) -> usize {
+        self.state.services.len()
+    }
+
     /// Incidents open right now.
     pub fn open_incidents(&self) -> impl Iterator<Item = &Incident> {
         self.state
@@ -358,12 +363,14 @@ impl Detector {
 
     /// Drops services with nothing left to remember: no incident, no recent
     /// reports, no cooldown, and (for catalogued services) no report for
-    /// four weeks, or (for discovered ones) for a day.
+    /// four weeks, or (for discovered ones, created when their first
+    /// admitted bucket arrives) for an hour: a quiet made-up name must not
+    /// cost a detector run per bucket for long.
     fn forget_quiet(&mut self, now: Micros) {
         let mut forgotten = Vec::new();
         self.state.services.retain(|id, s| {
             // The hourly profile reaches four weeks back.
-            let keep_for = if s.discovered { 1 } else { 29 } * 86_400 * MICROS_PER_SEC;
+            let keep_for = if s.discovered { 3600 } else { 29 * 86_400 } * MICROS_PER_SEC;
             let keep = s.incident.is_some()
                 || !s.recent.is_empty()
                 || s.cooldown_until.is_some_and(|t| t > now)

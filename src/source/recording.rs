@@ -128,6 +128,9 @@ pub struct LineReader<R> {
     limit: usize,
     buf: Vec<u8>,
     line_no: u64,
+    /// Report an oversized line as soon as it passes the limit, instead of
+    /// reading on to its end (see [`LineReader::stop_at_limit`]).
+    early: bool,
 }
 
 impl<R: BufRead> LineReader<R> {
@@ -137,7 +140,17 @@ impl<R: BufRead> LineReader<R> {
             limit,
             buf: Vec::with_capacity(4096),
             line_no: 0,
+            early: false,
         }
+    }
+
+    /// Reports an oversized line as soon as `limit` is passed, with the
+    /// length read so far, leaving the rest of it unread. For a stream that
+    /// may never end a line (`check </dev/zero`), where waiting for the
+    /// line's end would wait forever; the caller then stops reading.
+    pub fn stop_at_limit(mut self) -> Self {
+        self.early = true;
+        self
     }
 
     /// The next line with its 1-based number, or `None` at the end.
@@ -168,7 +181,7 @@ impl<R: BufRead> LineReader<R> {
             }
             let consumed = done.unwrap_or(chunk.len());
             self.inner.consume(consumed);
-            if done.is_some() {
+            if done.is_some() || (self.early && len > self.limit) {
                 break;
             }
         }
@@ -221,6 +234,17 @@ mod tests {
         assert_eq!(got[1], (2, "<oversized 16>".to_owned()));
         assert_eq!(got[2], (3, "after".to_owned()));
         assert_eq!(got.len(), 3);
+    }
+
+    #[test]
+    fn stop_at_limit_reports_an_endless_line_without_reading_it_all() {
+        let endless = std::io::repeat(b'0');
+        let mut reader =
+            LineReader::new(BufReader::with_capacity(64, endless), 1000).stop_at_limit();
+        match reader.next_line().expect("read") {
+            Some((1, Line::Oversized(len))) => assert!((1001..=1064).contains(&len), "{len}"),
+            other => panic!("want an oversized first line, got {other:?}"),
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use self::discovered::DiscoveredNames;
+use self::discovered::{Admission, DiscoveredNames};
 use crate::matcher::{Class, Verdict};
 use crate::normalize::Post;
 use crate::{MICROS_PER_SEC, Micros};
@@ -45,8 +45,18 @@ pub struct WindowConfig {
     pub samples_per_bucket: usize,
     /// Discovered services tracked at once (see `discovered`).
     pub max_discovered: usize,
-    /// Quiet time after which a discovered service may be forgotten.
+    /// A discovered service's score halves for each such span of quiet,
+    /// so a newcomer can take its place.
     pub discovered_ttl_secs: i64,
+    /// Distinct authors a new name needs within `discovered_admit_secs`
+    /// before it is tracked.
+    pub discovered_min_authors: usize,
+    pub discovered_admit_secs: i64,
+    /// New names remembered while they gather authors.
+    pub max_discovered_candidates: usize,
+    /// Characters of a sample post kept as alert evidence; longer texts
+    /// are cut (with `…`).
+    pub sample_chars: usize,
     /// Texts at least this long (characters, normalized) posted by several
     /// authors are tracked as copies, so the detector can weigh them down.
     pub copy_min_chars: usize,
@@ -63,8 +73,69 @@ impl Default for WindowConfig {
             samples_per_bucket: 5,
             max_discovered: 1000,
             discovered_ttl_secs: 900,
+            discovered_min_authors: 3,
+            discovered_admit_secs: 600,
+            max_discovered_candidates: 10_000,
+            sample_chars: 500,
             copy_min_chars: 40,
         }
+    }
+}
+
+impl WindowConfig {
+    /// Bounds of every key (the README's "Limits"): `(key, why)` for the
+    /// first one outside them.
+    pub fn check(&self) -> Result<(), (String, String)> {
+        let day = 86_400;
+        let ints: [(&str, i64, i64, i64); 11] = [
+            ("bucket_secs", self.bucket_secs, 1, 3600),
+            ("lateness_secs", self.lateness_secs, 0, 3600),
+            ("max_late_secs", self.max_late_secs, 0, day),
+            ("samples_per_bucket", self.samples_per_bucket as i64, 0, 100),
+            ("max_discovered", self.max_discovered as i64, 0, 100_000),
+            ("discovered_ttl_secs", self.discovered_ttl_secs, 10, day),
+            (
+                "discovered_min_authors",
+                self.discovered_min_authors as i64,
+                1,
+                1000,
+            ),
+            ("discovered_admit_secs", self.discovered_admit_secs, 10, day),
+            (
+                "max_discovered_candidates",
+                self.max_discovered_candidates as i64,
+                1,
+                1_000_000,
+            ),
+            ("sample_chars", self.sample_chars as i64, 10, 100_000),
+            ("copy_min_chars", self.copy_min_chars as i64, 1, 100_000),
+        ];
+        for (key, value, min, max) in ints {
+            crate::numbers::check_int(value, min, max).map_err(|m| (key.to_owned(), m))?;
+        }
+        Ok(())
+    }
+
+    fn discovered_bounds(&self) -> discovered::Bounds {
+        discovered::Bounds {
+            capacity: self.max_discovered,
+            max_candidates: self.max_discovered_candidates,
+            min_authors: self.discovered_min_authors,
+            admit_us: self.discovered_admit_secs.saturating_mul(MICROS_PER_SEC),
+            ttl_us: self.discovered_ttl_secs.saturating_mul(MICROS_PER_SEC),
+        }
+    }
+}
+
+/// `text` cut to at most `max` characters (the last one `…` when cut).
+pub fn truncate_chars(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max.saturating_sub(1)) {
+        Some((at, _)) if text[at..].chars().nth(1).is_some() => {
+            let mut cut = text[..at].to_owned();
+            cut.push('…');
+            cut
+        }
+        _ => text.to_owned(),
     }
 }
 
@@ -175,7 +246,7 @@ impl ServiceCounts {
         let better = |s: &Sample| s.score < verdict.score;
         if self.samples.len() < keep || self.samples.iter().any(better) {
             let sample = Sample {
-                text: post.original.clone(),
+                text: truncate_chars(&post.original, config.sample_chars),
                 uri: post.uri.clone(),
                 author: post.author.clone(),
                 score: verdict.score,
@@ -228,10 +299,7 @@ impl Windows {
             closed_through: None,
             late: 0,
             stale: 0,
-            discovered: DiscoveredNames::new(
-                config.max_discovered,
-                config.discovered_ttl_secs * MICROS_PER_SEC,
-            ),
+            discovered: DiscoveredNames::new(config.discovered_bounds()),
         }
     }
 
@@ -268,6 +336,16 @@ impl Windows {
     /// Reports of discovered services turned away by the bound on them.
     pub fn discovered_rejected(&self) -> u64 {
         self.discovered.rejected()
+    }
+
+    /// Reports of discovered names held back until enough authors use them.
+    pub fn discovered_pending(&self) -> u64 {
+        self.discovered.pending()
+    }
+
+    /// Discovered names tracked now, and candidates remembered now.
+    pub fn discovered_sizes(&self) -> (usize, usize) {
+        self.discovered.sizes()
     }
 
     /// Posts too old to count (see the module documentation).
@@ -316,11 +394,29 @@ impl Windows {
         let Some(service) = &verdict.service else {
             return placement;
         };
-        if verdict.discovered
-            && matches!(verdict.class, Class::Report | Class::Recovery)
-            && !self.discovered.admit(service, post.time_us)
-        {
-            return placement;
+        if verdict.discovered && matches!(verdict.class, Class::Report | Class::Recovery) {
+            let new_author = bucket
+                .services
+                .get(service)
+                .is_none_or(|c| c.authors.binary_search(&post.author).is_err());
+            match self
+                .discovered
+                .admit(service, &post.author, new_author, post.time_us)
+            {
+                Admission::Counted => {}
+                Admission::Admitted(before) => {
+                    // The authors who named it first count in this bucket.
+                    let counts = bucket.services.entry(service.clone()).or_default();
+                    counts.discovered = true;
+                    for (author, reports) in before {
+                        counts.reports += reports;
+                        if let Err(at) = counts.authors.binary_search(&author) {
+                            counts.authors.insert(at, author);
+                        }
+                    }
+                }
+                Admission::Pending | Admission::Rejected => return placement,
+            }
         }
         match verdict.class {
             Class::Report => {
@@ -459,6 +555,24 @@ mod tests {
             "joined the oldest open bucket"
         );
         assert_eq!(rest[0].services["x"].reports, 2);
+    }
+
+    #[test]
+    fn samples_are_cut_by_characters() {
+        assert_eq!(truncate_chars("short", 10), "short");
+        assert_eq!(truncate_chars("exactly10!", 10), "exactly10!");
+        assert_eq!(truncate_chars("ééééééééééé", 10), "ééééééééé…");
+        let mut w = Windows::new(WindowConfig {
+            sample_chars: 20,
+            ..WindowConfig::default()
+        });
+        let mut p = post(100, "a");
+        p.original = "🔥".repeat(100_000);
+        w.add(&p, &report("s", 1.0), None);
+        let b = w.close_all();
+        let text = &b[0].services["s"].samples[0].text;
+        assert_eq!(text.chars().count(), 20);
+        assert!(text.ends_with('…'));
     }
 
     #[test]
