@@ -30,8 +30,11 @@
 #   WORK              scratch directory (default ${TMPDIR:-/tmp}/outagewatch-bench);
 #                     recordings are kept there and reused when present with the
 #                     same size and seed; state directories are recreated per run
-#   KEEP=1            keep WORK at the end (default: keep the recordings, which
-#                     are expensive to make, remove the state directories)
+#   STATE_ROOT        where the state directories go (default: WORK). Put it on
+#                     a real disk when WORK is a tmpfs, or sled's fsyncs cost nothing
+#   KEEP=1            keep the state directories and alerts (default: each state
+#                     directory is measured and removed after its run; the
+#                     recordings are kept, being expensive to make)
 #
 # Missing tools (GNU time, ripgrep, zstd, bc) are installed with apt-get (Debian).
 # The output ends with a table in the shape of the README's "Speed" table.
@@ -41,6 +44,7 @@ SIZE_MB=${SIZE_MB:-1024}
 SEED=${SEED:-15}
 CATALOGUE_FACTOR=${CATALOGUE_FACTOR:-10}
 WORK=${WORK:-${TMPDIR:-/tmp}/outagewatch-bench}
+STATE_ROOT=${STATE_ROOT:-$WORK}
 POSTS_PER_SEC=6.43
 OTHERS_PER_POST=2.5
 
@@ -73,7 +77,7 @@ BIN=$TARGET/release/outagewatch
 MAKE_STREAM=$TARGET/release/examples/make_stream
 MAKE_CATALOGUE=$TARGET/release/examples/make_catalogue
 
-mkdir -p "$WORK"
+mkdir -p "$WORK" "$STATE_ROOT"
 
 # ── recordings ───────────────────────────────────────────────────────────
 # Minutes of stream for a target size, from the bytes per minute of a short
@@ -119,11 +123,19 @@ run() {
     SECS=$(echo "$end - $start" | bc -l)
     RSS_KB=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$log")
 }
-replay() { # NAME FILE [extra args...]
+# replay NAME FILE [extra args...] [-- PREFIX...]: also sets $STATE_MB (the
+# state directory's size at exit) and $ALERTS (lines of alerts written); the
+# state directory is removed afterwards (unless KEEP=1) to spare the disk.
+replay() {
     local name=$1 file=$2; shift 2
-    rm -rf "$WORK/state-$name" "$WORK/alerts-$name.jsonl"
-    run "$name" "$BIN" replay --state-dir "$WORK/state-$name" --alerts "$WORK/alerts-$name.jsonl" "$@" "$file"
+    local state=$STATE_ROOT/state-$name alerts=$WORK/alerts-$name.jsonl
+    rm -rf "$state" "$alerts"
+    run "$name" "${PREFIX[@]}" "$BIN" replay --state-dir "$state" --alerts "$alerts" "$@" "$file"
+    STATE_MB=$(echo "scale=1; $(du -sb "$state" | cut -f1) / 1000000" | bc -l)
+    ALERTS=$(wc -l <"$alerts")
+    [[ ${KEEP:-0} == 1 ]] || rm -rf "$state"
 }
+PREFIX=()
 warm() { cat "$@" >/dev/null; }
 mib() { echo "scale=1; $1 / 1024" | bc -l; }
 per_sec() { echo "$1 / $SECS" | bc -l | xargs printf '%.0f'; }
@@ -145,19 +157,25 @@ ROWS=()
 row() { ROWS+=("$(printf '| %s | %s | %s | %s | %s |' "$@")"); }
 
 replay main "$MAIN"
-ALERTS_MAIN=$(wc -l <"$WORK/alerts-main.jsonl")
-STATE_BYTES=$(du -sb "$WORK/state-main" | cut -f1)
-row "replay, plain, both cores" "$(per_sec "$EVENTS") events/s" "$(mb_per_sec "$BYTES") MB/s" "$(mib "$RSS_KB") MiB" "$(printf '%.2f' "$SECS") s; state dir $(echo "scale=1; $STATE_BYTES/1000000" | bc -l) MB; $ALERTS_MAIN alerts"
+row "replay, plain, both cores" "$(per_sec "$EVENTS") events/s" "$(mb_per_sec "$BYTES") MB/s" "$(mib "$RSS_KB") MiB" "$(printf '%.2f' "$SECS") s; state dir $STATE_MB MB; $ALERTS alerts"
 REPLAY_SECS=$SECS
+MAIN_STATE_MB=$STATE_MB
 
 # taskset pins the whole process, so this run differs from the first only in the pinning.
-rm -rf "$WORK/state-one_core" "$WORK/alerts-one_core.jsonl"
-run one_core taskset -c 0 "$BIN" replay --state-dir "$WORK/state-one_core" --alerts "$WORK/alerts-one_core.jsonl" "$MAIN"
+PREFIX=(taskset -c 0)
+replay one_core "$MAIN"
+PREFIX=()
 row "replay, plain, one core (taskset -c 0)" "$(per_sec "$EVENTS") events/s" "$(mb_per_sec "$BYTES") MB/s" "$(mib "$RSS_KB") MiB" "$(printf '%.2f' "$SECS") s"
 
 replay zst "$MAIN.zst"
 ZST_SECS=$SECS
 row "replay, .zst, both cores" "$(per_sec "$EVENTS") events/s" "$(mb_per_sec "$BYTES") MB/s (plain bytes)" "$(mib "$RSS_KB") MiB" "$(printf '%.2f' "$SECS") s ($(echo "scale=0; 100 * $ZST_SECS / $REPLAY_SECS" | bc -l) % of plain)"
+
+# The three replays of the same events must agree byte for byte.
+SAME_ALERTS=yes
+for other in one_core zst; do
+    cmp -s "$WORK/alerts-main.jsonl" "$WORK/alerts-$other.jsonl" || SAME_ALERTS="NO ($other differs)"
+done
 
 run rg rg -j1 -c -i -F "${RG_ARGS[@]}" "$MAIN"
 RG_SECS=$SECS
@@ -171,9 +189,9 @@ for input in x1:"$X1" x4:"$X4"; do
     warm "$file"
     replay "rss_$name" "$file"
     lines=$(wc -l <"$file")
-    row "replay, $name input ($(($(stat -c %s "$file") / 1000000)) MB)" "$(per_sec "$lines") events/s" "$(mb_per_sec "$(stat -c %s "$file")") MB/s" "$(mib "$RSS_KB") MiB" "$(printf '%.2f' "$SECS") s; state dir $(echo "scale=1; $(du -sb "$WORK/state-rss_$name" | cut -f1)/1000000" | bc -l) MB"
+    row "replay, $name input ($(($(stat -c %s "$file") / 1000000)) MB, $lines events)" "$(per_sec "$lines") events/s" "$(mb_per_sec "$(stat -c %s "$file")") MB/s" "$(mib "$RSS_KB") MiB" "$(printf '%.2f' "$SECS") s; state dir $STATE_MB MB"
 done
-row "replay, x16 input (the main file)" "see first row" "" "" ""
+row "replay, x16 input (the main file)" "first row" "" "" "state dir $MAIN_STATE_MB MB"
 
 replay catalogue "$X1" --patterns "$CATALOGUE"
 lines=$(wc -l <"$X1")
@@ -184,6 +202,7 @@ echo
 echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "input: $MAIN"
 echo "       $EVENTS events, $BYTES bytes ($(echo "scale=1; $BYTES/1000000" | bc -l) MB), .zst $ZBYTES bytes; seed $SEED; $POSTS_PER_SEC posts/s, $OTHERS_PER_POST non-posts per post"
+echo "alerts identical across plain, one-core and .zst replays: $SAME_ALERTS"
 echo "replay / rg time ratio: $(echo "scale=2; $REPLAY_SECS / $RG_SECS" | bc -l) (target: <= 1)"
 echo
 echo "| what | events/s | MB/s | peak RSS | notes |"
@@ -193,6 +212,4 @@ echo
 echo "replay summary of the main run:"
 grep -v '^\s*$' "$WORK/main.err" | tail -25
 
-if [[ ${KEEP:-0} != 1 ]]; then
-    rm -rf "$WORK"/state-* "$WORK"/alerts-*.jsonl
-fi
+[[ ${KEEP:-0} == 1 ]] || rm -f "$WORK"/alerts-*.jsonl

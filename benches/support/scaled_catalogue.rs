@@ -44,9 +44,14 @@ pub fn scale_services(original: &str, factor: usize) -> Result<String, String> {
             let id = copy
                 .get("id")
                 .and_then(toml::Value::as_str)
-                .ok_or("a service has no id")?;
+                .ok_or("a service has no id")?
+                .to_owned();
             copy.insert("id".into(), format!("{id}{s}").into());
-            let name = copy.get("name").and_then(toml::Value::as_str).unwrap_or(id);
+            let name = copy
+                .get("name")
+                .and_then(toml::Value::as_str)
+                .unwrap_or(&id)
+                .to_owned();
             copy.insert("name".into(), format!("{name} {s}").into());
             for field in ["aliases", "ambiguous", "hashtags"] {
                 map_strings(&mut copy, field, |text| format!("{text}{s}"));
