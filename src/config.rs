@@ -97,7 +97,8 @@ pub struct SourceConfig {
     /// Name in logs, cursors and `source:NAME` health alerts.
     pub name: String,
     /// Jetstream: hosts tried in turn (failover). Mastodon: the instance's
-    /// streaming URL. Nostr: relays, all read at once.
+    /// streaming URL (`wss://`), or the instance itself (`https://`), whose
+    /// streaming host is then discovered. Nostr: relays, all read at once.
     pub urls: Vec<String>,
     /// Mastodon: the stream to follow (`public`, `public:local`).
     #[serde(default = "default_stream")]
@@ -512,8 +513,14 @@ impl Config {
                 ));
             }
             for (j, url) in source.urls.iter().enumerate() {
-                let ok = reqwest::Url::parse(url)
-                    .is_ok_and(|u| matches!(u.scheme(), "ws" | "wss") && u.has_host());
+                // Mastodon also takes an instance's https:// URL, whose
+                // streaming host is discovered.
+                let instance = source.kind == SourceKind::Mastodon;
+                let ok = reqwest::Url::parse(url).is_ok_and(|u| {
+                    u.has_host()
+                        && (matches!(u.scheme(), "ws" | "wss")
+                            || instance && matches!(u.scheme(), "http" | "https"))
+                });
                 if !ok {
                     return Err(bad(
                         format!("sources[{i}].urls[{j}]"),

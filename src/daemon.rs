@@ -30,13 +30,15 @@ use crate::alert::outbox::{OpenSource, Outbox};
 use crate::config::{Config, SourceKind, sink_specs};
 use crate::detect::TransitionKind;
 use crate::matcher::Matcher;
+use crate::pipeline::Arrival;
 use crate::pipeline::{Pipeline, PipelineConfig, PipelineError, Stats};
+use crate::source::Wire;
 use crate::source::health::{
     Condition, HealthRule, SourceHealth, assess, back_detail, proven_healthy, wall_now,
 };
 use crate::source::jetstream::{JetstreamOptions, JetstreamProtocol};
 use crate::source::mastodon::{self, MastodonProtocol};
-use crate::source::nostr::{self, NostrProtocol};
+use crate::source::nostr::NostrProtocol;
 use crate::source::ws::{self, Inbound, WsSettings};
 use crate::window::store::{SledStore, StoreError};
 
@@ -224,9 +226,17 @@ pub async fn run(
                     stream: l.stream,
                     token: l.token,
                 };
-                tokio::spawn(ws::run(
-                    index, l.hosts, l.settings, protocol, tls, tx, h, shutdown,
-                ))
+                // An instance URL (https://) is asked for its streaming host first.
+                let mut shutdown = shutdown;
+                tokio::spawn(async move {
+                    let Some(hosts) =
+                        mastodon::resolve_hosts(l.hosts, &tls, &l.settings, &l.name, &mut shutdown)
+                            .await
+                    else {
+                        return;
+                    };
+                    ws::run(index, hosts, l.settings, protocol, tls, tx, h, shutdown).await
+                })
             }
             SourceKind::Nostr => tokio::spawn(ws::run(
                 index,
@@ -308,6 +318,15 @@ pub async fn run(
     Ok(stats)
 }
 
+/// The wire format a configured source speaks.
+pub fn wire(kind: SourceKind) -> Wire {
+    match kind {
+        SourceKind::Jetstream => Wire::Jetstream,
+        SourceKind::Mastodon => Wire::Mastodon,
+        SourceKind::Nostr => Wire::Nostr,
+    }
+}
+
 fn pipeline_loop(
     mut pipeline: Pipeline<SledStore>,
     mut frames: mpsc::Receiver<Inbound>,
@@ -330,18 +349,26 @@ fn pipeline_loop(
         frame_no[inbound.source] += 1;
         let n = frame_no[inbound.source];
         let bytes = inbound.frame.as_bytes();
+        let malformed_before = pipeline.stats().malformed;
+        let arrival = Some(inbound.arrival_us);
         let produced = match kind {
             SourceKind::Jetstream => {
-                pipeline.process_jetstream(name, Some(&inbound.host), n, bytes)?
+                pipeline.process_jetstream_at(name, Some(&inbound.host), n, bytes, arrival)?
             }
-            SourceKind::Mastodon => {
-                pipeline.process_decoded(name, n, mastodon::decode(bytes, instance))?
-            }
-            SourceKind::Nostr => {
-                pipeline.process_decoded(name, n, nostr::decode(bytes, wall_now()))?
+            SourceKind::Mastodon | SourceKind::Nostr => {
+                let (decoded, own_clock) = wire(*kind).decode(bytes, instance, arrival);
+                let arrival = Arrival {
+                    at_us: arrival,
+                    own_clock,
+                };
+                pipeline.process_arrived(name, n, decoded, arrival)?
             }
         };
         let stats = pipeline.stats();
+        if stats.malformed == malformed_before {
+            // It decoded: data, for the watchdog and the silence rule.
+            health[inbound.source].count_data();
+        }
         if stats.malformed > malformed_seen {
             malformed_seen = stats.malformed;
             // The first few in full, then one line per thousand.
@@ -505,17 +532,28 @@ async fn status_log(
             .iter()
             .map(|h| {
                 let s = h.snapshot();
-                let lag = s
-                    .processed
-                    .map_or_else(|| "-".to_owned(), |p| format!("{}s", (now - p) / 1_000_000));
+                // The watermark never runs ahead of the arrival clock by
+                // more than max_future_secs; lag is shown as 0 then, never negative.
+                let lag = s.processed.map_or_else(
+                    || "-".to_owned(),
+                    |p| format!("{}s", (now - p).max(0) / 1_000_000),
+                );
+                let times = snapshot.sources.get(&h.name).cloned().unwrap_or_default();
                 format!(
-                    "{}:{} frames={} processed={} lag={} reconnects={} oversized={} binary={} rate_dropped={}",
+                    "{}:{} frames={} data={} processed={} newest={} lag={} late={} stale={} future={} reconnects={} oversized={} binary={} rate_dropped={}",
                     h.name,
                     if s.connected { "up" } else { "down" },
                     s.frames,
+                    s.data,
                     s.processed
                         .map_or_else(|| "-".to_owned(), |p| p.to_string()),
+                    times
+                        .newest
+                        .map_or_else(|| "-".to_owned(), |p| p.to_string()),
                     lag,
+                    times.late,
+                    times.stale,
+                    times.future,
                     s.reconnects,
                     s.oversized,
                     s.binary,
@@ -530,6 +568,9 @@ async fn status_log(
             alerts = snapshot.alerts,
             duplicates = snapshot.duplicates,
             malformed = snapshot.malformed,
+            late = snapshot.late_posts,
+            stale = snapshot.stale_posts,
+            future = snapshot.future,
             sources = %sources.join("; "),
             outbox = %sinks
                 .iter()

@@ -15,11 +15,12 @@ use crate::alert::Alert;
 use crate::detect::{Detector, DetectorConfig};
 use crate::matcher::{Class, Matcher};
 use crate::normalize::normalize;
+use crate::source::clock::{ClockRule, Judgement, SourceClock, Tick, author_key};
 use crate::source::dedupe::Deduper;
 use crate::source::jetstream::{Frame, SeqCursor};
 use crate::source::{Decoded, FrameError, RawPost, SkipReason, jetstream};
 use crate::window::store::{Checkpoint, Store, StoreError};
-use crate::window::{Bucket, WindowConfig, Windows};
+use crate::window::{Bucket, Placement, WindowConfig, Windows};
 use crate::{MICROS_PER_SEC, Micros};
 
 /// An alert the pipeline raised, with its place in the store's outbox:
@@ -80,6 +81,8 @@ pub struct Stats {
     pub skipped: BTreeMap<&'static str, u64>,
     /// Frames that could not be used.
     pub malformed: u64,
+    /// Of those, signed events that failed verification, by reason.
+    pub unverified: BTreeMap<&'static str, u64>,
     /// The first few malformed frames: where (source:line) and why.
     pub malformed_examples: Vec<(String, String)>,
     pub blank_lines: u64,
@@ -89,12 +92,36 @@ pub struct Stats {
     pub stale_posts: u64,
     /// Reports of discovered services turned away by the bound on them.
     pub discovered_rejected: u64,
+    /// Events too far ahead of the arrival clock or of their source's
+    /// watermark: quarantined, never counted (see `source::clock`).
+    pub future: u64,
+    /// Per source: late, stale and future events, and the newest accepted.
+    pub sources: BTreeMap<String, SourceStats>,
     /// Posts delivered twice (a resumed cursor's overlap, several relays), dropped.
     pub duplicates: u64,
     /// Jetstream v2 frames at or below the saved sequence number, dropped.
     pub duplicate_frames: u64,
     pub buckets_closed: u64,
     pub alerts: u64,
+}
+
+/// Event-time counts of one source, for the status line and the summary.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SourceStats {
+    pub late: u64,
+    pub stale: u64,
+    pub future: u64,
+    /// Newest event time accepted (not the watermark, which lags it).
+    pub newest: Option<Micros>,
+}
+
+/// When and how a frame arrived.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Arrival {
+    /// Wall-clock µs of arrival: live, or from a recording's clock line.
+    pub at_us: Option<Micros>,
+    /// The decoder set the event time to the arrival time (Mastodon, Nostr).
+    pub own_clock: bool,
 }
 
 pub struct Pipeline<S: Store> {
@@ -104,6 +131,8 @@ pub struct Pipeline<S: Store> {
     store: S,
     retention_us: Micros,
     cursors: BTreeMap<String, Micros>,
+    clocks: BTreeMap<String, SourceClock>,
+    clock_rule: ClockRule,
     seqs: BTreeMap<String, SeqCursor>,
     dedupe: Deduper,
     stats: Stats,
@@ -129,7 +158,18 @@ impl<S: Store> Pipeline<S> {
             &store.baselines()?,
         )
         .map_err(PipelineError::DetectorState)?;
+        let clock_rule = ClockRule {
+            max_future_us: config.window.max_future_secs.max(0) * MICROS_PER_SEC,
+            quorum: config.window.watermark_quorum.max(1),
+        };
+        let clocks = checkpoint
+            .cursors
+            .iter()
+            .map(|(name, &w)| (name.clone(), SourceClock::restored(Some(w))))
+            .collect();
         Ok(Pipeline {
+            clocks,
+            clock_rule,
             matcher,
             windows: Windows::resume(
                 config.window,
@@ -182,6 +222,20 @@ impl<S: Store> Pipeline<S> {
         frame_no: u64,
         frame: &[u8],
     ) -> Result<Vec<Emitted>, PipelineError> {
+        self.process_jetstream_at(source, host, frame_no, frame, None)
+    }
+
+    /// [`Pipeline::process_jetstream`] for a frame that arrived at
+    /// `arrival_us` (live, or from a recording's clock line): the arrival
+    /// clock bounds how far ahead its event time may be.
+    pub fn process_jetstream_at(
+        &mut self,
+        source: &str,
+        host: Option<&str>,
+        frame_no: u64,
+        frame: &[u8],
+        arrival_us: Option<Micros>,
+    ) -> Result<Vec<Emitted>, PipelineError> {
         if frame.iter().all(u8::is_ascii_whitespace) {
             self.stats.frames += 1;
             self.stats.blank_lines += 1;
@@ -207,12 +261,37 @@ impl<S: Store> Pipeline<S> {
                 }
             }
         }
-        self.process_decoded(source, frame_no, decoded.map(|f| (f.time_us, f.decoded)))
+        let arrival = Arrival {
+            at_us: arrival_us,
+            own_clock: false,
+        };
+        self.process_arrived(
+            source,
+            frame_no,
+            decoded.map(|f| (f.time_us, f.decoded)),
+            arrival,
+        )
     }
 
     /// The v2 sequence cursor saved for a source.
     pub fn seq_cursor(&self, source: &str) -> Option<SeqCursor> {
         self.seqs.get(source).cloned()
+    }
+
+    /// [`Pipeline::process_frame`] for a frame that arrived at `arrival_us`.
+    pub fn process_frame_at(
+        &mut self,
+        source: &str,
+        frame_no: u64,
+        frame: &[u8],
+        arrival_us: Option<Micros>,
+    ) -> Result<Vec<Emitted>, PipelineError> {
+        if frame.iter().all(u8::is_ascii_whitespace) {
+            self.stats.frames += 1;
+            self.stats.blank_lines += 1;
+            return Ok(Vec::new());
+        }
+        self.process_jetstream_at(source, None, frame_no, frame, arrival_us)
     }
 
     /// A frame already decoded by its source's decoder (Jetstream,
@@ -223,15 +302,56 @@ impl<S: Store> Pipeline<S> {
         frame_no: u64,
         decoded: Result<(Micros, Decoded), FrameError>,
     ) -> Result<Vec<Emitted>, PipelineError> {
+        self.process_arrived(source, frame_no, decoded, Arrival::default())
+    }
+
+    /// A decoded frame with its arrival: judged by the source's clock
+    /// (quarantined if too far ahead), then counted against the source's
+    /// own watermark. The source's cursor is its watermark, which only
+    /// accepted events move.
+    pub fn process_arrived(
+        &mut self,
+        source: &str,
+        frame_no: u64,
+        decoded: Result<(Micros, Decoded), FrameError>,
+        arrival: Arrival,
+    ) -> Result<Vec<Emitted>, PipelineError> {
         self.stats.frames += 1;
         match decoded {
             Ok((time_us, decoded)) => {
-                if time_us > 0 {
-                    let cursor = self.cursors.entry(source.to_owned()).or_insert(time_us);
-                    *cursor = (*cursor).max(time_us);
-                }
+                let fallback = self.windows.newest();
+                let reference = if time_us > 0 {
+                    let author = match &decoded {
+                        Decoded::Post(post) => author_key(&post.author),
+                        Decoded::Skipped(_) => 0,
+                    };
+                    let tick = Tick {
+                        time_us,
+                        author,
+                        arrival_us: arrival.at_us,
+                        own_clock: arrival.own_clock,
+                    };
+                    let clock = self.clocks.entry(source.to_owned()).or_default();
+                    let judgement = clock.judge(tick, fallback, &self.clock_rule);
+                    let watermark = clock.watermark();
+                    let counts = self.stats.sources.entry(source.to_owned()).or_default();
+                    if judgement == Judgement::Future {
+                        self.stats.future += 1;
+                        counts.future += 1;
+                        tracing::debug!(source, frame_no, time_us, ?watermark, arrival = ?arrival.at_us, "event too far ahead: quarantined");
+                        return Ok(Vec::new());
+                    }
+                    counts.newest = Some(counts.newest.map_or(time_us, |n| n.max(time_us)));
+                    if let Some(w) = watermark {
+                        self.cursors.insert(source.to_owned(), w);
+                        self.windows.observe(w);
+                    }
+                    watermark.or(fallback)
+                } else {
+                    fallback
+                };
                 match decoded {
-                    Decoded::Post(post) => self.process_post(post),
+                    Decoded::Post(post) => self.process_post_from(source, post, reference),
                     Decoded::Skipped(reason) => {
                         self.skip(reason);
                         Ok(Vec::new())
@@ -253,6 +373,9 @@ impl<S: Store> Pipeline<S> {
 
     fn note_malformed(&mut self, source: &str, frame_no: u64, error: &FrameError) {
         self.stats.malformed += 1;
+        if let FrameError::Unverified(reason) = error {
+            *self.stats.unverified.entry(reason).or_default() += 1;
+        }
         if self.stats.malformed_examples.len() < MALFORMED_EXAMPLES {
             self.stats
                 .malformed_examples
@@ -260,7 +383,8 @@ impl<S: Store> Pipeline<S> {
         }
     }
 
-    /// Newest event time seen, for pacing a replay.
+    /// The watermark buckets close on (the newest source watermark), for
+    /// pacing a replay.
     pub fn newest_event_time(&self) -> Option<Micros> {
         self.windows.newest()
     }
@@ -269,8 +393,20 @@ impl<S: Store> Pipeline<S> {
         *self.stats.skipped.entry(reason.name()).or_default() += 1;
     }
 
-    /// One post from any source.
+    /// One post from any source, judged against the newest watermark.
     pub fn process_post(&mut self, raw: RawPost) -> Result<Vec<Emitted>, PipelineError> {
+        let reference = self.windows.newest();
+        self.process_post_from("", raw, reference)
+    }
+
+    /// One post already accepted by `source`'s clock, judged stale against
+    /// `reference` (its source's watermark).
+    fn process_post_from(
+        &mut self,
+        source: &str,
+        raw: RawPost,
+        reference: Option<Micros>,
+    ) -> Result<Vec<Emitted>, PipelineError> {
         if self.dedupe.is_duplicate(raw.key, raw.time_us) {
             self.stats.duplicates += 1;
             return Ok(Vec::new());
@@ -284,7 +420,14 @@ impl<S: Store> Pipeline<S> {
             Class::Maintenance => self.stats.maintenance += 1,
             Class::None => {}
         }
-        self.windows.add(&post, &verdict);
+        let placement = self.windows.add(&post, &verdict, reference);
+        if placement != Placement::Counted && !source.is_empty() {
+            let counts = self.stats.sources.entry(source.to_owned()).or_default();
+            match placement {
+                Placement::Late => counts.late += 1,
+                _ => counts.stale += 1,
+            }
+        }
         self.stats.late_posts = self.windows.late();
         self.stats.stale_posts = self.windows.stale();
         self.stats.discovered_rejected = self.windows.discovered_rejected();

@@ -13,9 +13,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::alert::deliver::Delivery;
 use crate::config::{Config, LINES_SINK, sink_specs};
 use crate::matcher::Matcher;
+use crate::pipeline::Arrival;
 use crate::pipeline::{Emitted, Pipeline, PipelineConfig, Stats};
-use crate::source::FrameError;
-use crate::source::recording::{self, DEFAULT_MAX_LINE, Line, LineReader};
+use crate::source::recording::{self, ClockLine, DEFAULT_MAX_LINE, Line, LineReader};
+use crate::source::{FrameError, Wire};
 use crate::window::store::SledStore;
 
 #[derive(Debug, Args)]
@@ -135,13 +136,44 @@ pub fn run(args: ReplayArgs, matcher: Matcher) -> anyhow::Result<ExitCode> {
     for file in &args.files {
         let reader = recording::open(file)?;
         let mut lines = LineReader::new(reader, args.max_line_bytes);
+        // Set by the last clock line: who sent the frames that follow, when.
+        let mut clock: Option<ClockLine> = None;
         loop {
             let next = lines
                 .next_line()
                 .with_context(|| format!("cannot read {file}"))?;
             let Some((line_no, line)) = next else { break };
             let alerts = match line {
-                Line::Frame(bytes) => pipeline.process_frame(file, line_no, bytes)?,
+                Line::Frame(bytes) => match ClockLine::parse(bytes) {
+                    Some(line) => {
+                        clock = Some(line);
+                        continue;
+                    }
+                    None => match &clock {
+                        None => pipeline.process_frame(file, line_no, bytes)?,
+                        Some(clock) if bytes.iter().all(u8::is_ascii_whitespace) => {
+                            pipeline.process_frame_at(&clock.source, line_no, bytes, None)?
+                        }
+                        Some(clock) if clock.protocol == Wire::Jetstream => pipeline
+                            .process_jetstream_at(
+                                &clock.source,
+                                None,
+                                line_no,
+                                bytes,
+                                Some(clock.time_us),
+                            )?,
+                        Some(clock) => {
+                            let arrival = Some(clock.time_us);
+                            let (decoded, own_clock) =
+                                clock.protocol.decode(bytes, &clock.instance, arrival);
+                            let arrival = Arrival {
+                                at_us: arrival,
+                                own_clock,
+                            };
+                            pipeline.process_arrived(&clock.source, line_no, decoded, arrival)?
+                        }
+                    },
+                },
                 Line::Oversized(len) => {
                     let error = FrameError::Oversized {
                         len,
@@ -282,7 +314,30 @@ fn print_summary(stats: &Stats, source: &str, elapsed: Duration) {
     if stats.blank_lines > 0 {
         eprintln!("  blank lines: {}", stats.blank_lines);
     }
+    if stats.future > 0 {
+        eprintln!(
+            "  future (quarantined, too far ahead of the clock): {}",
+            stats.future
+        );
+    }
+    for (source, counts) in &stats.sources {
+        eprintln!(
+            "  source {source}: late {} | stale {} | future {}",
+            counts.late, counts.stale, counts.future
+        );
+    }
     eprintln!("  malformed: {}", stats.malformed);
+    let unverified: Vec<String> = stats
+        .unverified
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    if !unverified.is_empty() {
+        eprintln!(
+            "    of which failed verification: {}",
+            unverified.join(", ")
+        );
+    }
     for (at, why) in &stats.malformed_examples {
         eprintln!("    {at}: {why}");
     }

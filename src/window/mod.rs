@@ -5,8 +5,9 @@
 //! (Jetstream's `time_us` is nearly, not strictly, increasing), and closed
 //! buckets go to the detector and, in batches, to the store. A post older
 //! than every open bucket is counted as late and added to the oldest open
-//! bucket rather than dropped; one older than `max_late_secs` (a stream
-//! replayed out of order, a client with a wrong clock) is counted as stale
+//! bucket rather than dropped; one more than `max_late_secs` behind its own
+//! source's watermark (a stream replayed out of order, a wrong clock) is
+//! counted as stale
 //! and left out of the counts, since lumping it into "now" would fake a
 //! surge. Everything runs on event time, so the same
 //! input closes the same buckets, whatever the machine's speed.
@@ -31,9 +32,15 @@ pub struct WindowConfig {
     pub bucket_secs: i64,
     /// How long after a bucket's end late events are still awaited.
     pub lateness_secs: i64,
-    /// Posts later than this behind the newest event are stale: counted,
-    /// not added.
+    /// Posts later than this behind their source's watermark are stale:
+    /// counted, not added.
     pub max_late_secs: i64,
+    /// Events further than this ahead of the arrival clock (live) or of the
+    /// source's watermark (old recordings) are quarantined as `future`.
+    pub max_future_secs: i64,
+    /// Distinct authors that must reach a time before a source's watermark
+    /// moves there (see `source::clock`).
+    pub watermark_quorum: usize,
     /// Sample posts kept per service and bucket, as alert evidence.
     pub samples_per_bucket: usize,
     /// Discovered services tracked at once (see `discovered`).
@@ -51,6 +58,8 @@ impl Default for WindowConfig {
             bucket_secs: 10,
             lateness_secs: 5,
             max_late_secs: 60,
+            max_future_secs: crate::source::clock::DEFAULT_MAX_FUTURE_SECS,
+            watermark_quorum: crate::source::clock::DEFAULT_QUORUM,
             samples_per_bucket: 5,
             max_discovered: 1000,
             discovered_ttl_secs: 900,
@@ -184,12 +193,23 @@ impl ServiceCounts {
     }
 }
 
+/// Where [`Windows::add`] put a post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// In the bucket of its event time.
+    Counted,
+    /// Its bucket had closed: in the oldest open one.
+    Late,
+    /// Too far behind its source's watermark: counted as stale, not added.
+    Stale,
+}
+
 /// Open buckets and the event-time watermark.
 #[derive(Debug)]
 pub struct Windows {
     config: WindowConfig,
     open: BTreeMap<Micros, Bucket>,
-    /// Newest event time seen.
+    /// The watermark buckets close on (set by [`Windows::observe`]).
     newest: Option<Micros>,
     /// Start of the first bucket that may still be open: everything before
     /// it has been closed and handed on.
@@ -264,34 +284,43 @@ impl Windows {
         self.newest
     }
 
-    /// Counts one post with the matcher's verdict on it.
-    pub fn add(&mut self, post: &Post, verdict: &Verdict) {
+    /// Moves the watermark buckets close on (never back).
+    pub fn observe(&mut self, watermark: Micros) {
+        self.newest = Some(self.newest.map_or(watermark, |n| n.max(watermark)));
+    }
+
+    /// Counts one post with the matcher's verdict on it. `reference` is the
+    /// watermark of the post's own source (or, while it has none, the
+    /// newest of any): staleness is judged against it alone, so another
+    /// source running ahead never makes this one's posts stale.
+    pub fn add(&mut self, post: &Post, verdict: &Verdict, reference: Option<Micros>) -> Placement {
+        let max_late = self.config.max_late_secs * MICROS_PER_SEC;
+        if reference.is_some_and(|r| r.saturating_sub(post.time_us) > max_late) {
+            self.stale += 1;
+            return Placement::Stale;
+        }
+        let mut placement = Placement::Counted;
         let mut start = self.config.bucket_start(post.time_us);
         if let Some(first_open) = self.closed_through
             && start < first_open
         {
-            let newest = self.newest.unwrap_or(post.time_us);
-            if newest - post.time_us > self.config.max_late_secs * MICROS_PER_SEC {
-                self.stale += 1;
-                return;
-            }
             self.late += 1;
+            placement = Placement::Late;
             start = first_open;
         }
-        self.newest = Some(self.newest.map_or(post.time_us, |n| n.max(post.time_us)));
         let bucket = self.open.entry(start).or_insert_with(|| Bucket {
             start,
             ..Bucket::default()
         });
         bucket.total_posts += 1;
         let Some(service) = &verdict.service else {
-            return;
+            return placement;
         };
         if verdict.discovered
             && matches!(verdict.class, Class::Report | Class::Recovery)
             && !self.discovered.admit(service, post.time_us)
         {
-            return;
+            return placement;
         }
         match verdict.class {
             Class::Report => {
@@ -306,6 +335,7 @@ impl Windows {
             }
             Class::Maintenance | Class::None => {}
         }
+        placement
     }
 
     /// Closes the buckets the watermark has passed, oldest first.
@@ -356,6 +386,14 @@ mod tests {
         }
     }
 
+    /// Adds a post as one source would: judged against the watermark so
+    /// far, which then moves to it.
+    fn put(w: &mut Windows, post: &Post, verdict: &Verdict) -> Placement {
+        let placement = w.add(post, verdict, w.newest());
+        w.observe(post.time_us);
+        placement
+    }
+
     fn report(service: &str, score: f32) -> Verdict {
         Verdict {
             class: Class::Report,
@@ -369,14 +407,14 @@ mod tests {
     #[test]
     fn buckets_close_after_lateness_and_count_distinct_authors() {
         let mut w = Windows::new(WindowConfig::default());
-        w.add(&post(100, "a"), &report("discord", 1.0));
-        w.add(&post(101, "a"), &report("discord", 1.0));
-        w.add(&post(102, "b"), &report("discord", 1.5));
-        w.add(&post(103, "c"), &Verdict::none());
+        put(&mut w, &post(100, "a"), &report("discord", 1.0));
+        put(&mut w, &post(101, "a"), &report("discord", 1.0));
+        put(&mut w, &post(102, "b"), &report("discord", 1.5));
+        put(&mut w, &post(103, "c"), &Verdict::none());
         assert!(w.advance().is_empty(), "nothing has passed the watermark");
-        w.add(&post(114, "d"), &Verdict::none());
+        put(&mut w, &post(114, "d"), &Verdict::none());
         assert!(w.advance().is_empty(), "110 + 5 s lateness not yet passed");
-        w.add(&post(115, "d"), &Verdict::none());
+        put(&mut w, &post(115, "d"), &Verdict::none());
         let closed = w.advance();
         assert_eq!(closed.len(), 1);
         let b = &closed[0];
@@ -392,22 +430,35 @@ mod tests {
     #[test]
     fn late_posts_are_counted_not_lost() {
         let mut w = Windows::new(WindowConfig::default());
-        w.add(&post(100, "a"), &Verdict::none());
-        w.add(&post(130, "a"), &Verdict::none());
+        put(&mut w, &post(100, "a"), &Verdict::none());
+        put(&mut w, &post(130, "a"), &Verdict::none());
         assert_eq!(w.advance().len(), 1);
-        w.add(&post(101, "late"), &report("x", 1.0));
+        put(&mut w, &post(101, "late"), &report("x", 1.0));
         assert_eq!(w.late(), 1);
-        w.add(&post(60, "stale"), &report("x", 1.0));
+        assert_eq!(
+            put(&mut w, &post(60, "stale"), &report("x", 1.0)),
+            Placement::Stale
+        );
         assert_eq!(w.stale(), 1, "70 s behind the newest post");
+        // Judged against its own source's watermark: 70 s behind another
+        // source is not stale when its own source is at 65.
+        assert_eq!(
+            w.add(
+                &post(60, "other"),
+                &report("x", 1.0),
+                Some(65 * MICROS_PER_SEC)
+            ),
+            Placement::Late
+        );
         let rest = w.close_all();
         let total: u64 = rest.iter().map(|b| b.total_posts).sum();
-        assert_eq!(total, 2);
+        assert_eq!(total, 3);
         assert_eq!(
             rest[0].start,
             110 * MICROS_PER_SEC,
             "joined the oldest open bucket"
         );
-        assert_eq!(rest[0].services["x"].reports, 1);
+        assert_eq!(rest[0].services["x"].reports, 2);
     }
 
     #[test]
@@ -417,7 +468,11 @@ mod tests {
             ..WindowConfig::default()
         });
         for (i, score) in [1.0, 2.0, 1.5, 3.0, 1.0].into_iter().enumerate() {
-            w.add(&post(100 + i as i64, &format!("u{i}")), &report("s", score));
+            put(
+                &mut w,
+                &post(100 + i as i64, &format!("u{i}")),
+                &report("s", score),
+            );
         }
         let b = w.close_all();
         let scores: Vec<f32> = b[0].services["s"].samples.iter().map(|s| s.score).collect();
