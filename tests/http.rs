@@ -149,7 +149,7 @@ fn a_running_daemon_serves_the_api_and_metrics_and_requeues_dead_letters() {
     let config = jetstream_config(dir.path(), &[server.url()], 30.0);
     let mut text = std::fs::read_to_string(&config).expect("config");
     text.push_str(&format!(
-        "\n[[sinks]]\nname = \"hook\"\nurl = \"{}\"\nbackoff_min_ms = 50\nbackoff_max_ms = 200\n",
+        "\n[[sinks]]\nname = \"hook\"\nurl = \"{}\"\nbackoff_min_ms = 100\nbackoff_max_ms = 200\n",
         receiver.url()
     ));
     std::fs::write(&config, text).expect("config");

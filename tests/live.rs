@@ -979,7 +979,10 @@ fn far_dated_posts_on(wire: Wire) {
     let config = jetstream_config_wire(dir.path(), &[server.url()], 5.0, wire);
     let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
     let daemon = start_daemon(&config, &state, &alerts);
-    daemon.wait_for(&format!("newest={newest}"), Duration::from_secs(120));
+    daemon.wait_for(
+        &format!("newest={}", support::at(newest)),
+        Duration::from_secs(120),
+    );
     let (status, _, log) = daemon.terminate(Duration::from_secs(20));
     assert!(status.success(), "{log}");
     assert!(log.contains("future=1"), "quarantined and counted: {log}");
