@@ -169,10 +169,13 @@ pub struct ConnectionConfig {
     /// (1 KiB to 16 MiB).
     #[serde(deserialize_with = "num::int::<_, usize, 1024, 16_777_216>")]
     pub max_frame_bytes: usize,
-    /// Larger compressed frames are dropped and counted, undecompressed.
+    /// Larger compressed frames are dropped and counted, undecompressed
+    /// (1 KiB to 16 MiB).
+    #[serde(deserialize_with = "num::int::<_, usize, 1024, 16_777_216>")]
     pub max_compressed_frame_bytes: usize,
     /// Data frames beyond this many per second of one connection are
-    /// counted and dropped; 0 = no limit.
+    /// counted and dropped; 0 = no limit (at most 10 million).
+    #[serde(deserialize_with = "num::int::<_, u32, 0, 10_000_000>")]
     pub max_frames_per_sec: u32,
     /// 50 ms to 10 min: a dead host is never hammered.
     #[serde(deserialize_with = "num::int::<_, u64, 50, 600_000>")]

@@ -53,22 +53,28 @@ where
     T::try_from(value).map_err(|_| serde::de::Error::custom(format!("{value} is out of range")))
 }
 
-/// Clap value parser for `--speed`: a finite factor from 0.01 to 10 000.
-pub fn parse_speed(text: &str) -> Result<f64, String> {
+/// A number from a flag, finite and within `min..=max`.
+fn parse_bounded(text: &str, min: f64, max: f64) -> Result<f64, String> {
     let value: f64 = text
         .trim()
         .parse()
         .map_err(|_| format!("{text:?} is not a number"))?;
-    check_f64(value, SPEED_MIN, SPEED_MAX)
+    check_f64(value, min, max)
+}
+
+/// Clap value parser for `--speed`: a finite factor from 0.01 to 10 000.
+pub fn parse_speed(text: &str) -> Result<f64, String> {
+    parse_bounded(text, SPEED_MIN, SPEED_MAX)
 }
 
 /// Clap value parser for a watchdog in seconds: 1 to 3600.
 pub fn parse_watchdog(text: &str) -> Result<f64, String> {
-    let value: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number"))?;
-    check_f64(value, 1.0, 3600.0)
+    parse_bounded(text, 1.0, 3600.0)
+}
+
+/// Clap value parser for `replay --tail-idle-secs`: 0.1 to 3600.
+pub fn parse_tail_idle(text: &str) -> Result<f64, String> {
+    parse_bounded(text, 0.1, 3600.0)
 }
 
 /// Bounds of `replay --speed`.

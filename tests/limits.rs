@@ -129,6 +129,14 @@ fn absurd_numbers_are_clean_errors_naming_file_line_and_key() {
             "[[sources]]\nkind = \"jetstream\"\nname = \"b\"\nurls = [\"wss://h\"]\n[sources.connection]\nbackoff_min_ms = 0\n",
             "6:18: `sources.connection.backoff_min_ms`",
         ),
+        (
+            "[[sources]]\nkind = \"jetstream\"\nname = \"b\"\nurls = [\"wss://h\"]\n[sources.connection]\nmax_frames_per_sec = -1\n",
+            "6:22: `sources.connection.max_frames_per_sec`",
+        ),
+        (
+            "[[sources]]\nkind = \"jetstream\"\nname = \"b\"\nurls = [\"wss://h\"]\n[sources.connection]\nmax_compressed_frame_bytes = 1e300\n",
+            "6:30: `sources.connection.max_compressed_frame_bytes`",
+        ),
     ];
     for (text, want) in cases {
         let path = dir.path().join("ow.toml");
@@ -158,6 +166,20 @@ fn absurd_numbers_are_clean_errors_naming_file_line_and_key() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "--speed {speed}: {stderr}");
         assert!(stderr.contains("--speed"), "{stderr}");
+    }
+    for idle in ["inf", "-1", "1e300"] {
+        let output = bin()
+            .args(["replay", "--jetstream", "ws://127.0.0.1:9", "--since", "1h"])
+            .arg(format!("--tail-idle-secs={idle}"))
+            .output()
+            .expect("replay");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "--tail-idle-secs {idle}: {stderr}"
+        );
+        assert!(stderr.contains("--tail-idle-secs"), "{stderr}");
     }
 }
 

@@ -48,12 +48,13 @@ pub struct ReplayArgs {
     #[arg(long, requires = "jetstream")]
     no_compress: bool,
     /// With `--jetstream`: no frame for this many seconds means the server
-    /// has no more history (the live tail).
+    /// has no more history (the live tail); 0.1 to 3600.
     #[arg(
         long,
         value_name = "SECS",
         default_value_t = 5.0,
-        requires = "jetstream"
+        requires = "jetstream",
+        value_parser = crate::numbers::parse_tail_idle
     )]
     tail_idle_secs: f64,
     /// Keep state here (and continue from it); default: a temporary directory.
