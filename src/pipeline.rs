@@ -318,11 +318,6 @@ impl<S: Store> Pipeline<S> {
         frame: &[u8],
         arrival_us: Option<Micros>,
     ) -> Result<Vec<Emitted>, PipelineError> {
-        if frame.iter().all(u8::is_ascii_whitespace) {
-            self.stats.frames += 1;
-            self.stats.blank_lines += 1;
-            return Ok(Vec::new());
-        }
         self.process_jetstream_at(source, None, frame_no, frame, arrival_us)
     }
 
