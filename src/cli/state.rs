@@ -74,14 +74,21 @@ fn verify(dir: &Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `DIR.damaged-<unix time>` beside `dir`.
+/// `DIR.damaged-<unix time>` beside `dir`, or `…-<unix time>-N` when an
+/// earlier repair or reset took that name in the same second: an old state
+/// set aside is never overwritten.
 fn aside(dir: &Path) -> PathBuf {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let mut name = dir.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".damaged-{secs}"));
-    dir.with_file_name(name)
+    let base = dir.file_name().unwrap_or_default().to_string_lossy();
+    let mut candidate = dir.with_file_name(format!("{base}.damaged-{secs}"));
+    let mut n = 1u32;
+    while candidate.exists() {
+        candidate = dir.with_file_name(format!("{base}.damaged-{secs}-{n}"));
+        n += 1;
+    }
+    candidate
 }
 
 fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
