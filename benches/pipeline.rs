@@ -8,11 +8,11 @@ use std::sync::Arc;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use outagewatch::matcher::Matcher;
 use outagewatch::normalize::normalize;
-use outagewatch::pipeline::{Pipeline, PipelineConfig};
+use outagewatch::pipeline::{Pipeline, PipelineConfig, Received};
 use outagewatch::source::Decoded;
 use outagewatch::source::jetstream::decode;
-use outagewatch::synth::{Generator, Surge, SynthConfig};
 use outagewatch::window::store::SledStore;
+use outagewatch_synth::{Generator, Surge, SynthConfig};
 
 fn stream() -> Vec<String> {
     let config = SynthConfig {
@@ -51,7 +51,7 @@ fn bench(c: &mut Criterion) {
             let mut alerts = 0;
             for (n, frame) in frames.iter().enumerate() {
                 alerts += pipeline
-                    .process_frame("bench", n as u64, frame.as_bytes())
+                    .process_frame("bench", n as u64, frame.as_bytes(), &Received::jetstream())
                     .expect("process")
                     .len();
             }

@@ -24,11 +24,11 @@ use std::sync::Arc;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use outagewatch::matcher::Matcher;
 use outagewatch::normalize::{Post, normalize};
-use outagewatch::pipeline::{Pipeline, PipelineConfig};
+use outagewatch::pipeline::{Pipeline, PipelineConfig, Received};
 use outagewatch::source::Decoded;
 use outagewatch::source::jetstream::decode;
-use outagewatch::synth::{Generator, Surge, SynthConfig};
 use outagewatch::window::store::SledStore;
+use outagewatch_synth::{Generator, Surge, SynthConfig};
 
 /// Posts per second and non-posts per post of a real recording: 6.43 ×
 /// (1 + 2.5) × 10 s ≈ 225 events per bucket.
@@ -96,7 +96,7 @@ fn realistic(c: &mut Criterion) {
             let mut alerts = 0;
             for (n, frame) in frames.iter().enumerate() {
                 alerts += pipeline
-                    .process_frame("bench", n as u64, frame.as_bytes())
+                    .process_frame("bench", n as u64, frame.as_bytes(), &Received::jetstream())
                     .expect("process")
                     .len();
             }

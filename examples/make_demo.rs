@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 
-use outagewatch::synth::{Generator, demo_config};
+use outagewatch_synth::{Generator, demo_config};
 
 fn main() -> std::io::Result<()> {
     let out = std::env::args()

@@ -14,7 +14,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 
-use outagewatch::synth::{Generator, Surge, SynthConfig};
+use outagewatch_synth::{Generator, Surge, SynthConfig};
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);

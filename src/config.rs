@@ -14,8 +14,10 @@ use crate::alert::deliver::{Filter, RetryPolicy, SinkSpec, Target, Webhook};
 use crate::alert::format::Format;
 use crate::detect::{DetectorConfig, Severity};
 use crate::numbers as num;
+pub use crate::source::SourceKind;
 use crate::source::health::HealthRule;
-use crate::source::jetstream::{PUBLIC_HOSTS, Wire};
+use crate::source::jetstream::{JetstreamOptions, PUBLIC_HOSTS, Wire};
+use crate::source::url::Endpoint;
 use crate::source::ws::WsSettings;
 use crate::window::WindowConfig;
 
@@ -145,14 +147,26 @@ impl SourceConfig {
     pub fn compressed(&self) -> bool {
         self.compress.unwrap_or(true)
     }
-}
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceKind {
-    Jetstream,
-    Mastodon,
-    Nostr,
+    /// The live connections this source opens (its kind decides how many).
+    pub fn connections(&self) -> Vec<crate::source::Connection> {
+        let settings = self.connection.settings();
+        let connection = crate::source::Connection {
+            name: self.name.clone(),
+            kind: self.kind,
+            urls: self.urls.clone(),
+            stream: self.stream.clone(),
+            token: self.token.clone(),
+            jetstream: JetstreamOptions {
+                wire: self.wire(),
+                compress: self.compressed(),
+                fetch_timeout: settings.connect_timeout,
+                ..JetstreamOptions::default()
+            },
+            settings,
+        };
+        self.kind.source().connections(connection)
+    }
 }
 
 /// Resilience settings of a connection (all optional).
@@ -632,11 +646,11 @@ impl Config {
                 // streaming host is discovered.
                 let instance = source.kind == SourceKind::Mastodon;
                 let ok = unset(url)
-                    || reqwest::Url::parse(url).is_ok_and(|u| {
-                        u.has_host()
-                            && (matches!(u.scheme(), "ws" | "wss")
-                                || instance && matches!(u.scheme(), "http" | "https"))
-                    });
+                    || match crate::source::url::endpoint(url) {
+                        Some(Endpoint::Websocket) => true,
+                        Some(Endpoint::Instance) => instance,
+                        None => false,
+                    };
                 if !ok {
                     return Err(bad(
                         format!("sources[{i}].urls[{j}]"),

@@ -32,7 +32,7 @@
 //!    in flight get 2 s;
 //! 5. the process exits 0. A second signal exits at once (status 130).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -42,20 +42,17 @@ use tokio::sync::{Notify, mpsc, watch};
 use crate::alert::Alert;
 use crate::alert::deliver::{Delivery, DeliveryError, SinkReport};
 use crate::alert::outbox::{OpenSource, Outbox};
-use crate::config::{Config, SourceKind, sink_specs};
+use crate::config::{Config, SourceConfig, sink_specs};
 use crate::detect::TransitionKind;
 use crate::http::{HttpError, HttpSettings};
 use crate::matcher::Matcher;
-use crate::pipeline::Arrival;
-use crate::pipeline::{Pipeline, PipelineConfig, PipelineError, Stats};
-use crate::source::Wire;
+use crate::pipeline::{Pipeline, PipelineConfig, PipelineError, Received, Stats};
 use crate::source::health::{
     Condition, HealthRule, SourceHealth, assess, back_detail, proven_healthy, wall_now,
 };
-use crate::source::jetstream::{JetstreamOptions, JetstreamProtocol};
-use crate::source::mastodon::{self, MastodonProtocol};
-use crate::source::nostr::NostrProtocol;
-use crate::source::ws::{self, Inbound, WsSettings};
+use crate::source::jetstream::SeqCursor;
+use crate::source::ws::Inbound;
+use crate::source::{Connection, Link, SourceKind};
 use crate::telemetry::{Mode, Telemetry};
 use crate::window::store::{SledStore, StoreError};
 
@@ -138,71 +135,6 @@ pub enum DaemonError {
     Http(#[from] HttpError),
 }
 
-/// One live connection (a Nostr source with three relays is three).
-struct Live {
-    name: String,
-    kind: SourceKind,
-    hosts: Vec<String>,
-    settings: WsSettings,
-    token: Option<String>,
-    stream: String,
-    /// Mastodon: the instance's host, to make local account names unique.
-    instance: String,
-    /// Jetstream: the wire and compression.
-    jetstream: JetstreamOptions,
-}
-
-fn live_sources(config: &Config) -> Vec<Live> {
-    let mut out = Vec::new();
-    for source in &config.sources {
-        // host[:port]: names each relay, and each Mastodon instance's accounts.
-        let host_of = |url: &str| {
-            reqwest::Url::parse(url)
-                .ok()
-                .and_then(|u| {
-                    let host = u.host_str()?.to_owned();
-                    Some(match u.port() {
-                        Some(port) => format!("{host}:{port}"),
-                        None => host,
-                    })
-                })
-                .unwrap_or_else(|| url.to_owned())
-        };
-        let base = |name: String, hosts: Vec<String>| Live {
-            instance: hosts.first().map(|h| host_of(h)).unwrap_or_default(),
-            name,
-            kind: source.kind,
-            hosts,
-            settings: source.connection.settings(),
-            token: source.token.clone(),
-            stream: source.stream.clone(),
-            jetstream: JetstreamOptions {
-                wire: source.wire(),
-                compress: source.compressed(),
-                fetch_timeout: source.connection.settings().connect_timeout,
-                ..JetstreamOptions::default()
-            },
-        };
-        match source.kind {
-            SourceKind::Jetstream | SourceKind::Mastodon => {
-                out.push(base(source.name.clone(), source.urls.clone()))
-            }
-            SourceKind::Nostr if source.urls.len() == 1 => {
-                out.push(base(source.name.clone(), source.urls.clone()))
-            }
-            SourceKind::Nostr => {
-                for url in &source.urls {
-                    out.push(base(
-                        format!("{}:{}", source.name, host_of(url)),
-                        vec![url.clone()],
-                    ));
-                }
-            }
-        }
-    }
-    out
-}
-
 /// What the daemon needs besides its configuration.
 pub struct DaemonOptions {
     pub config: Config,
@@ -217,147 +149,94 @@ pub async fn run(
     options: DaemonOptions,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<Stats, DaemonError> {
+    let mut running = start(options).await?;
+    // Run until told to stop, or until the pipeline stops on its own (only
+    // a failure does that: the store cannot be written).
+    let early = tokio::select! {
+        _ = stop => {
+            tracing::info!("shutting down: stopping the sources");
+            None
+        }
+        result = &mut running.done => Some(result),
+    };
+    running.shutdown(early).await
+}
+
+/// How the pipeline thread ended.
+type PipelineEnd = Result<Result<Stats, PipelineError>, tokio::sync::oneshot::error::RecvError>;
+
+/// Everything started, in the order it stops.
+struct Running {
+    shutdown: watch::Sender<bool>,
+    sources: Vec<tokio::task::JoinHandle<()>>,
+    /// Health monitor, status log and systemd watchdog.
+    helpers: Vec<tokio::task::JoinHandle<()>>,
+    done: tokio::sync::oneshot::Receiver<Result<Stats, PipelineError>>,
+    delivery: Delivery,
+    server: Option<crate::http::Server>,
+    outbox: Outbox,
+    stall: Arc<Stall>,
+    grace: Duration,
+    state_dir: PathBuf,
+}
+
+/// Starts everything in the documented order.
+async fn start(options: DaemonOptions) -> Result<Running, DaemonError> {
     let DaemonOptions {
         config,
         matcher,
         state_dir,
         http,
     } = options;
-    std::fs::create_dir_all(&state_dir).map_err(|e| StoreError::Open {
-        path: state_dir.clone(),
-        source: sled::Error::Io(e),
-    })?;
-    let store = SledStore::open(&state_dir)?;
-    let pipeline_config = PipelineConfig {
-        window: config.window,
-        detector: config.detector.clone(),
-        ..PipelineConfig::new()
-    };
-    let outbox = store.outbox();
-    let mut pipeline = Pipeline::open(Arc::new(matcher), pipeline_config, store)?;
-    let telemetry = Telemetry::new(Mode::Daemon, Some(state_dir.clone()));
-    pipeline.set_telemetry(Arc::clone(&telemetry));
-    let live = live_sources(&config);
-    let health: Vec<Arc<SourceHealth>> = live
+    let (pipeline, outbox, telemetry) = open_pipeline(&config, matcher, &state_dir)?;
+    let connections: Vec<Connection> = config
+        .sources
         .iter()
-        .map(|l| Arc::new(SourceHealth::new(&l.name, pipeline.cursor(&l.name))))
+        .flat_map(SourceConfig::connections)
         .collect();
+    let health = source_health(&pipeline, &connections);
     telemetry.set_sources(health.clone());
-    let seq_cursors: Vec<_> = live.iter().map(|l| pipeline.seq_cursor(&l.name)).collect();
-    for ((l, h), seq) in live.iter().zip(&health).zip(&seq_cursors) {
-        if let Some(cursor) = h.processed() {
-            let seq = seq.as_ref().map(|s| format!("seq {} on {}", s.seq, s.host));
-            tracing::info!(source = %l.name, cursor = %precise_time(cursor), seq = seq.as_deref().unwrap_or("-"), "resuming from the saved cursor");
-        }
-    }
-
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let (frame_tx, frame_rx) = mpsc::channel::<Inbound>(CHANNEL_FRAMES);
+    let resume: Vec<_> = connections
+        .iter()
+        .map(|c| pipeline.seq_cursor(&c.name))
+        .collect();
+    let (shutdown, shutdown_rx) = watch::channel(false);
     // The sinks start first and stop last; they read the outbox.
     let delivery = Delivery::start(sink_specs(&config), outbox.clone())?;
     let notifier = delivery.notifier();
     telemetry.set_sinks(delivery.probe());
     telemetry.set_store_open(true);
     let grace = Duration::from_secs_f64(config.daemon.shutdown_grace_secs.max(0.0));
-    let server = match &http {
-        Some(settings) => match crate::http::Server::start(
-            settings,
-            Arc::clone(&telemetry),
-            Some(Arc::clone(&notifier)),
-            Some(&state_dir),
-        )
-        .await
-        {
-            Ok(server) => Some(server),
-            Err(e) => {
-                let _ = delivery.stop(Duration::ZERO).await;
-                return Err(e.into());
-            }
-        },
-        None => None,
+    let server = match start_server(http.as_ref(), &telemetry, &notifier, &state_dir).await {
+        Ok(server) => server,
+        Err(e) => {
+            let _ = delivery.stop(Duration::ZERO).await;
+            return Err(e.into());
+        }
     };
     let pipeline_alive = Arc::new(AtomicBool::new(true));
     let stall = Arc::new(Stall::default());
     Arc::clone(&stall).watch(grace);
-
-    // The pipeline thread ends when every source has dropped its sender,
-    // and reports how it ended on `done`.
-    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
-    {
-        let names: Vec<(String, SourceKind, String)> = live
+    let (frames, frame_rx) = mpsc::channel::<Inbound>(CHANNEL_FRAMES);
+    let thread = PipelineThread {
+        sources: connections
             .iter()
-            .map(|l| (l.name.clone(), l.kind, l.instance.clone()))
-            .collect();
-        let health = health.clone();
-        let notifier = Arc::clone(&notifier);
-        let telemetry = Arc::clone(&telemetry);
-        let alive = Arc::clone(&pipeline_alive);
-        let stall = Arc::clone(&stall);
-        std::thread::Builder::new()
-            .name("pipeline".into())
-            .spawn(move || {
-                let result = pipeline_loop(
-                    pipeline, frame_rx, &names, &health, &notifier, &telemetry, &stall,
-                );
-                alive.store(false, Ordering::Relaxed);
-                telemetry.set_store_open(false);
-                let _ = done_tx.send(result);
-            })
-            .map_err(|e| DaemonError::Thread(e.to_string()))?;
-    }
-
-    let tls = crate::tls::client_config()?;
-    let mut source_tasks = Vec::new();
-    for (index, (l, h)) in live.into_iter().zip(&health).enumerate() {
-        let (tx, shutdown, h, tls) = (
-            frame_tx.clone(),
-            shutdown_rx.clone(),
-            Arc::clone(h),
-            Arc::clone(&tls),
-        );
-        let task = match l.kind {
-            SourceKind::Jetstream => {
-                let protocol = JetstreamProtocol::new(JetstreamOptions {
-                    state_dir: Some(state_dir.clone()),
-                    resume: seq_cursors[index].clone(),
-                    ..l.jetstream
-                });
-                tokio::spawn(ws::run(
-                    index, l.hosts, l.settings, protocol, tls, tx, h, shutdown,
-                ))
-            }
-            SourceKind::Mastodon => {
-                let protocol = MastodonProtocol {
-                    stream: l.stream,
-                    token: l.token,
-                };
-                // An instance URL (https://) is asked for its streaming host first.
-                let mut shutdown = shutdown;
-                tokio::spawn(async move {
-                    let Some(hosts) =
-                        mastodon::resolve_hosts(l.hosts, &tls, &l.settings, &l.name, &mut shutdown)
-                            .await
-                    else {
-                        return;
-                    };
-                    ws::run(index, hosts, l.settings, protocol, tls, tx, h, shutdown).await
-                })
-            }
-            SourceKind::Nostr => tokio::spawn(ws::run(
-                index,
-                l.hosts,
-                l.settings,
-                NostrProtocol,
-                tls,
-                tx,
-                h,
-                shutdown,
-            )),
-        };
-        source_tasks.push(task);
-    }
-    drop(frame_tx);
-
+            .map(|c| (c.name.clone(), c.kind, c.instance()))
+            .collect(),
+        health: health.clone(),
+        notifier: Arc::clone(&notifier),
+        telemetry: Arc::clone(&telemetry),
+        alive: Arc::clone(&pipeline_alive),
+        stall: Arc::clone(&stall),
+    };
+    let done = thread.spawn(pipeline, frame_rx)?;
+    let links = SourceLinks {
+        tls: crate::tls::client_config()?,
+        frames,
+        shutdown: shutdown_rx.clone(),
+        state_dir: state_dir.clone(),
+    };
+    let sources = links.spawn(connections, &health, resume);
     let monitor = tokio::spawn(health_monitor(
         health.clone(),
         config.health.rule(),
@@ -368,172 +247,310 @@ pub async fn run(
     ));
     let sink_names: Vec<String> = sink_specs(&config).into_iter().map(|s| s.name).collect();
     let status = tokio::spawn(status_log(
-        health.clone(),
+        health,
         Arc::clone(&telemetry),
         (outbox.clone(), sink_names),
         Duration::from_secs_f64(config.daemon.status_secs.max(0.1)),
         shutdown_rx.clone(),
     ));
-    let watchdog = systemd_ready(Arc::clone(&pipeline_alive), shutdown_rx.clone());
-
-    // Run until told to stop, or until the pipeline stops on its own (only
-    // a failure does that: the store cannot be written).
-    let early = tokio::select! {
-        _ = stop => {
-            tracing::info!("shutting down: stopping the sources");
-            None
-        }
-        result = &mut done_rx => Some(result),
-    };
-    // 1. Stop the sources.
-    systemd_notify(&[sd_notify::NotifyState::Stopping]);
-    stall
-        .stopping_since
-        .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
-    let _ = shutdown_tx.send(true);
-    for task in source_tasks {
-        let _ = task.await;
-    }
-    monitor.abort();
-    status.abort();
-    if let Some(watchdog) = watchdog {
-        watchdog.abort();
-    }
-    // Their handles on the store go with them (see the seal below).
-    let _ = monitor.await;
-    let _ = status.await;
-    // 2. The pipeline drains what was received and saves the state.
-    let result = match early {
-        Some(result) => result,
-        None => {
-            tracing::info!("draining the pipeline and saving state");
-            done_rx.await
-        }
-    };
-    let stats = match result {
-        Ok(Ok(stats)) => stats,
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "the pipeline stopped");
-            let _ = delivery.stop(grace).await;
-            if let Some(server) = server {
-                server.stop().await;
-            }
-            return Err(e.into());
-        }
-        Err(_) => return Err(DaemonError::Thread("the pipeline thread panicked".into())),
-    };
-    // 3. The sinks get the grace period to deliver what is left; the rest
-    // stays in the outbox for the next start.
-    let (drained, reports) = delivery.stop(grace).await;
-    log_sinks(&reports, drained);
-    // 4. The status server goes next: it may hold the outbox for its API.
-    if let Some(server) = server {
-        server.stop().await;
-    }
-    // Every handle on the store is closed now: seal its files, so damage
-    // at rest is found at the next start.
-    drop(outbox);
-    match crate::window::store::seal_closed(&state_dir) {
-        Ok(true) => {}
-        Ok(false) => tracing::warn!("the store was still in use at exit; its files are not sealed"),
-        Err(e) => tracing::warn!(error = %e, "cannot seal the state"),
-    }
-    tracing::info!(
-        frames = stats.frames,
-        posts = stats.posts,
-        reports = stats.reports,
-        alerts = stats.alerts,
-        duplicates = stats.duplicates,
-        malformed = stats.malformed,
-        "stopped; state saved"
-    );
-    Ok(stats)
+    let helpers = [monitor, status]
+        .into_iter()
+        .chain(systemd_ready(pipeline_alive, shutdown_rx))
+        .collect();
+    Ok(Running {
+        shutdown,
+        sources,
+        helpers,
+        done,
+        delivery,
+        server,
+        outbox,
+        stall,
+        grace,
+        state_dir,
+    })
 }
 
-/// The wire format a configured source speaks.
-pub fn wire(kind: SourceKind) -> Wire {
-    match kind {
-        SourceKind::Jetstream => Wire::Jetstream,
-        SourceKind::Mastodon => Wire::Mastodon,
-        SourceKind::Nostr => Wire::Nostr,
+/// Opens the store and the pipeline on it, with the daemon's telemetry.
+fn open_pipeline(
+    config: &Config,
+    matcher: Matcher,
+    state_dir: &Path,
+) -> Result<(Pipeline<SledStore>, Outbox, Arc<Telemetry>), DaemonError> {
+    std::fs::create_dir_all(state_dir).map_err(|e| StoreError::Open {
+        path: state_dir.to_path_buf(),
+        source: sled::Error::Io(e),
+    })?;
+    let store = SledStore::open(state_dir)?;
+    let pipeline_config = PipelineConfig {
+        window: config.window,
+        detector: config.detector.clone(),
+        ..PipelineConfig::new()
+    };
+    let outbox = store.outbox();
+    let mut pipeline = Pipeline::open(Arc::new(matcher), pipeline_config, store)?;
+    let telemetry = Telemetry::new(Mode::Daemon, Some(state_dir.to_path_buf()));
+    pipeline.set_telemetry(Arc::clone(&telemetry));
+    Ok((pipeline, outbox, telemetry))
+}
+
+/// One health record per connection, resuming from its saved cursor.
+fn source_health(
+    pipeline: &Pipeline<SledStore>,
+    connections: &[Connection],
+) -> Vec<Arc<SourceHealth>> {
+    let mut health = Vec::with_capacity(connections.len());
+    for c in connections {
+        let h = SourceHealth::new(&c.name, pipeline.cursor(&c.name));
+        if let Some(cursor) = h.processed() {
+            let seq = pipeline
+                .seq_cursor(&c.name)
+                .map(|s| format!("seq {} on {}", s.seq, s.host));
+            tracing::info!(source = %c.name, cursor = %precise_time(cursor), seq = seq.as_deref().unwrap_or("-"), "resuming from the saved cursor");
+        }
+        health.push(Arc::new(h));
+    }
+    health
+}
+
+/// The status server, unless `--no-http`; a bind error stops the start.
+async fn start_server(
+    http: Option<&HttpSettings>,
+    telemetry: &Arc<Telemetry>,
+    notifier: &Arc<Notify>,
+    state_dir: &Path,
+) -> Result<Option<crate::http::Server>, HttpError> {
+    let Some(settings) = http else {
+        return Ok(None);
+    };
+    let server = crate::http::Server::start(
+        settings,
+        Arc::clone(telemetry),
+        Some(Arc::clone(notifier)),
+        Some(state_dir),
+    )
+    .await?;
+    Ok(Some(server))
+}
+
+/// What every source task shares.
+struct SourceLinks {
+    tls: Arc<rustls::ClientConfig>,
+    frames: mpsc::Sender<Inbound>,
+    shutdown: watch::Receiver<bool>,
+    state_dir: PathBuf,
+}
+
+impl SourceLinks {
+    /// One task per connection, each run by its source kind. The frame
+    /// channel closes when the last of them ends.
+    fn spawn(
+        self,
+        connections: Vec<Connection>,
+        health: &[Arc<SourceHealth>],
+        resume: Vec<Option<SeqCursor>>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let parts = connections.into_iter().zip(health).zip(resume);
+        let mut tasks = Vec::new();
+        for (index, ((connection, health), resume)) in parts.enumerate() {
+            let link = Link {
+                index,
+                tls: Arc::clone(&self.tls),
+                frames: self.frames.clone(),
+                health: Arc::clone(health),
+                shutdown: self.shutdown.clone(),
+                state_dir: Some(self.state_dir.clone()),
+                resume,
+            };
+            tasks.push(tokio::spawn(connection.kind.source().run(connection, link)));
+        }
+        tasks
     }
 }
 
-fn pipeline_loop(
-    mut pipeline: Pipeline<SledStore>,
-    mut frames: mpsc::Receiver<Inbound>,
-    sources: &[(String, SourceKind, String)],
-    health: &[Arc<SourceHealth>],
-    notifier: &Notify,
-    telemetry: &Telemetry,
-    stall: &Stall,
-) -> Result<Stats, PipelineError> {
-    use std::sync::atomic::Ordering::Relaxed;
-    let mut frame_no = vec![0u64; sources.len()];
-    let mut malformed_seen = 0u64;
-    let publish = |pipeline: &Pipeline<SledStore>| telemetry.publish_stats(pipeline.stats());
-    while let Some(inbound) = frames.blocking_recv() {
-        let Some((name, kind, instance)) = sources.get(inbound.source) else {
-            continue;
-        };
-        frame_no[inbound.source] += 1;
-        let n = frame_no[inbound.source];
-        let bytes = inbound.frame.as_bytes();
-        let malformed_before = pipeline.stats().malformed;
-        let arrival = Some(inbound.arrival_us);
-        stall.busy_since.store(now_ms(), Relaxed);
-        let produced = match kind {
-            SourceKind::Jetstream => {
-                pipeline.process_jetstream_at(name, Some(&inbound.host), n, bytes, arrival)?
-            }
-            SourceKind::Mastodon | SourceKind::Nostr => {
-                let (decoded, own_clock) = wire(*kind).decode(bytes, instance, arrival);
-                let arrival = Arrival {
-                    at_us: arrival,
-                    own_clock,
-                };
-                pipeline.process_arrived(name, n, decoded, arrival)?
+impl Running {
+    /// Stops everything in the documented order; `early` is how the
+    /// pipeline ended if it ended before the stop signal.
+    async fn shutdown(mut self, early: Option<PipelineEnd>) -> Result<Stats, DaemonError> {
+        // 1. Stop the sources.
+        systemd_notify(&[sd_notify::NotifyState::Stopping]);
+        self.stall.stopping_since.store(now_ms(), Ordering::Relaxed);
+        let _ = self.shutdown.send(true);
+        for task in std::mem::take(&mut self.sources) {
+            let _ = task.await;
+        }
+        // Their handles on the store go with them (see the seal below).
+        for task in std::mem::take(&mut self.helpers) {
+            task.abort();
+            let _ = task.await;
+        }
+        // 2. The pipeline drains what was received and saves the state.
+        let result = match early {
+            Some(result) => result,
+            None => {
+                tracing::info!("draining the pipeline and saving state");
+                (&mut self.done).await
             }
         };
-        stall.busy_since.store(0, Relaxed);
+        let stats = match result {
+            Ok(Ok(stats)) => stats,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "the pipeline stopped");
+                let _ = self.delivery.stop(self.grace).await;
+                if let Some(server) = self.server {
+                    server.stop().await;
+                }
+                return Err(e.into());
+            }
+            Err(_) => return Err(DaemonError::Thread("the pipeline thread panicked".into())),
+        };
+        self.finish(&stats).await;
+        Ok(stats)
+    }
+
+    /// Steps 3 to 5: the sinks, the status server, the store sealed.
+    async fn finish(self, stats: &Stats) {
+        // 3. The sinks get the grace period to deliver what is left; the
+        // rest stays in the outbox for the next start.
+        let (drained, reports) = self.delivery.stop(self.grace).await;
+        log_sinks(&reports, drained);
+        // 4. The status server goes next: it may hold the outbox for its API.
+        if let Some(server) = self.server {
+            server.stop().await;
+        }
+        // Every handle on the store is closed now: seal its files, so
+        // damage at rest is found at the next start.
+        drop(self.outbox);
+        match crate::window::store::seal_closed(&self.state_dir) {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!("the store was still in use at exit; its files are not sealed")
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot seal the state"),
+        }
+        tracing::info!(
+            frames = stats.frames,
+            posts = stats.posts,
+            reports = stats.reports,
+            alerts = stats.alerts,
+            duplicates = stats.duplicates,
+            malformed = stats.malformed,
+            "stopped; state saved"
+        );
+    }
+}
+
+/// The pipeline's own thread, and what it reports to.
+struct PipelineThread {
+    /// Per connection: name, kind, and the instance its accounts belong to.
+    sources: Vec<(String, SourceKind, String)>,
+    health: Vec<Arc<SourceHealth>>,
+    notifier: Arc<Notify>,
+    telemetry: Arc<Telemetry>,
+    alive: Arc<AtomicBool>,
+    stall: Arc<Stall>,
+}
+
+impl PipelineThread {
+    /// Starts the thread; it ends when every source has dropped its
+    /// sender, and reports how it ended on the returned channel.
+    fn spawn(
+        self,
+        pipeline: Pipeline<SledStore>,
+        frames: mpsc::Receiver<Inbound>,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<Stats, PipelineError>>, DaemonError> {
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("pipeline".into())
+            .spawn(move || {
+                let result = self.run(pipeline, frames);
+                self.alive.store(false, Ordering::Relaxed);
+                self.telemetry.set_store_open(false);
+                let _ = done_tx.send(result);
+            })
+            .map_err(|e| DaemonError::Thread(e.to_string()))?;
+        Ok(done_rx)
+    }
+
+    /// Processes frames until every source has stopped, then finishes the
+    /// pipeline (saves the open buckets).
+    fn run(
+        &self,
+        mut pipeline: Pipeline<SledStore>,
+        mut frames: mpsc::Receiver<Inbound>,
+    ) -> Result<Stats, PipelineError> {
+        let mut frame_no = vec![0u64; self.sources.len()];
+        let mut malformed_seen = 0u64;
+        while let Some(inbound) = frames.blocking_recv() {
+            let Some(n) = frame_no.get_mut(inbound.source) else {
+                continue;
+            };
+            *n += 1;
+            let n = *n;
+            self.frame(&mut pipeline, &inbound, n, &mut malformed_seen)?;
+            // When idle, and every so often in a burst, for the status API.
+            if frames.is_empty() || n.is_multiple_of(1024) {
+                self.telemetry.publish_stats(pipeline.stats());
+            }
+        }
+        self.stall.busy_since.store(now_ms(), Ordering::Relaxed);
+        let finished = pipeline.finish()?;
+        self.stall.busy_since.store(0, Ordering::Relaxed);
+        if !finished.is_empty() {
+            self.notifier.notify_waiters();
+        }
+        self.telemetry.publish_stats(pipeline.stats());
+        Ok(pipeline.stats().clone())
+    }
+
+    /// One frame from connection `inbound.source`, its `n`th.
+    fn frame(
+        &self,
+        pipeline: &mut Pipeline<SledStore>,
+        inbound: &Inbound,
+        n: u64,
+        malformed_seen: &mut u64,
+    ) -> Result<(), PipelineError> {
+        let (name, kind, instance) = &self.sources[inbound.source];
+        let health = &self.health[inbound.source];
+        let before = (pipeline.stats().malformed, pipeline.stats().blank_lines);
+        let received = Received {
+            kind: *kind,
+            host: Some(&inbound.host),
+            instance,
+            arrival_us: Some(inbound.arrival_us),
+        };
+        self.stall.busy_since.store(now_ms(), Ordering::Relaxed);
+        let produced = pipeline.process_frame(name, n, inbound.frame.as_bytes(), &received)?;
+        self.stall.busy_since.store(0, Ordering::Relaxed);
         let stats = pipeline.stats();
-        if stats.malformed == malformed_before {
+        if (stats.malformed, stats.blank_lines) == before {
             // It decoded: data, for the watchdog and the silence rule.
-            health[inbound.source].count_data();
+            health.count_data();
         }
-        if stats.malformed > malformed_seen {
-            malformed_seen = stats.malformed;
-            // The first few in full, then one line per thousand.
-            if let Some((at, why)) = stats
-                .malformed_examples
-                .last()
-                .filter(|_| malformed_seen <= 10)
-            {
-                tracing::warn!(source = %name, frame = %at, reason = %why, "malformed frame skipped");
-            } else if malformed_seen.is_multiple_of(1000) {
-                tracing::warn!(source = %name, malformed = malformed_seen, "malformed frames keep arriving");
-            }
+        if stats.malformed > *malformed_seen {
+            *malformed_seen = stats.malformed;
+            log_malformed(name, stats);
         }
         if let Some(cursor) = pipeline.cursor(name) {
-            health[inbound.source].set_processed(cursor);
+            health.set_processed(cursor);
         }
         // The alerts are in the outbox already, saved with the counts.
         if !produced.is_empty() {
-            notifier.notify_waiters();
+            self.notifier.notify_waiters();
         }
-        // When idle, and every so often in a burst, for the status API.
-        if frames.is_empty() || n.is_multiple_of(1024) {
-            publish(&pipeline);
-        }
+        Ok(())
     }
-    stall.busy_since.store(now_ms(), Relaxed);
-    let finished = pipeline.finish()?;
-    stall.busy_since.store(0, Relaxed);
-    if !finished.is_empty() {
-        notifier.notify_waiters();
+}
+
+/// The first few malformed frames in full, then one line per thousand.
+fn log_malformed(source: &str, stats: &Stats) {
+    let seen = stats.malformed;
+    if let Some((at, why)) = stats.malformed_examples.last().filter(|_| seen <= 10) {
+        tracing::warn!(source = %source, frame = %at, reason = %why, "malformed frame skipped");
+    } else if seen.is_multiple_of(1000) {
+        tracing::warn!(source = %source, malformed = seen, "malformed frames keep arriving");
     }
-    publish(&pipeline);
-    Ok(pipeline.stats().clone())
 }
 
 /// Raises and resolves `source:NAME` alerts from the sources' counters.

@@ -28,7 +28,6 @@ pub mod normalize;
 pub mod numbers;
 pub mod pipeline;
 pub mod source;
-pub mod synth;
 pub mod telemetry;
 pub mod tls;
 pub mod window;

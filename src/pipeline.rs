@@ -17,8 +17,8 @@ use crate::matcher::{Class, Matcher};
 use crate::normalize::normalize;
 use crate::source::clock::{ClockRule, Judgement, SourceClock, Tick, author_key};
 use crate::source::dedupe::Deduper;
-use crate::source::jetstream::{Frame, SeqCursor};
-use crate::source::{Decoded, FrameError, RawPost, SkipReason, jetstream};
+use crate::source::jetstream::SeqCursor;
+use crate::source::{Decoded, Frame, FrameError, Origin, RawPost, SkipReason, SourceKind};
 use crate::window::store::{Checkpoint, Store, StoreError};
 use crate::window::{Bucket, Placement, WindowConfig, Windows};
 use crate::{MICROS_PER_SEC, Micros};
@@ -136,6 +136,32 @@ pub struct SourceCounts {
     pub newest: Option<Micros>,
 }
 
+/// Where and when a frame was received, as [`Pipeline::process_frame`]
+/// needs it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Received<'a> {
+    pub kind: SourceKind,
+    /// The host it was read from, live (a sequence number means something
+    /// only on its host); `None` from a recording.
+    pub host: Option<&'a str>,
+    /// The host a Mastodon instance's local account names belong to.
+    pub instance: &'a str,
+    /// Wall-clock µs of arrival: live, or from a recording's clock line.
+    pub arrival_us: Option<Micros>,
+}
+
+impl Received<'_> {
+    /// A Jetstream frame from a recording without clock lines (as the demo).
+    pub fn jetstream() -> Self {
+        Received {
+            kind: SourceKind::Jetstream,
+            host: None,
+            instance: "",
+            arrival_us: None,
+        }
+    }
+}
+
 /// When and how a frame arrived.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Arrival {
@@ -224,13 +250,18 @@ impl<S: Store> Pipeline<S> {
         &self.detector
     }
 
-    /// One Jetstream frame (a recording's line or a websocket text frame).
-    /// `source` and `frame_no` name the frame in error reports.
+    /// One frame of any source kind (a recording's line or a websocket
+    /// text frame), decoded by its kind. `source` and `frame_no` name the
+    /// frame in error reports. A sequence number (Jetstream v2) read from a
+    /// known host is saved with the counts, for an exact resume on that
+    /// host; a frame at or below the saved one for the same host, which the
+    /// server sent again, is counted as a duplicate and not processed.
     pub fn process_frame(
         &mut self,
         source: &str,
         frame_no: u64,
         frame: &[u8],
+        received: &Received<'_>,
     ) -> Result<Vec<Emitted>, PipelineError> {
         if frame.iter().all(u8::is_ascii_whitespace) {
             self.stats.frames += 1;
@@ -240,62 +271,21 @@ impl<S: Store> Pipeline<S> {
             *counts.skipped.entry("blank").or_default() += 1;
             return Ok(Vec::new());
         }
-        self.process_jetstream(source, None, frame_no, frame)
-    }
-
-    /// One Jetstream frame read live from `host`: a v2 sequence number is
-    /// saved with the counts (for an exact resume on that host), and a
-    /// frame at or below the saved one for the same host, which the server
-    /// sent again, is counted as a duplicate and not processed.
-    pub fn process_jetstream(
-        &mut self,
-        source: &str,
-        host: Option<&str>,
-        frame_no: u64,
-        frame: &[u8],
-    ) -> Result<Vec<Emitted>, PipelineError> {
-        self.process_jetstream_at(source, host, frame_no, frame, None)
-    }
-
-    /// [`Pipeline::process_jetstream`] for a frame that arrived at
-    /// `arrival_us` (live, or from a recording's clock line): the arrival
-    /// clock bounds how far ahead its event time may be.
-    pub fn process_jetstream_at(
-        &mut self,
-        source: &str,
-        host: Option<&str>,
-        frame_no: u64,
-        frame: &[u8],
-        arrival_us: Option<Micros>,
-    ) -> Result<Vec<Emitted>, PipelineError> {
-        if frame.iter().all(u8::is_ascii_whitespace) {
+        let origin = Origin {
+            instance: received.instance,
+            arrival_us: received.arrival_us,
+        };
+        let (decoded, own_clock) = received.kind.decode(frame, &origin);
+        if let (Some(host), Ok(Frame { seq: Some(seq), .. })) = (received.host, &decoded)
+            && self.seen_before(source, host, *seq)
+        {
             self.stats.frames += 1;
-            self.stats.blank_lines += 1;
+            self.stats.duplicate_frames += 1;
             return Ok(Vec::new());
         }
-        let decoded = jetstream::decode_frame(frame);
-        if let (Some(host), Ok(Frame { seq: Some(seq), .. })) = (host, &decoded) {
-            match self.seqs.get_mut(source) {
-                Some(saved) if saved.host == host && *seq <= saved.seq => {
-                    self.stats.frames += 1;
-                    self.stats.duplicate_frames += 1;
-                    return Ok(Vec::new());
-                }
-                Some(saved) if saved.host == host => saved.seq = *seq,
-                _ => {
-                    self.seqs.insert(
-                        source.to_owned(),
-                        SeqCursor {
-                            host: host.to_owned(),
-                            seq: *seq,
-                        },
-                    );
-                }
-            }
-        }
         let arrival = Arrival {
-            at_us: arrival_us,
-            own_clock: false,
+            at_us: received.arrival_us,
+            own_clock,
         };
         self.process_arrived(
             source,
@@ -305,31 +295,26 @@ impl<S: Store> Pipeline<S> {
         )
     }
 
+    /// Whether sequence number `seq` from `host` was processed already;
+    /// if not, it becomes the source's sequence cursor.
+    fn seen_before(&mut self, source: &str, host: &str, seq: u64) -> bool {
+        match self.seqs.get_mut(source) {
+            Some(saved) if saved.host == host && seq <= saved.seq => return true,
+            Some(saved) if saved.host == host => saved.seq = seq,
+            _ => {
+                let cursor = SeqCursor {
+                    host: host.to_owned(),
+                    seq,
+                };
+                self.seqs.insert(source.to_owned(), cursor);
+            }
+        }
+        false
+    }
+
     /// The v2 sequence cursor saved for a source.
     pub fn seq_cursor(&self, source: &str) -> Option<SeqCursor> {
         self.seqs.get(source).cloned()
-    }
-
-    /// [`Pipeline::process_frame`] for a frame that arrived at `arrival_us`.
-    pub fn process_frame_at(
-        &mut self,
-        source: &str,
-        frame_no: u64,
-        frame: &[u8],
-        arrival_us: Option<Micros>,
-    ) -> Result<Vec<Emitted>, PipelineError> {
-        self.process_jetstream_at(source, None, frame_no, frame, arrival_us)
-    }
-
-    /// A frame already decoded by its source's decoder (Jetstream,
-    /// Mastodon, Nostr): `(event time, what it held)`, or why it is unusable.
-    pub fn process_decoded(
-        &mut self,
-        source: &str,
-        frame_no: u64,
-        decoded: Result<(Micros, Decoded), FrameError>,
-    ) -> Result<Vec<Emitted>, PipelineError> {
-        self.process_arrived(source, frame_no, decoded, Arrival::default())
     }
 
     /// A decoded frame with its arrival: judged by the source's clock

@@ -8,9 +8,9 @@ use outagewatch::MICROS_PER_SEC;
 use outagewatch::alert::Alert;
 use outagewatch::detect::TransitionKind;
 use outagewatch::matcher::Matcher;
-use outagewatch::pipeline::{Pipeline, PipelineConfig};
-use outagewatch::synth::{DecoyBurst, Generator, Surge, SynthConfig};
+use outagewatch::pipeline::{Pipeline, PipelineConfig, Received};
 use outagewatch::window::store::SledStore;
+use outagewatch_synth::{DecoyBurst, Generator, Surge, SynthConfig};
 
 fn alerts_of(config: SynthConfig, matcher: &Arc<Matcher>) -> (Vec<Alert>, u64) {
     let store = SledStore::temporary().expect("store");
@@ -21,7 +21,7 @@ fn alerts_of(config: SynthConfig, matcher: &Arc<Matcher>) -> (Vec<Alert>, u64) {
     let mut failure = None;
     Generator::new(config).run(|frame| {
         n += 1;
-        match pipeline.process_frame("synth", n, frame.as_bytes()) {
+        match pipeline.process_frame("synth", n, frame.as_bytes(), &Received::jetstream()) {
             Ok(emitted) => alerts.extend(emitted.into_iter().map(|e| e.alert)),
             Err(e) => failure = Some(e.to_string()),
         }

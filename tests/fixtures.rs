@@ -105,7 +105,7 @@ fn expected_v1_decodes_with_the_manifest_counts() {
                     (Some("account"), _, _) => SkipReason::Account,
                     (_, Some("app.bsky.feed.post"), Some("update")) => SkipReason::PostUpdate,
                     (_, Some("app.bsky.feed.post"), _) => SkipReason::PostDelete,
-                    _ => SkipReason::OtherCollection,
+                    _ => SkipReason::NotAPost,
                 };
                 assert_eq!(reason, expected, "line {}", n + 1);
             }
@@ -142,7 +142,7 @@ fn golden_v1_covers_every_kind_without_errors() {
     assert_eq!(posts, 1, "one post with a reply");
     assert_eq!(skipped.get(&SkipReason::Identity), Some(&1));
     assert_eq!(skipped.get(&SkipReason::Account), Some(&1));
-    assert_eq!(skipped.get(&SkipReason::OtherCollection), Some(&7));
+    assert_eq!(skipped.get(&SkipReason::NotAPost), Some(&7));
 }
 
 #[test]

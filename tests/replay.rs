@@ -242,7 +242,7 @@ fn the_committed_demo_is_what_its_generator_makes() {
     std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(file), &mut text)
         .expect("gunzip");
     let mut generated = String::new();
-    outagewatch::synth::Generator::new(outagewatch::synth::demo_config()).run(|frame| {
+    outagewatch_synth::Generator::new(outagewatch_synth::demo_config()).run(|frame| {
         generated.push_str(&frame);
         generated.push('\n');
     });

@@ -10,6 +10,7 @@ mod replay;
 mod replay_jetstream;
 mod run;
 mod series;
+mod series_csv;
 mod serve;
 mod state;
 

@@ -21,7 +21,7 @@ use crate::source::jetstream::{
 };
 use crate::source::recording::ClockLine;
 use crate::source::ws::{self, WsSettings};
-use crate::source::{Decoded, Wire as SourceWire};
+use crate::source::{Decoded, Link, SourceKind};
 
 #[derive(Debug, Args)]
 pub struct RecordArgs {
@@ -84,8 +84,8 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let health = Arc::new(SourceHealth::new("record", None));
         let tls = crate::tls::client_config()?;
+        let link = Link::new(0, tls, tx, Arc::clone(&health), stop_rx);
         let task = tokio::spawn(ws::run(
-            0,
             hosts,
             settings,
             JetstreamProtocol::new(JetstreamOptions {
@@ -93,10 +93,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
                 compress: !args.no_compress,
                 ..JetstreamOptions::default()
             }),
-            tls,
-            tx,
-            Arc::clone(&health),
-            stop_rx,
+            link,
         ));
         let stop = super::run::first_signal_then_arm_second();
         tokio::pin!(stop);
@@ -107,7 +104,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
             if last_arrival != Some(inbound.arrival_us) {
                 last_arrival = Some(inbound.arrival_us);
                 let clock =
-                    ClockLine::new(inbound.arrival_us, &args.name, SourceWire::Jetstream, "");
+                    ClockLine::new(inbound.arrival_us, &args.name, SourceKind::Jetstream, "");
                 out.write_all(clock.to_line().as_bytes())?;
                 out.write_all(b"\n")?;
             }

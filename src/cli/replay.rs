@@ -13,10 +13,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::alert::deliver::Delivery;
 use crate::config::{Config, LINES_SINK, sink_specs};
 use crate::matcher::Matcher;
-use crate::pipeline::Arrival;
+use crate::pipeline::Received;
 use crate::pipeline::{Emitted, Pipeline, PipelineConfig, Stats};
+use crate::source::FrameError;
 use crate::source::recording::{self, ClockLine, DEFAULT_MAX_LINE, Line, LineReader};
-use crate::source::{FrameError, Wire};
 use crate::window::store::SledStore;
 
 #[derive(Debug, Args)]
@@ -186,27 +186,17 @@ pub fn run(args: ReplayArgs, matcher: Matcher, mut config: Config) -> anyhow::Re
                         continue;
                     }
                     None => match &clock {
-                        None => pipeline.process_frame(file, line_no, bytes)?,
-                        Some(clock) if bytes.iter().all(u8::is_ascii_whitespace) => {
-                            pipeline.process_frame_at(&clock.source, line_no, bytes, None)?
+                        None => {
+                            pipeline.process_frame(file, line_no, bytes, &Received::jetstream())?
                         }
-                        Some(clock) if clock.protocol == Wire::Jetstream => pipeline
-                            .process_jetstream_at(
-                                &clock.source,
-                                None,
-                                line_no,
-                                bytes,
-                                Some(clock.time_us),
-                            )?,
                         Some(clock) => {
-                            let arrival = Some(clock.time_us);
-                            let (decoded, own_clock) =
-                                clock.protocol.decode(bytes, &clock.instance, arrival);
-                            let arrival = Arrival {
-                                at_us: arrival,
-                                own_clock,
+                            let received = Received {
+                                kind: clock.protocol,
+                                host: None,
+                                instance: &clock.instance,
+                                arrival_us: Some(clock.time_us),
                             };
-                            pipeline.process_arrived(&clock.source, line_no, decoded, arrival)?
+                            pipeline.process_frame(&clock.source, line_no, bytes, &received)?
                         }
                     },
                 },

@@ -14,7 +14,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::{mpsc, watch};
 
 use crate::Micros;
-use crate::pipeline::{Emitted, Pipeline};
+use crate::pipeline::{Emitted, Pipeline, Received};
+use crate::source::Link;
 use crate::source::health::{SourceHealth, wall_now};
 use crate::source::jetstream::{self, JetstreamOptions, JetstreamProtocol, Wire};
 use crate::source::ws::{self, WsSettings};
@@ -101,16 +102,8 @@ pub fn read(
         ..JetstreamOptions::default()
     });
     let tls = crate::tls::client_config()?;
-    let task = runtime.spawn(ws::run(
-        0,
-        vec![history.url.clone()],
-        settings,
-        protocol,
-        tls,
-        tx,
-        Arc::clone(&health),
-        stop_rx,
-    ));
+    let link = Link::new(0, tls, tx, Arc::clone(&health), stop_rx);
+    let task = runtime.spawn(ws::run(vec![history.url.clone()], settings, protocol, link));
     let end_of_range = history.until.unwrap_or_else(wall_now);
     let progress = progress_bar(((end_of_range - history.since).max(1) / 1_000_000) as u64);
     let mut stop = Box::pin(super::run::first_signal_then_arm_second());
@@ -146,12 +139,11 @@ pub fn read(
             out.write_all(inbound.frame.as_bytes())?;
             out.write_all(b"\n")?;
         }
-        emit(pipeline.process_jetstream(
-            SOURCE,
-            Some(&inbound.host),
-            frame_no,
-            inbound.frame.as_bytes(),
-        )?)?;
+        let received = Received {
+            host: Some(&inbound.host),
+            ..Received::jetstream()
+        };
+        emit(pipeline.process_frame(SOURCE, frame_no, inbound.frame.as_bytes(), &received)?)?;
         if time > 0 {
             progress.set_position(((time - history.since).max(0) / 1_000_000) as u64);
             if frame_no.is_multiple_of(256) {

@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
+use super::series_csv as series;
 use crate::alert::Alert;
 use crate::detect::{Detector, DetectorConfig};
-use crate::source::series;
 use crate::window::{Bucket, ServiceCounts};
 
 #[derive(Debug, Args)]

@@ -10,12 +10,49 @@
 
 use serde::Deserialize;
 
+use super::kind::{Connection, Link, Origin, Source, Task};
+use super::url::{Endpoint, MAX_REDIRECTS, endpoint, redirect_allowed};
 use super::ws::{Control, Protocol};
-use super::{BACKFILL_HORIZON_US, Decoded, FrameError, RawPost, SkipReason};
+use super::{BACKFILL_HORIZON_US, Decoded, Frame, FrameError, RawPost, SkipReason, parse_json};
 use crate::Micros;
 
+/// The Mastodon source kind: one instance's streaming API.
+pub struct Mastodon;
+
+impl Source for Mastodon {
+    fn decode(&self, frame: &[u8], origin: &Origin<'_>) -> Result<Frame, FrameError> {
+        decode(frame, origin.instance, origin.arrival_us).map(|(t, d)| Frame::timed(t, d))
+    }
+
+    fn arrival_is_event_time(&self) -> bool {
+        true
+    }
+
+    fn run(&self, connection: Connection, mut link: Link) -> Task {
+        let protocol = MastodonProtocol {
+            stream: connection.stream,
+            token: connection.token,
+        };
+        Box::pin(async move {
+            // An instance URL (https://) is asked for its streaming host first.
+            let Some(hosts) = resolve_hosts(
+                connection.urls,
+                &link.tls,
+                &connection.settings,
+                &connection.name,
+                &mut link.shutdown,
+            )
+            .await
+            else {
+                return;
+            };
+            super::ws::run(hosts, connection.settings, protocol, link).await
+        })
+    }
+}
+
 #[derive(Deserialize)]
-struct Frame {
+struct StreamFrame {
     event: Option<String>,
     payload: Option<String>,
     error: Option<String>,
@@ -54,10 +91,7 @@ pub fn decode(
     instance: &str,
     arrival_us: Option<Micros>,
 ) -> Result<(Micros, Decoded), FrameError> {
-    let text = std::str::from_utf8(frame).map_err(|e| FrameError::InvalidUtf8 {
-        valid_up_to: e.valid_up_to(),
-    })?;
-    let frame: Frame = serde_json::from_str(text).map_err(|e| FrameError::Json(e.to_string()))?;
+    let frame: StreamFrame = parse_json(frame)?;
     if let Some(error) = frame.error {
         return Err(FrameError::BadRecord(format!("server error: {error}")));
     }
@@ -81,7 +115,7 @@ pub fn decode(
     }
     if status.reblog.as_ref().is_some_and(|r| !r.is_null()) {
         // A boost repeats someone else's words: not a new report.
-        return Ok((time_us, Decoded::Skipped(SkipReason::OtherCollection)));
+        return Ok((time_us, Decoded::Skipped(SkipReason::NotAPost)));
     }
     let mut text = html_to_text(&status.content);
     if !status.spoiler_text.is_empty() {
@@ -172,21 +206,8 @@ impl Protocol for MastodonProtocol {
     }
 }
 
-/// Redirects followed, at most, for the instance document and the
-/// streaming handshake.
-pub const MAX_REDIRECTS: usize = 5;
 /// The instance document is small; a larger answer is refused.
 pub const MAX_INSTANCE_DOC_BYTES: usize = 256 * 1024;
-
-/// Whether a redirect from `from` to `to` may be followed: the same scheme,
-/// or an upgrade to its TLS form (`http`→`https`, `ws`→`wss`); never a
-/// downgrade, never another scheme.
-pub fn redirect_allowed(from: &reqwest::Url, to: &reqwest::Url) -> bool {
-    matches!(
-        (from.scheme(), to.scheme()),
-        ("https", "https") | ("http", "http" | "https") | ("wss", "wss") | ("ws", "ws" | "wss")
-    ) && to.has_host()
-}
 
 /// Why the streaming host could not be discovered.
 #[derive(Debug, thiserror::Error)]
@@ -315,7 +336,7 @@ pub async fn resolve_hosts(
     name: &str,
     shutdown: &mut tokio::sync::watch::Receiver<bool>,
 ) -> Option<Vec<String>> {
-    let needs = |h: &String| h.starts_with("http://") || h.starts_with("https://");
+    let needs = |h: &String| endpoint(h) == Some(Endpoint::Instance);
     if !hosts.iter().any(needs) {
         return Some(hosts);
     }
@@ -332,8 +353,9 @@ pub async fn resolve_hosts(
             out.push(host);
             continue;
         }
-        let mut delay = settings.backoff_min;
+        let mut backoff = super::backoff::Backoff::new(settings);
         loop {
+            let delay = backoff.next_delay();
             match discover(&client, &host).await {
                 Ok(url) => {
                     tracing::info!(source = %name, instance = %host, streaming = %url, "streaming host discovered");
@@ -348,7 +370,6 @@ pub async fn resolve_hosts(
                 _ = tokio::time::sleep(delay) => {}
                 _ = shutdown.changed() => return None,
             }
-            delay = (delay * 2).min(settings.backoff_max);
         }
     }
     Some(out)
@@ -432,7 +453,7 @@ mod tests {
         boosted["reblog"] = serde_json::json!({"id": "2"});
         assert_eq!(
             decode(update(boosted).as_bytes(), "i", None).map(|d| d.1),
-            Ok(Decoded::Skipped(SkipReason::OtherCollection))
+            Ok(Decoded::Skipped(SkipReason::NotAPost))
         );
         let bad = [
             r#"{"error":"Invalid access token","status":401}"#,
@@ -458,29 +479,6 @@ mod tests {
             decode(update(status()).as_bytes(), "i", Some(arrival)),
             Ok((arrival, Decoded::Skipped(SkipReason::Backfill)))
         );
-    }
-
-    #[test]
-    fn redirects_stay_on_their_scheme_or_upgrade() {
-        let url = |s: &str| reqwest::Url::parse(s).expect("url");
-        let cases = [
-            ("https://a/x", "https://b/y", true),
-            ("http://a/x", "https://a/x", true),
-            ("ws://a/x", "wss://a/x", true),
-            ("wss://a/x", "wss://b/x", true),
-            ("https://a/x", "http://a/x", false),
-            ("wss://a/x", "ws://a/x", false),
-            ("https://a/x", "file:///etc/passwd", false),
-            ("http://a/x", "ftp://a/x", false),
-            ("ws://a/x", "https://a/x", false),
-        ];
-        for (from, to, want) in cases {
-            assert_eq!(
-                redirect_allowed(&url(from), &url(to)),
-                want,
-                "{from} -> {to}"
-            );
-        }
     }
 
     #[test]

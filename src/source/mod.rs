@@ -1,19 +1,31 @@
 //! Sources: where frames come from and how a wire frame becomes a post.
 //!
 //! A source hands the pipeline raw frames (one JSON document each). Turning a
-//! frame into a [`RawPost`] is a pure function per wire format
-//! ([`jetstream::decode`]), so the same code serves a recording and a live
+//! frame into a [`RawPost`] is a pure function per source kind
+//! ([`Source::decode`]), so the same code serves a recording and a live
 //! socket, and replaying a recording gives the alerts the live run gave.
+//!
+//! One source kind is one module (`jetstream/`, `mastodon.rs`, `nostr.rs`)
+//! implementing [`Source`] (decode, connections, how a connection runs) and
+//! one line in [`SourceKind::source`]. What every kind shares lives beside
+//! them: the websocket session ([`ws`]), the reconnect backoff
+//! ([`backoff`]), URL checks ([`url`]), health counters ([`health`]), the
+//! event-time clock ([`clock`]), de-duplication ([`dedupe`]) and recordings
+//! ([`recording`]).
 
+pub mod backoff;
 pub mod clock;
 pub mod dedupe;
 pub mod health;
 pub mod jetstream;
+pub mod kind;
 pub mod mastodon;
 pub mod nostr;
 pub mod recording;
-pub mod series;
+pub mod url;
 pub mod ws;
+
+pub use kind::{Connection, Link, Origin, Source, SourceKind};
 
 use crate::Micros;
 
@@ -52,9 +64,15 @@ pub enum Decoded {
 pub enum SkipReason {
     /// An edit of an existing post: counting it would count the report twice.
     PostUpdate,
+    /// A deleted post (Jetstream `delete`, Mastodon `delete`).
     PostDelete,
-    /// A commit to any other collection (likes, follows, reposts, profiles, other apps).
-    OtherCollection,
+    /// A commit operation on a post this version does not know (neither
+    /// create, update nor delete); newer servers may add some.
+    UnknownOperation,
+    /// An event that is not an original post: a Jetstream commit to another
+    /// collection (likes, follows, reposts, profiles, other apps), a
+    /// Mastodon boost (someone else's words), a Nostr event of another kind.
+    NotAPost,
     Identity,
     Account,
     /// A `kind` this version does not know; newer servers may add some.
@@ -69,10 +87,11 @@ pub enum SkipReason {
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 8] = [
+    pub const ALL: [SkipReason; 9] = [
         SkipReason::PostUpdate,
         SkipReason::PostDelete,
-        SkipReason::OtherCollection,
+        SkipReason::UnknownOperation,
+        SkipReason::NotAPost,
         SkipReason::Identity,
         SkipReason::Account,
         SkipReason::UnknownKind,
@@ -84,7 +103,8 @@ impl SkipReason {
         match self {
             SkipReason::PostUpdate => "post_updates",
             SkipReason::PostDelete => "post_deletes",
-            SkipReason::OtherCollection => "other_collections",
+            SkipReason::UnknownOperation => "unknown_operation",
+            SkipReason::NotAPost => "not_posts",
             SkipReason::Identity => "identity",
             SkipReason::Account => "account",
             SkipReason::UnknownKind => "unknown_kind",
@@ -94,49 +114,41 @@ impl SkipReason {
     }
 }
 
-/// The wire format of a source, for decoding a frame wherever it comes
-/// from (a socket or a recording's clock line).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Wire {
-    Jetstream,
-    Mastodon,
-    Nostr,
-}
-
 /// Author-set times older than this before arrival are backfill (the
 /// de-duplication horizon: anything older could not be recognised as a
 /// repeat anyway).
 pub const BACKFILL_HORIZON_US: Micros = dedupe::DEFAULT_HORIZON_SECS * crate::MICROS_PER_SEC;
 
-impl Wire {
-    /// Decodes one frame. `instance` names a Mastodon instance's accounts;
-    /// `arrival_us` is when the frame arrived, if known. Returns the event
-    /// time and what the frame held, and whether that event time is the
-    /// arrival clock (Mastodon and Nostr, whose own timestamps authors set).
-    pub fn decode(
-        self,
-        frame: &[u8],
-        instance: &str,
-        arrival_us: Option<Micros>,
-    ) -> (Result<(Micros, Decoded), FrameError>, bool) {
-        match self {
-            Wire::Jetstream => (jetstream::decode_with_time(frame), false),
-            Wire::Mastodon => (
-                mastodon::decode(frame, instance, arrival_us),
-                arrival_us.is_some(),
-            ),
-            Wire::Nostr => (nostr::decode(frame, arrival_us), arrival_us.is_some()),
-        }
-    }
+/// One decoded frame, whatever its source kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    /// The event time; 0 for frames that carry none (Jetstream v2 `#info`,
+    /// a Mastodon `delete`).
+    pub time_us: Micros,
+    /// The server's sequence number (Jetstream v2 `seq`, or the `cursor` a
+    /// v2 server adds to v1 frames), if any.
+    pub seq: Option<u64>,
+    pub decoded: Decoded,
+}
 
-    pub fn name(self) -> &'static str {
-        match self {
-            Wire::Jetstream => "jetstream",
-            Wire::Mastodon => "mastodon",
-            Wire::Nostr => "nostr",
+impl Frame {
+    /// A frame without a sequence number.
+    pub fn timed(time_us: Micros, decoded: Decoded) -> Self {
+        Frame {
+            time_us,
+            seq: None,
+            decoded,
         }
     }
+}
+
+/// The preamble every decoder shares: the frame must be UTF-8 and one JSON
+/// document of the shape `T`; either failure is a [`FrameError`] naming it.
+pub fn parse_json<'a, T: serde::Deserialize<'a>>(frame: &'a [u8]) -> Result<T, FrameError> {
+    let text = std::str::from_utf8(frame).map_err(|e| FrameError::InvalidUtf8 {
+        valid_up_to: e.valid_up_to(),
+    })?;
+    serde_json::from_str(text).map_err(|e| FrameError::Json(e.to_string()))
 }
 
 /// Why a frame could not be used. Each is counted and reported with the

@@ -17,8 +17,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::kind::{Connection, Link, Origin, Source, Task};
 use super::ws::{Control, Protocol};
-use super::{BACKFILL_HORIZON_US, Decoded, FrameError, RawPost, SkipReason};
+use super::{BACKFILL_HORIZON_US, Decoded, Frame, FrameError, RawPost, SkipReason, parse_json};
 use crate::{MICROS_PER_SEC, Micros};
 
 /// The subscription id this client uses.
@@ -100,11 +101,7 @@ fn verify(event: &Event) -> Result<(), FrameError> {
 /// the note's event time (without it, as for a hand-made file, the author's
 /// `created_at` is used).
 pub fn decode(frame: &[u8], arrival_us: Option<Micros>) -> Result<(Micros, Decoded), FrameError> {
-    let text = std::str::from_utf8(frame).map_err(|e| FrameError::InvalidUtf8 {
-        valid_up_to: e.valid_up_to(),
-    })?;
-    let message: Vec<Value> =
-        serde_json::from_str(text).map_err(|e| FrameError::Json(e.to_string()))?;
+    let message: Vec<Value> = parse_json(frame)?;
     match message.first().and_then(Value::as_str) {
         Some("EVENT") => {}
         Some(_) => return Ok((0, Decoded::Skipped(SkipReason::UnknownKind))),
@@ -124,7 +121,7 @@ pub fn decode(frame: &[u8], arrival_us: Option<Micros>) -> Result<(Micros, Decod
         })?;
     let time_us = arrival_us.unwrap_or(claimed_us);
     if event.kind != 1 {
-        return Ok((time_us, Decoded::Skipped(SkipReason::OtherCollection)));
+        return Ok((time_us, Decoded::Skipped(SkipReason::NotAPost)));
     }
     if claimed_us < time_us.saturating_sub(BACKFILL_HORIZON_US) {
         return Ok((time_us, Decoded::Skipped(SkipReason::Backfill)));
@@ -153,6 +150,42 @@ pub fn decode(frame: &[u8], arrival_us: Option<Micros>) -> Result<(Micros, Decod
             text: event.content,
         }),
     ))
+}
+
+/// The Nostr source kind: relays, each read at once on its own connection.
+pub struct Nostr;
+
+impl Source for Nostr {
+    fn decode(&self, frame: &[u8], origin: &Origin<'_>) -> Result<Frame, FrameError> {
+        decode(frame, origin.arrival_us).map(|(t, d)| Frame::timed(t, d))
+    }
+
+    fn arrival_is_event_time(&self) -> bool {
+        true
+    }
+
+    /// One connection per relay (all read at once), each named
+    /// `NAME:host[:port]` when there are several.
+    fn connections(&self, source: Connection) -> Vec<Connection> {
+        if source.urls.len() <= 1 {
+            return vec![source];
+        }
+        let relay = |url: &String| Connection {
+            name: format!("{}:{}", source.name, super::url::host_port(url)),
+            urls: vec![url.clone()],
+            ..source.clone()
+        };
+        source.urls.iter().map(relay).collect()
+    }
+
+    fn run(&self, connection: Connection, link: Link) -> Task {
+        Box::pin(super::ws::run(
+            connection.urls,
+            connection.settings,
+            NostrProtocol,
+            link,
+        ))
+    }
 }
 
 /// One relay: a `REQ` for kind-1 notes since the last processed one.
@@ -334,7 +367,7 @@ pub mod tests {
     fn every_message_type_is_handled() {
         assert_eq!(
             decode(frame(&note(7, 1_783_174_990)).as_bytes(), Some(NOW)).map(|d| d.1),
-            Ok(Decoded::Skipped(SkipReason::OtherCollection))
+            Ok(Decoded::Skipped(SkipReason::NotAPost))
         );
         for frame in [
             r#"["EOSE","outagewatch"]"#,

@@ -23,7 +23,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{SourceError, Wire};
+use super::{SourceError, SourceKind};
 use crate::Micros;
 
 /// The `kind` of a clock line.
@@ -38,14 +38,14 @@ pub struct ClockLine {
     pub kind: String,
     pub time_us: Micros,
     pub source: String,
-    pub protocol: Wire,
+    pub protocol: SourceKind,
     /// Mastodon: the instance host that names its local accounts.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub instance: String,
 }
 
 impl ClockLine {
-    pub fn new(time_us: Micros, source: &str, protocol: Wire, instance: &str) -> Self {
+    pub fn new(time_us: Micros, source: &str, protocol: SourceKind, instance: &str) -> Self {
         ClockLine {
             kind: CLOCK_KIND.to_owned(),
             time_us,
@@ -296,7 +296,12 @@ mod tests {
 
     #[test]
     fn clock_lines_round_trip_and_frames_are_not_clock_lines() {
-        let clock = ClockLine::new(1_700_000_000_123_000, "social", Wire::Mastodon, "m.example");
+        let clock = ClockLine::new(
+            1_700_000_000_123_000,
+            "social",
+            SourceKind::Mastodon,
+            "m.example",
+        );
         let line = clock.to_line();
         assert!(
             line.starts_with(r##"{"kind":"#clock","time_us":1700000000123000"##),
@@ -305,7 +310,7 @@ mod tests {
         assert_eq!(ClockLine::parse(line.as_bytes()), Some(clock.clone()));
         let reordered = r##"{"instance":"m.example","protocol":"mastodon","source":"social","time_us":1700000000123000,"kind":"#clock"}"##;
         assert_eq!(ClockLine::parse(reordered.as_bytes()), Some(clock));
-        let jetstream = ClockLine::new(5, "bluesky", Wire::Jetstream, "");
+        let jetstream = ClockLine::new(5, "bluesky", SourceKind::Jetstream, "");
         assert!(!jetstream.to_line().contains("instance"));
         // To a Jetstream reader, a clock line is an event of an unknown kind.
         assert_eq!(

@@ -17,9 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -27,7 +25,10 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, connect_async_tls_with_config};
 
+use super::backoff::Backoff;
 use super::health::SourceHealth;
+use super::kind::Link;
+use super::url::{MAX_REDIRECTS, redirect_allowed};
 use crate::Micros;
 
 /// Timing and size limits of a live source.
@@ -182,100 +183,94 @@ enum End {
 
 /// Reads one source until shutdown. Never returns early on errors: every
 /// failure is logged, counted and followed by a reconnect after a backoff.
-#[allow(clippy::too_many_arguments)]
 pub async fn run<P: Protocol>(
-    source: usize,
     hosts: Vec<String>,
     settings: WsSettings,
     mut protocol: P,
-    tls: Arc<rustls::ClientConfig>,
-    tx: mpsc::Sender<Inbound>,
-    health: Arc<SourceHealth>,
-    mut shutdown: watch::Receiver<bool>,
+    mut link: Link,
 ) {
-    let backoff_builder = ExponentialBuilder::default()
-        .with_min_delay(settings.backoff_min)
-        .with_max_delay(settings.backoff_max)
-        .with_factor(2.0)
-        .with_jitter()
-        .without_max_times();
-    let mut backoff = backoff_builder.build();
+    let mut backoff = Backoff::new(&settings);
     let mut host_index = 0usize;
-    let name = health.name.clone();
     // A redirect being followed (bounded; same scheme or ws→wss only).
-    let (mut redirect_to, mut hops) = (None::<String>, 0usize);
+    let mut redirect = Redirect::default();
     loop {
-        if *shutdown.borrow() || hosts.is_empty() {
+        if *link.shutdown.borrow() || hosts.is_empty() {
             return;
         }
         let host = &hosts[host_index % hosts.len()];
         tokio::select! {
             _ = protocol.prepare(host) => {}
-            _ = shutdown.changed() => return,
+            _ = link.shutdown.changed() => return,
         }
-        let url = redirect_to
+        let url = redirect
+            .to
             .take()
-            .unwrap_or_else(|| protocol.connect_url(host, health.processed()));
+            .unwrap_or_else(|| protocol.connect_url(host, link.health.processed()));
         let host: Arc<str> = Arc::from(host.as_str());
         let started = Instant::now();
-        let frames_before = health.frames();
-        let end = session(
-            (source, &host),
-            &url,
-            &settings,
-            &mut protocol,
-            &tls,
-            &tx,
-            &health,
-            &mut shutdown,
-        )
-        .await;
-        health.set_connected(false);
-        if !matches!(end, End::Redirect(_)) {
-            hops = 0;
-        }
+        let frames_before = link.health.frames();
+        let end = session(&host, &url, &settings, &mut protocol, &mut link).await;
+        link.health.set_connected(false);
         match end {
             End::Shutdown => {
-                tracing::info!(source = %name, "source stopped");
+                tracing::info!(source = %link.health.name, "source stopped");
                 return;
             }
             End::PipelineGone => return,
             End::Redirect(location) => {
-                let target = reqwest::Url::parse(&url)
-                    .and_then(|from| Ok((from.join(&location)?, from)))
-                    .ok()
-                    .filter(|(to, from)| super::mastodon::redirect_allowed(from, to));
-                match target {
-                    Some((to, _)) if hops < super::mastodon::MAX_REDIRECTS => {
-                        hops += 1;
-                        tracing::info!(source = %name, from = %url, to = %to, "following a redirect");
-                        redirect_to = Some(to.to_string());
-                        continue;
-                    }
-                    _ => {
-                        hops = 0;
-                        health.count_reconnect();
-                        tracing::warn!(source = %name, %url, %location, hops, "redirect refused (another scheme, a downgrade, or too many); reconnecting");
-                    }
+                if redirect.follow(&url, &location, &link.health) {
+                    continue;
                 }
             }
             End::Lost(reason) => {
-                health.count_reconnect();
-                tracing::warn!(source = %name, %url, %reason, reconnects = health.reconnects(), "connection lost; reconnecting");
+                redirect.hops = 0;
+                link.health.count_reconnect();
+                tracing::warn!(source = %link.health.name, %url, %reason, reconnects = link.health.reconnects(), "connection lost; reconnecting");
             }
         }
-        if started.elapsed() >= settings.healthy_after && health.frames() > frames_before {
-            backoff = backoff_builder.build();
+        if started.elapsed() >= settings.healthy_after && link.health.frames() > frames_before {
+            backoff.reset();
         }
         host_index += 1;
-        let delay = backoff
-            .next()
-            .unwrap_or(settings.backoff_max)
-            .max(settings.backoff_min / 2);
-        tracing::info!(source = %name, next_host = %hosts[host_index % hosts.len()], delay_ms = delay.as_millis() as u64, "waiting before reconnecting");
+        let delay = backoff.next_delay();
+        tracing::info!(source = %link.health.name, next_host = %hosts[host_index % hosts.len()], delay_ms = delay.as_millis() as u64, "waiting before reconnecting");
         tokio::select! {
             _ = sleep(delay) => {}
-            _ = shutdown.changed() => return,
+            _ = link.shutdown.changed() => return,
+        }
+    }
+}
+
+/// A handshake redirect being followed: at most [`MAX_REDIRECTS`] in a
+/// row, same scheme or an upgrade only.
+#[derive(Default)]
+struct Redirect {
+    to: Option<String>,
+    hops: usize,
+}
+
+impl Redirect {
+    /// Follows `location` (answered for `url`) if allowed: true when the
+    /// next connection should go there at once; otherwise counts a
+    /// reconnect.
+    fn follow(&mut self, url: &str, location: &str, health: &SourceHealth) -> bool {
+        let target = reqwest::Url::parse(url)
+            .and_then(|from| Ok((from.join(location)?, from)))
+            .ok()
+            .filter(|(to, from)| redirect_allowed(from, to));
+        match target {
+            Some((to, _)) if self.hops < MAX_REDIRECTS => {
+                self.hops += 1;
+                tracing::info!(source = %health.name, from = %url, to = %to, "following a redirect");
+                self.to = Some(to.to_string());
+                true
+            }
+            _ => {
+                let hops = std::mem::take(&mut self.hops);
+                health.count_reconnect();
+                tracing::warn!(source = %health.name, %url, %location, hops, "redirect refused (another scheme, a downgrade, or too many); reconnecting");
+                false
+            }
         }
     }
 }
@@ -292,30 +287,54 @@ fn data_deadline(
     (since < watchdog).then(|| Instant::now() + (watchdog - since))
 }
 
-#[allow(clippy::too_many_arguments)]
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// One connection: handshake, subscription, then frames until it ends.
 async fn session<P: Protocol>(
-    (source, host): (usize, &Arc<str>),
+    host: &Arc<str>,
     url: &str,
     settings: &WsSettings,
     protocol: &mut P,
-    tls: &Arc<rustls::ClientConfig>,
-    tx: &mpsc::Sender<Inbound>,
-    health: &SourceHealth,
-    shutdown: &mut watch::Receiver<bool>,
+    link: &mut Link,
 ) -> End {
-    let mut request = match url.into_client_request() {
-        Ok(request) => request,
-        Err(e) => return End::Lost(format!("bad URL: {e}")),
+    let ws = match handshake(url, settings, protocol, link).await {
+        Ok(ws) => ws,
+        Err(end) => return end,
     };
-    for (name, value) in protocol.headers() {
-        match HeaderValue::from_str(&value) {
-            Ok(value) => {
-                request.headers_mut().insert(name, value);
-            }
-            Err(_) => {
-                return End::Lost(format!("header {name} has characters HTTP does not allow"));
-            }
+    let (mut write, read) = ws.split();
+    for hello in protocol.hello(link.health.processed()) {
+        if let Err(e) = write.send(Message::text(hello)).await {
+            return End::Lost(format!("cannot send subscription: {e}"));
         }
+    }
+    link.health.set_connected(true);
+    tracing::info!(source = %link.health.name, %url, "connected");
+    let mut reader = Reader {
+        host,
+        settings,
+        protocol,
+        link,
+        limiter: RateLimit::new(settings.max_frames_per_sec),
+    };
+    reader.read(write, read).await
+}
+
+/// Opens the websocket: the request with the protocol's headers, the
+/// connection bounded in time, a refusal read by the protocol.
+async fn handshake<P: Protocol>(
+    url: &str,
+    settings: &WsSettings,
+    protocol: &mut P,
+    link: &mut Link,
+) -> Result<Socket, End> {
+    let mut request = url
+        .into_client_request()
+        .map_err(|e| End::Lost(format!("bad URL: {e}")))?;
+    for (name, value) in protocol.headers() {
+        let value = HeaderValue::from_str(&value)
+            .map_err(|_| End::Lost(format!("header {name} has characters HTTP does not allow")))?;
+        request.headers_mut().insert(name, value);
     }
     // tungstenite's own limit is generous: frames between our limit and
     // this one are dropped and counted without losing the connection.
@@ -323,157 +342,222 @@ async fn session<P: Protocol>(
     let config = WebSocketConfig::default()
         .max_message_size(Some(hard_limit))
         .max_frame_size(Some(hard_limit));
-    let connect = connect_async_tls_with_config(
-        request,
-        Some(config),
-        true,
-        Some(Connector::Rustls(Arc::clone(tls))),
-    );
-    let ws = tokio::select! {
-        _ = shutdown.changed() => return End::Shutdown,
-        result = timeout(settings.connect_timeout, connect) => match result {
-            Err(_) => return End::Lost(format!("connect timed out after {:?}", settings.connect_timeout)),
-            Ok(Err(tungstenite::Error::Http(response))) if response.status().is_redirection() => {
-                return match response
-                    .headers()
-                    .get("location")
-                    .and_then(|l| l.to_str().ok())
-                {
-                    Some(location) => End::Redirect(location.to_owned()),
-                    None => End::Lost(format!("HTTP {} without a Location", response.status())),
-                };
-            }
-            Ok(Err(tungstenite::Error::Http(response))) => {
-                let body = response.body().as_deref().unwrap_or_default();
-                let rejection = protocol.rejected(response.status().as_u16(), body);
-                if let Some(gap) = rejection.gap {
-                    tracing::warn!(source = %health.name, %gap, "events lost");
-                    health.report_gap(gap);
-                }
-                return End::Lost(rejection.reason);
-            }
-            Ok(Err(e)) => return End::Lost(format!("cannot connect: {e}")),
-            Ok(Ok((ws, _response))) => ws,
-        },
+    let tls = Connector::Rustls(Arc::clone(&link.tls));
+    let connect = connect_async_tls_with_config(request, Some(config), true, Some(tls));
+    let result = tokio::select! {
+        _ = link.shutdown.changed() => return Err(End::Shutdown),
+        result = timeout(settings.connect_timeout, connect) => result,
     };
-    let (mut write, mut read) = ws.split();
-    for hello in protocol.hello(health.processed()) {
-        if let Err(e) = write.send(Message::text(hello)).await {
-            return End::Lost(format!("cannot send subscription: {e}"));
+    match result {
+        Err(_) => Err(End::Lost(format!(
+            "connect timed out after {:?}",
+            settings.connect_timeout
+        ))),
+        Ok(Ok((ws, _response))) => Ok(ws),
+        Ok(Err(tungstenite::Error::Http(response))) => {
+            Err(refused(&response, protocol, &link.health))
+        }
+        Ok(Err(e)) => Err(End::Lost(format!("cannot connect: {e}"))),
+    }
+}
+
+/// How a handshake answered with an HTTP status ends: a redirect to
+/// follow, or a refusal the protocol reads (perhaps reporting lost events).
+fn refused<P: Protocol>(
+    response: &tungstenite::http::Response<Option<Vec<u8>>>,
+    protocol: &mut P,
+    health: &SourceHealth,
+) -> End {
+    if response.status().is_redirection() {
+        return match response
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+        {
+            Some(location) => End::Redirect(location.to_owned()),
+            None => End::Lost(format!("HTTP {} without a Location", response.status())),
+        };
+    }
+    let body = response.body().as_deref().unwrap_or_default();
+    let rejection = protocol.rejected(response.status().as_u16(), body);
+    if let Some(gap) = rejection.gap {
+        tracing::warn!(source = %health.name, %gap, "events lost");
+        health.report_gap(gap);
+    }
+    End::Lost(rejection.reason)
+}
+
+/// The reading half of one connection.
+struct Reader<'a, P> {
+    host: &'a Arc<str>,
+    settings: &'a WsSettings,
+    protocol: &'a mut P,
+    link: &'a mut Link,
+    limiter: RateLimit,
+}
+
+/// What one websocket message comes to.
+enum Step {
+    /// A text frame for the protocol to classify.
+    Text(String),
+    /// Nothing to do (pings, dropped frames).
+    Skip,
+    End(End),
+}
+
+impl<P: Protocol> Reader<'_, P> {
+    /// Reads until the connection ends: pings on time, a watchdog on data,
+    /// every frame bounded and classified.
+    async fn read(
+        &mut self,
+        mut write: futures_util::stream::SplitSink<Socket, Message>,
+        mut read: futures_util::stream::SplitStream<Socket>,
+    ) -> End {
+        let mut ping = tokio::time::interval(self.settings.ping_every);
+        ping.tick().await;
+        let connected_at = super::health::wall_now();
+        let mut deadline = Instant::now() + self.settings.watchdog;
+        loop {
+            let message = tokio::select! {
+                _ = self.link.shutdown.changed() => {
+                    let _ = write.send(Message::Close(None)).await;
+                    return End::Shutdown;
+                }
+                _ = ping.tick() => {
+                    if let Err(e) = write.send(Message::Ping(Vec::new().into())).await {
+                        return End::Lost(format!("ping failed: {e}"));
+                    }
+                    continue;
+                }
+                _ = sleep_until(deadline) => {
+                    // Data is what the pipeline managed to decode, not bytes.
+                    match data_deadline(&self.link.health, connected_at, self.settings.watchdog) {
+                        Some(next) => deadline = next,
+                        None => {
+                            self.link.health.count_stall();
+                            return End::Lost(format!("no data for {:?} (watchdog)", self.settings.watchdog));
+                        }
+                    }
+                    continue;
+                }
+                message = read.next() => message,
+            };
+            let text = match self.message(message) {
+                Step::Text(text) => text,
+                Step::Skip => continue,
+                Step::End(end) => return end,
+            };
+            if let Some(end) = self.deliver(text).await {
+                return end;
+            }
         }
     }
-    health.set_connected(true);
-    tracing::info!(source = %health.name, %url, "connected");
-    let mut ping = tokio::time::interval(settings.ping_every);
-    ping.tick().await;
-    let connected_at = super::health::wall_now();
-    let mut deadline = Instant::now() + settings.watchdog;
-    let mut limiter = RateLimit::new(settings.max_frames_per_sec);
-    loop {
-        let message = tokio::select! {
-            _ = shutdown.changed() => {
-                let _ = write.send(Message::Close(None)).await;
-                return End::Shutdown;
-            }
-            _ = ping.tick() => {
-                if let Err(e) = write.send(Message::Ping(Vec::new().into())).await {
-                    return End::Lost(format!("ping failed: {e}"));
-                }
-                continue;
-            }
-            _ = sleep_until(deadline) => {
-                // Data is what the pipeline managed to decode, not bytes.
-                match data_deadline(health, connected_at, settings.watchdog) {
-                    Some(next) => {
-                        deadline = next;
-                        continue;
-                    }
-                    None => {
-                        health.count_stall();
-                        return End::Lost(format!("no data for {:?} (watchdog)", settings.watchdog));
-                    }
-                }
-            }
-            message = read.next() => message,
-        };
-        let text = match message {
-            None => return End::Lost("the server closed the stream".into()),
+
+    /// A websocket message as text for the protocol, within the limits.
+    fn message(&mut self, message: Option<Result<Message, tungstenite::Error>>) -> Step {
+        let health = &self.link.health;
+        match message {
+            None => Step::End(End::Lost("the server closed the stream".into())),
             Some(Err(tungstenite::Error::Capacity(e))) => {
                 health.count_oversized();
-                return End::Lost(format!("frame too large for the connection: {e}"));
+                Step::End(End::Lost(format!(
+                    "frame too large for the connection: {e}"
+                )))
             }
-            Some(Err(e)) => return End::Lost(format!("read error: {e}")),
-            Some(Ok(Message::Text(text))) => {
-                health.count_frame();
-                if limiter.over() {
-                    health.count_rate_dropped();
-                    continue;
-                }
-                if text.len() > settings.max_frame_bytes {
-                    health.count_oversized();
-                    tracing::warn!(source = %health.name, bytes = text.len(), limit = settings.max_frame_bytes, oversized = health.oversized(), "oversized frame dropped");
-                    continue;
-                }
-                text.as_str().to_owned()
-            }
-            Some(Ok(Message::Binary(bytes))) => {
-                health.count_frame();
-                if limiter.over() {
-                    health.count_rate_dropped();
-                    continue;
-                }
-                match protocol.binary(&bytes, settings) {
-                    BinaryFrame::Text(text) => text,
-                    BinaryFrame::Oversized(why) => {
-                        health.count_oversized();
-                        tracing::warn!(source = %health.name, bytes = bytes.len(), %why, oversized = health.oversized(), "oversized frame dropped");
-                        continue;
-                    }
-                    BinaryFrame::Unusable(why) => {
-                        health.count_binary();
-                        tracing::warn!(source = %health.name, bytes = bytes.len(), %why, binary = health.binary(), "binary frame dropped");
-                        continue;
-                    }
-                }
-            }
+            Some(Err(e)) => Step::End(End::Lost(format!("read error: {e}"))),
+            Some(Ok(Message::Text(text))) => self.text(text.as_str()),
+            Some(Ok(Message::Binary(bytes))) => self.binary(&bytes),
             Some(Ok(Message::Close(frame))) => {
                 let reason = frame.map_or_else(
                     || "no reason given".to_owned(),
                     |f| format!("code {}: {}", u16::from(f.code), f.reason),
                 );
-                return End::Lost(format!("the server closed the connection ({reason})"));
+                Step::End(End::Lost(format!(
+                    "the server closed the connection ({reason})"
+                )))
             }
-            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
-        };
-        match protocol.control(&text) {
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Step::Skip,
+        }
+    }
+
+    /// Counts a frame; true when the connection's rate cap drops it.
+    fn over_rate(&mut self) -> bool {
+        self.link.health.count_frame();
+        let over = self.limiter.over();
+        if over {
+            self.link.health.count_rate_dropped();
+        }
+        over
+    }
+
+    fn text(&mut self, text: &str) -> Step {
+        if self.over_rate() {
+            return Step::Skip;
+        }
+        let health = &self.link.health;
+        if text.len() > self.settings.max_frame_bytes {
+            health.count_oversized();
+            tracing::warn!(source = %health.name, bytes = text.len(), limit = self.settings.max_frame_bytes, oversized = health.oversized(), "oversized frame dropped");
+            return Step::Skip;
+        }
+        Step::Text(text.to_owned())
+    }
+
+    fn binary(&mut self, bytes: &[u8]) -> Step {
+        if self.over_rate() {
+            return Step::Skip;
+        }
+        let health = &self.link.health;
+        match self.protocol.binary(bytes, self.settings) {
+            BinaryFrame::Text(text) => Step::Text(text),
+            BinaryFrame::Oversized(why) => {
+                health.count_oversized();
+                tracing::warn!(source = %health.name, bytes = bytes.len(), %why, oversized = health.oversized(), "oversized frame dropped");
+                Step::Skip
+            }
+            BinaryFrame::Unusable(why) => {
+                health.count_binary();
+                tracing::warn!(source = %health.name, bytes = bytes.len(), %why, binary = health.binary(), "binary frame dropped");
+                Step::Skip
+            }
+        }
+    }
+
+    /// A text frame: control messages acted on, data sent to the pipeline.
+    /// `Some` when the connection ends.
+    async fn deliver(&mut self, text: String) -> Option<End> {
+        let health = &self.link.health;
+        match self.protocol.control(&text) {
             Control::Data => {}
             Control::Info(info) => {
                 tracing::info!(source = %health.name, %info, "server message");
-                continue;
+                return None;
             }
             Control::ServerError(error) => {
                 health.count_server_error();
                 tracing::warn!(source = %health.name, %error, "server reported an error");
-                continue;
+                return None;
             }
             Control::Gap(gap) => {
                 tracing::warn!(source = %health.name, %gap, "events lost");
                 health.report_gap(gap);
-                continue;
+                return None;
             }
             Control::Reconnect(reason) => {
-                return End::Lost(format!("server ended the subscription: {reason}"));
+                return Some(End::Lost(format!(
+                    "server ended the subscription: {reason}"
+                )));
             }
         }
         let inbound = Inbound {
-            source,
-            host: Arc::clone(host),
+            source: self.link.index,
+            host: Arc::clone(self.host),
             frame: text,
             arrival_us: arrival_now(),
         };
         tokio::select! {
-            _ = shutdown.changed() => return End::Shutdown,
-            sent = tx.send(inbound) => if sent.is_err() { return End::PipelineGone },
+            _ = self.link.shutdown.changed() => Some(End::Shutdown),
+            sent = self.link.frames.send(inbound) => sent.is_err().then_some(End::PipelineGone),
         }
     }
 }

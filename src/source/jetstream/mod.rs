@@ -29,7 +29,9 @@ use serde_json::value::RawValue;
 
 pub use protocol::{JetstreamOptions, JetstreamProtocol, SeqCursor, Wire};
 
-use super::{Decoded, FrameError, RawPost, SkipReason};
+pub use super::Frame;
+use super::kind::{Connection, Link, Origin, Source, Task};
+use super::{Decoded, FrameError, RawPost, SkipReason, parse_json};
 use crate::{MICROS_PER_SEC, Micros};
 
 /// The collection that holds posts.
@@ -54,15 +56,28 @@ pub const PUBLIC_HOSTS: [&str; 4] = [
 /// the cursor may not all have been seen. The overlap is de-duplicated.
 pub const RESUME_OVERLAP_US: Micros = 5 * MICROS_PER_SEC;
 
-/// One decoded frame of either wire.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Frame {
-    /// The server's event time; 0 for frames that carry none (v2 `#info`).
-    pub time_us: Micros,
-    /// The server's sequence number (v2 `seq`, or the `cursor` a v2 server
-    /// adds to v1 frames), if any.
-    pub seq: Option<u64>,
-    pub decoded: Decoded,
+/// The Jetstream source kind: Bluesky's firehose, v1 or v2, hosts tried
+/// in turn.
+pub struct Jetstream;
+
+impl Source for Jetstream {
+    fn decode(&self, frame: &[u8], _origin: &Origin<'_>) -> Result<Frame, FrameError> {
+        decode_frame(frame)
+    }
+
+    fn run(&self, connection: Connection, link: Link) -> Task {
+        let protocol = JetstreamProtocol::new(JetstreamOptions {
+            state_dir: link.state_dir.clone(),
+            resume: link.resume.clone(),
+            ..connection.jetstream
+        });
+        Box::pin(super::ws::run(
+            connection.urls,
+            connection.settings,
+            protocol,
+            link,
+        ))
+    }
 }
 
 /// The top level of a frame of either wire, read in one pass: v1 fields,
@@ -100,11 +115,7 @@ pub fn decode_with_time(frame: &[u8]) -> Result<(i64, Decoded), FrameError> {
 
 /// [`decode`], with the frame's event time and sequence number.
 pub fn decode_frame(frame: &[u8]) -> Result<Frame, FrameError> {
-    let text = std::str::from_utf8(frame).map_err(|e| FrameError::InvalidUtf8 {
-        valid_up_to: e.valid_up_to(),
-    })?;
-    let envelope: Envelope<'_> =
-        serde_json::from_str(text).map_err(|e| FrameError::Json(e.to_string()))?;
+    let envelope: Envelope<'_> = parse_json(frame)?;
     if envelope.kind_v2.is_some() {
         v2::decode(envelope)
     } else {
@@ -156,12 +167,13 @@ fn commit_to_post(
     record_field: &'static str,
 ) -> Result<Decoded, FrameError> {
     if commit.collection != POST_COLLECTION {
-        return Ok(Decoded::Skipped(SkipReason::OtherCollection));
+        return Ok(Decoded::Skipped(SkipReason::NotAPost));
     }
     match commit.operation {
         "create" => {}
         "update" => return Ok(Decoded::Skipped(SkipReason::PostUpdate)),
-        _ => return Ok(Decoded::Skipped(SkipReason::PostDelete)),
+        "delete" => return Ok(Decoded::Skipped(SkipReason::PostDelete)),
+        _ => return Ok(Decoded::Skipped(SkipReason::UnknownOperation)),
     }
     let did = did.ok_or(FrameError::MissingField("did"))?;
     let record = commit

@@ -102,11 +102,15 @@ mod tests {
         let cases = [
             (
                 r#"{"did":"d","time_us":1,"kind":"commit","commit":{"rev":"r","operation":"create","collection":"app.bsky.feed.like","rkey":"k","record":{"subject":{}}}}"#,
-                SkipReason::OtherCollection,
+                SkipReason::NotAPost,
             ),
             (
                 r#"{"did":"d","time_us":1,"kind":"commit","commit":{"rev":"r","operation":"delete","collection":"app.bsky.feed.post","rkey":"k"}}"#,
                 SkipReason::PostDelete,
+            ),
+            (
+                r#"{"did":"d","time_us":1,"kind":"commit","commit":{"rev":"r","operation":"archive","collection":"app.bsky.feed.post","rkey":"k"}}"#,
+                SkipReason::UnknownOperation,
             ),
             (
                 r#"{"did":"d","time_us":1,"kind":"commit","commit":{"rev":"r","operation":"update","collection":"app.bsky.feed.post","rkey":"k","record":{"text":"edited"}}}"#,

@@ -1,4 +1,4 @@
-//! Plain count series (`outagewatch series`): CSV with a header
+//! The CSV count series `outagewatch series` reads: a header
 //! `timestamp,value`, timestamps RFC 3339 or `YYYY-MM-DD HH:MM:SS` (UTC),
 //! values non-negative counts. The bucket width is inferred from the data:
 //! the median gap between consecutive timestamps. Pure parsing; the command

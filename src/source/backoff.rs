@@ -1,0 +1,70 @@
+//! The one reconnect backoff of every source (connections and Mastodon's
+//! streaming-host discovery alike): capped, jittered exponential, so a
+//! dead host is never hammered and many clients do not retry in step.
+
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+
+use super::ws::WsSettings;
+
+/// Waits between attempts: from `backoff_min`, doubling up to
+/// `backoff_max`, with jitter; never shorter than half `backoff_min`.
+#[derive(Debug)]
+pub struct Backoff {
+    builder: ExponentialBuilder,
+    delays: ExponentialBackoff,
+    min: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    pub fn new(settings: &WsSettings) -> Self {
+        let builder = ExponentialBuilder::default()
+            .with_min_delay(settings.backoff_min)
+            .with_max_delay(settings.backoff_max)
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times();
+        Backoff {
+            delays: builder.build(),
+            builder,
+            min: settings.backoff_min,
+            max: settings.backoff_max,
+        }
+    }
+
+    /// The wait before the next attempt.
+    pub fn next_delay(&mut self) -> Duration {
+        self.delays.next().unwrap_or(self.max).max(self.min / 2)
+    }
+
+    /// Starts again from the shortest wait (after a healthy session).
+    pub fn reset(&mut self) {
+        self.delays = self.builder.build();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grows_to_the_cap_and_resets() {
+        let settings = WsSettings {
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_millis(800),
+            ..WsSettings::default()
+        };
+        let mut backoff = Backoff::new(&settings);
+        let delays: Vec<Duration> = (0..8).map(|_| backoff.next_delay()).collect();
+        for d in &delays {
+            assert!(*d >= Duration::from_millis(50), "{d:?}");
+            // Jitter adds at most the delay itself.
+            assert!(*d <= Duration::from_millis(1600), "{d:?}");
+        }
+        assert!(delays[7] >= Duration::from_millis(800), "{delays:?}");
+        backoff.reset();
+        assert!(backoff.next_delay() < Duration::from_millis(200));
+    }
+}

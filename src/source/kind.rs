@@ -1,0 +1,154 @@
+//! The source kinds and what each must provide. A kind is one module
+//! implementing [`Source`] and one line in [`SourceKind::source`]: the
+//! configuration, the daemon, the replay and the pipeline reach every kind
+//! through these, never by naming one.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+
+use super::health::SourceHealth;
+use super::jetstream::{JetstreamOptions, SeqCursor};
+use super::ws::{Inbound, WsSettings};
+use super::{FrameError, jetstream, mastodon, nostr};
+use crate::Micros;
+
+/// The kind of a configured source (`kind = "..."` in the configuration,
+/// and in a recording's clock lines).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Jetstream,
+    Mastodon,
+    Nostr,
+}
+
+impl SourceKind {
+    /// The registration: the one place that maps a kind to its code.
+    pub fn source(self) -> &'static dyn Source {
+        match self {
+            SourceKind::Jetstream => &jetstream::Jetstream,
+            SourceKind::Mastodon => &mastodon::Mastodon,
+            SourceKind::Nostr => &nostr::Nostr,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceKind::Jetstream => "jetstream",
+            SourceKind::Mastodon => "mastodon",
+            SourceKind::Nostr => "nostr",
+        }
+    }
+
+    /// Decodes one frame of this kind. Also says whether the event time is
+    /// the arrival clock (sources whose own timestamps authors set, when the
+    /// arrival is known).
+    pub fn decode(
+        self,
+        frame: &[u8],
+        origin: &Origin<'_>,
+    ) -> (Result<super::Frame, FrameError>, bool) {
+        let source = self.source();
+        let own_clock = source.arrival_is_event_time() && origin.arrival_us.is_some();
+        (source.decode(frame, origin), own_clock)
+    }
+}
+
+/// Where a frame came from, as its decoder needs it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Origin<'a> {
+    /// The host a Mastodon instance's local account names belong to.
+    pub instance: &'a str,
+    /// When the frame arrived (live, or from a recording's clock line).
+    pub arrival_us: Option<Micros>,
+}
+
+/// A boxed task future, for [`Source::run`].
+pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// One kind of source: how its frames decode and how its connections run.
+pub trait Source: Sync {
+    /// Decodes one frame (pure: no I/O, no clock).
+    fn decode(&self, frame: &[u8], origin: &Origin<'_>) -> Result<super::Frame, FrameError>;
+
+    /// Whether a frame's event time is its arrival time when that is known
+    /// (Mastodon and Nostr: the timestamps in the frame are the author's).
+    fn arrival_is_event_time(&self) -> bool {
+        false
+    }
+
+    /// The connections one configured source opens; the default is one
+    /// that fails over across the source's URLs.
+    fn connections(&self, source: Connection) -> Vec<Connection> {
+        vec![source]
+    }
+
+    /// Reads one connection until shutdown (reconnecting for ever).
+    fn run(&self, connection: Connection, link: Link) -> Task;
+}
+
+/// One live connection as configured (a Nostr source with three relays is
+/// three).
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub name: String,
+    pub kind: SourceKind,
+    pub urls: Vec<String>,
+    pub settings: WsSettings,
+    /// Mastodon: the stream to follow and the access token.
+    pub stream: String,
+    pub token: Option<String>,
+    /// Jetstream: the wire and compression.
+    pub jetstream: JetstreamOptions,
+}
+
+impl Connection {
+    /// The first URL's `host[:port]`: names a Mastodon instance's local
+    /// accounts, and each Nostr relay.
+    pub fn instance(&self) -> String {
+        self.urls
+            .first()
+            .map(|url| super::url::host_port(url))
+            .unwrap_or_default()
+    }
+}
+
+/// What a running connection is linked to in the daemon.
+pub struct Link {
+    /// The connection's number: frames carry it to the pipeline.
+    pub index: usize,
+    pub tls: Arc<rustls::ClientConfig>,
+    pub frames: mpsc::Sender<Inbound>,
+    pub health: Arc<SourceHealth>,
+    pub shutdown: watch::Receiver<bool>,
+    /// Where a source may cache what it fetched (Jetstream dictionaries).
+    pub state_dir: Option<PathBuf>,
+    /// Jetstream v2: the saved sequence cursor, for an exact resume.
+    pub resume: Option<SeqCursor>,
+}
+
+impl Link {
+    /// A link without a state folder or a saved sequence cursor (the
+    /// `record` and `replay --jetstream` commands).
+    pub fn new(
+        index: usize,
+        tls: Arc<rustls::ClientConfig>,
+        frames: mpsc::Sender<Inbound>,
+        health: Arc<SourceHealth>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Link {
+            index,
+            tls,
+            frames,
+            health,
+            shutdown,
+            state_dir: None,
+            resume: None,
+        }
+    }
+}

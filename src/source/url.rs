@@ -1,0 +1,111 @@
+//! The URL rules every source shares, written once: which URLs a source
+//! may be configured with, what names a host, which redirects are
+//! followed.
+
+use reqwest::Url;
+
+/// Redirects followed, at most, for a websocket handshake or an instance
+/// document.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// What a configured source URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A websocket (`ws://`, `wss://`): connected to as it is.
+    Websocket,
+    /// A web server (`http://`, `https://`): a Mastodon instance, whose
+    /// streaming host is discovered first.
+    Instance,
+}
+
+/// What `url` points at, or `None` when it is not a URL with a host and
+/// one of those four schemes.
+pub fn endpoint(url: &str) -> Option<Endpoint> {
+    let url = Url::parse(url).ok().filter(Url::has_host)?;
+    match url.scheme() {
+        "ws" | "wss" => Some(Endpoint::Websocket),
+        "http" | "https" => Some(Endpoint::Instance),
+        _ => None,
+    }
+}
+
+/// `host[:port]` of `url` (the URL itself when it has no host): names a
+/// relay, and a Mastodon instance's local accounts.
+pub fn host_port(url: &str) -> String {
+    Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            let host = u.host_str()?.to_owned();
+            Some(match u.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host,
+            })
+        })
+        .unwrap_or_else(|| url.to_owned())
+}
+
+/// Whether a redirect from `from` to `to` may be followed: the same scheme,
+/// or an upgrade to its TLS form (`http`→`https`, `ws`→`wss`); never a
+/// downgrade, never another scheme.
+pub fn redirect_allowed(from: &Url, to: &Url) -> bool {
+    matches!(
+        (from.scheme(), to.scheme()),
+        ("https", "https") | ("http", "http" | "https") | ("wss", "wss") | ("ws", "ws" | "wss")
+    ) && to.has_host()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_by_scheme() {
+        let cases = [
+            (
+                "wss://jetstream1.us-east.bsky.network",
+                Some(Endpoint::Websocket),
+            ),
+            ("ws://127.0.0.1:9/x", Some(Endpoint::Websocket)),
+            ("https://mastodon.social", Some(Endpoint::Instance)),
+            ("http://127.0.0.1:9", Some(Endpoint::Instance)),
+            ("ftp://a/x", None),
+            ("file:///etc/passwd", None),
+            ("wss://", None),
+            ("not a url", None),
+            ("", None),
+        ];
+        for (url, want) in cases {
+            assert_eq!(endpoint(url), want, "{url}");
+        }
+    }
+
+    #[test]
+    fn host_and_port_name_a_relay() {
+        assert_eq!(host_port("wss://relay.example/path"), "relay.example");
+        assert_eq!(host_port("ws://127.0.0.1:7000"), "127.0.0.1:7000");
+        assert_eq!(host_port("garbage"), "garbage");
+    }
+
+    #[test]
+    fn redirects_stay_on_their_scheme_or_upgrade() {
+        let url = |s: &str| Url::parse(s).expect("url");
+        let cases = [
+            ("https://a/x", "https://b/y", true),
+            ("http://a/x", "https://a/x", true),
+            ("ws://a/x", "wss://a/x", true),
+            ("wss://a/x", "wss://b/x", true),
+            ("https://a/x", "http://a/x", false),
+            ("wss://a/x", "ws://a/x", false),
+            ("https://a/x", "file:///etc/passwd", false),
+            ("http://a/x", "ftp://a/x", false),
+            ("ws://a/x", "https://a/x", false),
+        ];
+        for (from, to, want) in cases {
+            assert_eq!(
+                redirect_allowed(&url(from), &url(to)),
+                want,
+                "{from} -> {to}"
+            );
+        }
+    }
+}
