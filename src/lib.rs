@@ -30,6 +30,7 @@ pub mod pipeline;
 pub mod source;
 pub mod telemetry;
 pub mod tls;
+pub mod wall;
 pub mod window;
 
 /// Event time in microseconds since the Unix epoch, as Jetstream's `time_us`.

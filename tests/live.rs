@@ -270,6 +270,13 @@ fn sigterm_exits_zero_within_the_bound_with_state_and_cursor_flushed(wire: Wire)
         "took {took:?} (bound: 10 s grace)"
     );
     assert!(log.contains("stopped; state saved"), "{log}");
+    // A clean run and shutdown has nothing to warn about.
+    assert!(log.contains(" INFO "), "the log is plain text:\n{log}");
+    assert_eq!(
+        support::warnings(&log),
+        Vec::<&str>::new(),
+        "a clean shutdown logs no WARN or ERROR:\n{log}"
+    );
     let last_logged = support::processed(&log).expect("a processed cursor was logged");
     let store = SledStore::open(&state).expect("state opens");
     let checkpoint = store.checkpoint().expect("read").expect("saved");

@@ -81,6 +81,7 @@ pub fn run(args: RunArgs, patterns: Option<&std::path::Path>) -> anyhow::Result<
         matcher,
         state_dir,
         http,
+        clock: crate::wall::system(),
     };
     runtime.block_on(async { daemon::run(options, first_signal_then_arm_second()).await })?;
     Ok(ExitCode::SUCCESS)

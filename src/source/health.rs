@@ -10,11 +10,14 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use crate::Micros;
+use crate::wall::SharedClock;
 
 /// Live counters of one source.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SourceHealth {
     pub name: String,
+    /// The wall clock the "last frame" times are read from.
+    clock: SharedClock,
     connected: AtomicBool,
     frames: AtomicU64,
     binary: AtomicU64,
@@ -59,10 +62,27 @@ pub struct HealthSnapshot {
 
 impl SourceHealth {
     pub fn new(name: &str, processed: Option<Micros>) -> Self {
+        Self::with_clock(name, processed, crate::wall::system())
+    }
+
+    /// [`SourceHealth::new`] reading the wall clock from `clock`.
+    pub fn with_clock(name: &str, processed: Option<Micros>, clock: SharedClock) -> Self {
         let health = SourceHealth {
             name: name.to_owned(),
+            clock,
+            connected: AtomicBool::new(false),
+            frames: AtomicU64::new(0),
+            binary: AtomicU64::new(0),
+            oversized: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            stalls: AtomicU64::new(0),
+            server_errors: AtomicU64::new(0),
+            rate_dropped: AtomicU64::new(0),
+            gaps: Mutex::new(Vec::new()),
+            last_frame_wall: AtomicI64::new(0),
+            last_data_wall: AtomicI64::new(0),
+            data: AtomicU64::new(0),
             processed: AtomicI64::new(i64::MIN),
-            ..SourceHealth::default()
         };
         if let Some(t) = processed {
             health.set_processed(t);
@@ -70,18 +90,23 @@ impl SourceHealth {
         health
     }
 
+    /// The wall clock's time now (µs), as this source's counters read it.
+    pub fn now(&self) -> Micros {
+        self.clock.now_us()
+    }
+
     pub fn set_connected(&self, connected: bool) {
         self.connected.store(connected, Ordering::Relaxed);
     }
     pub fn count_frame(&self) {
         self.frames.fetch_add(1, Ordering::Relaxed);
-        self.last_frame_wall.store(wall_now(), Ordering::Relaxed);
+        self.last_frame_wall.store(self.now(), Ordering::Relaxed);
     }
     /// Called once a frame of this source has decoded (by the pipeline, or
     /// by `record`): only this keeps the watchdog and the health rule quiet.
     pub fn count_data(&self) {
         self.data.fetch_add(1, Ordering::Relaxed);
-        self.last_data_wall.store(wall_now(), Ordering::Relaxed);
+        self.last_data_wall.store(self.now(), Ordering::Relaxed);
     }
     /// Wall-clock µs of the last decoded frame, if any.
     pub fn last_data_wall(&self) -> Option<Micros> {

@@ -283,7 +283,7 @@ fn data_deadline(
     watchdog: Duration,
 ) -> Option<Instant> {
     let last = health.last_data_wall()?.max(connected_at);
-    let since = Duration::from_micros((super::health::wall_now() - last).max(0) as u64);
+    let since = Duration::from_micros((health.now() - last).max(0) as u64);
     (since < watchdog).then(|| Instant::now() + (watchdog - since))
 }
 
@@ -415,7 +415,7 @@ impl<P: Protocol> Reader<'_, P> {
     ) -> End {
         let mut ping = tokio::time::interval(self.settings.ping_every);
         ping.tick().await;
-        let connected_at = super::health::wall_now();
+        let connected_at = self.link.health.now();
         let mut deadline = Instant::now() + self.settings.watchdog;
         loop {
             let message = tokio::select! {

@@ -517,6 +517,14 @@ async fn serve(
     let _ = reader.await;
 }
 
+/// The lines of a daemon's text log at level WARN or ERROR (the level is
+/// the second field, after the timestamp).
+pub fn warnings(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|line| matches!(line.split_whitespace().nth(1), Some("WARN" | "ERROR")))
+        .collect()
+}
+
 /// The shared reference folder: `$OUTAGEWATCH_SHARED`, else
 /// `<manifest>/../shared`, else `/work/shared`. `None` (with a note) when
 /// absent; a failure when `CI=true`.

@@ -32,6 +32,8 @@
 //!    in flight get 2 s;
 //! 5. the process exits 0. A second signal exits at once (status 130).
 
+mod monitor;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,22 +41,20 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, watch};
 
-use crate::alert::Alert;
 use crate::alert::deliver::{Delivery, DeliveryError, SinkReport};
-use crate::alert::outbox::{OpenSource, Outbox};
+use crate::alert::outbox::Outbox;
 use crate::config::{Config, SourceConfig, sink_specs};
-use crate::detect::TransitionKind;
 use crate::http::{HttpError, HttpSettings};
 use crate::matcher::Matcher;
 use crate::pipeline::{Pipeline, PipelineConfig, PipelineError, Received, Stats};
-use crate::source::health::{
-    Condition, HealthRule, SourceHealth, assess, back_detail, proven_healthy, wall_now,
-};
+use crate::source::health::SourceHealth;
 use crate::source::jetstream::SeqCursor;
 use crate::source::ws::Inbound;
 use crate::source::{Connection, Link, SourceKind};
 use crate::telemetry::{Mode, Telemetry};
+use crate::wall::SharedClock;
 use crate::window::store::{SledStore, StoreError};
+use monitor::Monitor;
 
 /// Frames in flight between the sources and the pipeline.
 const CHANNEL_FRAMES: usize = 4096;
@@ -142,6 +142,9 @@ pub struct DaemonOptions {
     pub state_dir: PathBuf,
     /// The status server; `None` with `--no-http`.
     pub http: Option<HttpSettings>,
+    /// The wall clock of the health monitor, the status log and the
+    /// sources' counters ([`crate::wall::system`] outside tests).
+    pub clock: SharedClock,
 }
 
 /// Runs until `stop` resolves, then shuts down in the documented order.
@@ -187,6 +190,7 @@ async fn start(options: DaemonOptions) -> Result<Running, DaemonError> {
         matcher,
         state_dir,
         http,
+        clock,
     } = options;
     let (pipeline, outbox, telemetry) = open_pipeline(&config, matcher, &state_dir)?;
     let connections: Vec<Connection> = config
@@ -194,7 +198,7 @@ async fn start(options: DaemonOptions) -> Result<Running, DaemonError> {
         .iter()
         .flat_map(SourceConfig::connections)
         .collect();
-    let health = source_health(&pipeline, &connections);
+    let health = source_health(&pipeline, &connections, &clock);
     telemetry.set_sources(health.clone());
     let resume: Vec<_> = connections
         .iter()
@@ -237,18 +241,19 @@ async fn start(options: DaemonOptions) -> Result<Running, DaemonError> {
         state_dir: state_dir.clone(),
     };
     let sources = links.spawn(connections, &health, resume);
-    let monitor = tokio::spawn(health_monitor(
-        health.clone(),
-        config.health.rule(),
-        outbox.clone(),
-        Arc::clone(&notifier),
-        Arc::clone(&telemetry),
-        shutdown_rx.clone(),
-    ));
+    let monitor = Monitor {
+        health: health.clone(),
+        rule: config.health.rule(),
+        outbox: outbox.clone(),
+        notifier: Arc::clone(&notifier),
+        telemetry: Arc::clone(&telemetry),
+        clock: Arc::clone(&clock),
+    };
+    let monitor = tokio::spawn(monitor.run(shutdown_rx.clone()));
     let sink_names: Vec<String> = sink_specs(&config).into_iter().map(|s| s.name).collect();
     let status = tokio::spawn(status_log(
         health,
-        Arc::clone(&telemetry),
+        (Arc::clone(&telemetry), clock),
         (outbox.clone(), sink_names),
         Duration::from_secs_f64(config.daemon.status_secs.max(0.1)),
         shutdown_rx.clone(),
@@ -298,10 +303,11 @@ fn open_pipeline(
 fn source_health(
     pipeline: &Pipeline<SledStore>,
     connections: &[Connection],
+    clock: &SharedClock,
 ) -> Vec<Arc<SourceHealth>> {
     let mut health = Vec::with_capacity(connections.len());
     for c in connections {
-        let h = SourceHealth::new(&c.name, pipeline.cursor(&c.name));
+        let h = SourceHealth::with_clock(&c.name, pipeline.cursor(&c.name), Arc::clone(clock));
         if let Some(cursor) = h.processed() {
             let seq = pipeline
                 .seq_cursor(&c.name)
@@ -553,125 +559,9 @@ fn log_malformed(source: &str, stats: &Stats) {
     }
 }
 
-/// Raises and resolves `source:NAME` alerts from the sources' counters.
-/// Open incidents are saved in the store: after a restart, one is
-/// resolved once its source proves healthy (frames in this run), or at
-/// once when the source is no longer configured.
-async fn health_monitor(
-    health: Vec<Arc<SourceHealth>>,
-    rule: HealthRule,
-    outbox: Outbox,
-    notifier: Arc<Notify>,
-    telemetry: Arc<Telemetry>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let started = wall_now();
-    let raise = |alert: Alert| match outbox.append(&alert) {
-        Ok(_) => {
-            telemetry.record_alert(&alert);
-            notifier.notify_waiters()
-        }
-        Err(e) => {
-            tracing::error!(error = %e, alert = %alert.id, "cannot store a source-health alert")
-        }
-    };
-    // (start, left open by an earlier run) per source.
-    let mut open: Vec<Option<(i64, bool)>> = vec![None; health.len()];
-    match outbox.open_sources() {
-        Ok(saved) => {
-            for incident in saved {
-                match health.iter().position(|h| h.name == incident.source) {
-                    Some(i) => open[i] = Some((incident.started_at, true)),
-                    None => {
-                        raise(Alert::source_health(
-                            &incident.source,
-                            TransitionKind::Resolved,
-                            started,
-                            incident.started_at,
-                            format!("{} is no longer configured", incident.source),
-                        ));
-                        if let Err(e) = outbox.clear_open_source(&incident.source) {
-                            tracing::warn!(error = %e, "cannot clear a source incident");
-                        }
-                    }
-                }
-            }
-        }
-        Err(e) => tracing::error!(error = %e, "cannot read the open source incidents"),
-    }
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.changed() => return,
-        }
-        let now = wall_now();
-        // A gap is a loss that has happened, not a condition that lasts:
-        // it fires (saying what was lost) and resolves at once.
-        for source in &health {
-            for (i, gap) in source.take_gaps().into_iter().enumerate() {
-                let at = now + 1 + i as i64;
-                for state in [TransitionKind::Firing, TransitionKind::Resolved] {
-                    raise(Alert::source_health(
-                        &source.name,
-                        state,
-                        at,
-                        at,
-                        format!("gap: {gap}"),
-                    ));
-                }
-            }
-        }
-        for (source, incident) in health.iter().zip(open.iter_mut()) {
-            let snapshot = source.snapshot();
-            let condition = assess(&snapshot, now, started, &rule);
-            match (&condition, *incident) {
-                (Condition::Healthy, Some((since, earlier))) => {
-                    if earlier && !proven_healthy(&snapshot, now, started, &rule) {
-                        continue;
-                    }
-                    tracing::info!(source = %source.name, "source healthy again");
-                    raise(Alert::source_health(
-                        &source.name,
-                        TransitionKind::Resolved,
-                        now,
-                        since,
-                        back_detail(&source.name, &snapshot, now),
-                    ));
-                    if let Err(e) = outbox.clear_open_source(&source.name) {
-                        tracing::warn!(error = %e, "cannot clear a source incident");
-                    }
-                    *incident = None;
-                }
-                (Condition::Silent { .. } | Condition::Lagging { .. }, None) => {
-                    let detail = condition.detail(&source.name).unwrap_or_default();
-                    tracing::warn!(source = %source.name, %detail, "source unhealthy");
-                    let saved = OpenSource {
-                        source: source.name.clone(),
-                        started_at: now,
-                        detail: detail.clone(),
-                    };
-                    if let Err(e) = outbox.set_open_source(&saved) {
-                        tracing::error!(error = %e, "cannot save a source incident");
-                    }
-                    raise(Alert::source_health(
-                        &source.name,
-                        TransitionKind::Firing,
-                        now,
-                        now,
-                        detail,
-                    ));
-                    *incident = Some((now, false));
-                }
-                _ => {}
-            }
-        }
-    }
-}
-
 async fn status_log(
     health: Vec<Arc<SourceHealth>>,
-    telemetry: Arc<Telemetry>,
+    (telemetry, clock): (Arc<Telemetry>, SharedClock),
     (outbox, sinks): (Outbox, Vec<String>),
     every: Duration,
     mut shutdown: watch::Receiver<bool>,
@@ -684,7 +574,7 @@ async fn status_log(
             _ = shutdown.changed() => return,
         }
         let snapshot = telemetry.stats();
-        let now = wall_now();
+        let now = clock.now_us();
         tracing::info!(
             frames = snapshot.frames,
             posts = snapshot.posts,

@@ -1,0 +1,263 @@
+//! The health monitor: raises and resolves `source:NAME` alerts from the
+//! sources' counters, once a second of the wall clock it is given.
+//!
+//! Open incidents are saved in the store: after a restart, one is
+//! resolved once its source proves healthy (frames in this run), or at
+//! once when the source is no longer configured. A gap (events the server
+//! says are lost) is a loss that has happened, not a condition that
+//! lasts: it fires, saying what was lost, and resolves at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+
+use crate::Micros;
+use crate::alert::Alert;
+use crate::alert::outbox::{OpenSource, Outbox};
+use crate::detect::TransitionKind;
+use crate::source::health::{
+    Condition, HealthRule, SourceHealth, assess, back_detail, proven_healthy,
+};
+use crate::telemetry::Telemetry;
+use crate::wall::SharedClock;
+
+/// What the monitor reads and where its alerts go.
+pub struct Monitor {
+    pub health: Vec<Arc<SourceHealth>>,
+    pub rule: HealthRule,
+    pub outbox: Outbox,
+    pub notifier: Arc<Notify>,
+    pub telemetry: Arc<Telemetry>,
+    pub clock: SharedClock,
+}
+
+/// An open `source:NAME` incident: when it started, and whether an
+/// earlier run left it open.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Open {
+    since: Micros,
+    earlier: bool,
+}
+
+impl Monitor {
+    /// Runs until `shutdown` changes.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let started = self.clock.now_us();
+        let mut open = self.restore(started);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            let now = self.clock.now_us();
+            self.raise_gaps(now);
+            for (source, incident) in self.health.iter().zip(open.iter_mut()) {
+                self.judge(source, incident, now, started);
+            }
+        }
+    }
+
+    /// Saves an alert in the outbox and wakes the sinks.
+    fn raise(&self, alert: Alert) {
+        match self.outbox.append(&alert) {
+            Ok(_) => {
+                self.telemetry.record_alert(&alert);
+                self.notifier.notify_waiters();
+            }
+            Err(e) => {
+                tracing::error!(error = %e, alert = %alert.id, "cannot store a source-health alert")
+            }
+        }
+    }
+
+    /// The incidents an earlier run left open, per source; those of
+    /// sources no longer configured are resolved now.
+    fn restore(&self, now: Micros) -> Vec<Option<Open>> {
+        let mut open = vec![None; self.health.len()];
+        let saved = match self.outbox.open_sources() {
+            Ok(saved) => saved,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the open source incidents");
+                return open;
+            }
+        };
+        for incident in saved {
+            if let Some(i) = self.health.iter().position(|h| h.name == incident.source) {
+                open[i] = Some(Open {
+                    since: incident.started_at,
+                    earlier: true,
+                });
+                continue;
+            }
+            self.raise(Alert::source_health(
+                &incident.source,
+                TransitionKind::Resolved,
+                now,
+                incident.started_at,
+                format!("{} is no longer configured", incident.source),
+            ));
+            self.clear(&incident.source);
+        }
+        open
+    }
+
+    fn clear(&self, source: &str) {
+        if let Err(e) = self.outbox.clear_open_source(source) {
+            tracing::warn!(error = %e, "cannot clear a source incident");
+        }
+    }
+
+    /// Every gap reported since the last tick fires and resolves at once.
+    fn raise_gaps(&self, now: Micros) {
+        for source in &self.health {
+            for (i, gap) in source.take_gaps().into_iter().enumerate() {
+                let at = now + 1 + i as i64;
+                for state in [TransitionKind::Firing, TransitionKind::Resolved] {
+                    let detail = format!("gap: {gap}");
+                    self.raise(Alert::source_health(&source.name, state, at, at, detail));
+                }
+            }
+        }
+    }
+
+    /// Applies the health rule to one source: fires when it turns
+    /// unhealthy, resolves when it is healthy again.
+    fn judge(
+        &self,
+        source: &SourceHealth,
+        incident: &mut Option<Open>,
+        now: Micros,
+        started: Micros,
+    ) {
+        let snapshot = source.snapshot();
+        let condition = assess(&snapshot, now, started, &self.rule);
+        match (&condition, *incident) {
+            (Condition::Healthy, Some(open)) => {
+                if open.earlier && !proven_healthy(&snapshot, now, started, &self.rule) {
+                    return;
+                }
+                tracing::info!(source = %source.name, "source healthy again");
+                self.raise(Alert::source_health(
+                    &source.name,
+                    TransitionKind::Resolved,
+                    now,
+                    open.since,
+                    back_detail(&source.name, &snapshot, now),
+                ));
+                self.clear(&source.name);
+                *incident = None;
+            }
+            (Condition::Silent { .. } | Condition::Lagging { .. }, None) => {
+                let detail = condition.detail(&source.name).unwrap_or_default();
+                tracing::warn!(source = %source.name, %detail, "source unhealthy");
+                let saved = OpenSource {
+                    source: source.name.clone(),
+                    started_at: now,
+                    detail: detail.clone(),
+                };
+                if let Err(e) = self.outbox.set_open_source(&saved) {
+                    tracing::error!(error = %e, "cannot save a source incident");
+                }
+                let alert =
+                    Alert::source_health(&source.name, TransitionKind::Firing, now, now, detail);
+                self.raise(alert);
+                *incident = Some(Open {
+                    since: now,
+                    earlier: false,
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::rfc3339;
+    use crate::telemetry::Mode;
+    use crate::wall::TokioClock;
+    use crate::window::store::SledStore;
+
+    const T0: Micros = 1_800_000_000_000_000;
+    const SEC: Micros = crate::MICROS_PER_SEC;
+
+    fn alerts(outbox: &Outbox) -> Vec<Alert> {
+        let (mut seq, mut out) = (0, Vec::new());
+        while let Some((next, alert)) = outbox.next_after(seq).expect("outbox reads") {
+            seq = next;
+            out.push(alert);
+        }
+        out
+    }
+
+    /// A monitor on a paused clock starting at `T0`, over `sources`.
+    fn monitor(outbox: &Outbox, sources: &[&str]) -> (Monitor, Vec<Arc<SourceHealth>>) {
+        let clock: SharedClock = Arc::new(TokioClock::starting_at(T0));
+        let health: Vec<_> = sources
+            .iter()
+            .map(|name| Arc::new(SourceHealth::with_clock(name, None, Arc::clone(&clock))))
+            .collect();
+        let monitor = Monitor {
+            health: health.clone(),
+            rule: HealthRule {
+                silence_secs: 60,
+                lag_secs: 120,
+                grace_secs: 60,
+            },
+            outbox: outbox.clone(),
+            notifier: Arc::new(Notify::new()),
+            telemetry: Telemetry::new(Mode::Daemon, None),
+            clock,
+        };
+        (monitor, health)
+    }
+
+    /// Lets paused time run to `secs` after `start` (the monitor's ticks
+    /// in between all run first).
+    async fn until(start: tokio::time::Instant, secs: f64) {
+        tokio::time::sleep_until(start + Duration::from_secs_f64(secs)).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_source_fires_after_the_rule_and_resolves_when_data_returns() {
+        let start = tokio::time::Instant::now();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SledStore::open(dir.path()).expect("store");
+        let outbox = store.outbox();
+        let (monitor, health) = monitor(&outbox, &["bluesky"]);
+        health[0].count_data();
+        let (stop, shutdown) = watch::channel(false);
+        let task = tokio::spawn(monitor.run(shutdown));
+
+        until(start, 59.5).await;
+        assert!(alerts(&outbox).is_empty(), "silent 59 s: nothing yet");
+        until(start, 60.5).await;
+        let fired = alerts(&outbox);
+        assert_eq!(fired.len(), 1, "{fired:?}");
+        assert_eq!(fired[0].service, "source:bluesky");
+        assert_eq!(fired[0].state, TransitionKind::Firing);
+        assert_eq!(fired[0].at, rfc3339(T0 + 60 * SEC));
+        assert_eq!(
+            fired[0].detail.as_deref(),
+            Some("no usable frames from bluesky for 60 s")
+        );
+        assert_eq!(outbox.open_sources().expect("read").len(), 1, "saved");
+
+        until(start, 100.5).await;
+        assert_eq!(alerts(&outbox).len(), 1, "still silent: no repeat");
+        health[0].count_data();
+        until(start, 101.5).await;
+        let all = alerts(&outbox);
+        assert_eq!(all.len(), 2, "{all:?}");
+        assert_eq!(all[1].state, TransitionKind::Resolved);
+        assert_eq!(all[1].at, rfc3339(T0 + 101 * SEC));
+        assert_eq!(all[1].started_at, rfc3339(T0 + 60 * SEC));
+        assert!(outbox.open_sources().expect("read").is_empty(), "cleared");
+
+        stop.send(true).expect("monitor listens");
+        task.await.expect("monitor ends");
+    }
+}

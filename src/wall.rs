@@ -1,0 +1,82 @@
+//! The wall clock, behind a trait, for the parts that live in real time:
+//! the daemon's health monitor and status log, the sources' health
+//! counters and the sinks' delivery. Production reads the system clock;
+//! tests pass a [`TokioClock`], which moves only with tokio's time, so a
+//! test under `tokio::time::pause` runs minutes of monitoring in an
+//! instant and the same way every time.
+//!
+//! (Event time is another thing: the stages that think get it from the
+//! frames, never from a clock; see `source::clock`.)
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use crate::Micros;
+
+/// Wall-clock time in µs since the Unix epoch.
+pub trait Clock: Send + Sync + Debug {
+    fn now_us(&self) -> Micros;
+}
+
+/// A clock shared by the tasks that read it.
+pub type SharedClock = Arc<dyn Clock>;
+
+/// The system's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_us(&self) -> Micros {
+        chrono::Utc::now().timestamp_micros()
+    }
+}
+
+/// The system clock, shared.
+pub fn system() -> SharedClock {
+    Arc::new(SystemClock)
+}
+
+/// A clock that starts at a given wall time and then follows tokio's
+/// clock: paused, it stands still until the test (or tokio's auto-advance)
+/// moves it.
+#[derive(Debug, Clone, Copy)]
+pub struct TokioClock {
+    start_us: Micros,
+    start: tokio::time::Instant,
+}
+
+impl TokioClock {
+    /// Starts at `start_us`, now (in tokio's time).
+    pub fn starting_at(start_us: Micros) -> Self {
+        TokioClock {
+            start_us,
+            start: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now_us(&self) -> Micros {
+        let elapsed = self.start.elapsed().as_micros();
+        self.start_us
+            .saturating_add(i64::try_from(elapsed).unwrap_or(i64::MAX))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tokio_clock_moves_only_with_tokio_time() {
+        let clock = TokioClock::starting_at(1_000_000);
+        assert_eq!(clock.now_us(), 1_000_000);
+        tokio::time::sleep(std::time::Duration::from_secs(90)).await;
+        assert_eq!(clock.now_us(), 91_000_000);
+    }
+
+    #[test]
+    fn the_system_clock_is_after_2020() {
+        assert!(SystemClock.now_us() > 1_577_836_800_000_000);
+    }
+}
