@@ -33,6 +33,7 @@ use super::sink::{AlertSink, JsonLines, SinkError};
 use super::task::SinkRun;
 pub use super::webhook::Webhook;
 use crate::detect::Severity;
+use crate::wall::SharedClock;
 use crate::window::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -160,7 +161,14 @@ pub struct Delivery {
 
 impl Delivery {
     /// Starts one task per sink on the current tokio runtime.
-    pub fn start(specs: Vec<SinkSpec>, outbox: Outbox) -> Result<Delivery, DeliveryError> {
+    /// Starts one task per sink. `clock` is the wall clock of the retry
+    /// horizon, dead letters and the receivers' rate limits
+    /// ([`crate::wall::system`] outside tests).
+    pub fn start(
+        specs: Vec<SinkSpec>,
+        outbox: Outbox,
+        clock: SharedClock,
+    ) -> Result<Delivery, DeliveryError> {
         let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
         for (i, name) in names.iter().enumerate() {
             if names[..i].contains(name) {
@@ -206,6 +214,7 @@ impl Delivery {
                 notify: Arc::clone(&notify),
                 shutdown: shutdown_rx.clone(),
                 cursor: cursor_tx,
+                clock: Arc::clone(&clock),
             };
             workers.push(Worker {
                 name: spec.name,
@@ -361,5 +370,74 @@ mod tests {
             min_severity: Some(Severity::Medium),
         };
         assert!(medium.accepts(&alert));
+    }
+
+    /// A webhook that never answers: retried with growing waits on the
+    /// sink's clock, then a dead letter once the retry horizon has passed,
+    /// not before. Ten minutes of retrying run on paused tokio time.
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_webhook_becomes_a_dead_letter_at_the_horizon() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::window::store::SledStore::open(dir.path()).expect("store");
+        let outbox = store.outbox();
+        let t0 = 1_800_000_000_000_000;
+        let clock: SharedClock = Arc::new(crate::wall::TokioClock::starting_at(t0));
+        let hook = Webhook {
+            // Nothing listens on port 1.
+            url: "http://127.0.0.1:1/hook".into(),
+            format: crate::alert::format::Format::Json,
+            secret: None,
+            timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(1),
+            headers: Vec::new(),
+            key: None,
+            follow_redirects: false,
+            repeat: Duration::from_secs(60),
+        };
+        let spec = SinkSpec {
+            name: "hook".into(),
+            target: Target::Webhook(hook),
+            filter: Filter::default(),
+            retry: RetryPolicy {
+                horizon: Duration::from_secs(600),
+                min_backoff: Duration::from_secs(1),
+                max_backoff: Duration::from_secs(60),
+            },
+        };
+        let alert = Alert::source_health(
+            "bluesky",
+            crate::detect::TransitionKind::Firing,
+            t0,
+            t0,
+            "silent".into(),
+        );
+        let delivery = Delivery::start(vec![spec], outbox.clone(), clock).expect("starts");
+        delivery.append(&alert).expect("appended");
+        let start = tokio::time::Instant::now();
+        tokio::time::sleep_until(start + Duration::from_secs(9 * 60)).await;
+        assert!(
+            outbox.dead_letters().expect("read").is_empty(),
+            "9 min: still retrying"
+        );
+        let retries = delivery.reports()[0].retries;
+        assert!(
+            retries >= 5,
+            "backoff grows to a minute: {retries} retries in 9 min"
+        );
+        tokio::time::sleep_until(start + Duration::from_secs(12 * 60)).await;
+        let dead = outbox.dead_letters().expect("read");
+        assert_eq!(dead.len(), 1, "dead after the 10 min horizon");
+        assert!(
+            dead[0].reason.contains("still failing after"),
+            "{}",
+            dead[0].reason
+        );
+        assert!(
+            dead[0].failed_at.starts_with("2027-01-15T08:"),
+            "on the sink's clock: {}",
+            dead[0].failed_at
+        );
+        let (_, reports) = delivery.stop(Duration::ZERO).await;
+        assert_eq!(reports[0].dead, 1);
     }
 }

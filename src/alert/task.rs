@@ -18,6 +18,7 @@ use super::paging;
 use super::ratelimit::backoff;
 use super::sink::{AlertSink, JsonLines};
 use crate::detect::TransitionKind;
+use crate::wall::SharedClock;
 
 /// One sink's task.
 pub(crate) struct SinkRun {
@@ -35,6 +36,8 @@ pub(crate) struct SinkRun {
     pub(crate) notify: Arc<Notify>,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) cursor: watch::Sender<u64>,
+    /// The wall clock of the retry horizon, dead letters and rate limits.
+    pub(crate) clock: SharedClock,
 }
 
 impl SinkRun {
@@ -137,7 +140,7 @@ impl SinkRun {
             Err(Failure::Retry { reason, after }) => (reason, after, false),
             Err(Failure::Permanent { reason }) => (reason, None, true),
         };
-        let now_ms = chrono::Utc::now().timestamp_millis();
+        let now_ms = self.clock.now_us() / 1000;
         let mut state = match self.outbox.retry_state(&self.spec.name) {
             Ok(Some(state)) if state.seq == seq => state,
             _ => RetryState {
@@ -165,7 +168,9 @@ impl SinkRun {
                 alert: alert.clone(),
                 reason: why.clone(),
                 attempts: state.attempts,
-                failed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                failed_at: self
+                    .now()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             };
             if let Err(e) = self.outbox.add_dead_letter(&letter) {
                 tracing::error!(sink = %self.spec.name, error = %e, "cannot store a dead letter; retrying instead");
@@ -194,6 +199,11 @@ impl SinkRun {
 }
 
 impl SinkRun {
+    /// The sink's wall clock, as a time.
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp_micros(self.clock.now_us()).unwrap_or_default()
+    }
+
     fn hook(&self) -> Option<&Webhook> {
         match &self.spec.target {
             Target::Webhook(hook) => Some(hook),
@@ -228,7 +238,7 @@ impl SinkRun {
             alert,
             previous.as_ref(),
             hook.alertmanager_ttl(),
-            chrono::Utc::now(),
+            self.now(),
         )
     }
 
@@ -269,7 +279,7 @@ impl SinkRun {
                 return;
             }
         };
-        let now = chrono::Utc::now();
+        let now = self.now();
         let alerts: Vec<serde_json::Value> = open
             .iter()
             .map(|a| {

@@ -109,7 +109,7 @@ pub fn run(args: ReplayArgs, matcher: Matcher, mut config: Config) -> anyhow::Re
         }
     };
     args.sinks.apply(&mut config);
-    let delivery = Delivery::start(sink_specs(&config), outbox)?;
+    let delivery = Delivery::start(sink_specs(&config), outbox, crate::wall::system())?;
     let watch = super::serve::Watch::start(
         &args.watch,
         &config,

@@ -206,7 +206,7 @@ async fn start(options: DaemonOptions) -> Result<Running, DaemonError> {
         .collect();
     let (shutdown, shutdown_rx) = watch::channel(false);
     // The sinks start first and stop last; they read the outbox.
-    let delivery = Delivery::start(sink_specs(&config), outbox.clone())?;
+    let delivery = Delivery::start(sink_specs(&config), outbox.clone(), Arc::clone(&clock))?;
     let notifier = delivery.notifier();
     telemetry.set_sinks(delivery.probe());
     telemetry.set_store_open(true);
