@@ -85,6 +85,13 @@ fn now_ms() -> u64 {
 }
 
 impl Stall {
+    /// A new watch, already watching.
+    fn started(grace: Duration) -> Arc<Self> {
+        let stall = Arc::new(Stall::default());
+        Arc::clone(&stall).watch(grace);
+        stall
+    }
+
     fn watch(self: Arc<Self>, grace: Duration) {
         use std::sync::atomic::Ordering::Relaxed;
         let spawned = std::thread::Builder::new()
@@ -198,35 +205,23 @@ async fn start(options: DaemonOptions) -> Result<Running, DaemonError> {
         .iter()
         .flat_map(SourceConfig::connections)
         .collect();
-    let health = source_health(&pipeline, &connections, &clock);
+    let (health, resume) = source_health(&pipeline, &connections, &clock);
     telemetry.set_sources(health.clone());
-    let resume: Vec<_> = connections
-        .iter()
-        .map(|c| pipeline.seq_cursor(&c.name))
-        .collect();
     let (shutdown, shutdown_rx) = watch::channel(false);
-    // The sinks start first and stop last; they read the outbox.
-    let delivery = Delivery::start(sink_specs(&config), outbox.clone(), Arc::clone(&clock))?;
+    let (delivery, server) = start_outputs(
+        &config,
+        &outbox,
+        &telemetry,
+        (&clock, http.as_ref(), &state_dir),
+    )
+    .await?;
     let notifier = delivery.notifier();
-    telemetry.set_sinks(delivery.probe());
-    telemetry.set_store_open(true);
     let grace = Duration::from_secs_f64(config.daemon.shutdown_grace_secs.max(0.0));
-    let server = match start_server(http.as_ref(), &telemetry, &notifier, &state_dir).await {
-        Ok(server) => server,
-        Err(e) => {
-            let _ = delivery.stop(Duration::ZERO).await;
-            return Err(e.into());
-        }
-    };
     let pipeline_alive = Arc::new(AtomicBool::new(true));
-    let stall = Arc::new(Stall::default());
-    Arc::clone(&stall).watch(grace);
+    let stall = Stall::started(grace);
     let (frames, frame_rx) = mpsc::channel::<Inbound>(CHANNEL_FRAMES);
     let thread = PipelineThread {
-        sources: connections
-            .iter()
-            .map(|c| (c.name.clone(), c.kind, c.instance()))
-            .collect(),
+        sources: connections.iter().map(PipelineThread::source).collect(),
         health: health.clone(),
         notifier: Arc::clone(&notifier),
         telemetry: Arc::clone(&telemetry),
@@ -241,27 +236,15 @@ async fn start(options: DaemonOptions) -> Result<Running, DaemonError> {
         state_dir: state_dir.clone(),
     };
     let sources = links.spawn(connections, &health, resume);
-    let monitor = Monitor {
-        health: health.clone(),
-        rule: config.health.rule(),
-        outbox: outbox.clone(),
-        notifier: Arc::clone(&notifier),
-        telemetry: Arc::clone(&telemetry),
-        clock: Arc::clone(&clock),
-    };
-    let monitor = tokio::spawn(monitor.run(shutdown_rx.clone()));
-    let sink_names: Vec<String> = sink_specs(&config).into_iter().map(|s| s.name).collect();
-    let status = tokio::spawn(status_log(
+    let helpers = Helpers {
         health,
-        (Arc::clone(&telemetry), clock),
-        (outbox.clone(), sink_names),
-        Duration::from_secs_f64(config.daemon.status_secs.max(0.1)),
-        shutdown_rx.clone(),
-    ));
-    let helpers = [monitor, status]
-        .into_iter()
-        .chain(systemd_ready(pipeline_alive, shutdown_rx))
-        .collect();
+        outbox: outbox.clone(),
+        notifier,
+        telemetry,
+        clock,
+        shutdown: shutdown_rx,
+    }
+    .spawn(&config, pipeline_alive);
     Ok(Running {
         shutdown,
         sources,
@@ -274,6 +257,68 @@ async fn start(options: DaemonOptions) -> Result<Running, DaemonError> {
         grace,
         state_dir,
     })
+}
+
+/// The sinks (they start first and stop last; they read the outbox), then
+/// the status server. A server that cannot bind stops the sinks again.
+async fn start_outputs(
+    config: &Config,
+    outbox: &Outbox,
+    telemetry: &Arc<Telemetry>,
+    (clock, http, state_dir): (&SharedClock, Option<&HttpSettings>, &Path),
+) -> Result<(Delivery, Option<crate::http::Server>), DaemonError> {
+    let delivery = Delivery::start(sink_specs(config), outbox.clone(), Arc::clone(clock))?;
+    telemetry.set_sinks(delivery.probe());
+    telemetry.set_store_open(true);
+    let notifier = delivery.notifier();
+    match start_server(http, telemetry, &notifier, state_dir).await {
+        Ok(server) => Ok((delivery, server)),
+        Err(e) => {
+            let _ = delivery.stop(Duration::ZERO).await;
+            Err(e.into())
+        }
+    }
+}
+
+/// What the tasks beside the pipeline share: the health monitor, the
+/// status log and the systemd watchdog.
+struct Helpers {
+    health: Vec<Arc<SourceHealth>>,
+    outbox: Outbox,
+    notifier: Arc<Notify>,
+    telemetry: Arc<Telemetry>,
+    clock: SharedClock,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Helpers {
+    fn spawn(
+        self,
+        config: &Config,
+        pipeline_alive: Arc<AtomicBool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let monitor = Monitor {
+            health: self.health.clone(),
+            rule: config.health.rule(),
+            outbox: self.outbox.clone(),
+            notifier: self.notifier,
+            telemetry: Arc::clone(&self.telemetry),
+            clock: Arc::clone(&self.clock),
+        };
+        let monitor = tokio::spawn(monitor.run(self.shutdown.clone()));
+        let sink_names: Vec<String> = sink_specs(config).into_iter().map(|s| s.name).collect();
+        let status = tokio::spawn(status_log(
+            self.health,
+            (self.telemetry, self.clock),
+            (self.outbox, sink_names),
+            Duration::from_secs_f64(config.daemon.status_secs.max(0.1)),
+            self.shutdown.clone(),
+        ));
+        [monitor, status]
+            .into_iter()
+            .chain(systemd_ready(pipeline_alive, self.shutdown))
+            .collect()
+    }
 }
 
 /// Opens the store and the pipeline on it, with the daemon's telemetry.
@@ -299,12 +344,17 @@ fn open_pipeline(
     Ok((pipeline, outbox, telemetry))
 }
 
-/// One health record per connection, resuming from its saved cursor.
+/// One health record per connection, resuming from its saved cursor, and
+/// its saved sequence cursor (Jetstream v2).
 fn source_health(
     pipeline: &Pipeline<SledStore>,
     connections: &[Connection],
     clock: &SharedClock,
-) -> Vec<Arc<SourceHealth>> {
+) -> (Vec<Arc<SourceHealth>>, Vec<Option<SeqCursor>>) {
+    let resume = connections
+        .iter()
+        .map(|c| pipeline.seq_cursor(&c.name))
+        .collect();
     let mut health = Vec::with_capacity(connections.len());
     for c in connections {
         let h = SourceHealth::with_clock(&c.name, pipeline.cursor(&c.name), Arc::clone(clock));
@@ -316,7 +366,7 @@ fn source_health(
         }
         health.push(Arc::new(h));
     }
-    health
+    (health, resume)
 }
 
 /// The status server, unless `--no-http`; a bind error stops the start.
@@ -458,6 +508,11 @@ struct PipelineThread {
 }
 
 impl PipelineThread {
+    /// What the thread needs of a connection to decode its frames.
+    fn source(c: &Connection) -> (String, SourceKind, String) {
+        (c.name.clone(), c.kind, c.instance())
+    }
+
     /// Starts the thread; it ends when every source has dropped its
     /// sender, and reports how it ended on the returned channel.
     fn spawn(
