@@ -5,7 +5,7 @@
 //!
 //! | stage | module | what it owns |
 //! |---|---|---|
-//! | source | [`source`] | reading frames (recordings now, websockets later) and decoding the wire format into [`source::RawPost`]s |
+//! | source | [`source`] | one module per source kind behind [`source::Source`] (decode, connections, how one runs; registered in [`source::SourceKind::source`]), the websocket session, backoff and URL rules they share, recordings; frames become [`source::RawPost`]s |
 //! | normalize | [`normalize`] | NFKC, case folding, whitespace, hashtags: the [`normalize::Post`] every later stage sees |
 //! | match | [`matcher`] | deciding whether a post is an outage report, for which service, with reasons |
 //! | window | [`window`] | per-service counts in fixed event-time buckets, persisted in sled |
@@ -13,7 +13,12 @@
 //! | alert | [`alert`] | the public alert schema and the sinks that deliver it |
 //!
 //! [`pipeline`] wires the stages together so a recording and a live stream go
-//! through exactly the same code; [`cli`] is the command line on top.
+//! through exactly the same code ([`pipeline::Pipeline::process_frame`], for
+//! every source kind); [`daemon`] runs them live (its health monitor in
+//! `daemon::monitor`), reading the wall clock from [`wall`] so its tests run
+//! on paused tokio time; [`cli`] is the command line on top. The synthetic
+//! stream generator of the tests and the demo is the dev-only crate
+//! `synth/`, not part of this library.
 //! `normalize`, `matcher` and `detect` are pure: no I/O, no clock, event time
 //! is passed in. I/O lives at the edges: sources, the store, the sinks.
 
@@ -22,6 +27,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod detect;
+pub mod events;
 pub mod http;
 pub mod matcher;
 pub mod normalize;

@@ -15,6 +15,23 @@ fn fixtures() -> Option<PathBuf> {
     support::shared_dir().map(|dir| dir.join("fixtures/jetstream"))
 }
 
+/// Without the shared folder the tests skip with a note, except under CI
+/// (`CI=true`), where they fail instead of passing without checking.
+#[test]
+fn a_missing_shared_folder_skips_locally_and_fails_under_ci() {
+    let missing = [PathBuf::from("/nonexistent/outagewatch-shared")];
+    assert_eq!(support::locate_shared(&missing, false), Ok(None));
+    let error = support::locate_shared(&missing, true).expect_err("CI fails");
+    assert!(error.contains("CI=true"), "{error}");
+    assert!(error.contains("/nonexistent/outagewatch-shared"), "{error}");
+    if let Some(found) = support::shared_dir() {
+        assert_eq!(
+            support::locate_shared(std::slice::from_ref(&found), true),
+            Ok(Some(found))
+        );
+    }
+}
+
 /// Every real frame, on the v1 plain wire and on the v2 wire compressed
 /// with the shipped v1 dictionary and decompressed by the bounded
 /// inflater, decodes to the same event: same time, same post or skip.

@@ -95,14 +95,9 @@ pub struct SinkSpec {
     pub retry: RetryPolicy,
 }
 
-/// Counters of one sink.
-#[derive(Debug, Default)]
-pub struct SinkStats {
-    pub delivered: AtomicU64,
-    pub retries: AtomicU64,
-    pub dead: AtomicU64,
-    pub skipped: AtomicU64,
-}
+/// Counters of one sink, moved by its delivery events (see
+/// [`crate::events`]).
+pub type SinkStats = crate::events::SinkCounters;
 
 /// A snapshot of one sink, for logs and summaries.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,7 +4,6 @@
 //! sink waits). An Alertmanager sink also re-posts its open alerts.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
@@ -18,6 +17,7 @@ use super::paging;
 use super::ratelimit::backoff;
 use super::sink::{AlertSink, JsonLines};
 use crate::detect::TransitionKind;
+use crate::events::{Delivered, DeliveryDead, DeliveryRetried, DeliverySkipped, InternalEvent};
 use crate::wall::SharedClock;
 
 /// One sink's task.
@@ -77,7 +77,10 @@ impl SinkRun {
                     None => return, // shutdown while waiting to retry
                 }
             } else {
-                self.stats.skipped.fetch_add(1, Ordering::Relaxed);
+                DeliverySkipped {
+                    counters: &self.stats,
+                }
+                .emit();
                 true
             };
             if !done {
@@ -131,10 +134,14 @@ impl SinkRun {
                     self.pause_until = Some(tokio::time::Instant::now() + pause);
                 }
                 self.remember(alert);
-                let delivered = self.stats.delivered.fetch_add(1, Ordering::Relaxed) + 1;
-                if self.lines.is_none() {
-                    tracing::info!(sink = %self.spec.name, alert = %alert.id, state = ?alert.state, delivered, "alert delivered");
+                Delivered {
+                    sink: &self.spec.name,
+                    counters: &self.stats,
+                    alert: &alert.id,
+                    state: &alert.state,
+                    logged: self.lines.is_none(),
                 }
+                .emit();
                 return Some(true);
             }
             Err(Failure::Retry { reason, after }) => (reason, after, false),
@@ -181,16 +188,28 @@ impl SinkRun {
                 // expire at its `endsAt`.
                 let _ = self.outbox.remove_open_alert(&self.spec.name, &alert.id);
             }
-            let dead = self.stats.dead.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::error!(sink = %self.spec.name, alert = %alert.id, reason = %why, dead_letters = dead, "alert not deliverable: kept as a dead letter (outagewatch alerts dead)");
+            DeliveryDead {
+                sink: &self.spec.name,
+                counters: &self.stats,
+                alert: &alert.id,
+                reason: &why,
+            }
+            .emit();
             return Some(true);
         }
         if let Err(e) = self.outbox.set_retry_state(&self.spec.name, &state) {
             tracing::warn!(sink = %self.spec.name, error = %e, "cannot save the retry state");
         }
         let wait = backoff(&self.spec.retry, state.attempts, after);
-        let retries = self.stats.retries.fetch_add(1, Ordering::Relaxed) + 1;
-        tracing::warn!(sink = %self.spec.name, alert = %alert.id, attempt = state.attempts, reason = %reason, retry_in_ms = wait.as_millis() as u64, retries, "delivery failed; will retry");
+        DeliveryRetried {
+            sink: &self.spec.name,
+            counters: &self.stats,
+            alert: &alert.id,
+            attempt: state.attempts,
+            reason: &reason,
+            retry_in: wait,
+        }
+        .emit();
         tokio::select! {
             _ = tokio::time::sleep(wait) => Some(false),
             _ = self.shutdown.changed() => None,

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use crate::Micros;
+use crate::events::ConnectionCounters;
 use crate::wall::SharedClock;
 
 /// Live counters of one source.
@@ -19,14 +20,8 @@ pub struct SourceHealth {
     /// The wall clock the "last frame" times are read from.
     clock: SharedClock,
     connected: AtomicBool,
-    frames: AtomicU64,
-    binary: AtomicU64,
-    oversized: AtomicU64,
-    reconnects: AtomicU64,
-    stalls: AtomicU64,
-    server_errors: AtomicU64,
-    /// Data frames over the per-connection rate limit, dropped.
-    rate_dropped: AtomicU64,
+    /// Moved by the connection's events (see [`crate::events`]).
+    pub counters: ConnectionCounters,
     /// Losses the server admitted (a cursor past its retention), waiting
     /// to be raised as `source:NAME` gap alerts.
     gaps: Mutex<Vec<String>>,
@@ -71,13 +66,7 @@ impl SourceHealth {
             name: name.to_owned(),
             clock,
             connected: AtomicBool::new(false),
-            frames: AtomicU64::new(0),
-            binary: AtomicU64::new(0),
-            oversized: AtomicU64::new(0),
-            reconnects: AtomicU64::new(0),
-            stalls: AtomicU64::new(0),
-            server_errors: AtomicU64::new(0),
-            rate_dropped: AtomicU64::new(0),
+            counters: ConnectionCounters::default(),
             gaps: Mutex::new(Vec::new()),
             last_frame_wall: AtomicI64::new(0),
             last_data_wall: AtomicI64::new(0),
@@ -99,7 +88,7 @@ impl SourceHealth {
         self.connected.store(connected, Ordering::Relaxed);
     }
     pub fn count_frame(&self) {
-        self.frames.fetch_add(1, Ordering::Relaxed);
+        self.counters.frames.fetch_add(1, Ordering::Relaxed);
         self.last_frame_wall.store(self.now(), Ordering::Relaxed);
     }
     /// Called once a frame of this source has decoded (by the pipeline, or
@@ -112,24 +101,6 @@ impl SourceHealth {
     pub fn last_data_wall(&self) -> Option<Micros> {
         let t = self.last_data_wall.load(Ordering::Relaxed);
         (t != 0).then_some(t)
-    }
-    pub fn count_binary(&self) {
-        self.binary.fetch_add(1, Ordering::Relaxed);
-    }
-    pub fn count_oversized(&self) {
-        self.oversized.fetch_add(1, Ordering::Relaxed);
-    }
-    pub fn count_reconnect(&self) {
-        self.reconnects.fetch_add(1, Ordering::Relaxed);
-    }
-    pub fn count_stall(&self) {
-        self.stalls.fetch_add(1, Ordering::Relaxed);
-    }
-    pub fn count_server_error(&self) {
-        self.server_errors.fetch_add(1, Ordering::Relaxed);
-    }
-    pub fn count_rate_dropped(&self) {
-        self.rate_dropped.fetch_add(1, Ordering::Relaxed);
     }
     /// Notes events lost for good, for a gap alert.
     pub fn report_gap(&self, detail: String) {
@@ -147,17 +118,8 @@ impl SourceHealth {
             .map(|mut g| std::mem::take(&mut *g))
             .unwrap_or_default()
     }
-    pub fn binary(&self) -> u64 {
-        self.binary.load(Ordering::Relaxed)
-    }
     pub fn frames(&self) -> u64 {
-        self.frames.load(Ordering::Relaxed)
-    }
-    pub fn oversized(&self) -> u64 {
-        self.oversized.load(Ordering::Relaxed)
-    }
-    pub fn reconnects(&self) -> u64 {
-        self.reconnects.load(Ordering::Relaxed)
+        self.counters.frames.load(Ordering::Relaxed)
     }
 
     /// Called by the pipeline after each frame of this source.
@@ -172,17 +134,19 @@ impl SourceHealth {
 
     pub fn snapshot(&self) -> HealthSnapshot {
         let last = self.last_frame_wall.load(Ordering::Relaxed);
+        let c = &self.counters;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         HealthSnapshot {
             data: self.data.load(Ordering::Relaxed),
             last_data_wall: self.last_data_wall(),
             connected: self.connected.load(Ordering::Relaxed),
             frames: self.frames(),
-            binary: self.binary.load(Ordering::Relaxed),
-            oversized: self.oversized(),
-            reconnects: self.reconnects(),
-            stalls: self.stalls.load(Ordering::Relaxed),
-            server_errors: self.server_errors.load(Ordering::Relaxed),
-            rate_dropped: self.rate_dropped.load(Ordering::Relaxed),
+            binary: load(&c.binary),
+            oversized: load(&c.oversized),
+            reconnects: load(&c.reconnects),
+            stalls: load(&c.stalls),
+            server_errors: load(&c.server_errors),
+            rate_dropped: load(&c.rate_dropped),
             last_frame_wall: (last != 0).then_some(last),
             processed: self.processed(),
         }

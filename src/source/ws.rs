@@ -30,6 +30,10 @@ use super::health::SourceHealth;
 use super::kind::Link;
 use super::url::{MAX_REDIRECTS, redirect_allowed};
 use crate::Micros;
+use crate::events::{
+    BinaryFrameDropped, FrameOversized, FrameRateDropped, InternalEvent, RedirectRefused,
+    ServerError, SourceReconnect, WatchdogStall,
+};
 
 /// Timing and size limits of a live source.
 #[derive(Debug, Clone, PartialEq)]
@@ -224,8 +228,15 @@ pub async fn run<P: Protocol>(
             }
             End::Lost(reason) => {
                 redirect.hops = 0;
-                link.health.count_reconnect();
-                tracing::warn!(source = %link.health.name, %url, %reason, reconnects = link.health.reconnects(), "connection lost; reconnecting");
+                let health = &link.health;
+                let counters = &health.counters;
+                SourceReconnect {
+                    source: &health.name,
+                    counters,
+                    url: &url,
+                    reason: &reason,
+                }
+                .emit();
             }
         }
         if started.elapsed() >= settings.healthy_after && link.health.frames() > frames_before {
@@ -267,8 +278,15 @@ impl Redirect {
             }
             _ => {
                 let hops = std::mem::take(&mut self.hops);
-                health.count_reconnect();
-                tracing::warn!(source = %health.name, %url, %location, hops, "redirect refused (another scheme, a downgrade, or too many); reconnecting");
+                let counters = &health.counters;
+                RedirectRefused {
+                    source: &health.name,
+                    counters,
+                    url,
+                    location,
+                    hops,
+                }
+                .emit();
                 false
             }
         }
@@ -434,7 +452,7 @@ impl<P: Protocol> Reader<'_, P> {
                     match data_deadline(&self.link.health, connected_at, self.settings.watchdog) {
                         Some(next) => deadline = next,
                         None => {
-                            self.link.health.count_stall();
+                            WatchdogStall { counters: &self.link.health.counters }.emit();
                             return End::Lost(format!("no data for {:?} (watchdog)", self.settings.watchdog));
                         }
                     }
@@ -459,10 +477,16 @@ impl<P: Protocol> Reader<'_, P> {
         match message {
             None => Step::End(End::Lost("the server closed the stream".into())),
             Some(Err(tungstenite::Error::Capacity(e))) => {
-                health.count_oversized();
-                Step::End(End::Lost(format!(
-                    "frame too large for the connection: {e}"
-                )))
+                let why = format!("frame too large for the connection: {e}");
+                let counters = &health.counters;
+                FrameOversized {
+                    source: &health.name,
+                    counters,
+                    bytes: 0,
+                    why: &why,
+                }
+                .emit();
+                Step::End(End::Lost(why))
             }
             Some(Err(e)) => Step::End(End::Lost(format!("read error: {e}"))),
             Some(Ok(Message::Text(text))) => self.text(text.as_str()),
@@ -485,7 +509,10 @@ impl<P: Protocol> Reader<'_, P> {
         self.link.health.count_frame();
         let over = self.limiter.over();
         if over {
-            self.link.health.count_rate_dropped();
+            FrameRateDropped {
+                counters: &self.link.health.counters,
+            }
+            .emit();
         }
         over
     }
@@ -495,9 +522,17 @@ impl<P: Protocol> Reader<'_, P> {
             return Step::Skip;
         }
         let health = &self.link.health;
-        if text.len() > self.settings.max_frame_bytes {
-            health.count_oversized();
-            tracing::warn!(source = %health.name, bytes = text.len(), limit = self.settings.max_frame_bytes, oversized = health.oversized(), "oversized frame dropped");
+        let limit = self.settings.max_frame_bytes;
+        if text.len() > limit {
+            let why = format!("text frame over the limit of {limit} bytes");
+            let (source, counters) = (&health.name, &health.counters);
+            FrameOversized {
+                source,
+                counters,
+                bytes: text.len(),
+                why: &why,
+            }
+            .emit();
             return Step::Skip;
         }
         Step::Text(text.to_owned())
@@ -511,13 +546,25 @@ impl<P: Protocol> Reader<'_, P> {
         match self.protocol.binary(bytes, self.settings) {
             BinaryFrame::Text(text) => Step::Text(text),
             BinaryFrame::Oversized(why) => {
-                health.count_oversized();
-                tracing::warn!(source = %health.name, bytes = bytes.len(), %why, oversized = health.oversized(), "oversized frame dropped");
+                let (source, counters) = (&health.name, &health.counters);
+                FrameOversized {
+                    source,
+                    counters,
+                    bytes: bytes.len(),
+                    why: &why,
+                }
+                .emit();
                 Step::Skip
             }
             BinaryFrame::Unusable(why) => {
-                health.count_binary();
-                tracing::warn!(source = %health.name, bytes = bytes.len(), %why, binary = health.binary(), "binary frame dropped");
+                let (source, counters) = (&health.name, &health.counters);
+                BinaryFrameDropped {
+                    source,
+                    counters,
+                    bytes: bytes.len(),
+                    why: &why,
+                }
+                .emit();
                 Step::Skip
             }
         }
@@ -534,8 +581,13 @@ impl<P: Protocol> Reader<'_, P> {
                 return None;
             }
             Control::ServerError(error) => {
-                health.count_server_error();
-                tracing::warn!(source = %health.name, %error, "server reported an error");
+                let (source, counters) = (&health.name, &health.counters);
+                ServerError {
+                    source,
+                    counters,
+                    error: &error,
+                }
+                .emit();
                 return None;
             }
             Control::Gap(gap) => {

@@ -13,7 +13,9 @@
 //! **Adding a counter** (for example posts from the future, dropped Nostr
 //! notes, redirects followed): count it where it happens, in the existing
 //! struct that travels here ([`Stats`] or [`SourceCounts`] for the
-//! pipeline, [`SourceHealth`] for a connection, `SinkStats` for a sink),
+//! pipeline; for a connection or a sink, a named event in
+//! [`crate::events`] that logs and counts itself in the connection's or
+//! sink's counters),
 //! then declare its metric and copy it in [`metrics::Metrics`] (one field
 //! and one line in `sync`). The README's metrics table lists every name.
 

@@ -529,24 +529,41 @@ pub fn warnings(log: &str) -> Vec<&str> {
 /// `<manifest>/../shared`, else `/work/shared`. `None` (with a note) when
 /// absent; a failure when `CI=true`.
 pub fn shared_dir() -> Option<PathBuf> {
-    let candidates = std::env::var_os("OUTAGEWATCH_SHARED")
+    let candidates: Vec<PathBuf> = std::env::var_os("OUTAGEWATCH_SHARED")
         .map(PathBuf::from)
         .into_iter()
         .chain([
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"),
             PathBuf::from("/work/shared"),
-        ]);
-    for dir in candidates {
-        if dir.join("fixtures/jetstream").is_dir() {
-            return Some(dir);
-        }
+        ])
+        .collect();
+    let ci = std::env::var("CI").as_deref() == Ok("true");
+    match locate_shared(&candidates, ci) {
+        Ok(found) => found,
+        Err(message) => panic!("{message}"),
     }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "the shared reference folder is absent (set OUTAGEWATCH_SHARED)"
+}
+
+/// The first of `candidates` holding `fixtures/jetstream`. None found:
+/// `Ok(None)` after a SKIPPED note, or an error under CI (`ci`), where a
+/// test that checks nothing must not pass.
+pub fn locate_shared(candidates: &[PathBuf], ci: bool) -> Result<Option<PathBuf>, String> {
+    if let Some(dir) = candidates
+        .iter()
+        .find(|dir| dir.join("fixtures/jetstream").is_dir())
+    {
+        return Ok(Some(dir.clone()));
+    }
+    let tried: Vec<String> = candidates.iter().map(|d| d.display().to_string()).collect();
+    let message = format!(
+        "the shared reference folder is absent (tried {}; set OUTAGEWATCH_SHARED)",
+        tried.join(", ")
     );
-    eprintln!("SKIPPED: the shared reference folder is absent (set OUTAGEWATCH_SHARED)");
-    None
+    if ci {
+        return Err(format!("CI=true: {message}"));
+    }
+    eprintln!("SKIPPED: {message}");
+    Ok(None)
 }
 
 /// The demo recording, decompressed, one frame per line.
