@@ -622,21 +622,30 @@ impl Config {
     fn check(&self, path: &Path, lenient: bool) -> Result<(), ConfigError> {
         // In lenient mode a value still holding `${VAR}` is not judged.
         let unset = |value: &str| lenient && value.contains("${");
-        let bad = |key: String, message: String| ConfigError::Value {
+        let bad = |(key, message): (String, String)| ConfigError::Value {
             path: path.to_path_buf(),
             key,
             message,
         };
+        self.check_sources(&unset).map_err(bad)?;
+        self.check_sinks(&unset).map_err(bad)?;
+        self.check_shared().map_err(bad)?;
+        self.check_numbers().map_err(bad)
+    }
+
+    /// Source names, URLs (by kind) and frame limits; `(key, message)` of
+    /// the first fault.
+    fn check_sources(&self, unset: &dyn Fn(&str) -> bool) -> Result<(), (String, String)> {
         let mut names = std::collections::HashSet::new();
         for (i, source) in self.sources.iter().enumerate() {
             if source.name.is_empty() || !names.insert(source.name.as_str()) {
-                return Err(bad(
+                return Err((
                     format!("sources[{i}].name"),
                     format!("{:?} is empty or used twice", source.name),
                 ));
             }
             if source.urls.is_empty() {
-                return Err(bad(
+                return Err((
                     format!("sources[{i}].urls"),
                     "needs at least one URL".into(),
                 ));
@@ -652,20 +661,20 @@ impl Config {
                         None => false,
                     };
                 if !ok {
-                    return Err(bad(
+                    return Err((
                         format!("sources[{i}].urls[{j}]"),
                         format!("{url:?} is not a ws:// or wss:// URL"),
                     ));
                 }
             }
             if source.connection.max_frame_bytes == 0 {
-                return Err(bad(
+                return Err((
                     format!("sources[{i}].connection.max_frame_bytes"),
                     "must be above 0".into(),
                 ));
             }
             if source.connection.max_compressed_frame_bytes == 0 {
-                return Err(bad(
+                return Err((
                     format!("sources[{i}].connection.max_compressed_frame_bytes"),
                     "must be above 0".into(),
                 ));
@@ -676,7 +685,7 @@ impl Config {
                     ("compress", source.compress.is_some()),
                 ] {
                     if set {
-                        return Err(bad(
+                        return Err((
                             format!("sources[{i}].{key}"),
                             "only Jetstream sources take it".into(),
                         ));
@@ -684,10 +693,15 @@ impl Config {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Sink names, URLs, keys and headers.
+    fn check_sinks(&self, unset: &dyn Fn(&str) -> bool) -> Result<(), (String, String)> {
         let mut sink_names = std::collections::HashSet::from([LINES_SINK]);
         for (i, sink) in self.sinks.iter().enumerate() {
             if sink.name.is_empty() || !sink_names.insert(sink.name.as_str()) {
-                return Err(bad(
+                return Err((
                     format!("sinks[{i}].name"),
                     format!(
                         "{:?} is empty or used twice (\"{LINES_SINK}\" is taken)",
@@ -699,7 +713,7 @@ impl Config {
                 || reqwest::Url::parse(&sink.url)
                     .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
             if !ok {
-                return Err(bad(
+                return Err((
                     format!("sinks[{i}].url"),
                     format!(
                         "{} is not an http(s) URL",
@@ -713,7 +727,7 @@ impl Config {
                 _ => ("", &None),
             };
             if !key_name.is_empty() && key.as_deref().is_none_or(str::is_empty) {
-                return Err(bad(
+                return Err((
                     format!("sinks[{i}].{key_name}"),
                     format!("format {} needs it", sink.format.name()),
                 ));
@@ -723,23 +737,28 @@ impl Config {
                     && reqwest::header::HeaderValue::from_str(value).is_ok();
                 if !ok {
                     // The value may be a secret: not shown.
-                    return Err(bad(
+                    return Err((
                         format!("sinks[{i}].headers.{name}"),
                         "is not a valid header name and value".into(),
                     ));
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The bucket width both stages share, the listen address, `fire_p`.
+    fn check_shared(&self) -> Result<(), (String, String)> {
         if self.window.bucket_secs <= 0
             || 60 % self.window.bucket_secs != 0 && self.window.bucket_secs % 60 != 0
         {
-            return Err(bad(
+            return Err((
                 "window.bucket_secs".into(),
                 format!("{} does not divide a minute", self.window.bucket_secs),
             ));
         }
         if self.detector.bucket_secs != self.window.bucket_secs {
-            return Err(bad(
+            return Err((
                 "detector.bucket_secs".into(),
                 format!(
                     "must equal window.bucket_secs ({})",
@@ -748,7 +767,7 @@ impl Config {
             ));
         }
         if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(bad(
+            return Err((
                 "http.listen".into(),
                 format!(
                     "{:?} is not an address like 127.0.0.1:9464",
@@ -757,13 +776,9 @@ impl Config {
             ));
         }
         if !(0.0..1.0).contains(&self.detector.fire_p) {
-            return Err(bad(
-                "detector.fire_p".into(),
-                "must be between 0 and 1".into(),
-            ));
+            return Err(("detector.fire_p".into(), "must be between 0 and 1".into()));
         }
-        self.check_numbers()
-            .map_err(|(key, message)| bad(key, message))
+        Ok(())
     }
 
     /// Bounds of the detector's and window's numbers (the README's

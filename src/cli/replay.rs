@@ -90,24 +90,7 @@ pub fn run(args: ReplayArgs, matcher: Matcher, mut config: Config) -> anyhow::Re
     let max_line = usize::try_from(args.max_line_bytes).unwrap_or(DEFAULT_MAX_LINE);
     let runtime = super::runtime(1)?;
     let _enter = runtime.enter();
-
-    let store = match &args.state_dir {
-        Some(dir) => SledStore::open(dir)?,
-        None => SledStore::temporary()?,
-    };
-    let outbox = store.outbox();
-    let pipeline_config = PipelineConfig {
-        window: config.window,
-        detector: config.detector.clone(),
-        ..PipelineConfig::new()
-    };
-    let mut pipeline = Pipeline::open(Arc::new(matcher), pipeline_config, store)?;
-    let state_place = match &args.state_dir {
-        Some(dir) => format!("the outbox in {}", dir.display()),
-        None => {
-            "a temporary state directory, removed at exit: pass --state-dir to keep them".to_owned()
-        }
-    };
+    let (mut pipeline, outbox) = open_pipeline(&args, matcher, &config)?;
     args.sinks.apply(&mut config);
     let delivery = Delivery::start(sink_specs(&config), outbox, crate::wall::system())?;
     let watch = super::serve::Watch::start(
@@ -124,48 +107,117 @@ pub fn run(args: ReplayArgs, matcher: Matcher, mut config: Config) -> anyhow::Re
         }
         Ok(())
     };
-
     let started = Instant::now();
     let mut source_note = format!("{} file(s)", args.files.len());
     if let Some(url) = &args.jetstream {
-        let now = crate::source::health::wall_now();
-        let since = args.since.as_deref().context("--jetstream needs --since")?;
-        let history = super::replay_jetstream::History {
-            url: if url.is_empty() {
-                crate::source::jetstream::PUBLIC_HOSTS[0].to_owned()
-            } else {
-                url.clone()
-            },
-            since: super::replay_jetstream::parse_time(since, now).context("--since")?,
-            until: args
-                .until
-                .as_deref()
-                .map(|t| super::replay_jetstream::parse_time(t, now))
-                .transpose()
-                .context("--until")?,
-            record: args.record.clone(),
-            wire: args.protocol.into(),
-            compress: !args.no_compress,
-            tail_idle: Duration::from_secs_f64(args.tail_idle_secs.max(0.1)),
-            max_frame_bytes: max_line,
-        };
+        let history = history(&args, url, max_line)?;
         let end = super::replay_jetstream::read(&runtime, &history, &mut pipeline, &mut emit)?;
         source_note = format!("{} ({})", history.url, end.describe());
     }
-    let progress = progress_bar();
-    let mut pace = args.speed.map(Pacer::new);
+    let mut files = Files {
+        pipeline: &mut pipeline,
+        emit: &mut emit,
+        progress: progress_bar(),
+        watch: &watch,
+        pace: args.speed.map(Pacer::new),
+        max_line,
+    };
     // A file that cannot be read (missing, truncated, corrupt) is named and
     // the rest still replayed; what was decided so far is still delivered.
-    let mut read_errors: Vec<String> = Vec::new();
-    for file in &args.files {
+    let read_errors: Vec<String> = args
+        .files
+        .iter()
+        .map(|file| files.replay(file))
+        .collect::<anyhow::Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    files.progress.finish_and_clear();
+    emit(pipeline.finish()?)?;
+    let elapsed = started.elapsed();
+    watch.finished(pipeline.stats())?;
+    let undelivered = drain(&runtime, delivery, &args)?;
+    let stats = pipeline.stats().clone();
+    drop(pipeline);
+    if let Some(dir) = &args.state_dir {
+        // Every handle on the store is closed: seal its files.
+        if let Err(e) = crate::window::store::seal_closed(dir) {
+            tracing::warn!(error = %e, "cannot seal the state");
+        }
+    }
+    print_summary(&stats, &source_note, elapsed);
+    watch.hold(&runtime, &args.watch);
+    Ok(exit_code(&read_errors, undelivered))
+}
+
+/// The store (`--state-dir`, else a temporary one) and the pipeline on it.
+fn open_pipeline(
+    args: &ReplayArgs,
+    matcher: Matcher,
+    config: &Config,
+) -> anyhow::Result<(Pipeline<SledStore>, crate::alert::outbox::Outbox)> {
+    let store = match &args.state_dir {
+        Some(dir) => SledStore::open(dir)?,
+        None => SledStore::temporary()?,
+    };
+    let outbox = store.outbox();
+    let pipeline_config = PipelineConfig {
+        window: config.window,
+        detector: config.detector.clone(),
+        ..PipelineConfig::new()
+    };
+    let pipeline = Pipeline::open(Arc::new(matcher), pipeline_config, store)?;
+    Ok((pipeline, outbox))
+}
+
+/// What `--jetstream URL --since ...` asks for.
+fn history(
+    args: &ReplayArgs,
+    url: &str,
+    max_line: usize,
+) -> anyhow::Result<super::replay_jetstream::History> {
+    let now = crate::source::health::wall_now();
+    let since = args.since.as_deref().context("--jetstream needs --since")?;
+    Ok(super::replay_jetstream::History {
+        url: if url.is_empty() {
+            crate::source::jetstream::PUBLIC_HOSTS[0].to_owned()
+        } else {
+            url.to_owned()
+        },
+        since: super::replay_jetstream::parse_time(since, now).context("--since")?,
+        until: args
+            .until
+            .as_deref()
+            .map(|t| super::replay_jetstream::parse_time(t, now))
+            .transpose()
+            .context("--until")?,
+        record: args.record.clone(),
+        wire: args.protocol.into(),
+        compress: !args.no_compress,
+        tail_idle: Duration::from_secs_f64(args.tail_idle_secs.max(0.1)),
+        max_frame_bytes: max_line,
+    })
+}
+
+/// Reads recordings into the pipeline.
+struct Files<'a> {
+    pipeline: &'a mut Pipeline<SledStore>,
+    emit: &'a mut dyn FnMut(Vec<Emitted>) -> anyhow::Result<()>,
+    progress: ProgressBar,
+    watch: &'a super::serve::Watch,
+    pace: Option<Pacer>,
+    max_line: usize,
+}
+
+impl Files<'_> {
+    /// Replays one file; `Ok(Some(error))` when it could not be read to
+    /// its end (what was read counts).
+    fn replay(&mut self, file: &str) -> anyhow::Result<Option<String>> {
         let reader = match recording::open(file) {
             Ok(reader) => reader,
-            Err(e) => {
-                read_errors.push(e.to_string());
-                continue;
-            }
+            Err(e) => return Ok(Some(e.to_string())),
         };
-        let mut lines = LineReader::new(reader, max_line);
+        let mut lines = LineReader::new(reader, self.max_line);
         let mut last_line = 0;
         // Set by the last clock line: who sent the frames that follow, when.
         let mut clock: Option<ClockLine> = None;
@@ -173,11 +225,14 @@ pub fn run(args: ReplayArgs, matcher: Matcher, mut config: Config) -> anyhow::Re
             let next = match lines.next_line() {
                 Ok(next) => next,
                 Err(e) => {
-                    read_errors.push(format!("cannot read {file} after line {last_line}: {e}"));
-                    break;
+                    return Ok(Some(format!(
+                        "cannot read {file} after line {last_line}: {e}"
+                    )));
                 }
             };
-            let Some((line_no, line)) = next else { break };
+            let Some((line_no, line)) = next else {
+                return Ok(None);
+            };
             last_line = line_no;
             let alerts = match line {
                 Line::Frame(bytes) => match ClockLine::parse(bytes) {
@@ -185,45 +240,65 @@ pub fn run(args: ReplayArgs, matcher: Matcher, mut config: Config) -> anyhow::Re
                         clock = Some(line);
                         continue;
                     }
-                    None => match &clock {
-                        None => {
-                            pipeline.process_frame(file, line_no, bytes, &Received::jetstream())?
-                        }
-                        Some(clock) => {
-                            let received = Received {
-                                kind: clock.protocol,
-                                host: None,
-                                instance: &clock.instance,
-                                arrival_us: Some(clock.time_us),
-                            };
-                            pipeline.process_frame(&clock.source, line_no, bytes, &received)?
-                        }
-                    },
+                    None => self.frame(file, line_no, bytes, clock.as_ref())?,
                 },
                 Line::Oversized(len) => {
-                    let error = FrameError::Oversized {
-                        len,
-                        limit: max_line,
-                    };
-                    pipeline.reject_frame(file, line_no, &error);
+                    let limit = self.max_line;
+                    let error = FrameError::Oversized { len, limit };
+                    self.pipeline.reject_frame(file, line_no, &error);
                     Vec::new()
                 }
             };
-            emit(alerts)?;
-            if line_no % 8192 == 0 {
-                progress.set_position(pipeline.stats().frames);
-                watch.publish(pipeline.stats());
-            }
-            if let (Some(pacer), Some(now)) = (pace.as_mut(), pipeline.newest_event_time()) {
-                pacer.wait_for(now);
-            }
+            (self.emit)(alerts)?;
+            self.tick(line_no);
         }
     }
-    emit(pipeline.finish()?)?;
-    let elapsed = started.elapsed();
-    progress.finish_and_clear();
-    watch.finished(pipeline.stats())?;
 
+    /// One frame: from `file` as a Jetstream recording without clock
+    /// lines, else as the last clock line says.
+    fn frame(
+        &mut self,
+        file: &str,
+        line_no: u64,
+        bytes: &[u8],
+        clock: Option<&ClockLine>,
+    ) -> anyhow::Result<Vec<Emitted>> {
+        let Some(clock) = clock else {
+            let received = Received::jetstream();
+            return Ok(self
+                .pipeline
+                .process_frame(file, line_no, bytes, &received)?);
+        };
+        let received = Received {
+            kind: clock.protocol,
+            host: None,
+            instance: &clock.instance,
+            arrival_us: Some(clock.time_us),
+        };
+        Ok(self
+            .pipeline
+            .process_frame(&clock.source, line_no, bytes, &received)?)
+    }
+
+    /// Progress, the status API, and `--speed` pacing after a line.
+    fn tick(&mut self, line_no: u64) {
+        if line_no.is_multiple_of(8192) {
+            self.progress.set_position(self.pipeline.stats().frames);
+            self.watch.publish(self.pipeline.stats());
+        }
+        if let (Some(pacer), Some(now)) = (self.pace.as_mut(), self.pipeline.newest_event_time()) {
+            pacer.wait_for(now);
+        }
+    }
+}
+
+/// Lets the sinks deliver what is left (up to `--drain-timeout`), reports
+/// each; true when something was left undelivered or dead.
+fn drain(
+    runtime: &tokio::runtime::Runtime,
+    delivery: Delivery,
+    args: &ReplayArgs,
+) -> anyhow::Result<bool> {
     let (drained, reports) = runtime.block_on(async {
         let drained = delivery
             .drain(Duration::from_secs(args.drain_timeout))
@@ -231,6 +306,12 @@ pub fn run(args: ReplayArgs, matcher: Matcher, mut config: Config) -> anyhow::Re
         let (_, reports) = delivery.stop(Duration::ZERO).await;
         (drained, reports)
     });
+    let state_place = match &args.state_dir {
+        Some(dir) => format!("the outbox in {}", dir.display()),
+        None => {
+            "a temporary state directory, removed at exit: pass --state-dir to keep them".to_owned()
+        }
+    };
     let mut undelivered = false;
     for report in reports
         .iter()
@@ -256,30 +337,26 @@ pub fn run(args: ReplayArgs, matcher: Matcher, mut config: Config) -> anyhow::Re
             args.drain_timeout
         );
     }
-    let stats = pipeline.stats().clone();
-    drop(pipeline);
-    if let Some(dir) = &args.state_dir {
-        // Every handle on the store is closed: seal its files.
-        if let Err(e) = crate::window::store::seal_closed(dir) {
-            tracing::warn!(error = %e, "cannot seal the state");
-        }
-    }
-    print_summary(&stats, &source_note, elapsed);
-    watch.hold(&runtime, &args.watch);
+    Ok(undelivered)
+}
+
+/// 1 when a file could not be read (each named), 3 when alerts were left
+/// undelivered, else 0.
+fn exit_code(read_errors: &[String], undelivered: bool) -> ExitCode {
     if !read_errors.is_empty() {
-        for error in &read_errors {
+        for error in read_errors {
             eprintln!("error: {error}");
         }
         eprintln!(
             "the replay is incomplete: {} read error(s); the alerts above cover what was read",
             read_errors.len()
         );
-        return Ok(ExitCode::FAILURE);
+        return ExitCode::FAILURE;
     }
     if undelivered {
-        return Ok(ExitCode::from(3));
+        return ExitCode::from(3);
     }
-    Ok(ExitCode::SUCCESS)
+    ExitCode::SUCCESS
 }
 
 fn progress_bar() -> ProgressBar {
