@@ -47,21 +47,7 @@ fn outcome(state: &Path, alerts: &Path) -> Outcome {
 
 /// The reference: `outagewatch replay` over the same frames.
 fn replayed(frames: &[String], dir: &Path) -> Outcome {
-    let file = dir.join("frames.jsonl");
-    std::fs::write(&file, frames.join("\n")).expect("write frames");
-    let (state, alerts) = (dir.join("replay-state"), dir.join("replay-alerts.jsonl"));
-    let status = Command::new(env!("CARGO_BIN_EXE_outagewatch"))
-        .arg("replay")
-        .arg(&file)
-        .arg("--state-dir")
-        .arg(&state)
-        .arg("--alerts")
-        .arg(&alerts)
-        .env("RUST_LOG", "warn")
-        .status()
-        .expect("replay runs");
-    assert!(status.success());
-    let outcome = outcome(&state, &alerts);
+    let outcome = replayed_any(frames, dir);
     assert_eq!(
         outcome.alerts.len(),
         3,
@@ -70,28 +56,29 @@ fn replayed(frames: &[String], dir: &Path) -> Outcome {
     outcome
 }
 
+/// Two tests of a scenario taking a [`Wire`]: `SCENARIO::v1_plain` and
+/// `SCENARIO::v2_compressed`.
+macro_rules! on_both_wires {
+    ($scenario:ident) => {
+        mod $scenario {
+            #[test]
+            fn v1_plain() {
+                super::$scenario(super::Wire::V1_PLAIN);
+            }
+
+            #[test]
+            fn v2_compressed() {
+                super::$scenario(super::Wire::V2_ZSTD);
+            }
+        }
+    };
+}
+
 fn start_daemon(config: &Path, state: &Path, alerts: &Path) -> Daemon {
-    let args = [
-        "run",
-        "--config",
-        config.to_str().expect("utf8"),
-        "--state-dir",
-        state.to_str().expect("utf8"),
-        "--alerts",
-        alerts.to_str().expect("utf8"),
-    ];
-    Daemon::start(&args)
+    support::run_daemon(config, state, Some(alerts), &[])
 }
 
-#[test]
-fn disconnects_stalls_garbage_and_refusals_lose_nothing_v1_plain() {
-    disconnects_stalls_garbage_and_refusals_lose_nothing_and_count_nothing_twice(Wire::V1_PLAIN);
-}
-
-#[test]
-fn disconnects_stalls_garbage_and_refusals_lose_nothing_v2_compressed() {
-    disconnects_stalls_garbage_and_refusals_lose_nothing_and_count_nothing_twice(Wire::V2_ZSTD);
-}
+on_both_wires!(disconnects_stalls_garbage_and_refusals_lose_nothing_and_count_nothing_twice);
 
 fn disconnects_stalls_garbage_and_refusals_lose_nothing_and_count_nothing_twice(wire: Wire) {
     let frames = demo_frames();
@@ -168,15 +155,7 @@ fn disconnects_stalls_garbage_and_refusals_lose_nothing_and_count_nothing_twice(
     assert_eq!(outcome(&state, &alerts), reference);
 }
 
-#[test]
-fn sigkill_and_restart_continue_without_gap_or_double_count_v1_plain() {
-    sigkill_and_restart_continue_without_gap_or_double_count(Wire::V1_PLAIN);
-}
-
-#[test]
-fn sigkill_and_restart_continue_without_gap_or_double_count_v2_compressed() {
-    sigkill_and_restart_continue_without_gap_or_double_count(Wire::V2_ZSTD);
-}
+on_both_wires!(sigkill_and_restart_continue_without_gap_or_double_count);
 
 fn sigkill_and_restart_continue_without_gap_or_double_count(wire: Wire) {
     let frames = demo_frames();
@@ -236,15 +215,7 @@ fn sigkill_and_restart_continue_without_gap_or_double_count(wire: Wire) {
     assert_eq!(outcome(&state, &alerts), reference);
 }
 
-#[test]
-fn sigterm_exits_zero_within_the_bound_v1_plain() {
-    sigterm_exits_zero_within_the_bound_with_state_and_cursor_flushed(Wire::V1_PLAIN);
-}
-
-#[test]
-fn sigterm_exits_zero_within_the_bound_v2_compressed() {
-    sigterm_exits_zero_within_the_bound_with_state_and_cursor_flushed(Wire::V2_ZSTD);
-}
+on_both_wires!(sigterm_exits_zero_within_the_bound_with_state_and_cursor_flushed);
 
 fn sigterm_exits_zero_within_the_bound_with_state_and_cursor_flushed(wire: Wire) {
     let frames = demo_frames();
@@ -382,15 +353,7 @@ fn assert_wire(seen: &support::Seen, wire: Wire) {
     }
 }
 
-#[test]
-fn a_silent_source_raises_a_source_alert_and_resolves_it_v1_plain() {
-    a_silent_source_raises_a_source_alert_and_resolves_it(Wire::V1_PLAIN);
-}
-
-#[test]
-fn a_silent_source_raises_a_source_alert_and_resolves_it_v2_compressed() {
-    a_silent_source_raises_a_source_alert_and_resolves_it(Wire::V2_ZSTD);
-}
+on_both_wires!(a_silent_source_raises_a_source_alert_and_resolves_it);
 
 fn a_silent_source_raises_a_source_alert_and_resolves_it(wire: Wire) {
     let frames = demo_frames();
@@ -438,15 +401,7 @@ fn a_silent_source_raises_a_source_alert_and_resolves_it(wire: Wire) {
     assert_eq!(source[0]["id"], source[1]["id"]);
 }
 
-#[test]
-fn a_recording_replays_to_the_alerts_of_the_live_stream_v1_plain() {
-    a_recording_replays_to_the_alerts_of_the_live_stream(Wire::V1_PLAIN);
-}
-
-#[test]
-fn a_recording_replays_to_the_alerts_of_the_live_stream_v2_compressed() {
-    a_recording_replays_to_the_alerts_of_the_live_stream(Wire::V2_ZSTD);
-}
+on_both_wires!(a_recording_replays_to_the_alerts_of_the_live_stream);
 
 fn a_recording_replays_to_the_alerts_of_the_live_stream(wire: Wire) {
     let frames = demo_frames();
@@ -750,10 +705,16 @@ fn frames_over_the_rate_limit_are_counted_and_dropped() {
 }
 
 /// [`replayed`] for frames whose alerts are not the demo's three.
+/// Each call replays in a fresh folder under `dir`.
 fn replayed_any(frames: &[String], dir: &Path) -> Outcome {
-    let file = dir.join("frames-any.jsonl");
+    let dir = tempfile::Builder::new()
+        .prefix("replay-")
+        .tempdir_in(dir)
+        .expect("tempdir");
+    let dir = dir.path();
+    let file = dir.join("frames.jsonl");
     std::fs::write(&file, frames.join("\n")).expect("write frames");
-    let (state, alerts) = (dir.join("replay-any-state"), dir.join("replay-any.jsonl"));
+    let (state, alerts) = (dir.join("state"), dir.join("alerts.jsonl"));
     let status = Command::new(env!("CARGO_BIN_EXE_outagewatch"))
         .arg("replay")
         .arg(&file)
@@ -933,14 +894,7 @@ fn a_host_sending_only_junk_and_binary_is_failed_over_and_raises_a_source_alert(
     );
     let (status, _, log) = daemon.terminate(Duration::from_secs(20));
     assert!(status.success(), "{log}");
-    let fired: serde_json::Value = serde_json::from_str(
-        std::fs::read_to_string(&alerts)
-            .expect("alerts")
-            .lines()
-            .find(|l| l.contains("source:bluesky"))
-            .expect("a source alert"),
-    )
-    .expect("JSON");
+    let fired = support::first_alert(&alerts, "source:bluesky");
     assert_eq!(fired["state"], "firing", "{fired}");
     assert!(
         fired["detail"]

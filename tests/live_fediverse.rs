@@ -9,7 +9,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::{Daemon, ScriptServer};
+use support::ScriptServer;
 
 /// 2100-01-01 and 1990-01-01, in seconds.
 const YEAR_2100: i64 = 4_102_444_800;
@@ -192,16 +192,10 @@ status_secs = 0.2
     )
     .expect("config");
     let alerts = dir.path().join("alerts.jsonl");
-    let daemon = Daemon::start_with_env(
-        &[
-            "run",
-            "--config",
-            config.to_str().expect("utf8"),
-            "--state-dir",
-            dir.path().join("state").to_str().expect("utf8"),
-            "--alerts",
-            alerts.to_str().expect("utf8"),
-        ],
+    let daemon = support::run_daemon(
+        &config,
+        &dir.path().join("state"),
+        Some(&alerts),
         &[("OW_TEST_MASTODON_TOKEN", "s3cret")],
     );
     // 6 distinct Mastodon statuses (one of them later chatter, one dated
@@ -224,14 +218,7 @@ status_secs = 0.2
     let (status, _, log) = daemon.terminate(Duration::from_secs(20));
     assert!(status.success(), "{log}");
 
-    let fired: serde_json::Value = serde_json::from_str(
-        std::fs::read_to_string(&alerts)
-            .expect("alerts")
-            .lines()
-            .find(|l| l.contains("\"firing\""))
-            .expect("a firing alert"),
-    )
-    .expect("JSON");
+    let fired = support::first_alert(&alerts, "\"firing\"");
     assert_eq!(fired["service"], "discord");
     assert_eq!(
         fired["authors"], 12,
@@ -286,14 +273,7 @@ fn http_stand_in(
 ) -> (std::net::SocketAddr, tokio::runtime::Runtime) {
     use axum::http::{StatusCode, Uri, header};
     use axum::response::IntoResponse;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind loopback");
+    let (runtime, listener) = support::loopback("127.0.0.1:0".parse().expect("addr"));
     let addr = listener.local_addr().expect("addr");
     let answer = std::sync::Arc::new(answer);
     let app = axum::Router::new().fallback(move |uri: Uri| {
@@ -322,14 +302,7 @@ fn http_stand_in(
 fn redirecting_ws(location: String) -> (std::net::SocketAddr, tokio::runtime::Runtime) {
     #![allow(clippy::result_large_err)]
     use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind loopback");
+    let (runtime, listener) = support::loopback("127.0.0.1:0".parse().expect("addr"));
     let addr = listener.local_addr().expect("addr");
     runtime.spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
@@ -389,13 +362,7 @@ fn mastodon_streaming_host_is_discovered_through_redirects() {
         ),
     )
     .expect("config");
-    let daemon = Daemon::start(&[
-        "run",
-        "--config",
-        config.to_str().expect("utf8"),
-        "--state-dir",
-        dir.path().join("state").to_str().expect("utf8"),
-    ]);
+    let daemon = support::run_daemon(&config, &dir.path().join("state"), None, &[]);
     daemon.wait_for("posts=3 ", Duration::from_secs(60));
     let (status, _, log) = daemon.terminate(Duration::from_secs(20));
     assert!(status.success(), "{log}");
@@ -417,13 +384,7 @@ fn a_streaming_redirect_to_another_scheme_is_refused() {
         ),
     )
     .expect("config");
-    let daemon = Daemon::start(&[
-        "run",
-        "--config",
-        config.to_str().expect("utf8"),
-        "--state-dir",
-        dir.path().join("state").to_str().expect("utf8"),
-    ]);
+    let daemon = support::run_daemon(&config, &dir.path().join("state"), None, &[]);
     daemon.wait_for("redirect refused", Duration::from_secs(30));
     let (status, _, log) = daemon.terminate(Duration::from_secs(20));
     assert!(status.success(), "{log}");

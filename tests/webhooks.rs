@@ -18,6 +18,15 @@ fn demo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo.jsonl.gz")
 }
 
+/// A replay whose three demo alerts all became dead letters: exit 3, and
+/// the summary says so. Returns its stderr.
+fn all_dead(out: &Output, what: &str) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(3), "{what}: exit 3\n{stderr}");
+    assert!(stderr.contains("3 dead letters"), "{what}: {stderr}");
+    stderr
+}
+
 fn outagewatch(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_outagewatch"))
         .args(args)
@@ -168,13 +177,7 @@ fn a_client_error_is_a_dead_letter_that_alerts_retry_requeues() {
         "--state-dir",
         path(&state),
     ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "undeliverable alerts: exit 3\n{stderr}"
-    );
-    assert!(stderr.contains("3 dead letters"), "{stderr}");
+    all_dead(&out, "undeliverable alerts");
     assert_eq!(receiver.received().len(), 3, "a 400 is not retried");
 
     let dead = outagewatch(&["alerts", "dead", "--state-dir", path(&state)]);
@@ -621,13 +624,7 @@ fn a_redirect_is_not_delivered_and_names_its_location() {
             ],
             &[],
         );
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(
-            out.status.code(),
-            Some(3),
-            "{status}: not delivered\n{stderr}"
-        );
-        assert!(stderr.contains("3 dead letters"), "{stderr}");
+        let stderr = all_dead(&out, &format!("{status}: not delivered"));
         assert!(!stderr.contains("3 delivered"), "{stderr}");
         let named = format!("redirect to http://***@{}/other?token=***", elsewhere.addr);
         assert!(stderr.contains(&named), "{stderr}");

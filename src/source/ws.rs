@@ -543,31 +543,29 @@ impl<P: Protocol> Reader<'_, P> {
             return Step::Skip;
         }
         let health = &self.link.health;
+        let (source, counters, len) = (&health.name, &health.counters, bytes.len());
         match self.protocol.binary(bytes, self.settings) {
-            BinaryFrame::Text(text) => Step::Text(text),
+            BinaryFrame::Text(text) => return Step::Text(text),
             BinaryFrame::Oversized(why) => {
-                let (source, counters) = (&health.name, &health.counters);
                 FrameOversized {
                     source,
                     counters,
-                    bytes: bytes.len(),
+                    bytes: len,
                     why: &why,
                 }
                 .emit();
-                Step::Skip
             }
             BinaryFrame::Unusable(why) => {
-                let (source, counters) = (&health.name, &health.counters);
                 BinaryFrameDropped {
                     source,
                     counters,
-                    bytes: bytes.len(),
+                    bytes: len,
                     why: &why,
                 }
                 .emit();
-                Step::Skip
             }
         }
+        Step::Skip
     }
 
     /// A text frame: control messages acted on, data sent to the pipeline.

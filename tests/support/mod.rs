@@ -164,14 +164,7 @@ impl JetstreamServer {
     /// v1 on `/subscribe` and v2 on `subscribeEvents`, each plain or
     /// compressed as the client asks, and serves the v2 dictionary.
     pub fn start(frames: Vec<String>, plan: Plan) -> JetstreamServer {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = runtime
-            .block_on(TcpListener::bind("127.0.0.1:0"))
-            .expect("bind loopback");
+        let (runtime, listener) = loopback("127.0.0.1:0".parse().expect("addr"));
         let addr = listener.local_addr().expect("addr");
         let seen = Arc::new(Mutex::new(Seen::default()));
         let events: Arc<Vec<Event>> = Arc::new(
@@ -517,6 +510,53 @@ async fn serve(
     let _ = reader.await;
 }
 
+/// A one-worker runtime of its own for a stand-in server, and a listener
+/// on `addr` (port 0: any free loopback port).
+pub fn loopback(addr: SocketAddr) -> (tokio::runtime::Runtime, TcpListener) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(TcpListener::bind(addr))
+        .expect("bind loopback");
+    (runtime, listener)
+}
+
+/// `outagewatch run` with `config`, its state in `state`, alerts to
+/// `alerts` (if given), and `env` set.
+pub fn run_daemon(
+    config: &Path,
+    state: &Path,
+    alerts: Option<&Path>,
+    env: &[(&str, &str)],
+) -> Daemon {
+    let utf8 = |p: &Path| p.to_str().expect("utf8").to_owned();
+    let mut args = vec![
+        "run".to_owned(),
+        "--config".to_owned(),
+        utf8(config),
+        "--state-dir".to_owned(),
+        utf8(state),
+    ];
+    if let Some(alerts) = alerts {
+        args.extend(["--alerts".to_owned(), utf8(alerts)]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Daemon::start_with_env(&args, env)
+}
+
+/// The first line of the alerts file at `path` containing `needle`, as JSON.
+pub fn first_alert(path: &Path, needle: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).expect("alerts");
+    let line = text
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no alert with {needle:?} in:\n{text}"));
+    serde_json::from_str(line).expect("JSON")
+}
+
 /// The lines of a daemon's text log at level WARN or ERROR (the level is
 /// the second field, after the timestamp).
 pub fn warnings(log: &str) -> Vec<&str> {
@@ -798,14 +838,7 @@ pub struct ScriptServer {
 
 impl ScriptServer {
     pub fn start(script: Vec<Vec<String>>, wait_for_hello: bool) -> ScriptServer {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = runtime
-            .block_on(TcpListener::bind("127.0.0.1:0"))
-            .expect("bind loopback");
+        let (runtime, listener) = loopback("127.0.0.1:0".parse().expect("addr"));
         let addr = listener.local_addr().expect("addr");
         let seen: Arc<Mutex<Vec<ConnSeen>>> = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(script);

@@ -162,16 +162,9 @@ async fn hook(
 impl Receiver {
     /// Listens on `addr` (port 0: any free port).
     pub fn start_on(addr: SocketAddr) -> Receiver {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let (runtime, listener) = super::loopback(addr);
         let shared = Arc::new(Mutex::new(Shared::default()));
         let streamed = Arc::new(AtomicU64::new(0));
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind(addr))
-            .expect("bind loopback");
         let addr = listener.local_addr().expect("addr");
         let app = Router::new()
             .fallback(hook)
