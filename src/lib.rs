@@ -16,7 +16,9 @@
 //! through exactly the same code ([`pipeline::Pipeline::process_frame`], for
 //! every source kind); [`daemon`] runs them live (its health monitor in
 //! `daemon::monitor`), reading the wall clock from [`wall`] so its tests run
-//! on paused tokio time; [`cli`] is the command line on top. The synthetic
+//! on paused tokio time; [`events`] names the faults of the sources and
+//! the sinks, each logging and counting itself (both `wall` and `events`
+//! depend on nothing else in the crate); [`cli`] is the command line on top. The synthetic
 //! stream generator of the tests and the demo is the dev-only crate
 //! `synth/`, not part of this library.
 //! `normalize`, `matcher` and `detect` are pure: no I/O, no clock, event time

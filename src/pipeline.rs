@@ -321,7 +321,7 @@ impl<S: Store> Pipeline<S> {
     /// (quarantined if too far ahead), then counted against the source's
     /// own watermark. The source's cursor is its watermark, which only
     /// accepted events move.
-    pub fn process_arrived(
+    fn process_arrived(
         &mut self,
         source: &str,
         frame_no: u64,

@@ -217,17 +217,9 @@ async fn start(options: DaemonOptions) -> Result<Running, DaemonError> {
     .await?;
     let notifier = delivery.notifier();
     let grace = Duration::from_secs_f64(config.daemon.shutdown_grace_secs.max(0.0));
-    let pipeline_alive = Arc::new(AtomicBool::new(true));
-    let stall = Stall::started(grace);
     let (frames, frame_rx) = mpsc::channel::<Inbound>(CHANNEL_FRAMES);
-    let thread = PipelineThread {
-        sources: connections.iter().map(PipelineThread::source).collect(),
-        health: health.clone(),
-        notifier: Arc::clone(&notifier),
-        telemetry: Arc::clone(&telemetry),
-        alive: Arc::clone(&pipeline_alive),
-        stall: Arc::clone(&stall),
-    };
+    let thread = PipelineThread::new(&connections, &health, (&notifier, &telemetry), grace);
+    let (pipeline_alive, stall) = (Arc::clone(&thread.alive), Arc::clone(&thread.stall));
     let done = thread.spawn(pipeline, frame_rx)?;
     let links = SourceLinks {
         tls: crate::tls::client_config()?,
@@ -508,9 +500,25 @@ struct PipelineThread {
 }
 
 impl PipelineThread {
-    /// What the thread needs of a connection to decode its frames.
-    fn source(c: &Connection) -> (String, SourceKind, String) {
-        (c.name.clone(), c.kind, c.instance())
+    /// The thread for `connections`, its store watched with `grace` for
+    /// the shutdown.
+    fn new(
+        connections: &[Connection],
+        health: &[Arc<SourceHealth>],
+        (notifier, telemetry): (&Arc<Notify>, &Arc<Telemetry>),
+        grace: Duration,
+    ) -> Self {
+        PipelineThread {
+            sources: connections
+                .iter()
+                .map(|c| (c.name.clone(), c.kind, c.instance()))
+                .collect(),
+            health: health.to_vec(),
+            notifier: Arc::clone(notifier),
+            telemetry: Arc::clone(telemetry),
+            alive: Arc::new(AtomicBool::new(true)),
+            stall: Stall::started(grace),
+        }
     }
 
     /// Starts the thread; it ends when every source has dropped its

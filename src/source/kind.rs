@@ -152,3 +152,56 @@ impl Link {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{Decoded, FrameError, SkipReason};
+
+    const KINDS: [SourceKind; 3] = [
+        SourceKind::Jetstream,
+        SourceKind::Mastodon,
+        SourceKind::Nostr,
+    ];
+
+    /// Every kind shares the preamble: bad UTF-8 and bad JSON are the same
+    /// errors whichever decoder reads them.
+    #[test]
+    fn every_kind_rejects_bad_utf8_and_bad_json_alike() {
+        let origin = Origin::default();
+        for kind in KINDS {
+            let (bad_utf8, _) = kind.decode(b"{\"a\":\"\xff\"}", &origin);
+            assert_eq!(
+                bad_utf8,
+                Err(FrameError::InvalidUtf8 { valid_up_to: 6 }),
+                "{kind:?}"
+            );
+            let (bad_json, _) = kind.decode(b"{not json", &origin);
+            assert!(
+                matches!(bad_json, Err(FrameError::Json(_))),
+                "{kind:?}: {bad_json:?}"
+            );
+        }
+    }
+
+    /// The event time is the arrival only for the kinds whose timestamps
+    /// authors set, and only when the arrival is known.
+    #[test]
+    fn own_clock_by_kind() {
+        let at = |arrival_us| Origin {
+            instance: "m.example",
+            arrival_us,
+        };
+        let frame = br#"{"event":"delete","payload":"1"}"#;
+        let (decoded, own) = SourceKind::Mastodon.decode(frame, &at(Some(5)));
+        assert_eq!(
+            decoded.map(|f| f.decoded),
+            Ok(Decoded::Skipped(SkipReason::PostDelete))
+        );
+        assert!(own);
+        assert!(!SourceKind::Mastodon.decode(frame, &at(None)).1);
+        assert!(!SourceKind::Jetstream.decode(b"{}", &at(Some(5))).1);
+        let names: Vec<&str> = KINDS.iter().map(|k| k.name()).collect();
+        assert_eq!(names, ["jetstream", "mastodon", "nostr"]);
+    }
+}

@@ -393,6 +393,32 @@ pub mod tests {
         }
     }
 
+    /// A Nostr source reads every relay at once, one connection each,
+    /// named after the relay; one relay keeps the source's name.
+    #[test]
+    fn one_connection_per_relay() {
+        let mut source = crate::config::SourceConfig::jetstream(
+            "nostr",
+            vec!["wss://relay.one".into(), "ws://127.0.0.1:7000/r".into()],
+        );
+        source.kind = super::super::SourceKind::Nostr;
+        let connections = source.connections();
+        let names: Vec<&str> = connections.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["nostr:relay.one", "nostr:127.0.0.1:7000"]);
+        assert_eq!(connections[1].urls, ["ws://127.0.0.1:7000/r"]);
+        assert_eq!(connections[1].instance(), "127.0.0.1:7000");
+        source.urls.truncate(1);
+        let one = source.connections();
+        assert_eq!((one.len(), one[0].name.as_str()), (1, "nostr"));
+        source.kind = super::super::SourceKind::Jetstream;
+        source.urls.push("wss://two".into());
+        assert_eq!(
+            source.connections().len(),
+            1,
+            "Jetstream fails over instead"
+        );
+    }
+
     #[test]
     fn subscription_and_control() {
         let mut p = NostrProtocol;
