@@ -185,6 +185,8 @@ struct Running {
     delivery: Delivery,
     server: Option<crate::http::Server>,
     outbox: Outbox,
+    /// Holds the sinks' probe, and with it a handle on the store.
+    telemetry: Arc<Telemetry>,
     stall: Arc<Stall>,
     grace: Duration,
     state_dir: PathBuf,
@@ -232,7 +234,7 @@ async fn start(options: DaemonOptions) -> Result<Running, DaemonError> {
         health,
         outbox: outbox.clone(),
         notifier,
-        telemetry,
+        telemetry: Arc::clone(&telemetry),
         clock,
         shutdown: shutdown_rx,
     }
@@ -245,6 +247,7 @@ async fn start(options: DaemonOptions) -> Result<Running, DaemonError> {
         delivery,
         server,
         outbox,
+        telemetry: Arc::clone(&telemetry),
         stall,
         grace,
         state_dir,
@@ -466,8 +469,10 @@ impl Running {
         if let Some(server) = self.server {
             server.stop().await;
         }
-        // Every handle on the store is closed now: seal its files, so
-        // damage at rest is found at the next start.
+        // Every handle on the store is closed now (the telemetry's, through
+        // the sinks' probe, too): seal its files, so damage at rest is found
+        // at the next start.
+        self.telemetry.clear_sinks();
         drop(self.outbox);
         match crate::window::store::seal_closed(&self.state_dir) {
             Ok(true) => {}
@@ -535,6 +540,9 @@ impl PipelineThread {
                 let result = self.run(pipeline, frames);
                 self.alive.store(false, Ordering::Relaxed);
                 self.telemetry.set_store_open(false);
+                // Every handle the thread held goes before `done` says it
+                // has finished: the shutdown seals the store next.
+                drop(self);
                 let _ = done_tx.send(result);
             })
             .map_err(|e| DaemonError::Thread(e.to_string()))?;

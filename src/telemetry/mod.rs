@@ -109,6 +109,12 @@ impl Telemetry {
         *Self::lock(&self.sinks) = Some(probe);
     }
 
+    /// Forgets the sinks (their probe holds the outbox) once they have
+    /// stopped, so the store can be closed and sealed.
+    pub fn clear_sinks(&self) {
+        *Self::lock(&self.sinks) = None;
+    }
+
     pub fn sinks(&self) -> Option<SinkProbe> {
         Self::lock(&self.sinks).clone()
     }
