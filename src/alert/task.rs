@@ -108,40 +108,9 @@ impl SinkRun {
                 _ = self.shutdown.changed() => return None,
             }
         }
-        let attempt = match &mut self.lines {
-            Some(lines) => lines
-                .send(alert)
-                .map(|_| Answer {
-                    status: 0,
-                    text: String::new(),
-                    pause: None,
-                })
-                .map_err(|e| Failure::Retry {
-                    reason: e.to_string(),
-                    after: None,
-                }),
-            None => match self.prepare(alert) {
-                Ok((outgoing, client, hook)) => {
-                    http::send(&client, &outgoing, hook.timeout, hook.follow_redirects).await
-                }
-                Err(failure) => Err(failure),
-            },
-        };
-        let (reason, after, permanent) = match attempt {
+        let (reason, after, permanent) = match self.attempt(alert).await {
             Ok(answer) => {
-                if let Some(pause) = answer.pause {
-                    tracing::info!(sink = %self.spec.name, pause_ms = pause.as_millis() as u64, "the receiver's rate limit is used up; pausing this sink");
-                    self.pause_until = Some(tokio::time::Instant::now() + pause);
-                }
-                self.remember(alert);
-                Delivered {
-                    sink: &self.spec.name,
-                    counters: &self.stats,
-                    alert: &alert.id,
-                    state: &alert.state,
-                    logged: self.lines.is_none(),
-                }
-                .emit();
+                self.delivered(alert, answer);
                 return Some(true);
             }
             Err(Failure::Retry { reason, after }) => (reason, after, false),
@@ -169,33 +138,7 @@ impl SinkRun {
                     state.attempts
                 )
             };
-            let letter = DeadLetter {
-                sink: self.spec.name.clone(),
-                seq,
-                alert: alert.clone(),
-                reason: why.clone(),
-                attempts: state.attempts,
-                failed_at: self
-                    .now()
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            };
-            if let Err(e) = self.outbox.add_dead_letter(&letter) {
-                tracing::error!(sink = %self.spec.name, error = %e, "cannot store a dead letter; retrying instead");
-                return Some(false);
-            }
-            if alert.state == TransitionKind::Resolved {
-                // Stop re-posting it: left alone, Alertmanager lets it
-                // expire at its `endsAt`.
-                let _ = self.outbox.remove_open_alert(&self.spec.name, &alert.id);
-            }
-            DeliveryDead {
-                sink: &self.spec.name,
-                counters: &self.stats,
-                alert: &alert.id,
-                reason: &why,
-            }
-            .emit();
-            return Some(true);
+            return Some(self.dead(seq, alert, why, state.attempts));
         }
         if let Err(e) = self.outbox.set_retry_state(&self.spec.name, &state) {
             tracing::warn!(sink = %self.spec.name, error = %e, "cannot save the retry state");
@@ -218,6 +161,77 @@ impl SinkRun {
 }
 
 impl SinkRun {
+    /// One try at delivering `alert`: a line written, or a request answered.
+    async fn attempt(&mut self, alert: &Alert) -> Result<Answer, Failure> {
+        match &mut self.lines {
+            Some(lines) => lines
+                .send(alert)
+                .map(|_| Answer {
+                    status: 0,
+                    text: String::new(),
+                    pause: None,
+                })
+                .map_err(|e| Failure::Retry {
+                    reason: e.to_string(),
+                    after: None,
+                }),
+            None => {
+                let (outgoing, client, hook) = self.prepare(alert)?;
+                http::send(&client, &outgoing, hook.timeout, hook.follow_redirects).await
+            }
+        }
+    }
+
+    /// After a delivery: the receiver's pause honoured, the alert
+    /// remembered (Alertmanager), the event counted.
+    fn delivered(&mut self, alert: &Alert, answer: Answer) {
+        if let Some(pause) = answer.pause {
+            tracing::info!(sink = %self.spec.name, pause_ms = pause.as_millis() as u64, "the receiver's rate limit is used up; pausing this sink");
+            self.pause_until = Some(tokio::time::Instant::now() + pause);
+        }
+        self.remember(alert);
+        Delivered {
+            sink: &self.spec.name,
+            counters: &self.stats,
+            alert: &alert.id,
+            state: &alert.state,
+            logged: self.lines.is_none(),
+        }
+        .emit();
+    }
+
+    /// Keeps `alert` as a dead letter with `why`: true to move on, false
+    /// to retry when the dead letter cannot be stored.
+    fn dead(&self, seq: u64, alert: &Alert, why: String, attempts: u32) -> bool {
+        let letter = DeadLetter {
+            sink: self.spec.name.clone(),
+            seq,
+            alert: alert.clone(),
+            reason: why.clone(),
+            attempts,
+            failed_at: self
+                .now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        };
+        if let Err(e) = self.outbox.add_dead_letter(&letter) {
+            tracing::error!(sink = %self.spec.name, error = %e, "cannot store a dead letter; retrying instead");
+            return false;
+        }
+        if alert.state == TransitionKind::Resolved {
+            // Stop re-posting it: left alone, Alertmanager lets it
+            // expire at its `endsAt`.
+            let _ = self.outbox.remove_open_alert(&self.spec.name, &alert.id);
+        }
+        DeliveryDead {
+            sink: &self.spec.name,
+            counters: &self.stats,
+            alert: &alert.id,
+            reason: &why,
+        }
+        .emit();
+        true
+    }
+
     /// The sink's wall clock, as a time.
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
         chrono::DateTime::from_timestamp_micros(self.clock.now_us()).unwrap_or_default()
