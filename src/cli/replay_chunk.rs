@@ -167,7 +167,7 @@ pub fn sender<'a>(file: &'a str, clock: Option<&'a ClockLine>) -> (&'a str, Rece
 }
 
 /// What a preparing thread made (it only panics on a defect).
-fn joined<T>(handle: ScopedJoinHandle<'_, T>) -> anyhow::Result<T> {
+pub fn joined<T>(handle: ScopedJoinHandle<'_, T>) -> anyhow::Result<T> {
     handle
         .join()
         .map_err(|_| anyhow::anyhow!("a replay thread preparing frames panicked"))
