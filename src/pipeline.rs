@@ -18,12 +18,12 @@ use serde::Serialize;
 
 use crate::alert::Alert;
 use crate::detect::{Detector, DetectorConfig};
-use crate::matcher::{Class, Matcher};
-use crate::normalize::normalize;
+use crate::matcher::{Class, Matcher, Verdict};
+use crate::normalize::{Post, normalize};
 use crate::source::clock::{ClockRule, Judgement, SourceClock, Tick, author_key};
 use crate::source::dedupe::Deduper;
 use crate::source::jetstream::SeqCursor;
-use crate::source::{Decoded, Frame, FrameError, Origin, RawPost, SkipReason, SourceKind};
+use crate::source::{Decoded, FrameError, Origin, SkipReason, SourceKind};
 use crate::window::store::{Checkpoint, Store, StoreError};
 use crate::window::{Bucket, Placement, WindowConfig, Windows};
 use crate::{MICROS_PER_SEC, Micros};
@@ -267,6 +267,11 @@ impl<S: Store> Pipeline<S> {
         &self.stats
     }
 
+    /// The matcher, for preparing frames elsewhere (see [`prepare`]).
+    pub fn matcher(&self) -> &Arc<Matcher> {
+        &self.matcher
+    }
+
     pub fn detector(&self) -> &Detector {
         &self.detector
     }
@@ -284,36 +289,51 @@ impl<S: Store> Pipeline<S> {
         frame: &[u8],
         received: &Received<'_>,
     ) -> Result<Vec<Emitted>, PipelineError> {
-        if frame.iter().all(u8::is_ascii_whitespace) {
-            self.stats.frames += 1;
-            self.stats.blank_lines += 1;
-            let counts = self.source_counts(source);
-            counts.frames += 1;
-            *counts.skipped.entry("blank").or_default() += 1;
-            return Ok(Vec::new());
-        }
-        let origin = Origin {
-            instance: received.instance,
-            arrival_us: received.arrival_us,
+        let prepared = prepare(&self.matcher, frame, received);
+        self.process_prepared(source, frame_no, prepared, received)
+    }
+
+    /// [`Pipeline::process_frame`] for a frame [`prepare`]d already (on
+    /// another thread, say): everything that needs the pipeline's state,
+    /// in frame order.
+    pub fn process_prepared(
+        &mut self,
+        source: &str,
+        frame_no: u64,
+        prepared: Prepared,
+        received: &Received<'_>,
+    ) -> Result<Vec<Emitted>, PipelineError> {
+        let (decoded, own_clock) = match prepared {
+            Prepared::Blank => {
+                self.stats.frames += 1;
+                self.stats.blank_lines += 1;
+                let counts = self.source_counts(source);
+                counts.frames += 1;
+                *counts.skipped.entry("blank").or_default() += 1;
+                return Ok(Vec::new());
+            }
+            Prepared::Malformed(error) => (Err(error), false),
+            Prepared::Frame {
+                time_us,
+                seq,
+                own_clock,
+                content,
+            } => {
+                if let (Some(host), Some(seq)) = (received.host, seq)
+                    && self.seen_before(source, host, seq)
+                {
+                    self.stats.frames += 1;
+                    self.stats.duplicate_frames += 1;
+                    return Ok(Vec::new());
+                }
+                (Ok((time_us, content)), own_clock)
+            }
         };
-        let (decoded, own_clock) = received.kind.decode(frame, &origin);
-        if let (Some(host), Ok(Frame { seq: Some(seq), .. })) = (received.host, &decoded)
-            && self.seen_before(source, host, *seq)
-        {
-            self.stats.frames += 1;
-            self.stats.duplicate_frames += 1;
-            return Ok(Vec::new());
-        }
         let arrival = Arrival {
             at_us: received.arrival_us,
             own_clock,
         };
-        self.process_arrived(
-            source,
-            frame_no,
-            decoded.map(|f| (f.time_us, f.decoded)),
-            arrival,
-        )
+        self.process_arrived(source, frame_no, decoded, arrival)
     }
 
     /// Whether sequence number `seq` from `host` was processed already;
@@ -346,7 +366,7 @@ impl<S: Store> Pipeline<S> {
         &mut self,
         source: &str,
         frame_no: u64,
-        decoded: Result<(Micros, Decoded), FrameError>,
+        decoded: Result<(Micros, Content), FrameError>,
         arrival: Arrival,
     ) -> Result<Vec<Emitted>, PipelineError> {
         self.stats.frames += 1;
@@ -356,8 +376,8 @@ impl<S: Store> Pipeline<S> {
                 let fallback = self.windows.newest();
                 let reference = if time_us > 0 {
                     let author = match &decoded {
-                        Decoded::Post(post) => author_key(&post.author),
-                        Decoded::Skipped(_) => 0,
+                        Content::Post(judged) => author_key(&judged.post.author),
+                        Content::Skipped(_) => 0,
                     };
                     let tick = Tick {
                         time_us,
@@ -385,9 +405,9 @@ impl<S: Store> Pipeline<S> {
                     fallback
                 };
                 match decoded {
-                    Decoded::Post(post) => {
+                    Content::Post(judged) => {
                         let before = self.class_counts();
-                        let alerts = self.process_post_from(source, post, reference);
+                        let alerts = self.process_judged(source, *judged, reference);
                         let after = self.class_counts();
                         let counts = self.source_counts(source);
                         counts.posts += after[0] - before[0];
@@ -397,7 +417,7 @@ impl<S: Store> Pipeline<S> {
                         counts.duplicates += after[4] - before[4];
                         alerts
                     }
-                    Decoded::Skipped(reason) => {
+                    Content::Skipped(reason) => {
                         self.skip(reason);
                         *self
                             .source_counts(source)
@@ -467,27 +487,19 @@ impl<S: Store> Pipeline<S> {
         *self.stats.skipped.entry(reason.name()).or_default() += 1;
     }
 
-    /// One post from any source, judged against the newest watermark.
-    pub fn process_post(&mut self, raw: RawPost) -> Result<Vec<Emitted>, PipelineError> {
-        let reference = self.windows.newest();
-        self.process_post_from("", raw, reference)
-    }
-
     /// One post already accepted by `source`'s clock, judged stale against
     /// `reference` (its source's watermark).
-    fn process_post_from(
+    fn process_judged(
         &mut self,
         source: &str,
-        raw: RawPost,
+        Judged { post, verdict }: Judged,
         reference: Option<Micros>,
     ) -> Result<Vec<Emitted>, PipelineError> {
-        if self.dedupe.is_duplicate(raw.key, raw.time_us) {
+        if self.dedupe.is_duplicate(post.key, post.time_us) {
             self.stats.duplicates += 1;
             return Ok(Vec::new());
         }
         self.stats.posts += 1;
-        let post = normalize(raw);
-        let verdict = self.matcher.classify(&post);
         match verdict.class {
             Class::Report => self.stats.reports += 1,
             Class::Recovery => self.stats.recoveries += 1,
@@ -593,6 +605,72 @@ impl<S: Store> Pipeline<S> {
             alerts,
             &baselines,
         )?)
+    }
+}
+
+/// A frame with the work that needs no pipeline state done: decoded by its
+/// kind and, for a post, normalized and classified. [`prepare`] builds it
+/// on any thread (replays prepare many frames at once on every core);
+/// [`Pipeline::process_prepared`] does the rest in frame order, so the
+/// result is the same as [`Pipeline::process_frame`]'s, which is the two
+/// in a row.
+#[derive(Debug)]
+pub enum Prepared {
+    /// A blank line or frame.
+    Blank,
+    Malformed(FrameError),
+    Frame {
+        time_us: Micros,
+        seq: Option<u64>,
+        /// The decoder set the event time to the arrival time.
+        own_clock: bool,
+        content: Content,
+    },
+}
+
+/// What a well-formed frame holds, once prepared.
+#[derive(Debug)]
+pub enum Content {
+    /// Boxed: a post with its verdict is much larger than a skip reason.
+    Post(Box<Judged>),
+    Skipped(SkipReason),
+}
+
+/// A post in the form the matcher reads, with the matcher's verdict.
+#[derive(Debug)]
+pub struct Judged {
+    pub post: Post,
+    pub verdict: Verdict,
+}
+
+/// Decodes `frame` by its kind and judges its post, if any: pure, so it
+/// runs on any thread (see [`Prepared`]).
+pub fn prepare(matcher: &Matcher, frame: &[u8], received: &Received<'_>) -> Prepared {
+    if frame.iter().all(u8::is_ascii_whitespace) {
+        return Prepared::Blank;
+    }
+    let origin = Origin {
+        instance: received.instance,
+        arrival_us: received.arrival_us,
+    };
+    let (decoded, own_clock) = received.kind.decode(frame, &origin);
+    let frame = match decoded {
+        Ok(frame) => frame,
+        Err(error) => return Prepared::Malformed(error),
+    };
+    let content = match frame.decoded {
+        Decoded::Post(raw) => {
+            let post = normalize(raw);
+            let verdict = matcher.classify(&post);
+            Content::Post(Box::new(Judged { post, verdict }))
+        }
+        Decoded::Skipped(reason) => Content::Skipped(reason),
+    };
+    Prepared::Frame {
+        time_us: frame.time_us,
+        seq: frame.seq,
+        own_clock,
+        content,
     }
 }
 

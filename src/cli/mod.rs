@@ -7,6 +7,7 @@ mod check;
 mod config;
 mod record;
 mod replay;
+mod replay_chunk;
 mod replay_jetstream;
 mod run;
 mod series;

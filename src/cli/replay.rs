@@ -4,18 +4,20 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::thread::ScopedJoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::replay_chunk::{Reader, Ready, Stop, joined, sender};
 use crate::alert::deliver::Delivery;
 use crate::config::{Config, LINES_SINK, sink_specs};
 use crate::matcher::Matcher;
-use crate::pipeline::{Emitted, Pipeline, PipelineConfig, Received, SAVE_EVERY_REPLAY, Stats};
+use crate::pipeline::{Emitted, Pipeline, PipelineConfig, SAVE_EVERY_REPLAY, Stats};
 use crate::source::FrameError;
-use crate::source::recording::{self, ClockLine, DEFAULT_MAX_LINE, Line, LineReader};
+use crate::source::recording::{self, DEFAULT_MAX_LINE, LineReader};
 use crate::window::store::SledStore;
 
 #[derive(Debug, Args)]
@@ -219,38 +221,49 @@ struct Files<'a> {
 
 impl Files<'_> {
     /// Replays one file; `Ok(Some(error))` when it could not be read to
-    /// its end (what was read counts).
+    /// its end (what was read counts). Frames are prepared a chunk at a
+    /// time on every core (see [`super::replay_chunk`]).
     fn replay(&mut self, file: &str) -> anyhow::Result<Option<String>> {
         let reader = match recording::open(file) {
             Ok(reader) => reader,
             Err(e) => return Ok(Some(e.to_string())),
         };
-        let mut lines = LineReader::new(reader, self.max_line);
-        let mut last_line = 0;
-        // Set by the last clock line: who sent the frames that follow, when.
-        let mut clock: Option<ClockLine> = None;
-        loop {
-            let next = match lines.next_line() {
-                Ok(next) => next,
-                Err(e) => {
-                    return Ok(Some(format!(
-                        "cannot read {file} after line {last_line}: {e}"
-                    )));
+        let mut reader = Reader::new(LineReader::new(reader, self.max_line));
+        let matcher = Arc::clone(self.pipeline.matcher());
+        let matcher = matcher.as_ref();
+        std::thread::scope(|scope| {
+            // The chunk being prepared while the one before goes through
+            // the pipeline here.
+            let mut preparing: Option<ScopedJoinHandle<'_, Vec<(u64, Ready)>>> = None;
+            loop {
+                let (mut chunk, stop) = reader.next_chunk(file);
+                let next = scope.spawn(move || chunk.prepare(matcher, file));
+                if let Some(previous) = preparing.replace(next) {
+                    self.process(file, joined(previous)?)?;
                 }
-            };
-            let Some((line_no, line)) = next else {
-                return Ok(None);
-            };
-            last_line = line_no;
-            let alerts = match line {
-                Line::Frame(bytes) => match ClockLine::parse(bytes) {
-                    Some(line) => {
-                        clock = Some(line);
-                        continue;
-                    }
-                    None => self.frame(file, line_no, bytes, clock.as_ref())?,
-                },
-                Line::Oversized(len) => {
+                let end = match stop {
+                    Stop::Full => continue,
+                    Stop::End => None,
+                    Stop::Failed(error) => Some(error),
+                };
+                if let Some(last) = preparing.take() {
+                    self.process(file, joined(last)?)?;
+                }
+                return Ok(end);
+            }
+        })
+    }
+
+    /// A chunk's prepared frames through the pipeline, in line order.
+    fn process(&mut self, file: &str, ready: Vec<(u64, Ready)>) -> anyhow::Result<()> {
+        for (line_no, ready) in ready {
+            let alerts = match ready {
+                Ready::Frame { clock, prepared } => {
+                    let (source, received) = sender(file, clock.as_deref());
+                    self.pipeline
+                        .process_prepared(source, line_no, prepared, &received)?
+                }
+                Ready::Oversized(len) => {
                     let limit = self.max_line;
                     let error = FrameError::Oversized { len, limit };
                     self.pipeline.reject_frame(file, line_no, &error);
@@ -260,32 +273,7 @@ impl Files<'_> {
             (self.emit)(alerts)?;
             self.tick(line_no);
         }
-    }
-
-    /// One frame: from `file` as a Jetstream recording without clock
-    /// lines, else as the last clock line says.
-    fn frame(
-        &mut self,
-        file: &str,
-        line_no: u64,
-        bytes: &[u8],
-        clock: Option<&ClockLine>,
-    ) -> anyhow::Result<Vec<Emitted>> {
-        let Some(clock) = clock else {
-            let received = Received::jetstream();
-            return Ok(self
-                .pipeline
-                .process_frame(file, line_no, bytes, &received)?);
-        };
-        let received = Received {
-            kind: clock.protocol,
-            host: None,
-            instance: &clock.instance,
-            arrival_us: Some(clock.time_us),
-        };
-        Ok(self
-            .pipeline
-            .process_frame(&clock.source, line_no, bytes, &received)?)
+        Ok(())
     }
 
     /// Progress, the status API, and `--speed` pacing after a line.

@@ -1,0 +1,174 @@
+//! Replaying on every core: lines are read into chunks, the frames of a
+//! chunk are prepared (decoded, normalized, classified: pure work) in
+//! parallel while the pipeline takes the previous chunk's frames one by one
+//! in line order, so the alerts are exactly those of a one-frame-at-a-time
+//! replay.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use std::io::BufRead;
+use std::thread::ScopedJoinHandle;
+
+use crate::matcher::Matcher;
+use crate::pipeline::{Prepared, Received, prepare};
+use crate::source::recording::{ClockLine, Line, LineReader};
+
+/// Lines per chunk: enough to keep both cores busy between two hand-overs,
+/// small enough (a few MB) that memory stays flat.
+pub const CHUNK_LINES: usize = 4096;
+
+/// Lines read but not processed yet, their bytes in one buffer.
+#[derive(Default)]
+pub struct Chunk {
+    bytes: Vec<u8>,
+    lines: Vec<ChunkLine>,
+}
+
+struct ChunkLine {
+    line_no: u64,
+    what: What,
+}
+
+enum What {
+    /// A frame (its bytes in the chunk), sent as the last clock line before
+    /// it says (none: a Jetstream recording without clock lines).
+    Frame {
+        bytes: Range<usize>,
+        clock: Option<Arc<ClockLine>>,
+    },
+    /// A line longer than the limit: its length.
+    Oversized(usize),
+}
+
+impl Chunk {
+    fn push_frame(&mut self, line_no: u64, bytes: &[u8], clock: Option<Arc<ClockLine>>) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(bytes);
+        let what = What::Frame {
+            bytes: start..self.bytes.len(),
+            clock,
+        };
+        self.lines.push(ChunkLine { line_no, what });
+    }
+
+    fn push_oversized(&mut self, line_no: u64, len: usize) {
+        let what = What::Oversized(len);
+        self.lines.push(ChunkLine { line_no, what });
+    }
+
+    fn is_full(&self) -> bool {
+        self.lines.len() >= CHUNK_LINES
+    }
+
+    /// Prepares every frame on the thread pool and hands the lines back in
+    /// order, each frame with its preparation; the chunk is empty after.
+    pub fn prepare(&mut self, matcher: &Matcher, file: &str) -> Vec<(u64, Ready)> {
+        let bytes = &self.bytes;
+        let ready = std::mem::take(&mut self.lines)
+            .into_par_iter()
+            .map(|line| {
+                let ready = match line.what {
+                    What::Frame {
+                        bytes: range,
+                        clock,
+                    } => {
+                        let (_, received) = sender(file, clock.as_deref());
+                        let prepared = prepare(matcher, &bytes[range], &received);
+                        Ready::Frame { clock, prepared }
+                    }
+                    What::Oversized(len) => Ready::Oversized(len),
+                };
+                (line.line_no, ready)
+            })
+            .collect();
+        self.bytes.clear();
+        ready
+    }
+}
+
+/// A line of a chunk, ready for the pipeline.
+pub enum Ready {
+    Frame {
+        clock: Option<Arc<ClockLine>>,
+        prepared: Prepared,
+    },
+    Oversized(usize),
+}
+
+/// A recording's lines, read a chunk at a time.
+pub struct Reader<R> {
+    lines: LineReader<R>,
+    /// Set by the last clock line: who sent the frames that follow, when.
+    clock: Option<Arc<ClockLine>>,
+    last_line: u64,
+}
+
+/// Where a chunk's reading stopped.
+pub enum Stop {
+    Full,
+    End,
+    /// A read error ended the file (what was read before counts).
+    Failed(String),
+}
+
+impl<R: BufRead> Reader<R> {
+    pub fn new(lines: LineReader<R>) -> Self {
+        Reader {
+            lines,
+            clock: None,
+            last_line: 0,
+        }
+    }
+
+    /// The next chunk of `file`'s lines, and why it stopped there.
+    pub fn next_chunk(&mut self, file: &str) -> (Chunk, Stop) {
+        let mut chunk = Chunk::default();
+        while !chunk.is_full() {
+            let (line_no, line) = match self.lines.next_line() {
+                Ok(Some(next)) => next,
+                Ok(None) => return (chunk, Stop::End),
+                Err(e) => {
+                    let last = self.last_line;
+                    let error = format!("cannot read {file} after line {last}: {e}");
+                    return (chunk, Stop::Failed(error));
+                }
+            };
+            self.last_line = line_no;
+            match line {
+                Line::Frame(bytes) => match ClockLine::parse(bytes) {
+                    Some(line) => self.clock = Some(Arc::new(line)),
+                    None => chunk.push_frame(line_no, bytes, self.clock.clone()),
+                },
+                Line::Oversized(len) => chunk.push_oversized(line_no, len),
+            }
+        }
+        (chunk, Stop::Full)
+    }
+}
+
+/// Who sent a frame of `file` and how: its source name and receipt, from
+/// the last clock line, or a Jetstream recording named after the file.
+pub fn sender<'a>(file: &'a str, clock: Option<&'a ClockLine>) -> (&'a str, Received<'a>) {
+    match clock {
+        None => (file, Received::jetstream()),
+        Some(clock) => (
+            &clock.source,
+            Received {
+                kind: clock.protocol,
+                host: None,
+                instance: &clock.instance,
+                arrival_us: Some(clock.time_us),
+            },
+        ),
+    }
+}
+
+/// What a preparing thread made (it only panics on a defect).
+pub fn joined<T>(handle: ScopedJoinHandle<'_, T>) -> anyhow::Result<T> {
+    handle
+        .join()
+        .map_err(|_| anyhow::anyhow!("a replay thread preparing frames panicked"))
+}
