@@ -11,8 +11,8 @@ use outagewatch::normalize::normalize;
 use outagewatch::pipeline::{Pipeline, PipelineConfig};
 use outagewatch::source::Decoded;
 use outagewatch::source::jetstream::decode;
+use outagewatch::state::SledStore;
 use outagewatch::synth::{Generator, Surge, SynthConfig};
-use outagewatch::window::store::SledStore;
 
 fn stream() -> Vec<String> {
     let config = SynthConfig {

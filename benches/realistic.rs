@@ -27,8 +27,8 @@ use outagewatch::normalize::{Post, normalize};
 use outagewatch::pipeline::{Pipeline, PipelineConfig};
 use outagewatch::source::Decoded;
 use outagewatch::source::jetstream::decode;
+use outagewatch::state::SledStore;
 use outagewatch::synth::{Generator, Surge, SynthConfig};
-use outagewatch::window::store::SledStore;
 
 /// Posts per second and non-posts per post of a real recording: 6.43 ×
 /// (1 + 2.5) × 10 s ≈ 225 events per bucket.

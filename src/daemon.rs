@@ -56,8 +56,8 @@ use crate::source::jetstream::{JetstreamOptions, JetstreamProtocol};
 use crate::source::mastodon::{self, MastodonProtocol};
 use crate::source::nostr::NostrProtocol;
 use crate::source::ws::{self, Inbound, WsSettings};
+use crate::state::{SledStore, StoreError};
 use crate::telemetry::{Mode, Telemetry};
-use crate::window::store::{SledStore, StoreError};
 
 /// Frames in flight between the sources and the pipeline.
 const CHANNEL_FRAMES: usize = 4096;
@@ -433,7 +433,7 @@ pub async fn run(
     // Every handle on the store is closed now: seal its files, so damage
     // at rest is found at the next start.
     drop(outbox);
-    match crate::window::store::seal_closed(&state_dir) {
+    match crate::state::seal_closed(&state_dir) {
         Ok(true) => {}
         Ok(false) => tracing::warn!("the store was still in use at exit; its files are not sealed"),
         Err(e) => tracing::warn!(error = %e, "cannot seal the state"),

@@ -28,6 +28,7 @@ pub mod normalize;
 pub mod numbers;
 pub mod pipeline;
 pub mod source;
+pub mod state;
 pub mod synth;
 pub mod telemetry;
 pub mod tls;

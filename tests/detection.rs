@@ -9,8 +9,8 @@ use outagewatch::alert::Alert;
 use outagewatch::detect::TransitionKind;
 use outagewatch::matcher::Matcher;
 use outagewatch::pipeline::{Pipeline, PipelineConfig};
+use outagewatch::state::SledStore;
 use outagewatch::synth::{DecoyBurst, Generator, Surge, SynthConfig};
-use outagewatch::window::store::SledStore;
 
 fn alerts_of(config: SynthConfig, matcher: &Arc<Matcher>) -> (Vec<Alert>, u64) {
     let store = SledStore::temporary().expect("store");

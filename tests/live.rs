@@ -10,8 +10,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use outagewatch::state::{SledStore, Store};
 use outagewatch::window::Bucket;
-use outagewatch::window::store::{SledStore, Store};
 use support::{
     Conn, Daemon, Inject, JetstreamServer, Plan, Wire, demo_frames, jetstream_config_wire,
     newest_time,
@@ -23,7 +23,7 @@ struct Outcome {
     alerts: Vec<String>,
     buckets: Vec<Bucket>,
     open: Vec<Bucket>,
-    detector: serde_json::Value,
+    detector: Option<outagewatch::detect::Snapshot>,
 }
 
 fn outcome(state: &Path, alerts: &Path) -> Outcome {

@@ -321,7 +321,7 @@ fn replay_state(lines: &[String], dir: &Path, name: &str) -> (String, String, Pa
 }
 
 fn cursors(state: &Path) -> std::collections::BTreeMap<String, i64> {
-    use outagewatch::window::store::{SledStore, Store};
+    use outagewatch::state::{SledStore, Store};
     let store = SledStore::open(state).expect("state opens");
     store
         .checkpoint()

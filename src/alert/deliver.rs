@@ -33,7 +33,7 @@ use super::sink::{AlertSink, JsonLines, SinkError};
 use super::task::SinkRun;
 pub use super::webhook::Webhook;
 use crate::detect::Severity;
-use crate::window::store::StoreError;
+use crate::state::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {

@@ -17,7 +17,7 @@ use crate::pipeline::Arrival;
 use crate::pipeline::{Emitted, Pipeline, PipelineConfig, Stats};
 use crate::source::recording::{self, ClockLine, DEFAULT_MAX_LINE, Line, LineReader};
 use crate::source::{FrameError, Wire};
-use crate::window::store::SledStore;
+use crate::state::SledStore;
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
@@ -270,7 +270,7 @@ pub fn run(args: ReplayArgs, matcher: Matcher, mut config: Config) -> anyhow::Re
     drop(pipeline);
     if let Some(dir) = &args.state_dir {
         // Every handle on the store is closed: seal its files.
-        if let Err(e) = crate::window::store::seal_closed(dir) {
+        if let Err(e) = crate::state::seal_closed(dir) {
             tracing::warn!(error = %e, "cannot seal the state");
         }
     }

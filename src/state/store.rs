@@ -1,12 +1,8 @@
-//! The window store: closed buckets and the pipeline's checkpoint in sled.
+//! The store: closed buckets, baselines and the pipeline's checkpoint in
+//! sled (keys in [`super::keys`], encoding in [`super::codec`]).
 //!
-//! Layout (all keys sort by event time):
-//! - `b` + start (8 bytes, big-endian) → one closed [`Bucket`] as JSON;
-//! - `checkpoint` → the [`Checkpoint`] as JSON;
-//! - `o` + sequence number (8 bytes, big-endian) → an alert not yet
-//!   delivered (the outbox);
-//! - `s` + service id → that service's baseline (written only when it
-//!   changed, in the same batch as the counts that changed it).
+//! Baselines are written only when they changed, in the same batch as the
+//! counts that changed it.
 //!
 //! Each batch of closed buckets is written together with the checkpoint
 //! that accounts for them and the alerts they raised, atomically, so a
@@ -16,16 +12,10 @@
 //! alert is durable before anyone delivers it. Buckets older than the
 //! retention are removed in the same batch.
 //!
-//! **Corruption is loud, never a silent rollback.** sled checks its own log
-//! with CRCs but treats a damaged tail as the end of the log ("detected
-//! tear") and opens an older state without a word. So on top of it:
-//! - every record we write (buckets, checkpoint, baselines) carries an
-//!   xxh3 checksum of its bytes;
-//! - every batch bumps a generation number, and each durable flush writes
-//!   it to a seal file beside sled's (`outagewatch.seal`): a store that
-//!   opens at an older generation than its seal was rolled back;
-//! - a clean close writes the length and checksum of every file into the
-//!   seal, checked before the next open: any byte changed at rest is seen.
+//! **Corruption is loud, never a silent rollback.** Every record we write
+//! (buckets, checkpoint, baselines) carries a checksum ([`super::codec`]),
+//! and the seal ([`super::seal`]) catches a rolled-back log and files
+//! changed at rest.
 //!
 //! Opening verifies all of this and every record; any failure is
 //! [`StoreError::Damaged`], whose message names the recovery commands
@@ -33,223 +23,35 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
-use super::Bucket;
+use super::keys::{self, Kind};
+use super::outbox::{Outbox, next_seq};
+use super::seal::{Seal, file_sums};
+use super::{Checkpoint, StoreError, codec};
 use crate::Micros;
-use crate::alert::Alert;
-use crate::alert::outbox::{Outbox, alert_key, next_seq};
-
-const BUCKET_PREFIX: u8 = b'b';
-const BASELINE_PREFIX: u8 = b's';
-const CHECKPOINT_KEY: &[u8] = b"checkpoint";
-const GENERATION_KEY: &[u8] = b"generation";
-/// Our file beside sled's (see the module documentation).
-pub const SEAL_FILE: &str = "outagewatch.seal";
-/// Prefix of a checksummed record: tag, version, then 8 bytes of xxh3.
-const RECORD_TAG: &[u8; 2] = b"#1";
-
-/// What to do about damaged state, in every message that reports it.
-pub const RECOVERY: &str = "to recover: `outagewatch state verify --state-dir DIR` shows the damage, \
-`outagewatch state repair --state-dir DIR` keeps every readable record, \
-`outagewatch state reset --state-dir DIR` starts afresh (both keep the old state aside)";
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("cannot open the state store at {path}: {source}")]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: sled::Error,
-    },
-    #[error("state store: {0}")]
-    Sled(#[from] sled::Error),
-    #[error("state store holds an unreadable {what}: {source}")]
-    Corrupt {
-        what: String,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error("the state in {path} is damaged: {detail}; {RECOVERY}")]
-    Damaged { path: PathBuf, detail: String },
-    #[error("cannot write the seal file in {path}: {source}")]
-    Seal {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-/// A record's bytes with their checksum in front.
-fn seal_record(json: Vec<u8>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(json.len() + 10);
-    out.extend_from_slice(RECORD_TAG);
-    out.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&json).to_le_bytes());
-    out.extend_from_slice(&json);
-    out
-}
-
-/// A record's JSON, if its checksum holds (records from before checksums,
-/// plain JSON, are taken as they are).
-fn open_record(bytes: &[u8]) -> Option<&[u8]> {
-    match bytes.strip_prefix(RECORD_TAG) {
-        Some(rest) if rest.len() >= 8 => {
-            let (sum, json) = rest.split_at(8);
-            let want = u64::from_le_bytes(sum.try_into().ok()?);
-            (xxhash_rust::xxh3::xxh3_64(json) == want).then_some(json)
-        }
-        Some(_) => None,
-        None => bytes.first().is_some_and(|b| *b == b'{').then_some(bytes),
-    }
-}
-
-/// The seal file (see the module documentation).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Seal {
-    /// The generation last made durable.
-    pub generation: u64,
-    /// After a clean close: every file's (length, xxh3), by relative path.
-    #[serde(default)]
-    pub files: Option<std::collections::BTreeMap<String, (u64, u64)>>,
-}
-
-impl Seal {
-    fn read(dir: &Path) -> Result<Option<Seal>, StoreError> {
-        let path = dir.join(SEAL_FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(|e| StoreError::Damaged {
-                        path: dir.to_path_buf(),
-                        detail: format!("{SEAL_FILE} is unreadable ({e})"),
-                    })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(StoreError::Seal { path, source }),
-        }
-    }
-
-    /// Written to a temporary file and renamed, so it is whole or absent.
-    fn write(&self, dir: &Path) -> Result<(), StoreError> {
-        let path = dir.join(SEAL_FILE);
-        let temp = dir.join(format!("{SEAL_FILE}.tmp"));
-        let bytes = serde_json::to_vec(self).map_err(|e| StoreError::Seal {
-            path: path.clone(),
-            source: std::io::Error::other(e),
-        })?;
-        let write = || -> std::io::Result<()> {
-            let mut file = std::fs::File::create(&temp)?;
-            std::io::Write::write_all(&mut file, &bytes)?;
-            file.sync_all()?;
-            std::fs::rename(&temp, &path)
-        };
-        write().map_err(|source| StoreError::Seal { path, source })
-    }
-}
-
-/// Length and checksum of every file under `dir` but the seal.
-fn file_sums(dir: &Path) -> std::io::Result<std::collections::BTreeMap<String, (u64, u64)>> {
-    let mut out = std::collections::BTreeMap::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(at) = todo.pop() {
-        for entry in std::fs::read_dir(&at)? {
-            let entry = entry?;
-            let path = entry.path();
-            if entry.file_type()?.is_dir() {
-                todo.push(path);
-                continue;
-            }
-            let name = path
-                .strip_prefix(dir)
-                .unwrap_or(&path)
-                .to_string_lossy()
-                .into_owned();
-            if name.starts_with(SEAL_FILE) {
-                continue;
-            }
-            let bytes = std::fs::read(&path)?;
-            out.insert(
-                name,
-                (bytes.len() as u64, xxhash_rust::xxh3::xxh3_64(&bytes)),
-            );
-        }
-    }
-    Ok(out)
-}
-
-/// After every handle on the store at `dir` is gone: records each file's
-/// checksum in the seal, so that a byte changed at rest is found at the
-/// next open. Does nothing (returns false) while sled still holds its lock.
-pub fn seal_closed(dir: &Path) -> Result<bool, StoreError> {
-    let db = match std::fs::File::open(dir.join("db")) {
-        Ok(db) => db,
-        Err(_) => return Ok(false),
-    };
-    // sled holds an exclusive flock on `db` while open.
-    #[cfg(unix)]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: flock on a file descriptor we own, released when `db` closes.
-        let locked = unsafe { libc::flock(db.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if locked != 0 {
-            return Ok(false);
-        }
-    }
-    let mut seal = Seal::read(dir)?.unwrap_or_default();
-    seal.files = Some(file_sums(dir).map_err(|source| StoreError::Seal {
-        path: dir.to_path_buf(),
-        source,
-    })?);
-    seal.write(dir)?;
-    drop(db);
-    Ok(true)
-}
-
-/// Where the pipeline stood when the last batch was written: enough to
-/// continue after a restart without losing or double-counting.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Checkpoint {
-    /// Start of the first bucket not yet closed.
-    pub closed_through: Option<Micros>,
-    /// Newest event time seen.
-    #[serde(default)]
-    pub newest: Option<Micros>,
-    /// Buckets still open (awaiting more events), so a restart continues
-    /// them instead of closing them early.
-    #[serde(default)]
-    pub open: Vec<Bucket>,
-    /// The detector's state, so open incidents and baselines survive.
-    pub detector: serde_json::Value,
-    /// Per source, the newest event time fully accounted for (live sources
-    /// resume from it).
-    #[serde(default)]
-    pub cursors: std::collections::BTreeMap<String, Micros>,
-    /// Per source, the newest Jetstream v2 sequence number fully accounted
-    /// for, with the host that issued it (exact resume).
-    #[serde(default)]
-    pub seqs: std::collections::BTreeMap<String, crate::source::jetstream::SeqCursor>,
-    /// Recently seen event keys, so a resumed overlap is not counted twice.
-    #[serde(default)]
-    pub dedupe: Option<crate::source::dedupe::Deduper>,
-}
+use crate::detect::baseline::Reports;
+use crate::window::Bucket;
 
 /// Persistence of closed buckets; sled in production, swappable in tests.
 pub trait Store {
     /// Writes closed buckets, the checkpoint that accounts for them and the
     /// alerts they raised, in one atomic batch, dropping buckets that started
     /// before `prune_before`. Returns the alerts' outbox sequence numbers.
-    fn save(
+    /// A record that cannot be written faithfully fails the whole batch
+    /// ([`StoreError::Unwritable`]); nothing of it is written.
+    fn save<A: Serialize + DeserializeOwned>(
         &mut self,
         closed: &[Bucket],
         checkpoint: &Checkpoint,
         prune_before: Micros,
-        alerts: &[Alert],
-        baselines: &[(String, Option<serde_json::Value>)],
+        alerts: &[A],
+        baselines: &[(String, Option<Reports>)],
     ) -> Result<Vec<u64>, StoreError>;
     fn checkpoint(&self) -> Result<Option<Checkpoint>, StoreError>;
     /// Every saved baseline: (service id, baseline).
-    fn baselines(&self) -> Result<Vec<(String, serde_json::Value)>, StoreError>;
+    fn baselines(&self) -> Result<Vec<(String, Reports)>, StoreError>;
     /// Closed buckets that started at or after `since`, oldest first.
     fn buckets_since(&self, since: Micros) -> Result<Vec<Bucket>, StoreError>;
     /// Makes everything saved so far durable.
@@ -302,20 +104,8 @@ impl SledStore {
             Checks::All => Seal::read(path)?,
             Checks::None => None,
         };
-        if let Some(files) = seal.as_ref().and_then(|s| s.files.as_ref()) {
-            let now =
-                file_sums(path).map_err(|e| damaged(format!("cannot read its files ({e})")))?;
-            for (name, (len, sum)) in files {
-                match now.get(name) {
-                    None => return Err(damaged(format!("file {name} is missing"))),
-                    Some((l, s)) if (l, s) != (len, sum) => {
-                        return Err(damaged(format!(
-                            "file {name} changed since the clean shutdown ({len} bytes then, {l} now; checksum differs)"
-                        )));
-                    }
-                    Some(_) => {}
-                }
-            }
+        if let Some(seal) = &seal {
+            check_files(path, seal).map_err(damaged)?;
         }
         let mut store = Self::open_sled(path)?;
         store.generation = store.read_generation()?;
@@ -342,7 +132,7 @@ impl SledStore {
     fn read_generation(&self) -> Result<u64, StoreError> {
         let value = self
             .db
-            .get(GENERATION_KEY)
+            .get(keys::GENERATION)
             .map_err(|e| self.sled_damage(e))?;
         Ok(value
             .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
@@ -368,22 +158,13 @@ impl SledStore {
         };
         for entry in self.db.iter() {
             let (key, value) = entry.map_err(|e| self.sled_damage(e))?;
-            let ours = match key.first() {
-                Some(&BUCKET_PREFIX) if key.len() == 9 => {
-                    inventory.buckets += 1;
-                    true
-                }
-                Some(&BASELINE_PREFIX) => {
-                    inventory.baselines += 1;
-                    true
-                }
-                _ if key.as_ref() == CHECKPOINT_KEY => true,
-                _ => {
-                    inventory.other += 1;
-                    false
-                }
-            };
-            if ours && open_record(&value).is_none() {
+            match Kind::of(&key) {
+                Some(Kind::Bucket) if key.len() == 9 => inventory.buckets += 1,
+                Some(Kind::Baseline) => inventory.baselines += 1,
+                _ if key.as_ref() == keys::CHECKPOINT => {}
+                _ => inventory.other += 1,
+            }
+            if checksummed(&key) && codec::open(&value).is_none() {
                 return Err(StoreError::Damaged {
                     path: self.dir.clone(),
                     detail: format!(
@@ -406,9 +187,7 @@ impl SledStore {
                 lost += 1;
                 continue;
             };
-            let ours = matches!(key.first(), Some(&BUCKET_PREFIX) | Some(&BASELINE_PREFIX))
-                || key.as_ref() == CHECKPOINT_KEY;
-            if ours && open_record(&value).is_none() {
+            if checksummed(&key) && codec::open(&value).is_none() {
                 lost += 1;
                 continue;
             }
@@ -440,6 +219,7 @@ impl SledStore {
                 .open();
             match opened {
                 Ok(db) => {
+                    super::migrate(&db, path)?;
                     return Ok(SledStore {
                         db,
                         _temp: None,
@@ -479,6 +259,27 @@ impl SledStore {
     }
 }
 
+/// The files of a cleanly closed store against the sums in its seal:
+/// what differs, if anything.
+fn check_files(path: &Path, seal: &Seal) -> Result<(), String> {
+    let Some(files) = &seal.files else {
+        return Ok(());
+    };
+    let now = file_sums(path).map_err(|e| format!("cannot read its files ({e})"))?;
+    for (name, (len, sum)) in files {
+        match now.get(name) {
+            None => return Err(format!("file {name} is missing")),
+            Some((l, s)) if (l, s) != (len, sum) => {
+                return Err(format!(
+                    "file {name} changed since the clean shutdown ({len} bytes then, {l} now; checksum differs)"
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
 /// sled reports a held lock as an error wrapping `WouldBlock`.
 fn is_lock_held(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::WouldBlock
@@ -488,77 +289,63 @@ fn is_lock_held(e: &std::io::Error) -> bool {
         || e.to_string().contains("could not acquire lock")
 }
 
-fn bucket_key(start: Micros) -> [u8; 9] {
-    let mut key = [0u8; 9];
-    key[0] = BUCKET_PREFIX;
-    // Offset so negative times still sort before positive ones.
-    key[1..].copy_from_slice(&((start as u64) ^ (1 << 63)).to_be_bytes());
-    key
+/// Records we write with a checksum (the outbox's are plain JSON).
+fn checksummed(key: &[u8]) -> bool {
+    matches!(Kind::of(key), Some(Kind::Bucket | Kind::Baseline)) || key == keys::CHECKPOINT
 }
 
 impl SledStore {
     /// A handle on the alert outbox, for the tasks that deliver alerts.
-    pub fn outbox(&self) -> Outbox {
+    pub fn outbox<A>(&self) -> Outbox<A> {
         Outbox::new(self.db.clone())
     }
 }
 
 impl Store for SledStore {
-    fn save(
+    fn save<A: Serialize + DeserializeOwned>(
         &mut self,
         closed: &[Bucket],
         checkpoint: &Checkpoint,
         prune_before: Micros,
-        alerts: &[Alert],
-        baselines: &[(String, Option<serde_json::Value>)],
+        alerts: &[A],
+        baselines: &[(String, Option<Reports>)],
     ) -> Result<Vec<u64>, StoreError> {
         let mut batch = sled::Batch::default();
         for (id, baseline) in baselines {
-            let mut key = vec![BASELINE_PREFIX];
-            key.extend_from_slice(id.as_bytes());
+            let key = keys::named(Kind::Baseline, id);
             match baseline {
                 Some(value) => {
-                    let bytes =
-                        serde_json::to_vec(value).map_err(|source| StoreError::Corrupt {
-                            what: format!("baseline of {id}"),
-                            source,
-                        })?;
-                    batch.insert(key, seal_record(bytes));
+                    batch.insert(key, codec::encode(&format!("baseline of {id}"), value)?)
                 }
                 None => batch.remove(key),
             }
         }
-        let mut seqs = Vec::with_capacity(alerts.len());
+        let mut encoded = Vec::with_capacity(alerts.len());
         for alert in alerts {
-            let seq = next_seq(&self.db)?;
-            let value = serde_json::to_vec(alert).map_err(|source| StoreError::Corrupt {
-                what: "alert".into(),
-                source,
-            })?;
-            batch.insert(&alert_key(seq), value);
-            seqs.push(seq);
+            encoded.push(codec::encode_plain("alert", alert)?);
         }
         for bucket in closed {
-            let value = serde_json::to_vec(bucket).map_err(|source| StoreError::Corrupt {
-                what: "bucket".into(),
-                source,
-            })?;
-            batch.insert(&bucket_key(bucket.start), seal_record(value));
+            batch.insert(
+                &keys::bucket(bucket.start),
+                codec::encode("bucket", bucket)?,
+            );
+        }
+        batch.insert(keys::CHECKPOINT, codec::encode("checkpoint", checkpoint)?);
+        // Every record is encoded: from here on only sled can fail.
+        let mut seqs = Vec::with_capacity(alerts.len());
+        for value in encoded {
+            let seq = next_seq(&self.db)?;
+            batch.insert(&keys::alert(seq), value);
+            seqs.push(seq);
         }
         for old in self
             .db
-            .range(bucket_key(i64::MIN)..bucket_key(prune_before))
+            .range(keys::bucket(i64::MIN)..keys::bucket(prune_before))
         {
-            let (key, _) = old?;
-            batch.remove(key);
+            batch.remove(old?.0);
         }
-        let value = serde_json::to_vec(checkpoint).map_err(|source| StoreError::Corrupt {
-            what: "checkpoint".into(),
-            source,
-        })?;
-        batch.insert(CHECKPOINT_KEY, seal_record(value));
         let generation = self.generation + 1;
-        batch.insert(GENERATION_KEY, &generation.to_be_bytes());
+        batch.insert(keys::GENERATION, &generation.to_be_bytes());
         self.db.apply_batch(batch)?;
         self.generation = generation;
         if !alerts.is_empty() {
@@ -568,42 +355,31 @@ impl Store for SledStore {
     }
 
     fn checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
-        match self.db.get(CHECKPOINT_KEY)? {
+        match self.db.get(keys::CHECKPOINT)? {
             None => Ok(None),
-            Some(bytes) => serde_json::from_slice(self.checked(&bytes, "checkpoint")?)
-                .map(Some)
-                .map_err(|source| StoreError::Corrupt {
-                    what: "checkpoint".into(),
-                    source,
-                }),
+            Some(bytes) => {
+                codec::decode("checkpoint", self.checked(&bytes, "checkpoint")?).map(Some)
+            }
         }
     }
 
-    fn baselines(&self) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+    fn baselines(&self) -> Result<Vec<(String, Reports)>, StoreError> {
         let mut out = Vec::new();
-        for entry in self.db.scan_prefix([BASELINE_PREFIX]) {
+        for entry in self.db.scan_prefix([Kind::Baseline.tag()]) {
             let (key, value) = entry?;
             let id = String::from_utf8_lossy(&key[1..]).into_owned();
-            let json = self.checked(&value, &format!("baseline of {id}"))?;
-            let baseline = serde_json::from_slice(json).map_err(|source| StoreError::Corrupt {
-                what: format!("baseline of {id}"),
-                source,
-            })?;
-            out.push((id, baseline));
+            let what = format!("baseline of {id}");
+            out.push((id, codec::decode(&what, self.checked(&value, &what)?)?));
         }
         Ok(out)
     }
 
     fn buckets_since(&self, since: Micros) -> Result<Vec<Bucket>, StoreError> {
         let mut out = Vec::new();
-        for entry in self.db.range(bucket_key(since)..=bucket_key(i64::MAX)) {
+        for entry in self.db.range(keys::bucket(since)..=keys::bucket(i64::MAX)) {
             let (key, value) = entry?;
-            let json = self.checked(&value, &format!("bucket {key:?}"))?;
-            let bucket = serde_json::from_slice(json).map_err(|source| StoreError::Corrupt {
-                what: format!("bucket {key:?}"),
-                source,
-            })?;
-            out.push(bucket);
+            let what = format!("bucket {key:?}");
+            out.push(codec::decode(&what, self.checked(&value, &what)?)?);
         }
         Ok(out)
     }
@@ -624,7 +400,7 @@ impl Store for SledStore {
 impl SledStore {
     /// A record's JSON, or damage naming it.
     fn checked<'a>(&self, bytes: &'a [u8], what: &str) -> Result<&'a [u8], StoreError> {
-        open_record(bytes).ok_or_else(|| StoreError::Damaged {
+        codec::open(bytes).ok_or_else(|| StoreError::Damaged {
             path: self.dir.clone(),
             detail: format!("{what} fails its checksum"),
         })
@@ -634,7 +410,10 @@ impl SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alert::Alert;
     use crate::window::ServiceCounts;
+
+    const NO_ALERTS: &[Alert] = &[];
 
     fn bucket(start: Micros, reports: u64) -> Bucket {
         let mut b = Bucket {
@@ -658,7 +437,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let checkpoint = Checkpoint {
             closed_through: Some(30),
-            detector: serde_json::json!({"k": 1}),
+            detector: Some(crate::detect::Snapshot::default()),
             ..Checkpoint::default()
         };
         {
@@ -668,7 +447,7 @@ mod tests {
                     &[bucket(-10, 1), bucket(0, 2), bucket(10, 3)],
                     &checkpoint,
                     i64::MIN,
-                    &[],
+                    NO_ALERTS,
                     &[],
                 )
                 .expect("save");
@@ -704,7 +483,7 @@ mod tests {
         };
         // Reopened as after a crash: both alerts are there, in order.
         let store = SledStore::open(dir.path()).expect("reopen");
-        let outbox = store.outbox();
+        let outbox: crate::alert::outbox::Outbox = store.outbox();
         assert_eq!(
             outbox.next_after(0).expect("read"),
             Some((seqs[0], alert.clone()))
@@ -721,10 +500,16 @@ mod tests {
         let mut store = SledStore::temporary().expect("temp store");
         let cp = Checkpoint::default();
         store
-            .save(&[bucket(0, 1), bucket(10, 1)], &cp, i64::MIN, &[], &[])
+            .save(
+                &[bucket(0, 1), bucket(10, 1)],
+                &cp,
+                i64::MIN,
+                NO_ALERTS,
+                &[],
+            )
             .expect("save");
         store
-            .save(&[bucket(20, 1)], &cp, 10, &[], &[])
+            .save(&[bucket(20, 1)], &cp, 10, NO_ALERTS, &[])
             .expect("save");
         let starts: Vec<Micros> = store
             .buckets_since(i64::MIN)
@@ -733,5 +518,86 @@ mod tests {
             .map(|b| b.start)
             .collect();
         assert_eq!(starts, vec![10, 20]);
+    }
+
+    #[test]
+    fn a_sink_named_heckpoint_leaves_the_checkpoint_alone() {
+        // Format 0 keyed the checkpoint `checkpoint` and a sink's cursor
+        // `c` + name: this sink's cursor overwrote the checkpoint.
+        let mut store = SledStore::temporary().expect("temp store");
+        let cp = Checkpoint {
+            closed_through: Some(30),
+            ..Checkpoint::default()
+        };
+        store
+            .save(&[], &cp, i64::MIN, NO_ALERTS, &[])
+            .expect("save");
+        let outbox: crate::alert::outbox::Outbox = store.outbox();
+        let sinks = ["heckpoint".to_owned(), "eneration".to_owned()];
+        for sink in &sinks {
+            assert_eq!(outbox.cursor(sink, &sinks).expect("cursor"), 0);
+        }
+        for sink in &sinks {
+            outbox.advance(sink, 7, &sinks).expect("advance");
+        }
+        assert_eq!(store.checkpoint().expect("checkpoint readable"), Some(cp));
+        assert_eq!(store.read_generation().expect("generation"), 1);
+        store.inventory().expect("every record passes its checksum");
+        assert_eq!(outbox.cursor("heckpoint", &sinks).expect("cursor"), 7);
+    }
+
+    /// A store as format 0 wrote it: bare `checkpoint` and `generation`.
+    fn format_0(dir: &Path, checkpoint: &Checkpoint) {
+        let db = sled::open(dir).expect("sled");
+        let record = codec::encode("checkpoint", checkpoint).expect("encode");
+        db.insert(keys::OLD_CHECKPOINT, record).expect("insert");
+        db.insert(keys::OLD_GENERATION, &4u64.to_be_bytes())
+            .expect("insert");
+        db.insert(keys::named(Kind::Cursor, "webhook"), &3u64.to_be_bytes())
+            .expect("insert");
+        db.flush().expect("flush");
+    }
+
+    #[test]
+    fn a_format_0_store_is_migrated_in_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cp = Checkpoint {
+            closed_through: Some(30),
+            newest: Some(42),
+            ..Checkpoint::default()
+        };
+        format_0(dir.path(), &cp);
+        let store = SledStore::open(dir.path()).expect("a format-0 store opens");
+        assert_eq!(store.checkpoint().expect("read"), Some(cp));
+        assert_eq!(store.generation, 4);
+        assert_eq!(store.db.get(keys::OLD_CHECKPOINT).expect("get"), None);
+        assert_eq!(store.db.get(keys::OLD_GENERATION).expect("get"), None);
+        let format = store.db.get(keys::FORMAT).expect("get").expect("format");
+        assert_eq!(format.as_ref(), &super::super::FORMAT.to_be_bytes());
+        let outbox: crate::alert::outbox::Outbox = store.outbox();
+        assert_eq!(outbox.cursor("webhook", &[]).expect("cursor"), 3);
+    }
+
+    #[test]
+    fn a_store_of_a_newer_format_is_refused_with_the_way_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let db = sled::open(dir.path()).expect("sled");
+            db.insert(keys::FORMAT, &(super::super::FORMAT + 1).to_be_bytes())
+                .expect("insert");
+            db.flush().expect("flush");
+        }
+        match SledStore::open(dir.path()) {
+            Err(e @ StoreError::NewerFormat { .. }) => {
+                let message = e.to_string();
+                assert!(message.contains("outagewatch state reset"), "{message}");
+                assert!(
+                    message.contains(&dir.path().display().to_string()),
+                    "{message}"
+                );
+            }
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("a newer format must not open"),
+        }
     }
 }
