@@ -566,14 +566,13 @@ impl<S: Store> Pipeline<S> {
             seqs: self.seqs.clone(),
             dedupe: Some(self.dedupe.snapshot()),
         };
-        let newest = self.windows.closed_through().unwrap_or(0);
+        let prune_before = self
+            .windows
+            .closed_through()
+            .map(|t| t.saturating_sub(self.retention_us));
         let baselines = self.detector.take_changed();
-        Ok(self.store.save(
-            closed,
-            &checkpoint,
-            newest.saturating_sub(self.retention_us),
-            alerts,
-            &baselines,
-        )?)
+        Ok(self
+            .store
+            .save(closed, &checkpoint, prune_before, alerts, &baselines)?)
     }
 }

@@ -181,9 +181,7 @@ fn a_rolled_back_store_is_refused() {
     {
         let mut store = SledStore::open(&state).expect("open");
         let cp = outagewatch::state::Checkpoint::default();
-        store
-            .save(&[], &cp, i64::MIN, NO_ALERTS, &[])
-            .expect("save");
+        store.save(&[], &cp, None, NO_ALERTS, &[]).expect("save");
         store.flush().expect("flush");
     }
     copy_dir(&state, &old);
@@ -191,9 +189,7 @@ fn a_rolled_back_store_is_refused() {
         let mut store = SledStore::open(&state).expect("reopen");
         let cp = outagewatch::state::Checkpoint::default();
         for _ in 0..3 {
-            store
-                .save(&[], &cp, i64::MIN, NO_ALERTS, &[])
-                .expect("save");
+            store.save(&[], &cp, None, NO_ALERTS, &[]).expect("save");
         }
         store.flush().expect("flush");
     }

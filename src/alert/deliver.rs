@@ -74,14 +74,7 @@ pub struct Filter {
 impl Filter {
     pub fn accepts(&self, alert: &Alert) -> bool {
         let service = self.services.is_empty() || self.services.contains(&alert.service);
-        let severity = self.min_severity.is_none_or(|min| {
-            let level = match alert.severity.as_str() {
-                "high" => Severity::High,
-                "medium" => Severity::Medium,
-                _ => Severity::Low,
-            };
-            level >= min
-        });
+        let severity = self.min_severity.is_none_or(|min| alert.severity >= min);
         service && severity
     }
 }

@@ -332,7 +332,7 @@ fn incident_and_baseline_survive_a_snapshot_and_restore() {
     assert!(!changed.is_empty(), "the baseline changed and is saved");
     let no_alerts: &[crate::alert::Alert] = &[];
     store
-        .save(&[], &checkpoint, i64::MIN, no_alerts, &changed)
+        .save(&[], &checkpoint, None, no_alerts, &changed)
         .expect("save");
     let saved = store.checkpoint().expect("read").expect("saved");
     let baselines = store.baselines().expect("baselines");
@@ -457,13 +457,13 @@ fn a_baseline_or_snapshot_that_cannot_be_saved_faithfully_is_an_error() {
     };
     let changed = detector.take_changed();
     store
-        .save(&[], &good, i64::MIN, no_alerts, &changed)
+        .save(&[], &good, None, no_alerts, &changed)
         .expect("save");
     let mut bad_baseline = changed.clone();
     if let Some((_, Some(reports))) = bad_baseline.first_mut() {
         reports.minutes.insert(0, f64::NAN);
     }
-    let err = store.save(&[], &good, i64::MIN, no_alerts, &bad_baseline);
+    let err = store.save(&[], &good, None, no_alerts, &bad_baseline);
     assert!(
         matches!(&err, Err(StoreError::Unwritable { what, .. }) if what.starts_with("baseline of")),
         "{err:?}"
@@ -473,7 +473,7 @@ fn a_baseline_or_snapshot_that_cannot_be_saved_faithfully_is_an_error() {
         detector: Some(detector.snapshot()),
         ..Checkpoint::default()
     };
-    let err = store.save(&[], &bad, i64::MIN, no_alerts, &[]);
+    let err = store.save(&[], &bad, None, no_alerts, &[]);
     assert!(
         matches!(&err, Err(StoreError::Unwritable { what, .. }) if what == "checkpoint"),
         "{err:?}"

@@ -38,14 +38,14 @@ use crate::window::Bucket;
 pub trait Store {
     /// Writes closed buckets, the checkpoint that accounts for them and the
     /// alerts they raised, in one atomic batch, dropping buckets that started
-    /// before `prune_before`. Returns the alerts' outbox sequence numbers.
+    /// before `prune_before` (`None`: nothing to prune yet). Returns the alerts' outbox sequence numbers.
     /// A record that cannot be written faithfully fails the whole batch
     /// ([`StoreError::Unwritable`]); nothing of it is written.
     fn save<A: Serialize + DeserializeOwned>(
         &mut self,
         closed: &[Bucket],
         checkpoint: &Checkpoint,
-        prune_before: Micros,
+        prune_before: Option<Micros>,
         alerts: &[A],
         baselines: &[(String, Option<Reports>)],
     ) -> Result<Vec<u64>, StoreError>;
@@ -306,7 +306,7 @@ impl Store for SledStore {
         &mut self,
         closed: &[Bucket],
         checkpoint: &Checkpoint,
-        prune_before: Micros,
+        prune_before: Option<Micros>,
         alerts: &[A],
         baselines: &[(String, Option<Reports>)],
     ) -> Result<Vec<u64>, StoreError> {
@@ -338,11 +338,10 @@ impl Store for SledStore {
             batch.insert(&keys::alert(seq), value);
             seqs.push(seq);
         }
-        for old in self
-            .db
-            .range(keys::bucket(i64::MIN)..keys::bucket(prune_before))
-        {
-            batch.remove(old?.0);
+        if let Some(before) = prune_before {
+            for old in self.db.range(keys::bucket(i64::MIN)..keys::bucket(before)) {
+                batch.remove(old?.0);
+            }
         }
         let generation = self.generation + 1;
         batch.insert(keys::GENERATION, &generation.to_be_bytes());
@@ -446,7 +445,7 @@ mod tests {
                 .save(
                     &[bucket(-10, 1), bucket(0, 2), bucket(10, 3)],
                     &checkpoint,
-                    i64::MIN,
+                    None,
                     NO_ALERTS,
                     &[],
                 )
@@ -475,7 +474,7 @@ mod tests {
                 .save(
                     &[],
                     &Checkpoint::default(),
-                    i64::MIN,
+                    None,
                     &[alert.clone(), alert.clone()],
                     &[],
                 )
@@ -500,16 +499,10 @@ mod tests {
         let mut store = SledStore::temporary().expect("temp store");
         let cp = Checkpoint::default();
         store
-            .save(
-                &[bucket(0, 1), bucket(10, 1)],
-                &cp,
-                i64::MIN,
-                NO_ALERTS,
-                &[],
-            )
+            .save(&[bucket(0, 1), bucket(10, 1)], &cp, None, NO_ALERTS, &[])
             .expect("save");
         store
-            .save(&[bucket(20, 1)], &cp, 10, NO_ALERTS, &[])
+            .save(&[bucket(20, 1)], &cp, Some(10), NO_ALERTS, &[])
             .expect("save");
         let starts: Vec<Micros> = store
             .buckets_since(i64::MIN)
@@ -529,9 +522,7 @@ mod tests {
             closed_through: Some(30),
             ..Checkpoint::default()
         };
-        store
-            .save(&[], &cp, i64::MIN, NO_ALERTS, &[])
-            .expect("save");
+        store.save(&[], &cp, None, NO_ALERTS, &[]).expect("save");
         let outbox: crate::alert::outbox::Outbox = store.outbox();
         let sinks = ["heckpoint".to_owned(), "eneration".to_owned()];
         for sink in &sinks {
