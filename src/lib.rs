@@ -8,14 +8,30 @@
 //! | source | [`source`] | reading frames (recordings now, websockets later) and decoding the wire format into [`source::RawPost`]s |
 //! | normalize | [`normalize`] | NFKC, case folding, whitespace, hashtags: the [`normalize::Post`] every later stage sees |
 //! | match | [`matcher`] | deciding whether a post is an outage report, for which service, with reasons |
-//! | window | [`window`] | per-service counts in fixed event-time buckets, persisted in sled |
+//! | window | [`window`] | per-service counts in fixed event-time buckets |
 //! | detect | [`detect`] | baselines and the rule that opens and resolves incidents |
-//! | alert | [`alert`] | the public alert schema and the sinks that deliver it |
+//! | state | [`state`] | everything in sled: the keyspace table, the one encoding, typed records, the outbox |
+//! | alert | [`alert`] | the public alert schema and the sinks that deliver it from the outbox |
+//!
+//! Dependencies point one way (an arrow reads "imports"):
+//!
+//! ```text
+//! window → matcher, normalize, source (types)
+//! detect → window (buckets)
+//! state  → window, detect, source (the records it stores; generic over the alert type)
+//! alert  → detect (transitions), state (the outbox)
+//! pipeline, daemon, cli → all of the above
+//! ```
+//!
+//! Nothing below `state` touches sled, and `state` imports nothing of
+//! `alert`: the outbox is `state::outbox::Outbox<A>`, which `alert` names
+//! `alert::outbox::Outbox`.
 //!
 //! [`pipeline`] wires the stages together so a recording and a live stream go
 //! through exactly the same code; [`cli`] is the command line on top.
 //! `normalize`, `matcher` and `detect` are pure: no I/O, no clock, event time
-//! is passed in. I/O lives at the edges: sources, the store, the sinks.
+//! is passed in. I/O lives at the edges: sources, the store ([`state`]), the
+//! sinks.
 
 pub mod alert;
 pub mod cli;
