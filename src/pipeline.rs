@@ -354,10 +354,10 @@ impl<S: Store> Pipeline<S> {
                         arrival_us: arrival.at_us,
                         own_clock: arrival.own_clock,
                     };
-                    let clock = self.clocks.entry(source.to_owned()).or_default();
+                    let clock = per_source(&mut self.clocks, source);
                     let judgement = clock.judge(tick, fallback, &self.clock_rule);
                     let watermark = clock.watermark();
-                    let counts = self.stats.by_source.entry(source.to_owned()).or_default();
+                    let counts = per_source(&mut self.stats.by_source, source);
                     if judgement == Judgement::Future {
                         self.stats.future += 1;
                         counts.future += 1;
@@ -366,7 +366,7 @@ impl<S: Store> Pipeline<S> {
                     }
                     counts.newest = Some(counts.newest.map_or(time_us, |n| n.max(time_us)));
                     if let Some(w) = watermark {
-                        self.cursors.insert(source.to_owned(), w);
+                        *per_source(&mut self.cursors, source) = w;
                         self.windows.observe(w);
                     }
                     watermark.or(fallback)
@@ -413,15 +413,7 @@ impl<S: Store> Pipeline<S> {
 
     /// The per-source counts of `source`, created at its first frame.
     fn source_counts(&mut self, source: &str) -> &mut SourceCounts {
-        if !self.stats.by_source.contains_key(source) {
-            self.stats
-                .by_source
-                .insert(source.to_owned(), SourceCounts::default());
-        }
-        self.stats
-            .by_source
-            .get_mut(source)
-            .expect("inserted just above")
+        per_source(&mut self.stats.by_source, source)
     }
 
     /// Posts, reports, recoveries, maintenance, duplicates: to attribute
@@ -493,7 +485,7 @@ impl<S: Store> Pipeline<S> {
         }
         let placement = self.windows.add(&post, &verdict, reference);
         if placement != Placement::Counted && !source.is_empty() {
-            let counts = self.stats.by_source.entry(source.to_owned()).or_default();
+            let counts = per_source(&mut self.stats.by_source, source);
             match placement {
                 Placement::Late => counts.late += 1,
                 _ => counts.stale += 1,
@@ -575,4 +567,14 @@ impl<S: Store> Pipeline<S> {
             .store
             .save(closed, &checkpoint, prune_before, alerts, &baselines)?)
     }
+}
+
+/// The entry of `source` in a per-source map, created at its first event.
+/// Looks up by `&str` first: this runs for every event, and `entry` would
+/// allocate the key each time.
+fn per_source<'a, V: Default>(map: &'a mut BTreeMap<String, V>, source: &str) -> &'a mut V {
+    if !map.contains_key(source) {
+        map.insert(source.to_owned(), V::default());
+    }
+    map.get_mut(source).expect("inserted just above")
 }

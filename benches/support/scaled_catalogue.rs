@@ -53,7 +53,7 @@ pub fn scale_services(original: &str, factor: usize) -> Result<String, String> {
                 .unwrap_or(&id)
                 .to_owned();
             copy.insert("name".into(), format!("{name} {s}").into());
-            for field in ["aliases", "ambiguous", "hashtags"] {
+            for field in ["aliases", "ambiguous", "hashtags", "handles"] {
                 map_strings(&mut copy, field, |text| format!("{text}{s}"));
             }
             map_strings(&mut copy, "domains", |text| match text.split_once('.') {
