@@ -217,15 +217,7 @@ fn live_loopback_alerts_are_the_demo_replays_recorded_ones() {
     let server = JetstreamServer::start(frames, Plan::default());
     let config = jetstream_config_wire(dir.path(), &[server.url()], 1.0, Wire::V2_ZSTD);
     let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
-    let daemon = support::Daemon::start(&[
-        "run",
-        "--config",
-        config.to_str().expect("utf8"),
-        "--state-dir",
-        state.to_str().expect("utf8"),
-        "--alerts",
-        alerts.to_str().expect("utf8"),
-    ]);
+    let daemon = support::start_daemon(&config, &state, &alerts);
     daemon.wait_for(
         &format!("newest={}", support::at(newest)),
         Duration::from_secs(120),

@@ -14,7 +14,7 @@ use outagewatch::state::{SledStore, Store};
 use outagewatch::window::Bucket;
 use support::{
     Conn, Daemon, Inject, JetstreamServer, Plan, Wire, demo_frames, jetstream_config_wire,
-    newest_time,
+    newest_time, start_daemon,
 };
 
 /// Everything that must match between two runs.
@@ -68,19 +68,6 @@ fn replayed(frames: &[String], dir: &Path) -> Outcome {
         "the demo's incident fires, escalates and resolves"
     );
     outcome
-}
-
-fn start_daemon(config: &Path, state: &Path, alerts: &Path) -> Daemon {
-    let args = [
-        "run",
-        "--config",
-        config.to_str().expect("utf8"),
-        "--state-dir",
-        state.to_str().expect("utf8"),
-        "--alerts",
-        alerts.to_str().expect("utf8"),
-    ];
-    Daemon::start(&args)
 }
 
 #[test]

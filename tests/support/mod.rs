@@ -559,6 +559,20 @@ pub fn newest_time(frames: &[String]) -> i64 {
         .expect("frames have times")
 }
 
+/// `outagewatch run` with this config, state directory and alerts file.
+pub fn start_daemon(config: &Path, state: &Path, alerts: &Path) -> Daemon {
+    let args = [
+        "run",
+        "--config",
+        config.to_str().expect("utf8"),
+        "--state-dir",
+        state.to_str().expect("utf8"),
+        "--alerts",
+        alerts.to_str().expect("utf8"),
+    ];
+    Daemon::start(&args)
+}
+
 /// The real binary running as a daemon, its stderr collected line by line.
 pub struct Daemon {
     pub child: Child,
