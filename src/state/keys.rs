@@ -87,6 +87,19 @@ pub const FORMAT: &[u8] = b"mformat";
 pub const OLD_CHECKPOINT: &[u8] = b"checkpoint";
 pub const OLD_GENERATION: &[u8] = b"generation";
 
+/// What format 1 changed: (format-0 key, its key now). Every other key
+/// stayed as it was.
+pub const FORMAT_0_MOVES: [(&[u8], &[u8]); 2] =
+    [(OLD_CHECKPOINT, CHECKPOINT), (OLD_GENERATION, GENERATION)];
+
+/// A format-0 key as format 1 spells it.
+pub fn from_format_0(key: &[u8]) -> &[u8] {
+    FORMAT_0_MOVES
+        .iter()
+        .find(|(old, _)| *old == key)
+        .map_or(key, |(_, new)| new)
+}
+
 /// `kind`'s tag followed by `name`.
 pub fn named(kind: Kind, name: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(name.len() + 1);

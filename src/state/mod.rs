@@ -79,44 +79,47 @@ or `outagewatch state reset --state-dir {path}` to start afresh (the old state i
     },
 }
 
+/// The store's format: 0 for a store from before formats (or a new,
+/// empty one), an error for one newer than this build reads.
+pub fn format(db: &sled::Db, path: &std::path::Path) -> Result<u32, StoreError> {
+    let Some(bytes) = db.get(keys::FORMAT)? else {
+        return Ok(0);
+    };
+    let found = <[u8; 4]>::try_from(bytes.as_ref())
+        .map(u32::from_be_bytes)
+        .map_err(|_| StoreError::Damaged {
+            path: path.to_path_buf(),
+            detail: format!("its format record has {} bytes, not 4", bytes.len()),
+        })?;
+    if found > FORMAT {
+        return Err(StoreError::NewerFormat {
+            path: path.to_path_buf(),
+            found,
+        });
+    }
+    Ok(found)
+}
+
 /// Brings a store of format 0 to [`FORMAT`], atomically; refuses a newer
 /// one. Format 0 kept the checkpoint and generation under the bare keys
-/// `checkpoint` and `generation`; they move under the `m` tag. Nothing
-/// else changed, so every other record stays as it is. A format-0 store
-/// whose checkpoint a sink named `heckpoint` had overwritten fails its
-/// checksum at the next verification, as it did before.
+/// `checkpoint` and `generation`; they move under the `m` tag
+/// ([`keys::FORMAT_0_MOVES`]). Nothing else changed, so every other record
+/// stays as it is. A format-0 store whose checkpoint a sink named
+/// `heckpoint` had overwritten fails its checksum at the next
+/// verification, as it did before.
 pub fn migrate(db: &sled::Db, path: &std::path::Path) -> Result<(), StoreError> {
-    match db.get(keys::FORMAT)? {
-        Some(bytes) => {
-            let found = <[u8; 4]>::try_from(bytes.as_ref())
-                .map(u32::from_be_bytes)
-                .map_err(|_| StoreError::Damaged {
-                    path: path.to_path_buf(),
-                    detail: format!("its format record has {} bytes, not 4", bytes.len()),
-                })?;
-            if found > FORMAT {
-                return Err(StoreError::NewerFormat {
-                    path: path.to_path_buf(),
-                    found,
-                });
-            }
-            Ok(())
-        }
-        None => {
-            let mut batch = sled::Batch::default();
-            for (old, new) in [
-                (keys::OLD_CHECKPOINT, keys::CHECKPOINT),
-                (keys::OLD_GENERATION, keys::GENERATION),
-            ] {
-                if let Some(value) = db.get(old)? {
-                    batch.remove(old);
-                    batch.insert(new, value);
-                }
-            }
-            batch.insert(keys::FORMAT, &FORMAT.to_be_bytes());
-            db.apply_batch(batch)?;
-            db.flush()?;
-            Ok(())
+    if format(db, path)? != 0 {
+        return Ok(());
+    }
+    let mut batch = sled::Batch::default();
+    for (old, new) in keys::FORMAT_0_MOVES {
+        if let Some(value) = db.get(old)? {
+            batch.remove(old);
+            batch.insert(new, value);
         }
     }
+    batch.insert(keys::FORMAT, &FORMAT.to_be_bytes());
+    db.apply_batch(batch)?;
+    db.flush()?;
+    Ok(())
 }

@@ -65,6 +65,8 @@ pub struct SledStore {
     dir: PathBuf,
     /// Bumped by every batch; see the module documentation.
     generation: u64,
+    /// The format as opened ([`super::FORMAT`] unless opened for repair).
+    format: u32,
 }
 
 /// What [`SledStore::open_with`] checks (everything, unless repairing).
@@ -107,7 +109,7 @@ impl SledStore {
         if let Some(seal) = &seal {
             check_files(path, seal).map_err(damaged)?;
         }
-        let mut store = Self::open_sled(path)?;
+        let mut store = Self::open_sled(path, checks == Checks::All)?;
         store.generation = store.read_generation()?;
         if checks == Checks::All {
             if let Some(seal) = &seal
@@ -179,14 +181,18 @@ impl SledStore {
 
     /// Every record that passes its checksum (ours) or has none (the
     /// outbox's), and the number that failed: what `state repair` keeps.
+    /// Keys of a format-0 store come out as the current format spells them.
     pub fn salvage(&self) -> (Vec<(sled::IVec, sled::IVec)>, u64) {
         let mut kept = Vec::new();
         let mut lost = 0;
         for entry in self.db.iter() {
-            let Ok((key, value)) = entry else {
+            let Ok((mut key, value)) = entry else {
                 lost += 1;
                 continue;
             };
+            if self.format == 0 {
+                key = keys::from_format_0(&key).into();
+            }
             if checksummed(&key) && codec::open(&value).is_none() {
                 lost += 1;
                 continue;
@@ -210,7 +216,9 @@ impl SledStore {
         self.flush()
     }
 
-    fn open_sled(path: &Path) -> Result<SledStore, StoreError> {
+    /// Opens sled at `path`; `migrate` brings an old store to the current
+    /// format (else it is left as it is, for `state repair` to read).
+    fn open_sled(path: &Path, migrate: bool) -> Result<SledStore, StoreError> {
         let mut attempts = 0;
         loop {
             let opened = sled::Config::new()
@@ -219,8 +227,11 @@ impl SledStore {
                 .open();
             match opened {
                 Ok(db) => {
-                    super::migrate(&db, path)?;
+                    if migrate {
+                        super::migrate(&db, path)?;
+                    }
                     return Ok(SledStore {
+                        format: super::format(&db, path)?,
                         db,
                         _temp: None,
                         dir: path.to_path_buf(),
@@ -253,7 +264,7 @@ impl SledStore {
             path: std::env::temp_dir(),
             source: sled::Error::Io(e),
         })?;
-        let mut store = SledStore::open_sled(temp.path())?;
+        let mut store = SledStore::open_sled(temp.path(), true)?;
         store._temp = Some(temp);
         Ok(store)
     }
@@ -590,5 +601,34 @@ mod tests {
             Err(e) => panic!("wrong error: {e}"),
             Ok(_) => panic!("a newer format must not open"),
         }
+    }
+
+    #[test]
+    fn a_format_0_store_is_salvaged_into_the_current_keys_untouched() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cp = Checkpoint {
+            closed_through: Some(30),
+            ..Checkpoint::default()
+        };
+        format_0(dir.path(), &cp);
+        let (records, lost) = SledStore::open_with(dir.path(), Checks::None)
+            .expect("open for repair")
+            .salvage();
+        assert_eq!(lost, 0);
+        let keys: Vec<&[u8]> = records.iter().map(|(k, _)| k.as_ref()).collect();
+        assert!(keys.contains(&keys::CHECKPOINT) && keys.contains(&keys::GENERATION));
+        assert!(!keys.contains(&keys::OLD_CHECKPOINT));
+        let old = SledStore::open_with(dir.path(), Checks::None).expect("reopen");
+        assert!(old.db.get(keys::OLD_CHECKPOINT).expect("get").is_some());
+        assert!(
+            old.db.get(keys::FORMAT).expect("get").is_none(),
+            "left as it was"
+        );
+        drop(old);
+        let fresh = tempfile::tempdir().expect("tempdir");
+        let mut store = SledStore::open(fresh.path()).expect("fresh");
+        store.restore_records(&records).expect("restore");
+        assert_eq!(store.checkpoint().expect("read"), Some(cp));
+        assert_eq!(store.generation, 4);
     }
 }
