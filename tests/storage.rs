@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use outagewatch::state::{SEAL_FILE, SledStore, Store};
 
 const NO_ALERTS: &[outagewatch::alert::Alert] = &[];
-use support::{Daemon, JetstreamServer, Plan, demo_frames, jetstream_config};
+use support::{JetstreamServer, Plan, demo_frames, jetstream_config, start_daemon};
 
 fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_outagewatch"));
@@ -275,15 +275,7 @@ fn a_full_disk_stops_the_daemon_with_exit_1_within_30_s() {
     let state = disk.0.join("state");
     let alerts = dir.path().join("alerts.jsonl");
     let started = Instant::now();
-    let mut daemon = Daemon::start(&[
-        "run",
-        "--config",
-        config.to_str().expect("utf8"),
-        "--state-dir",
-        state.to_str().expect("utf8"),
-        "--alerts",
-        alerts.to_str().expect("utf8"),
-    ]);
+    let mut daemon = start_daemon(&config, &state, &alerts);
     let status = loop {
         if let Some(status) = daemon.child.try_wait().expect("wait") {
             break status;
