@@ -61,7 +61,7 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("cannot save the {what}: {detail}; nothing of this batch was written")]
+    #[error("cannot save the {what}: {detail}; it was not written (nor anything of its batch)")]
     Unwritable { what: String, detail: String },
     #[error("the state in {path} is damaged: {detail}; {RECOVERY}")]
     Damaged { path: PathBuf, detail: String },
