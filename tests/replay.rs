@@ -693,7 +693,7 @@ fn lost_and_resumed(lines: &[String], save_every: usize, cut: Option<usize>) -> 
 
     use outagewatch::matcher::Matcher;
     use outagewatch::pipeline::{Emitted, Pipeline, PipelineConfig};
-    use outagewatch::window::store::SledStore;
+    use outagewatch::state::SledStore;
 
     let config = PipelineConfig {
         save_every,
