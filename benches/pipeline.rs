@@ -11,7 +11,7 @@ use outagewatch::normalize::normalize;
 use outagewatch::pipeline::{Pipeline, PipelineConfig, Received};
 use outagewatch::source::Decoded;
 use outagewatch::source::jetstream::decode;
-use outagewatch::window::store::SledStore;
+use outagewatch::state::SledStore;
 use outagewatch_synth::{Generator, Surge, SynthConfig};
 
 fn stream() -> Vec<String> {

@@ -27,7 +27,7 @@ use outagewatch::normalize::{Post, normalize};
 use outagewatch::pipeline::{Pipeline, PipelineConfig, Received};
 use outagewatch::source::Decoded;
 use outagewatch::source::jetstream::decode;
-use outagewatch::window::store::SledStore;
+use outagewatch::state::SledStore;
 use outagewatch_synth::{Generator, Surge, SynthConfig};
 
 /// Posts per second and non-posts per post of a real recording: 6.43 ×

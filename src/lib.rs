@@ -8,9 +8,24 @@
 //! | source | [`source`] | one module per source kind behind [`source::Source`] (decode, connections, how one runs; registered in [`source::SourceKind::source`]), the websocket session, backoff and URL rules they share, recordings; frames become [`source::RawPost`]s |
 //! | normalize | [`normalize`] | NFKC, case folding, whitespace, hashtags: the [`normalize::Post`] every later stage sees |
 //! | match | [`matcher`] | deciding whether a post is an outage report, for which service, with reasons |
-//! | window | [`window`] | per-service counts in fixed event-time buckets, persisted in sled |
+//! | window | [`window`] | per-service counts in fixed event-time buckets |
 //! | detect | [`detect`] | baselines and the rule that opens and resolves incidents |
-//! | alert | [`alert`] | the public alert schema and the sinks that deliver it |
+//! | state | [`state`] | everything in sled: the keyspace table, the one encoding, typed records, the outbox |
+//! | alert | [`alert`] | the public alert schema and the sinks that deliver it from the outbox |
+//!
+//! Dependencies point one way (an arrow reads "imports"):
+//!
+//! ```text
+//! window → matcher, normalize, source (types)
+//! detect → window (buckets)
+//! state  → window, detect, source (the records it stores; generic over the alert type)
+//! alert  → detect (transitions), state (the outbox)
+//! pipeline, daemon, cli → all of the above
+//! ```
+//!
+//! Nothing below `state` touches sled, and `state` imports nothing of
+//! `alert`: the outbox is `state::outbox::Outbox<A>`, which `alert` names
+//! `alert::outbox::Outbox`.
 //!
 //! [`pipeline`] wires the stages together so a recording and a live stream go
 //! through exactly the same code ([`pipeline::Pipeline::process_frame`], for
@@ -22,7 +37,8 @@
 //! stream generator of the tests and the demo is the dev-only crate
 //! `synth/`, not part of this library.
 //! `normalize`, `matcher` and `detect` are pure: no I/O, no clock, event time
-//! is passed in. I/O lives at the edges: sources, the store, the sinks.
+//! is passed in. I/O lives at the edges: sources, the store ([`state`]), the
+//! sinks.
 
 pub mod alert;
 pub mod cli;
@@ -36,6 +52,7 @@ pub mod normalize;
 pub mod numbers;
 pub mod pipeline;
 pub mod source;
+pub mod state;
 pub mod telemetry;
 pub mod tls;
 pub mod wall;

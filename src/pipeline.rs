@@ -24,7 +24,7 @@ use crate::source::clock::{ClockRule, Judgement, SourceClock, Tick, author_key};
 use crate::source::dedupe::Deduper;
 use crate::source::jetstream::SeqCursor;
 use crate::source::{Decoded, FrameError, Origin, SkipReason, SourceKind};
-use crate::window::store::{Checkpoint, Store, StoreError};
+use crate::state::{Checkpoint, Store, StoreError};
 use crate::window::{Bucket, Placement, WindowConfig, Windows};
 use crate::{MICROS_PER_SEC, Micros};
 
@@ -76,10 +76,6 @@ pub const DEFAULT_RETENTION_SECS: i64 = 8 * 24 * 3600;
 pub enum PipelineError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error(
-        "the saved detector state cannot be read ({0}); remove the state directory to start afresh"
-    )]
-    DetectorState(serde_json::Error),
     #[error("bucket width differs: window {window} s, detector {detector} s")]
     BucketMismatch { window: i64, detector: i64 },
 }
@@ -222,10 +218,9 @@ impl<S: Store> Pipeline<S> {
         let checkpoint = store.checkpoint()?.unwrap_or_default();
         let detector = Detector::restore(
             config.detector.clone(),
-            &checkpoint.detector,
-            &store.baselines()?,
-        )
-        .map_err(PipelineError::DetectorState)?;
+            checkpoint.detector,
+            store.baselines()?,
+        );
         let clock_rule = ClockRule {
             max_future_us: config.window.max_future_secs.max(0) * MICROS_PER_SEC,
             quorum: config.window.watermark_quorum.max(1),
@@ -591,20 +586,19 @@ impl<S: Store> Pipeline<S> {
             closed_through: self.windows.closed_through(),
             newest: self.windows.newest(),
             open: self.windows.open_buckets().cloned().collect(),
-            detector: self.detector.snapshot(),
+            detector: Some(self.detector.snapshot()),
             cursors: self.cursors.clone(),
             seqs: self.seqs.clone(),
             dedupe: Some(self.dedupe.snapshot(self.countable_from())),
         };
-        let newest = self.windows.closed_through().unwrap_or(0);
+        let prune_before = self
+            .windows
+            .closed_through()
+            .map(|t| t.saturating_sub(self.retention_us));
         let baselines = self.detector.take_changed();
-        Ok(self.store.save(
-            closed,
-            &checkpoint,
-            newest.saturating_sub(self.retention_us),
-            alerts,
-            &baselines,
-        )?)
+        Ok(self
+            .store
+            .save(closed, &checkpoint, prune_before, alerts, &baselines)?)
     }
 }
 

@@ -9,7 +9,7 @@ use outagewatch::alert::Alert;
 use outagewatch::detect::TransitionKind;
 use outagewatch::matcher::Matcher;
 use outagewatch::pipeline::{Pipeline, PipelineConfig, Received};
-use outagewatch::window::store::SledStore;
+use outagewatch::state::SledStore;
 use outagewatch_synth::{DecoyBurst, Generator, Surge, SynthConfig};
 
 fn alerts_of(config: SynthConfig, matcher: &Arc<Matcher>) -> (Vec<Alert>, u64) {

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::receiver::Receiver;
-use support::{Daemon, JetstreamServer, Plan, demo_frames, jetstream_config};
+use support::{Daemon, JetstreamServer, Plan, demo_frames, jetstream_config, start_daemon};
 
 /// Waits for the daemon to write its bound address to the state directory.
 fn bound_address(state: &Path, daemon: &Daemon) -> SocketAddr {
@@ -154,17 +154,7 @@ fn a_running_daemon_serves_the_api_and_metrics_and_requeues_dead_letters() {
     ));
     std::fs::write(&config, text).expect("config");
     let alerts = dir.path().join("alerts.jsonl");
-    let daemon = Daemon::start(&[
-        "run",
-        "--config",
-        config.to_str().expect("utf8"),
-        "--state-dir",
-        state.to_str().expect("utf8"),
-        "--alerts",
-        alerts.to_str().expect("utf8"),
-        "--http",
-        "127.0.0.1:0",
-    ]);
+    let daemon = start_daemon(&config, &state, &alerts);
     let addr = bound_address(&state, &daemon);
     daemon.wait_for(
         &format!("status server listening addr={addr}"),

@@ -10,11 +10,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use outagewatch::state::{SledStore, Store};
 use outagewatch::window::Bucket;
-use outagewatch::window::store::{SledStore, Store};
 use support::{
     Conn, Daemon, Inject, JetstreamServer, Plan, Wire, demo_frames, jetstream_config_wire,
-    newest_time,
+    newest_time, start_daemon,
 };
 
 /// Everything that must match between two runs.
@@ -23,7 +23,7 @@ struct Outcome {
     alerts: Vec<String>,
     buckets: Vec<Bucket>,
     open: Vec<Bucket>,
-    detector: serde_json::Value,
+    detector: Option<outagewatch::detect::Snapshot>,
 }
 
 fn outcome(state: &Path, alerts: &Path) -> Outcome {
@@ -72,10 +72,6 @@ macro_rules! on_both_wires {
             }
         }
     };
-}
-
-fn start_daemon(config: &Path, state: &Path, alerts: &Path) -> Daemon {
-    support::run_daemon(config, state, Some(alerts), &[])
 }
 
 on_both_wires!(disconnects_stalls_garbage_and_refusals_lose_nothing_and_count_nothing_twice);

@@ -321,7 +321,7 @@ fn replay_state(lines: &[String], dir: &Path, name: &str) -> (String, String, Pa
 }
 
 fn cursors(state: &Path) -> std::collections::BTreeMap<String, i64> {
-    use outagewatch::window::store::{SledStore, Store};
+    use outagewatch::state::{SledStore, Store};
     let store = SledStore::open(state).expect("state opens");
     store
         .checkpoint()
@@ -693,7 +693,7 @@ fn lost_and_resumed(lines: &[String], save_every: usize, cut: Option<usize>) -> 
 
     use outagewatch::matcher::Matcher;
     use outagewatch::pipeline::{Emitted, Pipeline, PipelineConfig, Received};
-    use outagewatch::window::store::SledStore;
+    use outagewatch::state::SledStore;
 
     let config = PipelineConfig {
         save_every,

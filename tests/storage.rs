@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use outagewatch::window::store::{SEAL_FILE, SledStore, Store};
+use outagewatch::state::{SEAL_FILE, SledStore, Store};
+
+const NO_ALERTS: &[outagewatch::alert::Alert] = &[];
 use support::{JetstreamServer, Plan, demo_frames, jetstream_config};
 
 fn bin() -> Command {
@@ -178,16 +180,16 @@ fn a_rolled_back_store_is_refused() {
     // An older copy of the store, as sled opens after dropping a torn tail.
     {
         let mut store = SledStore::open(&state).expect("open");
-        let cp = outagewatch::window::store::Checkpoint::default();
-        store.save(&[], &cp, i64::MIN, &[], &[]).expect("save");
+        let cp = outagewatch::state::Checkpoint::default();
+        store.save(&[], &cp, None, NO_ALERTS, &[]).expect("save");
         store.flush().expect("flush");
     }
     copy_dir(&state, &old);
     {
         let mut store = SledStore::open(&state).expect("reopen");
-        let cp = outagewatch::window::store::Checkpoint::default();
+        let cp = outagewatch::state::Checkpoint::default();
         for _ in 0..3 {
-            store.save(&[], &cp, i64::MIN, &[], &[]).expect("save");
+            store.save(&[], &cp, None, NO_ALERTS, &[]).expect("save");
         }
         store.flush().expect("flush");
     }

@@ -20,8 +20,8 @@
 use serde_json::{Value, json};
 
 use super::Alert;
-use super::format::{clip, defang, headline, state_name, summary};
-use crate::detect::TransitionKind;
+use super::format::{clip, defang, headline, summary};
+use crate::detect::{Severity, TransitionKind};
 
 /// Characters in one sample line before it is cut.
 pub const SAMPLE_CHARS: usize = 280;
@@ -93,8 +93,8 @@ pub fn slack(alert: &Alert) -> Value {
         json!({"type": "header", "text": {"type": "plain_text", "text": clip(&title, 150), "emoji": true}}),
         json!({"type": "section", "text": {"type": "mrkdwn", "verbatim": true, "text": clip(&summary(alert, &esc), 3000)}, "fields": [
             {"type": "mrkdwn", "verbatim": true, "text": format!("*Service*\n{}", clip(&esc(&clip(&alert.service, 200)), 1900))},
-            {"type": "mrkdwn", "verbatim": true, "text": format!("*Severity*\n{}", esc(&clip(&alert.severity, 20)))},
-            {"type": "mrkdwn", "verbatim": true, "text": format!("*State*\n{}", state_name(alert.state))},
+            {"type": "mrkdwn", "verbatim": true, "text": format!("*Severity*\n{}", alert.severity)},
+            {"type": "mrkdwn", "verbatim": true, "text": format!("*State*\n{}", alert.state)},
             {"type": "mrkdwn", "verbatim": true, "text": format!("*Started*\n{}", esc(&clip(&alert.started_at, 40)))},
         ]}),
     ];
@@ -117,16 +117,16 @@ pub fn discord(alert: &Alert) -> Value {
     let esc = |s: &str| discord_escape(s);
     let color = match alert.state {
         TransitionKind::Resolved => 0x2e_b8_86,
-        _ => match alert.severity.as_str() {
-            "high" => 0xd7_26_3d,
-            "medium" => 0xf2_a5_41,
-            _ => 0xf7_dc_6f,
+        _ => match alert.severity {
+            Severity::High => 0xd7_26_3d,
+            Severity::Medium => 0xf2_a5_41,
+            Severity::Low => 0xf7_dc_6f,
         },
     };
     let title = headline(alert, &esc);
     let mut fields = vec![
-        json!({"name": "Severity", "value": clip(&esc(&alert.severity), 40), "inline": true}),
-        json!({"name": "State", "value": state_name(alert.state), "inline": true}),
+        json!({"name": "Severity", "value": alert.severity.as_str(), "inline": true}),
+        json!({"name": "State", "value": alert.state.as_str(), "inline": true}),
         json!({"name": "Reports", "value": alert.reports.to_string(), "inline": true}),
     ];
     if !alert.samples.is_empty() {

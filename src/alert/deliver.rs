@@ -33,8 +33,8 @@ use super::sink::{AlertSink, JsonLines, SinkError};
 use super::task::SinkRun;
 pub use super::webhook::Webhook;
 use crate::detect::Severity;
+use crate::state::StoreError;
 use crate::wall::SharedClock;
-use crate::window::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
@@ -75,14 +75,7 @@ pub struct Filter {
 impl Filter {
     pub fn accepts(&self, alert: &Alert) -> bool {
         let service = self.services.is_empty() || self.services.contains(&alert.service);
-        let severity = self.min_severity.is_none_or(|min| {
-            let level = match alert.severity.as_str() {
-                "high" => Severity::High,
-                "medium" => Severity::Medium,
-                _ => Severity::Low,
-            };
-            level >= min
-        });
+        let severity = self.min_severity.is_none_or(|min| alert.severity >= min);
         service && severity
     }
 }
@@ -373,7 +366,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_failing_webhook_becomes_a_dead_letter_at_the_horizon() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = crate::window::store::SledStore::open(dir.path()).expect("store");
+        let store = crate::state::SledStore::open(dir.path()).expect("store");
         let outbox = store.outbox();
         let t0 = 1_800_000_000_000_000;
         let clock: SharedClock = Arc::new(crate::wall::TokioClock::starting_at(t0));

@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Alert, AlertKind};
-use crate::detect::TransitionKind;
+use crate::detect::{Severity, TransitionKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -80,14 +80,6 @@ pub fn body(alert: &Alert, format: Format) -> Result<Vec<u8>, serde_json::Error>
         Format::Slack => serde_json::to_vec(&super::chat::slack(alert)),
         Format::Discord => serde_json::to_vec(&super::chat::discord(alert)),
         _ => serde_json::to_vec(alert),
-    }
-}
-
-pub fn state_name(state: TransitionKind) -> &'static str {
-    match state {
-        TransitionKind::Firing => "firing",
-        TransitionKind::Updated => "updated",
-        TransitionKind::Resolved => "resolved",
     }
 }
 
@@ -220,7 +212,7 @@ pub fn example(state: TransitionKind, sample: &str) -> Alert {
         state,
         at: "2026-07-04T14:17:40Z".into(),
         started_at: "2026-07-04T14:17:10Z".into(),
-        severity: "medium".into(),
+        severity: Severity::Medium,
         reports: 19,
         authors: 19,
         rate_per_min: 19.0,
@@ -253,7 +245,7 @@ pub fn test_alert(state: TransitionKind, now: chrono::DateTime<chrono::Utc>, non
         state,
         at: at.clone(),
         started_at: at,
-        severity: "low".into(),
+        severity: Severity::Low,
         reports: 0,
         authors: 0,
         rate_per_min: 0.0,

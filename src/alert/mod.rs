@@ -18,7 +18,7 @@ pub mod webhook;
 use serde::{Deserialize, Serialize};
 
 use crate::Micros;
-use crate::detect::{Transition, TransitionKind};
+use crate::detect::{Severity, Transition, TransitionKind};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
@@ -29,7 +29,7 @@ pub struct Alert {
     /// RFC 3339 UTC event time of this change.
     pub at: String,
     pub started_at: String,
-    pub severity: String,
+    pub severity: Severity,
     /// Reports in the incident so far.
     pub reports: u64,
     /// Distinct authors in the recent window (at firing: the window that fired;
@@ -105,7 +105,7 @@ impl From<Transition> for Alert {
             state: t.kind,
             at: rfc3339(t.at),
             started_at: rfc3339(incident.started_at),
-            severity: incident.severity.as_str().to_owned(),
+            severity: incident.severity,
             reports: incident.total_reports.max(t.reports),
             authors: t.authors,
             rate_per_min: round3(t.rate_per_min),
@@ -150,7 +150,7 @@ impl Alert {
             state,
             at: rfc3339(at),
             started_at: rfc3339(started_at),
-            severity: "high".into(),
+            severity: Severity::High,
             reports: 0,
             authors: 0,
             rate_per_min: 0.0,

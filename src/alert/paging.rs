@@ -6,9 +6,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::format::{clip, headline, sample_link, state_name, summary};
+use super::format::{clip, headline, sample_link, summary};
 use super::{Alert, AlertKind};
-use crate::detect::TransitionKind;
+use crate::detect::{Severity, TransitionKind};
 
 /// PagerDuty: `payload.summary` ≤ 1,024 characters, `dedup_key` ≤ 255.
 pub const PD_SUMMARY: usize = 1024;
@@ -40,10 +40,10 @@ pub fn pagerduty_severity(alert: &Alert) -> &'static str {
     if alert.kind == AlertKind::Source {
         return "error";
     }
-    match alert.severity.as_str() {
-        "high" => "critical",
-        "medium" => "error",
-        _ => "warning",
+    match alert.severity {
+        Severity::High => "critical",
+        Severity::Medium => "error",
+        Severity::Low => "warning",
     }
 }
 
@@ -55,10 +55,10 @@ pub fn opsgenie_priority(alert: &Alert) -> &'static str {
     if alert.kind == AlertKind::Source {
         return "P2";
     }
-    match alert.severity.as_str() {
-        "high" => "P1",
-        "medium" => "P2",
-        _ => "P3",
+    match alert.severity {
+        Severity::High => "P1",
+        Severity::Medium => "P2",
+        Severity::Low => "P3",
     }
 }
 
@@ -119,7 +119,7 @@ pub fn pagerduty(alert: &Alert, routing_key: &str) -> Value {
             "group": match alert.kind { AlertKind::Source => "sources", AlertKind::Outage => "outages" },
             "class": match alert.kind { AlertKind::Source => "source_health", AlertKind::Outage => "outage_reports" },
             "custom_details": {
-                "state": state_name(alert.state),
+                "state": alert.state.as_str(),
                 "severity": alert.severity,
                 "reports": alert.reports,
                 "authors": alert.authors,
@@ -165,15 +165,15 @@ pub fn opsgenie(alert: &Alert) -> (OpsgenieCall, Value) {
             AlertKind::Outage => "outage",
         }
         .to_owned(),
-        format!("severity:{}", clip(&alert.severity, 20)),
+        format!("severity:{}", alert.severity),
     ];
     if alert.test {
         tags.push("test".into());
     }
     let mut details = Map::new();
     details.insert("service".into(), json!(clip(&alert.service, 200)));
-    details.insert("state".into(), json!(state_name(alert.state)));
-    details.insert("severity".into(), json!(clip(&alert.severity, 20)));
+    details.insert("state".into(), json!(alert.state.as_str()));
+    details.insert("severity".into(), json!(alert.severity.as_str()));
     details.insert("reports".into(), json!(alert.reports.to_string()));
     details.insert("started_at".into(), json!(clip(&alert.started_at, 40)));
     details.insert("sequence".into(), json!(alert.sequence.to_string()));
@@ -234,7 +234,7 @@ pub fn alertmanager_alert(alert: &Alert, ends_at: &str) -> Value {
     let mut labels = Map::new();
     labels.insert("alertname".into(), json!(alertname(alert)));
     labels.insert("service".into(), json!(clip(&alert.service, AM_LABEL)));
-    labels.insert("severity".into(), json!(clip(&alert.severity, 20)));
+    labels.insert("severity".into(), json!(alert.severity.as_str()));
     labels.insert("incident".into(), json!(clip(&alert.id, AM_LABEL)));
     if alert.test {
         labels.insert("test".into(), json!("true"));
@@ -308,7 +308,7 @@ mod tests {
         assert_eq!(r["event_action"], "resolve");
         assert_eq!(r["dedup_key"], v["dedup_key"]);
         let mut high = firing;
-        high.severity = "high".into();
+        high.severity = Severity::High;
         assert_eq!(pagerduty(&high, "k")["payload"]["severity"], "critical");
     }
 
@@ -340,7 +340,7 @@ mod tests {
         let firing = example(TransitionKind::Firing, "down?");
         let mut updated = firing.clone();
         updated.state = TransitionKind::Updated;
-        updated.severity = "high".into();
+        updated.severity = Severity::High;
         let batch = alertmanager_batch(&updated, Some(&firing), ttl, now);
         assert_eq!(batch.len(), 2);
         assert_eq!(batch[0]["labels"]["severity"], "high");

@@ -9,7 +9,7 @@ use super::chat::{self, DISCORD_SPECIAL};
 use super::format::{self, Format};
 use super::paging::{self, OpsgenieCall};
 use super::{Alert, AlertKind, AlertSample};
-use crate::detect::TransitionKind;
+use crate::detect::{Severity, TransitionKind};
 
 /// Pieces hostile posts are made of, mixed with arbitrary text.
 fn text() -> impl Strategy<Value = String> {
@@ -39,7 +39,7 @@ fn alert() -> impl Strategy<Value = Alert> {
     (
         text(),
         prop::collection::vec((text(), text()), 0..6),
-        prop::sample::select(vec!["low", "medium", "high"]),
+        prop::sample::select(vec![Severity::Low, Severity::Medium, Severity::High]),
         prop::sample::select(vec![
             TransitionKind::Firing,
             TransitionKind::Updated,
@@ -58,7 +58,7 @@ fn alert() -> impl Strategy<Value = Alert> {
                     service.clone()
                 };
                 a.id = format!("{service}-20260704T141710Z");
-                a.severity = severity.into();
+                a.severity = severity;
                 a.kind = if source {
                     AlertKind::Source
                 } else {

@@ -283,7 +283,9 @@ impl SinkRun {
         }
         let result = match alert.state {
             TransitionKind::Resolved => self.outbox.remove_open_alert(&self.spec.name, &alert.id),
-            _ => self.outbox.set_open_alert(&self.spec.name, alert),
+            _ => self
+                .outbox
+                .set_open_alert(&self.spec.name, &alert.id, alert),
         };
         if let Err(e) = result {
             tracing::warn!(sink = %self.spec.name, error = %e, "cannot save the open Alertmanager alerts");

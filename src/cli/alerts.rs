@@ -15,7 +15,7 @@ use crate::alert::deliver::{Target, send_test};
 use crate::alert::format::{Format, test_alert};
 use crate::config::{Config, sink_specs};
 use crate::detect::TransitionKind;
-use crate::window::store::SledStore;
+use crate::state::SledStore;
 
 #[derive(Debug, Args)]
 pub struct AlertsArgs {
@@ -76,7 +76,7 @@ pub fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
                     dir.display()
                 )
             })?;
-            let outbox = store.outbox();
+            let outbox: crate::alert::outbox::Outbox = store.outbox();
             if let AlertsCommand::Retry { id } = &args.command {
                 let id = id.clone();
                 let moved = outbox.requeue(id.as_deref())?;

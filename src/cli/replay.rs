@@ -18,7 +18,7 @@ use crate::matcher::Matcher;
 use crate::pipeline::{Emitted, Pipeline, PipelineConfig, SAVE_EVERY_REPLAY, Stats};
 use crate::source::FrameError;
 use crate::source::recording::{self, DEFAULT_MAX_LINE, LineReader};
-use crate::window::store::SledStore;
+use crate::state::SledStore;
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
@@ -150,7 +150,7 @@ pub fn run(args: ReplayArgs, matcher: Matcher, mut config: Config) -> anyhow::Re
     drop(pipeline);
     if let Some(dir) = &args.state_dir {
         // Every handle on the store is closed: seal its files.
-        if let Err(e) = crate::window::store::seal_closed(dir) {
+        if let Err(e) = crate::state::seal_closed(dir) {
             tracing::warn!(error = %e, "cannot seal the state");
         }
     }

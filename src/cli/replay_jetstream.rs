@@ -19,7 +19,7 @@ use crate::source::Link;
 use crate::source::health::{SourceHealth, wall_now};
 use crate::source::jetstream::{self, JetstreamOptions, JetstreamProtocol, Wire};
 use crate::source::ws::{self, WsSettings};
-use crate::window::store::SledStore;
+use crate::state::SledStore;
 
 /// The source name frames are counted under.
 pub const SOURCE: &str = "jetstream";

@@ -11,8 +11,8 @@ use crate::alert::deliver::Delivery;
 use crate::config::{Config, HttpConfig};
 use crate::http::{HttpSettings, Server};
 use crate::pipeline::{Pipeline, Stats};
+use crate::state::Store;
 use crate::telemetry::{Mode, Telemetry};
-use crate::window::store::Store;
 
 #[derive(Debug, Args)]
 pub struct HttpArgs {

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use crate::window::store::{Checks, SledStore, seal_closed};
+use crate::state::{Checks, SledStore, seal_closed};
 
 #[derive(Debug, Args)]
 pub struct StateArgs {

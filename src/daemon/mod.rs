@@ -51,9 +51,9 @@ use crate::source::health::SourceHealth;
 use crate::source::jetstream::SeqCursor;
 use crate::source::ws::Inbound;
 use crate::source::{Connection, Link, SourceKind};
+use crate::state::{SledStore, StoreError};
 use crate::telemetry::{Mode, Telemetry};
 use crate::wall::SharedClock;
-use crate::window::store::{SledStore, StoreError};
 use monitor::Monitor;
 
 /// Frames in flight between the sources and the pipeline.
@@ -474,7 +474,7 @@ impl Running {
         // at the next start.
         self.telemetry.clear_sinks();
         drop(self.outbox);
-        match crate::window::store::seal_closed(&self.state_dir) {
+        match crate::state::seal_closed(&self.state_dir) {
             Ok(true) => {}
             Ok(false) => {
                 tracing::warn!("the store was still in use at exit; its files are not sealed")

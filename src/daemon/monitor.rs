@@ -177,9 +177,9 @@ impl Monitor {
 mod tests {
     use super::*;
     use crate::alert::rfc3339;
+    use crate::state::SledStore;
     use crate::telemetry::Mode;
     use crate::wall::TokioClock;
-    use crate::window::store::SledStore;
 
     const T0: Micros = 1_800_000_000_000_000;
     const SEC: Micros = crate::MICROS_PER_SEC;

@@ -65,7 +65,7 @@ fn minute_index(t: Micros) -> i64 {
 }
 
 /// The firehose's own volume, shared by every service's share.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Volume {
     /// Posts per minute, the last hour.
     pub minutes: BTreeMap<i64, f64>,
@@ -74,7 +74,7 @@ pub struct Volume {
 }
 
 /// One service's reporting authors, in the same shape (absent = none).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Reports {
     pub minutes: BTreeMap<i64, f64>,
     pub hours: BTreeMap<i64, f64>,

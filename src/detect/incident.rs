@@ -38,12 +38,19 @@ impl Severity {
         by_height.max(by_length)
     }
 
+    /// The name used in alerts, config and metrics (as serde writes it).
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Low => "low",
             Severity::Medium => "medium",
             Severity::High => "high",
         }
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -86,6 +93,24 @@ pub enum TransitionKind {
     /// The incident goes on with a higher severity.
     Updated,
     Resolved,
+}
+
+impl TransitionKind {
+    /// The name used in alerts (`state`), messages and metrics (as serde
+    /// writes it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransitionKind::Firing => "firing",
+            TransitionKind::Updated => "updated",
+            TransitionKind::Resolved => "resolved",
+        }
+    }
+}
+
+impl std::fmt::Display for TransitionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The recent window at a state change, as reported in the alert.

@@ -144,7 +144,7 @@ impl DetectorConfig {
 }
 
 /// What the detector remembers per service besides its baseline.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct ServiceState {
     /// The buckets of the recent window that had reports, oldest first.
     recent: VecDeque<RecentBucket>,
@@ -157,7 +157,7 @@ struct ServiceState {
     last_report: Micros,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct RecentBucket {
     start: Micros,
     counts: ServiceCounts,
@@ -165,8 +165,9 @@ struct RecentBucket {
 
 /// The part of the detector saved with every checkpoint: open incidents and
 /// recent windows. Baselines are saved apart, only when they change.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Snapshot {
+/// Opaque outside the detector; `state` stores it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
     services: BTreeMap<String, ServiceState>,
     volume: Volume,
     recent_volume: VecDeque<(Micros, u64)>,
@@ -225,48 +226,37 @@ impl Detector {
         &self.config
     }
 
-    /// Saved state for the checkpoint (without the baselines).
-    pub fn snapshot(&self) -> serde_json::Value {
-        serde_json::to_value(&self.state).unwrap_or(serde_json::Value::Null)
+    /// Saved state for the checkpoint (without the baselines). Typed: the
+    /// store encodes it, and a failure to is the store's error.
+    pub fn snapshot(&self) -> Snapshot {
+        self.state.clone()
     }
 
-    /// Baselines changed since the last call: (service, its baseline as
-    /// JSON, or `None` when it was forgotten). Saved with the same batch.
-    pub fn take_changed(&mut self) -> Vec<(String, Option<serde_json::Value>)> {
+    /// Baselines changed since the last call: (service, its baseline, or
+    /// `None` when it was forgotten). Saved with the same batch.
+    pub fn take_changed(&mut self) -> Vec<(String, Option<Reports>)> {
         std::mem::take(&mut self.changed)
             .into_iter()
             .map(|id| {
-                let value = self
-                    .baselines
-                    .get(&id)
-                    .and_then(|r| serde_json::to_value(r).ok());
+                let value = self.baselines.get(&id).cloned();
                 (id, value)
             })
             .collect()
     }
 
-    /// Continues from a checkpoint and the saved baselines; a missing state
-    /// starts afresh, an unreadable one is an error.
+    /// Continues from a checkpoint's snapshot (`None`: start afresh) and
+    /// the saved baselines.
     pub fn restore(
         config: DetectorConfig,
-        state: &serde_json::Value,
-        baselines: &[(String, serde_json::Value)],
-    ) -> Result<Self, serde_json::Error> {
-        let state = if state.is_null() {
-            Snapshot::default()
-        } else {
-            serde_json::from_value(state.clone())?
-        };
-        let mut restored = BTreeMap::new();
-        for (id, value) in baselines {
-            restored.insert(id.clone(), serde_json::from_value(value.clone())?);
-        }
-        Ok(Detector {
+        state: Option<Snapshot>,
+        baselines: Vec<(String, Reports)>,
+    ) -> Self {
+        Detector {
             config,
-            state,
-            baselines: restored,
+            state: state.unwrap_or_default(),
+            baselines: baselines.into_iter().collect(),
             changed: BTreeSet::new(),
-        })
+        }
     }
 
     /// Services the detector keeps state for (each costs a step per bucket).

@@ -321,15 +321,23 @@ fn incident_and_baseline_survive_a_snapshot_and_restore() {
     let mut detector = Detector::new(DetectorConfig::default());
     let fired = run(&mut detector, &surge(0, 12, 30));
     assert_eq!(fired, vec![(2, Firing, Low), (3, Updated, Medium)]);
-    let saved = detector.snapshot();
-    let baselines: Vec<(String, serde_json::Value)> = detector
-        .take_changed()
-        .into_iter()
-        .filter_map(|(id, v)| Some((id, v?)))
-        .collect();
-    assert!(!baselines.is_empty(), "the baseline changed and is saved");
-    let mut restored =
-        Detector::restore(DetectorConfig::default(), &saved, &baselines).expect("restore");
+    // Through the store, as a restart reads it.
+    use crate::state::{Checkpoint, SledStore, Store};
+    let mut store = SledStore::temporary().expect("store");
+    let checkpoint = Checkpoint {
+        detector: Some(detector.snapshot()),
+        ..Checkpoint::default()
+    };
+    let changed = detector.take_changed();
+    assert!(!changed.is_empty(), "the baseline changed and is saved");
+    let no_alerts: &[crate::alert::Alert] = &[];
+    store
+        .save(&[], &checkpoint, None, no_alerts, &changed)
+        .expect("save");
+    let saved = store.checkpoint().expect("read").expect("saved");
+    let baselines = store.baselines().expect("baselines");
+    assert_eq!(baselines.len(), changed.len());
+    let mut restored = Detector::restore(DetectorConfig::default(), saved.detector, baselines);
     assert_eq!(restored.open_incidents().count(), 1);
     let rest = run(&mut restored, &flat(12, 60, 0));
     let mut original = detector;
@@ -431,4 +439,51 @@ fn a_series_without_names_counts_its_values() {
         );
     }
     assert_eq!(fired.first(), Some(&(11, Firing)));
+}
+
+#[test]
+fn a_baseline_or_snapshot_that_cannot_be_saved_faithfully_is_an_error() {
+    // Before, the detector serialised its own state: a failure became a
+    // `null` snapshot ("start afresh") or a deleted baseline, and a
+    // non-finite number a `null` the next start could not read.
+    use crate::state::{Checkpoint, SledStore, Store, StoreError};
+    let no_alerts: &[crate::alert::Alert] = &[];
+    let mut store = SledStore::temporary().expect("store");
+    let mut detector = Detector::new(DetectorConfig::default());
+    run(&mut detector, &surge(0, 12, 30));
+    let good = Checkpoint {
+        detector: Some(detector.snapshot()),
+        ..Checkpoint::default()
+    };
+    let changed = detector.take_changed();
+    store
+        .save(&[], &good, None, no_alerts, &changed)
+        .expect("save");
+    let mut bad_baseline = changed.clone();
+    if let Some((_, Some(reports))) = bad_baseline.first_mut() {
+        reports.minutes.insert(0, f64::NAN);
+    }
+    let err = store.save(&[], &good, None, no_alerts, &bad_baseline);
+    assert!(
+        matches!(&err, Err(StoreError::Unwritable { what, .. }) if what.starts_with("baseline of")),
+        "{err:?}"
+    );
+    detector.state.volume.minutes.insert(0, f64::INFINITY);
+    let bad = Checkpoint {
+        detector: Some(detector.snapshot()),
+        ..Checkpoint::default()
+    };
+    let err = store.save(&[], &bad, None, no_alerts, &[]);
+    assert!(
+        matches!(&err, Err(StoreError::Unwritable { what, .. }) if what == "checkpoint"),
+        "{err:?}"
+    );
+    // Nothing of either batch was written: the good state is still there.
+    assert_eq!(store.checkpoint().expect("read"), Some(good));
+    let kept = store.baselines().expect("baselines");
+    let want: Vec<(String, Reports)> = changed
+        .into_iter()
+        .filter_map(|(id, r)| Some((id, r?)))
+        .collect();
+    assert_eq!(kept, want);
 }

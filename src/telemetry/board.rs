@@ -207,11 +207,7 @@ impl Board {
 
     /// An alert raised outside the pipeline (a source's health), or by it.
     pub fn record_alert(&mut self, alert: &Alert) {
-        let state = match alert.state {
-            TransitionKind::Firing => "firing",
-            TransitionKind::Updated => "updated",
-            TransitionKind::Resolved => "resolved",
-        };
+        let state = alert.state.as_str();
         *self.alerts_by_state.entry(state).or_default() += 1;
         let parse = |t: &str| {
             chrono::DateTime::parse_from_rfc3339(t)
@@ -226,7 +222,7 @@ impl Board {
                 service: alert.service.clone(),
                 state: alert.state,
                 open: true,
-                severity: alert.severity.clone(),
+                severity: alert.severity.to_string(),
                 started_at: alert.started_at.clone(),
                 updated_at: alert.at.clone(),
                 reports: 0,
@@ -249,7 +245,7 @@ impl Board {
             _ => TransitionKind::Firing,
         };
         record.open = alert.state != TransitionKind::Resolved;
-        record.severity = alert.severity.clone();
+        record.severity = alert.severity.to_string();
         record.updated_at = alert.at.clone();
         record.reports = alert.reports;
         record.peak_authors = alert.peak_authors;

@@ -13,7 +13,6 @@
 //! input closes the same buckets, whatever the machine's speed.
 
 mod discovered;
-pub mod store;
 
 use std::collections::BTreeMap;
 

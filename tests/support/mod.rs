@@ -624,6 +624,11 @@ pub fn newest_time(frames: &[String]) -> i64 {
         .expect("frames have times")
 }
 
+/// `outagewatch run` with this config, state directory and alerts file.
+pub fn start_daemon(config: &Path, state: &Path, alerts: &Path) -> Daemon {
+    run_daemon(config, state, Some(alerts), &[])
+}
+
 /// The real binary running as a daemon, its stderr collected line by line.
 pub struct Daemon {
     pub child: Child,

@@ -1,0 +1,224 @@
+//! The sled keyspace: every record kind, its one-byte tag and how its key
+//! is built, in one table.
+//!
+//! A key is its kind's tag followed by the rest of the key. Tags are
+//! distinct, so no key of one kind can equal a key of another, whatever
+//! names follow the tag: a sink, service or source named by a user (or by
+//! a hashtag in a post) stays inside its own kind. Our own single records
+//! (checkpoint, generation, format) live under the `m` tag with fixed
+//! names, where no user-chosen name ever goes.
+//!
+//! (Until format 1 the checkpoint was the bare key `checkpoint`, which the
+//! cursor of a sink named `heckpoint` overwrote; see [`super::migrate`].)
+
+use crate::Micros;
+
+/// One kind of record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `b` + start (8 bytes, big-endian, offset so negative times sort
+    /// first) → a closed bucket.
+    Bucket,
+    /// `s` + service id → that service's baseline.
+    Baseline,
+    /// `m` + a fixed name → our single records (checkpoint, generation,
+    /// format).
+    Meta,
+    /// `o` + seq (8 bytes, big-endian) → an alert not yet delivered.
+    Alert,
+    /// `c` + sink → the sink's cursor: the last seq it is done with.
+    Cursor,
+    /// `r` + sink → the retry state of the alert at the sink's head.
+    Retry,
+    /// `d` + sink + 0 + seq → a dead letter.
+    Dead,
+    /// `q` + sink + 0 + seq → an alert re-queued from the dead letters.
+    Requeued,
+    /// `a` + sink + 0 + incident id → an alert open at an Alertmanager sink.
+    OpenAlert,
+    /// `h` + source → an open `source:NAME` incident.
+    OpenSource,
+}
+
+/// Every kind: the whole keyspace (tags in [`Kind::tag`]).
+pub const ALL: [Kind; 10] = [
+    Kind::Bucket,
+    Kind::Baseline,
+    Kind::Meta,
+    Kind::Alert,
+    Kind::Cursor,
+    Kind::Retry,
+    Kind::Dead,
+    Kind::Requeued,
+    Kind::OpenAlert,
+    Kind::OpenSource,
+];
+
+impl Kind {
+    pub const fn tag(self) -> u8 {
+        match self {
+            Kind::Bucket => b'b',
+            Kind::Baseline => b's',
+            Kind::Meta => b'm',
+            Kind::Alert => b'o',
+            Kind::Cursor => b'c',
+            Kind::Retry => b'r',
+            Kind::Dead => b'd',
+            Kind::Requeued => b'q',
+            Kind::OpenAlert => b'a',
+            Kind::OpenSource => b'h',
+        }
+    }
+
+    /// The kind a stored key belongs to (`None`: not ours).
+    pub fn of(key: &[u8]) -> Option<Kind> {
+        let tag = *key.first()?;
+        ALL.into_iter().find(|k| k.tag() == tag)
+    }
+}
+
+/// Our single records, under [`Kind::Meta`].
+pub const CHECKPOINT: &[u8] = b"mcheckpoint";
+pub const GENERATION: &[u8] = b"mgeneration";
+pub const FORMAT: &[u8] = b"mformat";
+
+/// Keys of format 0 (before the keyspace had one table); see
+/// [`super::migrate`].
+pub const OLD_CHECKPOINT: &[u8] = b"checkpoint";
+pub const OLD_GENERATION: &[u8] = b"generation";
+
+/// What format 1 changed: (format-0 key, its key now). Every other key
+/// stayed as it was.
+pub const FORMAT_0_MOVES: [(&[u8], &[u8]); 2] =
+    [(OLD_CHECKPOINT, CHECKPOINT), (OLD_GENERATION, GENERATION)];
+
+/// A format-0 key as format 1 spells it.
+pub fn from_format_0(key: &[u8]) -> &[u8] {
+    FORMAT_0_MOVES
+        .iter()
+        .find(|(old, _)| *old == key)
+        .map_or(key, |(_, new)| new)
+}
+
+/// `kind`'s tag followed by `name`.
+pub fn named(kind: Kind, name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(name.len() + 1);
+    key.push(kind.tag());
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+/// The prefix of every entry of `name` in `kind` (`tag + name + 0`).
+pub fn entries(kind: Kind, name: &str) -> Vec<u8> {
+    let mut key = named(kind, name);
+    key.push(0);
+    key
+}
+
+/// One entry of `name` in `kind`: `tag + name + 0 + seq`.
+pub fn entry(kind: Kind, name: &str, seq: u64) -> Vec<u8> {
+    let mut key = entries(kind, name);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// The key of alert `seq` in the outbox.
+pub fn alert(seq: u64) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = Kind::Alert.tag();
+    key[1..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// The key of the bucket starting at `start`.
+pub fn bucket(start: Micros) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = Kind::Bucket.tag();
+    // Offset so negative times still sort before positive ones.
+    key[1..].copy_from_slice(&((start as u64) ^ (1 << 63)).to_be_bytes());
+    key
+}
+
+/// The sequence number at the end of an outbox key or in a cursor value.
+pub fn seq_of(bytes: &[u8]) -> u64 {
+    let mut out = [0u8; 8];
+    if bytes.len() >= 8 {
+        out.copy_from_slice(&bytes[bytes.len() - 8..]);
+    }
+    u64::from_be_bytes(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Names a user (or a post's hashtag) could choose, including ones
+    /// built to complete another kind's key.
+    const HOSTILE: &[&str] = &[
+        "",
+        "heckpoint",
+        "checkpoint",
+        "eneration",
+        "generation",
+        "format",
+        "mcheckpoint",
+        "b",
+        "\0",
+        "sink\0\0\0\0\0\0\0\0\x01",
+        "discord",
+        "source:bluesky",
+        "インスタ",
+    ];
+
+    /// The kinds whose keys hold a name.
+    fn named_kinds() -> impl Iterator<Item = Kind> {
+        ALL.into_iter()
+            .filter(|k| !matches!(k, Kind::Bucket | Kind::Meta | Kind::Alert))
+    }
+
+    #[test]
+    fn every_kind_has_its_own_tag() {
+        for (i, kind) in ALL.iter().enumerate() {
+            assert_eq!(Kind::of(&[kind.tag()]), Some(*kind));
+            for other in &ALL[i + 1..] {
+                assert_ne!(
+                    kind.tag(),
+                    other.tag(),
+                    "{kind:?} and {other:?} share a tag"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn no_user_chosen_name_reaches_another_kind_or_our_own_records() {
+        let meta = [CHECKPOINT, GENERATION, FORMAT];
+        for name in HOSTILE {
+            for kind in named_kinds() {
+                let keys = [named(kind, name), entry(kind, name, 7)];
+                for key in &keys {
+                    assert_eq!(Kind::of(key), Some(kind), "{kind:?} {name:?}");
+                    assert!(
+                        !meta.contains(&key.as_slice()),
+                        "{kind:?} {name:?} is {key:?}"
+                    );
+                    assert_ne!(key.as_slice(), alert(seq_of(key)).as_slice());
+                    assert_ne!(key.as_slice(), bucket(seq_of(key) as i64).as_slice());
+                }
+            }
+        }
+        for key in meta {
+            assert_eq!(Kind::of(key), Some(Kind::Meta));
+        }
+        assert_eq!(Kind::of(&alert(3)), Some(Kind::Alert));
+        assert_eq!(Kind::of(&bucket(-3)), Some(Kind::Bucket));
+    }
+
+    #[test]
+    fn buckets_sort_by_time_and_alerts_by_seq() {
+        assert!(bucket(-10) < bucket(0) && bucket(0) < bucket(10));
+        assert!(alert(1) < alert(2) && alert(255) < alert(256));
+        assert_eq!(seq_of(&alert(42)), 42);
+        assert_eq!(seq_of(&entry(Kind::Dead, "x", 9)), 9);
+    }
+}

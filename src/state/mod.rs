@@ -1,0 +1,125 @@
+//! State: everything outagewatch keeps in sled, in one place.
+//!
+//! - [`keys`]: the keyspace, one table of record kinds and their tags, so
+//!   no user-chosen name (a sink, a service, a source) can reach another
+//!   kind's records or our checkpoint;
+//! - [`codec`]: how a record becomes bytes and back (JSON with a checksum
+//!   today; issue 15 moves to a compact binary form here and nowhere else).
+//!   A record that cannot be written faithfully is an error, never `null`
+//!   or a deletion;
+//! - [`records`]: the typed records: the [`Checkpoint`] (with the
+//!   detector's snapshot, the cursors and the de-duplication keys), and
+//!   the store's format version;
+//! - [`store`]: closed buckets, baselines and the checkpoint, written in
+//!   one atomic batch per bucket close, with corruption made loud
+//!   ([`seal`]);
+//! - [`outbox`]: alerts waiting for delivery, each sink's place in them,
+//!   retries, dead letters.
+//!
+//! Dependencies point one way: `state` knows the records of `window`
+//! (buckets), `detect` (its snapshot and baselines) and `source` (cursors,
+//! de-duplication keys); it is generic over the alert type, so `alert`
+//! (whose delivery reads the outbox) depends on `state` and not the other
+//! way round. The pure stages never touch it.
+//!
+//! **Old stores**: a store written before the keyspace had one table
+//! (format 0) is migrated when opened, in one atomic batch (see
+//! [`migrate`]); a store of a newer format than this build knows is
+//! refused with an error naming `outagewatch state reset`.
+
+pub mod codec;
+pub mod keys;
+pub mod outbox;
+pub mod records;
+pub mod seal;
+pub mod store;
+
+use std::path::PathBuf;
+
+pub use records::{Checkpoint, FORMAT};
+pub use seal::{SEAL_FILE, seal_closed};
+pub use store::{Checks, Inventory, SledStore, Store};
+
+/// What to do about damaged state, in every message that reports it.
+pub const RECOVERY: &str = "to recover: `outagewatch state verify --state-dir DIR` shows the damage, \
+`outagewatch state repair --state-dir DIR` keeps every readable record, \
+`outagewatch state reset --state-dir DIR` starts afresh (both keep the old state aside)";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the state store at {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: sled::Error,
+    },
+    #[error("state store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("state store holds an unreadable {what}: {source}")]
+    Corrupt {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot save the {what}: {detail}; it was not written (nor anything of its batch)")]
+    Unwritable { what: String, detail: String },
+    #[error("the state in {path} is damaged: {detail}; {RECOVERY}")]
+    Damaged { path: PathBuf, detail: String },
+    #[error(
+        "the state in {path} has format {found}, newer than this build reads ({FORMAT}): run the newer outagewatch, \
+or `outagewatch state reset --state-dir {path}` to start afresh (the old state is kept aside)",
+        path = path.display()
+    )]
+    NewerFormat { path: PathBuf, found: u32 },
+    #[error("cannot write the seal file in {path}: {source}")]
+    Seal {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The store's format: 0 for a store from before formats (or a new,
+/// empty one), an error for one newer than this build reads.
+pub fn format(db: &sled::Db, path: &std::path::Path) -> Result<u32, StoreError> {
+    let Some(bytes) = db.get(keys::FORMAT)? else {
+        return Ok(0);
+    };
+    let found = <[u8; 4]>::try_from(bytes.as_ref())
+        .map(u32::from_be_bytes)
+        .map_err(|_| StoreError::Damaged {
+            path: path.to_path_buf(),
+            detail: format!("its format record has {} bytes, not 4", bytes.len()),
+        })?;
+    if found > FORMAT {
+        return Err(StoreError::NewerFormat {
+            path: path.to_path_buf(),
+            found,
+        });
+    }
+    Ok(found)
+}
+
+/// Brings a store of format 0 to [`FORMAT`], atomically; refuses a newer
+/// one. Format 0 kept the checkpoint and generation under the bare keys
+/// `checkpoint` and `generation`; they move under the `m` tag
+/// ([`keys::FORMAT_0_MOVES`]). Nothing else changed, so every other record
+/// stays as it is. A format-0 store whose checkpoint a sink named
+/// `heckpoint` had overwritten fails its checksum at the next
+/// verification, as it did before.
+pub fn migrate(db: &sled::Db, path: &std::path::Path) -> Result<(), StoreError> {
+    if format(db, path)? != 0 {
+        return Ok(());
+    }
+    let mut batch = sled::Batch::default();
+    for (old, new) in keys::FORMAT_0_MOVES {
+        if let Some(value) = db.get(old)? {
+            batch.remove(old);
+            batch.insert(new, value);
+        }
+    }
+    batch.insert(keys::FORMAT, &FORMAT.to_be_bytes());
+    db.apply_batch(batch)?;
+    db.flush()?;
+    Ok(())
+}

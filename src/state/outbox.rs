@@ -1,0 +1,313 @@
+//! The alert outbox in sled (its keys in [`super::keys`]): alerts are written here by the pipeline, in the
+//! same atomic batch as the counts that raised them, before anyone tries to
+//! deliver them. Each sink keeps its own place in it, so a dead receiver
+//! never holds up another sink, and a restart resumes every sink where it
+//! stopped.
+//!
+//! Alerts every sink is done with are removed. Generic over the alert
+//! type `A`, so that `state` does not depend on `alert` (which uses it as
+//! `alert::outbox::Outbox`).
+
+use std::marker::PhantomData;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::keys::{self, Kind, seq_of};
+use super::{StoreError, codec};
+
+/// A `source:NAME` incident still open when the daemon stopped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenSource {
+    pub source: String,
+    /// Wall-clock µs of its start (with the source, its incident id).
+    pub started_at: i64,
+    pub detail: String,
+}
+
+/// A new alert's sequence number: increasing, and never 0, since a cursor
+/// of 0 means "nothing done yet".
+pub fn next_seq(db: &sled::Db) -> Result<u64, sled::Error> {
+    Ok(db.generate_id()? + 1)
+}
+
+/// How delivery of the alert at a sink's head is going.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetryState {
+    pub seq: u64,
+    pub attempts: u32,
+    /// Wall-clock milliseconds of the first failure.
+    pub first_failure_ms: i64,
+    pub last_error: String,
+}
+
+/// An alert a sink gave up on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter<A> {
+    pub sink: String,
+    pub seq: u64,
+    pub alert: A,
+    pub reason: String,
+    pub attempts: u32,
+    /// RFC 3339, wall clock.
+    pub failed_at: String,
+}
+
+impl<A> DeadLetter<A> {
+    /// The id `alerts retry` takes: `SINK:SEQ`.
+    pub fn id(&self) -> String {
+        format!("{}:{}", self.sink, self.seq)
+    }
+}
+
+pub struct Outbox<A> {
+    db: sled::Db,
+    alert: PhantomData<fn() -> A>,
+}
+
+impl<A> Clone for Outbox<A> {
+    fn clone(&self) -> Self {
+        Outbox::new(self.db.clone())
+    }
+}
+
+impl<A> Outbox<A> {
+    pub fn new(db: sled::Db) -> Self {
+        Outbox {
+            db,
+            alert: PhantomData,
+        }
+    }
+}
+
+impl<A: Serialize + DeserializeOwned> Outbox<A> {
+    /// Appends an alert outside a pipeline batch (a source's health),
+    /// durably.
+    pub fn append(&self, alert: &A) -> Result<u64, StoreError> {
+        let seq = next_seq(&self.db)?;
+        let value = codec::encode_plain("alert", alert)?;
+        self.db.insert(keys::alert(seq), value)?;
+        self.db.flush()?;
+        Ok(seq)
+    }
+
+    /// The first alert after `seq`.
+    pub fn next_after(&self, seq: u64) -> Result<Option<(u64, A)>, StoreError> {
+        let start = keys::alert(seq.saturating_add(1));
+        let end = keys::alert(u64::MAX);
+        match self.db.range(start..=end).next() {
+            None => Ok(None),
+            Some(entry) => {
+                let (key, value) = entry?;
+                let alert = codec::decode("outbox alert", &value)?;
+                Ok(Some((seq_of(&key), alert)))
+            }
+        }
+    }
+
+    /// The newest alert's seq (0 when the outbox is empty).
+    pub fn last_seq(&self) -> Result<u64, StoreError> {
+        let start = keys::alert(0);
+        let end = keys::alert(u64::MAX);
+        Ok(match self.db.range(start..=end).next_back() {
+            Some(entry) => seq_of(&entry?.0),
+            None => 0,
+        })
+    }
+
+    /// A sink's cursor; a sink never seen before starts where the slowest
+    /// known sink stands (so it also gets what is still undelivered), and
+    /// that start is saved at once, so a restart does not take it for new
+    /// again.
+    pub fn cursor(&self, sink: &str, known_sinks: &[String]) -> Result<u64, StoreError> {
+        if let Some(value) = self.db.get(keys::named(Kind::Cursor, sink))? {
+            return Ok(seq_of(&value));
+        }
+        let mut slowest: Option<u64> = None;
+        for other in known_sinks {
+            if let Some(value) = self.db.get(keys::named(Kind::Cursor, other))? {
+                let c = seq_of(&value);
+                slowest = Some(slowest.map_or(c, |s: u64| s.min(c)));
+            }
+        }
+        let start = slowest.unwrap_or(0);
+        self.db
+            .insert(keys::named(Kind::Cursor, sink), &start.to_be_bytes())?;
+        self.db.flush()?;
+        Ok(start)
+    }
+
+    /// Marks everything up to `seq` done for `sink`, forgets its retry
+    /// state, and removes alerts every sink is done with.
+    pub fn advance(&self, sink: &str, seq: u64, all_sinks: &[String]) -> Result<(), StoreError> {
+        self.db
+            .insert(keys::named(Kind::Cursor, sink), &seq.to_be_bytes())?;
+        self.db.remove(keys::named(Kind::Retry, sink))?;
+        let mut slowest = u64::MAX;
+        for other in all_sinks {
+            let c = match self.db.get(keys::named(Kind::Cursor, other))? {
+                Some(value) => seq_of(&value),
+                None => 0,
+            };
+            slowest = slowest.min(c);
+        }
+        if slowest != u64::MAX && slowest > 0 {
+            let mut batch = sled::Batch::default();
+            for entry in self.db.range(keys::alert(0)..=keys::alert(slowest)) {
+                batch.remove(entry?.0);
+            }
+            self.db.apply_batch(batch)?;
+        }
+        Ok(())
+    }
+
+    pub fn retry_state(&self, sink: &str) -> Result<Option<RetryState>, StoreError> {
+        match self.db.get(keys::named(Kind::Retry, sink))? {
+            None => Ok(None),
+            Some(value) => Ok(Some(codec::decode("retry state", &value)?)),
+        }
+    }
+
+    pub fn set_retry_state(&self, sink: &str, state: &RetryState) -> Result<(), StoreError> {
+        let value = codec::encode_plain("retry state", state)?;
+        self.db.insert(keys::named(Kind::Retry, sink), value)?;
+        Ok(())
+    }
+
+    pub fn add_dead_letter(&self, letter: &DeadLetter<A>) -> Result<(), StoreError> {
+        let value = codec::encode_plain("dead letter", letter)?;
+        self.db
+            .insert(keys::entry(Kind::Dead, &letter.sink, letter.seq), value)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Every dead letter, by sink then seq.
+    pub fn dead_letters(&self) -> Result<Vec<DeadLetter<A>>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.db.scan_prefix([Kind::Dead.tag()]) {
+            let (_, value) = entry?;
+            out.push(codec::decode("dead letter", &value)?);
+        }
+        Ok(out)
+    }
+
+    /// Moves dead letters back to their sink's queue: the one with `id`
+    /// (`SINK:SEQ`), or all. Returns how many.
+    pub fn requeue(&self, id: Option<&str>) -> Result<usize, StoreError> {
+        let mut moved = 0;
+        for letter in self.dead_letters()? {
+            if id.is_some_and(|id| id != letter.id()) {
+                continue;
+            }
+            let value = codec::encode_plain("alert", &letter.alert)?;
+            let mut batch = sled::Batch::default();
+            batch.remove(keys::entry(Kind::Dead, &letter.sink, letter.seq));
+            batch.insert(keys::entry(Kind::Requeued, &letter.sink, letter.seq), value);
+            self.db.apply_batch(batch)?;
+            moved += 1;
+        }
+        self.db.flush()?;
+        Ok(moved)
+    }
+
+    /// The first re-queued alert of `sink`.
+    pub fn next_requeued(&self, sink: &str) -> Result<Option<(u64, A)>, StoreError> {
+        let prefix = keys::entries(Kind::Requeued, sink);
+        match self.db.scan_prefix(prefix).next() {
+            None => Ok(None),
+            Some(entry) => {
+                let (key, value) = entry?;
+                let alert = codec::decode("re-queued alert", &value)?;
+                Ok(Some((seq_of(&key), alert)))
+            }
+        }
+    }
+
+    pub fn remove_requeued(&self, sink: &str, seq: u64) -> Result<(), StoreError> {
+        self.db.remove(keys::entry(Kind::Requeued, sink, seq))?;
+        Ok(())
+    }
+
+    /// Alerts `sink` still has to deliver: after its cursor, plus re-queued.
+    pub fn depth(&self, sink: &str, cursor: u64) -> Result<usize, StoreError> {
+        let prefix = keys::entries(Kind::Requeued, sink);
+        let requeued = self.db.scan_prefix(prefix).count();
+        let pending = self
+            .db
+            .range(keys::alert(cursor.saturating_add(1))..=keys::alert(u64::MAX))
+            .count();
+        Ok(pending + requeued)
+    }
+
+    /// Alerts `sink` still has to deliver, from its saved cursor.
+    pub fn pending_for(&self, sink: &str) -> Result<usize, StoreError> {
+        let cursor = match self.db.get(keys::named(Kind::Cursor, sink))? {
+            Some(value) => seq_of(&value),
+            None => 0,
+        };
+        self.depth(sink, cursor)
+    }
+
+    /// Alerts open at an Alertmanager sink, by incident id.
+    pub fn open_alerts(&self, sink: &str) -> Result<Vec<A>, StoreError> {
+        let prefix = keys::entries(Kind::OpenAlert, sink);
+        let mut out = Vec::new();
+        for entry in self.db.scan_prefix(prefix) {
+            let (_, value) = entry?;
+            out.push(codec::decode("open alert", &value)?);
+        }
+        Ok(out)
+    }
+
+    /// Records `alert` as open at `sink` under its incident `id`
+    /// (replacing the incident's last).
+    pub fn set_open_alert(&self, sink: &str, id: &str, alert: &A) -> Result<(), StoreError> {
+        let mut key = keys::entries(Kind::OpenAlert, sink);
+        key.extend_from_slice(id.as_bytes());
+        let value = codec::encode_plain("open alert", alert)?;
+        self.db.insert(key, value)?;
+        Ok(())
+    }
+
+    pub fn remove_open_alert(&self, sink: &str, id: &str) -> Result<(), StoreError> {
+        let mut key = keys::entries(Kind::OpenAlert, sink);
+        key.extend_from_slice(id.as_bytes());
+        self.db.remove(key)?;
+        Ok(())
+    }
+
+    /// `source:NAME` incidents left open by the last run.
+    pub fn open_sources(&self) -> Result<Vec<OpenSource>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.db.scan_prefix([Kind::OpenSource.tag()]) {
+            let (_, value) = entry?;
+            out.push(codec::decode("open source incident", &value)?);
+        }
+        Ok(out)
+    }
+
+    pub fn set_open_source(&self, open: &OpenSource) -> Result<(), StoreError> {
+        let value = codec::encode_plain("open source incident", open)?;
+        self.db
+            .insert(keys::named(Kind::OpenSource, &open.source), value)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn clear_open_source(&self, source: &str) -> Result<(), StoreError> {
+        self.db.remove(keys::named(Kind::OpenSource, source))?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The whole store's size on disk, in bytes (for the metrics).
+    pub fn store_size(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,122 @@
+//! The seal file beside sled's (`outagewatch.seal`): sled checks its own
+//! log with CRCs but treats a damaged tail as the end of the log ("detected
+//! tear") and opens an older state without a word. So on top of it:
+//! - every batch bumps a generation number, and each durable flush writes
+//!   it to the seal: a store that opens at an older generation than its
+//!   seal was rolled back;
+//! - a clean close writes the length and checksum of every file into the
+//!   seal, checked before the next open: any byte changed at rest is seen.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+
+/// Our file beside sled's (see the module documentation).
+pub const SEAL_FILE: &str = "outagewatch.seal";
+
+/// The seal file (see the module documentation).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Seal {
+    /// The generation last made durable.
+    pub generation: u64,
+    /// After a clean close: every file's (length, xxh3), by relative path.
+    #[serde(default)]
+    pub files: Option<std::collections::BTreeMap<String, (u64, u64)>>,
+}
+
+impl Seal {
+    pub(super) fn read(dir: &Path) -> Result<Option<Seal>, StoreError> {
+        let path = dir.join(SEAL_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| StoreError::Damaged {
+                        path: dir.to_path_buf(),
+                        detail: format!("{SEAL_FILE} is unreadable ({e})"),
+                    })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Seal { path, source }),
+        }
+    }
+
+    /// Written to a temporary file and renamed, so it is whole or absent.
+    pub(super) fn write(&self, dir: &Path) -> Result<(), StoreError> {
+        let path = dir.join(SEAL_FILE);
+        let temp = dir.join(format!("{SEAL_FILE}.tmp"));
+        let bytes = serde_json::to_vec(self).map_err(|e| StoreError::Seal {
+            path: path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        let write = || -> std::io::Result<()> {
+            let mut file = std::fs::File::create(&temp)?;
+            std::io::Write::write_all(&mut file, &bytes)?;
+            file.sync_all()?;
+            std::fs::rename(&temp, &path)
+        };
+        write().map_err(|source| StoreError::Seal { path, source })
+    }
+}
+
+/// Length and checksum of every file under `dir` but the seal.
+pub(super) fn file_sums(
+    dir: &Path,
+) -> std::io::Result<std::collections::BTreeMap<String, (u64, u64)>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(at) = todo.pop() {
+        for entry in std::fs::read_dir(&at)? {
+            let entry = entry?;
+            let path = entry.path();
+            if entry.file_type()?.is_dir() {
+                todo.push(path);
+                continue;
+            }
+            let name = path
+                .strip_prefix(dir)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
+            if name.starts_with(SEAL_FILE) {
+                continue;
+            }
+            let bytes = std::fs::read(&path)?;
+            out.insert(
+                name,
+                (bytes.len() as u64, xxhash_rust::xxh3::xxh3_64(&bytes)),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// After every handle on the store at `dir` is gone: records each file's
+/// checksum in the seal, so that a byte changed at rest is found at the
+/// next open. Does nothing (returns false) while sled still holds its lock.
+pub fn seal_closed(dir: &Path) -> Result<bool, StoreError> {
+    let db = match std::fs::File::open(dir.join("db")) {
+        Ok(db) => db,
+        Err(_) => return Ok(false),
+    };
+    // sled holds an exclusive flock on `db` while open.
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a file descriptor we own, released when `db` closes.
+        let locked = unsafe { libc::flock(db.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if locked != 0 {
+            return Ok(false);
+        }
+    }
+    let mut seal = Seal::read(dir)?.unwrap_or_default();
+    seal.files = Some(file_sums(dir).map_err(|source| StoreError::Seal {
+        path: dir.to_path_buf(),
+        source,
+    })?);
+    seal.write(dir)?;
+    drop(db);
+    Ok(true)
+}

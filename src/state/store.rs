@@ -1,0 +1,634 @@
+//! The store: closed buckets, baselines and the pipeline's checkpoint in
+//! sled (keys in [`super::keys`], encoding in [`super::codec`]).
+//!
+//! Baselines are written only when they changed, in the same batch as the
+//! counts that changed it.
+//!
+//! Each batch of closed buckets is written together with the checkpoint
+//! that accounts for them and the alerts they raised, atomically, so a
+//! crash leaves either all or none: counts are never half-written or
+//! counted twice, and an alert the state knows about is never lost. A
+//! batch that holds alerts is flushed to disk before it returns, so an
+//! alert is durable before anyone delivers it. Buckets older than the
+//! retention are removed in the same batch.
+//!
+//! **Corruption is loud, never a silent rollback.** Every record we write
+//! (buckets, checkpoint, baselines) carries a checksum ([`super::codec`]),
+//! and the seal ([`super::seal`]) catches a rolled-back log and files
+//! changed at rest.
+//!
+//! Opening verifies all of this and every record; any failure is
+//! [`StoreError::Damaged`], whose message names the recovery commands
+//! (`outagewatch state verify|repair|reset`).
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::keys::{self, Kind};
+use super::outbox::{Outbox, next_seq};
+use super::seal::{Seal, file_sums};
+use super::{Checkpoint, StoreError, codec};
+use crate::Micros;
+use crate::detect::baseline::Reports;
+use crate::window::Bucket;
+
+/// Persistence of closed buckets; sled in production, swappable in tests.
+pub trait Store {
+    /// Writes closed buckets, the checkpoint that accounts for them and the
+    /// alerts they raised, in one atomic batch, dropping buckets that started
+    /// before `prune_before` (`None`: nothing to prune yet). Returns the alerts' outbox sequence numbers.
+    /// A record that cannot be written faithfully fails the whole batch
+    /// ([`StoreError::Unwritable`]); nothing of it is written.
+    fn save<A: Serialize + DeserializeOwned>(
+        &mut self,
+        closed: &[Bucket],
+        checkpoint: &Checkpoint,
+        prune_before: Option<Micros>,
+        alerts: &[A],
+        baselines: &[(String, Option<Reports>)],
+    ) -> Result<Vec<u64>, StoreError>;
+    fn checkpoint(&self) -> Result<Option<Checkpoint>, StoreError>;
+    /// Every saved baseline: (service id, baseline).
+    fn baselines(&self) -> Result<Vec<(String, Reports)>, StoreError>;
+    /// Closed buckets that started at or after `since`, oldest first.
+    fn buckets_since(&self, since: Micros) -> Result<Vec<Bucket>, StoreError>;
+    /// Makes everything saved so far durable.
+    fn flush(&self) -> Result<(), StoreError>;
+}
+
+pub struct SledStore {
+    db: sled::Db,
+    /// Keeps a temporary directory alive as long as the store.
+    _temp: Option<tempfile::TempDir>,
+    dir: PathBuf,
+    /// Bumped by every batch; see the module documentation.
+    generation: u64,
+    /// The format as opened ([`super::FORMAT`] unless opened for repair).
+    format: u32,
+}
+
+/// What [`SledStore::open_with`] checks (everything, unless repairing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checks {
+    All,
+    /// Open whatever sled can read, to salvage it (`state repair`).
+    None,
+}
+
+/// Counts of a verified store, for `state verify`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Inventory {
+    pub buckets: u64,
+    pub baselines: u64,
+    pub other: u64,
+    pub generation: u64,
+}
+
+impl SledStore {
+    /// Opens (or creates) the store at `path`. sled locks its directory;
+    /// a process that just closed it (or died) may hold the lock a moment
+    /// longer, so a held lock is retried for up to five seconds before it is
+    /// reported (most likely another outagewatch uses the directory).
+    pub fn open(path: &Path) -> Result<SledStore, StoreError> {
+        Self::open_with(path, Checks::All)
+    }
+
+    /// Opens the store, checking (with [`Checks::All`]) the seal, the
+    /// generation and every record; see the module documentation.
+    pub fn open_with(path: &Path, checks: Checks) -> Result<SledStore, StoreError> {
+        let damaged = |detail: String| StoreError::Damaged {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let seal = match checks {
+            Checks::All => Seal::read(path)?,
+            Checks::None => None,
+        };
+        if let Some(seal) = &seal {
+            check_files(path, seal).map_err(damaged)?;
+        }
+        let mut store = Self::open_sled(path, checks == Checks::All)?;
+        store.generation = store.read_generation()?;
+        if checks == Checks::All {
+            if let Some(seal) = &seal
+                && store.generation < seal.generation
+            {
+                return Err(damaged(format!(
+                    "it was rolled back: generation {} was made durable, the store holds {} (sled dropped a damaged tail of its log)",
+                    seal.generation, store.generation
+                )));
+            }
+            store.inventory()?;
+            // In use from now on: the file checksums no longer hold.
+            Seal {
+                generation: store.generation,
+                files: None,
+            }
+            .write(path)?;
+        }
+        Ok(store)
+    }
+
+    fn read_generation(&self) -> Result<u64, StoreError> {
+        let value = self
+            .db
+            .get(keys::GENERATION)
+            .map_err(|e| self.sled_damage(e))?;
+        Ok(value
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map_or(0, u64::from_be_bytes))
+    }
+
+    /// A sled error while reading: corruption is damage, the rest is I/O.
+    fn sled_damage(&self, e: sled::Error) -> StoreError {
+        match e {
+            sled::Error::Corruption { .. } | sled::Error::ReportableBug(_) => StoreError::Damaged {
+                path: self.dir.clone(),
+                detail: format!("sled reports {e}"),
+            },
+            other => StoreError::Sled(other),
+        }
+    }
+
+    /// Reads every record, checking our checksums: the full verification.
+    pub fn inventory(&self) -> Result<Inventory, StoreError> {
+        let mut inventory = Inventory {
+            generation: self.generation,
+            ..Inventory::default()
+        };
+        for entry in self.db.iter() {
+            let (key, value) = entry.map_err(|e| self.sled_damage(e))?;
+            match Kind::of(&key) {
+                Some(Kind::Bucket) if key.len() == 9 => inventory.buckets += 1,
+                Some(Kind::Baseline) => inventory.baselines += 1,
+                _ if key.as_ref() == keys::CHECKPOINT => {}
+                _ => inventory.other += 1,
+            }
+            if checksummed(&key) && codec::open(&value).is_none() {
+                return Err(StoreError::Damaged {
+                    path: self.dir.clone(),
+                    detail: format!(
+                        "record {} fails its checksum",
+                        String::from_utf8_lossy(&key).escape_debug()
+                    ),
+                });
+            }
+        }
+        Ok(inventory)
+    }
+
+    /// Every record that passes its checksum (ours) or has none (the
+    /// outbox's), and the number that failed: what `state repair` keeps.
+    /// Keys of a format-0 store come out as the current format spells them.
+    pub fn salvage(&self) -> (Vec<(sled::IVec, sled::IVec)>, u64) {
+        let mut kept = Vec::new();
+        let mut lost = 0;
+        for entry in self.db.iter() {
+            let Ok((mut key, value)) = entry else {
+                lost += 1;
+                continue;
+            };
+            if self.format == 0 {
+                key = keys::from_format_0(&key).into();
+            }
+            if checksummed(&key) && codec::open(&value).is_none() {
+                lost += 1;
+                continue;
+            }
+            kept.push((key, value));
+        }
+        (kept, lost)
+    }
+
+    /// Writes salvaged records into this (fresh) store and flushes it.
+    pub fn restore_records(
+        &mut self,
+        records: &[(sled::IVec, sled::IVec)],
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (key, value) in records {
+            batch.insert(key, value);
+        }
+        self.db.apply_batch(batch)?;
+        self.generation = self.read_generation()?;
+        self.flush()
+    }
+
+    /// Opens sled at `path`; `migrate` brings an old store to the current
+    /// format (else it is left as it is, for `state repair` to read).
+    fn open_sled(path: &Path, migrate: bool) -> Result<SledStore, StoreError> {
+        let mut attempts = 0;
+        loop {
+            let opened = sled::Config::new()
+                .path(path)
+                .flush_every_ms(Some(1000))
+                .open();
+            match opened {
+                Ok(db) => {
+                    if migrate {
+                        super::migrate(&db, path)?;
+                    }
+                    return Ok(SledStore {
+                        format: super::format(&db, path)?,
+                        db,
+                        _temp: None,
+                        dir: path.to_path_buf(),
+                        generation: 0,
+                    });
+                }
+                Err(sled::Error::Io(e)) if is_lock_held(&e) && attempts < 100 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e @ (sled::Error::Corruption { .. } | sled::Error::ReportableBug(_))) => {
+                    return Err(StoreError::Damaged {
+                        path: path.to_path_buf(),
+                        detail: format!("sled cannot open it: {e}"),
+                    });
+                }
+                Err(source) => {
+                    return Err(StoreError::Open {
+                        path: path.to_path_buf(),
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    /// A store in a fresh temporary directory, removed when dropped.
+    pub fn temporary() -> Result<SledStore, StoreError> {
+        let temp = tempfile::tempdir().map_err(|e| StoreError::Open {
+            path: std::env::temp_dir(),
+            source: sled::Error::Io(e),
+        })?;
+        let mut store = SledStore::open_sled(temp.path(), true)?;
+        store._temp = Some(temp);
+        Ok(store)
+    }
+}
+
+/// The files of a cleanly closed store against the sums in its seal:
+/// what differs, if anything.
+fn check_files(path: &Path, seal: &Seal) -> Result<(), String> {
+    let Some(files) = &seal.files else {
+        return Ok(());
+    };
+    let now = file_sums(path).map_err(|e| format!("cannot read its files ({e})"))?;
+    for (name, (len, sum)) in files {
+        match now.get(name) {
+            None => return Err(format!("file {name} is missing")),
+            Some((l, s)) if (l, s) != (len, sum) => {
+                return Err(format!(
+                    "file {name} changed since the clean shutdown ({len} bytes then, {l} now; checksum differs)"
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// sled reports a held lock as an error wrapping `WouldBlock`.
+fn is_lock_held(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock
+        || e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<std::io::Error>())
+            .is_some_and(|inner| inner.kind() == std::io::ErrorKind::WouldBlock)
+        || e.to_string().contains("could not acquire lock")
+}
+
+/// Records we write with a checksum (the outbox's are plain JSON).
+fn checksummed(key: &[u8]) -> bool {
+    matches!(Kind::of(key), Some(Kind::Bucket | Kind::Baseline)) || key == keys::CHECKPOINT
+}
+
+impl SledStore {
+    /// A handle on the alert outbox, for the tasks that deliver alerts.
+    pub fn outbox<A>(&self) -> Outbox<A> {
+        Outbox::new(self.db.clone())
+    }
+}
+
+impl Store for SledStore {
+    fn save<A: Serialize + DeserializeOwned>(
+        &mut self,
+        closed: &[Bucket],
+        checkpoint: &Checkpoint,
+        prune_before: Option<Micros>,
+        alerts: &[A],
+        baselines: &[(String, Option<Reports>)],
+    ) -> Result<Vec<u64>, StoreError> {
+        let mut batch = sled::Batch::default();
+        for (id, baseline) in baselines {
+            let key = keys::named(Kind::Baseline, id);
+            match baseline {
+                Some(value) => {
+                    batch.insert(key, codec::encode(&format!("baseline of {id}"), value)?)
+                }
+                None => batch.remove(key),
+            }
+        }
+        let mut encoded = Vec::with_capacity(alerts.len());
+        for alert in alerts {
+            encoded.push(codec::encode_plain("alert", alert)?);
+        }
+        for bucket in closed {
+            batch.insert(
+                &keys::bucket(bucket.start),
+                codec::encode("bucket", bucket)?,
+            );
+        }
+        batch.insert(keys::CHECKPOINT, codec::encode("checkpoint", checkpoint)?);
+        // Every record is encoded: from here on only sled can fail.
+        let mut seqs = Vec::with_capacity(alerts.len());
+        for value in encoded {
+            let seq = next_seq(&self.db)?;
+            batch.insert(&keys::alert(seq), value);
+            seqs.push(seq);
+        }
+        if let Some(before) = prune_before {
+            for old in self.db.range(keys::bucket(i64::MIN)..keys::bucket(before)) {
+                batch.remove(old?.0);
+            }
+        }
+        let generation = self.generation + 1;
+        batch.insert(keys::GENERATION, &generation.to_be_bytes());
+        self.db.apply_batch(batch)?;
+        self.generation = generation;
+        if !alerts.is_empty() {
+            self.flush()?;
+        }
+        Ok(seqs)
+    }
+
+    fn checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+        match self.db.get(keys::CHECKPOINT)? {
+            None => Ok(None),
+            Some(bytes) => {
+                codec::decode("checkpoint", self.checked(&bytes, "checkpoint")?).map(Some)
+            }
+        }
+    }
+
+    fn baselines(&self) -> Result<Vec<(String, Reports)>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.db.scan_prefix([Kind::Baseline.tag()]) {
+            let (key, value) = entry?;
+            let id = String::from_utf8_lossy(&key[1..]).into_owned();
+            let what = format!("baseline of {id}");
+            out.push((id, codec::decode(&what, self.checked(&value, &what)?)?));
+        }
+        Ok(out)
+    }
+
+    fn buckets_since(&self, since: Micros) -> Result<Vec<Bucket>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.db.range(keys::bucket(since)..=keys::bucket(i64::MAX)) {
+            let (key, value) = entry?;
+            let what = format!("bucket {key:?}");
+            out.push(codec::decode(&what, self.checked(&value, &what)?)?);
+        }
+        Ok(out)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        if self._temp.is_none() {
+            Seal {
+                generation: self.generation,
+                files: None,
+            }
+            .write(&self.dir)?;
+        }
+        Ok(())
+    }
+}
+
+impl SledStore {
+    /// A record's JSON, or damage naming it.
+    fn checked<'a>(&self, bytes: &'a [u8], what: &str) -> Result<&'a [u8], StoreError> {
+        codec::open(bytes).ok_or_else(|| StoreError::Damaged {
+            path: self.dir.clone(),
+            detail: format!("{what} fails its checksum"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::Alert;
+    use crate::window::ServiceCounts;
+
+    const NO_ALERTS: &[Alert] = &[];
+
+    fn bucket(start: Micros, reports: u64) -> Bucket {
+        let mut b = Bucket {
+            start,
+            total_posts: reports + 3,
+            ..Bucket::default()
+        };
+        b.services.insert(
+            "discord".into(),
+            ServiceCounts {
+                reports,
+                authors: vec!["a".into()],
+                ..ServiceCounts::default()
+            },
+        );
+        b
+    }
+
+    #[test]
+    fn survives_reopening_with_the_same_counts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let checkpoint = Checkpoint {
+            closed_through: Some(30),
+            detector: Some(crate::detect::Snapshot::default()),
+            ..Checkpoint::default()
+        };
+        {
+            let mut store = SledStore::open(dir.path()).expect("open");
+            store
+                .save(
+                    &[bucket(-10, 1), bucket(0, 2), bucket(10, 3)],
+                    &checkpoint,
+                    None,
+                    NO_ALERTS,
+                    &[],
+                )
+                .expect("save");
+            store.flush().expect("flush");
+        }
+        let store = SledStore::open(dir.path()).expect("reopen");
+        assert_eq!(store.checkpoint().expect("read"), Some(checkpoint));
+        let all = store.buckets_since(i64::MIN).expect("read");
+        assert_eq!(all, vec![bucket(-10, 1), bucket(0, 2), bucket(10, 3)]);
+        assert_eq!(store.buckets_since(5).expect("read"), vec![bucket(10, 3)]);
+    }
+
+    #[test]
+    fn alerts_are_saved_in_the_outbox_with_the_batch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let alert: Alert = serde_json::from_value(serde_json::json!({
+            "id": "x-1", "service": "x", "state": "firing", "at": "a", "started_at": "s",
+            "severity": "low", "reports": 1, "authors": 1, "rate_per_min": 1.0,
+            "baseline_per_min": 0.2, "samples": [], "peak_authors": 1, "p_value": 0.1
+        }))
+        .expect("alert");
+        let seqs = {
+            let mut store = SledStore::open(dir.path()).expect("open");
+            store
+                .save(
+                    &[],
+                    &Checkpoint::default(),
+                    None,
+                    &[alert.clone(), alert.clone()],
+                    &[],
+                )
+                .expect("save")
+        };
+        // Reopened as after a crash: both alerts are there, in order.
+        let store = SledStore::open(dir.path()).expect("reopen");
+        let outbox: crate::alert::outbox::Outbox = store.outbox();
+        assert_eq!(
+            outbox.next_after(0).expect("read"),
+            Some((seqs[0], alert.clone()))
+        );
+        assert_eq!(
+            outbox.next_after(seqs[0]).expect("read"),
+            Some((seqs[1], alert))
+        );
+        assert!(seqs[0] < seqs[1], "sequence numbers keep the order");
+    }
+
+    #[test]
+    fn retention_prunes_old_buckets_in_the_same_batch() {
+        let mut store = SledStore::temporary().expect("temp store");
+        let cp = Checkpoint::default();
+        store
+            .save(&[bucket(0, 1), bucket(10, 1)], &cp, None, NO_ALERTS, &[])
+            .expect("save");
+        store
+            .save(&[bucket(20, 1)], &cp, Some(10), NO_ALERTS, &[])
+            .expect("save");
+        let starts: Vec<Micros> = store
+            .buckets_since(i64::MIN)
+            .expect("read")
+            .iter()
+            .map(|b| b.start)
+            .collect();
+        assert_eq!(starts, vec![10, 20]);
+    }
+
+    #[test]
+    fn a_sink_named_heckpoint_leaves_the_checkpoint_alone() {
+        // Format 0 keyed the checkpoint `checkpoint` and a sink's cursor
+        // `c` + name: this sink's cursor overwrote the checkpoint.
+        let mut store = SledStore::temporary().expect("temp store");
+        let cp = Checkpoint {
+            closed_through: Some(30),
+            ..Checkpoint::default()
+        };
+        store.save(&[], &cp, None, NO_ALERTS, &[]).expect("save");
+        let outbox: crate::alert::outbox::Outbox = store.outbox();
+        let sinks = ["heckpoint".to_owned(), "eneration".to_owned()];
+        for sink in &sinks {
+            assert_eq!(outbox.cursor(sink, &sinks).expect("cursor"), 0);
+        }
+        for sink in &sinks {
+            outbox.advance(sink, 7, &sinks).expect("advance");
+        }
+        assert_eq!(store.checkpoint().expect("checkpoint readable"), Some(cp));
+        assert_eq!(store.read_generation().expect("generation"), 1);
+        store.inventory().expect("every record passes its checksum");
+        assert_eq!(outbox.cursor("heckpoint", &sinks).expect("cursor"), 7);
+    }
+
+    /// A store as format 0 wrote it: bare `checkpoint` and `generation`.
+    fn format_0(dir: &Path, checkpoint: &Checkpoint) {
+        let db = sled::open(dir).expect("sled");
+        let record = codec::encode("checkpoint", checkpoint).expect("encode");
+        db.insert(keys::OLD_CHECKPOINT, record).expect("insert");
+        db.insert(keys::OLD_GENERATION, &4u64.to_be_bytes())
+            .expect("insert");
+        db.insert(keys::named(Kind::Cursor, "webhook"), &3u64.to_be_bytes())
+            .expect("insert");
+        db.flush().expect("flush");
+    }
+
+    #[test]
+    fn a_format_0_store_is_migrated_in_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cp = Checkpoint {
+            closed_through: Some(30),
+            newest: Some(42),
+            ..Checkpoint::default()
+        };
+        format_0(dir.path(), &cp);
+        let store = SledStore::open(dir.path()).expect("a format-0 store opens");
+        assert_eq!(store.checkpoint().expect("read"), Some(cp));
+        assert_eq!(store.generation, 4);
+        assert_eq!(store.db.get(keys::OLD_CHECKPOINT).expect("get"), None);
+        assert_eq!(store.db.get(keys::OLD_GENERATION).expect("get"), None);
+        let format = store.db.get(keys::FORMAT).expect("get").expect("format");
+        assert_eq!(format.as_ref(), &super::super::FORMAT.to_be_bytes());
+        let outbox: crate::alert::outbox::Outbox = store.outbox();
+        assert_eq!(outbox.cursor("webhook", &[]).expect("cursor"), 3);
+    }
+
+    #[test]
+    fn a_store_of_a_newer_format_is_refused_with_the_way_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let db = sled::open(dir.path()).expect("sled");
+            db.insert(keys::FORMAT, &(super::super::FORMAT + 1).to_be_bytes())
+                .expect("insert");
+            db.flush().expect("flush");
+        }
+        match SledStore::open(dir.path()) {
+            Err(e @ StoreError::NewerFormat { .. }) => {
+                let message = e.to_string();
+                assert!(message.contains("outagewatch state reset"), "{message}");
+                assert!(
+                    message.contains(&dir.path().display().to_string()),
+                    "{message}"
+                );
+            }
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("a newer format must not open"),
+        }
+    }
+
+    #[test]
+    fn a_format_0_store_is_salvaged_into_the_current_keys_untouched() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cp = Checkpoint {
+            closed_through: Some(30),
+            ..Checkpoint::default()
+        };
+        format_0(dir.path(), &cp);
+        let (records, lost) = SledStore::open_with(dir.path(), Checks::None)
+            .expect("open for repair")
+            .salvage();
+        assert_eq!(lost, 0);
+        let keys: Vec<&[u8]> = records.iter().map(|(k, _)| k.as_ref()).collect();
+        assert!(keys.contains(&keys::CHECKPOINT) && keys.contains(&keys::GENERATION));
+        assert!(!keys.contains(&keys::OLD_CHECKPOINT));
+        let old = SledStore::open_with(dir.path(), Checks::None).expect("reopen");
+        assert!(old.db.get(keys::OLD_CHECKPOINT).expect("get").is_some());
+        assert!(
+            old.db.get(keys::FORMAT).expect("get").is_none(),
+            "left as it was"
+        );
+        drop(old);
+        let fresh = tempfile::tempdir().expect("tempdir");
+        let mut store = SledStore::open(fresh.path()).expect("fresh");
+        store.restore_records(&records).expect("restore");
+        assert_eq!(store.checkpoint().expect("read"), Some(cp));
+        assert_eq!(store.generation, 4);
+    }
+}
