@@ -164,6 +164,7 @@ fn example(state: TransitionKind, sample: &str) -> Alert {
         basis: None,
         sequence: 2,
         detail: None,
+        model: Default::default(),
     }
 }
 

@@ -36,7 +36,8 @@ pub struct Alert {
     pub samples: Vec<AlertSample>,
     /// The most distinct authors any window of the incident held.
     pub peak_authors: u64,
-    /// Chance probability of the window that fired (Poisson tail).
+    /// Chance probability of the window that fired (negative binomial tail
+    /// under the learned dispersion, times the scales tried).
     pub p_value: f64,
     /// True when the service is not in the catalogue (named by `#FooDown`).
     #[serde(default)]
@@ -57,6 +58,25 @@ pub struct Alert {
     /// For `source:NAME` alerts: what is wrong with the source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The detector's explanation (`expected`, `dispersion`, …), flattened
+    /// into the alert's top level.
+    #[serde(flatten, default)]
+    pub model: AlertModel,
+}
+
+/// The detector's explanation of an alert; absent for `source:NAME` alerts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AlertModel {
+    /// Distinct authors the baseline expected in the window (at firing: the
+    /// scale that fired, `scale_secs` long).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<f64>,
+    /// Learned dispersion φ of that window (variance `expected + φ·expected²`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispersion: Option<f64>,
+    /// How much of the recent window fired: its last this many seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_secs: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,6 +123,11 @@ impl From<Transition> for Alert {
             basis: Some(t.basis),
             sequence: incident.events,
             detail: None,
+            model: AlertModel {
+                expected: Some(round3(t.expected)),
+                dispersion: Some(round3(t.dispersion)),
+                scale_secs: (incident.scale_secs > 0).then_some(incident.scale_secs),
+            },
         }
     }
 }
@@ -141,6 +166,7 @@ impl Alert {
                 _ => 2,
             },
             detail: Some(detail),
+            model: AlertModel::default(),
         }
     }
 }

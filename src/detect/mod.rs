@@ -6,9 +6,13 @@
 //! ([`baseline`]) expects for that much firehose volume at this time of
 //! day:
 //!
-//! - **fire** when the window holds at least `min_authors`, at least
-//!   `fire_ratio` times the expectation, and the Poisson probability of that
-//!   many or more under the expectation is below `fire_p`;
+//! - **fire** when the window, or its last 1, 2, … buckets (a scan over
+//!   scales, so a sharp spike is not diluted by a calm window), holds at
+//!   least `min_authors`, at least `fire_ratio` times the expectation, and
+//!   the chance of that many or more under the service's learned variance
+//!   model ([`model`]: negative binomial, dispersion learned per service
+//!   and scale from its own residuals), times the number of scales tried,
+//!   is below `fire_p`;
 //! - **escalate** (an `updated` event) when the severity grows: by how far
 //!   above (`medium_ratio`, `high_ratio`) or how long (`medium_after_secs`,
 //!   `high_after_secs`) the rate stands above the baseline;
@@ -27,15 +31,16 @@
 pub mod baseline;
 mod evidence;
 mod incident;
+pub mod model;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
-use statrs::distribution::{DiscreteCDF, Poisson};
 
 pub use baseline::Basis;
 pub use evidence::{Evidence, PhraseCount};
 pub use incident::{Incident, Measure, Severity, Transition, TransitionKind, incident_id};
+pub use model::{nb_tail, poisson_tail};
 
 use self::baseline::{Memory, Reports, Volume};
 use crate::window::{Bucket, ServiceCounts};
@@ -58,8 +63,17 @@ pub struct DetectorConfig {
     pub warmup_factor: u64,
     /// How many times the expected count the window must reach.
     pub fire_ratio: f64,
-    /// Largest chance probability (Poisson tail) that still fires.
+    /// Largest chance probability (negative binomial tail, times the
+    /// number of scales tried) that still fires.
     pub fire_p: f64,
+    /// Dispersion assumed before a service's own is learned (variance
+    /// `μ + φμ²`).
+    pub dispersion_initial: f64,
+    /// Time constant of the learned dispersion (exponential weighting).
+    pub dispersion_memory_secs: i64,
+    /// Time constant of the level correction applied to the seasonal
+    /// profile (absorbs a level shift within a few of these).
+    pub level_adjust_secs: i64,
     /// Floor of the expectation, in reporting authors per minute: what a
     /// service with no history is assumed to have.
     pub prior_per_min: f64,
@@ -106,6 +120,9 @@ impl Default for DetectorConfig {
             warmup_factor: 2,
             fire_ratio: 4.0,
             fire_p: 1e-5,
+            dispersion_initial: 0.1,
+            dispersion_memory_secs: 2 * 86_400,
+            level_adjust_secs: 6 * 3600,
             prior_per_min: 0.2,
             level_min_minutes: 10,
             learn_during_incident_after_secs: 2 * 3600,
@@ -179,6 +196,24 @@ pub struct Detector {
     baselines: BTreeMap<String, Reports>,
     /// Services whose baseline changed since the last [`Detector::take_changed`].
     changed: BTreeSet<String>,
+    /// The last bucket's test per service, for `series --explain`.
+    explained: BTreeMap<String, Explained>,
+}
+
+/// How the last bucket was judged for one service (the whole window).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Explained {
+    /// Distinct authors (or counts) in the window.
+    pub authors: u64,
+    /// What the baseline expected for the window.
+    pub expected: f64,
+    /// The learned dispersion of the window scale.
+    pub dispersion: f64,
+    /// The smallest window count that would fire at this scale.
+    pub upper: u64,
+    /// Chance probability of the window (times the scales tried).
+    pub p_value: f64,
+    pub basis: Basis,
 }
 
 /// The recent window of one service, summed.
@@ -243,7 +278,13 @@ impl Detector {
             state,
             baselines: restored,
             changed: BTreeSet::new(),
+            explained: BTreeMap::new(),
         })
+    }
+
+    /// How the last bucket was judged for `service`, if it was.
+    pub fn explain(&self, service: &str) -> Option<Explained> {
+        self.explained.get(service).copied()
     }
 
     /// Incidents open right now.
@@ -319,6 +360,7 @@ impl Detector {
         let memory = config.memory();
         let bucket_us = config.bucket_us();
         let window_us = config.window_secs * MICROS_PER_SEC;
+        let scales = (window_us / bucket_us).max(1) as usize;
         let prior_window = config.prior_per_min * config.window_secs as f64 / 60.0;
         let baseline = self.baselines.entry(id.to_owned()).or_default();
         let state = self.state.services.get_mut(id)?;
@@ -330,15 +372,16 @@ impl Detector {
             state.recent.pop_front();
         }
 
-        // The expectation, before this bucket teaches the baseline: each
-        // bucket of the window at its own hour's share (a window straddling
-        // the end of a daily peak expects the peak's tail), never below the
-        // prior.
+        // The expectation of each bucket of the window, before this bucket
+        // teaches the baseline: at its own hour's share (a window straddling
+        // the end of a daily peak expects the peak's tail), corrected by the
+        // learned level shift when the share is seasonal.
         let warming_up = baseline
             .share(&self.state.volume, now, now, &memory)
             .is_none();
+        let adjust = baseline.adjust.clamp(-MAX_ADJUST, MAX_ADJUST).exp();
         let mut shares: Vec<(i64, Option<(f64, Basis)>)> = Vec::new();
-        let mut from_baseline = 0.0;
+        let mut per_bucket: Vec<(Micros, f64)> = Vec::new();
         let mut basis = Basis::Prior;
         for &(start, volume) in &self.state.recent_volume {
             let hour = baseline::hour_index(start);
@@ -350,42 +393,128 @@ impl Detector {
                     share
                 }
             };
-            if let Some((share, b)) = share {
-                from_baseline += share * volume as f64;
-                basis = b;
-            }
+            let expected = match share {
+                Some((share, b)) => {
+                    basis = b;
+                    let seasonal = matches!(b, Basis::HourOfDay | Basis::HourOfWeek);
+                    share * volume as f64 * if seasonal { adjust } else { 1.0 }
+                }
+                None => 0.0,
+            };
+            per_bucket.push((start, expected));
         }
-        let (expected, basis) = if from_baseline > prior_window {
-            (from_baseline, basis)
-        } else {
-            (prior_window, Basis::Prior)
-        };
-        let view = window_view(state, expected, basis, config.max_authors_per_text);
+        // Every scale: the last `j` buckets, with its expectation (never
+        // below the prior's share of it) and its distinct authors.
+        let mut views: Vec<WindowView> = Vec::with_capacity(scales);
+        let mut sum = 0.0;
+        for j in 1..=scales {
+            let since = now - (j as i64 - 1) * bucket_us;
+            sum += per_bucket
+                .iter()
+                .rev()
+                .nth(j - 1)
+                .filter(|(start, _)| *start >= since)
+                .map_or(0.0, |(_, e)| *e);
+            let prior = prior_window * j as f64 / scales as f64;
+            let (expected, b) = if sum > prior {
+                (sum, basis)
+            } else {
+                (prior, Basis::Prior)
+            };
+            views.push(window_view(
+                state,
+                since,
+                expected,
+                b,
+                config.max_authors_per_text,
+            ));
+        }
+        let view = views.last()?;
+        // The dispersions as they stood before this bucket.
+        let phis: Vec<f64> = (1..=scales)
+            .map(|j| baseline.dispersion.at(j, config.dispersion_initial))
+            .collect();
+        let dispersion_of = |scale: usize| phis.get(scale - 1).copied().unwrap_or(0.0);
+        let window_dispersion = dispersion_of(scales);
         let measure = Measure {
             reports: view.reports,
             authors: view.authors,
             rate_per_min: config.per_min(view.authors as f64),
             baseline_per_min: config.per_min(view.expected),
             basis: view.basis,
+            expected: view.expected,
+            dispersion: window_dispersion,
         };
 
         // Teach the baseline: the hourly profile always (its median over
-        // days ignores a one-off surge), the level unless a young incident
-        // is open (a surge must not teach the detector that surges are
-        // normal). Quiet buckets need no write: absent minutes count as 0.
+        // days ignores a one-off surge); the level, the level correction
+        // and the dispersion unless a young incident is open (a surge must
+        // not teach the detector that surges are normal). An incident
+        // raised against the prior alone protects nothing: a brand-new
+        // detector must still learn its first level.
         let this_bucket = state
             .recent
             .back()
             .filter(|b| b.start == now)
             .map_or(0, |b| distinct(&b.counts)) as f64;
-        if this_bucket > 0.0 {
-            let level = state.incident.as_ref().is_none_or(|incident| {
-                now - incident.started_at
+        let level = state.incident.as_ref().is_none_or(|incident| {
+            incident.basis == Basis::Prior
+                || now - incident.started_at
                     >= config.learn_during_incident_after_secs * MICROS_PER_SEC
-            });
+        });
+        if this_bucket > 0.0 {
             baseline.add(now, this_bucket, level);
             self.changed.insert(id.to_owned());
         }
+        if level && view.basis != Basis::Prior {
+            let alpha = model::ew_alpha(
+                config.bucket_secs as f64,
+                config.dispersion_memory_secs as f64,
+            );
+            for (j, v) in views.iter().enumerate() {
+                baseline.dispersion.learn(
+                    j + 1,
+                    v.authors as f64,
+                    v.expected,
+                    alpha,
+                    config.dispersion_initial,
+                );
+            }
+            if matches!(view.basis, Basis::HourOfDay | Basis::HourOfWeek) {
+                // The level correction: a robust local level on the log
+                // scale, each step winsorised at CLIP_SD standard deviations.
+                let e = view.expected;
+                let sd = (window_dispersion + 1.0 / (e + 1.0)).sqrt();
+                let r = ((view.authors as f64 + 1.0) / (e + 1.0)).ln();
+                let r = r.clamp(-3.0 * sd, 3.0 * sd);
+                let alpha = model::ew_alpha(
+                    config.bucket_secs as f64,
+                    config.level_adjust_secs as f64,
+                );
+                baseline.adjust = (baseline.adjust + alpha * r).clamp(-MAX_ADJUST, MAX_ADJUST);
+            }
+            self.changed.insert(id.to_owned());
+        }
+
+        // What `series --explain` prints: the whole window's test.
+        let window_p = nb_tail(view.expected, window_dispersion, view.authors);
+        self.explained.insert(
+            id.to_owned(),
+            Explained {
+                expected: view.expected,
+                dispersion: window_dispersion,
+                upper: model::nb_upper(
+                    view.expected,
+                    window_dispersion,
+                    config.fire_p / scales as f64,
+                )
+                .max(config.min_authors)
+                .max((config.fire_ratio * view.expected).ceil() as u64),
+                p_value: (window_p * scales as f64).min(1.0),
+                authors: view.authors,
+                basis: view.basis,
+            },
+        );
 
         let at = now + bucket_us;
         if let Some(incident) = state.incident.as_mut() {
@@ -442,16 +571,26 @@ impl Detector {
         } else {
             config.min_authors
         };
-        if view.authors < min_authors || (view.authors as f64) < config.fire_ratio * view.expected {
-            return None;
+        // The most surprising scale that passes every test.
+        let mut best: Option<(f64, usize)> = None;
+        for (j, v) in views.iter().enumerate() {
+            if v.authors < min_authors || (v.authors as f64) < config.fire_ratio * v.expected {
+                continue;
+            }
+            let p = (nb_tail(v.expected, dispersion_of(j + 1), v.authors) * scales as f64).min(1.0);
+            if p <= config.fire_p && best.is_none_or(|(q, _)| p < q) {
+                best = Some((p, j));
+            }
         }
-        let p = poisson_tail(view.expected, view.authors);
-        if p > config.fire_p {
-            return None;
-        }
-        let ratio = view.authors as f64 / view.expected.max(f64::MIN_POSITIVE);
-        let onset = state.recent.front().map_or(now, |b| b.start);
-        let severity = Severity::grade(&config, ratio, view.authors, at - onset);
+        let (p, j) = best?;
+        let fired = &views[j];
+        let ratio = fired.authors as f64 / fired.expected.max(f64::MIN_POSITIVE);
+        let onset = state
+            .recent
+            .iter()
+            .find(|b| b.start >= now - j as i64 * bucket_us)
+            .map_or(now, |b| b.start);
+        let severity = Severity::grade(&config, ratio, fired.authors, at - onset);
         let evidence = evidence::gather(state.recent.iter().map(|b| &b.counts), config.samples);
         let mut incident = Incident::open(
             id,
@@ -459,16 +598,31 @@ impl Detector {
             severity,
             p,
             state.discovered,
-            view.reports,
-            view.authors,
-            view.basis,
+            fired.reports,
+            fired.authors,
+            fired.basis,
         );
-        let transition = incident.transition(TransitionKind::Firing, at, &measure, evidence);
+        incident.expected = fired.expected;
+        incident.dispersion = dispersion_of(j + 1);
+        incident.scale_secs = (j as i64 + 1) * config.bucket_secs;
+        let fired_measure = Measure {
+            reports: fired.reports,
+            authors: fired.authors,
+            rate_per_min: config.per_min(fired.authors as f64),
+            baseline_per_min: config.per_min(fired.expected),
+            basis: fired.basis,
+            expected: fired.expected,
+            dispersion: incident.dispersion,
+        };
+        let transition = incident.transition(TransitionKind::Firing, at, &fired_measure, evidence);
         state.incident = Some(incident);
         state.calm_since = None;
         Some(transition)
     }
 }
+
+/// The level correction never exceeds a factor of e^3 (20×) either way.
+const MAX_ADJUST: f64 = 3.0;
 
 /// Distinct reporting authors of one bucket (named ones and anonymous
 /// counts from a plain series).
@@ -476,19 +630,24 @@ fn distinct(counts: &ServiceCounts) -> u64 {
     counts.authors.len() as u64 + counts.extra_authors
 }
 
-fn window_view(state: &ServiceState, expected: f64, basis: Basis, max_per_text: u64) -> WindowView {
-    let mut authors: Vec<&str> = state
-        .recent
-        .iter()
+/// The buckets of the recent window that started at or after `since`,
+/// summed.
+fn window_view(
+    state: &ServiceState,
+    since: Micros,
+    expected: f64,
+    basis: Basis,
+    max_per_text: u64,
+) -> WindowView {
+    let buckets = || state.recent.iter().filter(move |b| b.start >= since);
+    let mut authors: Vec<&str> = buckets()
         .flat_map(|b| b.counts.authors.iter().map(String::as_str))
         .collect();
     authors.sort_unstable();
     authors.dedup();
-    let anonymous: u64 = state.recent.iter().map(|b| b.counts.extra_authors).sum();
+    let anonymous: u64 = buckets().map(|b| b.counts.extra_authors).sum();
     // The same long text from many accounts counts as a few of them.
-    let mut copies: Vec<(u64, &str)> = state
-        .recent
-        .iter()
+    let mut copies: Vec<(u64, &str)> = buckets()
         .flat_map(|b| b.counts.copies.iter().map(|(f, a)| (*f, a.as_str())))
         .collect();
     copies.sort_unstable();
@@ -498,22 +657,11 @@ fn window_view(state: &ServiceState, expected: f64, basis: Basis, max_per_text: 
         excess += (group.len() as u64).saturating_sub(max_per_text.max(1));
     }
     WindowView {
-        reports: state.recent.iter().map(|b| b.counts.reports).sum(),
+        reports: buckets().map(|b| b.counts.reports).sum(),
         authors: (authors.len() as u64 + anonymous).saturating_sub(excess),
-        recoveries: state.recent.iter().map(|b| b.counts.recoveries).sum(),
+        recoveries: buckets().map(|b| b.counts.recoveries).sum(),
         expected,
         basis,
-    }
-}
-
-/// P(X ≥ k) for X ~ Poisson(λ).
-pub fn poisson_tail(lambda: f64, k: u64) -> f64 {
-    if k == 0 {
-        return 1.0;
-    }
-    match Poisson::new(lambda.max(1e-9)) {
-        Ok(dist) => dist.sf(k - 1),
-        Err(_) => 1.0,
     }
 }
 
