@@ -72,6 +72,7 @@ pub fn config_for(
         cooldown_secs: scale(d.cooldown_secs),
         medium_after_secs: scale(d.medium_after_secs),
         high_after_secs: scale(d.high_after_secs),
+        min_scale_secs: scale(d.min_scale_secs),
         ..d
     }
 }

@@ -25,7 +25,8 @@
 //!
 //! Counting authors rather than posts keeps one account posting 200 times
 //! from looking like 200 people, and the same long text from many accounts
-//! counts as at most `max_authors_per_text`. Pure: buckets in, transitions
+//! counts as one author once more than `max_authors_per_text` accounts
+//! share it. Pure: buckets in, transitions
 //! out, event time only.
 
 pub mod baseline;
@@ -71,6 +72,11 @@ pub struct DetectorConfig {
     pub dispersion_initial: f64,
     /// Time constant of the learned dispersion (exponential weighting).
     pub dispersion_memory_secs: i64,
+    /// The shortest part of the window tested on its own (the last
+    /// `min_scale_secs`, then each bucket longer up to the whole window):
+    /// shorter scales catch a sharp spike sooner but page on every burst
+    /// of a bursty service; the default tests the whole window only.
+    pub min_scale_secs: i64,
     /// Time constant of the level correction applied to the seasonal
     /// profile (absorbs a level shift within a few of these).
     pub level_adjust_secs: i64,
@@ -123,6 +129,7 @@ impl Default for DetectorConfig {
             dispersion_initial: 0.1,
             dispersion_memory_secs: 2 * 86_400,
             level_adjust_secs: 6 * 3600,
+            min_scale_secs: 60,
             prior_per_min: 0.2,
             level_min_minutes: 10,
             learn_during_incident_after_secs: 2 * 3600,
@@ -361,6 +368,11 @@ impl Detector {
         let bucket_us = config.bucket_us();
         let window_us = config.window_secs * MICROS_PER_SEC;
         let scales = (window_us / bucket_us).max(1) as usize;
+        // Scales tested for firing: `first_scale..=scales` buckets; the
+        // p-value is multiplied by their number (Bonferroni).
+        let first_scale = ((config.min_scale_secs * MICROS_PER_SEC + bucket_us - 1) / bucket_us)
+            .clamp(1, scales as i64) as usize;
+        let tried = (scales + 1 - first_scale) as f64;
         let prior_window = config.prior_per_min * config.window_secs as f64 / 60.0;
         let baseline = self.baselines.entry(id.to_owned()).or_default();
         let state = self.state.services.get_mut(id)?;
@@ -449,18 +461,14 @@ impl Detector {
         // Teach the baseline: the hourly profile always (its median over
         // days ignores a one-off surge); the level, the level correction
         // and the dispersion unless a young incident is open (a surge must
-        // not teach the detector that surges are normal). An incident
-        // raised against the prior alone protects nothing: a brand-new
-        // detector must still learn its first level.
+        // not teach the detector that surges are normal).
         let this_bucket = state
             .recent
             .back()
             .filter(|b| b.start == now)
             .map_or(0, |b| distinct(&b.counts)) as f64;
         let level = state.incident.as_ref().is_none_or(|incident| {
-            incident.basis == Basis::Prior
-                || now - incident.started_at
-                    >= config.learn_during_incident_after_secs * MICROS_PER_SEC
+            now - incident.started_at >= config.learn_during_incident_after_secs * MICROS_PER_SEC
         });
         if this_bucket > 0.0 {
             baseline.add(now, this_bucket, level);
@@ -471,11 +479,15 @@ impl Detector {
                 config.bucket_secs as f64,
                 config.dispersion_memory_secs as f64,
             );
-            for (j, v) in views.iter().enumerate() {
+            // Only the scales tested for firing need a dispersion.
+            for (j, v) in views.iter().enumerate().skip(first_scale - 1) {
+                let pages_at =
+                    model::nb_upper(v.expected, dispersion_of(j + 1), config.fire_p / tried);
                 baseline.dispersion.learn(
                     j + 1,
                     v.authors as f64,
                     v.expected,
+                    pages_at as f64 - v.expected,
                     alpha,
                     config.dispersion_initial,
                 );
@@ -487,10 +499,8 @@ impl Detector {
                 let sd = (window_dispersion + 1.0 / (e + 1.0)).sqrt();
                 let r = ((view.authors as f64 + 1.0) / (e + 1.0)).ln();
                 let r = r.clamp(-3.0 * sd, 3.0 * sd);
-                let alpha = model::ew_alpha(
-                    config.bucket_secs as f64,
-                    config.level_adjust_secs as f64,
-                );
+                let alpha =
+                    model::ew_alpha(config.bucket_secs as f64, config.level_adjust_secs as f64);
                 baseline.adjust = (baseline.adjust + alpha * r).clamp(-MAX_ADJUST, MAX_ADJUST);
             }
             self.changed.insert(id.to_owned());
@@ -503,14 +513,10 @@ impl Detector {
             Explained {
                 expected: view.expected,
                 dispersion: window_dispersion,
-                upper: model::nb_upper(
-                    view.expected,
-                    window_dispersion,
-                    config.fire_p / scales as f64,
-                )
-                .max(config.min_authors)
-                .max((config.fire_ratio * view.expected).ceil() as u64),
-                p_value: (window_p * scales as f64).min(1.0),
+                upper: model::nb_upper(view.expected, window_dispersion, config.fire_p / tried)
+                    .max(config.min_authors)
+                    .max((config.fire_ratio * view.expected).ceil() as u64),
+                p_value: (window_p * tried).min(1.0),
                 authors: view.authors,
                 basis: view.basis,
             },
@@ -573,16 +579,17 @@ impl Detector {
         };
         // The most surprising scale that passes every test.
         let mut best: Option<(f64, usize)> = None;
-        for (j, v) in views.iter().enumerate() {
+        for (j, v) in views.iter().enumerate().skip(first_scale - 1) {
             if v.authors < min_authors || (v.authors as f64) < config.fire_ratio * v.expected {
                 continue;
             }
-            let p = (nb_tail(v.expected, dispersion_of(j + 1), v.authors) * scales as f64).min(1.0);
+            let p = (nb_tail(v.expected, dispersion_of(j + 1), v.authors) * tried).min(1.0);
             if p <= config.fire_p && best.is_none_or(|(q, _)| p < q) {
                 best = Some((p, j));
             }
         }
         let (p, j) = best?;
+        debug_assert!(j + 1 >= first_scale);
         let fired = &views[j];
         let ratio = fired.authors as f64 / fired.expected.max(f64::MIN_POSITIVE);
         let onset = state
@@ -652,9 +659,14 @@ fn window_view(
         .collect();
     copies.sort_unstable();
     copies.dedup();
+    // A text shared by more than `max_per_text` accounts is a storm: one
+    // voice, however many accounts carry it.
     let mut excess = 0u64;
     for group in copies.chunk_by(|a, b| a.0 == b.0) {
-        excess += (group.len() as u64).saturating_sub(max_per_text.max(1));
+        let n = group.len() as u64;
+        if n > max_per_text.max(1) {
+            excess += n - 1;
+        }
     }
     WindowView {
         reports: buckets().map(|b| b.counts.reports).sum(),

@@ -11,9 +11,11 @@
 //! - the estimate is the exponentially weighted mean of the Pearson excess
 //!   `((n − μ)² − μ) / μ²`, whose expectation under the model is exactly
 //!   `φ`;
-//! - each residual is first winsorised at `clip` standard deviations of the
-//!   current model, so the bursts the detector is looking for cannot teach
-//!   it that bursts are normal (a sustained change still moves it, slowly);
+//! - each residual is first winsorised: below the expectation at 3
+//!   standard deviations, above it at the count that would page (or 3
+//!   standard deviations, if more), so ordinary bursts are learned in full
+//!   but the surges the detector is looking for cannot teach it that surges
+//!   are normal (a sustained change still moves it, slowly);
 //! - nothing is learned during a young incident.
 //!
 //! With `φ = 0` this is the Poisson test; for small expectations `φ·μ²` is
@@ -97,7 +99,19 @@ impl Dispersion {
 
     /// Learns one residual: `observed` against `expected` at `scale`, with
     /// weight `alpha` (0..1, from the elapsed time and the half-life).
-    pub fn learn(&mut self, scale: usize, observed: f64, expected: f64, alpha: f64, initial: f64) {
+    /// Deviations above `CLIP_SD` standard deviations are kept up to
+    /// `keep_up_to` (the deviation that would page): everything that would
+    /// not page is ordinary variation to learn from; what would is cut
+    /// there.
+    pub fn learn(
+        &mut self,
+        scale: usize,
+        observed: f64,
+        expected: f64,
+        keep_up_to: f64,
+        alpha: f64,
+        initial: f64,
+    ) {
         if scale == 0 || !(expected > 0.0) || !observed.is_finite() {
             return;
         }
@@ -106,7 +120,7 @@ impl Dispersion {
         }
         let phi = self.at(scale, initial);
         let sd = (expected + phi * expected * expected).sqrt();
-        let d = (observed - expected).clamp(-CLIP_SD * sd, CLIP_SD * sd);
+        let d = (observed - expected).clamp(-CLIP_SD * sd, (CLIP_SD * sd).max(keep_up_to));
         let excess = (d * d - expected) / (expected * expected);
         let slot = &mut self.by_scale[scale - 1];
         // The estimate may dip below 0 (Poisson noise is all there is); it
@@ -167,7 +181,7 @@ mod tests {
             } else {
                 70.0
             };
-            d.learn(1, x, 50.0, 0.005, 0.1);
+            d.learn(1, x, 50.0, 0.0, 0.005, 0.1);
         }
         let phi = d.at(1, 0.1);
         assert!((phi - 0.14).abs() < 0.02, "{phi}");
@@ -177,7 +191,7 @@ mod tests {
         };
         for i in 0..5000 {
             let x = [8.0, 10.0, 12.0, 10.0, 9.0, 11.0, 7.0, 13.0][i % 8];
-            p.learn(2, x, 10.0, 0.005, 0.1);
+            p.learn(2, x, 10.0, 0.0, 0.005, 0.1);
         }
         assert!(p.at(2, 0.1) < 0.02, "{}", p.at(2, 0.1));
     }

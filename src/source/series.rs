@@ -74,12 +74,13 @@ pub fn parse(input: impl Read) -> Result<(Vec<Point>, i64), SeriesError> {
                 "value {value} is not a count (negative or not finite)"
             )));
         }
-        let authors = match record.get(2).filter(|_| with_authors) {
-            None | Some("") => None,
-            Some(a) => Some(a.parse::<u64>().map_err(|_| {
-                bad(format!("authors {a:?} is not a non-negative whole number"))
-            })?),
-        };
+        let authors =
+            match record.get(2).filter(|_| with_authors) {
+                None | Some("") => None,
+                Some(a) => Some(a.parse::<u64>().map_err(|_| {
+                    bad(format!("authors {a:?} is not a non-negative whole number"))
+                })?),
+            };
         points.push(Point {
             time_us,
             value,
