@@ -298,3 +298,70 @@ fn a_week_of_bursty_daily_traffic_fires_on_every_outage_and_nothing_else() {
     );
     assert!(false_alerts.is_empty(), "false alerts: {false_alerts:?}");
 }
+
+/// One provider takes down four services at once: each fires, the later
+/// ones list the earlier ones as related, and one `upstream:aws` incident
+/// (the provider `patterns/providers.toml` names for most of them) is
+/// raised once and resolved once, relating every affected service.
+#[test]
+fn a_provider_outage_is_one_upstream_incident_relating_every_service() {
+    let matcher = Arc::new(Matcher::embedded().expect("patterns"));
+    let mut config = ordinary(5, 2);
+    let affected = ["Roblox", "Venmo", "Coinbase", "Snapchat"];
+    config.surges = affected
+        .iter()
+        .enumerate()
+        .map(|(i, name)| Surge {
+            names: vec![(*name).to_owned()],
+            // Within two minutes of each other.
+            start_secs: 3600 + 30 * i as i64,
+            duration_secs: 900,
+            peak_per_min: 12.0,
+            recovery_per_min: 1.0,
+            ramp: 0.0,
+        })
+        .collect();
+    let (alerts, _) = alerts_of(config, &matcher);
+    let firing: Vec<&Alert> = alerts
+        .iter()
+        .filter(|a| a.state == TransitionKind::Firing)
+        .collect();
+    let upstream: Vec<&&Alert> = firing
+        .iter()
+        .filter(|a| a.service.starts_with("upstream:"))
+        .collect();
+    println!(
+        "provider outage: {:?}",
+        firing
+            .iter()
+            .map(|a| (a.service.as_str(), a.at.as_str(), a.model.related.clone()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(upstream.len(), 1, "one upstream incident: {firing:#?}");
+    assert_eq!(upstream[0].service, "upstream:aws");
+    assert!(
+        upstream[0].model.related.len() >= 3,
+        "raised with the services so far: {:?}",
+        upstream[0].model.related
+    );
+    let services: Vec<&str> = firing
+        .iter()
+        .filter(|a| !a.service.starts_with("upstream:"))
+        .map(|a| a.service.as_str())
+        .collect();
+    assert_eq!(services.len(), 4, "each service fires once: {services:?}");
+    let last = firing
+        .iter()
+        .rfind(|a| !a.service.starts_with("upstream:"))
+        .expect("a service alert");
+    assert!(last.model.related.len() >= 2, "{last:#?}");
+    let resolved: Vec<&Alert> = alerts
+        .iter()
+        .filter(|a| a.service.starts_with("upstream:") && a.state == TransitionKind::Resolved)
+        .collect();
+    assert_eq!(resolved.len(), 1, "the upstream incident resolves once");
+    // By then every affected service, the late ones too, is related.
+    let mut related = resolved[0].model.related.clone();
+    related.sort();
+    assert_eq!(related, vec!["coinbase", "roblox", "snapchat", "venmo"]);
+}

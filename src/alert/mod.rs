@@ -77,6 +77,10 @@ pub struct AlertModel {
     /// How much of the recent window fired: its last this many seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_secs: Option<i64>,
+    /// Other services that fired within a few minutes of this one (for an
+    /// `upstream:PROVIDER` incident: every service of the group).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub related: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -127,6 +131,7 @@ impl From<Transition> for Alert {
                 expected: Some(round3(t.expected)),
                 dispersion: Some(round3(t.dispersion)),
                 scale_secs: (incident.scale_secs > 0).then_some(incident.scale_secs),
+                related: t.related,
             },
         }
     }

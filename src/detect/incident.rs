@@ -130,6 +130,9 @@ pub struct Transition {
     pub expected: f64,
     pub dispersion: f64,
     pub evidence: Evidence,
+    /// Other services that fired within `group_window_secs` (for an
+    /// `upstream:…` incident: every service of the group).
+    pub related: Vec<String>,
 }
 
 impl Incident {
@@ -188,6 +191,7 @@ impl Incident {
             expected: measure.expected,
             dispersion: measure.dispersion,
             evidence,
+            related: Vec::new(),
         }
     }
 }

@@ -31,6 +31,7 @@
 
 pub mod baseline;
 mod evidence;
+mod group;
 mod incident;
 pub mod model;
 
@@ -40,6 +41,7 @@ use serde::{Deserialize, Serialize};
 
 pub use baseline::Basis;
 pub use evidence::{Evidence, PhraseCount};
+pub use group::Providers;
 pub use incident::{Incident, Measure, Severity, Transition, TransitionKind, incident_id};
 pub use model::{nb_tail, poisson_tail};
 
@@ -77,6 +79,12 @@ pub struct DetectorConfig {
     /// shorter scales catch a sharp spike sooner but page on every burst
     /// of a bursty service; the default tests the whole window only.
     pub min_scale_secs: i64,
+    /// Services firing within this many seconds of each other form one
+    /// group: their alerts list each other (`related`) and one
+    /// `upstream:PROVIDER` incident is raised for the group.
+    pub group_window_secs: i64,
+    /// Distinct services needed for an upstream incident.
+    pub group_min_services: usize,
     /// Time constant of the level correction applied to the seasonal
     /// profile (absorbs a level shift within a few of these).
     pub level_adjust_secs: i64,
@@ -130,6 +138,8 @@ impl Default for DetectorConfig {
             dispersion_memory_secs: 2 * 86_400,
             level_adjust_secs: 6 * 3600,
             min_scale_secs: 60,
+            group_window_secs: 240,
+            group_min_services: 3,
             prior_per_min: 0.2,
             level_min_minutes: 10,
             learn_during_incident_after_secs: 2 * 3600,
@@ -194,6 +204,8 @@ struct Snapshot {
     services: BTreeMap<String, ServiceState>,
     volume: Volume,
     recent_volume: VecDeque<(Micros, u64)>,
+    #[serde(default)]
+    groups: group::Groups,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -205,6 +217,8 @@ pub struct Detector {
     changed: BTreeSet<String>,
     /// The last bucket's test per service, for `series --explain`.
     explained: BTreeMap<String, Explained>,
+    /// Which services run on which provider (names upstream incidents).
+    providers: Providers,
 }
 
 /// How the last bucket was judged for one service (the whole window).
@@ -236,6 +250,7 @@ impl Detector {
     pub fn new(config: DetectorConfig) -> Self {
         Detector {
             config,
+            providers: Providers::embedded(),
             ..Detector::default()
         }
     }
@@ -286,6 +301,7 @@ impl Detector {
             baselines: restored,
             changed: BTreeSet::new(),
             explained: BTreeMap::new(),
+            providers: Providers::embedded(),
         })
     }
 
@@ -335,6 +351,16 @@ impl Detector {
                 transitions.push(t);
             }
         }
+        let services = &self.state.services;
+        let upstream = self.state.groups.on_transitions(
+            &mut transitions,
+            bucket.start + self.config.bucket_us(),
+            self.config.group_window_secs,
+            self.config.group_min_services,
+            &self.providers,
+            |id| services.get(id).is_some_and(|s| s.incident.is_some()),
+        );
+        transitions.extend(upstream);
         self.forget_quiet(bucket.start);
         transitions
     }
