@@ -47,7 +47,7 @@ pub fn nb_tail(mean: f64, dispersion: f64, k: u64) -> f64 {
         return 1.0;
     }
     let mean = mean.max(1e-9);
-    if !(dispersion > 1e-9) {
+    if dispersion.is_nan() || dispersion <= 1e-9 {
         return poisson_tail(mean, k);
     }
     let r = 1.0 / dispersion.min(MAX_DISPERSION);
@@ -112,7 +112,7 @@ impl Dispersion {
         alpha: f64,
         initial: f64,
     ) {
-        if scale == 0 || !(expected > 0.0) || !observed.is_finite() {
+        if scale == 0 || expected.is_nan() || expected <= 0.0 || !observed.is_finite() {
             return;
         }
         if self.by_scale.len() < scale {
@@ -132,7 +132,7 @@ impl Dispersion {
 /// Weight of one new observation in an exponentially weighted mean with
 /// time constant `tau_secs`, after `elapsed_secs`.
 pub fn ew_alpha(elapsed_secs: f64, tau_secs: f64) -> f64 {
-    if !(tau_secs > 0.0) {
+    if tau_secs.is_nan() || tau_secs <= 0.0 {
         return 1.0;
     }
     1.0 - (-elapsed_secs.max(0.0) / tau_secs).exp()
