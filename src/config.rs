@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::alert::deliver::{Filter, RetryPolicy, SinkSpec, Target};
+use crate::alert::deliver::{Filter, RetryPolicy, SinkSpec, Target, Webhook};
 use crate::alert::format::Format;
 use crate::detect::{DetectorConfig, Severity};
 use crate::source::health::HealthRule;
@@ -195,13 +195,32 @@ pub struct AlertsConfig {
 pub struct SinkConfig {
     /// Name in logs, dead letters and `alerts test --sink NAME`.
     pub name: String,
-    /// Where to POST (`${VAR}` allowed).
+    /// Where to POST (`${VAR}` allowed); `pagerduty` and `opsgenie` have
+    /// defaults (their public APIs), `alertmanager` takes the base URL.
+    #[serde(default)]
     pub url: String,
-    /// `json` (the alert schema), `slack` or `discord`.
+    /// `json` (the alert schema), `slack`, `discord`, `pagerduty`,
+    /// `opsgenie` or `alertmanager`.
     #[serde(default)]
     pub format: Format,
     /// Signs requests with HMAC-SHA256 when set (`${VAR}` allowed).
     pub secret: Option<String>,
+    /// Extra request headers, values `${VAR}`-expanded and never logged.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// `pagerduty`: the integration's routing key (`${VAR}` allowed).
+    pub routing_key: Option<String>,
+    /// `opsgenie`: the API integration's key (`${VAR}` allowed).
+    pub api_key: Option<String>,
+    /// Follow same-host redirects (re-sending the whole POST); off: a
+    /// redirect is a delivery failure.
+    #[serde(default)]
+    pub follow_redirects: bool,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: f64,
+    /// `alertmanager`: re-post open alerts this often.
+    #[serde(default = "default_repeat")]
+    pub repeat_secs: f64,
     /// Only these services (default: all).
     #[serde(default)]
     pub services: Vec<String>,
@@ -221,6 +240,12 @@ pub struct SinkConfig {
 fn default_timeout() -> f64 {
     10.0
 }
+fn default_connect_timeout() -> f64 {
+    5.0
+}
+fn default_repeat() -> f64 {
+    60.0
+}
 fn default_horizon() -> f64 {
     24.0
 }
@@ -239,6 +264,12 @@ impl SinkConfig {
             url: url.to_owned(),
             format: Format::Json,
             secret,
+            headers: Default::default(),
+            routing_key: None,
+            api_key: None,
+            follow_redirects: false,
+            connect_timeout_secs: default_connect_timeout(),
+            repeat_secs: default_repeat(),
             services: Vec::new(),
             min_severity: None,
             timeout_secs: default_timeout(),
@@ -251,12 +282,27 @@ impl SinkConfig {
     pub fn spec(&self) -> SinkSpec {
         SinkSpec {
             name: self.name.clone(),
-            target: Target::Webhook {
+            target: Target::Webhook(Webhook {
                 url: self.url.clone(),
                 format: self.format,
                 secret: self.secret.clone().filter(|s| !s.is_empty()),
-                timeout: Duration::from_secs_f64(self.timeout_secs.max(0.1)),
-            },
+                timeout: Duration::from_secs_f64(self.timeout_secs.clamp(0.1, 3600.0)),
+                connect_timeout: Duration::from_secs_f64(
+                    self.connect_timeout_secs.clamp(0.1, 3600.0),
+                ),
+                headers: self
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                key: match self.format {
+                    Format::Pagerduty => self.routing_key.clone(),
+                    Format::Opsgenie => self.api_key.clone(),
+                    _ => None,
+                },
+                follow_redirects: self.follow_redirects,
+                repeat: Duration::from_secs_f64(self.repeat_secs.clamp(1.0, 86_400.0)),
+            }),
             filter: Filter {
                 services: self.services.clone(),
                 min_severity: self.min_severity,
@@ -391,9 +437,23 @@ impl Config {
             expand(format!("alerts.webhooks[{i}]"), url)?;
         }
         for (i, sink) in self.sinks.iter_mut().enumerate() {
+            if sink.url.is_empty()
+                && let Some(url) = sink.format.default_url()
+            {
+                sink.url = url.to_owned();
+            }
             expand(format!("sinks[{i}].url"), &mut sink.url)?;
             if let Some(secret) = sink.secret.as_mut() {
                 expand(format!("sinks[{i}].secret"), secret)?;
+            }
+            for (name, value) in sink.headers.iter_mut() {
+                expand(format!("sinks[{i}].headers.{name}"), value)?;
+            }
+            if let Some(key) = sink.routing_key.as_mut() {
+                expand(format!("sinks[{i}].routing_key"), key)?;
+            }
+            if let Some(key) = sink.api_key.as_mut() {
+                expand(format!("sinks[{i}].api_key"), key)?;
             }
         }
         // `[alerts] webhooks` are plain JSON sinks.
@@ -458,8 +518,33 @@ impl Config {
             if !ok {
                 return Err(bad(
                     format!("sinks[{i}].url"),
-                    format!("{:?} is not an http(s) URL", sink.url),
+                    format!(
+                        "{} is not an http(s) URL",
+                        crate::alert::http::redact(&sink.url)
+                    ),
                 ));
+            }
+            let (key_name, key) = match sink.format {
+                Format::Pagerduty => ("routing_key", &sink.routing_key),
+                Format::Opsgenie => ("api_key", &sink.api_key),
+                _ => ("", &None),
+            };
+            if !key_name.is_empty() && key.as_deref().is_none_or(str::is_empty) {
+                return Err(bad(
+                    format!("sinks[{i}].{key_name}"),
+                    format!("format {} needs it", sink.format.name()),
+                ));
+            }
+            for (name, value) in &sink.headers {
+                let ok = reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_ok()
+                    && reqwest::header::HeaderValue::from_str(value).is_ok();
+                if !ok {
+                    // The value may be a secret: not shown.
+                    return Err(bad(
+                        format!("sinks[{i}].headers.{name}"),
+                        "is not a valid header name and value".into(),
+                    ));
+                }
             }
         }
         if self.window.bucket_secs <= 0
@@ -548,6 +633,50 @@ mod tests {
         config.check(&path).expect("checks");
         assert!(config.sources.len() >= 3, "shows every kind of source");
         assert!(config.sinks.len() >= 2, "shows sinks");
+        for format in [
+            Format::Json,
+            Format::Slack,
+            Format::Pagerduty,
+            Format::Opsgenie,
+            Format::Alertmanager,
+        ] {
+            assert!(
+                config.sinks.iter().any(|s| s.format == format),
+                "shows {format:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn sink_keys_are_checked_without_showing_secrets() {
+        let cases = [
+            (
+                "[[sinks]]\nname = \"pd\"\nformat = \"pagerduty\"",
+                "`sinks[0].routing_key`: format pagerduty needs it",
+            ),
+            (
+                "[[sinks]]\nname = \"og\"\nformat = \"opsgenie\"",
+                "`sinks[0].api_key`: format opsgenie needs it",
+            ),
+            (
+                "[[sinks]]\nname = \"h\"\nurl = \"ftp://u:hunter2@x/?t=s3cr3t\"",
+                "`sinks[0].url`: ftp://***@x/?t=*** is not an http(s) URL",
+            ),
+            (
+                "[[sinks]]\nname = \"h\"\nurl = \"https://x/\"\nheaders = { \"Bad Name\" = \"hunter2\" }",
+                "`sinks[0].headers.Bad Name`: is not a valid header name and value",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(err.contains(want), "{err}");
+            assert!(!err.contains("hunter2") && !err.contains("s3cr3t"), "{err}");
+        }
+        let ok = parse("[[sinks]]\nname = \"pd\"\nformat = \"pagerduty\"\nrouting_key = \"k\"")
+            .expect("pagerduty sink");
+        assert_eq!(ok.sinks[0].url, "https://events.pagerduty.com/v2/enqueue");
+        let spec = ok.sinks[0].spec();
+        assert!(!format!("{spec:?}").contains("\"k\""), "{spec:?}");
     }
 
     #[test]

@@ -26,12 +26,14 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use crate::alert::Alert;
 use crate::alert::deliver::{Delivery, DeliveryError, SinkReport};
-use crate::alert::outbox::Outbox;
+use crate::alert::outbox::{OpenSource, Outbox};
 use crate::config::{Config, SourceKind, sink_specs};
 use crate::detect::TransitionKind;
 use crate::matcher::Matcher;
 use crate::pipeline::{Pipeline, PipelineConfig, PipelineError, Stats};
-use crate::source::health::{Condition, HealthRule, SourceHealth, assess, wall_now};
+use crate::source::health::{
+    Condition, HealthRule, SourceHealth, assess, back_detail, proven_healthy, wall_now,
+};
 use crate::source::jetstream::JetstreamProtocol;
 use crate::source::mastodon::{self, MastodonProtocol};
 use crate::source::nostr::{self, NostrProtocol};
@@ -360,6 +362,9 @@ fn pipeline_loop(
 }
 
 /// Raises and resolves `source:NAME` alerts from the sources' counters.
+/// Open incidents are saved in the store: after a restart, one is
+/// resolved once its source proves healthy (frames in this run), or at
+/// once when the source is no longer configured.
 async fn health_monitor(
     health: Vec<Arc<SourceHealth>>,
     rule: HealthRule,
@@ -374,7 +379,30 @@ async fn health_monitor(
             tracing::error!(error = %e, alert = %alert.id, "cannot store a source-health alert")
         }
     };
-    let mut open: Vec<Option<i64>> = vec![None; health.len()];
+    // (start, left open by an earlier run) per source.
+    let mut open: Vec<Option<(i64, bool)>> = vec![None; health.len()];
+    match outbox.open_sources() {
+        Ok(saved) => {
+            for incident in saved {
+                match health.iter().position(|h| h.name == incident.source) {
+                    Some(i) => open[i] = Some((incident.started_at, true)),
+                    None => {
+                        raise(Alert::source_health(
+                            &incident.source,
+                            TransitionKind::Resolved,
+                            started,
+                            incident.started_at,
+                            format!("{} is no longer configured", incident.source),
+                        ));
+                        if let Err(e) = outbox.clear_open_source(&incident.source) {
+                            tracing::warn!(error = %e, "cannot clear a source incident");
+                        }
+                    }
+                }
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "cannot read the open source incidents"),
+    }
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -383,25 +411,37 @@ async fn health_monitor(
         }
         let now = wall_now();
         for (source, incident) in health.iter().zip(open.iter_mut()) {
-            let condition = assess(&source.snapshot(), now, started, &rule);
+            let snapshot = source.snapshot();
+            let condition = assess(&snapshot, now, started, &rule);
             match (&condition, *incident) {
-                (Condition::Healthy, Some(since)) => {
+                (Condition::Healthy, Some((since, earlier))) => {
+                    if earlier && !proven_healthy(&snapshot, now, started, &rule) {
+                        continue;
+                    }
                     tracing::info!(source = %source.name, "source healthy again");
                     raise(Alert::source_health(
                         &source.name,
                         TransitionKind::Resolved,
                         now,
                         since,
-                        "delivering again".into(),
+                        back_detail(&source.name, &snapshot, now),
                     ));
+                    if let Err(e) = outbox.clear_open_source(&source.name) {
+                        tracing::warn!(error = %e, "cannot clear a source incident");
+                    }
                     *incident = None;
                 }
-                (Condition::Silent { secs }, None) | (Condition::Lagging { secs }, None) => {
-                    let detail = match condition {
-                        Condition::Silent { .. } => format!("no data for {secs} s"),
-                        _ => format!("newest event is {secs} s old"),
-                    };
+                (Condition::Silent { .. } | Condition::Lagging { .. }, None) => {
+                    let detail = condition.detail(&source.name).unwrap_or_default();
                     tracing::warn!(source = %source.name, %detail, "source unhealthy");
+                    let saved = OpenSource {
+                        source: source.name.clone(),
+                        started_at: now,
+                        detail: detail.clone(),
+                    };
+                    if let Err(e) = outbox.set_open_source(&saved) {
+                        tracing::error!(error = %e, "cannot save a source incident");
+                    }
                     raise(Alert::source_health(
                         &source.name,
                         TransitionKind::Firing,
@@ -409,7 +449,7 @@ async fn health_monitor(
                         now,
                         detail,
                     ));
-                    *incident = Some(now);
+                    *incident = Some((now, false));
                 }
                 _ => {}
             }

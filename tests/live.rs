@@ -302,7 +302,7 @@ fn a_silent_source_raises_a_source_alert_and_resolves_it() {
     assert!(
         source[0]["detail"]
             .as_str()
-            .is_some_and(|d| d.contains("no data for")),
+            .is_some_and(|d| d.contains("no frames from bluesky for")),
         "{lines}"
     );
     assert_eq!(source[1]["state"], "resolved");

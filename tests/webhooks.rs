@@ -8,9 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use axum::http::HeaderMap;
 use outagewatch::alert::sign;
-use support::receiver::{Receiver, free_port};
-use support::{Daemon, JetstreamServer, Plan, demo_frames, jetstream_config, newest_time};
+use serde_json::Value;
+use support::receiver::{Answer, AnswerBody, Receiver, free_port};
+use support::{Conn, Daemon, JetstreamServer, Plan, demo_frames, jetstream_config, newest_time};
 
 fn demo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo.jsonl.gz")
@@ -283,8 +285,30 @@ fn alerts_test_sends_a_test_alert_to_a_sink() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("test alert delivered (HTTP 200)"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("delivered (HTTP 200)"), "{stderr}");
+    assert!(stderr.contains("the receiver answered: ok"), "{stderr}");
     assert_eq!(receiver.delivered().len(), 1);
+    let test = receiver.delivered()[0].json();
+    assert_eq!(test["test"], true, "{test}");
+    assert_eq!(test["service"], "outagewatch-test");
+    // A second test gets a fresh idempotency key.
+    let again = outagewatch(&[
+        "alerts",
+        "test",
+        "--sink",
+        "hook",
+        "--webhook",
+        &receiver.url(),
+    ]);
+    assert!(again.status.success());
+    let keys: Vec<Option<String>> = receiver
+        .delivered()
+        .iter()
+        .map(|r| r.header("idempotency-key"))
+        .collect();
+    assert_eq!(keys.len(), 2);
+    assert!(keys[0].is_some() && keys[0] != keys[1], "{keys:?}");
     receiver.always(Some(404));
     let failed = outagewatch(&[
         "alerts",
@@ -300,4 +324,695 @@ fn alerts_test_sends_a_test_alert_to_a_sink() {
         stderr.contains("HTTP 404") && stderr.contains("dead letter"),
         "{stderr}"
     );
+}
+
+fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("sinks.toml");
+    std::fs::write(&path, text).expect("config");
+    path
+}
+
+fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_outagewatch"));
+    command
+        .args(args)
+        .env("RUST_LOG", "info,outagewatch=debug")
+        .env_remove("OUTAGEWATCH_WEBHOOK_SECRET");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("runs")
+}
+
+fn text_of(v: &Value, key: &str) -> Result<String, String> {
+    v[key]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| format!("{key} is required"))
+}
+
+/// PagerDuty Events API v2: routing_key, event_action, dedup_key; on
+/// trigger, payload.summary|source|severity.
+fn pagerduty_check(path: &str, _: &HeaderMap, v: &Value) -> Result<(), String> {
+    if path != "/v2/enqueue" {
+        return Err(format!("no route {path}"));
+    }
+    if text_of(v, "routing_key")? != "pd-routing-key-123" {
+        return Err("invalid routing_key".into());
+    }
+    let action = text_of(v, "event_action")?;
+    text_of(v, "dedup_key")?;
+    match action.as_str() {
+        "trigger" => {
+            let p = &v["payload"];
+            let summary = text_of(p, "summary")?;
+            if summary.chars().count() > 1024 {
+                return Err("summary too long".into());
+            }
+            text_of(p, "source")?;
+            let severity = text_of(p, "severity")?;
+            if !["critical", "error", "warning", "info"].contains(&severity.as_str()) {
+                return Err(format!("bad severity {severity}"));
+            }
+            Ok(())
+        }
+        "resolve" | "acknowledge" => Ok(()),
+        other => Err(format!("bad event_action {other}")),
+    }
+}
+
+/// Opsgenie: `Authorization: GenieKey KEY`; create needs message ≤ 130;
+/// close is by alias.
+fn opsgenie_check(path: &str, headers: &HeaderMap, v: &Value) -> Result<(), String> {
+    let auth = headers.get("authorization").and_then(|h| h.to_str().ok());
+    if auth != Some("GenieKey og-api-key-456") {
+        return Err("missing or wrong GenieKey".into());
+    }
+    if path == "/v2/alerts" {
+        let message = text_of(v, "message")?;
+        if message.chars().count() > 130 {
+            return Err("message too long".into());
+        }
+        let priority = text_of(v, "priority")?;
+        if !["P1", "P2", "P3", "P4", "P5"].contains(&priority.as_str()) {
+            return Err("bad priority".into());
+        }
+        return Ok(());
+    }
+    if path.starts_with("/v2/alerts/") && path.ends_with("/close?identifierType=alias") {
+        return Ok(());
+    }
+    Err(format!("no route {path}"))
+}
+
+/// Alertmanager v2: an array of alerts with labels (alertname required),
+/// RFC 3339 times.
+fn alertmanager_check(path: &str, _: &HeaderMap, v: &Value) -> Result<(), String> {
+    if path != "/api/v2/alerts" {
+        return Err(format!("no route {path}"));
+    }
+    let alerts = v.as_array().ok_or("an array of alerts is required")?;
+    for a in alerts {
+        text_of(&a["labels"], "alertname")?;
+        for key in ["startsAt", "endsAt"] {
+            let t = text_of(a, key)?;
+            chrono::DateTime::parse_from_rfc3339(&t).map_err(|e| format!("{key}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+fn slack_check(_: &str, _: &HeaderMap, v: &Value) -> Result<(), String> {
+    text_of(v, "text")?;
+    v["blocks"].as_array().ok_or("blocks")?;
+    Ok(())
+}
+
+fn discord_check(_: &str, _: &HeaderMap, v: &Value) -> Result<(), String> {
+    if v["content"].as_str().is_none() && v["embeds"].as_array().is_none() {
+        return Err("content or embeds required".into());
+    }
+    Ok(())
+}
+
+#[test]
+fn every_format_reaches_a_receiver_that_checks_its_required_fields() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let receivers: Vec<(&str, Receiver)> = vec![
+        ("pagerduty", Receiver::start()),
+        ("opsgenie", Receiver::start()),
+        ("alertmanager", Receiver::start()),
+        ("slack", Receiver::start()),
+        ("discord", Receiver::start()),
+        ("json", Receiver::start()),
+    ];
+    let checks: [support::receiver::Check; 6] = [
+        pagerduty_check,
+        opsgenie_check,
+        alertmanager_check,
+        slack_check,
+        discord_check,
+        |_, _, v| text_of(v, "id").map(|_| ()),
+    ];
+    let mut config = String::new();
+    for ((format, receiver), check) in receivers.iter().zip(checks) {
+        receiver.check(check);
+        let base = format!("http://{}", receiver.addr);
+        let url = match *format {
+            "pagerduty" => format!("{base}/v2/enqueue"),
+            "json" | "slack" | "discord" => format!("{base}/hook"),
+            _ => base,
+        };
+        config.push_str(&format!(
+            "[[sinks]]\nname = \"{format}\"\nurl = \"{url}\"\nformat = \"{format}\"\nrouting_key = \"${{PD_KEY}}\"\napi_key = \"${{OG_KEY}}\"\n\n"
+        ));
+    }
+    let config = write_config(dir.path(), &config);
+    for (format, receiver) in &receivers {
+        let out = run_with_env(
+            &[
+                "alerts",
+                "test",
+                "--config",
+                path(&config),
+                "--sink",
+                format,
+            ],
+            &[
+                ("PD_KEY", "pd-routing-key-123"),
+                ("OG_KEY", "og-api-key-456"),
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{format}: {stderr}");
+        let got = receiver.received();
+        assert!(
+            got.iter().all(|r| r.status < 300),
+            "{format}: {:?}",
+            got.iter()
+                .map(|r| (
+                    r.status,
+                    r.path.clone(),
+                    String::from_utf8_lossy(&r.body).to_string()
+                ))
+                .collect::<Vec<_>>()
+        );
+        assert!(!stderr.contains("pd-routing-key-123") && !stderr.contains("og-api-key-456"));
+        let bodies: Vec<Value> = got.iter().map(|r| r.json()).collect();
+        match *format {
+            "pagerduty" => {
+                let actions: Vec<&str> = bodies
+                    .iter()
+                    .map(|b| b["event_action"].as_str().unwrap_or(""))
+                    .collect();
+                assert_eq!(actions, ["trigger", "resolve"]);
+                assert_eq!(bodies[0]["dedup_key"], bodies[1]["dedup_key"]);
+                assert_eq!(bodies[0]["payload"]["severity"], "info", "a test is info");
+                assert!(
+                    bodies[0]["payload"]["summary"]
+                        .as_str()
+                        .unwrap_or("")
+                        .starts_with("[TEST]")
+                );
+            }
+            "opsgenie" => {
+                let alias = bodies[0]["alias"].as_str().expect("alias");
+                assert_eq!(
+                    got[1].path,
+                    format!("/v2/alerts/{alias}/close?identifierType=alias")
+                );
+                assert!(
+                    bodies[0]["message"]
+                        .as_str()
+                        .unwrap_or("")
+                        .starts_with("[TEST]")
+                );
+            }
+            "alertmanager" => {
+                assert_eq!(got.len(), 2);
+                let (first, last) = (&bodies[0][0], &bodies[1][0]);
+                assert_eq!(first["labels"]["alertname"], "OutageReported");
+                assert_eq!(first["labels"]["test"], "true");
+                assert_eq!(first["labels"], last["labels"], "one alert, resolved");
+                let ends = |a: &Value| {
+                    chrono::DateTime::parse_from_rfc3339(a["endsAt"].as_str().unwrap_or(""))
+                        .expect("endsAt")
+                };
+                assert!(
+                    ends(first) > ends(last),
+                    "firing ends later than its resolution"
+                );
+            }
+            "slack" => {
+                assert_eq!(got.len(), 1);
+                assert!(
+                    bodies[0]["text"]
+                        .as_str()
+                        .unwrap_or("")
+                        .starts_with("[TEST]")
+                );
+            }
+            "discord" => {
+                assert_eq!(got.len(), 1);
+                assert!(
+                    bodies[0]["embeds"][0]["title"]
+                        .as_str()
+                        .unwrap_or("")
+                        .starts_with("[TEST]")
+                );
+                assert_eq!(
+                    bodies[0]["allowed_mentions"]["parse"],
+                    serde_json::json!([])
+                );
+            }
+            _ => {
+                assert_eq!(got.len(), 1);
+                assert_eq!(bodies[0]["test"], true);
+            }
+        }
+    }
+    // A receiver that finds a field missing answers 400: a dead letter.
+    let strict = Receiver::start();
+    strict.check(pagerduty_check);
+    let out = run_with_env(
+        &[
+            "alerts",
+            "test",
+            "--sink",
+            "pd",
+            "--webhook",
+            &format!("http://{}/v2/enqueue", strict.addr),
+            "--format",
+            "pagerduty",
+            "--webhook-key",
+            "wrong",
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("HTTP 400 Bad Request: invalid routing_key")
+    );
+}
+
+#[test]
+fn a_redirect_is_not_delivered_and_names_its_location() {
+    let elsewhere = Receiver::start();
+    for status in [301u16, 307] {
+        let receiver = Receiver::start();
+        let location = format!(
+            "http://user:hunter2@{}/other?token=s3cr3tvalue",
+            elsewhere.addr
+        );
+        receiver.always_answer(Some(Answer::status(status).header("location", &location)));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = run_with_env(
+            &[
+                "replay",
+                path(&demo()),
+                "--webhook",
+                &receiver.url(),
+                "--state-dir",
+                path(&dir.path().join("state")),
+            ],
+            &[],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{status}: not delivered\n{stderr}"
+        );
+        assert!(stderr.contains("3 dead letters"), "{stderr}");
+        assert!(!stderr.contains("3 delivered"), "{stderr}");
+        let named = format!("redirect to http://***@{}/other?token=***", elsewhere.addr);
+        assert!(stderr.contains(&named), "{stderr}");
+        assert!(
+            !stderr.contains("hunter2") && !stderr.contains("s3cr3tvalue"),
+            "{stderr}"
+        );
+        assert_eq!(receiver.received().len(), 3, "each tried once");
+    }
+    assert!(
+        elsewhere.received().is_empty(),
+        "nothing went to the other host"
+    );
+
+    // Opted in: a same-host 307 is followed with the whole signed POST; a
+    // redirect to another host still is not.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let receiver = Receiver::start();
+    receiver.script_answers(vec![Answer::status(307).header("location", "/moved")]);
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[[sinks]]\nname = \"follow\"\nurl = \"{}\"\nsecret = \"k\"\nfollow_redirects = true\n\n[[sinks]]\nname = \"away\"\nurl = \"http://{}/hook\"\nfollow_redirects = true\n",
+            receiver.url(),
+            elsewhere.addr
+        ),
+    );
+    let out = run_with_env(
+        &[
+            "alerts",
+            "test",
+            "--config",
+            path(&config),
+            "--sink",
+            "follow",
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = receiver.received();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1].path, "/moved");
+    assert_eq!(got[0].body, got[1].body, "the whole POST again");
+    let (ts, sig) = (
+        got[1].header(sign::TIMESTAMP_HEADER).expect("ts"),
+        got[1].header(sign::SIGNATURE_HEADER).expect("sig"),
+    );
+    assert!(sign::verify(b"k", &ts, &got[1].body, &sig));
+    elsewhere.always_answer(Some(
+        Answer::status(308).header("location", &format!("http://{}/x", receiver.addr)),
+    ));
+    let out = run_with_env(
+        &[
+            "alerts",
+            "test",
+            "--config",
+            path(&config),
+            "--sink",
+            "away",
+        ],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("redirect to another host"), "{stderr}");
+}
+
+/// Peak resident memory of a running process, in kB (Linux).
+fn peak_rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn a_gigabyte_error_body_is_not_read() {
+    let receiver = Receiver::start();
+    receiver.always_answer(Some(Answer {
+        status: 500,
+        headers: Vec::new(),
+        body: AnswerBody::Huge(1 << 30),
+    }));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_outagewatch"))
+        .args([
+            "alerts",
+            "test",
+            "--sink",
+            "hook",
+            "--webhook",
+            &receiver.url(),
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let pid = child.id();
+    let mut peak = 0;
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        peak = peak.max(peak_rss_kb(pid).unwrap_or(0));
+        assert!(started.elapsed() < Duration::from_secs(60), "still reading");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().expect("output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a 500 is not delivered: {stderr}");
+    assert!(stderr.contains("HTTP 500"), "{stderr}");
+    assert!(
+        stderr.contains("xxxxxxxx"),
+        "the start of the answer is shown: {stderr}"
+    );
+    assert!(
+        stderr.len() < 4000,
+        "and only the start: {} bytes",
+        stderr.len()
+    );
+    let streamed = receiver.streamed.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("1 GiB error body: {streamed} bytes produced, peak RSS {peak} kB");
+    assert!(
+        streamed < 64 << 20,
+        "the server produced only {streamed} bytes of 1 GiB"
+    );
+    assert!(peak < 200 * 1024, "peak RSS {peak} kB");
+}
+
+#[test]
+fn credentials_in_urls_and_headers_are_never_printed_or_stored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let receiver = Receiver::start();
+    receiver.always(Some(400));
+    let url = format!(
+        "http://user:hunter2@{}/hook?token=s3cr3tvalue",
+        receiver.addr
+    );
+    let out = run_with_env(
+        &[
+            "replay",
+            path(&demo()),
+            "--webhook",
+            &url,
+            "--state-dir",
+            path(&state),
+        ],
+        &[],
+    );
+    let secret_free = |what: &str, text: &str| {
+        assert!(
+            !text.contains("hunter2")
+                && !text.contains("s3cr3tvalue")
+                && !text.contains("Bearer-t0ken"),
+            "{what}: {text}"
+        );
+    };
+    assert_eq!(out.status.code(), Some(3));
+    secret_free("replay", &String::from_utf8_lossy(&out.stderr));
+    secret_free("replay stdout", &String::from_utf8_lossy(&out.stdout));
+    let dead = outagewatch(&["alerts", "dead", "--state-dir", path(&state)]);
+    assert_eq!(String::from_utf8_lossy(&dead.stdout).lines().count(), 3);
+    secret_free("dead letters", &String::from_utf8_lossy(&dead.stdout));
+    // Nothing listening: the connection error names the URL redacted.
+    let nowhere = format!("http://user:hunter2@{}/hook?token=s3cr3tvalue", free_port());
+    let out = run_with_env(
+        &["alerts", "test", "--sink", "x", "--webhook", &nowhere],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("cannot reach http://***@127.0.0.1"),
+        "{stderr}"
+    );
+    secret_free("alerts test", &stderr);
+    // A header from the environment reaches the receiver and no output.
+    receiver.always(None);
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[[sinks]]\nname = \"auth\"\nurl = \"{url}\"\nheaders = {{ Authorization = \"${{HOOK_TOKEN}}\" }}\n"
+        ),
+    );
+    let out = run_with_env(
+        &[
+            "alerts",
+            "test",
+            "--config",
+            path(&config),
+            "--sink",
+            "auth",
+        ],
+        &[("HOOK_TOKEN", "Bearer-t0ken")],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    secret_free("alerts test with headers", &stderr);
+    let last = receiver.received().pop().expect("a request");
+    assert_eq!(
+        last.header("authorization").as_deref(),
+        Some("Bearer-t0ken")
+    );
+}
+
+#[test]
+fn one_sinks_rate_limit_never_delays_another() {
+    let limited = Receiver::start();
+    // Discord's way: 429 with the wait only in the JSON body.
+    limited.script_answers(vec![Answer::status(429).body(
+        r#"{"message": "You are being rate limited.", "retry_after": 3.5, "global": false}"#,
+    )]);
+    let free = Receiver::start();
+    let out = run_with_env(
+        &[
+            "replay",
+            path(&demo()),
+            "--webhook",
+            &limited.url(),
+            "--webhook",
+            &free.url(),
+            "--drain-timeout",
+            "60",
+        ],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let tries = limited.received();
+    assert_eq!(tries.len(), 4, "one 429, then three deliveries");
+    let waited = tries[1].at.duration_since(tries[0].at);
+    assert!(
+        waited >= Duration::from_millis(3400),
+        "waited {waited:?} of the 3.5 s asked"
+    );
+    let other = free.delivered();
+    assert_eq!(other.len(), 3);
+    assert!(
+        other[2].at < tries[1].at,
+        "the other sink delivered everything meanwhile"
+    );
+}
+
+/// `source:bluesky` alerts in the alerts file.
+fn source_alerts(alerts: &Path) -> Vec<Value> {
+    std::fs::read_to_string(alerts)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("\"service\":\"source:bluesky\""))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn an_open_source_alert_is_resolved_after_a_restart_once_the_source_is_healthy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
+    let alertmanager = Receiver::start();
+    alertmanager.check(alertmanager_check);
+    // First run: the firehose accepts connections and sends nothing.
+    let silent = JetstreamServer::start(
+        demo_frames(),
+        Plan {
+            conns: vec![Conn::StallAfter(0); 1000],
+            ..Plan::default()
+        },
+    );
+    let config = jetstream_config(dir.path(), &[silent.url()], 30.0);
+    let text = std::fs::read_to_string(&config).expect("config");
+    let text = text.replace("silence_secs = 3600", "silence_secs = 2\ngrace_secs = 0")
+        + &format!(
+            "\n[[sinks]]\nname = \"am\"\nurl = \"http://{}\"\nformat = \"alertmanager\"\nrepeat_secs = 1\n",
+            alertmanager.addr
+        );
+    std::fs::write(&config, &text).expect("config");
+    let run = |config: &Path| {
+        Daemon::start(&[
+            "run",
+            "--config",
+            path(config),
+            "--state-dir",
+            path(&state),
+            "--alerts",
+            path(&alerts),
+        ])
+    };
+    let first = run(&config);
+    first.wait_until(
+        |_| !source_alerts(&alerts).is_empty(),
+        Duration::from_secs(60),
+    );
+    // Alertmanager hears about it again and again while it fires.
+    first.wait_until(
+        |_| alertmanager.received().len() >= 3,
+        Duration::from_secs(30),
+    );
+    first.kill();
+    let fired = source_alerts(&alerts);
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(fired[0]["state"], "firing");
+    assert_eq!(fired[0]["kind"], "source");
+    let detail = fired[0]["detail"].as_str().unwrap_or("");
+    assert!(detail.starts_with("no frames from bluesky for"), "{detail}");
+    let posts = alertmanager.received();
+    assert!(posts.iter().all(|p| p.status == 200));
+    let labels: Vec<Value> = posts
+        .iter()
+        .map(|p| p.json()[0]["labels"].clone())
+        .collect();
+    assert!(
+        labels.iter().all(|l| *l == labels[0]),
+        "one alert re-posted: {labels:?}"
+    );
+    assert_eq!(labels[0]["alertname"], "OutageSourceUnhealthy");
+
+    // Second run: the same state, a firehose that delivers.
+    let healthy = JetstreamServer::start(demo_frames(), Plan::default());
+    std::fs::write(&config, text.replace(&silent.url(), &healthy.url())).expect("config");
+    let second = run(&config);
+    second.wait_until(
+        |_| source_alerts(&alerts).len() >= 2,
+        Duration::from_secs(60),
+    );
+    second.wait_until(
+        |_| {
+            alertmanager.received().iter().any(|p| {
+                let a = &p.json()[0];
+                a["labels"] == labels[0]
+                    && chrono::DateTime::parse_from_rfc3339(a["endsAt"].as_str().unwrap_or(""))
+                        .is_ok_and(|t| t <= chrono::Utc::now())
+            })
+        },
+        Duration::from_secs(30),
+    );
+    let (status, _, log) = second.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    let all = source_alerts(&alerts);
+    assert_eq!(all[1]["state"], "resolved", "{all:?}");
+    assert_eq!(all[1]["id"], all[0]["id"], "the same incident");
+    let detail = all[1]["detail"].as_str().unwrap_or("");
+    assert!(detail.starts_with("bluesky is back"), "{detail}");
+    assert_eq!(
+        all.iter()
+            .filter(|a| a["state"] == "firing" && a["id"] == all[0]["id"])
+            .count(),
+        1,
+        "not raised again: {all:?}"
+    );
+}
+
+#[test]
+fn a_receiver_that_never_answers_times_out() {
+    // Accepts connections, reads nothing, answers nothing.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let held = std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for stream in listener.incoming().take(1) {
+            open.push(stream);
+            std::thread::sleep(Duration::from_secs(10));
+        }
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        &format!("[[sinks]]\nname = \"slow\"\nurl = \"http://{addr}/hook\"\ntimeout_secs = 1\n"),
+    );
+    let started = std::time::Instant::now();
+    let out = run_with_env(
+        &[
+            "alerts",
+            "test",
+            "--config",
+            path(&config),
+            "--sink",
+            "slow",
+        ],
+        &[],
+    );
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("timed out after 1s"), "{stderr}");
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    drop(held);
 }

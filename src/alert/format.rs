@@ -1,133 +1,89 @@
-//! What a sink sends: the alert schema as is (`json`), or a message for a
-//! chat service's incoming webhook (`slack`, `discord`), within the limits
-//! those services document (Slack: header text ≤ 150 characters, section
-//! text ≤ 3,000, ≤ 10 fields; Discord: content ≤ 2,000, embed title ≤ 256,
-//! description ≤ 4,096, ≤ 25 fields, field value ≤ 1,024).
+//! What a sink sends: the alert schema as is (`json`), a chat message
+//! (`slack`, `discord`, see [`super::chat`]) or an incident event for a
+//! paging or alerting system (`pagerduty`, `opsgenie`, `alertmanager`, see
+//! [`super::paging`]).
+//!
+//! Everything a post's author wrote (sample texts, and the service name,
+//! which a `#FooDown` hashtag can set) is escaped for the receiver's markup
+//! and cut by characters to the receiver's documented limits, so a post can
+//! neither ping a channel nor plant a link nor make a receiver reject the
+//! message. The wording here is shared by every human-readable format, so a
+//! source's health alert and a test alert read the same everywhere.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
-use super::Alert;
+use super::{Alert, AlertKind};
 use crate::detect::TransitionKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
+    /// The alert schema as is.
     #[default]
     Json,
     Slack,
     Discord,
+    /// PagerDuty Events API v2.
+    Pagerduty,
+    /// Opsgenie Alert API v2.
+    Opsgenie,
+    /// Alertmanager API v2 (`POST /api/v2/alerts`).
+    Alertmanager,
 }
 
-/// The request body for `alert` in `format`.
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Slack => "slack",
+            Format::Discord => "discord",
+            Format::Pagerduty => "pagerduty",
+            Format::Opsgenie => "opsgenie",
+            Format::Alertmanager => "alertmanager",
+        }
+    }
+
+    /// The URL used when a sink names none.
+    pub fn default_url(self) -> Option<&'static str> {
+        match self {
+            Format::Pagerduty => Some("https://events.pagerduty.com/v2/enqueue"),
+            Format::Opsgenie => Some("https://api.opsgenie.com"),
+            _ => None,
+        }
+    }
+
+    /// Formats that keep an incident open at the receiver until told it is
+    /// resolved (a test sends its resolution right after).
+    pub fn is_stateful(self) -> bool {
+        matches!(
+            self,
+            Format::Pagerduty | Format::Opsgenie | Format::Alertmanager
+        )
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        serde_json::from_value(serde_json::Value::String(s.to_ascii_lowercase())).map_err(|_| {
+            format!(
+                "unknown format {s:?}: json, slack, discord, pagerduty, opsgenie or alertmanager"
+            )
+        })
+    }
+}
+
+/// The body for `alert` in the formats whose request is one JSON document
+/// posted to the sink's URL (`json`, `slack`, `discord`).
 pub fn body(alert: &Alert, format: Format) -> Result<Vec<u8>, serde_json::Error> {
     match format {
-        Format::Json => serde_json::to_vec(alert),
-        Format::Slack => serde_json::to_vec(&slack(alert)),
-        Format::Discord => serde_json::to_vec(&discord(alert)),
+        Format::Slack => serde_json::to_vec(&super::chat::slack(alert)),
+        Format::Discord => serde_json::to_vec(&super::chat::discord(alert)),
+        _ => serde_json::to_vec(alert),
     }
 }
 
-fn headline(alert: &Alert) -> String {
-    let what = match alert.state {
-        TransitionKind::Firing => "may be down",
-        TransitionKind::Updated => "outage reports are growing",
-        TransitionKind::Resolved => "reports are back to normal",
-    };
-    format!("{}: {what} ({})", alert.service, alert.severity)
-}
-
-fn summary(alert: &Alert) -> String {
-    match alert.state {
-        TransitionKind::Resolved => format!(
-            "Resolved at {} after starting at {}: {} reports in all, at most {} authors a minute.",
-            alert.at, alert.started_at, alert.reports, alert.peak_authors
-        ),
-        _ => format!(
-            "{} people reported problems in the last minute ({:.1} a minute against {:.2} expected); {} reports since {}.",
-            alert.authors,
-            alert.rate_per_min,
-            alert.baseline_per_min,
-            alert.reports,
-            alert.started_at
-        ),
-    }
-}
-
-/// At most `max` characters, cut on a character boundary with an ellipsis.
-fn clip(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_owned();
-    }
-    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
-
-fn samples_text(alert: &Alert, max: usize) -> String {
-    let lines: Vec<String> = alert
-        .samples
-        .iter()
-        .map(|s| format!("> {}", clip(&s.text.replace('\n', " "), 280)))
-        .collect();
-    clip(&lines.join("\n"), max)
-}
-
-/// A Slack incoming-webhook message: `text` for notifications, `blocks`
-/// for the message itself.
-pub fn slack(alert: &Alert) -> Value {
-    let mut blocks = vec![
-        json!({"type": "header", "text": {"type": "plain_text", "text": clip(&headline(alert), 150), "emoji": true}}),
-        json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(&summary(alert), 3000)}, "fields": [
-            {"type": "mrkdwn", "text": format!("*Service*\n{}", clip(&alert.service, 1900))},
-            {"type": "mrkdwn", "text": format!("*Severity*\n{}", alert.severity)},
-            {"type": "mrkdwn", "text": format!("*State*\n{}", state_name(alert.state))},
-            {"type": "mrkdwn", "text": format!("*Started*\n{}", alert.started_at)},
-        ]}),
-    ];
-    if !alert.samples.is_empty() {
-        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": samples_text(alert, 3000)}}));
-    }
-    blocks.push(json!({"type": "context", "elements": [
-        {"type": "mrkdwn", "text": clip(&format!("incident {} · event {}", alert.id, alert.sequence), 3000)}
-    ]}));
-    json!({"text": clip(&headline(alert), 3000), "blocks": blocks})
-}
-
-/// A Discord webhook message: `content` plus one embed.
-pub fn discord(alert: &Alert) -> Value {
-    let color = match alert.state {
-        TransitionKind::Resolved => 0x2e_b8_86,
-        _ => match alert.severity.as_str() {
-            "high" => 0xd7_26_3d,
-            "medium" => 0xf2_a5_41,
-            _ => 0xf7_dc_6f,
-        },
-    };
-    let mut fields = vec![
-        json!({"name": "Severity", "value": alert.severity, "inline": true}),
-        json!({"name": "State", "value": state_name(alert.state), "inline": true}),
-        json!({"name": "Reports", "value": alert.reports.to_string(), "inline": true}),
-    ];
-    if !alert.samples.is_empty() {
-        fields.push(
-            json!({"name": "What people say", "value": samples_text(alert, 1024), "inline": false}),
-        );
-    }
-    json!({
-        "content": clip(&headline(alert), 2000),
-        "embeds": [{
-            "title": clip(&headline(alert), 256),
-            "description": clip(&summary(alert), 4096),
-            "color": color,
-            "timestamp": alert.at,
-            "fields": fields,
-            "footer": {"text": clip(&format!("outagewatch · incident {} · event {}", alert.id, alert.sequence), 2048)},
-        }],
-    })
-}
-
-fn state_name(state: TransitionKind) -> &'static str {
+pub fn state_name(state: TransitionKind) -> &'static str {
     match state {
         TransitionKind::Firing => "firing",
         TransitionKind::Updated => "updated",
@@ -135,14 +91,131 @@ fn state_name(state: TransitionKind) -> &'static str {
     }
 }
 
-/// An alert for `outagewatch alerts test` and for tests.
+/// One line that says what happened; `esc` escapes text from posts.
+pub fn headline(alert: &Alert, esc: &dyn Fn(&str) -> String) -> String {
+    let test = if alert.test { "[TEST] " } else { "" };
+    let service = esc(&clip(&alert.service, 100));
+    match (alert.kind, alert.source_name()) {
+        (AlertKind::Source, Some(name)) => {
+            let name = esc(&clip(name, 100));
+            match alert.state {
+                TransitionKind::Resolved => format!("{test}source {name} is back"),
+                _ => format!(
+                    "{test}source {name}: {}",
+                    esc(&clip(alert.detail.as_deref().unwrap_or("unhealthy"), 200))
+                ),
+            }
+        }
+        _ => {
+            let what = match alert.state {
+                TransitionKind::Firing => "may be down",
+                TransitionKind::Updated => "outage reports are growing",
+                TransitionKind::Resolved => "reports are back to normal",
+            };
+            format!("{test}{service}: {what} ({})", alert.severity)
+        }
+    }
+}
+
+/// A few sentences with the figures (or, for a source, what is wrong).
+pub fn summary(alert: &Alert, esc: &dyn Fn(&str) -> String) -> String {
+    if alert.test {
+        return format!(
+            "This is a test sent by `outagewatch alerts test` at {}; nothing is down.",
+            alert.at
+        );
+    }
+    let detail = alert.detail.as_deref().map(|d| esc(&clip(d, 500)));
+    match alert.kind {
+        AlertKind::Source => match alert.state {
+            TransitionKind::Resolved => format!(
+                "{}. The incident started at {}; outage alerts raised while it lasted may be late.",
+                detail.as_deref().unwrap_or("back"),
+                alert.started_at
+            ),
+            _ => format!(
+                "{} (since {}). Outage alerts may be missing or late while this lasts.",
+                detail.as_deref().unwrap_or("unhealthy"),
+                alert.started_at
+            ),
+        },
+        AlertKind::Outage => match alert.state {
+            TransitionKind::Resolved => format!(
+                "Resolved at {} after starting at {}: {} reports in all, at most {} authors a minute.",
+                alert.at, alert.started_at, alert.reports, alert.peak_authors
+            ),
+            _ => format!(
+                "{} people reported problems in the last minute ({:.1} a minute against {:.2} expected); {} reports since {}.",
+                alert.authors,
+                alert.rate_per_min,
+                alert.baseline_per_min,
+                alert.reports,
+                alert.started_at
+            ),
+        },
+    }
+}
+
+/// At most `max` characters, cut on a character boundary with an
+/// ellipsis. A cut never leaves half an escape behind: a trailing
+/// `&ent` without its `;` or a lone trailing backslash is dropped too.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    if let Some(amp) = out.rfind('&')
+        && !out[amp..].contains(';')
+        && out[amp + 1..]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '#')
+    {
+        out.truncate(amp);
+    }
+    let backslashes = out.chars().rev().take_while(|&c| c == '\\').count();
+    if backslashes % 2 == 1 {
+        out.pop();
+    }
+    if max > 0 {
+        out.push('…');
+    }
+    out
+}
+
+/// A post's text on one line, links defanged (`https[:]//…`) so no chat
+/// client turns them into links or previews: links in our messages come
+/// only from our own fields.
+pub fn defang(text: &str) -> String {
+    text.replace(['\n', '\r'], " ").replace("://", "[:]//")
+}
+
+/// A sample's link as a web page, when it is one: Bluesky's `at://` URIs
+/// become bsky.app links; other http(s) URIs stay; anything else is none.
+pub fn sample_link(uri: &str) -> Option<String> {
+    if let Some(rest) = uri.strip_prefix("at://") {
+        let mut parts = rest.split('/');
+        let (did, collection, rkey) = (parts.next()?, parts.next()?, parts.next()?);
+        if collection != "app.bsky.feed.post" || parts.next().is_some() {
+            return None;
+        }
+        let url =
+            reqwest::Url::parse(&format!("https://bsky.app/profile/{did}/post/{rkey}")).ok()?;
+        return Some(url.to_string());
+    }
+    let url = reqwest::Url::parse(uri).ok()?;
+    (matches!(url.scheme(), "http" | "https") && url.has_host() && url.as_str().len() <= 2048)
+        .then(|| url.to_string())
+}
+
+/// An alert for tests.
 pub fn sample_alert() -> Alert {
     example(TransitionKind::Firing, "is discord down?")
 }
 
-fn example(state: TransitionKind, sample: &str) -> Alert {
+/// A realistic alert in `state` with one sample of text `sample`.
+pub fn example(state: TransitionKind, sample: &str) -> Alert {
     Alert {
-        id: "test-20260704T141710Z".into(),
+        id: "discord-20260704T141710Z".into(),
         service: "discord".into(),
         state,
         at: "2026-07-04T14:17:40Z".into(),
@@ -165,6 +238,45 @@ fn example(state: TransitionKind, sample: &str) -> Alert {
         sequence: 2,
         detail: None,
         model: Default::default(),
+        kind: AlertKind::Outage,
+        test: false,
+    }
+}
+
+/// `outagewatch alerts test`: a clearly marked test alert dated now, with
+/// a fresh id (so a fresh idempotency key) on every call.
+pub fn test_alert(state: TransitionKind, now: chrono::DateTime<chrono::Utc>, nonce: u32) -> Alert {
+    let stamp = now.format("%Y%m%dT%H%M%SZ");
+    let at = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    Alert {
+        id: format!("outagewatch-test-{stamp}-{nonce:08x}"),
+        service: "outagewatch-test".into(),
+        state,
+        at: at.clone(),
+        started_at: at,
+        severity: "low".into(),
+        reports: 0,
+        authors: 0,
+        rate_per_min: 0.0,
+        baseline_per_min: 0.0,
+        samples: vec![super::AlertSample {
+            text: "This is a test post text: nothing is down.".into(),
+            uri: "https://example.com/outagewatch-test".into(),
+        }],
+        peak_authors: 0,
+        p_value: 1.0,
+        discovered: false,
+        top_phrases: Vec::new(),
+        languages: Default::default(),
+        basis: None,
+        sequence: match state {
+            TransitionKind::Firing => 1,
+            _ => 2,
+        },
+        detail: Some("test alert from `outagewatch alerts test`".into()),
+        kind: AlertKind::Outage,
+        test: true,
+        model: Default::default(),
     }
 }
 
@@ -172,83 +284,84 @@ fn example(state: TransitionKind, sample: &str) -> Alert {
 mod tests {
     use super::*;
 
-    fn alert(state: TransitionKind, sample: &str) -> Alert {
-        example(state, sample)
-    }
-
-    fn chars(v: &Value) -> usize {
-        v.as_str().map_or(usize::MAX, |s| s.chars().count())
-    }
-
-    #[test]
-    fn slack_message_has_the_fields_slack_accepts() {
-        let long = "x".repeat(10_000);
-        let v = slack(&alert(TransitionKind::Firing, &long));
-        assert!(chars(&v["text"]) <= 3000);
-        let blocks = v["blocks"].as_array().expect("blocks");
-        assert!(!blocks.is_empty() && blocks.len() <= 50);
-        assert_eq!(blocks[0]["type"], "header");
-        assert_eq!(blocks[0]["text"]["type"], "plain_text");
-        assert!(chars(&blocks[0]["text"]["text"]) <= 150);
-        for block in blocks {
-            let kind = block["type"].as_str().expect("type");
-            assert!(["header", "section", "context"].contains(&kind), "{kind}");
-            if kind == "section" {
-                assert_eq!(block["text"]["type"], "mrkdwn");
-                assert!(chars(&block["text"]["text"]) <= 3000);
-                if let Some(fields) = block["fields"].as_array() {
-                    assert!(fields.len() <= 10);
-                    for f in fields {
-                        assert_eq!(f["type"], "mrkdwn");
-                        assert!(chars(&f["text"]) <= 2000);
-                    }
-                }
-            }
-            if kind == "context" {
-                let elements = block["elements"].as_array().expect("elements");
-                assert!(!elements.is_empty() && elements.len() <= 10);
-            }
-        }
-        assert!(v["text"].as_str().expect("text").contains("discord"));
-    }
-
-    #[test]
-    fn discord_message_has_the_fields_discord_accepts() {
-        let long = "y".repeat(10_000);
-        for state in [
-            TransitionKind::Firing,
-            TransitionKind::Updated,
-            TransitionKind::Resolved,
-        ] {
-            let v = discord(&alert(state, &long));
-            assert!(chars(&v["content"]) <= 2000);
-            let embeds = v["embeds"].as_array().expect("embeds");
-            assert_eq!(embeds.len(), 1);
-            let e = &embeds[0];
-            assert!(chars(&e["title"]) <= 256);
-            assert!(chars(&e["description"]) <= 4096);
-            assert!(e["color"].as_u64().is_some_and(|c| c <= 0xff_ff_ff));
-            assert!(
-                chrono::DateTime::parse_from_rfc3339(e["timestamp"].as_str().expect("ts")).is_ok()
-            );
-            let fields = e["fields"].as_array().expect("fields");
-            assert!(fields.len() <= 25);
-            for f in fields {
-                assert!(
-                    chars(&f["name"]) <= 256 && chars(&f["value"]) <= 1024,
-                    "{f}"
-                );
-                assert!(f["inline"].is_boolean());
-            }
-            assert!(chars(&e["footer"]["text"]) <= 2048);
-        }
-    }
-
     #[test]
     fn json_is_the_alert_schema() {
-        let a = alert(TransitionKind::Resolved, "ok");
+        let a = example(TransitionKind::Resolved, "ok");
         let back: Alert =
             serde_json::from_slice(&body(&a, Format::Json).expect("json")).expect("parses");
         assert_eq!(back, a);
+        let v: serde_json::Value =
+            serde_json::from_slice(&body(&a, Format::Json).expect("json")).expect("parses");
+        assert_eq!(v["kind"], "outage");
+        assert!(v.get("test").is_none(), "only test alerts say test");
+    }
+
+    #[test]
+    fn clip_counts_characters_and_never_leaves_half_an_escape() {
+        let cases = [
+            ("short", 10, "short"),
+            ("ééééé", 3, "éé…"),
+            ("ab&amp;cd", 6, "ab…"),
+            ("ab&amp;cd", 8, "ab&amp;…"),
+            ("ab\\*cd", 4, "ab…"),
+            ("ab\\\\cd", 5, "ab\\\\…"),
+            ("日本語のテキスト", 4, "日本語…"),
+        ];
+        for (text, max, want) in cases {
+            let got = clip(text, max);
+            assert_eq!(got, want, "{text:?} to {max}");
+            assert!(got.chars().count() <= max);
+        }
+    }
+
+    #[test]
+    fn sample_links_are_web_pages_or_nothing() {
+        let cases = [
+            (
+                "at://did:plc:abc/app.bsky.feed.post/3k",
+                Some("https://bsky.app/profile/did:plc:abc/post/3k"),
+            ),
+            ("at://did:plc:abc/app.bsky.feed.like/3k", None),
+            (
+                "https://mastodon.social/@a/1",
+                Some("https://mastodon.social/@a/1"),
+            ),
+            ("javascript:alert(1)", None),
+            ("nostr:note1xyz", None),
+            ("", None),
+        ];
+        for (uri, want) in cases {
+            assert_eq!(sample_link(uri).as_deref(), want, "{uri}");
+        }
+    }
+
+    #[test]
+    fn health_and_test_alerts_say_what_happened() {
+        let firing = Alert::source_health(
+            "bluesky",
+            TransitionKind::Firing,
+            1_783_174_000_000_000,
+            1_783_174_000_000_000,
+            "no frames from bluesky for 120 s".into(),
+        );
+        let plain = |s: &str| s.to_owned();
+        assert_eq!(
+            headline(&firing, &plain),
+            "source bluesky: no frames from bluesky for 120 s"
+        );
+        let text = summary(&firing, &plain);
+        assert!(text.contains("no frames from bluesky for 120 s"), "{text}");
+        assert!(!text.contains("people reported"), "{text}");
+        let mut resolved = firing.clone();
+        resolved.state = TransitionKind::Resolved;
+        resolved.detail = Some("bluesky is back: frames arriving".into());
+        assert_eq!(headline(&resolved, &plain), "source bluesky is back");
+        assert!(!summary(&resolved, &plain).contains("reports"));
+
+        let now = chrono::DateTime::from_timestamp(1_783_174_000, 0).expect("time");
+        let test = test_alert(TransitionKind::Firing, now, 7);
+        assert!(headline(&test, &plain).starts_with("[TEST] "));
+        assert!(summary(&test, &plain).contains("nothing is down"));
+        assert_ne!(test.id, test_alert(TransitionKind::Firing, now, 8).id);
     }
 }

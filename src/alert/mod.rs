@@ -3,11 +3,17 @@
 //! One JSON object per incident state change. The fields documented in the
 //! README are a contract: more may be added, none removed or renamed.
 
+pub mod chat;
 pub mod deliver;
 pub mod format;
+pub mod http;
 pub mod outbox;
+pub mod paging;
+pub mod ratelimit;
 pub mod sign;
 pub mod sink;
+mod task;
+pub mod webhook;
 
 use serde::{Deserialize, Serialize};
 
@@ -58,6 +64,13 @@ pub struct Alert {
     /// For `source:NAME` alerts: what is wrong with the source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// `outage` (people report a service down) or `source` (a firehose of
+    /// ours is silent or lagging), so a receiver can route them apart.
+    #[serde(default)]
+    pub kind: AlertKind,
+    /// Sent by `outagewatch alerts test`: nothing is down.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test: bool,
     /// The detector's explanation (`expected`, `dispersion`, …), flattened
     /// into the alert's top level.
     #[serde(flatten, default)]
@@ -81,6 +94,17 @@ pub struct AlertModel {
     /// `upstream:PROVIDER` incident: every service of the group).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub related: Vec<String>,
+}
+
+/// What an alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertKind {
+    /// A watched service: people report it down.
+    #[default]
+    Outage,
+    /// One of our own sources (`service` is `source:NAME`).
+    Source,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -127,6 +151,8 @@ impl From<Transition> for Alert {
             basis: Some(t.basis),
             sequence: incident.events,
             detail: None,
+            kind: AlertKind::Outage,
+            test: false,
             model: AlertModel {
                 expected: Some(round3(t.expected)),
                 dispersion: Some(round3(t.dispersion)),
@@ -172,6 +198,20 @@ impl Alert {
             },
             detail: Some(detail),
             model: AlertModel::default(),
+            kind: AlertKind::Source,
+            test: false,
+        }
+    }
+
+    /// The source's name, for a `source:NAME` alert.
+    pub fn source_name(&self) -> Option<&str> {
+        match self.kind {
+            AlertKind::Source => Some(
+                self.service
+                    .strip_prefix("source:")
+                    .unwrap_or(&self.service),
+            ),
+            AlertKind::Outage => None,
         }
     }
 }
@@ -180,3 +220,6 @@ impl Alert {
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
+
+#[cfg(test)]
+mod proptests;

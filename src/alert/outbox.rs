@@ -9,7 +9,11 @@
 //! - `c` + sink → the sink's cursor: the last seq it is done with;
 //! - `r` + sink → the retry state of the alert at the sink's head;
 //! - `d` + sink + 0 + seq → a dead letter (the alert and why it failed);
-//! - `q` + sink + 0 + seq → an alert re-queued from the dead letters.
+//! - `q` + sink + 0 + seq → an alert re-queued from the dead letters;
+//! - `a` + sink + 0 + incident id → an alert open at an Alertmanager sink
+//!   (re-posted while firing);
+//! - `h` + source → an open `source:NAME` incident (its start and detail),
+//!   so a restart can resolve it.
 //!
 //! Alerts every sink is done with are removed.
 
@@ -23,6 +27,17 @@ const CURSOR: u8 = b'c';
 const RETRY: u8 = b'r';
 const DEAD: u8 = b'd';
 const REQUEUED: u8 = b'q';
+const OPEN: u8 = b'a';
+const SOURCE: u8 = b'h';
+
+/// A `source:NAME` incident still open when the daemon stopped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenSource {
+    pub source: String,
+    /// Wall-clock µs of its start (with the source, its incident id).
+    pub started_at: i64,
+    pub detail: String,
+}
 
 /// A new alert's sequence number: increasing, and never 0, since a cursor
 /// of 0 means "nothing done yet".
@@ -274,6 +289,59 @@ impl Outbox {
             None => 0,
         };
         self.depth(sink, cursor)
+    }
+
+    /// Alerts open at an Alertmanager sink, by incident id.
+    pub fn open_alerts(&self, sink: &str) -> Result<Vec<Alert>, StoreError> {
+        let mut prefix = sink_key(OPEN, sink);
+        prefix.push(0);
+        let mut out = Vec::new();
+        for entry in self.db.scan_prefix(prefix) {
+            let (_, value) = entry?;
+            out.push(serde_json::from_slice(&value).map_err(corrupt("open alert"))?);
+        }
+        Ok(out)
+    }
+
+    /// Records `alert` as open at `sink` (replacing its incident's last).
+    pub fn set_open_alert(&self, sink: &str, alert: &Alert) -> Result<(), StoreError> {
+        let mut key = sink_key(OPEN, sink);
+        key.push(0);
+        key.extend_from_slice(alert.id.as_bytes());
+        let value = serde_json::to_vec(alert).map_err(corrupt("open alert"))?;
+        self.db.insert(key, value)?;
+        Ok(())
+    }
+
+    pub fn remove_open_alert(&self, sink: &str, id: &str) -> Result<(), StoreError> {
+        let mut key = sink_key(OPEN, sink);
+        key.push(0);
+        key.extend_from_slice(id.as_bytes());
+        self.db.remove(key)?;
+        Ok(())
+    }
+
+    /// `source:NAME` incidents left open by the last run.
+    pub fn open_sources(&self) -> Result<Vec<OpenSource>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.db.scan_prefix([SOURCE]) {
+            let (_, value) = entry?;
+            out.push(serde_json::from_slice(&value).map_err(corrupt("open source incident"))?);
+        }
+        Ok(out)
+    }
+
+    pub fn set_open_source(&self, open: &OpenSource) -> Result<(), StoreError> {
+        let value = serde_json::to_vec(open).map_err(corrupt("open source incident"))?;
+        self.db.insert(sink_key(SOURCE, &open.source), value)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn clear_open_source(&self, source: &str) -> Result<(), StoreError> {
+        self.db.remove(sink_key(SOURCE, source))?;
+        self.db.flush()?;
+        Ok(())
     }
 
     pub fn flush(&self) -> Result<(), StoreError> {

@@ -9,9 +9,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use crate::alert::deliver::send_test;
-use crate::alert::format::sample_alert;
+use crate::alert::deliver::{Target, send_test};
+use crate::alert::format::{Format, test_alert};
 use crate::config::{Config, sink_specs};
+use crate::detect::TransitionKind;
 use crate::window::store::SledStore;
 
 #[derive(Debug, Args)]
@@ -33,14 +34,25 @@ enum AlertsCommand {
     /// Put dead letters back in their sink's queue: one (`SINK:SEQ`, as
     /// `dead` shows), or all.
     Retry { id: Option<String> },
-    /// Send a test alert to a sink now, to check an integration.
+    /// Send a test alert to a sink now, to check an integration: marked as
+    /// a test (`"test": true`, "[TEST]" in titles), with a fresh id and
+    /// idempotency key, in the sink's format; prints the receiver's answer.
+    /// Formats that keep incidents open (pagerduty, opsgenie,
+    /// alertmanager) get its resolution right after.
     Test {
         /// The sink's name (`alerts` is the JSON-lines sink).
         #[arg(long)]
         sink: String,
-        /// A webhook URL to test instead of a configured sink (`json`).
+        /// A webhook URL to test instead of a configured sink.
         #[arg(long, value_name = "URL")]
         webhook: Option<String>,
+        /// The format for `--webhook` (default json): json, slack,
+        /// discord, pagerduty, opsgenie or alertmanager.
+        #[arg(long, value_name = "FORMAT", requires = "webhook")]
+        format: Option<Format>,
+        /// PagerDuty routing key or Opsgenie API key for `--webhook`.
+        #[arg(long, env = "OUTAGEWATCH_WEBHOOK_KEY", hide_env_values = true)]
+        webhook_key: Option<String>,
         /// Secret for `--webhook`.
         #[arg(long, env = "OUTAGEWATCH_WEBHOOK_SECRET", hide_env_values = true)]
         webhook_secret: Option<String>,
@@ -95,13 +107,17 @@ pub fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
         AlertsCommand::Test {
             sink,
             webhook,
+            format,
+            webhook_key,
             webhook_secret,
         } => {
             let mut config = config;
             if let Some(url) = webhook {
-                config
-                    .sinks
-                    .push(crate::config::SinkConfig::json(&sink, &url, webhook_secret));
+                let mut added = crate::config::SinkConfig::json(&sink, &url, webhook_secret);
+                added.format = format.unwrap_or_default();
+                added.routing_key = webhook_key.clone();
+                added.api_key = webhook_key;
+                config.sinks.push(added);
             }
             let specs = sink_specs(&config);
             let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
@@ -109,17 +125,29 @@ pub fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
                 .iter()
                 .find(|s| s.name == sink)
                 .with_context(|| format!("no sink {sink:?}; configured: {}", names.join(", ")))?;
+            let stateful = matches!(&spec.target, Target::Webhook(h) if h.format.is_stateful());
+            let mut states = vec![TransitionKind::Firing];
+            if stateful {
+                states.push(TransitionKind::Resolved);
+            }
+            let now = chrono::Utc::now();
+            let nonce: u32 = rand::random();
             let runtime = super::runtime(1)?;
-            match runtime.block_on(send_test(spec, &sample_alert())) {
-                Ok(outcome) => {
-                    eprintln!("sink {sink}: test alert {outcome}");
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(problem) => {
-                    eprintln!("sink {sink}: test alert failed: {problem}");
-                    Ok(ExitCode::FAILURE)
+            for state in states {
+                let alert = test_alert(state, now, nonce);
+                let what = match state {
+                    TransitionKind::Resolved => "test resolution",
+                    _ => "test alert",
+                };
+                match runtime.block_on(send_test(spec, &alert)) {
+                    Ok(outcome) => eprintln!("sink {sink}: {what} {} {outcome}", alert.id),
+                    Err(problem) => {
+                        eprintln!("sink {sink}: {what} {} failed: {problem}", alert.id);
+                        return Ok(ExitCode::FAILURE);
+                    }
                 }
             }
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -145,6 +145,60 @@ pub enum Condition {
     Lagging { secs: i64 },
 }
 
+/// A span for people: seconds up to ten minutes, then minutes, then hours.
+pub fn span(secs: i64) -> String {
+    match secs {
+        s if s < 600 => format!("{s} s"),
+        s if s < 3 * 3600 => format!("{} min", s / 60),
+        s => format!("{} h {} min", s / 3600, s % 3600 / 60),
+    }
+}
+
+impl Condition {
+    /// What is wrong with `source`, as an alert's `detail` says it: "no
+    /// frames from bluesky for 120 s", "bluesky is lagging 14 min behind".
+    pub fn detail(&self, source: &str) -> Option<String> {
+        match self {
+            Condition::Healthy => None,
+            Condition::Silent { secs } => {
+                Some(format!("no frames from {source} for {}", span(*secs)))
+            }
+            Condition::Lagging { secs } => {
+                Some(format!("{source} is lagging {} behind", span(*secs)))
+            }
+        }
+    }
+}
+
+/// The `detail` of a resolution: the source is back, and how it stands.
+pub fn back_detail(source: &str, snapshot: &HealthSnapshot, now: Micros) -> String {
+    match snapshot.processed {
+        Some(t) => format!(
+            "{source} is back: frames arriving, newest event {} old",
+            span(((now - t) / crate::MICROS_PER_SEC).max(0))
+        ),
+        None => format!("{source} is back: frames arriving"),
+    }
+}
+
+/// A source healthy enough to resolve an incident left open by an
+/// earlier run: it delivered frames in this run and the rule says healthy
+/// (the start-up grace alone is not enough).
+pub fn proven_healthy(
+    snapshot: &HealthSnapshot,
+    now: Micros,
+    started: Micros,
+    rule: &HealthRule,
+) -> bool {
+    snapshot.last_frame_wall.is_some()
+        && assess(
+            snapshot,
+            now,
+            started - rule.grace_secs * crate::MICROS_PER_SEC,
+            rule,
+        ) == Condition::Healthy
+}
+
 /// The health rule, pure: `now` and `started` are wall-clock µs.
 pub fn assess(
     snapshot: &HealthSnapshot,
@@ -206,5 +260,50 @@ mod tests {
                 "{snapshot:?} at {now}"
             );
         }
+    }
+
+    #[test]
+    fn details_say_what_happened() {
+        let cases = [
+            (
+                Condition::Silent { secs: 120 },
+                "no frames from bluesky for 120 s",
+            ),
+            (
+                Condition::Lagging { secs: 840 },
+                "bluesky is lagging 14 min behind",
+            ),
+            (
+                Condition::Silent {
+                    secs: 4 * 3600 + 120,
+                },
+                "no frames from bluesky for 4 h 2 min",
+            ),
+        ];
+        for (condition, want) in cases {
+            assert_eq!(condition.detail("bluesky").as_deref(), Some(want));
+        }
+        assert_eq!(Condition::Healthy.detail("bluesky"), None);
+    }
+
+    #[test]
+    fn an_old_incident_resolves_only_on_frames_seen_in_this_run() {
+        let rule = HealthRule::default();
+        let started = 1_000 * S;
+        let quiet = HealthSnapshot::default();
+        assert!(
+            !proven_healthy(&quiet, started + S, started, &rule),
+            "grace is not health"
+        );
+        let flowing = HealthSnapshot {
+            last_frame_wall: Some(started + S),
+            processed: Some(started),
+            ..HealthSnapshot::default()
+        };
+        assert!(proven_healthy(&flowing, started + 2 * S, started, &rule));
+        assert!(
+            !proven_healthy(&flowing, started + 200 * S, started, &rule),
+            "silent again"
+        );
     }
 }

@@ -1,0 +1,378 @@
+//! Incident events for paging and alerting systems: PagerDuty Events API
+//! v2, Opsgenie Alert API v2 and Alertmanager API v2. Each keeps an
+//! incident open at the receiver keyed by our incident id, and is told when
+//! it is resolved. Limits are the ones each API documents; every text is
+//! cut by characters to fit.
+
+use serde_json::{Map, Value, json};
+
+use super::format::{clip, headline, sample_link, state_name, summary};
+use super::{Alert, AlertKind};
+use crate::detect::TransitionKind;
+
+/// PagerDuty: `payload.summary` ≤ 1,024 characters, `dedup_key` ≤ 255.
+pub const PD_SUMMARY: usize = 1024;
+pub const PD_DEDUP: usize = 255;
+/// Opsgenie: `message` ≤ 130, `alias` ≤ 512, `description` ≤ 15,000, ≤ 20
+/// tags of ≤ 50, `entity` ≤ 512, `source` ≤ 100, `note` ≤ 25,000, `details`
+/// ≤ 8,000 characters in all.
+pub const OG_MESSAGE: usize = 130;
+pub const OG_ALIAS: usize = 512;
+pub const OG_DESCRIPTION: usize = 15_000;
+pub const OG_DETAILS: usize = 8_000;
+/// Alertmanager documents no limits; we keep annotations ≤ 4,096
+/// characters and label values ≤ 256 so alerts stay readable.
+pub const AM_ANNOTATION: usize = 4096;
+pub const AM_LABEL: usize = 256;
+
+const SAMPLE_CHARS: usize = 280;
+
+fn plain(s: &str) -> String {
+    s.to_owned()
+}
+
+/// Our severity in PagerDuty's terms. A source's health is `error` (our
+/// blind spot, not an outage); a test is `info`.
+pub fn pagerduty_severity(alert: &Alert) -> &'static str {
+    if alert.test {
+        return "info";
+    }
+    if alert.kind == AlertKind::Source {
+        return "error";
+    }
+    match alert.severity.as_str() {
+        "high" => "critical",
+        "medium" => "error",
+        _ => "warning",
+    }
+}
+
+/// Our severity as an Opsgenie priority (P1 highest).
+pub fn opsgenie_priority(alert: &Alert) -> &'static str {
+    if alert.test {
+        return "P5";
+    }
+    if alert.kind == AlertKind::Source {
+        return "P2";
+    }
+    match alert.severity.as_str() {
+        "high" => "P1",
+        "medium" => "P2",
+        _ => "P3",
+    }
+}
+
+fn samples(alert: &Alert) -> Vec<Value> {
+    alert
+        .samples
+        .iter()
+        .map(|s| json!({"text": clip(&s.text, SAMPLE_CHARS), "uri": clip(&s.uri, 512)}))
+        .collect()
+}
+
+fn sample_lines(alert: &Alert) -> String {
+    alert
+        .samples
+        .iter()
+        .map(|s| {
+            format!(
+                "> {}",
+                clip(&s.text.replace(['\n', '\r'], " "), SAMPLE_CHARS)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A PagerDuty Events API v2 event: `trigger` on firing and updated (the
+/// same `dedup_key` updates the open alert), `resolve` on resolved.
+pub fn pagerduty(alert: &Alert, routing_key: &str) -> Value {
+    let dedup_key = clip(&alert.id, PD_DEDUP);
+    if alert.state == TransitionKind::Resolved {
+        return json!({
+            "routing_key": routing_key,
+            "event_action": "resolve",
+            "dedup_key": dedup_key,
+        });
+    }
+    let links: Vec<Value> = alert
+        .samples
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            sample_link(&s.uri)
+                .map(|href| json!({"href": href, "text": format!("sample post {}", i + 1)}))
+        })
+        .collect();
+    let summary_text = format!("{}: {}", headline(alert, &plain), summary(alert, &plain));
+    json!({
+        "routing_key": routing_key,
+        "event_action": "trigger",
+        "dedup_key": dedup_key,
+        "client": "outagewatch",
+        "payload": {
+            "summary": clip(&summary_text, PD_SUMMARY),
+            "source": "outagewatch",
+            "severity": pagerduty_severity(alert),
+            "timestamp": alert.at,
+            "component": clip(&alert.service, 255),
+            "group": match alert.kind { AlertKind::Source => "sources", AlertKind::Outage => "outages" },
+            "class": match alert.kind { AlertKind::Source => "source_health", AlertKind::Outage => "outage_reports" },
+            "custom_details": {
+                "state": state_name(alert.state),
+                "severity": alert.severity,
+                "reports": alert.reports,
+                "authors": alert.authors,
+                "rate_per_min": alert.rate_per_min,
+                "baseline_per_min": alert.baseline_per_min,
+                "started_at": alert.started_at,
+                "sequence": alert.sequence,
+                "detail": alert.detail.as_deref().map(|d| clip(d, 500)),
+                "test": alert.test,
+                "samples": samples(alert),
+            },
+        },
+        "links": links,
+    })
+}
+
+/// Which Opsgenie endpoint: `POST /v2/alerts`, or `POST
+/// /v2/alerts/{alias}/close?identifierType=alias`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OpsgenieCall {
+    Create,
+    Close { alias: String },
+}
+
+/// What to send Opsgenie. Firing and updated create (the same `alias`
+/// de-duplicates into the open alert); resolved closes by alias.
+pub fn opsgenie(alert: &Alert) -> (OpsgenieCall, Value) {
+    let alias = clip(&alert.id, OG_ALIAS);
+    if alert.state == TransitionKind::Resolved {
+        return (
+            OpsgenieCall::Close { alias },
+            json!({
+                "source": "outagewatch",
+                "user": "outagewatch",
+                "note": clip(&summary(alert, &plain), 25_000),
+            }),
+        );
+    }
+    let mut tags = vec![
+        "outagewatch".to_owned(),
+        match alert.kind {
+            AlertKind::Source => "source",
+            AlertKind::Outage => "outage",
+        }
+        .to_owned(),
+        format!("severity:{}", clip(&alert.severity, 20)),
+    ];
+    if alert.test {
+        tags.push("test".into());
+    }
+    let mut details = Map::new();
+    details.insert("service".into(), json!(clip(&alert.service, 200)));
+    details.insert("state".into(), json!(state_name(alert.state)));
+    details.insert("severity".into(), json!(clip(&alert.severity, 20)));
+    details.insert("reports".into(), json!(alert.reports.to_string()));
+    details.insert("started_at".into(), json!(clip(&alert.started_at, 40)));
+    details.insert("sequence".into(), json!(alert.sequence.to_string()));
+    if let Some(detail) = &alert.detail {
+        details.insert("detail".into(), json!(clip(detail, 500)));
+    }
+    let description = format!(
+        "{}\n\n{}\n\nincident {} · event {}",
+        summary(alert, &plain),
+        sample_lines(alert),
+        alert.id,
+        alert.sequence
+    );
+    (
+        OpsgenieCall::Create,
+        json!({
+            "message": clip(&headline(alert, &plain), OG_MESSAGE),
+            "alias": alias,
+            "description": clip(&description, OG_DESCRIPTION),
+            "tags": tags,
+            "details": details,
+            "entity": clip(&alert.service, 512),
+            "source": "outagewatch",
+            "priority": opsgenie_priority(alert),
+        }),
+    )
+}
+
+/// Alertmanager's `alertname` label for an alert.
+pub fn alertname(alert: &Alert) -> &'static str {
+    match alert.kind {
+        AlertKind::Source => "OutageSourceUnhealthy",
+        AlertKind::Outage => "OutageReported",
+    }
+}
+
+/// `endsAt`: for a resolved alert its event time; while firing, `ttl`
+/// from now (wall clock, as Alertmanager compares it with its own), so the
+/// alert expires by itself if we stop re-posting it.
+pub fn alertmanager_ends_at(
+    alert: &Alert,
+    ttl: std::time::Duration,
+    now: chrono::DateTime<chrono::Utc>,
+) -> String {
+    match alert.state {
+        TransitionKind::Resolved => alert.at.clone(),
+        _ => {
+            let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::minutes(5));
+            (now + ttl).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        }
+    }
+}
+
+/// One Alertmanager alert. Labels identify it (`alertname`, `service`,
+/// `severity`, `incident`); `ends_at` is when Alertmanager should consider
+/// it over unless re-posted (firing) or when it ended (resolved).
+pub fn alertmanager_alert(alert: &Alert, ends_at: &str) -> Value {
+    let mut labels = Map::new();
+    labels.insert("alertname".into(), json!(alertname(alert)));
+    labels.insert("service".into(), json!(clip(&alert.service, AM_LABEL)));
+    labels.insert("severity".into(), json!(clip(&alert.severity, 20)));
+    labels.insert("incident".into(), json!(clip(&alert.id, AM_LABEL)));
+    if alert.test {
+        labels.insert("test".into(), json!("true"));
+    }
+    let mut annotations = Map::new();
+    annotations.insert(
+        "summary".into(),
+        json!(clip(&headline(alert, &plain), AM_ANNOTATION)),
+    );
+    annotations.insert(
+        "description".into(),
+        json!(clip(&summary(alert, &plain), AM_ANNOTATION)),
+    );
+    if !alert.samples.is_empty() {
+        annotations.insert(
+            "samples".into(),
+            json!(clip(&sample_lines(alert), AM_ANNOTATION)),
+        );
+    }
+    if let Some(detail) = &alert.detail {
+        annotations.insert("detail".into(), json!(clip(detail, AM_ANNOTATION)));
+    }
+    json!({
+        "labels": labels,
+        "annotations": annotations,
+        "startsAt": alert.started_at,
+        "endsAt": ends_at,
+    })
+}
+
+/// What to post for `alert` when `previous` is the incident's alert last
+/// posted: the alert, and the previous one ended now when its labels (its
+/// severity) differ, so it does not linger until it expires.
+pub fn alertmanager_batch(
+    alert: &Alert,
+    previous: Option<&Alert>,
+    ttl: std::time::Duration,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<Value> {
+    let mut out = vec![alertmanager_alert(
+        alert,
+        &alertmanager_ends_at(alert, ttl, now),
+    )];
+    if let Some(previous) = previous.filter(|p| p.severity != alert.severity) {
+        let ended = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        out.push(alertmanager_alert(previous, &ended));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::format::example;
+
+    #[test]
+    fn pagerduty_triggers_then_resolves_with_one_dedup_key() {
+        let firing = example(TransitionKind::Firing, "is discord down?");
+        let v = pagerduty(&firing, "R0UTING");
+        assert_eq!(v["event_action"], "trigger");
+        assert_eq!(v["dedup_key"], firing.id);
+        assert_eq!(v["payload"]["severity"], "error");
+        assert_eq!(v["payload"]["source"], "outagewatch");
+        assert_eq!(
+            v["links"][0]["href"],
+            "https://bsky.app/profile/did:plc:a/post/k"
+        );
+        let mut resolved = firing.clone();
+        resolved.state = TransitionKind::Resolved;
+        let r = pagerduty(&resolved, "R0UTING");
+        assert_eq!(r["event_action"], "resolve");
+        assert_eq!(r["dedup_key"], v["dedup_key"]);
+        let mut high = firing;
+        high.severity = "high".into();
+        assert_eq!(pagerduty(&high, "k")["payload"]["severity"], "critical");
+    }
+
+    #[test]
+    fn opsgenie_creates_then_closes_by_alias() {
+        let mut firing = example(TransitionKind::Firing, "is discord down?");
+        firing.service = "s".repeat(400);
+        let (call, v) = opsgenie(&firing);
+        assert_eq!(call, OpsgenieCall::Create);
+        assert!(v["message"].as_str().expect("message").chars().count() <= OG_MESSAGE);
+        assert_eq!(v["alias"], firing.id);
+        assert_eq!(v["priority"], "P2");
+        let mut resolved = firing.clone();
+        resolved.state = TransitionKind::Resolved;
+        let (call, body) = opsgenie(&resolved);
+        assert_eq!(
+            call,
+            OpsgenieCall::Close {
+                alias: firing.id.clone()
+            }
+        );
+        assert_eq!(body["source"], "outagewatch");
+    }
+
+    #[test]
+    fn alertmanager_ends_an_alert_whose_severity_changed() {
+        let now = chrono::DateTime::from_timestamp(1_783_174_000, 0).expect("time");
+        let ttl = std::time::Duration::from_secs(240);
+        let firing = example(TransitionKind::Firing, "down?");
+        let mut updated = firing.clone();
+        updated.state = TransitionKind::Updated;
+        updated.severity = "high".into();
+        let batch = alertmanager_batch(&updated, Some(&firing), ttl, now);
+        assert_eq!(batch.len(), 2);
+        assert_eq!(batch[0]["labels"]["severity"], "high");
+        assert_eq!(batch[0]["endsAt"], "2026-07-04T14:10:40Z");
+        assert_eq!(batch[1]["labels"]["severity"], "medium");
+        assert_eq!(batch[1]["endsAt"], "2026-07-04T14:06:40Z", "ended now");
+        // Same severity: one alert; resolved: ends at its own time.
+        assert_eq!(
+            alertmanager_batch(&firing, Some(&firing), ttl, now).len(),
+            1
+        );
+        let mut resolved = updated.clone();
+        resolved.state = TransitionKind::Resolved;
+        let batch = alertmanager_batch(&resolved, Some(&updated), ttl, now);
+        assert_eq!(batch.len(), 1);
+        assert_eq!(batch[0]["endsAt"], resolved.at);
+    }
+
+    #[test]
+    fn alertmanager_alert_has_the_labels_and_times() {
+        let firing = example(TransitionKind::Firing, "is discord down?");
+        let v = alertmanager_alert(&firing, "2026-07-04T15:00:00Z");
+        assert_eq!(v["labels"]["alertname"], "OutageReported");
+        assert_eq!(v["labels"]["service"], "discord");
+        assert_eq!(v["labels"]["severity"], "medium");
+        assert_eq!(v["startsAt"], firing.started_at);
+        assert_eq!(v["endsAt"], "2026-07-04T15:00:00Z");
+        assert!(
+            v["annotations"]["samples"]
+                .as_str()
+                .expect("samples")
+                .contains("is discord down?")
+        );
+    }
+}

@@ -1,0 +1,242 @@
+//! What a receiver says about its rate limit, and how long a sink waits.
+//!
+//! Read, in order of preference, and the longest wait wins:
+//! - `Retry-After`: seconds (decimals allowed) or an HTTP date;
+//! - a JSON body's `retry_after` in seconds (Discord answers 429 with it,
+//!   sometimes without the header);
+//! - `X-RateLimit-Reset-After` (seconds), or `X-RateLimit-Reset` (Unix
+//!   seconds), when `X-RateLimit-Remaining` is 0.
+//!
+//! After a success whose `X-RateLimit-Remaining` is 0, the sink pauses
+//! until the reset before its next request. Waits are capped at an hour.
+//! Every sink waits in its own task, so one receiver's limit never delays
+//! another's deliveries.
+
+use std::time::Duration;
+
+use rand::RngExt;
+use reqwest::header::HeaderMap;
+
+/// The longest wait a receiver can ask for.
+pub const MAX_WAIT: Duration = Duration::from_secs(3600);
+
+/// How long to retry and how fast.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// After this long failing, an alert becomes a dead letter.
+    pub horizon: Duration,
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            horizon: Duration::from_secs(24 * 3600),
+            min_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(300),
+        }
+    }
+}
+
+fn seconds(value: &str) -> Option<Duration> {
+    let secs: f64 = value.trim().parse().ok()?;
+    (secs.is_finite() && secs >= 0.0)
+        .then(|| Duration::from_secs_f64(secs.min(MAX_WAIT.as_secs_f64())))
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `Retry-After`: seconds, or an HTTP date (relative to `now`).
+pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    if let Some(wait) = seconds(value) {
+        return Some(wait);
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(value.trim()).ok()?;
+    let secs = (when.timestamp() - now.timestamp()).max(0);
+    Some(Duration::from_secs(secs as u64).min(MAX_WAIT))
+}
+
+/// The `X-RateLimit-*` wait, when the budget is used up.
+fn exhausted_wait(headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let remaining = header(headers, "x-ratelimit-remaining")?
+        .trim()
+        .parse::<f64>()
+        .ok()?;
+    if remaining > 0.0 {
+        return None;
+    }
+    if let Some(wait) = header(headers, "x-ratelimit-reset-after").and_then(seconds) {
+        return Some(wait);
+    }
+    let reset: f64 = header(headers, "x-ratelimit-reset")?.trim().parse().ok()?;
+    let now = now.timestamp_millis() as f64 / 1000.0;
+    // Some receivers send a delay rather than a time: a small number is one.
+    let wait = if reset > 1_000_000_000.0 {
+        reset - now
+    } else {
+        reset
+    };
+    (wait.is_finite() && wait >= 0.0)
+        .then(|| Duration::from_secs_f64(wait.min(MAX_WAIT.as_secs_f64())))
+}
+
+/// How long a failed request's receiver asked us to wait, from its
+/// headers and (bounded) body.
+pub fn retry_after(
+    headers: &HeaderMap,
+    body: &[u8],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<Duration> {
+    let from_header = header(headers, "retry-after").and_then(|v| parse_retry_after(v, now));
+    let from_body = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("retry_after").and_then(serde_json::Value::as_f64))
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| Duration::from_secs_f64(s.min(MAX_WAIT.as_secs_f64())));
+    [from_header, from_body, exhausted_wait(headers, now)]
+        .into_iter()
+        .flatten()
+        .max()
+}
+
+/// After a 2xx: a pause before the next request when the budget is used up.
+pub fn pause_after_success(
+    headers: &HeaderMap,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<Duration> {
+    exhausted_wait(headers, now).filter(|w| !w.is_zero())
+}
+
+/// Exponential backoff with jitter, at least what the receiver asked.
+pub fn backoff(policy: &RetryPolicy, attempts: u32, asked: Option<Duration>) -> Duration {
+    let exp = policy
+        .min_backoff
+        .saturating_mul(1u32 << attempts.saturating_sub(1).min(20))
+        .min(policy.max_backoff);
+    let jitter = rand::rng().random_range(0.5..=1.0);
+    let wait = exp.mul_f64(jitter).max(policy.min_backoff / 2);
+    match asked {
+        Some(asked) => wait.max(asked.min(MAX_WAIT)),
+        None => wait,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp(1_783_174_000, 0).expect("time")
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().expect("value"));
+        }
+        h
+    }
+
+    #[test]
+    fn backoff_grows_caps_and_honours_what_was_asked() {
+        let policy = RetryPolicy {
+            horizon: Duration::from_secs(60),
+            min_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(30),
+        };
+        for attempts in 1..12 {
+            let wait = backoff(&policy, attempts, None);
+            let full = Duration::from_secs(1 << (attempts - 1).min(20)).min(policy.max_backoff);
+            assert!(
+                wait <= full && wait >= full / 2,
+                "attempt {attempts}: {wait:?}"
+            );
+        }
+        assert_eq!(
+            backoff(&policy, 1, Some(Duration::from_secs(7))),
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            backoff(&policy, 1, Some(Duration::from_secs(86_400))),
+            MAX_WAIT
+        );
+    }
+
+    #[test]
+    fn rate_limit_table() {
+        let s = Duration::from_secs_f64;
+        let cases: Vec<(HeaderMap, &[u8], Option<Duration>)> = vec![
+            (headers(&[("retry-after", "120")]), b"", Some(s(120.0))),
+            (headers(&[("retry-after", "1.5")]), b"", Some(s(1.5))),
+            (
+                headers(&[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")]),
+                b"",
+                Some(Duration::ZERO),
+            ),
+            (headers(&[("retry-after", "soon")]), b"", None),
+            // Discord: the body only.
+            (
+                HeaderMap::new(),
+                br#"{"message":"You are being rate limited.","retry_after":4.5,"global":false}"#,
+                Some(s(4.5)),
+            ),
+            // Header and body: the longer.
+            (
+                headers(&[("retry-after", "2")]),
+                br#"{"retry_after": 4.5}"#,
+                Some(s(4.5)),
+            ),
+            (HeaderMap::new(), br#"{"retry_after": -3}"#, None),
+            (HeaderMap::new(), b"not json", None),
+            (
+                headers(&[
+                    ("x-ratelimit-remaining", "0"),
+                    ("x-ratelimit-reset-after", "3.25"),
+                ]),
+                b"",
+                Some(s(3.25)),
+            ),
+            (
+                headers(&[
+                    ("x-ratelimit-remaining", "0"),
+                    ("x-ratelimit-reset", "1783174010"),
+                ]),
+                b"",
+                Some(s(10.0)),
+            ),
+            (
+                headers(&[
+                    ("x-ratelimit-remaining", "4"),
+                    ("x-ratelimit-reset-after", "3"),
+                ]),
+                b"",
+                None,
+            ),
+        ];
+        for (h, body, want) in cases {
+            assert_eq!(
+                retry_after(&h, body, now()),
+                want,
+                "{h:?} {}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert_eq!(
+            pause_after_success(
+                &headers(&[
+                    ("x-ratelimit-remaining", "0"),
+                    ("x-ratelimit-reset-after", "2")
+                ]),
+                now()
+            ),
+            Some(s(2.0))
+        );
+        assert_eq!(
+            pause_after_success(&headers(&[("x-ratelimit-remaining", "3")]), now()),
+            None
+        );
+    }
+}

@@ -1,0 +1,299 @@
+//! One sink's task: reads the outbox from the sink's cursor, in order,
+//! and delivers each alert until it is delivered or dead, waiting out
+//! backoffs and the receiver's rate limits in this task only (so no other
+//! sink waits). An Alertmanager sink also re-posts its open alerts.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+
+use super::Alert;
+use super::deliver::{SinkSpec, SinkStats, Target, Webhook};
+use super::format::Format;
+use super::http::{self, Answer, Failure, Outgoing};
+use super::outbox::{DeadLetter, Outbox, RetryState};
+use super::paging;
+use super::ratelimit::backoff;
+use super::sink::{AlertSink, JsonLines};
+use crate::detect::TransitionKind;
+
+/// One sink's task.
+pub(crate) struct SinkRun {
+    pub(crate) spec: SinkSpec,
+    pub(crate) all: Vec<String>,
+    pub(crate) outbox: Outbox,
+    /// `None` for a JSON-lines sink.
+    pub(crate) client: Option<reqwest::Client>,
+    /// The receiver's rate limit asked for a pause before the next request.
+    pub(crate) pause_until: Option<tokio::time::Instant>,
+    /// When an Alertmanager sink last re-posted its open alerts.
+    pub(crate) reposted: tokio::time::Instant,
+    pub(crate) lines: Option<JsonLines>,
+    pub(crate) stats: Arc<SinkStats>,
+    pub(crate) notify: Arc<Notify>,
+    pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) cursor: watch::Sender<u64>,
+}
+
+impl SinkRun {
+    pub(crate) async fn run(mut self, mut cursor: u64) {
+        loop {
+            if *self.shutdown.borrow() {
+                return;
+            }
+            // Re-queued dead letters first, then the outbox in order.
+            let next = match self.outbox.next_requeued(&self.spec.name) {
+                Ok(Some((seq, alert))) => Some((seq, alert, true)),
+                Ok(None) => match self.outbox.next_after(cursor) {
+                    Ok(found) => found.map(|(seq, alert)| (seq, alert, false)),
+                    Err(e) => {
+                        tracing::error!(sink = %self.spec.name, error = %e, "cannot read the outbox");
+                        None
+                    }
+                },
+                Err(e) => {
+                    tracing::error!(sink = %self.spec.name, error = %e, "cannot read the outbox");
+                    None
+                }
+            };
+            let Some((seq, alert, requeued)) = next else {
+                self.repost_if_due().await;
+                let notified = self.notify.notified();
+                tokio::select! {
+                    _ = notified => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = self.shutdown.changed() => return,
+                }
+                continue;
+            };
+            let done = if self.spec.filter.accepts(&alert) {
+                match self.deliver(seq, &alert).await {
+                    Some(done) => done,
+                    None => return, // shutdown while waiting to retry
+                }
+            } else {
+                self.stats.skipped.fetch_add(1, Ordering::Relaxed);
+                true
+            };
+            if !done {
+                continue;
+            }
+            let result = if requeued {
+                self.outbox.remove_requeued(&self.spec.name, seq)
+            } else {
+                cursor = seq;
+                let _ = self.cursor.send(seq);
+                self.outbox.advance(&self.spec.name, seq, &self.all)
+            };
+            if let Err(e) = result {
+                tracing::error!(sink = %self.spec.name, error = %e, "cannot record a delivery; it may be sent again");
+            }
+        }
+    }
+
+    /// Tries `alert` until it is delivered or dead. `Some(true)`: move on;
+    /// `None`: shutting down (it stays at the head for the next start).
+    async fn deliver(&mut self, seq: u64, alert: &Alert) -> Option<bool> {
+        if let Some(until) = self.pause_until.take() {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => {}
+                _ = self.shutdown.changed() => return None,
+            }
+        }
+        let attempt = match &mut self.lines {
+            Some(lines) => lines
+                .send(alert)
+                .map(|_| Answer {
+                    status: 0,
+                    text: String::new(),
+                    pause: None,
+                })
+                .map_err(|e| Failure::Retry {
+                    reason: e.to_string(),
+                    after: None,
+                }),
+            None => match self.prepare(alert) {
+                Ok((outgoing, client, hook)) => {
+                    http::send(&client, &outgoing, hook.timeout, hook.follow_redirects).await
+                }
+                Err(failure) => Err(failure),
+            },
+        };
+        let (reason, after, permanent) = match attempt {
+            Ok(answer) => {
+                if let Some(pause) = answer.pause {
+                    tracing::info!(sink = %self.spec.name, pause_ms = pause.as_millis() as u64, "the receiver's rate limit is used up; pausing this sink");
+                    self.pause_until = Some(tokio::time::Instant::now() + pause);
+                }
+                self.remember(alert);
+                let delivered = self.stats.delivered.fetch_add(1, Ordering::Relaxed) + 1;
+                if self.lines.is_none() {
+                    tracing::info!(sink = %self.spec.name, alert = %alert.id, state = ?alert.state, delivered, "alert delivered");
+                }
+                return Some(true);
+            }
+            Err(Failure::Retry { reason, after }) => (reason, after, false),
+            Err(Failure::Permanent { reason }) => (reason, None, true),
+        };
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let mut state = match self.outbox.retry_state(&self.spec.name) {
+            Ok(Some(state)) if state.seq == seq => state,
+            _ => RetryState {
+                seq,
+                attempts: 0,
+                first_failure_ms: now_ms,
+                last_error: String::new(),
+            },
+        };
+        state.attempts += 1;
+        state.last_error = reason.clone();
+        let failing_for = Duration::from_millis((now_ms - state.first_failure_ms).max(0) as u64);
+        if permanent || failing_for >= self.spec.retry.horizon {
+            let why = if permanent {
+                reason
+            } else {
+                format!(
+                    "{reason} (still failing after {} attempts over {failing_for:?})",
+                    state.attempts
+                )
+            };
+            let letter = DeadLetter {
+                sink: self.spec.name.clone(),
+                seq,
+                alert: alert.clone(),
+                reason: why.clone(),
+                attempts: state.attempts,
+                failed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            };
+            if let Err(e) = self.outbox.add_dead_letter(&letter) {
+                tracing::error!(sink = %self.spec.name, error = %e, "cannot store a dead letter; retrying instead");
+                return Some(false);
+            }
+            if alert.state == TransitionKind::Resolved {
+                // Stop re-posting it: left alone, Alertmanager lets it
+                // expire at its `endsAt`.
+                let _ = self.outbox.remove_open_alert(&self.spec.name, &alert.id);
+            }
+            let dead = self.stats.dead.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::error!(sink = %self.spec.name, alert = %alert.id, reason = %why, dead_letters = dead, "alert not deliverable: kept as a dead letter (outagewatch alerts dead)");
+            return Some(true);
+        }
+        if let Err(e) = self.outbox.set_retry_state(&self.spec.name, &state) {
+            tracing::warn!(sink = %self.spec.name, error = %e, "cannot save the retry state");
+        }
+        let wait = backoff(&self.spec.retry, state.attempts, after);
+        let retries = self.stats.retries.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::warn!(sink = %self.spec.name, alert = %alert.id, attempt = state.attempts, reason = %reason, retry_in_ms = wait.as_millis() as u64, retries, "delivery failed; will retry");
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => Some(false),
+            _ = self.shutdown.changed() => None,
+        }
+    }
+}
+
+impl SinkRun {
+    fn hook(&self) -> Option<&Webhook> {
+        match &self.spec.target {
+            Target::Webhook(hook) => Some(hook),
+            Target::Lines(_) => None,
+        }
+    }
+
+    /// The request for `alert` in the sink's format, and how to send it.
+    fn prepare(&self, alert: &Alert) -> Result<(Outgoing, reqwest::Client, Webhook), Failure> {
+        let (Some(hook), Some(client)) = (self.hook(), &self.client) else {
+            return Err(Failure::Permanent {
+                reason: "not a webhook".into(),
+            });
+        };
+        let alerts =
+            (hook.format == Format::Alertmanager).then(|| self.alertmanager_alerts(hook, alert));
+        let outgoing = super::webhook::request(hook, alert, alerts)?;
+        Ok((outgoing, client.clone(), hook.clone()))
+    }
+
+    /// What an Alertmanager sink posts for `alert`: the alert, and the
+    /// incident's previous alert ended when its labels (its severity)
+    /// changed, so the old one does not linger until it expires.
+    fn alertmanager_alerts(&self, hook: &Webhook, alert: &Alert) -> Vec<serde_json::Value> {
+        let previous = self
+            .outbox
+            .open_alerts(&self.spec.name)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|a| a.id == alert.id);
+        paging::alertmanager_batch(
+            alert,
+            previous.as_ref(),
+            hook.alertmanager_ttl(),
+            chrono::Utc::now(),
+        )
+    }
+
+    /// After a delivery: an Alertmanager sink keeps firing alerts to
+    /// re-post and forgets resolved ones.
+    fn remember(&self, alert: &Alert) {
+        if self.hook().is_none_or(|h| h.format != Format::Alertmanager) {
+            return;
+        }
+        let result = match alert.state {
+            TransitionKind::Resolved => self.outbox.remove_open_alert(&self.spec.name, &alert.id),
+            _ => self.outbox.set_open_alert(&self.spec.name, alert),
+        };
+        if let Err(e) = result {
+            tracing::warn!(sink = %self.spec.name, error = %e, "cannot save the open Alertmanager alerts");
+        }
+    }
+
+    /// Alertmanager forgets a firing alert at its `endsAt` unless told
+    /// again: re-post every open one every `repeat`.
+    async fn repost_if_due(&mut self) {
+        let Some(hook) = self
+            .hook()
+            .filter(|h| h.format == Format::Alertmanager)
+            .cloned()
+        else {
+            return;
+        };
+        if self.reposted.elapsed() < hook.repeat {
+            return;
+        }
+        self.reposted = tokio::time::Instant::now();
+        let open = match self.outbox.open_alerts(&self.spec.name) {
+            Ok(open) if !open.is_empty() => open,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(sink = %self.spec.name, error = %e, "cannot read the open Alertmanager alerts");
+                return;
+            }
+        };
+        let now = chrono::Utc::now();
+        let alerts: Vec<serde_json::Value> = open
+            .iter()
+            .map(|a| {
+                paging::alertmanager_alert(
+                    a,
+                    &paging::alertmanager_ends_at(a, hook.alertmanager_ttl(), now),
+                )
+            })
+            .collect();
+        let Some(client) = &self.client else { return };
+        let sent = super::webhook::request(&hook, &open[0], Some(alerts));
+        let result = match sent {
+            Ok(outgoing) => {
+                http::send(client, &outgoing, hook.timeout, hook.follow_redirects).await
+            }
+            Err(f) => Err(f),
+        };
+        match result {
+            Ok(_) => {
+                tracing::debug!(sink = %self.spec.name, open = open.len(), "re-posted the open alerts")
+            }
+            Err(f) => {
+                tracing::warn!(sink = %self.spec.name, open = open.len(), reason = %f.reason(), "cannot re-post the open alerts; trying again later")
+            }
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! A webhook sink's settings and the request it makes for an alert in its
+//! format: which URL, which body, which headers.
+
+use std::time::Duration;
+
+use reqwest::Url;
+use reqwest::header::{HeaderName, HeaderValue};
+use serde_json::Value;
+
+use super::format::{self, Format};
+use super::http::{Failure, Outgoing, redact};
+use super::paging::{self, OpsgenieCall};
+use super::{Alert, sign};
+
+/// Where and how a webhook sink posts. Secrets (`secret`, `key`, header
+/// values) never appear in its `Debug` form, logs or stored reasons.
+#[derive(Clone, PartialEq)]
+pub struct Webhook {
+    pub url: String,
+    pub format: Format,
+    /// Signs every request when set (see [`sign`]).
+    pub secret: Option<String>,
+    /// The whole request, answer included.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Extra headers (`headers = { Authorization = "${VAR}" }`).
+    pub headers: Vec<(String, String)>,
+    /// PagerDuty's routing key, or Opsgenie's API key.
+    pub key: Option<String>,
+    /// Follow same-host redirects, re-sending the whole POST.
+    pub follow_redirects: bool,
+    /// Alertmanager: re-post open alerts this often.
+    pub repeat: Duration,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("Webhook")
+            .field("url", &redact(&self.url))
+            .field("format", &self.format)
+            .field("secret", &self.secret.as_ref().map(|_| "***"))
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("headers", &names)
+            .field("key", &self.key.as_ref().map(|_| "***"))
+            .field("follow_redirects", &self.follow_redirects)
+            .field("repeat", &self.repeat)
+            .finish()
+    }
+}
+
+impl Webhook {
+    /// A `json` webhook with the defaults.
+    pub fn json(url: &str, secret: Option<String>) -> Webhook {
+        Webhook {
+            url: url.to_owned(),
+            format: Format::Json,
+            secret,
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            headers: Vec::new(),
+            key: None,
+            follow_redirects: false,
+            repeat: Duration::from_secs(60),
+        }
+    }
+
+    /// How long Alertmanager should keep a firing alert without hearing
+    /// from us again: four re-posts' worth.
+    pub fn alertmanager_ttl(&self) -> Duration {
+        self.repeat.saturating_mul(4)
+    }
+}
+
+fn permanent(reason: String) -> Failure {
+    Failure::Permanent { reason }
+}
+
+fn sensitive(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Failure> {
+    let name = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| permanent(format!("header name {name:?} is not valid")))?;
+    let mut value = HeaderValue::from_str(value)
+        .map_err(|_| permanent(format!("the value of header {name} is not valid")))?;
+    value.set_sensitive(true);
+    Ok((name, value))
+}
+
+/// Appends path segments to a base URL (percent-encoding them).
+fn under(base: &Url, segments: &[&str]) -> Result<Url, Failure> {
+    let mut url = base.clone();
+    url.path_segments_mut()
+        .map_err(|_| permanent(format!("{} cannot take a path", redact(base.as_str()))))?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url)
+}
+
+/// The Alertmanager alerts endpoint under the configured URL (the base,
+/// or the endpoint itself).
+fn alertmanager_url(base: &Url) -> Result<Url, Failure> {
+    if base
+        .path()
+        .trim_end_matches('/')
+        .ends_with("/api/v2/alerts")
+    {
+        Ok(base.clone())
+    } else {
+        under(base, &["api", "v2", "alerts"])
+    }
+}
+
+/// The request for `alert`. For `alertmanager`, `alertmanager_alerts` are
+/// the alerts to post (built by the sink, which knows what is open).
+pub fn request(
+    hook: &Webhook,
+    alert: &Alert,
+    alertmanager_alerts: Option<Vec<Value>>,
+) -> Result<Outgoing, Failure> {
+    let base = Url::parse(&hook.url)
+        .map_err(|_| permanent(format!("{} is not a valid URL", redact(&hook.url))))?;
+    let key = || {
+        hook.key
+            .as_deref()
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| permanent(format!("format {} needs a key", hook.format.name())))
+    };
+    let encode = |v: &Value| {
+        serde_json::to_vec(v).map_err(|e| permanent(format!("cannot encode the alert: {e}")))
+    };
+    let mut headers = Vec::new();
+    let (url, body) = match hook.format {
+        Format::Json | Format::Slack | Format::Discord => (
+            base,
+            format::body(alert, hook.format)
+                .map_err(|e| permanent(format!("cannot encode the alert: {e}")))?,
+        ),
+        Format::Pagerduty => (base, encode(&paging::pagerduty(alert, key()?))?),
+        Format::Opsgenie => {
+            headers.push(sensitive("authorization", &format!("GenieKey {}", key()?))?);
+            let (call, body) = paging::opsgenie(alert);
+            let url = match call {
+                OpsgenieCall::Create => under(&base, &["v2", "alerts"])?,
+                OpsgenieCall::Close { alias } => {
+                    let mut url = under(&base, &["v2", "alerts", &alias, "close"])?;
+                    url.set_query(Some("identifierType=alias"));
+                    url
+                }
+            };
+            (url, encode(&body)?)
+        }
+        Format::Alertmanager => {
+            let alerts = alertmanager_alerts.unwrap_or_else(|| {
+                let ends = paging::alertmanager_ends_at(
+                    alert,
+                    hook.alertmanager_ttl(),
+                    chrono::Utc::now(),
+                );
+                vec![paging::alertmanager_alert(alert, &ends)]
+            });
+            (alertmanager_url(&base)?, encode(&Value::Array(alerts))?)
+        }
+    };
+    headers.push((
+        reqwest::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    ));
+    let idempotency = HeaderValue::from_str(&format!("{}:{}", alert.id, alert.sequence))
+        .map_err(|_| permanent("the alert id cannot be a header".into()))?;
+    headers.push((HeaderName::from_static("idempotency-key"), idempotency));
+    if let Some(secret) = &hook.secret {
+        let timestamp = chrono::Utc::now().timestamp();
+        headers.push((
+            HeaderName::from_static(sign::TIMESTAMP_HEADER),
+            HeaderValue::from(timestamp),
+        ));
+        headers.push(sensitive(
+            sign::SIGNATURE_HEADER,
+            &sign::signature(secret.as_bytes(), timestamp, &body),
+        )?);
+    }
+    let mut url = url;
+    for (name, value) in &hook.headers {
+        if name.eq_ignore_ascii_case("authorization") {
+            // An explicit Authorization wins over the URL's userinfo
+            // (which reqwest would send as Basic auth).
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+        }
+        headers.push(sensitive(name, value)?);
+    }
+    Ok(Outgoing { url, body, headers })
+}
