@@ -14,7 +14,7 @@ use crate::alert::deliver::{Filter, RetryPolicy, SinkSpec, Target, Webhook};
 use crate::alert::format::Format;
 use crate::detect::{DetectorConfig, Severity};
 use crate::source::health::HealthRule;
-use crate::source::jetstream::PUBLIC_HOSTS;
+use crate::source::jetstream::{PUBLIC_HOSTS, Wire};
 use crate::source::ws::WsSettings;
 use crate::window::WindowConfig;
 
@@ -104,6 +104,11 @@ pub struct SourceConfig {
     pub stream: String,
     /// Mastodon: an access token (`${MASTODON_TOKEN}`).
     pub token: Option<String>,
+    /// Jetstream: `v1` (`/subscribe`) or `v2` (`subscribeEvents`, the
+    /// default).
+    pub protocol: Option<Wire>,
+    /// Jetstream: ask for dictionary-zstd frames (default true).
+    pub compress: Option<bool>,
     #[serde(default)]
     pub connection: ConnectionConfig,
 }
@@ -120,8 +125,20 @@ impl SourceConfig {
             urls,
             stream: default_stream(),
             token: None,
+            protocol: None,
+            compress: None,
             connection: ConnectionConfig::default(),
         }
+    }
+
+    /// The Jetstream wire (default v2).
+    pub fn wire(&self) -> Wire {
+        self.protocol.unwrap_or_default()
+    }
+
+    /// Whether Jetstream frames are compressed (default yes).
+    pub fn compressed(&self) -> bool {
+        self.compress.unwrap_or(true)
     }
 }
 
@@ -140,8 +157,13 @@ pub struct ConnectionConfig {
     /// Reconnect when no data frame arrives for this long.
     pub watchdog_secs: f64,
     pub ping_secs: f64,
-    /// Larger frames are dropped and counted.
+    /// Larger frames (after decompression) are dropped and counted.
     pub max_frame_bytes: usize,
+    /// Larger compressed frames are dropped and counted, undecompressed.
+    pub max_compressed_frame_bytes: usize,
+    /// Data frames beyond this many per second of one connection are
+    /// counted and dropped; 0 = no limit.
+    pub max_frames_per_sec: u32,
     pub backoff_min_ms: u64,
     pub backoff_max_ms: u64,
     /// A connection that lasted this long resets the backoff.
@@ -156,6 +178,8 @@ impl Default for ConnectionConfig {
             watchdog_secs: d.watchdog.as_secs_f64(),
             ping_secs: d.ping_every.as_secs_f64(),
             max_frame_bytes: d.max_frame_bytes,
+            max_compressed_frame_bytes: d.max_compressed_frame_bytes,
+            max_frames_per_sec: d.max_frames_per_sec,
             backoff_min_ms: d.backoff_min.as_millis() as u64,
             backoff_max_ms: d.backoff_max.as_millis() as u64,
             healthy_after_secs: d.healthy_after.as_secs_f64(),
@@ -171,6 +195,8 @@ impl ConnectionConfig {
             watchdog: secs(self.watchdog_secs),
             ping_every: secs(self.ping_secs),
             max_frame_bytes: self.max_frame_bytes,
+            max_compressed_frame_bytes: self.max_compressed_frame_bytes,
+            max_frames_per_sec: self.max_frames_per_sec,
             backoff_min: Duration::from_millis(self.backoff_min_ms.max(1)),
             backoff_max: Duration::from_millis(self.backoff_max_ms.max(self.backoff_min_ms.max(1))),
             healthy_after: secs(self.healthy_after_secs),
@@ -501,6 +527,25 @@ impl Config {
                     "must be above 0".into(),
                 ));
             }
+            if source.connection.max_compressed_frame_bytes == 0 {
+                return Err(bad(
+                    format!("sources[{i}].connection.max_compressed_frame_bytes"),
+                    "must be above 0".into(),
+                ));
+            }
+            if source.kind != SourceKind::Jetstream {
+                for (key, set) in [
+                    ("protocol", source.protocol.is_some()),
+                    ("compress", source.compress.is_some()),
+                ] {
+                    if set {
+                        return Err(bad(
+                            format!("sources[{i}].{key}"),
+                            "only Jetstream sources take it".into(),
+                        ));
+                    }
+                }
+            }
         }
         let mut sink_names = std::collections::HashSet::from([LINES_SINK]);
         for (i, sink) in self.sinks.iter().enumerate() {
@@ -699,6 +744,14 @@ mod tests {
             (
                 "[[sources]]\nkind = \"irc\"\nname = \"a\"\nurls = []",
                 "unknown variant `irc`",
+            ),
+            (
+                "[[sources]]\nkind = \"jetstream\"\nname = \"a\"\nurls = [\"wss://h\"]\nprotocol = \"v3\"",
+                "unknown variant `v3`, expected `v1` or `v2`",
+            ),
+            (
+                "[[sources]]\nkind = \"nostr\"\nname = \"n\"\nurls = [\"wss://r\"]\ncompress = true",
+                "`sources[0].compress`: only Jetstream sources take it",
             ),
             (
                 "[window]\nbucket_secs = 7",

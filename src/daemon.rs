@@ -34,7 +34,7 @@ use crate::pipeline::{Pipeline, PipelineConfig, PipelineError, Stats};
 use crate::source::health::{
     Condition, HealthRule, SourceHealth, assess, back_detail, proven_healthy, wall_now,
 };
-use crate::source::jetstream::JetstreamProtocol;
+use crate::source::jetstream::{JetstreamOptions, JetstreamProtocol};
 use crate::source::mastodon::{self, MastodonProtocol};
 use crate::source::nostr::{self, NostrProtocol};
 use crate::source::ws::{self, Inbound, WsSettings};
@@ -67,6 +67,8 @@ struct Live {
     stream: String,
     /// Mastodon: the instance's host, to make local account names unique.
     instance: String,
+    /// Jetstream: the wire and compression.
+    jetstream: JetstreamOptions,
 }
 
 fn live_sources(config: &Config) -> Vec<Live> {
@@ -93,6 +95,12 @@ fn live_sources(config: &Config) -> Vec<Live> {
             settings: source.connection.settings(),
             token: source.token.clone(),
             stream: source.stream.clone(),
+            jetstream: JetstreamOptions {
+                wire: source.wire(),
+                compress: source.compressed(),
+                fetch_timeout: source.connection.settings().connect_timeout,
+                ..JetstreamOptions::default()
+            },
         };
         match source.kind {
             SourceKind::Jetstream | SourceKind::Mastodon => {
@@ -148,9 +156,11 @@ pub async fn run(
         .iter()
         .map(|l| Arc::new(SourceHealth::new(&l.name, pipeline.cursor(&l.name))))
         .collect();
-    for (l, h) in live.iter().zip(&health) {
+    let seq_cursors: Vec<_> = live.iter().map(|l| pipeline.seq_cursor(&l.name)).collect();
+    for ((l, h), seq) in live.iter().zip(&health).zip(&seq_cursors) {
         if let Some(cursor) = h.processed() {
-            tracing::info!(source = %l.name, cursor, "resuming from the saved cursor");
+            let seq = seq.as_ref().map(|s| format!("seq {} on {}", s.seq, s.host));
+            tracing::info!(source = %l.name, cursor, seq = seq.as_deref().unwrap_or("-"), "resuming from the saved cursor");
         }
     }
 
@@ -199,16 +209,16 @@ pub async fn run(
             Arc::clone(&tls),
         );
         let task = match l.kind {
-            SourceKind::Jetstream => tokio::spawn(ws::run(
-                index,
-                l.hosts,
-                l.settings,
-                JetstreamProtocol,
-                tls,
-                tx,
-                h,
-                shutdown,
-            )),
+            SourceKind::Jetstream => {
+                let protocol = JetstreamProtocol::new(JetstreamOptions {
+                    state_dir: Some(state_dir.clone()),
+                    resume: seq_cursors[index].clone(),
+                    ..l.jetstream
+                });
+                tokio::spawn(ws::run(
+                    index, l.hosts, l.settings, protocol, tls, tx, h, shutdown,
+                ))
+            }
             SourceKind::Mastodon => {
                 let protocol = MastodonProtocol {
                     stream: l.stream,
@@ -321,7 +331,9 @@ fn pipeline_loop(
         let n = frame_no[inbound.source];
         let bytes = inbound.frame.as_bytes();
         let produced = match kind {
-            SourceKind::Jetstream => pipeline.process_frame(name, n, bytes)?,
+            SourceKind::Jetstream => {
+                pipeline.process_jetstream(name, Some(&inbound.host), n, bytes)?
+            }
             SourceKind::Mastodon => {
                 pipeline.process_decoded(name, n, mastodon::decode(bytes, instance))?
             }
@@ -410,6 +422,22 @@ async fn health_monitor(
             _ = shutdown.changed() => return,
         }
         let now = wall_now();
+        // A gap is a loss that has happened, not a condition that lasts:
+        // it fires (saying what was lost) and resolves at once.
+        for source in &health {
+            for (i, gap) in source.take_gaps().into_iter().enumerate() {
+                let at = now + 1 + i as i64;
+                for state in [TransitionKind::Firing, TransitionKind::Resolved] {
+                    raise(Alert::source_health(
+                        &source.name,
+                        state,
+                        at,
+                        at,
+                        format!("gap: {gap}"),
+                    ));
+                }
+            }
+        }
         for (source, incident) in health.iter().zip(open.iter_mut()) {
             let snapshot = source.snapshot();
             let condition = assess(&snapshot, now, started, &rule);
@@ -481,7 +509,7 @@ async fn status_log(
                     .processed
                     .map_or_else(|| "-".to_owned(), |p| format!("{}s", (now - p) / 1_000_000));
                 format!(
-                    "{}:{} frames={} processed={} lag={} reconnects={} oversized={} binary={}",
+                    "{}:{} frames={} processed={} lag={} reconnects={} oversized={} binary={} rate_dropped={}",
                     h.name,
                     if s.connected { "up" } else { "down" },
                     s.frames,
@@ -490,7 +518,8 @@ async fn status_log(
                     lag,
                     s.reconnects,
                     s.oversized,
-                    s.binary
+                    s.binary,
+                    s.rate_dropped
                 )
             })
             .collect();

@@ -16,6 +16,7 @@ use crate::detect::{Detector, DetectorConfig};
 use crate::matcher::{Class, Matcher};
 use crate::normalize::normalize;
 use crate::source::dedupe::Deduper;
+use crate::source::jetstream::{Frame, SeqCursor};
 use crate::source::{Decoded, FrameError, RawPost, SkipReason, jetstream};
 use crate::window::store::{Checkpoint, Store, StoreError};
 use crate::window::{Bucket, WindowConfig, Windows};
@@ -90,6 +91,8 @@ pub struct Stats {
     pub discovered_rejected: u64,
     /// Posts delivered twice (a resumed cursor's overlap, several relays), dropped.
     pub duplicates: u64,
+    /// Jetstream v2 frames at or below the saved sequence number, dropped.
+    pub duplicate_frames: u64,
     pub buckets_closed: u64,
     pub alerts: u64,
 }
@@ -101,6 +104,7 @@ pub struct Pipeline<S: Store> {
     store: S,
     retention_us: Micros,
     cursors: BTreeMap<String, Micros>,
+    seqs: BTreeMap<String, SeqCursor>,
     dedupe: Deduper,
     stats: Stats,
 }
@@ -137,6 +141,7 @@ impl<S: Store> Pipeline<S> {
             store,
             retention_us: config.retention_secs * MICROS_PER_SEC,
             cursors: checkpoint.cursors,
+            seqs: checkpoint.seqs,
             dedupe: checkpoint.dedupe.map(Deduper::restored).unwrap_or_default(),
             stats: Stats::default(),
         })
@@ -163,7 +168,51 @@ impl<S: Store> Pipeline<S> {
             self.stats.blank_lines += 1;
             return Ok(Vec::new());
         }
-        self.process_decoded(source, frame_no, jetstream::decode_with_time(frame))
+        self.process_jetstream(source, None, frame_no, frame)
+    }
+
+    /// One Jetstream frame read live from `host`: a v2 sequence number is
+    /// saved with the counts (for an exact resume on that host), and a
+    /// frame at or below the saved one for the same host, which the server
+    /// sent again, is counted as a duplicate and not processed.
+    pub fn process_jetstream(
+        &mut self,
+        source: &str,
+        host: Option<&str>,
+        frame_no: u64,
+        frame: &[u8],
+    ) -> Result<Vec<Emitted>, PipelineError> {
+        if frame.iter().all(u8::is_ascii_whitespace) {
+            self.stats.frames += 1;
+            self.stats.blank_lines += 1;
+            return Ok(Vec::new());
+        }
+        let decoded = jetstream::decode_frame(frame);
+        if let (Some(host), Ok(Frame { seq: Some(seq), .. })) = (host, &decoded) {
+            match self.seqs.get_mut(source) {
+                Some(saved) if saved.host == host && *seq <= saved.seq => {
+                    self.stats.frames += 1;
+                    self.stats.duplicate_frames += 1;
+                    return Ok(Vec::new());
+                }
+                Some(saved) if saved.host == host => saved.seq = *seq,
+                _ => {
+                    self.seqs.insert(
+                        source.to_owned(),
+                        SeqCursor {
+                            host: host.to_owned(),
+                            seq: *seq,
+                        },
+                    );
+                }
+            }
+        }
+        self.process_decoded(source, frame_no, decoded.map(|f| (f.time_us, f.decoded)))
+    }
+
+    /// The v2 sequence cursor saved for a source.
+    pub fn seq_cursor(&self, source: &str) -> Option<SeqCursor> {
+        self.seqs.get(source).cloned()
     }
 
     /// A frame already decoded by its source's decoder (Jetstream,
@@ -288,6 +337,7 @@ impl<S: Store> Pipeline<S> {
             open: self.windows.open_buckets().cloned().collect(),
             detector: self.detector.snapshot(),
             cursors: self.cursors.clone(),
+            seqs: self.seqs.clone(),
             dedupe: Some(self.dedupe.snapshot()),
         };
         let newest = self.windows.closed_through().unwrap_or(0);

@@ -1,23 +1,56 @@
 //! Real Jetstream v1 frames captured from production (../shared/fixtures):
-//! every line must decode, and the per-kind counts must equal the manifest's.
+//! every line must decode, and the per-kind counts must equal the manifest's;
+//! the same events on the v2 wire, compressed, decode to the same posts.
+
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use outagewatch::source::jetstream::decode;
+use outagewatch::source::jetstream::compression::{Dictionary, Inflater};
+use outagewatch::source::jetstream::{decode, decode_frame};
 use outagewatch::source::{Decoded, SkipReason};
 
 fn fixtures() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/jetstream");
-    if dir.join("expected_v1.jsonl").exists() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIPPED: {} is absent (the shared fixtures sit beside the project root)",
-            dir.display()
-        );
-        None
+    support::shared_dir().map(|dir| dir.join("fixtures/jetstream"))
+}
+
+/// Every real frame, on the v1 plain wire and on the v2 wire compressed
+/// with the shipped v1 dictionary and decompressed by the bounded
+/// inflater, decodes to the same event: same time, same post or skip.
+#[test]
+fn the_real_frames_decode_alike_on_v1_plain_and_v2_compressed() {
+    let Some(dir) = fixtures() else { return };
+    let text = std::fs::read_to_string(dir.join("expected_v1.jsonl")).expect("fixture");
+    let dictionary = Dictionary::v1();
+    let mut compressor =
+        zstd::bulk::Compressor::with_dictionary(3, &dictionary.bytes).expect("compressor");
+    let mut inflater = Inflater::new(&dictionary).expect("inflater");
+    let (mut plain_bytes, mut compressed_bytes, mut posts) = (0usize, 0usize, 0usize);
+    for (n, line) in text.lines().enumerate() {
+        let seq = 31_527_015_322 + n as u64;
+        let v2 = support::v1_to_v2(line, seq);
+        let wire = compressor.compress(v2.as_bytes()).expect("compress");
+        plain_bytes += line.len();
+        compressed_bytes += compressor
+            .compress(line.as_bytes())
+            .expect("compress")
+            .len();
+        let back = inflater
+            .inflate(&wire, 512 << 10, 1 << 20)
+            .expect("inflates");
+        assert_eq!(back, v2, "line {}", n + 1);
+        let one = decode_frame(line.as_bytes()).expect("v1 decodes");
+        let two = decode_frame(back.as_bytes()).expect("v2 decodes");
+        assert_eq!(one.time_us, two.time_us, "line {}", n + 1);
+        assert_eq!(one.decoded, two.decoded, "line {}", n + 1);
+        assert_eq!(two.seq, Some(seq));
+        posts += usize::from(matches!(two.decoded, Decoded::Post(_)));
     }
+    assert_eq!(posts, 17, "the capture's post creates");
+    let ratio = compressed_bytes as f64 / plain_bytes as f64;
+    eprintln!("v1 dictionary: {compressed_bytes} of {plain_bytes} bytes ({ratio:.3})");
+    assert!(ratio < 0.5, "the dictionary fits the real frames: {ratio}");
 }
 
 #[test]

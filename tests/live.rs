@@ -1,7 +1,8 @@
 //! The daemon against a local Jetstream server (loopback only): disconnects,
 //! stalls, garbage, binary and oversized frames, refused connections, a
 //! SIGKILL and a restart, SIGTERM. Every run must end with exactly the
-//! counts and alerts of an uninterrupted replay of the same frames.
+//! counts and alerts of an uninterrupted replay of the same frames. Each
+//! fault runs on the v1 plain wire and on v2 compressed (the default).
 
 mod support;
 
@@ -12,7 +13,8 @@ use std::time::Duration;
 use outagewatch::window::Bucket;
 use outagewatch::window::store::{SledStore, Store};
 use support::{
-    Conn, Daemon, Inject, JetstreamServer, Plan, demo_frames, jetstream_config, newest_time,
+    Conn, Daemon, Inject, JetstreamServer, Plan, Wire, demo_frames, jetstream_config_wire,
+    newest_time,
 };
 
 /// Everything that must match between two runs.
@@ -82,7 +84,16 @@ fn start_daemon(config: &Path, state: &Path, alerts: &Path) -> Daemon {
 }
 
 #[test]
-fn disconnects_stalls_garbage_and_refusals_lose_nothing_and_count_nothing_twice() {
+fn disconnects_stalls_garbage_and_refusals_lose_nothing_v1_plain() {
+    disconnects_stalls_garbage_and_refusals_lose_nothing_and_count_nothing_twice(Wire::V1_PLAIN);
+}
+
+#[test]
+fn disconnects_stalls_garbage_and_refusals_lose_nothing_v2_compressed() {
+    disconnects_stalls_garbage_and_refusals_lose_nothing_and_count_nothing_twice(Wire::V2_ZSTD);
+}
+
+fn disconnects_stalls_garbage_and_refusals_lose_nothing_and_count_nothing_twice(wire: Wire) {
     let frames = demo_frames();
     let newest = newest_time(&frames);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -102,10 +113,10 @@ fn disconnects_stalls_garbage_and_refusals_lose_nothing_and_count_nothing_twice(
                 Inject::Binary(200),
                 Inject::Oversized(300, 2 << 20),
             ],
-            pace_every: 0,
+            ..Plan::default()
         },
     );
-    let config = jetstream_config(dir.path(), &[server.url()], 1.0);
+    let config = jetstream_config_wire(dir.path(), &[server.url()], 1.0, wire);
     let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
     let daemon = start_daemon(&config, &state, &alerts);
     daemon.wait_for(&format!("processed={newest}"), Duration::from_secs(120));
@@ -127,7 +138,15 @@ fn disconnects_stalls_garbage_and_refusals_lose_nothing_and_count_nothing_twice(
             "every reconnect resumes from a cursor: {:?}",
             seen.cursors
         );
+        if wire.protocol == "v2" {
+            assert!(
+                cursor.is_some_and(|c| c < 1_000_000_000_000_000),
+                "v2 resumes by sequence number: {:?}",
+                seen.cursors
+            );
+        }
     }
+    assert_wire(&seen, wire);
     assert!(log.contains("oversized frame dropped"), "{log}");
     assert!(
         log.contains("no data for"),
@@ -147,7 +166,16 @@ fn disconnects_stalls_garbage_and_refusals_lose_nothing_and_count_nothing_twice(
 }
 
 #[test]
-fn sigkill_and_restart_continue_without_gap_or_double_count() {
+fn sigkill_and_restart_continue_without_gap_or_double_count_v1_plain() {
+    sigkill_and_restart_continue_without_gap_or_double_count(Wire::V1_PLAIN);
+}
+
+#[test]
+fn sigkill_and_restart_continue_without_gap_or_double_count_v2_compressed() {
+    sigkill_and_restart_continue_without_gap_or_double_count(Wire::V2_ZSTD);
+}
+
+fn sigkill_and_restart_continue_without_gap_or_double_count(wire: Wire) {
     let frames = demo_frames();
     let newest = newest_time(&frames);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -168,7 +196,7 @@ fn sigkill_and_restart_continue_without_gap_or_double_count() {
             ..Plan::default()
         },
     );
-    let config = jetstream_config(dir.path(), &[server.url()], 5.0);
+    let config = jetstream_config_wire(dir.path(), &[server.url()], 5.0, wire);
     let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
     let first = start_daemon(&config, &state, &alerts);
     first.wait_until(
@@ -188,13 +216,31 @@ fn sigkill_and_restart_continue_without_gap_or_double_count() {
         "the restart resumed from a cursor: {:?}",
         seen.cursors
     );
+    if wire.protocol == "v2" {
+        let last = seen.cursors.last().copied().flatten().expect("cursor");
+        assert!(
+            last < 1_000_000_000_000_000,
+            "the restart resumed by the saved sequence number: {last}"
+        );
+        assert!(log.contains("seq "), "{log}");
+    }
+    assert_wire(&seen, wire);
     drop(seen);
 
     assert_eq!(outcome(&state, &alerts), reference);
 }
 
 #[test]
-fn sigterm_exits_zero_within_the_bound_with_state_and_cursor_flushed() {
+fn sigterm_exits_zero_within_the_bound_v1_plain() {
+    sigterm_exits_zero_within_the_bound_with_state_and_cursor_flushed(Wire::V1_PLAIN);
+}
+
+#[test]
+fn sigterm_exits_zero_within_the_bound_v2_compressed() {
+    sigterm_exits_zero_within_the_bound_with_state_and_cursor_flushed(Wire::V2_ZSTD);
+}
+
+fn sigterm_exits_zero_within_the_bound_with_state_and_cursor_flushed(wire: Wire) {
     let frames = demo_frames();
     let dir = tempfile::tempdir().expect("tempdir");
     let server = JetstreamServer::start(
@@ -204,7 +250,7 @@ fn sigterm_exits_zero_within_the_bound_with_state_and_cursor_flushed() {
             ..Plan::default()
         },
     );
-    let config = jetstream_config(dir.path(), &[server.url()], 5.0);
+    let config = jetstream_config_wire(dir.path(), &[server.url()], 5.0, wire);
     let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
     let daemon = start_daemon(&config, &state, &alerts);
     daemon.wait_until(
@@ -230,40 +276,107 @@ fn sigterm_exits_zero_within_the_bound_with_state_and_cursor_flushed() {
         cursor >= last_logged,
         "saved cursor {cursor} covers the last logged {last_logged}"
     );
+    if wire.protocol == "v2" {
+        let seq = checkpoint.seqs.get("bluesky").expect("sequence saved");
+        assert!(seq.seq >= support::SEQ_BASE, "{seq:?}");
+    }
 }
 
-#[test]
-fn the_shared_capture_plays_through_the_daemon() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/jetstream/expected_v1.jsonl");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        eprintln!("SKIPPED: {} is absent", path.display());
-        return;
-    };
-    let frames: Vec<String> = text.lines().map(str::to_owned).collect();
-    let newest = newest_time(&frames);
+/// The shared real capture (`../shared/fixtures/jetstream/`), if present.
+fn shared_capture() -> Option<Vec<String>> {
+    let dir = support::shared_dir()?;
+    let text = std::fs::read_to_string(dir.join("fixtures/jetstream/expected_v1.jsonl"))
+        .expect("the shared folder holds the capture");
+    Some(text.lines().map(str::to_owned).collect())
+}
+
+/// The capture through the daemon on one wire, with a reconnect half-way.
+fn capture_through(wire: Wire, frames: &[String]) -> (Outcome, String) {
+    let newest = newest_time(frames);
     let dir = tempfile::tempdir().expect("tempdir");
     let server = JetstreamServer::start(
-        frames,
+        frames.to_vec(),
         Plan {
             conns: vec![Conn::CloseAfter(80)],
             ..Plan::default()
         },
     );
-    let config = jetstream_config(dir.path(), &[server.url()], 5.0);
+    let config = jetstream_config_wire(dir.path(), &[server.url()], 5.0, wire);
     let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
     let daemon = start_daemon(&config, &state, &alerts);
     daemon.wait_for(&format!("processed={newest}"), Duration::from_secs(60));
     let (status, _, log) = daemon.terminate(Duration::from_secs(20));
     assert!(status.success(), "{log}");
-    // 17 post creates in the capture, each counted once despite the
-    // reconnect's overlap.
-    assert!(log.contains("posts=17"), "{log}");
-    assert!(log.contains("malformed=0"), "{log}");
+    assert_wire(&server.seen.lock().expect("lock"), wire);
+    (outcome(&state, &alerts), log)
 }
 
 #[test]
-fn a_silent_source_raises_a_source_alert_and_resolves_it() {
+fn the_shared_capture_gives_the_same_posts_and_alerts_on_v1_plain_and_v2_compressed() {
+    let Some(frames) = shared_capture() else {
+        return;
+    };
+    let (v1, v1_log) = capture_through(Wire::V1_PLAIN, &frames);
+    let (v2, v2_log) = capture_through(Wire::V2_ZSTD, &frames);
+    // 17 post creates in the capture, each counted once despite the
+    // reconnect (v1's overlap is de-duplicated; v2 resumes exactly).
+    for log in [&v1_log, &v2_log] {
+        assert!(log.contains("posts=17"), "{log}");
+        assert!(log.contains("malformed=0"), "{log}");
+        assert!(log.contains("binary=0"), "{log}");
+    }
+    assert!(
+        v1_log.contains("duplicates=") && v2_log.contains("duplicates=0"),
+        "{v2_log}"
+    );
+    assert_eq!(v1, v2, "same buckets, detector state and alerts");
+    assert!(
+        !v1.buckets.is_empty() || !v1.open.is_empty(),
+        "the capture was counted"
+    );
+}
+
+/// The connections asked for the wire the config names.
+fn assert_wire(seen: &support::Seen, wire: Wire) {
+    assert!(!seen.requests.is_empty());
+    for (request, subprotocol) in seen.requests.iter().zip(&seen.subprotocols) {
+        if wire.protocol == "v2" {
+            assert!(request.starts_with(support::V2_PATH), "{request}");
+            assert!(
+                request.contains("kinds=commit&collections=app.bsky.feed.post"),
+                "{request}"
+            );
+            assert_eq!(subprotocol.as_deref(), Some("xrpc.v1.json"));
+            assert_eq!(
+                request.contains("zstdDictionary=1612007021"),
+                wire.compress,
+                "{request}"
+            );
+        } else {
+            assert!(
+                request.starts_with("/subscribe?wantedCollections="),
+                "{request}"
+            );
+            assert_eq!(
+                request.contains("compress=true"),
+                wire.compress,
+                "{request}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_silent_source_raises_a_source_alert_and_resolves_it_v1_plain() {
+    a_silent_source_raises_a_source_alert_and_resolves_it(Wire::V1_PLAIN);
+}
+
+#[test]
+fn a_silent_source_raises_a_source_alert_and_resolves_it_v2_compressed() {
+    a_silent_source_raises_a_source_alert_and_resolves_it(Wire::V2_ZSTD);
+}
+
+fn a_silent_source_raises_a_source_alert_and_resolves_it(wire: Wire) {
     let frames = demo_frames();
     let dir = tempfile::tempdir().expect("tempdir");
     // The first connection goes silent after 200 frames without closing;
@@ -275,7 +388,7 @@ fn a_silent_source_raises_a_source_alert_and_resolves_it() {
             ..Plan::default()
         },
     );
-    let config = jetstream_config(dir.path(), &[server.url()], 4.0);
+    let config = jetstream_config_wire(dir.path(), &[server.url()], 4.0, wire);
     let text = std::fs::read_to_string(&config).expect("config");
     let text = text.replace("silence_secs = 3600", "silence_secs = 2\ngrace_secs = 0");
     std::fs::write(&config, text).expect("config");
@@ -310,7 +423,16 @@ fn a_silent_source_raises_a_source_alert_and_resolves_it() {
 }
 
 #[test]
-fn a_recording_replays_to_the_alerts_of_the_live_stream() {
+fn a_recording_replays_to_the_alerts_of_the_live_stream_v1_plain() {
+    a_recording_replays_to_the_alerts_of_the_live_stream(Wire::V1_PLAIN);
+}
+
+#[test]
+fn a_recording_replays_to_the_alerts_of_the_live_stream_v2_compressed() {
+    a_recording_replays_to_the_alerts_of_the_live_stream(Wire::V2_ZSTD);
+}
+
+fn a_recording_replays_to_the_alerts_of_the_live_stream(wire: Wire) {
     let frames = demo_frames();
     let dir = tempfile::tempdir().expect("tempdir");
     let reference = replayed(&frames, dir.path());
@@ -324,20 +446,28 @@ fn a_recording_replays_to_the_alerts_of_the_live_stream() {
         },
     );
     let recording = dir.path().join("recorded.jsonl.zst");
-    let recorder = Daemon::start(&[
+    let server_url = server.url();
+
+    let mut args = vec![
         "record",
         "--jetstream",
-        &server.url(),
+        &server_url,
         "--out",
         recording.to_str().expect("utf8"),
-    ]);
-    // The recorder logs nothing per frame: wait until the server has seen
-    // the reconnect and the file holds every frame of the second session.
+        "--protocol",
+        wire.protocol,
+    ];
+    if !wire.compress {
+        args.push("--no-compress");
+    }
+    let recorder = Daemon::start(&args);
+    // The recorder logs nothing per frame: wait until the server has sent
+    // every frame after the reconnect, and give the recorder time to write.
     recorder.wait_until(
-        |_| server.seen.lock().expect("lock").cursors.len() >= 2,
+        |_| server.seen.lock().expect("lock").finished >= 1,
         Duration::from_secs(60),
     );
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(3));
     let (status, _, log) = recorder.terminate(Duration::from_secs(20));
     assert!(status.success(), "{log}");
     assert!(log.contains("recorded "), "{log}");
@@ -355,9 +485,384 @@ fn a_recording_replays_to_the_alerts_of_the_live_stream() {
         .expect("replay runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("duplicate posts dropped"),
-        "the overlap was recorded and dropped: {stderr}"
-    );
+    if wire.protocol == "v1" {
+        assert!(
+            stderr.contains("duplicate posts dropped"),
+            "the overlap was recorded and dropped: {stderr}"
+        );
+    } else {
+        assert!(
+            !stderr.contains("duplicate posts dropped"),
+            "v2 resumes exactly, without overlap: {stderr}"
+        );
+    }
+    assert_wire(&server.seen.lock().expect("lock"), wire);
+    // The file holds text frames (decompressed), readable by old tools.
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut zstd::stream::read::Decoder::new(std::fs::File::open(&recording).expect("open"))
+            .expect("zstd"),
+        &mut text,
+    )
+    .expect("read");
+    assert!(text.lines().all(|l| l.starts_with('{')), "text frames only");
+
     assert_eq!(outcome(&state, &alerts), reference);
+}
+
+/// The retention moved past the saved cursor while the daemon was away:
+/// v2 refuses with `CursorTooOld`, the daemon resumes from the floor and
+/// raises a `source:` gap alert saying how many events were lost; the rest
+/// counts exactly as a replay of the frames that were not lost.
+#[test]
+fn cursor_too_old_resumes_from_the_floor_and_raises_a_gap_alert() {
+    let frames = demo_frames();
+    let newest = newest_time(&frames);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (served, lost) = (2000usize, 1000usize);
+    let mut kept: Vec<String> = frames[..served].to_vec();
+    kept.extend_from_slice(&frames[served + lost..]);
+    let reference = replayed_any(&kept, dir.path());
+
+    let floor = support::SEQ_BASE + (served + lost) as u64;
+    let server = JetstreamServer::start(
+        frames,
+        Plan {
+            conns: vec![Conn::DropAfter(served)],
+            floor: Some((2, floor)),
+            ..Plan::default()
+        },
+    );
+    let config = jetstream_config_wire(dir.path(), &[server.url()], 5.0, Wire::V2_ZSTD);
+    let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
+    let daemon = start_daemon(&config, &state, &alerts);
+    daemon.wait_for(&format!("processed={newest}"), Duration::from_secs(120));
+    let gap_alert = |text: &str| {
+        text.lines()
+            .find(|l| l.contains("\"service\":\"source:bluesky\"") && l.contains("gap: "))
+            .map(str::to_owned)
+    };
+    daemon.wait_until(
+        |_| std::fs::read_to_string(&alerts).is_ok_and(|a| gap_alert(&a).is_some()),
+        Duration::from_secs(30),
+    );
+    let (status, _, log) = daemon.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    let seen = server.seen.lock().expect("lock");
+    assert_eq!(seen.xrpc_errors, vec!["CursorTooOld".to_owned()], "{log}");
+    let resumed = support::SEQ_BASE as i64 + served as i64;
+    assert_eq!(
+        seen.cursors,
+        vec![None, Some(floor as i64)],
+        "asked for {resumed}, refused, then resumed from the floor"
+    );
+    drop(seen);
+    let text = std::fs::read_to_string(&alerts).expect("alerts");
+    let gap = gap_alert(&text).expect("a gap alert");
+    assert!(
+        gap.contains(&format!(
+            "{lost} events (seq {resumed} to {}) were lost",
+            floor - 1
+        )),
+        "{gap}"
+    );
+    assert!(gap.contains("\"state\":\"firing\""), "{gap}");
+    assert_eq!(outcome(&state, &alerts), reference);
+}
+
+/// `ConsumerTooSlow` is terminal: logged, reconnected, resumed exactly.
+#[test]
+fn consumer_too_slow_is_logged_and_reconnected_without_loss() {
+    let frames = demo_frames();
+    let newest = newest_time(&frames);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reference = replayed(&frames, dir.path());
+    let server = JetstreamServer::start(
+        frames,
+        Plan {
+            conns: vec![Conn::TooSlowAfter(3000)],
+            ..Plan::default()
+        },
+    );
+    let config = jetstream_config_wire(dir.path(), &[server.url()], 5.0, Wire::V2_ZSTD);
+    let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
+    let daemon = start_daemon(&config, &state, &alerts);
+    daemon.wait_for(&format!("processed={newest}"), Duration::from_secs(120));
+    let (status, _, log) = daemon.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("server ended the subscription: ConsumerTooSlow"),
+        "{log}"
+    );
+    let seen = server.seen.lock().expect("lock");
+    assert_eq!(
+        seen.cursors[1],
+        Some(support::SEQ_BASE as i64 + 3000),
+        "resumed right after the last frame"
+    );
+    drop(seen);
+    assert!(log.contains("duplicates=0"), "{log}");
+    assert_eq!(outcome(&state, &alerts), reference);
+}
+
+/// A cached dictionary the server has retired: `UnknownZstdDictionary`,
+/// fetch the current one, cache it by id; the next start uses the cache.
+#[test]
+fn a_retired_dictionary_is_fetched_again_and_cached_by_id() {
+    let frames = demo_frames();
+    let newest = newest_time(&frames);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reference = replayed(&frames, dir.path());
+    // The server's current dictionary: trained on the demo's v2 frames.
+    let samples: Vec<String> = frames
+        .iter()
+        .take(3000)
+        .enumerate()
+        .map(|(i, f)| support::v1_to_v2(f, i as u64))
+        .collect();
+    let current = zstd::dict::from_samples(&samples, 32 << 10).expect("train a dictionary");
+    let current_id = support::dictionary_id(&current);
+    let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
+    let cache = state.join("jetstream-dictionaries");
+    std::fs::create_dir_all(&cache).expect("cache dir");
+    std::fs::write(
+        cache.join("1612007021.zdict"),
+        outagewatch::source::jetstream::compression::V1_DICTIONARY,
+    )
+    .expect("retired dictionary in the cache");
+    let server = JetstreamServer::start(
+        frames,
+        Plan {
+            dictionary: Some(current.clone()),
+            ..Plan::default()
+        },
+    );
+    let config = jetstream_config_wire(dir.path(), &[server.url()], 5.0, Wire::V2_ZSTD);
+    let daemon = start_daemon(&config, &state, &alerts);
+    daemon.wait_for(&format!("processed={newest}"), Duration::from_secs(120));
+    let (status, _, log) = daemon.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    {
+        let seen = server.seen.lock().expect("lock");
+        assert_eq!(seen.xrpc_errors, vec!["UnknownZstdDictionary".to_owned()]);
+        assert_eq!(
+            seen.dictionary_fetches.len(),
+            1,
+            "{:?}",
+            seen.dictionary_fetches
+        );
+        let last = seen.requests.last().expect("connected");
+        assert!(
+            last.contains(&format!("zstdDictionary={current_id}")),
+            "{last}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(cache.join(format!("{current_id}.zdict"))).expect("cached by id"),
+        current
+    );
+    assert!(log.contains("binary=0"), "every frame decompressed: {log}");
+    assert_eq!(outcome(&state, &alerts), reference);
+
+    // The next start reads the cache: no fetch, no refusal.
+    let daemon = start_daemon(&config, &state, &alerts);
+    daemon.wait_for(
+        "using the cached Jetstream dictionary",
+        Duration::from_secs(30),
+    );
+    daemon.wait_for("connected", Duration::from_secs(30));
+    let (status, _, log) = daemon.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    let seen = server.seen.lock().expect("lock");
+    assert_eq!(
+        seen.dictionary_fetches.len(),
+        1,
+        "{:?}",
+        seen.dictionary_fetches
+    );
+    assert_eq!(seen.xrpc_errors.len(), 1);
+}
+
+/// Frames beyond `max_frames_per_sec` on one connection are counted, not
+/// processed.
+#[test]
+fn frames_over_the_rate_limit_are_counted_and_dropped() {
+    let frames = demo_frames();
+    let total = frames.len();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = JetstreamServer::start(frames, Plan::default());
+    let config = jetstream_config_wire(dir.path(), &[server.url()], 30.0, Wire::V2_ZSTD);
+    let text = std::fs::read_to_string(&config).expect("config");
+    let text = text.replace("ping_secs = 1", "ping_secs = 1\nmax_frames_per_sec = 500");
+    std::fs::write(&config, text).expect("config");
+    let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
+    let daemon = start_daemon(&config, &state, &alerts);
+    let dropped = |log: &str| {
+        log.rmatch_indices("rate_dropped=").find_map(|(at, key)| {
+            log[at + key.len()..]
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse::<usize>()
+                .ok()
+        })
+    };
+    daemon.wait_until(
+        |log| dropped(log).is_some_and(|d| d > 0),
+        Duration::from_secs(60),
+    );
+    let (status, _, log) = daemon.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    let dropped = dropped(&log).expect("counted");
+    assert!(dropped > 0 && dropped < total, "{dropped} of {total}");
+    let frames_line = log
+        .lines()
+        .rfind(|l| l.contains("stopped; state saved"))
+        .expect("final line");
+    assert!(
+        !frames_line.contains(&format!("frames={total}")),
+        "dropped frames were not processed: {frames_line}"
+    );
+}
+
+/// [`replayed`] for frames whose alerts are not the demo's three.
+fn replayed_any(frames: &[String], dir: &Path) -> Outcome {
+    let file = dir.join("frames-any.jsonl");
+    std::fs::write(&file, frames.join("\n")).expect("write frames");
+    let (state, alerts) = (dir.join("replay-any-state"), dir.join("replay-any.jsonl"));
+    let status = Command::new(env!("CARGO_BIN_EXE_outagewatch"))
+        .arg("replay")
+        .arg(&file)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--alerts")
+        .arg(&alerts)
+        .env("RUST_LOG", "warn")
+        .status()
+        .expect("replay runs");
+    assert!(status.success());
+    outcome(&state, &alerts)
+}
+
+/// `replay --jetstream URL --since T [--until U] [--record F]` over the
+/// stand-in's history, with its arguments; returns the outcome and stderr.
+fn replay_history(
+    server: &JetstreamServer,
+    dir: &Path,
+    name: &str,
+    extra: &[&str],
+) -> (Outcome, String) {
+    let (state, alerts) = (
+        dir.join(format!("{name}-state")),
+        dir.join(format!("{name}.jsonl")),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_outagewatch"))
+        .arg("replay")
+        .arg("--jetstream")
+        .arg(server.url())
+        .args(extra)
+        .arg("--tail-idle-secs")
+        .arg("2")
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--alerts")
+        .arg(&alerts)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("replay runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    (outcome(&state, &alerts), stderr)
+}
+
+fn rfc3339(time_us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(time_us)
+        .expect("in range")
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+#[test]
+fn replaying_jetstream_history_gives_the_alerts_of_replaying_its_frames_from_a_file() {
+    let frames = demo_frames();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reference = replayed(&frames, dir.path());
+    let times: Vec<i64> = frames
+        .iter()
+        .map(|f| {
+            serde_json::from_str::<serde_json::Value>(f).expect("JSON")["time_us"]
+                .as_i64()
+                .expect("time")
+        })
+        .collect();
+    let first = *times.iter().min().expect("frames");
+    let server = JetstreamServer::start(frames.clone(), Plan::default());
+    let since = rfc3339(first - 1_000_000);
+
+    // The whole history, v2 compressed (the default), recorded on the way.
+    let recording = dir.path().join("history.jsonl.gz");
+    let (whole, stderr) = replay_history(
+        &server,
+        dir.path(),
+        "whole",
+        &[
+            "--since",
+            &since,
+            "--record",
+            recording.to_str().expect("utf8"),
+        ],
+    );
+    assert!(stderr.contains("reached the live tail"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("replayed {} events", frames.len())),
+        "{stderr}"
+    );
+    assert_eq!(
+        whole, reference,
+        "same alerts as replaying the frames from a file"
+    );
+    {
+        let seen = server.seen.lock().expect("lock");
+        let request = seen.requests.last().expect("connected");
+        assert!(request.starts_with(support::V2_PATH), "{request}");
+        assert!(
+            request.contains(&format!("cursor={}", first - 1_000_000)),
+            "{request}"
+        );
+        assert!(request.contains("zstdDictionary="), "{request}");
+    }
+    // The recording holds the text frames and replays to the same.
+    let out = Command::new(env!("CARGO_BIN_EXE_outagewatch"))
+        .arg("replay")
+        .arg(&recording)
+        .arg("--state-dir")
+        .arg(dir.path().join("rec-state"))
+        .arg("--alerts")
+        .arg(dir.path().join("rec.jsonl"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("replay runs");
+    assert!(out.status.success());
+    assert_eq!(
+        outcome(&dir.path().join("rec-state"), &dir.path().join("rec.jsonl")),
+        reference
+    );
+
+    // Up to --until, v1 plain: the same as a file of the frames before it.
+    let until = times[times.len() / 2];
+    let cut = times.iter().position(|t| *t >= until).expect("cut");
+    let (part, stderr) = replay_history(
+        &server,
+        dir.path(),
+        "part",
+        &[
+            "--since",
+            &since,
+            "--until",
+            &rfc3339(until),
+            "--protocol",
+            "v1",
+            "--no-compress",
+        ],
+    );
+    assert!(stderr.contains("reached --until"), "{stderr}");
+    assert_eq!(part, replayed_any(&frames[..cut], dir.path()));
 }

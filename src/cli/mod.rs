@@ -6,6 +6,7 @@ mod alerts;
 mod check;
 mod record;
 mod replay;
+mod replay_jetstream;
 mod run;
 mod series;
 
@@ -44,7 +45,8 @@ enum LogFormat {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the whole pipeline over recorded Jetstream frames (JSON Lines;
-    /// plain, .gz or .zst; `-` for stdin) and print alerts as JSON lines.
+    /// plain, .gz or .zst; `-` for stdin), or over Jetstream's recent
+    /// history (`--jetstream --since 24h`), and print alerts as JSON lines.
     Replay(replay::ReplayArgs),
     /// Tell whether texts are outage reports: one JSON object per text.
     Check(check::CheckArgs),

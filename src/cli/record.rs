@@ -13,7 +13,9 @@ use clap::Args;
 use tokio::sync::{mpsc, watch};
 
 use crate::source::health::SourceHealth;
-use crate::source::jetstream::{JetstreamProtocol, PUBLIC_HOSTS, decode_with_time};
+use crate::source::jetstream::{
+    JetstreamOptions, JetstreamProtocol, PUBLIC_HOSTS, Wire, decode_with_time,
+};
 use crate::source::ws::{self, WsSettings};
 
 #[derive(Debug, Args)]
@@ -29,6 +31,29 @@ pub struct RecordArgs {
     /// Reconnect when no frame arrives for this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     watchdog_secs: f64,
+    /// Jetstream wire: `v1` (`/subscribe`) or `v2` (`subscribeEvents`).
+    /// Either way the file holds text frames (decompressed).
+    #[arg(long, value_enum, default_value_t = WireArg::V2)]
+    protocol: WireArg,
+    /// Ask for uncompressed frames (default: dictionary-zstd).
+    #[arg(long)]
+    no_compress: bool,
+}
+
+/// `--protocol` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum WireArg {
+    V1,
+    V2,
+}
+
+impl From<WireArg> for Wire {
+    fn from(w: WireArg) -> Wire {
+        match w {
+            WireArg::V1 => Wire::V1,
+            WireArg::V2 => Wire::V2,
+        }
+    }
 }
 
 pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
@@ -38,22 +63,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         args.jetstream.clone()
     };
     let name = args.out.to_string_lossy().into_owned();
-    let extension = args.out.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&args.out)
-        .with_context(|| format!("cannot open {}", args.out.display()))?;
-    let mut out: Box<dyn FinishWrite> = match extension {
-        "gz" => Box::new(flate2::write::GzEncoder::new(
-            BufWriter::new(file),
-            flate2::Compression::default(),
-        )),
-        "zst" => {
-            Box::new(zstd::stream::write::Encoder::new(BufWriter::new(file), 3).context("zstd")?)
-        }
-        _ => Box::new(BufWriter::new(file)),
-    };
+    let mut out = open_output(&args.out)?;
     let runtime = super::runtime(1)?;
     let settings = WsSettings {
         watchdog: std::time::Duration::from_secs_f64(args.watchdog_secs.max(0.1)),
@@ -68,7 +78,11 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
             0,
             hosts,
             settings,
-            JetstreamProtocol,
+            JetstreamProtocol::new(JetstreamOptions {
+                wire: args.protocol.into(),
+                compress: !args.no_compress,
+                ..JetstreamOptions::default()
+            }),
             tls,
             tx,
             Arc::clone(&health),
@@ -105,24 +119,45 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Opens a recording for appending; `.gz` or `.zst` compresses (a new
+/// gzip member or zstd frame after what is there).
+pub(crate) fn open_output(path: &std::path::Path) -> anyhow::Result<Box<dyn FinishWrite>> {
+    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    Ok(match extension {
+        "gz" => Box::new(flate2::write::GzEncoder::new(
+            BufWriter::new(file),
+            flate2::Compression::default(),
+        )),
+        "zst" => {
+            Box::new(zstd::stream::write::Encoder::new(BufWriter::new(file), 3).context("zstd")?)
+        }
+        _ => Box::new(BufWriter::new(file)),
+    })
+}
+
 /// A writer that may need a final step (a compressor's trailer).
-trait FinishWrite: Write {
+pub(crate) trait FinishWrite: Write + Send {
     fn finish_boxed(self: Box<Self>) -> std::io::Result<()>;
 }
 
-impl<W: Write> FinishWrite for BufWriter<W> {
+impl<W: Write + Send> FinishWrite for BufWriter<W> {
     fn finish_boxed(mut self: Box<Self>) -> std::io::Result<()> {
         self.flush()
     }
 }
 
-impl<W: Write> FinishWrite for flate2::write::GzEncoder<W> {
+impl<W: Write + Send> FinishWrite for flate2::write::GzEncoder<W> {
     fn finish_boxed(self: Box<Self>) -> std::io::Result<()> {
         self.finish()?.flush()
     }
 }
 
-impl<W: Write> FinishWrite for zstd::stream::write::Encoder<'static, W> {
+impl<W: Write + Send> FinishWrite for zstd::stream::write::Encoder<'static, W> {
     fn finish_boxed(self: Box<Self>) -> std::io::Result<()> {
         self.finish()?.flush()
     }

@@ -21,8 +21,40 @@ use crate::window::store::SledStore;
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
     /// Recordings to replay in order (`-` reads stdin).
-    #[arg(required = true, value_name = "FILE")]
+    #[arg(required_unless_present = "jetstream", value_name = "FILE")]
     files: Vec<String>,
+    /// Read Jetstream's recent history instead of files (it keeps about
+    /// 36 h): from `--since` to `--until` or the live tail, as fast as the
+    /// server sends. Without a URL: the first public host.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "", conflicts_with = "files", requires = "since")]
+    jetstream: Option<String>,
+    /// Where the history starts: `24h`, `90m` (that long ago), an RFC 3339
+    /// time or microseconds since the epoch.
+    #[arg(long, value_name = "TIME", requires = "jetstream")]
+    since: Option<String>,
+    /// Stop at the first event at or after this time (same forms as
+    /// `--since`); default: the live tail.
+    #[arg(long, value_name = "TIME", requires = "jetstream")]
+    until: Option<String>,
+    /// Also write the frames read (text, decompressed) to this recording;
+    /// `.gz` or `.zst` compresses.
+    #[arg(long, value_name = "FILE", requires = "jetstream")]
+    record: Option<PathBuf>,
+    /// Jetstream wire for `--jetstream`: `v1` or `v2`.
+    #[arg(long, value_enum, default_value_t = super::record::WireArg::V2, requires = "jetstream")]
+    protocol: super::record::WireArg,
+    /// Ask `--jetstream` for uncompressed frames.
+    #[arg(long, requires = "jetstream")]
+    no_compress: bool,
+    /// With `--jetstream`: no frame for this many seconds means the server
+    /// has no more history (the live tail).
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 5.0,
+        requires = "jetstream"
+    )]
+    tail_idle_secs: f64,
     /// Keep state here (and continue from it); default: a temporary directory.
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
@@ -64,15 +96,41 @@ pub fn run(args: ReplayArgs, matcher: Matcher) -> anyhow::Result<ExitCode> {
     let mut config = Config::default();
     args.sinks.apply(&mut config);
     let delivery = Delivery::start(sink_specs(&config), outbox)?;
-    let emit = |alerts: Vec<Emitted>| -> anyhow::Result<()> {
+    let mut emit = |alerts: Vec<Emitted>| -> anyhow::Result<()> {
         if !alerts.is_empty() {
             delivery.notify();
         }
         Ok(())
     };
 
-    let progress = progress_bar();
     let started = Instant::now();
+    let mut source_note = format!("{} file(s)", args.files.len());
+    if let Some(url) = &args.jetstream {
+        let now = crate::source::health::wall_now();
+        let since = args.since.as_deref().context("--jetstream needs --since")?;
+        let history = super::replay_jetstream::History {
+            url: if url.is_empty() {
+                crate::source::jetstream::PUBLIC_HOSTS[0].to_owned()
+            } else {
+                url.clone()
+            },
+            since: super::replay_jetstream::parse_time(since, now).context("--since")?,
+            until: args
+                .until
+                .as_deref()
+                .map(|t| super::replay_jetstream::parse_time(t, now))
+                .transpose()
+                .context("--until")?,
+            record: args.record.clone(),
+            wire: args.protocol.into(),
+            compress: !args.no_compress,
+            tail_idle: Duration::from_secs_f64(args.tail_idle_secs.max(0.1)),
+            max_frame_bytes: args.max_line_bytes,
+        };
+        let end = super::replay_jetstream::read(&runtime, &history, &mut pipeline, &mut emit)?;
+        source_note = format!("{} ({})", history.url, end.describe());
+    }
+    let progress = progress_bar();
     let mut pace = args.speed.map(Pacer::new);
     for file in &args.files {
         let reader = recording::open(file)?;
@@ -138,7 +196,7 @@ pub fn run(args: ReplayArgs, matcher: Matcher) -> anyhow::Result<ExitCode> {
             args.drain_timeout
         );
     }
-    print_summary(pipeline.stats(), &args.files, elapsed);
+    print_summary(pipeline.stats(), &source_note, elapsed);
     if undelivered {
         return Ok(ExitCode::from(3));
     }
@@ -180,12 +238,12 @@ impl Pacer {
     }
 }
 
-fn print_summary(stats: &Stats, files: &[String], elapsed: Duration) {
+fn print_summary(stats: &Stats, source: &str, elapsed: Duration) {
     let secs = elapsed.as_secs_f64().max(1e-9);
     eprintln!(
-        "replayed {} events from {} file(s) in {:.2} s ({:.0} events/s)",
+        "replayed {} events from {} in {:.2} s ({:.0} events/s)",
         stats.frames,
-        files.len(),
+        source,
         secs,
         stats.frames as f64 / secs
     );
@@ -208,6 +266,12 @@ fn print_summary(stats: &Stats, files: &[String], elapsed: Duration) {
     }
     if stats.duplicates > 0 {
         eprintln!("  duplicate posts dropped: {}", stats.duplicates);
+    }
+    if stats.duplicate_frames > 0 {
+        eprintln!(
+            "  frames the server sent again (at or below the last sequence number), dropped: {}",
+            stats.duplicate_frames
+        );
     }
     if stats.discovered_rejected > 0 {
         eprintln!(

@@ -6,6 +6,7 @@
 //! The counters are shared between the source task, the pipeline thread and
 //! the health monitor; [`assess`] is the pure rule.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use crate::Micros;
@@ -21,6 +22,11 @@ pub struct SourceHealth {
     reconnects: AtomicU64,
     stalls: AtomicU64,
     server_errors: AtomicU64,
+    /// Data frames over the per-connection rate limit, dropped.
+    rate_dropped: AtomicU64,
+    /// Losses the server admitted (a cursor past its retention), waiting
+    /// to be raised as `source:NAME` gap alerts.
+    gaps: Mutex<Vec<String>>,
     /// Wall-clock time (µs) of the last data frame; 0 = none yet.
     last_frame_wall: AtomicI64,
     /// Newest event time the pipeline has processed; `i64::MIN` = none.
@@ -37,6 +43,7 @@ pub struct HealthSnapshot {
     pub reconnects: u64,
     pub stalls: u64,
     pub server_errors: u64,
+    pub rate_dropped: u64,
     pub last_frame_wall: Option<Micros>,
     pub processed: Option<Micros>,
 }
@@ -76,6 +83,28 @@ impl SourceHealth {
     pub fn count_server_error(&self) {
         self.server_errors.fetch_add(1, Ordering::Relaxed);
     }
+    pub fn count_rate_dropped(&self) {
+        self.rate_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Notes events lost for good, for a gap alert.
+    pub fn report_gap(&self, detail: String) {
+        if let Ok(mut gaps) = self.gaps.lock() {
+            // Bounded: a server refusing in a loop must not grow memory.
+            if gaps.len() < 100 {
+                gaps.push(detail);
+            }
+        }
+    }
+    /// The gaps reported since the last call.
+    pub fn take_gaps(&self) -> Vec<String> {
+        self.gaps
+            .lock()
+            .map(|mut g| std::mem::take(&mut *g))
+            .unwrap_or_default()
+    }
+    pub fn binary(&self) -> u64 {
+        self.binary.load(Ordering::Relaxed)
+    }
     pub fn frames(&self) -> u64 {
         self.frames.load(Ordering::Relaxed)
     }
@@ -106,6 +135,7 @@ impl SourceHealth {
             reconnects: self.reconnects(),
             stalls: self.stalls.load(Ordering::Relaxed),
             server_errors: self.server_errors.load(Ordering::Relaxed),
+            rate_dropped: self.rate_dropped.load(Ordering::Relaxed),
             last_frame_wall: (last != 0).then_some(last),
             processed: self.processed(),
         }

@@ -58,16 +58,20 @@ pub enum SkipReason {
     Account,
     /// A `kind` this version does not know; newer servers may add some.
     UnknownKind,
+    /// A server's notice or error in a recording (Jetstream v2 `#info`,
+    /// `error`): no event, and no event time.
+    ServerNotice,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 6] = [
+    pub const ALL: [SkipReason; 7] = [
         SkipReason::PostUpdate,
         SkipReason::PostDelete,
         SkipReason::OtherCollection,
         SkipReason::Identity,
         SkipReason::Account,
         SkipReason::UnknownKind,
+        SkipReason::ServerNotice,
     ];
 
     pub fn name(self) -> &'static str {
@@ -78,6 +82,7 @@ impl SkipReason {
             SkipReason::Identity => "identity",
             SkipReason::Account => "account",
             SkipReason::UnknownKind => "unknown_kind",
+            SkipReason::ServerNotice => "server_notices",
         }
     }
 }
@@ -92,6 +97,8 @@ pub enum FrameError {
     Oversized { len: usize, limit: usize },
     #[error("bad JSON: {0}")]
     Json(String),
+    #[error("bad event time: {0}")]
+    BadTime(String),
     #[error("missing field `{0}`")]
     MissingField(&'static str),
     #[error("post record has no `text`")]

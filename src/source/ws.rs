@@ -3,11 +3,16 @@
 //! the source's hosts, and reconnecting when the stream stalls.
 //!
 //! The wire protocol (Jetstream, Mastodon, Nostr) plugs in through
-//! [`Protocol`]: the URL to connect to (Jetstream puts its cursor there),
-//! the messages to send once connected (Nostr's `REQ`), and which text
-//! frames are control messages rather than data. Data frames go to the
-//! pipeline, unparsed, over a bounded channel: a slow pipeline slows the
-//! reading instead of growing memory.
+//! [`Protocol`]: work before connecting (Jetstream v2 fetches its
+//! dictionary), the URL to connect to (Jetstream puts its cursor there),
+//! the messages to send once connected (Nostr's `REQ`), how a binary frame
+//! becomes text (Jetstream's compression, bounded), how a refused handshake
+//! reads (Jetstream v2's `CursorTooOld`), and which text frames are control
+//! messages rather than data. Data frames go to the pipeline as text, over a
+//! bounded channel: a slow pipeline slows the reading instead of growing
+//! memory. Every frame is bounded in size (compressed and decompressed) and
+//! each connection's data frames per second are capped; what is over a
+//! limit is counted and dropped.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,8 +37,14 @@ pub struct WsSettings {
     pub watchdog: Duration,
     /// How often to ping the server.
     pub ping_every: Duration,
-    /// Larger text frames are dropped and counted.
+    /// Larger text frames (after decompression) are dropped and counted.
     pub max_frame_bytes: usize,
+    /// Larger compressed (binary) frames are dropped and counted before
+    /// being decompressed.
+    pub max_compressed_frame_bytes: usize,
+    /// Data frames beyond this many in one second of one connection are
+    /// counted and dropped, not processed; 0 = no limit.
+    pub max_frames_per_sec: u32,
     /// First wait before reconnecting; doubles up to `backoff_max`.
     pub backoff_min: Duration,
     pub backoff_max: Duration,
@@ -48,6 +59,8 @@ impl Default for WsSettings {
             watchdog: Duration::from_secs(30),
             ping_every: Duration::from_secs(20),
             max_frame_bytes: 1 << 20,
+            max_compressed_frame_bytes: 512 << 10,
+            max_frames_per_sec: 20_000,
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
             healthy_after: Duration::from_secs(60),
@@ -56,10 +69,12 @@ impl Default for WsSettings {
     }
 }
 
-/// One data frame for the pipeline, from source number `source`.
+/// One data frame for the pipeline, from source number `source`, read
+/// from `host` (a sequence number means something only on its host).
 #[derive(Debug)]
 pub struct Inbound {
     pub source: usize,
+    pub host: Arc<str>,
     pub frame: String,
 }
 
@@ -74,7 +89,34 @@ pub enum Control {
     ServerError(String),
     /// The server ended the subscription: reconnect.
     Reconnect(String),
+    /// The server says events were lost (a clamped cursor): raise a gap
+    /// alert for the source, and go on.
+    Gap(String),
 }
+
+/// A binary frame, to the protocol.
+#[derive(Debug, PartialEq)]
+pub enum BinaryFrame {
+    /// Decompressed to its text frame.
+    Text(String),
+    /// Larger than a limit (compressed, or once decompressed): dropped.
+    Oversized(String),
+    /// Not a frame of this protocol, or undecodable: dropped and counted.
+    Unusable(String),
+}
+
+/// A handshake the server refused with an HTTP status, as the protocol
+/// reads the answer.
+#[derive(Debug, PartialEq)]
+pub struct Rejection {
+    /// For the log line.
+    pub reason: String,
+    /// Events the refusal makes lost for good, described for a gap alert.
+    pub gap: Option<String>,
+}
+
+/// A boxed future, for the protocol's asynchronous step before connecting.
+pub type Prepare<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
 
 /// The parts of a wire protocol that shape the connection.
 pub trait Protocol: Send + 'static {
@@ -92,6 +134,27 @@ pub trait Protocol: Send + 'static {
     /// Classifies a text frame; the default treats every frame as data.
     fn control(&mut self, _frame: &str) -> Control {
         Control::Data
+    }
+    /// Work before connecting to `host` (Jetstream v2 fetches its
+    /// compression dictionary); the default does nothing.
+    fn prepare<'a>(&'a mut self, _host: &'a str) -> Prepare<'a> {
+        Box::pin(std::future::ready(()))
+    }
+    /// Turns a binary frame into text (Jetstream's compression), within
+    /// the limits; the default has no binary frames.
+    fn binary(&mut self, bytes: &[u8], _settings: &WsSettings) -> BinaryFrame {
+        BinaryFrame::Unusable(format!(
+            "binary frame of {} bytes: not part of this protocol",
+            bytes.len()
+        ))
+    }
+    /// Reads a refused handshake's status and body (at most a few KiB).
+    fn rejected(&mut self, status: u16, body: &[u8]) -> Rejection {
+        let body = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+        Rejection {
+            reason: format!("the server refused with HTTP {status}: {body}"),
+            gap: None,
+        }
     }
 }
 
@@ -131,11 +194,16 @@ pub async fn run<P: Protocol>(
             return;
         }
         let host = &hosts[host_index % hosts.len()];
+        tokio::select! {
+            _ = protocol.prepare(host) => {}
+            _ = shutdown.changed() => return,
+        }
         let url = protocol.connect_url(host, health.processed());
+        let host: Arc<str> = Arc::from(host.as_str());
         let started = Instant::now();
         let frames_before = health.frames();
         let end = session(
-            source,
+            (source, &host),
             &url,
             &settings,
             &mut protocol,
@@ -175,7 +243,7 @@ pub async fn run<P: Protocol>(
 
 #[allow(clippy::too_many_arguments)]
 async fn session<P: Protocol>(
-    source: usize,
+    (source, host): (usize, &Arc<str>),
     url: &str,
     settings: &WsSettings,
     protocol: &mut P,
@@ -214,6 +282,15 @@ async fn session<P: Protocol>(
         _ = shutdown.changed() => return End::Shutdown,
         result = timeout(settings.connect_timeout, connect) => match result {
             Err(_) => return End::Lost(format!("connect timed out after {:?}", settings.connect_timeout)),
+            Ok(Err(tungstenite::Error::Http(response))) => {
+                let body = response.body().as_deref().unwrap_or_default();
+                let rejection = protocol.rejected(response.status().as_u16(), body);
+                if let Some(gap) = rejection.gap {
+                    tracing::warn!(source = %health.name, %gap, "events lost");
+                    health.report_gap(gap);
+                }
+                return End::Lost(rejection.reason);
+            }
             Ok(Err(e)) => return End::Lost(format!("cannot connect: {e}")),
             Ok(Ok((ws, _response))) => ws,
         },
@@ -229,6 +306,7 @@ async fn session<P: Protocol>(
     let mut ping = tokio::time::interval(settings.ping_every);
     ping.tick().await;
     let mut deadline = Instant::now() + settings.watchdog;
+    let mut limiter = RateLimit::new(settings.max_frames_per_sec);
     loop {
         let message = tokio::select! {
             _ = shutdown.changed() => {
@@ -247,7 +325,7 @@ async fn session<P: Protocol>(
             }
             message = read.next() => message,
         };
-        match message {
+        let text = match message {
             None => return End::Lost("the server closed the stream".into()),
             Some(Err(tungstenite::Error::Capacity(e))) => {
                 health.count_oversized();
@@ -257,39 +335,37 @@ async fn session<P: Protocol>(
             Some(Ok(Message::Text(text))) => {
                 deadline = Instant::now() + settings.watchdog;
                 health.count_frame();
+                if limiter.over() {
+                    health.count_rate_dropped();
+                    continue;
+                }
                 if text.len() > settings.max_frame_bytes {
                     health.count_oversized();
                     tracing::warn!(source = %health.name, bytes = text.len(), limit = settings.max_frame_bytes, oversized = health.oversized(), "oversized frame dropped");
                     continue;
                 }
-                match protocol.control(text.as_str()) {
-                    Control::Data => {}
-                    Control::Info(info) => {
-                        tracing::info!(source = %health.name, %info, "server message");
-                        continue;
-                    }
-                    Control::ServerError(error) => {
-                        health.count_server_error();
-                        tracing::warn!(source = %health.name, %error, "server reported an error");
-                        continue;
-                    }
-                    Control::Reconnect(reason) => {
-                        return End::Lost(format!("server ended the subscription: {reason}"));
-                    }
-                }
-                let inbound = Inbound {
-                    source,
-                    frame: text.as_str().to_owned(),
-                };
-                tokio::select! {
-                    _ = shutdown.changed() => return End::Shutdown,
-                    sent = tx.send(inbound) => if sent.is_err() { return End::PipelineGone },
-                }
+                text.as_str().to_owned()
             }
             Some(Ok(Message::Binary(bytes))) => {
                 deadline = Instant::now() + settings.watchdog;
-                health.count_binary();
-                tracing::debug!(source = %health.name, bytes = bytes.len(), "binary frame skipped");
+                health.count_frame();
+                if limiter.over() {
+                    health.count_rate_dropped();
+                    continue;
+                }
+                match protocol.binary(&bytes, settings) {
+                    BinaryFrame::Text(text) => text,
+                    BinaryFrame::Oversized(why) => {
+                        health.count_oversized();
+                        tracing::warn!(source = %health.name, bytes = bytes.len(), %why, oversized = health.oversized(), "oversized frame dropped");
+                        continue;
+                    }
+                    BinaryFrame::Unusable(why) => {
+                        health.count_binary();
+                        tracing::warn!(source = %health.name, bytes = bytes.len(), %why, binary = health.binary(), "binary frame dropped");
+                        continue;
+                    }
+                }
             }
             Some(Ok(Message::Close(frame))) => {
                 let reason = frame.map_or_else(
@@ -298,7 +374,67 @@ async fn session<P: Protocol>(
                 );
                 return End::Lost(format!("the server closed the connection ({reason})"));
             }
-            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+        };
+        match protocol.control(&text) {
+            Control::Data => {}
+            Control::Info(info) => {
+                tracing::info!(source = %health.name, %info, "server message");
+                continue;
+            }
+            Control::ServerError(error) => {
+                health.count_server_error();
+                tracing::warn!(source = %health.name, %error, "server reported an error");
+                continue;
+            }
+            Control::Gap(gap) => {
+                tracing::warn!(source = %health.name, %gap, "events lost");
+                health.report_gap(gap);
+                continue;
+            }
+            Control::Reconnect(reason) => {
+                return End::Lost(format!("server ended the subscription: {reason}"));
+            }
         }
+        let inbound = Inbound {
+            source,
+            host: Arc::clone(host),
+            frame: text,
+        };
+        tokio::select! {
+            _ = shutdown.changed() => return End::Shutdown,
+            sent = tx.send(inbound) => if sent.is_err() { return End::PipelineGone },
+        }
+    }
+}
+
+/// Counts one connection's data frames per second of wall time.
+struct RateLimit {
+    limit: u32,
+    window: Instant,
+    count: u32,
+}
+
+impl RateLimit {
+    fn new(limit: u32) -> Self {
+        RateLimit {
+            limit,
+            window: Instant::now(),
+            count: 0,
+        }
+    }
+
+    /// Counts a frame; true when it is over this second's allowance.
+    fn over(&mut self) -> bool {
+        if self.limit == 0 {
+            return false;
+        }
+        let now = Instant::now();
+        if now.duration_since(self.window) >= Duration::from_secs(1) {
+            self.window = now;
+            self.count = 0;
+        }
+        self.count = self.count.saturating_add(1);
+        self.count > self.limit
     }
 }

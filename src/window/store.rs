@@ -66,6 +66,10 @@ pub struct Checkpoint {
     /// resume from it).
     #[serde(default)]
     pub cursors: std::collections::BTreeMap<String, Micros>,
+    /// Per source, the newest Jetstream v2 sequence number fully accounted
+    /// for, with the host that issued it (exact resume).
+    #[serde(default)]
+    pub seqs: std::collections::BTreeMap<String, crate::source::jetstream::SeqCursor>,
     /// Recently seen event keys, so a resumed overlap is not counted twice.
     #[serde(default)]
     pub dedupe: Option<crate::source::dedupe::Deduper>,

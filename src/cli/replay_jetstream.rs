@@ -1,0 +1,208 @@
+//! `outagewatch replay --jetstream [URL] --since 24h`: the recent firehose
+//! without having recorded it. Jetstream keeps about 36 hours; this
+//! connects with a cursor in the past, reads as fast as the server sends
+//! until `--until` or the live tail, and runs every frame through the same
+//! pipeline call as a recording, so the same frames give the same alerts.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::{mpsc, watch};
+
+use crate::Micros;
+use crate::pipeline::{Emitted, Pipeline};
+use crate::source::health::{SourceHealth, wall_now};
+use crate::source::jetstream::{self, JetstreamOptions, JetstreamProtocol, Wire};
+use crate::source::ws::{self, WsSettings};
+use crate::window::store::SledStore;
+
+/// The source name frames are counted under.
+pub const SOURCE: &str = "jetstream";
+
+/// What `replay --jetstream` reads.
+pub struct History {
+    pub url: String,
+    pub since: Micros,
+    pub until: Option<Micros>,
+    pub record: Option<PathBuf>,
+    pub wire: Wire,
+    pub compress: bool,
+    /// No frame for this long, once frames flowed: the live tail.
+    pub tail_idle: Duration,
+    pub max_frame_bytes: usize,
+}
+
+/// Why the read ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// A frame at or after `--until` arrived (it was not processed).
+    Until,
+    /// Caught up with the live stream (or the server had nothing more).
+    Tail,
+    /// Interrupted (SIGINT or SIGTERM).
+    Stopped,
+}
+
+impl End {
+    pub fn describe(self) -> &'static str {
+        match self {
+            End::Until => "reached --until",
+            End::Tail => "reached the live tail",
+            End::Stopped => "interrupted",
+        }
+    }
+}
+
+/// `24h`, `90m`, `2d` (that long before `now`), an RFC 3339 time, or
+/// microseconds since the epoch.
+pub fn parse_time(text: &str, now: Micros) -> anyhow::Result<Micros> {
+    if let Ok(ago) = humantime::parse_duration(text) {
+        let ago = i64::try_from(ago.as_micros()).context("duration too long")?;
+        return Ok(now - ago);
+    }
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(time.timestamp_micros());
+    }
+    text.parse::<i64>().map_err(|_| {
+        anyhow::anyhow!(
+            "{text:?} is neither a duration (24h, 90m), an RFC 3339 time nor microseconds since the epoch"
+        )
+    })
+}
+
+/// Reads the history into the pipeline; `emit` gets the alerts as they come.
+pub fn read(
+    runtime: &tokio::runtime::Runtime,
+    history: &History,
+    pipeline: &mut Pipeline<SledStore>,
+    emit: &mut dyn FnMut(Vec<Emitted>) -> anyhow::Result<()>,
+) -> anyhow::Result<End> {
+    let mut out = match &history.record {
+        Some(path) => Some(super::record::open_output(path)?),
+        None => None,
+    };
+    let (tx, mut rx) = mpsc::channel(4096);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let health = Arc::new(SourceHealth::new(SOURCE, None));
+    let settings = WsSettings {
+        // History arrives as fast as the server sends: no rate limit here.
+        max_frames_per_sec: 0,
+        max_frame_bytes: history.max_frame_bytes,
+        ..WsSettings::default()
+    };
+    let protocol = JetstreamProtocol::new(JetstreamOptions {
+        wire: history.wire,
+        compress: history.compress,
+        start: Some(history.since),
+        ..JetstreamOptions::default()
+    });
+    let tls = crate::tls::client_config()?;
+    let task = runtime.spawn(ws::run(
+        0,
+        vec![history.url.clone()],
+        settings,
+        protocol,
+        tls,
+        tx,
+        Arc::clone(&health),
+        stop_rx,
+    ));
+    let end_of_range = history.until.unwrap_or_else(wall_now);
+    let progress = progress_bar(((end_of_range - history.since).max(1) / 1_000_000) as u64);
+    let mut stop = Box::pin(super::run::first_signal_then_arm_second());
+    let mut frame_no = 0u64;
+    let end = loop {
+        let next = runtime.block_on(async {
+            tokio::select! {
+                inbound = rx.recv() => Some(inbound),
+                _ = tokio::time::sleep(history.tail_idle) => None,
+                _ = &mut stop => Some(None),
+            }
+        });
+        let inbound = match next {
+            Some(Some(inbound)) => inbound,
+            Some(None) => break End::Stopped,
+            None => {
+                // Quiet: the tail once connected and either frames flowed
+                // or the server had none at all.
+                if health.snapshot().connected {
+                    break End::Tail;
+                }
+                continue;
+            }
+        };
+        let time = jetstream::decode_frame(inbound.frame.as_bytes())
+            .map(|f| f.time_us)
+            .unwrap_or(0);
+        if history.until.is_some_and(|until| time >= until) {
+            break End::Until;
+        }
+        frame_no += 1;
+        if let Some(out) = out.as_mut() {
+            out.write_all(inbound.frame.as_bytes())?;
+            out.write_all(b"\n")?;
+        }
+        emit(pipeline.process_jetstream(
+            SOURCE,
+            Some(&inbound.host),
+            frame_no,
+            inbound.frame.as_bytes(),
+        )?)?;
+        if time > 0 {
+            progress.set_position(((time - history.since).max(0) / 1_000_000) as u64);
+            if frame_no.is_multiple_of(256) {
+                progress.set_message(crate::alert::rfc3339(time));
+            }
+            if time >= wall_now() - history.tail_idle.as_micros() as i64 {
+                break End::Tail;
+            }
+        }
+    };
+    let _ = stop_tx.send(true);
+    let _ = runtime.block_on(task);
+    progress.finish_and_clear();
+    if let Some(out) = out {
+        out.finish_boxed().context("cannot finish the recording")?;
+    }
+    Ok(end)
+}
+
+/// A bar over the requested time range, positioned at the event time read.
+fn progress_bar(range_secs: u64) -> ProgressBar {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(range_secs);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {percent}% event time {msg} ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_durations_ago_rfc3339_or_micros() {
+        let now = 1_800_000_000_000_000;
+        assert_eq!(parse_time("24h", now).ok(), Some(now - 86_400_000_000));
+        assert_eq!(parse_time("90m", now).ok(), Some(now - 5_400_000_000));
+        assert_eq!(
+            parse_time("2026-07-04T14:17:10Z", now).ok(),
+            Some(1_783_174_630_000_000)
+        );
+        assert_eq!(
+            parse_time("1783174630000000", now).ok(),
+            Some(1_783_174_630_000_000)
+        );
+        let err = parse_time("yesterday-ish", now).expect_err("rejected");
+        assert!(err.to_string().contains("neither a duration"), "{err}");
+    }
+}

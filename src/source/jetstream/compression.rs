@@ -1,0 +1,393 @@
+//! Jetstream's dictionary-zstd compression (`protocols.md` §1b).
+//!
+//! Each compressed frame is a binary websocket message holding one complete
+//! zstd frame made with a dictionary; its decompressed bytes are exactly
+//! the text frame. v1's dictionary is served by no endpoint, so it ships in
+//! the binary (`zstd_dictionary_v1`, see `README.md` beside it for its
+//! origin and licence). v2's is fetched from the server
+//! (`getZstdDictionary`), cached in the state directory by id, and fetched
+//! again when the server answers `UnknownZstdDictionary`.
+//!
+//! Decompression is bounded: the output buffer is capped at the frame
+//! limit, so a frame that would expand past it is rejected by zstd itself,
+//! never allocated.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Jetstream v1's dictionary (zstd dictionary id 1612007021, 112,640 bytes).
+pub const V1_DICTIONARY: &[u8] = include_bytes!("zstd_dictionary_v1");
+
+/// The v2 dictionary endpoint, on the subscription's host.
+pub const DICTIONARY_PATH: &str = "/xrpc/network.bsky.jetstream.getZstdDictionary";
+
+/// The largest dictionary accepted from a server.
+pub const MAX_DICTIONARY_BYTES: usize = 4 << 20;
+
+/// A zstd dictionary's magic number (RFC 8878 §5), little-endian on disk.
+const DICTIONARY_MAGIC: u32 = 0xEC30_A437;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CompressionError {
+    #[error("not a zstd dictionary ({0})")]
+    NotADictionary(String),
+    #[error("compressed frame of {len} bytes exceeds the limit of {limit} bytes")]
+    CompressedTooLarge { len: usize, limit: usize },
+    #[error("frame expands past the limit of {limit} bytes")]
+    ExpandsTooFar { limit: usize },
+    #[error("frame made with dictionary {frame}, but this connection uses {ours}")]
+    WrongDictionary { frame: u32, ours: u32 },
+    #[error("cannot decompress: {0}")]
+    Corrupt(String),
+    #[error("decompressed frame is not UTF-8 (valid up to byte {0})")]
+    NotUtf8(usize),
+}
+
+/// A zstd dictionary with its id.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Dictionary {
+    pub id: u32,
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for Dictionary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Dictionary(id {}, {} bytes)", self.id, self.bytes.len())
+    }
+}
+
+impl Dictionary {
+    /// Checks the magic and reads the id (bytes 4..8, little-endian).
+    pub fn parse(bytes: Vec<u8>) -> Result<Dictionary, CompressionError> {
+        if bytes.len() > MAX_DICTIONARY_BYTES {
+            return Err(CompressionError::NotADictionary(format!(
+                "{} bytes, more than {MAX_DICTIONARY_BYTES}",
+                bytes.len()
+            )));
+        }
+        let word = |at: usize| {
+            bytes
+                .get(at..at + 4)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_le_bytes)
+        };
+        if word(0) != Some(DICTIONARY_MAGIC) {
+            return Err(CompressionError::NotADictionary(
+                "wrong magic number".into(),
+            ));
+        }
+        match word(4) {
+            Some(id) if id != 0 => Ok(Dictionary { id, bytes }),
+            _ => Err(CompressionError::NotADictionary("no id".into())),
+        }
+    }
+
+    /// The dictionary v1 servers compress with.
+    pub fn v1() -> Dictionary {
+        Dictionary {
+            id: u32::from_le_bytes([
+                V1_DICTIONARY[4],
+                V1_DICTIONARY[5],
+                V1_DICTIONARY[6],
+                V1_DICTIONARY[7],
+            ]),
+            bytes: V1_DICTIONARY.to_vec(),
+        }
+    }
+}
+
+/// Decompresses frames made with one dictionary, within limits.
+pub struct Inflater {
+    id: u32,
+    decompressor: zstd::bulk::Decompressor<'static>,
+}
+
+impl std::fmt::Debug for Inflater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Inflater(dictionary {})", self.id)
+    }
+}
+
+impl Inflater {
+    pub fn new(dictionary: &Dictionary) -> Result<Inflater, CompressionError> {
+        let decompressor = zstd::bulk::Decompressor::with_dictionary(&dictionary.bytes)
+            .map_err(|e| CompressionError::NotADictionary(e.to_string()))?;
+        Ok(Inflater {
+            id: dictionary.id,
+            decompressor,
+        })
+    }
+
+    pub fn dictionary_id(&self) -> u32 {
+        self.id
+    }
+
+    /// One compressed frame to its text: at most `max_compressed` bytes in,
+    /// at most `max_text` bytes out (the buffer is never larger).
+    pub fn inflate(
+        &mut self,
+        frame: &[u8],
+        max_compressed: usize,
+        max_text: usize,
+    ) -> Result<String, CompressionError> {
+        if frame.len() > max_compressed {
+            return Err(CompressionError::CompressedTooLarge {
+                len: frame.len(),
+                limit: max_compressed,
+            });
+        }
+        if let Some(id) = zstd::zstd_safe::get_dict_id_from_frame(frame)
+            && id.get() != self.id
+        {
+            return Err(CompressionError::WrongDictionary {
+                frame: id.get(),
+                ours: self.id,
+            });
+        }
+        // The declared size, when there is one, decides early and without
+        // allocating; the capped buffer decides for frames that lie or
+        // declare nothing.
+        if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(frame)
+            && size > max_text as u64
+        {
+            return Err(CompressionError::ExpandsTooFar { limit: max_text });
+        }
+        let bytes = self.decompressor.decompress(frame, max_text).map_err(|e| {
+            if e.to_string().contains("Destination buffer is too small") {
+                CompressionError::ExpandsTooFar { limit: max_text }
+            } else {
+                CompressionError::Corrupt(e.to_string())
+            }
+        })?;
+        String::from_utf8(bytes)
+            .map_err(|e| CompressionError::NotUtf8(e.utf8_error().valid_up_to()))
+    }
+}
+
+/// The v2 dictionary URL on a subscription URL's host (`ws`→`http`,
+/// `wss`→`https`), for the current dictionary or a given id.
+pub fn dictionary_url(subscription: &str, id: Option<u32>) -> Option<String> {
+    let mut url = reqwest::Url::parse(subscription).ok()?;
+    let scheme = match url.scheme() {
+        "ws" | "http" => "http",
+        "wss" | "https" => "https",
+        _ => return None,
+    };
+    url.set_scheme(scheme).ok()?;
+    url.set_path(DICTIONARY_PATH);
+    url.set_query(None);
+    url.set_fragment(None);
+    if let Some(id) = id {
+        url.query_pairs_mut().append_pair("id", &id.to_string());
+    }
+    Some(url.to_string())
+}
+
+/// v2 dictionaries on disk: `<state dir>/jetstream-dictionaries/<id>.zdict`.
+#[derive(Debug, Clone)]
+pub struct DictionaryCache {
+    dir: PathBuf,
+}
+
+impl DictionaryCache {
+    pub fn new(state_dir: &Path) -> Self {
+        DictionaryCache {
+            dir: state_dir.join("jetstream-dictionaries"),
+        }
+    }
+
+    fn path(&self, id: u32) -> PathBuf {
+        self.dir.join(format!("{id}.zdict"))
+    }
+
+    /// The most recently stored dictionary, if a valid one is there.
+    pub fn newest(&self) -> Option<Dictionary> {
+        let entries = std::fs::read_dir(&self.dir).ok()?;
+        let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "zdict") {
+                continue;
+            }
+            let Ok(modified) = entry.metadata().and_then(|m| m.modified()) else {
+                continue;
+            };
+            if best.as_ref().is_none_or(|(t, _)| modified > *t) {
+                best = Some((modified, path));
+            }
+        }
+        let (_, path) = best?;
+        self.read(&path)
+    }
+
+    fn read(&self, path: &Path) -> Option<Dictionary> {
+        let bytes = std::fs::read(path).ok()?;
+        match Dictionary::parse(bytes) {
+            Ok(d) if self.path(d.id) == path => Some(d),
+            Ok(_) | Err(_) => {
+                tracing::warn!(path = %path.display(), "cached Jetstream dictionary is unusable; ignoring it");
+                None
+            }
+        }
+    }
+
+    /// Stores a dictionary under its id (write to a temporary file, then
+    /// rename, so a crash never leaves half a dictionary).
+    pub fn store(&self, dictionary: &Dictionary) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let tmp = self.dir.join(format!(".{}.tmp", dictionary.id));
+        std::fs::write(&tmp, &dictionary.bytes)?;
+        std::fs::rename(&tmp, self.path(dictionary.id))
+    }
+}
+
+/// Fetches the server's current dictionary (or a given id), bounded in
+/// size and time.
+pub async fn fetch(
+    client: &reqwest::Client,
+    subscription: &str,
+    id: Option<u32>,
+    timeout: Duration,
+) -> Result<Dictionary, String> {
+    let url = dictionary_url(subscription, id)
+        .ok_or_else(|| format!("no dictionary URL for {subscription}"))?;
+    let request = async {
+        let mut response = client
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.bytes().await.unwrap_or_default();
+            let body = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+            return Err(format!("GET {url}: HTTP {status}: {body}"));
+        }
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_DICTIONARY_BYTES as u64)
+        {
+            return Err(format!(
+                "GET {url}: dictionary larger than {MAX_DICTIONARY_BYTES} bytes"
+            ));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?
+        {
+            if bytes.len() + chunk.len() > MAX_DICTIONARY_BYTES {
+                return Err(format!(
+                    "GET {url}: dictionary larger than {MAX_DICTIONARY_BYTES} bytes"
+                ));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Dictionary::parse(bytes).map_err(|e| format!("GET {url}: {e}"))
+    };
+    tokio::time::timeout(timeout, request)
+        .await
+        .map_err(|_| format!("GET {url}: no answer within {timeout:?}"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_v1_dictionary_is_the_documented_one() {
+        let d = Dictionary::v1();
+        assert_eq!(d.id, 1_612_007_021);
+        assert_eq!(d.bytes.len(), 112_640);
+        assert_eq!(Dictionary::parse(d.bytes.clone()), Ok(d));
+    }
+
+    fn frame_with(dict: &[u8], text: &str) -> Vec<u8> {
+        let mut c = zstd::bulk::Compressor::with_dictionary(3, dict).expect("compressor");
+        c.compress(text.as_bytes()).expect("compress")
+    }
+
+    #[test]
+    fn inflates_within_limits_and_rejects_the_rest() {
+        let d = Dictionary::v1();
+        let mut inflater = Inflater::new(&d).expect("inflater");
+        let text = r#"{"did":"did:plc:a","time_us":1,"kind":"commit","commit":{"operation":"create","collection":"app.bsky.feed.post","rkey":"k","record":{"text":"hi"}}}"#;
+        let frame = frame_with(&d.bytes, text);
+        assert!(frame.len() < text.len(), "the dictionary compresses");
+        assert_eq!(
+            inflater.inflate(&frame, 1 << 20, 1 << 20).as_deref(),
+            Ok(text)
+        );
+        assert_eq!(
+            inflater.inflate(&frame, 4, 1 << 20),
+            Err(CompressionError::CompressedTooLarge {
+                len: frame.len(),
+                limit: 4
+            })
+        );
+        // A bomb: 64 MiB of zeros in a few kilobytes, against a 1 MiB limit.
+        let bomb = zstd::bulk::compress(&vec![b'0'; 64 << 20], 19).expect("compress");
+        assert!(bomb.len() < 64 << 10);
+        assert_eq!(
+            inflater.inflate(&bomb, 1 << 20, 1 << 20),
+            Err(CompressionError::ExpandsTooFar { limit: 1 << 20 })
+        );
+        // The same bomb with no declared size: the capped buffer stops it.
+        let mut streamed = Vec::new();
+        {
+            let mut enc = zstd::stream::write::Encoder::new(&mut streamed, 19).expect("enc");
+            enc.include_contentsize(false).expect("flag");
+            std::io::Write::write_all(&mut enc, &vec![b'0'; 8 << 20]).expect("write");
+            enc.finish().expect("finish");
+        }
+        assert_eq!(
+            inflater.inflate(&streamed, 1 << 20, 1 << 20),
+            Err(CompressionError::ExpandsTooFar { limit: 1 << 20 })
+        );
+        // Garbage after the magic: its header names no dictionary of ours,
+        // or does not decode.
+        assert!(matches!(
+            inflater.inflate(&[0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3], 1 << 20, 1 << 20),
+            Err(CompressionError::Corrupt(_) | CompressionError::WrongDictionary { .. })
+        ));
+        assert!(matches!(
+            inflater.inflate(b"plain text, not zstd", 1 << 20, 1 << 20),
+            Err(CompressionError::Corrupt(_))
+        ));
+        let other = zstd::dict::from_continuous(
+            &text.repeat(200).into_bytes(),
+            &vec![text.len(); 200],
+            4096,
+        )
+        .expect("train");
+        let foreign = frame_with(&other, text);
+        assert!(matches!(
+            inflater.inflate(&foreign, 1 << 20, 1 << 20),
+            Err(CompressionError::WrongDictionary { .. }) | Err(CompressionError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn dictionary_urls_and_cache() {
+        assert_eq!(
+            dictionary_url(
+                "wss://h.example/xrpc/network.bsky.jetstream.subscribeEvents?cursor=5",
+                None
+            )
+            .as_deref(),
+            Some("https://h.example/xrpc/network.bsky.jetstream.getZstdDictionary")
+        );
+        assert_eq!(
+            dictionary_url("ws://127.0.0.1:9/subscribe", Some(7)).as_deref(),
+            Some("http://127.0.0.1:9/xrpc/network.bsky.jetstream.getZstdDictionary?id=7")
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = DictionaryCache::new(dir.path());
+        assert_eq!(cache.newest(), None);
+        let d = Dictionary::v1();
+        cache.store(&d).expect("store");
+        assert_eq!(cache.newest(), Some(d));
+        assert!(Dictionary::parse(b"not a dictionary".to_vec()).is_err());
+    }
+}

@@ -1,0 +1,235 @@
+//! Bluesky Jetstream: both wires (`protocols.md` §1 and §1b) and their
+//! dictionary-zstd compression.
+//!
+//! - [`v1`]: the `/subscribe` wire, `{"did","time_us","kind",...}` frames,
+//!   resumed by event time (with an overlap that is de-duplicated).
+//! - [`v2`]: `/xrpc/network.bsky.jetstream.subscribeEvents`, the
+//!   `xrpc.v1.json` subprotocol, `{"$type":"message","payload":{...}}`
+//!   frames with a per-server sequence number, resumed exactly by it.
+//! - [`compression`]: the dictionaries (v1's ships in the binary, v2's is
+//!   fetched from the server and cached) and the bounded decompressor.
+//! - [`protocol`]: the connection (URLs, control frames, refusals) for
+//!   [`crate::source::ws`].
+//!
+//! Decoding is a pure function of the (decompressed) frame's text, and one
+//! decoder reads both wires, told apart by their fields, so a recording
+//! holding either replays through the same pipeline. It reads the envelope
+//! first and parses a record only for post creates, so the likes, follows
+//! and reposts that make up most of the firehose cost one validating scan.
+
+pub mod compression;
+pub mod protocol;
+mod v1;
+mod v2;
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+pub use protocol::{JetstreamOptions, JetstreamProtocol, SeqCursor, Wire};
+
+use super::{Decoded, FrameError, RawPost, SkipReason};
+use crate::{MICROS_PER_SEC, Micros};
+
+/// The collection that holds posts.
+pub const POST_COLLECTION: &str = "app.bsky.feed.post";
+
+/// The v2 endpoint's path.
+pub const V2_PATH: &str = "/xrpc/network.bsky.jetstream.subscribeEvents";
+/// The v1 endpoint's path.
+pub const V1_PATH: &str = "/subscribe";
+
+/// The public Jetstream hosts, in the order they are tried. The path picks
+/// nothing: each source's `protocol` decides which endpoint is used.
+pub const PUBLIC_HOSTS: [&str; 4] = [
+    "wss://jetstream1.us-east.bsky.network/subscribe",
+    "wss://jetstream2.us-east.bsky.network/subscribe",
+    "wss://jetstream1.us-west.bsky.network/subscribe",
+    "wss://jetstream2.us-west.bsky.network/subscribe",
+];
+
+/// How far before the last processed event a connection resumed by time
+/// starts: `time_us` is only nearly increasing, so the events just before
+/// the cursor may not all have been seen. The overlap is de-duplicated.
+pub const RESUME_OVERLAP_US: Micros = 5 * MICROS_PER_SEC;
+
+/// One decoded frame of either wire.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    /// The server's event time; 0 for frames that carry none (v2 `#info`).
+    pub time_us: Micros,
+    /// The server's sequence number (v2 `seq`, or the `cursor` a v2 server
+    /// adds to v1 frames), if any.
+    pub seq: Option<u64>,
+    pub decoded: Decoded,
+}
+
+/// The top level of a frame of either wire, read in one pass: v1 fields,
+/// and v2's `$type` with its `payload` (or `error`).
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "$type", borrow)]
+    kind_v2: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    did: Option<Cow<'a, str>>,
+    time_us: Option<i64>,
+    cursor: Option<u64>,
+    #[serde(borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    commit: Option<v1::Commit<'a>>,
+    #[serde(borrow)]
+    payload: Option<v2::Payload<'a>>,
+    #[serde(borrow)]
+    error: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    message: Option<Cow<'a, str>>,
+}
+
+/// Decodes one frame of either wire. Unknown fields are ignored; unknown
+/// kinds are skipped and counted rather than rejected, as the protocol grows.
+pub fn decode(frame: &[u8]) -> Result<Decoded, FrameError> {
+    decode_frame(frame).map(|f| f.decoded)
+}
+
+/// [`decode`], with the frame's event time (posts and non-posts alike).
+pub fn decode_with_time(frame: &[u8]) -> Result<(i64, Decoded), FrameError> {
+    decode_frame(frame).map(|f| (f.time_us, f.decoded))
+}
+
+/// [`decode`], with the frame's event time and sequence number.
+pub fn decode_frame(frame: &[u8]) -> Result<Frame, FrameError> {
+    let text = std::str::from_utf8(frame).map_err(|e| FrameError::InvalidUtf8 {
+        valid_up_to: e.valid_up_to(),
+    })?;
+    let envelope: Envelope<'_> =
+        serde_json::from_str(text).map_err(|e| FrameError::Json(e.to_string()))?;
+    if envelope.kind_v2.is_some() {
+        v2::decode(envelope)
+    } else {
+        v1::decode(envelope)
+    }
+}
+
+/// The parts of a commit both wires share.
+struct CommitOp<'a> {
+    operation: &'a str,
+    collection: &'a str,
+    rkey: &'a str,
+    rev: Option<&'a str>,
+    record: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct PostRecord {
+    text: Option<String>,
+    #[serde(default)]
+    langs: Vec<String>,
+    #[serde(default)]
+    facets: Vec<Facet>,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Facet {
+    #[serde(default)]
+    features: Vec<Feature>,
+}
+
+#[derive(Deserialize)]
+struct Feature {
+    #[serde(rename = "$type", default)]
+    kind: String,
+    tag: Option<String>,
+}
+
+const TAG_FEATURE: &str = "app.bsky.richtext.facet#tag";
+
+/// A commit of either wire: a post create becomes a [`RawPost`], the rest
+/// are skipped with their reason. `record_field` names the record in errors.
+fn commit_to_post(
+    time_us: Micros,
+    did: Option<&str>,
+    commit: CommitOp<'_>,
+    record_field: &'static str,
+) -> Result<Decoded, FrameError> {
+    if commit.collection != POST_COLLECTION {
+        return Ok(Decoded::Skipped(SkipReason::OtherCollection));
+    }
+    match commit.operation {
+        "create" => {}
+        "update" => return Ok(Decoded::Skipped(SkipReason::PostUpdate)),
+        _ => return Ok(Decoded::Skipped(SkipReason::PostDelete)),
+    }
+    let did = did.ok_or(FrameError::MissingField("did"))?;
+    let record = commit
+        .record
+        .ok_or(FrameError::MissingField(record_field))?;
+    let record: PostRecord =
+        serde_json::from_str(record.get()).map_err(|e| FrameError::BadRecord(e.to_string()))?;
+    let text = record.text.ok_or(FrameError::PostWithoutText)?;
+    let mut tags = record.tags;
+    tags.extend(
+        record
+            .facets
+            .into_iter()
+            .flat_map(|facet| facet.features)
+            .filter(|feature| feature.kind == TAG_FEATURE)
+            .filter_map(|feature| feature.tag),
+    );
+    Ok(Decoded::Post(RawPost {
+        time_us,
+        key: super::dedupe::key_of(&[did, POST_COLLECTION, commit.rkey, commit.rev.unwrap_or("")]),
+        uri: format!("at://{did}/{POST_COLLECTION}/{}", commit.rkey),
+        author: did.to_owned(),
+        text,
+        langs: record.langs,
+        tags,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The same events on both wires decode to the same posts, times and
+    /// skip reasons; v2 adds the sequence number.
+    #[test]
+    fn both_wires_decode_the_same_events_alike() {
+        let cases = [
+            (
+                r##"{"did":"did:plc:a","time_us":1725911162329308,"kind":"commit","commit":{"rev":"r1","operation":"create","collection":"app.bsky.feed.post","rkey":"k1","record":{"text":"is #TwitterDown","langs":["en"],"facets":[{"features":[{"$type":"app.bsky.richtext.facet#tag","tag":"TwitterDown"}]}]},"cid":"c"}}"##,
+                r##"{"$type":"message","payload":{"$type":"network.bsky.jetstream.subscribeEvents#commit","seq":7,"did":"did:plc:a","time":"2024-09-09T19:46:02.329308Z","rev":"r1","operation":"create","collection":"app.bsky.feed.post","rkey":"k1","cid":"c","record":{"text":"is #TwitterDown","langs":["en"],"facets":[{"features":[{"$type":"app.bsky.richtext.facet#tag","tag":"TwitterDown"}]}]}}}"##,
+            ),
+            (
+                r#"{"did":"d","time_us":1725911162000000,"kind":"commit","commit":{"rev":"r","operation":"delete","collection":"app.bsky.feed.post","rkey":"k"}}"#,
+                r#"{"payload":{"seq":8,"did":"d","time":"2024-09-09T19:46:02.000000Z","rev":"r","operation":"delete","collection":"app.bsky.feed.post","rkey":"k","$type":"network.bsky.jetstream.subscribeEvents#commit"},"$type":"message"}"#,
+            ),
+            (
+                r#"{"did":"d","time_us":1725911162000001,"kind":"identity","identity":{"did":"d","seq":1,"time":"t"}}"#,
+                r#"{"$type":"message","payload":{"$type":"network.bsky.jetstream.subscribeEvents#identity","seq":9,"did":"d","time":"2024-09-09T19:46:02.000001Z","identity":{"did":"d","seq":1,"time":"t"}}}"#,
+            ),
+            (
+                r#"{"did":"d","time_us":1725911162000002,"kind":"account","account":{"active":true}}"#,
+                r##"{"$type":"message","payload":{"$type":"#account","seq":10,"did":"d","time":"2024-09-09T19:46:02.000002Z","account":{"active":true}}}"##,
+            ),
+        ];
+        for (one, two) in cases {
+            let a = decode_frame(one.as_bytes()).expect(one);
+            let b = decode_frame(two.as_bytes()).expect(two);
+            assert_eq!(a.time_us, b.time_us, "{two}");
+            assert_eq!(a.decoded, b.decoded, "{two}");
+            assert_eq!(a.seq, None);
+            assert!(b.seq.is_some());
+        }
+    }
+
+    #[test]
+    fn a_v1_frame_from_a_v2_server_keeps_its_sequence_number() {
+        let f = decode_frame(br#"{"did":"d","time_us":5,"kind":"account","cursor":31527015322}"#)
+            .expect("decodes");
+        assert_eq!(f.seq, Some(31_527_015_322));
+    }
+}

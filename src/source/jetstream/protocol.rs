@@ -1,0 +1,603 @@
+//! The Jetstream connection for [`crate::source::ws`]: which endpoint and
+//! cursor to ask for, the compression dictionary, the server's control
+//! frames and refusals.
+//!
+//! **Resuming.** v1 resumes by event time minus [`RESUME_OVERLAP_US`]
+//! (the overlap is de-duplicated). v2 resumes exactly by sequence number:
+//! `cursor = last seq + 1` (the v2 cursor is inclusive). A sequence number
+//! means something only on the host that issued it, so it is kept with its
+//! host: on another host (failover) the connection resumes by time instead.
+//! Within a run the cursor is the last frame handed to the pipeline; across
+//! runs it is the one saved with the counts (see [`SeqCursor`]).
+//!
+//! **Refusals.** A v2 `CursorTooOld` (HTTP 400 before the upgrade, naming
+//! the server's floor) resumes from the floor and reports the lost range as
+//! a gap; `UnknownZstdDictionary` fetches the current dictionary again.
+//! `ConsumerTooSlow` (an `error` frame) is logged and reconnected.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::compression::{self, Dictionary, DictionaryCache, Inflater};
+use super::v2::{self, V2Control, XrpcError};
+use super::{POST_COLLECTION, RESUME_OVERLAP_US, V1_PATH, V2_PATH};
+use crate::Micros;
+use crate::source::ws::{BinaryFrame, Control, Prepare, Protocol, Rejection, WsSettings};
+
+/// Which Jetstream wire a source speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Wire {
+    /// `/subscribe`, resumed by time.
+    V1,
+    /// `/xrpc/network.bsky.jetstream.subscribeEvents`, resumed by sequence.
+    #[default]
+    V2,
+}
+
+/// A v2 sequence number with the host that issued it; saved with the
+/// counts, so a restart resumes exactly where the counts stop.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct SeqCursor {
+    pub host: String,
+    pub seq: u64,
+}
+
+/// How a Jetstream source connects.
+#[derive(Debug, Clone)]
+pub struct JetstreamOptions {
+    pub wire: Wire,
+    /// Ask for dictionary-zstd frames.
+    pub compress: bool,
+    /// Where v2 dictionaries are cached (none: fetched every run).
+    pub state_dir: Option<PathBuf>,
+    /// Where to start when nothing was processed yet (`replay --since`);
+    /// none: the live tail.
+    pub start: Option<Micros>,
+    /// The sequence cursor saved with the counts, if any.
+    pub resume: Option<SeqCursor>,
+    /// Time allowed for fetching a dictionary.
+    pub fetch_timeout: Duration,
+}
+
+impl Default for JetstreamOptions {
+    fn default() -> Self {
+        JetstreamOptions {
+            wire: Wire::V2,
+            compress: true,
+            state_dir: None,
+            start: None,
+            resume: None,
+            fetch_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Values at or above this are time cursors on v2 (`protocols.md` §1b).
+const TIME_CURSOR_MIN: i64 = 1_000_000_000_000_000;
+
+/// The Jetstream [`Protocol`].
+#[derive(Debug)]
+pub struct JetstreamProtocol {
+    options: JetstreamOptions,
+    /// The host of the current connection.
+    host: String,
+    /// Newest sequence number handed to the pipeline, with its host.
+    seq: Option<SeqCursor>,
+    /// The seq cursor the current connection asked for.
+    asked: Option<u64>,
+    /// After `CursorTooOld`: the next connection to this host starts here
+    /// (`None` inside: at the live tail).
+    floor: Option<(String, Option<u64>)>,
+    dictionary: Option<Dictionary>,
+    dictionary_stale: bool,
+    /// Decompressor of the current connection, if it asked for compression.
+    inflater: Option<Inflater>,
+    client: Option<reqwest::Client>,
+}
+
+impl JetstreamProtocol {
+    pub fn new(options: JetstreamOptions) -> Self {
+        JetstreamProtocol {
+            seq: options.resume.clone(),
+            options,
+            host: String::new(),
+            asked: None,
+            floor: None,
+            dictionary: None,
+            dictionary_stale: false,
+            inflater: None,
+            client: None,
+        }
+    }
+
+    /// v1, uncompressed: the plain wire.
+    pub fn v1_plain() -> Self {
+        JetstreamProtocol::new(JetstreamOptions {
+            wire: Wire::V1,
+            compress: false,
+            ..JetstreamOptions::default()
+        })
+    }
+
+    /// The dictionary for this connection, fetching or loading it if
+    /// needed. A failure is logged and the connection goes uncompressed.
+    async fn ensure_dictionary(&mut self, host: &str) {
+        if self.options.wire == Wire::V1 {
+            if self.dictionary.is_none() {
+                self.dictionary = Some(Dictionary::v1());
+            }
+            return;
+        }
+        let cache = self.options.state_dir.as_deref().map(DictionaryCache::new);
+        if self.dictionary.is_none()
+            && !self.dictionary_stale
+            && let Some(cached) = cache.as_ref().and_then(DictionaryCache::newest)
+        {
+            tracing::info!(
+                dictionary = cached.id,
+                "using the cached Jetstream dictionary"
+            );
+            self.dictionary = Some(cached);
+        }
+        if self.dictionary.is_some() && !self.dictionary_stale {
+            return;
+        }
+        let client = match &self.client {
+            Some(client) => client.clone(),
+            None => match http_client() {
+                Ok(client) => {
+                    self.client = Some(client.clone());
+                    client
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot build an HTTP client; reading uncompressed");
+                    self.dictionary = None;
+                    return;
+                }
+            },
+        };
+        match compression::fetch(&client, host, None, self.options.fetch_timeout).await {
+            Ok(dictionary) => {
+                tracing::info!(
+                    dictionary = dictionary.id,
+                    bytes = dictionary.bytes.len(),
+                    "fetched the Jetstream dictionary"
+                );
+                if let Some(cache) = &cache
+                    && let Err(e) = cache.store(&dictionary)
+                {
+                    tracing::warn!(error = %e, "cannot cache the Jetstream dictionary");
+                }
+                self.dictionary = Some(dictionary);
+                self.dictionary_stale = false;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot fetch the Jetstream dictionary; this connection reads uncompressed");
+                self.dictionary = None;
+            }
+        }
+    }
+
+    /// The cursor for the next connection to `host`.
+    fn cursor(&mut self, host: &str, processed: Option<Micros>) -> Option<i64> {
+        let by_time = |t: Micros| t - RESUME_OVERLAP_US;
+        if self.options.wire == Wire::V1 {
+            return processed.map(by_time).or(self.options.start);
+        }
+        if let Some((floor_host, floor)) = &self.floor
+            && floor_host == host
+        {
+            return floor.and_then(|f| i64::try_from(f).ok());
+        }
+        if let Some(cursor) = self.seq.as_ref().filter(|c| c.host == host) {
+            return i64::try_from(cursor.seq.saturating_add(1)).ok();
+        }
+        // By time: only a value the server reads as a time, never one it
+        // would take for a sequence number.
+        processed
+            .map(by_time)
+            .or(self.options.start)
+            .filter(|t| *t >= TIME_CURSOR_MIN)
+    }
+}
+
+fn http_client() -> Result<reqwest::Client, String> {
+    let tls = crate::tls::client_config().map_err(|e| e.to_string())?;
+    reqwest::Client::builder()
+        .tls_backend_preconfigured((*tls).clone())
+        .user_agent(concat!("outagewatch/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// `host` on `path` (unless it names a path of its own other than the
+/// other wire's), with its query minus the keys this code sets.
+fn endpoint(host: &str, path: &str, other_path: &str, drop: &[&str]) -> Option<reqwest::Url> {
+    let mut url = reqwest::Url::parse(host).ok()?;
+    if matches!(url.path(), "" | "/") || url.path() == other_path {
+        url.set_path(path);
+    }
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| !drop.contains(&k.as_ref()))
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    url.set_query(None);
+    if !kept.is_empty() {
+        url.query_pairs_mut().extend_pairs(kept);
+    }
+    Some(url)
+}
+
+/// The v1 subscription URL: `wantedCollections` (unless the host names its
+/// own), the cursor and compression.
+pub fn v1_url(host: &str, cursor: Option<i64>, compress: bool) -> String {
+    let Some(mut url) = endpoint(host, V1_PATH, V2_PATH, &["cursor", "compress"]) else {
+        return host.to_owned();
+    };
+    let wants = url.query_pairs().any(|(k, _)| k == "wantedCollections");
+    {
+        let mut query = url.query_pairs_mut();
+        if !wants {
+            query.append_pair("wantedCollections", POST_COLLECTION);
+        }
+        if let Some(cursor) = cursor {
+            query.append_pair("cursor", &cursor.to_string());
+        }
+        if compress {
+            query.append_pair("compress", "true");
+        }
+    }
+    url.to_string()
+}
+
+/// The v2 subscription URL: posts only (`kinds=commit&collections=…`,
+/// unless the host names its own), the cursor and the dictionary.
+pub fn v2_url(host: &str, cursor: Option<i64>, dictionary: Option<u32>) -> String {
+    let Some(mut url) = endpoint(host, V2_PATH, V1_PATH, &["cursor", "zstdDictionary"]) else {
+        return host.to_owned();
+    };
+    let has = |key: &str| url.query_pairs().any(|(k, _)| k == key);
+    let (kinds, collections) = (has("kinds"), has("collections"));
+    {
+        let mut query = url.query_pairs_mut();
+        if !kinds {
+            query.append_pair("kinds", "commit");
+        }
+        if !collections {
+            query.append_pair("collections", POST_COLLECTION);
+        }
+        if let Some(cursor) = cursor {
+            query.append_pair("cursor", &cursor.to_string());
+        }
+        if let Some(id) = dictionary {
+            query.append_pair("zstdDictionary", &id.to_string());
+        }
+    }
+    url.to_string()
+}
+
+impl Protocol for JetstreamProtocol {
+    fn prepare<'a>(&'a mut self, host: &'a str) -> Prepare<'a> {
+        Box::pin(async move {
+            if self.options.compress {
+                self.ensure_dictionary(host).await;
+            }
+        })
+    }
+
+    fn connect_url(&mut self, host: &str, processed: Option<Micros>) -> String {
+        self.host = host.to_owned();
+        let cursor = self.cursor(host, processed);
+        self.inflater = match (&self.dictionary, self.options.compress) {
+            (Some(d), true) => match Inflater::new(d) {
+                Ok(inflater) => Some(inflater),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the dictionary does not load; reading uncompressed");
+                    self.dictionary_stale = true;
+                    None
+                }
+            },
+            _ => None,
+        };
+        let dictionary = self.inflater.as_ref().map(Inflater::dictionary_id);
+        match self.options.wire {
+            Wire::V1 => {
+                self.asked = None;
+                v1_url(host, cursor, dictionary.is_some())
+            }
+            Wire::V2 => {
+                self.asked = cursor
+                    .filter(|c| *c < TIME_CURSOR_MIN)
+                    .and_then(|c| u64::try_from(c).ok());
+                v2_url(host, cursor, dictionary)
+            }
+        }
+    }
+
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        match self.options.wire {
+            Wire::V1 => Vec::new(),
+            Wire::V2 => vec![("sec-websocket-protocol", "xrpc.v1.json".to_owned())],
+        }
+    }
+
+    fn control(&mut self, frame: &str) -> Control {
+        if self.options.wire == Wire::V1 {
+            return Control::Data;
+        }
+        match v2::classify(frame) {
+            V2Control::Event => {
+                if let Ok(super::Frame { seq: Some(seq), .. }) =
+                    super::decode_frame(frame.as_bytes())
+                {
+                    // Past the floor now: the usual resume applies again.
+                    self.floor = None;
+                    self.seq = Some(SeqCursor {
+                        host: self.host.clone(),
+                        seq,
+                    });
+                }
+                Control::Data
+            }
+            V2Control::Info { name, message } if name == "OutdatedCursor" => Control::Gap(format!(
+                "the server's history does not reach back to the requested time; events before its floor were lost ({message})"
+            )),
+            V2Control::Info { name, message } => Control::Info(format!("{name}: {message}")),
+            V2Control::Error { name, message } => Control::Reconnect(format!("{name}: {message}")),
+        }
+    }
+
+    fn binary(&mut self, bytes: &[u8], settings: &WsSettings) -> BinaryFrame {
+        let Some(inflater) = self.inflater.as_mut() else {
+            return BinaryFrame::Unusable(format!(
+                "binary frame of {} bytes on an uncompressed connection",
+                bytes.len()
+            ));
+        };
+        match inflater.inflate(
+            bytes,
+            settings.max_compressed_frame_bytes,
+            settings.max_frame_bytes,
+        ) {
+            Ok(text) => BinaryFrame::Text(text),
+            Err(
+                e @ (compression::CompressionError::CompressedTooLarge { .. }
+                | compression::CompressionError::ExpandsTooFar { .. }),
+            ) => BinaryFrame::Oversized(e.to_string()),
+            Err(e) => BinaryFrame::Unusable(e.to_string()),
+        }
+    }
+
+    fn rejected(&mut self, status: u16, body: &[u8]) -> Rejection {
+        let Some(error) = XrpcError::parse(body) else {
+            let body = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+            return Rejection {
+                reason: format!("the server refused with HTTP {status}: {body}"),
+                gap: None,
+            };
+        };
+        let reason = format!(
+            "the server refused with HTTP {status}: {}: {}",
+            error.error, error.message
+        );
+        match error.error.as_str() {
+            "CursorTooOld" => {
+                let asked = self.asked.unwrap_or(0);
+                let floor = error.numbers().into_iter().filter(|n| *n > asked).min();
+                self.floor = Some((self.host.clone(), floor));
+                let gap = match floor {
+                    Some(floor) => format!(
+                        "cursor {asked} is older than the server keeps: {} events (seq {asked} to {}) were lost; resuming from seq {floor}",
+                        floor - asked,
+                        floor - 1
+                    ),
+                    None => format!(
+                        "cursor {asked} is older than the server keeps and it named no floor: an unknown number of events were lost; resuming at the live tail"
+                    ),
+                };
+                Rejection {
+                    reason,
+                    gap: Some(gap),
+                }
+            }
+            "UnknownZstdDictionary" => {
+                self.dictionary_stale = true;
+                Rejection { reason, gap: None }
+            }
+            _ => Rejection { reason, gap: None },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MICROS_PER_SEC;
+
+    #[test]
+    fn urls_for_both_wires() {
+        let cases = [
+            (
+                v1_url("wss://h/subscribe", None, false),
+                "wss://h/subscribe?wantedCollections=app.bsky.feed.post",
+            ),
+            (
+                v1_url("wss://h/subscribe", Some(1_700_000_000_000_000), true),
+                "wss://h/subscribe?wantedCollections=app.bsky.feed.post&cursor=1700000000000000&compress=true",
+            ),
+            (
+                v1_url(
+                    "ws://127.0.0.1:9/subscribe?cursor=5&wantedCollections=app.bsky.feed.*",
+                    Some(7),
+                    false,
+                ),
+                "ws://127.0.0.1:9/subscribe?wantedCollections=app.bsky.feed.*&cursor=7",
+            ),
+            (
+                v2_url("wss://h/subscribe", None, None),
+                "wss://h/xrpc/network.bsky.jetstream.subscribeEvents?kinds=commit&collections=app.bsky.feed.post",
+            ),
+            (
+                v2_url("wss://h", Some(42), Some(1_612_007_021)),
+                "wss://h/xrpc/network.bsky.jetstream.subscribeEvents?kinds=commit&collections=app.bsky.feed.post&cursor=42&zstdDictionary=1612007021",
+            ),
+            (
+                v1_url(
+                    "wss://h/xrpc/network.bsky.jetstream.subscribeEvents",
+                    None,
+                    false,
+                ),
+                "wss://h/subscribe?wantedCollections=app.bsky.feed.post",
+            ),
+        ];
+        for (got, want) in cases {
+            assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn v1_resumes_by_time_with_an_overlap() {
+        let mut p = JetstreamProtocol::v1_plain();
+        assert_eq!(
+            p.connect_url("wss://h/s", Some(10 * MICROS_PER_SEC)),
+            "wss://h/s?wantedCollections=app.bsky.feed.post&cursor=5000000",
+            "resumes five seconds before the last processed event"
+        );
+        assert!(p.headers().is_empty());
+    }
+
+    fn v2() -> JetstreamProtocol {
+        JetstreamProtocol::new(JetstreamOptions {
+            compress: false,
+            ..JetstreamOptions::default()
+        })
+    }
+
+    fn event(seq: u64) -> String {
+        format!(
+            r#"{{"$type":"message","payload":{{"$type":"network.bsky.jetstream.subscribeEvents#commit","seq":{seq},"did":"d","time":"2024-09-09T19:46:02.329308Z","rev":"r","operation":"delete","collection":"app.bsky.feed.post","rkey":"k"}}}}"#
+        )
+    }
+
+    #[test]
+    fn v2_resumes_exactly_by_sequence_on_the_same_host_only() {
+        let mut p = v2();
+        let t = 1_725_911_162_000_000;
+        assert!(!p.connect_url("ws://a", None).contains("cursor"));
+        assert_eq!(
+            p.headers(),
+            vec![("sec-websocket-protocol", "xrpc.v1.json".to_owned())]
+        );
+        assert_eq!(p.control(&event(41)), Control::Data);
+        assert_eq!(p.control(&event(42)), Control::Data);
+        assert!(
+            p.connect_url("ws://a", Some(t)).ends_with("&cursor=43"),
+            "last seq + 1"
+        );
+        let other = p.connect_url("ws://b", Some(t));
+        assert!(
+            other.ends_with(&format!("&cursor={}", t - RESUME_OVERLAP_US)),
+            "another host's numbers mean nothing here: by time: {other}"
+        );
+        // Restored from the checkpoint.
+        let mut restored = JetstreamProtocol::new(JetstreamOptions {
+            compress: false,
+            resume: Some(SeqCursor {
+                host: "ws://a".into(),
+                seq: 99,
+            }),
+            ..JetstreamOptions::default()
+        });
+        assert!(
+            restored
+                .connect_url("ws://a", Some(t))
+                .ends_with("&cursor=100")
+        );
+    }
+
+    #[test]
+    fn cursor_too_old_resumes_from_the_floor_and_reports_the_gap() {
+        let mut p = JetstreamProtocol::new(JetstreamOptions {
+            compress: false,
+            resume: Some(SeqCursor {
+                host: "ws://a".into(),
+                seq: 999,
+            }),
+            ..JetstreamOptions::default()
+        });
+        assert!(p.connect_url("ws://a", None).ends_with("cursor=1000"));
+        let r = p.rejected(
+            400,
+            br#"{"error":"CursorTooOld","message":"cursor 1000 is below the retention floor 1500"}"#,
+        );
+        let gap = r.gap.expect("a gap");
+        assert!(
+            gap.contains("500 events (seq 1000 to 1499) were lost"),
+            "{gap}"
+        );
+        assert!(p.connect_url("ws://a", None).ends_with("cursor=1500"));
+        // Once frames flow, the usual cursor takes over.
+        p.control(&event(1600));
+        assert!(p.connect_url("ws://a", None).ends_with("cursor=1601"));
+        // No floor named: live tail, an unknown loss.
+        let r = p.rejected(400, br#"{"error":"CursorTooOld","message":"too old"}"#);
+        assert!(r.gap.expect("gap").contains("unknown number"));
+        assert!(!p.connect_url("ws://a", None).contains("cursor"));
+        let r = p.rejected(503, b"<html>busy</html>");
+        assert_eq!(r.gap, None);
+        assert!(r.reason.contains("503"));
+    }
+
+    #[test]
+    fn server_frames_are_classified() {
+        let mut p = v2();
+        assert!(matches!(
+            p.control(r#"{"$type":"error","error":"ConsumerTooSlow","message":"reading too slowly"}"#),
+            Control::Reconnect(r) if r.contains("ConsumerTooSlow")
+        ));
+        assert!(matches!(
+            p.control(r#"{"$type":"message","payload":{"$type":"network.bsky.jetstream.subscribeEvents#info","name":"OutdatedCursor","message":"resumed from seq 5"}}"#),
+            Control::Gap(g) if g.contains("resumed from seq 5")
+        ));
+        let mut v1 = JetstreamProtocol::v1_plain();
+        assert_eq!(v1.control(r#"{"$type":"error"}"#), Control::Data);
+    }
+
+    #[test]
+    fn binary_frames_need_a_dictionary_and_stay_within_limits() {
+        let mut p = JetstreamProtocol::new(JetstreamOptions {
+            wire: Wire::V1,
+            compress: true,
+            ..JetstreamOptions::default()
+        });
+        let settings = WsSettings::default();
+        assert!(matches!(
+            p.binary(b"xyz", &settings),
+            BinaryFrame::Unusable(_)
+        ));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(p.prepare("ws://h/subscribe"));
+        let url = p.connect_url("ws://h/subscribe", None);
+        assert!(url.ends_with("&compress=true"), "{url}");
+        let text = r#"{"did":"d","time_us":1,"kind":"account"}"#;
+        let frame = zstd::bulk::Compressor::with_dictionary(3, compression::V1_DICTIONARY)
+            .expect("compressor")
+            .compress(text.as_bytes())
+            .expect("compress");
+        assert_eq!(p.binary(&frame, &settings), BinaryFrame::Text(text.into()));
+        let tight = WsSettings {
+            max_frame_bytes: 10,
+            ..WsSettings::default()
+        };
+        assert!(matches!(
+            p.binary(&frame, &tight),
+            BinaryFrame::Oversized(_)
+        ));
+    }
+}
