@@ -615,6 +615,12 @@ impl Config {
                 "must be between 0 and 1".into(),
             ));
         }
+        if !(0.0..=1.0).contains(&self.detector.ordinary_p) {
+            return Err(bad(
+                "detector.ordinary_p".into(),
+                "must be between 0 and 1".into(),
+            ));
+        }
         Ok(())
     }
 }

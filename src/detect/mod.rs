@@ -9,10 +9,11 @@
 //! - **fire** when the window, or its last 1, 2, … buckets (a scan over
 //!   scales, so a sharp spike is not diluted by a calm window), holds at
 //!   least `min_authors`, at least `fire_ratio` times the expectation, and
-//!   the chance of that many or more under the service's learned variance
-//!   model ([`model`]: negative binomial, dispersion learned per service
-//!   and scale from its own residuals), times the number of scales tried,
-//!   is below `fire_p`;
+//!   the chance of that many or more, times the number of scales tried, is
+//!   at most `fire_p` under Poisson counting noise and at most
+//!   `ordinary_p` under the service's learned variance model ([`model`]:
+//!   negative binomial, dispersion learned per service and scale from its
+//!   own residuals), which vetoes what is ordinary for a bursty service;
 //! - **escalate** (an `updated` event) when the severity grows: by how far
 //!   above (`medium_ratio`, `high_ratio`) or how long (`medium_after_secs`,
 //!   `high_after_secs`) the rate stands above the baseline;
@@ -66,9 +67,15 @@ pub struct DetectorConfig {
     pub warmup_factor: u64,
     /// How many times the expected count the window must reach.
     pub fire_ratio: f64,
-    /// Largest chance probability (negative binomial tail, times the
-    /// number of scales tried) that still fires.
+    /// Largest chance probability under Poisson counting noise (times the
+    /// number of scales tried) that still fires: is the count itself
+    /// significant against its expectation?
     pub fire_p: f64,
+    /// The veto of the service's learned variance: a window whose
+    /// negative binomial tail (times the number of scales tried) is above
+    /// this is ordinary for this service and does not fire, however
+    /// significant under Poisson noise.
+    pub ordinary_p: f64,
     /// Dispersion assumed before a service's own is learned (variance
     /// `μ + φμ²`).
     pub dispersion_initial: f64,
@@ -134,9 +141,10 @@ impl Default for DetectorConfig {
             warmup_factor: 2,
             fire_ratio: 4.0,
             fire_p: 1e-5,
+            ordinary_p: 1e-5,
             dispersion_initial: 0.1,
             dispersion_memory_secs: 2 * 86_400,
-            level_adjust_secs: 6 * 3600,
+            level_adjust_secs: 7 * 86_400,
             min_scale_secs: 60,
             group_window_secs: 240,
             group_min_services: 3,
@@ -174,6 +182,17 @@ impl DetectorConfig {
 
     fn per_min(&self, per_window: f64) -> f64 {
         per_window * 60.0 / self.window_secs.max(1) as f64
+    }
+
+    /// The smallest count that passes both significance tests against
+    /// `expected` (Poisson at `fire_p`, the learned negative binomial at
+    /// `ordinary_p`, each over `tried` scales): the edge of the band.
+    fn pages_at(&self, expected: f64, dispersion: f64, tried: f64) -> u64 {
+        model::nb_upper(expected, 0.0, self.fire_p / tried).max(model::nb_upper(
+            expected,
+            dispersion,
+            self.ordinary_p / tried,
+        ))
     }
 }
 
@@ -507,8 +526,7 @@ impl Detector {
             );
             // Only the scales tested for firing need a dispersion.
             for (j, v) in views.iter().enumerate().skip(first_scale - 1) {
-                let pages_at =
-                    model::nb_upper(v.expected, dispersion_of(j + 1), config.fire_p / tried);
+                let pages_at = config.pages_at(v.expected, dispersion_of(j + 1), tried);
                 baseline.dispersion.learn(
                     j + 1,
                     v.authors as f64,
@@ -539,7 +557,8 @@ impl Detector {
             Explained {
                 expected: view.expected,
                 dispersion: window_dispersion,
-                upper: model::nb_upper(view.expected, window_dispersion, config.fire_p / tried)
+                upper: config
+                    .pages_at(view.expected, window_dispersion, tried)
                     .max(config.min_authors)
                     .max((config.fire_ratio * view.expected).ceil() as u64),
                 p_value: (window_p * tried).min(1.0),
@@ -609,8 +628,9 @@ impl Detector {
             if v.authors < min_authors || (v.authors as f64) < config.fire_ratio * v.expected {
                 continue;
             }
+            let significant = poisson_tail(v.expected, v.authors) * tried <= config.fire_p;
             let p = (nb_tail(v.expected, dispersion_of(j + 1), v.authors) * tried).min(1.0);
-            if p <= config.fire_p && best.is_none_or(|(q, _)| p < q) {
+            if significant && p <= config.ordinary_p && best.is_none_or(|(q, _)| p < q) {
                 best = Some((p, j));
             }
         }
