@@ -8,11 +8,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::alert::deliver::{Filter, RetryPolicy, SinkSpec, Target, Webhook};
 use crate::alert::format::Format;
 use crate::detect::{DetectorConfig, Severity};
+use crate::numbers as num;
 use crate::source::health::HealthRule;
 use crate::source::jetstream::{PUBLIC_HOSTS, Wire};
 use crate::source::ws::WsSettings;
@@ -41,7 +42,7 @@ pub enum ConfigError {
     },
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Where state is kept; default: the platform's state directory.
@@ -64,6 +65,8 @@ pub struct Config {
     pub health: HealthConfig,
     #[serde(default)]
     pub daemon: DaemonSettings,
+    #[serde(default)]
+    pub http: HttpConfig,
 }
 
 impl Default for Config {
@@ -78,6 +81,7 @@ impl Default for Config {
             detector: DetectorConfig::default(),
             health: HealthConfig::default(),
             daemon: DaemonSettings::default(),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -90,14 +94,15 @@ fn default_sources() -> Vec<SourceConfig> {
 }
 
 /// One live source.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     pub kind: SourceKind,
     /// Name in logs, cursors and `source:NAME` health alerts.
     pub name: String,
     /// Jetstream: hosts tried in turn (failover). Mastodon: the instance's
-    /// streaming URL. Nostr: relays, all read at once.
+    /// streaming URL (`wss://`), or the instance itself (`https://`), whose
+    /// streaming host is then discovered. Nostr: relays, all read at once.
     pub urls: Vec<String>,
     /// Mastodon: the stream to follow (`public`, `public:local`).
     #[serde(default = "default_stream")]
@@ -142,7 +147,7 @@ impl SourceConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceKind {
     Jetstream,
@@ -151,23 +156,38 @@ pub enum SourceKind {
 }
 
 /// Resilience settings of a connection (all optional).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConnectionConfig {
-    /// Reconnect when no data frame arrives for this long.
+    /// Reconnect when no data frame arrives for this long (1 s to 1 h).
+    #[serde(deserialize_with = "num::float::<_, 1_000, 3_600_000>")]
     pub watchdog_secs: f64,
+    /// 1 s to 1 h.
+    #[serde(deserialize_with = "num::float::<_, 1_000, 3_600_000>")]
     pub ping_secs: f64,
-    /// Larger frames (after decompression) are dropped and counted.
+    /// Larger frames (after decompression) are dropped and counted
+    /// (1 KiB to 16 MiB).
+    #[serde(deserialize_with = "num::int::<_, usize, 1024, 16_777_216>")]
     pub max_frame_bytes: usize,
-    /// Larger compressed frames are dropped and counted, undecompressed.
+    /// Larger compressed frames are dropped and counted, undecompressed
+    /// (1 KiB to 16 MiB).
+    #[serde(deserialize_with = "num::int::<_, usize, 1024, 16_777_216>")]
     pub max_compressed_frame_bytes: usize,
     /// Data frames beyond this many per second of one connection are
-    /// counted and dropped; 0 = no limit.
+    /// counted and dropped; 0 = no limit (at most 10 million).
+    #[serde(deserialize_with = "num::int::<_, u32, 0, 10_000_000>")]
     pub max_frames_per_sec: u32,
+    /// 50 ms to 10 min: a dead host is never hammered.
+    #[serde(deserialize_with = "num::int::<_, u64, 50, 600_000>")]
     pub backoff_min_ms: u64,
+    /// 50 ms to 1 h (and never below `backoff_min_ms`).
+    #[serde(deserialize_with = "num::int::<_, u64, 50, 3_600_000>")]
     pub backoff_max_ms: u64,
-    /// A connection that lasted this long resets the backoff.
+    /// A connection that lasted this long resets the backoff (1 s to 1 day).
+    #[serde(deserialize_with = "num::float::<_, 1_000, 86_400_000>")]
     pub healthy_after_secs: f64,
+    /// 1 s to 5 min.
+    #[serde(deserialize_with = "num::float::<_, 1_000, 300_000>")]
     pub connect_timeout_secs: f64,
 }
 
@@ -190,7 +210,10 @@ impl Default for ConnectionConfig {
 
 impl ConnectionConfig {
     pub fn settings(&self) -> WsSettings {
-        let secs = |s: f64| Duration::from_secs_f64(s.max(0.001));
+        // Checked when read; a value built in code that is not finite
+        // becomes an hour rather than a panic.
+        let secs =
+            |s: f64| Duration::try_from_secs_f64(s.max(0.001)).unwrap_or(Duration::from_secs(3600));
         WsSettings {
             watchdog: secs(self.watchdog_secs),
             ping_every: secs(self.ping_secs),
@@ -205,7 +228,7 @@ impl ConnectionConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AlertsConfig {
     /// Append alert JSON lines to this file; `-` is stdout.
@@ -216,7 +239,7 @@ pub struct AlertsConfig {
 }
 
 /// One webhook sink.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SinkConfig {
     /// Name in logs, dead letters and `alerts test --sink NAME`.
@@ -242,24 +265,46 @@ pub struct SinkConfig {
     /// redirect is a delivery failure.
     #[serde(default)]
     pub follow_redirects: bool,
-    #[serde(default = "default_connect_timeout")]
+    /// 0.1 s to 1 h.
+    #[serde(
+        default = "default_connect_timeout",
+        deserialize_with = "num::float::<_, 100, 3_600_000>"
+    )]
     pub connect_timeout_secs: f64,
-    /// `alertmanager`: re-post open alerts this often.
-    #[serde(default = "default_repeat")]
+    /// `alertmanager`: re-post open alerts this often (1 s to 1 day).
+    #[serde(
+        default = "default_repeat",
+        deserialize_with = "num::float::<_, 1_000, 86_400_000>"
+    )]
     pub repeat_secs: f64,
     /// Only these services (default: all).
     #[serde(default)]
     pub services: Vec<String>,
     /// Only alerts at least this severe: `low`, `medium`, `high`.
     pub min_severity: Option<Severity>,
-    #[serde(default = "default_timeout")]
+    /// 0.1 s to 5 min.
+    #[serde(
+        default = "default_timeout",
+        deserialize_with = "num::float::<_, 100, 300_000>"
+    )]
     pub timeout_secs: f64,
-    /// After this long failing, an alert becomes a dead letter.
-    #[serde(default = "default_horizon")]
+    /// After this long failing, an alert becomes a dead letter (0 to 30 days).
+    #[serde(
+        default = "default_horizon",
+        deserialize_with = "num::float::<_, 0, 720_000>"
+    )]
     pub retry_horizon_hours: f64,
-    #[serde(default = "default_backoff_min")]
+    /// 100 ms to 10 min.
+    #[serde(
+        default = "default_backoff_min",
+        deserialize_with = "num::int::<_, u64, 100, 600_000>"
+    )]
     pub backoff_min_ms: u64,
-    #[serde(default = "default_backoff_max")]
+    /// 100 ms to 1 day.
+    #[serde(
+        default = "default_backoff_max",
+        deserialize_with = "num::int::<_, u64, 100, 86_400_000>"
+    )]
     pub backoff_max_ms: u64,
 }
 
@@ -360,14 +405,18 @@ pub fn sink_specs(config: &Config) -> Vec<SinkSpec> {
         .collect()
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HealthConfig {
-    /// A source with no data for this long raises `source:NAME`.
+    /// A source with no data for this long raises `source:NAME` (1 s to 1 day).
+    #[serde(deserialize_with = "num::int::<_, i64, 1, 86_400>")]
     pub silence_secs: i64,
-    /// A source whose newest event is older than this raises `source:NAME`.
+    /// A source whose newest event is older than this raises `source:NAME`
+    /// (1 s to 10 years: a huge value turns the check off).
+    #[serde(deserialize_with = "num::int::<_, i64, 1, 315_360_000>")]
     pub lag_secs: i64,
-    /// No health verdict this long after start.
+    /// No health verdict this long after start (0 to 1 day).
+    #[serde(deserialize_with = "num::int::<_, i64, 0, 86_400>")]
     pub grace_secs: i64,
 }
 
@@ -392,12 +441,14 @@ impl HealthConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DaemonSettings {
-    /// A status line in the log this often.
+    /// A status line in the log this often (0.1 s to 1 day).
+    #[serde(deserialize_with = "num::float::<_, 100, 86_400_000>")]
     pub status_secs: f64,
-    /// At shutdown, how long in-flight webhook deliveries may take.
+    /// At shutdown, how long in-flight webhook deliveries may take (0 to 1 h).
+    #[serde(deserialize_with = "num::float::<_, 0, 3_600_000>")]
     pub shutdown_grace_secs: f64,
 }
 
@@ -406,6 +457,29 @@ impl Default for DaemonSettings {
         DaemonSettings {
             status_secs: 60.0,
             shutdown_grace_secs: 10.0,
+        }
+    }
+}
+
+/// The status server (`[http]`): API, metrics, dashboard.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Serve at all (`--no-http` turns it off too).
+    pub enabled: bool,
+    /// Address to listen on; a non-loopback one needs `token`.
+    pub listen: String,
+    /// Bearer token every route but `/healthz` and the page itself require
+    /// (`${VAR}` allowed; `OUTAGEWATCH_HTTP_TOKEN` overrides it).
+    pub token: Option<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            enabled: true,
+            listen: crate::http::DEFAULT_LISTEN.to_owned(),
+            token: None,
         }
     }
 }
@@ -421,18 +495,55 @@ impl Config {
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        Config::parse_with(path, text, &|name| std::env::var(name).ok(), false)
+    }
+
+    /// [`Config::parse`] with the environment given: `lenient` leaves the
+    /// values that hold an unset variable unchecked (for `config check`,
+    /// which reports the unset variables instead).
+    pub fn parse_with(
+        path: &Path,
+        text: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+        lenient: bool,
+    ) -> Result<Config, ConfigError> {
         let mut config: Config = toml::from_str(text).map_err(|e| {
             let offset = e.span().map_or(0, |s| s.start).min(text.len());
-            let before = &text[..offset];
+            let (line, column) = line_column(text, offset);
+            let mut message = e.message().trim().to_owned();
+            // A bad value's span is the value: name its key too.
+            let named = |k: &String| {
+                let last = k.rsplit('.').next().unwrap_or(k);
+                message.contains(&format!("`{last}`"))
+            };
+            if let Some(key) = key_at(text, offset).filter(|k| !named(k)) {
+                message = format!("`{key}`: {message}");
+            }
             ConfigError::Invalid {
                 path: path.to_path_buf(),
-                line: before.matches('\n').count() + 1,
-                column: before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
-                message: e.message().trim().to_owned(),
+                line,
+                column,
+                message,
             }
         })?;
-        config.expand_env(path, &|name| std::env::var(name).ok())?;
-        config.check(path)?;
+        config.expand_env(path, lookup)?;
+        config.check(path, lenient).map_err(|e| match e {
+            // Checks that span several keys run after parsing: find the
+            // key's line in the text.
+            ConfigError::Value { path, key, message } => match locate(text, &key) {
+                Some(offset) => {
+                    let (line, column) = line_column(text, offset);
+                    ConfigError::Invalid {
+                        path,
+                        line,
+                        column,
+                        message: format!("`{key}`: {message}"),
+                    }
+                }
+                None => ConfigError::Value { path, key, message },
+            },
+            other => other,
+        })?;
         Ok(config)
     }
 
@@ -482,6 +593,9 @@ impl Config {
                 expand(format!("sinks[{i}].api_key"), key)?;
             }
         }
+        if let Some(token) = self.http.token.as_mut() {
+            expand("http.token".into(), token)?;
+        }
         // `[alerts] webhooks` are plain JSON sinks.
         let webhooks = std::mem::take(&mut self.alerts.webhooks);
         for (i, url) in webhooks.into_iter().enumerate() {
@@ -491,7 +605,9 @@ impl Config {
         Ok(())
     }
 
-    fn check(&self, path: &Path) -> Result<(), ConfigError> {
+    fn check(&self, path: &Path, lenient: bool) -> Result<(), ConfigError> {
+        // In lenient mode a value still holding `${VAR}` is not judged.
+        let unset = |value: &str| lenient && value.contains("${");
         let bad = |key: String, message: String| ConfigError::Value {
             path: path.to_path_buf(),
             key,
@@ -512,8 +628,15 @@ impl Config {
                 ));
             }
             for (j, url) in source.urls.iter().enumerate() {
-                let ok = reqwest::Url::parse(url)
-                    .is_ok_and(|u| matches!(u.scheme(), "ws" | "wss") && u.has_host());
+                // Mastodon also takes an instance's https:// URL, whose
+                // streaming host is discovered.
+                let instance = source.kind == SourceKind::Mastodon;
+                let ok = unset(url)
+                    || reqwest::Url::parse(url).is_ok_and(|u| {
+                        u.has_host()
+                            && (matches!(u.scheme(), "ws" | "wss")
+                                || instance && matches!(u.scheme(), "http" | "https"))
+                    });
                 if !ok {
                     return Err(bad(
                         format!("sources[{i}].urls[{j}]"),
@@ -558,8 +681,9 @@ impl Config {
                     ),
                 ));
             }
-            let ok = reqwest::Url::parse(&sink.url)
-                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+            let ok = unset(&sink.url)
+                || reqwest::Url::parse(&sink.url)
+                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
             if !ok {
                 return Err(bad(
                     format!("sinks[{i}].url"),
@@ -609,6 +733,15 @@ impl Config {
                 ),
             ));
         }
+        if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(bad(
+                "http.listen".into(),
+                format!(
+                    "{:?} is not an address like 127.0.0.1:9464",
+                    self.http.listen
+                ),
+            ));
+        }
         if !(0.0..1.0).contains(&self.detector.fire_p) {
             return Err(bad(
                 "detector.fire_p".into(),
@@ -621,8 +754,161 @@ impl Config {
                 "must be between 0 and 1".into(),
             ));
         }
+        self.check_numbers()
+            .map_err(|(key, message)| bad(key, message))
+    }
+
+    /// Bounds of the detector's and window's numbers (the README's
+    /// "Limits"): finite, positive where a zero would divide or loop.
+    fn check_numbers(&self) -> Result<(), (String, String)> {
+        let d = &self.detector;
+        let floats = [
+            ("fire_ratio", d.fire_ratio, 1.0, 1000.0),
+            ("prior_per_min", d.prior_per_min, 0.001, 1000.0),
+            ("calm_ratio", d.calm_ratio, 0.0, 1000.0),
+            ("medium_ratio", d.medium_ratio, 1.0, 1e6),
+            ("high_ratio", d.high_ratio, 1.0, 1e6),
+            ("dispersion_initial", d.dispersion_initial, 0.0, 100.0),
+        ];
+        for (key, value, min, max) in floats {
+            num::check_f64(value, min, max).map_err(|m| (format!("detector.{key}"), m))?;
+        }
+        let day = 86_400;
+        let ints = [
+            ("detector.window_secs", d.window_secs, 10, day),
+            (
+                "detector.resolve_after_secs",
+                d.resolve_after_secs,
+                0,
+                7 * day,
+            ),
+            (
+                "detector.resolve_after_recovery_secs",
+                d.resolve_after_recovery_secs,
+                0,
+                7 * day,
+            ),
+            ("detector.cooldown_secs", d.cooldown_secs, 0, 7 * day),
+            (
+                "detector.medium_after_secs",
+                d.medium_after_secs,
+                0,
+                30 * day,
+            ),
+            ("detector.high_after_secs", d.high_after_secs, 0, 30 * day),
+            (
+                "detector.dispersion_memory_secs",
+                d.dispersion_memory_secs,
+                1,
+                365 * day,
+            ),
+            (
+                "detector.level_adjust_secs",
+                d.level_adjust_secs,
+                1,
+                365 * day,
+            ),
+            ("detector.min_scale_secs", d.min_scale_secs, 0, day),
+            ("detector.group_window_secs", d.group_window_secs, 0, day),
+            (
+                "detector.group_min_services",
+                i64::try_from(d.group_min_services).unwrap_or(i64::MAX),
+                2,
+                10_000,
+            ),
+            (
+                "detector.learn_during_incident_after_secs",
+                d.learn_during_incident_after_secs,
+                0,
+                30 * day,
+            ),
+        ];
+        for (key, value, min, max) in ints {
+            num::check_int(value, min, max).map_err(|m| (key.to_owned(), m))?;
+        }
+        self.window
+            .check()
+            .map_err(|(key, m)| (format!("window.{key}"), m))?;
         Ok(())
     }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    (
+        before.matches('\n').count() + 1,
+        before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
+    )
+}
+
+/// The dotted key (`daemon.status_secs`) whose `key = value` line holds
+/// `offset`, from the nearest table header above it.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let before = text.get(..offset.min(text.len()))?;
+    let start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next()?;
+    let key = line.split_once('=')?.0.trim();
+    if key.is_empty() || key.starts_with('[') || key.starts_with('#') {
+        return None;
+    }
+    let table = before[..start].lines().rev().find_map(|l| {
+        let l = l.trim();
+        l.starts_with('[')
+            .then(|| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned())
+    });
+    Some(match table {
+        Some(table) => format!("{table}.{key}"),
+        None => key.to_owned(),
+    })
+}
+
+/// Byte offset of the `key = ` line of a dotted key (`detector.fire_p`,
+/// `sources[1].urls`: indexes pick the n-th `[[sources]]`).
+fn locate(text: &str, dotted: &str) -> Option<usize> {
+    let (table, field) = match dotted.rsplit_once('.') {
+        Some((table, field)) => (table, field),
+        None => ("", dotted),
+    };
+    let field = field.split('[').next()?;
+    // `sources[1].connection` → header `sources.connection`, 2nd occurrence
+    // of `[[sources]]` before it.
+    let header: String = table
+        .split('.')
+        .map(|part| part.split('[').next().unwrap_or(part))
+        .collect::<Vec<_>>()
+        .join(".");
+    let index: usize = table
+        .split_once('[')
+        .and_then(|(_, rest)| rest.split(']').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let array_root = table.split_once('[').map(|(root, _)| root);
+    let mut current = String::new();
+    let mut seen_root = 0usize;
+    let mut offset = 0usize;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            current = trimmed
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_owned();
+            if Some(current.as_str()) == array_root && trimmed.starts_with("[[") {
+                seen_root += 1;
+            }
+        } else if current == header
+            && (array_root.is_none() || seen_root == index + 1)
+            && trimmed
+                .split_once('=')
+                .is_some_and(|(k, _)| k.trim() == field)
+        {
+            return Some(offset + (line.len() - line.trim_start().len()));
+        }
+        offset += line.len();
+    }
+    None
 }
 
 /// Expands `${NAME}` references; `$$` is a literal `$`.
@@ -681,7 +967,7 @@ mod tests {
                 })
             })
             .expect("expands");
-        config.check(&path).expect("checks");
+        config.check(&path, false).expect("checks");
         assert!(config.sources.len() >= 3, "shows every kind of source");
         assert!(config.sinks.len() >= 2, "shows sinks");
         for format in [
@@ -761,8 +1047,47 @@ mod tests {
             ),
             (
                 "[window]\nbucket_secs = 7",
-                "`window.bucket_secs`: 7 does not divide a minute",
+                "ow.toml:2:1: `window.bucket_secs`: 7 does not divide a minute",
             ),
+            // Numbers out of their bounds: clean errors with file, line
+            // and key, never a panic.
+            (
+                "[daemon]\nstatus_secs = inf",
+                "ow.toml:2:15: `daemon.status_secs`: must be a finite number, got inf",
+            ),
+            (
+                "[daemon]\nstatus_secs = 0",
+                "ow.toml:2:15: `daemon.status_secs`: must be from 0.1 to 86400, got 0",
+            ),
+            (
+                "[daemon]\nshutdown_grace_secs = 1e300",
+                "`daemon.shutdown_grace_secs`: must be from 0 to 3600",
+            ),
+            (
+                "[[sources]]\nkind = \"jetstream\"\nname = \"a\"\nurls = [\"wss://x\"]\n[sources.connection]\nwatchdog_secs = nan",
+                "ow.toml:6:17: `sources.connection.watchdog_secs`: must be a finite number",
+            ),
+            (
+                "[[sources]]\nkind = \"jetstream\"\nname = \"a\"\nurls = [\"wss://x\"]\n[sources.connection]\nbackoff_min_ms = 0",
+                "`sources.connection.backoff_min_ms`: must be from 50 to 600000, got 0",
+            ),
+            (
+                "[[sinks]]\nname = \"s\"\nurl = \"https://h/x\"\ntimeout_secs = -inf",
+                "ow.toml:4:16: `sinks.timeout_secs`: must be a finite number",
+            ),
+            (
+                "[detector]\nfire_ratio = inf",
+                "ow.toml:2:1: `detector.fire_ratio`: must be a finite number, got inf",
+            ),
+            (
+                "[detector]\nwindow_secs = 0",
+                "ow.toml:2:1: `detector.window_secs`: must be from 10 to 86400",
+            ),
+            (
+                "[window]\nmax_discovered = 100000000",
+                "ow.toml:2:1: `window.max_discovered`: must be from 0 to 100000",
+            ),
+            ("[health]\nsilence_secs = 1e300", "ow.toml:2:16"),
         ];
         for (text, want) in cases {
             let err = parse(text).expect_err(text).to_string();

@@ -22,11 +22,14 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod detect;
+pub mod http;
 pub mod matcher;
 pub mod normalize;
+pub mod numbers;
 pub mod pipeline;
 pub mod source;
 pub mod synth;
+pub mod telemetry;
 pub mod tls;
 pub mod window;
 

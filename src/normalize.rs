@@ -2,11 +2,24 @@
 //!
 //! Matching runs on text that is NFKC-normalized (so full-width `ＤＯＷＮ`,
 //! ligatures and compatibility forms read as their plain letters), lower-cased
-//! and with runs of white space collapsed to one space. Hashtags are gathered
-//! from everywhere a client may put them: the text, facets and `record.tags`.
+//! and with runs of white space collapsed to one space. Three more folds
+//! undo what people and spammers do to words, so the phrase lists need no
+//! variants:
+//! - elongations: a letter repeated three or more times counts once
+//!   (`downnnn`, `pleeease`, `sooo`);
+//! - zalgo: combining marks that NFKC could not compose into a letter
+//!   (stacks of diacritics from the Latin combining blocks) are dropped;
+//! - look-alikes: in a word that mixes Latin letters with letters of another
+//!   script (`twіtter` with a Cyrillic `і`), each non-Latin letter whose
+//!   Unicode confusable skeleton (UTS #39, the `unicode-security` crate) is
+//!   one Latin letter becomes that letter. Words wholly in Cyrillic or Greek
+//!   are left alone: they are real words (`твиттер`).
+//!
+//! Hashtags are gathered from everywhere a client may put them: the text, facets and `record.tags`.
 //! Pure: no I/O, no clock.
 
 use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfkc_quick};
+use unicode_security::confusable_detection::skeleton;
 
 use crate::Micros;
 use crate::source::RawPost;
@@ -66,33 +79,141 @@ fn push_unique(list: &mut Vec<String>, item: String) {
     }
 }
 
-/// NFKC, lower case, collapsed white space, trimmed.
+/// NFKC, lower case, collapsed white space, trimmed; elongations, zalgo
+/// marks and mixed-script look-alikes folded (see the module docs).
 pub fn normalize_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     if text.is_ascii() {
-        // The common case on the firehose: NFKC is the identity on ASCII.
+        // The common case on the firehose: NFKC is the identity on ASCII,
+        // and there are no marks or look-alikes.
         push_collapsed(&mut out, text.chars().map(|c| c.to_ascii_lowercase()));
     } else if is_nfkc_quick(text.chars()) == IsNormalized::Yes {
         push_collapsed(&mut out, text.chars().flat_map(char::to_lowercase));
     } else {
         push_collapsed(&mut out, text.nfkc().flat_map(char::to_lowercase));
     }
+    if !out.is_ascii() && has_mixed_word(&out) {
+        out = fold_look_alikes(&out);
+    }
     out
 }
 
 fn push_collapsed(out: &mut String, chars: impl Iterator<Item = char>) {
     let mut pending_space = false;
+    // The last letter pushed and how many times in a row.
+    let mut run: (char, u8) = ('\0', 0);
     for c in chars {
-        if c.is_whitespace() || is_invisible(c) {
+        if c.is_whitespace() || is_invisible(c) || is_zalgo_mark(c) {
             pending_space |= c.is_whitespace();
             continue;
         }
         if pending_space && !out.is_empty() {
             out.push(' ');
+            run = (' ', 1);
         }
         pending_space = false;
+        if c == run.0 {
+            run.1 = run.1.saturating_add(1);
+        } else {
+            run = (c, 1);
+        }
+        // "downnnn", "pleeease": a letter written three or more times in
+        // a row is an elongation and counts once; two stay ("soon", "all").
+        if run.1 >= 3 && c.is_alphabetic() {
+            if run.1 == 3 {
+                out.pop();
+            }
+            continue;
+        }
         out.push(c);
     }
+}
+
+/// Combining marks left after NFKC in the blocks zalgo text is made from.
+/// Marks that compose with their letter (`ã`, `ü`, Kana voicing) are gone by
+/// then, composed; scripts that need free marks (Thai, Indic, Arabic,
+/// Hebrew) use other blocks and are untouched.
+fn is_zalgo_mark(c: char) -> bool {
+    matches!(c,
+        '\u{0300}'..='\u{036F}'
+        | '\u{1AB0}'..='\u{1AFF}'
+        | '\u{1DC0}'..='\u{1DFF}'
+        | '\u{20D0}'..='\u{20FF}'
+        | '\u{FE20}'..='\u{FE2F}'
+    )
+}
+
+/// Whether some word mixes ASCII letters with other letters: the only
+/// texts [`fold_look_alikes`] changes, checked without allocating.
+fn has_mixed_word(text: &str) -> bool {
+    split_words(text).any(|(word, is_word)| {
+        is_word
+            && word.chars().any(|c| c.is_ascii_alphabetic())
+            && word.chars().any(|c| c.is_alphabetic() && !c.is_ascii())
+    })
+}
+
+/// In words that mix Latin letters with other letters, replaces each
+/// non-Latin letter whose confusable skeleton is a single ASCII letter.
+fn fold_look_alikes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (word, is_word) in split_words(text) {
+        if !is_word {
+            out.push_str(word);
+            continue;
+        }
+        let latin = word.chars().any(|c| c.is_ascii_alphabetic());
+        let other = word.chars().any(|c| c.is_alphabetic() && !c.is_ascii());
+        if !(latin && other) {
+            out.push_str(word);
+            continue;
+        }
+        for c in word.chars() {
+            out.push(if c.is_ascii() {
+                c
+            } else {
+                latin_look_alike(c).unwrap_or(c)
+            });
+        }
+    }
+    out
+}
+
+fn latin_look_alike(c: char) -> Option<char> {
+    // Only scripts whose letters pass for Latin ones (Greek, Cyrillic,
+    // Armenian, Cherokee, Lisu, phonetic and Latin-extended letters);
+    // Kana, Hangul and Han glued to a Latin word are words, not disguises.
+    let disguise = matches!(c,
+        '\u{0100}'..='\u{02AF}'
+        | '\u{0370}'..='\u{058F}'
+        | '\u{13A0}'..='\u{13FF}'
+        | '\u{1D00}'..='\u{1DBF}'
+        | '\u{A4D0}'..='\u{A4FF}'
+    );
+    if !disguise {
+        return None;
+    }
+    let mut buf = [0u8; 4];
+    let mut folded = skeleton(c.encode_utf8(&mut buf));
+    let first = folded.next()?;
+    (folded.next().is_none() && first.is_ascii_alphabetic()).then(|| first.to_ascii_lowercase())
+}
+
+/// Pieces of `text` in order, each flagged as a word (letters, digits, `_`)
+/// or not.
+fn split_words(text: &str) -> impl Iterator<Item = (&str, bool)> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        let first = rest.chars().next()?;
+        let is_word = first.is_alphanumeric() || first == '_';
+        let end = rest
+            .char_indices()
+            .find(|&(_, c)| (c.is_alphanumeric() || c == '_') != is_word)
+            .map_or(rest.len(), |(i, _)| i);
+        let (piece, tail) = rest.split_at(end);
+        rest = tail;
+        Some((piece, is_word))
+    })
 }
 
 /// Zero-width characters that people (and spam) put inside words; they would
@@ -140,6 +261,33 @@ mod tests {
             ("", ""),
             ("①②", "12"),
             ("Ｘ ＩＳ ＤＯＷＮ", "x is down"),
+            // Elongations count once; doubles stay.
+            ("why is your website downnnnn", "why is your website down"),
+            ("pleeease", "please"),
+            ("SOOOO DOWN", "so down"),
+            ("soon all good", "soon all good"),
+            ("error 5000", "error 5000"),
+            // Zalgo: stacked marks go, composed accents stay.
+            ("d\u{0336}o\u{0336}w\u{0336}n\u{0336}", "down"),
+            (
+                "t\u{0301}\u{0302}\u{0303}\u{0304}witter i\u{035C}s down",
+                "twitter is down",
+            ),
+            ("não carrega", "não carrega"),
+            ("na\u{0303}o", "não"),
+            ("ダウン", "ダウン"),
+            // Look-alike letters inside Latin words fold to Latin.
+            ("tw\u{0456}tter \u{0456}s d\u{043E}wn", "twitter is down"),
+            ("\u{0456}nstagr\u{0430}m", "instagram"),
+            ("disc\u{03BF}rd", "discord"),
+            ("\u{0440}aypal d\u{043E}wn", "paypal down"),
+            // Words wholly in another script are real words: left alone.
+            ("твиттер не работает", "твиттер не работает"),
+            ("το twitter έπεσε", "το twitter έπεσε"),
+            // Kana, Hangul and Han glued to a Latin word are left alone.
+            ("twitter落ちた", "twitter落ちた"),
+            ("wifi안돼", "wifi안돼"),
+            ("discordエラー", "discordエラー"),
         ];
         for (input, want) in cases {
             assert_eq!(normalize_text(input), want, "{input:?}");

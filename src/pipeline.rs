@@ -15,11 +15,12 @@ use crate::alert::Alert;
 use crate::detect::{Detector, DetectorConfig};
 use crate::matcher::{Class, Matcher};
 use crate::normalize::normalize;
+use crate::source::clock::{ClockRule, Judgement, SourceClock, Tick, author_key};
 use crate::source::dedupe::Deduper;
 use crate::source::jetstream::{Frame, SeqCursor};
 use crate::source::{Decoded, FrameError, RawPost, SkipReason, jetstream};
 use crate::window::store::{Checkpoint, Store, StoreError};
-use crate::window::{Bucket, WindowConfig, Windows};
+use crate::window::{Bucket, Placement, WindowConfig, Windows};
 use crate::{MICROS_PER_SEC, Micros};
 
 /// An alert the pipeline raised, with its place in the store's outbox:
@@ -80,6 +81,8 @@ pub struct Stats {
     pub skipped: BTreeMap<&'static str, u64>,
     /// Frames that could not be used.
     pub malformed: u64,
+    /// Of those, signed events that failed verification, by reason.
+    pub unverified: BTreeMap<&'static str, u64>,
     /// The first few malformed frames: where (source:line) and why.
     pub malformed_examples: Vec<(String, String)>,
     pub blank_lines: u64,
@@ -89,12 +92,57 @@ pub struct Stats {
     pub stale_posts: u64,
     /// Reports of discovered services turned away by the bound on them.
     pub discovered_rejected: u64,
+    /// Events too far ahead of the arrival clock or of their source's
+    /// watermark: quarantined, never counted (see `source::clock`).
+    pub future: u64,
+    /// Reports of discovered names held back until enough authors used them.
+    pub discovered_pending: u64,
+    /// Most discovered names tracked, candidates remembered and detector
+    /// services at once (the bounds at work).
+    pub peak_discovered: usize,
+    pub peak_candidates: usize,
+    pub peak_detector_services: usize,
     /// Posts delivered twice (a resumed cursor's overlap, several relays), dropped.
     pub duplicates: u64,
     /// Jetstream v2 frames at or below the saved sequence number, dropped.
     pub duplicate_frames: u64,
     pub buckets_closed: u64,
     pub alerts: u64,
+    /// The same counts per source (a file, or a configured source's name),
+    /// for the metrics.
+    pub by_source: BTreeMap<String, SourceCounts>,
+}
+
+/// What one source delivered.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SourceCounts {
+    pub frames: u64,
+    pub posts: u64,
+    pub reports: u64,
+    pub recoveries: u64,
+    pub maintenance: u64,
+    pub duplicates: u64,
+    /// Frames that could not be used, by [`FrameError::reason`].
+    pub malformed: BTreeMap<&'static str, u64>,
+    /// Well-formed frames without a post, by reason (`blank` for blank lines).
+    pub skipped: BTreeMap<&'static str, u64>,
+    /// Posts after their bucket closed, added to the oldest open one.
+    pub late: u64,
+    /// Posts too far behind this source's watermark to count.
+    pub stale: u64,
+    /// Events quarantined as too far ahead (see `source::clock`).
+    pub future: u64,
+    /// Newest event time accepted (not the watermark, which lags it).
+    pub newest: Option<Micros>,
+}
+
+/// When and how a frame arrived.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Arrival {
+    /// Wall-clock µs of arrival: live, or from a recording's clock line.
+    pub at_us: Option<Micros>,
+    /// The decoder set the event time to the arrival time (Mastodon, Nostr).
+    pub own_clock: bool,
 }
 
 pub struct Pipeline<S: Store> {
@@ -104,9 +152,13 @@ pub struct Pipeline<S: Store> {
     store: S,
     retention_us: Micros,
     cursors: BTreeMap<String, Micros>,
+    clocks: BTreeMap<String, SourceClock>,
+    clock_rule: ClockRule,
     seqs: BTreeMap<String, SeqCursor>,
     dedupe: Deduper,
     stats: Stats,
+    /// Told about every closed bucket, for the status API and dashboard.
+    telemetry: Option<Arc<crate::telemetry::Telemetry>>,
 }
 
 impl<S: Store> Pipeline<S> {
@@ -129,7 +181,18 @@ impl<S: Store> Pipeline<S> {
             &store.baselines()?,
         )
         .map_err(PipelineError::DetectorState)?;
+        let clock_rule = ClockRule {
+            max_future_us: config.window.max_future_secs.max(0) * MICROS_PER_SEC,
+            quorum: config.window.watermark_quorum.max(1),
+        };
+        let clocks = checkpoint
+            .cursors
+            .iter()
+            .map(|(name, &w)| (name.clone(), SourceClock::restored(Some(w))))
+            .collect();
         Ok(Pipeline {
+            clocks,
+            clock_rule,
             matcher,
             windows: Windows::resume(
                 config.window,
@@ -144,7 +207,13 @@ impl<S: Store> Pipeline<S> {
             seqs: checkpoint.seqs,
             dedupe: checkpoint.dedupe.map(Deduper::restored).unwrap_or_default(),
             stats: Stats::default(),
+            telemetry: None,
         })
+    }
+
+    /// Tells `telemetry` about every closed bucket from now on.
+    pub fn set_telemetry(&mut self, telemetry: Arc<crate::telemetry::Telemetry>) {
+        self.telemetry = Some(telemetry);
     }
 
     pub fn stats(&self) -> &Stats {
@@ -166,6 +235,9 @@ impl<S: Store> Pipeline<S> {
         if frame.iter().all(u8::is_ascii_whitespace) {
             self.stats.frames += 1;
             self.stats.blank_lines += 1;
+            let counts = self.source_counts(source);
+            counts.frames += 1;
+            *counts.skipped.entry("blank").or_default() += 1;
             return Ok(Vec::new());
         }
         self.process_jetstream(source, None, frame_no, frame)
@@ -181,6 +253,20 @@ impl<S: Store> Pipeline<S> {
         host: Option<&str>,
         frame_no: u64,
         frame: &[u8],
+    ) -> Result<Vec<Emitted>, PipelineError> {
+        self.process_jetstream_at(source, host, frame_no, frame, None)
+    }
+
+    /// [`Pipeline::process_jetstream`] for a frame that arrived at
+    /// `arrival_us` (live, or from a recording's clock line): the arrival
+    /// clock bounds how far ahead its event time may be.
+    pub fn process_jetstream_at(
+        &mut self,
+        source: &str,
+        host: Option<&str>,
+        frame_no: u64,
+        frame: &[u8],
+        arrival_us: Option<Micros>,
     ) -> Result<Vec<Emitted>, PipelineError> {
         if frame.iter().all(u8::is_ascii_whitespace) {
             self.stats.frames += 1;
@@ -207,12 +293,32 @@ impl<S: Store> Pipeline<S> {
                 }
             }
         }
-        self.process_decoded(source, frame_no, decoded.map(|f| (f.time_us, f.decoded)))
+        let arrival = Arrival {
+            at_us: arrival_us,
+            own_clock: false,
+        };
+        self.process_arrived(
+            source,
+            frame_no,
+            decoded.map(|f| (f.time_us, f.decoded)),
+            arrival,
+        )
     }
 
     /// The v2 sequence cursor saved for a source.
     pub fn seq_cursor(&self, source: &str) -> Option<SeqCursor> {
         self.seqs.get(source).cloned()
+    }
+
+    /// [`Pipeline::process_frame`] for a frame that arrived at `arrival_us`.
+    pub fn process_frame_at(
+        &mut self,
+        source: &str,
+        frame_no: u64,
+        frame: &[u8],
+        arrival_us: Option<Micros>,
+    ) -> Result<Vec<Emitted>, PipelineError> {
+        self.process_jetstream_at(source, None, frame_no, frame, arrival_us)
     }
 
     /// A frame already decoded by its source's decoder (Jetstream,
@@ -223,17 +329,75 @@ impl<S: Store> Pipeline<S> {
         frame_no: u64,
         decoded: Result<(Micros, Decoded), FrameError>,
     ) -> Result<Vec<Emitted>, PipelineError> {
+        self.process_arrived(source, frame_no, decoded, Arrival::default())
+    }
+
+    /// A decoded frame with its arrival: judged by the source's clock
+    /// (quarantined if too far ahead), then counted against the source's
+    /// own watermark. The source's cursor is its watermark, which only
+    /// accepted events move.
+    pub fn process_arrived(
+        &mut self,
+        source: &str,
+        frame_no: u64,
+        decoded: Result<(Micros, Decoded), FrameError>,
+        arrival: Arrival,
+    ) -> Result<Vec<Emitted>, PipelineError> {
         self.stats.frames += 1;
+        self.source_counts(source).frames += 1;
         match decoded {
             Ok((time_us, decoded)) => {
-                if time_us > 0 {
-                    let cursor = self.cursors.entry(source.to_owned()).or_insert(time_us);
-                    *cursor = (*cursor).max(time_us);
-                }
+                let fallback = self.windows.newest();
+                let reference = if time_us > 0 {
+                    let author = match &decoded {
+                        Decoded::Post(post) => author_key(&post.author),
+                        Decoded::Skipped(_) => 0,
+                    };
+                    let tick = Tick {
+                        time_us,
+                        author,
+                        arrival_us: arrival.at_us,
+                        own_clock: arrival.own_clock,
+                    };
+                    let clock = self.clocks.entry(source.to_owned()).or_default();
+                    let judgement = clock.judge(tick, fallback, &self.clock_rule);
+                    let watermark = clock.watermark();
+                    let counts = self.stats.by_source.entry(source.to_owned()).or_default();
+                    if judgement == Judgement::Future {
+                        self.stats.future += 1;
+                        counts.future += 1;
+                        tracing::debug!(source, frame_no, time_us, ?watermark, arrival = ?arrival.at_us, "event too far ahead: quarantined");
+                        return Ok(Vec::new());
+                    }
+                    counts.newest = Some(counts.newest.map_or(time_us, |n| n.max(time_us)));
+                    if let Some(w) = watermark {
+                        self.cursors.insert(source.to_owned(), w);
+                        self.windows.observe(w);
+                    }
+                    watermark.or(fallback)
+                } else {
+                    fallback
+                };
                 match decoded {
-                    Decoded::Post(post) => self.process_post(post),
+                    Decoded::Post(post) => {
+                        let before = self.class_counts();
+                        let alerts = self.process_post_from(source, post, reference);
+                        let after = self.class_counts();
+                        let counts = self.source_counts(source);
+                        counts.posts += after[0] - before[0];
+                        counts.reports += after[1] - before[1];
+                        counts.recoveries += after[2] - before[2];
+                        counts.maintenance += after[3] - before[3];
+                        counts.duplicates += after[4] - before[4];
+                        alerts
+                    }
                     Decoded::Skipped(reason) => {
                         self.skip(reason);
+                        *self
+                            .source_counts(source)
+                            .skipped
+                            .entry(reason.name())
+                            .or_default() += 1;
                         Ok(Vec::new())
                     }
                 }
@@ -248,11 +412,46 @@ impl<S: Store> Pipeline<S> {
     /// A frame the source could not even hand over (oversized, say).
     pub fn reject_frame(&mut self, source: &str, frame_no: u64, error: &FrameError) {
         self.stats.frames += 1;
+        self.source_counts(source).frames += 1;
         self.note_malformed(source, frame_no, error);
     }
 
+    /// The per-source counts of `source`, created at its first frame.
+    fn source_counts(&mut self, source: &str) -> &mut SourceCounts {
+        if !self.stats.by_source.contains_key(source) {
+            self.stats
+                .by_source
+                .insert(source.to_owned(), SourceCounts::default());
+        }
+        self.stats
+            .by_source
+            .get_mut(source)
+            .expect("inserted just above")
+    }
+
+    /// Posts, reports, recoveries, maintenance, duplicates: to attribute
+    /// one post's effect to its source.
+    fn class_counts(&self) -> [u64; 5] {
+        let s = &self.stats;
+        [
+            s.posts,
+            s.reports,
+            s.recoveries,
+            s.maintenance,
+            s.duplicates,
+        ]
+    }
+
     fn note_malformed(&mut self, source: &str, frame_no: u64, error: &FrameError) {
+        *self
+            .source_counts(source)
+            .malformed
+            .entry(error.reason())
+            .or_default() += 1;
         self.stats.malformed += 1;
+        if let FrameError::Unverified(reason) = error {
+            *self.stats.unverified.entry(reason).or_default() += 1;
+        }
         if self.stats.malformed_examples.len() < MALFORMED_EXAMPLES {
             self.stats
                 .malformed_examples
@@ -260,7 +459,8 @@ impl<S: Store> Pipeline<S> {
         }
     }
 
-    /// Newest event time seen, for pacing a replay.
+    /// The watermark buckets close on (the newest source watermark), for
+    /// pacing a replay.
     pub fn newest_event_time(&self) -> Option<Micros> {
         self.windows.newest()
     }
@@ -269,8 +469,20 @@ impl<S: Store> Pipeline<S> {
         *self.stats.skipped.entry(reason.name()).or_default() += 1;
     }
 
-    /// One post from any source.
+    /// One post from any source, judged against the newest watermark.
     pub fn process_post(&mut self, raw: RawPost) -> Result<Vec<Emitted>, PipelineError> {
+        let reference = self.windows.newest();
+        self.process_post_from("", raw, reference)
+    }
+
+    /// One post already accepted by `source`'s clock, judged stale against
+    /// `reference` (its source's watermark).
+    fn process_post_from(
+        &mut self,
+        source: &str,
+        raw: RawPost,
+        reference: Option<Micros>,
+    ) -> Result<Vec<Emitted>, PipelineError> {
         if self.dedupe.is_duplicate(raw.key, raw.time_us) {
             self.stats.duplicates += 1;
             return Ok(Vec::new());
@@ -284,10 +496,21 @@ impl<S: Store> Pipeline<S> {
             Class::Maintenance => self.stats.maintenance += 1,
             Class::None => {}
         }
-        self.windows.add(&post, &verdict);
+        let placement = self.windows.add(&post, &verdict, reference);
+        if placement != Placement::Counted && !source.is_empty() {
+            let counts = self.stats.by_source.entry(source.to_owned()).or_default();
+            match placement {
+                Placement::Late => counts.late += 1,
+                _ => counts.stale += 1,
+            }
+        }
         self.stats.late_posts = self.windows.late();
         self.stats.stale_posts = self.windows.stale();
         self.stats.discovered_rejected = self.windows.discovered_rejected();
+        self.stats.discovered_pending = self.windows.discovered_pending();
+        let (tracked, candidates) = self.windows.discovered_sizes();
+        self.stats.peak_discovered = self.stats.peak_discovered.max(tracked);
+        self.stats.peak_candidates = self.stats.peak_candidates.max(candidates);
         let closed = self.windows.advance();
         self.close(closed)
     }
@@ -316,10 +539,18 @@ impl<S: Store> Pipeline<S> {
         }
         let mut alerts = Vec::new();
         for bucket in &closed {
+            let first = alerts.len();
             for transition in self.detector.on_bucket(bucket) {
                 alerts.push(Alert::from(transition));
             }
+            if let Some(telemetry) = &self.telemetry {
+                telemetry.on_bucket(bucket, &self.detector, &alerts[first..]);
+            }
         }
+        self.stats.peak_detector_services = self
+            .stats
+            .peak_detector_services
+            .max(self.detector.service_count());
         self.stats.buckets_closed += closed.len() as u64;
         self.stats.alerts += alerts.len() as u64;
         let seqs = self.save(&closed, &alerts)?;

@@ -119,7 +119,10 @@ fn disconnects_stalls_garbage_and_refusals_lose_nothing_and_count_nothing_twice(
     let config = jetstream_config_wire(dir.path(), &[server.url()], 1.0, wire);
     let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
     let daemon = start_daemon(&config, &state, &alerts);
-    daemon.wait_for(&format!("processed={newest}"), Duration::from_secs(120));
+    daemon.wait_for(
+        &format!("newest={}", support::at(newest)),
+        Duration::from_secs(120),
+    );
     let (status, took, log) = daemon.terminate(Duration::from_secs(20));
     assert!(status.success(), "exit {status:?}\n{log}");
     assert!(took < Duration::from_secs(15), "shutdown took {took:?}");
@@ -206,7 +209,10 @@ fn sigkill_and_restart_continue_without_gap_or_double_count(wire: Wire) {
     first.kill();
 
     let second = start_daemon(&config, &state, &alerts);
-    second.wait_for(&format!("processed={newest}"), Duration::from_secs(120));
+    second.wait_for(
+        &format!("newest={}", support::at(newest)),
+        Duration::from_secs(120),
+    );
     let (status, _, log) = second.terminate(Duration::from_secs(20));
     assert!(status.success(), "{log}");
     assert!(log.contains("resuming from the saved cursor"), "{log}");
@@ -304,7 +310,10 @@ fn capture_through(wire: Wire, frames: &[String]) -> (Outcome, String) {
     let config = jetstream_config_wire(dir.path(), &[server.url()], 5.0, wire);
     let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
     let daemon = start_daemon(&config, &state, &alerts);
-    daemon.wait_for(&format!("processed={newest}"), Duration::from_secs(60));
+    daemon.wait_for(
+        &format!("newest={}", support::at(newest)),
+        Duration::from_secs(60),
+    );
     let (status, _, log) = daemon.terminate(Duration::from_secs(20));
     assert!(status.success(), "{log}");
     assert_wire(&server.seen.lock().expect("lock"), wire);
@@ -415,7 +424,7 @@ fn a_silent_source_raises_a_source_alert_and_resolves_it(wire: Wire) {
     assert!(
         source[0]["detail"]
             .as_str()
-            .is_some_and(|d| d.contains("no frames from bluesky for")),
+            .is_some_and(|d| d.contains("no usable frames from bluesky for")),
         "{lines}"
     );
     assert_eq!(source[1]["state"], "resolved");
@@ -536,7 +545,10 @@ fn cursor_too_old_resumes_from_the_floor_and_raises_a_gap_alert() {
     let config = jetstream_config_wire(dir.path(), &[server.url()], 5.0, Wire::V2_ZSTD);
     let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
     let daemon = start_daemon(&config, &state, &alerts);
-    daemon.wait_for(&format!("processed={newest}"), Duration::from_secs(120));
+    daemon.wait_for(
+        &format!("newest={}", support::at(newest)),
+        Duration::from_secs(120),
+    );
     let gap_alert = |text: &str| {
         text.lines()
             .find(|l| l.contains("\"service\":\"source:bluesky\"") && l.contains("gap: "))
@@ -587,7 +599,10 @@ fn consumer_too_slow_is_logged_and_reconnected_without_loss() {
     let config = jetstream_config_wire(dir.path(), &[server.url()], 5.0, Wire::V2_ZSTD);
     let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
     let daemon = start_daemon(&config, &state, &alerts);
-    daemon.wait_for(&format!("processed={newest}"), Duration::from_secs(120));
+    daemon.wait_for(
+        &format!("newest={}", support::at(newest)),
+        Duration::from_secs(120),
+    );
     let (status, _, log) = daemon.terminate(Duration::from_secs(20));
     assert!(status.success(), "{log}");
     assert!(
@@ -639,7 +654,10 @@ fn a_retired_dictionary_is_fetched_again_and_cached_by_id() {
     );
     let config = jetstream_config_wire(dir.path(), &[server.url()], 5.0, Wire::V2_ZSTD);
     let daemon = start_daemon(&config, &state, &alerts);
-    daemon.wait_for(&format!("processed={newest}"), Duration::from_secs(120));
+    daemon.wait_for(
+        &format!("newest={}", support::at(newest)),
+        Duration::from_secs(120),
+    );
     let (status, _, log) = daemon.terminate(Duration::from_secs(20));
     assert!(status.success(), "{log}");
     {
@@ -865,4 +883,134 @@ fn replaying_jetstream_history_gives_the_alerts_of_replaying_its_frames_from_a_f
     );
     assert!(stderr.contains("reached --until"), "{stderr}");
     assert_eq!(part, replayed_any(&frames[..cut], dir.path()));
+}
+
+#[test]
+fn a_host_sending_only_junk_and_binary_is_failed_over_and_raises_a_source_alert() {
+    // Bytes keep flowing (junk text, binary, valid JSON that is no frame)
+    // but nothing decodes: that is no data, for the watchdog and the
+    // health rule alike.
+    let junk: Vec<String> = (0..150)
+        .flat_map(|i| {
+            [
+                "<binary>".to_owned(),
+                format!("{{not json {i}"),
+                r#"{"hello":"world"}"#.to_owned(),
+                "<sleep:100>".to_owned(),
+            ]
+        })
+        .collect();
+    let script = vec![junk; 8];
+    let (a, b) = (
+        support::ScriptServer::start(script.clone(), false),
+        support::ScriptServer::start(script, false),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let urls = [
+        format!("ws://{}/subscribe", a.addr),
+        format!("ws://{}/subscribe", b.addr),
+    ];
+    let config = jetstream_config_wire(dir.path(), &urls, 1.5, Wire::V1_PLAIN);
+    let text = std::fs::read_to_string(&config).expect("config");
+    let text = text.replace("silence_secs = 3600", "silence_secs = 2\ngrace_secs = 0");
+    std::fs::write(&config, text).expect("config");
+    let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
+    let daemon = start_daemon(&config, &state, &alerts);
+    daemon.wait_until(
+        |log| {
+            log.matches("no data for").count() >= 2
+                && std::fs::read_to_string(&alerts)
+                    .is_ok_and(|a| a.contains("\"service\":\"source:bluesky\""))
+        },
+        Duration::from_secs(60),
+    );
+    let (status, _, log) = daemon.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    let fired: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&alerts)
+            .expect("alerts")
+            .lines()
+            .find(|l| l.contains("source:bluesky"))
+            .expect("a source alert"),
+    )
+    .expect("JSON");
+    assert_eq!(fired["state"], "firing", "{fired}");
+    assert!(
+        fired["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("no usable frames from bluesky")),
+        "{fired}"
+    );
+    assert!(
+        !a.seen.lock().expect("lock").is_empty() && !b.seen.lock().expect("lock").is_empty(),
+        "the watchdog failed over to the second host"
+    );
+    assert!(log.contains("binary="), "{log}");
+    assert!(!log.contains("posts=1"), "junk is never a post: {log}");
+}
+
+#[test]
+fn a_live_post_dated_2100_changes_no_alert_and_never_becomes_the_cursor() {
+    for wire in [Wire::V2_ZSTD, Wire::V1_PLAIN] {
+        far_dated_posts_on(wire);
+    }
+}
+
+fn far_dated_posts_on(wire: Wire) {
+    let clean = demo_frames();
+    let newest = newest_time(&clean);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reference = replayed(&clean, dir.path());
+    // A report of the surging service, dated 2100 by the server, and one
+    // dated 1990, in the middle of the stream.
+    let post = |did: &str, time_us: i64| {
+        serde_json::json!({
+            "did": did, "time_us": time_us, "kind": "commit",
+            "commit": {"rev": "r", "operation": "create", "collection": "app.bsky.feed.post",
+                       "rkey": "x", "record": {"text": "discord is down", "langs": ["en"]}}
+        })
+        .to_string()
+    };
+    let mut frames = clean.clone();
+    let middle = frames.len() / 2;
+    frames.insert(middle, post("did:plc:past", 631_152_000_000_000));
+    frames.insert(middle, post("did:plc:future", 4_102_444_800_000_000));
+    let server = JetstreamServer::start(frames.clone(), Plan::default());
+    let config = jetstream_config_wire(dir.path(), &[server.url()], 5.0, wire);
+    let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
+    let daemon = start_daemon(&config, &state, &alerts);
+    daemon.wait_for(
+        &format!("newest={}", support::at(newest)),
+        Duration::from_secs(120),
+    );
+    let (status, _, log) = daemon.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    assert!(log.contains("future=1"), "quarantined and counted: {log}");
+    assert!(log.contains("stale=1"), "the 1990 post is stale: {log}");
+    assert!(!log.contains("lag=-"), "lag is never negative: {log}");
+    assert_eq!(outcome(&state, &alerts), reference);
+    let cursor = SledStore::open(&state)
+        .expect("state")
+        .checkpoint()
+        .expect("read")
+        .expect("saved")
+        .cursors["bluesky"];
+    assert!(cursor <= newest, "cursor {cursor} is not from 2100");
+
+    // A restart resumes from the watermark, not from 2100.
+    let again = JetstreamServer::start(frames, Plan::default());
+    let config = jetstream_config_wire(dir.path(), &[again.url()], 5.0, wire);
+    let daemon = start_daemon(&config, &state, &alerts);
+    daemon.wait_until(
+        |_| !again.seen.lock().expect("lock").cursors.is_empty(),
+        Duration::from_secs(60),
+    );
+    let (status, _, log) = daemon.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    let resumed = again.seen.lock().expect("lock").cursors[0].expect("a cursor");
+    // Another host: resumed by time (the watermark − 5 s), not from 2100.
+    assert!(
+        resumed <= newest && resumed >= newest - 60_000_000,
+        "{wire:?}: resumed from {resumed}, the demo ends at {newest}"
+    );
 }

@@ -1,6 +1,8 @@
 //! Mastodon and Nostr sources against local servers speaking their
 //! documented frames (protocols.md §2 and §3), a frame of every event type
-//! included, several instances and relays at once, de-duplicated.
+//! included, several instances and relays at once, de-duplicated; notes
+//! signed with keys made here; authors' clocks jittered, far ahead and far
+//! behind.
 
 mod support;
 
@@ -9,7 +11,13 @@ use std::time::Duration;
 use serde_json::json;
 use support::{Daemon, ScriptServer};
 
-const T0: i64 = 1_783_174_000; // 2026-07-04T14:06:40Z, in the past
+/// 2100-01-01 and 1990-01-01, in seconds.
+const YEAR_2100: i64 = 4_102_444_800;
+const YEAR_1990: i64 = 631_152_000;
+
+fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
 
 fn rfc3339(secs: i64) -> String {
     chrono::DateTime::from_timestamp(secs, 0)
@@ -28,78 +36,118 @@ fn mastodon_update(id: &str, acct: &str, secs: i64, html: &str) -> String {
     json!({"stream": ["public"], "event": "update", "payload": status.to_string()}).to_string()
 }
 
-fn nostr_event(id: &str, pubkey: &str, secs: i64, kind: u64, content: &str) -> String {
+/// A note signed by the key made from `author` (a seed), as a relay sends it.
+fn nostr_event(author: &str, secs: i64, kind: u64, content: &str) -> String {
+    use k256::schnorr::SigningKey;
+    use sha2::Digest;
+    let secret: [u8; 32] = sha2::Sha256::digest(author.as_bytes()).into();
+    let key = SigningKey::from_bytes(&secret.into()).expect("key");
+    let pubkey = hex::encode(key.verifying_key().to_bytes());
+    let tags = vec![vec!["t".to_owned(), "discord".to_owned()]];
+    let id = outagewatch::source::nostr::event_id(&pubkey, secs, kind, &tags, content);
+    let sig = key.sign_raw(&id, &[3; 32]).expect("sign");
     json!(["EVENT", "outagewatch", {
-        "id": id, "pubkey": pubkey, "created_at": secs, "kind": kind,
-        "tags": [["t", "discord"]], "content": content, "sig": "00"
+        "id": hex::encode(id), "pubkey": pubkey, "created_at": secs, "kind": kind,
+        "tags": tags, "content": content, "sig": hex::encode(sig.to_bytes())
     }])
     .to_string()
 }
 
 #[test]
 fn mastodon_and_nostr_reports_combine_once_each() {
+    // Event time is the arrival time: start early in a 10 s bucket so the
+    // reports, sent at once, share one.
+    while now_secs().rem_euclid(10) != 1 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let t0 = now_secs();
+    // Authors' clocks, jittered by minutes either way.
+    let jitter = |i: i64| t0 + (i * 97) % 400 - 200;
     // Mastodon: two instances; the second relays three of the first's
     // statuses (same ActivityPub uri) and adds one of its own.
     let relayed: Vec<String> = vec![
         mastodon_update(
             "1",
             "ann@social.example",
-            T0,
+            jitter(1),
             "<p>is <a href=\"x\">#discord</a> down?</p>",
         ),
         mastodon_update(
             "2",
             "bob@social.example",
-            T0 + 5,
+            jitter(2),
             "<p>discord won&#39;t load for me</p>",
         ),
         mastodon_update(
             "3",
             "cat@social.example",
-            T0 + 9,
+            jitter(3),
             "<p>Discord is down again &amp; I&apos;m sad</p>",
         ),
     ];
     let mut first = relayed.clone();
     first.extend([
+        // A report dated in 2100 counts, at its arrival; one dated 1990 is
+        // history (a backfill) and is dropped.
+        mastodon_update("6", "zed@social.example", YEAR_2100, "<p>discord down</p>"),
+        mastodon_update("7", "old@social.example", YEAR_1990, "<p>discord down</p>"),
         json!({"stream": ["public"], "event": "delete", "payload": "99"}).to_string(),
         json!({"stream": ["public"], "event": "status.update", "payload": "{}"}).to_string(),
         json!({"stream": ["public"], "event": "filters_changed"}).to_string(),
         json!({"error": "Rate limited", "status": 429}).to_string(),
         "<binary>".to_owned(),
         "{not json".to_owned(),
-        // Later chatter moves event time on once every source has spoken
-        // (sources share one event-time watermark).
-        "<sleep:700>".to_owned(),
-        mastodon_update("4", "dan@social.example", T0 + 200, "<p>lovely weather</p>"),
+        // Later chatter: event time (arrival) passes the bucket's end and
+        // its lateness, and the bucket closes.
+        "<sleep:16000>".to_owned(),
+        mastodon_update(
+            "4",
+            "dan@social.example",
+            jitter(4),
+            "<p>lovely weather</p>",
+        ),
     ]);
     let mut second = relayed;
     second.extend([mastodon_update(
         "5",
         "eve@other.example",
-        T0 + 12,
+        jitter(5),
         "<p>discord not working here either</p>",
     )]);
     let instance_a = ScriptServer::start(vec![first], false);
     let instance_b = ScriptServer::start(vec![second], false);
-    // Nostr: two relays sending the same notes (same ids), plus a reaction
-    // (kind 7) and every relay message type.
+    // Nostr: two relays sending the same signed notes (same ids), plus a
+    // reaction (kind 7) and every relay message type.
     let notes = vec![
-        nostr_event("n1", "pk1", T0 + 14, 1, "discord down?"),
-        nostr_event("n2", "pk2", T0 + 16, 1, "is discord down for anyone else"),
-        nostr_event("n3", "pk3", T0 + 18, 1, "#discorddown"),
-        nostr_event("n4", "pk4", T0 + 19, 7, "+"),
-        nostr_event("n6", "pk6", T0 + 20, 1, "discord not loading"),
-        nostr_event("n7", "pk7", T0 + 21, 1, "discord is down again"),
-        nostr_event("n8", "pk8", T0 + 22, 1, "is discord down??"),
+        nostr_event("pk1", jitter(11), 1, "discord down?"),
+        nostr_event("pk2", jitter(12), 1, "is discord down for anyone else"),
+        nostr_event("pk3", jitter(13), 1, "#discorddown"),
+        nostr_event("pk4", jitter(14), 7, "+"),
+        nostr_event("pk6", jitter(15), 1, "discord not loading"),
+        nostr_event("pk7", jitter(16), 1, "discord is down again"),
+        nostr_event("pk8", jitter(17), 1, "is discord down??"),
         json!(["EOSE", "outagewatch"]).to_string(),
         json!(["NOTICE", "be nice"]).to_string(),
         json!(["OK", "n9", true, ""]).to_string(),
-        "<sleep:700>".to_owned(),
-        nostr_event("n5", "pk5", T0 + 210, 1, "gm"),
     ];
-    let relay_a = ScriptServer::start(vec![notes.clone()], true);
+    let chatter = [
+        "<sleep:16000>".to_owned(),
+        nostr_event("pk5", jitter(18), 1, "gm"),
+    ];
+    // The first relay also sends a note dated 2100 (counted at arrival), one
+    // dated 1990 (backfill) and a forged one (the id of another note, a
+    // made-up signature): dropped and counted.
+    let mut from_a = notes.clone();
+    from_a.push(nostr_event("pk9", YEAR_2100, 1, "discord down here too"));
+    from_a.push(nostr_event("pk10", YEAR_1990, 1, "discord down"));
+    let mut forged: serde_json::Value =
+        serde_json::from_str(&nostr_event("pk11", t0, 1, "discord down")).expect("JSON");
+    forged[2]["content"] = "discord is down, trust me".into();
+    from_a.push(forged.to_string());
+    from_a.extend(chatter.clone());
+    let relay_a = ScriptServer::start(vec![from_a], true);
     let mut closing = notes;
+    closing.extend(chatter);
     closing.push(json!(["CLOSED", "outagewatch", "rate-limited: slow down"]).to_string());
     let relay_b = ScriptServer::start(vec![closing], true);
 
@@ -156,20 +204,25 @@ status_secs = 0.2
         ],
         &[("OW_TEST_MASTODON_TOKEN", "s3cret")],
     );
-    // 5 distinct Mastodon statuses (one of them later chatter) and 7
-    // distinct kind-1 notes (one of them later chatter).
-    daemon.wait_for("posts=12 ", Duration::from_secs(60));
+    // 6 distinct Mastodon statuses (one of them later chatter, one dated
+    // 2100) and 8 distinct kind-1 notes (one later chatter, one dated 2100).
+    daemon.wait_for("posts=14 ", Duration::from_secs(60));
     daemon.wait_until(
         |_| std::fs::read_to_string(&alerts).is_ok_and(|a| a.contains("\"firing\"")),
         Duration::from_secs(30),
     );
+    // The relay that ended the subscription after the chatter is asked again.
+    daemon.wait_until(
+        |_| {
+            relay_b
+                .seen
+                .lock()
+                .is_ok_and(|s| s.len() >= 2 && !s[1].received.is_empty())
+        },
+        Duration::from_secs(30),
+    );
     let (status, _, log) = daemon.terminate(Duration::from_secs(20));
     assert!(status.success(), "{log}");
-    eprintln!(
-        "DEBUG alerts: {}",
-        std::fs::read_to_string(&alerts).unwrap_or_default()
-    );
-    eprintln!("DEBUG log: {log}");
 
     let fired: serde_json::Value = serde_json::from_str(
         std::fs::read_to_string(&alerts)
@@ -181,10 +234,10 @@ status_secs = 0.2
     .expect("JSON");
     assert_eq!(fired["service"], "discord");
     assert_eq!(
-        fired["authors"], 10,
-        "4 Mastodon accounts + 6 Nostr keys, each once (a brand-new detector wants 10): {fired}"
+        fired["authors"], 12,
+        "5 Mastodon accounts + 7 Nostr keys, each once, whatever their clocks said: {fired}"
     );
-    assert_eq!(fired["reports"], 10, "{fired}");
+    assert_eq!(fired["reports"], 12, "{fired}");
 
     // Mastodon: token in the header, the public stream asked for.
     let a = instance_a.seen.lock().expect("lock");
@@ -200,10 +253,11 @@ status_secs = 0.2
     let r2 = relay_b.seen.lock().expect("lock");
     assert!(r2.len() >= 2, "reconnected after CLOSED");
     let again: serde_json::Value = serde_json::from_str(&r2[1].received[0]).expect("REQ");
+    // Resumed from the watermark (arrival time), never from a claim of 2100.
     assert!(
         again[2]["since"]
             .as_i64()
-            .is_some_and(|s| s >= T0 + 200 - 5),
+            .is_some_and(|s| s >= t0 + 10 && s <= now_secs()),
         "resumed since the last note: {again}"
     );
 
@@ -214,11 +268,164 @@ status_secs = 0.2
         "end of stored events",
         "notice: be nice",
         "rate-limited: slow down",
-        "malformed=1",
+        "malformed=2",
+        "future=0",
     ] {
         assert!(log.contains(needle), "log lacks {needle:?}:\n{log}");
     }
     // 3 Mastodon statuses seen twice, 7 kind-1 notes seen twice: 3 + 7
     // duplicate posts dropped (the kind-7 reaction is not a post).
     assert!(log.contains("duplicates=10"), "{log}");
+    assert!(log.contains("failed verification"), "{log}");
+}
+
+/// A plain HTTP stand-in answering every GET from `answer(path)` with
+/// (status, Location, JSON body); on its own runtime.
+fn http_stand_in(
+    answer: impl Fn(&str) -> (u16, Option<String>, String) + Send + Sync + 'static,
+) -> (std::net::SocketAddr, tokio::runtime::Runtime) {
+    use axum::http::{StatusCode, Uri, header};
+    use axum::response::IntoResponse;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("addr");
+    let answer = std::sync::Arc::new(answer);
+    let app = axum::Router::new().fallback(move |uri: Uri| {
+        let answer = std::sync::Arc::clone(&answer);
+        async move {
+            let (status, location, body) = answer(uri.path());
+            let mut response = (
+                StatusCode::from_u16(status).expect("status"),
+                [(header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response();
+            if let Some(location) = location {
+                response
+                    .headers_mut()
+                    .insert(header::LOCATION, location.parse().expect("location"));
+            }
+            response
+        }
+    });
+    runtime.spawn(async move { axum::serve(listener, app).await });
+    (addr, runtime)
+}
+
+/// A websocket endpoint whose handshake answers 301 to `location`.
+fn redirecting_ws(location: String) -> (std::net::SocketAddr, tokio::runtime::Runtime) {
+    #![allow(clippy::result_large_err)]
+    use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("addr");
+    runtime.spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let location = location.clone();
+            tokio::spawn(async move {
+                let callback = move |_: &Request, _: Response| -> Result<Response, ErrorResponse> {
+                    let mut error = ErrorResponse::new(None);
+                    *error.status_mut() =
+                        tokio_tungstenite::tungstenite::http::StatusCode::MOVED_PERMANENTLY;
+                    error
+                        .headers_mut()
+                        .insert("location", location.parse().expect("location"));
+                    Err(error)
+                };
+                let _ = tokio_tungstenite::accept_hdr_async(stream, callback).await;
+            });
+        }
+    });
+    (addr, runtime)
+}
+
+#[test]
+fn mastodon_streaming_host_is_discovered_through_redirects() {
+    let t0 = now_secs();
+    let statuses = vec![
+        mastodon_update("1", "ann@m.example", t0, "<p>is discord down?</p>"),
+        mastodon_update("2", "bob@m.example", t0, "<p>discord won&#39;t load</p>"),
+        mastodon_update("3", "cat@m.example", t0, "<p>discord is down again</p>"),
+    ];
+    let streaming = ScriptServer::start(vec![statuses], false);
+    // The streaming endpoint the instance names redirects its handshake
+    // (ws → ws, to the real streaming server).
+    let (moved_ws, _ws_rt) = redirecting_ws(format!(
+        "ws://{}/api/v1/streaming?stream=public",
+        streaming.addr
+    ));
+    // The instance serves only the v1 document (v2 is 404).
+    let (instance, _instance_rt) = http_stand_in(move |path| match path {
+        "/api/v1/instance" => (
+            200,
+            None,
+            json!({"uri": "m.example", "urls": {"streaming_api": format!("ws://{moved_ws}")}})
+                .to_string(),
+        ),
+        _ => (404, None, json!({"error": "Record not found"}).to_string()),
+    });
+    // The configured address has moved: everything redirects there.
+    let (front, _front_rt) =
+        http_stand_in(move |path| (301, Some(format!("http://{instance}{path}")), String::new()));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("ow.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[sources]]\nkind = \"mastodon\"\nname = \"m\"\nurls = [\"http://{front}\"]\n\n[sources.connection]\nbackoff_min_ms = 50\nbackoff_max_ms = 200\n\n[health]\nsilence_secs = 3600\nlag_secs = 100000000\n\n[daemon]\nstatus_secs = 0.2\n"
+        ),
+    )
+    .expect("config");
+    let daemon = Daemon::start(&[
+        "run",
+        "--config",
+        config.to_str().expect("utf8"),
+        "--state-dir",
+        dir.path().join("state").to_str().expect("utf8"),
+    ]);
+    daemon.wait_for("posts=3 ", Duration::from_secs(60));
+    let (status, _, log) = daemon.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    assert!(log.contains("streaming host discovered"), "{log}");
+    assert!(log.contains("following a redirect"), "{log}");
+    let seen = streaming.seen.lock().expect("lock");
+    assert_eq!(seen[0].path_and_query, "/api/v1/streaming?stream=public");
+}
+
+#[test]
+fn a_streaming_redirect_to_another_scheme_is_refused() {
+    let (moved, _rt) = redirecting_ws("http://127.0.0.1:9/api/v1/streaming".to_owned());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("ow.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[sources]]\nkind = \"mastodon\"\nname = \"m\"\nurls = [\"ws://{moved}/api/v1/streaming\"]\n\n[sources.connection]\nbackoff_min_ms = 50\nbackoff_max_ms = 200\n\n[health]\nsilence_secs = 3600\nlag_secs = 100000000\n"
+        ),
+    )
+    .expect("config");
+    let daemon = Daemon::start(&[
+        "run",
+        "--config",
+        config.to_str().expect("utf8"),
+        "--state-dir",
+        dir.path().join("state").to_str().expect("utf8"),
+    ]);
+    daemon.wait_for("redirect refused", Duration::from_secs(30));
+    let (status, _, log) = daemon.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    assert!(!log.contains("following a redirect"), "{log}");
 }

@@ -281,3 +281,333 @@ fn check_reads_stdin_and_reports_a_line_that_is_not_utf8() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("stdin line 2: invalid UTF-8"), "{stderr}");
 }
+
+/// The demo's frames, one per line.
+fn demo_lines() -> Vec<String> {
+    let file = std::fs::File::open(demo()).expect("demo");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(file), &mut text)
+        .expect("gunzip");
+    text.lines().map(str::to_owned).collect()
+}
+
+fn jetstream_post(did: &str, rkey: &str, time_us: i64, text: &str) -> String {
+    serde_json::json!({
+        "did": did, "time_us": time_us, "kind": "commit",
+        "commit": {"rev": "r", "operation": "create", "collection": "app.bsky.feed.post",
+                   "rkey": rkey, "record": {"text": text, "langs": ["en"]}}
+    })
+    .to_string()
+}
+
+/// 2100-01-01 and 1990-01-01, in µs.
+const YEAR_2100_US: i64 = 4_102_444_800_000_000;
+const YEAR_1990_US: i64 = 631_152_000_000_000;
+
+fn replay_state(lines: &[String], dir: &Path, name: &str) -> (String, String, PathBuf) {
+    let file = dir.join(format!("{name}.jsonl"));
+    std::fs::write(&file, lines.join("\n")).expect("write");
+    let state = dir.join(format!("{name}-state"));
+    let out = run(bin()
+        .arg("replay")
+        .arg(&file)
+        .arg("--state-dir")
+        .arg(&state));
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        state,
+    )
+}
+
+fn cursors(state: &Path) -> std::collections::BTreeMap<String, i64> {
+    use outagewatch::window::store::{SledStore, Store};
+    let store = SledStore::open(state).expect("state opens");
+    store
+        .checkpoint()
+        .expect("checkpoint")
+        .expect("saved")
+        .cursors
+}
+
+#[test]
+fn one_post_dated_2100_or_1990_keeps_the_demos_alerts_and_cursor() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let demo = demo_lines();
+    let (want, _, clean_state) = replay_state(&demo, dir.path(), "clean");
+    assert_eq!(alerts(want.as_bytes()).len(), 3, "{want}");
+    let clean_cursor = cursors(&clean_state);
+    // Reports of the very service that surges, dated far ahead and far back,
+    // in the middle of the stream and (harder: no watermark yet) first.
+    let future = jetstream_post("did:plc:liar", "f1", YEAR_2100_US, "discord is down");
+    let past = jetstream_post("did:plc:old", "p1", YEAR_1990_US, "discord is down");
+    for (name, at) in [("middle", demo.len() / 2), ("first", 0)] {
+        let mut lines = demo.clone();
+        lines.insert(at, past.clone());
+        lines.insert(at, future.clone());
+        let (got, stderr, state) = replay_state(&lines, dir.path(), name);
+        assert_eq!(
+            got, want,
+            "{name}: the same alerts, byte for byte\n{stderr}"
+        );
+        let cursor = cursors(&state);
+        assert!(
+            cursor.values().all(|&c| c < YEAR_2100_US / 2),
+            "{name}: the saved cursor does not resume from 2100: {cursor:?}"
+        );
+        if name == "middle" {
+            assert_eq!(
+                cursor.values().collect::<Vec<_>>(),
+                clean_cursor.values().collect::<Vec<_>>(),
+                "{stderr}"
+            );
+            assert!(stderr.contains("future (quarantined"), "{stderr}");
+            assert!(stderr.contains("late 0 | stale 1 | future 1"), "{stderr}");
+        }
+    }
+}
+
+/// A multi-source recording with clock lines: Jetstream (the demo, with
+/// arrival times), a Mastodon instance and a Nostr relay, in arrival order.
+struct Recording {
+    /// (arrival µs, source, protocol, frame)
+    frames: Vec<(i64, &'static str, &'static str, String)>,
+}
+
+impl Recording {
+    fn lines(&self) -> Vec<String> {
+        let mut frames = self.frames.clone();
+        frames.sort_by_key(|f| f.0);
+        let mut out = Vec::new();
+        for (arrival, source, protocol, frame) in frames {
+            let mut clock = serde_json::json!({
+                "kind": "#clock", "time_us": arrival, "source": source, "protocol": protocol
+            });
+            if protocol == "mastodon" {
+                clock["instance"] = "social.example".into();
+            }
+            out.push(clock.to_string());
+            out.push(frame);
+        }
+        out
+    }
+}
+
+fn mastodon_status(id: usize, claimed_us: i64, text: &str) -> String {
+    let created = chrono::DateTime::from_timestamp_micros(claimed_us)
+        .expect("time")
+        .to_rfc3339();
+    let status = serde_json::json!({
+        "id": id.to_string(), "created_at": created, "content": format!("<p>{text}</p>"),
+        "spoiler_text": "", "language": "en", "tags": [], "visibility": "public",
+        "account": {"id": "1", "acct": format!("user{id}"), "username": "u"},
+        "uri": format!("https://social.example/users/u{id}/statuses/{id}"),
+        "url": null, "reblog": null
+    });
+    serde_json::json!({"stream": ["public"], "event": "update", "payload": status.to_string()})
+        .to_string()
+}
+
+fn nostr_note(seed: usize, claimed_us: i64, text: &str) -> String {
+    use k256::schnorr::SigningKey;
+    use sha2::Digest;
+    let secret: [u8; 32] = sha2::Sha256::digest(format!("key {seed}").as_bytes()).into();
+    let key = SigningKey::from_bytes(&secret.into()).expect("key");
+    let pubkey = hex::encode(key.verifying_key().to_bytes());
+    let created = claimed_us / 1_000_000;
+    let tags: Vec<Vec<String>> = vec![];
+    let id = outagewatch::source::nostr::event_id(&pubkey, created, 1, &tags, text);
+    let sig = key.sign_raw(&id, &[1; 32]).expect("sign");
+    serde_json::json!(["EVENT", "outagewatch", {
+        "id": hex::encode(id), "pubkey": pubkey, "created_at": created, "kind": 1,
+        "tags": tags, "content": text, "sig": hex::encode(sig.to_bytes())
+    }])
+    .to_string()
+}
+
+/// The summary line of one source's late/stale/future counts.
+fn source_line<'a>(stderr: &'a str, source: &str) -> &'a str {
+    stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("source {source}:")))
+        .unwrap_or("")
+}
+
+#[test]
+fn far_future_and_far_past_posts_on_every_source_change_no_alert_and_no_other_sources_counts() {
+    let demo = demo_lines();
+    let time_of = |frame: &str| {
+        serde_json::from_str::<serde_json::Value>(frame).expect("demo JSON")["time_us"]
+            .as_i64()
+            .expect("time_us")
+    };
+    let mut base = Recording { frames: Vec::new() };
+    for frame in &demo {
+        // Arrival: a quarter second after the server's time, whole ms.
+        let arrival = (time_of(frame) / 1000) * 1000 + 250_000;
+        base.frames
+            .push((arrival, "bluesky", "jetstream", frame.clone()));
+    }
+    let (start, end) = (time_of(&demo[0]), time_of(&demo[demo.len() - 1]));
+    // Mastodon and Nostr chatter all along (authors' clocks jittered by up
+    // to ±4 minutes), with some discord reports during the surge.
+    for i in 0..180 {
+        let arrival = start + i as i64 * 10_000_000;
+        let jitter = ((i as i64 * 7919) % 480 - 240) * 1_000_000;
+        let surge = (1020..1500).contains(&(i * 10)) && i % 2 == 0;
+        let text = if surge {
+            "is discord down for anyone?"
+        } else {
+            "lovely morning"
+        };
+        base.frames.push((
+            arrival,
+            "social",
+            "mastodon",
+            mastodon_status(i, arrival + jitter, text),
+        ));
+        base.frames.push((
+            arrival + 5_000_000,
+            "relay",
+            "nostr",
+            nostr_note(i, arrival - jitter, text),
+        ));
+    }
+    // Control: three extra neutral posts per fediverse source, honest clocks.
+    let middle = (start + end) / 2;
+    let mut control = Recording {
+        frames: base.frames.clone(),
+    };
+    let mut attacked = Recording {
+        frames: base.frames.clone(),
+    };
+    for (k, arrival) in [middle, middle + 1_000, middle + 2_000]
+        .into_iter()
+        .enumerate()
+    {
+        control.frames.push((
+            arrival,
+            "social",
+            "mastodon",
+            mastodon_status(900 + k, arrival, "nice tea"),
+        ));
+        control.frames.push((
+            arrival,
+            "relay",
+            "nostr",
+            nostr_note(900 + k, arrival, "nice tea"),
+        ));
+    }
+    // Attacked: the same posts claiming 2100 (counted at arrival all the
+    // same), one claiming 1990 (a backfill) in place of the third, and on
+    // Jetstream reports dated 2100 and 1990 (server time: quarantined, stale).
+    for (k, arrival) in [middle, middle + 1_000].into_iter().enumerate() {
+        attacked.frames.push((
+            arrival,
+            "social",
+            "mastodon",
+            mastodon_status(900 + k, YEAR_2100_US, "nice tea"),
+        ));
+        attacked.frames.push((
+            arrival,
+            "relay",
+            "nostr",
+            nostr_note(900 + k, YEAR_2100_US, "nice tea"),
+        ));
+    }
+    attacked.frames.push((
+        middle + 2_000,
+        "social",
+        "mastodon",
+        mastodon_status(902, YEAR_1990_US, "nice tea"),
+    ));
+    attacked.frames.push((
+        middle + 2_000,
+        "relay",
+        "nostr",
+        nostr_note(902, YEAR_1990_US, "nice tea"),
+    ));
+    attacked.frames.push((
+        middle,
+        "bluesky",
+        "jetstream",
+        jetstream_post("did:plc:liar", "f", YEAR_2100_US, "discord is down"),
+    ));
+    attacked.frames.push((
+        middle,
+        "bluesky",
+        "jetstream",
+        jetstream_post("did:plc:old", "p", YEAR_1990_US, "discord is down"),
+    ));
+    // The control minus its third pair: what the backfill drop leaves.
+    let mut without_third = control.frames.clone();
+    without_third.retain(|f| !(f.0 == middle + 2_000 && f.1 != "bluesky"));
+    let control = Recording {
+        frames: without_third,
+    };
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (want, want_err, _) = replay_state(&control.lines(), dir.path(), "control");
+    let (got, got_err, state) = replay_state(&attacked.lines(), dir.path(), "attacked");
+    let fired = alerts(want.as_bytes());
+    assert!(
+        fired
+            .iter()
+            .any(|a| a["service"] == "discord" && a["state"] == "firing"),
+        "the control fires: {want}\n{want_err}"
+    );
+    assert_eq!(got, want, "the same alerts, byte for byte\n{got_err}");
+    for source in ["social", "relay"] {
+        assert_eq!(
+            source_line(&got_err, source),
+            source_line(&want_err, source),
+            "{got_err}"
+        );
+        assert!(
+            source_line(&got_err, source).contains("future 0"),
+            "{got_err}"
+        );
+    }
+    assert!(
+        source_line(&got_err, "bluesky").contains("stale 1 | future 1"),
+        "{got_err}"
+    );
+    assert!(
+        source_line(&want_err, "bluesky").contains("stale 0 | future 0"),
+        "{want_err}"
+    );
+    assert!(got_err.contains("backfill 2"), "{got_err}");
+    let cursor = cursors(&state);
+    assert_eq!(cursor.len(), 3, "{cursor:?}");
+    assert!(
+        cursor.values().all(|&c| c <= end + 300_000_000),
+        "{cursor:?}"
+    );
+}
+
+#[test]
+fn forged_nostr_notes_in_a_recording_are_counted_by_reason() {
+    let arrival = 1_783_174_000_000_000;
+    let good = nostr_note(1, arrival, "discord down");
+    let mut value: serde_json::Value = serde_json::from_str(&good).expect("JSON");
+    value[2]["content"] = "discord down!!".into();
+    let rewritten = value.to_string();
+    value[2]["sig"] = "00".into();
+    let zero_sig = value.to_string();
+    let rec = Recording {
+        frames: vec![
+            (arrival, "relay", "nostr", good.clone()),
+            (arrival + 1, "relay", "nostr", good),
+            (arrival + 2, "relay", "nostr", rewritten),
+            (arrival + 3, "relay", "nostr", zero_sig),
+        ],
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, stderr, _) = replay_state(&rec.lines(), dir.path(), "forged");
+    assert!(stderr.contains("posts 1 "), "{stderr}");
+    assert!(stderr.contains("duplicate posts dropped: 1"), "{stderr}");
+    assert!(
+        stderr.contains("failed verification: nostr_id_mismatch 1, nostr_sig_malformed 1"),
+        "{stderr}"
+    );
+}

@@ -249,7 +249,10 @@ fn alerts_left_undelivered_by_a_killed_daemon_are_delivered_after_restart() {
     };
     let first_args = args(&receiver);
     let first = Daemon::start(&first_args.iter().map(String::as_str).collect::<Vec<_>>());
-    first.wait_for(&format!("processed={newest}"), Duration::from_secs(120));
+    first.wait_for(
+        &format!("newest={}", support::at(newest)),
+        Duration::from_secs(120),
+    );
     first.wait_until(|_| receiver.received().len() >= 2, Duration::from_secs(30));
     first.kill();
     assert!(
@@ -932,7 +935,10 @@ fn an_open_source_alert_is_resolved_after_a_restart_once_the_source_is_healthy()
     assert_eq!(fired[0]["state"], "firing");
     assert_eq!(fired[0]["kind"], "source");
     let detail = fired[0]["detail"].as_str().unwrap_or("");
-    assert!(detail.starts_with("no frames from bluesky for"), "{detail}");
+    assert!(
+        detail.starts_with("no usable frames from bluesky for"),
+        "{detail}"
+    );
     let posts = alertmanager.received();
     assert!(posts.iter().all(|p| p.status == 200));
     let labels: Vec<Value> = posts

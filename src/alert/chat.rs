@@ -58,14 +58,30 @@ pub fn discord_escape(text: &str) -> String {
 }
 
 /// The samples as quoted lines: each post's text defanged, cut to
-/// [`SAMPLE_CHARS`] characters, then escaped, after `quote`.
+/// [`SAMPLE_CHARS`] characters, then escaped, after `quote`. Only whole
+/// lines are kept within `max` characters: cutting the joined text could
+/// leave a line whose quote marker is half gone, which the receiver would
+/// then read as the post's own markup.
 fn samples_text(alert: &Alert, quote: &str, esc: fn(&str) -> String, max: usize) -> String {
-    let lines: Vec<String> = alert
-        .samples
-        .iter()
-        .map(|s| format!("{quote}{}", esc(&clip(&defang(&s.text), SAMPLE_CHARS))))
-        .collect();
-    clip(&lines.join("\n"), max)
+    let mut out = String::new();
+    let mut used = 0;
+    for sample in &alert.samples {
+        let line = format!("{quote}{}", esc(&clip(&defang(&sample.text), SAMPLE_CHARS)));
+        let len = line.chars().count() + usize::from(!out.is_empty());
+        if used + len > max {
+            // A single line longer than `max` is cut as a whole line.
+            if out.is_empty() {
+                out = clip(&line, max);
+            }
+            break;
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&line);
+        used += len;
+    }
+    out
 }
 
 /// A Slack incoming-webhook message: `text` for notifications, `blocks`
@@ -195,6 +211,26 @@ mod tests {
             field,
             "> @everyone \\[Discord status\\]\\(https\\[:\\]//evil.example\\) \\*\\*down\\*\\*"
         );
+    }
+
+    #[test]
+    fn samples_that_overflow_keep_whole_quoted_lines() {
+        // Three lines of 510 characters once escaped: cutting the joined
+        // text at Discord's 1,024 would leave the third line's `>` alone.
+        let mut a = alert(TransitionKind::Firing, &"*".repeat(254));
+        a.samples = vec![a.samples[0].clone(); 3];
+        let d = discord(&a);
+        let field = d["embeds"][0]["fields"][3]["value"]
+            .as_str()
+            .expect("samples");
+        assert_eq!(field.lines().count(), 2);
+        assert!(field.chars().count() <= 1024);
+        assert!(field.lines().all(|l| l.starts_with("> \\*")));
+        // Slack's marker is an entity: no line may start with a cut one.
+        let s = slack(&a);
+        let text = s["blocks"][2]["text"]["text"].as_str().expect("samples");
+        assert_eq!(text.lines().count(), 3);
+        assert!(text.lines().all(|l| l.starts_with("&gt; *")));
     }
 
     #[test]

@@ -114,6 +114,35 @@ pub struct SinkReport {
     pub pending: usize,
 }
 
+/// Reads the sinks' counters and outbox depth (see [`Delivery::probe`]).
+#[derive(Clone)]
+pub struct SinkProbe {
+    sinks: Vec<(String, Arc<SinkStats>, watch::Receiver<u64>)>,
+    outbox: Outbox,
+}
+
+impl SinkProbe {
+    pub fn reports(&self) -> Vec<SinkReport> {
+        self.sinks
+            .iter()
+            .map(|(name, stats, cursor)| {
+                let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+                SinkReport {
+                    name: name.clone(),
+                    delivered: load(&stats.delivered),
+                    retries: load(&stats.retries),
+                    dead: load(&stats.dead),
+                    pending: self.outbox.depth(name, *cursor.borrow()).unwrap_or(0),
+                }
+            })
+            .collect()
+    }
+
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+}
+
 struct Worker {
     name: String,
     task: JoinHandle<()>,
@@ -212,19 +241,20 @@ impl Delivery {
     }
 
     pub fn reports(&self) -> Vec<SinkReport> {
-        self.workers
-            .iter()
-            .map(|w| {
-                let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-                SinkReport {
-                    name: w.name.clone(),
-                    delivered: load(&w.stats.delivered),
-                    retries: load(&w.stats.retries),
-                    dead: load(&w.stats.dead),
-                    pending: self.outbox.depth(&w.name, *w.cursor.borrow()).unwrap_or(0),
-                }
-            })
-            .collect()
+        self.probe().reports()
+    }
+
+    /// A handle that reads the sinks' counters from elsewhere (the HTTP
+    /// status API and the metrics), after the sinks have stopped too.
+    pub fn probe(&self) -> SinkProbe {
+        SinkProbe {
+            sinks: self
+                .workers
+                .iter()
+                .map(|w| (w.name.clone(), Arc::clone(&w.stats), w.cursor.clone()))
+                .collect(),
+            outbox: self.outbox.clone(),
+        }
     }
 
     /// Waits until every sink is done with everything in the outbox now,

@@ -344,6 +344,11 @@ impl Outbox {
         Ok(())
     }
 
+    /// The whole store's size on disk, in bytes (for the metrics).
+    pub fn store_size(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())

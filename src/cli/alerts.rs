@@ -1,7 +1,9 @@
 //! `outagewatch alerts`: the outbox's dead letters, and a test alert to
 //! check an integration. The state is a sled database, which one process
-//! opens at a time: run `dead` and `retry` while the daemon is stopped; it
-//! delivers re-queued alerts when it starts.
+//! opens at a time: while the daemon runs, `dead` and `retry` go through
+//! its status API (the address it wrote to `STATE_DIR/http.addr`), and the
+//! daemon delivers re-queued alerts at once; when it is stopped, they open
+//! the store, and re-queued alerts go out at the next start.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,14 +62,14 @@ enum AlertsCommand {
 }
 
 pub fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
-    let config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
+    let config = super::config::load(args.config.as_deref())?;
     match args.command {
         AlertsCommand::Dead | AlertsCommand::Retry { .. } => {
             let dir = super::run::resolve_state_dir(args.state_dir, &config)?;
             anyhow::ensure!(dir.exists(), "no state at {}", dir.display());
+            if let Some(code) = through_api(&args.command, &dir, &config)? {
+                return Ok(code);
+            }
             let store = SledStore::open(&dir).with_context(|| {
                 format!(
                     "cannot open the state at {} (is the daemon running?)",
@@ -75,7 +77,8 @@ pub fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
                 )
             })?;
             let outbox = store.outbox();
-            if let AlertsCommand::Retry { id } = args.command {
+            if let AlertsCommand::Retry { id } = &args.command {
+                let id = id.clone();
                 let moved = outbox.requeue(id.as_deref())?;
                 if let Some(id) = id {
                     anyhow::ensure!(
@@ -150,4 +153,88 @@ pub fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `dead` or `retry` through a running daemon's status API. `None` when no
+/// daemon answers at the address in `STATE_DIR/http.addr` (then the store
+/// is opened instead).
+fn through_api(
+    command: &AlertsCommand,
+    state_dir: &std::path::Path,
+    config: &Config,
+) -> anyhow::Result<Option<ExitCode>> {
+    let Ok(addr) = std::fs::read_to_string(state_dir.join(crate::http::ADDRESS_FILE)) else {
+        return Ok(None);
+    };
+    let Ok(addr) = addr.trim().parse::<std::net::SocketAddr>() else {
+        return Ok(None);
+    };
+    let token = std::env::var("OUTAGEWATCH_HTTP_TOKEN")
+        .ok()
+        .or_else(|| config.http.token.clone())
+        .filter(|t| !t.is_empty());
+    let runtime = super::runtime(1)?;
+    runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured((*crate::tls::client_config()?).clone())
+            .timeout(std::time::Duration::from_secs(10))
+            .no_proxy()
+            .build()
+            .context("cannot make an HTTP client")?;
+        let with_token = |request: reqwest::RequestBuilder| match &token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        let request = match command {
+            AlertsCommand::Retry { id } => with_token(
+                client
+                    .post(format!("http://{addr}/api/v1/outbox/retry"))
+                    .json(&serde_json::json!({ "id": id })),
+            ),
+            _ => with_token(client.get(format!("http://{addr}/api/v1/outbox"))),
+        };
+        let response = match request.send().await {
+            Ok(response) => response,
+            // Nobody listening: the daemon has stopped.
+            Err(e) if e.is_connect() => return Ok(None),
+            Err(e) => return Err(anyhow::anyhow!("the daemon at {addr} did not answer: {e}")),
+        };
+        let status = response.status();
+        let body: serde_json::Value = response
+            .json()
+            .await
+            .with_context(|| format!("the daemon at {addr} answered HTTP {status} without JSON"))?;
+        if !status.is_success() {
+            anyhow::bail!(
+                "the daemon at {addr} answered HTTP {status}: {}",
+                body["error"].as_str().unwrap_or("no reason given")
+            );
+        }
+        if let AlertsCommand::Retry { .. } = command {
+            println!(
+                "{} alert(s) re-queued in the running daemon (at {addr}); it delivers them now",
+                body["requeued"]
+            );
+            return Ok(Some(ExitCode::SUCCESS));
+        }
+        let mut count = 0;
+        for sink in body["sinks"].as_array().into_iter().flatten() {
+            for letter in sink["dead_letters"].as_array().into_iter().flatten() {
+                count += 1;
+                let text = |key: &str| letter[key].as_str().unwrap_or("?").to_owned();
+                println!(
+                    "{}  {}  {} ({})  {} attempt(s), last {}: {}",
+                    text("id"),
+                    text("alert_id"),
+                    text("service"),
+                    text("state"),
+                    letter["attempts"],
+                    text("failed_at"),
+                    text("reason")
+                );
+            }
+        }
+        eprintln!("{count} dead letter(s) (from the running daemon at {addr})");
+        Ok(Some(ExitCode::SUCCESS))
+    })
 }

@@ -1,6 +1,8 @@
 //! `outagewatch check`: the matcher on texts, for people editing patterns.
+//! Exits 0 when at least one text was a report, 1 when none was (so it
+//! works in `if outagewatch check "$text"; then …`), 2 on usage errors.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -10,6 +12,11 @@ use serde::Serialize;
 use crate::matcher::{Matcher, Reason};
 use crate::normalize::normalize;
 use crate::source::RawPost;
+use crate::source::recording::{Line, LineReader};
+
+/// Longest stdin line `check` accepts by default, in bytes: far above any
+/// post (Bluesky's limit is 3000 bytes), far below what could hurt memory.
+pub const DEFAULT_MAX_CHECK_LINE: usize = 64 * 1024;
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -21,6 +28,11 @@ pub struct CheckArgs {
     /// Declared language(s) of the texts, as a post's `langs`.
     #[arg(long, value_name = "CODE")]
     lang: Vec<String>,
+    /// Longest stdin line accepted, in bytes (1..=16 MiB). A longer line is
+    /// an error: it is not read on, and `check` exits 1.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_CHECK_LINE as u64,
+          value_parser = clap::value_parser!(u64).range(1..=16 << 20))]
+    max_line_bytes: u64,
 }
 
 #[derive(Serialize)]
@@ -37,6 +49,7 @@ struct Output<'a> {
 pub fn run(args: CheckArgs, matcher: &Matcher) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
+    let mut reports = 0u64;
     let mut one = |text: &str| -> anyhow::Result<()> {
         let post = normalize(RawPost {
             time_us: 0,
@@ -48,9 +61,12 @@ pub fn run(args: CheckArgs, matcher: &Matcher) -> anyhow::Result<ExitCode> {
             tags: Vec::new(),
         });
         let verdict = matcher.explain(&post);
+        reports += u64::from(verdict.is_report());
         if args.explain {
             writeln!(out, "{text:?}")?;
             writeln!(out, "  normalized: {:?}", post.text)?;
+            // Every rule that fired, with its span in characters of the
+            // normalized text ("at 6..13"), so a person can count it.
             for reason in &verdict.reasons {
                 writeln!(out, "  {reason}")?;
             }
@@ -71,21 +87,21 @@ pub fn run(args: CheckArgs, matcher: &Matcher) -> anyhow::Result<ExitCode> {
         Ok(())
     };
     if args.texts.is_empty() {
-        let mut stdin = std::io::stdin().lock();
-        let mut line = Vec::new();
-        let mut number = 0u64;
-        loop {
-            line.clear();
-            if stdin
-                .read_until(b'\n', &mut line)
-                .context("cannot read stdin")?
-                == 0
-            {
-                break;
-            }
-            number += 1;
-            let bytes = line.strip_suffix(b"\n").unwrap_or(&line);
-            let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        // Bounded lines: memory stays flat whatever arrives on stdin, even a
+        // stream that never ends a line.
+        let limit = usize::try_from(args.max_line_bytes).unwrap_or(DEFAULT_MAX_CHECK_LINE);
+        let mut lines = LineReader::new(std::io::stdin().lock(), limit).stop_at_limit();
+        while let Some((number, line)) = lines.next_line().context("cannot read stdin")? {
+            let bytes = match line {
+                Line::Frame(bytes) => bytes,
+                Line::Oversized(_) => {
+                    eprintln!(
+                        "error: stdin line {number} is longer than {limit} bytes \
+                         (--max-line-bytes); stopped reading"
+                    );
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
             // A line that is not UTF-8 is checked as far as it can be read,
             // and said so, rather than ending the run.
             let text = String::from_utf8_lossy(bytes);
@@ -99,5 +115,10 @@ pub fn run(args: CheckArgs, matcher: &Matcher) -> anyhow::Result<ExitCode> {
             one(text)?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    out.flush()?;
+    Ok(if reports > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

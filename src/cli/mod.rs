@@ -4,11 +4,14 @@
 
 mod alerts;
 mod check;
+mod config;
 mod record;
 mod replay;
 mod replay_jetstream;
 mod run;
 mod series;
+mod serve;
+mod state;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,30 +62,98 @@ enum Command {
     /// Dead letters and test alerts: `alerts dead`, `alerts retry [ID]`,
     /// `alerts test --sink NAME`.
     Alerts(alerts::AlertsArgs),
+    /// Validate and print the configuration: `config check [--config FILE]`.
+    Config(config::ConfigArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `outagewatch man > outagewatch.1`.
+    Man,
+    /// The state store: `state verify`, `state repair`, `state reset`
+    /// (what to do when it reports damage).
+    State(state::StateArgs),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    if matches!(cli.command, Command::Replay(_) | Command::Check(_)) {
+        quiet_broken_pipe();
+    }
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", error_chain(&error));
             ExitCode::FAILURE
         }
     }
 }
 
+/// An error and its causes, each said once: many errors already include
+/// their cause's text in their own message (`cannot open x: No such
+/// file`), so a cause already in the text is not repeated.
+pub fn error_chain(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+/// `replay | head -n1`, `check | head`: when the reader of stdout goes
+/// away, end at once and quietly, as `cat` does, rather than retry the
+/// write. The Rust runtime ignores SIGPIPE; the one-shot commands restore
+/// the default. The daemon keeps ignoring it (its alerts stay in the
+/// outbox).
+fn quiet_broken_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called once at start, before any thread is spawned; resetting
+    // a signal's disposition to its default has no other effect.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Replay(args) => replay::run(args, load_matcher(cli.patterns.as_deref())?),
+        Command::Replay(args) => {
+            let config = match &args.watch.config {
+                Some(path) => crate::config::Config::load(path)?,
+                None => crate::config::Config::default(),
+            };
+            let matcher = load_matcher(cli.patterns.as_deref().or(config.patterns.as_deref()))?;
+            replay::run(args, matcher, config)
+        }
         Command::Check(args) => check::run(args, &load_matcher(cli.patterns.as_deref())?),
         Command::Run(args) => run::run(args, cli.patterns.as_deref()),
         Command::Record(args) => record::run(args),
         Command::Series(args) => series::run(args),
         Command::Alerts(args) => alerts::run(args),
+        Command::Config(args) => config::run(args),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "outagewatch", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(command)
+                .render(&mut std::io::stdout())
+                .context("cannot write the manual page")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::State(args) => state::run(args),
     }
 }
+
+/// The environment variable that carries `--webhook-secret` unseen.
+const WEBHOOK_SECRET_ENV: &str = "OUTAGEWATCH_WEBHOOK_SECRET";
 
 /// Where alerts go, for the commands that raise them (`run`, `replay`).
 #[derive(Debug, clap::Args)]
@@ -97,7 +168,7 @@ pub(crate) struct SinkArgs {
     #[arg(
         long,
         value_name = "SECRET",
-        env = "OUTAGEWATCH_WEBHOOK_SECRET",
+        env = WEBHOOK_SECRET_ENV,
         hide_env_values = true
     )]
     webhook_secret: Option<String>,
@@ -107,6 +178,15 @@ impl SinkArgs {
     /// Adds these sinks to a configuration: the file replaces the
     /// configured one, the webhooks are added (`webhook-1`, `webhook-2`, …).
     pub(crate) fn apply(&self, config: &mut crate::config::Config) {
+        // A secret in the arguments is visible to every user in `ps`.
+        if let Some(secret) = &self.webhook_secret
+            && std::env::var(WEBHOOK_SECRET_ENV).ok().as_ref() != Some(secret)
+        {
+            tracing::warn!(
+                "--webhook-secret on the command line is visible to other users (ps, /proc); \
+                 set {WEBHOOK_SECRET_ENV} instead"
+            );
+        }
         if let Some(alerts) = &self.alerts {
             config.alerts.file = Some(alerts.clone());
         }

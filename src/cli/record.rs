@@ -1,5 +1,7 @@
 //! `outagewatch record`: Jetstream frames to a file, exactly as received,
-//! one per line: the format `replay` reads. Reconnects resume from the last
+//! one per line, each run of frames that arrived in the same millisecond
+//! after a clock line holding that arrival time (see
+//! [`crate::source::recording`]): the format `replay` reads. Reconnects resume from the last
 //! recorded event minus the overlap, as the daemon does; the overlap stays
 //! in the file (as received) and `replay` drops it as the daemon does.
 
@@ -12,11 +14,14 @@ use anyhow::Context;
 use clap::Args;
 use tokio::sync::{mpsc, watch};
 
+use crate::source::clock::{ClockRule, SourceClock, Tick, author_key};
 use crate::source::health::SourceHealth;
 use crate::source::jetstream::{
     JetstreamOptions, JetstreamProtocol, PUBLIC_HOSTS, Wire, decode_with_time,
 };
+use crate::source::recording::ClockLine;
 use crate::source::ws::{self, WsSettings};
+use crate::source::{Decoded, Wire as SourceWire};
 
 #[derive(Debug, Args)]
 pub struct RecordArgs {
@@ -28,8 +33,13 @@ pub struct RecordArgs {
     /// reads on from the last one).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
-    /// Reconnect when no frame arrives for this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    /// Source name written in the clock lines (replay keys cursors and
+    /// per-source counts by it, as the daemon does).
+    #[arg(long, value_name = "NAME", default_value = "bluesky")]
+    name: String,
+    /// Reconnect when no frame arrives for this many seconds (1 to 3600).
+    #[arg(long, value_name = "SECS", default_value_t = 30.0,
+          value_parser = crate::numbers::parse_watchdog)]
     watchdog_secs: f64,
     /// Jetstream wire: `v1` (`/subscribe`) or `v2` (`subscribeEvents`).
     /// Either way the file holds text frames (decompressed).
@@ -91,24 +101,51 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         let stop = super::run::first_signal_then_arm_second();
         tokio::pin!(stop);
         let mut frames = 0u64;
+        let mut clock = SourceClock::default();
+        let mut last_arrival = None;
+        let mut write = |out: &mut Box<dyn FinishWrite>, inbound: &ws::Inbound| {
+            if last_arrival != Some(inbound.arrival_us) {
+                last_arrival = Some(inbound.arrival_us);
+                let clock =
+                    ClockLine::new(inbound.arrival_us, &args.name, SourceWire::Jetstream, "");
+                out.write_all(clock.to_line().as_bytes())?;
+                out.write_all(b"\n")?;
+            }
+            out.write_all(inbound.frame.as_bytes())?;
+            out.write_all(b"\n")
+        };
         loop {
             let inbound = tokio::select! {
                 _ = &mut stop => break,
                 inbound = rx.recv() => inbound,
             };
             let Some(inbound) = inbound else { break };
-            if let Ok((time_us, _)) = decode_with_time(inbound.frame.as_bytes()) {
-                health.set_processed(time_us);
+            if let Ok((time_us, decoded)) = decode_with_time(inbound.frame.as_bytes()) {
+                health.count_data();
+                // Resume from the watermark, as the daemon does: one frame
+                // dated in 2100 must not become the reconnect's cursor.
+                let author = match &decoded {
+                    Decoded::Post(post) => author_key(&post.author),
+                    Decoded::Skipped(_) => 0,
+                };
+                let tick = Tick {
+                    time_us,
+                    author,
+                    arrival_us: Some(inbound.arrival_us),
+                    own_clock: false,
+                };
+                clock.judge(tick, None, &ClockRule::default());
+                if let Some(watermark) = clock.watermark() {
+                    health.set_processed(watermark);
+                }
             }
-            out.write_all(inbound.frame.as_bytes())?;
-            out.write_all(b"\n")?;
+            write(&mut out, &inbound)?;
             frames += 1;
         }
         let _ = stop_tx.send(true);
         let _ = task.await;
         while let Ok(inbound) = rx.try_recv() {
-            out.write_all(inbound.frame.as_bytes())?;
-            out.write_all(b"\n")?;
+            write(&mut out, &inbound)?;
             frames += 1;
         }
         anyhow::Ok(frames)

@@ -13,9 +13,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::alert::deliver::Delivery;
 use crate::config::{Config, LINES_SINK, sink_specs};
 use crate::matcher::Matcher;
+use crate::pipeline::Arrival;
 use crate::pipeline::{Emitted, Pipeline, PipelineConfig, Stats};
-use crate::source::FrameError;
-use crate::source::recording::{self, DEFAULT_MAX_LINE, Line, LineReader};
+use crate::source::recording::{self, ClockLine, DEFAULT_MAX_LINE, Line, LineReader};
+use crate::source::{FrameError, Wire};
 use crate::window::store::SledStore;
 
 #[derive(Debug, Args)]
@@ -47,12 +48,13 @@ pub struct ReplayArgs {
     #[arg(long, requires = "jetstream")]
     no_compress: bool,
     /// With `--jetstream`: no frame for this many seconds means the server
-    /// has no more history (the live tail).
+    /// has no more history (the live tail); 0.1 to 3600.
     #[arg(
         long,
         value_name = "SECS",
         default_value_t = 5.0,
-        requires = "jetstream"
+        requires = "jetstream",
+        value_parser = crate::numbers::parse_tail_idle
     )]
     tail_idle_secs: f64,
     /// Keep state here (and continue from it); default: a temporary directory.
@@ -60,24 +62,32 @@ pub struct ReplayArgs {
     state_dir: Option<PathBuf>,
     #[command(flatten)]
     sinks: super::SinkArgs,
-    /// Replay at N times real time instead of as fast as possible.
-    #[arg(long, value_name = "N")]
+    /// Replay at N times real time (0.01 to 10000) instead of as fast as
+    /// possible. A gap between events sleeps at most `MAX_PACE_SLEEP`; gaps
+    /// over a minute of event time are skipped (and logged).
+    #[arg(long, value_name = "N", value_parser = crate::numbers::parse_speed)]
     speed: Option<f64>,
-    /// How long to wait at the end for webhook deliveries, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    /// How long to wait at the end for webhook deliveries, in seconds (0 to 86400).
+    #[arg(long, value_name = "SECS", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
     drain_timeout: u64,
-    /// Longest line accepted, in bytes; longer lines are skipped and reported.
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_LINE)]
-    max_line_bytes: usize,
+    /// Longest line accepted, in bytes (1 KiB to 64 MiB); longer lines are
+    /// skipped and reported.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_LINE as u64,
+          value_parser = clap::value_parser!(u64).range(1024..=64 << 20))]
+    max_line_bytes: u64,
+    #[command(flatten)]
+    pub watch: super::serve::ReplayWatchArgs,
 }
 
-pub fn run(args: ReplayArgs, matcher: Matcher) -> anyhow::Result<ExitCode> {
-    if let Some(speed) = args.speed {
-        anyhow::ensure!(
-            speed.is_finite() && speed > 0.0,
-            "--speed must be a positive number, got {speed}"
-        );
-    }
+/// Longest sleep between two events at `--speed`.
+const MAX_PACE_SLEEP: Duration = Duration::from_secs(3);
+/// Event-time gaps longer than this are skipped at `--speed`.
+const SKIP_GAP_US: i64 = 60 * crate::MICROS_PER_SEC;
+
+/// `config`: `--config`'s file, else the defaults (see [`super::serve`]).
+pub fn run(args: ReplayArgs, matcher: Matcher, mut config: Config) -> anyhow::Result<ExitCode> {
+    let max_line = usize::try_from(args.max_line_bytes).unwrap_or(DEFAULT_MAX_LINE);
     let runtime = super::runtime(1)?;
     let _enter = runtime.enter();
 
@@ -86,16 +96,28 @@ pub fn run(args: ReplayArgs, matcher: Matcher) -> anyhow::Result<ExitCode> {
         None => SledStore::temporary()?,
     };
     let outbox = store.outbox();
-    let mut pipeline = Pipeline::open(Arc::new(matcher), PipelineConfig::new(), store)?;
+    let pipeline_config = PipelineConfig {
+        window: config.window,
+        detector: config.detector.clone(),
+        ..PipelineConfig::new()
+    };
+    let mut pipeline = Pipeline::open(Arc::new(matcher), pipeline_config, store)?;
     let state_place = match &args.state_dir {
         Some(dir) => format!("the outbox in {}", dir.display()),
         None => {
             "a temporary state directory, removed at exit: pass --state-dir to keep them".to_owned()
         }
     };
-    let mut config = Config::default();
     args.sinks.apply(&mut config);
     let delivery = Delivery::start(sink_specs(&config), outbox)?;
+    let watch = super::serve::Watch::start(
+        &args.watch,
+        &config,
+        &runtime,
+        &delivery,
+        &mut pipeline,
+        args.state_dir.as_deref(),
+    )?;
     let mut emit = |alerts: Vec<Emitted>| -> anyhow::Result<()> {
         if !alerts.is_empty() {
             delivery.notify();
@@ -125,27 +147,73 @@ pub fn run(args: ReplayArgs, matcher: Matcher) -> anyhow::Result<ExitCode> {
             wire: args.protocol.into(),
             compress: !args.no_compress,
             tail_idle: Duration::from_secs_f64(args.tail_idle_secs.max(0.1)),
-            max_frame_bytes: args.max_line_bytes,
+            max_frame_bytes: max_line,
         };
         let end = super::replay_jetstream::read(&runtime, &history, &mut pipeline, &mut emit)?;
         source_note = format!("{} ({})", history.url, end.describe());
     }
     let progress = progress_bar();
     let mut pace = args.speed.map(Pacer::new);
+    // A file that cannot be read (missing, truncated, corrupt) is named and
+    // the rest still replayed; what was decided so far is still delivered.
+    let mut read_errors: Vec<String> = Vec::new();
     for file in &args.files {
-        let reader = recording::open(file)?;
-        let mut lines = LineReader::new(reader, args.max_line_bytes);
+        let reader = match recording::open(file) {
+            Ok(reader) => reader,
+            Err(e) => {
+                read_errors.push(e.to_string());
+                continue;
+            }
+        };
+        let mut lines = LineReader::new(reader, max_line);
+        let mut last_line = 0;
+        // Set by the last clock line: who sent the frames that follow, when.
+        let mut clock: Option<ClockLine> = None;
         loop {
-            let next = lines
-                .next_line()
-                .with_context(|| format!("cannot read {file}"))?;
+            let next = match lines.next_line() {
+                Ok(next) => next,
+                Err(e) => {
+                    read_errors.push(format!("cannot read {file} after line {last_line}: {e}"));
+                    break;
+                }
+            };
             let Some((line_no, line)) = next else { break };
+            last_line = line_no;
             let alerts = match line {
-                Line::Frame(bytes) => pipeline.process_frame(file, line_no, bytes)?,
+                Line::Frame(bytes) => match ClockLine::parse(bytes) {
+                    Some(line) => {
+                        clock = Some(line);
+                        continue;
+                    }
+                    None => match &clock {
+                        None => pipeline.process_frame(file, line_no, bytes)?,
+                        Some(clock) if bytes.iter().all(u8::is_ascii_whitespace) => {
+                            pipeline.process_frame_at(&clock.source, line_no, bytes, None)?
+                        }
+                        Some(clock) if clock.protocol == Wire::Jetstream => pipeline
+                            .process_jetstream_at(
+                                &clock.source,
+                                None,
+                                line_no,
+                                bytes,
+                                Some(clock.time_us),
+                            )?,
+                        Some(clock) => {
+                            let arrival = Some(clock.time_us);
+                            let (decoded, own_clock) =
+                                clock.protocol.decode(bytes, &clock.instance, arrival);
+                            let arrival = Arrival {
+                                at_us: arrival,
+                                own_clock,
+                            };
+                            pipeline.process_arrived(&clock.source, line_no, decoded, arrival)?
+                        }
+                    },
+                },
                 Line::Oversized(len) => {
                     let error = FrameError::Oversized {
                         len,
-                        limit: args.max_line_bytes,
+                        limit: max_line,
                     };
                     pipeline.reject_frame(file, line_no, &error);
                     Vec::new()
@@ -154,6 +222,7 @@ pub fn run(args: ReplayArgs, matcher: Matcher) -> anyhow::Result<ExitCode> {
             emit(alerts)?;
             if line_no % 8192 == 0 {
                 progress.set_position(pipeline.stats().frames);
+                watch.publish(pipeline.stats());
             }
             if let (Some(pacer), Some(now)) = (pace.as_mut(), pipeline.newest_event_time()) {
                 pacer.wait_for(now);
@@ -163,6 +232,7 @@ pub fn run(args: ReplayArgs, matcher: Matcher) -> anyhow::Result<ExitCode> {
     emit(pipeline.finish()?)?;
     let elapsed = started.elapsed();
     progress.finish_and_clear();
+    watch.finished(pipeline.stats())?;
 
     let (drained, reports) = runtime.block_on(async {
         let drained = delivery
@@ -196,7 +266,26 @@ pub fn run(args: ReplayArgs, matcher: Matcher) -> anyhow::Result<ExitCode> {
             args.drain_timeout
         );
     }
-    print_summary(pipeline.stats(), &source_note, elapsed);
+    let stats = pipeline.stats().clone();
+    drop(pipeline);
+    if let Some(dir) = &args.state_dir {
+        // Every handle on the store is closed: seal its files.
+        if let Err(e) = crate::window::store::seal_closed(dir) {
+            tracing::warn!(error = %e, "cannot seal the state");
+        }
+    }
+    print_summary(&stats, &source_note, elapsed);
+    watch.hold(&runtime, &args.watch);
+    if !read_errors.is_empty() {
+        for error in &read_errors {
+            eprintln!("error: {error}");
+        }
+        eprintln!(
+            "the replay is incomplete: {} read error(s); the alerts above cover what was read",
+            read_errors.len()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     if undelivered {
         return Ok(ExitCode::from(3));
     }
@@ -216,24 +305,64 @@ fn progress_bar() -> ProgressBar {
     bar
 }
 
-/// Holds a replay to N times real time, measured in event time.
+/// Holds a replay to N times real time, measured in event time. One event
+/// far ahead (a wrong clock) must not stall the replay for days: a gap
+/// longer than a minute of event time is skipped, and no wait is longer
+/// than `MAX_PACE_SLEEP`.
 struct Pacer {
     speed: f64,
+    /// Wall clock and event time the schedule is counted from.
     start: Option<(Instant, i64)>,
+    last: i64,
 }
 
 impl Pacer {
     fn new(speed: f64) -> Self {
-        Pacer { speed, start: None }
+        Pacer {
+            speed,
+            start: None,
+            last: i64::MIN,
+        }
+    }
+
+    /// How long to sleep before handling an event at `event_time_us`.
+    fn delay(&mut self, event_time_us: i64, now: Instant) -> Duration {
+        if event_time_us <= self.last {
+            return Duration::ZERO;
+        }
+        let gap = event_time_us.saturating_sub(self.last);
+        let previous = std::mem::replace(&mut self.last, event_time_us);
+        if self.start.is_none() || gap > SKIP_GAP_US {
+            if self.start.is_some() {
+                tracing::info!(
+                    gap_secs = gap / crate::MICROS_PER_SEC,
+                    from = previous,
+                    to = event_time_us,
+                    "--speed: skipping a gap in event time"
+                );
+            }
+            self.start = Some((now, event_time_us));
+            return Duration::ZERO;
+        }
+        let Some((wall, first)) = self.start else {
+            return Duration::ZERO;
+        };
+        let due_secs = ((event_time_us - first) as f64 / 1e6) / self.speed;
+        let due = Duration::try_from_secs_f64(due_secs).unwrap_or(MAX_PACE_SLEEP);
+        let elapsed = now.saturating_duration_since(wall);
+        let wait = due.saturating_sub(elapsed);
+        if wait > MAX_PACE_SLEEP {
+            // Running behind schedule by design: restart it from here.
+            self.start = Some((now + MAX_PACE_SLEEP, event_time_us));
+            return MAX_PACE_SLEEP;
+        }
+        wait
     }
 
     fn wait_for(&mut self, event_time_us: i64) {
-        let (wall, first) = *self.start.get_or_insert((Instant::now(), event_time_us));
-        let due =
-            Duration::from_secs_f64(((event_time_us - first).max(0) as f64 / 1e6) / self.speed);
-        let elapsed = wall.elapsed();
-        if due > elapsed {
-            std::thread::sleep(due - elapsed);
+        let wait = self.delay(event_time_us, Instant::now());
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
         }
     }
 }
@@ -279,10 +408,40 @@ fn print_summary(stats: &Stats, source: &str, elapsed: Duration) {
             stats.discovered_rejected
         );
     }
+    eprintln!(
+        "  discovered names: peak {} tracked, {} candidates, {} detector services; {} reports held back (too few authors)",
+        stats.peak_discovered,
+        stats.peak_candidates,
+        stats.peak_detector_services,
+        stats.discovered_pending
+    );
     if stats.blank_lines > 0 {
         eprintln!("  blank lines: {}", stats.blank_lines);
     }
+    if stats.future > 0 {
+        eprintln!(
+            "  future (quarantined, too far ahead of the clock): {}",
+            stats.future
+        );
+    }
+    for (source, counts) in &stats.by_source {
+        eprintln!(
+            "  source {source}: late {} | stale {} | future {}",
+            counts.late, counts.stale, counts.future
+        );
+    }
     eprintln!("  malformed: {}", stats.malformed);
+    let unverified: Vec<String> = stats
+        .unverified
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    if !unverified.is_empty() {
+        eprintln!(
+            "    of which failed verification: {}",
+            unverified.join(", ")
+        );
+    }
     for (at, why) in &stats.malformed_examples {
         eprintln!("    {at}: {why}");
     }
@@ -293,4 +452,33 @@ fn print_summary(stats: &Stats, source: &str, elapsed: Duration) {
         );
     }
     eprintln!("  alerts: {}", stats.alerts);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pacing_sleeps_a_bounded_time_and_skips_long_gaps() {
+        let s = crate::MICROS_PER_SEC;
+        let t0 = Instant::now();
+        let mut pacer = Pacer::new(2.0);
+        assert_eq!(pacer.delay(1000 * s, t0), Duration::ZERO, "first event");
+        assert_eq!(
+            pacer.delay(1010 * s, t0),
+            Duration::from_secs(5).min(MAX_PACE_SLEEP)
+        );
+        // A far-future event (2100): skipped, not slept on for decades.
+        assert_eq!(pacer.delay(4_102_444_800 * s, t0), Duration::ZERO);
+        // Events before it do not wait.
+        assert_eq!(pacer.delay(1011 * s, t0), Duration::ZERO);
+        // 50 s ahead at speed 1000: 50 ms.
+        let mut fast = Pacer::new(1000.0);
+        fast.delay(0, t0);
+        assert_eq!(fast.delay(50 * s, t0), Duration::from_millis(50));
+        // Never more than MAX_PACE_SLEEP, even at the slowest speed.
+        let mut slow = Pacer::new(crate::numbers::SPEED_MIN);
+        slow.delay(0, t0);
+        assert_eq!(slow.delay(59 * s, t0), MAX_PACE_SLEEP);
+    }
 }

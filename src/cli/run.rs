@@ -11,25 +11,38 @@ use crate::daemon::{self, DaemonOptions};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Configuration file (TOML); see outagewatch.example.toml. Without it:
-    /// Bluesky Jetstream on its public hosts, built-in patterns.
+    /// Configuration file (TOML); see outagewatch.example.toml. Default:
+    /// $OUTAGEWATCH_CONFIG, $XDG_CONFIG_HOME/outagewatch/config.toml,
+    /// /etc/outagewatch/config.toml, else Bluesky Jetstream on its public
+    /// hosts with the built-in patterns.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Read this Jetstream URL instead of the configured sources
     /// (repeatable: the URLs are tried in turn).
     #[arg(long, value_name = "URL")]
     jetstream: Vec<String>,
-    /// Keep state here (default: the config's `state_dir`, else the
-    /// platform's state directory, ~/.local/state/outagewatch on Linux).
+    /// Keep state here (default: the config's `state_dir`, else
+    /// $STATE_DIRECTORY (systemd), else the platform's state directory,
+    /// ~/.local/state/outagewatch on Linux).
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
     #[command(flatten)]
     sinks: super::SinkArgs,
+    #[command(flatten)]
+    http: super::serve::HttpArgs,
 }
 
-/// `--state-dir`, else the config's, else the platform's.
+/// `--state-dir`, else the config's, else `$STATE_DIRECTORY` (set by
+/// systemd's `StateDirectory=`; the first of a `:`-separated list), else
+/// the platform's.
 pub fn resolve_state_dir(flag: Option<PathBuf>, config: &Config) -> anyhow::Result<PathBuf> {
-    match flag.or_else(|| config.state_dir.clone()) {
+    let systemd = || {
+        std::env::var("STATE_DIRECTORY")
+            .ok()
+            .and_then(|dirs| dirs.split(':').next().map(PathBuf::from))
+            .filter(|d| !d.as_os_str().is_empty())
+    };
+    match flag.or_else(|| config.state_dir.clone()).or_else(systemd) {
         Some(dir) => Ok(dir),
         None => default_state_dir(),
     }
@@ -47,10 +60,9 @@ pub fn default_state_dir() -> anyhow::Result<PathBuf> {
 }
 
 pub fn run(args: RunArgs, patterns: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
-    let mut config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
+    let mut config = super::config::load(args.config.as_deref())?;
+    // A public address without a token stops here, before anything starts.
+    let http = args.http.settings(&config.http, true)?;
     if !args.jetstream.is_empty() {
         config.sources = vec![SourceConfig::jetstream("bluesky", args.jetstream.clone())];
     }
@@ -68,6 +80,7 @@ pub fn run(args: RunArgs, patterns: Option<&std::path::Path>) -> anyhow::Result<
         config,
         matcher,
         state_dir,
+        http,
     };
     runtime.block_on(async { daemon::run(options, first_signal_then_arm_second()).await })?;
     Ok(ExitCode::SUCCESS)

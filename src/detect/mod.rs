@@ -180,6 +180,25 @@ impl DetectorConfig {
         self.bucket_secs.max(1) * MICROS_PER_SEC
     }
 
+    /// Buckets in the window: the scales `1..=scales` the rule can test.
+    fn scales(&self) -> usize {
+        (self.window_secs * MICROS_PER_SEC / self.bucket_us()).max(1) as usize
+    }
+
+    /// The shortest scale tested for firing (`min_scale_secs`, rounded up
+    /// to whole buckets).
+    fn first_scale(&self) -> usize {
+        let bucket_us = self.bucket_us();
+        ((self.min_scale_secs * MICROS_PER_SEC + bucket_us - 1) / bucket_us)
+            .clamp(1, self.scales() as i64) as usize
+    }
+
+    /// Scales tested for firing: every p-value is multiplied by their
+    /// number (Bonferroni).
+    fn tried(&self) -> f64 {
+        (self.scales() + 1 - self.first_scale()) as f64
+    }
+
     fn per_min(&self, per_window: f64) -> f64 {
         per_window * 60.0 / self.window_secs.max(1) as f64
     }
@@ -256,6 +275,31 @@ pub struct Explained {
     pub basis: Basis,
 }
 
+/// Where one service stands (see [`Detector::status`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceStatus {
+    pub service: String,
+    /// Reports and distinct authors in the recent window.
+    pub reports: u64,
+    pub authors: u64,
+    /// Distinct reporting authors per minute in the window.
+    pub rate_per_min: f64,
+    /// What the baseline expects per minute now.
+    pub expected_per_min: f64,
+    /// The rate at which an incident would fire now (ratio, minimum and
+    /// both significance tests at the whole window's scale).
+    pub fire_per_min: f64,
+    /// Chance probability of the window under the learned variance model
+    /// (times the scales tried), as `series --explain` prints it.
+    pub p_value: f64,
+    pub basis: Basis,
+    /// Start of the last bucket with reports (event time).
+    pub last_report: Micros,
+    pub discovered: bool,
+    /// The open incident, if any.
+    pub incident: Option<Incident>,
+}
+
 /// The recent window of one service, summed.
 struct WindowView {
     reports: u64,
@@ -329,12 +373,70 @@ impl Detector {
         self.explained.get(service).copied()
     }
 
+    /// Services the detector keeps state for (each costs a step per bucket).
+    pub fn service_count(&self) -> usize {
+        self.state.services.len()
+    }
+
     /// Incidents open right now.
     pub fn open_incidents(&self) -> impl Iterator<Item = &Incident> {
         self.state
             .services
             .values()
             .filter_map(|s| s.incident.as_ref())
+    }
+
+    /// Where every tracked service stands at `now` (the start of the bucket
+    /// just fed): its window, the expectation and the level that would fire.
+    /// For the status API and the dashboard; changes nothing.
+    pub fn status(&self, now: Micros) -> Vec<ServiceStatus> {
+        let config = &self.config;
+        let empty = Reports::default();
+        let scales = config.scales();
+        let tried = config.tried();
+        self.state
+            .services
+            .iter()
+            .map(|(id, state)| {
+                let baseline = self.baselines.get(id).unwrap_or(&empty);
+                let (expectations, warming_up) = expectations(
+                    baseline,
+                    &self.state.volume,
+                    &self.state.recent_volume,
+                    now,
+                    config,
+                );
+                let (expected, basis) = expectations.last().copied().unwrap_or((
+                    config.prior_per_min * config.window_secs as f64 / 60.0,
+                    Basis::Prior,
+                ));
+                let since = now - (scales as i64 - 1) * config.bucket_us();
+                let view = window_view(state, since, expected, basis, config.max_authors_per_text);
+                let dispersion = baseline.dispersion.at(scales, config.dispersion_initial);
+                let min_authors = if warming_up {
+                    config.min_authors * config.warmup_factor.max(1)
+                } else {
+                    config.min_authors
+                };
+                let fire_at = config
+                    .pages_at(expected, dispersion, tried)
+                    .max(min_authors)
+                    .max((config.fire_ratio * expected).ceil() as u64);
+                ServiceStatus {
+                    service: id.clone(),
+                    reports: view.reports,
+                    authors: view.authors,
+                    rate_per_min: config.per_min(view.authors as f64),
+                    expected_per_min: config.per_min(expected),
+                    fire_per_min: config.per_min(fire_at as f64),
+                    p_value: (nb_tail(expected, dispersion, view.authors) * tried).min(1.0),
+                    basis,
+                    last_report: state.last_report,
+                    discovered: state.discovered,
+                    incident: state.incident.clone(),
+                }
+            })
+            .collect()
     }
 
     /// Feeds one closed bucket; returns the incidents that fired, escalated
@@ -386,12 +488,14 @@ impl Detector {
 
     /// Drops services with nothing left to remember: no incident, no recent
     /// reports, no cooldown, and (for catalogued services) no report for
-    /// four weeks, or (for discovered ones) for a day.
+    /// four weeks, or (for discovered ones, created when their first
+    /// admitted bucket arrives) for an hour: a quiet made-up name must not
+    /// cost a detector run per bucket for long.
     fn forget_quiet(&mut self, now: Micros) {
         let mut forgotten = Vec::new();
         self.state.services.retain(|id, s| {
             // The hourly profile reaches four weeks back.
-            let keep_for = if s.discovered { 1 } else { 29 } * 86_400 * MICROS_PER_SEC;
+            let keep_for = if s.discovered { 3600 } else { 29 * 86_400 } * MICROS_PER_SEC;
             let keep = s.incident.is_some()
                 || !s.recent.is_empty()
                 || s.cooldown_until.is_some_and(|t| t > now)
@@ -409,16 +513,11 @@ impl Detector {
 
     fn step(&mut self, id: &str, now: Micros) -> Option<Transition> {
         let config = self.config.clone();
-        let memory = config.memory();
         let bucket_us = config.bucket_us();
         let window_us = config.window_secs * MICROS_PER_SEC;
-        let scales = (window_us / bucket_us).max(1) as usize;
-        // Scales tested for firing: `first_scale..=scales` buckets; the
-        // p-value is multiplied by their number (Bonferroni).
-        let first_scale = ((config.min_scale_secs * MICROS_PER_SEC + bucket_us - 1) / bucket_us)
-            .clamp(1, scales as i64) as usize;
-        let tried = (scales + 1 - first_scale) as f64;
-        let prior_window = config.prior_per_min * config.window_secs as f64 / 60.0;
+        let scales = config.scales();
+        let first_scale = config.first_scale();
+        let tried = config.tried();
         let baseline = self.baselines.entry(id.to_owned()).or_default();
         let state = self.state.services.get_mut(id)?;
         while state
@@ -429,63 +528,23 @@ impl Detector {
             state.recent.pop_front();
         }
 
-        // The expectation of each bucket of the window, before this bucket
-        // teaches the baseline: at its own hour's share (a window straddling
-        // the end of a daily peak expects the peak's tail), corrected by the
-        // learned level shift when the share is seasonal.
-        let warming_up = baseline
-            .share(&self.state.volume, now, now, &memory)
-            .is_none();
-        let adjust = baseline.adjust.clamp(-MAX_ADJUST, MAX_ADJUST).exp();
-        let mut shares: Vec<(i64, Option<(f64, Basis)>)> = Vec::new();
-        let mut per_bucket: Vec<(Micros, f64)> = Vec::new();
-        let mut basis = Basis::Prior;
-        for &(start, volume) in &self.state.recent_volume {
-            let hour = baseline::hour_index(start);
-            let share = match shares.iter().find(|(h, _)| *h == hour) {
-                Some((_, share)) => *share,
-                None => {
-                    let share = baseline.share(&self.state.volume, start, now, &memory);
-                    shares.push((hour, share));
-                    share
-                }
-            };
-            let expected = match share {
-                Some((share, b)) => {
-                    basis = b;
-                    let seasonal = matches!(b, Basis::HourOfDay | Basis::HourOfWeek);
-                    share * volume as f64 * if seasonal { adjust } else { 1.0 }
-                }
-                None => 0.0,
-            };
-            per_bucket.push((start, expected));
-        }
-        // Every scale: the last `j` buckets, with its expectation (never
-        // below the prior's share of it) and its distinct authors.
-        let mut views: Vec<WindowView> = Vec::with_capacity(scales);
-        let mut sum = 0.0;
-        for j in 1..=scales {
-            let since = now - (j as i64 - 1) * bucket_us;
-            sum += per_bucket
-                .iter()
-                .rev()
-                .nth(j - 1)
-                .filter(|(start, _)| *start >= since)
-                .map_or(0.0, |(_, e)| *e);
-            let prior = prior_window * j as f64 / scales as f64;
-            let (expected, b) = if sum > prior {
-                (sum, basis)
-            } else {
-                (prior, Basis::Prior)
-            };
-            views.push(window_view(
-                state,
-                since,
-                expected,
-                b,
-                config.max_authors_per_text,
-            ));
-        }
+        let (expectations, warming_up) = expectations(
+            baseline,
+            &self.state.volume,
+            &self.state.recent_volume,
+            now,
+            &config,
+        );
+        // Every scale: the last `j` buckets, with its expectation and its
+        // distinct authors.
+        let views: Vec<WindowView> = expectations
+            .iter()
+            .enumerate()
+            .map(|(i, &(expected, b))| {
+                let since = now - i as i64 * bucket_us;
+                window_view(state, since, expected, b, config.max_authors_per_text)
+            })
+            .collect();
         let view = views.last()?;
         // The dispersions as they stood before this bucket.
         let phis: Vec<f64> = (1..=scales)
@@ -676,6 +735,68 @@ impl Detector {
 
 /// The level correction never exceeds a factor of e^3 (20×) either way.
 const MAX_ADJUST: f64 = 3.0;
+
+/// The expectation of each scale of a service's window at `now` (the last
+/// 1, 2, … buckets), in distinct authors, before the current bucket teaches
+/// the baseline: each bucket at its own hour's share (a window straddling
+/// the end of a daily peak expects the peak's tail), corrected by the
+/// learned level shift when the share is seasonal, never below the prior's
+/// part of the window. Also says whether the detector is still warming up.
+fn expectations(
+    baseline: &Reports,
+    volume: &Volume,
+    recent_volume: &VecDeque<(Micros, u64)>,
+    now: Micros,
+    config: &DetectorConfig,
+) -> (Vec<(f64, Basis)>, bool) {
+    let memory = config.memory();
+    let bucket_us = config.bucket_us();
+    let scales = config.scales();
+    let prior_window = config.prior_per_min * config.window_secs as f64 / 60.0;
+    let warming_up = baseline.share(volume, now, now, &memory).is_none();
+    let adjust = baseline.adjust.clamp(-MAX_ADJUST, MAX_ADJUST).exp();
+    let mut shares: Vec<(i64, Option<(f64, Basis)>)> = Vec::new();
+    let mut per_bucket: Vec<(Micros, f64)> = Vec::new();
+    let mut basis = Basis::Prior;
+    for &(start, posts) in recent_volume {
+        let hour = baseline::hour_index(start);
+        let share = match shares.iter().find(|(h, _)| *h == hour) {
+            Some((_, share)) => *share,
+            None => {
+                let share = baseline.share(volume, start, now, &memory);
+                shares.push((hour, share));
+                share
+            }
+        };
+        let expected = match share {
+            Some((share, b)) => {
+                basis = b;
+                let seasonal = matches!(b, Basis::HourOfDay | Basis::HourOfWeek);
+                share * posts as f64 * if seasonal { adjust } else { 1.0 }
+            }
+            None => 0.0,
+        };
+        per_bucket.push((start, expected));
+    }
+    let mut out = Vec::with_capacity(scales);
+    let mut sum = 0.0;
+    for j in 1..=scales {
+        let since = now - (j as i64 - 1) * bucket_us;
+        sum += per_bucket
+            .iter()
+            .rev()
+            .nth(j - 1)
+            .filter(|(start, _)| *start >= since)
+            .map_or(0.0, |(_, e)| *e);
+        let prior = prior_window * j as f64 / scales as f64;
+        out.push(if sum > prior {
+            (sum, basis)
+        } else {
+            (prior, Basis::Prior)
+        });
+    }
+    (out, warming_up)
+}
 
 /// Distinct reporting authors of one bucket (named ones and anonymous
 /// counts from a plain series).

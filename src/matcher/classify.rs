@@ -14,8 +14,15 @@
 //!    ambiguous names (X, Steam, Teams) count only next to a phrase or with
 //!    one of the service's context words.
 //! 7. The best-scoring service decides: report, recovery, maintenance, none.
+//!    A failure phrase with no service near it but about a thing ("the
+//!    site", "your app", "サイト") is a report whose service is not named.
+//!
+//! Hashtags are read in `hashtags.rs`, context in `context.rs`, subjects
+//! (names, handles, domains, things) in `subjects.rs`.
 
 use super::compile::{Meaning, PhraseKind, Tables};
+use super::hashtags::{TagOutage, find_tag, read_hashtags};
+use super::subjects::{Handle, handles_in};
 use super::verdict::{Class, REPORT_THRESHOLD, Reason, Verdict};
 use crate::normalize::Post;
 
@@ -28,31 +35,40 @@ pub const HASHTAG_WEIGHT: f32 = 1.0;
 pub const ERROR_WEIGHT: f32 = 1.5;
 /// How far (bytes of normalized text) an ambiguous name may stand from a
 /// phrase and still count: "x is down", "is steam down".
-const AMBIGUOUS_GAP: usize = 12;
+pub(super) const AMBIGUOUS_GAP: usize = 12;
 /// How far a phrase may stand from the service it is attributed to; a
 /// sentence boundary between them counts as [`CLAUSE_COST`] more bytes.
-const MAX_DISTANCE: usize = 120;
-const CLAUSE_COST: usize = 40;
+pub(super) const MAX_DISTANCE: usize = 120;
+pub(super) const CLAUSE_COST: usize = 40;
 /// Distance given to a service named only in a hashtag outside the text.
-const METADATA_DISTANCE: usize = 60;
+pub(super) const METADATA_DISTANCE: usize = 60;
+
+/// How far (bytes) a thing ("site", "app") may stand from a failure phrase
+/// and still be what fails.
+const TARGET_GAP: usize = 40;
 
 #[derive(Debug, Clone, Copy)]
-struct Hit {
-    meaning: Meaning,
-    start: usize,
-    end: usize,
+pub(super) struct Hit {
+    pub meaning: Meaning,
+    pub start: usize,
+    pub end: usize,
 }
 
 #[derive(Debug, Clone)]
-struct Mention {
-    service: Service,
-    span: Option<(usize, usize)>,
+pub(super) struct Mention {
+    pub service: Service,
+    pub span: Option<(usize, usize)>,
+    /// The post is addressed to this account.
+    pub addressee: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Service {
+pub(super) enum Service {
     Known(u16),
     Discovered(String),
+    /// A thing that fails without a name: a report nobody can count for a
+    /// service, but a report.
+    Unnamed,
 }
 
 pub(crate) fn classify(tables: &Tables, post: &Post, explain: bool) -> Verdict {
@@ -130,100 +146,33 @@ fn find_hits(tables: &Tables, text: &str) -> Vec<Hit> {
     hits
 }
 
-/// A hashtag that says "X is down": its service and the affix that said so.
-struct TagOutage {
-    tag: String,
-    service: Service,
-    affix: String,
-    lang: u8,
-}
-
-fn read_hashtags(tables: &Tables, post: &Post) -> (Vec<(String, Mention)>, Vec<TagOutage>) {
-    let mut mentions = Vec::new();
-    let mut outages = Vec::new();
-    for tag in &post.hashtags {
-        let tag_stem: String = tag.chars().filter(|c| c.is_alphanumeric()).collect();
-        if let Some(stem) = tables.stems.get(&tag_stem) {
-            if !stem.ambiguous {
-                let span = find_tag(&post.text, tag);
-                mentions.push((
-                    tag.clone(),
-                    Mention {
-                        service: Service::Known(stem.service),
-                        span,
-                    },
-                ));
-            }
-            continue;
-        }
-        if tables.cancel_words.contains(&tag_stem) {
-            continue;
-        }
-        let split = tables
-            .hashtag_suffixes
-            .iter()
-            .find_map(|(affix, lang)| {
-                tag_stem
-                    .strip_suffix(affix.as_str())
-                    .map(|rest| (rest, affix, *lang))
-            })
-            .or_else(|| {
-                tables.hashtag_prefixes.iter().find_map(|(affix, lang)| {
-                    tag_stem
-                        .strip_prefix(affix.as_str())
-                        .map(|rest| (rest, affix, *lang))
-                })
-            });
-        let Some((rest, affix, lang)) = split else {
-            continue;
-        };
-        let service = match tables.stems.get(rest) {
-            Some(stem) => Service::Known(stem.service),
-            // A name we do not know: discovered, if it looks like a name.
-            None if rest.chars().count() >= 2
-                && rest.chars().all(|c| c.is_ascii_alphanumeric()) =>
-            {
-                Service::Discovered(rest.to_owned())
-            }
-            None => continue,
-        };
-        outages.push(TagOutage {
-            tag: tag.clone(),
-            service,
-            affix: affix.clone(),
-            lang,
-        });
-    }
-    (mentions, outages)
-}
-
-fn find_tag(text: &str, tag: &str) -> Option<(usize, usize)> {
-    let needle = format!("#{tag}");
-    text.find(&needle).map(|at| (at, at + needle.len()))
-}
-
 /// One outage phrase on its way to a score.
-struct Phrase {
-    hit: Hit,
-    weight: f32,
-    state: PhraseState,
+pub(super) struct Phrase {
+    pub hit: Hit,
+    pub weight: f32,
+    pub state: PhraseState,
 }
 
 #[derive(PartialEq)]
-enum PhraseState {
+pub(super) enum PhraseState {
     Live,
     Cancelled,
     Maintenance,
 }
 
-struct Decision<'a> {
-    tables: &'a Tables,
-    text: &'a str,
-    hits: Vec<Hit>,
-    clause_starts: Vec<usize>,
-    tag_mentions: Vec<(String, Mention)>,
-    tag_outages: Vec<TagOutage>,
-    reasons: Vec<Reason>,
+pub(super) struct Decision<'a> {
+    pub tables: &'a Tables,
+    pub text: &'a str,
+    /// The text as written: capitals tell names from words.
+    pub original: &'a str,
+    pub hits: Vec<Hit>,
+    pub clause_starts: Vec<usize>,
+    pub tag_mentions: Vec<(String, Mention)>,
+    pub tag_outages: Vec<TagOutage>,
+    pub handles: Vec<Handle>,
+    /// Links with a path: `[start, end)` in the text.
+    pub links: Vec<(usize, usize)>,
+    pub reasons: Vec<Reason>,
 }
 
 impl<'a> Decision<'a> {
@@ -237,15 +186,18 @@ impl<'a> Decision<'a> {
         Decision {
             tables,
             text: &post.text,
+            original: &post.original,
             clause_starts: clause_starts(&post.text),
             hits,
             tag_mentions,
             tag_outages,
+            handles: handles_in(&post.text),
+            links: links_in(&post.text),
             reasons: Vec::new(),
         }
     }
 
-    fn clause(&self, at: usize) -> usize {
+    pub(super) fn clause(&self, at: usize) -> usize {
         self.clause_starts.partition_point(|&s| s <= at)
     }
 
@@ -253,14 +205,15 @@ impl<'a> Decision<'a> {
         self.tables.langs.get(usize::from(lang)).cloned()
     }
 
-    fn service_id(&self, service: &Service) -> String {
+    pub(super) fn service_id(&self, service: &Service) -> String {
         match service {
             Service::Known(n) => self.tables.services[usize::from(*n)].id.clone(),
             Service::Discovered(name) => name.clone(),
+            Service::Unnamed => "(a service not named)".to_owned(),
         }
     }
 
-    fn reason(&mut self, rule: &'static str, hit: &Hit, weight: f32, detail: String) {
+    pub(super) fn reason(&mut self, rule: &'static str, hit: &Hit, weight: f32, detail: String) {
         let lang = match hit.meaning {
             Meaning::Phrase(_, lang) => self.lang(lang),
             _ => None,
@@ -276,7 +229,7 @@ impl<'a> Decision<'a> {
         });
     }
 
-    fn hits_of(&self, kind: PhraseKind) -> impl Iterator<Item = &Hit> + '_ {
+    pub(super) fn hits_of(&self, kind: PhraseKind) -> impl Iterator<Item = &Hit> + '_ {
         self.hits
             .iter()
             .filter(move |h| matches!(h.meaning, Meaning::Phrase(k, _) if k == kind))
@@ -329,7 +282,22 @@ impl<'a> Decision<'a> {
             .filter(|h| matches!(h.meaning, Meaning::Error(_)))
             .copied()
             .collect();
+        // An error screen recalled ("got the fail whale yesterday", "used
+        // the term Fail Whale last night") is folklore, not a live report:
+        // a past word anywhere in the post, with no "now" word, cancels it.
+        let recalled = self.hits_of(PhraseKind::Past).next().copied();
+        let now = self.hits_of(PhraseKind::Now).next().is_some();
         for hit in &errors {
+            if let (Some(past), false) = (recalled, now) {
+                let matched = self.text[hit.start..hit.end].to_owned();
+                self.reason(
+                    "past",
+                    &past,
+                    0.0,
+                    format!("{matched:?} is an error screen recalled, not seen now"),
+                );
+                continue;
+            }
             if let Meaning::Error(n) = hit.meaning {
                 add(&Service::Known(n), ERROR_WEIGHT, 0.0);
                 let id = self.service_id(&Service::Known(n));
@@ -345,6 +313,15 @@ impl<'a> Decision<'a> {
             if phrase.state == PhraseState::Cancelled {
                 continue;
             }
+            if let Some(person) = self.person_before(&mentions, &phrase.hit) {
+                self.reason(
+                    "person",
+                    &phrase.hit,
+                    0.0,
+                    format!("said of {person}, an account that is not a service here"),
+                );
+                continue;
+            }
             let Some((mention, distance)) =
                 self.nearest(&mentions, phrase.hit.start, phrase.hit.end)
             else {
@@ -353,7 +330,26 @@ impl<'a> Decision<'a> {
                 } else {
                     "weak"
                 };
-                self.reason(rule, &phrase.hit, 0.0, "no service named near it".into());
+                // An app or program that crashes with no service named is
+                // the author's own ("the app crashes on start").
+                let crash = self.text[phrase.hit.start..phrase.hit.end].contains("crash");
+                if let Some(target) = self.target_of(&phrase.hit).filter(|_| !crash) {
+                    let (report, maintenance) = match phrase.state {
+                        PhraseState::Maintenance => (0.0, phrase.weight),
+                        _ => (phrase.weight, 0.0),
+                    };
+                    add(&Service::Unnamed, report, maintenance);
+                    let thing = self.text[target.start..target.end].to_owned();
+                    self.reason("target", &target, 0.0, format!("what fails: {thing:?}"));
+                    self.reason(
+                        rule,
+                        &phrase.hit,
+                        report,
+                        format!("no service named near it; said of {thing:?}"),
+                    );
+                } else {
+                    self.reason(rule, &phrase.hit, 0.0, "no service named near it".into());
+                }
                 continue;
             };
             let id = self.service_id(&mention.service);
@@ -375,9 +371,14 @@ impl<'a> Decision<'a> {
             );
         }
 
+        // A named service wins a tie with the unnamed thing.
         let best = scores
             .iter()
-            .max_by(|a, b| (a.1 + a.2).total_cmp(&(b.1 + b.2)))
+            .max_by(|a, b| {
+                (a.1 + a.2)
+                    .total_cmp(&(b.1 + b.2))
+                    .then((a.0 != Service::Unnamed).cmp(&(b.0 != Service::Unnamed)))
+            })
             .cloned();
         let boost = self.boost(best.as_ref().is_some_and(|b| b.1 > 0.0));
         match best {
@@ -397,297 +398,19 @@ impl<'a> Decision<'a> {
         }
     }
 
-    fn outage_phrases(&mut self) -> Vec<Phrase> {
-        let mut phrases = Vec::new();
-        for hit in &self.hits {
-            let weight = match hit.meaning {
-                Meaning::Phrase(PhraseKind::Outage, _) => OUTAGE_WEIGHT,
-                Meaning::Phrase(PhraseKind::Weak, _) => WEAK_WEIGHT,
-                _ => continue,
-            };
-            // "is down" and "down" both hit "twitter is down": keep the longest.
-            let inside_longer = self.hits.iter().any(|other| {
-                matches!(
-                    other.meaning,
-                    Meaning::Phrase(PhraseKind::Outage | PhraseKind::Weak, _)
-                ) && other.start <= hit.start
-                    && hit.end <= other.end
-                    && (other.end - other.start) > (hit.end - hit.start)
-            });
-            if !inside_longer {
-                phrases.push(Phrase {
-                    hit: *hit,
-                    weight,
-                    state: PhraseState::Live,
-                });
-            }
-        }
-        phrases
-    }
-
-    /// Cancelling phrases that overlap, then sentence context.
-    fn apply_context(&mut self, phrases: &mut [Phrase]) {
-        for phrase in phrases.iter_mut() {
-            let Some((rule, hit, state, why)) = self.context_of(&phrase.hit) else {
-                continue;
-            };
-            phrase.state = state;
-            let matched = self.text[phrase.hit.start..phrase.hit.end].to_owned();
-            self.reason(rule, &hit, 0.0, format!("{matched:?} {why}"));
-        }
-    }
-
-    /// What, if anything, cancels or re-classes one outage phrase.
-    fn context_of(&self, phrase: &Hit) -> Option<(&'static str, Hit, PhraseState, &'static str)> {
-        let (start, end) = (phrase.start, phrase.end);
-        let clause = self.clause(start);
-        let in_clause = |h: &&Hit| self.clause(h.start) == clause;
-        // Announced work first: "will be down for maintenance" is neither an
-        // invitation ("down for") nor a failure.
-        if let Some(hit) = self.hits_of(PhraseKind::Maintenance).find(in_clause) {
-            return Some((
-                "maintenance",
-                *hit,
-                PhraseState::Maintenance,
-                "is announced work, not a failure",
-            ));
-        }
-        if let Some(cancel) = self
-            .hits_of(PhraseKind::Cancel)
-            .find(|c| c.start < end && start < c.end)
-        {
-            return Some((
-                "cancel",
-                *cancel,
-                PhraseState::Cancelled,
-                "means something else here",
-            ));
-        }
-        let now = self.hits_of(PhraseKind::Now).any(|h| in_clause(&h));
-        let contexts = [
-            (
-                PhraseKind::Market,
-                "is about markets and prices, not a service",
-            ),
-            (
-                PhraseKind::Negation,
-                "is denied: the post says it is not failing",
-            ),
-            (
-                PhraseKind::Local,
-                "is about the author's own device, not a service",
-            ),
-            (PhraseKind::Past, "is about the past, not now"),
-        ];
-        for (kind, why) in contexts {
-            if kind == PhraseKind::Past && now {
-                continue;
-            }
-            if let Some(hit) = self.hits_of(kind).find(in_clause) {
-                return Some((kind.name(), *hit, PhraseState::Cancelled, why));
-            }
-        }
-        None
-    }
-
-    /// Service mentions that count: plain aliases, domains, error strings,
-    /// hashtags, and ambiguous names that have support.
-    fn mentions(&mut self, phrases: &[Phrase]) -> Vec<Mention> {
-        let mut mentions: Vec<Mention> = Vec::new();
-        let names: Vec<Hit> = self
-            .hits
-            .iter()
-            .filter(|h| {
-                matches!(
-                    h.meaning,
-                    Meaning::Alias(_) | Meaning::Ambiguous(_) | Meaning::Domain(_)
-                )
+    /// A thing ("site", "app", "server") in the phrase's sentence, within
+    /// [`TARGET_GAP`] bytes: what the phrase says fails when no service is
+    /// named. A phrase that is itself about a server ("bad gateway") is its
+    /// own target.
+    pub(super) fn target_of(&self, phrase: &Hit) -> Option<Hit> {
+        let clause = self.clause(phrase.start);
+        self.hits_of(PhraseKind::Target)
+            .filter(|t| {
+                self.clause(t.start) == clause
+                    && gap(t.start, t.end, phrase.start, phrase.end) <= TARGET_GAP
             })
+            .min_by_key(|t| gap(t.start, t.end, phrase.start, phrase.end))
             .copied()
-            .collect();
-        let anchors: Vec<(usize, usize)> = phrases
-            .iter()
-            .filter(|p| p.state != PhraseState::Cancelled)
-            .map(|p| (p.hit.start, p.hit.end))
-            .chain(self.hits_of(PhraseKind::Recovery).map(|h| (h.start, h.end)))
-            .collect();
-        for hit in &names {
-            // "prime" inside "prime video": the longer name wins.
-            let inside_longer = names.iter().any(|o| {
-                o.start <= hit.start
-                    && hit.end <= o.end
-                    && (o.end - o.start) > (hit.end - hit.start)
-            });
-            if inside_longer {
-                continue;
-            }
-            let (n, rule, ambiguous) = match hit.meaning {
-                Meaning::Alias(n) => (n, "alias", false),
-                Meaning::Domain(n) => (n, "domain", false),
-                Meaning::Ambiguous(n) => (n, "ambiguous", true),
-                _ => continue,
-            };
-            let id = self.service_id(&Service::Known(n));
-            if ambiguous {
-                // "traffic signal", "zoom in", "x marks the spot": a longer
-                // phrase that gives the word its ordinary sense.
-                let ordinary = self
-                    .hits_of(PhraseKind::Cancel)
-                    .find(|c| {
-                        c.start <= hit.start
-                            && hit.end <= c.end
-                            && c.end - c.start > hit.end - hit.start
-                    })
-                    .copied();
-                if let Some(cancel) = ordinary {
-                    self.reason(
-                        "cancel",
-                        &cancel,
-                        0.0,
-                        format!("not {id} here: an ordinary word"),
-                    );
-                    continue;
-                }
-                let clause = self.clause(hit.start);
-                let adjacent = anchors.iter().any(|&(s, e)| {
-                    gap(hit.start, hit.end, s, e) <= AMBIGUOUS_GAP && self.clause(s) == clause
-                });
-                let context = self
-                    .hits
-                    .iter()
-                    .find(|h| h.meaning == Meaning::Context(n))
-                    .map(|h| self.text[h.start..h.end].to_owned());
-                let tagged = self
-                    .tag_mentions
-                    .iter()
-                    .any(|(_, m)| m.service == Service::Known(n));
-                let support = if adjacent {
-                    Some("right next to an outage phrase".to_owned())
-                } else if let Some(word) = context {
-                    Some(format!("context word {word:?}"))
-                } else if tagged {
-                    Some("also named in a hashtag".to_owned())
-                } else {
-                    None
-                };
-                match support {
-                    Some(why) => self.reason(rule, hit, 0.0, format!("names {id} ({why})")),
-                    None => {
-                        self.reason(
-                            rule,
-                            hit,
-                            0.0,
-                            format!("could be {id}, but nothing supports it: ignored"),
-                        );
-                        continue;
-                    }
-                }
-            } else {
-                self.reason(rule, hit, 0.0, format!("names {id}"));
-            }
-            mentions.push(Mention {
-                service: Service::Known(n),
-                span: Some((hit.start, hit.end)),
-            });
-        }
-        if !anchors.is_empty() {
-            self.discover_domains(&mut mentions);
-        }
-        for hit in self
-            .hits
-            .iter()
-            .filter(|h| matches!(h.meaning, Meaning::Error(_)))
-        {
-            if let Meaning::Error(n) = hit.meaning {
-                mentions.push(Mention {
-                    service: Service::Known(n),
-                    span: Some((hit.start, hit.end)),
-                });
-            }
-        }
-        let tags = std::mem::take(&mut self.tag_mentions);
-        for (tag, mention) in &tags {
-            let id = self.service_id(&mention.service);
-            self.reasons.push(Reason {
-                rule: "hashtag",
-                matched: Some(format!("#{tag}")),
-                at: mention.span.map(|(a, b)| [a, b]),
-                lang: None,
-                service: Some(id.clone()),
-                weight: 0.0,
-                detail: format!("names {id}"),
-            });
-            mentions.push(mention.clone());
-        }
-        self.tag_mentions = tags;
-        mentions
-    }
-
-    /// "is foo.com down?": a host name not in the catalogue names a
-    /// discovered service (its first label), unless a known name covers it.
-    fn discover_domains(&mut self, mentions: &mut Vec<Mention>) {
-        let found: Vec<(usize, usize, String)> = self
-            .tables
-            .domain
-            .captures_iter(self.text)
-            .filter_map(|c| {
-                let whole = c.get(0)?;
-                let label = c.get(1)?.as_str().replace('-', "");
-                Some((whole.start(), whole.end(), label))
-            })
-            .collect();
-        for (start, end, label) in found {
-            let known = mentions
-                .iter()
-                .any(|m| m.span.is_some_and(|(s, e)| s < end && start < e));
-            if known || label.len() < 2 || label == "www" {
-                continue;
-            }
-            let service = match self.tables.stems.get(&label) {
-                Some(stem) => Service::Known(stem.service),
-                None => Service::Discovered(label),
-            };
-            let id = self.service_id(&service);
-            let detail = match service {
-                Service::Discovered(_) => format!("names {id} (not in the catalogue: discovered)"),
-                Service::Known(_) => format!("names {id}"),
-            };
-            self.reasons.push(Reason {
-                rule: "domain",
-                matched: Some(self.text[start..end].to_owned()),
-                at: Some([start, end]),
-                lang: None,
-                service: Some(id),
-                weight: 0.0,
-                detail,
-            });
-            mentions.push(Mention {
-                service,
-                span: Some((start, end)),
-            });
-        }
-    }
-
-    fn nearest<'m>(
-        &self,
-        mentions: &'m [Mention],
-        start: usize,
-        end: usize,
-    ) -> Option<(&'m Mention, usize)> {
-        mentions
-            .iter()
-            .map(|m| {
-                let distance = match m.span {
-                    Some((s, e)) => {
-                        let clauses = self.clause(s).abs_diff(self.clause(start));
-                        gap(s, e, start, end) + clauses * CLAUSE_COST
-                    }
-                    None => METADATA_DISTANCE,
-                };
-                (m, distance)
-            })
-            .filter(|&(_, d)| d <= MAX_DISTANCE)
-            .min_by_key(|&(_, d)| d)
     }
 
     fn boost(&mut self, has_evidence: bool) -> f32 {
@@ -725,6 +448,7 @@ impl<'a> Decision<'a> {
     }
 
     fn verdict(mut self, class: Class, service: Option<Service>, score: f32) -> Verdict {
+        let service = service.filter(|s| *s != Service::Unnamed);
         let id = service.as_ref().map(|s| self.service_id(s));
         let detail = match (&class, &id) {
             (Class::Report, Some(id)) => {
@@ -732,9 +456,14 @@ impl<'a> Decision<'a> {
             }
             (Class::Maintenance, Some(id)) => format!("announced maintenance of {id}"),
             (Class::Recovery, Some(id)) => format!("{id} is reported working again"),
+            (Class::Report, None) => format!(
+                "outage report, service not named: score {score:.2} >= {REPORT_THRESHOLD:.2}"
+            ),
+            (Class::Maintenance, None) => "announced maintenance, service not named".to_owned(),
             _ => format!("not a report: score {score:.2} < {REPORT_THRESHOLD:.2} or no service"),
         };
         self.reasons.push(decision_reason(&detail, score));
+        to_char_spans(self.text, &mut self.reasons);
         Verdict {
             class,
             discovered: matches!(service, Some(Service::Discovered(_))),
@@ -757,8 +486,42 @@ fn decision_reason(detail: &str, score: f32) -> Reason {
     }
 }
 
+/// Reasons carry character offsets (what a person counts in the text),
+/// not the byte offsets the matcher works in.
+fn to_char_spans(text: &str, reasons: &mut [Reason]) {
+    if text.is_ascii() {
+        return;
+    }
+    for reason in reasons {
+        if let Some([start, end]) = reason.at {
+            let chars = |b: usize| text.get(..b).map_or(0, |t| t.chars().count());
+            reason.at = Some([chars(start), chars(end)]);
+        }
+    }
+}
+
+/// Links that point somewhere (`scheme://host/path`): `[start, end)`.
+fn links_in(text: &str) -> Vec<(usize, usize)> {
+    let mut links = Vec::new();
+    for (at, _) in text.match_indices("://") {
+        let start = text[..at]
+            .rfind(|c: char| !c.is_ascii_alphabetic())
+            .map_or(0, |i| i + 1);
+        let rest = &text[at + 3..];
+        let len = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let url = &rest[..len];
+        let has_path = url
+            .split_once('/')
+            .is_some_and(|(_, path)| path.chars().any(char::is_alphanumeric));
+        if has_path {
+            links.push((start, at + 3 + len));
+        }
+    }
+    links
+}
+
 /// Bytes between two spans (0 when they touch or overlap).
-fn gap(a_start: usize, a_end: usize, b_start: usize, b_end: usize) -> usize {
+pub(super) fn gap(a_start: usize, a_end: usize, b_start: usize, b_end: usize) -> usize {
     if a_end <= b_start {
         b_start - a_end
     } else {

@@ -25,6 +25,12 @@ pub enum PhraseKind {
     Local,
     Maintenance,
     Recovery,
+    /// A thing that fails without being a named service: "the site",
+    /// "your app", "the server", "サイト", "접속".
+    Target,
+    /// The voice of whoever runs the service, or a reply to a report:
+    /// "thanks for reporting", "we're working on it", "should be fixed".
+    Notice,
 }
 
 impl PhraseKind {
@@ -41,6 +47,8 @@ impl PhraseKind {
             PhraseKind::Local => "local",
             PhraseKind::Maintenance => "maintenance",
             PhraseKind::Recovery => "recovery",
+            PhraseKind::Target => "target",
+            PhraseKind::Notice => "notice",
         }
     }
 
@@ -55,10 +63,12 @@ impl PhraseKind {
                 | PhraseKind::Negation
                 | PhraseKind::Local
                 | PhraseKind::Maintenance
+                | PhraseKind::Target
+                | PhraseKind::Notice
         )
     }
 
-    const ALL: [PhraseKind; 11] = [
+    const ALL: [PhraseKind; 13] = [
         PhraseKind::Outage,
         PhraseKind::Weak,
         PhraseKind::Boost,
@@ -70,6 +80,8 @@ impl PhraseKind {
         PhraseKind::Local,
         PhraseKind::Maintenance,
         PhraseKind::Recovery,
+        PhraseKind::Target,
+        PhraseKind::Notice,
     ];
 
     fn from_name(name: &str) -> Option<PhraseKind> {
@@ -121,11 +133,13 @@ pub struct Tables {
     pub regexes: Vec<(Regex, PhraseKind, u8)>,
     /// Finds host names ("foo.com") for services not in the catalogue.
     pub domain: Regex,
+    /// Catalogued accounts: handle stem (letters and digits) → service.
+    pub handles: HashMap<String, u16>,
 }
 
 /// A host name whose first label can name a service: `status.foo.com` is
 /// not matched as a whole, `foo.com` and `foo.io` are.
-const DOMAIN_PATTERN: &str = r"\b([a-z0-9][a-z0-9-]{1,40})\.(?:com|net|org|io|app|dev|co|gg|tv|me|ai|social|cloud|xyz|info|br|jp|de|fr|es|it|kr|uk|eu)\b";
+const DOMAIN_PATTERN: &str = r"\b([a-z0-9][a-z0-9-]{1,40})\.(?:com|net|org|io|app|dev|co|gg|tv|me|ai|fm|ly|cc|us|ca|in|nz|au|nl|pl|ru|se|ch|social|cloud|xyz|info|br|jp|de|fr|es|it|kr|uk|eu)\b";
 
 pub struct Literal {
     pub text: String,
@@ -252,6 +266,7 @@ pub(crate) fn compile(catalogue: &Catalogue) -> Result<Tables, PatternError> {
     let mut services = Vec::new();
     let mut stems: HashMap<String, Stem> = HashMap::new();
     let mut alias_owner: HashMap<String, String> = HashMap::new();
+    let mut handles: HashMap<String, u16> = HashMap::new();
     let at = Located {
         file: &catalogue.services_file,
         source: &catalogue.services_source,
@@ -278,7 +293,11 @@ pub(crate) fn compile(catalogue: &Catalogue) -> Result<Tables, PatternError> {
         }
         for alias in &def.aliases {
             let key = normalize_text(alias.get_ref());
-            if let Some(owner) = alias_owner.insert(key.clone(), id.clone()) {
+            // Two spellings that normalize alike ("twittter" folds to
+            // "twitter") are one alias of the same service.
+            if let Some(owner) = alias_owner.insert(key.clone(), id.clone())
+                && owner != *id
+            {
                 return Err(at.error(
                     alias.span(),
                     format!(
@@ -301,10 +320,26 @@ pub(crate) fn compile(catalogue: &Catalogue) -> Result<Tables, PatternError> {
         for error in &def.errors {
             builder.add(&at, error, Meaning::Error(n))?;
         }
+        for handle in &def.handles {
+            let stem = hashtag_stem(handle.get_ref().trim_start_matches('@'));
+            if stem.is_empty() {
+                return Err(at.error(handle.span(), "handle has no letters or digits"));
+            }
+            if let Some(&owner) = handles.get(&stem)
+                && owner != n
+            {
+                return Err(at.error(
+                    handle.span(),
+                    format!("handle {stem:?} of {id:?} is already a handle of another service"),
+                ));
+            }
+            handles.insert(stem, n);
+        }
         let stem_sources = def
             .aliases
             .iter()
             .chain(&def.hashtags)
+            .chain(&def.handles)
             .map(|s| (s, false))
             .chain(def.ambiguous.iter().map(|s| (s, true)));
         for (name, ambiguous) in stem_sources {
@@ -355,6 +390,8 @@ pub(crate) fn compile(catalogue: &Catalogue) -> Result<Tables, PatternError> {
             (&def.local, PhraseKind::Local),
             (&def.maintenance, PhraseKind::Maintenance),
             (&def.recovery, PhraseKind::Recovery),
+            (&def.target, PhraseKind::Target),
+            (&def.notice, PhraseKind::Notice),
         ];
         for (list, kind) in lists {
             for phrase in list {
@@ -432,6 +469,7 @@ pub(crate) fn compile(catalogue: &Catalogue) -> Result<Tables, PatternError> {
         hashtag_prefixes,
         cancel_words,
         regexes,
+        handles,
         domain: Regex::new(DOMAIN_PATTERN).map_err(|e| PatternError::Invalid {
             file: "src/matcher/compile.rs".into(),
             line: 0,

@@ -8,7 +8,10 @@
 
 mod classify;
 mod compile;
+mod context;
+mod hashtags;
 pub mod patterns;
+mod subjects;
 mod verdict;
 
 use std::path::Path;
@@ -67,6 +70,26 @@ impl Matcher {
             .services
             .iter()
             .map(|s| (s.id.as_str(), s.name.as_str(), s.category))
+    }
+
+    /// Whether `name` (a label, a handle, a brand as people write it) names
+    /// the service `id`: the same letters and digits, or one of the
+    /// service's names, hashtag stems or handles. Used to judge service
+    /// accuracy against hand labels, which spell services as people do.
+    pub fn is_name_of(&self, id: &str, name: &str) -> bool {
+        let stem = compile::hashtag_stem(name.trim_start_matches('@'));
+        if stem.is_empty() {
+            return false;
+        }
+        if stem == compile::hashtag_stem(id) {
+            return true;
+        }
+        self.tables.stems.get(&stem).is_some_and(|s| {
+            self.tables
+                .services
+                .get(usize::from(s.service))
+                .is_some_and(|svc| svc.id == id)
+        })
     }
 
     /// Display name of a catalogued service.

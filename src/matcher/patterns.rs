@@ -82,6 +82,11 @@ pub struct ServiceDef {
     pub domains: Vec<Spanned<String>>,
     #[serde(default)]
     pub errors: Vec<Spanned<String>>,
+    /// The service's own accounts (brand and support: `@AskAcme`,
+    /// `@Acme_Support`), without `@`: a post mentioning one names the
+    /// service, and a post addressed to one complains to it.
+    #[serde(default)]
+    pub handles: Vec<Spanned<String>>,
 }
 
 /// What kind of service: used in documentation and for filtering sinks.
@@ -136,6 +141,10 @@ pub struct LanguageDef {
     pub maintenance: Vec<Spanned<String>>,
     #[serde(default)]
     pub recovery: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub target: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub notice: Vec<Spanned<String>>,
     #[serde(default)]
     pub hashtag_suffixes: Vec<Spanned<String>>,
     #[serde(default)]

@@ -35,13 +35,15 @@ pub enum Class {
 /// One step of the decision, in the order the matcher took it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Reason {
-    /// Which rule: `alias`, `outage`, `cancel`, `market`, `decision`, ...
+    /// Which rule: `alias`, `handle`, `domain`, `hashtag`, `outage`, `weak`,
+    /// `target`, `cancel`, `market`, `negation`, `notice`, `decision`, ...
     pub rule: &'static str,
     /// The text the rule matched, as it stands in the normalized post.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub matched: Option<String>,
-    /// Byte offsets `[start, end)` in the normalized text, when the rule
-    /// matched a place in it (hashtags from metadata have none).
+    /// Character offsets `[start, end)` in the normalized text (characters,
+    /// not bytes), when the rule matched a place in it (hashtags from
+    /// metadata have none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub at: Option<[usize; 2]>,
     /// The language list the phrase came from.

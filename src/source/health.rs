@@ -27,8 +27,14 @@ pub struct SourceHealth {
     /// Losses the server admitted (a cursor past its retention), waiting
     /// to be raised as `source:NAME` gap alerts.
     gaps: Mutex<Vec<String>>,
-    /// Wall-clock time (µs) of the last data frame; 0 = none yet.
+    /// Wall-clock time (µs) of the last frame of any kind; 0 = none yet.
     last_frame_wall: AtomicI64,
+    /// Wall-clock time (µs) of the last frame that decoded (data, not just
+    /// bytes); 0 = none yet. The watchdog and the silence rule read this, so
+    /// a host sending only junk or binary frames counts as silent.
+    last_data_wall: AtomicI64,
+    /// Frames that decoded.
+    data: AtomicU64,
     /// Newest event time the pipeline has processed; `i64::MIN` = none.
     processed: AtomicI64,
 }
@@ -45,6 +51,9 @@ pub struct HealthSnapshot {
     pub server_errors: u64,
     pub rate_dropped: u64,
     pub last_frame_wall: Option<Micros>,
+    /// Frames that decoded, and when the last one did (wall clock).
+    pub data: u64,
+    pub last_data_wall: Option<Micros>,
     pub processed: Option<Micros>,
 }
 
@@ -67,6 +76,17 @@ impl SourceHealth {
     pub fn count_frame(&self) {
         self.frames.fetch_add(1, Ordering::Relaxed);
         self.last_frame_wall.store(wall_now(), Ordering::Relaxed);
+    }
+    /// Called once a frame of this source has decoded (by the pipeline, or
+    /// by `record`): only this keeps the watchdog and the health rule quiet.
+    pub fn count_data(&self) {
+        self.data.fetch_add(1, Ordering::Relaxed);
+        self.last_data_wall.store(wall_now(), Ordering::Relaxed);
+    }
+    /// Wall-clock µs of the last decoded frame, if any.
+    pub fn last_data_wall(&self) -> Option<Micros> {
+        let t = self.last_data_wall.load(Ordering::Relaxed);
+        (t != 0).then_some(t)
     }
     pub fn count_binary(&self) {
         self.binary.fetch_add(1, Ordering::Relaxed);
@@ -128,6 +148,8 @@ impl SourceHealth {
     pub fn snapshot(&self) -> HealthSnapshot {
         let last = self.last_frame_wall.load(Ordering::Relaxed);
         HealthSnapshot {
+            data: self.data.load(Ordering::Relaxed),
+            last_data_wall: self.last_data_wall(),
             connected: self.connected.load(Ordering::Relaxed),
             frames: self.frames(),
             binary: self.binary.load(Ordering::Relaxed),
@@ -150,7 +172,7 @@ pub fn wall_now() -> Micros {
 /// When a source counts as unhealthy.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HealthRule {
-    /// No data frame for this long.
+    /// No frame that decodes for this long (junk and binary do not count).
     pub silence_secs: i64,
     /// Newest processed event older than this.
     pub lag_secs: i64,
@@ -190,9 +212,10 @@ impl Condition {
     pub fn detail(&self, source: &str) -> Option<String> {
         match self {
             Condition::Healthy => None,
-            Condition::Silent { secs } => {
-                Some(format!("no frames from {source} for {}", span(*secs)))
-            }
+            Condition::Silent { secs } => Some(format!(
+                "no usable frames from {source} for {}",
+                span(*secs)
+            )),
             Condition::Lagging { secs } => {
                 Some(format!("{source} is lagging {} behind", span(*secs)))
             }
@@ -212,7 +235,7 @@ pub fn back_detail(source: &str, snapshot: &HealthSnapshot, now: Micros) -> Stri
 }
 
 /// A source healthy enough to resolve an incident left open by an
-/// earlier run: it delivered frames in this run and the rule says healthy
+/// earlier run: it delivered data (frames that decode) in this run and the rule says healthy
 /// (the start-up grace alone is not enough).
 pub fn proven_healthy(
     snapshot: &HealthSnapshot,
@@ -220,7 +243,7 @@ pub fn proven_healthy(
     started: Micros,
     rule: &HealthRule,
 ) -> bool {
-    snapshot.last_frame_wall.is_some()
+    snapshot.last_data_wall.is_some()
         && assess(
             snapshot,
             now,
@@ -240,13 +263,13 @@ pub fn assess(
     if now - started < rule.grace_secs * second {
         return Condition::Healthy;
     }
-    let last = snapshot.last_frame_wall.unwrap_or(started);
+    let last = snapshot.last_data_wall.unwrap_or(started);
     let silent = (now - last) / second;
     if silent >= rule.silence_secs {
         return Condition::Silent { secs: silent };
     }
     if let Some(processed) = snapshot.processed {
-        let lag = (now - processed) / second;
+        let lag = (now - processed).max(0) / second;
         if lag >= rule.lag_secs {
             return Condition::Lagging { secs: lag };
         }
@@ -264,7 +287,7 @@ mod tests {
         let rule = HealthRule::default();
         let started = 1_000 * S;
         let snap = |last: Option<i64>, processed: Option<i64>| HealthSnapshot {
-            last_frame_wall: last.map(|t| t * S),
+            last_data_wall: last.map(|t| t * S),
             processed: processed.map(|t| t * S),
             ..HealthSnapshot::default()
         };
@@ -282,6 +305,18 @@ mod tests {
                 1_200,
                 Condition::Silent { secs: 100 },
             ),
+            // Frames arrive but none decodes: silent all the same.
+            (
+                HealthSnapshot {
+                    last_frame_wall: Some(1_199 * S),
+                    frames: 500,
+                    ..snap(None, None)
+                },
+                1_200,
+                Condition::Silent { secs: 200 },
+            ),
+            // A watermark ahead of the clock is not a negative lag.
+            (snap(Some(1_199), Some(5_000)), 1_200, Condition::Healthy),
         ];
         for (snapshot, now, want) in cases {
             assert_eq!(
@@ -297,7 +332,7 @@ mod tests {
         let cases = [
             (
                 Condition::Silent { secs: 120 },
-                "no frames from bluesky for 120 s",
+                "no usable frames from bluesky for 120 s",
             ),
             (
                 Condition::Lagging { secs: 840 },
@@ -307,7 +342,7 @@ mod tests {
                 Condition::Silent {
                     secs: 4 * 3600 + 120,
                 },
-                "no frames from bluesky for 4 h 2 min",
+                "no usable frames from bluesky for 4 h 2 min",
             ),
         ];
         for (condition, want) in cases {
@@ -325,10 +360,18 @@ mod tests {
             !proven_healthy(&quiet, started + S, started, &rule),
             "grace is not health"
         );
-        let flowing = HealthSnapshot {
+        let junk_only = HealthSnapshot {
             last_frame_wall: Some(started + S),
             processed: Some(started),
             ..HealthSnapshot::default()
+        };
+        assert!(
+            !proven_healthy(&junk_only, started + 2 * S, started, &rule),
+            "bytes that never decode are not health"
+        );
+        let flowing = HealthSnapshot {
+            last_data_wall: Some(started + S),
+            ..junk_only
         };
         assert!(proven_healthy(&flowing, started + 2 * S, started, &rule));
         assert!(

@@ -3,11 +3,15 @@
 //! `content` is HTML (tags stripped, entities decoded). Statuses are keyed
 //! by their ActivityPub `uri`, the same on every instance, so a status seen
 //! through two instances is counted once.
+//!
+//! `created_at` is set by the author's server and client: the event time is
+//! the arrival time, and the claim is used only to drop statuses claiming to
+//! be older than the de-duplication horizon (a backfill, not news).
 
 use serde::Deserialize;
 
 use super::ws::{Control, Protocol};
-use super::{Decoded, FrameError, RawPost, SkipReason};
+use super::{BACKFILL_HORIZON_US, Decoded, FrameError, RawPost, SkipReason};
 use crate::Micros;
 
 #[derive(Deserialize)]
@@ -43,8 +47,13 @@ struct Account {
 }
 
 /// Decodes one streaming frame from `instance` (a host name, used to make
-/// local account names unique across instances).
-pub fn decode(frame: &[u8], instance: &str) -> Result<(Micros, Decoded), FrameError> {
+/// local account names unique across instances) that arrived at
+/// `arrival_us` (without it, as for a hand-made file, `created_at` is used).
+pub fn decode(
+    frame: &[u8],
+    instance: &str,
+    arrival_us: Option<Micros>,
+) -> Result<(Micros, Decoded), FrameError> {
     let text = std::str::from_utf8(frame).map_err(|e| FrameError::InvalidUtf8 {
         valid_up_to: e.valid_up_to(),
     })?;
@@ -63,9 +72,13 @@ pub fn decode(frame: &[u8], instance: &str) -> Result<(Micros, Decoded), FrameEr
     let payload = frame.payload.ok_or(FrameError::MissingField("payload"))?;
     let status: Status = serde_json::from_str(&payload)
         .map_err(|e| FrameError::BadRecord(format!("payload: {e}")))?;
-    let time_us = chrono::DateTime::parse_from_rfc3339(&status.created_at)
+    let claimed_us = chrono::DateTime::parse_from_rfc3339(&status.created_at)
         .map_err(|e| FrameError::BadRecord(format!("created_at {:?}: {e}", status.created_at)))?
         .timestamp_micros();
+    let time_us = arrival_us.unwrap_or(claimed_us);
+    if claimed_us < time_us.saturating_sub(BACKFILL_HORIZON_US) {
+        return Ok((time_us, Decoded::Skipped(SkipReason::Backfill)));
+    }
     if status.reblog.as_ref().is_some_and(|r| !r.is_null()) {
         // A boost repeats someone else's words: not a new report.
         return Ok((time_us, Decoded::Skipped(SkipReason::OtherCollection)));
@@ -159,6 +172,188 @@ impl Protocol for MastodonProtocol {
     }
 }
 
+/// Redirects followed, at most, for the instance document and the
+/// streaming handshake.
+pub const MAX_REDIRECTS: usize = 5;
+/// The instance document is small; a larger answer is refused.
+pub const MAX_INSTANCE_DOC_BYTES: usize = 256 * 1024;
+
+/// Whether a redirect from `from` to `to` may be followed: the same scheme,
+/// or an upgrade to its TLS form (`http`→`https`, `ws`→`wss`); never a
+/// downgrade, never another scheme.
+pub fn redirect_allowed(from: &reqwest::Url, to: &reqwest::Url) -> bool {
+    matches!(
+        (from.scheme(), to.scheme()),
+        ("https", "https") | ("http", "http" | "https") | ("wss", "wss") | ("ws", "ws" | "wss")
+    ) && to.has_host()
+}
+
+/// Why the streaming host could not be discovered.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    #[error("cannot fetch {url}: {reason}")]
+    Fetch { url: String, reason: String },
+    #[error("{url} answered HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error(
+        "the instance documents name no streaming host (v2 `configuration.urls.streaming`, v1 `urls.streaming_api`)"
+    )]
+    NoStreaming,
+    #[error("the streaming URL {0:?} is not a ws://, wss://, http:// or https:// URL")]
+    BadUrl(String),
+}
+
+/// The streaming base URL an instance document names: v2
+/// `configuration.urls.streaming`, or v1 `urls.streaming_api`.
+pub fn streaming_from_document(document: &serde_json::Value) -> Option<String> {
+    document
+        .pointer("/configuration/urls/streaming")
+        .or_else(|| document.pointer("/urls/streaming_api"))
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+}
+
+/// The websocket URL of the streaming API at `base` (`https://` becomes
+/// `wss://`; `/api/v1/streaming` is added unless there).
+pub fn streaming_endpoint(base: &str) -> Result<String, DiscoveryError> {
+    let mut url = reqwest::Url::parse(base).map_err(|_| DiscoveryError::BadUrl(base.to_owned()))?;
+    let scheme = match url.scheme() {
+        "https" | "wss" => "wss",
+        "http" | "ws" => "ws",
+        _ => return Err(DiscoveryError::BadUrl(base.to_owned())),
+    };
+    url.set_scheme(scheme)
+        .map_err(|_| DiscoveryError::BadUrl(base.to_owned()))?;
+    if !url.path().ends_with("/api/v1/streaming") {
+        let path = format!("{}/api/v1/streaming", url.path().trim_end_matches('/'));
+        url.set_path(&path);
+    }
+    Ok(url.to_string())
+}
+
+/// An HTTP client for instance documents: bounded redirects, same scheme
+/// or an upgrade to https only.
+pub fn discovery_client(tls: &rustls::ClientConfig) -> Result<reqwest::Client, reqwest::Error> {
+    let policy = reqwest::redirect::Policy::custom(|attempt| {
+        let allowed = attempt
+            .previous()
+            .last()
+            .is_some_and(|from| redirect_allowed(from, attempt.url()));
+        if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error("too many redirects")
+        } else if !allowed {
+            attempt.error("redirect to another scheme (or a downgrade) refused")
+        } else {
+            attempt.follow()
+        }
+    });
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls.clone())
+        .redirect(policy)
+        .timeout(std::time::Duration::from_secs(15))
+        .user_agent(concat!("outagewatch/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+async fn fetch_document(
+    client: &reqwest::Client,
+    url: &str,
+) -> Result<serde_json::Value, DiscoveryError> {
+    let fetch = |reason: String| DiscoveryError::Fetch {
+        url: url.to_owned(),
+        reason,
+    };
+    let mut response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| fetch(format!("{e:#}")))?;
+    if !response.status().is_success() {
+        return Err(DiscoveryError::Status {
+            url: url.to_owned(),
+            status: response.status().as_u16(),
+        });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| fetch(e.to_string()))? {
+        if body.len() + chunk.len() > MAX_INSTANCE_DOC_BYTES {
+            return Err(fetch(format!("larger than {MAX_INSTANCE_DOC_BYTES} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).map_err(|e| fetch(format!("not JSON: {e}")))
+}
+
+/// Asks the instance at `instance` (an `https://` URL) for its streaming
+/// host: `GET /api/v2/instance`, else `GET /api/v1/instance`. Returns the
+/// websocket URL to connect to.
+pub async fn discover(client: &reqwest::Client, instance: &str) -> Result<String, DiscoveryError> {
+    let base = instance.trim_end_matches('/');
+    let mut last = DiscoveryError::NoStreaming;
+    for path in ["/api/v2/instance", "/api/v1/instance"] {
+        match fetch_document(client, &format!("{base}{path}")).await {
+            Ok(document) => {
+                if let Some(streaming) = streaming_from_document(&document) {
+                    return streaming_endpoint(&streaming);
+                }
+                last = DiscoveryError::NoStreaming;
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// The streaming URLs of a source's configured URLs: `ws(s)://` ones as
+/// they are, `http(s)://` ones (an instance) discovered. Discovery is
+/// retried with the connection's backoff until it succeeds; `None` on
+/// shutdown.
+pub async fn resolve_hosts(
+    hosts: Vec<String>,
+    tls: &rustls::ClientConfig,
+    settings: &super::ws::WsSettings,
+    name: &str,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) -> Option<Vec<String>> {
+    let needs = |h: &String| h.starts_with("http://") || h.starts_with("https://");
+    if !hosts.iter().any(needs) {
+        return Some(hosts);
+    }
+    let client = match discovery_client(tls) {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!(source = %name, error = %e, "cannot build an HTTP client for discovery");
+            return None;
+        }
+    };
+    let mut out = Vec::with_capacity(hosts.len());
+    for host in hosts {
+        if !needs(&host) {
+            out.push(host);
+            continue;
+        }
+        let mut delay = settings.backoff_min;
+        loop {
+            match discover(&client, &host).await {
+                Ok(url) => {
+                    tracing::info!(source = %name, instance = %host, streaming = %url, "streaming host discovered");
+                    out.push(url);
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(source = %name, instance = %host, error = %e, retry_ms = delay.as_millis() as u64, "cannot discover the streaming host");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = shutdown.changed() => return None,
+            }
+            delay = (delay * 2).min(settings.backoff_max);
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,8 +377,16 @@ mod tests {
     #[test]
     fn update_is_a_post_with_plain_text() {
         let (t, decoded) =
-            decode(update(status()).as_bytes(), "mastodon.example").expect("decodes");
-        assert_eq!(t, 1_783_174_625_123_000);
+            decode(update(status()).as_bytes(), "mastodon.example", None).expect("decodes");
+        assert_eq!(t, 1_783_174_625_123_000, "no arrival: the claim");
+        let arrival = 1_783_174_700_000_000;
+        let (t, _) = decode(
+            update(status()).as_bytes(),
+            "mastodon.example",
+            Some(arrival),
+        )
+        .expect("decodes");
+        assert_eq!(t, arrival, "event time is the arrival time");
         let Decoded::Post(post) = decoded else {
             panic!("a post")
         };
@@ -220,7 +423,7 @@ mod tests {
         ];
         for (frame, reason) in frames {
             assert_eq!(
-                decode(frame.as_bytes(), "i").map(|d| d.1),
+                decode(frame.as_bytes(), "i", None).map(|d| d.1),
                 Ok(Decoded::Skipped(reason)),
                 "{frame}"
             );
@@ -228,7 +431,7 @@ mod tests {
         let mut boosted = status();
         boosted["reblog"] = serde_json::json!({"id": "2"});
         assert_eq!(
-            decode(update(boosted).as_bytes(), "i").map(|d| d.1),
+            decode(update(boosted).as_bytes(), "i", None).map(|d| d.1),
             Ok(Decoded::Skipped(SkipReason::OtherCollection))
         );
         let bad = [
@@ -238,8 +441,83 @@ mod tests {
             "garbage",
         ];
         for frame in bad {
-            assert!(decode(frame.as_bytes(), "i").is_err(), "{frame}");
+            assert!(decode(frame.as_bytes(), "i", None).is_err(), "{frame}");
         }
+    }
+
+    #[test]
+    fn claims_far_ahead_change_nothing_and_old_claims_are_backfill() {
+        let claimed = 1_783_174_625_123_000;
+        let mut ahead = status();
+        ahead["created_at"] = "2100-01-01T00:00:00Z".into();
+        let (t, decoded) = decode(update(ahead).as_bytes(), "i", Some(claimed)).expect("decodes");
+        assert_eq!(t, claimed);
+        assert!(matches!(decoded, Decoded::Post(_)));
+        let arrival = claimed + BACKFILL_HORIZON_US + 1;
+        assert_eq!(
+            decode(update(status()).as_bytes(), "i", Some(arrival)),
+            Ok((arrival, Decoded::Skipped(SkipReason::Backfill)))
+        );
+    }
+
+    #[test]
+    fn redirects_stay_on_their_scheme_or_upgrade() {
+        let url = |s: &str| reqwest::Url::parse(s).expect("url");
+        let cases = [
+            ("https://a/x", "https://b/y", true),
+            ("http://a/x", "https://a/x", true),
+            ("ws://a/x", "wss://a/x", true),
+            ("wss://a/x", "wss://b/x", true),
+            ("https://a/x", "http://a/x", false),
+            ("wss://a/x", "ws://a/x", false),
+            ("https://a/x", "file:///etc/passwd", false),
+            ("http://a/x", "ftp://a/x", false),
+            ("ws://a/x", "https://a/x", false),
+        ];
+        for (from, to, want) in cases {
+            assert_eq!(
+                redirect_allowed(&url(from), &url(to)),
+                want,
+                "{from} -> {to}"
+            );
+        }
+    }
+
+    #[test]
+    fn streaming_host_from_v2_and_v1_instance_documents() {
+        let v2 = serde_json::json!({"domain": "m.example",
+            "configuration": {"urls": {"streaming": "wss://streaming.m.example"}}});
+        let v1 = serde_json::json!({"uri": "m.example",
+            "urls": {"streaming_api": "wss://m.example"}});
+        assert_eq!(
+            streaming_from_document(&v2).as_deref(),
+            Some("wss://streaming.m.example")
+        );
+        assert_eq!(
+            streaming_from_document(&v1).as_deref(),
+            Some("wss://m.example")
+        );
+        assert_eq!(
+            streaming_from_document(&serde_json::json!({"urls": {}})),
+            None
+        );
+        let cases = [
+            (
+                "wss://streaming.m.example",
+                "wss://streaming.m.example/api/v1/streaming",
+            ),
+            ("https://m.example/", "wss://m.example/api/v1/streaming"),
+            ("http://127.0.0.1:9", "ws://127.0.0.1:9/api/v1/streaming"),
+            (
+                "wss://m.example/api/v1/streaming",
+                "wss://m.example/api/v1/streaming",
+            ),
+        ];
+        for (base, want) in cases {
+            assert_eq!(streaming_endpoint(base).expect(base), want);
+        }
+        assert!(streaming_endpoint("ftp://m.example").is_err());
+        assert!(streaming_endpoint("not a url").is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! ([`jetstream::decode`]), so the same code serves a recording and a live
 //! socket, and replaying a recording gives the alerts the live run gave.
 
+pub mod clock;
 pub mod dedupe;
 pub mod health;
 pub mod jetstream;
@@ -61,10 +62,14 @@ pub enum SkipReason {
     /// A server's notice or error in a recording (Jetstream v2 `#info`,
     /// `error`): no event, and no event time.
     ServerNotice,
+    /// A Mastodon status or Nostr note whose author-set time is older than
+    /// the de-duplication horizon before its arrival: history delivered
+    /// again (a relay's stored notes, a backfill), not a report of now.
+    Backfill,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 7] = [
+    pub const ALL: [SkipReason; 8] = [
         SkipReason::PostUpdate,
         SkipReason::PostDelete,
         SkipReason::OtherCollection,
@@ -72,6 +77,7 @@ impl SkipReason {
         SkipReason::Account,
         SkipReason::UnknownKind,
         SkipReason::ServerNotice,
+        SkipReason::Backfill,
     ];
 
     pub fn name(self) -> &'static str {
@@ -83,6 +89,52 @@ impl SkipReason {
             SkipReason::Account => "account",
             SkipReason::UnknownKind => "unknown_kind",
             SkipReason::ServerNotice => "server_notices",
+            SkipReason::Backfill => "backfill",
+        }
+    }
+}
+
+/// The wire format of a source, for decoding a frame wherever it comes
+/// from (a socket or a recording's clock line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Wire {
+    Jetstream,
+    Mastodon,
+    Nostr,
+}
+
+/// Author-set times older than this before arrival are backfill (the
+/// de-duplication horizon: anything older could not be recognised as a
+/// repeat anyway).
+pub const BACKFILL_HORIZON_US: Micros = dedupe::DEFAULT_HORIZON_SECS * crate::MICROS_PER_SEC;
+
+impl Wire {
+    /// Decodes one frame. `instance` names a Mastodon instance's accounts;
+    /// `arrival_us` is when the frame arrived, if known. Returns the event
+    /// time and what the frame held, and whether that event time is the
+    /// arrival clock (Mastodon and Nostr, whose own timestamps authors set).
+    pub fn decode(
+        self,
+        frame: &[u8],
+        instance: &str,
+        arrival_us: Option<Micros>,
+    ) -> (Result<(Micros, Decoded), FrameError>, bool) {
+        match self {
+            Wire::Jetstream => (jetstream::decode_with_time(frame), false),
+            Wire::Mastodon => (
+                mastodon::decode(frame, instance, arrival_us),
+                arrival_us.is_some(),
+            ),
+            Wire::Nostr => (nostr::decode(frame, arrival_us), arrival_us.is_some()),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Wire::Jetstream => "jetstream",
+            Wire::Mastodon => "mastodon",
+            Wire::Nostr => "nostr",
         }
     }
 }
@@ -105,6 +157,26 @@ pub enum FrameError {
     PostWithoutText,
     #[error("bad post record: {0}")]
     BadRecord(String),
+    /// A signed event that failed verification; the reason is a counter name.
+    #[error("failed verification: {0}")]
+    Unverified(&'static str),
+}
+
+impl FrameError {
+    /// A short stable name for the kind of fault (a metrics label).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            FrameError::InvalidUtf8 { .. } => "invalid_utf8",
+            FrameError::Oversized { .. } => "oversized",
+            FrameError::Json(_) => "bad_json",
+            FrameError::BadTime(_) => "bad_time",
+            FrameError::MissingField(_) => "missing_field",
+            FrameError::PostWithoutText => "post_without_text",
+            FrameError::BadRecord(_) => "bad_record",
+            // The verification reason (e.g. `nostr_sig_invalid`) is the label.
+            FrameError::Unverified(reason) => reason,
+        }
+    }
 }
 
 /// Why a source could not be opened or read (as opposed to one bad frame).

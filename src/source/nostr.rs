@@ -1,21 +1,28 @@
-//! Nostr relays (NIP-01, see `protocols.md` §3): kind-1 text notes. The
-//! subscription asks for notes since the last processed `created_at` (a
-//! little before), and notes are keyed by their id, so the same note from
-//! several relays, or from a resumed subscription, is counted once.
-//! `created_at` is set by the client and can be false: a note dated in the
-//! future beyond a tolerance is rejected and counted.
+//! Nostr relays (NIP-01, see `protocols.md` §3): kind-1 text notes.
+//!
+//! Nothing a relay sends is taken on trust. Each note's `id` must be the
+//! sha256 of its NIP-01 serialisation and `sig` a valid BIP-340 Schnorr
+//! signature by `pubkey` over that id (checked with `k256`); a note that
+//! fails is dropped and counted by reason. Notes are keyed by their
+//! verified id, so the same note from several relays, or from a resumed
+//! subscription, is counted once.
+//!
+//! `created_at` is set by the author and can be anything: the event time is
+//! the arrival time. The author's claim is used only to drop notes claiming
+//! to be older than the de-duplication horizon (stored history a relay
+//! sends again, a backfill).
 
+use k256::schnorr::{Signature, VerifyingKey};
 use serde::Deserialize;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use super::ws::{Control, Protocol};
-use super::{Decoded, FrameError, RawPost, SkipReason};
+use super::{BACKFILL_HORIZON_US, Decoded, FrameError, RawPost, SkipReason};
 use crate::{MICROS_PER_SEC, Micros};
 
 /// The subscription id this client uses.
 pub const SUBSCRIPTION: &str = "outagewatch";
-/// Notes dated further ahead of the clock than this are rejected.
-pub const FUTURE_TOLERANCE_US: Micros = 300 * MICROS_PER_SEC;
 /// How far before the last processed note a resumed subscription starts.
 pub const RESUME_OVERLAP_SECS: i64 = 5;
 
@@ -28,10 +35,71 @@ struct Event {
     #[serde(default)]
     tags: Vec<Vec<String>>,
     content: String,
+    #[serde(default)]
+    sig: String,
 }
 
-/// Decodes one relay message; `now` (wall clock, µs) bounds `created_at`.
-pub fn decode(frame: &[u8], now: Micros) -> Result<(Micros, Decoded), FrameError> {
+/// Why a note failed verification (the counter names).
+pub mod reject {
+    pub const ID_MALFORMED: &str = "nostr_id_malformed";
+    pub const ID_MISMATCH: &str = "nostr_id_mismatch";
+    pub const PUBKEY_MALFORMED: &str = "nostr_pubkey_malformed";
+    pub const SIG_MALFORMED: &str = "nostr_sig_malformed";
+    pub const SIG_INVALID: &str = "nostr_sig_invalid";
+}
+
+/// The NIP-01 id of a note: sha256 of `[0,pubkey,created_at,kind,tags,content]`
+/// serialised without whitespace (serde_json escapes exactly as NIP-01 asks:
+/// `"`, `\\` and control characters; other characters as UTF-8).
+pub fn event_id(
+    pubkey: &str,
+    created_at: i64,
+    kind: u64,
+    tags: &[Vec<String>],
+    content: &str,
+) -> [u8; 32] {
+    let canonical = serde_json::json!([0, pubkey, created_at, kind, tags, content]).to_string();
+    Sha256::digest(canonical.as_bytes()).into()
+}
+
+fn hex_array<const N: usize>(text: &str) -> Option<[u8; N]> {
+    // Lowercase only, as NIP-01 requires: one spelling per id.
+    if text.len() != 2 * N || text.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    let mut out = [0u8; N];
+    hex::decode_to_slice(text, &mut out).ok()?;
+    Some(out)
+}
+
+fn verify(event: &Event) -> Result<(), FrameError> {
+    let id: [u8; 32] = hex_array(&event.id).ok_or(FrameError::Unverified(reject::ID_MALFORMED))?;
+    let pubkey: [u8; 32] =
+        hex_array(&event.pubkey).ok_or(FrameError::Unverified(reject::PUBKEY_MALFORMED))?;
+    let sig: [u8; 64] =
+        hex_array(&event.sig).ok_or(FrameError::Unverified(reject::SIG_MALFORMED))?;
+    if event_id(
+        &event.pubkey,
+        event.created_at,
+        event.kind,
+        &event.tags,
+        &event.content,
+    ) != id
+    {
+        return Err(FrameError::Unverified(reject::ID_MISMATCH));
+    }
+    let key = VerifyingKey::from_bytes(&pubkey.into())
+        .map_err(|_| FrameError::Unverified(reject::PUBKEY_MALFORMED))?;
+    let sig =
+        Signature::try_from(&sig[..]).map_err(|_| FrameError::Unverified(reject::SIG_MALFORMED))?;
+    key.verify_raw(&id, &sig)
+        .map_err(|_| FrameError::Unverified(reject::SIG_INVALID))
+}
+
+/// Decodes and verifies one relay message. `arrival_us` is when it arrived:
+/// the note's event time (without it, as for a hand-made file, the author's
+/// `created_at` is used).
+pub fn decode(frame: &[u8], arrival_us: Option<Micros>) -> Result<(Micros, Decoded), FrameError> {
     let text = std::str::from_utf8(frame).map_err(|e| FrameError::InvalidUtf8 {
         valid_up_to: e.valid_up_to(),
     })?;
@@ -42,25 +110,26 @@ pub fn decode(frame: &[u8], now: Micros) -> Result<(Micros, Decoded), FrameError
         Some(_) => return Ok((0, Decoded::Skipped(SkipReason::UnknownKind))),
         None => return Err(FrameError::MissingField("message type")),
     }
-    let event = message.get(2).ok_or(FrameError::MissingField("event"))?;
+    let event = message
+        .into_iter()
+        .nth(2)
+        .ok_or(FrameError::MissingField("event"))?;
     let event: Event =
-        serde_json::from_value(event.clone()).map_err(|e| FrameError::BadRecord(e.to_string()))?;
-    let time_us = event
+        serde_json::from_value(event).map_err(|e| FrameError::BadRecord(e.to_string()))?;
+    let claimed_us = event
         .created_at
         .checked_mul(MICROS_PER_SEC)
         .ok_or_else(|| {
             FrameError::BadRecord(format!("created_at {} out of range", event.created_at))
         })?;
-    if time_us > now + FUTURE_TOLERANCE_US {
-        return Err(FrameError::BadRecord(format!(
-            "created_at {} is {} s in the future",
-            event.created_at,
-            (time_us - now) / MICROS_PER_SEC
-        )));
-    }
+    let time_us = arrival_us.unwrap_or(claimed_us);
     if event.kind != 1 {
         return Ok((time_us, Decoded::Skipped(SkipReason::OtherCollection)));
     }
+    if claimed_us < time_us.saturating_sub(BACKFILL_HORIZON_US) {
+        return Ok((time_us, Decoded::Skipped(SkipReason::Backfill)));
+    }
+    verify(&event)?;
     let tag_values = |name: &str| -> Vec<String> {
         event
             .tags
@@ -73,15 +142,15 @@ pub fn decode(frame: &[u8], now: Micros) -> Result<(Micros, Decoded), FrameError
         time_us,
         Decoded::Post(RawPost {
             time_us,
-            author: event.pubkey,
-            uri: format!("nostr:{}", event.id),
             key: super::dedupe::key_of(&[&event.id]),
-            text: event.content,
+            uri: format!("nostr:{}", event.id),
             langs: tag_values("l")
                 .into_iter()
                 .filter(|l| l.len() <= 3)
                 .collect(),
             tags: tag_values("t"),
+            author: event.pubkey,
+            text: event.content,
         }),
     ))
 }
@@ -125,39 +194,146 @@ impl Protocol for NostrProtocol {
 }
 
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use super::*;
+    use k256::schnorr::SigningKey;
 
     const NOW: Micros = 1_783_175_000 * MICROS_PER_SEC;
 
-    fn event(kind: u64, created_at: i64) -> String {
-        serde_json::json!(["EVENT", SUBSCRIPTION, {
-            "id": "ab12", "pubkey": "pk1", "created_at": created_at, "kind": kind,
-            "tags": [["t", "discorddown"], ["l", "en", "ISO-639-1"], ["p", "x"]],
-            "content": "is discord down?", "sig": "s"
-        }])
-        .to_string()
+    /// A key made in the test from a seed (BIP-340 keys are any non-zero
+    /// scalar below the group order; a sha256 of a seed is one).
+    pub fn key(seed: &str) -> SigningKey {
+        let bytes: [u8; 32] = Sha256::digest(seed.as_bytes()).into();
+        SigningKey::from_bytes(&bytes.into()).expect("a valid secret key")
+    }
+
+    /// A signed note as a relay sends it.
+    pub fn signed(
+        signer: &SigningKey,
+        created_at: i64,
+        kind: u64,
+        tags: Vec<Vec<String>>,
+        content: &str,
+    ) -> Value {
+        let pubkey = hex::encode(signer.verifying_key().to_bytes());
+        let id = event_id(&pubkey, created_at, kind, &tags, content);
+        let sig = signer.sign_raw(&id, &[7u8; 32]).expect("sign");
+        serde_json::json!({
+            "id": hex::encode(id), "pubkey": pubkey, "created_at": created_at, "kind": kind,
+            "tags": tags, "content": content, "sig": hex::encode(sig.to_bytes())
+        })
+    }
+
+    fn frame(event: &Value) -> String {
+        serde_json::json!(["EVENT", SUBSCRIPTION, event]).to_string()
+    }
+
+    fn note(kind: u64, created_at: i64) -> Value {
+        let tags = vec![
+            vec!["t".to_owned(), "discorddown".to_owned()],
+            vec!["l".to_owned(), "en".to_owned(), "ISO-639-1".to_owned()],
+            vec!["p".to_owned(), "x".to_owned()],
+        ];
+        signed(
+            &key("alice"),
+            created_at,
+            kind,
+            tags,
+            "is discord down? \"quoted\"\n😀",
+        )
     }
 
     #[test]
-    fn kind_one_is_a_post() {
-        let (t, decoded) = decode(event(1, 1_783_174_990).as_bytes(), NOW).expect("decodes");
-        assert_eq!(t, 1_783_174_990 * MICROS_PER_SEC);
+    fn a_signed_kind_one_note_is_a_post_at_its_arrival_time() {
+        let event = note(1, 1_783_174_990);
+        let (t, decoded) = decode(frame(&event).as_bytes(), Some(NOW)).expect("decodes");
+        assert_eq!(t, NOW, "event time is the arrival time, not created_at");
         let Decoded::Post(post) = decoded else {
             panic!("a post")
         };
-        assert_eq!(post.author, "pk1");
-        assert_eq!(post.key, crate::source::dedupe::key_of(&["ab12"]));
-        assert_eq!(post.uri, "nostr:ab12");
-        assert_eq!(post.text, "is discord down?");
+        let id = event["id"].as_str().expect("id");
+        assert_eq!(post.author, event["pubkey"].as_str().expect("pubkey"));
+        assert_eq!(post.key, crate::source::dedupe::key_of(&[id]));
+        assert_eq!(post.uri, format!("nostr:{id}"));
+        assert_eq!(post.text, "is discord down? \"quoted\"\n😀");
         assert_eq!(post.tags, vec!["discorddown"]);
         assert_eq!(post.langs, vec!["en"]);
     }
 
     #[test]
+    fn the_authors_clock_moves_nothing_but_old_claims_are_backfill() {
+        // Dated a year ahead: still now.
+        let ahead = note(1, 1_783_175_000 + 365 * 86_400);
+        let (t, decoded) = decode(frame(&ahead).as_bytes(), Some(NOW)).expect("decodes");
+        assert_eq!(t, NOW);
+        assert!(matches!(decoded, Decoded::Post(_)));
+        // Claiming to be older than the de-duplication horizon: backfill.
+        let old = note(1, 1_783_175_000 - 601);
+        assert_eq!(
+            decode(frame(&old).as_bytes(), Some(NOW)),
+            Ok((NOW, Decoded::Skipped(SkipReason::Backfill)))
+        );
+        let recent = note(1, 1_783_175_000 - 599);
+        assert!(matches!(
+            decode(frame(&recent).as_bytes(), Some(NOW)),
+            Ok((_, Decoded::Post(_)))
+        ));
+    }
+
+    #[test]
+    fn forged_rewritten_and_re_ided_notes_are_rejected_by_reason() {
+        let good = note(1, 1_783_174_990);
+        let mut cases: Vec<(Value, &str)> = Vec::new();
+        let mut rewritten = good.clone();
+        rewritten["content"] = "discord is down (rewritten by the relay)".into();
+        cases.push((rewritten, reject::ID_MISMATCH));
+        let mut redated = good.clone();
+        redated["created_at"] = (1_783_174_991).into();
+        cases.push((redated, reject::ID_MISMATCH));
+        // Re-signed id by another key, presented under alice's pubkey.
+        let mallory = signed(&key("mallory"), 1_783_174_990, 1, vec![], "discord down");
+        let mut stolen = mallory.clone();
+        stolen["pubkey"] = good["pubkey"].clone();
+        stolen["id"] = hex::encode(event_id(
+            good["pubkey"].as_str().expect("pk"),
+            1_783_174_990,
+            1,
+            &[],
+            "discord down",
+        ))
+        .into();
+        cases.push((stolen, reject::SIG_INVALID));
+        let mut zero_sig = good.clone();
+        zero_sig["sig"] = "00".into();
+        cases.push((zero_sig, reject::SIG_MALFORMED));
+        let mut made_up = good.clone();
+        made_up["id"] = "ab12".into();
+        cases.push((made_up, reject::ID_MALFORMED));
+        let mut upper = good.clone();
+        upper["id"] = good["id"].as_str().expect("id").to_uppercase().into();
+        cases.push((upper, reject::ID_MALFORMED));
+        let mut bad_key = good.clone();
+        bad_key["pubkey"] = "zz".repeat(32).into();
+        cases.push((bad_key, reject::PUBKEY_MALFORMED));
+        let mut flipped = good.clone();
+        let sig = good["sig"].as_str().expect("sig");
+        let last = if sig.ends_with('0') { "1" } else { "0" };
+        flipped["sig"] = format!("{}{last}", &sig[..127]).into();
+        cases.push((flipped, reject::SIG_INVALID));
+        for (event, reason) in cases {
+            assert_eq!(
+                decode(frame(&event).as_bytes(), Some(NOW)),
+                Err(FrameError::Unverified(reason)),
+                "{event}"
+            );
+        }
+        assert!(decode(frame(&good).as_bytes(), Some(NOW)).is_ok());
+    }
+
+    #[test]
     fn every_message_type_is_handled() {
         assert_eq!(
-            decode(event(7, 1_783_174_990).as_bytes(), NOW).map(|d| d.1),
+            decode(frame(&note(7, 1_783_174_990)).as_bytes(), Some(NOW)).map(|d| d.1),
             Ok(Decoded::Skipped(SkipReason::OtherCollection))
         );
         for frame in [
@@ -167,21 +343,20 @@ mod tests {
             r#"["OK","id",true,""]"#,
         ] {
             assert_eq!(
-                decode(frame.as_bytes(), NOW).map(|d| d.1),
+                decode(frame.as_bytes(), Some(NOW)).map(|d| d.1),
                 Ok(Decoded::Skipped(SkipReason::UnknownKind)),
                 "{frame}"
             );
         }
-        let future = decode(event(1, 1_783_175_000 + 3600).as_bytes(), NOW).expect_err("future");
-        assert!(future.to_string().contains("in the future"), "{future}");
         for bad in [
             "{}",
             "[]",
             r#"["EVENT","s"]"#,
             r#"["EVENT","s",{"id":1}]"#,
+            r#"["EVENT","s",{"id":"a","pubkey":"b","created_at":9223372036854775807,"kind":1,"content":""}]"#,
             "nope",
         ] {
-            assert!(decode(bad.as_bytes(), NOW).is_err(), "{bad}");
+            assert!(decode(bad.as_bytes(), Some(NOW)).is_err(), "{bad}");
         }
     }
 
@@ -200,6 +375,6 @@ mod tests {
             p.control(r#"["EOSE","outagewatch"]"#),
             Control::Info(_)
         ));
-        assert_eq!(p.control(&event(1, 1)), Control::Data);
+        assert_eq!(p.control(&frame(&note(1, 1))), Control::Data);
     }
 }

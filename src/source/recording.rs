@@ -1,5 +1,17 @@
 //! Recordings: JSON Lines files of wire frames, exactly as received.
 //!
+//! **Clock lines.** `record` writes, before a frame whose arrival time
+//! differs from the previous one's, a line
+//! `{"kind":"#clock","time_us":ARRIVAL,"source":"NAME","protocol":"jetstream"}`
+//! (`"instance"` too for Mastodon): the frames after it arrived then (whole
+//! milliseconds, as the live run sees them), from that source, in that wire
+//! format. Replay judges them exactly as the live run did (event time of
+//! Mastodon and Nostr, the future bound of every source). Frames stay
+//! byte-for-byte as received, so a tool that knows nothing of clock lines
+//! still reads every frame (to a Jetstream reader a clock line is an event
+//! of an unknown kind). A recording without clock lines (older ones) is
+//! Jetstream frames without arrival times, named after the file.
+//!
 //! Plain, gzip and zstd files are told apart by their first bytes rather than
 //! by their names, so a renamed file still reads; `-` is standard input.
 //! Lines are read with a hard length limit: a multi-megabyte line is skipped
@@ -9,7 +21,56 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
-use super::SourceError;
+use serde::{Deserialize, Serialize};
+
+use super::{SourceError, Wire};
+use crate::Micros;
+
+/// The `kind` of a clock line.
+pub const CLOCK_KIND: &str = "#clock";
+const CLOCK_MARK: &[u8] = br##""#clock""##;
+/// Clock lines are short: only the start of a line is searched for the mark.
+const CLOCK_LINE_MAX: usize = 512;
+
+/// Arrival time, source and wire format of the frames that follow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClockLine {
+    pub kind: String,
+    pub time_us: Micros,
+    pub source: String,
+    pub protocol: Wire,
+    /// Mastodon: the instance host that names its local accounts.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub instance: String,
+}
+
+impl ClockLine {
+    pub fn new(time_us: Micros, source: &str, protocol: Wire, instance: &str) -> Self {
+        ClockLine {
+            kind: CLOCK_KIND.to_owned(),
+            time_us,
+            source: source.to_owned(),
+            protocol,
+            instance: instance.to_owned(),
+        }
+    }
+
+    /// The line, without its line ending.
+    pub fn to_line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// `Some` when `line` is a clock line (any key order); `None` for a
+    /// frame, including one that merely mentions `#clock` in its text.
+    pub fn parse(line: &[u8]) -> Option<ClockLine> {
+        if line.len() > CLOCK_LINE_MAX || memchr::memmem::find(line, CLOCK_MARK).is_none() {
+            return None;
+        }
+        serde_json::from_slice::<ClockLine>(line)
+            .ok()
+            .filter(|clock| clock.kind == CLOCK_KIND)
+    }
+}
 
 /// Default limit for one frame, matching the live sources' maximum frame size.
 pub const DEFAULT_MAX_LINE: usize = 1 << 20;
@@ -67,6 +128,9 @@ pub struct LineReader<R> {
     limit: usize,
     buf: Vec<u8>,
     line_no: u64,
+    /// Report an oversized line as soon as it passes the limit, instead of
+    /// reading on to its end (see [`LineReader::stop_at_limit`]).
+    early: bool,
 }
 
 impl<R: BufRead> LineReader<R> {
@@ -76,7 +140,17 @@ impl<R: BufRead> LineReader<R> {
             limit,
             buf: Vec::with_capacity(4096),
             line_no: 0,
+            early: false,
         }
+    }
+
+    /// Reports an oversized line as soon as `limit` is passed, with the
+    /// length read so far, leaving the rest of it unread. For a stream that
+    /// may never end a line (`check </dev/zero`), where waiting for the
+    /// line's end would wait forever; the caller then stops reading.
+    pub fn stop_at_limit(mut self) -> Self {
+        self.early = true;
+        self
     }
 
     /// The next line with its 1-based number, or `None` at the end.
@@ -107,7 +181,7 @@ impl<R: BufRead> LineReader<R> {
             }
             let consumed = done.unwrap_or(chunk.len());
             self.inner.consume(consumed);
-            if done.is_some() {
+            if done.is_some() || (self.early && len > self.limit) {
                 break;
             }
         }
@@ -163,6 +237,17 @@ mod tests {
     }
 
     #[test]
+    fn stop_at_limit_reports_an_endless_line_without_reading_it_all() {
+        let endless = std::io::repeat(b'0');
+        let mut reader =
+            LineReader::new(BufReader::with_capacity(64, endless), 1000).stop_at_limit();
+        match reader.next_line().expect("read") {
+            Some((1, Line::Oversized(len))) => assert!((1001..=1064).contains(&len), "{len}"),
+            other => panic!("want an oversized first line, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn reads_plain_gzip_and_zstd_alike() {
         let body = b"{\"a\":1}\n{\"b\":2}\n";
         let dir = tempfile::tempdir().expect("tempdir");
@@ -206,6 +291,37 @@ mod tests {
                 .read_to_string(&mut text)
                 .expect("read");
             assert_eq!(text, "one\ntwo\n", "{name}");
+        }
+    }
+
+    #[test]
+    fn clock_lines_round_trip_and_frames_are_not_clock_lines() {
+        let clock = ClockLine::new(1_700_000_000_123_000, "social", Wire::Mastodon, "m.example");
+        let line = clock.to_line();
+        assert!(
+            line.starts_with(r##"{"kind":"#clock","time_us":1700000000123000"##),
+            "{line}"
+        );
+        assert_eq!(ClockLine::parse(line.as_bytes()), Some(clock.clone()));
+        let reordered = r##"{"instance":"m.example","protocol":"mastodon","source":"social","time_us":1700000000123000,"kind":"#clock"}"##;
+        assert_eq!(ClockLine::parse(reordered.as_bytes()), Some(clock));
+        let jetstream = ClockLine::new(5, "bluesky", Wire::Jetstream, "");
+        assert!(!jetstream.to_line().contains("instance"));
+        // To a Jetstream reader, a clock line is an event of an unknown kind.
+        assert_eq!(
+            crate::source::jetstream::decode(jetstream.to_line().as_bytes()),
+            Ok(crate::source::Decoded::Skipped(
+                crate::source::SkipReason::UnknownKind
+            ))
+        );
+        for frame in [
+            r#"{"did":"d","time_us":1,"kind":"commit"}"#,
+            r#"["EVENT","s",{}]"#,
+            r##"{"kind":"#clockwork"}"##,
+            r##"{"did":"d","time_us":1,"kind":"commit","commit":{"record":{"text":"\"#clock\""}}}"##,
+            r##"{"kind":"#clock","time_us":"soon"}"##,
+        ] {
+            assert_eq!(ClockLine::parse(frame.as_bytes()), None, "{frame}");
         }
     }
 

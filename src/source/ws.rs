@@ -33,7 +33,9 @@ use crate::Micros;
 /// Timing and size limits of a live source.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WsSettings {
-    /// Reconnect when no data frame arrives for this long.
+    /// Reconnect when no frame that decodes arrives for this long: junk,
+    /// control and undecodable binary frames keep bytes flowing but do not
+    /// count (the pipeline marks data in [`SourceHealth::count_data`]).
     pub watchdog: Duration,
     /// How often to ping the server.
     pub ping_every: Duration,
@@ -76,6 +78,15 @@ pub struct Inbound {
     pub source: usize,
     pub host: Arc<str>,
     pub frame: String,
+    /// When it arrived (wall clock, whole milliseconds, so a recording's
+    /// clock lines hold it exactly and a replay judges it as the live run did).
+    pub arrival_us: Micros,
+}
+
+/// The arrival clock: wall-clock µs rounded down to the millisecond.
+pub fn arrival_now() -> Micros {
+    let now = super::health::wall_now();
+    now - now.rem_euclid(1000)
 }
 
 /// What a text frame is, to the protocol.
@@ -165,6 +176,8 @@ enum End {
     PipelineGone,
     /// Ended by the server or the network; reconnect.
     Lost(String),
+    /// The handshake was answered with a redirect to this `Location`.
+    Redirect(String),
 }
 
 /// Reads one source until shutdown. Never returns early on errors: every
@@ -189,6 +202,8 @@ pub async fn run<P: Protocol>(
     let mut backoff = backoff_builder.build();
     let mut host_index = 0usize;
     let name = health.name.clone();
+    // A redirect being followed (bounded; same scheme or ws→wss only).
+    let (mut redirect_to, mut hops) = (None::<String>, 0usize);
     loop {
         if *shutdown.borrow() || hosts.is_empty() {
             return;
@@ -198,7 +213,9 @@ pub async fn run<P: Protocol>(
             _ = protocol.prepare(host) => {}
             _ = shutdown.changed() => return,
         }
-        let url = protocol.connect_url(host, health.processed());
+        let url = redirect_to
+            .take()
+            .unwrap_or_else(|| protocol.connect_url(host, health.processed()));
         let host: Arc<str> = Arc::from(host.as_str());
         let started = Instant::now();
         let frames_before = health.frames();
@@ -214,12 +231,34 @@ pub async fn run<P: Protocol>(
         )
         .await;
         health.set_connected(false);
+        if !matches!(end, End::Redirect(_)) {
+            hops = 0;
+        }
         match end {
             End::Shutdown => {
                 tracing::info!(source = %name, "source stopped");
                 return;
             }
             End::PipelineGone => return,
+            End::Redirect(location) => {
+                let target = reqwest::Url::parse(&url)
+                    .and_then(|from| Ok((from.join(&location)?, from)))
+                    .ok()
+                    .filter(|(to, from)| super::mastodon::redirect_allowed(from, to));
+                match target {
+                    Some((to, _)) if hops < super::mastodon::MAX_REDIRECTS => {
+                        hops += 1;
+                        tracing::info!(source = %name, from = %url, to = %to, "following a redirect");
+                        redirect_to = Some(to.to_string());
+                        continue;
+                    }
+                    _ => {
+                        hops = 0;
+                        health.count_reconnect();
+                        tracing::warn!(source = %name, %url, %location, hops, "redirect refused (another scheme, a downgrade, or too many); reconnecting");
+                    }
+                }
+            }
             End::Lost(reason) => {
                 health.count_reconnect();
                 tracing::warn!(source = %name, %url, %reason, reconnects = health.reconnects(), "connection lost; reconnecting");
@@ -239,6 +278,18 @@ pub async fn run<P: Protocol>(
             _ = shutdown.changed() => return,
         }
     }
+}
+
+/// When the watchdog should look again, or `None` if no frame has decoded
+/// for a whole `watchdog` period of this connection (a stall).
+fn data_deadline(
+    health: &SourceHealth,
+    connected_at: Micros,
+    watchdog: Duration,
+) -> Option<Instant> {
+    let last = health.last_data_wall()?.max(connected_at);
+    let since = Duration::from_micros((super::health::wall_now() - last).max(0) as u64);
+    (since < watchdog).then(|| Instant::now() + (watchdog - since))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -282,6 +333,16 @@ async fn session<P: Protocol>(
         _ = shutdown.changed() => return End::Shutdown,
         result = timeout(settings.connect_timeout, connect) => match result {
             Err(_) => return End::Lost(format!("connect timed out after {:?}", settings.connect_timeout)),
+            Ok(Err(tungstenite::Error::Http(response))) if response.status().is_redirection() => {
+                return match response
+                    .headers()
+                    .get("location")
+                    .and_then(|l| l.to_str().ok())
+                {
+                    Some(location) => End::Redirect(location.to_owned()),
+                    None => End::Lost(format!("HTTP {} without a Location", response.status())),
+                };
+            }
             Ok(Err(tungstenite::Error::Http(response))) => {
                 let body = response.body().as_deref().unwrap_or_default();
                 let rejection = protocol.rejected(response.status().as_u16(), body);
@@ -305,6 +366,7 @@ async fn session<P: Protocol>(
     tracing::info!(source = %health.name, %url, "connected");
     let mut ping = tokio::time::interval(settings.ping_every);
     ping.tick().await;
+    let connected_at = super::health::wall_now();
     let mut deadline = Instant::now() + settings.watchdog;
     let mut limiter = RateLimit::new(settings.max_frames_per_sec);
     loop {
@@ -320,8 +382,17 @@ async fn session<P: Protocol>(
                 continue;
             }
             _ = sleep_until(deadline) => {
-                health.count_stall();
-                return End::Lost(format!("no data for {:?} (watchdog)", settings.watchdog));
+                // Data is what the pipeline managed to decode, not bytes.
+                match data_deadline(health, connected_at, settings.watchdog) {
+                    Some(next) => {
+                        deadline = next;
+                        continue;
+                    }
+                    None => {
+                        health.count_stall();
+                        return End::Lost(format!("no data for {:?} (watchdog)", settings.watchdog));
+                    }
+                }
             }
             message = read.next() => message,
         };
@@ -333,7 +404,6 @@ async fn session<P: Protocol>(
             }
             Some(Err(e)) => return End::Lost(format!("read error: {e}")),
             Some(Ok(Message::Text(text))) => {
-                deadline = Instant::now() + settings.watchdog;
                 health.count_frame();
                 if limiter.over() {
                     health.count_rate_dropped();
@@ -347,7 +417,6 @@ async fn session<P: Protocol>(
                 text.as_str().to_owned()
             }
             Some(Ok(Message::Binary(bytes))) => {
-                deadline = Instant::now() + settings.watchdog;
                 health.count_frame();
                 if limiter.over() {
                     health.count_rate_dropped();
@@ -400,6 +469,7 @@ async fn session<P: Protocol>(
             source,
             host: Arc::clone(host),
             frame: text,
+            arrival_us: arrival_now(),
         };
         tokio::select! {
             _ = shutdown.changed() => return End::Shutdown,

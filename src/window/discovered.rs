@@ -1,75 +1,272 @@
 //! Admission of discovered services (named by `#FooDown` or `foo.com`, not
-//! in the catalogue): at most `capacity` names are tracked at once, least
-//! recently seen first out, and a name is only evicted once it has been
-//! quiet for `ttl`. A flood of random hashtags therefore cannot grow the
-//! windows, the detector or the store without bound; what is turned away is
-//! counted.
+//! in the catalogue), bounded in count over any span of time.
+//!
+//! Anyone can invent a hashtag, so a name costs nothing until it has
+//! earned a place:
+//!
+//! - **candidates**: a new name is remembered with the distinct authors
+//!   who used it in the last `admit_secs`, in a table of at most
+//!   `max_candidates` names (least recently used out first). Its reports
+//!   are held back, counted as pending.
+//! - **admission**: once `min_authors` distinct authors used the name
+//!   within `admit_secs`, it is tracked: its held-back authors join the
+//!   current bucket and its reports are counted from then on.
+//! - **a global cap with eviction by score**: at most `capacity` names are
+//!   tracked. Each has a score, its distinct reporting authors per bucket,
+//!   halving every `ttl` of quiet. A newcomer takes the place of the
+//!   lowest-scored name if it scores higher, else it is turned away
+//!   (counted).
+//!
+//! 100 000 junk tags, each from one author, therefore never reach the
+//! windows, the detector or the store, whether they come in ten minutes or
+//! over a day: the memory is the two bounded tables.
 
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
 
 use lru::LruCache;
 
 use crate::Micros;
 
+/// The bounds (see [`crate::window::WindowConfig`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    pub capacity: usize,
+    pub max_candidates: usize,
+    pub min_authors: usize,
+    pub admit_us: Micros,
+    pub ttl_us: Micros,
+}
+
+/// What to do with one report of a discovered service.
+#[derive(Debug, PartialEq)]
+pub enum Admission {
+    /// Tracked: count it.
+    Counted,
+    /// Just admitted: count it, and these authors who used the name
+    /// before (with their report counts).
+    Admitted(Vec<(String, u64)>),
+    /// Not (yet) tracked: held back.
+    Pending,
+    /// Admitted by its authors, but every tracked name scores higher.
+    Rejected,
+}
+
+#[derive(Debug)]
+struct Tracked {
+    score: f64,
+    at: Micros,
+}
+
+#[derive(Debug)]
+struct Candidate {
+    since: Micros,
+    /// Distinct authors and their reports, at most `min_authors` of them.
+    authors: Vec<(String, u64)>,
+}
+
 #[derive(Debug)]
 pub struct DiscoveredNames {
-    names: LruCache<String, Micros>,
-    ttl_us: Micros,
+    bounds: Bounds,
+    tracked: HashMap<String, Tracked>,
+    candidates: LruCache<String, Candidate>,
     rejected: u64,
+    pending: u64,
+    evicted: u64,
 }
 
 impl DiscoveredNames {
-    pub fn new(capacity: usize, ttl_us: Micros) -> Self {
+    pub fn new(bounds: Bounds) -> Self {
+        let candidates =
+            NonZeroUsize::new(bounds.max_candidates.max(1)).unwrap_or(NonZeroUsize::MIN);
         DiscoveredNames {
-            names: LruCache::new(NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN)),
-            ttl_us,
+            bounds,
+            tracked: HashMap::new(),
+            candidates: LruCache::new(candidates),
             rejected: 0,
+            pending: 0,
+            evicted: 0,
         }
     }
 
-    /// Whether reports for `name` may be counted at event time `now`.
-    pub fn admit(&mut self, name: &str, now: Micros) -> bool {
-        if let Some(seen) = self.names.get_mut(name) {
-            *seen = (*seen).max(now);
-            return true;
+    /// One report of `name` by `author` at event time `now`; `new_author`
+    /// says whether the author is new to the name's current bucket (the
+    /// score counts distinct authors).
+    pub fn admit(&mut self, name: &str, author: &str, new_author: bool, now: Micros) -> Admission {
+        let ttl = self.bounds.ttl_us.max(1);
+        if let Some(tracked) = self.tracked.get_mut(name) {
+            if new_author {
+                tracked.score = decayed(tracked, now, ttl) + 1.0;
+                tracked.at = tracked.at.max(now);
+            }
+            return Admission::Counted;
         }
-        if self.names.len() == self.names.cap().get() {
-            match self.names.peek_lru() {
-                Some((_, &seen)) if now - seen >= self.ttl_us => {
-                    self.names.pop_lru();
+        let min_authors = self.bounds.min_authors.max(1);
+        let candidate = match self.candidates.get_mut(name) {
+            Some(c) if now - c.since <= self.bounds.admit_us => c,
+            _ => {
+                self.candidates.put(
+                    name.to_owned(),
+                    Candidate {
+                        since: now,
+                        authors: Vec::new(),
+                    },
+                );
+                match self.candidates.get_mut(name) {
+                    Some(c) => c,
+                    None => return Admission::Pending,
+                }
+            }
+        };
+        match candidate.authors.iter_mut().find(|(a, _)| a == author) {
+            Some((_, reports)) => *reports += 1,
+            None => candidate.authors.push((author.to_owned(), 1)),
+        }
+        if candidate.authors.len() < min_authors {
+            self.pending += 1;
+            return Admission::Pending;
+        }
+        let authors = self
+            .candidates
+            .pop(name)
+            .map(|c| c.authors)
+            .unwrap_or_default();
+        let score = authors.len() as f64;
+        if self.tracked.len() >= self.bounds.capacity {
+            let lowest = self
+                .tracked
+                .iter()
+                .map(|(n, t)| (decayed(t, now, ttl), n))
+                .min_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(s, n)| (s, n.clone()));
+            match lowest {
+                Some((lowest, victim)) if lowest < score => {
+                    self.tracked.remove(&victim);
+                    self.evicted += 1;
                 }
                 _ => {
                     self.rejected += 1;
-                    return false;
+                    return Admission::Rejected;
                 }
             }
         }
-        self.names.put(name.to_owned(), now);
-        true
+        self.tracked
+            .insert(name.to_owned(), Tracked { score, at: now });
+        // The report being admitted is the caller's to count.
+        let mut before = authors;
+        if let Some(at) = before.iter().position(|(a, _)| a == author) {
+            let (_, reports) = &mut before[at];
+            *reports -= 1;
+            if *reports == 0 {
+                before.remove(at);
+            }
+        }
+        Admission::Admitted(before)
     }
 
-    /// Reports turned away because the table was full of recent names.
+    /// Reports turned away because every tracked name scored higher.
     pub fn rejected(&self) -> u64 {
         self.rejected
     }
+
+    /// Reports held back while their name had too few authors.
+    pub fn pending(&self) -> u64 {
+        self.pending
+    }
+
+    /// Tracked names that gave way to a higher-scored one.
+    #[cfg(test)]
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
+    /// Names tracked now, and candidates remembered now.
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.tracked.len(), self.candidates.len())
+    }
+}
+
+/// A tracked name's score at `now`: halved for every `ttl` since it last rose.
+fn decayed(t: &Tracked, now: Micros, ttl: Micros) -> f64 {
+    let quiet = (now - t.at).max(0) as f64 / ttl as f64;
+    t.score * 0.5f64.powf(quiet)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn bounds(capacity: usize) -> Bounds {
+        Bounds {
+            capacity,
+            max_candidates: 4,
+            min_authors: 3,
+            admit_us: 100,
+            ttl_us: 100,
+        }
+    }
+
     #[test]
-    fn a_flood_of_names_is_bounded_and_counted() {
-        let mut names = DiscoveredNames::new(3, 100);
-        assert!(names.admit("a", 0));
-        assert!(names.admit("b", 1));
-        assert!(names.admit("c", 2));
-        assert!(!names.admit("d", 50), "full of names seen within the ttl");
-        assert!(names.admit("a", 60), "known names stay admitted");
+    fn a_name_needs_several_authors_within_the_window() {
+        let mut names = DiscoveredNames::new(bounds(10));
+        assert_eq!(names.admit("x", "a", true, 0), Admission::Pending);
+        assert_eq!(
+            names.admit("x", "a", true, 1),
+            Admission::Pending,
+            "same author"
+        );
+        assert_eq!(names.admit("x", "b", true, 2), Admission::Pending);
+        assert_eq!(
+            names.admit("x", "c", true, 3),
+            Admission::Admitted(vec![("a".into(), 2), ("b".into(), 1)])
+        );
+        assert_eq!(names.admit("x", "d", true, 4), Admission::Counted);
+        // Authors spread wider than the window never make it.
+        for (i, author) in ["a", "b", "c", "d"].iter().enumerate() {
+            let at = 1000 + 150 * i as i64;
+            assert_eq!(names.admit("y", author, true, at), Admission::Pending);
+        }
+        assert_eq!(names.pending(), 7);
+    }
+
+    #[test]
+    fn candidates_are_bounded() {
+        let mut names = DiscoveredNames::new(bounds(10));
+        for i in 0..1000 {
+            names.admit(&format!("junk{i}"), &format!("u{i}"), true, i);
+        }
+        assert_eq!(names.sizes(), (0, 4));
+    }
+
+    #[test]
+    fn a_full_table_evicts_the_lowest_score_or_turns_away() {
+        let mut names = DiscoveredNames::new(bounds(2));
+        let admit = |names: &mut DiscoveredNames, name: &str, authors: usize, at: Micros| {
+            let mut last = Admission::Pending;
+            for a in 0..authors {
+                last = names.admit(name, &format!("{name}-{a}"), true, at);
+            }
+            last
+        };
+        assert!(matches!(
+            admit(&mut names, "busy", 10, 0),
+            Admission::Admitted(_) | Admission::Counted
+        ));
+        assert!(matches!(
+            admit(&mut names, "quiet", 3, 0),
+            Admission::Admitted(_)
+        ));
+        // A third name at the same moment scores 3, as "quiet" does: turned away.
+        assert_eq!(admit(&mut names, "third", 3, 0), Admission::Rejected);
         assert_eq!(names.rejected(), 1);
-        assert!(names.admit("e", 101), "b, quiet for the ttl, makes room");
-        assert!(!names.admit("b", 101), "c, a and e are all recent now");
-        assert!(names.admit("f", 102), "c went quiet and makes room");
-        assert_eq!(names.rejected(), 2);
+        // Later, "quiet" has decayed below a fresh name's 3: evicted.
+        assert!(matches!(
+            admit(&mut names, "fourth", 3, 50),
+            Admission::Admitted(_)
+        ));
+        assert_eq!(names.evicted(), 1);
+        assert_eq!(names.admit("quiet", "q", true, 51), Admission::Pending);
+        assert_eq!(names.admit("busy", "b", true, 51), Admission::Counted);
+        assert_eq!(names.sizes().0, 2);
     }
 }

@@ -5,8 +5,9 @@
 //! (Jetstream's `time_us` is nearly, not strictly, increasing), and closed
 //! buckets go to the detector and, in batches, to the store. A post older
 //! than every open bucket is counted as late and added to the oldest open
-//! bucket rather than dropped; one older than `max_late_secs` (a stream
-//! replayed out of order, a client with a wrong clock) is counted as stale
+//! bucket rather than dropped; one more than `max_late_secs` behind its own
+//! source's watermark (a stream replayed out of order, a wrong clock) is
+//! counted as stale
 //! and left out of the counts, since lumping it into "now" would fake a
 //! surge. Everything runs on event time, so the same
 //! input closes the same buckets, whatever the machine's speed.
@@ -18,7 +19,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use self::discovered::DiscoveredNames;
+use self::discovered::{Admission, DiscoveredNames};
 use crate::matcher::{Class, Verdict};
 use crate::normalize::Post;
 use crate::{MICROS_PER_SEC, Micros};
@@ -31,15 +32,31 @@ pub struct WindowConfig {
     pub bucket_secs: i64,
     /// How long after a bucket's end late events are still awaited.
     pub lateness_secs: i64,
-    /// Posts later than this behind the newest event are stale: counted,
-    /// not added.
+    /// Posts later than this behind their source's watermark are stale:
+    /// counted, not added.
     pub max_late_secs: i64,
+    /// Events further than this ahead of the arrival clock (live) or of the
+    /// source's watermark (old recordings) are quarantined as `future`.
+    pub max_future_secs: i64,
+    /// Distinct authors that must reach a time before a source's watermark
+    /// moves there (see `source::clock`).
+    pub watermark_quorum: usize,
     /// Sample posts kept per service and bucket, as alert evidence.
     pub samples_per_bucket: usize,
     /// Discovered services tracked at once (see `discovered`).
     pub max_discovered: usize,
-    /// Quiet time after which a discovered service may be forgotten.
+    /// A discovered service's score halves for each such span of quiet,
+    /// so a newcomer can take its place.
     pub discovered_ttl_secs: i64,
+    /// Distinct authors a new name needs within `discovered_admit_secs`
+    /// before it is tracked.
+    pub discovered_min_authors: usize,
+    pub discovered_admit_secs: i64,
+    /// New names remembered while they gather authors.
+    pub max_discovered_candidates: usize,
+    /// Characters of a sample post kept as alert evidence; longer texts
+    /// are cut (with `…`).
+    pub sample_chars: usize,
     /// Texts at least this long (characters, normalized) posted by several
     /// authors are tracked as copies, so the detector can weigh them down.
     pub copy_min_chars: usize,
@@ -51,11 +68,74 @@ impl Default for WindowConfig {
             bucket_secs: 10,
             lateness_secs: 5,
             max_late_secs: 60,
+            max_future_secs: crate::source::clock::DEFAULT_MAX_FUTURE_SECS,
+            watermark_quorum: crate::source::clock::DEFAULT_QUORUM,
             samples_per_bucket: 5,
             max_discovered: 1000,
             discovered_ttl_secs: 900,
+            discovered_min_authors: 3,
+            discovered_admit_secs: 600,
+            max_discovered_candidates: 10_000,
+            sample_chars: 500,
             copy_min_chars: 40,
         }
+    }
+}
+
+impl WindowConfig {
+    /// Bounds of every key (the README's "Limits"): `(key, why)` for the
+    /// first one outside them.
+    pub fn check(&self) -> Result<(), (String, String)> {
+        let day = 86_400;
+        let ints: [(&str, i64, i64, i64); 11] = [
+            ("bucket_secs", self.bucket_secs, 1, 3600),
+            ("lateness_secs", self.lateness_secs, 0, 3600),
+            ("max_late_secs", self.max_late_secs, 0, day),
+            ("samples_per_bucket", self.samples_per_bucket as i64, 0, 100),
+            ("max_discovered", self.max_discovered as i64, 0, 100_000),
+            ("discovered_ttl_secs", self.discovered_ttl_secs, 10, day),
+            (
+                "discovered_min_authors",
+                self.discovered_min_authors as i64,
+                1,
+                1000,
+            ),
+            ("discovered_admit_secs", self.discovered_admit_secs, 10, day),
+            (
+                "max_discovered_candidates",
+                self.max_discovered_candidates as i64,
+                1,
+                1_000_000,
+            ),
+            ("sample_chars", self.sample_chars as i64, 10, 100_000),
+            ("copy_min_chars", self.copy_min_chars as i64, 1, 100_000),
+        ];
+        for (key, value, min, max) in ints {
+            crate::numbers::check_int(value, min, max).map_err(|m| (key.to_owned(), m))?;
+        }
+        Ok(())
+    }
+
+    fn discovered_bounds(&self) -> discovered::Bounds {
+        discovered::Bounds {
+            capacity: self.max_discovered,
+            max_candidates: self.max_discovered_candidates,
+            min_authors: self.discovered_min_authors,
+            admit_us: self.discovered_admit_secs.saturating_mul(MICROS_PER_SEC),
+            ttl_us: self.discovered_ttl_secs.saturating_mul(MICROS_PER_SEC),
+        }
+    }
+}
+
+/// `text` cut to at most `max` characters (the last one `…` when cut).
+pub fn truncate_chars(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max.saturating_sub(1)) {
+        Some((at, _)) if text[at..].chars().nth(1).is_some() => {
+            let mut cut = text[..at].to_owned();
+            cut.push('…');
+            cut
+        }
+        _ => text.to_owned(),
     }
 }
 
@@ -166,7 +246,7 @@ impl ServiceCounts {
         let better = |s: &Sample| s.score < verdict.score;
         if self.samples.len() < keep || self.samples.iter().any(better) {
             let sample = Sample {
-                text: post.original.clone(),
+                text: truncate_chars(&post.original, config.sample_chars),
                 uri: post.uri.clone(),
                 author: post.author.clone(),
                 score: verdict.score,
@@ -184,12 +264,23 @@ impl ServiceCounts {
     }
 }
 
+/// Where [`Windows::add`] put a post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// In the bucket of its event time.
+    Counted,
+    /// Its bucket had closed: in the oldest open one.
+    Late,
+    /// Too far behind its source's watermark: counted as stale, not added.
+    Stale,
+}
+
 /// Open buckets and the event-time watermark.
 #[derive(Debug)]
 pub struct Windows {
     config: WindowConfig,
     open: BTreeMap<Micros, Bucket>,
-    /// Newest event time seen.
+    /// The watermark buckets close on (set by [`Windows::observe`]).
     newest: Option<Micros>,
     /// Start of the first bucket that may still be open: everything before
     /// it has been closed and handed on.
@@ -208,10 +299,7 @@ impl Windows {
             closed_through: None,
             late: 0,
             stale: 0,
-            discovered: DiscoveredNames::new(
-                config.max_discovered,
-                config.discovered_ttl_secs * MICROS_PER_SEC,
-            ),
+            discovered: DiscoveredNames::new(config.discovered_bounds()),
         }
     }
 
@@ -250,6 +338,16 @@ impl Windows {
         self.discovered.rejected()
     }
 
+    /// Reports of discovered names held back until enough authors use them.
+    pub fn discovered_pending(&self) -> u64 {
+        self.discovered.pending()
+    }
+
+    /// Discovered names tracked now, and candidates remembered now.
+    pub fn discovered_sizes(&self) -> (usize, usize) {
+        self.discovered.sizes()
+    }
+
     /// Posts too old to count (see the module documentation).
     pub fn stale(&self) -> u64 {
         self.stale
@@ -264,34 +362,61 @@ impl Windows {
         self.newest
     }
 
-    /// Counts one post with the matcher's verdict on it.
-    pub fn add(&mut self, post: &Post, verdict: &Verdict) {
+    /// Moves the watermark buckets close on (never back).
+    pub fn observe(&mut self, watermark: Micros) {
+        self.newest = Some(self.newest.map_or(watermark, |n| n.max(watermark)));
+    }
+
+    /// Counts one post with the matcher's verdict on it. `reference` is the
+    /// watermark of the post's own source (or, while it has none, the
+    /// newest of any): staleness is judged against it alone, so another
+    /// source running ahead never makes this one's posts stale.
+    pub fn add(&mut self, post: &Post, verdict: &Verdict, reference: Option<Micros>) -> Placement {
+        let max_late = self.config.max_late_secs * MICROS_PER_SEC;
+        if reference.is_some_and(|r| r.saturating_sub(post.time_us) > max_late) {
+            self.stale += 1;
+            return Placement::Stale;
+        }
+        let mut placement = Placement::Counted;
         let mut start = self.config.bucket_start(post.time_us);
         if let Some(first_open) = self.closed_through
             && start < first_open
         {
-            let newest = self.newest.unwrap_or(post.time_us);
-            if newest - post.time_us > self.config.max_late_secs * MICROS_PER_SEC {
-                self.stale += 1;
-                return;
-            }
             self.late += 1;
+            placement = Placement::Late;
             start = first_open;
         }
-        self.newest = Some(self.newest.map_or(post.time_us, |n| n.max(post.time_us)));
         let bucket = self.open.entry(start).or_insert_with(|| Bucket {
             start,
             ..Bucket::default()
         });
         bucket.total_posts += 1;
         let Some(service) = &verdict.service else {
-            return;
+            return placement;
         };
-        if verdict.discovered
-            && matches!(verdict.class, Class::Report | Class::Recovery)
-            && !self.discovered.admit(service, post.time_us)
-        {
-            return;
+        if verdict.discovered && matches!(verdict.class, Class::Report | Class::Recovery) {
+            let new_author = bucket
+                .services
+                .get(service)
+                .is_none_or(|c| c.authors.binary_search(&post.author).is_err());
+            match self
+                .discovered
+                .admit(service, &post.author, new_author, post.time_us)
+            {
+                Admission::Counted => {}
+                Admission::Admitted(before) => {
+                    // The authors who named it first count in this bucket.
+                    let counts = bucket.services.entry(service.clone()).or_default();
+                    counts.discovered = true;
+                    for (author, reports) in before {
+                        counts.reports += reports;
+                        if let Err(at) = counts.authors.binary_search(&author) {
+                            counts.authors.insert(at, author);
+                        }
+                    }
+                }
+                Admission::Pending | Admission::Rejected => return placement,
+            }
         }
         match verdict.class {
             Class::Report => {
@@ -306,6 +431,7 @@ impl Windows {
             }
             Class::Maintenance | Class::None => {}
         }
+        placement
     }
 
     /// Closes the buckets the watermark has passed, oldest first.
@@ -356,6 +482,14 @@ mod tests {
         }
     }
 
+    /// Adds a post as one source would: judged against the watermark so
+    /// far, which then moves to it.
+    fn put(w: &mut Windows, post: &Post, verdict: &Verdict) -> Placement {
+        let placement = w.add(post, verdict, w.newest());
+        w.observe(post.time_us);
+        placement
+    }
+
     fn report(service: &str, score: f32) -> Verdict {
         Verdict {
             class: Class::Report,
@@ -369,14 +503,14 @@ mod tests {
     #[test]
     fn buckets_close_after_lateness_and_count_distinct_authors() {
         let mut w = Windows::new(WindowConfig::default());
-        w.add(&post(100, "a"), &report("discord", 1.0));
-        w.add(&post(101, "a"), &report("discord", 1.0));
-        w.add(&post(102, "b"), &report("discord", 1.5));
-        w.add(&post(103, "c"), &Verdict::none());
+        put(&mut w, &post(100, "a"), &report("discord", 1.0));
+        put(&mut w, &post(101, "a"), &report("discord", 1.0));
+        put(&mut w, &post(102, "b"), &report("discord", 1.5));
+        put(&mut w, &post(103, "c"), &Verdict::none());
         assert!(w.advance().is_empty(), "nothing has passed the watermark");
-        w.add(&post(114, "d"), &Verdict::none());
+        put(&mut w, &post(114, "d"), &Verdict::none());
         assert!(w.advance().is_empty(), "110 + 5 s lateness not yet passed");
-        w.add(&post(115, "d"), &Verdict::none());
+        put(&mut w, &post(115, "d"), &Verdict::none());
         let closed = w.advance();
         assert_eq!(closed.len(), 1);
         let b = &closed[0];
@@ -392,22 +526,53 @@ mod tests {
     #[test]
     fn late_posts_are_counted_not_lost() {
         let mut w = Windows::new(WindowConfig::default());
-        w.add(&post(100, "a"), &Verdict::none());
-        w.add(&post(130, "a"), &Verdict::none());
+        put(&mut w, &post(100, "a"), &Verdict::none());
+        put(&mut w, &post(130, "a"), &Verdict::none());
         assert_eq!(w.advance().len(), 1);
-        w.add(&post(101, "late"), &report("x", 1.0));
+        put(&mut w, &post(101, "late"), &report("x", 1.0));
         assert_eq!(w.late(), 1);
-        w.add(&post(60, "stale"), &report("x", 1.0));
+        assert_eq!(
+            put(&mut w, &post(60, "stale"), &report("x", 1.0)),
+            Placement::Stale
+        );
         assert_eq!(w.stale(), 1, "70 s behind the newest post");
+        // Judged against its own source's watermark: 70 s behind another
+        // source is not stale when its own source is at 65.
+        assert_eq!(
+            w.add(
+                &post(60, "other"),
+                &report("x", 1.0),
+                Some(65 * MICROS_PER_SEC)
+            ),
+            Placement::Late
+        );
         let rest = w.close_all();
         let total: u64 = rest.iter().map(|b| b.total_posts).sum();
-        assert_eq!(total, 2);
+        assert_eq!(total, 3);
         assert_eq!(
             rest[0].start,
             110 * MICROS_PER_SEC,
             "joined the oldest open bucket"
         );
-        assert_eq!(rest[0].services["x"].reports, 1);
+        assert_eq!(rest[0].services["x"].reports, 2);
+    }
+
+    #[test]
+    fn samples_are_cut_by_characters() {
+        assert_eq!(truncate_chars("short", 10), "short");
+        assert_eq!(truncate_chars("exactly10!", 10), "exactly10!");
+        assert_eq!(truncate_chars("ééééééééééé", 10), "ééééééééé…");
+        let mut w = Windows::new(WindowConfig {
+            sample_chars: 20,
+            ..WindowConfig::default()
+        });
+        let mut p = post(100, "a");
+        p.original = "🔥".repeat(100_000);
+        w.add(&p, &report("s", 1.0), None);
+        let b = w.close_all();
+        let text = &b[0].services["s"].samples[0].text;
+        assert_eq!(text.chars().count(), 20);
+        assert!(text.ends_with('…'));
     }
 
     #[test]
@@ -417,7 +582,11 @@ mod tests {
             ..WindowConfig::default()
         });
         for (i, score) in [1.0, 2.0, 1.5, 3.0, 1.0].into_iter().enumerate() {
-            w.add(&post(100 + i as i64, &format!("u{i}")), &report("s", score));
+            put(
+                &mut w,
+                &post(100 + i as i64, &format!("u{i}")),
+                &report("s", score),
+            );
         }
         let b = w.close_all();
         let scores: Vec<f32> = b[0].services["s"].samples.iter().map(|s| s.score).collect();

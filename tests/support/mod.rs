@@ -571,8 +571,18 @@ impl Daemon {
     }
 
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        // Daemons in tests run side by side: the status server takes any
+        // free loopback port unless a test says otherwise.
+        let mut args: Vec<&str> = args.to_vec();
+        if args.first() == Some(&"run")
+            && !args
+                .iter()
+                .any(|a| a.starts_with("--http") || *a == "--no-http")
+        {
+            args.extend(["--http", "127.0.0.1:0"]);
+        }
         let mut child = Command::new(env!("CARGO_BIN_EXE_outagewatch"))
-            .args(args)
+            .args(&args)
             .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -672,14 +682,21 @@ impl Drop for Daemon {
     }
 }
 
+/// An event time as the status lines print it (RFC 3339 to the µs).
+pub fn at(time_us: i64) -> String {
+    outagewatch::daemon::precise_time(time_us)
+}
+
 /// The last `processed=` cursor a status line logged.
 pub fn processed(log: &str) -> Option<i64> {
     log.rmatch_indices("processed=").find_map(|(at, key)| {
-        let digits: String = log[at + key.len()..]
+        let stamp: String = log[at + key.len()..]
             .chars()
-            .take_while(char::is_ascii_digit)
+            .take_while(|c| !c.is_whitespace())
             .collect();
-        digits.parse().ok()
+        chrono::DateTime::parse_from_rfc3339(&stamp)
+            .ok()
+            .map(|t| t.timestamp_micros())
     })
 }
 

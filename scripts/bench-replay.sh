@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# Whole-process replay benchmark (issue 15, "Benchmarks that tell the truth").
+#
+# Usage (from anywhere inside the repository):
+#
+#     scripts/bench-replay.sh                 # the 1 GB figure (README "Speed")
+#     SIZE_MB=50 scripts/bench-replay.sh      # a quick check, about a minute
+#
+# What it does:
+#   1. builds the release binary and the generators (examples/make_stream.rs,
+#      examples/make_catalogue.rs);
+#   2. writes a realistic recording of about SIZE_MB: 6.43 posts/s and 2.5
+#      non-posts per post, i.e. about 225 events per 10 s bucket, like a real
+#      Jetstream recording; deterministic (SEED), so the same size gives the
+#      same file; plus a .zst copy, and two smaller recordings of 1/16 and
+#      4/16 of the size (so the big one is the "16x" input);
+#   3. with a warm page cache, times on the same file, in the same run:
+#        outagewatch replay (both cores; then pinned to one with taskset -c 0;
+#        then the .zst copy), rg -j1 -c -i -F with 20 outage phrases, and
+#        zstd -dc of the .zst copy;
+#      and reports events/s, MB/s, peak RSS (/usr/bin/time -v) and the size of
+#      the state directory after the replay;
+#   4. replays the 1x, 4x, 16x inputs for peak RSS, and the 1x input with a
+#      catalogue CATALOGUE_FACTOR times larger (make_catalogue) for RSS.
+#
+# Environment:
+#   SIZE_MB           size of the main ("16x") recording in MB (default 1024)
+#   SEED              generator seed (default 15)
+#   CATALOGUE_FACTOR  services multiplier for the catalogue-growth run (default 10)
+#   WORK              scratch directory (default ${TMPDIR:-/tmp}/outagewatch-bench);
+#                     recordings are kept there and reused when present with the
+#                     same size and seed; state directories are recreated per run
+#   STATE_ROOT        where the state directories go (default: WORK). Put it on
+#                     a real disk when WORK is a tmpfs, or sled's fsyncs cost nothing
+#   KEEP=1            keep the state directories and alerts (default: each state
+#                     directory is measured and removed after its run; the
+#                     recordings are kept, being expensive to make)
+#
+# Missing tools (GNU time, ripgrep, zstd, bc) are installed with apt-get (Debian).
+# The output ends with a table in the shape of the README's "Speed" table.
+set -euo pipefail
+
+SIZE_MB=${SIZE_MB:-1024}
+SEED=${SEED:-15}
+CATALOGUE_FACTOR=${CATALOGUE_FACTOR:-10}
+WORK=${WORK:-${TMPDIR:-/tmp}/outagewatch-bench}
+STATE_ROOT=${STATE_ROOT:-$WORK}
+POSTS_PER_SEC=6.43
+OTHERS_PER_POST=2.5
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+die() { echo "bench-replay: $*" >&2; exit 1; }
+[[ $SIZE_MB =~ ^[0-9]+$ ]] && ((SIZE_MB >= 16)) || die "SIZE_MB must be a whole number >= 16, got '$SIZE_MB'"
+[[ $CATALOGUE_FACTOR =~ ^[0-9]+$ ]] && ((CATALOGUE_FACTOR >= 1)) || die "CATALOGUE_FACTOR must be >= 1"
+
+# ── tools ────────────────────────────────────────────────────────────────
+install_pkg() {
+    local pkg=$1 sudo=()
+    ((EUID == 0)) || sudo=(sudo)
+    echo "bench-replay: installing Debian package '$pkg'" >&2
+    "${sudo[@]}" apt-get install -y -q "$pkg" >/dev/null 2>&1 ||
+        { "${sudo[@]}" apt-get update -q >/dev/null 2>&1 && "${sudo[@]}" apt-get install -y -q "$pkg" >/dev/null; } ||
+        die "cannot install $pkg"
+}
+[[ -x /usr/bin/time ]] || install_pkg time
+command -v rg >/dev/null || install_pkg ripgrep
+command -v zstd >/dev/null || install_pkg zstd
+command -v taskset >/dev/null || install_pkg util-linux
+command -v bc >/dev/null || install_pkg bc
+
+# ── build ────────────────────────────────────────────────────────────────
+cargo build --release --quiet --bin outagewatch --example make_stream --example make_catalogue
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TARGET/release/outagewatch
+MAKE_STREAM=$TARGET/release/examples/make_stream
+MAKE_CATALOGUE=$TARGET/release/examples/make_catalogue
+
+mkdir -p "$WORK" "$STATE_ROOT"
+
+# ── recordings ───────────────────────────────────────────────────────────
+# Minutes of stream for a target size, from the bytes per minute of a short
+# sample with the same settings (the generator is deterministic by seed).
+SAMPLE=$WORK/sample.jsonl
+"$MAKE_STREAM" "$SAMPLE" 30 $POSTS_PER_SEC $OTHERS_PER_POST "$SEED" 2>/dev/null
+BYTES_PER_MIN=$(($(stat -c %s "$SAMPLE") / 30))
+rm -f "$SAMPLE"
+
+make_recording() { # NAME SIZE_MB → path on stdout
+    local name=$1 mb=$2
+    local minutes=$(((mb * 1000000 + BYTES_PER_MIN - 1) / BYTES_PER_MIN))
+    local path=$WORK/$name-${mb}MB-seed$SEED.jsonl
+    if [[ ! -s $path ]]; then
+        echo "bench-replay: generating $path ($minutes minutes of event time)" >&2
+        "$MAKE_STREAM" "$path.part" "$minutes" $POSTS_PER_SEC $OTHERS_PER_POST "$SEED" 2>/dev/null
+        mv "$path.part" "$path"
+    fi
+    echo "$path"
+}
+MAIN=$(make_recording x16 "$SIZE_MB")
+X4=$(make_recording x4 $((SIZE_MB / 4)))
+X1=$(make_recording x1 $((SIZE_MB / 16)))
+if [[ ! -s $MAIN.zst ]]; then
+    zstd -q -T0 -3 -f "$MAIN" -o "$MAIN.zst.part" && mv "$MAIN.zst.part" "$MAIN.zst"
+fi
+CATALOGUE=$WORK/patterns-${CATALOGUE_FACTOR}x
+if [[ ! -s $CATALOGUE/services.toml ]]; then
+    "$MAKE_CATALOGUE" "$CATALOGUE" "$CATALOGUE_FACTOR" 2>/dev/null
+fi
+
+# ── measuring ────────────────────────────────────────────────────────────
+now() { date +%s.%N; }
+# run NAME CMD... : wall seconds into $SECS, peak RSS (KiB) into $RSS_KB.
+run() {
+    local name=$1; shift
+    local log=$WORK/$name.time
+    local start end
+    start=$(now)
+    /usr/bin/time -v -o "$log" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" ||
+        die "$name failed (exit $?): $(tail -3 "$WORK/$name.err")"
+    end=$(now)
+    SECS=$(echo "$end - $start" | bc -l)
+    RSS_KB=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$log")
+}
+# replay NAME FILE [extra args...] [-- PREFIX...]: also sets $STATE_MB (the
+# state directory's size at exit) and $ALERTS (lines of alerts written); the
+# state directory is removed afterwards (unless KEEP=1) to spare the disk.
+replay() {
+    local name=$1 file=$2; shift 2
+    local state=$STATE_ROOT/state-$name alerts=$WORK/alerts-$name.jsonl
+    rm -rf "$state" "$alerts"
+    run "$name" "${PREFIX[@]}" "$BIN" replay --state-dir "$state" --alerts "$alerts" "$@" "$file"
+    STATE_MB=$(echo "scale=1; $(du -sb "$state" | cut -f1) / 1000000" | bc -l)
+    ALERTS=$(wc -l <"$alerts")
+    [[ ${KEEP:-0} == 1 ]] || rm -rf "$state"
+}
+PREFIX=()
+warm() { cat "$@" >/dev/null; }
+mib() { echo "scale=1; $1 / 1024" | bc -l; }
+per_sec() { echo "$1 / $SECS" | bc -l | xargs printf '%.0f'; }
+mb_per_sec() { echo "$1 / 1000000 / $SECS" | bc -l | xargs printf '%.1f'; }
+
+EVENTS=$(wc -l <"$MAIN")
+BYTES=$(stat -c %s "$MAIN")
+ZBYTES=$(stat -c %s "$MAIN.zst")
+warm "$MAIN" "$MAIN.zst"
+
+PHRASES=("is down" "is it down" "down for anyone" "down for everyone" "not loading"
+    "not working" "outage" "went down" "servers down" "server down" "can't log in"
+    "cannot connect" "won't load" "keeps crashing" "service unavailable"
+    "bad gateway" "caiu" "fora do ar" "落ちてる" "en panne")
+RG_ARGS=()
+for p in "${PHRASES[@]}"; do RG_ARGS+=(-e "$p"); done
+
+ROWS=()
+row() { ROWS+=("$(printf '| %s | %s | %s | %s | %s |' "$@")"); }
+
+replay main "$MAIN"
+row "replay, plain, both cores" "$(per_sec "$EVENTS") events/s" "$(mb_per_sec "$BYTES") MB/s" "$(mib "$RSS_KB") MiB" "$(printf '%.2f' "$SECS") s; state dir $STATE_MB MB; $ALERTS alerts"
+REPLAY_SECS=$SECS
+MAIN_STATE_MB=$STATE_MB
+
+# taskset pins the whole process, so this run differs from the first only in the pinning.
+PREFIX=(taskset -c 0)
+replay one_core "$MAIN"
+PREFIX=()
+row "replay, plain, one core (taskset -c 0)" "$(per_sec "$EVENTS") events/s" "$(mb_per_sec "$BYTES") MB/s" "$(mib "$RSS_KB") MiB" "$(printf '%.2f' "$SECS") s"
+
+replay zst "$MAIN.zst"
+ZST_SECS=$SECS
+row "replay, .zst, both cores" "$(per_sec "$EVENTS") events/s" "$(mb_per_sec "$BYTES") MB/s (plain bytes)" "$(mib "$RSS_KB") MiB" "$(printf '%.2f' "$SECS") s ($(echo "scale=0; 100 * $ZST_SECS / $REPLAY_SECS" | bc -l) % of plain)"
+
+# The three replays of the same events must agree byte for byte.
+SAME_ALERTS=yes
+for other in one_core zst; do
+    cmp -s "$WORK/alerts-main.jsonl" "$WORK/alerts-$other.jsonl" || SAME_ALERTS="NO ($other differs)"
+done
+
+run rg rg -j1 -c -i -F "${RG_ARGS[@]}" "$MAIN"
+RG_SECS=$SECS
+row "rg -j1 -c -i -F, 20 phrases" "$(per_sec "$EVENTS") lines/s" "$(mb_per_sec "$BYTES") MB/s" "$(mib "$RSS_KB") MiB" "$(printf '%.2f' "$SECS") s; $(cat "$WORK/rg.out") matching lines"
+
+run zstd zstd -dc "$MAIN.zst"
+row "zstd -dc of the .zst" "$(per_sec "$EVENTS") lines/s" "$(mb_per_sec "$BYTES") MB/s" "$(mib "$RSS_KB") MiB" "$(printf '%.2f' "$SECS") s"
+
+for input in x1:"$X1" x4:"$X4"; do
+    name=${input%%:*} file=${input#*:}
+    warm "$file"
+    replay "rss_$name" "$file"
+    lines=$(wc -l <"$file")
+    row "replay, $name input ($(($(stat -c %s "$file") / 1000000)) MB, $lines events)" "$(per_sec "$lines") events/s" "$(mb_per_sec "$(stat -c %s "$file")") MB/s" "$(mib "$RSS_KB") MiB" "$(printf '%.2f' "$SECS") s; state dir $STATE_MB MB"
+done
+row "replay, x16 input (the main file)" "first row" "" "" "state dir $MAIN_STATE_MB MB"
+
+replay catalogue "$X1" --patterns "$CATALOGUE"
+lines=$(wc -l <"$X1")
+row "replay, x1 input, ${CATALOGUE_FACTOR}x catalogue" "$(per_sec "$lines") events/s" "$(mb_per_sec "$(stat -c %s "$X1")") MB/s" "$(mib "$RSS_KB") MiB" "$(printf '%.2f' "$SECS") s"
+
+# ── report ───────────────────────────────────────────────────────────────
+echo
+echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "input: $MAIN"
+echo "       $EVENTS events, $BYTES bytes ($(echo "scale=1; $BYTES/1000000" | bc -l) MB), .zst $ZBYTES bytes; seed $SEED; $POSTS_PER_SEC posts/s, $OTHERS_PER_POST non-posts per post"
+echo "alerts identical across plain, one-core and .zst replays: $SAME_ALERTS"
+echo "replay / rg time ratio: $(echo "scale=2; $REPLAY_SECS / $RG_SECS" | bc -l) (target: <= 1)"
+echo
+echo "| what | events/s | MB/s | peak RSS | notes |"
+echo "|---|---|---|---|---|"
+printf '%s\n' "${ROWS[@]}"
+echo
+echo "replay summary of the main run:"
+grep -v '^\s*$' "$WORK/main.err" | tail -25
+
+[[ ${KEEP:-0} == 1 ]] || rm -f "$WORK"/alerts-*.jsonl

@@ -1,0 +1,155 @@
+//! Where the configuration comes from, and `outagewatch config check`.
+//!
+//! Search path (the first that applies wins): `--config FILE`, then
+//! `$OUTAGEWATCH_CONFIG`, then `$XDG_CONFIG_HOME/outagewatch/config.toml`
+//! (`~/.config/…` when unset), then `/etc/outagewatch/config.toml`; with
+//! none, the built-in defaults. A file named by the flag or the variable
+//! must exist; the others are used when they do.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    command: ConfigCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration and print it as it takes effect (defaults
+    /// filled in, secrets masked); unset `${VAR}`s are listed, not fatal.
+    Check {
+        /// The file (default: the search path).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
+/// The file the search path picks, if any, and how it was found.
+pub fn find(flag: Option<&Path>) -> anyhow::Result<Option<(PathBuf, &'static str)>> {
+    if let Some(path) = flag {
+        return Ok(Some((path.to_path_buf(), "--config")));
+    }
+    if let Some(path) = std::env::var_os("OUTAGEWATCH_CONFIG").filter(|p| !p.is_empty()) {
+        return Ok(Some((PathBuf::from(path), "OUTAGEWATCH_CONFIG")));
+    }
+    let xdg = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+    if let Some(path) = xdg
+        .map(|d| d.join("outagewatch/config.toml"))
+        .filter(|p| p.is_file())
+    {
+        return Ok(Some((path, "XDG_CONFIG_HOME")));
+    }
+    let etc = PathBuf::from("/etc/outagewatch/config.toml");
+    if etc.is_file() {
+        return Ok(Some((etc, "/etc")));
+    }
+    Ok(None)
+}
+
+/// The configuration by the search path, or the defaults.
+pub fn load(flag: Option<&Path>) -> anyhow::Result<Config> {
+    match find(flag)? {
+        Some((path, how)) => {
+            tracing::info!(config = %path.display(), found_by = how, "configuration");
+            Ok(Config::load(&path)?)
+        }
+        None => Ok(Config::default()),
+    }
+}
+
+pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
+    let ConfigCommand::Check { config } = args.command;
+    let Some((path, how)) = find(config.as_deref())? else {
+        eprintln!("no configuration file found (see the search path in the README); the defaults:");
+        print!("{}", toml::to_string_pretty(&masked(Config::default()))?);
+        return Ok(ExitCode::SUCCESS);
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let missing = RefCell::new(BTreeSet::new());
+    let lookup = |name: &str| {
+        std::env::var(name).ok().or_else(|| {
+            missing.borrow_mut().insert(name.to_owned());
+            Some(format!("${{{name}}}"))
+        })
+    };
+    let parsed = Config::parse_with(&path, &text, &lookup, true)?;
+    eprintln!("{} (found by {how}) is valid", path.display());
+    print!("{}", toml::to_string_pretty(&masked(parsed))?);
+    let missing = missing.into_inner();
+    if !missing.is_empty() {
+        eprintln!(
+            "environment variables not set (they must be when the daemon starts): {}",
+            missing.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+const MASK: &str = "********";
+
+/// The configuration with secrets hidden: tokens, sink secrets, header
+/// values, routing and API keys, and the
+/// path and query of webhook URLs (Slack and Discord put their secret there).
+fn masked(mut config: Config) -> Config {
+    let hide = |value: &mut Option<String>| {
+        if value
+            .as_deref()
+            .is_some_and(|v| !v.is_empty() && !v.starts_with("${"))
+        {
+            *value = Some(MASK.to_owned());
+        }
+    };
+    for source in &mut config.sources {
+        hide(&mut source.token);
+    }
+    for sink in &mut config.sinks {
+        hide(&mut sink.secret);
+        hide(&mut sink.routing_key);
+        hide(&mut sink.api_key);
+        for value in sink.headers.values_mut() {
+            if !value.starts_with("${") {
+                *value = MASK.to_owned();
+            }
+        }
+        if let Ok(mut url) = reqwest::Url::parse(&sink.url) {
+            if url.path() != "/" || url.query().is_some() {
+                url.set_path(MASK);
+                url.set_query(None);
+            }
+            let _ = url.set_password(None);
+            sink.url = url.to_string();
+        }
+    }
+    hide(&mut config.http.token);
+    config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_masked() {
+        let text = "[[sinks]]\nname = \"slack\"\nurl = \"https://hooks.slack.com/services/T0/B0/xyz\"\nformat = \"slack\"\nsecret = \"s\"\n\n[http]\ntoken = \"t\"\n";
+        let config = Config::parse(Path::new("x.toml"), text).expect("valid");
+        let shown = toml::to_string_pretty(&masked(config)).expect("toml");
+        assert!(
+            !shown.contains("xyz") && !shown.contains("\"s\"") && !shown.contains("\"t\""),
+            "{shown}"
+        );
+        assert!(shown.contains("hooks.slack.com"), "{shown}");
+    }
+}

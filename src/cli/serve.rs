@@ -1,0 +1,164 @@
+//! The status-server flags shared by `run` and `replay`, and what `replay`
+//! adds for watching a run: `--report`, `--serve-after`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::alert::deliver::Delivery;
+use crate::config::{Config, HttpConfig};
+use crate::http::{HttpSettings, Server};
+use crate::pipeline::{Pipeline, Stats};
+use crate::telemetry::{Mode, Telemetry};
+use crate::window::store::Store;
+
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    /// Serve the status API, metrics and dashboard on ADDR (`run`: default
+    /// `[http] listen`, 127.0.0.1:9464; `replay`: off unless given). Port 0
+    /// picks a free port; the bound address is logged and written to
+    /// `STATE_DIR/http.addr`.
+    #[arg(long, value_name = "ADDR", conflicts_with = "no_http")]
+    http: Option<String>,
+    /// Do not start the status server.
+    #[arg(long)]
+    no_http: bool,
+    /// Bearer token for the status server (required to listen on a
+    /// non-loopback address); overrides `[http] token`.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "OUTAGEWATCH_HTTP_TOKEN",
+        hide_env_values = true
+    )]
+    http_token: Option<String>,
+}
+
+impl HttpArgs {
+    /// The server's settings, or `None` when it is off. `default_on`: serve
+    /// at the configured address without `--http` (`run`), or only when
+    /// asked (`replay`).
+    pub fn settings(
+        &self,
+        config: &HttpConfig,
+        default_on: bool,
+    ) -> anyhow::Result<Option<HttpSettings>> {
+        if self.no_http {
+            return Ok(None);
+        }
+        let listen = match &self.http {
+            Some(addr) => addr.clone(),
+            None if default_on && config.enabled => config.listen.clone(),
+            None => return Ok(None),
+        };
+        let token = self.http_token.clone().or_else(|| config.token.clone());
+        Ok(Some(HttpSettings::new(&listen, token)?))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayWatchArgs {
+    /// Use this configuration's `[detector]`, `[window]`, `[patterns]`,
+    /// `[alerts]`, `[[sinks]]` and `[http]` (no search path: a replay only
+    /// reads a file it is given).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub http: HttpArgs,
+    /// After the run, write a self-contained HTML page with every incident
+    /// (chart, evidence, alerts) and the quiet services nearest to firing.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// With `--http`: keep serving after the run until SIGINT or SIGTERM,
+    /// so the dashboard can be looked at.
+    #[arg(long, requires = "http")]
+    pub serve_after: bool,
+}
+
+/// The status server and report of one replay (both optional).
+pub struct Watch {
+    telemetry: Option<Arc<Telemetry>>,
+    server: Option<Server>,
+    report: Option<PathBuf>,
+}
+
+impl Watch {
+    /// Starts the server if `--http` was given, and hooks the pipeline up
+    /// if anything (server or report) will show what it saw.
+    pub fn start<S: Store>(
+        args: &ReplayWatchArgs,
+        config: &Config,
+        runtime: &tokio::runtime::Runtime,
+        delivery: &Delivery,
+        pipeline: &mut Pipeline<S>,
+        state_dir: Option<&Path>,
+    ) -> anyhow::Result<Watch> {
+        let settings = args.http.settings(&config.http, false)?;
+        if settings.is_none() && args.report.is_none() {
+            return Ok(Watch {
+                telemetry: None,
+                server: None,
+                report: None,
+            });
+        }
+        let telemetry = Telemetry::new(Mode::Replay, state_dir.map(Path::to_path_buf));
+        pipeline.set_telemetry(Arc::clone(&telemetry));
+        telemetry.set_sinks(delivery.probe());
+        telemetry.set_store_open(true);
+        telemetry.set_replaying(true);
+        let server = match settings {
+            Some(settings) => Some(runtime.block_on(Server::start(
+                &settings,
+                Arc::clone(&telemetry),
+                Some(delivery.notifier()),
+                state_dir,
+            ))?),
+            None => None,
+        };
+        Ok(Watch {
+            telemetry: Some(telemetry),
+            server,
+            report: args.report.clone(),
+        })
+    }
+
+    /// Makes the run's counts so far visible.
+    pub fn publish(&self, stats: &Stats) {
+        if let Some(t) = &self.telemetry {
+            t.publish_stats(stats);
+        }
+    }
+
+    /// The run is over: final counts, and the report if asked for.
+    pub fn finished(&self, stats: &Stats) -> anyhow::Result<()> {
+        let Some(telemetry) = &self.telemetry else {
+            return Ok(());
+        };
+        telemetry.publish_stats(stats);
+        telemetry.set_replaying(false);
+        if let Some(path) = &self.report {
+            crate::http::dashboard::write_report(telemetry, path)
+                .with_context(|| format!("cannot write the report to {}", path.display()))?;
+            eprintln!("report written to {}", path.display());
+        }
+        Ok(())
+    }
+
+    /// With `--serve-after`, serves until SIGINT or SIGTERM; then stops
+    /// the server.
+    pub fn hold(self, runtime: &tokio::runtime::Runtime, args: &ReplayWatchArgs) {
+        let Some(server) = self.server else { return };
+        runtime.block_on(async {
+            if args.serve_after {
+                eprintln!(
+                    "serving the results on http://{}/ until SIGINT or SIGTERM",
+                    server.addr
+                );
+                super::run::first_signal_then_arm_second().await;
+            }
+            server.stop().await;
+        });
+    }
+}

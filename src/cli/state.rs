@@ -1,0 +1,144 @@
+//! `outagewatch state verify|repair|reset`: what to do when the state
+//! store reports damage (a flipped byte, a rolled-back log, a full disk
+//! mid-write). Nothing is ever deleted: `repair` and `reset` move the old
+//! state aside (`DIR.damaged-<unix time>`) and say where.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use crate::window::store::{Checks, SledStore, seal_closed};
+
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Debug, Subcommand)]
+enum Action {
+    /// Check the seal, the generation and every record; exit 1 if damaged.
+    Verify(Dir),
+    /// Keep every record that passes its checksum in a fresh store; the
+    /// damaged one is moved aside.
+    Repair(Dir),
+    /// Start afresh: the old state is moved aside, not deleted.
+    Reset(Dir),
+}
+
+#[derive(Debug, Args)]
+struct Dir {
+    /// The state directory (default: the platform's, as `run` uses).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+impl Dir {
+    fn resolve(&self) -> anyhow::Result<PathBuf> {
+        match &self.state_dir {
+            Some(dir) => Ok(dir.clone()),
+            None => super::run::default_state_dir(),
+        }
+    }
+}
+
+pub fn run(args: StateArgs) -> anyhow::Result<ExitCode> {
+    match args.action {
+        Action::Verify(dir) => verify(&dir.resolve()?),
+        Action::Repair(dir) => repair(&dir.resolve()?),
+        Action::Reset(dir) => reset(&dir.resolve()?),
+    }
+}
+
+fn verify(dir: &Path) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(dir.is_dir(), "{} is not a state directory", dir.display());
+    match SledStore::open(dir).and_then(|store| store.inventory()) {
+        Ok(inventory) => {
+            let _ = seal_closed(dir);
+            println!(
+                "{}: OK, generation {}: {} buckets, {} baselines, {} other records",
+                dir.display(),
+                inventory.generation,
+                inventory.buckets,
+                inventory.baselines,
+                inventory.other
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{}: DAMAGED: {e}", dir.display());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// `DIR.damaged-<unix time>` beside `dir`, or `…-<unix time>-N` when an
+/// earlier repair or reset took that name in the same second: an old state
+/// set aside is never overwritten.
+fn aside(dir: &Path) -> PathBuf {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let base = dir.file_name().unwrap_or_default().to_string_lossy();
+    let mut candidate = dir.with_file_name(format!("{base}.damaged-{secs}"));
+    let mut n = 1u32;
+    while candidate.exists() {
+        candidate = dir.with_file_name(format!("{base}.damaged-{secs}-{n}"));
+        n += 1;
+    }
+    candidate
+}
+
+fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(dir.is_dir(), "{} is not a state directory", dir.display());
+    let (records, lost) = {
+        let old = SledStore::open_with(dir, Checks::None).with_context(
+            || "sled cannot open it at all: nothing to salvage; use `outagewatch state reset`",
+        )?;
+        old.salvage()
+    };
+    let fresh = dir.with_file_name(format!(
+        "{}.repairing",
+        dir.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    if fresh.exists() {
+        std::fs::remove_dir_all(&fresh)
+            .with_context(|| format!("cannot clear {}", fresh.display()))?;
+    }
+    std::fs::create_dir_all(&fresh)
+        .with_context(|| format!("cannot create {}", fresh.display()))?;
+    {
+        let mut store = SledStore::open(&fresh)?;
+        store.restore_records(&records)?;
+    }
+    let _ = seal_closed(&fresh);
+    let old = aside(dir);
+    std::fs::rename(dir, &old).with_context(|| format!("cannot move {} aside", dir.display()))?;
+    std::fs::rename(&fresh, dir)
+        .with_context(|| format!("cannot move the repaired state to {}", dir.display()))?;
+    println!(
+        "{}: repaired: kept {} records, dropped {lost} damaged ones; the old state is in {}",
+        dir.display(),
+        records.len(),
+        old.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn reset(dir: &Path) -> anyhow::Result<ExitCode> {
+    if !dir.exists() {
+        println!("{}: nothing to reset", dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let old = aside(dir);
+    std::fs::rename(dir, &old).with_context(|| format!("cannot move {} aside", dir.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    println!(
+        "{}: reset; the old state is in {} (delete it when you no longer need it)",
+        dir.display(),
+        old.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

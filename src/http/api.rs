@@ -1,0 +1,397 @@
+//! The JSON API (`/api/v1/…`), `/readyz` and `/metrics`. The views are
+//! built by plain functions over [`Telemetry`], shared with the dashboard's
+//! snapshot and the replay report. Every time is RFC 3339.
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::AppState;
+use crate::alert::rfc3339;
+use crate::detect::ServiceStatus;
+use crate::pipeline::SourceCounts;
+use crate::telemetry::Telemetry;
+use crate::telemetry::board::{IncidentRecord, Point};
+
+/// Longest series the API returns, in minutes.
+pub const MAX_MINUTES: usize = 180;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/incidents", get(incidents))
+        .route("/api/v1/incidents/{id}", get(incident))
+        .route("/api/v1/services", get(services))
+        .route("/api/v1/services/{name}/series", get(series))
+        .route("/api/v1/sources", get(sources))
+        .route("/api/v1/outbox", get(outbox))
+        .route("/api/v1/outbox/retry", post(retry))
+}
+
+/// A JSON error body: `{"error": "..."}`.
+pub fn error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(json!({ "error": message }))).into_response()
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.telemetry.readiness() {
+        Ok(()) => axum::Json(json!({ "ready": true })).into_response(),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "ready": false, "reason": reason })),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let telemetry = state.telemetry.clone();
+    // Reading the store and /proc is blocking work.
+    let rendered = tokio::task::spawn_blocking(move || telemetry.metrics.render(&telemetry)).await;
+    match rendered {
+        Ok(Ok(text)) => {
+            let mut response = text.into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            response
+        }
+        _ => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot encode the metrics",
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct IncidentsQuery {
+    state: Option<String>,
+}
+
+async fn incidents(State(state): State<AppState>, Query(query): Query<IncidentsQuery>) -> Response {
+    let all = match query.state.as_deref() {
+        None | Some("open") => false,
+        Some("all") => true,
+        Some(other) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("state must be open or all, not {:?}", truncate(other)),
+            );
+        }
+    };
+    let board = state.telemetry.board();
+    let list: Vec<Value> = board
+        .incidents(all)
+        .into_iter()
+        .map(incident_summary)
+        .collect();
+    axum::Json(json!({ "incidents": list })).into_response()
+}
+
+async fn incident(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let board = state.telemetry.board();
+    match board.incident(&id) {
+        Some(record) => axum::Json(record).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            &format!("no incident {:?}", truncate(&id)),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct ServicesQuery {
+    active: Option<bool>,
+}
+
+async fn services(State(state): State<AppState>, Query(query): Query<ServicesQuery>) -> Response {
+    let list = service_views(&state.telemetry, query.active.unwrap_or(false));
+    axum::Json(json!({ "services": list })).into_response()
+}
+
+#[derive(Deserialize)]
+struct SeriesQuery {
+    minutes: Option<usize>,
+}
+
+async fn series(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<SeriesQuery>,
+) -> Response {
+    let minutes = query.minutes.unwrap_or(MAX_MINUTES).clamp(1, MAX_MINUTES);
+    let board = state.telemetry.board();
+    match board.series(&name, minutes) {
+        Some(points) => axum::Json(json!({
+            "service": name,
+            "minutes": points.len(),
+            "points": points,
+        }))
+        .into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            &format!("no series for {:?} (not seen recently)", truncate(&name)),
+        ),
+    }
+}
+
+async fn sources(State(state): State<AppState>) -> Response {
+    axum::Json(json!({ "sources": source_views(&state.telemetry) })).into_response()
+}
+
+async fn outbox(State(state): State<AppState>) -> Response {
+    let telemetry = state.telemetry.clone();
+    match tokio::task::spawn_blocking(move || outbox_view(&telemetry, true)).await {
+        Ok(Ok(view)) => axum::Json(view).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the outbox reader failed",
+        ),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct RetryBody {
+    /// `SINK:SEQ` as `alerts dead` and `/api/v1/outbox` show; all if absent.
+    id: Option<String>,
+}
+
+async fn retry(State(state): State<AppState>, body: Option<axum::Json<RetryBody>>) -> Response {
+    let id = body.and_then(|b| b.0.id);
+    let Some(probe) = state.telemetry.sinks() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the sinks are not running");
+    };
+    let requeued = {
+        let id = id.clone();
+        tokio::task::spawn_blocking(move || probe.outbox().requeue(id.as_deref())).await
+    };
+    match requeued {
+        Ok(Ok(moved)) => {
+            if let Some(id) = id.filter(|_| moved == 0) {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    &format!("no dead letter {:?}", truncate(&id)),
+                );
+            }
+            if let Some(wake) = &state.wake {
+                wake.notify_waiters();
+            }
+            tracing::info!(requeued = moved, "dead letters re-queued through the API");
+            axum::Json(json!({ "requeued": moved })).into_response()
+        }
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the re-queue failed"),
+    }
+}
+
+/// At most 200 characters of something a client sent, for an error message.
+fn truncate(s: &str) -> String {
+    s.chars().take(200).collect()
+}
+
+/// An incident without its alerts and chart (the list view).
+pub fn incident_summary(record: &IncidentRecord) -> Value {
+    let mut value = serde_json::to_value(record).unwrap_or(Value::Null);
+    if let Some(map) = value.as_object_mut() {
+        map.remove("alerts");
+        map.remove("series");
+        map.insert("alert_count".into(), json!(record.alerts.len()));
+    }
+    value
+}
+
+/// One service as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceView {
+    pub service: String,
+    pub reports: u64,
+    pub authors: u64,
+    pub rate_per_min: f64,
+    pub expected_per_min: f64,
+    pub fire_per_min: f64,
+    pub p_value: f64,
+    pub basis: crate::detect::Basis,
+    pub last_report: String,
+    pub discovered: bool,
+    /// The open incident's id and severity, if any.
+    pub incident: Option<String>,
+    pub severity: Option<String>,
+}
+
+impl From<&ServiceStatus> for ServiceView {
+    fn from(s: &ServiceStatus) -> Self {
+        let round = |x: f64| (x * 1000.0).round() / 1000.0;
+        ServiceView {
+            service: s.service.clone(),
+            reports: s.reports,
+            authors: s.authors,
+            rate_per_min: round(s.rate_per_min),
+            expected_per_min: round(s.expected_per_min),
+            fire_per_min: round(s.fire_per_min),
+            p_value: s.p_value,
+            basis: s.basis,
+            last_report: rfc3339(s.last_report),
+            discovered: s.discovered,
+            incident: s.incident.as_ref().map(|i| i.id.clone()),
+            severity: s.incident.as_ref().map(|i| i.severity.as_str().to_owned()),
+        }
+    }
+}
+
+/// The tracked services, busiest first; `active`: only those with reports
+/// in the window or an open incident.
+pub fn service_views(telemetry: &Telemetry, active: bool) -> Vec<ServiceView> {
+    telemetry
+        .board()
+        .services()
+        .into_iter()
+        .filter(|s| !active || s.authors > 0 || s.incident.is_some())
+        .map(ServiceView::from)
+        .collect()
+}
+
+/// Live sources (daemon) with their connection counters and pipeline
+/// counts; for a replay, the files read.
+pub fn source_views(telemetry: &Telemetry) -> Vec<Value> {
+    let now = crate::source::health::wall_now();
+    let live = telemetry.sources();
+    if live.is_empty() {
+        return telemetry
+            .stats()
+            .by_source
+            .iter()
+            .map(|(name, counts)| {
+                json!({ "name": name, "kind": "recording", "connected": null, "pipeline": counts })
+            })
+            .collect();
+    }
+    live.iter()
+        .map(|source| {
+            let s = source.snapshot();
+            let counts: SourceCounts = telemetry.source_counts(&source.name);
+            json!({
+                "name": source.name,
+                "kind": "live",
+                "connected": s.connected,
+                "received_frames": s.frames,
+                "last_frame_at": s.last_frame_wall.map(rfc3339),
+                "processed_through": s.processed.map(rfc3339),
+                "lag_seconds": s.processed.map(|p| ((now - p) as f64 / 1e6).max(0.0)),
+                "reconnects": s.reconnects,
+                "stalls": s.stalls,
+                "server_errors": s.server_errors,
+                "oversized_frames": s.oversized,
+                "binary_frames": s.binary,
+                "pipeline": counts,
+            })
+        })
+        .collect()
+}
+
+/// Depth and counters per sink, with the dead letters when `letters`.
+pub fn outbox_view(telemetry: &Telemetry, letters: bool) -> Result<Value, String> {
+    let Some(probe) = telemetry.sinks() else {
+        return Ok(json!({ "sinks": [] }));
+    };
+    let dead = probe.outbox().dead_letters().map_err(|e| e.to_string())?;
+    let sinks: Vec<Value> = probe
+        .reports()
+        .into_iter()
+        .map(|report| {
+            let mine: Vec<Value> = dead
+                .iter()
+                .filter(|d| d.sink == report.name)
+                .map(|d| {
+                    json!({
+                        "id": d.id(),
+                        "alert_id": d.alert.id,
+                        "service": d.alert.service,
+                        "state": d.alert.state,
+                        "attempts": d.attempts,
+                        "failed_at": d.failed_at,
+                        "reason": d.reason,
+                    })
+                })
+                .collect();
+            let mut view = json!({
+                "name": report.name,
+                "depth": report.pending,
+                "delivered": report.delivered,
+                "retries": report.retries,
+                "dead": report.dead,
+                "dead_letter_count": mine.len(),
+            });
+            if letters {
+                view["dead_letters"] = Value::Array(mine);
+            }
+            view
+        })
+        .collect();
+    Ok(json!({ "sinks": sinks }))
+}
+
+/// Everything the dashboard shows, in one document: the live page polls
+/// it, the replay report carries it inline. `report`: every incident, else
+/// open ones and the 20 most recent.
+pub fn snapshot(telemetry: &Telemetry, report: bool) -> Value {
+    let stats = telemetry.stats();
+    let (incidents, services, closest, newest): (Vec<Value>, Vec<Value>, Value, Option<String>) = {
+        let board = telemetry.board();
+        let mut incidents: Vec<&IncidentRecord> = board.incidents(true);
+        if !report {
+            incidents.sort_by_key(|r| !r.open);
+            incidents.truncate(20);
+        }
+        let incidents = incidents
+            .into_iter()
+            .map(|r| serde_json::to_value(r).unwrap_or(Value::Null))
+            .collect();
+        let services = board
+            .services()
+            .into_iter()
+            .take(12)
+            .map(|s| {
+                let points: Vec<Point> = board.series(&s.service, 60).unwrap_or_default();
+                json!({ "status": ServiceView::from(s), "series": points })
+            })
+            .collect();
+        (
+            incidents,
+            services,
+            serde_json::to_value(board.closest(10)).unwrap_or(Value::Null),
+            board.newest().map(rfc3339),
+        )
+    };
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "mode": telemetry.mode,
+        "report": report,
+        "generated_at": rfc3339(crate::source::health::wall_now()),
+        "event_time": newest,
+        "ready": telemetry.readiness().is_ok(),
+        "replaying": telemetry.replaying(),
+        "stats": {
+            "frames": stats.frames,
+            "posts": stats.posts,
+            "reports": stats.reports,
+            "recoveries": stats.recoveries,
+            "malformed": stats.malformed,
+            "duplicates": stats.duplicates,
+            "alerts": stats.alerts,
+        },
+        "incidents": incidents,
+        "services": services,
+        "closest": closest,
+        "sources": source_views(telemetry),
+        "outbox": outbox_view(telemetry, false).unwrap_or(Value::Null),
+    })
+}

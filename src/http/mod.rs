@@ -1,0 +1,295 @@
+//! The status server: one axum server on the command's tokio runtime, with
+//! the JSON API ([`api`]), Prometheus metrics, health and readiness, and the
+//! dashboard ([`dashboard`]).
+//!
+//! Security: it listens on loopback by default. Binding any other address
+//! needs a bearer token, else the command refuses to start; with a token,
+//! every route but `/healthz` and the static page (which holds no data)
+//! answers 401 without `Authorization: Bearer TOKEN`. The page's script
+//! sends the token it was given in the URL fragment (`/#token=…`, which
+//! browsers never send to the server).
+
+pub mod api;
+pub mod dashboard;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use tokio::sync::{Notify, watch};
+
+use crate::telemetry::Telemetry;
+
+/// Where the server listens unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
+
+/// The file in the state directory that holds the bound address (useful
+/// with `--http 127.0.0.1:0`).
+pub const ADDRESS_FILE: &str = "http.addr";
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("{0:?} is not a listen address like 127.0.0.1:9464")]
+    BadAddress(String),
+    #[error(
+        "refusing to serve the status API on {0}, which is not a loopback address, without a token: set `[http] token` or OUTAGEWATCH_HTTP_TOKEN (or listen on 127.0.0.1)"
+    )]
+    TokenRequired(SocketAddr),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write the bound address to {path}: {source}")]
+    AddressFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What the server is told at start.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub listen: SocketAddr,
+    /// Required for a non-loopback address; empty means none.
+    pub token: Option<String>,
+}
+
+impl HttpSettings {
+    /// Checks an address and token: a non-loopback bind needs a token.
+    pub fn new(listen: &str, token: Option<String>) -> Result<HttpSettings, HttpError> {
+        let listen: SocketAddr = listen
+            .parse()
+            .map_err(|_| HttpError::BadAddress(listen.to_owned()))?;
+        let token = token.filter(|t| !t.is_empty());
+        if !listen.ip().is_loopback() && token.is_none() {
+            return Err(HttpError::TokenRequired(listen));
+        }
+        Ok(HttpSettings { listen, token })
+    }
+}
+
+/// Shared by the handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub telemetry: Arc<Telemetry>,
+    /// SHA-256 of the token: compared digest to digest, so the time taken
+    /// says nothing about the token.
+    token_digest: Option<[u8; 32]>,
+    /// Wakes the sinks after dead letters are re-queued.
+    pub wake: Option<Arc<Notify>>,
+}
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// A running server.
+pub struct Server {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+    stop: watch::Sender<bool>,
+    /// `state_dir/http.addr`, removed at stop so that `alerts dead|retry`
+    /// do not try a server that is gone.
+    address_file: Option<PathBuf>,
+}
+
+impl Server {
+    /// Binds, writes the bound address to `state_dir/http.addr` (when
+    /// given) and serves until [`Server::stop`].
+    pub async fn start(
+        settings: &HttpSettings,
+        telemetry: Arc<Telemetry>,
+        wake: Option<Arc<Notify>>,
+        state_dir: Option<&Path>,
+    ) -> Result<Server, HttpError> {
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| HttpError::Bind {
+                addr: settings.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| HttpError::Bind {
+            addr: settings.listen,
+            source,
+        })?;
+        let address_file = match state_dir {
+            Some(dir) => {
+                let path = dir.join(ADDRESS_FILE);
+                std::fs::write(&path, format!("{addr}\n")).map_err(|source| {
+                    HttpError::AddressFile {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+                Some(path)
+            }
+            None => None,
+        };
+        let state = AppState {
+            telemetry,
+            token_digest: settings.token.as_deref().map(|t| digest(t.as_bytes())),
+            wake,
+        };
+        let app = router(state);
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "the status server stopped");
+            }
+        });
+        tracing::info!(
+            addr = %addr,
+            url = %format!("http://{addr}/"),
+            auth = settings.token.is_some(),
+            "status server listening"
+        );
+        Ok(Server {
+            addr,
+            task,
+            stop,
+            address_file,
+        })
+    }
+
+    /// Stops accepting, lets requests in flight finish (at most 2 s).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Some(path) = &self.address_file {
+            // Only our own address: another process may have written since.
+            if std::fs::read_to_string(path).is_ok_and(|a| a.trim() == self.addr.to_string()) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        let mut task = self.task;
+        if tokio::time::timeout(std::time::Duration::from_secs(2), &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
+    }
+}
+
+fn router(state: AppState) -> Router {
+    let guarded =
+        api::routes()
+            .merge(dashboard::data_routes())
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                require_token,
+            ));
+    Router::new()
+        .route("/healthz", axum::routing::get(healthz))
+        .merge(dashboard::page_routes())
+        .merge(guarded)
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn not_found() -> Response {
+    api::error(
+        StatusCode::NOT_FOUND,
+        "no such route; see the README's \"Watching it\"",
+    )
+}
+
+/// 401 unless the request carries the bearer token (when one is set).
+async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(want) = state.token_digest else {
+        return next.run(request).await;
+    };
+    let given = bearer(request.headers()).map(|t| digest(t.as_bytes()));
+    if given == Some(want) {
+        return next.run(request).await;
+    }
+    let mut response = api::error(
+        StatusCode::UNAUTHORIZED,
+        "missing or wrong bearer token (Authorization: Bearer TOKEN)",
+    );
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"outagewatch\""),
+    );
+    response
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Every answer: no sniffing, no framing, scripts only from here.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        ),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_public_address_needs_a_token() {
+        assert!(HttpSettings::new("127.0.0.1:0", None).is_ok());
+        assert!(HttpSettings::new("[::1]:9464", None).is_ok());
+        let err = HttpSettings::new("0.0.0.0:9464", None).expect_err("no token");
+        assert!(err.to_string().contains("OUTAGEWATCH_HTTP_TOKEN"), "{err}");
+        assert!(HttpSettings::new("0.0.0.0:9464", Some(String::new())).is_err());
+        assert!(HttpSettings::new("0.0.0.0:9464", Some("s3cret".into())).is_ok());
+        assert!(
+            HttpSettings::new("localhost:80", None).is_err(),
+            "not an address"
+        );
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_strictly() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(bearer(&headers), None);
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
+        assert_eq!(bearer(&headers), Some("abc"));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer(&headers), None);
+    }
+}

@@ -1,0 +1,332 @@
+//! Event time one event cannot move: a watermark per source.
+//!
+//! Every source has its own watermark, the event time up to which it is
+//! known to have delivered. Windows close on the newest source watermark,
+//! posts are judged stale against their own source's watermark only, and a
+//! live source resumes from its watermark, so one source running late, fast
+//! or wrong never makes another source's posts stale.
+//!
+//! **The rule.** An event is *future*, quarantined and counted, when it is
+//! more than `max_future_secs` ahead of
+//! - the arrival clock, when the frame's arrival time is known (live, and
+//!   replaying recordings that carry arrival times): our own clock is the
+//!   reference, and the watermark never runs ahead of it;
+//! - otherwise the source's watermark (or, before it has one, the newest
+//!   watermark of any source): replaying an old recording.
+//!
+//! An accepted event does not move the watermark by itself. The watermark is
+//! the `quorum`-th largest event time among the distinct authors of the
+//! source's last [`RECENT`] accepted posts: at least `quorum` different
+//! authors must have reached a time before the watermark does, and it never
+//! moves back. One author (or `quorum - 1` colluding ones) posting from a
+//! wrong clock changes nothing. Sources whose event time *is* the arrival
+//! clock (Mastodon and Nostr, whose own timestamps authors set) move the
+//! watermark with every event.
+//!
+//! Without an arrival clock a stream may legitimately jump ahead (two
+//! recordings hours apart): when `quorum` distinct authors agree on a time
+//! beyond the bound, the watermark jumps there. The quarantined events that
+//! led to the jump stay counted as future (a few posts per gap).
+//!
+//! Pure: no clock is read here; the arrival time comes with the frame.
+
+use std::collections::VecDeque;
+
+use crate::{MICROS_PER_SEC, Micros};
+
+/// Accepted posts remembered per source for the quorum.
+pub const RECENT: usize = 32;
+/// Quarantined events remembered per source for a jump.
+pub const AHEAD: usize = 32;
+
+/// How far ahead an event may be, and how many authors move the watermark.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClockRule {
+    pub max_future_us: Micros,
+    pub quorum: usize,
+}
+
+impl Default for ClockRule {
+    fn default() -> Self {
+        ClockRule {
+            max_future_us: DEFAULT_MAX_FUTURE_SECS * MICROS_PER_SEC,
+            quorum: DEFAULT_QUORUM,
+        }
+    }
+}
+
+pub const DEFAULT_MAX_FUTURE_SECS: i64 = 300;
+pub const DEFAULT_QUORUM: usize = 3;
+
+/// What the clock made of one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Judgement {
+    Accepted,
+    /// Too far ahead: quarantined, counted, never added or used as a cursor.
+    Future,
+}
+
+/// One event as the clock sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Tick {
+    pub time_us: Micros,
+    /// A hash of the author (0: unknown, as for non-posts: such events are
+    /// judged but never move the watermark).
+    pub author: u64,
+    /// When the frame arrived (wall clock µs), if known.
+    pub arrival_us: Option<Micros>,
+    /// The event time is the arrival clock (Mastodon, Nostr).
+    pub own_clock: bool,
+}
+
+/// The watermark of one source.
+#[derive(Debug, Clone, Default)]
+pub struct SourceClock {
+    watermark: Option<Micros>,
+    recent: VecDeque<(u64, Micros)>,
+    ahead: VecDeque<(u64, Micros)>,
+}
+
+impl SourceClock {
+    /// Continues from a saved watermark (the source's cursor).
+    pub fn restored(watermark: Option<Micros>) -> Self {
+        SourceClock {
+            watermark,
+            ..SourceClock::default()
+        }
+    }
+
+    pub fn watermark(&self) -> Option<Micros> {
+        self.watermark
+    }
+
+    /// Judges one event; `fallback` is the newest watermark of any source,
+    /// the reference while this one has none.
+    pub fn judge(&mut self, tick: Tick, fallback: Option<Micros>, rule: &ClockRule) -> Judgement {
+        let bound = match tick.arrival_us {
+            Some(arrival) => Some(arrival.saturating_add(rule.max_future_us)),
+            None => self
+                .watermark
+                .or(fallback)
+                .map(|w| w.saturating_add(rule.max_future_us)),
+        };
+        if bound.is_some_and(|bound| tick.time_us > bound) {
+            if tick.arrival_us.is_none() && tick.author != 0 {
+                self.note_ahead(tick, rule);
+            }
+            return Judgement::Future;
+        }
+        if tick.author == 0 {
+            return Judgement::Accepted;
+        }
+        if tick.own_clock {
+            self.raise(tick.time_us);
+            return Judgement::Accepted;
+        }
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((tick.author, tick.time_us));
+        if let Some(agreed) = quorum_time(&self.recent, rule.quorum) {
+            self.raise(agreed);
+        }
+        Judgement::Accepted
+    }
+
+    fn raise(&mut self, to: Micros) {
+        self.watermark = Some(self.watermark.map_or(to, |w| w.max(to)));
+    }
+
+    /// Remembers a quarantined event; jumps when a quorum agrees.
+    fn note_ahead(&mut self, tick: Tick, rule: &ClockRule) {
+        if self.ahead.len() == AHEAD {
+            self.ahead.pop_front();
+        }
+        self.ahead.push_back((tick.author, tick.time_us));
+        if let Some(agreed) = quorum_time(&self.ahead, rule.quorum) {
+            tracing::info!(
+                from = ?self.watermark,
+                to = agreed,
+                "event time jumped ahead: {} authors agree",
+                rule.quorum
+            );
+            self.watermark = Some(agreed);
+            self.ahead.clear();
+            self.recent.clear();
+        }
+    }
+}
+
+/// The `quorum`-th largest time among distinct authors (each author at its
+/// newest time), if there are that many authors.
+fn quorum_time(events: &VecDeque<(u64, Micros)>, quorum: usize) -> Option<Micros> {
+    let quorum = quorum.max(1);
+    let mut by_author: Vec<(u64, Micros)> = events.iter().copied().collect();
+    by_author.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    by_author.dedup_by_key(|(author, _)| *author);
+    if by_author.len() < quorum {
+        return None;
+    }
+    let mut times: Vec<Micros> = by_author.into_iter().map(|(_, t)| t).collect();
+    times.sort_unstable_by(|a, b| b.cmp(a));
+    times.get(quorum - 1).copied()
+}
+
+/// The author hash a [`Tick`] carries (never 0).
+pub fn author_key(author: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(author.as_bytes()).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    const S: Micros = MICROS_PER_SEC;
+
+    fn tick(t: i64, author: &str) -> Tick {
+        Tick {
+            time_us: t * S,
+            author: author_key(author),
+            arrival_us: None,
+            own_clock: false,
+        }
+    }
+
+    #[test]
+    fn one_author_cannot_move_the_watermark() {
+        let rule = ClockRule::default();
+        let mut c = SourceClock::default();
+        for (i, a) in ["a", "b", "c", "d"].into_iter().enumerate() {
+            assert_eq!(
+                c.judge(tick(1000 + i as i64, a), None, &rule),
+                Judgement::Accepted
+            );
+        }
+        assert_eq!(
+            c.watermark(),
+            Some(1001 * S),
+            "third newest of four authors"
+        );
+        // Within the bound, accepted, but the watermark stays put.
+        assert_eq!(
+            c.judge(tick(1250, "liar"), None, &rule),
+            Judgement::Accepted
+        );
+        assert_eq!(c.watermark(), Some(1002 * S));
+        // Far ahead: quarantined.
+        let year_2100 = 4_102_444_800;
+        assert_eq!(
+            c.judge(tick(year_2100, "liar"), None, &rule),
+            Judgement::Future
+        );
+        assert_eq!(c.watermark(), Some(1002 * S));
+        // The liar again, many times: still one author.
+        for _ in 0..50 {
+            c.judge(tick(1250, "liar"), None, &rule);
+            c.judge(tick(year_2100, "liar"), None, &rule);
+        }
+        assert!(
+            c.watermark().is_some_and(|w| w <= 1003 * S),
+            "{:?}",
+            c.watermark()
+        );
+        // Far past: accepted by the clock (the window calls it stale), no move.
+        assert_eq!(c.judge(tick(10, "old"), None, &rule), Judgement::Accepted);
+        assert!(c.watermark().is_some_and(|w| w >= 1002 * S));
+    }
+
+    #[test]
+    fn the_arrival_clock_bounds_live_events() {
+        let rule = ClockRule::default();
+        let mut c = SourceClock::default();
+        let live = |t: i64, a: &str, arrival: i64| Tick {
+            arrival_us: Some(arrival * S),
+            ..tick(t, a)
+        };
+        assert_eq!(
+            c.judge(live(2000, "a", 1000), None, &rule),
+            Judgement::Future
+        );
+        assert_eq!(
+            c.judge(live(1299, "a", 1000), None, &rule),
+            Judgement::Accepted
+        );
+        // Several authors agreeing on a time beyond our clock still lose.
+        for a in ["x", "y", "z", "w"] {
+            assert_eq!(c.judge(live(5000, a, 1000), None, &rule), Judgement::Future);
+        }
+        assert_eq!(c.watermark(), None, "fewer than three authors accepted");
+    }
+
+    #[test]
+    fn without_an_arrival_clock_a_quorum_jumps_a_gap() {
+        let rule = ClockRule::default();
+        let mut c = SourceClock::restored(Some(1000 * S));
+        assert_eq!(c.judge(tick(9000, "a"), None, &rule), Judgement::Future);
+        assert_eq!(c.judge(tick(9001, "a"), None, &rule), Judgement::Future);
+        assert_eq!(c.judge(tick(9002, "b"), None, &rule), Judgement::Future);
+        assert_eq!(c.watermark(), Some(1000 * S), "two authors are not enough");
+        assert_eq!(c.judge(tick(9003, "c"), None, &rule), Judgement::Future);
+        assert_eq!(c.watermark(), Some(9001 * S), "three authors agree");
+        assert_eq!(c.judge(tick(9004, "d"), None, &rule), Judgement::Accepted);
+    }
+
+    #[test]
+    fn own_clock_sources_follow_arrival_and_a_fallback_bounds_a_new_source() {
+        let rule = ClockRule::default();
+        let mut c = SourceClock::default();
+        let t = Tick {
+            own_clock: true,
+            arrival_us: Some(500 * S),
+            ..tick(500, "a")
+        };
+        assert_eq!(c.judge(t, None, &rule), Judgement::Accepted);
+        assert_eq!(c.watermark(), Some(500 * S));
+        let mut fresh = SourceClock::default();
+        assert_eq!(
+            fresh.judge(tick(100_000, "a"), Some(1000 * S), &rule),
+            Judgement::Future,
+            "judged against the other sources until it has a watermark"
+        );
+        let non_post = Tick {
+            author: 0,
+            ..tick(1001, "")
+        };
+        assert_eq!(
+            fresh.judge(non_post, Some(1000 * S), &rule),
+            Judgement::Accepted
+        );
+        assert_eq!(fresh.watermark(), None, "non-posts never move it");
+    }
+
+    #[test]
+    fn jittered_clocks_are_accepted_and_the_watermark_follows_without_running_ahead() {
+        let rule = ClockRule::default();
+        let mut c = SourceClock::default();
+        let mut newest = i64::MIN;
+        let mut last_watermark = None;
+        for i in 0..2_000i64 {
+            // Server times nearly increasing: ±5 s of jitter around 10 posts/s.
+            let jitter = (i * 7_919) % 10_000_001 - 5_000_000;
+            let t = 1_000 * S + i * S / 10 + jitter;
+            let author = format!("did:{}", i % 97);
+            let tick = Tick {
+                time_us: t,
+                author: author_key(&author),
+                arrival_us: None,
+                own_clock: false,
+            };
+            assert_eq!(c.judge(tick, None, &rule), Judgement::Accepted, "post {i}");
+            newest = newest.max(t);
+            let w = c.watermark();
+            assert!(w >= last_watermark, "never moves back");
+            assert!(w.is_none_or(|w| w <= newest), "never ahead of the posts");
+            last_watermark = w;
+        }
+        let true_now = 1_000 * S + 1_999 * S / 10;
+        assert!(
+            c.watermark().is_some_and(|w| w >= true_now - 10 * S),
+            "keeps up: {:?}",
+            c.watermark()
+        );
+    }
+}

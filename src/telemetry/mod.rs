@@ -1,0 +1,170 @@
+//! Telemetry: what a running daemon (or replay) knows about itself, in one
+//! place, for the HTTP status API, the dashboard, the replay report and the
+//! Prometheus metrics.
+//!
+//! The parts of the program keep their own counters where they already
+//! are — the pipeline's [`Stats`] (per source too), each source's
+//! [`SourceHealth`], each sink's counters behind a [`SinkProbe`] — and hand
+//! this hub a handle on them. The hub adds the [`Board`] (series,
+//! incidents, detector status) fed by the pipeline at every closed bucket.
+//! Nothing here is on the hot path but a mutex per closed bucket and per
+//! published stats snapshot.
+//!
+//! **Adding a counter** (for example posts from the future, dropped Nostr
+//! notes, redirects followed): count it where it happens, in the existing
+//! struct that travels here ([`Stats`] or [`SourceCounts`] for the
+//! pipeline, [`SourceHealth`] for a connection, `SinkStats` for a sink),
+//! then declare its metric and copy it in [`metrics::Metrics`] (one field
+//! and one line in `sync`). The README's metrics table lists every name.
+
+pub mod board;
+pub mod metrics;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::Micros;
+use crate::alert::Alert;
+use crate::alert::deliver::SinkProbe;
+use crate::detect::Detector;
+use crate::pipeline::{SourceCounts, Stats};
+use crate::source::health::SourceHealth;
+use crate::window::Bucket;
+
+pub use board::{Board, BoardLimits};
+
+/// Whether this process is the daemon or a replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Daemon,
+    Replay,
+}
+
+/// The shared hub; cheap to share as `Arc<Telemetry>`.
+pub struct Telemetry {
+    pub mode: Mode,
+    /// Wall-clock start (µs).
+    pub started: Micros,
+    stats: Mutex<Stats>,
+    board: Mutex<Board>,
+    sources: Mutex<Vec<Arc<SourceHealth>>>,
+    sinks: Mutex<Option<SinkProbe>>,
+    /// True while the store is open and the pipeline runs.
+    store_open: AtomicBool,
+    /// Replay: true while frames are being read; false once it has ended.
+    replaying: AtomicBool,
+    pub state_dir: Option<PathBuf>,
+    pub metrics: metrics::Metrics,
+}
+
+impl Telemetry {
+    pub fn new(mode: Mode, state_dir: Option<PathBuf>) -> Arc<Self> {
+        Arc::new(Telemetry {
+            mode,
+            started: crate::source::health::wall_now(),
+            stats: Mutex::new(Stats::default()),
+            board: Mutex::new(Board::new(BoardLimits::default())),
+            sources: Mutex::new(Vec::new()),
+            sinks: Mutex::new(None),
+            store_open: AtomicBool::new(false),
+            replaying: AtomicBool::new(false),
+            state_dir,
+            metrics: metrics::Metrics::new(),
+        })
+    }
+
+    /// A poisoned lock only means a panic elsewhere; the data is still the
+    /// best there is.
+    fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+        mutex
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn board(&self) -> MutexGuard<'_, Board> {
+        Self::lock(&self.board)
+    }
+
+    pub fn stats(&self) -> Stats {
+        Self::lock(&self.stats).clone()
+    }
+
+    pub fn publish_stats(&self, stats: &Stats) {
+        Self::lock(&self.stats).clone_from(stats);
+    }
+
+    pub fn set_sources(&self, sources: Vec<Arc<SourceHealth>>) {
+        *Self::lock(&self.sources) = sources;
+    }
+
+    pub fn sources(&self) -> Vec<Arc<SourceHealth>> {
+        Self::lock(&self.sources).clone()
+    }
+
+    pub fn set_sinks(&self, probe: SinkProbe) {
+        *Self::lock(&self.sinks) = Some(probe);
+    }
+
+    pub fn sinks(&self) -> Option<SinkProbe> {
+        Self::lock(&self.sinks).clone()
+    }
+
+    pub fn set_store_open(&self, open: bool) {
+        self.store_open.store(open, Ordering::Relaxed);
+    }
+
+    pub fn store_open(&self) -> bool {
+        self.store_open.load(Ordering::Relaxed)
+    }
+
+    pub fn set_replaying(&self, running: bool) {
+        self.replaying.store(running, Ordering::Relaxed);
+    }
+
+    pub fn replaying(&self) -> bool {
+        self.replaying.load(Ordering::Relaxed)
+    }
+
+    /// Called by the pipeline after each closed bucket.
+    pub fn on_bucket(&self, bucket: &Bucket, detector: &Detector, alerts: &[Alert]) {
+        let status = detector.status(bucket.start);
+        self.board().on_bucket(bucket, status, alerts);
+    }
+
+    /// An alert raised outside the pipeline (a source's health).
+    pub fn record_alert(&self, alert: &Alert) {
+        self.board().record_alert(alert);
+    }
+
+    /// Whether the process is ready to serve its purpose, and if not, why:
+    /// the store is open, and a live source is connected (daemon) or the
+    /// replay has started.
+    pub fn readiness(&self) -> Result<(), String> {
+        if !self.store_open() {
+            return Err("the state store is not open".into());
+        }
+        match self.mode {
+            Mode::Replay => Ok(()),
+            Mode::Daemon => {
+                let sources = self.sources();
+                if sources.iter().any(|s| s.snapshot().connected) {
+                    Ok(())
+                } else {
+                    let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+                    Err(format!("no source is connected ({})", names.join(", ")))
+                }
+            }
+        }
+    }
+
+    /// Per-source pipeline counts, for the sources API.
+    pub fn source_counts(&self, name: &str) -> SourceCounts {
+        Self::lock(&self.stats)
+            .by_source
+            .get(name)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
