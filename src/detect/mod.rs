@@ -585,19 +585,17 @@ impl Detector {
             );
             // Only the scales tested for firing need a dispersion.
             for (j, v) in views.iter().enumerate().skip(first_scale - 1) {
-                let pages_at = config.pages_at(v.expected, dispersion_of(j + 1), tried);
                 baseline.dispersion.learn(
                     j + 1,
                     v.authors as f64,
                     v.expected,
-                    pages_at as f64 - v.expected,
                     alpha,
                     config.dispersion_initial,
                 );
             }
             if matches!(view.basis, Basis::HourOfDay | Basis::HourOfWeek) {
                 // The level correction: a robust local level on the log
-                // scale, each step winsorised at CLIP_SD standard deviations.
+                // scale, each step winsorised at 3 standard deviations.
                 let e = view.expected;
                 let sd = (window_dispersion + 1.0 / (e + 1.0)).sqrt();
                 let r = ((view.authors as f64 + 1.0) / (e + 1.0)).ln();
