@@ -26,9 +26,9 @@
 //!
 //! Counting authors rather than posts keeps one account posting 200 times
 //! from looking like 200 people, and the same long text from many accounts
-//! counts as one author once more than `max_authors_per_text` accounts
-//! share it. Pure: buckets in, transitions
-//! out, event time only.
+//! counts as at most `max_authors_per_text` of them (a template that 40
+//! real people post during an outage still counts 3 in every window).
+//! Pure: buckets in, transitions out, event time only.
 
 pub mod baseline;
 mod evidence;
@@ -824,14 +824,11 @@ fn window_view(
         .collect();
     copies.sort_unstable();
     copies.dedup();
-    // A text shared by more than `max_per_text` accounts is a storm: one
-    // voice, however many accounts carry it.
+    // A text shared by many accounts counts as at most `max_per_text` of
+    // them.
     let mut excess = 0u64;
     for group in copies.chunk_by(|a, b| a.0 == b.0) {
-        let n = group.len() as u64;
-        if n > max_per_text.max(1) {
-            excess += n - 1;
-        }
+        excess += (group.len() as u64).saturating_sub(max_per_text.max(1));
     }
     WindowView {
         reports: buckets().map(|b| b.counts.reports).sum(),
