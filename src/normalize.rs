@@ -82,17 +82,18 @@ fn push_unique(list: &mut Vec<String>, item: String) {
 /// NFKC, lower case, collapsed white space, trimmed; elongations, zalgo
 /// marks and mixed-script look-alikes folded (see the module docs).
 pub fn normalize_text(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
     if text.is_ascii() {
-        // The common case on the firehose: NFKC is the identity on ASCII,
-        // and there are no marks or look-alikes.
-        push_collapsed(&mut out, text.chars().map(|c| c.to_ascii_lowercase()));
-    } else if is_nfkc_quick(text.chars()) == IsNormalized::Yes {
+        return collapsed_ascii(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    if is_nfkc_quick(text.chars()) == IsNormalized::Yes {
         push_collapsed(&mut out, text.chars().flat_map(char::to_lowercase));
     } else {
         push_collapsed(&mut out, text.nfkc().flat_map(char::to_lowercase));
     }
-    if !out.is_ascii() && has_mixed_word(&out) {
+    // Only letters of the scripts that pass for Latin can be folded: most
+    // non-ASCII posts (accents, emoji, CJK) have none and skip the word scan.
+    if out.chars().any(passes_for_latin) && has_mixed_word(&out) {
         out = fold_look_alikes(&out);
     }
     out
@@ -127,6 +128,43 @@ fn push_collapsed(out: &mut String, chars: impl Iterator<Item = char>) {
         }
         out.push(c);
     }
+}
+
+/// [`push_collapsed`] for ASCII text, the common case on the firehose,
+/// byte by byte: NFKC is the identity on ASCII and there are no marks,
+/// invisible characters or look-alikes, so only lower case, white space and
+/// elongations remain. The same rules as the general path (a property test
+/// compares them); this one runs on nearly every post.
+fn collapsed_ascii(text: &str) -> String {
+    let mut out: Vec<u8> = Vec::with_capacity(text.len());
+    let mut pending_space = false;
+    let mut run: (u8, u8) = (0, 0);
+    for &b in text.as_bytes() {
+        if char::from(b).is_whitespace() {
+            pending_space = true;
+            continue;
+        }
+        let b = b.to_ascii_lowercase();
+        if pending_space && !out.is_empty() {
+            out.push(b' ');
+            run = (b' ', 1);
+        }
+        pending_space = false;
+        run = if b == run.0 {
+            (b, run.1.saturating_add(1))
+        } else {
+            (b, 1)
+        };
+        if run.1 >= 3 && b.is_ascii_alphabetic() {
+            if run.1 == 3 {
+                out.pop();
+            }
+            continue;
+        }
+        out.push(b);
+    }
+    // Every byte pushed is an ASCII byte of `text`, or a space.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Combining marks left after NFKC in the blocks zalgo text is made from.
@@ -179,18 +217,21 @@ fn fold_look_alikes(text: &str) -> String {
     out
 }
 
-fn latin_look_alike(c: char) -> Option<char> {
-    // Only scripts whose letters pass for Latin ones (Greek, Cyrillic,
-    // Armenian, Cherokee, Lisu, phonetic and Latin-extended letters);
-    // Kana, Hangul and Han glued to a Latin word are words, not disguises.
-    let disguise = matches!(c,
+/// Letters of the scripts whose letters pass for Latin ones (Greek,
+/// Cyrillic, Armenian, Cherokee, Lisu, phonetic and Latin-extended letters);
+/// Kana, Hangul and Han glued to a Latin word are words, not disguises.
+fn passes_for_latin(c: char) -> bool {
+    matches!(c,
         '\u{0100}'..='\u{02AF}'
         | '\u{0370}'..='\u{058F}'
         | '\u{13A0}'..='\u{13FF}'
         | '\u{1D00}'..='\u{1DBF}'
         | '\u{A4D0}'..='\u{A4FF}'
-    );
-    if !disguise {
+    )
+}
+
+fn latin_look_alike(c: char) -> Option<char> {
+    if !passes_for_latin(c) {
         return None;
     }
     let mut buf = [0u8; 4];
@@ -245,6 +286,23 @@ pub fn hashtags_in(text: &str) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The ASCII fast path and the general path agree on ASCII text.
+        #[test]
+        fn the_ascii_path_folds_like_the_general_one(text in "[ -~\t\n\r\x0b\x0c]{0,60}") {
+            let mut general = String::new();
+            push_collapsed(&mut general, text.chars().map(|c| c.to_ascii_lowercase()));
+            proptest::prop_assert_eq!(collapsed_ascii(&text), general);
+        }
+
+        #[test]
+        fn elongated_ascii_folds_like_the_general_path(text in "([aAnN ]{1,4}|[xo!]{3,6}){0,12}") {
+            let mut general = String::new();
+            push_collapsed(&mut general, text.chars().map(|c| c.to_ascii_lowercase()));
+            proptest::prop_assert_eq!(collapsed_ascii(&text), general);
+        }
+    }
 
     #[test]
     fn text_normalization_table() {

@@ -4,7 +4,12 @@
 //! It is synchronous and owns no task or socket: the replay command feeds it
 //! lines from a file, the daemon feeds it frames from websockets, and both
 //! get the same alerts for the same frames. State is written to the store
-//! whenever buckets close, in one batch with the checkpoint.
+//! in one batch with the checkpoint: whenever buckets close (the live
+//! daemon, [`SAVE_EVERY_LIVE`]), or every few closed buckets when replaying
+//! ([`PipelineConfig::save_every`]). Either way a batch is written at once
+//! when it raises an alert, so the outbox and the detector's memory of the
+//! firing are saved together, and a run killed between batches resumes from
+//! the last one and decides the frames after it again, the same way.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,6 +45,9 @@ pub struct PipelineConfig {
     pub detector: DetectorConfig,
     /// How long closed buckets are kept in the store.
     pub retention_secs: i64,
+    /// Closed buckets written to the store per batch (at least 1); a batch
+    /// that raises an alert is written at once.
+    pub save_every: usize,
 }
 
 impl PipelineConfig {
@@ -48,9 +56,17 @@ impl PipelineConfig {
             window: WindowConfig::default(),
             detector: DetectorConfig::default(),
             retention_secs: DEFAULT_RETENTION_SECS,
+            save_every: SAVE_EVERY_LIVE,
         }
     }
 }
+
+/// The live daemon saves every closed bucket: a restart loses nothing.
+pub const SAVE_EVERY_LIVE: usize = 1;
+/// Replays save every 64 closed buckets (about ten minutes of 10 s
+/// buckets): a killed replay redoes at most that much event time, and a
+/// long replay writes 64 times less often.
+pub const SAVE_EVERY_REPLAY: usize = 64;
 
 /// Buckets are kept eight days: a week of history for time-of-day and
 /// day-of-week baselines, plus a day of margin.
@@ -157,6 +173,9 @@ pub struct Pipeline<S: Store> {
     seqs: BTreeMap<String, SeqCursor>,
     dedupe: Deduper,
     stats: Stats,
+    save_every: usize,
+    /// Closed buckets not written to the store yet (see the module docs).
+    unsaved: Vec<Bucket>,
     /// Told about every closed bucket, for the status API and dashboard.
     telemetry: Option<Arc<crate::telemetry::Telemetry>>,
 }
@@ -207,6 +226,8 @@ impl<S: Store> Pipeline<S> {
             seqs: checkpoint.seqs,
             dedupe: checkpoint.dedupe.map(Deduper::restored).unwrap_or_default(),
             stats: Stats::default(),
+            save_every: config.save_every.max(1),
+            unsaved: Vec::new(),
             telemetry: None,
         })
     }
@@ -359,10 +380,10 @@ impl<S: Store> Pipeline<S> {
                         arrival_us: arrival.at_us,
                         own_clock: arrival.own_clock,
                     };
-                    let clock = self.clocks.entry(source.to_owned()).or_default();
+                    let clock = per_source(&mut self.clocks, source);
                     let judgement = clock.judge(tick, fallback, &self.clock_rule);
                     let watermark = clock.watermark();
-                    let counts = self.stats.by_source.entry(source.to_owned()).or_default();
+                    let counts = per_source(&mut self.stats.by_source, source);
                     if judgement == Judgement::Future {
                         self.stats.future += 1;
                         counts.future += 1;
@@ -371,7 +392,7 @@ impl<S: Store> Pipeline<S> {
                     }
                     counts.newest = Some(counts.newest.map_or(time_us, |n| n.max(time_us)));
                     if let Some(w) = watermark {
-                        self.cursors.insert(source.to_owned(), w);
+                        *per_source(&mut self.cursors, source) = w;
                         self.windows.observe(w);
                     }
                     watermark.or(fallback)
@@ -418,15 +439,7 @@ impl<S: Store> Pipeline<S> {
 
     /// The per-source counts of `source`, created at its first frame.
     fn source_counts(&mut self, source: &str) -> &mut SourceCounts {
-        if !self.stats.by_source.contains_key(source) {
-            self.stats
-                .by_source
-                .insert(source.to_owned(), SourceCounts::default());
-        }
-        self.stats
-            .by_source
-            .get_mut(source)
-            .expect("inserted just above")
+        per_source(&mut self.stats.by_source, source)
     }
 
     /// Posts, reports, recoveries, maintenance, duplicates: to attribute
@@ -498,7 +511,7 @@ impl<S: Store> Pipeline<S> {
         }
         let placement = self.windows.add(&post, &verdict, reference);
         if placement != Placement::Counted && !source.is_empty() {
-            let counts = self.stats.by_source.entry(source.to_owned()).or_default();
+            let counts = per_source(&mut self.stats.by_source, source);
             match placement {
                 Placement::Late => counts.late += 1,
                 _ => counts.stale += 1,
@@ -522,7 +535,8 @@ impl<S: Store> Pipeline<S> {
     pub fn finish(&mut self) -> Result<Vec<Emitted>, PipelineError> {
         let closed = self.windows.advance();
         let alerts = self.close(closed)?;
-        self.save(&[], &[])?;
+        let unsaved = std::mem::take(&mut self.unsaved);
+        self.save(&unsaved, &[])?;
         self.store.flush()?;
         Ok(alerts)
     }
@@ -553,12 +567,26 @@ impl<S: Store> Pipeline<S> {
             .max(self.detector.service_count());
         self.stats.buckets_closed += closed.len() as u64;
         self.stats.alerts += alerts.len() as u64;
-        let seqs = self.save(&closed, &alerts)?;
+        self.unsaved.extend(closed);
+        if alerts.is_empty() && self.unsaved.len() < self.save_every {
+            return Ok(Vec::new());
+        }
+        let batch = std::mem::take(&mut self.unsaved);
+        let seqs = self.save(&batch, &alerts)?;
         Ok(seqs
             .into_iter()
             .zip(alerts)
             .map(|(seq, alert)| Emitted { seq, alert })
             .collect())
+    }
+
+    /// The oldest event time a post can have and still be counted after a
+    /// restart from this state: the oldest source watermark less the allowed
+    /// lateness (see [`Windows::add`]).
+    fn countable_from(&self) -> Option<Micros> {
+        let max_late = self.windows.config().max_late_secs * MICROS_PER_SEC;
+        let oldest = self.cursors.values().min().copied();
+        oldest.map(|w| w.saturating_sub(max_late))
     }
 
     fn save(&mut self, closed: &[Bucket], alerts: &[Alert]) -> Result<Vec<u64>, PipelineError> {
@@ -569,7 +597,7 @@ impl<S: Store> Pipeline<S> {
             detector: self.detector.snapshot(),
             cursors: self.cursors.clone(),
             seqs: self.seqs.clone(),
-            dedupe: Some(self.dedupe.snapshot()),
+            dedupe: Some(self.dedupe.snapshot(self.countable_from())),
         };
         let newest = self.windows.closed_through().unwrap_or(0);
         let baselines = self.detector.take_changed();
@@ -581,4 +609,14 @@ impl<S: Store> Pipeline<S> {
             &baselines,
         )?)
     }
+}
+
+/// The entry of `source` in a per-source map, created at its first event.
+/// Looks up by `&str` first: this runs for every event, and `entry` would
+/// allocate the key each time.
+fn per_source<'a, V: Default>(map: &'a mut BTreeMap<String, V>, source: &str) -> &'a mut V {
+    if !map.contains_key(source) {
+        map.insert(source.to_owned(), V::default());
+    }
+    map.get_mut(source).expect("inserted just above")
 }

@@ -3,16 +3,19 @@
 //! per-post time at 1×, 10×, 100× services).
 //!
 //! Copy k (1 ≤ k < N) of every service gets a suffix made of syllables
-//! (`twitter` → `twitterlo`, `twitterka.com`), so every alias stays unique
-//! and looks like a brand name rather than noise: the automaton grows the
-//! way a real catalogue would. Context words are kept (they are shared
-//! vocabulary); service-specific error strings are dropped, since copies
-//! cannot share them. The language files are copied unchanged.
+//! (`twitter` → `twitterlo`, `twitterka.com`), so every alias looks like a
+//! brand name rather than noise: the automaton grows the way a real
+//! catalogue would. A name that would collide with one already taken
+//! (`sky` with `pe` is `skype`) gets an `x` until it is unique. Context
+//! words are kept (they are shared vocabulary); service-specific error
+//! strings are dropped, since copies cannot share them. The language files
+//! are copied unchanged.
 //!
 //! Shared by `benches/realistic.rs` and `examples/make_catalogue.rs` via
 //! `#[path]`, so the benchmark and `scripts/bench-replay.sh` measure the same
 //! catalogue.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 const SYLLABLES: [&str; 10] = ["ka", "lo", "mi", "ne", "ru", "ta", "vo", "zi", "pe", "su"];
@@ -33,6 +36,23 @@ pub fn scale_services(original: &str, factor: usize) -> Result<String, String> {
         .and_then(toml::Value::as_array)
         .cloned()
         .ok_or("services.toml has no [[service]] array")?;
+    const NAMED: [&str; 5] = ["aliases", "ambiguous", "hashtags", "handles", "domains"];
+    // Every id, and every name, the catalogue holds (lower-cased), so no
+    // copy takes one. Ids and names are apart: a service's id is usually
+    // also one of its aliases.
+    let mut ids: HashSet<String> = HashSet::new();
+    let mut taken: HashSet<String> = HashSet::new();
+    for service in services.iter().filter_map(toml::Value::as_table) {
+        if let Some(id) = service.get("id").and_then(toml::Value::as_str) {
+            ids.insert(id.to_lowercase());
+        }
+        for field in NAMED {
+            let names = service.get(field).and_then(toml::Value::as_array);
+            for name in names.into_iter().flatten().filter_map(toml::Value::as_str) {
+                taken.insert(name.to_lowercase());
+            }
+        }
+    }
     let mut all = services.clone();
     for k in 1..factor {
         let s = suffix(k);
@@ -46,19 +66,22 @@ pub fn scale_services(original: &str, factor: usize) -> Result<String, String> {
                 .and_then(toml::Value::as_str)
                 .ok_or("a service has no id")?
                 .to_owned();
-            copy.insert("id".into(), format!("{id}{s}").into());
+            let new_id = fresh(&mut ids, &format!("{id}{s}"), "");
+            copy.insert("id".into(), new_id.clone().into());
             let name = copy
                 .get("name")
                 .and_then(toml::Value::as_str)
                 .unwrap_or(&id)
                 .to_owned();
             copy.insert("name".into(), format!("{name} {s}").into());
-            for field in ["aliases", "ambiguous", "hashtags"] {
-                map_strings(&mut copy, field, |text| format!("{text}{s}"));
+            for field in ["aliases", "ambiguous", "hashtags", "handles"] {
+                map_strings(&mut copy, field, |text| {
+                    fresh(&mut taken, &format!("{text}{s}"), "")
+                });
             }
             map_strings(&mut copy, "domains", |text| match text.split_once('.') {
-                Some((head, tail)) => format!("{head}{s}.{tail}"),
-                None => format!("{text}{s}"),
+                Some((head, tail)) => fresh(&mut taken, &format!("{head}{s}"), &format!(".{tail}")),
+                None => fresh(&mut taken, &format!("{text}{s}"), ""),
             });
             copy.remove("errors");
             all.push(toml::Value::Table(copy));
@@ -68,7 +91,18 @@ pub fn scale_services(original: &str, factor: usize) -> Result<String, String> {
     toml::to_string(&doc).map_err(|e| e.to_string())
 }
 
-fn map_strings(table: &mut toml::Table, field: &str, f: impl Fn(&str) -> String) {
+/// `stem` + `tail`, with an `x` added to `stem` until no one has the name.
+fn fresh(taken: &mut HashSet<String>, stem: &str, tail: &str) -> String {
+    let mut stem = stem.to_owned();
+    while taken.contains(&format!("{stem}{tail}").to_lowercase()) {
+        stem.push('x');
+    }
+    let name = format!("{stem}{tail}");
+    taken.insert(name.to_lowercase());
+    name
+}
+
+fn map_strings(table: &mut toml::Table, field: &str, mut f: impl FnMut(&str) -> String) {
     if let Some(toml::Value::Array(items)) = table.get_mut(field) {
         for item in items.iter_mut() {
             if let Some(text) = item.as_str() {

@@ -14,7 +14,7 @@ use crate::alert::deliver::Delivery;
 use crate::config::{Config, LINES_SINK, sink_specs};
 use crate::matcher::Matcher;
 use crate::pipeline::Arrival;
-use crate::pipeline::{Emitted, Pipeline, PipelineConfig, Stats};
+use crate::pipeline::{Emitted, Pipeline, PipelineConfig, SAVE_EVERY_REPLAY, Stats};
 use crate::source::recording::{self, ClockLine, DEFAULT_MAX_LINE, Line, LineReader};
 use crate::source::{FrameError, Wire};
 use crate::window::store::SledStore;
@@ -76,6 +76,14 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_LINE as u64,
           value_parser = clap::value_parser!(u64).range(1024..=64 << 20))]
     max_line_bytes: u64,
+    /// Closed buckets written to the state per batch (1 to 100000). A batch
+    /// that raises an alert is written at once; a replay killed between
+    /// batches and run again with the same --state-dir redoes the frames
+    /// after the last batch and ends with the same alerts. 1 saves like
+    /// the live daemon.
+    #[arg(long, value_name = "BUCKETS", default_value_t = SAVE_EVERY_REPLAY as u64,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    save_every: u64,
     #[command(flatten)]
     pub watch: super::serve::ReplayWatchArgs,
 }
@@ -99,6 +107,7 @@ pub fn run(args: ReplayArgs, matcher: Matcher, mut config: Config) -> anyhow::Re
     let pipeline_config = PipelineConfig {
         window: config.window,
         detector: config.detector.clone(),
+        save_every: usize::try_from(args.save_every).unwrap_or(SAVE_EVERY_REPLAY),
         ..PipelineConfig::new()
     };
     let mut pipeline = Pipeline::open(Arc::new(matcher), pipeline_config, store)?;

@@ -442,17 +442,15 @@ pub(crate) fn compile(catalogue: &Catalogue) -> Result<Tables, PatternError> {
     hashtag_prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.cmp(b)));
     hashtag_prefixes.dedup_by(|a, b| a.0 == b.0);
 
+    // The contiguous NFA, chosen by measurement on the embedded catalogue
+    // (390 services, 8 languages): 1.4 MiB built in about 60 ms, where the
+    // DFA took 67.5 MiB and about 280 ms to build (14 % of a short replay,
+    // most of its memory) and matched no faster on posts, which are short.
+    // It also has no size limit, so a larger catalogue still builds.
     let automaton = AhoCorasick::builder()
         .match_kind(MatchKind::Standard)
-        .kind(Some(AhoCorasickKind::DFA))
+        .kind(Some(AhoCorasickKind::ContiguousNFA))
         .build(builder.literals.iter().map(|l| l.text.as_str()))
-        .or_else(|_| {
-            // A DFA can exceed its size limit on a very large catalogue;
-            // the contiguous NFA is slower but has no such limit.
-            AhoCorasick::builder()
-                .match_kind(MatchKind::Standard)
-                .build(builder.literals.iter().map(|l| l.text.as_str()))
-        })
         .map_err(|e| PatternError::Invalid {
             file: "patterns".into(),
             line: 0,

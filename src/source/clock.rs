@@ -127,7 +127,7 @@ impl SourceClock {
             self.recent.pop_front();
         }
         self.recent.push_back((tick.author, tick.time_us));
-        if let Some(agreed) = quorum_time(&self.recent, rule.quorum) {
+        if let Some(agreed) = quorum_time(&self.recent, rule.quorum, self.watermark) {
             self.raise(agreed);
         }
         Judgement::Accepted
@@ -143,7 +143,7 @@ impl SourceClock {
             self.ahead.pop_front();
         }
         self.ahead.push_back((tick.author, tick.time_us));
-        if let Some(agreed) = quorum_time(&self.ahead, rule.quorum) {
+        if let Some(agreed) = quorum_time(&self.ahead, rule.quorum, None) {
             tracing::info!(
                 from = ?self.watermark,
                 to = agreed,
@@ -158,18 +158,39 @@ impl SourceClock {
 }
 
 /// The `quorum`-th largest time among distinct authors (each author at its
-/// newest time), if there are that many authors.
-fn quorum_time(events: &VecDeque<(u64, Micros)>, quorum: usize) -> Option<Micros> {
+/// newest time), if there are that many authors and it is later than
+/// `above` (the watermark, which never moves back, so nothing at or before
+/// it can move it).
+///
+/// Runs on every accepted post, so it keeps only the `quorum` newest
+/// distinct authors seen so far instead of sorting the window: an author
+/// that drops out of that short list has `quorum` others newer than it and
+/// can only come back with a newer time, which is then compared afresh.
+fn quorum_time(
+    events: &VecDeque<(u64, Micros)>,
+    quorum: usize,
+    above: Option<Micros>,
+) -> Option<Micros> {
     let quorum = quorum.max(1);
-    let mut by_author: Vec<(u64, Micros)> = events.iter().copied().collect();
-    by_author.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-    by_author.dedup_by_key(|(author, _)| *author);
-    if by_author.len() < quorum {
-        return None;
+    // (author, newest time), newest first; `quorum` is small (default 3).
+    let mut top: Vec<(u64, Micros)> = Vec::with_capacity(quorum + 1);
+    for &(author, time) in events {
+        if above.is_some_and(|above| time <= above) {
+            continue;
+        }
+        if let Some(at) = top.iter().position(|&(a, _)| a == author) {
+            if top[at].1 >= time {
+                continue;
+            }
+            top.remove(at);
+        } else if top.len() == quorum && top[quorum - 1].1 >= time {
+            continue;
+        }
+        let at = top.partition_point(|&(_, t)| t >= time);
+        top.insert(at, (author, time));
+        top.truncate(quorum);
     }
-    let mut times: Vec<Micros> = by_author.into_iter().map(|(_, t)| t).collect();
-    times.sort_unstable_by(|a, b| b.cmp(a));
-    times.get(quorum - 1).copied()
+    (top.len() == quorum).then(|| top[quorum - 1].1)
 }
 
 /// The author hash a [`Tick`] carries (never 0).
@@ -181,6 +202,33 @@ pub fn author_key(author: &str) -> u64 {
 mod tests {
     use super::*;
     const S: Micros = MICROS_PER_SEC;
+
+    /// The definition, written plainly: each author at its newest time,
+    /// sorted newest first, the `quorum`-th.
+    fn quorum_by_sorting(events: &VecDeque<(u64, Micros)>, quorum: usize) -> Option<Micros> {
+        let mut newest = std::collections::BTreeMap::new();
+        for &(author, time) in events {
+            let t = newest.entry(author).or_insert(time);
+            *t = (*t).max(time);
+        }
+        let mut times: Vec<Micros> = newest.into_values().collect();
+        times.sort_unstable_by(|a, b| b.cmp(a));
+        times.get(quorum.max(1) - 1).copied()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_short_list_agrees_with_sorting_every_author(
+            events in proptest::collection::vec((0u64..6, -5i64..40), 0..40),
+            quorum in 0usize..5,
+            above in proptest::option::of(-6i64..42),
+        ) {
+            let events: VecDeque<(u64, Micros)> = events.into_iter().collect();
+            let expected = quorum_by_sorting(&events, quorum)
+                .filter(|&t| above.is_none_or(|above| t > above));
+            proptest::prop_assert_eq!(quorum_time(&events, quorum, above), expected);
+        }
+    }
 
     fn tick(t: i64, author: &str) -> Tick {
         Tick {

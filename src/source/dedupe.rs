@@ -79,12 +79,17 @@ impl Deduper {
         self
     }
 
-    /// A copy with only the keys of the last [`PERSIST_HORIZON_SECS`], for
-    /// the checkpoint: small, and all a resumed cursor's overlap needs.
-    pub fn snapshot(&self) -> Deduper {
-        let cutoff = self
+    /// A copy for the checkpoint with only the keys a resumed run can meet
+    /// again and still count: those at or after `countable_from` (the
+    /// pipeline passes its oldest source watermark less the allowed
+    /// lateness: anything older is stale anyway), and at least the last
+    /// [`PERSIST_HORIZON_SECS`], which a resumed cursor's overlap needs.
+    /// Small either way, where the whole horizon would not be.
+    pub fn snapshot(&self, countable_from: Option<Micros>) -> Deduper {
+        let recent = self
             .newest
             .map_or(i64::MIN, |n| n - PERSIST_HORIZON_SECS * MICROS_PER_SEC);
+        let cutoff = countable_from.map_or(recent, |from| from.min(recent));
         Deduper {
             horizon_us: self.horizon_us,
             max_keys: self.max_keys,
@@ -165,7 +170,7 @@ mod tests {
         let (old, recent) = (key_of(&["old"]), key_of(&["recent"]));
         assert!(!d.is_duplicate(old, 0));
         assert!(!d.is_duplicate(recent, 100 * MICROS_PER_SEC));
-        let saved = serde_json::to_string(&d.snapshot()).expect("serialize");
+        let saved = serde_json::to_string(&d.snapshot(None)).expect("serialize");
         let mut back = serde_json::from_str::<Deduper>(&saved)
             .expect("load")
             .restored();
@@ -174,5 +179,32 @@ mod tests {
             !back.is_duplicate(old, 101 * MICROS_PER_SEC),
             "older than the persisted horizon"
         );
+    }
+
+    #[test]
+    fn a_checkpoint_keeps_every_key_that_could_still_be_counted() {
+        let mut d = Deduper::default();
+        let keys: Vec<u64> = (0..5).map(|i| key_of(&[&i.to_string()])).collect();
+        for (i, key) in keys.iter().enumerate() {
+            assert!(!d.is_duplicate(*key, i as i64 * 20 * MICROS_PER_SEC));
+        }
+        // Newest at 80 s: the persist horizon alone keeps 50 s on; a run
+        // that may still count posts from 30 s on keeps those too.
+        let snapshot = |from| {
+            serde_json::from_str::<Deduper>(
+                &serde_json::to_string(&d.snapshot(from)).expect("serialize"),
+            )
+            .expect("load")
+            .restored()
+        };
+        let mut short = snapshot(None);
+        let mut long = snapshot(Some(30 * MICROS_PER_SEC));
+        let kept = |d: &mut Deduper| {
+            keys.iter()
+                .filter(|k| d.is_duplicate(**k, 80 * MICROS_PER_SEC))
+                .count()
+        };
+        assert_eq!(kept(&mut short), 2, "60 s and 80 s");
+        assert_eq!(kept(&mut long), 3, "40 s, 60 s and 80 s");
     }
 }
