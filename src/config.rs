@@ -778,6 +778,12 @@ impl Config {
         if !(0.0..1.0).contains(&self.detector.fire_p) {
             return Err(("detector.fire_p".into(), "must be between 0 and 1".into()));
         }
+        if !(0.0..=1.0).contains(&self.detector.ordinary_p) {
+            return Err((
+                "detector.ordinary_p".into(),
+                "must be between 0 and 1".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -791,6 +797,7 @@ impl Config {
             ("calm_ratio", d.calm_ratio, 0.0, 1000.0),
             ("medium_ratio", d.medium_ratio, 1.0, 1e6),
             ("high_ratio", d.high_ratio, 1.0, 1e6),
+            ("dispersion_initial", d.dispersion_initial, 0.0, 100.0),
         ];
         for (key, value, min, max) in floats {
             num::check_f64(value, min, max).map_err(|m| (format!("detector.{key}"), m))?;
@@ -818,6 +825,26 @@ impl Config {
                 30 * day,
             ),
             ("detector.high_after_secs", d.high_after_secs, 0, 30 * day),
+            (
+                "detector.dispersion_memory_secs",
+                d.dispersion_memory_secs,
+                1,
+                365 * day,
+            ),
+            (
+                "detector.level_adjust_secs",
+                d.level_adjust_secs,
+                1,
+                365 * day,
+            ),
+            ("detector.min_scale_secs", d.min_scale_secs, 0, day),
+            ("detector.group_window_secs", d.group_window_secs, 0, day),
+            (
+                "detector.group_min_services",
+                i64::try_from(d.group_min_services).unwrap_or(i64::MAX),
+                2,
+                10_000,
+            ),
             (
                 "detector.learn_during_incident_after_secs",
                 d.learn_during_incident_after_secs,

@@ -84,3 +84,104 @@ fn a_bad_series_names_the_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn explain_prints_one_row_per_bucket_with_the_band_and_the_firing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("errors.csv");
+    std::fs::write(&path, series_csv(3 * 24 * 60, 3000..3020, 40)).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_outagewatch"))
+        .args(["series", "--explain"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("timestamp,value,count,expected,upper,p_value,dispersion,basis,state")
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 3 * 24 * 60, "one row per bucket");
+    let firing: Vec<&Vec<&str>> = rows.iter().filter(|r| r[8] == "firing").collect();
+    assert_eq!(firing.len(), 1, "the surge fires once");
+    let row = firing[0];
+    let count: u64 = row[2].parse().expect("count");
+    let upper: u64 = row[4].parse().expect("upper");
+    let p: f64 = row[5].parse().expect("p");
+    assert!(count >= upper, "fires at or above the band: {row:?}");
+    assert!(p <= 1e-5, "{row:?}");
+    // A quiet row sits inside the band.
+    let quiet = &rows[2000];
+    let count: u64 = quiet[2].parse().expect("count");
+    let upper: u64 = quiet[4].parse().expect("upper");
+    assert!(count < upper, "{quiet:?}");
+}
+
+#[test]
+fn a_gauge_and_an_authors_column_are_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A gauge around 0.5 with a tenfold spike; and the same counts with
+    // authors saying one account made them all.
+    let start = chrono::DateTime::parse_from_rfc3339("2026-07-01T00:00:00Z").expect("time");
+    let mut gauge = String::from("timestamp,value\n");
+    let mut one_author = String::from("timestamp,value,authors\n");
+    for i in 0..2000i64 {
+        let t = (start + chrono::Duration::minutes(i)).to_rfc3339();
+        let v = if (1500..1510).contains(&i) {
+            5.0
+        } else {
+            0.5 + 0.01 * (i % 5) as f64
+        };
+        writeln!(gauge, "{t},{v}").expect("write");
+        let c = if (1500..1510).contains(&i) { 40 } else { i % 2 };
+        writeln!(one_author, "{t},{c},{}", u64::from(c > 0)).expect("write");
+    }
+    let run = |name: &str, csv: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, csv).expect("write");
+        let out = Command::new(env!("CARGO_BIN_EXE_outagewatch"))
+            .arg("series")
+            .arg(&path)
+            .output()
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Firing times, minutes from the start. A brand-new detector knows
+        // no level: a series whose first rows already stand far above the
+        // prior fires once at its very start (the cold start, as `run`).
+        let firing: Vec<i64> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON line"))
+            .filter(|a| a["state"] == "firing")
+            .map(|a| {
+                let at = chrono::DateTime::parse_from_rfc3339(a["at"].as_str().expect("at"))
+                    .expect("rfc3339");
+                (at - start).num_minutes()
+            })
+            .filter(|m| *m > 10)
+            .collect();
+        (firing, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (firing, stderr) = run("gauge.csv", &gauge);
+    assert_eq!(
+        firing.len(),
+        1,
+        "the gauge's spike fires once: {firing:?} {stderr}"
+    );
+    assert!((1500..1512).contains(&firing[0]), "{firing:?}");
+    assert!(stderr.contains("gauge scaled by"), "{stderr}");
+    let (firing, stderr) = run("one_author.csv", &one_author);
+    assert!(
+        firing.is_empty(),
+        "one author a minute never fires: {firing:?} {stderr}"
+    );
+}

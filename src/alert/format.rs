@@ -229,6 +229,7 @@ pub fn example(state: TransitionKind, sample: &str) -> Alert {
         basis: None,
         sequence: 2,
         detail: None,
+        model: Default::default(),
         kind: AlertKind::Outage,
         test: false,
     }
@@ -267,6 +268,7 @@ pub fn test_alert(state: TransitionKind, now: chrono::DateTime<chrono::Utc>, non
         detail: Some("test alert from `outagewatch alerts test`".into()),
         kind: AlertKind::Outage,
         test: true,
+        model: Default::default(),
     }
 }
 

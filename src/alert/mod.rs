@@ -42,7 +42,8 @@ pub struct Alert {
     pub samples: Vec<AlertSample>,
     /// The most distinct authors any window of the incident held.
     pub peak_authors: u64,
-    /// Chance probability of the window that fired (Poisson tail).
+    /// Chance probability of the window that fired (negative binomial tail
+    /// under the learned dispersion, times the scales tried).
     pub p_value: f64,
     /// True when the service is not in the catalogue (named by `#FooDown`).
     #[serde(default)]
@@ -70,6 +71,29 @@ pub struct Alert {
     /// Sent by `outagewatch alerts test`: nothing is down.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub test: bool,
+    /// The detector's explanation (`expected`, `dispersion`, …), flattened
+    /// into the alert's top level.
+    #[serde(flatten, default)]
+    pub model: AlertModel,
+}
+
+/// The detector's explanation of an alert; absent for `source:NAME` alerts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AlertModel {
+    /// Distinct authors the baseline expected in the window (at firing: the
+    /// scale that fired, `scale_secs` long).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<f64>,
+    /// Learned dispersion φ of that window (variance `expected + φ·expected²`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispersion: Option<f64>,
+    /// How much of the recent window fired: its last this many seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_secs: Option<i64>,
+    /// Other services that fired within a few minutes of this one (for an
+    /// `upstream:PROVIDER` incident: every service of the group).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub related: Vec<String>,
 }
 
 /// What an alert is about.
@@ -129,6 +153,12 @@ impl From<Transition> for Alert {
             detail: None,
             kind: AlertKind::Outage,
             test: false,
+            model: AlertModel {
+                expected: Some(round3(t.expected)),
+                dispersion: Some(round3(t.dispersion)),
+                scale_secs: (incident.scale_secs > 0).then_some(incident.scale_secs),
+                related: t.related,
+            },
         }
     }
 }
@@ -167,6 +197,7 @@ impl Alert {
                 _ => 2,
             },
             detail: Some(detail),
+            model: AlertModel::default(),
             kind: AlertKind::Source,
             test: false,
         }

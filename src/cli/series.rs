@@ -1,4 +1,8 @@
-//! `outagewatch series FILE.csv`: the detector on a plain count series.
+//! `outagewatch series FILE.csv`: the detector on a plain count series, the
+//! offline twin of `run`: the same [`Detector`] and the same settings
+//! (the `[detector]` section of `--config`, or the defaults), fed one bucket
+//! per row. `--explain` prints, per row, what the detector expected, the
+//! count that would have fired and the chance probability, as CSV.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -7,42 +11,97 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use super::series_csv as series;
+use super::series_csv::{self as series, Point};
 use crate::alert::Alert;
-use crate::detect::{Detector, DetectorConfig};
+use crate::detect::{Basis, Detector, DetectorConfig, TransitionKind};
 use crate::window::{Bucket, ServiceCounts};
+
+/// A gauge (a series with fractional values) is rescaled so that its
+/// median positive value is this many units; see the README.
+pub const GAUGE_MEDIAN_UNITS: f64 = 100.0;
 
 #[derive(Debug, Args)]
 pub struct SeriesArgs {
-    /// CSV with a header `timestamp,value` (`-` reads stdin).
+    /// CSV with a header `timestamp,value` or `timestamp,value,authors`
+    /// (`-` reads stdin).
     #[arg(value_name = "FILE.csv")]
     file: PathBuf,
-    /// Buckets in the detection window.
-    #[arg(long, default_value_t = 6)]
-    window_buckets: i64,
-    /// Smallest window total that may fire.
-    #[arg(long, default_value_t = 5)]
-    min_count: u64,
+    /// The configuration whose `[detector]` settings to use (default: the
+    /// built-in defaults).
+    #[arg(long, value_name = "FILE.toml")]
+    config: Option<PathBuf>,
+    /// Bucket width in seconds (default: the median gap between rows).
+    #[arg(long)]
+    bucket_secs: Option<i64>,
+    /// Buckets in the detection window (default: the detector's window
+    /// over its bucket, 6).
+    #[arg(long)]
+    window_buckets: Option<i64>,
+    /// Smallest window total that may fire (default: `min_authors`, 5).
+    #[arg(long)]
+    min_count: Option<u64>,
+    /// Print one CSV row per input row (expected, upper, p_value,
+    /// dispersion, basis, state) instead of the alerts.
+    #[arg(long)]
+    explain: bool,
 }
 
-/// The detector's settings for a series of `bucket_secs` buckets: the
-/// daemon's rule, with every duration counted in buckets instead of seconds.
-pub fn config_for(bucket_secs: i64, window_buckets: i64, min_count: u64) -> DetectorConfig {
-    let d = DetectorConfig::default();
-    let scale = |secs: i64| secs / d.bucket_secs * bucket_secs;
+/// The detector's settings for a series of `bucket_secs` buckets: `base`
+/// (the daemon's rule), with every duration counted in buckets instead of
+/// seconds, so a series bucket stands for a detector bucket. The dispersion
+/// and level-correction memories and the seasonal profile stay in real time:
+/// they describe days, not buckets.
+pub fn config_for(
+    base: &DetectorConfig,
+    bucket_secs: i64,
+    window_buckets: i64,
+    min_count: u64,
+) -> DetectorConfig {
+    let d = base.clone();
+    let base_bucket = d.bucket_secs.max(1);
+    let scale = |secs: i64| secs / base_bucket * bucket_secs;
     DetectorConfig {
         bucket_secs,
         window_secs: window_buckets.max(1) * bucket_secs,
         min_authors: min_count,
         // The prior per bucket is the daemon's (0.2 a minute, in 10 s buckets).
-        prior_per_min: d.prior_per_min * d.bucket_secs as f64 / bucket_secs as f64,
+        prior_per_min: d.prior_per_min * base_bucket as f64 / bucket_secs as f64,
         learn_during_incident_after_secs: scale(d.learn_during_incident_after_secs),
         resolve_after_secs: scale(d.resolve_after_secs),
         resolve_after_recovery_secs: scale(d.resolve_after_recovery_secs),
         cooldown_secs: scale(d.cooldown_secs),
         medium_after_secs: scale(d.medium_after_secs),
         high_after_secs: scale(d.high_after_secs),
+        min_scale_secs: scale(d.min_scale_secs),
         ..d
+    }
+}
+
+/// Multiplier that turns a series' values into counts: 1 for counts, and
+/// for a gauge the factor that puts its median positive value at
+/// [`GAUGE_MEDIAN_UNITS`].
+pub fn unit_scale(points: &[Point]) -> f64 {
+    if series::all_counts(points) {
+        return 1.0;
+    }
+    let mut positive: Vec<f64> = points
+        .iter()
+        .map(|p| p.value)
+        .filter(|v| *v > 0.0)
+        .collect();
+    if positive.is_empty() {
+        return 1.0;
+    }
+    positive.sort_by(f64::total_cmp);
+    GAUGE_MEDIAN_UNITS / positive[positive.len() / 2]
+}
+
+fn basis_name(basis: Basis) -> &'static str {
+    match basis {
+        Basis::Prior => "prior",
+        Basis::Overall => "overall",
+        Basis::HourOfDay => "hour_of_day",
+        Basis::HourOfWeek => "hour_of_week",
     }
 }
 
@@ -53,42 +112,138 @@ pub fn run(args: SeriesArgs) -> anyhow::Result<ExitCode> {
     } else {
         Box::new(std::fs::File::open(&args.file).with_context(|| format!("cannot open {name}"))?)
     };
-    let (points, bucket_secs) = series::parse(input).with_context(|| name.clone())?;
+    let (points, inferred) = series::parse(input).with_context(|| name.clone())?;
+    let base = match &args.config {
+        Some(path) => crate::config::Config::load(path)?.detector,
+        None => DetectorConfig::default(),
+    };
+    let bucket_secs = match args.bucket_secs {
+        Some(b) if b >= 1 => b,
+        Some(b) => anyhow::bail!("--bucket-secs must be at least 1, not {b}"),
+        None => inferred,
+    };
+    let window_buckets = args
+        .window_buckets
+        .unwrap_or(base.window_secs / base.bucket_secs.max(1));
+    let min_count = args.min_count.unwrap_or(base.min_authors);
     let service = args
         .file
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .filter(|s| s != "-")
         .unwrap_or_else(|| "series".to_owned());
-    let mut detector = Detector::new(config_for(bucket_secs, args.window_buckets, args.min_count));
+    let unit = unit_scale(&points);
+    let mut detector = Detector::new(config_for(&base, bucket_secs, window_buckets, min_count));
     let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if args.explain {
+        writeln!(
+            out,
+            "timestamp,value,count,expected,upper,p_value,dispersion,basis,state"
+        )?;
+    }
     let mut alerts = 0;
-    for point in &points {
+    for (bucket, value) in buckets(&points, &service, unit, bucket_secs) {
+        let transitions = detector.on_bucket(&bucket);
+        alerts += transitions
+            .iter()
+            .filter(|t| t.kind == TransitionKind::Firing)
+            .count();
+        if args.explain {
+            let state = transitions.first().map_or_else(
+                || {
+                    if detector.open_incidents().next().is_some() {
+                        "open"
+                    } else {
+                        ""
+                    }
+                },
+                |t| match t.kind {
+                    TransitionKind::Firing => "firing",
+                    TransitionKind::Updated => "updated",
+                    TransitionKind::Resolved => "resolved",
+                },
+            );
+            match detector.explain(&service) {
+                Some(e) => writeln!(
+                    out,
+                    "{},{value},{},{:.3},{},{:.3e},{:.4},{},{state}",
+                    crate::alert::rfc3339(bucket.start),
+                    e.authors,
+                    e.expected,
+                    e.upper,
+                    e.p_value,
+                    e.dispersion,
+                    basis_name(e.basis)
+                )?,
+                None => writeln!(
+                    out,
+                    "{},{value},0,,,,,,{state}",
+                    crate::alert::rfc3339(bucket.start)
+                )?,
+            }
+        } else {
+            for transition in transitions {
+                serde_json::to_writer(&mut out, &Alert::from(transition))?;
+                writeln!(out)?;
+            }
+        }
+    }
+    out.flush()?;
+    eprintln!(
+        "{} points, bucket {bucket_secs} s {}, {}{alerts} incidents for {service:?}",
+        points.len(),
+        if args.bucket_secs.is_some() {
+            "given"
+        } else {
+            "inferred"
+        },
+        if unit == 1.0 {
+            String::new()
+        } else {
+            format!("gauge scaled by {unit:.4e}, ")
+        },
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One bucket per row, in time order, with the rows' raw value. Rows that
+/// fall in the same bucket (with `--bucket-secs` wider than the rows'
+/// spacing) are summed.
+fn buckets<'a>(
+    points: &'a [Point],
+    service: &'a str,
+    unit: f64,
+    bucket_secs: i64,
+) -> impl Iterator<Item = (Bucket, f64)> + 'a {
+    let bucket_us = bucket_secs * crate::MICROS_PER_SEC;
+    let first = points.first().map_or(0, |p| p.time_us);
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        let p = points.get(i)?;
+        let start = first + (p.time_us - first).div_euclid(bucket_us) * bucket_us;
+        let (mut value, mut authors, mut raw) = (0u64, 0u64, 0.0);
+        while let Some(q) = points.get(i).filter(|q| q.time_us < start + bucket_us) {
+            raw += q.value;
+            let v = (q.value * unit).round() as u64;
+            value = value.saturating_add(v);
+            authors = authors.saturating_add(q.authors.unwrap_or(v));
+            i += 1;
+        }
         let mut bucket = Bucket {
-            start: point.time_us,
+            start: if bucket_us == 0 { p.time_us } else { start },
             ..Bucket::default()
         };
-        if point.value > 0 {
+        if value > 0 || authors > 0 {
             bucket.services.insert(
-                service.clone(),
+                service.to_owned(),
                 ServiceCounts {
-                    reports: point.value,
-                    extra_authors: point.value,
+                    reports: value,
+                    extra_authors: authors,
                     ..ServiceCounts::default()
                 },
             );
         }
-        for transition in detector.on_bucket(&bucket) {
-            serde_json::to_writer(&mut out, &Alert::from(transition))?;
-            writeln!(out)?;
-            alerts += 1;
-        }
-    }
-    eprintln!(
-        "{} points, bucket {} s inferred, {alerts} alerts for {service:?}",
-        points.len(),
-        bucket_secs
-    );
-    Ok(ExitCode::SUCCESS)
+        Some((bucket, raw))
+    })
 }

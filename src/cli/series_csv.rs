@@ -1,8 +1,10 @@
-//! The CSV count series `outagewatch series` reads: a header
-//! `timestamp,value`, timestamps RFC 3339 or `YYYY-MM-DD HH:MM:SS` (UTC),
-//! values non-negative counts. The bucket width is inferred from the data:
-//! the median gap between consecutive timestamps. Pure parsing; the command
-//! feeds the result to the detector.
+//! Plain count series (`outagewatch series`): CSV with a header
+//! `timestamp,value` or `timestamp,value,authors`, timestamps RFC 3339 or
+//! `YYYY-MM-DD HH:MM:SS` (UTC), values non-negative numbers (counts, or a
+//! gauge), `authors` (optional) the distinct authors behind the value. The
+//! bucket width is inferred from the data: the median gap between
+//! consecutive timestamps. Pure parsing; the command feeds the result to
+//! the detector.
 
 use std::io::Read;
 
@@ -12,7 +14,7 @@ use crate::{MICROS_PER_SEC, Micros};
 pub enum SeriesError {
     #[error("line {line}: {message}")]
     Line { line: u64, message: String },
-    #[error("the header must be `timestamp,value`, found {0:?}")]
+    #[error("the header must be `timestamp,value` or `timestamp,value,authors`, found {0:?}")]
     Header(String),
     #[error("{0}")]
     Shape(String),
@@ -22,7 +24,14 @@ pub enum SeriesError {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Point {
     pub time_us: Micros,
-    pub value: u64,
+    pub value: f64,
+    /// Distinct authors behind the value, when the file says.
+    pub authors: Option<u64>,
+}
+
+/// Whether every value is a whole number: a count, not a gauge.
+pub fn all_counts(points: &[Point]) -> bool {
+    points.iter().all(|p| p.value.fract() == 0.0)
 }
 
 /// Parses a CSV series, sorted by time, with its inferred bucket width.
@@ -35,7 +44,8 @@ pub fn parse(input: impl Read) -> Result<(Vec<Point>, i64), SeriesError> {
         .map_err(|e| SeriesError::Header(e.to_string()))?
         .clone();
     let columns: Vec<String> = header.iter().map(str::to_ascii_lowercase).collect();
-    if columns != ["timestamp", "value"] {
+    let with_authors = columns == ["timestamp", "value", "authors"];
+    if columns != ["timestamp", "value"] && !with_authors {
         return Err(SeriesError::Header(
             header.iter().collect::<Vec<_>>().join(","),
         ));
@@ -64,9 +74,17 @@ pub fn parse(input: impl Read) -> Result<(Vec<Point>, i64), SeriesError> {
                 "value {value} is not a count (negative or not finite)"
             )));
         }
+        let authors =
+            match record.get(2).filter(|_| with_authors) {
+                None | Some("") => None,
+                Some(a) => Some(a.parse::<u64>().map_err(|_| {
+                    bad(format!("authors {a:?} is not a non-negative whole number"))
+                })?),
+            };
         points.push(Point {
             time_us,
-            value: value.round() as u64,
+            value,
+            authors,
         });
     }
     points.sort_by_key(|p| p.time_us);
@@ -104,12 +122,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_authors_column_is_read() {
+        let csv = "timestamp,value,authors\n2026-07-04 14:00:00,30,4\n2026-07-04 14:01:00,2,\n";
+        let (points, _) = parse(csv.as_bytes()).expect("parses");
+        assert_eq!(points[0].authors, Some(4));
+        assert_eq!(points[1].authors, None);
+    }
+
+    #[test]
     fn parses_both_time_forms_and_infers_the_bucket() {
         let csv = "timestamp,value\n2026-07-04 14:00:00,3\n2026-07-04T14:05:00Z,4\n2026-07-04 14:10:00,0\n2026-07-04 14:20:00,1.4\n";
         let (points, bucket) = parse(csv.as_bytes()).expect("parses");
         assert_eq!(bucket, 300, "the median gap");
         assert_eq!(points.len(), 4);
-        assert_eq!(points[3].value, 1);
+        assert_eq!(points[3].value, 1.4);
+        assert!(!all_counts(&points));
+        assert!(all_counts(&points[..3]));
         assert_eq!(points[0].time_us, 1_783_173_600 * MICROS_PER_SEC);
     }
 
@@ -132,6 +160,10 @@ mod tests {
             (
                 "timestamp,value\n2026-07-04 14:00:00,3\n",
                 "at least two points",
+            ),
+            (
+                "timestamp,value,authors\n2026-07-04 14:00:00,3,2\n2026-07-04 14:01:00,3,x\n",
+                "line 3: authors \"x\"",
             ),
         ];
         for (csv, want) in cases {

@@ -73,11 +73,18 @@ pub struct Volume {
     pub hours: BTreeMap<i64, f64>,
 }
 
-/// One service's reporting authors, in the same shape (absent = none).
+/// One service's reporting authors, in the same shape (absent = none),
+/// with what the detector learned of its variance and level.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Reports {
     pub minutes: BTreeMap<i64, f64>,
     pub hours: BTreeMap<i64, f64>,
+    /// Learned dispersion per scale ([`super::model`]).
+    #[serde(default)]
+    pub dispersion: super::model::Dispersion,
+    /// Level correction of the seasonal profile, on the log scale.
+    #[serde(default)]
+    pub adjust: f64,
 }
 
 fn prune(series: &mut BTreeMap<i64, f64>, oldest: i64) {

@@ -84,6 +84,15 @@ pub struct Incident {
     /// State changes sent so far (the firing one included).
     #[serde(default)]
     pub events: u32,
+    /// What the baseline expected for the scale that fired.
+    #[serde(default)]
+    pub expected: f64,
+    /// The learned dispersion of that scale (variance `μ + φμ²`).
+    #[serde(default)]
+    pub dispersion: f64,
+    /// The scale that fired: the last this many seconds of the window.
+    #[serde(default)]
+    pub scale_secs: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +132,9 @@ pub struct Measure {
     pub baseline_per_min: f64,
     /// Which baseline the window was measured against.
     pub basis: Basis,
+    /// Expected count of the window, and its learned dispersion.
+    pub expected: f64,
+    pub dispersion: f64,
 }
 
 /// A change of an incident's state: what becomes an alert.
@@ -139,7 +151,13 @@ pub struct Transition {
     pub baseline_per_min: f64,
     /// Which baseline the window was measured against at this change.
     pub basis: Basis,
+    /// Expected count of the window and its dispersion at this change.
+    pub expected: f64,
+    pub dispersion: f64,
     pub evidence: Evidence,
+    /// Other services that fired within `group_window_secs` (for an
+    /// `upstream:…` incident: every service of the group).
+    pub related: Vec<String>,
 }
 
 impl Incident {
@@ -165,6 +183,9 @@ impl Incident {
             total_reports: reports,
             peak_authors: authors,
             events: 0,
+            expected: 0.0,
+            dispersion: 0.0,
+            scale_secs: 0,
         }
     }
 
@@ -192,7 +213,10 @@ impl Incident {
             rate_per_min: measure.rate_per_min,
             baseline_per_min: measure.baseline_per_min,
             basis: measure.basis,
+            expected: measure.expected,
+            dispersion: measure.dispersion,
             evidence,
+            related: Vec::new(),
         }
     }
 }

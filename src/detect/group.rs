@@ -1,0 +1,184 @@
+//! Incidents that span services: when a cloud provider, a CDN, a DNS or a
+//! login provider goes down, many services fire within minutes. Each of
+//! their alerts lists the others (`related`), and one `upstream:PROVIDER`
+//! incident is raised once for the whole group, naming the provider most
+//! of the services depend on (`patterns/providers.toml`), or
+//! `upstream:unknown`. It resolves when none of its services is still
+//! open. Pure: firings in, transitions out.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use super::incident::{Incident, Measure, Severity, Transition, TransitionKind};
+use super::{Basis, Evidence};
+use crate::{MICROS_PER_SEC, Micros};
+
+/// The built-in provider map.
+const PROVIDERS_TOML: &str = include_str!("../../patterns/providers.toml");
+
+/// Provider → the services known to run on it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Providers {
+    #[serde(default)]
+    pub depends_on: BTreeMap<String, Vec<String>>,
+}
+
+impl Providers {
+    pub fn parse(text: &str) -> Result<Providers, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// The map shipped in `patterns/providers.toml`.
+    pub fn embedded() -> Providers {
+        // Checked by a unit test; an unreadable map only loses the names.
+        Providers::parse(PROVIDERS_TOML).unwrap_or_default()
+    }
+
+    /// The provider that the most of `services` depend on (at least two
+    /// of them; ties go to the first name).
+    pub fn likely_cause<'a>(
+        &self,
+        services: impl Iterator<Item = &'a str> + Clone,
+    ) -> Option<&str> {
+        let mut best: Option<(&str, usize)> = None;
+        for (provider, deps) in &self.depends_on {
+            let n = services
+                .clone()
+                .filter(|s| deps.iter().any(|d| d == s))
+                .count();
+            if n >= 2 && best.is_none_or(|(_, m)| n > m) {
+                best = Some((provider.as_str(), n));
+            }
+        }
+        best.map(|(p, _)| p)
+    }
+}
+
+/// What the grouping remembers (saved with the detector's snapshot).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Groups {
+    /// Recent firings: (event time, service), oldest first.
+    recent: VecDeque<(Micros, String)>,
+    /// The open upstream incident and its services.
+    open: Option<(Incident, BTreeSet<String>)>,
+}
+
+impl Groups {
+    /// Accounts for this bucket's transitions: fills in `related` on the
+    /// firings, and returns an upstream transition when a group forms or
+    /// ends. `open` says whether a service still has an open incident.
+    pub fn on_transitions(
+        &mut self,
+        transitions: &mut [Transition],
+        now: Micros,
+        window_secs: i64,
+        min_services: usize,
+        providers: &Providers,
+        open: impl Fn(&str) -> bool,
+    ) -> Option<Transition> {
+        let window_us = window_secs * MICROS_PER_SEC;
+        for t in transitions.iter() {
+            if t.kind == TransitionKind::Firing {
+                self.recent.push_back((t.at, t.incident.service.clone()));
+            }
+        }
+        while self
+            .recent
+            .front()
+            .is_some_and(|(at, _)| at + window_us < now)
+        {
+            self.recent.pop_front();
+        }
+        let members: BTreeSet<String> = self.recent.iter().map(|(_, s)| s.clone()).collect();
+        for t in transitions.iter_mut() {
+            if t.kind == TransitionKind::Firing {
+                t.related = members
+                    .iter()
+                    .filter(|s| **s != t.incident.service)
+                    .cloned()
+                    .collect();
+            }
+        }
+        if let Some((_, services)) = self.open.as_mut() {
+            services.extend(members.iter().cloned());
+            if services.iter().any(|s| open(s)) {
+                return None;
+            }
+            let (mut incident, services) = self.open.take()?;
+            let mut t = incident.transition(
+                TransitionKind::Resolved,
+                now,
+                &measure(0, 0.0),
+                Evidence::default(),
+            );
+            t.related = services.into_iter().collect();
+            return Some(t);
+        }
+        if members.len() < min_services.max(2) {
+            return None;
+        }
+        let started = self.recent.front().map_or(now, |(at, _)| *at);
+        let span_min = ((now - started) as f64 / (60 * MICROS_PER_SEC) as f64).ceil() as i64;
+        let cause = providers
+            .likely_cause(members.iter().map(String::as_str))
+            .unwrap_or("unknown");
+        let authors: u64 = transitions.iter().map(|t| t.authors).sum();
+        let mut incident = Incident::open(
+            &format!("upstream:{cause}"),
+            started,
+            Severity::High,
+            transitions
+                .iter()
+                .map(|t| t.incident.p_value)
+                .fold(1.0, f64::min),
+            false,
+            0,
+            authors,
+            Basis::Prior,
+        );
+        let mut t = incident.transition(
+            TransitionKind::Firing,
+            now,
+            &measure(authors, 0.0),
+            Evidence::default(),
+        );
+        t.related = members.iter().cloned().collect();
+        t.evidence.top_phrases = vec![super::PhraseCount {
+            phrase: format!(
+                "{} services within {} minutes",
+                members.len(),
+                span_min.max(1)
+            ),
+            count: members.len() as u64,
+        }];
+        self.open = Some((incident, members));
+        Some(t)
+    }
+}
+
+fn measure(authors: u64, expected: f64) -> Measure {
+    Measure {
+        reports: 0,
+        authors,
+        rate_per_min: 0.0,
+        baseline_per_min: 0.0,
+        basis: Basis::Prior,
+        expected,
+        dispersion: 0.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_provider_map_reads_and_names_a_cause() {
+        let p = Providers::embedded();
+        assert!(p.depends_on.contains_key("aws"), "{p:?}");
+        let services = ["roblox", "venmo", "coinbase", "gmail"];
+        assert_eq!(p.likely_cause(services.iter().copied()), Some("aws"));
+        assert_eq!(p.likely_cause(["gmail"].iter().copied()), None);
+    }
+}

@@ -1,0 +1,240 @@
+//! The variance model: how surprising a window's count is for this service.
+//!
+//! Real report counts are overdispersed: bursts, viral posts and news cycles
+//! make their variance far larger than the mean a Poisson model assumes. A
+//! window of `n` distinct authors against an expectation `μ` is therefore
+//! judged under a negative binomial with the same mean and variance
+//! `μ + φ·μ²`, where the dispersion `φ` is learned per service and per
+//! scale (the last 1, 2, … buckets of the window) from the service's own
+//! recent residuals:
+//!
+//! - the estimate pools the residuals by their weight: the exponentially
+//!   weighted mean of the excess `(n − μ)² − μ` over the exponentially
+//!   weighted mean of `μ²` (each of whose ratios has expectation `φ` under
+//!   the model). The per-window ratio `((n − μ)² − μ) / μ²` would be just
+//!   as unbiased, but at the tiny expectations of a sparse service one
+//!   stray count weighs hundreds: a series that is mostly zeros learned a
+//!   dispersion of 10 (the cap) and then nothing short of 60× its normal
+//!   could page;
+//! - each residual is first winsorised at `CLIP_SD` standard deviations of
+//!   the current model, both ways, so ordinary bursts are learned and a
+//!   rare surge moves the estimate by a bounded step (cutting only at the
+//!   paging line, as before, let every large burst widen the band that
+//!   judges the next one: the estimate ran away on bursty sparse series);
+//! - nothing is learned during a young incident.
+//!
+//! With `φ = 0` this is the Poisson test; for small expectations `φ·μ²` is
+//! negligible and the test stays as sensitive as before.
+
+use serde::{Deserialize, Serialize};
+use statrs::distribution::{DiscreteCDF, NegativeBinomial, Poisson};
+
+/// Largest dispersion the model believes (a variance of 10·μ²).
+const MAX_DISPERSION: f64 = 10.0;
+/// Residuals are winsorised at this many standard deviations (4 keeps the
+/// bursty-week test's services at 0 false alerts; 3 under-learned the
+/// sparse one's bursts and paged once).
+const CLIP_SD: f64 = 4.0;
+
+/// P(X ≥ k) for X ~ Poisson(λ).
+pub fn poisson_tail(lambda: f64, k: u64) -> f64 {
+    if k == 0 {
+        return 1.0;
+    }
+    match Poisson::new(lambda.max(1e-9)) {
+        Ok(dist) => dist.sf(k - 1),
+        Err(_) => 1.0,
+    }
+}
+
+/// P(X ≥ k) for X negative binomial with mean `mean` and variance
+/// `mean + dispersion·mean²` (Poisson when the dispersion is 0).
+pub fn nb_tail(mean: f64, dispersion: f64, k: u64) -> f64 {
+    if k == 0 {
+        return 1.0;
+    }
+    let mean = mean.max(1e-9);
+    if dispersion.is_nan() || dispersion <= 1e-9 {
+        return poisson_tail(mean, k);
+    }
+    let r = 1.0 / dispersion.min(MAX_DISPERSION);
+    match NegativeBinomial::new(r, r / (r + mean)) {
+        Ok(dist) => dist.sf(k - 1).clamp(0.0, 1.0),
+        Err(_) => poisson_tail(mean, k),
+    }
+}
+
+/// The smallest count whose tail probability is at most `p`: the upper edge
+/// of the band, for `series --explain`.
+pub fn nb_upper(mean: f64, dispersion: f64, p: f64) -> u64 {
+    let (mut lo, mut hi) = (0u64, 1u64);
+    while nb_tail(mean, dispersion, hi) > p {
+        lo = hi;
+        hi = hi.saturating_mul(2);
+        if hi >= 1 << 40 {
+            return hi;
+        }
+    }
+    // Invariant: tail(lo) > p (or lo = 0), tail(hi) <= p.
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if nb_tail(mean, dispersion, mid) > p {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    hi
+}
+
+/// Learned dispersion per scale (index 0: the last bucket alone, …, the
+/// last: the whole window).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Dispersion {
+    /// The estimate per scale (the ratio of the two sums below).
+    pub by_scale: Vec<f64>,
+    /// Exponentially weighted means behind the estimate, per scale: of the
+    /// excess `d² − μ` and of `μ²` (`[0, 0]` until the scale is learned; a
+    /// state saved before they existed continues from `by_scale`).
+    #[serde(default)]
+    pub pooled: Vec<[f64; 2]>,
+}
+
+impl Dispersion {
+    /// The dispersion at `scale` (1-based buckets), `initial` until learned.
+    pub fn at(&self, scale: usize, initial: f64) -> f64 {
+        self.by_scale
+            .get(scale.saturating_sub(1))
+            .copied()
+            .unwrap_or(initial)
+            .clamp(0.0, MAX_DISPERSION)
+    }
+
+    /// Learns one residual: `observed` against `expected` at `scale`, with
+    /// weight `alpha` (0..1, from the elapsed time and the time constant).
+    /// The deviation is winsorised at `CLIP_SD` standard deviations of the
+    /// current model first.
+    pub fn learn(&mut self, scale: usize, observed: f64, expected: f64, alpha: f64, initial: f64) {
+        if scale == 0 || expected.is_nan() || expected <= 0.0 || !observed.is_finite() {
+            return;
+        }
+        if self.by_scale.len() < scale {
+            self.by_scale.resize(scale, initial);
+        }
+        if self.pooled.len() < scale {
+            self.pooled.resize(scale, [0.0, 0.0]);
+        }
+        let phi = self.at(scale, initial);
+        let mu2 = expected * expected;
+        let sd = (expected + phi * mu2).sqrt();
+        let d = (observed - expected).clamp(-CLIP_SD * sd, CLIP_SD * sd);
+        let [excess, weight] = &mut self.pooled[scale - 1];
+        if *weight <= 0.0 {
+            // Start from the current estimate, weighted as one window.
+            *excess = self.by_scale[scale - 1] * mu2;
+            *weight = mu2;
+        }
+        *excess += alpha * (d * d - expected - *excess);
+        *weight += alpha * (mu2 - *weight);
+        // The estimate may dip below 0 (Poisson noise is all there is); it
+        // is clamped where it is used, not here, so it stays unbiased.
+        if *weight > 0.0 {
+            self.by_scale[scale - 1] = (*excess / *weight).clamp(-MAX_DISPERSION, MAX_DISPERSION);
+        }
+    }
+}
+
+/// Weight of one new observation in an exponentially weighted mean with
+/// time constant `tau_secs`, after `elapsed_secs`.
+pub fn ew_alpha(elapsed_secs: f64, tau_secs: f64) -> f64 {
+    if tau_secs.is_nan() || tau_secs <= 0.0 {
+        return 1.0;
+    }
+    1.0 - (-elapsed_secs.max(0.0) / tau_secs).exp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nb_tail_is_poisson_without_dispersion_and_heavier_with_it() {
+        assert!((nb_tail(1.0, 0.0, 1) - (1.0 - (-1.0f64).exp())).abs() < 1e-12);
+        let poisson = nb_tail(50.0, 0.0, 100);
+        let nb = nb_tail(50.0, 0.2, 100);
+        assert!(poisson < 1e-8, "{poisson}");
+        assert!(nb > 1e-3 && nb < 0.1, "{nb}");
+        // NB(r=1) is geometric: P(X ≥ k) = (1-p)^k with p = 1/(1+μ).
+        let mu: f64 = 4.0;
+        let want = (mu / (1.0 + mu)).powi(3);
+        assert!((nb_tail(mu, 1.0, 3) - want).abs() < 1e-9);
+        assert_eq!(nb_tail(3.0, 0.5, 0), 1.0);
+    }
+
+    #[test]
+    fn the_upper_band_is_the_first_count_past_p() {
+        for (mean, phi) in [(0.5, 0.0), (20.0, 0.1), (300.0, 0.3)] {
+            let up = nb_upper(mean, phi, 1e-5);
+            assert!(nb_tail(mean, phi, up) <= 1e-5);
+            assert!(nb_tail(mean, phi, up - 1) > 1e-5, "{mean} {phi} {up}");
+        }
+    }
+
+    #[test]
+    fn dispersion_learns_overdispersed_counts_and_ignores_rare_bursts() {
+        // Counts alternating 50 ± 20 around 50: variance 400 = μ + φμ² with
+        // φ = (400 − 50) / 2500 = 0.14; one burst of 5000 in a thousand
+        // barely moves it (winsorised).
+        let mut d = Dispersion::default();
+        for i in 0..5000 {
+            let x = if i == 2500 {
+                5000.0
+            } else if i % 2 == 0 {
+                30.0
+            } else {
+                70.0
+            };
+            d.learn(1, x, 50.0, 0.005, 0.1);
+        }
+        let phi = d.at(1, 0.1);
+        assert!((phi - 0.14).abs() < 0.02, "{phi}");
+        // Poisson-like counts learn a dispersion near 0.
+        let mut p = Dispersion::default();
+        for i in 0..5000 {
+            let x = [8.0, 10.0, 12.0, 10.0, 9.0, 11.0, 7.0, 13.0][i % 8];
+            p.learn(2, x, 10.0, 0.005, 0.1);
+        }
+        assert!(p.at(2, 0.1) < 0.02, "{}", p.at(2, 0.1));
+    }
+
+    #[test]
+    fn a_sparse_service_with_rare_bursts_keeps_a_small_dispersion() {
+        // Half an author a window, Poisson-like (variance 0.5 = the mean),
+        // and a burst of 40 once in 500 windows: the per-window excess of
+        // the burst is (39.5² − 0.5) / 0.25 ≈ 6 000; pooled and winsorised
+        // it must not teach that 40 is ordinary.
+        let mut d = Dispersion::default();
+        for i in 0..20_000 {
+            let x = if i % 500 == 250 {
+                40.0
+            } else {
+                [0.0, 0.0, 1.0, 0.0, 2.0, 0.0, 1.0, 0.0][i % 8]
+            };
+            d.learn(1, x, 0.5, 0.005, 0.1);
+        }
+        let phi = d.at(1, 0.1);
+        assert!(phi < 0.5, "{phi}");
+        assert!(
+            nb_tail(0.5, phi, 20) < 1e-5,
+            "20 stays improbable at φ = {phi}"
+        );
+        // A state saved before the pooled sums existed continues from its
+        // estimate.
+        let mut old = Dispersion {
+            by_scale: vec![0.3],
+            pooled: Vec::new(),
+        };
+        old.learn(1, 50.0, 50.0, 1e-6, 0.1);
+        assert!((old.at(1, 0.1) - 0.3).abs() < 1e-3, "{}", old.at(1, 0.1));
+    }
+}
