@@ -1,7 +1,24 @@
 //! `outagewatch series`: the detector on a plain count series.
 
 use std::fmt::Write as _;
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// `outagewatch series ARGS... PATH`, which must succeed.
+fn series(args: &[&str], path: &Path) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_outagewatch"))
+        .arg("series")
+        .args(args)
+        .arg(path)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
 
 fn series_csv(minutes: i64, surge: std::ops::Range<i64>, surge_value: u64) -> String {
     let start = chrono::DateTime::parse_from_rfc3339("2026-07-01T00:00:00Z").expect("time");
@@ -30,16 +47,7 @@ fn a_surge_in_a_count_series_is_one_incident_named_after_the_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("checkout_errors.csv");
     std::fs::write(&path, series_csv(3 * 24 * 60, 3000..3020, 40)).expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_outagewatch"))
-        .arg("series")
-        .arg(&path)
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = series(&[], &path);
     let alerts: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON line"))
@@ -90,16 +98,7 @@ fn explain_prints_one_row_per_bucket_with_the_band_and_the_firing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("errors.csv");
     std::fs::write(&path, series_csv(3 * 24 * 60, 3000..3020, 40)).expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_outagewatch"))
-        .args(["series", "--explain"])
-        .arg(&path)
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = series(&["--explain"], &path);
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
     assert_eq!(
@@ -145,16 +144,7 @@ fn a_gauge_and_an_authors_column_are_read() {
     let run = |name: &str, csv: &str| {
         let path = dir.path().join(name);
         std::fs::write(&path, csv).expect("write");
-        let out = Command::new(env!("CARGO_BIN_EXE_outagewatch"))
-            .arg("series")
-            .arg(&path)
-            .output()
-            .expect("runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = series(&[], &path);
         // Firing times, minutes from the start. A brand-new detector knows
         // no level: a series whose first rows already stand far above the
         // prior fires once at its very start (the cold start, as `run`).
