@@ -19,6 +19,12 @@ use crate::source::recording::{ClockLine, Line, LineReader};
 /// Lines per chunk: enough to keep both cores busy between two hand-overs,
 /// small enough (a few MB) that memory stays flat.
 pub const CHUNK_LINES: usize = 4096;
+/// Bytes per chunk, whatever the lines' lengths: 4096 lines of the longest
+/// accepted length (`--max-line-bytes`, up to 64 MiB) must not be read into
+/// memory at once. Two chunks are alive at a time (one being prepared, one
+/// being processed), so this bounds the replay's buffers at about 2 × 8 MiB
+/// plus one line.
+pub const CHUNK_BYTES: usize = 8 << 20;
 
 /// Lines read but not processed yet, their bytes in one buffer.
 #[derive(Default)]
@@ -60,7 +66,7 @@ impl Chunk {
     }
 
     fn is_full(&self) -> bool {
-        self.lines.len() >= CHUNK_LINES
+        self.lines.len() >= CHUNK_LINES || self.bytes.len() >= CHUNK_BYTES
     }
 
     /// Prepares every frame on the thread pool and hands the lines back in
@@ -171,4 +177,27 @@ pub fn joined<T>(handle: ScopedJoinHandle<'_, T>) -> anyhow::Result<T> {
     handle
         .join()
         .map_err(|_| anyhow::anyhow!("a replay thread preparing frames panicked"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_is_full_at_its_line_count_or_its_byte_size() {
+        let mut lines = Chunk::default();
+        for n in 0..CHUNK_LINES as u64 {
+            assert!(!lines.is_full());
+            lines.push_frame(n, b"{}", None);
+        }
+        assert!(lines.is_full());
+        let long = vec![b'x'; 1 << 20];
+        let mut bytes = Chunk::default();
+        for n in 0..8 {
+            assert!(!bytes.is_full(), "{n} MiB");
+            bytes.push_frame(n, &long, None);
+        }
+        assert!(bytes.is_full(), "8 lines of 1 MiB fill a chunk");
+        assert_eq!(bytes.lines.len(), 8);
+    }
 }
