@@ -221,6 +221,7 @@ impl<S: Store> Pipeline<S> {
             checkpoint.detector,
             store.baselines()?,
         );
+        let max_late_us = config.window.max_late_secs.saturating_mul(MICROS_PER_SEC);
         let clock_rule = ClockRule {
             max_future_us: config.window.max_future_secs.max(0) * MICROS_PER_SEC,
             quorum: config.window.watermark_quorum.max(1),
@@ -245,7 +246,11 @@ impl<S: Store> Pipeline<S> {
             retention_us: config.retention_secs * MICROS_PER_SEC,
             cursors: checkpoint.cursors,
             seqs: checkpoint.seqs,
-            dedupe: checkpoint.dedupe.map(Deduper::restored).unwrap_or_default(),
+            dedupe: checkpoint
+                .dedupe
+                .map(Deduper::restored)
+                .unwrap_or_default()
+                .covering(max_late_us),
             stats: Stats::default(),
             save_every: config.save_every.max(1),
             unsaved: Vec::new(),

@@ -730,3 +730,38 @@ fn lost_and_resumed(lines: &[String], save_every: usize, cut: Option<usize>) -> 
     alerts.extend(json(pipeline.finish().expect("finish")));
     alerts
 }
+
+#[test]
+fn a_post_delivered_again_within_a_long_lateness_is_counted_once() {
+    use std::sync::Arc;
+
+    use outagewatch::matcher::Matcher;
+    use outagewatch::pipeline::{Pipeline, PipelineConfig, Received};
+    use outagewatch::state::SledStore;
+
+    // Posts may be up to an hour late here: the same post delivered again
+    // 20 minutes on (past the de-duplication's own 10 minutes) is still
+    // one post.
+    let mut config = PipelineConfig::new();
+    config.window.max_late_secs = 3600;
+    let matcher = Arc::new(Matcher::embedded().expect("patterns"));
+    let store = SledStore::temporary().expect("store");
+    let mut pipeline = Pipeline::open(matcher, config, store).expect("pipeline");
+    let start = 1_783_173_600_000_000_i64;
+    let again = jetstream_post("did:plc:p", "p1", start, "is discord down?");
+    let mut frames = vec![again.clone()];
+    for i in 1..=120 {
+        let did = format!("did:plc:{}", i % 5);
+        let at = start + i * 10_000_000;
+        frames.push(jetstream_post(&did, &format!("k{i}"), at, "lunch was good"));
+    }
+    frames.push(again);
+    for (n, frame) in frames.iter().enumerate() {
+        pipeline
+            .process_frame("test", n as u64, frame.as_bytes(), &Received::jetstream())
+            .expect("process");
+    }
+    let stats = pipeline.stats();
+    assert_eq!(stats.duplicates, 1, "{stats:?}");
+    assert_eq!(stats.posts, 121, "{stats:?}");
+}

@@ -73,6 +73,14 @@ impl Deduper {
         }
     }
 
+    /// The same, remembering keys for at least `horizon_us` of event time:
+    /// as long as a post can still be counted (the window's maximum
+    /// lateness), a second delivery of it must still be recognised.
+    pub fn covering(mut self, horizon_us: Micros) -> Self {
+        self.horizon_us = self.horizon_us.max(horizon_us);
+        self
+    }
+
     /// Rebuilds the lookup set after loading from a checkpoint.
     pub fn restored(mut self) -> Self {
         self.keys = self.order.iter().map(|(_, k)| *k).collect();
