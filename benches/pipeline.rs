@@ -3,15 +3,16 @@
 //! chatter, decoys, isolated complaints and one surge. Run with
 //! `cargo bench --bench pipeline`; figures are in the README.
 
+#[path = "support/end_to_end.rs"]
+mod end_to_end;
+
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use outagewatch::matcher::Matcher;
 use outagewatch::normalize::normalize;
-use outagewatch::pipeline::{Pipeline, PipelineConfig, Received};
 use outagewatch::source::Decoded;
 use outagewatch::source::jetstream::decode;
-use outagewatch::state::SledStore;
 use outagewatch_synth::{Generator, Surge, SynthConfig};
 
 fn stream() -> Vec<String> {
@@ -45,17 +46,7 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(frames.len() as u64));
     group.bench_function("end_to_end_events", |b| {
         b.iter(|| {
-            let store = SledStore::temporary().expect("store");
-            let mut pipeline = Pipeline::open(Arc::clone(&matcher), PipelineConfig::new(), store)
-                .expect("pipeline");
-            let mut alerts = 0;
-            for (n, frame) in frames.iter().enumerate() {
-                alerts += pipeline
-                    .process_frame("bench", n as u64, frame.as_bytes(), &Received::jetstream())
-                    .expect("process")
-                    .len();
-            }
-            alerts += pipeline.finish().expect("finish").len();
+            let alerts = end_to_end::alerts_of(&matcher, &frames);
             assert!(alerts >= 1, "the surge fires");
         })
     });

@@ -19,15 +19,16 @@
 mod scaled_catalogue;
 
 use std::path::Path;
+#[path = "support/end_to_end.rs"]
+mod end_to_end;
+
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use outagewatch::matcher::Matcher;
 use outagewatch::normalize::{Post, normalize};
-use outagewatch::pipeline::{Pipeline, PipelineConfig, Received};
 use outagewatch::source::Decoded;
 use outagewatch::source::jetstream::decode;
-use outagewatch::state::SledStore;
 use outagewatch_synth::{Generator, Surge, SynthConfig};
 
 /// Posts per second and non-posts per post of a real recording: 6.43 ×
@@ -90,17 +91,7 @@ fn realistic(c: &mut Criterion) {
     group.throughput(Throughput::Elements(frames.len() as u64));
     group.bench_function("end_to_end_events", |b| {
         b.iter(|| {
-            let store = SledStore::temporary().expect("store");
-            let mut pipeline = Pipeline::open(Arc::clone(&matcher), PipelineConfig::new(), store)
-                .expect("pipeline");
-            let mut alerts = 0;
-            for (n, frame) in frames.iter().enumerate() {
-                alerts += pipeline
-                    .process_frame("bench", n as u64, frame.as_bytes(), &Received::jetstream())
-                    .expect("process")
-                    .len();
-            }
-            alerts += pipeline.finish().expect("finish").len();
+            let alerts = end_to_end::alerts_of(&matcher, &frames);
             assert!(alerts >= 1, "the surge fires");
         })
     });
