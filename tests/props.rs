@@ -113,10 +113,14 @@ proptest! {
             tags: Vec::new(),
         });
         let verdict = matcher().explain(&post);
+        // Spans count characters (what a person counts), and the text at
+        // them is the text the reason says it matched.
+        let chars: Vec<char> = post.text.chars().collect();
         for reason in &verdict.reasons {
             if let Some([start, end]) = reason.at {
-                prop_assert!(start <= end && end <= post.text.len(), "{reason:?} in {:?}", post.text);
-                prop_assert!(post.text.is_char_boundary(start) && post.text.is_char_boundary(end));
+                prop_assert!(start <= end && end <= chars.len(), "{reason:?} in {:?}", post.text);
+                let at: String = chars[start..end].iter().collect();
+                prop_assert_eq!(Some(at), reason.matched.clone(), "{:?} in {:?}", reason, post.text);
             }
         }
         prop_assert!(verdict.score.is_finite());
