@@ -5,9 +5,13 @@
 //! log line and its counter can never disagree, and a new event is one
 //! struct here rather than a `warn!` string and a counter in two files.
 //!
-//! The counters live here too ([`ConnectionCounters`], [`SinkCounters`]):
-//! this module depends on nothing of the crate, so sources and delivery
-//! emit into it and telemetry reads it without an import cycle.
+//! The counters live here too ([`ConnectionCounters`], [`SinkCounters`],
+//! and the pipeline's [`pipeline::Stats`]): this module depends on nothing
+//! of the crate, so sources, delivery and the pipeline emit into it and
+//! telemetry reads it without an import cycle. The pipeline's events
+//! (malformed frame, quarantined event, stale post) are in [`pipeline`].
+
+pub mod pipeline;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;

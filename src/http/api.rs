@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use crate::alert::rfc3339;
 use crate::detect::ServiceStatus;
-use crate::pipeline::SourceCounts;
+use crate::events::pipeline::SourceCounts;
 use crate::telemetry::Telemetry;
 use crate::telemetry::board::{IncidentRecord, Point};
 

@@ -30,7 +30,7 @@ use crate::Micros;
 use crate::alert::Alert;
 use crate::alert::deliver::SinkProbe;
 use crate::detect::Detector;
-use crate::pipeline::{SourceCounts, Stats};
+use crate::events::pipeline::{SourceCounts, Stats};
 use crate::source::health::SourceHealth;
 use crate::window::Bucket;
 

@@ -1,0 +1,86 @@
+//! Closing buckets: each goes through the detector (and telemetry), and
+//! closed buckets are saved in batches with the checkpoint, at once when
+//! they raise an alert (see the module docs above).
+
+use super::{Emitted, Pipeline, PipelineError};
+use crate::alert::Alert;
+use crate::state::{Checkpoint, Store};
+use crate::window::Bucket;
+use crate::{MICROS_PER_SEC, Micros};
+
+impl<S: Store> Pipeline<S> {
+    /// Makes the state durable: the end of a recording, or a shutdown.
+    /// Buckets the watermark has not passed stay open and are saved as
+    /// such, so the next run with the same state continues them; closing
+    /// them now would turn their remaining posts into late ones.
+    pub fn finish(&mut self) -> Result<Vec<Emitted>, PipelineError> {
+        let closed = self.windows.advance();
+        let alerts = self.close(closed)?;
+        let unsaved = std::mem::take(&mut self.unsaved);
+        self.save(&unsaved, &[])?;
+        self.store.flush()?;
+        Ok(alerts)
+    }
+
+    pub(super) fn close(&mut self, closed: Vec<Bucket>) -> Result<Vec<Emitted>, PipelineError> {
+        if closed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut alerts = Vec::new();
+        for bucket in &closed {
+            let first = alerts.len();
+            for transition in self.detector.on_bucket(bucket) {
+                alerts.push(Alert::from(transition));
+            }
+            if let Some(telemetry) = &self.telemetry {
+                telemetry.on_bucket(bucket, &self.detector, &alerts[first..]);
+            }
+        }
+        self.stats.peak_detector_services = self
+            .stats
+            .peak_detector_services
+            .max(self.detector.service_count());
+        self.stats.buckets_closed += closed.len() as u64;
+        self.stats.alerts += alerts.len() as u64;
+        self.unsaved.extend(closed);
+        if alerts.is_empty() && self.unsaved.len() < self.save_every {
+            return Ok(Vec::new());
+        }
+        let batch = std::mem::take(&mut self.unsaved);
+        let seqs = self.save(&batch, &alerts)?;
+        Ok(seqs
+            .into_iter()
+            .zip(alerts)
+            .map(|(seq, alert)| Emitted { seq, alert })
+            .collect())
+    }
+
+    /// The oldest event time a post can have and still be counted after a
+    /// restart from this state: the oldest source watermark less the allowed
+    /// lateness (see [`Windows::add`]).
+    fn countable_from(&self) -> Option<Micros> {
+        let max_late = self.windows.config().max_late_secs * MICROS_PER_SEC;
+        let oldest = self.cursors.values().min().copied();
+        oldest.map(|w| w.saturating_sub(max_late))
+    }
+
+    fn save(&mut self, closed: &[Bucket], alerts: &[Alert]) -> Result<Vec<u64>, PipelineError> {
+        let checkpoint = Checkpoint {
+            closed_through: self.windows.closed_through(),
+            newest: self.windows.newest(),
+            open: self.windows.open_buckets().cloned().collect(),
+            detector: Some(self.detector.snapshot()),
+            cursors: self.cursors.clone(),
+            seqs: self.seqs.clone(),
+            dedupe: Some(self.dedupe.snapshot(self.countable_from())),
+        };
+        let prune_before = self
+            .windows
+            .closed_through()
+            .map(|t| t.saturating_sub(self.retention_us));
+        let baselines = self.detector.take_changed();
+        Ok(self
+            .store
+            .save(closed, &checkpoint, prune_before, alerts, &baselines)?)
+    }
+}

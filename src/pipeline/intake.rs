@@ -1,0 +1,283 @@
+//! A frame's way into the pipeline, after [`prepare`](super::prepare):
+//! dropped if its sequence number was seen, judged by its source's clock
+//! (quarantined if too far ahead), counted in total and per source, then
+//! added to the windows as a post or counted as a skip.
+
+use super::{Arrival, Content, Emitted, Judged, Pipeline, PipelineError, Prepared, Received};
+use crate::Micros;
+use crate::events::InternalEvent;
+use crate::events::pipeline::{
+    EventQuarantined, FrameMalformed, PostStale, SourceCounts, per_source,
+};
+use crate::matcher::Class;
+use crate::source::clock::{Judgement, Tick, author_key};
+use crate::source::jetstream::SeqCursor;
+use crate::source::{FrameError, SkipReason};
+use crate::state::Store;
+use crate::window::Placement;
+
+impl<S: Store> Pipeline<S> {
+    /// [`Pipeline::process_frame`] for a frame [`prepare`]d already (on
+    /// another thread, say): everything that needs the pipeline's state,
+    /// in frame order.
+    pub fn process_prepared(
+        &mut self,
+        source: &str,
+        frame_no: u64,
+        prepared: Prepared,
+        received: &Received<'_>,
+    ) -> Result<Vec<Emitted>, PipelineError> {
+        let (decoded, own_clock) = match prepared {
+            Prepared::Blank => {
+                self.stats.frames += 1;
+                self.stats.blank_lines += 1;
+                let counts = self.source_counts(source);
+                counts.frames += 1;
+                *counts.skipped.entry("blank").or_default() += 1;
+                return Ok(Vec::new());
+            }
+            Prepared::Malformed(error) => (Err(error), false),
+            Prepared::Frame {
+                time_us,
+                seq,
+                own_clock,
+                content,
+            } => {
+                if let (Some(host), Some(seq)) = (received.host, seq)
+                    && self.seen_before(source, host, seq)
+                {
+                    self.stats.frames += 1;
+                    self.stats.duplicate_frames += 1;
+                    return Ok(Vec::new());
+                }
+                (Ok((time_us, content)), own_clock)
+            }
+        };
+        let arrival = Arrival {
+            at_us: received.arrival_us,
+            own_clock,
+        };
+        self.process_arrived(source, frame_no, decoded, arrival)
+    }
+
+    /// Whether sequence number `seq` from `host` was processed already;
+    /// if not, it becomes the source's sequence cursor.
+    fn seen_before(&mut self, source: &str, host: &str, seq: u64) -> bool {
+        match self.seqs.get_mut(source) {
+            Some(saved) if saved.host == host && seq <= saved.seq => return true,
+            Some(saved) if saved.host == host => saved.seq = seq,
+            _ => {
+                let cursor = SeqCursor {
+                    host: host.to_owned(),
+                    seq,
+                };
+                self.seqs.insert(source.to_owned(), cursor);
+            }
+        }
+        false
+    }
+
+    /// A decoded frame with its arrival: judged by the source's clock
+    /// (quarantined if too far ahead), then counted against the source's
+    /// own watermark. The source's cursor is its watermark, which only
+    /// accepted events move.
+    fn process_arrived(
+        &mut self,
+        source: &str,
+        frame_no: u64,
+        decoded: Result<(Micros, Content), FrameError>,
+        arrival: Arrival,
+    ) -> Result<Vec<Emitted>, PipelineError> {
+        self.stats.frames += 1;
+        self.source_counts(source).frames += 1;
+        let (time_us, content) = match decoded {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                self.note_malformed(source, frame_no, &error);
+                return Ok(Vec::new());
+            }
+        };
+        let fallback = self.windows.newest();
+        let reference = if time_us > 0 {
+            let author = match &content {
+                Content::Post(judged) => author_key(&judged.post.author),
+                Content::Skipped(_) => 0,
+            };
+            let tick = Tick {
+                time_us,
+                author,
+                arrival_us: arrival.at_us,
+                own_clock: arrival.own_clock,
+            };
+            match self.clock_in(source, frame_no, tick, fallback) {
+                Clocked::Accepted(watermark) => watermark.or(fallback),
+                Clocked::Quarantined => return Ok(Vec::new()),
+            }
+        } else {
+            fallback
+        };
+        match content {
+            Content::Post(judged) => self.process_post(source, *judged, reference),
+            Content::Skipped(reason) => {
+                self.skip(reason);
+                *self
+                    .source_counts(source)
+                    .skipped
+                    .entry(reason.name())
+                    .or_default() += 1;
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// Judges one timed event by its source's clock: a quarantined one
+    /// (too far ahead) is counted and goes no further; an accepted one
+    /// moves the source's newest time and, with its watermark, the
+    /// source's cursor and the windows' watermark.
+    fn clock_in(
+        &mut self,
+        source: &str,
+        frame_no: u64,
+        tick: Tick,
+        fallback: Option<Micros>,
+    ) -> Clocked {
+        let clock = per_source(&mut self.clocks, source);
+        let judgement = clock.judge(tick, fallback, &self.clock_rule);
+        let watermark = clock.watermark();
+        if judgement == Judgement::Future {
+            EventQuarantined {
+                stats: &mut self.stats,
+                source,
+                frame_no,
+                time_us: tick.time_us,
+                watermark,
+                arrival_us: tick.arrival_us,
+            }
+            .emit();
+            return Clocked::Quarantined;
+        }
+        let counts = self.source_counts(source);
+        counts.newest = Some(counts.newest.map_or(tick.time_us, |n| n.max(tick.time_us)));
+        if let Some(w) = watermark {
+            *per_source(&mut self.cursors, source) = w;
+            self.windows.observe(w);
+        }
+        Clocked::Accepted(watermark)
+    }
+
+    /// One post through [`Pipeline::process_judged`], its effect on the
+    /// totals attributed to its source too.
+    fn process_post(
+        &mut self,
+        source: &str,
+        judged: Judged,
+        reference: Option<Micros>,
+    ) -> Result<Vec<Emitted>, PipelineError> {
+        let before = self.class_counts();
+        let alerts = self.process_judged(source, judged, reference);
+        let after = self.class_counts();
+        let counts = self.source_counts(source);
+        counts.posts += after[0] - before[0];
+        counts.reports += after[1] - before[1];
+        counts.recoveries += after[2] - before[2];
+        counts.maintenance += after[3] - before[3];
+        counts.duplicates += after[4] - before[4];
+        alerts
+    }
+
+    /// A frame the source could not even hand over (oversized, say).
+    pub fn reject_frame(&mut self, source: &str, frame_no: u64, error: &FrameError) {
+        self.stats.frames += 1;
+        self.source_counts(source).frames += 1;
+        self.note_malformed(source, frame_no, error);
+    }
+
+    /// The per-source counts of `source`, created at its first frame.
+    fn source_counts(&mut self, source: &str) -> &mut SourceCounts {
+        self.stats.source_mut(source)
+    }
+
+    /// Posts, reports, recoveries, maintenance, duplicates: to attribute
+    /// one post's effect to its source.
+    fn class_counts(&self) -> [u64; 5] {
+        let s = &self.stats;
+        [
+            s.posts,
+            s.reports,
+            s.recoveries,
+            s.maintenance,
+            s.duplicates,
+        ]
+    }
+
+    fn note_malformed(&mut self, source: &str, frame_no: u64, error: &FrameError) {
+        FrameMalformed {
+            stats: &mut self.stats,
+            source,
+            frame_no,
+            reason: error.reason(),
+            unverified: match error {
+                FrameError::Unverified(why) => Some(why),
+                _ => None,
+            },
+            error,
+        }
+        .emit();
+    }
+
+    pub fn skip(&mut self, reason: SkipReason) {
+        *self.stats.skipped.entry(reason.name()).or_default() += 1;
+    }
+
+    /// One post already accepted by `source`'s clock, judged stale against
+    /// `reference` (its source's watermark).
+    fn process_judged(
+        &mut self,
+        source: &str,
+        Judged { post, verdict }: Judged,
+        reference: Option<Micros>,
+    ) -> Result<Vec<Emitted>, PipelineError> {
+        if self.dedupe.is_duplicate(post.key, post.time_us) {
+            self.stats.duplicates += 1;
+            return Ok(Vec::new());
+        }
+        self.stats.posts += 1;
+        match verdict.class {
+            Class::Report => self.stats.reports += 1,
+            Class::Recovery => self.stats.recoveries += 1,
+            Class::Maintenance => self.stats.maintenance += 1,
+            Class::None => {}
+        }
+        match self.windows.add(&post, &verdict, reference) {
+            Placement::Counted => {}
+            Placement::Late => {
+                if !source.is_empty() {
+                    self.source_counts(source).late += 1;
+                }
+            }
+            Placement::Stale => PostStale {
+                stats: &mut self.stats,
+                source,
+                time_us: post.time_us,
+                reference,
+            }
+            .emit(),
+        }
+        self.stats.late_posts = self.windows.late();
+        self.stats.discovered_rejected = self.windows.discovered_rejected();
+        self.stats.discovered_pending = self.windows.discovered_pending();
+        let (tracked, candidates) = self.windows.discovered_sizes();
+        self.stats.peak_discovered = self.stats.peak_discovered.max(tracked);
+        self.stats.peak_candidates = self.stats.peak_candidates.max(candidates);
+        let closed = self.windows.advance();
+        self.close(closed)
+    }
+}
+
+/// What a source's clock made of a timed event.
+enum Clocked {
+    /// Accepted; the source's watermark, if it has one yet.
+    Accepted(Option<Micros>),
+    /// Too far ahead: counted, not processed.
+    Quarantined,
+}

@@ -1,0 +1,250 @@
+//! The pipeline: source frames in, alerts out, through every stage in order
+//! (decode → normalize → match → window → detect → alert).
+//!
+//! It is synchronous and owns no task or socket: the replay command feeds it
+//! lines from a file, the daemon feeds it frames from websockets, and both
+//! get the same alerts for the same frames. State is written to the store
+//! in one batch with the checkpoint: whenever buckets close (the live
+//! daemon, [`SAVE_EVERY_LIVE`]), or every few closed buckets when replaying
+//! ([`PipelineConfig::save_every`]). Either way a batch is written at once
+//! when it raises an alert, so the outbox and the detector's memory of the
+//! firing are saved together, and a run killed between batches resumes from
+//! the last one and decides the frames after it again, the same way.
+//!
+//! The parts: a frame's way in ([`intake`]: duplicates, the source's
+//! clock, the counts), closing buckets and saving them ([`close`]), and
+//! the pure work done before, on any thread ([`prepare`](mod@prepare)).
+
+mod close;
+mod intake;
+mod prepare;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::alert::Alert;
+use crate::detect::{Detector, DetectorConfig};
+use crate::matcher::Matcher;
+use crate::source::SourceKind;
+use crate::source::clock::{ClockRule, SourceClock};
+use crate::source::dedupe::Deduper;
+use crate::source::jetstream::SeqCursor;
+use crate::state::{Store, StoreError};
+use crate::telemetry::Telemetry;
+use crate::window::{Bucket, WindowConfig, Windows};
+use crate::{MICROS_PER_SEC, Micros};
+
+pub use self::prepare::{Content, Judged, Prepared, prepare};
+pub use crate::events::pipeline::{MALFORMED_EXAMPLES, SourceCounts, Stats};
+
+/// An alert the pipeline raised, with its place in the store's outbox:
+/// deliver it, then acknowledge `seq` with the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Emitted {
+    pub seq: u64,
+    pub alert: Alert,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PipelineConfig {
+    pub window: WindowConfig,
+    pub detector: DetectorConfig,
+    /// How long closed buckets are kept in the store.
+    pub retention_secs: i64,
+    /// Closed buckets written to the store per batch (at least 1); a batch
+    /// that raises an alert is written at once.
+    pub save_every: usize,
+}
+
+impl PipelineConfig {
+    pub fn new() -> Self {
+        PipelineConfig {
+            window: WindowConfig::default(),
+            detector: DetectorConfig::default(),
+            retention_secs: DEFAULT_RETENTION_SECS,
+            save_every: SAVE_EVERY_LIVE,
+        }
+    }
+}
+
+/// The live daemon saves every closed bucket: a restart loses nothing.
+pub const SAVE_EVERY_LIVE: usize = 1;
+/// Replays save every 64 closed buckets (about ten minutes of 10 s
+/// buckets): a killed replay redoes at most that much event time, and a
+/// long replay writes 64 times less often.
+pub const SAVE_EVERY_REPLAY: usize = 64;
+
+/// Buckets are kept eight days: a week of history for time-of-day and
+/// day-of-week baselines, plus a day of margin.
+pub const DEFAULT_RETENTION_SECS: i64 = 8 * 24 * 3600;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("bucket width differs: window {window} s, detector {detector} s")]
+    BucketMismatch { window: i64, detector: i64 },
+}
+
+/// Where and when a frame was received, as [`Pipeline::process_frame`]
+/// needs it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Received<'a> {
+    pub kind: SourceKind,
+    /// The host it was read from, live (a sequence number means something
+    /// only on its host); `None` from a recording.
+    pub host: Option<&'a str>,
+    /// The host a Mastodon instance's local account names belong to.
+    pub instance: &'a str,
+    /// Wall-clock µs of arrival: live, or from a recording's clock line.
+    pub arrival_us: Option<Micros>,
+}
+
+impl Received<'_> {
+    /// A Jetstream frame from a recording without clock lines (as the demo).
+    pub fn jetstream() -> Self {
+        Received {
+            kind: SourceKind::Jetstream,
+            host: None,
+            instance: "",
+            arrival_us: None,
+        }
+    }
+}
+
+/// When and how a frame arrived.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Arrival {
+    /// Wall-clock µs of arrival: live, or from a recording's clock line.
+    pub at_us: Option<Micros>,
+    /// The decoder set the event time to the arrival time (Mastodon, Nostr).
+    pub own_clock: bool,
+}
+
+pub struct Pipeline<S: Store> {
+    matcher: Arc<Matcher>,
+    windows: Windows,
+    detector: Detector,
+    store: S,
+    retention_us: Micros,
+    cursors: BTreeMap<String, Micros>,
+    clocks: BTreeMap<String, SourceClock>,
+    clock_rule: ClockRule,
+    seqs: BTreeMap<String, SeqCursor>,
+    dedupe: Deduper,
+    stats: Stats,
+    save_every: usize,
+    /// Closed buckets not written to the store yet (see the module docs).
+    unsaved: Vec<Bucket>,
+    /// Told about every closed bucket, for the status API and dashboard.
+    telemetry: Option<Arc<Telemetry>>,
+}
+
+impl<S: Store> Pipeline<S> {
+    /// Starts a pipeline, continuing from the store's checkpoint if it has one.
+    pub fn open(
+        matcher: Arc<Matcher>,
+        config: PipelineConfig,
+        store: S,
+    ) -> Result<Self, PipelineError> {
+        if config.window.bucket_secs != config.detector.bucket_secs {
+            return Err(PipelineError::BucketMismatch {
+                window: config.window.bucket_secs,
+                detector: config.detector.bucket_secs,
+            });
+        }
+        let checkpoint = store.checkpoint()?.unwrap_or_default();
+        let detector = Detector::restore(
+            config.detector.clone(),
+            checkpoint.detector,
+            store.baselines()?,
+        );
+        let max_late_us = config.window.max_late_secs.saturating_mul(MICROS_PER_SEC);
+        let clock_rule = ClockRule {
+            max_future_us: config.window.max_future_secs.max(0) * MICROS_PER_SEC,
+            quorum: config.window.watermark_quorum.max(1),
+        };
+        let clocks = checkpoint
+            .cursors
+            .iter()
+            .map(|(name, &w)| (name.clone(), SourceClock::restored(Some(w))))
+            .collect();
+        Ok(Pipeline {
+            clocks,
+            clock_rule,
+            matcher,
+            windows: Windows::resume(
+                config.window,
+                checkpoint.closed_through,
+                checkpoint.newest,
+                checkpoint.open,
+            ),
+            detector,
+            store,
+            retention_us: config.retention_secs * MICROS_PER_SEC,
+            cursors: checkpoint.cursors,
+            seqs: checkpoint.seqs,
+            dedupe: checkpoint
+                .dedupe
+                .map(Deduper::restored)
+                .unwrap_or_default()
+                .covering(max_late_us),
+            stats: Stats::default(),
+            save_every: config.save_every.max(1),
+            unsaved: Vec::new(),
+            telemetry: None,
+        })
+    }
+
+    /// Tells `telemetry` about every closed bucket from now on.
+    pub fn set_telemetry(&mut self, telemetry: Arc<Telemetry>) {
+        self.telemetry = Some(telemetry);
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The matcher, for preparing frames elsewhere (see [`prepare`]).
+    pub fn matcher(&self) -> &Arc<Matcher> {
+        &self.matcher
+    }
+
+    pub fn detector(&self) -> &Detector {
+        &self.detector
+    }
+
+    /// One frame of any source kind (a recording's line or a websocket
+    /// text frame), decoded by its kind. `source` and `frame_no` name the
+    /// frame in error reports. A sequence number (Jetstream v2) read from a
+    /// known host is saved with the counts, for an exact resume on that
+    /// host; a frame at or below the saved one for the same host, which the
+    /// server sent again, is counted as a duplicate and not processed.
+    pub fn process_frame(
+        &mut self,
+        source: &str,
+        frame_no: u64,
+        frame: &[u8],
+        received: &Received<'_>,
+    ) -> Result<Vec<Emitted>, PipelineError> {
+        let prepared = prepare(&self.matcher, frame, received);
+        self.process_prepared(source, frame_no, prepared, received)
+    }
+
+    /// The v2 sequence cursor saved for a source.
+    pub fn seq_cursor(&self, source: &str) -> Option<SeqCursor> {
+        self.seqs.get(source).cloned()
+    }
+
+    /// The watermark buckets close on (the newest source watermark), for
+    /// pacing a replay.
+    pub fn newest_event_time(&self) -> Option<Micros> {
+        self.windows.newest()
+    }
+
+    /// How far a named source has been processed (restored from the
+    /// checkpoint at start).
+    pub fn cursor(&self, source: &str) -> Option<Micros> {
+        self.cursors.get(source).copied()
+    }
+}
