@@ -77,7 +77,25 @@ impl Groups {
         providers: &Providers,
         open: impl Fn(&str) -> bool,
     ) -> Option<Transition> {
-        let window_us = window_secs * MICROS_PER_SEC;
+        let members = self.note_firings(transitions, now, window_secs * MICROS_PER_SEC);
+        if self.open.is_some() {
+            return self.resolve_when_all_closed(&members, now, open);
+        }
+        if members.len() < min_services.max(2) {
+            return None;
+        }
+        Some(self.open_upstream(members, transitions, now, providers))
+    }
+
+    /// Remembers this bucket's firings, forgets those older than the
+    /// group window, and lists the others in each firing's `related`.
+    /// Returns the services that fired within the window.
+    fn note_firings(
+        &mut self,
+        transitions: &mut [Transition],
+        now: Micros,
+        window_us: Micros,
+    ) -> BTreeSet<String> {
         for t in transitions.iter() {
             if t.kind == TransitionKind::Firing {
                 self.recent.push_back((t.at, t.incident.service.clone()));
@@ -100,24 +118,43 @@ impl Groups {
                     .collect();
             }
         }
-        if let Some((_, services)) = self.open.as_mut() {
-            services.extend(members.iter().cloned());
-            if services.iter().any(|s| open(s)) {
-                return None;
-            }
-            let (mut incident, services) = self.open.take()?;
-            let mut t = incident.transition(
-                TransitionKind::Resolved,
-                now,
-                &measure(0, 0.0),
-                Evidence::default(),
-            );
-            t.related = services.into_iter().collect();
-            return Some(t);
-        }
-        if members.len() < min_services.max(2) {
+        members
+    }
+
+    /// The open upstream incident takes in the new members, and resolves
+    /// once none of its services is still open.
+    fn resolve_when_all_closed(
+        &mut self,
+        members: &BTreeSet<String>,
+        now: Micros,
+        open: impl Fn(&str) -> bool,
+    ) -> Option<Transition> {
+        let (_, services) = self.open.as_mut()?;
+        services.extend(members.iter().cloned());
+        if services.iter().any(|s| open(s)) {
             return None;
         }
+        let (mut incident, services) = self.open.take()?;
+        let mut t = incident.transition(
+            TransitionKind::Resolved,
+            now,
+            &measure(0, 0.0),
+            Evidence::default(),
+        );
+        t.related = services.into_iter().collect();
+        Some(t)
+    }
+
+    /// Opens the upstream incident of a group: named after the provider
+    /// most members depend on, started at the oldest firing, as sure as
+    /// its surest member.
+    fn open_upstream(
+        &mut self,
+        members: BTreeSet<String>,
+        transitions: &[Transition],
+        now: Micros,
+        providers: &Providers,
+    ) -> Transition {
         let started = self.recent.front().map_or(now, |(at, _)| *at);
         let span_min = ((now - started) as f64 / (60 * MICROS_PER_SEC) as f64).ceil() as i64;
         let cause = providers
@@ -153,7 +190,7 @@ impl Groups {
             count: members.len() as u64,
         }];
         self.open = Some((incident, members));
-        Some(t)
+        t
     }
 }
 

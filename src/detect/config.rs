@@ -1,0 +1,184 @@
+//! Every setting of the detector's rule, its defaults, and the quantities
+//! derived from them (bucket width, the scales tested, the edge of the
+//! band at which a window pages).
+
+use serde::{Deserialize, Serialize};
+
+use super::baseline::Memory;
+use super::model;
+use crate::{MICROS_PER_SEC, Micros};
+
+/// Every setting of the rule; see the README's "How detection works".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectorConfig {
+    /// Width of one bucket (must equal the window's).
+    pub bucket_secs: i64,
+    /// The recent window the rule looks at.
+    pub window_secs: i64,
+    /// Distinct authors needed in the window before anything fires.
+    pub min_authors: u64,
+    /// While the detector has less than `level_min_minutes` of history
+    /// (a brand-new state), `min_authors` is multiplied by this: a busy
+    /// service's ordinary background must not page at first start, a large
+    /// surge still does.
+    pub warmup_factor: u64,
+    /// How many times the expected count the window must reach.
+    pub fire_ratio: f64,
+    /// Largest chance probability under Poisson counting noise (times the
+    /// number of scales tried) that still fires: is the count itself
+    /// significant against its expectation?
+    pub fire_p: f64,
+    /// The veto of the service's learned variance: a window whose
+    /// negative binomial tail (times the number of scales tried) is above
+    /// this is ordinary for this service and does not fire, however
+    /// significant under Poisson noise.
+    pub ordinary_p: f64,
+    /// Dispersion assumed before a service's own is learned (variance
+    /// `μ + φμ²`).
+    pub dispersion_initial: f64,
+    /// Time constant of the learned dispersion (exponential weighting).
+    pub dispersion_memory_secs: i64,
+    /// The shortest part of the window tested on its own (the last
+    /// `min_scale_secs`, then each bucket longer up to the whole window):
+    /// shorter scales catch a sharp spike sooner but page on every burst
+    /// of a bursty service; the default tests the whole window only.
+    pub min_scale_secs: i64,
+    /// Services firing within this many seconds of each other form one
+    /// group: their alerts list each other (`related`) and one
+    /// `upstream:PROVIDER` incident is raised for the group.
+    pub group_window_secs: i64,
+    /// Distinct services needed for an upstream incident.
+    pub group_min_services: usize,
+    /// Time constant of the level correction applied to the seasonal
+    /// profile (absorbs a level shift within a few of these).
+    pub level_adjust_secs: i64,
+    /// Floor of the expectation, in reporting authors per minute: what a
+    /// service with no history is assumed to have.
+    pub prior_per_min: f64,
+    /// Minutes of the last hour needed before the level (trimmed mean of
+    /// the last hour) is used instead of the prior.
+    pub level_min_minutes: usize,
+    /// An incident older than this teaches the level again: a rate that
+    /// lasts this long is the service's new normal.
+    pub learn_during_incident_after_secs: i64,
+    /// Past days with data at this hour needed before the hour-of-day
+    /// median is used (of the last 7).
+    pub seasonal_min_days: usize,
+    /// Past weeks with data at this hour of the week needed before the
+    /// hour-of-week median is used (of the last 4).
+    pub weekly_min_weeks: usize,
+    /// A window below `calm_ratio` × expected counts as calm.
+    pub calm_ratio: f64,
+    /// Calm time before an incident resolves.
+    pub resolve_after_secs: i64,
+    /// Calm time before it resolves when "it's back" posts outnumber reports.
+    pub resolve_after_recovery_secs: i64,
+    /// Quiet time after a resolution before the same service fires again.
+    pub cooldown_secs: i64,
+    /// Ratios of window to expectation for medium and high severity.
+    pub medium_ratio: f64,
+    pub high_ratio: f64,
+    /// Time above the firing level after which severity is at least
+    /// medium, and high.
+    pub medium_after_secs: i64,
+    pub high_after_secs: i64,
+    /// Sample posts attached to an alert.
+    pub samples: usize,
+    /// Authors posting the same long text (copypasta, bot storms) count as
+    /// at most this many in a window.
+    pub max_authors_per_text: u64,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        DetectorConfig {
+            bucket_secs: 10,
+            window_secs: 60,
+            min_authors: 5,
+            warmup_factor: 2,
+            fire_ratio: 4.0,
+            fire_p: 1e-5,
+            ordinary_p: 1e-5,
+            dispersion_initial: 0.1,
+            dispersion_memory_secs: 2 * 86_400,
+            level_adjust_secs: 7 * 86_400,
+            min_scale_secs: 60,
+            group_window_secs: 240,
+            group_min_services: 3,
+            prior_per_min: 0.2,
+            level_min_minutes: 10,
+            learn_during_incident_after_secs: 2 * 3600,
+            seasonal_min_days: 3,
+            weekly_min_weeks: 3,
+            calm_ratio: 2.0,
+            resolve_after_secs: 300,
+            resolve_after_recovery_secs: 60,
+            cooldown_secs: 600,
+            medium_ratio: 15.0,
+            high_ratio: 50.0,
+            medium_after_secs: 600,
+            high_after_secs: 1800,
+            samples: 5,
+            max_authors_per_text: 3,
+        }
+    }
+}
+
+impl DetectorConfig {
+    pub(super) fn memory(&self) -> Memory {
+        Memory {
+            level_min_minutes: self.level_min_minutes,
+            seasonal_min_days: self.seasonal_min_days,
+            weekly_min_weeks: self.weekly_min_weeks,
+        }
+    }
+
+    pub(super) fn bucket_us(&self) -> Micros {
+        self.bucket_secs.max(1) * MICROS_PER_SEC
+    }
+
+    /// Buckets in the window: the scales `1..=scales` the rule can test.
+    pub(super) fn scales(&self) -> usize {
+        (self.window_secs * MICROS_PER_SEC / self.bucket_us()).max(1) as usize
+    }
+
+    /// The shortest scale tested for firing (`min_scale_secs`, rounded up
+    /// to whole buckets).
+    pub(super) fn first_scale(&self) -> usize {
+        let bucket_us = self.bucket_us();
+        ((self.min_scale_secs * MICROS_PER_SEC + bucket_us - 1) / bucket_us)
+            .clamp(1, self.scales() as i64) as usize
+    }
+
+    /// Scales tested for firing: every p-value is multiplied by their
+    /// number (Bonferroni).
+    pub(super) fn tried(&self) -> f64 {
+        (self.scales() + 1 - self.first_scale()) as f64
+    }
+
+    pub(super) fn per_min(&self, per_window: f64) -> f64 {
+        per_window * 60.0 / self.window_secs.max(1) as f64
+    }
+
+    /// The smallest count that passes both significance tests against
+    /// `expected` (Poisson at `fire_p`, the learned negative binomial at
+    /// `ordinary_p`, each over `tried` scales): the edge of the band.
+    pub(super) fn pages_at(&self, expected: f64, dispersion: f64, tried: f64) -> u64 {
+        model::nb_upper(expected, 0.0, self.fire_p / tried).max(model::nb_upper(
+            expected,
+            dispersion,
+            self.ordinary_p / tried,
+        ))
+    }
+
+    /// The `min_authors` in force: multiplied by `warmup_factor` while the
+    /// detector is still warming up (see [`DetectorConfig::warmup_factor`]).
+    pub(super) fn min_authors_now(&self, warming_up: bool) -> u64 {
+        if warming_up {
+            self.min_authors * self.warmup_factor.max(1)
+        } else {
+            self.min_authors
+        }
+    }
+}

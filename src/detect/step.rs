@@ -1,0 +1,335 @@
+//! One service's step at a closed bucket, in the order the rule takes it:
+//! the window is measured at every scale ([`Scales`]), the baseline learns
+//! from it ([`teach`]), the test is kept for `series --explain`, then an
+//! open incident is followed (escalated or resolved) or a new one fires.
+
+use super::baseline::{Basis, Reports, Volume};
+use super::evidence::{self, Evidence};
+use super::incident::{Incident, Measure, Severity, Transition, TransitionKind};
+use super::view::{MAX_ADJUST, WindowView, distinct, expectations, window_view};
+use super::{Detector, DetectorConfig, Explained, ServiceState, model, nb_tail, poisson_tail};
+use crate::{MICROS_PER_SEC, Micros};
+use std::collections::VecDeque;
+
+impl Detector {
+    /// One service at the bucket starting `now`: the transition it makes,
+    /// if any. Also teaches its baseline and records what `series
+    /// --explain` prints.
+    pub(super) fn step(&mut self, id: &str, now: Micros) -> Option<Transition> {
+        let config = self.config.clone();
+        let baseline = self.baselines.entry(id.to_owned()).or_default();
+        let state = self.state.services.get_mut(id)?;
+        let window_us = config.window_secs * MICROS_PER_SEC;
+        while state
+            .recent
+            .front()
+            .is_some_and(|b| b.start + window_us <= now)
+        {
+            state.recent.pop_front();
+        }
+        let volume = (&self.state.volume, &self.state.recent_volume);
+        let scales = Scales::measure(&config, baseline, state, volume, now)?;
+        if teach(&config, baseline, state, &scales, now) {
+            self.changed.insert(id.to_owned());
+        }
+        self.explained
+            .insert(id.to_owned(), scales.explain(&config));
+        if state.incident.is_some() {
+            return follow_incident(&config, state, &scales, now);
+        }
+        if state.cooldown_until.is_some_and(|until| now < until) {
+            return None;
+        }
+        state.cooldown_until = None;
+        fire(id, &config, state, &scales, now)
+    }
+}
+
+/// A service's window at every scale the rule can test (the last `j`
+/// buckets, `j` = 1 … the whole window), before this bucket teaches the
+/// baseline.
+struct Scales {
+    /// Each scale with its expectation and distinct authors, shortest first.
+    views: Vec<WindowView>,
+    /// The whole window (the last of `views`).
+    window: WindowView,
+    /// The learned dispersion of each scale, as it stood before this bucket.
+    dispersions: Vec<f64>,
+    /// The detector has too little history for a baseline yet.
+    warming_up: bool,
+}
+
+impl Scales {
+    /// `None` only if the window has no scale at all.
+    fn measure(
+        config: &DetectorConfig,
+        baseline: &Reports,
+        state: &ServiceState,
+        (volume, recent_volume): (&Volume, &VecDeque<(Micros, u64)>),
+        now: Micros,
+    ) -> Option<Scales> {
+        let (expectations, warming_up) = expectations(baseline, volume, recent_volume, now, config);
+        let views: Vec<WindowView> = expectations
+            .iter()
+            .enumerate()
+            .map(|(i, &(expected, b))| {
+                let since = now - i as i64 * config.bucket_us();
+                window_view(state, since, expected, b, config.max_authors_per_text)
+            })
+            .collect();
+        let window = *views.last()?;
+        let dispersions = (1..=config.scales())
+            .map(|j| baseline.dispersion.at(j, config.dispersion_initial))
+            .collect();
+        Some(Scales {
+            views,
+            window,
+            dispersions,
+            warming_up,
+        })
+    }
+
+    /// The dispersion of scale `scale` (1 = the last bucket).
+    fn dispersion_of(&self, scale: usize) -> f64 {
+        self.dispersions.get(scale - 1).copied().unwrap_or(0.0)
+    }
+
+    /// The dispersion of the whole window.
+    fn window_dispersion(&self) -> f64 {
+        self.dispersion_of(self.dispersions.len())
+    }
+
+    /// The whole window as an alert reports it.
+    fn measure_window(&self, config: &DetectorConfig) -> Measure {
+        let view = &self.window;
+        Measure {
+            reports: view.reports,
+            authors: view.authors,
+            rate_per_min: config.per_min(view.authors as f64),
+            baseline_per_min: config.per_min(view.expected),
+            basis: view.basis,
+            expected: view.expected,
+            dispersion: self.window_dispersion(),
+        }
+    }
+
+    /// What `series --explain` prints: the whole window's test.
+    fn explain(&self, config: &DetectorConfig) -> Explained {
+        let view = &self.window;
+        let dispersion = self.window_dispersion();
+        let tried = config.tried();
+        let window_p = nb_tail(view.expected, dispersion, view.authors);
+        Explained {
+            expected: view.expected,
+            dispersion,
+            upper: config
+                .pages_at(view.expected, dispersion, tried)
+                .max(config.min_authors)
+                .max((config.fire_ratio * view.expected).ceil() as u64),
+            p_value: (window_p * tried).min(1.0),
+            authors: view.authors,
+            basis: view.basis,
+        }
+    }
+}
+
+/// Teaches the baseline: the hourly profile always (its median over days
+/// ignores a one-off surge); the level, the level correction and the
+/// dispersion unless a young incident is open (a surge must not teach the
+/// detector that surges are normal). Returns whether it changed.
+fn teach(
+    config: &DetectorConfig,
+    baseline: &mut Reports,
+    state: &ServiceState,
+    scales: &Scales,
+    now: Micros,
+) -> bool {
+    let this_bucket = state
+        .recent
+        .back()
+        .filter(|b| b.start == now)
+        .map_or(0, |b| distinct(&b.counts)) as f64;
+    let level = state.incident.as_ref().is_none_or(|incident| {
+        now - incident.started_at >= config.learn_during_incident_after_secs * MICROS_PER_SEC
+    });
+    let mut changed = false;
+    if this_bucket > 0.0 {
+        baseline.add(now, this_bucket, level);
+        changed = true;
+    }
+    if level && scales.window.basis != Basis::Prior {
+        learn_variation(config, baseline, scales);
+        changed = true;
+    }
+    changed
+}
+
+/// The dispersion of every scale tested for firing and, on a seasonal
+/// basis, the level correction: a robust local level on the log scale,
+/// each step winsorised at 3 standard deviations.
+fn learn_variation(config: &DetectorConfig, baseline: &mut Reports, scales: &Scales) {
+    let alpha = model::ew_alpha(
+        config.bucket_secs as f64,
+        config.dispersion_memory_secs as f64,
+    );
+    // Only the scales tested for firing need a dispersion.
+    for (j, v) in scales
+        .views
+        .iter()
+        .enumerate()
+        .skip(config.first_scale() - 1)
+    {
+        baseline.dispersion.learn(
+            j + 1,
+            v.authors as f64,
+            v.expected,
+            alpha,
+            config.dispersion_initial,
+        );
+    }
+    let view = &scales.window;
+    if matches!(view.basis, Basis::HourOfDay | Basis::HourOfWeek) {
+        let e = view.expected;
+        let sd = (scales.window_dispersion() + 1.0 / (e + 1.0)).sqrt();
+        let r = ((view.authors as f64 + 1.0) / (e + 1.0)).ln();
+        let r = r.clamp(-3.0 * sd, 3.0 * sd);
+        let alpha = model::ew_alpha(config.bucket_secs as f64, config.level_adjust_secs as f64);
+        baseline.adjust = (baseline.adjust + alpha * r).clamp(-MAX_ADJUST, MAX_ADJUST);
+    }
+}
+
+/// An open incident at the bucket starting `now`: it takes the bucket's
+/// reports, escalates (`updated`) when its severity grows, and resolves
+/// once the window has been calm long enough.
+fn follow_incident(
+    config: &DetectorConfig,
+    state: &mut ServiceState,
+    scales: &Scales,
+    now: Micros,
+) -> Option<Transition> {
+    let at = now + config.bucket_us();
+    let view = &scales.window;
+    let incident = state.incident.as_mut()?;
+    let bucket_reports = state
+        .recent
+        .back()
+        .filter(|b| b.start == now)
+        .map_or(0, |b| b.counts.reports);
+    incident.observe(bucket_reports, view.authors);
+    let ratio = view.authors as f64 / view.expected.max(f64::MIN_POSITIVE);
+    let recovering = view.recoveries > view.reports && view.recoveries > 0;
+    let calm = (view.authors as f64) < config.calm_ratio * view.expected
+        || view.authors * 2 < config.min_authors
+        || recovering;
+    if calm {
+        return resolve_when_calm_enough(config, state, scales, now, recovering);
+    }
+    state.calm_since = None;
+    let severity = Severity::grade(config, ratio, view.authors, at - incident.started_at);
+    if severity <= incident.severity {
+        return None;
+    }
+    incident.severity = severity;
+    let evidence = evidence::gather(state.recent.iter().map(|b| &b.counts), config.samples);
+    let measure = scales.measure_window(config);
+    Some(incident.transition(TransitionKind::Updated, at, &measure, evidence))
+}
+
+/// A calm window during an incident: it resolves once the calm has lasted
+/// `resolve_after_secs` (`resolve_after_recovery_secs` when "it's back"
+/// posts outnumber the reports), then the cooldown starts.
+fn resolve_when_calm_enough(
+    config: &DetectorConfig,
+    state: &mut ServiceState,
+    scales: &Scales,
+    now: Micros,
+    recovering: bool,
+) -> Option<Transition> {
+    let at = now + config.bucket_us();
+    let since = *state.calm_since.get_or_insert(now);
+    let needed = if recovering {
+        config.resolve_after_recovery_secs
+    } else {
+        config.resolve_after_secs
+    };
+    if at - since < needed * MICROS_PER_SEC {
+        return None;
+    }
+    let mut incident = state.incident.take()?;
+    state.calm_since = None;
+    state.cooldown_until = Some(now + config.cooldown_secs * MICROS_PER_SEC);
+    let measure = scales.measure_window(config);
+    let evidence = Evidence::default();
+    Some(incident.transition(TransitionKind::Resolved, at, &measure, evidence))
+}
+
+/// Opens an incident when some scale passes every test, at the most
+/// surprising such scale; its onset is the first bucket of that scale.
+fn fire(
+    id: &str,
+    config: &DetectorConfig,
+    state: &mut ServiceState,
+    scales: &Scales,
+    now: Micros,
+) -> Option<Transition> {
+    let (p, j) = most_surprising(config, scales)?;
+    let at = now + config.bucket_us();
+    let fired = &scales.views[j];
+    let ratio = fired.authors as f64 / fired.expected.max(f64::MIN_POSITIVE);
+    let onset = state
+        .recent
+        .iter()
+        .find(|b| b.start >= now - j as i64 * config.bucket_us())
+        .map_or(now, |b| b.start);
+    let severity = Severity::grade(config, ratio, fired.authors, at - onset);
+    let evidence = evidence::gather(state.recent.iter().map(|b| &b.counts), config.samples);
+    let mut incident = Incident::open(
+        id,
+        onset,
+        severity,
+        p,
+        state.discovered,
+        fired.reports,
+        fired.authors,
+        fired.basis,
+    );
+    incident.expected = fired.expected;
+    incident.dispersion = scales.dispersion_of(j + 1);
+    incident.scale_secs = (j as i64 + 1) * config.bucket_secs;
+    let fired_measure = Measure {
+        reports: fired.reports,
+        authors: fired.authors,
+        rate_per_min: config.per_min(fired.authors as f64),
+        baseline_per_min: config.per_min(fired.expected),
+        basis: fired.basis,
+        expected: fired.expected,
+        dispersion: incident.dispersion,
+    };
+    let transition = incident.transition(TransitionKind::Firing, at, &fired_measure, evidence);
+    state.incident = Some(incident);
+    state.calm_since = None;
+    Some(transition)
+}
+
+/// The scale (index into [`Scales::views`]) that passes every test with
+/// the smallest chance probability, and that probability: enough authors
+/// (more while warming up), `fire_ratio` times the expectation, and
+/// significant under both Poisson noise and the learned variance.
+fn most_surprising(config: &DetectorConfig, scales: &Scales) -> Option<(f64, usize)> {
+    let min_authors = config.min_authors_now(scales.warming_up);
+    let tried = config.tried();
+    let first_scale = config.first_scale();
+    let mut best: Option<(f64, usize)> = None;
+    for (j, v) in scales.views.iter().enumerate().skip(first_scale - 1) {
+        if v.authors < min_authors || (v.authors as f64) < config.fire_ratio * v.expected {
+            continue;
+        }
+        let significant = poisson_tail(v.expected, v.authors) * tried <= config.fire_p;
+        let p = (nb_tail(v.expected, scales.dispersion_of(j + 1), v.authors) * tried).min(1.0);
+        if significant && p <= config.ordinary_p && best.is_none_or(|(q, _)| p < q) {
+            best = Some((p, j));
+        }
+    }
+    debug_assert!(best.is_none_or(|(_, j)| j + 1 >= first_scale));
+    best
+}

@@ -1,0 +1,128 @@
+//! A service's recent window as the rule reads it: what its baseline
+//! expects of each scale (the last 1, 2, … buckets), and what each scale
+//! holds (reports, distinct authors with copies weighed down, recoveries).
+
+use std::collections::VecDeque;
+
+use super::baseline::{self, Basis, Reports, Volume};
+use super::{DetectorConfig, ServiceState};
+use crate::Micros;
+use crate::window::ServiceCounts;
+
+/// The recent window of one service (or its last few buckets), summed.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct WindowView {
+    pub reports: u64,
+    pub authors: u64,
+    pub recoveries: u64,
+    pub expected: f64,
+    pub basis: Basis,
+}
+
+/// The level correction never exceeds a factor of e^3 (20×) either way.
+pub(super) const MAX_ADJUST: f64 = 3.0;
+
+/// The expectation of each scale of a service's window at `now` (the last
+/// 1, 2, … buckets), in distinct authors, before the current bucket teaches
+/// the baseline: each bucket at its own hour's share (a window straddling
+/// the end of a daily peak expects the peak's tail), corrected by the
+/// learned level shift when the share is seasonal, never below the prior's
+/// part of the window. Also says whether the detector is still warming up.
+pub(super) fn expectations(
+    baseline: &Reports,
+    volume: &Volume,
+    recent_volume: &VecDeque<(Micros, u64)>,
+    now: Micros,
+    config: &DetectorConfig,
+) -> (Vec<(f64, Basis)>, bool) {
+    let memory = config.memory();
+    let bucket_us = config.bucket_us();
+    let scales = config.scales();
+    let prior_window = config.prior_per_min * config.window_secs as f64 / 60.0;
+    let warming_up = baseline.share(volume, now, now, &memory).is_none();
+    let adjust = baseline.adjust.clamp(-MAX_ADJUST, MAX_ADJUST).exp();
+    let mut shares: Vec<(i64, Option<(f64, Basis)>)> = Vec::new();
+    let mut per_bucket: Vec<(Micros, f64)> = Vec::new();
+    let mut basis = Basis::Prior;
+    for &(start, posts) in recent_volume {
+        let hour = baseline::hour_index(start);
+        let share = match shares.iter().find(|(h, _)| *h == hour) {
+            Some((_, share)) => *share,
+            None => {
+                let share = baseline.share(volume, start, now, &memory);
+                shares.push((hour, share));
+                share
+            }
+        };
+        let expected = match share {
+            Some((share, b)) => {
+                basis = b;
+                let seasonal = matches!(b, Basis::HourOfDay | Basis::HourOfWeek);
+                share * posts as f64 * if seasonal { adjust } else { 1.0 }
+            }
+            None => 0.0,
+        };
+        per_bucket.push((start, expected));
+    }
+    let mut out = Vec::with_capacity(scales);
+    let mut sum = 0.0;
+    for j in 1..=scales {
+        let since = now - (j as i64 - 1) * bucket_us;
+        sum += per_bucket
+            .iter()
+            .rev()
+            .nth(j - 1)
+            .filter(|(start, _)| *start >= since)
+            .map_or(0.0, |(_, e)| *e);
+        let prior = prior_window * j as f64 / scales as f64;
+        out.push(if sum > prior {
+            (sum, basis)
+        } else {
+            (prior, Basis::Prior)
+        });
+    }
+    (out, warming_up)
+}
+
+/// Distinct reporting authors of one bucket (named ones and anonymous
+/// counts from a plain series).
+pub(super) fn distinct(counts: &ServiceCounts) -> u64 {
+    counts.authors.len() as u64 + counts.extra_authors
+}
+
+/// The buckets of the recent window that started at or after `since`,
+/// summed.
+pub(super) fn window_view(
+    state: &ServiceState,
+    since: Micros,
+    expected: f64,
+    basis: Basis,
+    max_per_text: u64,
+) -> WindowView {
+    let buckets = || state.recent.iter().filter(move |b| b.start >= since);
+    let mut authors: Vec<&str> = buckets()
+        .flat_map(|b| b.counts.authors.iter().map(String::as_str))
+        .collect();
+    authors.sort_unstable();
+    authors.dedup();
+    let anonymous: u64 = buckets().map(|b| b.counts.extra_authors).sum();
+    // The same long text from many accounts counts as a few of them.
+    let mut copies: Vec<(u64, &str)> = buckets()
+        .flat_map(|b| b.counts.copies.iter().map(|(f, a)| (*f, a.as_str())))
+        .collect();
+    copies.sort_unstable();
+    copies.dedup();
+    // A text shared by many accounts counts as at most `max_per_text` of
+    // them.
+    let mut excess = 0u64;
+    for group in copies.chunk_by(|a, b| a.0 == b.0) {
+        excess += (group.len() as u64).saturating_sub(max_per_text.max(1));
+    }
+    WindowView {
+        reports: buckets().map(|b| b.counts.reports).sum(),
+        authors: (authors.len() as u64 + anonymous).saturating_sub(excess),
+        recoveries: buckets().map(|b| b.counts.recoveries).sum(),
+        expected,
+        basis,
+    }
+}
