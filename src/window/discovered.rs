@@ -101,54 +101,13 @@ impl DiscoveredNames {
             }
             return Admission::Counted;
         }
-        let min_authors = self.bounds.min_authors.max(1);
-        let candidate = match self.candidates.get_mut(name) {
-            Some(c) if now - c.since <= self.bounds.admit_us => c,
-            _ => {
-                self.candidates.put(
-                    name.to_owned(),
-                    Candidate {
-                        since: now,
-                        authors: Vec::new(),
-                    },
-                );
-                match self.candidates.get_mut(name) {
-                    Some(c) => c,
-                    None => return Admission::Pending,
-                }
-            }
-        };
-        match candidate.authors.iter_mut().find(|(a, _)| a == author) {
-            Some((_, reports)) => *reports += 1,
-            None => candidate.authors.push((author.to_owned(), 1)),
-        }
-        if candidate.authors.len() < min_authors {
-            self.pending += 1;
+        let Some(authors) = self.gather(name, author, now) else {
             return Admission::Pending;
-        }
-        let authors = self
-            .candidates
-            .pop(name)
-            .map(|c| c.authors)
-            .unwrap_or_default();
+        };
         let score = authors.len() as f64;
-        if self.tracked.len() >= self.bounds.capacity {
-            let lowest = self
-                .tracked
-                .iter()
-                .map(|(n, t)| (decayed(t, now, ttl), n))
-                .min_by(|a, b| a.0.total_cmp(&b.0))
-                .map(|(s, n)| (s, n.clone()));
-            match lowest {
-                Some((lowest, victim)) if lowest < score => {
-                    self.tracked.remove(&victim);
-                    self.evicted += 1;
-                }
-                _ => {
-                    self.rejected += 1;
-                    return Admission::Rejected;
-                }
-            }
+        if !self.make_room(score, now) {
+            self.rejected += 1;
+            return Admission::Rejected;
         }
         self.tracked
             .insert(name.to_owned(), Tracked { score, at: now });
@@ -162,6 +121,62 @@ impl DiscoveredNames {
             }
         }
         Admission::Admitted(before)
+    }
+
+    /// Adds `author` to the candidate `name` (a fresh candidate when it had
+    /// none, or its first author is older than `admit_us`). Once it has
+    /// `min_authors`, the candidate leaves the table and its authors are
+    /// returned; until then the report is counted as pending.
+    fn gather(&mut self, name: &str, author: &str, now: Micros) -> Option<Vec<(String, u64)>> {
+        let min_authors = self.bounds.min_authors.max(1);
+        let candidate = match self.candidates.get_mut(name) {
+            Some(c) if now - c.since <= self.bounds.admit_us => c,
+            _ => {
+                let fresh = Candidate {
+                    since: now,
+                    authors: Vec::new(),
+                };
+                self.candidates.put(name.to_owned(), fresh);
+                self.candidates.get_mut(name)?
+            }
+        };
+        match candidate.authors.iter_mut().find(|(a, _)| a == author) {
+            Some((_, reports)) => *reports += 1,
+            None => candidate.authors.push((author.to_owned(), 1)),
+        }
+        if candidate.authors.len() < min_authors {
+            self.pending += 1;
+            return None;
+        }
+        Some(
+            self.candidates
+                .pop(name)
+                .map(|c| c.authors)
+                .unwrap_or_default(),
+        )
+    }
+
+    /// Room for a newcomer scoring `score`: always below `capacity`; at
+    /// it, by evicting the lowest-scored tracked name if it scores less.
+    fn make_room(&mut self, score: f64, now: Micros) -> bool {
+        if self.tracked.len() < self.bounds.capacity {
+            return true;
+        }
+        let ttl = self.bounds.ttl_us.max(1);
+        let lowest = self
+            .tracked
+            .iter()
+            .map(|(n, t)| (decayed(t, now, ttl), n))
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(s, n)| (s, n.clone()));
+        match lowest {
+            Some((lowest, victim)) if lowest < score => {
+                self.tracked.remove(&victim);
+                self.evicted += 1;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Reports turned away because every tracked name scored higher.

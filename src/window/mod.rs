@@ -12,256 +12,19 @@
 //! surge. Everything runs on event time, so the same
 //! input closes the same buckets, whatever the machine's speed.
 
+mod bucket;
+mod config;
 mod discovered;
 
 use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
 
 use self::discovered::{Admission, DiscoveredNames};
 use crate::matcher::{Class, Verdict};
 use crate::normalize::Post;
 use crate::{MICROS_PER_SEC, Micros};
 
-/// Bucket and lateness settings.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WindowConfig {
-    /// Width of one bucket in seconds.
-    pub bucket_secs: i64,
-    /// How long after a bucket's end late events are still awaited.
-    pub lateness_secs: i64,
-    /// Posts later than this behind their source's watermark are stale:
-    /// counted, not added.
-    pub max_late_secs: i64,
-    /// Events further than this ahead of the arrival clock (live) or of the
-    /// source's watermark (old recordings) are quarantined as `future`.
-    pub max_future_secs: i64,
-    /// Distinct authors that must reach a time before a source's watermark
-    /// moves there (see `source::clock`).
-    pub watermark_quorum: usize,
-    /// Sample posts kept per service and bucket, as alert evidence.
-    pub samples_per_bucket: usize,
-    /// Discovered services tracked at once (see `discovered`).
-    pub max_discovered: usize,
-    /// A discovered service's score halves for each such span of quiet,
-    /// so a newcomer can take its place.
-    pub discovered_ttl_secs: i64,
-    /// Distinct authors a new name needs within `discovered_admit_secs`
-    /// before it is tracked.
-    pub discovered_min_authors: usize,
-    pub discovered_admit_secs: i64,
-    /// New names remembered while they gather authors.
-    pub max_discovered_candidates: usize,
-    /// Characters of a sample post kept as alert evidence; longer texts
-    /// are cut (with `…`).
-    pub sample_chars: usize,
-    /// Texts at least this long (characters, normalized) posted by several
-    /// authors are tracked as copies, so the detector can weigh them down.
-    pub copy_min_chars: usize,
-}
-
-impl Default for WindowConfig {
-    fn default() -> Self {
-        WindowConfig {
-            bucket_secs: 10,
-            lateness_secs: 5,
-            max_late_secs: 60,
-            max_future_secs: crate::source::clock::DEFAULT_MAX_FUTURE_SECS,
-            watermark_quorum: crate::source::clock::DEFAULT_QUORUM,
-            samples_per_bucket: 5,
-            max_discovered: 1000,
-            discovered_ttl_secs: 900,
-            discovered_min_authors: 3,
-            discovered_admit_secs: 600,
-            max_discovered_candidates: 10_000,
-            sample_chars: 500,
-            copy_min_chars: 40,
-        }
-    }
-}
-
-impl WindowConfig {
-    /// Bounds of every key (the README's "Limits"): `(key, why)` for the
-    /// first one outside them.
-    pub fn check(&self) -> Result<(), (String, String)> {
-        let day = 86_400;
-        let ints: [(&str, i64, i64, i64); 11] = [
-            ("bucket_secs", self.bucket_secs, 1, 3600),
-            ("lateness_secs", self.lateness_secs, 0, 3600),
-            ("max_late_secs", self.max_late_secs, 0, day),
-            ("samples_per_bucket", self.samples_per_bucket as i64, 0, 100),
-            ("max_discovered", self.max_discovered as i64, 0, 100_000),
-            ("discovered_ttl_secs", self.discovered_ttl_secs, 10, day),
-            (
-                "discovered_min_authors",
-                self.discovered_min_authors as i64,
-                1,
-                1000,
-            ),
-            ("discovered_admit_secs", self.discovered_admit_secs, 10, day),
-            (
-                "max_discovered_candidates",
-                self.max_discovered_candidates as i64,
-                1,
-                1_000_000,
-            ),
-            ("sample_chars", self.sample_chars as i64, 10, 100_000),
-            ("copy_min_chars", self.copy_min_chars as i64, 1, 100_000),
-        ];
-        for (key, value, min, max) in ints {
-            crate::numbers::check_int(value, min, max).map_err(|m| (key.to_owned(), m))?;
-        }
-        Ok(())
-    }
-
-    fn discovered_bounds(&self) -> discovered::Bounds {
-        discovered::Bounds {
-            capacity: self.max_discovered,
-            max_candidates: self.max_discovered_candidates,
-            min_authors: self.discovered_min_authors,
-            admit_us: self.discovered_admit_secs.saturating_mul(MICROS_PER_SEC),
-            ttl_us: self.discovered_ttl_secs.saturating_mul(MICROS_PER_SEC),
-        }
-    }
-}
-
-/// `text` cut to at most `max` characters (the last one `…` when cut).
-pub fn truncate_chars(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max.saturating_sub(1)) {
-        Some((at, _)) if text[at..].chars().nth(1).is_some() => {
-            let mut cut = text[..at].to_owned();
-            cut.push('…');
-            cut
-        }
-        _ => text.to_owned(),
-    }
-}
-
-impl WindowConfig {
-    pub fn bucket_us(&self) -> Micros {
-        self.bucket_secs.max(1) * MICROS_PER_SEC
-    }
-
-    pub fn bucket_start(&self, time_us: Micros) -> Micros {
-        time_us.div_euclid(self.bucket_us()) * self.bucket_us()
-    }
-}
-
-/// One bucket of event time: all posts, and what was reported per service.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Bucket {
-    pub start: Micros,
-    /// Every post in the bucket, reports or not: the firehose's own volume.
-    pub total_posts: u64,
-    /// Per service (canonical or discovered id), in id order.
-    pub services: BTreeMap<String, ServiceCounts>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ServiceCounts {
-    pub reports: u64,
-    /// Distinct reporting authors, sorted; one author counts once per bucket.
-    pub authors: Vec<String>,
-    /// Posts saying the service works again.
-    pub recoveries: u64,
-    /// The best few reports of the bucket, by score then arrival.
-    pub samples: Vec<Sample>,
-    /// (fingerprint of a long text, author) for reports long enough to be
-    /// copypasta: the same long text from many accounts is a storm, not
-    /// many people.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub copies: Vec<(u64, String)>,
-    /// How often each outage phrase was used (evidence for alerts).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub phrases: BTreeMap<String, u64>,
-    /// Reports per language.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub langs: BTreeMap<String, u64>,
-    /// Distinct authors without names: a plain count series (`outagewatch
-    /// series`) has counts but no authors.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub extra_authors: u64,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub discovered: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Sample {
-    pub text: String,
-    pub uri: String,
-    pub author: String,
-    pub score: f32,
-    pub time_us: Micros,
-    /// Declared language, else the language of the phrase that matched.
-    #[serde(default)]
-    pub lang: String,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
-
-/// The phrases that made a verdict a report, and its language.
-fn phrases_and_lang<'a>(post: &'a Post, verdict: &'a Verdict) -> (Vec<&'a str>, &'a str) {
-    let evidence = verdict
-        .reasons
-        .iter()
-        .filter(|r| r.weight > 0.0 && matches!(r.rule, "outage" | "weak" | "hashtag" | "error"));
-    let phrases: Vec<&str> = evidence
-        .clone()
-        .filter_map(|r| r.matched.as_deref())
-        .collect();
-    let lang = post
-        .langs
-        .first()
-        .map(String::as_str)
-        .or_else(|| evidence.filter_map(|r| r.lang.as_deref()).next())
-        .unwrap_or("und");
-    (phrases, lang)
-}
-
-impl ServiceCounts {
-    fn add_report(&mut self, post: &Post, verdict: &Verdict, config: &WindowConfig) {
-        let keep = config.samples_per_bucket;
-        let (phrases, lang) = phrases_and_lang(post, verdict);
-        for phrase in phrases {
-            *self.phrases.entry(phrase.to_owned()).or_default() += 1;
-        }
-        *self.langs.entry(lang.to_owned()).or_default() += 1;
-        self.reports += 1;
-        if let Err(at) = self.authors.binary_search(&post.author) {
-            self.authors.insert(at, post.author.clone());
-        }
-        if post.text.chars().count() >= config.copy_min_chars {
-            let copy = (
-                xxhash_rust::xxh3::xxh3_64(post.text.as_bytes()),
-                post.author.clone(),
-            );
-            if let Err(at) = self.copies.binary_search(&copy) {
-                self.copies.insert(at, copy);
-            }
-        }
-        let better = |s: &Sample| s.score < verdict.score;
-        if self.samples.len() < keep || self.samples.iter().any(better) {
-            let sample = Sample {
-                text: truncate_chars(&post.original, config.sample_chars),
-                uri: post.uri.clone(),
-                author: post.author.clone(),
-                score: verdict.score,
-                time_us: post.time_us,
-                lang: lang.to_owned(),
-            };
-            let at = self
-                .samples
-                .iter()
-                .position(better)
-                .unwrap_or(self.samples.len());
-            self.samples.insert(at, sample);
-            self.samples.truncate(keep);
-        }
-    }
-}
+pub use self::bucket::{Bucket, Sample, ServiceCounts, truncate_chars};
+pub use self::config::WindowConfig;
 
 /// Where [`Windows::add`] put a post.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,6 +35,36 @@ pub enum Placement {
     Late,
     /// Too far behind its source's watermark: counted as stale, not added.
     Stale,
+}
+
+/// Whether a report or recovery of a discovered name counts: only once
+/// enough authors have used the name (see `discovered`). When the name is
+/// admitted now, the authors who named it first count in this bucket.
+fn admit_discovered(
+    discovered: &mut DiscoveredNames,
+    bucket: &mut Bucket,
+    service: &str,
+    post: &Post,
+) -> bool {
+    let new_author = bucket
+        .services
+        .get(service)
+        .is_none_or(|c| c.authors.binary_search(&post.author).is_err());
+    match discovered.admit(service, &post.author, new_author, post.time_us) {
+        Admission::Counted => true,
+        Admission::Admitted(before) => {
+            let counts = bucket.services.entry(service.to_owned()).or_default();
+            counts.discovered = true;
+            for (author, reports) in before {
+                counts.reports += reports;
+                if let Err(at) = counts.authors.binary_search(&author) {
+                    counts.authors.insert(at, author);
+                }
+            }
+            true
+        }
+        Admission::Pending | Admission::Rejected => false,
+    }
 }
 
 /// Open buckets and the event-time watermark.
@@ -376,15 +169,7 @@ impl Windows {
             self.stale += 1;
             return Placement::Stale;
         }
-        let mut placement = Placement::Counted;
-        let mut start = self.config.bucket_start(post.time_us);
-        if let Some(first_open) = self.closed_through
-            && start < first_open
-        {
-            self.late += 1;
-            placement = Placement::Late;
-            start = first_open;
-        }
+        let (start, placement) = self.place(post.time_us);
         let bucket = self.open.entry(start).or_insert_with(|| Bucket {
             start,
             ..Bucket::default()
@@ -393,44 +178,27 @@ impl Windows {
         let Some(service) = &verdict.service else {
             return placement;
         };
-        if verdict.discovered && matches!(verdict.class, Class::Report | Class::Recovery) {
-            let new_author = bucket
-                .services
-                .get(service)
-                .is_none_or(|c| c.authors.binary_search(&post.author).is_err());
-            match self
-                .discovered
-                .admit(service, &post.author, new_author, post.time_us)
-            {
-                Admission::Counted => {}
-                Admission::Admitted(before) => {
-                    // The authors who named it first count in this bucket.
-                    let counts = bucket.services.entry(service.clone()).or_default();
-                    counts.discovered = true;
-                    for (author, reports) in before {
-                        counts.reports += reports;
-                        if let Err(at) = counts.authors.binary_search(&author) {
-                            counts.authors.insert(at, author);
-                        }
-                    }
-                }
-                Admission::Pending | Admission::Rejected => return placement,
-            }
+        if verdict.discovered
+            && matches!(verdict.class, Class::Report | Class::Recovery)
+            && !admit_discovered(&mut self.discovered, bucket, service, post)
+        {
+            return placement;
         }
-        match verdict.class {
-            Class::Report => {
-                let counts = bucket.services.entry(service.clone()).or_default();
-                counts.discovered = verdict.discovered;
-                counts.add_report(post, verdict, &self.config);
-            }
-            Class::Recovery => {
-                let counts = bucket.services.entry(service.clone()).or_default();
-                counts.discovered = verdict.discovered;
-                counts.recoveries += 1;
-            }
-            Class::Maintenance | Class::None => {}
-        }
+        bucket.count(service, post, verdict, &self.config);
         placement
+    }
+
+    /// The bucket a post of `time_us` goes to: its own, or the oldest open
+    /// one when its own has closed (a late post).
+    fn place(&mut self, time_us: Micros) -> (Micros, Placement) {
+        let start = self.config.bucket_start(time_us);
+        match self.closed_through {
+            Some(first_open) if start < first_open => {
+                self.late += 1;
+                (first_open, Placement::Late)
+            }
+            _ => (start, Placement::Counted),
+        }
     }
 
     /// Closes the buckets the watermark has passed, oldest first.
