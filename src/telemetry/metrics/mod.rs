@@ -1,0 +1,214 @@
+//! Prometheus metrics, encoded by `prometheus-client`.
+//!
+//! The program's counters live where they are counted (see the module
+//! above); at each scrape, [`Metrics::render`] copies them into the
+//! registry's families and encodes the registry. Counters only ever move
+//! up: a total is copied by adding the difference. Gauges with a label per
+//! service are rebuilt at each scrape for the `TOP_SERVICES` busiest
+//! services plus `other`, so the number of series stays bounded whatever
+//! the firehose names.
+
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use self::families::{DeliveryFamilies, PipelineFamilies, ServiceFamilies, SourceFamilies};
+use super::Telemetry;
+
+/// Services with their own label in the per-service gauges; the rest are
+/// summed under `service="other"`.
+pub const TOP_SERVICES: usize = 20;
+
+type Labels = Vec<(&'static str, String)>;
+type Counters = Family<Labels, Counter>;
+type Gauges = Family<Labels, Gauge>;
+type FloatGauges = Family<Labels, Gauge<f64, AtomicU64>>;
+
+fn label(key: &'static str, value: &str) -> Labels {
+    vec![(key, value.to_owned())]
+}
+
+/// Adds to a counter what a total has gained since the last copy.
+fn copy_total(family: &Counters, labels: &Labels, total: u64) {
+    let counter = family.get_or_create(labels);
+    let have = counter.get();
+    if total > have {
+        counter.inc_by(total - have);
+    }
+}
+
+/// The same for a counter without labels.
+fn copy_plain(counter: &Counter, total: u64) {
+    let have = counter.get();
+    if total > have {
+        counter.inc_by(total - have);
+    }
+}
+
+/// Registers a family (or a metric without labels) under `name` and
+/// returns it; its type comes from the field it is assigned to.
+macro_rules! family {
+    ($registry:expr, $name:expr, $help:expr) => {{
+        let f = Default::default();
+        $registry.register($name, $help, Clone::clone(&f));
+        f
+    }};
+}
+
+mod families;
+
+/// Every family, in groups by what they describe. Registered in this
+/// order, which is the order of the text format.
+pub struct Metrics {
+    /// Held while copying and encoding, so scrapes do not interleave.
+    registry: Mutex<Registry>,
+    pipeline: PipelineFamilies,
+    sources: SourceFamilies,
+    services: ServiceFamilies,
+    delivery: DeliveryFamilies,
+    event_time: Gauge<f64, AtomicU64>,
+    up: Gauge,
+    process: Process,
+}
+
+#[derive(Default)]
+struct Process {
+    cpu: Counter<f64, AtomicU64>,
+    resident: Gauge,
+    virtual_memory: Gauge,
+    open_fds: Gauge,
+    threads: Gauge,
+    start_time: Gauge<f64, AtomicU64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut r = Registry::default();
+        let pipeline = PipelineFamilies::register(&mut r);
+        let sources = SourceFamilies::register(&mut r);
+        let services = ServiceFamilies::register(&mut r);
+        let delivery = DeliveryFamilies::register(&mut r);
+        let event_time = family!(
+            r,
+            "outagewatch_event_time_seconds",
+            "Start of the newest closed bucket (event time, Unix seconds)"
+        );
+        let up = family!(r, "outagewatch_ready", "1 when /readyz answers 200");
+        let process = Process::register(&mut r);
+        Metrics {
+            registry: Mutex::new(r),
+            pipeline,
+            sources,
+            services,
+            delivery,
+            event_time,
+            up,
+            process,
+        }
+    }
+
+    /// Copies every counter into the registry and encodes it as the
+    /// Prometheus text format.
+    pub fn render(&self, t: &Telemetry) -> Result<String, std::fmt::Error> {
+        let registry = self
+            .registry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.sync(t);
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry)?;
+        Ok(out)
+    }
+
+    fn sync(&self, t: &Telemetry) {
+        self.pipeline.sync(&t.stats());
+        self.sources
+            .sync(&t.sources(), crate::source::health::wall_now());
+        {
+            let board = t.board();
+            for (state, n) in board.alerts_by_state() {
+                copy_total(&self.pipeline.alerts, &label("state", state), *n);
+            }
+            self.services.sync(&board);
+            if let Some(newest) = board.newest() {
+                self.event_time.set(newest as f64 / 1e6);
+            }
+        }
+        if let Some(probe) = t.sinks() {
+            self.delivery.sync(&probe);
+        }
+        self.up.set(i64::from(t.readiness().is_ok()));
+        self.process.sync();
+    }
+}
+
+impl Process {
+    fn register(r: &mut Registry) -> Self {
+        let p = Process::default();
+        r.register(
+            "process_cpu_seconds",
+            "User and system CPU time spent",
+            p.cpu.clone(),
+        );
+        r.register(
+            "process_resident_memory_bytes",
+            "Resident memory size",
+            p.resident.clone(),
+        );
+        r.register(
+            "process_virtual_memory_bytes",
+            "Virtual memory size",
+            p.virtual_memory.clone(),
+        );
+        r.register(
+            "process_open_fds",
+            "Open file descriptors",
+            p.open_fds.clone(),
+        );
+        r.register("process_threads", "OS threads", p.threads.clone());
+        r.register(
+            "process_start_time_seconds",
+            "Start time of the process since the Unix epoch",
+            p.start_time.clone(),
+        );
+        p
+    }
+
+    #[cfg(target_os = "linux")]
+    fn sync(&self) {
+        let Ok(me) = procfs::process::Process::myself() else {
+            return;
+        };
+        if let Ok(stat) = me.stat() {
+            let ticks = procfs::ticks_per_second() as f64;
+            let cpu = (stat.utime + stat.stime) as f64 / ticks.max(1.0);
+            let have = self.cpu.get();
+            if cpu > have {
+                self.cpu.inc_by(cpu - have);
+            }
+            self.resident.set((stat.rss * procfs::page_size()) as i64);
+            self.virtual_memory.set(stat.vsize as i64);
+            self.threads.set(stat.num_threads);
+            if let Ok(boot) = procfs::boot_time_secs() {
+                self.start_time
+                    .set(boot as f64 + stat.starttime as f64 / ticks.max(1.0));
+            }
+        }
+        if let Ok(fds) = me.fd_count() {
+            self.open_fds.set(fds as i64);
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn sync(&self) {}
+}
