@@ -70,42 +70,7 @@ pub fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
             if let Some(code) = through_api(&args.command, &dir, &config)? {
                 return Ok(code);
             }
-            let store = SledStore::open(&dir).with_context(|| {
-                format!(
-                    "cannot open the state at {} (is the daemon running?)",
-                    dir.display()
-                )
-            })?;
-            let outbox: crate::alert::outbox::Outbox = store.outbox();
-            if let AlertsCommand::Retry { id } = &args.command {
-                let id = id.clone();
-                let moved = outbox.requeue(id.as_deref())?;
-                if let Some(id) = id {
-                    anyhow::ensure!(
-                        moved > 0,
-                        "no dead letter {id}; `outagewatch alerts dead` lists them"
-                    );
-                }
-                println!("{moved} alert(s) re-queued; they are delivered at the next run");
-                return Ok(ExitCode::SUCCESS);
-            }
-            let letters = outbox.dead_letters()?;
-            for letter in &letters {
-                println!(
-                    "{}  {}  {} ({})  {} attempt(s), last {}: {}",
-                    letter.id(),
-                    letter.alert.id,
-                    letter.alert.service,
-                    serde_json::to_value(letter.alert.state)?
-                        .as_str()
-                        .unwrap_or("?"),
-                    letter.attempts,
-                    letter.failed_at,
-                    letter.reason
-                );
-            }
-            eprintln!("{} dead letter(s)", letters.len());
-            Ok(ExitCode::SUCCESS)
+            through_store(&args.command, &dir)
         }
         AlertsCommand::Test {
             sink,
@@ -122,37 +87,82 @@ pub fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
                 added.api_key = webhook_key;
                 config.sinks.push(added);
             }
-            let specs = sink_specs(&config);
-            let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-            let spec = specs
-                .iter()
-                .find(|s| s.name == sink)
-                .with_context(|| format!("no sink {sink:?}; configured: {}", names.join(", ")))?;
-            let stateful = matches!(&spec.target, Target::Webhook(h) if h.format.is_stateful());
-            let mut states = vec![TransitionKind::Firing];
-            if stateful {
-                states.push(TransitionKind::Resolved);
-            }
-            let now = chrono::Utc::now();
-            let nonce: u32 = rand::random();
-            let runtime = super::runtime(1)?;
-            for state in states {
-                let alert = test_alert(state, now, nonce);
-                let what = match state {
-                    TransitionKind::Resolved => "test resolution",
-                    _ => "test alert",
-                };
-                match runtime.block_on(send_test(spec, &alert)) {
-                    Ok(outcome) => eprintln!("sink {sink}: {what} {} {outcome}", alert.id),
-                    Err(problem) => {
-                        eprintln!("sink {sink}: {what} {} failed: {problem}", alert.id);
-                        return Ok(ExitCode::FAILURE);
-                    }
-                }
-            }
-            Ok(ExitCode::SUCCESS)
+            test_sink(&config, &sink)
         }
     }
+}
+
+/// `dead` or `retry` on the store itself, when no daemon holds it.
+fn through_store(command: &AlertsCommand, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let store = SledStore::open(dir).with_context(|| {
+        format!(
+            "cannot open the state at {} (is the daemon running?)",
+            dir.display()
+        )
+    })?;
+    let outbox: crate::alert::outbox::Outbox = store.outbox();
+    if let AlertsCommand::Retry { id } = command {
+        let moved = outbox.requeue(id.as_deref())?;
+        if let Some(id) = id {
+            anyhow::ensure!(
+                moved > 0,
+                "no dead letter {id}; `outagewatch alerts dead` lists them"
+            );
+        }
+        println!("{moved} alert(s) re-queued; they are delivered at the next run");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let letters = outbox.dead_letters()?;
+    for letter in &letters {
+        println!(
+            "{}  {}  {} ({})  {} attempt(s), last {}: {}",
+            letter.id(),
+            letter.alert.id,
+            letter.alert.service,
+            serde_json::to_value(letter.alert.state)?
+                .as_str()
+                .unwrap_or("?"),
+            letter.attempts,
+            letter.failed_at,
+            letter.reason
+        );
+    }
+    eprintln!("{} dead letter(s)", letters.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Sends a test alert (and, for formats that keep incidents open, its
+/// resolution) through the sink named `sink`.
+fn test_sink(config: &Config, sink: &str) -> anyhow::Result<ExitCode> {
+    let specs = sink_specs(config);
+    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    let spec = specs
+        .iter()
+        .find(|s| s.name == sink)
+        .with_context(|| format!("no sink {sink:?}; configured: {}", names.join(", ")))?;
+    let stateful = matches!(&spec.target, Target::Webhook(h) if h.format.is_stateful());
+    let mut states = vec![TransitionKind::Firing];
+    if stateful {
+        states.push(TransitionKind::Resolved);
+    }
+    let now = chrono::Utc::now();
+    let nonce: u32 = rand::random();
+    let runtime = super::runtime(1)?;
+    for state in states {
+        let alert = test_alert(state, now, nonce);
+        let what = match state {
+            TransitionKind::Resolved => "test resolution",
+            _ => "test alert",
+        };
+        match runtime.block_on(send_test(spec, &alert)) {
+            Ok(outcome) => eprintln!("sink {sink}: {what} {} {outcome}", alert.id),
+            Err(problem) => {
+                eprintln!("sink {sink}: {what} {} failed: {problem}", alert.id);
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `dead` or `retry` through a running daemon's status API. `None` when no
@@ -174,67 +184,75 @@ fn through_api(
         .or_else(|| config.http.token.clone())
         .filter(|t| !t.is_empty());
     let runtime = super::runtime(1)?;
-    runtime.block_on(async {
-        let client = reqwest::Client::builder()
-            .tls_backend_preconfigured((*crate::tls::client_config()?).clone())
-            .timeout(std::time::Duration::from_secs(10))
-            .no_proxy()
-            .build()
-            .context("cannot make an HTTP client")?;
-        let with_token = |request: reqwest::RequestBuilder| match &token {
-            Some(token) => request.bearer_auth(token),
-            None => request,
-        };
-        let request = match command {
-            AlertsCommand::Retry { id } => with_token(
-                client
-                    .post(format!("http://{addr}/api/v1/outbox/retry"))
-                    .json(&serde_json::json!({ "id": id })),
-            ),
-            _ => with_token(client.get(format!("http://{addr}/api/v1/outbox"))),
-        };
-        let response = match request.send().await {
-            Ok(response) => response,
-            // Nobody listening: the daemon has stopped.
-            Err(e) if e.is_connect() => return Ok(None),
-            Err(e) => return Err(anyhow::anyhow!("the daemon at {addr} did not answer: {e}")),
-        };
-        let status = response.status();
-        let body: serde_json::Value = response
-            .json()
-            .await
-            .with_context(|| format!("the daemon at {addr} answered HTTP {status} without JSON"))?;
-        if !status.is_success() {
-            anyhow::bail!(
-                "the daemon at {addr} answered HTTP {status}: {}",
-                body["error"].as_str().unwrap_or("no reason given")
-            );
-        }
-        if let AlertsCommand::Retry { .. } = command {
+    let Some(body) = runtime.block_on(ask_daemon(command, addr, token))? else {
+        return Ok(None);
+    };
+    if let AlertsCommand::Retry { .. } = command {
+        println!(
+            "{} alert(s) re-queued in the running daemon (at {addr}); it delivers them now",
+            body["requeued"]
+        );
+        return Ok(Some(ExitCode::SUCCESS));
+    }
+    let mut count = 0;
+    for sink in body["sinks"].as_array().into_iter().flatten() {
+        for letter in sink["dead_letters"].as_array().into_iter().flatten() {
+            count += 1;
+            let text = |key: &str| letter[key].as_str().unwrap_or("?").to_owned();
             println!(
-                "{} alert(s) re-queued in the running daemon (at {addr}); it delivers them now",
-                body["requeued"]
+                "{}  {}  {} ({})  {} attempt(s), last {}: {}",
+                text("id"),
+                text("alert_id"),
+                text("service"),
+                text("state"),
+                letter["attempts"],
+                text("failed_at"),
+                text("reason")
             );
-            return Ok(Some(ExitCode::SUCCESS));
         }
-        let mut count = 0;
-        for sink in body["sinks"].as_array().into_iter().flatten() {
-            for letter in sink["dead_letters"].as_array().into_iter().flatten() {
-                count += 1;
-                let text = |key: &str| letter[key].as_str().unwrap_or("?").to_owned();
-                println!(
-                    "{}  {}  {} ({})  {} attempt(s), last {}: {}",
-                    text("id"),
-                    text("alert_id"),
-                    text("service"),
-                    text("state"),
-                    letter["attempts"],
-                    text("failed_at"),
-                    text("reason")
-                );
-            }
-        }
-        eprintln!("{count} dead letter(s) (from the running daemon at {addr})");
-        Ok(Some(ExitCode::SUCCESS))
-    })
+    }
+    eprintln!("{count} dead letter(s) (from the running daemon at {addr})");
+    Ok(Some(ExitCode::SUCCESS))
+}
+
+/// The daemon's answer to `retry` (a POST) or `dead` (the outbox), as
+/// JSON; `None` when nobody listens at `addr` (the daemon has stopped).
+async fn ask_daemon(
+    command: &AlertsCommand,
+    addr: std::net::SocketAddr,
+    token: Option<String>,
+) -> anyhow::Result<Option<serde_json::Value>> {
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured((*crate::tls::client_config()?).clone())
+        .timeout(std::time::Duration::from_secs(10))
+        .no_proxy()
+        .build()
+        .context("cannot make an HTTP client")?;
+    let request = match command {
+        AlertsCommand::Retry { id } => client
+            .post(format!("http://{addr}/api/v1/outbox/retry"))
+            .json(&serde_json::json!({ "id": id })),
+        _ => client.get(format!("http://{addr}/api/v1/outbox")),
+    };
+    let request = match &token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    };
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(e) if e.is_connect() => return Ok(None),
+        Err(e) => return Err(anyhow::anyhow!("the daemon at {addr} did not answer: {e}")),
+    };
+    let status = response.status();
+    let body: serde_json::Value = response
+        .json()
+        .await
+        .with_context(|| format!("the daemon at {addr} answered HTTP {status} without JSON"))?;
+    if !status.is_success() {
+        anyhow::bail!(
+            "the daemon at {addr} answered HTTP {status}: {}",
+            body["error"].as_str().unwrap_or("no reason given")
+        );
+    }
+    Ok(Some(body))
 }

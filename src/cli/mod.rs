@@ -9,6 +9,8 @@ mod record;
 mod replay;
 mod replay_chunk;
 mod replay_jetstream;
+mod replay_pace;
+mod replay_summary;
 mod run;
 mod series;
 mod series_csv;

@@ -12,10 +12,12 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::replay_chunk::{Reader, Ready, Stop, joined, sender};
+use super::replay_pace::Pacer;
+use super::replay_summary::print_summary;
 use crate::alert::deliver::Delivery;
 use crate::config::{Config, LINES_SINK, sink_specs};
 use crate::matcher::Matcher;
-use crate::pipeline::{Emitted, Pipeline, PipelineConfig, SAVE_EVERY_REPLAY, Stats};
+use crate::pipeline::{Emitted, Pipeline, PipelineConfig, SAVE_EVERY_REPLAY};
 use crate::source::FrameError;
 use crate::source::recording::{self, DEFAULT_MAX_LINE, LineReader};
 use crate::state::SledStore;
@@ -89,11 +91,6 @@ pub struct ReplayArgs {
     pub watch: super::serve::ReplayWatchArgs,
 }
 
-/// Longest sleep between two events at `--speed`.
-const MAX_PACE_SLEEP: Duration = Duration::from_secs(3);
-/// Event-time gaps longer than this are skipped at `--speed`.
-const SKIP_GAP_US: i64 = 60 * crate::MICROS_PER_SEC;
-
 /// `config`: `--config`'s file, else the defaults (see [`super::serve`]).
 pub fn run(args: ReplayArgs, matcher: Matcher, mut config: Config) -> anyhow::Result<ExitCode> {
     let max_line = usize::try_from(args.max_line_bytes).unwrap_or(DEFAULT_MAX_LINE);
@@ -117,31 +114,13 @@ pub fn run(args: ReplayArgs, matcher: Matcher, mut config: Config) -> anyhow::Re
         Ok(())
     };
     let started = Instant::now();
-    let mut source_note = format!("{} file(s)", args.files.len());
-    if let Some(url) = &args.jetstream {
-        let history = history(&args, url, max_line)?;
-        let end = super::replay_jetstream::read(&runtime, &history, &mut pipeline, &mut emit)?;
-        source_note = format!("{} ({})", history.url, end.describe());
-    }
-    let mut files = Files {
-        pipeline: &mut pipeline,
-        emit: &mut emit,
-        progress: progress_bar(),
-        watch: &watch,
-        pace: args.speed.map(Pacer::new),
+    let (source_note, read_errors) = read_inputs(
+        &args,
+        &runtime,
+        (&mut pipeline, &mut emit),
+        &watch,
         max_line,
-    };
-    // A file that cannot be read (missing, truncated, corrupt) is named and
-    // the rest still replayed; what was decided so far is still delivered.
-    let read_errors: Vec<String> = args
-        .files
-        .iter()
-        .map(|file| files.replay(file))
-        .collect::<anyhow::Result<Vec<_>>>()?
-        .into_iter()
-        .flatten()
-        .collect();
-    files.progress.finish_and_clear();
+    )?;
     emit(pipeline.finish()?)?;
     let elapsed = started.elapsed();
     watch.finished(pipeline.stats())?;
@@ -157,6 +136,46 @@ pub fn run(args: ReplayArgs, matcher: Matcher, mut config: Config) -> anyhow::Re
     print_summary(&stats, &source_note, elapsed);
     watch.hold(&runtime, &args.watch);
     Ok(exit_code(&read_errors, undelivered))
+}
+
+/// The history (`--jetstream`), then every file, into the pipeline. A
+/// file that cannot be read (missing, truncated, corrupt) is named and the
+/// rest still replayed; what was decided so far is still delivered.
+/// Returns what was read, for the summary, and the read errors.
+fn read_inputs(
+    args: &ReplayArgs,
+    runtime: &tokio::runtime::Runtime,
+    (pipeline, emit): (
+        &mut Pipeline<SledStore>,
+        &mut dyn FnMut(Vec<Emitted>) -> anyhow::Result<()>,
+    ),
+    watch: &super::serve::Watch,
+    max_line: usize,
+) -> anyhow::Result<(String, Vec<String>)> {
+    let mut source_note = format!("{} file(s)", args.files.len());
+    if let Some(url) = &args.jetstream {
+        let history = history(args, url, max_line)?;
+        let end = super::replay_jetstream::read(runtime, &history, pipeline, emit)?;
+        source_note = format!("{} ({})", history.url, end.describe());
+    }
+    let mut files = Files {
+        pipeline,
+        emit,
+        progress: progress_bar(),
+        watch,
+        pace: args.speed.map(Pacer::new),
+        max_line,
+    };
+    let read_errors: Vec<String> = args
+        .files
+        .iter()
+        .map(|file| files.replay(file))
+        .collect::<anyhow::Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    files.progress.finish_and_clear();
+    Ok((source_note, read_errors))
 }
 
 /// The store (`--state-dir`, else a temporary one) and the pipeline on it.
@@ -366,182 +385,4 @@ fn progress_bar() -> ProgressBar {
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
-}
-
-/// Holds a replay to N times real time, measured in event time. One event
-/// far ahead (a wrong clock) must not stall the replay for days: a gap
-/// longer than a minute of event time is skipped, and no wait is longer
-/// than `MAX_PACE_SLEEP`.
-struct Pacer {
-    speed: f64,
-    /// Wall clock and event time the schedule is counted from.
-    start: Option<(Instant, i64)>,
-    last: i64,
-}
-
-impl Pacer {
-    fn new(speed: f64) -> Self {
-        Pacer {
-            speed,
-            start: None,
-            last: i64::MIN,
-        }
-    }
-
-    /// How long to sleep before handling an event at `event_time_us`.
-    fn delay(&mut self, event_time_us: i64, now: Instant) -> Duration {
-        if event_time_us <= self.last {
-            return Duration::ZERO;
-        }
-        let gap = event_time_us.saturating_sub(self.last);
-        let previous = std::mem::replace(&mut self.last, event_time_us);
-        if self.start.is_none() || gap > SKIP_GAP_US {
-            if self.start.is_some() {
-                tracing::info!(
-                    gap_secs = gap / crate::MICROS_PER_SEC,
-                    from = previous,
-                    to = event_time_us,
-                    "--speed: skipping a gap in event time"
-                );
-            }
-            self.start = Some((now, event_time_us));
-            return Duration::ZERO;
-        }
-        let Some((wall, first)) = self.start else {
-            return Duration::ZERO;
-        };
-        let due_secs = ((event_time_us - first) as f64 / 1e6) / self.speed;
-        let due = Duration::try_from_secs_f64(due_secs).unwrap_or(MAX_PACE_SLEEP);
-        let elapsed = now.saturating_duration_since(wall);
-        let wait = due.saturating_sub(elapsed);
-        if wait > MAX_PACE_SLEEP {
-            // Running behind schedule by design: restart it from here.
-            self.start = Some((now + MAX_PACE_SLEEP, event_time_us));
-            return MAX_PACE_SLEEP;
-        }
-        wait
-    }
-
-    fn wait_for(&mut self, event_time_us: i64) {
-        let wait = self.delay(event_time_us, Instant::now());
-        if !wait.is_zero() {
-            std::thread::sleep(wait);
-        }
-    }
-}
-
-fn print_summary(stats: &Stats, source: &str, elapsed: Duration) {
-    let secs = elapsed.as_secs_f64().max(1e-9);
-    eprintln!(
-        "replayed {} events from {} in {:.2} s ({:.0} events/s)",
-        stats.frames,
-        source,
-        secs,
-        stats.frames as f64 / secs
-    );
-    eprintln!(
-        "  posts {} | reports {} | recoveries {} | maintenance {} | late {} | stale {}",
-        stats.posts,
-        stats.reports,
-        stats.recoveries,
-        stats.maintenance,
-        stats.late_posts,
-        stats.stale_posts
-    );
-    let skipped: Vec<String> = stats
-        .skipped
-        .iter()
-        .map(|(k, v)| format!("{k} {v}"))
-        .collect();
-    if !skipped.is_empty() {
-        eprintln!("  skipped (not posts): {}", skipped.join(", "));
-    }
-    if stats.duplicates > 0 {
-        eprintln!("  duplicate posts dropped: {}", stats.duplicates);
-    }
-    if stats.duplicate_frames > 0 {
-        eprintln!(
-            "  frames the server sent again (at or below the last sequence number), dropped: {}",
-            stats.duplicate_frames
-        );
-    }
-    if stats.discovered_rejected > 0 {
-        eprintln!(
-            "  reports of discovered services turned away (too many new names at once): {}",
-            stats.discovered_rejected
-        );
-    }
-    eprintln!(
-        "  discovered names: peak {} tracked, {} candidates, {} detector services; {} reports held back (too few authors)",
-        stats.peak_discovered,
-        stats.peak_candidates,
-        stats.peak_detector_services,
-        stats.discovered_pending
-    );
-    if stats.blank_lines > 0 {
-        eprintln!("  blank lines: {}", stats.blank_lines);
-    }
-    if stats.future > 0 {
-        eprintln!(
-            "  future (quarantined, too far ahead of the clock): {}",
-            stats.future
-        );
-    }
-    for (source, counts) in &stats.by_source {
-        eprintln!(
-            "  source {source}: late {} | stale {} | future {}",
-            counts.late, counts.stale, counts.future
-        );
-    }
-    eprintln!("  malformed: {}", stats.malformed);
-    let unverified: Vec<String> = stats
-        .unverified
-        .iter()
-        .map(|(k, v)| format!("{k} {v}"))
-        .collect();
-    if !unverified.is_empty() {
-        eprintln!(
-            "    of which failed verification: {}",
-            unverified.join(", ")
-        );
-    }
-    for (at, why) in &stats.malformed_examples {
-        eprintln!("    {at}: {why}");
-    }
-    if stats.malformed > stats.malformed_examples.len() as u64 {
-        eprintln!(
-            "    ... and {} more",
-            stats.malformed - stats.malformed_examples.len() as u64
-        );
-    }
-    eprintln!("  alerts: {}", stats.alerts);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pacing_sleeps_a_bounded_time_and_skips_long_gaps() {
-        let s = crate::MICROS_PER_SEC;
-        let t0 = Instant::now();
-        let mut pacer = Pacer::new(2.0);
-        assert_eq!(pacer.delay(1000 * s, t0), Duration::ZERO, "first event");
-        assert_eq!(
-            pacer.delay(1010 * s, t0),
-            Duration::from_secs(5).min(MAX_PACE_SLEEP)
-        );
-        // A far-future event (2100): skipped, not slept on for decades.
-        assert_eq!(pacer.delay(4_102_444_800 * s, t0), Duration::ZERO);
-        // Events before it do not wait.
-        assert_eq!(pacer.delay(1011 * s, t0), Duration::ZERO);
-        // 50 s ahead at speed 1000: 50 ms.
-        let mut fast = Pacer::new(1000.0);
-        fast.delay(0, t0);
-        assert_eq!(fast.delay(50 * s, t0), Duration::from_millis(50));
-        // Never more than MAX_PACE_SLEEP, even at the slowest speed.
-        let mut slow = Pacer::new(crate::numbers::SPEED_MIN);
-        slow.delay(0, t0);
-        assert_eq!(slow.delay(59 * s, t0), MAX_PACE_SLEEP);
-    }
 }

@@ -86,11 +86,42 @@ pub fn read(
         Some(path) => Some(super::record::open_output(path)?),
         None => None,
     };
-    let (tx, mut rx) = mpsc::channel(4096);
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut connection = connect(runtime, history)?;
+    let end_of_range = history.until.unwrap_or_else(wall_now);
+    let progress = progress_bar(((end_of_range - history.since).max(1) / 1_000_000) as u64);
+    let end = Reader {
+        history,
+        pipeline,
+        emit,
+        out: out.as_deref_mut(),
+        progress: &progress,
+        frame_no: 0,
+    }
+    .pump(runtime, &mut connection)?;
+    let _ = connection.stop.send(true);
+    let _ = runtime.block_on(connection.task);
+    progress.finish_and_clear();
+    if let Some(out) = out {
+        out.finish_boxed().context("cannot finish the recording")?;
+    }
+    Ok(end)
+}
+
+/// The websocket task reading the history, and the ends of its channels.
+struct Connection {
+    frames: mpsc::Receiver<ws::Inbound>,
+    stop: watch::Sender<bool>,
+    health: Arc<SourceHealth>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts reading Jetstream from `--since`, without a rate limit (history
+/// arrives as fast as the server sends).
+fn connect(runtime: &tokio::runtime::Runtime, history: &History) -> anyhow::Result<Connection> {
+    let (tx, frames) = mpsc::channel(4096);
+    let (stop, stop_rx) = watch::channel(false);
     let health = Arc::new(SourceHealth::new(SOURCE, None));
     let settings = WsSettings {
-        // History arrives as fast as the server sends: no rate limit here.
         max_frames_per_sec: 0,
         max_frame_bytes: history.max_frame_bytes,
         ..WsSettings::default()
@@ -104,38 +135,73 @@ pub fn read(
     let tls = crate::tls::client_config()?;
     let link = Link::new(0, tls, tx, Arc::clone(&health), stop_rx);
     let task = runtime.spawn(ws::run(vec![history.url.clone()], settings, protocol, link));
-    let end_of_range = history.until.unwrap_or_else(wall_now);
-    let progress = progress_bar(((end_of_range - history.since).max(1) / 1_000_000) as u64);
-    let mut stop = Box::pin(super::run::first_signal_then_arm_second());
-    let mut frame_no = 0u64;
-    let end = loop {
-        let next = runtime.block_on(async {
-            tokio::select! {
-                inbound = rx.recv() => Some(inbound),
-                _ = tokio::time::sleep(history.tail_idle) => None,
-                _ = &mut stop => Some(None),
-            }
-        });
-        let inbound = match next {
-            Some(Some(inbound)) => inbound,
-            Some(None) => break End::Stopped,
-            None => {
-                // Quiet: the tail once connected and either frames flowed
-                // or the server had none at all.
-                if health.snapshot().connected {
-                    break End::Tail;
+    Ok(Connection {
+        frames,
+        stop,
+        health,
+        task,
+    })
+}
+
+/// Frames from the connection into the pipeline, until one of the ends.
+struct Reader<'a, 'e> {
+    history: &'a History,
+    pipeline: &'a mut Pipeline<SledStore>,
+    emit: &'a mut (dyn FnMut(Vec<Emitted>) -> anyhow::Result<()> + 'e),
+    /// `--record`: where the frames read are written too.
+    out: Option<&'a mut (dyn super::record::FinishWrite + 'e)>,
+    progress: &'a ProgressBar,
+    frame_no: u64,
+}
+
+impl Reader<'_, '_> {
+    /// Waits for each frame (or the tail's silence, or a signal) and
+    /// processes it.
+    fn pump(
+        &mut self,
+        runtime: &tokio::runtime::Runtime,
+        connection: &mut Connection,
+    ) -> anyhow::Result<End> {
+        let mut stop = Box::pin(super::run::first_signal_then_arm_second());
+        loop {
+            let next = runtime.block_on(async {
+                tokio::select! {
+                    inbound = connection.frames.recv() => Some(inbound),
+                    _ = tokio::time::sleep(self.history.tail_idle) => None,
+                    _ = &mut stop => Some(None),
                 }
-                continue;
+            });
+            let inbound = match next {
+                Some(Some(inbound)) => inbound,
+                Some(None) => return Ok(End::Stopped),
+                None => {
+                    // Quiet: the tail once connected and either frames flowed
+                    // or the server had none at all.
+                    if connection.health.snapshot().connected {
+                        return Ok(End::Tail);
+                    }
+                    continue;
+                }
+            };
+            if let Some(end) = self.take(&inbound)? {
+                return Ok(end);
             }
-        };
+        }
+    }
+
+    /// One frame: recorded, processed, and the progress moved to its event
+    /// time; `Some` when it ends the read (at `--until`, unprocessed, or
+    /// at the live tail).
+    fn take(&mut self, inbound: &ws::Inbound) -> anyhow::Result<Option<End>> {
+        let history = self.history;
         let time = jetstream::decode_frame(inbound.frame.as_bytes())
             .map(|f| f.time_us)
             .unwrap_or(0);
         if history.until.is_some_and(|until| time >= until) {
-            break End::Until;
+            return Ok(Some(End::Until));
         }
-        frame_no += 1;
-        if let Some(out) = out.as_mut() {
+        self.frame_no += 1;
+        if let Some(out) = self.out.as_mut() {
             out.write_all(inbound.frame.as_bytes())?;
             out.write_all(b"\n")?;
         }
@@ -143,24 +209,23 @@ pub fn read(
             host: Some(&inbound.host),
             ..Received::jetstream()
         };
-        emit(pipeline.process_frame(SOURCE, frame_no, inbound.frame.as_bytes(), &received)?)?;
+        let frame = inbound.frame.as_bytes();
+        (self.emit)(
+            self.pipeline
+                .process_frame(SOURCE, self.frame_no, frame, &received)?,
+        )?;
         if time > 0 {
+            let progress = self.progress;
             progress.set_position(((time - history.since).max(0) / 1_000_000) as u64);
-            if frame_no.is_multiple_of(256) {
+            if self.frame_no.is_multiple_of(256) {
                 progress.set_message(crate::alert::rfc3339(time));
             }
             if time >= wall_now() - history.tail_idle.as_micros() as i64 {
-                break End::Tail;
+                return Ok(Some(End::Tail));
             }
         }
-    };
-    let _ = stop_tx.send(true);
-    let _ = runtime.block_on(task);
-    progress.finish_and_clear();
-    if let Some(out) = out {
-        out.finish_boxed().context("cannot finish the recording")?;
+        Ok(None)
     }
-    Ok(end)
 }
 
 /// A bar over the requested time range, positioned at the event time read.

@@ -13,7 +13,7 @@ use clap::Args;
 
 use super::series_csv::{self as series, Point};
 use crate::alert::Alert;
-use crate::detect::{Basis, Detector, DetectorConfig, TransitionKind};
+use crate::detect::{Basis, Detector, DetectorConfig, Transition, TransitionKind};
 use crate::window::{Bucket, ServiceCounts};
 
 /// A gauge (a series with fractional values) is rescaled so that its
@@ -106,13 +106,7 @@ fn basis_name(basis: Basis) -> &'static str {
 }
 
 pub fn run(args: SeriesArgs) -> anyhow::Result<ExitCode> {
-    let name = args.file.display().to_string();
-    let input: Box<dyn std::io::Read> = if name == "-" {
-        Box::new(std::io::stdin())
-    } else {
-        Box::new(std::fs::File::open(&args.file).with_context(|| format!("cannot open {name}"))?)
-    };
-    let (points, inferred) = series::parse(input).with_context(|| name.clone())?;
+    let (points, inferred) = read_points(&args.file)?;
     let base = match &args.config {
         Some(path) => crate::config::Config::load(path)?.detector,
         None => DetectorConfig::default(),
@@ -134,62 +128,13 @@ pub fn run(args: SeriesArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| "series".to_owned());
     let unit = unit_scale(&points);
     let mut detector = Detector::new(config_for(&base, bucket_secs, window_buckets, min_count));
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    if args.explain {
-        writeln!(
-            out,
-            "timestamp,value,count,expected,upper,p_value,dispersion,basis,state"
-        )?;
-    }
-    let mut alerts = 0;
-    for (bucket, value) in buckets(&points, &service, unit, bucket_secs) {
-        let transitions = detector.on_bucket(&bucket);
-        alerts += transitions
-            .iter()
-            .filter(|t| t.kind == TransitionKind::Firing)
-            .count();
-        if args.explain {
-            let state = transitions.first().map_or_else(
-                || {
-                    if detector.open_incidents().next().is_some() {
-                        "open"
-                    } else {
-                        ""
-                    }
-                },
-                |t| match t.kind {
-                    TransitionKind::Firing => "firing",
-                    TransitionKind::Updated => "updated",
-                    TransitionKind::Resolved => "resolved",
-                },
-            );
-            match detector.explain(&service) {
-                Some(e) => writeln!(
-                    out,
-                    "{},{value},{},{:.3},{},{:.3e},{:.4},{},{state}",
-                    crate::alert::rfc3339(bucket.start),
-                    e.authors,
-                    e.expected,
-                    e.upper,
-                    e.p_value,
-                    e.dispersion,
-                    basis_name(e.basis)
-                )?,
-                None => writeln!(
-                    out,
-                    "{},{value},0,,,,,,{state}",
-                    crate::alert::rfc3339(bucket.start)
-                )?,
-            }
-        } else {
-            for transition in transitions {
-                serde_json::to_writer(&mut out, &Alert::from(transition))?;
-                writeln!(out)?;
-            }
-        }
-    }
-    out.flush()?;
+    let alerts = feed(
+        &mut detector,
+        &points,
+        &service,
+        (unit, bucket_secs),
+        args.explain,
+    )?;
     eprintln!(
         "{} points, bucket {bucket_secs} s {}, {}{alerts} incidents for {service:?}",
         points.len(),
@@ -205,6 +150,99 @@ pub fn run(args: SeriesArgs) -> anyhow::Result<ExitCode> {
         },
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The rows of `file` (`-`: stdin) and the bucket width they imply.
+fn read_points(file: &std::path::Path) -> anyhow::Result<(Vec<Point>, i64)> {
+    let name = file.display().to_string();
+    let input: Box<dyn std::io::Read> = if name == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(file).with_context(|| format!("cannot open {name}"))?)
+    };
+    series::parse(input).with_context(|| name.clone())
+}
+
+/// Feeds the series to the detector, one bucket per row, printing each
+/// alert as a JSON line, or with `explain` one CSV row per bucket. Returns
+/// the number of incidents that fired.
+fn feed(
+    detector: &mut Detector,
+    points: &[Point],
+    service: &str,
+    (unit, bucket_secs): (f64, i64),
+    explain: bool,
+) -> anyhow::Result<usize> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if explain {
+        writeln!(
+            out,
+            "timestamp,value,count,expected,upper,p_value,dispersion,basis,state"
+        )?;
+    }
+    let mut alerts = 0;
+    for (bucket, value) in buckets(points, service, unit, bucket_secs) {
+        let transitions = detector.on_bucket(&bucket);
+        alerts += transitions
+            .iter()
+            .filter(|t| t.kind == TransitionKind::Firing)
+            .count();
+        if explain {
+            explain_row(&mut out, detector, service, (&bucket, value), &transitions)?;
+        } else {
+            for transition in transitions {
+                serde_json::to_writer(&mut out, &Alert::from(transition))?;
+                writeln!(out)?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(alerts)
+}
+
+/// The `--explain` row of one bucket: the detector's test of the window,
+/// and the state (the transition it made, or `open` during an incident).
+fn explain_row(
+    out: &mut impl Write,
+    detector: &Detector,
+    service: &str,
+    (bucket, value): (&Bucket, f64),
+    transitions: &[Transition],
+) -> anyhow::Result<()> {
+    let state = transitions.first().map_or_else(
+        || {
+            if detector.open_incidents().next().is_some() {
+                "open"
+            } else {
+                ""
+            }
+        },
+        |t| match t.kind {
+            TransitionKind::Firing => "firing",
+            TransitionKind::Updated => "updated",
+            TransitionKind::Resolved => "resolved",
+        },
+    );
+    match detector.explain(service) {
+        Some(e) => writeln!(
+            out,
+            "{},{value},{},{:.3},{},{:.3e},{:.4},{},{state}",
+            crate::alert::rfc3339(bucket.start),
+            e.authors,
+            e.expected,
+            e.upper,
+            e.p_value,
+            e.dispersion,
+            basis_name(e.basis)
+        )?,
+        None => writeln!(
+            out,
+            "{},{value},0,,,,,,{state}",
+            crate::alert::rfc3339(bucket.start)
+        )?,
+    }
+    Ok(())
 }
 
 /// One bucket per row, in time order, with the rows' raw value. Rows that

@@ -16,8 +16,9 @@
 //! pipeline; for a connection or a sink, a named event in
 //! [`crate::events`] that logs and counts itself in the connection's or
 //! sink's counters),
-//! then declare its metric and copy it in [`metrics::Metrics`] (one field
-//! and one line in `sync`). The README's metrics table lists every name.
+//! then declare its metric in its group in `metrics/families.rs` (one
+//! field, one line in the group's `register` and one in its `sync`). The
+//! README's metrics table lists every name.
 
 pub mod board;
 pub mod metrics;
