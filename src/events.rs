@@ -215,10 +215,13 @@ impl InternalEvent for DeliverySkipped<'_> {
 mod tests {
     use super::*;
 
+    fn load(counter: &AtomicU64) -> u64 {
+        counter.load(Relaxed)
+    }
+
     #[test]
-    fn each_event_counts_itself_once() {
+    fn each_connection_event_counts_itself_once() {
         let c = ConnectionCounters::default();
-        let load = |a: &AtomicU64| a.load(Relaxed);
         let (source, url) = ("bluesky", "wss://x");
         FrameOversized {
             source,
@@ -265,7 +268,12 @@ mod tests {
             load(&c.stalls),
             load(&c.server_errors),
         ];
+        // A refused redirect is a reconnect too.
         assert_eq!(got, [1, 1, 1, 2, 1, 1]);
+    }
+
+    #[test]
+    fn each_delivery_event_counts_itself_once() {
         let s = SinkCounters::default();
         let (sink, alert) = ("hook", "discord-1");
         let retry_in = Duration::from_secs(1);

@@ -51,64 +51,12 @@ pub fn run(args: CheckArgs, matcher: &Matcher) -> anyhow::Result<ExitCode> {
     let mut out = stdout.lock();
     let mut reports = 0u64;
     let mut one = |text: &str| -> anyhow::Result<()> {
-        let post = normalize(RawPost {
-            time_us: 0,
-            author: "check".into(),
-            uri: String::new(),
-            key: 0,
-            text: text.to_owned(),
-            langs: args.lang.clone(),
-            tags: Vec::new(),
-        });
-        let verdict = matcher.explain(&post);
-        reports += u64::from(verdict.is_report());
-        if args.explain {
-            writeln!(out, "{text:?}")?;
-            writeln!(out, "  normalized: {:?}", post.text)?;
-            // Every rule that fired, with its span in characters of the
-            // normalized text ("at 6..13"), so a person can count it.
-            for reason in &verdict.reasons {
-                writeln!(out, "  {reason}")?;
-            }
-            writeln!(out)?;
-        } else {
-            let output = Output {
-                text,
-                report: verdict.is_report(),
-                service: verdict.service.as_deref(),
-                score: (verdict.score * 100.0).round() / 100.0,
-                class: verdict.class,
-                discovered: verdict.discovered,
-                reasons: &verdict.reasons,
-            };
-            serde_json::to_writer(&mut out, &output)?;
-            writeln!(out)?;
-        }
+        reports += u64::from(check_one(&mut out, matcher, &args, text)?);
         Ok(())
     };
     if args.texts.is_empty() {
-        // Bounded lines: memory stays flat whatever arrives on stdin, even a
-        // stream that never ends a line.
-        let limit = usize::try_from(args.max_line_bytes).unwrap_or(DEFAULT_MAX_CHECK_LINE);
-        let mut lines = LineReader::new(std::io::stdin().lock(), limit).stop_at_limit();
-        while let Some((number, line)) = lines.next_line().context("cannot read stdin")? {
-            let bytes = match line {
-                Line::Frame(bytes) => bytes,
-                Line::Oversized(_) => {
-                    eprintln!(
-                        "error: stdin line {number} is longer than {limit} bytes \
-                         (--max-line-bytes); stopped reading"
-                    );
-                    return Ok(ExitCode::FAILURE);
-                }
-            };
-            // A line that is not UTF-8 is checked as far as it can be read,
-            // and said so, rather than ending the run.
-            let text = String::from_utf8_lossy(bytes);
-            if let std::borrow::Cow::Owned(_) = text {
-                eprintln!("stdin line {number}: invalid UTF-8, replaced with U+FFFD");
-            }
-            one(&text)?;
+        if let Some(failed) = check_stdin(&args, &mut one)? {
+            return Ok(failed);
         }
     } else {
         for text in &args.texts {
@@ -121,4 +69,78 @@ pub fn run(args: CheckArgs, matcher: &Matcher) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Checks one text and prints the verdict (JSON, or explained for
+/// humans); returns whether it was a report.
+fn check_one(
+    out: &mut impl Write,
+    matcher: &Matcher,
+    args: &CheckArgs,
+    text: &str,
+) -> anyhow::Result<bool> {
+    let post = normalize(RawPost {
+        time_us: 0,
+        author: "check".into(),
+        uri: String::new(),
+        key: 0,
+        text: text.to_owned(),
+        langs: args.lang.clone(),
+        tags: Vec::new(),
+    });
+    let verdict = matcher.explain(&post);
+    if args.explain {
+        writeln!(out, "{text:?}")?;
+        writeln!(out, "  normalized: {:?}", post.text)?;
+        // Every rule that fired, with its span in characters of the
+        // normalized text ("at 6..13"), so a person can count it.
+        for reason in &verdict.reasons {
+            writeln!(out, "  {reason}")?;
+        }
+        writeln!(out)?;
+    } else {
+        let output = Output {
+            text,
+            report: verdict.is_report(),
+            service: verdict.service.as_deref(),
+            score: (verdict.score * 100.0).round() / 100.0,
+            class: verdict.class,
+            discovered: verdict.discovered,
+            reasons: &verdict.reasons,
+        };
+        serde_json::to_writer(&mut *out, &output)?;
+        writeln!(out)?;
+    }
+    Ok(verdict.is_report())
+}
+
+/// Checks each stdin line. Bounded lines: memory stays flat whatever
+/// arrives on stdin, even a stream that never ends a line; a line over the
+/// limit stops the run (`Some(FAILURE)`).
+fn check_stdin(
+    args: &CheckArgs,
+    one: &mut impl FnMut(&str) -> anyhow::Result<()>,
+) -> anyhow::Result<Option<ExitCode>> {
+    let limit = usize::try_from(args.max_line_bytes).unwrap_or(DEFAULT_MAX_CHECK_LINE);
+    let mut lines = LineReader::new(std::io::stdin().lock(), limit).stop_at_limit();
+    while let Some((number, line)) = lines.next_line().context("cannot read stdin")? {
+        let bytes = match line {
+            Line::Frame(bytes) => bytes,
+            Line::Oversized(_) => {
+                eprintln!(
+                    "error: stdin line {number} is longer than {limit} bytes \
+                     (--max-line-bytes); stopped reading"
+                );
+                return Ok(Some(ExitCode::FAILURE));
+            }
+        };
+        // A line that is not UTF-8 is checked as far as it can be read,
+        // and said so, rather than ending the run.
+        let text = String::from_utf8_lossy(bytes);
+        if let std::borrow::Cow::Owned(_) = text {
+            eprintln!("stdin line {number}: invalid UTF-8, replaced with U+FFFD");
+        }
+        one(&text)?;
+    }
+    Ok(None)
 }

@@ -73,84 +73,113 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         args.jetstream.clone()
     };
     let name = args.out.to_string_lossy().into_owned();
-    let mut out = open_output(&args.out)?;
+    let out = open_output(&args.out)?;
     let runtime = super::runtime(1)?;
-    let settings = WsSettings {
-        watchdog: std::time::Duration::from_secs_f64(args.watchdog_secs.max(0.1)),
-        ..WsSettings::default()
+    let mut recorder = Recorder {
+        out,
+        name: &args.name,
+        last_arrival: None,
+        clock: SourceClock::default(),
+        health: Arc::new(SourceHealth::new("record", None)),
+        frames: 0,
     };
-    let frames = runtime.block_on(async {
+    runtime.block_on(recorder.record(&args, hosts))?;
+    let frames = recorder.frames;
+    recorder
+        .out
+        .finish_boxed()
+        .with_context(|| format!("cannot finish {name}"))?;
+    eprintln!("recorded {frames} frames to {name}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes what one connection receives, with clock lines.
+struct Recorder<'a> {
+    out: Box<dyn FinishWrite>,
+    /// The source name in the clock lines.
+    name: &'a str,
+    last_arrival: Option<crate::Micros>,
+    /// The event-time clock reconnects resume from.
+    clock: SourceClock,
+    health: Arc<SourceHealth>,
+    frames: u64,
+}
+
+impl Recorder<'_> {
+    /// Reads `hosts` until a signal or the connection task ends, then
+    /// writes the frames still queued.
+    async fn record(&mut self, args: &RecordArgs, hosts: Vec<String>) -> anyhow::Result<()> {
+        let settings = WsSettings {
+            watchdog: std::time::Duration::from_secs_f64(args.watchdog_secs.max(0.1)),
+            ..WsSettings::default()
+        };
         let (tx, mut rx) = mpsc::channel(4096);
         let (stop_tx, stop_rx) = watch::channel(false);
-        let health = Arc::new(SourceHealth::new("record", None));
         let tls = crate::tls::client_config()?;
-        let link = Link::new(0, tls, tx, Arc::clone(&health), stop_rx);
-        let task = tokio::spawn(ws::run(
-            hosts,
-            settings,
-            JetstreamProtocol::new(JetstreamOptions {
-                wire: args.protocol.into(),
-                compress: !args.no_compress,
-                ..JetstreamOptions::default()
-            }),
-            link,
-        ));
+        let link = Link::new(0, tls, tx, Arc::clone(&self.health), stop_rx);
+        let protocol = JetstreamProtocol::new(JetstreamOptions {
+            wire: args.protocol.into(),
+            compress: !args.no_compress,
+            ..JetstreamOptions::default()
+        });
+        let task = tokio::spawn(ws::run(hosts, settings, protocol, link));
         let stop = super::run::first_signal_then_arm_second();
         tokio::pin!(stop);
-        let mut frames = 0u64;
-        let mut clock = SourceClock::default();
-        let mut last_arrival = None;
-        let mut write = |out: &mut Box<dyn FinishWrite>, inbound: &ws::Inbound| {
-            if last_arrival != Some(inbound.arrival_us) {
-                last_arrival = Some(inbound.arrival_us);
-                let clock =
-                    ClockLine::new(inbound.arrival_us, &args.name, SourceKind::Jetstream, "");
-                out.write_all(clock.to_line().as_bytes())?;
-                out.write_all(b"\n")?;
-            }
-            out.write_all(inbound.frame.as_bytes())?;
-            out.write_all(b"\n")
-        };
         loop {
             let inbound = tokio::select! {
                 _ = &mut stop => break,
                 inbound = rx.recv() => inbound,
             };
             let Some(inbound) = inbound else { break };
-            if let Ok((time_us, decoded)) = decode_with_time(inbound.frame.as_bytes()) {
-                health.count_data();
-                // Resume from the watermark, as the daemon does: one frame
-                // dated in 2100 must not become the reconnect's cursor.
-                let author = match &decoded {
-                    Decoded::Post(post) => author_key(&post.author),
-                    Decoded::Skipped(_) => 0,
-                };
-                let tick = Tick {
-                    time_us,
-                    author,
-                    arrival_us: Some(inbound.arrival_us),
-                    own_clock: false,
-                };
-                clock.judge(tick, None, &ClockRule::default());
-                if let Some(watermark) = clock.watermark() {
-                    health.set_processed(watermark);
-                }
-            }
-            write(&mut out, &inbound)?;
-            frames += 1;
+            self.follow_clock(&inbound);
+            self.write(&inbound)?;
         }
         let _ = stop_tx.send(true);
         let _ = task.await;
         while let Ok(inbound) = rx.try_recv() {
-            write(&mut out, &inbound)?;
-            frames += 1;
+            self.write(&inbound)?;
         }
-        anyhow::Ok(frames)
-    })?;
-    out.finish_boxed()
-        .with_context(|| format!("cannot finish {name}"))?;
-    eprintln!("recorded {frames} frames to {name}");
-    Ok(ExitCode::SUCCESS)
+        Ok(())
+    }
+
+    /// Moves the source's watermark with a frame that decodes, so a
+    /// reconnect resumes from it, as the daemon does: one frame dated in
+    /// 2100 must not become the reconnect's cursor.
+    fn follow_clock(&mut self, inbound: &ws::Inbound) {
+        let Ok((time_us, decoded)) = decode_with_time(inbound.frame.as_bytes()) else {
+            return;
+        };
+        self.health.count_data();
+        let author = match &decoded {
+            Decoded::Post(post) => author_key(&post.author),
+            Decoded::Skipped(_) => 0,
+        };
+        let tick = Tick {
+            time_us,
+            author,
+            arrival_us: Some(inbound.arrival_us),
+            own_clock: false,
+        };
+        self.clock.judge(tick, None, &ClockRule::default());
+        if let Some(watermark) = self.clock.watermark() {
+            self.health.set_processed(watermark);
+        }
+    }
+
+    /// One frame as received, after a clock line when its arrival time
+    /// differs from the last frame's.
+    fn write(&mut self, inbound: &ws::Inbound) -> std::io::Result<()> {
+        if self.last_arrival != Some(inbound.arrival_us) {
+            self.last_arrival = Some(inbound.arrival_us);
+            let clock = ClockLine::new(inbound.arrival_us, self.name, SourceKind::Jetstream, "");
+            self.out.write_all(clock.to_line().as_bytes())?;
+            self.out.write_all(b"\n")?;
+        }
+        self.out.write_all(inbound.frame.as_bytes())?;
+        self.out.write_all(b"\n")?;
+        self.frames += 1;
+        Ok(())
+    }
 }
 
 /// Opens a recording for appending; `.gz` or `.zst` compresses (a new

@@ -56,38 +56,51 @@ pub fn parse(input: impl Read) -> Result<(Vec<Point>, i64), SeriesError> {
             line: e.position().map_or(0, |p| p.line()),
             message: e.to_string(),
         })?;
-        let line = record.position().map_or(0, |p| p.line());
-        let bad = |message: String| SeriesError::Line { line, message };
-        let (Some(stamp), Some(value)) = (record.get(0), record.get(1)) else {
-            return Err(bad("needs a timestamp and a value".into()));
-        };
-        let time_us = parse_time(stamp).ok_or_else(|| {
-            bad(format!(
-                "timestamp {stamp:?} is neither RFC 3339 nor YYYY-MM-DD HH:MM:SS"
-            ))
-        })?;
-        let value: f64 = value
-            .parse()
-            .map_err(|_| bad(format!("value {value:?} is not a number")))?;
-        if !(value.is_finite() && value >= 0.0) {
-            return Err(bad(format!(
-                "value {value} is not a count (negative or not finite)"
-            )));
-        }
-        let authors =
-            match record.get(2).filter(|_| with_authors) {
-                None | Some("") => None,
-                Some(a) => Some(a.parse::<u64>().map_err(|_| {
-                    bad(format!("authors {a:?} is not a non-negative whole number"))
-                })?),
-            };
-        points.push(Point {
-            time_us,
-            value,
-            authors,
-        });
+        points.push(parse_row(&record, with_authors)?);
     }
     points.sort_by_key(|p| p.time_us);
+    let bucket_secs = median_gap_secs(&points)?;
+    Ok((points, bucket_secs))
+}
+
+/// One row: a timestamp, a non-negative finite value and, in the
+/// three-column form, the authors (empty: not known).
+fn parse_row(record: &csv::StringRecord, with_authors: bool) -> Result<Point, SeriesError> {
+    let line = record.position().map_or(0, |p| p.line());
+    let bad = |message: String| SeriesError::Line { line, message };
+    let (Some(stamp), Some(value)) = (record.get(0), record.get(1)) else {
+        return Err(bad("needs a timestamp and a value".into()));
+    };
+    let time_us = parse_time(stamp).ok_or_else(|| {
+        bad(format!(
+            "timestamp {stamp:?} is neither RFC 3339 nor YYYY-MM-DD HH:MM:SS"
+        ))
+    })?;
+    let value: f64 = value
+        .parse()
+        .map_err(|_| bad(format!("value {value:?} is not a number")))?;
+    if !(value.is_finite() && value >= 0.0) {
+        return Err(bad(format!(
+            "value {value} is not a count (negative or not finite)"
+        )));
+    }
+    let authors = match record.get(2).filter(|_| with_authors) {
+        None | Some("") => None,
+        Some(a) => Some(
+            a.parse::<u64>()
+                .map_err(|_| bad(format!("authors {a:?} is not a non-negative whole number")))?,
+        ),
+    };
+    Ok(Point {
+        time_us,
+        value,
+        authors,
+    })
+}
+
+/// The bucket width of sorted `points`: the median positive gap between
+/// consecutive timestamps, in whole seconds (at least 1).
+fn median_gap_secs(points: &[Point]) -> Result<i64, SeriesError> {
     if points.len() < 2 {
         return Err(SeriesError::Shape(
             "a series needs at least two points".into(),
@@ -104,8 +117,7 @@ pub fn parse(input: impl Read) -> Result<(Vec<Point>, i64), SeriesError> {
         ));
     }
     gaps.sort_unstable();
-    let bucket_secs = (gaps[gaps.len() / 2] / MICROS_PER_SEC).max(1);
-    Ok((points, bucket_secs))
+    Ok((gaps[gaps.len() / 2] / MICROS_PER_SEC).max(1))
 }
 
 fn parse_time(stamp: &str) -> Option<Micros> {
