@@ -13,27 +13,50 @@
 //! | state | [`state`] | everything in sled: the keyspace table, the one encoding, typed records, the outbox |
 //! | alert | [`alert`] | the public alert schema and the sinks that deliver it from the outbox |
 //!
-//! Dependencies point one way (an arrow reads "imports"):
+//! Dependencies point one way. The layers, top to bottom: a module may
+//! use the modules on the lines below its own, never one on its own line
+//! or above (`tests/layers.rs` checks every `crate::` path of the library
+//! code against this list, and that every module is in it; test modules
+//! inside `src/` may reach up, as a detector test saving through the
+//! store):
 //!
 //! ```text
-//! window → matcher, normalize, source (types)
-//! detect → window (buckets)
-//! state  → window, detect, source (the records it stores; generic over the alert type)
-//! alert  → detect (transitions), state (the outbox)
-//! pipeline, daemon, cli → all of the above
+//! cli
+//! daemon
+//! config
+//! pipeline, http
+//! telemetry
+//! alert
+//! state
+//! detect
+//! window
+//! matcher
+//! normalize
+//! source
+//! events, numbers, tls, wall
 //! ```
 //!
-//! Nothing below `state` touches sled, and `state` imports nothing of
+//! So `window` knows nothing of the store or of alerts; `detect` reads
+//! `window`'s buckets; `state` stores the records of `window`, `detect`
+//! and `source` and is generic over the alert type, so it imports none of
 //! `alert`: the outbox is `state::outbox::Outbox<A>`, which `alert` names
-//! `alert::outbox::Outbox`.
+//! `alert::outbox::Outbox`. Nothing below `state` touches sled. Counters
+//! that several layers share live in the bottom layer, in [`events`] (the
+//! pipeline's [`events::pipeline::Stats`], the connections' and sinks'
+//! counters), so `telemetry` reads them without importing `pipeline`,
+//! which feeds it.
 //!
 //! [`pipeline`] wires the stages together so a recording and a live stream go
 //! through exactly the same code ([`pipeline::Pipeline::process_frame`], for
-//! every source kind); [`daemon`] runs them live (its health monitor in
+//! every source kind: the pure part in `pipeline::prepare`, a frame's way
+//! in in `pipeline::intake`, closing and saving buckets in
+//! `pipeline::close`); [`daemon`] runs them live (its health monitor in
 //! `daemon::monitor`), reading the wall clock from [`wall`] so its tests run
-//! on paused tokio time; [`events`] names the faults of the sources and
-//! the sinks, each logging and counting itself (both `wall` and `events`
-//! depend on nothing else in the crate); [`cli`] is the command line on top. The synthetic
+//! on paused tokio time; [`events`] names the faults of the sources, the
+//! sinks and the pipeline (malformed frame, quarantined event, stale
+//! post), each logging and counting itself; [`telemetry`] gathers what the
+//! program knows about itself and [`http`] serves it; [`cli`] is the
+//! command line on top. The synthetic
 //! stream generator of the tests and the demo is the dev-only crate
 //! `synth/`, not part of this library.
 //! `normalize`, `matcher` and `detect` are pure: no I/O, no clock, event time
