@@ -1,5 +1,5 @@
-//! Named internal events of the live edges (sources and delivery), in one
-//! place. Each event logs itself with structured fields (`event`, `stage`,
+//! Named internal events of the live edges (sources and delivery) and of
+//! the pipeline, in one place. Each event logs itself with structured fields (`event`, `stage`,
 //! `error_type` where it is a fault, and what an operator acts on) and
 //! counts itself in the counters the metrics and the status API read, so a
 //! log line and its counter can never disagree, and a new event is one
