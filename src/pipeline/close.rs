@@ -57,7 +57,7 @@ impl<S: Store> Pipeline<S> {
 
     /// The oldest event time a post can have and still be counted after a
     /// restart from this state: the oldest source watermark less the allowed
-    /// lateness (see [`Windows::add`]).
+    /// lateness (see [`Windows::add`](crate::window::Windows::add)).
     fn countable_from(&self) -> Option<Micros> {
         let max_late = self.windows.config().max_late_secs * MICROS_PER_SEC;
         let oldest = self.cursors.values().min().copied();

@@ -1,4 +1,4 @@
-//! A frame's way into the pipeline, after [`prepare`](super::prepare):
+//! A frame's way into the pipeline, after [`prepare`](super::prepare()):
 //! dropped if its sequence number was seen, judged by its source's clock
 //! (quarantined if too far ahead), counted in total and per source, then
 //! added to the windows as a post or counted as a skip.
@@ -17,7 +17,7 @@ use crate::state::Store;
 use crate::window::Placement;
 
 impl<S: Store> Pipeline<S> {
-    /// [`Pipeline::process_frame`] for a frame [`prepare`]d already (on
+    /// [`Pipeline::process_frame`] for a frame [`prepare`](super::prepare())d already (on
     /// another thread, say): everything that needs the pipeline's state,
     /// in frame order.
     pub fn process_prepared(

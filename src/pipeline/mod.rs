@@ -11,9 +11,9 @@
 //! firing are saved together, and a run killed between batches resumes from
 //! the last one and decides the frames after it again, the same way.
 //!
-//! The parts: a frame's way in ([`intake`]: duplicates, the source's
-//! clock, the counts), closing buckets and saving them ([`close`]), and
-//! the pure work done before, on any thread ([`prepare`](mod@prepare)).
+//! The parts: a frame's way in (`intake`: duplicates, the source's clock,
+//! the counts), closing buckets and saving them (`close`), and the pure
+//! work done before, on any thread (`prepare`, see [`Prepared`]).
 
 mod close;
 mod intake;
@@ -205,7 +205,7 @@ impl<S: Store> Pipeline<S> {
         &self.stats
     }
 
-    /// The matcher, for preparing frames elsewhere (see [`prepare`]).
+    /// The matcher, for preparing frames elsewhere (see [`prepare()`]).
     pub fn matcher(&self) -> &Arc<Matcher> {
         &self.matcher
     }

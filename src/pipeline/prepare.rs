@@ -9,10 +9,10 @@ use crate::normalize::{Post, normalize};
 use crate::source::{Decoded, FrameError, Origin, SkipReason};
 
 /// A frame with the work that needs no pipeline state done: decoded by its
-/// kind and, for a post, normalized and classified. [`prepare`] builds it
+/// kind and, for a post, normalized and classified. [`prepare()`] builds it
 /// on any thread (replays prepare many frames at once on every core);
-/// [`Pipeline::process_prepared`] does the rest in frame order, so the
-/// result is the same as [`Pipeline::process_frame`]'s, which is the two
+/// [`Pipeline::process_prepared`](super::Pipeline::process_prepared) does the rest in frame order, so the
+/// result is the same as [`Pipeline::process_frame`](super::Pipeline::process_frame)'s, which is the two
 /// in a row.
 #[derive(Debug)]
 pub enum Prepared {
