@@ -10,7 +10,8 @@ use toml::Spanned;
 
 use super::patterns::{Catalogue, LanguageDef, Located, PatternError, RegexDef, ServiceDef};
 use super::tables::{
-    Boundary, DOMAIN_PATTERN, Literal, Meaning, PhraseKind, Service, Stem, Tables, hashtag_stem,
+    Boundary, DOMAIN_PATTERN, Literal, Meaning, PhraseKind, ServiceEntry, Stem, Tables,
+    hashtag_stem,
 };
 use crate::normalize::normalize_text;
 
@@ -92,7 +93,7 @@ pub(crate) fn compile(catalogue: &Catalogue) -> Result<Tables, PatternError> {
 /// What the services file compiles to, besides literals.
 #[derive(Default)]
 struct ServiceTables {
-    services: Vec<Service>,
+    services: Vec<ServiceEntry>,
     stems: HashMap<String, Stem>,
     handles: HashMap<String, u16>,
 }
@@ -112,7 +113,7 @@ fn compile_services(
         add_service_literals(&at, def, n, &mut alias_owner, builder)?;
         add_handles(&at, def, n, &mut out.handles)?;
         add_stems(def, n, &mut out.stems);
-        out.services.push(Service {
+        out.services.push(ServiceEntry {
             id: def.id.get_ref().clone(),
             name: def.name.clone(),
             category: def.category,
@@ -125,7 +126,7 @@ fn compile_services(
 fn check_service(
     at: &Located<'_>,
     def: &ServiceDef,
-    services: &[Service],
+    services: &[ServiceEntry],
 ) -> Result<u16, PatternError> {
     let id = def.id.get_ref();
     if id.is_empty()

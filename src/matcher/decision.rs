@@ -3,7 +3,7 @@
 //! that work on it live beside it: `context.rs` (what cancels a phrase),
 //! `subjects/` (what a phrase is about), `score.rs` (the verdict).
 
-use super::hashtags::TagOutage;
+use super::hashtags::{TagMention, TagOutage};
 use super::subjects::{Handle, handles_in};
 use super::tables::{Meaning, PhraseKind, Tables};
 use super::text::{clause_starts, links_in};
@@ -75,7 +75,7 @@ pub(super) struct Decision<'a> {
     pub original: &'a str,
     pub hits: Vec<Hit>,
     pub clause_starts: Vec<usize>,
-    pub tag_mentions: Vec<(String, Mention)>,
+    pub tag_mentions: Vec<TagMention>,
     pub tag_outages: Vec<TagOutage>,
     pub handles: Vec<Handle>,
     /// Links with a path: `[start, end)` in the text.
@@ -88,7 +88,7 @@ impl<'a> Decision<'a> {
         tables: &'a Tables,
         post: &'a Post,
         hits: Vec<Hit>,
-        tag_mentions: Vec<(String, Mention)>,
+        tag_mentions: Vec<TagMention>,
         tag_outages: Vec<TagOutage>,
     ) -> Self {
         Decision {

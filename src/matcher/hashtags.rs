@@ -8,6 +8,13 @@ use super::decision::{Mention, Service};
 use super::tables::Tables;
 use crate::normalize::Post;
 
+/// A hashtag that names a catalogued service: `#Instagram`.
+pub(super) struct TagMention {
+    /// The tag as written, without `#`.
+    pub tag: String,
+    pub mention: Mention,
+}
+
 /// A hashtag that says "X is down": its service and the affix that said so.
 pub(super) struct TagOutage {
     pub tag: String,
@@ -18,10 +25,7 @@ pub(super) struct TagOutage {
 
 /// The post's hashtags: those that name a service (`#Instagram`), with
 /// their tag, and those that say one is down (`#InstagramDown`).
-pub(super) fn read_hashtags(
-    tables: &Tables,
-    post: &Post,
-) -> (Vec<(String, Mention)>, Vec<TagOutage>) {
+pub(super) fn read_hashtags(tables: &Tables, post: &Post) -> (Vec<TagMention>, Vec<TagOutage>) {
     let mut mentions = Vec::new();
     let mut outages = Vec::new();
     for tag in &post.hashtags {
@@ -34,7 +38,10 @@ pub(super) fn read_hashtags(
                     span: find_tag(&post.text, tag),
                     addressee: false,
                 };
-                mentions.push((tag.clone(), mention));
+                mentions.push(TagMention {
+                    tag: tag.clone(),
+                    mention,
+                });
             }
         } else if let Some(outage) = outage_tag(tables, tag, &tag_stem) {
             outages.push(outage);

@@ -100,8 +100,10 @@ pub enum Meaning {
     Phrase(PhraseKind, u8),
 }
 
+/// A catalogued service as the catalogue describes it (what a post names
+/// is a `decision::Service`).
 #[derive(Debug, Clone)]
-pub struct Service {
+pub struct ServiceEntry {
     pub id: String,
     pub name: String,
     pub category: Category,
@@ -120,7 +122,7 @@ pub struct Tables {
     /// Per automaton pattern: its meanings and whether it must stand at a
     /// word boundary on the left and on the right.
     pub literals: Vec<Literal>,
-    pub services: Vec<Service>,
+    pub services: Vec<ServiceEntry>,
     pub langs: Vec<String>,
     /// Hashtag stems (names with everything but letters and digits removed).
     pub stems: HashMap<String, Stem>,

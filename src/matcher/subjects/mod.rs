@@ -15,6 +15,7 @@ use super::decision::{
     AMBIGUOUS_GAP, CLAUSE_COST, Decision, Hit, MAX_DISTANCE, METADATA_DISTANCE, Mention, Phrase,
     PhraseState, Service,
 };
+use super::hashtags::TagMention;
 use super::tables::{Meaning, PhraseKind};
 use super::text::gap;
 use super::verdict::{Reason, Rule};
@@ -158,7 +159,7 @@ impl Decision<'_> {
         let tagged = self
             .tag_mentions
             .iter()
-            .any(|(_, m)| m.service == Service::Known(n));
+            .any(|t| t.mention.service == Service::Known(n));
         tagged.then(|| "also named in a hashtag".to_owned())
     }
 
@@ -178,7 +179,7 @@ impl Decision<'_> {
     /// Hashtags that name a catalogued service (`#Instagram`).
     fn hashtag_mentions(&mut self, mentions: &mut Vec<Mention>) {
         let tags = std::mem::take(&mut self.tag_mentions);
-        for (tag, mention) in &tags {
+        for TagMention { tag, mention } in &tags {
             let id = self.service_id(&mention.service);
             self.reasons.push(Reason {
                 rule: Rule::Hashtag,
