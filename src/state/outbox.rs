@@ -99,7 +99,7 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
             None => Ok(None),
             Some(entry) => {
                 let (key, value) = entry?;
-                let alert = codec::decode("outbox alert", &value)?;
+                let alert = codec::decode_plain("outbox alert", &value)?;
                 Ok(Some((seq_of(&key), alert)))
             }
         }
@@ -164,7 +164,7 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
     pub fn retry_state(&self, sink: &str) -> Result<Option<RetryState>, StoreError> {
         match self.db.get(keys::named(Kind::Retry, sink))? {
             None => Ok(None),
-            Some(value) => Ok(Some(codec::decode("retry state", &value)?)),
+            Some(value) => Ok(Some(codec::decode_plain("retry state", &value)?)),
         }
     }
 
@@ -187,7 +187,7 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
         let mut out = Vec::new();
         for entry in self.db.scan_prefix([Kind::Dead.tag()]) {
             let (_, value) = entry?;
-            out.push(codec::decode("dead letter", &value)?);
+            out.push(codec::decode_plain("dead letter", &value)?);
         }
         Ok(out)
     }
@@ -218,7 +218,7 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
             None => Ok(None),
             Some(entry) => {
                 let (key, value) = entry?;
-                let alert = codec::decode("re-queued alert", &value)?;
+                let alert = codec::decode_plain("re-queued alert", &value)?;
                 Ok(Some((seq_of(&key), alert)))
             }
         }
@@ -255,7 +255,7 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
         let mut out = Vec::new();
         for entry in self.db.scan_prefix(prefix) {
             let (_, value) = entry?;
-            out.push(codec::decode("open alert", &value)?);
+            out.push(codec::decode_plain("open alert", &value)?);
         }
         Ok(out)
     }
@@ -282,7 +282,7 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
         let mut out = Vec::new();
         for entry in self.db.scan_prefix([Kind::OpenSource.tag()]) {
             let (_, value) = entry?;
-            out.push(codec::decode("open source incident", &value)?);
+            out.push(codec::decode_plain("open source incident", &value)?);
         }
         Ok(out)
     }
