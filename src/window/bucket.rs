@@ -74,11 +74,14 @@ pub struct Sample {
 }
 
 /// The phrases that made a verdict a report, and its language.
-fn phrases_and_lang<'a>(post: &'a Post, verdict: &'a Verdict) -> (Vec<&'a str>, &'a str) {
+pub(super) fn phrases_and_lang<'a>(
+    post: &'a Post,
+    verdict: &'a Verdict,
+) -> (Vec<&'a str>, &'a str) {
     let evidence = verdict
         .reasons
         .iter()
-        .filter(|r| r.weight > 0.0 && matches!(r.rule, "outage" | "weak" | "hashtag" | "error"));
+        .filter(|r| r.weight > 0.0 && r.rule.is_failure_evidence());
     let phrases: Vec<&str> = evidence
         .clone()
         .filter_map(|r| r.matched.as_deref())
