@@ -64,7 +64,7 @@ pub struct Config {
     #[serde(default)]
     pub detector: DetectorConfig,
     #[serde(default)]
-    pub health: HealthConfig,
+    pub health: HealthRule,
     #[serde(default)]
     pub daemon: DaemonSettings,
     #[serde(default)]
@@ -81,7 +81,7 @@ impl Default for Config {
             sinks: Vec::new(),
             window: WindowConfig::default(),
             detector: DetectorConfig::default(),
-            health: HealthConfig::default(),
+            health: HealthRule::default(),
             daemon: DaemonSettings::default(),
             http: HttpConfig::default(),
         }
@@ -116,8 +116,9 @@ pub struct SourceConfig {
     pub protocol: Option<Wire>,
     /// Jetstream: ask for dictionary-zstd frames (default true).
     pub compress: Option<bool>,
+    /// Timeouts, limits and backoff (`[sources.connection]`).
     #[serde(default)]
-    pub connection: ConnectionConfig,
+    pub connection: WsSettings,
 }
 
 fn default_stream() -> String {
@@ -134,7 +135,7 @@ impl SourceConfig {
             token: None,
             protocol: None,
             compress: None,
-            connection: ConnectionConfig::default(),
+            connection: WsSettings::default(),
         }
     }
 
@@ -150,7 +151,7 @@ impl SourceConfig {
 
     /// The live connections this source opens (its kind decides how many).
     pub fn connections(&self) -> Vec<crate::source::Connection> {
-        let settings = self.connection.settings();
+        let settings = self.connection.clone();
         let connection = crate::source::Connection {
             name: self.name.clone(),
             kind: self.kind,
@@ -166,79 +167,6 @@ impl SourceConfig {
             settings,
         };
         self.kind.source().connections(connection)
-    }
-}
-
-/// Resilience settings of a connection (all optional).
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ConnectionConfig {
-    /// Reconnect when no data frame arrives for this long (1 s to 1 h).
-    #[serde(deserialize_with = "num::float::<_, 1_000, 3_600_000>")]
-    pub watchdog_secs: f64,
-    /// 1 s to 1 h.
-    #[serde(deserialize_with = "num::float::<_, 1_000, 3_600_000>")]
-    pub ping_secs: f64,
-    /// Larger frames (after decompression) are dropped and counted
-    /// (1 KiB to 16 MiB).
-    #[serde(deserialize_with = "num::int::<_, usize, 1024, 16_777_216>")]
-    pub max_frame_bytes: usize,
-    /// Larger compressed frames are dropped and counted, undecompressed
-    /// (1 KiB to 16 MiB).
-    #[serde(deserialize_with = "num::int::<_, usize, 1024, 16_777_216>")]
-    pub max_compressed_frame_bytes: usize,
-    /// Data frames beyond this many per second of one connection are
-    /// counted and dropped; 0 = no limit (at most 10 million).
-    #[serde(deserialize_with = "num::int::<_, u32, 0, 10_000_000>")]
-    pub max_frames_per_sec: u32,
-    /// 50 ms to 10 min: a dead host is never hammered.
-    #[serde(deserialize_with = "num::int::<_, u64, 50, 600_000>")]
-    pub backoff_min_ms: u64,
-    /// 50 ms to 1 h (and never below `backoff_min_ms`).
-    #[serde(deserialize_with = "num::int::<_, u64, 50, 3_600_000>")]
-    pub backoff_max_ms: u64,
-    /// A connection that lasted this long resets the backoff (1 s to 1 day).
-    #[serde(deserialize_with = "num::float::<_, 1_000, 86_400_000>")]
-    pub healthy_after_secs: f64,
-    /// 1 s to 5 min.
-    #[serde(deserialize_with = "num::float::<_, 1_000, 300_000>")]
-    pub connect_timeout_secs: f64,
-}
-
-impl Default for ConnectionConfig {
-    fn default() -> Self {
-        let d = WsSettings::default();
-        ConnectionConfig {
-            watchdog_secs: d.watchdog.as_secs_f64(),
-            ping_secs: d.ping_every.as_secs_f64(),
-            max_frame_bytes: d.max_frame_bytes,
-            max_compressed_frame_bytes: d.max_compressed_frame_bytes,
-            max_frames_per_sec: d.max_frames_per_sec,
-            backoff_min_ms: d.backoff_min.as_millis() as u64,
-            backoff_max_ms: d.backoff_max.as_millis() as u64,
-            healthy_after_secs: d.healthy_after.as_secs_f64(),
-            connect_timeout_secs: d.connect_timeout.as_secs_f64(),
-        }
-    }
-}
-
-impl ConnectionConfig {
-    pub fn settings(&self) -> WsSettings {
-        // Checked when read; a value built in code that is not finite
-        // becomes an hour rather than a panic.
-        let secs =
-            |s: f64| Duration::try_from_secs_f64(s.max(0.001)).unwrap_or(Duration::from_secs(3600));
-        WsSettings {
-            watchdog: secs(self.watchdog_secs),
-            ping_every: secs(self.ping_secs),
-            max_frame_bytes: self.max_frame_bytes,
-            max_compressed_frame_bytes: self.max_compressed_frame_bytes,
-            max_frames_per_sec: self.max_frames_per_sec,
-            backoff_min: Duration::from_millis(self.backoff_min_ms.max(1)),
-            backoff_max: Duration::from_millis(self.backoff_max_ms.max(self.backoff_min_ms.max(1))),
-            healthy_after: secs(self.healthy_after_secs),
-            connect_timeout: secs(self.connect_timeout_secs),
-        }
     }
 }
 
@@ -322,23 +250,27 @@ pub struct SinkConfig {
     pub backoff_max_ms: u64,
 }
 
+// A sink's defaults are the delivery's own (one place each).
 fn default_timeout() -> f64 {
-    10.0
+    Webhook::TIMEOUT.as_secs_f64()
 }
 fn default_connect_timeout() -> f64 {
-    5.0
+    Webhook::CONNECT_TIMEOUT.as_secs_f64()
 }
 fn default_repeat() -> f64 {
-    60.0
+    Webhook::REPEAT.as_secs_f64()
 }
 fn default_horizon() -> f64 {
-    24.0
+    RetryPolicy::default().horizon.as_secs_f64() / 3600.0
 }
 fn default_backoff_min() -> u64 {
-    1000
+    millis(RetryPolicy::default().min_backoff)
 }
 fn default_backoff_max() -> u64 {
-    300_000
+    millis(RetryPolicy::default().max_backoff)
+}
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl SinkConfig {
@@ -417,42 +349,6 @@ pub fn sink_specs(config: &Config) -> Vec<SinkSpec> {
     std::iter::once(lines)
         .chain(config.sinks.iter().map(SinkConfig::spec))
         .collect()
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct HealthConfig {
-    /// A source with no data for this long raises `source:NAME` (1 s to 1 day).
-    #[serde(deserialize_with = "num::int::<_, i64, 1, 86_400>")]
-    pub silence_secs: i64,
-    /// A source whose newest event is older than this raises `source:NAME`
-    /// (1 s to 10 years: a huge value turns the check off).
-    #[serde(deserialize_with = "num::int::<_, i64, 1, 315_360_000>")]
-    pub lag_secs: i64,
-    /// No health verdict this long after start (0 to 1 day).
-    #[serde(deserialize_with = "num::int::<_, i64, 0, 86_400>")]
-    pub grace_secs: i64,
-}
-
-impl Default for HealthConfig {
-    fn default() -> Self {
-        let d = HealthRule::default();
-        HealthConfig {
-            silence_secs: d.silence_secs,
-            lag_secs: d.lag_secs,
-            grace_secs: d.grace_secs,
-        }
-    }
-}
-
-impl HealthConfig {
-    pub fn rule(&self) -> HealthRule {
-        HealthRule {
-            silence_secs: self.silence_secs,
-            lag_secs: self.lag_secs,
-            grace_secs: self.grace_secs,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -667,18 +563,6 @@ impl Config {
                     ));
                 }
             }
-            if source.connection.max_frame_bytes == 0 {
-                return Err((
-                    format!("sources[{i}].connection.max_frame_bytes"),
-                    "must be above 0".into(),
-                ));
-            }
-            if source.connection.max_compressed_frame_bytes == 0 {
-                return Err((
-                    format!("sources[{i}].connection.max_compressed_frame_bytes"),
-                    "must be above 0".into(),
-                ));
-            }
             if source.kind != SourceKind::Jetstream {
                 for (key, set) in [
                     ("protocol", source.protocol.is_some()),
@@ -709,10 +593,7 @@ impl Config {
                     ),
                 ));
             }
-            let ok = unset(&sink.url)
-                || reqwest::Url::parse(&sink.url)
-                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
-            if !ok {
+            if !unset(&sink.url) && !crate::alert::http::is_http_url(&sink.url) {
                 return Err((
                     format!("sinks[{i}].url"),
                     format!(

@@ -169,9 +169,7 @@ impl Delivery {
         for spec in specs {
             let client = match &spec.target {
                 Target::Webhook(hook) => {
-                    let ok = reqwest::Url::parse(&hook.url)
-                        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
-                    if !ok {
+                    if !http::is_http_url(&hook.url) {
                         return Err(DeliveryError::BadUrl {
                             sink: spec.name.clone(),
                             url: http::redact(&hook.url),

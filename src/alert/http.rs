@@ -71,6 +71,13 @@ pub fn client(connect_timeout: Duration) -> Result<reqwest::Client, super::deliv
         .build()?)
 }
 
+/// Whether a sink may post to `url`: it parses, is http(s), and names a
+/// host. The one check of a sink's URL (the configuration's and
+/// delivery's).
+pub fn is_http_url(url: &str) -> bool {
+    Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+}
+
 /// A path segment that looks like a token (Slack's and Discord's webhook
 /// URLs carry theirs in the path): 20+ characters of `[A-Za-z0-9_-]`, or
 /// 12+ mixing letters and digits.

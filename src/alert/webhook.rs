@@ -51,20 +51,12 @@ impl std::fmt::Debug for Webhook {
 }
 
 impl Webhook {
-    /// A `json` webhook with the defaults.
-    pub fn json(url: &str, secret: Option<String>) -> Webhook {
-        Webhook {
-            url: url.to_owned(),
-            format: Format::Json,
-            secret,
-            timeout: Duration::from_secs(10),
-            connect_timeout: Duration::from_secs(5),
-            headers: Vec::new(),
-            key: None,
-            follow_redirects: false,
-            repeat: Duration::from_secs(60),
-        }
-    }
+    /// The whole request's timeout when a sink sets none (`timeout_secs`).
+    pub const TIMEOUT: Duration = Duration::from_secs(10);
+    /// Connecting's timeout when a sink sets none (`connect_timeout_secs`).
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+    /// Alertmanager's re-post period when a sink sets none (`repeat_secs`).
+    pub const REPEAT: Duration = Duration::from_secs(60);
 
     /// How long Alertmanager should keep a firing alert without hearing
     /// from us again: four re-posts' worth.

@@ -294,7 +294,7 @@ impl Helpers {
     ) -> Vec<tokio::task::JoinHandle<()>> {
         let monitor = Monitor {
             health: self.health.clone(),
-            rule: config.health.rule(),
+            rule: config.health,
             outbox: self.outbox.clone(),
             notifier: self.notifier,
             telemetry: Arc::clone(&self.telemetry),

@@ -20,17 +20,21 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(settings: &WsSettings) -> Self {
+        // Never a zero wait (a busy loop), and the cap never below the
+        // first wait, whatever the settings say.
+        let min = settings.backoff_min.max(Duration::from_millis(1));
+        let max = settings.backoff_max.max(min);
         let builder = ExponentialBuilder::default()
-            .with_min_delay(settings.backoff_min)
-            .with_max_delay(settings.backoff_max)
+            .with_min_delay(min)
+            .with_max_delay(max)
             .with_factor(2.0)
             .with_jitter()
             .without_max_times();
         Backoff {
             delays: builder.build(),
             builder,
-            min: settings.backoff_min,
-            max: settings.backoff_max,
+            min,
+            max,
         }
     }
 
