@@ -34,7 +34,7 @@ use super::task::SinkRun;
 pub use super::webhook::Webhook;
 use crate::detect::Severity;
 use crate::state::StoreError;
-use crate::wall::SharedClock;
+use crate::wall::{Clock, SharedClock};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
@@ -299,7 +299,12 @@ impl Delivery {
 
 /// Sends one alert to a sink directly (not through the outbox) and says
 /// how it went, with the receiver's answer: `outagewatch alerts test`.
-pub async fn send_test(spec: &SinkSpec, alert: &Alert) -> Result<String, String> {
+/// `clock` is the wall clock of the request's signature and rate limits.
+pub async fn send_test(
+    spec: &SinkSpec,
+    alert: &Alert,
+    clock: &dyn Clock,
+) -> Result<String, String> {
     match &spec.target {
         Target::Lines(path) => {
             let mut lines = match path {
@@ -311,9 +316,9 @@ pub async fn send_test(spec: &SinkSpec, alert: &Alert) -> Result<String, String>
         }
         Target::Webhook(hook) => {
             let client = http::client(hook.connect_timeout).map_err(|e| e.to_string())?;
-            let outgoing =
-                super::webhook::request(hook, alert, None).map_err(|f| f.reason().to_owned())?;
-            match http::send(&client, &outgoing, hook.timeout, hook.follow_redirects).await {
+            let outgoing = super::webhook::request(hook, alert, None, clock)
+                .map_err(|f| f.reason().to_owned())?;
+            match http::send(&client, &outgoing, clock).await {
                 Ok(answer) => Ok(format!(
                     "delivered (HTTP {}){}",
                     answer.status,
