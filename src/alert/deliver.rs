@@ -106,7 +106,7 @@ pub struct SinkReport {
 /// Reads the sinks' counters and outbox depth (see [`Delivery::probe`]).
 #[derive(Clone)]
 pub struct SinkProbe {
-    sinks: Vec<(String, Arc<SinkStats>, watch::Receiver<u64>)>,
+    sinks: Vec<(String, Arc<SinkStats>, watch::Receiver<Option<u64>>)>,
     outbox: Outbox,
 }
 
@@ -135,7 +135,8 @@ impl SinkProbe {
 struct Worker {
     name: String,
     task: JoinHandle<()>,
-    cursor: watch::Receiver<u64>,
+    /// The sink's cursor: the last alert it is done with, if any.
+    cursor: watch::Receiver<Option<u64>>,
     stats: Arc<SinkStats>,
 }
 
@@ -258,6 +259,8 @@ impl Delivery {
         let Ok(target) = self.outbox.last_seq() else {
             return false;
         };
+        // `None < Some(_)`: with nothing in the outbox, every cursor is
+        // caught up.
         self.notify();
         let all = async {
             for worker in &self.workers {

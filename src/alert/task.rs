@@ -35,13 +35,14 @@ pub(crate) struct SinkRun {
     pub(crate) stats: Arc<SinkStats>,
     pub(crate) notify: Arc<Notify>,
     pub(crate) shutdown: watch::Receiver<bool>,
-    pub(crate) cursor: watch::Sender<u64>,
+    pub(crate) cursor: watch::Sender<Option<u64>>,
     /// The wall clock of the retry horizon, dead letters and rate limits.
     pub(crate) clock: SharedClock,
 }
 
 impl SinkRun {
-    pub(crate) async fn run(mut self, mut cursor: u64) {
+    /// Delivers from after `cursor` (`None`: from the first alert).
+    pub(crate) async fn run(mut self, mut cursor: Option<u64>) {
         loop {
             if *self.shutdown.borrow() {
                 return;
@@ -89,8 +90,8 @@ impl SinkRun {
             let result = if requeued {
                 self.outbox.remove_requeued(&self.spec.name, seq)
             } else {
-                cursor = seq;
-                let _ = self.cursor.send(seq);
+                cursor = Some(seq);
+                let _ = self.cursor.send(cursor);
                 self.outbox.advance(&self.spec.name, seq, &self.all)
             };
             if let Err(e) = result {
