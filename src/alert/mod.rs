@@ -7,11 +7,14 @@ pub mod chat;
 pub mod deliver;
 pub mod format;
 pub mod http;
+mod once;
 pub mod outbox;
 pub mod paging;
+mod probe;
 pub mod ratelimit;
 pub mod sign;
 pub mod sink;
+mod spec;
 mod task;
 pub mod webhook;
 

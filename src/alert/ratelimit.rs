@@ -165,10 +165,10 @@ mod tests {
         );
     }
 
-    #[test]
-    fn rate_limit_table() {
+    /// Headers and body of a failed request, and the wait they ask for.
+    fn retry_after_cases() -> Vec<(HeaderMap, &'static [u8], Option<Duration>)> {
         let s = Duration::from_secs_f64;
-        let cases: Vec<(HeaderMap, &[u8], Option<Duration>)> = vec![
+        vec![
             (headers(&[("retry-after", "120")]), b"", Some(s(120.0))),
             (headers(&[("retry-after", "1.5")]), b"", Some(s(1.5))),
             (
@@ -215,8 +215,13 @@ mod tests {
                 b"",
                 None,
             ),
-        ];
-        for (h, body, want) in cases {
+        ]
+    }
+
+    #[test]
+    fn rate_limit_table() {
+        let s = Duration::from_secs_f64;
+        for (h, body, want) in retry_after_cases() {
             assert_eq!(
                 retry_after(&h, body, now()),
                 want,
