@@ -261,40 +261,67 @@ pub async fn run<P: Protocol>(
         let frames_before = link.health.frames();
         let end = session(&host, &url, &settings, &mut protocol, &mut link).await;
         link.health.set_connected(false);
-        match end {
-            End::Shutdown => {
-                tracing::info!(source = %link.health.name, "source stopped");
-                return;
-            }
-            End::PipelineGone => return,
-            End::Redirect(location) => {
-                if redirect.follow(&url, &location, &link.health) {
-                    continue;
-                }
-            }
-            End::Lost(reason) => {
-                redirect.hops = 0;
-                let health = &link.health;
-                let counters = &health.counters;
-                SourceReconnect {
-                    source: &health.name,
-                    counters,
-                    url: &url,
-                    reason: &reason,
-                }
-                .emit();
-            }
+        match after_session(end, &url, &mut redirect, &link.health) {
+            After::Stop => return,
+            After::Again => continue,
+            After::Wait => {}
         }
         if started.elapsed() >= settings.healthy_after && link.health.frames() > frames_before {
             backoff.reset();
         }
         host_index += 1;
-        let delay = backoff.next_delay();
-        tracing::info!(source = %link.health.name, next_host = %hosts[host_index % hosts.len()], delay_ms = delay.as_millis() as u64, "waiting before reconnecting");
-        tokio::select! {
-            _ = sleep(delay) => {}
-            _ = link.shutdown.changed() => return,
+        let next_host = &hosts[host_index % hosts.len()];
+        if !wait_to_reconnect(&mut backoff, next_host, &mut link).await {
+            return;
         }
+    }
+}
+
+/// What to do once a session has ended.
+enum After {
+    /// Shut down, or the pipeline is gone.
+    Stop,
+    /// Connect again at once (a redirect being followed).
+    Again,
+    /// Wait out the backoff, then connect to the next host.
+    Wait,
+}
+
+/// Reads how a session on `url` ended: logs and counts it, and says what
+/// comes next.
+fn after_session(end: End, url: &str, redirect: &mut Redirect, health: &SourceHealth) -> After {
+    match end {
+        End::Shutdown => {
+            tracing::info!(source = %health.name, "source stopped");
+            After::Stop
+        }
+        End::PipelineGone => After::Stop,
+        End::Redirect(location) => match redirect.follow(url, &location, health) {
+            true => After::Again,
+            false => After::Wait,
+        },
+        End::Lost(reason) => {
+            redirect.hops = 0;
+            SourceReconnect {
+                source: &health.name,
+                counters: &health.counters,
+                url,
+                reason: &reason,
+            }
+            .emit();
+            After::Wait
+        }
+    }
+}
+
+/// Waits the backoff's next delay before connecting to `next_host`; false
+/// when shut down meanwhile.
+async fn wait_to_reconnect(backoff: &mut Backoff, next_host: &str, link: &mut Link) -> bool {
+    let delay = backoff.next_delay();
+    tracing::info!(source = %link.health.name, next_host = %next_host, delay_ms = delay.as_millis() as u64, "waiting before reconnecting");
+    tokio::select! {
+        _ = sleep(delay) => true,
+        _ = link.shutdown.changed() => false,
     }
 }
 
