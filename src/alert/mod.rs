@@ -225,4 +225,6 @@ fn round3(x: f64) -> f64 {
 }
 
 #[cfg(test)]
+mod paused_tests;
+#[cfg(test)]
 mod proptests;

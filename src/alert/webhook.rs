@@ -252,3 +252,55 @@ fn custom_headers(
     }
     Ok(url)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wall::TokioClock;
+
+    fn header(out: &Outgoing, name: &str) -> String {
+        let value = out.headers.iter().find(|(n, _)| n.as_str() == name);
+        let value = value.map(|(_, v)| v.to_str().expect("text").to_owned());
+        value.unwrap_or_else(|| panic!("no {name} header"))
+    }
+
+    /// The signature's timestamp and Alertmanager's `endsAt` are read on
+    /// the sink's clock (here 2027-01-15T08:00:00Z), not the system's.
+    #[tokio::test(start_paused = true)]
+    async fn request_times_come_from_the_sinks_clock() {
+        let clock = TokioClock::starting_at(1_800_000_000_000_000);
+        let alert = format::sample_alert();
+        let hook = Webhook {
+            url: "https://hooks.example.com/in".into(),
+            format: Format::Json,
+            secret: Some("s3cret".into()),
+            timeout: Webhook::TIMEOUT,
+            connect_timeout: Webhook::CONNECT_TIMEOUT,
+            headers: Vec::new(),
+            key: None,
+            follow_redirects: false,
+            repeat: Webhook::REPEAT,
+        };
+        let signed = request(&hook, &alert, None, &clock).expect("request");
+        let timestamp = header(&signed, sign::TIMESTAMP_HEADER);
+        assert_eq!(timestamp, "1800000000");
+        let signature = header(&signed, sign::SIGNATURE_HEADER);
+        assert!(sign::verify(
+            b"s3cret",
+            &timestamp,
+            &signed.body,
+            &signature
+        ));
+        let manager = Webhook {
+            format: Format::Alertmanager,
+            secret: None,
+            ..hook
+        };
+        let posted = request(&manager, &alert, None, &clock).expect("request");
+        let body: Value = serde_json::from_slice(&posted.body).expect("json");
+        let ends =
+            paging::alertmanager_ends_at(&alert, manager.alertmanager_ttl(), clock.now_utc());
+        assert!(ends.starts_with("2027-01-15T08:04:00"), "{ends}");
+        assert_eq!(body[0]["endsAt"], Value::String(ends));
+    }
+}
