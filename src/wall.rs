@@ -36,6 +36,12 @@ impl Clock for SystemClock {
     }
 }
 
+/// The system clock, read once: for the edges that have no clock passed
+/// to them (the arrival of a frame, the status API's `generated_at`).
+pub fn now_us() -> Micros {
+    SystemClock.now_us()
+}
+
 /// The system clock, shared.
 pub fn system() -> SharedClock {
     Arc::new(SystemClock)

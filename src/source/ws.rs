@@ -136,7 +136,7 @@ pub struct Inbound {
 
 /// The arrival clock: wall-clock µs rounded down to the millisecond.
 pub fn arrival_now() -> Micros {
-    let now = super::health::wall_now();
+    let now = crate::wall::now_us();
     now - now.rem_euclid(1000)
 }
 
