@@ -78,10 +78,10 @@ struct Stall {
     stopping_since: std::sync::atomic::AtomicU64,
 }
 
+/// Wall-clock ms for the stall watch's atomics (0 is their "not
+/// started": an atomic cannot hold an `Option`, and no real time is 0).
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    u64::try_from(crate::wall::now_us() / 1000).unwrap_or(0)
 }
 
 impl Stall {
