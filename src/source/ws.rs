@@ -687,15 +687,17 @@ impl<P: Protocol> Reader<'_, P> {
 
 /// Counts one connection's data frames per second of wall time.
 struct RateLimit {
-    limit: u32,
+    /// Frames allowed per second; `None`: no limit.
+    limit: Option<u32>,
     window: Instant,
     count: u32,
 }
 
 impl RateLimit {
-    fn new(limit: u32) -> Self {
+    /// `per_sec` as configured: `max_frames_per_sec = 0` is no limit.
+    fn new(per_sec: u32) -> Self {
         RateLimit {
-            limit,
+            limit: (per_sec > 0).then_some(per_sec),
             window: Instant::now(),
             count: 0,
         }
@@ -703,15 +705,15 @@ impl RateLimit {
 
     /// Counts a frame; true when it is over this second's allowance.
     fn over(&mut self) -> bool {
-        if self.limit == 0 {
+        let Some(limit) = self.limit else {
             return false;
-        }
+        };
         let now = Instant::now();
         if now.duration_since(self.window) >= Duration::from_secs(1) {
             self.window = now;
             self.count = 0;
         }
         self.count = self.count.saturating_add(1);
-        self.count > self.limit
+        self.count > limit
     }
 }
