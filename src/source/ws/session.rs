@@ -1,0 +1,376 @@
+//! One connection of a live source: the handshake (a refusal read by the
+//! protocol, a redirect handed back to [`super::run`]), the subscription,
+//! then frames (bounded in size and rate, binary ones made text by the
+//! protocol, control messages told apart from data) until it ends; the
+//! watchdog reconnects when no frame that decodes arrives for too long.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{Connector, connect_async_tls_with_config};
+
+use super::{BinaryFrame, Control, End, Inbound, Protocol, WsSettings, arrival_now};
+use crate::Micros;
+use crate::events::{
+    BinaryFrameDropped, FrameOversized, FrameRateDropped, InternalEvent, ServerError, WatchdogStall,
+};
+use crate::source::health::SourceHealth;
+use crate::source::kind::Link;
+
+/// When the watchdog should look again, or `None` if no frame has decoded
+/// for a whole `watchdog` period of this connection (a stall).
+fn data_deadline(
+    health: &SourceHealth,
+    connected_at: Micros,
+    watchdog: Duration,
+) -> Option<Instant> {
+    let last = health.last_data_wall()?.max(connected_at);
+    let since = Duration::from_micros((health.now() - last).max(0) as u64);
+    (since < watchdog).then(|| Instant::now() + (watchdog - since))
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// One connection: handshake, subscription, then frames until it ends.
+pub(super) async fn session<P: Protocol>(
+    host: &Arc<str>,
+    url: &str,
+    settings: &WsSettings,
+    protocol: &mut P,
+    link: &mut Link,
+) -> End {
+    let ws = match handshake(url, settings, protocol, link).await {
+        Ok(ws) => ws,
+        Err(end) => return end,
+    };
+    let (mut write, read) = ws.split();
+    for hello in protocol.hello(link.health.processed()) {
+        if let Err(e) = write.send(Message::text(hello)).await {
+            return End::Lost(format!("cannot send subscription: {e}"));
+        }
+    }
+    link.health.set_connected(true);
+    tracing::info!(source = %link.health.name, %url, "connected");
+    let mut reader = Reader {
+        host,
+        settings,
+        protocol,
+        link,
+        limiter: RateLimit::new(settings.max_frames_per_sec),
+    };
+    reader.read(write, read).await
+}
+
+/// Opens the websocket: the request with the protocol's headers, the
+/// connection bounded in time, a refusal read by the protocol.
+async fn handshake<P: Protocol>(
+    url: &str,
+    settings: &WsSettings,
+    protocol: &mut P,
+    link: &mut Link,
+) -> Result<Socket, End> {
+    let mut request = url
+        .into_client_request()
+        .map_err(|e| End::Lost(format!("bad URL: {e}")))?;
+    for (name, value) in protocol.headers() {
+        let value = HeaderValue::from_str(&value)
+            .map_err(|_| End::Lost(format!("header {name} has characters HTTP does not allow")))?;
+        request.headers_mut().insert(name, value);
+    }
+    // tungstenite's own limit is generous: frames between our limit and
+    // this one are dropped and counted without losing the connection.
+    let hard_limit = settings.max_frame_bytes.saturating_mul(16).max(16 << 20);
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(hard_limit))
+        .max_frame_size(Some(hard_limit));
+    let tls = Connector::Rustls(Arc::clone(&link.tls));
+    let connect = connect_async_tls_with_config(request, Some(config), true, Some(tls));
+    let result = tokio::select! {
+        _ = link.shutdown.changed() => return Err(End::Shutdown),
+        result = timeout(settings.connect_timeout, connect) => result,
+    };
+    match result {
+        Err(_) => Err(End::Lost(format!(
+            "connect timed out after {:?}",
+            settings.connect_timeout
+        ))),
+        Ok(Ok((ws, _response))) => Ok(ws),
+        Ok(Err(tungstenite::Error::Http(response))) => {
+            Err(refused(&response, protocol, &link.health))
+        }
+        Ok(Err(e)) => Err(End::Lost(format!("cannot connect: {e}"))),
+    }
+}
+
+/// How a handshake answered with an HTTP status ends: a redirect to
+/// follow, or a refusal the protocol reads (perhaps reporting lost events).
+fn refused<P: Protocol>(
+    response: &tungstenite::http::Response<Option<Vec<u8>>>,
+    protocol: &mut P,
+    health: &SourceHealth,
+) -> End {
+    if response.status().is_redirection() {
+        return match response
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+        {
+            Some(location) => End::Redirect(location.to_owned()),
+            None => End::Lost(format!("HTTP {} without a Location", response.status())),
+        };
+    }
+    let body = response.body().as_deref().unwrap_or_default();
+    let rejection = protocol.rejected(response.status().as_u16(), body);
+    if let Some(gap) = rejection.gap {
+        tracing::warn!(source = %health.name, %gap, "events lost");
+        health.report_gap(gap);
+    }
+    End::Lost(rejection.reason)
+}
+
+/// The reading half of one connection.
+struct Reader<'a, P> {
+    host: &'a Arc<str>,
+    settings: &'a WsSettings,
+    protocol: &'a mut P,
+    link: &'a mut Link,
+    limiter: RateLimit,
+}
+
+/// What one websocket message comes to.
+enum Step {
+    /// A text frame for the protocol to classify.
+    Text(String),
+    /// Nothing to do (pings, dropped frames).
+    Skip,
+    End(End),
+}
+
+impl<P: Protocol> Reader<'_, P> {
+    /// Reads until the connection ends: pings on time, a watchdog on data,
+    /// every frame bounded and classified.
+    async fn read(
+        &mut self,
+        mut write: futures_util::stream::SplitSink<Socket, Message>,
+        mut read: futures_util::stream::SplitStream<Socket>,
+    ) -> End {
+        let mut ping = tokio::time::interval(self.settings.ping_every);
+        ping.tick().await;
+        let connected_at = self.link.health.now();
+        let mut deadline = Instant::now() + self.settings.watchdog;
+        loop {
+            let message = tokio::select! {
+                _ = self.link.shutdown.changed() => {
+                    let _ = write.send(Message::Close(None)).await;
+                    return End::Shutdown;
+                }
+                _ = ping.tick() => {
+                    if let Err(e) = write.send(Message::Ping(Vec::new().into())).await {
+                        return End::Lost(format!("ping failed: {e}"));
+                    }
+                    continue;
+                }
+                _ = sleep_until(deadline) => {
+                    // Data is what the pipeline managed to decode, not bytes.
+                    match data_deadline(&self.link.health, connected_at, self.settings.watchdog) {
+                        Some(next) => deadline = next,
+                        None => {
+                            WatchdogStall { counters: &self.link.health.counters }.emit();
+                            return End::Lost(format!("no data for {:?} (watchdog)", self.settings.watchdog));
+                        }
+                    }
+                    continue;
+                }
+                message = read.next() => message,
+            };
+            let text = match self.message(message) {
+                Step::Text(text) => text,
+                Step::Skip => continue,
+                Step::End(end) => return end,
+            };
+            if let Some(end) = self.deliver(text).await {
+                return end;
+            }
+        }
+    }
+
+    /// A websocket message as text for the protocol, within the limits.
+    fn message(&mut self, message: Option<Result<Message, tungstenite::Error>>) -> Step {
+        let health = &self.link.health;
+        match message {
+            None => Step::End(End::Lost("the server closed the stream".into())),
+            Some(Err(tungstenite::Error::Capacity(e))) => {
+                let why = format!("frame too large for the connection: {e}");
+                let counters = &health.counters;
+                FrameOversized {
+                    source: &health.name,
+                    counters,
+                    bytes: 0,
+                    why: &why,
+                }
+                .emit();
+                Step::End(End::Lost(why))
+            }
+            Some(Err(e)) => Step::End(End::Lost(format!("read error: {e}"))),
+            Some(Ok(Message::Text(text))) => self.text(text.as_str()),
+            Some(Ok(Message::Binary(bytes))) => self.binary(&bytes),
+            Some(Ok(Message::Close(frame))) => {
+                let reason = frame.map_or_else(
+                    || "no reason given".to_owned(),
+                    |f| format!("code {}: {}", u16::from(f.code), f.reason),
+                );
+                Step::End(End::Lost(format!(
+                    "the server closed the connection ({reason})"
+                )))
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Step::Skip,
+        }
+    }
+
+    /// Counts a frame; true when the connection's rate cap drops it.
+    fn over_rate(&mut self) -> bool {
+        self.link.health.count_frame();
+        let over = self.limiter.over();
+        if over {
+            FrameRateDropped {
+                counters: &self.link.health.counters,
+            }
+            .emit();
+        }
+        over
+    }
+
+    fn text(&mut self, text: &str) -> Step {
+        if self.over_rate() {
+            return Step::Skip;
+        }
+        let health = &self.link.health;
+        let limit = self.settings.max_frame_bytes;
+        if text.len() > limit {
+            let why = format!("text frame over the limit of {limit} bytes");
+            let (source, counters) = (&health.name, &health.counters);
+            FrameOversized {
+                source,
+                counters,
+                bytes: text.len(),
+                why: &why,
+            }
+            .emit();
+            return Step::Skip;
+        }
+        Step::Text(text.to_owned())
+    }
+
+    fn binary(&mut self, bytes: &[u8]) -> Step {
+        if self.over_rate() {
+            return Step::Skip;
+        }
+        let health = &self.link.health;
+        let (source, counters, len) = (&health.name, &health.counters, bytes.len());
+        match self.protocol.binary(bytes, self.settings) {
+            BinaryFrame::Text(text) => return Step::Text(text),
+            BinaryFrame::Oversized(why) => {
+                FrameOversized {
+                    source,
+                    counters,
+                    bytes: len,
+                    why: &why,
+                }
+                .emit();
+            }
+            BinaryFrame::Unusable(why) => {
+                BinaryFrameDropped {
+                    source,
+                    counters,
+                    bytes: len,
+                    why: &why,
+                }
+                .emit();
+            }
+        }
+        Step::Skip
+    }
+
+    /// A text frame: control messages acted on, data sent to the pipeline.
+    /// `Some` when the connection ends.
+    async fn deliver(&mut self, text: String) -> Option<End> {
+        let health = &self.link.health;
+        match self.protocol.control(&text) {
+            Control::Data => {}
+            Control::Info(info) => {
+                tracing::info!(source = %health.name, %info, "server message");
+                return None;
+            }
+            Control::ServerError(error) => {
+                let (source, counters) = (&health.name, &health.counters);
+                ServerError {
+                    source,
+                    counters,
+                    error: &error,
+                }
+                .emit();
+                return None;
+            }
+            Control::Gap(gap) => {
+                tracing::warn!(source = %health.name, %gap, "events lost");
+                health.report_gap(gap);
+                return None;
+            }
+            Control::Reconnect(reason) => {
+                return Some(End::Lost(format!(
+                    "server ended the subscription: {reason}"
+                )));
+            }
+        }
+        let inbound = Inbound {
+            source: self.link.index,
+            host: Arc::clone(self.host),
+            frame: text,
+            arrival_us: arrival_now(),
+        };
+        tokio::select! {
+            _ = self.link.shutdown.changed() => Some(End::Shutdown),
+            sent = self.link.frames.send(inbound) => sent.is_err().then_some(End::PipelineGone),
+        }
+    }
+}
+
+/// Counts one connection's data frames per second of wall time.
+struct RateLimit {
+    /// Frames allowed per second; `None`: no limit.
+    limit: Option<u32>,
+    window: Instant,
+    count: u32,
+}
+
+impl RateLimit {
+    /// `per_sec` as configured: `max_frames_per_sec = 0` is no limit.
+    fn new(per_sec: u32) -> Self {
+        RateLimit {
+            limit: (per_sec > 0).then_some(per_sec),
+            window: Instant::now(),
+            count: 0,
+        }
+    }
+
+    /// Counts a frame; true when it is over this second's allowance.
+    fn over(&mut self) -> bool {
+        let Some(limit) = self.limit else {
+            return false;
+        };
+        let now = Instant::now();
+        if now.duration_since(self.window) >= Duration::from_secs(1) {
+            self.window = now;
+            self.count = 0;
+        }
+        self.count = self.count.saturating_add(1);
+        self.count > limit
+    }
+}
