@@ -24,7 +24,7 @@ use crate::source::clock::{ClockRule, Judgement, SourceClock, Tick, author_key};
 use crate::source::dedupe::Deduper;
 use crate::source::jetstream::SeqCursor;
 use crate::source::{Decoded, FrameError, Origin, SkipReason, SourceKind};
-use crate::state::{Checkpoint, Store, StoreError};
+use crate::state::{CheckpointRef, Store, StoreError};
 use crate::window::{Bucket, Placement, WindowConfig, Windows};
 use crate::{MICROS_PER_SEC, Micros};
 
@@ -587,20 +587,20 @@ impl<S: Store> Pipeline<S> {
     }
 
     fn save(&mut self, closed: &[Bucket], alerts: &[Alert]) -> Result<Vec<u64>, PipelineError> {
-        let checkpoint = Checkpoint {
+        let baselines = self.detector.take_changed();
+        let checkpoint = CheckpointRef {
             closed_through: self.windows.closed_through(),
             newest: self.windows.newest(),
-            open: self.windows.open_buckets().cloned().collect(),
-            detector: Some(self.detector.snapshot()),
-            cursors: self.cursors.clone(),
-            seqs: self.seqs.clone(),
-            dedupe: Some(self.dedupe.snapshot(self.countable_from())),
+            open: self.windows.open_buckets().collect(),
+            detector: Some(self.detector.state()),
+            cursors: &self.cursors,
+            seqs: &self.seqs,
+            dedupe: Some(self.dedupe.persisted(self.countable_from())),
         };
         let prune_before = self
             .windows
             .closed_through()
             .map(|t| t.saturating_sub(self.retention_us));
-        let baselines = self.detector.take_changed();
         Ok(self
             .store
             .save(closed, &checkpoint, prune_before, alerts, &baselines)?)

@@ -181,7 +181,9 @@ fn a_rolled_back_store_is_refused() {
     {
         let mut store = SledStore::open(&state).expect("open");
         let cp = outagewatch::state::Checkpoint::default();
-        store.save(&[], &cp, None, NO_ALERTS, &[]).expect("save");
+        store
+            .save(&[], &cp.as_ref(), None, NO_ALERTS, &[])
+            .expect("save");
         store.flush().expect("flush");
     }
     copy_dir(&state, &old);
@@ -189,7 +191,9 @@ fn a_rolled_back_store_is_refused() {
         let mut store = SledStore::open(&state).expect("reopen");
         let cp = outagewatch::state::Checkpoint::default();
         for _ in 0..3 {
-            store.save(&[], &cp, None, NO_ALERTS, &[]).expect("save");
+            store
+                .save(&[], &cp.as_ref(), None, NO_ALERTS, &[])
+                .expect("save");
         }
         store.flush().expect("flush");
     }

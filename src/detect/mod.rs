@@ -325,8 +325,8 @@ impl Detector {
 
     /// Saved state for the checkpoint (without the baselines). Typed: the
     /// store encodes it, and a failure to is the store's error.
-    pub fn snapshot(&self) -> Snapshot {
-        self.state.clone()
+    pub fn state(&self) -> &Snapshot {
+        &self.state
     }
 
     /// Baselines changed since the last call: (service, its baseline, or

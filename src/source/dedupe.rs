@@ -87,28 +87,21 @@ impl Deduper {
         self
     }
 
-    /// A copy for the checkpoint with only the keys a resumed run can meet
-    /// again and still count: those at or after `countable_from` (the
-    /// pipeline passes its oldest source watermark less the allowed
-    /// lateness: anything older is stale anyway), and at least the last
-    /// [`PERSIST_HORIZON_SECS`], which a resumed cursor's overlap needs.
-    /// Small either way, where the whole horizon would not be.
-    pub fn snapshot(&self, countable_from: Option<Micros>) -> Deduper {
+    /// What the checkpoint keeps of this de-duplicator: only the keys a
+    /// resumed run can meet again and still count: those at or after
+    /// `countable_from` (the pipeline passes its oldest source watermark
+    /// less the allowed lateness: anything older is stale anyway), and at
+    /// least the last [`PERSIST_HORIZON_SECS`], which a resumed cursor's
+    /// overlap needs. Small either way, where the whole horizon would not
+    /// be. A view, not a copy: it is written on every save.
+    pub fn persisted(&self, countable_from: Option<Micros>) -> Persisted<'_> {
         let recent = self
             .newest
             .map_or(i64::MIN, |n| n - PERSIST_HORIZON_SECS * MICROS_PER_SEC);
         let cutoff = countable_from.map_or(recent, |from| from.min(recent));
-        Deduper {
-            horizon_us: self.horizon_us,
-            max_keys: self.max_keys,
-            order: self
-                .order
-                .iter()
-                .filter(|(t, _)| *t >= cutoff)
-                .copied()
-                .collect(),
-            keys: HashSet::default(),
-            newest: self.newest,
+        Persisted {
+            deduper: self,
+            cutoff,
         }
     }
 
@@ -136,9 +129,78 @@ impl Deduper {
     }
 }
 
+/// A [`Deduper`] as the checkpoint keeps it ([`Deduper::persisted`]):
+/// serialises exactly as a `Deduper` holding only the keys at or after
+/// `cutoff`, so it reads back as one.
+#[derive(Debug, Clone, Copy)]
+pub struct Persisted<'a> {
+    deduper: &'a Deduper,
+    cutoff: Micros,
+}
+
+impl<'a> From<&'a Deduper> for Persisted<'a> {
+    /// Everything the de-duplicator holds.
+    fn from(deduper: &'a Deduper) -> Self {
+        Persisted {
+            deduper,
+            cutoff: Micros::MIN,
+        }
+    }
+}
+
+impl Serialize for Persisted<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let d = self.deduper;
+        let mut out = serializer.serialize_struct("Deduper", 4)?;
+        out.serialize_field("horizon_us", &d.horizon_us)?;
+        out.serialize_field("max_keys", &d.max_keys)?;
+        out.serialize_field("order", &Kept(*self))?;
+        out.skip_field("keys")?;
+        out.serialize_field("newest", &d.newest)?;
+        out.end()
+    }
+}
+
+/// The keys a [`Persisted`] keeps, as a sequence of known length (a
+/// compact format writes the length first).
+struct Kept<'a>(Persisted<'a>);
+
+impl Serialize for Kept<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let Persisted { deduper, cutoff } = self.0;
+        let kept = || deduper.order.iter().filter(move |(t, _)| *t >= cutoff);
+        let mut seq = serializer.serialize_seq(Some(kept().count()))?;
+        for entry in kept() {
+            seq.serialize_element(entry)?;
+        }
+        seq.end()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a checkpoint gives back.
+    fn round_trip(persisted: Persisted<'_>) -> Deduper {
+        let bytes = postcard::to_stdvec(&persisted).expect("serialize");
+        postcard::from_bytes::<Deduper>(&bytes)
+            .expect("load")
+            .restored()
+    }
+
+    #[test]
+    fn a_whole_deduper_reads_back_equal() {
+        let mut d = Deduper::new(50, 1000);
+        for i in 0..20 {
+            d.is_duplicate(key_of(&[&i.to_string()]), (i * 7) % 30);
+        }
+        assert_eq!(round_trip(Persisted::from(&d)), d);
+        let json = serde_json::to_string(&Persisted::from(&d)).expect("JSON");
+        assert_eq!(json, serde_json::to_string(&d).expect("JSON"), "same shape");
+    }
 
     #[test]
     fn duplicates_within_the_horizon_are_dropped() {
@@ -178,10 +240,7 @@ mod tests {
         let (old, recent) = (key_of(&["old"]), key_of(&["recent"]));
         assert!(!d.is_duplicate(old, 0));
         assert!(!d.is_duplicate(recent, 100 * MICROS_PER_SEC));
-        let saved = serde_json::to_string(&d.snapshot(None)).expect("serialize");
-        let mut back = serde_json::from_str::<Deduper>(&saved)
-            .expect("load")
-            .restored();
+        let mut back = round_trip(d.persisted(None));
         assert!(back.is_duplicate(recent, 101 * MICROS_PER_SEC));
         assert!(
             !back.is_duplicate(old, 101 * MICROS_PER_SEC),
@@ -198,13 +257,7 @@ mod tests {
         }
         // Newest at 80 s: the persist horizon alone keeps 50 s on; a run
         // that may still count posts from 30 s on keeps those too.
-        let snapshot = |from| {
-            serde_json::from_str::<Deduper>(
-                &serde_json::to_string(&d.snapshot(from)).expect("serialize"),
-            )
-            .expect("load")
-            .restored()
-        };
+        let snapshot = |from| round_trip(d.persisted(from));
         let mut short = snapshot(None);
         let mut long = snapshot(Some(30 * MICROS_PER_SEC));
         let kept = |d: &mut Deduper| {

@@ -3,10 +3,9 @@
 //! - [`keys`]: the keyspace, one table of record kinds and their tags, so
 //!   no user-chosen name (a sink, a service, a source) can reach another
 //!   kind's records or our checkpoint;
-//! - [`codec`]: how a record becomes bytes and back (JSON with a checksum
-//!   today; issue 15 moves to a compact binary form here and nowhere else).
-//!   A record that cannot be written faithfully is an error, never `null`
-//!   or a deletion;
+//! - [`codec`]: how a record becomes bytes and back (compact binary with a
+//!   checksum; the outbox's alerts as JSON). A record that cannot be
+//!   written faithfully is an error, never `null` or a deletion;
 //! - [`records`]: the typed records: the [`Checkpoint`] (with the
 //!   detector's snapshot, the cursors and the de-duplication keys), and
 //!   the store's format version;
@@ -36,7 +35,7 @@ pub mod store;
 
 use std::path::PathBuf;
 
-pub use records::{Checkpoint, FORMAT};
+pub use records::{Checkpoint, CheckpointRef, FORMAT};
 pub use seal::{SEAL_FILE, seal_closed};
 pub use store::{Checks, Inventory, SledStore, Store};
 
@@ -55,12 +54,8 @@ pub enum StoreError {
     },
     #[error("state store: {0}")]
     Sled(#[from] sled::Error),
-    #[error("state store holds an unreadable {what}: {source}")]
-    Corrupt {
-        what: String,
-        #[source]
-        source: serde_json::Error,
-    },
+    #[error("state store holds an unreadable {what}: {detail}")]
+    Corrupt { what: String, detail: String },
     #[error("cannot save the {what}: {detail}; it was not written (nor anything of its batch)")]
     Unwritable { what: String, detail: String },
     #[error("the state in {path} is damaged: {detail}; {RECOVERY}")]
@@ -100,22 +95,27 @@ pub fn format(db: &sled::Db, path: &std::path::Path) -> Result<u32, StoreError> 
     Ok(found)
 }
 
-/// Brings a store of format 0 to [`FORMAT`], atomically; refuses a newer
-/// one. Format 0 kept the checkpoint and generation under the bare keys
-/// `checkpoint` and `generation`; they move under the `m` tag
-/// ([`keys::FORMAT_0_MOVES`]). Nothing else changed, so every other record
-/// stays as it is. A format-0 store whose checkpoint a sink named
-/// `heckpoint` had overwritten fails its checksum at the next
-/// verification, as it did before.
+/// Brings an older store to [`FORMAT`], atomically; refuses a newer one.
+/// - 0 → 1: the checkpoint and generation were kept under the bare keys
+///   `checkpoint` and `generation`; they move under the `m` tag
+///   ([`keys::FORMAT_0_MOVES`]). A format-0 store whose checkpoint a sink
+///   named `heckpoint` had overwritten fails its checksum at the next
+///   verification, as it did before.
+/// - 1 → 2: records are written in postcard from now on; the JSON records
+///   already there stay readable ([`codec`] tells them apart by their tag)
+///   and are replaced as they are written again, so nothing is rewritten.
 pub fn migrate(db: &sled::Db, path: &std::path::Path) -> Result<(), StoreError> {
-    if format(db, path)? != 0 {
+    let found = format(db, path)?;
+    if found == FORMAT {
         return Ok(());
     }
     let mut batch = sled::Batch::default();
-    for (old, new) in keys::FORMAT_0_MOVES {
-        if let Some(value) = db.get(old)? {
-            batch.remove(old);
-            batch.insert(new, value);
+    if found == 0 {
+        for (old, new) in keys::FORMAT_0_MOVES {
+            if let Some(value) = db.get(old)? {
+                batch.remove(old);
+                batch.insert(new, value);
+            }
         }
     }
     batch.insert(keys::FORMAT, &FORMAT.to_be_bytes());

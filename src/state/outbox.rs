@@ -109,7 +109,7 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
             None => Ok(None),
             Some(entry) => {
                 let (key, value) = entry?;
-                let alert = codec::decode("outbox alert", &value)?;
+                let alert = codec::decode_plain("outbox alert", &value)?;
                 Ok(Some((seq_of(&key), alert)))
             }
         }
@@ -178,7 +178,7 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
     pub fn retry_state(&self, sink: &str) -> Result<Option<RetryState>, StoreError> {
         match self.db.get(keys::named(Kind::Retry, sink))? {
             None => Ok(None),
-            Some(value) => Ok(Some(codec::decode("retry state", &value)?)),
+            Some(value) => Ok(Some(codec::decode_plain("retry state", &value)?)),
         }
     }
 
@@ -201,7 +201,7 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
         let mut out = Vec::new();
         for entry in self.db.scan_prefix([Kind::Dead.tag()]) {
             let (_, value) = entry?;
-            out.push(codec::decode("dead letter", &value)?);
+            out.push(codec::decode_plain("dead letter", &value)?);
         }
         Ok(out)
     }
@@ -232,7 +232,7 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
             None => Ok(None),
             Some(entry) => {
                 let (key, value) = entry?;
-                let alert = codec::decode("re-queued alert", &value)?;
+                let alert = codec::decode_plain("re-queued alert", &value)?;
                 Ok(Some((seq_of(&key), alert)))
             }
         }
@@ -270,7 +270,7 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
         let mut out = Vec::new();
         for entry in self.db.scan_prefix(prefix) {
             let (_, value) = entry?;
-            out.push(codec::decode("open alert", &value)?);
+            out.push(codec::decode_plain("open alert", &value)?);
         }
         Ok(out)
     }
@@ -297,7 +297,7 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
         let mut out = Vec::new();
         for entry in self.db.scan_prefix([Kind::OpenSource.tag()]) {
             let (_, value) = entry?;
-            out.push(codec::decode("open source incident", &value)?);
+            out.push(codec::decode_plain("open source incident", &value)?);
         }
         Ok(out)
     }

@@ -7,14 +7,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::Micros;
 use crate::detect::Snapshot;
-use crate::source::dedupe::Deduper;
+use crate::source::dedupe::{Deduper, Persisted};
 use crate::source::jetstream::SeqCursor;
 use crate::window::Bucket;
 
 /// The store's format, saved under `mformat`. 1: the keyspace of
-/// [`super::keys`]. A change of key layout or encoding bumps it and adds
-/// its step to [`super::migrate`].
-pub const FORMAT: u32 = 1;
+/// [`super::keys`], records in JSON; 2: records in postcard
+/// ([`super::codec`]). A change of key layout, encoding or a stored type's
+/// fields bumps it and adds its step to [`super::migrate`].
+pub const FORMAT: u32 = 2;
 
 /// Where the pipeline stood when the last batch was written: enough to
 /// continue after a restart without losing or double-counting.
@@ -43,4 +44,35 @@ pub struct Checkpoint {
     /// Recently seen event keys, so a resumed overlap is not counted twice.
     #[serde(default)]
     pub dedupe: Option<Deduper>,
+}
+
+/// A [`Checkpoint`] to be written, borrowing what it holds: the store
+/// writes one at every save, and copying the detector's state and the
+/// de-duplication keys only to encode them cost more than encoding them.
+/// Serialises exactly as the `Checkpoint` it reads back as (field for
+/// field, in the same order: a test in `store` holds the two together).
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckpointRef<'a> {
+    pub closed_through: Option<Micros>,
+    pub newest: Option<Micros>,
+    pub open: Vec<&'a Bucket>,
+    pub detector: Option<&'a Snapshot>,
+    pub cursors: &'a BTreeMap<String, Micros>,
+    pub seqs: &'a BTreeMap<String, SeqCursor>,
+    pub dedupe: Option<Persisted<'a>>,
+}
+
+impl Checkpoint {
+    /// This checkpoint, to be written.
+    pub fn as_ref(&self) -> CheckpointRef<'_> {
+        CheckpointRef {
+            closed_through: self.closed_through,
+            newest: self.newest,
+            open: self.open.iter().collect(),
+            detector: self.detector.as_ref(),
+            cursors: &self.cursors,
+            seqs: &self.seqs,
+            dedupe: self.dedupe.as_ref().map(Persisted::from),
+        }
+    }
 }

@@ -29,7 +29,7 @@ use serde::de::DeserializeOwned;
 use super::keys::{self, Kind};
 use super::outbox::{Outbox, next_seq};
 use super::seal::{Seal, file_sums};
-use super::{Checkpoint, StoreError, codec};
+use super::{Checkpoint, CheckpointRef, StoreError, codec};
 use crate::Micros;
 use crate::detect::baseline::Reports;
 use crate::window::Bucket;
@@ -44,7 +44,7 @@ pub trait Store {
     fn save<A: Serialize + DeserializeOwned>(
         &mut self,
         closed: &[Bucket],
-        checkpoint: &Checkpoint,
+        checkpoint: &CheckpointRef<'_>,
         prune_before: Option<Micros>,
         alerts: &[A],
         baselines: &[(String, Option<Reports>)],
@@ -316,7 +316,7 @@ impl Store for SledStore {
     fn save<A: Serialize + DeserializeOwned>(
         &mut self,
         closed: &[Bucket],
-        checkpoint: &Checkpoint,
+        checkpoint: &CheckpointRef<'_>,
         prune_before: Option<Micros>,
         alerts: &[A],
         baselines: &[(String, Option<Reports>)],
@@ -408,8 +408,8 @@ impl Store for SledStore {
 }
 
 impl SledStore {
-    /// A record's JSON, or damage naming it.
-    fn checked<'a>(&self, bytes: &'a [u8], what: &str) -> Result<&'a [u8], StoreError> {
+    /// A record's body, or damage naming it.
+    fn checked<'a>(&self, bytes: &'a [u8], what: &str) -> Result<codec::Body<'a>, StoreError> {
         codec::open(bytes).ok_or_else(|| StoreError::Damaged {
             path: self.dir.clone(),
             detail: format!("{what} fails its checksum"),
@@ -455,7 +455,7 @@ mod tests {
             store
                 .save(
                     &[bucket(-10, 1), bucket(0, 2), bucket(10, 3)],
-                    &checkpoint,
+                    &checkpoint.as_ref(),
                     None,
                     NO_ALERTS,
                     &[],
@@ -484,7 +484,7 @@ mod tests {
             store
                 .save(
                     &[],
-                    &Checkpoint::default(),
+                    &Checkpoint::default().as_ref(),
                     None,
                     &[alert.clone(), alert.clone()],
                     &[],
@@ -510,10 +510,16 @@ mod tests {
         let mut store = SledStore::temporary().expect("temp store");
         let cp = Checkpoint::default();
         store
-            .save(&[bucket(0, 1), bucket(10, 1)], &cp, None, NO_ALERTS, &[])
+            .save(
+                &[bucket(0, 1), bucket(10, 1)],
+                &cp.as_ref(),
+                None,
+                NO_ALERTS,
+                &[],
+            )
             .expect("save");
         store
-            .save(&[bucket(20, 1)], &cp, Some(10), NO_ALERTS, &[])
+            .save(&[bucket(20, 1)], &cp.as_ref(), Some(10), NO_ALERTS, &[])
             .expect("save");
         let starts: Vec<Micros> = store
             .buckets_since(i64::MIN)
@@ -533,7 +539,9 @@ mod tests {
             closed_through: Some(30),
             ..Checkpoint::default()
         };
-        store.save(&[], &cp, None, NO_ALERTS, &[]).expect("save");
+        store
+            .save(&[], &cp.as_ref(), None, NO_ALERTS, &[])
+            .expect("save");
         let outbox: crate::alert::outbox::Outbox = store.outbox();
         let sinks = ["heckpoint".to_owned(), "eneration".to_owned()];
         for sink in &sinks {
@@ -548,10 +556,11 @@ mod tests {
         assert_eq!(outbox.cursor("heckpoint", &sinks).expect("cursor"), Some(7));
     }
 
-    /// A store as format 0 wrote it: bare `checkpoint` and `generation`.
+    /// A store as format 0 wrote it: bare `checkpoint` and `generation`,
+    /// records in JSON.
     fn format_0(dir: &Path, checkpoint: &Checkpoint) {
         let db = sled::open(dir).expect("sled");
-        let record = codec::encode("checkpoint", checkpoint).expect("encode");
+        let record = codec::encode_format_1(checkpoint);
         db.insert(keys::OLD_CHECKPOINT, record).expect("insert");
         db.insert(keys::OLD_GENERATION, &4u64.to_be_bytes())
             .expect("insert");
@@ -578,6 +587,124 @@ mod tests {
         assert_eq!(format.as_ref(), &super::super::FORMAT.to_be_bytes());
         let outbox: crate::alert::outbox::Outbox = store.outbox();
         assert_eq!(outbox.cursor("webhook", &[]).expect("cursor"), Some(3));
+    }
+
+    /// The borrowed checkpoint the pipeline writes reads back as the
+    /// owned one, every field populated (postcard is positional: a field
+    /// added to one and not the other, or out of order, fails here).
+    #[test]
+    fn a_checkpoint_written_borrowed_reads_back_whole() {
+        use crate::source::dedupe::{Deduper, key_of};
+        use crate::source::jetstream::SeqCursor;
+        let mut detector = crate::detect::Detector::new(Default::default());
+        for start in 0..30 {
+            detector.on_bucket(&bucket(start * 10_000_000, (start % 4) as u64));
+        }
+        let mut dedupe = Deduper::default();
+        for i in 0..50 {
+            dedupe.is_duplicate(key_of(&[&i.to_string()]), i * 1_000_000);
+        }
+        let cp = Checkpoint {
+            closed_through: Some(300_000_000),
+            newest: Some(305_000_000),
+            open: vec![bucket(300_000_000, 2)],
+            detector: Some(detector.state().clone()),
+            cursors: [("jetstream".to_owned(), 299_000_000)].into(),
+            seqs: [(
+                "jetstream".to_owned(),
+                SeqCursor {
+                    host: "jet.example".into(),
+                    seq: 77,
+                },
+            )]
+            .into(),
+            dedupe: Some(dedupe),
+        };
+        assert_ne!(
+            cp.detector,
+            Some(Default::default()),
+            "a detector with state"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let mut store = SledStore::open(dir.path()).expect("open");
+            store
+                .save(&[], &cp.as_ref(), None, NO_ALERTS, &[])
+                .expect("save");
+            store.flush().expect("flush");
+        }
+        let store = SledStore::open(dir.path()).expect("reopen");
+        let mut back = store.checkpoint().expect("read").expect("a checkpoint");
+        back.dedupe = back.dedupe.map(Deduper::restored);
+        assert_eq!(back, cp);
+    }
+
+    /// Format 1 wrote JSON records; they read as they are, and what is
+    /// written from then on is postcard, side by side with them.
+    #[test]
+    fn a_format_1_store_reads_and_goes_on_in_postcard() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cp = Checkpoint {
+            closed_through: Some(20),
+            newest: Some(25),
+            ..Checkpoint::default()
+        };
+        let old_bucket = bucket(10, 3);
+        let baseline = Reports::default();
+        {
+            let db = sled::open(dir.path()).expect("sled");
+            db.insert(keys::FORMAT, &1u32.to_be_bytes())
+                .expect("insert");
+            db.insert(keys::CHECKPOINT, codec::encode_format_1(&cp))
+                .expect("insert");
+            db.insert(keys::bucket(10), codec::encode_format_1(&old_bucket))
+                .expect("insert");
+            db.insert(
+                keys::named(Kind::Baseline, "acme"),
+                codec::encode_format_1(&baseline),
+            )
+            .expect("insert");
+            db.flush().expect("flush");
+        }
+        let mut store = SledStore::open(dir.path()).expect("a format-1 store opens");
+        assert_eq!(store.checkpoint().expect("read"), Some(cp.clone()));
+        assert_eq!(
+            store.buckets_since(0).expect("read"),
+            vec![old_bucket.clone()]
+        );
+        assert_eq!(
+            store.baselines().expect("read"),
+            vec![("acme".to_owned(), baseline)]
+        );
+        let format = store.db.get(keys::FORMAT).expect("get").expect("format");
+        assert_eq!(format.as_ref(), &super::super::FORMAT.to_be_bytes());
+
+        let new_bucket = bucket(20, 5);
+        let next = Checkpoint {
+            closed_through: Some(30),
+            ..cp
+        };
+        store
+            .save::<()>(
+                std::slice::from_ref(&new_bucket),
+                &next.as_ref(),
+                None,
+                &[],
+                &[],
+            )
+            .expect("save");
+        let raw = store
+            .db
+            .get(keys::CHECKPOINT)
+            .expect("get")
+            .expect("checkpoint");
+        assert!(matches!(codec::open(&raw), Some(codec::Body::Postcard(_))));
+        assert_eq!(store.checkpoint().expect("read"), Some(next));
+        assert_eq!(
+            store.buckets_since(0).expect("read"),
+            vec![old_bucket, new_bucket],
+            "old JSON and new postcard buckets side by side"
+        );
     }
 
     #[test]

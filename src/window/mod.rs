@@ -170,19 +170,19 @@ pub struct ServiceCounts {
     /// (fingerprint of a long text, author) for reports long enough to be
     /// copypasta: the same long text from many accounts is a storm, not
     /// many people.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub copies: Vec<(u64, String)>,
     /// How often each outage phrase was used (evidence for alerts).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default)]
     pub phrases: BTreeMap<String, u64>,
     /// Reports per language.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default)]
     pub langs: BTreeMap<String, u64>,
     /// Distinct authors without names: a plain count series (`outagewatch
     /// series`) has counts but no authors.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default)]
     pub extra_authors: u64,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default)]
     pub discovered: bool,
 }
 
@@ -196,10 +196,6 @@ pub struct Sample {
     /// Declared language, else the language of the phrase that matched.
     #[serde(default)]
     pub lang: String,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
 }
 
 /// The phrases that made a verdict a report, and its language.
