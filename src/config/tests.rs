@@ -187,3 +187,20 @@ fn env_expansion() {
     assert!(expand("${MISSING}", &lookup).is_err());
     assert!(expand("${TOKEN", &lookup).is_err());
 }
+
+/// A sink's defaults are delivery's own, kept in one place: a sink that
+/// sets nothing gets `RetryPolicy::default()` and `Webhook`'s timeouts.
+#[test]
+fn sink_defaults_are_deliverys() {
+    use crate::alert::deliver::{RetryPolicy, Target, Webhook};
+    let config = parse("[[sinks]]\nname = \"s\"\nurl = \"https://h/x\"").expect("sink");
+    let spec = config.sinks[0].spec();
+    assert_eq!(spec.retry, RetryPolicy::default());
+    let Target::Webhook(hook) = spec.target else {
+        panic!("a webhook sink")
+    };
+    assert_eq!(hook.timeout, Webhook::TIMEOUT);
+    assert_eq!(hook.connect_timeout, Webhook::CONNECT_TIMEOUT);
+    assert_eq!(hook.repeat, Webhook::REPEAT);
+    assert_eq!(config.sinks[0], SinkConfig::json("s", "https://h/x", None));
+}
