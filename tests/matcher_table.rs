@@ -2,7 +2,7 @@
 //! `report!` cases must be reports for that service; `not!` cases must not
 //! be reports; `recovery!` and `maintenance!` check those classes.
 
-use outagewatch::matcher::{Class, Matcher};
+use outagewatch::matcher::{Class, Matcher, Rule};
 use outagewatch::normalize::normalize;
 use outagewatch::source::RawPost;
 
@@ -418,13 +418,13 @@ fn reasons_carry_character_spans() {
     let outage = v
         .reasons
         .iter()
-        .find(|r| r.rule == "outage")
+        .find(|r| r.rule == Rule::Outage)
         .expect("an outage reason");
     assert_eq!(outage.at, Some([6, 13]), "{outage:?}");
     let alias = v
         .reasons
         .iter()
-        .find(|r| r.rule == "alias")
+        .find(|r| r.rule == Rule::Alias)
         .expect("an alias reason");
     assert_eq!(alias.at, Some([0, 5]), "{alias:?}");
     let chars: Vec<char> = post.text.chars().collect();
@@ -437,7 +437,7 @@ fn reasons_carry_character_spans() {
 #[test]
 fn explain_names_the_new_rules() {
     let matcher = Matcher::embedded().expect("built-in patterns");
-    let check = |text: &str, rule: &str| {
+    let check = |text: &str, rule: Rule| {
         let post = normalize(RawPost {
             time_us: 0,
             author: "t".into(),
@@ -455,11 +455,11 @@ fn explain_names_the_new_rules() {
             v.reasons
         );
     };
-    check("@AcmeHelp your website won't load", "handle");
-    check("the site is down", "target");
+    check("@AcmeHelp your website won't load", Rule::Handle);
+    check("the site is down", Rule::Target);
     check(
         "thanks for reporting, the site should be back up now",
-        "notice",
+        Rule::Notice,
     );
-    check("Blipster is down again", "name");
+    check("Blipster is down again", Rule::Name);
 }

@@ -3,10 +3,43 @@
 //! device), what turns it into announced maintenance, and the voice of the
 //! operator or of a support reply, which cancels the whole post.
 
-use super::classify::{Decision, Hit, OUTAGE_WEIGHT, Phrase, PhraseState, WEAK_WEIGHT};
-use super::compile::{Meaning, PhraseKind};
+use super::decision::{Decision, Hit, OUTAGE_WEIGHT, Phrase, PhraseState, WEAK_WEIGHT};
+use super::tables::{Meaning, PhraseKind};
+use super::verdict::Rule;
+
+/// Context in a phrase's sentence that cancels a failure phrase, the rule
+/// it is given and what it says about the phrase.
+const SENTENCE_CONTEXTS: [(PhraseKind, Rule, &str); 4] = [
+    (
+        PhraseKind::Market,
+        Rule::Market,
+        "is about markets and prices, not a service",
+    ),
+    (
+        PhraseKind::Negation,
+        Rule::Negation,
+        "is denied: the post says it is not failing",
+    ),
+    (
+        PhraseKind::Local,
+        Rule::Local,
+        "is about the author's own device, not a service",
+    ),
+    (PhraseKind::Past, Rule::Past, "is about the past, not now"),
+];
+
+/// What context does to one phrase, and why.
+struct Finding {
+    rule: Rule,
+    /// The context that decided it.
+    hit: Hit,
+    state: PhraseState,
+    why: &'static str,
+}
 
 impl Decision<'_> {
+    /// Outage and weak phrases, each with its weight; "is down" and "down"
+    /// both hit "twitter is down": only the longest counts.
     pub(super) fn outage_phrases(&mut self) -> Vec<Phrase> {
         let mut phrases = Vec::new();
         for hit in &self.hits {
@@ -15,7 +48,6 @@ impl Decision<'_> {
                 Meaning::Phrase(PhraseKind::Weak, _) => WEAK_WEIGHT,
                 _ => continue,
             };
-            // "is down" and "down" both hit "twitter is down": keep the longest.
             let inside_longer = self.hits.iter().any(|other| {
                 matches!(
                     other.meaning,
@@ -44,7 +76,7 @@ impl Decision<'_> {
                 phrase.state = PhraseState::Cancelled;
             }
             self.reason(
-                "notice",
+                Rule::Notice,
                 &notice,
                 0.0,
                 "the voice of whoever runs the service or answers reports: not a report".into(),
@@ -52,61 +84,64 @@ impl Decision<'_> {
             return;
         }
         for phrase in phrases.iter_mut() {
-            let Some((rule, hit, state, why)) = self.context_of(&phrase.hit) else {
+            let Some(found) = self.context_of(&phrase.hit) else {
                 continue;
             };
-            phrase.state = state;
+            phrase.state = found.state;
             let matched = self.text[phrase.hit.start..phrase.hit.end].to_owned();
-            self.reason(rule, &hit, 0.0, format!("{matched:?} {why}"));
+            let detail = format!("{matched:?} {}", found.why);
+            self.reason(found.rule, &found.hit, 0.0, detail);
         }
     }
 
-    /// What, if anything, cancels or re-classes one outage phrase.
-    fn context_of(&self, phrase: &Hit) -> Option<(&'static str, Hit, PhraseState, &'static str)> {
+    /// What, if anything, cancels or re-classes one outage phrase. Announced
+    /// work first: "will be down for maintenance" is neither an invitation
+    /// ("down for") nor a failure.
+    fn context_of(&self, phrase: &Hit) -> Option<Finding> {
+        self.maintenance_of(phrase)
+            .or_else(|| self.cancel_of(phrase))
+            .or_else(|| self.sentence_context_of(phrase))
+    }
+
+    /// Maintenance words in the phrase's sentence.
+    fn maintenance_of(&self, phrase: &Hit) -> Option<Finding> {
+        let clause = self.clause(phrase.start);
+        let hit = self
+            .hits_of(PhraseKind::Maintenance)
+            .find(|h| self.clause(h.start) == clause)?;
+        Some(Finding {
+            rule: Rule::Maintenance,
+            hit: *hit,
+            state: PhraseState::Maintenance,
+            why: "is announced work, not a failure",
+        })
+    }
+
+    /// A cancel phrase overlapping the phrase ("feeling down").
+    fn cancel_of(&self, phrase: &Hit) -> Option<Finding> {
+        let (start, end) = (phrase.start, phrase.end);
+        let cancel = self
+            .hits_of(PhraseKind::Cancel)
+            .find(|c| c.start < end && start < c.end)?;
+        Some(Finding {
+            rule: Rule::Cancel,
+            hit: *cancel,
+            state: PhraseState::Cancelled,
+            why: "means something else here",
+        })
+    }
+
+    /// Market, denial, device-local or past context in the phrase's
+    /// sentence. A "now" word there outweighs the past; prices and points
+    /// near a phrase about a site or an app ("paid $8 for wifi that can't
+    /// load a website") do not make it a market.
+    fn sentence_context_of(&self, phrase: &Hit) -> Option<Finding> {
         let (start, end) = (phrase.start, phrase.end);
         let clause = self.clause(start);
-        let in_clause = |h: &&Hit| self.clause(h.start) == clause;
-        // Announced work first: "will be down for maintenance" is neither an
-        // invitation ("down for") nor a failure.
-        if let Some(hit) = self.hits_of(PhraseKind::Maintenance).find(in_clause) {
-            return Some((
-                "maintenance",
-                *hit,
-                PhraseState::Maintenance,
-                "is announced work, not a failure",
-            ));
-        }
-        if let Some(cancel) = self
-            .hits_of(PhraseKind::Cancel)
-            .find(|c| c.start < end && start < c.end)
-        {
-            return Some((
-                "cancel",
-                *cancel,
-                PhraseState::Cancelled,
-                "means something else here",
-            ));
-        }
-        let now = self.hits_of(PhraseKind::Now).any(|h| in_clause(&h));
-        let contexts = [
-            (
-                PhraseKind::Market,
-                "is about markets and prices, not a service",
-            ),
-            (
-                PhraseKind::Negation,
-                "is denied: the post says it is not failing",
-            ),
-            (
-                PhraseKind::Local,
-                "is about the author's own device, not a service",
-            ),
-            (PhraseKind::Past, "is about the past, not now"),
-        ];
-        // Prices and points near a phrase about a site or an app ("paid $8
-        // for wifi that can't load a website") do not make it a market.
+        let in_clause = |h: &Hit| self.clause(h.start) == clause;
+        let now = self.hits_of(PhraseKind::Now).any(in_clause);
         let about_a_thing = self.target_of(phrase).is_some();
-        for (kind, why) in contexts {
+        for (kind, rule, why) in SENTENCE_CONTEXTS {
             if (kind == PhraseKind::Past && now) || (kind == PhraseKind::Market && about_a_thing) {
                 continue;
             }
@@ -119,7 +154,12 @@ impl Decision<'_> {
                 .hits_of(kind)
                 .find(|h| in_clause(h) && !part_of_phrase(h))
             {
-                return Some((kind.name(), *hit, PhraseState::Cancelled, why));
+                return Some(Finding {
+                    rule,
+                    hit: *hit,
+                    state: PhraseState::Cancelled,
+                    why,
+                });
             }
         }
         None

@@ -9,22 +9,26 @@
 mod classify;
 mod compile;
 mod context;
+mod decision;
 mod hashtags;
 pub mod patterns;
+mod score;
 mod subjects;
+mod tables;
+mod text;
 mod verdict;
 
 use std::path::Path;
 
-pub use compile::is_unsegmented;
 pub use patterns::{Catalogue, PatternError};
-pub use verdict::{Class, REPORT_THRESHOLD, Reason, Verdict};
+pub use tables::is_unsegmented;
+pub use verdict::{Class, REPORT_THRESHOLD, Reason, Rule, Verdict};
 
 use crate::normalize::Post;
 
 /// A compiled catalogue, ready to classify posts. Cheap to share by reference.
 pub struct Matcher {
-    tables: compile::Tables,
+    tables: tables::Tables,
 }
 
 impl Matcher {
@@ -77,11 +81,11 @@ impl Matcher {
     /// service's names, hashtag stems or handles. Used to judge service
     /// accuracy against hand labels, which spell services as people do.
     pub fn is_name_of(&self, id: &str, name: &str) -> bool {
-        let stem = compile::hashtag_stem(name.trim_start_matches('@'));
+        let stem = tables::hashtag_stem(name.trim_start_matches('@'));
         if stem.is_empty() {
             return false;
         }
-        if stem == compile::hashtag_stem(id) {
+        if stem == tables::hashtag_stem(id) {
             return true;
         }
         self.tables.stems.get(&stem).is_some_and(|s| {

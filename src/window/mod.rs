@@ -203,7 +203,7 @@ fn phrases_and_lang<'a>(post: &'a Post, verdict: &'a Verdict) -> (Vec<&'a str>, 
     let evidence = verdict
         .reasons
         .iter()
-        .filter(|r| r.weight > 0.0 && matches!(r.rule, "outage" | "weak" | "hashtag" | "error"));
+        .filter(|r| r.weight > 0.0 && r.rule.is_failure_evidence());
     let phrases: Vec<&str> = evidence
         .clone()
         .filter_map(|r| r.matched.as_deref())
@@ -586,5 +586,28 @@ mod tests {
         let b = w.close_all();
         let scores: Vec<f32> = b[0].services["s"].samples.iter().map(|s| s.score).collect();
         assert_eq!(scores, vec![3.0, 2.0]);
+    }
+
+    /// An alert quotes the words people wrote to say a service fails (the
+    /// outage phrase, the outage hashtag), chosen by rule kind: not the
+    /// name, not the boost, not the decision.
+    #[test]
+    fn alert_phrases_are_the_failure_evidence() {
+        let matcher = crate::matcher::Matcher::embedded().expect("built-in patterns");
+        let post = crate::normalize::normalize(crate::source::RawPost {
+            time_us: 0,
+            author: "a".into(),
+            uri: String::new(),
+            key: 0,
+            text: "twitter is down #TwitterDown anyone else?".into(),
+            langs: vec![],
+            tags: vec!["TwitterDown".into()],
+        });
+        let verdict = matcher.classify(&post);
+        assert!(verdict.is_report(), "{verdict:?}");
+        let (mut phrases, lang) = phrases_and_lang(&post, &verdict);
+        phrases.sort_unstable();
+        assert_eq!(phrases, ["#twitterdown", "is down"], "{verdict:#?}");
+        assert_eq!(lang, "en");
     }
 }

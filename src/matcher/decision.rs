@@ -1,0 +1,173 @@
+//! The state of one decision in progress: the post's hits, sentences,
+//! handles, links and hashtags, and the reasons given so far. The rules
+//! that work on it live beside it: `context.rs` (what cancels a phrase),
+//! `subjects/` (what a phrase is about), `score.rs` (the verdict).
+
+use super::hashtags::{TagMention, TagOutage};
+use super::subjects::{Handle, handles_in};
+use super::tables::{Meaning, PhraseKind, Tables};
+use super::text::{clause_starts, links_in};
+use super::verdict::{Reason, Rule};
+use crate::normalize::Post;
+
+/// Weights of the evidence; documented in `patterns/README.md`.
+pub const OUTAGE_WEIGHT: f32 = 1.0;
+pub const WEAK_WEIGHT: f32 = 0.5;
+pub const BOOST_WEIGHT: f32 = 0.25;
+pub const BOOST_CAP: f32 = 0.5;
+pub const HASHTAG_WEIGHT: f32 = 1.0;
+pub const ERROR_WEIGHT: f32 = 1.5;
+/// How far (bytes of normalized text) an ambiguous name may stand from a
+/// phrase and still count: "x is down", "is steam down".
+pub(super) const AMBIGUOUS_GAP: usize = 12;
+/// How far a phrase may stand from the service it is attributed to; a
+/// sentence boundary between them counts as [`CLAUSE_COST`] more bytes.
+pub(super) const MAX_DISTANCE: usize = 120;
+pub(super) const CLAUSE_COST: usize = 40;
+/// Distance given to a service named only in a hashtag outside the text.
+pub(super) const METADATA_DISTANCE: usize = 60;
+
+/// One literal or regular-expression match: what it means and where.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Hit {
+    pub meaning: Meaning,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// A place where the post names a service.
+#[derive(Debug, Clone)]
+pub(super) struct Mention {
+    pub service: Service,
+    /// Where in the text; `None` for a hashtag only in the metadata.
+    pub span: Option<(usize, usize)>,
+    /// The post is addressed to this account.
+    pub addressee: bool,
+}
+
+/// A service a post can name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Service {
+    /// Catalogued: its index in [`Tables::services`].
+    Known(u16),
+    /// Not in the catalogue: spelt as its letters and digits.
+    Discovered(String),
+}
+
+/// One outage phrase on its way to a score.
+pub(super) struct Phrase {
+    pub hit: Hit,
+    pub weight: f32,
+    pub state: PhraseState,
+}
+
+#[derive(PartialEq)]
+pub(super) enum PhraseState {
+    Live,
+    Cancelled,
+    Maintenance,
+}
+
+pub(super) struct Decision<'a> {
+    pub tables: &'a Tables,
+    pub text: &'a str,
+    /// The text as written: capitals tell names from words.
+    pub original: &'a str,
+    pub hits: Vec<Hit>,
+    pub clause_starts: Vec<usize>,
+    pub tag_mentions: Vec<TagMention>,
+    pub tag_outages: Vec<TagOutage>,
+    pub handles: Vec<Handle>,
+    /// Links with a path: `[start, end)` in the text.
+    pub links: Vec<(usize, usize)>,
+    pub reasons: Vec<Reason>,
+}
+
+impl<'a> Decision<'a> {
+    pub(super) fn new(
+        tables: &'a Tables,
+        post: &'a Post,
+        hits: Vec<Hit>,
+        tag_mentions: Vec<TagMention>,
+        tag_outages: Vec<TagOutage>,
+    ) -> Self {
+        Decision {
+            tables,
+            text: &post.text,
+            original: &post.original,
+            clause_starts: clause_starts(&post.text),
+            hits,
+            tag_mentions,
+            tag_outages,
+            handles: handles_in(&post.text),
+            links: links_in(&post.text),
+            reasons: Vec::new(),
+        }
+    }
+
+    /// The sentence byte `at` lies in (0 for the first).
+    pub(super) fn clause(&self, at: usize) -> usize {
+        self.clause_starts.partition_point(|&s| s <= at)
+    }
+
+    pub(super) fn lang(&self, lang: u8) -> Option<String> {
+        self.tables.langs.get(usize::from(lang)).cloned()
+    }
+
+    /// The id a verdict and its reasons give the service.
+    pub(super) fn service_id(&self, service: &Service) -> String {
+        match service {
+            Service::Known(n) => self.tables.services[usize::from(*n)].id.clone(),
+            Service::Discovered(name) => name.clone(),
+        }
+    }
+
+    /// Gives a reason for a step taken on `hit`, with its text, span and
+    /// the language of its phrase list.
+    pub(super) fn reason(&mut self, rule: Rule, hit: &Hit, weight: f32, detail: String) {
+        let lang = match hit.meaning {
+            Meaning::Phrase(_, lang) => self.lang(lang),
+            _ => None,
+        };
+        self.reasons.push(Reason {
+            rule,
+            matched: Some(self.text[hit.start..hit.end].to_owned()),
+            at: Some([hit.start, hit.end]),
+            lang,
+            service: None,
+            weight,
+            detail,
+        });
+    }
+
+    /// Gives a reason for naming `service` at `[start, end)`.
+    pub(super) fn naming_reason(
+        &mut self,
+        rule: Rule,
+        span: (usize, usize),
+        id: String,
+        detail: String,
+    ) {
+        self.reasons.push(Reason {
+            rule,
+            matched: Some(self.text[span.0..span.1].to_owned()),
+            at: Some([span.0, span.1]),
+            lang: None,
+            service: Some(id),
+            weight: 0.0,
+            detail,
+        });
+    }
+
+    pub(super) fn hits_of(&self, kind: PhraseKind) -> impl Iterator<Item = &Hit> + '_ {
+        self.hits
+            .iter()
+            .filter(move |h| matches!(h.meaning, Meaning::Phrase(k, _) if k == kind))
+    }
+
+    /// Whether byte `at` lies inside a link with a path (`http://host/x`),
+    /// which shares something rather than naming what fails.
+    pub(super) fn in_link(&self, at: usize) -> bool {
+        self.links.iter().any(|&(s, e)| s <= at && at < e)
+    }
+}

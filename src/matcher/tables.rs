@@ -1,0 +1,215 @@
+//! The compiled matcher tables: one Aho-Corasick automaton, what each of
+//! its literals means and where it may stand, and the lookups (services,
+//! hashtag stems and affixes, handles, regular expressions) the rules use.
+//! Built and validated in `compile.rs`.
+
+use std::collections::{HashMap, HashSet};
+
+use aho_corasick::AhoCorasick;
+use regex::Regex;
+
+use super::patterns::Category;
+use crate::normalize::normalize_text;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PhraseKind {
+    Outage,
+    Weak,
+    Boost,
+    Cancel,
+    Market,
+    Past,
+    Now,
+    Negation,
+    Local,
+    Maintenance,
+    Recovery,
+    /// A thing that fails without being a named service: "the site",
+    /// "your app", "the server", "サイト", "접속".
+    Target,
+    /// The voice of whoever runs the service, or a reply to a report:
+    /// "thanks for reporting", "we're working on it", "should be fixed".
+    Notice,
+}
+
+impl PhraseKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            PhraseKind::Outage => "outage",
+            PhraseKind::Weak => "weak",
+            PhraseKind::Boost => "boost",
+            PhraseKind::Cancel => "cancel",
+            PhraseKind::Market => "market",
+            PhraseKind::Past => "past",
+            PhraseKind::Now => "now",
+            PhraseKind::Negation => "negation",
+            PhraseKind::Local => "local",
+            PhraseKind::Maintenance => "maintenance",
+            PhraseKind::Recovery => "recovery",
+            PhraseKind::Target => "target",
+            PhraseKind::Notice => "notice",
+        }
+    }
+
+    /// Lists that qualify an outage phrase rather than report one.
+    pub fn is_context(self) -> bool {
+        matches!(
+            self,
+            PhraseKind::Cancel
+                | PhraseKind::Market
+                | PhraseKind::Past
+                | PhraseKind::Now
+                | PhraseKind::Negation
+                | PhraseKind::Local
+                | PhraseKind::Maintenance
+                | PhraseKind::Target
+                | PhraseKind::Notice
+        )
+    }
+
+    pub(super) const ALL: [PhraseKind; 13] = [
+        PhraseKind::Outage,
+        PhraseKind::Weak,
+        PhraseKind::Boost,
+        PhraseKind::Cancel,
+        PhraseKind::Market,
+        PhraseKind::Past,
+        PhraseKind::Now,
+        PhraseKind::Negation,
+        PhraseKind::Local,
+        PhraseKind::Maintenance,
+        PhraseKind::Recovery,
+        PhraseKind::Target,
+        PhraseKind::Notice,
+    ];
+
+    pub(super) fn from_name(name: &str) -> Option<PhraseKind> {
+        PhraseKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// What one literal of the automaton stands for. A literal can mean several
+/// things (a word that is an alias in one service and a phrase elsewhere).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Meaning {
+    Alias(u16),
+    Ambiguous(u16),
+    Context(u16),
+    Domain(u16),
+    Error(u16),
+    Phrase(PhraseKind, u8),
+}
+
+/// A catalogued service as the catalogue describes it (what a post names
+/// is a `decision::Service`).
+#[derive(Debug, Clone)]
+pub struct ServiceEntry {
+    pub id: String,
+    pub name: String,
+    pub category: Category,
+}
+
+/// How a service's name may appear inside a hashtag.
+#[derive(Debug, Clone, Copy)]
+pub struct Stem {
+    pub service: u16,
+    pub ambiguous: bool,
+}
+
+/// The compiled matcher tables; see [`super::Matcher`].
+pub struct Tables {
+    pub automaton: AhoCorasick,
+    /// Per automaton pattern: its meanings and whether it must stand at a
+    /// word boundary on the left and on the right.
+    pub literals: Vec<Literal>,
+    pub services: Vec<ServiceEntry>,
+    pub langs: Vec<String>,
+    /// Hashtag stems (names with everything but letters and digits removed).
+    pub stems: HashMap<String, Stem>,
+    pub hashtag_suffixes: Vec<(String, u8)>,
+    pub hashtag_prefixes: Vec<(String, u8)>,
+    /// Cancel phrases written as one word (`touchdown`, `meltdown`): a
+    /// hashtag equal to one of them is not an outage tag.
+    pub cancel_words: HashSet<String>,
+    pub regexes: Vec<(Regex, PhraseKind, u8)>,
+    /// Finds host names ("foo.com") for services not in the catalogue.
+    pub domain: Regex,
+    /// Catalogued accounts: handle stem (letters and digits) → service.
+    pub handles: HashMap<String, u16>,
+}
+
+/// A host name whose first label can name a service: `status.foo.com` is
+/// not matched as a whole, `foo.com` and `foo.io` are.
+pub(super) const DOMAIN_PATTERN: &str = r"\b([a-z0-9][a-z0-9-]{1,40})\.(?:com|net|org|io|app|dev|co|gg|tv|me|ai|fm|ly|cc|us|ca|in|nz|au|nl|pl|ru|se|ch|social|cloud|xyz|info|br|jp|de|fr|es|it|kr|uk|eu)\b";
+
+pub struct Literal {
+    pub text: String,
+    pub meanings: Vec<Meaning>,
+    pub left: Boundary,
+    pub right: Boundary,
+}
+
+/// What must stand next to a literal for it to count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Boundary {
+    /// Anything (punctuation, Kanji, Hangul: scripts without word breaks).
+    None,
+    /// Not a letter or digit of a spaced script: "down" not in "download".
+    Word,
+    /// Not Katakana: Katakana words run together, so インスタ must not
+    /// match inside インスタンス ("instance").
+    Katakana,
+}
+
+impl Boundary {
+    pub(super) fn for_edge(c: char) -> Boundary {
+        if is_word_char(c) {
+            Boundary::Word
+        } else if is_katakana(c) {
+            Boundary::Katakana
+        } else {
+            Boundary::None
+        }
+    }
+
+    /// Whether `neighbour` (None at the text's edge) lets the literal stand.
+    pub fn allows(self, neighbour: Option<char>) -> bool {
+        match (self, neighbour) {
+            (_, None) | (Boundary::None, _) => true,
+            (Boundary::Word, Some(c)) => !is_word_char(c),
+            (Boundary::Katakana, Some(c)) => !is_katakana(c),
+        }
+    }
+}
+
+fn is_katakana(c: char) -> bool {
+    matches!(c, '\u{30A0}'..='\u{30FF}' | '\u{FF66}'..='\u{FF9F}')
+}
+
+/// Scripts written without spaces between words (or with particles glued to
+/// nouns, as Korean): a literal in them matches anywhere.
+pub fn is_unsegmented(c: char) -> bool {
+    matches!(c,
+        '\u{1100}'..='\u{11FF}'   // Hangul Jamo
+        | '\u{3040}'..='\u{30FF}' // Hiragana, Katakana
+        | '\u{3130}'..='\u{318F}' // Hangul compatibility Jamo
+        | '\u{3400}'..='\u{4DBF}' // CJK extension A
+        | '\u{4E00}'..='\u{9FFF}' // CJK unified ideographs
+        | '\u{AC00}'..='\u{D7AF}' // Hangul syllables
+        | '\u{F900}'..='\u{FAFF}' // CJK compatibility ideographs
+        | '\u{FF66}'..='\u{FF9F}' // half-width Katakana
+        | '\u{0E00}'..='\u{0E7F}' // Thai
+    )
+}
+
+/// A character that belongs to a word in a space-separated script.
+pub fn is_word_char(c: char) -> bool {
+    (c.is_alphanumeric() || c == '_') && !is_unsegmented(c)
+}
+
+pub fn hashtag_stem(name: &str) -> String {
+    normalize_text(name)
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .collect()
+}
