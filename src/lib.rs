@@ -19,7 +19,7 @@
 //! window → matcher, normalize, source (types)
 //! detect → window (buckets)
 //! state  → window, detect, source (the records it stores; generic over the alert type)
-//! alert  → detect (transitions), state (the outbox)
+//! alert  → detect (transitions), state (the outbox), source (the one backoff)
 //! pipeline, daemon, cli → all of the above
 //! ```
 //!

@@ -122,8 +122,8 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
                 // Resume from the watermark, as the daemon does: one frame
                 // dated in 2100 must not become the reconnect's cursor.
                 let author = match &decoded {
-                    Decoded::Post(post) => author_key(&post.author),
-                    Decoded::Skipped(_) => 0,
+                    Decoded::Post(post) => Some(author_key(&post.author)),
+                    Decoded::Skipped(_) => None,
                 };
                 let tick = Tick {
                     time_us,
