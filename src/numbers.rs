@@ -7,7 +7,9 @@
 //! read through one of these helpers, with its bounds in its declaration;
 //! the README's "Limits" section lists them.
 
-use serde::{Deserialize, Deserializer};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serializer};
 
 /// `value` if it is finite and within `min..=max`, else why not.
 pub fn check_f64(value: f64, min: f64, max: f64) -> Result<f64, String> {
@@ -51,6 +53,37 @@ where
     let value = i64::deserialize(d)?;
     let value = check_int(value, MIN, MAX).map_err(serde::de::Error::custom)?;
     T::try_from(value).map_err(|_| serde::de::Error::custom(format!("{value} is out of range")))
+}
+
+/// Serde `deserialize_with` for a duration written in seconds (a float
+/// key, bounded like [`float`]), so the settings that use it hold a
+/// `Duration` and are read straight from the file.
+pub fn secs<'de, D, const MIN_MILLI: i64, const MAX_MILLI: i64>(d: D) -> Result<Duration, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let value = float::<D, MIN_MILLI, MAX_MILLI>(d)?;
+    // Finite and within the bounds: the conversion cannot fail.
+    Duration::try_from_secs_f64(value).map_err(serde::de::Error::custom)
+}
+
+/// Serde `deserialize_with` for a duration written in whole milliseconds,
+/// bounded to `MIN..=MAX` ms like [`int`].
+pub fn millis<'de, D, const MIN: i64, const MAX: i64>(d: D) -> Result<Duration, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    int::<D, u64, MIN, MAX>(d).map(Duration::from_millis)
+}
+
+/// Serde `serialize_with` for a [`secs`] key: seconds as a float.
+pub fn as_secs<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(value.as_secs_f64())
+}
+
+/// Serde `serialize_with` for a [`millis`] key: whole milliseconds.
+pub fn as_millis<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(value.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A number from a flag, finite and within `min..=max`.

@@ -16,6 +16,11 @@ use crate::Micros;
 /// Wall-clock time in µs since the Unix epoch.
 pub trait Clock: Send + Sync + Debug {
     fn now_us(&self) -> Micros;
+
+    /// The same instant as a date (the epoch if it cannot be one).
+    fn now_utc(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp_micros(self.now_us()).unwrap_or_default()
+    }
 }
 
 /// A clock shared by the tasks that read it.
@@ -29,6 +34,12 @@ impl Clock for SystemClock {
     fn now_us(&self) -> Micros {
         chrono::Utc::now().timestamp_micros()
     }
+}
+
+/// The system clock, read once: for the edges that have no clock passed
+/// to them (the arrival of a frame, the status API's `generated_at`).
+pub fn now_us() -> Micros {
+    SystemClock.now_us()
 }
 
 /// The system clock, shared.

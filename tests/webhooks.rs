@@ -835,43 +835,8 @@ fn credentials_in_urls_and_headers_are_never_printed_or_stored() {
     );
 }
 
-#[test]
-fn one_sinks_rate_limit_never_delays_another() {
-    let limited = Receiver::start();
-    // Discord's way: 429 with the wait only in the JSON body.
-    limited.script_answers(vec![Answer::status(429).body(
-        r#"{"message": "You are being rate limited.", "retry_after": 3.5, "global": false}"#,
-    )]);
-    let free = Receiver::start();
-    let out = run_with_env(
-        &[
-            "replay",
-            path(&demo()),
-            "--webhook",
-            &limited.url(),
-            "--webhook",
-            &free.url(),
-            "--drain-timeout",
-            "60",
-        ],
-        &[],
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let tries = limited.received();
-    assert_eq!(tries.len(), 4, "one 429, then three deliveries");
-    let waited = tries[1].at.duration_since(tries[0].at);
-    assert!(
-        waited >= Duration::from_millis(3400),
-        "waited {waited:?} of the 3.5 s asked"
-    );
-    let other = free.delivered();
-    assert_eq!(other.len(), 3);
-    assert!(
-        other[2].at < tries[1].at,
-        "the other sink delivered everything meanwhile"
-    );
-}
+// One sink's rate limit never delaying another is tested in-process on
+// paused tokio time: `alert::paused_tests`.
 
 /// `source:bluesky` alerts in the alerts file.
 fn source_alerts(alerts: &Path) -> Vec<Value> {

@@ -12,6 +12,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
 
 use super::ratelimit;
+use crate::wall::Clock;
 
 /// How much of an answer's body is read: enough for an error message or a
 /// rate limit's `retry_after`, never a flood.
@@ -22,12 +23,17 @@ pub const ANSWER_CHARS: usize = 300;
 pub const MAX_REDIRECTS: usize = 5;
 
 /// One request to make: where, what, and extra headers (values of
-/// secrets are marked sensitive and never printed).
+/// secrets are marked sensitive and never printed), with the sink's
+/// timeout and redirect rule.
 #[derive(Clone)]
 pub struct Outgoing {
     pub url: Url,
     pub body: Vec<u8>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The whole request, answer included.
+    pub timeout: Duration,
+    /// Follow same-origin redirects, re-sending the whole POST.
+    pub follow_redirects: bool,
 }
 
 /// How one request went, when the receiver answered 2xx.
@@ -69,6 +75,13 @@ pub fn client(connect_timeout: Duration) -> Result<reqwest::Client, super::deliv
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(connect_timeout)
         .build()?)
+}
+
+/// Whether a sink may post to `url`: it parses, is http(s), and names a
+/// host. The one check of a sink's URL (the configuration's and
+/// delivery's).
+pub fn is_http_url(url: &str) -> bool {
+    Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
 }
 
 /// A path segment that looks like a token (Slack's and Discord's webhook
@@ -159,85 +172,108 @@ async fn read_bounded(response: &mut reqwest::Response, limit: usize) -> Vec<u8>
     out
 }
 
-/// One POST, following redirects only if `follow` and only on the same
-/// origin. `Ok` on 2xx; anything else is a [`Failure`] whose reason names
-/// the status, the start of the answer, and for a redirect its (redacted)
-/// `Location`.
+/// One POST, following redirects only if the sink says so and only on
+/// the same origin. `Ok` on 2xx; anything else is a [`Failure`] whose
+/// reason names the status, the start of the answer, and for a redirect
+/// its (redacted) `Location`. `clock` is the sink's wall clock, against
+/// which the receiver's rate-limit times (`Retry-After` dates,
+/// `X-RateLimit-Reset`) are read.
 pub async fn send(
     client: &reqwest::Client,
     outgoing: &Outgoing,
-    timeout: Duration,
-    follow: bool,
+    clock: &dyn Clock,
 ) -> Result<Answer, Failure> {
     let mut url = outgoing.url.clone();
     for _hop in 0..=MAX_REDIRECTS {
-        let mut request = client
-            .post(url.clone())
-            .timeout(timeout)
-            .body(outgoing.body.clone());
-        for (name, value) in &outgoing.headers {
-            request = request.header(name, value.clone());
-        }
-        let mut response = request.send().await.map_err(|e| Failure::Retry {
-            reason: format!(
-                "cannot reach {}: {}",
-                redact_url(&url),
-                describe_chain(e, timeout)
-            ),
-            after: None,
-        })?;
-        let status = response.status();
-        if status.is_redirection() {
-            let location = response
-                .headers()
-                .get(reqwest::header::LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| url.join(v).ok());
-            let Some(next) = location else {
-                return Err(Failure::Permanent {
-                    reason: format!(
-                        "HTTP {status} redirect without a usable Location; not delivered"
-                    ),
-                });
-            };
-            let same_origin = next.scheme() == url.scheme()
-                && next.host_str() == url.host_str()
-                && next.port_or_known_default() == url.port_or_known_default();
-            if !follow {
-                return Err(Failure::Permanent {
-                    reason: format!(
-                        "HTTP {status} redirect to {}; redirects are not followed (set follow_redirects = true for same-host redirects), not delivered",
-                        redact_url(&next)
-                    ),
-                });
-            }
-            if !same_origin {
-                return Err(Failure::Permanent {
-                    reason: format!(
-                        "HTTP {status} redirect to another host, {}; only same-host redirects are followed, not delivered",
-                        redact_url(&next)
-                    ),
-                });
-            }
-            url = next;
+        let response = post(client, outgoing, &url).await?;
+        if response.status().is_redirection() {
+            url = redirect_target(&response, &url, outgoing.follow_redirects)?;
             continue;
         }
-        let headers = response.headers().clone();
-        let bytes = read_bounded(&mut response, MAX_ANSWER_BYTES).await;
-        drop(response);
-        let text = printable(&bytes);
-        if status.is_success() {
-            return Ok(Answer {
-                status: status.as_u16(),
-                text,
-                pause: ratelimit::pause_after_success(&headers, chrono::Utc::now()),
-            });
-        }
-        return Err(classify(status, &headers, &bytes, text));
+        return answer(response, clock).await;
     }
     Err(Failure::Permanent {
         reason: format!("more than {MAX_REDIRECTS} redirects; not delivered"),
     })
+}
+
+/// The request itself, to `url`: unreachable and timed out are retried.
+async fn post(
+    client: &reqwest::Client,
+    outgoing: &Outgoing,
+    url: &Url,
+) -> Result<reqwest::Response, Failure> {
+    let mut request = client
+        .post(url.clone())
+        .timeout(outgoing.timeout)
+        .body(outgoing.body.clone());
+    for (name, value) in &outgoing.headers {
+        request = request.header(name, value.clone());
+    }
+    request.send().await.map_err(|e| Failure::Retry {
+        reason: format!(
+            "cannot reach {}: {}",
+            redact_url(url),
+            describe_chain(e, outgoing.timeout)
+        ),
+        after: None,
+    })
+}
+
+/// Where a redirect from `url` leads, if it may be followed: only when
+/// `follow` is on and only to the same scheme, host and port. A redirect
+/// not followed is final.
+fn redirect_target(response: &reqwest::Response, url: &Url, follow: bool) -> Result<Url, Failure> {
+    let status = response.status();
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| url.join(v).ok());
+    let Some(next) = location else {
+        return Err(Failure::Permanent {
+            reason: format!("HTTP {status} redirect without a usable Location; not delivered"),
+        });
+    };
+    let same_origin = next.scheme() == url.scheme()
+        && next.host_str() == url.host_str()
+        && next.port_or_known_default() == url.port_or_known_default();
+    if !follow {
+        return Err(Failure::Permanent {
+            reason: format!(
+                "HTTP {status} redirect to {}; redirects are not followed (set follow_redirects = true for same-host redirects), not delivered",
+                redact_url(&next)
+            ),
+        });
+    }
+    if !same_origin {
+        return Err(Failure::Permanent {
+            reason: format!(
+                "HTTP {status} redirect to another host, {}; only same-host redirects are followed, not delivered",
+                redact_url(&next)
+            ),
+        });
+    }
+    Ok(next)
+}
+
+/// A final answer: its bounded body read, 2xx an [`Answer`] (with the
+/// pause its rate limit asks), anything else a [`Failure`].
+async fn answer(mut response: reqwest::Response, clock: &dyn Clock) -> Result<Answer, Failure> {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = read_bounded(&mut response, MAX_ANSWER_BYTES).await;
+    drop(response);
+    let text = printable(&bytes);
+    let now = clock.now_utc();
+    if status.is_success() {
+        return Ok(Answer {
+            status: status.as_u16(),
+            text,
+            pause: ratelimit::pause_after_success(&headers, now),
+        });
+    }
+    Err(classify(status, &headers, &bytes, text, now))
 }
 
 /// An error from reqwest with its causes, without the URL it would print.
@@ -258,7 +294,13 @@ fn describe_chain(error: reqwest::Error, timeout: Duration) -> String {
 
 /// A non-2xx answer: 408, 429 and 5xx are retried (after what the
 /// receiver asked, see [`ratelimit::retry_after`]); other 4xx are final.
-fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8], text: String) -> Failure {
+fn classify(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    text: String,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Failure {
     let reason = if text.is_empty() {
         format!("HTTP {status}")
     } else {
@@ -267,7 +309,7 @@ fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8], text: String) 
     if status.as_u16() == 408 || status.as_u16() == 429 || status.is_server_error() {
         Failure::Retry {
             reason,
-            after: ratelimit::retry_after(headers, body, chrono::Utc::now()),
+            after: ratelimit::retry_after(headers, body, now),
         }
     } else {
         Failure::Permanent { reason }

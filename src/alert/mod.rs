@@ -7,11 +7,14 @@ pub mod chat;
 pub mod deliver;
 pub mod format;
 pub mod http;
+mod once;
 pub mod outbox;
 pub mod paging;
+mod probe;
 pub mod ratelimit;
 pub mod sign;
 pub mod sink;
+mod spec;
 mod task;
 pub mod webhook;
 
@@ -221,5 +224,7 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
+#[cfg(test)]
+mod paused_tests;
 #[cfg(test)]
 mod proptests;

@@ -122,9 +122,22 @@ fn discord_escaped(line: &str) -> Result<(), String> {
     Ok(())
 }
 
+fn ensure(ok: bool, what: &str) -> Result<(), String> {
+    if ok { Ok(()) } else { Err(what.to_owned()) }
+}
+
+/// Every format's rules, one function per format.
 fn check(alert: &Alert) -> Result<(), String> {
-    let ensure = |ok: bool, what: &str| if ok { Ok(()) } else { Err(what.to_owned()) };
-    // Slack
+    check_slack(alert)?;
+    check_discord(alert)?;
+    check_pagerduty(alert)?;
+    check_opsgenie(alert)?;
+    check_alertmanager(alert)?;
+    check_json(alert)
+}
+
+/// Slack: mrkdwn escaped, no `<!` mentions, Block Kit's lengths.
+fn check_slack(alert: &Alert) -> Result<(), String> {
     let s = chat::slack(alert);
     let mut all = Vec::new();
     strings(&s, &mut all);
@@ -145,7 +158,11 @@ fn check(alert: &Alert) -> Result<(), String> {
             _ => {}
         }
     }
-    // Discord
+    Ok(())
+}
+
+/// Discord: no mentions, embed limits, samples and masked links escaped.
+fn check_discord(alert: &Alert) -> Result<(), String> {
     let d = chat::discord(alert);
     ensure(
         d["allowed_mentions"]["parse"] == serde_json::json!([]),
@@ -182,7 +199,11 @@ fn check(alert: &Alert) -> Result<(), String> {
             .any(|(i, _)| !text[..i].ends_with('\\'));
         ensure(!unescaped, "masked link")?;
     }
-    // PagerDuty
+    Ok(())
+}
+
+/// PagerDuty: Events v2 lengths, a known severity, http(s) links.
+fn check_pagerduty(alert: &Alert) -> Result<(), String> {
     let p = paging::pagerduty(alert, "key");
     ensure(chars(&p["dedup_key"]) <= paging::PD_DEDUP, "dedup_key")?;
     if alert.state != TransitionKind::Resolved {
@@ -203,7 +224,11 @@ fn check(alert: &Alert) -> Result<(), String> {
             )?;
         }
     }
-    // Opsgenie
+    Ok(())
+}
+
+/// Opsgenie: the create call's lengths.
+fn check_opsgenie(alert: &Alert) -> Result<(), String> {
     let (call, o) = paging::opsgenie(alert);
     if call == OpsgenieCall::Create {
         ensure(chars(&o["message"]) <= paging::OG_MESSAGE, "message")?;
@@ -229,7 +254,11 @@ fn check(alert: &Alert) -> Result<(), String> {
             .sum();
         ensure(details <= paging::OG_DETAILS, "details")?;
     }
-    // Alertmanager
+    Ok(())
+}
+
+/// Alertmanager: the labels it needs, label and annotation lengths.
+fn check_alertmanager(alert: &Alert) -> Result<(), String> {
     let a = paging::alertmanager_alert(alert, "2026-07-04T15:00:00Z");
     for label in ["alertname", "service", "severity"] {
         ensure(a["labels"][label].is_string(), label)?;
@@ -240,7 +269,11 @@ fn check(alert: &Alert) -> Result<(), String> {
     for (_, v) in a["annotations"].as_object().ok_or("annotations")? {
         ensure(chars(v) <= paging::AM_ANNOTATION, "annotation")?;
     }
-    // JSON: the schema, as is.
+    Ok(())
+}
+
+/// JSON: the schema, as is (it round-trips).
+fn check_json(alert: &Alert) -> Result<(), String> {
     let back: Alert =
         serde_json::from_slice(&format::body(alert, Format::Json).map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())?;

@@ -14,8 +14,9 @@
 
 use std::time::Duration;
 
-use rand::RngExt;
 use reqwest::header::HeaderMap;
+
+use crate::source::backoff::Backoff;
 
 /// The longest wait a receiver can ask for.
 pub const MAX_WAIT: Duration = Duration::from_secs(3600);
@@ -110,14 +111,13 @@ pub fn pause_after_success(
     exhausted_wait(headers, now).filter(|w| !w.is_zero())
 }
 
-/// Exponential backoff with jitter, at least what the receiver asked.
+/// Exponential backoff with jitter, at least what the receiver asked:
+/// the wait before attempt `attempts` is from half of `min_backoff`
+/// doubled per attempt (capped at `max_backoff`) up to all of it. The
+/// program's one backoff ([`Backoff`]) on half the policy's bounds, whose
+/// jitter reaches twice its delay.
 pub fn backoff(policy: &RetryPolicy, attempts: u32, asked: Option<Duration>) -> Duration {
-    let exp = policy
-        .min_backoff
-        .saturating_mul(1u32 << attempts.saturating_sub(1).min(20))
-        .min(policy.max_backoff);
-    let jitter = rand::rng().random_range(0.5..=1.0);
-    let wait = exp.mul_f64(jitter).max(policy.min_backoff / 2);
+    let wait = Backoff::between(policy.min_backoff / 2, policy.max_backoff / 2).nth(attempts);
     match asked {
         Some(asked) => wait.max(asked.min(MAX_WAIT)),
         None => wait,
@@ -147,7 +147,9 @@ mod tests {
             min_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(30),
         };
-        for attempts in 1..12 {
+        // Many draws per attempt: the jitter stays within half to all of
+        // the exponential delay.
+        for attempts in (1..12).flat_map(|a| std::iter::repeat_n(a, 200)) {
             let wait = backoff(&policy, attempts, None);
             let full = Duration::from_secs(1 << (attempts - 1).min(20)).min(policy.max_backoff);
             assert!(
@@ -165,10 +167,10 @@ mod tests {
         );
     }
 
-    #[test]
-    fn rate_limit_table() {
+    /// Headers and body of a failed request, and the wait they ask for.
+    fn retry_after_cases() -> Vec<(HeaderMap, &'static [u8], Option<Duration>)> {
         let s = Duration::from_secs_f64;
-        let cases: Vec<(HeaderMap, &[u8], Option<Duration>)> = vec![
+        vec![
             (headers(&[("retry-after", "120")]), b"", Some(s(120.0))),
             (headers(&[("retry-after", "1.5")]), b"", Some(s(1.5))),
             (
@@ -215,8 +217,13 @@ mod tests {
                 b"",
                 None,
             ),
-        ];
-        for (h, body, want) in cases {
+        ]
+    }
+
+    #[test]
+    fn rate_limit_table() {
+        let s = Duration::from_secs_f64;
+        for (h, body, want) in retry_after_cases() {
             assert_eq!(
                 retry_after(&h, body, now()),
                 want,

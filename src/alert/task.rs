@@ -35,13 +35,14 @@ pub(crate) struct SinkRun {
     pub(crate) stats: Arc<SinkStats>,
     pub(crate) notify: Arc<Notify>,
     pub(crate) shutdown: watch::Receiver<bool>,
-    pub(crate) cursor: watch::Sender<u64>,
+    pub(crate) cursor: watch::Sender<Option<u64>>,
     /// The wall clock of the retry horizon, dead letters and rate limits.
     pub(crate) clock: SharedClock,
 }
 
 impl SinkRun {
-    pub(crate) async fn run(mut self, mut cursor: u64) {
+    /// Delivers from after `cursor` (`None`: from the first alert).
+    pub(crate) async fn run(mut self, mut cursor: Option<u64>) {
         loop {
             if *self.shutdown.borrow() {
                 return;
@@ -89,8 +90,8 @@ impl SinkRun {
             let result = if requeued {
                 self.outbox.remove_requeued(&self.spec.name, seq)
             } else {
-                cursor = seq;
-                let _ = self.cursor.send(seq);
+                cursor = Some(seq);
+                let _ = self.cursor.send(cursor);
                 self.outbox.advance(&self.spec.name, seq, &self.all)
             };
             if let Err(e) = result {
@@ -176,8 +177,8 @@ impl SinkRun {
                     after: None,
                 }),
             None => {
-                let (outgoing, client, hook) = self.prepare(alert)?;
-                http::send(&client, &outgoing, hook.timeout, hook.follow_redirects).await
+                let (outgoing, client) = self.prepare(alert)?;
+                http::send(&client, &outgoing, self.clock.as_ref()).await
             }
         }
     }
@@ -234,7 +235,7 @@ impl SinkRun {
 
     /// The sink's wall clock, as a time.
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        chrono::DateTime::from_timestamp_micros(self.clock.now_us()).unwrap_or_default()
+        self.clock.now_utc()
     }
 
     fn hook(&self) -> Option<&Webhook> {
@@ -245,7 +246,7 @@ impl SinkRun {
     }
 
     /// The request for `alert` in the sink's format, and how to send it.
-    fn prepare(&self, alert: &Alert) -> Result<(Outgoing, reqwest::Client, Webhook), Failure> {
+    fn prepare(&self, alert: &Alert) -> Result<(Outgoing, reqwest::Client), Failure> {
         let (Some(hook), Some(client)) = (self.hook(), &self.client) else {
             return Err(Failure::Permanent {
                 reason: "not a webhook".into(),
@@ -253,8 +254,8 @@ impl SinkRun {
         };
         let alerts =
             (hook.format == Format::Alertmanager).then(|| self.alertmanager_alerts(hook, alert));
-        let outgoing = super::webhook::request(hook, alert, alerts)?;
-        Ok((outgoing, client.clone(), hook.clone()))
+        let outgoing = super::webhook::request(hook, alert, alerts, self.clock.as_ref())?;
+        Ok((outgoing, client.clone()))
     }
 
     /// What an Alertmanager sink posts for `alert`: the alert, and the
@@ -325,11 +326,9 @@ impl SinkRun {
             })
             .collect();
         let Some(client) = &self.client else { return };
-        let sent = super::webhook::request(&hook, &open[0], Some(alerts));
+        let sent = super::webhook::request(&hook, &open[0], Some(alerts), self.clock.as_ref());
         let result = match sent {
-            Ok(outgoing) => {
-                http::send(client, &outgoing, hook.timeout, hook.follow_redirects).await
-            }
+            Ok(outgoing) => http::send(client, &outgoing, self.clock.as_ref()).await,
             Err(f) => Err(f),
         };
         match result {

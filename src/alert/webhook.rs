@@ -11,6 +11,7 @@ use super::format::{self, Format};
 use super::http::{Failure, Outgoing, redact};
 use super::paging::{self, OpsgenieCall};
 use super::{Alert, sign};
+use crate::wall::Clock;
 
 /// Where and how a webhook sink posts. Secrets (`secret`, `key`, header
 /// values) never appear in its `Debug` form, logs or stored reasons.
@@ -51,20 +52,12 @@ impl std::fmt::Debug for Webhook {
 }
 
 impl Webhook {
-    /// A `json` webhook with the defaults.
-    pub fn json(url: &str, secret: Option<String>) -> Webhook {
-        Webhook {
-            url: url.to_owned(),
-            format: Format::Json,
-            secret,
-            timeout: Duration::from_secs(10),
-            connect_timeout: Duration::from_secs(5),
-            headers: Vec::new(),
-            key: None,
-            follow_redirects: false,
-            repeat: Duration::from_secs(60),
-        }
-    }
+    /// The whole request's timeout when a sink sets none (`timeout_secs`).
+    pub const TIMEOUT: Duration = Duration::from_secs(10);
+    /// Connecting's timeout when a sink sets none (`connect_timeout_secs`).
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+    /// Alertmanager's re-post period when a sink sets none (`repeat_secs`).
+    pub const REPEAT: Duration = Duration::from_secs(60);
 
     /// How long Alertmanager should keep a firing alert without hearing
     /// from us again: four re-posts' worth.
@@ -112,74 +105,142 @@ fn alertmanager_url(base: &Url) -> Result<Url, Failure> {
 
 /// The request for `alert`. For `alertmanager`, `alertmanager_alerts` are
 /// the alerts to post (built by the sink, which knows what is open).
+/// `clock` is the sink's wall clock: the signature's timestamp and
+/// Alertmanager's `endsAt` are read from it.
 pub fn request(
     hook: &Webhook,
     alert: &Alert,
     alertmanager_alerts: Option<Vec<Value>>,
+    clock: &dyn Clock,
 ) -> Result<Outgoing, Failure> {
     let base = Url::parse(&hook.url)
         .map_err(|_| permanent(format!("{} is not a valid URL", redact(&hook.url))))?;
-    let key = || {
-        hook.key
-            .as_deref()
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| permanent(format!("format {} needs a key", hook.format.name())))
+    let now = clock.now_utc();
+    let Formatted {
+        url,
+        body,
+        mut headers,
+    } = formatted(hook, alert, base, alertmanager_alerts, now)?;
+    headers.extend(standard_headers(hook, alert, &body, now)?);
+    let url = custom_headers(hook, url, &mut headers)?;
+    Ok(Outgoing {
+        url,
+        body,
+        headers,
+        timeout: hook.timeout,
+        follow_redirects: hook.follow_redirects,
+    })
+}
+
+/// What the sink's format makes of an alert: where it goes, its body,
+/// and the format's own headers.
+struct Formatted {
+    url: Url,
+    body: Vec<u8>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+fn encode(v: &Value) -> Result<Vec<u8>, Failure> {
+    serde_json::to_vec(v).map_err(|e| permanent(format!("cannot encode the alert: {e}")))
+}
+
+/// The URL, body and headers of `alert` in the hook's format.
+fn formatted(
+    hook: &Webhook,
+    alert: &Alert,
+    base: Url,
+    alertmanager_alerts: Option<Vec<Value>>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Formatted, Failure> {
+    let plain = |url: Url, body: Vec<u8>| Formatted {
+        url,
+        body,
+        headers: Vec::new(),
     };
-    let encode = |v: &Value| {
-        serde_json::to_vec(v).map_err(|e| permanent(format!("cannot encode the alert: {e}")))
-    };
-    let mut headers = Vec::new();
-    let (url, body) = match hook.format {
-        Format::Json | Format::Slack | Format::Discord => (
+    Ok(match hook.format {
+        Format::Json | Format::Slack | Format::Discord => plain(
             base,
             format::body(alert, hook.format)
                 .map_err(|e| permanent(format!("cannot encode the alert: {e}")))?,
         ),
-        Format::Pagerduty => (base, encode(&paging::pagerduty(alert, key()?))?),
-        Format::Opsgenie => {
-            headers.push(sensitive("authorization", &format!("GenieKey {}", key()?))?);
-            let (call, body) = paging::opsgenie(alert);
-            let url = match call {
-                OpsgenieCall::Create => under(&base, &["v2", "alerts"])?,
-                OpsgenieCall::Close { alias } => {
-                    let mut url = under(&base, &["v2", "alerts", &alias, "close"])?;
-                    url.set_query(Some("identifierType=alias"));
-                    url
-                }
-            };
-            (url, encode(&body)?)
-        }
+        Format::Pagerduty => plain(base, encode(&paging::pagerduty(alert, key(hook)?))?),
+        Format::Opsgenie => opsgenie(hook, alert, &base)?,
         Format::Alertmanager => {
             let alerts = alertmanager_alerts.unwrap_or_else(|| {
-                let ends = paging::alertmanager_ends_at(
-                    alert,
-                    hook.alertmanager_ttl(),
-                    chrono::Utc::now(),
-                );
+                let ends = paging::alertmanager_ends_at(alert, hook.alertmanager_ttl(), now);
                 vec![paging::alertmanager_alert(alert, &ends)]
             });
-            (alertmanager_url(&base)?, encode(&Value::Array(alerts))?)
+            plain(alertmanager_url(&base)?, encode(&Value::Array(alerts))?)
+        }
+    })
+}
+
+/// PagerDuty's routing key or Opsgenie's API key, which the format needs.
+fn key(hook: &Webhook) -> Result<&str, Failure> {
+    hook.key
+        .as_deref()
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| permanent(format!("format {} needs a key", hook.format.name())))
+}
+
+/// Opsgenie: create, or close by alias, with the key in `Authorization`.
+fn opsgenie(hook: &Webhook, alert: &Alert, base: &Url) -> Result<Formatted, Failure> {
+    let headers = vec![sensitive(
+        "authorization",
+        &format!("GenieKey {}", key(hook)?),
+    )?];
+    let (call, body) = paging::opsgenie(alert);
+    let url = match call {
+        OpsgenieCall::Create => under(base, &["v2", "alerts"])?,
+        OpsgenieCall::Close { alias } => {
+            let mut url = under(base, &["v2", "alerts", &alias, "close"])?;
+            url.set_query(Some("identifierType=alias"));
+            url
         }
     };
-    headers.push((
+    Ok(Formatted {
+        url,
+        body: encode(&body)?,
+        headers,
+    })
+}
+
+/// Every request's headers: the content type, the idempotency key (the
+/// same on every retry), and the signature when the sink has a secret.
+fn standard_headers(
+    hook: &Webhook,
+    alert: &Alert,
+    body: &[u8],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<(HeaderName, HeaderValue)>, Failure> {
+    let mut headers = vec![(
         reqwest::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
-    ));
+    )];
     let idempotency = HeaderValue::from_str(&format!("{}:{}", alert.id, alert.sequence))
         .map_err(|_| permanent("the alert id cannot be a header".into()))?;
     headers.push((HeaderName::from_static("idempotency-key"), idempotency));
     if let Some(secret) = &hook.secret {
-        let timestamp = chrono::Utc::now().timestamp();
+        let timestamp = now.timestamp();
         headers.push((
             HeaderName::from_static(sign::TIMESTAMP_HEADER),
             HeaderValue::from(timestamp),
         ));
         headers.push(sensitive(
             sign::SIGNATURE_HEADER,
-            &sign::signature(secret.as_bytes(), timestamp, &body),
+            &sign::signature(secret.as_bytes(), timestamp, body),
         )?);
     }
-    let mut url = url;
+    Ok(headers)
+}
+
+/// The sink's own headers, appended; the URL without its userinfo when
+/// they set `Authorization`.
+fn custom_headers(
+    hook: &Webhook,
+    mut url: Url,
+    headers: &mut Vec<(HeaderName, HeaderValue)>,
+) -> Result<Url, Failure> {
     for (name, value) in &hook.headers {
         if name.eq_ignore_ascii_case("authorization") {
             // An explicit Authorization wins over the URL's userinfo
@@ -189,5 +250,57 @@ pub fn request(
         }
         headers.push(sensitive(name, value)?);
     }
-    Ok(Outgoing { url, body, headers })
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wall::TokioClock;
+
+    fn header(out: &Outgoing, name: &str) -> String {
+        let value = out.headers.iter().find(|(n, _)| n.as_str() == name);
+        let value = value.map(|(_, v)| v.to_str().expect("text").to_owned());
+        value.unwrap_or_else(|| panic!("no {name} header"))
+    }
+
+    /// The signature's timestamp and Alertmanager's `endsAt` are read on
+    /// the sink's clock (here 2027-01-15T08:00:00Z), not the system's.
+    #[tokio::test(start_paused = true)]
+    async fn request_times_come_from_the_sinks_clock() {
+        let clock = TokioClock::starting_at(1_800_000_000_000_000);
+        let alert = format::sample_alert();
+        let hook = Webhook {
+            url: "https://hooks.example.com/in".into(),
+            format: Format::Json,
+            secret: Some("s3cret".into()),
+            timeout: Webhook::TIMEOUT,
+            connect_timeout: Webhook::CONNECT_TIMEOUT,
+            headers: Vec::new(),
+            key: None,
+            follow_redirects: false,
+            repeat: Webhook::REPEAT,
+        };
+        let signed = request(&hook, &alert, None, &clock).expect("request");
+        let timestamp = header(&signed, sign::TIMESTAMP_HEADER);
+        assert_eq!(timestamp, "1800000000");
+        let signature = header(&signed, sign::SIGNATURE_HEADER);
+        assert!(sign::verify(
+            b"s3cret",
+            &timestamp,
+            &signed.body,
+            &signature
+        ));
+        let manager = Webhook {
+            format: Format::Alertmanager,
+            secret: None,
+            ..hook
+        };
+        let posted = request(&manager, &alert, None, &clock).expect("request");
+        let body: Value = serde_json::from_slice(&posted.body).expect("json");
+        let ends =
+            paging::alertmanager_ends_at(&alert, manager.alertmanager_ttl(), clock.now_utc());
+        assert!(ends.starts_with("2027-01-15T08:04:00"), "{ends}");
+        assert_eq!(body[0]["endsAt"], Value::String(ends));
+    }
 }

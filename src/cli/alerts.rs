@@ -154,7 +154,7 @@ fn test_sink(config: &Config, sink: &str) -> anyhow::Result<ExitCode> {
             TransitionKind::Resolved => "test resolution",
             _ => "test alert",
         };
-        match runtime.block_on(send_test(spec, &alert)) {
+        match runtime.block_on(send_test(spec, &alert, &crate::wall::SystemClock)) {
             Ok(outcome) => eprintln!("sink {sink}: {what} {} {outcome}", alert.id),
             Err(problem) => {
                 eprintln!("sink {sink}: {what} {} failed: {problem}", alert.id);

@@ -151,8 +151,8 @@ impl Recorder<'_> {
         };
         self.health.count_data();
         let author = match &decoded {
-            Decoded::Post(post) => author_key(&post.author),
-            Decoded::Skipped(_) => 0,
+            Decoded::Post(post) => Some(author_key(&post.author)),
+            Decoded::Skipped(_) => None,
         };
         let tick = Tick {
             time_us,

@@ -33,6 +33,10 @@
 //! 5. the process exits 0. A second signal exits at once (status 130).
 
 mod monitor;
+mod pipeline_thread;
+mod stall;
+mod status;
+mod systemd;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,90 +45,32 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, watch};
 
-use crate::alert::deliver::{Delivery, DeliveryError, SinkReport};
+use crate::alert::deliver::{Delivery, DeliveryError};
 use crate::alert::outbox::Outbox;
 use crate::config::{Config, SourceConfig, sink_specs};
 use crate::http::{HttpError, HttpSettings};
 use crate::matcher::Matcher;
-use crate::pipeline::{Pipeline, PipelineConfig, PipelineError, Received, Stats};
+use crate::pipeline::{Pipeline, PipelineConfig, PipelineError, Stats};
 use crate::source::health::SourceHealth;
 use crate::source::jetstream::SeqCursor;
 use crate::source::ws::Inbound;
-use crate::source::{Connection, Link, SourceKind};
+use crate::source::{Connection, Link};
 use crate::state::{SledStore, StoreError};
 use crate::telemetry::{Mode, Telemetry};
 use crate::wall::SharedClock;
 use monitor::Monitor;
+use pipeline_thread::PipelineThread;
+use stall::{Stall, now_ms};
+pub use status::{human_duration, precise_time};
+use status::{log_sinks, status_log};
+use systemd::{systemd_notify, systemd_ready};
 
 /// Frames in flight between the sources and the pipeline.
 const CHANNEL_FRAMES: usize = 4096;
 
-/// Longest the pipeline may spend on one frame (in practice: a write to
-/// the store) before the store is taken to be stuck (a full or vanished
-/// disk: sled can block forever in a flush) and the daemon exits 1.
-const STORE_STALL: Duration = Duration::from_secs(15);
 /// Longest a shutdown may take beyond the sinks' grace before the daemon
 /// exits 1 anyway.
 const SHUTDOWN_LIMIT: Duration = Duration::from_secs(20);
-
-/// Watches the one thing no task can interrupt: a blocking store call.
-/// Runs on its own thread, so it works even when every runtime worker is
-/// blocked in the store too.
-#[derive(Default)]
-struct Stall {
-    /// Wall-clock ms when the pipeline began the current frame; 0 when idle.
-    busy_since: std::sync::atomic::AtomicU64,
-    /// Wall-clock ms when the shutdown began; 0 before.
-    stopping_since: std::sync::atomic::AtomicU64,
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-impl Stall {
-    /// A new watch, already watching.
-    fn started(grace: Duration) -> Arc<Self> {
-        let stall = Arc::new(Stall::default());
-        Arc::clone(&stall).watch(grace);
-        stall
-    }
-
-    fn watch(self: Arc<Self>, grace: Duration) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let spawned = std::thread::Builder::new()
-            .name("store-watchdog".into())
-            .spawn(move || {
-                loop {
-                    std::thread::sleep(Duration::from_millis(250));
-                    let now = now_ms();
-                    let busy = self.busy_since.load(Relaxed);
-                    if busy != 0 && now.saturating_sub(busy) > STORE_STALL.as_millis() as u64 {
-                        tracing::error!(
-                            secs = STORE_STALL.as_secs(),
-                            "the state store has not answered for {} s (disk full? read-only? vanished?): exiting 1; \
-                             the state holds everything up to the last completed batch",
-                            STORE_STALL.as_secs()
-                        );
-                        eprintln!("error: the state store is stuck (disk full?); exiting");
-                        std::process::exit(1);
-                    }
-                    let stopping = self.stopping_since.load(Relaxed);
-                    let limit = (grace + SHUTDOWN_LIMIT).as_millis() as u64;
-                    if stopping != 0 && now.saturating_sub(stopping) > limit {
-                        tracing::error!("the shutdown did not finish in time (the store is stuck?): exiting 1");
-                        eprintln!("error: the shutdown is stuck; exiting");
-                        std::process::exit(1);
-                    }
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::warn!(error = %e, "cannot start the store watchdog");
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -294,7 +240,7 @@ impl Helpers {
     ) -> Vec<tokio::task::JoinHandle<()>> {
         let monitor = Monitor {
             health: self.health.clone(),
-            rule: config.health.rule(),
+            rule: config.health,
             outbox: self.outbox.clone(),
             notifier: self.notifier,
             telemetry: Arc::clone(&self.telemetry),
@@ -490,281 +436,5 @@ impl Running {
             malformed = stats.malformed,
             "stopped; state saved"
         );
-    }
-}
-
-/// The pipeline's own thread, and what it reports to.
-struct PipelineThread {
-    /// Per connection: name, kind, and the instance its accounts belong to.
-    sources: Vec<(String, SourceKind, String)>,
-    health: Vec<Arc<SourceHealth>>,
-    notifier: Arc<Notify>,
-    telemetry: Arc<Telemetry>,
-    alive: Arc<AtomicBool>,
-    stall: Arc<Stall>,
-}
-
-impl PipelineThread {
-    /// The thread for `connections`, its store watched with `grace` for
-    /// the shutdown.
-    fn new(
-        connections: &[Connection],
-        health: &[Arc<SourceHealth>],
-        (notifier, telemetry): (&Arc<Notify>, &Arc<Telemetry>),
-        grace: Duration,
-    ) -> Self {
-        PipelineThread {
-            sources: connections
-                .iter()
-                .map(|c| (c.name.clone(), c.kind, c.instance()))
-                .collect(),
-            health: health.to_vec(),
-            notifier: Arc::clone(notifier),
-            telemetry: Arc::clone(telemetry),
-            alive: Arc::new(AtomicBool::new(true)),
-            stall: Stall::started(grace),
-        }
-    }
-
-    /// Starts the thread; it ends when every source has dropped its
-    /// sender, and reports how it ended on the returned channel.
-    fn spawn(
-        self,
-        pipeline: Pipeline<SledStore>,
-        frames: mpsc::Receiver<Inbound>,
-    ) -> Result<tokio::sync::oneshot::Receiver<Result<Stats, PipelineError>>, DaemonError> {
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        std::thread::Builder::new()
-            .name("pipeline".into())
-            .spawn(move || {
-                let result = self.run(pipeline, frames);
-                self.alive.store(false, Ordering::Relaxed);
-                self.telemetry.set_store_open(false);
-                // Every handle the thread held goes before `done` says it
-                // has finished: the shutdown seals the store next.
-                drop(self);
-                let _ = done_tx.send(result);
-            })
-            .map_err(|e| DaemonError::Thread(e.to_string()))?;
-        Ok(done_rx)
-    }
-
-    /// Processes frames until every source has stopped, then finishes the
-    /// pipeline (saves the open buckets).
-    fn run(
-        &self,
-        mut pipeline: Pipeline<SledStore>,
-        mut frames: mpsc::Receiver<Inbound>,
-    ) -> Result<Stats, PipelineError> {
-        let mut frame_no = vec![0u64; self.sources.len()];
-        let mut malformed_seen = 0u64;
-        while let Some(inbound) = frames.blocking_recv() {
-            let Some(n) = frame_no.get_mut(inbound.source) else {
-                continue;
-            };
-            *n += 1;
-            let n = *n;
-            self.frame(&mut pipeline, &inbound, n, &mut malformed_seen)?;
-            // When idle, and every so often in a burst, for the status API.
-            if frames.is_empty() || n.is_multiple_of(1024) {
-                self.telemetry.publish_stats(pipeline.stats());
-            }
-        }
-        self.stall.busy_since.store(now_ms(), Ordering::Relaxed);
-        let finished = pipeline.finish()?;
-        self.stall.busy_since.store(0, Ordering::Relaxed);
-        if !finished.is_empty() {
-            self.notifier.notify_waiters();
-        }
-        self.telemetry.publish_stats(pipeline.stats());
-        Ok(pipeline.stats().clone())
-    }
-
-    /// One frame from connection `inbound.source`, its `n`th.
-    fn frame(
-        &self,
-        pipeline: &mut Pipeline<SledStore>,
-        inbound: &Inbound,
-        n: u64,
-        malformed_seen: &mut u64,
-    ) -> Result<(), PipelineError> {
-        let (name, kind, instance) = &self.sources[inbound.source];
-        let health = &self.health[inbound.source];
-        let before = (pipeline.stats().malformed, pipeline.stats().blank_lines);
-        let received = Received {
-            kind: *kind,
-            host: Some(&inbound.host),
-            instance,
-            arrival_us: Some(inbound.arrival_us),
-        };
-        self.stall.busy_since.store(now_ms(), Ordering::Relaxed);
-        let produced = pipeline.process_frame(name, n, inbound.frame.as_bytes(), &received)?;
-        self.stall.busy_since.store(0, Ordering::Relaxed);
-        let stats = pipeline.stats();
-        if (stats.malformed, stats.blank_lines) == before {
-            // It decoded: data, for the watchdog and the silence rule.
-            health.count_data();
-        }
-        if stats.malformed > *malformed_seen {
-            *malformed_seen = stats.malformed;
-            log_malformed(name, stats);
-        }
-        if let Some(cursor) = pipeline.cursor(name) {
-            health.set_processed(cursor);
-        }
-        // The alerts are in the outbox already, saved with the counts.
-        if !produced.is_empty() {
-            self.notifier.notify_waiters();
-        }
-        Ok(())
-    }
-}
-
-/// The first few malformed frames in full, then one line per thousand.
-fn log_malformed(source: &str, stats: &Stats) {
-    let seen = stats.malformed;
-    if let Some((at, why)) = stats.malformed_examples.last().filter(|_| seen <= 10) {
-        tracing::warn!(source = %source, frame = %at, reason = %why, "malformed frame skipped");
-    } else if seen.is_multiple_of(1000) {
-        tracing::warn!(source = %source, malformed = seen, "malformed frames keep arriving");
-    }
-}
-
-async fn status_log(
-    health: Vec<Arc<SourceHealth>>,
-    (telemetry, clock): (Arc<Telemetry>, SharedClock),
-    (outbox, sinks): (Outbox, Vec<String>),
-    every: Duration,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut tick = tokio::time::interval(every);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.changed() => return,
-        }
-        let snapshot = telemetry.stats();
-        let now = clock.now_us();
-        tracing::info!(
-            frames = snapshot.frames,
-            posts = snapshot.posts,
-            reports = snapshot.reports,
-            alerts = snapshot.alerts,
-            duplicates = snapshot.duplicates,
-            malformed = snapshot.malformed,
-            late = snapshot.late_posts,
-            stale = snapshot.stale_posts,
-            future = snapshot.future,
-            event_time = %telemetry.board().newest().map_or_else(|| "-".to_owned(), precise_time),
-            uptime = %human_duration(now - telemetry.started),
-            outbox = %sinks
-                .iter()
-                .map(|sink| format!("{sink}={}", outbox.pending_for(sink).unwrap_or(0)))
-                .collect::<Vec<_>>()
-                .join(" "),
-            "status"
-        );
-        for h in &health {
-            let s = h.snapshot();
-            let times = snapshot.by_source.get(&h.name).cloned().unwrap_or_default();
-            // The watermark never runs ahead of the arrival clock by more
-            // than max_future_secs; lag reads 0 then, never negative.
-            tracing::info!(
-                source = %h.name,
-                connected = s.connected,
-                frames = s.frames,
-                data = s.data,
-                processed = %s.processed.map_or_else(|| "-".to_owned(), precise_time),
-                newest = %times.newest.map_or_else(|| "-".to_owned(), precise_time),
-                late = times.late,
-                stale = times.stale,
-                future = times.future,
-                lag = %s.processed.map_or_else(|| "-".to_owned(), |p| human_duration(now - p)),
-                reconnects = s.reconnects,
-                oversized = s.oversized,
-                binary = s.binary,
-                rate_dropped = s.rate_dropped,
-                "source status"
-            );
-        }
-    }
-}
-
-/// RFC 3339 to the microsecond: exact, so a cursor can be read back.
-pub fn precise_time(time_us: crate::Micros) -> String {
-    chrono::DateTime::from_timestamp_micros(time_us)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-        .unwrap_or_else(|| time_us.to_string())
-}
-
-/// A duration in human units, to the second ("2m 5s"; "0s" when negative).
-pub fn human_duration(micros: crate::Micros) -> String {
-    let secs = (micros / crate::MICROS_PER_SEC).max(0) as u64;
-    humantime::format_duration(Duration::from_secs(secs)).to_string()
-}
-
-/// Tells systemd the daemon is ready, and keeps its watchdog fed while the
-/// pipeline thread is alive. Does nothing outside systemd.
-fn systemd_ready(
-    pipeline_alive: Arc<AtomicBool>,
-    mut shutdown: watch::Receiver<bool>,
-) -> Option<tokio::task::JoinHandle<()>> {
-    systemd_notify(&[
-        sd_notify::NotifyState::Ready,
-        sd_notify::NotifyState::Status("watching"),
-    ]);
-    let usec = watchdog_usec()?;
-    let every = Duration::from_micros(usec / 2);
-    tracing::info!(every = %humantime::format_duration(every), "feeding the systemd watchdog");
-    Some(tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.changed() => return,
-            }
-            if !pipeline_alive.load(Ordering::Relaxed) {
-                tracing::error!("the pipeline thread has stopped; no longer feeding the watchdog");
-                return;
-            }
-            systemd_notify(&[sd_notify::NotifyState::Watchdog]);
-        }
-    }))
-}
-
-/// The watchdog interval systemd asks for: `WATCHDOG_USEC`, unless
-/// `WATCHDOG_PID` names another process. (As `sd_watchdog_enabled(3)`:
-/// an unset `WATCHDOG_PID` means this process; the `sd-notify` crate
-/// insists on it being set.)
-fn watchdog_usec() -> Option<u64> {
-    std::env::var_os("NOTIFY_SOCKET")?;
-    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
-    let for_us = std::env::var("WATCHDOG_PID").ok().is_none_or(|pid| {
-        pid.parse::<u32>()
-            .is_ok_and(|pid| pid == std::process::id())
-    });
-    (usec > 0 && for_us).then_some(usec)
-}
-
-fn systemd_notify(states: &[sd_notify::NotifyState]) {
-    if std::env::var_os("NOTIFY_SOCKET").is_none() {
-        return;
-    }
-    if let Err(e) = sd_notify::notify(false, states) {
-        tracing::warn!(error = %e, "cannot notify systemd");
-    }
-}
-
-fn log_sinks(reports: &[SinkReport], drained: bool) {
-    for report in reports {
-        if report.pending > 0 {
-            tracing::warn!(sink = %report.name, delivered = report.delivered, retries = report.retries, dead = report.dead, undelivered = report.pending, "alerts left in the outbox for the next start");
-        } else {
-            tracing::info!(sink = %report.name, delivered = report.delivered, retries = report.retries, dead = report.dead, "sink done");
-        }
-    }
-    if !drained {
-        tracing::warn!("the shutdown grace period ended before every alert was delivered");
     }
 }

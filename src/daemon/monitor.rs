@@ -185,9 +185,9 @@ mod tests {
     const SEC: Micros = crate::MICROS_PER_SEC;
 
     fn alerts(outbox: &Outbox) -> Vec<Alert> {
-        let (mut seq, mut out) = (0, Vec::new());
+        let (mut seq, mut out) = (None, Vec::new());
         while let Some((next, alert)) = outbox.next_after(seq).expect("outbox reads") {
-            seq = next;
+            seq = Some(next);
             out.push(alert);
         }
         out

@@ -262,7 +262,7 @@ pub fn service_views(telemetry: &Telemetry, active: bool) -> Vec<ServiceView> {
 /// Live sources (daemon) with their connection counters and pipeline
 /// counts; for a replay, the files read.
 pub fn source_views(telemetry: &Telemetry) -> Vec<Value> {
-    let now = crate::source::health::wall_now();
+    let now = crate::wall::now_us();
     let live = telemetry.sources();
     if live.is_empty() {
         return telemetry
@@ -375,7 +375,7 @@ pub fn snapshot(telemetry: &Telemetry, report: bool) -> Value {
         "version": env!("CARGO_PKG_VERSION"),
         "mode": telemetry.mode,
         "report": report,
-        "generated_at": rfc3339(crate::source::health::wall_now()),
+        "generated_at": rfc3339(crate::wall::now_us()),
         "event_time": newest,
         "ready": telemetry.readiness().is_ok(),
         "replaying": telemetry.replaying(),

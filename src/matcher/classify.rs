@@ -77,7 +77,7 @@ fn find_hits(tables: &Tables, text: &str) -> Vec<Hit> {
         {
             continue;
         }
-        for &meaning in &literal.meanings {
+        for &meaning in tables.meanings_of(literal) {
             hits.push(Hit {
                 meaning,
                 start: m.start(),

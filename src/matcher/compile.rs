@@ -18,7 +18,16 @@ use crate::normalize::normalize_text;
 #[derive(Default)]
 struct Builder {
     index: HashMap<String, usize>,
-    literals: Vec<Literal>,
+    literals: Vec<Pending>,
+}
+
+/// A literal while the catalogue is read: its text and meanings grow as
+/// phrases repeat; [`Builder::finish`] packs them into the [`Tables`] form.
+struct Pending {
+    text: String,
+    meanings: Vec<Meaning>,
+    left: Boundary,
+    right: Boundary,
 }
 
 impl Builder {
@@ -37,7 +46,7 @@ impl Builder {
             None => {
                 let first = text.chars().next().unwrap_or(' ');
                 let last = text.chars().next_back().unwrap_or(' ');
-                self.literals.push(Literal {
+                self.literals.push(Pending {
                     text: text.clone(),
                     meanings: Vec::new(),
                     left: Boundary::for_edge(first),
@@ -61,6 +70,32 @@ impl Builder {
         }
         Ok(())
     }
+
+    /// The automaton over every literal's text, and the literals packed:
+    /// their meanings in one table, nothing else kept.
+    fn finish(self) -> Result<(AhoCorasick, Vec<Literal>, Vec<Meaning>), PatternError> {
+        let automaton = build_automaton(&self.literals)?;
+        let mut meanings = Vec::with_capacity(self.literals.len());
+        let mut literals = Vec::with_capacity(self.literals.len());
+        for pending in self.literals {
+            let too_many = |what: &str| PatternError::Invalid {
+                file: "patterns".into(),
+                line: 0,
+                column: 0,
+                message: format!("{what} (phrase {:?})", pending.text),
+            };
+            literals.push(Literal {
+                first_meaning: u32::try_from(meanings.len())
+                    .map_err(|_| too_many("more than 4 billion meanings"))?,
+                meanings: u16::try_from(pending.meanings.len())
+                    .map_err(|_| too_many("one phrase with more than 65,535 meanings"))?,
+                left: pending.left,
+                right: pending.right,
+            });
+            meanings.extend(pending.meanings);
+        }
+        Ok((automaton, literals, meanings))
+    }
 }
 
 /// Validates the catalogue and compiles it: every alias, phrase and
@@ -69,10 +104,11 @@ pub(crate) fn compile(catalogue: &Catalogue) -> Result<Tables, PatternError> {
     let mut builder = Builder::default();
     let services = compile_services(catalogue, &mut builder)?;
     let languages = compile_languages(catalogue, &mut builder)?;
-    let automaton = build_automaton(&builder.literals)?;
+    let (automaton, literals, meanings) = builder.finish()?;
     Ok(Tables {
         automaton,
-        literals: builder.literals,
+        literals,
+        meanings,
         services: services.services,
         langs: languages.langs,
         stems: services.stems,
@@ -369,7 +405,7 @@ fn compile_regex(at: &Located<'_>, def: &RegexDef) -> Result<Regex, PatternError
 /// DFA took 67.5 MiB and about 280 ms to build (14 % of a short replay,
 /// most of its memory) and matched no faster on posts, which are short.
 /// It also has no size limit, so a larger catalogue still builds.
-fn build_automaton(literals: &[Literal]) -> Result<AhoCorasick, PatternError> {
+fn build_automaton(literals: &[Pending]) -> Result<AhoCorasick, PatternError> {
     AhoCorasick::builder()
         .match_kind(MatchKind::Standard)
         .kind(Some(AhoCorasickKind::ContiguousNFA))

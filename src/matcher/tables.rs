@@ -122,6 +122,8 @@ pub struct Tables {
     /// Per automaton pattern: its meanings and whether it must stand at a
     /// word boundary on the left and on the right.
     pub literals: Vec<Literal>,
+    /// The literals' meanings, each literal's in a row.
+    pub meanings: Vec<Meaning>,
     pub services: Vec<ServiceEntry>,
     pub langs: Vec<String>,
     /// Hashtag stems (names with everything but letters and digits removed).
@@ -142,9 +144,14 @@ pub struct Tables {
 /// not matched as a whole, `foo.com` and `foo.io` are.
 pub(super) const DOMAIN_PATTERN: &str = r"\b([a-z0-9][a-z0-9-]{1,40})\.(?:com|net|org|io|app|dev|co|gg|tv|me|ai|fm|ly|cc|us|ca|in|nz|au|nl|pl|ru|se|ch|social|cloud|xyz|info|br|jp|de|fr|es|it|kr|uk|eu)\b";
 
+/// A literal of the automaton as the classifier reads it: where its
+/// meanings are in [`Tables::meanings`] and where it may stand. Its text
+/// lives in the automaton only: a `String` and a `Vec` per literal cost
+/// about 8 MiB more at 10× today's catalogue (75,000 literals).
+#[derive(Debug, Clone, Copy)]
 pub struct Literal {
-    pub text: String,
-    pub meanings: Vec<Meaning>,
+    pub first_meaning: u32,
+    pub meanings: u16,
     pub left: Boundary,
     pub right: Boundary,
 }
@@ -212,4 +219,12 @@ pub fn hashtag_stem(name: &str) -> String {
         .chars()
         .filter(|c| c.is_alphanumeric())
         .collect()
+}
+
+impl Tables {
+    /// What `literal` means (at least one thing).
+    pub fn meanings_of(&self, literal: &Literal) -> &[Meaning] {
+        let first = literal.first_meaning as usize;
+        &self.meanings[first..first + usize::from(literal.meanings)]
+    }
 }

@@ -100,8 +100,8 @@ impl<S: Store> Pipeline<S> {
         let fallback = self.windows.newest();
         let reference = if time_us > 0 {
             let author = match &content {
-                Content::Post(judged) => author_key(&judged.post.author),
-                Content::Skipped(_) => 0,
+                Content::Post(judged) => Some(author_key(&judged.post.author)),
+                Content::Skipped(_) => None,
             };
             let tick = Tick {
                 time_us,

@@ -1,6 +1,8 @@
-//! The one reconnect backoff of every source (connections and Mastodon's
-//! streaming-host discovery alike): capped, jittered exponential, so a
-//! dead host is never hammered and many clients do not retry in step.
+//! The one backoff of the program: capped, jittered exponential, so a
+//! dead host or receiver is never hammered and many clients do not retry
+//! in step. Every source's reconnects (connections and Mastodon's
+//! streaming-host discovery alike) and every sink's retries
+//! ([`crate::alert::ratelimit::backoff`], through [`Backoff::nth`]) use it.
 
 use std::time::Duration;
 
@@ -19,19 +21,42 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// A connection's backoff, from its settings.
     pub fn new(settings: &WsSettings) -> Self {
+        Backoff::between(settings.backoff_min, settings.backoff_max)
+    }
+
+    /// Waits from `min`, doubling up to `max`; each wait is jittered up to
+    /// twice itself.
+    pub fn between(min: Duration, max: Duration) -> Self {
+        // Never a zero wait (a busy loop), and the cap never below the
+        // first wait, whatever the settings say.
+        let min = min.max(Duration::from_millis(1));
+        let max = max.max(min);
         let builder = ExponentialBuilder::default()
-            .with_min_delay(settings.backoff_min)
-            .with_max_delay(settings.backoff_max)
+            .with_min_delay(min)
+            .with_max_delay(max)
             .with_factor(2.0)
             .with_jitter()
             .without_max_times();
         Backoff {
             delays: builder.build(),
             builder,
-            min: settings.backoff_min,
-            max: settings.backoff_max,
+            min,
+            max,
         }
+    }
+
+    /// The wait before attempt number `attempt` (from 1) of a fresh
+    /// backoff: for retries whose count is kept elsewhere (a sink's retry
+    /// state survives a restart).
+    pub fn nth(&mut self, attempt: u32) -> Duration {
+        self.reset();
+        // The waits stop growing once capped: at most 64 doublings matter.
+        for _ in 1..attempt.min(64) {
+            self.next_delay();
+        }
+        self.next_delay()
     }
 
     /// The wait before the next attempt.

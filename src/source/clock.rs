@@ -70,9 +70,9 @@ pub enum Judgement {
 #[derive(Debug, Clone, Copy)]
 pub struct Tick {
     pub time_us: Micros,
-    /// A hash of the author (0: unknown, as for non-posts: such events are
-    /// judged but never move the watermark).
-    pub author: u64,
+    /// A hash of the author ([`author_key`]); `None` when unknown, as for
+    /// non-posts: such events are judged but never move the watermark.
+    pub author: Option<u64>,
     /// When the frame arrived (wall clock µs), if known.
     pub arrival_us: Option<Micros>,
     /// The event time is the arrival clock (Mastodon, Nostr).
@@ -111,14 +111,14 @@ impl SourceClock {
                 .map(|w| w.saturating_add(rule.max_future_us)),
         };
         if bound.is_some_and(|bound| tick.time_us > bound) {
-            if tick.arrival_us.is_none() && tick.author != 0 {
-                self.note_ahead(tick, rule);
+            if let (None, Some(author)) = (tick.arrival_us, tick.author) {
+                self.note_ahead(author, tick.time_us, rule);
             }
             return Judgement::Future;
         }
-        if tick.author == 0 {
+        let Some(author) = tick.author else {
             return Judgement::Accepted;
-        }
+        };
         if tick.own_clock {
             self.raise(tick.time_us);
             return Judgement::Accepted;
@@ -126,7 +126,7 @@ impl SourceClock {
         if self.recent.len() == RECENT {
             self.recent.pop_front();
         }
-        self.recent.push_back((tick.author, tick.time_us));
+        self.recent.push_back((author, tick.time_us));
         if let Some(agreed) = quorum_time(&self.recent, rule.quorum, self.watermark) {
             self.raise(agreed);
         }
@@ -138,11 +138,11 @@ impl SourceClock {
     }
 
     /// Remembers a quarantined event; jumps when a quorum agrees.
-    fn note_ahead(&mut self, tick: Tick, rule: &ClockRule) {
+    fn note_ahead(&mut self, author: u64, time_us: Micros, rule: &ClockRule) {
         if self.ahead.len() == AHEAD {
             self.ahead.pop_front();
         }
-        self.ahead.push_back((tick.author, tick.time_us));
+        self.ahead.push_back((author, time_us));
         if let Some(agreed) = quorum_time(&self.ahead, rule.quorum, None) {
             tracing::info!(
                 from = ?self.watermark,
@@ -193,9 +193,9 @@ fn quorum_time(
     (top.len() == quorum).then(|| top[quorum - 1].1)
 }
 
-/// The author hash a [`Tick`] carries (never 0).
+/// The author hash a [`Tick`] carries.
 pub fn author_key(author: &str) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(author.as_bytes()).max(1)
+    xxhash_rust::xxh3::xxh3_64(author.as_bytes())
 }
 
 #[cfg(test)]
@@ -233,7 +233,7 @@ mod tests {
     fn tick(t: i64, author: &str) -> Tick {
         Tick {
             time_us: t * S,
-            author: author_key(author),
+            author: Some(author_key(author)),
             arrival_us: None,
             own_clock: false,
         }
@@ -336,7 +336,7 @@ mod tests {
             "judged against the other sources until it has a watermark"
         );
         let non_post = Tick {
-            author: 0,
+            author: None,
             ..tick(1001, "")
         };
         assert_eq!(
@@ -359,7 +359,7 @@ mod tests {
             let author = format!("did:{}", i % 97);
             let tick = Tick {
                 time_us: t,
-                author: author_key(&author),
+                author: Some(author_key(&author)),
                 arrival_us: None,
                 own_clock: false,
             };

@@ -9,8 +9,11 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
+use serde::{Deserialize, Serialize};
+
 use crate::Micros;
 use crate::events::ConnectionCounters;
+use crate::numbers as num;
 use crate::wall::SharedClock;
 
 /// Live counters of one source.
@@ -153,19 +156,26 @@ impl SourceHealth {
     }
 }
 
-/// Wall-clock microseconds: only the live edge uses the clock.
-pub fn wall_now() -> Micros {
-    chrono::Utc::now().timestamp_micros()
-}
+/// Wall-clock microseconds: only the live edge uses the clock (the one
+/// system-clock read is [`crate::wall::now_us`]).
+pub use crate::wall::now_us as wall_now;
 
-/// When a source counts as unhealthy.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// When a source counts as unhealthy: the `[health]` table of the
+/// configuration, read straight into this (bounds where declared).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct HealthRule {
-    /// No frame that decodes for this long (junk and binary do not count).
+    /// No frame that decodes for this long (junk and binary do not
+    /// count) raises `source:NAME` (1 s to 1 day).
+    #[serde(deserialize_with = "num::int::<_, i64, 1, 86_400>")]
     pub silence_secs: i64,
-    /// Newest processed event older than this.
+    /// Newest processed event older than this raises `source:NAME` (1 s
+    /// to 10 years: a huge value turns the check off).
+    #[serde(deserialize_with = "num::int::<_, i64, 1, 315_360_000>")]
     pub lag_secs: i64,
-    /// No verdict for this long after start (catching up from a cursor).
+    /// No verdict for this long after start, catching up from a cursor (0
+    /// to 1 day).
+    #[serde(deserialize_with = "num::int::<_, i64, 0, 86_400>")]
     pub grace_secs: i64,
 }
 

@@ -200,7 +200,7 @@ impl Protocol for NostrProtocol {
     fn hello(&mut self, processed: Option<Micros>) -> Vec<String> {
         let since = processed
             .map(|t| t / MICROS_PER_SEC - RESUME_OVERLAP_SECS)
-            .unwrap_or_else(|| super::health::wall_now() / MICROS_PER_SEC);
+            .unwrap_or_else(|| crate::wall::now_us() / MICROS_PER_SEC);
         vec![serde_json::json!(["REQ", SUBSCRIPTION, {"kinds": [1], "since": since}]).to_string()]
     }
 

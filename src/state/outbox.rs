@@ -25,10 +25,20 @@ pub struct OpenSource {
     pub detail: String,
 }
 
-/// A new alert's sequence number: increasing, and never 0, since a cursor
-/// of 0 means "nothing done yet".
+/// A new alert's sequence number: increasing, and never 0, which a
+/// stored cursor uses for "nothing done yet" (see [`stored_cursor`]).
 pub fn next_seq(db: &sled::Db) -> Result<u64, sled::Error> {
     Ok(db.generate_id()? + 1)
+}
+
+/// A sink's cursor as stored: 8 big-endian bytes, 0 for `None` (nothing
+/// delivered yet; no alert has sequence 0), the form it always had.
+fn stored_cursor(value: &[u8]) -> Option<u64> {
+    Some(seq_of(value)).filter(|&seq| seq != 0)
+}
+
+fn cursor_bytes(cursor: Option<u64>) -> [u8; 8] {
+    cursor.unwrap_or(0).to_be_bytes()
 }
 
 /// How delivery of the alert at a sink's head is going.
@@ -91,9 +101,9 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
         Ok(seq)
     }
 
-    /// The first alert after `seq`.
-    pub fn next_after(&self, seq: u64) -> Result<Option<(u64, A)>, StoreError> {
-        let start = keys::alert(seq.saturating_add(1));
+    /// The first alert after `after` (`None`: the first of all).
+    pub fn next_after(&self, after: Option<u64>) -> Result<Option<(u64, A)>, StoreError> {
+        let start = keys::alert(after.map_or(0, |seq| seq.saturating_add(1)));
         let end = keys::alert(u64::MAX);
         match self.db.range(start..=end).next() {
             None => Ok(None),
@@ -105,34 +115,36 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
         }
     }
 
-    /// The newest alert's seq (0 when the outbox is empty).
-    pub fn last_seq(&self) -> Result<u64, StoreError> {
+    /// The newest alert's seq (`None` when the outbox is empty).
+    pub fn last_seq(&self) -> Result<Option<u64>, StoreError> {
         let start = keys::alert(0);
         let end = keys::alert(u64::MAX);
         Ok(match self.db.range(start..=end).next_back() {
-            Some(entry) => seq_of(&entry?.0),
-            None => 0,
+            Some(entry) => Some(seq_of(&entry?.0)),
+            None => None,
         })
     }
 
     /// A sink's cursor; a sink never seen before starts where the slowest
     /// known sink stands (so it also gets what is still undelivered), and
     /// that start is saved at once, so a restart does not take it for new
-    /// again.
-    pub fn cursor(&self, sink: &str, known_sinks: &[String]) -> Result<u64, StoreError> {
+    /// again. `None`: nothing delivered yet.
+    pub fn cursor(&self, sink: &str, known_sinks: &[String]) -> Result<Option<u64>, StoreError> {
         if let Some(value) = self.db.get(keys::named(Kind::Cursor, sink))? {
-            return Ok(seq_of(&value));
+            return Ok(stored_cursor(&value));
         }
-        let mut slowest: Option<u64> = None;
+        // The slowest of the sinks that have a cursor (a sink at "nothing
+        // yet" is the slowest of all).
+        let mut slowest: Option<Option<u64>> = None;
         for other in known_sinks {
             if let Some(value) = self.db.get(keys::named(Kind::Cursor, other))? {
-                let c = seq_of(&value);
-                slowest = Some(slowest.map_or(c, |s: u64| s.min(c)));
+                let c = stored_cursor(&value);
+                slowest = Some(slowest.map_or(c, |s| s.min(c)));
             }
         }
-        let start = slowest.unwrap_or(0);
+        let start = slowest.flatten();
         self.db
-            .insert(keys::named(Kind::Cursor, sink), &start.to_be_bytes())?;
+            .insert(keys::named(Kind::Cursor, sink), &cursor_bytes(start))?;
         self.db.flush()?;
         Ok(start)
     }
@@ -141,17 +153,19 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
     /// state, and removes alerts every sink is done with.
     pub fn advance(&self, sink: &str, seq: u64, all_sinks: &[String]) -> Result<(), StoreError> {
         self.db
-            .insert(keys::named(Kind::Cursor, sink), &seq.to_be_bytes())?;
+            .insert(keys::named(Kind::Cursor, sink), &cursor_bytes(Some(seq)))?;
         self.db.remove(keys::named(Kind::Retry, sink))?;
-        let mut slowest = u64::MAX;
-        for other in all_sinks {
+        // Where every sink is done: the slowest cursor; `None` while any
+        // sink has delivered nothing yet (or there are no sinks).
+        let mut done: Option<u64> = None;
+        for (i, other) in all_sinks.iter().enumerate() {
             let c = match self.db.get(keys::named(Kind::Cursor, other))? {
-                Some(value) => seq_of(&value),
-                None => 0,
+                Some(value) => stored_cursor(&value),
+                None => None,
             };
-            slowest = slowest.min(c);
+            done = if i == 0 { c } else { done.min(c) };
         }
-        if slowest != u64::MAX && slowest > 0 {
+        if let Some(slowest) = done {
             let mut batch = sled::Batch::default();
             for entry in self.db.range(keys::alert(0)..=keys::alert(slowest)) {
                 batch.remove(entry?.0);
@@ -229,13 +243,14 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
         Ok(())
     }
 
-    /// Alerts `sink` still has to deliver: after its cursor, plus re-queued.
-    pub fn depth(&self, sink: &str, cursor: u64) -> Result<usize, StoreError> {
+    /// Alerts `sink` still has to deliver: after its cursor (`None`: all),
+    /// plus re-queued.
+    pub fn depth(&self, sink: &str, cursor: Option<u64>) -> Result<usize, StoreError> {
         let prefix = keys::entries(Kind::Requeued, sink);
         let requeued = self.db.scan_prefix(prefix).count();
         let pending = self
             .db
-            .range(keys::alert(cursor.saturating_add(1))..=keys::alert(u64::MAX))
+            .range(keys::alert(cursor.map_or(0, |c| c.saturating_add(1)))..=keys::alert(u64::MAX))
             .count();
         Ok(pending + requeued)
     }
@@ -243,8 +258,8 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
     /// Alerts `sink` still has to deliver, from its saved cursor.
     pub fn pending_for(&self, sink: &str) -> Result<usize, StoreError> {
         let cursor = match self.db.get(keys::named(Kind::Cursor, sink))? {
-            Some(value) => seq_of(&value),
-            None => 0,
+            Some(value) => stored_cursor(&value),
+            None => None,
         };
         self.depth(sink, cursor)
     }

@@ -495,11 +495,11 @@ mod tests {
         let store = SledStore::open(dir.path()).expect("reopen");
         let outbox: crate::alert::outbox::Outbox = store.outbox();
         assert_eq!(
-            outbox.next_after(0).expect("read"),
+            outbox.next_after(None).expect("read"),
             Some((seqs[0], alert.clone()))
         );
         assert_eq!(
-            outbox.next_after(seqs[0]).expect("read"),
+            outbox.next_after(Some(seqs[0])).expect("read"),
             Some((seqs[1], alert))
         );
         assert!(seqs[0] < seqs[1], "sequence numbers keep the order");
@@ -545,7 +545,7 @@ mod tests {
         let outbox: crate::alert::outbox::Outbox = store.outbox();
         let sinks = ["heckpoint".to_owned(), "eneration".to_owned()];
         for sink in &sinks {
-            assert_eq!(outbox.cursor(sink, &sinks).expect("cursor"), 0);
+            assert_eq!(outbox.cursor(sink, &sinks).expect("cursor"), None);
         }
         for sink in &sinks {
             outbox.advance(sink, 7, &sinks).expect("advance");
@@ -553,7 +553,7 @@ mod tests {
         assert_eq!(store.checkpoint().expect("checkpoint readable"), Some(cp));
         assert_eq!(store.read_generation().expect("generation"), 1);
         store.inventory().expect("every record passes its checksum");
-        assert_eq!(outbox.cursor("heckpoint", &sinks).expect("cursor"), 7);
+        assert_eq!(outbox.cursor("heckpoint", &sinks).expect("cursor"), Some(7));
     }
 
     /// A store as format 0 wrote it: bare `checkpoint` and `generation`,
@@ -586,7 +586,7 @@ mod tests {
         let format = store.db.get(keys::FORMAT).expect("get").expect("format");
         assert_eq!(format.as_ref(), &super::super::FORMAT.to_be_bytes());
         let outbox: crate::alert::outbox::Outbox = store.outbox();
-        assert_eq!(outbox.cursor("webhook", &[]).expect("cursor"), 3);
+        assert_eq!(outbox.cursor("webhook", &[]).expect("cursor"), Some(3));
     }
 
     /// The borrowed checkpoint the pipeline writes reads back as the

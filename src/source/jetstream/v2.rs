@@ -135,15 +135,17 @@ pub(super) fn decode(envelope: Envelope<'_>) -> Result<Frame, FrameError> {
         seq: Some(seq),
         decoded,
     };
-    let reason = match kind {
-        "commit" => None,
-        "identity" => Some(SkipReason::Identity),
-        "account" => Some(SkipReason::Account),
-        _ => Some(SkipReason::UnknownKind),
+    let decoded = match kind {
+        "commit" => commit(time_us, payload)?,
+        "identity" => Decoded::Skipped(SkipReason::Identity),
+        "account" => Decoded::Skipped(SkipReason::Account),
+        _ => Decoded::Skipped(SkipReason::UnknownKind),
     };
-    if let Some(reason) = reason {
-        return Ok(frame(Decoded::Skipped(reason)));
-    }
+    Ok(frame(decoded))
+}
+
+/// A `#commit` payload: a post when it creates one, else why it is skipped.
+fn commit(time_us: Micros, payload: Payload<'_>) -> Result<Decoded, FrameError> {
     fn field<'a>(
         value: Option<Cow<'a, str>>,
         name: &'static str,
@@ -153,7 +155,7 @@ pub(super) fn decode(envelope: Envelope<'_>) -> Result<Frame, FrameError> {
     let operation = field(payload.operation, "payload.operation")?;
     let collection = field(payload.collection, "payload.collection")?;
     let rkey = field(payload.rkey, "payload.rkey")?;
-    let decoded = super::commit_to_post(
+    super::commit_to_post(
         time_us,
         payload.did.as_deref(),
         CommitOp {
@@ -164,8 +166,7 @@ pub(super) fn decode(envelope: Envelope<'_>) -> Result<Frame, FrameError> {
             record: payload.record,
         },
         "payload.record",
-    )?;
-    Ok(frame(decoded))
+    )
 }
 
 impl Frame {

@@ -1,297 +1,27 @@
-//! Live websocket sources that survive: one task per source, reconnecting
-//! for ever with capped, jittered exponential backoff, failing over across
-//! the source's hosts, and reconnecting when the stream stalls.
-//!
-//! The wire protocol (Jetstream, Mastodon, Nostr) plugs in through
-//! [`Protocol`]: work before connecting (Jetstream v2 fetches its
-//! dictionary), the URL to connect to (Jetstream puts its cursor there),
-//! the messages to send once connected (Nostr's `REQ`), how a binary frame
-//! becomes text (Jetstream's compression, bounded), how a refused handshake
-//! reads (Jetstream v2's `CursorTooOld`), and which text frames are control
-//! messages rather than data. Data frames go to the pipeline as text, over a
-//! bounded channel: a slow pipeline slows the reading instead of growing
-//! memory. Every frame is bounded in size (compressed and decompressed) and
-//! each connection's data frames per second are capped; what is over a
-//! limit is counted and dropped.
+//! One connection of a live source: the handshake (a refusal read by the
+//! protocol, a redirect handed back to [`super::run`]), the subscription,
+//! then frames (bounded in size and rate, binary ones made text by the
+//! protocol, control messages told apart from data) until it ends; the
+//! watchdog reconnects when no frame that decodes arrives for too long.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, connect_async_tls_with_config};
 
-use super::backoff::Backoff;
-use super::health::SourceHealth;
-use super::kind::Link;
-use super::url::{MAX_REDIRECTS, redirect_allowed};
+use super::{BinaryFrame, Control, End, Inbound, Protocol, WsSettings, arrival_now};
 use crate::Micros;
 use crate::events::{
-    BinaryFrameDropped, FrameOversized, FrameRateDropped, InternalEvent, RedirectRefused,
-    ServerError, SourceReconnect, WatchdogStall,
+    BinaryFrameDropped, FrameOversized, FrameRateDropped, InternalEvent, ServerError, WatchdogStall,
 };
-
-/// Timing and size limits of a live source.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WsSettings {
-    /// Reconnect when no frame that decodes arrives for this long: junk,
-    /// control and undecodable binary frames keep bytes flowing but do not
-    /// count (the pipeline marks data in [`SourceHealth::count_data`]).
-    pub watchdog: Duration,
-    /// How often to ping the server.
-    pub ping_every: Duration,
-    /// Larger text frames (after decompression) are dropped and counted.
-    pub max_frame_bytes: usize,
-    /// Larger compressed (binary) frames are dropped and counted before
-    /// being decompressed.
-    pub max_compressed_frame_bytes: usize,
-    /// Data frames beyond this many in one second of one connection are
-    /// counted and dropped, not processed; 0 = no limit.
-    pub max_frames_per_sec: u32,
-    /// First wait before reconnecting; doubles up to `backoff_max`.
-    pub backoff_min: Duration,
-    pub backoff_max: Duration,
-    /// A session that lasted this long resets the backoff.
-    pub healthy_after: Duration,
-    pub connect_timeout: Duration,
-}
-
-impl Default for WsSettings {
-    fn default() -> Self {
-        WsSettings {
-            watchdog: Duration::from_secs(30),
-            ping_every: Duration::from_secs(20),
-            max_frame_bytes: 1 << 20,
-            max_compressed_frame_bytes: 512 << 10,
-            max_frames_per_sec: 20_000,
-            backoff_min: Duration::from_secs(1),
-            backoff_max: Duration::from_secs(60),
-            healthy_after: Duration::from_secs(60),
-            connect_timeout: Duration::from_secs(15),
-        }
-    }
-}
-
-/// One data frame for the pipeline, from source number `source`, read
-/// from `host` (a sequence number means something only on its host).
-#[derive(Debug)]
-pub struct Inbound {
-    pub source: usize,
-    pub host: Arc<str>,
-    pub frame: String,
-    /// When it arrived (wall clock, whole milliseconds, so a recording's
-    /// clock lines hold it exactly and a replay judges it as the live run did).
-    pub arrival_us: Micros,
-}
-
-/// The arrival clock: wall-clock µs rounded down to the millisecond.
-pub fn arrival_now() -> Micros {
-    let now = super::health::wall_now();
-    now - now.rem_euclid(1000)
-}
-
-/// What a text frame is, to the protocol.
-#[derive(Debug, PartialEq)]
-pub enum Control {
-    /// Data: hand it to the pipeline.
-    Data,
-    /// A control message worth a log line (Nostr `EOSE`, `NOTICE`).
-    Info(String),
-    /// The server reports an error but the stream goes on.
-    ServerError(String),
-    /// The server ended the subscription: reconnect.
-    Reconnect(String),
-    /// The server says events were lost (a clamped cursor): raise a gap
-    /// alert for the source, and go on.
-    Gap(String),
-}
-
-/// A binary frame, to the protocol.
-#[derive(Debug, PartialEq)]
-pub enum BinaryFrame {
-    /// Decompressed to its text frame.
-    Text(String),
-    /// Larger than a limit (compressed, or once decompressed): dropped.
-    Oversized(String),
-    /// Not a frame of this protocol, or undecodable: dropped and counted.
-    Unusable(String),
-}
-
-/// A handshake the server refused with an HTTP status, as the protocol
-/// reads the answer.
-#[derive(Debug, PartialEq)]
-pub struct Rejection {
-    /// For the log line.
-    pub reason: String,
-    /// Events the refusal makes lost for good, described for a gap alert.
-    pub gap: Option<String>,
-}
-
-/// A boxed future, for the protocol's asynchronous step before connecting.
-pub type Prepare<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
-
-/// The parts of a wire protocol that shape the connection.
-pub trait Protocol: Send + 'static {
-    /// The URL for the next connection to `host`, resuming after
-    /// `processed` (newest event time the pipeline has processed), if any.
-    fn connect_url(&mut self, host: &str, processed: Option<Micros>) -> String;
-    /// Extra request headers (an `Authorization` token).
-    fn headers(&self) -> Vec<(&'static str, String)> {
-        Vec::new()
-    }
-    /// Messages to send right after connecting.
-    fn hello(&mut self, _processed: Option<Micros>) -> Vec<String> {
-        Vec::new()
-    }
-    /// Classifies a text frame; the default treats every frame as data.
-    fn control(&mut self, _frame: &str) -> Control {
-        Control::Data
-    }
-    /// Work before connecting to `host` (Jetstream v2 fetches its
-    /// compression dictionary); the default does nothing.
-    fn prepare<'a>(&'a mut self, _host: &'a str) -> Prepare<'a> {
-        Box::pin(std::future::ready(()))
-    }
-    /// Turns a binary frame into text (Jetstream's compression), within
-    /// the limits; the default has no binary frames.
-    fn binary(&mut self, bytes: &[u8], _settings: &WsSettings) -> BinaryFrame {
-        BinaryFrame::Unusable(format!(
-            "binary frame of {} bytes: not part of this protocol",
-            bytes.len()
-        ))
-    }
-    /// Reads a refused handshake's status and body (at most a few KiB).
-    fn rejected(&mut self, status: u16, body: &[u8]) -> Rejection {
-        let body = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
-        Rejection {
-            reason: format!("the server refused with HTTP {status}: {body}"),
-            gap: None,
-        }
-    }
-}
-
-/// Why a session ended.
-#[derive(Debug)]
-enum End {
-    Shutdown,
-    PipelineGone,
-    /// Ended by the server or the network; reconnect.
-    Lost(String),
-    /// The handshake was answered with a redirect to this `Location`.
-    Redirect(String),
-}
-
-/// Reads one source until shutdown. Never returns early on errors: every
-/// failure is logged, counted and followed by a reconnect after a backoff.
-pub async fn run<P: Protocol>(
-    hosts: Vec<String>,
-    settings: WsSettings,
-    mut protocol: P,
-    mut link: Link,
-) {
-    let mut backoff = Backoff::new(&settings);
-    let mut host_index = 0usize;
-    // A redirect being followed (bounded; same scheme or ws→wss only).
-    let mut redirect = Redirect::default();
-    loop {
-        if *link.shutdown.borrow() || hosts.is_empty() {
-            return;
-        }
-        let host = &hosts[host_index % hosts.len()];
-        tokio::select! {
-            _ = protocol.prepare(host) => {}
-            _ = link.shutdown.changed() => return,
-        }
-        let url = redirect
-            .to
-            .take()
-            .unwrap_or_else(|| protocol.connect_url(host, link.health.processed()));
-        let host: Arc<str> = Arc::from(host.as_str());
-        let started = Instant::now();
-        let frames_before = link.health.frames();
-        let end = session(&host, &url, &settings, &mut protocol, &mut link).await;
-        link.health.set_connected(false);
-        match end {
-            End::Shutdown => {
-                tracing::info!(source = %link.health.name, "source stopped");
-                return;
-            }
-            End::PipelineGone => return,
-            End::Redirect(location) => {
-                if redirect.follow(&url, &location, &link.health) {
-                    continue;
-                }
-            }
-            End::Lost(reason) => {
-                redirect.hops = 0;
-                let health = &link.health;
-                let counters = &health.counters;
-                SourceReconnect {
-                    source: &health.name,
-                    counters,
-                    url: &url,
-                    reason: &reason,
-                }
-                .emit();
-            }
-        }
-        if started.elapsed() >= settings.healthy_after && link.health.frames() > frames_before {
-            backoff.reset();
-        }
-        host_index += 1;
-        let delay = backoff.next_delay();
-        tracing::info!(source = %link.health.name, next_host = %hosts[host_index % hosts.len()], delay_ms = delay.as_millis() as u64, "waiting before reconnecting");
-        tokio::select! {
-            _ = sleep(delay) => {}
-            _ = link.shutdown.changed() => return,
-        }
-    }
-}
-
-/// A handshake redirect being followed: at most [`MAX_REDIRECTS`] in a
-/// row, same scheme or an upgrade only.
-#[derive(Default)]
-struct Redirect {
-    to: Option<String>,
-    hops: usize,
-}
-
-impl Redirect {
-    /// Follows `location` (answered for `url`) if allowed: true when the
-    /// next connection should go there at once; otherwise counts a
-    /// reconnect.
-    fn follow(&mut self, url: &str, location: &str, health: &SourceHealth) -> bool {
-        let target = reqwest::Url::parse(url)
-            .and_then(|from| Ok((from.join(location)?, from)))
-            .ok()
-            .filter(|(to, from)| redirect_allowed(from, to));
-        match target {
-            Some((to, _)) if self.hops < MAX_REDIRECTS => {
-                self.hops += 1;
-                tracing::info!(source = %health.name, from = %url, to = %to, "following a redirect");
-                self.to = Some(to.to_string());
-                true
-            }
-            _ => {
-                let hops = std::mem::take(&mut self.hops);
-                let counters = &health.counters;
-                RedirectRefused {
-                    source: &health.name,
-                    counters,
-                    url,
-                    location,
-                    hops,
-                }
-                .emit();
-                false
-            }
-        }
-    }
-}
+use crate::source::health::SourceHealth;
+use crate::source::kind::Link;
 
 /// When the watchdog should look again, or `None` if no frame has decoded
 /// for a whole `watchdog` period of this connection (a stall).
@@ -309,7 +39,7 @@ type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// One connection: handshake, subscription, then frames until it ends.
-async fn session<P: Protocol>(
+pub(super) async fn session<P: Protocol>(
     host: &Arc<str>,
     url: &str,
     settings: &WsSettings,
@@ -614,15 +344,17 @@ impl<P: Protocol> Reader<'_, P> {
 
 /// Counts one connection's data frames per second of wall time.
 struct RateLimit {
-    limit: u32,
+    /// Frames allowed per second; `None`: no limit.
+    limit: Option<u32>,
     window: Instant,
     count: u32,
 }
 
 impl RateLimit {
-    fn new(limit: u32) -> Self {
+    /// `per_sec` as configured: `max_frames_per_sec = 0` is no limit.
+    fn new(per_sec: u32) -> Self {
         RateLimit {
-            limit,
+            limit: (per_sec > 0).then_some(per_sec),
             window: Instant::now(),
             count: 0,
         }
@@ -630,15 +362,15 @@ impl RateLimit {
 
     /// Counts a frame; true when it is over this second's allowance.
     fn over(&mut self) -> bool {
-        if self.limit == 0 {
+        let Some(limit) = self.limit else {
             return false;
-        }
+        };
         let now = Instant::now();
         if now.duration_since(self.window) >= Duration::from_secs(1) {
             self.window = now;
             self.count = 0;
         }
         self.count = self.count.saturating_add(1);
-        self.count > self.limit
+        self.count > limit
     }
 }

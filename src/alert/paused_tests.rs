@@ -1,0 +1,192 @@
+//! Delivery against in-process receivers on paused tokio time: the waits a
+//! receiver asks for (`Retry-After`, a JSON `retry_after`) pass in an
+//! instant and are measured on tokio's clock, and the sink reads the
+//! receiver's dates on its own wall clock (a [`TokioClock`]), so these
+//! tests wait for nothing in real time and come out the same every run.
+//!
+//! The receivers run on the test's own runtime: a request on loopback is
+//! readable as soon as it is written, so tokio never auto-advances the
+//! clock while a request is in flight.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tokio::time::Instant;
+
+use super::Alert;
+use super::deliver::{Delivery, Filter, RetryPolicy, SinkSpec, Target, Webhook};
+use super::format::Format;
+use crate::Micros;
+use crate::detect::TransitionKind;
+use crate::wall::{Clock, SharedClock, TokioClock};
+
+/// 2027-01-15T08:00:00Z: not the machine's date, so a sink that read the
+/// system clock instead of its own would wait another time.
+const T0: Micros = 1_800_000_000_000_000;
+
+/// One scripted answer: status, headers and body.
+type Scripted = (u16, Vec<(&'static str, String)>, &'static str);
+
+/// A webhook receiver that answers from its script, then 200, and
+/// remembers when (on tokio's clock) each request came and its headers.
+#[derive(Clone, Default)]
+struct Receiver {
+    script: Arc<Mutex<VecDeque<Scripted>>>,
+    got: Arc<Mutex<Vec<(Instant, HeaderMap)>>>,
+}
+
+async fn answer(State(receiver): State<Receiver>, headers: HeaderMap) -> Response {
+    receiver
+        .got
+        .lock()
+        .expect("lock")
+        .push((Instant::now(), headers));
+    let next = receiver.script.lock().expect("lock").pop_front();
+    let (status, headers, body) = next.unwrap_or((200, Vec::new(), ""));
+    let status = StatusCode::from_u16(status).expect("status");
+    let mut response = (status, body).into_response();
+    for (name, value) in headers {
+        response
+            .headers_mut()
+            .insert(name, value.parse().expect("header value"));
+    }
+    response
+}
+
+impl Receiver {
+    /// Serves on a loopback port, on the current runtime; returns the URL.
+    async fn start(script: Vec<Scripted>) -> (Receiver, String) {
+        let receiver = Receiver {
+            script: Arc::new(Mutex::new(script.into())),
+            got: Arc::default(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        let app = Router::new().fallback(answer).with_state(receiver.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (receiver, url)
+    }
+
+    fn times(&self) -> Vec<Instant> {
+        let got = self.got.lock().expect("lock");
+        got.iter().map(|(at, _)| *at).collect()
+    }
+
+    fn keys(&self) -> Vec<String> {
+        let got = self.got.lock().expect("lock");
+        got.iter()
+            .filter_map(|(_, h)| h.get("idempotency-key")?.to_str().ok().map(str::to_owned))
+            .collect()
+    }
+
+    /// Waits (on tokio's clock, so at once) until `n` requests came.
+    async fn wait_for(&self, n: usize) {
+        for _ in 0..7200 {
+            if self.times().len() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        panic!("{} requests in two hours, not {n}", self.times().len());
+    }
+}
+
+/// A JSON webhook sink to `url`; timeouts far beyond the waits tested.
+fn sink(name: &str, url: String) -> SinkSpec {
+    let hook = Webhook {
+        url,
+        format: Format::Json,
+        secret: None,
+        timeout: Duration::from_secs(600),
+        connect_timeout: Duration::from_secs(600),
+        headers: Vec::new(),
+        key: None,
+        follow_redirects: false,
+        repeat: Webhook::REPEAT,
+    };
+    SinkSpec {
+        name: name.into(),
+        target: Target::Webhook(hook),
+        filter: Filter::default(),
+        retry: RetryPolicy::default(),
+    }
+}
+
+fn alert(source: &str) -> Alert {
+    let firing = TransitionKind::Firing;
+    Alert::source_health(source, firing, T0, T0, "silent".into())
+}
+
+/// Delivery of `sinks` from a fresh outbox, on a wall clock at [`T0`]
+/// that moves with tokio's time.
+fn start(sinks: Vec<SinkSpec>) -> (Delivery, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let outbox = crate::state::SledStore::open(dir.path())
+        .expect("store")
+        .outbox();
+    let clock: SharedClock = Arc::new(TokioClock::starting_at(T0));
+    let delivery = Delivery::start(sinks, outbox, clock).expect("starts");
+    (delivery, dir)
+}
+
+/// A 503 whose `Retry-After` is a date 90 s ahead on the sink's clock:
+/// the retry comes 90 s later (tokio time), with the same idempotency
+/// key. (Read on the system clock, that date would be weeks away or
+/// past: a wait of the one-hour cap, or of the backoff's second.)
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_date_is_read_on_the_sinks_clock() {
+    let ahead = TokioClock::starting_at(T0).now_utc() + chrono::Duration::seconds(90);
+    let date = ahead.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    let script = vec![(503, vec![("retry-after", date)], "busy")];
+    let (receiver, url) = Receiver::start(script).await;
+    let (delivery, _dir) = start(vec![sink("hook", url)]);
+    delivery.append(&alert("bluesky")).expect("appended");
+    receiver.wait_for(2).await;
+    let times = receiver.times();
+    let waited = times[1] - times[0];
+    assert!(
+        waited >= Duration::from_secs(89) && waited < Duration::from_secs(95),
+        "waited {waited:?} for a date 90 s ahead"
+    );
+    let keys = receiver.keys();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0], keys[1], "one key for every try of an alert");
+    let (_, reports) = delivery.stop(Duration::from_secs(5)).await;
+    assert_eq!((reports[0].delivered, reports[0].retries), (1, 1));
+}
+
+/// Discord's way of rate limiting, a 429 with the wait only in the JSON
+/// body: that sink waits the 3.5 s asked, while another sink delivers
+/// everything meanwhile.
+#[tokio::test(start_paused = true)]
+async fn one_sinks_rate_limit_never_delays_another() {
+    let body = r#"{"message": "You are being rate limited.", "retry_after": 3.5, "global": false}"#;
+    let (limited, limited_url) = Receiver::start(vec![(429, Vec::new(), body)]).await;
+    let (free, free_url) = Receiver::start(Vec::new()).await;
+    let sinks = vec![sink("limited", limited_url), sink("free", free_url)];
+    let (delivery, _dir) = start(sinks);
+    for source in ["a", "b", "c"] {
+        delivery.append(&alert(source)).expect("appended");
+    }
+    limited.wait_for(4).await;
+    free.wait_for(3).await;
+    let tries = limited.times();
+    assert_eq!(tries.len(), 4, "one 429, then three deliveries");
+    let waited = tries[1] - tries[0];
+    assert!(
+        waited >= Duration::from_millis(3500) && waited < Duration::from_secs(5),
+        "waited {waited:?} of the 3.5 s asked"
+    );
+    let other = free.times();
+    assert_eq!(other.len(), 3);
+    assert!(other[2] < tries[1], "the other sink delivered meanwhile");
+    let (drained, _) = delivery.stop(Duration::from_secs(5)).await;
+    assert!(drained);
+}

@@ -1,0 +1,108 @@
+//! The checks that span several keys or tables: the bucket width both
+//! stages share, the listen address, and the detector's and window's
+//! numbers (the README's "Limits").
+
+use super::Config;
+use crate::detect::DetectorConfig;
+use crate::numbers as num;
+
+impl Config {
+    /// The bucket width both stages share, the listen address, `fire_p`.
+    pub(super) fn check_shared(&self) -> Result<(), (String, String)> {
+        if self.window.bucket_secs <= 0
+            || 60 % self.window.bucket_secs != 0 && self.window.bucket_secs % 60 != 0
+        {
+            return Err((
+                "window.bucket_secs".into(),
+                format!("{} does not divide a minute", self.window.bucket_secs),
+            ));
+        }
+        if self.detector.bucket_secs != self.window.bucket_secs {
+            return Err((
+                "detector.bucket_secs".into(),
+                format!(
+                    "must equal window.bucket_secs ({})",
+                    self.window.bucket_secs
+                ),
+            ));
+        }
+        if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err((
+                "http.listen".into(),
+                format!(
+                    "{:?} is not an address like 127.0.0.1:9464",
+                    self.http.listen
+                ),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.detector.fire_p) {
+            return Err(("detector.fire_p".into(), "must be between 0 and 1".into()));
+        }
+        if !(0.0..=1.0).contains(&self.detector.ordinary_p) {
+            return Err((
+                "detector.ordinary_p".into(),
+                "must be between 0 and 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Bounds of the detector's and window's numbers (the README's
+    /// "Limits"): finite, positive where a zero would divide or loop.
+    pub(super) fn check_numbers(&self) -> Result<(), (String, String)> {
+        for (key, value, min, max) in detector_floats(&self.detector) {
+            num::check_f64(value, min, max).map_err(|m| (format!("detector.{key}"), m))?;
+        }
+        for (key, value, min, max) in detector_ints(&self.detector) {
+            num::check_int(value, min, max).map_err(|m| (format!("detector.{key}"), m))?;
+        }
+        self.window
+            .check()
+            .map_err(|(key, m)| (format!("window.{key}"), m))?;
+        Ok(())
+    }
+}
+
+/// `[detector]`'s float keys: value, least and most allowed.
+fn detector_floats(d: &DetectorConfig) -> [(&'static str, f64, f64, f64); 6] {
+    [
+        ("fire_ratio", d.fire_ratio, 1.0, 1000.0),
+        ("prior_per_min", d.prior_per_min, 0.001, 1000.0),
+        ("calm_ratio", d.calm_ratio, 0.0, 1000.0),
+        ("medium_ratio", d.medium_ratio, 1.0, 1e6),
+        ("high_ratio", d.high_ratio, 1.0, 1e6),
+        ("dispersion_initial", d.dispersion_initial, 0.0, 100.0),
+    ]
+}
+
+/// `[detector]`'s whole-number keys (seconds, a count): value, least and
+/// most allowed.
+fn detector_ints(d: &DetectorConfig) -> [(&'static str, i64, i64, i64); 12] {
+    const DAY: i64 = 86_400;
+    let services = i64::try_from(d.group_min_services).unwrap_or(i64::MAX);
+    let incident = d.learn_during_incident_after_secs;
+    [
+        ("window_secs", d.window_secs, 10, DAY),
+        ("resolve_after_secs", d.resolve_after_secs, 0, 7 * DAY),
+        (
+            "resolve_after_recovery_secs",
+            d.resolve_after_recovery_secs,
+            0,
+            7 * DAY,
+        ),
+        ("cooldown_secs", d.cooldown_secs, 0, 7 * DAY),
+        ("medium_after_secs", d.medium_after_secs, 0, 30 * DAY),
+        ("high_after_secs", d.high_after_secs, 0, 30 * DAY),
+        (
+            "dispersion_memory_secs",
+            d.dispersion_memory_secs,
+            1,
+            365 * DAY,
+        ),
+        ("level_adjust_secs", d.level_adjust_secs, 1, 365 * DAY),
+        ("min_scale_secs", d.min_scale_secs, 0, DAY),
+        ("group_window_secs", d.group_window_secs, 0, DAY),
+        ("group_min_services", services, 2, 10_000),
+        ("learn_during_incident_after_secs", incident, 0, 30 * DAY),
+    ]
+}

@@ -1,0 +1,294 @@
+//! The daemon's configuration file (TOML; see `outagewatch.example.toml`).
+//!
+//! Every table rejects unknown keys, and every error names the key (with
+//! its line and column). Secrets never need to be in the file: any string
+//! value may be `${VAR}`, read from the environment when the file is
+//! loaded; an unset variable is an error that names it and the key.
+//!
+//! One file per section: [`source`] (`[[sources]]`), [`sink`]
+//! (`[[sinks]]` and `[alerts]`), [`bounds`] (the checks that span
+//! several keys), [`text`] (where a key is in the file, `${VAR}`); this
+//! file holds the whole, its small tables and how it is read. Components
+//! whose settings need no conversion are read straight into their own
+//! types (`[sources.connection]` is [`WsSettings`], `[health]` is
+//! [`HealthRule`], `[window]` and `[detector]` their configs).
+
+mod bounds;
+mod sink;
+mod source;
+mod text;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::detect::DetectorConfig;
+use crate::numbers as num;
+pub use crate::source::SourceKind;
+use crate::source::health::HealthRule;
+#[cfg(doc)]
+use crate::source::ws::WsSettings;
+use crate::window::WindowConfig;
+pub use sink::{LINES_SINK, SinkConfig, sink_specs};
+pub use source::SourceConfig;
+use source::default_sources;
+use text::{expand, key_at, line_column, locate};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: `{key}`: {message}")]
+    Value {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where state is kept; default: the platform's state directory.
+    pub state_dir: Option<PathBuf>,
+    /// A patterns folder to use instead of the built-in patterns.
+    pub patterns: Option<PathBuf>,
+    /// The live sources; default: Bluesky Jetstream on its public hosts.
+    #[serde(default = "default_sources")]
+    pub sources: Vec<SourceConfig>,
+    #[serde(default)]
+    pub alerts: AlertsConfig,
+    /// Webhook sinks, each with its format, filter and secret.
+    #[serde(default)]
+    pub sinks: Vec<SinkConfig>,
+    #[serde(default)]
+    pub window: WindowConfig,
+    #[serde(default)]
+    pub detector: DetectorConfig,
+    #[serde(default)]
+    pub health: HealthRule,
+    #[serde(default)]
+    pub daemon: DaemonSettings,
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            state_dir: None,
+            patterns: None,
+            sources: default_sources(),
+            alerts: AlertsConfig::default(),
+            sinks: Vec::new(),
+            window: WindowConfig::default(),
+            detector: DetectorConfig::default(),
+            health: HealthRule::default(),
+            daemon: DaemonSettings::default(),
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Append alert JSON lines to this file; `-` is stdout.
+    pub file: Option<PathBuf>,
+    /// POST every alert as JSON to these URLs.
+    #[serde(default)]
+    pub webhooks: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonSettings {
+    /// A status line in the log this often (0.1 s to 1 day).
+    #[serde(deserialize_with = "num::float::<_, 100, 86_400_000>")]
+    pub status_secs: f64,
+    /// At shutdown, how long in-flight webhook deliveries may take (0 to 1 h).
+    #[serde(deserialize_with = "num::float::<_, 0, 3_600_000>")]
+    pub shutdown_grace_secs: f64,
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        DaemonSettings {
+            status_secs: 60.0,
+            shutdown_grace_secs: 10.0,
+        }
+    }
+}
+
+/// The status server (`[http]`): API, metrics, dashboard.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Serve at all (`--no-http` turns it off too).
+    pub enabled: bool,
+    /// Address to listen on; a non-loopback one needs `token`.
+    pub listen: String,
+    /// Bearer token every route but `/healthz` and the page itself require
+    /// (`${VAR}` allowed; `OUTAGEWATCH_HTTP_TOKEN` overrides it).
+    pub token: Option<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            enabled: true,
+            listen: crate::http::DEFAULT_LISTEN.to_owned(),
+            token: None,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        Config::parse_with(path, text, &|name| std::env::var(name).ok(), false)
+    }
+
+    /// [`Config::parse`] with the environment given: `lenient` leaves the
+    /// values that hold an unset variable unchecked (for `config check`,
+    /// which reports the unset variables instead).
+    pub fn parse_with(
+        path: &Path,
+        text: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+        lenient: bool,
+    ) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start).min(text.len());
+            let (line, column) = line_column(text, offset);
+            let mut message = e.message().trim().to_owned();
+            // A bad value's span is the value: name its key too.
+            let named = |k: &String| {
+                let last = k.rsplit('.').next().unwrap_or(k);
+                message.contains(&format!("`{last}`"))
+            };
+            if let Some(key) = key_at(text, offset).filter(|k| !named(k)) {
+                message = format!("`{key}`: {message}");
+            }
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message,
+            }
+        })?;
+        config.expand_env(path, lookup)?;
+        config.check(path, lenient).map_err(|e| match e {
+            // Checks that span several keys run after parsing: find the
+            // key's line in the text.
+            ConfigError::Value { path, key, message } => match locate(text, &key) {
+                Some(offset) => {
+                    let (line, column) = line_column(text, offset);
+                    ConfigError::Invalid {
+                        path,
+                        line,
+                        column,
+                        message: format!("`{key}`: {message}"),
+                    }
+                }
+                None => ConfigError::Value { path, key, message },
+            },
+            other => other,
+        })?;
+        Ok(config)
+    }
+
+    /// Replaces `${VAR}` in every string value that may hold a secret or
+    /// an address.
+    pub fn expand_env(
+        &mut self,
+        path: &Path,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        let expand = |key: String, value: &mut String| -> Result<(), ConfigError> {
+            *value = expand(value, lookup).map_err(|message| ConfigError::Value {
+                path: path.to_path_buf(),
+                key,
+                message,
+            })?;
+            Ok(())
+        };
+        for (i, source) in self.sources.iter_mut().enumerate() {
+            for (j, url) in source.urls.iter_mut().enumerate() {
+                expand(format!("sources[{i}].urls[{j}]"), url)?;
+            }
+            if let Some(token) = source.token.as_mut() {
+                expand(format!("sources[{i}].token"), token)?;
+            }
+        }
+        for (i, url) in self.alerts.webhooks.iter_mut().enumerate() {
+            expand(format!("alerts.webhooks[{i}]"), url)?;
+        }
+        for (i, sink) in self.sinks.iter_mut().enumerate() {
+            if sink.url.is_empty()
+                && let Some(url) = sink.format.default_url()
+            {
+                sink.url = url.to_owned();
+            }
+            expand(format!("sinks[{i}].url"), &mut sink.url)?;
+            if let Some(secret) = sink.secret.as_mut() {
+                expand(format!("sinks[{i}].secret"), secret)?;
+            }
+            for (name, value) in sink.headers.iter_mut() {
+                expand(format!("sinks[{i}].headers.{name}"), value)?;
+            }
+            if let Some(key) = sink.routing_key.as_mut() {
+                expand(format!("sinks[{i}].routing_key"), key)?;
+            }
+            if let Some(key) = sink.api_key.as_mut() {
+                expand(format!("sinks[{i}].api_key"), key)?;
+            }
+        }
+        if let Some(token) = self.http.token.as_mut() {
+            expand("http.token".into(), token)?;
+        }
+        // `[alerts] webhooks` are plain JSON sinks.
+        let webhooks = std::mem::take(&mut self.alerts.webhooks);
+        for (i, url) in webhooks.into_iter().enumerate() {
+            let name = format!("webhook-{}", i + 1);
+            self.sinks.push(SinkConfig::json(&name, &url, None));
+        }
+        Ok(())
+    }
+
+    fn check(&self, path: &Path, lenient: bool) -> Result<(), ConfigError> {
+        // In lenient mode a value still holding `${VAR}` is not judged.
+        let unset = |value: &str| lenient && value.contains("${");
+        let bad = |(key, message): (String, String)| ConfigError::Value {
+            path: path.to_path_buf(),
+            key,
+            message,
+        };
+        self.check_sources(&unset).map_err(bad)?;
+        self.check_sinks(&unset).map_err(bad)?;
+        self.check_shared().map_err(bad)?;
+        self.check_numbers().map_err(bad)
+    }
+}
+
+#[cfg(test)]
+mod tests;

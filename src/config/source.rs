@@ -1,0 +1,147 @@
+//! `[[sources]]`: one live source each, and their checks.
+
+use serde::{Deserialize, Serialize};
+
+use super::Config;
+use crate::source::SourceKind;
+use crate::source::jetstream::{JetstreamOptions, PUBLIC_HOSTS, Wire};
+use crate::source::url::Endpoint;
+use crate::source::ws::WsSettings;
+
+pub(super) fn default_sources() -> Vec<SourceConfig> {
+    vec![SourceConfig::jetstream(
+        "bluesky",
+        PUBLIC_HOSTS.iter().map(|h| (*h).to_owned()).collect(),
+    )]
+}
+
+/// One live source.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub kind: SourceKind,
+    /// Name in logs, cursors and `source:NAME` health alerts.
+    pub name: String,
+    /// Jetstream: hosts tried in turn (failover). Mastodon: the instance's
+    /// streaming URL (`wss://`), or the instance itself (`https://`), whose
+    /// streaming host is then discovered. Nostr: relays, all read at once.
+    pub urls: Vec<String>,
+    /// Mastodon: the stream to follow (`public`, `public:local`).
+    #[serde(default = "default_stream")]
+    pub stream: String,
+    /// Mastodon: an access token (`${MASTODON_TOKEN}`).
+    pub token: Option<String>,
+    /// Jetstream: `v1` (`/subscribe`) or `v2` (`subscribeEvents`, the
+    /// default).
+    pub protocol: Option<Wire>,
+    /// Jetstream: ask for dictionary-zstd frames (default true).
+    pub compress: Option<bool>,
+    /// Timeouts, limits and backoff (`[sources.connection]`).
+    #[serde(default)]
+    pub connection: WsSettings,
+}
+
+fn default_stream() -> String {
+    "public".into()
+}
+
+impl SourceConfig {
+    pub fn jetstream(name: &str, urls: Vec<String>) -> Self {
+        SourceConfig {
+            kind: SourceKind::Jetstream,
+            name: name.to_owned(),
+            urls,
+            stream: default_stream(),
+            token: None,
+            protocol: None,
+            compress: None,
+            connection: WsSettings::default(),
+        }
+    }
+
+    /// The Jetstream wire (default v2).
+    pub fn wire(&self) -> Wire {
+        self.protocol.unwrap_or_default()
+    }
+
+    /// Whether Jetstream frames are compressed (default yes).
+    pub fn compressed(&self) -> bool {
+        self.compress.unwrap_or(true)
+    }
+
+    /// The live connections this source opens (its kind decides how many).
+    pub fn connections(&self) -> Vec<crate::source::Connection> {
+        let settings = self.connection.clone();
+        let connection = crate::source::Connection {
+            name: self.name.clone(),
+            kind: self.kind,
+            urls: self.urls.clone(),
+            stream: self.stream.clone(),
+            token: self.token.clone(),
+            jetstream: JetstreamOptions {
+                wire: self.wire(),
+                compress: self.compressed(),
+                fetch_timeout: settings.connect_timeout,
+                ..JetstreamOptions::default()
+            },
+            settings,
+        };
+        self.kind.source().connections(connection)
+    }
+}
+
+impl Config {
+    /// Source names, URLs (by kind) and frame limits; `(key, message)` of
+    /// the first fault.
+    pub(super) fn check_sources(
+        &self,
+        unset: &dyn Fn(&str) -> bool,
+    ) -> Result<(), (String, String)> {
+        let mut names = std::collections::HashSet::new();
+        for (i, source) in self.sources.iter().enumerate() {
+            if source.name.is_empty() || !names.insert(source.name.as_str()) {
+                return Err((
+                    format!("sources[{i}].name"),
+                    format!("{:?} is empty or used twice", source.name),
+                ));
+            }
+            if source.urls.is_empty() {
+                return Err((
+                    format!("sources[{i}].urls"),
+                    "needs at least one URL".into(),
+                ));
+            }
+            for (j, url) in source.urls.iter().enumerate() {
+                // Mastodon also takes an instance's https:// URL, whose
+                // streaming host is discovered.
+                let instance = source.kind == SourceKind::Mastodon;
+                let ok = unset(url)
+                    || match crate::source::url::endpoint(url) {
+                        Some(Endpoint::Websocket) => true,
+                        Some(Endpoint::Instance) => instance,
+                        None => false,
+                    };
+                if !ok {
+                    return Err((
+                        format!("sources[{i}].urls[{j}]"),
+                        format!("{url:?} is not a ws:// or wss:// URL"),
+                    ));
+                }
+            }
+            if source.kind != SourceKind::Jetstream {
+                for (key, set) in [
+                    ("protocol", source.protocol.is_some()),
+                    ("compress", source.compress.is_some()),
+                ] {
+                    if set {
+                        return Err((
+                            format!("sources[{i}].{key}"),
+                            "only Jetstream sources take it".into(),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

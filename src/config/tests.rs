@@ -1,0 +1,206 @@
+//! The configuration's table tests: what loads, and errors that name the key.
+
+use super::text::expand;
+use super::*;
+use crate::alert::format::Format;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(Path::new("ow.toml"), text)
+}
+
+#[test]
+fn empty_file_means_the_defaults() {
+    let config = parse("").expect("empty config");
+    assert_eq!(config, Config::default());
+    assert_eq!(config.sources[0].urls.len(), 4);
+}
+
+#[test]
+fn the_example_file_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("outagewatch.example.toml");
+    let text = std::fs::read_to_string(&path).expect("example exists");
+    let mut config: Config = toml::from_str(&text).expect("example parses");
+    config
+        .expand_env(&path, &|name| {
+            Some(match name.ends_with("_URL") {
+                true => "https://hooks.example.com/x".into(),
+                false => "secret".into(),
+            })
+        })
+        .expect("expands");
+    config.check(&path, false).expect("checks");
+    assert!(config.sources.len() >= 3, "shows every kind of source");
+    assert!(config.sinks.len() >= 2, "shows sinks");
+    for format in [
+        Format::Json,
+        Format::Slack,
+        Format::Pagerduty,
+        Format::Opsgenie,
+        Format::Alertmanager,
+    ] {
+        assert!(
+            config.sinks.iter().any(|s| s.format == format),
+            "shows {format:?}"
+        );
+    }
+}
+
+#[test]
+fn sink_keys_are_checked_without_showing_secrets() {
+    let cases = [
+        (
+            "[[sinks]]\nname = \"pd\"\nformat = \"pagerduty\"",
+            "`sinks[0].routing_key`: format pagerduty needs it",
+        ),
+        (
+            "[[sinks]]\nname = \"og\"\nformat = \"opsgenie\"",
+            "`sinks[0].api_key`: format opsgenie needs it",
+        ),
+        (
+            "[[sinks]]\nname = \"h\"\nurl = \"ftp://u:hunter2@x/?t=s3cr3t\"",
+            "`sinks[0].url`: ftp://***@x/?t=*** is not an http(s) URL",
+        ),
+        (
+            "[[sinks]]\nname = \"h\"\nurl = \"https://x/\"\nheaders = { \"Bad Name\" = \"hunter2\" }",
+            "`sinks[0].headers.Bad Name`: is not a valid header name and value",
+        ),
+    ];
+    for (text, want) in cases {
+        let err = parse(text).expect_err(text).to_string();
+        assert!(err.contains(want), "{err}");
+        assert!(!err.contains("hunter2") && !err.contains("s3cr3t"), "{err}");
+    }
+    let ok = parse("[[sinks]]\nname = \"pd\"\nformat = \"pagerduty\"\nrouting_key = \"k\"")
+        .expect("pagerduty sink");
+    assert_eq!(ok.sinks[0].url, "https://events.pagerduty.com/v2/enqueue");
+    let spec = ok.sinks[0].spec();
+    assert!(!format!("{spec:?}").contains("\"k\""), "{spec:?}");
+}
+
+/// A file, and what its error says: the file, line and column, and the
+/// key, for every kind of fault.
+const KEY_ERRORS: &[(&str, &str)] = &[
+    ("sorces = []", "ow.toml:1:1: unknown field `sorces`"),
+    (
+        "[detector]\nmin_author = 3",
+        "ow.toml:2:1: unknown field `min_author`",
+    ),
+    ("[detector]\nmin_authors = \"five\"", "ow.toml:2:15"),
+    (
+        "[[sources]]\nkind = \"jetstream\"\nname = \"a\"\nurls = [\"http://x\"]",
+        "`sources[0].urls[0]`: \"http://x\" is not a ws:// or wss:// URL",
+    ),
+    (
+        "[[sources]]\nkind = \"mastodon\"\nname = \"m\"\nurls = [\"wss://m/api/v1/streaming\"]\ntoken = \"${OW_TEST_UNSET_VAR}\"",
+        "`sources[0].token`: environment variable OW_TEST_UNSET_VAR is not set",
+    ),
+    (
+        "[[sources]]\nkind = \"irc\"\nname = \"a\"\nurls = []",
+        "unknown variant `irc`",
+    ),
+    (
+        "[[sources]]\nkind = \"jetstream\"\nname = \"a\"\nurls = [\"wss://h\"]\nprotocol = \"v3\"",
+        "unknown variant `v3`, expected `v1` or `v2`",
+    ),
+    (
+        "[[sources]]\nkind = \"nostr\"\nname = \"n\"\nurls = [\"wss://r\"]\ncompress = true",
+        "`sources[0].compress`: only Jetstream sources take it",
+    ),
+    (
+        "[window]\nbucket_secs = 7",
+        "ow.toml:2:1: `window.bucket_secs`: 7 does not divide a minute",
+    ),
+    // Numbers out of their bounds: clean errors with file, line
+    // and key, never a panic.
+    (
+        "[daemon]\nstatus_secs = inf",
+        "ow.toml:2:15: `daemon.status_secs`: must be a finite number, got inf",
+    ),
+    (
+        "[daemon]\nstatus_secs = 0",
+        "ow.toml:2:15: `daemon.status_secs`: must be from 0.1 to 86400, got 0",
+    ),
+    (
+        "[daemon]\nshutdown_grace_secs = 1e300",
+        "`daemon.shutdown_grace_secs`: must be from 0 to 3600",
+    ),
+    (
+        "[[sources]]\nkind = \"jetstream\"\nname = \"a\"\nurls = [\"wss://x\"]\n[sources.connection]\nwatchdog_secs = nan",
+        "ow.toml:6:17: `sources.connection.watchdog_secs`: must be a finite number",
+    ),
+    (
+        "[[sources]]\nkind = \"jetstream\"\nname = \"a\"\nurls = [\"wss://x\"]\n[sources.connection]\nbackoff_min_ms = 0",
+        "`sources.connection.backoff_min_ms`: must be from 50 to 600000, got 0",
+    ),
+    (
+        "[[sinks]]\nname = \"s\"\nurl = \"https://h/x\"\ntimeout_secs = -inf",
+        "ow.toml:4:16: `sinks.timeout_secs`: must be a finite number",
+    ),
+    (
+        "[detector]\nfire_ratio = inf",
+        "ow.toml:2:1: `detector.fire_ratio`: must be a finite number, got inf",
+    ),
+    (
+        "[detector]\nwindow_secs = 0",
+        "ow.toml:2:1: `detector.window_secs`: must be from 10 to 86400",
+    ),
+    (
+        "[window]\nmax_discovered = 100000000",
+        "ow.toml:2:1: `window.max_discovered`: must be from 0 to 100000",
+    ),
+    ("[health]\nsilence_secs = 1e300", "ow.toml:2:16"),
+    // `[sources.connection]` and `[health]` are read straight into the
+    // source's settings and the health rule: same bounds, same messages.
+    (
+        "[[sources]]\nkind = \"nostr\"\nname = \"n\"\nurls = [\"wss://r\"]\n[sources.connection]\nconnect_timeout_secs = 0.5",
+        "ow.toml:6:24: `sources.connection.connect_timeout_secs`: must be from 1 to 300, got 0.5",
+    ),
+    (
+        "[[sources]]\nkind = \"nostr\"\nname = \"n\"\nurls = [\"wss://r\"]\n[sources.connection]\nwatchdog = 30",
+        "ow.toml:6:1: unknown field `watchdog`",
+    ),
+    (
+        "[health]\nlag_secs = 0",
+        "ow.toml:2:12: `health.lag_secs`: must be from 1 to 315360000, got 0",
+    ),
+];
+
+#[test]
+fn errors_name_the_key() {
+    for (text, want) in KEY_ERRORS {
+        let err = parse(text).expect_err(text).to_string();
+        assert!(err.contains(want), "{text:?}: got {err:?}, want {want:?}");
+    }
+}
+
+#[test]
+fn env_expansion() {
+    let lookup = |name: &str| (name == "TOKEN").then(|| "s3cret".to_owned());
+    assert_eq!(
+        expand("Bearer ${TOKEN}", &lookup),
+        Ok("Bearer s3cret".into())
+    );
+    assert_eq!(
+        expand("cost $$5 and $x", &lookup),
+        Ok("cost $5 and $x".into())
+    );
+    assert!(expand("${MISSING}", &lookup).is_err());
+    assert!(expand("${TOKEN", &lookup).is_err());
+}
+
+/// A sink's defaults are delivery's own, kept in one place: a sink that
+/// sets nothing gets `RetryPolicy::default()` and `Webhook`'s timeouts.
+#[test]
+fn sink_defaults_are_deliverys() {
+    use crate::alert::deliver::{RetryPolicy, Target, Webhook};
+    let config = parse("[[sinks]]\nname = \"s\"\nurl = \"https://h/x\"").expect("sink");
+    let spec = config.sinks[0].spec();
+    assert_eq!(spec.retry, RetryPolicy::default());
+    let Target::Webhook(hook) = spec.target else {
+        panic!("a webhook sink")
+    };
+    assert_eq!(hook.timeout, Webhook::TIMEOUT);
+    assert_eq!(hook.connect_timeout, Webhook::CONNECT_TIMEOUT);
+    assert_eq!(hook.repeat, Webhook::REPEAT);
+    assert_eq!(config.sinks[0], SinkConfig::json("s", "https://h/x", None));
+}

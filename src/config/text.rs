@@ -1,0 +1,111 @@
+//! The configuration's text: where a key is (line and column, for
+//! errors that name it) and `${VAR}` expansion.
+
+/// 1-based line and column (in characters) of a byte offset.
+pub(super) fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    (
+        before.matches('\n').count() + 1,
+        before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
+    )
+}
+
+/// The dotted key (`daemon.status_secs`) whose `key = value` line holds
+/// `offset`, from the nearest table header above it.
+pub(super) fn key_at(text: &str, offset: usize) -> Option<String> {
+    let before = text.get(..offset.min(text.len()))?;
+    let start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next()?;
+    let key = line.split_once('=')?.0.trim();
+    if key.is_empty() || key.starts_with('[') || key.starts_with('#') {
+        return None;
+    }
+    let table = before[..start].lines().rev().find_map(|l| {
+        let l = l.trim();
+        l.starts_with('[')
+            .then(|| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned())
+    });
+    Some(match table {
+        Some(table) => format!("{table}.{key}"),
+        None => key.to_owned(),
+    })
+}
+
+/// Byte offset of the `key = ` line of a dotted key (`detector.fire_p`,
+/// `sources[1].urls`: indexes pick the n-th `[[sources]]`).
+pub(super) fn locate(text: &str, dotted: &str) -> Option<usize> {
+    let (table, field) = match dotted.rsplit_once('.') {
+        Some((table, field)) => (table, field),
+        None => ("", dotted),
+    };
+    let field = field.split('[').next()?;
+    // `sources[1].connection` → header `sources.connection`, 2nd occurrence
+    // of `[[sources]]` before it.
+    let header: String = table
+        .split('.')
+        .map(|part| part.split('[').next().unwrap_or(part))
+        .collect::<Vec<_>>()
+        .join(".");
+    let index: usize = table
+        .split_once('[')
+        .and_then(|(_, rest)| rest.split(']').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let array_root = table.split_once('[').map(|(root, _)| root);
+    let mut current = String::new();
+    let mut seen_root = 0usize;
+    let mut offset = 0usize;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            current = trimmed
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_owned();
+            if Some(current.as_str()) == array_root && trimmed.starts_with("[[") {
+                seen_root += 1;
+            }
+        } else if current == header
+            && (array_root.is_none() || seen_root == index + 1)
+            && trimmed
+                .split_once('=')
+                .is_some_and(|(k, _)| k.trim() == field)
+        {
+            return Some(offset + (line.len() - line.trim_start().len()));
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// Expands `${NAME}` references; `$$` is a literal `$`.
+pub(super) fn expand(
+    value: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(body) = after.strip_prefix('{') {
+            let end = body
+                .find('}')
+                .ok_or_else(|| format!("unclosed `${{` in {value:?}"))?;
+            let name = &body[..end];
+            let resolved =
+                lookup(name).ok_or_else(|| format!("environment variable {name} is not set"))?;
+            out.push_str(&resolved);
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}

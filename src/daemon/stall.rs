@@ -1,0 +1,72 @@
+//! The store's stall watch: the one thing no task can interrupt is a
+//! blocking store call, so a thread of its own exits the daemon when one
+//! takes too long.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::SHUTDOWN_LIMIT;
+
+/// Longest the pipeline may spend on one frame (in practice: a write to
+/// the store) before the store is taken to be stuck (a full or vanished
+/// disk: sled can block forever in a flush) and the daemon exits 1.
+pub(super) const STORE_STALL: Duration = Duration::from_secs(15);
+
+/// Watches the one thing no task can interrupt: a blocking store call.
+/// Runs on its own thread, so it works even when every runtime worker is
+/// blocked in the store too.
+#[derive(Default)]
+pub(super) struct Stall {
+    /// Wall-clock ms when the pipeline began the current frame; 0 when idle.
+    pub(super) busy_since: std::sync::atomic::AtomicU64,
+    /// Wall-clock ms when the shutdown began; 0 before.
+    pub(super) stopping_since: std::sync::atomic::AtomicU64,
+}
+
+/// Wall-clock ms for the stall watch's atomics (0 is their "not
+/// started": an atomic cannot hold an `Option`, and no real time is 0).
+pub(super) fn now_ms() -> u64 {
+    u64::try_from(crate::wall::now_us() / 1000).unwrap_or(0)
+}
+
+impl Stall {
+    /// A new watch, already watching.
+    pub(super) fn started(grace: Duration) -> Arc<Self> {
+        let stall = Arc::new(Stall::default());
+        Arc::clone(&stall).watch(grace);
+        stall
+    }
+
+    pub(super) fn watch(self: Arc<Self>, grace: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let spawned = std::thread::Builder::new()
+            .name("store-watchdog".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(Duration::from_millis(250));
+                    let now = now_ms();
+                    let busy = self.busy_since.load(Relaxed);
+                    if busy != 0 && now.saturating_sub(busy) > STORE_STALL.as_millis() as u64 {
+                        tracing::error!(
+                            secs = STORE_STALL.as_secs(),
+                            "the state store has not answered for {} s (disk full? read-only? vanished?): exiting 1; \
+                             the state holds everything up to the last completed batch",
+                            STORE_STALL.as_secs()
+                        );
+                        eprintln!("error: the state store is stuck (disk full?); exiting");
+                        std::process::exit(1);
+                    }
+                    let stopping = self.stopping_since.load(Relaxed);
+                    let limit = (grace + SHUTDOWN_LIMIT).as_millis() as u64;
+                    if stopping != 0 && now.saturating_sub(stopping) > limit {
+                        tracing::error!("the shutdown did not finish in time (the store is stuck?): exiting 1");
+                        eprintln!("error: the shutdown is stuck; exiting");
+                        std::process::exit(1);
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the store watchdog");
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! Live websocket sources that survive: one task per source, reconnecting
+//! for ever with capped, jittered exponential backoff, failing over across
+//! the source's hosts, and reconnecting when the stream stalls.
+//!
+//! The wire protocol (Jetstream, Mastodon, Nostr) plugs in through
+//! [`Protocol`]: work before connecting (Jetstream v2 fetches its
+//! dictionary), the URL to connect to (Jetstream puts its cursor there),
+//! the messages to send once connected (Nostr's `REQ`), how a binary frame
+//! becomes text (Jetstream's compression, bounded), how a refused handshake
+//! reads (Jetstream v2's `CursorTooOld`), and which text frames are control
+//! messages rather than data. Data frames go to the pipeline as text, over a
+//! bounded channel: a slow pipeline slows the reading instead of growing
+//! memory. Every frame is bounded in size (compressed and decompressed) and
+//! each connection's data frames per second are capped; what is over a
+//! limit is counted and dropped.
+
+mod session;
+mod settings;
+
+use std::sync::Arc;
+
+use tokio::time::{Instant, sleep};
+
+use super::backoff::Backoff;
+use super::health::SourceHealth;
+use super::kind::Link;
+use super::url::{MAX_REDIRECTS, redirect_allowed};
+use crate::Micros;
+use crate::events::{InternalEvent, RedirectRefused, SourceReconnect};
+use session::session;
+pub use settings::WsSettings;
+
+/// One data frame for the pipeline, from source number `source`, read
+/// from `host` (a sequence number means something only on its host).
+#[derive(Debug)]
+pub struct Inbound {
+    pub source: usize,
+    pub host: Arc<str>,
+    pub frame: String,
+    /// When it arrived (wall clock, whole milliseconds, so a recording's
+    /// clock lines hold it exactly and a replay judges it as the live run did).
+    pub arrival_us: Micros,
+}
+
+/// The arrival clock: wall-clock µs rounded down to the millisecond.
+pub fn arrival_now() -> Micros {
+    let now = crate::wall::now_us();
+    now - now.rem_euclid(1000)
+}
+
+/// What a text frame is, to the protocol.
+#[derive(Debug, PartialEq)]
+pub enum Control {
+    /// Data: hand it to the pipeline.
+    Data,
+    /// A control message worth a log line (Nostr `EOSE`, `NOTICE`).
+    Info(String),
+    /// The server reports an error but the stream goes on.
+    ServerError(String),
+    /// The server ended the subscription: reconnect.
+    Reconnect(String),
+    /// The server says events were lost (a clamped cursor): raise a gap
+    /// alert for the source, and go on.
+    Gap(String),
+}
+
+/// A binary frame, to the protocol.
+#[derive(Debug, PartialEq)]
+pub enum BinaryFrame {
+    /// Decompressed to its text frame.
+    Text(String),
+    /// Larger than a limit (compressed, or once decompressed): dropped.
+    Oversized(String),
+    /// Not a frame of this protocol, or undecodable: dropped and counted.
+    Unusable(String),
+}
+
+/// A handshake the server refused with an HTTP status, as the protocol
+/// reads the answer.
+#[derive(Debug, PartialEq)]
+pub struct Rejection {
+    /// For the log line.
+    pub reason: String,
+    /// Events the refusal makes lost for good, described for a gap alert.
+    pub gap: Option<String>,
+}
+
+/// A boxed future, for the protocol's asynchronous step before connecting.
+pub type Prepare<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+
+/// The parts of a wire protocol that shape the connection.
+pub trait Protocol: Send + 'static {
+    /// The URL for the next connection to `host`, resuming after
+    /// `processed` (newest event time the pipeline has processed), if any.
+    fn connect_url(&mut self, host: &str, processed: Option<Micros>) -> String;
+    /// Extra request headers (an `Authorization` token).
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+    /// Messages to send right after connecting.
+    fn hello(&mut self, _processed: Option<Micros>) -> Vec<String> {
+        Vec::new()
+    }
+    /// Classifies a text frame; the default treats every frame as data.
+    fn control(&mut self, _frame: &str) -> Control {
+        Control::Data
+    }
+    /// Work before connecting to `host` (Jetstream v2 fetches its
+    /// compression dictionary); the default does nothing.
+    fn prepare<'a>(&'a mut self, _host: &'a str) -> Prepare<'a> {
+        Box::pin(std::future::ready(()))
+    }
+    /// Turns a binary frame into text (Jetstream's compression), within
+    /// the limits; the default has no binary frames.
+    fn binary(&mut self, bytes: &[u8], _settings: &WsSettings) -> BinaryFrame {
+        BinaryFrame::Unusable(format!(
+            "binary frame of {} bytes: not part of this protocol",
+            bytes.len()
+        ))
+    }
+    /// Reads a refused handshake's status and body (at most a few KiB).
+    fn rejected(&mut self, status: u16, body: &[u8]) -> Rejection {
+        let body = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+        Rejection {
+            reason: format!("the server refused with HTTP {status}: {body}"),
+            gap: None,
+        }
+    }
+}
+
+/// Why a session ended.
+#[derive(Debug)]
+enum End {
+    Shutdown,
+    PipelineGone,
+    /// Ended by the server or the network; reconnect.
+    Lost(String),
+    /// The handshake was answered with a redirect to this `Location`.
+    Redirect(String),
+}
+
+/// Reads one source until shutdown. Never returns early on errors: every
+/// failure is logged, counted and followed by a reconnect after a backoff.
+pub async fn run<P: Protocol>(
+    hosts: Vec<String>,
+    settings: WsSettings,
+    mut protocol: P,
+    mut link: Link,
+) {
+    let mut backoff = Backoff::new(&settings);
+    let mut host_index = 0usize;
+    // A redirect being followed (bounded; same scheme or ws→wss only).
+    let mut redirect = Redirect::default();
+    loop {
+        if *link.shutdown.borrow() || hosts.is_empty() {
+            return;
+        }
+        let host = &hosts[host_index % hosts.len()];
+        tokio::select! {
+            _ = protocol.prepare(host) => {}
+            _ = link.shutdown.changed() => return,
+        }
+        let url = redirect
+            .to
+            .take()
+            .unwrap_or_else(|| protocol.connect_url(host, link.health.processed()));
+        let host: Arc<str> = Arc::from(host.as_str());
+        let started = Instant::now();
+        let frames_before = link.health.frames();
+        let end = session(&host, &url, &settings, &mut protocol, &mut link).await;
+        link.health.set_connected(false);
+        match after_session(end, &url, &mut redirect, &link.health) {
+            After::Stop => return,
+            After::Again => continue,
+            After::Wait => {}
+        }
+        if started.elapsed() >= settings.healthy_after && link.health.frames() > frames_before {
+            backoff.reset();
+        }
+        host_index += 1;
+        let next_host = &hosts[host_index % hosts.len()];
+        if !wait_to_reconnect(&mut backoff, next_host, &mut link).await {
+            return;
+        }
+    }
+}
+
+/// What to do once a session has ended.
+enum After {
+    /// Shut down, or the pipeline is gone.
+    Stop,
+    /// Connect again at once (a redirect being followed).
+    Again,
+    /// Wait out the backoff, then connect to the next host.
+    Wait,
+}
+
+/// Reads how a session on `url` ended: logs and counts it, and says what
+/// comes next.
+fn after_session(end: End, url: &str, redirect: &mut Redirect, health: &SourceHealth) -> After {
+    match end {
+        End::Shutdown => {
+            tracing::info!(source = %health.name, "source stopped");
+            After::Stop
+        }
+        End::PipelineGone => After::Stop,
+        End::Redirect(location) => match redirect.follow(url, &location, health) {
+            true => After::Again,
+            false => After::Wait,
+        },
+        End::Lost(reason) => {
+            redirect.hops = 0;
+            SourceReconnect {
+                source: &health.name,
+                counters: &health.counters,
+                url,
+                reason: &reason,
+            }
+            .emit();
+            After::Wait
+        }
+    }
+}
+
+/// Waits the backoff's next delay before connecting to `next_host`; false
+/// when shut down meanwhile.
+async fn wait_to_reconnect(backoff: &mut Backoff, next_host: &str, link: &mut Link) -> bool {
+    let delay = backoff.next_delay();
+    tracing::info!(source = %link.health.name, next_host = %next_host, delay_ms = delay.as_millis() as u64, "waiting before reconnecting");
+    tokio::select! {
+        _ = sleep(delay) => true,
+        _ = link.shutdown.changed() => false,
+    }
+}
+
+/// A handshake redirect being followed: at most [`MAX_REDIRECTS`] in a
+/// row, same scheme or an upgrade only.
+#[derive(Default)]
+struct Redirect {
+    to: Option<String>,
+    hops: usize,
+}
+
+impl Redirect {
+    /// Follows `location` (answered for `url`) if allowed: true when the
+    /// next connection should go there at once; otherwise counts a
+    /// reconnect.
+    fn follow(&mut self, url: &str, location: &str, health: &SourceHealth) -> bool {
+        let target = reqwest::Url::parse(url)
+            .and_then(|from| Ok((from.join(location)?, from)))
+            .ok()
+            .filter(|(to, from)| redirect_allowed(from, to));
+        match target {
+            Some((to, _)) if self.hops < MAX_REDIRECTS => {
+                self.hops += 1;
+                tracing::info!(source = %health.name, from = %url, to = %to, "following a redirect");
+                self.to = Some(to.to_string());
+                true
+            }
+            _ => {
+                let hops = std::mem::take(&mut self.hops);
+                let counters = &health.counters;
+                RedirectRefused {
+                    source: &health.name,
+                    counters,
+                    url,
+                    location,
+                    hops,
+                }
+                .emit();
+                false
+            }
+        }
+    }
+}
