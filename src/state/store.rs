@@ -639,6 +639,31 @@ mod tests {
         assert_eq!(back, cp);
     }
 
+    /// A store as format 1 wrote it: JSON records behind tag `#1`.
+    fn format_1(dir: &Path, checkpoint: &Checkpoint, bucket: &Bucket, baseline: &Reports) {
+        let db = sled::open(dir).expect("sled");
+        db.insert(keys::FORMAT, &1u32.to_be_bytes())
+            .expect("insert");
+        let records = [
+            (
+                keys::CHECKPOINT.to_vec(),
+                codec::encode_format_1(checkpoint),
+            ),
+            (
+                keys::bucket(bucket.start).to_vec(),
+                codec::encode_format_1(bucket),
+            ),
+            (
+                keys::named(Kind::Baseline, "acme").to_vec(),
+                codec::encode_format_1(baseline),
+            ),
+        ];
+        for (key, value) in records {
+            db.insert(key, value).expect("insert");
+        }
+        db.flush().expect("flush");
+    }
+
     /// Format 1 wrote JSON records; they read as they are, and what is
     /// written from then on is postcard, side by side with them.
     #[test]
@@ -651,21 +676,7 @@ mod tests {
         };
         let old_bucket = bucket(10, 3);
         let baseline = Reports::default();
-        {
-            let db = sled::open(dir.path()).expect("sled");
-            db.insert(keys::FORMAT, &1u32.to_be_bytes())
-                .expect("insert");
-            db.insert(keys::CHECKPOINT, codec::encode_format_1(&cp))
-                .expect("insert");
-            db.insert(keys::bucket(10), codec::encode_format_1(&old_bucket))
-                .expect("insert");
-            db.insert(
-                keys::named(Kind::Baseline, "acme"),
-                codec::encode_format_1(&baseline),
-            )
-            .expect("insert");
-            db.flush().expect("flush");
-        }
+        format_1(dir.path(), &cp, &old_bucket, &baseline);
         let mut store = SledStore::open(dir.path()).expect("a format-1 store opens");
         assert_eq!(store.checkpoint().expect("read"), Some(cp.clone()));
         assert_eq!(
