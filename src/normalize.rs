@@ -31,7 +31,7 @@ pub struct Post {
     pub author: String,
     pub uri: String,
     /// De-duplication identity (see [`RawPost::key`]).
-    pub key: u64,
+    pub key: Option<u64>,
     /// The text as written, kept for alert samples.
     pub original: String,
     /// The normalized text the matcher reads.
@@ -375,7 +375,7 @@ mod tests {
             time_us: 5,
             author: "did:plc:a".into(),
             uri: "at://did:plc:a/app.bsky.feed.post/k".into(),
-            key: 0,
+            key: None,
             text: "Is #TwitterDown  for everyone?".into(),
             langs: vec!["pt-BR".into(), "EN".into()],
             tags: vec!["TwitterDown".into(), "#Outage".into(), "".into()],

@@ -17,7 +17,7 @@ fn judge(matcher: &Matcher, text: &str) -> (bool, Option<String>) {
         time_us: 1,
         author: "did:plc:a".into(),
         uri: "at://a".into(),
-        key: 1,
+        key: Some(1),
         text: text.into(),
         langs: vec!["en".into()],
         tags: Vec::new(),

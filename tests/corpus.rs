@@ -91,7 +91,7 @@ fn evaluate(folder: &str) -> (Vec<Case>, Counts, BTreeMap<String, Counts>) {
             time_us: 0,
             author: "corpus".into(),
             uri: String::new(),
-            key: 0,
+            key: None,
             text: case.text.clone(),
             langs: vec![case.lang.clone()],
             tags: Vec::new(),

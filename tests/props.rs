@@ -20,7 +20,7 @@ fn matcher() -> &'static Matcher {
 
 /// Any decode result is a post, a classified skip or a classified error;
 /// a post's text is bounded by the frame it came from.
-fn coherent(frame: &[u8], result: Result<(i64, Decoded), FrameError>) {
+fn coherent(frame: &[u8], result: Result<(Option<i64>, Decoded), FrameError>) {
     match result {
         Ok((_, Decoded::Post(post))) => {
             assert!(post.text.len() <= frame.len(), "text longer than its frame");
@@ -107,7 +107,7 @@ proptest! {
             time_us: 0,
             author: "a".into(),
             uri: String::new(),
-            key: 0,
+            key: None,
             text,
             langs,
             tags: Vec::new(),

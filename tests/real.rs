@@ -100,7 +100,7 @@ fn evaluate(name: &str, cases: &[Case]) -> Score {
             time_us: 0,
             author: "real".into(),
             uri: String::new(),
-            key: 0,
+            key: None,
             text: case.text.clone(),
             langs: Vec::new(),
             tags: Vec::new(),

@@ -83,7 +83,7 @@ fn check_one(
         time_us: 0,
         author: "check".into(),
         uri: String::new(),
-        key: 0,
+        key: None,
         text: text.to_owned(),
         langs: args.lang.clone(),
         tags: Vec::new(),

@@ -150,6 +150,9 @@ impl Recorder<'_> {
             return;
         };
         self.health.count_data();
+        let Some(time_us) = time_us else {
+            return;
+        };
         let author = match &decoded {
             Decoded::Post(post) => Some(author_key(&post.author)),
             Decoded::Skipped(_) => None,

@@ -195,9 +195,11 @@ impl Reader<'_, '_> {
     fn take(&mut self, inbound: &ws::Inbound) -> anyhow::Result<Option<End>> {
         let history = self.history;
         let time = jetstream::decode_frame(inbound.frame.as_bytes())
-            .map(|f| f.time_us)
-            .unwrap_or(0);
-        if history.until.is_some_and(|until| time >= until) {
+            .ok()
+            .and_then(|f| f.time_us);
+        if let (Some(until), Some(time)) = (history.until, time)
+            && time >= until
+        {
             return Ok(Some(End::Until));
         }
         self.frame_no += 1;
@@ -214,7 +216,7 @@ impl Reader<'_, '_> {
             self.pipeline
                 .process_frame(SOURCE, self.frame_no, frame, &received)?,
         )?;
-        if time > 0 {
+        if let Some(time) = time {
             let progress = self.progress;
             progress.set_position(((time - history.since).max(0) / 1_000_000) as u64);
             if self.frame_no.is_multiple_of(256) {

@@ -85,7 +85,7 @@ impl<S: Store> Pipeline<S> {
         &mut self,
         source: &str,
         frame_no: u64,
-        decoded: Result<(Micros, Content), FrameError>,
+        decoded: Result<(Option<Micros>, Content), FrameError>,
         arrival: Arrival,
     ) -> Result<Vec<Emitted>, PipelineError> {
         self.stats.frames += 1;
@@ -98,7 +98,7 @@ impl<S: Store> Pipeline<S> {
             }
         };
         let fallback = self.windows.newest();
-        let reference = if time_us > 0 {
+        let reference = if let Some(time_us) = time_us {
             let author = match &content {
                 Content::Post(judged) => Some(author_key(&judged.post.author)),
                 Content::Skipped(_) => None,
@@ -237,7 +237,9 @@ impl<S: Store> Pipeline<S> {
         Judged { post, verdict }: Judged,
         reference: Option<Micros>,
     ) -> Result<Vec<Emitted>, PipelineError> {
-        if self.dedupe.is_duplicate(post.key, post.time_us) {
+        if let Some(key) = post.key
+            && self.dedupe.is_duplicate(key, post.time_us)
+        {
             self.stats.duplicates += 1;
             return Ok(Vec::new());
         }

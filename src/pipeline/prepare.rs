@@ -20,7 +20,8 @@ pub enum Prepared {
     Blank,
     Malformed(FrameError),
     Frame {
-        time_us: Micros,
+        /// The event time, if the frame carries one.
+        time_us: Option<Micros>,
         seq: Option<u64>,
         /// The decoder set the event time to the arrival time.
         own_clock: bool,

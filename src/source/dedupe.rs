@@ -25,14 +25,14 @@ pub const PERSIST_HORIZON_SECS: i64 = 30;
 /// Hard bound on remembered keys (a burst far above the firehose's rate).
 pub const DEFAULT_MAX_KEYS: usize = 500_000;
 
-/// The key of an event identified by `parts` (never 0, which means "none").
+/// The key of an event identified by `parts`.
 pub fn key_of(parts: &[&str]) -> u64 {
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     for part in parts {
         hasher.update(part.as_bytes());
         hasher.update(&[0xff]);
     }
-    hasher.digest().max(1)
+    hasher.digest()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -105,12 +105,8 @@ impl Deduper {
         }
     }
 
-    /// True when `key` was seen before (the event is a duplicate). Key 0 is
-    /// never a duplicate.
+    /// True when `key` was seen before (the event is a duplicate).
     pub fn is_duplicate(&mut self, key: u64, time_us: Micros) -> bool {
-        if key == 0 {
-            return false;
-        }
         if !self.keys.insert(key) {
             return true;
         }
@@ -208,8 +204,6 @@ mod tests {
         let mut d = Deduper::new(10, 100);
         assert!(!d.is_duplicate(a, 0));
         assert!(d.is_duplicate(a, 5));
-        assert!(!d.is_duplicate(0, 5));
-        assert!(!d.is_duplicate(0, 5), "key 0 is never a duplicate");
         assert!(!d.is_duplicate(b, 20), "a is forgotten now");
         assert!(!d.is_duplicate(a, 21));
     }

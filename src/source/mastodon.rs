@@ -90,13 +90,13 @@ pub fn decode(
     frame: &[u8],
     instance: &str,
     arrival_us: Option<Micros>,
-) -> Result<(Micros, Decoded), FrameError> {
+) -> Result<(Option<Micros>, Decoded), FrameError> {
     let frame: StreamFrame = parse_json(frame)?;
     if let Some(error) = frame.error {
         return Err(FrameError::BadRecord(format!("server error: {error}")));
     }
     let event = frame.event.ok_or(FrameError::MissingField("event"))?;
-    let skip = |reason| Ok((0, Decoded::Skipped(reason)));
+    let skip = |reason| Ok((None, Decoded::Skipped(reason)));
     match event.as_str() {
         "update" => {}
         "delete" => return skip(SkipReason::PostDelete),
@@ -111,11 +111,11 @@ pub fn decode(
         .timestamp_micros();
     let time_us = arrival_us.unwrap_or(claimed_us);
     if claimed_us < time_us.saturating_sub(BACKFILL_HORIZON_US) {
-        return Ok((time_us, Decoded::Skipped(SkipReason::Backfill)));
+        return Ok((Some(time_us), Decoded::Skipped(SkipReason::Backfill)));
     }
     if status.reblog.as_ref().is_some_and(|r| !r.is_null()) {
         // A boost repeats someone else's words: not a new report.
-        return Ok((time_us, Decoded::Skipped(SkipReason::NotAPost)));
+        return Ok((Some(time_us), Decoded::Skipped(SkipReason::NotAPost)));
     }
     let mut text = html_to_text(&status.content);
     if !status.spoiler_text.is_empty() {
@@ -127,12 +127,12 @@ pub fn decode(
         format!("{}@{instance}", status.account.acct)
     };
     Ok((
-        time_us,
+        Some(time_us),
         Decoded::Post(RawPost {
             time_us,
             author,
             uri: status.url.unwrap_or_else(|| status.uri.clone()),
-            key: super::dedupe::key_of(&[&status.uri]),
+            key: Some(super::dedupe::key_of(&[&status.uri])),
             text,
             langs: status.language.into_iter().collect(),
             tags: status.tags.into_iter().map(|t| t.name).collect(),
@@ -399,7 +399,7 @@ mod tests {
     fn update_is_a_post_with_plain_text() {
         let (t, decoded) =
             decode(update(status()).as_bytes(), "mastodon.example", None).expect("decodes");
-        assert_eq!(t, 1_783_174_625_123_000, "no arrival: the claim");
+        assert_eq!(t, Some(1_783_174_625_123_000), "no arrival: the claim");
         let arrival = 1_783_174_700_000_000;
         let (t, _) = decode(
             update(status()).as_bytes(),
@@ -407,7 +407,7 @@ mod tests {
             Some(arrival),
         )
         .expect("decodes");
-        assert_eq!(t, arrival, "event time is the arrival time");
+        assert_eq!(t, Some(arrival), "event time is the arrival time");
         let Decoded::Post(post) = decoded else {
             panic!("a post")
         };
@@ -415,7 +415,9 @@ mod tests {
         assert_eq!(post.author, "alice@mastodon.example");
         assert_eq!(
             post.key,
-            crate::source::dedupe::key_of(&["https://mastodon.example/users/alice/statuses/1"])
+            Some(crate::source::dedupe::key_of(&[
+                "https://mastodon.example/users/alice/statuses/1"
+            ]))
         );
         assert_eq!(post.uri, "https://mastodon.example/@alice/1");
         assert_eq!(post.langs, vec!["en"]);
@@ -472,12 +474,12 @@ mod tests {
         let mut ahead = status();
         ahead["created_at"] = "2100-01-01T00:00:00Z".into();
         let (t, decoded) = decode(update(ahead).as_bytes(), "i", Some(claimed)).expect("decodes");
-        assert_eq!(t, claimed);
+        assert_eq!(t, Some(claimed));
         assert!(matches!(decoded, Decoded::Post(_)));
         let arrival = claimed + BACKFILL_HORIZON_US + 1;
         assert_eq!(
             decode(update(status()).as_bytes(), "i", Some(arrival)),
-            Ok((arrival, Decoded::Skipped(SkipReason::Backfill)))
+            Ok((Some(arrival), Decoded::Skipped(SkipReason::Backfill)))
         );
     }
 

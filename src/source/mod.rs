@@ -41,8 +41,9 @@ pub struct RawPost {
     pub uri: String,
     /// Identity of this event for de-duplication (see [`dedupe::key_of`]):
     /// the same event delivered twice (a resumed cursor's overlap, two
-    /// relays) has the same key. 0 means "do not de-duplicate".
-    pub key: u64,
+    /// relays) has the same key. `None`: not de-duplicated (a post typed
+    /// into `check`, a count series).
+    pub key: Option<u64>,
     pub text: String,
     /// Language tags the client declared; may be empty and may be wrong.
     pub langs: Vec<String>,
@@ -122,9 +123,9 @@ pub const BACKFILL_HORIZON_US: Micros = dedupe::DEFAULT_HORIZON_SECS * crate::MI
 /// One decoded frame, whatever its source kind.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Frame {
-    /// The event time; 0 for frames that carry none (Jetstream v2 `#info`,
-    /// a Mastodon `delete`).
-    pub time_us: Micros,
+    /// The event time; `None` for frames that carry none (Jetstream v2
+    /// `#info`, a Mastodon `delete`).
+    pub time_us: Option<Micros>,
     /// The server's sequence number (Jetstream v2 `seq`, or the `cursor` a
     /// v2 server adds to v1 frames), if any.
     pub seq: Option<u64>,
@@ -133,7 +134,7 @@ pub struct Frame {
 
 impl Frame {
     /// A frame without a sequence number.
-    pub fn timed(time_us: Micros, decoded: Decoded) -> Self {
+    pub fn timed(time_us: Option<Micros>, decoded: Decoded) -> Self {
         Frame {
             time_us,
             seq: None,

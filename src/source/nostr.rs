@@ -100,11 +100,14 @@ fn verify(event: &Event) -> Result<(), FrameError> {
 /// Decodes and verifies one relay message. `arrival_us` is when it arrived:
 /// the note's event time (without it, as for a hand-made file, the author's
 /// `created_at` is used).
-pub fn decode(frame: &[u8], arrival_us: Option<Micros>) -> Result<(Micros, Decoded), FrameError> {
+pub fn decode(
+    frame: &[u8],
+    arrival_us: Option<Micros>,
+) -> Result<(Option<Micros>, Decoded), FrameError> {
     let message: Vec<Value> = parse_json(frame)?;
     match message.first().and_then(Value::as_str) {
         Some("EVENT") => {}
-        Some(_) => return Ok((0, Decoded::Skipped(SkipReason::UnknownKind))),
+        Some(_) => return Ok((None, Decoded::Skipped(SkipReason::UnknownKind))),
         None => return Err(FrameError::MissingField("message type")),
     }
     let event = message
@@ -121,10 +124,10 @@ pub fn decode(frame: &[u8], arrival_us: Option<Micros>) -> Result<(Micros, Decod
         })?;
     let time_us = arrival_us.unwrap_or(claimed_us);
     if event.kind != 1 {
-        return Ok((time_us, Decoded::Skipped(SkipReason::NotAPost)));
+        return Ok((Some(time_us), Decoded::Skipped(SkipReason::NotAPost)));
     }
     if claimed_us < time_us.saturating_sub(BACKFILL_HORIZON_US) {
-        return Ok((time_us, Decoded::Skipped(SkipReason::Backfill)));
+        return Ok((Some(time_us), Decoded::Skipped(SkipReason::Backfill)));
     }
     verify(&event)?;
     let tag_values = |name: &str| -> Vec<String> {
@@ -136,10 +139,10 @@ pub fn decode(frame: &[u8], arrival_us: Option<Micros>) -> Result<(Micros, Decod
             .collect()
     };
     Ok((
-        time_us,
+        Some(time_us),
         Decoded::Post(RawPost {
             time_us,
-            key: super::dedupe::key_of(&[&event.id]),
+            key: Some(super::dedupe::key_of(&[&event.id])),
             uri: format!("nostr:{}", event.id),
             langs: tag_values("l")
                 .into_iter()
@@ -280,13 +283,17 @@ pub mod tests {
     fn a_signed_kind_one_note_is_a_post_at_its_arrival_time() {
         let event = note(1, 1_783_174_990);
         let (t, decoded) = decode(frame(&event).as_bytes(), Some(NOW)).expect("decodes");
-        assert_eq!(t, NOW, "event time is the arrival time, not created_at");
+        assert_eq!(
+            t,
+            Some(NOW),
+            "event time is the arrival time, not created_at"
+        );
         let Decoded::Post(post) = decoded else {
             panic!("a post")
         };
         let id = event["id"].as_str().expect("id");
         assert_eq!(post.author, event["pubkey"].as_str().expect("pubkey"));
-        assert_eq!(post.key, crate::source::dedupe::key_of(&[id]));
+        assert_eq!(post.key, Some(crate::source::dedupe::key_of(&[id])));
         assert_eq!(post.uri, format!("nostr:{id}"));
         assert_eq!(post.text, "is discord down? \"quoted\"\n😀");
         assert_eq!(post.tags, vec!["discorddown"]);
@@ -298,13 +305,13 @@ pub mod tests {
         // Dated a year ahead: still now.
         let ahead = note(1, 1_783_175_000 + 365 * 86_400);
         let (t, decoded) = decode(frame(&ahead).as_bytes(), Some(NOW)).expect("decodes");
-        assert_eq!(t, NOW);
+        assert_eq!(t, Some(NOW));
         assert!(matches!(decoded, Decoded::Post(_)));
         // Claiming to be older than the de-duplication horizon: backfill.
         let old = note(1, 1_783_175_000 - 601);
         assert_eq!(
             decode(frame(&old).as_bytes(), Some(NOW)),
-            Ok((NOW, Decoded::Skipped(SkipReason::Backfill)))
+            Ok((Some(NOW), Decoded::Skipped(SkipReason::Backfill)))
         );
         let recent = note(1, 1_783_175_000 - 599);
         assert!(matches!(

@@ -109,7 +109,7 @@ pub fn decode(frame: &[u8]) -> Result<Decoded, FrameError> {
 }
 
 /// [`decode`], with the frame's event time (posts and non-posts alike).
-pub fn decode_with_time(frame: &[u8]) -> Result<(i64, Decoded), FrameError> {
+pub fn decode_with_time(frame: &[u8]) -> Result<(Option<Micros>, Decoded), FrameError> {
     decode_frame(frame).map(|f| (f.time_us, f.decoded))
 }
 
@@ -193,7 +193,12 @@ fn commit_to_post(
     );
     Ok(Decoded::Post(RawPost {
         time_us,
-        key: super::dedupe::key_of(&[did, POST_COLLECTION, commit.rkey, commit.rev.unwrap_or("")]),
+        key: Some(super::dedupe::key_of(&[
+            did,
+            POST_COLLECTION,
+            commit.rkey,
+            commit.rev.unwrap_or(""),
+        ])),
         uri: format!("at://{did}/{POST_COLLECTION}/{}", commit.rkey),
         author: did.to_owned(),
         text,

@@ -37,7 +37,7 @@ pub(super) fn decode(envelope: Envelope<'_>) -> Result<Frame, FrameError> {
         .time_us
         .ok_or(FrameError::MissingField("time_us"))?;
     let frame = |decoded| Frame {
-        time_us,
+        time_us: Some(time_us),
         seq: envelope.cursor,
         decoded,
     };

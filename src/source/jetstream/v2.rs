@@ -99,12 +99,12 @@ fn parse_time(time: &str) -> Result<Micros, FrameError> {
         .map_err(|e| FrameError::BadTime(format!("{}: {e}", bounded(time))))
 }
 
-/// A v2 frame. Notices and errors carry no event (time 0, no seq) and are
+/// A v2 frame. Notices and errors carry no event (no time, no seq) and are
 /// skipped as [`SkipReason::ServerNotice`]; the live connection handles
 /// them before they get here (see [`classify`]).
 pub(super) fn decode(envelope: Envelope<'_>) -> Result<Frame, FrameError> {
     let notice = Frame {
-        time_us: 0,
+        time_us: None,
         seq: None,
         decoded: Decoded::Skipped(SkipReason::ServerNotice),
     };
@@ -131,7 +131,7 @@ pub(super) fn decode(envelope: Envelope<'_>) -> Result<Frame, FrameError> {
         .ok_or(FrameError::MissingField("payload.time"))?;
     let time_us = parse_time(time)?;
     let frame = |decoded| Frame {
-        time_us,
+        time_us: Some(time_us),
         seq: Some(seq),
         decoded,
     };
@@ -234,7 +234,7 @@ mod tests {
         for frame in [info, error] {
             let f = decode_frame(frame.as_bytes()).expect(frame);
             assert_eq!(f.decoded, Decoded::Skipped(SkipReason::ServerNotice));
-            assert_eq!((f.time_us, f.seq), (0, None), "moves no cursor");
+            assert_eq!((f.time_us, f.seq), (None, None), "moves no cursor");
         }
         let cases = [
             (r#"{"$type":"message"}"#, "missing field `payload`"),
