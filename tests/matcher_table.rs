@@ -463,3 +463,26 @@ fn explain_names_the_new_rules() {
     );
     check("Blipster is down again", Rule::Name);
 }
+
+/// README's list of the rules `check --explain` names is the list the
+/// matcher has: a rule added, renamed or removed without the README fails
+/// here.
+#[test]
+fn readme_lists_every_rule_and_no_other() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let start = readme
+        .find("`outagewatch check --explain TEXT` names every rule")
+        .expect("README names the rules of --explain");
+    let end = start
+        + readme[start..]
+            .find("The JSON form of `check`")
+            .expect("the list ends before the JSON form");
+    let listed: std::collections::BTreeSet<&str> = readme[start..end]
+        .split('`')
+        .skip(3) // the command before the list
+        .step_by(2)
+        .collect();
+    let rules: std::collections::BTreeSet<&str> = Rule::ALL.iter().map(|r| r.name()).collect();
+    assert_eq!(listed, rules);
+}
