@@ -488,3 +488,29 @@ fn a_secret_on_the_command_line_is_warned_about() {
     let err = String::from_utf8_lossy(&from_env.stderr);
     assert!(!err.contains("visible to other users"), "{err}");
 }
+
+/// Event times no post can have (before 1970, at the ends of `i64`) are
+/// malformed frames, counted and named with their line; the frames around
+/// them are counted as usual. Before, the de-duplication horizon and the
+/// bucket arithmetic overflowed on them (a panic in a debug build).
+#[test]
+fn event_times_out_of_range_are_malformed_frames_not_a_panic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("hostile.jsonl");
+    let good = 1_783_170_000_000_000;
+    let lines = [
+        frame(i64::MIN, "did:plc:a", "is discord down"),
+        frame(good, "did:plc:b", "is discord down"),
+        frame(-1, "did:plc:c", "is discord down"),
+        frame(i64::MAX, "did:plc:d", "is discord down"),
+        frame(good + 1, "did:plc:e", "is discord down"),
+    ];
+    std::fs::write(&file, lines.join("\n") + "\n").expect("write");
+    let (_, _, summary) = replay_measured(&file, &dir.path().join("state"));
+    assert_eq!(summary_number(&summary, "| recoveries"), 2, "{summary}");
+    for line in [1, 3, 4] {
+        let at = format!("hostile.jsonl:{line}: bad event time");
+        assert!(summary.contains(&at), "{at} in {summary}");
+    }
+    assert!(summary.contains("malformed: 3"), "{summary}");
+}

@@ -6,7 +6,7 @@ use super::Received;
 use crate::Micros;
 use crate::matcher::{Matcher, Verdict};
 use crate::normalize::{Post, normalize};
-use crate::source::{Decoded, FrameError, Origin, SkipReason};
+use crate::source::{Decoded, Frame, FrameError, Origin, SkipReason};
 
 /// A frame with the work that needs no pipeline state done: decoded by its
 /// kind and, for a post, normalized and classified. [`prepare()`] builds it
@@ -55,7 +55,7 @@ pub fn prepare(matcher: &Matcher, frame: &[u8], received: &Received<'_>) -> Prep
         arrival_us: received.arrival_us,
     };
     let (decoded, own_clock) = received.kind.decode(frame, &origin);
-    let frame = match decoded {
+    let frame = match decoded.and_then(Frame::checked) {
         Ok(frame) => frame,
         Err(error) => return Prepared::Malformed(error),
     };

@@ -95,9 +95,9 @@ impl Deduper {
     /// overlap needs. Small either way, where the whole horizon would not
     /// be. A view, not a copy: it is written on every save.
     pub fn persisted(&self, countable_from: Option<Micros>) -> Persisted<'_> {
-        let recent = self
-            .newest
-            .map_or(i64::MIN, |n| n - PERSIST_HORIZON_SECS * MICROS_PER_SEC);
+        let recent = self.newest.map_or(i64::MIN, |n| {
+            n.saturating_sub(PERSIST_HORIZON_SECS * MICROS_PER_SEC)
+        });
         let cutoff = countable_from.map_or(recent, |from| from.min(recent));
         Persisted {
             deduper: self,
@@ -113,7 +113,7 @@ impl Deduper {
         self.order.push_back((time_us, key));
         let newest = self.newest.map_or(time_us, |n| n.max(time_us));
         self.newest = Some(newest);
-        let cutoff = newest - self.horizon_us;
+        let cutoff = newest.saturating_sub(self.horizon_us);
         while let Some(&(t, old)) = self.order.front() {
             if t >= cutoff && self.order.len() <= self.max_keys {
                 break;

@@ -120,6 +120,12 @@ impl SkipReason {
 /// repeat anyway).
 pub const BACKFILL_HORIZON_US: Micros = dedupe::DEFAULT_HORIZON_SECS * crate::MICROS_PER_SEC;
 
+/// Event times a frame may carry: from 1970 to the end of year 9999. A
+/// time outside them is a malformed frame ([`FrameError::BadTime`]), not a
+/// post from before the epoch: bucket and window arithmetic on such a time
+/// would overflow.
+pub const EVENT_TIMES: std::ops::RangeInclusive<Micros> = 0..=253_402_300_799_999_999;
+
 /// One decoded frame, whatever its source kind.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Frame {
@@ -133,6 +139,16 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// The frame, if its event time (when it has one) is in [`EVENT_TIMES`].
+    pub fn checked(self) -> Result<Frame, FrameError> {
+        match self.time_us {
+            Some(t) if !EVENT_TIMES.contains(&t) => Err(FrameError::BadTime(format!(
+                "{t} µs is outside 1970 to 9999"
+            ))),
+            _ => Ok(self),
+        }
+    }
+
     /// A frame without a sequence number.
     pub fn timed(time_us: Option<Micros>, decoded: Decoded) -> Self {
         Frame {

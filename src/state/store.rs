@@ -559,13 +559,28 @@ mod tests {
     /// A store as format 0 wrote it: bare `checkpoint` and `generation`,
     /// records in JSON.
     fn format_0(dir: &Path, checkpoint: &Checkpoint) {
+        raw_store(
+            dir,
+            vec![
+                (
+                    keys::OLD_CHECKPOINT.to_vec(),
+                    codec::encode_format_1(checkpoint),
+                ),
+                (keys::OLD_GENERATION.to_vec(), 4u64.to_be_bytes().to_vec()),
+                (
+                    keys::named(Kind::Cursor, "webhook").to_vec(),
+                    3u64.to_be_bytes().to_vec(),
+                ),
+            ],
+        );
+    }
+
+    /// A store holding exactly `records`, as an older build left it.
+    fn raw_store(dir: &Path, records: Vec<(Vec<u8>, Vec<u8>)>) {
         let db = sled::open(dir).expect("sled");
-        let record = codec::encode_format_1(checkpoint);
-        db.insert(keys::OLD_CHECKPOINT, record).expect("insert");
-        db.insert(keys::OLD_GENERATION, &4u64.to_be_bytes())
-            .expect("insert");
-        db.insert(keys::named(Kind::Cursor, "webhook"), &3u64.to_be_bytes())
-            .expect("insert");
+        for (key, value) in records {
+            db.insert(key, value).expect("insert");
+        }
         db.flush().expect("flush");
     }
 
@@ -641,27 +656,24 @@ mod tests {
 
     /// A store as format 1 wrote it: JSON records behind tag `#1`.
     fn format_1(dir: &Path, checkpoint: &Checkpoint, bucket: &Bucket, baseline: &Reports) {
-        let db = sled::open(dir).expect("sled");
-        db.insert(keys::FORMAT, &1u32.to_be_bytes())
-            .expect("insert");
-        let records = [
-            (
-                keys::CHECKPOINT.to_vec(),
-                codec::encode_format_1(checkpoint),
-            ),
-            (
-                keys::bucket(bucket.start).to_vec(),
-                codec::encode_format_1(bucket),
-            ),
-            (
-                keys::named(Kind::Baseline, "acme").to_vec(),
-                codec::encode_format_1(baseline),
-            ),
-        ];
-        for (key, value) in records {
-            db.insert(key, value).expect("insert");
-        }
-        db.flush().expect("flush");
+        raw_store(
+            dir,
+            vec![
+                (keys::FORMAT.to_vec(), 1u32.to_be_bytes().to_vec()),
+                (
+                    keys::CHECKPOINT.to_vec(),
+                    codec::encode_format_1(checkpoint),
+                ),
+                (
+                    keys::bucket(bucket.start).to_vec(),
+                    codec::encode_format_1(bucket),
+                ),
+                (
+                    keys::named(Kind::Baseline, "acme").to_vec(),
+                    codec::encode_format_1(baseline),
+                ),
+            ],
+        );
     }
 
     /// Format 1 wrote JSON records; they read as they are, and what is
