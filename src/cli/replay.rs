@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::replay_chunk::{Reader, Ready, Stop, joined, sender};
+use super::replay_chunk::{Chunk, Reader, Ready, Stop, joined, sender};
 use super::replay_pace::Pacer;
 use super::replay_summary::print_summary;
 use crate::alert::deliver::Delivery;
@@ -253,20 +253,30 @@ impl Files<'_> {
         std::thread::scope(|scope| {
             // The chunk being prepared while the one before goes through
             // the pipeline here.
-            let mut preparing: Option<ScopedJoinHandle<'_, Vec<(u64, Ready)>>> = None;
+            let mut preparing: Option<ScopedJoinHandle<'_, (Chunk, Vec<(u64, Ready)>)>> = None;
+            // The chunk prepared last, emptied, to be read into again.
+            let mut spare = Chunk::default();
             loop {
-                let (mut chunk, stop) = reader.next_chunk(file);
-                let next = scope.spawn(move || chunk.prepare(matcher, file));
-                if let Some(previous) = preparing.replace(next) {
-                    self.process(file, joined(previous)?)?;
-                }
+                let (mut chunk, stop) = reader.next_chunk(file, spare);
+                let next = scope.spawn(move || {
+                    let ready = chunk.prepare(matcher, file);
+                    (chunk, ready)
+                });
+                spare = match preparing.replace(next) {
+                    Some(previous) => {
+                        let (emptied, ready) = joined(previous)?;
+                        self.process(file, ready)?;
+                        emptied
+                    }
+                    None => Chunk::default(),
+                };
                 let end = match stop {
                     Stop::Full => continue,
                     Stop::End => None,
                     Stop::Failed(error) => Some(error),
                 };
                 if let Some(last) = preparing.take() {
-                    self.process(file, joined(last)?)?;
+                    self.process(file, joined(last)?.1)?;
                 }
                 return Ok(end);
             }

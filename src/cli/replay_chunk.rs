@@ -76,8 +76,9 @@ impl Chunk {
     /// order, each frame with its preparation; the chunk is empty after.
     pub fn prepare(&mut self, matcher: &Matcher, file: &str) -> Vec<(u64, Ready)> {
         let bytes = &self.bytes;
-        let ready = std::mem::take(&mut self.lines)
-            .into_par_iter()
+        let ready = self
+            .lines
+            .par_drain(..)
             .map(|line| {
                 let ready = match line.what {
                     What::Frame {
@@ -132,9 +133,11 @@ impl<R: BufRead> Reader<R> {
         }
     }
 
-    /// The next chunk of `file`'s lines, and why it stopped there.
-    pub fn next_chunk(&mut self, file: &str) -> (Chunk, Stop) {
-        let mut chunk = Chunk::default();
+    /// The next chunk of `file`'s lines, and why it stopped there, read
+    /// into `chunk` (an emptied one, whose buffers are reused: growing a
+    /// new 2 MiB buffer for every chunk copied each line several times).
+    pub fn next_chunk(&mut self, file: &str, mut chunk: Chunk) -> (Chunk, Stop) {
+        debug_assert!(chunk.lines.is_empty() && chunk.bytes.is_empty());
         while !chunk.is_full() {
             let (line_no, line) = match self.lines.next_line() {
                 Ok(Some(next)) => next,

@@ -2,7 +2,7 @@
 //!
 //! Decoding is a pure function of the frame's bytes. It reads the envelope
 //! first and parses a record only for post creates, so the likes, follows
-//! and reposts that make up most of the firehose cost one validating scan.
+//! and reposts that the skim (`super::skim`) declined cost one validating scan.
 
 use std::borrow::Cow;
 
