@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::replay_chunk::{Chunk, Reader, Ready, Stop, joined, sender};
+use super::replay_chunk::{Chunk, Lines, Reader, Ready, Stop, joined, sender};
 use super::replay_pace::Pacer;
 use super::replay_summary::print_summary;
 use crate::alert::deliver::Delivery;
@@ -253,7 +253,7 @@ impl Files<'_> {
         std::thread::scope(|scope| {
             // The chunk being prepared while the one before goes through
             // the pipeline here.
-            let mut preparing: Option<ScopedJoinHandle<'_, (Chunk, Vec<(u64, Ready)>)>> = None;
+            let mut preparing: Option<ScopedJoinHandle<'_, (Chunk, Lines)>> = None;
             // The chunk prepared last, emptied, to be read into again.
             let mut spare = Chunk::default();
             loop {
@@ -284,7 +284,7 @@ impl Files<'_> {
     }
 
     /// A chunk's prepared frames through the pipeline, in line order.
-    fn process(&mut self, file: &str, ready: Vec<(u64, Ready)>) -> anyhow::Result<()> {
+    fn process(&mut self, file: &str, ready: Lines) -> anyhow::Result<()> {
         for (line_no, ready) in ready {
             let alerts = match ready {
                 Ready::Frame { clock, prepared } => {

@@ -74,7 +74,7 @@ impl Chunk {
 
     /// Prepares every frame on the thread pool and hands the lines back in
     /// order, each frame with its preparation; the chunk is empty after.
-    pub fn prepare(&mut self, matcher: &Matcher, file: &str) -> Vec<(u64, Ready)> {
+    pub fn prepare(&mut self, matcher: &Matcher, file: &str) -> Lines {
         let bytes = &self.bytes;
         let ready = self
             .lines
@@ -98,6 +98,9 @@ impl Chunk {
         ready
     }
 }
+
+/// A chunk's lines ready for the pipeline, with their line numbers, in order.
+pub type Lines = Vec<(u64, Ready)>;
 
 /// A line of a chunk, ready for the pipeline.
 pub enum Ready {
