@@ -4,14 +4,13 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::thread::ScopedJoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::replay_chunk::{Chunk, Lines, Reader, Ready, Stop, joined, sender};
+use super::replay_chunk::{Lines, Reader, Ready, Stop, sender};
 use super::replay_pace::Pacer;
 use super::replay_summary::print_summary;
 use crate::alert::deliver::Delivery;
@@ -247,39 +246,29 @@ impl Files<'_> {
             Ok(reader) => reader,
             Err(e) => return Ok(Some(e.to_string())),
         };
-        let mut reader = Reader::new(LineReader::new(reader, self.max_line));
+        let reader = Reader::new(LineReader::new(reader, self.max_line));
         let matcher = Arc::clone(self.pipeline.matcher());
         let matcher = matcher.as_ref();
         std::thread::scope(|scope| {
-            // The chunk being prepared while the one before goes through
-            // the pipeline here.
-            let mut preparing: Option<ScopedJoinHandle<'_, (Chunk, Lines)>> = None;
-            // The chunk prepared last, emptied, to be read into again.
-            let mut spare = Chunk::default();
-            loop {
-                let (mut chunk, stop) = reader.next_chunk(file, spare);
-                let next = scope.spawn(move || {
-                    let ready = chunk.prepare(matcher, file);
-                    (chunk, ready)
-                });
-                spare = match preparing.replace(next) {
-                    Some(previous) => {
-                        let (emptied, ready) = joined(previous)?;
-                        self.process(file, ready)?;
-                        emptied
-                    }
-                    None => Chunk::default(),
-                };
-                let end = match stop {
-                    Stop::Full => continue,
-                    Stop::End => None,
-                    Stop::Failed(error) => Some(error),
-                };
-                if let Some(last) = preparing.take() {
-                    self.process(file, joined(last)?.1)?;
+            // Reading and preparing run ahead on their own thread (and the
+            // thread pool), so the pipeline here never waits for a read.
+            // The channel holds one chunk: with one being prepared and one
+            // going through the pipeline, three are alive at most. If the
+            // pipeline fails, the receiver is dropped and the reader stops
+            // at its next send.
+            let (prepared, chunks) = std::sync::mpsc::sync_channel(1);
+            scope.spawn(move || reader.prepare_all(matcher, file, &prepared));
+            for (lines, stop) in chunks {
+                self.process(file, lines)?;
+                match stop {
+                    Stop::Full => {}
+                    Stop::End => return Ok(None),
+                    Stop::Failed(error) => return Ok(Some(error)),
                 }
-                return Ok(end);
             }
+            Err(anyhow::anyhow!(
+                "the thread reading {file} stopped before its end"
+            ))
         })
     }
 

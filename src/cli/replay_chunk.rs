@@ -1,8 +1,8 @@
-//! Replaying on every core: lines are read into chunks, the frames of a
-//! chunk are prepared (decoded, normalized, classified: pure work) in
-//! parallel while the pipeline takes the previous chunk's frames one by one
-//! in line order, so the alerts are exactly those of a one-frame-at-a-time
-//! replay.
+//! Replaying on every core: a reading thread reads lines into chunks and
+//! prepares the frames of each (decoded, normalized, classified: pure
+//! work) in parallel on the thread pool, while the pipeline takes the
+//! previous chunk's frames one by one in line order, so the alerts are
+//! exactly those of a one-frame-at-a-time replay.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use std::io::BufRead;
-use std::thread::ScopedJoinHandle;
+use std::sync::mpsc::SyncSender;
 
 use crate::matcher::Matcher;
 use crate::pipeline::{Prepared, Received, prepare};
@@ -18,15 +18,15 @@ use crate::source::recording::{ClockLine, Line, LineReader};
 
 /// Lines per chunk: enough to keep both cores busy between two hand-overs,
 /// small enough that memory stays flat. A prepared frame (a post with its
-/// verdict) takes a kilobyte or more, and two chunks are alive at a time:
-/// 4096 lines cost about 15 MiB more peak memory than 1024 on the realistic
+/// verdict) takes a kilobyte or more, and three prepared chunks are alive
+/// at most (one being prepared, one waiting, one in the pipeline): 4096
+/// lines cost about 15 MiB more peak memory than 1024 on the realistic
 /// recording, for no measurable speed (issue 15's 64 MiB target).
 pub const CHUNK_LINES: usize = 1024;
 /// Bytes per chunk, whatever the lines' lengths: 1024 lines of the longest
 /// accepted length (`--max-line-bytes`, up to 64 MiB) must not be read into
-/// memory at once. Two chunks are alive at a time (one being prepared, one
-/// being processed), so this bounds the replay's buffers at about 2 × 2 MiB
-/// plus one line.
+/// memory at once. The reading thread reuses one buffer for every chunk,
+/// so this bounds the replay's raw line buffer at 2 MiB plus one line.
 pub const CHUNK_BYTES: usize = 2 << 20;
 
 /// Lines read but not processed yet, their bytes in one buffer.
@@ -164,6 +164,24 @@ impl<R: BufRead> Reader<R> {
     }
 }
 
+impl<R: BufRead> Reader<R> {
+    /// Reads `file` to its end (or its first read error) a chunk at a
+    /// time, prepares each on the thread pool and sends its lines, in
+    /// order, with where the reading stopped; returns early when the
+    /// receiver is gone. One chunk's buffers serve the whole file.
+    pub fn prepare_all(mut self, matcher: &Matcher, file: &str, out: &SyncSender<(Lines, Stop)>) {
+        let mut chunk = Chunk::default();
+        loop {
+            let (read, stop) = self.next_chunk(file, chunk);
+            chunk = read;
+            let last = !matches!(stop, Stop::Full);
+            if out.send((chunk.prepare(matcher, file), stop)).is_err() || last {
+                return;
+            }
+        }
+    }
+}
+
 /// Who sent a frame of `file` and how: its source name and receipt, from
 /// the last clock line, or a Jetstream recording named after the file.
 pub fn sender<'a>(file: &'a str, clock: Option<&'a ClockLine>) -> (&'a str, Received<'a>) {
@@ -179,13 +197,6 @@ pub fn sender<'a>(file: &'a str, clock: Option<&'a ClockLine>) -> (&'a str, Rece
             },
         ),
     }
-}
-
-/// What a preparing thread made (it only panics on a defect).
-pub fn joined<T>(handle: ScopedJoinHandle<'_, T>) -> anyhow::Result<T> {
-    handle
-        .join()
-        .map_err(|_| anyhow::anyhow!("a replay thread preparing frames panicked"))
 }
 
 #[cfg(test)]
