@@ -96,7 +96,7 @@ pub struct Detector {
     /// Services whose baseline changed since the last [`Detector::take_changed`].
     changed: BTreeSet<String>,
     /// The last bucket's test per service, for `series --explain`.
-    explained: BTreeMap<String, Explained>,
+    tested: BTreeMap<String, Tested>,
     /// Which services run on which provider (names upstream incidents).
     providers: Providers,
 }
@@ -115,6 +115,34 @@ pub struct Explained {
     /// Chance probability of the window (times the scales tried).
     pub p_value: f64,
     pub basis: Basis,
+}
+
+/// The inputs of the last bucket's whole-window test for one service,
+/// from which [`Detector::explain`] works out the rest.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Tested {
+    authors: u64,
+    expected: f64,
+    dispersion: f64,
+    basis: Basis,
+}
+
+impl Tested {
+    fn explained(&self, config: &DetectorConfig) -> Explained {
+        let tried = config.tried();
+        let window_p = nb_tail(self.expected, self.dispersion, self.authors);
+        Explained {
+            expected: self.expected,
+            dispersion: self.dispersion,
+            upper: config
+                .pages_at(self.expected, self.dispersion, tried)
+                .max(config.min_authors)
+                .max((config.fire_ratio * self.expected).ceil() as u64),
+            p_value: (window_p * tried).min(1.0),
+            authors: self.authors,
+            basis: self.basis,
+        }
+    }
 }
 
 /// Where one service stands (see [`Detector::status`]).
@@ -185,14 +213,15 @@ impl Detector {
             state: state.unwrap_or_default(),
             baselines: baselines.into_iter().collect(),
             changed: BTreeSet::new(),
-            explained: BTreeMap::new(),
+            tested: BTreeMap::new(),
             providers: Providers::embedded(),
         }
     }
 
     /// How the last bucket was judged for `service`, if it was.
     pub fn explain(&self, service: &str) -> Option<Explained> {
-        self.explained.get(service).copied()
+        let tested = self.tested.get(service)?;
+        Some(tested.explained(&self.config))
     }
 
     /// Services the detector keeps state for (each costs a step per bucket).

@@ -7,7 +7,7 @@ use super::baseline::{Basis, Reports, Volume};
 use super::evidence::{self, Evidence};
 use super::incident::{Incident, Measure, Severity, Transition, TransitionKind};
 use super::view::{MAX_ADJUST, WindowView, distinct, expectations, window_view};
-use super::{Detector, DetectorConfig, Explained, ServiceState, model, nb_tail, poisson_tail};
+use super::{Detector, DetectorConfig, ServiceState, Tested, model, nb_tail, poisson_tail};
 use crate::{MICROS_PER_SEC, Micros};
 use std::collections::VecDeque;
 
@@ -17,7 +17,12 @@ impl Detector {
     /// --explain` prints.
     pub(super) fn step(&mut self, id: &str, now: Micros) -> Option<Transition> {
         let config = self.config.clone();
-        let baseline = self.baselines.entry(id.to_owned()).or_default();
+        // Looked up before inserting: this runs for every service at every
+        // bucket, and `entry` would allocate the key each time.
+        if !self.baselines.contains_key(id) {
+            self.baselines.insert(id.to_owned(), Reports::default());
+        }
+        let baseline = self.baselines.get_mut(id)?;
         let state = self.state.services.get_mut(id)?;
         let window_us = config.window_secs * MICROS_PER_SEC;
         while state
@@ -29,11 +34,16 @@ impl Detector {
         }
         let volume = (&self.state.volume, &self.state.recent_volume);
         let scales = Scales::measure(&config, baseline, state, volume, now)?;
-        if teach(&config, baseline, state, &scales, now) {
+        if teach(&config, baseline, state, &scales, now) && !self.changed.contains(id) {
             self.changed.insert(id.to_owned());
         }
-        self.explained
-            .insert(id.to_owned(), scales.explain(&config));
+        let tested = scales.tested();
+        match self.tested.get_mut(id) {
+            Some(last) => *last = tested,
+            None => {
+                self.tested.insert(id.to_owned(), tested);
+            }
+        }
         if state.incident.is_some() {
             return follow_incident(&config, state, &scales, now);
         }
@@ -113,21 +123,15 @@ impl Scales {
         }
     }
 
-    /// What `series --explain` prints: the whole window's test.
-    fn explain(&self, config: &DetectorConfig) -> Explained {
+    /// The whole window's test, kept for `series --explain`, which works
+    /// out the band and the p-value from it only when asked (they cost
+    /// more than the rest of the step).
+    fn tested(&self) -> Tested {
         let view = &self.window;
-        let dispersion = self.window_dispersion();
-        let tried = config.tried();
-        let window_p = nb_tail(view.expected, dispersion, view.authors);
-        Explained {
-            expected: view.expected,
-            dispersion,
-            upper: config
-                .pages_at(view.expected, dispersion, tried)
-                .max(config.min_authors)
-                .max((config.fire_ratio * view.expected).ceil() as u64),
-            p_value: (window_p * tried).min(1.0),
+        Tested {
             authors: view.authors,
+            expected: view.expected,
+            dispersion: self.window_dispersion(),
             basis: view.basis,
         }
     }
