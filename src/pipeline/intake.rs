@@ -89,10 +89,10 @@ impl<S: Store> Pipeline<S> {
         arrival: Arrival,
     ) -> Result<Vec<Emitted>, PipelineError> {
         self.stats.frames += 1;
-        self.source_counts(source).frames += 1;
         let (time_us, content) = match decoded {
             Ok(decoded) => decoded,
             Err(error) => {
+                self.source_counts(source).frames += 1;
                 self.note_malformed(source, frame_no, &error);
                 return Ok(Vec::new());
             }
@@ -111,20 +111,26 @@ impl<S: Store> Pipeline<S> {
             };
             match self.clock_in(source, frame_no, tick, fallback) {
                 Clocked::Accepted(watermark) => watermark.or(fallback),
-                Clocked::Quarantined => return Ok(Vec::new()),
+                Clocked::Quarantined => {
+                    self.source_counts(source).frames += 1;
+                    return Ok(Vec::new());
+                }
             }
         } else {
             fallback
         };
+        // Everything an accepted frame adds to its source's counts, in one
+        // look-up (this runs for every frame of a replay).
+        let counts = self.source_counts(source);
+        counts.frames += 1;
+        if let Some(time_us) = time_us {
+            counts.newest = Some(counts.newest.map_or(time_us, |n| n.max(time_us)));
+        }
         match content {
             Content::Post(judged) => self.process_post(source, *judged, reference),
             Content::Skipped(reason) => {
+                *counts.skipped.entry(reason.name()).or_default() += 1;
                 self.skip(reason);
-                *self
-                    .source_counts(source)
-                    .skipped
-                    .entry(reason.name())
-                    .or_default() += 1;
                 Ok(Vec::new())
             }
         }
@@ -132,8 +138,8 @@ impl<S: Store> Pipeline<S> {
 
     /// Judges one timed event by its source's clock: a quarantined one
     /// (too far ahead) is counted and goes no further; an accepted one
-    /// moves the source's newest time and, with its watermark, the
-    /// source's cursor and the windows' watermark.
+    /// moves, with its watermark, the source's cursor and the windows'
+    /// watermark (its caller moves the source's newest time).
     fn clock_in(
         &mut self,
         source: &str,
@@ -156,8 +162,6 @@ impl<S: Store> Pipeline<S> {
             .emit();
             return Clocked::Quarantined;
         }
-        let counts = self.source_counts(source);
-        counts.newest = Some(counts.newest.map_or(tick.time_us, |n| n.max(tick.time_us)));
         if let Some(w) = watermark {
             *per_source(&mut self.cursors, source) = w;
             self.windows.observe(w);
