@@ -14,7 +14,7 @@ use std::sync::mpsc::SyncSender;
 
 use crate::matcher::Matcher;
 use crate::pipeline::{Prepared, Received, prepare};
-use crate::source::recording::{ClockLine, Line, LineReader};
+use crate::source::recording::{ClockLine, Length, LineReader};
 
 /// Lines per chunk: enough to keep both cores busy between two hand-overs,
 /// small enough that memory stays flat. A prepared frame (a post with its
@@ -53,9 +53,15 @@ enum What {
 }
 
 impl Chunk {
+    #[cfg(test)]
     fn push_frame(&mut self, line_no: u64, bytes: &[u8], clock: Option<Arc<ClockLine>>) {
         let start = self.bytes.len();
         self.bytes.extend_from_slice(bytes);
+        self.push_appended(line_no, start, clock);
+    }
+
+    /// A frame whose bytes were appended to the chunk's buffer from `start`.
+    fn push_appended(&mut self, line_no: u64, start: usize, clock: Option<Arc<ClockLine>>) {
         let what = What::Frame {
             bytes: start..self.bytes.len(),
             clock,
@@ -142,7 +148,10 @@ impl<R: BufRead> Reader<R> {
     pub fn next_chunk(&mut self, file: &str, mut chunk: Chunk) -> (Chunk, Stop) {
         debug_assert!(chunk.lines.is_empty() && chunk.bytes.is_empty());
         while !chunk.is_full() {
-            let (line_no, line) = match self.lines.next_line() {
+            // Read straight into the chunk's buffer; a clock line is taken
+            // back out of it.
+            let start = chunk.bytes.len();
+            let (line_no, length) = match self.lines.append_line(&mut chunk.bytes) {
                 Ok(Some(next)) => next,
                 Ok(None) => return (chunk, Stop::End),
                 Err(e) => {
@@ -152,12 +161,15 @@ impl<R: BufRead> Reader<R> {
                 }
             };
             self.last_line = line_no;
-            match line {
-                Line::Frame(bytes) => match ClockLine::parse(bytes) {
-                    Some(line) => self.clock = Some(Arc::new(line)),
-                    None => chunk.push_frame(line_no, bytes, self.clock.clone()),
+            match length {
+                Length::Within => match ClockLine::parse(&chunk.bytes[start..]) {
+                    Some(line) => {
+                        self.clock = Some(Arc::new(line));
+                        chunk.bytes.truncate(start);
+                    }
+                    None => chunk.push_appended(line_no, start, self.clock.clone()),
                 },
-                Line::Oversized(len) => chunk.push_oversized(line_no, len),
+                Length::Over(len) => chunk.push_oversized(line_no, len),
             }
         }
         (chunk, Stop::Full)

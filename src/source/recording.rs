@@ -160,14 +160,32 @@ impl<R: BufRead> LineReader<R> {
 
     /// The next line with its 1-based number, or `None` at the end.
     pub fn next_line(&mut self) -> io::Result<Option<(u64, Line<'_>)>> {
-        self.buf.clear();
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        let read = self.append_line(&mut buf);
+        self.buf = buf;
+        Ok(read?.map(|(line_no, length)| match length {
+            Length::Within => (line_no, Line::Frame(&self.buf)),
+            Length::Over(len) => (line_no, Line::Oversized(len)),
+        }))
+    }
+
+    /// [`LineReader::next_line`], appending the line's bytes (when within
+    /// the limit) to `out` instead of keeping them: a replay reads straight
+    /// into the buffer of the chunk it prepares, sparing a copy of every
+    /// byte.
+    pub fn append_line(&mut self, out: &mut Vec<u8>) -> io::Result<Option<(u64, Length)>> {
+        let start = out.len();
         let mut len = 0usize;
         let mut saw_any = false;
         loop {
             let available = match self.inner.fill_buf() {
                 Ok(bytes) => bytes,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+                Err(e) => {
+                    out.truncate(start);
+                    return Err(e);
+                }
             };
             if available.is_empty() {
                 if !saw_any {
@@ -182,7 +200,7 @@ impl<R: BufRead> LineReader<R> {
             };
             len += chunk.len();
             if len <= self.limit {
-                self.buf.extend_from_slice(chunk);
+                out.extend_from_slice(chunk);
             }
             let consumed = done.unwrap_or(chunk.len());
             self.inner.consume(consumed);
@@ -192,13 +210,23 @@ impl<R: BufRead> LineReader<R> {
         }
         self.line_no += 1;
         if len > self.limit {
-            return Ok(Some((self.line_no, Line::Oversized(len))));
+            out.truncate(start);
+            return Ok(Some((self.line_no, Length::Over(len))));
         }
-        if self.buf.last() == Some(&b'\r') {
-            self.buf.pop();
+        if out.len() > start && out.last() == Some(&b'\r') {
+            out.pop();
         }
-        Ok(Some((self.line_no, Line::Frame(&self.buf))))
+        Ok(Some((self.line_no, Length::Within)))
     }
+}
+
+/// Whether a line appended by [`LineReader::append_line`] was kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Length {
+    /// Within the limit: its bytes were appended.
+    Within,
+    /// Longer than the limit: its length; nothing was appended.
+    Over(usize),
 }
 
 #[cfg(test)]
