@@ -124,7 +124,8 @@ run() {
     RSS_KB=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$log")
 }
 # replay NAME FILE [extra args...] [-- PREFIX...]: also sets $STATE_MB (the
-# state directory's size at exit) and $ALERTS (lines of alerts written); the
+# state directory's size at exit), $LIVE_MB (the bytes of its records) and
+# $ALERTS (lines of alerts written); the
 # state directory is removed afterwards (unless KEEP=1) to spare the disk.
 replay() {
     local name=$1 file=$2; shift 2
@@ -132,6 +133,9 @@ replay() {
     rm -rf "$state" "$alerts"
     run "$name" "${PREFIX[@]}" "$BIN" replay --state-dir "$state" --alerts "$alerts" "$@" "$file"
     STATE_MB=$(echo "scale=1; $(du -sb "$state" | cut -f1) / 1000000" | bc -l)
+    # The live data: the bytes of the records `state verify` finds.
+    LIVE_MB=$("$BIN" state verify --state-dir "$state" |
+        sed -n 's/.*; \([0-9]*\) bytes of records$/\1/p' | xargs -I{} echo "scale=1; {} / 1000000" | bc -l)
     ALERTS=$(wc -l <"$alerts")
     [[ ${KEEP:-0} == 1 ]] || rm -rf "$state"
 }
@@ -157,7 +161,7 @@ ROWS=()
 row() { ROWS+=("$(printf '| %s | %s | %s | %s | %s |' "$@")"); }
 
 replay main "$MAIN"
-row "replay, plain, both cores" "$(per_sec "$EVENTS") events/s" "$(mb_per_sec "$BYTES") MB/s" "$(mib "$RSS_KB") MiB" "$(printf '%.2f' "$SECS") s; state dir $STATE_MB MB; $ALERTS alerts"
+row "replay, plain, both cores" "$(per_sec "$EVENTS") events/s" "$(mb_per_sec "$BYTES") MB/s" "$(mib "$RSS_KB") MiB" "$(printf '%.2f' "$SECS") s; state dir $STATE_MB MB for $LIVE_MB MB of records; $ALERTS alerts"
 REPLAY_SECS=$SECS
 MAIN_STATE_MB=$STATE_MB
 

@@ -58,12 +58,13 @@ fn verify(dir: &Path) -> anyhow::Result<ExitCode> {
         Ok(inventory) => {
             let _ = seal_closed(dir);
             println!(
-                "{}: OK, generation {}: {} buckets, {} baselines, {} other records",
+                "{}: OK, generation {}: {} buckets, {} baselines, {} other records; {} bytes of records",
                 dir.display(),
                 inventory.generation,
                 inventory.buckets,
                 inventory.baselines,
-                inventory.other
+                inventory.other,
+                inventory.bytes
             );
             Ok(ExitCode::SUCCESS)
         }
