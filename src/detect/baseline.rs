@@ -35,6 +35,10 @@ const LEVEL_MINUTES: i64 = 60;
 const KEEP_HOURS: i64 = 29 * 24;
 const DAYS_LOOKED_AT: i64 = 7;
 const WEEKS_LOOKED_AT: i64 = 4;
+const _: () = assert!(
+    WEEKS_LOOKED_AT <= DAYS_LOOKED_AT,
+    "the median's buffer holds days"
+);
 
 /// The detector's memory settings.
 #[derive(Debug, Clone, Copy)]
@@ -147,13 +151,19 @@ impl Reports {
     ) -> Option<(f64, Basis)> {
         let hour = hour_index(at);
         let median_of = |step: i64, count: i64, needed: usize| -> Option<f64> {
-            let mut shares: Vec<f64> = (1..=count)
-                .filter_map(|k| {
-                    let h = hour - k * step;
-                    let posts = *volume.hours.get(&h)?;
-                    (posts > 0.0).then(|| self.hours.get(&h).copied().unwrap_or(0.0) / posts)
-                })
-                .collect();
+            // On the stack: this runs for every service at every bucket.
+            let mut found = [0.0; DAYS_LOOKED_AT as usize];
+            let mut len = 0;
+            for k in 1..=count.min(DAYS_LOOKED_AT) {
+                let h = hour - k * step;
+                if let Some(&posts) = volume.hours.get(&h)
+                    && posts > 0.0
+                {
+                    found[len] = self.hours.get(&h).copied().unwrap_or(0.0) / posts;
+                    len += 1;
+                }
+            }
+            let shares = &mut found[..len];
             if shares.len() < needed.max(1) {
                 return None;
             }
