@@ -257,7 +257,7 @@ impl Files<'_> {
             // pipeline fails, the receiver is dropped and the reader stops
             // at its next send.
             let (prepared, chunks) = std::sync::mpsc::sync_channel(1);
-            scope.spawn(move || reader.prepare_all(matcher, file, &prepared));
+            let reading = scope.spawn(move || reader.prepare_all(matcher, file, &prepared));
             for (lines, stop) in chunks {
                 self.process(file, lines)?;
                 match stop {
@@ -266,9 +266,12 @@ impl Files<'_> {
                     Stop::Failed(error) => return Ok(Some(error)),
                 }
             }
-            Err(anyhow::anyhow!(
-                "the thread reading {file} stopped before its end"
-            ))
+            // The channel closed before the end: the thread died (a defect),
+            // reported as an error rather than a panic.
+            match reading.join() {
+                Ok(()) => anyhow::bail!("the thread reading {file} stopped before its end"),
+                Err(_) => anyhow::bail!("the thread reading and preparing {file} panicked"),
+            }
         })
     }
 
