@@ -13,15 +13,13 @@
 //!
 //! Decoding is a pure function of the (decompressed) frame's text, and one
 //! decoder reads both wires, told apart by their fields, so a recording
-//! holding either replays through the same pipeline. It reads a frame in
-//! one pass, keeping of its record only the raw fields a post is made of
-//! ([`record`]), parsed for post creates alone; before that, [`skim`]
+//! holding either replays through the same pipeline. It reads the envelope
+//! first and parses a record only for post creates; before that, [`skim`]
 //! recognises the likes, follows and reposts that make up most of the
 //! firehose by a few key lookups, without parsing them.
 
 pub mod compression;
 pub mod protocol;
-mod record;
 mod skim;
 mod v1;
 mod v2;
@@ -29,6 +27,7 @@ mod v2;
 use std::borrow::Cow;
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 pub use protocol::{JetstreamOptions, JetstreamProtocol, SeqCursor, Wire};
 
@@ -141,8 +140,34 @@ struct CommitOp<'a> {
     collection: &'a str,
     rkey: &'a str,
     rev: Option<&'a str>,
-    record: Option<&'a record::Record<'a>>,
+    record: Option<&'a RawValue>,
 }
+
+#[derive(Deserialize)]
+struct PostRecord {
+    text: Option<String>,
+    #[serde(default)]
+    langs: Vec<String>,
+    #[serde(default)]
+    facets: Vec<Facet>,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Facet {
+    #[serde(default)]
+    features: Vec<Feature>,
+}
+
+#[derive(Deserialize)]
+struct Feature {
+    #[serde(rename = "$type", default)]
+    kind: String,
+    tag: Option<String>,
+}
+
+const TAG_FEATURE: &str = "app.bsky.richtext.facet#tag";
 
 /// A commit of either wire: a post create becomes a [`RawPost`], the rest
 /// are skipped with their reason. `record_field` names the record in errors.
@@ -164,10 +189,19 @@ fn commit_to_post(
     let did = did.ok_or(FrameError::MissingField("did"))?;
     let record = commit
         .record
-        .ok_or(FrameError::MissingField(record_field))?
-        .post()
-        .map_err(FrameError::BadRecord)?;
+        .ok_or(FrameError::MissingField(record_field))?;
+    let record: PostRecord =
+        serde_json::from_str(record.get()).map_err(|e| FrameError::BadRecord(e.to_string()))?;
     let text = record.text.ok_or(FrameError::PostWithoutText)?;
+    let mut tags = record.tags;
+    tags.extend(
+        record
+            .facets
+            .into_iter()
+            .flat_map(|facet| facet.features)
+            .filter(|feature| feature.kind == TAG_FEATURE)
+            .filter_map(|feature| feature.tag),
+    );
     Ok(Decoded::Post(RawPost {
         time_us,
         key: Some(super::dedupe::key_of(&[
@@ -182,7 +216,7 @@ fn commit_to_post(
         author: did.to_owned(),
         text,
         langs: record.langs,
-        tags: record.tags,
+        tags,
     }))
 }
 

@@ -7,8 +7,8 @@
 use std::borrow::Cow;
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
-use super::record::Record;
 use super::{Envelope, Frame};
 use crate::source::{Decoded, FrameError, SkipReason};
 
@@ -24,7 +24,7 @@ pub(super) struct Commit<'a> {
     #[serde(borrow)]
     rev: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    record: Option<Record<'a>>,
+    record: Option<&'a RawValue>,
 }
 
 /// A v1 frame (`{"did","time_us","kind",...}`). Unknown fields are ignored
@@ -56,7 +56,7 @@ pub(super) fn decode(envelope: Envelope<'_>) -> Result<Frame, FrameError> {
             collection: &commit.collection,
             rkey: &commit.rkey,
             rev: commit.rev.as_deref(),
-            record: commit.record.as_ref(),
+            record: commit.record,
         },
         "commit.record",
     )?;

@@ -6,8 +6,8 @@
 use std::borrow::Cow;
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
-use super::record::Record;
 use super::{CommitOp, Envelope, Frame};
 use crate::Micros;
 use crate::source::{Decoded, FrameError, SkipReason};
@@ -32,7 +32,7 @@ pub(super) struct Payload<'a> {
     #[serde(borrow)]
     rkey: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    record: Option<Record<'a>>,
+    record: Option<&'a RawValue>,
     /// `#info`: the notice's name (`OutdatedCursor`) and text.
     #[serde(borrow)]
     name: Option<Cow<'a, str>>,
@@ -163,7 +163,7 @@ fn commit(time_us: Micros, payload: Payload<'_>) -> Result<Decoded, FrameError> 
             collection: &collection,
             rkey: &rkey,
             rev: payload.rev.as_deref(),
-            record: payload.record.as_ref(),
+            record: payload.record,
         },
         "payload.record",
     )
