@@ -175,3 +175,64 @@ fn a_gauge_and_an_authors_column_are_read() {
         "one author a minute never fires: {firing:?} {stderr}"
     );
 }
+
+/// A count exported without its zero rows: the missing minutes are quiet
+/// buckets, one explain row each, so the window (which is time) and its
+/// expectation see them as the daemon would.
+#[test]
+fn missing_rows_are_quiet_buckets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("sparse.csv");
+    let full = series_csv(600, 0..0, 0);
+    // Drop every row whose value is 0 (a third of them), keeping the first
+    // and the last so the span is the same.
+    let mut lines: Vec<&str> = full.lines().collect();
+    let last = lines.pop().expect("rows");
+    let kept: Vec<&str> = lines
+        .iter()
+        .enumerate()
+        .filter(|(i, l)| *i <= 1 || !l.ends_with(",0"))
+        .map(|(_, l)| *l)
+        .chain([last])
+        .collect();
+    assert!(kept.len() < 500, "rows were dropped: {}", kept.len());
+    std::fs::write(&path, kept.join("\n") + "\n").expect("write");
+    let out = series(&["--explain", "--bucket-secs", "60"], &path);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 600, "one row per minute, missing ones too");
+    let quiet = rows.iter().filter(|r| r[1] == "0").count();
+    assert!(
+        quiet > 150,
+        "the dropped rows come back as quiet buckets: {quiet}"
+    );
+    assert!(rows.iter().all(|r| r[8] != "firing"), "a steady series");
+}
+
+#[test]
+fn a_series_spanning_too_many_buckets_is_refused_with_the_way_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("far.csv");
+    std::fs::write(
+        &path,
+        "timestamp,value\n2000-01-01 00:00:00,1\n2000-01-01 00:00:01,2\n2000-01-01 00:00:02,1\n2099-01-01 00:00:00,1\n",
+    )
+    .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_outagewatch"))
+        .arg("series")
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("more than the 10000000 a series may have; give a wider --bucket-secs"),
+        "{stderr}"
+    );
+    let wide = series(&["--bucket-secs", "86400"], &path);
+    assert!(wide.status.success());
+}

@@ -112,10 +112,16 @@ pub fn run(args: SeriesArgs) -> anyhow::Result<ExitCode> {
         None => DetectorConfig::default(),
     };
     let bucket_secs = match args.bucket_secs {
-        Some(b) if b >= 1 => b,
-        Some(b) => anyhow::bail!("--bucket-secs must be at least 1, not {b}"),
+        Some(b) if (1..=MAX_BUCKET_SECS).contains(&b) => b,
+        Some(b) => anyhow::bail!("--bucket-secs must be from 1 to {MAX_BUCKET_SECS}, not {b}"),
         None => inferred,
     };
+    let span = buckets_spanned(&points, bucket_secs);
+    anyhow::ensure!(
+        span <= MAX_BUCKETS,
+        "{}: the rows span {span} buckets of {bucket_secs} s (gaps are quiet buckets), more than the {MAX_BUCKETS} a series may have; give a wider --bucket-secs",
+        args.file.display()
+    );
     let window_buckets = args
         .window_buckets
         .unwrap_or(base.window_secs / base.bucket_secs.max(1));
@@ -150,6 +156,26 @@ pub fn run(args: SeriesArgs) -> anyhow::Result<ExitCode> {
         },
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Widest bucket `--bucket-secs` takes: a year.
+const MAX_BUCKET_SECS: i64 = 366 * 86_400;
+
+/// Most buckets a series may span: every bucket from the first row to the
+/// last is fed to the detector (gaps are quiet buckets), so two rows years
+/// apart at a narrow width would otherwise run for hours.
+const MAX_BUCKETS: u64 = 10_000_000;
+
+/// Buckets of `bucket_secs` from the first row to the last (the rows are
+/// sorted).
+fn buckets_spanned(points: &[Point], bucket_secs: i64) -> u64 {
+    match (points.first(), points.last()) {
+        (Some(first), Some(last)) => {
+            let span = last.time_us.saturating_sub(first.time_us);
+            (span / bucket_secs.saturating_mul(crate::MICROS_PER_SEC).max(1)).unsigned_abs() + 1
+        }
+        _ => 0,
+    }
 }
 
 /// The rows of `file` (`-`: stdin) and the bucket width they imply.
@@ -245,9 +271,11 @@ fn explain_row(
     Ok(())
 }
 
-/// One bucket per row, in time order, with the rows' raw value. Rows that
-/// fall in the same bucket (with `--bucket-secs` wider than the rows'
-/// spacing) are summed.
+/// One bucket per bucket width from the first row to the last, in time
+/// order, with the rows' raw value. Rows that fall in the same bucket (with
+/// `--bucket-secs` wider than the rows' spacing) are summed; a bucket
+/// without a row is a quiet one (value 0), as a count exported without its
+/// zero rows means, and as the daemon's window, which is time, sees it.
 fn buckets<'a>(
     points: &'a [Point],
     service: &'a str,
@@ -257,9 +285,21 @@ fn buckets<'a>(
     let bucket_us = bucket_secs * crate::MICROS_PER_SEC;
     let first = points.first().map_or(0, |p| p.time_us);
     let mut i = 0;
+    // The start of the next bucket to emit: a row further on leaves quiet
+    // buckets before it.
+    let mut next_start = first;
     std::iter::from_fn(move || {
         let p = points.get(i)?;
         let start = first + (p.time_us - first).div_euclid(bucket_us) * bucket_us;
+        if bucket_us > 0 && start > next_start {
+            let quiet = Bucket {
+                start: next_start,
+                ..Bucket::default()
+            };
+            next_start += bucket_us;
+            return Some((quiet, 0.0));
+        }
+        next_start = start + bucket_us;
         let (mut value, mut authors, mut raw) = (0u64, 0u64, 0.0);
         while let Some(q) = points.get(i).filter(|q| q.time_us < start + bucket_us) {
             raw += q.value;

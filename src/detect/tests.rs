@@ -485,3 +485,36 @@ fn a_baseline_and_snapshot_are_saved_faithfully_even_when_not_finite() {
     assert!(back.minutes[&0].is_nan(), "NaN kept, not null");
     assert_eq!(back.minutes.len(), reports.minutes.len());
 }
+
+/// A bucket missing from the stream (no post at all in it) inside the
+/// window: the window's expectation still counts every bucket it holds.
+/// (It used to pair the n-th newest bucket with the n-th slot, so the
+/// buckets older than a gap fell out of the expectation but not out of the
+/// count: two fifths of the normal expected of a window holding five.)
+#[test]
+fn a_missing_bucket_leaves_the_rest_of_the_window_expected() {
+    let mut detector = Detector::new(DetectorConfig::default());
+    let history = 720; // two hours of a new author a bucket
+    for i in 0..history + 3 {
+        detector.on_bucket(&bucket(i, 1, 1));
+    }
+    let full = detector.explain("svc").expect("tested").expected;
+    // Bucket `history + 3` never comes: the next window holds the three
+    // before it and the two after it.
+    for i in [history + 4, history + 5] {
+        assert!(detector.on_bucket(&bucket(i, 1, 1)).is_empty());
+    }
+    let explained = detector.explain("svc").expect("tested");
+    assert_eq!(explained.authors, 5, "five buckets of one author");
+    assert_eq!(
+        explained.basis,
+        Basis::Overall,
+        "a learned level, not the prior"
+    );
+    let ratio = explained.expected / full;
+    assert!(
+        (0.75..0.92).contains(&ratio),
+        "five of six buckets expected: {} of {full} ({ratio:.2})",
+        explained.expected
+    );
+}

@@ -65,15 +65,18 @@ pub(super) fn expectations(
         per_bucket.push((start, expected));
     }
     let mut out = Vec::with_capacity(scales);
+    // Newest first: scale `j` adds every bucket that started in its slot.
+    // A bucket missing from the stream (no post at all in it) leaves its
+    // slot empty; it must not shift older buckets into younger slots, which
+    // would leave them out of the window's expectation while their authors
+    // stay in its count.
+    let mut newest_first = per_bucket.iter().rev().peekable();
     let mut sum = 0.0;
     for j in 1..=scales {
         let since = now - (j as i64 - 1) * bucket_us;
-        sum += per_bucket
-            .iter()
-            .rev()
-            .nth(j - 1)
-            .filter(|(start, _)| *start >= since)
-            .map_or(0.0, |(_, e)| *e);
+        while let Some((_, e)) = newest_first.next_if(|(start, _)| *start >= since) {
+            sum += e;
+        }
         let prior = prior_window * j as f64 / scales as f64;
         out.push(if sum > prior {
             (sum, basis)
