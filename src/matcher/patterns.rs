@@ -239,7 +239,7 @@ impl Catalogue {
         Catalogue::from_files(files.into_iter())
     }
 
-    fn from_files(
+    pub(super) fn from_files(
         files: impl Iterator<Item = (PathBuf, String)>,
     ) -> Result<Catalogue, PatternError> {
         #[derive(Deserialize)]
