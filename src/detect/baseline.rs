@@ -126,16 +126,20 @@ impl Reports {
     /// out by not teaching the level during an incident instead.
     fn level(&self, volume: &Volume, now: Micros, needed: usize) -> Option<f64> {
         let current = minute_index(now);
-        let shares: Vec<f64> = volume
-            .minutes
-            .range(current - LEVEL_MINUTES..current)
-            .filter(|(_, posts)| **posts > 0.0)
-            .map(|(m, posts)| self.minutes.get(m).copied().unwrap_or(0.0) / posts)
-            .collect();
-        if shares.len() < needed.max(1) {
+        // Summed as they come, in minute order: this runs for every
+        // service at every bucket, and collecting the shares first cost an
+        // allocation each time.
+        let (mut count, mut sum) = (0usize, 0.0);
+        for (m, posts) in volume.minutes.range(current - LEVEL_MINUTES..current) {
+            if *posts > 0.0 {
+                count += 1;
+                sum += self.minutes.get(m).copied().unwrap_or(0.0) / posts;
+            }
+        }
+        if count < needed.max(1) {
             return None;
         }
-        Some(shares.iter().sum::<f64>() / shares.len() as f64)
+        Some(sum / count as f64)
     }
 
     /// Reporting authors per post expected for a bucket at `at` (its
