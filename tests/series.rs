@@ -20,6 +20,21 @@ fn series(args: &[&str], path: &Path) -> Output {
     out
 }
 
+/// `outagewatch series PATH` on a file holding `csv`, which must fail: its
+/// error output.
+fn refused(name: &str, csv: &str) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(name);
+    std::fs::write(&path, csv).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_outagewatch"))
+        .arg("series")
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert!(!out.status.success(), "{csv} must be refused");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 fn series_csv(minutes: i64, surge: std::ops::Range<i64>, surge_value: u64) -> String {
     let start = chrono::DateTime::parse_from_rfc3339("2026-07-01T00:00:00Z").expect("time");
     let mut csv = String::from("timestamp,value\n");
@@ -73,20 +88,10 @@ fn a_surge_in_a_count_series_is_one_incident_named_after_the_file() {
 
 #[test]
 fn a_bad_series_names_the_line() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("bad.csv");
-    std::fs::write(
-        &path,
+    let stderr = refused(
+        "bad.csv",
         "timestamp,value\n2026-07-01 00:00:00,1\n2026-07-01 00:01:00,lots\n",
-    )
-    .expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_outagewatch"))
-        .arg("series")
-        .arg(&path)
-        .output()
-        .expect("runs");
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    );
     assert!(
         stderr.contains("line 3: value \"lots\" is not a number"),
         "{stderr}"
@@ -215,24 +220,16 @@ fn missing_rows_are_quiet_buckets() {
 
 #[test]
 fn a_series_spanning_too_many_buckets_is_refused_with_the_way_out() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("far.csv");
-    std::fs::write(
-        &path,
-        "timestamp,value\n2000-01-01 00:00:00,1\n2000-01-01 00:00:01,2\n2000-01-01 00:00:02,1\n2099-01-01 00:00:00,1\n",
-    )
-    .expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_outagewatch"))
-        .arg("series")
-        .arg(&path)
-        .output()
-        .expect("runs");
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let far = "timestamp,value\n2000-01-01 00:00:00,1\n2000-01-01 00:00:01,2\n2000-01-01 00:00:02,1\n2099-01-01 00:00:00,1\n";
+    let stderr = refused("far.csv", far);
     assert!(
         stderr.contains("more than the 10000000 a series may have; give a wider --bucket-secs"),
         "{stderr}"
     );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("far.csv");
+    std::fs::write(&path, far).expect("write");
     let wide = series(&["--bucket-secs", "86400"], &path);
-    assert!(wide.status.success());
+    let stderr = String::from_utf8_lossy(&wide.stderr);
+    assert!(stderr.contains("bucket 86400 s given"), "{stderr}");
 }
