@@ -276,6 +276,7 @@ fn explain_row(
 /// `--bucket-secs` wider than the rows' spacing) are summed; a bucket
 /// without a row is a quiet one (value 0), as a count exported without its
 /// zero rows means, and as the daemon's window, which is time, sees it.
+/// `bucket_secs` is at least 1 (given or inferred).
 fn buckets<'a>(
     points: &'a [Point],
     service: &'a str,
@@ -291,7 +292,7 @@ fn buckets<'a>(
     std::iter::from_fn(move || {
         let p = points.get(i)?;
         let start = first + (p.time_us - first).div_euclid(bucket_us) * bucket_us;
-        if bucket_us > 0 && start > next_start {
+        if start > next_start {
             let quiet = Bucket {
                 start: next_start,
                 ..Bucket::default()
@@ -309,7 +310,7 @@ fn buckets<'a>(
             i += 1;
         }
         let mut bucket = Bucket {
-            start: if bucket_us == 0 { p.time_us } else { start },
+            start,
             ..Bucket::default()
         };
         if value > 0 || authors > 0 {
