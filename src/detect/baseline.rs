@@ -29,8 +29,13 @@ use crate::{MICROS_PER_SEC, Micros};
 
 const HOUR_US: Micros = 3_600 * MICROS_PER_SEC;
 const MINUTE_US: Micros = 60 * MICROS_PER_SEC;
-/// Minutes the level looks back over.
+/// Minutes the level looks back over (not counting the minutes of a young
+/// incident, which it skips).
 const LEVEL_MINUTES: i64 = 60;
+/// Minutes kept for the level: its hour, and the two hours before it that
+/// a young incident's minutes (`learn_during_incident_after_secs`, two
+/// hours by default) can push it back over.
+const KEEP_MINUTES: i64 = 3 * LEVEL_MINUTES;
 /// Hours of history kept: four weeks and a day.
 const KEEP_HOURS: i64 = 29 * 24;
 const DAYS_LOOKED_AT: i64 = 7;
@@ -102,7 +107,7 @@ impl Volume {
         let (minute, hour) = (minute_index(bucket_start), hour_index(bucket_start));
         *self.minutes.entry(minute).or_default() += posts;
         *self.hours.entry(hour).or_default() += posts;
-        prune(&mut self.minutes, minute - LEVEL_MINUTES);
+        prune(&mut self.minutes, minute - KEEP_MINUTES);
         prune(&mut self.hours, hour - KEEP_HOURS);
     }
 }
@@ -116,8 +121,20 @@ impl Reports {
             *self.minutes.entry(minute).or_default() += authors;
         }
         *self.hours.entry(hour).or_default() += authors;
-        prune(&mut self.minutes, minute - LEVEL_MINUTES);
+        prune(&mut self.minutes, minute - KEEP_MINUTES);
         prune(&mut self.hours, hour - KEEP_HOURS);
+    }
+
+    /// Keeps the minute of `bucket_start` out of the level (a young
+    /// incident's): a minute without an entry reads as one without
+    /// reports, so an hour-long outage taught the level zeros, and its
+    /// incident then stayed open long after the outage, the calm line
+    /// having sunk below the ordinary background. NaN marks the minute;
+    /// whatever is added to it later stays NaN.
+    pub fn skip_level(&mut self, bucket_start: Micros) {
+        let minute = minute_index(bucket_start);
+        self.minutes.insert(minute, f64::NAN);
+        prune(&mut self.minutes, minute - KEEP_MINUTES);
     }
 
     /// The level: the mean of the last hour's per-minute shares (complete
@@ -126,14 +143,27 @@ impl Reports {
     /// out by not teaching the level during an incident instead.
     fn level(&self, volume: &Volume, now: Micros, needed: usize) -> Option<f64> {
         let current = minute_index(now);
+        // The last `LEVEL_MINUTES` minutes that were not skipped: each
+        // skipped one in the hour moves its start a minute earlier.
+        let mut start = current - LEVEL_MINUTES;
+        for (&m, authors) in self.minutes.range(current - KEEP_MINUTES..current).rev() {
+            if m < start {
+                break;
+            }
+            if authors.is_nan() {
+                start -= 1;
+            }
+        }
+        let start = start.max(current - KEEP_MINUTES);
         // Summed as they come, in minute order: this runs for every
         // service at every bucket, and collecting the shares first cost an
         // allocation each time.
         let (mut count, mut sum) = (0usize, 0.0);
-        for (m, posts) in volume.minutes.range(current - LEVEL_MINUTES..current) {
-            if *posts > 0.0 {
+        for (m, posts) in volume.minutes.range(start..current) {
+            let authors = self.minutes.get(m).copied().unwrap_or(0.0);
+            if *posts > 0.0 && !authors.is_nan() {
                 count += 1;
-                sum += self.minutes.get(m).copied().unwrap_or(0.0) / posts;
+                sum += authors / posts;
             }
         }
         if count < needed.max(1) {

@@ -77,11 +77,14 @@ impl Groups {
         providers: &Providers,
         open: impl Fn(&str) -> bool,
     ) -> Option<Transition> {
+        let fired = transitions.iter().any(|t| t.kind == TransitionKind::Firing);
         let members = self.note_firings(transitions, now, window_secs * MICROS_PER_SEC);
         if self.open.is_some() {
             return self.resolve_when_all_closed(&members, now, open);
         }
-        if members.len() < min_services.max(2) {
+        // A group forms with a firing: the firings still remembered after
+        // an upstream resolved must not raise it again at the next bucket.
+        if !fired || members.len() < min_services.max(2) {
             return None;
         }
         Some(self.open_upstream(members, transitions, now, providers))
@@ -135,6 +138,9 @@ impl Groups {
             return None;
         }
         let (mut incident, services) = self.open.take()?;
+        // Its firings are accounted for: a group forms again only from new
+        // ones.
+        self.recent.retain(|(_, s)| !services.contains(s));
         let mut t = incident.transition(
             TransitionKind::Resolved,
             now,

@@ -191,7 +191,7 @@ impl Incident {
 
     /// Accounts for one more bucket while open.
     pub fn observe(&mut self, bucket_reports: u64, window_authors: u64) {
-        self.total_reports += bucket_reports;
+        self.total_reports = self.total_reports.saturating_add(bucket_reports);
         self.peak_authors = self.peak_authors.max(window_authors);
     }
 

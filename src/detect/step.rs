@@ -161,6 +161,10 @@ fn teach(
         baseline.add(now, this_bucket, level);
         changed = true;
     }
+    if !level {
+        baseline.skip_level(now);
+        changed = true;
+    }
     if level && scales.window.basis != Basis::Prior {
         learn_variation(config, baseline, scales);
         changed = true;
@@ -223,7 +227,7 @@ fn follow_incident(
     let ratio = view.authors as f64 / view.expected.max(f64::MIN_POSITIVE);
     let recovering = view.recoveries > view.reports && view.recoveries > 0;
     let calm = (view.authors as f64) < config.calm_ratio * view.expected
-        || view.authors * 2 < config.min_authors
+        || view.authors.saturating_mul(2) < config.min_authors
         || recovering;
     if calm {
         return resolve_when_calm_enough(config, state, scales, now, recovering);

@@ -108,23 +108,47 @@ pub(super) fn window_view(
         .collect();
     authors.sort_unstable();
     authors.dedup();
-    let anonymous: u64 = buckets().map(|b| b.counts.extra_authors).sum();
-    // The same long text from many accounts counts as a few of them.
+    // Saturating: a plain series may give counts near `u64::MAX`, and a
+    // sum that wrapped would read as a calm window.
+    let total = |count: fn(&ServiceCounts) -> u64| {
+        buckets().fold(0u64, |sum, b| sum.saturating_add(count(&b.counts)))
+    };
+    let anonymous = total(|c| c.extra_authors);
+    // The same long text from many accounts counts as a few of them: the
+    // first `max_per_text` of its accounts in id order. An account past
+    // that in every text it shared is not counted; one within it in some
+    // text still is (a sum of each text's excess took the same accounts
+    // off once per text, down to none).
     let mut copies: Vec<(u64, &str)> = buckets()
         .flat_map(|b| b.counts.copies.iter().map(|(f, a)| (*f, a.as_str())))
         .collect();
     copies.sort_unstable();
     copies.dedup();
-    // A text shared by many accounts counts as at most `max_per_text` of
-    // them.
-    let mut excess = 0u64;
+    let cap = usize::try_from(max_per_text.max(1)).unwrap_or(usize::MAX);
+    let (mut within, mut past): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
     for group in copies.chunk_by(|a, b| a.0 == b.0) {
-        excess += (group.len() as u64).saturating_sub(max_per_text.max(1));
+        for (i, (_, author)) in group.iter().enumerate() {
+            if i < cap {
+                within.push(author);
+            } else {
+                past.push(author);
+            }
+        }
     }
+    within.sort_unstable();
+    within.dedup();
+    past.sort_unstable();
+    past.dedup();
+    let excess = past
+        .iter()
+        .filter(|a| within.binary_search(a).is_err())
+        .count() as u64;
     WindowView {
-        reports: buckets().map(|b| b.counts.reports).sum(),
-        authors: (authors.len() as u64 + anonymous).saturating_sub(excess),
-        recoveries: buckets().map(|b| b.counts.recoveries).sum(),
+        reports: total(|c| c.reports),
+        authors: (authors.len() as u64)
+            .saturating_add(anonymous)
+            .saturating_sub(excess),
+        recoveries: total(|c| c.recoveries),
         expected,
         basis,
     }
