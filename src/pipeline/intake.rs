@@ -113,6 +113,15 @@ impl<S: Store> Pipeline<S> {
                 Clocked::Accepted(watermark) => watermark.or(fallback),
                 Clocked::Quarantined => {
                     self.source_counts(source).frames += 1;
+                    // Its key is remembered (and saved with the
+                    // checkpoint: it is dated ahead): a run resumed from an
+                    // earlier watermark would otherwise accept and count
+                    // the post this run quarantined.
+                    if let Content::Post(judged) = &content
+                        && let Some(key) = judged.post.key
+                    {
+                        self.dedupe.is_duplicate(key, time_us, None);
+                    }
                     return Ok(Vec::new());
                 }
             }
@@ -242,7 +251,7 @@ impl<S: Store> Pipeline<S> {
         reference: Option<Micros>,
     ) -> Result<Vec<Emitted>, PipelineError> {
         if let Some(key) = post.key
-            && self.dedupe.is_duplicate(key, post.time_us)
+            && self.dedupe.is_duplicate(key, post.time_us, reference)
         {
             self.stats.duplicates += 1;
             return Ok(Vec::new());

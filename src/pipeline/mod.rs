@@ -248,3 +248,6 @@ impl<S: Store> Pipeline<S> {
         self.cursors.get(source).copied()
     }
 }
+
+#[cfg(test)]
+mod resume_tests;

@@ -143,14 +143,17 @@ impl SourceClock {
             self.ahead.pop_front();
         }
         self.ahead.push_back((author, time_us));
-        if let Some(agreed) = quorum_time(&self.ahead, rule.quorum, None) {
+        // Only what is still ahead of the watermark counts: an event
+        // quarantined long ago may be behind it by now, and with it a
+        // quorum of stale times could move the watermark back.
+        if let Some(agreed) = quorum_time(&self.ahead, rule.quorum, self.watermark) {
             tracing::info!(
                 from = ?self.watermark,
                 to = agreed,
                 "event time jumped ahead: {} authors agree",
                 rule.quorum
             );
-            self.watermark = Some(agreed);
+            self.raise(agreed);
             self.ahead.clear();
             self.recent.clear();
         }
@@ -316,6 +319,32 @@ mod tests {
         assert_eq!(c.judge(tick(9003, "c"), None, &rule), Judgement::Future);
         assert_eq!(c.watermark(), Some(9001 * S), "three authors agree");
         assert_eq!(c.judge(tick(9004, "d"), None, &rule), Judgement::Accepted);
+    }
+
+    /// Quarantined events stay in `ahead` however old they become: one
+    /// liar's post dated 400 s ahead, remembered for an hour of stream,
+    /// makes a later jump (two more authors ahead) land on its old time,
+    /// so the watermark moves back an hour, against "never moves back",
+    /// and the ordinary posts that follow are quarantined as `future`.
+    #[test]
+    fn a_jump_never_moves_the_watermark_back() {
+        let rule = ClockRule::default();
+        let mut c = SourceClock::restored(Some(1000 * S));
+        assert_eq!(c.judge(tick(1400, "liar"), None, &rule), Judgement::Future);
+        for t in 1001..=5000 {
+            let author = ["b", "c", "d", "e"][t as usize % 4];
+            assert_eq!(c.judge(tick(t, author), None, &rule), Judgement::Accepted);
+        }
+        let before = c.watermark().expect("watermark");
+        assert!(before >= 4990 * S, "{before}");
+        assert_eq!(c.judge(tick(5400, "x"), None, &rule), Judgement::Future);
+        assert_eq!(c.judge(tick(5401, "y"), None, &rule), Judgement::Future);
+        assert!(
+            c.watermark().is_some_and(|w| w >= before),
+            "moved back from {before} to {:?}",
+            c.watermark()
+        );
+        assert_eq!(c.judge(tick(5001, "b"), None, &rule), Judgement::Accepted);
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! Events are known by a 64-bit hash of their identity ([`key_of`]): no
 //! string per event is kept, and a collision among the few hundred thousand
 //! keys remembered is vanishingly unlikely. Keys are remembered for
-//! `horizon` of event time behind the newest event, and never more than
+//! `horizon` of event time behind the newest watermark (the event time
+//! the clock agreed on, which one post dated ahead cannot move, where the
+//! newest post's own time could: it made the keys still countable be
+//! forgotten, and their second delivery counted), and never more than
 //! `max_keys` of them, so memory stays bounded whatever the stream. The
 //! last [`PERSIST_HORIZON_SECS`] are saved with the pipeline's checkpoint,
 //! so a restart recognises the overlap it asks for.
@@ -43,6 +46,7 @@ pub struct Deduper {
     order: VecDeque<(Micros, u64)>,
     #[serde(skip)]
     keys: HashSet<u64, xxhash_rust::xxh3::Xxh3Builder>,
+    /// The newest watermark seen: the horizon is measured back from it.
     newest: Option<Micros>,
 }
 
@@ -105,15 +109,21 @@ impl Deduper {
         }
     }
 
-    /// True when `key` was seen before (the event is a duplicate).
-    pub fn is_duplicate(&mut self, key: u64, time_us: Micros) -> bool {
+    /// True when `key` was seen before (the event is a duplicate). `now`
+    /// is the event time of the source's watermark, from which the horizon
+    /// is measured (`None` before it has one: then only `max_keys`
+    /// forgets).
+    pub fn is_duplicate(&mut self, key: u64, time_us: Micros, now: Option<Micros>) -> bool {
         if !self.keys.insert(key) {
             return true;
         }
         self.order.push_back((time_us, key));
-        let newest = self.newest.map_or(time_us, |n| n.max(time_us));
-        self.newest = Some(newest);
-        let cutoff = newest.saturating_sub(self.horizon_us);
+        if let Some(now) = now {
+            self.newest = Some(self.newest.map_or(now, |n| n.max(now)));
+        }
+        let cutoff = self
+            .newest
+            .map_or(Micros::MIN, |n| n.saturating_sub(self.horizon_us));
         while let Some(&(t, old)) = self.order.front() {
             if t >= cutoff && self.order.len() <= self.max_keys {
                 break;
@@ -191,7 +201,7 @@ mod tests {
     fn a_whole_deduper_reads_back_equal() {
         let mut d = Deduper::new(50, 1000);
         for i in 0..20 {
-            d.is_duplicate(key_of(&[&i.to_string()]), (i * 7) % 30);
+            d.is_duplicate(key_of(&[&i.to_string()]), (i * 7) % 30, Some((i * 7) % 30));
         }
         assert_eq!(round_trip(Persisted::from(&d)), d);
         let json = serde_json::to_string(&Persisted::from(&d)).expect("JSON");
@@ -202,10 +212,10 @@ mod tests {
     fn duplicates_within_the_horizon_are_dropped() {
         let (a, b) = (key_of(&["a"]), key_of(&["b"]));
         let mut d = Deduper::new(10, 100);
-        assert!(!d.is_duplicate(a, 0));
-        assert!(d.is_duplicate(a, 5));
-        assert!(!d.is_duplicate(b, 20), "a is forgotten now");
-        assert!(!d.is_duplicate(a, 21));
+        assert!(!d.is_duplicate(a, 0, Some(0)));
+        assert!(d.is_duplicate(a, 5, Some(5)));
+        assert!(!d.is_duplicate(b, 20, Some(20)), "a is forgotten now");
+        assert!(!d.is_duplicate(a, 21, Some(21)));
     }
 
     #[test]
@@ -219,11 +229,11 @@ mod tests {
     fn memory_is_bounded_by_max_keys() {
         let mut d = Deduper::new(1_000_000, 3);
         for (i, key) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
-            assert!(!d.is_duplicate(key_of(&[key]), i as Micros));
+            assert!(!d.is_duplicate(key_of(&[key]), i as Micros, Some(i as Micros)));
         }
         assert!(d.keys.len() <= 3);
         assert!(
-            !d.is_duplicate(key_of(&["a"]), 9),
+            !d.is_duplicate(key_of(&["a"]), 9, Some(9)),
             "the oldest were forgotten"
         );
     }
@@ -232,12 +242,12 @@ mod tests {
     fn survives_a_checkpoint_which_keeps_only_recent_keys() {
         let mut d = Deduper::default();
         let (old, recent) = (key_of(&["old"]), key_of(&["recent"]));
-        assert!(!d.is_duplicate(old, 0));
-        assert!(!d.is_duplicate(recent, 100 * MICROS_PER_SEC));
+        assert!(!d.is_duplicate(old, 0, Some(0)));
+        assert!(!d.is_duplicate(recent, 100 * MICROS_PER_SEC, Some(100 * MICROS_PER_SEC)));
         let mut back = round_trip(d.persisted(None));
-        assert!(back.is_duplicate(recent, 101 * MICROS_PER_SEC));
+        assert!(back.is_duplicate(recent, 101 * MICROS_PER_SEC, Some(101 * MICROS_PER_SEC)));
         assert!(
-            !back.is_duplicate(old, 101 * MICROS_PER_SEC),
+            !back.is_duplicate(old, 101 * MICROS_PER_SEC, Some(101 * MICROS_PER_SEC)),
             "older than the persisted horizon"
         );
     }
@@ -247,7 +257,11 @@ mod tests {
         let mut d = Deduper::default();
         let keys: Vec<u64> = (0..5).map(|i| key_of(&[&i.to_string()])).collect();
         for (i, key) in keys.iter().enumerate() {
-            assert!(!d.is_duplicate(*key, i as i64 * 20 * MICROS_PER_SEC));
+            assert!(!d.is_duplicate(
+                *key,
+                i as i64 * 20 * MICROS_PER_SEC,
+                Some(i as i64 * 20 * MICROS_PER_SEC)
+            ));
         }
         // Newest at 80 s: the persist horizon alone keeps 50 s on; a run
         // that may still count posts from 30 s on keeps those too.
@@ -256,7 +270,7 @@ mod tests {
         let mut long = snapshot(Some(30 * MICROS_PER_SEC));
         let kept = |d: &mut Deduper| {
             keys.iter()
-                .filter(|k| d.is_duplicate(**k, 80 * MICROS_PER_SEC))
+                .filter(|k| d.is_duplicate(**k, 80 * MICROS_PER_SEC, Some(80 * MICROS_PER_SEC)))
                 .count()
         };
         assert_eq!(kept(&mut short), 2, "60 s and 80 s");

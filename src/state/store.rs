@@ -628,7 +628,11 @@ mod tests {
         }
         let mut dedupe = Deduper::default();
         for i in 0..50 {
-            dedupe.is_duplicate(key_of(&[&i.to_string()]), i * 1_000_000);
+            dedupe.is_duplicate(
+                key_of(&[&i.to_string()]),
+                i * 1_000_000,
+                Some(i * 1_000_000),
+            );
         }
         let cp = Checkpoint {
             closed_through: Some(300_000_000),
