@@ -521,7 +521,7 @@ fn a_missing_bucket_leaves_the_rest_of_the_window_expected() {
     );
 }
 
-// ---- review rev1: suspected bugs ----
+// Found in a review of the detector (each failed before its fix).
 
 /// An incident younger than `learn_during_incident_after_secs` must teach
 /// the level nothing: after an hour-long outage the level (and so the

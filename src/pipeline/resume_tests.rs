@@ -21,6 +21,16 @@ fn post(did: &str, rkey: &str, time_us: Micros, text: &str) -> String {
     .to_string()
 }
 
+/// Post `i` of ordinary chatter from five accounts taking turns.
+fn chatter(i: i64, time_us: Micros, text: &str) -> String {
+    post(
+        &format!("did:plc:{}", i % 5),
+        &format!("k{i}"),
+        time_us,
+        text,
+    )
+}
+
 fn open(dir: &std::path::Path, config: &PipelineConfig) -> Pipeline<SledStore> {
     let matcher = Arc::new(Matcher::embedded().expect("patterns"));
     let store = SledStore::open(dir).expect("store");
@@ -50,20 +60,14 @@ fn reports(p: &Pipeline<SledStore>) -> BTreeMap<String, u64> {
 /// what an uninterrupted replay counts. Here one post dated 400 s ahead
 /// is quarantined as `future` by the uninterrupted run; the resumed run
 /// judges the frames before its checkpoint against the restored (later)
-/// watermark, accepts it, and, since its key was never remembered,
-/// counts it.
+/// watermark and would accept it, so its key must have been remembered
+/// when it was quarantined.
 #[test]
 fn a_post_quarantined_as_future_is_not_counted_by_a_resumed_replay() {
     let mut frames = Vec::new();
     let mut cut = 0;
     for i in 0..600i64 {
-        let did = format!("did:plc:{}", i % 5);
-        frames.push(post(
-            &did,
-            &format!("k{i}"),
-            START + i * S,
-            "lunch was good",
-        ));
+        frames.push(chatter(i, START + i * S, "lunch was good"));
         if i == 100 {
             let ahead = START + 500 * S;
             frames.push(post("did:plc:liar", "l1", ahead, "is discord down?"));
@@ -99,10 +103,10 @@ fn a_post_quarantined_as_future_is_not_counted_by_a_resumed_replay() {
     );
 }
 
-/// The de-duplication horizon is measured from the newest post time
-/// accepted, which one author can push up to `max_future_secs` ahead of
-/// the watermark: with posts countable for an hour, one post dated
-/// 290 s ahead makes the pipeline forget a key it must still know.
+/// The de-duplication horizon is measured from the watermark, which one
+/// author cannot move (from the newest post time, one post dated 290 s
+/// ahead made the pipeline forget a key it must still know, with posts
+/// countable for an hour).
 #[test]
 fn one_post_dated_ahead_does_not_let_a_post_be_counted_twice() {
     let mut config = PipelineConfig::new();
@@ -113,13 +117,7 @@ fn one_post_dated_ahead_does_not_let_a_post_be_counted_twice() {
         let again = post("did:plc:p", "p1", START, "is discord down?");
         let mut frames = vec![again.clone()];
         for i in 1..=350 {
-            let did = format!("did:plc:{}", i % 5);
-            frames.push(post(
-                &did,
-                &format!("k{i}"),
-                START + i * 10 * S,
-                "lunch was good",
-            ));
+            frames.push(chatter(i, START + i * 10 * S, "lunch was good"));
         }
         if with_liar {
             // The watermark is at 3480 s; 3770 s is within 300 s of it.
@@ -135,9 +133,9 @@ fn one_post_dated_ahead_does_not_let_a_post_be_counted_twice() {
 
 /// Default settings, a recording without clock lines: before any source
 /// has a watermark nothing bounds an event time, so a first post dated
-/// 2100 is accepted; the de-duplicator's horizon follows the newest
-/// post time, so from then on every key is forgotten as soon as it is
-/// remembered, and the same post delivered twice counts twice.
+/// 2100 is accepted; a horizon following the newest post time forgot
+/// every key from then on as soon as it was remembered, and the same post
+/// delivered twice counted twice.
 #[test]
 fn a_first_post_dated_2100_does_not_switch_off_de_duplication() {
     let config = PipelineConfig::new();
@@ -151,13 +149,7 @@ fn a_first_post_dated_2100_does_not_switch_off_de_duplication() {
             frames.push(post("did:plc:liar", "l", year_2100, "lunch"));
         }
         for i in 0..60i64 {
-            let did = format!("did:plc:{}", i % 5);
-            frames.push(post(
-                &did,
-                &format!("k{i}"),
-                START + i * S,
-                "lunch was good",
-            ));
+            frames.push(chatter(i, START + i * S, "lunch was good"));
             if i == 25 {
                 frames.push(again.clone());
             }
@@ -170,9 +162,10 @@ fn a_first_post_dated_2100_does_not_switch_off_de_duplication() {
 
 /// The same with the default settings, live: a source catching up after
 /// a restart an hour long (event times an hour behind arrival). One post
-/// dated just within `max_future_secs` of the arrival clock makes the
-/// de-duplicator forget every key of the catch-up, so the overlap a
-/// reconnect replays (cursor = watermark - 5 s) is counted twice.
+/// dated just within `max_future_secs` of the arrival clock must not make
+/// the de-duplicator forget the keys of the catch-up: the overlap a
+/// reconnect replays (cursor = watermark - 5 s) is dropped, not counted
+/// twice.
 #[test]
 fn a_catching_up_source_still_drops_a_replayed_overlap_after_one_post_dated_ahead() {
     let config = PipelineConfig::new();
@@ -186,13 +179,7 @@ fn a_catching_up_source_still_drops_a_replayed_overlap_after_one_post_dated_ahea
         let mut p = open(dir.path(), &config);
         let mut frames = Vec::new();
         for i in 0..100i64 {
-            let did = format!("did:plc:{}", i % 5);
-            frames.push(post(
-                &did,
-                &format!("k{i}"),
-                START + i * S,
-                "is discord down?",
-            ));
+            frames.push(chatter(i, START + i * S, "is discord down?"));
             if with_liar && i == 95 {
                 frames.push(post("did:plc:liar", "l", now + 290 * S, "lunch"));
             }
