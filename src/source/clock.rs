@@ -323,9 +323,9 @@ mod tests {
 
     /// Quarantined events stay in `ahead` however old they become: one
     /// liar's post dated 400 s ahead, remembered for an hour of stream,
-    /// makes a later jump (two more authors ahead) land on its old time,
-    /// so the watermark moves back an hour, against "never moves back",
-    /// and the ordinary posts that follow are quarantined as `future`.
+    /// must not take part in a later jump (two more authors ahead); it
+    /// made the jump land on its old time, an hour back, and the ordinary
+    /// posts that followed were quarantined as `future`.
     #[test]
     fn a_jump_never_moves_the_watermark_back() {
         let rule = ClockRule::default();
