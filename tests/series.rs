@@ -20,14 +20,15 @@ fn series(args: &[&str], path: &Path) -> Output {
     out
 }
 
-/// `outagewatch series PATH` on a file holding `csv`, which must fail: its
-/// error output.
-fn refused(name: &str, csv: &str) -> String {
+/// `outagewatch series ARGS... PATH` on a file holding `csv`, which must
+/// fail: its error output.
+fn refused(args: &[&str], name: &str, csv: &str) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join(name);
     std::fs::write(&path, csv).expect("write");
     let out = Command::new(env!("CARGO_BIN_EXE_outagewatch"))
         .arg("series")
+        .args(args)
         .arg(&path)
         .output()
         .expect("runs");
@@ -89,6 +90,7 @@ fn a_surge_in_a_count_series_is_one_incident_named_after_the_file() {
 #[test]
 fn a_bad_series_names_the_line() {
     let stderr = refused(
+        &[],
         "bad.csv",
         "timestamp,value\n2026-07-01 00:00:00,1\n2026-07-01 00:01:00,lots\n",
     );
@@ -221,9 +223,14 @@ fn missing_rows_are_quiet_buckets() {
 #[test]
 fn a_series_spanning_too_many_buckets_is_refused_with_the_way_out() {
     let far = "timestamp,value\n2000-01-01 00:00:00,1\n2000-01-01 00:00:01,2\n2000-01-01 00:00:02,1\n2099-01-01 00:00:00,1\n";
-    let stderr = refused("far.csv", far);
+    let stderr = refused(&[], "far.csv", far);
     assert!(
         stderr.contains("more than the 10000000 a series may have; give a wider --bucket-secs"),
+        "{stderr}"
+    );
+    let stderr = refused(&["--bucket-secs", "40000000"], "far.csv", far);
+    assert!(
+        stderr.contains("--bucket-secs must be from 1 to 31622400, not 40000000"),
         "{stderr}"
     );
     let dir = tempfile::tempdir().expect("tempdir");

@@ -30,7 +30,7 @@ pub struct SeriesArgs {
     /// built-in defaults).
     #[arg(long, value_name = "FILE.toml")]
     config: Option<PathBuf>,
-    /// Bucket width in seconds (default: the median gap between rows).
+    /// Bucket width in seconds, 1 to a year (default: the median gap between rows).
     #[arg(long)]
     bucket_secs: Option<i64>,
     /// Buckets in the detection window (default: the detector's window
