@@ -4,7 +4,7 @@
 
 use super::{Emitted, Pipeline, PipelineError};
 use crate::alert::Alert;
-use crate::state::{CheckpointRef, Store};
+use crate::state::{CheckpointRef, NamesRef, Store};
 use crate::window::Bucket;
 use crate::{MICROS_PER_SEC, Micros};
 
@@ -74,6 +74,8 @@ impl<S: Store> Pipeline<S> {
             cursors: &self.cursors,
             seqs: &self.seqs,
             dedupe: Some(self.dedupe.persisted(self.countable_from())),
+            clocks: &self.clocks,
+            discovered: NamesRef::Live(self.windows.discovered()),
         };
         let prune_before = self
             .windows

@@ -164,11 +164,13 @@ impl<S: Store> Pipeline<S> {
             max_future_us: config.window.max_future_secs.max(0) * MICROS_PER_SEC,
             quorum: config.window.watermark_quorum.max(1),
         };
-        let clocks = checkpoint
+        // A checkpoint from before clocks were saved has the watermarks.
+        let mut clocks: BTreeMap<String, SourceClock> = checkpoint
             .cursors
             .iter()
             .map(|(name, &w)| (name.clone(), SourceClock::restored(Some(w))))
             .collect();
+        clocks.extend(checkpoint.clocks);
         Ok(Pipeline {
             clocks,
             clock_rule,
@@ -178,6 +180,7 @@ impl<S: Store> Pipeline<S> {
                 checkpoint.closed_through,
                 checkpoint.newest,
                 checkpoint.open,
+                checkpoint.discovered,
             ),
             detector,
             store,

@@ -44,16 +44,106 @@ fn feed(p: &mut Pipeline<SledStore>, frames: &[String], received: &Received<'_>)
     }
 }
 
-/// Reports per service in every bucket, closed (stored) or still open.
-fn reports(p: &Pipeline<SledStore>) -> BTreeMap<String, u64> {
+/// Reports per bucket start and service, closed (stored) or still open.
+fn per_bucket(p: &Pipeline<SledStore>) -> BTreeMap<(Micros, String), u64> {
     let mut out = BTreeMap::new();
     let stored = p.store.buckets_since(i64::MIN).expect("read");
     for b in stored.iter().chain(p.windows.open_buckets()) {
         for (service, counts) in &b.services {
-            *out.entry(service.clone()).or_default() += counts.reports;
+            *out.entry((b.start, service.clone())).or_default() += counts.reports;
         }
     }
     out
+}
+
+/// Reports per service in every bucket, closed (stored) or still open.
+fn reports(p: &Pipeline<SledStore>) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for ((_, service), n) in per_bucket(p) {
+        *out.entry(service).or_default() += n;
+    }
+    out
+}
+
+/// Feeds `frames` whole, and again in two runs on one state directory
+/// (the first cut at `cut` and finished, as a replay of two files in
+/// turn): what `measure` makes of each.
+fn whole_and_halves<T>(
+    frames: &[String],
+    cut: usize,
+    measure: impl Fn(&Pipeline<SledStore>) -> T,
+) -> (T, T) {
+    let config = PipelineConfig::new();
+    let whole = {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut p = open(dir.path(), &config);
+        feed(&mut p, frames, &Received::jetstream());
+        p.finish().expect("finish");
+        measure(&p)
+    };
+    let halves = {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let mut p = open(dir.path(), &config);
+            feed(&mut p, &frames[..cut], &Received::jetstream());
+            p.finish().expect("finish");
+        }
+        let mut p = open(dir.path(), &config);
+        feed(&mut p, &frames[cut..], &Received::jetstream());
+        p.finish().expect("finish");
+        measure(&p)
+    };
+    (whole, halves)
+}
+
+/// The source's clock restarted from its saved watermark without the
+/// recent posts already above it: the second half moved the watermark
+/// later than the whole run did, bucket 100 s closed earlier, and an
+/// ordinary late report went to another bucket (nothing hostile in it).
+#[test]
+fn two_halves_put_every_report_in_the_same_bucket_as_the_whole() {
+    let lunch = |did: &str, k: &str, t: i64| post(did, k, START + t * S, "lunch was good");
+    let mut frames = Vec::new();
+    for t in 100..=108 {
+        frames.push(lunch(&format!("did:plc:p{}", t % 5), &format!("p{t}"), t));
+    }
+    frames.push(lunch("did:plc:x1", "x1", 116));
+    frames.push(lunch("did:plc:x2", "x2", 116));
+    let cut = frames.len();
+    frames.push(lunch("did:plc:x3", "x3", 116));
+    frames.push(post(
+        "did:plc:x4",
+        "x4",
+        START + 109 * S,
+        "is discord down?",
+    ));
+    for t in 120..=160 {
+        frames.push(lunch(&format!("did:plc:p{}", t % 5), &format!("q{t}"), t));
+    }
+    let (whole, halves) = whole_and_halves(&frames, cut, per_bucket);
+    assert!(!whole.is_empty(), "the report is counted");
+    assert_eq!(halves, whole);
+}
+
+/// A discovered name's first authors were not saved: two authors of
+/// #ZorblyDown before the cut and a third after it admit the name (three
+/// reports) in one run, and nothing in two.
+#[test]
+fn a_discovered_name_is_admitted_across_a_restart() {
+    let zorbly = "is #ZorblyDown for everyone? app won't load";
+    let mut frames = Vec::new();
+    let mut cut = 0;
+    for t in 0..100i64 {
+        frames.push(chatter(t, START + t * S, "lunch was good"));
+        match t {
+            20 | 21 | 40 => frames.push(post(&format!("did:plc:z{t}"), "z", START + t * S, zorbly)),
+            38 => cut = frames.len(),
+            _ => {}
+        }
+    }
+    let (whole, halves) = whole_and_halves(&frames, cut, reports);
+    assert_eq!(whole.get("zorbly"), Some(&3), "{whole:?}");
+    assert_eq!(halves, whole);
 }
 
 /// A replay lost after a saved batch and fed every frame again must count

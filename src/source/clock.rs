@@ -32,6 +32,8 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
+
 use crate::{MICROS_PER_SEC, Micros};
 
 /// Accepted posts remembered per source for the quorum.
@@ -79,8 +81,10 @@ pub struct Tick {
     pub own_clock: bool,
 }
 
-/// The watermark of one source.
-#[derive(Debug, Clone, Default)]
+/// The watermark of one source, with the recent and quarantined times
+/// that decide its next move: all three are saved with the checkpoint, so
+/// a resumed run moves the watermark where the uninterrupted one does.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SourceClock {
     watermark: Option<Micros>,
     recent: VecDeque<(u64, Micros)>,
@@ -88,7 +92,8 @@ pub struct SourceClock {
 }
 
 impl SourceClock {
-    /// Continues from a saved watermark (the source's cursor).
+    /// Continues from a saved watermark alone (the source's cursor, from a
+    /// checkpoint written before clocks were saved whole).
     pub fn restored(watermark: Option<Micros>) -> Self {
         SourceClock {
             watermark,

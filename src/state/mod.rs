@@ -35,7 +35,7 @@ pub mod store;
 
 use std::path::PathBuf;
 
-pub use records::{Checkpoint, CheckpointRef, FORMAT};
+pub use records::{Checkpoint, CheckpointRef, FORMAT, NamesRef};
 pub use seal::{SEAL_FILE, seal_closed};
 pub use store::{Checks, Inventory, SledStore, Store};
 
@@ -104,6 +104,10 @@ pub fn format(db: &sled::Db, path: &std::path::Path) -> Result<u32, StoreError> 
 /// - 1 → 2: records are written in postcard from now on; the JSON records
 ///   already there stay readable ([`codec`] tells them apart by their tag)
 ///   and are replaced as they are written again, so nothing is rewritten.
+/// - 2 → 3: the checkpoint gains the sources' clocks and the discovered
+///   names; a postcard checkpoint is rewritten with both empty (what a
+///   restart of format 2 started from). One that does not read is left for
+///   the first read to report, with the way to recover.
 pub fn migrate(db: &sled::Db, path: &std::path::Path) -> Result<(), StoreError> {
     let found = format(db, path)?;
     if found == FORMAT {
@@ -117,6 +121,16 @@ pub fn migrate(db: &sled::Db, path: &std::path::Path) -> Result<(), StoreError> 
                 batch.insert(new, value);
             }
         }
+    }
+    if found == 2
+        && let Some(bytes) = db.get(keys::CHECKPOINT)?
+        && let Some(codec::Body::Postcard(body)) = codec::open(&bytes)
+        && let Ok(checkpoint) = Checkpoint::from_format_2(body)
+    {
+        batch.insert(
+            keys::CHECKPOINT,
+            codec::encode("checkpoint", &checkpoint.as_ref())?,
+        );
     }
     batch.insert(keys::FORMAT, &FORMAT.to_be_bytes());
     db.apply_batch(batch)?;

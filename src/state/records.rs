@@ -7,15 +7,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::Micros;
 use crate::detect::Snapshot;
+use crate::source::clock::SourceClock;
 use crate::source::dedupe::{Deduper, Persisted};
 use crate::source::jetstream::SeqCursor;
-use crate::window::Bucket;
+use crate::window::{Bucket, DiscoveredNames, SavedNames};
 
 /// The store's format, saved under `mformat`. 1: the keyspace of
 /// [`super::keys`], records in JSON; 2: records in postcard
-/// ([`super::codec`]). A change of key layout, encoding or a stored type's
+/// ([`super::codec`]); 3: the checkpoint holds the sources' clocks and the
+/// discovered names. A change of key layout, encoding or a stored type's
 /// fields bumps it and adds its step to [`super::migrate`].
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
 
 /// Where the pipeline stood when the last batch was written: enough to
 /// continue after a restart without losing or double-counting.
@@ -44,7 +46,30 @@ pub struct Checkpoint {
     /// Recently seen event keys, so a resumed overlap is not counted twice.
     #[serde(default)]
     pub dedupe: Option<Deduper>,
+    /// Per source, its clock whole: the watermark (also in `cursors`) and
+    /// the recent and quarantined times its next move depends on. Without
+    /// them a resumed run moved the watermark later than the uninterrupted
+    /// one and put a late post in another bucket.
+    #[serde(default)]
+    pub clocks: BTreeMap<String, SourceClock>,
+    /// The discovered names tracked, and the candidates gathering authors:
+    /// without them a resumed run needed a name's first authors again.
+    #[serde(default)]
+    pub discovered: SavedNames,
 }
+
+/// The checkpoint's fields as store format 2 wrote them, in order
+/// (postcard records are their fields in order): what [`super::migrate`]
+/// reads to rewrite it.
+type Format2 = (
+    Option<Micros>,
+    Option<Micros>,
+    Vec<Bucket>,
+    Option<Snapshot>,
+    BTreeMap<String, Micros>,
+    BTreeMap<String, SeqCursor>,
+    Option<Deduper>,
+);
 
 /// A [`Checkpoint`] to be written, borrowing what it holds: the store
 /// writes one at every save, and copying the detector's state and the
@@ -60,6 +85,25 @@ pub struct CheckpointRef<'a> {
     pub cursors: &'a BTreeMap<String, Micros>,
     pub seqs: &'a BTreeMap<String, SeqCursor>,
     pub dedupe: Option<Persisted<'a>>,
+    pub clocks: &'a BTreeMap<String, SourceClock>,
+    pub discovered: NamesRef<'a>,
+}
+
+/// The discovered names to write: the windows' tables as they run, or a
+/// checkpoint's saved copy (both serialise as [`SavedNames`]).
+#[derive(Debug, Clone, Copy)]
+pub enum NamesRef<'a> {
+    Live(&'a DiscoveredNames),
+    Saved(&'a SavedNames),
+}
+
+impl Serialize for NamesRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            NamesRef::Live(names) => names.serialize(serializer),
+            NamesRef::Saved(names) => names.serialize(serializer),
+        }
+    }
 }
 
 impl Checkpoint {
@@ -73,6 +117,25 @@ impl Checkpoint {
             cursors: &self.cursors,
             seqs: &self.seqs,
             dedupe: self.dedupe.as_ref().map(Persisted::from),
+            clocks: &self.clocks,
+            discovered: NamesRef::Saved(&self.discovered),
         }
+    }
+
+    /// A checkpoint of store format 2 (postcard, without clocks and
+    /// discovered names: those start afresh, as they did then).
+    pub fn from_format_2(body: &[u8]) -> Result<Checkpoint, postcard::Error> {
+        let (closed_through, newest, open, detector, cursors, seqs, dedupe): Format2 =
+            postcard::from_bytes(body)?;
+        Ok(Checkpoint {
+            closed_through,
+            newest,
+            open,
+            detector,
+            cursors,
+            seqs,
+            dedupe,
+            ..Checkpoint::default()
+        })
     }
 }

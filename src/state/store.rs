@@ -649,7 +649,10 @@ mod tests {
             )]
             .into(),
             dedupe: Some(dedupe),
+            clocks: [("jetstream".to_owned(), busy_clock())].into(),
+            discovered: discovered_names(),
         };
+        assert_ne!(cp.discovered, Default::default(), "names to save");
         assert_ne!(
             cp.detector,
             Some(Default::default()),
@@ -667,6 +670,100 @@ mod tests {
         let mut back = store.checkpoint().expect("read").expect("a checkpoint");
         back.dedupe = back.dedupe.map(Deduper::restored);
         assert_eq!(back, cp);
+    }
+
+    /// A clock with a watermark, recent posts and a quarantined one.
+    fn busy_clock() -> crate::source::clock::SourceClock {
+        use crate::source::clock::{ClockRule, SourceClock, Tick};
+        let mut clock = SourceClock::default();
+        for (n, t) in [(1, 100), (2, 101), (3, 102), (1, 103), (4, 9_000)] {
+            let tick = Tick {
+                time_us: t * 1_000_000,
+                author: Some(n),
+                arrival_us: None,
+                own_clock: false,
+            };
+            clock.judge(tick, None, &ClockRule::default());
+        }
+        assert!(clock.watermark().is_some(), "{clock:?}");
+        clock
+    }
+
+    /// Discovered names as a window saves them: one tracked (three
+    /// authors), one candidate (one author).
+    fn discovered_names() -> crate::window::SavedNames {
+        use crate::matcher::{Class, Verdict};
+        use crate::window::{WindowConfig, Windows};
+        let mut windows = Windows::new(WindowConfig::default());
+        let reports = [
+            ("zorbly", "a"),
+            ("zorbly", "b"),
+            ("zorbly", "c"),
+            ("quux", "a"),
+        ];
+        for (n, (name, author)) in reports.into_iter().enumerate() {
+            let post = crate::normalize::Post {
+                time_us: 100_000_000 + n as i64,
+                author: author.into(),
+                uri: String::new(),
+                key: None,
+                original: String::new(),
+                text: String::new(),
+                langs: vec![],
+                hashtags: vec![],
+            };
+            let verdict = Verdict {
+                class: Class::Report,
+                service: Some(name.into()),
+                discovered: true,
+                score: 1.0,
+                reasons: vec![],
+            };
+            windows.add(&post, &verdict, None);
+        }
+        assert_eq!(windows.discovered_sizes(), (1, 1));
+        let bytes = postcard::to_allocvec(&super::super::NamesRef::Live(windows.discovered()))
+            .expect("encode");
+        postcard::from_bytes(&bytes).expect("decode")
+    }
+
+    /// A store as format 2 wrote it: postcard records, a checkpoint
+    /// without clocks or discovered names.
+    #[test]
+    fn a_format_2_checkpoint_is_rewritten_and_read() {
+        let cp = Checkpoint {
+            closed_through: Some(300_000_000),
+            newest: Some(305_000_000),
+            open: vec![bucket(300_000_000, 2)],
+            cursors: [("jetstream".to_owned(), 299_000_000)].into(),
+            ..Checkpoint::default()
+        };
+        let format_2 = (
+            cp.closed_through,
+            cp.newest,
+            &cp.open,
+            &cp.detector,
+            &cp.cursors,
+            &cp.seqs,
+            &cp.dedupe,
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        raw_store(
+            dir.path(),
+            vec![
+                (keys::FORMAT.to_vec(), 2u32.to_be_bytes().to_vec()),
+                (
+                    keys::CHECKPOINT.to_vec(),
+                    codec::encode("checkpoint", &format_2).expect("encode"),
+                ),
+            ],
+        );
+        let store = SledStore::open(dir.path()).expect("open");
+        assert_eq!(store.checkpoint().expect("read"), Some(cp));
+        assert_eq!(
+            super::super::format(&store.db, dir.path()).expect("format"),
+            super::super::FORMAT
+        );
     }
 
     /// A store as format 1 wrote it: JSON records behind tag `#1`.

@@ -20,11 +20,18 @@
 //! 100 000 junk tags, each from one author, therefore never reach the
 //! windows, the detector or the store, whether they come in ten minutes or
 //! over a day: the memory is the two bounded tables.
+//!
+//! **Saved with the checkpoint** ([`SavedNames`]): a run resumed from its
+//! checkpoint must admit the names the uninterrupted run admits, so both
+//! tables are saved, and every choice among them is deterministic (ties
+//! broken by name, candidates forgotten at bucket closes by event time),
+//! never by hash order or by when a save happened.
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 
 use lru::LruCache;
+use serde::{Deserialize, Serialize};
 
 use crate::Micros;
 
@@ -52,17 +59,27 @@ pub enum Admission {
     Rejected,
 }
 
-#[derive(Debug)]
-struct Tracked {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tracked {
     score: f64,
     at: Micros,
 }
 
-#[derive(Debug)]
-struct Candidate {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
     since: Micros,
     /// Distinct authors and their reports, at most `min_authors` of them.
     authors: Vec<(String, u64)>,
+}
+
+/// Both tables as the checkpoint holds them: tracked names by name,
+/// candidates least recently used first (the order a restore puts them
+/// back in, so the same one is evicted next). Written straight from a
+/// [`DiscoveredNames`] (its `Serialize` has this shape), read back as this.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SavedNames {
+    tracked: Vec<(String, Tracked)>,
+    candidates: Vec<(String, Candidate)>,
 }
 
 #[derive(Debug)]
@@ -86,6 +103,37 @@ impl DiscoveredNames {
             rejected: 0,
             pending: 0,
             evicted: 0,
+        }
+    }
+
+    /// Continues from a checkpoint's tables. Bounds lowered since they were
+    /// saved apply from here on: the least recently used candidates beyond
+    /// the new bound are dropped, tracked names give way one per newcomer.
+    pub fn restored(bounds: Bounds, saved: SavedNames) -> Self {
+        let mut names = DiscoveredNames::new(bounds);
+        names.tracked = saved.tracked.into_iter().collect();
+        for (name, candidate) in saved.candidates {
+            names.candidates.put(name, candidate);
+        }
+        names
+    }
+
+    /// Forgets the candidates no countable post can join any more: first
+    /// used more than `admit_us` before `oldest_countable` (the oldest
+    /// event time a post can have and still be counted). Run when buckets
+    /// close, so the table saved with the checkpoint holds live candidates
+    /// only (a daemon meets many one-author names over days), and at the
+    /// same event times in a resumed run as in an uninterrupted one.
+    pub fn forget_expired(&mut self, oldest_countable: Micros) {
+        let admit_us = self.bounds.admit_us;
+        let expired: Vec<String> = self
+            .candidates
+            .iter()
+            .filter(|(_, c)| oldest_countable.saturating_sub(c.since) > admit_us)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in expired {
+            self.candidates.pop(&name);
         }
     }
 
@@ -163,11 +211,13 @@ impl DiscoveredNames {
             return true;
         }
         let ttl = self.bounds.ttl_us.max(1);
+        // Ties (names admitted together score the same) go to the first
+        // name in order, not to whichever the hash map visits first.
         let lowest = self
             .tracked
             .iter()
             .map(|(n, t)| (decayed(t, now, ttl), n))
-            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .min_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)))
             .map(|(s, n)| (s, n.clone()));
         match lowest {
             Some((lowest, victim)) if lowest < score => {
@@ -198,6 +248,20 @@ impl DiscoveredNames {
     /// Names tracked now, and candidates remembered now.
     pub fn sizes(&self) -> (usize, usize) {
         (self.tracked.len(), self.candidates.len())
+    }
+}
+
+/// Written in the shape of [`SavedNames`], without copying the tables.
+impl Serialize for DiscoveredNames {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut tracked: Vec<(&String, &Tracked)> = self.tracked.iter().collect();
+        tracked.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let candidates: Vec<(&String, &Candidate)> = self.candidates.iter().rev().collect();
+        let mut saved = serializer.serialize_struct("SavedNames", 2)?;
+        saved.serialize_field("tracked", &tracked)?;
+        saved.serialize_field("candidates", &candidates)?;
+        saved.end()
     }
 }
 
@@ -283,5 +347,117 @@ mod tests {
         assert_eq!(names.admit("quiet", "q", true, 51), Admission::Pending);
         assert_eq!(names.admit("busy", "b", true, 51), Admission::Counted);
         assert_eq!(names.sizes().0, 2);
+    }
+
+    /// Saved and restored mid-stream, the tables go on as if never
+    /// interrupted: the same admissions, the same candidate evicted next.
+    #[test]
+    fn restored_tables_admit_and_evict_as_the_originals() {
+        let steps: Vec<(String, String, Micros)> = (0..60)
+            .map(|i| {
+                // Four names taking turns, and a one-off name now and then
+                // that pushes the least recently used candidate out.
+                let name = match i % 5 {
+                    0 => format!("once{i}"),
+                    _ => format!("n{}", i % 4),
+                };
+                (name, format!("u{}", i % 3), i * 3)
+            })
+            .collect();
+        let mut whole = DiscoveredNames::new(bounds(2));
+        let mut first = DiscoveredNames::new(bounds(2));
+        let mut out_whole = Vec::new();
+        let mut out_resumed = Vec::new();
+        for (name, author, at) in &steps[..30] {
+            out_whole.push(whole.admit(name, author, true, *at));
+            out_resumed.push(first.admit(name, author, true, *at));
+        }
+        let bytes = postcard::to_allocvec(&first).expect("encode");
+        let saved: SavedNames = postcard::from_bytes(&bytes).expect("decode");
+        let mut resumed = DiscoveredNames::restored(bounds(2), saved);
+        assert_eq!(resumed.sizes(), first.sizes());
+        for (name, author, at) in &steps[30..] {
+            out_whole.push(whole.admit(name, author, true, *at));
+            out_resumed.push(resumed.admit(name, author, true, *at));
+        }
+        assert!(
+            out_whole
+                .iter()
+                .any(|a| matches!(a, Admission::Admitted(_)))
+        );
+        assert!(
+            out_whole.contains(&Admission::Rejected),
+            "the cap is reached"
+        );
+        assert_eq!(out_resumed, out_whole);
+        assert_eq!(resumed.sizes(), whole.sizes());
+    }
+
+    /// The restored candidates keep their order of use: the least recently
+    /// used one is still the one a newcomer pushes out.
+    #[test]
+    fn restored_candidates_keep_their_order_of_use() {
+        let mut names = DiscoveredNames::new(bounds(10));
+        for name in ["a", "b", "c", "d"] {
+            names.admit(name, "u1", true, 0);
+        }
+        names.admit("a", "u2", true, 1);
+        let bytes = postcard::to_allocvec(&names).expect("encode");
+        let mut names =
+            DiscoveredNames::restored(bounds(10), postcard::from_bytes(&bytes).expect("decode"));
+        names.admit("e", "u1", true, 2);
+        assert!(
+            matches!(names.admit("a", "u3", true, 3), Admission::Admitted(_)),
+            "a, used last, kept its two authors"
+        );
+        names.admit("b", "u2", true, 3);
+        assert_eq!(
+            names.admit("b", "u3", true, 3),
+            Admission::Pending,
+            "b was pushed out"
+        );
+    }
+
+    /// Names admitted together score the same; which one gives way to a
+    /// newcomer must not depend on the hash map's order (random per map).
+    #[test]
+    fn a_tie_for_the_lowest_score_evicts_by_name() {
+        for _ in 0..20 {
+            let mut names = DiscoveredNames::new(bounds(2));
+            for name in ["b", "a"] {
+                for author in ["x", "y", "z"] {
+                    names.admit(name, author, true, 0);
+                }
+            }
+            for author in ["p", "q", "r"] {
+                names.admit("c", author, true, 50);
+            }
+            assert_eq!(names.evicted(), 1);
+            assert_eq!(
+                names.admit("a", "x", true, 51),
+                Admission::Pending,
+                "a gave way"
+            );
+            assert_eq!(names.admit("b", "x", true, 51), Admission::Counted);
+        }
+    }
+
+    /// A candidate no countable post can join is forgotten; one that a
+    /// post can still join is kept.
+    #[test]
+    fn expired_candidates_are_forgotten() {
+        let mut names = DiscoveredNames::new(bounds(10));
+        names.admit("old", "a", true, 0);
+        names.admit("new", "a", true, 60);
+        names.forget_expired(100);
+        assert_eq!(names.sizes(), (0, 2), "both can still gather authors");
+        names.forget_expired(101);
+        assert_eq!(names.sizes(), (0, 1));
+        // "new" kept its author: two more admit it.
+        names.admit("new", "b", true, 120);
+        assert!(matches!(
+            names.admit("new", "c", true, 121),
+            Admission::Admitted(_)
+        ));
     }
 }

@@ -18,7 +18,8 @@ mod discovered;
 
 use std::collections::BTreeMap;
 
-use self::discovered::{Admission, DiscoveredNames};
+use self::discovered::Admission;
+pub use self::discovered::{DiscoveredNames, SavedNames};
 use crate::matcher::{Class, Verdict};
 use crate::normalize::Post;
 use crate::{MICROS_PER_SEC, Micros};
@@ -96,19 +97,27 @@ impl Windows {
     }
 
     /// Continues an earlier run: buckets before `closed_through` were
-    /// closed, `open` ones were still filling.
+    /// closed, `open` ones were still filling, `discovered` the names it
+    /// was tracking and gathering authors for.
     pub fn resume(
         config: WindowConfig,
         closed_through: Option<Micros>,
         newest: Option<Micros>,
         open: Vec<Bucket>,
+        discovered: SavedNames,
     ) -> Self {
         Windows {
             closed_through,
             newest: newest.or(closed_through),
             open: open.into_iter().map(|b| (b.start, b)).collect(),
+            discovered: DiscoveredNames::restored(config.discovered_bounds(), discovered),
             ..Windows::new(config)
         }
+    }
+
+    /// The discovered names' tables, for the checkpoint.
+    pub fn discovered(&self) -> &DiscoveredNames {
+        &self.discovered
     }
 
     /// Buckets still filling, oldest first.
@@ -217,6 +226,9 @@ impl Windows {
         }
         if let Some(last) = closed.last() {
             self.closed_through = Some(last.start + bucket_us);
+            let max_late = self.config.max_late_secs * MICROS_PER_SEC;
+            self.discovered
+                .forget_expired(newest.saturating_sub(max_late));
         }
         closed
     }
