@@ -39,10 +39,13 @@ pub(super) fn expectations(
     let bucket_us = config.bucket_us();
     let scales = config.scales();
     let prior_window = config.prior_per_min * config.window_secs as f64 / 60.0;
-    let warming_up = baseline.share(volume, now, now, &memory).is_none();
+    // A bucket's share depends on its hour only: the current hour's,
+    // worked out here to tell warming up, serves the buckets of this hour.
+    let current = baseline.share(volume, now, now, &memory);
+    let warming_up = current.is_none();
     let adjust = baseline.adjust.clamp(-MAX_ADJUST, MAX_ADJUST).exp();
-    let mut shares: Vec<(i64, Option<(f64, Basis)>)> = Vec::new();
-    let mut per_bucket: Vec<(Micros, f64)> = Vec::new();
+    let mut shares: Vec<(i64, Option<(f64, Basis)>)> = vec![(baseline::hour_index(now), current)];
+    let mut per_bucket: Vec<(Micros, f64)> = Vec::with_capacity(recent_volume.len());
     let mut basis = Basis::Prior;
     for &(start, posts) in recent_volume {
         let hour = baseline::hour_index(start);
