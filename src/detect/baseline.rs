@@ -94,6 +94,71 @@ pub struct Reports {
     /// Level correction of the seasonal profile, on the log scale.
     #[serde(default)]
     pub adjust: f64,
+    /// How the distinct authors of several buckets fall short of the sum
+    /// of each bucket's, per scale.
+    #[serde(default)]
+    pub overlap: Overlap,
+}
+
+/// The baseline learns each bucket's distinct authors, but a window counts
+/// authors distinct over all its buckets: an account posting in every
+/// bucket counts once in the window and once in each bucket. Summing the
+/// buckets' expectations therefore overstated a window of chatty accounts
+/// (one account, every bucket of a six-bucket window: 6 expected, 1
+/// possible), and a real outage on top of such chatter had to outgrow a
+/// line it could never reach.
+///
+/// So the detector learns, per scale, the ratio of the window's distinct
+/// authors to the sum of its buckets' distinct authors (1 when every
+/// author posts once, `1/j` when the same authors post in all `j` buckets),
+/// as the ratio of two exponentially weighted means over calm buckets, and
+/// scales each window's expectation by it. Anonymous counts (a plain
+/// series) add the same to both sums: a series without author names is
+/// never scaled.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Overlap {
+    /// Per scale (index 0: the last bucket alone): the means of the
+    /// window's distinct authors and of the sum of its buckets'.
+    by_scale: Vec<[f64; 2]>,
+}
+
+impl Overlap {
+    /// The ratio at `scale` (1-based buckets): 1 until learned, never
+    /// below `1/scale` (a window holds at least its busiest bucket's
+    /// authors) nor above 1.
+    pub fn factor(&self, scale: usize) -> f64 {
+        let floor = 1.0 / scale.max(1) as f64;
+        match self.by_scale.get(scale.saturating_sub(1)) {
+            Some(&[distinct, summed]) if summed > 0.0 => (distinct / summed).clamp(floor, 1.0),
+            _ => 1.0,
+        }
+    }
+
+    /// Learns one window at `scale`: `distinct` authors in it, `summed`
+    /// the sum of its buckets' distinct authors; weight `alpha`. Windows
+    /// without authors say nothing about how authors repeat.
+    pub fn learn(&mut self, scale: usize, distinct: f64, summed: f64, alpha: f64) {
+        if scale == 0
+            || summed.is_nan()
+            || summed <= 0.0
+            || !distinct.is_finite()
+            || !summed.is_finite()
+        {
+            return;
+        }
+        if self.by_scale.len() < scale {
+            self.by_scale.resize(scale, [0.0; 2]);
+        }
+        let [d, s] = &mut self.by_scale[scale - 1];
+        if *s == 0.0 {
+            // The first window sets the ratio, instead of a weighted step
+            // from nothing.
+            (*d, *s) = (distinct, summed);
+        } else {
+            *d += alpha * (distinct - *d);
+            *s += alpha * (summed - *s);
+        }
+    }
 }
 
 fn prune(series: &mut BTreeMap<i64, f64>, oldest: i64) {

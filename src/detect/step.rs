@@ -165,12 +165,31 @@ fn teach(
         baseline.skip_level(now);
         changed = true;
     }
+    if level {
+        learn_overlap(config, baseline, scales);
+        changed = true;
+    }
     if level && scales.window.basis != Basis::Prior {
         learn_variation(config, baseline, scales);
         changed = true;
     }
     changed
 }
+
+/// How the service's authors repeat across the buckets of each scale,
+/// learned over about the level's hour ([`super::baseline::Overlap`]).
+fn learn_overlap(config: &DetectorConfig, baseline: &mut Reports, scales: &Scales) {
+    let alpha = model::ew_alpha(config.bucket_secs as f64, OVERLAP_MEMORY_SECS);
+    for (j, v) in scales.views.iter().enumerate() {
+        baseline
+            .overlap
+            .learn(j + 1, v.uncapped as f64, v.summed as f64, alpha);
+    }
+}
+
+/// The overlap's time constant: the level's hour (how a service's authors
+/// repeat changes with who is posting, as its level does).
+const OVERLAP_MEMORY_SECS: f64 = 3_600.0;
 
 /// The dispersion of every scale tested for firing and, on a seasonal
 /// basis, the level correction: a robust local level on the log scale,

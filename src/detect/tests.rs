@@ -665,3 +665,43 @@ fn huge_counts_do_not_wrap_around() {
         explained.authors
     );
 }
+
+/// Four accounts reporting in every bucket are four authors in any window,
+/// not twenty-four: the expectation must say so, or an outage on top of
+/// them (48 new authors a minute: 52 in the window, thirteen times its
+/// four) has to outgrow four times twenty-four, which it never does.
+#[test]
+fn accounts_reporting_in_every_bucket_do_not_hide_an_outage() {
+    let regulars = 4;
+    let with_newcomers = |i: i64, newcomers: u64| {
+        let mut b = bucket(i, regulars, 2);
+        if let Some(counts) = b.services.get_mut("svc") {
+            for n in 0..newcomers {
+                counts.authors.push(format!("did:new:{i}:{n}"));
+            }
+            counts.authors.sort();
+            counts.reports += newcomers;
+        }
+        b
+    };
+    let mut detector = Detector::new(DetectorConfig::default());
+    let history = 720; // two hours
+    for i in 0..history {
+        assert!(
+            detector.on_bucket(&with_newcomers(i, 0)).is_empty(),
+            "bucket {i}"
+        );
+    }
+    let calm = detector.explain("svc").expect("tested");
+    assert_eq!(calm.authors, regulars);
+    assert_eq!(calm.basis, Basis::Overall);
+    assert!(
+        (3.5..5.0).contains(&calm.expected),
+        "the window's four, not the buckets' twenty-four: {}",
+        calm.expected
+    );
+    let fired = (history..history + 12)
+        .flat_map(|i| detector.on_bucket(&with_newcomers(i, 8)))
+        .any(|t| t.kind == TransitionKind::Firing);
+    assert!(fired, "{:?}", detector.explain("svc"));
+}

@@ -14,6 +14,12 @@ use crate::window::ServiceCounts;
 pub(super) struct WindowView {
     pub reports: u64,
     pub authors: u64,
+    /// Distinct authors before copies are capped, and the sum of each
+    /// bucket's (what they would be if nobody posted in two buckets): how
+    /// authors repeat across buckets is learned from the two. Copies stay
+    /// out of it: a copypasta hour would teach a ratio that outlives it.
+    pub uncapped: u64,
+    pub summed: u64,
     pub recoveries: u64,
     pub expected: f64,
     pub basis: Basis,
@@ -26,8 +32,9 @@ pub(super) const MAX_ADJUST: f64 = 3.0;
 /// 1, 2, … buckets), in distinct authors, before the current bucket teaches
 /// the baseline: each bucket at its own hour's share (a window straddling
 /// the end of a daily peak expects the peak's tail), corrected by the
-/// learned level shift when the share is seasonal, never below the prior's
-/// part of the window. Also says whether the detector is still warming up.
+/// learned level shift when the share is seasonal, scaled by how the
+/// service's authors repeat across buckets ([`baseline::Overlap`]), never below the
+/// prior's part of the window. Also says whether the detector is still warming up.
 pub(super) fn expectations(
     baseline: &Reports,
     volume: &Volume,
@@ -81,8 +88,9 @@ pub(super) fn expectations(
             sum += e;
         }
         let prior = prior_window * j as f64 / scales as f64;
-        out.push(if sum > prior {
-            (sum, basis)
+        let expected = sum * baseline.overlap.factor(j);
+        out.push(if expected > prior {
+            (expected, basis)
         } else {
             (prior, Basis::Prior)
         });
@@ -146,11 +154,12 @@ pub(super) fn window_view(
         .iter()
         .filter(|a| within.binary_search(a).is_err())
         .count() as u64;
+    let uncapped = (authors.len() as u64).saturating_add(anonymous);
     WindowView {
         reports: total(|c| c.reports),
-        authors: (authors.len() as u64)
-            .saturating_add(anonymous)
-            .saturating_sub(excess),
+        uncapped,
+        summed: total(distinct),
+        authors: uncapped.saturating_sub(excess),
         recoveries: total(|c| c.recoveries),
         expected,
         basis,

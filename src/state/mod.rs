@@ -105,9 +105,10 @@ pub fn format(db: &sled::Db, path: &std::path::Path) -> Result<u32, StoreError> 
 ///   already there stay readable ([`codec`] tells them apart by their tag)
 ///   and are replaced as they are written again, so nothing is rewritten.
 /// - 2 → 3: the checkpoint gains the sources' clocks and the discovered
-///   names; a postcard checkpoint is rewritten with both empty (what a
-///   restart of format 2 started from). One that does not read is left for
-///   the first read to report, with the way to recover.
+///   names, a baseline the overlap of authors across buckets; postcard
+///   records of both kinds are rewritten with the new parts empty (what a
+///   restart of format 2 started from). A record that does not read is
+///   left for the first read to report, with the way to recover.
 pub fn migrate(db: &sled::Db, path: &std::path::Path) -> Result<(), StoreError> {
     let found = format(db, path)?;
     if found == FORMAT {
@@ -131,6 +132,16 @@ pub fn migrate(db: &sled::Db, path: &std::path::Path) -> Result<(), StoreError> 
             keys::CHECKPOINT,
             codec::encode("checkpoint", &checkpoint.as_ref())?,
         );
+    }
+    if found == 2 {
+        for entry in db.scan_prefix([keys::Kind::Baseline.tag()]) {
+            let (key, bytes) = entry?;
+            if let Some(codec::Body::Postcard(body)) = codec::open(&bytes)
+                && let Ok(reports) = records::reports_from_format_2(body)
+            {
+                batch.insert(key, codec::encode("baseline", &reports)?);
+            }
+        }
     }
     batch.insert(keys::FORMAT, &FORMAT.to_be_bytes());
     db.apply_batch(batch)?;

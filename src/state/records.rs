@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Micros;
 use crate::detect::Snapshot;
+use crate::detect::baseline::Reports;
 use crate::source::clock::SourceClock;
 use crate::source::dedupe::{Deduper, Persisted};
 use crate::source::jetstream::SeqCursor;
@@ -15,7 +16,7 @@ use crate::window::{Bucket, DiscoveredNames, SavedNames};
 /// The store's format, saved under `mformat`. 1: the keyspace of
 /// [`super::keys`], records in JSON; 2: records in postcard
 /// ([`super::codec`]); 3: the checkpoint holds the sources' clocks and the
-/// discovered names. A change of key layout, encoding or a stored type's
+/// discovered names, a baseline its overlap. A change of key layout, encoding or a stored type's
 /// fields bumps it and adds its step to [`super::migrate`].
 pub const FORMAT: u32 = 3;
 
@@ -70,6 +71,28 @@ type Format2 = (
     BTreeMap<String, SeqCursor>,
     Option<Deduper>,
 );
+
+/// A baseline as store format 2 wrote it: [`Reports`] without its
+/// overlap.
+type Format2Reports = (
+    BTreeMap<i64, f64>,
+    BTreeMap<i64, f64>,
+    crate::detect::model::Dispersion,
+    f64,
+);
+
+/// A baseline of store format 2 (postcard, without the overlap of
+/// authors across buckets: it is learned afresh, within the hour).
+pub fn reports_from_format_2(body: &[u8]) -> Result<Reports, postcard::Error> {
+    let (minutes, hours, dispersion, adjust): Format2Reports = postcard::from_bytes(body)?;
+    Ok(Reports {
+        minutes,
+        hours,
+        dispersion,
+        adjust,
+        ..Reports::default()
+    })
+}
 
 /// A [`Checkpoint`] to be written, borrowing what it holds: the store
 /// writes one at every save, and copying the detector's state and the

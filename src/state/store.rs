@@ -728,9 +728,19 @@ mod tests {
     }
 
     /// A store as format 2 wrote it: postcard records, a checkpoint
-    /// without clocks or discovered names.
+    /// without clocks or discovered names, a baseline without overlap.
     #[test]
-    fn a_format_2_checkpoint_is_rewritten_and_read() {
+    fn a_format_2_store_is_rewritten_and_read() {
+        let mut baseline = Reports::default();
+        baseline.add(300_000_000, 3.0, true);
+        baseline.adjust = 0.25;
+        baseline.dispersion.learn(1, 5.0, 2.0, 0.1, 0.3);
+        let baseline_2 = (
+            &baseline.minutes,
+            &baseline.hours,
+            &baseline.dispersion,
+            baseline.adjust,
+        );
         let cp = Checkpoint {
             closed_through: Some(300_000_000),
             newest: Some(305_000_000),
@@ -756,10 +766,18 @@ mod tests {
                     keys::CHECKPOINT.to_vec(),
                     codec::encode("checkpoint", &format_2).expect("encode"),
                 ),
+                (
+                    keys::named(Kind::Baseline, "discord"),
+                    codec::encode("baseline", &baseline_2).expect("encode"),
+                ),
             ],
         );
         let store = SledStore::open(dir.path()).expect("open");
         assert_eq!(store.checkpoint().expect("read"), Some(cp));
+        assert_eq!(
+            store.baselines().expect("read"),
+            vec![("discord".to_owned(), baseline)]
+        );
         assert_eq!(
             super::super::format(&store.db, dir.path()).expect("format"),
             super::super::FORMAT
