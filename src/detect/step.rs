@@ -6,7 +6,7 @@
 use super::baseline::{Basis, Reports, Volume};
 use super::evidence::{self, Evidence};
 use super::incident::{Incident, Measure, Severity, Transition, TransitionKind};
-use super::view::{MAX_ADJUST, WindowView, distinct, expectations, window_view};
+use super::view::{MAX_ADJUST, WindowView, expectations, window_view};
 use super::{Detector, DetectorConfig, ServiceState, Tested, model, nb_tail, poisson_tail};
 use crate::{MICROS_PER_SEC, Micros};
 use std::collections::VecDeque;
@@ -148,11 +148,10 @@ fn teach(
     scales: &Scales,
     now: Micros,
 ) -> bool {
-    let this_bucket = state
-        .recent
-        .back()
-        .filter(|b| b.start == now)
-        .map_or(0, |b| distinct(&b.counts)) as f64;
+    // The bucket's authors as a window of one bucket counts them: copies
+    // of one text past the cap are a storm, not people, and would raise
+    // the hour's expectation for as long as the hour is remembered.
+    let this_bucket = scales.views.first().map_or(0, |v| v.authors) as f64;
     let level = state.incident.as_ref().is_none_or(|incident| {
         now - incident.started_at >= config.learn_during_incident_after_secs * MICROS_PER_SEC
     });

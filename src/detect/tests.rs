@@ -705,3 +705,39 @@ fn accounts_reporting_in_every_bucket_do_not_hide_an_outage() {
         .any(|t| t.kind == TransitionKind::Firing);
     assert!(fired, "{:?}", detector.explain("svc"));
 }
+
+/// An hour of copypasta (twenty accounts a bucket sharing one long text)
+/// must teach the baseline the few accounts a window counts of it, not
+/// the twenty: the hour after, the expectation had risen twentyfold and
+/// an outage then had to outgrow the storm.
+#[test]
+fn a_copypasta_hour_does_not_teach_the_baseline_its_accounts() {
+    let storm = |i: i64| {
+        let mut b = bucket(i, 1, 1);
+        if let Some(counts) = b.services.get_mut("svc") {
+            let bots: Vec<String> = (0..20).map(|a| format!("did:bot:{i}:{a}")).collect();
+            counts.copies = bots.iter().map(|a| (42, a.clone())).collect();
+            counts.authors.extend(bots);
+            counts.authors.sort();
+            counts.reports += 20;
+        }
+        b
+    };
+    let mut detector = Detector::new(DetectorConfig::default());
+    let history = 720; // two hours of a new author a bucket
+    for i in 0..history {
+        detector.on_bucket(&bucket(i, 1, 1));
+    }
+    let before = detector.explain("svc").expect("tested").expected;
+    for i in history..history + 360 {
+        assert!(detector.on_bucket(&storm(i)).is_empty(), "bucket {i}");
+    }
+    detector.on_bucket(&bucket(history + 360, 1, 1));
+    let after = detector.explain("svc").expect("tested").expected;
+    // Each bucket counts its author and the cap's three copies: four.
+    let cap = DetectorConfig::default().max_authors_per_text as f64;
+    assert!(
+        after / before <= 1.0 + cap + 0.5,
+        "expected {before:.2} before the storm, {after:.2} after"
+    );
+}
