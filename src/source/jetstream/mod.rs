@@ -14,7 +14,7 @@
 //! Decoding is a pure function of the (decompressed) frame's text, and one
 //! decoder reads both wires, told apart by their fields, so a recording
 //! holding either replays through the same pipeline. It reads the envelope
-//! first and parses a record only for post creates; before that, [`skim`]
+//! and the record in one pass ([`parse_frame`]); before that, [`skim`]
 //! recognises the likes, follows and reposts that make up most of the
 //! firehose by a few key lookups, without parsing them.
 
@@ -33,7 +33,7 @@ pub use protocol::{JetstreamOptions, JetstreamProtocol, SeqCursor, Wire};
 
 pub use super::Frame;
 use super::kind::{Connection, Link, Origin, Source, Task};
-use super::{Decoded, FrameError, RawPost, SkipReason, parse_json};
+use super::{Decoded, FrameError, RawPost, SkipReason};
 use crate::{MICROS_PER_SEC, Micros};
 
 /// The collection that holds posts.
@@ -85,7 +85,7 @@ impl Source for Jetstream {
 /// The top level of a frame of either wire, read in one pass: v1 fields,
 /// and v2's `$type` with its `payload` (or `error`).
 #[derive(Deserialize)]
-struct Envelope<'a> {
+struct Envelope<'a, R = &'a RawValue> {
     #[serde(rename = "$type", borrow)]
     kind_v2: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -95,9 +95,9 @@ struct Envelope<'a> {
     #[serde(borrow)]
     kind: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    commit: Option<v1::Commit<'a>>,
+    commit: Option<v1::Commit<'a, R>>,
     #[serde(borrow)]
-    payload: Option<v2::Payload<'a>>,
+    payload: Option<v2::Payload<'a, R>>,
     #[serde(borrow)]
     error: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -125,8 +125,34 @@ pub use skim::non_post as skim_non_post;
 
 /// The full decoder: parses the whole frame and reports what is wrong
 /// with it. [`decode_frame`] uses it for every frame the skim declines.
+///
+/// One pass reads the envelope and the record together (a post's record
+/// is otherwise scanned twice). That pass may fail where the decoder
+/// that keeps the record raw would not (a record of another collection
+/// that does not fit a post's shape) or report a fault differently (a
+/// bad record as bad JSON), so whatever it cannot decode is decoded again
+/// by [`parse_frame_exact`], which gives the answer and the fault. When the
+/// one pass succeeds, the other would have too, with the same result: it is
+/// the same parser over the same bytes, the record read to the same type.
 pub fn parse_frame(frame: &[u8]) -> Result<Frame, FrameError> {
-    let envelope: Envelope<'_> = parse_json(frame)?;
+    let text = std::str::from_utf8(frame).map_err(|e| FrameError::InvalidUtf8 {
+        valid_up_to: e.valid_up_to(),
+    })?;
+    serde_json::from_str::<Envelope<'_, EagerRecord>>(text)
+        .ok()
+        .and_then(|envelope| route(envelope).ok())
+        .map_or_else(|| parse_frame_exact(text), Ok)
+}
+
+/// The decoder that keeps the record raw and parses it only for a post
+/// create: the reference for [`parse_frame`], and its fallback.
+fn parse_frame_exact(text: &str) -> Result<Frame, FrameError> {
+    let envelope: Envelope<'_> =
+        serde_json::from_str(text).map_err(|e| FrameError::Json(e.to_string()))?;
+    route(envelope)
+}
+
+fn route<R: Record>(envelope: Envelope<'_, R>) -> Result<Frame, FrameError> {
     if envelope.kind_v2.is_some() {
         v2::decode(envelope)
     } else {
@@ -134,13 +160,37 @@ pub fn parse_frame(frame: &[u8]) -> Result<Frame, FrameError> {
     }
 }
 
+/// A commit's record as the envelope's pass leaves it.
+trait Record {
+    /// The record as a post's (`Err`: serde_json's message).
+    fn post(self) -> Result<PostRecord, String>;
+}
+
+/// Kept raw: parsed only when the commit creates a post.
+impl Record for &RawValue {
+    fn post(self) -> Result<PostRecord, String> {
+        serde_json::from_str(self.get()).map_err(|e| e.to_string())
+    }
+}
+
+/// Read as a post's record in the envelope's pass, whatever the commit.
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct EagerRecord(PostRecord);
+
+impl Record for EagerRecord {
+    fn post(self) -> Result<PostRecord, String> {
+        Ok(self.0)
+    }
+}
+
 /// The parts of a commit both wires share.
-struct CommitOp<'a> {
+struct CommitOp<'a, R> {
     operation: &'a str,
     collection: &'a str,
     rkey: &'a str,
     rev: Option<&'a str>,
-    record: Option<&'a RawValue>,
+    record: Option<R>,
 }
 
 #[derive(Deserialize)]
@@ -171,10 +221,10 @@ const TAG_FEATURE: &str = "app.bsky.richtext.facet#tag";
 
 /// A commit of either wire: a post create becomes a [`RawPost`], the rest
 /// are skipped with their reason. `record_field` names the record in errors.
-fn commit_to_post(
+fn commit_to_post<R: Record>(
     time_us: Micros,
     did: Option<&str>,
-    commit: CommitOp<'_>,
+    commit: CommitOp<'_, R>,
     record_field: &'static str,
 ) -> Result<Decoded, FrameError> {
     if commit.collection != POST_COLLECTION {
@@ -190,8 +240,7 @@ fn commit_to_post(
     let record = commit
         .record
         .ok_or(FrameError::MissingField(record_field))?;
-    let record: PostRecord =
-        serde_json::from_str(record.get()).map_err(|e| FrameError::BadRecord(e.to_string()))?;
+    let record = record.post().map_err(FrameError::BadRecord)?;
     let text = record.text.ok_or(FrameError::PostWithoutText)?;
     let mut tags = record.tags;
     tags.extend(
@@ -253,6 +302,56 @@ mod tests {
             assert_eq!(a.decoded, b.decoded, "{two}");
             assert_eq!(a.seq, None);
             assert!(b.seq.is_some());
+        }
+    }
+
+    /// The one pass decodes every frame as the raw-record decoder does,
+    /// faults and their messages included: on sample frames of each kind,
+    /// cut at every byte and with each byte replaced by ones that damage
+    /// JSON, and with a key repeated.
+    #[test]
+    fn the_one_pass_decodes_exactly_as_the_raw_record_decoder() {
+        let samples = [
+            r##"{"did":"did:plc:a","time_us":1725911162329308,"kind":"commit","commit":{"rev":"r1","operation":"create","collection":"app.bsky.feed.post","rkey":"k1","record":{"$type":"app.bsky.feed.post","text":"is #TwitterDown \u00e9\n","langs":["en"],"tags":["x"],"facets":[{"features":[{"$type":"app.bsky.richtext.facet#tag","tag":"TwitterDown"}],"index":{"byteStart":3,"byteEnd":15}}],"reply":{"root":{"cid":"c","uri":"u"}}},"cid":"c"}}"##,
+            r#"{"did":"d","time_us":1725911162000000,"kind":"commit","commit":{"rev":"r","operation":"delete","collection":"app.bsky.feed.post","rkey":"k"}}"#,
+            r#"{"did":"d","time_us":1,"kind":"commit","commit":{"rev":"r","operation":"update","collection":"app.bsky.feed.post","rkey":"k","record":{"text":"edited"}}}"#,
+            r#"{"did":"d","time_us":1,"kind":"commit","commit":{"rev":"r","operation":"create","collection":"app.bsky.feed.like","rkey":"k","record":{"subject":{"cid":"c"},"text":5,"langs":"x"}}}"#,
+            r#"{"did":"d","time_us":1725911162000001,"kind":"identity","identity":{"did":"d","seq":1,"time":"t"}}"#,
+            r##"{"$type":"message","payload":{"$type":"network.bsky.jetstream.subscribeEvents#commit","seq":7,"did":"did:plc:a","time":"2024-09-09T19:46:02.329308Z","rev":"r1","operation":"create","collection":"app.bsky.feed.post","rkey":"k1","cid":"c","record":{"text":"down?","langs":["en"],"facets":[{"features":[{"$type":"app.bsky.richtext.facet#tag","tag":"Down"}]}]}}}"##,
+            r#"{"$type":"error","error":"ConsumerTooSlow","message":"slow"}"#,
+        ];
+        let check = |frame: &[u8]| {
+            let exact = std::str::from_utf8(frame)
+                .map_err(|e| FrameError::InvalidUtf8 {
+                    valid_up_to: e.valid_up_to(),
+                })
+                .and_then(parse_frame_exact);
+            assert_eq!(
+                parse_frame(frame),
+                exact,
+                "{}",
+                String::from_utf8_lossy(frame)
+            );
+        };
+        let damage: &[u8] = b"\"\\{}[],:0-.ex \x01\xff";
+        for sample in samples {
+            let bytes = sample.as_bytes();
+            check(bytes);
+            for end in 0..bytes.len() {
+                check(&bytes[..end]);
+                for &b in damage {
+                    let mut damaged = bytes.to_vec();
+                    damaged[end] = b;
+                    check(&damaged);
+                }
+            }
+            for key in ["\"record\":", "\"text\":", "\"collection\":", "\"langs\":"] {
+                if let Some(at) = sample.find(key) {
+                    let end = sample[at..].find(',').map_or(sample.len(), |e| at + e + 1);
+                    let repeated = format!("{}{}", &sample[..end], &sample[at..]);
+                    check(repeated.as_bytes());
+                }
+            }
         }
     }
 

@@ -1,20 +1,20 @@
 //! Bluesky Jetstream v1 frames (`/subscribe`; `protocols.md` §1).
 //!
 //! Decoding is a pure function of the frame's bytes. It reads the envelope
-//! first and parses a record only for post creates, so the likes, follows
-//! and reposts that the skim (`super::skim`) declined cost one validating scan.
+//! and the record in one pass (see `super::parse_frame`); a frame that pass
+//! cannot decode is decoded again with the record kept raw and parsed only
+//! for a post create, which reports the fault.
 
 use std::borrow::Cow;
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use super::{Envelope, Frame};
 use crate::source::{Decoded, FrameError, SkipReason};
 
 /// A v1 frame's `commit` object.
 #[derive(Deserialize)]
-pub(super) struct Commit<'a> {
+pub(super) struct Commit<'a, R> {
     #[serde(borrow)]
     operation: Cow<'a, str>,
     #[serde(borrow)]
@@ -23,15 +23,14 @@ pub(super) struct Commit<'a> {
     rkey: Cow<'a, str>,
     #[serde(borrow)]
     rev: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    record: Option<&'a RawValue>,
+    record: Option<R>,
 }
 
 /// A v1 frame (`{"did","time_us","kind",...}`). Unknown fields are ignored
 /// (a v2 server adds `"cursor": seq`, kept as the frame's sequence number);
 /// unknown kinds are skipped and counted rather than rejected, as the
 /// protocol grows.
-pub(super) fn decode(envelope: Envelope<'_>) -> Result<Frame, FrameError> {
+pub(super) fn decode<R: super::Record>(envelope: Envelope<'_, R>) -> Result<Frame, FrameError> {
     let kind = envelope.kind.ok_or(FrameError::MissingField("kind"))?;
     let time_us = envelope
         .time_us

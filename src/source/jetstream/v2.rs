@@ -6,7 +6,6 @@
 use std::borrow::Cow;
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use super::{CommitOp, Envelope, Frame};
 use crate::Micros;
@@ -15,7 +14,7 @@ use crate::source::{Decoded, FrameError, SkipReason};
 /// The event inside a `message` frame; which fields are present depends on
 /// its `$type` (`…#commit`, `#identity`, `#account`, `#sync`, `#info`).
 #[derive(Deserialize)]
-pub(super) struct Payload<'a> {
+pub(super) struct Payload<'a, R> {
     #[serde(rename = "$type", borrow)]
     kind: Option<Cow<'a, str>>,
     seq: Option<u64>,
@@ -31,8 +30,7 @@ pub(super) struct Payload<'a> {
     collection: Option<Cow<'a, str>>,
     #[serde(borrow)]
     rkey: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    record: Option<&'a RawValue>,
+    record: Option<R>,
     /// `#info`: the notice's name (`OutdatedCursor`) and text.
     #[serde(borrow)]
     name: Option<Cow<'a, str>>,
@@ -102,7 +100,7 @@ fn parse_time(time: &str) -> Result<Micros, FrameError> {
 /// A v2 frame. Notices and errors carry no event (no time, no seq) and are
 /// skipped as [`SkipReason::ServerNotice`]; the live connection handles
 /// them before they get here (see [`classify`]).
-pub(super) fn decode(envelope: Envelope<'_>) -> Result<Frame, FrameError> {
+pub(super) fn decode<R: super::Record>(envelope: Envelope<'_, R>) -> Result<Frame, FrameError> {
     let notice = Frame {
         time_us: None,
         seq: None,
@@ -145,7 +143,10 @@ pub(super) fn decode(envelope: Envelope<'_>) -> Result<Frame, FrameError> {
 }
 
 /// A `#commit` payload: a post when it creates one, else why it is skipped.
-fn commit(time_us: Micros, payload: Payload<'_>) -> Result<Decoded, FrameError> {
+fn commit<R: super::Record>(
+    time_us: Micros,
+    payload: Payload<'_, R>,
+) -> Result<Decoded, FrameError> {
     fn field<'a>(
         value: Option<Cow<'a, str>>,
         name: &'static str,
