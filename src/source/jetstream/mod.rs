@@ -33,7 +33,7 @@ pub use protocol::{JetstreamOptions, JetstreamProtocol, SeqCursor, Wire};
 
 pub use super::Frame;
 use super::kind::{Connection, Link, Origin, Source, Task};
-use super::{Decoded, FrameError, RawPost, SkipReason};
+use super::{Decoded, FrameError, RawPost, SkipReason, parse_json};
 use crate::{MICROS_PER_SEC, Micros};
 
 /// The collection that holds posts.
@@ -135,21 +135,15 @@ pub use skim::non_post as skim_non_post;
 /// one pass succeeds, the other would have too, with the same result: it is
 /// the same parser over the same bytes, the record read to the same type.
 pub fn parse_frame(frame: &[u8]) -> Result<Frame, FrameError> {
-    let text = std::str::from_utf8(frame).map_err(|e| FrameError::InvalidUtf8 {
-        valid_up_to: e.valid_up_to(),
-    })?;
-    serde_json::from_str::<Envelope<'_, EagerRecord>>(text)
-        .ok()
-        .and_then(|envelope| route(envelope).ok())
-        .map_or_else(|| parse_frame_exact(text), Ok)
+    parse_json::<Envelope<'_, EagerRecord>>(frame)
+        .and_then(route)
+        .or_else(|_| parse_frame_exact(frame))
 }
 
 /// The decoder that keeps the record raw and parses it only for a post
 /// create: the reference for [`parse_frame`], and its fallback.
-fn parse_frame_exact(text: &str) -> Result<Frame, FrameError> {
-    let envelope: Envelope<'_> =
-        serde_json::from_str(text).map_err(|e| FrameError::Json(e.to_string()))?;
-    route(envelope)
+fn parse_frame_exact(frame: &[u8]) -> Result<Frame, FrameError> {
+    route(parse_json::<Envelope<'_>>(frame)?)
 }
 
 fn route<R: Record>(envelope: Envelope<'_, R>) -> Result<Frame, FrameError> {
@@ -321,14 +315,9 @@ mod tests {
             r#"{"$type":"error","error":"ConsumerTooSlow","message":"slow"}"#,
         ];
         let check = |frame: &[u8]| {
-            let exact = std::str::from_utf8(frame)
-                .map_err(|e| FrameError::InvalidUtf8 {
-                    valid_up_to: e.valid_up_to(),
-                })
-                .and_then(parse_frame_exact);
             assert_eq!(
                 parse_frame(frame),
-                exact,
+                parse_frame_exact(frame),
                 "{}",
                 String::from_utf8_lossy(frame)
             );
