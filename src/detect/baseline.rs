@@ -136,15 +136,11 @@ impl Overlap {
 
     /// Learns one window at `scale`: `distinct` authors in it, `summed`
     /// the sum of its buckets' distinct authors; weight `alpha`. Windows
-    /// without authors say nothing about how authors repeat.
-    pub fn learn(&mut self, scale: usize, distinct: f64, summed: f64, alpha: f64) {
-        if scale == 0
-            || summed.is_nan()
-            || summed <= 0.0
-            || !distinct.is_finite()
-            || !summed.is_finite()
-        {
-            return;
+    /// without authors say nothing about how authors repeat (`false`:
+    /// nothing learned).
+    pub fn learn(&mut self, scale: usize, distinct: f64, summed: f64, alpha: f64) -> bool {
+        if scale == 0 || !distinct.is_finite() || !summed.is_finite() || summed <= 0.0 {
+            return false;
         }
         if self.by_scale.len() < scale {
             self.by_scale.resize(scale, [0.0; 2]);
@@ -158,6 +154,7 @@ impl Overlap {
             *d += alpha * (distinct - *d);
             *s += alpha * (summed - *s);
         }
+        true
     }
 }
 
@@ -311,5 +308,32 @@ mod tests {
             .expect("enough days");
         assert_eq!(basis, Basis::HourOfDay);
         assert_eq!(share, 0.011, "the median: the outage day does not count");
+    }
+
+    /// The overlap's ratio: 1 until learned and for authors who post once,
+    /// `1/j` for the same authors in all `j` buckets, never outside those.
+    #[test]
+    fn the_overlap_is_the_ratio_of_distinct_to_summed_authors() {
+        // (scale, windows learned as (distinct, summed), factor)
+        let cases: [(usize, &[(f64, f64)], f64); 7] = [
+            (6, &[], 1.0),
+            (6, &[(0.0, 0.0)], 1.0),
+            (6, &[(12.0, 12.0)], 1.0),
+            (6, &[(4.0, 24.0)], 1.0 / 6.0),
+            (3, &[(1.0, 30.0)], 1.0 / 3.0),
+            (6, &[(5.0, 10.0), (5.0, 10.0)], 0.5),
+            (2, &[(f64::NAN, 4.0), (3.0, 4.0)], 0.75),
+        ];
+        for (scale, windows, want) in cases {
+            let mut overlap = Overlap::default();
+            for &(distinct, summed) in windows {
+                overlap.learn(scale, distinct, summed, 0.1);
+            }
+            let got = overlap.factor(scale);
+            assert!(
+                (got - want).abs() < 1e-12,
+                "{windows:?} at {scale}: {got}, want {want}"
+            );
+        }
     }
 }

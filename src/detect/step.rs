@@ -164,8 +164,7 @@ fn teach(
         baseline.skip_level(now);
         changed = true;
     }
-    if level {
-        learn_overlap(config, baseline, scales);
+    if level && learn_overlap(config, baseline, scales) {
         changed = true;
     }
     if level && scales.window.basis != Basis::Prior {
@@ -177,13 +176,16 @@ fn teach(
 
 /// How the service's authors repeat across the buckets of each scale,
 /// learned over about the level's hour ([`super::baseline::Overlap`]).
-fn learn_overlap(config: &DetectorConfig, baseline: &mut Reports, scales: &Scales) {
+/// Whether it learned anything (a window without authors teaches nothing).
+fn learn_overlap(config: &DetectorConfig, baseline: &mut Reports, scales: &Scales) -> bool {
     let alpha = model::ew_alpha(config.bucket_secs as f64, OVERLAP_MEMORY_SECS);
+    let mut learned = false;
     for (j, v) in scales.views.iter().enumerate() {
-        baseline
+        learned |= baseline
             .overlap
             .learn(j + 1, v.uncapped as f64, v.summed as f64, alpha);
     }
+    learned
 }
 
 /// The overlap's time constant: the level's hour (how a service's authors

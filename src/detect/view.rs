@@ -33,8 +33,9 @@ pub(super) const MAX_ADJUST: f64 = 3.0;
 /// the baseline: each bucket at its own hour's share (a window straddling
 /// the end of a daily peak expects the peak's tail), corrected by the
 /// learned level shift when the share is seasonal, scaled by how the
-/// service's authors repeat across buckets ([`baseline::Overlap`]), never below the
-/// prior's part of the window. Also says whether the detector is still warming up.
+/// service's authors repeat across buckets ([`baseline::Overlap`]), never
+/// below the prior's part of the window. Also says whether the detector is
+/// still warming up.
 pub(super) fn expectations(
     baseline: &Reports,
     volume: &Volume,

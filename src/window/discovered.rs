@@ -60,13 +60,13 @@ pub enum Admission {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Tracked {
+struct Tracked {
     score: f64,
     at: Micros,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Candidate {
+struct Candidate {
     since: Micros,
     /// Distinct authors and their reports, at most `min_authors` of them.
     authors: Vec<(String, u64)>,
