@@ -315,7 +315,8 @@ mod tests {
     #[test]
     fn the_overlap_is_the_ratio_of_distinct_to_summed_authors() {
         // (scale, windows learned as (distinct, summed), factor)
-        let cases: [(usize, &[(f64, f64)], f64); 7] = [
+        type Case = (usize, &'static [(f64, f64)], f64);
+        let cases: [Case; 7] = [
             (6, &[], 1.0),
             (6, &[(0.0, 0.0)], 1.0),
             (6, &[(12.0, 12.0)], 1.0),
