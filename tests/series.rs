@@ -220,6 +220,102 @@ fn missing_rows_are_quiet_buckets() {
     assert!(rows.iter().all(|r| r[8] != "firing"), "a steady series");
 }
 
+/// Firing times of `series ARGS PATH`, in minutes from `start`, after the
+/// cold start's first ten minutes.
+fn firing_minutes(
+    args: &[&str],
+    path: &Path,
+    start: chrono::DateTime<chrono::FixedOffset>,
+) -> Vec<i64> {
+    let out = series(args, path);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON line"))
+        .filter(|a| a["state"] == "firing")
+        .map(|a| {
+            let at = chrono::DateTime::parse_from_rfc3339(a["at"].as_str().expect("at"))
+                .expect("rfc3339");
+            (at - start).num_minutes()
+        })
+        .filter(|m| *m > 10)
+        .collect()
+}
+
+/// A latency gauge (about 45 ms, ±2 %) that doubles for two hours on its
+/// seventh day: far outside its own spread, though short of the fourfold
+/// rise a count of reports must make. As a gauge (its values are
+/// fractional) it fires on the rise; read as a count, the ratio test holds
+/// it back, as it does a busy service's ordinary swing.
+#[test]
+fn a_gauge_is_judged_by_its_spread_not_by_a_ratio() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("latency.csv");
+    let start = chrono::DateTime::parse_from_rfc3339("2026-07-01T00:00:00Z").expect("time");
+    let rise = 6 * 24 * 12 + 100..6 * 24 * 12 + 124;
+    let mut csv = String::from("timestamp,value\n");
+    for i in 0..8 * 24 * 12i64 {
+        let t = (start + chrono::Duration::minutes(5 * i)).to_rfc3339();
+        let noise = [0.0, 0.6, -0.4, 0.9, -0.8, 0.3, -0.5][(i % 7) as usize];
+        let v = 45.0 + noise + if rise.contains(&i) { 45.0 } else { 0.0 };
+        writeln!(csv, "{t},{v:.1}").expect("write");
+    }
+    std::fs::write(&path, csv).expect("write");
+    let as_gauge = firing_minutes(&[], &path, start);
+    let onset = rise.start * 5;
+    assert_eq!(as_gauge.len(), 1, "one incident, the rise: {as_gauge:?}");
+    assert!(
+        (onset..onset + 30).contains(&as_gauge[0]),
+        "fired at minute {} for a rise at {onset}",
+        as_gauge[0]
+    );
+    let as_count = firing_minutes(&["--kind", "count"], &path, start);
+    assert!(
+        as_count.is_empty(),
+        "a third more is no fourfold rise: {as_count:?}"
+    );
+}
+
+/// A sampled gauge with readings missing for hours at a time: a missing
+/// reading is no reading, so nothing fires when the readings come back,
+/// and `--explain` has a row per reading. Told the gaps are quiet (value
+/// 0), the same file has quiet rows and its returns stand out.
+#[test]
+fn a_gauge_s_missing_rows_are_no_readings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("occupancy.csv");
+    let start = chrono::DateTime::parse_from_rfc3339("2026-07-01T00:00:00Z").expect("time");
+    let mut csv = String::from("timestamp,value\n");
+    let mut rows = 0;
+    for i in 0..6 * 24 * 12i64 {
+        // Readings drop out for 2 to 5 hours now and then, at no fixed hour.
+        let hour = i / 12;
+        if hour % 11 >= 8 && hour % 11 < 8 + (hour / 11) % 4 + 1 {
+            continue;
+        }
+        let t = (start + chrono::Duration::minutes(5 * i)).to_rfc3339();
+        let v = 6.5 + [0.0, 0.2, -0.1, 0.3, -0.3, 0.1][(i % 6) as usize];
+        writeln!(csv, "{t},{v:.2}").expect("write");
+        rows += 1;
+    }
+    std::fs::write(&path, csv).expect("write");
+    assert!(rows < 6 * 24 * 12 - 100, "readings are missing: {rows}");
+    let fired = firing_minutes(&[], &path, start);
+    assert!(fired.is_empty(), "a steady gauge with gaps: {fired:?}");
+    let explain = series(&["--explain"], &path);
+    let text = String::from_utf8_lossy(&explain.stdout);
+    assert_eq!(text.lines().count(), rows + 1, "a row per reading");
+    let quiet = series(&["--explain", "--gaps", "quiet"], &path);
+    let text = String::from_utf8_lossy(&quiet.stdout);
+    let zeros = text
+        .lines()
+        .filter(|l| l.split(',').nth(1) == Some("0"))
+        .count();
+    assert!(
+        zeros > 100,
+        "--gaps quiet fills the gaps with zeros: {zeros}"
+    );
+}
+
 #[test]
 fn a_series_spanning_too_many_buckets_is_refused_with_the_way_out() {
     let far = "timestamp,value\n2000-01-01 00:00:00,1\n2000-01-01 00:00:01,2\n2000-01-01 00:00:02,1\n2099-01-01 00:00:00,1\n";

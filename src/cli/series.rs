@@ -44,6 +44,35 @@ pub struct SeriesArgs {
     /// dispersion, basis, state) instead of the alerts.
     #[arg(long)]
     explain: bool,
+    /// What the values are: `count` (events in the bucket), `gauge` (a
+    /// level: CPU %, latency, a temperature) or `auto` (a gauge when any
+    /// value is fractional).
+    #[arg(long, value_enum, default_value_t = Kind::Auto)]
+    kind: Kind,
+    /// What a bucket without a row is: `quiet` (nothing happened: value 0)
+    /// or `missing` (no reading: not fed to the detector). Default: quiet
+    /// for a count, missing for a gauge.
+    #[arg(long, value_enum)]
+    gaps: Option<Gaps>,
+}
+
+/// What a series' values are; see the README ("What it assumes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    Auto,
+    Count,
+    Gauge,
+}
+
+/// What a bucket without a row stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Gaps {
+    /// Nothing happened in it: a quiet bucket, value 0 (a count exported
+    /// without its zero rows).
+    Quiet,
+    /// Nobody measured: no bucket at all, as a sampled gauge's missing
+    /// reading is not a reading of zero.
+    Missing,
 }
 
 /// The detector's settings for a series of `bucket_secs` buckets: `base`
@@ -51,11 +80,18 @@ pub struct SeriesArgs {
 /// seconds, so a series bucket stands for a detector bucket. The dispersion
 /// and level-correction memories and the seasonal profile stay in real time:
 /// they describe days, not buckets.
+///
+/// A gauge is judged by significance alone (`fire_ratio` 1): a ratio of
+/// two values means something only where zero means none, as for a count
+/// of reports; a gauge's zero is arbitrary (a temperature, a latency with
+/// its fixed floor), and a real rise of a few tens of percent is already
+/// far outside its learned spread.
 pub fn config_for(
     base: &DetectorConfig,
     bucket_secs: i64,
     window_buckets: i64,
     min_count: u64,
+    gauge: bool,
 ) -> DetectorConfig {
     let d = base.clone();
     let base_bucket = d.bucket_secs.max(1);
@@ -64,6 +100,7 @@ pub fn config_for(
         bucket_secs,
         window_secs: window_buckets.max(1) * bucket_secs,
         min_authors: min_count,
+        fire_ratio: if gauge { 1.0 } else { d.fire_ratio },
         // The prior per bucket is the daemon's (0.2 a minute, in 10 s buckets).
         prior_per_min: d.prior_per_min * base_bucket as f64 / bucket_secs as f64,
         learn_during_incident_after_secs: scale(d.learn_during_incident_after_secs),
@@ -80,8 +117,8 @@ pub fn config_for(
 /// Multiplier that turns a series' values into counts: 1 for counts, and
 /// for a gauge the factor that puts its median positive value at
 /// [`GAUGE_MEDIAN_UNITS`].
-pub fn unit_scale(points: &[Point]) -> f64 {
-    if series::all_counts(points) {
+pub fn unit_scale(points: &[Point], gauge: bool) -> f64 {
+    if !gauge {
         return 1.0;
     }
     let mut positive: Vec<f64> = points
@@ -132,13 +169,27 @@ pub fn run(args: SeriesArgs) -> anyhow::Result<ExitCode> {
         .map(|s| s.to_string_lossy().into_owned())
         .filter(|s| s != "-")
         .unwrap_or_else(|| "series".to_owned());
-    let unit = unit_scale(&points);
-    let mut detector = Detector::new(config_for(&base, bucket_secs, window_buckets, min_count));
+    let gauge = match args.kind {
+        Kind::Auto => !series::all_counts(&points),
+        Kind::Count => false,
+        Kind::Gauge => true,
+    };
+    let gaps = args
+        .gaps
+        .unwrap_or(if gauge { Gaps::Missing } else { Gaps::Quiet });
+    let unit = unit_scale(&points, gauge);
+    let mut detector = Detector::new(config_for(
+        &base,
+        bucket_secs,
+        window_buckets,
+        min_count,
+        gauge,
+    ));
     let alerts = feed(
         &mut detector,
         &points,
         &service,
-        (unit, bucket_secs),
+        (unit, bucket_secs, gaps),
         args.explain,
     )?;
     eprintln!(
@@ -149,10 +200,10 @@ pub fn run(args: SeriesArgs) -> anyhow::Result<ExitCode> {
         } else {
             "inferred"
         },
-        if unit == 1.0 {
-            String::new()
-        } else {
+        if gauge {
             format!("gauge scaled by {unit:.4e}, ")
+        } else {
+            String::new()
         },
     );
     Ok(ExitCode::SUCCESS)
@@ -196,7 +247,7 @@ fn feed(
     detector: &mut Detector,
     points: &[Point],
     service: &str,
-    (unit, bucket_secs): (f64, i64),
+    (unit, bucket_secs, gaps): (f64, i64, Gaps),
     explain: bool,
 ) -> anyhow::Result<usize> {
     let stdout = std::io::stdout();
@@ -208,7 +259,7 @@ fn feed(
         )?;
     }
     let mut alerts = 0;
-    for (bucket, value) in buckets(points, service, unit, bucket_secs) {
+    for (bucket, value) in buckets(points, service, unit, bucket_secs, gaps) {
         let transitions = detector.on_bucket(&bucket);
         alerts += transitions
             .iter()
@@ -271,17 +322,20 @@ fn explain_row(
     Ok(())
 }
 
-/// One bucket per bucket width from the first row to the last, in time
-/// order, with the rows' raw value. Rows that fall in the same bucket (with
-/// `--bucket-secs` wider than the rows' spacing) are summed; a bucket
-/// without a row is a quiet one (value 0), as a count exported without its
-/// zero rows means, and as the daemon's window, which is time, sees it.
+/// The series' buckets in time order, with the rows' raw value. Rows that
+/// fall in the same bucket (with `--bucket-secs` wider than the rows'
+/// spacing) are summed. With [`Gaps::Quiet`] every bucket from the first row
+/// to the last is there, one without a row a quiet one (value 0), as a
+/// count exported without its zero rows means and as the daemon's window,
+/// which is time, sees it; with [`Gaps::Missing`] only buckets with a row
+/// are (the detector's window then expects only the buckets it holds).
 /// `bucket_secs` is at least 1 (given or inferred).
 fn buckets<'a>(
     points: &'a [Point],
     service: &'a str,
     unit: f64,
     bucket_secs: i64,
+    gaps: Gaps,
 ) -> impl Iterator<Item = (Bucket, f64)> + 'a {
     let bucket_us = bucket_secs * crate::MICROS_PER_SEC;
     let first = points.first().map_or(0, |p| p.time_us);
@@ -292,7 +346,7 @@ fn buckets<'a>(
     std::iter::from_fn(move || {
         let p = points.get(i)?;
         let start = first + (p.time_us - first).div_euclid(bucket_us) * bucket_us;
-        if start > next_start {
+        if start > next_start && gaps == Gaps::Quiet {
             let quiet = Bucket {
                 start: next_start,
                 ..Bucket::default()

@@ -169,21 +169,33 @@ impl Volume {
         let (minute, hour) = (minute_index(bucket_start), hour_index(bucket_start));
         *self.minutes.entry(minute).or_default() += posts;
         *self.hours.entry(hour).or_default() += posts;
-        prune(&mut self.minutes, minute - KEEP_MINUTES);
+        // The minutes are kept by count, not by the clock: a stream that
+        // feeds every bucket keeps the same minutes either way, while a
+        // series with missing readings (a sampled gauge) keeps the level it
+        // had across a gap instead of forgetting it.
+        while self.minutes.len() > KEEP_MINUTES as usize + 1 {
+            self.minutes.pop_first();
+        }
         prune(&mut self.hours, hour - KEEP_HOURS);
+    }
+
+    /// The oldest minute kept: a service's minutes before it can no longer
+    /// be read.
+    fn oldest_minute(&self) -> i64 {
+        self.minutes.first_key_value().map_or(i64::MIN, |(m, _)| *m)
     }
 }
 
 impl Reports {
     /// Teaches one bucket's distinct authors: to the hourly profile always,
     /// to the level only when `level` (not during a young incident).
-    pub fn add(&mut self, bucket_start: Micros, authors: f64, level: bool) {
+    pub fn add(&mut self, volume: &Volume, bucket_start: Micros, authors: f64, level: bool) {
         let (minute, hour) = (minute_index(bucket_start), hour_index(bucket_start));
         if level {
             *self.minutes.entry(minute).or_default() += authors;
         }
         *self.hours.entry(hour).or_default() += authors;
-        prune(&mut self.minutes, minute - KEEP_MINUTES);
+        prune(&mut self.minutes, volume.oldest_minute());
         prune(&mut self.hours, hour - KEEP_HOURS);
     }
 
@@ -193,10 +205,9 @@ impl Reports {
     /// incident then stayed open long after the outage, the calm line
     /// having sunk below the ordinary background. NaN marks the minute;
     /// whatever is added to it later stays NaN.
-    pub fn skip_level(&mut self, bucket_start: Micros) {
-        let minute = minute_index(bucket_start);
-        self.minutes.insert(minute, f64::NAN);
-        prune(&mut self.minutes, minute - KEEP_MINUTES);
+    pub fn skip_level(&mut self, volume: &Volume, bucket_start: Micros) {
+        self.minutes.insert(minute_index(bucket_start), f64::NAN);
+        prune(&mut self.minutes, volume.oldest_minute());
     }
 
     /// The level: the mean of the last hour's per-minute shares (complete
@@ -205,18 +216,19 @@ impl Reports {
     /// out by not teaching the level during an incident instead.
     fn level(&self, volume: &Volume, now: Micros, needed: usize) -> Option<f64> {
         let current = minute_index(now);
-        // The last `LEVEL_MINUTES` minutes that were not skipped: each
-        // skipped one in the hour moves its start a minute earlier.
-        let mut start = current - LEVEL_MINUTES;
-        for (&m, authors) in self.minutes.range(current - KEEP_MINUTES..current).rev() {
-            if m < start {
+        // The last `LEVEL_MINUTES` minutes with volume that were not
+        // skipped: minutes the detector saw, so a gap in the readings is
+        // stepped over rather than read as an hour without reports.
+        let (mut start, mut counted) = (current, 0);
+        for &m in volume.minutes.range(..current).rev().map(|(m, _)| m) {
+            if counted == LEVEL_MINUTES {
                 break;
             }
-            if authors.is_nan() {
-                start -= 1;
+            start = m;
+            if !self.minutes.get(&m).is_some_and(|a| a.is_nan()) {
+                counted += 1;
             }
         }
-        let start = start.max(current - KEEP_MINUTES);
         // Summed as they come, in minute order: this runs for every
         // service at every bucket, and collecting the shares first cost an
         // allocation each time.
@@ -301,13 +313,69 @@ mod tests {
         for (k, authors) in [(1, 10.0), (2, 12.0), (3, 500.0), (4, 11.0), (5, 0.0)] {
             let t = now - k * 24 * HOUR_US;
             volume.add(t, 1000.0);
-            reports.add(t, authors, true);
+            reports.add(&volume, t, authors, true);
         }
         let (share, basis) = reports
             .share(&volume, now, now, &memory)
             .expect("enough days");
         assert_eq!(basis, Basis::HourOfDay);
         assert_eq!(share, 0.011, "the median: the outage day does not count");
+    }
+
+    /// The level is the last hour of minutes the detector saw: a gap
+    /// without any volume (a sampled gauge's missing readings) is stepped
+    /// over, a young incident's minutes are skipped, and minutes seen but
+    /// without reports count as zero.
+    #[test]
+    fn the_level_reads_the_last_hour_the_detector_saw() {
+        let memory = Memory {
+            level_min_minutes: 10,
+            seasonal_min_days: 3,
+            weekly_min_weeks: 3,
+        };
+        // (minutes fed: (minute, authors per 100 posts, skipped), minute
+        // judged, the level or None)
+        type Case = (&'static [(i64, i64, f64, bool)], i64, Option<f64>);
+        let cases: [Case; 6] = [
+            // An hour of 2 per 100 posts, judged at once and after a gap of
+            // four hours with no volume at all.
+            (&[(0, 60, 2.0, false)], 60, Some(0.02)),
+            (&[(0, 60, 2.0, false)], 300, Some(0.02)),
+            // Before and after the gap: the last 60 minutes seen.
+            (
+                &[(0, 60, 2.0, false), (300, 330, 6.0, false)],
+                330,
+                Some(0.04),
+            ),
+            // Seen without reports: zeros, over the whole hour.
+            (&[(0, 30, 0.0, false), (30, 60, 4.0, false)], 60, Some(0.02)),
+            // A young incident's minutes are skipped: the hour reaches back
+            // past them.
+            (&[(0, 60, 2.0, false), (60, 90, 50.0, true)], 90, Some(0.02)),
+            // Too few minutes seen.
+            (&[(0, 5, 2.0, false)], 5, None),
+        ];
+        for (fed, judged, want) in cases {
+            let (mut volume, mut reports) = (Volume::default(), Reports::default());
+            for &(from, to, authors, skipped) in fed {
+                for minute in from..to {
+                    let t = minute * MINUTE_US;
+                    volume.add(t, 100.0);
+                    if skipped {
+                        reports.skip_level(&volume, t);
+                    } else if authors > 0.0 {
+                        reports.add(&volume, t, authors, true);
+                    }
+                }
+            }
+            let got = reports.level(&volume, judged * MINUTE_US, memory.level_min_minutes);
+            match (got, want) {
+                (Some(g), Some(w)) => {
+                    assert!((g - w).abs() < 1e-12, "{fed:?} at {judged}: {g}, want {w}")
+                }
+                (g, w) => assert_eq!(g, w, "{fed:?} at {judged}"),
+            }
+        }
     }
 
     /// The overlap's ratio: 1 until learned and for authors who post once,

@@ -34,7 +34,9 @@ impl Detector {
         }
         let volume = (&self.state.volume, &self.state.recent_volume);
         let scales = Scales::measure(&config, baseline, state, volume, now)?;
-        if teach(&config, baseline, state, &scales, now) && !self.changed.contains(id) {
+        if teach(&config, baseline, &self.state.volume, state, &scales, now)
+            && !self.changed.contains(id)
+        {
             self.changed.insert(id.to_owned());
         }
         let tested = scales.tested();
@@ -144,6 +146,7 @@ impl Scales {
 fn teach(
     config: &DetectorConfig,
     baseline: &mut Reports,
+    volume: &Volume,
     state: &ServiceState,
     scales: &Scales,
     now: Micros,
@@ -157,11 +160,11 @@ fn teach(
     });
     let mut changed = false;
     if this_bucket > 0.0 {
-        baseline.add(now, this_bucket, level);
+        baseline.add(volume, now, this_bucket, level);
         changed = true;
     }
     if !level {
-        baseline.skip_level(now);
+        baseline.skip_level(volume, now);
         changed = true;
     }
     if level && learn_overlap(config, baseline, scales) {

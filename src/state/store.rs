@@ -732,7 +732,8 @@ mod tests {
     #[test]
     fn a_format_2_store_is_rewritten_and_read() {
         let mut baseline = Reports::default();
-        baseline.add(300_000_000, 3.0, true);
+        let volume = crate::detect::baseline::Volume::default();
+        baseline.add(&volume, 300_000_000, 3.0, true);
         baseline.adjust = 0.25;
         baseline.dispersion.learn(1, 5.0, 2.0, 0.1, 0.3);
         let baseline_2 = (
