@@ -244,8 +244,8 @@ fn firing_minutes(
 /// A latency gauge (about 45 ms, ±2 %) that doubles for two hours on its
 /// seventh day: far outside its own spread, though short of the fourfold
 /// rise a count of reports must make. As a gauge (its values are
-/// fractional) it fires on the rise; read as a count, the ratio test holds
-/// it back, as it does a busy service's ordinary swing.
+/// fractional) it fires on the rise, and only there; read as a count, the
+/// ratio test holds it back, as it does a busy service's ordinary swing.
 #[test]
 fn a_gauge_is_judged_by_its_spread_not_by_a_ratio() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -268,6 +268,13 @@ fn a_gauge_is_judged_by_its_spread_not_by_a_ratio() {
         "fired at minute {} for a rise at {onset}",
         as_gauge[0]
     );
+    // Nor does a gauge fire at its first rows: it is not judged before its
+    // level is known.
+    let all = series(&[], &path);
+    let fired = String::from_utf8_lossy(&all.stdout)
+        .matches(r#""state":"firing""#)
+        .count();
+    assert_eq!(fired, 1, "no cold-start incident for a gauge");
     let as_count = firing_minutes(&["--kind", "count"], &path, start);
     assert!(
         as_count.is_empty(),

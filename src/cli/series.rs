@@ -85,7 +85,10 @@ pub enum Gaps {
 /// two values means something only where zero means none, as for a count
 /// of reports; a gauge's zero is arbitrary (a temperature, a latency with
 /// its fixed floor), and a real rise of a few tens of percent is already
-/// far outside its learned spread.
+/// far outside its learned spread. Nor is a gauge judged before the
+/// detector knows its level (`warmup_factor` unreachable): the prior, 0.2
+/// reports a minute, says nothing about a CPU % or a temperature, and
+/// every gauge stood "far above" it at its first row.
 pub fn config_for(
     base: &DetectorConfig,
     bucket_secs: i64,
@@ -101,6 +104,7 @@ pub fn config_for(
         window_secs: window_buckets.max(1) * bucket_secs,
         min_authors: min_count,
         fire_ratio: if gauge { 1.0 } else { d.fire_ratio },
+        warmup_factor: if gauge { u64::MAX } else { d.warmup_factor },
         // The prior per bucket is the daemon's (0.2 a minute, in 10 s buckets).
         prior_per_min: d.prior_per_min * base_bucket as f64 / bucket_secs as f64,
         learn_during_incident_after_secs: scale(d.learn_during_incident_after_secs),

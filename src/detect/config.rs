@@ -176,7 +176,7 @@ impl DetectorConfig {
     /// detector is still warming up (see [`DetectorConfig::warmup_factor`]).
     pub(super) fn min_authors_now(&self, warming_up: bool) -> u64 {
         if warming_up {
-            self.min_authors * self.warmup_factor.max(1)
+            self.min_authors.saturating_mul(self.warmup_factor.max(1))
         } else {
             self.min_authors
         }
