@@ -1,7 +1,8 @@
-//! `outagewatch series FILE.csv`: the detector on a plain count series, the
-//! offline twin of `run`: the same [`Detector`] and the same settings
-//! (the `[detector]` section of `--config`, or the defaults), fed one bucket
-//! per row. `--explain` prints, per row, what the detector expected, the
+//! `outagewatch series FILE.csv`: the detector on a plain series (a count
+//! or a gauge), the offline twin of `run`: the same [`Detector`] and the
+//! same settings (the `[detector]` section of `--config`, or the defaults,
+//! adapted to a gauge by [`config_for`]), fed one bucket per bucket width.
+//! `--explain` prints, per bucket fed, what the detector expected, the
 //! count that would have fired and the chance probability, as CSV.
 
 use std::io::Write;
@@ -40,8 +41,8 @@ pub struct SeriesArgs {
     /// Smallest window total that may fire (default: `min_authors`, 5).
     #[arg(long)]
     min_count: Option<u64>,
-    /// Print one CSV row per input row (expected, upper, p_value,
-    /// dispersion, basis, state) instead of the alerts.
+    /// Print one CSV row per bucket fed to the detector (expected, upper,
+    /// p_value, dispersion, basis, state) instead of the alerts.
     #[arg(long)]
     explain: bool,
     /// What the values are: `count` (events in the bucket), `gauge` (a
@@ -244,7 +245,7 @@ fn read_points(file: &std::path::Path) -> anyhow::Result<(Vec<Point>, i64)> {
     series::parse(input).with_context(|| name.clone())
 }
 
-/// Feeds the series to the detector, one bucket per row, printing each
+/// Feeds the series to the detector, bucket by bucket ([`buckets`]), printing each
 /// alert as a JSON line, or with `explain` one CSV row per bucket. Returns
 /// the number of incidents that fired.
 fn feed(
