@@ -76,7 +76,8 @@ fn minute_index(t: Micros) -> i64 {
 /// The firehose's own volume, shared by every service's share.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Volume {
-    /// Posts per minute, the last hour.
+    /// Posts per minute, the last three hours of minutes seen (kept by
+    /// count, see [`Volume::add`]).
     pub minutes: BTreeMap<i64, f64>,
     /// Posts per clock hour, the last four weeks.
     pub hours: BTreeMap<i64, f64>,
