@@ -1,11 +1,14 @@
 //! The decision: from the literal hits in one post to a [`Verdict`].
 //!
-//! 1. One Aho-Corasick pass finds every alias, phrase and context word
-//!    (overlapping hits included, so `shut down` and `down` are both seen).
-//! 2. Hashtags are split into a service name and an outage affix
+//! 1. Hashtags are split into a service name and an outage affix
 //!    (`#InstagramDown`, `#CaiuOZap`).
-//! 3. Posts with nothing that could make a report stop here: most posts.
-//! 4. Regular expressions run on the candidates only.
+//! 2. The cue automaton looks for a literal that could make a report (a
+//!    phrase of failure, recovery or maintenance, an error message).
+//! 3. Posts with neither stop here: most posts, judged without a look at
+//!    the catalogue's thousands of names.
+//! 4. On the candidates, one Aho-Corasick pass finds every alias, phrase
+//!    and context word (overlapping hits included, so `shut down` and
+//!    `down` are both seen), and the regular expressions run.
 //! 5. Outage phrases are cancelled by a longer phrase they sit inside
 //!    (`feeling down`), or by market, past, negation or device-local context
 //!    in the same sentence; maintenance context turns them into
@@ -25,16 +28,15 @@
 use super::decision::{Decision, Hit};
 use super::hashtags::read_hashtags;
 use super::score::decision_reason;
-use super::tables::{Meaning, PhraseKind, Tables};
+use super::tables::{Literal, Meaning, Tables};
 use super::verdict::Verdict;
 use crate::normalize::Post;
 
 pub(crate) fn classify(tables: &Tables, post: &Post, explain: bool) -> Verdict {
     let text = post.text.as_str();
-    let mut hits = find_hits(tables, text);
     let (tag_mentions, tag_outages) = read_hashtags(tables, post);
 
-    if tag_outages.is_empty() && !hits.iter().any(could_report) {
+    if tag_outages.is_empty() && !has_cue(tables, text) {
         let mut verdict = Verdict::none();
         if explain {
             verdict.reasons.push(decision_reason(
@@ -44,26 +46,28 @@ pub(crate) fn classify(tables: &Tables, post: &Post, explain: bool) -> Verdict {
         }
         return verdict;
     }
+    let mut hits = find_hits(tables, text);
     add_regex_hits(tables, text, &mut hits);
     drop_foreign_context(tables, post, &mut hits);
     hits.sort_by_key(|h| (h.start, h.end));
     Decision::new(tables, post, hits, tag_mentions, tag_outages).decide()
 }
 
-/// A hit that can make a post a candidate: an error message or a phrase
-/// of failure, recovery or maintenance.
-fn could_report(hit: &Hit) -> bool {
-    matches!(
-        hit.meaning,
-        Meaning::Error(_)
-            | Meaning::Phrase(
-                PhraseKind::Outage
-                    | PhraseKind::Weak
-                    | PhraseKind::Recovery
-                    | PhraseKind::Maintenance,
-                _
-            )
-    )
+/// Whether `text` holds a literal that can make a post a candidate
+/// ([`Meaning::can_report`](super::tables::Meaning::can_report)) at its
+/// boundaries: exactly when the full scan would find one, as the cue
+/// automaton holds those literals and the boundaries are the same.
+fn has_cue(tables: &Tables, text: &str) -> bool {
+    tables.cues.find_overlapping_iter(text).any(|m| {
+        let literal = tables.cue_literals[m.pattern().as_usize()] as usize;
+        stands(&tables.literals[literal], text, &m)
+    })
+}
+
+/// Whether a literal found at `m` stands at its boundaries in `text`.
+fn stands(literal: &Literal, text: &str, m: &aho_corasick::Match) -> bool {
+    literal.left.allows(text[..m.start()].chars().next_back())
+        && literal.right.allows(text[m.end()..].chars().next())
 }
 
 /// Every literal of the automaton in `text` that stands at its
@@ -72,9 +76,7 @@ fn find_hits(tables: &Tables, text: &str) -> Vec<Hit> {
     let mut hits = Vec::new();
     for m in tables.automaton.find_overlapping_iter(text) {
         let literal = &tables.literals[m.pattern().as_usize()];
-        if !literal.left.allows(text[..m.start()].chars().next_back())
-            || !literal.right.allows(text[m.end()..].chars().next())
-        {
+        if !stands(literal, text, &m) {
             continue;
         }
         for &meaning in tables.meanings_of(literal) {
@@ -116,4 +118,51 @@ fn drop_foreign_context(tables: &Tables, post: &Post, hits: &mut Vec<Hit>) {
             .is_none_or(|code| post.langs.iter().any(|l| l == code)),
         _ => true,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matcher::Matcher;
+    use crate::normalize::normalize_text;
+
+    const CORPUS: [&str; 8] = [
+        include_str!("../../tests/corpus/de.jsonl"),
+        include_str!("../../tests/corpus/en.jsonl"),
+        include_str!("../../tests/corpus/es.jsonl"),
+        include_str!("../../tests/corpus/fr.jsonl"),
+        include_str!("../../tests/corpus/it.jsonl"),
+        include_str!("../../tests/corpus/ja.jsonl"),
+        include_str!("../../tests/corpus/ko.jsonl"),
+        include_str!("../../tests/corpus/pt.jsonl"),
+    ];
+
+    /// The cue automaton stops a post early exactly when the full scan
+    /// would have: on every post of the labelled corpus and every prefix
+    /// of it (which moves a literal against the end of the text, where the
+    /// boundaries are judged differently).
+    #[test]
+    fn the_cue_scan_finds_a_candidate_exactly_when_the_full_scan_does() {
+        let matcher = Matcher::embedded().expect("the embedded catalogue compiles");
+        let tables = &matcher.tables;
+        let (mut texts, mut candidates) = (0, 0);
+        for line in CORPUS.iter().flat_map(|file| file.lines()) {
+            let case: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+            let text = normalize_text(case["text"].as_str().expect("text"));
+            let ends = text.char_indices().map(|(i, _)| i).skip(1);
+            for end in ends.chain([text.len()]) {
+                let prefix = &text[..end];
+                let full = find_hits(tables, prefix)
+                    .iter()
+                    .any(|h| h.meaning.can_report());
+                assert_eq!(has_cue(tables, prefix), full, "{prefix:?}");
+                texts += 1;
+                candidates += usize::from(full);
+            }
+        }
+        assert!(
+            candidates > 1000 && candidates < texts - 1000,
+            "both kinds are tried: {candidates} candidates of {texts}"
+        );
+    }
 }

@@ -1,9 +1,12 @@
 //! Match: is this post an outage report, for which service, and why?
 //!
 //! The vocabulary lives in `patterns/` (services and per-language phrase
-//! lists), compiled into one Aho-Corasick automaton so each post is scanned
-//! once, whatever the number of services and languages. Regular
-//! expressions run only on the few posts that already have a candidate.
+//! lists), compiled into two Aho-Corasick automata: a small one of the
+//! literals that can make a report (failure, recovery and maintenance
+//! phrases, error messages), which is all most posts ever see, and one of
+//! every literal (names and context words too), run only on the few posts
+//! the first one made candidates, so a post's cost barely grows with the
+//! number of services. Regular expressions run only on candidates too.
 //! Pure: no I/O (the catalogue is loaded before), no clock.
 
 mod classify;

@@ -1,7 +1,7 @@
-//! The compiled matcher tables: one Aho-Corasick automaton, what each of
-//! its literals means and where it may stand, and the lookups (services,
-//! hashtag stems and affixes, handles, regular expressions) the rules use.
-//! Built and validated in `compile.rs`.
+//! The compiled matcher tables: the Aho-Corasick automata (every literal,
+//! and the cues alone), what each literal means and where it may stand,
+//! and the lookups (services, hashtag stems and affixes, handles, regular
+//! expressions) the rules use. Built and validated in `compile.rs`.
 
 use std::collections::{HashMap, HashSet};
 
@@ -100,6 +100,25 @@ pub enum Meaning {
     Phrase(PhraseKind, u8),
 }
 
+impl Meaning {
+    /// Whether a hit of this meaning can make a post a candidate: an error
+    /// message or a phrase of failure, recovery or maintenance. Every other
+    /// meaning (a service's name, a context word) only qualifies one.
+    pub fn can_report(self) -> bool {
+        matches!(
+            self,
+            Meaning::Error(_)
+                | Meaning::Phrase(
+                    PhraseKind::Outage
+                        | PhraseKind::Weak
+                        | PhraseKind::Recovery
+                        | PhraseKind::Maintenance,
+                    _
+                )
+        )
+    }
+}
+
 /// A catalogued service as the catalogue describes it (what a post names
 /// is a `decision::Service`).
 #[derive(Debug, Clone)]
@@ -119,6 +138,13 @@ pub struct Stem {
 /// The compiled matcher tables; see [`super::Matcher`].
 pub struct Tables {
     pub automaton: AhoCorasick,
+    /// The literals that can make a post a candidate ([`Meaning::can_report`])
+    /// in an automaton of their own, and each one's index in
+    /// [`Tables::literals`] (for its boundaries). Most posts hold none of
+    /// them and are judged by this small automaton alone, so their cost
+    /// does not grow with the catalogue's names.
+    pub cues: AhoCorasick,
+    pub cue_literals: Vec<u32>,
     /// Per automaton pattern: its meanings and whether it must stand at a
     /// word boundary on the left and on the right.
     pub literals: Vec<Literal>,
