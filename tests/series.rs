@@ -1,4 +1,4 @@
-//! `outagewatch series`: the detector on a plain count series.
+//! `outagewatch series`: the detector on a plain series (counts and gauges).
 
 use std::fmt::Write as _;
 use std::path::Path;

@@ -61,7 +61,7 @@ enum Command {
     Run(run::RunArgs),
     /// Record Jetstream frames exactly as received, for `replay`.
     Record(record::RecordArgs),
-    /// Run the detector on a plain count series (CSV `timestamp,value`).
+    /// Run the detector on a plain series, a count or a gauge (CSV `timestamp,value`).
     Series(series::SeriesArgs),
     /// Dead letters and test alerts: `alerts dead`, `alerts retry [ID]`,
     /// `alerts test --sink NAME`.
