@@ -3,6 +3,7 @@
 //! (quarantined if too far ahead), counted in total and per source, then
 //! added to the windows as a post or counted as a skip.
 
+use super::prepare::Unnamed;
 use super::{Arrival, Content, Emitted, Judged, Pipeline, PipelineError, Prepared, Received};
 use crate::Micros;
 use crate::events::InternalEvent;
@@ -101,6 +102,7 @@ impl<S: Store> Pipeline<S> {
         let reference = if let Some(time_us) = time_us {
             let author = match &content {
                 Content::Post(judged) => Some(author_key(&judged.post.author)),
+                Content::Unnamed(post) => Some(post.author),
                 Content::Skipped(_) => None,
             };
             let tick = Tick {
@@ -117,9 +119,12 @@ impl<S: Store> Pipeline<S> {
                     // checkpoint: it is dated ahead): a run resumed from an
                     // earlier watermark would otherwise accept and count
                     // the post this run quarantined.
-                    if let Content::Post(judged) = &content
-                        && let Some(key) = judged.post.key
-                    {
+                    let key = match &content {
+                        Content::Post(judged) => judged.post.key,
+                        Content::Unnamed(post) => post.key,
+                        Content::Skipped(_) => None,
+                    };
+                    if let Some(key) = key {
                         self.dedupe.is_duplicate(key, time_us, None);
                     }
                     return Ok(Vec::new());
@@ -136,7 +141,8 @@ impl<S: Store> Pipeline<S> {
             counts.newest = Some(counts.newest.map_or(time_us, |n| n.max(time_us)));
         }
         match content {
-            Content::Post(judged) => self.process_post(source, *judged, reference),
+            Content::Post(judged) => self.process_post(source, Incoming::Named(*judged), reference),
+            Content::Unnamed(post) => self.process_post(source, Incoming::Unnamed(post), reference),
             Content::Skipped(reason) => {
                 *counts.skipped.entry(reason.name()).or_default() += 1;
                 self.skip(reason);
@@ -183,11 +189,11 @@ impl<S: Store> Pipeline<S> {
     fn process_post(
         &mut self,
         source: &str,
-        judged: Judged,
+        post: Incoming,
         reference: Option<Micros>,
     ) -> Result<Vec<Emitted>, PipelineError> {
         let before = self.class_counts();
-        let alerts = self.process_judged(source, judged, reference);
+        let alerts = self.process_judged(source, post, reference);
         let after = self.class_counts();
         let counts = self.source_counts(source);
         counts.posts += after[0] - before[0];
@@ -247,23 +253,28 @@ impl<S: Store> Pipeline<S> {
     fn process_judged(
         &mut self,
         source: &str,
-        Judged { post, verdict }: Judged,
+        post: Incoming,
         reference: Option<Micros>,
     ) -> Result<Vec<Emitted>, PipelineError> {
-        if let Some(key) = post.key
-            && self.dedupe.is_duplicate(key, post.time_us, reference)
+        let (time_us, key, class) = post.counted();
+        if let Some(key) = key
+            && self.dedupe.is_duplicate(key, time_us, reference)
         {
             self.stats.duplicates += 1;
             return Ok(Vec::new());
         }
         self.stats.posts += 1;
-        match verdict.class {
+        match class {
             Class::Report => self.stats.reports += 1,
             Class::Recovery => self.stats.recoveries += 1,
             Class::Maintenance => self.stats.maintenance += 1,
             Class::None => {}
         }
-        match self.windows.add(&post, &verdict, reference) {
+        let placement = match &post {
+            Incoming::Named(Judged { post, verdict }) => self.windows.add(post, verdict, reference),
+            Incoming::Unnamed(post) => self.windows.add_unnamed(post.time_us, reference),
+        };
+        match placement {
             Placement::Counted => {}
             Placement::Late => {
                 if !source.is_empty() {
@@ -273,7 +284,7 @@ impl<S: Store> Pipeline<S> {
             Placement::Stale => PostStale {
                 stats: &mut self.stats,
                 source,
-                time_us: post.time_us,
+                time_us,
                 reference,
             }
             .emit(),
@@ -286,6 +297,24 @@ impl<S: Store> Pipeline<S> {
         self.stats.peak_candidates = self.stats.peak_candidates.max(candidates);
         let closed = self.windows.advance();
         self.close(closed)
+    }
+}
+
+/// A post as the ordered stage takes it: whole when it names a service,
+/// else only what the counts read ([`Content`]).
+enum Incoming {
+    Named(Judged),
+    Unnamed(Unnamed),
+}
+
+impl Incoming {
+    /// Its time, de-duplication key and class: what every post adds to
+    /// the counts.
+    fn counted(&self) -> (Micros, Option<u64>, Class) {
+        match self {
+            Incoming::Named(Judged { post, verdict }) => (post.time_us, post.key, verdict.class),
+            Incoming::Unnamed(post) => (post.time_us, post.key, post.class),
+        }
     }
 }
 

@@ -4,8 +4,9 @@
 
 use super::Received;
 use crate::Micros;
-use crate::matcher::{Matcher, Verdict};
+use crate::matcher::{Class, Matcher, Verdict};
 use crate::normalize::{Post, normalize};
+use crate::source::clock::author_key;
 use crate::source::{Decoded, Frame, FrameError, Origin, SkipReason};
 
 /// A frame with the work that needs no pipeline state done: decoded by its
@@ -32,9 +33,28 @@ pub enum Prepared {
 /// What a well-formed frame holds, once prepared.
 #[derive(Debug)]
 pub enum Content {
-    /// Boxed: a post with its verdict is much larger than a skip reason.
+    /// A post that names a service, with its verdict, for the windows to
+    /// count with its evidence. Boxed: a post with its verdict is much
+    /// larger than the other kinds.
     Post(Box<Judged>),
+    /// A post that names no service (nearly every post), cut down to what
+    /// the ordered stage reads of it; see [`Unnamed`].
+    Unnamed(Unnamed),
     Skipped(SkipReason),
+}
+
+/// What the ordered stage needs of a post that names no service: its
+/// author for the source's clock, its key for de-duplication, its time
+/// and class for the counts. The post itself is freed where it was
+/// decoded: handing every post to the pipeline's thread to be freed there
+/// made the allocator reclaim memory across threads, post by post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unnamed {
+    pub time_us: Micros,
+    /// [`author_key`] of the post's author.
+    pub author: u64,
+    pub key: Option<u64>,
+    pub class: Class,
 }
 
 /// A post in the form the matcher reads, with the matcher's verdict.
@@ -63,7 +83,16 @@ pub fn prepare(matcher: &Matcher, frame: &[u8], received: &Received<'_>) -> Prep
         Decoded::Post(raw) => {
             let post = normalize(raw);
             let verdict = matcher.classify(&post);
-            Content::Post(Box::new(Judged { post, verdict }))
+            if verdict.service.is_some() {
+                Content::Post(Box::new(Judged { post, verdict }))
+            } else {
+                Content::Unnamed(Unnamed {
+                    time_us: post.time_us,
+                    author: author_key(&post.author),
+                    key: post.key,
+                    class: verdict.class,
+                })
+            }
         }
         Decoded::Skipped(reason) => Content::Skipped(reason),
     };
@@ -72,5 +101,54 @@ pub fn prepare(matcher: &Matcher, frame: &[u8], received: &Received<'_>) -> Prep
         seq: frame.seq,
         own_clock,
         content,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(did: &str, text: &str) -> String {
+        serde_json::json!({
+            "did": did, "time_us": 1_780_000_000_000_000i64, "kind": "commit",
+            "commit": {"rev": "r", "operation": "create", "collection": "app.bsky.feed.post",
+                       "rkey": "k", "record": {"text": text, "langs": ["en"]}}
+        })
+        .to_string()
+    }
+
+    /// A post that names a service crosses whole; any other post only as
+    /// what the counts read of it, its class kept (a report about "the
+    /// site" names no service and is still counted as a report).
+    #[test]
+    fn only_posts_that_name_a_service_cross_whole() {
+        let matcher = Matcher::embedded().expect("the embedded catalogue compiles");
+        let received = Received::jetstream();
+        // (text, named, class)
+        let cases = [
+            ("is discord down?", true, Class::Report),
+            ("lunch was great", false, Class::None),
+            ("the site is down again", false, Class::Report),
+        ];
+        for (text, named, class) in cases {
+            let prepared = prepare(&matcher, frame("did:plc:a", text).as_bytes(), &received);
+            let Prepared::Frame { content, .. } = prepared else {
+                panic!("{text:?}: {prepared:?}");
+            };
+            match content {
+                Content::Post(judged) => {
+                    assert!(named, "{text:?} crossed whole");
+                    assert_eq!(judged.verdict.class, class, "{text:?}");
+                }
+                Content::Unnamed(post) => {
+                    assert!(!named, "{text:?} was cut down");
+                    assert_eq!(post.class, class, "{text:?}");
+                    assert_eq!(post.author, author_key("did:plc:a"));
+                    assert_eq!(post.time_us, 1_780_000_000_000_000);
+                    assert!(post.key.is_some(), "a Jetstream post is de-duplicated");
+                }
+                Content::Skipped(reason) => panic!("{text:?} skipped: {reason:?}"),
+            }
+        }
     }
 }

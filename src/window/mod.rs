@@ -173,18 +173,14 @@ impl Windows {
     /// newest of any): staleness is judged against it alone, so another
     /// source running ahead never makes this one's posts stale.
     pub fn add(&mut self, post: &Post, verdict: &Verdict, reference: Option<Micros>) -> Placement {
-        let max_late = self.config.max_late_secs * MICROS_PER_SEC;
-        if reference.is_some_and(|r| r.saturating_sub(post.time_us) > max_late) {
-            self.stale += 1;
-            return Placement::Stale;
-        }
-        let (start, placement) = self.place(post.time_us);
-        let bucket = self.open.entry(start).or_insert_with(|| Bucket {
-            start,
-            ..Bucket::default()
-        });
-        bucket.total_posts += 1;
+        let (start, placement) = match self.enter(post.time_us, reference) {
+            Ok(entered) => entered,
+            Err(stale) => return stale,
+        };
         let Some(service) = &verdict.service else {
+            return placement;
+        };
+        let Some(bucket) = self.open.get_mut(&start) else {
             return placement;
         };
         if verdict.discovered
@@ -195,6 +191,37 @@ impl Windows {
         }
         bucket.count(service, post, verdict, &self.config);
         placement
+    }
+
+    /// Counts a post that names no service (nearly every post): in the
+    /// firehose's volume of its bucket only.
+    pub fn add_unnamed(&mut self, time_us: Micros, reference: Option<Micros>) -> Placement {
+        self.enter(time_us, reference)
+            .map_or_else(|stale| stale, |(_, placement)| placement)
+    }
+
+    /// Counts a post of `time_us` in its bucket's volume: the bucket's
+    /// start and where the post went, or `Err(Stale)` when it is too far
+    /// behind `reference` to count at all.
+    fn enter(
+        &mut self,
+        time_us: Micros,
+        reference: Option<Micros>,
+    ) -> Result<(Micros, Placement), Placement> {
+        let max_late = self.config.max_late_secs * MICROS_PER_SEC;
+        if reference.is_some_and(|r| r.saturating_sub(time_us) > max_late) {
+            self.stale += 1;
+            return Err(Placement::Stale);
+        }
+        let (start, placement) = self.place(time_us);
+        self.open
+            .entry(start)
+            .or_insert_with(|| Bucket {
+                start,
+                ..Bucket::default()
+            })
+            .total_posts += 1;
+        Ok((start, placement))
     }
 
     /// The bucket a post of `time_us` goes to: its own, or the oldest open
