@@ -11,7 +11,7 @@ use crate::events::pipeline::{
     EventQuarantined, FrameMalformed, PostStale, SourceCounts, per_source,
 };
 use crate::matcher::Class;
-use crate::source::clock::{Judgement, Tick, author_key};
+use crate::source::clock::{Judgement, Tick};
 use crate::source::jetstream::SeqCursor;
 use crate::source::{FrameError, SkipReason};
 use crate::state::Store;
@@ -100,11 +100,7 @@ impl<S: Store> Pipeline<S> {
         };
         let fallback = self.windows.newest();
         let reference = if let Some(time_us) = time_us {
-            let author = match &content {
-                Content::Post(judged) => Some(author_key(&judged.post.author)),
-                Content::Unnamed(post) => Some(post.author),
-                Content::Skipped(_) => None,
-            };
+            let (author, key) = content.author_and_key();
             let tick = Tick {
                 time_us,
                 author,
@@ -119,11 +115,6 @@ impl<S: Store> Pipeline<S> {
                     // checkpoint: it is dated ahead): a run resumed from an
                     // earlier watermark would otherwise accept and count
                     // the post this run quarantined.
-                    let key = match &content {
-                        Content::Post(judged) => judged.post.key,
-                        Content::Unnamed(post) => post.key,
-                        Content::Skipped(_) => None,
-                    };
                     if let Some(key) = key {
                         self.dedupe.is_duplicate(key, time_us, None);
                     }

@@ -43,6 +43,18 @@ pub enum Content {
     Skipped(SkipReason),
 }
 
+impl Content {
+    /// The post's author (its [`author_key`], for the source's clock) and
+    /// de-duplication key; neither for a frame that holds no post.
+    pub fn author_and_key(&self) -> (Option<u64>, Option<u64>) {
+        match self {
+            Content::Post(judged) => (Some(author_key(&judged.post.author)), judged.post.key),
+            Content::Unnamed(post) => (Some(post.author), post.key),
+            Content::Skipped(_) => (None, None),
+        }
+    }
+}
+
 /// What the ordered stage needs of a post that names no service: its
 /// author for the source's clock, its key for de-duplication, its time
 /// and class for the counts. The post itself is freed where it was
