@@ -75,6 +75,8 @@ impl Builder {
     /// their meanings in one table, nothing else kept.
     fn finish(self) -> Result<Packed, PatternError> {
         let automaton = build_automaton(self.literals.iter().map(|l| l.text.as_str()))?;
+        // Indices fit in u32: the automaton above refuses more patterns
+        // than aho-corasick's pattern ids (under 2^31) can number.
         let cue_literals: Vec<u32> = (0..self.literals.len() as u32)
             .filter(|&i| {
                 self.literals[i as usize]
