@@ -85,13 +85,10 @@ type Format2Reports = (
 /// authors across buckets: it is learned afresh, within the hour).
 pub fn reports_from_format_2(body: &[u8]) -> Result<Reports, postcard::Error> {
     let (minutes, hours, dispersion, adjust): Format2Reports = postcard::from_bytes(body)?;
-    Ok(Reports {
-        minutes,
-        hours,
-        dispersion,
-        adjust,
-        ..Reports::default()
-    })
+    let mut reports = Reports::default();
+    (reports.minutes, reports.hours) = (minutes, hours);
+    (reports.dispersion, reports.adjust) = (dispersion, adjust);
+    Ok(reports)
 }
 
 /// A [`Checkpoint`] to be written, borrowing what it holds: the store
