@@ -4,6 +4,7 @@
 
 use super::{Emitted, Pipeline, PipelineError};
 use crate::alert::Alert;
+use crate::source::clock::SourceClock;
 use crate::state::{CheckpointRef, NamesRef, Store};
 use crate::window::Bucket;
 use crate::{MICROS_PER_SEC, Micros};
@@ -60,18 +61,19 @@ impl<S: Store> Pipeline<S> {
     /// lateness (see [`Windows::add`](crate::window::Windows::add)).
     fn countable_from(&self) -> Option<Micros> {
         let max_late = self.windows.config().max_late_secs * MICROS_PER_SEC;
-        let oldest = self.cursors.values().min().copied();
+        let oldest = self.clocks.values().filter_map(SourceClock::watermark).min();
         oldest.map(|w| w.saturating_sub(max_late))
     }
 
     fn save(&mut self, closed: &[Bucket], alerts: &[Alert]) -> Result<Vec<u64>, PipelineError> {
         let baselines = self.detector.take_changed();
+        let cursors = self.cursors();
         let checkpoint = CheckpointRef {
             closed_through: self.windows.closed_through(),
             newest: self.windows.newest(),
             open: self.windows.open_buckets().collect(),
             detector: Some(self.detector.state()),
-            cursors: &self.cursors,
+            cursors: &cursors,
             seqs: &self.seqs,
             dedupe: Some(self.dedupe.persisted(self.countable_from())),
             clocks: &self.clocks,

@@ -169,7 +169,6 @@ impl<S: Store> Pipeline<S> {
             return Clocked::Quarantined;
         }
         if let Some(w) = watermark {
-            *per_source(&mut self.cursors, source) = w;
             self.windows.observe(w);
         }
         Clocked::Accepted(watermark)
