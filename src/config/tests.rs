@@ -145,6 +145,14 @@ const KEY_ERRORS: &[(&str, &str)] = &[
         "ow.toml:2:1: `detector.window_secs`: must be from 10 to 86400",
     ),
     (
+        "[window]\nwatermark_quorum = 33",
+        "ow.toml:2:1: `window.watermark_quorum`: must be from 1 to 32, got 33",
+    ),
+    (
+        "[window]\nmax_future_secs = -5",
+        "ow.toml:2:1: `window.max_future_secs`: must be from 0 to 31622400, got -5",
+    ),
+    (
         "[window]\nmax_discovered = 100000000",
         "ow.toml:2:1: `window.max_discovered`: must be from 0 to 100000",
     ),

@@ -61,7 +61,11 @@ impl<S: Store> Pipeline<S> {
     /// lateness (see [`Windows::add`](crate::window::Windows::add)).
     fn countable_from(&self) -> Option<Micros> {
         let max_late = self.windows.config().max_late_secs * MICROS_PER_SEC;
-        let oldest = self.clocks.values().filter_map(SourceClock::watermark).min();
+        let oldest = self
+            .clocks
+            .values()
+            .filter_map(SourceClock::watermark)
+            .min();
         oldest.map(|w| w.saturating_sub(max_late))
     }
 

@@ -69,10 +69,19 @@ impl WindowConfig {
     /// first one outside them.
     pub fn check(&self) -> Result<(), (String, String)> {
         let day = 86_400;
-        let ints: [(&str, i64, i64, i64); 11] = [
+        let ints: [(&str, i64, i64, i64); 13] = [
             ("bucket_secs", self.bucket_secs, 1, 3600),
             ("lateness_secs", self.lateness_secs, 0, 3600),
             ("max_late_secs", self.max_late_secs, 0, day),
+            ("max_future_secs", self.max_future_secs, 0, 366 * day),
+            // A source's clock remembers its last `RECENT` authors: a
+            // larger quorum could never agree, and no bucket would close.
+            (
+                "watermark_quorum",
+                self.watermark_quorum as i64,
+                1,
+                crate::source::clock::RECENT as i64,
+            ),
             ("samples_per_bucket", self.samples_per_bucket as i64, 0, 100),
             ("max_discovered", self.max_discovered as i64, 0, 100_000),
             ("discovered_ttl_secs", self.discovered_ttl_secs, 10, day),
