@@ -41,6 +41,47 @@ struct Keys<'a> {
     rkey: Option<&'a [u8]>,
 }
 
+/// The keys the skim reads or declines.
+#[derive(Clone, Copy)]
+enum Key {
+    Kind,
+    TimeUs,
+    Commit,
+    Operation,
+    Collection,
+    Rkey,
+    Cursor,
+    Payload,
+}
+
+impl Key {
+    /// The key whose closing quote is at `quote`, if it is one of these:
+    /// told by its last letter, then compared whole with the quote that
+    /// opens it. Most keys of a frame (`did`, `rev`, `record`, `cid`, …)
+    /// are none of them and are passed over at the first byte, without
+    /// looking for where they start.
+    fn ending_at(body: &[u8], quote: usize) -> Option<Key> {
+        let before = &body[..quote];
+        let is = |name: &[u8]| {
+            before.ends_with(name)
+                && before.len() > name.len()
+                && before[quote - name.len() - 1] == b'"'
+        };
+        let key = match before.last()? {
+            b'd' if is(b"kind") => Key::Kind,
+            b'd' if is(b"payload") => Key::Payload,
+            b's' if is(b"time_us") => Key::TimeUs,
+            b't' if is(b"commit") => Key::Commit,
+            b'n' if is(b"operation") => Key::Operation,
+            b'n' if is(b"collection") => Key::Collection,
+            b'y' if is(b"rkey") => Key::Rkey,
+            b'r' if is(b"cursor") => Key::Cursor,
+            _ => return None,
+        };
+        Some(key)
+    }
+}
+
 /// The frame, if the skim can vouch that it is a well-formed v1 commit to
 /// a collection other than posts (see the module's documentation).
 pub fn non_post(frame: &[u8]) -> Option<Frame> {
@@ -89,6 +130,7 @@ fn balanced_text(body: &[u8]) -> bool {
 /// one the skim reads is escaped, repeated or has an unexpected value.
 fn read_keys(body: &[u8]) -> Option<Keys<'_>> {
     let mut keys = Keys::default();
+    let mut first_key = true;
     let key_ends = memchr_iter(b':', body).filter_map(|colon| colon.checked_sub(1));
     for quote in key_ends.filter(|&quote| body[quote] == b'"') {
         // An escaped quote followed by a colon is text inside a string
@@ -96,28 +138,34 @@ fn read_keys(body: &[u8]) -> Option<Keys<'_>> {
         if quote == 0 || body[quote - 1] == b'\\' {
             return None;
         }
-        let open = body[..quote].iter().rposition(|&b| b == b'"')?;
-        let key = &body[open + 1..quote];
+        // The first key's opening quote is the first quote of the frame;
+        // every later key has a quote before it (the last key's).
+        if first_key {
+            memchr::memchr(b'"', &body[..quote])?;
+            first_key = false;
+        }
+        let Some(key) = Key::ending_at(body, quote) else {
+            continue;
+        };
         let value = &body[quote + 2..];
         match key {
-            b"kind" => match string(value)? {
+            Key::Kind => match string(value)? {
                 b"commit" => once(&mut keys.kind, ())?,
                 _ => return None,
             },
-            b"time_us" => once(&mut keys.time_us, integer(value)?)?,
-            b"commit" if value.first() == Some(&b'{') => once(&mut keys.commit, ())?,
-            b"operation" => once(&mut keys.operation, string(value)?)?,
-            b"collection" => match string(value)? {
+            Key::TimeUs => once(&mut keys.time_us, integer(value)?)?,
+            Key::Commit if value.first() == Some(&b'{') => once(&mut keys.commit, ())?,
+            Key::Operation => once(&mut keys.operation, string(value)?)?,
+            Key::Collection => match string(value)? {
                 b"" => return None,
                 posts if posts == POST_COLLECTION.as_bytes() => return None,
                 other => once(&mut keys.collection, other)?,
             },
-            b"rkey" => once(&mut keys.rkey, string(value)?)?,
+            Key::Rkey => once(&mut keys.rkey, string(value)?)?,
             // A `commit` that is not an object, a v1 frame from
             // a v2 server (its `cursor` is a sequence number the skim does
             // not read) or a v2 frame: the full decoder's.
-            b"commit" | b"cursor" | b"payload" => return None,
-            _ => {}
+            Key::Commit | Key::Cursor | Key::Payload => return None,
         }
     }
     Some(keys)
@@ -138,12 +186,12 @@ fn once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
 /// character (which JSON forbids in strings).
 fn string(value: &[u8]) -> Option<&[u8]> {
     let rest = value.strip_prefix(b"\"")?;
-    let end = rest.iter().position(|&b| b == b'"')?;
-    let text = &rest[..end];
-    if text.iter().any(|&b| b == b'\\' || b < 0x20) {
-        return None;
-    }
-    Some(text)
+    // One pass: the string ends at its first quote, unless an escape or a
+    // control character comes first.
+    let end = rest
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+    (rest[end] == b'"').then_some(&rest[..end])
 }
 
 /// A non-negative integer right after its key's colon, ended by `,` or `}`
@@ -213,6 +261,8 @@ mod tests {
             LIKE.replace(r#""did":"did:plc:a","#, r#""cursor":7,"#),
             LIKE.replace(r#""did":"did:plc:a","#, r#""payload":{},"#),
             LIKE.replace(r#""uri":"at://x""#, r#""uri":"a\":b""#),
+            // the first key without its opening quote
+            LIKE.replacen(r#"{"did""#, r#"{did""#, 1),
         ];
         for frame in declined {
             assert_eq!(skim(&frame), None, "{frame}");
