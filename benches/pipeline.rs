@@ -61,7 +61,7 @@ fn bench(c: &mut Criterion) {
     let posts: Vec<_> = frames
         .iter()
         .filter_map(|f| match decode(f.as_bytes()) {
-            Ok(Decoded::Post(p)) => Some(normalize(p)),
+            Ok(Decoded::Post(p)) => Some(normalize(*p)),
             _ => None,
         })
         .collect();

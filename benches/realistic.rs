@@ -64,7 +64,7 @@ fn posts(frames: &[String]) -> Vec<Post> {
     frames
         .iter()
         .filter_map(|f| match decode(f.as_bytes()) {
-            Ok(Decoded::Post(p)) => Some(normalize(p)),
+            Ok(Decoded::Post(p)) => Some(normalize(*p)),
             _ => None,
         })
         .collect()

@@ -93,7 +93,7 @@ pub fn prepare(matcher: &Matcher, frame: &[u8], received: &Received<'_>) -> Prep
     };
     let content = match frame.decoded {
         Decoded::Post(raw) => {
-            let post = normalize(raw);
+            let post = normalize(*raw);
             let verdict = matcher.classify(&post);
             if verdict.service.is_some() {
                 Content::Post(Box::new(Judged { post, verdict }))

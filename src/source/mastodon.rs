@@ -128,7 +128,7 @@ pub fn decode(
     };
     Ok((
         Some(time_us),
-        Decoded::Post(RawPost {
+        Decoded::Post(Box::new(RawPost {
             time_us,
             author,
             uri: status.url.unwrap_or_else(|| status.uri.clone()),
@@ -136,7 +136,7 @@ pub fn decode(
             text,
             langs: status.language.into_iter().collect(),
             tags: status.tags.into_iter().map(|t| t.name).collect(),
-        }),
+        })),
     ))
 }
 

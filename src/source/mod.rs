@@ -55,7 +55,10 @@ pub struct RawPost {
 /// being counted, so a full-firehose recording costs little per non-post.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decoded {
-    Post(RawPost),
+    /// Boxed: a frame's decoding is moved several times on its way, and
+    /// most frames (likes, follows) are not posts, which then moved a
+    /// post's worth of bytes each time.
+    Post(Box<RawPost>),
     Skipped(SkipReason),
 }
 

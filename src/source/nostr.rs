@@ -140,7 +140,7 @@ pub fn decode(
     };
     Ok((
         Some(time_us),
-        Decoded::Post(RawPost {
+        Decoded::Post(Box::new(RawPost {
             time_us,
             key: Some(super::dedupe::key_of(&[&event.id])),
             uri: format!("nostr:{}", event.id),
@@ -151,7 +151,7 @@ pub fn decode(
             tags: tag_values("t"),
             author: event.pubkey,
             text: event.content,
-        }),
+        })),
     ))
 }
 

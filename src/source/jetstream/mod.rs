@@ -245,7 +245,7 @@ fn commit_to_post<R: Record>(
             .filter(|feature| feature.kind == TAG_FEATURE)
             .filter_map(|feature| feature.tag),
     );
-    Ok(Decoded::Post(RawPost {
+    Ok(Decoded::Post(Box::new(RawPost {
         time_us,
         key: Some(super::dedupe::key_of(&[
             did,
@@ -260,7 +260,7 @@ fn commit_to_post<R: Record>(
         text,
         langs: record.langs,
         tags,
-    }))
+    })))
 }
 
 #[cfg(test)]

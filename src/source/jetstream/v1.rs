@@ -69,7 +69,7 @@ mod tests {
 
     fn post(line: &str) -> RawPost {
         match decode(line.as_bytes()) {
-            Ok(Decoded::Post(post)) => post,
+            Ok(Decoded::Post(post)) => *post,
             other => panic!("expected a post from {line}, got {other:?}"),
         }
     }
