@@ -181,8 +181,9 @@ impl<R: BufRead + Send> Reader<R> {
     /// time, prepares each on the thread pool and sends its lines, in
     /// order, with where the reading stopped; returns early when the
     /// receiver is gone. The next chunk is read while the pool prepares
-    /// this one (reading the next only after left a core idle for the
-    /// read, a tenth of the work); two chunks' buffers serve the whole file.
+    /// this one: read only once the pool was done, each read (a tenth of
+    /// the work, more for a compressed file) left a core idle. Two
+    /// chunks' buffers serve the whole file.
     pub fn prepare_all(mut self, matcher: &Matcher, file: &str, out: &SyncSender<(Lines, Stop)>) {
         let (mut chunk, mut stop) = self.next_chunk(file, Chunk::default());
         let mut spare = Chunk::default();

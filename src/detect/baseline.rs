@@ -110,8 +110,9 @@ pub struct Reports {
 /// only earlier hours (a day or a week back), which never change once past
 /// and are kept longer than it looks back, so it holds for the whole hour.
 /// Working one out is a dozen tree look-ups and a sort, and the rule asks
-/// at every bucket of every service (5 % of a replay's CPU). Not state: it
-/// is left out of saving and of comparing baselines.
+/// at every bucket of every service (a tenth of `series`' instructions on
+/// a 55-day series). Not state: it is left out of saving and of comparing
+/// baselines.
 #[derive(Debug, Clone, Default)]
 struct SeasonalMemo(Cell<[Option<Remembered>; 2]>);
 

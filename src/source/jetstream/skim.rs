@@ -58,7 +58,7 @@ impl Key {
     /// The key whose closing quote is at `quote`, if it is one of these:
     /// told by its last letter, then compared whole with the quote that
     /// opens it. Most keys of a frame (`did`, `rev`, `record`, `cid`, …)
-    /// are none of them and are passed over at the first byte, without
+    /// are none of them and are passed over at their last letter, without
     /// looking for where they start.
     fn ending_at(body: &[u8], quote: usize) -> Option<Key> {
         let before = &body[..quote];
