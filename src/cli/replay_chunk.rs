@@ -25,8 +25,9 @@ use crate::source::recording::{ClockLine, Length, LineReader};
 pub const CHUNK_LINES: usize = 1024;
 /// Bytes per chunk, whatever the lines' lengths: 1024 lines of the longest
 /// accepted length (`--max-line-bytes`, up to 64 MiB) must not be read into
-/// memory at once. The reading thread reuses one buffer for every chunk,
-/// so this bounds the replay's raw line buffer at 2 MiB plus one line.
+/// memory at once. The reading thread reuses two buffers (one chunk being
+/// read while the other is prepared), so this bounds the replay's raw line
+/// buffers at twice 2 MiB plus one line.
 pub const CHUNK_BYTES: usize = 2 << 20;
 
 /// Lines read but not processed yet, their bytes in one buffer.
