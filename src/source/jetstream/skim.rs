@@ -198,16 +198,19 @@ fn string(value: &[u8]) -> Option<&[u8]> {
 /// (no fraction, exponent, sign, leading zero or whitespace, which the
 /// full decoder judges).
 fn integer(value: &[u8]) -> Option<i64> {
-    let digits = value.iter().take_while(|b| b.is_ascii_digit()).count();
-    let (number, after) = value.split_at(digits);
-    let leading_zero = digits > 1 && number[0] == b'0';
-    if digits == 0 || leading_zero || !matches!(after.first(), Some(b',' | b'}')) {
+    // Digits only, read in the same pass that finds their end, so a
+    // checked fold is all of `i64::from_str` needed here.
+    let mut n = 0i64;
+    let mut digits = 0;
+    while let Some(&digit) = value.get(digits).filter(|b| b.is_ascii_digit()) {
+        n = n.checked_mul(10)?.checked_add(i64::from(digit - b'0'))?;
+        digits += 1;
+    }
+    let leading_zero = digits > 1 && value[0] == b'0';
+    if digits == 0 || leading_zero || !matches!(value.get(digits), Some(b',' | b'}')) {
         return None;
     }
-    // Digits only, so a checked fold is all of `i64::from_str` needed here.
-    number.iter().try_fold(0i64, |n, &digit| {
-        n.checked_mul(10)?.checked_add(i64::from(digit - b'0'))
-    })
+    Some(n)
 }
 
 #[cfg(test)]
