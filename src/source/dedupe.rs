@@ -44,10 +44,11 @@ pub struct Deduper {
     max_keys: usize,
     /// Keys in arrival order with their event time, to forget the oldest.
     order: VecDeque<(Micros, u64)>,
-    /// The keys are xxh3 digests already, but of text a stranger writes:
-    /// the set hashes them again with a per-process random seed (foldhash,
-    /// a few instructions for a `u64`), so nobody can choose keys that
-    /// pile up in one place of it. Its order is never read.
+    /// The keys are xxh3 digests already, but of text a stranger writes
+    /// (unseeded, so keys can be chosen): the set hashes them again with a
+    /// random seed (foldhash's `RandomState`, "minimally DoS-resistant" by
+    /// its own account, and a few instructions for a `u64` where xxh3 took
+    /// a digest's worth). Its order is never read, so runs stay identical.
     #[serde(skip)]
     keys: HashSet<u64, foldhash::fast::RandomState>,
     /// The newest watermark seen: the horizon is measured back from it.
