@@ -127,10 +127,8 @@ pub fn run(args: ReplayArgs, matcher: Matcher, mut config: Config) -> anyhow::Re
     let stats = pipeline.stats().clone();
     drop(pipeline);
     if let Some(dir) = &args.state_dir {
-        // Every handle on the store is closed: seal its files.
-        if let Err(e) = crate::state::seal_closed(dir) {
-            tracing::warn!(error = %e, "cannot seal the state");
-        }
+        // Every handle on the store is closed: compact and seal it.
+        crate::state::close(dir).log();
     }
     print_summary(&stats, &source_note, elapsed);
     watch.hold(&runtime, &args.watch);

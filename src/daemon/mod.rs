@@ -30,7 +30,9 @@
 //!    `shutdown_grace_secs`;
 //! 4. the status server stops last, so the drain can be watched; requests
 //!    in flight get 2 s;
-//! 5. the process exits 0. A second signal exits at once (status 130).
+//! 5. with every handle on the store gone, it is compacted if sled's log has
+//!    grown past twice its records, and sealed (`crate::state::close`);
+//! 6. the process exits 0. A second signal exits at once (status 130).
 
 mod monitor;
 mod pipeline_thread;
@@ -405,7 +407,7 @@ impl Running {
         Ok(stats)
     }
 
-    /// Steps 3 to 5: the sinks, the status server, the store sealed.
+    /// Steps 3 to 5: the sinks, the status server, the store compacted and sealed.
     async fn finish(self, stats: &Stats) {
         // 3. The sinks get the grace period to deliver what is left; the
         // rest stays in the outbox for the next start.
@@ -415,18 +417,11 @@ impl Running {
         if let Some(server) = self.server {
             server.stop().await;
         }
-        // Every handle on the store is closed now (the telemetry's, through
-        // the sinks' probe, too): seal its files, so damage at rest is found
-        // at the next start.
+        // 5. Every handle on the store is closed now (the telemetry's,
+        // through the sinks' probe, too).
         self.telemetry.clear_sinks();
         drop(self.outbox);
-        match crate::state::seal_closed(&self.state_dir) {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!("the store was still in use at exit; its files are not sealed")
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot seal the state"),
-        }
+        crate::state::close(&self.state_dir).log();
         tracing::info!(
             frames = stats.frames,
             posts = stats.posts,

@@ -55,6 +55,16 @@ pub fn encode<T: Serialize>(what: &str, value: &T) -> Result<Vec<u8>, StoreError
     Ok(out)
 }
 
+/// The bytes `value` takes in a record's body (its header aside).
+pub fn encoded_len<T: Serialize>(value: &T) -> Result<usize, StoreError> {
+    postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default()).map_err(|e| {
+        StoreError::Unwritable {
+            what: "a record".into(),
+            detail: e.to_string(),
+        }
+    })
+}
+
 /// A record's body, if its checksum holds (records from before checksums,
 /// plain JSON objects, are taken as they are).
 pub fn open(bytes: &[u8]) -> Option<Body<'_>> {

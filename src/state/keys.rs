@@ -38,10 +38,15 @@ pub enum Kind {
     OpenAlert,
     /// `h` + source → an open `source:NAME` incident.
     OpenSource,
+    /// `p` + the start of its newest bucket (as [`Kind::Bucket`]'s) → a
+    /// pack of consecutive closed buckets, oldest first, in one record
+    /// ([`super::compact`]), in the tree [`PACKS`]: the one kind outside
+    /// the main tree.
+    Pack,
 }
 
 /// Every kind: the whole keyspace (tags in [`Kind::tag`]).
-pub const ALL: [Kind; 10] = [
+pub const ALL: [Kind; 11] = [
     Kind::Bucket,
     Kind::Baseline,
     Kind::Meta,
@@ -52,6 +57,7 @@ pub const ALL: [Kind; 10] = [
     Kind::Requeued,
     Kind::OpenAlert,
     Kind::OpenSource,
+    Kind::Pack,
 ];
 
 impl Kind {
@@ -67,6 +73,7 @@ impl Kind {
             Kind::Requeued => b'q',
             Kind::OpenAlert => b'a',
             Kind::OpenSource => b'h',
+            Kind::Pack => b'p',
         }
     }
 
@@ -76,6 +83,9 @@ impl Kind {
         ALL.into_iter().find(|k| k.tag() == tag)
     }
 }
+
+/// The sled tree of [`Kind::Pack`] records.
+pub const PACKS: &str = "packs";
 
 /// Our single records, under [`Kind::Meta`].
 pub const CHECKPOINT: &[u8] = b"mcheckpoint";
@@ -132,10 +142,26 @@ pub fn alert(seq: u64) -> [u8; 9] {
 
 /// The key of the bucket starting at `start`.
 pub fn bucket(start: Micros) -> [u8; 9] {
+    timed(Kind::Bucket, start)
+}
+
+/// The key of the pack whose newest bucket starts at `last`.
+pub fn pack(last: Micros) -> [u8; 9] {
+    timed(Kind::Pack, last)
+}
+
+/// The time in a [`bucket`] or [`pack`] key (`None`: not 9 bytes).
+pub fn time_of(key: &[u8]) -> Option<Micros> {
+    let bytes = <[u8; 8]>::try_from(key.get(1..)?).ok()?;
+    Some((u64::from_be_bytes(bytes) ^ (1 << 63)) as Micros)
+}
+
+/// `kind`'s tag followed by `at`, offset so negative times still sort
+/// before positive ones.
+fn timed(kind: Kind, at: Micros) -> [u8; 9] {
     let mut key = [0u8; 9];
-    key[0] = Kind::Bucket.tag();
-    // Offset so negative times still sort before positive ones.
-    key[1..].copy_from_slice(&((start as u64) ^ (1 << 63)).to_be_bytes());
+    key[0] = kind.tag();
+    key[1..].copy_from_slice(&((at as u64) ^ (1 << 63)).to_be_bytes());
     key
 }
 
@@ -173,7 +199,7 @@ mod tests {
     /// The kinds whose keys hold a name.
     fn named_kinds() -> impl Iterator<Item = Kind> {
         ALL.into_iter()
-            .filter(|k| !matches!(k, Kind::Bucket | Kind::Meta | Kind::Alert))
+            .filter(|k| !matches!(k, Kind::Bucket | Kind::Pack | Kind::Meta | Kind::Alert))
     }
 
     #[test]
@@ -204,6 +230,7 @@ mod tests {
                     );
                     assert_ne!(key.as_slice(), alert(seq_of(key)).as_slice());
                     assert_ne!(key.as_slice(), bucket(seq_of(key) as i64).as_slice());
+                    assert_ne!(key.as_slice(), pack(seq_of(key) as i64).as_slice());
                 }
             }
         }
@@ -212,6 +239,7 @@ mod tests {
         }
         assert_eq!(Kind::of(&alert(3)), Some(Kind::Alert));
         assert_eq!(Kind::of(&bucket(-3)), Some(Kind::Bucket));
+        assert_eq!(Kind::of(&pack(-3)), Some(Kind::Pack));
     }
 
     #[test]
@@ -220,5 +248,28 @@ mod tests {
         assert!(alert(1) < alert(2) && alert(255) < alert(256));
         assert_eq!(seq_of(&alert(42)), 42);
         assert_eq!(seq_of(&entry(Kind::Dead, "x", 9)), 9);
+    }
+
+    #[test]
+    fn timed_keys_sort_by_time_and_read_it_back() {
+        let times = [
+            i64::MIN,
+            -3_600_000_000,
+            -1,
+            0,
+            1,
+            1_700_000_123_456_789,
+            i64::MAX,
+        ];
+        for pair in times.windows(2) {
+            assert!(bucket(pair[0]) < bucket(pair[1]));
+            assert!(pack(pair[0]) < pack(pair[1]));
+        }
+        for at in times {
+            assert_eq!(time_of(&bucket(at)), Some(at));
+            assert_eq!(time_of(&pack(at)), Some(at));
+        }
+        assert_eq!(time_of(b"p"), None);
+        assert_eq!(time_of(&[b'p'; 10]), None);
     }
 }

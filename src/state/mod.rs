@@ -13,7 +13,9 @@
 //!   one atomic batch per bucket close, with corruption made loud
 //!   ([`seal`]);
 //! - [`outbox`]: alerts waiting for delivery, each sink's place in them,
-//!   retries, dead letters.
+//!   retries, dead letters;
+//! - [`compact`]: a closed store copied afresh, its buckets packed into
+//!   large records, when sled's log has grown well past its records.
 //!
 //! Dependencies point one way: `state` knows the records of `window`
 //! (buckets), `detect` (its snapshot and baselines) and `source` (cursors,
@@ -27,6 +29,7 @@
 //! refused with an error naming `outagewatch state reset`.
 
 pub mod codec;
+pub mod compact;
 pub mod keys;
 pub mod outbox;
 pub mod records;
@@ -35,6 +38,7 @@ pub mod store;
 
 use std::path::PathBuf;
 
+pub use compact::{Compaction, When, compact_closed};
 pub use records::{Checkpoint, CheckpointRef, FORMAT, NamesRef};
 pub use seal::{SEAL_FILE, seal_closed};
 pub use store::{Checks, Inventory, SledStore, Store};
@@ -66,12 +70,64 @@ or `outagewatch state reset --state-dir {path}` to start afresh (the old state i
         path = path.display()
     )]
     NewerFormat { path: PathBuf, found: u32 },
+    #[error("cannot compact the state in {path}: cannot {step}: {source}")]
+    Compact {
+        path: PathBuf,
+        step: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot write the seal file in {path}: {source}")]
     Seal {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+}
+
+/// What [`close`] did.
+#[derive(Debug)]
+pub struct Closed {
+    /// The compaction done, if any ([`compact`]).
+    pub compaction: Result<Option<Compaction>, StoreError>,
+    /// `Ok(false)`: the store was still in use, so not sealed.
+    pub sealed: Result<bool, StoreError>,
+}
+
+/// After every handle on the store at `dir` is gone: compacts it if
+/// sled's log has grown well past its records, then records its files'
+/// checksums in the seal, so damage at rest is found at the next open. A
+/// failed compaction leaves the store whole (see [`compact`]) and is
+/// reported with the rest; the store is sealed either way.
+pub fn close(dir: &std::path::Path) -> Closed {
+    let compaction = compact_closed(dir, When::Needed);
+    Closed {
+        compaction,
+        sealed: seal_closed(dir),
+    }
+}
+
+impl Closed {
+    /// Logs what was done and what failed.
+    pub fn log(&self) {
+        match &self.compaction {
+            Ok(Some(c)) => tracing::info!(
+                before = c.before,
+                after = c.after,
+                records = c.records_after,
+                "compacted the state"
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot compact the state; it is left as it was"),
+        }
+        match &self.sealed {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!("the store was still in use at exit; its files are not sealed")
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot seal the state"),
+        }
+    }
 }
 
 /// The store's format: 0 for a store from before formats (or a new,
@@ -109,6 +165,9 @@ pub fn format(db: &sled::Db, path: &std::path::Path) -> Result<u32, StoreError> 
 ///   records of both kinds are rewritten with the new parts empty (what a
 ///   restart of format 2 started from). A record that does not read is
 ///   left for the first read to report, with the way to recover.
+/// - 3 → 4: closed buckets may be packed into larger records
+///   ([`keys::Kind::Pack`], written by [`compact`]), which a build of
+///   format 3 would not read; nothing is rewritten.
 pub fn migrate(db: &sled::Db, path: &std::path::Path) -> Result<(), StoreError> {
     let found = format(db, path)?;
     if found == FORMAT {

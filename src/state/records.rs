@@ -16,9 +16,10 @@ use crate::window::{Bucket, DiscoveredNames, SavedNames};
 /// The store's format, saved under `mformat`. 1: the keyspace of
 /// [`super::keys`], records in JSON; 2: records in postcard
 /// ([`super::codec`]); 3: the checkpoint holds the sources' clocks and the
-/// discovered names, a baseline its overlap. A change of key layout, encoding or a stored type's
+/// discovered names, a baseline its overlap; 4: closed buckets may be
+/// packed into larger records ([`super::compact`]). A change of key layout, encoding or a stored type's
 /// fields bumps it and adds its step to [`super::migrate`].
-pub const FORMAT: u32 = 3;
+pub const FORMAT: u32 = 4;
 
 /// Where the pipeline stood when the last batch was written: enough to
 /// continue after a restart without losing or double-counting.

@@ -66,6 +66,29 @@ pub(super) fn file_sums(
     dir: &Path,
 ) -> std::io::Result<std::collections::BTreeMap<String, (u64, u64)>> {
     let mut out = std::collections::BTreeMap::new();
+    walk_files(dir, &mut |path, _| {
+        let name = path
+            .strip_prefix(dir)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .into_owned();
+        if !name.starts_with(SEAL_FILE) {
+            let bytes = std::fs::read(path)?;
+            out.insert(
+                name,
+                (bytes.len() as u64, xxhash_rust::xxh3::xxh3_64(&bytes)),
+            );
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Calls `each` with every file under `dir`, subdirectories included.
+pub(super) fn walk_files(
+    dir: &Path,
+    each: &mut dyn FnMut(&Path, &std::fs::Metadata) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let mut todo = vec![dir.to_path_buf()];
     while let Some(at) = todo.pop() {
         for entry in std::fs::read_dir(&at)? {
@@ -73,50 +96,39 @@ pub(super) fn file_sums(
             let path = entry.path();
             if entry.file_type()?.is_dir() {
                 todo.push(path);
-                continue;
+            } else {
+                each(&path, &entry.metadata()?)?;
             }
-            let name = path
-                .strip_prefix(dir)
-                .unwrap_or(&path)
-                .to_string_lossy()
-                .into_owned();
-            if name.starts_with(SEAL_FILE) {
-                continue;
-            }
-            let bytes = std::fs::read(&path)?;
-            out.insert(
-                name,
-                (bytes.len() as u64, xxhash_rust::xxh3::xxh3_64(&bytes)),
-            );
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// After every handle on the store at `dir` is gone: records each file's
 /// checksum in the seal, so that a byte changed at rest is found at the
 /// next open. Does nothing (returns false) while sled still holds its lock.
 pub fn seal_closed(dir: &Path) -> Result<bool, StoreError> {
-    let db = match std::fs::File::open(dir.join("db")) {
-        Ok(db) => db,
-        Err(_) => return Ok(false),
+    let Some(_db) = lock_db(dir) else {
+        return Ok(false);
     };
-    // sled holds an exclusive flock on `db` while open.
-    #[cfg(unix)]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: flock on a file descriptor we own, released when `db` closes.
-        let locked = unsafe { libc::flock(db.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if locked != 0 {
-            return Ok(false);
-        }
-    }
     let mut seal = Seal::read(dir)?.unwrap_or_default();
     seal.files = Some(file_sums(dir).map_err(|source| StoreError::Seal {
         path: dir.to_path_buf(),
         source,
     })?);
-    seal.write(dir)?;
-    drop(db);
-    Ok(true)
+    seal.write(dir).map(|()| true)
+}
+
+/// Whether a process (this one included) has the store at `dir` open.
+pub(super) fn in_use(dir: &Path) -> bool {
+    dir.join("db").is_file() && lock_db(dir).is_none()
+}
+
+/// sled's own lock (an exclusive flock on `db`, which it holds while the
+/// store is open), taken for as long as the file returned is open; `None`
+/// when there is no `db` or sled holds it.
+fn lock_db(dir: &Path) -> Option<std::fs::File> {
+    let db = std::fs::File::open(dir.join("db")).ok()?;
+    db.try_lock().ok()?;
+    Some(db)
 }

@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::compact::{self, DirLock};
 use super::keys::{self, Kind};
 use super::outbox::{Outbox, next_seq};
 use super::seal::{Seal, file_sums};
@@ -60,6 +61,9 @@ pub trait Store {
 
 pub struct SledStore {
     db: sled::Db,
+    /// Packed buckets ([`Kind::Pack`]), in a tree of their own: see
+    /// [`compact`].
+    packs: sled::Tree,
     /// Keeps a temporary directory alive as long as the store.
     _temp: Option<tempfile::TempDir>,
     dir: PathBuf,
@@ -101,6 +105,17 @@ impl SledStore {
     /// Opens the store, checking (with [`Checks::All`]) the seal, the
     /// generation and every record; see the module documentation.
     pub fn open_with(path: &Path, checks: Checks) -> Result<SledStore, StoreError> {
+        let _lock = DirLock::acquire(path)?;
+        compact::finish_interrupted_locked(path)?;
+        Self::open_verified(path, checks)
+    }
+
+    /// [`Self::open`] for a caller that holds the directory's lock.
+    pub(super) fn open_locked(path: &Path) -> Result<SledStore, StoreError> {
+        Self::open_verified(path, Checks::All)
+    }
+
+    fn open_verified(path: &Path, checks: Checks) -> Result<SledStore, StoreError> {
         let damaged = |detail: String| StoreError::Damaged {
             path: path.to_path_buf(),
             detail,
@@ -161,11 +176,12 @@ impl SledStore {
             generation: self.generation,
             ..Inventory::default()
         };
-        for entry in self.db.iter() {
+        for entry in self.every_record() {
             let (key, value) = entry.map_err(|e| self.sled_damage(e))?;
             inventory.bytes += (key.len() + value.len()) as u64;
             match Kind::of(&key) {
                 Some(Kind::Bucket) if key.len() == 9 => inventory.buckets += 1,
+                Some(Kind::Pack) => inventory.buckets += self.pack(&key, &value)?.len() as u64,
                 Some(Kind::Baseline) => inventory.baselines += 1,
                 _ if key.as_ref() == keys::CHECKPOINT => {}
                 _ => inventory.other += 1,
@@ -183,13 +199,25 @@ impl SledStore {
         Ok(inventory)
     }
 
+    /// Every record, as stored (for a verified store: see [`Self::open`]).
+    pub fn records(&self) -> Result<Vec<(sled::IVec, sled::IVec)>, StoreError> {
+        self.every_record()
+            .map(|entry| entry.map_err(|e| self.sled_damage(e)))
+            .collect()
+    }
+
+    /// The records of both trees: the main one, then the packs.
+    fn every_record(&self) -> impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>> {
+        self.db.iter().chain(self.packs.iter())
+    }
+
     /// Every record that passes its checksum (ours) or has none (the
     /// outbox's), and the number that failed: what `state repair` keeps.
     /// Keys of a format-0 store come out as the current format spells them.
     pub fn salvage(&self) -> (Vec<(sled::IVec, sled::IVec)>, u64) {
         let mut kept = Vec::new();
         let mut lost = 0;
-        for entry in self.db.iter() {
+        for entry in self.every_record() {
             let Ok((mut key, value)) = entry else {
                 lost += 1;
                 continue;
@@ -206,16 +234,23 @@ impl SledStore {
         (kept, lost)
     }
 
-    /// Writes salvaged records into this (fresh) store and flushes it.
+    /// Writes salvaged (or compacted) records into this fresh store, each
+    /// in its tree, and flushes it. Not atomic across the two trees: a
+    /// fresh store is used only once this returns.
     pub fn restore_records(
         &mut self,
         records: &[(sled::IVec, sled::IVec)],
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
+        let mut packs = sled::Batch::default();
         for (key, value) in records {
-            batch.insert(key, value);
+            match Kind::of(key) {
+                Some(Kind::Pack) => packs.insert(key, value),
+                _ => batch.insert(key, value),
+            }
         }
         self.db.apply_batch(batch)?;
+        self.packs.apply_batch(packs)?;
         self.generation = self.read_generation()?;
         self.flush()
     }
@@ -236,6 +271,7 @@ impl SledStore {
                     }
                     return Ok(SledStore {
                         format: super::format(&db, path)?,
+                        packs: db.open_tree(keys::PACKS)?,
                         db,
                         _temp: None,
                         dir: path.to_path_buf(),
@@ -306,7 +342,10 @@ fn is_lock_held(e: &std::io::Error) -> bool {
 
 /// Records we write with a checksum (the outbox's are plain JSON).
 fn checksummed(key: &[u8]) -> bool {
-    matches!(Kind::of(key), Some(Kind::Bucket | Kind::Baseline)) || key == keys::CHECKPOINT
+    matches!(
+        Kind::of(key),
+        Some(Kind::Bucket | Kind::Pack | Kind::Baseline)
+    ) || key == keys::CHECKPOINT
 }
 
 impl SledStore {
@@ -362,6 +401,22 @@ impl Store for SledStore {
         batch.insert(keys::GENERATION, &generation.to_be_bytes());
         self.db.apply_batch(batch)?;
         self.generation = generation;
+        if let Some(before) = prune_before {
+            // A pack goes once its newest bucket is older: the one that
+            // straddles `before` stays, and reads skip its older buckets.
+            // Outside the batch (another tree): a crash before this leaves
+            // the pack for the next save to remove.
+            let old = self
+                .packs
+                .range(keys::pack(i64::MIN)..keys::pack(before))
+                .keys()
+                .collect::<Result<Vec<_>, _>>()?;
+            if !old.is_empty() {
+                let mut packs = sled::Batch::default();
+                old.into_iter().for_each(|key| packs.remove(key));
+                self.packs.apply_batch(packs)?;
+            }
+        }
         if !alerts.is_empty() {
             self.flush()?;
         }
@@ -388,14 +443,26 @@ impl Store for SledStore {
         Ok(out)
     }
 
+    /// Packs and single buckets together; a bucket written on its own
+    /// after it was packed wins (none is, today: a closed bucket is never
+    /// written twice).
     fn buckets_since(&self, since: Micros) -> Result<Vec<Bucket>, StoreError> {
-        let mut out = Vec::new();
+        let mut out = std::collections::BTreeMap::new();
+        for entry in self.packs.range(keys::pack(since)..=keys::pack(i64::MAX)) {
+            let (key, value) = entry?;
+            for bucket in self.pack(&key, &value)? {
+                if bucket.start >= since {
+                    out.insert(bucket.start, bucket);
+                }
+            }
+        }
         for entry in self.db.range(keys::bucket(since)..=keys::bucket(i64::MAX)) {
             let (key, value) = entry?;
             let what = format!("bucket {key:?}");
-            out.push(codec::decode(&what, self.checked(&value, &what)?)?);
+            let bucket: Bucket = codec::decode(&what, self.checked(&value, &what)?)?;
+            out.insert(bucket.start, bucket);
         }
-        Ok(out)
+        Ok(out.into_values().collect())
     }
 
     fn flush(&self) -> Result<(), StoreError> {
@@ -412,6 +479,12 @@ impl Store for SledStore {
 }
 
 impl SledStore {
+    /// The buckets of a pack.
+    fn pack(&self, key: &[u8], value: &[u8]) -> Result<Vec<Bucket>, StoreError> {
+        let what = format!("pack of buckets to {:?}", keys::time_of(key));
+        codec::decode(&what, self.checked(value, &what)?)
+    }
+
     /// A record's body, or damage naming it.
     fn checked<'a>(&self, bytes: &'a [u8], what: &str) -> Result<codec::Body<'a>, StoreError> {
         codec::open(bytes).ok_or_else(|| StoreError::Damaged {

@@ -1,0 +1,323 @@
+//! Compaction: a closed store copied into a fresh one, its buckets packed
+//! into records of [`PACK_BYTES`].
+//!
+//! **Why.** sled writes a log: a record written again, or removed, leaves
+//! its old bytes behind until sled's flusher rewrites the segment they are
+//! in, and it reclaims at most a little per flush. The live daemon writes a
+//! batch every bucket and the flusher keeps up; a replay writes faster than
+//! it reclaims and leaves the directory at 5–7× its records. And sled spends
+//! about 390 bytes on disk on a small record, more than three times a
+//! bucket's own. A fresh copy holds no dead bytes, and buckets packed into
+//! large records pay that cost once per pack, not once per bucket.
+//!
+//! **When.** At a clean close (the end of a replay, the daemon's shutdown),
+//! once every handle on the store is gone, if the directory holds more than
+//! [`MAX_AMPLIFICATION`] times its records and the copy would give back at
+//! least [`MIN_RECLAIM`]; or when asked (`outagewatch state compact`).
+//!
+//! **Crash safety.** The copy is built in `DIR/compacting` and made durable;
+//! renaming it `DIR/compacted` is the commit. Installing it deletes sled's
+//! old files from `DIR` (only sled's and the seal: nothing else that lives
+//! there), renames the copy `DIR/installing` and moves its files into `DIR`.
+//! Each step is redone from where it stopped by [`finish_interrupted`],
+//! which every open runs first: before the commit the old store is whole
+//! and the partial copy is deleted; after it, installing goes on. The
+//! state directory's lock ([`DirLock`]) keeps an open from starting while
+//! a compaction runs.
+
+use std::path::Path;
+
+use super::keys::{self, Kind};
+use super::store::SledStore;
+use super::{StoreError, codec};
+use crate::window::Bucket;
+
+/// The copy being built; deleted if found at open.
+const COMPACTING: &str = "compacting";
+/// The whole, durable copy: the commit point.
+const COMPACTED: &str = "compacted";
+/// The copy whose files are being moved into the state directory.
+const INSTALLING: &str = "installing";
+
+/// A store is compacted at close when its directory exceeds this many
+/// times the bytes of its records…
+pub const MAX_AMPLIFICATION: u64 = 2;
+/// …by at least this many bytes: a small store is mostly sled's fixed
+/// cost, which no copy gives back.
+pub const MIN_RECLAIM: u64 = 1 << 20;
+
+/// The least a pack of buckets holds. sled keeps an item larger than a
+/// quarter of its segment (128 KiB by default) in a file of its own (a
+/// blob); a smaller one stays in the log, where a copy superseded while
+/// the store is written stays on disk until sled's flusher cleans the
+/// segment.
+pub const PACK_BYTES: usize = 192 * 1024;
+
+/// The most packs a compaction writes (larger packs beyond that). sled
+/// writes each insert into a node as a fragment and, at the tenth, the
+/// whole node again; the fragments' blobs are deleted only once the log
+/// moves past the segment that replaced them, after the store is closed.
+/// Nine packs, alone in their tree, are each written exactly once. The
+/// cost: retention drops a pack once its newest bucket expires, so up to a
+/// ninth of the history outlives the retention until the next compaction.
+pub const MAX_PACKS: usize = 9;
+
+/// Whether [`compact_closed`] copies a store that is already compact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// Only when it would give space back (see [`MAX_AMPLIFICATION`]).
+    Needed,
+    /// Always (`outagewatch state compact`).
+    Always,
+}
+
+/// What a compaction did, for the log and `state compact`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compaction {
+    /// The directory's bytes before and after.
+    pub before: u64,
+    pub after: u64,
+    /// Bytes of records (keys and values) before and after packing.
+    pub records_before: u64,
+    pub records_after: u64,
+}
+
+/// Compacts the closed store at `dir` (see the module documentation).
+/// `Ok(None)`: nothing done, because there is no store, it is in use, or
+/// it is compact enough.
+pub fn compact_closed(dir: &Path, when: When) -> Result<Option<Compaction>, StoreError> {
+    if !dir.join("db").is_file() {
+        return Ok(None);
+    }
+    let Some(_lock) = DirLock::try_acquire(dir)? else {
+        return Ok(None);
+    };
+    finish_interrupted_locked(dir)?;
+    let Some(mut compaction) = commit_copy(dir, when)? else {
+        return Ok(None);
+    };
+    finish_interrupted_locked(dir)?;
+    compaction.after = dir_bytes(dir).map_err(|e| io_error(dir, "measure the directory", e))?;
+    Ok(Some(compaction))
+}
+
+/// The first half of a compaction, up to its commit: the copy built and
+/// renamed `DIR/compacted`; the store in `DIR` still the old one. The
+/// caller holds the directory's lock.
+fn commit_copy(dir: &Path, when: When) -> Result<Option<Compaction>, StoreError> {
+    if super::seal::in_use(dir) {
+        return Ok(None);
+    }
+    let before = dir_bytes(dir).map_err(|e| io_error(dir, "measure the directory", e))?;
+    let records = SledStore::open_locked(dir)?.records()?;
+    let records_before = bytes_of(&records);
+    let worth_it = before > MAX_AMPLIFICATION * records_before + MIN_RECLAIM;
+    if when == When::Needed && !worth_it {
+        return Ok(None);
+    }
+    let packed = pack(records)?;
+    let building = dir.join(COMPACTING);
+    if building.exists() {
+        std::fs::remove_dir_all(&building)
+            .map_err(|e| io_error(&building, "clear an old copy", e))?;
+    }
+    SledStore::open(&building)?.restore_records(&packed)?;
+    sync_dir(&building)?;
+    std::fs::rename(&building, dir.join(COMPACTED))
+        .map_err(|e| io_error(dir, "commit the copy", e))?;
+    sync_dir(dir)?;
+    Ok(Some(Compaction {
+        before,
+        after: before,
+        records_before,
+        records_after: bytes_of(&packed),
+    }))
+}
+
+/// Completes or undoes a compaction that a crash interrupted (see the
+/// module documentation). The caller holds the directory's lock.
+pub(super) fn finish_interrupted_locked(dir: &Path) -> Result<(), StoreError> {
+    let compacted = dir.join(COMPACTED);
+    let installing = dir.join(INSTALLING);
+    if compacted.is_dir() {
+        remove_sled_files(dir)?;
+        sync_dir(dir)?;
+        std::fs::rename(&compacted, &installing)
+            .map_err(|e| io_error(dir, "start installing the copy", e))?;
+        sync_dir(dir)?;
+    }
+    if installing.is_dir() {
+        let entries = std::fs::read_dir(&installing)
+            .map_err(|e| io_error(&installing, "list the copy", e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error(&installing, "list the copy", e))?;
+            std::fs::rename(entry.path(), dir.join(entry.file_name()))
+                .map_err(|e| io_error(&entry.path(), "install", e))?;
+        }
+        sync_dir(dir)?;
+        std::fs::remove_dir(&installing)
+            .map_err(|e| io_error(&installing, "remove the emptied copy", e))?;
+        sync_dir(dir)?;
+    }
+    let building = dir.join(COMPACTING);
+    if building.exists() {
+        std::fs::remove_dir_all(&building)
+            .map_err(|e| io_error(&building, "remove an unfinished copy", e))?;
+    }
+    Ok(())
+}
+
+/// Every closed bucket, whether in a record of its own or already packed,
+/// packed with its neighbours: into at most [`MAX_PACKS`] records of at
+/// least [`PACK_BYTES`] each (but the newest). A bucket's own record wins
+/// over a packed copy of the same start. Every other record as it was.
+fn pack(
+    records: Vec<(sled::IVec, sled::IVec)>,
+) -> Result<Vec<(sled::IVec, sled::IVec)>, StoreError> {
+    let mut buckets = std::collections::BTreeMap::new();
+    let mut singles = Vec::new();
+    let mut out = Vec::with_capacity(records.len());
+    for (key, value) in records {
+        match (Kind::of(&key), keys::time_of(&key)) {
+            (Some(Kind::Pack), Some(last)) => {
+                let packed: Vec<Bucket> = decode(&format!("pack of buckets to {last}"), &value)?;
+                buckets.extend(packed.into_iter().map(|b| (b.start, b)));
+            }
+            (Some(Kind::Bucket), Some(start)) => singles.push((start, value)),
+            _ => out.push((key, value)),
+        }
+    }
+    for (start, value) in singles {
+        let bucket: Bucket = decode(&format!("bucket {start}"), &value)?;
+        buckets.insert(bucket.start, bucket);
+    }
+    let sizes = buckets
+        .values()
+        .map(codec::encoded_len)
+        .collect::<Result<Vec<_>, _>>()?;
+    let target = PACK_BYTES.max(sizes.iter().sum::<usize>().div_ceil(MAX_PACKS));
+    let mut pack: Vec<&Bucket> = Vec::new();
+    let mut bytes = 0;
+    let seal = |pack: &mut Vec<&Bucket>, out: &mut Vec<_>| -> Result<(), StoreError> {
+        if let Some(last) = pack.last().map(|b| b.start) {
+            let what = format!("pack of buckets to {last}");
+            out.push((
+                keys::pack(last).as_slice().into(),
+                codec::encode(&what, pack)?.into(),
+            ));
+            pack.clear();
+        }
+        Ok(())
+    };
+    for (bucket, size) in buckets.values().zip(sizes) {
+        pack.push(bucket);
+        bytes += size;
+        if bytes >= target {
+            seal(&mut pack, &mut out)?;
+            bytes = 0;
+        }
+    }
+    seal(&mut pack, &mut out)?;
+    Ok(out)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(what: &str, value: &[u8]) -> Result<T, StoreError> {
+    let body = codec::open(value).ok_or_else(|| StoreError::Corrupt {
+        what: what.to_owned(),
+        detail: "fails its checksum".into(),
+    })?;
+    codec::decode(what, body)
+}
+
+fn bytes_of<K: AsRef<[u8]>, V: AsRef<[u8]>>(records: &[(K, V)]) -> u64 {
+    records
+        .iter()
+        .map(|(k, v)| (k.as_ref().len() + v.as_ref().len()) as u64)
+        .sum()
+}
+
+/// sled's files (`conf`, `db`, `blobs/`, `snap.*`) and our seal: what a
+/// store is made of, and all that installing a copy replaces.
+fn remove_sled_files(dir: &Path) -> Result<(), StoreError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| io_error(dir, "list the directory", e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error(dir, "list the directory", e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let path = entry.path();
+        let removed = match name.as_ref() {
+            "blobs" => std::fs::remove_dir_all(&path),
+            "conf" | "db" => std::fs::remove_file(&path),
+            other if other.starts_with("snap.") || other.starts_with(super::SEAL_FILE) => {
+                std::fs::remove_file(&path)
+            }
+            _ => continue,
+        };
+        removed.map_err(|e| io_error(&path, "remove the old store's file", e))?;
+    }
+    Ok(())
+}
+
+/// Bytes of every file under `dir`: what `du -b` counts, less directories.
+pub fn dir_bytes(dir: &Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    super::seal::walk_files(dir, &mut |_, meta| {
+        total += meta.len();
+        Ok(())
+    })?;
+    Ok(total)
+}
+
+/// Makes the renames and removals in `dir` durable.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_error(dir, "sync the directory", e))
+}
+
+fn io_error(path: &Path, step: &'static str, source: std::io::Error) -> StoreError {
+    StoreError::Compact {
+        path: path.to_path_buf(),
+        step,
+        source,
+    }
+}
+
+/// An exclusive lock on the state directory itself (sled locks only its
+/// `db` file, which a compaction replaces), held while a store is opened
+/// and while it is compacted. Released when dropped.
+pub(super) struct DirLock {
+    _held: std::fs::File,
+}
+
+impl DirLock {
+    /// Waits for the lock, creating the directory if need be.
+    pub(super) fn acquire(dir: &Path) -> Result<DirLock, StoreError> {
+        let file = Self::open(dir)?;
+        file.lock()
+            .map_err(|e| io_error(dir, "lock the state directory", e))?;
+        Ok(DirLock { _held: file })
+    }
+
+    /// `None` when another process (or handle) holds it.
+    fn try_acquire(dir: &Path) -> Result<Option<DirLock>, StoreError> {
+        let file = Self::open(dir)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(DirLock { _held: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(io_error(dir, "lock the state directory", e))
+            }
+        }
+    }
+
+    fn open(dir: &Path) -> Result<std::fs::File, StoreError> {
+        std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::File::open(dir))
+            .map_err(|e| io_error(dir, "open the state directory", e))
+    }
+}
+
+#[cfg(test)]
+#[path = "compact_tests.rs"]
+mod tests;

@@ -1,0 +1,357 @@
+//! Compaction: every record survives, packs are few and large, retention
+//! still drops old history, and a crash at any step is finished or undone
+//! at the next open.
+
+use std::path::Path;
+
+use super::*;
+use crate::state::{Checkpoint, Inventory, Store};
+use crate::window::ServiceCounts;
+
+/// A bucket of about 200 bytes, different for every start.
+fn bucket(start: i64) -> Bucket {
+    let mut b = Bucket {
+        start,
+        total_posts: 40 + (start as u64 % 7),
+        ..Bucket::default()
+    };
+    for (i, service) in ["discord", "github", "instagram"].iter().enumerate() {
+        b.services.insert(
+            (*service).into(),
+            ServiceCounts {
+                reports: (start as u64 + i as u64) % 5 + 1,
+                authors: vec![
+                    format!("did:plc:author{start}"),
+                    format!("did:plc:other{i}"),
+                ],
+                ..ServiceCounts::default()
+            },
+        );
+    }
+    b
+}
+
+const SECS: i64 = 1_000_000;
+
+/// The outbox is generic over its alerts; any JSON stands for one here.
+type Alert = serde_json::Value;
+
+fn alert(id: &str) -> Alert {
+    serde_json::json!({ "id": id, "service": "x", "state": "firing" })
+}
+
+/// A store of `n` ten-second buckets written 64 to a batch (as a replay
+/// writes them), with a checkpoint, a baseline and two alerts.
+fn written(dir: &Path, n: i64) -> Vec<Bucket> {
+    let buckets: Vec<Bucket> = (0..n).map(|i| bucket(i * 10 * SECS)).collect();
+    let mut store = SledStore::open(dir).expect("open");
+    for (i, chunk) in buckets.chunks(64).enumerate() {
+        let checkpoint = Checkpoint {
+            closed_through: chunk.last().map(|b| b.start + 10 * SECS),
+            ..Checkpoint::default()
+        };
+        let alerts = if i == 1 {
+            vec![alert("x-1"), alert("x-2")]
+        } else {
+            vec![]
+        };
+        let baseline = crate::detect::baseline::Reports::default();
+        store
+            .save(
+                chunk,
+                &checkpoint.as_ref(),
+                None,
+                &alerts,
+                &[("discord".into(), Some(baseline))],
+            )
+            .expect("save");
+    }
+    store.flush().expect("flush");
+    buckets
+}
+
+/// Everything but the buckets, byte for byte; and the buckets, read back.
+fn contents(dir: &Path) -> (Vec<(sled::IVec, sled::IVec)>, Vec<Bucket>, Inventory) {
+    let store = SledStore::open(dir).expect("open");
+    let others = store
+        .records()
+        .expect("records")
+        .into_iter()
+        .filter(|(key, _)| !matches!(Kind::of(key), Some(Kind::Bucket | Kind::Pack)))
+        .collect();
+    let buckets = store.buckets_since(i64::MIN).expect("buckets");
+    let mut inventory = store.inventory().expect("inventory");
+    inventory.bytes = 0;
+    (others, buckets, inventory)
+}
+
+fn packs(dir: &Path) -> Vec<(sled::IVec, sled::IVec)> {
+    SledStore::open(dir)
+        .expect("open")
+        .records()
+        .expect("records")
+        .into_iter()
+        .filter(|(key, _)| Kind::of(key) == Some(Kind::Pack))
+        .collect()
+}
+
+#[test]
+fn a_compacted_store_holds_every_record_in_packs_and_less_space() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let buckets = written(dir.path(), 6_000);
+    let before = contents(dir.path());
+    assert_eq!(before.1, buckets);
+    let done = compact_closed(dir.path(), When::Always)
+        .expect("compact")
+        .expect("a closed store is compacted");
+    assert_eq!(contents(dir.path()), before, "nothing gained or lost");
+    assert!(done.after < done.before, "{done:?}");
+    assert!(
+        done.after <= MAX_AMPLIFICATION * done.records_after,
+        "{done:?}"
+    );
+    assert!(done.records_after < done.records_before, "{done:?}");
+    let packs = packs(dir.path());
+    assert!(
+        (2..=MAX_PACKS).contains(&packs.len()),
+        "{} packs",
+        packs.len()
+    );
+    for (_, value) in &packs[..packs.len() - 1] {
+        assert!(value.len() >= PACK_BYTES, "a pack of {} bytes", value.len());
+    }
+    for name in [COMPACTING, COMPACTED, INSTALLING] {
+        assert!(!dir.path().join(name).exists(), "{name} left behind");
+    }
+}
+
+#[test]
+fn buckets_written_after_a_compaction_are_packed_with_the_rest_by_the_next() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut buckets = written(dir.path(), 3_000);
+    compact_closed(dir.path(), When::Always)
+        .expect("compact")
+        .expect("compacted");
+    let more: Vec<Bucket> = (3_000..3_100).map(|i| bucket(i * 10 * SECS)).collect();
+    {
+        let mut store = SledStore::open(dir.path()).expect("open");
+        let no_alerts: &[Alert] = &[];
+        store
+            .save(&more, &Checkpoint::default().as_ref(), None, no_alerts, &[])
+            .expect("save");
+        buckets.extend(more);
+        assert_eq!(store.buckets_since(i64::MIN).expect("read"), buckets);
+        let since = buckets[1_234].start;
+        assert_eq!(
+            store.buckets_since(since).expect("read"),
+            buckets[1_234..],
+            "a read from inside a pack starts at its bucket"
+        );
+    }
+    let packs_before = packs(dir.path()).len();
+    compact_closed(dir.path(), When::Always)
+        .expect("compact")
+        .expect("compacted");
+    assert_eq!(contents(dir.path()).1, buckets);
+    let singles = SledStore::open(dir.path())
+        .expect("open")
+        .records()
+        .expect("records")
+        .into_iter()
+        .filter(|(key, _)| Kind::of(key) == Some(Kind::Bucket))
+        .count();
+    assert_eq!(singles, 0, "every bucket is packed");
+    assert!(packs(dir.path()).len() <= packs_before.max(MAX_PACKS));
+}
+
+#[test]
+fn retention_drops_a_pack_once_its_newest_bucket_expires() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let buckets = written(dir.path(), 6_000);
+    compact_closed(dir.path(), When::Always)
+        .expect("compact")
+        .expect("compacted");
+    let packs = packs(dir.path());
+    let first_last = keys::time_of(&packs[0].0).expect("a pack's key");
+    let second_last = keys::time_of(&packs[1].0).expect("a pack's key");
+    let mut store = SledStore::open(dir.path()).expect("open");
+    let no_alerts: &[Alert] = &[];
+    // Just past the first pack's newest bucket: it goes, the second stays
+    // whole although some of it is older.
+    let before = first_last + 1;
+    store
+        .save(
+            &[],
+            &Checkpoint::default().as_ref(),
+            Some(before),
+            no_alerts,
+            &[],
+        )
+        .expect("save");
+    let kept = store.buckets_since(i64::MIN).expect("read");
+    let first_kept = buckets
+        .iter()
+        .position(|b| b.start > first_last)
+        .expect("more");
+    assert_eq!(kept, buckets[first_kept..]);
+    store
+        .save(
+            &[],
+            &Checkpoint::default().as_ref(),
+            Some(second_last),
+            no_alerts,
+            &[],
+        )
+        .expect("save");
+    assert_eq!(
+        store.buckets_since(i64::MIN).expect("read").first(),
+        buckets.iter().find(|b| b.start > first_last),
+        "a pack whose newest bucket is not older than the cut stays"
+    );
+}
+
+#[test]
+fn a_compaction_interrupted_at_any_step_is_finished_or_undone_at_open() {
+    type Interrupt = fn(&Path);
+    let steps: [(&str, Interrupt, bool); 5] = [
+        (
+            "the copy half built",
+            |dir| {
+                std::fs::create_dir_all(dir.join(COMPACTING).join("blobs")).expect("mkdir");
+                std::fs::write(dir.join(COMPACTING).join("db"), b"half").expect("write");
+            },
+            false,
+        ),
+        ("the copy committed", |_| {}, true),
+        (
+            "the old store half deleted",
+            |dir| std::fs::remove_file(dir.join("conf")).expect("remove"),
+            true,
+        ),
+        (
+            "installing, nothing moved yet",
+            |dir| {
+                remove_sled_files(dir).expect("remove");
+                std::fs::rename(dir.join(COMPACTED), dir.join(INSTALLING)).expect("rename");
+            },
+            true,
+        ),
+        (
+            "installing, half moved",
+            |dir| {
+                remove_sled_files(dir).expect("remove");
+                std::fs::rename(dir.join(COMPACTED), dir.join(INSTALLING)).expect("rename");
+                for name in ["conf", "blobs"] {
+                    std::fs::rename(dir.join(INSTALLING).join(name), dir.join(name)).expect("move");
+                }
+            },
+            true,
+        ),
+    ];
+    for (step, interrupt, committed) in steps {
+        let dir = tempfile::tempdir().expect("tempdir");
+        written(dir.path(), 3_000);
+        let before = contents(dir.path());
+        {
+            let _lock = DirLock::acquire(dir.path()).expect("lock");
+            if committed {
+                commit_copy(dir.path(), When::Always)
+                    .expect("copy")
+                    .expect("committed");
+            }
+            interrupt(dir.path());
+        }
+        assert_eq!(contents(dir.path()), before, "{step}");
+        assert_eq!(
+            !packs(dir.path()).is_empty(),
+            committed,
+            "{step}: the copy is installed once committed, never before"
+        );
+        for name in [COMPACTING, COMPACTED, INSTALLING] {
+            assert!(
+                !dir.path().join(name).exists(),
+                "{step}: {name} left behind"
+            );
+        }
+    }
+}
+
+#[test]
+fn files_that_are_not_the_stores_are_left_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    written(dir.path(), 2_000);
+    std::fs::write(dir.path().join("notes.txt"), b"mine").expect("write");
+    std::fs::create_dir(dir.path().join("backups")).expect("mkdir");
+    compact_closed(dir.path(), When::Always)
+        .expect("compact")
+        .expect("compacted");
+    assert_eq!(
+        std::fs::read(dir.path().join("notes.txt")).expect("read"),
+        b"mine"
+    );
+    assert!(dir.path().join("backups").is_dir());
+}
+
+#[test]
+fn a_store_in_use_or_already_compact_is_left_as_it_is() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let buckets = written(dir.path(), 3_000);
+    {
+        let _open = SledStore::open(dir.path()).expect("open");
+        assert_eq!(
+            compact_closed(dir.path(), When::Always).expect("compact"),
+            None,
+            "an open store is never swapped under its user"
+        );
+    }
+    assert_eq!(contents(dir.path()).1, buckets);
+    compact_closed(dir.path(), When::Always)
+        .expect("compact")
+        .expect("compacted");
+    assert_eq!(
+        compact_closed(dir.path(), When::Needed).expect("compact"),
+        None,
+        "a compact store is not copied again"
+    );
+    let empty = tempfile::tempdir().expect("tempdir");
+    assert_eq!(
+        compact_closed(empty.path(), When::Always).expect("compact"),
+        None,
+        "no store, nothing to do"
+    );
+}
+
+#[test]
+fn a_bucket_of_its_own_wins_over_a_packed_copy() {
+    let old = bucket(0);
+    let mut new = bucket(0);
+    new.total_posts += 100;
+    let what = "test";
+    let records: Vec<(sled::IVec, sled::IVec)> = vec![
+        (
+            keys::pack(10 * SECS).as_slice().into(),
+            codec::encode(what, &vec![old.clone(), bucket(10 * SECS)])
+                .expect("encode")
+                .into(),
+        ),
+        (
+            keys::bucket(0).as_slice().into(),
+            codec::encode(what, &new).expect("encode").into(),
+        ),
+        (
+            keys::bucket(20 * SECS).as_slice().into(),
+            codec::encode(what, &bucket(20 * SECS))
+                .expect("encode")
+                .into(),
+        ),
+        (keys::CHECKPOINT.into(), b"kept as it is".as_slice().into()),
+    ];
+    let packed = pack(records).expect("pack");
+    assert_eq!(packed.len(), 2, "{packed:?}");
+    assert_eq!(packed[0].0.as_ref(), keys::CHECKPOINT);
+    assert_eq!(packed[0].1.as_ref(), b"kept as it is");
+    assert_eq!(packed[1].0.as_ref(), keys::pack(20 * SECS));
+    let body = codec::open(&packed[1].1).expect("checksum");
+    let buckets: Vec<Bucket> = codec::decode(what, body).expect("decode");
+    assert_eq!(buckets, vec![new, bucket(10 * SECS), bucket(20 * SECS)]);
+}
