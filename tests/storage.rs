@@ -172,6 +172,80 @@ fn repair_and_reset_recover_and_keep_the_old_state_aside() {
     assert!(replay_into(&state).status.success());
 }
 
+/// `state verify`'s count of buckets.
+fn verified_buckets(state: &Path) -> String {
+    let verify = bin()
+        .args(["state", "verify", "--state-dir"])
+        .arg(state)
+        .output()
+        .expect("verify");
+    assert!(verify.status.success(), "{}", stderr(&verify));
+    let said = String::from_utf8_lossy(&verify.stdout).into_owned();
+    said.split(" buckets")
+        .next()
+        .and_then(|p| p.split_whitespace().last())
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no bucket count in {said}"))
+}
+
+#[test]
+fn a_compacted_state_holds_the_same_and_a_replay_goes_on_from_it_alike() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plain = dir.path().join("plain");
+    let compacted = dir.path().join("compacted");
+    // The demo's first half into the state; the second half, which holds
+    // its alert, is replayed onto the state and onto its compacted copy.
+    let frames = demo_frames();
+    let (head, tail) = frames.split_at(frames.len() / 2);
+    let files = [dir.path().join("head.jsonl"), dir.path().join("tail.jsonl")];
+    for (file, lines) in files.iter().zip([head, tail]) {
+        std::fs::write(file, lines.join("\n") + "\n").expect("write");
+    }
+    let replay = |file: &Path, state: &Path| {
+        let out = bin()
+            .arg("replay")
+            .arg(file)
+            .arg("--state-dir")
+            .arg(state)
+            .output()
+            .expect("replay runs");
+        assert!(out.status.success(), "{}", stderr(&out));
+        out.stdout
+    };
+    replay(&files[0], &plain);
+    copy_dir(&plain, &compacted);
+    let compact = bin()
+        .args(["state", "compact", "--state-dir"])
+        .arg(&compacted)
+        .output()
+        .expect("compact");
+    let said = String::from_utf8_lossy(&compact.stdout).into_owned();
+    assert!(compact.status.success(), "{}", stderr(&compact));
+    assert!(said.contains("compacted:"), "{said}");
+    assert_eq!(verified_buckets(&plain), verified_buckets(&compacted));
+    let alerts = replay(&files[1], &plain);
+    assert!(
+        !alerts.is_empty(),
+        "the second half raises the demo's alert"
+    );
+    assert_eq!(alerts, replay(&files[1], &compacted));
+    assert_eq!(verified_buckets(&plain), verified_buckets(&compacted));
+    // Not a state directory: a clear error, nothing created.
+    let missing = dir.path().join("missing");
+    let out = bin()
+        .args(["state", "compact", "--state-dir"])
+        .arg(&missing)
+        .output()
+        .expect("compact");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("is not a state directory"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!missing.exists());
+}
+
 #[test]
 fn a_rolled_back_store_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");

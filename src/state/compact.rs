@@ -122,6 +122,10 @@ fn commit_copy(dir: &Path, when: When) -> Result<Option<Compaction>, StoreError>
             .map_err(|e| io_error(&building, "clear an old copy", e))?;
     }
     SledStore::open(&building)?.restore_records(&packed)?;
+    // sled syncs its files, not the directories that name them.
+    if building.join("blobs").is_dir() {
+        sync_dir(&building.join("blobs"))?;
+    }
     sync_dir(&building)?;
     std::fs::rename(&building, dir.join(COMPACTED))
         .map_err(|e| io_error(dir, "commit the copy", e))?;
