@@ -124,7 +124,8 @@ run() {
     RSS_KB=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$log")
 }
 # replay NAME FILE [extra args...] [-- PREFIX...]: also sets $STATE_MB (the
-# state directory's size at exit), $LIVE_MB (the bytes of its records) and
+# state directory's size at exit), $LIVE_MB (the bytes of its records),
+# $STATE_RATIO (the first over the second) and
 # $ALERTS (lines of alerts written); the
 # state directory is removed afterwards (unless KEEP=1) to spare the disk.
 replay() {
@@ -132,10 +133,14 @@ replay() {
     local state=$STATE_ROOT/state-$name alerts=$WORK/alerts-$name.jsonl
     rm -rf "$state" "$alerts"
     run "$name" "${PREFIX[@]}" "$BIN" replay --state-dir "$state" --alerts "$alerts" "$@" "$file"
-    STATE_MB=$(echo "scale=1; $(du -sb "$state" | cut -f1) / 1000000" | bc -l)
+    local state_bytes live_bytes
+    state_bytes=$(du -sb "$state" | cut -f1)
     # The live data: the bytes of the records `state verify` finds.
-    LIVE_MB=$("$BIN" state verify --state-dir "$state" |
-        sed -n 's/.*; \([0-9]*\) bytes of records$/\1/p' | xargs -I{} echo "scale=1; {} / 1000000" | bc -l)
+    live_bytes=$("$BIN" state verify --state-dir "$state" |
+        sed -n 's/.*; \([0-9]*\) bytes of records$/\1/p')
+    STATE_MB=$(printf '%.2f' "$(echo "$state_bytes / 1000000" | bc -l)")
+    LIVE_MB=$(printf '%.2f' "$(echo "$live_bytes / 1000000" | bc -l)")
+    STATE_RATIO=$(printf '%.2f' "$(echo "$state_bytes / $live_bytes" | bc -l)")
     ALERTS=$(wc -l <"$alerts")
     [[ ${KEEP:-0} == 1 ]] || rm -rf "$state"
 }
@@ -161,9 +166,9 @@ ROWS=()
 row() { ROWS+=("$(printf '| %s | %s | %s | %s | %s |' "$@")"); }
 
 replay main "$MAIN"
-row "replay, plain, both cores" "$(per_sec "$EVENTS") events/s" "$(mb_per_sec "$BYTES") MB/s" "$(mib "$RSS_KB") MiB" "$(printf '%.2f' "$SECS") s; state dir $STATE_MB MB for $LIVE_MB MB of records; $ALERTS alerts"
+row "replay, plain, both cores" "$(per_sec "$EVENTS") events/s" "$(mb_per_sec "$BYTES") MB/s" "$(mib "$RSS_KB") MiB" "$(printf '%.2f' "$SECS") s; state dir $STATE_MB MB for $LIVE_MB MB of records (${STATE_RATIO}×); $ALERTS alerts"
 REPLAY_SECS=$SECS
-MAIN_STATE_MB=$STATE_MB
+MAIN_STATE_MB="$STATE_MB MB (${STATE_RATIO}× its records)"
 
 # taskset pins the whole process, so this run differs from the first only in the pinning.
 PREFIX=(taskset -c 0)
@@ -193,9 +198,9 @@ for input in x1:"$X1" x4:"$X4"; do
     warm "$file"
     replay "rss_$name" "$file"
     lines=$(wc -l <"$file")
-    row "replay, $name input ($(($(stat -c %s "$file") / 1000000)) MB, $lines events)" "$(per_sec "$lines") events/s" "$(mb_per_sec "$(stat -c %s "$file")") MB/s" "$(mib "$RSS_KB") MiB" "$(printf '%.2f' "$SECS") s; state dir $STATE_MB MB"
+    row "replay, $name input ($(($(stat -c %s "$file") / 1000000)) MB, $lines events)" "$(per_sec "$lines") events/s" "$(mb_per_sec "$(stat -c %s "$file")") MB/s" "$(mib "$RSS_KB") MiB" "$(printf '%.2f' "$SECS") s; state dir $STATE_MB MB (${STATE_RATIO}× its records)"
 done
-row "replay, x16 input (the main file)" "first row" "" "" "state dir $MAIN_STATE_MB MB"
+row "replay, x16 input (the main file)" "first row" "" "" "state dir $MAIN_STATE_MB"
 
 replay catalogue "$X1" --patterns "$CATALOGUE"
 lines=$(wc -l <"$X1")

@@ -42,9 +42,10 @@ const INSTALLING: &str = "installing";
 /// A store is compacted at close when its directory exceeds this many
 /// times the bytes of its records…
 pub const MAX_AMPLIFICATION: u64 = 2;
-/// …by at least this many bytes: a small store is mostly sled's fixed
-/// cost, which no copy gives back.
-pub const MIN_RECLAIM: u64 = 1 << 20;
+/// …by at least this many bytes: half a segment of sled's log, which every
+/// open starts afresh, so a small store is not copied for the few bytes a
+/// copy would give back.
+pub const MIN_RECLAIM: u64 = 256 << 10;
 
 /// The least a pack of buckets holds. sled keeps an item larger than a
 /// quarter of its segment (128 KiB by default) in a file of its own (a
