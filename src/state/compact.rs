@@ -19,8 +19,8 @@
 //! renaming it `DIR/compacted` is the commit. Installing it deletes sled's
 //! old files from `DIR` (only sled's and the seal: nothing else that lives
 //! there), renames the copy `DIR/installing` and moves its files into `DIR`.
-//! Each step is redone from where it stopped by [`finish_interrupted`],
-//! which every open runs first: before the commit the old store is whole
+//! Each step is redone from where it stopped by
+//! [`finish_interrupted_locked`], which every open runs first: before the commit the old store is whole
 //! and the partial copy is deleted; after it, installing goes on. The
 //! state directory's lock ([`DirLock`]) keeps an open from starting while
 //! a compaction runs.
@@ -57,8 +57,9 @@ pub const PACK_BYTES: usize = 192 * 1024;
 /// The most packs a compaction writes (larger packs beyond that). sled
 /// writes each insert into a node as a fragment and, at the tenth, the
 /// whole node again; the fragments' blobs are deleted only once the log
-/// moves past the segment that replaced them, after the store is closed.
-/// Nine packs, alone in their tree, are each written exactly once. The
+/// moves past the segment that replaced them, which a store closed right
+/// after the copy never does. Nine packs, alone in their tree, are each
+/// written exactly once. The
 /// cost: retention drops a pack once its newest bucket expires, so up to a
 /// ninth of the history outlives the retention until the next compaction.
 pub const MAX_PACKS: usize = 9;
