@@ -223,6 +223,20 @@ fn a_compacted_state_holds_the_same_and_a_replay_goes_on_from_it_alike() {
     assert!(compact.status.success(), "{}", stderr(&compact));
     assert!(said.contains("compacted:"), "{said}");
     assert_eq!(verified_buckets(&plain), verified_buckets(&compacted));
+    let verify = bin()
+        .args(["state", "verify", "--state-dir"])
+        .arg(&compacted)
+        .output()
+        .expect("verify");
+    let said = String::from_utf8_lossy(&verify.stdout).into_owned();
+    let on_disk: u64 = said
+        .lines()
+        .nth(1)
+        .and_then(|line| line.split(": ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no bytes on disk in {said}"));
+    assert!(on_disk > 0, "{said}");
     let alerts = replay(&files[1], &plain);
     assert!(
         !alerts.is_empty(),
