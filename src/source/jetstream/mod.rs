@@ -96,8 +96,10 @@ struct Envelope<'a, R = &'a RawValue> {
     kind: Option<Cow<'a, str>>,
     #[serde(borrow)]
     commit: Option<v1::Commit<'a, R>>,
+    /// Boxed: a v2 payload is larger than all the rest of the envelope,
+    /// which v1 frames (the recordings' wire) carried and copied empty.
     #[serde(borrow)]
-    payload: Option<v2::Payload<'a, R>>,
+    payload: Option<Box<v2::Payload<'a, R>>>,
     #[serde(borrow)]
     error: Option<Cow<'a, str>>,
     #[serde(borrow)]

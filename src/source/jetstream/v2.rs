@@ -134,7 +134,7 @@ pub(super) fn decode<R: super::Record>(envelope: Envelope<'_, R>) -> Result<Fram
         decoded,
     };
     let decoded = match kind {
-        "commit" => commit(time_us, payload)?,
+        "commit" => commit(time_us, *payload)?,
         "identity" => Decoded::Skipped(SkipReason::Identity),
         "account" => Decoded::Skipped(SkipReason::Account),
         _ => Decoded::Skipped(SkipReason::UnknownKind),
