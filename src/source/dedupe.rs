@@ -28,14 +28,29 @@ pub const PERSIST_HORIZON_SECS: i64 = 30;
 /// Hard bound on remembered keys (a burst far above the firehose's rate).
 pub const DEFAULT_MAX_KEYS: usize = 500_000;
 
-/// The key of an event identified by `parts`.
+/// The key of an event identified by `parts`: the xxh3 of each part
+/// followed by 0xff (a byte no UTF-8 text holds, so parts cannot run into
+/// each other). Hashed in one call over the joined bytes, which xxh3 does
+/// far faster for short input than its streaming state (this runs on
+/// every post); the digest is the same either way, so saved keys still
+/// match (test `the_key_is_xxh3_of_the_parts_each_closed_by_0xff`).
 pub fn key_of(parts: &[&str]) -> u64 {
-    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let len: usize = parts.iter().map(|part| part.len() + 1).sum();
+    let mut stack = [0u8; 256];
+    let mut heap = Vec::new();
+    let joined: &mut [u8] = if len <= stack.len() {
+        &mut stack[..len]
+    } else {
+        heap.resize(len, 0);
+        &mut heap
+    };
+    let mut at = 0;
     for part in parts {
-        hasher.update(part.as_bytes());
-        hasher.update(&[0xff]);
+        joined[at..at + part.len()].copy_from_slice(part.as_bytes());
+        joined[at + part.len()] = 0xff;
+        at += part.len() + 1;
     }
-    hasher.digest()
+    xxhash_rust::xxh3::xxh3_64(joined)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -228,6 +243,26 @@ mod tests {
         assert_eq!(key_of(&["did:plc:a", "k"]), key_of(&["did:plc:a", "k"]));
         assert_ne!(key_of(&["did:plc:a", "k"]), key_of(&["did:plc:ak", ""]));
         assert_ne!(key_of(&[]), 0);
+    }
+
+    #[test]
+    fn the_key_is_xxh3_of_the_parts_each_closed_by_0xff() {
+        let long = "x".repeat(300);
+        let cases: [&[&str]; 5] = [
+            &[],
+            &["at://did:plc:abc/app.bsky.feed.post/3k"],
+            &["did:plc:a", "app.bsky.feed.post", "3kabc", "rev"],
+            &[&long, "k"],
+            &["", "", "ü"],
+        ];
+        for parts in cases {
+            let mut streamed = xxhash_rust::xxh3::Xxh3::new();
+            for part in parts {
+                streamed.update(part.as_bytes());
+                streamed.update(&[0xff]);
+            }
+            assert_eq!(key_of(parts), streamed.digest(), "{parts:?}");
+        }
     }
 
     #[test]
