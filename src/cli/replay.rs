@@ -126,6 +126,7 @@ pub fn run(args: ReplayArgs, matcher: Matcher, mut config: Config) -> anyhow::Re
     let undelivered = drain(&runtime, delivery, &args)?;
     let stats = pipeline.stats().clone();
     drop(pipeline);
+    watch.release_store();
     if let Some(dir) = &args.state_dir {
         // Every handle on the store is closed: compact and seal it.
         crate::state::close(dir).log();

@@ -146,6 +146,15 @@ impl Watch {
         Ok(())
     }
 
+    /// Lets go of the store: the sinks' probe holds the outbox, and a store
+    /// still held can be neither compacted nor sealed. The dashboard shows
+    /// no sinks from here on (they have stopped).
+    pub fn release_store(&self) {
+        if let Some(telemetry) = &self.telemetry {
+            telemetry.clear_sinks();
+        }
+    }
+
     /// With `--serve-after`, serves until SIGINT or SIGTERM; then stops
     /// the server.
     pub fn hold(self, runtime: &tokio::runtime::Runtime, args: &ReplayWatchArgs) {

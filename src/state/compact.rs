@@ -111,19 +111,24 @@ fn commit_copy(dir: &Path, when: When) -> Result<Option<Compaction>, StoreError>
         return Ok(None);
     }
     let before = dir_bytes(dir).map_err(|e| io_error(dir, "measure the directory", e))?;
-    let records = SledStore::open_locked(dir)?.records()?;
-    let records_before = bytes_of(&records);
+    let old = SledStore::open_locked(dir)?;
+    let (records_before, bucket_bytes) = measure(&old)?;
     let worth_it = before > MAX_AMPLIFICATION * records_before + MIN_RECLAIM;
     if when == When::Needed && !worth_it {
         return Ok(None);
     }
-    let packed = pack(records)?;
     let building = dir.join(COMPACTING);
     if building.exists() {
         std::fs::remove_dir_all(&building)
             .map_err(|e| io_error(&building, "clear an old copy", e))?;
     }
-    SledStore::open(&building)?.restore_records(&packed)?;
+    let records_after = {
+        let mut fresh = SledStore::open(&building)?;
+        let written = copy_packed(&old, &mut fresh, bucket_bytes)?;
+        fresh.finish_restore()?;
+        written
+    };
+    drop(old);
     // sled syncs its files, not the directories that name them.
     if building.join("blobs").is_dir() {
         sync_dir(&building.join("blobs"))?;
@@ -136,8 +141,77 @@ fn commit_copy(dir: &Path, when: When) -> Result<Option<Compaction>, StoreError>
         before,
         after: before,
         records_before,
-        records_after: bytes_of(&packed),
+        records_after,
     }))
+}
+
+/// Bytes of every record (keys and values), and of the buckets' values
+/// alone (which size the packs): one pass, nothing decoded.
+fn measure(store: &SledStore) -> Result<(u64, u64), StoreError> {
+    let (mut all, mut buckets) = (0, 0);
+    for entry in store.every_record() {
+        let (key, value) = entry?;
+        all += (key.len() + value.len()) as u64;
+        if matches!(Kind::of(&key), Some(Kind::Bucket | Kind::Pack)) {
+            buckets += value.len() as u64;
+        }
+    }
+    Ok((all, buckets))
+}
+
+/// Writes `old`'s records into `fresh`: every record but the buckets as
+/// it is, then every closed bucket, oldest first, packed with its
+/// neighbours into at most [`MAX_PACKS`] records of at least
+/// [`PACK_BYTES`] each (but the newest), written as each fills: a pack is
+/// all a copy holds in memory besides one batch of other records. Returns
+/// the bytes written.
+fn copy_packed(
+    old: &SledStore,
+    fresh: &mut SledStore,
+    bucket_bytes: u64,
+) -> Result<u64, StoreError> {
+    const BATCH: usize = 1024;
+    let mut written = 0;
+    let mut others = Vec::with_capacity(BATCH);
+    for entry in old.every_record() {
+        let (key, value) = entry?;
+        if matches!(Kind::of(&key), Some(Kind::Bucket | Kind::Pack)) {
+            continue;
+        }
+        written += (key.len() + value.len()) as u64;
+        others.push((key, value));
+        if others.len() == BATCH {
+            fresh.write_records(others.drain(..))?;
+        }
+    }
+    fresh.write_records(others)?;
+    let target = usize::try_from(bucket_bytes.div_ceil(MAX_PACKS as u64))
+        .unwrap_or(usize::MAX)
+        .max(PACK_BYTES);
+    let mut pack: Vec<Bucket> = Vec::new();
+    let mut bytes = 0;
+    let mut seal = |pack: &mut Vec<Bucket>| -> Result<u64, StoreError> {
+        let Some(last) = pack.last().map(|b| b.start) else {
+            return Ok(0);
+        };
+        let key = keys::pack(last);
+        let value = codec::encode(&format!("pack of buckets to {last}"), &*pack)?;
+        pack.clear();
+        let len = (key.len() + value.len()) as u64;
+        fresh.write_records([(key.as_slice().into(), value.into())])?;
+        Ok(len)
+    };
+    for bucket in old.buckets_from(i64::MIN) {
+        let bucket = bucket?;
+        bytes += codec::encoded_len(&bucket)?;
+        pack.push(bucket);
+        if bytes >= target {
+            written += seal(&mut pack)?;
+            bytes = 0;
+        }
+    }
+    written += seal(&mut pack)?;
+    Ok(written)
 }
 
 /// Completes or undoes a compaction that a crash interrupted (see the
@@ -171,75 +245,6 @@ pub(super) fn finish_interrupted_locked(dir: &Path) -> Result<(), StoreError> {
             .map_err(|e| io_error(&building, "remove an unfinished copy", e))?;
     }
     Ok(())
-}
-
-/// Every closed bucket, whether in a record of its own or already packed,
-/// packed with its neighbours: into at most [`MAX_PACKS`] records of at
-/// least [`PACK_BYTES`] each (but the newest). A bucket's own record wins
-/// over a packed copy of the same start. Every other record as it was.
-fn pack(
-    records: Vec<(sled::IVec, sled::IVec)>,
-) -> Result<Vec<(sled::IVec, sled::IVec)>, StoreError> {
-    let mut buckets = std::collections::BTreeMap::new();
-    let mut singles = Vec::new();
-    let mut out = Vec::with_capacity(records.len());
-    for (key, value) in records {
-        match (Kind::of(&key), keys::time_of(&key)) {
-            (Some(Kind::Pack), Some(last)) => {
-                let packed: Vec<Bucket> = decode(&format!("pack of buckets to {last}"), &value)?;
-                buckets.extend(packed.into_iter().map(|b| (b.start, b)));
-            }
-            (Some(Kind::Bucket), Some(start)) => singles.push((start, value)),
-            _ => out.push((key, value)),
-        }
-    }
-    for (start, value) in singles {
-        let bucket: Bucket = decode(&format!("bucket {start}"), &value)?;
-        buckets.insert(bucket.start, bucket);
-    }
-    let sizes = buckets
-        .values()
-        .map(codec::encoded_len)
-        .collect::<Result<Vec<_>, _>>()?;
-    let target = PACK_BYTES.max(sizes.iter().sum::<usize>().div_ceil(MAX_PACKS));
-    let mut pack: Vec<&Bucket> = Vec::new();
-    let mut bytes = 0;
-    let seal = |pack: &mut Vec<&Bucket>, out: &mut Vec<_>| -> Result<(), StoreError> {
-        if let Some(last) = pack.last().map(|b| b.start) {
-            let what = format!("pack of buckets to {last}");
-            out.push((
-                keys::pack(last).as_slice().into(),
-                codec::encode(&what, pack)?.into(),
-            ));
-            pack.clear();
-        }
-        Ok(())
-    };
-    for (bucket, size) in buckets.values().zip(sizes) {
-        pack.push(bucket);
-        bytes += size;
-        if bytes >= target {
-            seal(&mut pack, &mut out)?;
-            bytes = 0;
-        }
-    }
-    seal(&mut pack, &mut out)?;
-    Ok(out)
-}
-
-fn decode<T: serde::de::DeserializeOwned>(what: &str, value: &[u8]) -> Result<T, StoreError> {
-    let body = codec::open(value).ok_or_else(|| StoreError::Corrupt {
-        what: what.to_owned(),
-        detail: "fails its checksum".into(),
-    })?;
-    codec::decode(what, body)
-}
-
-fn bytes_of<K: AsRef<[u8]>, V: AsRef<[u8]>>(records: &[(K, V)]) -> u64 {
-    records
-        .iter()
-        .map(|(k, v)| (k.as_ref().len() + v.as_ref().len()) as u64)
-        .sum()
 }
 
 /// sled's files (`conf`, `db`, `blobs/`, `snap.*`) and our seal: what a

@@ -323,6 +323,7 @@ fn a_store_in_use_or_already_compact_is_left_as_it_is() {
 
 #[test]
 fn a_bucket_of_its_own_wins_over_a_packed_copy() {
+    let dir = tempfile::tempdir().expect("tempdir");
     let old = bucket(0);
     let mut new = bucket(0);
     new.total_posts += 100;
@@ -330,7 +331,7 @@ fn a_bucket_of_its_own_wins_over_a_packed_copy() {
     let records: Vec<(sled::IVec, sled::IVec)> = vec![
         (
             keys::pack(10 * SECS).as_slice().into(),
-            codec::encode(what, &vec![old.clone(), bucket(10 * SECS)])
+            codec::encode(what, &vec![old, bucket(10 * SECS)])
                 .expect("encode")
                 .into(),
         ),
@@ -344,14 +345,21 @@ fn a_bucket_of_its_own_wins_over_a_packed_copy() {
                 .expect("encode")
                 .into(),
         ),
-        (keys::CHECKPOINT.into(), b"kept as it is".as_slice().into()),
     ];
-    let packed = pack(records).expect("pack");
-    assert_eq!(packed.len(), 2, "{packed:?}");
-    assert_eq!(packed[0].0.as_ref(), keys::CHECKPOINT);
-    assert_eq!(packed[0].1.as_ref(), b"kept as it is");
-    assert_eq!(packed[1].0.as_ref(), keys::pack(20 * SECS));
-    let body = codec::open(&packed[1].1).expect("checksum");
-    let buckets: Vec<Bucket> = codec::decode(what, body).expect("decode");
-    assert_eq!(buckets, vec![new, bucket(10 * SECS), bucket(20 * SECS)]);
+    SledStore::open(dir.path())
+        .expect("open")
+        .restore_records(&records)
+        .expect("write");
+    let expected = vec![new, bucket(10 * SECS), bucket(20 * SECS)];
+    assert_eq!(contents(dir.path()).1, expected, "read as they are");
+    let before = contents(dir.path()).0;
+    compact_closed(dir.path(), When::Always)
+        .expect("compact")
+        .expect("compacted");
+    let (others, buckets, _) = contents(dir.path());
+    assert_eq!(buckets, expected, "packed alike");
+    assert_eq!(others, before, "every other record as it was");
+    let packs = packs(dir.path());
+    assert_eq!(packs.len(), 1);
+    assert_eq!(packs[0].0.as_ref(), keys::pack(20 * SECS));
 }

@@ -31,6 +31,7 @@
 pub mod codec;
 pub mod compact;
 pub mod keys;
+mod merged;
 pub mod outbox;
 pub mod records;
 pub mod seal;

@@ -106,9 +106,10 @@ pub(super) fn walk_files(
 
 /// After every handle on the store at `dir` is gone: records each file's
 /// checksum in the seal, so that a byte changed at rest is found at the
-/// next open. Does nothing (returns false) while sled still holds its lock.
+/// next open. Does nothing (returns false) while sled still holds its lock
+/// ([`LINGER`] after the last handle is gone: another process has it).
 pub fn seal_closed(dir: &Path) -> Result<bool, StoreError> {
-    let Some(_db) = lock_db(dir) else {
+    let Some(_db) = lock_db_when_closed(dir) else {
         return Ok(false);
     };
     let mut seal = Seal::read(dir)?.unwrap_or_default();
@@ -121,7 +122,26 @@ pub fn seal_closed(dir: &Path) -> Result<bool, StoreError> {
 
 /// Whether a process (this one included) has the store at `dir` open.
 pub(super) fn in_use(dir: &Path) -> bool {
-    dir.join("db").is_file() && lock_db(dir).is_none()
+    dir.join("db").is_file() && lock_db_when_closed(dir).is_none()
+}
+
+/// How long sled's lock may outlive the last handle on a store: it is
+/// released when sled's last background write finishes, a moment after
+/// the handle is dropped.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// [`lock_db`], waiting up to [`LINGER`] for a store just closed.
+fn lock_db_when_closed(dir: &Path) -> Option<std::fs::File> {
+    let deadline = std::time::Instant::now() + LINGER;
+    loop {
+        if let Some(db) = lock_db(dir) {
+            return Some(db);
+        }
+        if !dir.join("db").is_file() || std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 /// sled's own lock (an exclusive flock on `db`, which it holds while the

@@ -28,6 +28,7 @@ use serde::de::DeserializeOwned;
 
 use super::compact::{self, DirLock};
 use super::keys::{self, Kind};
+use super::merged::MergeByStart;
 use super::outbox::{Outbox, next_seq};
 use super::seal::{Seal, file_sums};
 use super::{Checkpoint, CheckpointRef, StoreError, codec};
@@ -207,8 +208,41 @@ impl SledStore {
     }
 
     /// The records of both trees: the main one, then the packs.
-    fn every_record(&self) -> impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>> {
+    pub(super) fn every_record(
+        &self,
+    ) -> impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>> + use<> {
         self.db.iter().chain(self.packs.iter())
+    }
+
+    /// The closed buckets that started at or after `since`, oldest first,
+    /// from the packs and the single records alike ([`super::merged`]),
+    /// read as they are needed.
+    pub(super) fn buckets_from(
+        &self,
+        since: Micros,
+    ) -> impl Iterator<Item = Result<Bucket, StoreError>> + '_ {
+        let packed = self
+            .packs
+            .range(keys::pack(since)..=keys::pack(i64::MAX))
+            .flat_map(move |entry| {
+                let buckets = entry
+                    .map_err(|e| self.sled_damage(e))
+                    .and_then(|(key, value)| self.pack(&key, &value));
+                match buckets {
+                    Ok(buckets) => buckets.into_iter().map(Ok).collect(),
+                    Err(e) => vec![Err(e)],
+                }
+            })
+            .filter(move |bucket| bucket.as_ref().map_or(true, |b| b.start >= since));
+        let singles = self
+            .db
+            .range(keys::bucket(since)..=keys::bucket(i64::MAX))
+            .map(move |entry| {
+                let (key, value) = entry.map_err(|e| self.sled_damage(e))?;
+                let what = format!("bucket {key:?}");
+                codec::decode(&what, self.checked(&value, &what)?)
+            });
+        MergeByStart::new(packed, singles)
     }
 
     /// Every record that passes its checksum (ours) or has none (the
@@ -241,16 +275,32 @@ impl SledStore {
         &mut self,
         records: &[(sled::IVec, sled::IVec)],
     ) -> Result<(), StoreError> {
+        self.write_records(records.iter().cloned())?;
+        self.finish_restore()
+    }
+
+    /// Writes records into this fresh store, each in its tree, in one
+    /// batch per tree, without flushing (see [`Self::finish_restore`]).
+    pub(super) fn write_records(
+        &mut self,
+        records: impl IntoIterator<Item = (sled::IVec, sled::IVec)>,
+    ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         let mut packs = sled::Batch::default();
         for (key, value) in records {
-            match Kind::of(key) {
+            match Kind::of(&key) {
                 Some(Kind::Pack) => packs.insert(key, value),
                 _ => batch.insert(key, value),
             }
         }
         self.db.apply_batch(batch)?;
         self.packs.apply_batch(packs)?;
+        Ok(())
+    }
+
+    /// After [`Self::write_records`]: takes up the generation written and
+    /// makes everything durable.
+    pub(super) fn finish_restore(&mut self) -> Result<(), StoreError> {
         self.generation = self.read_generation()?;
         self.flush()
     }
@@ -443,26 +493,8 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    /// Packs and single buckets together; a bucket written on its own
-    /// after it was packed wins (none is, today: a closed bucket is never
-    /// written twice).
     fn buckets_since(&self, since: Micros) -> Result<Vec<Bucket>, StoreError> {
-        let mut out = std::collections::BTreeMap::new();
-        for entry in self.packs.range(keys::pack(since)..=keys::pack(i64::MAX)) {
-            let (key, value) = entry?;
-            for bucket in self.pack(&key, &value)? {
-                if bucket.start >= since {
-                    out.insert(bucket.start, bucket);
-                }
-            }
-        }
-        for entry in self.db.range(keys::bucket(since)..=keys::bucket(i64::MAX)) {
-            let (key, value) = entry?;
-            let what = format!("bucket {key:?}");
-            let bucket: Bucket = codec::decode(&what, self.checked(&value, &what)?)?;
-            out.insert(bucket.start, bucket);
-        }
-        Ok(out.into_values().collect())
+        self.buckets_from(since).collect()
     }
 
     fn flush(&self) -> Result<(), StoreError> {
