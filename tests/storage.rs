@@ -53,6 +53,15 @@ fn flip(file: &Path, offset: u64) {
     std::fs::write(file, bytes).expect("write");
 }
 
+/// `outagewatch state ACTION --state-dir DIR`.
+fn state_cmd(action: &str, dir: &Path) -> Output {
+    bin()
+        .args(["state", action, "--state-dir"])
+        .arg(dir)
+        .output()
+        .expect("state command runs")
+}
+
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -95,11 +104,7 @@ fn a_flipped_byte_anywhere_is_reported_with_the_recovery() {
             out.stdout.is_empty(),
             "{file}@{offset}: no alert from damaged state"
         );
-        let verify = bin()
-            .args(["state", "verify", "--state-dir"])
-            .arg(&state)
-            .output()
-            .expect("verify");
+        let verify = state_cmd("verify", &state);
         assert_eq!(
             verify.status.code(),
             Some(1),
@@ -115,11 +120,7 @@ fn repair_and_reset_recover_and_keep_the_old_state_aside() {
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state");
     assert!(replay_into(&state).status.success());
-    let verify = bin()
-        .args(["state", "verify", "--state-dir"])
-        .arg(&state)
-        .output()
-        .expect("verify");
+    let verify = state_cmd("verify", &state);
     assert!(verify.status.success(), "{}", stderr(&verify));
     let ok = String::from_utf8_lossy(&verify.stdout).into_owned();
     assert!(ok.contains("OK, generation"), "{ok}");
@@ -129,19 +130,11 @@ fn repair_and_reset_recover_and_keep_the_old_state_aside() {
         &state.join("db"),
         std::fs::metadata(state.join("db")).expect("db").len() - 1,
     );
-    let repair = bin()
-        .args(["state", "repair", "--state-dir"])
-        .arg(&state)
-        .output()
-        .expect("repair");
+    let repair = state_cmd("repair", &state);
     let said = String::from_utf8_lossy(&repair.stdout).into_owned();
     assert!(repair.status.success(), "{}", stderr(&repair));
     assert!(said.contains("dropped 0 damaged"), "{said}");
-    let verify = bin()
-        .args(["state", "verify", "--state-dir"])
-        .arg(&state)
-        .output()
-        .expect("verify");
+    let verify = state_cmd("verify", &state);
     let after = String::from_utf8_lossy(&verify.stdout).into_owned();
     assert!(verify.status.success(), "{}", stderr(&verify));
     let buckets = |s: &str| {
@@ -162,11 +155,7 @@ fn repair_and_reset_recover_and_keep_the_old_state_aside() {
         .count();
     assert_eq!(aside, 1, "the damaged state is kept aside");
     // Reset: a fresh, empty state; the old one aside too.
-    let reset = bin()
-        .args(["state", "reset", "--state-dir"])
-        .arg(&state)
-        .output()
-        .expect("reset");
+    let reset = state_cmd("reset", &state);
     assert!(reset.status.success(), "{}", stderr(&reset));
     assert_eq!(std::fs::read_dir(&state).expect("empty").count(), 0);
     assert!(replay_into(&state).status.success());
@@ -174,11 +163,7 @@ fn repair_and_reset_recover_and_keep_the_old_state_aside() {
 
 /// `state verify`'s count of buckets.
 fn verified_buckets(state: &Path) -> String {
-    let verify = bin()
-        .args(["state", "verify", "--state-dir"])
-        .arg(state)
-        .output()
-        .expect("verify");
+    let verify = state_cmd("verify", state);
     assert!(verify.status.success(), "{}", stderr(&verify));
     let said = String::from_utf8_lossy(&verify.stdout).into_owned();
     said.split(" buckets")
@@ -214,20 +199,12 @@ fn a_compacted_state_holds_the_same_and_a_replay_goes_on_from_it_alike() {
     };
     replay(&files[0], &plain);
     copy_dir(&plain, &compacted);
-    let compact = bin()
-        .args(["state", "compact", "--state-dir"])
-        .arg(&compacted)
-        .output()
-        .expect("compact");
+    let compact = state_cmd("compact", &compacted);
     let said = String::from_utf8_lossy(&compact.stdout).into_owned();
     assert!(compact.status.success(), "{}", stderr(&compact));
     assert!(said.contains("compacted:"), "{said}");
     assert_eq!(verified_buckets(&plain), verified_buckets(&compacted));
-    let verify = bin()
-        .args(["state", "verify", "--state-dir"])
-        .arg(&compacted)
-        .output()
-        .expect("verify");
+    let verify = state_cmd("verify", &compacted);
     let said = String::from_utf8_lossy(&verify.stdout).into_owned();
     let on_disk: u64 = said
         .lines()
@@ -246,11 +223,7 @@ fn a_compacted_state_holds_the_same_and_a_replay_goes_on_from_it_alike() {
     assert_eq!(verified_buckets(&plain), verified_buckets(&compacted));
     // Not a state directory: a clear error, nothing created.
     let missing = dir.path().join("missing");
-    let out = bin()
-        .args(["state", "compact", "--state-dir"])
-        .arg(&missing)
-        .output()
-        .expect("compact");
+    let out = state_cmd("compact", &missing);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("is not a state directory"),
