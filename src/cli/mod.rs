@@ -76,7 +76,8 @@ enum Command {
     /// Print the manual page (roff), e.g. `outagewatch man > outagewatch.1`.
     Man,
     /// The state store: `state verify`, `state repair`, `state reset`
-    /// (what to do when it reports damage).
+    /// (what to do when it reports damage), `state compact` (give back the
+    /// space sled's log holds).
     State(state::StateArgs),
 }
 

@@ -1,7 +1,9 @@
-//! `outagewatch state verify|repair|reset`: what to do when the state
-//! store reports damage (a flipped byte, a rolled-back log, a full disk
-//! mid-write). Nothing is ever deleted: `repair` and `reset` move the old
-//! state aside (`DIR.damaged-<unix time>`) and say where.
+//! `outagewatch state verify|repair|reset|compact`: what to do when the
+//! state store reports damage (a flipped byte, a rolled-back log, a full
+//! disk mid-write), and `compact` when sled's log has grown past its
+//! records. No record is ever lost: `repair` and `reset` move the old
+//! state aside (`DIR.damaged-<unix time>`) and say where; `compact`
+//! deletes the old store's files only once its whole copy is committed.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -421,7 +421,13 @@ impl Running {
         // through the sinks' probe, too).
         self.telemetry.clear_sinks();
         drop(self.outbox);
-        crate::state::close(&self.state_dir).log();
+        // Copying and sealing read and write files, and may wait for sled's
+        // lock: off the async threads.
+        let dir = self.state_dir.clone();
+        match tokio::task::spawn_blocking(move || crate::state::close(&dir)).await {
+            Ok(closed) => closed.log(),
+            Err(e) => tracing::warn!(error = %e, "closing the state failed"),
+        }
         tracing::info!(
             frames = stats.frames,
             posts = stats.posts,
