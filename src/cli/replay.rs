@@ -18,7 +18,7 @@ use crate::config::{Config, LINES_SINK, sink_specs};
 use crate::matcher::Matcher;
 use crate::pipeline::{Emitted, Pipeline, PipelineConfig, SAVE_EVERY_REPLAY};
 use crate::source::FrameError;
-use crate::source::recording::{self, DEFAULT_MAX_LINE, LineReader};
+use crate::source::recording::{self, DEFAULT_MAX_LINE};
 use crate::state::SledStore;
 
 #[derive(Debug, Args)]
@@ -245,7 +245,7 @@ impl Files<'_> {
             Ok(reader) => reader,
             Err(e) => return Ok(Some(e.to_string())),
         };
-        let reader = Reader::new(LineReader::new(reader, self.max_line));
+        let reader = Reader::new(reader, self.max_line);
         let matcher = Arc::clone(self.pipeline.matcher());
         let matcher = matcher.as_ref();
         std::thread::scope(|scope| {

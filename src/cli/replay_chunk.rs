@@ -3,18 +3,21 @@
 //! work) in parallel on the thread pool, while the pipeline takes the
 //! previous chunk's frames one by one in line order, so the alerts are
 //! exactly those of a one-frame-at-a-time replay.
+//!
+//! The recording is read in blocks straight into the chunk's buffer, and
+//! its lines are split there: reading it line by line through a buffered
+//! reader copied every byte once more on its way into the chunk.
 
+use std::io::{self, Read};
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::mpsc::SyncSender;
 
 use rayon::prelude::*;
 
-use std::io::BufRead;
-use std::sync::mpsc::SyncSender;
-
 use crate::matcher::Matcher;
 use crate::pipeline::{Prepared, Received, prepare};
-use crate::source::recording::{ClockLine, Length, LineReader};
+use crate::source::recording::ClockLine;
 
 /// Lines per chunk: enough to keep both cores busy between two hand-overs,
 /// small enough that memory stays flat. A prepared frame (a post with its
@@ -29,11 +32,20 @@ pub const CHUNK_LINES: usize = 1024;
 /// read while the other is prepared), so this bounds the replay's raw line
 /// buffers at twice 2 MiB plus one line.
 pub const CHUNK_BYTES: usize = 2 << 20;
+/// Bytes asked of the recording per read. Reading stops at the first line
+/// that fills the chunk, and the lines read past it are copied to start
+/// the next chunk: about half a read per chunk of some 350 KB, against the
+/// whole chunk when every line was copied.
+pub const READ_BYTES: usize = 64 << 10;
 
 /// Lines read but not processed yet, their bytes in one buffer.
 #[derive(Default)]
 pub struct Chunk {
+    /// `bytes[..filled]` are the chunk's bytes; the rest is room for the
+    /// next read, zeroed once when the buffer grew and reused ever since
+    /// (a read into a `Vec`'s spare capacity zeroed it first, every time).
     bytes: Vec<u8>,
+    filled: usize,
     lines: Vec<ChunkLine>,
 }
 
@@ -56,17 +68,33 @@ enum What {
 impl Chunk {
     #[cfg(test)]
     fn push_frame(&mut self, line_no: u64, bytes: &[u8], clock: Option<Arc<ClockLine>>) {
-        let start = self.bytes.len();
-        self.bytes.extend_from_slice(bytes);
-        self.push_appended(line_no, start, clock);
+        let start = self.filled;
+        self.append(bytes);
+        self.push_read(line_no, start..self.filled, clock);
     }
 
-    /// A frame whose bytes were appended to the chunk's buffer from `start`.
-    fn push_appended(&mut self, line_no: u64, start: usize, clock: Option<Arc<ClockLine>>) {
-        let what = What::Frame {
-            bytes: start..self.bytes.len(),
-            clock,
-        };
+    /// Appends `bytes` after the chunk's own, growing the buffer if needed.
+    fn append(&mut self, bytes: &[u8]) {
+        let end = self.filled + bytes.len();
+        if self.bytes.len() < end {
+            self.bytes.resize(end, 0);
+        }
+        self.bytes[self.filled..end].copy_from_slice(bytes);
+        self.filled = end;
+    }
+
+    /// Room for `len` more bytes after the chunk's own, to read into.
+    fn room(&mut self, len: usize) -> &mut [u8] {
+        let end = self.filled + len;
+        if self.bytes.len() < end {
+            self.bytes.resize(end, 0);
+        }
+        &mut self.bytes[self.filled..end]
+    }
+
+    /// A frame whose bytes are `bytes` of the chunk's buffer.
+    fn push_read(&mut self, line_no: u64, bytes: Range<usize>, clock: Option<Arc<ClockLine>>) {
+        let what = What::Frame { bytes, clock };
         self.lines.push(ChunkLine { line_no, what });
     }
 
@@ -75,14 +103,16 @@ impl Chunk {
         self.lines.push(ChunkLine { line_no, what });
     }
 
-    fn is_full(&self) -> bool {
-        self.lines.len() >= CHUNK_LINES || self.bytes.len() >= CHUNK_BYTES
+    /// Full once it holds [`CHUNK_LINES`] lines or its lines `used` bytes
+    /// reach [`CHUNK_BYTES`].
+    fn is_full(&self, used: usize) -> bool {
+        self.lines.len() >= CHUNK_LINES || used >= CHUNK_BYTES
     }
 
     /// Prepares every frame on the thread pool and hands the lines back in
     /// order, each frame with its preparation; the chunk is empty after.
     pub fn prepare(&mut self, matcher: &Matcher, file: &str) -> Lines {
-        let bytes = &self.bytes;
+        let bytes = &self.bytes[..self.filled];
         let ready = self
             .lines
             .par_drain(..)
@@ -101,7 +131,7 @@ impl Chunk {
                 (line.line_no, ready)
             })
             .collect();
-        self.bytes.clear();
+        self.filled = 0;
         ready
     }
 }
@@ -120,10 +150,20 @@ pub enum Ready {
 
 /// A recording's lines, read a chunk at a time.
 pub struct Reader<R> {
-    lines: LineReader<R>,
+    inner: R,
+    /// The longest line kept (`--max-line-bytes`); a longer one is reported
+    /// by its length, its bytes dropped as they are read.
+    limit: usize,
+    read_bytes: usize,
     /// Set by the last clock line: who sent the frames that follow, when.
     clock: Option<Arc<ClockLine>>,
     last_line: u64,
+    /// Bytes read past the line that filled the last chunk: the start of
+    /// the next one.
+    carry: Vec<u8>,
+    /// The bytes of a line over the limit passed so far, not kept.
+    dropped: Option<usize>,
+    ended: bool,
 }
 
 /// Where a chunk's reading stopped.
@@ -134,50 +174,91 @@ pub enum Stop {
     Failed(String),
 }
 
-impl<R: BufRead> Reader<R> {
-    pub fn new(lines: LineReader<R>) -> Self {
+impl<R: Read> Reader<R> {
+    /// Reads `inner` with lines of at most `limit` bytes.
+    pub fn new(inner: R, limit: usize) -> Self {
         Reader {
-            lines,
+            inner,
+            limit,
+            read_bytes: READ_BYTES,
             clock: None,
             last_line: 0,
+            carry: Vec::new(),
+            dropped: None,
+            ended: false,
         }
     }
 
     /// The next chunk of `file`'s lines, and why it stopped there, read
-    /// into `chunk` (an emptied one, whose buffers are reused: growing a
-    /// new 2 MiB buffer for every chunk copied each line several times).
+    /// into `chunk` (an emptied one, whose buffers are reused). Lines end
+    /// at `\n` (a `\r` before it is dropped), the last one also at the
+    /// end of the file; they are numbered from 1.
     pub fn next_chunk(&mut self, file: &str, mut chunk: Chunk) -> (Chunk, Stop) {
-        debug_assert!(chunk.lines.is_empty() && chunk.bytes.is_empty());
-        while !chunk.is_full() {
-            // Read straight into the chunk's buffer; a clock line is taken
-            // back out of it.
-            let start = chunk.bytes.len();
-            let (line_no, length) = match self.lines.append_line(&mut chunk.bytes) {
-                Ok(Some(next)) => next,
-                Ok(None) => return (chunk, Stop::End),
+        debug_assert!(chunk.lines.is_empty() && chunk.filled == 0);
+        chunk.append(&self.carry);
+        self.carry.clear();
+        // Where the next line starts.
+        let mut next = 0;
+        loop {
+            while let Some(at) = memchr::memchr(b'\n', &chunk.bytes[next..chunk.filled]) {
+                let end = next + at;
+                self.line(&mut chunk, next..end);
+                next = end + 1;
+                if chunk.is_full(next) {
+                    self.carry
+                        .extend_from_slice(&chunk.bytes[next..chunk.filled]);
+                    chunk.filled = next;
+                    return (chunk, Stop::Full);
+                }
+            }
+            let filled = chunk.filled;
+            if self.ended {
+                if next < filled || self.dropped.is_some() {
+                    self.line(&mut chunk, next..filled);
+                }
+                return (chunk, Stop::End);
+            }
+            if self.dropped.is_some() || filled - next > self.limit {
+                // Over the limit already: its bytes are counted, not kept.
+                *self.dropped.get_or_insert(0) += filled - next;
+                chunk.filled = next;
+            }
+            match self.inner.read(chunk.room(self.read_bytes)) {
+                Ok(0) => self.ended = true,
+                Ok(read) => chunk.filled += read,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
+                    // The line it cut short is lost with the rest.
+                    chunk.filled = next;
                     let last = self.last_line;
                     let error = format!("cannot read {file} after line {last}: {e}");
                     return (chunk, Stop::Failed(error));
                 }
-            };
-            self.last_line = line_no;
-            match length {
-                Length::Within => match ClockLine::parse(&chunk.bytes[start..]) {
-                    Some(line) => {
-                        self.clock = Some(Arc::new(line));
-                        chunk.bytes.truncate(start);
-                    }
-                    None => chunk.push_appended(line_no, start, self.clock.clone()),
-                },
-                Length::Over(len) => chunk.push_oversized(line_no, len),
             }
         }
-        (chunk, Stop::Full)
+    }
+
+    /// The line at `bytes` of the chunk (after any of its bytes dropped):
+    /// a frame, an oversized line, or a clock line for the frames after it.
+    fn line(&mut self, chunk: &mut Chunk, mut bytes: Range<usize>) {
+        self.last_line += 1;
+        let line_no = self.last_line;
+        let len = self.dropped.take().unwrap_or(0) + bytes.len();
+        if len > self.limit {
+            chunk.push_oversized(line_no, len);
+            return;
+        }
+        if bytes.end > bytes.start && chunk.bytes[bytes.end - 1] == b'\r' {
+            bytes.end -= 1;
+        }
+        match ClockLine::parse(&chunk.bytes[bytes.clone()]) {
+            Some(clock) => self.clock = Some(Arc::new(clock)),
+            None => chunk.push_read(line_no, bytes, self.clock.clone()),
+        }
     }
 }
 
-impl<R: BufRead + Send> Reader<R> {
+impl<R: Read + Send> Reader<R> {
     /// Reads `file` to its end (or its first read error) a chunk at a
     /// time, prepares each on the thread pool and sends its lines, in
     /// order, with where the reading stopped; returns early when the
@@ -226,22 +307,226 @@ pub fn sender<'a>(file: &'a str, clock: Option<&'a ClockLine>) -> (&'a str, Rece
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::recording::{Line, LineReader};
+    use proptest::prelude::*;
 
     #[test]
     fn a_chunk_is_full_at_its_line_count_or_its_byte_size() {
         let mut lines = Chunk::default();
         for n in 0..CHUNK_LINES as u64 {
-            assert!(!lines.is_full());
+            assert!(!lines.is_full(lines.filled));
             lines.push_frame(n, b"{}", None);
         }
-        assert!(lines.is_full());
+        assert!(lines.is_full(lines.filled));
         let long = vec![b'x'; 256 << 10];
         let mut bytes = Chunk::default();
         for n in 0..8 {
-            assert!(!bytes.is_full(), "{n} quarter MiB");
+            assert!(!bytes.is_full(bytes.filled), "{n} quarter MiB");
             bytes.push_frame(n, &long, None);
         }
-        assert!(bytes.is_full(), "8 lines of 256 KiB fill a chunk");
+        assert!(
+            bytes.is_full(bytes.filled),
+            "8 lines of 256 KiB fill a chunk"
+        );
         assert_eq!(bytes.lines.len(), 8);
+    }
+
+    /// A line as the tests compare them: its number, and its bytes or, for
+    /// an oversized one, its length.
+    type Seen = (u64, Result<Vec<u8>, usize>);
+
+    /// Every line of `input` through [`Reader::next_chunk`], reading
+    /// `read_bytes` at a time, with the number of chunks and how the last
+    /// one stopped.
+    fn chunked(input: &[u8], limit: usize, read_bytes: usize) -> (Vec<Seen>, usize, Stop) {
+        let mut reader = Reader::new(input, limit);
+        reader.read_bytes = read_bytes;
+        let mut seen = Vec::new();
+        let mut chunk = Chunk::default();
+        let mut chunks = 0;
+        loop {
+            let (mut full, stop) = reader.next_chunk("test", chunk);
+            chunks += 1;
+            for line in full.lines.drain(..) {
+                seen.push(match line.what {
+                    What::Frame { bytes, .. } => (line.line_no, Ok(full.bytes[bytes].to_vec())),
+                    What::Oversized(len) => (line.line_no, Err(len)),
+                });
+            }
+            full.filled = 0;
+            chunk = full;
+            if !matches!(stop, Stop::Full) {
+                return (seen, chunks, stop);
+            }
+        }
+    }
+
+    /// The same lines through the line-at-a-time reader `check` uses.
+    fn line_by_line(input: &[u8], limit: usize) -> Vec<Seen> {
+        let mut reader = LineReader::new(std::io::BufReader::with_capacity(7, input), limit);
+        let mut seen = Vec::new();
+        while let Some((n, line)) = reader.next_line().expect("in-memory read") {
+            seen.push(match line {
+                Line::Frame(bytes) => (n, Ok(bytes.to_vec())),
+                Line::Oversized(len) => (n, Err(len)),
+            });
+        }
+        seen
+    }
+
+    #[test]
+    fn lines_split_as_a_line_reader_splits_them() {
+        // (input, limit, lines wanted)
+        let cases: [(&[u8], usize, &[Seen]); 6] = [
+            (b"", 10, &[]),
+            (b"\n", 10, &[(1, Ok(vec![]))]),
+            (
+                b"a\r\nbb\n\nlast",
+                10,
+                &[
+                    (1, Ok(b"a".to_vec())),
+                    (2, Ok(b"bb".to_vec())),
+                    (3, Ok(vec![])),
+                    (4, Ok(b"last".to_vec())),
+                ],
+            ),
+            (
+                b"short\n0123456789abcdef\nafter\n",
+                8,
+                &[
+                    (1, Ok(b"short".to_vec())),
+                    (2, Err(16)),
+                    (3, Ok(b"after".to_vec())),
+                ],
+            ),
+            (
+                b"ok\n0123456789",
+                8,
+                &[(1, Ok(b"ok".to_vec())), (2, Err(10))],
+            ),
+            (b"12345678\r\n", 8, &[(1, Err(9))]),
+        ];
+        for (input, limit, want) in cases {
+            for read_bytes in [1, 2, 3, 5, 64] {
+                let (got, _, stop) = chunked(input, limit, read_bytes);
+                assert_eq!(got, want, "{input:?} limit {limit}, reads of {read_bytes}");
+                assert!(matches!(stop, Stop::End), "{input:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_chunk_s_last_lines_start_the_next_one() {
+        let input: Vec<u8> = (0..3 * CHUNK_LINES + 17)
+            .flat_map(|n| format!("line {n}\n").into_bytes())
+            .collect();
+        for read_bytes in [1, 13, 4096, READ_BYTES] {
+            let (got, chunks, _) = chunked(&input, 100, read_bytes);
+            assert_eq!(chunks, 4, "reads of {read_bytes}");
+            assert_eq!(got, line_by_line(&input, 100), "reads of {read_bytes}");
+        }
+    }
+
+    #[test]
+    fn clock_lines_name_the_frames_after_them_and_are_not_frames() {
+        let clock = ClockLine::new(
+            7,
+            "social",
+            crate::source::SourceKind::Mastodon,
+            "m.example",
+        );
+        let input = format!("before\n{}\nafter\n", clock.to_line());
+        let mut reader = Reader::new(input.as_bytes(), 1000);
+        let (chunk, _) = reader.next_chunk("test", Chunk::default());
+        let frames: Vec<_> = chunk
+            .lines
+            .iter()
+            .map(|line| match &line.what {
+                What::Frame { bytes, clock } => (
+                    line.line_no,
+                    &chunk.bytes[bytes.clone()],
+                    clock.as_deref().cloned(),
+                ),
+                What::Oversized(len) => panic!("line {} oversized: {len}", line.line_no),
+            })
+            .collect();
+        assert_eq!(
+            frames,
+            [(1, &b"before"[..], None), (3, &b"after"[..], Some(clock))]
+        );
+    }
+
+    #[test]
+    fn an_endless_line_is_measured_without_being_held() {
+        let endless = io::repeat(b'x').take(1 << 20);
+        let mut reader = Reader::new(endless, 100);
+        let (chunk, stop) = reader.next_chunk("test", Chunk::default());
+        assert!(matches!(stop, Stop::End));
+        assert!(
+            matches!(chunk.lines[..], [ChunkLine { line_no: 1, what: What::Oversized(len) }] if len == 1 << 20)
+        );
+        assert!(
+            chunk.bytes.len() <= 100 + 2 * READ_BYTES,
+            "the buffer grew to {} bytes",
+            chunk.bytes.len()
+        );
+    }
+
+    /// Reads what it holds, then fails (or is interrupted once first).
+    struct Failing<'a> {
+        data: &'a [u8],
+        interrupted: bool,
+    }
+
+    impl Read for Failing<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if !self.interrupted {
+                self.interrupted = true;
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            if self.data.is_empty() {
+                return Err(io::Error::other("disk on fire"));
+            }
+            let n = buf.len().min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_read_error_keeps_the_lines_before_it_and_names_the_last() {
+        let failing = Failing {
+            data: b"one\ntwo\nthr",
+            interrupted: false,
+        };
+        let (chunk, stop) = Reader::new(failing, 100).next_chunk("rec.jsonl", Chunk::default());
+        assert_eq!(
+            chunk.lines.len(),
+            2,
+            "the cut line is lost, the whole ones kept"
+        );
+        match stop {
+            Stop::Failed(error) => assert_eq!(
+                error, "cannot read rec.jsonl after line 2: disk on fire",
+                "{error}"
+            ),
+            _ => panic!("want a failed read"),
+        }
+    }
+
+    proptest! {
+        /// Lines, CRLFs, empty and oversized lines, at any read size.
+        #[test]
+        fn any_input_splits_as_a_line_reader_splits_it(
+            input in proptest::collection::vec(
+                prop_oneof![Just(b'a'), Just(b'{'), Just(b'\n'), Just(b'\r')], 0..400),
+            limit in 0usize..12,
+            read_bytes in 1usize..40,
+        ) {
+            let (got, _, stop) = chunked(&input, limit, read_bytes);
+            prop_assert_eq!(got, line_by_line(&input, limit));
+            prop_assert!(matches!(stop, Stop::End));
+        }
     }
 }

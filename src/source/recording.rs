@@ -88,9 +88,15 @@ pub const DEFAULT_MAX_LINE: usize = 1 << 20;
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
-/// Opens a recording for reading, decompressing it if needed.
-pub fn open(path: &str) -> Result<Box<dyn BufRead + Send>, SourceError> {
-    let raw: Box<dyn Read + Send> = if path == "-" {
+/// Bytes kept from a compressed recording before its decompressor.
+const COMPRESSED_BUFFER: usize = 256 * 1024;
+
+/// Opens a recording for reading, decompressing it if needed. Unbuffered:
+/// a replay reads large blocks straight into the buffer it prepares, and a
+/// buffer here would copy every byte once more (a compressed recording's
+/// compressed bytes are buffered, its decompressed ones are not).
+pub fn open(path: &str) -> Result<Box<dyn Read + Send>, SourceError> {
+    let mut raw: Box<dyn Read + Send> = if path == "-" {
         Box::new(io::stdin())
     } else {
         let file = File::open(Path::new(path)).map_err(|source| SourceError::Open {
@@ -99,28 +105,38 @@ pub fn open(path: &str) -> Result<Box<dyn BufRead + Send>, SourceError> {
         })?;
         Box::new(file)
     };
-    let mut reader = BufReader::with_capacity(256 * 1024, raw);
-    let head = reader.fill_buf().map_err(|source| SourceError::Read {
+    let head = read_head(&mut raw).map_err(|source| SourceError::Read {
         path: path.to_owned(),
         source,
     })?;
-    let wrapped: Box<dyn BufRead + Send> = if head.starts_with(&GZIP_MAGIC) {
-        Box::new(BufReader::with_capacity(
-            256 * 1024,
-            flate2::bufread::MultiGzDecoder::new(reader),
-        ))
-    } else if head.starts_with(&ZSTD_MAGIC) {
-        let decoder = zstd::stream::read::Decoder::with_buffer(reader).map_err(|source| {
+    let is = |magic: &[u8]| head.starts_with(magic);
+    let (gzip, zstd) = (is(&GZIP_MAGIC), is(&ZSTD_MAGIC));
+    // The bytes read to tell the format apart come first again.
+    let whole = io::Cursor::new(head).chain(raw);
+    let reader: Box<dyn Read + Send> = if gzip {
+        let buffered = BufReader::with_capacity(COMPRESSED_BUFFER, whole);
+        Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
+    } else if zstd {
+        let buffered = BufReader::with_capacity(COMPRESSED_BUFFER, whole);
+        let decoder = zstd::stream::read::Decoder::with_buffer(buffered).map_err(|source| {
             SourceError::Open {
                 path: path.to_owned(),
                 source,
             }
         })?;
-        Box::new(BufReader::with_capacity(256 * 1024, decoder))
+        Box::new(decoder)
     } else {
-        Box::new(reader)
+        Box::new(whole)
     };
-    Ok(wrapped)
+    Ok(reader)
+}
+
+/// The first bytes of a stream, enough to tell its format (fewer only at
+/// its end).
+fn read_head(raw: &mut dyn Read) -> io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(ZSTD_MAGIC.len());
+    raw.take(ZSTD_MAGIC.len() as u64).read_to_end(&mut head)?;
+    Ok(head)
 }
 
 /// One line of a recording.
@@ -175,11 +191,8 @@ impl<R: BufRead> LineReader<R> {
         }))
     }
 
-    /// [`LineReader::next_line`], appending the line's bytes (when within
-    /// the limit) to `out` instead of keeping them: a replay reads straight
-    /// into the buffer of the chunk it prepares, sparing a copy of every
-    /// byte.
-    pub fn append_line(&mut self, out: &mut Vec<u8>) -> io::Result<Option<(u64, Length)>> {
+    /// Appends the next line's bytes (when within the limit) to `out`.
+    fn append_line(&mut self, out: &mut Vec<u8>) -> io::Result<Option<(u64, Length)>> {
         let start = out.len();
         let mut len = 0usize;
         let mut saw_any = false;
@@ -227,7 +240,7 @@ impl<R: BufRead> LineReader<R> {
 
 /// Whether a line appended by [`LineReader::append_line`] was kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Length {
+enum Length {
     /// Within the limit: its bytes were appended.
     Within,
     /// Longer than the limit: its length; nothing was appended.
