@@ -30,7 +30,7 @@ pub const CHUNK_LINES: usize = 1024;
 /// accepted length (`--max-line-bytes`, up to 64 MiB) must not be read into
 /// memory at once. The reading thread reuses two buffers (one chunk being
 /// read while the other is prepared), so this bounds the replay's raw line
-/// buffers at twice 2 MiB plus one line.
+/// buffers at twice 2 MiB plus one line and one read ([`READ_BYTES`]).
 pub const CHUNK_BYTES: usize = 2 << 20;
 /// Bytes asked of the recording per read. Reading stops at the first line
 /// that fills the chunk, and the lines read past it are copied to start
