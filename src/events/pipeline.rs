@@ -88,20 +88,26 @@ pub struct SourceCounts {
 }
 
 impl Stats {
-    /// The counts of `source`, created at its first frame.
-    pub fn source_mut(&mut self, source: &str) -> &mut SourceCounts {
-        per_source(&mut self.by_source, source)
+    /// `f` on the counts of `source`, created at its first frame.
+    pub fn source_mut<T>(&mut self, source: &str, f: impl FnOnce(&mut SourceCounts) -> T) -> T {
+        per_source(&mut self.by_source, source, f)
     }
 }
 
-/// The entry of `source` in a per-source map, created at its first event.
-/// Looks up by `&str` first: this runs for every event, and `entry` would
-/// allocate the key each time.
-pub fn per_source<'a, V: Default>(map: &'a mut BTreeMap<String, V>, source: &str) -> &'a mut V {
-    if !map.contains_key(source) {
-        map.insert(source.to_owned(), V::default());
+/// `f` on the entry of `source` in a per-source map, created at its first
+/// event. This runs for every event: a known source costs one look-up by
+/// `&str`, and only a new one allocates its key. (A function returning the
+/// entry would need a second look-up: the borrow checker does not let a
+/// reference found by the first escape past the branch that inserts.)
+pub fn per_source<V: Default, T>(
+    map: &mut BTreeMap<String, V>,
+    source: &str,
+    f: impl FnOnce(&mut V) -> T,
+) -> T {
+    match map.get_mut(source) {
+        Some(entry) => f(entry),
+        None => f(map.entry(source.to_owned()).or_default()),
     }
-    map.get_mut(source).expect("inserted just above")
 }
 
 /// A frame that could not be used (not UTF-8, bad JSON, a missing field, a
@@ -123,11 +129,9 @@ pub struct FrameMalformed<'a> {
 impl InternalEvent for FrameMalformed<'_> {
     fn emit(self) {
         let stats = self.stats;
-        *stats
-            .source_mut(self.source)
-            .malformed
-            .entry(self.reason)
-            .or_default() += 1;
+        stats.source_mut(self.source, |counts| {
+            *counts.malformed.entry(self.reason).or_default() += 1;
+        });
         stats.malformed += 1;
         if let Some(why) = self.unverified {
             *stats.unverified.entry(why).or_default() += 1;
@@ -154,7 +158,8 @@ pub struct EventQuarantined<'a> {
 impl InternalEvent for EventQuarantined<'_> {
     fn emit(self) {
         self.stats.future += 1;
-        self.stats.source_mut(self.source).future += 1;
+        self.stats
+            .source_mut(self.source, |counts| counts.future += 1);
         tracing::debug!(event = "event_quarantined", stage = "clock", error_type = "future", source = %self.source, frame_no = self.frame_no, time_us = self.time_us, watermark = ?self.watermark, arrival = ?self.arrival_us, "event too far ahead: quarantined");
     }
 }
@@ -174,7 +179,8 @@ impl InternalEvent for PostStale<'_> {
     fn emit(self) {
         self.stats.stale_posts += 1;
         if !self.source.is_empty() {
-            self.stats.source_mut(self.source).stale += 1;
+            self.stats
+                .source_mut(self.source, |counts| counts.stale += 1);
         }
         tracing::debug!(event = "post_stale", stage = "window", error_type = "stale", source = %self.source, time_us = self.time_us, reference = ?self.reference, stale = self.stats.stale_posts, "post too far behind its source's watermark: not counted");
     }
@@ -202,7 +208,7 @@ mod tests {
         }
         let n = MALFORMED_EXAMPLES as u64 + 2;
         assert_eq!(stats.malformed, n);
-        assert_eq!(stats.source_mut("f").malformed["unverified"], n);
+        assert_eq!(stats.by_source["f"].malformed["unverified"], n);
         assert_eq!(stats.unverified["bad_signature"], n);
         assert_eq!(stats.malformed_examples.len(), MALFORMED_EXAMPLES);
         assert_eq!(stats.malformed_examples[1].0, "f:2");
@@ -225,7 +231,7 @@ mod tests {
             .emit();
         }
         assert_eq!((stats.future, stats.stale_posts), (1, 2));
-        let f = stats.source_mut("f");
+        let f = &stats.by_source["f"];
         assert_eq!((f.future, f.stale, f.frames), (1, 1, 0));
         assert!(!stats.by_source.contains_key(""), "no source: total only");
     }

@@ -7,9 +7,7 @@ use super::prepare::Unnamed;
 use super::{Arrival, Content, Emitted, Judged, Pipeline, PipelineError, Prepared, Received};
 use crate::Micros;
 use crate::events::InternalEvent;
-use crate::events::pipeline::{
-    EventQuarantined, FrameMalformed, PostStale, SourceCounts, per_source,
-};
+use crate::events::pipeline::{EventQuarantined, FrameMalformed, PostStale, per_source};
 use crate::matcher::Class;
 use crate::source::clock::{Judgement, Tick};
 use crate::source::jetstream::SeqCursor;
@@ -32,9 +30,10 @@ impl<S: Store> Pipeline<S> {
             Prepared::Blank => {
                 self.stats.frames += 1;
                 self.stats.blank_lines += 1;
-                let counts = self.source_counts(source);
-                counts.frames += 1;
-                *counts.skipped.entry("blank").or_default() += 1;
+                self.stats.source_mut(source, |counts| {
+                    counts.frames += 1;
+                    *counts.skipped.entry("blank").or_default() += 1;
+                });
                 return Ok(Vec::new());
             }
             Prepared::Malformed(error) => (Err(error), false),
@@ -93,7 +92,7 @@ impl<S: Store> Pipeline<S> {
         let (time_us, content) = match decoded {
             Ok(decoded) => decoded,
             Err(error) => {
-                self.source_counts(source).frames += 1;
+                self.stats.source_mut(source, |counts| counts.frames += 1);
                 self.note_malformed(source, frame_no, &error);
                 return Ok(Vec::new());
             }
@@ -110,7 +109,7 @@ impl<S: Store> Pipeline<S> {
             match self.clock_in(source, frame_no, tick, fallback) {
                 Clocked::Accepted(watermark) => watermark.or(fallback),
                 Clocked::Quarantined => {
-                    self.source_counts(source).frames += 1;
+                    self.stats.source_mut(source, |counts| counts.frames += 1);
                     // Its key is remembered (and saved with the
                     // checkpoint: it is dated ahead): a run resumed from an
                     // earlier watermark would otherwise accept and count
@@ -126,16 +125,19 @@ impl<S: Store> Pipeline<S> {
         };
         // Everything an accepted frame adds to its source's counts, in one
         // look-up (this runs for every frame of a replay).
-        let counts = self.source_counts(source);
-        counts.frames += 1;
-        if let Some(time_us) = time_us {
-            counts.newest = Some(counts.newest.map_or(time_us, |n| n.max(time_us)));
-        }
+        self.stats.source_mut(source, |counts| {
+            counts.frames += 1;
+            if let Some(time_us) = time_us {
+                counts.newest = Some(counts.newest.map_or(time_us, |n| n.max(time_us)));
+            }
+            if let Content::Skipped(reason) = &content {
+                *counts.skipped.entry(reason.name()).or_default() += 1;
+            }
+        });
         match content {
             Content::Post(judged) => self.process_post(source, Incoming::Named(*judged), reference),
             Content::Unnamed(post) => self.process_post(source, Incoming::Unnamed(post), reference),
             Content::Skipped(reason) => {
-                *counts.skipped.entry(reason.name()).or_default() += 1;
                 self.skip(reason);
                 Ok(Vec::new())
             }
@@ -153,9 +155,10 @@ impl<S: Store> Pipeline<S> {
         tick: Tick,
         fallback: Option<Micros>,
     ) -> Clocked {
-        let clock = per_source(&mut self.clocks, source);
-        let judgement = clock.judge(tick, fallback, &self.clock_rule);
-        let watermark = clock.watermark();
+        let rule = &self.clock_rule;
+        let (judgement, watermark) = per_source(&mut self.clocks, source, |clock| {
+            (clock.judge(tick, fallback, rule), clock.watermark())
+        });
         if judgement == Judgement::Future {
             EventQuarantined {
                 stats: &mut self.stats,
@@ -185,25 +188,21 @@ impl<S: Store> Pipeline<S> {
         let before = self.class_counts();
         let alerts = self.process_judged(source, post, reference);
         let after = self.class_counts();
-        let counts = self.source_counts(source);
-        counts.posts += after[0] - before[0];
-        counts.reports += after[1] - before[1];
-        counts.recoveries += after[2] - before[2];
-        counts.maintenance += after[3] - before[3];
-        counts.duplicates += after[4] - before[4];
+        self.stats.source_mut(source, |counts| {
+            counts.posts += after[0] - before[0];
+            counts.reports += after[1] - before[1];
+            counts.recoveries += after[2] - before[2];
+            counts.maintenance += after[3] - before[3];
+            counts.duplicates += after[4] - before[4];
+        });
         alerts
     }
 
     /// A frame the source could not even hand over (oversized, say).
     pub fn reject_frame(&mut self, source: &str, frame_no: u64, error: &FrameError) {
         self.stats.frames += 1;
-        self.source_counts(source).frames += 1;
+        self.stats.source_mut(source, |counts| counts.frames += 1);
         self.note_malformed(source, frame_no, error);
-    }
-
-    /// The per-source counts of `source`, created at its first frame.
-    fn source_counts(&mut self, source: &str) -> &mut SourceCounts {
-        self.stats.source_mut(source)
     }
 
     /// Posts, reports, recoveries, maintenance, duplicates: to attribute
@@ -268,7 +267,7 @@ impl<S: Store> Pipeline<S> {
             Placement::Counted => {}
             Placement::Late => {
                 if !source.is_empty() {
-                    self.source_counts(source).late += 1;
+                    self.stats.source_mut(source, |counts| counts.late += 1);
                 }
             }
             Placement::Stale => PostStale {
