@@ -5,7 +5,6 @@
 use std::collections::{HashMap, HashSet};
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
-use rayon::prelude::*;
 use regex::Regex;
 use toml::Spanned;
 
@@ -75,8 +74,9 @@ impl Builder {
     /// The automaton over every literal's text, and the literals packed:
     /// their meanings in one table, nothing else kept.
     fn finish(self) -> Result<Packed, PatternError> {
-        // Indices fit in u32: the automaton of every literal refuses more
-        // patterns than aho-corasick's pattern ids (under 2^31) can number.
+        let automaton = build_automaton(self.literals.iter().map(|l| l.text.as_str()))?;
+        // Indices fit in u32: the automaton above refuses more patterns
+        // than aho-corasick's pattern ids (under 2^31) can number.
         let cue_literals: Vec<u32> = (0..self.literals.len() as u32)
             .filter(|&i| {
                 self.literals[i as usize]
@@ -85,19 +85,11 @@ impl Builder {
                     .any(|m| m.can_report())
             })
             .collect();
-        // The two automata are built side by side: start-up is a replay's
-        // only single-threaded stretch besides its end.
-        let (automaton, cues) = rayon::join(
-            || build_automaton(self.literals.iter().map(|l| l.text.as_str())),
-            || {
-                build_automaton(
-                    cue_literals
-                        .iter()
-                        .map(|&i| self.literals[i as usize].text.as_str()),
-                )
-            },
-        );
-        let (automaton, cues) = (automaton?, cues?);
+        let cues = build_automaton(
+            cue_literals
+                .iter()
+                .map(|&i| self.literals[i as usize].text.as_str()),
+        )?;
         let mut meanings = Vec::with_capacity(self.literals.len());
         let mut literals = Vec::with_capacity(self.literals.len());
         for pending in self.literals {
@@ -142,16 +134,13 @@ pub(crate) fn compile(catalogue: &Catalogue) -> Result<Tables, PatternError> {
     let mut builder = Builder::default();
     let services = compile_services(catalogue, &mut builder)?;
     let languages = compile_languages(catalogue, &mut builder)?;
-    // The regular expressions compile while the automata are built.
-    let (packed, regexes) =
-        rayon::join(|| builder.finish(), || compile_regexes(&languages.regexes));
     let Packed {
         automaton,
         cues,
         cue_literals,
         literals,
         meanings,
-    } = packed?;
+    } = builder.finish()?;
     Ok(Tables {
         automaton,
         cues,
@@ -164,7 +153,7 @@ pub(crate) fn compile(catalogue: &Catalogue) -> Result<Tables, PatternError> {
         hashtag_suffixes: languages.hashtag_suffixes,
         hashtag_prefixes: languages.hashtag_prefixes,
         cancel_words: languages.cancel_words,
-        regexes: regexes?,
+        regexes: languages.regexes,
         handles: services.handles,
         domain: Regex::new(DOMAIN_PATTERN).map_err(|e| PatternError::Invalid {
             file: "src/matcher/compile.rs".into(),
@@ -332,27 +321,18 @@ fn add_stems(def: &ServiceDef, n: u16, stems: &mut HashMap<String, Stem>) {
 
 /// What the language files compile to, besides literals.
 #[derive(Default)]
-struct LanguageTables<'a> {
+struct LanguageTables {
     langs: Vec<String>,
     hashtag_suffixes: Vec<(String, u8)>,
     hashtag_prefixes: Vec<(String, u8)>,
     cancel_words: HashSet<String>,
-    /// Checked but not compiled yet (see [`compile_regexes`]).
-    regexes: Vec<PendingRegex<'a>>,
+    regexes: Vec<(Regex, PhraseKind, u8)>,
 }
 
-/// A language's regular expression, its category checked.
-struct PendingRegex<'a> {
-    at: Located<'a>,
-    def: &'a RegexDef,
-    kind: PhraseKind,
-    lang: u8,
-}
-
-fn compile_languages<'a>(
-    catalogue: &'a Catalogue,
+fn compile_languages(
+    catalogue: &Catalogue,
     builder: &mut Builder,
-) -> Result<LanguageTables<'a>, PatternError> {
+) -> Result<LanguageTables, PatternError> {
     let mut out = LanguageTables::default();
     for def in &catalogue.languages {
         let at = Located {
@@ -379,12 +359,7 @@ fn compile_languages<'a>(
         add_hashtag_affixes(&at, def, lang, &mut out)?;
         for regex in &def.regex {
             let kind = regex_kind(&at, regex)?;
-            out.regexes.push(PendingRegex {
-                at,
-                def: regex,
-                kind,
-                lang,
-            });
+            out.regexes.push((compile_regex(&at, regex)?, kind, lang));
         }
     }
     // Longest affixes first, so `#instagramoutage` is not read as `instagramout` + `age`.
@@ -457,18 +432,6 @@ fn regex_kind(at: &Located<'_>, def: &RegexDef) -> Result<PhraseKind, PatternErr
             ),
         )
     })
-}
-
-/// Every pending regular expression, compiled on the thread pool, in
-/// order; the first invalid one in file order is the error.
-fn compile_regexes(
-    pending: &[PendingRegex<'_>],
-) -> Result<Vec<(Regex, PhraseKind, u8)>, PatternError> {
-    let compiled: Vec<_> = pending
-        .par_iter()
-        .map(|p| compile_regex(&p.at, p.def).map(|regex| (regex, p.kind, p.lang)))
-        .collect();
-    compiled.into_iter().collect()
 }
 
 fn compile_regex(at: &Located<'_>, def: &RegexDef) -> Result<Regex, PatternError> {
@@ -551,52 +514,5 @@ mod tests {
         );
         let matcher = compile_services(&two).expect("two distinct services compile");
         assert_eq!(matcher.service_count(), 2);
-    }
-
-    /// The regular expressions compile side by side; the error is still
-    /// the first invalid one in file order, with its line, and a valid set
-    /// keeps its order.
-    #[test]
-    fn the_first_invalid_regular_expression_is_named_with_its_line() {
-        let regex = |category: &str, pattern: &str| {
-            format!("\n[[regex]]\ncategory = \"{category}\"\npattern = '{pattern}'\n")
-        };
-        let compile = |regexes: &str| {
-            let files = [
-                (
-                    PathBuf::from("p/lang/en.toml"),
-                    format!("lang = \"en\"\noutage = [\"is down\"]\n{regexes}"),
-                ),
-                (
-                    PathBuf::from("p/services.toml"),
-                    "[[service]]\nid = \"alpha\"\nname = \"Alpha\"\ncategory = \"other\"\naliases = [\"alpha\"]\n".to_owned(),
-                ),
-            ];
-            let catalogue = Catalogue::from_files(files.into_iter()).map_err(|e| e.to_string())?;
-            Matcher::new(&catalogue).map_err(|e| e.to_string())
-        };
-        // Many valid ones around the two invalid, so the pool has work to split.
-        let valid: String = (0..20)
-            .map(|n| regex("past", &format!("\\b{n}h ago")))
-            .collect();
-        let two_bad = format!(
-            "{valid}{}{valid}{}{valid}",
-            regex("past", "(unclosed"),
-            regex("market", "[z-a]")
-        );
-        let err = compile(&two_bad).err().unwrap_or_default();
-        assert!(
-            err.contains("en.toml:86:11: invalid regular expression") && err.contains("unclosed"),
-            "{err}"
-        );
-        let matcher = compile(&valid).expect("valid expressions compile");
-        let kept: Vec<&str> = matcher
-            .tables
-            .regexes
-            .iter()
-            .map(|(r, _, _)| r.as_str())
-            .collect();
-        let wanted: Vec<String> = (0..20).map(|n| format!("\\b{n}h ago")).collect();
-        assert_eq!(kept, wanted, "in file order");
     }
 }

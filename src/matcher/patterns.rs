@@ -167,7 +167,6 @@ pub struct RegexDef {
 }
 
 /// A located error inside an already parsed file.
-#[derive(Clone, Copy)]
 pub(crate) struct Located<'a> {
     pub file: &'a Path,
     pub source: &'a str,
