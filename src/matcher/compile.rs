@@ -515,4 +515,49 @@ mod tests {
         let matcher = compile_services(&two).expect("two distinct services compile");
         assert_eq!(matcher.service_count(), 2);
     }
+
+    /// An invalid regular expression is named with its line (the first in
+    /// file order when there are several), and a valid set keeps its order.
+    #[test]
+    fn the_first_invalid_regular_expression_is_named_with_its_line() {
+        let regex = |category: &str, pattern: &str| {
+            format!("\n[[regex]]\ncategory = \"{category}\"\npattern = '{pattern}'\n")
+        };
+        let compile = |regexes: &str| {
+            let files = [
+                (
+                    PathBuf::from("p/lang/en.toml"),
+                    format!("lang = \"en\"\noutage = [\"is down\"]\n{regexes}"),
+                ),
+                (
+                    PathBuf::from("p/services.toml"),
+                    "[[service]]\nid = \"alpha\"\nname = \"Alpha\"\ncategory = \"other\"\naliases = [\"alpha\"]\n".to_owned(),
+                ),
+            ];
+            let catalogue = Catalogue::from_files(files.into_iter()).map_err(|e| e.to_string())?;
+            Matcher::new(&catalogue).map_err(|e| e.to_string())
+        };
+        let valid: String = (0..20)
+            .map(|n| regex("past", &format!("\\b{n}h ago")))
+            .collect();
+        let two_bad = format!(
+            "{valid}{}{valid}{}{valid}",
+            regex("past", "(unclosed"),
+            regex("market", "[z-a]")
+        );
+        let err = compile(&two_bad).err().unwrap_or_default();
+        assert!(
+            err.contains("en.toml:86:11: invalid regular expression") && err.contains("unclosed"),
+            "{err}"
+        );
+        let matcher = compile(&valid).expect("valid expressions compile");
+        let kept: Vec<&str> = matcher
+            .tables
+            .regexes
+            .iter()
+            .map(|(r, _, _)| r.as_str())
+            .collect();
+        let wanted: Vec<String> = (0..20).map(|n| format!("\\b{n}h ago")).collect();
+        assert_eq!(kept, wanted, "in file order");
+    }
 }
