@@ -199,10 +199,12 @@ impl<R: Read> Reader<R> {
         self.carry.clear();
         // Where the next line starts.
         let mut next = 0;
+        let mut hash = NextHash::Unknown;
         loop {
             while let Some(at) = memchr::memchr(b'\n', &chunk.bytes[next..chunk.filled]) {
                 let end = next + at;
-                self.line(&mut chunk, next..end);
+                let clock = hash.within(&chunk.bytes[..chunk.filled], next..end);
+                self.line(&mut chunk, next..end, clock);
                 next = end + 1;
                 if chunk.is_full(next) {
                     self.carry
@@ -214,7 +216,8 @@ impl<R: Read> Reader<R> {
             let filled = chunk.filled;
             if self.ended {
                 if next < filled || self.dropped.is_some() {
-                    self.line(&mut chunk, next..filled);
+                    let clock = hash.within(&chunk.bytes[..filled], next..filled);
+                    self.line(&mut chunk, next..filled, clock);
                 }
                 return (chunk, Stop::End);
             }
@@ -222,6 +225,7 @@ impl<R: Read> Reader<R> {
                 // Over the limit already: its bytes are counted, not kept.
                 *self.dropped.get_or_insert(0) += filled - next;
                 chunk.filled = next;
+                hash = NextHash::Unknown;
             }
             match self.inner.read(chunk.room(self.read_bytes)) {
                 Ok(0) => self.ended = true,
@@ -239,8 +243,9 @@ impl<R: Read> Reader<R> {
     }
 
     /// The line at `bytes` of the chunk (after any of its bytes dropped):
-    /// a frame, an oversized line, or a clock line for the frames after it.
-    fn line(&mut self, chunk: &mut Chunk, mut bytes: Range<usize>) {
+    /// a frame, an oversized line, or a clock line for the frames after it
+    /// (only if `may_be_clock`: it holds a `#`).
+    fn line(&mut self, chunk: &mut Chunk, mut bytes: Range<usize>, may_be_clock: bool) {
         self.last_line += 1;
         let line_no = self.last_line;
         let len = self.dropped.take().unwrap_or(0) + bytes.len();
@@ -251,10 +256,43 @@ impl<R: Read> Reader<R> {
         if bytes.end > bytes.start && chunk.bytes[bytes.end - 1] == b'\r' {
             bytes.end -= 1;
         }
-        match ClockLine::parse(&chunk.bytes[bytes.clone()]) {
+        let clock = may_be_clock
+            .then(|| ClockLine::parse(&chunk.bytes[bytes.clone()]))
+            .flatten();
+        match clock {
             Some(clock) => self.clock = Some(Arc::new(clock)),
             None => chunk.push_read(line_no, bytes, self.clock.clone()),
         }
+    }
+}
+
+/// The next `#` in a chunk's bytes: a clock line holds one and most frames
+/// none, so it is looked for across many lines at once and a line without
+/// one is never parsed as a clock line. (Looked for in every line, it cost
+/// about as much as splitting the lines.)
+#[derive(Clone, Copy)]
+enum NextHash {
+    Unknown,
+    At(usize),
+    /// None in the bytes before this position.
+    NoneBefore(usize),
+}
+
+impl NextHash {
+    /// Whether the line at `line` of `bytes` holds a `#`; lines are asked
+    /// about in order, and the bytes before a known position do not change.
+    fn within(&mut self, bytes: &[u8], line: Range<usize>) -> bool {
+        let known = match *self {
+            NextHash::At(at) if at >= line.start => Some(Some(at)),
+            NextHash::NoneBefore(end) if end >= line.end => Some(None),
+            _ => None,
+        };
+        let at = known.unwrap_or_else(|| {
+            let found = memchr::memchr(b'#', &bytes[line.start..]).map(|i| line.start + i);
+            *self = found.map_or(NextHash::NoneBefore(bytes.len()), NextHash::At);
+            found
+        });
+        at.is_some_and(|at| at < line.end)
     }
 }
 
@@ -307,6 +345,7 @@ pub fn sender<'a>(file: &'a str, clock: Option<&'a ClockLine>) -> (&'a str, Rece
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Micros;
     use crate::source::recording::{Line, LineReader};
     use proptest::prelude::*;
 
@@ -335,13 +374,16 @@ mod tests {
     /// an oversized one, its length.
     type Seen = (u64, Result<Vec<u8>, usize>);
 
+    /// The time of the clock line each frame was sent with, in order.
+    type Clocks = Vec<Option<Micros>>;
+
     /// Every line of `input` through [`Reader::next_chunk`], reading
-    /// `read_bytes` at a time, with the number of chunks and how the last
-    /// one stopped.
-    fn chunked(input: &[u8], limit: usize, read_bytes: usize) -> (Vec<Seen>, usize, Stop) {
+    /// `read_bytes` at a time (clock lines taken out), with the number of
+    /// chunks and how the last one stopped.
+    fn chunked(input: &[u8], limit: usize, read_bytes: usize) -> (Vec<Seen>, Clocks, usize, Stop) {
         let mut reader = Reader::new(input, limit);
         reader.read_bytes = read_bytes;
-        let mut seen = Vec::new();
+        let (mut seen, mut clocks) = (Vec::new(), Vec::new());
         let mut chunk = Chunk::default();
         let mut chunks = 0;
         loop {
@@ -349,29 +391,39 @@ mod tests {
             chunks += 1;
             for line in full.lines.drain(..) {
                 seen.push(match line.what {
-                    What::Frame { bytes, .. } => (line.line_no, Ok(full.bytes[bytes].to_vec())),
+                    What::Frame { bytes, clock } => {
+                        clocks.push(clock.map(|c| c.time_us));
+                        (line.line_no, Ok(full.bytes[bytes].to_vec()))
+                    }
                     What::Oversized(len) => (line.line_no, Err(len)),
                 });
             }
             full.filled = 0;
             chunk = full;
             if !matches!(stop, Stop::Full) {
-                return (seen, chunks, stop);
+                return (seen, clocks, chunks, stop);
             }
         }
     }
 
-    /// The same lines through the line-at-a-time reader `check` uses.
-    fn line_by_line(input: &[u8], limit: usize) -> Vec<Seen> {
+    /// The same lines through the line-at-a-time reader `check` uses, each
+    /// one tried as a clock line.
+    fn line_by_line(input: &[u8], limit: usize) -> (Vec<Seen>, Clocks) {
         let mut reader = LineReader::new(std::io::BufReader::with_capacity(7, input), limit);
-        let mut seen = Vec::new();
+        let (mut seen, mut clocks, mut clock) = (Vec::new(), Vec::new(), None);
         while let Some((n, line)) = reader.next_line().expect("in-memory read") {
-            seen.push(match line {
-                Line::Frame(bytes) => (n, Ok(bytes.to_vec())),
-                Line::Oversized(len) => (n, Err(len)),
-            });
+            match line {
+                Line::Frame(bytes) => match ClockLine::parse(bytes) {
+                    Some(line) => clock = Some(line.time_us),
+                    None => {
+                        seen.push((n, Ok(bytes.to_vec())));
+                        clocks.push(clock);
+                    }
+                },
+                Line::Oversized(len) => seen.push((n, Err(len))),
+            }
         }
-        seen
+        (seen, clocks)
     }
 
     #[test]
@@ -408,7 +460,7 @@ mod tests {
         ];
         for (input, limit, want) in cases {
             for read_bytes in [1, 2, 3, 5, 64] {
-                let (got, _, stop) = chunked(input, limit, read_bytes);
+                let (got, _, _, stop) = chunked(input, limit, read_bytes);
                 assert_eq!(got, want, "{input:?} limit {limit}, reads of {read_bytes}");
                 assert!(matches!(stop, Stop::End), "{input:?}");
             }
@@ -421,9 +473,9 @@ mod tests {
             .flat_map(|n| format!("line {n}\n").into_bytes())
             .collect();
         for read_bytes in [1, 13, 4096, READ_BYTES] {
-            let (got, chunks, _) = chunked(&input, 100, read_bytes);
+            let (got, _, chunks, _) = chunked(&input, 100, read_bytes);
             assert_eq!(chunks, 4, "reads of {read_bytes}");
-            assert_eq!(got, line_by_line(&input, 100), "reads of {read_bytes}");
+            assert_eq!(got, line_by_line(&input, 100).0, "reads of {read_bytes}");
         }
     }
 
@@ -516,16 +568,26 @@ mod tests {
     }
 
     proptest! {
-        /// Lines, CRLFs, empty and oversized lines, at any read size.
+        /// Lines, CRLFs, empty and oversized lines, `#`s and clock lines
+        /// (whole, cut, or over the limit), at any read size.
         #[test]
         fn any_input_splits_as_a_line_reader_splits_it(
             input in proptest::collection::vec(
-                prop_oneof![Just(b'a'), Just(b'{'), Just(b'\n'), Just(b'\r')], 0..400),
-            limit in 0usize..12,
-            read_bytes in 1usize..40,
+                prop_oneof![
+                    Just(&b"a"[..]), Just(&b"{"[..]), Just(&b"\n"[..]), Just(&b"\r"[..]),
+                    Just(&b"#"[..]),
+                    Just(&br##"{"kind":"#clock","time_us":7,"source":"s","protocol":"jetstream"}"##[..]),
+                    Just(&br##"{"kind":"#clock","time_us":9,"source":"t","protocol":"jetstream"}"##[..]),
+                ],
+                0..120,
+            ).prop_map(|tokens| tokens.concat()),
+            limit in prop_oneof![0usize..12, 60usize..90],
+            read_bytes in 1usize..100,
         ) {
-            let (got, _, stop) = chunked(&input, limit, read_bytes);
-            prop_assert_eq!(got, line_by_line(&input, limit));
+            let (got, clocks, _, stop) = chunked(&input, limit, read_bytes);
+            let (want, want_clocks) = line_by_line(&input, limit);
+            prop_assert_eq!(got, want);
+            prop_assert_eq!(clocks, want_clocks);
             prop_assert!(matches!(stop, Stop::End));
         }
     }
