@@ -75,12 +75,8 @@ impl Chunk {
 
     /// Appends `bytes` after the chunk's own, growing the buffer if needed.
     fn append(&mut self, bytes: &[u8]) {
-        let end = self.filled + bytes.len();
-        if self.bytes.len() < end {
-            self.bytes.resize(end, 0);
-        }
-        self.bytes[self.filled..end].copy_from_slice(bytes);
-        self.filled = end;
+        self.room(bytes.len()).copy_from_slice(bytes);
+        self.filled += bytes.len();
     }
 
     /// Room for `len` more bytes after the chunk's own, to read into.
