@@ -125,12 +125,10 @@ pub fn run(args: ReplayArgs, matcher: Matcher, mut config: Config) -> anyhow::Re
     watch.finished(pipeline.stats())?;
     let undelivered = drain(&runtime, delivery, &args)?;
     let stats = pipeline.stats().clone();
-    drop(pipeline);
+    let store = pipeline.into_store();
     watch.release_store();
-    if let Some(dir) = &args.state_dir {
-        // Every handle on the store is closed: compact and seal it.
-        crate::state::close(dir).log();
-    }
+    // The store's last handle: compacted through it, closed and sealed.
+    crate::state::close_store(store).log();
     print_summary(&stats, &source_note, elapsed);
     watch.hold(&runtime, &args.watch);
     Ok(exit_code(&read_errors, undelivered))

@@ -216,6 +216,13 @@ impl<S: Store> Pipeline<S> {
         &self.detector
     }
 
+    /// Ends the pipeline and hands back its store (after [`Self::finish`]),
+    /// for a close that reads the store through its open handle
+    /// ([`crate::state::close_store`]).
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
     /// One frame of any source kind (a recording's line or a websocket
     /// text frame), decoded by its kind. `source` and `frame_no` name the
     /// frame in error reports. A sequence number (Jetstream v2) read from a

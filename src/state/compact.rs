@@ -28,7 +28,7 @@
 use std::path::Path;
 
 use super::keys::{self, Kind};
-use super::store::SledStore;
+use super::store::{SledStore, Store};
 use super::{StoreError, codec};
 use crate::window::Bucket;
 
@@ -95,12 +95,39 @@ pub fn compact_closed(dir: &Path, when: When) -> Result<Option<Compaction>, Stor
         return Ok(None);
     };
     finish_interrupted_locked(dir)?;
-    let Some(mut compaction) = commit_copy(dir, when)? else {
+    let Some(compaction) = commit_copy(dir, when)? else {
         return Ok(None);
     };
-    finish_interrupted_locked(dir)?;
-    compaction.after = dir_bytes(dir).map_err(|e| io_error(dir, "measure the directory", e))?;
-    Ok(Some(compaction))
+    install(dir, compaction).map(Some)
+}
+
+/// Compacts the store through `store`, the last open handle on it, and
+/// closes it: the copy [`compact_closed`] makes, without opening the store
+/// again, which reads sled's log and verifies every record (a third of
+/// the close of a replay of a 1 GB recording). If another handle still
+/// holds the store once this one is dropped, the copy is discarded, as
+/// whatever that handle writes would be missing from it. A temporary store
+/// is dropped as it is.
+pub fn compact_open(store: SledStore, when: When) -> Result<Option<Compaction>, StoreError> {
+    let Some(dir) = store.lasting_dir().map(Path::to_path_buf) else {
+        return Ok(None);
+    };
+    let Some(_lock) = DirLock::try_acquire(&dir)? else {
+        return Ok(None);
+    };
+    store.flush()?;
+    let before = dir_bytes(&dir).map_err(|e| io_error(&dir, "measure the directory", e))?;
+    let Some(compaction) = build_copy(store, &dir, before, when)? else {
+        return Ok(None);
+    };
+    if super::seal::in_use(&dir) {
+        let building = dir.join(COMPACTING);
+        std::fs::remove_dir_all(&building)
+            .map_err(|e| io_error(&building, "remove a copy of a store still in use", e))?;
+        return Ok(None);
+    }
+    commit(&dir)?;
+    install(&dir, compaction).map(Some)
 }
 
 /// The first half of a compaction, up to its commit: the copy built and
@@ -111,7 +138,22 @@ fn commit_copy(dir: &Path, when: When) -> Result<Option<Compaction>, StoreError>
         return Ok(None);
     }
     let before = dir_bytes(dir).map_err(|e| io_error(dir, "measure the directory", e))?;
-    let old = SledStore::open_locked(dir)?;
+    let Some(compaction) = build_copy(SledStore::open_locked(dir)?, dir, before, when)? else {
+        return Ok(None);
+    };
+    commit(dir)?;
+    Ok(Some(compaction))
+}
+
+/// Copies `old`, the store at `dir` (`before` bytes on disk), into
+/// `DIR/compacting`, made durable, and closes `old`; `None`, with nothing
+/// written, when the store is compact enough for `when`.
+fn build_copy(
+    old: SledStore,
+    dir: &Path,
+    before: u64,
+    when: When,
+) -> Result<Option<Compaction>, StoreError> {
     let (records_before, bucket_bytes) = measure(&old)?;
     let worth_it = before > MAX_AMPLIFICATION * records_before + MIN_RECLAIM;
     if when == When::Needed && !worth_it {
@@ -134,15 +176,26 @@ fn commit_copy(dir: &Path, when: When) -> Result<Option<Compaction>, StoreError>
         sync_dir(&building.join("blobs"))?;
     }
     sync_dir(&building)?;
-    std::fs::rename(&building, dir.join(COMPACTED))
-        .map_err(|e| io_error(dir, "commit the copy", e))?;
-    sync_dir(dir)?;
     Ok(Some(Compaction {
         before,
         after: before,
         records_before,
         records_after,
     }))
+}
+
+/// The commit: the durable copy renamed `DIR/compacted`.
+fn commit(dir: &Path) -> Result<(), StoreError> {
+    std::fs::rename(dir.join(COMPACTING), dir.join(COMPACTED))
+        .map_err(|e| io_error(dir, "commit the copy", e))?;
+    sync_dir(dir)
+}
+
+/// After the commit: the copy moved into `dir`, and the directory measured.
+fn install(dir: &Path, mut compaction: Compaction) -> Result<Compaction, StoreError> {
+    finish_interrupted_locked(dir)?;
+    compaction.after = dir_bytes(dir).map_err(|e| io_error(dir, "measure the directory", e))?;
+    Ok(compaction)
 }
 
 /// Bytes of every record (keys and values), and of the buckets' values

@@ -363,3 +363,58 @@ fn a_bucket_of_its_own_wins_over_a_packed_copy() {
     assert_eq!(packs.len(), 1);
     assert_eq!(packs[0].0.as_ref(), keys::pack(20 * SECS));
 }
+
+#[test]
+fn a_store_compacted_through_its_open_handle_is_the_closed_compaction_s_equal() {
+    let through_handle = tempfile::tempdir().expect("tempdir");
+    let reopened = tempfile::tempdir().expect("tempdir");
+    let buckets = written(through_handle.path(), 6_000);
+    written(reopened.path(), 6_000);
+    let before = contents(through_handle.path());
+    let store = SledStore::open(through_handle.path()).expect("open");
+    let done = compact_open(store, When::Needed)
+        .expect("compact")
+        .expect("a replay's store is worth compacting");
+    compact_closed(reopened.path(), When::Needed)
+        .expect("compact")
+        .expect("compacted");
+    let after = contents(through_handle.path());
+    assert_eq!(after, before, "nothing gained or lost");
+    assert_eq!(after.1, buckets);
+    assert_eq!(
+        packs(through_handle.path()),
+        packs(reopened.path()),
+        "the same packs either way"
+    );
+    assert!(done.after < done.before, "{done:?}");
+    for name in [COMPACTING, COMPACTED, INSTALLING] {
+        assert!(
+            !through_handle.path().join(name).exists(),
+            "{name} left behind"
+        );
+    }
+}
+
+#[test]
+fn a_copy_through_a_handle_that_is_not_the_last_is_discarded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let buckets = written(dir.path(), 3_000);
+    let store = SledStore::open(dir.path()).expect("open");
+    let outbox = store.outbox::<Alert>();
+    assert_eq!(
+        compact_open(store, When::Always).expect("compact"),
+        None,
+        "the outbox still holds the store"
+    );
+    assert!(!dir.path().join(COMPACTING).exists(), "the copy is removed");
+    drop(outbox);
+    assert_eq!(contents(dir.path()).1, buckets);
+    assert!(packs(dir.path()).is_empty(), "the store is as it was");
+
+    let temporary = SledStore::temporary().expect("temporary");
+    assert_eq!(
+        compact_open(temporary, When::Always).expect("compact"),
+        None,
+        "a temporary store is dropped, not copied"
+    );
+}

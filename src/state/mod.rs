@@ -39,7 +39,7 @@ pub mod store;
 
 use std::path::PathBuf;
 
-pub use compact::{Compaction, When, compact_closed};
+pub use compact::{Compaction, When, compact_closed, compact_open};
 pub use records::{Checkpoint, CheckpointRef, FORMAT, NamesRef};
 pub use seal::{SEAL_FILE, seal_closed};
 pub use store::{Checks, Inventory, SledStore, Store};
@@ -105,6 +105,23 @@ pub fn close(dir: &std::path::Path) -> Closed {
     Closed {
         compaction,
         sealed: seal_closed(dir),
+    }
+}
+
+/// [`close`] for the one who holds the last open handle on the store (the
+/// end of a replay): compacted through it ([`compact_open`]), then closed
+/// and sealed. A temporary store is only dropped.
+pub fn close_store(store: SledStore) -> Closed {
+    let Some(dir) = store.lasting_dir().map(std::path::Path::to_path_buf) else {
+        return Closed {
+            compaction: Ok(None),
+            sealed: Ok(true),
+        };
+    };
+    let compaction = compact_open(store, When::Needed);
+    Closed {
+        compaction,
+        sealed: seal_closed(&dir),
     }
 }
 

@@ -358,6 +358,12 @@ impl SledStore {
         store._temp = Some(temp);
         Ok(store)
     }
+
+    /// The store's directory, unless it is a temporary one (removed with
+    /// the store, so never compacted or sealed).
+    pub(super) fn lasting_dir(&self) -> Option<&Path> {
+        self._temp.is_none().then_some(self.dir.as_path())
+    }
 }
 
 /// The files of a cleanly closed store against the sums in its seal:
