@@ -92,7 +92,7 @@ fn find_hits(tables: &Tables, text: &str) -> Vec<Hit> {
 
 /// The phrases written as regular expressions; run on candidates only.
 fn add_regex_hits(tables: &Tables, text: &str, hits: &mut Vec<Hit>) {
-    for (regex, kind, lang) in &tables.regexes {
+    for (regex, kind, lang) in tables.regexes.matching(text) {
         for m in regex.find_iter(text) {
             hits.push(Hit {
                 meaning: Meaning::Phrase(*kind, *lang),
@@ -136,6 +136,39 @@ mod tests {
         include_str!("../../tests/corpus/ko.jsonl"),
         include_str!("../../tests/corpus/pt.jsonl"),
     ];
+
+    /// The set picks exactly the regular expressions that match a text:
+    /// every post of the labelled corpus, and every piece of them cut at
+    /// its spaces (which moves a match against the ends of the text).
+    #[test]
+    fn the_regex_set_picks_exactly_the_expressions_that_match() {
+        let matcher = Matcher::embedded().expect("the embedded catalogue compiles");
+        let regexes = &matcher.tables.regexes;
+        let mut matched = 0;
+        for line in CORPUS.iter().flat_map(|file| file.lines()) {
+            let case: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+            let text = normalize_text(case["text"].as_str().expect("text"));
+            let cuts = text.match_indices(' ').map(|(i, _)| i);
+            for piece in cuts
+                .flat_map(|i| [&text[..i], &text[i..]])
+                .chain([text.as_str()])
+            {
+                let picked: Vec<&str> = regexes.matching(piece).map(|(r, ..)| r.as_str()).collect();
+                let wanted: Vec<&str> = regexes
+                    .all()
+                    .iter()
+                    .filter(|(r, ..)| r.is_match(piece))
+                    .map(|(r, ..)| r.as_str())
+                    .collect();
+                assert_eq!(picked, wanted, "{piece:?}");
+                matched += usize::from(!wanted.is_empty());
+            }
+        }
+        assert!(
+            matched > 100,
+            "the expressions are tried on texts they match: {matched}"
+        );
+    }
 
     /// The cue automaton stops a post early exactly when the full scan
     /// would have: on every post of the labelled corpus and every prefix

@@ -10,8 +10,8 @@ use toml::Spanned;
 
 use super::patterns::{Catalogue, LanguageDef, Located, PatternError, RegexDef, ServiceDef};
 use super::tables::{
-    Boundary, DOMAIN_PATTERN, Literal, Meaning, PhraseKind, ServiceEntry, Stem, Tables,
-    hashtag_stem,
+    Boundary, DOMAIN_PATTERN, Literal, Meaning, PhraseKind, PhraseRegexes, ServiceEntry, Stem,
+    Tables, hashtag_stem,
 };
 use crate::normalize::normalize_text;
 
@@ -153,7 +153,12 @@ pub(crate) fn compile(catalogue: &Catalogue) -> Result<Tables, PatternError> {
         hashtag_suffixes: languages.hashtag_suffixes,
         hashtag_prefixes: languages.hashtag_prefixes,
         cancel_words: languages.cancel_words,
-        regexes: languages.regexes,
+        regexes: PhraseRegexes::new(languages.regexes).map_err(|e| PatternError::Invalid {
+            file: "patterns".into(),
+            line: 0,
+            column: 0,
+            message: format!("cannot build the regular expressions into one set: {e}"),
+        })?,
         handles: services.handles,
         domain: Regex::new(DOMAIN_PATTERN).map_err(|e| PatternError::Invalid {
             file: "src/matcher/compile.rs".into(),
@@ -554,6 +559,7 @@ mod tests {
         let kept: Vec<&str> = matcher
             .tables
             .regexes
+            .all()
             .iter()
             .map(|(r, _, _)| r.as_str())
             .collect();

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use aho_corasick::AhoCorasick;
-use regex::Regex;
+use regex::{Regex, RegexSet};
 
 use super::patterns::Category;
 use crate::normalize::normalize_text;
@@ -159,11 +159,41 @@ pub struct Tables {
     /// Cancel phrases written as one word (`touchdown`, `meltdown`): a
     /// hashtag equal to one of them is not an outage tag.
     pub cancel_words: HashSet<String>,
-    pub regexes: Vec<(Regex, PhraseKind, u8)>,
+    pub regexes: PhraseRegexes,
     /// Finds host names ("foo.com") for services not in the catalogue.
     pub domain: Regex,
     /// Catalogued accounts: handle stem (letters and digits) → service.
     pub handles: HashMap<String, u16>,
+}
+
+/// The phrases written as regular expressions, each with its kind and
+/// language, and all of them as one set. A candidate post can match few
+/// of them: one pass of the set tells which, and only those run (each in
+/// turn on every candidate cost more than the automaton's own scan).
+pub struct PhraseRegexes {
+    any: RegexSet,
+    each: Vec<(Regex, PhraseKind, u8)>,
+}
+
+impl PhraseRegexes {
+    pub fn new(each: Vec<(Regex, PhraseKind, u8)>) -> Result<Self, regex::Error> {
+        let any = RegexSet::new(each.iter().map(|(regex, _, _)| regex.as_str()))?;
+        Ok(PhraseRegexes { any, each })
+    }
+
+    /// Every expression, in catalogue order.
+    #[cfg(test)]
+    pub fn all(&self) -> &[(Regex, PhraseKind, u8)] {
+        &self.each
+    }
+
+    /// The expressions that match somewhere in `text`, in catalogue order.
+    pub fn matching<'a>(
+        &'a self,
+        text: &str,
+    ) -> impl Iterator<Item = &'a (Regex, PhraseKind, u8)> + use<'a> {
+        self.any.matches(text).into_iter().map(|i| &self.each[i])
+    }
 }
 
 /// A host name whose first label can name a service: `status.foo.com` is
