@@ -137,14 +137,15 @@ mod tests {
         include_str!("../../tests/corpus/pt.jsonl"),
     ];
 
-    /// The set picks exactly the regular expressions that match a text:
-    /// every post of the labelled corpus, and every piece of them cut at
-    /// its spaces (which moves a match against the ends of the text).
+    /// The one-pass DFA never leaves out an expression that matches, and on
+    /// ASCII text (where it can always search) picks exactly those: every
+    /// post of the labelled corpus, and every piece of them cut at its
+    /// spaces (which moves a match against the ends of the text).
     #[test]
-    fn the_regex_set_picks_exactly_the_expressions_that_match() {
+    fn the_regex_dfa_picks_every_expression_that_matches() {
         let matcher = Matcher::embedded().expect("the embedded catalogue compiles");
         let regexes = &matcher.tables.regexes;
-        let mut matched = 0;
+        let (mut matched, mut ascii) = (0, 0);
         for line in CORPUS.iter().flat_map(|file| file.lines()) {
             let case: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
             let text = normalize_text(case["text"].as_str().expect("text"));
@@ -160,13 +161,19 @@ mod tests {
                     .filter(|(r, ..)| r.is_match(piece))
                     .map(|(r, ..)| r.as_str())
                     .collect();
-                assert_eq!(picked, wanted, "{piece:?}");
+                if piece.is_ascii() {
+                    assert_eq!(picked, wanted, "{piece:?}");
+                    ascii += 1;
+                } else {
+                    let missed: Vec<_> = wanted.iter().filter(|w| !picked.contains(w)).collect();
+                    assert!(missed.is_empty(), "{piece:?} misses {missed:?}");
+                }
                 matched += usize::from(!wanted.is_empty());
             }
         }
         assert!(
-            matched > 100,
-            "the expressions are tried on texts they match: {matched}"
+            matched > 100 && ascii > 1000,
+            "the expressions are tried on texts they match ({matched}) and on ASCII ({ascii})"
         );
     }
 

@@ -153,12 +153,7 @@ pub(crate) fn compile(catalogue: &Catalogue) -> Result<Tables, PatternError> {
         hashtag_suffixes: languages.hashtag_suffixes,
         hashtag_prefixes: languages.hashtag_prefixes,
         cancel_words: languages.cancel_words,
-        regexes: PhraseRegexes::new(languages.regexes).map_err(|e| PatternError::Invalid {
-            file: "patterns".into(),
-            line: 0,
-            column: 0,
-            message: format!("cannot build the regular expressions into one set: {e}"),
-        })?,
+        regexes: PhraseRegexes::new(languages.regexes),
         handles: services.handles,
         domain: Regex::new(DOMAIN_PATTERN).map_err(|e| PatternError::Invalid {
             file: "src/matcher/compile.rs".into(),
