@@ -50,7 +50,7 @@ pub(crate) fn classify(tables: &Tables, post: &Post, explain: bool) -> Verdict {
     add_regex_hits(tables, text, &mut hits);
     drop_foreign_context(tables, post, &mut hits);
     hits.sort_by_key(|h| (h.start, h.end));
-    Decision::new(tables, post, hits, tag_mentions, tag_outages).decide()
+    Decision::new(tables, post, hits, tag_mentions, tag_outages, explain).decide()
 }
 
 /// Whether `text` holds a literal that can make a post a candidate
@@ -136,6 +136,41 @@ mod tests {
         include_str!("../../tests/corpus/ko.jsonl"),
         include_str!("../../tests/corpus/pt.jsonl"),
     ];
+
+    /// The hot path writes no reason's words and is otherwise the same
+    /// verdict as `check --explain`'s, on every post of the labelled corpus.
+    #[test]
+    fn classify_is_explain_without_the_words() {
+        let matcher = Matcher::embedded().expect("the embedded catalogue compiles");
+        let mut reasons = 0;
+        for line in CORPUS.iter().flat_map(|file| file.lines()) {
+            let case: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+            let post = crate::normalize::normalize(crate::source::RawPost {
+                time_us: 0,
+                author: "a".into(),
+                uri: String::new(),
+                key: None,
+                text: case["text"].as_str().expect("text").to_owned(),
+                langs: Vec::new(),
+                tags: Vec::new(),
+            });
+            let fast = matcher.classify(&post);
+            let mut explained = matcher.explain(&post);
+            assert!(fast.reasons.iter().all(|r| r.detail.is_empty()), "{fast:?}");
+            if fast.reasons.is_empty() {
+                // Not a candidate: only the explanation says why.
+                assert_eq!(explained.reasons.len(), 1, "{explained:?}");
+                explained.reasons.clear();
+            }
+            for reason in &mut explained.reasons {
+                assert!(!reason.detail.is_empty(), "{reason:?}");
+                reason.detail.clear();
+            }
+            assert_eq!(fast, explained);
+            reasons += fast.reasons.len();
+        }
+        assert!(reasons > 1000, "the corpus gives reasons: {reasons}");
+    }
 
     /// The one-pass DFA never leaves out an expression that matches, and on
     /// ASCII text (where it can always search) picks exactly those: every

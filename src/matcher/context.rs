@@ -75,12 +75,9 @@ impl Decision<'_> {
             for phrase in phrases.iter_mut() {
                 phrase.state = PhraseState::Cancelled;
             }
-            self.reason(
-                Rule::Notice,
-                &notice,
-                0.0,
-                "the voice of whoever runs the service or answers reports: not a report".into(),
-            );
+            self.reason(Rule::Notice, &notice, 0.0, || {
+                "the voice of whoever runs the service or answers reports: not a report".into()
+            });
             return;
         }
         for phrase in phrases.iter_mut() {
@@ -88,8 +85,8 @@ impl Decision<'_> {
                 continue;
             };
             phrase.state = found.state;
-            let matched = self.text[phrase.hit.start..phrase.hit.end].to_owned();
-            let detail = format!("{matched:?} {}", found.why);
+            let matched = &self.text[phrase.hit.start..phrase.hit.end];
+            let detail = || format!("{matched:?} {}", found.why);
             self.reason(found.rule, &found.hit, 0.0, detail);
         }
     }

@@ -81,6 +81,9 @@ pub(super) struct Decision<'a> {
     /// Links with a path: `[start, end)` in the text.
     pub links: Vec<(usize, usize)>,
     pub reasons: Vec<Reason>,
+    /// Whether the reasons' words are wanted (`check`), or only what the
+    /// pipeline reads of them: rule, phrase, weight, language.
+    pub explain: bool,
 }
 
 impl<'a> Decision<'a> {
@@ -90,6 +93,7 @@ impl<'a> Decision<'a> {
         hits: Vec<Hit>,
         tag_mentions: Vec<TagMention>,
         tag_outages: Vec<TagOutage>,
+        explain: bool,
     ) -> Self {
         Decision {
             tables,
@@ -102,6 +106,18 @@ impl<'a> Decision<'a> {
             handles: handles_in(&post.text),
             links: links_in(&post.text),
             reasons: Vec::new(),
+            explain,
+        }
+    }
+
+    /// A reason's words, written only when someone will read them:
+    /// formatting them for every candidate post cost a tenth of the
+    /// classifier's instructions.
+    pub(super) fn words(&self, detail: impl FnOnce() -> String) -> String {
+        if self.explain {
+            detail()
+        } else {
+            String::new()
         }
     }
 
@@ -124,7 +140,14 @@ impl<'a> Decision<'a> {
 
     /// Gives a reason for a step taken on `hit`, with its text, span and
     /// the language of its phrase list.
-    pub(super) fn reason(&mut self, rule: Rule, hit: &Hit, weight: f32, detail: String) {
+    pub(super) fn reason(
+        &mut self,
+        rule: Rule,
+        hit: &Hit,
+        weight: f32,
+        detail: impl FnOnce() -> String,
+    ) {
+        let detail = self.words(detail);
         let lang = match hit.meaning {
             Meaning::Phrase(_, lang) => self.lang(lang),
             _ => None,
@@ -140,14 +163,16 @@ impl<'a> Decision<'a> {
         });
     }
 
-    /// Gives a reason for naming `service` at `[start, end)`.
+    /// Gives a reason for naming the service `id` at `[start, end)`; its
+    /// words are given the id.
     pub(super) fn naming_reason(
         &mut self,
         rule: Rule,
         span: (usize, usize),
         id: String,
-        detail: String,
+        detail: impl FnOnce(&str) -> String,
     ) {
+        let detail = self.words(|| detail(&id));
         self.reasons.push(Reason {
             rule,
             matched: Some(self.text[span.0..span.1].to_owned()),

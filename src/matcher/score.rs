@@ -133,7 +133,8 @@ impl Decision<'_> {
             } else {
                 ""
             };
-            let detail = format!("outage hashtag: {id} + {:?}{discovered}", tag.affix);
+            let detail =
+                self.words(|| format!("outage hashtag: {id} + {:?}{discovered}", tag.affix));
             self.reasons.push(Reason {
                 rule: Rule::Hashtag,
                 matched: Some(format!("#{}", tag.tag)),
@@ -161,19 +162,16 @@ impl Decision<'_> {
         let now = self.hits_of(PhraseKind::Now).next().is_some();
         for hit in &errors {
             if let (Some(past), false) = (recalled, now) {
-                let matched = self.text[hit.start..hit.end].to_owned();
-                self.reason(
-                    Rule::Past,
-                    &past,
-                    0.0,
-                    format!("{matched:?} is an error screen recalled, not seen now"),
-                );
+                let matched = &self.text[hit.start..hit.end];
+                self.reason(Rule::Past, &past, 0.0, || {
+                    format!("{matched:?} is an error screen recalled, not seen now")
+                });
                 continue;
             }
             if let Meaning::Error(n) = hit.meaning {
                 scores.add(Subject::Named(Service::Known(n)), ERROR_WEIGHT, 0.0);
                 let id = self.service_id(&Service::Known(n));
-                let detail = format!("an error message only {id} shows");
+                let detail = || format!("an error message only {id} shows");
                 self.reason(Rule::Error, hit, ERROR_WEIGHT, detail);
             }
         }
@@ -183,7 +181,7 @@ impl Decision<'_> {
     /// nearest service, or of a thing with no name.
     fn score_phrase(&mut self, scores: &mut Scores, mentions: &[Mention], phrase: &Phrase) {
         if let Some(person) = self.person_before(mentions, &phrase.hit) {
-            let detail = format!("said of {person}, an account that is not a service here");
+            let detail = || format!("said of {person}, an account that is not a service here");
             self.reason(Rule::Person, &phrase.hit, 0.0, detail);
             return;
         }
@@ -195,7 +193,7 @@ impl Decision<'_> {
         let id = self.service_id(&mention.service);
         let (report, maintenance) = split_weight(phrase);
         scores.add(Subject::Named(mention.service.clone()), report, maintenance);
-        let detail = format!("attributed to {id} ({distance} bytes away)");
+        let detail = || format!("attributed to {id} ({distance} bytes away)");
         self.reason(phrase_rule(phrase), &phrase.hit, report, detail);
     }
 
@@ -206,14 +204,16 @@ impl Decision<'_> {
         let rule = phrase_rule(phrase);
         let crash = self.text[phrase.hit.start..phrase.hit.end].contains("crash");
         let Some(target) = self.target_of(&phrase.hit).filter(|_| !crash) else {
-            self.reason(rule, &phrase.hit, 0.0, "no service named near it".into());
+            self.reason(rule, &phrase.hit, 0.0, || "no service named near it".into());
             return;
         };
         let (report, maintenance) = split_weight(phrase);
         scores.add(Subject::Unnamed, report, maintenance);
-        let thing = self.text[target.start..target.end].to_owned();
-        self.reason(Rule::Target, &target, 0.0, format!("what fails: {thing:?}"));
-        let detail = format!("no service named near it; said of {thing:?}");
+        let thing = &self.text[target.start..target.end];
+        self.reason(Rule::Target, &target, 0.0, || {
+            format!("what fails: {thing:?}")
+        });
+        let detail = || format!("no service named near it; said of {thing:?}");
         self.reason(rule, &phrase.hit, report, detail);
     }
 
@@ -245,7 +245,7 @@ impl Decision<'_> {
                 break;
             }
             total += BOOST_WEIGHT;
-            let detail = "sounds like a live report".into();
+            let detail = || "sounds like a live report".into();
             self.reason(Rule::Boost, &hit, BOOST_WEIGHT, detail);
         }
         total
@@ -258,7 +258,9 @@ impl Decision<'_> {
             if let Some((mention, _)) = self.nearest(mentions, hit.start, hit.end) {
                 let service = mention.service.clone();
                 let id = self.service_id(&service);
-                self.reason(Rule::Recovery, &hit, 0.0, format!("says {id} works again"));
+                self.reason(Rule::Recovery, &hit, 0.0, || {
+                    format!("says {id} works again")
+                });
                 return Some(service);
             }
         }
@@ -267,7 +269,7 @@ impl Decision<'_> {
 
     fn verdict(mut self, class: Class, service: Option<Service>, score: f32) -> Verdict {
         let id = service.as_ref().map(|s| self.service_id(s));
-        let detail = match (&class, &id) {
+        let detail = self.words(|| match (&class, &id) {
             (Class::Report, Some(id)) => {
                 format!("outage report for {id}: score {score:.2} >= {REPORT_THRESHOLD:.2}")
             }
@@ -278,7 +280,7 @@ impl Decision<'_> {
             ),
             (Class::Maintenance, None) => "announced maintenance, service not named".to_owned(),
             _ => format!("not a report: score {score:.2} < {REPORT_THRESHOLD:.2} or no service"),
-        };
+        });
         self.reasons.push(decision_reason(&detail, score));
         to_char_spans(self.text, &mut self.reasons);
         Verdict {

@@ -108,7 +108,7 @@ impl Decision<'_> {
             let id = self.service_id(&service);
             let addressed = if handle.addressee { ", addressed" } else { "" };
             let span = (handle.start, handle.end);
-            let detail = format!("names {id}: {why}{addressed}");
+            let detail = |id: &str| format!("names {id}: {why}{addressed}");
             self.naming_reason(Rule::Handle, span, id, detail);
             mentions.push(Mention {
                 service,

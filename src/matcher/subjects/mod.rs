@@ -91,7 +91,7 @@ impl Decision<'_> {
             let counts = match rule {
                 Rule::Ambiguous => self.ambiguous_counts(hit, n, &id, anchors),
                 _ => {
-                    self.reason(rule, hit, 0.0, format!("names {id}"));
+                    self.reason(rule, hit, 0.0, || format!("names {id}"));
                     true
                 }
             };
@@ -124,17 +124,17 @@ impl Decision<'_> {
             })
             .copied();
         if let Some(cancel) = ordinary {
-            let detail = format!("not {id} here: an ordinary word");
+            let detail = || format!("not {id} here: an ordinary word");
             self.reason(Rule::Cancel, &cancel, 0.0, detail);
             return false;
         }
         match self.ambiguous_support(hit, n, anchors) {
             Some(why) => {
-                self.reason(Rule::Ambiguous, hit, 0.0, format!("names {id} ({why})"));
+                self.reason(Rule::Ambiguous, hit, 0.0, || format!("names {id} ({why})"));
                 true
             }
             None => {
-                let detail = format!("could be {id}, but nothing supports it: ignored");
+                let detail = || format!("could be {id}, but nothing supports it: ignored");
                 self.reason(Rule::Ambiguous, hit, 0.0, detail);
                 false
             }
@@ -181,6 +181,7 @@ impl Decision<'_> {
         let tags = std::mem::take(&mut self.tag_mentions);
         for TagMention { tag, mention } in &tags {
             let id = self.service_id(&mention.service);
+            let detail = self.words(|| format!("names {id}"));
             self.reasons.push(Reason {
                 rule: Rule::Hashtag,
                 matched: Some(format!("#{tag}")),
@@ -188,7 +189,7 @@ impl Decision<'_> {
                 lang: None,
                 service: Some(id.clone()),
                 weight: 0.0,
-                detail: format!("names {id}"),
+                detail,
             });
             mentions.push(mention.clone());
         }
@@ -220,7 +221,7 @@ impl Decision<'_> {
                 None => Service::Discovered(label),
             };
             let id = self.service_id(&service);
-            let detail = match service {
+            let detail = |id: &str| match service {
                 Service::Discovered(_) => format!("names {id} (not in the catalogue: discovered)"),
                 Service::Known(_) => format!("names {id}"),
             };

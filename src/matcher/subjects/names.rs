@@ -80,8 +80,9 @@ impl Decision<'_> {
                 continue;
             };
             let id = self.service_id(&service);
-            let detail =
-                format!("names {id}: a capitalised name where a subject stands (discovered)");
+            let detail = |id: &str| {
+                format!("names {id}: a capitalised name where a subject stands (discovered)")
+            };
             self.naming_reason(Rule::Name, (start, end), id, detail);
             mentions.push(Mention {
                 service,
