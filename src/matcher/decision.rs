@@ -111,7 +111,7 @@ impl<'a> Decision<'a> {
     }
 
     /// A reason's words, written only when someone will read them:
-    /// formatting them for every candidate post cost a tenth of the
+    /// formatting them for every candidate post cost 7 % of the
     /// classifier's instructions.
     pub(super) fn words(&self, detail: impl FnOnce() -> String) -> String {
         if self.explain {

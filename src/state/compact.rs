@@ -11,7 +11,8 @@
 //! large records pay that cost once per pack, not once per bucket.
 //!
 //! **When.** At a clean close (the end of a replay, the daemon's shutdown),
-//! once every handle on the store is gone, if the directory holds more than
+//! once every handle on the store is gone (or through the last one, which
+//! the end of a replay holds: [`compact_open`]), if the directory holds more than
 //! [`MAX_AMPLIFICATION`] times its records and the copy would give back at
 //! least [`MIN_RECLAIM`]; or when asked (`outagewatch state compact`).
 //!
@@ -103,8 +104,8 @@ pub fn compact_closed(dir: &Path, when: When) -> Result<Option<Compaction>, Stor
 
 /// Compacts the store through `store`, the last open handle on it, and
 /// closes it: the copy [`compact_closed`] makes, without opening the store
-/// again, which reads sled's log and verifies every record (a third of
-/// the close of a replay of a 1 GB recording). If another handle still
+/// again, which reads sled's log and verifies every record (about a
+/// quarter of the close of a replay of a 1 GB recording). If another handle still
 /// holds the store once this one is dropped, the copy is discarded, as
 /// whatever that handle writes would be missing from it. A temporary store
 /// is dropped as it is.

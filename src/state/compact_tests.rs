@@ -95,6 +95,13 @@ fn packs(dir: &Path) -> Vec<(sled::IVec, sled::IVec)> {
         .collect()
 }
 
+/// No copy, committed or not, is left in `dir` after a compaction.
+fn no_copy_left_behind(dir: &Path, context: &str) {
+    for name in [COMPACTING, COMPACTED, INSTALLING] {
+        assert!(!dir.join(name).exists(), "{context}: {name} left behind");
+    }
+}
+
 #[test]
 fn a_compacted_store_holds_every_record_in_packs_and_less_space() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -120,9 +127,7 @@ fn a_compacted_store_holds_every_record_in_packs_and_less_space() {
     for (_, value) in &packs[..packs.len() - 1] {
         assert!(value.len() >= PACK_BYTES, "a pack of {} bytes", value.len());
     }
-    for name in [COMPACTING, COMPACTED, INSTALLING] {
-        assert!(!dir.path().join(name).exists(), "{name} left behind");
-    }
+    no_copy_left_behind(dir.path(), "");
 }
 
 #[test]
@@ -267,12 +272,7 @@ fn a_compaction_interrupted_at_any_step_is_finished_or_undone_at_open() {
             committed,
             "{step}: the copy is installed once committed, never before"
         );
-        for name in [COMPACTING, COMPACTED, INSTALLING] {
-            assert!(
-                !dir.path().join(name).exists(),
-                "{step}: {name} left behind"
-            );
-        }
+        no_copy_left_behind(dir.path(), step);
     }
 }
 
@@ -387,12 +387,7 @@ fn a_store_compacted_through_its_open_handle_is_the_closed_compaction_s_equal() 
         "the same packs either way"
     );
     assert!(done.after < done.before, "{done:?}");
-    for name in [COMPACTING, COMPACTED, INSTALLING] {
-        assert!(
-            !through_handle.path().join(name).exists(),
-            "{name} left behind"
-        );
-    }
+    no_copy_left_behind(through_handle.path(), "");
 }
 
 #[test]
