@@ -143,7 +143,7 @@ fn read_inputs(
     runtime: &tokio::runtime::Runtime,
     (pipeline, emit): (
         &mut Pipeline<SledStore>,
-        &mut dyn FnMut(Vec<Emitted>) -> anyhow::Result<()>,
+        &mut (dyn FnMut(Vec<Emitted>) -> anyhow::Result<()> + Send),
     ),
     watch: &super::serve::Watch,
     max_line: usize,
@@ -227,7 +227,7 @@ fn history(
 /// Reads recordings into the pipeline.
 struct Files<'a> {
     pipeline: &'a mut Pipeline<SledStore>,
-    emit: &'a mut dyn FnMut(Vec<Emitted>) -> anyhow::Result<()>,
+    emit: &'a mut (dyn FnMut(Vec<Emitted>) -> anyhow::Result<()> + Send),
     progress: ProgressBar,
     watch: &'a super::serve::Watch,
     pace: Option<Pacer>,
@@ -243,32 +243,12 @@ impl Files<'_> {
             Ok(reader) => reader,
             Err(e) => return Ok(Some(e.to_string())),
         };
-        let reader = Reader::new(reader, self.max_line);
         let matcher = Arc::clone(self.pipeline.matcher());
-        let matcher = matcher.as_ref();
-        std::thread::scope(|scope| {
-            // Reading and preparing run ahead on their own thread (and the
-            // thread pool), so the pipeline here never waits for a read.
-            // The channel holds one chunk: with one being prepared and one
-            // going through the pipeline, three are alive at most. If the
-            // pipeline fails, the receiver is dropped and the reader stops
-            // at its next send.
-            let (prepared, chunks) = std::sync::mpsc::sync_channel(1);
-            let reading = scope.spawn(move || reader.prepare_all(matcher, file, &prepared));
-            for (lines, stop) in chunks {
-                self.process(file, lines)?;
-                match stop {
-                    Stop::Full => {}
-                    Stop::End => return Ok(None),
-                    Stop::Failed(error) => return Ok(Some(error)),
-                }
-            }
-            // The channel closed before the end: the thread died (a defect),
-            // reported as an error rather than a panic.
-            match reading.join() {
-                Ok(()) => anyhow::bail!("the thread reading {file} stopped before its end"),
-                Err(_) => anyhow::bail!("the thread reading and preparing {file} panicked"),
-            }
+        let stop = Reader::new(reader, self.max_line)
+            .prepare_all(&matcher, file, |lines| self.process(file, lines))?;
+        Ok(match stop {
+            Stop::Failed(error) => Some(error),
+            Stop::End | Stop::Full => None,
         })
     }
 

@@ -1,8 +1,8 @@
-//! Replaying on every core: a reading thread reads lines into chunks and
-//! prepares the frames of each (decoded, normalized, classified: pure
-//! work) in parallel on the thread pool, while the pipeline takes the
-//! previous chunk's frames one by one in line order, so the alerts are
-//! exactly those of a one-frame-at-a-time replay.
+//! Replaying on every core: lines are read into chunks and the frames of
+//! each are prepared (decoded, normalized, classified: pure work) in
+//! parallel on the thread pool, while the pipeline, also on the pool,
+//! takes the previous chunk's frames one by one in line order, so the
+//! alerts are exactly those of a one-frame-at-a-time replay.
 //!
 //! The recording is read in blocks straight into the chunk's buffer, and
 //! its lines are split there: reading it line by line through a buffered
@@ -11,7 +11,6 @@
 use std::io::{self, Read};
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::mpsc::SyncSender;
 
 use rayon::prelude::*;
 
@@ -21,10 +20,10 @@ use crate::source::recording::ClockLine;
 
 /// Lines per chunk: enough to keep both cores busy between two hand-overs,
 /// small enough that memory stays flat. A prepared frame (a post with its
-/// verdict) takes a kilobyte or more, and three prepared chunks are alive
-/// at most (one being prepared, one waiting, one in the pipeline): 4096
-/// lines cost about 15 MiB more peak memory than 1024 on the realistic
-/// recording, for no measurable speed (issue 15's 64 MiB target).
+/// verdict) takes a kilobyte or more, and two prepared chunks are alive
+/// at most (one being prepared, one in the pipeline). 4096 lines were no
+/// faster on the realistic recording, and cost more peak memory (issue
+/// 15's 64 MiB target).
 pub const CHUNK_LINES: usize = 1024;
 /// Bytes per chunk, whatever the lines' lengths: 1024 lines of the longest
 /// accepted length (`--max-line-bytes`, up to 64 MiB) must not be read into
@@ -294,27 +293,43 @@ impl NextHash {
 
 impl<R: Read + Send> Reader<R> {
     /// Reads `file` to its end (or its first read error) a chunk at a
-    /// time, prepares each on the thread pool and sends its lines, in
-    /// order, with where the reading stopped; returns early when the
-    /// receiver is gone. The next chunk is read while the pool prepares
-    /// this one: read only once the pool was done, each read (a tenth of
-    /// the work, more for a compressed file) left a core idle. Two
-    /// chunks' buffers serve the whole file.
-    pub fn prepare_all(mut self, matcher: &Matcher, file: &str, out: &SyncSender<(Lines, Stop)>) {
+    /// time, prepares each on the thread pool and hands its lines to
+    /// `take`, chunk after chunk, in order; returns where the reading
+    /// stopped (the end, or a read error), or `take`'s first error.
+    ///
+    /// Three things run at once on the pool, round after round: `take`
+    /// gets the lines prepared in the last round, the chunk read in the
+    /// last round is prepared, and the next chunk is read. Every thread
+    /// that works is a pool thread: with the pipeline on a thread of its
+    /// own beside the pool's, three threads shared two cores, and the
+    /// replay spent a tenth of its time in the kernel, switching between
+    /// them. Two chunks' buffers serve the whole file.
+    pub fn prepare_all<E: Send>(
+        mut self,
+        matcher: &Matcher,
+        file: &str,
+        mut take: impl FnMut(Lines) -> Result<(), E> + Send,
+    ) -> Result<Stop, E> {
         let (mut chunk, mut stop) = self.next_chunk(file, Chunk::default());
         let mut spare = Chunk::default();
+        let mut waiting: Option<Lines> = None;
         loop {
-            if !matches!(stop, Stop::Full) {
-                let _ = out.send((chunk.prepare(matcher, file), stop));
-                return;
-            }
-            let (lines, (next, next_stop)) = rayon::join(
-                || chunk.prepare(matcher, file),
-                || self.next_chunk(file, spare),
+            let more = matches!(stop, Stop::Full);
+            let ((taken, lines), next) = rayon::join(
+                || {
+                    rayon::join(
+                        || waiting.take().map_or(Ok(()), &mut take),
+                        || chunk.prepare(matcher, file),
+                    )
+                },
+                || more.then(|| self.next_chunk(file, std::mem::take(&mut spare))),
             );
-            if out.send((lines, stop)).is_err() {
-                return;
-            }
+            taken?;
+            let Some((next, next_stop)) = next else {
+                take(lines)?;
+                return Ok(stop);
+            };
+            waiting = Some(lines);
             spare = std::mem::replace(&mut chunk, next);
             stop = next_stop;
         }
