@@ -27,7 +27,7 @@ use crate::source::recording::ClockLine;
 pub const CHUNK_LINES: usize = 1024;
 /// Bytes per chunk, whatever the lines' lengths: 1024 lines of the longest
 /// accepted length (`--max-line-bytes`, up to 64 MiB) must not be read into
-/// memory at once. The reading thread reuses two buffers (one chunk being
+/// memory at once. Reading reuses two buffers (one chunk being
 /// read while the other is prepared), so this bounds the replay's raw line
 /// buffers at twice 2 MiB plus one line and one read ([`READ_BYTES`]).
 pub const CHUNK_BYTES: usize = 2 << 20;
