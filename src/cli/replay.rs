@@ -244,9 +244,16 @@ impl Files<'_> {
             Err(e) => return Ok(Some(e.to_string())),
         };
         let matcher = Arc::clone(self.pipeline.matcher());
-        let stop = Reader::new(reader, self.max_line)
-            .prepare_all(&matcher, file, |lines| self.process(file, lines))?;
-        Ok(match stop {
+        let reading = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Reader::new(reader, self.max_line)
+                .prepare_all(&matcher, file, |lines| self.process(file, lines))
+        }));
+        // A panic while reading or preparing is a defect: reported as an
+        // error with the file's name, after what was decided so far.
+        let Ok(stop) = reading else {
+            anyhow::bail!("reading and preparing {file} panicked");
+        };
+        Ok(match stop? {
             Stop::Failed(error) => Some(error),
             Stop::End | Stop::Full => None,
         })
