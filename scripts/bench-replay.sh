@@ -18,7 +18,7 @@
 #        outagewatch replay (both cores; then pinned to one with taskset -c 0;
 #        then the .zst copy), rg -j1 -c -i -F with 20 outage phrases, and
 #        zstd -dc of the .zst copy;
-#      and reports events/s, MB/s, peak RSS (/usr/bin/time -v) and the size of
+#      and reports events/s, MB/s, peak RSS and CPU time (/usr/bin/time -v) and the size of
 #      the state directory after the replay;
 #   4. replays the 1x, 4x, 16x inputs for peak RSS, and the 1x input with a
 #      catalogue CATALOGUE_FACTOR times larger (make_catalogue) for RSS.
@@ -111,7 +111,10 @@ fi
 
 # ── measuring ────────────────────────────────────────────────────────────
 now() { date +%s.%N; }
-# run NAME CMD... : wall seconds into $SECS, peak RSS (KiB) into $RSS_KB.
+# run NAME CMD... : wall seconds into $SECS, peak RSS (KiB) into $RSS_KB,
+# and into $CPU the CPU time (user + system seconds) with the context
+# switches the process was forced into: on a busy host the wall time
+# moves with the neighbours, these much less.
 run() {
     local name=$1; shift
     local log=$WORK/$name.time
@@ -122,6 +125,12 @@ run() {
     end=$(now)
     SECS=$(echo "$end - $start" | bc -l)
     RSS_KB=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$log")
+    CPU=$(awk -F': ' '
+        /User time \(seconds\)/ { user = $2 }
+        /System time \(seconds\)/ { sys = $2 }
+        /Involuntary context switches/ { forced = $2 }
+        END { printf "CPU %.2f s (user %.2f, system %.2f), %d forced switches", user + sys, user, sys, forced }
+    ' "$log")
 }
 # replay NAME FILE [extra args...] [-- PREFIX...]: also sets $STATE_MB (the
 # state directory's size at exit), $LIVE_MB (the bytes of its records),
@@ -166,7 +175,7 @@ ROWS=()
 row() { ROWS+=("$(printf '| %s | %s | %s | %s | %s |' "$@")"); }
 
 replay main "$MAIN"
-row "replay, plain, both cores" "$(per_sec "$EVENTS") events/s" "$(mb_per_sec "$BYTES") MB/s" "$(mib "$RSS_KB") MiB" "$(printf '%.2f' "$SECS") s; state dir $STATE_MB MB for $LIVE_MB MB of records (${STATE_RATIO}×); $ALERTS alerts"
+row "replay, plain, both cores" "$(per_sec "$EVENTS") events/s" "$(mb_per_sec "$BYTES") MB/s" "$(mib "$RSS_KB") MiB" "$(printf '%.2f' "$SECS") s, $CPU; state dir $STATE_MB MB for $LIVE_MB MB of records (${STATE_RATIO}×); $ALERTS alerts"
 REPLAY_SECS=$SECS
 MAIN_STATE_MB="$STATE_MB MB (${STATE_RATIO}× its records)"
 
@@ -174,11 +183,11 @@ MAIN_STATE_MB="$STATE_MB MB (${STATE_RATIO}× its records)"
 PREFIX=(taskset -c 0)
 replay one_core "$MAIN"
 PREFIX=()
-row "replay, plain, one core (taskset -c 0)" "$(per_sec "$EVENTS") events/s" "$(mb_per_sec "$BYTES") MB/s" "$(mib "$RSS_KB") MiB" "$(printf '%.2f' "$SECS") s"
+row "replay, plain, one core (taskset -c 0)" "$(per_sec "$EVENTS") events/s" "$(mb_per_sec "$BYTES") MB/s" "$(mib "$RSS_KB") MiB" "$(printf '%.2f' "$SECS") s, $CPU"
 
 replay zst "$MAIN.zst"
 ZST_SECS=$SECS
-row "replay, .zst, both cores" "$(per_sec "$EVENTS") events/s" "$(mb_per_sec "$BYTES") MB/s (plain bytes)" "$(mib "$RSS_KB") MiB" "$(printf '%.2f' "$SECS") s ($(echo "scale=0; 100 * $ZST_SECS / $REPLAY_SECS" | bc -l) % of plain)"
+row "replay, .zst, both cores" "$(per_sec "$EVENTS") events/s" "$(mb_per_sec "$BYTES") MB/s (plain bytes)" "$(mib "$RSS_KB") MiB" "$(printf '%.2f' "$SECS") s ($(echo "scale=0; 100 * $ZST_SECS / $REPLAY_SECS" | bc -l) % of plain), $CPU"
 
 # The three replays of the same events must agree byte for byte.
 SAME_ALERTS=yes
@@ -188,10 +197,10 @@ done
 
 run rg rg -j1 -c -i -F "${RG_ARGS[@]}" "$MAIN"
 RG_SECS=$SECS
-row "rg -j1 -c -i -F, 20 phrases" "$(per_sec "$EVENTS") lines/s" "$(mb_per_sec "$BYTES") MB/s" "$(mib "$RSS_KB") MiB" "$(printf '%.2f' "$SECS") s; $(cat "$WORK/rg.out") matching lines"
+row "rg -j1 -c -i -F, 20 phrases" "$(per_sec "$EVENTS") lines/s" "$(mb_per_sec "$BYTES") MB/s" "$(mib "$RSS_KB") MiB" "$(printf '%.2f' "$SECS") s, $CPU; $(cat "$WORK/rg.out") matching lines"
 
 run zstd zstd -dc "$MAIN.zst"
-row "zstd -dc of the .zst" "$(per_sec "$EVENTS") lines/s" "$(mb_per_sec "$BYTES") MB/s" "$(mib "$RSS_KB") MiB" "$(printf '%.2f' "$SECS") s"
+row "zstd -dc of the .zst" "$(per_sec "$EVENTS") lines/s" "$(mb_per_sec "$BYTES") MB/s" "$(mib "$RSS_KB") MiB" "$(printf '%.2f' "$SECS") s, $CPU"
 
 for input in x1:"$X1" x4:"$X4"; do
     name=${input%%:*} file=${input#*:}
