@@ -578,6 +578,47 @@ mod tests {
         }
     }
 
+    /// Numbers of the lines `prepare_all` hands over, per hand-over, until
+    /// `take` fails at hand-over `fail_at` (if given).
+    fn taken(input: &[u8], fail_at: Option<usize>) -> (Vec<Vec<u64>>, Result<Stop, usize>) {
+        let matcher = Matcher::embedded().expect("the built-in patterns");
+        let mut handed = Vec::new();
+        let stop = Reader::new(input, 1 << 20).prepare_all(&matcher, "rec.jsonl", |lines| {
+            if fail_at == Some(handed.len()) {
+                return Err(handed.len());
+            }
+            handed.push(lines.iter().map(|(line_no, _)| *line_no).collect());
+            Ok(())
+        });
+        (handed, stop)
+    }
+
+    /// Every line, in order, chunk after chunk, the last chunk included;
+    /// a failing pipeline stops the reading at once with its error.
+    #[test]
+    fn prepare_all_hands_over_every_chunk_in_order_and_stops_at_an_error() {
+        let lines = 2 * CHUNK_LINES + 7;
+        let input = "{}\n".repeat(lines);
+        let (handed, stop) = taken(input.as_bytes(), None);
+        assert!(matches!(stop, Ok(Stop::End)), "read to its end");
+        let sizes: Vec<usize> = handed.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [CHUNK_LINES, CHUNK_LINES, 7]);
+        let all: Vec<u64> = handed.concat();
+        assert_eq!(all, (1..=lines as u64).collect::<Vec<_>>());
+
+        let (handed, stop) = taken(input.as_bytes(), Some(1));
+        assert!(matches!(stop, Err(1)), "the pipeline's error is returned");
+        assert_eq!(handed.len(), 1, "nothing is handed over after it");
+
+        let (handed, stop) = taken(b"", None);
+        assert!(matches!(stop, Ok(Stop::End)));
+        assert_eq!(
+            handed,
+            [Vec::<u64>::new()],
+            "an empty file: one empty hand-over"
+        );
+    }
+
     proptest! {
         /// Lines, CRLFs, empty and oversized lines, `#`s and clock lines
         /// (whole, cut, or over the limit), at any read size.
