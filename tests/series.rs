@@ -312,6 +312,67 @@ fn a_gauge_s_missing_rows_are_no_readings() {
     );
 }
 
+/// A travel time in whole seconds read by a roadside sensor at irregular
+/// times (7 to 13 minutes apart, at no fixed second; the bucket inferred
+/// as about 10 minutes): whole numbers, but readings of a level, not
+/// counts per bucket, as their times off the bucket grid say. Read as a
+/// gauge, two readings in one bucket are averaged (their sum was a
+/// "surge" of twice the level), a bucket without a reading is no reading
+/// (not a quiet zero) and only the real rise, the travel time tripling for
+/// two hours, fires.
+#[test]
+fn whole_number_readings_at_irregular_times_are_a_gauge() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("travel_time.csv");
+    let start = chrono::DateTime::parse_from_rfc3339("2026-07-01T00:00:00Z").expect("time");
+    let rise = 6 * 86_400 + 36_000..6 * 86_400 + 43_200;
+    let mut csv = String::from("timestamp,value\n");
+    let (mut second, mut onset, mut readings) = (0i64, None, 0);
+    for i in 0i64.. {
+        if second >= 8 * 86_400 {
+            break;
+        }
+        let in_rise = rise.contains(&second);
+        if in_rise && onset.is_none() {
+            onset = Some(second / 60);
+        }
+        let noise = [0, 12, -9, 20, -15, 6, -4][(i % 7) as usize];
+        let v = 300 + noise + if in_rise { 600 } else { 0 };
+        let t = (start + chrono::Duration::seconds(second)).to_rfc3339();
+        writeln!(csv, "{t},{v}").expect("write");
+        readings += 1;
+        second += 420 + i * 7919 % 360;
+    }
+    std::fs::write(&path, csv).expect("write");
+    let onset = onset.expect("the rise is sampled");
+    let (fired, stderr) = firings(&[], &path, start);
+    assert!(stderr.contains("gauge scaled by"), "{stderr}");
+    assert_eq!(fired.len(), 1, "one incident, the rise: {fired:?}");
+    assert!(
+        (onset..onset + 60).contains(&fired[0]),
+        "fired at minute {} for a rise at {onset}",
+        fired[0]
+    );
+    // Two readings in one bucket are one reading, their mean: fewer rows
+    // than readings, and none above the highest reading.
+    let explain = series(&["--explain"], &path);
+    let values: Vec<f64> = String::from_utf8_lossy(&explain.stdout)
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).expect("value").parse().expect("number"))
+        .collect();
+    assert!(
+        values.len() < readings,
+        "{} rows, {readings} readings",
+        values.len()
+    );
+    assert!(
+        values.iter().all(|v| (285.0..=920.0).contains(v)),
+        "averaged, never summed: {:?}",
+        values.iter().copied().fold(0.0, f64::max)
+    );
+}
+
 #[test]
 fn a_series_spanning_too_many_buckets_is_refused_with_the_way_out() {
     let far = "timestamp,value\n2000-01-01 00:00:00,1\n2000-01-01 00:00:01,2\n2000-01-01 00:00:02,1\n2099-01-01 00:00:00,1\n";

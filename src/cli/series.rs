@@ -47,7 +47,8 @@ pub struct SeriesArgs {
     explain: bool,
     /// What the values are: `count` (events in the bucket), `gauge` (a
     /// level: CPU %, latency, a temperature) or `auto` (a gauge when any
-    /// value is fractional).
+    /// value is fractional or most rows stand off the bucket grid, as
+    /// readings taken at irregular times do).
     #[arg(long, value_enum, default_value_t = Kind::Auto)]
     kind: Kind,
     /// What a bucket without a row is: `quiet` (nothing happened: value 0)
@@ -175,7 +176,7 @@ pub fn run(args: SeriesArgs) -> anyhow::Result<ExitCode> {
         .filter(|s| s != "-")
         .unwrap_or_else(|| "series".to_owned());
     let gauge = match args.kind {
-        Kind::Auto => !series::all_counts(&points),
+        Kind::Auto => !series::all_counts(&points) || !series::on_grid(&points, bucket_secs),
         Kind::Count => false,
         Kind::Gauge => true,
     };
@@ -194,7 +195,12 @@ pub fn run(args: SeriesArgs) -> anyhow::Result<ExitCode> {
         &mut detector,
         &points,
         &service,
-        (unit, bucket_secs, gaps),
+        Scale {
+            unit,
+            bucket_secs,
+            gaps,
+            gauge,
+        },
         args.explain,
     )?;
     eprintln!(
@@ -252,7 +258,7 @@ fn feed(
     detector: &mut Detector,
     points: &[Point],
     service: &str,
-    (unit, bucket_secs, gaps): (f64, i64, Gaps),
+    scale: Scale,
     explain: bool,
 ) -> anyhow::Result<usize> {
     let stdout = std::io::stdout();
@@ -264,7 +270,7 @@ fn feed(
         )?;
     }
     let mut alerts = 0;
-    for (bucket, value) in buckets(points, service, unit, bucket_secs, gaps) {
+    for (bucket, value) in buckets(points, service, scale) {
         let transitions = detector.on_bucket(&bucket);
         alerts += transitions
             .iter()
@@ -327,21 +333,38 @@ fn explain_row(
     Ok(())
 }
 
-/// The series' buckets in time order, with the rows' raw value. Rows that
-/// fall in the same bucket (with `--bucket-secs` wider than the rows'
-/// spacing) are summed. With [`Gaps::Quiet`] every bucket from the first row
-/// to the last is there, one without a row a quiet one (value 0), as a
-/// count exported without its zero rows means and as the daemon's window,
-/// which is time, sees it; with [`Gaps::Missing`] only buckets with a row
-/// are (the detector's window then expects only the buckets it holds).
-/// `bucket_secs` is at least 1 (given or inferred).
-fn buckets<'a>(
-    points: &'a [Point],
-    service: &'a str,
+/// How the rows become buckets.
+#[derive(Debug, Clone, Copy)]
+struct Scale {
+    /// Multiplier from a value to units ([`unit_scale`]).
     unit: f64,
     bucket_secs: i64,
     gaps: Gaps,
+    /// Rows sharing a bucket are averaged, not summed: two readings of
+    /// 60 km/h in five minutes are a speed of 60, not 120.
+    gauge: bool,
+}
+
+/// The series' buckets in time order, with the rows' raw value. Rows that
+/// fall in the same bucket (with `--bucket-secs` wider than the rows'
+/// spacing, or readings taken at irregular times) are summed for a count
+/// and averaged for a gauge. With [`Gaps::Quiet`] every bucket from the
+/// first row to the last is there, one without a row a quiet one (value
+/// 0), as a count exported without its zero rows means and as the daemon's
+/// window, which is time, sees it; with [`Gaps::Missing`] only buckets with
+/// a row are (the detector's window then expects only the buckets it
+/// holds). `bucket_secs` is at least 1 (given or inferred).
+fn buckets<'a>(
+    points: &'a [Point],
+    service: &'a str,
+    scale: Scale,
 ) -> impl Iterator<Item = (Bucket, f64)> + 'a {
+    let Scale {
+        unit,
+        bucket_secs,
+        gaps,
+        gauge,
+    } = scale;
     let bucket_us = bucket_secs * crate::MICROS_PER_SEC;
     let first = points.first().map_or(0, |p| p.time_us);
     let mut i = 0;
@@ -360,13 +383,21 @@ fn buckets<'a>(
             return Some((quiet, 0.0));
         }
         next_start = start + bucket_us;
-        let (mut value, mut authors, mut raw) = (0u64, 0u64, 0.0);
+        let (mut value, mut authors, mut raw, mut rows) = (0u64, 0u64, 0.0, 0u32);
         while let Some(q) = points.get(i).filter(|q| q.time_us < start + bucket_us) {
             raw += q.value;
-            let v = (q.value * unit).round() as u64;
-            value = value.saturating_add(v);
-            authors = authors.saturating_add(q.authors.unwrap_or(v));
+            rows = rows.saturating_add(1);
+            if !gauge {
+                let v = (q.value * unit).round() as u64;
+                value = value.saturating_add(v);
+                authors = authors.saturating_add(q.authors.unwrap_or(v));
+            }
             i += 1;
+        }
+        if gauge {
+            raw /= f64::from(rows.max(1));
+            value = (raw * unit).round() as u64;
+            authors = value;
         }
         let mut bucket = Bucket {
             start,

@@ -34,6 +34,27 @@ pub fn all_counts(points: &[Point]) -> bool {
     points.iter().all(|p| p.value.fract() == 0.0)
 }
 
+/// Whether most rows stand on the grid of `bucket_secs` buckets from the
+/// first row (within a tenth of a bucket, for clocks that jitter): a count
+/// exported per bucket does, each row being its bucket's start, while the
+/// readings of a level sampled at irregular times (a sensor's speeds and
+/// travel times) do not, whole numbers or not.
+pub fn on_grid(points: &[Point], bucket_secs: i64) -> bool {
+    let Some(first) = points.first() else {
+        return true;
+    };
+    let bucket_us = bucket_secs.max(1).saturating_mul(MICROS_PER_SEC);
+    let tolerance = bucket_us / 10;
+    let off = points
+        .iter()
+        .filter(|p| {
+            let offset = (p.time_us - first.time_us).rem_euclid(bucket_us);
+            offset > tolerance && bucket_us - offset > tolerance
+        })
+        .count();
+    off * 2 <= points.len()
+}
+
 /// Parses a CSV series, sorted by time, with its inferred bucket width.
 pub fn parse(input: impl Read) -> Result<(Vec<Point>, i64), SeriesError> {
     let mut reader = csv::ReaderBuilder::new()
@@ -132,6 +153,61 @@ fn parse_time(stamp: &str) -> Option<Micros> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Points at these offsets in seconds from the first.
+    fn at(offsets: &[i64]) -> Vec<Point> {
+        offsets
+            .iter()
+            .map(|s| Point {
+                time_us: 1_700_000_000 * MICROS_PER_SEC + s * MICROS_PER_SEC,
+                value: 1.0,
+                authors: None,
+            })
+            .collect()
+    }
+
+    /// The first row is the grid's origin.
+    #[test]
+    fn rows_of_a_bucketed_count_stand_on_the_grid_and_irregular_readings_do_not() {
+        let minutes = |step: i64, off: fn(i64) -> i64| -> Vec<i64> {
+            (0..50).map(|i| i * step + off(i)).collect()
+        };
+        let cases: [(&str, Vec<i64>, i64, bool); 7] = [
+            ("every bucket", minutes(300, |_| 0), 300, true),
+            ("buckets missing", vec![0, 300, 1200, 1500, 3000], 300, true),
+            (
+                "a clock that jitters by seconds",
+                minutes(300, |i| (i % 3) * 7),
+                300,
+                true,
+            ),
+            (
+                "a few rows off",
+                minutes(300, |i| if i % 5 == 1 { 130 } else { 0 }),
+                300,
+                true,
+            ),
+            // 7 to 13 minutes apart, at no fixed second.
+            (
+                "readings at irregular times",
+                minutes(600, |i| i * 7919 % 360 - 180),
+                600,
+                false,
+            ),
+            (
+                "readings between the buckets",
+                minutes(300, |i| if i > 0 { 150 } else { 0 }),
+                300,
+                false,
+            ),
+            ("one row", vec![0], 60, true),
+        ];
+        for (what, offsets, bucket, expected) in cases {
+            let mut points = at(&offsets);
+            points.sort_by_key(|p| p.time_us);
+            assert_eq!(on_grid(&points, bucket), expected, "{what}");
+        }
+    }
 
     #[test]
     fn an_authors_column_is_read() {
