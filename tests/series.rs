@@ -271,6 +271,66 @@ fn a_gauge_is_judged_by_its_spread_not_by_a_ratio() {
     );
 }
 
+/// A road's mean speed (about 62 km/h, ±2) that falls to a quarter for
+/// two hours on its sixth day (a closure): a gauge's fall is news as its
+/// rise is, so it fires once, an alert marked `direction: down` that
+/// resolves when the speed is back. Read as a count, it is judged one
+/// way, as outage reports are, and stays quiet.
+#[test]
+fn a_gauge_falling_away_fires_one_incident_marked_down() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("speed.csv");
+    let start = chrono::DateTime::parse_from_rfc3339("2026-07-01T00:00:00Z").expect("time");
+    let fall = 5 * 24 * 12 + 96..5 * 24 * 12 + 120;
+    let mut csv = String::from("timestamp,value\n");
+    for i in 0..7 * 24 * 12i64 {
+        let t = (start + chrono::Duration::minutes(5 * i)).to_rfc3339();
+        let noise = [0.0, 1.4, -0.9, 2.1, -1.7, 0.6, -1.2][(i % 7) as usize];
+        let v = if fall.contains(&i) { 15.0 } else { 62.0 } + noise;
+        writeln!(csv, "{t},{v:.1}").expect("write");
+    }
+    std::fs::write(&path, csv).expect("write");
+    let out = series(&[], &path);
+    let alerts: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let states: Vec<(&str, &str)> = alerts
+        .iter()
+        .map(|a| {
+            (
+                a["state"].as_str().unwrap_or("?"),
+                a["direction"].as_str().unwrap_or("up, as it is left out"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states.first(),
+        Some(&("firing", "down")),
+        "the fall fires first: {states:?}"
+    );
+    assert_eq!(
+        states.iter().filter(|s| s.0 == "firing").count(),
+        1,
+        "one incident: {states:?}"
+    );
+    assert_eq!(states.last(), Some(&("resolved", "down")), "{states:?}");
+    let fired = chrono::DateTime::parse_from_rfc3339(alerts[0]["at"].as_str().expect("at"))
+        .expect("rfc3339");
+    let onset = fall.start * 5;
+    let minute = (fired - start).num_minutes();
+    assert!(
+        (onset..onset + 30).contains(&minute),
+        "fired at minute {minute} for a fall at {onset}"
+    );
+    let (as_count, _) = firings(&["--kind", "count"], &path, start);
+    let as_count: Vec<i64> = as_count.into_iter().filter(|m| *m > 10).collect();
+    assert!(
+        as_count.is_empty(),
+        "a count falling is no outage: {as_count:?}"
+    );
+}
+
 /// A sampled gauge with readings missing for hours at a time: a missing
 /// reading is no reading, so nothing fires when the readings come back,
 /// and `--explain` has a row per reading. Told the gaps are quiet (value

@@ -21,7 +21,7 @@ pub mod webhook;
 use serde::{Deserialize, Serialize};
 
 use crate::Micros;
-use crate::detect::{Severity, Transition, TransitionKind};
+use crate::detect::{Direction, Severity, Transition, TransitionKind};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
@@ -97,6 +97,10 @@ pub struct AlertModel {
     /// `upstream:PROVIDER` incident: every service of the group).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub related: Vec<String>,
+    /// `down` when a gauge fell far below its expectation (`series` only);
+    /// absent for every rise, which is what the daemon's alerts are.
+    #[serde(default, skip_serializing_if = "Direction::is_up")]
+    pub direction: Direction,
 }
 
 /// What an alert is about.
@@ -161,6 +165,7 @@ impl From<Transition> for Alert {
                 dispersion: Some(round3(t.dispersion)),
                 scale_secs: (incident.scale_secs > 0).then_some(incident.scale_secs),
                 related: t.related,
+                direction: incident.direction,
             },
         }
     }

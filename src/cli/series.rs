@@ -90,7 +90,9 @@ pub enum Gaps {
 /// far outside its learned spread. Nor is a gauge judged before the
 /// detector knows its level (`warmup_factor` unreachable): the prior, 0.2
 /// reports a minute, says nothing about a CPU % or a temperature, and
-/// every gauge stood "far above" it at its first row.
+/// every gauge stood "far above" it at its first row. A gauge is judged
+/// both ways ([`DetectorConfig::drops`]): a throughput or a speed falling
+/// away is as much news as a spike.
 pub fn config_for(
     base: &DetectorConfig,
     bucket_secs: i64,
@@ -116,6 +118,7 @@ pub fn config_for(
         medium_after_secs: scale(d.medium_after_secs),
         high_after_secs: scale(d.high_after_secs),
         min_scale_secs: scale(d.min_scale_secs),
+        drops: gauge,
         ..d
     }
 }

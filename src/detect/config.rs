@@ -88,6 +88,14 @@ pub struct DetectorConfig {
     /// Authors posting the same long text (copypasta, bot storms) count as
     /// at most this many in a window.
     pub max_authors_per_text: u64,
+    /// Also open an incident when the window falls as far *below* its
+    /// expectation as a firing window stands above it. Not a setting of
+    /// the daemon (a count of outage reports falling is good news, and it
+    /// is not read from the config file): `series` turns it on for a
+    /// gauge, whose drop (a throughput, a speed, a request rate falling
+    /// away) is as much an anomaly as its rise.
+    #[serde(skip)]
+    pub drops: bool,
 }
 
 impl Default for DetectorConfig {
@@ -121,6 +129,7 @@ impl Default for DetectorConfig {
             high_after_secs: 1800,
             samples: 5,
             max_authors_per_text: 3,
+            drops: false,
         }
     }
 }

@@ -54,6 +54,24 @@ impl std::fmt::Display for Severity {
     }
 }
 
+/// Which way the window left its band.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Far above the expectation: people report a service down, a
+    /// gauge spikes.
+    #[default]
+    Up,
+    /// Far below it: a gauge drops (only with [`DetectorConfig::drops`]).
+    Down,
+}
+
+impl Direction {
+    pub fn is_up(&self) -> bool {
+        *self == Direction::Up
+    }
+}
+
 /// An incident's stable id: what it is about and when it started,
 /// `NAME-YYYYMMDDTHHMMSSZ`.
 pub fn incident_id(name: &str, started_at: Micros) -> String {
@@ -93,6 +111,10 @@ pub struct Incident {
     /// The scale that fired: the last this many seconds of the window.
     #[serde(default)]
     pub scale_secs: i64,
+    /// Up for every incident of the daemon, which is the only one that
+    /// saves its state: not stored, so the saved layout stays as it was.
+    #[serde(skip)]
+    pub direction: Direction,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,6 +208,7 @@ impl Incident {
             expected: 0.0,
             dispersion: 0.0,
             scale_secs: 0,
+            direction: Direction::Up,
         }
     }
 

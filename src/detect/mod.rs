@@ -23,6 +23,10 @@
 //!   saying the service is back outnumber the reports; a dip shorter than
 //!   that keeps the incident open (no flapping);
 //! - after a resolution, wait `cooldown_secs` before a new incident.
+//! - with `drops` (set by `series` for a gauge, never by the daemon, for
+//!   which fewer reports is good news), a window as far *below* its
+//!   expectation by the same lines opens an incident of direction
+//!   [`Direction::Down`], graded by duration and ended at once by a rise.
 //!
 //! Counting authors rather than posts keeps one account posting 200 times
 //! from looking like 200 people, and the same long text from many accounts
@@ -46,7 +50,9 @@ use serde::{Deserialize, Serialize};
 pub use baseline::Basis;
 pub use evidence::{Evidence, PhraseCount};
 pub use group::Providers;
-pub use incident::{Incident, Measure, Severity, Transition, TransitionKind, incident_id};
+pub use incident::{
+    Direction, Incident, Measure, Severity, Transition, TransitionKind, incident_id,
+};
 pub use model::{nb_tail, poisson_tail};
 
 pub use config::DetectorConfig;

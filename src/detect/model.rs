@@ -64,6 +64,29 @@ pub fn nb_tail(mean: f64, dispersion: f64, k: u64) -> f64 {
     }
 }
 
+/// P(X ≤ k) for X ~ Poisson(λ): how surprising a window this far *below*
+/// its expectation is (a gauge's drop).
+pub fn poisson_lower_tail(lambda: f64, k: u64) -> f64 {
+    match Poisson::new(lambda.max(1e-9)) {
+        Ok(dist) => dist.cdf(k).clamp(0.0, 1.0),
+        Err(_) => 1.0,
+    }
+}
+
+/// P(X ≤ k) for X negative binomial with mean `mean` and variance
+/// `mean + dispersion·mean²`: the lower tail of [`nb_tail`]'s model.
+pub fn nb_lower_tail(mean: f64, dispersion: f64, k: u64) -> f64 {
+    let mean = mean.max(1e-9);
+    if dispersion.is_nan() || dispersion <= 1e-9 {
+        return poisson_lower_tail(mean, k);
+    }
+    let r = 1.0 / dispersion.min(MAX_DISPERSION);
+    match NegativeBinomial::new(r, r / (r + mean)) {
+        Ok(dist) => dist.cdf(k).clamp(0.0, 1.0),
+        Err(_) => poisson_lower_tail(mean, k),
+    }
+}
+
 /// The smallest count whose tail probability is at most `p`: the upper edge
 /// of the band, for `series --explain`.
 pub fn nb_upper(mean: f64, dispersion: f64, p: f64) -> u64 {
@@ -169,6 +192,27 @@ mod tests {
         let want = (mu / (1.0 + mu)).powi(3);
         assert!((nb_tail(mu, 1.0, 3) - want).abs() < 1e-9);
         assert_eq!(nb_tail(3.0, 0.5, 0), 1.0);
+    }
+
+    #[test]
+    fn lower_tails_are_one_minus_the_upper_tail_above_and_heavier_with_dispersion() {
+        // Table: (mean, dispersion, k); P(X ≤ k) + P(X ≥ k + 1) = 1.
+        for (mean, phi, k) in [
+            (5.0, 0.0, 0),
+            (5.0, 0.0, 3),
+            (100.0, 0.0, 60),
+            (100.0, 0.1, 60),
+            (100.0, 0.5, 10),
+            (0.3, 2.0, 0),
+        ] {
+            let sum = nb_lower_tail(mean, phi, k) + nb_tail(mean, phi, k + 1);
+            assert!((sum - 1.0).abs() < 1e-9, "{mean} {phi} {k}: {sum}");
+        }
+        assert!((poisson_lower_tail(2.0, 0) - (-2.0f64).exp()).abs() < 1e-12);
+        // 40 against 100 is a drop nobody expects from counting noise, and
+        // an ordinary dip for a series that varies by half its level.
+        assert!(poisson_lower_tail(100.0, 40) < 1e-9);
+        assert!(nb_lower_tail(100.0, 0.25, 40) > 0.05);
     }
 
     #[test]

@@ -5,9 +5,10 @@
 
 use super::baseline::{Basis, Reports, Volume};
 use super::evidence::{self, Evidence};
-use super::incident::{Incident, Measure, Severity, Transition, TransitionKind};
+use super::incident::{Direction, Incident, Measure, Severity, Transition, TransitionKind};
+use super::model::{nb_lower_tail, nb_tail, poisson_lower_tail, poisson_tail};
 use super::view::{MAX_ADJUST, WindowView, expectations, window_view};
-use super::{Detector, DetectorConfig, ServiceState, Tested, model, nb_tail, poisson_tail};
+use super::{Detector, DetectorConfig, ServiceState, Tested, model};
 use crate::{MICROS_PER_SEC, Micros};
 use std::collections::VecDeque;
 
@@ -231,7 +232,9 @@ fn learn_variation(config: &DetectorConfig, baseline: &mut Reports, scales: &Sca
 
 /// An open incident at the bucket starting `now`: it takes the bucket's
 /// reports, escalates (`updated`) when its severity grows, and resolves
-/// once the window has been calm long enough.
+/// once the window has been calm long enough. A drop ends at once, with no
+/// cooldown, when the window rises past the firing line: the level came
+/// back and overshot, and the rise is judged on its own next.
 fn follow_incident(
     config: &DetectorConfig,
     state: &mut ServiceState,
@@ -247,16 +250,34 @@ fn follow_incident(
         .filter(|b| b.start == now)
         .map_or(0, |b| b.counts.reports);
     incident.observe(bucket_reports, view.authors);
-    let ratio = view.authors as f64 / view.expected.max(f64::MIN_POSITIVE);
-    let recovering = view.recoveries > view.reports && view.recoveries > 0;
-    let calm = (view.authors as f64) < config.calm_ratio * view.expected
-        || view.authors.saturating_mul(2) < config.min_authors
-        || recovering;
-    if calm {
-        return resolve_when_calm_enough(config, state, scales, now, recovering);
-    }
+    let direction = incident.direction;
+    let started_at = incident.started_at;
+    let severity = match direction {
+        Direction::Up => {
+            let ratio = view.authors as f64 / view.expected.max(f64::MIN_POSITIVE);
+            let recovering = view.recoveries > view.reports && view.recoveries > 0;
+            let calm = (view.authors as f64) < config.calm_ratio * view.expected
+                || view.authors.saturating_mul(2) < config.min_authors
+                || recovering;
+            if calm {
+                return resolve_when_calm_enough(config, state, scales, now, recovering);
+            }
+            Severity::grade(config, ratio, view.authors, at - started_at)
+        }
+        Direction::Down => {
+            if most_surprising(config, scales).is_some() {
+                return resolve(config, state, scales, at, None);
+            }
+            if view.authors as f64 * config.calm_ratio > view.expected {
+                return resolve_when_calm_enough(config, state, scales, now, false);
+            }
+            // How far below has no scale like a ratio above: a drop is
+            // graded by how long it lasts.
+            Severity::grade(config, 1.0, view.authors, at - started_at)
+        }
+    };
     state.calm_since = None;
-    let severity = Severity::grade(config, ratio, view.authors, at - incident.started_at);
+    let incident = state.incident.as_mut()?;
     if severity <= incident.severity {
         return None;
     }
@@ -286,9 +307,21 @@ fn resolve_when_calm_enough(
     if at - since < needed * MICROS_PER_SEC {
         return None;
     }
+    let cooldown_until = now + config.cooldown_secs * MICROS_PER_SEC;
+    resolve(config, state, scales, at, Some(cooldown_until))
+}
+
+/// Closes the open incident at `at` and starts the cooldown, if any.
+fn resolve(
+    config: &DetectorConfig,
+    state: &mut ServiceState,
+    scales: &Scales,
+    at: Micros,
+    cooldown_until: Option<Micros>,
+) -> Option<Transition> {
     let mut incident = state.incident.take()?;
     state.calm_since = None;
-    state.cooldown_until = Some(now + config.cooldown_secs * MICROS_PER_SEC);
+    state.cooldown_until = cooldown_until;
     let measure = scales.measure_window(config);
     let evidence = Evidence::default();
     Some(incident.transition(TransitionKind::Resolved, at, &measure, evidence))
@@ -303,15 +336,30 @@ fn fire(
     scales: &Scales,
     now: Micros,
 ) -> Option<Transition> {
-    let (p, j) = most_surprising(config, scales)?;
+    let (p, j, direction) = match most_surprising(config, scales) {
+        Some((p, j)) => (p, j, Direction::Up),
+        None if config.drops => {
+            let (p, j) = most_surprising_drop(config, scales)?;
+            (p, j, Direction::Down)
+        }
+        None => return None,
+    };
     let at = now + config.bucket_us();
     let fired = &scales.views[j];
-    let ratio = fired.authors as f64 / fired.expected.max(f64::MIN_POSITIVE);
-    let onset = state
-        .recent
-        .iter()
-        .find(|b| b.start >= now - j as i64 * config.bucket_us())
-        .map_or(now, |b| b.start);
+    let scale_start = now - j as i64 * config.bucket_us();
+    let (onset, ratio) = match direction {
+        // The first bucket of the scale that had reports.
+        Direction::Up => (
+            state
+                .recent
+                .iter()
+                .find(|b| b.start >= scale_start)
+                .map_or(now, |b| b.start),
+            fired.authors as f64 / fired.expected.max(f64::MIN_POSITIVE),
+        ),
+        // A drop's buckets may hold nothing at all.
+        Direction::Down => (scale_start, 1.0),
+    };
     let severity = Severity::grade(config, ratio, fired.authors, at - onset);
     let evidence = evidence::gather(state.recent.iter().map(|b| &b.counts), config.samples);
     let mut incident = Incident::open(
@@ -327,6 +375,7 @@ fn fire(
     incident.expected = fired.expected;
     incident.dispersion = scales.dispersion_of(j + 1);
     incident.scale_secs = (j as i64 + 1) * config.bucket_secs;
+    incident.direction = direction;
     let fired_measure = Measure {
         reports: fired.reports,
         authors: fired.authors,
@@ -362,5 +411,39 @@ fn most_surprising(config: &DetectorConfig, scales: &Scales) -> Option<(f64, usi
         }
     }
     debug_assert!(best.is_none_or(|(_, j)| j + 1 >= first_scale));
+    best
+}
+
+/// [`most_surprising`] the other way ([`DetectorConfig::drops`]): the
+/// scale whose window falls furthest below its expectation, by the same
+/// lines (`fire_ratio` times fewer, significant under Poisson noise and
+/// under the learned variance). Never against the prior or while warming
+/// up: falling below a level the detector has not yet learned is no news.
+/// There must also have been something to lose (`min_authors` expected).
+fn most_surprising_drop(config: &DetectorConfig, scales: &Scales) -> Option<(f64, usize)> {
+    if scales.warming_up {
+        return None;
+    }
+    let tried = config.tried();
+    let mut best: Option<(f64, usize)> = None;
+    for (j, v) in scales
+        .views
+        .iter()
+        .enumerate()
+        .skip(config.first_scale() - 1)
+    {
+        if v.basis == Basis::Prior
+            || v.expected < config.min_authors as f64
+            || v.authors as f64 * config.fire_ratio >= v.expected
+        {
+            continue;
+        }
+        let significant = poisson_lower_tail(v.expected, v.authors) * tried <= config.fire_p;
+        let p =
+            (nb_lower_tail(v.expected, scales.dispersion_of(j + 1), v.authors) * tried).min(1.0);
+        if significant && p <= config.ordinary_p && best.is_none_or(|(q, _)| p < q) {
+            best = Some((p, j));
+        }
+    }
     best
 }

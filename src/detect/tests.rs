@@ -741,3 +741,134 @@ fn a_copypasta_hour_does_not_teach_the_baseline_its_accounts() {
         "expected {before:.2} before the storm, {after:.2} after"
     );
 }
+
+/// A gauge's settings as `series` makes them: judged by significance
+/// alone, never before its level is known, and, with `drops`, both ways.
+fn gauge_config(drops: bool) -> DetectorConfig {
+    DetectorConfig {
+        fire_ratio: 1.0,
+        warmup_factor: u64::MAX,
+        drops,
+        ..DetectorConfig::default()
+    }
+}
+
+/// Runs a gauge (one value per bucket, `i` from 0) and returns (bucket
+/// index of `at`, kind, direction) of every transition.
+fn run_gauge(detector: &mut Detector, values: &[u64]) -> Vec<(i64, TransitionKind, Direction)> {
+    let mut out = Vec::new();
+    for (i, &value) in values.iter().enumerate() {
+        let mut b = Bucket {
+            start: T0 + i as i64 * B,
+            ..Bucket::default()
+        };
+        if value > 0 {
+            b.services.insert(
+                "gauge".into(),
+                ServiceCounts {
+                    reports: value,
+                    extra_authors: value,
+                    ..ServiceCounts::default()
+                },
+            );
+        }
+        for t in detector.on_bucket(&b) {
+            out.push(((t.at - T0) / B, t.kind, t.incident.direction));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_gauge_falling_away_is_an_incident_only_when_drops_are_judged() {
+    use Direction::{Down, Up};
+    // Two hours at 100 ± 4, then the level falls for the rest of the
+    // time shown.
+    let level = |i: usize| 96 + (i % 5) as u64 * 2;
+    let series = |after: &dyn Fn(usize) -> u64| -> Vec<u64> {
+        (0..1_000)
+            .map(|i| if i < 720 { level(i) } else { after(i) })
+            .collect()
+    };
+    struct Case {
+        name: &'static str,
+        values: Vec<u64>,
+        drops: bool,
+        /// Kinds and directions in order; the first must come within a
+        /// window (6 buckets) of bucket 720.
+        expect: Vec<(TransitionKind, Direction)>,
+        /// The third transition follows the second in the next bucket (no
+        /// cooldown after a drop a rise ended).
+        back_to_back: bool,
+    }
+    let cases = [
+        Case {
+            name: "a steady gauge stays quiet",
+            values: series(&level),
+            drops: true,
+            expect: vec![],
+            back_to_back: false,
+        },
+        Case {
+            name: "a dip by a tenth is ordinary",
+            values: series(&|i| level(i) * 9 / 10),
+            drops: true,
+            expect: vec![],
+            back_to_back: false,
+        },
+        Case {
+            name: "falls to a tenth for 40 buckets, then comes back",
+            values: series(&|i| if i < 760 { 10 } else { level(i) }),
+            drops: true,
+            expect: vec![(Firing, Down), (Resolved, Down)],
+            back_to_back: false,
+        },
+        Case {
+            name: "falls to nothing and stays down: escalates with time",
+            values: series(&|_| 0),
+            drops: true,
+            expect: vec![(Firing, Down), (Updated, Down), (Updated, Down)],
+            back_to_back: false,
+        },
+        Case {
+            name: "the same fall is no incident when drops are not judged",
+            values: series(&|i| if i < 760 { 10 } else { level(i) }),
+            drops: false,
+            expect: vec![],
+            back_to_back: false,
+        },
+        Case {
+            name: "a rise during a drop ends it at once and fires on its own",
+            values: series(&|i| match i {
+                ..740 => 10,
+                740..760 => 500,
+                _ => level(i),
+            }),
+            drops: true,
+            expect: vec![
+                (Firing, Down),
+                (Resolved, Down),
+                (Firing, Up),
+                (Resolved, Up),
+            ],
+            back_to_back: true,
+        },
+    ];
+    for case in cases {
+        let mut detector = Detector::new(gauge_config(case.drops));
+        let got = run_gauge(&mut detector, &case.values);
+        let kinds: Vec<(TransitionKind, Direction)> = got.iter().map(|t| (t.1, t.2)).collect();
+        assert_eq!(kinds, case.expect, "{}: {got:?}", case.name);
+        if let Some(first) = got.first() {
+            assert!(
+                (721..=727).contains(&first.0),
+                "{}: fired at bucket {}, the fall began at 720",
+                case.name,
+                first.0
+            );
+        }
+        if case.back_to_back {
+            assert_eq!(got[2].0, got[1].0 + 1, "{}: {got:?}", case.name);
+        }
+    }
+}
