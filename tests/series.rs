@@ -272,10 +272,10 @@ fn a_gauge_is_judged_by_its_spread_not_by_a_ratio() {
 }
 
 /// A road's mean speed (about 62 km/h, ±2) that falls to a quarter for
-/// two hours on its sixth day (a closure): a gauge's fall is news as its
-/// rise is, so it fires once, an alert marked `direction: down` that
-/// resolves when the speed is back. Read as a count, it is judged one
-/// way, as outage reports are, and stays quiet.
+/// two hours on its sixth day (a closure): a fall is news as a rise is, so
+/// it fires once, an alert marked `direction: down` that resolves when the
+/// speed is back. Told to judge rises only (`--directions up`, as the
+/// daemon judges outage reports), it stays quiet.
 #[test]
 fn a_gauge_falling_away_fires_one_incident_marked_down() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -323,11 +323,58 @@ fn a_gauge_falling_away_fires_one_incident_marked_down() {
         (onset..onset + 30).contains(&minute),
         "fired at minute {minute} for a fall at {onset}"
     );
-    let (as_count, _) = firings(&["--kind", "count"], &path, start);
-    let as_count: Vec<i64> = as_count.into_iter().filter(|m| *m > 10).collect();
+    let (rises_only, _) = firings(&["--directions", "up"], &path, start);
+    assert!(rises_only.is_empty(), "a fall is no rise: {rises_only:?}");
+}
+
+/// Falls in a count: a busy count (rides, requests: about 900 every 5
+/// minutes with a daily rhythm) that falls to a fifth for three hours on
+/// its eighth day fires one incident marked down, while a sparse count of
+/// reports (0 to 2 a minute) falling silent for ten hours fires nothing:
+/// silence is what its expectation allows, and so it is in the daemon,
+/// where fewer reports is good news.
+#[test]
+fn a_busy_count_falling_away_fires_and_a_sparse_one_falling_silent_does_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let start = chrono::DateTime::parse_from_rfc3339("2026-07-01T00:00:00Z").expect("time");
+    let busy = dir.path().join("rides.csv");
+    let fall = 7 * 288 + 120..7 * 288 + 156;
+    let mut csv = String::from("timestamp,value\n");
+    for i in 0..9 * 288i64 {
+        let t = (start + chrono::Duration::minutes(5 * i)).to_rfc3339();
+        let hour = (i % 288) as f64 / 12.0;
+        let daily = 900.0 + 300.0 * (hour / 24.0 * std::f64::consts::TAU).sin();
+        let noise = [0.0, 25.0, -18.0, 31.0, -27.0, 9.0, -14.0][(i % 7) as usize];
+        let v = (daily + noise) * if fall.contains(&i) { 0.2 } else { 1.0 };
+        writeln!(csv, "{t},{}", v.round()).expect("write");
+    }
+    std::fs::write(&busy, csv).expect("write");
+    let out = series(&[], &busy);
+    let firing: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON line"))
+        .filter(|a| a["state"] == "firing")
+        .collect();
+    let downs: Vec<&serde_json::Value> =
+        firing.iter().filter(|a| a["direction"] == "down").collect();
+    // Within the window (6 buckets): a count's window must fall to a
+    // quarter of its expectation (`fire_ratio`), as a rise must reach 4×.
+    assert_eq!(downs.len(), 1, "one fall: {firing:#?}");
+    let at = chrono::DateTime::parse_from_rfc3339(downs[0]["at"].as_str().expect("at"))
+        .expect("rfc3339");
+    let minute = (at - start).num_minutes();
     assert!(
-        as_count.is_empty(),
-        "a count falling is no outage: {as_count:?}"
+        (fall.start * 5..=fall.start * 5 + 30).contains(&minute),
+        "fired at minute {minute} for a fall at {}",
+        fall.start * 5
+    );
+    let sparse = dir.path().join("reports.csv");
+    std::fs::write(&sparse, series_csv(4 * 24 * 60, 3000..3600, 0)).expect("write");
+    let out = series(&[], &sparse);
+    let alerts = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !alerts.contains("\"down\""),
+        "a sparse count falling silent: {alerts}"
     );
 }
 

@@ -56,6 +56,21 @@ pub struct SeriesArgs {
     /// for a count, missing for a gauge.
     #[arg(long, value_enum)]
     gaps: Option<Gaps>,
+    /// Which departures from the normal are incidents: `both` (rises and
+    /// falls: a level or a volume dropping away is news) or `up` (rises
+    /// only, as the daemon judges outage reports, of which fewer is good
+    /// news).
+    #[arg(long, value_enum, default_value_t = Directions::Both)]
+    directions: Directions,
+}
+
+/// Which ways a series may leave its band and page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Directions {
+    /// Rises only: fewer reports of an outage is good news.
+    Up,
+    /// Rises and falls ([`DetectorConfig::drops`]).
+    Both,
 }
 
 /// What a series' values are; see the README ("What it assumes").
@@ -90,9 +105,8 @@ pub enum Gaps {
 /// far outside its learned spread. Nor is a gauge judged before the
 /// detector knows its level (`warmup_factor` unreachable): the prior, 0.2
 /// reports a minute, says nothing about a CPU % or a temperature, and
-/// every gauge stood "far above" it at its first row. A gauge is judged
-/// both ways ([`DetectorConfig::drops`]): a throughput or a speed falling
-/// away is as much news as a spike.
+/// every gauge stood "far above" it at its first row. Falls are not
+/// judged here, as the daemon does not judge them: `--directions` decides.
 pub fn config_for(
     base: &DetectorConfig,
     bucket_secs: i64,
@@ -118,7 +132,6 @@ pub fn config_for(
         medium_after_secs: scale(d.medium_after_secs),
         high_after_secs: scale(d.high_after_secs),
         min_scale_secs: scale(d.min_scale_secs),
-        drops: gauge,
         ..d
     }
 }
@@ -187,13 +200,9 @@ pub fn run(args: SeriesArgs) -> anyhow::Result<ExitCode> {
         .gaps
         .unwrap_or(if gauge { Gaps::Missing } else { Gaps::Quiet });
     let unit = unit_scale(&points, gauge);
-    let mut detector = Detector::new(config_for(
-        &base,
-        bucket_secs,
-        window_buckets,
-        min_count,
-        gauge,
-    ));
+    let mut config = config_for(&base, bucket_secs, window_buckets, min_count, gauge);
+    config.drops = args.directions == Directions::Both;
+    let mut detector = Detector::new(config);
     let alerts = feed(
         &mut detector,
         &points,
