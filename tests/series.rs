@@ -64,10 +64,7 @@ fn a_surge_in_a_count_series_is_one_incident_named_after_the_file() {
     let path = dir.path().join("checkout_errors.csv");
     std::fs::write(&path, series_csv(3 * 24 * 60, 3000..3020, 40)).expect("write");
     let out = series(&[], &path);
-    let alerts: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect();
+    let alerts = alerts(&out);
     let states: Vec<&str> = alerts.iter().filter_map(|a| a["state"].as_str()).collect();
     assert_eq!(states.first(), Some(&"firing"), "{alerts:#?}");
     assert_eq!(states.last(), Some(&"resolved"));
@@ -220,17 +217,39 @@ fn firings(
     start: chrono::DateTime<chrono::FixedOffset>,
 ) -> (Vec<i64>, String) {
     let out = series(args, path);
-    let firing = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON line"))
+    let firing = alerts(&out)
+        .iter()
         .filter(|a| a["state"] == "firing")
-        .map(|a| {
-            let at = chrono::DateTime::parse_from_rfc3339(a["at"].as_str().expect("at"))
-                .expect("rfc3339");
-            (at - start).num_minutes()
-        })
+        .map(|a| minute_of(a, start))
         .collect();
     (firing, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// The alerts a `series` run printed, one JSON object a line.
+fn alerts(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
+
+/// Minutes from `start` to an alert's `at`.
+fn minute_of(alert: &serde_json::Value, start: chrono::DateTime<chrono::FixedOffset>) -> i64 {
+    let at =
+        chrono::DateTime::parse_from_rfc3339(alert["at"].as_str().expect("at")).expect("rfc3339");
+    (at - start).num_minutes()
+}
+
+/// A series of `rows` readings five minutes apart from 2026-07-01T00:00Z,
+/// row `i` holding `value(i)`.
+fn five_minutely(rows: i64, value: impl Fn(i64) -> String) -> String {
+    let start = chrono::DateTime::parse_from_rfc3339("2026-07-01T00:00:00Z").expect("time");
+    let mut csv = String::from("timestamp,value\n");
+    for i in 0..rows {
+        let t = (start + chrono::Duration::minutes(5 * i)).to_rfc3339();
+        writeln!(csv, "{t},{}", value(i)).expect("write");
+    }
+    csv
 }
 
 /// A latency gauge (about 45 ms, ±2 %) that doubles for two hours on its
@@ -244,13 +263,11 @@ fn a_gauge_is_judged_by_its_spread_not_by_a_ratio() {
     let path = dir.path().join("latency.csv");
     let start = chrono::DateTime::parse_from_rfc3339("2026-07-01T00:00:00Z").expect("time");
     let rise = 6 * 24 * 12 + 100..6 * 24 * 12 + 124;
-    let mut csv = String::from("timestamp,value\n");
-    for i in 0..8 * 24 * 12i64 {
-        let t = (start + chrono::Duration::minutes(5 * i)).to_rfc3339();
+    let csv = five_minutely(8 * 24 * 12, |i| {
         let noise = [0.0, 0.6, -0.4, 0.9, -0.8, 0.3, -0.5][(i % 7) as usize];
         let v = 45.0 + noise + if rise.contains(&i) { 45.0 } else { 0.0 };
-        writeln!(csv, "{t},{v:.1}").expect("write");
-    }
+        format!("{v:.1}")
+    });
     std::fs::write(&path, csv).expect("write");
     // One incident, the rise: a gauge is not judged before its level is
     // known, so its first rows do not fire either.
@@ -282,19 +299,13 @@ fn a_gauge_falling_away_fires_one_incident_marked_down() {
     let path = dir.path().join("speed.csv");
     let start = chrono::DateTime::parse_from_rfc3339("2026-07-01T00:00:00Z").expect("time");
     let fall = 5 * 24 * 12 + 96..5 * 24 * 12 + 120;
-    let mut csv = String::from("timestamp,value\n");
-    for i in 0..7 * 24 * 12i64 {
-        let t = (start + chrono::Duration::minutes(5 * i)).to_rfc3339();
+    let csv = five_minutely(7 * 24 * 12, |i| {
         let noise = [0.0, 1.4, -0.9, 2.1, -1.7, 0.6, -1.2][(i % 7) as usize];
         let v = if fall.contains(&i) { 15.0 } else { 62.0 } + noise;
-        writeln!(csv, "{t},{v:.1}").expect("write");
-    }
+        format!("{v:.1}")
+    });
     std::fs::write(&path, csv).expect("write");
-    let out = series(&[], &path);
-    let alerts: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect();
+    let alerts = alerts(&series(&[], &path));
     let states: Vec<(&str, &str)> = alerts
         .iter()
         .map(|a| {
@@ -315,10 +326,8 @@ fn a_gauge_falling_away_fires_one_incident_marked_down() {
         "one incident: {states:?}"
     );
     assert_eq!(states.last(), Some(&("resolved", "down")), "{states:?}");
-    let fired = chrono::DateTime::parse_from_rfc3339(alerts[0]["at"].as_str().expect("at"))
-        .expect("rfc3339");
     let onset = fall.start * 5;
-    let minute = (fired - start).num_minutes();
+    let minute = minute_of(&alerts[0], start);
     assert!(
         (onset..onset + 30).contains(&minute),
         "fired at minute {minute} for a fall at {onset}"
@@ -339,20 +348,16 @@ fn a_busy_count_falling_away_fires_and_a_sparse_one_falling_silent_does_not() {
     let start = chrono::DateTime::parse_from_rfc3339("2026-07-01T00:00:00Z").expect("time");
     let busy = dir.path().join("rides.csv");
     let fall = 7 * 288 + 120..7 * 288 + 156;
-    let mut csv = String::from("timestamp,value\n");
-    for i in 0..9 * 288i64 {
-        let t = (start + chrono::Duration::minutes(5 * i)).to_rfc3339();
+    let csv = five_minutely(9 * 288, |i| {
         let hour = (i % 288) as f64 / 12.0;
         let daily = 900.0 + 300.0 * (hour / 24.0 * std::f64::consts::TAU).sin();
         let noise = [0.0, 25.0, -18.0, 31.0, -27.0, 9.0, -14.0][(i % 7) as usize];
         let v = (daily + noise) * if fall.contains(&i) { 0.2 } else { 1.0 };
-        writeln!(csv, "{t},{}", v.round()).expect("write");
-    }
+        format!("{}", v.round())
+    });
     std::fs::write(&busy, csv).expect("write");
-    let out = series(&[], &busy);
-    let firing: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON line"))
+    let firing: Vec<serde_json::Value> = alerts(&series(&[], &busy))
+        .into_iter()
         .filter(|a| a["state"] == "firing")
         .collect();
     let downs: Vec<&serde_json::Value> =
@@ -360,9 +365,7 @@ fn a_busy_count_falling_away_fires_and_a_sparse_one_falling_silent_does_not() {
     // Within the window (6 buckets): a count's window must fall to a
     // quarter of its expectation (`fire_ratio`), as a rise must reach 4×.
     assert_eq!(downs.len(), 1, "one fall: {firing:#?}");
-    let at = chrono::DateTime::parse_from_rfc3339(downs[0]["at"].as_str().expect("at"))
-        .expect("rfc3339");
-    let minute = (at - start).num_minutes();
+    let minute = minute_of(downs[0], start);
     assert!(
         (fall.start * 5..=fall.start * 5 + 30).contains(&minute),
         "fired at minute {minute} for a fall at {}",
