@@ -107,7 +107,7 @@ fn explain_prints_one_row_per_bucket_with_the_band_and_the_firing() {
     let mut lines = text.lines();
     assert_eq!(
         lines.next(),
-        Some("timestamp,value,count,expected,upper,p_value,dispersion,basis,state")
+        Some("timestamp,value,count,expected,upper,p_value,dispersion,basis,state,lower")
     );
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     assert_eq!(rows.len(), 3 * 24 * 60, "one row per bucket");
@@ -124,6 +124,8 @@ fn explain_prints_one_row_per_bucket_with_the_band_and_the_firing() {
     let count: u64 = quiet[2].parse().expect("count");
     let upper: u64 = quiet[4].parse().expect("upper");
     assert!(count < upper, "{quiet:?}");
+    // A count of a few a minute has no lower edge: no fall of it is rare.
+    assert_eq!(quiet[9], "", "{quiet:?}");
 }
 
 #[test]
@@ -334,6 +336,28 @@ fn a_gauge_falling_away_fires_one_incident_marked_down() {
     );
     let (rises_only, _) = firings(&["--directions", "up"], &path, start);
     assert!(rises_only.is_empty(), "a fall is no rise: {rises_only:?}");
+    // `--explain`: the fall fires at or below the band's lower edge, and
+    // an ordinary row stands above it.
+    let explain = series(&["--explain"], &path);
+    let text = String::from_utf8_lossy(&explain.stdout);
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    let edge = |row: &[&str]| -> (u64, u64) {
+        let count = row[2].parse().expect("count");
+        let lower = row[9].parse().expect("a lower edge");
+        (count, lower)
+    };
+    let firing = rows
+        .iter()
+        .find(|r| r[8] == "firing")
+        .expect("a firing row");
+    let (count, lower) = edge(firing);
+    assert!(count <= lower, "{firing:?}");
+    let (count, lower) = edge(&rows[4 * 24 * 12]);
+    assert!(count > lower, "{:?}", rows[4 * 24 * 12]);
 }
 
 /// Falls in a count: a busy count (rides, requests: about 900 every 5

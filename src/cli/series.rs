@@ -42,7 +42,7 @@ pub struct SeriesArgs {
     #[arg(long)]
     min_count: Option<u64>,
     /// Print one CSV row per bucket fed to the detector (expected, upper,
-    /// p_value, dispersion, basis, state) instead of the alerts.
+    /// p_value, dispersion, basis, state, lower) instead of the alerts.
     #[arg(long)]
     explain: bool,
     /// What the values are: `count` (events in the bucket), `gauge` (a
@@ -278,7 +278,7 @@ fn feed(
     if explain {
         writeln!(
             out,
-            "timestamp,value,count,expected,upper,p_value,dispersion,basis,state"
+            "timestamp,value,count,expected,upper,p_value,dispersion,basis,state,lower"
         )?;
     }
     let mut alerts = 0;
@@ -318,27 +318,24 @@ fn explain_row(
                 ""
             }
         },
-        |t| match t.kind {
-            TransitionKind::Firing => "firing",
-            TransitionKind::Updated => "updated",
-            TransitionKind::Resolved => "resolved",
-        },
+        |t| t.kind.as_str(),
     );
     match detector.explain(service) {
         Some(e) => writeln!(
             out,
-            "{},{value},{},{:.3},{},{:.3e},{:.4},{},{state}",
+            "{},{value},{},{:.3},{},{:.3e},{:.4},{},{state},{}",
             crate::alert::rfc3339(bucket.start),
             e.authors,
             e.expected,
             e.upper,
             e.p_value,
             e.dispersion,
-            basis_name(e.basis)
+            basis_name(e.basis),
+            e.lower.map_or_else(String::new, |k| k.to_string())
         )?,
         None => writeln!(
             out,
-            "{},{value},0,,,,,,{state}",
+            "{},{value},0,,,,,,{state},",
             crate::alert::rfc3339(bucket.start)
         )?,
     }

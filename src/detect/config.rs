@@ -181,6 +181,22 @@ impl DetectorConfig {
         ))
     }
 
+    /// The largest count that fires as a fall against `expected` (by the
+    /// same lines as [`DetectorConfig::pages_at`], below `expected /
+    /// fire_ratio`, and only where `min_authors` were expected): the lower
+    /// edge of the band, `None` where no count does.
+    pub(super) fn falls_at(&self, expected: f64, dispersion: f64, tried: f64) -> Option<u64> {
+        if expected < self.min_authors as f64 {
+            return None;
+        }
+        // The largest count strictly below `expected / fire_ratio`.
+        let by_ratio =
+            ((expected / self.fire_ratio.max(f64::MIN_POSITIVE)).ceil() as u64).checked_sub(1)?;
+        let poisson = model::nb_lower(expected, 0.0, self.fire_p / tried)?;
+        let learned = model::nb_lower(expected, dispersion, self.ordinary_p / tried)?;
+        Some(poisson.min(learned).min(by_ratio))
+    }
+
     /// The `min_authors` in force: multiplied by `warmup_factor` while the
     /// detector is still warming up (see [`DetectorConfig::warmup_factor`]).
     pub(super) fn min_authors_now(&self, warming_up: bool) -> u64 {

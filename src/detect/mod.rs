@@ -118,6 +118,9 @@ pub struct Explained {
     pub dispersion: f64,
     /// The smallest window count that would fire at this scale.
     pub upper: u64,
+    /// The largest window count that would fire as a fall, when falls are
+    /// judged ([`DetectorConfig::drops`]) and some count would.
+    pub lower: Option<u64>,
     /// Chance probability of the window (times the scales tried).
     pub p_value: f64,
     pub basis: Basis,
@@ -144,6 +147,9 @@ impl Tested {
                 .pages_at(self.expected, self.dispersion, tried)
                 .max(config.min_authors)
                 .max((config.fire_ratio * self.expected).ceil() as u64),
+            lower: (config.drops && self.basis != Basis::Prior)
+                .then(|| config.falls_at(self.expected, self.dispersion, tried))
+                .flatten(),
             p_value: (window_p * tried).min(1.0),
             authors: self.authors,
             basis: self.basis,

@@ -110,6 +110,34 @@ pub fn nb_upper(mean: f64, dispersion: f64, p: f64) -> u64 {
     hi
 }
 
+/// The largest count whose lower tail probability is at most `p`: the
+/// lower edge of the band, for `series --explain` (`None` when even 0 is
+/// more likely than that).
+pub fn nb_lower(mean: f64, dispersion: f64, p: f64) -> Option<u64> {
+    if nb_lower_tail(mean, dispersion, 0) > p {
+        return None;
+    }
+    // Invariant: lower_tail(lo) <= p, lower_tail(hi) > p (the tail reaches
+    // 1 well past the mean).
+    let (mut lo, mut hi) = (0u64, (mean.max(1.0) * 2.0).ceil() as u64 + 1);
+    while nb_lower_tail(mean, dispersion, hi) <= p {
+        lo = hi;
+        hi = hi.saturating_mul(2);
+        if hi >= 1 << 40 {
+            return Some(lo);
+        }
+    }
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if nb_lower_tail(mean, dispersion, mid) <= p {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Some(lo)
+}
+
 /// Learned dispersion per scale (index 0: the last bucket alone, …, the
 /// last: the whole window).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -213,6 +241,20 @@ mod tests {
         // an ordinary dip for a series that varies by half its level.
         assert!(poisson_lower_tail(100.0, 40) < 1e-9);
         assert!(nb_lower_tail(100.0, 0.25, 40) > 0.05);
+    }
+
+    #[test]
+    fn the_lower_band_is_the_last_count_within_p() {
+        for (mean, phi) in [(50.0, 0.0), (600.0, 0.1), (300.0, 0.3), (2_000.0, 0.02)] {
+            let low = nb_lower(mean, phi, 1e-5).expect("a count this far down is rare");
+            assert!(nb_lower_tail(mean, phi, low) <= 1e-5);
+            assert!(
+                nb_lower_tail(mean, phi, low + 1) > 1e-5,
+                "{mean} {phi} {low}"
+            );
+        }
+        // Around 3 expected, nothing is rare enough: even 0 has e^-3.
+        assert_eq!(nb_lower(3.0, 0.0, 1e-5), None);
     }
 
     #[test]
