@@ -97,7 +97,7 @@ pub struct AlertModel {
     /// `upstream:PROVIDER` incident: every service of the group).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub related: Vec<String>,
-    /// `down` when a gauge fell far below its expectation (`series` only);
+    /// `down` when a series fell far below its expectation (`series` only);
     /// absent for every rise, which is what the daemon's alerts are.
     #[serde(default, skip_serializing_if = "Direction::is_up")]
     pub direction: Direction,

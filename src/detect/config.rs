@@ -91,9 +91,10 @@ pub struct DetectorConfig {
     /// Also open an incident when the window falls as far *below* its
     /// expectation as a firing window stands above it. Not a setting of
     /// the daemon (a count of outage reports falling is good news, and it
-    /// is not read from the config file): `series` turns it on for a
-    /// gauge, whose drop (a throughput, a speed, a request rate falling
-    /// away) is as much an anomaly as its rise.
+    /// is not read from the config file): `series` turns it on unless told
+    /// `--directions up`, as a series from elsewhere falling away (a
+    /// throughput, a speed, a request rate) is as much an anomaly as its
+    /// rise.
     #[serde(skip)]
     pub drops: bool,
 }

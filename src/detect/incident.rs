@@ -62,7 +62,8 @@ pub enum Direction {
     /// gauge spikes.
     #[default]
     Up,
-    /// Far below it: a gauge drops (only with [`DetectorConfig::drops`]).
+    /// Far below it: a level or a volume falls away (only with
+    /// [`DetectorConfig::drops`]).
     Down,
 }
 

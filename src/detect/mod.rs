@@ -23,8 +23,8 @@
 //!   saying the service is back outnumber the reports; a dip shorter than
 //!   that keeps the incident open (no flapping);
 //! - after a resolution, wait `cooldown_secs` before a new incident.
-//! - with `drops` (set by `series` for a gauge, never by the daemon, for
-//!   which fewer reports is good news), a window as far *below* its
+//! - with `drops` (set by `series`, never by the daemon, for which fewer
+//!   reports is good news), a window as far *below* its
 //!   expectation by the same lines opens an incident of direction
 //!   [`Direction::Down`], graded by duration and ended at once by a rise.
 //!

@@ -88,54 +88,47 @@ pub fn nb_lower_tail(mean: f64, dispersion: f64, k: u64) -> f64 {
 }
 
 /// The smallest count whose tail probability is at most `p`: the upper edge
-/// of the band, for `series --explain`.
+/// of the band, for `series --explain` ([`SEARCH_CAP`] if none below it).
 pub fn nb_upper(mean: f64, dispersion: f64, p: f64) -> u64 {
-    let (mut lo, mut hi) = (0u64, 1u64);
-    while nb_tail(mean, dispersion, hi) > p {
-        lo = hi;
-        hi = hi.saturating_mul(2);
-        if hi >= 1 << 40 {
-            return hi;
-        }
-    }
-    // Invariant: tail(lo) > p (or lo = 0), tail(hi) <= p.
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if nb_tail(mean, dispersion, mid) > p {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    hi
+    first_count(|k| nb_tail(mean, dispersion, k) <= p)
 }
 
 /// The largest count whose lower tail probability is at most `p`: the
 /// lower edge of the band, for `series --explain` (`None` when even 0 is
 /// more likely than that).
 pub fn nb_lower(mean: f64, dispersion: f64, p: f64) -> Option<u64> {
-    if nb_lower_tail(mean, dispersion, 0) > p {
-        return None;
+    first_count(|k| nb_lower_tail(mean, dispersion, k) > p).checked_sub(1)
+}
+
+/// Where the band's edges are looked for: counts up to about 10¹², past
+/// which a count is as good as endless (and the tails slow to work out).
+const SEARCH_CAP: u64 = 1 << 40;
+
+/// The smallest count `k` for which `holds(k)`, for a `holds` that is
+/// false up to some count and true from it on: doubling, then bisecting.
+/// [`SEARCH_CAP`] if it holds for no smaller count.
+fn first_count(holds: impl Fn(u64) -> bool) -> u64 {
+    if holds(0) {
+        return 0;
     }
-    // Invariant: lower_tail(lo) <= p, lower_tail(hi) > p (the tail reaches
-    // 1 well past the mean).
-    let (mut lo, mut hi) = (0u64, (mean.max(1.0) * 2.0).ceil() as u64 + 1);
-    while nb_lower_tail(mean, dispersion, hi) <= p {
-        lo = hi;
-        hi = hi.saturating_mul(2);
-        if hi >= 1 << 40 {
-            return Some(lo);
+    let (mut lo, mut hi) = (0u64, 1u64);
+    while !holds(hi) {
+        if hi >= SEARCH_CAP {
+            return SEARCH_CAP;
         }
+        lo = hi;
+        hi *= 2;
     }
+    // Invariant: not holds(lo), holds(hi).
     while hi - lo > 1 {
         let mid = lo + (hi - lo) / 2;
-        if nb_lower_tail(mean, dispersion, mid) <= p {
-            lo = mid;
-        } else {
+        if holds(mid) {
             hi = mid;
+        } else {
+            lo = mid;
         }
     }
-    Some(lo)
+    hi
 }
 
 /// Learned dispersion per scale (index 0: the last bucket alone, …, the
@@ -255,6 +248,10 @@ mod tests {
         }
         // Around 3 expected, nothing is rare enough: even 0 has e^-3.
         assert_eq!(nb_lower(3.0, 0.0, 1e-5), None);
+        // Counts past the search's reach end it: the edges are capped, and
+        // a mean near u64::MAX neither wraps around nor hangs.
+        assert_eq!(nb_upper(1e18, 0.1, 1e-5), SEARCH_CAP);
+        assert_eq!(nb_lower(1e19, 0.0, 1e-5), Some(SEARCH_CAP - 1));
     }
 
     #[test]

@@ -232,9 +232,13 @@ fn learn_variation(config: &DetectorConfig, baseline: &mut Reports, scales: &Sca
 
 /// An open incident at the bucket starting `now`: it takes the bucket's
 /// reports, escalates (`updated`) when its severity grows, and resolves
-/// once the window has been calm long enough. A drop ends at once, with no
+/// once the window has been calm long enough. A fall ends at once, with no
 /// cooldown, when the window rises past the firing line: the level came
-/// back and overshot, and the rise is judged on its own next.
+/// back and overshot, a second event, judged on its own next. Not the
+/// other way round: a spike that collapses (a burst of work, then idle) is
+/// the spike calming down. Measured both ways on NAB's series: ending a
+/// rise at a fall too fired more and scored lower (README, "Falls are judged
+/// too").
 fn follow_incident(
     config: &DetectorConfig,
     state: &mut ServiceState,
@@ -265,7 +269,7 @@ fn follow_incident(
             Severity::grade(config, ratio, view.authors, at - started_at)
         }
         Direction::Down => {
-            if most_surprising(config, scales).is_some() {
+            if most_surprising(config, scales, Direction::Up).is_some() {
                 return resolve(config, state, scales, at, None);
             }
             if view.authors as f64 * config.calm_ratio > view.expected {
@@ -336,14 +340,9 @@ fn fire(
     scales: &Scales,
     now: Micros,
 ) -> Option<Transition> {
-    let (p, j, direction) = match most_surprising(config, scales) {
-        Some((p, j)) => (p, j, Direction::Up),
-        None if config.drops => {
-            let (p, j) = most_surprising_drop(config, scales)?;
-            (p, j, Direction::Down)
-        }
-        None => return None,
-    };
+    let (direction, (p, j)) = [Direction::Up, Direction::Down]
+        .into_iter()
+        .find_map(|d| most_surprising(config, scales, d).map(|found| (d, found)))?;
     let at = now + config.bucket_us();
     let fired = &scales.views[j];
     let scale_start = now - j as i64 * config.bucket_us();
@@ -392,58 +391,50 @@ fn fire(
 }
 
 /// The scale (index into [`Scales::views`]) that passes every test with
-/// the smallest chance probability, and that probability: enough authors
-/// (more while warming up), `fire_ratio` times the expectation, and
-/// significant under both Poisson noise and the learned variance.
-fn most_surprising(config: &DetectorConfig, scales: &Scales) -> Option<(f64, usize)> {
+/// the smallest chance probability, and that probability. A rise needs
+/// enough authors (more while warming up), `fire_ratio` times the
+/// expectation, and significance under both Poisson noise and the learned
+/// variance. A fall ([`DetectorConfig::drops`]) is judged by the same
+/// lines the other way (`fire_ratio` times fewer, the lower tails), and
+/// only where `min_authors` were expected, never against the prior or
+/// while warming up: falling below a level the detector has not learned
+/// is no news.
+fn most_surprising(
+    config: &DetectorConfig,
+    scales: &Scales,
+    direction: Direction,
+) -> Option<(f64, usize)> {
+    if direction == Direction::Down && (!config.drops || scales.warming_up) {
+        return None;
+    }
     let min_authors = config.min_authors_now(scales.warming_up);
     let tried = config.tried();
     let first_scale = config.first_scale();
     let mut best: Option<(f64, usize)> = None;
     for (j, v) in scales.views.iter().enumerate().skip(first_scale - 1) {
-        if v.authors < min_authors || (v.authors as f64) < config.fire_ratio * v.expected {
+        let (n, e) = (v.authors, v.expected);
+        let far = match direction {
+            Direction::Up => n >= min_authors && n as f64 >= config.fire_ratio * e,
+            Direction::Down => {
+                v.basis != Basis::Prior
+                    && e >= config.min_authors as f64
+                    && (n as f64) * config.fire_ratio < e
+            }
+        };
+        if !far {
             continue;
         }
-        let significant = poisson_tail(v.expected, v.authors) * tried <= config.fire_p;
-        let p = (nb_tail(v.expected, scales.dispersion_of(j + 1), v.authors) * tried).min(1.0);
+        let dispersion = scales.dispersion_of(j + 1);
+        let (poisson, learned) = match direction {
+            Direction::Up => (poisson_tail(e, n), nb_tail(e, dispersion, n)),
+            Direction::Down => (poisson_lower_tail(e, n), nb_lower_tail(e, dispersion, n)),
+        };
+        let significant = poisson * tried <= config.fire_p;
+        let p = (learned * tried).min(1.0);
         if significant && p <= config.ordinary_p && best.is_none_or(|(q, _)| p < q) {
             best = Some((p, j));
         }
     }
     debug_assert!(best.is_none_or(|(_, j)| j + 1 >= first_scale));
-    best
-}
-
-/// [`most_surprising`] the other way ([`DetectorConfig::drops`]): the
-/// scale whose window falls furthest below its expectation, by the same
-/// lines (`fire_ratio` times fewer, significant under Poisson noise and
-/// under the learned variance). Never against the prior or while warming
-/// up: falling below a level the detector has not yet learned is no news.
-/// There must also have been something to lose (`min_authors` expected).
-fn most_surprising_drop(config: &DetectorConfig, scales: &Scales) -> Option<(f64, usize)> {
-    if scales.warming_up {
-        return None;
-    }
-    let tried = config.tried();
-    let mut best: Option<(f64, usize)> = None;
-    for (j, v) in scales
-        .views
-        .iter()
-        .enumerate()
-        .skip(config.first_scale() - 1)
-    {
-        if v.basis == Basis::Prior
-            || v.expected < config.min_authors as f64
-            || v.authors as f64 * config.fire_ratio >= v.expected
-        {
-            continue;
-        }
-        let significant = poisson_lower_tail(v.expected, v.authors) * tried <= config.fire_p;
-        let p =
-            (nb_lower_tail(v.expected, scales.dispersion_of(j + 1), v.authors) * tried).min(1.0);
-        if significant && p <= config.ordinary_p && best.is_none_or(|(q, _)| p < q) {
-            best = Some((p, j));
-        }
-    }
     best
 }

@@ -754,8 +754,11 @@ fn gauge_config(drops: bool) -> DetectorConfig {
 }
 
 /// Runs a gauge (one value per bucket, `i` from 0) and returns (bucket
-/// index of `at`, kind, direction) of every transition.
-fn run_gauge(detector: &mut Detector, values: &[u64]) -> Vec<(i64, TransitionKind, Direction)> {
+/// index of `at`, kind, direction, severity) of every transition.
+fn run_gauge(
+    detector: &mut Detector,
+    values: &[u64],
+) -> Vec<(i64, TransitionKind, Direction, Severity)> {
     let mut out = Vec::new();
     for (i, &value) in values.iter().enumerate() {
         let mut b = Bucket {
@@ -773,17 +776,22 @@ fn run_gauge(detector: &mut Detector, values: &[u64]) -> Vec<(i64, TransitionKin
             );
         }
         for t in detector.on_bucket(&b) {
-            out.push(((t.at - T0) / B, t.kind, t.incident.direction));
+            out.push((
+                (t.at - T0) / B,
+                t.kind,
+                t.incident.direction,
+                t.incident.severity,
+            ));
         }
     }
     out
 }
 
+// Over 60 lines on purpose: one table of cases and a short loop.
 #[test]
 fn a_gauge_falling_away_is_an_incident_only_when_drops_are_judged() {
     use Direction::{Down, Up};
-    // Two hours at 100 ± 4, then the level falls for the rest of the
-    // time shown.
+    // Two hours at 100 ± 4, then whatever the case does from bucket 720.
     let level = |i: usize| 96 + (i % 5) as u64 * 2;
     let series = |after: &dyn Fn(usize) -> u64| -> Vec<u64> {
         (0..1_000)
@@ -794,11 +802,11 @@ fn a_gauge_falling_away_is_an_incident_only_when_drops_are_judged() {
         name: &'static str,
         values: Vec<u64>,
         drops: bool,
-        /// Kinds and directions in order; the first must come within a
-        /// window (6 buckets) of bucket 720.
-        expect: Vec<(TransitionKind, Direction)>,
-        /// The third transition follows the second in the next bucket (no
-        /// cooldown after a drop a rise ended).
+        /// Kinds, directions and severities in order; the first must come
+        /// within a window (6 buckets) of bucket 720.
+        expect: Vec<(TransitionKind, Direction, Severity)>,
+        /// The third transition follows the second in the next bucket: no
+        /// cooldown after a fall a rise ended.
         back_to_back: bool,
     }
     let cases = [
@@ -820,14 +828,19 @@ fn a_gauge_falling_away_is_an_incident_only_when_drops_are_judged() {
             name: "falls to a tenth for 40 buckets, then comes back",
             values: series(&|i| if i < 760 { 10 } else { level(i) }),
             drops: true,
-            expect: vec![(Firing, Down), (Resolved, Down)],
+            expect: vec![(Firing, Down, Low), (Resolved, Down, Low)],
             back_to_back: false,
         },
         Case {
+            // Medium after 600 s (60 buckets), high after 1800 s (180).
             name: "falls to nothing and stays down: escalates with time",
             values: series(&|_| 0),
             drops: true,
-            expect: vec![(Firing, Down), (Updated, Down), (Updated, Down)],
+            expect: vec![
+                (Firing, Down, Low),
+                (Updated, Down, Medium),
+                (Updated, Down, High),
+            ],
             back_to_back: false,
         },
         Case {
@@ -838,7 +851,7 @@ fn a_gauge_falling_away_is_an_incident_only_when_drops_are_judged() {
             back_to_back: false,
         },
         Case {
-            name: "a rise during a drop ends it at once and fires on its own",
+            name: "a rise during a fall ends it at once and fires on its own",
             values: series(&|i| match i {
                 ..740 => 10,
                 740..760 => 500,
@@ -846,23 +859,34 @@ fn a_gauge_falling_away_is_an_incident_only_when_drops_are_judged() {
             }),
             drops: true,
             expect: vec![
-                (Firing, Down),
-                (Resolved, Down),
-                (Firing, Up),
-                (Resolved, Up),
+                (Firing, Down, Low),
+                (Resolved, Down, Low),
+                (Firing, Up, Low),
+                (Resolved, Up, Low),
             ],
             back_to_back: true,
+        },
+        Case {
+            name: "a collapse after a spike is the spike calming down",
+            values: series(&|i| match i {
+                ..740 => 500,
+                740..780 => 0,
+                _ => level(i),
+            }),
+            drops: true,
+            expect: vec![(Firing, Up, Low), (Resolved, Up, Low)],
+            back_to_back: false,
         },
     ];
     for case in cases {
         let mut detector = Detector::new(gauge_config(case.drops));
         let got = run_gauge(&mut detector, &case.values);
-        let kinds: Vec<(TransitionKind, Direction)> = got.iter().map(|t| (t.1, t.2)).collect();
-        assert_eq!(kinds, case.expect, "{}: {got:?}", case.name);
+        let seen: Vec<_> = got.iter().map(|t| (t.1, t.2, t.3)).collect();
+        assert_eq!(seen, case.expect, "{}: {got:?}", case.name);
         if let Some(first) = got.first() {
             assert!(
                 (721..=727).contains(&first.0),
-                "{}: fired at bucket {}, the fall began at 720",
+                "{}: fired at bucket {}, the change began at 720",
                 case.name,
                 first.0
             );
