@@ -27,7 +27,7 @@
 //! negligible and the test stays as sensitive as before.
 
 use serde::{Deserialize, Serialize};
-use statrs::distribution::{DiscreteCDF, NegativeBinomial, Poisson};
+use statrs::distribution::{ContinuousCDF, DiscreteCDF, NegativeBinomial, Normal, Poisson};
 
 /// Largest dispersion the model believes (a variance of 10·μ²).
 const MAX_DISPERSION: f64 = 10.0;
@@ -36,10 +36,28 @@ const MAX_DISPERSION: f64 = 10.0;
 /// sparse one's bursts and paged once).
 const CLIP_SD: f64 = 4.0;
 
+/// Above this expectation the Poisson tails are read from the normal
+/// distribution of the same mean and variance, continuity corrected: the
+/// incomplete gamma function behind the exact tails takes a number of
+/// steps growing with √λ near the mean (`series --explain` on a count of
+/// bytes ran for minutes), while the two differ by a fraction of a percent
+/// of the tail there, the Poisson's skew being 1/√λ (tested).
+const POISSON_EXACT_UP_TO: f64 = 1e8;
+
+/// The normal stand-in for Poisson(λ) past [`POISSON_EXACT_UP_TO`].
+fn poisson_as_normal(lambda: f64) -> Option<Normal> {
+    (lambda > POISSON_EXACT_UP_TO)
+        .then(|| Normal::new(lambda, lambda.sqrt()).ok())
+        .flatten()
+}
+
 /// P(X ≥ k) for X ~ Poisson(λ).
 pub fn poisson_tail(lambda: f64, k: u64) -> f64 {
     if k == 0 {
         return 1.0;
+    }
+    if let Some(normal) = poisson_as_normal(lambda) {
+        return normal.sf(k as f64 - 0.5);
     }
     match Poisson::new(lambda.max(1e-9)) {
         Ok(dist) => dist.sf(k - 1),
@@ -67,6 +85,9 @@ pub fn nb_tail(mean: f64, dispersion: f64, k: u64) -> f64 {
 /// P(X ≤ k) for X ~ Poisson(λ): how surprising a window this far *below*
 /// its expectation is (a gauge's drop).
 pub fn poisson_lower_tail(lambda: f64, k: u64) -> f64 {
+    if let Some(normal) = poisson_as_normal(lambda) {
+        return normal.cdf(k as f64 + 0.5);
+    }
     match Poisson::new(lambda.max(1e-9)) {
         Ok(dist) => dist.cdf(k).clamp(0.0, 1.0),
         Err(_) => 1.0,
@@ -234,6 +255,33 @@ mod tests {
         // an ordinary dip for a series that varies by half its level.
         assert!(poisson_lower_tail(100.0, 40) < 1e-9);
         assert!(nb_lower_tail(100.0, 0.25, 40) > 0.05);
+    }
+
+    #[test]
+    fn past_a_hundred_million_the_poisson_tails_are_the_normal_s_within_a_percent() {
+        // Just past the switch, the exact tails against the stand-in, out
+        // to where the band's edges lie (4 to 6 standard deviations).
+        let lambda = POISSON_EXACT_UP_TO * 1.000_001;
+        let exact = Poisson::new(lambda).expect("λ");
+        for z in [-6.0, -4.5, -3.0, 3.0, 4.5, 6.0] {
+            let k = (lambda + z * lambda.sqrt()).round() as u64;
+            let (got, want) = if z > 0.0 {
+                (poisson_tail(lambda, k), exact.sf(k - 1))
+            } else {
+                (poisson_lower_tail(lambda, k), exact.cdf(k))
+            };
+            assert!(
+                ((got - want) / want).abs() < 0.01,
+                "z {z}: {got:e} against {want:e}"
+            );
+        }
+        // And far past it, the band is found at once and where it belongs.
+        let lambda = 6e10;
+        let up = nb_upper(lambda, 0.0, 1e-5);
+        let low = nb_lower(lambda, 0.0, 1e-5).expect("an edge");
+        let sd = lambda.sqrt();
+        assert!((4.2..4.4).contains(&((up as f64 - lambda) / sd)), "{up}");
+        assert!((4.2..4.4).contains(&((lambda - low as f64) / sd)), "{low}");
     }
 
     #[test]
