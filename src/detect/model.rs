@@ -72,18 +72,25 @@ pub fn nb_tail(mean: f64, dispersion: f64, k: u64) -> f64 {
         return 1.0;
     }
     let mean = mean.max(1e-9);
-    if dispersion.is_nan() || dispersion <= 1e-9 {
-        return poisson_tail(mean, k);
-    }
-    let r = 1.0 / dispersion.min(MAX_DISPERSION);
-    match NegativeBinomial::new(r, r / (r + mean)) {
-        Ok(dist) => dist.sf(k - 1).clamp(0.0, 1.0),
-        Err(_) => poisson_tail(mean, k),
+    match negative_binomial(mean, dispersion) {
+        Some(dist) => dist.sf(k - 1).clamp(0.0, 1.0),
+        None => poisson_tail(mean, k),
     }
 }
 
+/// The negative binomial of mean `mean` (positive) and variance
+/// `mean + dispersion·mean²`, dispersion capped at [`MAX_DISPERSION`];
+/// `None` where the model is Poisson (no dispersion) or not defined.
+fn negative_binomial(mean: f64, dispersion: f64) -> Option<NegativeBinomial> {
+    if dispersion.is_nan() || dispersion <= 1e-9 {
+        return None;
+    }
+    let r = 1.0 / dispersion.min(MAX_DISPERSION);
+    NegativeBinomial::new(r, r / (r + mean)).ok()
+}
+
 /// P(X ≤ k) for X ~ Poisson(λ): how surprising a window this far *below*
-/// its expectation is (a gauge's drop).
+/// its expectation is (a fall).
 pub fn poisson_lower_tail(lambda: f64, k: u64) -> f64 {
     if let Some(normal) = poisson_as_normal(lambda) {
         return normal.cdf(k as f64 + 0.5);
@@ -98,13 +105,9 @@ pub fn poisson_lower_tail(lambda: f64, k: u64) -> f64 {
 /// `mean + dispersion·mean²`: the lower tail of [`nb_tail`]'s model.
 pub fn nb_lower_tail(mean: f64, dispersion: f64, k: u64) -> f64 {
     let mean = mean.max(1e-9);
-    if dispersion.is_nan() || dispersion <= 1e-9 {
-        return poisson_lower_tail(mean, k);
-    }
-    let r = 1.0 / dispersion.min(MAX_DISPERSION);
-    match NegativeBinomial::new(r, r / (r + mean)) {
-        Ok(dist) => dist.cdf(k).clamp(0.0, 1.0),
-        Err(_) => poisson_lower_tail(mean, k),
+    match negative_binomial(mean, dispersion) {
+        Some(dist) => dist.cdf(k).clamp(0.0, 1.0),
+        None => poisson_lower_tail(mean, k),
     }
 }
 
