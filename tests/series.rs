@@ -290,6 +290,46 @@ fn a_gauge_is_judged_by_its_spread_not_by_a_ratio() {
     );
 }
 
+/// A request latency (about 100 ms, ±10) with one reading of 190 on its
+/// sixth day: a gauge is judged from one reading up, and that reading
+/// alone is far outside the spread, so it fires at that row, though the
+/// whole window it sits in (five ordinary readings and this one) stays
+/// below the window's firing line (`--explain`'s `upper`, which is the
+/// window's). A neighbouring ordinary day fires nothing.
+#[test]
+fn one_reading_far_outside_a_gauge_s_spread_fires_at_that_reading() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("latency.csv");
+    let start = chrono::DateTime::parse_from_rfc3339("2026-07-01T00:00:00Z").expect("time");
+    let odd = 5 * 24 * 12 + 150;
+    let csv = five_minutely(7 * 24 * 12, |i| {
+        let noise = [0.0, 9.3, -7.1, 11.4, -10.2, 4.6, -6.8][(i % 7) as usize];
+        let v = if i == odd { 190.0 } else { 100.0 + noise };
+        format!("{v:.1}")
+    });
+    std::fs::write(&path, csv).expect("write");
+    let (fired, _) = firings(&[], &path, start);
+    // An alert's `at` is the end of the bucket that fired.
+    assert_eq!(fired, vec![odd * 5 + 5], "one firing, at the odd reading");
+    let explain = series(&["--explain"], &path);
+    let text = String::from_utf8_lossy(&explain.stdout);
+    let row: Vec<&str> = text
+        .lines()
+        .nth(1 + odd as usize)
+        .expect("the odd row")
+        .split(',')
+        .collect();
+    assert_eq!(row[8], "firing", "{row:?}");
+    let (count, upper): (u64, u64) = (
+        row[2].parse().expect("count"),
+        row[4].parse().expect("upper"),
+    );
+    assert!(
+        count < upper,
+        "the window alone would not fire: {row:?} (window count {count}, line {upper})"
+    );
+}
+
 /// A road's mean speed (about 62 km/h, ±2) that falls to a quarter for
 /// two hours on its sixth day (a closure): a fall is news as a rise is, so
 /// it fires once, an alert marked `direction: down` that resolves when the
@@ -336,8 +376,10 @@ fn a_gauge_falling_away_fires_one_incident_marked_down() {
     );
     let (rises_only, _) = firings(&["--directions", "up"], &path, start);
     assert!(rises_only.is_empty(), "a fall is no rise: {rises_only:?}");
-    // `--explain`: the fall fires at or below the band's lower edge, and
-    // an ordinary row stands above it.
+    // `--explain`: a window wholly inside the fall stands at or below the
+    // band's lower edge, and an ordinary row above it. (The row that fires
+    // may be judged at a shorter scale than the whole window, which the
+    // columns describe: a gauge is judged from one reading up.)
     let explain = series(&["--explain"], &path);
     let text = String::from_utf8_lossy(&explain.stdout);
     let rows: Vec<Vec<&str>> = text
@@ -352,10 +394,15 @@ fn a_gauge_falling_away_fires_one_incident_marked_down() {
     };
     let firing = rows
         .iter()
-        .find(|r| r[8] == "firing")
+        .position(|r| r[8] == "firing")
         .expect("a firing row");
-    let (count, lower) = edge(firing);
-    assert!(count <= lower, "{firing:?}");
+    assert!(
+        (fall.start as usize..fall.end as usize).contains(&firing),
+        "fired at row {firing} for a fall over rows {fall:?}"
+    );
+    let inside = &rows[fall.start as usize + 12];
+    let (count, lower) = edge(inside);
+    assert!(count <= lower, "{inside:?}");
     let (count, lower) = edge(&rows[4 * 24 * 12]);
     assert!(count > lower, "{:?}", rows[4 * 24 * 12]);
 }

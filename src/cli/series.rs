@@ -43,12 +43,15 @@ pub struct SeriesArgs {
     min_count: Option<u64>,
     /// Print one CSV row per bucket fed to the detector (expected, upper,
     /// p_value, dispersion, basis, state, lower) instead of the alerts.
+    /// The figures are the whole window's; a gauge, judged from one reading
+    /// up, may fire at a shorter scale while its window sits in the band.
     #[arg(long)]
     explain: bool,
     /// What the values are: `count` (events in the bucket), `gauge` (a
-    /// level: CPU %, latency, a temperature) or `auto` (a gauge when any
-    /// value is fractional or most rows stand off the bucket grid, as
-    /// readings taken at irregular times do).
+    /// level: CPU %, latency, a temperature; judged by its spread alone,
+    /// from one reading up) or `auto` (a gauge when any value is
+    /// fractional or most rows stand off the bucket grid, as readings taken
+    /// at irregular times do).
     #[arg(long, value_enum, default_value_t = Kind::Auto)]
     kind: Kind,
     /// What a bucket without a row is: `quiet` (nothing happened: value 0)
@@ -105,7 +108,14 @@ pub enum Gaps {
 /// far outside its learned spread. Nor is a gauge judged before the
 /// detector knows its level (`warmup_factor` unreachable): the prior, 0.2
 /// reports a minute, says nothing about a CPU % or a temperature, and
-/// every gauge stood "far above" it at its first row. Falls are not
+/// every gauge stood "far above" it at its first row. And a gauge is
+/// judged at every scale from one reading up to the window, where a count
+/// is judged over the whole window only (the daemon's default): a count's
+/// window sums reports to rise above counting noise and above the single
+/// bursts of a bursty service, while a gauge's reading is already a
+/// measured level with no counting noise, so one reading far outside its
+/// spread is evidence, and averaging it with normal ones dilutes it (the
+/// multiple-testing correction counts every scale tried). Falls are not
 /// judged here, as the daemon does not judge them: `--directions` decides.
 pub fn config_for(
     base: &DetectorConfig,
@@ -131,7 +141,11 @@ pub fn config_for(
         cooldown_secs: scale(d.cooldown_secs),
         medium_after_secs: scale(d.medium_after_secs),
         high_after_secs: scale(d.high_after_secs),
-        min_scale_secs: scale(d.min_scale_secs),
+        min_scale_secs: if gauge {
+            bucket_secs
+        } else {
+            scale(d.min_scale_secs)
+        },
         ..d
     }
 }
