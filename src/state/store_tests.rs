@@ -1,0 +1,492 @@
+//! Tests of the store (`super`): reopening, the outbox, retention, the
+//! checkpoint, and reading and migrating every earlier format.
+
+use super::*;
+use crate::alert::Alert;
+use crate::window::ServiceCounts;
+
+const NO_ALERTS: &[Alert] = &[];
+
+fn bucket(start: Micros, reports: u64) -> Bucket {
+    let mut b = Bucket {
+        start,
+        total_posts: reports + 3,
+        ..Bucket::default()
+    };
+    b.services.insert(
+        "discord".into(),
+        ServiceCounts {
+            reports,
+            authors: vec!["a".into()],
+            ..ServiceCounts::default()
+        },
+    );
+    b
+}
+
+#[test]
+fn survives_reopening_with_the_same_counts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let checkpoint = Checkpoint {
+        closed_through: Some(30),
+        detector: Some(crate::detect::Snapshot::default()),
+        ..Checkpoint::default()
+    };
+    {
+        let mut store = SledStore::open(dir.path()).expect("open");
+        store
+            .save(
+                &[bucket(-10, 1), bucket(0, 2), bucket(10, 3)],
+                &checkpoint.as_ref(),
+                None,
+                NO_ALERTS,
+                &[],
+            )
+            .expect("save");
+        store.flush().expect("flush");
+    }
+    let store = SledStore::open(dir.path()).expect("reopen");
+    assert_eq!(store.checkpoint().expect("read"), Some(checkpoint));
+    let all = store.buckets_since(i64::MIN).expect("read");
+    assert_eq!(all, vec![bucket(-10, 1), bucket(0, 2), bucket(10, 3)]);
+    assert_eq!(store.buckets_since(5).expect("read"), vec![bucket(10, 3)]);
+}
+
+#[test]
+fn alerts_are_saved_in_the_outbox_with_the_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let alert: Alert = serde_json::from_value(serde_json::json!({
+        "id": "x-1", "service": "x", "state": "firing", "at": "a", "started_at": "s",
+        "severity": "low", "reports": 1, "authors": 1, "rate_per_min": 1.0,
+        "baseline_per_min": 0.2, "samples": [], "peak_authors": 1, "p_value": 0.1
+    }))
+    .expect("alert");
+    let seqs = {
+        let mut store = SledStore::open(dir.path()).expect("open");
+        store
+            .save(
+                &[],
+                &Checkpoint::default().as_ref(),
+                None,
+                &[alert.clone(), alert.clone()],
+                &[],
+            )
+            .expect("save")
+    };
+    // Reopened as after a crash: both alerts are there, in order.
+    let store = SledStore::open(dir.path()).expect("reopen");
+    let outbox: crate::alert::outbox::Outbox = store.outbox();
+    assert_eq!(
+        outbox.next_after(None).expect("read"),
+        Some((seqs[0], alert.clone()))
+    );
+    assert_eq!(
+        outbox.next_after(Some(seqs[0])).expect("read"),
+        Some((seqs[1], alert))
+    );
+    assert!(seqs[0] < seqs[1], "sequence numbers keep the order");
+}
+
+#[test]
+fn retention_prunes_old_buckets_in_the_same_batch() {
+    let mut store = SledStore::temporary().expect("temp store");
+    let cp = Checkpoint::default();
+    store
+        .save(
+            &[bucket(0, 1), bucket(10, 1)],
+            &cp.as_ref(),
+            None,
+            NO_ALERTS,
+            &[],
+        )
+        .expect("save");
+    let before = store.inventory().expect("inventory");
+    store
+        .save(&[bucket(20, 1)], &cp.as_ref(), Some(10), NO_ALERTS, &[])
+        .expect("save");
+    // The live data is counted as records come and go: one bucket in,
+    // one pruned, the same size (the checkpoint is unchanged).
+    let after = store.inventory().expect("inventory");
+    assert_eq!((before.buckets, after.buckets), (2, 2));
+    assert!(before.bytes > 2 * 9, "two 9-byte keys and their values");
+    assert_eq!(after.bytes, before.bytes);
+    let starts: Vec<Micros> = store
+        .buckets_since(i64::MIN)
+        .expect("read")
+        .iter()
+        .map(|b| b.start)
+        .collect();
+    assert_eq!(starts, vec![10, 20]);
+}
+
+#[test]
+fn a_sink_named_heckpoint_leaves_the_checkpoint_alone() {
+    // Format 0 keyed the checkpoint `checkpoint` and a sink's cursor
+    // `c` + name: this sink's cursor overwrote the checkpoint.
+    let mut store = SledStore::temporary().expect("temp store");
+    let cp = Checkpoint {
+        closed_through: Some(30),
+        ..Checkpoint::default()
+    };
+    store
+        .save(&[], &cp.as_ref(), None, NO_ALERTS, &[])
+        .expect("save");
+    let outbox: crate::alert::outbox::Outbox = store.outbox();
+    let sinks = ["heckpoint".to_owned(), "eneration".to_owned()];
+    for sink in &sinks {
+        assert_eq!(outbox.cursor(sink, &sinks).expect("cursor"), None);
+    }
+    for sink in &sinks {
+        outbox.advance(sink, 7, &sinks).expect("advance");
+    }
+    assert_eq!(store.checkpoint().expect("checkpoint readable"), Some(cp));
+    assert_eq!(store.read_generation().expect("generation"), 1);
+    store.inventory().expect("every record passes its checksum");
+    assert_eq!(outbox.cursor("heckpoint", &sinks).expect("cursor"), Some(7));
+}
+
+/// A store as format 0 wrote it: bare `checkpoint` and `generation`,
+/// records in JSON.
+fn format_0(dir: &Path, checkpoint: &Checkpoint) {
+    raw_store(
+        dir,
+        vec![
+            (
+                keys::OLD_CHECKPOINT.to_vec(),
+                codec::encode_format_1(checkpoint),
+            ),
+            (keys::OLD_GENERATION.to_vec(), 4u64.to_be_bytes().to_vec()),
+            (
+                keys::named(Kind::Cursor, "webhook").to_vec(),
+                3u64.to_be_bytes().to_vec(),
+            ),
+        ],
+    );
+}
+
+/// A store holding exactly `records`, as an older build left it.
+fn raw_store(dir: &Path, records: Vec<(Vec<u8>, Vec<u8>)>) {
+    let db = sled::open(dir).expect("sled");
+    for (key, value) in records {
+        db.insert(key, value).expect("insert");
+    }
+    db.flush().expect("flush");
+}
+
+#[test]
+fn a_format_0_store_is_migrated_in_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cp = Checkpoint {
+        closed_through: Some(30),
+        newest: Some(42),
+        ..Checkpoint::default()
+    };
+    format_0(dir.path(), &cp);
+    let store = SledStore::open(dir.path()).expect("a format-0 store opens");
+    assert_eq!(store.checkpoint().expect("read"), Some(cp));
+    assert_eq!(store.generation, 4);
+    assert_eq!(store.db.get(keys::OLD_CHECKPOINT).expect("get"), None);
+    assert_eq!(store.db.get(keys::OLD_GENERATION).expect("get"), None);
+    let format = store.db.get(keys::FORMAT).expect("get").expect("format");
+    assert_eq!(format.as_ref(), &super::super::FORMAT.to_be_bytes());
+    let outbox: crate::alert::outbox::Outbox = store.outbox();
+    assert_eq!(outbox.cursor("webhook", &[]).expect("cursor"), Some(3));
+}
+
+/// The borrowed checkpoint the pipeline writes reads back as the
+/// owned one, every field populated (postcard is positional: a field
+/// added to one and not the other, or out of order, fails here).
+#[test]
+fn a_checkpoint_written_borrowed_reads_back_whole() {
+    use crate::source::dedupe::{Deduper, key_of};
+    use crate::source::jetstream::SeqCursor;
+    let mut detector = crate::detect::Detector::new(Default::default());
+    for start in 0..30 {
+        detector.on_bucket(&bucket(start * 10_000_000, (start % 4) as u64));
+    }
+    let mut dedupe = Deduper::default();
+    for i in 0..50 {
+        dedupe.is_duplicate(
+            key_of(&[&i.to_string()]),
+            i * 1_000_000,
+            Some(i * 1_000_000),
+        );
+    }
+    let cp = Checkpoint {
+        closed_through: Some(300_000_000),
+        newest: Some(305_000_000),
+        open: vec![bucket(300_000_000, 2)],
+        detector: Some(detector.state().clone()),
+        cursors: [("jetstream".to_owned(), 299_000_000)].into(),
+        seqs: [(
+            "jetstream".to_owned(),
+            SeqCursor {
+                host: "jet.example".into(),
+                seq: 77,
+            },
+        )]
+        .into(),
+        dedupe: Some(dedupe),
+        clocks: [("jetstream".to_owned(), busy_clock())].into(),
+        discovered: discovered_names(),
+    };
+    assert_ne!(cp.discovered, Default::default(), "names to save");
+    assert_ne!(
+        cp.detector,
+        Some(Default::default()),
+        "a detector with state"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let mut store = SledStore::open(dir.path()).expect("open");
+        store
+            .save(&[], &cp.as_ref(), None, NO_ALERTS, &[])
+            .expect("save");
+        store.flush().expect("flush");
+    }
+    let store = SledStore::open(dir.path()).expect("reopen");
+    let mut back = store.checkpoint().expect("read").expect("a checkpoint");
+    back.dedupe = back.dedupe.map(Deduper::restored);
+    assert_eq!(back, cp);
+}
+
+/// A clock with a watermark, recent posts and a quarantined one.
+fn busy_clock() -> crate::source::clock::SourceClock {
+    use crate::source::clock::{ClockRule, SourceClock, Tick};
+    let mut clock = SourceClock::default();
+    for (n, t) in [(1, 100), (2, 101), (3, 102), (1, 103), (4, 9_000)] {
+        let tick = Tick {
+            time_us: t * 1_000_000,
+            author: Some(n),
+            arrival_us: None,
+            own_clock: false,
+        };
+        clock.judge(tick, None, &ClockRule::default());
+    }
+    assert!(clock.watermark().is_some(), "{clock:?}");
+    clock
+}
+
+/// Discovered names as a window saves them: one tracked (three
+/// authors), one candidate (one author).
+fn discovered_names() -> crate::window::SavedNames {
+    use crate::matcher::{Class, Verdict};
+    use crate::window::{WindowConfig, Windows};
+    let mut windows = Windows::new(WindowConfig::default());
+    let reports = [
+        ("zorbly", "a"),
+        ("zorbly", "b"),
+        ("zorbly", "c"),
+        ("quux", "a"),
+    ];
+    for (n, (name, author)) in reports.into_iter().enumerate() {
+        let post = crate::normalize::Post {
+            time_us: 100_000_000 + n as i64,
+            author: author.into(),
+            uri: String::new(),
+            key: None,
+            original: String::new(),
+            text: String::new(),
+            langs: vec![],
+            hashtags: vec![],
+        };
+        let verdict = Verdict {
+            class: Class::Report,
+            service: Some(name.into()),
+            discovered: true,
+            score: 1.0,
+            reasons: vec![],
+        };
+        windows.add(&post, &verdict, None);
+    }
+    assert_eq!(windows.discovered_sizes(), (1, 1));
+    let bytes =
+        postcard::to_allocvec(&super::super::NamesRef::Live(windows.discovered())).expect("encode");
+    postcard::from_bytes(&bytes).expect("decode")
+}
+
+/// A store as format 2 wrote it: postcard records, a checkpoint
+/// without clocks or discovered names, a baseline without overlap.
+#[test]
+fn a_format_2_store_is_rewritten_and_read() {
+    let mut baseline = Reports::default();
+    let volume = crate::detect::baseline::Volume::default();
+    baseline.add(&volume, 300_000_000, 3.0, true);
+    baseline.adjust = 0.25;
+    baseline.dispersion.learn(1, 5.0, 2.0, 0.1, 0.3);
+    let baseline_2 = (
+        &baseline.minutes,
+        &baseline.hours,
+        &baseline.dispersion,
+        baseline.adjust,
+    );
+    let cp = Checkpoint {
+        closed_through: Some(300_000_000),
+        newest: Some(305_000_000),
+        open: vec![bucket(300_000_000, 2)],
+        cursors: [("jetstream".to_owned(), 299_000_000)].into(),
+        ..Checkpoint::default()
+    };
+    let format_2 = (
+        cp.closed_through,
+        cp.newest,
+        &cp.open,
+        &cp.detector,
+        &cp.cursors,
+        &cp.seqs,
+        &cp.dedupe,
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    raw_store(
+        dir.path(),
+        vec![
+            (keys::FORMAT.to_vec(), 2u32.to_be_bytes().to_vec()),
+            (
+                keys::CHECKPOINT.to_vec(),
+                codec::encode("checkpoint", &format_2).expect("encode"),
+            ),
+            (
+                keys::named(Kind::Baseline, "discord"),
+                codec::encode("baseline", &baseline_2).expect("encode"),
+            ),
+        ],
+    );
+    let store = SledStore::open(dir.path()).expect("open");
+    assert_eq!(store.checkpoint().expect("read"), Some(cp));
+    assert_eq!(
+        store.baselines().expect("read"),
+        vec![("discord".to_owned(), baseline)]
+    );
+    assert_eq!(
+        super::super::format(&store.db, dir.path()).expect("format"),
+        super::super::FORMAT
+    );
+}
+
+/// A store as format 1 wrote it: JSON records behind tag `#1`.
+fn format_1(dir: &Path, checkpoint: &Checkpoint, bucket: &Bucket, baseline: &Reports) {
+    raw_store(
+        dir,
+        vec![
+            (keys::FORMAT.to_vec(), 1u32.to_be_bytes().to_vec()),
+            (
+                keys::CHECKPOINT.to_vec(),
+                codec::encode_format_1(checkpoint),
+            ),
+            (
+                keys::bucket(bucket.start).to_vec(),
+                codec::encode_format_1(bucket),
+            ),
+            (
+                keys::named(Kind::Baseline, "acme").to_vec(),
+                codec::encode_format_1(baseline),
+            ),
+        ],
+    );
+}
+
+/// Format 1 wrote JSON records; they read as they are, and what is
+/// written from then on is postcard, side by side with them.
+#[test]
+fn a_format_1_store_reads_and_goes_on_in_postcard() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cp = Checkpoint {
+        closed_through: Some(20),
+        newest: Some(25),
+        ..Checkpoint::default()
+    };
+    let old_bucket = bucket(10, 3);
+    let baseline = Reports::default();
+    format_1(dir.path(), &cp, &old_bucket, &baseline);
+    let mut store = SledStore::open(dir.path()).expect("a format-1 store opens");
+    assert_eq!(store.checkpoint().expect("read"), Some(cp.clone()));
+    assert_eq!(
+        store.buckets_since(0).expect("read"),
+        vec![old_bucket.clone()]
+    );
+    assert_eq!(
+        store.baselines().expect("read"),
+        vec![("acme".to_owned(), baseline)]
+    );
+    let format = store.db.get(keys::FORMAT).expect("get").expect("format");
+    assert_eq!(format.as_ref(), &super::super::FORMAT.to_be_bytes());
+
+    let new_bucket = bucket(20, 5);
+    let next = Checkpoint {
+        closed_through: Some(30),
+        ..cp
+    };
+    store
+        .save::<()>(
+            std::slice::from_ref(&new_bucket),
+            &next.as_ref(),
+            None,
+            &[],
+            &[],
+        )
+        .expect("save");
+    let raw = store
+        .db
+        .get(keys::CHECKPOINT)
+        .expect("get")
+        .expect("checkpoint");
+    assert!(matches!(codec::open(&raw), Some(codec::Body::Postcard(_))));
+    assert_eq!(store.checkpoint().expect("read"), Some(next));
+    assert_eq!(
+        store.buckets_since(0).expect("read"),
+        vec![old_bucket, new_bucket],
+        "old JSON and new postcard buckets side by side"
+    );
+}
+
+#[test]
+fn a_store_of_a_newer_format_is_refused_with_the_way_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let db = sled::open(dir.path()).expect("sled");
+        db.insert(keys::FORMAT, &(super::super::FORMAT + 1).to_be_bytes())
+            .expect("insert");
+        db.flush().expect("flush");
+    }
+    match SledStore::open(dir.path()) {
+        Err(e @ StoreError::NewerFormat { .. }) => {
+            let message = e.to_string();
+            assert!(message.contains("outagewatch state reset"), "{message}");
+            assert!(
+                message.contains(&dir.path().display().to_string()),
+                "{message}"
+            );
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a newer format must not open"),
+    }
+}
+
+#[test]
+fn a_format_0_store_is_salvaged_into_the_current_keys_untouched() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cp = Checkpoint {
+        closed_through: Some(30),
+        ..Checkpoint::default()
+    };
+    format_0(dir.path(), &cp);
+    let (records, lost) = SledStore::open_with(dir.path(), Checks::None)
+        .expect("open for repair")
+        .salvage();
+    assert_eq!(lost, 0);
+    let keys: Vec<&[u8]> = records.iter().map(|(k, _)| k.as_ref()).collect();
+    assert!(keys.contains(&keys::CHECKPOINT) && keys.contains(&keys::GENERATION));
+    assert!(!keys.contains(&keys::OLD_CHECKPOINT));
+    let old = SledStore::open_with(dir.path(), Checks::None).expect("reopen");
+    assert!(old.db.get(keys::OLD_CHECKPOINT).expect("get").is_some());
+    assert!(
+        old.db.get(keys::FORMAT).expect("get").is_none(),
+        "left as it was"
+    );
+    drop(old);
+    let fresh = tempfile::tempdir().expect("tempdir");
+    let mut store = SledStore::open(fresh.path()).expect("fresh");
+    store.restore_records(&records).expect("restore");
+    assert_eq!(store.checkpoint().expect("read"), Some(cp));
+    assert_eq!(store.generation, 4);
+}
