@@ -160,7 +160,7 @@ fn without_test_modules(code: &str) -> (String, Vec<String>) {
     while let Some(at) = rest.find("#[cfg(test)]") {
         kept.push_str(&rest[..at]);
         let after = &rest[at + "#[cfg(test)]".len()..];
-        let item = after.trim_start();
+        let item = skip_attributes(after);
         let item = match item.strip_prefix("pub") {
             Some(public) if public.starts_with('(') => {
                 public.split_once(')').map_or(public, |(_, rest)| rest)
@@ -204,6 +204,33 @@ fn without_test_modules(code: &str) -> (String, Vec<String>) {
     }
     kept.push_str(rest);
     (kept, test_files)
+}
+
+/// `code` past the attributes that start it (`#[path = …]` between a
+/// `#[cfg(test)]` and its `mod`).
+fn skip_attributes(code: &str) -> &str {
+    let mut item = code.trim_start();
+    while let Some(attribute) = item.strip_prefix("#[") {
+        item = attribute
+            .split_once(']')
+            .map_or("", |(_, rest)| rest)
+            .trim_start();
+    }
+    item
+}
+
+/// The files named by `#[path = "…"]` on test modules (`#[cfg(test)]`
+/// first), read from the source itself: `code_only` drops strings.
+fn test_module_path_attributes(source: &str) -> Vec<String> {
+    source
+        .split("#[cfg(test)]")
+        .skip(1)
+        .filter_map(|after| {
+            let path = after.trim_start().strip_prefix("#[path")?;
+            let (_, quoted) = path.trim_start().strip_prefix('=')?.split_once('"')?;
+            Some(quoted.split_once('"')?.0.to_owned())
+        })
+        .collect()
 }
 
 /// The crate modules a piece of code names: `crate::x…` and every first
@@ -267,9 +294,14 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn test_module_files(files: &[PathBuf]) -> Vec<PathBuf> {
     let mut tests = Vec::new();
     for file in files {
-        let (_, names) = without_test_modules(&code_only(&read(file)));
-        let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        let source = read(file);
         let dir = file.parent().expect("a folder");
+        // `#[path]` is relative to the declaring file's folder.
+        for path in test_module_path_attributes(&source) {
+            tests.push(dir.join(path));
+        }
+        let (_, names) = without_test_modules(&code_only(&source));
+        let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
         let dir = if matches!(stem, "mod" | "lib" | "main") {
             dir.to_path_buf()
         } else {
@@ -368,11 +400,18 @@ fn the_scanner_finds_paths_in_code_only() {
          fn f() -> crate::detect::Detector { todo!() }\n\
          #[cfg(test)]\nmod tests { use crate::state::Store; fn g() { if x { } } }\n\
          #[cfg(test)]\nmod more;\n\
+         #[cfg(test)]\n#[path = \"elsewhere_tests.rs\"]\nmod elsewhere;\n\
          #[cfg(test)]\npub(crate) mod helpers { use crate::cli::X; }\n\
          fn h() { crate::pipeline::prepare(); }\n",
     );
     let (code, test_files) = without_test_modules(&code);
-    assert_eq!(test_files, ["more"]);
+    assert_eq!(test_files, ["more", "elsewhere"]);
+    assert_eq!(
+        test_module_path_attributes(
+            "#[cfg(test)]\n#[path = \"elsewhere_tests.rs\"]\nmod tests;\n#[cfg(test)]\nmod more;"
+        ),
+        ["elsewhere_tests.rs"]
+    );
     assert_eq!(
         named_modules(&code),
         ["Micros", "alert", "window", "detect", "pipeline"]
