@@ -218,10 +218,7 @@ fn live_loopback_alerts_are_the_demo_replays_recorded_ones() {
     let config = jetstream_config_wire(dir.path(), &[server.url()], 1.0, Wire::V2_ZSTD);
     let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
     let daemon = support::start_daemon(&config, &state, &alerts);
-    daemon.wait_for(
-        &format!("newest={}", support::at(newest)),
-        Duration::from_secs(120),
-    );
+    daemon.wait_for_newest(newest, Duration::from_secs(120));
     let (status, _, log) = daemon.terminate(Duration::from_secs(20));
     assert!(status.success(), "exit {status:?}\n{log}");
     let text = std::fs::read_to_string(&alerts).expect("the alerts file");

@@ -102,10 +102,7 @@ fn disconnects_stalls_garbage_and_refusals_lose_nothing_and_count_nothing_twice(
     let config = jetstream_config_wire(dir.path(), &[server.url()], 1.0, wire);
     let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
     let daemon = start_daemon(&config, &state, &alerts);
-    daemon.wait_for(
-        &format!("newest={}", support::at(newest)),
-        Duration::from_secs(120),
-    );
+    daemon.wait_for_newest(newest, Duration::from_secs(120));
     let (status, took, log) = daemon.terminate(Duration::from_secs(20));
     assert!(status.success(), "exit {status:?}\n{log}");
     assert!(took < Duration::from_secs(15), "shutdown took {took:?}");
@@ -184,10 +181,7 @@ fn sigkill_and_restart_continue_without_gap_or_double_count(wire: Wire) {
     first.kill();
 
     let second = start_daemon(&config, &state, &alerts);
-    second.wait_for(
-        &format!("newest={}", support::at(newest)),
-        Duration::from_secs(120),
-    );
+    second.wait_for_newest(newest, Duration::from_secs(120));
     let (status, _, log) = second.terminate(Duration::from_secs(20));
     assert!(status.success(), "{log}");
     assert!(log.contains("resuming from the saved cursor"), "{log}");
@@ -284,10 +278,7 @@ fn capture_through(wire: Wire, frames: &[String]) -> (Outcome, String) {
     let config = jetstream_config_wire(dir.path(), &[server.url()], 5.0, wire);
     let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
     let daemon = start_daemon(&config, &state, &alerts);
-    daemon.wait_for(
-        &format!("newest={}", support::at(newest)),
-        Duration::from_secs(60),
-    );
+    daemon.wait_for_newest(newest, Duration::from_secs(60));
     let (status, _, log) = daemon.terminate(Duration::from_secs(20));
     assert!(status.success(), "{log}");
     assert_wire(&server.seen.lock().expect("lock"), wire);
@@ -503,10 +494,7 @@ fn cursor_too_old_resumes_from_the_floor_and_raises_a_gap_alert() {
     let config = jetstream_config_wire(dir.path(), &[server.url()], 5.0, Wire::V2_ZSTD);
     let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
     let daemon = start_daemon(&config, &state, &alerts);
-    daemon.wait_for(
-        &format!("newest={}", support::at(newest)),
-        Duration::from_secs(120),
-    );
+    daemon.wait_for_newest(newest, Duration::from_secs(120));
     let gap_alert = |text: &str| {
         text.lines()
             .find(|l| l.contains("\"service\":\"source:bluesky\"") && l.contains("gap: "))
@@ -557,10 +545,7 @@ fn consumer_too_slow_is_logged_and_reconnected_without_loss() {
     let config = jetstream_config_wire(dir.path(), &[server.url()], 5.0, Wire::V2_ZSTD);
     let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
     let daemon = start_daemon(&config, &state, &alerts);
-    daemon.wait_for(
-        &format!("newest={}", support::at(newest)),
-        Duration::from_secs(120),
-    );
+    daemon.wait_for_newest(newest, Duration::from_secs(120));
     let (status, _, log) = daemon.terminate(Duration::from_secs(20));
     assert!(status.success(), "{log}");
     assert!(
@@ -612,10 +597,7 @@ fn a_retired_dictionary_is_fetched_again_and_cached_by_id() {
     );
     let config = jetstream_config_wire(dir.path(), &[server.url()], 5.0, Wire::V2_ZSTD);
     let daemon = start_daemon(&config, &state, &alerts);
-    daemon.wait_for(
-        &format!("newest={}", support::at(newest)),
-        Duration::from_secs(120),
-    );
+    daemon.wait_for_newest(newest, Duration::from_secs(120));
     let (status, _, log) = daemon.terminate(Duration::from_secs(20));
     assert!(status.success(), "{log}");
     {
@@ -936,10 +918,7 @@ fn far_dated_posts_on(wire: Wire) {
     let config = jetstream_config_wire(dir.path(), &[server.url()], 5.0, wire);
     let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
     let daemon = start_daemon(&config, &state, &alerts);
-    daemon.wait_for(
-        &format!("newest={}", support::at(newest)),
-        Duration::from_secs(120),
-    );
+    daemon.wait_for_newest(newest, Duration::from_secs(120));
     let (status, _, log) = daemon.terminate(Duration::from_secs(20));
     assert!(status.success(), "{log}");
     assert!(log.contains("future=1"), "quarantined and counted: {log}");

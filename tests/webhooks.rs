@@ -252,10 +252,7 @@ fn alerts_left_undelivered_by_a_killed_daemon_are_delivered_after_restart() {
     };
     let first_args = args(&receiver);
     let first = Daemon::start(&first_args.iter().map(String::as_str).collect::<Vec<_>>());
-    first.wait_for(
-        &format!("newest={}", support::at(newest)),
-        Duration::from_secs(120),
-    );
+    first.wait_for_newest(newest, Duration::from_secs(120));
     first.wait_until(|_| receiver.received().len() >= 2, Duration::from_secs(30));
     first.kill();
     assert!(

@@ -100,6 +100,12 @@ impl Daemon {
         self.log.lock().expect("lock").join("\n")
     }
 
+    /// Waits (up to `limit`) for a status line saying the daemon has
+    /// processed up to `newest` (an event time, as [`at`] prints it).
+    pub fn wait_for_newest(&self, newest: i64, limit: Duration) {
+        self.wait_for(&format!("newest={}", at(newest)), limit);
+    }
+
     /// Waits until a log line contains `needle`.
     pub fn wait_for(&self, needle: &str, limit: Duration) {
         let start = Instant::now();
