@@ -373,6 +373,41 @@ fn mastodon_streaming_host_is_discovered_through_redirects() {
 }
 
 #[test]
+fn a_token_is_not_sent_to_a_redirect_on_another_origin() {
+    let streaming = ScriptServer::start(vec![Vec::new()], false);
+    // Another port of the same address is another origin.
+    let (moved, _rt) = redirecting_ws(format!("ws://{}/api/v1/streaming", streaming.addr));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("ow.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[sources]]\nkind = \"mastodon\"\nname = \"m\"\nurls = [\"ws://{moved}/api/v1/streaming\"]\ntoken = \"s3cret\"\n\n[sources.connection]\nbackoff_min_ms = 50\nbackoff_max_ms = 200\n\n[health]\nsilence_secs = 3600\nlag_secs = 100000000\n"
+        ),
+    )
+    .expect("config");
+    let daemon = support::run_daemon(&config, &dir.path().join("state"), None, &[]);
+    daemon.wait_until(
+        |_| streaming.seen.lock().is_ok_and(|s| !s.is_empty()),
+        Duration::from_secs(30),
+    );
+    let (status, _, log) = daemon.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    assert!(log.contains("following a redirect"), "{log}");
+    assert!(
+        log.contains("not sent: the redirect left the configured origin"),
+        "{log}"
+    );
+    let seen = streaming.seen.lock().expect("lock");
+    assert_eq!(
+        seen[0].authorization, None,
+        "the token stayed home: {:?}",
+        seen[0]
+    );
+    assert!(!log.contains("s3cret"), "{log}");
+}
+
+#[test]
 fn a_streaming_redirect_to_another_scheme_is_refused() {
     let (moved, _rt) = redirecting_ws("http://127.0.0.1:9/api/v1/streaming".to_owned());
     let dir = tempfile::tempdir().expect("tempdir");

@@ -235,9 +235,7 @@ fn redirect_target(response: &reqwest::Response, url: &Url, follow: bool) -> Res
             reason: format!("HTTP {status} redirect without a usable Location; not delivered"),
         });
     };
-    let same_origin = next.scheme() == url.scheme()
-        && next.host_str() == url.host_str()
-        && next.port_or_known_default() == url.port_or_known_default();
+    let same_origin = next.origin() == url.origin();
     if !follow {
         return Err(Failure::Permanent {
             reason: format!(

@@ -222,6 +222,10 @@ pub enum DiscoveryError {
     NoStreaming,
     #[error("the streaming URL {0:?} is not a ws://, wss://, http:// or https:// URL")]
     BadUrl(String),
+    #[error(
+        "the instance at {instance} names an unencrypted streaming URL, {streaming}: refused, as the token would travel in clear (configure the wss:// URL yourself if that is really meant)"
+    )]
+    Downgrade { instance: String, streaming: String },
 }
 
 /// The streaming base URL an instance document names: v2
@@ -250,6 +254,22 @@ pub fn streaming_endpoint(base: &str) -> Result<String, DiscoveryError> {
         url.set_path(&path);
     }
     Ok(url.to_string())
+}
+
+/// The websocket URL of the streaming host an instance's document names,
+/// refused when the instance was reached over TLS and the streaming host
+/// would not be: a document cannot downgrade the connection.
+pub fn discovered_endpoint(instance: &str, streaming: &str) -> Result<String, DiscoveryError> {
+    let endpoint = streaming_endpoint(streaming)?;
+    let tls =
+        |url: &str| reqwest::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "https" | "wss"));
+    if tls(instance) && !tls(&endpoint) {
+        return Err(DiscoveryError::Downgrade {
+            instance: instance.to_owned(),
+            streaming: streaming.to_owned(),
+        });
+    }
+    Ok(endpoint)
 }
 
 /// An HTTP client for instance documents: bounded redirects, same scheme
@@ -315,7 +335,7 @@ pub async fn discover(client: &reqwest::Client, instance: &str) -> Result<String
         match fetch_document(client, &format!("{base}{path}")).await {
             Ok(document) => {
                 if let Some(streaming) = streaming_from_document(&document) {
-                    return streaming_endpoint(&streaming);
+                    return discovered_endpoint(instance, &streaming);
                 }
                 last = DiscoveryError::NoStreaming;
             }
@@ -518,6 +538,42 @@ mod tests {
         }
         assert!(streaming_endpoint("ftp://m.example").is_err());
         assert!(streaming_endpoint("not a url").is_err());
+    }
+
+    #[test]
+    fn an_instance_reached_over_tls_cannot_name_a_clear_streaming_host() {
+        // (instance, streaming URL its document names, endpoint or refused)
+        let cases = [
+            (
+                "https://m.example",
+                "wss://streaming.m.example",
+                Some("wss://streaming.m.example/api/v1/streaming"),
+            ),
+            (
+                "HTTPS://m.example",
+                "https://streaming.m.example",
+                Some("wss://streaming.m.example/api/v1/streaming"),
+            ),
+            ("https://m.example", "ws://streaming.m.example", None),
+            ("https://m.example", "http://m.example", None),
+            (
+                "http://127.0.0.1:9",
+                "ws://127.0.0.1:9",
+                Some("ws://127.0.0.1:9/api/v1/streaming"),
+            ),
+            (
+                "http://127.0.0.1:9",
+                "wss://m.example",
+                Some("wss://m.example/api/v1/streaming"),
+            ),
+        ];
+        for (instance, streaming, want) in cases {
+            match (discovered_endpoint(instance, streaming), want) {
+                (Ok(endpoint), Some(want)) => assert_eq!(endpoint, want, "{instance} {streaming}"),
+                (Err(DiscoveryError::Downgrade { .. }), None) => {}
+                (got, want) => panic!("{instance} {streaming}: {got:?}, want {want:?}"),
+            }
+        }
     }
 
     #[test]

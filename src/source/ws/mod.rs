@@ -160,14 +160,24 @@ pub async fn run<P: Protocol>(
             _ = protocol.prepare(host) => {}
             _ = link.shutdown.changed() => return,
         }
-        let url = redirect
-            .to
-            .take()
-            .unwrap_or_else(|| protocol.connect_url(host, link.health.processed()));
+        // Credentials go only where the configuration sends them: a
+        // redirect to another origin gets none (as browsers and reqwest).
+        let (url, credentials) = match redirect.to.take() {
+            Some(to) => (to, redirect.same_origin),
+            None => (protocol.connect_url(host, link.health.processed()), true),
+        };
         let host: Arc<str> = Arc::from(host.as_str());
         let started = Instant::now();
         let frames_before = link.health.frames();
-        let end = session(&host, &url, &settings, &mut protocol, &mut link).await;
+        let end = session(
+            &host,
+            &url,
+            credentials,
+            &settings,
+            &mut protocol,
+            &mut link,
+        )
+        .await;
         link.health.set_connected(false);
         match after_session(end, &url, &mut redirect, &link.health) {
             After::Stop => return,
@@ -239,6 +249,9 @@ async fn wait_to_reconnect(backoff: &mut Backoff, next_host: &str, link: &mut Li
 struct Redirect {
     to: Option<String>,
     hops: usize,
+    /// Every hop so far kept the origin (scheme, host, port) it came from,
+    /// so `to` may be sent the source's credentials.
+    same_origin: bool,
 }
 
 impl Redirect {
@@ -251,7 +264,9 @@ impl Redirect {
             .ok()
             .filter(|(to, from)| redirect_allowed(from, to));
         match target {
-            Some((to, _)) if self.hops < MAX_REDIRECTS => {
+            Some((to, from)) if self.hops < MAX_REDIRECTS => {
+                self.same_origin =
+                    (self.hops == 0 || self.same_origin) && to.origin() == from.origin();
                 self.hops += 1;
                 tracing::info!(source = %health.name, from = %url, to = %to, "following a redirect");
                 self.to = Some(to.to_string());
@@ -269,6 +284,58 @@ impl Redirect {
                 }
                 .emit();
                 false
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Which hops are followed, and whether the source's credentials may go
+    /// to where the chain ends.
+    #[test]
+    fn credentials_follow_a_redirect_only_within_its_origin() {
+        let health = SourceHealth::new("t", None);
+        /// Hops as (from, `Location`).
+        type Hops<'a> = &'a [(&'a str, &'a str)];
+        // (hops, followed, may send credentials)
+        let cases: [(Hops, bool, bool); 7] = [
+            (&[("wss://a.example/s", "/elsewhere")], true, true),
+            (
+                &[("wss://a.example/s", "wss://a.example:443/t")],
+                true,
+                true,
+            ),
+            (&[("wss://a.example/s", "wss://b.example/s")], true, false),
+            (
+                &[("ws://a.example/s", "ws://a.example:8080/s")],
+                true,
+                false,
+            ),
+            // An upgrade to TLS is followed, but it is another origin.
+            (&[("ws://a.example/s", "wss://a.example/s")], true, false),
+            // Away and back: the hop that left decides.
+            (
+                &[
+                    ("wss://a.example/s", "wss://b.example/s"),
+                    ("wss://b.example/s", "wss://a.example/s"),
+                ],
+                true,
+                false,
+            ),
+            (&[("wss://a.example/s", "ws://a.example/s")], false, false),
+        ];
+        for (hops, followed, credentials) in cases {
+            let mut redirect = Redirect::default();
+            let mut last = false;
+            for (from, location) in hops {
+                last = redirect.follow(from, location, &health);
+            }
+            assert_eq!(last, followed, "{hops:?}");
+            if followed {
+                assert_eq!(redirect.same_origin, credentials, "{hops:?}");
             }
         }
     }

@@ -42,11 +42,12 @@ type Socket =
 pub(super) async fn session<P: Protocol>(
     host: &Arc<str>,
     url: &str,
+    credentials: bool,
     settings: &WsSettings,
     protocol: &mut P,
     link: &mut Link,
 ) -> End {
-    let ws = match handshake(url, settings, protocol, link).await {
+    let ws = match handshake(url, credentials, settings, protocol, link).await {
         Ok(ws) => ws,
         Err(end) => return end,
     };
@@ -68,10 +69,15 @@ pub(super) async fn session<P: Protocol>(
     reader.read(write, read).await
 }
 
+/// Headers that carry a source's credentials: sent only to the origin the
+/// configuration names, never after a redirect to another one.
+const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
+
 /// Opens the websocket: the request with the protocol's headers, the
 /// connection bounded in time, a refusal read by the protocol.
 async fn handshake<P: Protocol>(
     url: &str,
+    credentials: bool,
     settings: &WsSettings,
     protocol: &mut P,
     link: &mut Link,
@@ -80,6 +86,10 @@ async fn handshake<P: Protocol>(
         .into_client_request()
         .map_err(|e| End::Lost(format!("bad URL: {e}")))?;
     for (name, value) in protocol.headers() {
+        if !credentials && CREDENTIAL_HEADERS.contains(&name) {
+            tracing::info!(source = %link.health.name, %url, header = name, "not sent: the redirect left the configured origin");
+            continue;
+        }
         let value = HeaderValue::from_str(&value)
             .map_err(|_| End::Lost(format!("header {name} has characters HTTP does not allow")))?;
         request.headers_mut().insert(name, value);
