@@ -33,7 +33,7 @@
 //! matcher
 //! normalize
 //! source
-//! events, numbers, tls, wall
+//! events, numbers, text, tls, wall
 //! ```
 //!
 //! So `window` knows nothing of the store or of alerts; `detect` reads
@@ -77,6 +77,7 @@ pub mod pipeline;
 pub mod source;
 pub mod state;
 pub mod telemetry;
+pub mod text;
 pub mod tls;
 pub mod wall;
 pub mod window;

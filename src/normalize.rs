@@ -42,25 +42,40 @@ pub struct Post {
     pub hashtags: Vec<String>,
 }
 
+/// Hashtags read from one post, at most: a person tags a handful, and the
+/// frame's size would otherwise be the only bound (a 1 MiB note carries
+/// 80,000 tags, each compared with the ones kept).
+pub const MAX_HASHTAGS: usize = 64;
+/// Characters of a hashtag, at most: a longer one is not read (no
+/// service's name and outage word come near it; a discovered name is at
+/// most 41 characters).
+pub const MAX_HASHTAG_CHARS: usize = 100;
+/// Declared languages read from one post, at most.
+pub const MAX_LANGS: usize = 8;
+
 pub fn normalize(raw: RawPost) -> Post {
     let text = normalize_text(&raw.text);
     let mut hashtags: Vec<String> = Vec::new();
-    for tag in hashtags_in(&text) {
-        push_unique(&mut hashtags, tag.to_owned());
-    }
-    for tag in &raw.tags {
-        let tag = normalize_text(tag.trim_start_matches(['#', '＃']));
-        if !tag.is_empty() {
+    let from_text = hashtags_in(&text).map(str::to_owned);
+    let from_metadata = raw
+        .tags
+        .iter()
+        .map(|tag| normalize_text(tag.trim_start_matches(['#', '＃'])));
+    for tag in from_text.chain(from_metadata) {
+        if hashtags.len() == MAX_HASHTAGS {
+            break;
+        }
+        if !tag.is_empty() && tag.chars().count() <= MAX_HASHTAG_CHARS {
             push_unique(&mut hashtags, tag);
         }
     }
-    let langs = raw
-        .langs
-        .iter()
-        .filter_map(|tag| tag.split(['-', '_']).next())
-        .filter(|primary| !primary.is_empty())
-        .map(str::to_ascii_lowercase)
-        .collect();
+    let mut langs = Vec::new();
+    for primary in raw.langs.iter().filter_map(|tag| language_subtag(tag)) {
+        if langs.len() == MAX_LANGS {
+            break;
+        }
+        push_unique(&mut langs, primary);
+    }
     Post {
         time_us: raw.time_us,
         author: raw.author,
@@ -71,6 +86,15 @@ pub fn normalize(raw: RawPost) -> Post {
         langs,
         hashtags,
     }
+}
+
+/// The primary language subtag of a declared language (`pt-BR` → `pt`),
+/// lower-cased, if it is one: 2 to 8 ASCII letters (BCP 47). Anything
+/// else (`"x"`, a number, a sentence, a megabyte) declares no language.
+fn language_subtag(tag: &str) -> Option<String> {
+    let primary = tag.split(['-', '_']).next()?;
+    ((2..=8).contains(&primary.len()) && primary.bytes().all(|b| b.is_ascii_alphabetic()))
+        .then(|| primary.to_ascii_lowercase())
 }
 
 fn push_unique(list: &mut Vec<String>, item: String) {
@@ -384,5 +408,68 @@ mod tests {
         assert_eq!(post.original, "Is #TwitterDown  for everyone?");
         assert_eq!(post.hashtags, vec!["twitterdown", "outage"]);
         assert_eq!(post.langs, vec!["pt", "en"]);
+    }
+
+    fn post_with(text: &str, tags: Vec<String>, langs: Vec<String>) -> Post {
+        normalize(RawPost {
+            time_us: 5,
+            author: "did:plc:a".into(),
+            uri: String::new(),
+            key: None,
+            text: text.into(),
+            langs,
+            tags,
+        })
+    }
+
+    /// A stranger chooses how many tags and languages a post declares and
+    /// how long they are: the first few are read, the rest are not.
+    #[test]
+    fn hashtags_and_languages_are_bounded() {
+        // 80,000 distinct tags (a 1 MiB note's worth): the first 64 are
+        // read, in order, after the text's own.
+        let many: Vec<String> = (0..80_000).map(|i| format!("t{i}")).collect();
+        let post = post_with("#first is down", many, vec![]);
+        assert_eq!(post.hashtags.len(), MAX_HASHTAGS);
+        assert_eq!(post.hashtags[0], "first");
+        assert_eq!(post.hashtags[1], "t0");
+        assert_eq!(
+            post.hashtags[MAX_HASHTAGS - 1],
+            format!("t{}", MAX_HASHTAGS - 2)
+        );
+        // Repeats take no place.
+        let repeated = vec!["same".to_owned(); 1000];
+        let post = post_with("", [repeated, vec!["other".into()]].concat(), vec![]);
+        assert_eq!(post.hashtags, ["same", "other"]);
+        // Length: 100 characters are read, 101 are not (from the text too).
+        // (Alternating letters: a run of one letter folds to one.)
+        let fits = "éa".repeat(MAX_HASHTAG_CHARS / 2);
+        let too_long = format!("{fits}b");
+        let post = post_with(
+            &format!("#{too_long} x"),
+            vec![too_long.clone(), fits.clone()],
+            vec![],
+        );
+        assert_eq!(post.hashtags, [fits]);
+
+        // (declared, read)
+        let cases: [(&[&str], &[&str]); 6] = [
+            (&["pt-BR", "EN", "en_US"], &["pt", "en"]),
+            (&["und", "zh-Hant", "fil"], &["und", "zh", "fil"]),
+            // Not a language subtag: too short, too long, not letters.
+            (&["x", "123", "e1", "abcdefghi", "ε-λ", ""], &[]),
+            (&["is twitter down?"], &[]),
+            (
+                &["aa", "ab", "ac", "ad", "ae", "af", "ag", "ah", "ai", "aj"],
+                &["aa", "ab", "ac", "ad", "ae", "af", "ag", "ah"],
+            ),
+            (&["en", "en", "en", "fr"], &["en", "fr"]),
+        ];
+        for (declared, read) in cases {
+            let langs = declared.iter().map(|l| (*l).to_owned()).collect();
+            assert_eq!(post_with("", vec![], langs).langs, read, "{declared:?}");
+        }
+        let huge = vec!["e".repeat(1 << 20)];
+        assert!(post_with("", vec![], huge).langs.is_empty());
     }
 }

@@ -145,6 +145,9 @@ fn mastodon_and_nostr_reports_combine_once_each() {
     forged[2]["content"] = "discord is down, trust me".into();
     from_a.push(forged.to_string());
     from_a.extend(chatter.clone());
+    // A relay's own text is a stranger's too: a notice of 5,000 characters
+    // is logged cut to 200.
+    from_a.push(json!(["NOTICE", "n".repeat(5000)]).to_string());
     let relay_a = ScriptServer::start(vec![from_a], true);
     let mut closing = notes;
     closing.extend(chatter);
@@ -248,12 +251,15 @@ status_secs = 0.2
         "resumed since the last note: {again}"
     );
 
+    assert!(!log.contains(&"n".repeat(200)), "a server's text is cut");
+    let cut_notice = format!("notice: {}…", "n".repeat(199 - "notice: ".len()));
     for needle in [
         "duplicates=",
         "server reported an error",
         "Rate limited (status 429)",
         "end of stored events",
         "notice: be nice",
+        cut_notice.as_str(),
         "rate-limited: slow down",
         "malformed=2",
         "future=0",

@@ -221,6 +221,22 @@ const CASES: &[(&str, Expect)] = &[
     ),
     not!("@jane that link isn't working"),
     not!("@bob isn't working tonight, he's off"),
+    // A discovered name is 2 to 41 characters (a domain's first label at
+    // most): whoever writes the post chooses it, and it goes into alerts.
+    report!(
+        "#AbcdefghijAbcdefghijAbcdefghijAbcdefghijkDown",
+        "abcdefghijabcdefghijabcdefghijabcdefghijk"
+    ),
+    not!("#AbcdefghijAbcdefghijAbcdefghijAbcdefghijkmDown"),
+    report!(
+        "Abcdefghijabcdefghijabcdefghijabcdefghijk is down again",
+        "abcdefghijabcdefghijabcdefghijabcdefghijk"
+    ),
+    not!("Abcdefghijabcdefghijabcdefghijabcdefghijkm is down again"),
+    (
+        "@AbcdefghijAbcdefghijAbcdefghijAbcdefghijkm is your site down?",
+        Unnamed,
+    ),
     // Family 2: services nobody listed, by their capitalised name.
     report!("Blipster is down again", "blipster"),
     report!("the GameVault server is down", "gamevault"),

@@ -50,8 +50,27 @@ pub(super) struct Mention {
 pub(super) enum Service {
     /// Catalogued: its index in [`Tables::services`].
     Known(u16),
-    /// Not in the catalogue: spelt as its letters and digits.
+    /// Not in the catalogue: spelt as its letters and digits. Made by
+    /// [`Service::discovered`], which bounds its length.
     Discovered(String),
+}
+
+/// Longest name of a discovered service, in characters: as long as a
+/// domain's first label may be ([`super::tables::DOMAIN_PATTERN`]). A name is chosen by
+/// whoever writes the post, and it goes into every alert (and each
+/// delivery's `Idempotency-Key` header): a hashtag of 16,000 letters
+/// names nothing.
+pub(super) const MAX_DISCOVERED_CHARS: usize = 41;
+
+impl Service {
+    /// A name not in the catalogue, if it can be one: 2 to
+    /// [`MAX_DISCOVERED_CHARS`] characters.
+    pub(super) fn discovered(name: String) -> Option<Service> {
+        let chars = name.chars().count();
+        (2..=MAX_DISCOVERED_CHARS)
+            .contains(&chars)
+            .then_some(Service::Discovered(name))
+    }
 }
 
 /// One outage phrase on its way to a score.

@@ -60,8 +60,8 @@ fn outage_tag(tables: &Tables, tag: &str, tag_stem: &str) -> Option<TagOutage> {
     let service = match tables.stems.get(rest) {
         Some(stem) => Service::Known(stem.service),
         // A name we do not know: discovered, if it looks like a name.
-        None if rest.chars().count() >= 2 && rest.chars().all(|c| c.is_ascii_alphanumeric()) => {
-            Service::Discovered(rest.to_owned())
+        None if rest.chars().all(|c| c.is_ascii_alphanumeric()) => {
+            Service::discovered(rest.to_owned())?
         }
         None => return None,
     };

@@ -223,7 +223,7 @@ impl Protocol for NostrProtocol {
             "EOSE" => Control::Info("end of stored events; live notes follow".into()),
             "NOTICE" => Control::Info(format!("notice: {}", text(1))),
             "CLOSED" => Control::Reconnect(text(2)),
-            "OK" | "AUTH" | "COUNT" => Control::Info(frame.chars().take(200).collect()),
+            "OK" | "AUTH" | "COUNT" => Control::Info(frame.to_owned()),
             _ => Control::Data,
         }
     }

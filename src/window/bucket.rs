@@ -10,18 +10,7 @@ use super::WindowConfig;
 use crate::Micros;
 use crate::matcher::{Class, Verdict};
 use crate::normalize::Post;
-
-/// `text` cut to at most `max` characters (the last one `…` when cut).
-pub fn truncate_chars(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max.saturating_sub(1)) {
-        Some((at, _)) if text[at..].chars().nth(1).is_some() => {
-            let mut cut = text[..at].to_owned();
-            cut.push('…');
-            cut
-        }
-        _ => text.to_owned(),
-    }
-}
+use crate::text::truncate_chars;
 
 /// One bucket of event time: all posts, and what was reported per service.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -24,7 +24,7 @@ use crate::matcher::{Class, Verdict};
 use crate::normalize::Post;
 use crate::{MICROS_PER_SEC, Micros};
 
-pub use self::bucket::{Bucket, Sample, ServiceCounts, truncate_chars};
+pub use self::bucket::{Bucket, Sample, ServiceCounts};
 pub use self::config::WindowConfig;
 
 /// Where [`Windows::add`] put a post.
@@ -365,9 +365,6 @@ mod tests {
 
     #[test]
     fn samples_are_cut_by_characters() {
-        assert_eq!(truncate_chars("short", 10), "short");
-        assert_eq!(truncate_chars("exactly10!", 10), "exactly10!");
-        assert_eq!(truncate_chars("ééééééééééé", 10), "ééééééééé…");
         let mut w = Windows::new(WindowConfig {
             sample_chars: 20,
             ..WindowConfig::default()

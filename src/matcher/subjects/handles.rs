@@ -151,16 +151,13 @@ impl Decision<'_> {
         if !((handle.addressee && targeted) || asked) {
             return None;
         }
-        let brand = hashtag_stem(handle_brand(&handle.stem));
-        if brand.chars().count() < 2 {
-            return None;
-        }
+        let service = Service::discovered(hashtag_stem(handle_brand(&handle.stem)))?;
         let why = if asked {
             "an account asked about (not in the catalogue: discovered)"
         } else {
             "the account the post is addressed to (not in the catalogue: discovered)"
         };
-        Some((Service::Discovered(brand), why))
+        Some((service, why))
     }
 }
 

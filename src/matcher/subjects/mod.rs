@@ -218,7 +218,10 @@ impl Decision<'_> {
             }
             let service = match self.tables.stems.get(&label) {
                 Some(stem) => Service::Known(stem.service),
-                None => Service::Discovered(label),
+                None => match Service::discovered(label) {
+                    Some(service) => service,
+                    None => continue,
+                },
             };
             let id = self.service_id(&service);
             let detail = |id: &str| match service {

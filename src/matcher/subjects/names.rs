@@ -144,7 +144,7 @@ impl Decision<'_> {
         match self.tables.stems.get(&name) {
             Some(stem) if !stem.ambiguous => Some(Service::Known(stem.service)),
             Some(_) => None,
-            None => Some(Service::Discovered(name)),
+            None => Service::discovered(name),
         }
     }
 

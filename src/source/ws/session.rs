@@ -22,6 +22,7 @@ use crate::events::{
 };
 use crate::source::health::SourceHealth;
 use crate::source::kind::Link;
+use crate::text::{SERVER_TEXT_CHARS, truncate_chars};
 
 /// When the watchdog should look again, or `None` if no frame has decoded
 /// for a whole `watchdog` period of this connection (a stall).
@@ -315,6 +316,7 @@ impl<P: Protocol> Reader<'_, P> {
         match self.protocol.control(&text) {
             Control::Data => {}
             Control::Info(info) => {
+                let info = truncate_chars(&info, SERVER_TEXT_CHARS);
                 tracing::info!(source = %health.name, %info, "server message");
                 return None;
             }
@@ -323,7 +325,7 @@ impl<P: Protocol> Reader<'_, P> {
                 ServerError {
                     source,
                     counters,
-                    error: &error,
+                    error: &truncate_chars(&error, SERVER_TEXT_CHARS),
                 }
                 .emit();
                 return None;
@@ -335,7 +337,8 @@ impl<P: Protocol> Reader<'_, P> {
             }
             Control::Reconnect(reason) => {
                 return Some(End::Lost(format!(
-                    "server ended the subscription: {reason}"
+                    "server ended the subscription: {}",
+                    truncate_chars(&reason, SERVER_TEXT_CHARS)
                 )));
             }
         }
