@@ -144,15 +144,30 @@ pub fn decode(
             time_us,
             key: Some(super::dedupe::key_of(&[&event.id])),
             uri: format!("nostr:{}", event.id),
-            langs: tag_values("l")
-                .into_iter()
-                .filter(|l| l.len() <= 3)
-                .collect(),
+            langs: languages(&event.tags),
             tags: tag_values("t"),
             author: event.pubkey,
             text: event.content,
         })),
     ))
+}
+
+/// The languages a note declares: NIP-32 labels in the ISO 639-1
+/// namespace (`["l", "en", "ISO-639-1"]`). A label of another namespace
+/// (`["l", "MIT", "license"]`) or of none (a user's own label) says nothing
+/// of the language, and read as one it would cost the post its context
+/// phrases.
+fn languages(tags: &[Vec<String>]) -> Vec<String> {
+    tags.iter()
+        .filter_map(|tag| match tag.as_slice() {
+            [name, value, namespace, ..]
+                if name == "l" && namespace.eq_ignore_ascii_case("ISO-639-1") =>
+            {
+                Some(value.clone())
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// The Nostr source kind: relays, each read at once on its own connection.
@@ -277,6 +292,36 @@ pub mod tests {
             tags,
             "is discord down? \"quoted\"\n😀",
         )
+    }
+
+    #[test]
+    fn only_iso_639_1_labels_declare_a_language() {
+        let tag = |parts: &[&str]| parts.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>();
+        // (tags, languages)
+        let cases: [(Vec<Vec<String>>, &[&str]); 6] = [
+            (vec![tag(&["l", "en", "ISO-639-1"])], &["en"]),
+            (
+                vec![tag(&["L", "ISO-639-1"]), tag(&["l", "pt", "iso-639-1"])],
+                &["pt"],
+            ),
+            (
+                vec![tag(&["L", "license"]), tag(&["l", "MIT", "license"])],
+                &[],
+            ),
+            (vec![tag(&["l", "en"])], &[]),
+            (vec![tag(&["t", "en", "ISO-639-1"])], &[]),
+            (
+                vec![
+                    tag(&["l", "ja", "ISO-639-1"]),
+                    tag(&["l", "x", "ugc"]),
+                    tag(&["l"]),
+                ],
+                &["ja"],
+            ),
+        ];
+        for (tags, want) in cases {
+            assert_eq!(languages(&tags), want, "{tags:?}");
+        }
     }
 
     #[test]
