@@ -281,12 +281,20 @@ fn split_words(text: &str) -> impl Iterator<Item = (&str, bool)> {
     })
 }
 
-/// Zero-width characters that people (and spam) put inside words; they would
-/// otherwise split "down" into two tokens no phrase matches.
-fn is_invisible(c: char) -> bool {
+/// Characters that show nothing themselves: zero-width ones that people
+/// (and spam) put inside words, which would otherwise split "down" into
+/// two tokens no phrase matches, and the bidirectional controls, which
+/// reorder what is shown around them (`\u{202E}` shows `nwod` as `down`).
+pub fn is_invisible(c: char) -> bool {
     matches!(
         c,
-        '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}'
+        '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{061C}'
+            | '\u{FEFF}'
+            | '\u{00AD}'
     )
 }
 
@@ -360,6 +368,8 @@ mod tests {
             ("ダウン", "ダウン"),
             // Look-alike letters inside Latin words fold to Latin.
             ("tw\u{0456}tter \u{0456}s d\u{043E}wn", "twitter is down"),
+            // Bidirectional controls show nothing and split no word.
+            ("tw\u{200E}itter d\u{202E}own\u{2069}", "twitter down"),
             ("\u{0456}nstagr\u{0430}m", "instagram"),
             ("disc\u{03BF}rd", "discord"),
             ("\u{0440}aypal d\u{043E}wn", "paypal down"),

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Alert, AlertKind};
 use crate::detect::{Severity, TransitionKind};
+use crate::normalize::is_invisible;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -94,7 +95,10 @@ pub fn headline(alert: &Alert, esc: &dyn Fn(&str) -> String) -> String {
                 TransitionKind::Resolved => format!("{test}source {name} is back"),
                 _ => format!(
                     "{test}source {name}: {}",
-                    esc(&clip(alert.detail.as_deref().unwrap_or("unhealthy"), 200))
+                    esc(&clip(
+                        &defang(alert.detail.as_deref().unwrap_or("unhealthy")),
+                        200
+                    ))
                 ),
             }
         }
@@ -117,7 +121,8 @@ pub fn summary(alert: &Alert, esc: &dyn Fn(&str) -> String) -> String {
             alert.at
         );
     }
-    let detail = alert.detail.as_deref().map(|d| esc(&clip(d, 500)));
+    // A source's detail may quote its server: one line, no link, as a post.
+    let detail = alert.detail.as_deref().map(|d| esc(&clip(&defang(d), 500)));
     match alert.kind {
         AlertKind::Source => match alert.state {
             TransitionKind::Resolved => format!(
@@ -176,9 +181,21 @@ pub fn clip(text: &str, max: usize) -> String {
 
 /// A post's text on one line, links defanged (`https[:]//…`) so no chat
 /// client turns them into links or previews: links in our messages come
-/// only from our own fields.
+/// only from our own fields. Every line break and control character is a
+/// space, and what shows nothing is dropped (zero-width characters and
+/// bidirectional controls, which could hide a link from the defanging or
+/// show text other than what it is).
 pub fn defang(text: &str) -> String {
-    text.replace(['\n', '\r'], " ").replace("://", "[:]//")
+    let line: String = text
+        .chars()
+        .filter(|&c| !is_invisible(c))
+        .map(|c| match c {
+            '\u{2028}' | '\u{2029}' => ' ',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect();
+    line.replace("://", "[:]//")
 }
 
 /// A sample's link as a web page, when it is one: Bluesky's `at://` URIs
@@ -288,6 +305,30 @@ mod tests {
         assert!(v.get("test").is_none(), "only test alerts say test");
     }
 
+    /// What a stranger's text cannot do in a chat line: break it, hide a
+    /// link from the defanging, or show other text than it holds.
+    #[test]
+    fn defang_leaves_one_line_of_visible_text_with_no_link() {
+        // (post text, what the line holds)
+        let cases = [
+            ("see https://x.example now", "see https[:]//x.example now"),
+            ("two\nlines\r\nhere", "two lines  here"),
+            ("para\u{2028}> fake\u{2029}x", "para > fake x"),
+            (
+                "nul\0esc\u{1b}[31mtab\tvt\u{b}ff\u{c}nel\u{85}",
+                "nul esc [31mtab vt ff nel ",
+            ),
+            ("https:\u{200B}//x.example", "https[:]//x.example"),
+            ("https:/\u{2060}/x.example", "https[:]//x.example"),
+            ("\u{202E}moc.elpmaxe//:sptth", "moc.elpmaxe//:sptth"),
+            ("a\u{2066}b\u{2069}c\u{200F}d\u{FEFF}e", "abcde"),
+            ("インスタ落ちてる 😀", "インスタ落ちてる 😀"),
+        ];
+        for (text, line) in cases {
+            assert_eq!(defang(text), line, "{text:?}");
+        }
+    }
+
     #[test]
     fn clip_counts_characters_and_never_leaves_half_an_escape() {
         let cases = [
@@ -349,6 +390,12 @@ mod tests {
         resolved.detail = Some("bluesky is back: frames arriving".into());
         assert_eq!(headline(&resolved, &plain), "source bluesky is back");
         assert!(!summary(&resolved, &plain).contains("reports"));
+        // A detail quoting the server is one line with no link, as a post.
+        let mut quoting = firing.clone();
+        quoting.detail = Some("events lost (see https://evil.example/login\nnow)".into());
+        for text in [headline(&quoting, &plain), summary(&quoting, &plain)] {
+            assert!(text.contains("https[:]//evil.example/login now"), "{text}");
+        }
 
         let now = chrono::DateTime::from_timestamp(1_783_174_000, 0).expect("time");
         let test = test_alert(TransitionKind::Firing, now, 7);

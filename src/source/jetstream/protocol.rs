@@ -344,7 +344,8 @@ impl Protocol for JetstreamProtocol {
                 Control::Data
             }
             V2Control::Info { name, message } if name == "OutdatedCursor" => Control::Gap(format!(
-                "the server's history does not reach back to the requested time; events before its floor were lost ({message})"
+                "the server's history does not reach back to the requested time; events before its floor were lost ({})",
+                crate::text::truncate_chars(&message, crate::text::SERVER_TEXT_CHARS)
             )),
             V2Control::Info { name, message } => Control::Info(format!("{name}: {message}")),
             V2Control::Error { name, message } => Control::Reconnect(format!("{name}: {message}")),
