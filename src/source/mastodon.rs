@@ -8,6 +8,7 @@
 //! the arrival time, and the claim is used only to drop statuses claiming to
 //! be older than the de-duplication horizon (a backfill, not news).
 
+use html5gum::{DefaultEmitter, Token, Tokenizer};
 use serde::Deserialize;
 
 use super::kind::{Connection, Link, Origin, Source, Task};
@@ -140,26 +141,55 @@ pub fn decode(
     ))
 }
 
-/// Mastodon's HTML to plain text: line breaks for `<br>` and paragraph
-/// ends, other tags dropped, entities decoded.
+/// Mastodon's HTML to plain text, read by a WHATWG tokenizer (html5gum)
+/// as a browser would: a line break for `<br>` and at the end of each
+/// block (a paragraph, a list item, a quote, a heading), so two list items
+/// do not run into one word; character references decoded; what a reader
+/// never sees left out: tags and their attributes (whatever `>` they hold),
+/// comments, and the content of `<script>` and `<style>`. An instance
+/// sanitises its own posts, but a federated one writes what it likes.
 pub fn html_to_text(html: &str) -> String {
+    /// Elements whose end is a line break on the page.
+    const BLOCKS: [&[u8]; 14] = [
+        b"p",
+        b"div",
+        b"li",
+        b"ul",
+        b"ol",
+        b"blockquote",
+        b"pre",
+        b"h1",
+        b"h2",
+        b"h3",
+        b"h4",
+        b"h5",
+        b"h6",
+        b"tr",
+    ];
+    let mut emitter = DefaultEmitter::default();
+    // Script, style, title and textarea content is raw text, as in a
+    // browser: a `<p>` inside it starts no paragraph.
+    emitter.naively_switch_states(true);
     let mut out = String::with_capacity(html.len());
-    let mut rest = html;
-    while let Some(open) = rest.find('<') {
-        out.push_str(&rest[..open]);
-        let Some(close) = rest[open..].find('>') else {
-            out.push_str(&rest[open..]);
-            rest = "";
-            break;
-        };
-        let tag = rest[open + 1..open + close].trim().to_ascii_lowercase();
-        if tag.starts_with("br") || tag == "/p" {
-            out.push('\n');
+    let mut unseen = 0usize;
+    for Ok(token) in Tokenizer::new_with_emitter(html, emitter) {
+        match token {
+            Token::StartTag(tag) => match &**tag.name {
+                b"br" => out.push('\n'),
+                b"script" | b"style" if !tag.self_closing => unseen += 1,
+                _ => {}
+            },
+            Token::EndTag(tag) => match &**tag.name {
+                b"script" | b"style" => unseen = unseen.saturating_sub(1),
+                name if BLOCKS.contains(&name) && !out.ends_with('\n') => out.push('\n'),
+                _ => {}
+            },
+            Token::String(text) if unseen == 0 => out.push_str(&String::from_utf8_lossy(&text)),
+            _ => {}
         }
-        rest = &rest[open + close + 1..];
     }
-    out.push_str(rest);
-    html_escape::decode_html_entities(out.trim_end()).into_owned()
+    out.truncate(out.trim_end().len());
+    out
 }
 
 /// The public stream of one instance, with an optional access token.
@@ -413,6 +443,41 @@ mod tests {
             "uri": "https://mastodon.example/users/alice/statuses/1",
             "url": "https://mastodon.example/@alice/1", "reblog": null, "visibility": "public"
         })
+    }
+
+    /// The text a reader sees: one case per way HTML can hide, join or
+    /// smuggle words.
+    #[test]
+    fn html_is_read_as_a_browser_shows_it() {
+        // (HTML, text)
+        let cases = [
+            (
+                "<p>is discord down?</p><p>still</p>",
+                "is discord down?\nstill",
+            ),
+            ("line<br>break<br/>twice", "line\nbreak\ntwice"),
+            ("<ul><li>discord</li><li>down</li></ul>", "discord\ndown"),
+            ("<blockquote>quoted</blockquote>reply", "quoted\nreply"),
+            (
+                "a &amp; b &#39;c&#39; &lt;d&gt; &eacute; &#x1F600;",
+                "a & b 'c' <d> é 😀",
+            ),
+            ("1 < 2 and 3 > 2", "1 < 2 and 3 > 2"),
+            ("<script>discord is down</script>hello", "hello"),
+            ("<style>p{}</style><p>hi</p>", "hi"),
+            ("<script><p>not a paragraph</p></script>shown", "shown"),
+            (r#"<a title="x>is discord down">link</a>"#, "link"),
+            ("<!-- discord down -->ok", "ok"),
+            (
+                r#"<p><a href="https://x.example/a"><span class="invisible">https://</span><span>x.example/a</span></a> is down</p>"#,
+                "https://x.example/a is down",
+            ),
+            ("<p>unclosed <b>bold", "unclosed bold"),
+            ("", ""),
+        ];
+        for (html, text) in cases {
+            assert_eq!(html_to_text(html), text, "{html:?}");
+        }
     }
 
     #[test]
