@@ -142,7 +142,10 @@ pub fn decode(
         Some(time_us),
         Decoded::Post(Box::new(RawPost {
             time_us,
-            key: Some(super::dedupe::key_of(&[&event.id])),
+            // Two parts, where a Mastodon status's key has one (its `uri`):
+            // an instance that names a status after a note's id cannot
+            // make the note a duplicate.
+            key: Some(super::dedupe::key_of(&[NOTE_KEY, &event.id])),
             uri: format!("nostr:{}", event.id),
             langs: languages(&event.tags),
             tags: tag_values("t"),
@@ -151,6 +154,9 @@ pub fn decode(
         })),
     ))
 }
+
+/// The first part of a note's de-duplication key (see [`decode`]).
+const NOTE_KEY: &str = "nostr";
 
 /// The languages a note declares: NIP-32 labels in the ISO 639-1
 /// namespace (`["l", "en", "ISO-639-1"]`). A label of another namespace
@@ -338,7 +344,15 @@ pub mod tests {
         };
         let id = event["id"].as_str().expect("id");
         assert_eq!(post.author, event["pubkey"].as_str().expect("pubkey"));
-        assert_eq!(post.key, Some(crate::source::dedupe::key_of(&[id])));
+        assert_eq!(
+            post.key,
+            Some(crate::source::dedupe::key_of(&[NOTE_KEY, id]))
+        );
+        assert_ne!(
+            post.key,
+            Some(crate::source::dedupe::key_of(&[id])),
+            "not the key of a Mastodon status whose uri is the note's id"
+        );
         assert_eq!(post.uri, format!("nostr:{id}"));
         assert_eq!(post.text, "is discord down? \"quoted\"\n😀");
         assert_eq!(post.tags, vec!["discorddown"]);
