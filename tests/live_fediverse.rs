@@ -304,6 +304,21 @@ fn http_stand_in(
     (addr, runtime)
 }
 
+/// A config with one Mastodon source named `m` reading `url` (plus the
+/// source's `extra` lines, such as a token), quick reconnects, the health
+/// alerts all but off and a status line every 0.2 s.
+fn one_mastodon_source(dir: &std::path::Path, url: &str, extra: &str) -> std::path::PathBuf {
+    let config = dir.join("ow.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[sources]]\nkind = \"mastodon\"\nname = \"m\"\nurls = [\"{url}\"]\n{extra}\n[sources.connection]\nbackoff_min_ms = 50\nbackoff_max_ms = 200\n\n[health]\nsilence_secs = 3600\nlag_secs = 100000000\n\n[daemon]\nstatus_secs = 0.2\n"
+        ),
+    )
+    .expect("config");
+    config
+}
+
 /// A websocket endpoint whose handshake answers 301 to `location`.
 fn redirecting_ws(location: String) -> (std::net::SocketAddr, tokio::runtime::Runtime) {
     #![allow(clippy::result_large_err)]
@@ -360,14 +375,7 @@ fn mastodon_streaming_host_is_discovered_through_redirects() {
         http_stand_in(move |path| (301, Some(format!("http://{instance}{path}")), String::new()));
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("ow.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[sources]]\nkind = \"mastodon\"\nname = \"m\"\nurls = [\"http://{front}\"]\n\n[sources.connection]\nbackoff_min_ms = 50\nbackoff_max_ms = 200\n\n[health]\nsilence_secs = 3600\nlag_secs = 100000000\n\n[daemon]\nstatus_secs = 0.2\n"
-        ),
-    )
-    .expect("config");
+    let config = one_mastodon_source(dir.path(), &format!("http://{front}"), "");
     let daemon = support::run_daemon(&config, &dir.path().join("state"), None, &[]);
     daemon.wait_for("posts=3 ", Duration::from_secs(60));
     let (status, _, log) = daemon.terminate(Duration::from_secs(20));
@@ -384,14 +392,11 @@ fn a_token_is_not_sent_to_a_redirect_on_another_origin() {
     // Another port of the same address is another origin.
     let (moved, _rt) = redirecting_ws(format!("ws://{}/api/v1/streaming", streaming.addr));
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("ow.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[sources]]\nkind = \"mastodon\"\nname = \"m\"\nurls = [\"ws://{moved}/api/v1/streaming\"]\ntoken = \"s3cret\"\n\n[sources.connection]\nbackoff_min_ms = 50\nbackoff_max_ms = 200\n\n[health]\nsilence_secs = 3600\nlag_secs = 100000000\n"
-        ),
-    )
-    .expect("config");
+    let config = one_mastodon_source(
+        dir.path(),
+        &format!("ws://{moved}/api/v1/streaming"),
+        "token = \"s3cret\"\n",
+    );
     let daemon = support::run_daemon(&config, &dir.path().join("state"), None, &[]);
     daemon.wait_until(
         |_| streaming.seen.lock().is_ok_and(|s| !s.is_empty()),
@@ -417,14 +422,7 @@ fn a_token_is_not_sent_to_a_redirect_on_another_origin() {
 fn a_streaming_redirect_to_another_scheme_is_refused() {
     let (moved, _rt) = redirecting_ws("http://127.0.0.1:9/api/v1/streaming".to_owned());
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("ow.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[sources]]\nkind = \"mastodon\"\nname = \"m\"\nurls = [\"ws://{moved}/api/v1/streaming\"]\n\n[sources.connection]\nbackoff_min_ms = 50\nbackoff_max_ms = 200\n\n[health]\nsilence_secs = 3600\nlag_secs = 100000000\n"
-        ),
-    )
-    .expect("config");
+    let config = one_mastodon_source(dir.path(), &format!("ws://{moved}/api/v1/streaming"), "");
     let daemon = support::run_daemon(&config, &dir.path().join("state"), None, &[]);
     daemon.wait_for("redirect refused", Duration::from_secs(30));
     let (status, _, log) = daemon.terminate(Duration::from_secs(20));
