@@ -129,6 +129,13 @@ pub const BACKFILL_HORIZON_US: Micros = dedupe::DEFAULT_HORIZON_SECS * crate::MI
 /// would overflow.
 pub const EVENT_TIMES: std::ops::RangeInclusive<Micros> = 0..=253_402_300_799_999_999;
 
+/// Longest author id a post may carry, in bytes: a DID is at most 2 KiB
+/// (atproto), a Mastodon `user@domain` and a Nostr key far shorter.
+pub const MAX_AUTHOR_BYTES: usize = 2048;
+/// Longest post URI, in bytes: an AT URI is at most 8 KiB (atproto), a
+/// status URL far shorter. Both go into alert samples.
+pub const MAX_URI_BYTES: usize = 8192;
+
 /// One decoded frame, whatever its source kind.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Frame {
@@ -142,14 +149,29 @@ pub struct Frame {
 }
 
 impl Frame {
-    /// The frame, if its event time (when it has one) is in [`EVENT_TIMES`].
+    /// The frame, if its event time (when it has one) is in [`EVENT_TIMES`]
+    /// and its post's author and URI are no longer than an identifier can
+    /// be ([`MAX_AUTHOR_BYTES`], [`MAX_URI_BYTES`]): both are written by
+    /// the sender and travel into alerts.
     pub fn checked(self) -> Result<Frame, FrameError> {
-        match self.time_us {
-            Some(t) if !EVENT_TIMES.contains(&t) => Err(FrameError::BadTime(format!(
+        if let Some(t) = self.time_us.filter(|t| !EVENT_TIMES.contains(t)) {
+            return Err(FrameError::BadTime(format!(
                 "{t} µs is outside 1970 to 9999"
-            ))),
-            _ => Ok(self),
+            )));
         }
+        if let Decoded::Post(post) = &self.decoded {
+            for (field, len, max) in [
+                ("author", post.author.len(), MAX_AUTHOR_BYTES),
+                ("uri", post.uri.len(), MAX_URI_BYTES),
+            ] {
+                if len > max {
+                    return Err(FrameError::BadRecord(format!(
+                        "`{field}` of {len} bytes is longer than an identifier can be ({max})"
+                    )));
+                }
+            }
+        }
+        Ok(self)
     }
 
     /// A frame without a sequence number.
@@ -226,4 +248,57 @@ pub enum SourceError {
         #[source]
         source: std::io::Error,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(author: &str, uri: &str) -> Frame {
+        Frame::timed(
+            Some(1),
+            Decoded::Post(Box::new(RawPost {
+                time_us: 1,
+                author: author.into(),
+                uri: uri.into(),
+                key: None,
+                text: "is discord down?".into(),
+                langs: vec![],
+                tags: vec![],
+            })),
+        )
+    }
+
+    /// What a sender writes into an identifier is bounded like the
+    /// identifier itself; the event time like a date.
+    #[test]
+    fn a_frame_is_checked_for_its_time_and_its_identifiers() {
+        let long_did = format!("did:plc:{}", "a".repeat(MAX_AUTHOR_BYTES));
+        let long_uri = format!(
+            "at://did:plc:a/app.bsky.feed.post/{}",
+            "k".repeat(MAX_URI_BYTES)
+        );
+        // (frame, fault's reason or none)
+        let cases = [
+            (
+                post("did:plc:a", "at://did:plc:a/app.bsky.feed.post/k"),
+                None,
+            ),
+            (post(&"a".repeat(MAX_AUTHOR_BYTES), ""), None),
+            (post(&long_did, ""), Some("bad_record")),
+            (post("did:plc:a", &"u".repeat(MAX_URI_BYTES)), None),
+            (post("did:plc:a", &long_uri), Some("bad_record")),
+            (
+                Frame::timed(Some(-1), Decoded::Skipped(SkipReason::NotAPost)),
+                Some("bad_time"),
+            ),
+            (
+                Frame::timed(None, Decoded::Skipped(SkipReason::NotAPost)),
+                None,
+            ),
+        ];
+        for (i, (frame, fault)) in cases.into_iter().enumerate() {
+            assert_eq!(frame.checked().err().map(|e| e.reason()), fault, "case {i}");
+        }
+    }
 }
