@@ -12,8 +12,16 @@
 //! `max_keys` of them, so memory stays bounded whatever the stream. The
 //! last [`PERSIST_HORIZON_SECS`] are saved with the pipeline's checkpoint,
 //! so a restart recognises the overlap it asks for.
+//!
+//! Keys are forgotten from the front of their arrival order, so a key that
+//! cannot be forgotten yet holds every key behind it. A key dated further
+//! ahead of the watermark than the horizon (a post quarantined as dated
+//! ahead, remembered so that a resumed run does not count it) is therefore
+//! kept apart, by event time, and at most [`MAX_AHEAD_KEYS`] of them: one
+//! post dated a week ahead kept every key after it for that week, until
+//! `max_keys` (hundreds of thousands) forgot them by count alone.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +35,11 @@ pub const DEFAULT_HORIZON_SECS: i64 = 600;
 pub const PERSIST_HORIZON_SECS: i64 = 30;
 /// Hard bound on remembered keys (a burst far above the firehose's rate).
 pub const DEFAULT_MAX_KEYS: usize = 500_000;
+/// Bound on the keys dated beyond the horizon ahead of the watermark: a
+/// stranger chooses how many posts to date ahead, and past this the
+/// furthest ahead is forgotten first (it is the last a resumed run could
+/// accept).
+pub const MAX_AHEAD_KEYS: usize = 10_000;
 
 /// The key of an event identified by `parts`: the xxh3 of each part
 /// followed by 0xff (a byte no UTF-8 text holds, so parts cannot run into
@@ -53,12 +66,20 @@ pub fn key_of(parts: &[&str]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(joined)
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Saved through [`Persisted`] (a whole one is `Persisted::from`), which
+/// writes the keys dated ahead after the others in `order`; [`restored`](
+/// Deduper::restored) sorts them apart again, so the saved layout is the
+/// one it has always been.
+#[derive(Debug, Clone, Deserialize)]
 pub struct Deduper {
     horizon_us: Micros,
     max_keys: usize,
     /// Keys in arrival order with their event time, to forget the oldest.
     order: VecDeque<(Micros, u64)>,
+    /// Keys dated more than the horizon ahead of the newest watermark, by
+    /// event time (see the module's documentation).
+    #[serde(skip)]
+    ahead: BTreeSet<(Micros, u64)>,
     /// The keys are xxh3 digests already, but of text a stranger writes
     /// (unseeded, so keys can be chosen): the set hashes them again with a
     /// random seed (foldhash's `RandomState`, "minimally DoS-resistant" by
@@ -76,6 +97,7 @@ impl PartialEq for Deduper {
         self.horizon_us == other.horizon_us
             && self.max_keys == other.max_keys
             && self.order == other.order
+            && self.ahead == other.ahead
             && self.newest == other.newest
     }
 }
@@ -92,6 +114,7 @@ impl Deduper {
             horizon_us,
             max_keys,
             order: VecDeque::new(),
+            ahead: BTreeSet::new(),
             keys: HashSet::default(),
             newest: None,
         }
@@ -105,10 +128,21 @@ impl Deduper {
         self
     }
 
-    /// Rebuilds the lookup set after loading from a checkpoint.
+    /// Rebuilds the lookup set after loading from a checkpoint, and sets
+    /// the keys dated ahead apart again.
     pub fn restored(mut self) -> Self {
         self.keys = self.order.iter().map(|(_, k)| *k).collect();
+        if let Some(far) = self.far_ahead_from() {
+            self.ahead.extend(self.order.iter().filter(|(t, _)| *t > far));
+            self.order.retain(|(t, _)| *t <= far);
+        }
         self
+    }
+
+    /// Event times after this are dated ahead: further from the newest
+    /// watermark than the horizon (`None` before there is a watermark).
+    fn far_ahead_from(&self) -> Option<Micros> {
+        self.newest.map(|n| n.saturating_add(self.horizon_us))
     }
 
     /// What the checkpoint keeps of this de-duplicator: only the keys a
@@ -137,21 +171,43 @@ impl Deduper {
         if !self.keys.insert(key) {
             return true;
         }
-        self.order.push_back((time_us, key));
         if let Some(now) = now {
             self.newest = Some(self.newest.map_or(now, |n| n.max(now)));
+        }
+        if self.far_ahead_from().is_some_and(|far| time_us > far) {
+            self.ahead.insert((time_us, key));
+            if self.ahead.len() > MAX_AHEAD_KEYS
+                && let Some((_, furthest)) = self.ahead.pop_last()
+            {
+                self.keys.remove(&furthest);
+            }
+        } else {
+            self.order.push_back((time_us, key));
         }
         let cutoff = self
             .newest
             .map_or(Micros::MIN, |n| n.saturating_sub(self.horizon_us));
+        while let Some(&(t, old)) = self.ahead.first() {
+            if t >= cutoff {
+                break;
+            }
+            self.ahead.pop_first();
+            self.keys.remove(&old);
+        }
         while let Some(&(t, old)) = self.order.front() {
-            if t >= cutoff && self.order.len() <= self.max_keys {
+            if t >= cutoff && self.order.len() + self.ahead.len() <= self.max_keys {
                 break;
             }
             self.order.pop_front();
             self.keys.remove(&old);
         }
         false
+    }
+}
+
+impl Serialize for Deduper {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Persisted::from(self).serialize(serializer)
     }
 }
 
@@ -196,7 +252,13 @@ impl Serialize for Kept<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeSeq;
         let Persisted { deduper, cutoff } = self.0;
-        let kept = || deduper.order.iter().filter(move |(t, _)| *t >= cutoff);
+        let kept = || {
+            deduper
+                .order
+                .iter()
+                .chain(&deduper.ahead)
+                .filter(move |(t, _)| *t >= cutoff)
+        };
         let mut seq = serializer.serialize_seq(Some(kept().count()))?;
         for entry in kept() {
             seq.serialize_element(entry)?;
@@ -223,9 +285,58 @@ mod tests {
         for i in 0..20 {
             d.is_duplicate(key_of(&[&i.to_string()]), (i * 7) % 30, Some((i * 7) % 30));
         }
+        // Two keys dated far ahead (quarantined posts) go along.
+        d.is_duplicate(key_of(&["ahead"]), 10_000, None);
+        d.is_duplicate(key_of(&["further"]), 20_000, None);
+        assert_eq!(d.ahead.len(), 2);
         assert_eq!(round_trip(Persisted::from(&d)), d);
-        let json = serde_json::to_string(&Persisted::from(&d)).expect("JSON");
-        assert_eq!(json, serde_json::to_string(&d).expect("JSON"), "same shape");
+        // The saved layout is the one checkpoints have always had: the
+        // keys dated ahead travel in `order`, after the others.
+        let json: serde_json::Value = serde_json::to_value(&d).expect("JSON");
+        let fields: Vec<&str> = json
+            .as_object()
+            .expect("a struct")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(fields, ["horizon_us", "max_keys", "newest", "order"]);
+        assert_eq!(json["order"].as_array().map(Vec::len), Some(22));
+    }
+
+    /// One key dated a week ahead, at the front of the arrival order,
+    /// held every key behind it until `max_keys` forgot them by count.
+    #[test]
+    fn a_key_dated_far_ahead_does_not_hold_the_keys_behind_it() {
+        let mut d = Deduper::new(10, 1_000_000);
+        assert!(!d.is_duplicate(key_of(&["first"]), 0, Some(0)));
+        let ahead = key_of(&["a week ahead"]);
+        assert!(!d.is_duplicate(ahead, 7 * 24 * 3600 * MICROS_PER_SEC, None));
+        for t in 1..=1000 {
+            assert!(!d.is_duplicate(key_of(&[&t.to_string()]), t, Some(t)));
+        }
+        assert!(d.keys.len() <= 12, "{} keys remembered", d.keys.len());
+        assert!(
+            !d.is_duplicate(key_of(&["5"]), 1001, Some(1001)),
+            "forgotten by age"
+        );
+        assert!(d.is_duplicate(ahead, 1002, Some(1002)), "still known");
+    }
+
+    #[test]
+    fn keys_dated_ahead_are_bounded_furthest_first() {
+        let mut d = Deduper::new(10, 1_000_000);
+        assert!(!d.is_duplicate(key_of(&["now"]), 0, Some(0)));
+        let n = MAX_AHEAD_KEYS as i64 + 5;
+        for t in 0..n {
+            let key = key_of(&["ahead", &t.to_string()]);
+            assert!(!d.is_duplicate(key, 1_000 + t, None));
+        }
+        assert_eq!(d.ahead.len(), MAX_AHEAD_KEYS);
+        assert_eq!(d.keys.len(), MAX_AHEAD_KEYS + 1);
+        let nearest = key_of(&["ahead", "0"]);
+        assert!(d.is_duplicate(nearest, 1_000, None), "the nearest is kept");
+        let furthest = key_of(&["ahead", &(n - 1).to_string()]);
+        assert!(!d.is_duplicate(furthest, 1_000, None), "the furthest went");
     }
 
     #[test]
