@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::window::{Sample, ServiceCounts};
+use crate::window::{MAX_LANGUAGES, OTHER_LANGUAGES, Sample, ServiceCounts};
 
 /// How many top phrases an alert lists.
 pub const TOP_PHRASES: usize = 5;
@@ -18,7 +18,9 @@ pub const TOP_PHRASES: usize = 5;
 pub struct Evidence {
     pub samples: Vec<Sample>,
     pub top_phrases: Vec<PhraseCount>,
-    /// Reports per language (declared, else the language of the phrase).
+    /// Reports per language (declared, else the language of the phrase):
+    /// the [`MAX_LANGUAGES`] with the most, the rest summed under
+    /// [`OTHER_LANGUAGES`].
     pub languages: BTreeMap<String, u64>,
 }
 
@@ -54,8 +56,30 @@ pub fn gather<'a>(buckets: impl Iterator<Item = &'a ServiceCounts>, keep: usize)
     Evidence {
         samples: representative(candidates, keep),
         top_phrases: top,
-        languages,
+        languages: most_reported(languages),
     }
+}
+
+/// At most [`MAX_LANGUAGES`] entries: the languages with the most reports
+/// (ties by code), and the reports of all others, and of those the
+/// buckets counted as other already, under [`OTHER_LANGUAGES`].
+fn most_reported(languages: BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    if languages.len() <= MAX_LANGUAGES {
+        return languages;
+    }
+    let mut ranked: Vec<(String, u64)> = languages.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut kept: BTreeMap<String, u64> = BTreeMap::new();
+    let mut other = 0u64;
+    for (lang, n) in ranked {
+        if lang != OTHER_LANGUAGES && kept.len() < MAX_LANGUAGES - 1 {
+            kept.insert(lang, n);
+        } else {
+            other = other.saturating_add(n);
+        }
+    }
+    kept.insert(OTHER_LANGUAGES.to_owned(), other);
+    kept
 }
 
 /// The best-scoring samples, taking turns across languages, one per author
@@ -144,5 +168,45 @@ mod tests {
             }
         );
         assert_eq!(evidence.languages.get("pt"), Some(&1));
+    }
+
+    /// Languages a window's buckets counted, and what the alert lists.
+    #[test]
+    fn an_alert_lists_the_most_reported_languages_and_sums_the_rest() {
+        let langs = |pairs: &[(&str, u64)]| -> BTreeMap<String, u64> {
+            pairs.iter().map(|(l, n)| ((*l).to_owned(), *n)).collect()
+        };
+        // 20 made-up codes with 1 report each, beside real ones.
+        let junk: Vec<(String, u64)> = (0..20).map(|i| (format!("zz{i:02}"), 1)).collect();
+        let junk: Vec<(&str, u64)> = junk.iter().map(|(l, n)| (l.as_str(), *n)).collect();
+        fn with_junk<'a>(real: &[(&'a str, u64)], junk: &[(&'a str, u64)]) -> Vec<(&'a str, u64)> {
+            [real, junk].concat()
+        }
+        type Counts<'a> = Vec<(&'a str, u64)>;
+        let cases: Vec<(Counts, Counts)> = vec![
+            // Few languages: listed as they are.
+            (vec![("en", 4), ("pt", 1)], vec![("en", 4), ("pt", 1)]),
+            // 16 exactly: still listed as they are.
+            (junk[..16].to_vec(), junk[..16].to_vec()),
+            // Past 16: 15 by reports, ties by code, the rest as other.
+            (
+                with_junk(&[("en", 9), ("ja", 5)], &junk),
+                [&[("en", 9), ("ja", 5)], &junk[..13], &[("other", 7)]].concat(),
+            ),
+            // What buckets counted as other joins the rest.
+            (
+                with_junk(&[("other", 30), ("en", 9)], &junk),
+                [&[("en", 9)], &junk[..14], &[("other", 36)]].concat(),
+            ),
+        ];
+        for (counted, listed) in cases {
+            let counts = ServiceCounts {
+                langs: langs(&counted),
+                ..ServiceCounts::default()
+            };
+            let evidence = gather([&counts].into_iter(), 4);
+            assert_eq!(evidence.languages, langs(&listed), "{counted:?}");
+            assert!(evidence.languages.len() <= MAX_LANGUAGES);
+        }
     }
 }

@@ -133,7 +133,8 @@ impl Deduper {
     pub fn restored(mut self) -> Self {
         self.keys = self.order.iter().map(|(_, k)| *k).collect();
         if let Some(far) = self.far_ahead_from() {
-            self.ahead.extend(self.order.iter().filter(|(t, _)| *t > far));
+            self.ahead
+                .extend(self.order.iter().filter(|(t, _)| *t > far));
             self.order.retain(|(t, _)| *t <= far);
         }
         self

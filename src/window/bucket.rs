@@ -12,6 +12,13 @@ use crate::matcher::{Class, Verdict};
 use crate::normalize::Post;
 use crate::text::truncate_chars;
 
+/// Distinct languages counted per service in a bucket, and listed in an
+/// alert: a post declares its own, so a flood of reports each declaring
+/// another made-up code would otherwise reach every alert's `languages`.
+pub const MAX_LANGUAGES: usize = 16;
+/// Where the reports in languages past [`MAX_LANGUAGES`] are counted.
+pub const OTHER_LANGUAGES: &str = "other";
+
 /// One bucket of event time: all posts, and what was reported per service.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Bucket {
@@ -39,7 +46,9 @@ pub struct ServiceCounts {
     /// How often each outage phrase was used (evidence for alerts).
     #[serde(default)]
     pub phrases: BTreeMap<String, u64>,
-    /// Reports per language.
+    /// Reports per language: at most [`MAX_LANGUAGES`] of them, the
+    /// reports in languages first seen after that under
+    /// [`OTHER_LANGUAGES`].
     #[serde(default)]
     pub langs: BTreeMap<String, u64>,
     /// Distinct authors without names: a plain count series (`outagewatch
@@ -117,7 +126,12 @@ impl ServiceCounts {
         for phrase in phrases {
             *self.phrases.entry(phrase.to_owned()).or_default() += 1;
         }
-        *self.langs.entry(lang.to_owned()).or_default() += 1;
+        let lang_key = if self.langs.len() < MAX_LANGUAGES || self.langs.contains_key(lang) {
+            lang
+        } else {
+            OTHER_LANGUAGES
+        };
+        *self.langs.entry(lang_key.to_owned()).or_default() += 1;
         self.reports += 1;
         if let Err(at) = self.authors.binary_search(&post.author) {
             self.authors.insert(at, post.author.clone());

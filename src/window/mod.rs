@@ -24,7 +24,7 @@ use crate::matcher::{Class, Verdict};
 use crate::normalize::Post;
 use crate::{MICROS_PER_SEC, Micros};
 
-pub use self::bucket::{Bucket, Sample, ServiceCounts};
+pub use self::bucket::{Bucket, MAX_LANGUAGES, OTHER_LANGUAGES, Sample, ServiceCounts};
 pub use self::config::WindowConfig;
 
 /// Where [`Windows::add`] put a post.
@@ -418,5 +418,35 @@ mod tests {
         phrases.sort_unstable();
         assert_eq!(phrases, ["#twitterdown", "is down"], "{verdict:#?}");
         assert_eq!(lang, "en");
+    }
+
+    /// A stranger chooses the language each post declares: a bucket counts
+    /// at most `MAX_LANGUAGES` of them, the reports in later ones as other.
+    #[test]
+    fn a_bucket_counts_a_bounded_number_of_languages() {
+        let mut w = Windows::new(WindowConfig::default());
+        for i in 0..40i64 {
+            let mut p = post(100, &format!("u{i}"));
+            // Letters only, as a declared language is.
+            let code: String = [b'a' + (i / 26) as u8, b'a' + (i % 26) as u8, b'x']
+                .iter()
+                .map(|b| char::from(*b))
+                .collect();
+            p.langs = vec![code];
+            put(&mut w, &p, &report("s", 1.0));
+        }
+        // An early language goes on being counted as itself.
+        let mut again = post(101, "again");
+        again.langs = vec!["aax".into()];
+        put(&mut w, &again, &report("s", 1.0));
+        let b = w.close_all();
+        let langs = &b[0].services["s"].langs;
+        assert_eq!(langs.len(), MAX_LANGUAGES + 1, "{langs:?}");
+        assert_eq!(langs.get("aax"), Some(&2));
+        assert_eq!(
+            langs.get(OTHER_LANGUAGES),
+            Some(&(40 - MAX_LANGUAGES as u64))
+        );
+        assert_eq!(langs.values().sum::<u64>(), 41, "every report counted");
     }
 }
