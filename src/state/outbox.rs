@@ -9,6 +9,7 @@
 //! `alert::outbox::Outbox`).
 
 use std::marker::PhantomData;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -70,21 +71,42 @@ impl<A> DeadLetter<A> {
     }
 }
 
+/// Held by every writer of the outbox (the pipeline's batches,
+/// [`Outbox::append`]) from taking an alert's sequence number until its
+/// record is visible. A sink reads in sequence order and never looks back,
+/// so alert N made visible after N+1 was read is never delivered: the
+/// health monitor's N+1, appended while the pipeline's N waited in its
+/// batch, was delivered, and N was later removed with the sink's cursor
+/// past it, unsent.
+#[derive(Debug, Clone, Default)]
+pub struct Appending(Arc<Mutex<()>>);
+
+impl Appending {
+    /// Waits for the writer before. The lock guards no data, so a writer
+    /// that panicked holding it leaves nothing half done.
+    pub fn hold(&self) -> MutexGuard<'_, ()> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 pub struct Outbox<A> {
     db: sled::Db,
+    appending: Appending,
     alert: PhantomData<fn() -> A>,
 }
 
 impl<A> Clone for Outbox<A> {
     fn clone(&self) -> Self {
-        Outbox::new(self.db.clone())
+        Outbox::new(self.db.clone(), self.appending.clone())
     }
 }
 
 impl<A> Outbox<A> {
-    pub fn new(db: sled::Db) -> Self {
+    /// The outbox of `db`, whose writers all share `appending`.
+    pub fn new(db: sled::Db, appending: Appending) -> Self {
         Outbox {
             db,
+            appending,
             alert: PhantomData,
         }
     }
@@ -94,9 +116,13 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
     /// Appends an alert outside a pipeline batch (a source's health),
     /// durably.
     pub fn append(&self, alert: &A) -> Result<u64, StoreError> {
-        let seq = next_seq(&self.db)?;
         let value = codec::encode_plain("alert", alert)?;
-        self.db.insert(keys::alert(seq), value)?;
+        let seq = {
+            let _appending = self.appending.hold();
+            let seq = next_seq(&self.db)?;
+            self.db.insert(keys::alert(seq), value)?;
+            seq
+        };
         self.db.flush()?;
         Ok(seq)
     }

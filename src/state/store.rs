@@ -29,7 +29,7 @@ use serde::de::DeserializeOwned;
 use super::compact::{self, DirLock};
 use super::keys::{self, Kind};
 use super::merged::MergeByStart;
-use super::outbox::{Outbox, next_seq};
+use super::outbox::{Appending, Outbox, next_seq};
 use super::seal::{Seal, file_sums};
 use super::{Checkpoint, CheckpointRef, StoreError, codec};
 use crate::Micros;
@@ -72,6 +72,8 @@ pub struct SledStore {
     generation: u64,
     /// The format as opened ([`super::FORMAT`] unless opened for repair).
     format: u32,
+    /// Shared with every [`Outbox`] of this store: see [`Appending`].
+    appending: Appending,
 }
 
 /// What [`SledStore::open_with`] checks (everything, unless repairing).
@@ -326,6 +328,7 @@ impl SledStore {
                         _temp: None,
                         dir: path.to_path_buf(),
                         generation: 0,
+                        appending: Appending::default(),
                     });
                 }
                 Err(sled::Error::Io(e)) if is_lock_held(&e) && attempts < 100 => {
@@ -407,7 +410,7 @@ fn checksummed(key: &[u8]) -> bool {
 impl SledStore {
     /// A handle on the alert outbox, for the tasks that deliver alerts.
     pub fn outbox<A>(&self) -> Outbox<A> {
-        Outbox::new(self.db.clone())
+        Outbox::new(self.db.clone(), self.appending.clone())
     }
 }
 
@@ -441,7 +444,10 @@ impl Store for SledStore {
             );
         }
         batch.insert(keys::CHECKPOINT, codec::encode("checkpoint", checkpoint)?);
-        // Every record is encoded: from here on only sled can fail.
+        // Every record is encoded: from here on only sled can fail. The
+        // alerts' sequence numbers are taken and made visible (the batch
+        // applied) with no other writer in between.
+        let _appending = (!alerts.is_empty()).then(|| self.appending.hold());
         let mut seqs = Vec::with_capacity(alerts.len());
         for value in encoded {
             let seq = next_seq(&self.db)?;

@@ -55,12 +55,7 @@ fn survives_reopening_with_the_same_counts() {
 #[test]
 fn alerts_are_saved_in_the_outbox_with_the_batch() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let alert: Alert = serde_json::from_value(serde_json::json!({
-        "id": "x-1", "service": "x", "state": "firing", "at": "a", "started_at": "s",
-        "severity": "low", "reports": 1, "authors": 1, "rate_per_min": 1.0,
-        "baseline_per_min": 0.2, "samples": [], "peak_authors": 1, "p_value": 0.1
-    }))
-    .expect("alert");
+    let alert = test_alert();
     let seqs = {
         let mut store = SledStore::open(dir.path()).expect("open");
         store
@@ -85,6 +80,63 @@ fn alerts_are_saved_in_the_outbox_with_the_batch() {
         Some((seqs[1], alert))
     );
     assert!(seqs[0] < seqs[1], "sequence numbers keep the order");
+}
+
+fn test_alert() -> Alert {
+    serde_json::from_value(serde_json::json!({
+        "id": "x-1", "service": "x", "state": "firing", "at": "a", "started_at": "s",
+        "severity": "low", "reports": 1, "authors": 1, "rate_per_min": 1.0,
+        "baseline_per_min": 0.2, "samples": [], "peak_authors": 1, "p_value": 0.1
+    }))
+    .expect("alert")
+}
+
+/// Whether `write` finishes while another writer holds the outbox (it
+/// must not), and once that writer lets go (it must).
+fn waits_for_the_writer_before(appending: &Appending, write: impl FnOnce() + Send + 'static) {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let held = appending.hold();
+    let (done, finished) = mpsc::channel();
+    let writer = std::thread::spawn(move || {
+        write();
+        let _ = done.send(());
+    });
+    assert_eq!(
+        finished.recv_timeout(Duration::from_millis(300)),
+        Err(mpsc::RecvTimeoutError::Timeout),
+        "wrote an alert while another writer was between its sequence number and its record"
+    );
+    drop(held);
+    finished
+        .recv_timeout(Duration::from_secs(30))
+        .expect("writes once the other writer is done");
+    writer.join().expect("writer");
+}
+
+/// A sink reads the outbox in sequence order and never looks back: the
+/// health monitor's alert N+1 appended while the pipeline's N waited in
+/// its batch was delivered, and N was then removed unsent. Both writers
+/// take their sequence number and make their record visible under one
+/// lock.
+#[test]
+fn outbox_writers_take_turns_from_sequence_number_to_record() {
+    let mut store = SledStore::temporary().expect("store");
+    let appending = store.appending.clone();
+    let outbox: crate::alert::outbox::Outbox = store.outbox();
+    waits_for_the_writer_before(&appending, move || {
+        outbox.append(&test_alert()).expect("append");
+    });
+    waits_for_the_writer_before(&appending, move || {
+        let saved = store.save(
+            &[],
+            &Checkpoint::default().as_ref(),
+            None,
+            &[test_alert()],
+            &[],
+        );
+        assert_eq!(saved.expect("save").len(), 1);
+    });
 }
 
 #[test]
