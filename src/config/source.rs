@@ -97,6 +97,15 @@ impl Config {
         &self,
         unset: &dyn Fn(&str) -> bool,
     ) -> Result<(), (String, String)> {
+        if self.sources.is_empty() {
+            // The daemon would read nothing and, its frame channel closed at
+            // once, stop.
+            return Err((
+                "sources".into(),
+                "needs at least one source (leave the key out for Bluesky Jetstream's public hosts)"
+                    .into(),
+            ));
+        }
         let mut names = std::collections::HashSet::new();
         for (i, source) in self.sources.iter().enumerate() {
             if source.name.is_empty() || !names.insert(source.name.as_str()) {

@@ -82,6 +82,10 @@ fn sink_keys_are_checked_without_showing_secrets() {
 const KEY_ERRORS: &[(&str, &str)] = &[
     ("sorces = []", "ow.toml:1:1: unknown field `sorces`"),
     (
+        "sources = []",
+        "`sources`: needs at least one source (leave the key out for",
+    ),
+    (
         "[detector]\nmin_author = 3",
         "ow.toml:2:1: unknown field `min_author`",
     ),

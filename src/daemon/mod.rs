@@ -33,6 +33,10 @@
 //! 5. with every handle on the store gone, it is compacted if sled's log has
 //!    grown past twice its records, and sealed (`crate::state::close`);
 //! 6. the process exits 0. A second signal exits at once (status 130).
+//!
+//! The same steps follow when every source task ended on its own (the
+//! frame channel closed), but the exit is then a failure
+//! ([`DaemonError::SourcesEnded`]), for a supervisor to restart it.
 
 mod monitor;
 mod pipeline_thread;
@@ -86,6 +90,11 @@ pub enum DaemonError {
     Tls(#[from] rustls::Error),
     #[error("the pipeline thread failed: {0}")]
     Thread(String),
+    /// Every source task ended without being asked to: nothing is read any
+    /// more. The state is saved and the sinks drained as at a shutdown,
+    /// but the exit is a failure, so that a supervisor restarts it.
+    #[error("every source stopped without being asked to (see the errors above); state saved")]
+    SourcesEnded,
     #[error(transparent)]
     Http(#[from] HttpError),
 }
@@ -108,8 +117,9 @@ pub async fn run(
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<Stats, DaemonError> {
     let mut running = start(options).await?;
-    // Run until told to stop, or until the pipeline stops on its own (only
-    // a failure does that: the store cannot be written).
+    // Run until told to stop, or until the pipeline stops on its own: the
+    // store cannot be written, or every source task ended (the frame
+    // channel closed), which is a failure too.
     let early = tokio::select! {
         _ = stop => {
             tracing::info!("shutting down: stopping the sources");
@@ -376,7 +386,11 @@ impl Running {
         self.stall.stopping_since.store(now_ms(), Ordering::Relaxed);
         let _ = self.shutdown.send(true);
         for task in std::mem::take(&mut self.sources) {
-            let _ = task.await;
+            if let Err(e) = task.await
+                && e.is_panic()
+            {
+                tracing::error!(error = %e, "a source task panicked");
+            }
         }
         // Their handles on the store go with them (see the seal below).
         for task in std::mem::take(&mut self.helpers) {
@@ -384,6 +398,7 @@ impl Running {
             let _ = task.await;
         }
         // 2. The pipeline drains what was received and saves the state.
+        let unasked = early.is_some();
         let result = match early {
             Some(result) => result,
             None => {
@@ -404,6 +419,10 @@ impl Running {
             Err(_) => return Err(DaemonError::Thread("the pipeline thread panicked".into())),
         };
         self.finish(&stats).await;
+        if unasked {
+            tracing::error!("every source stopped without being asked to");
+            return Err(DaemonError::SourcesEnded);
+        }
         Ok(stats)
     }
 
@@ -439,3 +458,6 @@ impl Running {
         );
     }
 }
+
+#[cfg(test)]
+mod tests;
