@@ -60,6 +60,12 @@ fn print_dropped(stats: &Stats) {
             stats.duplicate_frames
         );
     }
+    if stats.seq_restarts > 0 {
+        eprintln!(
+            "  frames numbered far below the last sequence number (the server numbering afresh), followed: {}",
+            stats.seq_restarts
+        );
+    }
     if stats.discovered_rejected > 0 {
         eprintln!(
             "  reports of discovered services turned away (too many new names at once): {}",

@@ -55,8 +55,12 @@ pub struct Stats {
     pub peak_detector_services: usize,
     /// Posts delivered twice (a resumed cursor's overlap, several relays), dropped.
     pub duplicates: u64,
-    /// Jetstream v2 frames at or below the saved sequence number, dropped.
+    /// Jetstream v2 frames at or below the saved sequence number (by at
+    /// most `pipeline::SEQ_REWIND`), dropped.
     pub duplicate_frames: u64,
+    /// Jetstream v2 frames numbered further back than that: the server
+    /// numbering afresh, followed.
+    pub seq_restarts: u64,
     pub buckets_closed: u64,
     pub alerts: u64,
     /// The same counts per source (a file, or a configured source's name),

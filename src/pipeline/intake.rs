@@ -15,6 +15,12 @@ use crate::source::{FrameError, SkipReason};
 use crate::state::Store;
 use crate::window::Placement;
 
+/// How far behind a source's sequence cursor a frame is taken for a
+/// repeat (a reconnect's overlap, a server resending): a million events,
+/// minutes of the whole firehose. Further back, the server is numbering
+/// afresh.
+pub const SEQ_REWIND: u64 = 1_000_000;
+
 impl<S: Store> Pipeline<S> {
     /// [`Pipeline::process_frame`] for a frame [`prepare`](super::prepare())d already (on
     /// another thread, say): everything that needs the pipeline's state,
@@ -61,10 +67,21 @@ impl<S: Store> Pipeline<S> {
     }
 
     /// Whether sequence number `seq` from `host` was processed already;
-    /// if not, it becomes the source's sequence cursor.
+    /// if not, it becomes the source's sequence cursor. Only a number at
+    /// most [`SEQ_REWIND`] behind the cursor is a repeat: one further back
+    /// is the server numbering afresh (or a stranger's number far ahead
+    /// before it), followed and counted; a repeat within the rewind
+    /// would have blinded the source for good after one frame numbered
+    /// near 2^63, as every later number stood below it.
     fn seen_before(&mut self, source: &str, host: &str, seq: u64) -> bool {
         match self.seqs.get_mut(source) {
-            Some(saved) if saved.host == host && seq <= saved.seq => return true,
+            Some(saved) if saved.host == host && seq <= saved.seq => {
+                if saved.seq - seq <= SEQ_REWIND {
+                    return true;
+                }
+                saved.seq = seq;
+                self.stats.seq_restarts += 1;
+            }
             Some(saved) if saved.host == host => saved.seq = seq,
             _ => {
                 let cursor = SeqCursor {

@@ -285,3 +285,38 @@ fn a_catching_up_source_still_drops_a_replayed_overlap_after_one_post_dated_ahea
         assert_eq!(stats.duplicates, want, "with_liar={with_liar}: {stats:?}");
     }
 }
+
+/// A live frame's sequence number drops the frames a server sends again,
+/// but one stranger's number cannot blind the source: every frame after
+/// one numbered near 2^63 stood below it and was dropped as a repeat, and
+/// one past 2^63 could never be sent back as a cursor.
+#[test]
+fn one_frame_s_sequence_number_cannot_blind_a_source() {
+    let numbered = |i: i64, seq: u64| {
+        let mut frame: serde_json::Value =
+            serde_json::from_str(&chatter(i, START + i * S, "lunch was good")).expect("JSON");
+        frame["cursor"] = seq.into();
+        frame.to_string()
+    };
+    let mut frames: Vec<String> = (1..=20).map(|i| numbered(i, i as u64)).collect();
+    // Sent again (a reconnect's overlap): repeats.
+    frames.extend([numbered(5, 5), numbered(6, 6)]);
+    // A stranger's number far ahead, then the server's own go on.
+    frames.push(numbered(21, 1 << 62));
+    frames.extend((22..=30).map(|i| numbered(i, i as u64)));
+    // A number no cursor can name: malformed.
+    frames.push(numbered(31, u64::MAX));
+    frames.push(numbered(32, 32));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = open(dir.path(), &PipelineConfig::new());
+    let received = Received {
+        host: Some("jetstream.example"),
+        ..Received::jetstream()
+    };
+    feed(&mut p, &frames, &received);
+    let stats = p.stats();
+    assert_eq!(stats.duplicate_frames, 2, "{stats:?}");
+    assert_eq!(stats.seq_restarts, 1, "{stats:?}");
+    assert_eq!(stats.malformed, 1, "{stats:?}");
+    assert_eq!(stats.posts, 31, "every other frame counted: {stats:?}");
+}

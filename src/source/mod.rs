@@ -135,6 +135,9 @@ pub const MAX_AUTHOR_BYTES: usize = 2048;
 /// Longest post URI, in bytes: an AT URI is at most 8 KiB (atproto), a
 /// status URL far shorter. Both go into alert samples.
 pub const MAX_URI_BYTES: usize = 8192;
+/// The largest sequence number a frame may carry: a cursor is sent back as
+/// a signed 64-bit integer, so a larger one could never be resumed from.
+pub const MAX_SEQ: u64 = i64::MAX as u64;
 
 /// One decoded frame, whatever its source kind.
 #[derive(Debug, Clone, PartialEq)]
@@ -149,15 +152,19 @@ pub struct Frame {
 }
 
 impl Frame {
-    /// The frame, if its event time (when it has one) is in [`EVENT_TIMES`]
-    /// and its post's author and URI are no longer than an identifier can
-    /// be ([`MAX_AUTHOR_BYTES`], [`MAX_URI_BYTES`]): both are written by
-    /// the sender and travel into alerts.
+    /// The frame, if its event time (when it has one) is in [`EVENT_TIMES`],
+    /// its sequence number (when it has one) at most [`MAX_SEQ`], and its
+    /// post's author and URI are no longer than an identifier can be
+    /// ([`MAX_AUTHOR_BYTES`], [`MAX_URI_BYTES`]): both are written by the
+    /// sender and travel into alerts.
     pub fn checked(self) -> Result<Frame, FrameError> {
         if let Some(t) = self.time_us.filter(|t| !EVENT_TIMES.contains(t)) {
             return Err(FrameError::BadTime(format!(
                 "{t} µs is outside 1970 to 9999"
             )));
+        }
+        if let Some(seq) = self.seq.filter(|seq| *seq > MAX_SEQ) {
+            return Err(FrameError::BadSeq(seq));
         }
         if let Decoded::Post(post) = &self.decoded {
             for (field, len, max) in [
@@ -205,6 +212,8 @@ pub enum FrameError {
     Json(String),
     #[error("bad event time: {0}")]
     BadTime(String),
+    #[error("sequence number {0} is beyond what a cursor can name (2^63 - 1)")]
+    BadSeq(u64),
     #[error("missing field `{0}`")]
     MissingField(&'static str),
     #[error("post record has no `text`")]
@@ -224,6 +233,7 @@ impl FrameError {
             FrameError::Oversized { .. } => "oversized",
             FrameError::Json(_) => "bad_json",
             FrameError::BadTime(_) => "bad_time",
+            FrameError::BadSeq(_) => "bad_seq",
             FrameError::MissingField(_) => "missing_field",
             FrameError::PostWithoutText => "post_without_text",
             FrameError::BadRecord(_) => "bad_record",
@@ -269,8 +279,16 @@ mod tests {
         )
     }
 
+    fn with_seq(seq: u64) -> Frame {
+        Frame {
+            seq: Some(seq),
+            ..Frame::timed(Some(1), Decoded::Skipped(SkipReason::NotAPost))
+        }
+    }
+
     /// What a sender writes into an identifier is bounded like the
-    /// identifier itself; the event time like a date.
+    /// identifier itself; the event time like a date; a sequence number
+    /// like a cursor.
     #[test]
     fn a_frame_is_checked_for_its_time_and_its_identifiers() {
         let long_did = format!("did:plc:{}", "a".repeat(MAX_AUTHOR_BYTES));
@@ -296,6 +314,9 @@ mod tests {
                 Frame::timed(None, Decoded::Skipped(SkipReason::NotAPost)),
                 None,
             ),
+            (with_seq(MAX_SEQ), None),
+            (with_seq(MAX_SEQ + 1), Some("bad_seq")),
+            (with_seq(u64::MAX), Some("bad_seq")),
         ];
         for (i, (frame, fault)) in cases.into_iter().enumerate() {
             assert_eq!(frame.checked().err().map(|e| e.reason()), fault, "case {i}");

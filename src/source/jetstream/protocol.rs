@@ -331,8 +331,10 @@ impl Protocol for JetstreamProtocol {
         }
         match v2::classify(frame) {
             V2Control::Event => {
+                // Only a frame the pipeline will take (`checked`) moves the
+                // resume cursor: a number past 2^63 could not be sent back.
                 if let Ok(super::Frame { seq: Some(seq), .. }) =
-                    super::decode_frame(frame.as_bytes())
+                    super::decode_frame(frame.as_bytes()).and_then(crate::source::Frame::checked)
                 {
                     // Past the floor now: the usual resume applies again.
                     self.floor = None;
