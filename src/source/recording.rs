@@ -90,6 +90,11 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 /// Bytes kept from a compressed recording before its decompressor.
 const COMPRESSED_BUFFER: usize = 256 * 1024;
+/// The largest zstd window a recording may use: 2^24 bytes (16 MiB), all
+/// of it memory while reading. A file made with a larger one (`zstd
+/// --long`, `--ultra -22`) is refused with zstd's "Frame requires too much
+/// memory for decoding".
+const MAX_ZSTD_WINDOW_LOG: u32 = 24;
 
 /// Opens a recording for reading, decompressing it if needed. Unbuffered:
 /// a replay reads large blocks straight into the buffer it prepares, and a
@@ -118,12 +123,17 @@ pub fn open(path: &str) -> Result<Box<dyn Read + Send>, SourceError> {
         Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
     } else if zstd {
         let buffered = BufReader::with_capacity(COMPRESSED_BUFFER, whole);
-        let decoder = zstd::stream::read::Decoder::with_buffer(buffered).map_err(|source| {
-            SourceError::Open {
-                path: path.to_owned(),
-                source,
-            }
-        })?;
+        let open_error = |source| SourceError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let mut decoder = zstd::stream::read::Decoder::with_buffer(buffered).map_err(open_error)?;
+        // A file's frames may ask for a window of up to 128 MiB (zstd's
+        // default bound), all of it memory; `record` writes 2 MiB windows
+        // (level 3), and `zstd -19` 8 MiB ones.
+        decoder
+            .window_log_max(MAX_ZSTD_WINDOW_LOG)
+            .map_err(open_error)?;
         Box::new(decoder)
     } else {
         Box::new(whole)
@@ -317,6 +327,34 @@ mod tests {
                 .read_to_string(&mut text)
                 .expect("read");
             assert_eq!(text.as_bytes(), body, "{}", path.display());
+        }
+    }
+
+    /// A recording's frames choose their window, all of it memory while
+    /// reading: one asking for more than 16 MiB is refused with a message.
+    #[test]
+    fn a_zstd_recording_with_a_window_past_16_mib_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let body = b"{\"a\":1}\n".repeat(1000);
+        for (window_log, readable) in [(24, true), (27, false)] {
+            let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).expect("encoder");
+            enc.window_log(window_log).expect("window");
+            // Without a declared size the decoder cannot shrink the window.
+            enc.include_contentsize(false).expect("flag");
+            enc.write_all(&body).expect("write");
+            let path = dir.path().join(format!("w{window_log}.zst"));
+            std::fs::write(&path, enc.finish().expect("finish")).expect("write");
+            let mut text = Vec::new();
+            let read = open(path.to_str().expect("utf8 path"))
+                .expect("open")
+                .read_to_end(&mut text);
+            match read {
+                Ok(_) => assert!(readable && text == body, "window 2^{window_log}"),
+                Err(e) => assert!(
+                    !readable && e.to_string().contains("too much memory"),
+                    "window 2^{window_log}: {e}"
+                ),
+            }
         }
     }
 

@@ -100,6 +100,10 @@ impl Dictionary {
 pub struct Inflater {
     id: u32,
     decompressor: zstd::bulk::Decompressor<'static>,
+    /// Decompressed into, then copied out at its length: decompressing
+    /// into a fresh buffer of the limit's capacity gave every frame's text
+    /// a megabyte of capacity (4 GiB reserved for a full channel).
+    scratch: Vec<u8>,
 }
 
 impl std::fmt::Debug for Inflater {
@@ -115,6 +119,7 @@ impl Inflater {
         Ok(Inflater {
             id: dictionary.id,
             decompressor,
+            scratch: Vec::new(),
         })
     }
 
@@ -152,15 +157,26 @@ impl Inflater {
         {
             return Err(CompressionError::ExpandsTooFar { limit: max_text });
         }
-        let bytes = self.decompressor.decompress(frame, max_text).map_err(|e| {
-            if e.to_string().contains("Destination buffer is too small") {
-                CompressionError::ExpandsTooFar { limit: max_text }
-            } else {
-                CompressionError::Corrupt(e.to_string())
-            }
-        })?;
-        String::from_utf8(bytes)
-            .map_err(|e| CompressionError::NotUtf8(e.utf8_error().valid_up_to()))
+        self.scratch.clear();
+        self.scratch.reserve(max_text);
+        // The destination is the buffer's spare capacity, which may exceed
+        // `max_text`: the limit is checked on the length written.
+        let written = self
+            .decompressor
+            .decompress_to_buffer(frame, &mut self.scratch)
+            .map_err(|e| {
+                if e.to_string().contains("Destination buffer is too small") {
+                    CompressionError::ExpandsTooFar { limit: max_text }
+                } else {
+                    CompressionError::Corrupt(e.to_string())
+                }
+            })?;
+        if written > max_text {
+            return Err(CompressionError::ExpandsTooFar { limit: max_text });
+        }
+        std::str::from_utf8(&self.scratch[..written])
+            .map(str::to_owned)
+            .map_err(|e| CompressionError::NotUtf8(e.valid_up_to()))
     }
 }
 
@@ -315,9 +331,16 @@ mod tests {
         let text = r#"{"did":"did:plc:a","time_us":1,"kind":"commit","commit":{"operation":"create","collection":"app.bsky.feed.post","rkey":"k","record":{"text":"hi"}}}"#;
         let frame = frame_with(&d.bytes, text);
         assert!(frame.len() < text.len(), "the dictionary compresses");
+        let inflated = inflater.inflate(&frame, 1 << 20, 1 << 20);
+        assert_eq!(inflated.as_deref(), Ok(text));
+        // Its own length, not the limit's: a full channel of frames held
+        // a megabyte each.
+        assert!(inflated.map(|t| t.capacity()).unwrap_or(0) < 4 * text.len());
         assert_eq!(
-            inflater.inflate(&frame, 1 << 20, 1 << 20).as_deref(),
-            Ok(text)
+            inflater.inflate(&frame, text.len() - 1, text.len() - 1),
+            Err(CompressionError::ExpandsTooFar {
+                limit: text.len() - 1
+            })
         );
         assert_eq!(
             inflater.inflate(&frame, 4, 1 << 20),
