@@ -225,6 +225,7 @@ impl Shared {
             shutdown: self.shutdown.1.clone(),
             cursor: cursor_tx,
             clock: Arc::clone(&self.clock),
+            failing: None,
         };
         Ok(Worker {
             name,
@@ -271,12 +272,35 @@ mod tests {
     /// not before. Ten minutes of retrying run on paused tokio time.
     #[tokio::test(start_paused = true)]
     async fn a_failing_webhook_becomes_a_dead_letter_at_the_horizon() {
+        let clock: SharedClock = Arc::new(crate::wall::TokioClock::starting_at(T0));
+        dies_at_the_horizon(clock).await;
+    }
+
+    /// The same with a wall clock that does not move (as one stepped back
+    /// by NTP reads for a while): the horizon is time spent failing, on
+    /// the monotonic clock. Judged on the wall clock, the alert never
+    /// died, and every alert behind it waited.
+    #[tokio::test(start_paused = true)]
+    async fn the_retry_horizon_does_not_wait_on_the_wall_clock() {
+        #[derive(Debug)]
+        struct Stopped;
+        impl crate::wall::Clock for Stopped {
+            fn now_us(&self) -> crate::Micros {
+                T0
+            }
+        }
+        dies_at_the_horizon(Arc::new(Stopped)).await;
+    }
+
+    /// 2027-01-15T08:00:00Z.
+    const T0: crate::Micros = 1_800_000_000_000_000;
+
+    async fn dies_at_the_horizon(clock: SharedClock) {
         let dir = tempfile::tempdir().expect("tempdir");
         let outbox = crate::state::SledStore::open(dir.path())
             .expect("store")
             .outbox();
-        let t0 = 1_800_000_000_000_000;
-        let clock: SharedClock = Arc::new(crate::wall::TokioClock::starting_at(t0));
+        let t0 = T0;
         let delivery =
             Delivery::start(vec![unreachable_sink()], outbox.clone(), clock).expect("starts");
         let firing = crate::detect::TransitionKind::Firing;

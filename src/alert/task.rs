@@ -36,8 +36,27 @@ pub(crate) struct SinkRun {
     pub(crate) notify: Arc<Notify>,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) cursor: watch::Sender<Option<u64>>,
-    /// The wall clock of the retry horizon, dead letters and rate limits.
+    /// The wall clock of dead letters and rate limits.
     pub(crate) clock: SharedClock,
+    /// The alert failing at the head and since when on the monotonic
+    /// clock, with what earlier runs had counted (see
+    /// [`RetryState::failing_ms`]).
+    pub(crate) failing: Option<Failing>,
+}
+
+/// How long the alert `seq` has been failing: `before_ms` counted by
+/// earlier runs, plus the time since `since`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Failing {
+    seq: u64,
+    since: tokio::time::Instant,
+    before_ms: u64,
+}
+
+impl Failing {
+    fn elapsed(&self) -> Duration {
+        Duration::from_millis(self.before_ms).saturating_add(self.since.elapsed())
+    }
 }
 
 impl SinkRun {
@@ -117,19 +136,29 @@ impl SinkRun {
             Err(Failure::Retry { reason, after }) => (reason, after, false),
             Err(Failure::Permanent { reason }) => (reason, None, true),
         };
-        let now_ms = self.clock.now_us() / 1000;
         let mut state = match self.outbox.retry_state(&self.spec.name) {
             Ok(Some(state)) if state.seq == seq => state,
             _ => RetryState {
                 seq,
                 attempts: 0,
-                first_failure_ms: now_ms,
+                first_failure_ms: self.clock.now_us() / 1000,
                 last_error: String::new(),
+                failing_ms: 0,
             },
         };
-        state.attempts += 1;
+        state.attempts = state.attempts.saturating_add(1);
         state.last_error = reason.clone();
-        let failing_for = Duration::from_millis((now_ms - state.first_failure_ms).max(0) as u64);
+        let failing = match self.failing {
+            Some(failing) if failing.seq == seq => failing,
+            _ => Failing {
+                seq,
+                since: tokio::time::Instant::now(),
+                before_ms: state.failing_ms,
+            },
+        };
+        self.failing = Some(failing);
+        let failing_for = failing.elapsed();
+        state.failing_ms = u64::try_from(failing_for.as_millis()).unwrap_or(u64::MAX);
         if permanent || failing_for >= self.spec.retry.horizon {
             let why = if permanent {
                 reason
@@ -139,7 +168,15 @@ impl SinkRun {
                     state.attempts
                 )
             };
-            return Some(self.dead(seq, alert, why, state.attempts));
+            if self.dead(seq, alert, why, state.attempts) {
+                return Some(true);
+            }
+            // The dead letter could not be stored: the alert is tried
+            // again, after the longest backoff, not at once in a loop.
+            return tokio::select! {
+                _ = tokio::time::sleep(self.spec.retry.max_backoff) => Some(false),
+                _ = self.shutdown.changed() => None,
+            };
         }
         if let Err(e) = self.outbox.set_retry_state(&self.spec.name, &state) {
             tracing::warn!(sink = %self.spec.name, error = %e, "cannot save the retry state");

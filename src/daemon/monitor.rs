@@ -109,14 +109,21 @@ impl Monitor {
         }
     }
 
-    /// Every gap reported since the last tick fires and resolves at once.
+    /// Every gap reported since the last tick fires and resolves at once,
+    /// each an incident of its own. Its id names the microsecond it was
+    /// raised at: incident ids name the second, and two gaps in one tick
+    /// (or a gap and the source's silence) shared one, and with it every
+    /// delivery's `Idempotency-Key`, which a receiver that drops repeats
+    /// took for one alert.
     fn raise_gaps(&self, now: Micros) {
         for source in &self.health {
             for (i, gap) in source.take_gaps().into_iter().enumerate() {
-                let at = now + 1 + i as i64;
+                let at = now.saturating_add(1 + i as i64);
                 for state in [TransitionKind::Firing, TransitionKind::Resolved] {
                     let detail = format!("gap: {gap}");
-                    self.raise(Alert::source_health(&source.name, state, at, at, detail));
+                    let mut alert = Alert::source_health(&source.name, state, at, at, detail);
+                    alert.id = format!("{}-gap{:06}", alert.id, at.rem_euclid(1_000_000));
+                    self.raise(alert);
                 }
             }
         }
@@ -257,6 +264,34 @@ mod tests {
         assert_eq!(all[1].started_at, rfc3339(T0 + 60 * SEC));
         assert!(outbox.open_sources().expect("read").is_empty(), "cleared");
 
+        stop.send(true).expect("monitor listens");
+        task.await.expect("monitor ends");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_gap_is_an_incident_of_its_own() {
+        let start = tokio::time::Instant::now();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SledStore::open(dir.path()).expect("store");
+        let outbox = store.outbox();
+        let (monitor, health) = monitor(&outbox, &["bluesky"]);
+        health[0].count_data();
+        health[0].report_gap("cursor too old: 10 events lost".into());
+        health[0].report_gap("cursor too old: 20 events lost".into());
+        let (stop, shutdown) = watch::channel(false);
+        let task = tokio::spawn(monitor.run(shutdown));
+        until(start, 1.5).await;
+        let raised = alerts(&outbox);
+        let ids: Vec<(&str, TransitionKind)> =
+            raised.iter().map(|a| (a.id.as_str(), a.state)).collect();
+        assert_eq!(ids.len(), 4, "{ids:?}");
+        assert_eq!(
+            ids[0].0, ids[1].0,
+            "a gap fires and resolves as one incident"
+        );
+        assert_eq!(ids[2].0, ids[3].0);
+        assert_ne!(ids[0].0, ids[2].0, "two gaps, two incidents");
+        assert!(ids[0].0.starts_with("source:bluesky-2027"), "{ids:?}");
         stop.send(true).expect("monitor listens");
         task.await.expect("monitor ends");
     }

@@ -47,9 +47,16 @@ fn cursor_bytes(cursor: Option<u64>) -> [u8; 8] {
 pub struct RetryState {
     pub seq: u64,
     pub attempts: u32,
-    /// Wall-clock milliseconds of the first failure.
+    /// Wall-clock milliseconds of the first failure (for people: the
+    /// horizon is judged on `failing_ms`).
     pub first_failure_ms: i64,
     pub last_error: String,
+    /// How long delivery has been failing, in milliseconds of the
+    /// monotonic clock, summed over runs of the daemon (a wall clock
+    /// stepped back kept an alert from ever dying; stepped forward, it
+    /// died at its second attempt). 0 in a state saved before it existed.
+    #[serde(default)]
+    pub failing_ms: u64,
 }
 
 /// An alert a sink gave up on.
@@ -264,8 +271,15 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
         }
     }
 
+    /// A re-queued alert done with (delivered, or dead again), with the
+    /// sink's retry state, which was this alert's: kept, a second `alerts
+    /// retry` of the same letter went on from its first failure and gave
+    /// it one attempt.
     pub fn remove_requeued(&self, sink: &str, seq: u64) -> Result<(), StoreError> {
-        self.db.remove(keys::entry(Kind::Requeued, sink, seq))?;
+        let mut batch = sled::Batch::default();
+        batch.remove(keys::entry(Kind::Requeued, sink, seq));
+        batch.remove(keys::named(Kind::Retry, sink));
+        self.db.apply_batch(batch)?;
         Ok(())
     }
 

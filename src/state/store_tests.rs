@@ -139,6 +139,37 @@ fn outbox_writers_take_turns_from_sequence_number_to_record() {
     });
 }
 
+/// A re-queued letter that dies again takes its retry state along: a
+/// second `alerts retry` of it went on from the first failure and the
+/// alert got one attempt.
+#[test]
+fn a_requeued_letter_done_with_takes_its_retry_state_along() {
+    use super::super::outbox::{DeadLetter, RetryState};
+    let store = SledStore::temporary().expect("store");
+    let outbox: crate::alert::outbox::Outbox = store.outbox();
+    let letter = DeadLetter {
+        sink: "hook".into(),
+        seq: 5,
+        alert: test_alert(),
+        reason: "400".into(),
+        attempts: 1,
+        failed_at: "2027-01-15T08:00:00Z".into(),
+    };
+    outbox.add_dead_letter(&letter).expect("dead letter");
+    assert_eq!(outbox.requeue(None).expect("requeue"), 1);
+    let state = RetryState {
+        seq: 5,
+        attempts: 8,
+        first_failure_ms: 0,
+        last_error: "503".into(),
+        failing_ms: 86_400_000,
+    };
+    outbox.set_retry_state("hook", &state).expect("retry state");
+    outbox.remove_requeued("hook", 5).expect("done with");
+    assert_eq!(outbox.retry_state("hook").expect("read"), None);
+    assert_eq!(outbox.next_requeued("hook").expect("read"), None);
+}
+
 #[test]
 fn retention_prunes_old_buckets_in_the_same_batch() {
     let mut store = SledStore::temporary().expect("temp store");
