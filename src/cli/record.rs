@@ -19,7 +19,7 @@ use crate::source::health::SourceHealth;
 use crate::source::jetstream::{
     JetstreamOptions, JetstreamProtocol, PUBLIC_HOSTS, Wire, decode_with_time,
 };
-use crate::source::recording::ClockLine;
+use crate::source::recording::{ClockLine, frame_line};
 use crate::source::ws::{self, WsSettings};
 use crate::source::{Decoded, Link, SourceKind};
 
@@ -178,7 +178,7 @@ impl Recorder<'_> {
             self.out.write_all(clock.to_line().as_bytes())?;
             self.out.write_all(b"\n")?;
         }
-        self.out.write_all(inbound.frame.as_bytes())?;
+        self.out.write_all(frame_line(&inbound.frame).as_bytes())?;
         self.out.write_all(b"\n")?;
         self.frames += 1;
         Ok(())

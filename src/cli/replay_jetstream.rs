@@ -204,7 +204,7 @@ impl Reader<'_, '_> {
         }
         self.frame_no += 1;
         if let Some(out) = self.out.as_mut() {
-            out.write_all(inbound.frame.as_bytes())?;
+            out.write_all(crate::source::recording::frame_line(&inbound.frame).as_bytes())?;
             out.write_all(b"\n")?;
         }
         let received = Received {
