@@ -831,6 +831,36 @@ fn replaying_jetstream_history_gives_the_alerts_of_replaying_its_frames_from_a_f
     assert_eq!(part, replayed_any(&frames[..cut], dir.path()));
 }
 
+/// One frame dated 2100 in the history: the pipeline quarantines it, and
+/// the read goes on to the live tail (it ended there, reporting "reached
+/// the live tail" a third of the way in).
+#[test]
+fn a_frame_dated_ahead_does_not_end_a_history_read() {
+    let mut frames = demo_frames();
+    let first = frames
+        .iter()
+        .filter_map(|f| serde_json::from_str::<serde_json::Value>(f).ok()?["time_us"].as_i64())
+        .min()
+        .expect("frames");
+    let liar = r#"{"did":"did:plc:liar","time_us":4102444800000000,"kind":"account","account":{"active":true,"did":"did:plc:liar","seq":1,"time":"2100-01-01T00:00:00Z"}}"#;
+    frames.insert(frames.len() / 3, liar.to_owned());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reference = replayed(&frames, dir.path());
+    let server = JetstreamServer::start(frames.clone(), Plan::default());
+    let (whole, stderr) = replay_history(
+        &server,
+        dir.path(),
+        "whole",
+        &["--since", &rfc3339(first - 1_000_000)],
+    );
+    assert!(stderr.contains("reached the live tail"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("replayed {} events", frames.len())),
+        "{stderr}"
+    );
+    assert_eq!(whole, reference);
+}
+
 #[test]
 fn a_host_sending_only_junk_and_binary_is_failed_over_and_raises_a_source_alert() {
     // Bytes keep flowing (junk text, binary, valid JSON that is no frame)

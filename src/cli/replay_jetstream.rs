@@ -194,9 +194,14 @@ impl Reader<'_, '_> {
     /// at the live tail).
     fn take(&mut self, inbound: &ws::Inbound) -> anyhow::Result<Option<End>> {
         let history = self.history;
+        // A frame's own time ends the read (at `--until`, at the live
+        // tail) only when the pipeline would not quarantine it as dated
+        // ahead: one frame dated 2100 ended the read of a whole history.
         let time = jetstream::decode_frame(inbound.frame.as_bytes())
+            .and_then(crate::source::Frame::checked)
             .ok()
-            .and_then(|f| f.time_us);
+            .and_then(|f| f.time_us)
+            .filter(|t| self.pipeline.within_clock(SOURCE, *t, wall_now()));
         if let (Some(until), Some(time)) = (history.until, time)
             && time >= until
         {
@@ -218,11 +223,11 @@ impl Reader<'_, '_> {
         )?;
         if let Some(time) = time {
             let progress = self.progress;
-            progress.set_position(((time - history.since).max(0) / 1_000_000) as u64);
+            progress.set_position((time.saturating_sub(history.since).max(0) / 1_000_000) as u64);
             if self.frame_no.is_multiple_of(256) {
                 progress.set_message(crate::alert::rfc3339(time));
             }
-            if time >= wall_now() - history.tail_idle.as_micros() as i64 {
+            if time >= wall_now().saturating_sub(history.tail_idle.as_micros() as i64) {
                 return Ok(Some(End::Tail));
             }
         }

@@ -251,6 +251,20 @@ impl<S: Store> Pipeline<S> {
         self.windows.newest()
     }
 
+    /// Whether an event of `source` at `time_us` is within its clock's
+    /// bound on event times, `max_future_secs` past its watermark (else
+    /// the newest) and past `now` (the wall clock, for a live read): one
+    /// frame dated ahead cannot then decide when a read ends.
+    pub fn within_clock(&self, source: &str, time_us: Micros, now: Micros) -> bool {
+        let ahead =
+            |reference: Micros| time_us <= reference.saturating_add(self.clock_rule.max_future_us);
+        ahead(now)
+            && self
+                .cursor(source)
+                .or_else(|| self.newest_event_time())
+                .is_none_or(ahead)
+    }
+
     /// How far a named source has been processed (restored from the
     /// checkpoint at start).
     pub fn cursor(&self, source: &str) -> Option<Micros> {
