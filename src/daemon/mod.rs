@@ -393,9 +393,17 @@ impl Running {
             }
         }
         // Their handles on the store go with them (see the seal below).
-        for task in std::mem::take(&mut self.helpers) {
-            task.abort();
-            let _ = task.await;
+        // Each watches the stop signal and ends by itself (the monitor
+        // raising the gaps still pending); one that has not within 2 s is
+        // aborted.
+        for mut task in std::mem::take(&mut self.helpers) {
+            if tokio::time::timeout(Duration::from_secs(2), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+                let _ = task.await;
+            }
         }
         // 2. The pipeline drains what was received and saves the state.
         let unasked = early.is_some();

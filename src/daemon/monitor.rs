@@ -41,7 +41,9 @@ struct Open {
 }
 
 impl Monitor {
-    /// Runs until `shutdown` changes.
+    /// Runs until `shutdown` changes; the gaps reported by then are
+    /// raised before it returns (they live only in memory until raised,
+    /// and the next run resumes past them).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let started = self.clock.now_us();
         let mut open = self.restore(started);
@@ -49,7 +51,10 @@ impl Monitor {
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => {
+                    self.raise_gaps(self.clock.now_us());
+                    return;
+                }
             }
             let now = self.clock.now_us();
             self.raise_gaps(now);
@@ -184,6 +189,7 @@ impl Monitor {
 mod tests {
     use super::*;
     use crate::alert::rfc3339;
+    use crate::source::health::MAX_PENDING_GAPS;
     use crate::state::SledStore;
     use crate::telemetry::Mode;
     use crate::wall::TokioClock;
@@ -294,5 +300,37 @@ mod tests {
         assert!(ids[0].0.starts_with("source:bluesky-2027"), "{ids:?}");
         stop.send(true).expect("monitor listens");
         task.await.expect("monitor ends");
+    }
+
+    /// A gap reported just before the stop signal is raised, not lost with
+    /// the monitor's memory (the next run resumes past it).
+    #[tokio::test(start_paused = true)]
+    async fn a_gap_reported_just_before_a_stop_is_raised() {
+        let start = tokio::time::Instant::now();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SledStore::open(dir.path()).expect("store");
+        let outbox = store.outbox();
+        let (monitor, health) = monitor(&outbox, &["bluesky"]);
+        health[0].count_data();
+        let (stop, shutdown) = watch::channel(false);
+        let task = tokio::spawn(monitor.run(shutdown));
+        until(start, 0.5).await;
+        assert!(alerts(&outbox).is_empty());
+        for i in 0..MAX_PENDING_GAPS + 3 {
+            health[0].report_gap(format!("gap {i}"));
+        }
+        stop.send(true).expect("monitor listens");
+        task.await.expect("monitor ends");
+        let raised = alerts(&outbox);
+        assert_eq!(
+            raised.len(),
+            2 * (MAX_PENDING_GAPS + 1),
+            "each fires and resolves"
+        );
+        let last = raised.last().and_then(|a| a.detail.as_deref());
+        assert_eq!(
+            last,
+            Some("gap: 3 more gaps were reported in the same second, not listed one by one")
+        );
     }
 }

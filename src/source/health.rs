@@ -16,6 +16,17 @@ use crate::events::ConnectionCounters;
 use crate::numbers as num;
 use crate::wall::SharedClock;
 
+/// Gaps held for the next tick of the health monitor, at most.
+pub const MAX_PENDING_GAPS: usize = 100;
+
+/// Gaps waiting for the health monitor: the first [`MAX_PENDING_GAPS`]
+/// each with its detail, the rest counted.
+#[derive(Debug, Default)]
+struct Gaps {
+    listed: Vec<String>,
+    unlisted: usize,
+}
+
 /// Live counters of one source.
 #[derive(Debug)]
 pub struct SourceHealth {
@@ -27,7 +38,7 @@ pub struct SourceHealth {
     pub counters: ConnectionCounters,
     /// Losses the server admitted (a cursor past its retention), waiting
     /// to be raised as `source:NAME` gap alerts.
-    gaps: Mutex<Vec<String>>,
+    gaps: Mutex<Gaps>,
     /// Wall-clock time (µs) of the last frame of any kind; 0 = none yet.
     last_frame_wall: AtomicI64,
     /// Wall-clock time (µs) of the last frame that decoded (data, not just
@@ -70,7 +81,7 @@ impl SourceHealth {
             clock,
             connected: AtomicBool::new(false),
             counters: ConnectionCounters::default(),
-            gaps: Mutex::new(Vec::new()),
+            gaps: Mutex::new(Gaps::default()),
             last_frame_wall: AtomicI64::new(0),
             last_data_wall: AtomicI64::new(0),
             data: AtomicU64::new(0),
@@ -108,18 +119,30 @@ impl SourceHealth {
     /// Notes events lost for good, for a gap alert.
     pub fn report_gap(&self, detail: String) {
         if let Ok(mut gaps) = self.gaps.lock() {
-            // Bounded: a server refusing in a loop must not grow memory.
-            if gaps.len() < 100 {
-                gaps.push(detail);
+            // Bounded: a server refusing in a loop must not grow memory;
+            // the rest are counted, and said so in one more gap.
+            if gaps.listed.len() < MAX_PENDING_GAPS {
+                gaps.listed.push(detail);
+            } else {
+                gaps.unlisted += 1;
             }
         }
     }
     /// The gaps reported since the last call.
     pub fn take_gaps(&self) -> Vec<String> {
-        self.gaps
-            .lock()
-            .map(|mut g| std::mem::take(&mut *g))
-            .unwrap_or_default()
+        let Ok(mut gaps) = self.gaps.lock() else {
+            return Vec::new();
+        };
+        let Gaps {
+            mut listed,
+            unlisted,
+        } = std::mem::take(&mut *gaps);
+        if unlisted > 0 {
+            listed.push(format!(
+                "{unlisted} more gaps were reported in the same second, not listed one by one"
+            ));
+        }
+        listed
     }
     pub fn frames(&self) -> u64 {
         self.counters.frames.load(Ordering::Relaxed)
