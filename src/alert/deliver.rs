@@ -50,6 +50,9 @@ pub enum DeliveryError {
     DuplicateName(String),
 }
 
+/// How long a sink has to end after the stop signal, before it is aborted.
+const STOP_WAIT: Duration = Duration::from_secs(5);
+
 struct Worker {
     name: String,
     task: JoinHandle<()>,
@@ -173,8 +176,16 @@ impl Delivery {
         let drained = self.drain(grace).await;
         let reports = self.reports();
         let _ = self.shutdown.send(true);
-        for worker in self.workers {
-            let _ = worker.task.await;
+        for mut worker in self.workers {
+            // A sink ends at the signal, even mid-request; one that does
+            // not (a write to a stalled stdout) is aborted after a moment.
+            if tokio::time::timeout(STOP_WAIT, &mut worker.task)
+                .await
+                .is_err()
+            {
+                tracing::warn!(sink = %worker.name, "the sink did not stop in time; aborted");
+                worker.task.abort();
+            }
         }
         let _ = self.outbox.flush();
         (drained, reports)
@@ -244,11 +255,16 @@ mod tests {
     /// A JSON webhook sink to a port nothing listens on (port 1), retried
     /// for ten minutes.
     fn unreachable_sink() -> SinkSpec {
+        sink_to("http://127.0.0.1:1/hook", Duration::from_secs(2))
+    }
+
+    /// A JSON webhook sink to `url`, each request timed out after `timeout`.
+    fn sink_to(url: &str, timeout: Duration) -> SinkSpec {
         let hook = Webhook {
-            url: "http://127.0.0.1:1/hook".into(),
+            url: url.into(),
             format: crate::alert::format::Format::Json,
             secret: None,
-            timeout: Duration::from_secs(2),
+            timeout,
             connect_timeout: Duration::from_secs(1),
             headers: Vec::new(),
             key: None,
@@ -326,5 +342,48 @@ mod tests {
         );
         let (_, reports) = delivery.stop(Duration::ZERO).await;
         assert_eq!(reports[0].dead, 1);
+    }
+
+    /// A receiver that takes the request and never answers: when the grace
+    /// period ends the request is given up (the alert stays in the outbox
+    /// for the next start), instead of the shutdown waiting out the
+    /// request's ten-minute timeout.
+    #[tokio::test]
+    async fn a_receiver_that_never_answers_does_not_hold_the_shutdown() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        let silent = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outbox = crate::state::SledStore::open(dir.path())
+            .expect("store")
+            .outbox();
+        let sink = sink_to(&url, Duration::from_secs(600));
+        let delivery =
+            Delivery::start(vec![sink], outbox.clone(), crate::wall::system()).expect("starts");
+        let firing = crate::detect::TransitionKind::Firing;
+        let alert = Alert::source_health("bluesky", firing, 0, 0, "silent".into());
+        delivery.append(&alert).expect("appended");
+        let stopped = tokio::time::timeout(
+            Duration::from_secs(30),
+            delivery.stop(Duration::from_millis(300)),
+        )
+        .await;
+        let (drained, reports) = stopped.expect("stopped at the grace, not the request's timeout");
+        assert!(!drained);
+        assert_eq!(reports[0].delivered, 0);
+        let kept = outbox.next_after(None).expect("read");
+        assert_eq!(
+            kept.map(|(_, a)| a.id),
+            Some(alert.id),
+            "kept for the next start"
+        );
+        silent.abort();
     }
 }

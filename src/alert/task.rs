@@ -128,7 +128,16 @@ impl SinkRun {
                 _ = self.shutdown.changed() => return None,
             }
         }
-        let (reason, after, permanent) = match self.attempt(alert).await {
+        // A request in flight when the grace period ends is given up (the
+        // cursor has not moved: it is sent again at the next start), so
+        // that a receiver slow to answer cannot hold the shutdown for its
+        // whole timeout, hop after hop.
+        let mut shutdown = self.shutdown.clone();
+        let attempt = tokio::select! {
+            attempt = self.attempt(alert) => attempt,
+            _ = shutdown.changed() => return None,
+        };
+        let (reason, after, permanent) = match attempt {
             Ok(answer) => {
                 self.delivered(alert, answer);
                 return Some(true);
