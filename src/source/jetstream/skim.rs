@@ -11,8 +11,9 @@
 //! `time_us`, `commit`, and the commit's `operation`, `collection` and
 //! `rkey`) present exactly once, unescaped, with a plain value of the right
 //! type. Anything else (a post, an identity, a second key of one of those
-//! names anywhere in the frame, an escape, whitespace around a value, a v2
-//! frame, a `cursor`) returns `None`, and the full decoder parses the frame
+//! names anywhere in the frame, an escape in a key or in a value it reads,
+//! white space around a value or before any colon, a v2 frame, a `cursor`)
+//! returns `None`, and the full decoder parses the frame
 //! and reports its faults: a truncated or mangled frame is still counted
 //! as malformed.
 //!
@@ -131,8 +132,23 @@ fn balanced_text(body: &[u8]) -> bool {
 fn read_keys(body: &[u8]) -> Option<Keys<'_>> {
     let mut keys = Keys::default();
     let mut first_key = true;
+    // A key the skim would not see as one: written with an escape
+    // (`"collectio\u006e"`, read by JSON as `collection`), or with white
+    // space before its colon. Either way a key of the same name deeper in
+    // the frame (inside the record, which its author writes) would be
+    // taken for it, and a post counted as a like; so both decline. Most
+    // frames hold no backslash at all, and then no key needs looking at.
+    let escapes = memchr::memchr(b'\\', body).is_some();
     let key_ends = memchr_iter(b':', body).filter_map(|colon| colon.checked_sub(1));
-    for quote in key_ends.filter(|&quote| body[quote] == b'"') {
+    for quote in key_ends {
+        match body[quote] {
+            b'"' => {}
+            b' ' | b'\t' | b'\n' | b'\r' => return None,
+            _ => continue,
+        }
+        if escapes && escaped_key(body, quote) {
+            return None;
+        }
         // An escaped quote followed by a colon is text inside a string
         // (or damage): the skim cannot tell which, so it declines.
         if quote == 0 || body[quote - 1] == b'\\' {
@@ -169,6 +185,17 @@ fn read_keys(body: &[u8]) -> Option<Keys<'_>> {
         }
     }
     Some(keys)
+}
+
+/// Whether the key closed by the quote at `quote` holds a backslash: the
+/// bytes back to the quote before it (a key is short; for text that only
+/// looks like one, the answer errs towards declining).
+fn escaped_key(body: &[u8], quote: usize) -> bool {
+    let before = &body[..quote];
+    let start = memchr::memrchr(b'"', before).map_or(0, |open| open + 1);
+    // The quote found may itself be escaped: then the key runs further
+    // back, and holds a backslash anyway.
+    start > 0 && body[start - 1] == b'\\' || memchr::memchr(b'\\', &before[start..]).is_some()
 }
 
 /// Stores the first value of a key; a second occurrence declines the frame.
@@ -233,6 +260,8 @@ mod tests {
             skim(&format!("  {LIKE}\r\n")).is_some(),
             "surrounding blanks"
         );
+        let escaped_value = LIKE.replace(r#""uri":"at://x""#, r#""uri":"at://x\u0041""#);
+        assert!(skim(&escaped_value).is_some(), "an escape in a value");
     }
 
     /// Every change here leaves the frame to the full decoder.
@@ -266,6 +295,28 @@ mod tests {
             LIKE.replace(r#""uri":"at://x""#, r#""uri":"a\":b""#),
             // the first key without its opening quote
             LIKE.replacen(r#"{"did""#, r#"{did""#, 1),
+            // a key the skim would not see, with one of its name deeper
+            // in the frame: a post written as a like
+            LIKE.replace(
+                r#""collection":"app.bsky.feed.like""#,
+                r#""collection" :"app.bsky.feed.post""#,
+            )
+            .replace(r#""uri":"at://x""#, r#""collection":"app.bsky.feed.like""#),
+            LIKE.replace(
+                r#""collection":"app.bsky.feed.like""#,
+                r#""collection"	:"app.bsky.feed.post""#,
+            )
+            .replace(r#""uri":"at://x""#, r#""collection":"app.bsky.feed.like""#),
+            LIKE.replace(
+                r#""collection":"app.bsky.feed.like""#,
+                r#""collectio\u006e":"app.bsky.feed.post""#,
+            )
+            .replace(r#""uri":"at://x""#, r#""collection":"app.bsky.feed.like""#),
+            LIKE.replace(
+                r#""time_us":1779719009132431"#,
+                r#""time_us" :1779719009132431"#,
+            )
+            .replace(r#""uri":"at://x""#, r#""time_us":5"#),
         ];
         for frame in declined {
             assert_eq!(skim(&frame), None, "{frame}");
