@@ -17,16 +17,23 @@ pub(super) const STORE_STALL: Duration = Duration::from_secs(15);
 /// blocked in the store too.
 #[derive(Default)]
 pub(super) struct Stall {
-    /// Wall-clock ms when the pipeline began the current frame; 0 when idle.
+    /// [`now_ms`] when the pipeline began the current frame; 0 when idle.
     pub(super) busy_since: std::sync::atomic::AtomicU64,
-    /// Wall-clock ms when the shutdown began; 0 before.
+    /// [`now_ms`] when the shutdown began; 0 before.
     pub(super) stopping_since: std::sync::atomic::AtomicU64,
 }
 
-/// Wall-clock ms for the stall watch's atomics (0 is their "not
-/// started": an atomic cannot hold an `Option`, and no real time is 0).
+/// Milliseconds on the monotonic clock since the process first asked, plus
+/// one (0 is the atomics' "not started": an atomic cannot hold an
+/// `Option`). Not the wall clock: a step of it (NTP, a resumed VM) read
+/// as a store stuck for minutes and exited the daemon, or, stepped back,
+/// hid a stuck store for as long.
 pub(super) fn now_ms() -> u64 {
-    u64::try_from(crate::wall::now_us() / 1000).unwrap_or(0)
+    static ORIGIN: std::sync::LazyLock<std::time::Instant> =
+        std::sync::LazyLock::new(std::time::Instant::now);
+    u64::try_from(ORIGIN.elapsed().as_millis())
+        .unwrap_or(u64::MAX)
+        .saturating_add(1)
 }
 
 impl Stall {
