@@ -55,6 +55,16 @@ where
     T::try_from(value).map_err(|_| serde::de::Error::custom(format!("{value} is out of range")))
 }
 
+/// [`int`] for a key that may be left out (`Option`; the struct's
+/// `#[serde(default)]` gives `None` when it is).
+pub fn int_opt<'de, D, T, const MIN: i64, const MAX: i64>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    int::<D, T, MIN, MAX>(d).map(Some)
+}
+
 /// Serde `deserialize_with` for a duration written in seconds (a float
 /// key, bounded like [`float`]), so the settings that use it hold a
 /// `Duration` and are read straight from the file.

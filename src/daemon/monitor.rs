@@ -32,12 +32,13 @@ pub struct Monitor {
     pub clock: SharedClock,
 }
 
-/// An open `source:NAME` incident: when it started, and whether an
-/// earlier run left it open.
+/// An open `source:NAME` incident: when it started, whether an earlier
+/// run left it open, and since when the source has been healthy again.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Open {
     since: Micros,
     earlier: bool,
+    healthy_since: Option<Micros>,
 }
 
 impl Monitor {
@@ -93,6 +94,7 @@ impl Monitor {
                 open[i] = Some(Open {
                     since: incident.started_at,
                     earlier: true,
+                    healthy_since: None,
                 });
                 continue;
             }
@@ -135,7 +137,7 @@ impl Monitor {
     }
 
     /// Applies the health rule to one source: fires when it turns
-    /// unhealthy, resolves when it is healthy again.
+    /// unhealthy, resolves when it has been healthy again for `calm_secs`.
     fn judge(
         &self,
         source: &SourceHealth,
@@ -145,9 +147,13 @@ impl Monitor {
     ) {
         let snapshot = source.snapshot();
         let condition = assess(&snapshot, now, started, &self.rule);
-        match (&condition, *incident) {
+        match (&condition, incident.as_mut()) {
             (Condition::Healthy, Some(open)) => {
                 if open.earlier && !proven_healthy(&snapshot, now, started, &self.rule) {
+                    return;
+                }
+                let healthy_since = *open.healthy_since.get_or_insert(now);
+                if now - healthy_since < self.rule.calm_us() {
                     return;
                 }
                 tracing::info!(source = %source.name, "source healthy again");
@@ -178,9 +184,13 @@ impl Monitor {
                 *incident = Some(Open {
                     since: now,
                     earlier: false,
+                    healthy_since: None,
                 });
             }
-            _ => {}
+            // Unhealthy again before it was calm long enough: the same
+            // incident goes on.
+            (_, Some(open)) => open.healthy_since = None,
+            (Condition::Healthy, None) => {}
         }
     }
 }
@@ -219,6 +229,7 @@ mod tests {
                 silence_secs: 60,
                 lag_secs: 120,
                 grace_secs: 60,
+                calm_secs: None,
             },
             outbox: outbox.clone(),
             notifier: Arc::new(Notify::new()),
@@ -261,12 +272,21 @@ mod tests {
 
         until(start, 100.5).await;
         assert_eq!(alerts(&outbox).len(), 1, "still silent: no repeat");
+        // Back, with a frame every 10 s: resolved after a silence rule's
+        // worth of health (`calm_secs` unset).
         health[0].count_data();
-        until(start, 101.5).await;
+        for second in (111..=151).step_by(10) {
+            until(start, f64::from(second) - 0.4).await;
+            health[0].count_data();
+        }
+        until(start, 160.5).await;
+        health[0].count_data();
+        assert_eq!(alerts(&outbox).len(), 1, "healthy for 59 s: not calm yet");
+        until(start, 161.5).await;
         let all = alerts(&outbox);
         assert_eq!(all.len(), 2, "{all:?}");
         assert_eq!(all[1].state, TransitionKind::Resolved);
-        assert_eq!(all[1].at, rfc3339(T0 + 101 * SEC));
+        assert_eq!(all[1].at, rfc3339(T0 + 161 * SEC));
         assert_eq!(all[1].started_at, rfc3339(T0 + 60 * SEC));
         assert!(outbox.open_sources().expect("read").is_empty(), "cleared");
 
@@ -332,5 +352,28 @@ mod tests {
             last,
             Some("gap: 3 more gaps were reported in the same second, not listed one by one")
         );
+    }
+
+    /// A quiet source, one frame every 70 s against a 60 s silence rule:
+    /// one incident for as long as it stays that quiet, not a page every
+    /// minute (it fired and resolved at each frame).
+    #[tokio::test(start_paused = true)]
+    async fn a_source_quieter_than_the_rule_is_one_incident_not_a_page_a_minute() {
+        let start = tokio::time::Instant::now();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SledStore::open(dir.path()).expect("store");
+        let outbox = store.outbox();
+        let (monitor, health) = monitor(&outbox, &["quiet"]);
+        let (stop, shutdown) = watch::channel(false);
+        let task = tokio::spawn(monitor.run(shutdown));
+        for frame in 0..10 {
+            until(start, 0.2 + 70.0 * f64::from(frame)).await;
+            health[0].count_data();
+        }
+        until(start, 700.5).await;
+        let states: Vec<TransitionKind> = alerts(&outbox).iter().map(|a| a.state).collect();
+        assert_eq!(states, [TransitionKind::Firing], "{states:?}");
+        stop.send(true).expect("monitor listens");
+        task.await.expect("monitor ends");
     }
 }

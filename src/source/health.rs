@@ -200,6 +200,23 @@ pub struct HealthRule {
     /// to 1 day).
     #[serde(deserialize_with = "num::int::<_, i64, 0, 86_400>")]
     pub grace_secs: i64,
+    /// An open `source:NAME` incident resolves only once the source has
+    /// been healthy this long without a break (0 to 1 day; unset:
+    /// `silence_secs`): a quiet source with a frame every 70 s against a
+    /// 60 s silence rule fired and resolved every minute, each firing a
+    /// high-severity page. Less than `silence_secs` lets such a source
+    /// flap again.
+    #[serde(deserialize_with = "num::int_opt::<_, i64, 0, 86_400>")]
+    pub calm_secs: Option<i64>,
+}
+
+impl HealthRule {
+    /// How long a source must stay healthy to resolve its incident.
+    pub fn calm_us(&self) -> Micros {
+        self.calm_secs
+            .unwrap_or(self.silence_secs)
+            .saturating_mul(crate::MICROS_PER_SEC)
+    }
 }
 
 impl Default for HealthRule {
@@ -208,6 +225,7 @@ impl Default for HealthRule {
             silence_secs: 60,
             lag_secs: 120,
             grace_secs: 60,
+            calm_secs: None,
         }
     }
 }
