@@ -59,7 +59,7 @@ use crate::matcher::Matcher;
 use crate::pipeline::{Pipeline, PipelineConfig, PipelineError, Stats};
 use crate::source::health::SourceHealth;
 use crate::source::jetstream::SeqCursor;
-use crate::source::ws::Inbound;
+use crate::source::ws::{DEFAULT_BUDGET_BYTES, FrameBudget, Inbound};
 use crate::source::{Connection, Link};
 use crate::state::{SledStore, StoreError};
 use crate::telemetry::{Mode, Telemetry};
@@ -184,6 +184,7 @@ async fn start(options: DaemonOptions) -> Result<Running, DaemonError> {
     let links = SourceLinks {
         tls: crate::tls::client_config()?,
         frames,
+        budget: FrameBudget::new(DEFAULT_BUDGET_BYTES),
         shutdown: shutdown_rx.clone(),
         state_dir: state_dir.clone(),
     };
@@ -346,6 +347,7 @@ async fn start_server(
 struct SourceLinks {
     tls: Arc<rustls::ClientConfig>,
     frames: mpsc::Sender<Inbound>,
+    budget: FrameBudget,
     shutdown: watch::Receiver<bool>,
     state_dir: PathBuf,
 }
@@ -366,6 +368,7 @@ impl SourceLinks {
                 index,
                 tls: Arc::clone(&self.tls),
                 frames: self.frames.clone(),
+                budget: self.budget.clone(),
                 health: Arc::clone(health),
                 shutdown: self.shutdown.clone(),
                 state_dir: Some(self.state_dir.clone()),

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::health::SourceHealth;
 use super::jetstream::{JetstreamOptions, SeqCursor};
-use super::ws::{Inbound, WsSettings};
+use super::ws::{DEFAULT_BUDGET_BYTES, FrameBudget, Inbound, WsSettings};
 use super::{FrameError, jetstream, mastodon, nostr};
 use crate::Micros;
 
@@ -123,6 +123,8 @@ pub struct Link {
     pub index: usize,
     pub tls: Arc<rustls::ClientConfig>,
     pub frames: mpsc::Sender<Inbound>,
+    /// The bytes of frames in flight, shared by the daemon's sources.
+    pub budget: FrameBudget,
     pub health: Arc<SourceHealth>,
     pub shutdown: watch::Receiver<bool>,
     /// Where a source may cache what it fetched (Jetstream dictionaries).
@@ -132,8 +134,9 @@ pub struct Link {
 }
 
 impl Link {
-    /// A link without a state folder or a saved sequence cursor (the
-    /// `record` and `replay --jetstream` commands).
+    /// A link without a state folder or a saved sequence cursor, with a
+    /// frame budget of its own (the `record` and `replay --jetstream`
+    /// commands).
     pub fn new(
         index: usize,
         tls: Arc<rustls::ClientConfig>,
@@ -145,6 +148,7 @@ impl Link {
             index,
             tls,
             frames,
+            budget: FrameBudget::new(DEFAULT_BUDGET_BYTES),
             health,
             shutdown,
             state_dir: None,

@@ -40,6 +40,53 @@ pub struct Inbound {
     /// When it arrived (wall clock, whole milliseconds, so a recording's
     /// clock lines hold it exactly and a replay judges it as the live run did).
     pub arrival_us: Micros,
+    /// The frame's share of the [`FrameBudget`], given back when the
+    /// frame is dropped (processed).
+    pub held: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// Bytes of frames in flight between the sources and the pipeline, at
+/// most, by default: 64 MiB.
+pub const DEFAULT_BUDGET_BYTES: usize = 64 << 20;
+
+/// The bytes of frames the sources may have in flight to the pipeline,
+/// shared by all of them. The channel is bounded by frames (4096), and
+/// 4096 frames of the 1 MiB frame limit (16 MiB configurable) were
+/// gigabytes held while the pipeline waited on a slow disk: a source now
+/// waits for room in bytes too, and reads more slowly.
+#[derive(Debug, Clone)]
+pub struct FrameBudget {
+    bytes: Arc<tokio::sync::Semaphore>,
+    total: u32,
+}
+
+impl FrameBudget {
+    pub fn new(bytes: usize) -> Self {
+        let total = u32::try_from(bytes).unwrap_or(u32::MAX);
+        FrameBudget {
+            bytes: Arc::new(tokio::sync::Semaphore::new(total as usize)),
+            total,
+        }
+    }
+
+    /// Waits until a frame of `len` bytes fits (one larger than the whole
+    /// budget waits for all of it); `None` only if the budget was closed,
+    /// which nothing does.
+    pub async fn reserve(&self, len: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let wanted = u32::try_from(len)
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.total.max(1));
+        Arc::clone(&self.bytes)
+            .acquire_many_owned(wanted)
+            .await
+            .ok()
+    }
+
+    /// Bytes in flight now, with those set aside for a frame waiting for
+    /// the rest.
+    pub fn in_flight(&self) -> usize {
+        (self.total as usize).saturating_sub(self.bytes.available_permits())
+    }
 }
 
 /// The arrival clock: wall-clock µs rounded down to the millisecond.
@@ -338,5 +385,78 @@ mod tests {
                 assert_eq!(redirect.same_origin, credentials, "{hops:?}");
             }
         }
+    }
+
+    /// Every text frame is data, from the one URL.
+    struct Plain(String);
+
+    impl Protocol for Plain {
+        fn connect_url(&mut self, _host: &str, _processed: Option<Micros>) -> String {
+            self.0.clone()
+        }
+    }
+
+    /// A server sending forty frames of 100 kB to a pipeline that reads
+    /// none: the frames in flight stay within the byte budget (2 of them
+    /// in 250 kB), where the channel alone would hold all forty.
+    #[tokio::test]
+    async fn frames_in_flight_stay_within_the_byte_budget() {
+        use futures_util::SinkExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("ws://{}/", listener.local_addr().expect("addr"));
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.expect("accept");
+            let mut ws = tokio_tungstenite::accept_async(stream)
+                .await
+                .expect("handshake");
+            let frame = "x".repeat(100_000);
+            for _ in 0..40 {
+                let message = tokio_tungstenite::tungstenite::Message::text(frame.clone());
+                if ws.send(message).await.is_err() {
+                    return;
+                }
+            }
+            std::future::pending::<()>().await;
+        });
+        let (frames, mut queue) = tokio::sync::mpsc::channel(4096);
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let tls = crate::tls::client_config().expect("tls");
+        let health = Arc::new(SourceHealth::new("t", None));
+        let mut link = Link::new(0, tls, frames, health, shutdown);
+        link.budget = FrameBudget::new(250_000);
+        let budget = link.budget.clone();
+        let reader = tokio::spawn(run(
+            vec![url.clone()],
+            WsSettings::default(),
+            Plain(url),
+            link,
+        ));
+        // Wait until the budget is full (or give up after 10 s).
+        for _ in 0..200 {
+            if queue.len() >= 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(queue.len(), 2, "two frames of 100 kB in a 250 kB budget");
+        // The third frame waits with the last 50 kB set aside for it.
+        assert_eq!(budget.in_flight(), 250_000);
+        // Reading one frees its share: one more comes in.
+        let first = queue.recv().await.expect("a frame");
+        assert_eq!(first.frame.len(), 100_000);
+        drop(first);
+        for _ in 0..200 {
+            if queue.len() >= 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(queue.len(), 2);
+        stop.send(true).expect("reader listens");
+        reader.await.expect("reader ends");
+        server.abort();
     }
 }

@@ -342,15 +342,30 @@ impl<P: Protocol> Reader<'_, P> {
                 )));
             }
         }
-        let inbound = Inbound {
-            source: self.link.index,
-            host: Arc::clone(self.host),
-            frame: text,
-            arrival_us: arrival_now(),
+        let arrival_us = arrival_now();
+        let Link {
+            index,
+            frames,
+            budget,
+            shutdown,
+            ..
+        } = &mut *self.link;
+        // Room in the byte budget first (a slow pipeline slows the
+        // reading), then a place in the channel.
+        let send = async {
+            let held = budget.reserve(text.len()).await?;
+            let inbound = Inbound {
+                source: *index,
+                host: Arc::clone(self.host),
+                frame: text,
+                arrival_us,
+                held,
+            };
+            frames.send(inbound).await.ok()
         };
         tokio::select! {
-            _ = self.link.shutdown.changed() => Some(End::Shutdown),
-            sent = self.link.frames.send(inbound) => sent.is_err().then_some(End::PipelineGone),
+            _ = shutdown.changed() => Some(End::Shutdown),
+            sent = send => sent.is_none().then_some(End::PipelineGone),
         }
     }
 }
