@@ -32,6 +32,53 @@ pub struct ConnectionCounters {
     pub server_errors: AtomicU64,
     /// Data frames over the per-connection rate limit, dropped.
     pub rate_dropped: AtomicU64,
+    /// The log lines of the events a server can send by the thousand.
+    pub lines: ServerLines,
+}
+
+/// Log lines of one connection's events that the server decides how often
+/// to send (a frame too large, a binary frame, a message or an error of
+/// its own): each kind at most [`LINES_PER_MINUTE`] a minute, the next
+/// line after a cut saying how many were left out. Every one is still
+/// counted. A server sending them by the thousand wrote a log line each.
+#[derive(Debug, Default)]
+pub struct ServerLines {
+    pub binary: Sampled,
+    pub oversized: Sampled,
+    pub said: Sampled,
+}
+
+/// Lines of one kind of event a minute, at most.
+pub const LINES_PER_MINUTE: u64 = 10;
+
+/// How many lines one kind of event has had this minute (monotonic).
+#[derive(Debug, Default)]
+pub struct Sampled {
+    minute: AtomicU64,
+    lines: AtomicU64,
+    left_out: AtomicU64,
+}
+
+impl Sampled {
+    /// `Some(n)`: this occurrence gets a line, and `n` were left out since
+    /// the last one; `None`: it is left out.
+    pub fn line(&self) -> Option<u64> {
+        static ORIGIN: std::sync::LazyLock<std::time::Instant> =
+            std::sync::LazyLock::new(std::time::Instant::now);
+        self.line_at(ORIGIN.elapsed().as_secs() / 60)
+    }
+
+    fn line_at(&self, minute: u64) -> Option<u64> {
+        if self.minute.swap(minute, Relaxed) != minute {
+            self.lines.store(0, Relaxed);
+        }
+        if self.lines.fetch_add(1, Relaxed) < LINES_PER_MINUTE {
+            Some(self.left_out.swap(0, Relaxed))
+        } else {
+            self.left_out.fetch_add(1, Relaxed);
+            None
+        }
+    }
 }
 
 /// The counters of one sink, each moved by one event.
@@ -60,7 +107,10 @@ pub struct FrameOversized<'a> {
 impl InternalEvent for FrameOversized<'_> {
     fn emit(self) {
         let oversized = bump(&self.counters.oversized);
-        tracing::warn!(event = "frame_oversized", stage = "source", error_type = "oversized", source = %self.source, bytes = self.bytes, why = %self.why, oversized, "oversized frame dropped");
+        let Some(left_out) = self.counters.lines.oversized.line() else {
+            return;
+        };
+        tracing::warn!(event = "frame_oversized", stage = "source", error_type = "oversized", source = %self.source, bytes = self.bytes, why = %self.why, oversized, left_out, "oversized frame dropped");
     }
 }
 
@@ -75,7 +125,10 @@ pub struct BinaryFrameDropped<'a> {
 impl InternalEvent for BinaryFrameDropped<'_> {
     fn emit(self) {
         let binary = bump(&self.counters.binary);
-        tracing::warn!(event = "binary_frame_dropped", stage = "source", error_type = "unusable_binary", source = %self.source, bytes = self.bytes, why = %self.why, binary, "binary frame dropped");
+        let Some(left_out) = self.counters.lines.binary.line() else {
+            return;
+        };
+        tracing::warn!(event = "binary_frame_dropped", stage = "source", error_type = "unusable_binary", source = %self.source, bytes = self.bytes, why = %self.why, binary, left_out, "binary frame dropped");
     }
 }
 
@@ -145,7 +198,10 @@ pub struct ServerError<'a> {
 impl InternalEvent for ServerError<'_> {
     fn emit(self) {
         let server_errors = bump(&self.counters.server_errors);
-        tracing::warn!(event = "server_error", stage = "source", error_type = "server_error", source = %self.source, error = %self.error, server_errors, "server reported an error");
+        let Some(left_out) = self.counters.lines.said.line() else {
+            return;
+        };
+        tracing::warn!(event = "server_error", stage = "source", error_type = "server_error", source = %self.source, error = %self.error, server_errors, left_out, "server reported an error");
     }
 }
 
@@ -217,6 +273,28 @@ mod tests {
 
     fn load(counter: &AtomicU64) -> u64 {
         counter.load(Relaxed)
+    }
+
+    /// Ten lines a minute of one kind; the first line of the next minute
+    /// says how many were left out. Every event is counted all the same.
+    #[test]
+    fn a_flood_of_one_kind_gets_ten_lines_a_minute() {
+        let sampled = Sampled::default();
+        let first: Vec<Option<u64>> = (0..25).map(|_| sampled.line_at(7)).collect();
+        assert_eq!(first[..10], [Some(0); 10]);
+        assert_eq!(first[10..], [None; 15]);
+        assert_eq!(sampled.line_at(8), Some(15), "then says what it left out");
+        assert_eq!(sampled.line_at(8), Some(0));
+        let c = ConnectionCounters::default();
+        for _ in 0..1000 {
+            ServerError {
+                source: "relay",
+                counters: &c,
+                error: "busy",
+            }
+            .emit();
+        }
+        assert_eq!(load(&c.server_errors), 1000, "all counted");
     }
 
     #[test]

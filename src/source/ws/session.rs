@@ -316,8 +316,10 @@ impl<P: Protocol> Reader<'_, P> {
         match self.protocol.control(&text) {
             Control::Data => {}
             Control::Info(info) => {
-                let info = truncate_chars(&info, SERVER_TEXT_CHARS);
-                tracing::info!(source = %health.name, %info, "server message");
+                if let Some(left_out) = health.counters.lines.said.line() {
+                    let info = truncate_chars(&info, SERVER_TEXT_CHARS);
+                    tracing::info!(source = %health.name, %info, left_out, "server message");
+                }
                 return None;
             }
             Control::ServerError(error) => {
