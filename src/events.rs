@@ -237,6 +237,22 @@ impl InternalEvent for DeliveryDead<'_> {
     }
 }
 
+/// An outbox alert that cannot be read, passed over (counted as dead: it
+/// cannot be delivered).
+pub struct DeliveryUnreadable<'a> {
+    pub sink: &'a str,
+    pub counters: &'a SinkCounters,
+    pub seq: u64,
+    pub detail: &'a str,
+}
+
+impl InternalEvent for DeliveryUnreadable<'_> {
+    fn emit(self) {
+        let dead_letters = bump(&self.counters.dead);
+        tracing::error!(event = "delivery_unreadable", stage = "delivery", error_type = "unreadable", sink = %self.sink, seq = self.seq, detail = %self.detail, dead_letters, "an outbox alert cannot be read (written by a newer version, or damaged): passed over");
+    }
+}
+
 /// An alert delivered. Logged for webhooks (a JSON-lines sink's output is
 /// the alert itself).
 pub struct Delivered<'a> {

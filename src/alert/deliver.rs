@@ -386,4 +386,40 @@ mod tests {
         );
         silent.abort();
     }
+
+    /// An outbox alert this version cannot read (a newer version wrote
+    /// it, say) is passed over and counted, and the alerts after it go
+    /// out: the sink used to stop at it for good, retrying every second.
+    #[tokio::test]
+    async fn an_alert_that_cannot_be_read_is_passed_over() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::state::SledStore::open(&dir.path().join("state")).expect("store");
+        let outbox: crate::alert::outbox::Outbox = store.outbox();
+        let raw: crate::state::outbox::Outbox<serde_json::Value> = store.outbox();
+        let firing = crate::detect::TransitionKind::Firing;
+        let before = Alert::source_health("a", firing, 0, 0, "silent".into());
+        let after = Alert::source_health("b", firing, 0, 0, "silent".into());
+        outbox.append(&before).expect("append");
+        let newer = serde_json::json!({"id": "c", "state": "from a newer version"});
+        raw.append(&newer).expect("append");
+        outbox.append(&after).expect("append");
+        let lines = dir.path().join("alerts.jsonl");
+        let sink = SinkSpec {
+            name: "lines".into(),
+            target: Target::Lines(Some(lines.clone())),
+            filter: Filter::default(),
+            retry: RetryPolicy::default(),
+        };
+        let delivery =
+            Delivery::start(vec![sink], outbox.clone(), crate::wall::system()).expect("starts");
+        assert!(delivery.drain(Duration::from_secs(30)).await, "drained");
+        let (_, reports) = delivery.stop(Duration::ZERO).await;
+        assert_eq!((reports[0].delivered, reports[0].dead), (2, 1));
+        let written = std::fs::read_to_string(&lines).expect("lines");
+        let ids: Vec<String> = written
+            .lines()
+            .map(|l| serde_json::from_str::<Alert>(l).expect("an alert").id)
+            .collect();
+        assert_eq!(ids, [before.id, after.id]);
+    }
 }

@@ -17,7 +17,10 @@ use super::paging;
 use super::ratelimit::backoff;
 use super::sink::{AlertSink, JsonLines};
 use crate::detect::TransitionKind;
-use crate::events::{Delivered, DeliveryDead, DeliveryRetried, DeliverySkipped, InternalEvent};
+use crate::events::{
+    Delivered, DeliveryDead, DeliveryRetried, DeliverySkipped, DeliveryUnreadable, InternalEvent,
+};
+use crate::state::StoreError;
 use crate::wall::SharedClock;
 
 /// One sink's task.
@@ -72,10 +75,15 @@ impl SinkRun {
                 Ok(None) => match self.outbox.next_after(cursor) {
                     Ok(found) => found.map(|(seq, alert)| (seq, alert, false)),
                     Err(e) => {
-                        tracing::error!(sink = %self.spec.name, error = %e, "cannot read the outbox");
+                        self.unreadable(e, &mut cursor);
                         None
                     }
                 },
+                Err(StoreError::UnreadableAlert { seq, detail }) => {
+                    self.pass_over(seq, &detail);
+                    let _ = self.outbox.remove_requeued(&self.spec.name, seq);
+                    continue;
+                }
                 Err(e) => {
                     tracing::error!(sink = %self.spec.name, error = %e, "cannot read the outbox");
                     None
@@ -117,6 +125,33 @@ impl SinkRun {
                 tracing::error!(sink = %self.spec.name, error = %e, "cannot record a delivery; it may be sent again");
             }
         }
+    }
+
+    /// A failed read of the outbox: an alert that cannot be read is passed
+    /// over (it would stop this sink for good: a downgrade, a damaged
+    /// record) and the cursor moves past it; anything else is logged and
+    /// read again after the wait.
+    fn unreadable(&self, error: StoreError, cursor: &mut Option<u64>) {
+        let StoreError::UnreadableAlert { seq, detail } = error else {
+            tracing::error!(sink = %self.spec.name, error = %error, "cannot read the outbox");
+            return;
+        };
+        self.pass_over(seq, &detail);
+        *cursor = Some(seq);
+        let _ = self.cursor.send(*cursor);
+        if let Err(e) = self.outbox.advance(&self.spec.name, seq, &self.all) {
+            tracing::error!(sink = %self.spec.name, error = %e, "cannot record passing over an unreadable alert");
+        }
+    }
+
+    fn pass_over(&self, seq: u64, detail: &str) {
+        DeliveryUnreadable {
+            sink: &self.spec.name,
+            counters: &self.stats,
+            seq,
+            detail,
+        }
+        .emit();
     }
 
     /// Tries `alert` until it is delivered or dead. `Some(true)`: move on;

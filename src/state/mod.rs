@@ -61,6 +61,11 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("state store holds an unreadable {what}: {detail}")]
     Corrupt { what: String, detail: String },
+    /// One outbox alert that does not decode (written by a newer version,
+    /// or damaged): named by its sequence number, so a sink can pass it
+    /// over instead of stopping at it for good.
+    #[error("outbox alert {seq} cannot be read: {detail}")]
+    UnreadableAlert { seq: u64, detail: String },
     #[error("cannot save the {what}: {detail}; it was not written (nor anything of its batch)")]
     Unwritable { what: String, detail: String },
     #[error("the state in {path} is damaged: {detail}; {RECOVERY}")]

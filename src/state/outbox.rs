@@ -32,6 +32,14 @@ pub fn next_seq(db: &sled::Db) -> Result<u64, sled::Error> {
     Ok(db.generate_id()? + 1)
 }
 
+/// The alert `seq` decoded, or [`StoreError::UnreadableAlert`] naming it.
+fn readable<A: DeserializeOwned>(seq: u64, value: &[u8]) -> Result<A, StoreError> {
+    codec::decode_plain("outbox alert", value).map_err(|e| StoreError::UnreadableAlert {
+        seq,
+        detail: e.to_string(),
+    })
+}
+
 /// A sink's cursor as stored: 8 big-endian bytes, 0 for `None` (nothing
 /// delivered yet; no alert has sequence 0), the form it always had.
 fn stored_cursor(value: &[u8]) -> Option<u64> {
@@ -142,8 +150,8 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
             None => Ok(None),
             Some(entry) => {
                 let (key, value) = entry?;
-                let alert = codec::decode_plain("outbox alert", &value)?;
-                Ok(Some((seq_of(&key), alert)))
+                let seq = seq_of(&key);
+                Ok(Some((seq, readable(seq, &value)?)))
             }
         }
     }
@@ -265,8 +273,8 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
             None => Ok(None),
             Some(entry) => {
                 let (key, value) = entry?;
-                let alert = codec::decode_plain("re-queued alert", &value)?;
-                Ok(Some((seq_of(&key), alert)))
+                let seq = seq_of(&key);
+                Ok(Some((seq, readable(seq, &value)?)))
             }
         }
     }
