@@ -245,21 +245,59 @@ mod tests {
         tokio::time::sleep_until(start + Duration::from_secs_f64(secs)).await;
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_silent_source_fires_after_the_rule_and_resolves_when_data_returns() {
+    /// A monitor running over one source, on a fresh store, from `start`.
+    struct Watched {
+        start: tokio::time::Instant,
+        outbox: Outbox,
+        health: Arc<SourceHealth>,
+        stop: watch::Sender<bool>,
+        task: tokio::task::JoinHandle<()>,
+        _store: (SledStore, tempfile::TempDir),
+    }
+
+    /// Starts watching `source`; `prepare` runs on its health first.
+    fn watch_source(source: &str, prepare: impl FnOnce(&SourceHealth)) -> Watched {
         let start = tokio::time::Instant::now();
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SledStore::open(dir.path()).expect("store");
         let outbox = store.outbox();
-        let (monitor, health) = monitor(&outbox, &["bluesky"]);
-        health[0].count_data();
+        let (monitor, mut health) = monitor(&outbox, &[source]);
+        let health = health.remove(0);
+        prepare(&health);
         let (stop, shutdown) = watch::channel(false);
         let task = tokio::spawn(monitor.run(shutdown));
+        Watched {
+            start,
+            outbox,
+            health,
+            stop,
+            task,
+            _store: (store, dir),
+        }
+    }
 
-        until(start, 59.5).await;
-        assert!(alerts(&outbox).is_empty(), "silent 59 s: nothing yet");
-        until(start, 60.5).await;
-        let fired = alerts(&outbox);
+    impl Watched {
+        async fn until(&self, secs: f64) {
+            until(self.start, secs).await;
+        }
+
+        /// Stops the monitor and waits for it.
+        async fn stop(self) -> Outbox {
+            self.stop.send(true).expect("monitor listens");
+            self.task.await.expect("monitor ends");
+            self.outbox
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_source_fires_after_the_rule_and_resolves_when_data_returns() {
+        let w = watch_source("bluesky", SourceHealth::count_data);
+        let outbox = &w.outbox;
+
+        w.until(59.5).await;
+        assert!(alerts(outbox).is_empty(), "silent 59 s: nothing yet");
+        w.until(60.5).await;
+        let fired = alerts(outbox);
         assert_eq!(fired.len(), 1, "{fired:?}");
         assert_eq!(fired[0].service, "source:bluesky");
         assert_eq!(fired[0].state, TransitionKind::Firing);
@@ -270,44 +308,38 @@ mod tests {
         );
         assert_eq!(outbox.open_sources().expect("read").len(), 1, "saved");
 
-        until(start, 100.5).await;
-        assert_eq!(alerts(&outbox).len(), 1, "still silent: no repeat");
+        w.until(100.5).await;
+        assert_eq!(alerts(outbox).len(), 1, "still silent: no repeat");
         // Back, with a frame every 10 s: resolved after a silence rule's
         // worth of health (`calm_secs` unset).
-        health[0].count_data();
+        w.health.count_data();
         for second in (111..=151).step_by(10) {
-            until(start, f64::from(second) - 0.4).await;
-            health[0].count_data();
+            w.until(f64::from(second) - 0.4).await;
+            w.health.count_data();
         }
-        until(start, 160.5).await;
-        health[0].count_data();
-        assert_eq!(alerts(&outbox).len(), 1, "healthy for 59 s: not calm yet");
-        until(start, 161.5).await;
-        let all = alerts(&outbox);
+        w.until(160.5).await;
+        w.health.count_data();
+        assert_eq!(alerts(outbox).len(), 1, "healthy for 59 s: not calm yet");
+        w.until(161.5).await;
+        let all = alerts(outbox);
         assert_eq!(all.len(), 2, "{all:?}");
         assert_eq!(all[1].state, TransitionKind::Resolved);
         assert_eq!(all[1].at, rfc3339(T0 + 161 * SEC));
         assert_eq!(all[1].started_at, rfc3339(T0 + 60 * SEC));
         assert!(outbox.open_sources().expect("read").is_empty(), "cleared");
 
-        stop.send(true).expect("monitor listens");
-        task.await.expect("monitor ends");
+        w.stop().await;
     }
 
     #[tokio::test(start_paused = true)]
     async fn each_gap_is_an_incident_of_its_own() {
-        let start = tokio::time::Instant::now();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = SledStore::open(dir.path()).expect("store");
-        let outbox = store.outbox();
-        let (monitor, health) = monitor(&outbox, &["bluesky"]);
-        health[0].count_data();
-        health[0].report_gap("cursor too old: 10 events lost".into());
-        health[0].report_gap("cursor too old: 20 events lost".into());
-        let (stop, shutdown) = watch::channel(false);
-        let task = tokio::spawn(monitor.run(shutdown));
-        until(start, 1.5).await;
-        let raised = alerts(&outbox);
+        let w = watch_source("bluesky", |health| {
+            health.count_data();
+            health.report_gap("cursor too old: 10 events lost".into());
+            health.report_gap("cursor too old: 20 events lost".into());
+        });
+        w.until(1.5).await;
+        let raised = alerts(&w.outbox);
         let ids: Vec<(&str, TransitionKind)> =
             raised.iter().map(|a| (a.id.as_str(), a.state)).collect();
         assert_eq!(ids.len(), 4, "{ids:?}");
@@ -318,29 +350,20 @@ mod tests {
         assert_eq!(ids[2].0, ids[3].0);
         assert_ne!(ids[0].0, ids[2].0, "two gaps, two incidents");
         assert!(ids[0].0.starts_with("source:bluesky-2027"), "{ids:?}");
-        stop.send(true).expect("monitor listens");
-        task.await.expect("monitor ends");
+        w.stop().await;
     }
 
     /// A gap reported just before the stop signal is raised, not lost with
     /// the monitor's memory (the next run resumes past it).
     #[tokio::test(start_paused = true)]
     async fn a_gap_reported_just_before_a_stop_is_raised() {
-        let start = tokio::time::Instant::now();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = SledStore::open(dir.path()).expect("store");
-        let outbox = store.outbox();
-        let (monitor, health) = monitor(&outbox, &["bluesky"]);
-        health[0].count_data();
-        let (stop, shutdown) = watch::channel(false);
-        let task = tokio::spawn(monitor.run(shutdown));
-        until(start, 0.5).await;
-        assert!(alerts(&outbox).is_empty());
+        let w = watch_source("bluesky", SourceHealth::count_data);
+        w.until(0.5).await;
+        assert!(alerts(&w.outbox).is_empty());
         for i in 0..MAX_PENDING_GAPS + 3 {
-            health[0].report_gap(format!("gap {i}"));
+            w.health.report_gap(format!("gap {i}"));
         }
-        stop.send(true).expect("monitor listens");
-        task.await.expect("monitor ends");
+        let outbox = w.stop().await;
         let raised = alerts(&outbox);
         assert_eq!(
             raised.len(),
@@ -359,21 +382,14 @@ mod tests {
     /// minute (it fired and resolved at each frame).
     #[tokio::test(start_paused = true)]
     async fn a_source_quieter_than_the_rule_is_one_incident_not_a_page_a_minute() {
-        let start = tokio::time::Instant::now();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = SledStore::open(dir.path()).expect("store");
-        let outbox = store.outbox();
-        let (monitor, health) = monitor(&outbox, &["quiet"]);
-        let (stop, shutdown) = watch::channel(false);
-        let task = tokio::spawn(monitor.run(shutdown));
+        let w = watch_source("quiet", |_| {});
         for frame in 0..10 {
-            until(start, 0.2 + 70.0 * f64::from(frame)).await;
-            health[0].count_data();
+            w.until(0.2 + 70.0 * f64::from(frame)).await;
+            w.health.count_data();
         }
-        until(start, 700.5).await;
-        let states: Vec<TransitionKind> = alerts(&outbox).iter().map(|a| a.state).collect();
+        w.until(700.5).await;
+        let states: Vec<TransitionKind> = alerts(&w.outbox).iter().map(|a| a.state).collect();
         assert_eq!(states, [TransitionKind::Firing], "{states:?}");
-        stop.send(true).expect("monitor listens");
-        task.await.expect("monitor ends");
+        w.stop().await;
     }
 }
