@@ -52,8 +52,21 @@ pub const MAX_HASHTAGS: usize = 64;
 pub const MAX_HASHTAG_CHARS: usize = 100;
 /// Declared languages read from one post, at most.
 pub const MAX_LANGS: usize = 8;
+/// Characters of a post's text read, at most (the rest is not matched, nor
+/// kept for samples): more than a Bluesky post (300 graphemes) or a
+/// Mastodon status (500 by default) holds, and an outage report is a
+/// line. Parts of the matcher cost the square of a text's words, and a
+/// frame may be a megabyte: one Nostr note of 128 kB ("is down" 16,000
+/// times) held the pipeline for 39 s.
+pub const MAX_TEXT_CHARS: usize = 2_000;
 
-pub fn normalize(raw: RawPost) -> Post {
+pub fn normalize(mut raw: RawPost) -> Post {
+    // Bytes bound characters: a short text is not counted.
+    if raw.text.len() > MAX_TEXT_CHARS
+        && let Some((cut, _)) = raw.text.char_indices().nth(MAX_TEXT_CHARS)
+    {
+        raw.text.truncate(cut);
+    }
     let text = normalize_text(&raw.text);
     let mut hashtags: Vec<String> = Vec::new();
     let from_text = hashtags_in(&text).map(str::to_owned);
@@ -430,6 +443,39 @@ mod tests {
             langs,
             tags,
         })
+    }
+
+    /// A post's text is read up to `MAX_TEXT_CHARS` characters.
+    #[test]
+    fn a_post_s_text_is_read_up_to_a_bound() {
+        let post = |text: String| {
+            normalize(RawPost {
+                time_us: 0,
+                author: "a".into(),
+                uri: String::new(),
+                key: None,
+                text,
+                langs: vec![],
+                tags: vec![],
+            })
+        };
+        // Two-byte letters that no folding merges ("üa üa …").
+        let text = |chars: usize| "üa ".chars().cycle().take(chars).collect::<String>();
+        let long = text(MAX_TEXT_CHARS + 10);
+        let read = post(long.clone());
+        assert_eq!(read.original, text(MAX_TEXT_CHARS));
+        assert!(
+            read.text.chars().count() <= MAX_TEXT_CHARS,
+            "{}",
+            read.text.len()
+        );
+        assert!(read.text.chars().count() > MAX_TEXT_CHARS - 10);
+        let fits = text(MAX_TEXT_CHARS);
+        assert_eq!(
+            post(fits.clone()).original,
+            fits,
+            "2,000 characters stay whole"
+        );
     }
 
     /// A stranger chooses how many tags and languages a post declares and

@@ -181,6 +181,48 @@ fn absurd_numbers_are_clean_errors_naming_file_line_and_key() {
         );
         assert!(stderr.contains("--tail-idle-secs"), "{stderr}");
     }
+    // A flag's URL or window is checked as the configuration's would be:
+    // a mistyped URL was retried for ever, a billion-bucket window held
+    // 17 GB.
+    let series_csv = std::env::temp_dir().join(format!("ow-limits-{}.csv", std::process::id()));
+    std::fs::write(&series_csv, "timestamp,value\n2026-01-01T00:00:00Z,1\n").expect("csv");
+    let flagged: [(&[&str], &str); 5] = [
+        (&["run", "--jetstream", "notaurl"], "--jetstream"),
+        (
+            &[
+                "record",
+                "--jetstream",
+                "https://jetstream.example",
+                "--out",
+                "x.jsonl",
+            ],
+            "--jetstream",
+        ),
+        (
+            &["replay", "--jetstream", "ftp://h", "--since", "1h"],
+            "--jetstream",
+        ),
+        (&["series", "--window-buckets", "0"], "--window-buckets"),
+        (
+            &["series", "--window-buckets", "1000000000"],
+            "--window-buckets",
+        ),
+    ];
+    for (args, flag) in flagged {
+        let output = bin()
+            .args(args)
+            .args(if args[0] == "series" {
+                vec![series_csv.as_os_str()]
+            } else {
+                vec![]
+            })
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+    }
+    let _ = std::fs::remove_file(&series_csv);
 }
 
 #[test]

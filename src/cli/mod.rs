@@ -99,6 +99,22 @@ pub fn main() -> ExitCode {
 /// An error and its causes, each said once: many errors already include
 /// their cause's text in their own message (`cannot open x: No such
 /// file`), so a cause already in the text is not repeated.
+/// The value of a `--jetstream URL` flag: a ws:// or wss:// URL with a
+/// host, as in a configuration file (the empty value `replay --jetstream`
+/// takes for the first public host passes). Without this check a mistyped
+/// URL was retried for ever with a growing backoff.
+pub(crate) fn websocket_url(value: &str) -> Result<String, String> {
+    let websocket = matches!(
+        crate::source::url::endpoint(value),
+        Some(crate::source::url::Endpoint::Websocket)
+    );
+    if value.is_empty() || websocket {
+        Ok(value.to_owned())
+    } else {
+        Err(format!("{value:?} is not a ws:// or wss:// URL"))
+    }
+}
+
 pub fn error_chain(error: &anyhow::Error) -> String {
     let mut text = error.to_string();
     for cause in error.chain().skip(1) {

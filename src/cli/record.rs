@@ -26,7 +26,7 @@ use crate::source::{Decoded, Link, SourceKind};
 #[derive(Debug, Args)]
 pub struct RecordArgs {
     /// Jetstream URLs, tried in turn (default: the four public hosts).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = super::websocket_url)]
     jetstream: Vec<String>,
     /// Output file; `.gz` or `.zst` compresses. Appends if it exists (a
     /// compressed file gets a new gzip member or zstd frame, which `replay`

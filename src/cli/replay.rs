@@ -29,7 +29,7 @@ pub struct ReplayArgs {
     /// Read Jetstream's recent history instead of files (it keeps about
     /// 36 h): from `--since` to `--until` or the live tail, as fast as the
     /// server sends. Without a URL: the first public host.
-    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "", conflicts_with = "files", requires = "since")]
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "", conflicts_with = "files", requires = "since", value_parser = super::websocket_url)]
     jetstream: Option<String>,
     /// Where the history starts: `24h`, `90m` (that long ago), an RFC 3339
     /// time or microseconds since the epoch.

@@ -21,6 +21,10 @@ use crate::window::{Bucket, ServiceCounts};
 /// median positive value is this many units; see the README.
 pub const GAUGE_MEDIAN_UNITS: f64 = 100.0;
 
+/// The longest window `--window-buckets` takes: the window is kept whole
+/// for every step, and a billion buckets held 17 GB before it was bounded.
+pub const MAX_WINDOW_BUCKETS: i64 = 10_000;
+
 #[derive(Debug, Args)]
 pub struct SeriesArgs {
     /// CSV with a header `timestamp,value` or `timestamp,value,authors`
@@ -34,9 +38,9 @@ pub struct SeriesArgs {
     /// Bucket width in seconds, 1 to a year (default: the median gap between rows).
     #[arg(long)]
     bucket_secs: Option<i64>,
-    /// Buckets in the detection window (default: the detector's window
-    /// over its bucket, 6).
-    #[arg(long)]
+    /// Buckets in the detection window, 1 to 10,000 (default: the
+    /// detector's window over its bucket, 6).
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..=MAX_WINDOW_BUCKETS))]
     window_buckets: Option<i64>,
     /// Smallest window total that may fire (default: `min_authors`, 5).
     #[arg(long)]

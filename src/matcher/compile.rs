@@ -435,12 +435,21 @@ fn regex_kind(at: &Located<'_>, def: &RegexDef) -> Result<PhraseKind, PatternErr
 }
 
 fn compile_regex(at: &Located<'_>, def: &RegexDef) -> Result<Regex, PatternError> {
-    Regex::new(def.pattern.get_ref()).map_err(|e| {
-        at.error(
-            def.pattern.span(),
-            format!("invalid regular expression: {e}"),
-        )
-    })
+    let pattern = def.pattern.get_ref();
+    let invalid = |why: String| at.error(def.pattern.span(), why);
+    let regex =
+        Regex::new(pattern).map_err(|e| invalid(format!("invalid regular expression: {e}")))?;
+    // One that can match no text at all (`''`, `z*`, `\b`) matches in every
+    // post: a negation of that kind cancelled every report, silently.
+    let parsed = regex_syntax::Parser::new()
+        .parse(pattern)
+        .map_err(|e| invalid(format!("invalid regular expression: {e}")))?;
+    if parsed.properties().minimum_len() == Some(0) {
+        return Err(invalid(format!(
+            "regular expression {pattern:?} can match empty text, so it would match in every post"
+        )));
+    }
+    Ok(regex)
 }
 
 /// The contiguous NFA, chosen by measurement on the embedded catalogue
@@ -560,5 +569,10 @@ mod tests {
             .collect();
         let wanted: Vec<String> = (0..20).map(|n| format!("\\b{n}h ago")).collect();
         assert_eq!(kept, wanted, "in file order");
+        // One that can match empty text would match in every post.
+        for empty in ["", "z*", "\\b", "(?:)|x"] {
+            let err = compile(&regex("negation", empty)).err().unwrap_or_default();
+            assert!(err.contains("can match empty text"), "{empty:?}: {err}");
+        }
     }
 }
