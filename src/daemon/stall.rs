@@ -44,15 +44,23 @@ impl Stall {
         stall
     }
 
+    /// Watches on its own thread for as long as anyone holds the watch
+    /// (the daemon's run): a daemon run inside a longer process (a test)
+    /// must not have the process exited under it afterwards.
     pub(super) fn watch(self: Arc<Self>, grace: Duration) {
         use std::sync::atomic::Ordering::Relaxed;
+        let watched = Arc::downgrade(&self);
+        drop(self);
         let spawned = std::thread::Builder::new()
             .name("store-watchdog".into())
             .spawn(move || {
                 loop {
                     std::thread::sleep(Duration::from_millis(250));
+                    let Some(this) = watched.upgrade() else {
+                        return;
+                    };
                     let now = now_ms();
-                    let busy = self.busy_since.load(Relaxed);
+                    let busy = this.busy_since.load(Relaxed);
                     if busy != 0 && now.saturating_sub(busy) > STORE_STALL.as_millis() as u64 {
                         tracing::error!(
                             secs = STORE_STALL.as_secs(),
@@ -63,7 +71,7 @@ impl Stall {
                         eprintln!("error: the state store is stuck (disk full?); exiting");
                         std::process::exit(1);
                     }
-                    let stopping = self.stopping_since.load(Relaxed);
+                    let stopping = this.stopping_since.load(Relaxed);
                     let limit = (grace + SHUTDOWN_LIMIT).as_millis() as u64;
                     if stopping != 0 && now.saturating_sub(stopping) > limit {
                         tracing::error!("the shutdown did not finish in time (the store is stuck?): exiting 1");
