@@ -95,6 +95,25 @@ fn a_bad_series_names_the_line() {
         stderr.contains("line 3: value \"lots\" is not a number"),
         "{stderr}"
     );
+    // Times a series may not hold, refused with a message, never a panic
+    // (the detector's µs arithmetic overflowed on rows 500 years apart,
+    // and subtracting two signed extended years did too).
+    let centuries = "timestamp,value\n1000-01-01 00:00:00,100\n1500-01-01 00:00:00,100\n2000-01-01 00:00:00,100\n";
+    let extended = "timestamp,value\n+200000-01-01 00:00:00,1\n-200000-01-01 00:00:00,1\n";
+    for (name, csv, want) in [
+        ("centuries.csv", centuries, "line 2"),
+        ("extended.csv", extended, "line 2"),
+    ] {
+        let stderr = refused(&[], name, csv);
+        assert!(stderr.contains(want), "{name}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+    }
+    // Within 1970 to 9999 but a millennium apart: the bucket is refused.
+    let millennia =
+        "timestamp,value\n1970-01-01 00:00:00,1\n3000-01-01 00:00:00,1\n4000-01-01 00:00:00,1\n";
+    let stderr = refused(&[], "millennia.csv", millennia);
+    assert!(stderr.contains("give --bucket-secs"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]

@@ -130,10 +130,17 @@ pub fn config_for(
 ) -> DetectorConfig {
     let d = base.clone();
     let base_bucket = d.bucket_secs.max(1);
-    let scale = |secs: i64| secs / base_bucket * bucket_secs;
+    // Saturating, and bounded so that the detector's µs arithmetic on
+    // them cannot overflow (a year's buckets with a config of 1 s buckets
+    // and 30-day durations made 8·10¹³ s).
+    let scale = |secs: i64| {
+        (secs / base_bucket)
+            .saturating_mul(bucket_secs)
+            .min(MAX_SCALED_SECS)
+    };
     DetectorConfig {
         bucket_secs,
-        window_secs: window_buckets.max(1) * bucket_secs,
+        window_secs: window_buckets.max(1).saturating_mul(bucket_secs),
         min_authors: min_count,
         fire_ratio: if gauge { 1.0 } else { d.fire_ratio },
         warmup_factor: if gauge { u64::MAX } else { d.warmup_factor },
@@ -191,7 +198,11 @@ pub fn run(args: SeriesArgs) -> anyhow::Result<ExitCode> {
     let bucket_secs = match args.bucket_secs {
         Some(b) if (1..=MAX_BUCKET_SECS).contains(&b) => b,
         Some(b) => anyhow::bail!("--bucket-secs must be from 1 to {MAX_BUCKET_SECS}, not {b}"),
-        None => inferred,
+        None if inferred <= MAX_BUCKET_SECS => inferred,
+        None => anyhow::bail!(
+            "{}: the rows are {inferred} s apart (the median gap), more than the year a bucket may be; give --bucket-secs",
+            args.file.display()
+        ),
     };
     let span = buckets_spanned(&points, bucket_secs);
     anyhow::ensure!(
@@ -252,6 +263,9 @@ pub fn run(args: SeriesArgs) -> anyhow::Result<ExitCode> {
 
 /// Widest bucket `--bucket-secs` takes: a year.
 const MAX_BUCKET_SECS: i64 = 366 * 86_400;
+/// The longest duration a series' settings are scaled to: a thousand
+/// years, far below what the detector's µs arithmetic can hold.
+const MAX_SCALED_SECS: i64 = 1000 * 366 * 86_400;
 
 /// Most buckets a series may span: every bucket from the first row to the
 /// last is fed to the detector (gaps are quiet buckets), so two rows years

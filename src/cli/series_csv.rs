@@ -94,7 +94,7 @@ fn parse_row(record: &csv::StringRecord, with_authors: bool) -> Result<Point, Se
     };
     let time_us = parse_time(stamp).ok_or_else(|| {
         bad(format!(
-            "timestamp {stamp:?} is neither RFC 3339 nor YYYY-MM-DD HH:MM:SS"
+            "timestamp {stamp:?} is neither RFC 3339 nor YYYY-MM-DD HH:MM:SS from 1970 to 9999"
         ))
     })?;
     let value: f64 = value
@@ -141,13 +141,18 @@ fn median_gap_secs(points: &[Point]) -> Result<i64, SeriesError> {
     Ok((gaps[gaps.len() / 2] / MICROS_PER_SEC).max(1))
 }
 
+/// A row's time, if it is one within 1970 to 9999 (the event times every
+/// source accepts): `%Y` also reads `+200000-01-01`, and the gap between
+/// two such times does not fit in 64 bits.
 fn parse_time(stamp: &str) -> Option<Micros> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(stamp) {
-        return Some(t.timestamp_micros());
-    }
-    chrono::NaiveDateTime::parse_from_str(stamp, "%Y-%m-%d %H:%M:%S")
-        .ok()
-        .map(|t| t.and_utc().timestamp_micros())
+    let time = match chrono::DateTime::parse_from_rfc3339(stamp) {
+        Ok(t) => t.timestamp_micros(),
+        Err(_) => chrono::NaiveDateTime::parse_from_str(stamp, "%Y-%m-%d %H:%M:%S")
+            .ok()?
+            .and_utc()
+            .timestamp_micros(),
+    };
+    crate::source::EVENT_TIMES.contains(&time).then_some(time)
 }
 
 #[cfg(test)]

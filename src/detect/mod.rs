@@ -365,6 +365,9 @@ impl Detector {
             keep
         });
         for id in forgotten {
+            // Its last explanation goes too: kept, every made-up name the
+            // detector ever admitted stayed in memory for good.
+            self.tested.remove(&id);
             self.baselines.remove(&id);
             self.changed.insert(id);
         }

@@ -896,3 +896,30 @@ fn a_gauge_falling_away_is_an_incident_only_when_drops_are_judged() {
         }
     }
 }
+
+/// A discovered name forgotten after an hour of quiet takes its last
+/// explanation along: every made-up name ever admitted stayed in memory.
+#[test]
+fn a_forgotten_discovered_service_leaves_nothing_behind() {
+    let mut detector = Detector::new(DetectorConfig::default());
+    let mut first = bucket(0, 0, 1);
+    first.services.insert(
+        "zorbly".into(),
+        ServiceCounts {
+            reports: 1,
+            authors: vec!["did:plc:a".into()],
+            discovered: true,
+            ..ServiceCounts::default()
+        },
+    );
+    detector.on_bucket(&first);
+    assert!(
+        detector.explain("zorbly").is_some(),
+        "judged while reported"
+    );
+    for i in 1..=2 * 360 {
+        detector.on_bucket(&bucket(i, 0, 1));
+    }
+    assert_eq!(detector.service_count(), 0, "forgotten after an hour");
+    assert!(detector.explain("zorbly").is_none(), "its explanation too");
+}

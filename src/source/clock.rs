@@ -128,7 +128,8 @@ impl SourceClock {
             self.raise(tick.time_us);
             return Judgement::Accepted;
         }
-        if self.recent.len() == RECENT {
+        // `while`: a restored clock may hold more (a damaged checkpoint).
+        while self.recent.len() >= RECENT {
             self.recent.pop_front();
         }
         self.recent.push_back((author, tick.time_us));
@@ -144,7 +145,7 @@ impl SourceClock {
 
     /// Remembers a quarantined event; jumps when a quorum agrees.
     fn note_ahead(&mut self, author: u64, time_us: Micros, rule: &ClockRule) {
-        if self.ahead.len() == AHEAD {
+        while self.ahead.len() >= AHEAD {
             self.ahead.pop_front();
         }
         self.ahead.push_back((author, time_us));
