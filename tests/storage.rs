@@ -365,3 +365,37 @@ fn a_full_disk_stops_the_daemon_with_exit_1_within_30_s() {
         "the cause is named: {log}"
     );
 }
+
+/// The commands that open, move or rewrite a state refuse a folder that
+/// holds none (a typo, `$HOME`), and leave it as it was: they created a
+/// store there and called it "OK", or moved it aside as "damaged".
+#[test]
+fn state_commands_refuse_a_folder_that_holds_no_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let folder = dir.path().join("notstate");
+    std::fs::create_dir(&folder).expect("mkdir");
+    std::fs::write(folder.join("file.txt"), "mine").expect("write");
+    let mut outputs: Vec<(String, Output)> = ["verify", "repair", "reset", "compact"]
+        .into_iter()
+        .map(|action| (format!("state {action}"), state_cmd(action, &folder)))
+        .collect();
+    let dead = bin()
+        .args(["alerts", "dead", "--state-dir"])
+        .arg(&folder)
+        .output()
+        .expect("runs");
+    outputs.push(("alerts dead".into(), dead));
+    for (command, output) in outputs {
+        assert!(!output.status.success(), "{command} must refuse");
+        assert!(
+            stderr(&output).contains("is not a state directory"),
+            "{command}: {}",
+            stderr(&output)
+        );
+    }
+    let left: Vec<String> = std::fs::read_dir(&folder)
+        .expect("still there")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["file.txt"], "untouched");
+}

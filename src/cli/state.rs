@@ -59,8 +59,21 @@ pub fn run(args: StateArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `dir` if it holds a state (sled's `db` file): the commands that open,
+/// move or rewrite a state refuse anything else. Pointed at a mistyped
+/// path or at `$HOME`, they created a store there and reported it "OK",
+/// or moved the folder aside as "damaged".
+pub(super) fn existing_state(dir: &Path) -> anyhow::Result<&Path> {
+    anyhow::ensure!(
+        dir.join("db").is_file(),
+        "{} is not a state directory (it holds no `db`)",
+        dir.display()
+    );
+    Ok(dir)
+}
+
 fn verify(dir: &Path) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(dir.is_dir(), "{} is not a state directory", dir.display());
+    existing_state(dir)?;
     match SledStore::open(dir).and_then(|store| store.inventory()) {
         Ok(inventory) => {
             let _ = seal_closed(dir);
@@ -111,7 +124,7 @@ fn aside(dir: &Path) -> PathBuf {
 }
 
 fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(dir.is_dir(), "{} is not a state directory", dir.display());
+    existing_state(dir)?;
     let (records, lost) = {
         let old = SledStore::open_with(dir, Checks::None).with_context(
             || "sled cannot open it at all: nothing to salvage; use `outagewatch state reset`",
@@ -147,10 +160,12 @@ fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
 }
 
 fn reset(dir: &Path) -> anyhow::Result<ExitCode> {
-    if !dir.exists() {
+    let empty = std::fs::read_dir(dir).map_or(true, |mut entries| entries.next().is_none());
+    if empty {
         println!("{}: nothing to reset", dir.display());
         return Ok(ExitCode::SUCCESS);
     }
+    existing_state(dir)?;
     let old = aside(dir);
     std::fs::rename(dir, &old).with_context(|| format!("cannot move {} aside", dir.display()))?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -163,11 +178,7 @@ fn reset(dir: &Path) -> anyhow::Result<ExitCode> {
 }
 
 fn compact(dir: &Path) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(
-        dir.join("db").is_file(),
-        "{} is not a state directory",
-        dir.display()
-    );
+    existing_state(dir)?;
     let compaction = compact_closed(dir, When::Always)?;
     seal_closed(dir)?;
     match compaction {
