@@ -981,3 +981,34 @@ fn a_receiver_that_never_answers_times_out() {
     assert!(took < Duration::from_secs(8), "took {took:?}");
     drop(held);
 }
+
+/// `alerts test --sink NAME --webhook URL` tests URL even when a configured
+/// sink has that name (it posted to the configured sink's URL instead).
+#[test]
+fn alerts_test_posts_to_the_url_given_even_under_a_configured_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let receiver = Receiver::start();
+    let old = format!("http://{}/old", free_port());
+    let config = write_config(
+        dir.path(),
+        &format!("[[sinks]]\nname = \"slack\"\nurl = \"{old}\"\n"),
+    );
+    let new = format!("http://{}/new", receiver.addr);
+    let out = outagewatch(&[
+        "alerts",
+        "test",
+        "--config",
+        path(&config),
+        "--sink",
+        "slack",
+        "--webhook",
+        &new,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = receiver.received();
+    assert_eq!(got.len(), 1, "one test alert at the URL given");
+}

@@ -136,8 +136,12 @@ fn through_store(command: &AlertsCommand, dir: &std::path::Path) -> anyhow::Resu
 fn test_sink(config: &Config, sink: &str) -> anyhow::Result<ExitCode> {
     let specs = sink_specs(config);
     let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    // The last of that name: `--webhook URL` adds a sink after the
+    // configured ones, and testing a new URL under a configured sink's name
+    // posted to the old one.
     let spec = specs
         .iter()
+        .rev()
         .find(|s| s.name == sink)
         .with_context(|| format!("no sink {sink:?}; configured: {}", names.join(", ")))?;
     let stateful = matches!(&spec.target, Target::Webhook(h) if h.format.is_stateful());
