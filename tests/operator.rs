@@ -115,6 +115,35 @@ fn config_check_accepts_the_example_without_its_secrets_and_names_them() {
         "{}",
         text(&out.stderr)
     );
+    // What `run` would refuse is not "valid" either: a public status
+    // server without a token, a pattern folder that does not load.
+    let empty_patterns = dir.path().join("no-patterns");
+    std::fs::create_dir(&empty_patterns).expect("mkdir");
+    for (name, body, want) in [
+        (
+            "public.toml",
+            "[http]\nlisten = \"0.0.0.0:9464\"\n".to_owned(),
+            "without a token",
+        ),
+        (
+            "patterns.toml",
+            format!("patterns = {:?}\n", empty_patterns.to_string_lossy()),
+            "cannot load patterns",
+        ),
+    ] {
+        let file = dir.path().join(name);
+        std::fs::write(&file, body).expect("write");
+        let out = outagewatch(
+            &["config", "check", "--config", file.to_str().expect("utf8")],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(want),
+            "{name}: {}",
+            text(&out.stderr)
+        );
+    }
 }
 
 fn demo() -> String {

@@ -86,6 +86,20 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
         })
     };
     let parsed = Config::parse_with(&path, &text, &lookup, true)?;
+    // What `run` refuses beyond the file's own rules: it said "valid" to
+    // a status server on a public address without a token, and to a
+    // pattern folder that does not load.
+    if parsed.http.enabled {
+        let token = std::env::var("OUTAGEWATCH_HTTP_TOKEN")
+            .ok()
+            .or_else(|| parsed.http.token.clone());
+        crate::http::HttpSettings::new(&parsed.http.listen, token)
+            .with_context(|| format!("{}: [http]", path.display()))?;
+    }
+    if let Some(dir) = &parsed.patterns {
+        super::load_matcher(Some(dir))
+            .with_context(|| format!("{}: `patterns`", path.display()))?;
+    }
     eprintln!("{} (found by {how}) is valid", path.display());
     print!("{}", toml::to_string_pretty(&masked(parsed))?);
     let missing = missing.into_inner();
