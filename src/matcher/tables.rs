@@ -190,10 +190,19 @@ type CacheFn = Box<
         + std::panic::UnwindSafe,
 >;
 
+/// The compiled size of all a catalogue's regexes as one automaton, at
+/// most (the built-in ones need well under a MiB).
+const MAX_COMBINED_NFA_BYTES: usize = 16 << 20;
+
 impl PhraseRegexes {
     pub fn new(each: Vec<(Regex, PhraseKind, u8)>) -> PhraseRegexes {
         let any = hybrid::dfa::DFA::builder()
-            .thompson(thompson::Config::new().which_captures(thompson::WhichCaptures::None))
+            // Bounded: past it the regexes are run one by one (below).
+            .thompson(
+                thompson::Config::new()
+                    .which_captures(thompson::WhichCaptures::None)
+                    .nfa_size_limit(Some(MAX_COMBINED_NFA_BYTES)),
+            )
             .configure(
                 hybrid::dfa::DFA::config()
                     .match_kind(MatchKind::All)
