@@ -356,7 +356,14 @@ fn a_silent_source_raises_a_source_alert_and_resolves_it(wire: Wire) {
     );
     let config = jetstream_config_wire(dir.path(), &[server.url()], 4.0, wire);
     let text = std::fs::read_to_string(&config).expect("config");
-    let text = text.replace("silence_secs = 3600", "silence_secs = 2\ngrace_secs = 0");
+    // Resolved at the first healthy tick (`calm_secs = 0`): the demo's
+    // frames arrive in under a second, then the stand-in falls silent
+    // again, shorter than the default calm of one silence rule, so the
+    // incident would (rightly) stay open; the calm has its own test.
+    let text = text.replace(
+        "silence_secs = 3600",
+        "silence_secs = 2\ngrace_secs = 0\ncalm_secs = 0",
+    );
     std::fs::write(&config, text).expect("config");
     let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
     let daemon = start_daemon(&config, &state, &alerts);
