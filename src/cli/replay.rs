@@ -203,19 +203,30 @@ fn history(
 ) -> anyhow::Result<super::replay_jetstream::History> {
     let now = crate::source::health::wall_now();
     let since = args.since.as_deref().context("--jetstream needs --since")?;
+    let since = super::replay_jetstream::parse_time(since, now).context("--since")?;
+    let until = args
+        .until
+        .as_deref()
+        .map(|t| super::replay_jetstream::parse_time(t, now))
+        .transpose()
+        .context("--until")?;
+    if let Some(until) = until
+        && until <= since
+    {
+        anyhow::bail!(
+            "--until ({}) is not after --since ({}): the range holds no event",
+            args.until.as_deref().unwrap_or_default(),
+            args.since.as_deref().unwrap_or_default()
+        );
+    }
     Ok(super::replay_jetstream::History {
         url: if url.is_empty() {
             crate::source::jetstream::PUBLIC_HOSTS[0].to_owned()
         } else {
             url.to_owned()
         },
-        since: super::replay_jetstream::parse_time(since, now).context("--since")?,
-        until: args
-            .until
-            .as_deref()
-            .map(|t| super::replay_jetstream::parse_time(t, now))
-            .transpose()
-            .context("--until")?,
+        since,
+        until,
         record: args.record.clone(),
         wire: args.protocol.into(),
         compress: !args.no_compress,

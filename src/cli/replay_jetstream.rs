@@ -59,20 +59,25 @@ impl End {
 }
 
 /// `24h`, `90m`, `2d` (that long before `now`), an RFC 3339 time, or
-/// microseconds since the epoch.
+/// microseconds since the epoch; in every form a time every source accepts
+/// ([`crate::source::EVENT_TIMES`], 1970 to 9999), so a typo of a few
+/// digits is refused here instead of asking the server for the year 50,000.
 pub fn parse_time(text: &str, now: Micros) -> anyhow::Result<Micros> {
-    if let Ok(ago) = humantime::parse_duration(text) {
-        let ago = i64::try_from(ago.as_micros()).context("duration too long")?;
-        return Ok(now - ago);
-    }
-    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
-        return Ok(time.timestamp_micros());
-    }
-    text.parse::<i64>().map_err(|_| {
-        anyhow::anyhow!(
-            "{text:?} is neither a duration (24h, 90m), an RFC 3339 time nor microseconds since the epoch"
-        )
-    })
+    let time = if let Ok(ago) = humantime::parse_duration(text) {
+        i64::try_from(ago.as_micros())
+            .ok()
+            .and_then(|ago| now.checked_sub(ago))
+    } else if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+        Some(time.timestamp_micros())
+    } else {
+        Some(text.parse::<i64>().map_err(|_| {
+            anyhow::anyhow!(
+                "{text:?} is neither a duration (24h, 90m), an RFC 3339 time nor microseconds since the epoch"
+            )
+        })?)
+    };
+    time.filter(|t| crate::source::EVENT_TIMES.contains(t))
+        .ok_or_else(|| anyhow::anyhow!("{text:?} is not a time from 1970 to 9999"))
 }
 
 /// Reads the history into the pipeline; `emit` gets the alerts as they come.
@@ -268,5 +273,17 @@ mod tests {
         );
         let err = parse_time("yesterday-ish", now).expect_err("rejected");
         assert!(err.to_string().contains("neither a duration"), "{err}");
+        for out_of_range in [
+            "100000y",
+            "-5",
+            "178317463000000000000",
+            "10000-01-01T00:00:00Z",
+        ] {
+            let err = parse_time(out_of_range, now).expect_err(out_of_range);
+            assert!(
+                err.to_string().contains("1970 to 9999") || err.to_string().contains("neither"),
+                "{out_of_range}: {err}"
+            );
+        }
     }
 }
