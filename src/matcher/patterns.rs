@@ -53,6 +53,10 @@ pub enum PatternError {
         "{dir}: no `{SERVICES_FILE}` and no `{LANG_DIR}/*.toml` files: is this a patterns folder?"
     )]
     Empty { dir: PathBuf },
+    #[error(
+        "{dir}: no `{LANG_DIR}/*.toml` files: without a language's phrases no post can be a report (copy `{LANG_DIR}/` from the built-in patterns)"
+    )]
+    NoLanguages { dir: PathBuf },
 }
 
 /// Everything the matcher is built from.
@@ -236,7 +240,13 @@ impl Catalogue {
                 dir: dir.to_path_buf(),
             });
         }
-        Catalogue::from_files(files.into_iter())
+        let catalogue = Catalogue::from_files(files.into_iter())?;
+        if catalogue.languages.is_empty() {
+            return Err(PatternError::NoLanguages {
+                dir: dir.to_path_buf(),
+            });
+        }
+        Ok(catalogue)
     }
 
     pub(super) fn from_files(
@@ -291,6 +301,28 @@ mod tests {
         assert_eq!(line_column(text, 0), (1, 1));
         assert_eq!(line_column(text, 6), (2, 1));
         assert_eq!(line_column(text, text.find('x').expect("x")), (3, 4));
+    }
+
+    #[test]
+    fn a_folder_without_languages_is_refused_by_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let patterns = Path::new(env!("CARGO_MANIFEST_DIR")).join("patterns");
+        std::fs::copy(patterns.join(SERVICES_FILE), dir.path().join(SERVICES_FILE)).expect("copy");
+        let error = Catalogue::from_dir(dir.path()).expect_err("no languages");
+        assert!(matches!(error, PatternError::NoLanguages { .. }), "{error}");
+        assert!(error.to_string().contains("no `lang/*.toml`"), "{error}");
+        // An empty lang folder is the same mistake.
+        std::fs::create_dir(dir.path().join(LANG_DIR)).expect("mkdir");
+        let error = Catalogue::from_dir(dir.path()).expect_err("no languages");
+        assert!(matches!(error, PatternError::NoLanguages { .. }), "{error}");
+        // One language is enough.
+        std::fs::copy(
+            patterns.join(LANG_DIR).join("en.toml"),
+            dir.path().join(LANG_DIR).join("en.toml"),
+        )
+        .expect("copy");
+        let catalogue = Catalogue::from_dir(dir.path()).expect("loads");
+        assert_eq!(catalogue.languages.len(), 1);
     }
 
     #[test]
