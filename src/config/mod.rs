@@ -82,6 +82,11 @@ pub struct Config {
     pub daemon: DaemonSettings,
     #[serde(default)]
     pub http: HttpConfig,
+    /// How many of `sinks`, at its end, came from `[alerts] webhooks`: an
+    /// error in one of them names the webhook, not a `[[sinks]]` entry the
+    /// file does not have.
+    #[serde(skip)]
+    pub(crate) webhook_sinks: usize,
 }
 
 impl Default for Config {
@@ -97,6 +102,7 @@ impl Default for Config {
             health: HealthRule::default(),
             daemon: DaemonSettings::default(),
             http: HttpConfig::default(),
+            webhook_sinks: 0,
         }
     }
 }
@@ -268,6 +274,7 @@ impl Config {
         }
         // `[alerts] webhooks` are plain JSON sinks.
         let webhooks = std::mem::take(&mut self.alerts.webhooks);
+        self.webhook_sinks = webhooks.len();
         for (i, url) in webhooks.into_iter().enumerate() {
             let name = format!("webhook-{}", i + 1);
             self.sinks.push(SinkConfig::json(&name, &url, None));

@@ -184,8 +184,32 @@ pub fn sink_specs(config: &Config) -> Vec<SinkSpec> {
 impl Config {
     /// Sink names, URLs, keys and headers.
     pub(super) fn check_sinks(&self, unset: &dyn Fn(&str) -> bool) -> Result<(), (String, String)> {
+        let first_webhook = self.sinks.len().saturating_sub(self.webhook_sinks);
         let mut sink_names = std::collections::HashSet::from([LINES_SINK]);
         for (i, sink) in self.sinks.iter().enumerate() {
+            if i >= first_webhook {
+                // A URL of `[alerts] webhooks`: its name was given here.
+                let key = format!("alerts.webhooks[{}]", i - first_webhook);
+                if !sink_names.insert(sink.name.as_str()) {
+                    return Err((
+                        key,
+                        format!(
+                            "its sink is named {:?}, which a [[sinks]] entry also uses: rename that sink",
+                            sink.name
+                        ),
+                    ));
+                }
+                if !unset(&sink.url) && !crate::alert::http::is_http_url(&sink.url) {
+                    return Err((
+                        key,
+                        format!(
+                            "{} is not an http(s) URL",
+                            crate::alert::http::redact(&sink.url)
+                        ),
+                    ));
+                }
+                continue;
+            }
             if sink.name.is_empty() || !sink_names.insert(sink.name.as_str()) {
                 return Err((
                     format!("sinks[{i}].name"),

@@ -64,6 +64,16 @@ fn sink_keys_are_checked_without_showing_secrets() {
             "[[sinks]]\nname = \"h\"\nurl = \"https://x/\"\nheaders = { \"Bad Name\" = \"hunter2\" }",
             "`sinks[0].headers.Bad Name`: is not a valid header name and value",
         ),
+        // `[alerts] webhooks` become sinks after the `[[sinks]]`; their
+        // errors name the webhook the file holds.
+        (
+            "[alerts]\nwebhooks = [\"https://ok/\", \"ftp://u:hunter2@x/\"]\n[[sinks]]\nname = \"a\"\nurl = \"https://x/\"",
+            "`alerts.webhooks[1]`: ftp://***@x/ is not an http(s) URL",
+        ),
+        (
+            "[alerts]\nwebhooks = [\"https://ok/\"]\n[[sinks]]\nname = \"webhook-1\"\nurl = \"https://x/\"",
+            "`alerts.webhooks[0]`: its sink is named \"webhook-1\", which a [[sinks]] entry also uses",
+        ),
     ];
     for (text, want) in cases {
         let err = parse(text).expect_err(text).to_string();
