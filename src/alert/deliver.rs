@@ -324,7 +324,7 @@ mod tests {
         delivery.append(&alert).expect("appended");
         let start = tokio::time::Instant::now();
         tokio::time::sleep_until(start + Duration::from_secs(9 * 60)).await;
-        let dead = outbox.dead_letters().expect("read");
+        let dead = outbox.dead_letters().expect("read").letters;
         assert!(dead.is_empty(), "9 min: still retrying");
         let retries = delivery.reports()[0].retries;
         assert!(
@@ -332,7 +332,7 @@ mod tests {
             "backoff grows to a minute: {retries} in 9 min"
         );
         tokio::time::sleep_until(start + Duration::from_secs(12 * 60)).await;
-        let dead = outbox.dead_letters().expect("read");
+        let dead = outbox.dead_letters().expect("read").letters;
         assert_eq!(dead.len(), 1, "dead after the 10 min horizon");
         let (reason, failed_at) = (&dead[0].reason, &dead[0].failed_at);
         assert!(reason.contains("still failing after"), "{reason}");

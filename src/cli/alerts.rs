@@ -103,17 +103,30 @@ fn through_store(command: &AlertsCommand, dir: &std::path::Path) -> anyhow::Resu
     let outbox: crate::alert::outbox::Outbox = store.outbox();
     if let AlertsCommand::Retry { id } = command {
         let moved = outbox.requeue(id.as_deref())?;
+        let unreadable = outbox.dead_letters()?.unreadable;
         if let Some(id) = id {
+            if let Some(letter) = unreadable.iter().find(|l| l.id() == *id) {
+                anyhow::bail!(
+                    "dead letter {id} cannot be read ({}), so it cannot be re-queued",
+                    letter.detail
+                );
+            }
             anyhow::ensure!(
                 moved > 0,
                 "no dead letter {id}; `outagewatch alerts dead` lists them"
+            );
+        } else if !unreadable.is_empty() {
+            eprintln!(
+                "{} dead letter(s) cannot be read and stay (`outagewatch alerts dead` lists them)",
+                unreadable.len()
             );
         }
         println!("{moved} alert(s) re-queued; they are delivered at the next run");
         return Ok(ExitCode::SUCCESS);
     }
-    let letters = outbox.dead_letters()?;
-    for letter in &letters {
+    let dead = outbox.dead_letters()?;
+    let letters = &dead.letters;
+    for letter in letters {
         println!(
             "{}  {}  {} ({})  {} attempt(s), last {}: {}",
             letter.id(),
@@ -127,7 +140,18 @@ fn through_store(command: &AlertsCommand, dir: &std::path::Path) -> anyhow::Resu
             letter.reason
         );
     }
-    eprintln!("{} dead letter(s)", letters.len());
+    for letter in &dead.unreadable {
+        println!("{}  unreadable: {}", letter.id(), letter.detail);
+    }
+    if dead.unreadable.is_empty() {
+        eprintln!("{} dead letter(s)", letters.len());
+    } else {
+        eprintln!(
+            "{} dead letter(s), {} of them unreadable (written by another version, or damaged)",
+            letters.len() + dead.unreadable.len(),
+            dead.unreadable.len()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -307,7 +307,8 @@ pub fn outbox_view(telemetry: &Telemetry, letters: bool) -> Result<Value, String
         .reports()
         .into_iter()
         .map(|report| {
-            let mine: Vec<Value> = dead
+            let readable = dead
+                .letters
                 .iter()
                 .filter(|d| d.sink == report.name)
                 .map(|d| {
@@ -320,8 +321,13 @@ pub fn outbox_view(telemetry: &Telemetry, letters: bool) -> Result<Value, String
                         "failed_at": d.failed_at,
                         "reason": d.reason,
                     })
-                })
-                .collect();
+                });
+            let unreadable = dead
+                .unreadable
+                .iter()
+                .filter(|d| d.sink == report.name)
+                .map(|d| json!({ "id": d.id(), "unreadable": d.detail }));
+            let mine: Vec<Value> = readable.chain(unreadable).collect();
             let mut view = json!({
                 "name": report.name,
                 "depth": report.pending,

@@ -86,6 +86,40 @@ impl<A> DeadLetter<A> {
     }
 }
 
+/// A dead letter this version cannot read (written by another version, or
+/// damaged), known by its key: listed so that it is seen, never re-queued.
+/// One such record had failed `alerts dead`, `alerts retry` and the outbox
+/// API as a whole, and hidden every dead letter from the metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnreadableLetter {
+    pub sink: String,
+    pub seq: u64,
+    pub detail: String,
+}
+
+impl UnreadableLetter {
+    /// `SINK:SEQ`, as [`DeadLetter::id`].
+    pub fn id(&self) -> String {
+        format!("{}:{}", self.sink, self.seq)
+    }
+}
+
+/// Every dead letter, by sink then seq: those that read, and those that
+/// do not.
+#[derive(Debug)]
+pub struct DeadLetters<A> {
+    pub letters: Vec<DeadLetter<A>>,
+    pub unreadable: Vec<UnreadableLetter>,
+}
+
+impl<A> DeadLetters<A> {
+    /// How many dead letters `sink` has, readable or not.
+    pub fn count_for(&self, sink: &str) -> usize {
+        self.letters.iter().filter(|l| l.sink == sink).count()
+            + self.unreadable.iter().filter(|l| l.sink == sink).count()
+    }
+}
+
 /// Held by every writer of the outbox (the pipeline's batches,
 /// [`Outbox::append`]) from taking an alert's sequence number until its
 /// record is visible. A sink reads in sequence order and never looks back,
@@ -237,21 +271,36 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
         Ok(())
     }
 
-    /// Every dead letter, by sink then seq.
-    pub fn dead_letters(&self) -> Result<Vec<DeadLetter<A>>, StoreError> {
-        let mut out = Vec::new();
+    /// Every dead letter, by sink then seq; one that does not decode is
+    /// listed apart, by its key (`tag + sink + 0 + seq`).
+    pub fn dead_letters(&self) -> Result<DeadLetters<A>, StoreError> {
+        let mut out = DeadLetters {
+            letters: Vec::new(),
+            unreadable: Vec::new(),
+        };
         for entry in self.db.scan_prefix([Kind::Dead.tag()]) {
-            let (_, value) = entry?;
-            out.push(codec::decode_plain("dead letter", &value)?);
+            let (key, value) = entry?;
+            match codec::decode_plain("dead letter", &value) {
+                Ok(letter) => out.letters.push(letter),
+                Err(error) => {
+                    let sink = key.get(1..key.len().saturating_sub(9)).unwrap_or_default();
+                    out.unreadable.push(UnreadableLetter {
+                        sink: String::from_utf8_lossy(sink).into_owned(),
+                        seq: seq_of(&key),
+                        detail: error.to_string(),
+                    });
+                }
+            }
         }
         Ok(out)
     }
 
     /// Moves dead letters back to their sink's queue: the one with `id`
-    /// (`SINK:SEQ`), or all. Returns how many.
+    /// (`SINK:SEQ`), or all. Returns how many. Unreadable letters stay
+    /// where they are.
     pub fn requeue(&self, id: Option<&str>) -> Result<usize, StoreError> {
         let mut moved = 0;
-        for letter in self.dead_letters()? {
+        for letter in self.dead_letters()?.letters {
             if id.is_some_and(|id| id != letter.id()) {
                 continue;
             }

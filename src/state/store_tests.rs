@@ -139,6 +139,46 @@ fn outbox_writers_take_turns_from_sequence_number_to_record() {
     });
 }
 
+/// A dead letter this version cannot read is listed by its key and stays
+/// put; the others are listed and re-queued as ever (one such record had
+/// failed `alerts dead`, `alerts retry` and the outbox API as a whole).
+#[test]
+fn an_unreadable_dead_letter_is_listed_apart_and_hides_no_other() {
+    use super::super::outbox::DeadLetter;
+    let store = SledStore::temporary().expect("store");
+    let outbox: crate::alert::outbox::Outbox = store.outbox();
+    let letter = DeadLetter {
+        sink: "hook".into(),
+        seq: 5,
+        alert: test_alert(),
+        reason: "400".into(),
+        attempts: 1,
+        failed_at: "2027-01-15T08:00:00Z".into(),
+    };
+    outbox.add_dead_letter(&letter).expect("dead letter");
+    store
+        .db
+        .insert(
+            keys::entry(keys::Kind::Dead, "hook", 9),
+            &[0xff, 0x00, 0x13][..],
+        )
+        .expect("insert");
+    let dead = outbox.dead_letters().expect("read");
+    assert_eq!(dead.letters, vec![letter]);
+    assert_eq!(dead.unreadable.len(), 1, "{dead:?}");
+    assert_eq!(dead.unreadable[0].id(), "hook:9");
+    assert!(
+        dead.unreadable[0].detail.contains("dead letter"),
+        "{dead:?}"
+    );
+    assert_eq!(dead.count_for("hook"), 2);
+    assert_eq!(outbox.requeue(None).expect("requeue"), 1);
+    assert_eq!(outbox.requeue(Some("hook:9")).expect("requeue"), 0);
+    let dead = outbox.dead_letters().expect("read");
+    assert!(dead.letters.is_empty(), "{dead:?}");
+    assert_eq!(dead.unreadable.len(), 1, "it stays");
+}
+
 /// A re-queued letter that dies again takes its retry state along: a
 /// second `alerts retry` of it went on from the first failure and the
 /// alert got one attempt.

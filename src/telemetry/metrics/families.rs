@@ -324,9 +324,10 @@ impl DeliveryFamilies {
 
     pub(super) fn sync(&self, probe: &SinkProbe) {
         let mut dead_by_sink = BTreeMap::new();
-        if let Ok(letters) = probe.outbox().dead_letters() {
-            for letter in letters {
-                *dead_by_sink.entry(letter.sink).or_insert(0i64) += 1;
+        if let Ok(dead) = probe.outbox().dead_letters() {
+            let sinks = dead.letters.into_iter().map(|l| l.sink);
+            for sink in sinks.chain(dead.unreadable.into_iter().map(|l| l.sink)) {
+                *dead_by_sink.entry(sink).or_insert(0i64) += 1;
             }
         }
         for report in probe.reports() {
