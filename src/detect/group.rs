@@ -224,4 +224,24 @@ mod tests {
         assert_eq!(p.likely_cause(services.iter().copied()), Some("aws"));
         assert_eq!(p.likely_cause(["gmail"].iter().copied()), None);
     }
+
+    /// A name in the map that is no service can never be among the
+    /// services that fired: it only misleads whoever reads the map.
+    #[test]
+    fn every_service_in_the_provider_map_is_in_the_catalogue() {
+        let catalogue = crate::matcher::Catalogue::embedded().expect("catalogue");
+        let known: std::collections::BTreeSet<&str> = catalogue
+            .services
+            .iter()
+            .map(|s| s.id.get_ref().as_str())
+            .collect();
+        for (provider, deps) in &Providers::embedded().depends_on {
+            for service in deps {
+                assert!(
+                    known.contains(service.as_str()),
+                    "{provider} lists {service:?}, which patterns/services.toml does not define"
+                );
+            }
+        }
+    }
 }
