@@ -413,3 +413,57 @@ fn a_copy_through_a_handle_that_is_not_the_last_is_discarded() {
         "a temporary store is dropped, not copied"
     );
 }
+
+/// sled's id counter is its own metadata, not a record: a compacted copy
+/// starts it afresh. New alerts were then numbered at or below the
+/// sinks' cursors, which took them for delivered; they were never sent.
+#[test]
+fn alerts_written_after_a_compaction_are_numbered_past_every_cursor() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    written(dir.path(), 200);
+    let delivered = {
+        let store = SledStore::open(dir.path()).expect("open");
+        let outbox: crate::state::outbox::Outbox<Alert> = store.outbox();
+        let sinks = ["hook".to_owned()];
+        // Many alerts since the store began, all delivered.
+        for _ in 0..50 {
+            let seq = outbox.append(&alert("y")).expect("append");
+            outbox.advance("hook", seq, &sinks).expect("advance");
+        }
+        let last = outbox
+            .cursor("hook", &sinks)
+            .expect("cursor")
+            .expect("some");
+        store.flush().expect("flush");
+        last
+    };
+    compact_closed(dir.path(), When::Always)
+        .expect("compact")
+        .expect("compacted");
+    let mut store = SledStore::open(dir.path()).expect("open");
+    let seqs = store
+        .save(
+            &[],
+            &Checkpoint::default().as_ref(),
+            None,
+            &[alert("after")],
+            &[],
+        )
+        .expect("save");
+    assert!(
+        seqs[0] > delivered,
+        "alert {} at or below cursor {delivered}",
+        seqs[0]
+    );
+    let outbox: crate::state::outbox::Outbox<Alert> = store.outbox();
+    let next = outbox.append(&alert("health")).expect("append");
+    assert!(next > seqs[0], "{next} after {}", seqs[0]);
+    assert_eq!(
+        outbox
+            .next_after(Some(delivered))
+            .expect("read")
+            .map(|(seq, _)| seq),
+        Some(seqs[0]),
+        "the sink reads it"
+    );
+}

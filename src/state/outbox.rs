@@ -26,10 +26,27 @@ pub struct OpenSource {
     pub detail: String,
 }
 
-/// A new alert's sequence number: increasing, and never 0, which a
-/// stored cursor uses for "nothing done yet" (see [`stored_cursor`]).
-pub fn next_seq(db: &sled::Db) -> Result<u64, sled::Error> {
-    Ok(db.generate_id()? + 1)
+/// The highest sequence number the store's records still know: the
+/// newest alert, every sink's cursor, every dead or re-queued letter. A
+/// new alert must be numbered past it, and sled's own id counter does not
+/// say so: it lives in sled's metadata, which a compaction or a repair
+/// (records copied into a fresh store) starts afresh. The fresh counter
+/// then numbered new alerts at or below the sinks' cursors, and every
+/// sink took them for delivered: they were never sent.
+pub fn highest_known_seq(db: &sled::Db) -> Result<u64, StoreError> {
+    let mut highest = match db.scan_prefix([Kind::Alert.tag()]).keys().next_back() {
+        Some(key) => seq_of(&key?),
+        None => 0,
+    };
+    for entry in db.scan_prefix([Kind::Cursor.tag()]) {
+        highest = highest.max(seq_of(&entry?.1));
+    }
+    for kind in [Kind::Dead, Kind::Requeued] {
+        for key in db.scan_prefix([kind.tag()]).keys() {
+            highest = highest.max(seq_of(&key?));
+        }
+    }
+    Ok(highest)
 }
 
 /// The alert `seq` decoded, or [`StoreError::UnreadableAlert`] naming it.
@@ -127,14 +144,48 @@ impl<A> DeadLetters<A> {
 /// health monitor's N+1, appended while the pipeline's N waited in its
 /// batch, was delivered, and N was later removed with the sink's cursor
 /// past it, unsent.
+///
+/// It also holds the last sequence number handed out, so numbers keep
+/// rising past everything the records know ([`highest_known_seq`]).
 #[derive(Debug, Clone, Default)]
-pub struct Appending(Arc<Mutex<()>>);
+pub struct Appending(Arc<Mutex<u64>>);
 
 impl Appending {
-    /// Waits for the writer before. The lock guards no data, so a writer
-    /// that panicked holding it leaves nothing half done.
-    pub fn hold(&self) -> MutexGuard<'_, ()> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Numbers start past `highest` (see [`highest_known_seq`]).
+    pub fn after(highest: u64) -> Self {
+        Appending(Arc::new(Mutex::new(highest)))
+    }
+
+    /// Waits for the writer before. The number is written only once taken
+    /// whole, so a writer that panicked holding the lock leaves nothing
+    /// half done.
+    pub fn hold(&self) -> Numbering<'_> {
+        Numbering(self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Numbers go on past `highest` too (after records were written into
+    /// the store from elsewhere: a repair).
+    pub fn raise_to(&self, highest: u64) {
+        let mut last = self.hold();
+        *last.0 = (*last.0).max(highest);
+    }
+}
+
+/// The outbox's writer lock, held: the one place alert numbers come from.
+pub struct Numbering<'a>(MutexGuard<'a, u64>);
+
+impl Numbering<'_> {
+    /// A new alert's sequence number: past the last one handed out and
+    /// past sled's counter (which survives a restart), and never 0, which
+    /// a stored cursor uses for "nothing done yet" ([`stored_cursor`]).
+    pub fn next_seq(&mut self, db: &sled::Db) -> Result<u64, StoreError> {
+        let counted = db.generate_id()?.saturating_add(1);
+        let seq = counted.max(self.0.checked_add(1).ok_or_else(|| StoreError::Corrupt {
+            what: "outbox".into(),
+            detail: "its sequence numbers are exhausted".into(),
+        })?);
+        *self.0 = seq;
+        Ok(seq)
     }
 }
 
@@ -167,8 +218,8 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
     pub fn append(&self, alert: &A) -> Result<u64, StoreError> {
         let value = codec::encode_plain("alert", alert)?;
         let seq = {
-            let _appending = self.appending.hold();
-            let seq = next_seq(&self.db)?;
+            let mut numbering = self.appending.hold();
+            let seq = numbering.next_seq(&self.db)?;
             self.db.insert(keys::alert(seq), value)?;
             seq
         };

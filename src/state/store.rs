@@ -29,7 +29,7 @@ use serde::de::DeserializeOwned;
 use super::compact::{self, DirLock};
 use super::keys::{self, Kind};
 use super::merged::MergeByStart;
-use super::outbox::{Appending, Outbox, next_seq};
+use super::outbox::{Appending, Outbox, highest_known_seq};
 use super::seal::{Seal, file_sums};
 use super::{Checkpoint, CheckpointRef, StoreError, codec};
 use crate::Micros;
@@ -304,6 +304,7 @@ impl SledStore {
     /// makes everything durable.
     pub(super) fn finish_restore(&mut self) -> Result<(), StoreError> {
         self.generation = self.read_generation()?;
+        self.appending.raise_to(highest_known_seq(&self.db)?);
         self.flush()
     }
 
@@ -324,11 +325,11 @@ impl SledStore {
                     return Ok(SledStore {
                         format: super::format(&db, path)?,
                         packs: db.open_tree(keys::PACKS)?,
+                        appending: Appending::after(highest_known_seq(&db)?),
                         db,
                         _temp: None,
                         dir: path.to_path_buf(),
                         generation: 0,
-                        appending: Appending::default(),
                     });
                 }
                 Err(sled::Error::Io(e)) if is_lock_held(&e) && attempts < 100 => {
@@ -447,10 +448,13 @@ impl Store for SledStore {
         // Every record is encoded: from here on only sled can fail. The
         // alerts' sequence numbers are taken and made visible (the batch
         // applied) with no other writer in between.
-        let _appending = (!alerts.is_empty()).then(|| self.appending.hold());
+        let mut numbering = (!alerts.is_empty()).then(|| self.appending.hold());
         let mut seqs = Vec::with_capacity(alerts.len());
         for value in encoded {
-            let seq = next_seq(&self.db)?;
+            let Some(numbering) = numbering.as_mut() else {
+                break;
+            };
+            let seq = numbering.next_seq(&self.db)?;
             batch.insert(&keys::alert(seq), value);
             seqs.push(seq);
         }
