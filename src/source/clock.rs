@@ -24,9 +24,14 @@
 //! watermark with every event.
 //!
 //! Without an arrival clock a stream may legitimately jump ahead (two
-//! recordings hours apart): when `quorum` distinct authors agree on a time
-//! beyond the bound, the watermark jumps there. The quarantined events that
-//! led to the jump stay counted as future (a few posts per gap).
+//! recordings hours apart): when the last [`JUMP_RUN`] events were all
+//! beyond the bound, with no event in between, and `quorum` distinct
+//! authors among them agree on a time, the watermark jumps there. The
+//! quarantined events that led to the jump stay counted as future (at
+//! least [`JUMP_RUN`] events per gap). The unbroken run is what tells a
+//! gap from liars: three accounts posting dated 2100 in the middle of a
+//! stream (any `replay --jetstream` reads strangers' timestamps) had
+//! jumped the watermark to 2100, and every post after them was stale.
 //!
 //! Pure: no clock is read here; the arrival time comes with the frame.
 
@@ -40,6 +45,13 @@ use crate::{MICROS_PER_SEC, Micros};
 pub const RECENT: usize = 32;
 /// Quarantined events remembered per source for a jump.
 pub const AHEAD: usize = 32;
+/// Events in a row, all beyond the bound, before the watermark may jump:
+/// a firehose sends hundreds a second, so no outsider's posts stand this
+/// many together, while the far side of a real gap is nothing else.
+pub const JUMP_RUN: usize = 16;
+/// The author of a quarantined event that has none (a non-post): it
+/// lengthens the run but never counts towards the quorum.
+const NO_AUTHOR: u64 = 0;
 
 /// How far ahead an event may be, and how many authors move the watermark.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -116,11 +128,13 @@ impl SourceClock {
                 .map(|w| w.saturating_add(rule.max_future_us)),
         };
         if bound.is_some_and(|bound| tick.time_us > bound) {
-            if let (None, Some(author)) = (tick.arrival_us, tick.author) {
-                self.note_ahead(author, tick.time_us, rule);
+            if tick.arrival_us.is_none() {
+                self.note_ahead(tick.author.unwrap_or(NO_AUTHOR), tick.time_us, rule);
             }
             return Judgement::Future;
         }
+        // An event within the bound breaks any run towards a jump.
+        self.ahead.clear();
         let Some(author) = tick.author else {
             return Judgement::Accepted;
         };
@@ -149,10 +163,13 @@ impl SourceClock {
             self.ahead.pop_front();
         }
         self.ahead.push_back((author, time_us));
-        // Only what is still ahead of the watermark counts: an event
-        // quarantined long ago may be behind it by now, and with it a
-        // quorum of stale times could move the watermark back.
-        if let Some(agreed) = quorum_time(&self.ahead, rule.quorum, self.watermark) {
+        if self.ahead.len() < JUMP_RUN {
+            return;
+        }
+        // Only what is still ahead of the watermark counts (a restored
+        // run may be older than it), so the watermark never moves back.
+        let authored = self.ahead.iter().filter(|(a, _)| *a != NO_AUTHOR);
+        if let Some(agreed) = quorum_time(authored, rule.quorum, self.watermark) {
             tracing::info!(
                 from = ?self.watermark,
                 to = agreed,
@@ -175,8 +192,8 @@ impl SourceClock {
 /// distinct authors seen so far instead of sorting the window: an author
 /// that drops out of that short list has `quorum` others newer than it and
 /// can only come back with a newer time, which is then compared afresh.
-fn quorum_time(
-    events: &VecDeque<(u64, Micros)>,
+fn quorum_time<'a>(
+    events: impl IntoIterator<Item = &'a (u64, Micros)>,
     quorum: usize,
     above: Option<Micros>,
 ) -> Option<Micros> {
@@ -204,7 +221,8 @@ fn quorum_time(
 
 /// The author hash a [`Tick`] carries.
 pub fn author_key(author: &str) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(author.as_bytes())
+    // Never [`NO_AUTHOR`].
+    xxhash_rust::xxh3::xxh3_64(author.as_bytes()).max(NO_AUTHOR + 1)
 }
 
 #[cfg(test)]
@@ -314,17 +332,73 @@ mod tests {
         assert_eq!(c.watermark(), None, "fewer than three authors accepted");
     }
 
+    fn non_post(t: i64) -> Tick {
+        Tick {
+            author: None,
+            ..tick(t, "")
+        }
+    }
+
     #[test]
     fn without_an_arrival_clock_a_quorum_jumps_a_gap() {
         let rule = ClockRule::default();
         let mut c = SourceClock::restored(Some(1000 * S));
+        // Two authors and non-posts: a run long enough, but no quorum.
         assert_eq!(c.judge(tick(9000, "a"), None, &rule), Judgement::Future);
         assert_eq!(c.judge(tick(9001, "a"), None, &rule), Judgement::Future);
         assert_eq!(c.judge(tick(9002, "b"), None, &rule), Judgement::Future);
+        for t in 9003..9003 + JUMP_RUN as i64 {
+            assert_eq!(c.judge(non_post(t), None, &rule), Judgement::Future);
+        }
         assert_eq!(c.watermark(), Some(1000 * S), "two authors are not enough");
-        assert_eq!(c.judge(tick(9003, "c"), None, &rule), Judgement::Future);
+        assert_eq!(c.judge(tick(9100, "c"), None, &rule), Judgement::Future);
         assert_eq!(c.watermark(), Some(9001 * S), "three authors agree");
-        assert_eq!(c.judge(tick(9004, "d"), None, &rule), Judgement::Accepted);
+        assert_eq!(c.judge(tick(9101, "d"), None, &rule), Judgement::Accepted);
+    }
+
+    /// The far side of a gap is a run of events all ahead; liars stand
+    /// among ordinary events. Three accounts dated 2100 had jumped the
+    /// watermark there, and every later post was stale.
+    #[test]
+    fn liars_among_ordinary_events_never_jump_the_watermark() {
+        let rule = ClockRule::default();
+        let year_2100 = 4_102_444_800;
+        let one_short = format!("{}n", "L".repeat(JUMP_RUN - 1));
+        let run_of_two_authors = format!("LL{}", "f".repeat(JUMP_RUN));
+        // L: a post by a new author dated 2100; f: a non-post dated 2100;
+        // n: an ordinary non-post; p: an ordinary post by a new author.
+        let cases: [(&str, String, bool); 6] = [
+            ("three liars in a row", "LLLn".repeat(20), false),
+            ("liars in runs one short", one_short.repeat(5), false),
+            ("liars between posts", "Lp".repeat(40), false),
+            ("two authors ahead", run_of_two_authors, false),
+            ("a whole run", "L".repeat(JUMP_RUN), true),
+            (
+                "a run of posts and non-posts",
+                "Lf".repeat(JUMP_RUN / 2),
+                true,
+            ),
+        ];
+        for (what, events, jumps) in cases {
+            let mut c = SourceClock::restored(Some(1000 * S));
+            let (mut now, mut author) = (1000, 0);
+            for event in events.chars() {
+                author += 1;
+                now += 1;
+                let (t, judged) = match event {
+                    'L' => (tick(year_2100 + author, &format!("a{author}")), None),
+                    'f' => (non_post(year_2100 + author), None),
+                    'n' => (non_post(now), Some(Judgement::Accepted)),
+                    _ => (tick(now, &format!("a{author}")), Some(Judgement::Accepted)),
+                };
+                let got = c.judge(t, None, &rule);
+                if let Some(want) = judged {
+                    assert_eq!(got, want, "{what}: an ordinary event");
+                }
+            }
+            let jumped = c.watermark().is_some_and(|w| w > 2_000_000_000 * S);
+            assert_eq!(jumped, jumps, "{what}: {:?}", c.watermark());
+        }
     }
 
     /// Quarantined events stay in `ahead` however old they become: one
