@@ -59,13 +59,18 @@ impl<S: Store> Pipeline<S> {
     /// The oldest event time a post can have and still be counted after a
     /// restart from this state: the oldest source watermark less the allowed
     /// lateness (see [`Windows::add`](crate::window::Windows::add)).
-    fn countable_from(&self) -> Option<Micros> {
+    ///
+    /// Sources further behind the newest than the de-duplication horizon
+    /// are left out: the keys their posts would meet are forgotten anyway.
+    /// A source that stopped for good (a replay's earlier file, a source
+    /// renamed) kept its clock, and with it every save wrote the whole
+    /// horizon of keys instead of the last minute (37.8 KB against 4.5 KB
+    /// a checkpoint after two replayed days).
+    pub(super) fn countable_from(&self) -> Option<Micros> {
         let max_late = self.windows.config().max_late_secs * MICROS_PER_SEC;
-        let oldest = self
-            .clocks
-            .values()
-            .filter_map(SourceClock::watermark)
-            .min();
+        let watermarks = || self.clocks.values().filter_map(SourceClock::watermark);
+        let recent_from = watermarks().max()?.saturating_sub(self.dedupe.horizon_us());
+        let oldest = watermarks().filter(|&w| w >= recent_from).min();
         oldest.map(|w| w.saturating_sub(max_late))
     }
 

@@ -320,3 +320,36 @@ fn one_frame_s_sequence_number_cannot_blind_a_source() {
     assert_eq!(stats.malformed, 1, "{stats:?}");
     assert_eq!(stats.posts, 31, "every other frame counted: {stats:?}");
 }
+
+/// A source that stopped for good (a replay's earlier file) kept its
+/// clock, and with it the checkpoint held every de-duplication key of the
+/// horizon instead of the last minute's, rewritten at every save.
+#[test]
+fn a_source_left_a_day_behind_does_not_hold_the_whole_horizon_of_keys() {
+    let config = PipelineConfig::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = open(dir.path(), &config);
+    let day = 86_400 * S;
+    let yesterday: Vec<String> = (0..200i64)
+        .map(|i| chatter(i, START + i * S, "lunch"))
+        .collect();
+    feed(&mut p, &yesterday, &Received::jetstream());
+    let today: Vec<String> = (0..700i64)
+        .map(|i| chatter(1000 + i, START + day + i * S, "lunch"))
+        .collect();
+    for (n, frame) in today.iter().enumerate() {
+        p.process_frame("today", n as u64, frame.as_bytes(), &Received::jetstream())
+            .expect("process");
+    }
+    let newest = p.clocks["today"].watermark().expect("today's watermark");
+    let max_late = config.window.max_late_secs * S;
+    assert_eq!(
+        p.countable_from(),
+        Some(newest - max_late),
+        "yesterday's source is left out"
+    );
+    // A slower source within the horizon still counts.
+    let slower = crate::source::clock::SourceClock::restored(Some(newest - 100 * S));
+    p.clocks.insert("slower".into(), slower);
+    assert_eq!(p.countable_from(), Some(newest - 100 * S - max_late));
+}

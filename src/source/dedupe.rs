@@ -140,6 +140,11 @@ impl Deduper {
         self
     }
 
+    /// How far behind the newest watermark keys are remembered.
+    pub fn horizon_us(&self) -> Micros {
+        self.horizon_us
+    }
+
     /// Event times after this are dated ahead: further from the newest
     /// watermark than the horizon (`None` before there is a watermark).
     fn far_ahead_from(&self) -> Option<Micros> {
