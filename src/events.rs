@@ -253,6 +253,24 @@ impl InternalEvent for DeliveryUnreadable<'_> {
     }
 }
 
+/// A re-queued dead letter not re-sent: the sink's receiver keeps
+/// incidents open and already holds a later state of its incident (counted
+/// as skipped).
+pub struct DeliverySuperseded<'a> {
+    pub sink: &'a str,
+    pub counters: &'a SinkCounters,
+    pub alert: &'a str,
+    pub state: &'a str,
+    pub later: &'a str,
+}
+
+impl InternalEvent for DeliverySuperseded<'_> {
+    fn emit(self) {
+        bump(&self.counters.skipped);
+        tracing::warn!(event = "delivery_superseded", stage = "delivery", sink = %self.sink, alert = %self.alert, state = %self.state, later = %self.later, "a re-queued alert was not sent again: the receiver already holds its incident's later state, which it would undo");
+    }
+}
+
 /// An alert delivered. Logged for webhooks (a JSON-lines sink's output is
 /// the alert itself).
 pub struct Delivered<'a> {

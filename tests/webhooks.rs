@@ -226,6 +226,84 @@ fn a_client_error_is_a_dead_letter_that_alerts_retry_requeues() {
     assert_eq!(got[0].1, "firing");
 }
 
+/// A receiver that keeps incidents open (PagerDuty here) refused the
+/// incident's `firing` and took its `updated` and `resolved`. Re-queued,
+/// the firing was sent after them and reopened the incident there (at
+/// Alertmanager it was re-posted for good). It is now kept back, and says
+/// why; a receiver of messages (JSON) still gets it.
+#[test]
+fn a_requeued_firing_is_not_sent_again_to_a_stateful_receiver_after_its_resolution() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let (paging, messages) = (Receiver::start(), Receiver::start());
+    paging.script(&[(400, None)]);
+    messages.script(&[(400, None)]);
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[[sinks]]\nname = \"pd\"\nformat = \"pagerduty\"\nrouting_key = \"k\"\nurl = \"http://{}/v2/enqueue\"\n\n\
+             [[sinks]]\nname = \"messages\"\nurl = \"{}\"\n",
+            paging.addr,
+            messages.url()
+        ),
+    );
+    let replay = |file: &Path| {
+        outagewatch(&[
+            "replay",
+            path(file),
+            "--config",
+            path(&config),
+            "--state-dir",
+            path(&state),
+        ])
+    };
+    replay(&demo());
+    let actions = |r: &Receiver| -> Vec<String> {
+        r.delivered()
+            .iter()
+            .map(|r| {
+                let v = r.json();
+                let action = v["event_action"].as_str().or(v["state"].as_str());
+                action.unwrap_or("?").to_owned()
+            })
+            .collect()
+    };
+    assert_eq!(
+        actions(&paging),
+        ["trigger", "resolve"],
+        "the firing was refused"
+    );
+    assert_eq!(actions(&messages), ["updated", "resolved"]);
+
+    let dead = outagewatch(&["alerts", "dead", "--state-dir", path(&state)]);
+    let listing = String::from_utf8_lossy(&dead.stdout).into_owned();
+    assert_eq!(listing.lines().count(), 2, "{listing}");
+    let superseded: Vec<&str> = listing
+        .lines()
+        .filter(|l| l.contains("superseded by its resolved"))
+        .collect();
+    assert_eq!(superseded.len(), 1, "{listing}");
+    assert!(superseded[0].starts_with("pd:"), "{listing}");
+
+    let retry = outagewatch(&["alerts", "retry", "--state-dir", path(&state)]);
+    assert!(
+        retry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&retry.stderr)
+    );
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").expect("write");
+    let again = replay(&empty);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(
+        actions(&paging),
+        ["trigger", "resolve"],
+        "not reopened: {stderr}"
+    );
+    assert_eq!(actions(&messages), ["updated", "resolved", "firing"]);
+    assert!(stderr.contains("not sent again"), "{stderr}");
+}
+
 #[test]
 fn alerts_left_undelivered_by_a_killed_daemon_are_delivered_after_restart() {
     let frames = demo_frames();

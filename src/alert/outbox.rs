@@ -4,7 +4,7 @@
 
 use super::Alert;
 
-pub use crate::state::outbox::{OpenSource, RetryState};
+pub use crate::state::outbox::{OpenSource, RetryState, Superseded};
 
 /// The outbox of [`Alert`]s.
 pub type Outbox = crate::state::outbox::Outbox<Alert>;

@@ -12,13 +12,14 @@ use super::Alert;
 use super::deliver::{SinkSpec, SinkStats, Target, Webhook};
 use super::format::Format;
 use super::http::{self, Answer, Failure, Outgoing};
-use super::outbox::{DeadLetter, Outbox, RetryState};
+use super::outbox::{DeadLetter, Outbox, RetryState, Superseded};
 use super::paging;
 use super::ratelimit::backoff;
 use super::sink::{AlertSink, JsonLines};
 use crate::detect::TransitionKind;
 use crate::events::{
-    Delivered, DeliveryDead, DeliveryRetried, DeliverySkipped, DeliveryUnreadable, InternalEvent,
+    Delivered, DeliveryDead, DeliveryRetried, DeliverySkipped, DeliverySuperseded,
+    DeliveryUnreadable, InternalEvent,
 };
 use crate::state::StoreError;
 use crate::wall::SharedClock;
@@ -71,9 +72,11 @@ impl SinkRun {
             }
             // Re-queued dead letters first, then the outbox in order.
             let next = match self.outbox.next_requeued(&self.spec.name) {
-                Ok(Some((seq, alert))) => Some((seq, alert, true)),
+                Ok(Some(requeued)) => {
+                    Some((requeued.seq, requeued.alert, Some(requeued.superseded_by)))
+                }
                 Ok(None) => match self.outbox.next_after(cursor) {
-                    Ok(found) => found.map(|(seq, alert)| (seq, alert, false)),
+                    Ok(found) => found.map(|(seq, alert)| (seq, alert, None)),
                     Err(e) => {
                         self.unreadable(e, &mut cursor);
                         None
@@ -89,6 +92,8 @@ impl SinkRun {
                     None
                 }
             };
+            // `requeued`: `Some` for a re-queued dead letter, with what
+            // superseded it.
             let Some((seq, alert, requeued)) = next else {
                 self.repost_if_due().await;
                 let notified = self.notify.notified();
@@ -99,7 +104,21 @@ impl SinkRun {
                 }
                 continue;
             };
-            let done = if self.spec.filter.accepts(&alert) {
+            let stale = requeued
+                .as_ref()
+                .and_then(Option::as_ref)
+                .filter(|_| self.is_stateful());
+            let done = if let Some(later) = stale {
+                DeliverySuperseded {
+                    sink: &self.spec.name,
+                    counters: &self.stats,
+                    alert: &alert.id,
+                    state: alert.state.as_str(),
+                    later: &later.state,
+                }
+                .emit();
+                true
+            } else if self.spec.filter.accepts(&alert) {
                 match self.deliver(seq, &alert).await {
                     Some(done) => done,
                     None => return, // shutdown while waiting to retry
@@ -114,7 +133,7 @@ impl SinkRun {
             if !done {
                 continue;
             }
-            let result = if requeued {
+            let result = if requeued.is_some() {
                 self.outbox.remove_requeued(&self.spec.name, seq)
             } else {
                 cursor = Some(seq);
@@ -174,7 +193,7 @@ impl SinkRun {
         };
         let (reason, after, permanent) = match attempt {
             Ok(answer) => {
-                self.delivered(alert, answer);
+                self.delivered(seq, alert, answer);
                 return Some(true);
             }
             Err(Failure::Retry { reason, after }) => (reason, after, false),
@@ -265,13 +284,27 @@ impl SinkRun {
     }
 
     /// After a delivery: the receiver's pause honoured, the alert
-    /// remembered (Alertmanager), the event counted.
-    fn delivered(&mut self, alert: &Alert, answer: Answer) {
+    /// remembered (Alertmanager), the incident's older dead letters marked
+    /// superseded (a receiver that keeps incidents now holds a newer
+    /// state), the event counted.
+    fn delivered(&mut self, seq: u64, alert: &Alert, answer: Answer) {
         if let Some(pause) = answer.pause {
             tracing::info!(sink = %self.spec.name, pause_ms = pause.as_millis() as u64, "the receiver's rate limit is used up; pausing this sink");
             self.pause_until = Some(tokio::time::Instant::now() + pause);
         }
         self.remember(alert);
+        if self.is_stateful() && alert.state != TransitionKind::Firing {
+            let by = Superseded {
+                seq,
+                state: alert.state.as_str().to_owned(),
+            };
+            let marked = self
+                .outbox
+                .supersede_dead(&self.spec.name, &by, |a| a.id == alert.id);
+            if let Err(e) = marked {
+                tracing::warn!(sink = %self.spec.name, error = %e, "cannot mark the incident's dead letters superseded");
+            }
+        }
         Delivered {
             sink: &self.spec.name,
             counters: &self.stats,
@@ -294,6 +327,7 @@ impl SinkRun {
             failed_at: self
                 .now()
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            superseded_by: None,
         };
         if let Err(e) = self.outbox.add_dead_letter(&letter) {
             tracing::error!(sink = %self.spec.name, error = %e, "cannot store a dead letter; retrying instead");
@@ -317,6 +351,11 @@ impl SinkRun {
     /// The sink's wall clock, as a time.
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.clock.now_utc()
+    }
+
+    /// A receiver that keeps incidents open until told they are resolved.
+    fn is_stateful(&self) -> bool {
+        self.hook().is_some_and(|h| h.format.is_stateful())
     }
 
     fn hook(&self) -> Option<&Webhook> {

@@ -127,14 +127,19 @@ fn through_store(command: &AlertsCommand, dir: &std::path::Path) -> anyhow::Resu
     let dead = outbox.dead_letters()?;
     let letters = &dead.letters;
     for letter in letters {
+        let superseded = match &letter.superseded_by {
+            Some(later) => format!(
+                "  [superseded by its {} (seq {}): not sent again to a receiver that keeps incidents]",
+                later.state, later.seq
+            ),
+            None => String::new(),
+        };
         println!(
-            "{}  {}  {} ({})  {} attempt(s), last {}: {}",
+            "{}  {}  {} ({})  {} attempt(s), last {}: {}{superseded}",
             letter.id(),
             letter.alert.id,
             letter.alert.service,
-            serde_json::to_value(letter.alert.state)?
-                .as_str()
-                .unwrap_or("?"),
+            letter.alert.state.as_str(),
             letter.attempts,
             letter.failed_at,
             letter.reason

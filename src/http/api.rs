@@ -320,6 +320,7 @@ pub fn outbox_view(telemetry: &Telemetry, letters: bool) -> Result<Value, String
                         "attempts": d.attempts,
                         "failed_at": d.failed_at,
                         "reason": d.reason,
+                        "superseded_by": d.superseded_by,
                     })
                 });
             let unreadable = dead

@@ -50,7 +50,7 @@ pub fn highest_known_seq(db: &sled::Db) -> Result<u64, StoreError> {
 }
 
 /// The alert `seq` decoded, or [`StoreError::UnreadableAlert`] naming it.
-fn readable<A: DeserializeOwned>(seq: u64, value: &[u8]) -> Result<A, StoreError> {
+fn readable<T: DeserializeOwned>(seq: u64, value: &[u8]) -> Result<T, StoreError> {
     codec::decode_plain("outbox alert", value).map_err(|e| StoreError::UnreadableAlert {
         seq,
         detail: e.to_string(),
@@ -94,6 +94,39 @@ pub struct DeadLetter<A> {
     pub attempts: u32,
     /// RFC 3339, wall clock.
     pub failed_at: String,
+    /// A later transition of the same incident this sink delivered after
+    /// the letter died (see [`Outbox::supersede_dead`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<Superseded>,
+}
+
+/// The later alert of an incident that a sink delivered while an earlier
+/// one lay dead: a receiver that keeps incidents open (PagerDuty,
+/// Opsgenie, Alertmanager) already holds a newer state than the letter's.
+/// Re-sending a `firing` after its `resolved` reopened the incident there
+/// (Alertmanager re-posted it for good).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Superseded {
+    pub seq: u64,
+    /// Its `state` (`updated`, `resolved`).
+    pub state: String,
+}
+
+/// A re-queued alert, with what superseded it before it was re-queued.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Requeued<A> {
+    pub seq: u64,
+    pub alert: A,
+    pub superseded_by: Option<Superseded>,
+}
+
+/// A re-queued record: the whole dead letter, or (written before letters
+/// were re-queued whole) the alert alone.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RequeuedRecord<A> {
+    Letter(DeadLetter<A>),
+    Alert(A),
 }
 
 impl<A> DeadLetter<A> {
@@ -355,7 +388,7 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
             if id.is_some_and(|id| id != letter.id()) {
                 continue;
             }
-            let value = codec::encode_plain("alert", &letter.alert)?;
+            let value = codec::encode_plain("re-queued letter", &letter)?;
             let mut batch = sled::Batch::default();
             batch.remove(keys::entry(Kind::Dead, &letter.sink, letter.seq));
             batch.insert(keys::entry(Kind::Requeued, &letter.sink, letter.seq), value);
@@ -367,16 +400,50 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
     }
 
     /// The first re-queued alert of `sink`.
-    pub fn next_requeued(&self, sink: &str) -> Result<Option<(u64, A)>, StoreError> {
+    pub fn next_requeued(&self, sink: &str) -> Result<Option<Requeued<A>>, StoreError> {
         let prefix = keys::entries(Kind::Requeued, sink);
-        match self.db.scan_prefix(prefix).next() {
-            None => Ok(None),
-            Some(entry) => {
-                let (key, value) = entry?;
-                let seq = seq_of(&key);
-                Ok(Some((seq, readable(seq, &value)?)))
+        let Some(entry) = self.db.scan_prefix(prefix).next() else {
+            return Ok(None);
+        };
+        let (key, value) = entry?;
+        let seq = seq_of(&key);
+        Ok(Some(match readable(seq, &value)? {
+            RequeuedRecord::Letter(letter) => Requeued {
+                seq,
+                alert: letter.alert,
+                superseded_by: letter.superseded_by,
+            },
+            RequeuedRecord::Alert(alert) => Requeued {
+                seq,
+                alert,
+                superseded_by: None,
+            },
+        }))
+    }
+
+    /// Marks `sink`'s dead letters older than `by` that `same_incident`
+    /// picks as superseded by it (the newest such alert wins). Reads this sink's dead letters only when
+    /// it has any (most deliveries: one key looked up).
+    pub fn supersede_dead(
+        &self,
+        sink: &str,
+        by: &Superseded,
+        same_incident: impl Fn(&A) -> bool,
+    ) -> Result<(), StoreError> {
+        for entry in self.db.scan_prefix(keys::entries(Kind::Dead, sink)) {
+            let (key, value) = entry?;
+            // An unreadable letter is listed as such by `dead_letters`.
+            let Ok(mut letter) = codec::decode_plain::<DeadLetter<A>>("dead letter", &value) else {
+                continue;
+            };
+            let newer = letter.superseded_by.as_ref().is_none_or(|s| s.seq < by.seq);
+            if letter.seq < by.seq && newer && same_incident(&letter.alert) {
+                letter.superseded_by = Some(by.clone());
+                self.db
+                    .insert(key, codec::encode_plain("dead letter", &letter)?)?;
             }
         }
+        Ok(())
     }
 
     /// A re-queued alert done with (delivered, or dead again), with the

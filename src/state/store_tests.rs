@@ -154,6 +154,7 @@ fn an_unreadable_dead_letter_is_listed_apart_and_hides_no_other() {
         reason: "400".into(),
         attempts: 1,
         failed_at: "2027-01-15T08:00:00Z".into(),
+        superseded_by: None,
     };
     outbox.add_dead_letter(&letter).expect("dead letter");
     store
@@ -194,6 +195,7 @@ fn a_requeued_letter_done_with_takes_its_retry_state_along() {
         reason: "400".into(),
         attempts: 1,
         failed_at: "2027-01-15T08:00:00Z".into(),
+        superseded_by: None,
     };
     outbox.add_dead_letter(&letter).expect("dead letter");
     assert_eq!(outbox.requeue(None).expect("requeue"), 1);
