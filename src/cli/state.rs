@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use crate::state::{Checks, SledStore, When, compact, compact_closed, seal_closed};
+use crate::state::{Checks, SledStore, When, compact, compact_closed, hold_closed, seal_closed};
 
 #[derive(Debug, Args)]
 pub struct StateArgs {
@@ -52,11 +52,29 @@ impl Dir {
 
 pub fn run(args: StateArgs) -> anyhow::Result<ExitCode> {
     match args.action {
-        Action::Verify(dir) => verify(&dir.resolve()?),
-        Action::Repair(dir) => repair(&dir.resolve()?),
+        Action::Verify(dir) => verify(closed_state(&dir.resolve()?)?),
+        Action::Repair(dir) => repair(closed_state(&dir.resolve()?)?),
         Action::Reset(dir) => reset(&dir.resolve()?),
-        Action::Compact(dir) => compact(&dir.resolve()?),
+        Action::Compact(dir) => compact(closed_state(&dir.resolve()?)?),
     }
+}
+
+/// [`existing_state`], refused while a process has it open (the daemon, a
+/// replay): sled lets one process at a time open a store, so `verify`
+/// called a store in use "DAMAGED", `repair` found "nothing to salvage",
+/// and `reset` moved it aside under the running process, which went on
+/// writing into the moved folder and left its seal in the new one.
+pub(super) fn closed_state(dir: &Path) -> anyhow::Result<&Path> {
+    existing_state(dir)?;
+    anyhow::ensure!(!crate::state::in_use(dir), "{}", in_use_message(dir));
+    Ok(dir)
+}
+
+fn in_use_message(dir: &Path) -> String {
+    format!(
+        "{} is in use by another process (`outagewatch run`, or a replay with --state-dir): stop it first",
+        dir.display()
+    )
 }
 
 /// `dir` if it holds a state (sled's `db` file): the commands that open,
@@ -73,7 +91,6 @@ pub(super) fn existing_state(dir: &Path) -> anyhow::Result<&Path> {
 }
 
 fn verify(dir: &Path) -> anyhow::Result<ExitCode> {
-    existing_state(dir)?;
     match SledStore::open(dir).and_then(|store| store.inventory()) {
         Ok(inventory) => {
             let _ = seal_closed(dir);
@@ -124,7 +141,6 @@ fn aside(dir: &Path) -> PathBuf {
 }
 
 fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
-    existing_state(dir)?;
     let (records, lost) = {
         let old = SledStore::open_with(dir, Checks::None).with_context(
             || "sled cannot open it at all: nothing to salvage; use `outagewatch state reset`",
@@ -146,6 +162,8 @@ fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
         store.restore_records(&records)?;
     }
     let _ = seal_closed(&fresh);
+    // Held across the moves, so no process opens the old store meanwhile.
+    let _closed = hold_closed(dir).with_context(|| in_use_message(dir))?;
     let old = aside(dir);
     std::fs::rename(dir, &old).with_context(|| format!("cannot move {} aside", dir.display()))?;
     std::fs::rename(&fresh, dir)
@@ -166,8 +184,11 @@ fn reset(dir: &Path) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     existing_state(dir)?;
+    // Held across the move, so no process opens the store meanwhile.
+    let closed = hold_closed(dir).with_context(|| in_use_message(dir))?;
     let old = aside(dir);
     std::fs::rename(dir, &old).with_context(|| format!("cannot move {} aside", dir.display()))?;
+    drop(closed);
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     println!(
         "{}: reset; the old state is in {} (delete it when you no longer need it)",
@@ -178,7 +199,6 @@ fn reset(dir: &Path) -> anyhow::Result<ExitCode> {
 }
 
 fn compact(dir: &Path) -> anyhow::Result<ExitCode> {
-    existing_state(dir)?;
     let compaction = compact_closed(dir, When::Always)?;
     seal_closed(dir)?;
     match compaction {

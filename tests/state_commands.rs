@@ -1,0 +1,97 @@
+//! `outagewatch state verify|repair|reset|compact` against the real
+//! binary: a store in use, the state directory `run` would use, a folder
+//! whose `db` is not ours, a closed stdout, records that do not decode.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use outagewatch::state::{Checkpoint, SledStore, Store};
+
+const NO_ALERTS: &[outagewatch::alert::Alert] = &[];
+
+/// The binary, with an environment of its own: no configuration, home or
+/// state directory of the machine's can leak in.
+fn bin(home: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_outagewatch"));
+    cmd.env("RUST_LOG", "warn")
+        .env("HOME", home)
+        .env("XDG_STATE_HOME", home.join("xdg-state"))
+        .env("XDG_CONFIG_HOME", home.join("xdg-config"))
+        .env_remove("OUTAGEWATCH_CONFIG")
+        .env_remove("STATE_DIRECTORY");
+    cmd
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A store with a checkpoint in it, closed.
+fn make_store(dir: &Path) {
+    let mut store = SledStore::open(dir).expect("open");
+    let checkpoint = Checkpoint::default();
+    store
+        .save(&[], &checkpoint.as_ref(), None, NO_ALERTS, &[])
+        .expect("save");
+    store.flush().expect("flush");
+}
+
+/// The names beside `dir` that a repair or reset would have set aside.
+fn set_aside(dir: &Path) -> Vec<PathBuf> {
+    let name = dir.file_name().expect("name").to_string_lossy().into_owned();
+    std::fs::read_dir(dir.parent().expect("parent"))
+        .expect("read_dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{name}.")))
+        })
+        .collect()
+}
+
+/// Every state command refuses a store another process has open, and
+/// leaves it as it was: `verify` called it "DAMAGED", `repair` had
+/// "nothing to salvage", and `reset` moved it aside under the running
+/// process, whose seal then made the next start fail as "rolled back".
+#[test]
+fn a_store_in_use_is_refused_by_every_state_command() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("state");
+    make_store(&state);
+    let held = SledStore::open(&state).expect("held open");
+    let mut outputs: Vec<(String, Output)> = ["verify", "repair", "reset", "compact"]
+        .into_iter()
+        .map(|action| {
+            let out = bin(tmp.path())
+                .args(["state", action, "--state-dir"])
+                .arg(&state)
+                .output()
+                .expect("runs");
+            (format!("state {action}"), out)
+        })
+        .collect();
+    let dead = bin(tmp.path())
+        .args(["alerts", "dead", "--state-dir"])
+        .arg(&state)
+        .output()
+        .expect("runs");
+    outputs.push(("alerts dead".into(), dead));
+    for (command, out) in &outputs {
+        assert_eq!(out.status.code(), Some(1), "{command} must refuse");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("in use by another process"),
+            "{command}: {err}"
+        );
+        assert!(!err.contains("DAMAGED"), "{command}: {err}");
+    }
+    assert!(set_aside(&state).is_empty(), "nothing moved aside");
+    drop(held);
+    let verify = bin(tmp.path())
+        .args(["state", "verify", "--state-dir"])
+        .arg(&state)
+        .output()
+        .expect("runs");
+    assert!(verify.status.success(), "{}", text(&verify.stderr));
+    assert!(text(&verify.stdout).contains("OK, generation 1"));
+}
