@@ -95,3 +95,55 @@ fn a_store_in_use_is_refused_by_every_state_command() {
     assert!(verify.status.success(), "{}", text(&verify.stderr));
     assert!(text(&verify.stdout).contains("OK, generation 1"));
 }
+
+/// Without `--state-dir` the commands use the directory `run` would:
+/// `$STATE_DIRECTORY` (systemd), or a configuration's `state_dir`. They
+/// used the platform's default only, so `state reset` under systemd said
+/// "nothing to reset" and left the daemon's store as it was.
+#[test]
+fn state_commands_use_the_state_directory_run_uses() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("var-lib");
+    make_store(&state);
+    let verify = bin(tmp.path())
+        .env("STATE_DIRECTORY", &state)
+        .args(["state", "verify"])
+        .output()
+        .expect("runs");
+    assert!(verify.status.success(), "{}", text(&verify.stderr));
+    let stdout = text(&verify.stdout);
+    assert!(
+        stdout.starts_with(&format!("{}: OK", state.display())),
+        "{stdout}"
+    );
+    // A configuration's `state_dir`, by --config.
+    let configured = tmp.path().join("configured");
+    make_store(&configured);
+    let config = tmp.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!("state_dir = {:?}\n", configured.display().to_string()),
+    )
+    .expect("config");
+    let verify = bin(tmp.path())
+        .args(["state", "verify", "--config"])
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert!(verify.status.success(), "{}", text(&verify.stderr));
+    assert!(
+        text(&verify.stdout).starts_with(&format!("{}: OK", configured.display())),
+        "{}",
+        text(&verify.stdout)
+    );
+    // Reset moves the store $STATE_DIRECTORY names aside.
+    let reset = bin(tmp.path())
+        .env("STATE_DIRECTORY", &state)
+        .args(["state", "reset"])
+        .output()
+        .expect("runs");
+    assert!(reset.status.success(), "{}", text(&reset.stderr));
+    assert!(text(&reset.stdout).contains("reset; the old state is in"));
+    assert_eq!(std::fs::read_dir(&state).expect("empty").count(), 0);
+    assert_eq!(set_aside(&state).len(), 1);
+}

@@ -36,17 +36,28 @@ enum Action {
 
 #[derive(Debug, Args)]
 struct Dir {
-    /// The state directory (default: the platform's, as `run` uses).
+    /// The state directory (default: the one `run` uses: the config's
+    /// `state_dir`, else $STATE_DIRECTORY (systemd), else the platform's).
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// Configuration file, for its `state_dir` (default: the search path
+    /// `run` uses).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 impl Dir {
-    fn resolve(&self) -> anyhow::Result<PathBuf> {
-        match &self.state_dir {
-            Some(dir) => Ok(dir.clone()),
-            None => super::run::default_state_dir(),
+    /// The directory `run` would use with the same flags and environment:
+    /// these commands used the platform's default only, so under systemd
+    /// (`$STATE_DIRECTORY`) they checked or reset a folder the daemon never
+    /// used and left its store as it was. The configuration is read only
+    /// when `--state-dir` does not settle it.
+    fn resolve(self) -> anyhow::Result<PathBuf> {
+        if let Some(dir) = self.state_dir {
+            return Ok(dir);
         }
+        let config = super::config::load(self.config.as_deref())?;
+        super::run::resolve_state_dir(None, &config)
     }
 }
 
