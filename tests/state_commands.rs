@@ -147,3 +147,25 @@ fn state_commands_use_the_state_directory_run_uses() {
     assert_eq!(std::fs::read_dir(&state).expect("empty").count(), 0);
     assert_eq!(set_aside(&state).len(), 1);
 }
+
+/// `state verify | head -1`: a closed stdout ends the command quietly, as
+/// it does `replay`; it panicked with "failed printing to stdout".
+#[test]
+fn a_closed_stdout_ends_state_verify_quietly() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("state");
+    make_store(&state);
+    let mut child = bin(tmp.path())
+        .args(["state", "verify", "--state-dir"])
+        .arg(&state)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Closed before the store is even opened, so before the first line.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let err = text(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!err.contains("Broken pipe"), "{err}");
+}
