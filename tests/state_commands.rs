@@ -169,3 +169,58 @@ fn a_closed_stdout_ends_state_verify_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(!err.contains("Broken pipe"), "{err}");
 }
+
+/// A folder whose `db` is not a store (random bytes, a text file) is
+/// refused and left byte for byte: sled replaced it with a fresh log and
+/// `state verify` called it "OK, generation 0"; `replay --state-dir` did
+/// the same.
+#[test]
+fn a_db_that_is_not_a_store_is_refused_and_left_alone() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let noise: Vec<u8> = (0u32..3000)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    for (name, content) in [("noise", noise), ("hello", b"hello\n".to_vec())] {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir(&dir).expect("mkdir");
+        std::fs::write(dir.join("db"), &content).expect("db");
+        let mut outputs: Vec<(String, Output)> = ["verify", "repair", "compact"]
+            .into_iter()
+            .map(|action| {
+                let out = bin(tmp.path())
+                    .args(["state", action, "--state-dir"])
+                    .arg(&dir)
+                    .output()
+                    .expect("runs");
+                (format!("state {action}"), out)
+            })
+            .collect();
+        let replay = bin(tmp.path())
+            .arg("replay")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo.jsonl.gz"))
+            .arg("--state-dir")
+            .arg(&dir)
+            .output()
+            .expect("runs");
+        outputs.push(("replay".into(), replay));
+        for (command, out) in &outputs {
+            let err = text(&out.stderr);
+            assert!(!out.status.success(), "{name}: {command} must refuse");
+            assert!(
+                err.contains("is not an outagewatch state") && err.contains(&name.to_string()),
+                "{name}: {command}: {err}"
+            );
+        }
+        assert_eq!(std::fs::read(dir.join("db")).expect("db"), content, "{name}");
+        let files: Vec<String> = std::fs::read_dir(&dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(files, ["db"], "{name}: nothing written beside it");
+        assert!(set_aside(&dir).is_empty(), "{name}: nothing moved aside");
+    }
+    // A new directory still gets a new store.
+    let fresh = tmp.path().join("fresh");
+    drop(SledStore::open(&fresh).expect("a new store"));
+    assert!(fresh.join("db").is_file());
+}

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use crate::state::{Checks, SledStore, When, compact, compact_closed, hold_closed, seal_closed};
+use crate::state::{Checks, SledStore, StoreError, When, compact, compact_closed, hold_closed, seal_closed};
 
 #[derive(Debug, Args)]
 pub struct StateArgs {
@@ -127,6 +127,8 @@ fn verify(dir: &Path) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        // Not a store at all: no damage to report, an error.
+        Err(e @ StoreError::Foreign { .. }) => Err(e.into()),
         Err(e) => {
             eprintln!("{}: DAMAGED: {e}", dir.display());
             Ok(ExitCode::FAILURE)

@@ -76,6 +76,12 @@ or `outagewatch state reset --state-dir {path}` to start afresh (the old state i
         path = path.display()
     )]
     NewerFormat { path: PathBuf, found: u32 },
+    #[error(
+        "{path} holds a `db` that is not an outagewatch state (neither sled's `conf` nor `{SEAL_FILE}` is beside it); \
+it is left as it is: choose another state directory, or move that `db` away",
+        path = path.display()
+    )]
+    Foreign { path: PathBuf },
     #[error("cannot compact the state in {path}: cannot {step}: {source}")]
     Compact {
         path: PathBuf,

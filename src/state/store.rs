@@ -108,6 +108,7 @@ impl SledStore {
     /// Opens the store, checking (with [`Checks::All`]) the seal, the
     /// generation and every record; see the module documentation.
     pub fn open_with(path: &Path, checks: Checks) -> Result<SledStore, StoreError> {
+        ours(path)?;
         let _lock = DirLock::acquire(path)?;
         compact::finish_interrupted_locked(path)?;
         Self::open_verified(path, checks)
@@ -115,6 +116,7 @@ impl SledStore {
 
     /// [`Self::open`] for a caller that holds the directory's lock.
     pub(super) fn open_locked(path: &Path) -> Result<SledStore, StoreError> {
+        ours(path)?;
         Self::open_verified(path, Checks::All)
     }
 
@@ -386,6 +388,28 @@ fn check_files(path: &Path, seal: &Seal) -> Result<(), String> {
             }
             Some(_) => {}
         }
+    }
+    Ok(())
+}
+
+/// sled's configuration file, which it writes beside `db` when it creates
+/// a store.
+const SLED_CONF: &str = "conf";
+
+/// Refuses a directory whose `db` file is not a store of ours: sled
+/// replaces a `db` it cannot read with a fresh log, so a stray `db` (3000
+/// random bytes, or `hello`) was overwritten without a word and then
+/// verified "OK, generation 0". A store sled made has its `conf` beside
+/// `db`, one we opened has our seal; a directory without `db` (new, empty
+/// or missing) gets a new store.
+fn ours(path: &Path) -> Result<(), StoreError> {
+    let foreign = path.join("db").exists()
+        && !path.join(SLED_CONF).is_file()
+        && !path.join(super::SEAL_FILE).is_file();
+    if foreign {
+        return Err(StoreError::Foreign {
+            path: path.to_path_buf(),
+        });
     }
     Ok(())
 }
