@@ -224,3 +224,36 @@ fn a_db_that_is_not_a_store_is_refused_and_left_alone() {
     drop(SledStore::open(&fresh).expect("a new store"));
     assert!(fresh.join("db").is_file());
 }
+
+/// A checkpoint whose checksum holds but whose layout is wrong: `verify`
+/// calls it damaged, `repair` drops it, and the store then verifies. Both
+/// passed it, and the next start failed.
+#[test]
+fn a_checkpoint_that_does_not_read_is_found_and_repaired() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("state");
+    make_store(&state);
+    {
+        let db = sled::open(&state).expect("raw open");
+        let junk = outagewatch::state::codec::encode("junk", &[0xffu8; 3]).expect("encode");
+        db.insert(outagewatch::state::keys::CHECKPOINT, junk)
+            .expect("insert");
+        db.flush().expect("flush");
+    }
+    let state_cmd = |action: &str| {
+        bin(tmp.path())
+            .args(["state", action, "--state-dir"])
+            .arg(&state)
+            .output()
+            .expect("runs")
+    };
+    let verify = state_cmd("verify");
+    assert_eq!(verify.status.code(), Some(1), "{}", text(&verify.stdout));
+    let err = text(&verify.stderr);
+    assert!(err.contains("DAMAGED") && err.contains("mcheckpoint"), "{err}");
+    let repair = state_cmd("repair");
+    assert!(repair.status.success(), "{}", text(&repair.stderr));
+    assert!(text(&repair.stdout).contains("dropped 1 damaged"), "{}", text(&repair.stdout));
+    let verify = state_cmd("verify");
+    assert!(verify.status.success(), "{}", text(&verify.stderr));
+}

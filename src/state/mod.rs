@@ -59,7 +59,7 @@ pub enum StoreError {
     },
     #[error("state store: {0}")]
     Sled(#[from] sled::Error),
-    #[error("state store holds an unreadable {what}: {detail}")]
+    #[error("state store holds an unreadable {what}: {detail}; {RECOVERY}")]
     Corrupt { what: String, detail: String },
     /// One outbox alert that does not decode (written by a newer version,
     /// or damaged): named by its sequence number, so a sink can pass it

@@ -160,3 +160,35 @@ impl Checkpoint {
         })
     }
 }
+
+/// Whether a record whose checksum holds reads as its kind in a store of
+/// `format` (a format-2 store not yet migrated holds the older layouts):
+/// `state verify` and `repair` checked checksums only, so a record of the
+/// wrong layout passed both and the next start stopped at it.
+/// The error says what does not read.
+pub fn readable(key: &[u8], body: super::codec::Body<'_>, format: u32) -> Result<(), String> {
+    use super::codec::{Body, decode};
+    use super::keys::{self, Kind};
+    let what = String::from_utf8_lossy(key).escape_debug().to_string();
+    let corrupt = |e: postcard::Error| super::StoreError::Corrupt {
+        what: what.clone(),
+        detail: e.to_string(),
+    };
+    let read = match (Kind::of(key), body) {
+        (Some(Kind::Bucket), _) => decode::<Bucket>(&what, body).map(drop),
+        (Some(Kind::Pack), _) => decode::<Vec<Bucket>>(&what, body).map(drop),
+        (Some(Kind::Baseline), Body::Postcard(bytes)) if format == 2 => {
+            reports_from_format_2(bytes).map(drop).map_err(corrupt)
+        }
+        (Some(Kind::Baseline), _) => decode::<Reports>(&what, body).map(drop),
+        (_, Body::Postcard(bytes)) if key == keys::CHECKPOINT && format == 2 => {
+            Checkpoint::from_format_2(bytes).map(drop).map_err(corrupt)
+        }
+        _ if key == keys::CHECKPOINT => decode::<Checkpoint>(&what, body).map(drop),
+        _ => Ok(()),
+    };
+    read.map_err(|e| match e {
+        super::StoreError::Corrupt { detail, .. } => detail,
+        other => other.to_string(),
+    })
+}

@@ -31,6 +31,7 @@ use super::keys::{self, Kind};
 use super::merged::MergeByStart;
 use super::outbox::{Appending, Outbox, next_seq};
 use super::seal::{Seal, file_sums};
+use super::records::readable;
 use super::{Checkpoint, CheckpointRef, StoreError, codec};
 use crate::Micros;
 use crate::detect::baseline::Reports;
@@ -175,7 +176,8 @@ impl SledStore {
         }
     }
 
-    /// Reads every record, checking our checksums: the full verification.
+    /// Reads every record, checking our checksums and that each reads as
+    /// its kind: the full verification.
     pub fn inventory(&self) -> Result<Inventory, StoreError> {
         let mut inventory = Inventory {
             generation: self.generation,
@@ -184,21 +186,24 @@ impl SledStore {
         for entry in self.every_record() {
             let (key, value) = entry.map_err(|e| self.sled_damage(e))?;
             inventory.bytes += (key.len() + value.len()) as u64;
+            let name = || String::from_utf8_lossy(&key).escape_debug().to_string();
+            let damaged = |detail: String| StoreError::Damaged {
+                path: self.dir.clone(),
+                detail,
+            };
+            if checksummed(&key) {
+                let body = codec::open(&value)
+                    .ok_or_else(|| damaged(format!("record {} fails its checksum", name())))?;
+                readable(&key, body, self.format).map_err(|e| {
+                    damaged(format!("record {} does not read ({e})", name()))
+                })?;
+            }
             match Kind::of(&key) {
                 Some(Kind::Bucket) if key.len() == 9 => inventory.buckets += 1,
                 Some(Kind::Pack) => inventory.buckets += self.pack(&key, &value)?.len() as u64,
                 Some(Kind::Baseline) => inventory.baselines += 1,
                 _ if key.as_ref() == keys::CHECKPOINT => {}
                 _ => inventory.other += 1,
-            }
-            if checksummed(&key) && codec::open(&value).is_none() {
-                return Err(StoreError::Damaged {
-                    path: self.dir.clone(),
-                    detail: format!(
-                        "record {} fails its checksum",
-                        String::from_utf8_lossy(&key).escape_debug()
-                    ),
-                });
             }
         }
         Ok(inventory)
@@ -249,8 +254,9 @@ impl SledStore {
         MergeByStart::new(packed, singles)
     }
 
-    /// Every record that passes its checksum (ours) or has none (the
-    /// outbox's), and the number that failed: what `state repair` keeps.
+    /// Every record that passes its checksum and reads as its kind (ours)
+    /// or has neither (the outbox's), and the number that failed: what
+    /// `state repair` keeps.
     /// Keys of a format-0 store come out as the current format spells them.
     pub fn salvage(&self) -> (Vec<(sled::IVec, sled::IVec)>, u64) {
         let mut kept = Vec::new();
@@ -263,7 +269,10 @@ impl SledStore {
             if self.format == 0 {
                 key = keys::from_format_0(&key).into();
             }
-            if checksummed(&key) && codec::open(&value).is_none() {
+            let damaged = checksummed(&key)
+                && codec::open(&value)
+                    .is_none_or(|body| readable(&key, body, self.format).is_err());
+            if damaged {
                 lost += 1;
                 continue;
             }

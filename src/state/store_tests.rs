@@ -613,3 +613,43 @@ fn a_format_0_store_is_salvaged_into_the_current_keys_untouched() {
     assert_eq!(store.checkpoint().expect("read"), Some(cp));
     assert_eq!(store.generation, 4);
 }
+
+/// A record whose checksum holds but that does not read as its kind (a
+/// checkpoint, bucket or baseline of another layout) is damage, named with
+/// the way out, and `state repair` drops it: both passed it, and the next
+/// start stopped at it with a message that named no recovery.
+#[test]
+fn a_record_that_does_not_read_is_damage_and_repair_drops_it() {
+    let junk = codec::encode("junk", &[0xffu8; 3]).expect("encode");
+    for key in [
+        keys::CHECKPOINT.to_vec(),
+        keys::bucket(20).to_vec(),
+        keys::named(Kind::Baseline, "discord"),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let mut store = SledStore::open(dir.path()).expect("open");
+            let checkpoint = Checkpoint::default();
+            store
+                .save(&[bucket(10, 1)], &checkpoint.as_ref(), None, NO_ALERTS, &[])
+                .expect("save");
+            store.flush().expect("flush");
+        }
+        raw_store(dir.path(), vec![(key.clone(), junk.clone())]);
+        let name = String::from_utf8_lossy(&key).escape_debug().to_string();
+        let err = SledStore::open(dir.path()).err().expect("damaged").to_string();
+        assert!(err.contains("does not read") && err.contains(&name), "{err}");
+        assert!(err.contains("state repair"), "{err}");
+        let (kept, lost) = SledStore::open_with(dir.path(), Checks::None)
+            .expect("open to salvage")
+            .salvage();
+        assert_eq!(lost, 1, "{name}");
+        assert!(kept.iter().all(|(k, _)| k.as_ref() != key.as_slice()));
+        assert!(kept.iter().any(|(k, _)| k.as_ref() == keys::bucket(10)));
+    }
+    let corrupt = StoreError::Corrupt {
+        what: "checkpoint".into(),
+        detail: "x".into(),
+    };
+    assert!(corrupt.to_string().contains("state repair"), "{corrupt}");
+}
