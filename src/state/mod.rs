@@ -197,6 +197,9 @@ pub fn format(db: &sled::Db, path: &std::path::Path) -> Result<u32, StoreError> 
 /// - 3 → 4: closed buckets may be packed into larger records
 ///   ([`keys::Kind::Pack`], written by [`compact`]), which a build of
 ///   format 3 would not read; nothing is rewritten.
+/// - 4 → 5: a discovered name's candidates keep the class of each
+///   held-back post; the checkpoint is rewritten with the posts held back
+///   so far as reports (as format 4 counted them).
 pub fn migrate(db: &sled::Db, path: &std::path::Path) -> Result<(), StoreError> {
     let found = format(db, path)?;
     if found == FORMAT {
@@ -215,6 +218,16 @@ pub fn migrate(db: &sled::Db, path: &std::path::Path) -> Result<(), StoreError> 
         && let Some(bytes) = db.get(keys::CHECKPOINT)?
         && let Some(codec::Body::Postcard(body)) = codec::open(&bytes)
         && let Ok(checkpoint) = Checkpoint::from_format_2(body)
+    {
+        batch.insert(
+            keys::CHECKPOINT,
+            codec::encode("checkpoint", &checkpoint.as_ref())?,
+        );
+    }
+    if matches!(found, 3 | 4)
+        && let Some(bytes) = db.get(keys::CHECKPOINT)?
+        && let Some(codec::Body::Postcard(body)) = codec::open(&bytes)
+        && let Ok(checkpoint) = Checkpoint::from_format_4(body)
     {
         batch.insert(
             keys::CHECKPOINT,

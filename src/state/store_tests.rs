@@ -653,3 +653,57 @@ fn a_record_that_does_not_read_is_damage_and_repair_drops_it() {
     };
     assert!(corrupt.to_string().contains("state repair"), "{corrupt}");
 }
+
+/// A store as format 4 (or 3) wrote it: a candidate's held-back authors
+/// without the class of their posts. Salvaged as it is, and migrated to
+/// the current layout with those posts as reports.
+#[test]
+fn a_format_4_store_is_rewritten_with_held_back_posts_as_reports() {
+    use crate::source::clock::SourceClock;
+    use crate::source::dedupe::Deduper;
+    use crate::source::jetstream::SeqCursor;
+    use std::collections::BTreeMap;
+    // `discovered_names()` as format 4 spelled it: Tracked is (score, at),
+    // a candidate (since, [(author, posts)]).
+    let names_4 = (
+        vec![("zorbly".to_owned(), (3.0f64, 100_000_002i64))],
+        vec![(
+            "quux".to_owned(),
+            (100_000_003i64, vec![("a".to_owned(), 1u64)]),
+        )],
+    );
+    let format_4 = (
+        Some(300_000_000i64),
+        Some(305_000_000i64),
+        Vec::<Bucket>::new(),
+        None::<crate::detect::Snapshot>,
+        BTreeMap::<String, Micros>::new(),
+        BTreeMap::<String, SeqCursor>::new(),
+        None::<Deduper>,
+        BTreeMap::<String, SourceClock>::new(),
+        names_4,
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    raw_store(
+        dir.path(),
+        vec![
+            (keys::FORMAT.to_vec(), 4u32.to_be_bytes().to_vec()),
+            (
+                keys::CHECKPOINT.to_vec(),
+                codec::encode("checkpoint", &format_4).expect("encode"),
+            ),
+        ],
+    );
+    {
+        let old = SledStore::open_with(dir.path(), Checks::None).expect("open to salvage");
+        assert_eq!(old.salvage().1, 0, "a format-4 checkpoint reads");
+    }
+    let store = SledStore::open(dir.path()).expect("open");
+    let checkpoint = store.checkpoint().expect("read").expect("checkpoint");
+    assert_eq!(checkpoint.discovered, discovered_names());
+    assert_eq!(checkpoint.newest, Some(305_000_000));
+    assert_eq!(
+        super::super::format(&store.db, dir.path()).expect("format"),
+        super::super::FORMAT
+    );
+}
