@@ -320,3 +320,34 @@ fn one_frame_s_sequence_number_cannot_blind_a_source() {
     assert_eq!(stats.malformed, 1, "{stats:?}");
     assert_eq!(stats.posts, 31, "every other frame counted: {stats:?}");
 }
+
+/// A store keeps the bucket width it was counted in: a run with another
+/// `bucket_secs` on it is refused with the way out, where it went on in
+/// silence and mixed 10 s and 60 s buckets in the detector's history.
+#[test]
+fn another_bucket_width_on_a_store_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ten = PipelineConfig::new();
+    {
+        let mut p = open(dir.path(), &ten);
+        let frames: Vec<String> = (0..30)
+            .map(|i| chatter(i, START + i * S, "lunch was good"))
+            .collect();
+        feed(&mut p, &frames, &Received::jetstream());
+        p.finish().expect("finish");
+    }
+    let mut sixty = PipelineConfig::new();
+    sixty.window.bucket_secs = 60;
+    sixty.detector.bucket_secs = 60;
+    let matcher = Arc::new(Matcher::embedded().expect("patterns"));
+    let store = SledStore::open(dir.path()).expect("store");
+    let err = Pipeline::open(matcher, sixty, store)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("counted in 10 s buckets"), "{err}");
+    assert!(err.contains("bucket_secs = 60"), "{err}");
+    assert!(err.contains("state reset"), "{err}");
+    // The width it was counted in still opens.
+    drop(open(dir.path(), &ten));
+}

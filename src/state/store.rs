@@ -59,6 +59,12 @@ pub trait Store {
     fn buckets_since(&self, since: Micros) -> Result<Vec<Bucket>, StoreError>;
     /// Makes everything saved so far durable.
     fn flush(&self) -> Result<(), StoreError>;
+    /// The width of the buckets this store was counted in (`None`: not
+    /// recorded yet, a new store or one from before it was).
+    fn bucket_secs(&self) -> Result<Option<i64>, StoreError>;
+    /// Records the width of the buckets counted from now on; durable with
+    /// the next batch.
+    fn set_bucket_secs(&mut self, secs: i64) -> Result<(), StoreError>;
 }
 
 pub struct SledStore {
@@ -540,6 +546,23 @@ impl Store for SledStore {
 
     fn buckets_since(&self, since: Micros) -> Result<Vec<Bucket>, StoreError> {
         self.buckets_from(since).collect()
+    }
+
+    fn bucket_secs(&self) -> Result<Option<i64>, StoreError> {
+        let Some(bytes) = self.db.get(keys::BUCKET_SECS)? else {
+            return Ok(None);
+        };
+        <[u8; 8]>::try_from(bytes.as_ref())
+            .map(|b| Some(i64::from_be_bytes(b)))
+            .map_err(|_| StoreError::Damaged {
+                path: self.dir.clone(),
+                detail: format!("its bucket width record has {} bytes, not 8", bytes.len()),
+            })
+    }
+
+    fn set_bucket_secs(&mut self, secs: i64) -> Result<(), StoreError> {
+        self.db.insert(keys::BUCKET_SECS, &secs.to_be_bytes())?;
+        Ok(())
     }
 
     fn flush(&self) -> Result<(), StoreError> {
