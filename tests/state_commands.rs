@@ -38,7 +38,11 @@ fn make_store(dir: &Path) {
 
 /// The names beside `dir` that a repair or reset would have set aside.
 fn set_aside(dir: &Path) -> Vec<PathBuf> {
-    let name = dir.file_name().expect("name").to_string_lossy().into_owned();
+    let name = dir
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
     std::fs::read_dir(dir.parent().expect("parent"))
         .expect("read_dir")
         .map(|e| e.expect("entry").path())
@@ -211,7 +215,11 @@ fn a_db_that_is_not_a_store_is_refused_and_left_alone() {
                 "{name}: {command}: {err}"
             );
         }
-        assert_eq!(std::fs::read(dir.join("db")).expect("db"), content, "{name}");
+        assert_eq!(
+            std::fs::read(dir.join("db")).expect("db"),
+            content,
+            "{name}"
+        );
         let files: Vec<String> = std::fs::read_dir(&dir)
             .expect("dir")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
@@ -250,10 +258,17 @@ fn a_checkpoint_that_does_not_read_is_found_and_repaired() {
     let verify = state_cmd("verify");
     assert_eq!(verify.status.code(), Some(1), "{}", text(&verify.stdout));
     let err = text(&verify.stderr);
-    assert!(err.contains("DAMAGED") && err.contains("mcheckpoint"), "{err}");
+    assert!(
+        err.contains("DAMAGED") && err.contains("mcheckpoint"),
+        "{err}"
+    );
     let repair = state_cmd("repair");
     assert!(repair.status.success(), "{}", text(&repair.stderr));
-    assert!(text(&repair.stdout).contains("dropped 1 damaged"), "{}", text(&repair.stdout));
+    assert!(
+        text(&repair.stdout).contains("dropped 1 damaged"),
+        "{}",
+        text(&repair.stdout)
+    );
     let verify = state_cmd("verify");
     assert!(verify.status.success(), "{}", text(&verify.stderr));
 }

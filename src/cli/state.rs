@@ -11,7 +11,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use crate::state::{Checks, SledStore, StoreError, When, compact, compact_closed, hold_closed, seal_closed};
+use crate::state::{
+    Checks, SledStore, StoreError, When, compact, compact_closed, hold_closed, seal_closed,
+};
 
 #[derive(Debug, Args)]
 pub struct StateArgs {

@@ -30,8 +30,8 @@ use super::compact::{self, DirLock};
 use super::keys::{self, Kind};
 use super::merged::MergeByStart;
 use super::outbox::{Appending, Outbox, next_seq};
-use super::seal::{Seal, file_sums};
 use super::records::readable;
+use super::seal::{Seal, file_sums};
 use super::{Checkpoint, CheckpointRef, StoreError, codec};
 use crate::Micros;
 use crate::detect::baseline::Reports;
@@ -200,9 +200,8 @@ impl SledStore {
             if checksummed(&key) {
                 let body = codec::open(&value)
                     .ok_or_else(|| damaged(format!("record {} fails its checksum", name())))?;
-                readable(&key, body, self.format).map_err(|e| {
-                    damaged(format!("record {} does not read ({e})", name()))
-                })?;
+                readable(&key, body, self.format)
+                    .map_err(|e| damaged(format!("record {} does not read ({e})", name())))?;
             }
             match Kind::of(&key) {
                 Some(Kind::Bucket) if key.len() == 9 => inventory.buckets += 1,

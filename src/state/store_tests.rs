@@ -637,8 +637,14 @@ fn a_record_that_does_not_read_is_damage_and_repair_drops_it() {
         }
         raw_store(dir.path(), vec![(key.clone(), junk.clone())]);
         let name = String::from_utf8_lossy(&key).escape_debug().to_string();
-        let err = SledStore::open(dir.path()).err().expect("damaged").to_string();
-        assert!(err.contains("does not read") && err.contains(&name), "{err}");
+        let err = SledStore::open(dir.path())
+            .err()
+            .expect("damaged")
+            .to_string();
+        assert!(
+            err.contains("does not read") && err.contains(&name),
+            "{err}"
+        );
         assert!(err.contains("state repair"), "{err}");
         let (kept, lost) = SledStore::open_with(dir.path(), Checks::None)
             .expect("open to salvage")
