@@ -94,7 +94,7 @@ pub fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
 
 /// `dead` or `retry` on the store itself, when no daemon holds it.
 fn through_store(command: &AlertsCommand, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let store = SledStore::open(super::state::existing_state(dir)?).with_context(|| {
+    let store = SledStore::open(super::state::closed_state(dir)?).with_context(|| {
         format!(
             "cannot open the state at {} (is the daemon running?)",
             dir.display()

@@ -84,7 +84,10 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    if matches!(cli.command, Command::Replay(_) | Command::Check(_)) {
+    if matches!(
+        cli.command,
+        Command::Replay(_) | Command::Check(_) | Command::State(_)
+    ) {
         quiet_broken_pipe();
     }
     match run(cli) {
@@ -127,7 +130,7 @@ pub fn error_chain(error: &anyhow::Error) -> String {
     text
 }
 
-/// `replay | head -n1`, `check | head`: when the reader of stdout goes
+/// `replay | head -n1`, `check | head`, `state verify | head -1`: when the reader of stdout goes
 /// away, end at once and quietly, as `cat` does, rather than retry the
 /// write. The Rust runtime ignores SIGPIPE; the one-shot commands restore
 /// the default. The daemon keeps ignoring it (its alerts stay in the

@@ -11,7 +11,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use crate::state::{Checks, SledStore, When, compact, compact_closed, seal_closed};
+use crate::state::{
+    Checks, SledStore, StoreError, When, compact, compact_closed, hold_closed, seal_closed,
+};
 
 #[derive(Debug, Args)]
 pub struct StateArgs {
@@ -36,27 +38,56 @@ enum Action {
 
 #[derive(Debug, Args)]
 struct Dir {
-    /// The state directory (default: the platform's, as `run` uses).
+    /// The state directory (default: the one `run` uses: the config's
+    /// `state_dir`, else $STATE_DIRECTORY (systemd), else the platform's).
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// Configuration file, for its `state_dir` (default: the search path
+    /// `run` uses).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 impl Dir {
-    fn resolve(&self) -> anyhow::Result<PathBuf> {
-        match &self.state_dir {
-            Some(dir) => Ok(dir.clone()),
-            None => super::run::default_state_dir(),
+    /// The directory `run` would use with the same flags and environment:
+    /// these commands used the platform's default only, so under systemd
+    /// (`$STATE_DIRECTORY`) they checked or reset a folder the daemon never
+    /// used and left its store as it was. The configuration is read only
+    /// when `--state-dir` does not settle it.
+    fn resolve(self) -> anyhow::Result<PathBuf> {
+        if let Some(dir) = self.state_dir {
+            return Ok(dir);
         }
+        let config = super::config::load(self.config.as_deref())?;
+        super::run::resolve_state_dir(None, &config)
     }
 }
 
 pub fn run(args: StateArgs) -> anyhow::Result<ExitCode> {
     match args.action {
-        Action::Verify(dir) => verify(&dir.resolve()?),
-        Action::Repair(dir) => repair(&dir.resolve()?),
+        Action::Verify(dir) => verify(closed_state(&dir.resolve()?)?),
+        Action::Repair(dir) => repair(closed_state(&dir.resolve()?)?),
         Action::Reset(dir) => reset(&dir.resolve()?),
-        Action::Compact(dir) => compact(&dir.resolve()?),
+        Action::Compact(dir) => compact(closed_state(&dir.resolve()?)?),
     }
+}
+
+/// [`existing_state`], refused while a process has it open (the daemon, a
+/// replay): sled lets one process at a time open a store, so `verify`
+/// called a store in use "DAMAGED", `repair` found "nothing to salvage",
+/// and `reset` moved it aside under the running process, which went on
+/// writing into the moved folder and left its seal in the new one.
+pub(super) fn closed_state(dir: &Path) -> anyhow::Result<&Path> {
+    existing_state(dir)?;
+    anyhow::ensure!(!crate::state::in_use(dir), "{}", in_use_message(dir));
+    Ok(dir)
+}
+
+fn in_use_message(dir: &Path) -> String {
+    format!(
+        "{} is in use by another process (`outagewatch run`, or a replay with --state-dir): stop it first",
+        dir.display()
+    )
 }
 
 /// `dir` if it holds a state (sled's `db` file): the commands that open,
@@ -73,7 +104,6 @@ pub(super) fn existing_state(dir: &Path) -> anyhow::Result<&Path> {
 }
 
 fn verify(dir: &Path) -> anyhow::Result<ExitCode> {
-    existing_state(dir)?;
     match SledStore::open(dir).and_then(|store| store.inventory()) {
         Ok(inventory) => {
             let _ = seal_closed(dir);
@@ -99,6 +129,8 @@ fn verify(dir: &Path) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        // Not a store at all: no damage to report, an error.
+        Err(e @ StoreError::Foreign { .. }) => Err(e.into()),
         Err(e) => {
             eprintln!("{}: DAMAGED: {e}", dir.display());
             Ok(ExitCode::FAILURE)
@@ -124,7 +156,6 @@ fn aside(dir: &Path) -> PathBuf {
 }
 
 fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
-    existing_state(dir)?;
     let (records, lost) = {
         let old = SledStore::open_with(dir, Checks::None).with_context(
             || "sled cannot open it at all: nothing to salvage; use `outagewatch state reset`",
@@ -146,6 +177,8 @@ fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
         store.restore_records(&records)?;
     }
     let _ = seal_closed(&fresh);
+    // Held across the moves, so no process opens the old store meanwhile.
+    let _closed = hold_closed(dir).with_context(|| in_use_message(dir))?;
     let old = aside(dir);
     std::fs::rename(dir, &old).with_context(|| format!("cannot move {} aside", dir.display()))?;
     std::fs::rename(&fresh, dir)
@@ -166,8 +199,11 @@ fn reset(dir: &Path) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     existing_state(dir)?;
+    // Held across the move, so no process opens the store meanwhile.
+    let closed = hold_closed(dir).with_context(|| in_use_message(dir))?;
     let old = aside(dir);
     std::fs::rename(dir, &old).with_context(|| format!("cannot move {} aside", dir.display()))?;
+    drop(closed);
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     println!(
         "{}: reset; the old state is in {} (delete it when you no longer need it)",
@@ -178,7 +214,6 @@ fn reset(dir: &Path) -> anyhow::Result<ExitCode> {
 }
 
 fn compact(dir: &Path) -> anyhow::Result<ExitCode> {
-    existing_state(dir)?;
     let compaction = compact_closed(dir, When::Always)?;
     seal_closed(dir)?;
     match compaction {

@@ -84,6 +84,12 @@ pub enum PipelineError {
     Store(#[from] StoreError),
     #[error("bucket width differs: window {window} s, detector {detector} s")]
     BucketMismatch { window: i64, detector: i64 },
+    #[error(
+        "the state was counted in {saved} s buckets, the configuration has bucket_secs = {configured}: \
+the detector's history would mix the two. Set bucket_secs back to {saved}, or start afresh with \
+`outagewatch state reset --state-dir DIR` (the old state is kept aside)"
+    )]
+    BucketChanged { saved: i64, configured: i64 },
 }
 
 /// Where and when a frame was received, as [`Pipeline::process_frame`]
@@ -152,6 +158,20 @@ impl<S: Store> Pipeline<S> {
                 window: config.window.bucket_secs,
                 detector: config.detector.bucket_secs,
             });
+        }
+        // A store keeps the width it was counted in: a different one was
+        // accepted in silence, and 10 s and 60 s buckets mixed in the
+        // detector's history.
+        let mut store = store;
+        match store.bucket_secs()? {
+            Some(saved) if saved != config.window.bucket_secs => {
+                return Err(PipelineError::BucketChanged {
+                    saved,
+                    configured: config.window.bucket_secs,
+                });
+            }
+            Some(_) => {}
+            None => store.set_bucket_secs(config.window.bucket_secs)?,
         }
         let checkpoint = store.checkpoint()?.unwrap_or_default();
         let detector = Detector::restore(

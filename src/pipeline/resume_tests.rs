@@ -353,3 +353,34 @@ fn a_source_left_a_day_behind_does_not_hold_the_whole_horizon_of_keys() {
     p.clocks.insert("slower".into(), slower);
     assert_eq!(p.countable_from(), Some(newest - 100 * S - max_late));
 }
+
+/// A store keeps the bucket width it was counted in: a run with another
+/// `bucket_secs` on it is refused with the way out, where it went on in
+/// silence and mixed 10 s and 60 s buckets in the detector's history.
+#[test]
+fn another_bucket_width_on_a_store_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ten = PipelineConfig::new();
+    {
+        let mut p = open(dir.path(), &ten);
+        let frames: Vec<String> = (0..30)
+            .map(|i| chatter(i, START + i * S, "lunch was good"))
+            .collect();
+        feed(&mut p, &frames, &Received::jetstream());
+        p.finish().expect("finish");
+    }
+    let mut sixty = PipelineConfig::new();
+    sixty.window.bucket_secs = 60;
+    sixty.detector.bucket_secs = 60;
+    let matcher = Arc::new(Matcher::embedded().expect("patterns"));
+    let store = SledStore::open(dir.path()).expect("store");
+    let err = Pipeline::open(matcher, sixty, store)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("counted in 10 s buckets"), "{err}");
+    assert!(err.contains("bucket_secs = 60"), "{err}");
+    assert!(err.contains("state reset"), "{err}");
+    // The width it was counted in still opens.
+    drop(open(dir.path(), &ten));
+}

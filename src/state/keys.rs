@@ -91,6 +91,8 @@ pub const PACKS: &str = "packs";
 pub const CHECKPOINT: &[u8] = b"mcheckpoint";
 pub const GENERATION: &[u8] = b"mgeneration";
 pub const FORMAT: &[u8] = b"mformat";
+/// The width of the buckets counted, in seconds (big-endian i64).
+pub const BUCKET_SECS: &[u8] = b"mbucket_secs";
 
 /// Keys of format 0 (before the keyspace had one table); see
 /// [`super::migrate`].
@@ -218,7 +220,7 @@ mod tests {
 
     #[test]
     fn no_user_chosen_name_reaches_another_kind_or_our_own_records() {
-        let meta = [CHECKPOINT, GENERATION, FORMAT];
+        let meta = [CHECKPOINT, GENERATION, FORMAT, BUCKET_SECS];
         for name in HOSTILE {
             for kind in named_kinds() {
                 let keys = [named(kind, name), entry(kind, name, 7)];

@@ -41,7 +41,7 @@ use std::path::PathBuf;
 
 pub use compact::{Compaction, When, compact_closed, compact_open};
 pub use records::{Checkpoint, CheckpointRef, FORMAT, NamesRef};
-pub use seal::{SEAL_FILE, seal_closed};
+pub use seal::{SEAL_FILE, hold_closed, in_use, seal_closed};
 pub use store::{Checks, Inventory, SledStore, Store};
 
 /// What to do about damaged state, in every message that reports it.
@@ -59,7 +59,7 @@ pub enum StoreError {
     },
     #[error("state store: {0}")]
     Sled(#[from] sled::Error),
-    #[error("state store holds an unreadable {what}: {detail}")]
+    #[error("state store holds an unreadable {what}: {detail}; {RECOVERY}")]
     Corrupt { what: String, detail: String },
     /// One outbox alert that does not decode (written by a newer version,
     /// or damaged): named by its sequence number, so a sink can pass it
@@ -76,6 +76,12 @@ or `outagewatch state reset --state-dir {path}` to start afresh (the old state i
         path = path.display()
     )]
     NewerFormat { path: PathBuf, found: u32 },
+    #[error(
+        "{path} holds a `db` that is not an outagewatch state (neither sled's `conf` nor `{SEAL_FILE}` is beside it); \
+it is left as it is: choose another state directory, or move that `db` away",
+        path = path.display()
+    )]
+    Foreign { path: PathBuf },
     #[error("cannot compact the state in {path}: cannot {step}: {source}")]
     Compact {
         path: PathBuf,
@@ -191,6 +197,9 @@ pub fn format(db: &sled::Db, path: &std::path::Path) -> Result<u32, StoreError> 
 /// - 3 → 4: closed buckets may be packed into larger records
 ///   ([`keys::Kind::Pack`], written by [`compact`]), which a build of
 ///   format 3 would not read; nothing is rewritten.
+/// - 4 → 5: a discovered name's candidates keep the class of each
+///   held-back post; the checkpoint is rewritten with the posts held back
+///   so far as reports (as format 4 counted them).
 pub fn migrate(db: &sled::Db, path: &std::path::Path) -> Result<(), StoreError> {
     let found = format(db, path)?;
     if found == FORMAT {
@@ -209,6 +218,16 @@ pub fn migrate(db: &sled::Db, path: &std::path::Path) -> Result<(), StoreError> 
         && let Some(bytes) = db.get(keys::CHECKPOINT)?
         && let Some(codec::Body::Postcard(body)) = codec::open(&bytes)
         && let Ok(checkpoint) = Checkpoint::from_format_2(body)
+    {
+        batch.insert(
+            keys::CHECKPOINT,
+            codec::encode("checkpoint", &checkpoint.as_ref())?,
+        );
+    }
+    if matches!(found, 3 | 4)
+        && let Some(bytes) = db.get(keys::CHECKPOINT)?
+        && let Some(codec::Body::Postcard(body)) = codec::open(&bytes)
+        && let Ok(checkpoint) = Checkpoint::from_format_4(body)
     {
         batch.insert(
             keys::CHECKPOINT,

@@ -11,15 +11,17 @@ use crate::detect::baseline::Reports;
 use crate::source::clock::SourceClock;
 use crate::source::dedupe::{Deduper, Persisted};
 use crate::source::jetstream::SeqCursor;
-use crate::window::{Bucket, DiscoveredNames, SavedNames};
+use crate::window::{Bucket, DiscoveredNames, SavedNames, SavedNamesFormat4};
 
 /// The store's format, saved under `mformat`. 1: the keyspace of
 /// [`super::keys`], records in JSON; 2: records in postcard
 /// ([`super::codec`]); 3: the checkpoint holds the sources' clocks and the
 /// discovered names, a baseline its overlap; 4: closed buckets may be
-/// packed into larger records ([`super::compact`]). A change of key layout, encoding or a stored type's
-/// fields bumps it and adds its step to [`super::migrate`].
-pub const FORMAT: u32 = 4;
+/// packed into larger records ([`super::compact`]); 5: a discovered name's
+/// candidates keep the class (report or recovery) of each held-back post.
+/// A change of key layout, encoding or a stored type's fields bumps it and
+/// adds its step to [`super::migrate`].
+pub const FORMAT: u32 = 5;
 
 /// Where the pipeline stood when the last batch was written: enough to
 /// continue after a restart without losing or double-counting.
@@ -71,6 +73,20 @@ type Format2 = (
     BTreeMap<String, Micros>,
     BTreeMap<String, SeqCursor>,
     Option<Deduper>,
+);
+
+/// The checkpoint's fields as store formats 3 and 4 wrote them, in order:
+/// the candidates' held-back authors without the class of their posts.
+type Format4 = (
+    Option<Micros>,
+    Option<Micros>,
+    Vec<Bucket>,
+    Option<Snapshot>,
+    BTreeMap<String, Micros>,
+    BTreeMap<String, SeqCursor>,
+    Option<Deduper>,
+    BTreeMap<String, SourceClock>,
+    SavedNamesFormat4,
 );
 
 /// A baseline as store format 2 wrote it: [`Reports`] without its
@@ -143,6 +159,24 @@ impl Checkpoint {
         }
     }
 
+    /// A checkpoint of store format 3 or 4 (see [`Format4`]): a held-back
+    /// post is read as a report, as those builds counted it.
+    pub fn from_format_4(body: &[u8]) -> Result<Checkpoint, postcard::Error> {
+        let (closed_through, newest, open, detector, cursors, seqs, dedupe, clocks, discovered): Format4 =
+            postcard::from_bytes(body)?;
+        Ok(Checkpoint {
+            closed_through,
+            newest,
+            open,
+            detector,
+            cursors,
+            seqs,
+            dedupe,
+            clocks,
+            discovered: discovered.into(),
+        })
+    }
+
     /// A checkpoint of store format 2 (postcard, without clocks and
     /// discovered names: those start afresh, as they did then).
     pub fn from_format_2(body: &[u8]) -> Result<Checkpoint, postcard::Error> {
@@ -159,4 +193,39 @@ impl Checkpoint {
             ..Checkpoint::default()
         })
     }
+}
+
+/// Whether a record whose checksum holds reads as its kind in a store of
+/// `format` (a format-2 store not yet migrated holds the older layouts):
+/// `state verify` and `repair` checked checksums only, so a record of the
+/// wrong layout passed both and the next start stopped at it.
+/// The error says what does not read.
+pub fn readable(key: &[u8], body: super::codec::Body<'_>, format: u32) -> Result<(), String> {
+    use super::codec::{Body, decode};
+    use super::keys::{self, Kind};
+    let what = String::from_utf8_lossy(key).escape_debug().to_string();
+    let corrupt = |e: postcard::Error| super::StoreError::Corrupt {
+        what: what.clone(),
+        detail: e.to_string(),
+    };
+    let read = match (Kind::of(key), body) {
+        (Some(Kind::Bucket), _) => decode::<Bucket>(&what, body).map(drop),
+        (Some(Kind::Pack), _) => decode::<Vec<Bucket>>(&what, body).map(drop),
+        (Some(Kind::Baseline), Body::Postcard(bytes)) if format == 2 => {
+            reports_from_format_2(bytes).map(drop).map_err(corrupt)
+        }
+        (Some(Kind::Baseline), _) => decode::<Reports>(&what, body).map(drop),
+        (_, Body::Postcard(bytes)) if key == keys::CHECKPOINT && format == 2 => {
+            Checkpoint::from_format_2(bytes).map(drop).map_err(corrupt)
+        }
+        (_, Body::Postcard(bytes)) if key == keys::CHECKPOINT && matches!(format, 3 | 4) => {
+            Checkpoint::from_format_4(bytes).map(drop).map_err(corrupt)
+        }
+        _ if key == keys::CHECKPOINT => decode::<Checkpoint>(&what, body).map(drop),
+        _ => Ok(()),
+    };
+    read.map_err(|e| match e {
+        super::StoreError::Corrupt { detail, .. } => detail,
+        other => other.to_string(),
+    })
 }

@@ -121,8 +121,16 @@ pub fn seal_closed(dir: &Path) -> Result<bool, StoreError> {
 }
 
 /// Whether a process (this one included) has the store at `dir` open.
-pub(super) fn in_use(dir: &Path) -> bool {
+pub fn in_use(dir: &Path) -> bool {
     dir.join("db").is_file() && lock_db_when_closed(dir).is_none()
+}
+
+/// sled's lock on the closed store at `dir`, held until the file returned
+/// is dropped, so that no process opens the store meanwhile (`state reset`
+/// and `repair` move it aside under it; sled's own open waits for it).
+/// `None` while a process has the store open, or there is none.
+pub fn hold_closed(dir: &Path) -> Option<std::fs::File> {
+    lock_db_when_closed(dir)
 }
 
 /// How long sled's lock may outlive the last handle on a store: it is

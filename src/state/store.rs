@@ -30,6 +30,7 @@ use super::compact::{self, DirLock};
 use super::keys::{self, Kind};
 use super::merged::MergeByStart;
 use super::outbox::{Appending, Outbox, highest_known_seq};
+use super::records::readable;
 use super::seal::{Seal, file_sums};
 use super::{Checkpoint, CheckpointRef, StoreError, codec};
 use crate::Micros;
@@ -58,6 +59,12 @@ pub trait Store {
     fn buckets_since(&self, since: Micros) -> Result<Vec<Bucket>, StoreError>;
     /// Makes everything saved so far durable.
     fn flush(&self) -> Result<(), StoreError>;
+    /// The width of the buckets this store was counted in (`None`: not
+    /// recorded yet, a new store or one from before it was).
+    fn bucket_secs(&self) -> Result<Option<i64>, StoreError>;
+    /// Records the width of the buckets counted from now on; durable with
+    /// the next batch.
+    fn set_bucket_secs(&mut self, secs: i64) -> Result<(), StoreError>;
 }
 
 pub struct SledStore {
@@ -108,6 +115,7 @@ impl SledStore {
     /// Opens the store, checking (with [`Checks::All`]) the seal, the
     /// generation and every record; see the module documentation.
     pub fn open_with(path: &Path, checks: Checks) -> Result<SledStore, StoreError> {
+        ours(path)?;
         let _lock = DirLock::acquire(path)?;
         compact::finish_interrupted_locked(path)?;
         Self::open_verified(path, checks)
@@ -115,6 +123,7 @@ impl SledStore {
 
     /// [`Self::open`] for a caller that holds the directory's lock.
     pub(super) fn open_locked(path: &Path) -> Result<SledStore, StoreError> {
+        ours(path)?;
         Self::open_verified(path, Checks::All)
     }
 
@@ -173,7 +182,8 @@ impl SledStore {
         }
     }
 
-    /// Reads every record, checking our checksums: the full verification.
+    /// Reads every record, checking our checksums and that each reads as
+    /// its kind: the full verification.
     pub fn inventory(&self) -> Result<Inventory, StoreError> {
         let mut inventory = Inventory {
             generation: self.generation,
@@ -182,21 +192,23 @@ impl SledStore {
         for entry in self.every_record() {
             let (key, value) = entry.map_err(|e| self.sled_damage(e))?;
             inventory.bytes += (key.len() + value.len()) as u64;
+            let name = || String::from_utf8_lossy(&key).escape_debug().to_string();
+            let damaged = |detail: String| StoreError::Damaged {
+                path: self.dir.clone(),
+                detail,
+            };
+            if checksummed(&key) {
+                let body = codec::open(&value)
+                    .ok_or_else(|| damaged(format!("record {} fails its checksum", name())))?;
+                readable(&key, body, self.format)
+                    .map_err(|e| damaged(format!("record {} does not read ({e})", name())))?;
+            }
             match Kind::of(&key) {
                 Some(Kind::Bucket) if key.len() == 9 => inventory.buckets += 1,
                 Some(Kind::Pack) => inventory.buckets += self.pack(&key, &value)?.len() as u64,
                 Some(Kind::Baseline) => inventory.baselines += 1,
                 _ if key.as_ref() == keys::CHECKPOINT => {}
                 _ => inventory.other += 1,
-            }
-            if checksummed(&key) && codec::open(&value).is_none() {
-                return Err(StoreError::Damaged {
-                    path: self.dir.clone(),
-                    detail: format!(
-                        "record {} fails its checksum",
-                        String::from_utf8_lossy(&key).escape_debug()
-                    ),
-                });
             }
         }
         Ok(inventory)
@@ -247,8 +259,9 @@ impl SledStore {
         MergeByStart::new(packed, singles)
     }
 
-    /// Every record that passes its checksum (ours) or has none (the
-    /// outbox's), and the number that failed: what `state repair` keeps.
+    /// Every record that passes its checksum and reads as its kind (ours)
+    /// or has neither (the outbox's), and the number that failed: what
+    /// `state repair` keeps.
     /// Keys of a format-0 store come out as the current format spells them.
     pub fn salvage(&self) -> (Vec<(sled::IVec, sled::IVec)>, u64) {
         let mut kept = Vec::new();
@@ -261,7 +274,10 @@ impl SledStore {
             if self.format == 0 {
                 key = keys::from_format_0(&key).into();
             }
-            if checksummed(&key) && codec::open(&value).is_none() {
+            let damaged = checksummed(&key)
+                && codec::open(&value)
+                    .is_none_or(|body| readable(&key, body, self.format).is_err());
+            if damaged {
                 lost += 1;
                 continue;
             }
@@ -391,6 +407,28 @@ fn check_files(path: &Path, seal: &Seal) -> Result<(), String> {
     Ok(())
 }
 
+/// sled's configuration file, which it writes beside `db` when it creates
+/// a store.
+const SLED_CONF: &str = "conf";
+
+/// Refuses a directory whose `db` file is not a store of ours: sled
+/// replaces a `db` it cannot read with a fresh log, so a stray `db` (3000
+/// random bytes, or `hello`) was overwritten without a word and then
+/// verified "OK, generation 0". A store sled made has its `conf` beside
+/// `db`, one we opened has our seal; a directory without `db` (new, empty
+/// or missing) gets a new store.
+fn ours(path: &Path) -> Result<(), StoreError> {
+    let foreign = path.join("db").exists()
+        && !path.join(SLED_CONF).is_file()
+        && !path.join(super::SEAL_FILE).is_file();
+    if foreign {
+        return Err(StoreError::Foreign {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
 /// sled reports a held lock as an error wrapping `WouldBlock`.
 fn is_lock_held(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::WouldBlock
@@ -511,6 +549,23 @@ impl Store for SledStore {
 
     fn buckets_since(&self, since: Micros) -> Result<Vec<Bucket>, StoreError> {
         self.buckets_from(since).collect()
+    }
+
+    fn bucket_secs(&self) -> Result<Option<i64>, StoreError> {
+        let Some(bytes) = self.db.get(keys::BUCKET_SECS)? else {
+            return Ok(None);
+        };
+        <[u8; 8]>::try_from(bytes.as_ref())
+            .map(|b| Some(i64::from_be_bytes(b)))
+            .map_err(|_| StoreError::Damaged {
+                path: self.dir.clone(),
+                detail: format!("its bucket width record has {} bytes, not 8", bytes.len()),
+            })
+    }
+
+    fn set_bucket_secs(&mut self, secs: i64) -> Result<(), StoreError> {
+        self.db.insert(keys::BUCKET_SECS, &secs.to_be_bytes())?;
+        Ok(())
     }
 
     fn flush(&self) -> Result<(), StoreError> {

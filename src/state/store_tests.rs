@@ -615,3 +615,103 @@ fn a_format_0_store_is_salvaged_into_the_current_keys_untouched() {
     assert_eq!(store.checkpoint().expect("read"), Some(cp));
     assert_eq!(store.generation, 4);
 }
+
+/// A record whose checksum holds but that does not read as its kind (a
+/// checkpoint, bucket or baseline of another layout) is damage, named with
+/// the way out, and `state repair` drops it: both passed it, and the next
+/// start stopped at it with a message that named no recovery.
+#[test]
+fn a_record_that_does_not_read_is_damage_and_repair_drops_it() {
+    let junk = codec::encode("junk", &[0xffu8; 3]).expect("encode");
+    for key in [
+        keys::CHECKPOINT.to_vec(),
+        keys::bucket(20).to_vec(),
+        keys::named(Kind::Baseline, "discord"),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let mut store = SledStore::open(dir.path()).expect("open");
+            let checkpoint = Checkpoint::default();
+            store
+                .save(&[bucket(10, 1)], &checkpoint.as_ref(), None, NO_ALERTS, &[])
+                .expect("save");
+            store.flush().expect("flush");
+        }
+        raw_store(dir.path(), vec![(key.clone(), junk.clone())]);
+        let name = String::from_utf8_lossy(&key).escape_debug().to_string();
+        let err = SledStore::open(dir.path())
+            .err()
+            .expect("damaged")
+            .to_string();
+        assert!(
+            err.contains("does not read") && err.contains(&name),
+            "{err}"
+        );
+        assert!(err.contains("state repair"), "{err}");
+        let (kept, lost) = SledStore::open_with(dir.path(), Checks::None)
+            .expect("open to salvage")
+            .salvage();
+        assert_eq!(lost, 1, "{name}");
+        assert!(kept.iter().all(|(k, _)| k.as_ref() != key.as_slice()));
+        assert!(kept.iter().any(|(k, _)| k.as_ref() == keys::bucket(10)));
+    }
+    let corrupt = StoreError::Corrupt {
+        what: "checkpoint".into(),
+        detail: "x".into(),
+    };
+    assert!(corrupt.to_string().contains("state repair"), "{corrupt}");
+}
+
+/// A store as format 4 (or 3) wrote it: a candidate's held-back authors
+/// without the class of their posts. Salvaged as it is, and migrated to
+/// the current layout with those posts as reports.
+#[test]
+fn a_format_4_store_is_rewritten_with_held_back_posts_as_reports() {
+    use crate::source::clock::SourceClock;
+    use crate::source::dedupe::Deduper;
+    use crate::source::jetstream::SeqCursor;
+    use std::collections::BTreeMap;
+    // `discovered_names()` as format 4 spelled it: Tracked is (score, at),
+    // a candidate (since, [(author, posts)]).
+    let names_4 = (
+        vec![("zorbly".to_owned(), (3.0f64, 100_000_002i64))],
+        vec![(
+            "quux".to_owned(),
+            (100_000_003i64, vec![("a".to_owned(), 1u64)]),
+        )],
+    );
+    let format_4 = (
+        Some(300_000_000i64),
+        Some(305_000_000i64),
+        Vec::<Bucket>::new(),
+        None::<crate::detect::Snapshot>,
+        BTreeMap::<String, Micros>::new(),
+        BTreeMap::<String, SeqCursor>::new(),
+        None::<Deduper>,
+        BTreeMap::<String, SourceClock>::new(),
+        names_4,
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    raw_store(
+        dir.path(),
+        vec![
+            (keys::FORMAT.to_vec(), 4u32.to_be_bytes().to_vec()),
+            (
+                keys::CHECKPOINT.to_vec(),
+                codec::encode("checkpoint", &format_4).expect("encode"),
+            ),
+        ],
+    );
+    {
+        let old = SledStore::open_with(dir.path(), Checks::None).expect("open to salvage");
+        assert_eq!(old.salvage().1, 0, "a format-4 checkpoint reads");
+    }
+    let store = SledStore::open(dir.path()).expect("open");
+    let checkpoint = store.checkpoint().expect("read").expect("checkpoint");
+    assert_eq!(checkpoint.discovered, discovered_names());
+    assert_eq!(checkpoint.newest, Some(305_000_000));
+    assert_eq!(
+        super::super::format(&store.db, dir.path()).expect("format"),
+        super::super::FORMAT
+    );
+}

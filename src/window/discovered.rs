@@ -10,7 +10,8 @@
 //!   are held back, counted as pending.
 //! - **admission**: once `min_authors` distinct authors used the name
 //!   within `admit_secs`, it is tracked: its held-back authors join the
-//!   current bucket and its reports are counted from then on.
+//!   current bucket, each post as what it was (a report, or a recovery),
+//!   and its posts are counted from then on.
 //! - **a global cap with eviction by score**: at most `capacity` names are
 //!   tracked. Each has a score, its distinct reporting authors per bucket,
 //!   halving every `ttl` of quiet. A newcomer takes the place of the
@@ -34,6 +35,7 @@ use lru::LruCache;
 use serde::{Deserialize, Serialize};
 
 use crate::Micros;
+use crate::matcher::Class;
 
 /// The bounds (see [`crate::window::WindowConfig`]).
 #[derive(Debug, Clone, Copy)]
@@ -50,9 +52,9 @@ pub struct Bounds {
 pub enum Admission {
     /// Tracked: count it.
     Counted,
-    /// Just admitted: count it, and these authors who used the name
-    /// before (with their report counts).
-    Admitted(Vec<(String, u64)>),
+    /// Just admitted: count it, and what these authors who used the name
+    /// before posted.
+    Admitted(Vec<HeldBack>),
     /// Not (yet) tracked: held back.
     Pending,
     /// Admitted by its authors, but every tracked name scores higher.
@@ -65,11 +67,21 @@ struct Tracked {
     at: Micros,
 }
 
+/// An author's posts held back while a name was a candidate, by class: a
+/// recovery held back was counted as a report once the name was admitted
+/// (three "zorbly.com is back up" posts made 2 reports and 1 recovery).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldBack {
+    pub author: String,
+    pub reports: u64,
+    pub recoveries: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Candidate {
     since: Micros,
-    /// Distinct authors and their reports, at most `min_authors` of them.
-    authors: Vec<(String, u64)>,
+    /// Distinct authors and their posts, at most `min_authors` of them.
+    authors: Vec<HeldBack>,
 }
 
 /// Both tables as the checkpoint holds them: tracked names by name,
@@ -80,6 +92,42 @@ struct Candidate {
 pub struct SavedNames {
     tracked: Vec<(String, Tracked)>,
     candidates: Vec<(String, Candidate)>,
+}
+
+/// [`SavedNames`] as store formats 3 and 4 wrote them: a candidate's
+/// authors with a count of posts, of either class. Read as reports, as
+/// that build counted them.
+#[derive(Debug, Deserialize)]
+pub struct SavedNamesFormat4 {
+    tracked: Vec<(String, Tracked)>,
+    candidates: Vec<(String, CandidateFormat4)>,
+}
+
+/// A candidate as formats 3 and 4 wrote it: (since, [(author, posts)]).
+type CandidateFormat4 = (Micros, Vec<(String, u64)>);
+
+impl From<SavedNamesFormat4> for SavedNames {
+    fn from(old: SavedNamesFormat4) -> Self {
+        let candidates = old
+            .candidates
+            .into_iter()
+            .map(|(name, (since, authors))| {
+                let authors = authors
+                    .into_iter()
+                    .map(|(author, reports)| HeldBack {
+                        author,
+                        reports,
+                        recoveries: 0,
+                    })
+                    .collect();
+                (name, Candidate { since, authors })
+            })
+            .collect();
+        SavedNames {
+            tracked: old.tracked,
+            candidates,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -137,10 +185,17 @@ impl DiscoveredNames {
         }
     }
 
-    /// One report of `name` by `author` at event time `now`; `new_author`
-    /// says whether the author is new to the name's current bucket (the
-    /// score counts distinct authors).
-    pub fn admit(&mut self, name: &str, author: &str, new_author: bool, now: Micros) -> Admission {
+    /// One post of `name` by `author` at event time `now`, a report or a
+    /// recovery (`class`); `new_author` says whether the author is new to
+    /// the name's current bucket (the score counts distinct authors).
+    pub fn admit(
+        &mut self,
+        name: &str,
+        author: &str,
+        class: Class,
+        new_author: bool,
+        now: Micros,
+    ) -> Admission {
         let ttl = self.bounds.ttl_us.max(1);
         if let Some(tracked) = self.tracked.get_mut(name) {
             if new_author {
@@ -149,7 +204,8 @@ impl DiscoveredNames {
             }
             return Admission::Counted;
         }
-        let Some(authors) = self.gather(name, author, now) else {
+        let recovery = class == Class::Recovery;
+        let Some(authors) = self.gather(name, author, recovery, now) else {
             return Admission::Pending;
         };
         let score = authors.len() as f64;
@@ -159,23 +215,35 @@ impl DiscoveredNames {
         }
         self.tracked
             .insert(name.to_owned(), Tracked { score, at: now });
-        // The report being admitted is the caller's to count.
+        // The post being admitted is the caller's to count.
         let mut before = authors;
-        if let Some(at) = before.iter().position(|(a, _)| a == author) {
-            let (_, reports) = &mut before[at];
-            *reports -= 1;
-            if *reports == 0 {
+        if let Some(at) = before.iter().position(|h| h.author == author) {
+            let held = &mut before[at];
+            let count = if recovery {
+                &mut held.recoveries
+            } else {
+                &mut held.reports
+            };
+            *count = count.saturating_sub(1);
+            if held.reports == 0 && held.recoveries == 0 {
                 before.remove(at);
             }
         }
         Admission::Admitted(before)
     }
 
-    /// Adds `author` to the candidate `name` (a fresh candidate when it had
-    /// none, or its first author is older than `admit_us`). Once it has
-    /// `min_authors`, the candidate leaves the table and its authors are
-    /// returned; until then the report is counted as pending.
-    fn gather(&mut self, name: &str, author: &str, now: Micros) -> Option<Vec<(String, u64)>> {
+    /// Adds `author`'s post (a recovery or a report) to the candidate
+    /// `name` (a fresh candidate when it had none, or its first author is
+    /// older than `admit_us`). Once it has `min_authors`, the candidate
+    /// leaves the table and its authors are returned; until then the post
+    /// is counted as pending.
+    fn gather(
+        &mut self,
+        name: &str,
+        author: &str,
+        recovery: bool,
+        now: Micros,
+    ) -> Option<Vec<HeldBack>> {
         let min_authors = self.bounds.min_authors.max(1);
         let candidate = match self.candidates.get_mut(name) {
             Some(c) if now - c.since <= self.bounds.admit_us => c,
@@ -188,9 +256,22 @@ impl DiscoveredNames {
                 self.candidates.get_mut(name)?
             }
         };
-        match candidate.authors.iter_mut().find(|(a, _)| a == author) {
-            Some((_, reports)) => *reports += 1,
-            None => candidate.authors.push((author.to_owned(), 1)),
+        let held = match candidate.authors.iter().position(|h| h.author == author) {
+            Some(at) => &mut candidate.authors[at],
+            None => {
+                candidate.authors.push(HeldBack {
+                    author: author.to_owned(),
+                    reports: 0,
+                    recoveries: 0,
+                });
+                let last = candidate.authors.len() - 1;
+                &mut candidate.authors[last]
+            }
+        };
+        if recovery {
+            held.recoveries += 1;
+        } else {
+            held.reports += 1;
         }
         if candidate.authors.len() < min_authors {
             self.pending += 1;
@@ -275,6 +356,14 @@ fn decayed(t: &Tracked, now: Micros, ttl: Micros) -> f64 {
 mod tests {
     use super::*;
 
+    fn held(author: &str, reports: u64, recoveries: u64) -> HeldBack {
+        HeldBack {
+            author: author.into(),
+            reports,
+            recoveries,
+        }
+    }
+
     fn bounds(capacity: usize) -> Bounds {
         Bounds {
             capacity,
@@ -288,22 +377,34 @@ mod tests {
     #[test]
     fn a_name_needs_several_authors_within_the_window() {
         let mut names = DiscoveredNames::new(bounds(10));
-        assert_eq!(names.admit("x", "a", true, 0), Admission::Pending);
         assert_eq!(
-            names.admit("x", "a", true, 1),
+            names.admit("x", "a", Class::Report, true, 0),
+            Admission::Pending
+        );
+        assert_eq!(
+            names.admit("x", "a", Class::Report, true, 1),
             Admission::Pending,
             "same author"
         );
-        assert_eq!(names.admit("x", "b", true, 2), Admission::Pending);
         assert_eq!(
-            names.admit("x", "c", true, 3),
-            Admission::Admitted(vec![("a".into(), 2), ("b".into(), 1)])
+            names.admit("x", "b", Class::Report, true, 2),
+            Admission::Pending
         );
-        assert_eq!(names.admit("x", "d", true, 4), Admission::Counted);
+        assert_eq!(
+            names.admit("x", "c", Class::Report, true, 3),
+            Admission::Admitted(vec![held("a", 2, 0), held("b", 1, 0)])
+        );
+        assert_eq!(
+            names.admit("x", "d", Class::Report, true, 4),
+            Admission::Counted
+        );
         // Authors spread wider than the window never make it.
         for (i, author) in ["a", "b", "c", "d"].iter().enumerate() {
             let at = 1000 + 150 * i as i64;
-            assert_eq!(names.admit("y", author, true, at), Admission::Pending);
+            assert_eq!(
+                names.admit("y", author, Class::Report, true, at),
+                Admission::Pending
+            );
         }
         assert_eq!(names.pending(), 7);
     }
@@ -312,7 +413,13 @@ mod tests {
     fn candidates_are_bounded() {
         let mut names = DiscoveredNames::new(bounds(10));
         for i in 0..1000 {
-            names.admit(&format!("junk{i}"), &format!("u{i}"), true, i);
+            names.admit(
+                &format!("junk{i}"),
+                &format!("u{i}"),
+                Class::Report,
+                true,
+                i,
+            );
         }
         assert_eq!(names.sizes(), (0, 4));
     }
@@ -323,7 +430,7 @@ mod tests {
         let admit = |names: &mut DiscoveredNames, name: &str, authors: usize, at: Micros| {
             let mut last = Admission::Pending;
             for a in 0..authors {
-                last = names.admit(name, &format!("{name}-{a}"), true, at);
+                last = names.admit(name, &format!("{name}-{a}"), Class::Report, true, at);
             }
             last
         };
@@ -344,8 +451,14 @@ mod tests {
             Admission::Admitted(_)
         ));
         assert_eq!(names.evicted(), 1);
-        assert_eq!(names.admit("quiet", "q", true, 51), Admission::Pending);
-        assert_eq!(names.admit("busy", "b", true, 51), Admission::Counted);
+        assert_eq!(
+            names.admit("quiet", "q", Class::Report, true, 51),
+            Admission::Pending
+        );
+        assert_eq!(
+            names.admit("busy", "b", Class::Report, true, 51),
+            Admission::Counted
+        );
         assert_eq!(names.sizes().0, 2);
     }
 
@@ -369,16 +482,16 @@ mod tests {
         let mut out_whole = Vec::new();
         let mut out_resumed = Vec::new();
         for (name, author, at) in &steps[..30] {
-            out_whole.push(whole.admit(name, author, true, *at));
-            out_resumed.push(first.admit(name, author, true, *at));
+            out_whole.push(whole.admit(name, author, Class::Report, true, *at));
+            out_resumed.push(first.admit(name, author, Class::Report, true, *at));
         }
         let bytes = postcard::to_allocvec(&first).expect("encode");
         let saved: SavedNames = postcard::from_bytes(&bytes).expect("decode");
         let mut resumed = DiscoveredNames::restored(bounds(2), saved);
         assert_eq!(resumed.sizes(), first.sizes());
         for (name, author, at) in &steps[30..] {
-            out_whole.push(whole.admit(name, author, true, *at));
-            out_resumed.push(resumed.admit(name, author, true, *at));
+            out_whole.push(whole.admit(name, author, Class::Report, true, *at));
+            out_resumed.push(resumed.admit(name, author, Class::Report, true, *at));
         }
         assert!(
             out_whole
@@ -399,20 +512,23 @@ mod tests {
     fn restored_candidates_keep_their_order_of_use() {
         let mut names = DiscoveredNames::new(bounds(10));
         for name in ["a", "b", "c", "d"] {
-            names.admit(name, "u1", true, 0);
+            names.admit(name, "u1", Class::Report, true, 0);
         }
-        names.admit("a", "u2", true, 1);
+        names.admit("a", "u2", Class::Report, true, 1);
         let bytes = postcard::to_allocvec(&names).expect("encode");
         let mut names =
             DiscoveredNames::restored(bounds(10), postcard::from_bytes(&bytes).expect("decode"));
-        names.admit("e", "u1", true, 2);
+        names.admit("e", "u1", Class::Report, true, 2);
         assert!(
-            matches!(names.admit("a", "u3", true, 3), Admission::Admitted(_)),
+            matches!(
+                names.admit("a", "u3", Class::Report, true, 3),
+                Admission::Admitted(_)
+            ),
             "a, used last, kept its two authors"
         );
-        names.admit("b", "u2", true, 3);
+        names.admit("b", "u2", Class::Report, true, 3);
         assert_eq!(
-            names.admit("b", "u3", true, 3),
+            names.admit("b", "u3", Class::Report, true, 3),
             Admission::Pending,
             "b was pushed out"
         );
@@ -426,19 +542,22 @@ mod tests {
             let mut names = DiscoveredNames::new(bounds(2));
             for name in ["b", "a"] {
                 for author in ["x", "y", "z"] {
-                    names.admit(name, author, true, 0);
+                    names.admit(name, author, Class::Report, true, 0);
                 }
             }
             for author in ["p", "q", "r"] {
-                names.admit("c", author, true, 50);
+                names.admit("c", author, Class::Report, true, 50);
             }
             assert_eq!(names.evicted(), 1);
             assert_eq!(
-                names.admit("a", "x", true, 51),
+                names.admit("a", "x", Class::Report, true, 51),
                 Admission::Pending,
                 "a gave way"
             );
-            assert_eq!(names.admit("b", "x", true, 51), Admission::Counted);
+            assert_eq!(
+                names.admit("b", "x", Class::Report, true, 51),
+                Admission::Counted
+            );
         }
     }
 
@@ -447,16 +566,16 @@ mod tests {
     #[test]
     fn expired_candidates_are_forgotten() {
         let mut names = DiscoveredNames::new(bounds(10));
-        names.admit("old", "a", true, 0);
-        names.admit("new", "a", true, 60);
+        names.admit("old", "a", Class::Report, true, 0);
+        names.admit("new", "a", Class::Report, true, 60);
         names.forget_expired(100);
         assert_eq!(names.sizes(), (0, 2), "both can still gather authors");
         names.forget_expired(101);
         assert_eq!(names.sizes(), (0, 1));
         // "new" kept its author: two more admit it.
-        names.admit("new", "b", true, 120);
+        names.admit("new", "b", Class::Report, true, 120);
         assert!(matches!(
-            names.admit("new", "c", true, 121),
+            names.admit("new", "c", Class::Report, true, 121),
             Admission::Admitted(_)
         ));
     }

@@ -19,7 +19,7 @@ mod discovered;
 use std::collections::BTreeMap;
 
 use self::discovered::Admission;
-pub use self::discovered::{DiscoveredNames, SavedNames};
+pub use self::discovered::{DiscoveredNames, HeldBack, SavedNames, SavedNamesFormat4};
 use crate::matcher::{Class, Verdict};
 use crate::normalize::Post;
 use crate::{MICROS_PER_SEC, Micros};
@@ -45,21 +45,27 @@ fn admit_discovered(
     discovered: &mut DiscoveredNames,
     bucket: &mut Bucket,
     service: &str,
+    class: Class,
     post: &Post,
 ) -> bool {
     let new_author = bucket
         .services
         .get(service)
         .is_none_or(|c| c.authors.binary_search(&post.author).is_err());
-    match discovered.admit(service, &post.author, new_author, post.time_us) {
+    match discovered.admit(service, &post.author, class, new_author, post.time_us) {
         Admission::Counted => true,
         Admission::Admitted(before) => {
             let counts = bucket.services.entry(service.to_owned()).or_default();
             counts.discovered = true;
-            for (author, reports) in before {
-                counts.reports += reports;
-                if let Err(at) = counts.authors.binary_search(&author) {
-                    counts.authors.insert(at, author);
+            // Each held-back post as what it was: a recovery is no report,
+            // and its author no reporting author (as `Bucket::count`).
+            for held in before {
+                counts.reports += held.reports;
+                counts.recoveries += held.recoveries;
+                if held.reports > 0
+                    && let Err(at) = counts.authors.binary_search(&held.author)
+                {
+                    counts.authors.insert(at, held.author);
                 }
             }
             true
@@ -185,7 +191,7 @@ impl Windows {
         };
         if verdict.discovered
             && matches!(verdict.class, Class::Report | Class::Recovery)
-            && !admit_discovered(&mut self.discovered, bucket, service, post)
+            && !admit_discovered(&mut self.discovered, bucket, service, verdict.class, post)
         {
             return placement;
         }
@@ -448,5 +454,64 @@ mod tests {
             Some(&(40 - MAX_LANGUAGES as u64))
         );
         assert_eq!(langs.values().sum::<u64>(), 41, "every report counted");
+    }
+
+    /// A discovered name's held-back posts count as what they were once
+    /// it is admitted (three authors needed): a recovery held back was
+    /// counted as a report, so three "zorbly.com is back up" posts made 2
+    /// reports and 1 recovery.
+    #[test]
+    fn held_back_posts_of_a_discovered_name_keep_their_class() {
+        use Class::{Recovery as V, Report as R};
+        // Posts in order (author, class); the bucket's reports, recoveries
+        // and reporting authors after them.
+        /// Posts (author, class); reports, recoveries, reporting authors.
+        type Case = (
+            &'static [(&'static str, Class)],
+            (u64, u64, &'static [&'static str]),
+        );
+        let cases: &[Case] = &[
+            (&[("a", V), ("b", V), ("c", V)], (0, 3, &[])),
+            (&[("a", R), ("b", R), ("c", R)], (3, 0, &["a", "b", "c"])),
+            (&[("a", V), ("b", R), ("c", V)], (1, 2, &["b"])),
+            (&[("a", R), ("b", V), ("c", R)], (2, 1, &["a", "c"])),
+            (
+                &[("a", R), ("a", V), ("b", V), ("c", R)],
+                (2, 2, &["a", "c"]),
+            ),
+            (&[("a", V), ("a", R), ("b", V), ("c", V)], (1, 3, &["a"])),
+            // Two authors: held back, not counted.
+            (&[("a", V), ("a", V), ("b", R)], (0, 0, &[])),
+            (
+                &[("a", V), ("b", V), ("c", V), ("d", R), ("d", V)],
+                (1, 4, &["d"]),
+            ),
+        ];
+        for (n, (posts, (reports, recoveries, authors))) in cases.iter().enumerate() {
+            let mut w = Windows::new(WindowConfig::default());
+            for (i, (author, class)) in posts.iter().enumerate() {
+                let verdict = Verdict {
+                    class: *class,
+                    discovered: true,
+                    ..report("zorbly", 1.0)
+                };
+                put(&mut w, &post(i as i64, author), &verdict);
+            }
+            let counts = w
+                .open_buckets()
+                .next()
+                .and_then(|b| b.services.get("zorbly"));
+            let got = counts.map(|c| (c.reports, c.recoveries, c.authors.clone()));
+            let want = (
+                *reports,
+                *recoveries,
+                authors.iter().map(|a| a.to_string()).collect(),
+            );
+            assert_eq!(
+                got,
+                (reports + recoveries > 0).then_some(want),
+                "case {n}: {posts:?}"
+            );
+        }
     }
 }

@@ -1,0 +1,274 @@
+//! `outagewatch state verify|repair|reset|compact` against the real
+//! binary: a store in use, the state directory `run` would use, a folder
+//! whose `db` is not ours, a closed stdout, records that do not decode.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use outagewatch::state::{Checkpoint, SledStore, Store};
+
+const NO_ALERTS: &[outagewatch::alert::Alert] = &[];
+
+/// The binary, with an environment of its own: no configuration, home or
+/// state directory of the machine's can leak in.
+fn bin(home: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_outagewatch"));
+    cmd.env("RUST_LOG", "warn")
+        .env("HOME", home)
+        .env("XDG_STATE_HOME", home.join("xdg-state"))
+        .env("XDG_CONFIG_HOME", home.join("xdg-config"))
+        .env_remove("OUTAGEWATCH_CONFIG")
+        .env_remove("STATE_DIRECTORY");
+    cmd
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A store with a checkpoint in it, closed.
+fn make_store(dir: &Path) {
+    let mut store = SledStore::open(dir).expect("open");
+    let checkpoint = Checkpoint::default();
+    store
+        .save(&[], &checkpoint.as_ref(), None, NO_ALERTS, &[])
+        .expect("save");
+    store.flush().expect("flush");
+}
+
+/// The names beside `dir` that a repair or reset would have set aside.
+fn set_aside(dir: &Path) -> Vec<PathBuf> {
+    let name = dir
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    std::fs::read_dir(dir.parent().expect("parent"))
+        .expect("read_dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{name}.")))
+        })
+        .collect()
+}
+
+/// Every state command refuses a store another process has open, and
+/// leaves it as it was: `verify` called it "DAMAGED", `repair` had
+/// "nothing to salvage", and `reset` moved it aside under the running
+/// process, whose seal then made the next start fail as "rolled back".
+#[test]
+fn a_store_in_use_is_refused_by_every_state_command() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("state");
+    make_store(&state);
+    let held = SledStore::open(&state).expect("held open");
+    let mut outputs: Vec<(String, Output)> = ["verify", "repair", "reset", "compact"]
+        .into_iter()
+        .map(|action| {
+            let out = bin(tmp.path())
+                .args(["state", action, "--state-dir"])
+                .arg(&state)
+                .output()
+                .expect("runs");
+            (format!("state {action}"), out)
+        })
+        .collect();
+    let dead = bin(tmp.path())
+        .args(["alerts", "dead", "--state-dir"])
+        .arg(&state)
+        .output()
+        .expect("runs");
+    outputs.push(("alerts dead".into(), dead));
+    for (command, out) in &outputs {
+        assert_eq!(out.status.code(), Some(1), "{command} must refuse");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("in use by another process"),
+            "{command}: {err}"
+        );
+        assert!(!err.contains("DAMAGED"), "{command}: {err}");
+    }
+    assert!(set_aside(&state).is_empty(), "nothing moved aside");
+    drop(held);
+    let verify = bin(tmp.path())
+        .args(["state", "verify", "--state-dir"])
+        .arg(&state)
+        .output()
+        .expect("runs");
+    assert!(verify.status.success(), "{}", text(&verify.stderr));
+    assert!(text(&verify.stdout).contains("OK, generation 1"));
+}
+
+/// Without `--state-dir` the commands use the directory `run` would:
+/// `$STATE_DIRECTORY` (systemd), or a configuration's `state_dir`. They
+/// used the platform's default only, so `state reset` under systemd said
+/// "nothing to reset" and left the daemon's store as it was.
+#[test]
+fn state_commands_use_the_state_directory_run_uses() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("var-lib");
+    make_store(&state);
+    let verify = bin(tmp.path())
+        .env("STATE_DIRECTORY", &state)
+        .args(["state", "verify"])
+        .output()
+        .expect("runs");
+    assert!(verify.status.success(), "{}", text(&verify.stderr));
+    let stdout = text(&verify.stdout);
+    assert!(
+        stdout.starts_with(&format!("{}: OK", state.display())),
+        "{stdout}"
+    );
+    // A configuration's `state_dir`, by --config.
+    let configured = tmp.path().join("configured");
+    make_store(&configured);
+    let config = tmp.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!("state_dir = {:?}\n", configured.display().to_string()),
+    )
+    .expect("config");
+    let verify = bin(tmp.path())
+        .args(["state", "verify", "--config"])
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert!(verify.status.success(), "{}", text(&verify.stderr));
+    assert!(
+        text(&verify.stdout).starts_with(&format!("{}: OK", configured.display())),
+        "{}",
+        text(&verify.stdout)
+    );
+    // Reset moves the store $STATE_DIRECTORY names aside.
+    let reset = bin(tmp.path())
+        .env("STATE_DIRECTORY", &state)
+        .args(["state", "reset"])
+        .output()
+        .expect("runs");
+    assert!(reset.status.success(), "{}", text(&reset.stderr));
+    assert!(text(&reset.stdout).contains("reset; the old state is in"));
+    assert_eq!(std::fs::read_dir(&state).expect("empty").count(), 0);
+    assert_eq!(set_aside(&state).len(), 1);
+}
+
+/// `state verify | head -1`: a closed stdout ends the command quietly, as
+/// it does `replay`; it panicked with "failed printing to stdout".
+#[test]
+fn a_closed_stdout_ends_state_verify_quietly() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("state");
+    make_store(&state);
+    let mut child = bin(tmp.path())
+        .args(["state", "verify", "--state-dir"])
+        .arg(&state)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Closed before the store is even opened, so before the first line.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let err = text(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!err.contains("Broken pipe"), "{err}");
+}
+
+/// A folder whose `db` is not a store (random bytes, a text file) is
+/// refused and left byte for byte: sled replaced it with a fresh log and
+/// `state verify` called it "OK, generation 0"; `replay --state-dir` did
+/// the same.
+#[test]
+fn a_db_that_is_not_a_store_is_refused_and_left_alone() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let noise: Vec<u8> = (0u32..3000)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    for (name, content) in [("noise", noise), ("hello", b"hello\n".to_vec())] {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir(&dir).expect("mkdir");
+        std::fs::write(dir.join("db"), &content).expect("db");
+        let mut outputs: Vec<(String, Output)> = ["verify", "repair", "compact"]
+            .into_iter()
+            .map(|action| {
+                let out = bin(tmp.path())
+                    .args(["state", action, "--state-dir"])
+                    .arg(&dir)
+                    .output()
+                    .expect("runs");
+                (format!("state {action}"), out)
+            })
+            .collect();
+        let replay = bin(tmp.path())
+            .arg("replay")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo.jsonl.gz"))
+            .arg("--state-dir")
+            .arg(&dir)
+            .output()
+            .expect("runs");
+        outputs.push(("replay".into(), replay));
+        for (command, out) in &outputs {
+            let err = text(&out.stderr);
+            assert!(!out.status.success(), "{name}: {command} must refuse");
+            assert!(
+                err.contains("is not an outagewatch state") && err.contains(&name.to_string()),
+                "{name}: {command}: {err}"
+            );
+        }
+        assert_eq!(
+            std::fs::read(dir.join("db")).expect("db"),
+            content,
+            "{name}"
+        );
+        let files: Vec<String> = std::fs::read_dir(&dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(files, ["db"], "{name}: nothing written beside it");
+        assert!(set_aside(&dir).is_empty(), "{name}: nothing moved aside");
+    }
+    // A new directory still gets a new store.
+    let fresh = tmp.path().join("fresh");
+    drop(SledStore::open(&fresh).expect("a new store"));
+    assert!(fresh.join("db").is_file());
+}
+
+/// A checkpoint whose checksum holds but whose layout is wrong: `verify`
+/// calls it damaged, `repair` drops it, and the store then verifies. Both
+/// passed it, and the next start failed.
+#[test]
+fn a_checkpoint_that_does_not_read_is_found_and_repaired() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("state");
+    make_store(&state);
+    {
+        let db = sled::open(&state).expect("raw open");
+        let junk = outagewatch::state::codec::encode("junk", &[0xffu8; 3]).expect("encode");
+        db.insert(outagewatch::state::keys::CHECKPOINT, junk)
+            .expect("insert");
+        db.flush().expect("flush");
+    }
+    let state_cmd = |action: &str| {
+        bin(tmp.path())
+            .args(["state", action, "--state-dir"])
+            .arg(&state)
+            .output()
+            .expect("runs")
+    };
+    let verify = state_cmd("verify");
+    assert_eq!(verify.status.code(), Some(1), "{}", text(&verify.stdout));
+    let err = text(&verify.stderr);
+    assert!(
+        err.contains("DAMAGED") && err.contains("mcheckpoint"),
+        "{err}"
+    );
+    let repair = state_cmd("repair");
+    assert!(repair.status.success(), "{}", text(&repair.stderr));
+    assert!(
+        text(&repair.stdout).contains("dropped 1 damaged"),
+        "{}",
+        text(&repair.stdout)
+    );
+    let verify = state_cmd("verify");
+    assert!(verify.status.success(), "{}", text(&verify.stderr));
+}
