@@ -16,7 +16,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use self::families::{DeliveryFamilies, PipelineFamilies, ServiceFamilies, SourceFamilies};
+use self::families::{
+    DeliveryFamilies, HttpFamilies, PipelineFamilies, ServiceFamilies, SourceFamilies,
+};
 use super::Telemetry;
 
 /// Services with their own label in the per-service gauges; the rest are
@@ -70,6 +72,7 @@ pub struct Metrics {
     sources: SourceFamilies,
     services: ServiceFamilies,
     delivery: DeliveryFamilies,
+    http: HttpFamilies,
     event_time: Gauge<f64, AtomicU64>,
     up: Gauge,
     process: Process,
@@ -98,6 +101,7 @@ impl Metrics {
         let sources = SourceFamilies::register(&mut r);
         let services = ServiceFamilies::register(&mut r);
         let delivery = DeliveryFamilies::register(&mut r);
+        let http = HttpFamilies::register(&mut r);
         let event_time = family!(
             r,
             "outagewatch_event_time_seconds",
@@ -111,6 +115,7 @@ impl Metrics {
             sources,
             services,
             delivery,
+            http,
             event_time,
             up,
             process,
@@ -147,6 +152,7 @@ impl Metrics {
         if let Some(probe) = t.sinks() {
             self.delivery.sync(&probe);
         }
+        self.http.sync(&t.http);
         self.up.set(i64::from(t.readiness().is_ok()));
         self.process.sync();
     }
