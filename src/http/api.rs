@@ -165,8 +165,21 @@ struct RetryBody {
     id: Option<String>,
 }
 
-async fn retry(State(state): State<AppState>, body: Option<axum::Json<RetryBody>>) -> Response {
-    let id = body.and_then(|b| b.0.id);
+/// The body is JSON (the guard has checked the type) or empty, for all.
+async fn retry(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
+    let id = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        match serde_json::from_slice::<RetryBody>(&body) {
+            Ok(body) => body.id,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("the body must be {{\"id\":\"SINK:SEQ\"}} or {{}}: {e}"),
+                );
+            }
+        }
+    };
     let Some(probe) = state.telemetry.sinks() else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "the sinks are not running");
     };

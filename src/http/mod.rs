@@ -7,10 +7,13 @@
 //! every route but `/healthz` and the static page (which holds no data)
 //! answers 401 without `Authorization: Bearer TOKEN`. The page's script
 //! sends the token it was given in the URL fragment (`/#token=…`, which
-//! browsers never send to the server).
+//! browsers never send to the server). Without a token, only loopback
+//! `Host` names are served, and nothing changes on a cross-site request
+//! ([`guard`]).
 
 pub mod api;
 pub mod dashboard;
+mod guard;
 mod serve;
 #[cfg(test)]
 mod server_tests;
@@ -98,6 +101,8 @@ pub struct AppState {
     /// Wakes the sinks after dead letters are re-queued.
     pub wake: Option<Arc<Notify>>,
     limits: ServerLimits,
+    /// The configured address, a `Host` served without a token.
+    listen: SocketAddr,
 }
 
 fn digest(bytes: &[u8]) -> [u8; 32] {
@@ -151,6 +156,7 @@ impl Server {
             token_digest: settings.token.as_deref().map(|t| digest(t.as_bytes())),
             wake,
             limits: settings.limits,
+            listen: settings.listen,
         };
         let app = router(state);
         let (stop, stopped) = watch::channel(false);
@@ -210,6 +216,10 @@ fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             serve::request_timeout,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::same_site_only,
         ))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)

@@ -182,3 +182,92 @@ async fn a_request_over_its_time_is_answered_503() {
     assert_eq!(telemetry.http.request_timeouts.load(Relaxed), 1);
     server.stop().await;
 }
+
+/// DNS rebinding: without a token, a name that is not loopback is refused;
+/// with a token the token is the guard and any name is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_only_loopback_host_names_are_served() {
+    let (server, _) = start(ServerLimits::default(), None).await;
+    let port = server.addr.port();
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        "[::1]:1".to_owned(),
+        "localhost".to_owned(),
+    ] {
+        let head = format!("GET /api/v1/outbox HTTP/1.1\r\nHost: {host}");
+        let (status, body) = exchange(server.addr, &head, "").await;
+        assert_eq!((status, body.as_str()), (200, r#"{"sinks":[]}"#), "{host}");
+    }
+    for host in [
+        "rebind.evil.example",
+        "rebind.evil.example:9464",
+        "10.1.2.3",
+    ] {
+        for path in ["/api/v1/outbox", "/metrics", "/api/v1/dashboard"] {
+            let head = format!("GET {path} HTTP/1.1\r\nHost: {host}");
+            let (status, body) = exchange(server.addr, &head, "").await;
+            assert_eq!(status, 403, "{host} {path}: {body}");
+            assert!(body.contains(r#""error""#), "{body}");
+        }
+    }
+    server.stop().await;
+
+    let (server, _) = start(ServerLimits::default(), Some("s3cret")).await;
+    let head =
+        "GET /api/v1/outbox HTTP/1.1\r\nHost: status.example.net\r\nAuthorization: Bearer s3cret";
+    assert_eq!(exchange(server.addr, head, "").await.0, 200);
+    let head = "GET /api/v1/outbox HTTP/1.1\r\nHost: status.example.net";
+    assert_eq!(exchange(server.addr, head, "").await.0, 401);
+    server.stop().await;
+}
+
+/// A page elsewhere can POST without a preflight only as a "simple"
+/// request (no JSON type); one from a foreign origin is refused anyway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cross_site_post_changes_nothing() {
+    let (server, _) = start(ServerLimits::default(), None).await;
+    let port = server.addr.port();
+    let post = |extra: &str| {
+        format!("POST /api/v1/outbox/retry HTTP/1.1\r\nHost: 127.0.0.1:{port}{extra}")
+    };
+    let json = "\r\nContent-Type: application/json";
+    let cases: [(String, &str, u16); 8] = [
+        // No type (a no-cors fetch, a form): refused.
+        (post(""), "", 415),
+        (post("\r\nOrigin: https://evil.example"), "", 415),
+        (post("\r\nContent-Type: text/plain"), r#"{"id":"a:1"}"#, 415),
+        (
+            post("\r\nContent-Type: application/x-www-form-urlencoded"),
+            "id=a",
+            415,
+        ),
+        // JSON from another origin (after a preflight nobody answers).
+        (
+            post(&format!("{json}\r\nOrigin: https://evil.example")),
+            "{}",
+            403,
+        ),
+        (post(&format!("{json}\r\nOrigin: null")), "{}", 403),
+        // JSON from the page itself or a command-line client: through to
+        // the handler (no sinks here, so 503).
+        (
+            post(&format!("{json}\r\nOrigin: http://127.0.0.1:{port}")),
+            "{}",
+            503,
+        ),
+        (
+            post("\r\nContent-Type: Application/JSON; charset=utf-8"),
+            "",
+            503,
+        ),
+    ];
+    for (head, body, want) in cases {
+        let (status, answer) = exchange(server.addr, &head, body).await;
+        assert_eq!(status, want, "{head:?} {body:?}: {answer}");
+        assert!(answer.contains(r#""error""#), "{answer}");
+    }
+    let (status, answer) = exchange(server.addr, &post(json), "[1").await;
+    assert_eq!(status, 400, "bad JSON: {answer}");
+    server.stop().await;
+}
