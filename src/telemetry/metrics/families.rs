@@ -9,7 +9,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::{Counters, FloatGauges, Gauges, TOP_SERVICES, copy_plain, copy_total, label};
+use super::{Counters, FloatGauges, Gauges, TOP_SERVICES, copy_plain, copy_total, label, labels};
 use crate::Micros;
 use crate::alert::deliver::SinkProbe;
 use crate::events::http::HttpCounters;
@@ -142,11 +142,11 @@ impl PipelineFamilies {
             copy_total(&self.maintenance, &l, c.maintenance);
             copy_total(&self.duplicates, &l, c.duplicates);
             for (reason, n) in &c.malformed {
-                let l = vec![("source", source.clone()), ("reason", (*reason).to_owned())];
+                let l = labels(&[("source", source), ("reason", reason)]);
                 copy_total(&self.malformed, &l, *n);
             }
             for (reason, n) in &c.skipped {
-                let l = vec![("source", source.clone()), ("reason", (*reason).to_owned())];
+                let l = labels(&[("source", source), ("reason", reason)]);
                 copy_total(&self.skipped, &l, *n);
             }
         }
@@ -213,10 +213,7 @@ impl SourceFamilies {
             copy_total(&self.stalls, &l, s.stalls);
             copy_total(&self.refused, &l, s.server_errors);
             for (reason, n) in [("oversized", s.oversized), ("binary", s.binary)] {
-                let l = vec![
-                    ("source", source.name.clone()),
-                    ("reason", reason.to_owned()),
-                ];
+                let l = labels(&[("source", &source.name), ("reason", reason)]);
                 copy_total(&self.dropped, &l, n);
             }
         }
