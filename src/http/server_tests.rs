@@ -271,3 +271,34 @@ async fn a_cross_site_post_changes_nothing() {
     assert_eq!(status, 400, "bad JSON: {answer}");
     server.stop().await;
 }
+
+/// Every error is `{"error": …}` JSON, a query string that does not fit
+/// included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_errors_are_json() {
+    let (server, _) = start(ServerLimits::default(), None).await;
+    for path in [
+        "/api/v1/services?active=maybe",
+        "/api/v1/services/discord/series?minutes=-1",
+        "/api/v1/services/discord/series?minutes=lots",
+        "/api/v1/incidents?state=bogus",
+        "/api/v1/incidents/%FF%FE",
+    ] {
+        let head = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1");
+        let mut stream = TcpStream::connect(server.addr).await.expect("connects");
+        let request = format!("{head}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("sends");
+        let got = read_to_close(&mut stream).await.expect("an answer");
+        let text = String::from_utf8_lossy(&got).into_owned();
+        assert!(text.starts_with("HTTP/1.1 400"), "{path}: {text}");
+        assert!(
+            text.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{path}: {text}"
+        );
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        let value: serde_json::Value = serde_json::from_str(body).expect("JSON");
+        assert!(value["error"].is_string(), "{path}: {body}");
+    }
+    server.stop().await;
+}
