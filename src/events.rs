@@ -11,6 +11,7 @@
 //! telemetry reads it without an import cycle. The pipeline's events
 //! (malformed frame, quarantined event, stale post) are in [`pipeline`].
 
+pub mod http;
 pub mod pipeline;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

@@ -185,17 +185,46 @@ pub fn clip(text: &str, max: usize) -> String {
 /// space, and what shows nothing is dropped (zero-width characters and
 /// bidirectional controls, which could hide a link from the defanging or
 /// show text other than what it is).
+///
+/// Zero-width joiners and non-joiners stay between two letters or symbols
+/// beyond ASCII, where they shape what is shown (👨‍👩‍👧 is one family, not
+/// three faces; Persian and Indic words need them); next to ASCII, as in
+/// `https:\u{200D}//`, they only hide things, and go.
 pub fn defang(text: &str) -> String {
-    let line: String = text
-        .chars()
-        .filter(|&c| !is_invisible(c))
-        .map(|c| match c {
+    let chars: Vec<char> = text.chars().collect();
+    let shown = |c: Option<&char>| {
+        c.is_some_and(|&c| {
+            !c.is_ascii() && !c.is_control() && !c.is_whitespace() && !is_invisible(c)
+        })
+    };
+    let line: String = chars
+        .iter()
+        .enumerate()
+        .filter(|&(i, &c)| {
+            !is_invisible(c)
+                || matches!(c, '\u{200C}' | '\u{200D}')
+                    && shown(i.checked_sub(1).and_then(|p| chars.get(p)))
+                    && shown(chars.get(i + 1))
+        })
+        .map(|(_, &c)| match c {
             '\u{2028}' | '\u{2029}' => ' ',
             c if c.is_control() => ' ',
             c => c,
         })
         .collect();
     line.replace("://", "[:]//")
+}
+
+/// Mentions made harmless for a receiver that passes text on to Slack or
+/// Discord (PagerDuty, Opsgenie and Alertmanager are often bridged there):
+/// a zero-width space after the `<` of `<!channel>` and `<@U…>` and after
+/// the `@` of `@everyone` and `@here`, so neither syntax is recognised
+/// and the text reads the same.
+pub fn unmention(text: &str) -> String {
+    text.replace("<!", "<\u{200B}!")
+        .replace("<@", "<\u{200B}@")
+        .replace("@everyone", "@\u{200B}everyone")
+        .replace("@here", "@\u{200B}here")
 }
 
 /// A sample's link as a web page, when it is one: Bluesky's `at://` URIs
@@ -323,6 +352,26 @@ mod tests {
             ("\u{202E}moc.elpmaxe//:sptth", "moc.elpmaxe//:sptth"),
             ("a\u{2066}b\u{2069}c\u{200F}d\u{FEFF}e", "abcde"),
             ("インスタ落ちてる 😀", "インスタ落ちてる 😀"),
+            // Joiners stay where they join: a family, a Persian word.
+            (
+                "down again \u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}",
+                "down again \u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}",
+            ),
+            (
+                "\u{645}\u{6CC}\u{200C}\u{62E}\u{648}\u{627}\u{647}\u{645}",
+                "\u{645}\u{6CC}\u{200C}\u{62E}\u{648}\u{627}\u{647}\u{645}",
+            ),
+            (
+                "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F466}\u{200D}\u{1F466}",
+                "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F466}\u{200D}\u{1F466}",
+            ),
+            // …and go where they only hide or split.
+            ("https:\u{200D}//x.example", "https[:]//x.example"),
+            ("do\u{200C}wn", "down"),
+            ("\u{200D}\u{1F468}", "\u{1F468}"),
+            ("\u{1F468}\u{200D}", "\u{1F468}"),
+            ("\u{1F468}\u{200D} \u{1F469}", "\u{1F468} \u{1F469}"),
+            ("\u{1F468}\u{200D}\u{202E}\u{1F469}", "\u{1F468}\u{1F469}"),
         ];
         for (text, line) in cases {
             assert_eq!(defang(text), line, "{text:?}");

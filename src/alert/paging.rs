@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::format::{clip, headline, sample_link, summary};
+use super::format::{clip, defang, headline, sample_link, summary, unmention};
 use super::{Alert, AlertKind};
 use crate::detect::{Severity, TransitionKind};
 
@@ -27,8 +27,18 @@ pub const AM_LABEL: usize = 256;
 
 const SAMPLE_CHARS: usize = 280;
 
+/// Our own fields in text (a discovered service is named by a hashtag):
+/// as a post's text.
 fn plain(s: &str) -> String {
-    s.to_owned()
+    post_text(s)
+}
+
+/// A post's text: one line, links defanged, no invisible controls and no
+/// mentions, as the chat formats show it. These receivers are often
+/// bridged to Slack or Discord, where `<!channel>`, `@everyone` and
+/// `[login](https://…)` as posted would ping and link.
+fn post_text(s: &str) -> String {
+    unmention(&defang(s))
 }
 
 /// Our severity in PagerDuty's terms. A source's health is `error` (our
@@ -66,7 +76,7 @@ fn samples(alert: &Alert) -> Vec<Value> {
     alert
         .samples
         .iter()
-        .map(|s| json!({"text": clip(&s.text, SAMPLE_CHARS), "uri": clip(&s.uri, 512)}))
+        .map(|s| json!({"text": clip(&post_text(&s.text), SAMPLE_CHARS), "uri": clip(&s.uri, 512)}))
         .collect()
 }
 
@@ -74,12 +84,7 @@ fn sample_lines(alert: &Alert) -> String {
     alert
         .samples
         .iter()
-        .map(|s| {
-            format!(
-                "> {}",
-                clip(&s.text.replace(['\n', '\r'], " "), SAMPLE_CHARS)
-            )
-        })
+        .map(|s| format!("> {}", clip(&post_text(&s.text), SAMPLE_CHARS)))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -127,7 +132,7 @@ pub fn pagerduty(alert: &Alert, routing_key: &str) -> Value {
                 "baseline_per_min": alert.baseline_per_min,
                 "started_at": alert.started_at,
                 "sequence": alert.sequence,
-                "detail": alert.detail.as_deref().map(|d| clip(d, 500)),
+                "detail": alert.detail.as_deref().map(|d| clip(&post_text(d), 500)),
                 "test": alert.test,
                 "samples": samples(alert),
             },
@@ -178,13 +183,13 @@ pub fn opsgenie(alert: &Alert) -> (OpsgenieCall, Value) {
     details.insert("started_at".into(), json!(clip(&alert.started_at, 40)));
     details.insert("sequence".into(), json!(alert.sequence.to_string()));
     if let Some(detail) = &alert.detail {
-        details.insert("detail".into(), json!(clip(detail, 500)));
+        details.insert("detail".into(), json!(clip(&post_text(detail), 500)));
     }
     let description = format!(
         "{}\n\n{}\n\nincident {} · event {}",
         summary(alert, &plain),
         sample_lines(alert),
-        alert.id,
+        plain(&alert.id),
         alert.sequence
     );
     (
@@ -255,7 +260,10 @@ pub fn alertmanager_alert(alert: &Alert, ends_at: &str) -> Value {
         );
     }
     if let Some(detail) = &alert.detail {
-        annotations.insert("detail".into(), json!(clip(detail, AM_ANNOTATION)));
+        annotations.insert(
+            "detail".into(),
+            json!(clip(&post_text(detail), AM_ANNOTATION)),
+        );
     }
     json!({
         "labels": labels,
@@ -289,6 +297,23 @@ pub fn alertmanager_batch(
 mod tests {
     use super::*;
     use crate::alert::format::example;
+
+    /// A post as PagerDuty, Opsgenie and Alertmanager carry it: as the chat
+    /// formats show it, so a bridge to Slack or Discord pings nobody and
+    /// links nothing; a family emoji keeps its joiners.
+    #[test]
+    fn the_plain_formats_carry_no_mention_link_or_hidden_control() {
+        let post = "<!channel> <@U024BE7LH> @everyone @here [login](https://evil.example) \u{202E}nwod\u{2066} \u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}";
+        let shown = "<\u{200B}!channel> <\u{200B}@U024BE7LH> @\u{200B}everyone @\u{200B}here [login](https[:]//evil.example) nwod \u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}";
+        let alert = example(TransitionKind::Firing, post);
+        let pd = pagerduty(&alert, "key");
+        assert_eq!(pd["payload"]["custom_details"]["samples"][0]["text"], shown);
+        let (_, og) = opsgenie(&alert);
+        let description = og["description"].as_str().expect("description");
+        assert!(description.contains(&format!("> {shown}")), "{description}");
+        let am = alertmanager_alert(&alert, "2026-07-04T15:00:00Z");
+        assert_eq!(am["annotations"]["samples"], format!("> {shown}"));
+    }
 
     #[test]
     fn pagerduty_triggers_then_resolves_with_one_dedup_key() {

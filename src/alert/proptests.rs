@@ -28,6 +28,11 @@ fn text() -> impl Strategy<Value = String> {
         Just("\n> ".to_owned()),
         Just("https://x.example/?a=1".to_owned()),
         Just("インスタ落ちてる🔥".to_owned()),
+        Just("\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}".to_owned()),
+        Just("https:\u{200D}//x\u{202E}y\u{200B}z\u{2066}".to_owned()),
+        Just("@every".to_owned()),
+        Just("one".to_owned()),
+        Just("<".to_owned()),
         "[a-z ]{0,40}".prop_map(|s| s),
         any::<String>(),
         "x{500,3000}".prop_map(|s| s),
@@ -120,6 +125,21 @@ fn discord_escaped(line: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Post text in the plain formats (PagerDuty, Opsgenie, Alertmanager),
+/// often bridged to chat: no mention, no link, nothing invisible but the
+/// joiners and our own zero-width spaces, no control but line breaks
+/// between quoted lines.
+fn plain_safe(s: &str) -> Result<(), String> {
+    for bad in ["<!", "<@", "@everyone", "@here", "://"] {
+        ensure(!s.contains(bad), &format!("{bad} in {s:?}"))?;
+    }
+    let hidden = |c: char| {
+        (c.is_control() && c != '\n')
+            || crate::normalize::is_invisible(c) && !matches!(c, '\u{200B}'..='\u{200D}')
+    };
+    ensure(!s.chars().any(hidden), &format!("a control in {s:?}"))
 }
 
 fn ensure(ok: bool, what: &str) -> Result<(), String> {
@@ -216,6 +236,12 @@ fn check_pagerduty(alert: &Alert) -> Result<(), String> {
                 .contains(&p["payload"]["severity"].as_str().unwrap_or("")),
             "severity",
         )?;
+        let details = &p["payload"]["custom_details"];
+        for sample in details["samples"].as_array().ok_or("samples")? {
+            plain_safe(sample["text"].as_str().unwrap_or(""))?;
+        }
+        plain_safe(details["detail"].as_str().unwrap_or(""))?;
+        plain_safe(p["payload"]["summary"].as_str().unwrap_or(""))?;
         for link in p["links"].as_array().ok_or("links")? {
             let href = link["href"].as_str().unwrap_or("");
             ensure(
@@ -233,6 +259,9 @@ fn check_opsgenie(alert: &Alert) -> Result<(), String> {
     if call == OpsgenieCall::Create {
         ensure(chars(&o["message"]) <= paging::OG_MESSAGE, "message")?;
         ensure(chars(&o["alias"]) <= paging::OG_ALIAS, "alias")?;
+        plain_safe(o["description"].as_str().unwrap_or(""))?;
+        plain_safe(o["message"].as_str().unwrap_or(""))?;
+        plain_safe(o["details"]["detail"].as_str().unwrap_or(""))?;
         ensure(
             chars(&o["description"]) <= paging::OG_DESCRIPTION,
             "og description",
@@ -268,6 +297,7 @@ fn check_alertmanager(alert: &Alert) -> Result<(), String> {
     }
     for (_, v) in a["annotations"].as_object().ok_or("annotations")? {
         ensure(chars(v) <= paging::AM_ANNOTATION, "annotation")?;
+        plain_safe(v.as_str().unwrap_or(""))?;
     }
     Ok(())
 }
@@ -297,4 +327,18 @@ fn the_checks_catch_what_they_look_for() {
     assert!(slack_safe("a & b").is_err());
     assert!(discord_escaped("> \\[x\\]\\(y\\)").is_ok());
     assert!(discord_escaped("> [x](y)").is_err());
+    assert!(
+        plain_safe("> @\u{200B}everyone <\u{200B}!channel> https[:]//x \u{1F468}\u{200D}\u{1F469}")
+            .is_ok()
+    );
+    for bad in [
+        "@everyone",
+        "<!channel>",
+        "<@U1>",
+        "[a](https://x)",
+        "a\u{202E}b",
+        "a\rb",
+    ] {
+        assert!(plain_safe(bad).is_err(), "{bad:?}");
+    }
 }

@@ -40,24 +40,40 @@ impl Default for RetryPolicy {
     }
 }
 
+/// A number of seconds, capped at [`MAX_WAIT`]: one too large for a float
+/// (`1e400`, read as infinity) is a long wait, not none at all.
 fn seconds(value: &str) -> Option<Duration> {
     let secs: f64 = value.trim().parse().ok()?;
-    (secs.is_finite() && secs >= 0.0)
-        .then(|| Duration::from_secs_f64(secs.min(MAX_WAIT.as_secs_f64())))
+    capped(secs)
+}
+
+/// Seconds as a wait of at most [`MAX_WAIT`]; `None` if negative or NaN.
+fn capped(secs: f64) -> Option<Duration> {
+    (secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(MAX_WAIT.as_secs_f64())))
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// `Retry-After`: seconds, or an HTTP date (relative to `now`).
+/// `Retry-After`: seconds, or an HTTP date (relative to `now`) in any of
+/// the three forms RFC 9110 says a recipient must accept (IMF-fixdate,
+/// RFC 850 and asctime, read by `httpdate`), or RFC 2822 with a zone.
 pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
     if let Some(wait) = seconds(value) {
         return Some(wait);
     }
-    let when = chrono::DateTime::parse_from_rfc2822(value.trim()).ok()?;
-    let secs = (when.timestamp() - now.timestamp()).max(0);
-    Some(Duration::from_secs(secs as u64).min(MAX_WAIT))
+    let wait = match httpdate::parse_http_date(value) {
+        Ok(when) => when
+            .duration_since(std::time::SystemTime::from(now))
+            .unwrap_or(Duration::ZERO),
+        Err(_) => {
+            let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+            Duration::from_secs((when.timestamp() - now.timestamp()).max(0) as u64)
+        }
+    };
+    Some(wait.min(MAX_WAIT))
 }
 
 /// The `X-RateLimit-*` wait, when the budget is used up.
@@ -80,8 +96,7 @@ fn exhausted_wait(headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Op
     } else {
         reset
     };
-    (wait.is_finite() && wait >= 0.0)
-        .then(|| Duration::from_secs_f64(wait.min(MAX_WAIT.as_secs_f64())))
+    capped(wait)
 }
 
 /// How long a failed request's receiver asked us to wait, from its
@@ -95,8 +110,7 @@ pub fn retry_after(
     let from_body = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v.get("retry_after").and_then(serde_json::Value::as_f64))
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(|s| Duration::from_secs_f64(s.min(MAX_WAIT.as_secs_f64())));
+        .and_then(capped);
     [from_header, from_body, exhausted_wait(headers, now)]
         .into_iter()
         .flatten()
@@ -179,6 +193,65 @@ mod tests {
                 Some(Duration::ZERO),
             ),
             (headers(&[("retry-after", "soon")]), b"", None),
+            // Too large for a float: the longest wait, not none.
+            (headers(&[("retry-after", "1e400")]), b"", Some(MAX_WAIT)),
+            (headers(&[("retry-after", "inf")]), b"", Some(MAX_WAIT)),
+            (
+                headers(&[("retry-after", "99999999999999999999999")]),
+                b"",
+                Some(MAX_WAIT),
+            ),
+            (headers(&[("retry-after", "NaN")]), b"", None),
+            (headers(&[("retry-after", "-1")]), b"", None),
+            (headers(&[("retry-after", "-inf")]), b"", None),
+            // The three HTTP-date forms (RFC 9110 5.6.7), two minutes on.
+            (
+                headers(&[("retry-after", "Sat, 04 Jul 2026 14:08:40 GMT")]),
+                b"",
+                Some(s(120.0)),
+            ),
+            (
+                headers(&[("retry-after", "Saturday, 04-Jul-26 14:08:40 GMT")]),
+                b"",
+                Some(s(120.0)),
+            ),
+            (
+                headers(&[("retry-after", "Sat Jul  4 14:08:40 2026")]),
+                b"",
+                Some(s(120.0)),
+            ),
+            // RFC 2822 with a zone, as before; a date far on is capped.
+            (
+                headers(&[("retry-after", "Sat, 04 Jul 2026 16:08:40 +0200")]),
+                b"",
+                Some(s(120.0)),
+            ),
+            (
+                headers(&[("retry-after", "Saturday, 04-Jul-26 20:06:40 GMT")]),
+                b"",
+                Some(MAX_WAIT),
+            ),
+            (
+                headers(&[("retry-after", "Sat, 32 Jul 2026 14:08:40 GMT")]),
+                b"",
+                None,
+            ),
+            (
+                headers(&[
+                    ("x-ratelimit-remaining", "0"),
+                    ("x-ratelimit-reset-after", "1e400"),
+                ]),
+                b"",
+                Some(MAX_WAIT),
+            ),
+            (
+                headers(&[
+                    ("x-ratelimit-remaining", "0"),
+                    ("x-ratelimit-reset", "1e400"),
+                ]),
+                b"",
+                Some(MAX_WAIT),
+            ),
             // Discord: the body only.
             (
                 HeaderMap::new(),

@@ -3,7 +3,8 @@
 //! snapshot and the replay report. Every time is RFC 3339.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -31,6 +32,37 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/sources", get(sources))
         .route("/api/v1/outbox", get(outbox))
         .route("/api/v1/outbox/retry", post(retry))
+}
+
+/// A query string read as `T`; one that does not fit is a JSON error like
+/// every other (axum's own rejection is plain text: `?minutes=-1` and
+/// `?active=maybe` answered `text/plain`).
+pub struct ApiQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(query)) => Ok(ApiQuery(query)),
+            Err(rejection) => Err(error(rejection.status(), &truncate(&rejection.body_text()))),
+        }
+    }
+}
+
+/// A path parameter, with a JSON error when it cannot be read (it is not
+/// UTF-8 once decoded).
+pub struct ApiPath<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(ApiPath(value)),
+            Err(rejection) => Err(error(rejection.status(), &truncate(&rejection.body_text()))),
+        }
+    }
 }
 
 /// A JSON error body: `{"error": "..."}`.
@@ -76,7 +108,10 @@ struct IncidentsQuery {
     state: Option<String>,
 }
 
-async fn incidents(State(state): State<AppState>, Query(query): Query<IncidentsQuery>) -> Response {
+async fn incidents(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<IncidentsQuery>,
+) -> Response {
     let all = match query.state.as_deref() {
         None | Some("open") => false,
         Some("all") => true,
@@ -96,7 +131,7 @@ async fn incidents(State(state): State<AppState>, Query(query): Query<IncidentsQ
     axum::Json(json!({ "incidents": list })).into_response()
 }
 
-async fn incident(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+async fn incident(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Response {
     let board = state.telemetry.board();
     match board.incident(&id) {
         Some(record) => axum::Json(record).into_response(),
@@ -112,7 +147,10 @@ struct ServicesQuery {
     active: Option<bool>,
 }
 
-async fn services(State(state): State<AppState>, Query(query): Query<ServicesQuery>) -> Response {
+async fn services(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<ServicesQuery>,
+) -> Response {
     let list = service_views(&state.telemetry, query.active.unwrap_or(false));
     axum::Json(json!({ "services": list })).into_response()
 }
@@ -124,8 +162,8 @@ struct SeriesQuery {
 
 async fn series(
     State(state): State<AppState>,
-    Path(name): Path<String>,
-    Query(query): Query<SeriesQuery>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(query): ApiQuery<SeriesQuery>,
 ) -> Response {
     let minutes = query.minutes.unwrap_or(MAX_MINUTES).clamp(1, MAX_MINUTES);
     let board = state.telemetry.board();
@@ -165,8 +203,28 @@ struct RetryBody {
     id: Option<String>,
 }
 
-async fn retry(State(state): State<AppState>, body: Option<axum::Json<RetryBody>>) -> Response {
-    let id = body.and_then(|b| b.0.id);
+/// The body is JSON (the guard has checked the type) or empty, for all.
+async fn retry(
+    State(state): State<AppState>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return error(rejection.status(), &truncate(&rejection.body_text())),
+    };
+    let id = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        match serde_json::from_slice::<RetryBody>(&body) {
+            Ok(body) => body.id,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("the body must be {{\"id\":\"SINK:SEQ\"}} or {{}}: {e}"),
+                );
+            }
+        }
+    };
     let Some(probe) = state.telemetry.sinks() else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "the sinks are not running");
     };

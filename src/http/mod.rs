@@ -7,10 +7,18 @@
 //! every route but `/healthz` and the static page (which holds no data)
 //! answers 401 without `Authorization: Bearer TOKEN`. The page's script
 //! sends the token it was given in the URL fragment (`/#token=…`, which
-//! browsers never send to the server).
+//! browsers never send to the server). Without a token, only loopback
+//! `Host` names are served, and nothing changes on a cross-site request
+//! ([`guard`]).
 
 pub mod api;
 pub mod dashboard;
+mod guard;
+mod serve;
+#[cfg(test)]
+mod server_tests;
+
+pub use serve::ServerLimits;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -61,6 +69,8 @@ pub struct HttpSettings {
     pub listen: SocketAddr,
     /// Required for a non-loopback address; empty means none.
     pub token: Option<String>,
+    /// Timeouts and the connection cap (the defaults but in tests).
+    pub limits: ServerLimits,
 }
 
 impl HttpSettings {
@@ -73,7 +83,11 @@ impl HttpSettings {
         if !listen.ip().is_loopback() && token.is_none() {
             return Err(HttpError::TokenRequired(listen));
         }
-        Ok(HttpSettings { listen, token })
+        Ok(HttpSettings {
+            listen,
+            token,
+            limits: ServerLimits::default(),
+        })
     }
 }
 
@@ -86,6 +100,9 @@ pub struct AppState {
     token_digest: Option<[u8; 32]>,
     /// Wakes the sinks after dead letters are re-queued.
     pub wake: Option<Arc<Notify>>,
+    limits: ServerLimits,
+    /// The configured address, a `Host` served without a token.
+    listen: SocketAddr,
 }
 
 fn digest(bytes: &[u8]) -> [u8; 32] {
@@ -135,23 +152,21 @@ impl Server {
             None => None,
         };
         let state = AppState {
-            telemetry,
+            telemetry: telemetry.clone(),
             token_digest: settings.token.as_deref().map(|t| digest(t.as_bytes())),
             wake,
+            limits: settings.limits,
+            listen: settings.listen,
         };
         let app = router(state);
-        let (stop, mut stopped) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::error!(error = %e, "the status server stopped");
-            }
-        });
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(serve::serve(
+            listener,
+            app,
+            settings.limits,
+            telemetry,
+            stopped,
+        ));
         tracing::info!(
             addr = %addr,
             url = %format!("http://{addr}/"),
@@ -198,6 +213,14 @@ fn router(state: AppState) -> Router {
         .merge(dashboard::page_routes())
         .merge(guarded)
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            serve::request_timeout,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::same_site_only,
+        ))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }

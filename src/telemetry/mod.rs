@@ -31,6 +31,7 @@ use crate::Micros;
 use crate::alert::Alert;
 use crate::alert::deliver::SinkProbe;
 use crate::detect::Detector;
+use crate::events::http::HttpCounters;
 use crate::events::pipeline::{SourceCounts, Stats};
 use crate::source::health::SourceHealth;
 use crate::window::Bucket;
@@ -60,6 +61,8 @@ pub struct Telemetry {
     replaying: AtomicBool,
     pub state_dir: Option<PathBuf>,
     pub metrics: metrics::Metrics,
+    /// The status server's refused connections and timeouts.
+    pub http: HttpCounters,
 }
 
 impl Telemetry {
@@ -75,6 +78,7 @@ impl Telemetry {
             replaying: AtomicBool::new(false),
             state_dir,
             metrics: metrics::Metrics::new(),
+            http: HttpCounters::default(),
         })
     }
 

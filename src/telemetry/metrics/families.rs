@@ -9,9 +9,10 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::{Counters, FloatGauges, Gauges, TOP_SERVICES, copy_plain, copy_total, label};
+use super::{Counters, FloatGauges, Gauges, TOP_SERVICES, copy_plain, copy_total, label, labels};
 use crate::Micros;
 use crate::alert::deliver::SinkProbe;
+use crate::events::http::HttpCounters;
 use crate::events::pipeline::Stats;
 use crate::source::health::SourceHealth;
 use crate::telemetry::Board;
@@ -141,11 +142,11 @@ impl PipelineFamilies {
             copy_total(&self.maintenance, &l, c.maintenance);
             copy_total(&self.duplicates, &l, c.duplicates);
             for (reason, n) in &c.malformed {
-                let l = vec![("source", source.clone()), ("reason", (*reason).to_owned())];
+                let l = labels(&[("source", source), ("reason", reason)]);
                 copy_total(&self.malformed, &l, *n);
             }
             for (reason, n) in &c.skipped {
-                let l = vec![("source", source.clone()), ("reason", (*reason).to_owned())];
+                let l = labels(&[("source", source), ("reason", reason)]);
                 copy_total(&self.skipped, &l, *n);
             }
         }
@@ -212,10 +213,7 @@ impl SourceFamilies {
             copy_total(&self.stalls, &l, s.stalls);
             copy_total(&self.refused, &l, s.server_errors);
             for (reason, n) in [("oversized", s.oversized), ("binary", s.binary)] {
-                let l = vec![
-                    ("source", source.name.clone()),
-                    ("reason", reason.to_owned()),
-                ];
+                let l = labels(&[("source", &source.name), ("reason", reason)]);
                 copy_total(&self.dropped, &l, n);
             }
         }
@@ -343,6 +341,40 @@ impl DeliveryFamilies {
         }
         if let Ok(size) = probe.outbox().store_size() {
             self.store_size.set(size as i64);
+        }
+    }
+}
+
+/// The status server's own guards (from [`HttpCounters`]).
+pub(super) struct HttpFamilies {
+    refused: Counter,
+    timeouts: Counters,
+}
+
+impl HttpFamilies {
+    pub(super) fn register(r: &mut Registry) -> Self {
+        HttpFamilies {
+            refused: family!(
+                r,
+                "outagewatch_http_connections_refused",
+                "Status-server connections closed at once because too many were open"
+            ),
+            timeouts: family!(
+                r,
+                "outagewatch_http_timeouts",
+                "Status-server requests cut off, per kind (headers: head not read in time, connection closed; request: answered 503)"
+            ),
+        }
+    }
+
+    pub(super) fn sync(&self, c: &HttpCounters) {
+        use std::sync::atomic::Ordering::Relaxed;
+        copy_plain(&self.refused, c.refused.load(Relaxed));
+        for (kind, n) in [
+            ("headers", &c.header_timeouts),
+            ("request", &c.request_timeouts),
+        ] {
+            copy_total(&self.timeouts, &label("kind", kind), n.load(Relaxed));
         }
     }
 }

@@ -11,25 +11,60 @@
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
+use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use self::families::{DeliveryFamilies, PipelineFamilies, ServiceFamilies, SourceFamilies};
+use self::families::{
+    DeliveryFamilies, HttpFamilies, PipelineFamilies, ServiceFamilies, SourceFamilies,
+};
 use super::Telemetry;
 
 /// Services with their own label in the per-service gauges; the rest are
 /// summed under `service="other"`.
 pub const TOP_SERVICES: usize = 20;
 
-type Labels = Vec<(&'static str, String)>;
+type Labels = Vec<(&'static str, LabelValue)>;
 type Counters = Family<Labels, Counter>;
 type Gauges = Family<Labels, Gauge>;
 type FloatGauges = Family<Labels, Gauge<f64, AtomicU64>>;
 
 fn label(key: &'static str, value: &str) -> Labels {
-    vec![(key, value.to_owned())]
+    vec![(key, LabelValue(value.to_owned()))]
+}
+
+/// Several labels at once.
+fn labels(pairs: &[(&'static str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(key, value)| (*key, LabelValue((*value).to_owned())))
+        .collect()
+}
+
+/// A label value, escaped as the text format wants (`\\`, `\"`, `\n`).
+/// Values come from outside (a replayed file's name, a configured source or
+/// sink name), and prometheus-client writes a `String` as it is: a file
+/// named `x"} 1⏎evil_metric{a="b.jsonl` put a forged series in /metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct LabelValue(String);
+
+impl EncodeLabelValue for LabelValue {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+        use std::fmt::Write;
+        let mut rest = self.0.as_str();
+        while let Some(at) = rest.find(['\\', '"', '\n']) {
+            encoder.write_str(&rest[..at])?;
+            encoder.write_str(match rest.as_bytes()[at] {
+                b'\\' => "\\\\",
+                b'"' => "\\\"",
+                _ => "\\n",
+            })?;
+            rest = &rest[at + 1..];
+        }
+        encoder.write_str(rest)
+    }
 }
 
 /// Adds to a counter what a total has gained since the last copy.
@@ -70,6 +105,7 @@ pub struct Metrics {
     sources: SourceFamilies,
     services: ServiceFamilies,
     delivery: DeliveryFamilies,
+    http: HttpFamilies,
     event_time: Gauge<f64, AtomicU64>,
     up: Gauge,
     process: Process,
@@ -98,6 +134,7 @@ impl Metrics {
         let sources = SourceFamilies::register(&mut r);
         let services = ServiceFamilies::register(&mut r);
         let delivery = DeliveryFamilies::register(&mut r);
+        let http = HttpFamilies::register(&mut r);
         let event_time = family!(
             r,
             "outagewatch_event_time_seconds",
@@ -111,6 +148,7 @@ impl Metrics {
             sources,
             services,
             delivery,
+            http,
             event_time,
             up,
             process,
@@ -147,6 +185,7 @@ impl Metrics {
         if let Some(probe) = t.sinks() {
             self.delivery.sync(&probe);
         }
+        self.http.sync(&t.http);
         self.up.set(i64::from(t.readiness().is_ok()));
         self.process.sync();
     }
@@ -211,4 +250,53 @@ impl Process {
 
     #[cfg(not(target_os = "linux"))]
     fn sync(&self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::pipeline::{SourceCounts, Stats};
+    use crate::telemetry::Mode;
+
+    /// A name from outside cannot end its label and start a series of its
+    /// own: quotes, backslashes and line breaks are escaped.
+    #[test]
+    fn hostile_label_values_stay_inside_their_label() {
+        let names = [
+            "x\"} 1\nevil_metric{a=\"b.jsonl",
+            "back\\slash\\\"} 2",
+            "cr\r\nevil_metric 3",
+            "plain.jsonl",
+        ];
+        let telemetry = Telemetry::new(Mode::Replay, None);
+        let mut stats = Stats::default();
+        for name in names {
+            let counts = SourceCounts {
+                frames: 7,
+                ..SourceCounts::default()
+            };
+            stats.by_source.insert(name.to_owned(), counts);
+        }
+        telemetry.publish_stats(&stats);
+        let text = telemetry.metrics.render(&telemetry).expect("renders");
+        for line in text.lines() {
+            assert!(
+                !line.starts_with("evil_metric"),
+                "forged line: {line}\n{text}"
+            );
+        }
+        for want in [
+            r#"outagewatch_frames_total{source="x\"} 1\nevil_metric{a=\"b.jsonl"} 7"#,
+            r#"outagewatch_frames_total{source="back\\slash\\\"} 2"} 7"#,
+            "outagewatch_frames_total{source=\"cr\r\\nevil_metric 3\"} 7",
+            r#"outagewatch_frames_total{source="plain.jsonl"} 7"#,
+        ] {
+            assert!(text.contains(want), "no {want}\n{text}");
+        }
+        let frames = text
+            .lines()
+            .filter(|l| l.starts_with("outagewatch_frames_total{"))
+            .count();
+        assert_eq!(frames, names.len(), "one series each\n{text}");
+    }
 }
