@@ -7,9 +7,17 @@
 //! verified id, so the same note from several relays, or from a resumed
 //! subscription, is counted once.
 //!
-//! `created_at` is set by the author and can be anything: the event time is
-//! the arrival time. The author's claim is used only to drop notes claiming
-//! to be older than the de-duplication horizon (stored history a relay
+//! `created_at` is set by the author and can be anything: the event time of
+//! a live note (one after the subscription's `EOSE`) is the arrival time,
+//! so a note dated ahead or behind cannot move a count. A stored note (one
+//! the relay sends before `EOSE`: the catch-up after a reconnect or a
+//! restart, asked for from the last processed note) did not happen at its
+//! arrival: minutes of notes arrive in a second, and counted at arrival
+//! they made one bucket of a surge that never was. Its event time is its
+//! `created_at` clamped to the range the `REQ` asked for, from `since` to
+//! the arrival: an author's claim places it only within the gap being
+//! caught up. The claim is also used to drop notes claiming to be older
+//! than the de-duplication horizon before their arrival (history a relay
 //! sends again, a backfill).
 
 use k256::schnorr::{Signature, VerifyingKey};
@@ -97,12 +105,28 @@ fn verify(event: &Event) -> Result<(), FrameError> {
         .map_err(|_| FrameError::Unverified(reject::SIG_INVALID))
 }
 
-/// Decodes and verifies one relay message. `arrival_us` is when it arrived:
-/// the note's event time (without it, as for a hand-made file, the author's
-/// `created_at` is used).
+/// The event time of a note claiming `claimed_us`: the arrival for a live
+/// note, the claim within `[stored_since, arrival]` for a stored one, the
+/// claim when the arrival is unknown (a hand-made file).
+pub fn event_time(
+    claimed_us: Micros,
+    arrival_us: Option<Micros>,
+    stored_since: Option<Micros>,
+) -> Micros {
+    match (arrival_us, stored_since) {
+        (None, _) => claimed_us,
+        (Some(arrival), None) => arrival,
+        (Some(arrival), Some(since)) => claimed_us.clamp(since.min(arrival), arrival),
+    }
+}
+
+/// Decodes and verifies one relay message. `arrival_us` is when it arrived,
+/// `stored_since` is set for a stored note (before `EOSE`): see
+/// [`event_time`].
 pub fn decode(
     frame: &[u8],
     arrival_us: Option<Micros>,
+    stored_since: Option<Micros>,
 ) -> Result<(Option<Micros>, Decoded), FrameError> {
     let message: Vec<Value> = parse_json(frame)?;
     match message.first().and_then(Value::as_str) {
@@ -122,11 +146,12 @@ pub fn decode(
         .ok_or_else(|| {
             FrameError::BadRecord(format!("created_at {} out of range", event.created_at))
         })?;
-    let time_us = arrival_us.unwrap_or(claimed_us);
+    let time_us = event_time(claimed_us, arrival_us, stored_since);
     if event.kind != 1 {
         return Ok((Some(time_us), Decoded::Skipped(SkipReason::NotAPost)));
     }
-    if claimed_us < time_us.saturating_sub(BACKFILL_HORIZON_US) {
+    let reference = arrival_us.unwrap_or(claimed_us);
+    if claimed_us < reference.saturating_sub(BACKFILL_HORIZON_US) {
         return Ok((Some(time_us), Decoded::Skipped(SkipReason::Backfill)));
     }
     verify(&event)?;
@@ -181,7 +206,7 @@ pub struct Nostr;
 
 impl Source for Nostr {
     fn decode(&self, frame: &[u8], origin: &Origin<'_>) -> Result<Frame, FrameError> {
-        decode(frame, origin.arrival_us).map(|(t, d)| Frame::timed(t, d))
+        decode(frame, origin.arrival_us, origin.stored_since).map(|(t, d)| Frame::timed(t, d))
     }
 
     fn arrival_is_event_time(&self) -> bool {
@@ -206,7 +231,7 @@ impl Source for Nostr {
         Box::pin(super::ws::run(
             connection.urls,
             connection.settings,
-            NostrProtocol,
+            NostrProtocol::default(),
             link,
         ))
     }
@@ -214,7 +239,11 @@ impl Source for Nostr {
 
 /// One relay: a `REQ` for kind-1 notes since the last processed one.
 #[derive(Debug, Default)]
-pub struct NostrProtocol;
+pub struct NostrProtocol {
+    /// The `since` of this connection's `REQ` (µs) until its `EOSE`: the
+    /// notes before it are stored ones.
+    stored_since: Option<Micros>,
+}
 
 impl Protocol for NostrProtocol {
     fn connect_url(&mut self, host: &str, _processed: Option<Micros>) -> String {
@@ -225,7 +254,12 @@ impl Protocol for NostrProtocol {
         let since = processed
             .map(|t| t / MICROS_PER_SEC - RESUME_OVERLAP_SECS)
             .unwrap_or_else(|| crate::wall::now_us() / MICROS_PER_SEC);
+        self.stored_since = Some(since.saturating_mul(MICROS_PER_SEC));
         vec![serde_json::json!(["REQ", SUBSCRIPTION, {"kinds": [1], "since": since}]).to_string()]
+    }
+
+    fn stored_since(&self) -> Option<Micros> {
+        self.stored_since
     }
 
     fn control(&mut self, frame: &str) -> Control {
@@ -241,7 +275,12 @@ impl Protocol for NostrProtocol {
         };
         match text(0).as_str() {
             "EVENT" => Control::Data,
-            "EOSE" => Control::Info("end of stored events; live notes follow".into()),
+            "EOSE" => {
+                if text(1) == SUBSCRIPTION {
+                    self.stored_since = None;
+                }
+                Control::Info("end of stored events; live notes follow".into())
+            }
             "NOTICE" => Control::Info(format!("notice: {}", text(1))),
             "CLOSED" => Control::Reconnect(text(2)),
             "OK" | "AUTH" | "COUNT" => Control::Info(frame.to_owned()),
@@ -333,7 +372,7 @@ pub mod tests {
     #[test]
     fn a_signed_kind_one_note_is_a_post_at_its_arrival_time() {
         let event = note(1, 1_783_174_990);
-        let (t, decoded) = decode(frame(&event).as_bytes(), Some(NOW)).expect("decodes");
+        let (t, decoded) = decode(frame(&event).as_bytes(), Some(NOW), None).expect("decodes");
         assert_eq!(
             t,
             Some(NOW),
@@ -363,18 +402,18 @@ pub mod tests {
     fn the_authors_clock_moves_nothing_but_old_claims_are_backfill() {
         // Dated a year ahead: still now.
         let ahead = note(1, 1_783_175_000 + 365 * 86_400);
-        let (t, decoded) = decode(frame(&ahead).as_bytes(), Some(NOW)).expect("decodes");
+        let (t, decoded) = decode(frame(&ahead).as_bytes(), Some(NOW), None).expect("decodes");
         assert_eq!(t, Some(NOW));
         assert!(matches!(decoded, Decoded::Post(_)));
         // Claiming to be older than the de-duplication horizon: backfill.
         let old = note(1, 1_783_175_000 - 601);
         assert_eq!(
-            decode(frame(&old).as_bytes(), Some(NOW)),
+            decode(frame(&old).as_bytes(), Some(NOW), None),
             Ok((Some(NOW), Decoded::Skipped(SkipReason::Backfill)))
         );
         let recent = note(1, 1_783_175_000 - 599);
         assert!(matches!(
-            decode(frame(&recent).as_bytes(), Some(NOW)),
+            decode(frame(&recent).as_bytes(), Some(NOW), None),
             Ok((_, Decoded::Post(_)))
         ));
     }
@@ -421,18 +460,18 @@ pub mod tests {
         cases.push((flipped, reject::SIG_INVALID));
         for (event, reason) in cases {
             assert_eq!(
-                decode(frame(&event).as_bytes(), Some(NOW)),
+                decode(frame(&event).as_bytes(), Some(NOW), None),
                 Err(FrameError::Unverified(reason)),
                 "{event}"
             );
         }
-        assert!(decode(frame(&good).as_bytes(), Some(NOW)).is_ok());
+        assert!(decode(frame(&good).as_bytes(), Some(NOW), None).is_ok());
     }
 
     #[test]
     fn every_message_type_is_handled() {
         assert_eq!(
-            decode(frame(&note(7, 1_783_174_990)).as_bytes(), Some(NOW)).map(|d| d.1),
+            decode(frame(&note(7, 1_783_174_990)).as_bytes(), Some(NOW), None).map(|d| d.1),
             Ok(Decoded::Skipped(SkipReason::NotAPost))
         );
         for frame in [
@@ -442,7 +481,7 @@ pub mod tests {
             r#"["OK","id",true,""]"#,
         ] {
             assert_eq!(
-                decode(frame.as_bytes(), Some(NOW)).map(|d| d.1),
+                decode(frame.as_bytes(), Some(NOW), None).map(|d| d.1),
                 Ok(Decoded::Skipped(SkipReason::UnknownKind)),
                 "{frame}"
             );
@@ -455,7 +494,7 @@ pub mod tests {
             r#"["EVENT","s",{"id":"a","pubkey":"b","created_at":9223372036854775807,"kind":1,"content":""}]"#,
             "nope",
         ] {
-            assert!(decode(bad.as_bytes(), Some(NOW)).is_err(), "{bad}");
+            assert!(decode(bad.as_bytes(), Some(NOW), None).is_err(), "{bad}");
         }
     }
 
@@ -485,9 +524,61 @@ pub mod tests {
         );
     }
 
+    /// A stored note (before `EOSE`) is placed at its claim within the
+    /// range its `REQ` asked for; a live one at its arrival.
+    #[test]
+    fn a_stored_note_is_placed_at_its_claim_within_the_catch_up() {
+        const S: Micros = MICROS_PER_SEC;
+        let since = NOW - 570 * S;
+        // (claimed, arrival, stored since, event time)
+        let cases = [
+            (NOW - 300 * S, Some(NOW), Some(since), NOW - 300 * S),
+            (NOW - 590 * S, Some(NOW), Some(since), since),
+            (NOW + 3600 * S, Some(NOW), Some(since), NOW),
+            (NOW - 300 * S, Some(NOW), None, NOW),
+            (NOW + 3600 * S, Some(NOW), None, NOW),
+            (NOW - 300 * S, None, None, NOW - 300 * S),
+            // A since after the arrival (a clock stepped back): the arrival.
+            (NOW - 300 * S, Some(NOW), Some(NOW + S), NOW),
+        ];
+        for (claimed, arrival, stored, want) in cases {
+            assert_eq!(
+                event_time(claimed, arrival, stored),
+                want,
+                "{claimed} {arrival:?} {stored:?}"
+            );
+        }
+        let event = note(1, (NOW - 300 * S) / S);
+        let (t, decoded) = decode(frame(&event).as_bytes(), Some(NOW), Some(since)).expect("ok");
+        assert_eq!(t, Some(NOW - 300 * S));
+        assert!(matches!(decoded, Decoded::Post(ref p) if p.time_us == NOW - 300 * S));
+        // Older than the horizon before its arrival: backfill all the same.
+        let old = note(1, (NOW - 601 * S) / S);
+        assert_eq!(
+            decode(frame(&old).as_bytes(), Some(NOW), Some(NOW - 900 * S)).map(|d| d.1),
+            Ok(Decoded::Skipped(SkipReason::Backfill))
+        );
+    }
+
+    /// Notes are stored from the `REQ` until the `EOSE` of this
+    /// subscription, on every connection.
+    #[test]
+    fn stored_until_this_subscriptions_eose() {
+        let mut p = NostrProtocol::default();
+        assert_eq!(p.stored_since(), None);
+        p.hello(Some(1_000 * MICROS_PER_SEC));
+        assert_eq!(p.stored_since(), Some(995 * MICROS_PER_SEC));
+        p.control(r#"["EOSE","another"]"#);
+        assert_eq!(p.stored_since(), Some(995 * MICROS_PER_SEC));
+        p.control(r#"["EOSE","outagewatch"]"#);
+        assert_eq!(p.stored_since(), None);
+        p.hello(Some(2_000 * MICROS_PER_SEC));
+        assert_eq!(p.stored_since(), Some(1_995 * MICROS_PER_SEC));
+    }
+
     #[test]
     fn subscription_and_control() {
-        let mut p = NostrProtocol;
+        let mut p = NostrProtocol::default();
         assert_eq!(
             p.hello(Some(1_000 * MICROS_PER_SEC)),
             vec![r#"["REQ","outagewatch",{"kinds":[1],"since":995}]"#.to_owned()]

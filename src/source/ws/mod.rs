@@ -40,6 +40,10 @@ pub struct Inbound {
     /// When it arrived (wall clock, whole milliseconds, so a recording's
     /// clock lines hold it exactly and a replay judges it as the live run did).
     pub arrival_us: Micros,
+    /// While the subscription is still sending stored events (Nostr,
+    /// before `EOSE`): the start of the time range it asked for. See
+    /// [`Protocol::stored_since`].
+    pub stored_since: Option<Micros>,
     /// The frame's share of the [`FrameBudget`], given back when the
     /// frame is dropped (processed).
     pub held: tokio::sync::OwnedSemaphorePermit,
@@ -147,6 +151,14 @@ pub trait Protocol: Send + 'static {
     /// Messages to send right after connecting.
     fn hello(&mut self, _processed: Option<Micros>) -> Vec<String> {
         Vec::new()
+    }
+    /// While the subscription is sending stored events (history it asked
+    /// for, as a Nostr relay does before `EOSE`), the start of the range
+    /// asked for: those events did not happen at their arrival, and the
+    /// decoder may place them between this and the arrival. `None` (the
+    /// default): every event is live.
+    fn stored_since(&self) -> Option<Micros> {
+        None
     }
     /// Classifies a text frame; the default treats every frame as data.
     fn control(&mut self, _frame: &str) -> Control {

@@ -345,6 +345,7 @@ impl<P: Protocol> Reader<'_, P> {
             }
         }
         let arrival_us = arrival_now();
+        let stored_since = self.protocol.stored_since();
         let Link {
             index,
             frames,
@@ -361,6 +362,7 @@ impl<P: Protocol> Reader<'_, P> {
                 host: Arc::clone(self.host),
                 frame: text,
                 arrival_us,
+                stored_since,
                 held,
             };
             frames.send(inbound).await.ok()
