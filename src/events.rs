@@ -30,6 +30,10 @@ pub struct ConnectionCounters {
     pub reconnects: AtomicU64,
     pub stalls: AtomicU64,
     pub server_errors: AtomicU64,
+    /// Refusals for good ([`SourceRefused`]).
+    pub refusals: AtomicU64,
+    /// Messages for a subscription this client did not open, ignored.
+    pub foreign: AtomicU64,
     /// Data frames over the per-connection rate limit, dropped.
     pub rate_dropped: AtomicU64,
     /// The log lines of the events a server can send by the thousand.
@@ -156,6 +160,46 @@ impl InternalEvent for SourceReconnect<'_> {
     fn emit(self) {
         let reconnects = bump(&self.counters.reconnects);
         tracing::warn!(event = "source_reconnect", stage = "source", error_type = "connection_lost", source = %self.source, url = %self.url, reason = %self.reason, reconnects, "connection lost; reconnecting");
+    }
+}
+
+/// The server refuses this client for good (a relay's `CLOSED` with
+/// `auth-required:`, `restricted:`, `blocked:`); a reconnect follows after
+/// the longest backoff. The first refusal of a run is an error line (an
+/// operator must act: a key, an allow-list, another relay), the rest are
+/// counted: retried at once, one relay's refusal was 14 warnings in 3
+/// minutes.
+pub struct SourceRefused<'a> {
+    pub source: &'a str,
+    pub counters: &'a ConnectionCounters,
+    pub url: &'a str,
+    pub reason: &'a str,
+    /// Refusals in a row, this one included.
+    pub in_a_row: u64,
+}
+
+impl InternalEvent for SourceRefused<'_> {
+    fn emit(self) {
+        let reconnects = bump(&self.counters.reconnects);
+        bump(&self.counters.refusals);
+        if self.in_a_row == 1 {
+            tracing::error!(event = "source_refused", stage = "source", error_type = "refused", source = %self.source, url = %self.url, reason = %self.reason, reconnects, "the server refuses this client; asking again after the longest backoff");
+        } else {
+            tracing::debug!(event = "source_refused", stage = "source", error_type = "refused", source = %self.source, url = %self.url, reason = %self.reason, in_a_row = self.in_a_row, reconnects, "refused again");
+        }
+    }
+}
+
+/// A message for a subscription this client did not open: ignored.
+pub struct ForeignMessage<'a> {
+    pub source: &'a str,
+    pub counters: &'a ConnectionCounters,
+}
+
+impl InternalEvent for ForeignMessage<'_> {
+    fn emit(self) {
+        let foreign = bump(&self.counters.foreign);
+        tracing::debug!(event = "foreign_message", stage = "source", error_type = "foreign_subscription", source = %self.source, foreign, "message for another subscription ignored");
     }
 }
 

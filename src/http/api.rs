@@ -289,6 +289,8 @@ pub fn source_views(telemetry: &Telemetry) -> Vec<Value> {
                 "reconnects": s.reconnects,
                 "stalls": s.stalls,
                 "server_errors": s.server_errors,
+                "refusals": s.refusals,
+                "foreign_messages": s.foreign,
                 "oversized_frames": s.oversized,
                 "binary_frames": s.binary,
                 "pipeline": counts,

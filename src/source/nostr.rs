@@ -237,6 +237,17 @@ impl Source for Nostr {
     }
 }
 
+/// NIP-01's machine-readable prefixes of a `CLOSED` reason that no retry
+/// changes: the relay wants authentication (NIP-42, which this client
+/// does not speak), or refuses this client or its request.
+const REFUSED_FOR_GOOD: [&str; 3] = ["auth-required:", "restricted:", "blocked:"];
+
+fn refused_for_good(reason: &str) -> bool {
+    REFUSED_FOR_GOOD
+        .iter()
+        .any(|prefix| reason.trim_start().starts_with(prefix))
+}
+
 /// One relay: a `REQ` for kind-1 notes since the last processed one.
 #[derive(Debug, Default)]
 pub struct NostrProtocol {
@@ -273,15 +284,16 @@ impl Protocol for NostrProtocol {
                 .unwrap_or("")
                 .to_owned()
         };
+        let ours = text(1) == SUBSCRIPTION;
         match text(0).as_str() {
+            "EVENT" | "EOSE" | "CLOSED" if !ours => Control::Foreign,
             "EVENT" => Control::Data,
             "EOSE" => {
-                if text(1) == SUBSCRIPTION {
-                    self.stored_since = None;
-                }
+                self.stored_since = None;
                 Control::Info("end of stored events; live notes follow".into())
             }
             "NOTICE" => Control::Info(format!("notice: {}", text(1))),
+            "CLOSED" if refused_for_good(&text(2)) => Control::Refused(text(2)),
             "CLOSED" => Control::Reconnect(text(2)),
             "OK" | "AUTH" | "COUNT" => Control::Info(frame.to_owned()),
             _ => Control::Data,
@@ -583,10 +595,38 @@ pub mod tests {
             p.hello(Some(1_000 * MICROS_PER_SEC)),
             vec![r#"["REQ","outagewatch",{"kinds":[1],"since":995}]"#.to_owned()]
         );
-        assert_eq!(
-            p.control(r#"["CLOSED","outagewatch","auth-required: x"]"#),
-            Control::Reconnect("auth-required: x".into())
-        );
+        // (message, control)
+        let cases = [
+            (
+                r#"["CLOSED","outagewatch","auth-required: x"]"#,
+                Control::Refused("auth-required: x".into()),
+            ),
+            (
+                r#"["CLOSED","outagewatch","restricted: paid relay"]"#,
+                Control::Refused("restricted: paid relay".into()),
+            ),
+            (
+                r#"["CLOSED","outagewatch","blocked: you"]"#,
+                Control::Refused("blocked: you".into()),
+            ),
+            (
+                r#"["CLOSED","outagewatch","rate-limited: slow down"]"#,
+                Control::Reconnect("rate-limited: slow down".into()),
+            ),
+            (
+                r#"["CLOSED","outagewatch","error: auth-required: later"]"#,
+                Control::Reconnect("error: auth-required: later".into()),
+            ),
+            (r#"["CLOSED","other","blocked: x"]"#, Control::Foreign),
+            (r#"["CLOSED","other","rate-limited"]"#, Control::Foreign),
+            (r#"["EOSE","other"]"#, Control::Foreign),
+            (r#"["EVENT","other",{}]"#, Control::Foreign),
+            (r#"["EVENT",7,{}]"#, Control::Foreign),
+            (r#"["EVENT","outagewatch",{}]"#, Control::Data),
+        ];
+        for (message, control) in cases {
+            assert_eq!(p.control(message), control, "{message}");
+        }
         assert!(matches!(
             p.control(r#"["EOSE","outagewatch"]"#),
             Control::Info(_)

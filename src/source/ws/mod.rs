@@ -26,7 +26,7 @@ use super::health::SourceHealth;
 use super::kind::Link;
 use super::url::{MAX_REDIRECTS, redirect_allowed};
 use crate::Micros;
-use crate::events::{InternalEvent, RedirectRefused, SourceReconnect};
+use crate::events::{InternalEvent, RedirectRefused, SourceReconnect, SourceRefused};
 use session::session;
 pub use settings::WsSettings;
 
@@ -110,6 +110,14 @@ pub enum Control {
     ServerError(String),
     /// The server ended the subscription: reconnect.
     Reconnect(String),
+    /// The server refuses this client for good (a Nostr relay's `CLOSED`
+    /// with `auth-required:`, `restricted:` or `blocked:`): asking again at
+    /// once changes nothing. Reconnect after the longest backoff, with one
+    /// error line for the whole run of refusals.
+    Refused(String),
+    /// A message for a subscription this client did not open (a relay's
+    /// `EVENT` or `CLOSED` under another id): counted and ignored.
+    Foreign,
     /// The server says events were lost (a clamped cursor): raise a gap
     /// alert for the source, and go on.
     Gap(String),
@@ -194,6 +202,9 @@ enum End {
     PipelineGone,
     /// Ended by the server or the network; reconnect.
     Lost(String),
+    /// The server refuses this client for good: reconnect after the
+    /// longest backoff.
+    Refused(String),
     /// The handshake was answered with a redirect to this `Location`.
     Redirect(String),
 }
@@ -210,6 +221,8 @@ pub async fn run<P: Protocol>(
     let mut host_index = 0usize;
     // A redirect being followed (bounded; same scheme or ws→wss only).
     let mut redirect = Redirect::default();
+    // Refusals in a row: the first is an error line, the rest only counted.
+    let mut refusals = 0u64;
     loop {
         if *link.shutdown.borrow() || hosts.is_empty() {
             return;
@@ -238,17 +251,18 @@ pub async fn run<P: Protocol>(
         )
         .await;
         link.health.set_connected(false);
-        match after_session(end, &url, &mut redirect, &link.health) {
+        let longest = match after_session(end, &url, &mut redirect, &mut refusals, &link.health) {
             After::Stop => return,
             After::Again => continue,
-            After::Wait => {}
-        }
+            After::Wait => false,
+            After::WaitLongest => true,
+        };
         if started.elapsed() >= settings.healthy_after && link.health.frames() > frames_before {
             backoff.reset();
         }
         host_index += 1;
         let next_host = &hosts[host_index % hosts.len()];
-        if !wait_to_reconnect(&mut backoff, next_host, &mut link).await {
+        if !wait_to_reconnect(&mut backoff, longest, next_host, &mut link).await {
             return;
         }
     }
@@ -262,11 +276,22 @@ enum After {
     Again,
     /// Wait out the backoff, then connect to the next host.
     Wait,
+    /// Wait the longest backoff (a refusal for good), then connect.
+    WaitLongest,
 }
 
 /// Reads how a session on `url` ended: logs and counts it, and says what
 /// comes next.
-fn after_session(end: End, url: &str, redirect: &mut Redirect, health: &SourceHealth) -> After {
+fn after_session(
+    end: End,
+    url: &str,
+    redirect: &mut Redirect,
+    refusals: &mut u64,
+    health: &SourceHealth,
+) -> After {
+    if !matches!(end, End::Refused(_)) {
+        *refusals = 0;
+    }
     match end {
         End::Shutdown => {
             tracing::info!(source = %health.name, "source stopped");
@@ -277,6 +302,19 @@ fn after_session(end: End, url: &str, redirect: &mut Redirect, health: &SourceHe
             true => After::Again,
             false => After::Wait,
         },
+        End::Refused(reason) => {
+            redirect.hops = 0;
+            *refusals += 1;
+            SourceRefused {
+                source: &health.name,
+                counters: &health.counters,
+                url,
+                reason: &reason,
+                in_a_row: *refusals,
+            }
+            .emit();
+            After::WaitLongest
+        }
         End::Lost(reason) => {
             redirect.hops = 0;
             SourceReconnect {
@@ -291,10 +329,18 @@ fn after_session(end: End, url: &str, redirect: &mut Redirect, health: &SourceHe
     }
 }
 
-/// Waits the backoff's next delay before connecting to `next_host`; false
-/// when shut down meanwhile.
-async fn wait_to_reconnect(backoff: &mut Backoff, next_host: &str, link: &mut Link) -> bool {
-    let delay = backoff.next_delay();
+/// Waits the backoff's next delay (its longest when `longest`) before
+/// connecting to `next_host`; false when shut down meanwhile.
+async fn wait_to_reconnect(
+    backoff: &mut Backoff,
+    longest: bool,
+    next_host: &str,
+    link: &mut Link,
+) -> bool {
+    let delay = match longest {
+        true => backoff.longest(),
+        false => backoff.next_delay(),
+    };
     tracing::info!(source = %link.health.name, next_host = %next_host, delay_ms = delay.as_millis() as u64, "waiting before reconnecting");
     tokio::select! {
         _ = sleep(delay) => true,

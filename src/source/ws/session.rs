@@ -18,7 +18,7 @@ use tokio_tungstenite::{Connector, connect_async_tls_with_config};
 use super::{BinaryFrame, Control, End, Inbound, Protocol, WsSettings, arrival_now};
 use crate::Micros;
 use crate::events::{
-    BinaryFrameDropped, FrameOversized, FrameRateDropped, InternalEvent, ServerError, WatchdogStall,
+    BinaryFrameDropped, ForeignMessage, FrameOversized, FrameRateDropped, InternalEvent, ServerError, WatchdogStall,
 };
 use crate::source::health::SourceHealth;
 use crate::source::kind::Link;
@@ -336,6 +336,17 @@ impl<P: Protocol> Reader<'_, P> {
                 tracing::warn!(source = %health.name, %gap, "events lost");
                 health.report_gap(gap);
                 return None;
+            }
+            Control::Foreign => {
+                ForeignMessage {
+                    source: &health.name,
+                    counters: &health.counters,
+                }
+                .emit();
+                return None;
+            }
+            Control::Refused(reason) => {
+                return Some(End::Refused(truncate_chars(&reason, SERVER_TEXT_CHARS)));
             }
             Control::Reconnect(reason) => {
                 return Some(End::Lost(format!(

@@ -211,7 +211,11 @@ impl SourceFamilies {
             copy_total(&self.received, &l, s.frames);
             copy_total(&self.stalls, &l, s.stalls);
             copy_total(&self.refused, &l, s.server_errors);
-            for (reason, n) in [("oversized", s.oversized), ("binary", s.binary)] {
+            for (reason, n) in [
+                ("oversized", s.oversized),
+                ("binary", s.binary),
+                ("other_subscription", s.foreign),
+            ] {
                 let l = vec![
                     ("source", source.name.clone()),
                     ("reason", reason.to_owned()),
