@@ -81,7 +81,20 @@ fn hex_array<const N: usize>(text: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
-fn verify(event: &Event) -> Result<(), FrameError> {
+/// An event's id, key and signature as bytes, once its shape is checked.
+struct Shape {
+    id: [u8; 32],
+    pubkey: [u8; 32],
+    sig: [u8; 64],
+}
+
+/// Checks what every event must be, whatever its kind or age: `id`,
+/// `pubkey` and `sig` lowercase hex of their lengths, `id` the hash of the
+/// event. Done before an event is classified: a relay sending only
+/// `{"id":"","kind":7,...}` every 5 s had each one skipped as a non-post,
+/// counted as data, and looked healthy for ever. (The signature, the
+/// costly part, is checked for posts only: [`verify`].)
+fn shape(event: &Event) -> Result<Shape, FrameError> {
     let id: [u8; 32] = hex_array(&event.id).ok_or(FrameError::Unverified(reject::ID_MALFORMED))?;
     let pubkey: [u8; 32] =
         hex_array(&event.pubkey).ok_or(FrameError::Unverified(reject::PUBKEY_MALFORMED))?;
@@ -97,11 +110,17 @@ fn verify(event: &Event) -> Result<(), FrameError> {
     {
         return Err(FrameError::Unverified(reject::ID_MISMATCH));
     }
-    let key = VerifyingKey::from_bytes(&pubkey.into())
+    Ok(Shape { id, pubkey, sig })
+}
+
+/// Checks a well-shaped event's BIP-340 signature by its key over its id.
+fn verify(shape: &Shape) -> Result<(), FrameError> {
+    let Shape { id, pubkey, sig } = shape;
+    let key = VerifyingKey::from_bytes(&(*pubkey).into())
         .map_err(|_| FrameError::Unverified(reject::PUBKEY_MALFORMED))?;
     let sig =
         Signature::try_from(&sig[..]).map_err(|_| FrameError::Unverified(reject::SIG_MALFORMED))?;
-    key.verify_raw(&id, &sig)
+    key.verify_raw(id, &sig)
         .map_err(|_| FrameError::Unverified(reject::SIG_INVALID))
 }
 
@@ -147,6 +166,7 @@ pub fn decode(
             FrameError::BadRecord(format!("created_at {} out of range", event.created_at))
         })?;
     let time_us = event_time(claimed_us, arrival_us, stored_since);
+    let shape = shape(&event)?;
     if event.kind != 1 {
         return Ok((Some(time_us), Decoded::Skipped(SkipReason::NotAPost)));
     }
@@ -154,7 +174,7 @@ pub fn decode(
     if claimed_us < reference.saturating_sub(BACKFILL_HORIZON_US) {
         return Ok((Some(time_us), Decoded::Skipped(SkipReason::Backfill)));
     }
-    verify(&event)?;
+    verify(&shape)?;
     let tag_values = |name: &str| -> Vec<String> {
         event
             .tags
@@ -478,6 +498,55 @@ pub mod tests {
             );
         }
         assert!(decode(frame(&good).as_bytes(), Some(NOW), None).is_ok());
+    }
+
+    /// Every event's shape is checked before it is classified: a non-post
+    /// or an old note with a made-up id is malformed, not skipped (and so
+    /// not data for the watchdog); only a post's signature is checked.
+    #[test]
+    fn an_events_shape_is_checked_whatever_its_kind_or_age() {
+        let junk: Value = serde_json::json!({
+            "id": "", "pubkey": "", "created_at": 0, "kind": 7, "content": "", "sig": ""
+        });
+        let mut re_kinded = note(7, 1_783_174_990);
+        re_kinded["kind"] = 6.into();
+        let mut old_rewritten = note(1, 1_783_175_000 - 3600);
+        old_rewritten["content"] = "rewritten".into();
+        let mut bad_sig_reaction = note(7, 1_783_174_990);
+        let sig = bad_sig_reaction["sig"].as_str().expect("sig").to_owned();
+        let last = if sig.ends_with('0') { "1" } else { "0" };
+        bad_sig_reaction["sig"] = format!("{}{last}", &sig[..127]).into();
+        let mut no_sig = note(7, 1_783_174_990);
+        no_sig["sig"] = "".into();
+        // (event, outcome)
+        let cases: Vec<(Value, Result<Decoded, FrameError>)> = vec![
+            (junk, Err(FrameError::Unverified(reject::ID_MALFORMED))),
+            (re_kinded, Err(FrameError::Unverified(reject::ID_MISMATCH))),
+            (
+                old_rewritten,
+                Err(FrameError::Unverified(reject::ID_MISMATCH)),
+            ),
+            (no_sig, Err(FrameError::Unverified(reject::SIG_MALFORMED))),
+            (
+                bad_sig_reaction,
+                Ok(Decoded::Skipped(SkipReason::NotAPost)),
+            ),
+            (
+                note(7, 1_783_174_990),
+                Ok(Decoded::Skipped(SkipReason::NotAPost)),
+            ),
+            (
+                note(1, 1_783_175_000 - 3600),
+                Ok(Decoded::Skipped(SkipReason::Backfill)),
+            ),
+        ];
+        for (event, want) in cases {
+            assert_eq!(
+                decode(frame(&event).as_bytes(), Some(NOW), None).map(|d| d.1),
+                want,
+                "{event}"
+            );
+        }
     }
 
     #[test]
