@@ -478,3 +478,46 @@ fn a_relay_refusing_for_good_is_asked_again_only_after_the_longest_backoff() {
     assert!(!log.contains("not you"), "another subscription's CLOSED: {log}");
     assert!(!log.contains("posts=1"), "another subscription's note: {log}");
 }
+
+/// An instance that does not answer is one failed connection, not a wall:
+/// the next instance of the list is asked and read. (Every instance was
+/// asked first, each retried for ever, so a dead first one kept the live
+/// second from ever being read.)
+#[test]
+fn a_dead_instance_does_not_keep_the_next_one_from_being_read() {
+    let t0 = now_secs();
+    let statuses = vec![
+        mastodon_update("1", "ann@m.example", t0, "<p>is discord down?</p>"),
+        mastodon_update("2", "bob@m.example", t0, "<p>discord won&#39;t load</p>"),
+    ];
+    let streaming = ScriptServer::start(vec![statuses], false);
+    let streaming_url = format!("ws://{}", streaming.addr);
+    let (instance, _instance_rt) = http_stand_in(move |path| match path {
+        "/api/v2/instance" => (
+            200,
+            None,
+            json!({"configuration": {"urls": {"streaming": streaming_url}}}).to_string(),
+        ),
+        _ => (404, None, String::new()),
+    });
+    // A port nothing listens on: bound, then let go.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("ow.toml");
+    let mastodon = one_mastodon_source(dir.path(), "x", "");
+    let text = std::fs::read_to_string(&mastodon)
+        .expect("config")
+        .replace(
+            "urls = [\"x\"]",
+            &format!("urls = [\"http://{dead}\", \"http://{instance}\"]"),
+        );
+    std::fs::write(&config, text).expect("config");
+    let daemon = support::run_daemon(&config, &dir.path().join("state"), None, &[]);
+    daemon.wait_for("posts=2 ", Duration::from_secs(30));
+    let (status, _, log) = daemon.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    assert!(log.contains("cannot discover the streaming host"), "{log}");
+    assert!(log.contains("streaming host discovered"), "{log}");
+}

@@ -144,8 +144,10 @@ pub struct Rejection {
     pub gap: Option<String>,
 }
 
-/// A boxed future, for the protocol's asynchronous step before connecting.
-pub type Prepare<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+/// A boxed future, for the protocol's asynchronous step before connecting:
+/// an error (the reason) is a failed connection to that host.
+pub type Prepare<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
 
 /// The parts of a wire protocol that shape the connection.
 pub trait Protocol: Send + 'static {
@@ -173,9 +175,11 @@ pub trait Protocol: Send + 'static {
         Control::Data
     }
     /// Work before connecting to `host` (Jetstream v2 fetches its
-    /// compression dictionary); the default does nothing.
+    /// compression dictionary, Mastodon asks an instance for its streaming
+    /// host); an error counts as a failed connection, and the next host is
+    /// tried after the backoff. The default does nothing.
     fn prepare<'a>(&'a mut self, _host: &'a str) -> Prepare<'a> {
-        Box::pin(std::future::ready(()))
+        Box::pin(std::future::ready(Ok(())))
     }
     /// Turns a binary frame into text (Jetstream's compression), within
     /// the limits; the default has no binary frames.
@@ -228,28 +232,36 @@ pub async fn run<P: Protocol>(
             return;
         }
         let host = &hosts[host_index % hosts.len()];
-        tokio::select! {
-            _ = protocol.prepare(host) => {}
+        let prepared = tokio::select! {
+            prepared = protocol.prepare(host) => prepared,
             _ = link.shutdown.changed() => return,
-        }
-        // Credentials go only where the configuration sends them: a
-        // redirect to another origin gets none (as browsers and reqwest).
-        let (url, credentials) = match redirect.to.take() {
-            Some(to) => (to, redirect.same_origin),
-            None => (protocol.connect_url(host, link.health.processed()), true),
         };
-        let host: Arc<str> = Arc::from(host.as_str());
         let started = Instant::now();
         let frames_before = link.health.frames();
-        let end = session(
-            &host,
-            &url,
-            credentials,
-            &settings,
-            &mut protocol,
-            &mut link,
-        )
-        .await;
+        let (url, end) = match prepared {
+            // One host that cannot be prepared (an instance that does not
+            // answer) is one failed connection: the next host is tried.
+            Err(reason) => (host.clone(), End::Lost(reason)),
+            Ok(()) => {
+                // Credentials go only where the configuration sends them: a
+                // redirect to another origin gets none (as browsers and reqwest).
+                let (url, credentials) = match redirect.to.take() {
+                    Some(to) => (to, redirect.same_origin),
+                    None => (protocol.connect_url(host, link.health.processed()), true),
+                };
+                let host: Arc<str> = Arc::from(host.as_str());
+                let end = session(
+                    &host,
+                    &url,
+                    credentials,
+                    &settings,
+                    &mut protocol,
+                    &mut link,
+                )
+                .await;
+                (url, end)
+            }
+        };
         link.health.set_connected(false);
         let longest = match after_session(end, &url, &mut redirect, &mut refusals, &link.health) {
             After::Stop => return,
