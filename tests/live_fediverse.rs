@@ -475,8 +475,14 @@ fn a_relay_refusing_for_good_is_asked_again_only_after_the_longest_backoff() {
         .collect();
     assert_eq!(refusals.len(), 1, "{log}");
     assert!(refusals[0].contains("ERROR"), "{log}");
-    assert!(!log.contains("not you"), "another subscription's CLOSED: {log}");
-    assert!(!log.contains("posts=1"), "another subscription's note: {log}");
+    assert!(
+        !log.contains("not you"),
+        "another subscription's CLOSED: {log}"
+    );
+    assert!(
+        !log.contains("posts=1"),
+        "another subscription's note: {log}"
+    );
 }
 
 /// An instance that does not answer is one failed connection, not a wall:
@@ -507,12 +513,10 @@ fn a_dead_instance_does_not_keep_the_next_one_from_being_read() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("ow.toml");
     let mastodon = one_mastodon_source(dir.path(), "x", "");
-    let text = std::fs::read_to_string(&mastodon)
-        .expect("config")
-        .replace(
-            "urls = [\"x\"]",
-            &format!("urls = [\"http://{dead}\", \"http://{instance}\"]"),
-        );
+    let text = std::fs::read_to_string(&mastodon).expect("config").replace(
+        "urls = [\"x\"]",
+        &format!("urls = [\"http://{dead}\", \"http://{instance}\"]"),
+    );
     std::fs::write(&config, text).expect("config");
     let daemon = support::run_daemon(&config, &dir.path().join("state"), None, &[]);
     daemon.wait_for("posts=2 ", Duration::from_secs(30));
@@ -520,4 +524,36 @@ fn a_dead_instance_does_not_keep_the_next_one_from_being_read() {
     assert!(status.success(), "{log}");
     assert!(log.contains("cannot discover the streaming host"), "{log}");
     assert!(log.contains("streaming host discovered"), "{log}");
+}
+
+/// A quiet instance (one status, then nothing for seconds) that answers
+/// pings keeps its connection: with a 1 s watchdog it was dropped every
+/// second. A stream that neither sends nor answers is still dropped.
+#[test]
+fn a_quiet_stream_that_answers_pings_keeps_its_connection() {
+    let t0 = now_secs();
+    let quiet = ScriptServer::start(
+        vec![vec![mastodon_update(
+            "1",
+            "ann@m.example",
+            t0,
+            "<p>hello</p>",
+        )]],
+        false,
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = one_mastodon_source(dir.path(), &format!("ws://{}", quiet.addr), "");
+    let text = std::fs::read_to_string(&config).expect("config").replace(
+        "backoff_min_ms = 50",
+        "watchdog_secs = 1\nping_secs = 1\nbackoff_min_ms = 50",
+    );
+    std::fs::write(&config, text).expect("config");
+    let daemon = support::run_daemon(&config, &dir.path().join("state"), None, &[]);
+    daemon.wait_for("posts=1 ", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(4_500));
+    let connections = quiet.seen.lock().expect("lock").len();
+    let (status, _, log) = daemon.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    assert_eq!(connections, 1, "dropped while quiet:\n{log}");
+    assert!(!log.contains("watchdog"), "{log}");
 }

@@ -270,7 +270,10 @@ mod tests {
         ];
         let mut stats = Stats::default();
         for (n, error) in errors.iter().enumerate() {
-            assert!(error.to_string().len() > 300_000, "{n}: the raw reason is huge");
+            assert!(
+                error.to_string().len() > 300_000,
+                "{n}: the raw reason is huge"
+            );
             FrameMalformed {
                 stats: &mut stats,
                 source: "s",

@@ -251,6 +251,10 @@ impl Protocol for MastodonProtocol {
         url.to_string()
     }
 
+    fn quiet(&self) -> bool {
+        true
+    }
+
     fn headers(&self) -> Vec<(&'static str, String)> {
         self.token
             .iter()

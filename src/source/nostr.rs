@@ -289,6 +289,10 @@ impl Protocol for NostrProtocol {
         vec![serde_json::json!(["REQ", SUBSCRIPTION, {"kinds": [1], "since": since}]).to_string()]
     }
 
+    fn quiet(&self) -> bool {
+        true
+    }
+
     fn stored_since(&self) -> Option<Micros> {
         self.stored_since
     }
@@ -527,10 +531,7 @@ pub mod tests {
                 Err(FrameError::Unverified(reject::ID_MISMATCH)),
             ),
             (no_sig, Err(FrameError::Unverified(reject::SIG_MALFORMED))),
-            (
-                bad_sig_reaction,
-                Ok(Decoded::Skipped(SkipReason::NotAPost)),
-            ),
+            (bad_sig_reaction, Ok(Decoded::Skipped(SkipReason::NotAPost))),
             (
                 note(7, 1_783_174_990),
                 Ok(Decoded::Skipped(SkipReason::NotAPost)),

@@ -30,6 +30,11 @@ use crate::events::{InternalEvent, RedirectRefused, SourceReconnect, SourceRefus
 use session::session;
 pub use settings::WsSettings;
 
+/// How many `watchdog_secs` without data drop a connection of a quiet
+/// stream ([`Protocol::quiet`]) that still answers pings: 10 minutes by
+/// default.
+pub const QUIET_DATA_WATCHDOG: u32 = 20;
+
 /// One data frame for the pipeline, from source number `source`, read
 /// from `host` (a sequence number means something only on its host).
 #[derive(Debug)]
@@ -169,6 +174,15 @@ pub trait Protocol: Send + 'static {
     /// default): every event is live.
     fn stored_since(&self) -> Option<Micros> {
         None
+    }
+    /// Whether the stream may be quiet for minutes while healthy (a small
+    /// Mastodon instance, `public:local`, a Nostr relay): then a connection
+    /// is alive while the server answers pings, and only
+    /// [`QUIET_DATA_WATCHDOG`] times `watchdog_secs` without data (a server
+    /// sending only junk) drops it. The default (Jetstream, never quiet):
+    /// `watchdog_secs` without data drops it.
+    fn quiet(&self) -> bool {
+        false
     }
     /// Classifies a text frame; the default treats every frame as data.
     fn control(&mut self, _frame: &str) -> Control {
