@@ -30,6 +30,8 @@ pub struct ConnectionCounters {
     pub reconnects: AtomicU64,
     pub stalls: AtomicU64,
     pub server_errors: AtomicU64,
+    /// Server messages that are neither data nor errors ([`ServerMessage`]).
+    pub messages: AtomicU64,
     /// Refusals for good ([`SourceRefused`]).
     pub refusals: AtomicU64,
     /// Messages for a subscription this client did not open, ignored.
@@ -232,6 +234,26 @@ impl InternalEvent for WatchdogStall<'_> {
     }
 }
 
+/// A message of the server's own that is neither data nor an error (a
+/// relay's `EOSE`, `NOTICE`, `OK`, `AUTH`; Jetstream v2's `#info`): counted,
+/// and logged at most [`LINES_PER_MINUTE`] a minute. They were only logged,
+/// so a relay's flood of notices showed in no counter.
+pub struct ServerMessage<'a> {
+    pub source: &'a str,
+    pub counters: &'a ConnectionCounters,
+    /// Cut to a server message's length already.
+    pub info: &'a str,
+}
+
+impl InternalEvent for ServerMessage<'_> {
+    fn emit(self) {
+        let messages = bump(&self.counters.messages);
+        if let Some(left_out) = self.counters.lines.said.line() {
+            tracing::info!(event = "server_message", stage = "source", source = %self.source, info = %self.info, messages, left_out, "server message");
+        }
+    }
+}
+
 /// The server reported an error; the stream goes on.
 pub struct ServerError<'a> {
     pub source: &'a str,
@@ -355,6 +377,15 @@ mod tests {
             .emit();
         }
         assert_eq!(load(&c.server_errors), 1000, "all counted");
+        for _ in 0..1000 {
+            ServerMessage {
+                source: "relay",
+                counters: &c,
+                info: "notice: slow down",
+            }
+            .emit();
+        }
+        assert_eq!(load(&c.messages), 1000, "every message counted");
     }
 
     #[test]

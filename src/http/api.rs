@@ -289,6 +289,7 @@ pub fn source_views(telemetry: &Telemetry) -> Vec<Value> {
                 "reconnects": s.reconnects,
                 "stalls": s.stalls,
                 "server_errors": s.server_errors,
+                "server_messages": s.messages,
                 "refusals": s.refusals,
                 "foreign_messages": s.foreign,
                 "oversized_frames": s.oversized,

@@ -61,6 +61,8 @@ pub struct HealthSnapshot {
     pub reconnects: u64,
     pub stalls: u64,
     pub server_errors: u64,
+    /// Server messages that are neither data nor errors (`EOSE`, `NOTICE`).
+    pub messages: u64,
     /// Refusals for good (a relay's `CLOSED` with `auth-required:`, ...).
     pub refusals: u64,
     /// Messages for another subscription, ignored.
@@ -176,6 +178,7 @@ impl SourceHealth {
             reconnects: load(&c.reconnects),
             stalls: load(&c.stalls),
             server_errors: load(&c.server_errors),
+            messages: load(&c.messages),
             refusals: load(&c.refusals),
             foreign: load(&c.foreign),
             rate_dropped: load(&c.rate_dropped),

@@ -234,13 +234,14 @@ impl Source for Nostr {
     }
 
     /// One connection per relay (all read at once), each named
-    /// `NAME:host[:port]` when there are several.
+    /// `NAME:host[:port][/path]` when there are several (the configuration
+    /// refuses two relays of one name).
     fn connections(&self, source: Connection) -> Vec<Connection> {
         if source.urls.len() <= 1 {
             return vec![source];
         }
         let relay = |url: &String| Connection {
-            name: format!("{}:{}", source.name, super::url::host_port(url)),
+            name: format!("{}:{}", source.name, super::url::relay_name(url)),
             urls: vec![url.clone()],
             ..source.clone()
         };
@@ -591,7 +592,7 @@ pub mod tests {
         source.kind = super::super::SourceKind::Nostr;
         let connections = source.connections();
         let names: Vec<&str> = connections.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["nostr:relay.one", "nostr:127.0.0.1:7000"]);
+        assert_eq!(names, ["nostr:relay.one", "nostr:127.0.0.1:7000/r"]);
         assert_eq!(connections[1].urls, ["ws://127.0.0.1:7000/r"]);
         assert_eq!(connections[1].instance(), "127.0.0.1:7000");
         source.urls.truncate(1);

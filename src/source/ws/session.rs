@@ -21,7 +21,7 @@ use super::{
 use crate::Micros;
 use crate::events::{
     BinaryFrameDropped, ForeignMessage, FrameOversized, FrameRateDropped, InternalEvent,
-    ServerError, WatchdogStall,
+    ServerError, ServerMessage, WatchdogStall,
 };
 use crate::source::health::SourceHealth;
 use crate::source::kind::Link;
@@ -347,10 +347,12 @@ impl<P: Protocol> Reader<'_, P> {
         match self.protocol.control(&text) {
             Control::Data => {}
             Control::Info(info) => {
-                if let Some(left_out) = health.counters.lines.said.line() {
-                    let info = truncate_chars(&info, SERVER_TEXT_CHARS);
-                    tracing::info!(source = %health.name, %info, left_out, "server message");
+                ServerMessage {
+                    source: &health.name,
+                    counters: &health.counters,
+                    info: &truncate_chars(&info, SERVER_TEXT_CHARS),
                 }
+                .emit();
                 return None;
             }
             Control::ServerError(error) => {
