@@ -31,6 +31,12 @@ pub struct ConnectionCounters {
     pub reconnects: AtomicU64,
     pub stalls: AtomicU64,
     pub server_errors: AtomicU64,
+    /// Server messages that are neither data nor errors ([`ServerMessage`]).
+    pub messages: AtomicU64,
+    /// Refusals for good ([`SourceRefused`]).
+    pub refusals: AtomicU64,
+    /// Messages for a subscription this client did not open, ignored.
+    pub foreign: AtomicU64,
     /// Data frames over the per-connection rate limit, dropped.
     pub rate_dropped: AtomicU64,
     /// The log lines of the events a server can send by the thousand.
@@ -160,6 +166,46 @@ impl InternalEvent for SourceReconnect<'_> {
     }
 }
 
+/// The server refuses this client for good (a relay's `CLOSED` with
+/// `auth-required:`, `restricted:`, `blocked:`); a reconnect follows after
+/// the longest backoff. The first refusal of a run is an error line (an
+/// operator must act: a key, an allow-list, another relay), the rest are
+/// counted: retried at once, one relay's refusal was 14 warnings in 3
+/// minutes.
+pub struct SourceRefused<'a> {
+    pub source: &'a str,
+    pub counters: &'a ConnectionCounters,
+    pub url: &'a str,
+    pub reason: &'a str,
+    /// Refusals in a row, this one included.
+    pub in_a_row: u64,
+}
+
+impl InternalEvent for SourceRefused<'_> {
+    fn emit(self) {
+        let reconnects = bump(&self.counters.reconnects);
+        bump(&self.counters.refusals);
+        if self.in_a_row == 1 {
+            tracing::error!(event = "source_refused", stage = "source", error_type = "refused", source = %self.source, url = %self.url, reason = %self.reason, reconnects, "the server refuses this client; asking again after the longest backoff");
+        } else {
+            tracing::debug!(event = "source_refused", stage = "source", error_type = "refused", source = %self.source, url = %self.url, reason = %self.reason, in_a_row = self.in_a_row, reconnects, "refused again");
+        }
+    }
+}
+
+/// A message for a subscription this client did not open: ignored.
+pub struct ForeignMessage<'a> {
+    pub source: &'a str,
+    pub counters: &'a ConnectionCounters,
+}
+
+impl InternalEvent for ForeignMessage<'_> {
+    fn emit(self) {
+        let foreign = bump(&self.counters.foreign);
+        tracing::debug!(event = "foreign_message", stage = "source", error_type = "foreign_subscription", source = %self.source, foreign, "message for another subscription ignored");
+    }
+}
+
 /// A handshake redirect not followed (another scheme, a downgrade, too
 /// many); a reconnect follows.
 pub struct RedirectRefused<'a> {
@@ -186,6 +232,26 @@ pub struct WatchdogStall<'a> {
 impl InternalEvent for WatchdogStall<'_> {
     fn emit(self) {
         bump(&self.counters.stalls);
+    }
+}
+
+/// A message of the server's own that is neither data nor an error (a
+/// relay's `EOSE`, `NOTICE`, `OK`, `AUTH`; Jetstream v2's `#info`): counted,
+/// and logged at most [`LINES_PER_MINUTE`] a minute. They were only logged,
+/// so a relay's flood of notices showed in no counter.
+pub struct ServerMessage<'a> {
+    pub source: &'a str,
+    pub counters: &'a ConnectionCounters,
+    /// Cut to a server message's length already.
+    pub info: &'a str,
+}
+
+impl InternalEvent for ServerMessage<'_> {
+    fn emit(self) {
+        let messages = bump(&self.counters.messages);
+        if let Some(left_out) = self.counters.lines.said.line() {
+            tracing::info!(event = "server_message", stage = "source", source = %self.source, info = %self.info, messages, left_out, "server message");
+        }
     }
 }
 
@@ -330,6 +396,15 @@ mod tests {
             .emit();
         }
         assert_eq!(load(&c.server_errors), 1000, "all counted");
+        for _ in 0..1000 {
+            ServerMessage {
+                source: "relay",
+                counters: &c,
+                info: "notice: slow down",
+            }
+            .emit();
+        }
+        assert_eq!(load(&c.messages), 1000, "every message counted");
     }
 
     #[test]

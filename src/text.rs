@@ -18,9 +18,72 @@ pub fn truncate_chars(text: &str, max: usize) -> String {
     }
 }
 
+/// `value` as text cut like [`truncate_chars`], never holding more than
+/// `max` characters of it: an error message can quote a sender's whole
+/// value (serde's ``invalid type: string "…"``), and a frame may be a
+/// megabyte.
+pub fn display_chars(value: &dyn std::fmt::Display, max: usize) -> String {
+    /// Keeps `max` characters and notes whether more came.
+    struct Bounded {
+        out: String,
+        left: usize,
+        cut: bool,
+    }
+    impl std::fmt::Write for Bounded {
+        fn write_str(&mut self, text: &str) -> std::fmt::Result {
+            for c in text.chars() {
+                if self.left == 0 {
+                    self.cut = true;
+                    // Stops the formatting: nothing more is wanted.
+                    return Err(std::fmt::Error);
+                }
+                self.out.push(c);
+                self.left -= 1;
+            }
+            Ok(())
+        }
+    }
+    let mut bounded = Bounded {
+        out: String::new(),
+        left: max,
+        cut: false,
+    };
+    // An error here is only the cut (or a Display that failed: what it
+    // wrote is kept).
+    let _ = std::fmt::write(&mut bounded, format_args!("{value}"));
+    if bounded.cut {
+        bounded.out.pop();
+        bounded.out.push('…');
+    }
+    bounded.out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The same cut as [`truncate_chars`], by characters, whatever the
+    /// bytes of each.
+    #[test]
+    fn a_display_is_cut_as_its_text_would_be() {
+        let long = "é".repeat(300_000);
+        for text in [
+            "",
+            "short",
+            "exactly10!",
+            "eleven char",
+            "ééééééééééé",
+            "日本語のテキストがここに",
+            "😀😀😀😀😀😀😀😀😀😀😀😀",
+            long.as_str(),
+        ] {
+            for max in [1, 2, 10, 11, 200] {
+                let got = display_chars(&format_args!("{text}"), max);
+                assert_eq!(got, truncate_chars(text, max), "{max} {text:.20}");
+                assert!(got.chars().count() <= max.max(1));
+            }
+        }
+    }
 
     #[test]
     fn text_is_cut_by_characters() {

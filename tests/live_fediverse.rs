@@ -429,3 +429,131 @@ fn a_streaming_redirect_to_another_scheme_is_refused() {
     assert!(status.success(), "{log}");
     assert!(!log.contains("following a redirect"), "{log}");
 }
+
+/// A config with one Nostr source named `n` reading `url`, the backoff
+/// from 50 ms to `backoff_max_ms`, a status line every 0.2 s.
+fn one_nostr_source(dir: &std::path::Path, url: &str, backoff_max_ms: u64) -> std::path::PathBuf {
+    let config = dir.join("ow.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[sources]]\nkind = \"nostr\"\nname = \"n\"\nurls = [\"{url}\"]\n\n[sources.connection]\nbackoff_min_ms = 50\nbackoff_max_ms = {backoff_max_ms}\n\n[health]\nsilence_secs = 3600\nlag_secs = 100000000\n\n[daemon]\nstatus_secs = 0.2\n"
+        ),
+    )
+    .expect("config");
+    config
+}
+
+/// A relay that wants authentication (NIP-42) refuses every `REQ`:
+/// asked again only after the longest backoff, with one error line (it
+/// was retried from 50 ms up, a warning each time: 14 in 3 minutes).
+/// Messages under another subscription id are ignored, signed reports
+/// included.
+#[test]
+fn a_relay_refusing_for_good_is_asked_again_only_after_the_longest_backoff() {
+    let t0 = now_secs();
+    let connection = vec![
+        nostr_event("pk1", t0, 1, "is discord down?").replace("\"outagewatch\"", "\"theirs\""),
+        json!(["EOSE", "theirs"]).to_string(),
+        json!(["CLOSED", "theirs", "rate-limited: not you"]).to_string(),
+        json!(["CLOSED", "outagewatch", "auth-required: sign in first"]).to_string(),
+    ];
+    let relay = ScriptServer::start(vec![connection; 40], true);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = one_nostr_source(dir.path(), &format!("ws://{}", relay.addr), 4_000);
+    let daemon = support::run_daemon(&config, &dir.path().join("state"), None, &[]);
+    daemon.wait_for("sign in first", Duration::from_secs(30));
+    // Backing off from 50 ms, a relay is asked 6 times in 3.5 s.
+    std::thread::sleep(Duration::from_millis(3_500));
+    let connections = relay.seen.lock().expect("lock").len();
+    let (status, _, log) = daemon.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    assert_eq!(connections, 1, "asked again within 3.5 s:\n{log}");
+    let refusals: Vec<&str> = support::warnings(&log)
+        .into_iter()
+        .filter(|l| l.contains("sign in first"))
+        .collect();
+    assert_eq!(refusals.len(), 1, "{log}");
+    assert!(refusals[0].contains("ERROR"), "{log}");
+    assert!(
+        !log.contains("not you"),
+        "another subscription's CLOSED: {log}"
+    );
+    assert!(
+        !log.contains("posts=1"),
+        "another subscription's note: {log}"
+    );
+}
+
+/// An instance that does not answer is one failed connection, not a wall:
+/// the next instance of the list is asked and read. (Every instance was
+/// asked first, each retried for ever, so a dead first one kept the live
+/// second from ever being read.)
+#[test]
+fn a_dead_instance_does_not_keep_the_next_one_from_being_read() {
+    let t0 = now_secs();
+    let statuses = vec![
+        mastodon_update("1", "ann@m.example", t0, "<p>is discord down?</p>"),
+        mastodon_update("2", "bob@m.example", t0, "<p>discord won&#39;t load</p>"),
+    ];
+    let streaming = ScriptServer::start(vec![statuses], false);
+    let streaming_url = format!("ws://{}", streaming.addr);
+    let (instance, _instance_rt) = http_stand_in(move |path| match path {
+        "/api/v2/instance" => (
+            200,
+            None,
+            json!({"configuration": {"urls": {"streaming": streaming_url}}}).to_string(),
+        ),
+        _ => (404, None, String::new()),
+    });
+    // A port nothing listens on: bound, then let go.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("ow.toml");
+    let mastodon = one_mastodon_source(dir.path(), "x", "");
+    let text = std::fs::read_to_string(&mastodon).expect("config").replace(
+        "urls = [\"x\"]",
+        &format!("urls = [\"http://{dead}\", \"http://{instance}\"]"),
+    );
+    std::fs::write(&config, text).expect("config");
+    let daemon = support::run_daemon(&config, &dir.path().join("state"), None, &[]);
+    daemon.wait_for("posts=2 ", Duration::from_secs(30));
+    let (status, _, log) = daemon.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    assert!(log.contains("cannot discover the streaming host"), "{log}");
+    assert!(log.contains("streaming host discovered"), "{log}");
+}
+
+/// A quiet instance (one status, then nothing for seconds) that answers
+/// pings keeps its connection: with a 1 s watchdog it was dropped every
+/// second. A stream that neither sends nor answers is still dropped.
+#[test]
+fn a_quiet_stream_that_answers_pings_keeps_its_connection() {
+    let t0 = now_secs();
+    let quiet = ScriptServer::start(
+        vec![vec![mastodon_update(
+            "1",
+            "ann@m.example",
+            t0,
+            "<p>hello</p>",
+        )]],
+        false,
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = one_mastodon_source(dir.path(), &format!("ws://{}", quiet.addr), "");
+    let text = std::fs::read_to_string(&config).expect("config").replace(
+        "backoff_min_ms = 50",
+        "watchdog_secs = 1\nping_secs = 1\nbackoff_min_ms = 50",
+    );
+    std::fs::write(&config, text).expect("config");
+    let daemon = support::run_daemon(&config, &dir.path().join("state"), None, &[]);
+    daemon.wait_for("posts=1 ", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(4_500));
+    let connections = quiet.seen.lock().expect("lock").len();
+    let (status, _, log) = daemon.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    assert_eq!(connections, 1, "dropped while quiet:\n{log}");
+    assert!(!log.contains("watchdog"), "{log}");
+}

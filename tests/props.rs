@@ -82,7 +82,7 @@ proptest! {
     fn decoders_never_panic_on_bytes(frame in prop::collection::vec(any::<u8>(), 0..512)) {
         coherent(&frame, jetstream::decode_with_time(&frame));
         coherent(&frame, mastodon::decode(&frame, "example.social", None));
-        coherent(&frame, nostr::decode(&frame, Some(1_783_173_600_000_000)));
+        coherent(&frame, nostr::decode(&frame, Some(1_783_173_600_000_000), None));
     }
 
     #[test]
@@ -90,12 +90,12 @@ proptest! {
         let frame = value.to_string().into_bytes();
         coherent(&frame, jetstream::decode_with_time(&frame));
         coherent(&frame, mastodon::decode(&frame, "example.social", None));
-        coherent(&frame, nostr::decode(&frame, Some(1_783_173_600_000_000)));
+        coherent(&frame, nostr::decode(&frame, Some(1_783_173_600_000_000), None));
         // The same value as a Mastodon `update` payload and a Nostr EVENT.
         let wrapped = serde_json::json!({"event": "update", "payload": value.to_string()}).to_string();
         coherent(wrapped.as_bytes(), mastodon::decode(wrapped.as_bytes(), "x", None));
         let event = serde_json::json!(["EVENT", "sub", value]).to_string();
-        coherent(event.as_bytes(), nostr::decode(event.as_bytes(), Some(0)));
+        coherent(event.as_bytes(), nostr::decode(event.as_bytes(), Some(0), None));
     }
 
     #[test]

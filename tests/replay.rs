@@ -765,3 +765,79 @@ fn a_post_delivered_again_within_a_long_lateness_is_counted_once() {
     assert_eq!(stats.duplicates, 1, "{stats:?}");
     assert_eq!(stats.posts, 121, "{stats:?}");
 }
+
+/// A relay's catch-up after a 9.5-minute disconnect: the notes written
+/// meanwhile arrive in one second, before the subscription's `EOSE`.
+/// Marked as stored (clock lines with `stored_since`, as the live source
+/// sees them), they are placed at their claimed times within the gap and
+/// raise no alert, as when they arrived one by one; counted at their
+/// arrival, 8 reports by 8 authors written over 9 minutes made a surge.
+#[test]
+fn a_relays_catch_up_is_spread_over_the_gap_not_counted_at_arrival() {
+    const S: i64 = 1_000_000;
+    let t0: i64 = 1_783_170_000 * S;
+    let mut notes: Vec<(i64, String)> = (0..240)
+        .map(|k| {
+            let at = t0 + k as i64 * 10 * S;
+            (at, nostr_note(k, at, &format!("lunch was great today {k}")))
+        })
+        .collect();
+    for j in 0..8 {
+        let at = t0 + (1200 + j * 70) * S;
+        notes.push((
+            at,
+            nostr_note(1000 + j as usize, at, "is discord down? it won't load"),
+        ));
+    }
+    notes.sort_by_key(|n| n.0);
+    let clock = |arrival: i64, stored_since: Option<i64>| {
+        let mut line = serde_json::json!({
+            "kind": "#clock", "time_us": arrival, "source": "relay", "protocol": "nostr"
+        });
+        if let Some(since) = stored_since {
+            line["stored_since"] = since.into();
+        }
+        line.to_string()
+    };
+    // (gap, whether the catch-up is marked as stored)
+    let recording = |gap: Option<(i64, i64)>, stored: bool| {
+        let mut lines = Vec::new();
+        let mut pending = Vec::new();
+        let mut last_arrival = t0;
+        for (at, note) in &notes {
+            if let Some((from, to)) = gap {
+                if (from..to).contains(at) {
+                    pending.push(note.clone());
+                    continue;
+                }
+                if *at >= to && !pending.is_empty() {
+                    // The REQ asked from the watermark less 5 s.
+                    let since = (last_arrival / S - 5) * S;
+                    lines.push(clock(to, stored.then_some(since)));
+                    lines.append(&mut pending);
+                }
+            }
+            last_arrival = at + S;
+            lines.push(clock(last_arrival, None));
+            lines.push(note.clone());
+        }
+        lines
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gap = Some((t0 + 1200 * S, t0 + 1770 * S));
+    let discord = |lines: Vec<String>, name: &str| {
+        let (stdout, stderr, _) = replay_state(&lines, dir.path(), name);
+        let fired = alerts(stdout.as_bytes())
+            .into_iter()
+            .filter(|a| a["service"] == "discord")
+            .count();
+        (fired, stderr)
+    };
+    let (spread, stderr) = discord(recording(None, false), "spread");
+    assert_eq!(spread, 0, "{stderr}");
+    let (caught_up, stderr) = discord(recording(gap, true), "stored");
+    assert_eq!(caught_up, 0, "the catch-up counts as the spread: {stderr}");
+    // The same frames counted at their arrival: the false surge.
+    let (at_arrival, stderr) = discord(recording(gap, false), "at-arrival");
+    assert!(at_arrival > 0, "{stderr}");
+}

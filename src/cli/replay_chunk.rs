@@ -348,6 +348,7 @@ pub fn sender<'a>(file: &'a str, clock: Option<&'a ClockLine>) -> (&'a str, Rece
                 host: None,
                 instance: &clock.instance,
                 arrival_us: Some(clock.time_us),
+                stored_since: clock.stored_since,
             },
         ),
     }

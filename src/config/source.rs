@@ -120,6 +120,22 @@ impl Config {
                     "needs at least one URL".into(),
                 ));
             }
+            // A URL twice is one host read twice (a Nostr source opened two
+            // connections of one name); two Nostr relays must differ in
+            // host, port or path, which name their connections.
+            let mut seen = std::collections::HashSet::new();
+            for (j, url) in source.urls.iter().enumerate() {
+                let key = match source.kind {
+                    SourceKind::Nostr => crate::source::url::relay_name(url),
+                    _ => url.clone(),
+                };
+                if !unset(url) && !seen.insert(key) {
+                    return Err((
+                        format!("sources[{i}].urls[{j}]"),
+                        format!("{url:?} is listed twice"),
+                    ));
+                }
+            }
             for (j, url) in source.urls.iter().enumerate() {
                 // Mastodon also takes an instance's https:// URL, whose
                 // streaming host is discovered.

@@ -117,6 +117,18 @@ const KEY_ERRORS: &[(&str, &str)] = &[
         "unknown variant `v3`, expected `v1` or `v2`",
     ),
     (
+        "[[sources]]\nkind = \"nostr\"\nname = \"n\"\nurls = [\"wss://r/a\", \"wss://r/b\", \"wss://r/a/\"]",
+        "`sources[0].urls[2]`: \"wss://r/a/\" is listed twice",
+    ),
+    (
+        "[[sources]]\nkind = \"nostr\"\nname = \"n\"\nurls = [\"wss://r\", \"wss://R:443\"]",
+        "`sources[0].urls[1]`: \"wss://R:443\" is listed twice",
+    ),
+    (
+        "[[sources]]\nkind = \"mastodon\"\nname = \"m\"\nurls = [\"https://m\", \"https://m\"]",
+        "`sources[0].urls[1]`: \"https://m\" is listed twice",
+    ),
+    (
         "[[sources]]\nkind = \"nostr\"\nname = \"n\"\nurls = [\"wss://r\"]\ncompress = true",
         "`sources[0].compress`: only Jetstream sources take it",
     ),

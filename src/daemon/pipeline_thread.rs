@@ -120,6 +120,7 @@ impl PipelineThread {
             host: Some(&inbound.host),
             instance,
             arrival_us: Some(inbound.arrival_us),
+            stored_since: inbound.stored_since,
         };
         self.stall.busy_since.store(now_ms(), Ordering::Relaxed);
         let produced = pipeline.process_frame(name, n, inbound.frame.as_bytes(), &received)?;

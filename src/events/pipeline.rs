@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use super::InternalEvent;
 use crate::Micros;
+use crate::text::{SERVER_TEXT_CHARS, display_chars};
 
 /// How many malformed frames are kept, with their numbers, for the summary.
 pub const MALFORMED_EXAMPLES: usize = 10;
@@ -140,11 +141,16 @@ impl InternalEvent for FrameMalformed<'_> {
         if let Some(why) = self.unverified {
             *stats.unverified.entry(why).or_default() += 1;
         }
+        // The reason can quote the sender's text (a serde message holds a
+        // whole bad value: a 300 KB `created_at` made a 600 KB replay
+        // summary): cut like a server's message, here where every
+        // malformed frame's reason passes.
+        let error = display_chars(self.error, SERVER_TEXT_CHARS);
+        tracing::debug!(event = "frame_malformed", stage = "decode", error_type = self.reason, source = %self.source, frame_no = self.frame_no, error = %error, malformed = stats.malformed, "malformed frame skipped");
         if stats.malformed_examples.len() < MALFORMED_EXAMPLES {
             let at = format!("{}:{}", self.source, self.frame_no);
-            stats.malformed_examples.push((at, self.error.to_string()));
+            stats.malformed_examples.push((at, error));
         }
-        tracing::debug!(event = "frame_malformed", stage = "decode", error_type = self.reason, source = %self.source, frame_no = self.frame_no, error = %self.error, malformed = stats.malformed, "malformed frame skipped");
     }
 }
 
@@ -238,5 +244,50 @@ mod tests {
         let f = &stats.by_source["f"];
         assert_eq!((f.future, f.stale, f.frames), (1, 1, 0));
         assert!(!stats.by_source.contains_key(""), "no source: total only");
+    }
+
+    /// A reason quoting a sender's huge value is kept and logged cut to a
+    /// server message's length: Mastodon and Nostr `created_at` of
+    /// 300 KB, a Mastodon `error` of 300 KB.
+    #[test]
+    fn a_malformed_reason_is_cut_whatever_the_sender_wrote() {
+        use crate::source::{mastodon, nostr};
+        let huge = "9é".repeat(150_000);
+        let status = serde_json::json!({
+            "created_at": huge, "content": "", "account": {"acct": "a"}, "uri": "u"
+        });
+        let update =
+            serde_json::json!({"event": "update", "payload": status.to_string()}).to_string();
+        let error = serde_json::json!({"error": huge}).to_string();
+        let note = serde_json::json!(["EVENT", "outagewatch", {
+            "id": "", "pubkey": "", "created_at": huge, "kind": 1, "content": "", "sig": ""
+        }])
+        .to_string();
+        let errors = [
+            mastodon::decode(update.as_bytes(), "i", Some(1)).expect_err("bad time"),
+            mastodon::decode(error.as_bytes(), "i", Some(1)).expect_err("error"),
+            nostr::decode(note.as_bytes(), Some(1), None).expect_err("bad type"),
+        ];
+        let mut stats = Stats::default();
+        for (n, error) in errors.iter().enumerate() {
+            assert!(
+                error.to_string().len() > 300_000,
+                "{n}: the raw reason is huge"
+            );
+            FrameMalformed {
+                stats: &mut stats,
+                source: "s",
+                frame_no: n as u64,
+                reason: error.reason(),
+                unverified: None,
+                error,
+            }
+            .emit();
+        }
+        assert_eq!(stats.malformed_examples.len(), 3);
+        for (_, why) in &stats.malformed_examples {
+            assert_eq!(why.chars().count(), SERVER_TEXT_CHARS, "{why}");
+            assert!(why.ends_with('…'), "{why}");
+        }
     }
 }

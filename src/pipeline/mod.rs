@@ -104,6 +104,9 @@ pub struct Received<'a> {
     pub instance: &'a str,
     /// Wall-clock µs of arrival: live, or from a recording's clock line.
     pub arrival_us: Option<Micros>,
+    /// The frame is a stored event of a subscription that asked for events
+    /// since then (see [`crate::source::ws::Protocol::stored_since`]).
+    pub stored_since: Option<Micros>,
 }
 
 impl Received<'_> {
@@ -114,6 +117,7 @@ impl Received<'_> {
             host: None,
             instance: "",
             arrival_us: None,
+            stored_since: None,
         }
     }
 }

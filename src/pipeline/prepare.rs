@@ -85,6 +85,7 @@ pub fn prepare(matcher: &Matcher, frame: &[u8], received: &Received<'_>) -> Prep
     let origin = Origin {
         instance: received.instance,
         arrival_us: received.arrival_us,
+        stored_since: received.stored_since,
     };
     let (decoded, own_clock) = received.kind.decode(frame, &origin);
     let frame = match decoded.and_then(Frame::checked) {

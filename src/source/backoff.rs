@@ -11,7 +11,8 @@ use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use super::ws::WsSettings;
 
 /// Waits between attempts: from `backoff_min`, doubling up to
-/// `backoff_max`, with jitter; never shorter than half `backoff_min`.
+/// `backoff_max`, with jitter; never shorter than half `backoff_min` nor
+/// longer than `backoff_max`.
 #[derive(Debug)]
 pub struct Backoff {
     builder: ExponentialBuilder,
@@ -27,7 +28,7 @@ impl Backoff {
     }
 
     /// Waits from `min`, doubling up to `max`; each wait is jittered up to
-    /// twice itself.
+    /// twice itself, then capped at `max`.
     pub fn between(min: Duration, max: Duration) -> Self {
         // Never a zero wait (a busy loop), and the cap never below the
         // first wait, whatever the settings say.
@@ -59,9 +60,20 @@ impl Backoff {
         self.next_delay()
     }
 
-    /// The wait before the next attempt.
+    /// The wait before the next attempt, never over the cap: the jitter
+    /// (up to the delay again) took waits to 69.7 s against a 60 s
+    /// `backoff_max_ms`.
     pub fn next_delay(&mut self) -> Duration {
-        self.delays.next().unwrap_or(self.max).max(self.min / 2)
+        self.delays
+            .next()
+            .unwrap_or(self.max)
+            .min(self.max)
+            .max(self.min / 2)
+    }
+
+    /// The longest wait: for a server that refuses this client for good.
+    pub fn longest(&self) -> Duration {
+        self.max
     }
 
     /// Starts again from the shortest wait (after a healthy session).
@@ -82,13 +94,14 @@ mod tests {
             ..WsSettings::default()
         };
         let mut backoff = Backoff::new(&settings);
-        let delays: Vec<Duration> = (0..8).map(|_| backoff.next_delay()).collect();
+        let delays: Vec<Duration> = (0..200).map(|_| backoff.next_delay()).collect();
         for d in &delays {
             assert!(*d >= Duration::from_millis(50), "{d:?}");
-            // Jitter adds at most the delay itself.
-            assert!(*d <= Duration::from_millis(1600), "{d:?}");
+            // Jitter adds up to the delay itself, but never past the cap.
+            assert!(*d <= Duration::from_millis(800), "{d:?}");
         }
-        assert!(delays[7] >= Duration::from_millis(800), "{delays:?}");
+        assert_eq!(delays[7], Duration::from_millis(800), "{delays:?}");
+        assert_eq!(backoff.longest(), Duration::from_millis(800));
         backoff.reset();
         assert!(backoff.next_delay() < Duration::from_millis(200));
     }

@@ -61,6 +61,12 @@ pub struct HealthSnapshot {
     pub reconnects: u64,
     pub stalls: u64,
     pub server_errors: u64,
+    /// Server messages that are neither data nor errors (`EOSE`, `NOTICE`).
+    pub messages: u64,
+    /// Refusals for good (a relay's `CLOSED` with `auth-required:`, ...).
+    pub refusals: u64,
+    /// Messages for another subscription, ignored.
+    pub foreign: u64,
     pub rate_dropped: u64,
     pub last_frame_wall: Option<Micros>,
     /// Frames that decoded, and when the last one did (wall clock).
@@ -172,6 +178,9 @@ impl SourceHealth {
             reconnects: load(&c.reconnects),
             stalls: load(&c.stalls),
             server_errors: load(&c.server_errors),
+            messages: load(&c.messages),
+            refusals: load(&c.refusals),
+            foreign: load(&c.foreign),
             rate_dropped: load(&c.rate_dropped),
             last_frame_wall: (last != 0).then_some(last),
             processed: self.processed(),

@@ -65,6 +65,9 @@ pub struct Origin<'a> {
     pub instance: &'a str,
     /// When the frame arrived (live, or from a recording's clock line).
     pub arrival_us: Option<Micros>,
+    /// A stored event of a subscription that asked for events since then
+    /// (Nostr before `EOSE`), not a live one.
+    pub stored_since: Option<Micros>,
 }
 
 /// A boxed task future, for [`Source::run`].
@@ -195,6 +198,7 @@ mod tests {
         let at = |arrival_us| Origin {
             instance: "m.example",
             arrival_us,
+            stored_since: None,
         };
         let frame = br#"{"event":"delete","payload":"1"}"#;
         let (decoded, own) = SourceKind::Mastodon.decode(frame, &at(Some(5)));

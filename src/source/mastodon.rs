@@ -8,12 +8,14 @@
 //! the arrival time, and the claim is used only to drop statuses claiming to
 //! be older than the de-duplication horizon (a backfill, not news).
 
+use std::collections::HashMap;
+
 use html5gum::{DefaultEmitter, Token, Tokenizer};
 use serde::Deserialize;
 
 use super::kind::{Connection, Link, Origin, Source, Task};
 use super::url::{Endpoint, MAX_REDIRECTS, endpoint, redirect_allowed};
-use super::ws::{Control, Protocol};
+use super::ws::{Control, Prepare, Protocol};
 use super::{BACKFILL_HORIZON_US, Decoded, Frame, FrameError, RawPost, SkipReason, parse_json};
 use crate::Micros;
 
@@ -29,25 +31,25 @@ impl Source for Mastodon {
         true
     }
 
-    fn run(&self, connection: Connection, mut link: Link) -> Task {
-        let protocol = MastodonProtocol {
-            stream: connection.stream,
-            token: connection.token,
-        };
+    fn run(&self, connection: Connection, link: Link) -> Task {
         Box::pin(async move {
-            // An instance URL (https://) is asked for its streaming host first.
-            let Some(hosts) = resolve_hosts(
-                connection.urls,
-                &link.tls,
-                &connection.settings,
-                &connection.name,
-                &mut link.shutdown,
-            )
-            .await
-            else {
-                return;
+            let client = match discovery_client(&link.tls) {
+                Ok(client) => client,
+                Err(e) => {
+                    tracing::error!(source = %connection.name, error = %e, "cannot build an HTTP client for discovery");
+                    return;
+                }
             };
-            super::ws::run(hosts, connection.settings, protocol, link).await
+            let protocol = MastodonProtocol {
+                stream: connection.stream,
+                token: connection.token,
+                discovery: Some(Discovery {
+                    client,
+                    source: connection.name.clone(),
+                    found: HashMap::new(),
+                }),
+            };
+            super::ws::run(connection.urls, connection.settings, protocol, link).await
         })
     }
 }
@@ -197,10 +199,49 @@ pub fn html_to_text(html: &str) -> String {
 pub struct MastodonProtocol {
     pub stream: String,
     pub token: Option<String>,
+    /// How instance URLs (`https://`) become streaming URLs; `None`: every
+    /// URL is a streaming URL already.
+    pub discovery: Option<Discovery>,
+}
+
+/// Streaming hosts asked of the instances, when connecting to each: one
+/// instance that does not answer is one failed connection, and the next
+/// URL of the list is tried (all were asked first, each retried for ever,
+/// so one dead instance kept every other from being read).
+#[derive(Debug)]
+pub struct Discovery {
+    client: reqwest::Client,
+    source: String,
+    /// Instance URL → the streaming URL it named.
+    found: HashMap<String, String>,
 }
 
 impl Protocol for MastodonProtocol {
+    fn prepare<'a>(&'a mut self, host: &'a str) -> Prepare<'a> {
+        Box::pin(async move {
+            let Some(discovery) = self.discovery.as_mut() else {
+                return Ok(());
+            };
+            if endpoint(host) != Some(Endpoint::Instance) || discovery.found.contains_key(host) {
+                return Ok(());
+            }
+            match discover(&discovery.client, host).await {
+                Ok(url) => {
+                    tracing::info!(source = %discovery.source, instance = %host, streaming = %url, "streaming host discovered");
+                    discovery.found.insert(host.to_owned(), url);
+                    Ok(())
+                }
+                Err(e) => Err(format!("cannot discover the streaming host: {e}")),
+            }
+        })
+    }
+
     fn connect_url(&mut self, host: &str, _processed: Option<Micros>) -> String {
+        let host = self
+            .discovery
+            .as_ref()
+            .and_then(|d| d.found.get(host))
+            .map_or(host, String::as_str);
         let Ok(mut url) = reqwest::Url::parse(host) else {
             return host.to_owned();
         };
@@ -208,6 +249,10 @@ impl Protocol for MastodonProtocol {
             url.query_pairs_mut().append_pair("stream", &self.stream);
         }
         url.to_string()
+    }
+
+    fn quiet(&self) -> bool {
+        true
     }
 
     fn headers(&self) -> Vec<(&'static str, String)> {
@@ -373,56 +418,6 @@ pub async fn discover(client: &reqwest::Client, instance: &str) -> Result<String
         }
     }
     Err(last)
-}
-
-/// The streaming URLs of a source's configured URLs: `ws(s)://` ones as
-/// they are, `http(s)://` ones (an instance) discovered. Discovery is
-/// retried with the connection's backoff until it succeeds; `None` on
-/// shutdown.
-pub async fn resolve_hosts(
-    hosts: Vec<String>,
-    tls: &rustls::ClientConfig,
-    settings: &super::ws::WsSettings,
-    name: &str,
-    shutdown: &mut tokio::sync::watch::Receiver<bool>,
-) -> Option<Vec<String>> {
-    let needs = |h: &String| endpoint(h) == Some(Endpoint::Instance);
-    if !hosts.iter().any(needs) {
-        return Some(hosts);
-    }
-    let client = match discovery_client(tls) {
-        Ok(client) => client,
-        Err(e) => {
-            tracing::error!(source = %name, error = %e, "cannot build an HTTP client for discovery");
-            return None;
-        }
-    };
-    let mut out = Vec::with_capacity(hosts.len());
-    for host in hosts {
-        if !needs(&host) {
-            out.push(host);
-            continue;
-        }
-        let mut backoff = super::backoff::Backoff::new(settings);
-        loop {
-            let delay = backoff.next_delay();
-            match discover(&client, &host).await {
-                Ok(url) => {
-                    tracing::info!(source = %name, instance = %host, streaming = %url, "streaming host discovered");
-                    out.push(url);
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(source = %name, instance = %host, error = %e, retry_ms = delay.as_millis() as u64, "cannot discover the streaming host");
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = shutdown.changed() => return None,
-            }
-        }
-    }
-    Some(out)
 }
 
 #[cfg(test)]
@@ -646,6 +641,7 @@ mod tests {
         let mut protocol = MastodonProtocol {
             stream: "public".into(),
             token: Some("t0k".into()),
+            discovery: None,
         };
         assert_eq!(
             protocol.connect_url("wss://streaming.example/api/v1/streaming", None),

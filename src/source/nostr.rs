@@ -7,9 +7,17 @@
 //! verified id, so the same note from several relays, or from a resumed
 //! subscription, is counted once.
 //!
-//! `created_at` is set by the author and can be anything: the event time is
-//! the arrival time. The author's claim is used only to drop notes claiming
-//! to be older than the de-duplication horizon (stored history a relay
+//! `created_at` is set by the author and can be anything: the event time of
+//! a live note (one after the subscription's `EOSE`) is the arrival time,
+//! so a note dated ahead or behind cannot move a count. A stored note (one
+//! the relay sends before `EOSE`: the catch-up after a reconnect or a
+//! restart, asked for from the last processed note) did not happen at its
+//! arrival: minutes of notes arrive in a second, and counted at arrival
+//! they made one bucket of a surge that never was. Its event time is its
+//! `created_at` clamped to the range the `REQ` asked for, from `since` to
+//! the arrival: an author's claim places it only within the gap being
+//! caught up. The claim is also used to drop notes claiming to be older
+//! than the de-duplication horizon before their arrival (history a relay
 //! sends again, a backfill).
 
 use k256::schnorr::{Signature, VerifyingKey};
@@ -73,7 +81,20 @@ fn hex_array<const N: usize>(text: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
-fn verify(event: &Event) -> Result<(), FrameError> {
+/// An event's id, key and signature as bytes, once its shape is checked.
+struct Shape {
+    id: [u8; 32],
+    pubkey: [u8; 32],
+    sig: [u8; 64],
+}
+
+/// Checks what every event must be, whatever its kind or age: `id`,
+/// `pubkey` and `sig` lowercase hex of their lengths, `id` the hash of the
+/// event. Done before an event is classified: a relay sending only
+/// `{"id":"","kind":7,...}` every 5 s had each one skipped as a non-post,
+/// counted as data, and looked healthy for ever. (The signature, the
+/// costly part, is checked for posts only: [`verify`].)
+fn shape(event: &Event) -> Result<Shape, FrameError> {
     let id: [u8; 32] = hex_array(&event.id).ok_or(FrameError::Unverified(reject::ID_MALFORMED))?;
     let pubkey: [u8; 32] =
         hex_array(&event.pubkey).ok_or(FrameError::Unverified(reject::PUBKEY_MALFORMED))?;
@@ -89,20 +110,42 @@ fn verify(event: &Event) -> Result<(), FrameError> {
     {
         return Err(FrameError::Unverified(reject::ID_MISMATCH));
     }
-    let key = VerifyingKey::from_bytes(&pubkey.into())
+    Ok(Shape { id, pubkey, sig })
+}
+
+/// Checks a well-shaped event's BIP-340 signature by its key over its id.
+fn verify(shape: &Shape) -> Result<(), FrameError> {
+    let Shape { id, pubkey, sig } = shape;
+    let key = VerifyingKey::from_bytes(&(*pubkey).into())
         .map_err(|_| FrameError::Unverified(reject::PUBKEY_MALFORMED))?;
     let sig =
         Signature::try_from(&sig[..]).map_err(|_| FrameError::Unverified(reject::SIG_MALFORMED))?;
-    key.verify_raw(&id, &sig)
+    key.verify_raw(id, &sig)
         .map_err(|_| FrameError::Unverified(reject::SIG_INVALID))
 }
 
-/// Decodes and verifies one relay message. `arrival_us` is when it arrived:
-/// the note's event time (without it, as for a hand-made file, the author's
-/// `created_at` is used).
+/// The event time of a note claiming `claimed_us`: the arrival for a live
+/// note, the claim within `[stored_since, arrival]` for a stored one, the
+/// claim when the arrival is unknown (a hand-made file).
+pub fn event_time(
+    claimed_us: Micros,
+    arrival_us: Option<Micros>,
+    stored_since: Option<Micros>,
+) -> Micros {
+    match (arrival_us, stored_since) {
+        (None, _) => claimed_us,
+        (Some(arrival), None) => arrival,
+        (Some(arrival), Some(since)) => claimed_us.clamp(since.min(arrival), arrival),
+    }
+}
+
+/// Decodes and verifies one relay message. `arrival_us` is when it arrived,
+/// `stored_since` is set for a stored note (before `EOSE`): see
+/// [`event_time`].
 pub fn decode(
     frame: &[u8],
     arrival_us: Option<Micros>,
+    stored_since: Option<Micros>,
 ) -> Result<(Option<Micros>, Decoded), FrameError> {
     let message: Vec<Value> = parse_json(frame)?;
     match message.first().and_then(Value::as_str) {
@@ -122,14 +165,16 @@ pub fn decode(
         .ok_or_else(|| {
             FrameError::BadRecord(format!("created_at {} out of range", event.created_at))
         })?;
-    let time_us = arrival_us.unwrap_or(claimed_us);
+    let time_us = event_time(claimed_us, arrival_us, stored_since);
+    let shape = shape(&event)?;
     if event.kind != 1 {
         return Ok((Some(time_us), Decoded::Skipped(SkipReason::NotAPost)));
     }
-    if claimed_us < time_us.saturating_sub(BACKFILL_HORIZON_US) {
+    let reference = arrival_us.unwrap_or(claimed_us);
+    if claimed_us < reference.saturating_sub(BACKFILL_HORIZON_US) {
         return Ok((Some(time_us), Decoded::Skipped(SkipReason::Backfill)));
     }
-    verify(&event)?;
+    verify(&shape)?;
     let tag_values = |name: &str| -> Vec<String> {
         event
             .tags
@@ -181,7 +226,7 @@ pub struct Nostr;
 
 impl Source for Nostr {
     fn decode(&self, frame: &[u8], origin: &Origin<'_>) -> Result<Frame, FrameError> {
-        decode(frame, origin.arrival_us).map(|(t, d)| Frame::timed(t, d))
+        decode(frame, origin.arrival_us, origin.stored_since).map(|(t, d)| Frame::timed(t, d))
     }
 
     fn arrival_is_event_time(&self) -> bool {
@@ -189,13 +234,14 @@ impl Source for Nostr {
     }
 
     /// One connection per relay (all read at once), each named
-    /// `NAME:host[:port]` when there are several.
+    /// `NAME:host[:port][/path]` when there are several (the configuration
+    /// refuses two relays of one name).
     fn connections(&self, source: Connection) -> Vec<Connection> {
         if source.urls.len() <= 1 {
             return vec![source];
         }
         let relay = |url: &String| Connection {
-            name: format!("{}:{}", source.name, super::url::host_port(url)),
+            name: format!("{}:{}", source.name, super::url::relay_name(url)),
             urls: vec![url.clone()],
             ..source.clone()
         };
@@ -206,15 +252,30 @@ impl Source for Nostr {
         Box::pin(super::ws::run(
             connection.urls,
             connection.settings,
-            NostrProtocol,
+            NostrProtocol::default(),
             link,
         ))
     }
 }
 
+/// NIP-01's machine-readable prefixes of a `CLOSED` reason that no retry
+/// changes: the relay wants authentication (NIP-42, which this client
+/// does not speak), or refuses this client or its request.
+const REFUSED_FOR_GOOD: [&str; 3] = ["auth-required:", "restricted:", "blocked:"];
+
+fn refused_for_good(reason: &str) -> bool {
+    REFUSED_FOR_GOOD
+        .iter()
+        .any(|prefix| reason.trim_start().starts_with(prefix))
+}
+
 /// One relay: a `REQ` for kind-1 notes since the last processed one.
 #[derive(Debug, Default)]
-pub struct NostrProtocol;
+pub struct NostrProtocol {
+    /// The `since` of this connection's `REQ` (µs) until its `EOSE`: the
+    /// notes before it are stored ones.
+    stored_since: Option<Micros>,
+}
 
 impl Protocol for NostrProtocol {
     fn connect_url(&mut self, host: &str, _processed: Option<Micros>) -> String {
@@ -225,7 +286,16 @@ impl Protocol for NostrProtocol {
         let since = processed
             .map(|t| t / MICROS_PER_SEC - RESUME_OVERLAP_SECS)
             .unwrap_or_else(|| crate::wall::now_us() / MICROS_PER_SEC);
+        self.stored_since = Some(since.saturating_mul(MICROS_PER_SEC));
         vec![serde_json::json!(["REQ", SUBSCRIPTION, {"kinds": [1], "since": since}]).to_string()]
+    }
+
+    fn quiet(&self) -> bool {
+        true
+    }
+
+    fn stored_since(&self) -> Option<Micros> {
+        self.stored_since
     }
 
     fn control(&mut self, frame: &str) -> Control {
@@ -239,10 +309,16 @@ impl Protocol for NostrProtocol {
                 .unwrap_or("")
                 .to_owned()
         };
+        let ours = text(1) == SUBSCRIPTION;
         match text(0).as_str() {
+            "EVENT" | "EOSE" | "CLOSED" if !ours => Control::Foreign,
             "EVENT" => Control::Data,
-            "EOSE" => Control::Info("end of stored events; live notes follow".into()),
+            "EOSE" => {
+                self.stored_since = None;
+                Control::Info("end of stored events; live notes follow".into())
+            }
             "NOTICE" => Control::Info(format!("notice: {}", text(1))),
+            "CLOSED" if refused_for_good(&text(2)) => Control::Refused(text(2)),
             "CLOSED" => Control::Reconnect(text(2)),
             "OK" | "AUTH" | "COUNT" => Control::Info(frame.to_owned()),
             _ => Control::Data,
@@ -333,7 +409,7 @@ pub mod tests {
     #[test]
     fn a_signed_kind_one_note_is_a_post_at_its_arrival_time() {
         let event = note(1, 1_783_174_990);
-        let (t, decoded) = decode(frame(&event).as_bytes(), Some(NOW)).expect("decodes");
+        let (t, decoded) = decode(frame(&event).as_bytes(), Some(NOW), None).expect("decodes");
         assert_eq!(
             t,
             Some(NOW),
@@ -363,18 +439,18 @@ pub mod tests {
     fn the_authors_clock_moves_nothing_but_old_claims_are_backfill() {
         // Dated a year ahead: still now.
         let ahead = note(1, 1_783_175_000 + 365 * 86_400);
-        let (t, decoded) = decode(frame(&ahead).as_bytes(), Some(NOW)).expect("decodes");
+        let (t, decoded) = decode(frame(&ahead).as_bytes(), Some(NOW), None).expect("decodes");
         assert_eq!(t, Some(NOW));
         assert!(matches!(decoded, Decoded::Post(_)));
         // Claiming to be older than the de-duplication horizon: backfill.
         let old = note(1, 1_783_175_000 - 601);
         assert_eq!(
-            decode(frame(&old).as_bytes(), Some(NOW)),
+            decode(frame(&old).as_bytes(), Some(NOW), None),
             Ok((Some(NOW), Decoded::Skipped(SkipReason::Backfill)))
         );
         let recent = note(1, 1_783_175_000 - 599);
         assert!(matches!(
-            decode(frame(&recent).as_bytes(), Some(NOW)),
+            decode(frame(&recent).as_bytes(), Some(NOW), None),
             Ok((_, Decoded::Post(_)))
         ));
     }
@@ -421,18 +497,64 @@ pub mod tests {
         cases.push((flipped, reject::SIG_INVALID));
         for (event, reason) in cases {
             assert_eq!(
-                decode(frame(&event).as_bytes(), Some(NOW)),
+                decode(frame(&event).as_bytes(), Some(NOW), None),
                 Err(FrameError::Unverified(reason)),
                 "{event}"
             );
         }
-        assert!(decode(frame(&good).as_bytes(), Some(NOW)).is_ok());
+        assert!(decode(frame(&good).as_bytes(), Some(NOW), None).is_ok());
+    }
+
+    /// Every event's shape is checked before it is classified: a non-post
+    /// or an old note with a made-up id is malformed, not skipped (and so
+    /// not data for the watchdog); only a post's signature is checked.
+    #[test]
+    fn an_events_shape_is_checked_whatever_its_kind_or_age() {
+        let junk: Value = serde_json::json!({
+            "id": "", "pubkey": "", "created_at": 0, "kind": 7, "content": "", "sig": ""
+        });
+        let mut re_kinded = note(7, 1_783_174_990);
+        re_kinded["kind"] = 6.into();
+        let mut old_rewritten = note(1, 1_783_175_000 - 3600);
+        old_rewritten["content"] = "rewritten".into();
+        let mut bad_sig_reaction = note(7, 1_783_174_990);
+        let sig = bad_sig_reaction["sig"].as_str().expect("sig").to_owned();
+        let last = if sig.ends_with('0') { "1" } else { "0" };
+        bad_sig_reaction["sig"] = format!("{}{last}", &sig[..127]).into();
+        let mut no_sig = note(7, 1_783_174_990);
+        no_sig["sig"] = "".into();
+        // (event, outcome)
+        let cases: Vec<(Value, Result<Decoded, FrameError>)> = vec![
+            (junk, Err(FrameError::Unverified(reject::ID_MALFORMED))),
+            (re_kinded, Err(FrameError::Unverified(reject::ID_MISMATCH))),
+            (
+                old_rewritten,
+                Err(FrameError::Unverified(reject::ID_MISMATCH)),
+            ),
+            (no_sig, Err(FrameError::Unverified(reject::SIG_MALFORMED))),
+            (bad_sig_reaction, Ok(Decoded::Skipped(SkipReason::NotAPost))),
+            (
+                note(7, 1_783_174_990),
+                Ok(Decoded::Skipped(SkipReason::NotAPost)),
+            ),
+            (
+                note(1, 1_783_175_000 - 3600),
+                Ok(Decoded::Skipped(SkipReason::Backfill)),
+            ),
+        ];
+        for (event, want) in cases {
+            assert_eq!(
+                decode(frame(&event).as_bytes(), Some(NOW), None).map(|d| d.1),
+                want,
+                "{event}"
+            );
+        }
     }
 
     #[test]
     fn every_message_type_is_handled() {
         assert_eq!(
-            decode(frame(&note(7, 1_783_174_990)).as_bytes(), Some(NOW)).map(|d| d.1),
+            decode(frame(&note(7, 1_783_174_990)).as_bytes(), Some(NOW), None).map(|d| d.1),
             Ok(Decoded::Skipped(SkipReason::NotAPost))
         );
         for frame in [
@@ -442,7 +564,7 @@ pub mod tests {
             r#"["OK","id",true,""]"#,
         ] {
             assert_eq!(
-                decode(frame.as_bytes(), Some(NOW)).map(|d| d.1),
+                decode(frame.as_bytes(), Some(NOW), None).map(|d| d.1),
                 Ok(Decoded::Skipped(SkipReason::UnknownKind)),
                 "{frame}"
             );
@@ -455,7 +577,7 @@ pub mod tests {
             r#"["EVENT","s",{"id":"a","pubkey":"b","created_at":9223372036854775807,"kind":1,"content":""}]"#,
             "nope",
         ] {
-            assert!(decode(bad.as_bytes(), Some(NOW)).is_err(), "{bad}");
+            assert!(decode(bad.as_bytes(), Some(NOW), None).is_err(), "{bad}");
         }
     }
 
@@ -470,7 +592,7 @@ pub mod tests {
         source.kind = super::super::SourceKind::Nostr;
         let connections = source.connections();
         let names: Vec<&str> = connections.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["nostr:relay.one", "nostr:127.0.0.1:7000"]);
+        assert_eq!(names, ["nostr:relay.one", "nostr:127.0.0.1:7000/r"]);
         assert_eq!(connections[1].urls, ["ws://127.0.0.1:7000/r"]);
         assert_eq!(connections[1].instance(), "127.0.0.1:7000");
         source.urls.truncate(1);
@@ -485,17 +607,97 @@ pub mod tests {
         );
     }
 
+    /// A stored note (before `EOSE`) is placed at its claim within the
+    /// range its `REQ` asked for; a live one at its arrival.
+    #[test]
+    fn a_stored_note_is_placed_at_its_claim_within_the_catch_up() {
+        const S: Micros = MICROS_PER_SEC;
+        let since = NOW - 570 * S;
+        // (claimed, arrival, stored since, event time)
+        let cases = [
+            (NOW - 300 * S, Some(NOW), Some(since), NOW - 300 * S),
+            (NOW - 590 * S, Some(NOW), Some(since), since),
+            (NOW + 3600 * S, Some(NOW), Some(since), NOW),
+            (NOW - 300 * S, Some(NOW), None, NOW),
+            (NOW + 3600 * S, Some(NOW), None, NOW),
+            (NOW - 300 * S, None, None, NOW - 300 * S),
+            // A since after the arrival (a clock stepped back): the arrival.
+            (NOW - 300 * S, Some(NOW), Some(NOW + S), NOW),
+        ];
+        for (claimed, arrival, stored, want) in cases {
+            assert_eq!(
+                event_time(claimed, arrival, stored),
+                want,
+                "{claimed} {arrival:?} {stored:?}"
+            );
+        }
+        let event = note(1, (NOW - 300 * S) / S);
+        let (t, decoded) = decode(frame(&event).as_bytes(), Some(NOW), Some(since)).expect("ok");
+        assert_eq!(t, Some(NOW - 300 * S));
+        assert!(matches!(decoded, Decoded::Post(ref p) if p.time_us == NOW - 300 * S));
+        // Older than the horizon before its arrival: backfill all the same.
+        let old = note(1, (NOW - 601 * S) / S);
+        assert_eq!(
+            decode(frame(&old).as_bytes(), Some(NOW), Some(NOW - 900 * S)).map(|d| d.1),
+            Ok(Decoded::Skipped(SkipReason::Backfill))
+        );
+    }
+
+    /// Notes are stored from the `REQ` until the `EOSE` of this
+    /// subscription, on every connection.
+    #[test]
+    fn stored_until_this_subscriptions_eose() {
+        let mut p = NostrProtocol::default();
+        assert_eq!(p.stored_since(), None);
+        p.hello(Some(1_000 * MICROS_PER_SEC));
+        assert_eq!(p.stored_since(), Some(995 * MICROS_PER_SEC));
+        p.control(r#"["EOSE","another"]"#);
+        assert_eq!(p.stored_since(), Some(995 * MICROS_PER_SEC));
+        p.control(r#"["EOSE","outagewatch"]"#);
+        assert_eq!(p.stored_since(), None);
+        p.hello(Some(2_000 * MICROS_PER_SEC));
+        assert_eq!(p.stored_since(), Some(1_995 * MICROS_PER_SEC));
+    }
+
     #[test]
     fn subscription_and_control() {
-        let mut p = NostrProtocol;
+        let mut p = NostrProtocol::default();
         assert_eq!(
             p.hello(Some(1_000 * MICROS_PER_SEC)),
             vec![r#"["REQ","outagewatch",{"kinds":[1],"since":995}]"#.to_owned()]
         );
-        assert_eq!(
-            p.control(r#"["CLOSED","outagewatch","auth-required: x"]"#),
-            Control::Reconnect("auth-required: x".into())
-        );
+        // (message, control)
+        let cases = [
+            (
+                r#"["CLOSED","outagewatch","auth-required: x"]"#,
+                Control::Refused("auth-required: x".into()),
+            ),
+            (
+                r#"["CLOSED","outagewatch","restricted: paid relay"]"#,
+                Control::Refused("restricted: paid relay".into()),
+            ),
+            (
+                r#"["CLOSED","outagewatch","blocked: you"]"#,
+                Control::Refused("blocked: you".into()),
+            ),
+            (
+                r#"["CLOSED","outagewatch","rate-limited: slow down"]"#,
+                Control::Reconnect("rate-limited: slow down".into()),
+            ),
+            (
+                r#"["CLOSED","outagewatch","error: auth-required: later"]"#,
+                Control::Reconnect("error: auth-required: later".into()),
+            ),
+            (r#"["CLOSED","other","blocked: x"]"#, Control::Foreign),
+            (r#"["CLOSED","other","rate-limited"]"#, Control::Foreign),
+            (r#"["EOSE","other"]"#, Control::Foreign),
+            (r#"["EVENT","other",{}]"#, Control::Foreign),
+            (r#"["EVENT",7,{}]"#, Control::Foreign),
+            (r#"["EVENT","outagewatch",{}]"#, Control::Data),
+        ];
+        for (message, control) in cases {
+            assert_eq!(p.control(message), control, "{message}");
+        }
         assert!(matches!(
             p.control(r#"["EOSE","outagewatch"]"#),
             Control::Info(_)

@@ -44,6 +44,10 @@ pub struct ClockLine {
     /// Mastodon: the instance host that names its local accounts.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub instance: String,
+    /// Nostr: the frames that follow are stored events of a subscription
+    /// that asked for events since this time (µs), sent before its `EOSE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_since: Option<Micros>,
 }
 
 impl ClockLine {
@@ -54,6 +58,7 @@ impl ClockLine {
             source: source.to_owned(),
             protocol,
             instance: instance.to_owned(),
+            stored_since: None,
         }
     }
 

@@ -44,6 +44,19 @@ pub fn host_port(url: &str) -> String {
         .unwrap_or_else(|| url.to_owned())
 }
 
+/// `host[:port][/path]` of `url`, without a trailing `/`: names one relay
+/// of a Nostr source. Two relays on one host differ by path
+/// (`wss://r.example/a`, `/b`), and by `host[:port]` alone they had the
+/// same name.
+pub fn relay_name(url: &str) -> String {
+    let path = Url::parse(url)
+        .ok()
+        .filter(|u| u.host_str().is_some())
+        .map(|u| u.path().trim_end_matches('/').to_owned())
+        .unwrap_or_default();
+    format!("{}{path}", host_port(url))
+}
+
 /// Whether a redirect from `from` to `to` may be followed: the same scheme,
 /// or an upgrade to its TLS form (`http`→`https`, `ws`→`wss`); never a
 /// downgrade, never another scheme.

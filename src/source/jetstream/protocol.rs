@@ -286,6 +286,7 @@ impl Protocol for JetstreamProtocol {
             if self.options.compress {
                 self.ensure_dictionary(host).await;
             }
+            Ok(())
         })
     }
 
@@ -585,7 +586,8 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
-        rt.block_on(p.prepare("ws://h/subscribe"));
+        rt.block_on(p.prepare("ws://h/subscribe"))
+            .expect("nothing to fetch");
         let url = p.connect_url("ws://h/subscribe", None);
         assert!(url.ends_with("&compress=true"), "{url}");
         let text = r#"{"did":"d","time_us":1,"kind":"account"}"#;

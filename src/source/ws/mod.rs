@@ -26,9 +26,14 @@ use super::health::SourceHealth;
 use super::kind::Link;
 use super::url::{MAX_REDIRECTS, redirect_allowed};
 use crate::Micros;
-use crate::events::{InternalEvent, RedirectRefused, SourceReconnect};
+use crate::events::{InternalEvent, RedirectRefused, SourceReconnect, SourceRefused};
 use session::session;
 pub use settings::WsSettings;
+
+/// How many `watchdog_secs` without data drop a connection of a quiet
+/// stream ([`Protocol::quiet`]) that still answers pings: 10 minutes by
+/// default.
+pub const QUIET_DATA_WATCHDOG: u32 = 20;
 
 /// One data frame for the pipeline, from source number `source`, read
 /// from `host` (a sequence number means something only on its host).
@@ -40,6 +45,10 @@ pub struct Inbound {
     /// When it arrived (wall clock, whole milliseconds, so a recording's
     /// clock lines hold it exactly and a replay judges it as the live run did).
     pub arrival_us: Micros,
+    /// While the subscription is still sending stored events (Nostr,
+    /// before `EOSE`): the start of the time range it asked for. See
+    /// [`Protocol::stored_since`].
+    pub stored_since: Option<Micros>,
     /// The frame's share of the [`FrameBudget`], given back when the
     /// frame is dropped (processed).
     pub held: tokio::sync::OwnedSemaphorePermit,
@@ -106,6 +115,14 @@ pub enum Control {
     ServerError(String),
     /// The server ended the subscription: reconnect.
     Reconnect(String),
+    /// The server refuses this client for good (a Nostr relay's `CLOSED`
+    /// with `auth-required:`, `restricted:` or `blocked:`): asking again at
+    /// once changes nothing. Reconnect after the longest backoff, with one
+    /// error line for the whole run of refusals.
+    Refused(String),
+    /// A message for a subscription this client did not open (a relay's
+    /// `EVENT` or `CLOSED` under another id): counted and ignored.
+    Foreign,
     /// The server says events were lost (a clamped cursor): raise a gap
     /// alert for the source, and go on.
     Gap(String),
@@ -132,8 +149,10 @@ pub struct Rejection {
     pub gap: Option<String>,
 }
 
-/// A boxed future, for the protocol's asynchronous step before connecting.
-pub type Prepare<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+/// A boxed future, for the protocol's asynchronous step before connecting:
+/// an error (the reason) is a failed connection to that host.
+pub type Prepare<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
 
 /// The parts of a wire protocol that shape the connection.
 pub trait Protocol: Send + 'static {
@@ -148,14 +167,33 @@ pub trait Protocol: Send + 'static {
     fn hello(&mut self, _processed: Option<Micros>) -> Vec<String> {
         Vec::new()
     }
+    /// While the subscription is sending stored events (history it asked
+    /// for, as a Nostr relay does before `EOSE`), the start of the range
+    /// asked for: those events did not happen at their arrival, and the
+    /// decoder may place them between this and the arrival. `None` (the
+    /// default): every event is live.
+    fn stored_since(&self) -> Option<Micros> {
+        None
+    }
+    /// Whether the stream may be quiet for minutes while healthy (a small
+    /// Mastodon instance, `public:local`, a Nostr relay): then a connection
+    /// is alive while the server answers pings, and only
+    /// [`QUIET_DATA_WATCHDOG`] times `watchdog_secs` without data (a server
+    /// sending only junk) drops it. The default (Jetstream, never quiet):
+    /// `watchdog_secs` without data drops it.
+    fn quiet(&self) -> bool {
+        false
+    }
     /// Classifies a text frame; the default treats every frame as data.
     fn control(&mut self, _frame: &str) -> Control {
         Control::Data
     }
     /// Work before connecting to `host` (Jetstream v2 fetches its
-    /// compression dictionary); the default does nothing.
+    /// compression dictionary, Mastodon asks an instance for its streaming
+    /// host); an error counts as a failed connection, and the next host is
+    /// tried after the backoff. The default does nothing.
     fn prepare<'a>(&'a mut self, _host: &'a str) -> Prepare<'a> {
-        Box::pin(std::future::ready(()))
+        Box::pin(std::future::ready(Ok(())))
     }
     /// Turns a binary frame into text (Jetstream's compression), within
     /// the limits; the default has no binary frames.
@@ -182,6 +220,9 @@ enum End {
     PipelineGone,
     /// Ended by the server or the network; reconnect.
     Lost(String),
+    /// The server refuses this client for good: reconnect after the
+    /// longest backoff.
+    Refused(String),
     /// The handshake was answered with a redirect to this `Location`.
     Redirect(String),
 }
@@ -198,45 +239,56 @@ pub async fn run<P: Protocol>(
     let mut host_index = 0usize;
     // A redirect being followed (bounded; same scheme or ws→wss only).
     let mut redirect = Redirect::default();
+    // Refusals in a row: the first is an error line, the rest only counted.
+    let mut refusals = 0u64;
     loop {
         if *link.shutdown.borrow() || hosts.is_empty() {
             return;
         }
         let host = &hosts[host_index % hosts.len()];
-        tokio::select! {
-            _ = protocol.prepare(host) => {}
+        let prepared = tokio::select! {
+            prepared = protocol.prepare(host) => prepared,
             _ = link.shutdown.changed() => return,
-        }
-        // Credentials go only where the configuration sends them: a
-        // redirect to another origin gets none (as browsers and reqwest).
-        let (url, credentials) = match redirect.to.take() {
-            Some(to) => (to, redirect.same_origin),
-            None => (protocol.connect_url(host, link.health.processed()), true),
         };
-        let host: Arc<str> = Arc::from(host.as_str());
         let started = Instant::now();
         let frames_before = link.health.frames();
-        let end = session(
-            &host,
-            &url,
-            credentials,
-            &settings,
-            &mut protocol,
-            &mut link,
-        )
-        .await;
+        let (url, end) = match prepared {
+            // One host that cannot be prepared (an instance that does not
+            // answer) is one failed connection: the next host is tried.
+            Err(reason) => (host.clone(), End::Lost(reason)),
+            Ok(()) => {
+                // Credentials go only where the configuration sends them: a
+                // redirect to another origin gets none (as browsers and reqwest).
+                let (url, credentials) = match redirect.to.take() {
+                    Some(to) => (to, redirect.same_origin),
+                    None => (protocol.connect_url(host, link.health.processed()), true),
+                };
+                let host: Arc<str> = Arc::from(host.as_str());
+                let end = session(
+                    &host,
+                    &url,
+                    credentials,
+                    &settings,
+                    &mut protocol,
+                    &mut link,
+                )
+                .await;
+                (url, end)
+            }
+        };
         link.health.set_connected(false);
-        match after_session(end, &url, &mut redirect, &link.health) {
+        let longest = match after_session(end, &url, &mut redirect, &mut refusals, &link.health) {
             After::Stop => return,
             After::Again => continue,
-            After::Wait => {}
-        }
+            After::Wait => false,
+            After::WaitLongest => true,
+        };
         if started.elapsed() >= settings.healthy_after && link.health.frames() > frames_before {
             backoff.reset();
         }
         host_index += 1;
         let next_host = &hosts[host_index % hosts.len()];
-        if !wait_to_reconnect(&mut backoff, next_host, &mut link).await {
+        if !wait_to_reconnect(&mut backoff, longest, next_host, &mut link).await {
             return;
         }
     }
@@ -250,11 +302,22 @@ enum After {
     Again,
     /// Wait out the backoff, then connect to the next host.
     Wait,
+    /// Wait the longest backoff (a refusal for good), then connect.
+    WaitLongest,
 }
 
 /// Reads how a session on `url` ended: logs and counts it, and says what
 /// comes next.
-fn after_session(end: End, url: &str, redirect: &mut Redirect, health: &SourceHealth) -> After {
+fn after_session(
+    end: End,
+    url: &str,
+    redirect: &mut Redirect,
+    refusals: &mut u64,
+    health: &SourceHealth,
+) -> After {
+    if !matches!(end, End::Refused(_)) {
+        *refusals = 0;
+    }
     match end {
         End::Shutdown => {
             tracing::info!(source = %health.name, "source stopped");
@@ -265,6 +328,19 @@ fn after_session(end: End, url: &str, redirect: &mut Redirect, health: &SourceHe
             true => After::Again,
             false => After::Wait,
         },
+        End::Refused(reason) => {
+            redirect.hops = 0;
+            *refusals += 1;
+            SourceRefused {
+                source: &health.name,
+                counters: &health.counters,
+                url,
+                reason: &reason,
+                in_a_row: *refusals,
+            }
+            .emit();
+            After::WaitLongest
+        }
         End::Lost(reason) => {
             redirect.hops = 0;
             SourceReconnect {
@@ -279,10 +355,18 @@ fn after_session(end: End, url: &str, redirect: &mut Redirect, health: &SourceHe
     }
 }
 
-/// Waits the backoff's next delay before connecting to `next_host`; false
-/// when shut down meanwhile.
-async fn wait_to_reconnect(backoff: &mut Backoff, next_host: &str, link: &mut Link) -> bool {
-    let delay = backoff.next_delay();
+/// Waits the backoff's next delay (its longest when `longest`) before
+/// connecting to `next_host`; false when shut down meanwhile.
+async fn wait_to_reconnect(
+    backoff: &mut Backoff,
+    longest: bool,
+    next_host: &str,
+    link: &mut Link,
+) -> bool {
+    let delay = match longest {
+        true => backoff.longest(),
+        false => backoff.next_delay(),
+    };
     tracing::info!(source = %link.health.name, next_host = %next_host, delay_ms = delay.as_millis() as u64, "waiting before reconnecting");
     tokio::select! {
         _ = sleep(delay) => true,

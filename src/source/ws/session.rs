@@ -15,10 +15,13 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, connect_async_tls_with_config};
 
-use super::{BinaryFrame, Control, End, Inbound, Protocol, WsSettings, arrival_now};
+use super::{
+    BinaryFrame, Control, End, Inbound, Protocol, QUIET_DATA_WATCHDOG, WsSettings, arrival_now,
+};
 use crate::Micros;
 use crate::events::{
-    BinaryFrameDropped, FrameOversized, FrameRateDropped, InternalEvent, ServerError, WatchdogStall,
+    BinaryFrameDropped, ForeignMessage, FrameOversized, FrameRateDropped, InternalEvent,
+    ServerError, ServerMessage, WatchdogStall,
 };
 use crate::source::health::SourceHealth;
 use crate::source::kind::Link;
@@ -31,7 +34,10 @@ fn data_deadline(
     connected_at: Micros,
     watchdog: Duration,
 ) -> Option<Instant> {
-    let last = health.last_data_wall()?.max(connected_at);
+    let last = health
+        .last_data_wall()
+        .unwrap_or(connected_at)
+        .max(connected_at);
     let since = Duration::from_micros((health.now() - last).max(0) as u64);
     (since < watchdog).then(|| Instant::now() + (watchdog - since))
 }
@@ -176,6 +182,8 @@ impl<P: Protocol> Reader<'_, P> {
         ping.tick().await;
         let connected_at = self.link.health.now();
         let mut deadline = Instant::now() + self.settings.watchdog;
+        // Any message (a pong too) says the connection is alive.
+        let mut last_message = Instant::now();
         loop {
             let message = tokio::select! {
                 _ = self.link.shutdown.changed() => {
@@ -189,18 +197,18 @@ impl<P: Protocol> Reader<'_, P> {
                     continue;
                 }
                 _ = sleep_until(deadline) => {
-                    // Data is what the pipeline managed to decode, not bytes.
-                    match data_deadline(&self.link.health, connected_at, self.settings.watchdog) {
-                        Some(next) => deadline = next,
-                        None => {
+                    match self.watchdog(connected_at, last_message) {
+                        Ok(next) => deadline = next,
+                        Err(why) => {
                             WatchdogStall { counters: &self.link.health.counters }.emit();
-                            return End::Lost(format!("no data for {:?} (watchdog)", self.settings.watchdog));
+                            return End::Lost(why);
                         }
                     }
                     continue;
                 }
                 message = read.next() => message,
             };
+            last_message = Instant::now();
             let text = match self.message(message) {
                 Step::Text(text) => text,
                 Step::Skip => continue,
@@ -210,6 +218,29 @@ impl<P: Protocol> Reader<'_, P> {
                 return end;
             }
         }
+    }
+
+    /// When to look again, or why the connection is stalled. Data is what
+    /// the pipeline managed to decode, not bytes. A quiet stream is alive
+    /// while the server answers pings: dropped by the data watchdog after
+    /// 30 s, a quiet Mastodon instance reconnected every 30 s for ever
+    /// (never healthy long enough to reset the backoff), losing what was
+    /// posted meanwhile.
+    fn watchdog(&self, connected_at: Micros, last_message: Instant) -> Result<Instant, String> {
+        let watchdog = self.settings.watchdog;
+        if !self.protocol.quiet() {
+            return data_deadline(&self.link.health, connected_at, watchdog)
+                .ok_or_else(|| format!("no data for {watchdog:?} (watchdog)"));
+        }
+        // A pong comes back within a ping period of the last.
+        let alive = watchdog.max(self.settings.ping_every.saturating_mul(2));
+        if last_message.elapsed() >= alive {
+            return Err(format!("no frame or pong for {alive:?} (watchdog)"));
+        }
+        let data_watchdog = watchdog.saturating_mul(QUIET_DATA_WATCHDOG);
+        let next = data_deadline(&self.link.health, connected_at, data_watchdog)
+            .ok_or_else(|| format!("no data for {data_watchdog:?} (watchdog)"))?;
+        Ok(next.min(last_message + alive))
     }
 
     /// A websocket message as text for the protocol, within the limits.
@@ -316,10 +347,12 @@ impl<P: Protocol> Reader<'_, P> {
         match self.protocol.control(&text) {
             Control::Data => {}
             Control::Info(info) => {
-                if let Some(left_out) = health.counters.lines.said.line() {
-                    let info = truncate_chars(&info, SERVER_TEXT_CHARS);
-                    tracing::info!(source = %health.name, %info, left_out, "server message");
+                ServerMessage {
+                    source: &health.name,
+                    counters: &health.counters,
+                    info: &truncate_chars(&info, SERVER_TEXT_CHARS),
                 }
+                .emit();
                 return None;
             }
             Control::ServerError(error) => {
@@ -337,6 +370,17 @@ impl<P: Protocol> Reader<'_, P> {
                 health.report_gap(gap);
                 return None;
             }
+            Control::Foreign => {
+                ForeignMessage {
+                    source: &health.name,
+                    counters: &health.counters,
+                }
+                .emit();
+                return None;
+            }
+            Control::Refused(reason) => {
+                return Some(End::Refused(truncate_chars(&reason, SERVER_TEXT_CHARS)));
+            }
             Control::Reconnect(reason) => {
                 return Some(End::Lost(format!(
                     "server ended the subscription: {}",
@@ -345,6 +389,7 @@ impl<P: Protocol> Reader<'_, P> {
             }
         }
         let arrival_us = arrival_now();
+        let stored_since = self.protocol.stored_since();
         let Link {
             index,
             frames,
@@ -361,6 +406,7 @@ impl<P: Protocol> Reader<'_, P> {
                 host: Arc::clone(self.host),
                 frame: text,
                 arrival_us,
+                stored_since,
                 held,
             };
             frames.send(inbound).await.ok()

@@ -43,6 +43,7 @@ pub(super) struct SourceFamilies {
     dropped: Counters,
     stalls: Counters,
     refused: Counters,
+    messages: Counters,
 }
 
 /// The detector's view of the services (from the board).
@@ -190,6 +191,11 @@ impl SourceFamilies {
                 "outagewatch_source_stalls",
                 "Connections dropped by the data watchdog, per live source"
             ),
+            messages: family!(
+                r,
+                "outagewatch_source_server_messages",
+                "Server messages that are neither data nor errors (EOSE, NOTICE, OK, AUTH, #info), per live source"
+            ),
             refused: family!(
                 r,
                 "outagewatch_source_server_errors",
@@ -211,8 +217,13 @@ impl SourceFamilies {
             copy_total(&self.reconnects, &l, s.reconnects);
             copy_total(&self.received, &l, s.frames);
             copy_total(&self.stalls, &l, s.stalls);
+            copy_total(&self.messages, &l, s.messages);
             copy_total(&self.refused, &l, s.server_errors);
-            for (reason, n) in [("oversized", s.oversized), ("binary", s.binary)] {
+            for (reason, n) in [
+                ("oversized", s.oversized),
+                ("binary", s.binary),
+                ("other_subscription", s.foreign),
+            ] {
                 let l = labels(&[("source", &source.name), ("reason", reason)]);
                 copy_total(&self.dropped, &l, n);
             }
