@@ -92,6 +92,11 @@ fn load(path: &Path) -> Vec<Case> {
 }
 
 fn evaluate(name: &str, cases: &[Case]) -> Score {
+    evaluate_declared(name, cases, None)
+}
+
+/// As [`evaluate`], every post declaring `lang` (or none).
+fn evaluate_declared(name: &str, cases: &[Case], lang: Option<&str>) -> Score {
     let matcher = Matcher::embedded().expect("embedded patterns");
     let mut score = Score::default();
     let mut wrong = Vec::new();
@@ -102,7 +107,7 @@ fn evaluate(name: &str, cases: &[Case]) -> Score {
             uri: String::new(),
             key: None,
             text: case.text.clone(),
-            langs: Vec::new(),
+            langs: lang.map(str::to_owned).into_iter().collect(),
             tags: Vec::new(),
         });
         let verdict = matcher.classify(&post);
@@ -167,8 +172,9 @@ fn evaluate(name: &str, cases: &[Case]) -> Score {
     score
 }
 
-#[test]
-fn shared_real_dev_set() {
+/// The shared development set, or `None` (with a message, or a failure
+/// when `CI=true`) when the shared folder or the file is missing.
+fn shared_dev_set(test: &str) -> Option<Vec<Case>> {
     let Some(dir) = shared_dir() else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -176,10 +182,10 @@ fn shared_real_dev_set() {
              (set OUTAGEWATCH_SHARED)"
         );
         eprintln!(
-            "SKIPPED shared_real_dev_set: no shared folder with real/dev.tsv \
+            "SKIPPED {test}: no shared folder with real/dev.tsv \
              ($OUTAGEWATCH_SHARED, ../shared, /work/shared)"
         );
-        return;
+        return None;
     };
     let path = dir.join("real/dev.tsv");
     if !path.is_file() {
@@ -188,11 +194,19 @@ fn shared_real_dev_set() {
             "CI=true but {} is missing",
             path.display()
         );
-        eprintln!("SKIPPED shared_real_dev_set: {} is missing", path.display());
-        return;
+        eprintln!("SKIPPED {test}: {} is missing", path.display());
+        return None;
     }
     let cases = load(&path);
     assert!(cases.len() >= 300, "dev.tsv holds {} posts", cases.len());
+    Some(cases)
+}
+
+#[test]
+fn shared_real_dev_set() {
+    let Some(cases) = shared_dev_set("shared_real_dev_set") else {
+        return;
+    };
     let score = evaluate("shared real/dev.tsv", &cases);
     // The bar issue 9 sets for this set.
     assert!(
@@ -202,6 +216,44 @@ fn shared_real_dev_set() {
         score.recall(),
         score.service_accuracy()
     );
+}
+
+/// Precision, recall and service accuracy may move this much, at most,
+/// when every post declares one language: about one post of the set's 74
+/// reports.
+const DECLARED_MARGIN: f64 = 0.015;
+
+/// A post's declared language is often its author's device language, and
+/// people mix languages: declaring one must not turn the classifier into
+/// another. Every post of the shared development set declared as each of
+/// en, pt, ja, es and de scores within a small margin of the same posts
+/// declaring none (scoping context lists to the declared language gave
+/// 0.767/0.757 for `pt` against 0.957/0.892).
+#[test]
+fn shared_real_dev_set_whatever_the_declared_language() {
+    let Some(cases) = shared_dev_set("shared_real_dev_set_whatever_the_declared_language") else {
+        return;
+    };
+    let none = evaluate("shared real/dev.tsv, no language declared", &cases);
+    let mut failures = Vec::new();
+    for lang in ["en", "pt", "ja", "es", "de"] {
+        let name = format!("shared real/dev.tsv, every post declared {lang}");
+        let declared = evaluate_declared(&name, &cases, Some(lang));
+        for (what, got, want) in [
+            ("precision", declared.precision(), none.precision()),
+            ("recall", declared.recall(), none.recall()),
+            (
+                "service accuracy",
+                declared.service_accuracy(),
+                none.service_accuracy(),
+            ),
+        ] {
+            if (got - want).abs() > DECLARED_MARGIN {
+                failures.push(format!("{lang}: {what} {got:.3}, undeclared {want:.3}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 fn own(name: &str) -> Vec<Case> {

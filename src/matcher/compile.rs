@@ -340,6 +340,14 @@ fn compile_languages(
             source: &def.source,
         };
         let code = def.lang.get_ref();
+        // Declared post languages are lower-case primary subtags: `EN`
+        // loaded and matched no post's `en`.
+        if !((2..=8).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_lowercase())) {
+            return Err(at.error(
+                def.lang.span(),
+                format!("language code {code:?} must be 2 to 8 lower-case ASCII letters (BCP 47 primary subtag, as `en`)"),
+            ));
+        }
         if out.langs.contains(code) {
             return Err(at.error(
                 def.lang.span(),
@@ -457,7 +465,47 @@ fn compile_regex(at: &Located<'_>, def: &RegexDef) -> Result<Regex, PatternError
             "regular expression {pattern:?} can match empty text, so it would match in every post"
         )));
     }
+    // Text is lower-cased before matching: a capital letter that is not
+    // case-insensitive (`Down`, `[A-Z]`) can never match, silently.
+    if has_capital(&parsed) {
+        return Err(invalid(format!(
+            "regular expression {pattern:?} has a capital letter, but posts are lower-cased before matching: write it in lower case (or use (?i))"
+        )));
+    }
     Ok(regex)
+}
+
+/// Whether `hir` requires a capital letter somewhere: a literal one, or a
+/// class holding a capital ASCII letter without its lower case.
+fn has_capital(hir: &regex_syntax::hir::Hir) -> bool {
+    use regex_syntax::hir::{Class, HirKind};
+    match hir.kind() {
+        HirKind::Literal(lit) => String::from_utf8_lossy(&lit.0)
+            .chars()
+            .any(|c| c.is_uppercase() && !c.is_lowercase()),
+        HirKind::Class(Class::Unicode(class)) => ('A'..='Z').any(|c| {
+            let has = |c: char| {
+                class
+                    .ranges()
+                    .iter()
+                    .any(|r| r.start() <= c && c <= r.end())
+            };
+            has(c) && !has(c.to_ascii_lowercase())
+        }),
+        HirKind::Class(Class::Bytes(class)) => (b'A'..=b'Z').any(|c| {
+            let has = |c: u8| {
+                class
+                    .ranges()
+                    .iter()
+                    .any(|r| r.start() <= c && c <= r.end())
+            };
+            has(c) && !has(c.to_ascii_lowercase())
+        }),
+        HirKind::Repetition(rep) => has_capital(&rep.sub),
+        HirKind::Capture(cap) => has_capital(&cap.sub),
+        HirKind::Concat(subs) | HirKind::Alternation(subs) => subs.iter().any(has_capital),
+        HirKind::Empty | HirKind::Look(_) => false,
+    }
 }
 
 /// The contiguous NFA, chosen by measurement on the embedded catalogue
@@ -498,6 +546,62 @@ mod tests {
         ];
         let catalogue = Catalogue::from_files(files.into_iter()).map_err(|e| e.to_string())?;
         Matcher::new(&catalogue).map_err(|e| e.to_string())
+    }
+
+    /// A language code must be what a post declares (2 to 8 lower-case
+    /// ASCII letters); a regex with a capital letter that is not
+    /// case-insensitive can never match lower-cased text. Both are named
+    /// with their place.
+    #[test]
+    fn bad_language_codes_and_capital_regexes_are_named_with_their_line() {
+        let compile = |lang: &str| {
+            let files = [(PathBuf::from("p/lang/xx.toml"), lang.to_owned())];
+            let catalogue = Catalogue::from_files(files.into_iter()).map_err(|e| e.to_string())?;
+            Matcher::new(&catalogue)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        let regex = |pattern: &str| {
+            format!(
+                "lang = \"en\"\noutage = [\"x\"]\n[[regex]]\ncategory = \"market\"\npattern = '{pattern}'\n"
+            )
+        };
+        for (file, want) in [
+            (
+                "lang = \"EN\"\noutage = [\"x\"]\n".to_owned(),
+                Some("p/lang/xx.toml:1:8: language code \"EN\""),
+            ),
+            (
+                "lang = \"e\"\noutage = [\"x\"]\n".to_owned(),
+                Some(":1:8: language code"),
+            ),
+            ("lang = \"en-us\"\n".to_owned(), Some(":1:8: language code")),
+            (
+                "lang = \"abcdefghi\"\n".to_owned(),
+                Some(":1:8: language code"),
+            ),
+            ("lang = \"pt\"\n".to_owned(), None),
+            ("lang = \"fil\"\n".to_owned(), None),
+            (
+                regex("Down \\d+%"),
+                Some(":5:11: regular expression \"Down \\\\d+%\" has a capital"),
+            ),
+            (regex("[A-Z]+ down"), Some(":5:11:")),
+            (regex("down (?:by|to) Q[1-4]"), Some(":5:11:")),
+            (regex("(?i)Down \\d+%"), None),
+            (regex("down \\d+%"), None),
+            (regex("[a-zA-Z]+ down"), None),
+            (regex("\\bdown\\b \\D"), None),
+        ] {
+            let got = compile(&file);
+            match want {
+                Some(want) => assert!(
+                    got.as_ref().is_err_and(|e| e.contains(want)),
+                    "{file}\ngot {got:?}\nwanted {want}"
+                ),
+                None => assert!(got.is_ok(), "{file}\ngot {got:?}"),
+            }
+        }
     }
 
     #[test]

@@ -259,7 +259,13 @@ impl Catalogue {
         }
         let mut catalogue = Catalogue::default();
         for (file, source) in files {
-            let is_services = file.file_name().is_some_and(|n| n == SERVICES_FILE);
+            // Only the top-level services.toml is the catalogue: a
+            // `lang/services.toml` replaced it, silently.
+            let in_lang_dir = file
+                .parent()
+                .and_then(Path::file_name)
+                .is_some_and(|d| d == LANG_DIR);
+            let is_services = !in_lang_dir && file.file_name().is_some_and(|n| n == SERVICES_FILE);
             let parse_error = |e: toml::de::Error| {
                 Located {
                     file: &file,
@@ -284,11 +290,33 @@ impl Catalogue {
 }
 
 fn read(path: &Path) -> Result<(PathBuf, String), PatternError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PatternError::Io {
+    let bytes = std::fs::read(path).map_err(|source| PatternError::Io {
         file: path.to_path_buf(),
         source,
     })?;
+    let text = String::from_utf8(bytes).map_err(|e| not_utf8(path, e.as_bytes(), &e))?;
     Ok((path.to_path_buf(), text))
+}
+
+/// Where the first byte that is not UTF-8 is: its line and its byte in
+/// the line, both from 1 (`read_to_string` said only "stream did not
+/// contain valid UTF-8", with no place to look).
+fn not_utf8(path: &Path, bytes: &[u8], error: &std::string::FromUtf8Error) -> PatternError {
+    let at = error.utf8_error().valid_up_to();
+    let before = &bytes[..at.min(bytes.len())];
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    PatternError::Invalid {
+        file: path.to_path_buf(),
+        line: before.iter().filter(|&&b| b == b'\n').count() + 1,
+        column: at - line_start + 1,
+        message: format!(
+            "byte 0x{:02x} is not UTF-8 (column counted in bytes)",
+            bytes.get(at).copied().unwrap_or(0)
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -353,6 +381,47 @@ mod tests {
         let err = Catalogue::from_files(files.into_iter()).expect_err("must fail");
         let text = err.to_string();
         assert!(text.starts_with("p/lang/xx.toml:3:3:"), "{text}");
+    }
+
+    /// A pattern file that is not UTF-8 is refused with the line and byte
+    /// of its first bad byte.
+    #[test]
+    fn invalid_utf8_names_line_and_byte() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("xx.toml");
+        for (bytes, want) in [
+            (&b"lang = \"xx\"\noutage = [\"d\xffown\"]\n"[..], ":2:13:"),
+            (&b"\xc3"[..], ":1:1:"),
+            (&b"a\nb\n\ncd\x80"[..], ":4:3:"),
+        ] {
+            std::fs::write(&path, bytes).expect("write");
+            let error = read(&path).expect_err("not UTF-8");
+            let text = error.to_string();
+            assert!(text.contains(want) && text.contains("not UTF-8"), "{text}");
+        }
+    }
+
+    /// Only the top-level services.toml is the catalogue: one in `lang/`
+    /// is read as a language file (and refused), not as the catalogue.
+    #[test]
+    fn only_the_top_level_services_file_is_the_catalogue() {
+        let files = [
+            (
+                PathBuf::from("p/services.toml"),
+                "[[service]]\nid = \"a\"\nname = \"A\"\ncategory = \"social\"\naliases = [\"x\"]\n"
+                    .to_owned(),
+            ),
+            (
+                PathBuf::from("p/lang/services.toml"),
+                "[[service]]\nid = \"b\"\nname = \"B\"\ncategory = \"social\"\naliases = [\"x\"]\n"
+                    .to_owned(),
+            ),
+        ];
+        let error = Catalogue::from_files(files.into_iter()).expect_err("not a language file");
+        assert!(
+            error.to_string().starts_with("p/lang/services.toml:"),
+            "{error}"
+        );
     }
 
     #[test]
