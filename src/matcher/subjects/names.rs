@@ -46,8 +46,14 @@ const NOT_NAMES: &[&str] = &[
     "unsere", "ein", "eine", "mio", "mia",
 ];
 
+/// Places a name is sought at in one post, at most. A post names a
+/// handful of things; a 2,000-character post of "app down" repeated has
+/// hundreds of places, and each one read the whole text again (1.1 s per
+/// post of "접속 안됨" repeated, in a release build).
+const MAX_PLACES: usize = 32;
+
 /// Where a name may stand relative to a failure phrase or a thing.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Place {
     /// Byte offset the name ends at (`leftward`) or starts at.
     at: usize,
@@ -68,12 +74,17 @@ impl Decision<'_> {
         mentions: &mut Vec<Mention>,
         anchors: &[(usize, usize)],
     ) {
-        let places = self.subject_places(anchors);
         if self.is_shouting() {
             return;
         }
+        let places = self.subject_places(anchors);
+        // Read once per post, not once per place or per word.
+        let words = Words {
+            spans: word_spans(self.text),
+            capitalised: capitalised_words(self.original),
+        };
         for place in places {
-            let Some((start, end)) = self.capitalised_run(place) else {
+            let Some((start, end)) = self.capitalised_run(&words, place) else {
                 continue;
             };
             let Some(service) = self.name_at(mentions, start, end) else {
@@ -93,27 +104,26 @@ impl Decision<'_> {
     }
 
     /// Right before each failure phrase (unless it is said of people too),
-    /// and on both sides of each thing near one in its sentence.
+    /// and on both sides of each thing near one in its sentence; each
+    /// place once, at most [`MAX_PLACES`].
     fn subject_places(&self, anchors: &[(usize, usize)]) -> Vec<Place> {
+        let targets: Vec<(usize, usize)> = self
+            .hits_of(PhraseKind::Target)
+            .map(|t| (t.start, t.end))
+            .collect();
         let mut places = Vec::new();
         for &(start, end) in anchors {
+            if places.len() == MAX_PLACES {
+                break;
+            }
             if !LIFE_PHRASES.contains(&&self.text[start..end]) {
-                places.push(Place {
-                    at: start,
-                    leftward: true,
-                    strict: true,
-                });
+                add_place(&mut places, start, true, true);
             }
             let clause = self.clause(start);
-            for t in self.hits_of(PhraseKind::Target) {
-                if self.clause(t.start) == clause && gap(t.start, t.end, start, end) <= 40 {
-                    let side = |at, leftward| Place {
-                        at,
-                        leftward,
-                        strict: false,
-                    };
-                    places.push(side(t.start, true));
-                    places.push(side(t.end, false));
+            for &(t_start, t_end) in &targets {
+                if self.clause(t_start) == clause && gap(t_start, t_end, start, end) <= 40 {
+                    add_place(&mut places, t_start, true, false);
+                    add_place(&mut places, t_end, false, false);
                 }
             }
         }
@@ -150,26 +160,22 @@ impl Decision<'_> {
 
     /// The run of capitalised words ending at (or starting at) the place,
     /// skipping one space and a possessive `'s`; at most four words.
-    fn capitalised_run(&self, place: Place) -> Option<(usize, usize)> {
-        let words = word_spans(self.text);
+    fn capitalised_run(&self, words: &Words, place: Place) -> Option<(usize, usize)> {
         if place.leftward {
-            self.run_leftward(&words, place.at, place.strict)
+            self.run_leftward(words, place.at, place.strict)
         } else {
-            self.run_rightward(&words, place.at, place.strict)
+            self.run_rightward(words, place.at, place.strict)
         }
     }
 
     /// Capitalised words ending at `at`, going left; one word from
     /// [`BETWEEN`] right at `at` is stepped over ("Acme mobile site").
-    fn run_leftward(
-        &self,
-        words: &[(usize, usize)],
-        at: usize,
-        strict: bool,
-    ) -> Option<(usize, usize)> {
+    fn run_leftward(&self, words: &Words, at: usize, strict: bool) -> Option<(usize, usize)> {
         let mut run: Option<(usize, usize)> = None;
         let mut edge = at;
-        for &(s, e) in words.iter().rev().filter(|&&(_, e)| e <= at) {
+        // The spans are in order: those ending by `at` are a prefix.
+        let before = words.spans.partition_point(|&(_, e)| e <= at);
+        for &(s, e) in words.spans[..before].iter().rev() {
             let between = self.text[e..edge].trim();
             let joined = between.is_empty() || between == "'s" || between == "’s";
             if !joined || run.map_or(0, |(rs, re)| self.text[rs..re].split(' ').count()) >= 4 {
@@ -179,7 +185,7 @@ impl Decision<'_> {
                 edge = s;
                 continue;
             }
-            if !self.is_name_word(s, e, strict) {
+            if !self.is_name_word(words, s, e, strict) {
                 break;
             }
             run = Some((s, run.map_or(e, |(_, re)| re)));
@@ -189,16 +195,12 @@ impl Decision<'_> {
     }
 
     /// Capitalised words starting at `at`, going right.
-    fn run_rightward(
-        &self,
-        words: &[(usize, usize)],
-        at: usize,
-        strict: bool,
-    ) -> Option<(usize, usize)> {
+    fn run_rightward(&self, words: &Words, at: usize, strict: bool) -> Option<(usize, usize)> {
         let mut run: Option<(usize, usize)> = None;
         let mut edge = at;
-        for &(s, e) in words.iter().filter(|&&(s, _)| s >= at) {
-            if !self.text[edge..s].trim().is_empty() || !self.is_name_word(s, e, strict) {
+        let from = words.spans.partition_point(|&(s, _)| s < at);
+        for &(s, e) in &words.spans[from..] {
+            if !self.text[edge..s].trim().is_empty() || !self.is_name_word(words, s, e, strict) {
                 break;
             }
             run = Some((run.map_or(s, |(rs, _)| rs), e));
@@ -214,7 +216,7 @@ impl Decision<'_> {
     /// (CamelCase, an initial, ALLCAPS), that is not a function word. When
     /// `strict` (the word would be the bare subject of the predicate), it
     /// must not follow an article.
-    fn is_name_word(&self, start: usize, end: usize, strict: bool) -> bool {
+    fn is_name_word(&self, words: &Words, start: usize, end: usize, strict: bool) -> bool {
         let word = &self.text[start..end];
         // Names are spelt in ASCII letters and digits (as discovered
         // hashtags are); a word tagged `#` or `@` is read as a hashtag or
@@ -231,7 +233,10 @@ impl Decision<'_> {
         if strict && self.follows_article(start) {
             return false;
         }
-        self.written_capitalised(word)
+        words
+            .capitalised
+            .binary_search_by(|w| w.as_str().cmp(word))
+            .is_ok()
     }
 
     fn follows_article(&self, start: usize) -> bool {
@@ -239,27 +244,102 @@ impl Decision<'_> {
         let article = before.rsplit(' ').next().unwrap_or("");
         ARTICLES.contains(&article)
     }
+}
 
-    /// Whether `word` stands as a whole word in the original text with at
-    /// least one capital letter.
-    fn written_capitalised(&self, word: &str) -> bool {
-        let len = word.len();
-        let original = self.original;
-        original
-            .match_indices(|c: char| c.is_alphanumeric())
-            .any(|(i, _)| {
-                original.get(i..i + len).is_some_and(|w| {
-                    w.eq_ignore_ascii_case(word)
-                        && w.chars().any(char::is_uppercase)
-                        && original[..i]
-                            .chars()
-                            .next_back()
-                            .is_none_or(|c| !c.is_alphanumeric())
-                        && original[i + len..]
-                            .chars()
-                            .next()
-                            .is_none_or(|c| !c.is_alphanumeric())
-                })
-            })
+/// What the name rules read of a post's words, gathered once per post.
+struct Words {
+    /// The normalized text's words ([`word_spans`]).
+    spans: Vec<(usize, usize)>,
+    /// [`capitalised_words`] of the original.
+    capitalised: Vec<String>,
+}
+
+/// Adds a place unless it is there already or [`MAX_PLACES`] are.
+fn add_place(places: &mut Vec<Place>, at: usize, leftward: bool, strict: bool) {
+    let place = Place {
+        at,
+        leftward,
+        strict,
+    };
+    if places.len() < MAX_PLACES && !places.contains(&place) {
+        places.push(place);
+    }
+}
+
+/// The words of `original` (whole runs of letters and digits) that are
+/// spelt in ASCII and written with at least one capital, lower-cased,
+/// sorted and each once: the words a name can be.
+fn capitalised_words(original: &str) -> Vec<String> {
+    let mut words: Vec<String> = original
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.is_ascii() && w.bytes().any(|b| b.is_ascii_uppercase()))
+        .map(str::to_ascii_lowercase)
+        .collect();
+    words.sort_unstable();
+    words.dedup();
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matcher::Matcher;
+    use crate::matcher::classify::hits_of_candidate;
+    use crate::normalize::normalize;
+    use crate::source::RawPost;
+
+    /// A long post of repeated phrases and things gives each place once,
+    /// and no more than [`MAX_PLACES`]: the work per place (reading the
+    /// words around it) does not grow with the text, and the places do not
+    /// grow past the bound (they were hundreds, each reading every word).
+    #[test]
+    fn places_are_each_once_and_bounded() {
+        let matcher = Matcher::embedded().expect("the embedded catalogue compiles");
+        let cases = [
+            ("app down ".repeat(222), MAX_PLACES),
+            ("접속 안됨 ".repeat(333), MAX_PLACES),
+            ("the app is down and the site is down".into(), 6),
+            // The same thing next to two phrases is one place ("down" is
+            // said of people too: no place before it).
+            ("app down down".into(), 2),
+        ];
+        for (text, want) in cases {
+            let post = normalize(RawPost {
+                time_us: 0,
+                author: "a".into(),
+                uri: String::new(),
+                key: None,
+                text,
+                langs: Vec::new(),
+                tags: Vec::new(),
+            });
+            let hits = hits_of_candidate(&matcher.tables, &post);
+            let decision = Decision::new(&matcher.tables, &post, hits, vec![], vec![], false);
+            let anchors: Vec<(usize, usize)> = decision
+                .hits_of(PhraseKind::Outage)
+                .map(|h| (h.start, h.end))
+                .collect();
+            let places = decision.subject_places(&anchors);
+            assert_eq!(places.len(), want, "{:?}: {places:?}", post.text);
+            for (i, p) in places.iter().enumerate() {
+                assert!(!places[..i].contains(p), "{:?}: {p:?} twice", post.text);
+            }
+        }
+    }
+
+    #[test]
+    fn capitalised_words_of_the_original() {
+        let cases: [(&str, &[&str]); 4] = [
+            (
+                "Is ZORBLY down? zorbly, GitHub",
+                &["github", "is", "zorbly"],
+            ),
+            ("Störung bei Acme", &["acme"]),
+            ("no capitals", &[]),
+            ("x2Go and X2go", &["x2go"]),
+        ];
+        for (text, want) in cases {
+            assert_eq!(capitalised_words(text), want, "{text:?}");
+        }
     }
 }
