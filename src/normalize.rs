@@ -9,6 +9,9 @@
 //!   (`downnnn`, `pleeease`, `sooo`);
 //! - zalgo: combining marks that NFKC could not compose into a letter
 //!   (stacks of diacritics from the Latin combining blocks) are dropped;
+//! - apostrophes: the characters written for `'` (the typographic `’`, the
+//!   modifier letter `ʼ`, primes, the acute accent) are `'`, so "isn’t" is
+//!   "isn't";
 //! - look-alikes: in a word that mixes Latin letters with letters of another
 //!   script (`twіtter` with a Cyrillic `і`), each non-Latin letter whose
 //!   Unicode confusable skeleton (UTS #39, the `unicode-security` crate) is
@@ -116,17 +119,21 @@ fn push_unique(list: &mut Vec<String>, item: String) {
     }
 }
 
-/// NFKC, lower case, collapsed white space, trimmed; elongations, zalgo
-/// marks and mixed-script look-alikes folded (see the module docs).
+/// NFKC, lower case, collapsed white space, trimmed; apostrophes,
+/// elongations, zalgo marks and mixed-script look-alikes folded (see the
+/// module docs).
 pub fn normalize_text(text: &str) -> String {
     if text.is_ascii() {
         return collapsed_ascii(text);
     }
     let mut out = String::with_capacity(text.len());
-    if is_nfkc_quick(text.chars()) == IsNormalized::Yes {
-        push_collapsed(&mut out, text.chars().flat_map(char::to_lowercase));
+    // Before NFKC, which would split an acute accent `´` into a space and a
+    // combining mark.
+    let chars = text.chars().map(fold_apostrophe);
+    if is_nfkc_quick(chars.clone()) == IsNormalized::Yes {
+        push_collapsed(&mut out, chars.flat_map(char::to_lowercase));
     } else {
-        push_collapsed(&mut out, text.nfkc().flat_map(char::to_lowercase));
+        push_collapsed(&mut out, chars.nfkc().flat_map(char::to_lowercase));
     }
     // Only letters of the scripts that pass for Latin can be folded: most
     // non-ASCII posts (accents, emoji, CJK) have none and skip the word scan.
@@ -202,6 +209,38 @@ fn collapsed_ascii(text: &str) -> String {
     }
     // Every byte pushed is an ASCII byte of `text`, or a space.
     String::from_utf8(out).unwrap_or_default()
+}
+
+/// The apostrophe `'` for the characters written in its place: the
+/// typographic `’` that phones insert (and its opening twin `‘`), the
+/// modifier letter `ʼ`, primes, the acute accent, the full-width `＇`. Each
+/// is one whose UTS #39 confusable skeleton is `'` (a test checks it
+/// against the `unicode-security` crate's table); the skeleton table's
+/// letters (Hebrew yod, Canadian syllabics) and ASCII's backtick, a quote
+/// for code, are left alone. Without it "isn’t working" matched no phrase,
+/// and "isn’t down" was not a denial.
+fn fold_apostrophe(c: char) -> char {
+    match c {
+        '\u{2018}' // ‘ left single quotation mark
+        | '\u{2019}' // ’ right single quotation mark
+        | '\u{201B}' // ‛ single high-reversed-9 quotation mark
+        | '\u{2032}' // ′ prime
+        | '\u{2035}' // ‵ reversed prime
+        | '\u{00B4}' // ´ acute accent
+        | '\u{1FFD}' // ´ Greek oxia
+        | '\u{02B9}' // ʹ modifier letter prime
+        | '\u{02BB}' // ʻ modifier letter turned comma
+        | '\u{02BC}' // ʼ modifier letter apostrophe
+        | '\u{02BD}' // ʽ modifier letter reversed comma
+        | '\u{02CA}' // ˊ modifier letter acute accent
+        | '\u{02CB}' // ˋ modifier letter grave accent
+        | '\u{055A}' // ՚ Armenian apostrophe
+        | '\u{A78B}' // Ꞌ Latin capital letter saltillo
+        | '\u{A78C}' // ꞌ Latin small letter saltillo
+        | '\u{FF07}' // ＇ full-width apostrophe
+        => '\'',
+        _ => c,
+    }
 }
 
 /// Combining marks left after NFKC in the blocks zalgo text is made from.
@@ -393,9 +432,39 @@ mod tests {
             ("twitter落ちた", "twitter落ちた"),
             ("wifi안돼", "wifi안돼"),
             ("discordエラー", "discordエラー"),
+            // Apostrophes as phones and keyboards write them are `'`.
+            ("Netflix isn’t working", "netflix isn't working"),
+            ("I can’t log in", "i can't log in"),
+            ("won‘t load", "won't load"),
+            ("isnʼt down", "isn't down"),
+            ("don′t", "don't"),
+            ("isn´t", "isn't"),
+            ("ＤＯＮ＇Ｔ", "don't"),
+            ("c’est down", "c'est down"),
+            ("geht’s nicht", "geht's nicht"),
+            ("‘quoted’", "'quoted'"),
+            // Letters the confusable table also maps to `'` stay letters.
+            ("שלום", "שלום"),
         ];
         for (input, want) in cases {
             assert_eq!(normalize_text(input), want, "{input:?}");
+        }
+    }
+
+    /// Every character folded to `'` is one UTS #39 holds confusable with
+    /// it, and the typographic quotes are among them.
+    #[test]
+    fn apostrophes_are_confusables_of_the_apostrophe() {
+        let folded: Vec<char> = (0..=0x10FFFF)
+            .filter_map(char::from_u32)
+            .filter(|&c| c != '\'' && fold_apostrophe(c) == '\'')
+            .collect();
+        for c in &folded {
+            let skeleton: String = skeleton(&c.to_string()).collect();
+            assert_eq!(skeleton, "'", "U+{:04X}", u32::from(*c));
+        }
+        for c in ['’', '‘', 'ʼ', '＇'] {
+            assert!(folded.contains(&c), "{c}");
         }
     }
 

@@ -315,6 +315,19 @@ const CASES: &[(&str, Expect)] = &[
     ("サイトにアクセスできない", Unnamed),
     ("사이트 접속이 안돼요", Unnamed),
     not!("推しが尊すぎて脳内サーバーが落ちた"),
+    // Apostrophes as phones write them (’, ʼ, ‘) are the apostrophe.
+    report!("Netflix isn’t working", "netflix"),
+    report!("instagram won’t load", "instagram"),
+    report!("I can’t log in to netflix", "netflix"),
+    report!("youtube doesn’t work", "youtube"),
+    report!("gmail won‘t load", "gmail"),
+    report!("reddit isnʼt working", "reddit"),
+    report!("twitter ne s’ouvre pas", "twitter"),
+    report!("instagram c’est down", "instagram"),
+    report!("whatsapp geht’s nicht", "whatsapp"),
+    not!("Spotify isn’t down"),
+    not!("discord isn’t down, it’s your wifi"),
+    not!("nah twitter isn’t down for me"),
     // Look-alike letters and zalgo fold to the plain word.
     report!("tw\u{0456}tter \u{0456}s d\u{043E}wn", "twitter"),
     report!(

@@ -177,7 +177,7 @@ impl Decision<'_> {
         let before = words.spans.partition_point(|&(_, e)| e <= at);
         for &(s, e) in words.spans[..before].iter().rev() {
             let between = self.text[e..edge].trim();
-            let joined = between.is_empty() || between == "'s" || between == "’s";
+            let joined = between.is_empty() || between == "'s";
             if !joined || run.map_or(0, |(rs, re)| self.text[rs..re].split(' ').count()) >= 4 {
                 break;
             }
