@@ -328,6 +328,15 @@ const CASES: &[(&str, Expect)] = &[
     not!("Spotify isn’t down"),
     not!("discord isn’t down, it’s your wifi"),
     not!("nah twitter isn’t down for me"),
+    // Characters that show nothing (Default_Ignorable_Code_Point) and
+    // enclosing marks split no word.
+    report!("twitter is d\u{FE0F}own", "twitter"),
+    report!("twi\u{FE0E}tter is down", "twitter"),
+    report!("twitter is do\u{E0041}wn", "twitter"),
+    report!("twitter is do\u{0489}w\u{0489}n", "twitter"),
+    report!("twitter is d\u{180E}own", "twitter"),
+    report!("twitter is d\u{115F}own", "twitter"),
+    report!("insta\u{3164}gram not loading", "instagram"),
     // Look-alike letters and zalgo fold to the plain word.
     report!("tw\u{0456}tter \u{0456}s d\u{043E}wn", "twitter"),
     report!(
