@@ -7,8 +7,14 @@
 //! variants:
 //! - elongations: a letter repeated three or more times counts once
 //!   (`downnnn`, `pleeease`, `sooo`);
+//! - invisible characters: every Default_Ignorable_Code_Point (zero-width
+//!   characters and joiners, variation selectors, tag characters, fillers)
+//!   and every enclosing mark (`҉`) is dropped;
 //! - zalgo: combining marks that NFKC could not compose into a letter
 //!   (stacks of diacritics from the Latin combining blocks) are dropped;
+//! - apostrophes: the characters written for `'` (the typographic `’`, the
+//!   modifier letter `ʼ`, primes, the acute accent) are `'`, so "isn’t" is
+//!   "isn't";
 //! - look-alikes: in a word that mixes Latin letters with letters of another
 //!   script (`twіtter` with a Cyrillic `і`), each non-Latin letter whose
 //!   Unicode confusable skeleton (UTS #39, the `unicode-security` crate) is
@@ -18,6 +24,8 @@
 //! Hashtags are gathered from everywhere a client may put them: the text, facets and `record.tags`.
 //! Pure: no I/O, no clock.
 
+use icu_properties::props::{DefaultIgnorableCodePoint, GeneralCategory};
+use icu_properties::{CodePointMapData, CodePointSetData};
 use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfkc_quick};
 use unicode_security::confusable_detection::skeleton;
 
@@ -116,17 +124,25 @@ fn push_unique(list: &mut Vec<String>, item: String) {
     }
 }
 
-/// NFKC, lower case, collapsed white space, trimmed; elongations, zalgo
-/// marks and mixed-script look-alikes folded (see the module docs).
+/// NFKC, lower case, collapsed white space, trimmed; invisible characters
+/// dropped; apostrophes, elongations, zalgo marks and mixed-script
+/// look-alikes folded (see the module docs).
 pub fn normalize_text(text: &str) -> String {
     if text.is_ascii() {
         return collapsed_ascii(text);
     }
     let mut out = String::with_capacity(text.len());
-    if is_nfkc_quick(text.chars()) == IsNormalized::Yes {
-        push_collapsed(&mut out, text.chars().flat_map(char::to_lowercase));
+    // Before NFKC, which would split an acute accent `´` into a space and a
+    // combining mark; what shows nothing goes first, so that a letter and
+    // its accent on either side of it still compose.
+    let chars = text
+        .chars()
+        .filter(|&c| !is_ignorable(c))
+        .map(fold_apostrophe);
+    if is_nfkc_quick(chars.clone()) == IsNormalized::Yes {
+        push_collapsed(&mut out, chars.flat_map(char::to_lowercase));
     } else {
-        push_collapsed(&mut out, text.nfkc().flat_map(char::to_lowercase));
+        push_collapsed(&mut out, chars.nfkc().flat_map(char::to_lowercase));
     }
     // Only letters of the scripts that pass for Latin can be folded: most
     // non-ASCII posts (accents, emoji, CJK) have none and skip the word scan.
@@ -141,7 +157,7 @@ fn push_collapsed(out: &mut String, chars: impl Iterator<Item = char>) {
     // The last letter pushed and how many times in a row.
     let mut run: (char, u8) = ('\0', 0);
     for c in chars {
-        if c.is_whitespace() || is_invisible(c) || is_zalgo_mark(c) {
+        if c.is_whitespace() || is_zalgo_mark(c) {
             pending_space |= c.is_whitespace();
             continue;
         }
@@ -202,6 +218,38 @@ fn collapsed_ascii(text: &str) -> String {
     }
     // Every byte pushed is an ASCII byte of `text`, or a space.
     String::from_utf8(out).unwrap_or_default()
+}
+
+/// The apostrophe `'` for the characters written in its place: the
+/// typographic `’` that phones insert (and its opening twin `‘`), the
+/// modifier letter `ʼ`, primes, the acute accent, the full-width `＇`. Each
+/// is one whose UTS #39 confusable skeleton is `'` (a test checks it
+/// against the `unicode-security` crate's table); the skeleton table's
+/// letters (Hebrew yod, Canadian syllabics) and ASCII's backtick, a quote
+/// for code, are left alone. Without it "isn’t working" matched no phrase,
+/// and "isn’t down" was not a denial.
+fn fold_apostrophe(c: char) -> char {
+    match c {
+        '\u{2018}' // ‘ left single quotation mark
+        | '\u{2019}' // ’ right single quotation mark
+        | '\u{201B}' // ‛ single high-reversed-9 quotation mark
+        | '\u{2032}' // ′ prime
+        | '\u{2035}' // ‵ reversed prime
+        | '\u{00B4}' // ´ acute accent
+        | '\u{1FFD}' // ´ Greek oxia
+        | '\u{02B9}' // ʹ modifier letter prime
+        | '\u{02BB}' // ʻ modifier letter turned comma
+        | '\u{02BC}' // ʼ modifier letter apostrophe
+        | '\u{02BD}' // ʽ modifier letter reversed comma
+        | '\u{02CA}' // ˊ modifier letter acute accent
+        | '\u{02CB}' // ˋ modifier letter grave accent
+        | '\u{055A}' // ՚ Armenian apostrophe
+        | '\u{A78B}' // Ꞌ Latin capital letter saltillo
+        | '\u{A78C}' // ꞌ Latin small letter saltillo
+        | '\u{FF07}' // ＇ full-width apostrophe
+        => '\'',
+        _ => c,
+    }
 }
 
 /// Combining marks left after NFKC in the blocks zalgo text is made from.
@@ -294,10 +342,26 @@ fn split_words(text: &str) -> impl Iterator<Item = (&str, bool)> {
     })
 }
 
-/// Characters that show nothing themselves: zero-width ones that people
-/// (and spam) put inside words, which would otherwise split "down" into
-/// two tokens no phrase matches, and the bidirectional controls, which
-/// reorder what is shown around them (`\u{202E}` shows `nwod` as `down`).
+/// Characters that show nothing for matching, dropped from the text the
+/// matcher reads: every Default_Ignorable_Code_Point (zero-width
+/// characters, joiners, bidirectional controls, variation selectors `\u{FE0F}`,
+/// tag characters `\u{E0041}`, Hangul fillers, the Mongolian vowel separator)
+/// and every enclosing mark (General_Category Me: `҉`, the keycap `⃣`), by
+/// the Unicode Character Database's tables as ICU4X ships them. Put inside
+/// a word ("d\u{FE0F}own") they split it into pieces no phrase matches.
+pub fn is_ignorable(c: char) -> bool {
+    // The first of them is the soft hyphen, U+00AD: ASCII and most of
+    // Latin-1 skip the lookups.
+    c >= '\u{AD}'
+        && (CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c)
+            || CodePointMapData::<GeneralCategory>::new().get(c) == GeneralCategory::EnclosingMark)
+}
+
+/// The characters an alert's sample drops (`alert::format::defang`):
+/// zero-width ones that people (and spam) put inside words and the
+/// bidirectional controls, which reorder what is shown around them
+/// (`\u{202E}` shows `nwod` as `down`). A few of [`is_ignorable`]'s: a
+/// sample keeps the joiners and variation selectors that draw its emoji.
 pub fn is_invisible(c: char) -> bool {
     matches!(
         c,
@@ -339,6 +403,23 @@ mod tests {
             let mut general = String::new();
             push_collapsed(&mut general, text.chars().map(|c| c.to_ascii_lowercase()));
             proptest::prop_assert_eq!(collapsed_ascii(&text), general);
+        }
+
+        /// Nothing the matcher reads is a character that shows nothing.
+        #[test]
+        fn no_ignorable_character_is_left(text in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::char::any(),
+                proptest::sample::select(vec![
+                    '\u{FE0F}', '\u{E0041}', '\u{0489}', '\u{180E}', '\u{115F}', '\u{200D}',
+                    '\u{3164}', '\u{FFA0}', '\u{20E3}', 'a', ' ',
+                ]),
+            ],
+            0..24,
+        )) {
+            let text: String = text.into_iter().collect();
+            let out = normalize_text(&text);
+            proptest::prop_assert!(!out.chars().any(is_ignorable), "{:?} -> {:?}", text, out);
         }
 
         #[test]
@@ -393,9 +474,55 @@ mod tests {
             ("twitter落ちた", "twitter落ちた"),
             ("wifi안돼", "wifi안돼"),
             ("discordエラー", "discordエラー"),
+            // Apostrophes as phones and keyboards write them are `'`.
+            ("Netflix isn’t working", "netflix isn't working"),
+            ("I can’t log in", "i can't log in"),
+            ("won‘t load", "won't load"),
+            ("isnʼt down", "isn't down"),
+            ("don′t", "don't"),
+            ("isn´t", "isn't"),
+            ("ＤＯＮ＇Ｔ", "don't"),
+            ("c’est down", "c'est down"),
+            ("geht’s nicht", "geht's nicht"),
+            ("‘quoted’", "'quoted'"),
+            // Letters the confusable table also maps to `'` stay letters.
+            ("שלום", "שלום"),
+            // Default_Ignorable_Code_Point and enclosing marks show nothing.
+            ("twitter is d\u{FE0F}own", "twitter is down"),
+            ("twi\u{FE0E}tter is down", "twitter is down"),
+            ("twitter is do\u{E0041}wn", "twitter is down"),
+            ("twitter is do\u{0489}w\u{0489}n", "twitter is down"),
+            ("twitter is d\u{180E}own", "twitter is down"),
+            ("twitter is d\u{115F}own", "twitter is down"),
+            ("d\u{3164}o\u{FFA0}wn", "down"),
+            ("do\u{034F}wn\u{2063}", "down"),
+            ("d\u{200D}o\u{200C}wn \u{E0001}\u{E007F}", "down"),
+            ("down\u{20DD} \u{A670}now", "down now"),
+            ("\u{1D173}do\u{1BCA0}wn", "down"),
+            // A letter and its accent either side of one still compose.
+            ("na\u{200B}\u{0303}o", "não"),
+            // What NFKC does not drop stays: emoji, keycap digits.
+            ("1\u{FE0F}\u{20E3} ❤\u{FE0F}", "1 ❤"),
         ];
         for (input, want) in cases {
             assert_eq!(normalize_text(input), want, "{input:?}");
+        }
+    }
+
+    /// Every character folded to `'` is one UTS #39 holds confusable with
+    /// it, and the typographic quotes are among them.
+    #[test]
+    fn apostrophes_are_confusables_of_the_apostrophe() {
+        let folded: Vec<char> = (0..=0x10FFFF)
+            .filter_map(char::from_u32)
+            .filter(|&c| c != '\'' && fold_apostrophe(c) == '\'')
+            .collect();
+        for c in &folded {
+            let skeleton: String = skeleton(&c.to_string()).collect();
+            assert_eq!(skeleton, "'", "U+{:04X}", u32::from(*c));
+        }
+        for c in ['’', '‘', 'ʼ', '＇'] {
+            assert!(folded.contains(&c), "{c}");
         }
     }
 

@@ -229,16 +229,34 @@ const CASES: &[(&str, Expect)] = &[
     ),
     not!("#AbcdefghijAbcdefghijAbcdefghijAbcdefghijkmDown"),
     report!(
-        "Abcdefghijabcdefghijabcdefghijabcdefghijk is down again",
+        "ugh, Abcdefghijabcdefghijabcdefghijabcdefghijk is down again",
         "abcdefghijabcdefghijabcdefghijabcdefghijk"
     ),
-    not!("Abcdefghijabcdefghijabcdefghijabcdefghijkm is down again"),
+    not!("ugh, Abcdefghijabcdefghijabcdefghijabcdefghijkm is down again"),
     (
         "@AbcdefghijAbcdefghijAbcdefghijAbcdefghijkm is your site down?",
         Unnamed,
     ),
     // Family 2: services nobody listed, by their capitalised name.
-    report!("Blipster is down again", "blipster"),
+    report!("ugh, Blipster is down again", "blipster"),
+    report!("is Zorbly down?", "zorbly"),
+    report!("Blipster is down, anyone else on Blipster?", "blipster"),
+    report!("GameVault is down again", "gamevault"),
+    report!("Netflix is down", "netflix"),
+    // A capital at the start of a sentence is no evidence of a name.
+    not!("Wifi is down again"),
+    not!("Power is down"),
+    not!("Heating isn't working"),
+    not!("Printer isn't working"),
+    not!("Dishwasher is broken"),
+    not!("Water is out"),
+    not!("Sarah isn't working today"),
+    not!("Mail is down"),
+    not!("Messages not sending"),
+    not!("ok. Printer is broken again"),
+    not!("@landlord Heating isn't working"),
+    // Next to a thing, a sentence's first word still names it.
+    report!("Meteor website is not loading", "meteor"),
     report!("the GameVault server is down", "gamevault"),
     report!(
         "MyUniPortal isn't working and my quiz is due",
@@ -315,6 +333,28 @@ const CASES: &[(&str, Expect)] = &[
     ("サイトにアクセスできない", Unnamed),
     ("사이트 접속이 안돼요", Unnamed),
     not!("推しが尊すぎて脳内サーバーが落ちた"),
+    // Apostrophes as phones write them (’, ʼ, ‘) are the apostrophe.
+    report!("Netflix isn’t working", "netflix"),
+    report!("instagram won’t load", "instagram"),
+    report!("I can’t log in to netflix", "netflix"),
+    report!("youtube doesn’t work", "youtube"),
+    report!("gmail won‘t load", "gmail"),
+    report!("reddit isnʼt working", "reddit"),
+    report!("twitter ne s’ouvre pas", "twitter"),
+    report!("instagram c’est down", "instagram"),
+    report!("whatsapp geht’s nicht", "whatsapp"),
+    not!("Spotify isn’t down"),
+    not!("discord isn’t down, it’s your wifi"),
+    not!("nah twitter isn’t down for me"),
+    // Characters that show nothing (Default_Ignorable_Code_Point) and
+    // enclosing marks split no word.
+    report!("twitter is d\u{FE0F}own", "twitter"),
+    report!("twi\u{FE0E}tter is down", "twitter"),
+    report!("twitter is do\u{E0041}wn", "twitter"),
+    report!("twitter is do\u{0489}w\u{0489}n", "twitter"),
+    report!("twitter is d\u{180E}own", "twitter"),
+    report!("twitter is d\u{115F}own", "twitter"),
+    report!("insta\u{3164}gram not loading", "instagram"),
     // Look-alike letters and zalgo fold to the plain word.
     report!("tw\u{0456}tter \u{0456}s d\u{043E}wn", "twitter"),
     report!(
@@ -477,7 +517,7 @@ fn explain_names_the_new_rules() {
         "thanks for reporting, the site should be back up now",
         Rule::Notice,
     );
-    check("Blipster is down again", Rule::Name);
+    check("ugh, Blipster is down again", Rule::Name);
 }
 
 /// README's list of the rules `check --explain` names is the list the

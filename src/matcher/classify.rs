@@ -53,6 +53,17 @@ pub(crate) fn classify(tables: &Tables, post: &Post, explain: bool) -> Verdict {
     Decision::new(tables, post, hits, tag_mentions, tag_outages, explain).decide()
 }
 
+/// The hits [`classify`] gives a candidate's decision, for the tests of
+/// the rules that read them.
+#[cfg(test)]
+pub(super) fn hits_of_candidate(tables: &Tables, post: &Post) -> Vec<Hit> {
+    let mut hits = find_hits(tables, &post.text);
+    add_regex_hits(tables, &post.text, &mut hits);
+    drop_foreign_context(tables, post, &mut hits);
+    hits.sort_by_key(|h| (h.start, h.end));
+    hits
+}
+
 /// Whether `text` holds a literal that can make a post a candidate
 /// ([`Meaning::can_report`](super::tables::Meaning::can_report)) at its
 /// boundaries: exactly when the full scan would find one, as the cue

@@ -46,8 +46,14 @@ const NOT_NAMES: &[&str] = &[
     "unsere", "ein", "eine", "mio", "mia",
 ];
 
+/// Places a name is sought at in one post, at most. A post names a
+/// handful of things; a 2,000-character post of "app down" repeated has
+/// hundreds of places, and each one read the whole text again (1.1 s per
+/// post of "접속 안됨" repeated, in a release build).
+const MAX_PLACES: usize = 32;
+
 /// Where a name may stand relative to a failure phrase or a thing.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Place {
     /// Byte offset the name ends at (`leftward`) or starts at.
     at: usize,
@@ -68,12 +74,17 @@ impl Decision<'_> {
         mentions: &mut Vec<Mention>,
         anchors: &[(usize, usize)],
     ) {
-        let places = self.subject_places(anchors);
         if self.is_shouting() {
             return;
         }
+        let places = self.subject_places(anchors);
+        // Read once per post, not once per place or per word.
+        let words = Words {
+            spans: word_spans(self.text),
+            capitalised: capitalised_words(self.original),
+        };
         for place in places {
-            let Some((start, end)) = self.capitalised_run(place) else {
+            let Some((start, end)) = self.capitalised_run(&words, place) else {
                 continue;
             };
             let Some(service) = self.name_at(mentions, start, end) else {
@@ -93,27 +104,26 @@ impl Decision<'_> {
     }
 
     /// Right before each failure phrase (unless it is said of people too),
-    /// and on both sides of each thing near one in its sentence.
+    /// and on both sides of each thing near one in its sentence; each
+    /// place once, at most [`MAX_PLACES`].
     fn subject_places(&self, anchors: &[(usize, usize)]) -> Vec<Place> {
+        let targets: Vec<(usize, usize)> = self
+            .hits_of(PhraseKind::Target)
+            .map(|t| (t.start, t.end))
+            .collect();
         let mut places = Vec::new();
         for &(start, end) in anchors {
+            if places.len() == MAX_PLACES {
+                break;
+            }
             if !LIFE_PHRASES.contains(&&self.text[start..end]) {
-                places.push(Place {
-                    at: start,
-                    leftward: true,
-                    strict: true,
-                });
+                add_place(&mut places, start, true, true);
             }
             let clause = self.clause(start);
-            for t in self.hits_of(PhraseKind::Target) {
-                if self.clause(t.start) == clause && gap(t.start, t.end, start, end) <= 40 {
-                    let side = |at, leftward| Place {
-                        at,
-                        leftward,
-                        strict: false,
-                    };
-                    places.push(side(t.start, true));
-                    places.push(side(t.end, false));
+            for &(t_start, t_end) in &targets {
+                if self.clause(t_start) == clause && gap(t_start, t_end, start, end) <= 40 {
+                    add_place(&mut places, t_start, true, false);
+                    add_place(&mut places, t_end, false, false);
                 }
             }
         }
@@ -150,28 +160,24 @@ impl Decision<'_> {
 
     /// The run of capitalised words ending at (or starting at) the place,
     /// skipping one space and a possessive `'s`; at most four words.
-    fn capitalised_run(&self, place: Place) -> Option<(usize, usize)> {
-        let words = word_spans(self.text);
+    fn capitalised_run(&self, words: &Words, place: Place) -> Option<(usize, usize)> {
         if place.leftward {
-            self.run_leftward(&words, place.at, place.strict)
+            self.run_leftward(words, place.at, place.strict)
         } else {
-            self.run_rightward(&words, place.at, place.strict)
+            self.run_rightward(words, place.at, place.strict)
         }
     }
 
     /// Capitalised words ending at `at`, going left; one word from
     /// [`BETWEEN`] right at `at` is stepped over ("Acme mobile site").
-    fn run_leftward(
-        &self,
-        words: &[(usize, usize)],
-        at: usize,
-        strict: bool,
-    ) -> Option<(usize, usize)> {
+    fn run_leftward(&self, words: &Words, at: usize, strict: bool) -> Option<(usize, usize)> {
         let mut run: Option<(usize, usize)> = None;
         let mut edge = at;
-        for &(s, e) in words.iter().rev().filter(|&&(_, e)| e <= at) {
+        // The spans are in order: those ending by `at` are a prefix.
+        let before = words.spans.partition_point(|&(_, e)| e <= at);
+        for &(s, e) in words.spans[..before].iter().rev() {
             let between = self.text[e..edge].trim();
-            let joined = between.is_empty() || between == "'s" || between == "’s";
+            let joined = between.is_empty() || between == "'s";
             if !joined || run.map_or(0, |(rs, re)| self.text[rs..re].split(' ').count()) >= 4 {
                 break;
             }
@@ -179,7 +185,7 @@ impl Decision<'_> {
                 edge = s;
                 continue;
             }
-            if !self.is_name_word(s, e, strict) {
+            if !self.is_name_word(words, s, e, strict) {
                 break;
             }
             run = Some((s, run.map_or(e, |(_, re)| re)));
@@ -189,16 +195,12 @@ impl Decision<'_> {
     }
 
     /// Capitalised words starting at `at`, going right.
-    fn run_rightward(
-        &self,
-        words: &[(usize, usize)],
-        at: usize,
-        strict: bool,
-    ) -> Option<(usize, usize)> {
+    fn run_rightward(&self, words: &Words, at: usize, strict: bool) -> Option<(usize, usize)> {
         let mut run: Option<(usize, usize)> = None;
         let mut edge = at;
-        for &(s, e) in words.iter().filter(|&&(s, _)| s >= at) {
-            if !self.text[edge..s].trim().is_empty() || !self.is_name_word(s, e, strict) {
+        let from = words.spans.partition_point(|&(s, _)| s < at);
+        for &(s, e) in &words.spans[from..] {
+            if !self.text[edge..s].trim().is_empty() || !self.is_name_word(words, s, e, strict) {
                 break;
             }
             run = Some((run.map_or(s, |(rs, _)| rs), e));
@@ -210,11 +212,11 @@ impl Decision<'_> {
         run
     }
 
-    /// A word written with a capital letter somewhere in the original
-    /// (CamelCase, an initial, ALLCAPS), that is not a function word. When
+    /// A word whose capitals in the original say it is a name
+    /// ([`capitalised_words`]), that is not a function word. When
     /// `strict` (the word would be the bare subject of the predicate), it
     /// must not follow an article.
-    fn is_name_word(&self, start: usize, end: usize, strict: bool) -> bool {
+    fn is_name_word(&self, words: &Words, start: usize, end: usize, strict: bool) -> bool {
         let word = &self.text[start..end];
         // Names are spelt in ASCII letters and digits (as discovered
         // hashtags are); a word tagged `#` or `@` is read as a hashtag or
@@ -231,7 +233,12 @@ impl Decision<'_> {
         if strict && self.follows_article(start) {
             return false;
         }
-        self.written_capitalised(word)
+        // A capital that only starts a sentence names nothing as a bare
+        // subject ("Printer isn't working"), but does next to a thing
+        // ("Meteor website is not loading").
+        let (names, initial) = &words.capitalised;
+        let has = |list: &[String]| list.binary_search_by(|w| w.as_str().cmp(word)).is_ok();
+        has(names) || (!strict && has(initial))
     }
 
     fn follows_article(&self, start: usize) -> bool {
@@ -239,27 +246,154 @@ impl Decision<'_> {
         let article = before.rsplit(' ').next().unwrap_or("");
         ARTICLES.contains(&article)
     }
+}
 
-    /// Whether `word` stands as a whole word in the original text with at
-    /// least one capital letter.
-    fn written_capitalised(&self, word: &str) -> bool {
-        let len = word.len();
-        let original = self.original;
-        original
-            .match_indices(|c: char| c.is_alphanumeric())
-            .any(|(i, _)| {
-                original.get(i..i + len).is_some_and(|w| {
-                    w.eq_ignore_ascii_case(word)
-                        && w.chars().any(char::is_uppercase)
-                        && original[..i]
-                            .chars()
-                            .next_back()
-                            .is_none_or(|c| !c.is_alphanumeric())
-                        && original[i + len..]
-                            .chars()
-                            .next()
-                            .is_none_or(|c| !c.is_alphanumeric())
-                })
-            })
+/// What the name rules read of a post's words, gathered once per post.
+struct Words {
+    /// The normalized text's words ([`word_spans`]).
+    spans: Vec<(usize, usize)>,
+    /// [`capitalised_words`] of the original: (names, sentence-initial).
+    capitalised: (Vec<String>, Vec<String>),
+}
+
+/// Adds a place unless it is there already or [`MAX_PLACES`] are.
+fn add_place(places: &mut Vec<Place>, at: usize, leftward: bool, strict: bool) {
+    let place = Place {
+        at,
+        leftward,
+        strict,
+    };
+    if places.len() < MAX_PLACES && !places.contains(&place) {
+        places.push(place);
+    }
+}
+
+/// The words of `original` (whole runs of letters and digits) spelt in
+/// ASCII whose capitals say they are names, lower-cased, sorted and each
+/// once. A capital on the first word of the text or of a sentence says
+/// nothing ("Wifi is down again", "Printer isn't working"): such a word
+/// counts only when it is CamelCase or in capitals (`GitHub`, `SH`: a
+/// capital after its first letter), or written with a capital elsewhere
+/// in the middle of a sentence ("Blipster is down, anyone else on
+/// Blipster?"). Handles (`@Acme`) are not words of the sentence. The words
+/// capitalised only where a sentence starts come second.
+fn capitalised_words(original: &str) -> (Vec<String>, Vec<String>) {
+    let mut words = Vec::new();
+    let mut initial_words = Vec::new();
+    // The next word begins the text or a sentence.
+    let mut initial = true;
+    let mut rest = original;
+    while let Some(at) = rest.find(|c: char| !c.is_whitespace()) {
+        if rest[..at].contains('\n') {
+            initial = true;
+        }
+        rest = &rest[at..];
+        let len = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let (token, tail) = rest.split_at(len);
+        rest = tail;
+        if token.starts_with('@') || token.starts_with(".@") {
+            continue;
+        }
+        let mut first = true;
+        for word in token.split(|c: char| !c.is_alphanumeric()) {
+            if word.is_empty() {
+                continue;
+            }
+            let sentence_start = initial && first;
+            first = false;
+            if !word.is_ascii() {
+                continue;
+            }
+            let mut letters = word.bytes();
+            let capital = letters.next().is_some_and(|b| b.is_ascii_uppercase());
+            let inner_capital = letters.any(|b| b.is_ascii_uppercase());
+            if inner_capital || (capital && !sentence_start) {
+                words.push(word.to_ascii_lowercase());
+            } else if capital {
+                initial_words.push(word.to_ascii_lowercase());
+            }
+        }
+        if !first {
+            initial = token
+                .trim_end_matches(['"', '\'', '’', ')', ']', '*', '_'])
+                .ends_with(['.', '!', '?']);
+        }
+    }
+    words.sort_unstable();
+    words.dedup();
+    initial_words.sort_unstable();
+    initial_words.dedup();
+    initial_words.retain(|w| words.binary_search(w).is_err());
+    (words, initial_words)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matcher::Matcher;
+    use crate::matcher::classify::hits_of_candidate;
+    use crate::normalize::normalize;
+    use crate::source::RawPost;
+
+    /// A long post of repeated phrases and things gives each place once,
+    /// and no more than [`MAX_PLACES`]: the work per place (reading the
+    /// words around it) does not grow with the text, and the places do not
+    /// grow past the bound (they were hundreds, each reading every word).
+    #[test]
+    fn places_are_each_once_and_bounded() {
+        let matcher = Matcher::embedded().expect("the embedded catalogue compiles");
+        let cases = [
+            ("app down ".repeat(222), MAX_PLACES),
+            ("접속 안됨 ".repeat(333), MAX_PLACES),
+            ("the app is down and the site is down".into(), 6),
+            // The same thing next to two phrases is one place ("down" is
+            // said of people too: no place before it).
+            ("app down down".into(), 2),
+        ];
+        for (text, want) in cases {
+            let post = normalize(RawPost {
+                time_us: 0,
+                author: "a".into(),
+                uri: String::new(),
+                key: None,
+                text,
+                langs: Vec::new(),
+                tags: Vec::new(),
+            });
+            let hits = hits_of_candidate(&matcher.tables, &post);
+            let decision = Decision::new(&matcher.tables, &post, hits, vec![], vec![], false);
+            let anchors: Vec<(usize, usize)> = decision
+                .hits_of(PhraseKind::Outage)
+                .map(|h| (h.start, h.end))
+                .collect();
+            let places = decision.subject_places(&anchors);
+            assert_eq!(places.len(), want, "{:?}: {places:?}", post.text);
+            for (i, p) in places.iter().enumerate() {
+                assert!(!places[..i].contains(p), "{:?}: {p:?} twice", post.text);
+            }
+        }
+    }
+
+    #[test]
+    fn capitalised_words_of_the_original() {
+        let cases: [(&str, &[&str]); 12] = [
+            ("Is ZORBLY down? zorbly, GitHub", &["github", "zorbly"]),
+            ("Störung bei Acme", &["acme"]),
+            ("no capitals", &[]),
+            ("x2Go and X2go", &["x2go"]),
+            // A capital that starts the text or a sentence is no evidence.
+            ("Wifi is down again", &[]),
+            ("ugh. Printer isn't working! Heating too", &[]),
+            ("\"Mail is down\" she said", &[]),
+            ("so\nWater is out", &[]),
+            ("@Acme .@AcmeHelp Power is down", &[]),
+            // Unless CamelCase, in capitals, or capitalised mid-sentence.
+            ("MyUniPortal is down. SH too", &["myuniportal", "sh"]),
+            ("Blipster is down, anyone else on Blipster?", &["blipster"]),
+            ("is Zorbly down? v1.2 Here", &["here", "zorbly"]),
+        ];
+        for (text, want) in cases {
+            assert_eq!(capitalised_words(text).0, want, "{text:?}");
+        }
     }
 }
