@@ -33,7 +33,8 @@
 //! matcher
 //! normalize
 //! source
-//! events, numbers, text, tls, wall
+//! events
+//! numbers, text, tls, wall
 //! ```
 //!
 //! So `window` knows nothing of the store or of alerts; `detect` reads
@@ -41,7 +42,7 @@
 //! and `source` and is generic over the alert type, so it imports none of
 //! `alert`: the outbox is `state::outbox::Outbox<A>`, which `alert` names
 //! `alert::outbox::Outbox`. Nothing below `state` touches sled. Counters
-//! that several layers share live in the bottom layer, in [`events`] (the
+//! that several layers share live near the bottom, in [`events`] (the
 //! pipeline's [`events::pipeline::Stats`], the connections' and sinks'
 //! counters), so `telemetry` reads them without importing `pipeline`,
 //! which feeds it.
