@@ -42,17 +42,19 @@ impl Decision<'_> {
     /// both hit "twitter is down": only the longest counts.
     pub(super) fn outage_phrases(&mut self) -> Vec<Phrase> {
         let mut phrases = Vec::new();
+        let outage = self.hits_of(PhraseKind::Outage);
+        let candidates: Vec<Hit> = outage
+            .chain(self.hits_of(PhraseKind::Weak))
+            .copied()
+            .collect();
         for hit in &self.hits {
             let weight = match hit.meaning {
                 Meaning::Phrase(PhraseKind::Outage, _) => OUTAGE_WEIGHT,
                 Meaning::Phrase(PhraseKind::Weak, _) => WEAK_WEIGHT,
                 _ => continue,
             };
-            let inside_longer = self.hits.iter().any(|other| {
-                matches!(
-                    other.meaning,
-                    Meaning::Phrase(PhraseKind::Outage | PhraseKind::Weak, _)
-                ) && other.start <= hit.start
+            let inside_longer = candidates.iter().any(|other| {
+                other.start <= hit.start
                     && hit.end <= other.end
                     && (other.end - other.start) > (hit.end - hit.start)
             });
@@ -104,8 +106,8 @@ impl Decision<'_> {
     fn maintenance_of(&self, phrase: &Hit) -> Option<Finding> {
         let clause = self.clause(phrase.start);
         let hit = self
-            .hits_of(PhraseKind::Maintenance)
-            .find(|h| self.clause(h.start) == clause)?;
+            .hits_in_clause(PhraseKind::Maintenance, clause)
+            .first()?;
         Some(Finding {
             rule: Rule::Maintenance,
             hit: *hit,
@@ -135,8 +137,7 @@ impl Decision<'_> {
     fn sentence_context_of(&self, phrase: &Hit) -> Option<Finding> {
         let (start, end) = (phrase.start, phrase.end);
         let clause = self.clause(start);
-        let in_clause = |h: &Hit| self.clause(h.start) == clause;
-        let now = self.hits_of(PhraseKind::Now).any(in_clause);
+        let now = !self.hits_in_clause(PhraseKind::Now, clause).is_empty();
         let about_a_thing = self.target_of(phrase).is_some();
         for (kind, rule, why) in SENTENCE_CONTEXTS {
             if (kind == PhraseKind::Past && now) || (kind == PhraseKind::Market && about_a_thing) {
@@ -148,8 +149,9 @@ impl Decision<'_> {
             let part_of_phrase =
                 |h: &Hit| kind == PhraseKind::Negation && h.start > start && h.start < end;
             if let Some(hit) = self
-                .hits_of(kind)
-                .find(|h| in_clause(h) && !part_of_phrase(h))
+                .hits_in_clause(kind, clause)
+                .iter()
+                .find(|h| !part_of_phrase(h))
             {
                 return Some(Finding {
                     rule,

@@ -26,6 +26,15 @@ pub(super) const MAX_DISTANCE: usize = 120;
 pub(super) const CLAUSE_COST: usize = 40;
 /// Distance given to a service named only in a hashtag outside the text.
 pub(super) const METADATA_DISTANCE: usize = 60;
+/// Hits of one phrase kind a decision considers, at most: the first ones in
+/// the text. Every phrase is checked against the context, targets and
+/// services of its sentence, so a post of 2,000 characters that repeats
+/// "app down " (222 outage and 222 target hits) cost hundreds of thousands
+/// of comparisons. A real post has a handful of each kind; the 65th "down"
+/// in one post adds nothing the first 64 did not.
+pub(super) const MAX_HITS_PER_KIND: usize = 64;
+/// How many phrase kinds there are: the length of [`Decision`]'s index.
+const KINDS: usize = PhraseKind::Notice as usize + 1;
 
 /// One literal or regular-expression match: what it means and where.
 #[derive(Debug, Clone, Copy)]
@@ -93,6 +102,10 @@ pub(super) struct Decision<'a> {
     /// The text as written: capitals tell names from words.
     pub original: &'a str,
     pub hits: Vec<Hit>,
+    /// The phrase hits of each kind (indexed by `PhraseKind as usize`), in
+    /// text order, at most [`MAX_HITS_PER_KIND`] each: built once, so no
+    /// rule rescans every hit of the post for one kind.
+    by_kind: [Vec<Hit>; KINDS],
     pub clause_starts: Vec<usize>,
     pub tag_mentions: Vec<TagMention>,
     pub tag_outages: Vec<TagOutage>,
@@ -109,12 +122,27 @@ impl<'a> Decision<'a> {
     pub(super) fn new(
         tables: &'a Tables,
         post: &'a Post,
-        hits: Vec<Hit>,
+        mut hits: Vec<Hit>,
         tag_mentions: Vec<TagMention>,
         tag_outages: Vec<TagOutage>,
         explain: bool,
     ) -> Self {
+        // Sorted already by `classify`; `hits_in_clause` relies on it.
+        hits.sort_by_key(|h| (h.start, h.end));
+        let mut by_kind: [Vec<Hit>; KINDS] = Default::default();
+        hits.retain(|hit| match hit.meaning {
+            Meaning::Phrase(kind, _) => {
+                let of_kind = &mut by_kind[kind as usize];
+                let keep = of_kind.len() < MAX_HITS_PER_KIND;
+                if keep {
+                    of_kind.push(*hit);
+                }
+                keep
+            }
+            _ => true,
+        });
         Decision {
+            by_kind,
             tables,
             text: &post.text,
             original: &post.original,
@@ -203,15 +231,150 @@ impl<'a> Decision<'a> {
         });
     }
 
-    pub(super) fn hits_of(&self, kind: PhraseKind) -> impl Iterator<Item = &Hit> + '_ {
-        self.hits
-            .iter()
-            .filter(move |h| matches!(h.meaning, Meaning::Phrase(k, _) if k == kind))
+    /// The phrase hits of one kind, in text order.
+    pub(super) fn hits_of(&self, kind: PhraseKind) -> std::slice::Iter<'_, Hit> {
+        self.kind_hits(kind).iter()
+    }
+
+    fn kind_hits(&self, kind: PhraseKind) -> &[Hit] {
+        &self.by_kind[kind as usize]
+    }
+
+    /// The phrase hits of one kind that begin in sentence `clause` (see
+    /// [`Decision::clause`]), in text order: found by binary search, as
+    /// the hits are sorted by where they begin.
+    pub(super) fn hits_in_clause(&self, kind: PhraseKind, clause: usize) -> &[Hit] {
+        let hits = self.kind_hits(kind);
+        let from = match clause {
+            0 => 0,
+            c => self.clause_starts.get(c - 1).copied().unwrap_or(usize::MAX),
+        };
+        let to = self
+            .clause_starts
+            .get(clause)
+            .copied()
+            .unwrap_or(usize::MAX);
+        let first = hits.partition_point(|h| h.start < from);
+        let last = hits.partition_point(|h| h.start < to);
+        &hits[first..last.max(first)]
     }
 
     /// Whether byte `at` lies inside a link with a path (`http://host/x`),
     /// which shares something rather than naming what fails.
     pub(super) fn in_link(&self, at: usize) -> bool {
         self.links.iter().any(|&(s, e)| s <= at && at < e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matcher::Matcher;
+    use crate::matcher::classify::hits_of_candidate;
+    use crate::normalize::normalize;
+    use crate::source::RawPost;
+
+    const ALL_KINDS: [PhraseKind; KINDS] = [
+        PhraseKind::Outage,
+        PhraseKind::Weak,
+        PhraseKind::Boost,
+        PhraseKind::Cancel,
+        PhraseKind::Market,
+        PhraseKind::Past,
+        PhraseKind::Now,
+        PhraseKind::Negation,
+        PhraseKind::Local,
+        PhraseKind::Maintenance,
+        PhraseKind::Recovery,
+        PhraseKind::Target,
+        PhraseKind::Notice,
+    ];
+
+    fn post(text: String) -> crate::normalize::Post {
+        normalize(RawPost {
+            time_us: 0,
+            author: "a".into(),
+            uri: String::new(),
+            key: None,
+            text,
+            langs: Vec::new(),
+            tags: Vec::new(),
+        })
+    }
+
+    /// Every phrase is checked against the hits of its sentence, so the
+    /// hits a decision holds bound its work: a post that repeats a cue to
+    /// 2,000 characters (222 "app down", 333 "접속"/"안됨") holds at most
+    /// [`MAX_HITS_PER_KIND`] of a kind, the first ones; and the hits of a
+    /// sentence found by binary search are those a scan finds.
+    #[test]
+    fn hits_per_kind_are_bounded_and_found_by_sentence() {
+        let matcher = Matcher::embedded().expect("the embedded catalogue compiles");
+        let cases = [
+            (
+                "app down ".repeat(222),
+                Some((PhraseKind::Target, MAX_HITS_PER_KIND)),
+            ),
+            (
+                "접속 안됨 ".repeat(333),
+                Some((PhraseKind::Target, MAX_HITS_PER_KIND)),
+            ),
+            (
+                "github is down. twitter isn't down! the site was down yesterday; \
+                 scheduled maintenance: app down. stocks are down 5%"
+                    .repeat(20),
+                None,
+            ),
+            (
+                "the app is down and the site is down. now it works".into(),
+                None,
+            ),
+            ("twitter is down".into(), None),
+            (String::new(), None),
+        ];
+        for (text, full) in cases {
+            let post = post(text);
+            let all = hits_of_candidate(&matcher.tables, &post);
+            let decision =
+                Decision::new(&matcher.tables, &post, all.clone(), vec![], vec![], false);
+            for kind in ALL_KINDS {
+                let of_kind: Vec<Hit> = all
+                    .iter()
+                    .filter(|h| matches!(h.meaning, Meaning::Phrase(k, _) if k == kind))
+                    .copied()
+                    .collect();
+                let kept: Vec<(usize, usize)> =
+                    decision.hits_of(kind).map(|h| (h.start, h.end)).collect();
+                let first: Vec<(usize, usize)> = of_kind
+                    .iter()
+                    .take(MAX_HITS_PER_KIND)
+                    .map(|h| (h.start, h.end))
+                    .collect();
+                assert_eq!(kept, first, "{kind:?} in {:?}", post.text);
+                for clause in 0..=decision.clause_starts.len() + 1 {
+                    let scanned: Vec<(usize, usize)> = decision
+                        .hits_of(kind)
+                        .filter(|h| decision.clause(h.start) == clause)
+                        .map(|h| (h.start, h.end))
+                        .collect();
+                    let found: Vec<(usize, usize)> = decision
+                        .hits_in_clause(kind, clause)
+                        .iter()
+                        .map(|h| (h.start, h.end))
+                        .collect();
+                    assert_eq!(
+                        found, scanned,
+                        "{kind:?} clause {clause} of {:?}",
+                        post.text
+                    );
+                }
+            }
+            if let Some((kind, want)) = full {
+                assert_eq!(decision.hits_of(kind).count(), want, "{:?}", post.text);
+            }
+            for kind in ALL_KINDS {
+                assert!(decision.hits_of(kind).count() <= MAX_HITS_PER_KIND);
+            }
+        }
     }
 }

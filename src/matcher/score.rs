@@ -223,11 +223,9 @@ impl Decision<'_> {
     /// own target.
     pub(super) fn target_of(&self, phrase: &Hit) -> Option<Hit> {
         let clause = self.clause(phrase.start);
-        self.hits_of(PhraseKind::Target)
-            .filter(|t| {
-                self.clause(t.start) == clause
-                    && gap(t.start, t.end, phrase.start, phrase.end) <= TARGET_GAP
-            })
+        self.hits_in_clause(PhraseKind::Target, clause)
+            .iter()
+            .filter(|t| gap(t.start, t.end, phrase.start, phrase.end) <= TARGET_GAP)
             .min_by_key(|t| gap(t.start, t.end, phrase.start, phrase.end))
             .copied()
     }
