@@ -59,7 +59,7 @@ pub(crate) fn classify(tables: &Tables, post: &Post, explain: bool) -> Verdict {
 pub(super) fn hits_of_candidate(tables: &Tables, post: &Post) -> Vec<Hit> {
     let mut hits = find_hits(tables, &post.text);
     add_regex_hits(tables, &post.text, &mut hits);
-    drop_foreign_context(tables, post, &mut hits);
+    drop_context_of_absent_languages(tables, post, &mut hits);
     hits.sort_by_key(|h| (h.start, h.end));
     hits
 }
