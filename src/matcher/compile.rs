@@ -10,8 +10,8 @@ use toml::Spanned;
 
 use super::patterns::{Catalogue, LanguageDef, Located, PatternError, RegexDef, ServiceDef};
 use super::tables::{
-    Boundary, DOMAIN_PATTERN, Literal, Meaning, PhraseKind, PhraseRegexes, ServiceEntry, Stem,
-    Tables, hashtag_stem,
+    Boundary, DOMAIN_PATTERN, HashtagAffix, Literal, Meaning, PhraseKind, PhraseRegexes,
+    ServiceEntry, Stem, Tables, hashtag_stem,
 };
 use crate::normalize::normalize_text;
 
@@ -323,8 +323,8 @@ fn add_stems(def: &ServiceDef, n: u16, stems: &mut HashMap<String, Stem>) {
 #[derive(Default)]
 struct LanguageTables {
     langs: Vec<String>,
-    hashtag_suffixes: Vec<(String, u8)>,
-    hashtag_prefixes: Vec<(String, u8)>,
+    hashtag_suffixes: Vec<HashtagAffix>,
+    hashtag_prefixes: Vec<HashtagAffix>,
     cancel_words: HashSet<String>,
     regexes: Vec<(Regex, PhraseKind, u8)>,
 }
@@ -372,8 +372,15 @@ fn compile_languages(
     }
     // Longest affixes first, so `#instagramoutage` is not read as `instagramout` + `age`.
     for affixes in [&mut out.hashtag_suffixes, &mut out.hashtag_prefixes] {
-        affixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.cmp(b)));
-        affixes.dedup_by(|a, b| a.0 == b.0);
+        affixes.sort_by(|a, b| b.stem.len().cmp(&a.stem.len()).then(a.cmp(b)));
+        // One affix of two languages is an outage word if it is in either.
+        affixes.dedup_by(|later, kept| {
+            let same = later.stem == kept.stem;
+            if same {
+                kept.outage_word |= later.outage_word;
+            }
+            same
+        });
     }
     Ok(out)
 }
@@ -414,6 +421,11 @@ fn add_hashtag_affixes(
     lang: u8,
     out: &mut LanguageTables,
 ) -> Result<(), PatternError> {
+    let outage_words: HashSet<String> = def
+        .outage
+        .iter()
+        .map(|phrase| hashtag_stem(phrase.get_ref()))
+        .collect();
     for (list, affixes) in [
         (&def.hashtag_suffixes, &mut out.hashtag_suffixes),
         (&def.hashtag_prefixes, &mut out.hashtag_prefixes),
@@ -423,7 +435,12 @@ fn add_hashtag_affixes(
             if stem.is_empty() {
                 return Err(at.error(affix.span(), "hashtag affix has no letters or digits"));
             }
-            affixes.push((stem, lang));
+            let outage_word = outage_words.contains(&stem);
+            affixes.push(HashtagAffix {
+                stem,
+                lang,
+                outage_word,
+            });
         }
     }
     Ok(())

@@ -156,8 +156,9 @@ pub struct Tables {
     pub langs: Vec<String>,
     /// Hashtag stems (names with everything but letters and digits removed).
     pub stems: HashMap<String, Stem>,
-    pub hashtag_suffixes: Vec<(String, u8)>,
-    pub hashtag_prefixes: Vec<(String, u8)>,
+    /// Hashtag affixes, longest first.
+    pub hashtag_suffixes: Vec<HashtagAffix>,
+    pub hashtag_prefixes: Vec<HashtagAffix>,
     /// Cancel phrases written as one word (`touchdown`, `meltdown`): a
     /// hashtag equal to one of them is not an outage tag.
     pub cancel_words: HashSet<String>,
@@ -320,6 +321,19 @@ pub fn is_unsegmented(c: char) -> bool {
 /// A character that belongs to a word in a space-separated script.
 pub fn is_word_char(c: char) -> bool {
     (c.is_alphanumeric() || c == '_') && !is_unsegmented(c)
+}
+
+/// An outage affix of hashtags (`down` in `#TwitterDown`).
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HashtagAffix {
+    /// Its hashtag stem (letters and digits).
+    pub stem: String,
+    pub lang: u8,
+    /// Whether it is also an outage phrase of its language (`down`, not
+    /// `dead` or `is`): only such an affix makes a name the catalogue does
+    /// not know into a service, since `#TheWalkingDead` and `#Israel` are
+    /// no reports.
+    pub outage_word: bool,
 }
 
 pub fn hashtag_stem(name: &str) -> String {
