@@ -575,17 +575,7 @@ mod tests {
     /// A post's text is read up to `MAX_TEXT_CHARS` characters.
     #[test]
     fn a_post_s_text_is_read_up_to_a_bound() {
-        let post = |text: String| {
-            normalize(RawPost {
-                time_us: 0,
-                author: "a".into(),
-                uri: String::new(),
-                key: None,
-                text,
-                langs: vec![],
-                tags: vec![],
-            })
-        };
+        let post = |text: String| normalize(RawPost::typed(text, Vec::new()));
         // Two-byte letters that no folding merges ("üa üa …").
         let text = |chars: usize| "üa ".chars().cycle().take(chars).collect::<String>();
         let long = text(MAX_TEXT_CHARS + 10);

@@ -79,15 +79,7 @@ fn check_one(
     args: &CheckArgs,
     text: &str,
 ) -> anyhow::Result<bool> {
-    let post = normalize(RawPost {
-        time_us: 0,
-        author: "check".into(),
-        uri: String::new(),
-        key: None,
-        text: text.to_owned(),
-        langs: args.lang.clone(),
-        tags: Vec::new(),
-    });
+    let post = normalize(RawPost::typed(text.to_owned(), args.lang.clone()));
     let verdict = matcher.explain(&post);
     if args.explain {
         writeln!(out, "{text:?}")?;

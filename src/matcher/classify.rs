@@ -192,15 +192,10 @@ mod tests {
         let mut reasons = 0;
         for line in CORPUS.iter().flat_map(|file| file.lines()) {
             let case: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
-            let post = crate::normalize::normalize(crate::source::RawPost {
-                time_us: 0,
-                author: "a".into(),
-                uri: String::new(),
-                key: None,
-                text: case["text"].as_str().expect("text").to_owned(),
-                langs: Vec::new(),
-                tags: Vec::new(),
-            });
+            let post = crate::normalize::normalize(crate::source::RawPost::typed(
+                case["text"].as_str().expect("text").to_owned(),
+                Vec::new(),
+            ));
             let fast = matcher.classify(&post);
             let mut explained = matcher.explain(&post);
             assert!(fast.reasons.iter().all(|r| r.detail.is_empty()), "{fast:?}");
@@ -248,15 +243,10 @@ mod tests {
         let mut failures = Vec::new();
         for (text, want) in cases {
             for lang in [None, Some("en"), Some("pt"), Some("de"), Some("ja")] {
-                let post = crate::normalize::normalize(crate::source::RawPost {
-                    time_us: 0,
-                    author: "a".into(),
-                    uri: String::new(),
-                    key: None,
-                    text: text.to_owned(),
-                    langs: lang.map(str::to_owned).into_iter().collect(),
-                    tags: Vec::new(),
-                });
+                let post = crate::normalize::normalize(crate::source::RawPost::typed(
+                    text.to_owned(),
+                    lang.map(str::to_owned).into_iter().collect(),
+                ));
                 let verdict = matcher.classify(&post);
                 let got = verdict.is_report().then(|| verdict.service.clone());
                 let want = want.map(|s| Some(s.to_owned()));
@@ -269,15 +259,10 @@ mod tests {
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
         // A false friend: French "hier" (yesterday) is German "here".
-        let post = crate::normalize::normalize(crate::source::RawPost {
-            time_us: 0,
-            author: "a".into(),
-            uri: String::new(),
-            key: None,
-            text: "whatsapp geht hier nicht".into(),
-            langs: vec!["de".into()],
-            tags: Vec::new(),
-        });
+        let post = crate::normalize::normalize(crate::source::RawPost::typed(
+            "whatsapp geht hier nicht",
+            vec!["de".into()],
+        ));
         assert!(matcher.classify(&post).is_report());
     }
 

@@ -274,32 +274,8 @@ mod tests {
     use crate::normalize::normalize;
     use crate::source::RawPost;
 
-    const ALL_KINDS: [PhraseKind; KINDS] = [
-        PhraseKind::Outage,
-        PhraseKind::Weak,
-        PhraseKind::Boost,
-        PhraseKind::Cancel,
-        PhraseKind::Market,
-        PhraseKind::Past,
-        PhraseKind::Now,
-        PhraseKind::Negation,
-        PhraseKind::Local,
-        PhraseKind::Maintenance,
-        PhraseKind::Recovery,
-        PhraseKind::Target,
-        PhraseKind::Notice,
-    ];
-
     fn post(text: String) -> crate::normalize::Post {
-        normalize(RawPost {
-            time_us: 0,
-            author: "a".into(),
-            uri: String::new(),
-            key: None,
-            text,
-            langs: Vec::new(),
-            tags: Vec::new(),
-        })
+        normalize(RawPost::typed(text, Vec::new()))
     }
 
     /// Every phrase is checked against the hits of its sentence, so the
@@ -337,7 +313,7 @@ mod tests {
             let all = hits_of_candidate(&matcher.tables, &post);
             let decision =
                 Decision::new(&matcher.tables, &post, all.clone(), vec![], vec![], false);
-            for kind in ALL_KINDS {
+            for kind in PhraseKind::ALL {
                 let of_kind: Vec<Hit> = all
                     .iter()
                     .filter(|h| matches!(h.meaning, Meaning::Phrase(k, _) if k == kind))
@@ -372,7 +348,7 @@ mod tests {
             if let Some((kind, want)) = full {
                 assert_eq!(decision.hits_of(kind).count(), want, "{:?}", post.text);
             }
-            for kind in ALL_KINDS {
+            for kind in PhraseKind::ALL {
                 assert!(decision.hits_of(kind).count() <= MAX_HITS_PER_KIND);
             }
         }

@@ -51,6 +51,22 @@ pub struct RawPost {
     pub tags: Vec<String>,
 }
 
+impl RawPost {
+    /// A post known only by its text and declared languages (typed into
+    /// `check`, or a test's): no time, no address, not de-duplicated.
+    pub fn typed(text: impl Into<String>, langs: Vec<String>) -> RawPost {
+        RawPost {
+            time_us: 0,
+            author: "check".into(),
+            uri: String::new(),
+            key: None,
+            text: text.into(),
+            langs,
+            tags: Vec::new(),
+        }
+    }
+}
+
 /// What one frame turned out to be. Everything but `Post` is skipped after
 /// being counted, so a full-firehose recording costs little per non-post.
 #[derive(Debug, Clone, PartialEq)]

@@ -304,15 +304,7 @@ mod tests {
             ("app down down".into(), 2),
         ];
         for (text, want) in cases {
-            let post = normalize(RawPost {
-                time_us: 0,
-                author: "a".into(),
-                uri: String::new(),
-                key: None,
-                text,
-                langs: Vec::new(),
-                tags: Vec::new(),
-            });
+            let post = normalize(RawPost::typed(text, Vec::new()));
             let hits = hits_of_candidate(&matcher.tables, &post);
             let decision = Decision::new(&matcher.tables, &post, hits, vec![], vec![], false);
             let anchors: Vec<(usize, usize)> = decision
