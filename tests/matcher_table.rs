@@ -286,6 +286,8 @@ const CASES: &[(&str, Expect)] = &[
     report!("#whatsappcaiu", "whatsapp"),
     // Discovered names written as words of their own.
     report!("#ZorblyDown", "zorbly"),
+    // A run folded across the break ("ddD" reads as the d of "down").
+    report!("#UzlklfddDown again", "uzlklf"),
     report!("#zorbly_down", "zorbly"),
     report!("#Zorbly_Outage", "zorbly"),
     report!("#IsZorblyDown", "zorbly"),

@@ -149,9 +149,19 @@ fn discoverable(split: &Split<'_>, tag_stem: &str, breaks: &[String]) -> bool {
         .or(split.prefix)
         .is_some_and(|affix| affix.outage_word);
     let prefix_len = split.prefix.map_or(0, |prefix| prefix.stem.len());
+    // A break where the split is, or just after it when the letters
+    // between are a run the normalizer folded into the next part
+    // (`#ToddddDown` reads `toddown`: the written break is after `todddd`).
     let broken_at = |end: usize| {
-        let before = tag_stem.get(..end);
-        breaks.iter().any(|stem| before == Some(stem.as_str()))
+        let (Some(before), Some(after)) = (tag_stem.get(..end), tag_stem.get(end..)) else {
+            return false;
+        };
+        let next = after.chars().next();
+        breaks.iter().any(|stem| {
+            stem.strip_prefix(before).is_some_and(|folded| {
+                folded.is_empty() || next.is_some_and(|n| folded.chars().all(|c| c == n))
+            })
+        })
     };
     let prefix_ok = split.prefix.is_none() || broken_at(prefix_len);
     let suffix_ok = split.suffix.is_none() || broken_at(prefix_len + split.name.len());
