@@ -36,6 +36,23 @@ fn make_store(dir: &Path) {
     store.flush().expect("flush");
 }
 
+/// The store opened by sled itself, once the closed one's lock is free
+/// (sled's flusher thread lets go of it up to a second after the store is
+/// dropped: opening at once failed in CI with "could not acquire lock").
+fn open_raw(dir: &Path) -> sled::Db {
+    let started = std::time::Instant::now();
+    loop {
+        match sled::open(dir) {
+            Ok(db) => return db,
+            Err(e) if started.elapsed() < std::time::Duration::from_secs(30) => {
+                assert!(e.to_string().contains("lock"), "raw open: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("raw open: {e}"),
+        }
+    }
+}
+
 /// The names beside `dir` that a repair or reset would have set aside.
 fn set_aside(dir: &Path) -> Vec<PathBuf> {
     let name = dir
@@ -242,7 +259,7 @@ fn a_checkpoint_that_does_not_read_is_found_and_repaired() {
     let state = tmp.path().join("state");
     make_store(&state);
     {
-        let db = sled::open(&state).expect("raw open");
+        let db = open_raw(&state);
         let junk = outagewatch::state::codec::encode("junk", &[0xffu8; 3]).expect("encode");
         db.insert(outagewatch::state::keys::CHECKPOINT, junk)
             .expect("insert");
