@@ -259,7 +259,15 @@ fn follow_incident(
     let severity = match direction {
         Direction::Up => {
             let ratio = view.authors as f64 / view.expected.max(f64::MIN_POSITIVE);
-            let recovering = view.recoveries > view.reports && view.recoveries > 0;
+            // "It's back" posts shorten the calm needed only once the
+            // window no longer passes the firing line by itself: they are
+            // counted per post, so one account repeating them outnumbered
+            // 30 new reporters a minute and ended a live outage within a
+            // minute, after which the cooldown let the level learn the
+            // outage as normal and it never fired again.
+            let recovering = view.recoveries > view.reports
+                && view.recoveries > 0
+                && most_surprising(config, scales, Direction::Up).is_none();
             let calm = (view.authors as f64) < config.calm_ratio * view.expected
                 || view.authors.saturating_mul(2) < config.min_authors
                 || recovering;

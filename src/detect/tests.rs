@@ -171,13 +171,15 @@ fn detector_table() {
         },
         Case {
             // "It's back" posts outnumbering reports resolve after 60 s of
-            // calm instead of 300 s.
+            // calm instead of 300 s, counted from the first window that no
+            // longer passes the firing line by itself (bucket 13: the
+            // window of bucket 12 still holds five buckets of the surge).
             name: "recovery posts resolve sooner",
             series: cat(&[surge(0, 12, 30), recovery(12, 12), flat(24, 60, 0)]),
             expect: vec![
                 (2, Firing, Low),
                 (3, Updated, Medium),
-                (21, Resolved, Medium),
+                (22, Resolved, Medium),
             ],
         },
         Case {
@@ -217,6 +219,32 @@ fn detector_table() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// One account repeating "it's back" during an outage that still passes
+/// the firing line by itself (30 new authors a minute) does not end it:
+/// recovery posts are counted per post, and they used to resolve the
+/// incident a minute later, after which the cooldown let the level learn
+/// the outage and it never fired again.
+#[test]
+fn one_account_saying_it_is_back_does_not_end_a_live_outage() {
+    let mut detector = Detector::new(DetectorConfig::default());
+    let mut got = Vec::new();
+    for i in 0..200 {
+        let authors = if i >= 90 { 5 } else { 0 };
+        let mut b = bucket(i, authors, 1);
+        if (110..122).contains(&i) {
+            b.services.get_mut("svc").expect("reports").recoveries = 7;
+        }
+        for t in detector.on_bucket(&b) {
+            got.push(((t.at - T0) / B, t.kind));
+        }
+    }
+    assert_eq!(got.first().map(|t| t.1), Some(Firing), "{got:?}");
+    assert!(
+        got.iter().all(|t| t.1 != Resolved),
+        "resolved while 30 new authors a minute still reported: {got:?}"
+    );
 }
 
 /// A calm window in which "it's back" posts outnumber the last reports:
