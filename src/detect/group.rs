@@ -66,8 +66,15 @@ pub struct Groups {
 
 impl Groups {
     /// Accounts for this bucket's transitions: fills in `related` on the
-    /// firings, and returns an upstream transition when a group forms or
+    /// firings, and returns the upstream transitions when a group forms or
     /// ends. `open` says whether a service still has an open incident.
+    ///
+    /// The open group takes in a service that fires within the group
+    /// window of one of its members' firings, and no other: a group whose
+    /// last member fired long ago (one service still open, the others
+    /// calm) had taken in every later firing, so a second provider's
+    /// outage an hour later joined the first one's incident and raised
+    /// none of its own. Such a stale group ends when a new group forms.
     pub fn on_transitions(
         &mut self,
         transitions: &mut [Transition],
@@ -76,18 +83,26 @@ impl Groups {
         min_services: usize,
         providers: &Providers,
         open: impl Fn(&str) -> bool,
-    ) -> Option<Transition> {
+    ) -> Vec<Transition> {
         let fired = transitions.iter().any(|t| t.kind == TransitionKind::Firing);
         let members = self.note_firings(transitions, now, window_secs * MICROS_PER_SEC);
-        if self.open.is_some() {
-            return self.resolve_when_all_closed(&members, now, open);
-        }
         // A group forms with a firing: the firings still remembered after
         // an upstream resolved must not raise it again at the next bucket.
-        if !fired || members.len() < min_services.max(2) {
-            return None;
+        let forms = fired && members.len() >= min_services.max(2);
+        let mut out = Vec::new();
+        match &self.open {
+            Some((_, services)) if members.iter().any(|m| services.contains(m)) => {
+                out.extend(self.resolve_when_all_closed(&members, now, open));
+            }
+            Some(_) if forms => {
+                out.extend(self.resolve_group(now));
+                out.push(self.open_upstream(members, transitions, now, providers));
+            }
+            Some(_) => out.extend(self.resolve_when_all_closed(&BTreeSet::new(), now, open)),
+            None if forms => out.push(self.open_upstream(members, transitions, now, providers)),
+            None => {}
         }
-        Some(self.open_upstream(members, transitions, now, providers))
+        out
     }
 
     /// Remembers this bucket's firings, forgets those older than the
@@ -137,6 +152,12 @@ impl Groups {
         if services.iter().any(|s| open(s)) {
             return None;
         }
+        self.resolve_group(now)
+    }
+
+    /// Resolves the open upstream incident, relating every service of its
+    /// group.
+    fn resolve_group(&mut self, now: Micros) -> Option<Transition> {
         let (mut incident, services) = self.open.take()?;
         // Its firings are accounted for: a group forms again only from new
         // ones.
@@ -166,15 +187,17 @@ impl Groups {
         let cause = providers
             .likely_cause(members.iter().map(String::as_str))
             .unwrap_or("unknown");
-        let authors: u64 = transitions.iter().map(|t| t.authors).sum();
+        // The members' firings of this bucket only: other services'
+        // updates and resolutions in it are not the group's.
+        let firings = transitions
+            .iter()
+            .filter(|t| t.kind == TransitionKind::Firing && members.contains(&t.incident.service));
+        let authors: u64 = firings.clone().map(|t| t.authors).sum();
         let mut incident = Incident::open(
             &format!("upstream:{cause}"),
             started,
             Severity::High,
-            transitions
-                .iter()
-                .map(|t| t.incident.p_value)
-                .fold(1.0, f64::min),
+            firings.map(|t| t.incident.p_value).fold(1.0, f64::min),
             false,
             0,
             authors,

@@ -624,6 +624,71 @@ fn an_upstream_incident_is_raised_once_per_group() {
     assert_eq!(firings, 1, "upstream transitions: {upstream:?}");
 }
 
+/// New reporting authors of `service` in bucket `i` (names unique to it).
+fn reporters(i: i64, service: &str, n: u64) -> ServiceCounts {
+    let mut authors: Vec<String> = (0..n).map(|a| format!("did:{service}:{i}:{a}")).collect();
+    authors.sort();
+    ServiceCounts {
+        reports: n,
+        authors,
+        ..ServiceCounts::default()
+    }
+}
+
+/// A provider's outage whose group stays open (one of its services keeps
+/// reporting) must not swallow a second provider's outage an hour later:
+/// the second group raises its own upstream incident, and the first,
+/// which has not grown since its own window, ends then. (It took in every
+/// later firing, so the second outage raised no upstream incident.)
+#[test]
+fn a_later_provider_outage_is_not_swallowed_by_a_lingering_group() {
+    let mut detector = Detector::new(DetectorConfig::default());
+    let mut upstream = Vec::new();
+    for i in 0..560 {
+        let mut b = Bucket {
+            start: T0 + i * B,
+            total_posts: 500,
+            ..Bucket::default()
+        };
+        let mut add = |service: &str, n: u64| {
+            b.services.insert(service.into(), reporters(i, service, n));
+        };
+        if (100..106).contains(&i) {
+            add("roblox", 5);
+            add("venmo", 5);
+        }
+        if i >= 100 {
+            add("discord", 5);
+        }
+        if (500..506).contains(&i) {
+            add("gmail", 5);
+            add("youtube", 5);
+            add("slack", 5);
+        }
+        for t in detector.on_bucket(&b) {
+            if t.incident.service.starts_with("upstream:") {
+                upstream.push((t.kind, t.incident.service.clone(), t.related.clone()));
+            }
+        }
+    }
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let aws = "upstream:aws".to_string();
+    let google = "upstream:googlecloud".to_string();
+    assert_eq!(
+        upstream,
+        vec![
+            (Firing, aws.clone(), names(&["discord", "roblox", "venmo"])),
+            (Resolved, aws, names(&["discord", "roblox", "venmo"])),
+            (
+                Firing,
+                google.clone(),
+                names(&["gmail", "slack", "youtube"])
+            ),
+            (Resolved, google, names(&["gmail", "slack", "youtube"])),
+        ],
+    );
+}
+
 fn one_bucket_authors(counts: ServiceCounts) -> u64 {
     let mut detector = Detector::new(DetectorConfig::default());
     let mut b = bucket(0, 0, 1);
