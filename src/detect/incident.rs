@@ -19,7 +19,8 @@ pub enum Severity {
 
 impl Severity {
     /// `ratio` is window authors over expected authors; `lasting` how long
-    /// the incident has stood above the firing level.
+    /// the incident has been open, given only while its window still
+    /// passes the firing line (0 otherwise).
     pub fn grade(config: &DetectorConfig, ratio: f64, authors: u64, lasting: Micros) -> Severity {
         let by_height = if ratio >= config.high_ratio && authors >= 10 * config.min_authors {
             Severity::High

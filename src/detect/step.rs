@@ -265,16 +265,19 @@ fn follow_incident(
             // 30 new reporters a minute and ended a live outage within a
             // minute, after which the cooldown let the level learn the
             // outage as normal and it never fired again.
-            let recovering = view.recoveries > view.reports
-                && view.recoveries > 0
-                && most_surprising(config, scales, Direction::Up).is_none();
+            let passes = most_surprising(config, scales, Direction::Up).is_some();
+            let recovering = view.recoveries > view.reports && view.recoveries > 0 && !passes;
             let calm = (view.authors as f64) < config.calm_ratio * view.expected
                 || view.authors.saturating_mul(2) < config.min_authors
                 || recovering;
             if calm {
                 return resolve_when_calm_enough(config, state, scales, now, recovering);
             }
-            Severity::grade(config, ratio, view.authors, at - started_at)
+            // Graded by length only while the window still passes the
+            // firing line: a tail at three times the normal, not calm yet
+            // but far below the line, reached `high` after 30 minutes.
+            let lasting = if passes { at - started_at } else { 0 };
+            Severity::grade(config, ratio, view.authors, lasting)
         }
         Direction::Down => {
             if most_surprising(config, scales, Direction::Up).is_some() {

@@ -247,6 +247,19 @@ fn one_account_saying_it_is_back_does_not_end_a_live_outage() {
     );
 }
 
+/// Severity by length counts only while the window still passes the
+/// firing line: a surge that falls back to a tail of three times the
+/// normal (not calm, far below the line) stays `low`. It reached `high`
+/// after 30 minutes of the tail.
+#[test]
+fn a_tail_below_the_firing_line_does_not_escalate_with_time() {
+    let mut detector = Detector::new(DetectorConfig::default());
+    let series = cat(&[flat(0, 360, 1), flat(360, 12, 10), flat(372, 250, 3)]);
+    let got = run(&mut detector, &series);
+    let kinds: Vec<_> = got.iter().map(|t| (t.1, t.2)).collect();
+    assert_eq!(kinds, vec![(Firing, Low)], "{got:?}");
+}
+
 /// A calm window in which "it's back" posts outnumber the last reports:
 /// rows with `posts_each` 0 stand for buckets of 3 recovery posts.
 fn recovery(from: i64, n: i64) -> Vec<Row> {
