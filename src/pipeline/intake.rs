@@ -263,7 +263,14 @@ impl<S: Store> Pipeline<S> {
         reference: Option<Micros>,
     ) -> Result<Vec<Emitted>, PipelineError> {
         let (time_us, key, class) = post.counted();
-        if let Some(key) = key
+        // A post further behind the newest watermark than the
+        // de-duplication horizon is stale, whatever its own source's clock
+        // says: its key is forgotten (and was not saved), so a replay
+        // resumed after a later file had gone ten minutes past it counted
+        // the earlier file's last minute a second time, and paged.
+        let forgotten = key.is_some() && !self.dedupe.recognises(time_us);
+        if !forgotten
+            && let Some(key) = key
             && self.dedupe.is_duplicate(key, time_us, reference)
         {
             self.stats.duplicates += 1;
@@ -277,6 +284,7 @@ impl<S: Store> Pipeline<S> {
             Class::None => {}
         }
         let placement = match &post {
+            _ if forgotten => Placement::Stale,
             Incoming::Named(Judged { post, verdict }) => self.windows.add(post, verdict, reference),
             Incoming::Unnamed(post) => self.windows.add_unnamed(post.time_us, reference),
         };

@@ -354,6 +354,44 @@ fn a_source_left_a_day_behind_does_not_hold_the_whole_horizon_of_keys() {
     assert_eq!(p.countable_from(), Some(newest - 100 * S - max_late));
 }
 
+/// A replay of two files resumed after the second had gone more than the
+/// de-duplication horizon past the first reads the first again: none of
+/// its posts may count again. Its source's keys are not saved (it is too
+/// far behind), and its own clock took the last minute as late posts, so
+/// they were counted twice.
+#[test]
+fn a_resumed_replay_does_not_count_an_earlier_file_again() {
+    let config = PipelineConfig::new();
+    let first: Vec<String> = (0..120i64)
+        .map(|i| chatter(i, START + i * S, "is discord down?"))
+        .collect();
+    let second: Vec<String> = (0..900i64)
+        .map(|i| chatter(1000 + i, START + 1800 * S + i * S, "lunch was good"))
+        .collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let mut p = open(dir.path(), &config);
+        for (n, f) in first.iter().enumerate() {
+            p.process_frame("a.jsonl", n as u64, f.as_bytes(), &Received::jetstream())
+                .expect("process");
+        }
+        for (n, f) in second[..800].iter().enumerate() {
+            p.process_frame("b.jsonl", n as u64, f.as_bytes(), &Received::jetstream())
+                .expect("process");
+        }
+        // Dropped without `finish`, as a killed replay.
+    }
+    let mut p = open(dir.path(), &config);
+    let before = reports(&p);
+    assert!(before.contains_key("discord"), "{before:?}");
+    for (n, f) in first.iter().enumerate() {
+        p.process_frame("a.jsonl", n as u64, f.as_bytes(), &Received::jetstream())
+            .expect("process");
+    }
+    assert_eq!(reports(&p), before, "the first file counted again");
+    assert_eq!(p.stats().stale_posts, first.len() as u64, "{:?}", p.stats());
+}
+
 /// A store keeps the bucket width it was counted in: a run with another
 /// `bucket_secs` on it is refused with the way out, where it went on in
 /// silence and mixed 10 s and 60 s buckets in the detector's history.

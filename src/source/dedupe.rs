@@ -145,6 +145,15 @@ impl Deduper {
         self.horizon_us
     }
 
+    /// Whether a post of `time_us` is within the horizon, where its key is
+    /// remembered (or saved with the checkpoint, for the sources a restart
+    /// can count): an older one can no longer be recognised as delivered
+    /// before, so it must not be counted at all.
+    pub fn recognises(&self, time_us: Micros) -> bool {
+        self.newest
+            .is_none_or(|n| time_us >= n.saturating_sub(self.horizon_us))
+    }
+
     /// Event times after this are dated ahead: further from the newest
     /// watermark than the horizon (`None` before there is a watermark).
     fn far_ahead_from(&self) -> Option<Micros> {
