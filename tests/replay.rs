@@ -841,3 +841,31 @@ fn a_relays_catch_up_is_spread_over_the_gap_not_counted_at_arrival() {
     let (at_arrival, stderr) = discord(recording(gap, false), "at-arrival");
     assert!(at_arrival > 0, "{stderr}");
 }
+
+/// A replay read again on its own state, the file spelled another way
+/// (`dir/./demo.jsonl.gz`, then `dir/demo.jsonl.gz`), counts nothing a
+/// second time: the file is one source by its canonical path. Named as
+/// typed, the second spelling was a new source, and the demo's last ten
+/// minutes counted again as late posts.
+#[test]
+fn a_file_read_again_under_another_spelling_counts_nothing_twice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = dir.path().join("demo.jsonl.gz");
+    std::fs::copy(demo(), &copy).expect("copy the demo");
+    let state = dir.path().join("state");
+    let spelled = dir.path().join(".").join("demo.jsonl.gz");
+    let first = run(bin()
+        .arg("replay")
+        .arg(&spelled)
+        .arg("--state-dir")
+        .arg(&state));
+    assert!(!alerts(&first.stdout).is_empty(), "the demo fires");
+    let again = run(bin()
+        .arg("replay")
+        .arg(&copy)
+        .arg("--state-dir")
+        .arg(&state));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(alerts(&again.stdout).is_empty(), "{stderr}");
+    assert!(stderr.contains("late 0 |"), "{stderr}");
+}

@@ -245,6 +245,16 @@ struct Files<'a> {
     max_line: usize,
 }
 
+/// The source a recording's frames come from when they carry no clock
+/// line (a plain Jetstream recording): the file, by its canonical path.
+/// A source's clock and counts are kept by this name across a resumed
+/// replay, and `./a.jsonl`, `a.jsonl` and its absolute path are one file:
+/// named as typed, a replay resumed with another spelling read the file
+/// as a new source and counted its last ten minutes a second time.
+fn source_name(file: &str) -> String {
+    std::fs::canonicalize(file).map_or_else(|_| file.to_owned(), |p| p.display().to_string())
+}
+
 impl Files<'_> {
     /// Replays one file; `Ok(Some(error))` when it could not be read to
     /// its end (what was read counts). Frames are prepared a chunk at a
@@ -255,9 +265,10 @@ impl Files<'_> {
             Err(e) => return Ok(Some(e.to_string())),
         };
         let matcher = Arc::clone(self.pipeline.matcher());
+        let source = source_name(file);
         let reading = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             Reader::new(reader, self.max_line)
-                .prepare_all(&matcher, file, |lines| self.process(file, lines))
+                .prepare_all(&matcher, &source, |lines| self.process(&source, lines))
         }));
         // A panic while reading or preparing is a defect: reported as an
         // error with the file's name, after what was decided so far.
@@ -270,7 +281,8 @@ impl Files<'_> {
         })
     }
 
-    /// A chunk's prepared frames through the pipeline, in line order.
+    /// A chunk's prepared frames through the pipeline, in line order;
+    /// `file` is the file's source name ([`source_name`]).
     fn process(&mut self, file: &str, ready: Lines) -> anyhow::Result<()> {
         for (line_no, ready) in ready {
             let alerts = match ready {
