@@ -9,6 +9,7 @@
 //! `alert::outbox::Outbox`).
 
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde::de::DeserializeOwned;
@@ -179,21 +180,34 @@ impl<A> DeadLetters<A> {
 /// past it, unsent.
 ///
 /// It also holds the last sequence number handed out, so numbers keep
-/// rising past everything the records know ([`highest_known_seq`]).
+/// rising past everything the records know ([`highest_known_seq`]), and
+/// the highest one known to be on disk: sinks read no further
+/// ([`Outbox::next_after`]). A batch is visible in sled before its flush
+/// ends, and a sink that sent an alert in between, the process then
+/// killed, had paged for an alert the state did not hold: the run resumed
+/// before it and raised it again, or, from a source that cannot send the
+/// same posts again, never resolved it.
 #[derive(Debug, Clone, Default)]
-pub struct Appending(Arc<Mutex<u64>>);
+pub struct Appending {
+    last: Arc<Mutex<u64>>,
+    durable: Arc<AtomicU64>,
+}
 
 impl Appending {
-    /// Numbers start past `highest` (see [`highest_known_seq`]).
+    /// Numbers start past `highest` (see [`highest_known_seq`]); the
+    /// records already there are on disk.
     pub fn after(highest: u64) -> Self {
-        Appending(Arc::new(Mutex::new(highest)))
+        Appending {
+            last: Arc::new(Mutex::new(highest)),
+            durable: Arc::new(AtomicU64::new(highest)),
+        }
     }
 
     /// Waits for the writer before. The number is written only once taken
     /// whole, so a writer that panicked holding the lock leaves nothing
     /// half done.
     pub fn hold(&self) -> Numbering<'_> {
-        Numbering(self.0.lock().unwrap_or_else(PoisonError::into_inner))
+        Numbering(self.last.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Numbers go on past `highest` too (after records were written into
@@ -201,6 +215,16 @@ impl Appending {
     pub fn raise_to(&self, highest: u64) {
         let mut last = self.hold();
         *last.0 = (*last.0).max(highest);
+    }
+
+    /// The alerts up to `seq` are flushed to disk: sinks may send them.
+    pub fn mark_durable(&self, seq: u64) {
+        self.durable.fetch_max(seq, Ordering::AcqRel);
+    }
+
+    /// The highest sequence number known to be on disk.
+    pub fn durable(&self) -> u64 {
+        self.durable.load(Ordering::Acquire)
     }
 }
 
@@ -254,16 +278,22 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
             let mut numbering = self.appending.hold();
             let seq = numbering.next_seq(&self.db)?;
             self.db.insert(keys::alert(seq), value)?;
+            self.db.flush()?;
             seq
         };
-        self.db.flush()?;
+        self.appending.mark_durable(seq);
         Ok(seq)
     }
 
-    /// The first alert after `after` (`None`: the first of all).
+    /// The first alert after `after` (`None`: the first of all) that is on
+    /// disk (see [`Appending`]).
     pub fn next_after(&self, after: Option<u64>) -> Result<Option<(u64, A)>, StoreError> {
-        let start = keys::alert(after.map_or(0, |seq| seq.saturating_add(1)));
-        let end = keys::alert(u64::MAX);
+        let first = after.map_or(0, |seq| seq.saturating_add(1));
+        let durable = self.appending.durable();
+        if first > durable {
+            return Ok(None);
+        }
+        let (start, end) = (keys::alert(first), keys::alert(durable));
         match self.db.range(start..=end).next() {
             None => Ok(None),
             Some(entry) => {

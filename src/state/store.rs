@@ -320,8 +320,11 @@ impl SledStore {
     /// makes everything durable.
     pub(super) fn finish_restore(&mut self) -> Result<(), StoreError> {
         self.generation = self.read_generation()?;
-        self.appending.raise_to(highest_known_seq(&self.db)?);
-        self.flush()
+        let highest = highest_known_seq(&self.db)?;
+        self.appending.raise_to(highest);
+        self.flush()?;
+        self.appending.mark_durable(highest);
+        Ok(())
     }
 
     /// Opens sled at `path`; `migrate` brings an old store to the current
@@ -521,8 +524,10 @@ impl Store for SledStore {
                 self.packs.apply_batch(packs)?;
             }
         }
-        if !alerts.is_empty() {
+        if let Some(&last) = seqs.last() {
             self.flush()?;
+            // Only now may a sink send them (see [`Appending`]).
+            self.appending.mark_durable(last);
         }
         Ok(seqs)
     }

@@ -139,6 +139,52 @@ fn outbox_writers_take_turns_from_sequence_number_to_record() {
     });
 }
 
+/// A sink sees an alert only once it is on disk: a record visible in
+/// sled (a batch applied, its flush not done) is not delivered yet. A
+/// sink had sent such an alert, and after a kill the state did not hold
+/// it (reviewer: `state verify` showed nothing saved while the firing was
+/// already in the alerts file).
+#[test]
+fn a_sink_reads_an_alert_only_once_it_is_on_disk() {
+    let mut store = SledStore::temporary().expect("store");
+    let outbox: crate::alert::outbox::Outbox = store.outbox();
+    // As a batch applied but not flushed: the record, no durable mark.
+    let seq = store.appending.hold().next_seq(&store.db).expect("seq");
+    let value = codec::encode_plain("alert", &test_alert()).expect("encode");
+    store.db.insert(keys::alert(seq), value).expect("insert");
+    assert!(
+        outbox.next_after(None).expect("read").is_none(),
+        "sent before it was on disk"
+    );
+    // A save with an alert flushes and marks both durable.
+    let saved = store
+        .save(
+            &[],
+            &Checkpoint::default().as_ref(),
+            None,
+            &[test_alert()],
+            &[],
+        )
+        .expect("save");
+    assert_eq!(
+        outbox.next_after(None).expect("read").map(|(s, _)| s),
+        Some(seq)
+    );
+    assert_eq!(
+        outbox.next_after(Some(seq)).expect("read").map(|(s, _)| s),
+        Some(saved[0])
+    );
+    // An append outside a batch (a source's health) is durable at once.
+    let appended = outbox.append(&test_alert()).expect("append");
+    assert_eq!(
+        outbox
+            .next_after(Some(saved[0]))
+            .expect("read")
+            .map(|(s, _)| s),
+        Some(appended)
+    );
+}
+
 /// A dead letter this version cannot read is listed by its key and stays
 /// put; the others are listed and re-queued as ever (one such record had
 /// failed `alerts dead`, `alerts retry` and the outbox API as a whole).
