@@ -1,7 +1,13 @@
 //! Sinks that write alerts as JSON lines (stdout or a file).
+//!
+//! A file gets each line whole or not at all. It was written through a
+//! `BufWriter`: after a short write on a full disk the writer kept the
+//! unwritten rest, and every retry appended another whole copy behind it,
+//! so the file held a torn line glued to the next alert (invalid JSON, the
+//! alert lost to a line reader) or the same line several times.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::Alert;
@@ -20,6 +26,18 @@ pub enum SinkError {
         #[source]
         source: io::Error,
     },
+    /// A line that did not land whole and could not be cut off again: the
+    /// next line starts with a newline, so the torn one stands alone.
+    #[error(
+        "cannot write alert to {target}: {source}; nor cut the file back to {len} bytes: {cut}"
+    )]
+    Torn {
+        target: String,
+        len: u64,
+        #[source]
+        source: io::Error,
+        cut: io::Error,
+    },
     #[error("cannot encode alert: {0}")]
     Encode(#[from] serde_json::Error),
 }
@@ -31,65 +49,165 @@ pub trait AlertSink {
     fn flush(&mut self) -> Result<(), SinkError>;
 }
 
+/// The alerts file as the sink needs it: appended to, and cut back to its
+/// length before a line that failed. A trait so that a test can fill the
+/// disk.
+pub trait AlertFile: Write + Send {
+    /// Its length in bytes now.
+    fn size(&mut self) -> io::Result<u64>;
+    /// Cuts it back to `len` bytes.
+    fn cut(&mut self, len: u64) -> io::Result<()>;
+}
+
+impl AlertFile for File {
+    fn size(&mut self) -> io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+
+    fn cut(&mut self, len: u64) -> io::Result<()> {
+        self.set_len(len)
+    }
+}
+
+/// Where the lines go.
+enum Out {
+    /// Stdout, a pipe, a device: written as it comes.
+    Stream(Box<dyn Write + Send>),
+    /// A regular file, unbuffered, so nothing of a failed line is kept to
+    /// be written again. `mid_line`: the file ends inside a line (an
+    /// earlier run or write cut short), so the next line starts with `\n`.
+    File {
+        file: Box<dyn AlertFile>,
+        mid_line: bool,
+    },
+}
+
 /// One alert per line, flushed after each so a reader of the file or pipe
 /// sees it at once.
 pub struct JsonLines {
     target: String,
-    out: Box<dyn Write + Send>,
+    out: Out,
 }
 
 impl JsonLines {
     pub fn stdout() -> JsonLines {
-        JsonLines {
-            target: "stdout".into(),
-            out: Box::new(io::stdout()),
-        }
+        JsonLines::writer("stdout", Box::new(io::stdout()))
     }
 
-    /// Appends to `path` (`-` means stdout), creating it if needed.
+    /// Appends to `path` (`-` means stdout), creating it if needed. A
+    /// regular file that does not end with a newline (a line torn by a
+    /// crash or a full disk) gets one before the first alert.
     pub fn file(path: &Path) -> Result<JsonLines, SinkError> {
         if path == Path::new("-") {
             return Ok(JsonLines::stdout());
         }
-        let file: File = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|source| SinkError::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        Ok(JsonLines {
-            target: path.display().to_string(),
-            out: Box::new(BufWriter::new(file)),
-        })
+        let open_error = |source| SinkError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let target = path.display().to_string();
+        // A pipe or a device (`/dev/stderr`) can be neither read nor cut:
+        // opened for writing only, as before (a FIFO opened to read too
+        // would no longer wait for its reader).
+        let regular = match std::fs::metadata(path) {
+            Ok(meta) => meta.is_file(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+            Err(e) => return Err(open_error(e)),
+        };
+        let mut options = OpenOptions::new();
+        options.create(true).append(true).read(regular);
+        let mut file = options.open(path).map_err(open_error)?;
+        if !regular {
+            return Ok(JsonLines::writer(&target, Box::new(file)));
+        }
+        let mid_line = ends_mid_line(&mut file).map_err(open_error)?;
+        Ok(JsonLines::on_file(&target, Box::new(file), mid_line))
     }
 
+    /// A sink on a stream (nothing is cut back after a failure).
     pub fn writer(target: &str, out: Box<dyn Write + Send>) -> JsonLines {
         JsonLines {
             target: target.into(),
-            out,
+            out: Out::Stream(out),
         }
     }
+
+    /// A sink on a file that lines are cut back from after a failure;
+    /// `mid_line`: it ends inside a line.
+    pub fn on_file(target: &str, file: Box<dyn AlertFile>, mid_line: bool) -> JsonLines {
+        JsonLines {
+            target: target.into(),
+            out: Out::File { file, mid_line },
+        }
+    }
+}
+
+fn write_error(target: &str, source: io::Error) -> SinkError {
+    SinkError::Write {
+        target: target.to_owned(),
+        source,
+    }
+}
+
+/// Whether a non-empty file's last byte is not a newline.
+fn ends_mid_line(file: &mut File) -> io::Result<bool> {
+    if file.metadata()?.len() == 0 {
+        return Ok(false);
+    }
+    file.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
 }
 
 impl AlertSink for JsonLines {
     fn send(&mut self, alert: &Alert) -> Result<(), SinkError> {
         let mut line = serde_json::to_vec(alert)?;
         line.push(b'\n');
-        self.out
-            .write_all(&line)
-            .and_then(|()| self.out.flush())
-            .map_err(|source| SinkError::Write {
-                target: self.target.clone(),
-                source,
-            })
+        let target = self.target.as_str();
+        let (file, mid_line) = match &mut self.out {
+            Out::Stream(out) => {
+                return out
+                    .write_all(&line)
+                    .and_then(|()| out.flush())
+                    .map_err(|e| write_error(target, e));
+            }
+            Out::File { file, mid_line } => (file, mid_line),
+        };
+        if *mid_line {
+            line.insert(0, b'\n');
+        }
+        let len = file.size().map_err(|e| write_error(target, e))?;
+        let Err(source) = file.write_all(&line) else {
+            *mid_line = false;
+            return Ok(());
+        };
+        // Whatever part of the line landed goes, so the retry writes it
+        // whole once.
+        match file.cut(len) {
+            Ok(()) => Err(write_error(target, source)),
+            Err(cut) => {
+                // Still torn unless nothing landed.
+                *mid_line = file.size().map_or(true, |now| now != len) || *mid_line;
+                Err(SinkError::Torn {
+                    target: target.to_owned(),
+                    len,
+                    source,
+                    cut,
+                })
+            }
+        }
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
-        self.out.flush().map_err(|source| SinkError::Write {
-            target: self.target.clone(),
-            source,
-        })
+        match &mut self.out {
+            Out::Stream(out) => out.flush().map_err(|e| write_error(&self.target, e)),
+            // Written unbuffered.
+            Out::File { .. } => Ok(()),
+        }
     }
 }
+
+#[cfg(test)]
+#[path = "sink_tests.rs"]
+mod tests;

@@ -43,6 +43,7 @@ mod pipeline_thread;
 mod stall;
 mod status;
 mod systemd;
+mod unraised;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
