@@ -7,7 +7,7 @@ use super::baseline::{Basis, Reports, Volume};
 use super::evidence::{self, Evidence};
 use super::incident::{Direction, Incident, Measure, Severity, Transition, TransitionKind};
 use super::model::{nb_lower_tail, nb_tail, poisson_lower_tail, poisson_tail};
-use super::view::{MAX_ADJUST, WindowView, expectations, window_view};
+use super::view::{MAX_ADJUST, WindowView, expectations, window_views};
 use super::{Detector, DetectorConfig, ServiceState, Tested, model};
 use crate::{MICROS_PER_SEC, Micros};
 use std::collections::VecDeque;
@@ -82,14 +82,14 @@ impl Scales {
         now: Micros,
     ) -> Option<Scales> {
         let (expectations, warming_up) = expectations(baseline, volume, recent_volume, now, config);
-        let views: Vec<WindowView> = expectations
-            .iter()
-            .enumerate()
-            .map(|(i, &(expected, b))| {
-                let since = now - i as i64 * config.bucket_us();
-                window_view(state, since, expected, b, config.max_authors_per_text)
-            })
-            .collect();
+        let views = window_views(
+            state,
+            now,
+            config.bucket_us(),
+            1,
+            &expectations,
+            config.max_authors_per_text,
+        );
         let window = *views.last()?;
         let dispersions = (1..=config.scales())
             .map(|j| baseline.dispersion.at(j, config.dispersion_initial))

@@ -1,0 +1,118 @@
+//! The window's scales built in one pass against each built on its own
+//! from the definition (the code they replaced): the same views, every
+//! field, on random windows with repeated authors and shared texts.
+
+use proptest::prelude::*;
+
+use super::super::RecentBucket;
+use super::*;
+
+const B: Micros = 10_000_000;
+
+/// Each scale from scratch, as the definition reads: distinct authors of
+/// the buckets since its start, copies past `cap` per text in id order,
+/// an account past the cap in every text it shared taken off.
+fn one_scale(state: &ServiceState, since: Micros, cap: usize) -> (u64, u64, u64, u64, u64) {
+    let buckets: Vec<&ServiceCounts> = state
+        .recent
+        .iter()
+        .filter(|b| b.start >= since)
+        .map(|b| &b.counts)
+        .collect();
+    let mut authors: Vec<&str> = buckets
+        .iter()
+        .flat_map(|c| c.authors.iter().map(String::as_str))
+        .collect();
+    authors.sort_unstable();
+    authors.dedup();
+    let total =
+        |f: fn(&ServiceCounts) -> u64| buckets.iter().fold(0u64, |s, c| s.saturating_add(f(c)));
+    let mut copies: Vec<(u64, &str)> = buckets
+        .iter()
+        .flat_map(|c| c.copies.iter().map(|(f, a)| (*f, a.as_str())))
+        .collect();
+    copies.sort_unstable();
+    copies.dedup();
+    let (mut within, mut past) = (Vec::new(), Vec::new());
+    for group in copies.chunk_by(|a, b| a.0 == b.0) {
+        for (i, (_, a)) in group.iter().enumerate() {
+            if i < cap {
+                within.push(*a)
+            } else {
+                past.push(*a)
+            }
+        }
+    }
+    within.sort_unstable();
+    within.dedup();
+    past.sort_unstable();
+    past.dedup();
+    let excess = past
+        .iter()
+        .filter(|a| within.binary_search(a).is_err())
+        .count() as u64;
+    let uncapped = (authors.len() as u64).saturating_add(total(|c| c.extra_authors));
+    (
+        total(|c| c.reports),
+        uncapped,
+        total(distinct),
+        uncapped.saturating_sub(excess),
+        total(|c| c.recoveries),
+    )
+}
+
+/// A bucket: authors and copies drawn from small pools, so they repeat
+/// across buckets and texts.
+fn counts() -> impl Strategy<Value = ServiceCounts> {
+    (
+        proptest::collection::btree_set(0u8..12, 0..6),
+        proptest::collection::vec((0u64..4, 0u8..12), 0..8),
+        0u64..3,
+        0u64..20,
+        0u64..4,
+    )
+        .prop_map(
+            |(authors, copies, extra, reports, recoveries)| ServiceCounts {
+                reports,
+                authors: authors.iter().map(|a| format!("did:{a:02}")).collect(),
+                recoveries,
+                copies: copies
+                    .into_iter()
+                    .map(|(text, a)| (text, format!("did:{a:02}")))
+                    .collect(),
+                extra_authors: extra,
+                ..ServiceCounts::default()
+            },
+        )
+}
+
+proptest! {
+    #[test]
+    fn every_scale_built_in_one_pass_is_the_scale_built_alone(
+        buckets in proptest::collection::vec((any::<bool>(), counts()), 1..14),
+        cap in 1u64..4,
+        first in 1usize..4,
+    ) {
+        let mut state = ServiceState::default();
+        // Some buckets missing (a stream without posts in them).
+        for (i, (present, counts)) in buckets.iter().enumerate() {
+            if *present {
+                state.recent.push_back(RecentBucket { start: i as i64 * B, counts: counts.clone() });
+            }
+        }
+        let now = (buckets.len() as i64 - 1) * B;
+        let scales = buckets.len() + 2;
+        let expectations: Vec<(f64, Basis)> = (0..scales).map(|j| (j as f64, Basis::Prior)).collect();
+        let views = window_views(&state, now, B, first, &expectations, cap);
+        prop_assert_eq!(views.len(), scales + 1 - first.min(scales + 1));
+        for (k, v) in views.iter().enumerate() {
+            let j = first + k;
+            let since = now - (j as i64 - 1) * B;
+            let want = one_scale(&state, since, cap as usize);
+            prop_assert_eq!((v.reports, v.uncapped, v.summed, v.authors, v.recoveries), want, "scale {}", j);
+            prop_assert_eq!(v.expected, (j - 1) as f64);
+            let alone = window_view(&state, since, v.expected, v.basis, cap);
+            prop_assert_eq!((alone.reports, alone.uncapped, alone.summed, alone.authors, alone.recoveries), want);
+        }
+    }
+}
