@@ -188,16 +188,23 @@ impl Reader<'_, '_> {
                     continue;
                 }
             };
-            if let Some(end) = self.take(&inbound)? {
+            if let Some(end) = self.take(&inbound, &connection.health)? {
                 return Ok(end);
             }
         }
     }
 
-    /// One frame: recorded, processed, and the progress moved to its event
+    /// One frame: recorded, processed, told to the connection's health as
+    /// the daemon's are (without it the no-data watchdog dropped the
+    /// connection every 30 s while frames flowed, and a v1 read started
+    /// over from `--since` each time), and the progress moved to its event
     /// time; `Some` when it ends the read (at `--until`, unprocessed, or
     /// at the live tail).
-    fn take(&mut self, inbound: &ws::Inbound) -> anyhow::Result<Option<End>> {
+    fn take(
+        &mut self,
+        inbound: &ws::Inbound,
+        health: &SourceHealth,
+    ) -> anyhow::Result<Option<End>> {
         let history = self.history;
         // A frame's own time ends the read (at `--until`, at the live
         // tail) only when the pipeline would not quarantine it as dated
@@ -222,10 +229,12 @@ impl Reader<'_, '_> {
             ..Received::jetstream()
         };
         let frame = inbound.frame.as_bytes();
-        (self.emit)(
-            self.pipeline
-                .process_frame(SOURCE, self.frame_no, frame, &received)?,
-        )?;
+        let before = self.pipeline.undecoded();
+        let emitted = self
+            .pipeline
+            .process_frame(SOURCE, self.frame_no, frame, &received)?;
+        self.pipeline.report_frame(health, SOURCE, before);
+        (self.emit)(emitted)?;
         if let Some(time) = time {
             let progress = self.progress;
             progress.set_position((time.saturating_sub(history.since).max(0) / 1_000_000) as u64);

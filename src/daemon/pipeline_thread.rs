@@ -114,7 +114,7 @@ impl PipelineThread {
     ) -> Result<(), PipelineError> {
         let (name, kind, instance) = &self.sources[inbound.source];
         let health = &self.health[inbound.source];
-        let before = (pipeline.stats().malformed, pipeline.stats().blank_lines);
+        let before = pipeline.undecoded();
         let received = Received {
             kind: *kind,
             host: Some(&inbound.host),
@@ -125,17 +125,11 @@ impl PipelineThread {
         self.stall.busy_since.store(now_ms(), Ordering::Relaxed);
         let produced = pipeline.process_frame(name, n, inbound.frame.as_bytes(), &received)?;
         self.stall.busy_since.store(0, Ordering::Relaxed);
+        pipeline.report_frame(health, name, before);
         let stats = pipeline.stats();
-        if (stats.malformed, stats.blank_lines) == before {
-            // It decoded: data, for the watchdog and the silence rule.
-            health.count_data();
-        }
         if stats.malformed > *malformed_seen {
             *malformed_seen = stats.malformed;
             log_malformed(name, stats);
-        }
-        if let Some(cursor) = pipeline.cursor(name) {
-            health.set_processed(cursor);
         }
         // The alerts are in the outbox already, saved with the counts.
         if !produced.is_empty() {

@@ -28,6 +28,7 @@ use crate::matcher::Matcher;
 use crate::source::SourceKind;
 use crate::source::clock::{ClockRule, SourceClock};
 use crate::source::dedupe::Deduper;
+use crate::source::health::SourceHealth;
 use crate::source::jetstream::SeqCursor;
 use crate::state::{Store, StoreError};
 use crate::telemetry::Telemetry;
@@ -293,6 +294,25 @@ impl<S: Store> Pipeline<S> {
     /// checkpoint at start).
     pub fn cursor(&self, source: &str) -> Option<Micros> {
         self.clocks.get(source)?.watermark()
+    }
+
+    /// The frames that did not decode so far (malformed, blank): taken
+    /// before a frame, for [`Self::report_frame`].
+    pub fn undecoded(&self) -> (u64, u64) {
+        (self.stats.malformed, self.stats.blank_lines)
+    }
+
+    /// Tells a live source's health what the frame just processed means:
+    /// data, if it decoded (`undecoded` did not move since `before`), for
+    /// the connection's no-data watchdog and the silence rule; and how far
+    /// the source is processed, where a reconnection resumes.
+    pub fn report_frame(&self, health: &SourceHealth, source: &str, before: (u64, u64)) {
+        if self.undecoded() == before {
+            health.count_data();
+        }
+        if let Some(cursor) = self.cursor(source) {
+            health.set_processed(cursor);
+        }
     }
 
     /// Every source's cursor: its clock's watermark, once it has one (a

@@ -422,3 +422,28 @@ fn another_bucket_width_on_a_store_is_refused() {
     // The width it was counted in still opens.
     drop(open(dir.path(), &ten));
 }
+
+/// A frame that decoded is data for its source's health (the connection's
+/// no-data watchdog) and moves the processed cursor; a malformed one is
+/// neither. `replay --jetstream` did not tell its connection, whose
+/// watchdog then dropped it every 30 s while frames flowed.
+#[test]
+fn a_decoded_frame_is_data_for_its_source_s_health_and_moves_its_cursor() {
+    let config = PipelineConfig::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = open(dir.path(), &config);
+    let health = crate::source::health::SourceHealth::new("jetstream", None);
+    let mut feed_one = |frame: &str, n: u64| {
+        let before = p.undecoded();
+        p.process_frame("jetstream", n, frame.as_bytes(), &Received::jetstream())
+            .expect("process");
+        p.report_frame(&health, "jetstream", before);
+    };
+    for i in 0..5 {
+        feed_one(&chatter(i, START + i * S, "lunch"), i as u64);
+    }
+    feed_one("{not json", 5);
+    let seen = health.snapshot();
+    assert_eq!(seen.data, 5, "{seen:?}");
+    assert!(seen.processed.is_some_and(|t| t >= START), "{seen:?}");
+}
