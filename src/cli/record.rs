@@ -19,7 +19,7 @@ use crate::source::health::SourceHealth;
 use crate::source::jetstream::{
     JetstreamOptions, JetstreamProtocol, PUBLIC_HOSTS, Wire, decode_with_time,
 };
-use crate::source::recording::{ClockLine, frame_line};
+use crate::source::recording::{CLOCK_LINE_MAX, ClockLine, frame_line};
 use crate::source::ws::{self, WsSettings};
 use crate::source::{Decoded, Link, SourceKind};
 
@@ -72,6 +72,10 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.jetstream.clone()
     };
+    anyhow::ensure!(
+        ClockLine::fits(&args.name, SourceKind::Jetstream, ""),
+        "--name is too long: a clock line naming it would be over {CLOCK_LINE_MAX} bytes, and a replay would read it as a frame"
+    );
     let name = args.out.to_string_lossy().into_owned();
     let out = open_output(&args.out)?;
     let runtime = super::runtime(1)?;

@@ -32,7 +32,7 @@ use crate::Micros;
 pub const CLOCK_KIND: &str = "#clock";
 const CLOCK_MARK: &[u8] = br##""#clock""##;
 /// Clock lines are short: only the start of a line is searched for the mark.
-const CLOCK_LINE_MAX: usize = 512;
+pub const CLOCK_LINE_MAX: usize = 512;
 
 /// Arrival time, source and wire format of the frames that follow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,6 +67,18 @@ impl ClockLine {
         serde_json::to_string(self).unwrap_or_default()
     }
 
+    /// Whether every clock line naming `source` (at any time a source
+    /// accepts) reads back as one: a longer line is taken for a frame, so
+    /// the frames after it lost their arrival time and source (`record
+    /// --name` of 440 characters).
+    pub fn fits(source: &str, protocol: SourceKind, instance: &str) -> bool {
+        let longest = ClockLine {
+            stored_since: Some(Micros::MIN),
+            ..ClockLine::new(Micros::MIN, source, protocol, instance)
+        };
+        longest.to_line().len() <= CLOCK_LINE_MAX
+    }
+
     /// `Some` when `line` is a clock line (any key order); `None` for a
     /// frame, including one that merely mentions `#clock` in its text.
     pub fn parse(line: &[u8]) -> Option<ClockLine> {
@@ -95,12 +107,18 @@ impl ClockLine {
 ///   not JSON anywhere either, so the frame stays malformed and one line
 ///   (split, a pretty-printed frame was read back as several malformed
 ///   lines, and a malformed one as several good frames);
+/// - a frame of white space only is a blank line, as it was live;
 /// - a frame that would read as a clock line has `"#clock"` written
 ///   `"\u0023clock"`: the same string to a JSON reader, no clock line to
 ///   the replay (live it is a frame of an unknown kind, skipped; recorded
 ///   as it was, it set the arrival, source and wire of what followed).
 pub fn frame_line(frame: &str) -> std::borrow::Cow<'_, str> {
     use std::borrow::Cow;
+    // Blank live (white space only), blank replayed: its line ends made it
+    // a malformed frame of U+0001s.
+    if frame.bytes().all(|b| b.is_ascii_whitespace()) {
+        return Cow::Borrowed("");
+    }
     let mut line = Cow::Borrowed(frame);
     if memchr::memchr2(b'\n', b'\r', frame.as_bytes()).is_some() {
         let json = serde_json::from_str::<serde::de::IgnoredAny>(frame).is_ok();
@@ -401,6 +419,36 @@ mod tests {
         // A real clock line is still one.
         let clock = ClockLine::new(5, "bluesky", SourceKind::Jetstream, "").to_line();
         assert!(ClockLine::parse(clock.as_bytes()).is_some());
+    }
+
+    /// A frame of white space only was blank live and, its line ends made
+    /// U+0001s, a malformed frame replayed: it is recorded as a blank line.
+    #[test]
+    fn a_blank_frame_is_recorded_as_a_blank_line() {
+        for frame in ["\n", " \r\n", "\t\n ", "   ", ""] {
+            assert_eq!(frame_line(frame), "", "{frame:?}");
+        }
+        assert_eq!(frame_line(" x\n"), " x\u{1}");
+    }
+
+    /// A source name too long for a clock line to read back as one is
+    /// refused before recording (`record --name`); one that fits reads
+    /// back whole.
+    #[test]
+    fn a_source_name_fits_a_clock_line_or_is_refused() {
+        assert!(ClockLine::fits("bluesky", SourceKind::Jetstream, ""));
+        assert!(!ClockLine::fits(
+            &"n".repeat(440),
+            SourceKind::Jetstream,
+            ""
+        ));
+        let longest = (1..CLOCK_LINE_MAX)
+            .map(|n| "n".repeat(n))
+            .take_while(|name| ClockLine::fits(name, SourceKind::Jetstream, ""))
+            .last()
+            .expect("short names fit");
+        let clock = ClockLine::new(Micros::MAX, &longest, SourceKind::Jetstream, "");
+        assert_eq!(ClockLine::parse(clock.to_line().as_bytes()), Some(clock));
     }
 
     /// A recording's frames choose their window, all of it memory while
