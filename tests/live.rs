@@ -475,6 +475,78 @@ fn a_recording_replays_to_the_alerts_of_the_live_stream(wire: Wire) {
     assert_eq!(outcome(&state, &alerts), reference);
 }
 
+/// `record` killed with SIGKILL mid-stream, then run again on the same
+/// file: the second run cuts the torn tail, and the file reads back whole,
+/// the frames committed before the kill (at least one commit point, 5 s,
+/// passed) then every frame of the second run. Before commit points, the
+/// killed run's single zstd frame or gzip member was never finished and
+/// nothing after it could be read.
+#[test]
+fn a_recorder_killed_mid_stream_keeps_its_committed_frames_and_appends_after_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in ["killed.jsonl.zst", "killed.jsonl.gz", "killed.jsonl"] {
+        let recording = dir.path().join(name);
+        let path = recording.to_str().expect("utf8");
+        let record = |plan: Plan| {
+            let server = JetstreamServer::start(demo_frames(), plan);
+            let url = server.url();
+            let args = ["record", "--jetstream", &url, "--out", path];
+            let args = [&args[..], &["--protocol", "v1", "--no-compress"]].concat();
+            (server, Daemon::start(&args))
+        };
+        // 1 ms after every frame: the stream lasts well past the kill.
+        let (_slow, first) = record(Plan {
+            pace_every: 1,
+            ..Plan::default()
+        });
+        first.wait_until(
+            |_| std::fs::metadata(&recording).is_ok_and(|m| m.len() > 0),
+            Duration::from_secs(60),
+        );
+        std::thread::sleep(Duration::from_secs(7));
+        first.kill();
+
+        let (server, second) = record(Plan::default());
+        second.wait_until(
+            |_| server.seen.lock().expect("lock").finished >= 1,
+            Duration::from_secs(60),
+        );
+        std::thread::sleep(Duration::from_secs(2));
+        let (status, _, log) = second.terminate(Duration::from_secs(20));
+        assert!(status.success(), "{name}: {log}");
+        let recorded: usize = log
+            .split("recorded ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: {log}"));
+
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut outagewatch::source::recording::open(path).expect("open"),
+            &mut text,
+        )
+        .unwrap_or_else(|e| panic!("{name} reads to its end: {e}"));
+        let frames: Vec<&str> = text
+            .lines()
+            .filter(|l| outagewatch::source::recording::ClockLine::parse(l.as_bytes()).is_none())
+            .collect();
+        let (before, after) = frames.split_at(frames.len() - recorded);
+        assert!(!before.is_empty(), "{name}: a commit point before the kill");
+        assert!(
+            before.len() < after.len(),
+            "{name}: killed mid-stream ({} of {})",
+            before.len(),
+            after.len()
+        );
+        assert_eq!(
+            before,
+            &after[..before.len()],
+            "{name}: the killed run's frames, whole"
+        );
+    }
+}
+
 /// The retention moved past the saved cursor while the daemon was away:
 /// v2 refuses with `CursorTooOld`, the daemon resumes from the floor and
 /// raises a `source:` gap alert saying how many events were lost; the rest

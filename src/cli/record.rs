@@ -5,8 +5,7 @@
 //! recorded event minus the overlap, as the daemon does; the overlap stays
 //! in the file (as received) and `replay` drops it as the daemon does.
 
-use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -19,6 +18,7 @@ use crate::source::health::SourceHealth;
 use crate::source::jetstream::{
     JetstreamOptions, JetstreamProtocol, PUBLIC_HOSTS, Wire, decode_with_time,
 };
+use crate::source::recording::writer::{COMMIT_EVERY, RecordingWriter};
 use crate::source::recording::{CLOCK_LINE_MAX, ClockLine, frame_line};
 use crate::source::ws::{self, WsSettings};
 use crate::source::{Decoded, Link, SourceKind};
@@ -28,9 +28,9 @@ pub struct RecordArgs {
     /// Jetstream URLs, tried in turn (default: the four public hosts).
     #[arg(long, value_name = "URL", value_parser = super::websocket_url)]
     jetstream: Vec<String>,
-    /// Output file; `.gz` or `.zst` compresses. Appends if it exists (a
-    /// compressed file gets a new gzip member or zstd frame, which `replay`
-    /// reads on from the last one).
+    /// Output file; `.gz` or `.zst` compresses. Appends if it exists,
+    /// after cutting a torn tail a crash left (damage before the end is
+    /// refused). Committed every 5 s: a new gzip member or zstd frame.
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
     /// Source name written in the clock lines (replay keys cursors and
@@ -91,7 +91,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     let frames = recorder.frames;
     recorder
         .out
-        .finish_boxed()
+        .finish()
         .with_context(|| format!("cannot finish {name}"))?;
     eprintln!("recorded {frames} frames to {name}");
     Ok(ExitCode::SUCCESS)
@@ -99,7 +99,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
 
 /// Writes what one connection receives, with clock lines.
 struct Recorder<'a> {
-    out: Box<dyn FinishWrite>,
+    out: RecordingWriter,
     /// The source name in the clock lines.
     name: &'a str,
     last_arrival: Option<crate::Micros>,
@@ -129,14 +129,24 @@ impl Recorder<'_> {
         let task = tokio::spawn(ws::run(hosts, settings, protocol, link));
         let stop = super::run::first_signal_then_arm_second();
         tokio::pin!(stop);
+        // Commit points while frames pause (a reconnect, a quiet source):
+        // the last frames before a pause are not left in the compressor.
+        // Looked at ten times a commit period, so none waits much longer.
+        let mut commit = tokio::time::interval(COMMIT_EVERY / 10);
+        commit.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let inbound = tokio::select! {
                 _ = &mut stop => break,
+                _ = commit.tick() => {
+                    self.out.commit_if_due()?;
+                    continue;
+                }
                 inbound = rx.recv() => inbound,
             };
             let Some(inbound) = inbound else { break };
             self.follow_clock(&inbound);
             self.write(&inbound)?;
+            self.out.commit_if_due()?;
         }
         let _ = stop_tx.send(true);
         let _ = task.await;
@@ -179,56 +189,26 @@ impl Recorder<'_> {
         if self.last_arrival != Some(inbound.arrival_us) {
             self.last_arrival = Some(inbound.arrival_us);
             let clock = ClockLine::new(inbound.arrival_us, self.name, SourceKind::Jetstream, "");
-            self.out.write_all(clock.to_line().as_bytes())?;
-            self.out.write_all(b"\n")?;
+            self.out.write_line(clock.to_line().as_bytes())?;
         }
-        self.out.write_all(frame_line(&inbound.frame).as_bytes())?;
-        self.out.write_all(b"\n")?;
+        self.out.write_line(frame_line(&inbound.frame).as_bytes())?;
         self.frames += 1;
         Ok(())
     }
 }
 
-/// Opens a recording for appending; `.gz` or `.zst` compresses (a new
-/// gzip member or zstd frame after what is there).
-pub(crate) fn open_output(path: &std::path::Path) -> anyhow::Result<Box<dyn FinishWrite>> {
-    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    Ok(match extension {
-        "gz" => Box::new(flate2::write::GzEncoder::new(
-            BufWriter::new(file),
-            flate2::Compression::default(),
-        )),
-        "zst" => {
-            Box::new(zstd::stream::write::Encoder::new(BufWriter::new(file), 3).context("zstd")?)
-        }
-        _ => Box::new(BufWriter::new(file)),
-    })
-}
-
-/// A writer that may need a final step (a compressor's trailer).
-pub(crate) trait FinishWrite: Write + Send {
-    fn finish_boxed(self: Box<Self>) -> std::io::Result<()>;
-}
-
-impl<W: Write + Send> FinishWrite for BufWriter<W> {
-    fn finish_boxed(mut self: Box<Self>) -> std::io::Result<()> {
-        self.flush()
+/// Opens a recording for appending (see [`RecordingWriter`]), saying on
+/// stderr what a torn tail cost.
+pub(crate) fn open_output(path: &Path) -> anyhow::Result<RecordingWriter> {
+    let (out, tail) = RecordingWriter::open(path)?;
+    if tail.cut > 0 {
+        eprintln!(
+            "{}: cut a torn tail of {} bytes (a run that did not stop cleanly); appending after the last complete {} at byte {}",
+            path.display(),
+            tail.cut,
+            out.format().unit(),
+            tail.kept
+        );
     }
-}
-
-impl<W: Write + Send> FinishWrite for flate2::write::GzEncoder<W> {
-    fn finish_boxed(self: Box<Self>) -> std::io::Result<()> {
-        self.finish()?.flush()
-    }
-}
-
-impl<W: Write + Send> FinishWrite for zstd::stream::write::Encoder<'static, W> {
-    fn finish_boxed(self: Box<Self>) -> std::io::Result<()> {
-        self.finish()?.flush()
-    }
+    Ok(out)
 }

@@ -4,7 +4,6 @@
 //! until `--until` or the live tail, and runs every frame through the same
 //! pipeline call as a recording, so the same frames give the same alerts.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +17,7 @@ use crate::pipeline::{Emitted, Pipeline, Received};
 use crate::source::Link;
 use crate::source::health::{SourceHealth, wall_now};
 use crate::source::jetstream::{self, JetstreamOptions, JetstreamProtocol, Wire};
+use crate::source::recording::writer::RecordingWriter;
 use crate::source::ws::{self, WsSettings};
 use crate::state::SledStore;
 
@@ -98,7 +98,7 @@ pub fn read(
         history,
         pipeline,
         emit,
-        out: out.as_deref_mut(),
+        out: out.as_mut(),
         progress: &progress,
         frame_no: 0,
     }
@@ -107,7 +107,7 @@ pub fn read(
     let _ = runtime.block_on(connection.task);
     progress.finish_and_clear();
     if let Some(out) = out {
-        out.finish_boxed().context("cannot finish the recording")?;
+        out.finish().context("cannot finish the recording")?;
     }
     Ok(end)
 }
@@ -154,7 +154,7 @@ struct Reader<'a, 'e> {
     pipeline: &'a mut Pipeline<SledStore>,
     emit: &'a mut (dyn FnMut(Vec<Emitted>) -> anyhow::Result<()> + 'e),
     /// `--record`: where the frames read are written too.
-    out: Option<&'a mut (dyn super::record::FinishWrite + 'e)>,
+    out: Option<&'a mut RecordingWriter>,
     progress: &'a ProgressBar,
     frame_no: u64,
 }
@@ -221,8 +221,8 @@ impl Reader<'_, '_> {
         }
         self.frame_no += 1;
         if let Some(out) = self.out.as_mut() {
-            out.write_all(crate::source::recording::frame_line(&inbound.frame).as_bytes())?;
-            out.write_all(b"\n")?;
+            out.write_line(crate::source::recording::frame_line(&inbound.frame).as_bytes())?;
+            out.commit_if_due()?;
         }
         let received = Received {
             host: Some(&inbound.host),

@@ -17,6 +17,9 @@
 //! Lines are read with a hard length limit: a multi-megabyte line is skipped
 //! (and reported) without ever being held in memory.
 
+pub mod recover;
+pub mod writer;
+
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;

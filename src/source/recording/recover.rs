@@ -1,0 +1,334 @@
+//! The check `record` makes of an existing recording before appending to
+//! it: a run killed (`kill -9`, OOM, power loss) leaves a torn tail, a
+//! plain line without its line end, a gzip member without its trailer or
+//! a zstd frame without its last blocks. Appended after as it was, the new
+//! run was glued onto the half line, or sat behind a compressed stream no
+//! reader gets past: everything appended was lost too. The torn tail is
+//! what came after the last commit point (see [`super::writer`]), so it is
+//! cut; damage anywhere else is refused, naming the byte offset, as no
+//! rule says what to keep past it.
+//!
+//! Each check reads the file once, front to back (plain: only the tail,
+//! back to its last line end), in constant memory.
+
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+
+use zstd::zstd_safe::{DCtx, DParameter, InBuffer, OutBuffer};
+
+use super::{GZIP_MAGIC, MAX_ZSTD_WINDOW_LOG};
+
+/// How a recording is written: by its name (`.gz`, `.zst`, else plain).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Plain,
+    Gzip,
+    Zstd,
+}
+
+impl Format {
+    pub fn of(path: &std::path::Path) -> Format {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("gz") => Format::Gzip,
+            Some("zst") => Format::Zstd,
+            _ => Format::Plain,
+        }
+    }
+
+    /// What a complete unit is, for messages.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Format::Plain => "line",
+            Format::Gzip => "gzip member",
+            Format::Zstd => "zstd frame",
+        }
+    }
+}
+
+/// Where the complete part of a recording ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tail {
+    /// Bytes of complete lines, members or frames, from the start.
+    pub kept: u64,
+    /// Bytes after them: a torn tail, to cut.
+    pub cut: u64,
+}
+
+/// Why a recording cannot be appended to.
+#[derive(Debug, thiserror::Error)]
+pub enum TailError {
+    #[error("cannot read it: {0}")]
+    Read(#[source] io::Error),
+    #[error(
+        "it is damaged at byte {offset} ({reason}), before its end: refusing to append after \
+         the damage (replay reads up to there; to keep that part, `truncate -s {offset}` it, \
+         or record to a new file)"
+    )]
+    Damaged { offset: u64, reason: String },
+}
+
+/// The complete part of the recording `file`, of `format`.
+pub fn check<F: Read + Seek>(file: &mut F, format: Format) -> Result<Tail, TailError> {
+    let len = file.seek(SeekFrom::End(0)).map_err(TailError::Read)?;
+    let kept = match format {
+        Format::Plain => last_line_end(file, len).map_err(TailError::Read)?,
+        Format::Gzip | Format::Zstd => {
+            file.seek(SeekFrom::Start(0)).map_err(TailError::Read)?;
+            let reader = BufReader::with_capacity(READ_BUFFER, &mut *file);
+            if format == Format::Gzip {
+                complete_members(reader)?
+            } else {
+                complete_frames(reader)?
+            }
+        }
+    };
+    Ok(Tail {
+        kept,
+        cut: len - kept,
+    })
+}
+
+const READ_BUFFER: usize = 64 * 1024;
+
+/// Just after the last `\n` of the first `len` bytes (0 without one),
+/// reading back from the end a block at a time.
+fn last_line_end<F: Read + Seek>(file: &mut F, len: u64) -> io::Result<u64> {
+    let mut block = vec![0u8; READ_BUFFER];
+    let mut end = len;
+    while end > 0 {
+        let start = end.saturating_sub(READ_BUFFER as u64);
+        let part = &mut block[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(part)?;
+        if let Some(at) = memchr::memrchr(b'\n', part) {
+            return Ok(start + at as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+/// A reader that counts what its user consumed, and notes whether it ran
+/// out of bytes (a decoder that fails then met the end, not bad data) and
+/// whether the file itself failed.
+struct Counting<R> {
+    inner: R,
+    consumed: u64,
+    hit_end: bool,
+    failed: Option<io::Error>,
+}
+
+impl<R: BufRead> BufRead for Counting<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        match self.inner.fill_buf() {
+            Ok(bytes) => {
+                self.hit_end |= bytes.is_empty();
+                Ok(bytes)
+            }
+            Err(e) => {
+                let kind = e.kind();
+                self.failed = Some(e);
+                Err(kind.into())
+            }
+        }
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.consumed += amount as u64;
+        self.inner.consume(amount);
+    }
+}
+
+impl<R: BufRead> Read for Counting<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+/// The end of the last complete gzip member: each is decoded alone and is
+/// complete when its trailer's CRC-32 and length match what it decoded.
+fn complete_members<R: BufRead>(reader: R) -> Result<u64, TailError> {
+    let mut input = Counting {
+        inner: reader,
+        consumed: 0,
+        hit_end: false,
+        failed: None,
+    };
+    loop {
+        let start = input.consumed;
+        match input.fill_buf() {
+            Ok([]) => return Ok(start),
+            // Not a member at all (a plain file named `.gz`): refused, not
+            // taken for a member cut short because it is shorter than a
+            // gzip header.
+            Ok(head) if !GZIP_MAGIC.starts_with(&head[..head.len().min(2)]) => {
+                return Err(TailError::Damaged {
+                    offset: start,
+                    reason: "not a gzip member".to_owned(),
+                });
+            }
+            Ok(_) => {}
+            Err(_) => return Err(read_error(input.failed.take())),
+        }
+        let decoded = io::copy(
+            &mut flate2::bufread::GzDecoder::new(&mut input),
+            &mut io::sink(),
+        );
+        match decoded {
+            Ok(_) => {}
+            Err(_) if input.failed.is_some() => return Err(read_error(input.failed.take())),
+            // Torn: the member was cut short by the end of the file.
+            Err(_) if input.hit_end => return Ok(start),
+            Err(e) => {
+                return Err(TailError::Damaged {
+                    offset: start,
+                    reason: format!("gzip member: {e}"),
+                });
+            }
+        }
+    }
+}
+
+fn read_error(failed: Option<io::Error>) -> TailError {
+    TailError::Read(failed.unwrap_or_else(|| io::Error::other("read failed")))
+}
+
+/// The end of the last complete zstd frame (skippable frames included):
+/// the frames are decoded, output discarded, and one is complete when the
+/// decoder says so (its checksum checked when it has one).
+fn complete_frames<R: BufRead>(mut reader: R) -> Result<u64, TailError> {
+    let mut dctx = DCtx::create();
+    let damaged = |offset, code| TailError::Damaged {
+        offset,
+        reason: format!("zstd frame: {}", zstd::zstd_safe::get_error_name(code)),
+    };
+    dctx.set_parameter(DParameter::WindowLogMax(MAX_ZSTD_WINDOW_LOG))
+        .map_err(|code| damaged(0, code))?;
+    let mut out = vec![0u8; DCtx::out_size()];
+    // Bytes consumed before the current buffer; where the frame being
+    // decoded started (the end of the last complete one).
+    let (mut base, mut frame_start) = (0u64, 0u64);
+    loop {
+        let bytes = reader.fill_buf().map_err(TailError::Read)?;
+        if bytes.is_empty() {
+            return Ok(frame_start);
+        }
+        let mut input = InBuffer::around(bytes);
+        loop {
+            let mut output = OutBuffer::around(&mut out[..]);
+            let hint = dctx
+                .decompress_stream(&mut output, &mut input)
+                .map_err(|code| damaged(frame_start, code))?;
+            let filled = output.pos() == output.capacity();
+            if hint == 0 {
+                frame_start = base + input.pos() as u64;
+            }
+            if input.pos() == bytes.len() && !filled {
+                break;
+            }
+        }
+        let used = bytes.len();
+        reader.consume(used);
+        base += used as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Cursor, Write};
+
+    fn gzip(parts: &[&[u8]]) -> Vec<u8> {
+        let mut all = Vec::new();
+        for part in parts {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            enc.write_all(part).expect("gzip");
+            all.extend(enc.finish().expect("gzip"));
+        }
+        all
+    }
+
+    fn zstd(parts: &[&[u8]]) -> Vec<u8> {
+        // With checksums, as the writer makes them: bad bytes in a raw
+        // block are found.
+        let mut all = Vec::new();
+        for part in parts {
+            let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).expect("zstd");
+            enc.include_checksum(true).expect("checksum");
+            enc.write_all(part).expect("zstd");
+            all.extend(enc.finish().expect("zstd"));
+        }
+        all
+    }
+
+    fn tail(bytes: &[u8], format: Format) -> Result<Tail, TailError> {
+        check(&mut Cursor::new(bytes), format)
+    }
+
+    /// Every cut inside the last unit keeps exactly the units before it;
+    /// a cut at a unit's end keeps it.
+    #[test]
+    fn a_cut_anywhere_in_the_last_unit_keeps_the_complete_ones() {
+        let first: Vec<u8> = (0..300)
+            .flat_map(|i| format!("{{\"n\":{i}}}\n").into_bytes())
+            .collect();
+        let second = b"{\"last\":1}\n{\"last\":2}\n".repeat(50);
+        for format in [Format::Plain, Format::Gzip, Format::Zstd] {
+            let (whole, boundary) = match format {
+                Format::Plain => ([&first[..], &second].concat(), first.len()),
+                Format::Gzip => (gzip(&[&first, &second]), gzip(&[&first]).len()),
+                Format::Zstd => (zstd(&[&first, &second]), zstd(&[&first]).len()),
+            };
+            for cut in boundary..=whole.len() {
+                let got = tail(&whole[..cut], format).expect("a torn tail is no damage");
+                let want = match format {
+                    // Plain: the last line end at or before the cut.
+                    Format::Plain => whole[..cut]
+                        .iter()
+                        .rposition(|&b| b == b'\n')
+                        .map_or(0, |i| i + 1),
+                    _ if cut == whole.len() => cut,
+                    _ => boundary,
+                };
+                assert_eq!(got.kept as usize, want, "{format:?} cut at {cut}");
+                assert_eq!((got.kept + got.cut) as usize, cut, "{format:?}");
+            }
+        }
+    }
+
+    /// Bad bytes before the end are refused, naming where the damaged
+    /// member or frame starts.
+    #[test]
+    fn damage_before_the_end_is_refused_with_its_offset() {
+        let parts: [&[u8]; 3] = [&b"{\"a\":1}\n".repeat(200), b"{\"b\":2}\n", b"{\"c\":3}\n"];
+        for format in [Format::Gzip, Format::Zstd] {
+            let encode = |parts: &[&[u8]]| match format {
+                Format::Gzip => gzip(parts),
+                _ => zstd(parts),
+            };
+            let first = encode(&parts[..1]).len();
+            let mut bytes = encode(&parts);
+            // Inside the second unit's data.
+            let at = first + (encode(&parts[1..2]).len() - 6);
+            bytes[at] ^= 0xff;
+            bytes[at - 1] ^= 0x55;
+            match tail(&bytes, format) {
+                Err(TailError::Damaged { offset, reason }) => {
+                    assert_eq!(offset as usize, first, "{format:?}: {reason}");
+                }
+                other => panic!("{format:?}: {other:?}"),
+            }
+            // A plain file appended to as if compressed: damaged at 0.
+            match tail(b"{\"a\":1}\n", format) {
+                Err(TailError::Damaged { offset: 0, .. }) => {}
+                other => panic!("{format:?}: {other:?}"),
+            }
+        }
+        assert_eq!(tail(b"", Format::Gzip).expect("empty").kept, 0);
+        assert_eq!(tail(b"", Format::Zstd).expect("empty").kept, 0);
+        assert_eq!(tail(b"no line end", Format::Plain).expect("plain").cut, 11);
+    }
+}
