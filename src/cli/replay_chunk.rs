@@ -230,7 +230,13 @@ impl<R: Read> Reader<R> {
                     // The line it cut short is lost with the rest.
                     chunk.filled = next;
                     let last = self.last_line;
-                    let error = format!("cannot read {file} after line {last}: {e}");
+                    let mut error = format!("cannot read {file} after line {last}: {e}");
+                    if e.kind() == io::ErrorKind::UnexpectedEof {
+                        error.push_str(
+                            " (it ends inside a zstd frame or gzip member: cut short, \
+                             as a recording killed after its last commit point leaves it)",
+                        );
+                    }
                     return (chunk, Stop::Failed(error));
                 }
             }
@@ -576,6 +582,44 @@ mod tests {
                 "{error}"
             ),
             _ => panic!("want a failed read"),
+        }
+    }
+
+    /// A compressed recording cut short (a recorder killed) is read to its
+    /// last whole line and the error says why it ends there.
+    #[test]
+    fn a_compressed_recording_cut_short_is_named_as_such() {
+        let body: Vec<u8> = (0..2000)
+            .flat_map(|i: u64| {
+                format!("{{\"n\":{}}}\n", i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).into_bytes()
+            })
+            .collect();
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gzip, &body).expect("gzip");
+        let gzip = gzip.finish().expect("gzip");
+        let zstd = zstd::encode_all(&body[..], 3).expect("zstd");
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, bytes) in [("r.gz", gzip), ("r.zst", zstd)] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("write");
+            let path = path.to_str().expect("utf8");
+            let mut reader = Reader::new(crate::source::recording::open(path).expect("open"), 100);
+            let mut lines = 0;
+            let error = loop {
+                let (read, stop) = reader.next_chunk(name, Chunk::default());
+                lines += read.lines.len();
+                match stop {
+                    Stop::Full => {}
+                    Stop::End => panic!("{name}: read to an end"),
+                    Stop::Failed(error) => break error,
+                }
+            };
+            assert!(lines < 2000, "{name}: {lines}");
+            assert!(
+                error.contains(&format!("cannot read {name} after line {lines}")),
+                "{error}"
+            );
+            assert!(error.contains("cut short"), "{error}");
         }
     }
 
