@@ -103,6 +103,7 @@ fn detector_ints(d: &DetectorConfig) -> [(&'static str, i64, i64, i64); 12] {
         ("min_scale_secs", d.min_scale_secs, 0, DAY),
         ("group_window_secs", d.group_window_secs, 0, DAY),
         ("group_min_services", services, 2, 10_000),
-        ("learn_during_incident_after_secs", incident, 0, 30 * DAY),
+        // The level keeps a minute of memory for each minute of it.
+        ("learn_during_incident_after_secs", incident, 0, DAY),
     ]
 }

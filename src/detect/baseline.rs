@@ -31,12 +31,9 @@ use crate::{MICROS_PER_SEC, Micros};
 const HOUR_US: Micros = 3_600 * MICROS_PER_SEC;
 const MINUTE_US: Micros = 60 * MICROS_PER_SEC;
 /// Minutes the level looks back over (not counting the minutes of a young
-/// incident, which it skips).
-const LEVEL_MINUTES: i64 = 60;
-/// Minutes kept for the level: its hour, and the two hours before it that
-/// a young incident's minutes (`learn_during_incident_after_secs`, two
-/// hours by default) can push it back over.
-const KEEP_MINUTES: i64 = 3 * LEVEL_MINUTES;
+/// incident, which it skips; how many more are kept for that is
+/// [`level_memory`]).
+pub(super) const LEVEL_MINUTES: usize = 60;
 /// Hours of history kept: four weeks and a day.
 const KEEP_HOURS: i64 = 29 * 24;
 const DAYS_LOOKED_AT: i64 = 7;
@@ -77,8 +74,8 @@ fn minute_index(t: Micros) -> i64 {
 /// The firehose's own volume, shared by every service's share.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Volume {
-    /// Posts per minute, the last three hours of minutes seen (kept by
-    /// count, see [`Volume::add`]).
+    /// Posts per minute, the last minutes seen (kept by count, see
+    /// [`Volume::add`]).
     pub minutes: BTreeMap<i64, f64>,
     /// Posts per clock hour, the last four weeks.
     pub hours: BTreeMap<i64, f64>,
@@ -217,8 +214,28 @@ fn prune(series: &mut BTreeMap<i64, f64>, oldest: i64) {
     }
 }
 
+/// Minutes the level keeps: its hour, and the minutes a young incident
+/// can skip before it teaches the level again (its minutes are left out,
+/// so the hour before it must still be there at its end). Each minute kept
+/// spans a bucket when buckets are longer (a 5-minute series), so the
+/// skipped ones are counted in those. With a fixed three hours, a
+/// `learn_during_incident_after_secs` longer than two hours (or a series)
+/// let a long outage push the whole hour before it out: the level fell to
+/// the prior, 0.2 a minute against a background of 6, and the incident
+/// could not resolve when the outage ended.
+pub fn level_memory(learn_during_incident_after_secs: i64, bucket_secs: i64) -> usize {
+    let span = bucket_secs.max(60).unsigned_abs();
+    let skipped = learn_during_incident_after_secs
+        .max(0)
+        .unsigned_abs()
+        .div_ceil(span);
+    LEVEL_MINUTES.saturating_add(usize::try_from(skipped).unwrap_or(usize::MAX))
+}
+
 impl Volume {
-    pub fn add(&mut self, bucket_start: Micros, posts: f64) {
+    /// Adds one bucket's posts, keeping the last `keep` minutes (and one
+    /// more, the minute being filled) for the level.
+    pub fn add(&mut self, bucket_start: Micros, posts: f64, keep: usize) {
         let (minute, hour) = (minute_index(bucket_start), hour_index(bucket_start));
         *self.minutes.entry(minute).or_default() += posts;
         *self.hours.entry(hour).or_default() += posts;
@@ -226,7 +243,7 @@ impl Volume {
         // feeds every bucket keeps the same minutes either way, while a
         // series with missing readings (a sampled gauge) keeps the level it
         // had across a gap instead of forgetting it.
-        while self.minutes.len() > KEEP_MINUTES as usize + 1 {
+        while self.minutes.len() > keep.saturating_add(1) {
             self.minutes.pop_first();
         }
         prune(&mut self.hours, hour - KEEP_HOURS);
@@ -277,7 +294,7 @@ impl Reports {
         // this runs for every service at every bucket, and the look-ups
         // were 5 % of a replay's CPU.
         let mut authors_of = self.minutes.range(..current).rev().peekable();
-        let mut shares = [0.0; LEVEL_MINUTES as usize];
+        let mut shares = [0.0; LEVEL_MINUTES];
         let (mut counted, mut count) = (0, 0);
         for (&m, &posts) in volume.minutes.range(..current).rev() {
             if counted == LEVEL_MINUTES {
@@ -366,6 +383,31 @@ impl Reports {
 mod tests {
     use super::*;
 
+    /// The minutes the daemon's defaults keep (two hours of learning delay).
+    const KEEP: usize = 3 * LEVEL_MINUTES;
+
+    #[test]
+    fn the_level_keeps_its_hour_and_the_minutes_an_incident_can_skip() {
+        // (learning delay, bucket width, minutes kept)
+        let cases = [
+            (2 * 3600, 10, KEEP),
+            (0, 10, LEVEL_MINUTES),
+            (90, 10, LEVEL_MINUTES + 2),
+            (86_400, 10, LEVEL_MINUTES + 1440),
+            // A 5-minute series: each kept minute is a bucket.
+            (60 * 3600, 300, LEVEL_MINUTES + 720),
+            (-5, 10, LEVEL_MINUTES),
+            (i64::MAX, 1, LEVEL_MINUTES + (i64::MAX / 60 + 1) as usize),
+        ];
+        for (delay, bucket, kept) in cases {
+            assert_eq!(
+                level_memory(delay, bucket),
+                kept,
+                "{delay} s, {bucket} s buckets"
+            );
+        }
+    }
+
     #[test]
     fn the_seasonal_share_is_the_median_of_past_days() {
         let memory = Memory {
@@ -380,7 +422,7 @@ mod tests {
         // (an outage), 11, 0 reporting authors.
         for (k, authors) in [(1, 10.0), (2, 12.0), (3, 500.0), (4, 11.0), (5, 0.0)] {
             let t = now - k * 24 * HOUR_US;
-            volume.add(t, 1000.0);
+            volume.add(t, 1000.0, KEEP);
             reports.add(&volume, t, authors, true);
         }
         let (share, basis) = reports
@@ -428,7 +470,7 @@ mod tests {
             for &(from, to, authors, skipped) in fed {
                 for minute in from..to {
                     let t = minute * MINUTE_US;
-                    volume.add(t, 100.0);
+                    volume.add(t, 100.0, KEEP);
                     if skipped {
                         reports.skip_level(&volume, t);
                     } else if authors > 0.0 {
@@ -455,7 +497,7 @@ mod tests {
         // Three weeks of hours, each with its own share.
         for hour in 0..21 * 24 {
             let t = hour * HOUR_US;
-            volume.add(t, 1000.0);
+            volume.add(t, 1000.0, KEEP);
             reports.add(&volume, t, ((hour * 7919) % 13) as f64, true);
         }
         let daily = Memory {

@@ -305,7 +305,11 @@ impl Detector {
         // Series without a volume count one unit per bucket: the share is
         // then simply reports per bucket.
         let volume = bucket.total_posts.max(1);
-        self.state.volume.add(bucket.start, volume as f64);
+        let keep = baseline::level_memory(
+            self.config.learn_during_incident_after_secs,
+            self.config.bucket_secs,
+        );
+        self.state.volume.add(bucket.start, volume as f64, keep);
         self.state.recent_volume.push_back((bucket.start, volume));
         while self
             .state

@@ -1029,3 +1029,35 @@ fn a_forgotten_discovered_service_leaves_nothing_behind() {
     assert_eq!(detector.service_count(), 0, "forgotten after an hour");
     assert!(detector.explain("zorbly").is_none(), "its explanation too");
 }
+
+/// The same with a learning delay longer than the level's kept minutes
+/// (`learn_during_incident_after_secs` is allowed up to 30 days): an
+/// outage longer than those minutes must still be judged against the
+/// level from before it, and resolve when it ends.
+#[test]
+fn a_long_learning_delay_keeps_the_level_from_before_the_incident() {
+    let config = DetectorConfig {
+        learn_during_incident_after_secs: 12 * 3600,
+        ..DetectorConfig::default()
+    };
+    let mut detector = Detector::new(config);
+    let history = 720;
+    let got = run(&mut detector, &flat(0, history, 1));
+    assert_eq!(got, vec![], "steady background");
+    let before = detector.explain("svc").expect("tested").expected;
+    // Four hours of 60 authors a minute: one incident.
+    let outage = 4 * 360;
+    let got = run(&mut detector, &flat(history, outage, 10));
+    assert_eq!(got.first().map(|t| t.1), Some(Firing), "{got:?}");
+    let during = detector.explain("svc").expect("tested");
+    let end = history + outage;
+    let got = run(&mut detector, &flat(end, 720, 1));
+    let resolved = got.iter().find(|t| t.1 == Resolved).map(|t| t.0 - end);
+    assert!(
+        during.expected > 0.5 * before && resolved.is_some_and(|k| k <= 40),
+        "at the end of the outage the expectation is {} ({:?}), before it {before}; \
+         resolved {resolved:?} buckets after the surge ended",
+        during.expected,
+        during.basis,
+    );
+}
