@@ -64,13 +64,36 @@ pub enum TailError {
          or record to a new file)"
     )]
     Damaged { offset: u64, reason: String },
+    #[error(
+        "it ends in {bytes} bytes without a line end, {why}: not the torn line a killed \
+         recording leaves, so nothing is cut (check the path: a recording is JSON lines)"
+    )]
+    NotTorn { bytes: u64, why: &'static str },
 }
+
+/// The longest torn line a killed plain recording can end in: a frame is
+/// at most the websocket's hard limit (16 MiB), its clock line far less.
+const TORN_LINE_MAX: u64 = 32 << 20;
 
 /// The complete part of the recording `file`, of `format`.
 pub fn check<F: Read + Seek>(file: &mut F, format: Format) -> Result<Tail, TailError> {
     let len = file.seek(SeekFrom::End(0)).map_err(TailError::Read)?;
     let kept = match format {
-        Format::Plain => last_line_end(file, len).map_err(TailError::Read)?,
+        Format::Plain => {
+            let kept = last_line_end(file, len).map_err(TailError::Read)?;
+            // Cutting is safe only for what a recording leaves: a text
+            // file given by mistake would lose its last line, or all of it.
+            let bytes = len - kept;
+            let why = if kept == 0 {
+                "and no complete line before them"
+            } else {
+                "more than the longest line a recording holds"
+            };
+            if bytes > 0 && (kept == 0 || bytes > TORN_LINE_MAX) {
+                return Err(TailError::NotTorn { bytes, why });
+            }
+            kept
+        }
         Format::Gzip | Format::Zstd => {
             file.seek(SeekFrom::Start(0)).map_err(TailError::Read)?;
             let reader = BufReader::with_capacity(READ_BUFFER, &mut *file);
@@ -329,6 +352,28 @@ mod tests {
         }
         assert_eq!(tail(b"", Format::Gzip).expect("empty").kept, 0);
         assert_eq!(tail(b"", Format::Zstd).expect("empty").kept, 0);
-        assert_eq!(tail(b"no line end", Format::Plain).expect("plain").cut, 11);
+        assert_eq!(
+            tail(b"a\nno line end", Format::Plain).expect("plain").cut,
+            11
+        );
+    }
+
+    /// A plain file that cannot be a torn recording is left whole: one
+    /// without any line end (a text file given by mistake), or one whose
+    /// unfinished last line is longer than any recorded frame.
+    #[test]
+    fn a_plain_file_that_is_no_torn_recording_is_not_cut() {
+        assert!(matches!(
+            tail(b"my notes, no line end", Format::Plain),
+            Err(TailError::NotTorn { bytes: 21, .. })
+        ));
+        let mut long = b"{\"a\":1}\n".to_vec();
+        long.resize(long.len() + TORN_LINE_MAX as usize + 1, b'x');
+        assert!(matches!(
+            tail(&long, Format::Plain),
+            Err(TailError::NotTorn { .. })
+        ));
+        long.truncate(long.len() - 1);
+        assert_eq!(tail(&long, Format::Plain).expect("torn").cut, TORN_LINE_MAX);
     }
 }
