@@ -487,6 +487,66 @@ fn opsgenie_check(path: &str, headers: &HeaderMap, v: &Value) -> Result<(), Stri
     Err(format!("no route {path}"))
 }
 
+/// An incident that fires `low` and escalates to `medium` (the demo)
+/// reaches Opsgenie as a create at P3, then a create of the same alias at
+/// P2, which Opsgenie de-duplicates into the open alert and raises it to
+/// (a higher priority restarts its notifications), then a close by alias;
+/// each with the GenieKey and its own idempotency key.
+#[test]
+fn an_escalation_raises_the_open_opsgenie_alerts_priority() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let receiver = Receiver::start();
+    receiver.check(opsgenie_check);
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[[sinks]]\nname = \"og\"\nformat = \"opsgenie\"\napi_key = \"${{OG_KEY}}\"\nurl = \"http://{}\"\n",
+            receiver.addr
+        ),
+    );
+    let out = run_with_env(
+        &[
+            "replay",
+            path(&demo()),
+            "--config",
+            path(&config),
+            "--state-dir",
+            path(&dir.path().join("state")),
+        ],
+        &[("OG_KEY", "og-api-key-456")],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let got = receiver.received();
+    let seen: Vec<(u16, &str, Value)> = got
+        .iter()
+        .map(|r| (r.status, r.path.as_str(), r.json()))
+        .collect();
+    assert_eq!(got.len(), 3, "{seen:?}");
+    assert!(got.iter().all(|r| r.status == 200), "{seen:?}");
+    let (firing, updated) = (got[0].json(), got[1].json());
+    let alias = firing["alias"].as_str().expect("alias").to_owned();
+    assert_eq!(got[0].path, "/v2/alerts");
+    assert_eq!(got[1].path, "/v2/alerts", "an update is a create");
+    assert_eq!(updated["alias"], alias.as_str(), "of the open alert");
+    assert_eq!(
+        (&firing["priority"], &updated["priority"]),
+        (&Value::from("P3"), &Value::from("P2")),
+        "low, then medium"
+    );
+    assert_eq!(updated["details"]["state"], "updated");
+    assert_eq!(
+        got[2].path,
+        format!("/v2/alerts/{alias}/close?identifierType=alias")
+    );
+    let keys: Vec<Option<String>> = got.iter().map(|r| r.header("idempotency-key")).collect();
+    assert_eq!(
+        keys,
+        [1, 2, 3].map(|n| Some(format!("{alias}:{n}"))),
+        "one key per event"
+    );
+}
+
 /// Alertmanager v2: an array of alerts with labels (alertname required),
 /// RFC 3339 times.
 fn alertmanager_check(path: &str, _: &HeaderMap, v: &Value) -> Result<(), String> {

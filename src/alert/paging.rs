@@ -149,8 +149,24 @@ pub enum OpsgenieCall {
     Close { alias: String },
 }
 
-/// What to send Opsgenie. Firing and updated create (the same `alias`
-/// de-duplicates into the open alert); resolved closes by alias.
+/// What to send Opsgenie. Firing and updated create; resolved closes by
+/// alias.
+///
+/// An `updated` (the detector sends one only when an incident's severity
+/// rises) is a create with the same `alias` and the new `priority`:
+/// Opsgenie de-duplicates it into the open alert, counts it, and, as its
+/// priority is higher, raises the open alert's priority and restarts its
+/// notification flow, as Opsgenie documents for a de-duplicated create of
+/// higher priority
+/// (<https://support.atlassian.com/opsgenie/docs/update-alert-priority-level/>).
+/// A create is chosen over "Update Alert Priority" (`PUT
+/// /v2/alerts/{alias}/priority`) because Opsgenie applies requests
+/// asynchronously and answers a valid one 202 before it is applied: a
+/// priority update that overtakes a late create of the same alias fails
+/// after the 202 ("Alert does not exist"), where it cannot be retried,
+/// while a create reaches the same open alert whichever way round they
+/// are applied. The open alert keeps its first `message` and
+/// `description`.
 pub fn opsgenie(alert: &Alert) -> (OpsgenieCall, Value) {
     let alias = clip(&alert.id, OG_ALIAS);
     if alert.state == TransitionKind::Resolved {
@@ -356,6 +372,84 @@ mod tests {
             }
         );
         assert_eq!(body["source"], "outagewatch");
+    }
+
+    /// Every state × severity × kind: which Opsgenie call and what it
+    /// carries. An escalation (`updated`) is a create with the incident's
+    /// alias and the new, higher priority, which Opsgenie de-duplicates
+    /// into the open alert and raises it to; resolved closes by alias
+    /// whatever the severity.
+    #[test]
+    fn opsgenie_calls_by_state_severity_and_kind() {
+        use TransitionKind::{Firing, Resolved, Updated};
+        let outage = |severity| (AlertKind::Outage, severity, false);
+        let cases = [
+            (outage(Severity::Low), "P3", "severity:low"),
+            (outage(Severity::Medium), "P2", "severity:medium"),
+            (outage(Severity::High), "P1", "severity:high"),
+            (
+                (AlertKind::Source, Severity::High, false),
+                "P2",
+                "severity:high",
+            ),
+            (
+                (AlertKind::Source, Severity::Low, false),
+                "P2",
+                "severity:low",
+            ),
+            ((AlertKind::Outage, Severity::High, true), "P5", "test"),
+        ];
+        for ((kind, severity, test), priority, tag) in cases {
+            for state in [Firing, Updated, Resolved] {
+                let mut alert = example(state, "is discord down?");
+                (alert.kind, alert.severity, alert.test) = (kind, severity, test);
+                let what = format!("{state:?} {kind:?} {severity:?} test={test}");
+                let (call, body) = opsgenie(&alert);
+                if state == Resolved {
+                    let alias = alert.id.clone();
+                    assert_eq!(call, OpsgenieCall::Close { alias }, "{what}");
+                    assert!(body.get("priority").is_none(), "{what}");
+                    assert_eq!(body["source"], "outagewatch", "{what}");
+                    assert!(body["note"].as_str().is_some_and(|n| !n.is_empty()));
+                    continue;
+                }
+                assert_eq!(call, OpsgenieCall::Create, "{what}");
+                assert_eq!(body["alias"], alert.id, "{what}");
+                assert_eq!(body["priority"], priority, "{what}");
+                let tags = body["tags"].as_array().expect("tags");
+                assert!(tags.contains(&json!(tag)), "{what}: {tags:?}");
+                assert_eq!(body["details"]["state"], state.as_str(), "{what}");
+            }
+        }
+    }
+
+    /// An escalation low → medium → high reaches Opsgenie as three creates
+    /// of one alias with priorities P3, P2, P1: each higher than the last,
+    /// so each raises the open alert (a de-duplicated create never lowers
+    /// it).
+    #[test]
+    fn an_escalating_incident_raises_its_opsgenie_priority_under_one_alias() {
+        let mut alert = example(TransitionKind::Firing, "down?");
+        let mut sent = Vec::new();
+        for (state, severity) in [
+            (TransitionKind::Firing, Severity::Low),
+            (TransitionKind::Updated, Severity::Medium),
+            (TransitionKind::Updated, Severity::High),
+        ] {
+            (alert.state, alert.severity) = (state, severity);
+            let (call, body) = opsgenie(&alert);
+            assert_eq!(call, OpsgenieCall::Create);
+            sent.push((body["alias"].clone(), body["priority"].clone()));
+        }
+        let alias = json!(alert.id);
+        assert_eq!(
+            sent,
+            [
+                (alias.clone(), json!("P3")),
+                (alias.clone(), json!("P2")),
+                (alias, json!("P1")),
+            ]
+        );
     }
 
     #[test]
