@@ -211,7 +211,7 @@ pub fn opsgenie(alert: &Alert) -> (OpsgenieCall, Value) {
     (
         OpsgenieCall::Create,
         json!({
-            "message": clip(&headline(alert, &plain), OG_MESSAGE),
+            "message": clip(&opsgenie_message(alert), OG_MESSAGE),
             "alias": alias,
             "description": clip(&description, OG_DESCRIPTION),
             "tags": tags,
@@ -221,6 +221,21 @@ pub fn opsgenie(alert: &Alert) -> (OpsgenieCall, Value) {
             "priority": opsgenie_priority(alert),
         }),
     )
+}
+
+/// The message of an Opsgenie alert. Opsgenie keeps the message of the
+/// alert's first create (a later one under its alias only counts and
+/// raises the priority), so an outage's names neither its state nor its
+/// severity: the escalated alert read "discord: may be down (low)" at P1.
+/// The priority shows the severity, the description the figures.
+fn opsgenie_message(alert: &Alert) -> String {
+    match alert.kind {
+        AlertKind::Outage => {
+            let test = if alert.test { "[TEST] " } else { "" };
+            format!("{test}{}: outage reported", clip(&alert.service, 100))
+        }
+        AlertKind::Source => headline(alert, &plain),
+    }
 }
 
 /// Alertmanager's `alertname` label for an alert.
@@ -439,15 +454,22 @@ mod tests {
             (alert.state, alert.severity) = (state, severity);
             let (call, body) = opsgenie(&alert);
             assert_eq!(call, OpsgenieCall::Create);
-            sent.push((body["alias"].clone(), body["priority"].clone()));
+            sent.push((
+                body["alias"].clone(),
+                body["priority"].clone(),
+                body["message"].clone(),
+            ));
         }
         let alias = json!(alert.id);
+        // Opsgenie keeps the first create's message: it must not say
+        // "low" once the alert is P1.
+        let message = json!(format!("{}: outage reported", alert.service));
         assert_eq!(
             sent,
             [
-                (alias.clone(), json!("P3")),
-                (alias.clone(), json!("P2")),
-                (alias, json!("P1")),
+                (alias.clone(), json!("P3"), message.clone()),
+                (alias.clone(), json!("P2"), message.clone()),
+                (alias, json!("P1"), message),
             ]
         );
     }
