@@ -13,8 +13,9 @@
 FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked \
- && install -m 0755 target/release/outagewatch /usr/local/bin/outagewatch
+# release-lto: fat LTO, about 5 % fewer instructions a frame (Cargo.toml).
+RUN cargo build --profile release-lto --locked \
+ && install -m 0755 target/release-lto/outagewatch /usr/local/bin/outagewatch
 
 FROM debian:bookworm-slim
 RUN apt-get update \

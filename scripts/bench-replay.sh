@@ -7,7 +7,8 @@
 #     SIZE_MB=50 scripts/bench-replay.sh      # a quick check, about a minute
 #
 # What it does:
-#   1. builds the release binary and the generators (examples/make_stream.rs,
+#   1. builds the binary with the release-lto profile (fat LTO, as the Docker
+#      image; Cargo.toml) and the generators (examples/make_stream.rs,
 #      examples/make_catalogue.rs);
 #   2. writes a realistic recording of about SIZE_MB: 6.43 posts/s and 2.5
 #      non-posts per post, i.e. about 225 events per 10 s bucket, like a real
@@ -76,11 +77,11 @@ command -v taskset >/dev/null || install_pkg util-linux
 command -v bc >/dev/null || install_pkg bc
 
 # ── build ────────────────────────────────────────────────────────────────
-cargo build --release --quiet --bin outagewatch --example make_stream --example make_catalogue
+cargo build --profile release-lto --quiet --bin outagewatch --example make_stream --example make_catalogue
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=$TARGET/release/outagewatch
-MAKE_STREAM=$TARGET/release/examples/make_stream
-MAKE_CATALOGUE=$TARGET/release/examples/make_catalogue
+BIN=$TARGET/release-lto/outagewatch
+MAKE_STREAM=$TARGET/release-lto/examples/make_stream
+MAKE_CATALOGUE=$TARGET/release-lto/examples/make_catalogue
 
 mkdir -p "$WORK" "$STATE_ROOT"
 
