@@ -271,3 +271,29 @@ fn completions_and_man_page() {
     );
     assert!(page.contains("outagewatch"));
 }
+
+/// README's `config check` example is what a user sees: its stderr lines,
+/// as printed (the audit found it naming four unset variables of seven).
+#[test]
+fn the_readme_config_check_example_is_what_it_prints() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let command = "$ outagewatch config check --config outagewatch.example.toml > effective.toml";
+    let shown: Vec<&str> = readme
+        .lines()
+        .skip_while(|line| *line != command)
+        .skip(1)
+        .take_while(|line| !line.starts_with("```"))
+        .collect();
+    assert!(!shown.is_empty(), "README lost the example `{command}`");
+    let out = outagewatch(
+        &["config", "check", "--config", "outagewatch.example.toml"],
+        &[],
+    );
+    assert!(out.status.success());
+    let stderr = text(&out.stderr);
+    let printed: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        printed, shown,
+        "README's example against the program's stderr"
+    );
+}

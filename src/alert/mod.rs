@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Micros;
 use crate::detect::{Direction, Severity, Transition, TransitionKind};
+use crate::numbers::round3;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
@@ -222,11 +223,6 @@ impl Alert {
             AlertKind::Outage => None,
         }
     }
-}
-
-/// Three decimals are plenty for people and keep the output stable to read.
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }
 
 #[cfg(test)]

@@ -232,7 +232,10 @@ fn opsgenie_message(alert: &Alert) -> String {
     match alert.kind {
         AlertKind::Outage => {
             let test = if alert.test { "[TEST] " } else { "" };
-            format!("{test}{}: outage reported", plain(&clip(&alert.service, 100)))
+            format!(
+                "{test}{}: outage reported",
+                plain(&clip(&alert.service, 100))
+            )
         }
         AlertKind::Source => headline(alert, &plain),
     }

@@ -287,7 +287,7 @@ pub struct ServiceView {
 
 impl From<&ServiceStatus> for ServiceView {
     fn from(s: &ServiceStatus) -> Self {
-        let round = |x: f64| (x * 1000.0).round() / 1000.0;
+        let round = crate::numbers::round3;
         ServiceView {
             service: s.service.clone(),
             reports: s.reports,

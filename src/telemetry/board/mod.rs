@@ -18,6 +18,7 @@ pub use self::incidents::IncidentRecord;
 
 use crate::alert::{Alert, rfc3339};
 use crate::detect::ServiceStatus;
+use crate::numbers::round3;
 use crate::window::Bucket;
 use crate::{MICROS_PER_SEC, Micros};
 
@@ -62,10 +63,13 @@ pub struct Point {
     pub reports: u64,
     /// Distinct reporting authors per minute over the detector's window
     /// (the highest of the minute's buckets).
+    #[serde(serialize_with = "crate::numbers::serialize_round3")]
     pub rate_per_min: f64,
     /// What the baseline expected per minute (end of the minute).
+    #[serde(serialize_with = "crate::numbers::serialize_round3")]
     pub expected_per_min: f64,
     /// The rate that would fire (end of the minute).
+    #[serde(serialize_with = "crate::numbers::serialize_round3")]
     pub fire_per_min: f64,
 }
 
@@ -216,11 +220,11 @@ impl Board {
             .filter(|(service, _)| !self.incidents.values().any(|r| &r.service == *service))
             .map(|(service, &(ratio, at, rate, fire, expected))| Closest {
                 service: service.clone(),
-                ratio: (ratio * 1000.0).round() / 1000.0,
+                ratio: round3(ratio),
                 at: rfc3339(at),
-                rate_per_min: rate,
-                fire_per_min: fire,
-                expected_per_min: expected,
+                rate_per_min: round3(rate),
+                fire_per_min: round3(fire),
+                expected_per_min: round3(expected),
             })
             .collect();
         list.sort_by(|a, b| b.ratio.total_cmp(&a.ratio).then(a.service.cmp(&b.service)));
