@@ -14,15 +14,19 @@ impl Config {
         {
             return Err((
                 "window.bucket_secs".into(),
-                format!("{} does not divide a minute", self.window.bucket_secs),
+                format!(
+                    "must divide or be divided by 60, got {}",
+                    self.window.bucket_secs
+                ),
             ));
         }
         if self.detector.bucket_secs != self.window.bucket_secs {
             return Err((
                 "detector.bucket_secs".into(),
                 format!(
-                    "must equal window.bucket_secs ({})",
-                    self.window.bucket_secs
+                    "{} differs from window.bucket_secs ({}): both stages count in one width \
+                     (leave this key out to follow [window])",
+                    self.detector.bucket_secs, self.window.bucket_secs
                 ),
             ));
         }

@@ -134,7 +134,20 @@ const KEY_ERRORS: &[(&str, &str)] = &[
     ),
     (
         "[window]\nbucket_secs = 7",
-        "ow.toml:2:1: `window.bucket_secs`: 7 does not divide a minute",
+        "ow.toml:2:1: `window.bucket_secs`: must divide or be divided by 60, got 7",
+    ),
+    (
+        "[window]\nbucket_secs = 61",
+        "ow.toml:2:1: `window.bucket_secs`: must divide or be divided by 60, got 61",
+    ),
+    // An explicit `[detector] bucket_secs` must agree, at its own line.
+    (
+        "[window]\nbucket_secs = 120\n[detector]\nbucket_secs = 60",
+        "ow.toml:4:1: `detector.bucket_secs`: 60 differs from window.bucket_secs (120)",
+    ),
+    (
+        "[detector]\nbucket_secs = 60",
+        "ow.toml:2:1: `detector.bucket_secs`: 60 differs from window.bucket_secs (10)",
     ),
     // Numbers out of their bounds: clean errors with file, line
     // and key, never a panic.
@@ -204,6 +217,24 @@ fn errors_name_the_key() {
     for (text, want) in KEY_ERRORS {
         let err = parse(text).expect_err(text).to_string();
         assert!(err.contains(want), "{text:?}: got {err:?}, want {want:?}");
+    }
+}
+
+/// The detector counts in the window's buckets: setting `[window]
+/// bucket_secs` alone sets both (it was refused for want of an
+/// undocumented `[detector] bucket_secs` of the same value).
+#[test]
+fn the_detector_follows_the_windows_bucket() {
+    for (text, want) in [
+        ("", 10),
+        ("[window]\nbucket_secs = 120", 120),
+        ("[window]\nbucket_secs = 5", 5),
+        ("[detector]\nmin_authors = 5\n[window]\nbucket_secs = 60", 60),
+        ("[window]\nbucket_secs = 30\n[detector]\nbucket_secs = 30", 30),
+    ] {
+        let config = parse(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        assert_eq!(config.window.bucket_secs, want, "{text:?}");
+        assert_eq!(config.detector.bucket_secs, want, "{text:?}");
     }
 }
 
