@@ -206,6 +206,23 @@ const KEY_ERRORS: &[(&str, &str)] = &[
         "[[sources]]\nkind = \"nostr\"\nname = \"n\"\nurls = [\"wss://r\"]\n[sources.connection]\nwatchdog = 30",
         "ow.toml:6:1: unknown field `watchdog`",
     ),
+    // A backoff's cap below its first wait, for sources and sinks.
+    (
+        "[[sources]]\nkind = \"nostr\"\nname = \"n\"\nurls = [\"wss://r\"]\n[sources.connection]\nbackoff_min_ms = 1000\nbackoff_max_ms = 500",
+        "ow.toml:7:1: `sources[0].connection.backoff_max_ms`: 500 is below backoff_min_ms (1000)",
+    ),
+    (
+        "[[sources]]\nkind = \"nostr\"\nname = \"n\"\nurls = [\"wss://r\"]\n[[sources]]\nkind = \"nostr\"\nname = \"m\"\nurls = [\"wss://r\"]\n[sources.connection]\nbackoff_max_ms = 999",
+        "ow.toml:10:1: `sources[1].connection.backoff_max_ms`: 999 is below backoff_min_ms (1000)",
+    ),
+    (
+        "[[sinks]]\nname = \"s\"\nurl = \"https://h/x\"\nbackoff_min_ms = 1000\nbackoff_max_ms = 500",
+        "ow.toml:5:1: `sinks[0].backoff_max_ms`: 500 is below backoff_min_ms (1000)",
+    ),
+    (
+        "[[sinks]]\nname = \"s\"\nurl = \"https://h/x\"\nbackoff_min_ms = 400000",
+        "ow.toml: `sinks[0].backoff_max_ms`: 300000 is below backoff_min_ms (400000)",
+    ),
     (
         "[health]\nlag_secs = 0",
         "ow.toml:2:12: `health.lag_secs`: must be from 1 to 315360000, got 0",
