@@ -183,6 +183,35 @@ const KEY_ERRORS: &[(&str, &str)] = &[
         "[detector]\nwindow_secs = 0",
         "ow.toml:2:1: `detector.window_secs`: must be from 10 to 86400",
     ),
+    // The detector's counts: each bounded, at its line.
+    (
+        "[detector]\nmin_authors = 0",
+        "ow.toml:2:1: `detector.min_authors`: must be from 1 to 10000, got 0",
+    ),
+    (
+        "[detector]\nmin_authors = 1000000",
+        "ow.toml:2:1: `detector.min_authors`: must be from 1 to 10000, got 1000000",
+    ),
+    (
+        "[detector]\nmax_authors_per_text = 0",
+        "ow.toml:2:1: `detector.max_authors_per_text`: must be from 1 to 10000, got 0",
+    ),
+    (
+        "[detector]\nsamples = 1000",
+        "ow.toml:2:1: `detector.samples`: must be from 0 to 20, got 1000",
+    ),
+    (
+        "[detector]\nwarmup_factor = 0",
+        "ow.toml:2:1: `detector.warmup_factor`: must be from 1 to 100, got 0",
+    ),
+    (
+        "[detector]\nwarmup_factor = 100000",
+        "ow.toml:2:1: `detector.warmup_factor`: must be from 1 to 100, got 100000",
+    ),
+    (
+        "state_dir = \"\"",
+        "ow.toml:1:1: `state_dir`: is empty (leave the key out for the platform's state directory)",
+    ),
     (
         "[window]\nwatermark_quorum = 33",
         "ow.toml:2:1: `window.watermark_quorum`: must be from 1 to 32, got 33",
