@@ -254,3 +254,79 @@ fn init_logging(format: LogFormat) {
         LogFormat::Json => builder.json().init(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// The long help of a command and of each of its subcommands, with
+    /// the command line that prints it.
+    fn helps(command: &mut clap::Command, path: &str, out: &mut Vec<(String, String)>) {
+        out.push((path.to_owned(), command.render_long_help().to_string()));
+        for sub in command.get_subcommands_mut() {
+            let path = format!("{path} {}", sub.get_name());
+            helps(sub, &path, out);
+        }
+    }
+
+    fn all_helps() -> Vec<(String, String)> {
+        let mut command = Cli::command();
+        command.build();
+        let mut out = Vec::new();
+        helps(&mut command, "outagewatch", &mut out);
+        out
+    }
+
+    /// clap prints the doc comments of the argument structs as help: they
+    /// are written for users, with no rustdoc links (`[`Type::field`]`)
+    /// nor the names of constants (`MAX_PACE_SLEEP`) in place of values.
+    #[test]
+    fn help_has_no_code_names() {
+        let constant = regex::Regex::new(r"`[A-Z][A-Z0-9]*_[A-Z0-9_]*`").expect("regex");
+        let helps = all_helps();
+        assert!(helps.len() > 15, "every subcommand: {}", helps.len());
+        for (path, help) in &helps {
+            assert!(!help.contains("[`"), "{path} --help: {help}");
+            assert!(!help.contains("crate::"), "{path} --help: {help}");
+            assert!(!constant.is_match(help), "{path} --help: {help}");
+        }
+    }
+
+    /// A `[table]` the help names is one the configuration file has
+    /// (`patterns` is a top-level key, not a table).
+    #[test]
+    fn help_names_only_real_config_tables() {
+        let config = toml::Table::try_from(crate::config::Config::default()).expect("table");
+        let tables: Vec<&String> = config
+            .iter()
+            .filter(|(_, v)| v.is_table() || v.is_array())
+            .map(|(k, _)| k)
+            .collect();
+        let named = regex::Regex::new(r"`\[\[?([a-z_]+)[.\]]").expect("regex");
+        let mut seen = 0;
+        for (path, help) in all_helps() {
+            for found in named.captures_iter(&help) {
+                let table = &found[1];
+                assert!(
+                    tables.iter().any(|t| *t == table),
+                    "{path} --help names [{table}], not a table of {tables:?}"
+                );
+                seen += 1;
+            }
+        }
+        assert!(seen > 5, "the help names tables: {seen}");
+    }
+
+    /// `replay --speed` says how long a gap sleeps at most, in seconds.
+    #[test]
+    fn replay_help_says_the_longest_pace_sleep() {
+        let help = all_helps()
+            .into_iter()
+            .find(|(path, _)| path == "outagewatch replay")
+            .expect("replay")
+            .1;
+        let secs = replay_pace::MAX_PACE_SLEEP.as_secs();
+        assert!(help.contains(&format!("sleeps at most {secs} s")), "{help}");
+    }
+}

@@ -64,9 +64,10 @@ pub struct ReplayArgs {
     state_dir: Option<PathBuf>,
     #[command(flatten)]
     sinks: super::SinkArgs,
+    // The help is the user's: 3 s is `replay_pace::MAX_PACE_SLEEP`.
     /// Replay at N times real time (0.01 to 10000) instead of as fast as
-    /// possible. A gap between events sleeps at most `MAX_PACE_SLEEP`; gaps
-    /// over a minute of event time are skipped (and logged).
+    /// possible. A gap between events sleeps at most 3 s; gaps over a
+    /// minute of event time are skipped (and logged).
     #[arg(long, value_name = "N", value_parser = crate::numbers::parse_speed)]
     speed: Option<f64>,
     /// How long to wait at the end for webhook deliveries, in seconds (0 to 86400).

@@ -76,7 +76,7 @@ pub struct SeriesArgs {
 pub enum Directions {
     /// Rises only: fewer reports of an outage is good news.
     Up,
-    /// Rises and falls ([`DetectorConfig::drops`]).
+    /// Rises and falls: a level or a volume dropping away is news too.
     Both,
 }
 
