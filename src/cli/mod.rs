@@ -5,6 +5,7 @@
 mod alerts;
 mod check;
 mod config;
+mod man;
 mod record;
 mod replay;
 mod replay_chunk;
@@ -73,8 +74,9 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff), e.g. `outagewatch man > outagewatch.1`.
-    Man,
+    /// Print the manual pages (roff) of every command, or write one file
+    /// each: `outagewatch man --dir /usr/local/share/man/man1`.
+    Man(man::ManArgs),
     /// The state store: `state verify`, `state repair`, `state reset`
     /// (what to do when it reports damage), `state compact` (give back the
     /// space sled's log holds).
@@ -86,7 +88,7 @@ pub fn main() -> ExitCode {
     init_logging(cli.log_format);
     if matches!(
         cli.command,
-        Command::Replay(_) | Command::Check(_) | Command::State(_)
+        Command::Replay(_) | Command::Check(_) | Command::State(_) | Command::Man(_)
     ) {
         quiet_broken_pipe();
     }
@@ -165,13 +167,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             clap_complete::generate(shell, &mut command, "outagewatch", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Man => {
-            let command = <Cli as clap::CommandFactory>::command();
-            clap_mangen::Man::new(command)
-                .render(&mut std::io::stdout())
-                .context("cannot write the manual page")?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Man(args) => man::run(args),
         Command::State(args) => state::run(args),
     }
 }
