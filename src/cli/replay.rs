@@ -36,15 +36,30 @@ pub struct ReplayArgs {
     // `--jetstream` conflicts with), so `--since 1h FILE` did nothing.
     /// With `--jetstream`: where the history starts: `24h`, `90m` (that
     /// long ago), an RFC 3339 time or microseconds since the epoch.
-    #[arg(long, value_name = "TIME", requires = "jetstream", conflicts_with = "files")]
+    #[arg(
+        long,
+        value_name = "TIME",
+        requires = "jetstream",
+        conflicts_with = "files"
+    )]
     since: Option<String>,
     /// With `--jetstream`: stop at the first event at or after this time
     /// (same forms as `--since`); default: the live tail.
-    #[arg(long, value_name = "TIME", requires = "jetstream", conflicts_with = "files")]
+    #[arg(
+        long,
+        value_name = "TIME",
+        requires = "jetstream",
+        conflicts_with = "files"
+    )]
     until: Option<String>,
     /// With `--jetstream`: also write the frames read (text, decompressed)
     /// to this recording; `.gz` or `.zst` compresses.
-    #[arg(long, value_name = "FILE", requires = "jetstream", conflicts_with = "files")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "jetstream",
+        conflicts_with = "files"
+    )]
     record: Option<PathBuf>,
     /// Jetstream wire for `--jetstream`: `v1` or `v2`.
     #[arg(long, value_enum, default_value_t = super::record::WireArg::V2, requires = "jetstream", conflicts_with = "files")]

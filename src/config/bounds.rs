@@ -106,7 +106,12 @@ fn detector_ints(d: &DetectorConfig) -> [(&'static str, i64, i64, i64); 16] {
         // 0 read as 1; beyond 100 a first start could not page at all.
         ("warmup_factor", count(d.warmup_factor), 1, 100),
         // 0 would count every long text as no author.
-        ("max_authors_per_text", count(d.max_authors_per_text), 1, 10_000),
+        (
+            "max_authors_per_text",
+            count(d.max_authors_per_text),
+            1,
+            10_000,
+        ),
         // Every sample goes into every sink's payload, each up to
         // `[window] sample_chars`.
         ("samples", samples, 0, 20),

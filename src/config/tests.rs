@@ -275,8 +275,14 @@ fn the_detector_follows_the_windows_bucket() {
         ("", 10),
         ("[window]\nbucket_secs = 120", 120),
         ("[window]\nbucket_secs = 5", 5),
-        ("[detector]\nmin_authors = 5\n[window]\nbucket_secs = 60", 60),
-        ("[window]\nbucket_secs = 30\n[detector]\nbucket_secs = 30", 30),
+        (
+            "[detector]\nmin_authors = 5\n[window]\nbucket_secs = 60",
+            60,
+        ),
+        (
+            "[window]\nbucket_secs = 30\n[detector]\nbucket_secs = 30",
+            30,
+        ),
     ] {
         let config = parse(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
         assert_eq!(config.window.bucket_secs, want, "{text:?}");
