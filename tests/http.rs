@@ -464,7 +464,9 @@ fn a_public_address_needs_a_token_and_then_every_data_route_asks_for_it() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("not a loopback address") && stderr.contains("OUTAGEWATCH_HTTP_TOKEN"),
+        stderr.contains("not a loopback address")
+            && stderr.contains("--http-token")
+            && stderr.contains("OUTAGEWATCH_HTTP_TOKEN"),
         "{stderr}"
     );
     assert!(!state.exists(), "refused before anything was created");

@@ -186,7 +186,7 @@ fn absurd_numbers_are_clean_errors_naming_file_line_and_key() {
     // 17 GB.
     let series_csv = std::env::temp_dir().join(format!("ow-limits-{}.csv", std::process::id()));
     std::fs::write(&series_csv, "timestamp,value\n2026-01-01T00:00:00Z,1\n").expect("csv");
-    let flagged: [(&[&str], &str); 5] = [
+    let flagged: [(&[&str], &str); 8] = [
         (&["run", "--jetstream", "notaurl"], "--jetstream"),
         (
             &[
@@ -207,6 +207,10 @@ fn absurd_numbers_are_clean_errors_naming_file_line_and_key() {
             &["series", "--window-buckets", "1000000000"],
             "--window-buckets",
         ),
+        // A bucket width out of bounds is a usage error too (it was exit 1).
+        (&["series", "--bucket-secs", "0"], "--bucket-secs"),
+        (&["series", "--bucket-secs=-5"], "--bucket-secs"),
+        (&["series", "--bucket-secs", "40000000"], "--bucket-secs"),
     ];
     for (args, flag) in flagged {
         let output = bin()

@@ -172,6 +172,36 @@ fn unreadable_input_is_a_clear_error() {
     );
 }
 
+/// The history's flags do nothing to a file replay: a usage error naming
+/// the flag (`--since 1h FILE` replayed the whole file, exit 0).
+#[test]
+fn history_flags_on_a_file_replay_are_refused() {
+    let flags: [&[&str]; 6] = [
+        &["--since", "1h"],
+        &["--until", "1h"],
+        &["--record", "never-written.jsonl"],
+        &["--protocol", "v1"],
+        &["--no-compress"],
+        &["--tail-idle-secs", "9"],
+    ];
+    for flag in flags {
+        let out = bin()
+            .arg("replay")
+            .args(flag)
+            .arg(demo())
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag:?}: {stderr}");
+        assert!(
+            stderr.contains(flag[0]) && stderr.contains("cannot be used with"),
+            "{flag:?}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{flag:?}: nothing replayed");
+    }
+    assert!(!Path::new("never-written.jsonl").exists());
+}
+
 #[test]
 fn stdin_and_alerts_file_work() {
     let dir = tempfile::tempdir().expect("tempdir");

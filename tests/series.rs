@@ -608,7 +608,7 @@ fn a_series_spanning_too_many_buckets_is_refused_with_the_way_out() {
     );
     let stderr = refused(&["--bucket-secs", "40000000"], "far.csv", far);
     assert!(
-        stderr.contains("--bucket-secs must be from 1 to 31622400, not 40000000"),
+        stderr.contains("--bucket-secs") && stderr.contains("not in 1..=31622400"),
         "{stderr}"
     );
     let dir = tempfile::tempdir().expect("tempdir");

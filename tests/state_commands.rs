@@ -244,6 +244,26 @@ fn a_db_that_is_not_a_store_is_refused_and_left_alone() {
         assert_eq!(files, ["db"], "{name}: nothing written beside it");
         assert!(set_aside(&dir).is_empty(), "{name}: nothing moved aside");
     }
+    // A `db` that is a folder: the same refusal from every command, not
+    // "it holds no `db`".
+    let dir = tmp.path().join("folder");
+    std::fs::create_dir_all(dir.join("db")).expect("mkdir");
+    std::fs::write(dir.join("db").join("x"), b"x").expect("x");
+    for action in ["verify", "repair", "compact", "reset"] {
+        let out = bin(tmp.path())
+            .args(["state", action, "--state-dir"])
+            .arg(&dir)
+            .output()
+            .expect("runs");
+        let err = text(&out.stderr);
+        assert!(!out.status.success(), "state {action} must refuse");
+        assert!(
+            err.contains("holds a `db` that is not an outagewatch state") && err.contains("folder"),
+            "state {action}: {err}"
+        );
+    }
+    assert!(dir.join("db").join("x").is_file(), "left as it was");
+    assert!(set_aside(&dir).is_empty(), "nothing moved aside");
     // A new directory still gets a new store.
     let fresh = tmp.path().join("fresh");
     drop(SledStore::open(&fresh).expect("a new store"));

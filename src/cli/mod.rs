@@ -5,6 +5,7 @@
 mod alerts;
 mod check;
 mod config;
+mod man;
 mod record;
 mod replay;
 mod replay_chunk;
@@ -73,8 +74,9 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff), e.g. `outagewatch man > outagewatch.1`.
-    Man,
+    /// Print the manual pages (roff) of every command, or write one file
+    /// each: `outagewatch man --dir /usr/local/share/man/man1`.
+    Man(man::ManArgs),
     /// The state store: `state verify`, `state repair`, `state reset`
     /// (what to do when it reports damage), `state compact` (give back the
     /// space sled's log holds).
@@ -86,7 +88,7 @@ pub fn main() -> ExitCode {
     init_logging(cli.log_format);
     if matches!(
         cli.command,
-        Command::Replay(_) | Command::Check(_) | Command::State(_)
+        Command::Replay(_) | Command::Check(_) | Command::State(_) | Command::Man(_)
     ) {
         quiet_broken_pipe();
     }
@@ -165,13 +167,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             clap_complete::generate(shell, &mut command, "outagewatch", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Man => {
-            let command = <Cli as clap::CommandFactory>::command();
-            clap_mangen::Man::new(command)
-                .render(&mut std::io::stdout())
-                .context("cannot write the manual page")?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Man(args) => man::run(args),
         Command::State(args) => state::run(args),
     }
 }
@@ -252,5 +248,81 @@ fn init_logging(format: LogFormat) {
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// The long help of a command and of each of its subcommands, with
+    /// the command line that prints it.
+    fn helps(command: &mut clap::Command, path: &str, out: &mut Vec<(String, String)>) {
+        out.push((path.to_owned(), command.render_long_help().to_string()));
+        for sub in command.get_subcommands_mut() {
+            let path = format!("{path} {}", sub.get_name());
+            helps(sub, &path, out);
+        }
+    }
+
+    fn all_helps() -> Vec<(String, String)> {
+        let mut command = Cli::command();
+        command.build();
+        let mut out = Vec::new();
+        helps(&mut command, "outagewatch", &mut out);
+        out
+    }
+
+    /// clap prints the doc comments of the argument structs as help: they
+    /// are written for users, with no rustdoc links (`[`Type::field`]`)
+    /// nor the names of constants (`MAX_PACE_SLEEP`) in place of values.
+    #[test]
+    fn help_has_no_code_names() {
+        let constant = regex::Regex::new(r"`[A-Z][A-Z0-9]*_[A-Z0-9_]*`").expect("regex");
+        let helps = all_helps();
+        assert!(helps.len() > 15, "every subcommand: {}", helps.len());
+        for (path, help) in &helps {
+            assert!(!help.contains("[`"), "{path} --help: {help}");
+            assert!(!help.contains("crate::"), "{path} --help: {help}");
+            assert!(!constant.is_match(help), "{path} --help: {help}");
+        }
+    }
+
+    /// A `[table]` the help names is one the configuration file has
+    /// (`patterns` is a top-level key, not a table).
+    #[test]
+    fn help_names_only_real_config_tables() {
+        let config = toml::Table::try_from(crate::config::Config::default()).expect("table");
+        let tables: Vec<&String> = config
+            .iter()
+            .filter(|(_, v)| v.is_table() || v.is_array())
+            .map(|(k, _)| k)
+            .collect();
+        let named = regex::Regex::new(r"`\[\[?([a-z_]+)[.\]]").expect("regex");
+        let mut seen = 0;
+        for (path, help) in all_helps() {
+            for found in named.captures_iter(&help) {
+                let table = &found[1];
+                assert!(
+                    tables.iter().any(|t| *t == table),
+                    "{path} --help names [{table}], not a table of {tables:?}"
+                );
+                seen += 1;
+            }
+        }
+        assert!(seen > 5, "the help names tables: {seen}");
+    }
+
+    /// `replay --speed` says how long a gap sleeps at most, in seconds.
+    #[test]
+    fn replay_help_says_the_longest_pace_sleep() {
+        let help = all_helps()
+            .into_iter()
+            .find(|(path, _)| path == "outagewatch replay")
+            .expect("replay")
+            .1;
+        let secs = replay_pace::MAX_PACE_SLEEP.as_secs();
+        assert!(help.contains(&format!("sleeps at most {secs} s")), "{help}");
     }
 }

@@ -31,23 +31,41 @@ pub struct ReplayArgs {
     /// server sends. Without a URL: the first public host.
     #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "", conflicts_with = "files", requires = "since", value_parser = super::websocket_url)]
     jetstream: Option<String>,
-    /// Where the history starts: `24h`, `90m` (that long ago), an RFC 3339
-    /// time or microseconds since the epoch.
-    #[arg(long, value_name = "TIME", requires = "jetstream")]
+    // The history's flags conflict with files as well as require
+    // `--jetstream`: clap did not enforce `requires` next to a FILE (which
+    // `--jetstream` conflicts with), so `--since 1h FILE` did nothing.
+    /// With `--jetstream`: where the history starts: `24h`, `90m` (that
+    /// long ago), an RFC 3339 time or microseconds since the epoch.
+    #[arg(
+        long,
+        value_name = "TIME",
+        requires = "jetstream",
+        conflicts_with = "files"
+    )]
     since: Option<String>,
-    /// Stop at the first event at or after this time (same forms as
-    /// `--since`); default: the live tail.
-    #[arg(long, value_name = "TIME", requires = "jetstream")]
+    /// With `--jetstream`: stop at the first event at or after this time
+    /// (same forms as `--since`); default: the live tail.
+    #[arg(
+        long,
+        value_name = "TIME",
+        requires = "jetstream",
+        conflicts_with = "files"
+    )]
     until: Option<String>,
-    /// Also write the frames read (text, decompressed) to this recording;
-    /// `.gz` or `.zst` compresses.
-    #[arg(long, value_name = "FILE", requires = "jetstream")]
+    /// With `--jetstream`: also write the frames read (text, decompressed)
+    /// to this recording; `.gz` or `.zst` compresses.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "jetstream",
+        conflicts_with = "files"
+    )]
     record: Option<PathBuf>,
     /// Jetstream wire for `--jetstream`: `v1` or `v2`.
-    #[arg(long, value_enum, default_value_t = super::record::WireArg::V2, requires = "jetstream")]
+    #[arg(long, value_enum, default_value_t = super::record::WireArg::V2, requires = "jetstream", conflicts_with = "files")]
     protocol: super::record::WireArg,
     /// Ask `--jetstream` for uncompressed frames.
-    #[arg(long, requires = "jetstream")]
+    #[arg(long, requires = "jetstream", conflicts_with = "files")]
     no_compress: bool,
     /// With `--jetstream`: no frame for this many seconds means the server
     /// has no more history (the live tail); 0.1 to 3600.
@@ -56,6 +74,7 @@ pub struct ReplayArgs {
         value_name = "SECS",
         default_value_t = 5.0,
         requires = "jetstream",
+        conflicts_with = "files",
         value_parser = crate::numbers::parse_tail_idle
     )]
     tail_idle_secs: f64,
@@ -64,9 +83,10 @@ pub struct ReplayArgs {
     state_dir: Option<PathBuf>,
     #[command(flatten)]
     sinks: super::SinkArgs,
+    // The help is the user's: 3 s is `replay_pace::MAX_PACE_SLEEP`.
     /// Replay at N times real time (0.01 to 10000) instead of as fast as
-    /// possible. A gap between events sleeps at most `MAX_PACE_SLEEP`; gaps
-    /// over a minute of event time are skipped (and logged).
+    /// possible. A gap between events sleeps at most 3 s; gaps over a
+    /// minute of event time are skipped (and logged).
     #[arg(long, value_name = "N", value_parser = crate::numbers::parse_speed)]
     speed: Option<f64>,
     /// How long to wait at the end for webhook deliveries, in seconds (0 to 86400).

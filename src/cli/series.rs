@@ -36,7 +36,7 @@ pub struct SeriesArgs {
     #[arg(long, value_name = "FILE.toml")]
     config: Option<PathBuf>,
     /// Bucket width in seconds, 1 to a year (default: the median gap between rows).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..=MAX_BUCKET_SECS))]
     bucket_secs: Option<i64>,
     /// Buckets in the detection window, 1 to 10,000 (default: the
     /// detector's window over its bucket, 6).
@@ -76,7 +76,7 @@ pub struct SeriesArgs {
 pub enum Directions {
     /// Rises only: fewer reports of an outage is good news.
     Up,
-    /// Rises and falls ([`DetectorConfig::drops`]).
+    /// Rises and falls: a level or a volume dropping away is news too.
     Both,
 }
 
@@ -196,8 +196,8 @@ pub fn run(args: SeriesArgs) -> anyhow::Result<ExitCode> {
         None => DetectorConfig::default(),
     };
     let bucket_secs = match args.bucket_secs {
-        Some(b) if (1..=MAX_BUCKET_SECS).contains(&b) => b,
-        Some(b) => anyhow::bail!("--bucket-secs must be from 1 to {MAX_BUCKET_SECS}, not {b}"),
+        // In bounds: clap checked it (a usage error, exit 2).
+        Some(b) => b,
         None if inferred <= MAX_BUCKET_SECS => inferred,
         None => anyhow::bail!(
             "{}: the rows are {inferred} s apart (the median gap), more than the year a bucket may be; give --bucket-secs",

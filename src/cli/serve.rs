@@ -60,7 +60,7 @@ impl HttpArgs {
 
 #[derive(Debug, Args)]
 pub struct ReplayWatchArgs {
-    /// Use this configuration's `[detector]`, `[window]`, `[patterns]`,
+    /// Use this configuration's `patterns`, `[detector]`, `[window]`,
     /// `[alerts]`, `[[sinks]]` and `[http]` (no search path: a replay only
     /// reads a file it is given).
     #[arg(long, value_name = "FILE")]

@@ -94,9 +94,18 @@ fn in_use_message(dir: &Path) -> String {
 /// move or rewrite a state refuse anything else. Pointed at a mistyped
 /// path or at `$HOME`, they created a store there and reported it "OK",
 /// or moved the folder aside as "damaged".
+/// A `db` that is there but no file (a folder) is not ours either, and
+/// is called so, as opening it for a replay does (it was "holds no `db`").
 pub(super) fn existing_state(dir: &Path) -> anyhow::Result<&Path> {
+    let db = dir.join("db");
+    if db.exists() && !db.is_file() {
+        return Err(StoreError::Foreign {
+            path: dir.to_path_buf(),
+        }
+        .into());
+    }
     anyhow::ensure!(
-        dir.join("db").is_file(),
+        db.is_file(),
         "{} is not a state directory (it holds no `db`)",
         dir.display()
     );

@@ -14,16 +14,32 @@ impl Config {
         {
             return Err((
                 "window.bucket_secs".into(),
-                format!("{} does not divide a minute", self.window.bucket_secs),
+                format!(
+                    "must divide or be divided by 60, got {}",
+                    self.window.bucket_secs
+                ),
             ));
         }
         if self.detector.bucket_secs != self.window.bucket_secs {
             return Err((
                 "detector.bucket_secs".into(),
                 format!(
-                    "must equal window.bucket_secs ({})",
-                    self.window.bucket_secs
+                    "{} differs from window.bucket_secs ({}): both stages count in one width \
+                     (leave this key out to follow [window])",
+                    self.detector.bucket_secs, self.window.bucket_secs
                 ),
+            ));
+        }
+        // An empty path named no directory ("error:  is not a state
+        // directory" from `state verify`).
+        if self
+            .state_dir
+            .as_ref()
+            .is_some_and(|dir| dir.as_os_str().is_empty())
+        {
+            return Err((
+                "state_dir".into(),
+                "is empty (leave the key out for the platform's state directory)".into(),
             ));
         }
         if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
@@ -77,11 +93,28 @@ fn detector_floats(d: &DetectorConfig) -> [(&'static str, f64, f64, f64); 6] {
 
 /// `[detector]`'s whole-number keys (seconds, a count): value, least and
 /// most allowed.
-fn detector_ints(d: &DetectorConfig) -> [(&'static str, i64, i64, i64); 12] {
+fn detector_ints(d: &DetectorConfig) -> [(&'static str, i64, i64, i64); 16] {
     const DAY: i64 = 86_400;
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     let services = i64::try_from(d.group_min_services).unwrap_or(i64::MAX);
+    let samples = i64::try_from(d.samples).unwrap_or(i64::MAX);
     let incident = d.learn_during_incident_after_secs;
     [
+        // 0 would fire on a single post; a million authors in a window is
+        // more than any outage has drawn, so nothing would ever fire.
+        ("min_authors", count(d.min_authors), 1, 10_000),
+        // 0 read as 1; beyond 100 a first start could not page at all.
+        ("warmup_factor", count(d.warmup_factor), 1, 100),
+        // 0 would count every long text as no author.
+        (
+            "max_authors_per_text",
+            count(d.max_authors_per_text),
+            1,
+            10_000,
+        ),
+        // Every sample goes into every sink's payload, each up to
+        // `[window] sample_chars`.
+        ("samples", samples, 0, 20),
         ("window_secs", d.window_secs, 10, DAY),
         ("resolve_after_secs", d.resolve_after_secs, 0, 7 * DAY),
         (

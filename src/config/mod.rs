@@ -202,6 +202,12 @@ impl Config {
                 message,
             }
         })?;
+        // `[detector] bucket_secs` follows `[window] bucket_secs` unless the
+        // file gives it: a user setting the window's width must not have to
+        // set a second key to the same value (a different one is refused).
+        if !given(text, "detector", "bucket_secs") {
+            config.detector.bucket_secs = config.window.bucket_secs;
+        }
         config.expand_env(path, lookup)?;
         config.check(path, lenient).map_err(|e| match e {
             // Checks that span several keys run after parsing: find the
@@ -295,6 +301,16 @@ impl Config {
         self.check_shared().map_err(bad)?;
         self.check_numbers().map_err(bad)
     }
+}
+
+/// Whether the file sets `key` in `[table]` (the text already parsed
+/// once, so a parse error here means no).
+fn given(text: &str, table: &str, key: &str) -> bool {
+    text.parse::<toml::Table>().is_ok_and(|file| {
+        file.get(table)
+            .and_then(toml::Value::as_table)
+            .is_some_and(|t| t.contains_key(key))
+    })
 }
 
 #[cfg(test)]

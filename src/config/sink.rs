@@ -228,6 +228,17 @@ impl Config {
                     ),
                 ));
             }
+            // The cap below the first wait was raised to it in silence at
+            // run time while `config check` printed the lower value.
+            if sink.backoff_max_ms < sink.backoff_min_ms {
+                return Err((
+                    format!("sinks[{i}].backoff_max_ms"),
+                    format!(
+                        "{} is below backoff_min_ms ({})",
+                        sink.backoff_max_ms, sink.backoff_min_ms
+                    ),
+                ));
+            }
             let (key_name, key) = match sink.format {
                 Format::Pagerduty => ("routing_key", &sink.routing_key),
                 Format::Opsgenie => ("api_key", &sink.api_key),

@@ -153,6 +153,19 @@ impl Config {
                     ));
                 }
             }
+            // The cap below the first wait was raised to it in silence
+            // while `config check` printed the lower value.
+            let (min, max) = (source.connection.backoff_min, source.connection.backoff_max);
+            if max < min {
+                return Err((
+                    format!("sources[{i}].connection.backoff_max_ms"),
+                    format!(
+                        "{} is below backoff_min_ms ({})",
+                        max.as_millis(),
+                        min.as_millis()
+                    ),
+                ));
+            }
             if source.kind != SourceKind::Jetstream {
                 for (key, set) in [
                     ("protocol", source.protocol.is_some()),

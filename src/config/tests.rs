@@ -134,7 +134,20 @@ const KEY_ERRORS: &[(&str, &str)] = &[
     ),
     (
         "[window]\nbucket_secs = 7",
-        "ow.toml:2:1: `window.bucket_secs`: 7 does not divide a minute",
+        "ow.toml:2:1: `window.bucket_secs`: must divide or be divided by 60, got 7",
+    ),
+    (
+        "[window]\nbucket_secs = 61",
+        "ow.toml:2:1: `window.bucket_secs`: must divide or be divided by 60, got 61",
+    ),
+    // An explicit `[detector] bucket_secs` must agree, at its own line.
+    (
+        "[window]\nbucket_secs = 120\n[detector]\nbucket_secs = 60",
+        "ow.toml:4:1: `detector.bucket_secs`: 60 differs from window.bucket_secs (120)",
+    ),
+    (
+        "[detector]\nbucket_secs = 60",
+        "ow.toml:2:1: `detector.bucket_secs`: 60 differs from window.bucket_secs (10)",
     ),
     // Numbers out of their bounds: clean errors with file, line
     // and key, never a panic.
@@ -170,6 +183,35 @@ const KEY_ERRORS: &[(&str, &str)] = &[
         "[detector]\nwindow_secs = 0",
         "ow.toml:2:1: `detector.window_secs`: must be from 10 to 86400",
     ),
+    // The detector's counts: each bounded, at its line.
+    (
+        "[detector]\nmin_authors = 0",
+        "ow.toml:2:1: `detector.min_authors`: must be from 1 to 10000, got 0",
+    ),
+    (
+        "[detector]\nmin_authors = 1000000",
+        "ow.toml:2:1: `detector.min_authors`: must be from 1 to 10000, got 1000000",
+    ),
+    (
+        "[detector]\nmax_authors_per_text = 0",
+        "ow.toml:2:1: `detector.max_authors_per_text`: must be from 1 to 10000, got 0",
+    ),
+    (
+        "[detector]\nsamples = 1000",
+        "ow.toml:2:1: `detector.samples`: must be from 0 to 20, got 1000",
+    ),
+    (
+        "[detector]\nwarmup_factor = 0",
+        "ow.toml:2:1: `detector.warmup_factor`: must be from 1 to 100, got 0",
+    ),
+    (
+        "[detector]\nwarmup_factor = 100000",
+        "ow.toml:2:1: `detector.warmup_factor`: must be from 1 to 100, got 100000",
+    ),
+    (
+        "state_dir = \"\"",
+        "ow.toml:1:1: `state_dir`: is empty (leave the key out for the platform's state directory)",
+    ),
     (
         "[window]\nwatermark_quorum = 33",
         "ow.toml:2:1: `window.watermark_quorum`: must be from 1 to 32, got 33",
@@ -193,6 +235,23 @@ const KEY_ERRORS: &[(&str, &str)] = &[
         "[[sources]]\nkind = \"nostr\"\nname = \"n\"\nurls = [\"wss://r\"]\n[sources.connection]\nwatchdog = 30",
         "ow.toml:6:1: unknown field `watchdog`",
     ),
+    // A backoff's cap below its first wait, for sources and sinks.
+    (
+        "[[sources]]\nkind = \"nostr\"\nname = \"n\"\nurls = [\"wss://r\"]\n[sources.connection]\nbackoff_min_ms = 1000\nbackoff_max_ms = 500",
+        "ow.toml:7:1: `sources[0].connection.backoff_max_ms`: 500 is below backoff_min_ms (1000)",
+    ),
+    (
+        "[[sources]]\nkind = \"nostr\"\nname = \"n\"\nurls = [\"wss://r\"]\n[[sources]]\nkind = \"nostr\"\nname = \"m\"\nurls = [\"wss://r\"]\n[sources.connection]\nbackoff_max_ms = 999",
+        "ow.toml:10:1: `sources[1].connection.backoff_max_ms`: 999 is below backoff_min_ms (1000)",
+    ),
+    (
+        "[[sinks]]\nname = \"s\"\nurl = \"https://h/x\"\nbackoff_min_ms = 1000\nbackoff_max_ms = 500",
+        "ow.toml:5:1: `sinks[0].backoff_max_ms`: 500 is below backoff_min_ms (1000)",
+    ),
+    (
+        "[[sinks]]\nname = \"s\"\nurl = \"https://h/x\"\nbackoff_min_ms = 400000",
+        "ow.toml: `sinks[0].backoff_max_ms`: 300000 is below backoff_min_ms (400000)",
+    ),
     (
         "[health]\nlag_secs = 0",
         "ow.toml:2:12: `health.lag_secs`: must be from 1 to 315360000, got 0",
@@ -204,6 +263,30 @@ fn errors_name_the_key() {
     for (text, want) in KEY_ERRORS {
         let err = parse(text).expect_err(text).to_string();
         assert!(err.contains(want), "{text:?}: got {err:?}, want {want:?}");
+    }
+}
+
+/// The detector counts in the window's buckets: setting `[window]
+/// bucket_secs` alone sets both (it was refused for want of an
+/// undocumented `[detector] bucket_secs` of the same value).
+#[test]
+fn the_detector_follows_the_windows_bucket() {
+    for (text, want) in [
+        ("", 10),
+        ("[window]\nbucket_secs = 120", 120),
+        ("[window]\nbucket_secs = 5", 5),
+        (
+            "[detector]\nmin_authors = 5\n[window]\nbucket_secs = 60",
+            60,
+        ),
+        (
+            "[window]\nbucket_secs = 30\n[detector]\nbucket_secs = 30",
+            30,
+        ),
+    ] {
+        let config = parse(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        assert_eq!(config.window.bucket_secs, want, "{text:?}");
+        assert_eq!(config.detector.bucket_secs, want, "{text:?}");
     }
 }
 

@@ -12,7 +12,8 @@ use crate::{MICROS_PER_SEC, Micros};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectorConfig {
-    /// Width of one bucket (must equal the window's).
+    /// Width of one bucket: `[window] bucket_secs` unless the file sets
+    /// this key, which must then equal it.
     pub bucket_secs: i64,
     /// The recent window the rule looks at.
     pub window_secs: i64,

@@ -46,7 +46,7 @@ pub enum HttpError {
     #[error("{0:?} is not a listen address like 127.0.0.1:9464")]
     BadAddress(String),
     #[error(
-        "refusing to serve the status API on {0}, which is not a loopback address, without a token: set `[http] token` or OUTAGEWATCH_HTTP_TOKEN (or listen on 127.0.0.1)"
+        "refusing to serve the status API on {0}, which is not a loopback address, without a token: set `[http] token`, --http-token or OUTAGEWATCH_HTTP_TOKEN (or listen on 127.0.0.1)"
     )]
     TokenRequired(SocketAddr),
     #[error("cannot listen on {addr}: {source}")]
