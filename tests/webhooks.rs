@@ -1048,8 +1048,17 @@ fn an_open_source_alert_is_resolved_after_a_restart_once_the_source_is_healthy()
     );
     assert_eq!(labels[0]["alertname"], "OutageSourceUnhealthy");
 
-    // Second run: the same state, a firehose that delivers.
-    let healthy = JetstreamServer::start(demo_frames(), Plan::default());
+    // Second run: the same state, a firehose that delivers for several
+    // seconds (paced: the source must stay healthy for calm_secs, 2 s, and
+    // an optimised build had read the whole demo in under one, then fell
+    // silent again before the incident could resolve).
+    let healthy = JetstreamServer::start(
+        demo_frames(),
+        Plan {
+            pace_every: 3,
+            ..Plan::default()
+        },
+    );
     std::fs::write(&config, text.replace(&silent.url(), &healthy.url())).expect("config");
     let second = run(&config);
     second.wait_until(
