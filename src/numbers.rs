@@ -124,6 +124,18 @@ pub fn parse_tail_idle(text: &str) -> Result<f64, String> {
 pub const SPEED_MIN: f64 = 0.01;
 pub const SPEED_MAX: f64 = 10_000.0;
 
+/// A rate or expectation as people read it (alerts, the API): three
+/// decimals are plenty and keep the output stable to read (an expectation
+/// of 0.2 a minute summed over buckets prints 0.20000000000000004).
+pub fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// [`round3`] for serde's `serialize_with`.
+pub fn serialize_round3<S: serde::Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(round3(*x))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,16 +159,4 @@ mod tests {
         assert_eq!(parse_speed("1000"), Ok(1000.0));
         assert_eq!(parse_speed("0.5"), Ok(0.5));
     }
-}
-
-/// A rate or expectation as people read it (alerts, the API): three
-/// decimals are plenty and keep the output stable to read (an expectation
-/// of 0.2 a minute summed over buckets prints 0.20000000000000004).
-pub fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
-/// [`round3`] for serde's `serialize_with`.
-pub fn serialize_round3<S: serde::Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(round3(*x))
 }
