@@ -4,6 +4,7 @@
 
 use super::Config;
 use crate::detect::DetectorConfig;
+use crate::detect::baseline::{DAYS_LOOKED_AT, LEVEL_MINUTES, WEEKS_LOOKED_AT};
 use crate::numbers as num;
 
 impl Config {
@@ -93,7 +94,7 @@ fn detector_floats(d: &DetectorConfig) -> [(&'static str, f64, f64, f64); 6] {
 
 /// `[detector]`'s whole-number keys (seconds, a count): value, least and
 /// most allowed.
-fn detector_ints(d: &DetectorConfig) -> [(&'static str, i64, i64, i64); 16] {
+fn detector_ints(d: &DetectorConfig) -> [(&'static str, i64, i64, i64); 19] {
     const DAY: i64 = 86_400;
     let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     let services = i64::try_from(d.group_min_services).unwrap_or(i64::MAX);
@@ -138,5 +139,25 @@ fn detector_ints(d: &DetectorConfig) -> [(&'static str, i64, i64, i64); 16] {
         ("group_min_services", services, 2, 10_000),
         // The level keeps a minute of memory for each minute of it.
         ("learn_during_incident_after_secs", incident, 0, DAY),
+        // History each estimate needs, of the history it looks at: more
+        // would turn that estimate off without a word.
+        (
+            "level_min_minutes",
+            count(d.level_min_minutes as u64),
+            1,
+            LEVEL_MINUTES as i64,
+        ),
+        (
+            "seasonal_min_days",
+            count(d.seasonal_min_days as u64),
+            1,
+            DAYS_LOOKED_AT,
+        ),
+        (
+            "weekly_min_weeks",
+            count(d.weekly_min_weeks as u64),
+            1,
+            WEEKS_LOOKED_AT,
+        ),
     ]
 }

@@ -209,6 +209,22 @@ const KEY_ERRORS: &[(&str, &str)] = &[
         "ow.toml:2:1: `detector.warmup_factor`: must be from 1 to 100, got 100000",
     ),
     (
+        "[detector]\nlevel_min_minutes = 61",
+        "ow.toml:2:1: `detector.level_min_minutes`: must be from 1 to 60, got 61",
+    ),
+    (
+        "[detector]\nseasonal_min_days = 8",
+        "ow.toml:2:1: `detector.seasonal_min_days`: must be from 1 to 7, got 8",
+    ),
+    (
+        "[detector]\nweekly_min_weeks = 0",
+        "ow.toml:2:1: `detector.weekly_min_weeks`: must be from 1 to 4, got 0",
+    ),
+    (
+        "[detector]\nlearn_during_incident_after_secs = 86401",
+        "ow.toml:2:1: `detector.learn_during_incident_after_secs`: must be from 0 to 86400, got 86401",
+    ),
+    (
         "state_dir = \"\"",
         "ow.toml:1:1: `state_dir`: is empty (leave the key out for the platform's state directory)",
     ),

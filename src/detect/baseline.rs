@@ -33,11 +33,13 @@ const MINUTE_US: Micros = 60 * MICROS_PER_SEC;
 /// Minutes the level looks back over (not counting the minutes of a young
 /// incident, which it skips; how many more are kept for that is
 /// [`level_memory`]).
-pub(super) const LEVEL_MINUTES: usize = 60;
+pub(crate) const LEVEL_MINUTES: usize = 60;
 /// Hours of history kept: four weeks and a day.
 const KEEP_HOURS: i64 = 29 * 24;
-const DAYS_LOOKED_AT: i64 = 7;
-const WEEKS_LOOKED_AT: i64 = 4;
+/// Past days the hour-of-day median looks at.
+pub(crate) const DAYS_LOOKED_AT: i64 = 7;
+/// Past weeks the hour-of-week median looks at.
+pub(crate) const WEEKS_LOOKED_AT: i64 = 4;
 const _: () = assert!(
     WEEKS_LOOKED_AT <= DAYS_LOOKED_AT,
     "the median's buffer holds days"
