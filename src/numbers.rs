@@ -115,6 +115,11 @@ pub fn parse_watchdog(text: &str) -> Result<f64, String> {
     parse_bounded(text, 1.0, 3600.0)
 }
 
+/// Clap value parser for `record --commit-secs`: 0.1 to 3600.
+pub fn parse_commit_secs(text: &str) -> Result<f64, String> {
+    parse_bounded(text, 0.1, 3600.0)
+}
+
 /// Clap value parser for `replay --tail-idle-secs`: 0.1 to 3600.
 pub fn parse_tail_idle(text: &str) -> Result<f64, String> {
     parse_bounded(text, 0.1, 3600.0)

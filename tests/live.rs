@@ -477,8 +477,8 @@ fn a_recording_replays_to_the_alerts_of_the_live_stream(wire: Wire) {
 
 /// `record` killed with SIGKILL mid-stream, then run again on the same
 /// file: the second run cuts the torn tail, and the file reads back whole,
-/// the frames committed before the kill (at least one commit point, 5 s,
-/// passed) then every frame of the second run. Before commit points, the
+/// the frames committed before the kill (at least one commit point,
+/// `--commit-secs 0.5`, passed) then every frame of the second run. Before commit points, the
 /// killed run's single zstd frame or gzip member was never finished and
 /// nothing after it could be read.
 #[test]
@@ -491,7 +491,11 @@ fn a_recorder_killed_mid_stream_keeps_its_committed_frames_and_appends_after_the
             let server = JetstreamServer::start(demo_frames(), plan);
             let url = server.url();
             let args = ["record", "--jetstream", &url, "--out", path];
-            let args = [&args[..], &["--protocol", "v1", "--no-compress"]].concat();
+            let args = [
+                &args[..],
+                &["--protocol", "v1", "--no-compress", "--commit-secs", "0.5"],
+            ]
+            .concat();
             (server, Daemon::start(&args))
         };
         // 1 ms after every frame: the stream lasts well past the kill.
@@ -503,7 +507,7 @@ fn a_recorder_killed_mid_stream_keeps_its_committed_frames_and_appends_after_the
             |_| std::fs::metadata(&recording).is_ok_and(|m| m.len() > 0),
             Duration::from_secs(60),
         );
-        std::thread::sleep(Duration::from_secs(7));
+        std::thread::sleep(Duration::from_secs(2));
         first.kill();
 
         let (server, second) = record(Plan::default());

@@ -160,7 +160,7 @@ impl RecordingWriter {
         Ok((writer, tail))
     }
 
-    /// Commit points this often instead (tests).
+    /// Commit points this often instead (`record --commit-secs`).
     pub fn commit_every(mut self, every: Duration) -> Self {
         self.every = every;
         self
