@@ -5,9 +5,16 @@
 //! unwritten rest, and every retry appended another whole copy behind it,
 //! so the file held a torn line glued to the next alert (invalid JSON, the
 //! alert lost to a line reader) or the same line several times.
+//!
+//! A stream (stdout, a pipe, a device) cannot be cut back, so a line cut
+//! short there is finished by the retry instead: the sink remembers how
+//! much of it landed. Stdout is written unbuffered for the same reason:
+//! through `io::stdout()`'s line buffer a failed write stayed in the
+//! buffer, and each retry added another copy behind it.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use super::Alert;
@@ -71,8 +78,13 @@ impl AlertFile for File {
 
 /// Where the lines go.
 enum Out {
-    /// Stdout, a pipe, a device: written as it comes.
-    Stream(Box<dyn Write + Send>),
+    /// Stdout, a pipe, a device: written as it comes, unbuffered.
+    /// `torn`: a line that failed part-way, with how many of its bytes
+    /// landed; the retry of the same line writes only the rest.
+    Stream {
+        out: Box<dyn Write + Send>,
+        torn: Option<(Vec<u8>, usize)>,
+    },
     /// A regular file, unbuffered, so nothing of a failed line is kept to
     /// be written again. `mid_line`: the file ends inside a line (an
     /// earlier run or write cut short), so the next line starts with `\n`.
@@ -90,8 +102,19 @@ pub struct JsonLines {
 }
 
 impl JsonLines {
+    /// Stdout, through a duplicate of its descriptor (unbuffered; see the
+    /// module's documentation). Should the duplicate fail (no descriptor
+    /// left), through `io::stdout()`, whose line buffer flushes after
+    /// each alert anyway.
     pub fn stdout() -> JsonLines {
-        JsonLines::writer("stdout", Box::new(io::stdout()))
+        let out: Box<dyn Write + Send> = match io::stdout().as_fd().try_clone_to_owned() {
+            Ok(fd) => Box::new(File::from(fd)),
+            Err(error) => {
+                tracing::warn!(%error, "cannot duplicate stdout; alerts go through its buffer");
+                Box::new(io::stdout())
+            }
+        };
+        JsonLines::writer("stdout", out)
     }
 
     /// Appends to `path` (`-` means stdout), creating it if needed. A
@@ -128,7 +151,7 @@ impl JsonLines {
     pub fn writer(target: &str, out: Box<dyn Write + Send>) -> JsonLines {
         JsonLines {
             target: target.into(),
-            out: Out::Stream(out),
+            out: Out::Stream { out, torn: None },
         }
     }
 
@@ -166,11 +189,8 @@ impl AlertSink for JsonLines {
         line.push(b'\n');
         let target = self.target.as_str();
         let (file, mid_line) = match &mut self.out {
-            Out::Stream(out) => {
-                return out
-                    .write_all(&line)
-                    .and_then(|()| out.flush())
-                    .map_err(|e| write_error(target, e));
+            Out::Stream { out, torn } => {
+                return send_to_stream(out, torn, line).map_err(|e| write_error(target, e));
             }
             Out::File { file, mid_line } => (file, mid_line),
         };
@@ -201,11 +221,55 @@ impl AlertSink for JsonLines {
 
     fn flush(&mut self) -> Result<(), SinkError> {
         match &mut self.out {
-            Out::Stream(out) => out.flush().map_err(|e| write_error(&self.target, e)),
+            Out::Stream { out, .. } => out.flush().map_err(|e| write_error(&self.target, e)),
             // Written unbuffered.
             Out::File { .. } => Ok(()),
         }
     }
+}
+
+/// Writes `line` to a stream, or the rest of it when it is the line that
+/// failed part-way last time. A different line after a torn one (the torn
+/// alert was given up) starts with a newline, so the torn part stands
+/// alone rather than spoiling this one.
+fn send_to_stream(
+    out: &mut Box<dyn Write + Send>,
+    torn: &mut Option<(Vec<u8>, usize)>,
+    line: Vec<u8>,
+) -> io::Result<()> {
+    let mut landed = 0;
+    match torn.take() {
+        Some((previous, written)) if previous == line => landed = written,
+        Some(other) => {
+            // Until the newline lands, the stream still ends inside the
+            // other line.
+            let mut newline = 0;
+            if let Err(e) = write_from(out, b"\n", &mut newline) {
+                *torn = Some(other);
+                return Err(e);
+            }
+        }
+        None => {}
+    }
+    if let Err(e) = write_from(out, &line, &mut landed) {
+        *torn = (landed > 0).then_some((line, landed));
+        return Err(e);
+    }
+    out.flush()
+}
+
+/// Writes `bytes` from `landed` on, counting in `landed` what was written
+/// even when a later write fails.
+fn write_from(out: &mut dyn Write, bytes: &[u8], landed: &mut usize) -> io::Result<()> {
+    while *landed < bytes.len() {
+        match out.write(&bytes[*landed..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => *landed += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -181,3 +181,65 @@ fn a_file_ending_inside_a_line_gets_a_newline_before_the_next_alert() {
         assert!(text.ends_with('\n'));
     }
 }
+
+/// A stream (a pipe to a reader that stopped reading, a device) cannot be
+/// cut back: a line cut short there is finished by the retry, so each
+/// alert is still read once and whole. It used to be written whole again
+/// after the torn part, which a line reader saw as a broken line.
+#[test]
+fn a_stream_finishes_a_torn_line_on_the_retry() {
+    let first = line_len(1);
+    let second = line_len(2);
+    let want: Vec<Option<String>> = (1..=3).map(|i| Some(alert(i).id)).collect();
+    for (left, tries) in [
+        (0, 1),
+        (1, 2),
+        (second / 2, 1),
+        (second / 2, 3),
+        (second - 1, 2),
+    ] {
+        let pipe = FullDisk::with_free(first + left);
+        let mut sink = JsonLines::writer("pipe", Box::new(pipe.clone()));
+        sink.send(&alert(1)).expect("room for alert 1");
+        for _ in 0..tries {
+            let err = sink.send(&alert(2)).expect_err("pipe full");
+            assert!(matches!(err, SinkError::Write { .. }), "{err}");
+        }
+        pipe.disk().free += 10_000;
+        sink.send(&alert(2)).expect("room again");
+        sink.send(&alert(3)).expect("room");
+        assert_eq!(
+            ids(&pipe.lines()),
+            want,
+            "left {left}, {tries} failed tries: {:?}",
+            pipe.lines()
+        );
+    }
+}
+
+/// When the torn alert is given up (a dead letter) and another comes, the
+/// torn part gets a line of its own and the next alert is whole, even if
+/// the newline that ends the torn part has to wait for room itself.
+#[test]
+fn a_line_after_a_torn_one_given_up_starts_on_a_line_of_its_own() {
+    let id = |i| Some(alert(i).id);
+    // (bytes of alert 2 that land, room for the newline at once)
+    for (landed, newline_fits) in [(0, true), (1, true), (40, true), (40, false)] {
+        let pipe = FullDisk::with_free(line_len(1) + landed);
+        let mut sink = JsonLines::writer("pipe", Box::new(pipe.clone()));
+        sink.send(&alert(1)).expect("room");
+        sink.send(&alert(2)).expect_err("pipe full");
+        if !newline_fits {
+            sink.send(&alert(3)).expect_err("no room for the newline");
+        }
+        pipe.disk().free += 10_000;
+        sink.send(&alert(3)).expect("room again");
+        let want = if landed == 0 {
+            vec![id(1), id(3)]
+        } else {
+            vec![id(1), None, id(3)]
+        };
+        assert_eq!(ids(&pipe.lines()), want, "{landed}: {:?}", pipe.lines());
+        assert!(pipe.disk().data.ends_with(b"\n"));
+    }
+}
