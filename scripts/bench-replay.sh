@@ -41,7 +41,7 @@
 #                     recordings are kept, being expensive to make)
 #
 # Missing tools (GNU time, ripgrep, zstd, bc) are installed with apt-get (Debian).
-# The output ends with a table in the shape of the README's "Speed" table.
+# The output ends with a table in the shape of the README's issue-15 table (under "Speed").
 set -euo pipefail
 
 SIZE_MB=${SIZE_MB:-1024}
