@@ -71,6 +71,7 @@ pub mod daemon;
 pub mod detect;
 pub mod events;
 pub mod http;
+pub mod http_client;
 pub mod matcher;
 pub mod normalize;
 pub mod numbers;

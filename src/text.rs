@@ -1,6 +1,7 @@
 //! Cutting text to a length, for every layer: a post's text for an alert
 //! sample, a server's message for a log line. Both are written by someone
-//! else and may be a megabyte long.
+//! else and may be a megabyte long, and a server's message may hold line
+//! breaks that would start a forged line in a text log.
 
 /// Characters of a server's own message (a relay's `NOTICE`, an
 /// instance's `error`) kept for a log line or a count's reason.
@@ -16,6 +17,32 @@ pub fn truncate_chars(text: &str, max: usize) -> String {
         }
         _ => text.to_owned(),
     }
+}
+
+/// A server's own message as a log line or a reason may hold it: one line
+/// ([`one_line`]), cut to [`SERVER_TEXT_CHARS`]. A relay's `NOTICE`
+/// holding `"\n2026-… ERROR …"` printed a log line of the relay's making.
+pub fn server_text(text: &str) -> String {
+    truncate_chars(one_line(text).trim(), SERVER_TEXT_CHARS)
+}
+
+/// `text` as one line of visible characters: line breaks (LF, CR, NEL,
+/// U+2028, U+2029) and tabs become spaces; other control characters and
+/// the invisible marks that reorder the text around them (bidirectional
+/// embeddings, overrides and isolates) are dropped.
+pub fn one_line(text: &str) -> String {
+    text.chars()
+        .filter_map(|c| match c {
+            '\n' | '\r' | '\t' | '\u{85}' | '\u{2028}' | '\u{2029}' => Some(' '),
+            '\u{61c}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}' => None,
+            c if c.is_control() => None,
+            c => Some(c),
+        })
+        .collect()
 }
 
 /// `value` as text cut like [`truncate_chars`], never holding more than
@@ -83,6 +110,36 @@ mod tests {
                 assert!(got.chars().count() <= max.max(1));
             }
         }
+    }
+
+    /// Nothing a server writes can break a log line or reorder what
+    /// follows it.
+    #[test]
+    fn a_servers_text_is_one_visible_line() {
+        // (text, as a log line holds it)
+        let cases = [
+            ("plain notice", "plain notice"),
+            (
+                "hello\n2026-12-02T06:00:00Z ERROR forged",
+                "hello 2026-12-02T06:00:00Z ERROR forged",
+            ),
+            ("a\r\nb", "a  b"),
+            ("tab\there", "tab here"),
+            ("line\u{2028}sep\u{2029}para\u{85}nel", "line sep para nel"),
+            ("bell\u{7}esc\u{1b}[31mred del\u{7f}", "bellesc[31mred del"),
+            ("c1\u{9b}31m", "c131m"),
+            ("\u{202e}desrever\u{202c} rtl", "desrever rtl"),
+            ("\u{2066}iso\u{2069} \u{200f}mark\u{200e}", "iso mark"),
+            ("  \n padded \n  ", "padded"),
+            ("日本語 ok, émoji 😀", "日本語 ok, émoji 😀"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(server_text(text), want, "{text:?}");
+        }
+        let long = format!("{}\n{}", "x".repeat(150), "y".repeat(150));
+        let cut = server_text(&long);
+        assert_eq!(cut.chars().count(), SERVER_TEXT_CHARS);
+        assert!(!cut.contains('\n') && cut.ends_with('…'));
     }
 
     #[test]

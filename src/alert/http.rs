@@ -138,38 +138,11 @@ pub fn redact_url(url: &Url) -> String {
     out
 }
 
-/// Printable text: control characters (bar newlines, made spaces) dropped,
-/// at most [`ANSWER_CHARS`] characters.
+/// Printable text: one line ([`crate::text::one_line`]), at most
+/// [`ANSWER_CHARS`] characters.
 pub fn printable(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let clean: String = text
-        .chars()
-        .map(|c| {
-            if c == '\n' || c == '\r' || c == '\t' {
-                ' '
-            } else {
-                c
-            }
-        })
-        .filter(|c| !c.is_control())
-        .collect();
-    super::format::clip(clean.trim(), ANSWER_CHARS)
-}
-
-/// Reads at most `limit` bytes of a body, chunk by chunk, and stops: the
-/// rest is never read (the connection is dropped with the response).
-async fn read_bounded(response: &mut reqwest::Response, limit: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    while out.len() < limit {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                let room = limit - out.len();
-                out.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            }
-            _ => break,
-        }
-    }
-    out
+    let text = crate::text::one_line(&String::from_utf8_lossy(bytes));
+    super::format::clip(text.trim(), ANSWER_CHARS)
 }
 
 /// One POST, following redirects only if the sink says so and only on
@@ -260,7 +233,7 @@ fn redirect_target(response: &reqwest::Response, url: &Url, follow: bool) -> Res
 async fn answer(mut response: reqwest::Response, clock: &dyn Clock) -> Result<Answer, Failure> {
     let status = response.status();
     let headers = response.headers().clone();
-    let bytes = read_bounded(&mut response, MAX_ANSWER_BYTES).await;
+    let bytes = crate::http_client::read_bounded(&mut response, MAX_ANSWER_BYTES).await;
     drop(response);
     let text = printable(&bytes);
     let now = clock.now_utc();

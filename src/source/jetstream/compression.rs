@@ -257,6 +257,9 @@ impl DictionaryCache {
     }
 }
 
+/// Bytes of a refused dictionary request's answer read for its error.
+const ERROR_BODY_BYTES: usize = 1024;
+
 /// Fetches the server's current dictionary (or a given id), bounded in
 /// size and time.
 pub async fn fetch(
@@ -275,8 +278,10 @@ pub async fn fetch(
             .map_err(|e| format!("GET {url}: {e}"))?;
         let status = response.status();
         if !status.is_success() {
-            let body = response.bytes().await.unwrap_or_default();
-            let body = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+            // The start of the answer is all the error shows: the rest is
+            // never read (it was, whole, however large, until the timeout).
+            let body = crate::http_client::read_bounded(&mut response, ERROR_BODY_BYTES).await;
+            let body = crate::text::server_text(&String::from_utf8_lossy(&body));
             return Err(format!("GET {url}: HTTP {status}: {body}"));
         }
         if response
@@ -412,5 +417,52 @@ mod tests {
         cache.store(&d).expect("store");
         assert_eq!(cache.newest(), Some(d));
         assert!(Dictionary::parse(b"not a dictionary".to_vec()).is_err());
+    }
+
+    /// A refused dictionary request's answer is read only as far as its
+    /// error shows, and shown as one line: a server answering 500 with an
+    /// endless body was read whole until the fetch's timeout (830 MB held
+    /// for an 800 MB body), and its line breaks reached the log.
+    #[tokio::test]
+    async fn a_refused_fetch_reads_a_bounded_start_of_the_answer() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let head = "HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\n\r\n";
+            let forged = "broken\n2026-12-02T06:00:00Z ERROR forged line\n";
+            let first = format!("{:x}\r\n{forged}\r\n", forged.len());
+            if socket.write_all(head.as_bytes()).await.is_err()
+                || socket.write_all(first.as_bytes()).await.is_err()
+            {
+                return;
+            }
+            // Then no end: 64 KiB chunks until the client goes away.
+            let chunk = format!("{:x}\r\n{}\r\n", 65_536, "x".repeat(65_536));
+            while socket.write_all(chunk.as_bytes()).await.is_ok() {}
+        });
+        let client = super::super::protocol::http_client().expect("client");
+        let error = fetch(
+            &client,
+            &format!("ws://{addr}/subscribe"),
+            None,
+            Duration::from_secs(60),
+        )
+        .await
+        .expect_err("refused");
+        assert!(error.contains("HTTP 500"), "{error}");
+        assert!(
+            error.contains("broken 2026-12-02T06:00:00Z ERROR forged line"),
+            "{error}"
+        );
+        assert!(!error.contains('\n'), "{error}");
+        assert!(error.chars().count() < 400, "{error}");
     }
 }

@@ -204,7 +204,7 @@ impl JetstreamProtocol {
     }
 }
 
-fn http_client() -> Result<reqwest::Client, String> {
+pub(super) fn http_client() -> Result<reqwest::Client, String> {
     let tls = crate::tls::client_config().map_err(|e| e.to_string())?;
     reqwest::Client::builder()
         .tls_backend_preconfigured((*tls).clone())
@@ -348,7 +348,7 @@ impl Protocol for JetstreamProtocol {
             }
             V2Control::Info { name, message } if name == "OutdatedCursor" => Control::Gap(format!(
                 "the server's history does not reach back to the requested time; events before its floor were lost ({})",
-                crate::text::truncate_chars(&message, crate::text::SERVER_TEXT_CHARS)
+                crate::text::server_text(&message)
             )),
             V2Control::Info { name, message } => Control::Info(format!("{name}: {message}")),
             V2Control::Error { name, message } => Control::Reconnect(format!("{name}: {message}")),
@@ -378,15 +378,15 @@ impl Protocol for JetstreamProtocol {
 
     fn rejected(&mut self, status: u16, body: &[u8]) -> Rejection {
         let Some(error) = XrpcError::parse(body) else {
-            let body = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+            let body = crate::text::server_text(&String::from_utf8_lossy(body));
             return Rejection {
                 reason: format!("the server refused with HTTP {status}: {body}"),
                 gap: None,
             };
         };
         let reason = format!(
-            "the server refused with HTTP {status}: {}: {}",
-            error.error, error.message
+            "the server refused with HTTP {status}: {}",
+            crate::text::server_text(&format!("{}: {}", error.error, error.message))
         );
         match error.error.as_str() {
             "CursorTooOld" => {

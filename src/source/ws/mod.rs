@@ -205,7 +205,7 @@ pub trait Protocol: Send + 'static {
     }
     /// Reads a refused handshake's status and body (at most a few KiB).
     fn rejected(&mut self, status: u16, body: &[u8]) -> Rejection {
-        let body = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+        let body = crate::text::server_text(&String::from_utf8_lossy(body));
         Rejection {
             reason: format!("the server refused with HTTP {status}: {body}"),
             gap: None,

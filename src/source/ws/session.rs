@@ -25,7 +25,7 @@ use crate::events::{
 };
 use crate::source::health::SourceHealth;
 use crate::source::kind::Link;
-use crate::text::{SERVER_TEXT_CHARS, truncate_chars};
+use crate::text::server_text;
 
 /// When the watchdog should look again, or `None` if no frame has decoded
 /// for a whole `watchdog` period of this connection (a stall).
@@ -266,7 +266,7 @@ impl<P: Protocol> Reader<'_, P> {
             Some(Ok(Message::Close(frame))) => {
                 let reason = frame.map_or_else(
                     || "no reason given".to_owned(),
-                    |f| format!("code {}: {}", u16::from(f.code), f.reason),
+                    |f| format!("code {}: {}", u16::from(f.code), server_text(&f.reason)),
                 );
                 Step::End(End::Lost(format!(
                     "the server closed the connection ({reason})"
@@ -350,7 +350,7 @@ impl<P: Protocol> Reader<'_, P> {
                 ServerMessage {
                     source: &health.name,
                     counters: &health.counters,
-                    info: &truncate_chars(&info, SERVER_TEXT_CHARS),
+                    info: &server_text(&info),
                 }
                 .emit();
                 return None;
@@ -360,7 +360,7 @@ impl<P: Protocol> Reader<'_, P> {
                 ServerError {
                     source,
                     counters,
-                    error: &truncate_chars(&error, SERVER_TEXT_CHARS),
+                    error: &server_text(&error),
                 }
                 .emit();
                 return None;
@@ -379,12 +379,12 @@ impl<P: Protocol> Reader<'_, P> {
                 return None;
             }
             Control::Refused(reason) => {
-                return Some(End::Refused(truncate_chars(&reason, SERVER_TEXT_CHARS)));
+                return Some(End::Refused(server_text(&reason)));
             }
             Control::Reconnect(reason) => {
                 return Some(End::Lost(format!(
                     "server ended the subscription: {}",
-                    truncate_chars(&reason, SERVER_TEXT_CHARS)
+                    server_text(&reason)
                 )));
             }
         }
