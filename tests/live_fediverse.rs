@@ -53,113 +53,138 @@ fn nostr_event(author: &str, secs: i64, kind: u64, content: &str) -> String {
     .to_string()
 }
 
-#[test]
-fn mastodon_and_nostr_reports_combine_once_each() {
-    // Event time is the arrival time: start early in a 10 s bucket so the
-    // reports, sent at once, share one.
+/// Seconds now, once the clock is early in a 10 s bucket. Event time is the
+/// arrival time: the reports, sent at once, then share one bucket.
+fn early_in_a_bucket() -> i64 {
     while now_secs().rem_euclid(10) != 1 {
         std::thread::sleep(Duration::from_millis(100));
     }
-    let t0 = now_secs();
-    // Authors' clocks, jittered by minutes either way.
-    let jitter = |i: i64| t0 + (i * 97) % 400 - 200;
-    // Mastodon: two instances; the second relays three of the first's
-    // statuses (same ActivityPub uri) and adds one of its own.
-    let relayed: Vec<String> = vec![
-        mastodon_update(
-            "1",
-            "ann@social.example",
-            jitter(1),
-            "<p>is <a href=\"x\">#discord</a> down?</p>",
-        ),
-        mastodon_update(
-            "2",
-            "bob@social.example",
-            jitter(2),
-            "<p>discord won&#39;t load for me</p>",
-        ),
-        mastodon_update(
-            "3",
-            "cat@social.example",
-            jitter(3),
-            "<p>Discord is down again &amp; I&apos;m sad</p>",
-        ),
-    ];
-    let mut first = relayed.clone();
-    first.extend([
-        // A report dated in 2100 counts, at its arrival; one dated 1990 is
-        // history (a backfill) and is dropped.
-        mastodon_update("6", "zed@social.example", YEAR_2100, "<p>discord down</p>"),
-        mastodon_update("7", "old@social.example", YEAR_1990, "<p>discord down</p>"),
-        json!({"stream": ["public"], "event": "delete", "payload": "99"}).to_string(),
-        json!({"stream": ["public"], "event": "status.update", "payload": "{}"}).to_string(),
-        json!({"stream": ["public"], "event": "filters_changed"}).to_string(),
-        json!({"error": "Rate limited", "status": 429}).to_string(),
-        "<binary>".to_owned(),
-        "{not json".to_owned(),
-        // Later chatter: event time (arrival) passes the bucket's end and
-        // its lateness, and the bucket closes.
-        "<sleep:16000>".to_owned(),
-        mastodon_update(
-            "4",
-            "dan@social.example",
-            jitter(4),
-            "<p>lovely weather</p>",
-        ),
-    ]);
-    let mut second = relayed;
-    second.extend([mastodon_update(
-        "5",
-        "eve@other.example",
-        jitter(5),
-        "<p>discord not working here either</p>",
-    )]);
-    let instance_a = ScriptServer::start(vec![first], false);
-    let instance_b = ScriptServer::start(vec![second], false);
-    // Nostr: two relays sending the same signed notes (same ids), plus a
-    // reaction (kind 7) and every relay message type.
-    let notes = vec![
-        nostr_event("pk1", jitter(11), 1, "discord down?"),
-        nostr_event("pk2", jitter(12), 1, "is discord down for anyone else"),
-        nostr_event("pk3", jitter(13), 1, "#discorddown"),
-        nostr_event("pk4", jitter(14), 7, "+"),
-        nostr_event("pk6", jitter(15), 1, "discord not loading"),
-        nostr_event("pk7", jitter(16), 1, "discord is down again"),
-        nostr_event("pk8", jitter(17), 1, "is discord down??"),
-        json!(["EOSE", "outagewatch"]).to_string(),
-        json!(["NOTICE", "be nice"]).to_string(),
-        json!(["OK", "n9", true, ""]).to_string(),
-    ];
-    let chatter = [
-        "<sleep:16000>".to_owned(),
-        nostr_event("pk5", jitter(18), 1, "gm"),
-    ];
-    // The first relay also sends a note dated 2100 (counted at arrival), one
-    // dated 1990 (backfill) and a forged one (the id of another note, a
-    // made-up signature): dropped and counted.
-    let mut from_a = notes.clone();
-    from_a.push(nostr_event("pk9", YEAR_2100, 1, "discord down here too"));
-    from_a.push(nostr_event("pk10", YEAR_1990, 1, "discord down"));
-    let mut forged: serde_json::Value =
-        serde_json::from_str(&nostr_event("pk11", t0, 1, "discord down")).expect("JSON");
-    forged[2]["content"] = "discord is down, trust me".into();
-    from_a.push(forged.to_string());
-    from_a.extend(chatter.clone());
-    // A relay's own text is a stranger's too: a notice of 5,000 characters
-    // is logged cut to 200.
-    from_a.push(json!(["NOTICE", "n".repeat(5000)]).to_string());
-    let relay_a = ScriptServer::start(vec![from_a], true);
-    let mut closing = notes;
-    closing.extend(chatter);
-    closing.push(json!(["CLOSED", "outagewatch", "rate-limited: slow down"]).to_string());
-    let relay_b = ScriptServer::start(vec![closing], true);
+    now_secs()
+}
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("ow.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
+/// Two Mastodon instances and two Nostr relays sending outage reports
+/// about Discord (12 authors), relayed duplicates, posts dated 2100 and
+/// 1990, malformed and forged frames, every relay message type, and 16 s
+/// later chatter that closes the reports' bucket.
+struct Fediverse {
+    instance_a: ScriptServer,
+    instance_b: ScriptServer,
+    relay_a: ScriptServer,
+    relay_b: ScriptServer,
+}
+
+impl Fediverse {
+    /// The servers, the authors' clocks jittered around `t0`.
+    fn start(t0: i64) -> Fediverse {
+        // Authors' clocks, jittered by minutes either way.
+        let jitter = |i: i64| t0 + (i * 97) % 400 - 200;
+        // Mastodon: two instances; the second relays three of the first's
+        // statuses (same ActivityPub uri) and adds one of its own.
+        let relayed: Vec<String> = vec![
+            mastodon_update(
+                "1",
+                "ann@social.example",
+                jitter(1),
+                "<p>is <a href=\"x\">#discord</a> down?</p>",
+            ),
+            mastodon_update(
+                "2",
+                "bob@social.example",
+                jitter(2),
+                "<p>discord won&#39;t load for me</p>",
+            ),
+            mastodon_update(
+                "3",
+                "cat@social.example",
+                jitter(3),
+                "<p>Discord is down again &amp; I&apos;m sad</p>",
+            ),
+        ];
+        let mut first = relayed.clone();
+        first.extend([
+            // A report dated in 2100 counts, at its arrival; one dated 1990 is
+            // history (a backfill) and is dropped.
+            mastodon_update("6", "zed@social.example", YEAR_2100, "<p>discord down</p>"),
+            mastodon_update("7", "old@social.example", YEAR_1990, "<p>discord down</p>"),
+            json!({"stream": ["public"], "event": "delete", "payload": "99"}).to_string(),
+            json!({"stream": ["public"], "event": "status.update", "payload": "{}"}).to_string(),
+            json!({"stream": ["public"], "event": "filters_changed"}).to_string(),
+            json!({"error": "Rate limited", "status": 429}).to_string(),
+            "<binary>".to_owned(),
+            "{not json".to_owned(),
+            // Later chatter: event time (arrival) passes the bucket's end and
+            // its lateness, and the bucket closes.
+            "<sleep:16000>".to_owned(),
+            mastodon_update(
+                "4",
+                "dan@social.example",
+                jitter(4),
+                "<p>lovely weather</p>",
+            ),
+        ]);
+        let mut second = relayed;
+        second.extend([mastodon_update(
+            "5",
+            "eve@other.example",
+            jitter(5),
+            "<p>discord not working here either</p>",
+        )]);
+        let instance_a = ScriptServer::start(vec![first], false);
+        let instance_b = ScriptServer::start(vec![second], false);
+        // Nostr: two relays sending the same signed notes (same ids), plus a
+        // reaction (kind 7) and every relay message type.
+        let notes = vec![
+            nostr_event("pk1", jitter(11), 1, "discord down?"),
+            nostr_event("pk2", jitter(12), 1, "is discord down for anyone else"),
+            nostr_event("pk3", jitter(13), 1, "#discorddown"),
+            nostr_event("pk4", jitter(14), 7, "+"),
+            nostr_event("pk6", jitter(15), 1, "discord not loading"),
+            nostr_event("pk7", jitter(16), 1, "discord is down again"),
+            nostr_event("pk8", jitter(17), 1, "is discord down??"),
+            json!(["EOSE", "outagewatch"]).to_string(),
+            json!(["NOTICE", "be nice"]).to_string(),
+            json!(["OK", "n9", true, ""]).to_string(),
+        ];
+        let chatter = [
+            "<sleep:16000>".to_owned(),
+            nostr_event("pk5", jitter(18), 1, "gm"),
+        ];
+        // The first relay also sends a note dated 2100 (counted at arrival), one
+        // dated 1990 (backfill) and a forged one (the id of another note, a
+        // made-up signature): dropped and counted.
+        let mut from_a = notes.clone();
+        from_a.push(nostr_event("pk9", YEAR_2100, 1, "discord down here too"));
+        from_a.push(nostr_event("pk10", YEAR_1990, 1, "discord down"));
+        let mut forged: serde_json::Value =
+            serde_json::from_str(&nostr_event("pk11", t0, 1, "discord down")).expect("JSON");
+        forged[2]["content"] = "discord is down, trust me".into();
+        from_a.push(forged.to_string());
+        from_a.extend(chatter.clone());
+        // A relay's own text is a stranger's too: a notice of 5,000 characters
+        // is logged cut to 200.
+        from_a.push(json!(["NOTICE", "n".repeat(5000)]).to_string());
+        let relay_a = ScriptServer::start(vec![from_a], true);
+        let mut closing = notes;
+        closing.extend(chatter);
+        closing.push(json!(["CLOSED", "outagewatch", "rate-limited: slow down"]).to_string());
+        let relay_b = ScriptServer::start(vec![closing], true);
+        Fediverse {
+            instance_a,
+            instance_b,
+            relay_a,
+            relay_b,
+        }
+    }
+
+    /// A config reading them: `social` (token from
+    /// `$OW_TEST_MASTODON_TOKEN`) and `other` on the two instances, `nostr`
+    /// on both relays, quick reconnects, health alerts all but off.
+    fn config(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        let config = dir.join("ow.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"
 [[sources]]
 kind = "mastodon"
 name = "social"
@@ -187,13 +212,29 @@ lag_secs = 100000000
 [daemon]
 status_secs = 0.2
 "#,
-            a = instance_a.addr,
-            b = instance_b.addr,
-            r1 = relay_a.addr,
-            r2 = relay_b.addr
-        ),
-    )
-    .expect("config");
+                a = self.instance_a.addr,
+                b = self.instance_b.addr,
+                r1 = self.relay_a.addr,
+                r2 = self.relay_b.addr
+            ),
+        )
+        .expect("config");
+        config
+    }
+}
+
+#[test]
+fn mastodon_and_nostr_reports_combine_once_each() {
+    let t0 = early_in_a_bucket();
+    let servers = Fediverse::start(t0);
+    let Fediverse {
+        instance_a,
+        instance_b,
+        relay_a,
+        relay_b,
+    } = &servers;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = servers.config(dir.path());
     let alerts = dir.path().join("alerts.jsonl");
     let daemon = support::run_daemon(
         &config,
@@ -270,6 +311,173 @@ status_secs = 0.2
     // duplicate posts dropped (the kind-7 reaction is not a post).
     assert!(log.contains("duplicates=10"), "{log}");
     assert!(log.contains("failed verification"), "{log}");
+}
+
+/// `record --config` opens the connections the daemon would for the
+/// same configuration (two Mastodon instances, one with a token from the
+/// environment, and a Nostr source of two relays), and its recording
+/// replays to the daemon's alert: the same 12 authors and 12 reports,
+/// relayed duplicates dropped, the 1990 posts a backfill, the 2100 ones
+/// counted at their arrival, malformed frames counted. The relay that ends
+/// its subscription is asked again from its watermark, as by the daemon.
+/// A plain and a zstd recording, at once, each from servers of its own
+/// (a script plays once per connection).
+#[test]
+fn a_recording_of_every_configured_source_replays_to_the_live_alert() {
+    let t0 = early_in_a_bucket();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runs: Vec<(Fediverse, std::path::PathBuf, support::Daemon)> =
+        ["fediverse.jsonl", "fediverse.jsonl.zst"]
+            .into_iter()
+            .map(|name| {
+                let servers = Fediverse::start(t0);
+                let own = dir.path().join(format!("{name}.d"));
+                std::fs::create_dir(&own).expect("dir");
+                let config = servers.config(&own);
+                let out = dir.path().join(name);
+                let recorder = support::Daemon::start_with_env(
+                    &[
+                        "record",
+                        "--config",
+                        config.to_str().expect("utf8"),
+                        "--out",
+                        out.to_str().expect("utf8"),
+                    ],
+                    &[("OW_TEST_MASTODON_TOKEN", "s3cret")],
+                );
+                (servers, out, recorder)
+            })
+            .collect();
+    // The relay that ended its subscription after the chatter is asked
+    // again: every frame was sent by then.
+    for (servers, _, recorder) in &runs {
+        recorder.wait_until(
+            |_| {
+                servers
+                    .relay_b
+                    .seen
+                    .lock()
+                    .is_ok_and(|s| s.len() >= 2 && !s[1].received.is_empty())
+            },
+            Duration::from_secs(60),
+        );
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    for (servers, out, recorder) in runs {
+        let name = out.display().to_string();
+        let (status, _, log) = recorder.stop_with("INT", Duration::from_secs(20));
+        assert!(status.success(), "{name}: {log}");
+        assert!(log.contains("recorded "), "{name}: {log}");
+        let a = servers.instance_a.seen.lock().expect("lock");
+        assert_eq!(a[0].authorization.as_deref(), Some("Bearer s3cret"));
+        let last_arrival = recording_names_its_senders(&out, &servers);
+        // Resumed from the watermark, the newest arrival (the chatter's),
+        // less 5 s, as the daemon does; never from a claim of 2100, nor
+        // from now.
+        let relay_b = format!("nostr:{}", servers.relay_b.addr);
+        let r2 = servers.relay_b.seen.lock().expect("lock");
+        let again: serde_json::Value = serde_json::from_str(&r2[1].received[0]).expect("REQ");
+        assert_eq!(
+            again[2]["since"].as_i64(),
+            Some(last_arrival[&relay_b] / 1_000_000 - 5),
+            "{name}: {again}"
+        );
+        assert!(last_arrival[&relay_b] / 1_000_000 >= t0 + 10, "{name}");
+        replay_fires_the_live_alert(&out);
+    }
+}
+
+/// The recording's clock lines name each connection's source with its
+/// kind, and a Mastodon instance with its `host:port`; the first relay's
+/// notes sent before `EOSE` are marked stored, those after are not. The
+/// last arrival of each connection.
+fn recording_names_its_senders(
+    out: &std::path::Path,
+    servers: &Fediverse,
+) -> std::collections::BTreeMap<String, i64> {
+    use outagewatch::source::recording::{ClockLine, open};
+    let name = out.display().to_string();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut open(&name).expect("open"), &mut text).expect("read");
+    let mut senders = std::collections::BTreeSet::new();
+    let mut clock: Option<ClockLine> = None;
+    let relay_a = format!("nostr:{}", servers.relay_a.addr);
+    let mut stored_notes_of_relay_a = Vec::new();
+    let mut last_arrival = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        if let Some(c) = ClockLine::parse(line.as_bytes()) {
+            senders.insert((c.source.clone(), c.protocol.name(), c.instance.clone()));
+            last_arrival.insert(c.source.clone(), c.time_us);
+            clock = Some(c);
+            continue;
+        }
+        let clock = clock.as_ref().expect("a clock line before every frame");
+        if clock.source == relay_a && line.starts_with(r#"["EVENT""#) {
+            stored_notes_of_relay_a.push(clock.stored_since.is_some());
+        }
+    }
+    let want = [
+        (
+            "social".to_owned(),
+            "mastodon",
+            servers.instance_a.addr.to_string(),
+        ),
+        (
+            "other".to_owned(),
+            "mastodon",
+            servers.instance_b.addr.to_string(),
+        ),
+        (relay_a, "nostr", String::new()),
+        (
+            format!("nostr:{}", servers.relay_b.addr),
+            "nostr",
+            String::new(),
+        ),
+    ];
+    assert_eq!(senders, want.into_iter().collect(), "{name}:\n{text}");
+    // 7 notes before EOSE; then 2100, 1990, the forged one and the chatter.
+    let mut want = vec![true; 7];
+    want.extend([false; 4]);
+    assert_eq!(stored_notes_of_relay_a, want, "{name}:\n{text}");
+    last_arrival
+}
+
+/// `replay` of the recording fires the alert the live daemon fired, and
+/// counts what it dropped as the daemon did.
+fn replay_fires_the_live_alert(out: &std::path::Path) {
+    let name = out.display().to_string();
+    let alerts = out.with_extension("alerts");
+    let replayed = std::process::Command::new(env!("CARGO_BIN_EXE_outagewatch"))
+        .arg("replay")
+        .arg(out)
+        .arg("--state-dir")
+        .arg(out.with_extension("state"))
+        .arg("--alerts")
+        .arg(&alerts)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("replay runs");
+    let stderr = String::from_utf8_lossy(&replayed.stderr);
+    assert!(replayed.status.success(), "{name}: {stderr}");
+    let fired = support::first_alert(&alerts, "\"firing\"");
+    assert_eq!(fired["service"], "discord");
+    assert_eq!(
+        fired["authors"], 12,
+        "{name}: 5 Mastodon accounts + 7 Nostr keys, each once: {fired}"
+    );
+    assert_eq!(fired["reports"], 12, "{name}: {fired}");
+    // The daemon's figures (`posts=14`, `duplicates=10`, `malformed=2`,
+    // `future=0`): the 2100 posts counted at arrival, not quarantined.
+    for needle in [
+        "posts 14 | reports 12",
+        "backfill 2",
+        "duplicate posts dropped: 10",
+        "malformed: 2",
+        "nostr_id_mismatch 1",
+    ] {
+        assert!(stderr.contains(needle), "{name} lacks {needle:?}: {stderr}");
+    }
+    assert_eq!(stderr.matches("| future 0").count(), 4, "{name}: {stderr}");
 }
 
 /// A plain HTTP stand-in answering every GET from `answer(path)` with

@@ -172,6 +172,37 @@ fn unreadable_input_is_a_clear_error() {
     );
 }
 
+/// `record --config` records the configuration's sources: the flags that
+/// describe the one Jetstream source recorded without it are a usage
+/// error with it, before anything connects or the file is created.
+#[test]
+fn record_config_refuses_the_flags_of_a_single_jetstream_source() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("never.jsonl");
+    let flags: [&[&str]; 5] = [
+        &["--jetstream", "ws://127.0.0.1:9"],
+        &["--name", "bluesky"],
+        &["--protocol", "v1"],
+        &["--no-compress"],
+        &["--watchdog-secs", "5"],
+    ];
+    for flag in flags {
+        let output = bin()
+            .args(["record", "--config", "never-read.toml", "--out"])
+            .arg(&out)
+            .args(flag)
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{flag:?}: {stderr}");
+        assert!(
+            stderr.contains(flag[0]) && stderr.contains("cannot be used with"),
+            "{flag:?}: {stderr}"
+        );
+        assert!(!out.exists(), "{flag:?}");
+    }
+}
+
 /// The history's flags do nothing to a file replay: a usage error naming
 /// the flag (`--since 1h FILE` replayed the whole file, exit 0).
 #[test]

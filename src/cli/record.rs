@@ -1,9 +1,12 @@
-//! `outagewatch record`: Jetstream frames to a file, exactly as received,
-//! one per line, each run of frames that arrived in the same millisecond
-//! after a clock line holding that arrival time (see
-//! [`crate::source::recording`]): the format `replay` reads. Reconnects resume from the last
-//! recorded event minus the overlap, as the daemon does; the overlap stays
-//! in the file (as received) and `replay` drops it as the daemon does.
+//! `outagewatch record`: frames to a file, exactly as received, one per
+//! line, each run of frames from one connection that arrived in the same
+//! millisecond after a clock line naming that arrival time, the
+//! connection's source and kind (see [`crate::source::recording`]): the
+//! format `replay` reads. One Jetstream source from the flags, or every
+//! source of a configuration, connected as the daemon connects them.
+//! Reconnects resume from each connection's watermark as the daemon's do;
+//! an overlap stays in the file (as received) and `replay` drops it as the
+//! daemon does.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,18 +16,25 @@ use anyhow::Context;
 use clap::Args;
 use tokio::sync::{mpsc, watch};
 
-use crate::source::clock::{ClockRule, SourceClock, Tick, author_key};
-use crate::source::health::SourceHealth;
-use crate::source::jetstream::{
-    JetstreamOptions, JetstreamProtocol, PUBLIC_HOSTS, Wire, decode_with_time,
-};
+use crate::config::SourceConfig;
+use crate::daemon::CHANNEL_FRAMES;
+use crate::source::clock::ClockRule;
+use crate::source::jetstream::{PUBLIC_HOSTS, Wire};
+use crate::source::recording::follow::{ClockLines, Followed, Sender};
 use crate::source::recording::writer::{COMMIT_EVERY, RecordingWriter};
-use crate::source::recording::{CLOCK_LINE_MAX, ClockLine, frame_line};
-use crate::source::ws::{self, WsSettings};
-use crate::source::{Decoded, Link, SourceKind};
+use crate::source::recording::{CLOCK_LINE_MAX, frame_line};
+use crate::source::ws::{self, DEFAULT_BUDGET_BYTES, FrameBudget};
+use crate::source::{Connection, Link};
 
 #[derive(Debug, Args)]
 pub struct RecordArgs {
+    /// Record every source of this configuration file (TOML), connected
+    /// as `run` connects them: Jetstream, Mastodon instances, Nostr relays
+    /// (`${VAR}` resolved from the environment, as for `run`). Without it,
+    /// one Jetstream source from the flags below.
+    #[arg(long, value_name = "FILE",
+          conflicts_with_all = ["jetstream", "name", "protocol", "no_compress", "watchdog_secs"])]
+    config: Option<PathBuf>,
     /// Jetstream URLs, tried in turn (default: the four public hosts).
     #[arg(long, value_name = "URL", value_parser = super::websocket_url)]
     jetstream: Vec<String>,
@@ -43,7 +53,8 @@ pub struct RecordArgs {
     #[arg(long, value_name = "SECS", default_value_t = COMMIT_EVERY.as_secs_f64(),
           value_parser = crate::numbers::parse_commit_secs)]
     commit_secs: f64,
-    /// Reconnect when no frame arrives for this many seconds (1 to 3600).
+    /// Reconnect when no frame arrives for this many seconds (1 to 3600;
+    /// with a configuration, each source's `watchdog_secs`).
     #[arg(long, value_name = "SECS", default_value_t = 30.0,
           value_parser = crate::numbers::parse_watchdog)]
     watchdog_secs: f64,
@@ -73,28 +84,31 @@ impl From<WireArg> for Wire {
 }
 
 pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
-    let hosts = if args.jetstream.is_empty() {
-        PUBLIC_HOSTS.iter().map(|h| (*h).to_owned()).collect()
-    } else {
-        args.jetstream.clone()
-    };
-    anyhow::ensure!(
-        ClockLine::fits(&args.name, SourceKind::Jetstream, ""),
-        "--name is too long: a clock line naming it would be over {CLOCK_LINE_MAX} bytes, and a replay would read it as a frame"
-    );
+    let (sources, rule) = sources(&args)?;
+    // The daemon's way from sources to connections, and nothing else.
+    let connections: Vec<Connection> = sources.iter().flat_map(SourceConfig::connections).collect();
+    let followed: Vec<Followed> = connections.iter().map(Followed::new).collect();
+    if let Some(long) = followed.iter().find(|f| !f.fits()) {
+        let what = match args.config {
+            Some(_) => format!("the source name {:?}", long.name),
+            None => "--name".to_owned(),
+        };
+        anyhow::bail!(
+            "{what} is too long: a clock line naming it would be over {CLOCK_LINE_MAX} bytes, and a replay would read it as a frame"
+        );
+    }
     let name = args.out.to_string_lossy().into_owned();
     let out =
         open_output(&args.out)?.commit_every(std::time::Duration::from_secs_f64(args.commit_secs));
     let runtime = super::runtime(1)?;
     let mut recorder = Recorder {
         out,
-        name: &args.name,
-        last_arrival: None,
-        clock: SourceClock::default(),
-        health: Arc::new(SourceHealth::new("record", None)),
+        followed,
+        lines: ClockLines::default(),
+        rule,
         frames: 0,
     };
-    runtime.block_on(recorder.record(&args, hosts))?;
+    runtime.block_on(recorder.record(connections, args.commit_secs))?;
     let frames = recorder.frames;
     recorder
         .out
@@ -104,42 +118,66 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes what one connection receives, with clock lines.
-struct Recorder<'a> {
+/// The sources to record and the rule their clocks judge by: the
+/// configuration's (`${VAR}` resolved as for `run`), else one Jetstream
+/// source from the flags.
+fn sources(args: &RecordArgs) -> anyhow::Result<(Vec<SourceConfig>, ClockRule)> {
+    if let Some(path) = &args.config {
+        let config = super::config::load(Some(path))?;
+        return Ok((config.sources, config.window.clock_rule()));
+    }
+    let hosts = if args.jetstream.is_empty() {
+        PUBLIC_HOSTS.iter().map(|h| (*h).to_owned()).collect()
+    } else {
+        args.jetstream.clone()
+    };
+    let mut source = SourceConfig::jetstream(&args.name, hosts);
+    source.protocol = Some(args.protocol.into());
+    source.compress = Some(!args.no_compress);
+    source.connection.watchdog = std::time::Duration::from_secs_f64(args.watchdog_secs.max(0.1));
+    Ok((vec![source], ClockRule::default()))
+}
+
+/// Writes what the connections receive, with clock lines.
+struct Recorder {
     out: RecordingWriter,
-    /// The source name in the clock lines.
-    name: &'a str,
-    last_arrival: Option<crate::Micros>,
-    /// The event-time clock reconnects resume from.
-    clock: SourceClock,
-    health: Arc<SourceHealth>,
+    /// Per connection, by its number.
+    followed: Vec<Followed>,
+    lines: ClockLines,
+    rule: ClockRule,
     frames: u64,
 }
 
-impl Recorder<'_> {
-    /// Reads `hosts` until a signal or the connection task ends, then
-    /// writes the frames still queued.
-    async fn record(&mut self, args: &RecordArgs, hosts: Vec<String>) -> anyhow::Result<()> {
-        let settings = WsSettings {
-            watchdog: std::time::Duration::from_secs_f64(args.watchdog_secs.max(0.1)),
-            ..WsSettings::default()
-        };
-        let (tx, mut rx) = mpsc::channel(4096);
+impl Recorder {
+    /// Reads `connections`, each run by its kind as the daemon runs it,
+    /// until a signal or every connection's task ends, then writes the
+    /// frames still queued.
+    async fn record(
+        &mut self,
+        connections: Vec<Connection>,
+        commit_secs: f64,
+    ) -> anyhow::Result<()> {
+        let (tx, mut rx) = mpsc::channel(CHANNEL_FRAMES);
         let (stop_tx, stop_rx) = watch::channel(false);
         let tls = crate::tls::client_config()?;
-        let link = Link::new(0, tls, tx, Arc::clone(&self.health), stop_rx);
-        let protocol = JetstreamProtocol::new(JetstreamOptions {
-            wire: args.protocol.into(),
-            compress: !args.no_compress,
-            ..JetstreamOptions::default()
-        });
-        let task = tokio::spawn(ws::run(hosts, settings, protocol, link));
+        let budget = FrameBudget::new(DEFAULT_BUDGET_BYTES);
+        let mut tasks = Vec::with_capacity(connections.len());
+        for (index, connection) in connections.into_iter().enumerate() {
+            let health = Arc::clone(&self.followed[index].health);
+            let link = Link {
+                budget: budget.clone(),
+                ..Link::new(index, Arc::clone(&tls), tx.clone(), health, stop_rx.clone())
+            };
+            tasks.push(tokio::spawn(connection.kind.source().run(connection, link)));
+        }
+        // The channel closes when the last task ends.
+        drop(tx);
         let stop = super::run::first_signal_then_arm_second();
         tokio::pin!(stop);
         // Commit points while frames pause (a reconnect, a quiet source):
         // the last frames before a pause are not left in the compressor.
         // Looked at ten times a commit period, so none waits much longer.
-        let every = std::time::Duration::from_secs_f64(args.commit_secs);
+        let every = std::time::Duration::from_secs_f64(commit_secs);
         let mut commit = tokio::time::interval(every / 10);
         commit.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -152,51 +190,27 @@ impl Recorder<'_> {
                 inbound = rx.recv() => inbound,
             };
             let Some(inbound) = inbound else { break };
-            self.follow_clock(&inbound);
+            if let Some(followed) = self.followed.get_mut(inbound.source) {
+                followed.follow(inbound.frame.as_bytes(), Sender::of(&inbound), &self.rule);
+            }
             self.write(&inbound)?;
             self.out.commit_if_due()?;
         }
         let _ = stop_tx.send(true);
-        let _ = task.await;
+        for task in tasks {
+            let _ = task.await;
+        }
         while let Ok(inbound) = rx.try_recv() {
             self.write(&inbound)?;
         }
         Ok(())
     }
 
-    /// Moves the source's watermark with a frame that decodes, so a
-    /// reconnect resumes from it, as the daemon does: one frame dated in
-    /// 2100 must not become the reconnect's cursor.
-    fn follow_clock(&mut self, inbound: &ws::Inbound) {
-        let Ok((time_us, decoded)) = decode_with_time(inbound.frame.as_bytes()) else {
-            return;
-        };
-        self.health.count_data();
-        let Some(time_us) = time_us else {
-            return;
-        };
-        let author = match &decoded {
-            Decoded::Post(post) => Some(author_key(&post.author)),
-            Decoded::Skipped(_) => None,
-        };
-        let tick = Tick {
-            time_us,
-            author,
-            arrival_us: Some(inbound.arrival_us),
-            own_clock: false,
-        };
-        self.clock.judge(tick, None, &ClockRule::default());
-        if let Some(watermark) = self.clock.watermark() {
-            self.health.set_processed(watermark);
-        }
-    }
-
-    /// One frame as received, after a clock line when its arrival time
-    /// differs from the last frame's.
+    /// One frame as received, after a clock line when it came from another
+    /// connection, at another time or of another stored range than the
+    /// last frame.
     fn write(&mut self, inbound: &ws::Inbound) -> std::io::Result<()> {
-        if self.last_arrival != Some(inbound.arrival_us) {
-            self.last_arrival = Some(inbound.arrival_us);
-            let clock = ClockLine::new(inbound.arrival_us, self.name, SourceKind::Jetstream, "");
+        if let Some(clock) = self.lines.before(Sender::of(inbound), &self.followed) {
             self.out.write_line(clock.to_line().as_bytes())?;
         }
         self.out.write_line(frame_line(&inbound.frame).as_bytes())?;

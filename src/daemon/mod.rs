@@ -73,7 +73,7 @@ use status::{log_sinks, status_log};
 use systemd::{systemd_notify, systemd_ready};
 
 /// Frames in flight between the sources and the pipeline.
-const CHANNEL_FRAMES: usize = 4096;
+pub const CHANNEL_FRAMES: usize = 4096;
 
 /// Longest a shutdown may take beyond the sinks' grace before the daemon
 /// exits 1 anyway.

@@ -117,12 +117,7 @@ impl<S: Store> Pipeline<S> {
         let fallback = self.windows.newest();
         let reference = if let Some(time_us) = time_us {
             let (author, key) = content.author_and_key();
-            let tick = Tick {
-                time_us,
-                author,
-                arrival_us: arrival.at_us,
-                own_clock: arrival.own_clock,
-            };
+            let tick = arrival.tick(time_us, author);
             match self.clock_in(source, frame_no, tick, fallback) {
                 Clocked::Accepted(watermark) => watermark.or(fallback),
                 Clocked::Quarantined => {

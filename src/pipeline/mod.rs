@@ -123,14 +123,7 @@ impl Received<'_> {
     }
 }
 
-/// When and how a frame arrived.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Arrival {
-    /// Wall-clock µs of arrival: live, or from a recording's clock line.
-    pub at_us: Option<Micros>,
-    /// The decoder set the event time to the arrival time (Mastodon, Nostr).
-    pub own_clock: bool,
-}
+pub use crate::source::clock::Arrival;
 
 pub struct Pipeline<S: Store> {
     matcher: Arc<Matcher>,
@@ -185,10 +178,7 @@ impl<S: Store> Pipeline<S> {
             store.baselines()?,
         );
         let max_late_us = config.window.max_late_secs.saturating_mul(MICROS_PER_SEC);
-        let clock_rule = ClockRule {
-            max_future_us: config.window.max_future_secs.max(0) * MICROS_PER_SEC,
-            quorum: config.window.watermark_quorum.max(1),
-        };
+        let clock_rule = config.window.clock_rule();
         // A checkpoint from before clocks were saved has the watermarks.
         let mut clocks: BTreeMap<String, SourceClock> = checkpoint
             .cursors

@@ -7,7 +7,7 @@ use crate::Micros;
 use crate::matcher::{Class, Matcher, Verdict};
 use crate::normalize::{Post, normalize};
 use crate::source::clock::author_key;
-use crate::source::{Decoded, Frame, FrameError, Origin, SkipReason};
+use crate::source::{Decoded, FrameError, Origin, SkipReason};
 
 /// A frame with the work that needs no pipeline state done: decoded by its
 /// kind and, for a post, normalized and classified. [`prepare()`] builds it
@@ -87,8 +87,8 @@ pub fn prepare(matcher: &Matcher, frame: &[u8], received: &Received<'_>) -> Prep
         arrival_us: received.arrival_us,
         stored_since: received.stored_since,
     };
-    let (decoded, own_clock) = received.kind.decode(frame, &origin);
-    let frame = match decoded.and_then(Frame::checked) {
+    let (decoded, own_clock) = received.kind.decode_checked(frame, &origin);
+    let frame = match decoded {
         Ok(frame) => frame,
         Err(error) => return Prepared::Malformed(error),
     };

@@ -93,6 +93,30 @@ pub struct Tick {
     pub own_clock: bool,
 }
 
+/// When and how a frame arrived.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Arrival {
+    /// Wall-clock µs of arrival: live, or from a recording's clock line.
+    pub at_us: Option<Micros>,
+    /// The decoder set the event time to the arrival time (Mastodon, Nostr).
+    pub own_clock: bool,
+}
+
+impl Arrival {
+    /// The tick of an event dated `time_us` by `author` (its
+    /// [`author_key`]; `None` for a non-post) that arrived so: the one way
+    /// the pipeline and `record` (whose reconnects resume from the same
+    /// watermark) put an event to a source's clock.
+    pub fn tick(self, time_us: Micros, author: Option<u64>) -> Tick {
+        Tick {
+            time_us,
+            author,
+            arrival_us: self.at_us,
+            own_clock: self.own_clock,
+        }
+    }
+}
+
 /// The watermark of one source, with the recent and quarantined times
 /// that decide its next move: all three are saved with the checkpoint, so
 /// a resumed run moves the watermark where the uninterrupted one does.

@@ -56,6 +56,18 @@ impl SourceKind {
         let own_clock = source.arrival_is_event_time() && origin.arrival_us.is_some();
         (source.decode(frame, origin), own_clock)
     }
+
+    /// [`SourceKind::decode`], the frame then [`Frame::checked`](super::Frame::checked):
+    /// what the pipeline judges, and what `record` moves a source's clock
+    /// with (so its reconnects resume where the daemon's would).
+    pub fn decode_checked(
+        self,
+        frame: &[u8],
+        origin: &Origin<'_>,
+    ) -> (Result<super::Frame, FrameError>, bool) {
+        let (decoded, own_clock) = self.decode(frame, origin);
+        (decoded.and_then(super::Frame::checked), own_clock)
+    }
 }
 
 /// Where a frame came from, as its decoder needs it.
@@ -81,6 +93,13 @@ pub trait Source: Sync {
     /// Whether a frame's event time is its arrival time when that is known
     /// (Mastodon and Nostr: the timestamps in the frame are the author's).
     fn arrival_is_event_time(&self) -> bool {
+        false
+    }
+
+    /// Whether its decoder reads [`Origin::instance`] (Mastodon: the host
+    /// that makes local account names unique). A recording's clock lines
+    /// carry the instance for such kinds only.
+    fn reads_instance(&self) -> bool {
         false
     }
 

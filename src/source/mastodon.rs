@@ -31,6 +31,10 @@ impl Source for Mastodon {
         true
     }
 
+    fn reads_instance(&self) -> bool {
+        true
+    }
+
     fn run(&self, connection: Connection, link: Link) -> Task {
         Box::pin(async move {
             let client = match discovery_client(&link.tls) {

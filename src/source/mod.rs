@@ -78,6 +78,17 @@ pub enum Decoded {
     Skipped(SkipReason),
 }
 
+impl Decoded {
+    /// The post's author as a source's clock counts it ([`clock::author_key`]);
+    /// `None` for a frame that holds no post.
+    pub fn author_key(&self) -> Option<u64> {
+        match self {
+            Decoded::Post(post) => Some(clock::author_key(&post.author)),
+            Decoded::Skipped(_) => None,
+        }
+    }
+}
+
 /// Why a well-formed frame carries no post for the matcher. The variants
 /// are the counters in the replay summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -17,6 +17,7 @@
 //! Lines are read with a hard length limit: a multi-megabyte line is skipped
 //! (and reported) without ever being held in memory.
 
+pub mod follow;
 pub mod recover;
 pub mod writer;
 

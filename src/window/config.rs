@@ -44,6 +44,18 @@ pub struct WindowConfig {
     pub copy_min_chars: usize,
 }
 
+impl WindowConfig {
+    /// The rule every source's clock judges by: the pipeline's, and
+    /// `record --config`'s, whose reconnects resume from the watermark the
+    /// daemon's would.
+    pub fn clock_rule(&self) -> crate::source::clock::ClockRule {
+        crate::source::clock::ClockRule {
+            max_future_us: self.max_future_secs.max(0) * MICROS_PER_SEC,
+            quorum: self.watermark_quorum.max(1),
+        }
+    }
+}
+
 impl Default for WindowConfig {
     fn default() -> Self {
         WindowConfig {

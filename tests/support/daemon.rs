@@ -151,9 +151,18 @@ impl Daemon {
     }
 
     /// Sends SIGTERM and waits for the exit, at most `limit`.
-    pub fn terminate(mut self, limit: Duration) -> (std::process::ExitStatus, Duration, String) {
+    pub fn terminate(self, limit: Duration) -> (std::process::ExitStatus, Duration, String) {
+        self.stop_with("TERM", limit)
+    }
+
+    /// Sends `signal` and waits for the exit, at most `limit`.
+    pub fn stop_with(
+        mut self,
+        signal: &str,
+        limit: Duration,
+    ) -> (std::process::ExitStatus, Duration, String) {
         let start = Instant::now();
-        self.signal("TERM");
+        self.signal(signal);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 std::thread::sleep(Duration::from_millis(100));
@@ -162,7 +171,7 @@ impl Daemon {
             if start.elapsed() > limit {
                 let _ = self.child.kill();
                 panic!(
-                    "did not exit within {limit:?} of SIGTERM; log:\n{}",
+                    "did not exit within {limit:?} of SIG{signal}; log:\n{}",
                     self.log_text()
                 );
             }
