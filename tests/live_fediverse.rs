@@ -142,7 +142,12 @@ impl Fediverse {
             nostr_event("pk7", jitter(16), 1, "discord is down again"),
             nostr_event("pk8", jitter(17), 1, "is discord down??"),
             json!(["EOSE", "outagewatch"]).to_string(),
-            json!(["NOTICE", "be nice"]).to_string(),
+            // A relay's text with a line break, to forge a log line.
+            json!([
+                "NOTICE",
+                "be nice\n2026-12-02T06:00:00Z ERROR FORGED page the on-call"
+            ])
+            .to_string(),
             json!(["OK", "n9", true, ""]).to_string(),
         ];
         let chatter = [
@@ -166,7 +171,14 @@ impl Fediverse {
         let relay_a = ScriptServer::start(vec![from_a], true);
         let mut closing = notes;
         closing.extend(chatter);
-        closing.push(json!(["CLOSED", "outagewatch", "rate-limited: slow down"]).to_string());
+        closing.push(
+            json!([
+                "CLOSED",
+                "outagewatch",
+                "rate-limited: slow down\r\nFORGED too"
+            ])
+            .to_string(),
+        );
         let relay_b = ScriptServer::start(vec![closing], true);
         Fediverse {
             instance_a,
@@ -293,15 +305,22 @@ fn mastodon_and_nostr_reports_combine_once_each() {
     );
 
     assert!(!log.contains(&"n".repeat(200)), "a server's text is cut");
+    // Nor does it start a line of its own.
+    assert!(
+        !log.lines()
+            .any(|line| line.trim_start().starts_with("2026-12-02T06:00:00Z")
+                || line.trim_start().starts_with("FORGED")),
+        "{log}"
+    );
     let cut_notice = format!("notice: {}…", "n".repeat(199 - "notice: ".len()));
     for needle in [
         "duplicates=",
         "server reported an error",
         "Rate limited (status 429)",
         "end of stored events",
-        "notice: be nice",
+        "notice: be nice 2026-12-02T06:00:00Z ERROR FORGED page the on-call",
         cut_notice.as_str(),
-        "rate-limited: slow down",
+        "rate-limited: slow down  FORGED too",
         "malformed=2",
         "future=0",
     ] {
