@@ -94,8 +94,14 @@ fn check_dom(dom: &str, what: &str) {
         "{what}: samples shown"
     );
     assert!(
-        inside.contains(r#"class="chip""#),
-        "{what}: top phrases shown"
+        inside.contains(r#"<bdi class="chip">"#),
+        "{what}: top phrases shown, each isolated"
+    );
+    // A post's text and link each in a <bdi>: a right-to-left override a
+    // stranger leaves open in one cannot reverse the next.
+    assert!(
+        inside.contains(r#"<bdi class="text">"#) && inside.contains(r#"<bdi class="uri">"#),
+        "{what}: samples isolated:\n{inside}"
     );
     assert!(
         dom.contains(r#"id="sources""#) && dom.contains("demo.jsonl.gz"),

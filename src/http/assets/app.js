@@ -163,7 +163,7 @@
     if ((inc.top_phrases || []).length) {
       var chips = el("div", { class: "chips phrases" });
       inc.top_phrases.forEach(function (p) {
-        chips.appendChild(el("span", { class: "chip" }, p.phrase + " × " + p.count));
+        chips.appendChild(el("bdi", { class: "chip" }, p.phrase + " × " + p.count));
       });
       card.appendChild(chips);
     }
@@ -177,8 +177,11 @@
       var list = el("ul", { class: "samples" });
       inc.samples.forEach(function (s) {
         var item = el("li");
-        item.appendChild(el("span", { class: "text" }, s.text));
-        if (s.uri) item.appendChild(el("span", { class: "uri" }, s.uri));
+        // A post's text and link are strangers': each in its own <bdi>, so
+        // a right-to-left override left open in one does not reverse the
+        // next.
+        item.appendChild(el("bdi", { class: "text" }, s.text));
+        if (s.uri) item.appendChild(el("bdi", { class: "uri" }, s.uri));
         list.appendChild(item);
       });
       card.appendChild(list);
