@@ -34,7 +34,7 @@
 //! normalize
 //! source
 //! events
-//! numbers, text, tls, wall
+//! numbers, text, tls, http_client, wall
 //! ```
 //!
 //! So `window` knows nothing of the store or of alerts; `detect` reads
