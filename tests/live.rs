@@ -427,12 +427,13 @@ fn a_recording_replays_to_the_alerts_of_the_live_stream(wire: Wire) {
     }
     let recorder = Daemon::start(&args);
     // The recorder logs nothing per frame: wait until the server has sent
-    // every frame after the reconnect, and give the recorder time to write.
+    // every frame after the reconnect, and until the recorder has written
+    // them (a fixed 3 s was too short on a loaded machine).
     recorder.wait_until(
         |_| server.seen.lock().expect("lock").finished >= 1,
         Duration::from_secs(60),
     );
-    std::thread::sleep(Duration::from_secs(3));
+    wait_until_written(recording.to_str().expect("utf8"));
     let (status, _, log) = recorder.terminate(Duration::from_secs(20));
     assert!(status.success(), "{log}");
     assert!(log.contains("recorded "), "{log}");
