@@ -427,12 +427,13 @@ fn a_recording_replays_to_the_alerts_of_the_live_stream(wire: Wire) {
     }
     let recorder = Daemon::start(&args);
     // The recorder logs nothing per frame: wait until the server has sent
-    // every frame after the reconnect, and give the recorder time to write.
+    // every frame after the reconnect, and until the recorder has written
+    // them (a fixed 3 s was too short on a loaded machine).
     recorder.wait_until(
         |_| server.seen.lock().expect("lock").finished >= 1,
         Duration::from_secs(60),
     );
-    std::thread::sleep(Duration::from_secs(3));
+    wait_until_written(recording.to_str().expect("utf8"));
     let (status, _, log) = recorder.terminate(Duration::from_secs(20));
     assert!(status.success(), "{log}");
     assert!(log.contains("recorded "), "{log}");
@@ -478,44 +479,32 @@ fn a_recording_replays_to_the_alerts_of_the_live_stream(wire: Wire) {
 /// `record` killed with SIGKILL mid-stream, then run again on the same
 /// file: the second run cuts the torn tail, and the file reads back whole,
 /// the frames committed before the kill (at least one commit point,
-/// `--commit-secs 0.5`, passed) then every frame of the second run. Before commit points, the
-/// killed run's single zstd frame or gzip member was never finished and
-/// nothing after it could be read.
+/// `--commit-secs 0.5`, passed) then every frame of the second run, which
+/// resumed from the committed frames' watermark minus 5 s (the overlap
+/// as received). Before commit points, the killed run's single zstd frame
+/// or gzip member was never finished and nothing after it could be read.
 #[test]
 fn a_recorder_killed_mid_stream_keeps_its_committed_frames_and_appends_after_them() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let demo: Vec<String> = demo_frames();
+    let time = |frame: &str| {
+        serde_json::from_str::<serde_json::Value>(frame)
+            .ok()
+            .and_then(|v| v["time_us"].as_i64())
+            .unwrap_or(0)
+    };
     for name in ["killed.jsonl.zst", "killed.jsonl.gz", "killed.jsonl"] {
         let recording = dir.path().join(name);
         let path = recording.to_str().expect("utf8");
-        let record = |plan: Plan| {
-            let server = JetstreamServer::start(demo_frames(), plan);
-            let url = server.url();
-            let args = ["record", "--jetstream", &url, "--out", path];
-            let args = [
-                &args[..],
-                &["--protocol", "v1", "--no-compress", "--commit-secs", "0.5"],
-            ]
-            .concat();
-            (server, Daemon::start(&args))
-        };
-        // 1 ms after every frame: the stream lasts well past the kill.
-        let (_slow, first) = record(Plan {
-            pace_every: 1,
-            ..Plan::default()
-        });
-        first.wait_until(
-            |_| std::fs::metadata(&recording).is_ok_and(|m| m.len() > 0),
-            Duration::from_secs(60),
-        );
-        std::thread::sleep(Duration::from_secs(2));
+        let (_slow, first) = start_recording_part(path, Wire::V1_PLAIN);
         first.kill();
 
-        let (server, second) = record(Plan::default());
+        let (server, second) = record_to(path, Wire::V1_PLAIN, Plan::default());
         second.wait_until(
             |_| server.seen.lock().expect("lock").finished >= 1,
             Duration::from_secs(60),
         );
-        std::thread::sleep(Duration::from_secs(2));
+        wait_until_written(path);
         let (status, _, log) = second.terminate(Duration::from_secs(20));
         assert!(status.success(), "{name}: {log}");
         let recorded: usize = log
@@ -524,6 +513,8 @@ fn a_recorder_killed_mid_stream_keeps_its_committed_frames_and_appends_after_the
             .and_then(|rest| rest.split(' ').next())
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("{name}: {log}"));
+        let cursor = server.seen.lock().expect("lock").cursors[0]
+            .unwrap_or_else(|| panic!("{name}: resumed, not at the live tail\n{log}"));
 
         let mut text = String::new();
         std::io::Read::read_to_string(
@@ -538,17 +529,233 @@ fn a_recorder_killed_mid_stream_keeps_its_committed_frames_and_appends_after_the
         let (before, after) = frames.split_at(frames.len() - recorded);
         assert!(!before.is_empty(), "{name}: a commit point before the kill");
         assert!(
-            before.len() < after.len(),
+            before.len() < demo.len() / 2,
             "{name}: killed mid-stream ({} of {})",
             before.len(),
-            after.len()
+            demo.len()
         );
+        let line = |f: &String| outagewatch::source::recording::frame_line(f).into_owned();
+        let sent: Vec<String> = demo.iter().map(line).collect();
         assert_eq!(
             before,
-            &after[..before.len()],
+            &sent[..before.len()],
             "{name}: the killed run's frames, whole"
         );
+        let resumed: Vec<String> = demo
+            .iter()
+            .filter(|f| time(f) >= cursor)
+            .map(line)
+            .collect();
+        assert_eq!(
+            (after.len(), resumed.len()),
+            (resumed.len(), resumed.len()),
+            "{name}: the second run, from its cursor {cursor}"
+        );
+        assert_eq!(after, resumed, "{name}: the second run, from its cursor");
+        assert!(
+            time(after[0]) <= time(before[before.len() - 1]),
+            "{name}: no gap between the runs"
+        );
     }
+}
+
+/// `record` stopped with SIGINT mid-stream, then started again on the
+/// same file against a server that still has the stream: the second run's
+/// first connection asks for the first run's watermark minus 5 s (it
+/// connected at the live tail, and everything between the two runs was
+/// missing from the recording), stderr says so, and the file replays to
+/// the alerts of the whole stream. v2 compressed to a `.zst` file, v1
+/// plain to a plain one.
+#[test]
+fn a_restarted_recorder_resumes_where_its_recording_stops() {
+    let frames = demo_frames();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reference = replayed(&frames, dir.path());
+    for (name, wire) in [
+        ("resumed.jsonl.zst", Wire::V2_ZSTD),
+        ("resumed.jsonl", Wire::V1_PLAIN),
+    ] {
+        let recording = dir.path().join(name);
+        let path = recording.to_str().expect("utf8");
+        record_part_of_the_stream(path, wire);
+        let watermark = recorded_watermark(path);
+
+        let (server, second) = record_to(path, wire, Plan::default());
+        second.wait_until(
+            |_| server.seen.lock().expect("lock").finished >= 1,
+            Duration::from_secs(60),
+        );
+        wait_until_written(path);
+        let (status, _, log) = second.terminate(Duration::from_secs(20));
+        assert!(status.success(), "{name}: {log}");
+        let cursors = server.seen.lock().expect("lock").cursors.clone();
+        assert_eq!(
+            cursors.first().copied().flatten(),
+            Some(watermark - 5_000_000),
+            "{name}: the first connection resumes from the recording's watermark\n{log}"
+        );
+        let resumed = chrono::DateTime::from_timestamp_micros(watermark)
+            .expect("time")
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        assert!(
+            log.contains(&format!(
+                "{path}: resuming bluesky from {resumed} (the recording's last frames)"
+            )),
+            "{name}: {log}"
+        );
+
+        let state = dir.path().join(format!("{name}-state"));
+        let alerts = dir.path().join(format!("{name}-alerts.jsonl"));
+        let out = Command::new(env!("CARGO_BIN_EXE_outagewatch"))
+            .arg("replay")
+            .arg(&recording)
+            .arg("--state-dir")
+            .arg(&state)
+            .arg("--alerts")
+            .arg(&alerts)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("replay runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: {stderr}");
+        assert!(
+            stderr.contains("duplicate posts dropped"),
+            "{name}: the overlap was recorded and dropped: {stderr}"
+        );
+        let got = outcome(&state, &alerts);
+        assert_eq!(got.alerts, reference.alerts, "{name}: {stderr}");
+        assert!(got == reference, "{name}: the counts differ: {stderr}");
+    }
+}
+
+/// The server no longer keeps where the recording stops: the existing
+/// handling of a v2 time cursor below the retention floor applies (the
+/// server resumes from its floor, `record` warns that events were lost).
+#[test]
+fn a_restarted_recorder_behind_the_servers_history_reports_the_lost_events() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let recording = dir.path().join("behind.jsonl.zst");
+    let path = recording.to_str().expect("utf8");
+    record_part_of_the_stream(path, Wire::V2_ZSTD);
+    let watermark = recorded_watermark(path);
+    // The server keeps only the last 1000 events.
+    let floor = support::SEQ_BASE + demo_frames().len() as u64 - 1000;
+    let plan = Plan {
+        floor: Some((1, floor)),
+        ..Plan::default()
+    };
+    let (server, second) = record_to(path, Wire::V2_ZSTD, plan);
+    second.wait_until(
+        |_| server.seen.lock().expect("lock").finished >= 1,
+        Duration::from_secs(60),
+    );
+    let (status, _, log) = second.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    let cursors = server.seen.lock().expect("lock").cursors.clone();
+    assert_eq!(
+        cursors.first().copied().flatten(),
+        Some(watermark - 5_000_000)
+    );
+    assert!(
+        log.contains("events lost") && log.contains("does not reach back to the requested time"),
+        "{log}"
+    );
+}
+
+/// Waits until the recording at `path` has not grown for 2 s: the
+/// recorder has written what the server sent (on a loaded machine, well
+/// after the server finished sending), at most a minute.
+fn wait_until_written(path: &str) {
+    let len = || std::fs::metadata(path).map_or(0, |m| m.len());
+    let started = std::time::Instant::now();
+    let mut last = (len(), std::time::Instant::now());
+    while started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(250));
+        let now = len();
+        if now != last.0 {
+            last = (now, std::time::Instant::now());
+        } else if last.1.elapsed() >= Duration::from_secs(2) {
+            return;
+        }
+    }
+}
+
+/// `record` of the stand-in's stream (served as `plan` says) to `path`,
+/// with `--commit-secs 0.5`.
+fn record_to(path: &str, wire: Wire, plan: Plan) -> (JetstreamServer, Daemon) {
+    let server = JetstreamServer::start(demo_frames(), plan);
+    let url = server.url();
+    let mut args = vec!["record", "--jetstream", &url, "--out", path];
+    args.extend(["--protocol", wire.protocol, "--commit-secs", "0.5"]);
+    if !wire.compress {
+        args.push("--no-compress");
+    }
+    let recorder = Daemon::start(&args);
+    (server, recorder)
+}
+
+/// `record` to `path` of a stream paced at 1 ms a frame, which lasts well
+/// past the moment this returns: 2 s after the file has data.
+fn start_recording_part(path: &str, wire: Wire) -> (JetstreamServer, Daemon) {
+    let plan = Plan {
+        pace_every: 1,
+        ..Plan::default()
+    };
+    let (server, recorder) = record_to(path, wire, plan);
+    recorder.wait_until(
+        |_| std::fs::metadata(path).is_ok_and(|m| m.len() > 0),
+        Duration::from_secs(60),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    (server, recorder)
+}
+
+/// Records part of the stand-in's stream to `path`, then stops `record`
+/// with SIGINT.
+fn record_part_of_the_stream(path: &str, wire: Wire) {
+    let (slow, first) = start_recording_part(path, wire);
+    let (status, _, log) = first.stop_with("INT", Duration::from_secs(20));
+    assert!(status.success(), "{path}: {log}");
+    assert_eq!(
+        slow.seen.lock().expect("lock").finished,
+        0,
+        "{path}: mid-stream"
+    );
+}
+
+/// The watermark of source `bluesky` after following every frame of the
+/// recording at `path`, as `record` follows them live.
+fn recorded_watermark(path: &str) -> i64 {
+    use outagewatch::source::recording::follow::{Followed, Sender};
+    use outagewatch::source::recording::{ClockLine, open};
+    let mut followed = Followed::new(&outagewatch::source::Connection {
+        name: "bluesky".to_owned(),
+        kind: outagewatch::source::SourceKind::Jetstream,
+        urls: vec!["ws://127.0.0.1/subscribe".to_owned()],
+        settings: Default::default(),
+        stream: String::new(),
+        token: None,
+        jetstream: Default::default(),
+    });
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut open(path).expect("open"), &mut text).expect("read");
+    let mut sender = None;
+    for line in text.lines() {
+        match ClockLine::parse(line.as_bytes()) {
+            Some(clock) => {
+                sender = Some(Sender {
+                    arrival_us: clock.time_us,
+                    connection: 0,
+                    stored_since: clock.stored_since,
+                });
+            }
+            None => {
+                let sender = sender.expect("a clock line first");
+                followed.follow(line.as_bytes(), sender, &Default::default());
+            }
+        }
+    }
+    followed.health.processed().expect("a watermark")
 }
 
 /// The retention moved past the saved cursor while the daemon was away:

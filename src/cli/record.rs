@@ -4,9 +4,11 @@
 //! connection's source and kind (see [`crate::source::recording`]): the
 //! format `replay` reads. One Jetstream source from the flags, or every
 //! source of a configuration, connected as the daemon connects them.
-//! Reconnects resume from each connection's watermark as the daemon's do;
-//! an overlap stays in the file (as received) and `replay` drops it as the
-//! daemon does.
+//! Reconnects resume from each connection's watermark as the daemon's do,
+//! and so does the first connection of a run appending to a recording,
+//! from the watermark of the file's last frames (see
+//! [`crate::source::recording::resume`]); an overlap stays in the file (as
+//! received) and `replay` drops it as the daemon does.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -21,6 +23,8 @@ use crate::daemon::CHANNEL_FRAMES;
 use crate::source::clock::ClockRule;
 use crate::source::jetstream::{PUBLIC_HOSTS, Wire};
 use crate::source::recording::follow::{ClockLines, Followed, Sender};
+use crate::source::recording::recover::Tail;
+use crate::source::recording::resume;
 use crate::source::recording::writer::{COMMIT_EVERY, RecordingWriter};
 use crate::source::recording::{CLOCK_LINE_MAX, frame_line};
 use crate::source::ws::{self, DEFAULT_BUDGET_BYTES, FrameBudget};
@@ -40,7 +44,8 @@ pub struct RecordArgs {
     jetstream: Vec<String>,
     /// Output file; `.gz` or `.zst` compresses. Appends if it exists,
     /// after cutting a torn tail a crash left (damage before the end is
-    /// refused). Committed every 5 s: a new gzip member or zstd frame.
+    /// refused), each source resuming where the file stops. Committed
+    /// every 5 s: a new gzip member or zstd frame.
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
     /// Source name written in the clock lines (replay keys cursors and
@@ -87,7 +92,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     let (sources, rule) = sources(&args)?;
     // The daemon's way from sources to connections, and nothing else.
     let connections: Vec<Connection> = sources.iter().flat_map(SourceConfig::connections).collect();
-    let followed: Vec<Followed> = connections.iter().map(Followed::new).collect();
+    let mut followed: Vec<Followed> = connections.iter().map(Followed::new).collect();
     if let Some(long) = followed.iter().find(|f| !f.fits()) {
         let what = match args.config {
             Some(_) => format!("the source name {:?}", long.name),
@@ -98,8 +103,16 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let name = args.out.to_string_lossy().into_owned();
-    let out =
-        open_output(&args.out)?.commit_every(std::time::Duration::from_secs_f64(args.commit_secs));
+    let (out, tail) = open_output(&args.out)?;
+    let out = out.commit_every(std::time::Duration::from_secs_f64(args.commit_secs));
+    // Each source resumes where the file stops, not at the live tail.
+    if tail.kept > 0 {
+        let restored = resume::restore(&args.out, out.format(), &tail, &mut followed, &rule)
+            .with_context(|| format!("cannot resume {name}"))?;
+        for line in restored.report(&name, &followed, &rule) {
+            eprintln!("{line}");
+        }
+    }
     let runtime = super::runtime(1)?;
     let mut recorder = Recorder {
         out,
@@ -220,8 +233,8 @@ impl Recorder {
 }
 
 /// Opens a recording for appending (see [`RecordingWriter`]), saying on
-/// stderr what a torn tail cost.
-pub(crate) fn open_output(path: &Path) -> anyhow::Result<RecordingWriter> {
+/// stderr what a torn tail cost; with what the check found.
+pub(crate) fn open_output(path: &Path) -> anyhow::Result<(RecordingWriter, Tail)> {
     let (out, tail) = RecordingWriter::open(path)?;
     if tail.cut > 0 {
         eprintln!(
@@ -232,5 +245,5 @@ pub(crate) fn open_output(path: &Path) -> anyhow::Result<RecordingWriter> {
             tail.kept
         );
     }
-    Ok(out)
+    Ok((out, tail))
 }

@@ -88,7 +88,7 @@ pub fn read(
     emit: &mut dyn FnMut(Vec<Emitted>) -> anyhow::Result<()>,
 ) -> anyhow::Result<End> {
     let mut out = match &history.record {
-        Some(path) => Some(super::record::open_output(path)?),
+        Some(path) => Some(super::record::open_output(path)?.0),
         None => None,
     };
     let mut connection = connect(runtime, history)?;

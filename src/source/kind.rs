@@ -103,6 +103,14 @@ pub trait Source: Sync {
         false
     }
 
+    /// Whether a connection can ask its server for what it sent since a
+    /// time (Jetstream's `cursor`, a Nostr `REQ`'s `since`), so that a
+    /// restart resumes from its watermark. Mastodon's streaming API has no
+    /// such parameter: it starts at the live tail.
+    fn resumes_from_watermark(&self) -> bool {
+        true
+    }
+
     /// The connections one configured source opens; the default is one
     /// that fails over across the source's URLs.
     fn connections(&self, source: Connection) -> Vec<Connection> {

@@ -35,6 +35,12 @@ impl Source for Mastodon {
         true
     }
 
+    /// The streaming API takes no `since`: a connection gets what is
+    /// posted from then on.
+    fn resumes_from_watermark(&self) -> bool {
+        false
+    }
+
     fn run(&self, connection: Connection, link: Link) -> Task {
         Box::pin(async move {
             let client = match discovery_client(&link.tls) {

@@ -19,6 +19,7 @@
 
 pub mod follow;
 pub mod recover;
+pub mod resume;
 pub mod writer;
 
 use std::fs::File;
@@ -168,30 +169,43 @@ pub fn open(path: &str) -> Result<Box<dyn Read + Send>, SourceError> {
         source,
     })?;
     let is = |magic: &[u8]| head.starts_with(magic);
-    let (gzip, zstd) = (is(&GZIP_MAGIC), is(&ZSTD_MAGIC));
+    let format = if is(&GZIP_MAGIC) {
+        recover::Format::Gzip
+    } else if is(&ZSTD_MAGIC) {
+        recover::Format::Zstd
+    } else {
+        recover::Format::Plain
+    };
     // The bytes read to tell the format apart come first again.
     let whole = io::Cursor::new(head).chain(raw);
-    let reader: Box<dyn Read + Send> = if gzip {
-        let buffered = BufReader::with_capacity(COMPRESSED_BUFFER, whole);
-        Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
-    } else if zstd {
-        let buffered = BufReader::with_capacity(COMPRESSED_BUFFER, whole);
-        let open_error = |source| SourceError::Open {
-            path: path.to_owned(),
-            source,
-        };
-        let mut decoder = zstd::stream::read::Decoder::with_buffer(buffered).map_err(open_error)?;
-        // A file's frames may ask for a window of up to 128 MiB (zstd's
-        // default bound), all of it memory; `record` writes 2 MiB windows
-        // (level 3), and `zstd -19` 8 MiB ones.
-        decoder
-            .window_log_max(MAX_ZSTD_WINDOW_LOG)
-            .map_err(open_error)?;
-        Box::new(decoder)
-    } else {
-        Box::new(whole)
-    };
-    Ok(reader)
+    decoded(format, whole).map_err(|source| SourceError::Open {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The text of `raw`, read from its start or that of a gzip member or
+/// zstd frame, decompressed as `format` says. Unbuffered (see [`open`]).
+pub(crate) fn decoded<R: Read + Send + 'static>(
+    format: recover::Format,
+    raw: R,
+) -> io::Result<Box<dyn Read + Send>> {
+    Ok(match format {
+        recover::Format::Plain => Box::new(raw),
+        recover::Format::Gzip => {
+            let buffered = BufReader::with_capacity(COMPRESSED_BUFFER, raw);
+            Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
+        }
+        recover::Format::Zstd => {
+            let buffered = BufReader::with_capacity(COMPRESSED_BUFFER, raw);
+            let mut decoder = zstd::stream::read::Decoder::with_buffer(buffered)?;
+            // A file's frames may ask for a window of up to 128 MiB (zstd's
+            // default bound), all of it memory; `record` writes 2 MiB windows
+            // (level 3), and `zstd -19` 8 MiB ones.
+            decoder.window_log_max(MAX_ZSTD_WINDOW_LOG)?;
+            Box::new(decoder)
+        }
+    })
 }
 
 /// The first bytes of a stream, enough to tell its format (fewer only at

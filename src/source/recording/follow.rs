@@ -58,6 +58,21 @@ impl Followed {
     /// does: one frame dated in 2100 never becomes the reconnect's cursor,
     /// and for Mastodon and Nostr the watermark is the newest arrival.
     pub fn follow(&mut self, frame: &[u8], sender: Sender, rule: &ClockRule) {
+        if self.clock_frame(frame, sender, rule) {
+            self.health.count_data();
+        }
+    }
+
+    /// [`Followed::follow`] for a frame of an earlier run, read back from
+    /// the recording this run appends to ([`super::resume`]): the clock
+    /// moves exactly as it did live, but the frame is not counted as data
+    /// received now (which keeps the watchdog quiet).
+    pub fn follow_recorded(&mut self, frame: &[u8], sender: Sender, rule: &ClockRule) {
+        self.clock_frame(frame, sender, rule);
+    }
+
+    /// Puts a frame to the clock; whether it decoded.
+    fn clock_frame(&mut self, frame: &[u8], sender: Sender, rule: &ClockRule) -> bool {
         let origin = Origin {
             instance: &self.instance,
             arrival_us: Some(sender.arrival_us),
@@ -65,11 +80,10 @@ impl Followed {
         };
         let (decoded, own_clock) = self.kind.decode_checked(frame, &origin);
         let Ok(frame) = decoded else {
-            return;
+            return false;
         };
-        self.health.count_data();
         let Some(time_us) = frame.time_us else {
-            return;
+            return true;
         };
         let arrival = Arrival {
             at_us: Some(sender.arrival_us),
@@ -80,6 +94,7 @@ impl Followed {
         if let Some(watermark) = self.clock.watermark() {
             self.health.set_processed(watermark);
         }
+        true
     }
 }
 

@@ -9,8 +9,12 @@
 //! rule says what to keep past it.
 //!
 //! Each check reads the file once, front to back (plain: only the tail,
-//! back to its last line end), in constant memory.
+//! back to its last line end), in constant memory. On the way it notes
+//! where the recording's last [`RECENT_TEXT`] bytes of text start, for
+//! [`super::resume`]: a compressed stream can only be read from the start
+//! of a member or frame, and only this walk knows where those are.
 
+use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 
 use zstd::zstd_safe::{DCtx, DParameter, InBuffer, OutBuffer};
@@ -51,6 +55,63 @@ pub struct Tail {
     pub kept: u64,
     /// Bytes after them: a torn tail, to cut.
     pub cut: u64,
+    /// Where reading starts to get at least the last [`RECENT_TEXT`]
+    /// bytes of text of the kept part (all of it when shorter): a
+    /// compressed file's member or frame start, a plain file's line start.
+    pub recent: u64,
+}
+
+/// Text (decompressed bytes) read back from the end of a recording to
+/// restore its sources' clocks ([`super::resume`]): 16 MiB, a few seconds
+/// of the whole Jetstream firehose, minutes of its posts, far more than the
+/// last 32 posts a watermark looks at.
+pub const RECENT_TEXT: u64 = 16 << 20;
+
+/// Member or frame starts remembered while walking a compressed file: at
+/// 16 bytes each, 1 MiB of memory whatever the file. More units than this
+/// in the last [`RECENT_TEXT`] bytes (under 256 bytes of text a unit) and
+/// less text is read back.
+const MAX_STARTS: usize = 1 << 16;
+
+/// The unit starts of a compressed file that its last `margin` bytes of
+/// text need, oldest first.
+struct RecentStarts {
+    margin: u64,
+    /// (byte offset in the file, bytes of text before it)
+    starts: VecDeque<(u64, u64)>,
+}
+
+impl RecentStarts {
+    fn new(margin: u64) -> Self {
+        RecentStarts {
+            margin,
+            starts: VecDeque::from([(0, 0)]),
+        }
+    }
+
+    /// A member or frame starts at byte `at`, after `text` bytes of text.
+    fn unit_starts(&mut self, at: u64, text: u64) {
+        if self.starts.back().is_some_and(|last| last.0 == at) {
+            return;
+        }
+        self.starts.push_back((at, text));
+        // Drop the oldest start while the next one still gives `margin`
+        // bytes of text up to here.
+        while self.starts.len() > 1
+            && (self.starts.len() > MAX_STARTS
+                || self
+                    .starts
+                    .get(1)
+                    .is_some_and(|s| text - s.1 >= self.margin))
+        {
+            self.starts.pop_front();
+        }
+    }
+
+    /// Where to read from, once the last start noted is the kept end.
+    fn first(&self) -> u64 {
+        self.starts.front().map_or(0, |s| s.0)
+    }
 }
 
 /// Why a recording cannot be appended to.
@@ -77,8 +138,17 @@ const TORN_LINE_MAX: u64 = 32 << 20;
 
 /// The complete part of the recording `file`, of `format`.
 pub fn check<F: Read + Seek>(file: &mut F, format: Format) -> Result<Tail, TailError> {
+    check_with(file, format, RECENT_TEXT)
+}
+
+/// [`check`], noting where the last `margin` bytes of text start.
+pub(super) fn check_with<F: Read + Seek>(
+    file: &mut F,
+    format: Format,
+    margin: u64,
+) -> Result<Tail, TailError> {
     let len = file.seek(SeekFrom::End(0)).map_err(TailError::Read)?;
-    let kept = match format {
+    let (kept, recent) = match format {
         Format::Plain => {
             let kept = last_line_end(file, len).map_err(TailError::Read)?;
             // Cutting is safe only for what a recording leaves: a text
@@ -92,21 +162,29 @@ pub fn check<F: Read + Seek>(file: &mut F, format: Format) -> Result<Tail, TailE
             if bytes > 0 && (kept == 0 || bytes > TORN_LINE_MAX) {
                 return Err(TailError::NotTorn { bytes, why });
             }
-            kept
+            // Back from `margin` before the end to the start of its line.
+            let recent = match kept.checked_sub(margin) {
+                Some(at) if at > 0 => last_line_end(file, at).map_err(TailError::Read)?,
+                _ => 0,
+            };
+            (kept, recent)
         }
         Format::Gzip | Format::Zstd => {
             file.seek(SeekFrom::Start(0)).map_err(TailError::Read)?;
             let reader = BufReader::with_capacity(READ_BUFFER, &mut *file);
-            if format == Format::Gzip {
-                complete_members(reader)?
+            let mut recent = RecentStarts::new(margin);
+            let kept = if format == Format::Gzip {
+                complete_members(reader, &mut recent)?
             } else {
-                complete_frames(reader)?
-            }
+                complete_frames(reader, &mut recent)?
+            };
+            (kept, recent.first())
         }
     };
     Ok(Tail {
         kept,
         cut: len - kept,
+        recent,
     })
 }
 
@@ -173,15 +251,17 @@ impl<R: BufRead> Read for Counting<R> {
 
 /// The end of the last complete gzip member: each is decoded alone and is
 /// complete when its trailer's CRC-32 and length match what it decoded.
-fn complete_members<R: BufRead>(reader: R) -> Result<u64, TailError> {
+fn complete_members<R: BufRead>(reader: R, recent: &mut RecentStarts) -> Result<u64, TailError> {
     let mut input = Counting {
         inner: reader,
         consumed: 0,
         hit_end: false,
         failed: None,
     };
+    let mut text = 0u64;
     loop {
         let start = input.consumed;
+        recent.unit_starts(start, text);
         match input.fill_buf() {
             Ok([]) => return Ok(start),
             // Not a member at all (a plain file named `.gz`): refused, not
@@ -201,7 +281,7 @@ fn complete_members<R: BufRead>(reader: R) -> Result<u64, TailError> {
             &mut io::sink(),
         );
         match decoded {
-            Ok(_) => {}
+            Ok(bytes) => text += bytes,
             Err(_) if input.failed.is_some() => return Err(read_error(input.failed.take())),
             // Torn: the member was cut short by the end of the file.
             Err(_) if input.hit_end => return Ok(start),
@@ -222,7 +302,7 @@ fn read_error(failed: Option<io::Error>) -> TailError {
 /// The end of the last complete zstd frame (skippable frames included):
 /// the frames are decoded, output discarded, and one is complete when the
 /// decoder says so (its checksum checked when it has one).
-fn complete_frames<R: BufRead>(mut reader: R) -> Result<u64, TailError> {
+fn complete_frames<R: BufRead>(mut reader: R, recent: &mut RecentStarts) -> Result<u64, TailError> {
     let mut dctx = DCtx::create();
     let damaged = |offset, code| TailError::Damaged {
         offset,
@@ -234,6 +314,8 @@ fn complete_frames<R: BufRead>(mut reader: R) -> Result<u64, TailError> {
     // Bytes consumed before the current buffer; where the frame being
     // decoded started (the end of the last complete one).
     let (mut base, mut frame_start) = (0u64, 0u64);
+    // Bytes of text decoded.
+    let mut text = 0u64;
     loop {
         let bytes = reader.fill_buf().map_err(TailError::Read)?;
         if bytes.is_empty() {
@@ -246,8 +328,10 @@ fn complete_frames<R: BufRead>(mut reader: R) -> Result<u64, TailError> {
                 .decompress_stream(&mut output, &mut input)
                 .map_err(|code| damaged(frame_start, code))?;
             let filled = output.pos() == output.capacity();
+            text += output.pos() as u64;
             if hint == 0 {
                 frame_start = base + input.pos() as u64;
+                recent.unit_starts(frame_start, text);
             }
             if input.pos() == bytes.len() && !filled {
                 break;

@@ -257,7 +257,14 @@ mod tests {
     /// and the lines before it.
     fn first_run(path: &Path, run: &[String]) -> Vec<(u64, usize)> {
         let (mut out, tail) = RecordingWriter::open(path).expect("open");
-        assert_eq!(tail, Tail { kept: 0, cut: 0 });
+        assert_eq!(
+            tail,
+            Tail {
+                kept: 0,
+                cut: 0,
+                recent: 0
+            }
+        );
         let mut commits = Vec::new();
         for (i, line) in run.iter().enumerate() {
             out.write_line(line.as_bytes()).expect("write");
