@@ -230,7 +230,7 @@ impl Shared {
             client,
             pause_until: None,
             reposted: tokio::time::Instant::now(),
-            lines,
+            lines: lines.map(|lines| Arc::new(std::sync::Mutex::new(lines))),
             stats: Arc::clone(&stats),
             notify: Arc::clone(&self.notify),
             shutdown: self.shutdown.1.clone(),
@@ -421,5 +421,61 @@ mod tests {
             .map(|l| serde_json::from_str::<Alert>(l).expect("an alert").id)
             .collect();
         assert_eq!(ids, [before.id, after.id]);
+    }
+
+    /// A JSON-lines sink on a pipe nobody reads holds up that sink only:
+    /// its write blocked one of the runtime's workers (the only one here),
+    /// and every other sink, source and timer with it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_pipe_nobody_reads_holds_up_its_own_sink_only() {
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("alerts.fifo");
+        let path = std::ffi::CString::new(fifo.as_os_str().as_bytes()).expect("path");
+        // SAFETY: a valid NUL-terminated path; mkfifo only creates a file.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0, "mkfifo");
+        // The reader opens and never reads (non-blocking, so the open
+        // does not wait for a writer); the pipe fills at 64 KiB.
+        let reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .expect("reader");
+        let store = crate::state::SledStore::open(&dir.path().join("state")).expect("store");
+        let outbox: crate::alert::outbox::Outbox = store.outbox();
+        let firing = crate::detect::TransitionKind::Firing;
+        let detail = "x".repeat(1_000);
+        let count = 200;
+        for i in 0..count {
+            let alert = Alert::source_health(&format!("s{i}"), firing, 0, 0, detail.clone());
+            outbox.append(&alert).expect("append");
+        }
+        let file = dir.path().join("alerts.jsonl");
+        let sink = |name: &str, path: &std::path::Path| SinkSpec {
+            name: name.into(),
+            target: Target::Lines(Some(path.to_path_buf())),
+            filter: Filter::default(),
+            retry: RetryPolicy::default(),
+        };
+        let sinks = vec![sink("stuck", &fifo), sink("file", &file)];
+        let delivery =
+            Delivery::start(sinks, outbox.clone(), crate::wall::system()).expect("starts");
+        // The test's own thread is not one of the runtime's workers: it
+        // waits without them.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let lines = loop {
+            let lines = std::fs::read_to_string(&file).map_or(0, |t| t.lines().count());
+            if lines == count || std::time::Instant::now() > deadline {
+                break lines;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(lines, count, "the other sink wrote every alert");
+        let (_, reports) = delivery.stop(Duration::ZERO).await;
+        assert!(reports[0].delivered < 200, "the pipe's sink was held up");
+        // The blocked write ends (EPIPE) once the reader is gone, so the
+        // runtime can stop.
+        drop(reader);
     }
 }

@@ -35,7 +35,9 @@ pub(crate) struct SinkRun {
     pub(crate) pause_until: Option<tokio::time::Instant>,
     /// When an Alertmanager sink last re-posted its open alerts.
     pub(crate) reposted: tokio::time::Instant,
-    pub(crate) lines: Option<JsonLines>,
+    /// A JSON-lines sink (`None` for a webhook): written on a blocking
+    /// thread (see [`write_line`]), so shared with it.
+    pub(crate) lines: Option<Arc<std::sync::Mutex<JsonLines>>>,
     pub(crate) stats: Arc<SinkStats>,
     pub(crate) notify: Arc<Notify>,
     pub(crate) shutdown: watch::Receiver<bool>,
@@ -261,19 +263,55 @@ impl SinkRun {
     }
 }
 
+/// How long a line may take to be written before the log says the sink is
+/// stuck (a pipe whose reader stopped reading).
+const STUCK_WRITE_WARNING: Duration = Duration::from_secs(30);
+
+/// Writes `alert` to a JSON-lines sink on a blocking thread. A write to a
+/// pipe or a FIFO nobody reads blocks until someone does: on one of the
+/// runtime's two workers it froze the daemon whole (sources, status
+/// server, the signal that should stop it), with nothing logged. On its
+/// own thread it holds up this sink only, which says so in the log.
+async fn write_line(
+    sink: &str,
+    lines: Arc<std::sync::Mutex<JsonLines>>,
+    alert: Alert,
+) -> Result<(), String> {
+    let mut write = tokio::task::spawn_blocking(move || match lines.lock() {
+        Ok(mut lines) => lines.send(&alert).map_err(|e| e.to_string()),
+        Err(_) => Err("an earlier write to this sink panicked".to_owned()),
+    });
+    let stuck = tokio::time::sleep(STUCK_WRITE_WARNING);
+    tokio::pin!(stuck);
+    let mut warned = false;
+    let written = loop {
+        tokio::select! {
+            written = &mut write => break written,
+            () = &mut stuck, if !warned => {
+                warned = true;
+                tracing::warn!(sink, waited_secs = STUCK_WRITE_WARNING.as_secs(), "an alert line has not been taken yet (a reader that stopped reading?); this sink waits, the others go on");
+            }
+        }
+    };
+    if warned {
+        tracing::info!(sink, "the stuck alert line was taken");
+    }
+    written.unwrap_or_else(|e| Err(format!("the write failed: {e}")))
+}
+
 impl SinkRun {
     /// One try at delivering `alert`: a line written, or a request answered.
     async fn attempt(&mut self, alert: &Alert) -> Result<Answer, Failure> {
-        match &mut self.lines {
-            Some(lines) => lines
-                .send(alert)
-                .map(|_| Answer {
+        match &self.lines {
+            Some(lines) => write_line(&self.spec.name, Arc::clone(lines), alert.clone())
+                .await
+                .map(|()| Answer {
                     status: 0,
                     text: String::new(),
                     pause: None,
                 })
-                .map_err(|e| Failure::Retry {
-                    reason: e.to_string(),
+                .map_err(|reason| Failure::Retry {
+                    reason,
                     after: None,
                 }),
             None => {

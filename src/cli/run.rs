@@ -83,7 +83,13 @@ pub fn run(args: RunArgs, patterns: Option<&std::path::Path>) -> anyhow::Result<
         http,
         clock: crate::wall::system(),
     };
-    runtime.block_on(async { daemon::run(options, first_signal_then_arm_second()).await })?;
+    let ran =
+        runtime.block_on(async { daemon::run(options, first_signal_then_arm_second()).await });
+    // A line still being written to a stdout nobody reads is on a
+    // blocking thread that no stop can interrupt: not waited for (the
+    // outbox still holds its alert for the next start).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    ran?;
     Ok(ExitCode::SUCCESS)
 }
 
