@@ -229,7 +229,7 @@ impl Reader<'_, '_> {
             ..Received::jetstream()
         };
         let frame = inbound.frame.as_bytes();
-        let before = self.pipeline.undecoded();
+        let before = self.pipeline.unusable();
         let emitted = self
             .pipeline
             .process_frame(SOURCE, self.frame_no, frame, &received)?;

@@ -114,7 +114,7 @@ impl PipelineThread {
     ) -> Result<(), PipelineError> {
         let (name, kind, instance) = &self.sources[inbound.source];
         let health = &self.health[inbound.source];
-        let before = pipeline.undecoded();
+        let before = pipeline.unusable();
         let received = Received {
             kind: *kind,
             host: Some(&inbound.host),

@@ -286,18 +286,27 @@ impl<S: Store> Pipeline<S> {
         self.clocks.get(source)?.watermark()
     }
 
-    /// The frames that did not decode so far (malformed, blank): taken
-    /// before a frame, for [`Self::report_frame`].
-    pub fn undecoded(&self) -> (u64, u64) {
-        (self.stats.malformed, self.stats.blank_lines)
+    /// The frames that were of no use so far (malformed, blank, or with
+    /// an event quarantined as dated ahead): taken before a frame, for
+    /// [`Self::report_frame`].
+    pub fn unusable(&self) -> (u64, u64, u64) {
+        (
+            self.stats.malformed,
+            self.stats.blank_lines,
+            self.stats.future,
+        )
     }
 
     /// Tells a live source's health what the frame just processed means:
-    /// data, if it decoded (`undecoded` did not move since `before`), for
+    /// data, if it was of use (`unusable` did not move since `before`), for
     /// the connection's no-data watchdog and the silence rule; and how far
-    /// the source is processed, where a reconnection resumes.
-    pub fn report_frame(&self, health: &SourceHealth, source: &str, before: (u64, u64)) {
-        if self.undecoded() == before {
+    /// the source is processed, where a reconnection resumes. A frame whose
+    /// event is quarantined as dated ahead is no data: a source whose every
+    /// event was (a clock more than `max_future_secs` slow, here or at the
+    /// server) never formed a watermark, and counted as healthy and
+    /// delivering, with no alert, for ever.
+    pub fn report_frame(&self, health: &SourceHealth, source: &str, before: (u64, u64, u64)) {
+        if self.unusable() == before {
             health.count_data();
         }
         if let Some(cursor) = self.cursor(source) {

@@ -434,7 +434,7 @@ fn a_decoded_frame_is_data_for_its_source_s_health_and_moves_its_cursor() {
     let mut p = open(dir.path(), &config);
     let health = crate::source::health::SourceHealth::new("jetstream", None);
     let mut feed_one = |frame: &str, n: u64| {
-        let before = p.undecoded();
+        let before = p.unusable();
         p.process_frame("jetstream", n, frame.as_bytes(), &Received::jetstream())
             .expect("process");
         p.report_frame(&health, "jetstream", before);
@@ -446,4 +446,33 @@ fn a_decoded_frame_is_data_for_its_source_s_health_and_moves_its_cursor() {
     let seen = health.snapshot();
     assert_eq!(seen.data, 5, "{seen:?}");
     assert!(seen.processed.is_some_and(|t| t >= START), "{seen:?}");
+}
+
+/// A frame whose event is quarantined as dated ahead of its arrival is no
+/// data either: a source whose every event was (a clock here or at the
+/// server more than `max_future_secs` off) formed no watermark, yet
+/// counted as delivering, and its silence was never alerted.
+#[test]
+fn a_frame_dated_ahead_of_its_arrival_is_no_data_for_its_source_s_health() {
+    let config = PipelineConfig::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = open(dir.path(), &config);
+    let health = crate::source::health::SourceHealth::new("jetstream", None);
+    let hour_ahead = 3_600 * S;
+    for i in 0..20 {
+        let arrival = START + i * S;
+        let received = Received {
+            arrival_us: Some(arrival),
+            ..Received::jetstream()
+        };
+        let before = p.unusable();
+        let frame = chatter(i, arrival + hour_ahead, "lunch");
+        p.process_frame("jetstream", i as u64, frame.as_bytes(), &received)
+            .expect("process");
+        p.report_frame(&health, "jetstream", before);
+    }
+    let seen = health.snapshot();
+    assert_eq!(seen.data, 0, "{seen:?}");
+    assert_eq!(seen.processed, None, "{seen:?}");
+    assert_eq!(p.stats().future, 20);
 }
