@@ -13,9 +13,21 @@ use std::sync::Arc;
 
 use crate::Micros;
 
-/// Wall-clock time in µs since the Unix epoch.
+/// Wall-clock time in µs since the Unix epoch, and a monotonic clock
+/// beside it.
 pub trait Clock: Send + Sync + Debug {
     fn now_us(&self) -> Micros;
+
+    /// µs on a clock that is never set (from an arbitrary origin): for how
+    /// long something lasted. The wall clock stepped back by an hour (NTP,
+    /// a resumed VM) hid a source's silence for that hour, and stepped
+    /// forward paged for a healthy one. The system's monotonic clock
+    /// unless the clock says otherwise.
+    fn monotonic_us(&self) -> Micros {
+        static ORIGIN: std::sync::LazyLock<std::time::Instant> =
+            std::sync::LazyLock::new(std::time::Instant::now);
+        i64::try_from(ORIGIN.elapsed().as_micros()).unwrap_or(i64::MAX)
+    }
 
     /// The same instant as a date (the epoch if it cannot be one).
     fn now_utc(&self) -> chrono::DateTime<chrono::Utc> {
@@ -68,9 +80,12 @@ impl TokioClock {
 
 impl Clock for TokioClock {
     fn now_us(&self) -> Micros {
-        let elapsed = self.start.elapsed().as_micros();
-        self.start_us
-            .saturating_add(i64::try_from(elapsed).unwrap_or(i64::MAX))
+        self.start_us.saturating_add(self.monotonic_us())
+    }
+
+    /// Tokio's time since the start: paused, it stands still too.
+    fn monotonic_us(&self) -> Micros {
+        i64::try_from(self.start.elapsed().as_micros()).unwrap_or(i64::MAX)
     }
 }
 

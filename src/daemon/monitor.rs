@@ -21,7 +21,7 @@ use crate::alert::Alert;
 use crate::alert::outbox::{OpenSource, Outbox};
 use crate::detect::TransitionKind;
 use crate::source::health::{
-    Condition, HealthRule, SourceHealth, assess, back_detail, proven_healthy,
+    Condition, HealthRule, Now, SourceHealth, assess, back_detail, proven_healthy,
 };
 use crate::state::StoreError;
 use crate::telemetry::Telemetry;
@@ -70,6 +70,7 @@ pub struct Monitor<S: HealthStore = Outbox> {
 struct Open {
     since: Micros,
     earlier: bool,
+    /// Since when it has been healthy again, on the monotonic clock.
     healthy_since: Option<Micros>,
 }
 
@@ -78,9 +79,9 @@ impl<S: HealthStore> Monitor<S> {
     /// raised before it returns (they live only in memory until raised,
     /// and the next run resumes past them).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let started = self.clock.now_us();
+        let started = Now::of(self.clock.as_ref());
         let mut unraised = Unraised::default();
-        let mut open = self.restore(started, &mut unraised);
+        let mut open = self.restore(started.wall, &mut unraised);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
@@ -92,10 +93,10 @@ impl<S: HealthStore> Monitor<S> {
                     return;
                 }
             }
-            let now = self.clock.now_us();
-            self.raise_gaps(now, &mut unraised);
+            let now = Now::of(self.clock.as_ref());
+            self.raise_gaps(now.wall, &mut unraised);
             for (source, incident) in self.health.iter().zip(open.iter_mut()) {
-                self.judge(source, incident, now, started, &mut unraised);
+                self.judge(source, incident, now, started.mono, &mut unraised);
             }
             // Once a tick: those refused earlier first, then this tick's.
             self.store(&mut unraised);
@@ -174,23 +175,27 @@ impl<S: HealthStore> Monitor<S> {
 
     /// Applies the health rule to one source: fires when it turns
     /// unhealthy, resolves when it has been healthy again for `calm_secs`.
+    /// `started_mono`: the monitor's start on the monotonic clock; the
+    /// alerts are dated by the wall clock.
     fn judge(
         &self,
         source: &SourceHealth,
         incident: &mut Option<Open>,
-        now: Micros,
-        started: Micros,
+        at: Now,
+        started_mono: Micros,
         unraised: &mut Unraised,
     ) {
         let snapshot = source.snapshot();
-        let condition = assess(&snapshot, now, started, &self.rule);
+        let condition = assess(&snapshot, at, started_mono, &self.rule);
+        let now = at.wall;
         match (&condition, incident.as_mut()) {
             (Condition::Healthy, Some(open)) => {
-                if open.earlier && !proven_healthy(&snapshot, now, started, &self.rule) {
+                if open.earlier && !proven_healthy(&snapshot, at, started_mono, &self.rule) {
                     return;
                 }
-                let healthy_since = *open.healthy_since.get_or_insert(now);
-                if now - healthy_since < self.rule.calm_us() {
+                // Calm for long enough, on the monotonic clock.
+                let healthy_since = *open.healthy_since.get_or_insert(at.mono);
+                if at.mono - healthy_since < self.rule.calm_us() {
                     return;
                 }
                 tracing::info!(source = %source.name, "source healthy again");

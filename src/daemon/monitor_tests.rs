@@ -24,7 +24,15 @@ fn monitor<S: HealthStore + Clone>(
     outbox: &S,
     sources: &[&str],
 ) -> (Monitor<S>, Vec<Arc<SourceHealth>>) {
-    let clock: SharedClock = Arc::new(TokioClock::starting_at(T0));
+    monitor_on(outbox, sources, Arc::new(TokioClock::starting_at(T0)))
+}
+
+/// [`monitor`] on `clock`.
+fn monitor_on<S: HealthStore + Clone>(
+    outbox: &S,
+    sources: &[&str],
+    clock: SharedClock,
+) -> (Monitor<S>, Vec<Arc<SourceHealth>>) {
     let health: Vec<_> = sources
         .iter()
         .map(|name| Arc::new(SourceHealth::with_clock(name, None, Arc::clone(&clock))))
@@ -318,4 +326,81 @@ async fn alerts_the_store_refused_are_stored_once_in_order_when_it_recovers() {
     w.until(100.5).await;
     assert_eq!(alerts(&w.outbox).len(), 5, "stored once");
     w.stop().await;
+}
+
+/// A paused clock whose wall reading can be set back or forward (NTP, a
+/// resumed VM) while its monotonic reading goes on.
+#[derive(Debug)]
+struct Stepped {
+    inner: TokioClock,
+    step: std::sync::atomic::AtomicI64,
+}
+
+impl crate::wall::Clock for Stepped {
+    fn now_us(&self) -> Micros {
+        self.inner.now_us() + self.step.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    fn monotonic_us(&self) -> Micros {
+        self.inner.monotonic_us()
+    }
+}
+
+/// A source delivering every `every` s until `stall_at`, its wall clock
+/// stepped by `step` at `step_at`: the `source:` firings, in seconds of
+/// monotonic time.
+async fn firings_with_a_step(every: f64, stall_at: f64, step_at: f64, step: Micros) -> Vec<f64> {
+    let start = tokio::time::Instant::now();
+    let clock = Arc::new(Stepped {
+        inner: TokioClock::starting_at(T0),
+        step: std::sync::atomic::AtomicI64::new(0),
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sled = SledStore::open(dir.path()).expect("store");
+    let outbox: Outbox = sled.outbox();
+    let shared: SharedClock = clock.clone();
+    let (monitor, health) = monitor_on(&outbox, &["bluesky"], shared);
+    let (stop, shutdown) = watch::channel(false);
+    let task = tokio::spawn(monitor.run(shutdown));
+    let mut firings = Vec::new();
+    let mut t = 0.0;
+    while t < 400.0 {
+        t += 1.0;
+        until(start, t).await;
+        if t < stall_at && (t % every) == 0.0 {
+            health[0].count_data();
+        }
+        if t == step_at {
+            clock.step.store(step, std::sync::atomic::Ordering::Relaxed);
+        }
+        let fired = alerts(&outbox)
+            .iter()
+            .filter(|a| a.state == TransitionKind::Firing)
+            .count();
+        if fired > firings.len() {
+            firings.push(t);
+        }
+    }
+    stop.send(true).expect("monitor listens");
+    task.await.expect("monitor ends");
+    firings
+}
+
+/// The silence rule lasts on the monotonic clock: a wall clock set back
+/// an hour hid a stall for that hour (first alert at 3,660 s instead of
+/// about 190 s), and one set forward an hour paged at once for a source
+/// that delivers every 30 s against a rule of 60.
+#[tokio::test(start_paused = true)]
+async fn a_stepped_wall_clock_neither_hides_a_stall_nor_pages_for_a_healthy_source() {
+    let hour = 3_600 * SEC;
+    let back = firings_with_a_step(1.0, 130.0, 120.0, -hour).await;
+    assert!(
+        back.len() == 1 && (189.0..=192.0).contains(&back[0]),
+        "stalled at 130 s, the wall clock set back at 120 s: {back:?}"
+    );
+    let forward = firings_with_a_step(30.0, f64::INFINITY, 125.0, hour).await;
+    assert_eq!(
+        forward,
+        Vec::<f64>::new(),
+        "a healthy source, the clock set forward"
+    );
 }

@@ -45,6 +45,9 @@ pub struct SourceHealth {
     /// bytes); 0 = none yet. The watchdog and the silence rule read this, so
     /// a host sending only junk or binary frames counts as silent.
     last_data_wall: AtomicI64,
+    /// The same instant on the monotonic clock ([`crate::wall::Clock::monotonic_us`]);
+    /// `i64::MIN` = none yet. Silence is measured on this one.
+    last_data_mono: AtomicI64,
     /// Frames that decoded.
     data: AtomicU64,
     /// Newest event time the pipeline has processed; `i64::MIN` = none.
@@ -72,6 +75,8 @@ pub struct HealthSnapshot {
     /// Frames that decoded, and when the last one did (wall clock).
     pub data: u64,
     pub last_data_wall: Option<Micros>,
+    /// When the last one did, on the monotonic clock.
+    pub last_data_mono: Option<Micros>,
     pub processed: Option<Micros>,
 }
 
@@ -90,6 +95,7 @@ impl SourceHealth {
             gaps: Mutex::new(Gaps::default()),
             last_frame_wall: AtomicI64::new(0),
             last_data_wall: AtomicI64::new(0),
+            last_data_mono: AtomicI64::new(i64::MIN),
             data: AtomicU64::new(0),
             processed: AtomicI64::new(i64::MIN),
         };
@@ -104,6 +110,11 @@ impl SourceHealth {
         self.clock.now_us()
     }
 
+    /// The monotonic clock's time now (µs), for how long anything lasted.
+    pub fn monotonic(&self) -> Micros {
+        self.clock.monotonic_us()
+    }
+
     pub fn set_connected(&self, connected: bool) {
         self.connected.store(connected, Ordering::Relaxed);
     }
@@ -116,6 +127,13 @@ impl SourceHealth {
     pub fn count_data(&self) {
         self.data.fetch_add(1, Ordering::Relaxed);
         self.last_data_wall.store(self.now(), Ordering::Relaxed);
+        self.last_data_mono
+            .store(self.monotonic(), Ordering::Relaxed);
+    }
+    /// Monotonic µs of the last decoded frame, if any.
+    pub fn last_data_mono(&self) -> Option<Micros> {
+        let t = self.last_data_mono.load(Ordering::Relaxed);
+        (t != i64::MIN).then_some(t)
     }
     /// Wall-clock µs of the last decoded frame, if any.
     pub fn last_data_wall(&self) -> Option<Micros> {
@@ -171,6 +189,7 @@ impl SourceHealth {
         HealthSnapshot {
             data: self.data.load(Ordering::Relaxed),
             last_data_wall: self.last_data_wall(),
+            last_data_mono: self.last_data_mono(),
             connected: self.connected.load(Ordering::Relaxed),
             frames: self.frames(),
             binary: load(&c.binary),
@@ -283,42 +302,61 @@ pub fn back_detail(source: &str, snapshot: &HealthSnapshot, now: Micros) -> Stri
     }
 }
 
+/// When the health rule is applied: the wall clock, against which a
+/// source's events (dated by wall clocks) lag, and the monotonic clock,
+/// on which silence and the start-up grace last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    pub wall: Micros,
+    pub mono: Micros,
+}
+
+impl Now {
+    pub fn of(clock: &dyn crate::wall::Clock) -> Now {
+        Now {
+            wall: clock.now_us(),
+            mono: clock.monotonic_us(),
+        }
+    }
+}
+
 /// A source healthy enough to resolve an incident left open by an
 /// earlier run: it delivered data (frames that decode) in this run and the rule says healthy
 /// (the start-up grace alone is not enough).
 pub fn proven_healthy(
     snapshot: &HealthSnapshot,
-    now: Micros,
-    started: Micros,
+    now: Now,
+    started_mono: Micros,
     rule: &HealthRule,
 ) -> bool {
-    snapshot.last_data_wall.is_some()
+    snapshot.last_data_mono.is_some()
         && assess(
             snapshot,
             now,
-            started - rule.grace_secs * crate::MICROS_PER_SEC,
+            started_mono - rule.grace_secs * crate::MICROS_PER_SEC,
             rule,
         ) == Condition::Healthy
 }
 
-/// The health rule, pure: `now` and `started` are wall-clock µs.
+/// The health rule, pure: silence and the grace after `started_mono` on
+/// the monotonic clock, lag on the wall clock.
 pub fn assess(
     snapshot: &HealthSnapshot,
-    now: Micros,
-    started: Micros,
+    now: Now,
+    started_mono: Micros,
     rule: &HealthRule,
 ) -> Condition {
     let second = crate::MICROS_PER_SEC;
-    if now - started < rule.grace_secs * second {
+    if now.mono - started_mono < rule.grace_secs * second {
         return Condition::Healthy;
     }
-    let last = snapshot.last_data_wall.unwrap_or(started);
-    let silent = (now - last) / second;
+    let last = snapshot.last_data_mono.unwrap_or(started_mono);
+    let silent = (now.mono - last) / second;
     if silent >= rule.silence_secs {
         return Condition::Silent { secs: silent };
     }
     if let Some(processed) = snapshot.processed {
-        let lag = (now - processed).max(0) / second;
+        let lag = (now.wall - processed).max(0) / second;
         if lag >= rule.lag_secs {
             return Condition::Lagging { secs: lag };
         }
@@ -337,6 +375,7 @@ mod tests {
         let started = 1_000 * S;
         let snap = |last: Option<i64>, processed: Option<i64>| HealthSnapshot {
             last_data_wall: last.map(|t| t * S),
+            last_data_mono: last.map(|t| t * S),
             processed: processed.map(|t| t * S),
             ..HealthSnapshot::default()
         };
@@ -368,12 +407,58 @@ mod tests {
             (snap(Some(1_199), Some(5_000)), 1_200, Condition::Healthy),
         ];
         for (snapshot, now, want) in cases {
+            let now = Now {
+                wall: now * S,
+                mono: now * S,
+            };
             assert_eq!(
-                assess(&snapshot, now * S, started, &rule),
+                assess(&snapshot, now, started, &rule),
                 want,
-                "{snapshot:?} at {now}"
+                "{snapshot:?} at {now:?}"
             );
         }
+    }
+
+    /// Silence and the grace last on the monotonic clock: a wall clock
+    /// set back an hour hid a silence for that hour, and one set forward
+    /// an hour paged for a source that had delivered a second before.
+    #[test]
+    fn a_stepped_wall_clock_neither_hides_nor_invents_a_silence() {
+        let rule = HealthRule::default();
+        let started = 1_000 * S;
+        let hour = 3_600 * S;
+        // Data last at 1,100 s (monotonic); the wall clock agreed then.
+        let snapshot = HealthSnapshot {
+            last_data_wall: Some(1_100 * S),
+            last_data_mono: Some(1_100 * S),
+            processed: Some(1_100 * S),
+            ..HealthSnapshot::default()
+        };
+        // (monotonic now, wall clock's step, want)
+        let cases = [
+            (1_101, -hour, Condition::Healthy),
+            (1_101, hour, Condition::Lagging { secs: 3_601 }),
+            (1_200, -hour, Condition::Silent { secs: 100 }),
+            (1_200, 0, Condition::Silent { secs: 100 }),
+            (1_150, hour, Condition::Lagging { secs: 3_650 }),
+        ];
+        for (mono, step, want) in cases {
+            let now = Now {
+                wall: mono * S + step,
+                mono: mono * S,
+            };
+            assert_eq!(assess(&snapshot, now, started, &rule), want, "{now:?}");
+        }
+        // Nor does a wall clock set back make the start-up grace last.
+        let quiet = HealthSnapshot::default();
+        let now = Now {
+            wall: started - hour + 70 * S,
+            mono: started + 70 * S,
+        };
+        assert_eq!(
+            assess(&quiet, now, started, &rule),
+            Condition::Silent { secs: 70 }
+        );
     }
 
     #[test]
@@ -402,11 +487,12 @@ mod tests {
 
     #[test]
     fn an_old_incident_resolves_only_on_frames_seen_in_this_run() {
+        let at = |t: Micros| Now { wall: t, mono: t };
         let rule = HealthRule::default();
         let started = 1_000 * S;
         let quiet = HealthSnapshot::default();
         assert!(
-            !proven_healthy(&quiet, started + S, started, &rule),
+            !proven_healthy(&quiet, at(started + S), started, &rule),
             "grace is not health"
         );
         let junk_only = HealthSnapshot {
@@ -415,16 +501,22 @@ mod tests {
             ..HealthSnapshot::default()
         };
         assert!(
-            !proven_healthy(&junk_only, started + 2 * S, started, &rule),
+            !proven_healthy(&junk_only, at(started + 2 * S), started, &rule),
             "bytes that never decode are not health"
         );
         let flowing = HealthSnapshot {
             last_data_wall: Some(started + S),
+            last_data_mono: Some(started + S),
             ..junk_only
         };
-        assert!(proven_healthy(&flowing, started + 2 * S, started, &rule));
+        assert!(proven_healthy(
+            &flowing,
+            at(started + 2 * S),
+            started,
+            &rule
+        ));
         assert!(
-            !proven_healthy(&flowing, started + 200 * S, started, &rule),
+            !proven_healthy(&flowing, at(started + 200 * S), started, &rule),
             "silent again"
         );
     }

@@ -35,10 +35,10 @@ fn data_deadline(
     watchdog: Duration,
 ) -> Option<Instant> {
     let last = health
-        .last_data_wall()
+        .last_data_mono()
         .unwrap_or(connected_at)
         .max(connected_at);
-    let since = Duration::from_micros((health.now() - last).max(0) as u64);
+    let since = Duration::from_micros((health.monotonic() - last).max(0) as u64);
     (since < watchdog).then(|| Instant::now() + (watchdog - since))
 }
 
@@ -180,7 +180,7 @@ impl<P: Protocol> Reader<'_, P> {
     ) -> End {
         let mut ping = tokio::time::interval(self.settings.ping_every);
         ping.tick().await;
-        let connected_at = self.link.health.now();
+        let connected_at = self.link.health.monotonic();
         let mut deadline = Instant::now() + self.settings.watchdog;
         // Any message (a pong too) says the connection is alive.
         let mut last_message = Instant::now();
