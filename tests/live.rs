@@ -439,16 +439,7 @@ fn a_recording_replays_to_the_alerts_of_the_live_stream(wire: Wire) {
     assert!(log.contains("recorded "), "{log}");
     let state = dir.path().join("from-recording");
     let alerts = dir.path().join("from-recording.jsonl");
-    let out = Command::new(env!("CARGO_BIN_EXE_outagewatch"))
-        .arg("replay")
-        .arg(&recording)
-        .arg("--state-dir")
-        .arg(&state)
-        .arg("--alerts")
-        .arg(&alerts)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("replay runs");
+    let out = replay_recording(&recording, &state, &alerts);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     if wire.protocol == "v1" {
@@ -606,16 +597,7 @@ fn a_restarted_recorder_resumes_where_its_recording_stops() {
 
         let state = dir.path().join(format!("{name}-state"));
         let alerts = dir.path().join(format!("{name}-alerts.jsonl"));
-        let out = Command::new(env!("CARGO_BIN_EXE_outagewatch"))
-            .arg("replay")
-            .arg(&recording)
-            .arg("--state-dir")
-            .arg(&state)
-            .arg("--alerts")
-            .arg(&alerts)
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("replay runs");
+        let out = replay_recording(&recording, &state, &alerts);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{name}: {stderr}");
         assert!(
@@ -1275,4 +1257,19 @@ fn far_dated_posts_on(wire: Wire) {
         resumed <= newest && resumed >= newest - 60_000_000,
         "{wire:?}: resumed from {resumed}, the demo ends at {newest}"
     );
+}
+
+/// `outagewatch replay RECORDING` on a fresh `state`, its alerts to
+/// `alerts`, warnings only on stderr.
+fn replay_recording(recording: &Path, state: &Path, alerts: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_outagewatch"))
+        .arg("replay")
+        .arg(recording)
+        .arg("--state-dir")
+        .arg(state)
+        .arg("--alerts")
+        .arg(alerts)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("replay runs")
 }

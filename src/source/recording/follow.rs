@@ -109,6 +109,19 @@ pub struct Sender {
 }
 
 impl Sender {
+    /// The sender a recording's clock line names, if it is one of
+    /// `connections` (the same source name and kind).
+    pub fn named_by(clock: &ClockLine, connections: &[Followed]) -> Option<Self> {
+        let connection = connections
+            .iter()
+            .position(|f| f.name == clock.source && f.kind == clock.protocol)?;
+        Some(Sender {
+            arrival_us: clock.time_us,
+            connection,
+            stored_since: clock.stored_since,
+        })
+    }
+
     pub fn of(inbound: &Inbound) -> Self {
         Sender {
             arrival_us: inbound.arrival_us,

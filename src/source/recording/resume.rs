@@ -86,14 +86,7 @@ fn restore_from(
         restored.text += line.len() as u64 + 1;
         if let Some(clock) = ClockLine::parse(line) {
             restored.clock_lines += 1;
-            sender = followed
-                .iter()
-                .position(|f| f.name == clock.source && f.kind == clock.protocol)
-                .map(|connection| Sender {
-                    arrival_us: clock.time_us,
-                    connection,
-                    stored_since: clock.stored_since,
-                });
+            sender = Sender::named_by(&clock, followed);
             continue;
         }
         if let Some(sender) = sender
@@ -224,14 +217,7 @@ mod tests {
         let mut sender = None;
         for line in lines {
             if let Some(clock) = ClockLine::parse(line.as_bytes()) {
-                sender = followed
-                    .iter()
-                    .position(|f| f.name == clock.source && f.kind == clock.protocol)
-                    .map(|connection| Sender {
-                        arrival_us: clock.time_us,
-                        connection,
-                        stored_since: clock.stored_since,
-                    });
+                sender = Sender::named_by(&clock, &followed);
             } else if let Some(sender) = sender {
                 followed[sender.connection].follow(line.as_bytes(), sender, &rule);
             }
