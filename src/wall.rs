@@ -35,6 +35,15 @@ pub trait Clock: Send + Sync + Debug {
     }
 }
 
+/// RFC 3339 with second precision and a `Z`: the form of every time in an
+/// alert, and in what `record` says of a recording. Here, at the bottom
+/// layer, so that a source can say a time as an alert does.
+pub fn rfc3339(time_us: Micros) -> String {
+    chrono::DateTime::from_timestamp_micros(time_us)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| time_us.to_string())
+}
+
 /// A clock shared by the tasks that read it.
 pub type SharedClock = Arc<dyn Clock>;
 

@@ -121,12 +121,7 @@ pub struct AlertSample {
     pub uri: String,
 }
 
-/// RFC 3339 with second precision and a `Z`, the form used in every alert.
-pub fn rfc3339(time_us: Micros) -> String {
-    chrono::DateTime::from_timestamp_micros(time_us)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_else(|| time_us.to_string())
-}
+pub use crate::wall::rfc3339;
 
 impl From<Transition> for Alert {
     fn from(t: Transition) -> Alert {

@@ -28,8 +28,8 @@ use std::path::Path;
 use super::follow::{Followed, Sender};
 use super::recover::{Format, Tail};
 use super::{ClockLine, DEFAULT_MAX_LINE, Line, LineReader};
-use crate::alert::rfc3339;
 use crate::source::clock::ClockRule;
+use crate::wall::rfc3339;
 
 /// Why the end of a recording could not be read back.
 #[derive(Debug, thiserror::Error)]
