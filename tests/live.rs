@@ -429,13 +429,7 @@ fn a_recording_replays_to_the_alerts_of_the_live_stream(wire: Wire) {
     // The recorder logs nothing per frame: wait until the server has sent
     // every frame after the reconnect, and until the recorder has written
     // them (a fixed 3 s was too short on a loaded machine).
-    recorder.wait_until(
-        |_| server.seen.lock().expect("lock").finished >= 1,
-        Duration::from_secs(60),
-    );
-    wait_until_written(recording.to_str().expect("utf8"));
-    let (status, _, log) = recorder.terminate(Duration::from_secs(20));
-    assert!(status.success(), "{log}");
+    let log = stop_when_written(&server, recorder, recording.to_str().expect("utf8"));
     assert!(log.contains("recorded "), "{log}");
     let state = dir.path().join("from-recording");
     let alerts = dir.path().join("from-recording.jsonl");
@@ -491,13 +485,7 @@ fn a_recorder_killed_mid_stream_keeps_its_committed_frames_and_appends_after_the
         first.kill();
 
         let (server, second) = record_to(path, Wire::V1_PLAIN, Plan::default());
-        second.wait_until(
-            |_| server.seen.lock().expect("lock").finished >= 1,
-            Duration::from_secs(60),
-        );
-        wait_until_written(path);
-        let (status, _, log) = second.terminate(Duration::from_secs(20));
-        assert!(status.success(), "{name}: {log}");
+        let log = stop_when_written(&server, second, path);
         let recorded: usize = log
             .split("recorded ")
             .nth(1)
@@ -572,13 +560,7 @@ fn a_restarted_recorder_resumes_where_its_recording_stops() {
         let watermark = recorded_watermark(path);
 
         let (server, second) = record_to(path, wire, Plan::default());
-        second.wait_until(
-            |_| server.seen.lock().expect("lock").finished >= 1,
-            Duration::from_secs(60),
-        );
-        wait_until_written(path);
-        let (status, _, log) = second.terminate(Duration::from_secs(20));
-        assert!(status.success(), "{name}: {log}");
+        let log = stop_when_written(&server, second, path);
         let cursors = server.seen.lock().expect("lock").cursors.clone();
         assert_eq!(
             cursors.first().copied().flatten(),
@@ -642,6 +624,20 @@ fn a_restarted_recorder_behind_the_servers_history_reports_the_lost_events() {
         log.contains("events lost") && log.contains("does not reach back to the requested time"),
         "{log}"
     );
+}
+
+/// Stops `recorder` once `server` has sent its whole stream and the
+/// recording at `path` holds it (see [`wait_until_written`]); its log,
+/// after a clean exit.
+fn stop_when_written(server: &JetstreamServer, recorder: Daemon, path: &str) -> String {
+    recorder.wait_until(
+        |_| server.seen.lock().expect("lock").finished >= 1,
+        Duration::from_secs(60),
+    );
+    wait_until_written(path);
+    let (status, _, log) = recorder.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{path}: {log}");
+    log
 }
 
 /// Waits until the recording at `path` has not grown for 2 s: the
