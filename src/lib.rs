@@ -34,6 +34,7 @@
 //! normalize
 //! source
 //! events
+//! supervise
 //! numbers, text, tls, http_client, wall
 //! ```
 //!
@@ -78,6 +79,7 @@ pub mod numbers;
 pub mod pipeline;
 pub mod source;
 pub mod state;
+pub mod supervise;
 pub mod telemetry;
 pub mod text;
 pub mod tls;

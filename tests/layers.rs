@@ -1,7 +1,9 @@
-//! The dependency direction documented in `src/lib.rs` holds: every
+//! The structure `src/lib.rs` documents holds. The dependency direction: every
 //! `crate::` path in the library code of `src/` names a module on a lower
 //! layer than its own (so no two modules import each other, directly or
 //! through others), and every module declared in `lib.rs` is on a layer.
+//! And every tokio task of the library is spawned through the supervisor
+//! (`src/supervise.rs`), so that its panic is seen when it happens.
 //!
 //! The layers are read from `lib.rs`'s own documentation, so the list and
 //! this check cannot drift apart. Test modules inside `src/` (a
@@ -415,5 +417,79 @@ fn the_scanner_finds_paths_in_code_only() {
     assert_eq!(
         named_modules(&code),
         ["Micros", "alert", "window", "detect", "pipeline"]
+    );
+}
+
+/// Library files that may spawn a tokio task other than through
+/// `crate::supervise::Supervisor`, each with why.
+const UNSUPERVISED_SPAWNS: &[(&str, &str)] = &[
+    ("supervise.rs", "the supervisor itself"),
+    (
+        "cli/run.rs",
+        "the second signal's handler, which only exits the process",
+    ),
+];
+
+/// `(file, line of code)` of every `tokio::spawn(` or `runtime.spawn(` in the
+/// library code of `src/`, outside test modules and the allowed files.
+fn unsupervised_spawns(src: &Path) -> Vec<(PathBuf, String)> {
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    let tests = test_module_files(&files);
+    let mut found = Vec::new();
+    for file in files.iter().filter(|f| !tests.contains(f)) {
+        let relative = file.strip_prefix(src).expect("under src");
+        if UNSUPERVISED_SPAWNS
+            .iter()
+            .any(|(allowed, _)| relative == Path::new(allowed))
+        {
+            continue;
+        }
+        found.extend(
+            spawn_lines(&read(file))
+                .into_iter()
+                .map(|n| (file.clone(), n)),
+        );
+    }
+    found
+}
+
+/// The lines of `source` (trimmed, strings blanked) that spawn a tokio
+/// task, outside comments, strings and test modules.
+fn spawn_lines(source: &str) -> Vec<String> {
+    let (code, _) = without_test_modules(&code_only(source));
+    code.lines()
+        .filter(|line| line.contains("tokio::spawn(") || line.contains("runtime.spawn("))
+        .map(|line| line.trim().to_owned())
+        .collect()
+}
+
+/// A task spawned any other way keeps its panic in its handle until
+/// someone awaits it: the daemon would run on without it, reporting
+/// healthy (see `src/supervise.rs`).
+#[test]
+fn long_running_tasks_are_spawned_through_the_supervisor() {
+    let src = src();
+    // The scan sees what it must: code, not comments, strings or tests.
+    assert_eq!(
+        spawn_lines(
+            "// tokio::spawn(a)\nlet s = \"runtime.spawn(\";\n\
+             let t = tokio::spawn(work());\n\
+             #[cfg(test)]\nmod tests { fn f() { tokio::spawn(x()); } }\n\
+             let u = runtime.spawn(more());\n"
+        ),
+        [
+            "let t = tokio::spawn(work());",
+            "let u = runtime.spawn(more());"
+        ]
+    );
+    let found: Vec<String> = unsupervised_spawns(&src)
+        .iter()
+        .map(|(file, line)| format!("{}: {line}", file.display()))
+        .collect();
+    assert!(
+        found.is_empty(),
+        "tasks spawned outside crate::supervise::Supervisor (spawn them through it, or add the file to UNSUPERVISED_SPAWNS with why):\n{}",
+        found.join("\n")
     );
 }

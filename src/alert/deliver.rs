@@ -31,6 +31,7 @@ use super::sink::{JsonLines, SinkError};
 pub use super::spec::{Filter, RetryPolicy, SinkSpec, Target, Webhook};
 use super::task::SinkRun;
 use crate::state::StoreError;
+use crate::supervise::Supervisor;
 use crate::wall::SharedClock;
 
 #[derive(Debug, thiserror::Error)]
@@ -73,10 +74,12 @@ impl Delivery {
     /// Starts one task per sink on the current tokio runtime. `clock` is
     /// the wall clock of the retry horizon, dead letters and the
     /// receivers' rate limits ([`crate::wall::system`] outside tests).
+    /// Each task's panic goes to `supervisor`.
     pub fn start(
         specs: Vec<SinkSpec>,
         outbox: Outbox,
         clock: SharedClock,
+        supervisor: &Supervisor,
     ) -> Result<Delivery, DeliveryError> {
         let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
         for (i, name) in names.iter().enumerate() {
@@ -90,6 +93,7 @@ impl Delivery {
             notify: Arc::new(Notify::new()),
             shutdown: watch::channel(false),
             clock,
+            supervisor: supervisor.clone(),
         };
         let workers = specs
             .into_iter()
@@ -200,6 +204,7 @@ struct Shared {
     notify: Arc<Notify>,
     shutdown: (watch::Sender<bool>, watch::Receiver<bool>),
     clock: SharedClock,
+    supervisor: Supervisor,
 }
 
 impl Shared {
@@ -238,9 +243,12 @@ impl Shared {
             clock: Arc::clone(&self.clock),
             failing: None,
         };
+        let task = self
+            .supervisor
+            .spawn(format!("sink {name}"), run.run(start));
         Ok(Worker {
             name,
-            task: tokio::spawn(run.run(start)),
+            task,
             cursor,
             stats,
         })
@@ -317,8 +325,13 @@ mod tests {
             .expect("store")
             .outbox();
         let t0 = T0;
-        let delivery =
-            Delivery::start(vec![unreachable_sink()], outbox.clone(), clock).expect("starts");
+        let delivery = Delivery::start(
+            vec![unreachable_sink()],
+            outbox.clone(),
+            clock,
+            &Supervisor::new(),
+        )
+        .expect("starts");
         let firing = crate::detect::TransitionKind::Firing;
         let alert = Alert::source_health("bluesky", firing, t0, t0, "silent".into());
         delivery.append(&alert).expect("appended");
@@ -365,8 +378,13 @@ mod tests {
             .expect("store")
             .outbox();
         let sink = sink_to(&url, Duration::from_secs(600));
-        let delivery =
-            Delivery::start(vec![sink], outbox.clone(), crate::wall::system()).expect("starts");
+        let delivery = Delivery::start(
+            vec![sink],
+            outbox.clone(),
+            crate::wall::system(),
+            &Supervisor::new(),
+        )
+        .expect("starts");
         let firing = crate::detect::TransitionKind::Firing;
         let alert = Alert::source_health("bluesky", firing, 0, 0, "silent".into());
         delivery.append(&alert).expect("appended");
@@ -410,8 +428,13 @@ mod tests {
             filter: Filter::default(),
             retry: RetryPolicy::default(),
         };
-        let delivery =
-            Delivery::start(vec![sink], outbox.clone(), crate::wall::system()).expect("starts");
+        let delivery = Delivery::start(
+            vec![sink],
+            outbox.clone(),
+            crate::wall::system(),
+            &Supervisor::new(),
+        )
+        .expect("starts");
         assert!(delivery.drain(Duration::from_secs(30)).await, "drained");
         let (_, reports) = delivery.stop(Duration::ZERO).await;
         assert_eq!((reports[0].delivered, reports[0].dead), (2, 1));
@@ -459,8 +482,13 @@ mod tests {
             retry: RetryPolicy::default(),
         };
         let sinks = vec![sink("stuck", &fifo), sink("file", &file)];
-        let delivery =
-            Delivery::start(sinks, outbox.clone(), crate::wall::system()).expect("starts");
+        let delivery = Delivery::start(
+            sinks,
+            outbox.clone(),
+            crate::wall::system(),
+            &Supervisor::new(),
+        )
+        .expect("starts");
         // The test's own thread is not one of the runtime's workers: it
         // waits without them.
         let deadline = std::time::Instant::now() + Duration::from_secs(60);

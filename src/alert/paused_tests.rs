@@ -132,7 +132,8 @@ fn start(sinks: Vec<SinkSpec>) -> (Delivery, tempfile::TempDir) {
         .expect("store")
         .outbox();
     let clock: SharedClock = Arc::new(TokioClock::starting_at(T0));
-    let delivery = Delivery::start(sinks, outbox, clock).expect("starts");
+    let delivery = Delivery::start(sinks, outbox, clock, &crate::supervise::Supervisor::new())
+        .expect("starts");
     (delivery, dir)
 }
 

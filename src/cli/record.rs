@@ -29,6 +29,7 @@ use crate::source::recording::writer::{COMMIT_EVERY, RecordingWriter};
 use crate::source::recording::{CLOCK_LINE_MAX, frame_line};
 use crate::source::ws::{self, DEFAULT_BUDGET_BYTES, FrameBudget};
 use crate::source::{Connection, Link};
+use crate::supervise::Supervisor;
 
 #[derive(Debug, Args)]
 pub struct RecordArgs {
@@ -175,13 +176,16 @@ impl Recorder {
         let tls = crate::tls::client_config()?;
         let budget = FrameBudget::new(DEFAULT_BUDGET_BYTES);
         let mut tasks = Vec::with_capacity(connections.len());
+        let supervisor = Supervisor::new();
         for (index, connection) in connections.into_iter().enumerate() {
             let health = Arc::clone(&self.followed[index].health);
             let link = Link {
                 budget: budget.clone(),
                 ..Link::new(index, Arc::clone(&tls), tx.clone(), health, stop_rx.clone())
             };
-            tasks.push(tokio::spawn(connection.kind.source().run(connection, link)));
+            let name = format!("source {}", connection.name);
+            let run = connection.kind.source().run(connection, link);
+            tasks.push(supervisor.spawn(name, run));
         }
         // The channel closes when the last task ends.
         drop(tx);
@@ -196,6 +200,7 @@ impl Recorder {
         loop {
             let inbound = tokio::select! {
                 _ = &mut stop => break,
+                _ = supervisor.failed() => break,
                 _ = commit.tick() => {
                     self.out.commit_if_due()?;
                     continue;
@@ -216,7 +221,11 @@ impl Recorder {
         while let Ok(inbound) = rx.try_recv() {
             self.write(&inbound)?;
         }
-        Ok(())
+        // What was received is written; the exit is still a failure.
+        match supervisor.failure() {
+            Some(failure) => Err(failure.into()),
+            None => Ok(()),
+        }
     }
 
     /// One frame as received, after a clock line when it came from another

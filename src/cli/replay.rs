@@ -20,6 +20,7 @@ use crate::pipeline::{Emitted, Pipeline, PipelineConfig, SAVE_EVERY_REPLAY};
 use crate::source::FrameError;
 use crate::source::recording::{self, DEFAULT_MAX_LINE};
 use crate::state::SledStore;
+use crate::supervise::Supervisor;
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
@@ -117,14 +118,21 @@ pub fn run(args: ReplayArgs, matcher: Matcher, mut config: Config) -> anyhow::Re
     let _enter = runtime.enter();
     let (mut pipeline, outbox) = open_pipeline(&args, matcher, &config)?;
     args.sinks.apply(&mut config);
-    let delivery = Delivery::start(sink_specs(&config), outbox, crate::wall::system())?;
+    // A sink's or the status server's panic fails the replay at its end.
+    let supervisor = Supervisor::new();
+    let delivery = Delivery::start(
+        sink_specs(&config),
+        outbox,
+        crate::wall::system(),
+        &supervisor,
+    )?;
     let watch = super::serve::Watch::start(
         &args.watch,
         &config,
         &runtime,
         &delivery,
         &mut pipeline,
-        args.state_dir.as_deref(),
+        (args.state_dir.as_deref(), &supervisor),
     )?;
     let mut emit = |alerts: Vec<Emitted>| -> anyhow::Result<()> {
         if !alerts.is_empty() {
@@ -151,6 +159,9 @@ pub fn run(args: ReplayArgs, matcher: Matcher, mut config: Config) -> anyhow::Re
     crate::state::close_store(store).log();
     print_summary(&stats, &source_note, elapsed);
     watch.hold(&runtime, &args.watch);
+    if let Some(failure) = supervisor.failure() {
+        anyhow::bail!(failure);
+    }
     Ok(exit_code(&read_errors, undelivered))
 }
 

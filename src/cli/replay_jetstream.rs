@@ -20,6 +20,7 @@ use crate::source::jetstream::{self, JetstreamOptions, JetstreamProtocol, Wire};
 use crate::source::recording::writer::RecordingWriter;
 use crate::source::ws::{self, WsSettings};
 use crate::state::SledStore;
+use crate::supervise::Supervisor;
 
 /// The source name frames are counted under.
 pub const SOURCE: &str = "jetstream";
@@ -106,6 +107,10 @@ pub fn read(
     let _ = connection.stop.send(true);
     let _ = runtime.block_on(connection.task);
     progress.finish_and_clear();
+    // A panic closed the frame channel, which read as an interruption.
+    if let Some(failure) = connection.supervisor.failure() {
+        return Err(failure.into());
+    }
     if let Some(out) = out {
         out.finish().context("cannot finish the recording")?;
     }
@@ -118,6 +123,7 @@ struct Connection {
     stop: watch::Sender<bool>,
     health: Arc<SourceHealth>,
     task: tokio::task::JoinHandle<()>,
+    supervisor: Supervisor,
 }
 
 /// Starts reading Jetstream from `--since`, without a rate limit (history
@@ -139,12 +145,18 @@ fn connect(runtime: &tokio::runtime::Runtime, history: &History) -> anyhow::Resu
     });
     let tls = crate::tls::client_config()?;
     let link = Link::new(0, tls, tx, Arc::clone(&health), stop_rx);
-    let task = runtime.spawn(ws::run(vec![history.url.clone()], settings, protocol, link));
+    let supervisor = Supervisor::new();
+    let _entered = runtime.enter();
+    let task = supervisor.spawn(
+        "jetstream history",
+        ws::run(vec![history.url.clone()], settings, protocol, link),
+    );
     Ok(Connection {
         frames,
         stop,
         health,
         task,
+        supervisor,
     })
 }
 

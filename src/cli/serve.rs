@@ -12,6 +12,7 @@ use crate::config::{Config, HttpConfig};
 use crate::http::{HttpSettings, Server};
 use crate::pipeline::{Pipeline, Stats};
 use crate::state::Store;
+use crate::supervise::Supervisor;
 use crate::telemetry::{Mode, Telemetry};
 
 #[derive(Debug, Args)]
@@ -93,7 +94,7 @@ impl Watch {
         runtime: &tokio::runtime::Runtime,
         delivery: &Delivery,
         pipeline: &mut Pipeline<S>,
-        state_dir: Option<&Path>,
+        (state_dir, supervisor): (Option<&Path>, &Supervisor),
     ) -> anyhow::Result<Watch> {
         let settings = args.http.settings(&config.http, false)?;
         if settings.is_none() && args.report.is_none() {
@@ -114,6 +115,7 @@ impl Watch {
                 Arc::clone(&telemetry),
                 Some(delivery.notifier()),
                 state_dir,
+                supervisor,
             ))?),
             None => None,
         };

@@ -35,8 +35,11 @@
 //! 6. the process exits 0. A second signal exits at once (status 130).
 //!
 //! The same steps follow when every source task ended on its own (the
-//! frame channel closed), but the exit is then a failure
-//! ([`DaemonError::SourcesEnded`]), for a supervisor to restart it.
+//! frame channel closed) or when any task panicked (a source, a sink, the
+//! health monitor, the status log or server, the watchdog; see
+//! [`crate::supervise`]), but the exit is then a failure
+//! ([`DaemonError::SourcesEnded`], [`DaemonError::TaskPanicked`]), for a
+//! supervisor to restart it from the saved state.
 
 mod monitor;
 mod pipeline_thread;
@@ -63,6 +66,7 @@ use crate::source::jetstream::SeqCursor;
 use crate::source::ws::{DEFAULT_BUDGET_BYTES, FrameBudget, Inbound};
 use crate::source::{Connection, Link};
 use crate::state::{SledStore, StoreError};
+use crate::supervise::{Supervisor, TaskFailure};
 use crate::telemetry::{Mode, Telemetry};
 use crate::wall::SharedClock;
 use monitor::Monitor;
@@ -98,6 +102,10 @@ pub enum DaemonError {
     SourcesEnded,
     #[error(transparent)]
     Http(#[from] HttpError),
+    /// A task panicked (a bug): the daemon stopped in order rather than
+    /// run on without it, and exits with a failure to be restarted.
+    #[error("{0}; stopped in order, state saved")]
+    TaskPanicked(TaskFailure),
 }
 
 /// What the daemon needs besides its configuration.
@@ -117,18 +125,7 @@ pub async fn run(
     options: DaemonOptions,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<Stats, DaemonError> {
-    let mut running = start(options).await?;
-    // Run until told to stop, or until the pipeline stops on its own: the
-    // store cannot be written, or every source task ended (the frame
-    // channel closed), which is a failure too.
-    let early = tokio::select! {
-        _ = stop => {
-            tracing::info!("shutting down: stopping the sources");
-            None
-        }
-        result = &mut running.done => Some(result),
-    };
-    running.shutdown(early).await
+    start(options).await?.until(stop).await
 }
 
 /// How the pipeline thread ended.
@@ -137,6 +134,8 @@ type PipelineEnd = Result<Result<Stats, PipelineError>, tokio::sync::oneshot::er
 /// Everything started, in the order it stops.
 struct Running {
     shutdown: watch::Sender<bool>,
+    /// Every task's panic, seen when it happens.
+    supervisor: Supervisor,
     sources: Vec<tokio::task::JoinHandle<()>>,
     /// Health monitor, status log and systemd watchdog.
     helpers: Vec<tokio::task::JoinHandle<()>>,
@@ -169,10 +168,10 @@ async fn start(options: DaemonOptions) -> Result<Running, DaemonError> {
     let (health, resume) = source_health(&pipeline, &connections, &clock);
     telemetry.set_sources(health.clone());
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let supervisor = Supervisor::new();
     let (delivery, server) = start_outputs(
         &config,
-        &outbox,
-        &telemetry,
+        (&outbox, &telemetry, &supervisor),
         (&clock, http.as_ref(), &state_dir),
     )
     .await?;
@@ -188,6 +187,7 @@ async fn start(options: DaemonOptions) -> Result<Running, DaemonError> {
         budget: FrameBudget::new(DEFAULT_BUDGET_BYTES),
         shutdown: shutdown_rx.clone(),
         state_dir: state_dir.clone(),
+        supervisor: supervisor.clone(),
     };
     let sources = links.spawn(connections, &health, resume);
     let helpers = Helpers {
@@ -197,10 +197,12 @@ async fn start(options: DaemonOptions) -> Result<Running, DaemonError> {
         telemetry: Arc::clone(&telemetry),
         clock,
         shutdown: shutdown_rx,
+        supervisor: supervisor.clone(),
     }
     .spawn(&config, pipeline_alive);
     Ok(Running {
         shutdown,
+        supervisor,
         sources,
         helpers,
         done,
@@ -218,15 +220,19 @@ async fn start(options: DaemonOptions) -> Result<Running, DaemonError> {
 /// the status server. A server that cannot bind stops the sinks again.
 async fn start_outputs(
     config: &Config,
-    outbox: &Outbox,
-    telemetry: &Arc<Telemetry>,
+    (outbox, telemetry, supervisor): (&Outbox, &Arc<Telemetry>, &Supervisor),
     (clock, http, state_dir): (&SharedClock, Option<&HttpSettings>, &Path),
 ) -> Result<(Delivery, Option<crate::http::Server>), DaemonError> {
-    let delivery = Delivery::start(sink_specs(config), outbox.clone(), Arc::clone(clock))?;
+    let delivery = Delivery::start(
+        sink_specs(config),
+        outbox.clone(),
+        Arc::clone(clock),
+        supervisor,
+    )?;
     telemetry.set_sinks(delivery.probe());
     telemetry.set_store_open(true);
     let notifier = delivery.notifier();
-    match start_server(http, telemetry, &notifier, state_dir).await {
+    match start_server(http, telemetry, &notifier, (state_dir, supervisor)).await {
         Ok(server) => Ok((delivery, server)),
         Err(e) => {
             let _ = delivery.stop(Duration::ZERO).await;
@@ -244,6 +250,7 @@ struct Helpers {
     telemetry: Arc<Telemetry>,
     clock: SharedClock,
     shutdown: watch::Receiver<bool>,
+    supervisor: Supervisor,
 }
 
 impl Helpers {
@@ -260,18 +267,22 @@ impl Helpers {
             telemetry: Arc::clone(&self.telemetry),
             clock: Arc::clone(&self.clock),
         };
-        let monitor = tokio::spawn(monitor.run(self.shutdown.clone()));
+        let supervisor = &self.supervisor;
+        let monitor = supervisor.spawn("health monitor", monitor.run(self.shutdown.clone()));
         let sink_names: Vec<String> = sink_specs(config).into_iter().map(|s| s.name).collect();
-        let status = tokio::spawn(status_log(
-            self.health,
-            (self.telemetry, self.clock),
-            (self.outbox, sink_names),
-            Duration::from_secs_f64(config.daemon.status_secs.max(0.1)),
-            self.shutdown.clone(),
-        ));
+        let status = supervisor.spawn(
+            "status log",
+            status_log(
+                self.health,
+                (self.telemetry, self.clock),
+                (self.outbox, sink_names),
+                Duration::from_secs_f64(config.daemon.status_secs.max(0.1)),
+                self.shutdown.clone(),
+            ),
+        );
         [monitor, status]
             .into_iter()
-            .chain(systemd_ready(pipeline_alive, self.shutdown))
+            .chain(systemd_ready(pipeline_alive, self.shutdown, supervisor))
             .collect()
     }
 }
@@ -329,7 +340,7 @@ async fn start_server(
     http: Option<&HttpSettings>,
     telemetry: &Arc<Telemetry>,
     notifier: &Arc<Notify>,
-    state_dir: &Path,
+    (state_dir, supervisor): (&Path, &Supervisor),
 ) -> Result<Option<crate::http::Server>, HttpError> {
     let Some(settings) = http else {
         return Ok(None);
@@ -339,6 +350,7 @@ async fn start_server(
         Arc::clone(telemetry),
         Some(Arc::clone(notifier)),
         Some(state_dir),
+        supervisor,
     )
     .await?;
     Ok(Some(server))
@@ -351,6 +363,7 @@ struct SourceLinks {
     budget: FrameBudget,
     shutdown: watch::Receiver<bool>,
     state_dir: PathBuf,
+    supervisor: Supervisor,
 }
 
 impl SourceLinks {
@@ -375,13 +388,35 @@ impl SourceLinks {
                 state_dir: Some(self.state_dir.clone()),
                 resume,
             };
-            tasks.push(tokio::spawn(connection.kind.source().run(connection, link)));
+            let name = format!("source {}", connection.name);
+            let run = connection.kind.source().run(connection, link);
+            tasks.push(self.supervisor.spawn(name, run));
         }
         tasks
     }
 }
 
 impl Running {
+    /// Runs until told to stop, or until something stops on its own: the
+    /// pipeline (the store cannot be written, or every source task ended
+    /// and closed the frame channel) or a panicking task. Those two are
+    /// failures; every way out goes through the same shutdown.
+    async fn until(
+        mut self,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<Stats, DaemonError> {
+        let supervisor = self.supervisor.clone();
+        let early = tokio::select! {
+            _ = stop => {
+                tracing::info!("shutting down: stopping the sources");
+                None
+            }
+            result = &mut self.done => Some(result),
+            _ = supervisor.failed() => None,
+        };
+        self.shutdown(early).await
+    }
+
     /// Stops everything in the documented order; `early` is how the
     /// pipeline ended if it ended before the stop signal.
     async fn shutdown(mut self, early: Option<PipelineEnd>) -> Result<Stats, DaemonError> {
@@ -389,12 +424,9 @@ impl Running {
         systemd_notify(&[sd_notify::NotifyState::Stopping]);
         self.stall.stopping_since.store(now_ms(), Ordering::Relaxed);
         let _ = self.shutdown.send(true);
+        // A source's panic was reported when it happened (supervisor).
         for task in std::mem::take(&mut self.sources) {
-            if let Err(e) = task.await
-                && e.is_panic()
-            {
-                tracing::error!(error = %e, "a source task panicked");
-            }
+            let _ = task.await;
         }
         // Their handles on the store go with them (see the seal below).
         // Each watches the stop signal and ends by itself (the monitor
@@ -430,7 +462,12 @@ impl Running {
             }
             Err(_) => return Err(DaemonError::Thread("the pipeline thread panicked".into())),
         };
+        let supervisor = self.supervisor.clone();
         self.finish(&stats).await;
+        // A panic, even one during the shutdown, makes the exit a failure.
+        if let Some(failure) = supervisor.failure() {
+            return Err(DaemonError::TaskPanicked(failure));
+        }
         if unasked {
             tracing::error!("every source stopped without being asked to");
             return Err(DaemonError::SourcesEnded);

@@ -6,11 +6,14 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::supervise::Supervisor;
+
 /// Tells systemd the daemon is ready, and keeps its watchdog fed while the
 /// pipeline thread is alive. Does nothing outside systemd.
 pub(super) fn systemd_ready(
     pipeline_alive: Arc<AtomicBool>,
     mut shutdown: watch::Receiver<bool>,
+    supervisor: &Supervisor,
 ) -> Option<tokio::task::JoinHandle<()>> {
     systemd_notify(&[
         sd_notify::NotifyState::Ready,
@@ -19,7 +22,7 @@ pub(super) fn systemd_ready(
     let usec = watchdog_usec()?;
     let every = Duration::from_micros(usec / 2);
     tracing::info!(every = %humantime::format_duration(every), "feeding the systemd watchdog");
-    Some(tokio::spawn(async move {
+    Some(supervisor.spawn("systemd watchdog", async move {
         let mut tick = tokio::time::interval(every);
         loop {
             tokio::select! {

@@ -32,6 +32,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, watch};
 
+use crate::supervise::Supervisor;
 use crate::telemetry::Telemetry;
 
 /// Where the server listens unless told otherwise.
@@ -127,6 +128,7 @@ impl Server {
         telemetry: Arc<Telemetry>,
         wake: Option<Arc<Notify>>,
         state_dir: Option<&Path>,
+        supervisor: &Supervisor,
     ) -> Result<Server, HttpError> {
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
@@ -160,13 +162,10 @@ impl Server {
         };
         let app = router(state);
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(serve::serve(
-            listener,
-            app,
-            settings.limits,
-            telemetry,
-            stopped,
-        ));
+        let task = supervisor.spawn(
+            "status server",
+            serve::serve(listener, app, settings.limits, telemetry, stopped),
+        );
         tracing::info!(
             addr = %addr,
             url = %format!("http://{addr}/"),

@@ -10,6 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::{HttpSettings, Server, ServerLimits};
+use crate::supervise::Supervisor;
 use crate::telemetry::{Mode, Telemetry};
 
 /// Far longer than any limit the tests set: "eventually", not a timing.
@@ -20,7 +21,7 @@ async fn start(limits: ServerLimits, token: Option<&str>) -> (Server, Arc<Teleme
         HttpSettings::new("127.0.0.1:0", token.map(str::to_owned)).expect("settings");
     settings.limits = limits;
     let telemetry = Telemetry::new(Mode::Replay, None);
-    let server = Server::start(&settings, telemetry.clone(), None, None)
+    let server = Server::start(&settings, telemetry.clone(), None, None, &Supervisor::new())
         .await
         .expect("starts");
     (server, telemetry)
