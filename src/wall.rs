@@ -44,6 +44,13 @@ pub fn rfc3339(time_us: Micros) -> String {
         .unwrap_or_else(|| time_us.to_string())
 }
 
+/// A duration in human units, to the second ("2m 5s"; "0s" when
+/// negative). Here for the same reason as [`rfc3339`].
+pub fn human_duration(micros: Micros) -> String {
+    let secs = (micros / crate::MICROS_PER_SEC).max(0) as u64;
+    humantime::format_duration(std::time::Duration::from_secs(secs)).to_string()
+}
+
 /// A clock shared by the tasks that read it.
 pub type SharedClock = Arc<dyn Clock>;
 

@@ -763,17 +763,7 @@ fn cursor_too_old_resumes_from_the_floor_and_raises_a_gap_alert() {
     let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
     let daemon = start_daemon(&config, &state, &alerts);
     daemon.wait_for_newest(newest, Duration::from_secs(120));
-    let gap_alert = |text: &str| {
-        text.lines()
-            .find(|l| l.contains("\"service\":\"source:bluesky\"") && l.contains("gap: "))
-            .map(str::to_owned)
-    };
-    daemon.wait_until(
-        |_| std::fs::read_to_string(&alerts).is_ok_and(|a| gap_alert(&a).is_some()),
-        Duration::from_secs(30),
-    );
-    let (status, _, log) = daemon.terminate(Duration::from_secs(20));
-    assert!(status.success(), "{log}");
+    let log = wait_for_gap_alert(daemon, &alerts);
     let seen = server.seen.lock().expect("lock");
     assert_eq!(seen.xrpc_errors, vec!["CursorTooOld".to_owned()], "{log}");
     let resumed = support::SEQ_BASE as i64 + served as i64;
@@ -794,6 +784,102 @@ fn cursor_too_old_resumes_from_the_floor_and_raises_a_gap_alert() {
     );
     assert!(gap.contains("\"state\":\"firing\""), "{gap}");
     assert_eq!(outcome(&state, &alerts), reference);
+}
+
+/// The `source:bluesky` gap alert in the alert lines `text`, if any.
+fn gap_alert(text: &str) -> Option<String> {
+    text.lines()
+        .find(|l| l.contains("\"service\":\"source:bluesky\"") && l.contains("gap: "))
+        .map(str::to_owned)
+}
+
+/// Waits until `daemon` has written a gap alert to `alerts`, then stops it
+/// (a clean exit); its log.
+fn wait_for_gap_alert(daemon: Daemon, alerts: &Path) -> String {
+    daemon.wait_until(
+        |_| std::fs::read_to_string(alerts).is_ok_and(|a| gap_alert(&a).is_some()),
+        Duration::from_secs(30),
+    );
+    let (status, _, log) = daemon.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    log
+}
+
+/// A v1 server given a time cursor older than its history starts at its
+/// oldest event without a word (`protocols.md` §1): the first event after
+/// the resume is dated minutes past the cursor on a stream of several a
+/// second, and that is raised as a gap alert naming both times. Before,
+/// the loss went unreported.
+#[test]
+fn a_v1_cursor_clamped_in_silence_raises_a_gap_alert() {
+    let frames = demo_frames();
+    let newest = newest_time(&frames);
+    let times: Vec<i64> = frames
+        .iter()
+        .map(|f| {
+            let frame: serde_json::Value = serde_json::from_str(f).expect("json");
+            frame["time_us"].as_i64().expect("dated")
+        })
+        .collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Served up to frame 2000 (3.7 min into the demo), then the server
+    // keeps only from frame 5500 on (10 min): 6 minutes lost.
+    let (served, kept_from) = (2000usize, 5500usize);
+    let server = JetstreamServer::start(
+        frames,
+        Plan {
+            conns: vec![Conn::DropAfter(served)],
+            floor: Some((2, support::SEQ_BASE + kept_from as u64)),
+            ..Plan::default()
+        },
+    );
+    let config = jetstream_config_wire(dir.path(), &[server.url()], 5.0, Wire::V1_PLAIN);
+    let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
+    let daemon = start_daemon(&config, &state, &alerts);
+    daemon.wait_for_newest(newest, Duration::from_secs(120));
+    let log = wait_for_gap_alert(daemon, &alerts);
+    let cursors = server.seen.lock().expect("lock").cursors.clone();
+    let asked = match cursors[..] {
+        [None, Some(asked)] => asked,
+        _ => panic!("one reconnect, by time: {cursors:?}\n{log}"),
+    };
+    assert!(asked <= times[served - 1], "resumed within what was served");
+    let text = std::fs::read_to_string(&alerts).expect("alerts");
+    let gap = gap_alert(&text).expect("a gap alert");
+    assert!(gap.contains("a v1 server keeps about 36 h"), "{gap}");
+    let said = outagewatch::wall::rfc3339;
+    assert!(gap.contains(&said(asked)), "{gap}");
+    assert!(gap.contains(&said(times[kept_from])), "{gap}");
+    assert!(gap.contains("\"state\":\"firing\""), "{gap}");
+    let firing = text
+        .lines()
+        .filter(|l| l.contains("gap: ") && l.contains("\"state\":\"firing\""));
+    assert_eq!(firing.count(), 1, "one gap: {text}");
+}
+
+/// A v1 reconnect that loses nothing raises no gap alert.
+#[test]
+fn a_v1_reconnect_that_loses_nothing_raises_no_gap_alert() {
+    let frames = demo_frames();
+    let newest = newest_time(&frames);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = JetstreamServer::start(
+        frames,
+        Plan {
+            conns: vec![Conn::DropAfter(2000)],
+            ..Plan::default()
+        },
+    );
+    let config = jetstream_config_wire(dir.path(), &[server.url()], 5.0, Wire::V1_PLAIN);
+    let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
+    let daemon = start_daemon(&config, &state, &alerts);
+    daemon.wait_for_newest(newest, Duration::from_secs(120));
+    let (status, _, log) = daemon.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    assert_eq!(server.seen.lock().expect("lock").cursors.len(), 2, "{log}");
+    let text = std::fs::read_to_string(&alerts).expect("alerts");
+    assert_eq!(gap_alert(&text), None, "{text}");
+    assert!(!log.contains("events lost"), "{log}");
 }
 
 /// `ConsumerTooSlow` is terminal: logged, reconnected, resumed exactly.

@@ -69,10 +69,11 @@ use crate::state::{SledStore, StoreError};
 use crate::supervise::{Supervisor, TaskFailure};
 use crate::telemetry::{Mode, Telemetry};
 use crate::wall::SharedClock;
+pub use crate::wall::human_duration;
 use monitor::Monitor;
 use pipeline_thread::PipelineThread;
 use stall::{Stall, now_ms};
-pub use status::{human_duration, precise_time};
+pub use status::precise_time;
 use status::{log_sinks, status_log};
 use systemd::{systemd_notify, systemd_ready};
 

@@ -11,6 +11,7 @@ use crate::alert::outbox::Outbox;
 use crate::source::health::SourceHealth;
 use crate::telemetry::Telemetry;
 use crate::wall::SharedClock;
+use crate::wall::human_duration;
 
 pub(super) async fn status_log(
     health: Vec<Arc<SourceHealth>>,
@@ -78,12 +79,6 @@ pub fn precise_time(time_us: crate::Micros) -> String {
     chrono::DateTime::from_timestamp_micros(time_us)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
         .unwrap_or_else(|| time_us.to_string())
-}
-
-/// A duration in human units, to the second ("2m 5s"; "0s" when negative).
-pub fn human_duration(micros: crate::Micros) -> String {
-    let secs = (micros / crate::MICROS_PER_SEC).max(0) as u64;
-    humantime::format_duration(Duration::from_secs(secs)).to_string()
 }
 
 pub(super) fn log_sinks(reports: &[SinkReport], drained: bool) {

@@ -46,10 +46,11 @@ pub struct Plan {
     /// Pause 1 ms after every this many frames (0: as fast as possible), so
     /// a test can act "mid-stream".
     pub pace_every: usize,
-    /// v2: `(n, seq)`: from the n-th handshake (1-based) on, the oldest
-    /// sequence number kept (retention moved on while the client was away);
-    /// an older sequence cursor gets HTTP 400 `CursorTooOld`, an older time
-    /// cursor is clamped to it with an `#info OutdatedCursor` frame.
+    /// `(n, seq)`: from the n-th handshake (1-based) on, the oldest
+    /// sequence number kept (retention moved on while the client was away).
+    /// On v2 an older sequence cursor gets HTTP 400 `CursorTooOld`, an older
+    /// time cursor is clamped to it with an `#info OutdatedCursor` frame; on
+    /// v1 an older time cursor is clamped to it without a word.
     pub floor: Option<(usize, u64)>,
     /// v2: the dictionary served and required (default: the v1 one).
     pub dictionary: Option<Vec<u8>>,
@@ -445,7 +446,7 @@ async fn serve(
     };
     let mut sent = 0usize;
     for (index, event) in events.iter().enumerate().skip(start) {
-        if asked.v2 && event.seq < floor {
+        if event.seq < floor {
             continue;
         }
         if !asked.v2 && asked.cursor.is_some_and(|c| event.time_us < c) {

@@ -14,6 +14,13 @@
 //! the server's floor) resumes from the floor and reports the lost range as
 //! a gap; `UnknownZstdDictionary` fetches the current dictionary again.
 //! `ConsumerTooSlow` (an `error` frame) is logged and reconnected.
+//!
+//! **A clamped v1 cursor.** A v1 server given a time cursor older than its
+//! history (about 36 h) starts from its oldest event without a word
+//! (`protocols.md` §1). So the first event after resuming by time is
+//! checked: dated more than [`V1_CLAMP_TOLERANCE_US`] after the cursor, on a
+//! firehose that carries posts every second, means the events between were
+//! lost, and it is reported as a gap (the frame itself is data as usual).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -78,6 +85,12 @@ impl Default for JetstreamOptions {
 /// Values at or above this are time cursors on v2 (`protocols.md` §1b).
 const TIME_CURSOR_MIN: i64 = 1_000_000_000_000_000;
 
+/// How far past a v1 time cursor the first event may be before the
+/// stream is taken to have been clamped: the posts of the whole network
+/// come several a second, so minutes without one are history the server
+/// no longer has (or a firehose outage, a loss all the same).
+pub const V1_CLAMP_TOLERANCE_US: Micros = 5 * 60 * crate::MICROS_PER_SEC;
+
 /// The Jetstream [`Protocol`].
 #[derive(Debug)]
 pub struct JetstreamProtocol {
@@ -88,6 +101,9 @@ pub struct JetstreamProtocol {
     seq: Option<SeqCursor>,
     /// The seq cursor the current connection asked for.
     asked: Option<u64>,
+    /// v1: the time cursor the current connection asked for, until its
+    /// first dated event has been checked against it.
+    asked_time: Option<Micros>,
     /// After `CursorTooOld`: the next connection to this host starts here
     /// (`None` inside: at the live tail).
     floor: Option<(String, Option<u64>)>,
@@ -105,6 +121,7 @@ impl JetstreamProtocol {
             options,
             host: String::new(),
             asked: None,
+            asked_time: None,
             floor: None,
             dictionary: None,
             dictionary_stale: false,
@@ -201,6 +218,34 @@ impl JetstreamProtocol {
             .map(by_time)
             .or(self.options.start)
             .filter(|t| *t >= TIME_CURSOR_MIN)
+    }
+}
+
+impl JetstreamProtocol {
+    /// Every v1 frame is data; the first dated one after resuming by time
+    /// also reports a clamped cursor (see the module's docs).
+    fn v1_control(&mut self, frame: &str) -> Control {
+        let Some(asked) = self.asked_time else {
+            return Control::Data;
+        };
+        let Some(first) = super::decode_frame(frame.as_bytes())
+            .and_then(crate::source::Frame::checked)
+            .ok()
+            .and_then(|f| f.time_us)
+        else {
+            return Control::Data;
+        };
+        self.asked_time = None;
+        let skipped = first.saturating_sub(asked);
+        if skipped <= V1_CLAMP_TOLERANCE_US {
+            return Control::Data;
+        }
+        Control::DataAfterGap(format!(
+            "asked to resume from {} but the first event is dated {}, {} later: a v1 server keeps about 36 h and starts an older cursor at its oldest event without a word; the events between were lost",
+            crate::wall::rfc3339(asked),
+            crate::wall::rfc3339(first),
+            crate::wall::human_duration(skipped),
+        ))
     }
 }
 
@@ -308,6 +353,7 @@ impl Protocol for JetstreamProtocol {
         match self.options.wire {
             Wire::V1 => {
                 self.asked = None;
+                self.asked_time = cursor;
                 v1_url(host, cursor, dictionary.is_some())
             }
             Wire::V2 => {
@@ -328,7 +374,7 @@ impl Protocol for JetstreamProtocol {
 
     fn control(&mut self, frame: &str) -> Control {
         if self.options.wire == Wire::V1 {
-            return Control::Data;
+            return self.v1_control(frame);
         }
         match v2::classify(frame) {
             V2Control::Event => {
@@ -472,6 +518,81 @@ mod tests {
             "resumes five seconds before the last processed event"
         );
         assert!(p.headers().is_empty());
+    }
+
+    /// A v1 post frame dated `time_us`.
+    fn v1_post(time_us: Micros) -> String {
+        format!(
+            r#"{{"did":"did:plc:a","time_us":{time_us},"kind":"commit","commit":{{"rev":"r","operation":"create","collection":"app.bsky.feed.post","rkey":"k","cid":"c","record":{{"text":"hi","createdAt":"2026-07-04T14:00:00Z"}}}}}}"#
+        )
+    }
+
+    /// The first dated event after resuming by time, against the cursor
+    /// asked for: a gap only past the tolerance, checked once per
+    /// connection, never on a live-tail connection.
+    #[test]
+    fn v1_reports_a_cursor_the_server_clamped_in_silence() {
+        let processed = 1_780_000_000 * MICROS_PER_SEC;
+        let asked = processed - RESUME_OVERLAP_US;
+        let is_gap = |c: &Control| matches!(c, Control::DataAfterGap(_));
+        // (first frames after the connection, which of them report a gap)
+        let cases: Vec<(Option<Micros>, Vec<String>, Vec<bool>)> = vec![
+            // The overlap comes back: nothing lost.
+            (
+                Some(processed),
+                vec![v1_post(asked), v1_post(asked + 1)],
+                vec![false, false],
+            ),
+            // Just within the tolerance.
+            (
+                Some(processed),
+                vec![v1_post(asked + V1_CLAMP_TOLERANCE_US)],
+                vec![false],
+            ),
+            // Past it: the first frame says so, the next does not again.
+            (
+                Some(processed),
+                vec![
+                    v1_post(asked + V1_CLAMP_TOLERANCE_US + 1),
+                    v1_post(asked + 2 * V1_CLAMP_TOLERANCE_US),
+                ],
+                vec![true, false],
+            ),
+            // An undated or broken first frame waits for the first dated one.
+            (
+                Some(processed),
+                vec![
+                    "{not json".into(),
+                    r#"{"kind":"identity"}"#.into(),
+                    v1_post(asked + 3_600 * MICROS_PER_SEC),
+                ],
+                vec![false, false, true],
+            ),
+            // The live tail asks for no cursor: nothing to compare.
+            (
+                None,
+                vec![v1_post(asked + 3_600 * MICROS_PER_SEC)],
+                vec![false],
+            ),
+        ];
+        for (processed, frames, want) in cases {
+            let mut p = JetstreamProtocol::v1_plain();
+            p.connect_url("wss://h/s", processed);
+            let got: Vec<bool> = frames.iter().map(|f| is_gap(&p.control(f))).collect();
+            assert_eq!(got, want, "{frames:?}");
+        }
+        // Each connection checks its own first event.
+        let mut p = JetstreamProtocol::v1_plain();
+        p.connect_url("wss://h/s", Some(processed));
+        let late = v1_post(asked + 2 * 3_600 * MICROS_PER_SEC);
+        let Control::DataAfterGap(gap) = p.control(&late) else {
+            panic!("a gap")
+        };
+        assert!(gap.contains("2h later"), "{gap}");
+        assert!(gap.contains(&crate::wall::rfc3339(asked)), "{gap}");
+        assert!(matches!(p.control(&late), Control::Data));
+        p.connect_url("wss://h/s", Some(processed));
+        assert!(is_gap(&p.control(&late)), "checked again after a reconnect");
     }
 
     fn v2() -> JetstreamProtocol {

@@ -126,6 +126,10 @@ pub enum Control {
     /// The server says events were lost (a clamped cursor): raise a gap
     /// alert for the source, and go on.
     Gap(String),
+    /// Data, which shows that events before it were lost (the first event
+    /// after a cursor a server clamped without saying so): raise a gap
+    /// alert, and hand the frame to the pipeline.
+    DataAfterGap(String),
 }
 
 /// A binary frame, to the protocol.

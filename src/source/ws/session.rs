@@ -346,6 +346,10 @@ impl<P: Protocol> Reader<'_, P> {
         let health = &self.link.health;
         match self.protocol.control(&text) {
             Control::Data => {}
+            Control::DataAfterGap(gap) => {
+                tracing::warn!(source = %health.name, %gap, "events lost");
+                health.report_gap(gap);
+            }
             Control::Info(info) => {
                 ServerMessage {
                     source: &health.name,
