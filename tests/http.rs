@@ -438,6 +438,36 @@ fn a_running_daemon_serves_the_api_and_metrics_and_requeues_dead_letters() {
         "{stderr}"
     );
     assert!(!stderr.contains("running daemon"), "{stderr}");
+
+    // An address file left behind (a SIGKILL) or copied with the directory
+    // names whatever listens there now, here the receiver, which answers
+    // every request. The store is not in use, so the file is not trusted:
+    // the store itself is read, and the receiver is not asked.
+    let asked = receiver.delivered().len();
+    let stale = receiver.url();
+    let stale = stale
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .expect("host:port");
+    std::fs::write(state.join("http.addr"), format!("{stale}\n")).expect("write");
+    for command in [&["alerts", "dead"][..], &["alerts", "retry"][..]] {
+        let out = outagewatch(command, &state);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(out.status.success(), "{command:?}: {stderr}");
+        assert!(
+            !stdout.contains("running daemon") && !stderr.contains("running daemon"),
+            "{command:?}: {stdout}{stderr}"
+        );
+    }
+    assert_eq!(
+        receiver.delivered().len(),
+        asked,
+        "the receiver was not asked"
+    );
 }
 
 #[test]

@@ -199,13 +199,19 @@ fn test_sink(config: &Config, sink: &str) -> anyhow::Result<ExitCode> {
 }
 
 /// `dead` or `retry` through a running daemon's status API. `None` when no
-/// daemon answers at the address in `STATE_DIR/http.addr` (then the store
-/// is opened instead).
+/// process has the store open, or no daemon answers at the address in
+/// `STATE_DIR/http.addr` (then the store is opened instead). The file
+/// alone is not trusted: left behind by a daemon killed with SIGKILL, or
+/// copied with the directory, it named whatever listened there since, and
+/// `retry` re-queued another daemon's dead letters.
 fn through_api(
     command: &AlertsCommand,
     state_dir: &std::path::Path,
     config: &Config,
 ) -> anyhow::Result<Option<ExitCode>> {
+    if !crate::state::in_use(state_dir) {
+        return Ok(None);
+    }
     let Ok(addr) = std::fs::read_to_string(state_dir.join(crate::http::ADDRESS_FILE)) else {
         return Ok(None);
     };

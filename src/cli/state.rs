@@ -84,10 +84,10 @@ pub(super) fn closed_state(dir: &Path) -> anyhow::Result<&Path> {
 }
 
 fn in_use_message(dir: &Path) -> String {
-    format!(
-        "{} is in use by another process (`outagewatch run`, or a replay with --state-dir): stop it first",
-        dir.display()
-    )
+    crate::state::StoreError::InUse {
+        path: dir.to_path_buf(),
+    }
+    .to_string()
 }
 
 /// `dir` if it holds a state (sled's `db` file): the commands that open,

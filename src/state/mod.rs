@@ -59,6 +59,12 @@ pub enum StoreError {
     },
     #[error("state store: {0}")]
     Sled(#[from] sled::Error),
+    /// sled lets one process open a store: another has it (waited 5 s).
+    #[error(
+        "the state in {path} is in use by another process (`outagewatch run`, or a replay with --state-dir): stop it, or use another --state-dir",
+        path = path.display()
+    )]
+    InUse { path: PathBuf },
     #[error("state store holds an unreadable {what}: {detail}; {RECOVERY}")]
     Corrupt { what: String, detail: String },
     /// One outbox alert that does not decode (written by a newer version,

@@ -351,7 +351,12 @@ impl SledStore {
                         generation: 0,
                     });
                 }
-                Err(sled::Error::Io(e)) if is_lock_held(&e) && attempts < 100 => {
+                Err(sled::Error::Io(e)) if is_lock_held(&e) => {
+                    if attempts >= 100 {
+                        return Err(StoreError::InUse {
+                            path: path.to_path_buf(),
+                        });
+                    }
                     attempts += 1;
                     std::thread::sleep(std::time::Duration::from_millis(50));
                 }

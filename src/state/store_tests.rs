@@ -761,3 +761,21 @@ fn a_format_4_store_is_rewritten_with_held_back_posts_as_reports() {
         super::super::FORMAT
     );
 }
+
+/// A second process on the same state used to get sled's own words
+/// ("could not acquire lock ... WouldBlock") after the wait; it now gets
+/// the same message as `state verify`.
+#[test]
+fn a_store_another_holder_has_open_is_refused_in_plain_words() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _held = SledStore::open(dir.path()).expect("opens");
+    match SledStore::open(dir.path()) {
+        Err(e @ StoreError::InUse { .. }) => {
+            let said = e.to_string();
+            assert!(said.contains("is in use by another process"), "{said}");
+            assert!(said.contains(&dir.path().display().to_string()), "{said}");
+        }
+        Err(other) => panic!("want InUse, got {other}"),
+        Ok(_) => panic!("opened twice"),
+    }
+}
