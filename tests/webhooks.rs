@@ -81,7 +81,11 @@ fn a_receiver_down_for_a_while_gets_every_alert_in_order() {
     let got = delivered(&receiver);
     let states: Vec<&str> = got.iter().map(|g| g.1.as_str()).collect();
     assert_eq!(states, DEMO_STATES, "every alert, in order: {stderr}");
-    assert!(stderr.contains("sink webhook-1: 3 delivered"), "{stderr}");
+    let name = outagewatch::config::webhook_name(&url);
+    assert!(
+        stderr.contains(&format!("sink {name}: 3 delivered")),
+        "{stderr}"
+    );
     assert!(stderr.contains("retries"), "{stderr}");
     // Idempotency keys: one per alert event, stable.
     let keys: Vec<String> = receiver
@@ -189,7 +193,8 @@ fn a_client_error_is_a_dead_letter_that_alerts_retry_requeues() {
         "the reason is kept: {listing}"
     );
     let first_id = listing.split_whitespace().next().expect("an id").to_owned();
-    assert!(first_id.starts_with("webhook-1:"), "{first_id}");
+    let name = outagewatch::config::webhook_name(&receiver.url());
+    assert!(first_id.starts_with(&format!("{name}:")), "{first_id}");
 
     let retry = outagewatch(&["alerts", "retry", &first_id, "--state-dir", path(&state)]);
     assert!(

@@ -197,7 +197,8 @@ pub(crate) struct SinkArgs {
 
 impl SinkArgs {
     /// Adds these sinks to a configuration: the file replaces the
-    /// configured one, the webhooks are added (`webhook-1`, `webhook-2`, …).
+    /// configured one, the webhooks are added, each named by its URL
+    /// ([`crate::config::webhook_name`]: `webhook-` and 8 hex digits).
     pub(crate) fn apply(&self, config: &mut crate::config::Config) {
         // A secret in the arguments is visible to every user in `ps`.
         if let Some(secret) = &self.webhook_secret
@@ -211,10 +212,9 @@ impl SinkArgs {
         if let Some(alerts) = &self.alerts {
             config.alerts.file = Some(alerts.clone());
         }
-        let first = config.sinks.len();
-        for (i, url) in self.webhook.iter().enumerate() {
+        for url in &self.webhook {
             config.sinks.push(crate::config::SinkConfig::json(
-                &format!("webhook-{}", first + i + 1),
+                &crate::config::webhook_name(url),
                 url,
                 self.webhook_secret.clone(),
             ));

@@ -29,7 +29,7 @@ use crate::source::health::HealthRule;
 #[cfg(doc)]
 use crate::source::ws::WsSettings;
 use crate::window::WindowConfig;
-pub use sink::{LINES_SINK, SinkConfig, sink_specs};
+pub use sink::{LINES_SINK, SinkConfig, sink_specs, webhook_name};
 pub use source::SourceConfig;
 use source::default_sources;
 use text::{expand, key_at, line_column, locate};
@@ -252,6 +252,12 @@ impl Config {
                 expand(format!("sources[{i}].token"), token)?;
             }
         }
+        let webhook_names: Vec<String> = self
+            .alerts
+            .webhooks
+            .iter()
+            .map(|u| webhook_name(u))
+            .collect();
         for (i, url) in self.alerts.webhooks.iter_mut().enumerate() {
             expand(format!("alerts.webhooks[{i}]"), url)?;
         }
@@ -281,9 +287,8 @@ impl Config {
         // `[alerts] webhooks` are plain JSON sinks.
         let webhooks = std::mem::take(&mut self.alerts.webhooks);
         self.webhook_sinks = webhooks.len();
-        for (i, url) in webhooks.into_iter().enumerate() {
-            let name = format!("webhook-{}", i + 1);
-            self.sinks.push(SinkConfig::json(&name, &url, None));
+        for (name, url) in webhook_names.iter().zip(webhooks) {
+            self.sinks.push(SinkConfig::json(name, &url, None));
         }
         Ok(())
     }

@@ -181,6 +181,19 @@ pub fn sink_specs(config: &Config) -> Vec<SinkSpec> {
         .collect()
 }
 
+/// The name of a sink given only by its URL (`[alerts] webhooks`,
+/// `--webhook`): from the URL as written, before any `${VAR}` in it is
+/// filled, so it stays the same when the list is reordered, a sink is
+/// added before it, or a secret in it is rotated. Its cursor, retries and
+/// dead letters are kept under this name. Named by position
+/// (`webhook-1`), a webhook took over another's place when the list
+/// changed: one receiver was sent alerts it already had, the other never
+/// got its own.
+pub fn webhook_name(url_as_written: &str) -> String {
+    let hash = xxhash_rust::xxh3::xxh3_64(url_as_written.as_bytes());
+    format!("webhook-{:08x}", hash >> 32)
+}
+
 impl Config {
     /// Sink names, URLs, keys and headers.
     pub(super) fn check_sinks(&self, unset: &dyn Fn(&str) -> bool) -> Result<(), (String, String)> {
@@ -191,12 +204,19 @@ impl Config {
                 // A URL of `[alerts] webhooks`: its name was given here.
                 let key = format!("alerts.webhooks[{}]", i - first_webhook);
                 if !sink_names.insert(sink.name.as_str()) {
+                    let twice = self.sinks[first_webhook..i]
+                        .iter()
+                        .any(|s| s.name == sink.name);
                     return Err((
                         key,
-                        format!(
-                            "its sink is named {:?}, which a [[sinks]] entry also uses: rename that sink",
-                            sink.name
-                        ),
+                        if twice {
+                            "is listed twice".to_owned()
+                        } else {
+                            format!(
+                                "its sink is named {:?}, which a [[sinks]] entry also uses: rename that sink",
+                                sink.name
+                            )
+                        },
                     ));
                 }
                 if !unset(&sink.url) && !crate::alert::http::is_http_url(&sink.url) {

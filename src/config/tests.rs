@@ -71,8 +71,12 @@ fn sink_keys_are_checked_without_showing_secrets() {
             "`alerts.webhooks[1]`: ftp://***@x/ is not an http(s) URL",
         ),
         (
-            "[alerts]\nwebhooks = [\"https://ok/\"]\n[[sinks]]\nname = \"webhook-1\"\nurl = \"https://x/\"",
-            "`alerts.webhooks[0]`: its sink is named \"webhook-1\", which a [[sinks]] entry also uses",
+            "[alerts]\nwebhooks = [\"https://ok/\"]\n[[sinks]]\nname = \"webhook-0ee22d5f\"\nurl = \"https://x/\"",
+            "`alerts.webhooks[0]`: its sink is named \"webhook-0ee22d5f\", which a [[sinks]] entry also uses",
+        ),
+        (
+            "[alerts]\nwebhooks = [\"https://ok/\", \"https://b/\", \"https://ok/\"]",
+            "`alerts.webhooks[2]`: is listed twice",
         ),
     ];
     for (text, want) in cases {
@@ -336,4 +340,45 @@ fn sink_defaults_are_deliverys() {
     assert_eq!(hook.connect_timeout, Webhook::CONNECT_TIMEOUT);
     assert_eq!(hook.repeat, Webhook::REPEAT);
     assert_eq!(config.sinks[0], SinkConfig::json("s", "https://h/x", None));
+}
+
+/// A webhook given only by its URL keeps its name (and with it its
+/// cursor, retries and dead letters) when the list is reordered, a sink
+/// is added before it, or a secret in its URL changes; named by position,
+/// one took over another's place.
+#[test]
+fn a_webhook_is_named_by_its_url_as_written() {
+    let names = |text: &str, lookup: &dyn Fn(&str) -> Option<String>| -> Vec<(String, String)> {
+        Config::parse_with(Path::new("t.toml"), text, lookup, false)
+            .expect("parses")
+            .sinks
+            .iter()
+            .map(|s| (s.name.clone(), s.url.clone()))
+            .collect()
+    };
+    let none = |_: &str| None;
+    let one = names(
+        "[alerts]\nwebhooks = [\"https://a/\", \"https://b/\"]",
+        &none,
+    );
+    let other = names(
+        "[alerts]\nwebhooks = [\"https://b/\", \"https://a/\"]\n[[sinks]]\nname = \"s\"\nurl = \"https://s/\"",
+        &none,
+    );
+    let a = one.iter().find(|(_, u)| u == "https://a/").expect("a");
+    let b = one.iter().find(|(_, u)| u == "https://b/").expect("b");
+    assert_ne!(a.0, b.0);
+    assert!(other.contains(a) && other.contains(b), "{one:?} {other:?}");
+    assert_eq!(a.0, webhook_name("https://a/"));
+    assert!(
+        a.0.starts_with("webhook-") && a.0.len() == "webhook-".len() + 8,
+        "{a:?}"
+    );
+    // A secret filled in from the environment: the name is the template's.
+    let text = "[alerts]\nwebhooks = [\"https://hooks/${HOOK_PATH}\"]";
+    let before = names(text, &|_| Some("old-secret".into()));
+    let after = names(text, &|_| Some("new-secret".into()));
+    assert_eq!(before[0].0, after[0].0);
+    assert_eq!(after[0].1, "https://hooks/new-secret");
+    assert_eq!(before[0].0, webhook_name("https://hooks/${HOOK_PATH}"));
 }
