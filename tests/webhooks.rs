@@ -231,6 +231,91 @@ fn a_client_error_is_a_dead_letter_that_alerts_retry_requeues() {
     assert_eq!(got[0].1, "firing");
 }
 
+/// A sink missing from one run's configuration keeps what it is owed. The
+/// state's sinks used to be only the run's: a replay without `--config`
+/// on the daemon's state, or a renamed sink, removed the alerts a failing
+/// receiver had not had yet, in silence. Now each start names such a
+/// sink, a renamed one gets what its old name was owed, and `alerts
+/// forget` drops the old name.
+#[test]
+fn a_sink_missing_from_one_run_keeps_the_alerts_it_is_owed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").expect("write");
+    let receiver = Receiver::start();
+    receiver.always(Some(500));
+    let config = |name: &str| {
+        let text = format!(
+            "[[sinks]]\nname = \"{name}\"\nurl = \"{}\"\n",
+            receiver.url()
+        );
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).expect("config");
+        path
+    };
+    let (oncall, pager) = (config("oncall"), config("pager"));
+    let replay = |file: &Path, config: Option<&Path>| {
+        let mut args = vec!["replay", path(file), "--state-dir", path(&state)];
+        args.extend(["--drain-timeout", "1"]);
+        if let Some(config) = config {
+            args.extend(["--config", path(config)]);
+        }
+        let out = outagewatch(&args);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // The receiver fails: the three alerts wait in the outbox for oncall.
+    replay(&demo(), Some(&oncall));
+    // A run without the sink keeps them, and says so.
+    let stderr = replay(&empty, None);
+    assert!(
+        stderr.contains("not configured is owed alerts") && stderr.contains("oncall"),
+        "{stderr}"
+    );
+    // Renamed, with the receiver back: the new name gets them.
+    receiver.always(None);
+    let stderr = replay(&empty, Some(&pager));
+    let states: Vec<String> = delivered(&receiver).into_iter().map(|d| d.1).collect();
+    assert_eq!(states, DEMO_STATES, "{stderr}");
+    assert!(
+        stderr.contains("oncall"),
+        "the old name still waits: {stderr}"
+    );
+    // Forgotten: no more word of it, and nothing is sent again.
+    let forget = outagewatch(&[
+        "alerts",
+        "forget",
+        "oncall",
+        "--state-dir",
+        path(&state),
+        "--config",
+        path(&pager),
+    ]);
+    let stdout = String::from_utf8_lossy(&forget.stdout);
+    assert!(
+        forget.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forget.stderr)
+    );
+    assert!(stdout.contains("3 alert(s) it was owed"), "{stdout}");
+    let refused = outagewatch(&[
+        "alerts",
+        "forget",
+        "pager",
+        "--state-dir",
+        path(&state),
+        "--config",
+        path(&pager),
+    ]);
+    assert!(
+        !refused.status.success(),
+        "a configured sink is not forgotten"
+    );
+    let stderr = replay(&empty, Some(&pager));
+    assert!(!stderr.contains("oncall"), "{stderr}");
+    assert_eq!(delivered(&receiver).len(), 3, "nothing sent twice");
+}
+
 /// A receiver that keeps incidents open (PagerDuty here) refused the
 /// incident's `firing` and took its `updated` and `resolved`. Re-queued,
 /// the firing was sent after them and reopened the incident there (at

@@ -87,8 +87,8 @@ impl Delivery {
                 return Err(DeliveryError::DuplicateName(name.clone()));
             }
         }
+        settle_absent_sinks(&outbox, &names)?;
         let shared = Shared {
-            names,
             outbox: outbox.clone(),
             notify: Arc::new(Notify::new()),
             shutdown: watch::channel(false),
@@ -196,10 +196,41 @@ impl Delivery {
     }
 }
 
+/// Sinks with a cursor in the store that this run does not configure
+/// (renamed, removed, or missing from a `replay` without `--config`). One
+/// still owed alerts keeps them in the outbox, with those written while it
+/// is away, until it is configured again or `alerts forget` drops it: said
+/// at every start, with the count. One owed nothing gives up its place at
+/// once (configured again later, it starts as a new sink does; its dead
+/// letters stay), so a sink removed for good does not keep every later
+/// alert. Returns the sinks still owed alerts, with how many.
+pub fn settle_absent_sinks(
+    outbox: &Outbox,
+    configured: &[String],
+) -> Result<Vec<(String, usize)>, DeliveryError> {
+    let mut owed = Vec::new();
+    for sink in outbox.sinks_owed()? {
+        if configured.contains(&sink) {
+            continue;
+        }
+        let waiting = outbox.pending_for(&sink)?;
+        if waiting == 0 {
+            outbox.drop_cursor(&sink)?;
+            tracing::info!(sink = %sink, "a sink no longer configured, owed no alerts, gives up its place in the outbox");
+            continue;
+        }
+        tracing::warn!(
+            sink = %sink,
+            waiting,
+            "a sink that is not configured is owed alerts: they are kept for it, with those to come, until it is configured again (under this name) or `outagewatch alerts forget {sink}` drops them"
+        );
+        owed.push((sink, waiting));
+    }
+    Ok(owed)
+}
+
 /// What every sink's task shares, while starting them.
 struct Shared {
-    /// Every sink's name (an outbox alert is gone once all are done).
-    names: Vec<String>,
     outbox: Outbox,
     notify: Arc<Notify>,
     shutdown: (watch::Sender<bool>, watch::Receiver<bool>),
@@ -224,13 +255,12 @@ impl Shared {
             Target::Lines(Some(path)) => (None, Some(JsonLines::file(path)?)),
             Target::Lines(None) => (None, Some(JsonLines::stdout())),
         };
-        let start = self.outbox.cursor(&spec.name, &self.names)?;
+        let start = self.outbox.cursor(&spec.name)?;
         let (cursor_tx, cursor) = watch::channel(start);
         let stats = Arc::new(SinkStats::default());
         let name = spec.name.clone();
         let run = SinkRun {
             spec,
-            all: self.names.clone(),
             outbox: self.outbox.clone(),
             client,
             pause_until: None,

@@ -27,7 +27,6 @@ use crate::wall::SharedClock;
 /// One sink's task.
 pub(crate) struct SinkRun {
     pub(crate) spec: SinkSpec,
-    pub(crate) all: Vec<String>,
     pub(crate) outbox: Outbox,
     /// `None` for a JSON-lines sink.
     pub(crate) client: Option<reqwest::Client>,
@@ -140,7 +139,7 @@ impl SinkRun {
             } else {
                 cursor = Some(seq);
                 let _ = self.cursor.send(cursor);
-                self.outbox.advance(&self.spec.name, seq, &self.all)
+                self.outbox.advance(&self.spec.name, seq)
             };
             if let Err(e) = result {
                 tracing::error!(sink = %self.spec.name, error = %e, "cannot record a delivery; it may be sent again");
@@ -160,7 +159,7 @@ impl SinkRun {
         self.pass_over(seq, &detail);
         *cursor = Some(seq);
         let _ = self.cursor.send(*cursor);
-        if let Err(e) = self.outbox.advance(&self.spec.name, seq, &self.all) {
+        if let Err(e) = self.outbox.advance(&self.spec.name, seq) {
             tracing::error!(sink = %self.spec.name, error = %e, "cannot record passing over an unreadable alert");
         }
     }

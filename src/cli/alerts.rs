@@ -36,6 +36,12 @@ enum AlertsCommand {
     /// Put dead letters back in their sink's queue: one (`SINK:SEQ`, as
     /// `dead` shows), or all.
     Retry { id: Option<String> },
+    /// Drop a sink that is no longer configured: the alerts kept for it,
+    /// its dead letters and its place in the outbox. (A sink missing from
+    /// the configuration keeps what it is owed until it is back or
+    /// forgotten; every start names such sinks.) The daemon must be
+    /// stopped.
+    Forget { sink: String },
     /// Send a test alert to a sink now, to check an integration: marked as
     /// a test (`"test": true`, "[TEST]" in titles), with a fresh id and
     /// idempotency key, in the sink's format; prints the receiver's answer.
@@ -70,7 +76,11 @@ pub fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
             if let Some(code) = through_api(&args.command, &dir, &config)? {
                 return Ok(code);
             }
-            through_store(&args.command, &dir)
+            through_store(&args.command, &dir, &config)
+        }
+        AlertsCommand::Forget { sink } => {
+            let dir = super::run::resolve_state_dir(args.state_dir, &config)?;
+            forget(&dir, &sink, &config)
         }
         AlertsCommand::Test {
             sink,
@@ -92,8 +102,33 @@ pub fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `forget`: refused for a configured sink, and while a process has the
+/// store open (the daemon would write the sink's place back).
+fn forget(dir: &std::path::Path, sink: &str, config: &Config) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        !sink_specs(config).iter().any(|s| s.name == sink),
+        "sink {sink:?} is configured: remove it from the configuration first"
+    );
+    let store = SledStore::open(super::state::closed_state(dir)?)
+        .with_context(|| format!("cannot open the state at {}", dir.display()))?;
+    let outbox: crate::alert::outbox::Outbox = store.outbox();
+    let known = outbox.sinks_owed()?.iter().any(|s| s == sink)
+        || outbox.dead_letters()?.count_for(sink) > 0;
+    anyhow::ensure!(known, "the state holds nothing for a sink {sink:?}");
+    let forgotten = outbox.forget(sink)?;
+    println!(
+        "sink {sink} forgotten: {} alert(s) it was owed and {} dead letter(s) dropped",
+        forgotten.pending, forgotten.dead
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `dead` or `retry` on the store itself, when no daemon holds it.
-fn through_store(command: &AlertsCommand, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+fn through_store(
+    command: &AlertsCommand,
+    dir: &std::path::Path,
+    config: &Config,
+) -> anyhow::Result<ExitCode> {
     let store = SledStore::open(super::state::closed_state(dir)?).with_context(|| {
         format!(
             "cannot open the state at {} (is the daemon running?)",
@@ -122,6 +157,20 @@ fn through_store(command: &AlertsCommand, dir: &std::path::Path) -> anyhow::Resu
             );
         }
         println!("{moved} alert(s) re-queued; they are delivered at the next run");
+        let absent: Vec<String> = outbox
+            .sinks_owed()?
+            .into_iter()
+            .filter(|sink| {
+                !sink_specs(config).iter().any(|s| s.name == *sink)
+                    && outbox.pending_for(sink).is_ok_and(|n| n > 0)
+            })
+            .collect();
+        if !absent.is_empty() {
+            eprintln!(
+                "not configured here, and owed alerts: {} (they are delivered once the sink is configured again; `outagewatch alerts forget SINK` drops them)",
+                absent.join(", ")
+            );
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let dead = outbox.dead_letters()?;

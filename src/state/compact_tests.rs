@@ -424,16 +424,12 @@ fn alerts_written_after_a_compaction_are_numbered_past_every_cursor() {
     let delivered = {
         let store = SledStore::open(dir.path()).expect("open");
         let outbox: crate::state::outbox::Outbox<Alert> = store.outbox();
-        let sinks = ["hook".to_owned()];
         // Many alerts since the store began, all delivered.
         for _ in 0..50 {
             let seq = outbox.append(&alert("y")).expect("append");
-            outbox.advance("hook", seq, &sinks).expect("advance");
+            outbox.advance("hook", seq).expect("advance");
         }
-        let last = outbox
-            .cursor("hook", &sinks)
-            .expect("cursor")
-            .expect("some");
+        let last = outbox.cursor("hook").expect("cursor").expect("some");
         store.flush().expect("flush");
         last
     };

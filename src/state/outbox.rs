@@ -4,7 +4,13 @@
 //! never holds up another sink, and a restart resumes every sink where it
 //! stopped.
 //!
-//! Alerts every sink is done with are removed. Generic over the alert
+//! Alerts every sink is done with are removed: every sink with a cursor in
+//! the store, configured in this run or not. A sink missing from one run's
+//! configuration (renamed, or a `replay` without `--config` on the
+//! daemon's state) used to have its undelivered alerts removed with the
+//! others' delivered ones, in silence; they now wait for it until it
+//! comes back or is forgotten ([`Outbox::forget`], `alerts forget`), and
+//! every start names such sinks. Generic over the alert
 //! type `A`, so that `state` does not depend on `alert` (which uses it as
 //! `alert::outbox::Outbox`).
 
@@ -111,6 +117,15 @@ pub struct Superseded {
     pub seq: u64,
     /// Its `state` (`updated`, `resolved`).
     pub state: String,
+}
+
+/// What [`Outbox::forget`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forgotten {
+    /// Alerts the sink had not had yet.
+    pub pending: usize,
+    /// Its dead letters.
+    pub dead: usize,
 }
 
 /// A re-queued alert, with what superseded it before it was re-queued.
@@ -315,46 +330,74 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
     }
 
     /// A sink's cursor; a sink never seen before starts where the slowest
-    /// known sink stands (so it also gets what is still undelivered), and
-    /// that start is saved at once, so a restart does not take it for new
-    /// again. `None`: nothing delivered yet.
-    pub fn cursor(&self, sink: &str, known_sinks: &[String]) -> Result<Option<u64>, StoreError> {
+    /// sink with a cursor stands (so it also gets what is still
+    /// undelivered: a renamed sink gets what its old name had not had yet),
+    /// and that start is saved at once, so a restart does not take it for
+    /// new again. `None`: nothing delivered yet.
+    pub fn cursor(&self, sink: &str) -> Result<Option<u64>, StoreError> {
         if let Some(value) = self.db.get(keys::named(Kind::Cursor, sink))? {
             return Ok(stored_cursor(&value));
         }
-        // The slowest of the sinks that have a cursor (a sink at "nothing
-        // yet" is the slowest of all).
-        let mut slowest: Option<Option<u64>> = None;
-        for other in known_sinks {
-            if let Some(value) = self.db.get(keys::named(Kind::Cursor, other))? {
-                let c = stored_cursor(&value);
-                slowest = Some(slowest.map_or(c, |s| s.min(c)));
-            }
-        }
-        let start = slowest.flatten();
+        let start = self.slowest_cursor()?.flatten();
         self.db
             .insert(keys::named(Kind::Cursor, sink), &cursor_bytes(start))?;
         self.db.flush()?;
         Ok(start)
     }
 
+    /// Every sink with a cursor in the store, configured now or not, with
+    /// its cursor.
+    pub fn sinks_with_cursors(&self) -> Result<Vec<(String, Option<u64>)>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.db.scan_prefix([Kind::Cursor.tag()]) {
+            let (key, value) = entry?;
+            let name = String::from_utf8_lossy(key.get(1..).unwrap_or_default()).into_owned();
+            out.push((name, stored_cursor(&value)));
+        }
+        Ok(out)
+    }
+
+    /// Every sink the outbox owes something: a cursor in it, or re-queued
+    /// letters (which a sink without a cursor, re-queued while it was not
+    /// configured, still waits for). Sorted, each once.
+    pub fn sinks_owed(&self) -> Result<Vec<String>, StoreError> {
+        let mut sinks: Vec<String> = self
+            .sinks_with_cursors()?
+            .into_iter()
+            .map(|(sink, _)| sink)
+            .collect();
+        for key in self.db.scan_prefix([Kind::Requeued.tag()]).keys() {
+            let key = key?;
+            let name = key.get(1..key.len().saturating_sub(9)).unwrap_or_default();
+            sinks.push(String::from_utf8_lossy(name).into_owned());
+        }
+        sinks.sort();
+        sinks.dedup();
+        Ok(sinks)
+    }
+
+    /// The slowest of the stored cursors: `None` when no sink has one,
+    /// `Some(None)` when one has delivered nothing yet.
+    fn slowest_cursor(&self) -> Result<Option<Option<u64>>, StoreError> {
+        Ok(self
+            .sinks_with_cursors()?
+            .into_iter()
+            .map(|(_, cursor)| cursor)
+            .min())
+    }
+
     /// Marks everything up to `seq` done for `sink`, forgets its retry
     /// state, and removes alerts every sink is done with.
-    pub fn advance(&self, sink: &str, seq: u64, all_sinks: &[String]) -> Result<(), StoreError> {
+    pub fn advance(&self, sink: &str, seq: u64) -> Result<(), StoreError> {
         self.db
             .insert(keys::named(Kind::Cursor, sink), &cursor_bytes(Some(seq)))?;
         self.db.remove(keys::named(Kind::Retry, sink))?;
-        // Where every sink is done: the slowest cursor; `None` while any
-        // sink has delivered nothing yet (or there are no sinks).
-        let mut done: Option<u64> = None;
-        for (i, other) in all_sinks.iter().enumerate() {
-            let c = match self.db.get(keys::named(Kind::Cursor, other))? {
-                Some(value) => stored_cursor(&value),
-                None => None,
-            };
-            done = if i == 0 { c } else { done.min(c) };
-        }
-        if let Some(slowest) = done {
+        self.prune()
+    }
+
+    /// Removes the alerts every sink with a cursor is done with.
+    fn prune(&self) -> Result<(), StoreError> {
+        if let Some(Some(slowest)) = self.slowest_cursor()? {
             let mut batch = sled::Batch::default();
             for entry in self.db.range(keys::alert(0)..=keys::alert(slowest)) {
                 batch.remove(entry?.0);
@@ -362,6 +405,41 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
             self.db.apply_batch(batch)?;
         }
         Ok(())
+    }
+
+    /// Drops a sink's place in the outbox (its cursor and retry state),
+    /// then removes the alerts only it was still waiting for. Its dead
+    /// letters and open alerts stay.
+    pub fn drop_cursor(&self, sink: &str) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        batch.remove(keys::named(Kind::Cursor, sink));
+        batch.remove(keys::named(Kind::Retry, sink));
+        self.db.apply_batch(batch)?;
+        self.prune()?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Forgets a sink that is gone for good: its cursor, retry state,
+    /// re-queued and dead letters and open alerts, then removes the alerts
+    /// only it was still waiting for. Returns how many alerts it had not
+    /// had and how many dead letters it held.
+    pub fn forget(&self, sink: &str) -> Result<Forgotten, StoreError> {
+        let pending = self.pending_for(sink)?;
+        let mut batch = sled::Batch::default();
+        batch.remove(keys::named(Kind::Cursor, sink));
+        batch.remove(keys::named(Kind::Retry, sink));
+        let mut dead = 0;
+        for kind in [Kind::Requeued, Kind::Dead, Kind::OpenAlert] {
+            for key in self.db.scan_prefix(keys::entries(kind, sink)).keys() {
+                dead += usize::from(kind == Kind::Dead);
+                batch.remove(key?);
+            }
+        }
+        self.db.apply_batch(batch)?;
+        self.prune()?;
+        self.db.flush()?;
+        Ok(Forgotten { pending, dead })
     }
 
     pub fn retry_state(&self, sink: &str) -> Result<Option<RetryState>, StoreError> {
