@@ -316,6 +316,68 @@ fn a_sink_missing_from_one_run_keeps_the_alerts_it_is_owed() {
     assert_eq!(delivered(&receiver).len(), 3, "nothing sent twice");
 }
 
+/// A sink's filter picks the incidents it takes; one already delivered
+/// gets its later transitions whatever the filter says now. The filter
+/// was applied to each transition alone: changed during an incident, it
+/// dropped the `resolved`, and a receiver that keeps incidents open held
+/// it open for good.
+#[test]
+fn a_filter_changed_during_an_incident_still_lets_its_resolution_through() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let receiver = Receiver::start();
+    // The demo's incident fires at 14:17:40 and resolves at 14:24:00: the
+    // first part ends after its `updated`, the second holds its end.
+    let frames = demo_frames();
+    let cut = frames
+        .iter()
+        .position(|f| {
+            serde_json::from_str::<Value>(f).is_ok_and(|v| {
+                v["time_us"]
+                    .as_i64()
+                    .is_some_and(|t| t >= 1_783_175_000_000_000)
+            })
+        })
+        .expect("a frame after 14:23:20");
+    let part = |name: &str, lines: &[String]| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, lines.join("\n") + "\n").expect("write");
+        file
+    };
+    let (first, second) = (
+        part("first.jsonl", &frames[..cut]),
+        part("second.jsonl", &frames[cut..]),
+    );
+    let config = |name: &str, services: &str| {
+        let text = format!(
+            "[[sinks]]\nname = \"pager\"\nurl = \"{}\"\nservices = [{services}]\n",
+            receiver.url()
+        );
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("config");
+        path
+    };
+    let (all, other) = (config("all.toml", ""), config("github.toml", "\"github\""));
+    for (file, config) in [(&first, &all), (&second, &other)] {
+        let out = outagewatch(&[
+            "replay",
+            path(file),
+            "--state-dir",
+            path(&state),
+            "--config",
+            path(config),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let got = delivered(&receiver);
+    let states: Vec<&str> = got.iter().map(|g| g.1.as_str()).collect();
+    assert_eq!(states, DEMO_STATES, "{got:?}");
+}
+
 /// A receiver that keeps incidents open (PagerDuty here) refused the
 /// incident's `firing` and took its `updated` and `resolved`. Re-queued,
 /// the firing was sent after them and reopened the incident there (at

@@ -119,7 +119,7 @@ impl SinkRun {
                 }
                 .emit();
                 true
-            } else if self.spec.filter.accepts(&alert) {
+            } else if self.wants(&alert) {
                 match self.deliver(seq, &alert).await {
                     Some(done) => done,
                     None => return, // shutdown while waiting to retry
@@ -390,6 +390,25 @@ impl SinkRun {
         self.clock.now_utc()
     }
 
+    /// The filter picks which incidents a sink takes; one it has taken
+    /// (open there) gets every later transition, whatever the filter says
+    /// now. A filter changed during an incident dropped its `resolved`,
+    /// and PagerDuty, Opsgenie and Alertmanager held it open for good
+    /// (Alertmanager: re-posted as firing two days later).
+    fn wants(&self, alert: &Alert) -> bool {
+        if self.spec.filter.accepts(alert) {
+            return true;
+        }
+        alert.state != TransitionKind::Firing
+            && self
+                .outbox
+                .is_open(&self.spec.name, &alert.id)
+                .unwrap_or_else(|e| {
+                    tracing::warn!(sink = %self.spec.name, error = %e, "cannot read the open incidents; the filter alone decides");
+                    false
+                })
+    }
+
     /// A receiver that keeps incidents open until told they are resolved.
     fn is_stateful(&self) -> bool {
         self.hook().is_some_and(|h| h.format.is_stateful())
@@ -433,10 +452,11 @@ impl SinkRun {
         )
     }
 
-    /// After a delivery: an Alertmanager sink keeps firing alerts to
-    /// re-post and forgets resolved ones.
+    /// After a delivery: a webhook sink keeps the incidents open at its
+    /// receiver (Alertmanager re-posts them; every sink gets their later
+    /// transitions, see [`SinkRun::wants`]) and forgets resolved ones.
     fn remember(&self, alert: &Alert) {
-        if self.hook().is_none_or(|h| h.format != Format::Alertmanager) {
+        if self.hook().is_none() {
             return;
         }
         let result = match alert.state {
@@ -446,7 +466,7 @@ impl SinkRun {
                 .set_open_alert(&self.spec.name, &alert.id, alert),
         };
         if let Err(e) = result {
-            tracing::warn!(sink = %self.spec.name, error = %e, "cannot save the open Alertmanager alerts");
+            tracing::warn!(sink = %self.spec.name, error = %e, "cannot save the incidents open at the receiver");
         }
     }
 

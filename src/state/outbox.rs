@@ -587,7 +587,8 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
         self.depth(sink, cursor)
     }
 
-    /// Alerts open at an Alertmanager sink, by incident id.
+    /// Alerts open at a webhook sink, by incident id (Alertmanager's are
+    /// re-posted).
     pub fn open_alerts(&self, sink: &str) -> Result<Vec<A>, StoreError> {
         let prefix = keys::entries(Kind::OpenAlert, sink);
         let mut out = Vec::new();
@@ -606,6 +607,14 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
         let value = codec::encode_plain("open alert", alert)?;
         self.db.insert(key, value)?;
         Ok(())
+    }
+
+    /// Whether incident `id` is open at `sink` (recorded by
+    /// [`Outbox::set_open_alert`]).
+    pub fn is_open(&self, sink: &str, id: &str) -> Result<bool, StoreError> {
+        let mut key = keys::entries(Kind::OpenAlert, sink);
+        key.extend_from_slice(id.as_bytes());
+        Ok(self.db.contains_key(key)?)
     }
 
     pub fn remove_open_alert(&self, sink: &str, id: &str) -> Result<(), StoreError> {
