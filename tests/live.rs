@@ -857,6 +857,40 @@ fn a_v1_cursor_clamped_in_silence_raises_a_gap_alert() {
     assert_eq!(firing.count(), 1, "one gap: {text}");
 }
 
+/// A source renamed between runs starts afresh at the live tail (its
+/// cursor is under the old name): said at the start, naming the cursor
+/// left unused. It used to start in silence.
+#[test]
+fn a_renamed_source_starting_afresh_is_said_at_the_start() {
+    let frames = demo_frames();
+    let newest = newest_time(&frames);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = JetstreamServer::start(frames, Plan::default());
+    let config = jetstream_config_wire(dir.path(), &[server.url()], 5.0, Wire::V1_PLAIN);
+    let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
+    let first = start_daemon(&config, &state, &alerts);
+    first.wait_for_newest(newest, Duration::from_secs(120));
+    let (status, _, log) = first.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    assert!(!log.contains("no saved cursor"), "{log}");
+    let text = std::fs::read_to_string(&config).expect("config");
+    let renamed = text.replace("name = \"bluesky\"", "name = \"bsky-b\"");
+    assert_ne!(text, renamed);
+    std::fs::write(&config, renamed).expect("config");
+    let second = start_daemon(&config, &state, &alerts);
+    second.wait_for("no saved cursor", Duration::from_secs(60));
+    let (status, _, log) = second.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("no saved cursor"))
+        .expect("the warning");
+    assert!(
+        line.contains("source=bsky-b") && line.contains("unused=bluesky"),
+        "{line}"
+    );
+}
+
 /// A v1 reconnect that loses nothing raises no gap alert.
 #[test]
 fn a_v1_reconnect_that_loses_nothing_raises_no_gap_alert() {

@@ -333,7 +333,34 @@ fn source_health(
         }
         health.push(Arc::new(h));
     }
+    warn_of_unused_cursors(pipeline, connections);
     (health, resume)
+}
+
+/// A source started live while the state holds cursors of sources that are
+/// not configured: a renamed source (or one whose name changed with its
+/// URL) starts afresh, and what happened while it was away is not read.
+/// It used to start in silence.
+fn warn_of_unused_cursors(pipeline: &Pipeline<SledStore>, connections: &[Connection]) {
+    let configured = |name: &str| connections.iter().any(|c| c.name == name);
+    let unused: Vec<&str> = pipeline
+        .sources_with_cursors()
+        .into_iter()
+        .filter(|name| !configured(name))
+        .collect();
+    if unused.is_empty() {
+        return;
+    }
+    for c in connections
+        .iter()
+        .filter(|c| pipeline.cursor(&c.name).is_none())
+    {
+        tracing::warn!(
+            source = %c.name,
+            unused = %unused.join(", "),
+            "no saved cursor for this source: it starts at the live tail; the state holds cursors of sources that are not configured (renamed?)"
+        );
+    }
 }
 
 /// The status server, unless `--no-http`; a bind error stops the start.

@@ -280,6 +280,16 @@ impl<S: Store> Pipeline<S> {
                 .is_none_or(ahead)
     }
 
+    /// Every source with a saved cursor (a watermark), configured in this
+    /// run or not.
+    pub fn sources_with_cursors(&self) -> Vec<&str> {
+        self.clocks
+            .iter()
+            .filter(|(_, clock)| clock.watermark().is_some())
+            .map(|(name, _)| name.as_str())
+            .collect()
+    }
+
     /// How far a named source has been processed (restored from the
     /// checkpoint at start).
     pub fn cursor(&self, source: &str) -> Option<Micros> {
