@@ -290,6 +290,17 @@ mod tests {
     use super::*;
     use crate::alert::Alert;
 
+    /// The sinks delivering from `outbox` on the system clock.
+    fn start(sinks: Vec<SinkSpec>, outbox: &Outbox) -> Delivery {
+        Delivery::start(
+            sinks,
+            outbox.clone(),
+            crate::wall::system(),
+            &Supervisor::new(),
+        )
+        .expect("starts")
+    }
+
     /// A JSON webhook sink to a port nothing listens on (port 1), retried
     /// for ten minutes.
     fn unreachable_sink() -> SinkSpec {
@@ -408,13 +419,7 @@ mod tests {
             .expect("store")
             .outbox();
         let sink = sink_to(&url, Duration::from_secs(600));
-        let delivery = Delivery::start(
-            vec![sink],
-            outbox.clone(),
-            crate::wall::system(),
-            &Supervisor::new(),
-        )
-        .expect("starts");
+        let delivery = start(vec![sink], &outbox);
         let firing = crate::detect::TransitionKind::Firing;
         let alert = Alert::source_health("bluesky", firing, 0, 0, "silent".into());
         delivery.append(&alert).expect("appended");
@@ -458,13 +463,7 @@ mod tests {
             filter: Filter::default(),
             retry: RetryPolicy::default(),
         };
-        let delivery = Delivery::start(
-            vec![sink],
-            outbox.clone(),
-            crate::wall::system(),
-            &Supervisor::new(),
-        )
-        .expect("starts");
+        let delivery = start(vec![sink], &outbox);
         assert!(delivery.drain(Duration::from_secs(30)).await, "drained");
         let (_, reports) = delivery.stop(Duration::ZERO).await;
         assert_eq!((reports[0].delivered, reports[0].dead), (2, 1));
@@ -512,13 +511,7 @@ mod tests {
             retry: RetryPolicy::default(),
         };
         let sinks = vec![sink("stuck", &fifo), sink("file", &file)];
-        let delivery = Delivery::start(
-            sinks,
-            outbox.clone(),
-            crate::wall::system(),
-            &Supervisor::new(),
-        )
-        .expect("starts");
+        let delivery = start(sinks, &outbox);
         // The test's own thread is not one of the runtime's workers: it
         // waits without them.
         let deadline = std::time::Instant::now() + Duration::from_secs(60);

@@ -93,6 +93,19 @@ fn test_alert() -> Alert {
 
 /// Whether `write` finishes while another writer holds the outbox (it
 /// must not), and once that writer lets go (it must).
+/// A letter `sink` gave up on at `seq` after a 400.
+fn dead_letter(sink: &str, seq: u64) -> crate::state::outbox::DeadLetter<Alert> {
+    crate::state::outbox::DeadLetter {
+        sink: sink.into(),
+        seq,
+        alert: test_alert(),
+        reason: "400".into(),
+        attempts: 1,
+        failed_at: "2027-01-15T08:00:00Z".into(),
+        superseded_by: None,
+    }
+}
+
 fn waits_for_the_writer_before(appending: &Appending, write: impl FnOnce() + Send + 'static) {
     use std::sync::mpsc;
     use std::time::Duration;
@@ -190,18 +203,9 @@ fn a_sink_reads_an_alert_only_once_it_is_on_disk() {
 /// failed `alerts dead`, `alerts retry` and the outbox API as a whole).
 #[test]
 fn an_unreadable_dead_letter_is_listed_apart_and_hides_no_other() {
-    use super::super::outbox::DeadLetter;
     let store = SledStore::temporary().expect("store");
     let outbox: crate::alert::outbox::Outbox = store.outbox();
-    let letter = DeadLetter {
-        sink: "hook".into(),
-        seq: 5,
-        alert: test_alert(),
-        reason: "400".into(),
-        attempts: 1,
-        failed_at: "2027-01-15T08:00:00Z".into(),
-        superseded_by: None,
-    };
+    let letter = dead_letter("hook", 5);
     outbox.add_dead_letter(&letter).expect("dead letter");
     store
         .db
@@ -231,18 +235,10 @@ fn an_unreadable_dead_letter_is_listed_apart_and_hides_no_other() {
 /// alert got one attempt.
 #[test]
 fn a_requeued_letter_done_with_takes_its_retry_state_along() {
-    use super::super::outbox::{DeadLetter, RetryState};
+    use super::super::outbox::RetryState;
     let store = SledStore::temporary().expect("store");
     let outbox: crate::alert::outbox::Outbox = store.outbox();
-    let letter = DeadLetter {
-        sink: "hook".into(),
-        seq: 5,
-        alert: test_alert(),
-        reason: "400".into(),
-        attempts: 1,
-        failed_at: "2027-01-15T08:00:00Z".into(),
-        superseded_by: None,
-    };
+    let letter = dead_letter("hook", 5);
     outbox.add_dead_letter(&letter).expect("dead letter");
     assert_eq!(outbox.requeue(None).expect("requeue"), 1);
     let state = RetryState {
@@ -788,7 +784,7 @@ fn a_store_another_holder_has_open_is_refused_in_plain_words() {
 /// owed); `forget` drops a sink and what only it was owed.
 #[test]
 fn every_sink_with_a_cursor_keeps_what_it_is_owed_until_forgotten() {
-    use super::super::outbox::{DeadLetter, Forgotten};
+    use super::super::outbox::Forgotten;
     let store = SledStore::temporary().expect("store");
     let outbox: crate::alert::outbox::Outbox = store.outbox();
     let seqs: Vec<u64> = (0..5)
@@ -812,15 +808,7 @@ fn every_sink_with_a_cursor_keeps_what_it_is_owed_until_forgotten() {
     outbox.advance("pager", seqs[4]).expect("advance");
     assert_eq!(outbox.pending_for("oncall").expect("pending"), 3);
 
-    let letter = DeadLetter {
-        sink: "oncall".into(),
-        seq: seqs[0],
-        alert: test_alert(),
-        reason: "400".into(),
-        attempts: 1,
-        failed_at: "2027-01-15T08:00:00Z".into(),
-        superseded_by: None,
-    };
+    let letter = dead_letter("oncall", seqs[0]);
     outbox.add_dead_letter(&letter).expect("dead letter");
     assert_eq!(
         outbox.forget("oncall").expect("forget"),
