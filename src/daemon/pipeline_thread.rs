@@ -2,6 +2,7 @@
 //! detection and state saved, alerts to the outbox, health and telemetry
 //! kept up to date.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -16,6 +17,7 @@ use crate::source::ws::Inbound;
 use crate::source::{Connection, SourceKind};
 use crate::state::SledStore;
 use crate::telemetry::Telemetry;
+use crate::{MICROS_PER_SEC, Micros};
 
 /// The pipeline's own thread, and what it reports to.
 pub(super) struct PipelineThread {
@@ -81,14 +83,14 @@ impl PipelineThread {
         mut frames: mpsc::Receiver<Inbound>,
     ) -> Result<Stats, PipelineError> {
         let mut frame_no = vec![0u64; self.sources.len()];
-        let mut malformed_seen = 0u64;
+        let mut malformed = MalformedLog::new(self.sources.len());
         while let Some(inbound) = frames.blocking_recv() {
             let Some(n) = frame_no.get_mut(inbound.source) else {
                 continue;
             };
             *n += 1;
             let n = *n;
-            self.frame(&mut pipeline, &inbound, n, &mut malformed_seen)?;
+            self.frame(&mut pipeline, &inbound, n, &mut malformed)?;
             // When idle, and every so often in a burst, for the status API.
             if frames.is_empty() || n.is_multiple_of(1024) {
                 self.telemetry.publish_stats(pipeline.stats());
@@ -110,7 +112,7 @@ impl PipelineThread {
         pipeline: &mut Pipeline<SledStore>,
         inbound: &Inbound,
         n: u64,
-        malformed_seen: &mut u64,
+        malformed: &mut MalformedLog,
     ) -> Result<(), PipelineError> {
         let (name, kind, instance) = &self.sources[inbound.source];
         let health = &self.health[inbound.source];
@@ -127,9 +129,33 @@ impl PipelineThread {
         self.stall.busy_since.store(0, Ordering::Relaxed);
         pipeline.report_frame(health, name, before);
         let stats = pipeline.stats();
-        if stats.malformed > *malformed_seen {
-            *malformed_seen = stats.malformed;
-            log_malformed(name, stats);
+        if stats.malformed > malformed.seen {
+            // One frame is at most one malformed frame.
+            malformed.seen = stats.malformed;
+            let (reason, why) = stats
+                .last_malformed
+                .as_ref()
+                .map_or(("unknown", ""), |(r, w)| (*r, w.as_str()));
+            match malformed.on_malformed(inbound.source, health.monotonic(), reason) {
+                Some(MalformedLine::Full) => {
+                    tracing::warn!(source = %name, frame = n, reason, error = %why, "malformed frame skipped");
+                }
+                Some(MalformedLine::Summary {
+                    malformed,
+                    reasons,
+                    source_total,
+                    over_us,
+                }) => {
+                    let reasons = reasons
+                        .iter()
+                        .map(|(r, n)| format!("{r}={n}"))
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    let over_secs = over_us / MICROS_PER_SEC;
+                    tracing::warn!(source = %name, malformed, reasons = %reasons, over_secs, source_total, "malformed frames keep arriving");
+                }
+                None => {}
+            }
         }
         // The alerts are in the outbox already, saved with the counts.
         if !produced.is_empty() {
@@ -139,12 +165,194 @@ impl PipelineThread {
     }
 }
 
-/// The first few malformed frames in full, then one line per thousand.
-fn log_malformed(source: &str, stats: &Stats) {
-    let seen = stats.malformed;
-    if let Some((at, why)) = stats.malformed_examples.last().filter(|_| seen <= 10) {
-        tracing::warn!(source = %source, frame = %at, reason = %why, "malformed frame skipped");
-    } else if seen.is_multiple_of(1000) {
-        tracing::warn!(source = %source, malformed = seen, "malformed frames keep arriving");
+/// Malformed frames a source's first few get a line each, in full.
+const FULL_LINES: u64 = 3;
+
+/// Then at most one line per this long per source: 10 a minute.
+const SUMMARY_EVERY_US: Micros = 6 * MICROS_PER_SEC;
+
+/// Which warnings malformed frames get, per source (connection), on the
+/// monotonic clock. Every one is counted in the pipeline's stats whatever
+/// this decides.
+///
+/// It was one line per thousand counted over all sources, and the first
+/// ten of all sources in full: a relay sending frames with bad signatures
+/// wrote 106 lines in 12 s (about 760,000 a day), each named whichever
+/// source's frame reached the thousand, with the count of all of them, and
+/// the flooding relay used up the full lines of every other source. Now
+/// each source has its own first [`FULL_LINES`] in full, then at most one
+/// line per [`SUMMARY_EVERY_US`] with its own counts since its last line.
+#[derive(Debug)]
+pub(super) struct MalformedLog {
+    /// The pipeline's malformed count at the last frame (all sources).
+    pub(super) seen: u64,
+    sources: Vec<SourceLines>,
+}
+
+/// One source's malformed frames, for its lines.
+#[derive(Debug, Default)]
+struct SourceLines {
+    total: u64,
+    /// When its last line was written (monotonic µs).
+    last_line_us: Option<Micros>,
+    /// Since that line, by reason (a handful of fixed names).
+    since: BTreeMap<&'static str, u64>,
+}
+
+/// The line a malformed frame gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum MalformedLine {
+    /// This frame, in full (one of the source's first few).
+    Full,
+    /// The source's frames since its last line, this one included.
+    Summary {
+        malformed: u64,
+        reasons: BTreeMap<&'static str, u64>,
+        /// The source's malformed frames in all.
+        source_total: u64,
+        /// Since the source's last line.
+        over_us: Micros,
+    },
+}
+
+impl MalformedLog {
+    pub(super) fn new(sources: usize) -> Self {
+        MalformedLog {
+            seen: 0,
+            sources: (0..sources).map(|_| SourceLines::default()).collect(),
+        }
+    }
+
+    /// A malformed frame from `source` (its index) at `now_us` on the
+    /// monotonic clock: the line it gets, if any.
+    pub(super) fn on_malformed(
+        &mut self,
+        source: usize,
+        now_us: Micros,
+        reason: &'static str,
+    ) -> Option<MalformedLine> {
+        let lines = self.sources.get_mut(source)?;
+        lines.total += 1;
+        *lines.since.entry(reason).or_default() += 1;
+        let line = if lines.total <= FULL_LINES {
+            MalformedLine::Full
+        } else {
+            let over_us = lines
+                .last_line_us
+                .map_or(Micros::MAX, |last| now_us.saturating_sub(last));
+            if over_us < SUMMARY_EVERY_US {
+                return None;
+            }
+            MalformedLine::Summary {
+                malformed: lines.since.values().sum(),
+                reasons: std::mem::take(&mut lines.since),
+                source_total: lines.total,
+                over_us,
+            }
+        };
+        lines.since.clear();
+        lines.last_line_us = Some(now_us);
+        Some(line)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Micros = 1_000;
+
+    /// Each source has its own first lines in full and its own summaries,
+    /// at most one per 6 s, with its own counts: a flood from one relay
+    /// neither names nor silences another.
+    #[test]
+    fn malformed_lines_are_per_source_and_rate_limited() {
+        let mut log = MalformedLog::new(2);
+        // (source, time in ms, reason, the line wanted)
+        let summary = |malformed, reasons: &[(&'static str, u64)], source_total, over_ms| {
+            Some(MalformedLine::Summary {
+                malformed,
+                reasons: reasons.iter().copied().collect(),
+                source_total,
+                over_us: over_ms * MS,
+            })
+        };
+        let cases = [
+            (0, 0, "unverified", Some(MalformedLine::Full)),
+            (0, 1, "unverified", Some(MalformedLine::Full)),
+            (0, 2, "unverified", Some(MalformedLine::Full)),
+            (0, 3, "unverified", None),
+            (0, 4, "bad_json", None),
+            // The other source's first ones are its own, in full.
+            (1, 5, "bad_json", Some(MalformedLine::Full)),
+            (0, 6_001, "unverified", None),
+            (
+                0,
+                6_002,
+                "unverified",
+                summary(4, &[("bad_json", 1), ("unverified", 3)], 7, 6_000),
+            ),
+            (1, 6_003, "bad_json", Some(MalformedLine::Full)),
+            (1, 6_004, "bad_json", Some(MalformedLine::Full)),
+            (1, 6_005, "bad_json", None),
+            (0, 6_006, "unverified", None),
+            (1, 6_007, "bad_json", None),
+            (
+                0,
+                12_002,
+                "unverified",
+                summary(2, &[("unverified", 2)], 9, 6_000),
+            ),
+            (
+                1,
+                20_000,
+                "bad_time",
+                summary(3, &[("bad_json", 2), ("bad_time", 1)], 6, 13_996),
+            ),
+        ];
+        for (n, (source, at_ms, reason, want)) in cases.into_iter().enumerate() {
+            let got = log.on_malformed(source, at_ms * MS, reason);
+            assert_eq!(got, want, "{n}: source {source} at {at_ms} ms");
+        }
+    }
+
+    /// The reviewer's flood: one relay's bad signatures at 10,000 a second
+    /// for two minutes beside another's trickle. The flood gets its three
+    /// lines in full and then one a 6 s, whose counts add up to its own.
+    #[test]
+    fn a_flood_from_one_source_gets_ten_lines_a_minute() {
+        let mut log = MalformedLog::new(2);
+        let mut lines = [Vec::new(), Vec::new()];
+        let mut counted = [0u64; 2];
+        for i in 0..1_200_000i64 {
+            let at = i * 100;
+            let source = usize::from(i % 100_000 == 7);
+            if let Some(line) = log.on_malformed(source, at, "unverified") {
+                lines[source].push((at, line));
+            }
+            counted[source] += 1;
+        }
+        let full = |ls: &[(Micros, MalformedLine)]| {
+            ls.iter().filter(|(_, l)| *l == MalformedLine::Full).count()
+        };
+        assert_eq!((full(&lines[0]), full(&lines[1])), (3, 3));
+        let summed = |ls: &[(Micros, MalformedLine)]| {
+            ls.iter()
+                .map(|(_, l)| match l {
+                    MalformedLine::Full => 1,
+                    MalformedLine::Summary { malformed, .. } => *malformed,
+                })
+                .sum::<u64>()
+        };
+        // Every frame of the trickle is in its lines: one each 10 s.
+        assert_eq!(summed(&lines[1]), counted[1]);
+        assert!(summed(&lines[0]) <= counted[0]);
+        assert!(counted[0] - summed(&lines[0]) < 60_000, "at most 6 s left");
+        let second_minute = lines[0]
+            .iter()
+            .filter(|(at, _)| at / (60 * MICROS_PER_SEC) == 1)
+            .count();
+        assert_eq!(second_minute, 10);
+        assert!(lines[0].len() <= 3 + 20, "{}", lines[0].len());
     }
 }

@@ -27,10 +27,34 @@ struct HttpLines {
     timeouts: Sampled,
 }
 
-/// A connection over the cap, closed without being read.
+/// Which of the server's connection caps turned one away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionLimit {
+    /// All connections.
+    Total,
+    /// The peer's own.
+    PerPeer,
+    /// Only the places kept for peers holding none were left.
+    Reserved,
+}
+
+impl ConnectionLimit {
+    /// The name in the log line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionLimit::Total => "connections",
+            ConnectionLimit::PerPeer => "per_peer",
+            ConnectionLimit::Reserved => "reserved",
+        }
+    }
+}
+
+/// A connection over a cap, closed without being read.
 pub struct HttpConnectionRefused<'a> {
     pub counters: &'a HttpCounters,
     pub peer: SocketAddr,
+    pub which: ConnectionLimit,
+    /// The cap's number.
     pub limit: usize,
 }
 
@@ -40,7 +64,7 @@ impl InternalEvent for HttpConnectionRefused<'_> {
         let Some(left_out) = self.counters.lines.refused.line() else {
             return;
         };
-        tracing::warn!(event = "http_connection_refused", stage = "http", error_type = "too_many_connections", peer = %self.peer, limit = self.limit, refused, left_out, "status server: too many connections; closed one");
+        tracing::warn!(event = "http_connection_refused", stage = "http", error_type = "too_many_connections", peer = %self.peer, which = self.which.as_str(), limit = self.limit, refused, left_out, "status server: too many connections; closed one");
     }
 }
 
@@ -95,6 +119,7 @@ mod tests {
         HttpConnectionRefused {
             counters: &c,
             peer,
+            which: ConnectionLimit::PerPeer,
             limit: 1,
         }
         .emit();

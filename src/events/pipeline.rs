@@ -37,6 +37,10 @@ pub struct Stats {
     pub unverified: BTreeMap<&'static str, u64>,
     /// The first few malformed frames: where (source:line) and why.
     pub malformed_examples: Vec<(String, String)>,
+    /// The last malformed frame's reason (`FrameError::reason`) and why,
+    /// cut: for the daemon's warning, which names each source's first few.
+    #[serde(skip)]
+    pub last_malformed: Option<(&'static str, String)>,
     pub blank_lines: u64,
     /// Posts that came after their bucket closed, added to the oldest open one.
     pub late_posts: u64,
@@ -149,8 +153,9 @@ impl InternalEvent for FrameMalformed<'_> {
         tracing::debug!(event = "frame_malformed", stage = "decode", error_type = self.reason, source = %self.source, frame_no = self.frame_no, error = %error, malformed = stats.malformed, "malformed frame skipped");
         if stats.malformed_examples.len() < MALFORMED_EXAMPLES {
             let at = format!("{}:{}", self.source, self.frame_no);
-            stats.malformed_examples.push((at, error));
+            stats.malformed_examples.push((at, error.clone()));
         }
+        stats.last_malformed = Some((self.reason, error));
     }
 }
 

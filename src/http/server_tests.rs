@@ -27,10 +27,13 @@ async fn start(limits: ServerLimits, token: Option<&str>) -> (Server, Arc<Teleme
     (server, telemetry)
 }
 
+/// The total cap only: one peer may take every place.
 fn limits(header_read_ms: u64, connections: usize) -> ServerLimits {
     ServerLimits {
         header_read: Duration::from_millis(header_read_ms),
         connections,
+        per_peer: connections,
+        reserved: 0,
         ..ServerLimits::default()
     }
 }
@@ -153,6 +156,66 @@ async fn connections_over_the_cap_are_closed_and_counted() {
     for stream in &mut held {
         assert!(read_to_close(stream).await.is_some(), "closed at stop");
     }
+}
+
+/// A connection from `local` (a loopback address of the test's choosing:
+/// Linux answers all of 127.0.0.0/8), so the server sees another peer.
+async fn connect_from(local: &str, server: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(format!("{local}:0").parse().expect("addr"))
+        .expect("binds");
+    socket.connect(server).await.expect("connects")
+}
+
+/// Opens connections from `local` and asks each for `/healthz` until one
+/// is not answered (or `at_most` are held); returns those held.
+async fn fill_from(local: &str, server: SocketAddr, at_most: usize) -> Vec<TcpStream> {
+    let mut held = Vec::new();
+    for _ in 0..at_most {
+        let mut stream = connect_from(local, server).await;
+        if !answered(&mut stream).await {
+            break;
+        }
+        held.push(stream);
+    }
+    held
+}
+
+/// One client holding every connection it can (the reviewer's Python
+/// client held all 256 and `curl /healthz` failed 12 times in 12) is
+/// refused past its own cap, and leaves room for another peer's health
+/// probe, even when a few peers crowd the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_peer_cannot_hold_every_connection() {
+    let limits = ServerLimits {
+        header_read: Duration::from_secs(60),
+        connections: 12,
+        per_peer: 4,
+        reserved: 2,
+        ..ServerLimits::default()
+    };
+    let (server, telemetry) = start(limits, None).await;
+    let greedy = fill_from("127.0.0.1", server.addr, 13).await;
+    assert_eq!(greedy.len(), 4, "one peer holds its own cap");
+    assert_eq!(
+        telemetry.http.refused.load(Relaxed),
+        1,
+        "its next one refused"
+    );
+    let mut probe = connect_from("127.0.0.2", server.addr).await;
+    assert!(
+        answered(&mut probe).await,
+        "another peer's probe is answered"
+    );
+    // Two more peers take what they can: 4 + 1 + 4 + 1 of 12, the last
+    // two places are kept for peers holding none.
+    let second = fill_from("127.0.0.3", server.addr, 13).await;
+    let third = fill_from("127.0.0.4", server.addr, 13).await;
+    assert_eq!((second.len(), third.len()), (4, 1));
+    let mut newcomer = connect_from("127.0.0.5", server.addr).await;
+    assert!(answered(&mut newcomer).await, "a newcomer's probe still is");
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
