@@ -231,32 +231,28 @@ fn a_client_error_is_a_dead_letter_that_alerts_retry_requeues() {
     assert_eq!(got[0].1, "firing");
 }
 
-/// A sink missing from one run's configuration keeps what it is owed. The
-/// state's sinks used to be only the run's: a replay without `--config`
-/// on the daemon's state, or a renamed sink, removed the alerts a failing
-/// receiver had not had yet, in silence. Now each start names such a
-/// sink, a renamed one gets what its old name was owed, and `alerts
-/// forget` drops the old name.
+/// A sink missing from a run's configuration: the alerts it was owed used
+/// to be removed with the other sinks' delivered ones, in silence (a
+/// `replay` without `--config` on the daemon's state, or a renamed sink).
+/// Renamed with `formerly`, a sink takes over its old name's place and
+/// gets them; missing, its owed alerts become its dead letters, said at
+/// the start, and `alerts retry` sends them once it is configured again.
 #[test]
-fn a_sink_missing_from_one_run_keeps_the_alerts_it_is_owed() {
+fn a_sink_missing_from_a_run_is_owed_its_alerts_still() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let state = dir.path().join("state");
     let empty = dir.path().join("empty.jsonl");
     std::fs::write(&empty, "").expect("write");
     let receiver = Receiver::start();
-    receiver.always(Some(500));
-    let config = |name: &str| {
-        let text = format!(
-            "[[sinks]]\nname = \"{name}\"\nurl = \"{}\"\n",
-            receiver.url()
-        );
-        let path = dir.path().join(format!("{name}.toml"));
+    let config = |file: &str, sink: &str| {
+        let text = format!("[[sinks]]\n{sink}\nurl = \"{}\"\n", receiver.url());
+        let path = dir.path().join(file);
         std::fs::write(&path, text).expect("config");
         path
     };
-    let (oncall, pager) = (config("oncall"), config("pager"));
-    let replay = |file: &Path, config: Option<&Path>| {
-        let mut args = vec!["replay", path(file), "--state-dir", path(&state)];
+    let oncall = config("oncall.toml", "name = \"oncall\"");
+    let pager = config("pager.toml", "name = \"pager\"\nformerly = \"oncall\"");
+    let replay = |file: &Path, state: &Path, config: Option<&Path>| {
+        let mut args = vec!["replay", path(file), "--state-dir", path(state)];
         args.extend(["--drain-timeout", "1"]);
         if let Some(config) = config {
             args.extend(["--config", path(config)]);
@@ -264,56 +260,55 @@ fn a_sink_missing_from_one_run_keeps_the_alerts_it_is_owed() {
         let out = outagewatch(&args);
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
-    // The receiver fails: the three alerts wait in the outbox for oncall.
-    replay(&demo(), Some(&oncall));
-    // A run without the sink keeps them, and says so.
-    let stderr = replay(&empty, None);
+    let states = || -> Vec<String> { delivered(&receiver).into_iter().map(|d| d.1).collect() };
+
+    // Renamed: the three alerts the failing receiver did not take go out
+    // under the new name once it answers.
+    let state = dir.path().join("renamed");
+    receiver.always(Some(500));
+    replay(&demo(), &state, Some(&oncall));
+    receiver.always(None);
+    let stderr = replay(&empty, &state, Some(&pager));
+    assert_eq!(states(), DEMO_STATES, "{stderr}");
+
+    // Missing from a run: its dead letters, then re-queued and sent.
+    let state = dir.path().join("missing");
+    receiver.always(Some(500));
+    replay(&demo(), &state, Some(&oncall));
+    let stderr = replay(&empty, &state, None);
     assert!(
-        stderr.contains("not configured is owed alerts") && stderr.contains("oncall"),
+        stderr.contains("they are its dead letters now") && stderr.contains("oncall"),
         "{stderr}"
     );
-    // Renamed, with the receiver back: the new name gets them.
-    receiver.always(None);
-    let stderr = replay(&empty, Some(&pager));
-    let states: Vec<String> = delivered(&receiver).into_iter().map(|d| d.1).collect();
-    assert_eq!(states, DEMO_STATES, "{stderr}");
+    let dead = outagewatch(&["alerts", "dead", "--state-dir", path(&state)]);
+    let listing = String::from_utf8_lossy(&dead.stdout);
+    assert_eq!(listing.lines().count(), 3, "{listing}");
+    assert!(listing.contains("was not configured"), "{listing}");
+    // Without the sink in its configuration, `retry` leaves them.
+    let retry = outagewatch(&["alerts", "retry", "--state-dir", path(&state)]);
     assert!(
-        stderr.contains("oncall"),
-        "the old name still waits: {stderr}"
-    );
-    // Forgotten: no more word of it, and nothing is sent again.
-    let forget = outagewatch(&[
-        "alerts",
-        "forget",
-        "oncall",
-        "--state-dir",
-        path(&state),
-        "--config",
-        path(&pager),
-    ]);
-    let stdout = String::from_utf8_lossy(&forget.stdout);
-    assert!(
-        forget.status.success(),
+        String::from_utf8_lossy(&retry.stderr)
+            .contains("this configuration does not have stay: oncall"),
         "{}",
-        String::from_utf8_lossy(&forget.stderr)
+        String::from_utf8_lossy(&retry.stderr)
     );
-    assert!(stdout.contains("3 alert(s) it was owed"), "{stdout}");
-    let refused = outagewatch(&[
+    let retry = outagewatch(&[
         "alerts",
-        "forget",
-        "pager",
+        "retry",
         "--state-dir",
         path(&state),
         "--config",
-        path(&pager),
+        path(&oncall),
     ]);
     assert!(
-        !refused.status.success(),
-        "a configured sink is not forgotten"
+        String::from_utf8_lossy(&retry.stdout).contains("3 alert(s) re-queued"),
+        "{}",
+        String::from_utf8_lossy(&retry.stderr)
     );
-    let stderr = replay(&empty, Some(&pager));
-    assert!(!stderr.contains("oncall"), "{stderr}");
-    assert_eq!(delivered(&receiver).len(), 3, "nothing sent twice");
+    receiver.always(None);
+    let before = states().len();
+    let stderr = replay(&empty, &state, Some(&oncall));
+    assert_eq!(states()[before..], DEMO_STATES, "{stderr}");
 }
 
 /// A sink's filter picks the incidents it takes; one already delivered

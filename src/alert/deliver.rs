@@ -87,17 +87,28 @@ impl Delivery {
                 return Err(DeliveryError::DuplicateName(name.clone()));
             }
         }
-        settle_absent_sinks(&outbox, &names)?;
+        let now = crate::wall::rfc3339(clock.now_us());
+        settle_absent_sinks(&outbox, &specs, &now)?;
         let shared = Shared {
+            names,
             outbox: outbox.clone(),
             notify: Arc::new(Notify::new()),
             shutdown: watch::channel(false),
             clock,
             supervisor: supervisor.clone(),
         };
+        // Every sink's start is read (and a new one's saved) before any
+        // task runs: a new sink starts at the slowest of the others, and a
+        // task already delivering moved that mark, so a new sink beside
+        // another new one skipped the alert the first had just sent.
+        let starts = specs
+            .iter()
+            .map(|spec| outbox.cursor(&spec.name, &shared.names))
+            .collect::<Result<Vec<_>, _>>()?;
         let workers = specs
             .into_iter()
-            .map(|spec| shared.spawn(spec))
+            .zip(starts)
+            .map(|(spec, start)| shared.spawn(spec, start))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Delivery {
             workers,
@@ -196,41 +207,56 @@ impl Delivery {
     }
 }
 
-/// Sinks with a cursor in the store that this run does not configure
-/// (renamed, removed, or missing from a `replay` without `--config`). One
-/// still owed alerts keeps them in the outbox, with those written while it
-/// is away, until it is configured again or `alerts forget` drops it: said
-/// at every start, with the count. One owed nothing gives up its place at
-/// once (configured again later, it starts as a new sink does; its dead
-/// letters stay), so a sink removed for good does not keep every later
-/// alert. Returns the sinks still owed alerts, with how many.
+/// The outbox's sinks against this run's: a renamed sink (its spec names
+/// its former name, and it has no place of its own yet) takes over what
+/// the old name had; any other sink with a place but no spec (removed,
+/// renamed without saying so, or left out of a `replay` without
+/// `--config`) gives it up, and the alerts it was owed become its dead
+/// letters, said here with the count. Before, they were removed with the
+/// other sinks' delivered alerts, in silence; and a sink kept waiting for
+/// would hold every later alert in the outbox. Returns the sinks retired,
+/// with how many letters each got.
 pub fn settle_absent_sinks(
     outbox: &Outbox,
-    configured: &[String],
+    specs: &[SinkSpec],
+    now: &str,
 ) -> Result<Vec<(String, usize)>, DeliveryError> {
-    let mut owed = Vec::new();
-    for sink in outbox.sinks_owed()? {
-        if configured.contains(&sink) {
-            continue;
+    for spec in specs {
+        if let Some(old) = spec.formerly.as_deref()
+            && !specs.iter().any(|s| s.name == old)
+            && outbox.rename(old, &spec.name)?
+        {
+            tracing::info!(sink = %spec.name, formerly = %old, "the sink's place in the outbox, retries and letters carried over from its former name");
         }
-        let waiting = outbox.pending_for(&sink)?;
-        if waiting == 0 {
-            outbox.drop_cursor(&sink)?;
-            tracing::info!(sink = %sink, "a sink no longer configured, owed no alerts, gives up its place in the outbox");
-            continue;
-        }
-        tracing::warn!(
-            sink = %sink,
-            waiting,
-            "a sink that is not configured is owed alerts: they are kept for it, with those to come, until it is configured again (under this name) or `outagewatch alerts forget {sink}` drops them"
-        );
-        owed.push((sink, waiting));
     }
-    Ok(owed)
+    let mut retired = Vec::new();
+    for sink in outbox.sinks_owed()? {
+        if specs.iter().any(|s| s.name == sink) {
+            continue;
+        }
+        let letters = outbox.retire(&sink, NOT_CONFIGURED, now)?;
+        if letters > 0 {
+            tracing::warn!(
+                sink = %sink,
+                letters,
+                "a sink that is not configured was owed alerts: they are its dead letters now (`outagewatch alerts dead` lists them; `alerts retry` once it is configured again, or name it as a sink's `formerly`)"
+            );
+        } else {
+            tracing::info!(sink = %sink, "a sink no longer configured gave up its place in the outbox");
+        }
+        retired.push((sink, letters));
+    }
+    Ok(retired)
 }
+
+/// The reason of the dead letters [`settle_absent_sinks`] makes.
+pub const NOT_CONFIGURED: &str =
+    "its sink was not configured when the daemon (or a replay) started";
 
 /// What every sink's task shares, while starting them.
 struct Shared {
+    /// Every configured sink's name (a new one starts at the slowest).
+    names: Vec<String>,
     outbox: Outbox,
     notify: Arc<Notify>,
     shutdown: (watch::Sender<bool>, watch::Receiver<bool>),
@@ -239,8 +265,8 @@ struct Shared {
 }
 
 impl Shared {
-    /// Starts the task of one sink, from its saved cursor.
-    fn spawn(&self, spec: SinkSpec) -> Result<Worker, DeliveryError> {
+    /// Starts the task of one sink, from `start` (its cursor).
+    fn spawn(&self, spec: SinkSpec, start: Option<u64>) -> Result<Worker, DeliveryError> {
         let (client, lines) = match &spec.target {
             Target::Webhook(hook) => {
                 if !http::is_http_url(&hook.url) {
@@ -255,7 +281,6 @@ impl Shared {
             Target::Lines(Some(path)) => (None, Some(JsonLines::file(path)?)),
             Target::Lines(None) => (None, Some(JsonLines::stdout())),
         };
-        let start = self.outbox.cursor(&spec.name)?;
         let (cursor_tx, cursor) = watch::channel(start);
         let stats = Arc::new(SinkStats::default());
         let name = spec.name.clone();
@@ -322,6 +347,7 @@ mod tests {
         };
         SinkSpec {
             name: "hook".into(),
+            formerly: None,
             target: Target::Webhook(hook),
             filter: Filter::default(),
             retry: RetryPolicy {
@@ -459,6 +485,7 @@ mod tests {
         let lines = dir.path().join("alerts.jsonl");
         let sink = SinkSpec {
             name: "lines".into(),
+            formerly: None,
             target: Target::Lines(Some(lines.clone())),
             filter: Filter::default(),
             retry: RetryPolicy::default(),
@@ -506,6 +533,7 @@ mod tests {
         let file = dir.path().join("alerts.jsonl");
         let sink = |name: &str, path: &std::path::Path| SinkSpec {
             name: name.into(),
+            formerly: None,
             target: Target::Lines(Some(path.to_path_buf())),
             filter: Filter::default(),
             retry: RetryPolicy::default(),

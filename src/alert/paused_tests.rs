@@ -113,6 +113,7 @@ fn sink(name: &str, url: String) -> SinkSpec {
     };
     SinkSpec {
         name: name.into(),
+        formerly: None,
         target: Target::Webhook(hook),
         filter: Filter::default(),
         retry: RetryPolicy::default(),

@@ -41,6 +41,9 @@ impl Filter {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SinkSpec {
     pub name: String,
+    /// The name it had before a rename: what the outbox keeps under that
+    /// name moves to this one at the start ([`crate::alert::deliver::settle_absent_sinks`]).
+    pub formerly: Option<String>,
     pub target: Target,
     pub filter: Filter,
     pub retry: RetryPolicy,

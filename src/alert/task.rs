@@ -295,7 +295,15 @@ async fn write_line(
     if warned {
         tracing::info!(sink, "the stuck alert line was taken");
     }
-    written.unwrap_or_else(|e| Err(format!("the write failed: {e}")))
+    match written {
+        Ok(written) => written,
+        // A panic in the write is this sink's: raised again in its task,
+        // where the supervisor sees it. Turned into a failure to retry, it
+        // left the lock poisoned and every later alert retried for a day
+        // and dead-lettered, while the daemon ran on.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(format!("the write failed: {e}")),
+    }
 }
 
 impl SinkRun {

@@ -137,37 +137,43 @@ fn through_store(
     })?;
     let outbox: crate::alert::outbox::Outbox = store.outbox();
     if let AlertsCommand::Retry { id } = command {
-        let moved = outbox.requeue(id.as_deref())?;
-        let unreadable = outbox.dead_letters()?.unreadable;
+        let configured: Vec<String> = sink_specs(config).into_iter().map(|s| s.name).collect();
+        let dead = outbox.dead_letters()?;
+        let moved = outbox.requeue(id.as_deref(), &configured)?;
+        let mut absent: Vec<&str> = dead
+            .letters
+            .iter()
+            .filter(|l| id.as_ref().is_none_or(|id| *id == l.id()))
+            .map(|l| l.sink.as_str())
+            .filter(|sink| !configured.iter().any(|c| c == sink))
+            .collect();
+        absent.dedup();
         if let Some(id) = id {
-            if let Some(letter) = unreadable.iter().find(|l| l.id() == *id) {
+            if let Some(letter) = dead.unreadable.iter().find(|l| l.id() == *id) {
                 anyhow::bail!(
                     "dead letter {id} cannot be read ({}), so it cannot be re-queued",
                     letter.detail
+                );
+            }
+            if let Some(sink) = absent.first() {
+                anyhow::bail!(
+                    "dead letter {id} is for sink {sink:?}, which this configuration does not have: configure it (or a sink with `formerly = {sink:?}`) first"
                 );
             }
             anyhow::ensure!(
                 moved > 0,
                 "no dead letter {id}; `outagewatch alerts dead` lists them"
             );
-        } else if !unreadable.is_empty() {
+        } else if !dead.unreadable.is_empty() {
             eprintln!(
                 "{} dead letter(s) cannot be read and stay (`outagewatch alerts dead` lists them)",
-                unreadable.len()
+                dead.unreadable.len()
             );
         }
         println!("{moved} alert(s) re-queued; they are delivered at the next run");
-        let absent: Vec<String> = outbox
-            .sinks_owed()?
-            .into_iter()
-            .filter(|sink| {
-                !sink_specs(config).iter().any(|s| s.name == *sink)
-                    && outbox.pending_for(sink).is_ok_and(|n| n > 0)
-            })
-            .collect();
         if !absent.is_empty() {
             eprintln!(
-                "not configured here, and owed alerts: {} (they are delivered once the sink is configured again; `outagewatch alerts forget SINK` drops them)",
+                "the dead letters of sinks this configuration does not have stay: {} (configure the sink, or a sink with `formerly = \"NAME\"`, then retry; `outagewatch alerts forget SINK` drops them)",
                 absent.join(", ")
             );
         }

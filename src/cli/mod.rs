@@ -212,12 +212,16 @@ impl SinkArgs {
         if let Some(alerts) = &self.alerts {
             config.alerts.file = Some(alerts.clone());
         }
-        for url in &self.webhook {
-            config.sinks.push(crate::config::SinkConfig::json(
+        let first = config.sinks.len();
+        for (i, url) in self.webhook.iter().enumerate() {
+            let mut sink = crate::config::SinkConfig::json(
                 &crate::config::webhook_name(url),
                 url,
                 self.webhook_secret.clone(),
-            ));
+            );
+            // Named by position before: a state from then carries over.
+            sink.formerly = Some(format!("webhook-{}", first + i + 1));
+            config.sinks.push(sink);
         }
     }
 }

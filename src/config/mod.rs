@@ -287,8 +287,11 @@ impl Config {
         // `[alerts] webhooks` are plain JSON sinks.
         let webhooks = std::mem::take(&mut self.alerts.webhooks);
         self.webhook_sinks = webhooks.len();
-        for (name, url) in webhook_names.iter().zip(webhooks) {
-            self.sinks.push(SinkConfig::json(name, &url, None));
+        for (i, (name, url)) in webhook_names.iter().zip(webhooks).enumerate() {
+            // Named by position before: a state from then carries over.
+            let mut sink = SinkConfig::json(name, &url, None);
+            sink.formerly = Some(format!("webhook-{}", i + 1));
+            self.sinks.push(sink);
         }
         Ok(())
     }

@@ -16,6 +16,11 @@ use crate::numbers as num;
 pub struct SinkConfig {
     /// Name in logs, dead letters and `alerts test --sink NAME`.
     pub name: String,
+    /// The sink's name before it was renamed: its place in the outbox,
+    /// retries, letters and open incidents move to `name` at the next
+    /// start (once; a sink that has a place of its own keeps it).
+    #[serde(default)]
+    pub formerly: Option<String>,
     /// Where to POST (`${VAR}` allowed); `pagerduty` and `opsgenie` have
     /// defaults (their public APIs), `alertmanager` takes the base URL.
     #[serde(default)]
@@ -108,6 +113,7 @@ impl SinkConfig {
     pub fn json(name: &str, url: &str, secret: Option<String>) -> Self {
         SinkConfig {
             name: name.to_owned(),
+            formerly: None,
             url: url.to_owned(),
             format: Format::Json,
             secret,
@@ -129,6 +135,7 @@ impl SinkConfig {
     pub fn spec(&self) -> SinkSpec {
         SinkSpec {
             name: self.name.clone(),
+            formerly: self.formerly.clone().filter(|f| !f.is_empty()),
             target: Target::Webhook(Webhook {
                 url: self.url.clone(),
                 format: self.format,
@@ -172,6 +179,7 @@ pub const LINES_SINK: &str = "alerts";
 pub fn sink_specs(config: &Config) -> Vec<SinkSpec> {
     let lines = SinkSpec {
         name: LINES_SINK.to_owned(),
+        formerly: None,
         target: Target::Lines(config.alerts.file.clone().filter(|p| p.as_os_str() != "-")),
         filter: Filter::default(),
         retry: RetryPolicy::default(),

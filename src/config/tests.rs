@@ -381,4 +381,8 @@ fn a_webhook_is_named_by_its_url_as_written() {
     assert_eq!(before[0].0, after[0].0);
     assert_eq!(after[0].1, "https://hooks/new-secret");
     assert_eq!(before[0].0, webhook_name("https://hooks/${HOOK_PATH}"));
+    // A state from when they were named by position carries over.
+    let config = parse("[alerts]\nwebhooks = [\"https://a/\", \"https://b/\"]").expect("parses");
+    let formerly: Vec<Option<&str>> = config.sinks.iter().map(|s| s.formerly.as_deref()).collect();
+    assert_eq!(formerly, [Some("webhook-1"), Some("webhook-2")]);
 }

@@ -230,7 +230,9 @@ async fn retry(
     };
     let requeued = {
         let id = id.clone();
-        tokio::task::spawn_blocking(move || probe.outbox().requeue(id.as_deref())).await
+        let configured: Vec<String> = probe.reports().into_iter().map(|r| r.name).collect();
+        tokio::task::spawn_blocking(move || probe.outbox().requeue(id.as_deref(), &configured))
+            .await
     };
     match requeued {
         Ok(Ok(moved)) => {

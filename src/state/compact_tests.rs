@@ -429,7 +429,10 @@ fn alerts_written_after_a_compaction_are_numbered_past_every_cursor() {
             let seq = outbox.append(&alert("y")).expect("append");
             outbox.advance("hook", seq).expect("advance");
         }
-        let last = outbox.cursor("hook").expect("cursor").expect("some");
+        let last = outbox
+            .cursor("hook", &["hook".to_owned()])
+            .expect("cursor")
+            .expect("some");
         store.flush().expect("flush");
         last
     };

@@ -4,13 +4,14 @@
 //! never holds up another sink, and a restart resumes every sink where it
 //! stopped.
 //!
-//! Alerts every sink is done with are removed: every sink with a cursor in
-//! the store, configured in this run or not. A sink missing from one run's
-//! configuration (renamed, or a `replay` without `--config` on the
-//! daemon's state) used to have its undelivered alerts removed with the
-//! others' delivered ones, in silence; they now wait for it until it
-//! comes back or is forgotten ([`Outbox::forget`], `alerts forget`), and
-//! every start names such sinks. Generic over the alert
+//! Alerts every sink with a cursor is done with are removed. A sink
+//! missing from a run's configuration (removed, renamed, or a `replay`
+//! without `--config` on the daemon's state) is settled before the sinks
+//! start: a renamed one ([`Outbox::rename`]) keeps its place under its new
+//! name, any other gives up its place and the alerts it was owed become
+//! its dead letters ([`Outbox::retire`]), listed and re-queued as any
+//! other. They used to be removed with the others' delivered alerts, in
+//! silence. Generic over the alert
 //! type `A`, so that `state` does not depend on `alert` (which uses it as
 //! `alert::outbox::Outbox`).
 
@@ -330,15 +331,21 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
     }
 
     /// A sink's cursor; a sink never seen before starts where the slowest
-    /// sink with a cursor stands (so it also gets what is still
-    /// undelivered: a renamed sink gets what its old name had not had yet),
-    /// and that start is saved at once, so a restart does not take it for
-    /// new again. `None`: nothing delivered yet.
-    pub fn cursor(&self, sink: &str) -> Result<Option<u64>, StoreError> {
+    /// of the other `configured` sinks stands (so it also gets what is
+    /// still undelivered), and that start is saved at once, so a restart
+    /// does not take it for new again. `None`: nothing delivered yet.
+    pub fn cursor(&self, sink: &str, configured: &[String]) -> Result<Option<u64>, StoreError> {
         if let Some(value) = self.db.get(keys::named(Kind::Cursor, sink))? {
             return Ok(stored_cursor(&value));
         }
-        let start = self.slowest_cursor()?.flatten();
+        let mut slowest: Option<Option<u64>> = None;
+        for other in configured.iter().filter(|other| *other != sink) {
+            if let Some(value) = self.db.get(keys::named(Kind::Cursor, other))? {
+                let c = stored_cursor(&value);
+                slowest = Some(slowest.map_or(c, |s| s.min(c)));
+            }
+        }
+        let start = slowest.flatten();
         self.db
             .insert(keys::named(Kind::Cursor, sink), &cursor_bytes(start))?;
         self.db.flush()?;
@@ -407,17 +414,113 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
         Ok(())
     }
 
-    /// Drops a sink's place in the outbox (its cursor and retry state),
-    /// then removes the alerts only it was still waiting for. Its dead
-    /// letters and open alerts stay.
-    pub fn drop_cursor(&self, sink: &str) -> Result<(), StoreError> {
+    /// Settles a sink that is no longer configured: the alerts it was owed
+    /// (after its cursor, and re-queued) become its dead letters with
+    /// `reason`, then it gives up its place (cursor, retry state) and the
+    /// alerts only it was waiting for are removed. Returns how many
+    /// letters it got. Its open alerts stay.
+    pub fn retire(&self, sink: &str, reason: &str, failed_at: &str) -> Result<usize, StoreError> {
+        let cursor = match self.db.get(keys::named(Kind::Cursor, sink))? {
+            Some(value) => stored_cursor(&value),
+            None => self.last_seq()?,
+        };
         let mut batch = sled::Batch::default();
+        let mut letters = 0;
+        let letter = |seq: u64, alert: A| DeadLetter {
+            sink: sink.to_owned(),
+            seq,
+            alert,
+            reason: reason.to_owned(),
+            attempts: 0,
+            failed_at: failed_at.to_owned(),
+            superseded_by: None,
+        };
+        let owed = self
+            .db
+            .range(keys::alert(cursor.map_or(0, |c| c.saturating_add(1)))..=keys::alert(u64::MAX));
+        for entry in owed {
+            let (key, value) = entry?;
+            let seq = seq_of(&key);
+            // An alert that does not read stays in the outbox for the
+            // others; this sink would have passed over it too.
+            let Ok(alert) = readable::<A>(seq, &value) else {
+                continue;
+            };
+            let value = codec::encode_plain("dead letter", &letter(seq, alert))?;
+            batch.insert(keys::entry(Kind::Dead, sink, seq), value);
+            letters += 1;
+        }
+        for entry in self.db.scan_prefix(keys::entries(Kind::Requeued, sink)) {
+            let (key, value) = entry?;
+            let seq = seq_of(&key);
+            if let Ok(requeued) = readable::<RequeuedRecord<A>>(seq, &value) {
+                let alert = match requeued {
+                    RequeuedRecord::Letter(letter) => letter.alert,
+                    RequeuedRecord::Alert(alert) => alert,
+                };
+                let value = codec::encode_plain("dead letter", &letter(seq, alert))?;
+                batch.insert(keys::entry(Kind::Dead, sink, seq), value);
+                batch.remove(key);
+                letters += 1;
+            }
+        }
         batch.remove(keys::named(Kind::Cursor, sink));
         batch.remove(keys::named(Kind::Retry, sink));
         self.db.apply_batch(batch)?;
         self.prune()?;
         self.db.flush()?;
-        Ok(())
+        Ok(letters)
+    }
+
+    /// Moves everything the outbox keeps for sink `from` to sink `to`:
+    /// its place, retry state, re-queued and dead letters and open alerts
+    /// (a sink renamed in the configuration, which names its old name).
+    /// Refused (false) when `to` has a place already; false too when
+    /// `from` has nothing.
+    pub fn rename(&self, from: &str, to: &str) -> Result<bool, StoreError> {
+        if from == to || self.db.contains_key(keys::named(Kind::Cursor, to))? {
+            return Ok(false);
+        }
+        let has = |kind: Kind| {
+            self.db
+                .scan_prefix(keys::entries(kind, from))
+                .next()
+                .is_some()
+        };
+        let anything = self.db.contains_key(keys::named(Kind::Cursor, from))?
+            || [Kind::Requeued, Kind::Dead, Kind::OpenAlert]
+                .into_iter()
+                .any(has);
+        if !anything {
+            return Ok(false);
+        }
+        let mut batch = sled::Batch::default();
+        for kind in [Kind::Cursor, Kind::Retry] {
+            if let Some(value) = self.db.get(keys::named(kind, from))? {
+                batch.insert(keys::named(kind, to), value);
+                batch.remove(keys::named(kind, from));
+            }
+        }
+        for kind in [Kind::Requeued, Kind::Dead, Kind::OpenAlert] {
+            let old = keys::entries(kind, from);
+            for entry in self.db.scan_prefix(&old) {
+                let (key, mut value) = entry?;
+                let mut moved = keys::entries(kind, to);
+                moved.extend_from_slice(key.get(old.len()..).unwrap_or_default());
+                if kind == Kind::Dead
+                    && let Ok(mut letter) =
+                        codec::decode_plain::<DeadLetter<A>>("dead letter", &value)
+                {
+                    letter.sink = to.to_owned();
+                    value = codec::encode_plain("dead letter", &letter)?.into();
+                }
+                batch.insert(moved, value);
+                batch.remove(key);
+            }
+        }
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(true)
     }
 
     /// Forgets a sink that is gone for good: its cursor, retry state,
@@ -487,13 +590,14 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
         Ok(out)
     }
 
-    /// Moves dead letters back to their sink's queue: the one with `id`
-    /// (`SINK:SEQ`), or all. Returns how many. Unreadable letters stay
-    /// where they are.
-    pub fn requeue(&self, id: Option<&str>) -> Result<usize, StoreError> {
+    /// Moves dead letters of the `configured` sinks back to their sink's
+    /// queue: the one with `id` (`SINK:SEQ`), or all. Returns how many.
+    /// Unreadable letters, and those of a sink not configured (no task
+    /// would read its queue), stay where they are.
+    pub fn requeue(&self, id: Option<&str>, configured: &[String]) -> Result<usize, StoreError> {
         let mut moved = 0;
         for letter in self.dead_letters()?.letters {
-            if id.is_some_and(|id| id != letter.id()) {
+            if id.is_some_and(|id| id != letter.id()) || !configured.contains(&letter.sink) {
                 continue;
             }
             let value = codec::encode_plain("re-queued letter", &letter)?;
@@ -578,13 +682,16 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
         Ok(pending + requeued)
     }
 
-    /// Alerts `sink` still has to deliver, from its saved cursor.
+    /// Alerts `sink` still has to deliver, from its saved cursor; a sink
+    /// without one (it has no place) only its re-queued letters.
     pub fn pending_for(&self, sink: &str) -> Result<usize, StoreError> {
-        let cursor = match self.db.get(keys::named(Kind::Cursor, sink))? {
-            Some(value) => stored_cursor(&value),
-            None => None,
-        };
-        self.depth(sink, cursor)
+        match self.db.get(keys::named(Kind::Cursor, sink))? {
+            Some(value) => self.depth(sink, stored_cursor(&value)),
+            None => Ok(self
+                .db
+                .scan_prefix(keys::entries(Kind::Requeued, sink))
+                .count()),
+        }
     }
 
     /// Alerts open at a webhook sink, by incident id (Alertmanager's are

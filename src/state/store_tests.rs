@@ -223,8 +223,16 @@ fn an_unreadable_dead_letter_is_listed_apart_and_hides_no_other() {
         "{dead:?}"
     );
     assert_eq!(dead.count_for("hook"), 2);
-    assert_eq!(outbox.requeue(None).expect("requeue"), 1);
-    assert_eq!(outbox.requeue(Some("hook:9")).expect("requeue"), 0);
+    assert_eq!(
+        outbox.requeue(None, &["hook".to_owned()]).expect("requeue"),
+        1
+    );
+    assert_eq!(
+        outbox
+            .requeue(Some("hook:9"), &["hook".to_owned()])
+            .expect("requeue"),
+        0
+    );
     let dead = outbox.dead_letters().expect("read");
     assert!(dead.letters.is_empty(), "{dead:?}");
     assert_eq!(dead.unreadable.len(), 1, "it stays");
@@ -240,7 +248,10 @@ fn a_requeued_letter_done_with_takes_its_retry_state_along() {
     let outbox: crate::alert::outbox::Outbox = store.outbox();
     let letter = dead_letter("hook", 5);
     outbox.add_dead_letter(&letter).expect("dead letter");
-    assert_eq!(outbox.requeue(None).expect("requeue"), 1);
+    assert_eq!(
+        outbox.requeue(None, &["hook".to_owned()]).expect("requeue"),
+        1
+    );
     let state = RetryState {
         seq: 5,
         attempts: 8,
@@ -301,7 +312,7 @@ fn a_sink_named_heckpoint_leaves_the_checkpoint_alone() {
     let outbox: crate::alert::outbox::Outbox = store.outbox();
     let sinks = ["heckpoint".to_owned(), "eneration".to_owned()];
     for sink in &sinks {
-        assert_eq!(outbox.cursor(sink).expect("cursor"), None);
+        assert_eq!(outbox.cursor(sink, &sinks).expect("cursor"), None);
     }
     for sink in &sinks {
         outbox.advance(sink, 7).expect("advance");
@@ -309,7 +320,7 @@ fn a_sink_named_heckpoint_leaves_the_checkpoint_alone() {
     assert_eq!(store.checkpoint().expect("checkpoint readable"), Some(cp));
     assert_eq!(store.read_generation().expect("generation"), 1);
     store.inventory().expect("every record passes its checksum");
-    assert_eq!(outbox.cursor("heckpoint").expect("cursor"), Some(7));
+    assert_eq!(outbox.cursor("heckpoint", &sinks).expect("cursor"), Some(7));
 }
 
 /// A store as format 0 wrote it: bare `checkpoint` and `generation`,
@@ -357,7 +368,7 @@ fn a_format_0_store_is_migrated_in_place() {
     let format = store.db.get(keys::FORMAT).expect("get").expect("format");
     assert_eq!(format.as_ref(), &super::super::FORMAT.to_be_bytes());
     let outbox: crate::alert::outbox::Outbox = store.outbox();
-    assert_eq!(outbox.cursor("webhook").expect("cursor"), Some(3));
+    assert_eq!(outbox.cursor("webhook", &[]).expect("cursor"), Some(3));
 }
 
 /// The borrowed checkpoint the pipeline writes reads back as the
@@ -776,63 +787,76 @@ fn a_store_another_holder_has_open_is_refused_in_plain_words() {
     }
 }
 
-/// A sink with a cursor holds the alerts it has not had, configured in
-/// this run or not: with the configured sinks alone deciding, a sink
-/// missing from one run (renamed, or a replay without `--config`) had its
-/// undelivered alerts removed with the others' delivered ones. A new sink
-/// starts at the slowest cursor (a renamed one gets what its old name was
-/// owed); `forget` drops a sink and what only it was owed.
+/// A sink no longer configured: renamed, what it had moves to its new
+/// name; retired, the alerts it was owed become its dead letters and it
+/// gives up its place, so it holds nothing back. A new sink starts at the
+/// slowest configured sink. `forget` drops what is left of one.
 #[test]
-fn every_sink_with_a_cursor_keeps_what_it_is_owed_until_forgotten() {
+fn a_sink_gone_from_the_configuration_is_renamed_or_retired() {
     use super::super::outbox::Forgotten;
     let store = SledStore::temporary().expect("store");
     let outbox: crate::alert::outbox::Outbox = store.outbox();
     let seqs: Vec<u64> = (0..5)
         .map(|_| outbox.append(&test_alert()).expect("append"))
         .collect();
-    for sink in ["oncall", "chat"] {
-        assert_eq!(outbox.cursor(sink).expect("cursor"), None);
+    let all = ["oncall".to_owned(), "chat".to_owned(), "pager".to_owned()];
+    for sink in &all[..2] {
+        assert_eq!(outbox.cursor(sink, &all).expect("cursor"), None);
     }
     outbox.advance("oncall", seqs[1]).expect("advance");
-    // `chat` alone is configured now and delivers everything.
     outbox.advance("chat", seqs[4]).expect("advance");
-    let next = outbox.next_after(Some(seqs[1])).expect("read");
-    assert_eq!(next.map(|(seq, _)| seq), Some(seqs[2]), "kept for oncall");
-    assert_eq!(outbox.pending_for("oncall").expect("pending"), 3);
-    assert_eq!(
-        outbox.sinks_owed().expect("sinks"),
-        ["chat".to_owned(), "oncall".to_owned()]
-    );
-    // Renamed: the new name starts where the old one stands.
-    assert_eq!(outbox.cursor("pager").expect("cursor"), Some(seqs[1]));
-    outbox.advance("pager", seqs[4]).expect("advance");
+    outbox
+        .add_dead_letter(&dead_letter("oncall", seqs[0]))
+        .expect("dead letter");
     assert_eq!(outbox.pending_for("oncall").expect("pending"), 3);
 
-    let letter = dead_letter("oncall", seqs[0]);
-    outbox.add_dead_letter(&letter).expect("dead letter");
-    assert_eq!(
-        outbox.forget("oncall").expect("forget"),
-        Forgotten {
-            pending: 3,
-            dead: 1
-        }
+    // Renamed: the place, the letters, everything moves.
+    assert!(outbox.rename("oncall", "pager").expect("rename"));
+    assert!(
+        !outbox.rename("oncall", "pager").expect("again"),
+        "nothing left to move"
     );
-    assert_eq!(outbox.next_after(None).expect("read"), None, "pruned");
-    assert_eq!(outbox.dead_letters().expect("read").count_for("oncall"), 0);
+    assert_eq!(outbox.cursor("pager", &all).expect("cursor"), Some(seqs[1]));
+    assert_eq!(outbox.pending_for("pager").expect("pending"), 3);
+    let dead = outbox.dead_letters().expect("read");
+    assert_eq!((dead.count_for("oncall"), dead.count_for("pager")), (0, 1));
+    assert_eq!(dead.letters[0].id(), format!("pager:{}", seqs[0]));
     assert_eq!(
         outbox.sinks_owed().expect("sinks"),
         ["chat".to_owned(), "pager".to_owned()]
     );
 
-    // Dropping only the place keeps the dead letters.
-    outbox.add_dead_letter(&letter).expect("dead letter");
-    outbox.cursor("oncall").expect("cursor");
-    outbox.drop_cursor("oncall").expect("drop");
-    assert_eq!(outbox.dead_letters().expect("read").count_for("oncall"), 1);
+    // Retired: owed alerts become letters, and the outbox lets go.
+    let letters = outbox
+        .retire("pager", "gone", "2027-01-15T08:00:00Z")
+        .expect("retire");
+    assert_eq!(letters, 3);
+    assert_eq!(outbox.next_after(None).expect("read"), None, "pruned");
+    let dead = outbox.dead_letters().expect("read");
+    assert_eq!(dead.count_for("pager"), 4);
     assert!(
-        !outbox
-            .sinks_owed()
-            .expect("sinks")
-            .contains(&"oncall".to_owned())
+        dead.letters
+            .iter()
+            .filter(|l| l.reason == "gone")
+            .all(|l| l.attempts == 0)
     );
+    assert_eq!(outbox.sinks_owed().expect("sinks"), ["chat".to_owned()]);
+    // Only configured sinks' letters go back to a queue.
+    assert_eq!(
+        outbox.requeue(None, &["chat".to_owned()]).expect("requeue"),
+        0
+    );
+
+    // A new sink starts at the slowest configured one, not at a gone one.
+    outbox.append(&test_alert()).expect("append");
+    assert_eq!(outbox.cursor("new", &all).expect("cursor"), Some(seqs[4]));
+
+    assert_eq!(
+        outbox.forget("pager").expect("forget"),
+        Forgotten {
+            pending: 0,
+            dead: 4
+        }
+    );
+    assert_eq!(outbox.dead_letters().expect("read").count_for("pager"), 0);
 }
