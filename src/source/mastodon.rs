@@ -109,19 +109,38 @@ pub fn decode(
         return Err(FrameError::BadRecord(format!("server error: {error}")));
     }
     let event = frame.event.ok_or(FrameError::MissingField("event"))?;
+    // Only an event of the stream is skipped (and so data for the source's
+    // health): a `delete` of a status id, an edit holding a status, a
+    // `filters_changed`. Anything else is malformed: an instance sending
+    // `{"event":"delete"}` or an unknown event once a second had each one
+    // skipped, counted as data, and looked healthy for ever.
     let skip = |reason| Ok((None, Decoded::Skipped(reason)));
     match event.as_str() {
         "update" => {}
-        "delete" => return skip(SkipReason::PostDelete),
-        "status.update" => return skip(SkipReason::PostUpdate),
-        _ => return skip(SkipReason::UnknownKind),
+        "delete" => {
+            return match frame.payload.as_deref() {
+                Some(id) if is_status_id(id) => skip(SkipReason::PostDelete),
+                Some(_) => Err(FrameError::BadRecord(
+                    "`delete` whose payload is not a status id".into(),
+                )),
+                None => Err(FrameError::MissingField("payload")),
+            };
+        }
+        "status.update" => {
+            let payload = frame.payload.ok_or(FrameError::MissingField("payload"))?;
+            parse_status(&payload)?;
+            return skip(SkipReason::PostUpdate);
+        }
+        "filters_changed" => return skip(SkipReason::NotAPost),
+        other => {
+            return Err(FrameError::BadRecord(format!(
+                "unknown event {:?}",
+                crate::text::server_text(other)
+            )));
+        }
     }
     let payload = frame.payload.ok_or(FrameError::MissingField("payload"))?;
-    let status: Status = serde_json::from_str(&payload)
-        .map_err(|e| FrameError::BadRecord(format!("payload: {e}")))?;
-    let claimed_us = chrono::DateTime::parse_from_rfc3339(&status.created_at)
-        .map_err(|e| FrameError::BadRecord(format!("created_at {:?}: {e}", status.created_at)))?
-        .timestamp_micros();
+    let (status, claimed_us) = parse_status(&payload)?;
     let time_us = arrival_us.unwrap_or(claimed_us);
     if claimed_us < time_us.saturating_sub(BACKFILL_HORIZON_US) {
         return Ok((Some(time_us), Decoded::Skipped(SkipReason::Backfill)));
@@ -151,6 +170,28 @@ pub fn decode(
             tags: status.tags.into_iter().map(|t| t.name).collect(),
         })),
     ))
+}
+
+/// A status (an `update` or `status.update` payload) and the time its
+/// author's server claims for it.
+fn parse_status(payload: &str) -> Result<(Status, Micros), FrameError> {
+    let status: Status = serde_json::from_str(payload)
+        .map_err(|e| FrameError::BadRecord(format!("payload: {e}")))?;
+    let claimed_us = chrono::DateTime::parse_from_rfc3339(&status.created_at)
+        .map_err(|e| FrameError::BadRecord(format!("created_at {:?}: {e}", status.created_at)))?
+        .timestamp_micros();
+    Ok((status, claimed_us))
+}
+
+/// Longest status id a `delete` may name: Mastodon's are decimal
+/// snowflakes (18 or so digits; older ones shorter), Pleroma's and
+/// Akkoma's base62 flake ids, GoToSocial's ULIDs (26 characters).
+pub const MAX_STATUS_ID_BYTES: usize = 64;
+
+/// Whether `id` can be a status id: 1 to [`MAX_STATUS_ID_BYTES`] ASCII
+/// letters and digits, what every server speaking this API makes.
+fn is_status_id(id: &str) -> bool {
+    (1..=MAX_STATUS_ID_BYTES).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// Mastodon's HTML to plain text, read by a WHATWG tokenizer (html5gum)
@@ -514,30 +555,64 @@ mod tests {
         assert_eq!(post.tags, vec!["discord"]);
     }
 
+    /// Each event the stream documents, well formed, is skipped by its
+    /// reason (and, being an event of the stream, is data for the source's
+    /// health); the same events malformed, and unknown events, are
+    /// malformed frames.
     #[test]
     fn every_event_type_is_handled() {
+        let edit = serde_json::json!({
+            "stream": ["public"], "event": "status.update", "payload": status().to_string()
+        })
+        .to_string();
         let frames = [
             (
                 r#"{"stream":["public"],"event":"delete","payload":"1"}"#,
                 SkipReason::PostDelete,
             ),
             (
-                r#"{"stream":["public"],"event":"status.update","payload":"{}"}"#,
-                SkipReason::PostUpdate,
+                r#"{"stream":["public"],"event":"delete","payload":"113580542345678901"}"#,
+                SkipReason::PostDelete,
             ),
+            (
+                r#"{"stream":["public"],"event":"delete","payload":"01HQ3C5GZPKV1B8Z7YJ3R8N0QX"}"#,
+                SkipReason::PostDelete,
+            ),
+            (edit.as_str(), SkipReason::PostUpdate),
             (
                 r#"{"stream":["public"],"event":"filters_changed"}"#,
-                SkipReason::UnknownKind,
-            ),
-            (
-                r#"{"stream":["public"],"event":"announcement","payload":"{}"}"#,
-                SkipReason::UnknownKind,
+                SkipReason::NotAPost,
             ),
         ];
         for (frame, reason) in frames {
+            let decoded = decode(frame.as_bytes(), "i", None).map(|d| d.1);
+            assert_eq!(decoded, Ok(Decoded::Skipped(reason)), "{frame}");
+            assert!(reason.shows_life(), "{frame}");
+        }
+        let long_id = format!(
+            r#"{{"event":"delete","payload":"{}"}}"#,
+            "1".repeat(MAX_STATUS_ID_BYTES + 1)
+        );
+        // (frame, reason of the fault)
+        let malformed = [
+            (r#"{"event":"delete"}"#, "missing_field"),
+            (r#"{"event":"delete","payload":""}"#, "bad_record"),
+            (r#"{"event":"delete","payload":"{}"}"#, "bad_record"),
+            (r#"{"event":"delete","payload":"1 2"}"#, "bad_record"),
+            (long_id.as_str(), "bad_record"),
+            (r#"{"event":"delete","payload":1}"#, "bad_json"),
+            (r#"{"event":"status.update"}"#, "missing_field"),
+            (r#"{"event":"status.update","payload":"{}"}"#, "bad_record"),
+            (r#"{"event":"status.update","payload":"1"}"#, "bad_record"),
+            (r#"{"event":"announcement","payload":"{}"}"#, "bad_record"),
+            (r#"{"event":"X"}"#, "bad_record"),
+            (r#"{"event":""}"#, "bad_record"),
+            (r#"{"stream":["public"]}"#, "missing_field"),
+        ];
+        for (frame, reason) in malformed {
             assert_eq!(
-                decode(frame.as_bytes(), "i", None).map(|d| d.1),
-                Ok(Decoded::Skipped(reason)),
+                decode(frame.as_bytes(), "i", None).map_err(|e| e.reason()),
+                Err(reason),
                 "{frame}"
             );
         }
