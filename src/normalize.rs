@@ -60,13 +60,9 @@ pub const MAX_HASHTAGS: usize = 64;
 pub const MAX_HASHTAG_CHARS: usize = 100;
 /// Declared languages read from one post, at most.
 pub const MAX_LANGS: usize = 8;
-/// Characters of a post's text read, at most (the rest is not matched, nor
-/// kept for samples): more than a Bluesky post (300 graphemes) or a
-/// Mastodon status (500 by default) holds, and an outage report is a
-/// line. Parts of the matcher cost the square of a text's words, and a
-/// frame may be a megabyte: one Nostr note of 128 kB ("is down" 16,000
-/// times) held the pipeline for 39 s.
-pub const MAX_TEXT_CHARS: usize = 2_000;
+/// Characters of a post's text read, at most (defined in `text`, the
+/// bottom layer, so a source's decoder can stop reading there too).
+pub use crate::text::MAX_TEXT_CHARS;
 
 pub fn normalize(mut raw: RawPost) -> Post {
     // Bytes bound characters: a short text is not counted.

@@ -3,6 +3,16 @@
 //! else and may be a megabyte long, and a server's message may hold line
 //! breaks that would start a forged line in a text log.
 
+/// Characters of a post's text read, at most (the rest is not matched, nor
+/// kept for samples): more than a Bluesky post (300 graphemes) or a
+/// Mastodon status (500 by default) holds, and an outage report is a
+/// line. Parts of the matcher cost the square of a text's words, and a
+/// frame may be a megabyte: one Nostr note of 128 kB ("is down" 16,000
+/// times) held the pipeline for 39 s. `normalize` cuts every post's text
+/// here; a decoder that has to work for its text (a Mastodon status's
+/// HTML) stops here.
+pub const MAX_TEXT_CHARS: usize = 2_000;
+
 /// Characters of a server's own message (a relay's `NOTICE`, an
 /// instance's `error`) kept for a log line or a count's reason.
 pub const SERVER_TEXT_CHARS: usize = 200;

@@ -107,7 +107,14 @@ impl Fediverse {
             mastodon_update("6", "zed@social.example", YEAR_2100, "<p>discord down</p>"),
             mastodon_update("7", "old@social.example", YEAR_1990, "<p>discord down</p>"),
             json!({"stream": ["public"], "event": "delete", "payload": "99"}).to_string(),
-            json!({"stream": ["public"], "event": "status.update", "payload": "{}"}).to_string(),
+            // An edit holds the whole status: skipped, not counted again.
+            mastodon_update(
+                "8",
+                "eve@social.example",
+                YEAR_2100,
+                "<p>discord down (edited)</p>",
+            )
+            .replace(r#""event":"update""#, r#""event":"status.update""#),
             json!({"stream": ["public"], "event": "filters_changed"}).to_string(),
             json!({"error": "Rate limited", "status": 429}).to_string(),
             "<binary>".to_owned(),
@@ -783,4 +790,94 @@ fn a_quiet_stream_that_answers_pings_keeps_its_connection() {
     assert!(status.success(), "{log}");
     assert_eq!(connections, 1, "dropped while quiet:\n{log}");
     assert!(!log.contains("watchdog"), "{log}");
+}
+
+/// A relay and an instance that send only junk once every 100 ms (a relay
+/// message of no known type, an instance's `delete` of no status id, an
+/// unknown event) get their `source:` silence alerts: bytes flow, frames
+/// parse as JSON, but nothing is an event of the stream. Each such frame
+/// was skipped and counted as data, and after 58 s neither source had an
+/// alert or a reconnect.
+#[test]
+fn a_relay_or_an_instance_sending_only_junk_raises_its_source_alert() {
+    let junk = |frames: &[&str]| -> Vec<String> {
+        (0..300)
+            .flat_map(|i| {
+                [
+                    frames[i % frames.len()].to_owned(),
+                    "<sleep:100>".to_owned(),
+                ]
+            })
+            .collect()
+    };
+    let relay = ScriptServer::start(
+        vec![junk(&[r#"["X"]"#, r#"["X","outagewatch",{}]"#]); 4],
+        true,
+    );
+    let instance = ScriptServer::start(
+        vec![
+            junk(&[
+                r#"{"event":"delete"}"#,
+                r#"{"event":"delete","payload":"{}"}"#,
+                r#"{"event":"X","payload":"1"}"#,
+                r#"{"event":"status.update","payload":"{}"}"#,
+            ]);
+            4
+        ],
+        false,
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("ow.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[sources]]
+kind = "nostr"
+name = "n"
+urls = ["ws://{relay}"]
+
+[[sources]]
+kind = "mastodon"
+name = "m"
+urls = ["ws://{instance}/api/v1/streaming"]
+
+[health]
+silence_secs = 2
+grace_secs = 0
+lag_secs = 100000000
+
+[daemon]
+status_secs = 0.2
+"#,
+            relay = relay.addr,
+            instance = instance.addr,
+        ),
+    )
+    .expect("config");
+    let alerts = dir.path().join("alerts.jsonl");
+    let daemon = support::start_daemon(&config, &dir.path().join("state"), &alerts);
+    daemon.wait_until(
+        |_| {
+            std::fs::read_to_string(&alerts).is_ok_and(|a| {
+                a.contains("\"service\":\"source:n\"") && a.contains("\"service\":\"source:m\"")
+            })
+        },
+        Duration::from_secs(30),
+    );
+    let (status, _, log) = daemon.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    for source in ["source:n", "source:m"] {
+        let fired = support::first_alert(&alerts, source);
+        assert_eq!(fired["state"], "firing", "{fired}");
+        assert!(
+            fired["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("no usable frames")),
+            "{fired}"
+        );
+    }
+    assert!(log.contains("unknown message type"), "{log}");
+    assert!(log.contains("unknown event"), "{log}");
+    assert!(!log.contains("posts=1"), "junk is never a post: {log}");
 }

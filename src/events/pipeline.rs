@@ -42,6 +42,11 @@ pub struct Stats {
     #[serde(skip)]
     pub last_malformed: Option<(&'static str, String)>,
     pub blank_lines: u64,
+    /// Of the skipped frames, those that show nothing of their source's
+    /// stream (see [`crate::source::SkipReason::shows_life`]): no data for
+    /// its health. Counted in `skipped` too, so not printed again.
+    #[serde(skip)]
+    pub lifeless: u64,
     /// Posts that came after their bucket closed, added to the oldest open one.
     pub late_posts: u64,
     /// Posts too far behind the newest to count; see `window`.

@@ -247,6 +247,9 @@ impl<S: Store> Pipeline<S> {
 
     pub fn skip(&mut self, reason: SkipReason) {
         *self.stats.skipped.entry(reason.name()).or_default() += 1;
+        if !reason.shows_life() {
+            self.stats.lifeless += 1;
+        }
     }
 
     /// One post already accepted by `source`'s clock, judged stale against

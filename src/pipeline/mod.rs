@@ -125,6 +125,10 @@ impl Received<'_> {
 
 pub use crate::source::clock::Arrival;
 
+/// Counts of the frames of no use so far, compared before and after a
+/// frame ([`Pipeline::unusable`]).
+pub type Unusable = (u64, u64, u64, u64);
+
 pub struct Pipeline<S: Store> {
     matcher: Arc<Matcher>,
     windows: Windows,
@@ -296,14 +300,16 @@ impl<S: Store> Pipeline<S> {
         self.clocks.get(source)?.watermark()
     }
 
-    /// The frames that were of no use so far (malformed, blank, or with
-    /// an event quarantined as dated ahead): taken before a frame, for
-    /// [`Self::report_frame`].
-    pub fn unusable(&self) -> (u64, u64, u64) {
+    /// The frames that were of no use so far (malformed, blank, with an
+    /// event quarantined as dated ahead, or skipped as showing nothing of
+    /// the stream: a server's notice, a kind this version does not know):
+    /// taken before a frame, for [`Self::report_frame`].
+    pub fn unusable(&self) -> Unusable {
         (
             self.stats.malformed,
             self.stats.blank_lines,
             self.stats.future,
+            self.stats.lifeless,
         )
     }
 
@@ -314,8 +320,11 @@ impl<S: Store> Pipeline<S> {
     /// event is quarantined as dated ahead is no data: a source whose every
     /// event was (a clock more than `max_future_secs` slow, here or at the
     /// server) never formed a watermark, and counted as healthy and
-    /// delivering, with no alert, for ever.
-    pub fn report_frame(&self, health: &SourceHealth, source: &str, before: (u64, u64, u64)) {
+    /// delivering, with no alert, for ever. So is a frame skipped as
+    /// showing nothing of the stream ([`crate::source::SkipReason::shows_life`]):
+    /// a relay or an instance sending only junk that decoded to a skip
+    /// looked healthy for ever too.
+    pub fn report_frame(&self, health: &SourceHealth, source: &str, before: Unusable) {
         if self.unusable() == before {
             health.count_data();
         }

@@ -476,3 +476,77 @@ fn a_frame_dated_ahead_of_its_arrival_is_no_data_for_its_source_s_health() {
     assert_eq!(seen.processed, None, "{seen:?}");
     assert_eq!(p.stats().future, 20);
 }
+
+/// Only a frame that carries something of its source's stream is data for
+/// its health: a post, or an event of the stream that is no post (a
+/// deletion, another kind's verified event, an identity change). A frame
+/// that decodes to no event is not: a relay's unknown message, an
+/// instance's malformed or unknown event, a server's notice, a kind this
+/// version does not know. A relay sending `["X"]` and an instance sending
+/// `{"event":"delete"}` once a second looked healthy for ever, with no
+/// alert and no reconnect.
+#[test]
+fn only_frames_of_the_stream_are_data_for_a_source_s_health() {
+    use crate::source::nostr::tests::{key, signed};
+    let jetstream = Received {
+        arrival_us: Some(START),
+        ..Received::jetstream()
+    };
+    let nostr = Received {
+        kind: SourceKind::Nostr,
+        instance: "relay.example",
+        ..jetstream
+    };
+    let mastodon = Received {
+        kind: SourceKind::Mastodon,
+        instance: "m.example",
+        ..jetstream
+    };
+    let reaction = signed(&key("alice"), START / S, 7, vec![], "+");
+    let reaction = serde_json::json!(["EVENT", "outagewatch", reaction]).to_string();
+    let identity = serde_json::json!({
+        "did": "did:plc:a", "time_us": START, "kind": "identity", "identity": {"did": "did:plc:a"}
+    })
+    .to_string();
+    let new_kind =
+        serde_json::json!({"did": "did:plc:a", "time_us": START, "kind": "sync"}).to_string();
+    // (frame, how it arrived, data)
+    let cases: Vec<(String, &Received<'_>, bool)> = vec![
+        (chatter(0, START, "lunch"), &jetstream, true),
+        (identity, &jetstream, true),
+        (new_kind, &jetstream, false),
+        (r#"{"$type":"whatever"}"#.into(), &jetstream, false),
+        (reaction, &nostr, true),
+        (r#"["NOTICE","x"]"#.into(), &nostr, false),
+        (r#"["X"]"#.into(), &nostr, false),
+        (r#"["X","outagewatch",{}]"#.into(), &nostr, false),
+        (
+            r#"{"event":"delete","payload":"109372843234791815"}"#.into(),
+            &mastodon,
+            true,
+        ),
+        (r#"{"event":"filters_changed"}"#.into(), &mastodon, true),
+        (r#"{"event":"delete"}"#.into(), &mastodon, false),
+        (
+            r#"{"event":"delete","payload":"{}"}"#.into(),
+            &mastodon,
+            false,
+        ),
+        (
+            r#"{"event":"status.update","payload":"{}"}"#.into(),
+            &mastodon,
+            false,
+        ),
+        (r#"{"event":"X","payload":"1"}"#.into(), &mastodon, false),
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = open(dir.path(), &PipelineConfig::new());
+    for (n, (frame, received, data)) in cases.into_iter().enumerate() {
+        let health = crate::source::health::SourceHealth::new("s", None);
+        let before = p.unusable();
+        p.process_frame("s", n as u64, frame.as_bytes(), received)
+            .expect("process");
+        p.report_frame(&health, "s", before);
+        assert_eq!(health.snapshot().data, u64::from(data), "{frame}");
+    }
+}

@@ -8,6 +8,7 @@
 //! the arrival time, and the claim is used only to drop statuses claiming to
 //! be older than the de-duplication horizon (a backfill, not news).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use html5gum::{DefaultEmitter, Token, Tokenizer};
@@ -18,6 +19,7 @@ use super::url::{Endpoint, MAX_REDIRECTS, endpoint, redirect_allowed};
 use super::ws::{Control, Prepare, Protocol};
 use super::{BACKFILL_HORIZON_US, Decoded, Frame, FrameError, RawPost, SkipReason, parse_json};
 use crate::Micros;
+use crate::text::MAX_TEXT_CHARS;
 
 /// The Mastodon source kind: one instance's streaming API.
 pub struct Mastodon;
@@ -109,19 +111,38 @@ pub fn decode(
         return Err(FrameError::BadRecord(format!("server error: {error}")));
     }
     let event = frame.event.ok_or(FrameError::MissingField("event"))?;
+    // Only an event of the stream is skipped (and so data for the source's
+    // health): a `delete` of a status id, an edit holding a status, a
+    // `filters_changed`. Anything else is malformed: an instance sending
+    // `{"event":"delete"}` or an unknown event once a second had each one
+    // skipped, counted as data, and looked healthy for ever.
     let skip = |reason| Ok((None, Decoded::Skipped(reason)));
     match event.as_str() {
         "update" => {}
-        "delete" => return skip(SkipReason::PostDelete),
-        "status.update" => return skip(SkipReason::PostUpdate),
-        _ => return skip(SkipReason::UnknownKind),
+        "delete" => {
+            return match frame.payload.as_deref() {
+                Some(id) if is_status_id(id) => skip(SkipReason::PostDelete),
+                Some(_) => Err(FrameError::BadRecord(
+                    "`delete` whose payload is not a status id".into(),
+                )),
+                None => Err(FrameError::MissingField("payload")),
+            };
+        }
+        "status.update" => {
+            let payload = frame.payload.ok_or(FrameError::MissingField("payload"))?;
+            parse_status(&payload)?;
+            return skip(SkipReason::PostUpdate);
+        }
+        "filters_changed" => return skip(SkipReason::NotAPost),
+        other => {
+            return Err(FrameError::BadRecord(format!(
+                "unknown event {:?}",
+                crate::text::server_text(other)
+            )));
+        }
     }
     let payload = frame.payload.ok_or(FrameError::MissingField("payload"))?;
-    let status: Status = serde_json::from_str(&payload)
-        .map_err(|e| FrameError::BadRecord(format!("payload: {e}")))?;
-    let claimed_us = chrono::DateTime::parse_from_rfc3339(&status.created_at)
-        .map_err(|e| FrameError::BadRecord(format!("created_at {:?}: {e}", status.created_at)))?
-        .timestamp_micros();
+    let (status, claimed_us) = parse_status(&payload)?;
     let time_us = arrival_us.unwrap_or(claimed_us);
     if claimed_us < time_us.saturating_sub(BACKFILL_HORIZON_US) {
         return Ok((Some(time_us), Decoded::Skipped(SkipReason::Backfill)));
@@ -153,6 +174,59 @@ pub fn decode(
     ))
 }
 
+/// A status (an `update` or `status.update` payload) and the time its
+/// author's server claims for it.
+fn parse_status(payload: &str) -> Result<(Status, Micros), FrameError> {
+    let status: Status = serde_json::from_str(payload)
+        .map_err(|e| FrameError::BadRecord(format!("payload: {e}")))?;
+    let claimed_us = chrono::DateTime::parse_from_rfc3339(&status.created_at)
+        .map_err(|e| FrameError::BadRecord(format!("created_at {:?}: {e}", status.created_at)))?
+        .timestamp_micros();
+    Ok((status, claimed_us))
+}
+
+/// Longest status id a `delete` may name: Mastodon's are decimal
+/// snowflakes (18 or so digits; older ones shorter), Pleroma's and
+/// Akkoma's base62 flake ids, GoToSocial's ULIDs (26 characters).
+pub const MAX_STATUS_ID_BYTES: usize = 64;
+
+/// Whether `id` can be a status id: 1 to [`MAX_STATUS_ID_BYTES`] ASCII
+/// letters and digits, what every server speaking this API makes.
+fn is_status_id(id: &str) -> bool {
+    (1..=MAX_STATUS_ID_BYTES).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Bytes of a status's HTML read, at most: [`MAX_TEXT_CHARS`] characters
+/// of text with 16 bytes of tags and character references around each (a
+/// status of 500 characters with links and mentions is 2 to 5 kB). The
+/// tokenizer's cost grows with the bytes it reads, not the text it gives:
+/// a status of a megabyte of `&amp;` (text of 180,000 characters, of which
+/// 2,000 are read) took 55 ms, and ten such a second kept the pipeline
+/// thread busy and a Jetstream source beside it fell 38 s behind in 42 s.
+pub const MAX_HTML_BYTES: usize = 16 * MAX_TEXT_CHARS;
+
+/// Character references (`&…`) of a status's HTML read, at most: one in
+/// the text is at least one character, so this many give all the text
+/// that is kept. Each costs the tokenizer a search of the entity names,
+/// about a microsecond: `&notit;` 120,000 times took 100 ms, and the 4,500
+/// of them within [`MAX_HTML_BYTES`] still a twentieth of that.
+pub const MAX_HTML_REFERENCES: usize = MAX_TEXT_CHARS;
+
+/// The part of `html` [`html_to_text`] reads: the first [`MAX_HTML_BYTES`]
+/// (cut at a character's start), and of those what comes before the
+/// reference after the first [`MAX_HTML_REFERENCES`].
+fn bounded_html(html: &str) -> &str {
+    let mut cut = html.len().min(MAX_HTML_BYTES);
+    while !html.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let html = &html[..cut];
+    match html.match_indices('&').nth(MAX_HTML_REFERENCES) {
+        Some((at, _)) => &html[..at],
+        None => html,
+    }
+}
+
 /// Mastodon's HTML to plain text, read by a WHATWG tokenizer (html5gum)
 /// as a browser would: a line break for `<br>` and at the end of each
 /// block (a paragraph, a list item, a quote, a heading), so two list items
@@ -160,7 +234,22 @@ pub fn decode(
 /// never sees left out: tags and their attributes (whatever `>` they hold),
 /// comments, and the content of `<script>` and `<style>`. An instance
 /// sanitises its own posts, but a federated one writes what it likes.
+///
+/// Only what a post's text keeps is read: the first [`MAX_HTML_BYTES`] of
+/// the HTML and [`MAX_HTML_REFERENCES`] of its character references, and
+/// no token once [`MAX_TEXT_CHARS`] characters are out, so a status costs a
+/// bounded amount whatever its size. The text is then the whole text's
+/// first [`MAX_TEXT_CHARS`] characters, unless markup fills the bytes
+/// before them (more than 16 bytes of it a character): what comes after
+/// the bound is not read, and a tag or reference it cuts is lost, as at
+/// the end of any document.
 pub fn html_to_text(html: &str) -> String {
+    read_html(html).0
+}
+
+/// [`html_to_text`], with the number of tokens read (for tests: the
+/// tokenizer stops).
+fn read_html(html: &str) -> (String, usize) {
     /// Elements whose end is a line break on the page.
     const BLOCKS: [&[u8]; 14] = [
         b"p",
@@ -178,30 +267,49 @@ pub fn html_to_text(html: &str) -> String {
         b"h6",
         b"tr",
     ];
+    let html = bounded_html(html);
     let mut emitter = DefaultEmitter::default();
     // Script, style, title and textarea content is raw text, as in a
     // browser: a `<p>` inside it starts no paragraph.
     emitter.naively_switch_states(true);
-    let mut out = String::with_capacity(html.len());
+    let mut out = String::with_capacity(html.len().min(4 * MAX_TEXT_CHARS));
+    let (mut chars, mut tokens) = (0usize, 0usize);
     let mut unseen = 0usize;
     for Ok(token) in Tokenizer::new_with_emitter(html, emitter) {
-        match token {
+        tokens += 1;
+        let text = match token {
             Token::StartTag(tag) => match &**tag.name {
-                b"br" => out.push('\n'),
-                b"script" | b"style" if !tag.self_closing => unseen += 1,
-                _ => {}
+                b"br" => Cow::Borrowed("\n"),
+                b"script" | b"style" if !tag.self_closing => {
+                    unseen += 1;
+                    continue;
+                }
+                _ => continue,
             },
             Token::EndTag(tag) => match &**tag.name {
-                b"script" | b"style" => unseen = unseen.saturating_sub(1),
-                name if BLOCKS.contains(&name) && !out.ends_with('\n') => out.push('\n'),
-                _ => {}
+                b"script" | b"style" => {
+                    unseen = unseen.saturating_sub(1);
+                    continue;
+                }
+                name if BLOCKS.contains(&name) && !out.ends_with('\n') => Cow::Borrowed("\n"),
+                _ => continue,
             },
-            Token::String(text) if unseen == 0 => out.push_str(&String::from_utf8_lossy(&text)),
-            _ => {}
+            Token::String(text) if unseen == 0 => {
+                Cow::Owned(String::from_utf8_lossy(&text).into_owned())
+            }
+            _ => continue,
+        };
+        out.push_str(&text);
+        chars += text.chars().count();
+        if chars >= MAX_TEXT_CHARS {
+            break;
         }
     }
+    if let Some((end, _)) = out.char_indices().nth(MAX_TEXT_CHARS) {
+        out.truncate(end);
+    }
     out.truncate(out.trim_end().len());
-    out
+    (out, tokens)
 }
 
 /// The public stream of one instance, with an optional access token.
@@ -485,6 +593,108 @@ mod tests {
         }
     }
 
+    /// The HTML of a long status is read only as far as its text is kept
+    /// ([`MAX_TEXT_CHARS`] characters, from at most [`MAX_HTML_BYTES`]):
+    /// the tokenizer stops, whatever the status's size, and the text is
+    /// the whole text's beginning. A megabyte of `&amp;` was tokenized to
+    /// the end for 2,000 characters of it (55 ms a status).
+    #[test]
+    fn a_long_status_is_read_only_as_far_as_its_text_is_kept() {
+        let paragraphs: String = (0..10_000).map(|i| format!("<p>word{i}</p>")).collect();
+        let words: String = (0..10_000).map(|i| format!("word{i}\n")).collect();
+        let first = |text: &str| text.chars().take(MAX_TEXT_CHARS).collect::<String>();
+        // (HTML, text, most tokens read)
+        let cases = [
+            // Three tokens a paragraph, 6 or more characters out of each.
+            (paragraphs, first(&words), 1_100),
+            ("&amp;".repeat(180_000), "&".repeat(MAX_TEXT_CHARS), 1),
+            // `&not` is a reference without its `;` (as browsers read it),
+            // an error token each: the bound on references stops it.
+            (
+                "&notit;".repeat(120_000),
+                "\u{ac}it;".repeat(MAX_TEXT_CHARS / 4),
+                MAX_HTML_REFERENCES + 1,
+            ),
+            ("é".repeat(500_000), "é".repeat(MAX_TEXT_CHARS), 1),
+            // The byte bound falls inside a character.
+            (
+                format!("a{}", "😀".repeat(100_000)),
+                format!("a{}", "😀".repeat(MAX_TEXT_CHARS - 1)),
+                1,
+            ),
+            // Markup alone: the bound on bytes stops it; text past it is
+            // not read.
+            (
+                format!("{}discord is down", "<b></b>".repeat(200_000)),
+                String::new(),
+                MAX_HTML_BYTES / 3,
+            ),
+        ];
+        for (html, text, most_tokens) in cases {
+            let bounded = bounded_html(&html);
+            assert!(bounded.len() <= MAX_HTML_BYTES);
+            assert!(bounded.matches('&').count() <= MAX_HTML_REFERENCES);
+            let (read, tokens) = read_html(&html);
+            assert_eq!(read, text, "{}…", &html[..20]);
+            assert!(tokens <= most_tokens, "{tokens} tokens: {}…", &html[..20]);
+        }
+        // Through the decoder, a status of nearly a megabyte.
+        let mut long = status();
+        long["content"] = format!("<p>{}</p>", "&amp;".repeat(200_000)).into();
+        let (_, decoded) = decode(update(long).as_bytes(), "i", None).expect("decodes");
+        let Decoded::Post(post) = decoded else {
+            panic!("a post")
+        };
+        assert_eq!(post.text, "&".repeat(MAX_TEXT_CHARS));
+    }
+
+    /// A frame's status's `content`.
+    fn content_of(frame: &str) -> String {
+        let frame: StreamFrame = serde_json::from_str(frame).expect("frame");
+        let status: Status =
+            serde_json::from_str(&frame.payload.expect("payload")).expect("status");
+        status.content
+    }
+
+    /// Not a check: what a status costs to decode, by its HTML. Run with
+    /// `cargo test --lib mastodon::tests::time_costly_statuses -- --ignored --nocapture`
+    /// (timings are printed, never asserted).
+    #[test]
+    #[ignore]
+    fn time_costly_statuses() {
+        let contents = [
+            ("plain", "discord is down ".repeat(62_000)),
+            ("&amp; x180k", "&amp;".repeat(180_000)),
+            ("&notit; x120k", "&notit;".repeat(120_000)),
+            ("<p>x</p> x100k", "<p>x</p>".repeat(100_000)),
+            (
+                "ordinary",
+                status()["content"].as_str().unwrap_or("").to_owned(),
+            ),
+        ];
+        for (name, content) in contents {
+            let mut s = status();
+            s["content"] = content.into();
+            let frame = update(s);
+            let runs = 20;
+            let start = std::time::Instant::now();
+            for _ in 0..runs {
+                let _ = std::hint::black_box(decode(frame.as_bytes(), "i", None));
+            }
+            let per = start.elapsed() / runs;
+            let content = content_of(&frame);
+            let start = std::time::Instant::now();
+            for _ in 0..runs {
+                let _ = std::hint::black_box(html_to_text(&content));
+            }
+            let html = start.elapsed() / runs;
+            println!(
+                "{name}: {} bytes, {per:?} a frame, of which the HTML {html:?}",
+                frame.len()
+            );
+        }
+    }
+
     #[test]
     fn update_is_a_post_with_plain_text() {
         let (t, decoded) =
@@ -514,30 +724,64 @@ mod tests {
         assert_eq!(post.tags, vec!["discord"]);
     }
 
+    /// Each event the stream documents, well formed, is skipped by its
+    /// reason (and, being an event of the stream, is data for the source's
+    /// health); the same events malformed, and unknown events, are
+    /// malformed frames.
     #[test]
     fn every_event_type_is_handled() {
+        let edit = serde_json::json!({
+            "stream": ["public"], "event": "status.update", "payload": status().to_string()
+        })
+        .to_string();
         let frames = [
             (
                 r#"{"stream":["public"],"event":"delete","payload":"1"}"#,
                 SkipReason::PostDelete,
             ),
             (
-                r#"{"stream":["public"],"event":"status.update","payload":"{}"}"#,
-                SkipReason::PostUpdate,
+                r#"{"stream":["public"],"event":"delete","payload":"113580542345678901"}"#,
+                SkipReason::PostDelete,
             ),
+            (
+                r#"{"stream":["public"],"event":"delete","payload":"01HQ3C5GZPKV1B8Z7YJ3R8N0QX"}"#,
+                SkipReason::PostDelete,
+            ),
+            (edit.as_str(), SkipReason::PostUpdate),
             (
                 r#"{"stream":["public"],"event":"filters_changed"}"#,
-                SkipReason::UnknownKind,
-            ),
-            (
-                r#"{"stream":["public"],"event":"announcement","payload":"{}"}"#,
-                SkipReason::UnknownKind,
+                SkipReason::NotAPost,
             ),
         ];
         for (frame, reason) in frames {
+            let decoded = decode(frame.as_bytes(), "i", None).map(|d| d.1);
+            assert_eq!(decoded, Ok(Decoded::Skipped(reason)), "{frame}");
+            assert!(reason.shows_life(), "{frame}");
+        }
+        let long_id = format!(
+            r#"{{"event":"delete","payload":"{}"}}"#,
+            "1".repeat(MAX_STATUS_ID_BYTES + 1)
+        );
+        // (frame, reason of the fault)
+        let malformed = [
+            (r#"{"event":"delete"}"#, "missing_field"),
+            (r#"{"event":"delete","payload":""}"#, "bad_record"),
+            (r#"{"event":"delete","payload":"{}"}"#, "bad_record"),
+            (r#"{"event":"delete","payload":"1 2"}"#, "bad_record"),
+            (long_id.as_str(), "bad_record"),
+            (r#"{"event":"delete","payload":1}"#, "bad_json"),
+            (r#"{"event":"status.update"}"#, "missing_field"),
+            (r#"{"event":"status.update","payload":"{}"}"#, "bad_record"),
+            (r#"{"event":"status.update","payload":"1"}"#, "bad_record"),
+            (r#"{"event":"announcement","payload":"{}"}"#, "bad_record"),
+            (r#"{"event":"X"}"#, "bad_record"),
+            (r#"{"event":""}"#, "bad_record"),
+            (r#"{"stream":["public"]}"#, "missing_field"),
+        ];
+        for (frame, reason) in malformed {
             assert_eq!(
-                decode(frame.as_bytes(), "i", None).map(|d| d.1),
-                Ok(Decoded::Skipped(reason)),
+                decode(frame.as_bytes(), "i", None).map_err(|e| e.reason()),
+                Err(reason),
                 "{frame}"
             );
         }

@@ -102,14 +102,16 @@ pub enum SkipReason {
     UnknownOperation,
     /// An event that is not an original post: a Jetstream commit to another
     /// collection (likes, follows, reposts, profiles, other apps), a
-    /// Mastodon boost (someone else's words), a Nostr event of another kind.
+    /// Mastodon boost (someone else's words) or `filters_changed`, a Nostr
+    /// event of another kind (its id checked).
     NotAPost,
     Identity,
     Account,
     /// A `kind` this version does not know; newer servers may add some.
     UnknownKind,
     /// A server's notice or error in a recording (Jetstream v2 `#info`,
-    /// `error`): no event, and no event time.
+    /// `error`; a Nostr relay's `EOSE`, `NOTICE`, `OK`, ...): no event, and
+    /// no event time.
     ServerNotice,
     /// A Mastodon status or Nostr note whose author-set time is older than
     /// the de-duplication horizon before its arrival: history delivered
@@ -129,6 +131,18 @@ impl SkipReason {
         SkipReason::ServerNotice,
         SkipReason::Backfill,
     ];
+
+    /// Whether a frame skipped for this reason shows that its source is
+    /// delivering, for the connection's no-data watchdog and the silence
+    /// rule. An event of the stream that is no post (a deletion, an edit,
+    /// another collection's commit, an identity change, a backfill) does:
+    /// the firehose is alive. A server's notice and a kind this version
+    /// does not know vouch for nothing: a relay sending `["X"]` once a
+    /// second was counted as delivering, with no alert and no reconnect,
+    /// for as long as it went on.
+    pub fn shows_life(self) -> bool {
+        !matches!(self, SkipReason::UnknownKind | SkipReason::ServerNotice)
+    }
 
     pub fn name(self) -> &'static str {
         match self {

@@ -139,6 +139,14 @@ pub fn event_time(
     }
 }
 
+/// The messages a relay sends besides `EVENT` (NIP-01, NIP-42's `AUTH`,
+/// NIP-45's `COUNT`): the live connection acts on them before they reach
+/// the decoder; in a recording they are server notices. Any other type is
+/// malformed: a relay sending only `["X"]` once a second had each one
+/// skipped as an unknown kind, counted as data, and looked healthy for
+/// ever.
+const RELAY_MESSAGES: [&str; 6] = ["EOSE", "NOTICE", "OK", "CLOSED", "AUTH", "COUNT"];
+
 /// Decodes and verifies one relay message. `arrival_us` is when it arrived,
 /// `stored_since` is set for a stored note (before `EOSE`): see
 /// [`event_time`].
@@ -150,7 +158,15 @@ pub fn decode(
     let message: Vec<Value> = parse_json(frame)?;
     match message.first().and_then(Value::as_str) {
         Some("EVENT") => {}
-        Some(_) => return Ok((None, Decoded::Skipped(SkipReason::UnknownKind))),
+        Some(other) if RELAY_MESSAGES.contains(&other) => {
+            return Ok((None, Decoded::Skipped(SkipReason::ServerNotice)));
+        }
+        Some(other) => {
+            return Err(FrameError::BadRecord(format!(
+                "unknown message type {:?}",
+                crate::text::server_text(other)
+            )));
+        }
         None => return Err(FrameError::MissingField("message type")),
     }
     let event = message
@@ -321,6 +337,8 @@ impl Protocol for NostrProtocol {
             "CLOSED" if refused_for_good(&text(2)) => Control::Refused(text(2)),
             "CLOSED" => Control::Reconnect(text(2)),
             "OK" | "AUTH" | "COUNT" => Control::Info(frame.to_owned()),
+            // Not a relay message: the pipeline counts it as malformed
+            // (see [`RELAY_MESSAGES`]), which is no data for the watchdog.
             _ => Control::Data,
         }
     }
@@ -562,16 +580,25 @@ pub mod tests {
             r#"["NOTICE","slow down"]"#,
             r#"["CLOSED","outagewatch","rate-limited"]"#,
             r#"["OK","id",true,""]"#,
+            r#"["AUTH","challenge"]"#,
+            r#"["COUNT","outagewatch",{"count":1}]"#,
         ] {
             assert_eq!(
                 decode(frame.as_bytes(), Some(NOW), None).map(|d| d.1),
-                Ok(Decoded::Skipped(SkipReason::UnknownKind)),
+                Ok(Decoded::Skipped(SkipReason::ServerNotice)),
                 "{frame}"
             );
         }
+        // No relay message: malformed, never a skip (a skip of a known
+        // kind is data for the source's health).
         for bad in [
+            r#"["X"]"#,
+            r#"["event","outagewatch",{}]"#,
+            r#"["NOTICES","x"]"#,
+            r#"[""]"#,
             "{}",
             "[]",
+            "[1]",
             r#"["EVENT","s"]"#,
             r#"["EVENT","s",{"id":1}]"#,
             r#"["EVENT","s",{"id":"a","pubkey":"b","created_at":9223372036854775807,"kind":1,"content":""}]"#,
