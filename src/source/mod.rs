@@ -5,7 +5,7 @@
 //! ([`Source::decode`]), so the same code serves a recording and a live
 //! socket, and replaying a recording gives the alerts the live run gave.
 //!
-//! One source kind is one module (`jetstream/`, `mastodon.rs`, `nostr.rs`)
+//! One source kind is one module (`jetstream/`, `mastodon/`, `nostr.rs`)
 //! implementing [`Source`] (decode, connections, how a connection runs) and
 //! one line in [`SourceKind::source`]. What every kind shares lives beside
 //! them: the websocket session ([`ws`]), the reconnect backoff
