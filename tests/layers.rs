@@ -430,7 +430,8 @@ const UNSUPERVISED_SPAWNS: &[(&str, &str)] = &[
     ),
 ];
 
-/// `(file, line of code)` of every `tokio::spawn(` or `runtime.spawn(` in the
+/// `(file, line of code)` of every `tokio::spawn(`, `tokio::task::spawn(`
+/// or `runtime.spawn(` in the
 /// library code of `src/`, outside test modules and the allowed files.
 fn unsupervised_spawns(src: &Path) -> Vec<(PathBuf, String)> {
     let mut files = Vec::new();
@@ -459,7 +460,11 @@ fn unsupervised_spawns(src: &Path) -> Vec<(PathBuf, String)> {
 fn spawn_lines(source: &str) -> Vec<String> {
     let (code, _) = without_test_modules(&code_only(source));
     code.lines()
-        .filter(|line| line.contains("tokio::spawn(") || line.contains("runtime.spawn("))
+        .filter(|line| {
+            ["tokio::spawn(", "tokio::task::spawn(", "runtime.spawn("]
+                .iter()
+                .any(|spawn| line.contains(spawn))
+        })
         .map(|line| line.trim().to_owned())
         .collect()
 }
@@ -476,11 +481,13 @@ fn long_running_tasks_are_spawned_through_the_supervisor() {
             "// tokio::spawn(a)\nlet s = \"runtime.spawn(\";\n\
              let t = tokio::spawn(work());\n\
              #[cfg(test)]\nmod tests { fn f() { tokio::spawn(x()); } }\n\
-             let u = runtime.spawn(more());\n"
+             let u = runtime.spawn(more());\n\
+             let v = tokio::task::spawn(x());\n"
         ),
         [
             "let t = tokio::spawn(work());",
-            "let u = runtime.spawn(more());"
+            "let u = runtime.spawn(more());",
+            "let v = tokio::task::spawn(x());"
         ]
     );
     let found: Vec<String> = unsupervised_spawns(&src)

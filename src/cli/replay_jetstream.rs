@@ -107,12 +107,13 @@ pub fn read(
     let _ = connection.stop.send(true);
     let _ = runtime.block_on(connection.task);
     progress.finish_and_clear();
-    // A panic closed the frame channel, which read as an interruption.
-    if let Some(failure) = connection.supervisor.failure() {
-        return Err(failure.into());
-    }
     if let Some(out) = out {
         out.finish().context("cannot finish the recording")?;
+    }
+    // A panic closed the frame channel, which read as an interruption:
+    // what was read is recorded, and the replay fails.
+    if let Some(failure) = connection.supervisor.failure() {
+        return Err(failure.into());
     }
     Ok(end)
 }
