@@ -434,15 +434,31 @@ impl Running {
         stop: impl std::future::Future<Output = ()>,
     ) -> Result<Stats, DaemonError> {
         let supervisor = self.supervisor.clone();
-        let early = tokio::select! {
-            _ = stop => {
+        tokio::pin!(stop);
+        let (early, signalled) = tokio::select! {
+            _ = &mut stop => {
                 tracing::info!("shutting down: stopping the sources");
-                None
+                (None, true)
             }
-            result = &mut self.done => Some(result),
-            _ = supervisor.failed() => None,
+            result = &mut self.done => (Some(result), false),
+            _ = supervisor.failed() => (None, false),
         };
-        self.shutdown(early).await
+        let shutdown = self.shutdown(early);
+        tokio::pin!(shutdown);
+        // A shutdown that began on its own still hears a signal (the
+        // caller's `stop` arms the second signal's exit at the first):
+        // the signal future dropped, a SIGTERM was ignored until the
+        // shutdown's own limit.
+        let mut signalled = signalled;
+        loop {
+            tokio::select! {
+                result = &mut shutdown => return result,
+                _ = &mut stop, if !signalled => {
+                    signalled = true;
+                    tracing::info!("signal received while stopping; stopping goes on");
+                }
+            }
+        }
     }
 
     /// Stops everything in the documented order; `early` is how the
