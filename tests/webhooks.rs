@@ -284,14 +284,21 @@ fn a_sink_missing_from_a_run_is_owed_its_alerts_still() {
     let listing = String::from_utf8_lossy(&dead.stdout);
     assert_eq!(listing.lines().count(), 3, "{listing}");
     assert!(listing.contains("was not configured"), "{listing}");
-    // Without the sink in its configuration, `retry` leaves them.
+    // Re-queued, with a word that this configuration lacks the sink; a
+    // run without it makes them dead letters again.
     let retry = outagewatch(&["alerts", "retry", "--state-dir", path(&state)]);
+    let said = String::from_utf8_lossy(&retry.stderr).into_owned();
     assert!(
-        String::from_utf8_lossy(&retry.stderr)
-            .contains("this configuration does not have stay: oncall"),
-        "{}",
-        String::from_utf8_lossy(&retry.stderr)
+        String::from_utf8_lossy(&retry.stdout).contains("3 alert(s) re-queued"),
+        "{said}"
     );
+    assert!(
+        said.contains("configuration does not have: oncall"),
+        "{said}"
+    );
+    replay(&empty, &state, None);
+    let dead = outagewatch(&["alerts", "dead", "--state-dir", path(&state)]);
+    assert_eq!(String::from_utf8_lossy(&dead.stdout).lines().count(), 3);
     let retry = outagewatch(&[
         "alerts",
         "retry",

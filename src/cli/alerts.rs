@@ -139,7 +139,7 @@ fn through_store(
     if let AlertsCommand::Retry { id } = command {
         let configured: Vec<String> = sink_specs(config).into_iter().map(|s| s.name).collect();
         let dead = outbox.dead_letters()?;
-        let moved = outbox.requeue(id.as_deref(), &configured)?;
+        let moved = outbox.requeue(id.as_deref(), None)?;
         let mut absent: Vec<&str> = dead
             .letters
             .iter()
@@ -155,11 +155,6 @@ fn through_store(
                     letter.detail
                 );
             }
-            if let Some(sink) = absent.first() {
-                anyhow::bail!(
-                    "dead letter {id} is for sink {sink:?}, which this configuration does not have: configure it (or a sink with `formerly = {sink:?}`) first"
-                );
-            }
             anyhow::ensure!(
                 moved > 0,
                 "no dead letter {id}; `outagewatch alerts dead` lists them"
@@ -173,7 +168,7 @@ fn through_store(
         println!("{moved} alert(s) re-queued; they are delivered at the next run");
         if !absent.is_empty() {
             eprintln!(
-                "the dead letters of sinks this configuration does not have stay: {} (configure the sink, or a sink with `formerly = \"NAME\"`, then retry; `outagewatch alerts forget SINK` drops them)",
+                "re-queued for sinks this configuration does not have: {} (they go out with a run that has the sink, given by `--config` or `--webhook`; a run without it makes them dead letters again)",
                 absent.join(", ")
             );
         }

@@ -231,8 +231,10 @@ async fn retry(
     let requeued = {
         let id = id.clone();
         let configured: Vec<String> = probe.reports().into_iter().map(|r| r.name).collect();
-        tokio::task::spawn_blocking(move || probe.outbox().requeue(id.as_deref(), &configured))
-            .await
+        tokio::task::spawn_blocking(move || {
+            probe.outbox().requeue(id.as_deref(), Some(&configured))
+        })
+        .await
     };
     match requeued {
         Ok(Ok(moved)) => {

@@ -590,14 +590,19 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
         Ok(out)
     }
 
-    /// Moves dead letters of the `configured` sinks back to their sink's
-    /// queue: the one with `id` (`SINK:SEQ`), or all. Returns how many.
-    /// Unreadable letters, and those of a sink not configured (no task
-    /// would read its queue), stay where they are.
-    pub fn requeue(&self, id: Option<&str>, configured: &[String]) -> Result<usize, StoreError> {
+    /// Moves dead letters back to their sink's queue: the one with `id`
+    /// (`SINK:SEQ`), or all; only those of the `running` sinks when given
+    /// (a running daemon's: no task would read another sink's queue).
+    /// Returns how many. Unreadable letters stay where they are.
+    pub fn requeue(
+        &self,
+        id: Option<&str>,
+        running: Option<&[String]>,
+    ) -> Result<usize, StoreError> {
         let mut moved = 0;
         for letter in self.dead_letters()?.letters {
-            if id.is_some_and(|id| id != letter.id()) || !configured.contains(&letter.sink) {
+            let elsewhere = running.is_some_and(|running| !running.contains(&letter.sink));
+            if id.is_some_and(|id| id != letter.id()) || elsewhere {
                 continue;
             }
             let value = codec::encode_plain("re-queued letter", &letter)?;
