@@ -318,6 +318,59 @@ fn a_sink_missing_from_a_run_is_owed_its_alerts_still() {
     assert_eq!(states()[before..], DEMO_STATES, "{stderr}");
 }
 
+/// A state from when webhooks given by URL were named by position
+/// (`webhook-1`) carries over to the URL's name: the alerts the first
+/// webhook was owed go out under its new name once, and are not lost.
+#[test]
+fn a_positional_webhook_s_state_carries_over_to_its_url_s_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").expect("write");
+    let receiver = Receiver::start();
+    let write = |file: &str, text: String| {
+        let path = dir.path().join(file);
+        std::fs::write(&path, text).expect("config");
+        path
+    };
+    // As an older version kept it: the sink `webhook-1`, owed three alerts.
+    let old = write(
+        "old.toml",
+        format!(
+            "[[sinks]]\nname = \"webhook-1\"\nurl = \"{}\"\n",
+            receiver.url()
+        ),
+    );
+    let new = write(
+        "new.toml",
+        format!("[alerts]\nwebhooks = [\"{}\"]\n", receiver.url()),
+    );
+    receiver.always(Some(500));
+    let run = |file: &Path, config: &Path| {
+        let out = outagewatch(&[
+            "replay",
+            path(file),
+            "--state-dir",
+            path(&state),
+            "--config",
+            path(config),
+            "--drain-timeout",
+            "1",
+        ]);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    run(&demo(), &old);
+    receiver.always(None);
+    let stderr = run(&empty, &new);
+    let states: Vec<String> = delivered(&receiver).into_iter().map(|d| d.1).collect();
+    assert_eq!(states, DEMO_STATES, "{stderr}");
+    let name = outagewatch::config::webhook_name(&receiver.url());
+    assert!(
+        stderr.contains(&format!("sink {name}: 3 delivered")),
+        "{stderr}"
+    );
+}
+
 /// A sink's filter picks the incidents it takes; one already delivered
 /// gets its later transitions whatever the filter says now. The filter
 /// was applied to each transition alone: changed during an incident, it
