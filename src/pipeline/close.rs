@@ -74,7 +74,30 @@ impl<S: Store> Pipeline<S> {
         oldest.map(|w| w.saturating_sub(max_late))
     }
 
+    /// Forgets the clock (and sequence cursor) of every source further
+    /// behind the newest than the retention: one that stopped for good
+    /// (each replayed file is a source, by its path) kept its clock for
+    /// ever, about 700 bytes of every checkpoint each. One back after that
+    /// long starts as a new source: what it would have read is older than
+    /// any count kept.
+    fn forget_stopped_sources(&mut self) {
+        let Some(newest) = self
+            .clocks
+            .values()
+            .filter_map(SourceClock::watermark)
+            .max()
+        else {
+            return;
+        };
+        let kept_from = newest.saturating_sub(self.retention_us);
+        self.clocks
+            .retain(|_, clock| clock.watermark().is_none_or(|w| w >= kept_from));
+        let clocks = &self.clocks;
+        self.seqs.retain(|source, _| clocks.contains_key(source));
+    }
+
     fn save(&mut self, closed: &[Bucket], alerts: &[Alert]) -> Result<Vec<u64>, PipelineError> {
+        self.forget_stopped_sources();
         let baselines = self.detector.take_changed();
         let cursors = self.cursors();
         let checkpoint = CheckpointRef {

@@ -354,6 +354,49 @@ fn a_source_left_a_day_behind_does_not_hold_the_whole_horizon_of_keys() {
     assert_eq!(p.countable_from(), Some(newest - 100 * S - max_late));
 }
 
+/// A source further behind the newest than the retention (a replay's
+/// earlier file, a source gone for good) is forgotten at the next save,
+/// with its sequence cursor: each kept its clock in every checkpoint for
+/// ever. One within the retention keeps it.
+#[test]
+fn a_source_gone_longer_than_the_retention_is_forgotten() {
+    let config = PipelineConfig {
+        retention_secs: 3_600,
+        ..PipelineConfig::new()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = open(dir.path(), &config);
+    let file = |name: &str, from: Micros, n: i64| {
+        (0..n)
+            .map(|i| chatter(i, from + i * S, name))
+            .collect::<Vec<_>>()
+    };
+    let fed = |p: &mut Pipeline<SledStore>, source: &str, frames: &[String]| {
+        for (n, f) in frames.iter().enumerate() {
+            p.process_frame(source, n as u64, f.as_bytes(), &Received::jetstream())
+                .expect("process");
+        }
+    };
+    fed(&mut p, "old.jsonl", &file("old", START, 120));
+    fed(
+        &mut p,
+        "recent.jsonl",
+        &file("recent", START + 7_000 * S, 120),
+    );
+    fed(&mut p, "new.jsonl", &file("new", START + 9_000 * S, 600));
+    p.finish().expect("finish");
+    let sources = p.sources_with_cursors();
+    assert_eq!(
+        sources,
+        ["new.jsonl", "recent.jsonl"],
+        "old is more than an hour behind"
+    );
+    drop(p);
+    let p = open(dir.path(), &config);
+    assert_eq!(p.cursor("old.jsonl"), None, "not saved");
+    assert!(p.cursor("recent.jsonl").is_some());
+}
+
 /// A replay of two files resumed after the second had gone more than the
 /// de-duplication horizon past the first reads the first again: none of
 /// its posts may count again. Its source's keys are not saved (it is too
