@@ -318,6 +318,47 @@ fn a_sink_missing_from_a_run_is_owed_its_alerts_still() {
     assert_eq!(states()[before..], DEMO_STATES, "{stderr}");
 }
 
+/// A sink left out of one run and configured again goes on from where it
+/// was retired: beside a failing sink it started at that sink's cursor
+/// and was sent the incident it already had a second time (a fresh page
+/// at PagerDuty).
+#[test]
+fn a_sink_left_out_of_one_run_is_not_sent_again_what_it_had() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").expect("write");
+    let (ok, bad) = (Receiver::start(), Receiver::start());
+    bad.always(Some(500));
+    let sink =
+        |name: &str, r: &Receiver| format!("[[sinks]]\nname = \"{name}\"\nurl = \"{}\"\n", r.url());
+    let write = |file: &str, text: String| {
+        let path = dir.path().join(file);
+        std::fs::write(&path, text).expect("config");
+        path
+    };
+    let both = write("both.toml", sink("ok", &ok) + &sink("bad", &bad));
+    let only_bad = write("bad.toml", sink("bad", &bad));
+    let run = |file: &Path, config: &Path| {
+        let out = outagewatch(&[
+            "replay",
+            path(file),
+            "--state-dir",
+            path(&state),
+            "--config",
+            path(config),
+            "--drain-timeout",
+            "1",
+        ]);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    run(&demo(), &both);
+    assert_eq!(delivered(&ok).len(), 3);
+    run(&empty, &only_bad);
+    let stderr = run(&empty, &both);
+    assert_eq!(delivered(&ok).len(), 3, "nothing sent twice: {stderr}");
+}
+
 /// A state from when webhooks given by URL were named by position
 /// (`webhook-1`) carries over to the URL's name: the alerts the first
 /// webhook was owed go out under its new name once, and are not lost.

@@ -208,25 +208,31 @@ impl Delivery {
 }
 
 /// The outbox's sinks against this run's: a renamed sink (its spec names
-/// its former name, and it has no place of its own yet) takes over what
-/// the old name had; any other sink with a place but no spec (removed,
-/// renamed without saying so, or left out of a `replay` without
-/// `--config`) gives it up, and the alerts it was owed become its dead
-/// letters, said here with the count. Before, they were removed with the
-/// other sinks' delivered alerts, in silence; and a sink kept waiting for
-/// would hold every later alert in the outbox. Returns the sinks retired,
-/// with how many letters each got.
+/// its former name, and it has nothing of its own yet) takes over what
+/// the old name had; any other sink with an active place but no spec
+/// (removed, renamed without saying so, or left out of a `replay` without
+/// `--config`) is retired: the alerts it was owed become its dead letters,
+/// said here with the count, and it holds nothing back any more; if it
+/// is configured again it goes on from where it was retired. Before, they
+/// were removed with the other sinks' delivered alerts, in silence; and a
+/// sink kept waiting for would hold every later alert in the outbox.
+/// Returns the sinks retired, with how many letters each got.
 pub fn settle_absent_sinks(
     outbox: &Outbox,
     specs: &[SinkSpec],
     now: &str,
 ) -> Result<Vec<(String, usize)>, DeliveryError> {
     for spec in specs {
-        if let Some(old) = spec.formerly.as_deref()
-            && !specs.iter().any(|s| s.name == old)
-            && outbox.rename(old, &spec.name)?
-        {
+        let Some(old) = spec.formerly.as_deref() else {
+            continue;
+        };
+        if specs.iter().any(|s| s.name == old) || !outbox.holds_anything(old)? {
+            continue;
+        }
+        if outbox.rename(old, &spec.name)? {
             tracing::info!(sink = %spec.name, formerly = %old, "the sink's place in the outbox, retries and letters carried over from its former name");
+        } else {
+            tracing::warn!(sink = %spec.name, formerly = %old, "not carried over from the former name: this sink has a place of its own already (it ran under this name); the former name's letters stay under it");
         }
     }
     let mut retired = Vec::new();
@@ -239,10 +245,10 @@ pub fn settle_absent_sinks(
             tracing::warn!(
                 sink = %sink,
                 letters,
-                "a sink that is not configured was owed alerts: they are its dead letters now (`outagewatch alerts dead` lists them; `alerts retry` once it is configured again, or name it as a sink's `formerly`)"
+                "a sink that is not configured was owed alerts: they are its dead letters now (`outagewatch alerts dead` lists them; `alerts retry` sends them once it is configured again under this name)"
             );
         } else {
-            tracing::info!(sink = %sink, "a sink no longer configured gave up its place in the outbox");
+            tracing::info!(sink = %sink, "a sink no longer configured is retired: it holds no alerts back, and goes on from here if configured again");
         }
         retired.push((sink, letters));
     }

@@ -36,11 +36,10 @@ enum AlertsCommand {
     /// Put dead letters back in their sink's queue: one (`SINK:SEQ`, as
     /// `dead` shows), or all.
     Retry { id: Option<String> },
-    /// Drop a sink that is no longer configured: the alerts kept for it,
-    /// its dead letters and its place in the outbox. (A sink missing from
-    /// the configuration keeps what it is owed until it is back or
-    /// forgotten; every start names such sinks.) The daemon must be
-    /// stopped.
+    /// Drop what the outbox keeps for a sink that is no longer configured:
+    /// its dead and re-queued letters, open incidents and place. (A sink
+    /// missing from a run's configuration is retired at its start: what it
+    /// was owed became its dead letters.) The daemon must be stopped.
     Forget { sink: String },
     /// Send a test alert to a sink now, to check an integration: marked as
     /// a test (`"test": true`, "[TEST]" in titles), with a fresh id and

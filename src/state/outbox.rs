@@ -71,6 +71,37 @@ fn stored_cursor(value: &[u8]) -> Option<u64> {
     Some(seq_of(value)).filter(|&seq| seq != 0)
 }
 
+/// The mark before a retired sink's place: its cursor then follows (see
+/// [`Place`]).
+const RETIRED: u8 = b'R';
+
+/// A sink's place in the outbox, as its cursor record holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// A configured sink's cursor: it holds the alerts after it.
+    Active(Option<u64>),
+    /// A sink retired at this point ([`Outbox::retire`]): everything up to
+    /// it was delivered to it or is its dead letter. It holds nothing; if
+    /// it is configured again it goes on from here, so it is not sent
+    /// again what its receiver already had.
+    Retired(Option<u64>),
+}
+
+impl Place {
+    fn of(value: &[u8]) -> Place {
+        match value {
+            [RETIRED, cursor @ ..] if cursor.len() == 8 => Place::Retired(stored_cursor(cursor)),
+            _ => Place::Active(stored_cursor(value)),
+        }
+    }
+}
+
+fn retired_bytes(cursor: Option<u64>) -> Vec<u8> {
+    let mut bytes = vec![RETIRED];
+    bytes.extend_from_slice(&cursor_bytes(cursor));
+    bytes
+}
+
 fn cursor_bytes(cursor: Option<u64>) -> [u8; 8] {
     cursor.unwrap_or(0).to_be_bytes()
 }
@@ -334,32 +365,50 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
     /// of the other `configured` sinks stands (so it also gets what is
     /// still undelivered), and that start is saved at once, so a restart
     /// does not take it for new again. `None`: nothing delivered yet.
+    ///
+    /// A sink retired and configured again goes on from where it was
+    /// retired, or from the slowest sink if that is further: started at
+    /// the slowest alone, it was sent again what its receiver already had.
     pub fn cursor(&self, sink: &str, configured: &[String]) -> Result<Option<u64>, StoreError> {
-        if let Some(value) = self.db.get(keys::named(Kind::Cursor, sink))? {
-            return Ok(stored_cursor(&value));
-        }
+        let retired_at = match self.place(sink)? {
+            Some(Place::Active(cursor)) => return Ok(cursor),
+            Some(Place::Retired(at)) => Some(at),
+            None => None,
+        };
         let mut slowest: Option<Option<u64>> = None;
         for other in configured.iter().filter(|other| *other != sink) {
-            if let Some(value) = self.db.get(keys::named(Kind::Cursor, other))? {
-                let c = stored_cursor(&value);
+            if let Some(Place::Active(c)) = self.place(other)? {
                 slowest = Some(slowest.map_or(c, |s| s.min(c)));
             }
         }
-        let start = slowest.flatten();
+        let start = match retired_at {
+            Some(at) => at.max(slowest.flatten()),
+            None => slowest.flatten(),
+        };
         self.db
             .insert(keys::named(Kind::Cursor, sink), &cursor_bytes(start))?;
         self.db.flush()?;
         Ok(start)
     }
 
-    /// Every sink with a cursor in the store, configured now or not, with
-    /// its cursor.
+    /// A sink's place, if it has one.
+    fn place(&self, sink: &str) -> Result<Option<Place>, StoreError> {
+        Ok(self
+            .db
+            .get(keys::named(Kind::Cursor, sink))?
+            .map(|value| Place::of(&value)))
+    }
+
+    /// Every sink with an active cursor in the store (not retired),
+    /// configured now or not, with its cursor.
     pub fn sinks_with_cursors(&self) -> Result<Vec<(String, Option<u64>)>, StoreError> {
         let mut out = Vec::new();
         for entry in self.db.scan_prefix([Kind::Cursor.tag()]) {
             let (key, value) = entry?;
-            let name = String::from_utf8_lossy(key.get(1..).unwrap_or_default()).into_owned();
-            out.push((name, stored_cursor(&value)));
+            if let Place::Active(cursor) = Place::of(&value) {
+                let name = String::from_utf8_lossy(key.get(1..).unwrap_or_default()).into_owned();
+                out.push((name, cursor));
+            }
         }
         Ok(out)
     }
@@ -416,13 +465,16 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
 
     /// Settles a sink that is no longer configured: the alerts it was owed
     /// (after its cursor, and re-queued) become its dead letters with
-    /// `reason`, then it gives up its place (cursor, retry state) and the
-    /// alerts only it was waiting for are removed. Returns how many
-    /// letters it got. Its open alerts stay.
+    /// `reason` (a re-queued letter goes back whole, what superseded it
+    /// included), then its place is marked retired at the newest alert
+    /// (it holds nothing any more; see [`Place::Retired`]) and the alerts
+    /// only it was waiting for are removed. Returns how many letters it
+    /// got. Its open alerts stay.
     pub fn retire(&self, sink: &str, reason: &str, failed_at: &str) -> Result<usize, StoreError> {
-        let cursor = match self.db.get(keys::named(Kind::Cursor, sink))? {
-            Some(value) => stored_cursor(&value),
-            None => self.last_seq()?,
+        let last = self.last_seq()?;
+        let cursor = match self.place(sink)? {
+            Some(Place::Active(cursor)) => cursor,
+            Some(Place::Retired(_)) | None => last,
         };
         let mut batch = sled::Batch::default();
         let mut letters = 0;
@@ -454,17 +506,20 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
             let (key, value) = entry?;
             let seq = seq_of(&key);
             if let Ok(requeued) = readable::<RequeuedRecord<A>>(seq, &value) {
-                let alert = match requeued {
-                    RequeuedRecord::Letter(letter) => letter.alert,
-                    RequeuedRecord::Alert(alert) => alert,
+                let dead = match requeued {
+                    RequeuedRecord::Letter(letter) => letter,
+                    RequeuedRecord::Alert(alert) => letter(seq, alert),
                 };
-                let value = codec::encode_plain("dead letter", &letter(seq, alert))?;
+                let value = codec::encode_plain("dead letter", &dead)?;
                 batch.insert(keys::entry(Kind::Dead, sink, seq), value);
                 batch.remove(key);
                 letters += 1;
             }
         }
-        batch.remove(keys::named(Kind::Cursor, sink));
+        batch.insert(
+            keys::named(Kind::Cursor, sink),
+            retired_bytes(last.max(cursor)),
+        );
         batch.remove(keys::named(Kind::Retry, sink));
         self.db.apply_batch(batch)?;
         self.prune()?;
@@ -475,23 +530,10 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
     /// Moves everything the outbox keeps for sink `from` to sink `to`:
     /// its place, retry state, re-queued and dead letters and open alerts
     /// (a sink renamed in the configuration, which names its old name).
-    /// Refused (false) when `to` has a place already; false too when
-    /// `from` has nothing.
+    /// Refused (false) when `to` has anything in the outbox already (it
+    /// would be overwritten); false too when `from` has nothing.
     pub fn rename(&self, from: &str, to: &str) -> Result<bool, StoreError> {
-        if from == to || self.db.contains_key(keys::named(Kind::Cursor, to))? {
-            return Ok(false);
-        }
-        let has = |kind: Kind| {
-            self.db
-                .scan_prefix(keys::entries(kind, from))
-                .next()
-                .is_some()
-        };
-        let anything = self.db.contains_key(keys::named(Kind::Cursor, from))?
-            || [Kind::Requeued, Kind::Dead, Kind::OpenAlert]
-                .into_iter()
-                .any(has);
-        if !anything {
+        if from == to || self.holds_anything(to)? || !self.holds_anything(from)? {
             return Ok(false);
         }
         let mut batch = sled::Batch::default();
@@ -521,6 +563,22 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
         self.db.apply_batch(batch)?;
         self.db.flush()?;
         Ok(true)
+    }
+
+    /// Whether the outbox keeps anything for `sink`: a place, a retry
+    /// state, letters or open incidents.
+    pub fn holds_anything(&self, sink: &str) -> Result<bool, StoreError> {
+        let has = |kind: Kind| {
+            self.db
+                .scan_prefix(keys::entries(kind, sink))
+                .next()
+                .is_some()
+        };
+        Ok(self.db.contains_key(keys::named(Kind::Cursor, sink))?
+            || self.db.contains_key(keys::named(Kind::Retry, sink))?
+            || [Kind::Requeued, Kind::Dead, Kind::OpenAlert]
+                .into_iter()
+                .any(has))
     }
 
     /// Forgets a sink that is gone for good: its cursor, retry state,
@@ -690,9 +748,9 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
     /// Alerts `sink` still has to deliver, from its saved cursor; a sink
     /// without one (it has no place) only its re-queued letters.
     pub fn pending_for(&self, sink: &str) -> Result<usize, StoreError> {
-        match self.db.get(keys::named(Kind::Cursor, sink))? {
-            Some(value) => self.depth(sink, stored_cursor(&value)),
-            None => Ok(self
+        match self.place(sink)? {
+            Some(Place::Active(cursor)) => self.depth(sink, cursor),
+            Some(Place::Retired(_)) | None => Ok(self
                 .db
                 .scan_prefix(keys::entries(Kind::Requeued, sink))
                 .count()),

@@ -837,13 +837,45 @@ fn a_sink_gone_from_the_configuration_is_renamed_or_retired() {
     // A new sink starts at the slowest configured one, not at a gone one.
     outbox.append(&test_alert()).expect("append");
     assert_eq!(outbox.cursor("new", &all).expect("cursor"), Some(seqs[4]));
+    // A retired sink configured again goes on from where it was retired,
+    // even beside a sink that has delivered nothing: it is not sent again
+    // what its receiver had, nor what became its letters.
+    let with_slow = ["pager".to_owned(), "slow".to_owned()];
+    assert_eq!(outbox.cursor("slow", &[]).expect("cursor"), None);
+    assert_eq!(
+        outbox.cursor("pager", &with_slow).expect("cursor"),
+        Some(seqs[4])
+    );
+
+    // A re-queued letter retired again keeps what superseded it.
+    let mut superseded = dead_letter("gone-sink", 1);
+    superseded.superseded_by = Some(crate::state::outbox::Superseded {
+        seq: 2,
+        state: "resolved".into(),
+    });
+    outbox.add_dead_letter(&superseded).expect("dead letter");
+    assert_eq!(
+        outbox.requeue(Some("gone-sink:1"), None).expect("requeue"),
+        1
+    );
+    outbox
+        .retire("gone-sink", "gone", "2027-01-15T09:00:00Z")
+        .expect("retire");
+    let dead = outbox.dead_letters().expect("read");
+    let back = dead
+        .letters
+        .iter()
+        .find(|l| l.sink == "gone-sink")
+        .expect("a letter");
+    assert_eq!(back, &superseded, "whole, as it was");
 
     assert_eq!(
         outbox.forget("pager").expect("forget"),
         Forgotten {
-            pending: 0,
+            pending: 1,
             dead: 4
-        }
+        },
+        "active again: the alert appended since is owed to it"
     );
     assert_eq!(outbox.dead_letters().expect("read").count_for("pager"), 0);
 }
