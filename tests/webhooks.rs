@@ -240,42 +240,36 @@ fn a_client_error_is_a_dead_letter_that_alerts_retry_requeues() {
 #[test]
 fn a_sink_missing_from_a_run_is_owed_its_alerts_still() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let empty = dir.path().join("empty.jsonl");
-    std::fs::write(&empty, "").expect("write");
+    let empty = file_in(dir.path(), "empty.jsonl", "");
     let receiver = Receiver::start();
     let config = |file: &str, sink: &str| {
-        let text = format!("[[sinks]]\n{sink}\nurl = \"{}\"\n", receiver.url());
-        let path = dir.path().join(file);
-        std::fs::write(&path, text).expect("config");
-        path
+        let text = format!(
+            "[[sinks]]
+{sink}
+url = \"{}\"
+",
+            receiver.url()
+        );
+        file_in(dir.path(), file, &text)
     };
     let oncall = config("oncall.toml", "name = \"oncall\"");
     let pager = config("pager.toml", "name = \"pager\"\nformerly = \"oncall\"");
-    let replay = |file: &Path, state: &Path, config: Option<&Path>| {
-        let mut args = vec!["replay", path(file), "--state-dir", path(state)];
-        args.extend(["--drain-timeout", "1"]);
-        if let Some(config) = config {
-            args.extend(["--config", path(config)]);
-        }
-        let out = outagewatch(&args);
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    };
     let states = || -> Vec<String> { delivered(&receiver).into_iter().map(|d| d.1).collect() };
 
     // Renamed: the three alerts the failing receiver did not take go out
     // under the new name once it answers.
     let state = dir.path().join("renamed");
     receiver.always(Some(500));
-    replay(&demo(), &state, Some(&oncall));
+    replay_into(&demo(), &state, Some(&oncall));
     receiver.always(None);
-    let stderr = replay(&empty, &state, Some(&pager));
+    let stderr = replay_into(&empty, &state, Some(&pager));
     assert_eq!(states(), DEMO_STATES, "{stderr}");
 
     // Missing from a run: its dead letters, then re-queued and sent.
     let state = dir.path().join("missing");
     receiver.always(Some(500));
-    replay(&demo(), &state, Some(&oncall));
-    let stderr = replay(&empty, &state, None);
+    replay_into(&demo(), &state, Some(&oncall));
+    let stderr = replay_into(&empty, &state, None);
     assert!(
         stderr.contains("they are its dead letters now") && stderr.contains("oncall"),
         "{stderr}"
@@ -296,7 +290,7 @@ fn a_sink_missing_from_a_run_is_owed_its_alerts_still() {
         said.contains("configuration does not have: oncall"),
         "{said}"
     );
-    replay(&empty, &state, None);
+    replay_into(&empty, &state, None);
     let dead = outagewatch(&["alerts", "dead", "--state-dir", path(&state)]);
     assert_eq!(String::from_utf8_lossy(&dead.stdout).lines().count(), 3);
     let retry = outagewatch(&[
@@ -314,7 +308,7 @@ fn a_sink_missing_from_a_run_is_owed_its_alerts_still() {
     );
     receiver.always(None);
     let before = states().len();
-    let stderr = replay(&empty, &state, Some(&oncall));
+    let stderr = replay_into(&empty, &state, Some(&oncall));
     assert_eq!(states()[before..], DEMO_STATES, "{stderr}");
 }
 
@@ -326,32 +320,15 @@ fn a_sink_missing_from_a_run_is_owed_its_alerts_still() {
 fn a_sink_left_out_of_one_run_is_not_sent_again_what_it_had() {
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state");
-    let empty = dir.path().join("empty.jsonl");
-    std::fs::write(&empty, "").expect("write");
+    let empty = file_in(dir.path(), "empty.jsonl", "");
     let (ok, bad) = (Receiver::start(), Receiver::start());
     bad.always(Some(500));
     let sink =
         |name: &str, r: &Receiver| format!("[[sinks]]\nname = \"{name}\"\nurl = \"{}\"\n", r.url());
-    let write = |file: &str, text: String| {
-        let path = dir.path().join(file);
-        std::fs::write(&path, text).expect("config");
-        path
-    };
+    let write = |file: &str, text: String| file_in(dir.path(), file, &text);
     let both = write("both.toml", sink("ok", &ok) + &sink("bad", &bad));
     let only_bad = write("bad.toml", sink("bad", &bad));
-    let run = |file: &Path, config: &Path| {
-        let out = outagewatch(&[
-            "replay",
-            path(file),
-            "--state-dir",
-            path(&state),
-            "--config",
-            path(config),
-            "--drain-timeout",
-            "1",
-        ]);
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    };
+    let run = |file: &Path, config: &Path| replay_into(file, &state, Some(config));
     run(&demo(), &both);
     assert_eq!(delivered(&ok).len(), 3);
     run(&empty, &only_bad);
@@ -366,14 +343,9 @@ fn a_sink_left_out_of_one_run_is_not_sent_again_what_it_had() {
 fn a_positional_webhook_s_state_carries_over_to_its_url_s_name() {
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state");
-    let empty = dir.path().join("empty.jsonl");
-    std::fs::write(&empty, "").expect("write");
+    let empty = file_in(dir.path(), "empty.jsonl", "");
     let receiver = Receiver::start();
-    let write = |file: &str, text: String| {
-        let path = dir.path().join(file);
-        std::fs::write(&path, text).expect("config");
-        path
-    };
+    let write = |file: &str, text: String| file_in(dir.path(), file, &text);
     // As an older version kept it: the sink `webhook-1`, owed three alerts.
     let old = write(
         "old.toml",
@@ -387,19 +359,7 @@ fn a_positional_webhook_s_state_carries_over_to_its_url_s_name() {
         format!("[alerts]\nwebhooks = [\"{}\"]\n", receiver.url()),
     );
     receiver.always(Some(500));
-    let run = |file: &Path, config: &Path| {
-        let out = outagewatch(&[
-            "replay",
-            path(file),
-            "--state-dir",
-            path(&state),
-            "--config",
-            path(config),
-            "--drain-timeout",
-            "1",
-        ]);
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    };
+    let run = |file: &Path, config: &Path| replay_into(file, &state, Some(config));
     run(&demo(), &old);
     receiver.always(None);
     let stderr = run(&empty, &new);
@@ -653,6 +613,24 @@ fn alerts_test_sends_a_test_alert_to_a_sink() {
         stderr.contains("HTTP 404") && stderr.contains("dead letter"),
         "{stderr}"
     );
+}
+
+/// A file `name` in `dir` holding `text`.
+fn file_in(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+/// `replay FILE --state-dir STATE`, with `--config` when given, the sinks
+/// given a second to deliver; its stderr.
+fn replay_into(file: &Path, state: &Path, config: Option<&Path>) -> String {
+    let mut args = vec!["replay", path(file), "--state-dir", path(state)];
+    args.extend(["--drain-timeout", "1"]);
+    if let Some(config) = config {
+        args.extend(["--config", path(config)]);
+    }
+    String::from_utf8_lossy(&outagewatch(&args).stderr).into_owned()
 }
 
 fn write_config(dir: &Path, text: &str) -> PathBuf {
