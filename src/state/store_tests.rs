@@ -331,9 +331,22 @@ fn format_0(dir: &Path, checkpoint: &Checkpoint) {
     );
 }
 
-/// A store holding exactly `records`, as an older build left it.
+/// A store holding exactly `records`, as an older build left it. sled's
+/// lock outlives a dropped store for a moment (its last background
+/// write), so the open is tried again for a few seconds, as
+/// `SledStore::open` does: at once, it failed on a busy machine.
 fn raw_store(dir: &Path, records: Vec<(Vec<u8>, Vec<u8>)>) {
-    let db = sled::open(dir).expect("sled");
+    let mut tries = 0;
+    let db = loop {
+        match sled::open(dir) {
+            Ok(db) => break db,
+            Err(e) if tries < 100 && e.to_string().contains("could not acquire lock") => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("sled: {e}"),
+        }
+    };
     for (key, value) in records {
         db.insert(key, value).expect("insert");
     }
