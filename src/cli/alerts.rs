@@ -111,9 +111,10 @@ fn forget(dir: &std::path::Path, sink: &str, config: &Config) -> anyhow::Result<
     let store = SledStore::open(super::state::closed_state(dir)?)
         .with_context(|| format!("cannot open the state at {}", dir.display()))?;
     let outbox: crate::alert::outbox::Outbox = store.outbox();
-    let known = outbox.sinks_owed()?.iter().any(|s| s == sink)
-        || outbox.dead_letters()?.count_for(sink) > 0;
-    anyhow::ensure!(known, "the state holds nothing for a sink {sink:?}");
+    anyhow::ensure!(
+        outbox.holds_anything(sink)?,
+        "the state holds nothing for a sink {sink:?}"
+    );
     let forgotten = outbox.forget(sink)?;
     println!(
         "sink {sink} forgotten: {} alert(s) it was owed and {} dead letter(s) dropped",

@@ -38,8 +38,13 @@ fn open(dir: &std::path::Path, config: &PipelineConfig) -> Pipeline<SledStore> {
 }
 
 fn feed(p: &mut Pipeline<SledStore>, frames: &[String], received: &Received<'_>) {
+    feed_as(p, "test", frames, received);
+}
+
+/// `frames` as the source `source`, numbered from 0.
+fn feed_as(p: &mut Pipeline<SledStore>, source: &str, frames: &[String], received: &Received<'_>) {
     for (n, frame) in frames.iter().enumerate() {
-        p.process_frame("test", n as u64, frame.as_bytes(), received)
+        p.process_frame(source, n as u64, frame.as_bytes(), received)
             .expect("process");
     }
 }
@@ -337,10 +342,7 @@ fn a_source_left_a_day_behind_does_not_hold_the_whole_horizon_of_keys() {
     let today: Vec<String> = (0..700i64)
         .map(|i| chatter(1000 + i, START + day + i * S, "lunch"))
         .collect();
-    for (n, frame) in today.iter().enumerate() {
-        p.process_frame("today", n as u64, frame.as_bytes(), &Received::jetstream())
-            .expect("process");
-    }
+    feed_as(&mut p, "today", &today, &Received::jetstream());
     let newest = p.clocks["today"].watermark().expect("today's watermark");
     let max_late = config.window.max_late_secs * S;
     assert_eq!(
@@ -371,19 +373,24 @@ fn a_source_gone_longer_than_the_retention_is_forgotten() {
             .map(|i| chatter(i, from + i * S, name))
             .collect::<Vec<_>>()
     };
-    let fed = |p: &mut Pipeline<SledStore>, source: &str, frames: &[String]| {
-        for (n, f) in frames.iter().enumerate() {
-            p.process_frame(source, n as u64, f.as_bytes(), &Received::jetstream())
-                .expect("process");
-        }
-    };
-    fed(&mut p, "old.jsonl", &file("old", START, 120));
-    fed(
+    feed_as(
+        &mut p,
+        "old.jsonl",
+        &file("old", START, 120),
+        &Received::jetstream(),
+    );
+    feed_as(
         &mut p,
         "recent.jsonl",
         &file("recent", START + 7_000 * S, 120),
+        &Received::jetstream(),
     );
-    fed(&mut p, "new.jsonl", &file("new", START + 9_000 * S, 600));
+    feed_as(
+        &mut p,
+        "new.jsonl",
+        &file("new", START + 9_000 * S, 600),
+        &Received::jetstream(),
+    );
     p.finish().expect("finish");
     let sources = p.sources_with_cursors();
     assert_eq!(
@@ -414,23 +421,14 @@ fn a_resumed_replay_does_not_count_an_earlier_file_again() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let mut p = open(dir.path(), &config);
-        for (n, f) in first.iter().enumerate() {
-            p.process_frame("a.jsonl", n as u64, f.as_bytes(), &Received::jetstream())
-                .expect("process");
-        }
-        for (n, f) in second[..800].iter().enumerate() {
-            p.process_frame("b.jsonl", n as u64, f.as_bytes(), &Received::jetstream())
-                .expect("process");
-        }
+        feed_as(&mut p, "a.jsonl", &first, &Received::jetstream());
+        feed_as(&mut p, "b.jsonl", &second[..800], &Received::jetstream());
         // Dropped without `finish`, as a killed replay.
     }
     let mut p = open(dir.path(), &config);
     let before = reports(&p);
     assert!(before.contains_key("discord"), "{before:?}");
-    for (n, f) in first.iter().enumerate() {
-        p.process_frame("a.jsonl", n as u64, f.as_bytes(), &Received::jetstream())
-            .expect("process");
-    }
+    feed_as(&mut p, "a.jsonl", &first, &Received::jetstream());
     assert_eq!(reports(&p), before, "the first file counted again");
     assert_eq!(p.stats().stale_posts, first.len() as u64, "{:?}", p.stats());
 }

@@ -4,14 +4,15 @@
 //! never holds up another sink, and a restart resumes every sink where it
 //! stopped.
 //!
-//! Alerts every sink with a cursor is done with are removed. A sink
+//! Alerts every sink with an active place is done with are removed. A sink
 //! missing from a run's configuration (removed, renamed, or a `replay`
 //! without `--config` on the daemon's state) is settled before the sinks
 //! start: a renamed one ([`Outbox::rename`]) keeps its place under its new
-//! name, any other gives up its place and the alerts it was owed become
-//! its dead letters ([`Outbox::retire`]), listed and re-queued as any
-//! other. They used to be removed with the others' delivered alerts, in
-//! silence. Generic over the alert
+//! name; any other is retired ([`Outbox::retire`]): the alerts it was owed
+//! become its dead letters, listed and re-queued as any other, and it
+//! holds nothing back, going on from there if configured again. They used
+//! to be removed with the others' delivered alerts, in silence. Generic
+//! over the alert
 //! type `A`, so that `state` does not depend on `alert` (which uses it as
 //! `alert::outbox::Outbox`).
 
