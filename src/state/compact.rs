@@ -17,14 +17,16 @@
 //! least [`MIN_RECLAIM`]; or when asked (`outagewatch state compact`).
 //!
 //! **Crash safety.** The copy is built in `DIR/compacting` and made durable;
-//! renaming it `DIR/compacted` is the commit. Installing it deletes sled's
-//! old files from `DIR` (only sled's and the seal: nothing else that lives
-//! there), renames the copy `DIR/installing` and moves its files into `DIR`.
-//! Each step is redone from where it stopped by
-//! [`finish_interrupted_locked`], which every open runs first: before the commit the old store is whole
-//! and the partial copy is deleted; after it, installing goes on. The
-//! state directory's lock ([`DirLock`]) keeps an open from starting while
-//! a compaction runs.
+//! renaming it `DIR/compacted` is the commit. Installing it moves the old
+//! store's files from `DIR` into `DIR/replaced` (only sled's and the seal:
+//! nothing else that lives there), renames the copy `DIR/installing`, moves
+//! its files into `DIR` and only then deletes `DIR/replaced`: every step a
+//! rename, nothing deleted while it is the only whole store. Each step is
+//! redone from where it stopped by [`finish_interrupted_locked`], which
+//! every open runs first, before it looks at `DIR`: before the commit the
+//! old store is whole and the partial copy is deleted; after it,
+//! installing goes on. The state directory's lock ([`DirLock`]) keeps an
+//! open from starting while a compaction runs.
 
 use std::path::Path;
 
@@ -39,6 +41,9 @@ const COMPACTING: &str = "compacting";
 const COMPACTED: &str = "compacted";
 /// The copy whose files are being moved into the state directory.
 const INSTALLING: &str = "installing";
+/// The old store's files, moved aside while the copy is installed and
+/// deleted once it is.
+const REPLACED: &str = "replaced";
 
 /// A store is compacted at close when its directory exceeds this many
 /// times the bytes of its records…
@@ -270,57 +275,123 @@ fn copy_packed(
 
 /// Completes or undoes a compaction that a crash interrupted (see the
 /// module documentation). The caller holds the directory's lock.
+///
+/// Installing is a sequence of renames, each one atomic, so that at every
+/// step one store is whole and the directories present say which: with
+/// `compacted/` present, the old store's files in `DIR` are moved into
+/// `replaced/` (its `db` first, so `DIR` never holds a `db` without the
+/// `conf` and seal that vouch for it); `compacted/` renamed `installing/`
+/// then says none is left, and the copy's files are moved in (its `db`
+/// last); `replaced/` is deleted only once the new store is whole in
+/// `DIR`. A crash before that leaves the new store whole in `installing/`
+/// or `DIR`, never neither.
 pub(super) fn finish_interrupted_locked(dir: &Path) -> Result<(), StoreError> {
     let compacted = dir.join(COMPACTED);
     let installing = dir.join(INSTALLING);
+    let replaced = dir.join(REPLACED);
     if compacted.is_dir() {
-        remove_sled_files(dir)?;
+        if !replaced.is_dir() {
+            step(|| std::fs::create_dir(&replaced))
+                .map_err(|e| io_error(&replaced, "make room for the old store", e))?;
+        }
+        for name in store_files(dir)? {
+            let (from, to) = (dir.join(&name), replaced.join(&name));
+            // Left by an earlier install that a crash interrupted: old too.
+            if to.is_dir() {
+                step(|| std::fs::remove_dir_all(&to))
+            } else {
+                Ok(())
+            }
+            .and_then(|()| step(|| std::fs::rename(&from, &to)))
+            .map_err(|e| io_error(&from, "move the old store aside", e))?;
+        }
+        sync_dir(&replaced)?;
         sync_dir(dir)?;
-        std::fs::rename(&compacted, &installing)
+        step(|| std::fs::rename(&compacted, &installing))
             .map_err(|e| io_error(dir, "start installing the copy", e))?;
         sync_dir(dir)?;
     }
     if installing.is_dir() {
-        let entries = std::fs::read_dir(&installing)
-            .map_err(|e| io_error(&installing, "list the copy", e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| io_error(&installing, "list the copy", e))?;
-            std::fs::rename(entry.path(), dir.join(entry.file_name()))
-                .map_err(|e| io_error(&entry.path(), "install", e))?;
+        for name in store_files(&installing)? {
+            let from = installing.join(&name);
+            step(|| std::fs::rename(&from, dir.join(&name)))
+                .map_err(|e| io_error(&from, "install", e))?;
         }
         sync_dir(dir)?;
-        std::fs::remove_dir(&installing)
+        step(|| std::fs::remove_dir(&installing))
             .map_err(|e| io_error(&installing, "remove the emptied copy", e))?;
         sync_dir(dir)?;
     }
-    let building = dir.join(COMPACTING);
-    if building.exists() {
-        std::fs::remove_dir_all(&building)
-            .map_err(|e| io_error(&building, "remove an unfinished copy", e))?;
+    for leftover in [replaced, dir.join(COMPACTING)] {
+        if leftover.exists() {
+            step(|| std::fs::remove_dir_all(&leftover))
+                .map_err(|e| io_error(&leftover, "remove an old or unfinished copy", e))?;
+        }
     }
     Ok(())
 }
 
-/// sled's files (`conf`, `db`, `blobs/`, `snap.*`) and our seal: what a
-/// store is made of, and all that installing a copy replaces.
-fn remove_sled_files(dir: &Path) -> Result<(), StoreError> {
+/// The names of sled's files (`conf`, `db`, `blobs/`, `snap.*`) and our
+/// seal in `dir`: what a store is made of, and all that installing a copy
+/// replaces. `db` comes first and `conf` and the seal last, so that a
+/// crash between moves never leaves a `db` without them (which an open
+/// would refuse as not ours).
+fn store_files(dir: &Path) -> Result<Vec<std::ffi::OsString>, StoreError> {
     let entries = std::fs::read_dir(dir).map_err(|e| io_error(dir, "list the directory", e))?;
+    let mut names = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| io_error(dir, "list the directory", e))?;
         let name = entry.file_name();
-        let name = name.to_string_lossy();
-        let path = entry.path();
-        let removed = match name.as_ref() {
-            "blobs" => std::fs::remove_dir_all(&path),
-            "conf" | "db" => std::fs::remove_file(&path),
-            other if other.starts_with("snap.") || other.starts_with(super::SEAL_FILE) => {
-                std::fs::remove_file(&path)
-            }
+        let text = name.to_string_lossy();
+        let rank = match text.as_ref() {
+            "db" => 0,
+            "blobs" => 1,
+            other if other.starts_with("snap.") => 1,
+            "conf" => 2,
+            other if other.starts_with(super::SEAL_FILE) => 3,
             _ => continue,
         };
-        removed.map_err(|e| io_error(&path, "remove the old store's file", e))?;
+        names.push((rank, name));
     }
-    Ok(())
+    names.sort();
+    Ok(names.into_iter().map(|(_, name)| name).collect())
+}
+
+/// One step of an install: in tests, a crash may be simulated before it
+/// ([`crash`]).
+fn step(op: impl FnOnce() -> std::io::Result<()>) -> std::io::Result<()> {
+    #[cfg(test)]
+    if crash::now() {
+        return Err(std::io::Error::other("simulated crash"));
+    }
+    op()
+}
+
+/// Simulated crashes for the tests: the install stops before its `n`th
+/// step, as a process killed there would.
+#[cfg(test)]
+pub(super) mod crash {
+    use std::cell::Cell;
+
+    thread_local! {
+        static STEPS_LEFT: Cell<Option<usize>> = const { Cell::new(None) };
+    }
+
+    /// Lets `n` steps run, then fails every one after.
+    pub fn after(n: Option<usize>) {
+        STEPS_LEFT.with(|left| left.set(n));
+    }
+
+    pub(super) fn now() -> bool {
+        STEPS_LEFT.with(|left| match left.get() {
+            Some(0) => true,
+            Some(n) => {
+                left.set(Some(n - 1));
+                false
+            }
+            None => false,
+        })
+    }
 }
 
 /// Bytes of every file under `dir`: what `du -b` counts, less directories.

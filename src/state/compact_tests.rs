@@ -97,7 +97,7 @@ fn packs(dir: &Path) -> Vec<(sled::IVec, sled::IVec)> {
 
 /// No copy, committed or not, is left in `dir` after a compaction.
 fn no_copy_left_behind(dir: &Path, context: &str) {
-    for name in [COMPACTING, COMPACTED, INSTALLING] {
+    for name in [COMPACTING, COMPACTED, INSTALLING, REPLACED] {
         assert!(!dir.join(name).exists(), "{context}: {name} left behind");
     }
 }
@@ -216,63 +216,90 @@ fn retention_drops_a_pack_once_its_newest_bucket_expires() {
 }
 
 #[test]
-fn a_compaction_interrupted_at_any_step_is_finished_or_undone_at_open() {
-    type Interrupt = fn(&Path);
-    let steps: [(&str, Interrupt, bool); 5] = [
-        (
-            "the copy half built",
-            |dir| {
-                std::fs::create_dir_all(dir.join(COMPACTING).join("blobs")).expect("mkdir");
-                std::fs::write(dir.join(COMPACTING).join("db"), b"half").expect("write");
-            },
-            false,
-        ),
-        ("the copy committed", |_| {}, true),
-        (
-            "the old store half deleted",
-            |dir| std::fs::remove_file(dir.join("conf")).expect("remove"),
-            true,
-        ),
-        (
-            "installing, nothing moved yet",
-            |dir| {
-                remove_sled_files(dir).expect("remove");
-                std::fs::rename(dir.join(COMPACTED), dir.join(INSTALLING)).expect("rename");
-            },
-            true,
-        ),
-        (
-            "installing, half moved",
-            |dir| {
-                remove_sled_files(dir).expect("remove");
-                std::fs::rename(dir.join(COMPACTED), dir.join(INSTALLING)).expect("rename");
-                for name in ["conf", "blobs"] {
-                    std::fs::rename(dir.join(INSTALLING).join(name), dir.join(name)).expect("move");
-                }
-            },
-            true,
-        ),
-    ];
-    for (step, interrupt, committed) in steps {
+fn a_compaction_interrupted_before_its_commit_is_undone_at_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    written(dir.path(), 1_000);
+    let before = contents(dir.path());
+    std::fs::create_dir_all(dir.path().join(COMPACTING).join("blobs")).expect("mkdir");
+    std::fs::write(dir.path().join(COMPACTING).join("db"), b"half").expect("write");
+    assert_eq!(contents(dir.path()), before);
+    assert!(
+        packs(dir.path()).is_empty(),
+        "an unfinished copy is never installed"
+    );
+    no_copy_left_behind(dir.path(), "the copy half built");
+}
+
+/// A crash before every single step of an install (each a rename or a
+/// removal): the next open finds one whole store, the new one, and no
+/// copy or old files left behind.
+#[test]
+fn an_install_interrupted_at_any_step_is_finished_at_open() {
+    let template = tempfile::tempdir().expect("tempdir");
+    written(template.path(), 1_000);
+    let before = contents(template.path());
+    {
+        let _lock = DirLock::acquire(template.path()).expect("lock");
+        commit_copy(template.path(), When::Always)
+            .expect("copy")
+            .expect("committed");
+    }
+    let mut steps = 0;
+    loop {
         let dir = tempfile::tempdir().expect("tempdir");
-        written(dir.path(), 3_000);
-        let before = contents(dir.path());
-        {
+        copy_dir(template.path(), dir.path());
+        let interrupted = {
             let _lock = DirLock::acquire(dir.path()).expect("lock");
-            if committed {
-                commit_copy(dir.path(), When::Always)
-                    .expect("copy")
-                    .expect("committed");
-            }
-            interrupt(dir.path());
+            crash::after(Some(steps));
+            let done = finish_interrupted_locked(dir.path());
+            crash::after(None);
+            done.is_err()
+        };
+        let context = format!("a crash before step {steps}");
+        assert_eq!(contents(dir.path()), before, "{context}");
+        assert!(!packs(dir.path()).is_empty(), "{context}: installed");
+        no_copy_left_behind(dir.path(), &context);
+        if !interrupted {
+            break;
         }
-        assert_eq!(contents(dir.path()), before, "{step}");
-        assert_eq!(
-            !packs(dir.path()).is_empty(),
-            committed,
-            "{step}: the copy is installed once committed, never before"
-        );
-        no_copy_left_behind(dir.path(), step);
+        steps += 1;
+    }
+    // Make room, 4 or more files out, the rename, 4 or more in, the
+    // emptied copy and the old files removed.
+    assert!(steps >= 11, "only {steps} steps were interrupted");
+}
+
+/// What an install of an earlier version left when it was stopped midway
+/// (the old store's `conf` and seal deleted before its `db`): the open
+/// finishes the install before it asks whether the `db` is ours.
+#[test]
+fn a_db_left_without_its_conf_by_an_interrupted_install_opens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    written(dir.path(), 1_000);
+    let before = contents(dir.path());
+    {
+        let _lock = DirLock::acquire(dir.path()).expect("lock");
+        commit_copy(dir.path(), When::Always)
+            .expect("copy")
+            .expect("committed");
+    }
+    std::fs::remove_file(dir.path().join("conf")).expect("remove");
+    std::fs::remove_file(dir.path().join(crate::state::SEAL_FILE)).expect("remove");
+    assert_eq!(contents(dir.path()), before);
+    assert!(!packs(dir.path()).is_empty(), "installed");
+    no_copy_left_behind(dir.path(), "conf and seal deleted");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).expect("list") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            std::fs::create_dir_all(&target).expect("mkdir");
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
     }
 }
 

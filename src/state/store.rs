@@ -115,9 +115,11 @@ impl SledStore {
     /// Opens the store, checking (with [`Checks::All`]) the seal, the
     /// generation and every record; see the module documentation.
     pub fn open_with(path: &Path, checks: Checks) -> Result<SledStore, StoreError> {
-        ours(path)?;
         let _lock = DirLock::acquire(path)?;
+        // First: an install interrupted midway leaves `DIR` without the
+        // files that [`ours`] looks for, the whole store being elsewhere.
         compact::finish_interrupted_locked(path)?;
+        ours(path)?;
         Self::open_verified(path, checks)
     }
 
