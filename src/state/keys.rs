@@ -94,6 +94,18 @@ pub const FORMAT: &[u8] = b"mformat";
 /// The width of the buckets counted, in seconds (big-endian i64).
 pub const BUCKET_SECS: &[u8] = b"mbucket_secs";
 
+/// The `n`th (from 1) further piece of a checkpoint too large for one
+/// record: [`CHECKPOINT`] + `n` in big-endian, so that the pieces sort
+/// after it in order (see [`super::store`]).
+pub fn checkpoint_piece(n: u32) -> Vec<u8> {
+    [CHECKPOINT, &n.to_be_bytes()].concat()
+}
+
+/// Whether `key` is a further piece of the checkpoint.
+pub fn is_checkpoint_piece(key: &[u8]) -> bool {
+    key.len() == CHECKPOINT.len() + 4 && key.starts_with(CHECKPOINT)
+}
+
 /// Keys of format 0 (before the keyspace had one table); see
 /// [`super::migrate`].
 pub const OLD_CHECKPOINT: &[u8] = b"checkpoint";

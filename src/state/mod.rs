@@ -206,6 +206,8 @@ pub fn format(db: &sled::Db, path: &std::path::Path) -> Result<u32, StoreError> 
 /// - 4 → 5: a discovered name's candidates keep the class of each
 ///   held-back post; the checkpoint is rewritten with the posts held back
 ///   so far as reports (as format 4 counted them).
+/// - 5 → 6: a large checkpoint is written in pieces, which a build of
+///   format 5 would not read; nothing is rewritten.
 pub fn migrate(db: &sled::Db, path: &std::path::Path) -> Result<(), StoreError> {
     let found = format(db, path)?;
     if found == FORMAT {

@@ -18,10 +18,11 @@ use crate::window::{Bucket, DiscoveredNames, SavedNames, SavedNamesFormat4};
 /// ([`super::codec`]); 3: the checkpoint holds the sources' clocks and the
 /// discovered names, a baseline its overlap; 4: closed buckets may be
 /// packed into larger records ([`super::compact`]); 5: a discovered name's
-/// candidates keep the class (report or recovery) of each held-back post.
+/// candidates keep the class (report or recovery) of each held-back post;
+/// 6: a large checkpoint is written in pieces ([`super::keys::checkpoint_piece`]).
 /// A change of key layout, encoding or a stored type's fields bumps it and
 /// adds its step to [`super::migrate`].
-pub const FORMAT: u32 = 5;
+pub const FORMAT: u32 = 6;
 
 /// Where the pipeline stood when the last batch was written: enough to
 /// continue after a restart without losing or double-counting.

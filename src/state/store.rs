@@ -199,6 +199,15 @@ impl SledStore {
                 path: self.dir.clone(),
                 detail,
             };
+            if keys::is_checkpoint_piece(&key) {
+                // Checked with the whole checkpoint, at its first piece.
+                continue;
+            }
+            let value = if key.as_ref() == keys::CHECKPOINT {
+                self.checkpoint_bytes()?.unwrap_or_default().into()
+            } else {
+                value
+            };
             if checksummed(&key) {
                 let body = codec::open(&value)
                     .ok_or_else(|| damaged(format!("record {} fails its checksum", name())))?;
@@ -268,6 +277,10 @@ impl SledStore {
     pub fn salvage(&self) -> (Vec<(sled::IVec, sled::IVec)>, u64) {
         let mut kept = Vec::new();
         let mut lost = 0;
+        let checkpoint_whole = self.checkpoint_bytes().ok().flatten().is_some_and(|bytes| {
+            codec::open(&bytes)
+                .is_some_and(|body| readable(keys::CHECKPOINT, body, self.format).is_ok())
+        });
         for entry in self.every_record() {
             let Ok((mut key, value)) = entry else {
                 lost += 1;
@@ -276,9 +289,16 @@ impl SledStore {
             if self.format == 0 {
                 key = keys::from_format_0(&key).into();
             }
-            let damaged = checksummed(&key)
-                && codec::open(&value)
-                    .is_none_or(|body| readable(&key, body, self.format).is_err());
+            // A format-0 checkpoint is one record under another key.
+            let in_pieces = self.format > 0
+                && (key.as_ref() == keys::CHECKPOINT || keys::is_checkpoint_piece(&key));
+            let damaged = if in_pieces {
+                !checkpoint_whole
+            } else {
+                checksummed(&key)
+                    && codec::open(&value)
+                        .is_none_or(|body| readable(&key, body, self.format).is_err())
+            };
             if damaged {
                 lost += 1;
                 continue;
@@ -492,7 +512,7 @@ impl Store for SledStore {
                 codec::encode("bucket", bucket)?,
             );
         }
-        batch.insert(keys::CHECKPOINT, codec::encode("checkpoint", checkpoint)?);
+        self.put_checkpoint(&mut batch, &codec::encode("checkpoint", checkpoint)?)?;
         // Every record is encoded: from here on only sled can fail. The
         // alerts' sequence numbers are taken and made visible (the batch
         // applied) with no other writer in between.
@@ -540,7 +560,7 @@ impl Store for SledStore {
     }
 
     fn checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
-        match self.db.get(keys::CHECKPOINT)? {
+        match self.checkpoint_bytes()? {
             None => Ok(None),
             Some(bytes) => {
                 codec::decode("checkpoint", self.checked(&bytes, "checkpoint")?).map(Some)
@@ -593,7 +613,66 @@ impl Store for SledStore {
     }
 }
 
+/// The most bytes of the checkpoint in one record. sled keeps a value
+/// larger than a quarter of its 512 KiB segment in a file of its own (a
+/// blob) and, while the store is open, never deleted the superseded ones:
+/// a checkpoint of 0.75 MB written at every bucket left 169 MB of them
+/// after 3 minutes. Pieces stay in sled's log, whose cleaner reclaims them,
+/// and a leaf of sled's tree (up to 16 of them, then it splits) stays
+/// below a blob's size too.
+pub(super) const CHECKPOINT_PIECE: usize = 4 * 1024;
+
 impl SledStore {
+    /// Adds the encoded checkpoint to `batch`: its first
+    /// [`CHECKPOINT_PIECE`] bytes under [`keys::CHECKPOINT`], the rest in
+    /// pieces after it ([`keys::checkpoint_piece`]), pieces the last one
+    /// left beyond these removed, all in the one batch. A piece that holds
+    /// these bytes already is not written again.
+    fn put_checkpoint(&self, batch: &mut sled::Batch, encoded: &[u8]) -> Result<(), StoreError> {
+        let mut pieces = 0u32;
+        for (n, piece) in encoded.chunks(CHECKPOINT_PIECE).enumerate() {
+            let key = match u32::try_from(n) {
+                Ok(0) => keys::CHECKPOINT.to_vec(),
+                Ok(n) => keys::checkpoint_piece(n),
+                Err(_) => {
+                    return Err(StoreError::Unwritable {
+                        what: "checkpoint".into(),
+                        detail: format!("{} bytes is too large", encoded.len()),
+                    });
+                }
+            };
+            pieces = pieces.saturating_add(1);
+            if self.db.get(&key)?.is_none_or(|old| old != piece) {
+                batch.insert(key, piece);
+            }
+        }
+        let beyond = keys::checkpoint_piece(pieces.max(1));
+        let end = keys::checkpoint_piece(u32::MAX);
+        for old in self.db.range(beyond..=end).keys() {
+            batch.remove(old?);
+        }
+        Ok(())
+    }
+
+    /// The encoded checkpoint, its pieces put together (`None`: none
+    /// saved yet). Its checksum covers the whole, so a piece lost or out
+    /// of date fails it.
+    fn checkpoint_bytes(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(first) = self
+            .db
+            .get(keys::CHECKPOINT)
+            .map_err(|e| self.sled_damage(e))?
+        else {
+            return Ok(None);
+        };
+        let mut bytes = first.to_vec();
+        let rest = keys::checkpoint_piece(1)..=keys::checkpoint_piece(u32::MAX);
+        for piece in self.db.range(rest).values() {
+            bytes.extend_from_slice(&piece.map_err(|e| self.sled_damage(e))?);
+        }
+        Ok(Some(bytes))
+    }
+
     /// The buckets of a pack.
     fn pack(&self, key: &[u8], value: &[u8]) -> Result<Vec<Bucket>, StoreError> {
         let what = format!("pack of buckets to {:?}", keys::time_of(key));

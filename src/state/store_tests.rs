@@ -892,3 +892,122 @@ fn a_sink_gone_from_the_configuration_is_renamed_or_retired() {
     );
     assert_eq!(outbox.dead_letters().expect("read").count_for("pager"), 0);
 }
+
+/// A checkpoint of about 0.75 MB (open buckets with their authors), as a
+/// discovered-candidate table makes it, `n` telling each apart.
+fn large_checkpoint(n: i64, buckets: usize) -> Checkpoint {
+    let open = (0..buckets)
+        .map(|i| {
+            let mut b = bucket(i as Micros * 10, 5);
+            if let Some(counts) = b.services.get_mut("discord") {
+                counts.authors = (0..50)
+                    .map(|a| format!("did:plc:author-{i:05}-{a:03}"))
+                    .collect();
+            }
+            b
+        })
+        .collect();
+    Checkpoint {
+        closed_through: Some(n),
+        open,
+        ..Checkpoint::default()
+    }
+}
+
+#[test]
+fn a_large_checkpoint_rewritten_at_every_close_keeps_the_directory_bounded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = SledStore::open(dir.path()).expect("open");
+    let size = codec::encode("checkpoint", &large_checkpoint(0, 200).as_ref())
+        .expect("encode")
+        .len() as u64;
+    for n in 0..100 {
+        let checkpoint = large_checkpoint(n, 200);
+        store
+            .save(&[], &checkpoint.as_ref(), None, NO_ALERTS, &[])
+            .expect("save");
+        if n % 10 == 0 {
+            store.flush().expect("flush");
+        }
+    }
+    store.flush().expect("flush");
+    assert_eq!(
+        store.checkpoint().expect("read"),
+        Some(large_checkpoint(99, 200))
+    );
+    let on_disk = super::super::compact::dir_bytes(dir.path()).expect("measure");
+    eprintln!("checkpoint {size} bytes, directory {on_disk} bytes after 100 writes");
+    // Above sled's blob threshold (128 KiB), as the finding's was.
+    assert!(size > 200_000, "a checkpoint of {size} bytes");
+    // Every copy kept (as sled kept them as blobs): 100 times `size`.
+    assert!(
+        on_disk < 16 * size,
+        "{on_disk} bytes on disk for a checkpoint of {size}"
+    );
+}
+
+#[test]
+fn a_checkpoint_in_pieces_reads_back_whole_as_it_grows_and_shrinks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let mut store = SledStore::open(dir.path()).expect("open");
+        for buckets in [200, 3, 120, 0] {
+            let checkpoint = large_checkpoint(buckets as i64, buckets);
+            store
+                .save(&[], &checkpoint.as_ref(), None, NO_ALERTS, &[])
+                .expect("save");
+            assert_eq!(store.checkpoint().expect("read"), Some(checkpoint));
+        }
+        let checkpoint = large_checkpoint(7, 150);
+        store
+            .save(&[], &checkpoint.as_ref(), None, NO_ALERTS, &[])
+            .expect("save");
+    }
+    let store = SledStore::open(dir.path()).expect("reopen");
+    assert_eq!(
+        store.checkpoint().expect("read"),
+        Some(large_checkpoint(7, 150))
+    );
+    let pieces = store
+        .records()
+        .expect("records")
+        .into_iter()
+        .filter(|(key, _)| keys::is_checkpoint_piece(key))
+        .count();
+    assert!(pieces > 10, "{pieces} pieces");
+    store.inventory().expect("verifies");
+    let (kept, lost) = store.salvage();
+    assert_eq!(lost, 0);
+    assert_eq!(
+        kept.iter()
+            .filter(|(key, _)| keys::is_checkpoint_piece(key))
+            .count(),
+        pieces
+    );
+}
+
+#[test]
+fn a_checkpoint_piece_lost_is_damage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let mut store = SledStore::open(dir.path()).expect("open");
+        let checkpoint = large_checkpoint(1, 100);
+        store
+            .save(&[], &checkpoint.as_ref(), None, NO_ALERTS, &[])
+            .expect("save");
+        store.db.remove(keys::checkpoint_piece(2)).expect("remove");
+        assert!(
+            store.checkpoint().is_err(),
+            "a piece missing fails the checksum"
+        );
+        assert!(store.inventory().is_err());
+        let (kept, lost) = store.salvage();
+        assert!(lost > 0);
+        assert!(
+            !kept
+                .iter()
+                .any(|(key, _)| key.as_ref() == keys::CHECKPOINT || keys::is_checkpoint_piece(key)),
+            "no part of a damaged checkpoint is kept"
+        );
+    }
+}
