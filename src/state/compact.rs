@@ -294,7 +294,7 @@ pub(super) fn finish_interrupted_locked(dir: &Path) -> Result<(), StoreError> {
             step(|| std::fs::create_dir(&replaced))
                 .map_err(|e| io_error(&replaced, "make room for the old store", e))?;
         }
-        for name in store_files(dir)? {
+        for name in store_files(dir, false)? {
             let (from, to) = (dir.join(&name), replaced.join(&name));
             // Left by an earlier install that a crash interrupted: old too.
             if to.is_dir() {
@@ -312,7 +312,7 @@ pub(super) fn finish_interrupted_locked(dir: &Path) -> Result<(), StoreError> {
         sync_dir(dir)?;
     }
     if installing.is_dir() {
-        for name in store_files(&installing)? {
+        for name in store_files(&installing, true)?.into_iter().rev() {
             let from = installing.join(&name);
             step(|| std::fs::rename(&from, dir.join(&name)))
                 .map_err(|e| io_error(&from, "install", e))?;
@@ -332,11 +332,12 @@ pub(super) fn finish_interrupted_locked(dir: &Path) -> Result<(), StoreError> {
 }
 
 /// The names of sled's files (`conf`, `db`, `blobs/`, `snap.*`) and our
-/// seal in `dir`: what a store is made of, and all that installing a copy
-/// replaces. `db` comes first and `conf` and the seal last, so that a
-/// crash between moves never leaves a `db` without them (which an open
-/// would refuse as not ours).
-fn store_files(dir: &Path) -> Result<Vec<std::ffi::OsString>, StoreError> {
+/// seal in `dir` (with `all`, every other name too): what a store is made
+/// of, and all that installing a copy replaces. `db` comes first and
+/// `conf` and the seal last (moved in, the reverse), so that a crash
+/// between moves never leaves a `db` without them (which an open would
+/// refuse as not ours).
+fn store_files(dir: &Path, all: bool) -> Result<Vec<std::ffi::OsString>, StoreError> {
     let entries = std::fs::read_dir(dir).map_err(|e| io_error(dir, "list the directory", e))?;
     let mut names = Vec::new();
     for entry in entries {
@@ -349,6 +350,7 @@ fn store_files(dir: &Path) -> Result<Vec<std::ffi::OsString>, StoreError> {
             other if other.starts_with("snap.") => 1,
             "conf" => 2,
             other if other.starts_with(super::SEAL_FILE) => 3,
+            _ if all => 1,
             _ => continue,
         };
         names.push((rank, name));
