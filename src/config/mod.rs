@@ -14,6 +14,7 @@
 //! [`HealthRule`], `[window]` and `[detector]` their configs).
 
 mod bounds;
+mod services;
 mod sink;
 mod source;
 mod text;

@@ -256,6 +256,11 @@ impl Config {
                     ),
                 ));
             }
+            for (j, name) in sink.services.iter().enumerate() {
+                if let Some(message) = super::services::form_error(name) {
+                    return Err((format!("sinks[{i}].services[{j}]"), message));
+                }
+            }
             // The cap below the first wait was raised to it in silence at
             // run time while `config check` printed the lower value.
             if sink.backoff_max_ms < sink.backoff_min_ms {
