@@ -256,6 +256,12 @@ impl Config {
                     ),
                 ));
             }
+            if sink.secret.as_deref().is_some_and(|s| s.trim().is_empty()) {
+                return Err((
+                    format!("sinks[{i}].secret"),
+                    "is empty: give one, or leave the key out for unsigned requests".into(),
+                ));
+            }
             for (j, name) in sink.services.iter().enumerate() {
                 if let Some(message) = super::services::form_error(name) {
                     return Err((format!("sinks[{i}].services[{j}]"), message));
