@@ -69,6 +69,17 @@ pub fn load(flag: Option<&Path>) -> anyhow::Result<Config> {
     }
 }
 
+/// What [`Config::uncatalogued_sink_services`] finds with `matcher`'s
+/// catalogue; said at every start (a warning, not a refusal: a
+/// discovered service may be filtered on by its name).
+pub fn uncatalogued_sink_services(
+    config: &Config,
+    matcher: &crate::matcher::Matcher,
+) -> Vec<String> {
+    let ids: Vec<&str> = matcher.services().map(|(id, _, _)| id).collect();
+    config.uncatalogued_sink_services(&ids)
+}
+
 pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     let ConfigCommand::Check { config } = args.command;
     let Some((path, how)) = find(config.as_deref())? else {
@@ -96,11 +107,12 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
         crate::http::HttpSettings::new(&parsed.http.listen, token)
             .with_context(|| format!("{}: [http]", path.display()))?;
     }
-    if let Some(dir) = &parsed.patterns {
-        super::load_matcher(Some(dir))
-            .with_context(|| format!("{}: `patterns`", path.display()))?;
-    }
+    let matcher = super::load_matcher(parsed.patterns.as_deref())
+        .with_context(|| format!("{}: `patterns`", path.display()))?;
     eprintln!("{} (found by {how}) is valid", path.display());
+    for warning in uncatalogued_sink_services(&parsed, &matcher) {
+        eprintln!("warning: {warning}");
+    }
     print!("{}", toml::to_string_pretty(&masked(parsed))?);
     let missing = missing.into_inner();
     if !missing.is_empty() {

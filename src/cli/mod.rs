@@ -155,6 +155,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => crate::config::Config::default(),
             };
             let matcher = load_matcher(cli.patterns.as_deref().or(config.patterns.as_deref()))?;
+            for warning in config::uncatalogued_sink_services(&config, &matcher) {
+                tracing::warn!("{warning}");
+            }
             replay::run(args, matcher, config)
         }
         Command::Check(args) => check::run(args, &load_matcher(cli.patterns.as_deref())?),

@@ -41,7 +41,8 @@ pub struct ReplayArgs {
         long,
         value_name = "TIME",
         requires = "jetstream",
-        conflicts_with = "files"
+        conflicts_with = "files",
+        value_parser = |t: &str| super::replay_jetstream::history_time(t, false)
     )]
     since: Option<String>,
     /// With `--jetstream`: stop at the first event at or after this time
@@ -50,7 +51,8 @@ pub struct ReplayArgs {
         long,
         value_name = "TIME",
         requires = "jetstream",
-        conflicts_with = "files"
+        conflicts_with = "files",
+        value_parser = |t: &str| super::replay_jetstream::history_time(t, true)
     )]
     until: Option<String>,
     /// With `--jetstream`: also write the frames read (text, decompressed)

@@ -81,6 +81,37 @@ pub fn parse_time(text: &str, now: Micros) -> anyhow::Result<Micros> {
         .ok_or_else(|| anyhow::anyhow!("{text:?} is not a time from 1970 to 9999"))
 }
 
+/// How far past now `--since` may be: clocks differ a little.
+const FUTURE_SLACK: Micros = 60_000_000;
+
+/// A `--since` (`until` false) or `--until` a history read can ask for:
+/// [`parse_time`], and not before the earliest time cursor Jetstream
+/// reads as a time (2001-09-09; an earlier cursor was dropped and the live
+/// tail read in silence: seconds taken for microseconds, `24` without its
+/// `h`), nor, for `--since`, in the future (nothing to read). For clap:
+/// a bad value is a usage error.
+pub fn history_time(text: &str, until: bool) -> Result<String, String> {
+    let now = wall_now();
+    let time = parse_time(text, now).map_err(|e| e.to_string())?;
+    let read_as = || {
+        let date = chrono::DateTime::from_timestamp_micros(time)
+            .map_or_else(|| "?".to_owned(), |t| t.to_rfc3339());
+        format!("{text:?} reads as {date} ({time} µs since the epoch)")
+    };
+    let forms = "give 24h or 90m (that long ago), an RFC 3339 time \
+                 (2026-07-04T14:00:00Z) or microseconds since the epoch (16 digits)";
+    if time < crate::source::jetstream::protocol::TIME_CURSOR_MIN {
+        return Err(format!(
+            "{}, before 2001-09-09, the earliest time Jetstream reads as one: {forms}",
+            read_as()
+        ));
+    }
+    if !until && time > now + FUTURE_SLACK {
+        return Err(format!("{}, in the future: {forms}", read_as()));
+    }
+    Ok(text.to_owned())
+}
+
 /// Reads the history into the pipeline; `emit` gets the alerts as they come.
 pub fn read(
     runtime: &tokio::runtime::Runtime,
@@ -295,6 +326,21 @@ mod tests {
         );
         let err = parse_time("yesterday-ish", now).expect_err("rejected");
         assert!(err.to_string().contains("neither a duration"), "{err}");
+        // Seconds for microseconds, a forgotten unit, the future.
+        for (bad, says) in [
+            ("1700000000", "before 2001-09-09"),
+            ("24", "before 2001-09-09"),
+            ("2100-01-01T00:00:00Z", "in the future"),
+        ] {
+            let err = history_time(bad, false).expect_err(bad);
+            assert!(
+                err.contains(says) && err.contains("reads as"),
+                "{bad}: {err}"
+            );
+        }
+        assert!(history_time("2100-01-01T00:00:00Z", true).is_ok());
+        assert!(history_time("1700000000000000", false).is_ok());
+        assert!(history_time("24h", false).is_ok());
         for out_of_range in [
             "100000y",
             "-5",

@@ -69,6 +69,9 @@ pub fn run(args: RunArgs, patterns: Option<&std::path::Path>) -> anyhow::Result<
     args.sinks.apply(&mut config);
     let state_dir = resolve_state_dir(args.state_dir, &config)?;
     let matcher = super::load_matcher(patterns.or(config.patterns.as_deref()))?;
+    for warning in super::config::uncatalogued_sink_services(&config, &matcher) {
+        tracing::warn!("{warning}");
+    }
     tracing::info!(
         state_dir = %state_dir.display(),
         sources = config.sources.len(),

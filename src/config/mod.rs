@@ -14,6 +14,7 @@
 //! [`HealthRule`], `[window]` and `[detector]` their configs).
 
 mod bounds;
+mod services;
 mod sink;
 mod source;
 mod text;
@@ -244,12 +245,20 @@ impl Config {
             })?;
             Ok(())
         };
+        let expand_secret = |key: String, value: &mut String| -> Result<(), ConfigError> {
+            *value = text::expand_secret(value, lookup).map_err(|message| ConfigError::Value {
+                path: path.to_path_buf(),
+                key,
+                message,
+            })?;
+            Ok(())
+        };
         for (i, source) in self.sources.iter_mut().enumerate() {
             for (j, url) in source.urls.iter_mut().enumerate() {
                 expand(format!("sources[{i}].urls[{j}]"), url)?;
             }
             if let Some(token) = source.token.as_mut() {
-                expand(format!("sources[{i}].token"), token)?;
+                expand_secret(format!("sources[{i}].token"), token)?;
             }
         }
         let webhook_names: Vec<String> = self
@@ -269,20 +278,20 @@ impl Config {
             }
             expand(format!("sinks[{i}].url"), &mut sink.url)?;
             if let Some(secret) = sink.secret.as_mut() {
-                expand(format!("sinks[{i}].secret"), secret)?;
+                expand_secret(format!("sinks[{i}].secret"), secret)?;
             }
             for (name, value) in sink.headers.iter_mut() {
-                expand(format!("sinks[{i}].headers.{name}"), value)?;
+                expand_secret(format!("sinks[{i}].headers.{name}"), value)?;
             }
             if let Some(key) = sink.routing_key.as_mut() {
-                expand(format!("sinks[{i}].routing_key"), key)?;
+                expand_secret(format!("sinks[{i}].routing_key"), key)?;
             }
             if let Some(key) = sink.api_key.as_mut() {
-                expand(format!("sinks[{i}].api_key"), key)?;
+                expand_secret(format!("sinks[{i}].api_key"), key)?;
             }
         }
         if let Some(token) = self.http.token.as_mut() {
-            expand("http.token".into(), token)?;
+            expand_secret("http.token".into(), token)?;
         }
         // `[alerts] webhooks` are plain JSON sinks.
         let webhooks = std::mem::take(&mut self.alerts.webhooks);
@@ -304,10 +313,39 @@ impl Config {
             key,
             message,
         };
+        self.check_paths().map_err(bad)?;
         self.check_sources(&unset).map_err(bad)?;
         self.check_sinks(&unset).map_err(bad)?;
         self.check_shared().map_err(bad)?;
         self.check_numbers().map_err(bad)
+    }
+}
+
+impl Config {
+    /// `${VAR}` is expanded in URLs and secrets only: in a path it was
+    /// taken literally (`state_dir = "${HOME}/x"` made a folder named
+    /// `${HOME}`), so it is refused.
+    fn check_paths(&self) -> Result<(), (String, String)> {
+        let paths = [
+            ("state_dir", &self.state_dir),
+            ("patterns", &self.patterns),
+            ("alerts.file", &self.alerts.file),
+        ];
+        for (key, path) in paths {
+            if let Some(path) = path
+                && path.to_string_lossy().contains("${")
+            {
+                return Err((
+                    key.to_owned(),
+                    format!(
+                        "{} holds `${{`: `${{VAR}}` is expanded only in URLs, secrets, keys, \
+                         tokens and header values; write the path out",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -256,6 +256,17 @@ impl Config {
                     ),
                 ));
             }
+            if sink.secret.as_deref().is_some_and(|s| s.trim().is_empty()) {
+                return Err((
+                    format!("sinks[{i}].secret"),
+                    "is empty: give one, or leave the key out for unsigned requests".into(),
+                ));
+            }
+            for (j, name) in sink.services.iter().enumerate() {
+                if let Some(message) = super::services::form_error(name) {
+                    return Err((format!("sinks[{i}].services[{j}]"), message));
+                }
+            }
             // The cap below the first wait was raised to it in silence at
             // run time while `config check` printed the lower value.
             if sink.backoff_max_ms < sink.backoff_min_ms {

@@ -386,3 +386,56 @@ fn a_webhook_is_named_by_its_url_as_written() {
     let formerly: Vec<Option<&str>> = config.sinks.iter().map(|s| s.formerly.as_deref()).collect();
     assert_eq!(formerly, [Some("webhook-1"), Some("webhook-2")]);
 }
+
+/// A secret, header or token that `${VAR}` made empty is refused naming
+/// the variable (an empty secret sent unsigned requests); so is a
+/// literally empty secret.
+#[test]
+fn a_secret_from_an_empty_variable_is_refused_naming_it() {
+    let lookup = |name: &str| (name != "UNSET").then(String::new);
+    let cases = [
+        (
+            "secret = \"${SIGNING}\"",
+            "sinks[0].secret",
+            "SIGNING is set but empty",
+        ),
+        (
+            "headers = { Authorization = \"${AUTH}\" }",
+            "sinks[0].headers.Authorization",
+            "AUTH is set but empty",
+        ),
+        ("secret = \"\"", "sinks[0].secret", "leave the key out"),
+    ];
+    for (line, key, says) in cases {
+        let text = format!("[[sinks]]\nname = \"a\"\nurl = \"https://example.com/\"\n{line}\n");
+        let error = Config::parse_with(Path::new("ow.toml"), &text, &lookup, false)
+            .expect_err(line)
+            .to_string();
+        assert!(
+            error.contains(key) && error.contains(says),
+            "{line}: {error}"
+        );
+    }
+    let text = "[http]\ntoken = \"${TOKEN}\"\n";
+    let error = Config::parse_with(Path::new("ow.toml"), text, &lookup, false)
+        .expect_err("empty token")
+        .to_string();
+    assert!(error.contains("TOKEN is set but empty"), "{error}");
+}
+
+/// A path holding `${VAR}` is refused: it was taken literally.
+#[test]
+fn a_path_with_a_variable_is_refused() {
+    for (text, key) in [
+        ("state_dir = \"${HOME}/x\"\n", "state_dir"),
+        ("patterns = \"${P}\"\n", "patterns"),
+        ("[alerts]\nfile = \"${LOGS}/a.jsonl\"\n", "alerts.file"),
+    ] {
+        let error = parse(text).expect_err(text).to_string();
+        assert!(
+            error.contains(key) && error.contains("expanded only in URLs"),
+            "{text}: {error}"
+        );
+    }
+    parse("state_dir = \"/var/lib/$x\"\n").expect("a lone $ is a path's own");
+}

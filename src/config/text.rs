@@ -109,3 +109,25 @@ pub(super) fn expand(
     out.push_str(rest);
     Ok(out)
 }
+
+/// [`expand`] for a secret, token or header value: one that `${VAR}`s
+/// made empty is refused, naming them. Filtered away as "no secret", an
+/// empty `secret` sent unsigned requests without a word.
+pub(super) fn expand_secret(
+    value: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    let expanded = expand(value, lookup)?;
+    if expanded.trim().is_empty() && value.contains("${") {
+        let names: Vec<&str> = value
+            .split("${")
+            .skip(1)
+            .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+            .collect();
+        return Err(format!(
+            "is empty: environment variable {} is set but empty",
+            names.join(", ")
+        ));
+    }
+    Ok(expanded)
+}

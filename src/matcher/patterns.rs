@@ -57,6 +57,10 @@ pub enum PatternError {
         "{dir}: no `{LANG_DIR}/*.toml` files: without a language's phrases no post can be a report (copy `{LANG_DIR}/` from the built-in patterns)"
     )]
     NoLanguages { dir: PathBuf },
+    #[error(
+        "{dir}: no `{SERVICES_FILE}`: without the catalogue no catalogued service can be reported (copy `{SERVICES_FILE}` from the built-in patterns)"
+    )]
+    NoServices { dir: PathBuf },
 }
 
 /// Everything the matcher is built from.
@@ -210,6 +214,13 @@ impl Catalogue {
     pub fn from_dir(dir: &Path) -> Result<Catalogue, PatternError> {
         let mut files = Vec::new();
         let services = dir.join(SERVICES_FILE);
+        // Missing, no service could ever be named: refused like a
+        // missing `lang/`, not run with discovered names only.
+        if !services.exists() && dir.join(LANG_DIR).is_dir() {
+            return Err(PatternError::NoServices {
+                dir: dir.to_path_buf(),
+            });
+        }
         if services.exists() {
             files.push(read(&services)?);
         }
@@ -351,6 +362,21 @@ mod tests {
         .expect("copy");
         let catalogue = Catalogue::from_dir(dir.path()).expect("loads");
         assert_eq!(catalogue.languages.len(), 1);
+    }
+
+    #[test]
+    fn a_folder_without_services_is_refused_by_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let patterns = Path::new(env!("CARGO_MANIFEST_DIR")).join("patterns");
+        std::fs::create_dir(dir.path().join(LANG_DIR)).expect("mkdir");
+        std::fs::copy(
+            patterns.join(LANG_DIR).join("en.toml"),
+            dir.path().join(LANG_DIR).join("en.toml"),
+        )
+        .expect("copy");
+        let error = Catalogue::from_dir(dir.path()).expect_err("no services");
+        assert!(matches!(error, PatternError::NoServices { .. }), "{error}");
+        assert!(error.to_string().contains("no `services.toml`"), "{error}");
     }
 
     #[test]

@@ -82,8 +82,9 @@ impl Default for JetstreamOptions {
     }
 }
 
-/// Values at or above this are time cursors on v2 (`protocols.md` §1b).
-const TIME_CURSOR_MIN: i64 = 1_000_000_000_000_000;
+/// Values at or above this (2001-09-09) are time cursors on v2
+/// (`protocols.md` §1b); `replay --since` refuses an earlier time.
+pub(crate) const TIME_CURSOR_MIN: i64 = 1_000_000_000_000_000;
 
 /// How far past a v1 time cursor the first event may be before the
 /// stream is taken to have been clamped: the posts of the whole network

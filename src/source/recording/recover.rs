@@ -130,7 +130,18 @@ pub enum TailError {
          recording leaves, so nothing is cut (check the path: a recording is JSON lines)"
     )]
     NotTorn { bytes: u64, why: &'static str },
+    #[error(
+        "it does not look like a recording ({why}); not appending (a recording is JSON lines: \
+         check the path, or record to a new file)"
+    )]
+    NotRecording { why: String },
 }
+
+/// Complete lines read back from the end of a plain file to tell a
+/// recording from another file (a config, a binary) given by mistake:
+/// cutting that one's "torn tail" destroyed its last line. At least the
+/// last whole line is read, however long (up to [`TORN_LINE_MAX`]).
+const LOOK_BACK: u64 = 64 * 1024;
 
 /// The longest torn line a killed plain recording can end in: a frame is
 /// at most the websocket's hard limit (16 MiB), its clock line far less.
@@ -162,6 +173,7 @@ pub(super) fn check_with<F: Read + Seek>(
             if bytes > 0 && (kept == 0 || bytes > TORN_LINE_MAX) {
                 return Err(TailError::NotTorn { bytes, why });
             }
+            looks_like_plain_recording(file, kept, len)?;
             // Back from `margin` before the end to the start of its line.
             let recent = match kept.checked_sub(margin) {
                 Some(at) if at > 0 => last_line_end(file, at).map_err(TailError::Read)?,
@@ -173,11 +185,21 @@ pub(super) fn check_with<F: Read + Seek>(
             file.seek(SeekFrom::Start(0)).map_err(TailError::Read)?;
             let reader = BufReader::with_capacity(READ_BUFFER, &mut *file);
             let mut recent = RecentStarts::new(margin);
+            let mut head = Head::default();
             let kept = if format == Format::Gzip {
-                complete_members(reader, &mut recent)?
+                complete_members(reader, &mut recent, &mut head)?
             } else {
-                complete_frames(reader, &mut recent)?
+                complete_frames(reader, &mut recent, &mut head)?
             };
+            if let Some(first) = head.first
+                && !starts_a_line(first)
+            {
+                return Err(TailError::NotRecording {
+                    why: format!(
+                        "its text starts with byte 0x{first:02x}, not a JSON frame's `{{` or `[`"
+                    ),
+                });
+            }
             (kept, recent.first())
         }
     };
@@ -189,6 +211,97 @@ pub(super) fn check_with<F: Read + Seek>(
 }
 
 const READ_BUFFER: usize = 64 * 1024;
+
+/// Whether a recording's line may start with `byte`: a frame or clock
+/// line is a JSON object or array, and a blank frame is an empty line.
+fn starts_a_line(byte: u8) -> bool {
+    matches!(byte, b'{' | b'[' | b'\n')
+}
+
+/// Refuses a plain file whose end is not a recording's: the complete
+/// lines in its last [`LOOK_BACK`] bytes must be UTF-8 with at least one
+/// JSON object or array (a frame or a clock line; a recorded frame may be
+/// malformed, so not every one need be), and a torn tail must start like a
+/// line of one. An empty file is a new recording.
+fn looks_like_plain_recording<F: Read + Seek>(
+    file: &mut F,
+    kept: u64,
+    len: u64,
+) -> Result<(), TailError> {
+    let refuse = |why: String| Err(TailError::NotRecording { why });
+    if len > kept {
+        let mut first = [0u8; 1];
+        file.seek(SeekFrom::Start(kept)).map_err(TailError::Read)?;
+        file.read_exact(&mut first).map_err(TailError::Read)?;
+        if !starts_a_line(first[0]) {
+            return refuse(format!(
+                "its last {} bytes, without a line end, do not start with a JSON frame's `{{` or `[`",
+                len - kept
+            ));
+        }
+    }
+    if kept == 0 {
+        return Ok(());
+    }
+    // The start of the last whole line, then back to a line start at
+    // least LOOK_BACK before the end.
+    let last = last_line_end(file, kept - 1).map_err(TailError::Read)?;
+    if kept - last > TORN_LINE_MAX {
+        return refuse(format!(
+            "its last line is {} bytes, longer than any recorded frame",
+            kept - last
+        ));
+    }
+    let from = match kept.checked_sub(LOOK_BACK) {
+        Some(at) if at > 0 && at < last => last_line_end(file, at).map_err(TailError::Read)?,
+        Some(_) => last,
+        None => 0,
+    };
+    let mut text = vec![0u8; (kept - from) as usize];
+    file.seek(SeekFrom::Start(from)).map_err(TailError::Read)?;
+    file.read_exact(&mut text).map_err(TailError::Read)?;
+    if let Err(e) = std::str::from_utf8(&text) {
+        return refuse(format!(
+            "byte {} is not UTF-8 text",
+            from + e.valid_up_to() as u64
+        ));
+    }
+    let json = text.split(|&b| b == b'\n').any(|line| {
+        line.first().is_some_and(|&b| b == b'{' || b == b'[')
+            && serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok()
+    });
+    if !json {
+        return refuse(format!(
+            "none of its lines from byte {from} on is a JSON frame or clock line"
+        ));
+    }
+    Ok(())
+}
+
+/// The first byte of text a compressed recording holds, noted on the way.
+#[derive(Default)]
+struct Head {
+    first: Option<u8>,
+}
+
+impl Head {
+    fn saw(&mut self, text: &[u8]) {
+        if self.first.is_none() {
+            self.first = text.first().copied();
+        }
+    }
+}
+
+impl io::Write for Head {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.saw(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
 
 /// Just after the last `\n` of the first `len` bytes (0 without one),
 /// reading back from the end a block at a time.
@@ -251,7 +364,11 @@ impl<R: BufRead> Read for Counting<R> {
 
 /// The end of the last complete gzip member: each is decoded alone and is
 /// complete when its trailer's CRC-32 and length match what it decoded.
-fn complete_members<R: BufRead>(reader: R, recent: &mut RecentStarts) -> Result<u64, TailError> {
+fn complete_members<R: BufRead>(
+    reader: R,
+    recent: &mut RecentStarts,
+    head: &mut Head,
+) -> Result<u64, TailError> {
     let mut input = Counting {
         inner: reader,
         consumed: 0,
@@ -276,10 +393,7 @@ fn complete_members<R: BufRead>(reader: R, recent: &mut RecentStarts) -> Result<
             Ok(_) => {}
             Err(_) => return Err(read_error(input.failed.take())),
         }
-        let decoded = io::copy(
-            &mut flate2::bufread::GzDecoder::new(&mut input),
-            &mut io::sink(),
-        );
+        let decoded = io::copy(&mut flate2::bufread::GzDecoder::new(&mut input), &mut *head);
         match decoded {
             Ok(bytes) => text += bytes,
             Err(_) if input.failed.is_some() => return Err(read_error(input.failed.take())),
@@ -302,7 +416,11 @@ fn read_error(failed: Option<io::Error>) -> TailError {
 /// The end of the last complete zstd frame (skippable frames included):
 /// the frames are decoded, output discarded, and one is complete when the
 /// decoder says so (its checksum checked when it has one).
-fn complete_frames<R: BufRead>(mut reader: R, recent: &mut RecentStarts) -> Result<u64, TailError> {
+fn complete_frames<R: BufRead>(
+    mut reader: R,
+    recent: &mut RecentStarts,
+    head: &mut Head,
+) -> Result<u64, TailError> {
     let mut dctx = DCtx::create();
     let damaged = |offset, code| TailError::Damaged {
         offset,
@@ -329,6 +447,7 @@ fn complete_frames<R: BufRead>(mut reader: R, recent: &mut RecentStarts) -> Resu
                 .map_err(|code| damaged(frame_start, code))?;
             let filled = output.pos() == output.capacity();
             text += output.pos() as u64;
+            head.saw(output.as_slice());
             if hint == 0 {
                 frame_start = base + input.pos() as u64;
                 recent.unit_starts(frame_start, text);
@@ -437,8 +556,10 @@ mod tests {
         assert_eq!(tail(b"", Format::Gzip).expect("empty").kept, 0);
         assert_eq!(tail(b"", Format::Zstd).expect("empty").kept, 0);
         assert_eq!(
-            tail(b"a\nno line end", Format::Plain).expect("plain").cut,
-            11
+            tail(b"{}\n{\"no line end", Format::Plain)
+                .expect("plain")
+                .cut,
+            13
         );
     }
 
@@ -451,13 +572,59 @@ mod tests {
             tail(b"my notes, no line end", Format::Plain),
             Err(TailError::NotTorn { bytes: 21, .. })
         ));
-        let mut long = b"{\"a\":1}\n".to_vec();
+        let mut long = b"{\"a\":1}\n{".to_vec();
         long.resize(long.len() + TORN_LINE_MAX as usize + 1, b'x');
         assert!(matches!(
             tail(&long, Format::Plain),
             Err(TailError::NotTorn { .. })
         ));
-        long.truncate(long.len() - 1);
+        long.truncate(long.len() - 2);
         assert_eq!(tail(&long, Format::Plain).expect("torn").cut, TORN_LINE_MAX);
+    }
+
+    /// A file that is not a recording is neither cut nor appended to,
+    /// torn tail or not: a config's last line, a binary's tail, a text
+    /// file; a recording whose last frame is malformed still is one.
+    #[test]
+    fn a_file_that_is_no_recording_is_refused_whole() {
+        let refused: [(&[u8], Format); 8] = [
+            (
+                b"[window]\nbucket_secs = 10\n# my last line without newline",
+                Format::Plain,
+            ),
+            (b"[window]\nbucket_secs = 10\n", Format::Plain),
+            (b"# notes\n{\"a\":1} is not a line of JSON\n", Format::Plain),
+            (
+                b"\x7fELF\x02\x01\x01\n{}\n\xff\xfe\x00\n\x00\x01",
+                Format::Plain,
+            ),
+            (b"{\"a\":1}\n\x7fELF\x02", Format::Plain),
+            (b"{\"a\":1}\nnot json\n\xc3\x28\n", Format::Plain),
+            (&gzip(&[b"#!/bin/sh\necho hi\n"]), Format::Gzip),
+            (&zstd(&[b"PK\x03\x04 zip"]), Format::Zstd),
+        ];
+        for (bytes, format) in refused {
+            match tail(bytes, format) {
+                Err(TailError::NotRecording { .. }) => {}
+                other => panic!("{:?}: {other:?}", String::from_utf8_lossy(bytes)),
+            }
+        }
+        let kept: [(&[u8], Format); 6] = [
+            (b"", Format::Plain),
+            (
+                b"{\"kind\":\"#clock\"}\nnot json, a frame as sent\n",
+                Format::Plain,
+            ),
+            (
+                b"[\"EVENT\",\"s\",{}]\n\n{\"kind\":\"commit\"",
+                Format::Plain,
+            ),
+            (b"{\"a\":\"caf\xc3\xa9\"}\n{\"b\":\"caf\xc3", Format::Plain),
+            (&gzip(&[b"{\"a\":1}\n"]), Format::Gzip),
+            (&zstd(&[b"\n[1]\n"]), Format::Zstd),
+        ];
+        for (bytes, format) in kept {
+            tail(bytes, format).expect("a recording");
+        }
     }
 }
