@@ -13,6 +13,7 @@
 //! input closes the same buckets, whatever the machine's speed.
 
 mod bucket;
+mod budget;
 mod config;
 mod discovered;
 
