@@ -96,7 +96,8 @@ pub struct HeldBack {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Candidate {
     since: Micros,
-    /// Distinct authors and their posts, at most `min_authors` of them.
+    /// Distinct authors and their posts: at most `min_authors` with budget
+    /// left, and fewer than `min_authors` who spent it after joining.
     authors: Vec<HeldBack>,
 }
 
