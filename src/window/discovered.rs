@@ -97,7 +97,8 @@ pub struct HeldBack {
 struct Candidate {
     since: Micros,
     /// Distinct authors and their posts: at most `min_authors` with budget
-    /// left, and fewer than `min_authors` who spent it after joining.
+    /// left, and fewer than `min_authors` who spent it since the last
+    /// author joined (a joining author drops them).
     authors: Vec<HeldBack>,
 }
 
@@ -298,6 +299,10 @@ impl DiscoveredNames {
         let held = match candidate.authors.iter().position(|h| h.author == author) {
             Some(at) => &mut candidate.authors[at],
             None => {
+                // Authors who spent their budget since joining make room:
+                // the list stays below twice `min_authors`.
+                let budgets = &self.budgets;
+                candidate.authors.retain(|h| budgets.allows(&h.author, now));
                 candidate.authors.push(HeldBack {
                     author: author.to_owned(),
                     reports: 0,
@@ -312,8 +317,8 @@ impl DiscoveredNames {
         } else {
             held.reports += 1;
         }
-        // An author who spent their budget since joining stays held back
-        // but no longer counts toward the name.
+        // An author who spent their budget since joining no longer counts
+        // toward the name.
         let budgets = &self.budgets;
         let able = candidate
             .authors
@@ -605,8 +610,8 @@ mod tests {
         );
         assert_eq!(
             names.admit("wait", "d", Class::Report, true, 3),
-            Admission::Admitted(vec![held("a", 1, 0), held("b", 1, 0), held("c", 1, 0)]),
-            "a's held-back post joins all the same"
+            Admission::Admitted(vec![held("b", 1, 0), held("c", 1, 0)]),
+            "a was dropped when c joined"
         );
     }
 
