@@ -98,6 +98,13 @@ pub struct DetectorConfig {
     /// rise.
     #[serde(skip)]
     pub drops: bool,
+    /// Discovered services the detector keeps state for at once: the
+    /// window's `max_discovered` (the pipeline sets it; not read from the
+    /// `[detector]` table). Without it every name the window admitted kept
+    /// its state for an hour, tracked or not: 33 333 of them from three
+    /// accounts.
+    #[serde(skip)]
+    pub max_discovered: usize,
 }
 
 impl Default for DetectorConfig {
@@ -132,6 +139,7 @@ impl Default for DetectorConfig {
             samples: 5,
             max_authors_per_text: 3,
             drops: false,
+            max_discovered: crate::window::WindowConfig::default().max_discovered,
         }
     }
 }

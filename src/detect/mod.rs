@@ -353,7 +353,8 @@ impl Detector {
     /// reports, no cooldown, and (for catalogued services) no report for
     /// four weeks, or (for discovered ones, created when their first
     /// admitted bucket arrives) for an hour: a quiet made-up name must not
-    /// cost a detector run per bucket for long.
+    /// cost a detector run per bucket for long. Then bounds the discovered
+    /// ones ([`Detector::bound_discovered`]).
     fn forget_quiet(&mut self, now: Micros) {
         let mut forgotten = Vec::new();
         self.state.services.retain(|id, s| {
@@ -368,6 +369,7 @@ impl Detector {
             }
             keep
         });
+        forgotten.extend(self.bound_discovered(now));
         for id in forgotten {
             // Its last explanation goes too: kept, every made-up name the
             // detector ever admitted stayed in memory for good.
@@ -375,6 +377,41 @@ impl Detector {
             self.baselines.remove(&id);
             self.changed.insert(id);
         }
+    }
+
+    /// Keeps at most `max_discovered` discovered services, as the window
+    /// tracks at most that many at once: past it, those without an open
+    /// incident go, outside a cooldown first, then the longest unreported
+    /// (ties by name). One with an open incident stays until it resolves,
+    /// so no alert is left firing for ever. Returns the ids dropped.
+    fn bound_discovered(&mut self, now: Micros) -> Vec<String> {
+        let total = self
+            .state
+            .services
+            .values()
+            .filter(|s| s.discovered)
+            .count();
+        let excess = total.saturating_sub(self.config.max_discovered);
+        if excess == 0 {
+            return Vec::new();
+        }
+        let mut droppable: Vec<(bool, Micros, &String)> = self
+            .state
+            .services
+            .iter()
+            .filter(|(_, s)| s.discovered && s.incident.is_none())
+            .map(|(id, s)| (s.cooldown_until.is_some_and(|t| t > now), s.last_report, id))
+            .collect();
+        droppable.sort_unstable();
+        let dropped: Vec<String> = droppable
+            .into_iter()
+            .take(excess)
+            .map(|(_, _, id)| id.clone())
+            .collect();
+        for id in &dropped {
+            self.state.services.remove(id);
+        }
+        dropped
     }
 }
 

@@ -1061,3 +1061,75 @@ fn a_long_learning_delay_keeps_the_level_from_before_the_incident() {
         during.basis,
     );
 }
+
+/// Bucket `i` with, besides "svc", one discovered name per entry of
+/// `names`, each with `authors` new authors.
+fn with_discovered(i: i64, names: &[String], authors: u64) -> Bucket {
+    let mut b = bucket(i, 0, 1);
+    for name in names {
+        b.services.insert(
+            name.clone(),
+            ServiceCounts {
+                reports: authors,
+                authors: (0..authors)
+                    .map(|a| format!("did:{name}:{i}:{a}"))
+                    .collect(),
+                discovered: true,
+                ..ServiceCounts::default()
+            },
+        );
+    }
+    b
+}
+
+/// The detector holds no more discovered names than the window tracks:
+/// each name the window admitted (and later let go) kept its state and
+/// baseline for an hour, 33 333 of them from three accounts.
+#[test]
+fn discovered_services_are_bounded_by_the_windows_cap() {
+    let config = DetectorConfig {
+        max_discovered: 3,
+        ..DetectorConfig::default()
+    };
+    let mut detector = Detector::new(config);
+    for i in 0..200 {
+        detector.on_bucket(&with_discovered(i, &[format!("junk{i}")], 3));
+        assert!(detector.service_count() <= 3, "bucket {i}");
+    }
+    // The most recently reported stay; the forgotten leave no baseline.
+    let kept: Vec<&String> = detector.state.services.keys().collect();
+    assert_eq!(kept, ["junk197", "junk198", "junk199"]);
+    assert!(detector.baselines.keys().all(|id| kept.contains(&id)));
+    assert!(detector.explain("junk0").is_none());
+}
+
+/// A discovered name with an open incident is not dropped to make room:
+/// its alert resolves as any other's.
+#[test]
+fn a_discovered_incident_outlives_the_cap() {
+    let config = DetectorConfig {
+        max_discovered: 2,
+        ..DetectorConfig::default()
+    };
+    let mut detector = Detector::new(config);
+    let outage = ["outage".to_owned()];
+    let mut kinds = Vec::new();
+    for i in 0..12 {
+        for t in detector.on_bucket(&with_discovered(i, &outage, 30)) {
+            if t.kind != Updated {
+                kinds.push(t.kind);
+            }
+        }
+    }
+    assert_eq!(kinds, [Firing], "the outage fires");
+    for i in 12..200 {
+        let names = [format!("junk{i}a"), format!("junk{i}b")];
+        for t in detector.on_bucket(&with_discovered(i, &names, 3)) {
+            if t.incident.service == "outage" && t.kind != Updated {
+                kinds.push(t.kind);
+            }
+        }
+    }
+    assert_eq!(kinds, [Firing, Resolved], "and resolves amid junk");
+    assert!(detector.service_count() <= 3);
+}

@@ -176,8 +176,12 @@ impl<S: Store> Pipeline<S> {
             None => store.set_bucket_secs(config.window.bucket_secs)?,
         }
         let checkpoint = store.checkpoint()?.unwrap_or_default();
+        // The detector holds as many discovered names as the window tracks.
         let detector = Detector::restore(
-            config.detector.clone(),
+            DetectorConfig {
+                max_discovered: config.window.max_discovered,
+                ..config.detector.clone()
+            },
             checkpoint.detector,
             store.baselines()?,
         );

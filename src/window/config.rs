@@ -126,6 +126,7 @@ impl WindowConfig {
             min_authors: self.discovered_min_authors,
             admit_us: self.discovered_admit_secs.saturating_mul(MICROS_PER_SEC),
             ttl_us: self.discovered_ttl_secs.saturating_mul(MICROS_PER_SEC),
+            admissions_per_author: super::budget::ADMISSIONS_PER_AUTHOR,
         }
     }
 }

@@ -15,8 +15,15 @@
 //! - **a global cap with eviction by score**: at most `capacity` names are
 //!   tracked. Each has a score, its distinct reporting authors per bucket,
 //!   halving every `ttl` of quiet. A newcomer takes the place of the
-//!   lowest-scored name if it scores higher, else it is turned away
-//!   (counted).
+//!   lowest-scored name if it scores at least [`EVICT_MARGIN`] times as
+//!   much, else it is turned away (counted). Without the margin a newcomer
+//!   scoring `min_authors` beat any name admitted the same way a
+//!   microsecond earlier (its score had already decayed below), so the cap
+//!   bounded the table but not the admissions: junk tags streamed through
+//!   it, each into the detector for an hour.
+//! - **a budget per author** ([`super::budget`]): an author counts toward
+//!   admitting a few names an hour, so a few accounts cannot admit names
+//!   at will.
 //!
 //! 100 000 junk tags, each from one author, therefore never reach the
 //! windows, the detector or the store, whether they come in ten minutes or
@@ -34,8 +41,14 @@ use std::num::NonZeroUsize;
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
 
+use super::budget::AuthorBudgets;
 use crate::Micros;
 use crate::matcher::Class;
+
+/// How many times a tracked name's (decayed) score a newcomer must score
+/// to take its place: a name admitted as the newcomer was gives way after
+/// one `ttl` of quiet, not a microsecond after its admission.
+pub const EVICT_MARGIN: f64 = 2.0;
 
 /// The bounds (see [`crate::window::WindowConfig`]).
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +58,8 @@ pub struct Bounds {
     pub min_authors: usize,
     pub admit_us: Micros,
     pub ttl_us: Micros,
+    /// Names one author may help admit per hour ([`super::budget`]).
+    pub admissions_per_author: usize,
 }
 
 /// What to do with one report of a discovered service.
@@ -57,7 +72,8 @@ pub enum Admission {
     Admitted(Vec<HeldBack>),
     /// Not (yet) tracked: held back.
     Pending,
-    /// Admitted by its authors, but every tracked name scores higher.
+    /// Admitted by its authors, but no tracked name would give way; or
+    /// its author has helped admit their share of names lately.
     Rejected,
 }
 
@@ -80,7 +96,9 @@ pub struct HeldBack {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Candidate {
     since: Micros,
-    /// Distinct authors and their posts, at most `min_authors` of them.
+    /// Distinct authors and their posts: at most `min_authors` with budget
+    /// left, and fewer than `min_authors` who spent it since the last
+    /// author joined (a joining author drops them).
     authors: Vec<HeldBack>,
 }
 
@@ -135,6 +153,7 @@ pub struct DiscoveredNames {
     bounds: Bounds,
     tracked: HashMap<String, Tracked>,
     candidates: LruCache<String, Candidate>,
+    budgets: AuthorBudgets,
     rejected: u64,
     pending: u64,
     evicted: u64,
@@ -148,6 +167,7 @@ impl DiscoveredNames {
             bounds,
             tracked: HashMap::new(),
             candidates: LruCache::new(candidates),
+            budgets: AuthorBudgets::new(remembered_authors(&bounds), bounds.admissions_per_author),
             rejected: 0,
             pending: 0,
             evicted: 0,
@@ -205,13 +225,22 @@ impl DiscoveredNames {
             return Admission::Counted;
         }
         let recovery = class == Class::Recovery;
-        let Some(authors) = self.gather(name, author, recovery, now) else {
-            return Admission::Pending;
+        let authors = match self.gather(name, author, recovery, now) {
+            Ok(authors) => authors,
+            Err(not_yet) => return not_yet,
         };
-        let score = authors.len() as f64;
+        let admitting: Vec<&str> = authors
+            .iter()
+            .map(|h| h.author.as_str())
+            .filter(|a| self.budgets.allows(a, now))
+            .collect();
+        let score = admitting.len() as f64;
         if !self.make_room(score, now) {
             self.rejected += 1;
             return Admission::Rejected;
+        }
+        for admitter in admitting {
+            self.budgets.charge(admitter, now);
         }
         self.tracked
             .insert(name.to_owned(), Tracked { score, at: now });
@@ -234,31 +263,46 @@ impl DiscoveredNames {
 
     /// Adds `author`'s post (a recovery or a report) to the candidate
     /// `name` (a fresh candidate when it had none, or its first author is
-    /// older than `admit_us`). Once it has `min_authors`, the candidate
-    /// leaves the table and its authors are returned; until then the post
-    /// is counted as pending.
+    /// older than `admit_us`). Once `min_authors` of its authors have
+    /// budget left, the candidate leaves the table and its authors are
+    /// returned; until then the post is counted as pending. A new author
+    /// without budget is turned away (counted), and joins no candidate.
     fn gather(
         &mut self,
         name: &str,
         author: &str,
         recovery: bool,
         now: Micros,
-    ) -> Option<Vec<HeldBack>> {
+    ) -> Result<Vec<HeldBack>, Admission> {
         let min_authors = self.bounds.min_authors.max(1);
+        let admit_us = self.bounds.admit_us;
+        let live = |c: &Candidate| now - c.since <= admit_us;
+        let known = self
+            .candidates
+            .peek(name)
+            .is_some_and(|c| live(c) && c.authors.iter().any(|h| h.author == author));
+        if !known && !self.budgets.allows(author, now) {
+            self.rejected += 1;
+            return Err(Admission::Rejected);
+        }
         let candidate = match self.candidates.get_mut(name) {
-            Some(c) if now - c.since <= self.bounds.admit_us => c,
+            Some(c) if now - c.since <= admit_us => c,
             _ => {
                 let fresh = Candidate {
                     since: now,
                     authors: Vec::new(),
                 };
                 self.candidates.put(name.to_owned(), fresh);
-                self.candidates.get_mut(name)?
+                self.candidates.get_mut(name).ok_or(Admission::Pending)?
             }
         };
         let held = match candidate.authors.iter().position(|h| h.author == author) {
             Some(at) => &mut candidate.authors[at],
             None => {
+                // Authors who spent their budget since joining make room:
+                // the list stays below twice `min_authors`.
+                let budgets = &self.budgets;
+                candidate.authors.retain(|h| budgets.allows(&h.author, now));
                 candidate.authors.push(HeldBack {
                     author: author.to_owned(),
                     reports: 0,
@@ -273,20 +317,28 @@ impl DiscoveredNames {
         } else {
             held.reports += 1;
         }
-        if candidate.authors.len() < min_authors {
+        // An author who spent their budget since joining no longer counts
+        // toward the name.
+        let budgets = &self.budgets;
+        let able = candidate
+            .authors
+            .iter()
+            .filter(|h| budgets.allows(&h.author, now))
+            .count();
+        if able < min_authors {
             self.pending += 1;
-            return None;
+            return Err(Admission::Pending);
         }
-        Some(
-            self.candidates
-                .pop(name)
-                .map(|c| c.authors)
-                .unwrap_or_default(),
-        )
+        Ok(self
+            .candidates
+            .pop(name)
+            .map(|c| c.authors)
+            .unwrap_or_default())
     }
 
     /// Room for a newcomer scoring `score`: always below `capacity`; at
-    /// it, by evicting the lowest-scored tracked name if it scores less.
+    /// it, by evicting the lowest-scored tracked name if the newcomer
+    /// scores at least [`EVICT_MARGIN`] times as much.
     fn make_room(&mut self, score: f64, now: Micros) -> bool {
         if self.tracked.len() < self.bounds.capacity {
             return true;
@@ -301,7 +353,7 @@ impl DiscoveredNames {
             .min_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)))
             .map(|(s, n)| (s, n.clone()));
         match lowest {
-            Some((lowest, victim)) if lowest < score => {
+            Some((lowest, victim)) if lowest * EVICT_MARGIN <= score => {
                 self.tracked.remove(&victim);
                 self.evicted += 1;
                 true
@@ -310,7 +362,8 @@ impl DiscoveredNames {
         }
     }
 
-    /// Reports turned away because every tracked name scored higher.
+    /// Reports turned away: no tracked name would give way, or their
+    /// author had spent their budget of admissions.
     pub fn rejected(&self) -> u64 {
         self.rejected
     }
@@ -346,6 +399,17 @@ impl Serialize for DiscoveredNames {
     }
 }
 
+/// Authors whose admissions are remembered: as many as candidates, and at
+/// least the admitters of a full table. A smaller record is churned by a
+/// few more accounts than it holds (each pushing out the one charged
+/// longest ago, and with it that one's spent budget).
+fn remembered_authors(bounds: &Bounds) -> usize {
+    bounds
+        .max_candidates
+        .max(bounds.capacity.saturating_mul(bounds.min_authors))
+        .max(1)
+}
+
 /// A tracked name's score at `now`: halved for every `ttl` since it last rose.
 fn decayed(t: &Tracked, now: Micros, ttl: Micros) -> f64 {
     let quiet = (now - t.at).max(0) as f64 / ttl as f64;
@@ -371,6 +435,7 @@ mod tests {
             min_authors: 3,
             admit_us: 100,
             ttl_us: 100,
+            admissions_per_author: 3,
         }
     }
 
@@ -445,21 +510,109 @@ mod tests {
         // A third name at the same moment scores 3, as "quiet" does: turned away.
         assert_eq!(admit(&mut names, "third", 3, 0), Admission::Rejected);
         assert_eq!(names.rejected(), 1);
-        // Later, "quiet" has decayed below a fresh name's 3: evicted.
+        // Half a ttl later, "quiet" still scores over half a fresh name's 3.
+        assert_eq!(admit(&mut names, "early", 3, 50), Admission::Rejected);
+        // A ttl later, "quiet" has decayed to half a fresh name's 3: evicted.
         assert!(matches!(
-            admit(&mut names, "fourth", 3, 50),
+            admit(&mut names, "fourth", 3, 100),
             Admission::Admitted(_)
         ));
         assert_eq!(names.evicted(), 1);
         assert_eq!(
-            names.admit("quiet", "q", Class::Report, true, 51),
+            names.admit("quiet", "q", Class::Report, true, 101),
             Admission::Pending
         );
         assert_eq!(
-            names.admit("busy", "b", Class::Report, true, 51),
+            names.admit("busy", "b", Class::Report, true, 101),
             Admission::Counted
         );
         assert_eq!(names.sizes().0, 2);
+    }
+
+    /// A name admitted a microsecond before a newcomer, with as many
+    /// authors, keeps its place: otherwise the cap bounds the table but
+    /// not what streams through it (every newcomer displaced the last).
+    #[test]
+    fn a_name_admitted_a_moment_earlier_keeps_its_place() {
+        let mut names = DiscoveredNames::new(bounds(1));
+        for author in ["a", "b", "c"] {
+            names.admit("first", author, Class::Report, true, 0);
+        }
+        for author in ["d", "e", "f"] {
+            names.admit("second", author, Class::Report, true, 1);
+        }
+        assert_eq!(names.evicted(), 0);
+        assert_eq!(names.rejected(), 1);
+        assert_eq!(
+            names.admit("first", "a", Class::Report, true, 2),
+            Admission::Counted
+        );
+    }
+
+    /// Three accounts taking turns on a new name every three posts admit
+    /// their budget of names, not one name per three posts; the names
+    /// they did admit stay tracked, and others still admit a new name.
+    #[test]
+    fn a_few_authors_admit_a_few_names() {
+        let mut names = DiscoveredNames::new(Bounds {
+            max_candidates: 100,
+            ..bounds(1000)
+        });
+        let mut admitted = 0;
+        for i in 0..3000 {
+            let tag = format!("t{}", i / 3);
+            let author = format!("u{}", i % 3);
+            if let Admission::Admitted(_) = names.admit(&tag, &author, Class::Report, true, i) {
+                admitted += 1;
+            }
+        }
+        assert_eq!(admitted, 3, "each author's budget is 3");
+        assert_eq!(names.sizes().0, 3);
+        assert!(names.rejected() > 2900, "{}", names.rejected());
+        // Five accounts in every combination of three admit five names.
+        let mut names = DiscoveredNames::new(bounds(1000));
+        let mut admitted = 0;
+        for i in 0..3000i64 {
+            let tag = format!("t{}", i / 3);
+            let author = format!("u{}", (i % 3 + i / 3) % 5);
+            if let Admission::Admitted(_) = names.admit(&tag, &author, Class::Report, true, i) {
+                admitted += 1;
+            }
+        }
+        assert!(admitted <= 5, "{admitted}");
+        // Fresh authors admit a new name beside them.
+        for author in ["p", "q", "r"] {
+            names.admit("real", author, Class::Report, true, 3000);
+        }
+        assert_eq!(
+            names.admit("real", "u0", Class::Report, true, 3001),
+            Admission::Counted,
+            "a spent author's report of a tracked name still counts"
+        );
+    }
+
+    /// An author who spent their budget while a candidate waited for its
+    /// last author no longer counts toward it: the name needs others.
+    #[test]
+    fn a_spent_author_in_a_candidate_does_not_count() {
+        let mut names = DiscoveredNames::new(bounds(1000));
+        names.admit("wait", "a", Class::Report, true, 0);
+        names.admit("wait", "b", Class::Report, true, 0);
+        for n in 0..3 {
+            for author in ["a", "x", "y"] {
+                names.admit(&format!("n{n}"), author, Class::Report, true, 1);
+            }
+        }
+        assert_eq!(names.sizes().0, 3, "a spent its budget");
+        assert_eq!(
+            names.admit("wait", "c", Class::Report, true, 2),
+            Admission::Pending
+        );
+        assert_eq!(
+            names.admit("wait", "d", Class::Report, true, 3),
+            Admission::Admitted(vec![held("b", 1, 0), held("c", 1, 0)]),
+            "a was dropped when c joined"
+        );
     }
 
     /// Saved and restored mid-stream, the tables go on as if never
@@ -477,6 +630,12 @@ mod tests {
                 (name, format!("u{}", i % 3), i * 3)
             })
             .collect();
+        // The authors' budgets are not saved with the checkpoint (see
+        // `budget`): here they never bind, so the tables alone decide.
+        let bounds = |capacity| Bounds {
+            admissions_per_author: usize::MAX,
+            ..bounds(capacity)
+        };
         let mut whole = DiscoveredNames::new(bounds(2));
         let mut first = DiscoveredNames::new(bounds(2));
         let mut out_whole = Vec::new();
@@ -546,16 +705,16 @@ mod tests {
                 }
             }
             for author in ["p", "q", "r"] {
-                names.admit("c", author, Class::Report, true, 50);
+                names.admit("c", author, Class::Report, true, 100);
             }
             assert_eq!(names.evicted(), 1);
             assert_eq!(
-                names.admit("a", "x", Class::Report, true, 51),
+                names.admit("a", "x", Class::Report, true, 101),
                 Admission::Pending,
                 "a gave way"
             );
             assert_eq!(
-                names.admit("b", "x", Class::Report, true, 51),
+                names.admit("b", "x", Class::Report, true, 101),
                 Admission::Counted
             );
         }

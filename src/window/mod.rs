@@ -13,6 +13,7 @@
 //! input closes the same buckets, whatever the machine's speed.
 
 mod bucket;
+mod budget;
 mod config;
 mod discovered;
 
@@ -24,7 +25,7 @@ use crate::matcher::{Class, Verdict};
 use crate::normalize::Post;
 use crate::{MICROS_PER_SEC, Micros};
 
-pub use self::bucket::{Bucket, MAX_LANGUAGES, OTHER_LANGUAGES, Sample, ServiceCounts};
+pub use self::bucket::{Bucket, MAX_LANGUAGES, OTHER_LANGUAGES, Sample, Seen, ServiceCounts};
 pub use self::config::WindowConfig;
 
 /// Where [`Windows::add`] put a post.
@@ -50,8 +51,8 @@ fn admit_discovered(
 ) -> bool {
     let new_author = bucket
         .services
-        .get(service)
-        .is_none_or(|c| c.authors.binary_search(&post.author).is_err());
+        .get_mut(service)
+        .is_none_or(|c| !c.has_author(&post.author));
     match discovered.admit(service, &post.author, class, new_author, post.time_us) {
         Admission::Counted => true,
         Admission::Admitted(before) => {
@@ -62,10 +63,8 @@ fn admit_discovered(
             for held in before {
                 counts.reports += held.reports;
                 counts.recoveries += held.recoveries;
-                if held.reports > 0
-                    && let Err(at) = counts.authors.binary_search(&held.author)
-                {
-                    counts.authors.insert(at, held.author);
+                if held.reports > 0 {
+                    counts.add_author(&held.author);
                 }
             }
             true
@@ -255,7 +254,9 @@ impl Windows {
             if entry.key() + bucket_us > horizon {
                 break;
             }
-            closed.push(entry.remove());
+            let mut bucket = entry.remove();
+            bucket.seal();
+            closed.push(bucket);
         }
         if let Some(last) = closed.last() {
             self.closed_through = Some(last.start + bucket_us);
@@ -268,7 +269,13 @@ impl Windows {
 
     /// Closes every open bucket, whatever the watermark.
     pub fn close_all(&mut self) -> Vec<Bucket> {
-        let closed: Vec<Bucket> = std::mem::take(&mut self.open).into_values().collect();
+        let closed: Vec<Bucket> = std::mem::take(&mut self.open)
+            .into_values()
+            .map(|mut bucket| {
+                bucket.seal();
+                bucket
+            })
+            .collect();
         if let Some(last) = closed.last() {
             self.closed_through = Some(last.start + self.config.bucket_us());
         }
