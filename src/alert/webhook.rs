@@ -123,13 +123,54 @@ pub fn request(
     } = formatted(hook, alert, base, alertmanager_alerts, now)?;
     headers.extend(standard_headers(hook, alert, &body, now)?);
     let url = custom_headers(hook, url, &mut headers)?;
+    let secrets = secrets(hook, &url, &headers);
     Ok(Outgoing {
         url,
         body,
         headers,
         timeout: hook.timeout,
         follow_redirects: hook.follow_redirects,
+        secrets,
     })
+}
+
+/// What of a request must never reach a log or a dead letter, should the
+/// receiver echo it: the key (PagerDuty's travels in the body), the
+/// signing secret, the values of sensitive headers, and the URL's
+/// credentials, query values and token-like path segments.
+fn secrets(hook: &Webhook, url: &Url, headers: &[(HeaderName, HeaderValue)]) -> Vec<String> {
+    let mut secrets: Vec<String> = [&hook.key, &hook.secret]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    secrets.extend(hook.headers.iter().map(|(_, v)| v.clone()));
+    let sensitive = headers.iter().filter(|(_, v)| v.is_sensitive());
+    secrets.extend(sensitive.filter_map(|(_, v)| v.to_str().ok().map(str::to_owned)));
+    let base = Url::parse(&hook.url).ok();
+    for url in std::iter::once(url).chain(base.as_ref()) {
+        secrets.push(url.username().to_owned());
+        secrets.extend(url.password().map(str::to_owned));
+        if let Some(query) = url.query() {
+            secrets.extend(
+                query
+                    .split('&')
+                    .filter_map(|p| p.split_once('='))
+                    .map(|(_, v)| v.to_owned()),
+            );
+            secrets.extend(url.query_pairs().map(|(_, v)| v.into_owned()));
+        }
+        let segments = url.path_segments().into_iter().flatten();
+        secrets.extend(
+            segments
+                .filter(|s| super::http::token_like(s))
+                .map(str::to_owned),
+        );
+    }
+    secrets.retain(|s| !s.is_empty());
+    secrets.sort();
+    secrets.dedup();
+    secrets
 }
 
 /// An Alertmanager sink's re-post of its open `alerts` (`first` the
