@@ -305,6 +305,7 @@ impl Shared {
             cursor: cursor_tx,
             clock: Arc::clone(&self.clock),
             failing: None,
+            held_warned: None,
         };
         let task = self
             .supervisor

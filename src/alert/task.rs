@@ -50,6 +50,9 @@ pub(crate) struct SinkRun {
     /// clock, with what earlier runs had counted (see
     /// [`RetryState::failing_ms`]).
     pub(crate) failing: Option<Failing>,
+    /// The failing alert (its seq) the log last said holds others up, and
+    /// when (see [`super::held`]).
+    pub(crate) held_warned: Option<(u64, tokio::time::Instant)>,
 }
 
 /// How long the alert `seq` has been failing: `before_ms` counted by
@@ -183,7 +186,7 @@ impl SinkRun {
     /// `None`: shutting down (it stays at the head for the next start).
     async fn deliver(&mut self, seq: u64, alert: &Alert) -> Option<bool> {
         if let Some(until) = self.pause_until.take() {
-            if !self.wait_until(until).await {
+            if !self.wait_until(until, None).await {
                 return None;
             }
         }
@@ -242,7 +245,7 @@ impl SinkRun {
             // The dead letter could not be stored: the alert is tried
             // again, after the longest backoff, not at once in a loop.
             let until = tokio::time::Instant::now() + self.spec.retry.max_backoff;
-            return self.wait_until(until).await.then_some(false);
+            return self.wait_until(until, None).await.then_some(false);
         }
         if let Err(e) = self.outbox.set_retry_state(&self.spec.name, &state) {
             tracing::warn!(sink = %self.spec.name, error = %e, "cannot save the retry state");
@@ -258,7 +261,8 @@ impl SinkRun {
         }
         .emit();
         let until = tokio::time::Instant::now() + wait;
-        self.wait_until(until).await.then_some(false)
+        let held = (seq, alert, state.attempts);
+        self.wait_until(until, Some(held)).await.then_some(false)
     }
 
     /// Waits until `until` (a backoff, the receiver's pause), re-posting
@@ -268,17 +272,70 @@ impl SinkRun {
     /// still going on. A re-post goes out even while the receiver asked
     /// for a pause: it is one small idempotent request per `repeat`, and
     /// without it the receiver is told something false.
-    async fn wait_until(&mut self, until: tokio::time::Instant) -> bool {
+    /// `held`: the alert failing at the head (seq, alert, attempts), whose
+    /// hold on later alerts is logged once a minute meanwhile.
+    async fn wait_until(
+        &mut self,
+        until: tokio::time::Instant,
+        held: Option<(u64, &Alert, u32)>,
+    ) -> bool {
         loop {
             let repost = self.repost_due_at().filter(|at| *at < until);
+            let warn = held
+                .and_then(|(seq, _, _)| self.held_warning_due_at(seq))
+                .filter(|at| *at < until);
             tokio::select! {
                 _ = tokio::time::sleep_until(until) => return true,
                 _ = tokio::time::sleep_until(repost.unwrap_or(until)), if repost.is_some() => {
                     self.repost_if_due().await;
                 }
+                _ = tokio::time::sleep_until(warn.unwrap_or(until)), if warn.is_some() => {
+                    if let Some((seq, alert, attempts)) = held {
+                        self.warn_held_up(seq, alert, attempts);
+                    }
+                }
                 _ = self.shutdown.changed() => return false,
             }
         }
+    }
+
+    /// When the log should next say what the failing alert `seq` holds
+    /// up: a minute after it began failing (this run), then every minute.
+    fn held_warning_due_at(&self, seq: u64) -> Option<tokio::time::Instant> {
+        let failing = self.failing.filter(|f| f.seq == seq)?;
+        Some(match self.held_warned {
+            Some((warned, at)) if warned == seq => at + super::held::EVERY,
+            _ => failing.since + super::held::EVERY,
+        })
+    }
+
+    /// Says at WARN how many alerts of how many other incidents wait
+    /// behind the failing alert `seq`, which this sink delivers first.
+    fn warn_held_up(&mut self, seq: u64, alert: &Alert, attempts: u32) {
+        self.held_warned = Some((seq, tokio::time::Instant::now()));
+        let from = (*self.cursor.borrow()).max(Some(seq));
+        let outbox = &self.outbox;
+        let behind = std::iter::successors(outbox.next_after(from).ok().flatten(), |(at, _)| {
+            outbox.next_after(Some(*at)).ok().flatten()
+        })
+        .map(|(_, alert)| alert);
+        let held = super::held::held_up(behind, &alert.id, super::held::SCAN_LIMIT);
+        if held.alerts == 0 {
+            return;
+        }
+        let failing_secs = self.failing.map_or(0, |f| f.elapsed().as_secs());
+        tracing::warn!(
+            sink = %self.spec.name,
+            alert = %alert.id,
+            seq,
+            attempts,
+            failing_secs,
+            waiting_alerts = held.alerts,
+            waiting_incidents = held.incidents,
+            at_least = held.more,
+            horizon_secs = self.spec.retry.horizon.as_secs(),
+            "a failing alert holds up this sink's later alerts of other incidents: it delivers in order and retries this one until it is delivered or the retry horizon makes it a dead letter (`outagewatch alerts dead`)"
+        );
     }
 }
 
