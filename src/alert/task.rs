@@ -185,10 +185,10 @@ impl SinkRun {
     /// Tries `alert` until it is delivered or dead. `Some(true)`: move on;
     /// `None`: shutting down (it stays at the head for the next start).
     async fn deliver(&mut self, seq: u64, alert: &Alert) -> Option<bool> {
-        if let Some(until) = self.pause_until.take() {
-            if !self.wait_until(until, None).await {
-                return None;
-            }
+        if let Some(until) = self.pause_until.take()
+            && !self.wait_until(until, None).await
+        {
+            return None;
         }
         // A request in flight when the grace period ends is given up (the
         // cursor has not moved: it is sent again at the next start), so
