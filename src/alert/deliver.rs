@@ -8,13 +8,15 @@
 //! [`super::ratelimit`]), until it succeeds or the retry horizon (24 h)
 //! passes; a 4xx other than 408 and 429, and a redirect not followed, are
 //! final at once (see [`super::http`]). An Alertmanager sink re-posts its
-//! open alerts every `repeat` so they do not expire while firing. What
+//! open alerts every `repeat` so they do not expire while firing, at the
+//! start and while it waits out a backoff or a rate limit too. What
 //! cannot be delivered becomes a dead letter with its reason (`outagewatch alerts dead`, `alerts retry`). A
 //! sink delivers in outbox order and moves on only once an alert is
 //! delivered or dead, so a `resolved` never overtakes its `firing`; each
 //! sink has its own task and cursor, so one sink's troubles never delay
 //! another, and the backlog lives on disk, not in memory. Every request
-//! carries `Idempotency-Key: ID:SEQUENCE`, the same on every retry.
+//! carries `Idempotency-Key: ID:SEQUENCE`, the same on every retry; a
+//! re-post its own (see [`super::webhook::repost`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -295,7 +297,7 @@ impl Shared {
             outbox: self.outbox.clone(),
             client,
             pause_until: None,
-            reposted: tokio::time::Instant::now(),
+            reposted: None,
             lines: lines.map(|lines| Arc::new(std::sync::Mutex::new(lines))),
             stats: Arc::clone(&stats),
             notify: Arc::clone(&self.notify),
@@ -303,6 +305,7 @@ impl Shared {
             cursor: cursor_tx,
             clock: Arc::clone(&self.clock),
             failing: None,
+            held_warned: None,
         };
         let task = self
             .supervisor

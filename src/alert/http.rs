@@ -19,6 +19,14 @@ use crate::wall::Clock;
 pub const MAX_ANSWER_BYTES: usize = 4096;
 /// Characters of an answer kept in reasons and output.
 pub const ANSWER_CHARS: usize = 300;
+/// How long an answer's body is read once its status is known: a 2xx is
+/// delivered whatever its body does after, and a failure's reason is
+/// what arrived by then. A receiver dripping its body made every delivery
+/// take the whole `timeout_secs`.
+pub const ANSWER_BODY_WAIT: Duration = Duration::from_secs(2);
+/// Secrets shorter than this are not looked for in answers (every `1` of
+/// an answer would be starred for a header value `1`).
+pub const MIN_SECRET_CHARS: usize = 4;
 /// Redirects followed at most, when following is on.
 pub const MAX_REDIRECTS: usize = 5;
 
@@ -34,6 +42,10 @@ pub struct Outgoing {
     pub timeout: Duration,
     /// Follow same-origin redirects, re-sending the whole POST.
     pub follow_redirects: bool,
+    /// What the sink sends that must never be logged or stored (keys,
+    /// the signing secret, header values, tokens of the URL): starred in
+    /// the answer's text, which a receiver may have echoed them into.
+    pub secrets: Vec<String>,
 }
 
 /// How one request went, when the receiver answered 2xx.
@@ -87,7 +99,7 @@ pub fn is_http_url(url: &str) -> bool {
 /// A path segment that looks like a token (Slack's and Discord's webhook
 /// URLs carry theirs in the path): 20+ characters of `[A-Za-z0-9_-]`, or
 /// 12+ mixing letters and digits.
-fn token_like(segment: &str) -> bool {
+pub(crate) fn token_like(segment: &str) -> bool {
     let word = segment
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
@@ -145,6 +157,23 @@ pub fn printable(bytes: &[u8]) -> String {
     super::format::clip(text.trim(), ANSWER_CHARS)
 }
 
+/// `text` with every one of `secrets` (of at least [`MIN_SECRET_CHARS`])
+/// replaced by `***`, the longest first.
+pub fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut secrets: Vec<&String> = secrets
+        .iter()
+        .filter(|s| s.chars().count() >= MIN_SECRET_CHARS)
+        .collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let mut text = text.to_owned();
+    for secret in secrets {
+        if text.contains(secret.as_str()) {
+            text = text.replace(secret.as_str(), "***");
+        }
+    }
+    text
+}
+
 /// One POST, following redirects only if the sink says so and only on
 /// the same origin. `Ok` on 2xx; anything else is a [`Failure`] whose
 /// reason names the status, the start of the answer, and for a redirect
@@ -163,7 +192,7 @@ pub async fn send(
             url = redirect_target(&response, &url, outgoing.follow_redirects)?;
             continue;
         }
-        return answer(response, clock).await;
+        return answer(response, clock, &outgoing.secrets).await;
     }
     Err(Failure::Permanent {
         reason: format!("more than {MAX_REDIRECTS} redirects; not delivered"),
@@ -228,14 +257,29 @@ fn redirect_target(response: &reqwest::Response, url: &Url, follow: bool) -> Res
     Ok(next)
 }
 
-/// A final answer: its bounded body read, 2xx an [`Answer`] (with the
-/// pause its rate limit asks), anything else a [`Failure`].
-async fn answer(mut response: reqwest::Response, clock: &dyn Clock) -> Result<Answer, Failure> {
+/// A final answer: its bounded body read for at most
+/// [`ANSWER_BODY_WAIT`], 2xx an [`Answer`] (with the pause its rate limit
+/// asks), anything else a [`Failure`]; the sink's `secrets` starred in
+/// its text.
+async fn answer(
+    mut response: reqwest::Response,
+    clock: &dyn Clock,
+    secrets: &[String],
+) -> Result<Answer, Failure> {
     let status = response.status();
     let headers = response.headers().clone();
-    let bytes = crate::http_client::read_bounded(&mut response, MAX_ANSWER_BYTES).await;
+    let (bytes, whole) =
+        crate::http_client::read_bounded_for(&mut response, MAX_ANSWER_BYTES, ANSWER_BODY_WAIT)
+            .await;
     drop(response);
-    let text = printable(&bytes);
+    if !whole {
+        tracing::debug!(
+            status = status.as_u16(),
+            read = bytes.len(),
+            "the answer's body did not arrive in time; taken as it is"
+        );
+    }
+    let text = printable(scrub(&String::from_utf8_lossy(&bytes), secrets).as_bytes());
     let now = clock.now_utc();
     if status.is_success() {
         return Ok(Answer {
@@ -319,5 +363,131 @@ mod tests {
     fn printable_drops_control_characters_and_bounds_length() {
         assert_eq!(printable(b"bad\x1b[31m request\n"), "bad[31m request");
         assert_eq!(printable(&[b'x'; 5000]).chars().count(), ANSWER_CHARS);
+    }
+
+    use super::super::format::{self, Format};
+    use super::super::webhook::{self, Webhook};
+
+    /// A webhook of `format` to `url`, with a ten-minute timeout.
+    fn hook(url: String, format: Format) -> Webhook {
+        Webhook {
+            url,
+            format,
+            secret: None,
+            timeout: Duration::from_secs(600),
+            connect_timeout: Duration::from_secs(600),
+            headers: Vec::new(),
+            key: None,
+            follow_redirects: false,
+            repeat: Webhook::REPEAT,
+        }
+    }
+
+    /// A receiver that answers `head` and the start of a body longer than
+    /// it says, then holds the connection: a body that never ends.
+    async fn dripping(head: &'static str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = [0u8; 8192];
+                let _ = socket.read(&mut request).await;
+                let answer = format!("{head}\r\ncontent-length: 1000\r\n\r\nbusy right now");
+                let _ = socket.write_all(answer.as_bytes()).await;
+                held.push(socket);
+            }
+        });
+        url
+    }
+
+    /// A 2xx whose body never ends is delivered once the body has had
+    /// [`ANSWER_BODY_WAIT`], and a 503's reason is what arrived by then:
+    /// both waited out the whole ten-minute request timeout.
+    #[tokio::test(start_paused = true)]
+    async fn a_dripping_body_does_not_hold_a_delivery_for_the_timeout() {
+        let clock = crate::wall::TokioClock::starting_at(1_800_000_000_000_000);
+        let alert = format::sample_alert();
+        let client = client(Duration::from_secs(600)).expect("client");
+        for (head, delivered) in [("HTTP/1.1 200 OK", true), ("HTTP/1.1 503 Busy", false)] {
+            let url = dripping(head).await;
+            let outgoing =
+                webhook::request(&hook(url, Format::Json), &alert, None, &clock).expect("request");
+            let start = tokio::time::Instant::now();
+            let sent = send(&client, &outgoing, &clock).await;
+            let took = start.elapsed();
+            assert!(took < Duration::from_secs(5), "{head}: took {took:?}");
+            match sent {
+                Ok(answer) => assert!(delivered, "{answer:?}"),
+                Err(failure) => {
+                    assert!(!delivered, "{head}: {failure:?}");
+                    assert!(failure.reason().contains("busy right now"), "{failure:?}");
+                }
+            }
+        }
+    }
+
+    /// A receiver that echoes what it got (the PagerDuty routing key from
+    /// the body, the headers, the URL's query) into a refusal: the reason,
+    /// which is logged and stored with a dead letter, shows `***` where
+    /// every secret was.
+    #[tokio::test]
+    async fn secrets_echoed_by_a_receiver_are_starred() {
+        use axum::http::{HeaderMap, StatusCode, Uri};
+        let echo = |uri: Uri, headers: HeaderMap, body: String| async move {
+            let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let header = |n: &str| {
+                let value = headers.get(n).and_then(|v| v.to_str().ok());
+                value.unwrap_or_default().to_owned()
+            };
+            let echoed = format!(
+                "bad request: routing_key={} auth={} custom={} signature={} uri={uri}",
+                body["routing_key"].as_str().unwrap_or_default(),
+                header("authorization"),
+                header("x-custom"),
+                header(super::super::sign::SIGNATURE_HEADER),
+            );
+            (StatusCode::BAD_REQUEST, echoed)
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = axum::Router::new().fallback(echo);
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let secrets = [
+            "R0utingKey0123456789abcdef",
+            "bearer-t0ken-value",
+            "custom-value-9",
+            "qu3ry-token-value",
+        ];
+        let mut pagerduty = hook(
+            format!("http://{addr}/enqueue?token={}", secrets[3]),
+            Format::Pagerduty,
+        );
+        pagerduty.key = Some(secrets[0].into());
+        pagerduty.secret = Some("signing-secret".into());
+        pagerduty.headers = vec![
+            ("Authorization".into(), format!("Bearer {}", secrets[1])),
+            ("X-Custom".into(), secrets[2].into()),
+        ];
+        let clock = crate::wall::system();
+        let alert = format::sample_alert();
+        let outgoing = webhook::request(&pagerduty, &alert, None, clock.as_ref()).expect("request");
+        let client = client(Duration::from_secs(5)).expect("client");
+        let failure = send(&client, &outgoing, clock.as_ref())
+            .await
+            .expect_err("refused");
+        let reason = failure.reason();
+        assert!(reason.starts_with("HTTP 400"), "{reason}");
+        assert!(reason.contains("routing_key=*** "), "{reason}");
+        assert!(reason.contains("signature=*** "), "{reason}");
+        for secret in secrets {
+            assert!(!reason.contains(secret), "{secret} in {reason}");
+        }
+        server.abort();
     }
 }

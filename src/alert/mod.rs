@@ -6,6 +6,7 @@
 pub mod chat;
 pub mod deliver;
 pub mod format;
+mod held;
 pub mod http;
 mod once;
 pub mod outbox;

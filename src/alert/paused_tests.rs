@@ -192,3 +192,109 @@ async fn one_sinks_rate_limit_never_delays_another() {
     let (drained, _) = delivery.stop(Duration::from_secs(5)).await;
     assert!(drained);
 }
+
+/// An Alertmanager sink to `url`, re-posting every [`Webhook::REPEAT`].
+fn alertmanager(url: String) -> SinkSpec {
+    let mut spec = sink("am", url);
+    if let Target::Webhook(hook) = &mut spec.target {
+        hook.format = Format::Alertmanager;
+    }
+    spec
+}
+
+/// The times of the re-posts a receiver got, and every key it got.
+fn reposts(receiver: &Receiver) -> (Vec<Instant>, Vec<String>) {
+    let got = receiver.got.lock().expect("lock");
+    let key = |h: &HeaderMap| {
+        let value = h.get("idempotency-key").and_then(|v| v.to_str().ok());
+        value.unwrap_or_default().to_owned()
+    };
+    let times = got
+        .iter()
+        .filter(|(_, h)| key(h).contains(":repost:"))
+        .map(|(at, _)| *at)
+        .collect();
+    (times, got.iter().map(|(_, h)| key(h)).collect())
+}
+
+/// Alert `a` is delivered, then the sink waits an hour before `b` (the
+/// receiver's `script` says why): the open alert is re-posted every
+/// minute meanwhile, each re-post with a key of its own. Waiting in
+/// silence, it passed its `endsAt` (four minutes) and Alertmanager
+/// resolved an outage still going on; and a re-post carrying `a`'s
+/// delivered key was dropped by a receiver that drops duplicates.
+async fn reposts_go_on_while_the_sink_waits(script: Vec<Scripted>) {
+    let (receiver, url) = Receiver::start(script).await;
+    let (delivery, _dir) = start(vec![alertmanager(url)]);
+    let start = Instant::now();
+    delivery.append(&alert("a")).expect("appended");
+    receiver.wait_for(1).await;
+    delivery.append(&alert("b")).expect("appended");
+    tokio::time::sleep_until(start + Duration::from_secs(10 * 60 + 30)).await;
+    let (times, keys) = reposts(&receiver);
+    assert!(
+        times.len() >= 9,
+        "{} re-posts in 10 min: {keys:?}",
+        times.len()
+    );
+    let mut last = start;
+    for at in &times {
+        assert!(
+            *at - last <= Duration::from_secs(61),
+            "a gap of {:?}",
+            *at - last
+        );
+        last = *at;
+    }
+    let delivered = &keys[0];
+    let repost_keys: Vec<&String> = keys.iter().filter(|k| k.contains(":repost:")).collect();
+    assert!(repost_keys.iter().all(|k| *k != delivered));
+    let distinct: std::collections::HashSet<&&String> = repost_keys.iter().collect();
+    assert_eq!(distinct.len(), repost_keys.len(), "one key per re-post");
+    assert!(delivery.reports()[0].delivered == 1, "b still waits");
+    delivery.stop(Duration::ZERO).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn reposts_go_on_through_a_rate_limit_pause() {
+    let used_up = vec![
+        ("x-ratelimit-remaining", "0".to_owned()),
+        ("x-ratelimit-reset-after", "3600".to_owned()),
+    ];
+    reposts_go_on_while_the_sink_waits(vec![(200, used_up, "")]).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn reposts_go_on_through_a_retry_wait() {
+    let later = vec![("retry-after", "3600".to_owned())];
+    reposts_go_on_while_the_sink_waits(vec![(200, Vec::new(), ""), (429, later, "slow down")])
+        .await;
+}
+
+/// A sink that starts with open alerts re-posts them at once: after a
+/// stop of more than three periods they were past their `endsAt` before
+/// the first re-post, a period after the start.
+#[tokio::test(start_paused = true)]
+async fn open_alerts_are_reposted_at_the_start() {
+    let (receiver, url) = Receiver::start(Vec::new()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let outbox = crate::state::SledStore::open(dir.path())
+        .expect("store")
+        .outbox();
+    let open = alert("a");
+    outbox.set_open_alert("am", &open.id, &open).expect("saved");
+    let clock: SharedClock = Arc::new(TokioClock::starting_at(T0));
+    let supervisor = crate::supervise::Supervisor::new();
+    let start = Instant::now();
+    let delivery =
+        Delivery::start(vec![alertmanager(url)], outbox, clock, &supervisor).expect("starts");
+    receiver.wait_for(1).await;
+    let (times, _) = reposts(&receiver);
+    assert_eq!(times.len(), 1);
+    assert!(
+        times[0] - start < Duration::from_secs(1),
+        "{:?}",
+        times[0] - start
+    );
+    delivery.stop(Duration::ZERO).await;
+}

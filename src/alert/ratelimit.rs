@@ -126,12 +126,13 @@ pub fn pause_after_success(
 }
 
 /// Exponential backoff with jitter, at least what the receiver asked:
-/// the wait before attempt `attempts` is from half of `min_backoff`
-/// doubled per attempt (capped at `max_backoff`) up to all of it. The
-/// program's one backoff ([`Backoff`]) on half the policy's bounds, whose
-/// jitter reaches twice its delay.
+/// the wait before attempt `attempts` is drawn between half and all of
+/// `min_backoff` doubled per attempt (capped at `max_backoff`), so at the
+/// cap it reaches `max_backoff` and retries from many sinks spread out.
+/// (It was built on half the bounds with the jitter cut at the cap: every
+/// wait there was exactly half of `max_backoff`.)
 pub fn backoff(policy: &RetryPolicy, attempts: u32, asked: Option<Duration>) -> Duration {
-    let wait = Backoff::between(policy.min_backoff / 2, policy.max_backoff / 2).nth(attempts);
+    let wait = Backoff::between(policy.min_backoff, policy.max_backoff).nth(attempts);
     match asked {
         Some(asked) => wait.max(asked.min(MAX_WAIT)),
         None => wait,
@@ -179,6 +180,39 @@ mod tests {
             backoff(&policy, 1, Some(Duration::from_secs(86_400))),
             MAX_WAIT
         );
+    }
+
+    /// The default policy's waits, attempt by attempt: between half and
+    /// all of 1 s doubled, up to 5 minutes; at the cap spread over 150 s
+    /// to 300 s, reaching near 300 s (before, exactly 150 s every time).
+    #[test]
+    fn backoff_bounds_table() {
+        let s = Duration::from_secs;
+        let table = [
+            (1, s(1)),
+            (2, s(2)),
+            (3, s(4)),
+            (8, s(128)),
+            (9, s(256)),
+            (10, s(300)),
+            (30, s(300)),
+            (u32::MAX, s(300)),
+        ];
+        let policy = RetryPolicy::default();
+        for (attempts, ceiling) in table {
+            let waits: Vec<Duration> = (0..500).map(|_| backoff(&policy, attempts, None)).collect();
+            for wait in &waits {
+                assert!(
+                    *wait >= ceiling / 2 && *wait <= ceiling,
+                    "attempt {attempts}: {wait:?} not in [{:?}, {ceiling:?}]",
+                    ceiling / 2
+                );
+            }
+            let longest = waits.iter().max().copied().unwrap_or_default();
+            let shortest = waits.iter().min().copied().unwrap_or_default();
+            assert!(longest >= ceiling.mul_f64(0.95), "attempt {attempts}");
+            assert!(shortest <= ceiling.mul_f64(0.55), "attempt {attempts}");
+        }
     }
 
     /// Headers and body of a failed request, and the wait they ask for.

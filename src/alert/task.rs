@@ -32,8 +32,11 @@ pub(crate) struct SinkRun {
     pub(crate) client: Option<reqwest::Client>,
     /// The receiver's rate limit asked for a pause before the next request.
     pub(crate) pause_until: Option<tokio::time::Instant>,
-    /// When an Alertmanager sink last re-posted its open alerts.
-    pub(crate) reposted: tokio::time::Instant,
+    /// When an Alertmanager sink last re-posted its open alerts; `None`
+    /// before the first this run, so one goes out at the start: after a
+    /// stop longer than `endsAt` allows, they had all expired (and
+    /// Alertmanager resolved live outages) before the first re-post.
+    pub(crate) reposted: Option<tokio::time::Instant>,
     /// A JSON-lines sink (`None` for a webhook): written on a blocking
     /// thread (see [`write_line`]), so shared with it.
     pub(crate) lines: Option<Arc<std::sync::Mutex<JsonLines>>>,
@@ -47,6 +50,9 @@ pub(crate) struct SinkRun {
     /// clock, with what earlier runs had counted (see
     /// [`RetryState::failing_ms`]).
     pub(crate) failing: Option<Failing>,
+    /// The failing alert (its seq) the log last said holds others up, and
+    /// when (see [`super::held`]).
+    pub(crate) held_warned: Option<(u64, tokio::time::Instant)>,
 }
 
 /// How long the alert `seq` has been failing: `before_ms` counted by
@@ -71,6 +77,9 @@ impl SinkRun {
             if *self.shutdown.borrow() {
                 return;
             }
+            // Before anything else, so that a long backlog does not hold
+            // re-posts up either.
+            self.repost_if_due().await;
             // Re-queued dead letters first, then the outbox in order.
             let next = match self.outbox.next_requeued(&self.spec.name) {
                 Ok(Some(requeued)) => {
@@ -96,7 +105,6 @@ impl SinkRun {
             // `requeued`: `Some` for a re-queued dead letter, with what
             // superseded it.
             let Some((seq, alert, requeued)) = next else {
-                self.repost_if_due().await;
                 let notified = self.notify.notified();
                 tokio::select! {
                     _ = notified => {}
@@ -177,11 +185,10 @@ impl SinkRun {
     /// Tries `alert` until it is delivered or dead. `Some(true)`: move on;
     /// `None`: shutting down (it stays at the head for the next start).
     async fn deliver(&mut self, seq: u64, alert: &Alert) -> Option<bool> {
-        if let Some(until) = self.pause_until.take() {
-            tokio::select! {
-                _ = tokio::time::sleep_until(until) => {}
-                _ = self.shutdown.changed() => return None,
-            }
+        if let Some(until) = self.pause_until.take()
+            && !self.wait_until(until, None).await
+        {
+            return None;
         }
         // A request in flight when the grace period ends is given up (the
         // cursor has not moved: it is sent again at the next start), so
@@ -237,10 +244,8 @@ impl SinkRun {
             }
             // The dead letter could not be stored: the alert is tried
             // again, after the longest backoff, not at once in a loop.
-            return tokio::select! {
-                _ = tokio::time::sleep(self.spec.retry.max_backoff) => Some(false),
-                _ = self.shutdown.changed() => None,
-            };
+            let until = tokio::time::Instant::now() + self.spec.retry.max_backoff;
+            return self.wait_until(until, None).await.then_some(false);
         }
         if let Err(e) = self.outbox.set_retry_state(&self.spec.name, &state) {
             tracing::warn!(sink = %self.spec.name, error = %e, "cannot save the retry state");
@@ -255,10 +260,82 @@ impl SinkRun {
             retry_in: wait,
         }
         .emit();
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => Some(false),
-            _ = self.shutdown.changed() => None,
+        let until = tokio::time::Instant::now() + wait;
+        let held = (seq, alert, state.attempts);
+        self.wait_until(until, Some(held)).await.then_some(false)
+    }
+
+    /// Waits until `until` (a backoff, the receiver's pause), re-posting
+    /// the open Alertmanager alerts on their schedule meanwhile: false at
+    /// shutdown. Waiting in silence, an hour's `Retry-After` let every
+    /// open alert reach its `endsAt`, and Alertmanager resolved outages
+    /// still going on. A re-post goes out even while the receiver asked
+    /// for a pause: it is one small idempotent request per `repeat`, and
+    /// without it the receiver is told something false.
+    /// `held`: the alert failing at the head (seq, alert, attempts), whose
+    /// hold on later alerts is logged once a minute meanwhile.
+    async fn wait_until(
+        &mut self,
+        until: tokio::time::Instant,
+        held: Option<(u64, &Alert, u32)>,
+    ) -> bool {
+        loop {
+            let repost = self.repost_due_at().filter(|at| *at < until);
+            let warn = held
+                .and_then(|(seq, _, _)| self.held_warning_due_at(seq))
+                .filter(|at| *at < until);
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => return true,
+                _ = tokio::time::sleep_until(repost.unwrap_or(until)), if repost.is_some() => {
+                    self.repost_if_due().await;
+                }
+                _ = tokio::time::sleep_until(warn.unwrap_or(until)), if warn.is_some() => {
+                    if let Some((seq, alert, attempts)) = held {
+                        self.warn_held_up(seq, alert, attempts);
+                    }
+                }
+                _ = self.shutdown.changed() => return false,
+            }
         }
+    }
+
+    /// When the log should next say what the failing alert `seq` holds
+    /// up: a minute after it began failing (this run), then every minute.
+    fn held_warning_due_at(&self, seq: u64) -> Option<tokio::time::Instant> {
+        let failing = self.failing.filter(|f| f.seq == seq)?;
+        Some(match self.held_warned {
+            Some((warned, at)) if warned == seq => at + super::held::EVERY,
+            _ => failing.since + super::held::EVERY,
+        })
+    }
+
+    /// Says at WARN how many alerts of how many other incidents wait
+    /// behind the failing alert `seq`, which this sink delivers first.
+    fn warn_held_up(&mut self, seq: u64, alert: &Alert, attempts: u32) {
+        self.held_warned = Some((seq, tokio::time::Instant::now()));
+        let from = (*self.cursor.borrow()).max(Some(seq));
+        let outbox = &self.outbox;
+        let behind = std::iter::successors(outbox.next_after(from).ok().flatten(), |(at, _)| {
+            outbox.next_after(Some(*at)).ok().flatten()
+        })
+        .map(|(_, alert)| alert);
+        let held = super::held::held_up(behind, &alert.id, super::held::SCAN_LIMIT);
+        if held.alerts == 0 {
+            return;
+        }
+        let failing_secs = self.failing.map_or(0, |f| f.elapsed().as_secs());
+        tracing::warn!(
+            sink = %self.spec.name,
+            alert = %alert.id,
+            seq,
+            attempts,
+            failing_secs,
+            waiting_alerts = held.alerts,
+            waiting_incidents = held.incidents,
+            at_least = held.more,
+            horizon_secs = self.spec.retry.horizon.as_secs(),
+            "a failing alert holds up this sink's later alerts of other incidents: it delivers in order and retries this one until it is delivered or the retry horizon makes it a dead letter (`outagewatch alerts dead`)"
+        );
     }
 }
 
@@ -478,8 +555,16 @@ impl SinkRun {
         }
     }
 
+    /// When the next re-post is due (`None`: not an Alertmanager sink).
+    fn repost_due_at(&self) -> Option<tokio::time::Instant> {
+        let hook = self.hook().filter(|h| h.format == Format::Alertmanager)?;
+        let now = tokio::time::Instant::now();
+        Some(self.reposted.map_or(now, |at| at + hook.repeat))
+    }
+
     /// Alertmanager forgets a firing alert at its `endsAt` unless told
-    /// again: re-post every open one every `repeat`.
+    /// again: re-post every open one every `repeat` (a re-post refused is
+    /// tried at the next, four of which fit before `endsAt`).
     async fn repost_if_due(&mut self) {
         let Some(hook) = self
             .hook()
@@ -488,10 +573,13 @@ impl SinkRun {
         else {
             return;
         };
-        if self.reposted.elapsed() < hook.repeat {
+        if self
+            .repost_due_at()
+            .is_some_and(|at| at > tokio::time::Instant::now())
+        {
             return;
         }
-        self.reposted = tokio::time::Instant::now();
+        self.reposted = Some(tokio::time::Instant::now());
         let open = match self.outbox.open_alerts(&self.spec.name) {
             Ok(open) if !open.is_empty() => open,
             Ok(_) => return,
@@ -511,9 +599,13 @@ impl SinkRun {
             })
             .collect();
         let Some(client) = &self.client else { return };
-        let sent = super::webhook::request(&hook, &open[0], Some(alerts), self.clock.as_ref());
+        let sent = super::webhook::repost(&hook, &open[0], alerts, self.clock.as_ref());
+        let mut shutdown = self.shutdown.clone();
         let result = match sent {
-            Ok(outgoing) => http::send(client, &outgoing, self.clock.as_ref()).await,
+            Ok(outgoing) => tokio::select! {
+                result = http::send(client, &outgoing, self.clock.as_ref()) => result,
+                _ = shutdown.changed() => return,
+            },
             Err(f) => Err(f),
         };
         match result {

@@ -123,13 +123,87 @@ pub fn request(
     } = formatted(hook, alert, base, alertmanager_alerts, now)?;
     headers.extend(standard_headers(hook, alert, &body, now)?);
     let url = custom_headers(hook, url, &mut headers)?;
+    let secrets = secrets(hook, &url, &headers);
     Ok(Outgoing {
         url,
         body,
         headers,
         timeout: hook.timeout,
         follow_redirects: hook.follow_redirects,
+        secrets,
     })
+}
+
+/// What of a request must never reach a log or a dead letter, should the
+/// receiver echo it: the key (PagerDuty's travels in the body), the
+/// signing secret, the values of sensitive headers, and the URL's
+/// credentials, query values and token-like path segments.
+fn secrets(hook: &Webhook, url: &Url, headers: &[(HeaderName, HeaderValue)]) -> Vec<String> {
+    let mut secrets: Vec<String> = [&hook.key, &hook.secret]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    secrets.extend(hook.headers.iter().map(|(_, v)| v.clone()));
+    let sensitive = headers.iter().filter(|(_, v)| v.is_sensitive());
+    secrets.extend(sensitive.filter_map(|(_, v)| v.to_str().ok().map(str::to_owned)));
+    let base = Url::parse(&hook.url).ok();
+    for url in std::iter::once(url).chain(base.as_ref()) {
+        secrets.push(url.username().to_owned());
+        secrets.extend(url.password().map(str::to_owned));
+        if let Some(query) = url.query() {
+            secrets.extend(
+                query
+                    .split('&')
+                    .filter_map(|p| p.split_once('='))
+                    .map(|(_, v)| v.to_owned()),
+            );
+            secrets.extend(url.query_pairs().map(|(_, v)| v.into_owned()));
+        }
+        let segments = url.path_segments().into_iter().flatten();
+        secrets.extend(
+            segments
+                .filter(|s| super::http::token_like(s))
+                .map(str::to_owned),
+        );
+    }
+    secrets.retain(|s| !s.is_empty());
+    secrets.sort();
+    secrets.dedup();
+    secrets
+}
+
+/// An Alertmanager sink's re-post of its open `alerts` (`first` the
+/// first of them), with an `Idempotency-Key` of its own,
+/// `ID:SEQUENCE:repost:UNIX_MS` (the first alert's, and the sink's clock
+/// in milliseconds): with the key of `first`'s delivery, a receiver that
+/// drops duplicates by key dropped every re-post, and Alertmanager
+/// resolved the alerts at their `endsAt`.
+pub fn repost(
+    hook: &Webhook,
+    first: &Alert,
+    alerts: Vec<Value>,
+    clock: &dyn Clock,
+) -> Result<Outgoing, Failure> {
+    let mut outgoing = request(hook, first, Some(alerts), clock)?;
+    let key = repost_key(first, clock.now_utc());
+    let key = HeaderValue::from_str(&key)
+        .map_err(|_| permanent("the alert id cannot be a header".into()))?;
+    for (name, value) in &mut outgoing.headers {
+        if name.as_str() == "idempotency-key" {
+            *value = key.clone();
+        }
+    }
+    Ok(outgoing)
+}
+
+fn repost_key(first: &Alert, now: chrono::DateTime<chrono::Utc>) -> String {
+    format!(
+        "{}:{}:repost:{}",
+        first.id,
+        first.sequence,
+        now.timestamp_millis()
+    )
 }
 
 /// What the sink's format makes of an alert: where it goes, its body,
@@ -302,5 +376,44 @@ mod tests {
             paging::alertmanager_ends_at(&alert, manager.alertmanager_ttl(), clock.now_utc());
         assert!(ends.starts_with("2027-01-15T08:04:00"), "{ends}");
         assert_eq!(body[0]["endsAt"], Value::String(ends));
+    }
+
+    /// A re-post's key is not the key its first alert was delivered
+    /// with (a receiver dropping duplicates by key dropped every re-post),
+    /// and changes from one re-post to the next.
+    #[tokio::test(start_paused = true)]
+    async fn a_repost_has_a_key_of_its_own() {
+        let clock = TokioClock::starting_at(1_800_000_000_000_000);
+        let alert = format::sample_alert();
+        let hook = Webhook {
+            url: "https://am.example.com".into(),
+            format: Format::Alertmanager,
+            secret: None,
+            timeout: Webhook::TIMEOUT,
+            connect_timeout: Webhook::CONNECT_TIMEOUT,
+            headers: Vec::new(),
+            key: None,
+            follow_redirects: false,
+            repeat: Webhook::REPEAT,
+        };
+        let delivered = header(
+            &request(&hook, &alert, None, &clock).expect("request"),
+            "idempotency-key",
+        );
+        let first = header(
+            &repost(&hook, &alert, Vec::new(), &clock).expect("repost"),
+            "idempotency-key",
+        );
+        tokio::time::advance(std::time::Duration::from_secs(60)).await;
+        let second = header(
+            &repost(&hook, &alert, Vec::new(), &clock).expect("repost"),
+            "idempotency-key",
+        );
+        assert_ne!(first, delivered);
+        assert_ne!(first, second);
+        assert!(
+            first.starts_with(&format!("{delivered}:repost:")),
+            "{first}"
+        );
     }
 }

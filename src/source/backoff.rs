@@ -6,19 +6,20 @@
 
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
-
 use super::ws::WsSettings;
 
 /// Waits between attempts: from `backoff_min`, doubling up to
-/// `backoff_max`, with jitter; never shorter than half `backoff_min` nor
-/// longer than `backoff_max`.
+/// `backoff_max`, each drawn uniformly between half and all of that
+/// ("equal jitter"); so never shorter than half `backoff_min` nor longer
+/// than `backoff_max`, and spread at the cap too. (backon's jitter added
+/// up to the delay again and was cut at the cap: there every wait was the
+/// cap exactly, and every sink and instance retried in step.)
 #[derive(Debug)]
 pub struct Backoff {
-    builder: ExponentialBuilder,
-    delays: ExponentialBackoff,
     min: Duration,
     max: Duration,
+    /// Attempts since the last reset.
+    attempt: u32,
 }
 
 impl Backoff {
@@ -27,24 +28,16 @@ impl Backoff {
         Backoff::between(settings.backoff_min, settings.backoff_max)
     }
 
-    /// Waits from `min`, doubling up to `max`; each wait is jittered up to
-    /// twice itself, then capped at `max`.
+    /// Waits from `min`, doubling up to `max`, jittered within each.
     pub fn between(min: Duration, max: Duration) -> Self {
         // Never a zero wait (a busy loop), and the cap never below the
         // first wait, whatever the settings say.
         let min = min.max(Duration::from_millis(1));
         let max = max.max(min);
-        let builder = ExponentialBuilder::default()
-            .with_min_delay(min)
-            .with_max_delay(max)
-            .with_factor(2.0)
-            .with_jitter()
-            .without_max_times();
         Backoff {
-            delays: builder.build(),
-            builder,
             min,
             max,
+            attempt: 0,
         }
     }
 
@@ -52,23 +45,26 @@ impl Backoff {
     /// backoff: for retries whose count is kept elsewhere (a sink's retry
     /// state survives a restart).
     pub fn nth(&mut self, attempt: u32) -> Duration {
-        self.reset();
-        // The waits stop growing once capped: at most 64 doublings matter.
-        for _ in 1..attempt.min(64) {
-            self.next_delay();
-        }
-        self.next_delay()
+        jitter(self.ceiling(attempt))
     }
 
-    /// The wait before the next attempt, never over the cap: the jitter
-    /// (up to the delay again) took waits to 69.7 s against a 60 s
-    /// `backoff_max_ms`.
+    /// The wait before the next attempt.
     pub fn next_delay(&mut self) -> Duration {
-        self.delays
-            .next()
-            .unwrap_or(self.max)
-            .min(self.max)
-            .max(self.min / 2)
+        self.attempt = self.attempt.saturating_add(1);
+        self.nth(self.attempt)
+    }
+
+    /// The longest a wait before attempt `attempt` can be: `min` doubled
+    /// per attempt after the first, capped at `max`.
+    pub fn ceiling(&self, attempt: u32) -> Duration {
+        let mut delay = self.min;
+        for _ in 1..attempt {
+            if delay >= self.max {
+                break;
+            }
+            delay = delay.saturating_mul(2);
+        }
+        delay.min(self.max)
     }
 
     /// The longest wait: for a server that refuses this client for good.
@@ -78,8 +74,14 @@ impl Backoff {
 
     /// Starts again from the shortest wait (after a healthy session).
     pub fn reset(&mut self) {
-        self.delays = self.builder.build();
+        self.attempt = 0;
     }
+}
+
+/// Uniform between half of `ceiling` and all of it.
+fn jitter(ceiling: Duration) -> Duration {
+    let half = ceiling / 2;
+    half + (ceiling - half).mul_f64(rand::random::<f64>())
 }
 
 #[cfg(test)]
@@ -95,12 +97,14 @@ mod tests {
         };
         let mut backoff = Backoff::new(&settings);
         let delays: Vec<Duration> = (0..200).map(|_| backoff.next_delay()).collect();
-        for d in &delays {
-            assert!(*d >= Duration::from_millis(50), "{d:?}");
-            // Jitter adds up to the delay itself, but never past the cap.
-            assert!(*d <= Duration::from_millis(800), "{d:?}");
+        for (i, d) in delays.iter().enumerate() {
+            let ceiling = Duration::from_millis(100 << i.min(3));
+            assert!(*d >= ceiling / 2 && *d <= ceiling, "wait {i}: {d:?}");
         }
-        assert_eq!(delays[7], Duration::from_millis(800), "{delays:?}");
+        // At the cap the waits are spread over its second half.
+        let capped = &delays[10..];
+        assert!(capped.iter().any(|d| *d > Duration::from_millis(750)));
+        assert!(capped.iter().any(|d| *d < Duration::from_millis(450)));
         assert_eq!(backoff.longest(), Duration::from_millis(800));
         backoff.reset();
         assert!(backoff.next_delay() < Duration::from_millis(200));
