@@ -17,6 +17,7 @@ mod guard;
 mod serve;
 #[cfg(test)]
 mod server_tests;
+pub mod snapshot;
 
 pub use serve::ServerLimits;
 
