@@ -366,3 +366,24 @@ async fn query_errors_are_json() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_method_is_answered_in_json() {
+    let (server, _) = start(ServerLimits::default(), None).await;
+    for head in [
+        "GET /api/v1/outbox/retry HTTP/1.1\r\nHost: 127.0.0.1",
+        "POST /api/v1/incidents HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json",
+    ] {
+        let (status, body) = exchange(server.addr, head, "").await;
+        assert_eq!(status, 405, "{head}");
+        let value: serde_json::Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{head}: not JSON ({e}): {body:?}"));
+        assert!(
+            value["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("is not allowed")),
+            "{head}: {body}"
+        );
+    }
+    server.stop().await;
+}
