@@ -600,3 +600,31 @@ fn systemd_is_told_ready_fed_and_told_stopping() {
     }
     assert!(rest.contains("STOPPING=1"), "after SIGTERM: {rest:?}");
 }
+
+/// `replay --report` to a file that cannot be written fails at once,
+/// before any alert is delivered: it used to replay everything first.
+#[test]
+fn a_report_that_cannot_be_written_is_refused_before_the_replay() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo.jsonl.gz");
+    let report = dir.path().join("no-such-dir/report.html");
+    let alerts = dir.path().join("alerts.jsonl");
+    let output = Command::new(env!("CARGO_BIN_EXE_outagewatch"))
+        .arg("replay")
+        .arg(&demo)
+        .arg("--alerts")
+        .arg(&alerts)
+        .arg("--report")
+        .arg(&report)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("replay runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("cannot write the report to") && stderr.contains("no-such-dir"),
+        "{stderr}"
+    );
+    let written = std::fs::read_to_string(&alerts).unwrap_or_default();
+    assert!(written.is_empty(), "alerts delivered first:\n{written}");
+}
