@@ -168,9 +168,18 @@ fn a_running_daemon_serves_the_api_and_metrics_and_requeues_dead_letters() {
     let (status, page) = client.get("/");
     assert_eq!(status, 200);
     assert!(page.contains("<title>outagewatch</title>") && page.contains("/assets/app.js"));
-    let (status, script) = client.get("/assets/app.js");
-    assert_eq!(status, 200);
-    assert!(script.contains("textContent"));
+    // The page's data, as the running daemon serves it: the document the
+    // script renders, with the fields the page relies on.
+    let dashboard = client.json("/api/v1/dashboard");
+    assert_eq!(dashboard["mode"], "daemon", "{dashboard}");
+    assert!(
+        dashboard["sources"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty())
+    );
+    assert!(dashboard["incident_totals"]["all"].is_u64(), "{dashboard}");
+    assert!(dashboard["health"]["lag_secs"].is_i64(), "{dashboard}");
+    assert_eq!(client.get("/assets/app.js").0, 200);
     assert_eq!(client.get("/assets/style.css").0, 200);
     assert_eq!(client.get("/no/such/route").0, 404);
 
@@ -195,7 +204,11 @@ fn a_running_daemon_serves_the_api_and_metrics_and_requeues_dead_letters() {
     );
     assert_eq!(client.get("/api/v1/incidents?state=bogus").0, 400);
     let open = client.json("/api/v1/incidents");
-    assert!(open["incidents"].is_array());
+    let open = open["incidents"].as_array().expect("a list");
+    assert!(
+        open.iter().all(|i| i["open"] == true),
+        "only open ones by default: {open:?}"
+    );
 
     let full = client.json(&format!("/api/v1/incidents/{id}"));
     let sent: Vec<&str> = full["alerts"]
@@ -239,7 +252,12 @@ fn a_running_daemon_serves_the_api_and_metrics_and_requeues_dead_letters() {
         "{d}"
     );
     let active = client.json("/api/v1/services?active=true");
-    assert!(active["services"].as_array().expect("list").len() <= listed.len());
+    for s in active["services"].as_array().expect("list") {
+        assert!(
+            s["authors"].as_u64().unwrap_or(0) > 0 || !s["incident"].is_null(),
+            "active=true lists only services with reports or an incident: {s}"
+        );
+    }
 
     let series = client.json("/api/v1/services/discord/series?minutes=60");
     let points = series["points"].as_array().expect("points");
@@ -599,4 +617,32 @@ fn systemd_is_told_ready_fed_and_told_stopping() {
         rest.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
     assert!(rest.contains("STOPPING=1"), "after SIGTERM: {rest:?}");
+}
+
+/// `replay --report` to a file that cannot be written fails at once,
+/// before any alert is delivered: it used to replay everything first.
+#[test]
+fn a_report_that_cannot_be_written_is_refused_before_the_replay() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo.jsonl.gz");
+    let report = dir.path().join("no-such-dir/report.html");
+    let alerts = dir.path().join("alerts.jsonl");
+    let output = Command::new(env!("CARGO_BIN_EXE_outagewatch"))
+        .arg("replay")
+        .arg(&demo)
+        .arg("--alerts")
+        .arg(&alerts)
+        .arg("--report")
+        .arg(&report)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("replay runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("cannot write the report to") && stderr.contains("no-such-dir"),
+        "{stderr}"
+    );
+    let written = std::fs::read_to_string(&alerts).unwrap_or_default();
+    assert!(written.is_empty(), "alerts delivered first:\n{written}");
 }

@@ -21,6 +21,23 @@ pub struct SinkReport {
     pub dead: u64,
     /// Alerts still waiting in the outbox for this sink.
     pub pending: usize,
+    /// The alert being retried now, if delivery is failing: an on-call
+    /// engineer needs the receiver's answer, not only a growing count.
+    pub failing: Option<Failing>,
+    /// Event time of the oldest alert still waiting (RFC 3339): how far
+    /// behind this sink is.
+    pub oldest_pending_at: Option<String>,
+}
+
+/// A sink whose current alert has failed at least once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failing {
+    pub attempts: u32,
+    /// Wall-clock milliseconds of the first failure.
+    pub since_ms: i64,
+    /// The last failure's reason, as the delivery code stored it (already
+    /// printable and bounded there).
+    pub last_error: String,
 }
 
 /// Reads the sinks' counters and outbox depth (see [`Delivery::probe`]).
@@ -36,12 +53,37 @@ impl SinkProbe {
             .iter()
             .map(|(name, stats, cursor)| {
                 let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+                let cursor = *cursor.borrow();
+                let pending = self.outbox.depth(name, cursor).unwrap_or(0);
+                // Only the retry record and the first waiting alert are
+                // read: two lookups, cheap enough for every poll.
+                let failing = self
+                    .outbox
+                    .retry_state(name)
+                    .ok()
+                    .flatten()
+                    .map(|r| Failing {
+                        attempts: r.attempts,
+                        since_ms: r.first_failure_ms,
+                        last_error: r.last_error,
+                    });
+                let oldest_pending_at = match pending {
+                    0 => None,
+                    _ => self
+                        .outbox
+                        .next_after(cursor)
+                        .ok()
+                        .flatten()
+                        .map(|(_, alert)| alert.at),
+                };
                 SinkReport {
                     name: name.clone(),
                     delivered: load(&stats.delivered),
                     retries: load(&stats.retries),
                     dead: load(&stats.dead),
-                    pending: self.outbox.depth(name, *cursor.borrow()).unwrap_or(0),
+                    pending,
+                    failing,
+                    oldest_pending_at,
                 }
             })
             .collect()

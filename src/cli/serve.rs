@@ -97,6 +97,12 @@ impl Watch {
         (state_dir, supervisor): (Option<&Path>, &Supervisor),
     ) -> anyhow::Result<Watch> {
         let settings = args.http.settings(&config.http, false)?;
+        if let Some(path) = &args.report {
+            // Checked now, not after a replay of hours: a report that
+            // cannot be written is said before anything is read.
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot write the report to {}", path.display()))?;
+        }
         if settings.is_none() && args.report.is_none() {
             return Ok(Watch {
                 telemetry: None,

@@ -168,6 +168,7 @@ async fn start(options: DaemonOptions) -> Result<Running, DaemonError> {
         .collect();
     let (health, resume) = source_health(&pipeline, &connections, &clock);
     telemetry.set_sources(health.clone());
+    telemetry.set_health(config.health);
     let (shutdown, shutdown_rx) = watch::channel(false);
     let supervisor = Supervisor::new();
     let (delivery, server) = start_outputs(

@@ -12,11 +12,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::AppState;
+use crate::alert::deliver::SinkReport;
 use crate::alert::rfc3339;
 use crate::detect::ServiceStatus;
 use crate::events::pipeline::SourceCounts;
 use crate::telemetry::Telemetry;
-use crate::telemetry::board::{IncidentRecord, Point};
+use crate::telemetry::board::IncidentRecord;
 
 /// Longest series the API returns, in minutes.
 pub const MAX_MINUTES: usize = 180;
@@ -346,6 +347,7 @@ pub fn source_views(telemetry: &Telemetry) -> Vec<Value> {
                 "connected": s.connected,
                 "received_frames": s.frames,
                 "last_frame_at": s.last_frame_wall.map(rfc3339),
+                "silent_seconds": s.last_frame_wall.map(|w| ((now - w) as f64 / 1e6).max(0.0)),
                 "processed_through": s.processed.map(rfc3339),
                 "lag_seconds": s.processed.map(|p| ((now - p) as f64 / 1e6).max(0.0)),
                 "reconnects": s.reconnects,
@@ -362,46 +364,51 @@ pub fn source_views(telemetry: &Telemetry) -> Vec<Value> {
         .collect()
 }
 
-/// Depth and counters per sink, with the dead letters when `letters`.
+/// Depth and counters per sink, with the dead letters when `letters`; a
+/// failing sink with its last error, and its newest dead letter's reason.
+/// Once the sinks have stopped (after a replay), their last reports,
+/// marked `stopped` (the store is closed: no dead letters to list).
 pub fn outbox_view(telemetry: &Telemetry, letters: bool) -> Result<Value, String> {
     let Some(probe) = telemetry.sinks() else {
-        return Ok(json!({ "sinks": [] }));
+        let sinks: Vec<Value> = telemetry
+            .stopped_sinks()
+            .iter()
+            .map(|report| sink_view(report, true))
+            .collect();
+        return Ok(json!({ "sinks": sinks }));
     };
     let dead = probe.outbox().dead_letters().map_err(|e| e.to_string())?;
     let sinks: Vec<Value> = probe
         .reports()
         .into_iter()
         .map(|report| {
-            let readable = dead
-                .letters
-                .iter()
-                .filter(|d| d.sink == report.name)
-                .map(|d| {
-                    json!({
-                        "id": d.id(),
-                        "alert_id": d.alert.id,
-                        "service": d.alert.service,
-                        "state": d.alert.state,
-                        "attempts": d.attempts,
-                        "failed_at": d.failed_at,
-                        "reason": d.reason,
-                        "superseded_by": d.superseded_by,
-                    })
-                });
+            let readable = dead.letters.iter().filter(|d| d.sink == report.name);
+            let last_dead = readable
+                .clone()
+                .filter(|d| d.superseded_by.is_none())
+                .max_by_key(|d| d.seq)
+                .map(|d| json!({ "failed_at": d.failed_at, "reason": bounded(&d.reason) }));
+            let readable = readable.map(|d| {
+                json!({
+                    "id": d.id(),
+                    "alert_id": d.alert.id,
+                    "service": d.alert.service,
+                    "state": d.alert.state,
+                    "attempts": d.attempts,
+                    "failed_at": d.failed_at,
+                    "reason": d.reason,
+                    "superseded_by": d.superseded_by,
+                })
+            });
             let unreadable = dead
                 .unreadable
                 .iter()
                 .filter(|d| d.sink == report.name)
                 .map(|d| json!({ "id": d.id(), "unreadable": d.detail }));
             let mine: Vec<Value> = readable.chain(unreadable).collect();
-            let mut view = json!({
-                "name": report.name,
-                "depth": report.pending,
-                "delivered": report.delivered,
-                "retries": report.retries,
-                "dead": report.dead,
-                "dead_letter_count": mine.len(),
-            });
+            let mut view = sink_view(&report, false);
+            view["dead_letter_count"] = json!(mine.len());
+            view["last_dead_letter"] = last_dead.unwrap_or(Value::Null);
             if letters {
                 view["dead_letters"] = Value::Array(mine);
             }
@@ -411,59 +418,35 @@ pub fn outbox_view(telemetry: &Telemetry, letters: bool) -> Result<Value, String
     Ok(json!({ "sinks": sinks }))
 }
 
-/// Everything the dashboard shows, in one document: the live page polls
-/// it, the replay report carries it inline. `report`: every incident, else
-/// open ones and the 20 most recent.
-pub fn snapshot(telemetry: &Telemetry, report: bool) -> Value {
-    let stats = telemetry.stats();
-    let (incidents, services, closest, newest): (Vec<Value>, Vec<Value>, Value, Option<String>) = {
-        let board = telemetry.board();
-        let mut incidents: Vec<&IncidentRecord> = board.incidents(true);
-        if !report {
-            incidents.sort_by_key(|r| !r.open);
-            incidents.truncate(20);
-        }
-        let incidents = incidents
-            .into_iter()
-            .map(|r| serde_json::to_value(r).unwrap_or(Value::Null))
-            .collect();
-        let services = board
-            .services()
-            .into_iter()
-            .take(12)
-            .map(|s| {
-                let points: Vec<Point> = board.series(&s.service, 60).unwrap_or_default();
-                json!({ "status": ServiceView::from(s), "series": points })
-            })
-            .collect();
-        (
-            incidents,
-            services,
-            serde_json::to_value(board.closest(10)).unwrap_or(Value::Null),
-            board.newest().map(rfc3339),
-        )
-    };
+/// One sink's report as the API shows it.
+fn sink_view(report: &SinkReport, stopped: bool) -> Value {
+    let failing = report.failing.as_ref().map(|f| {
+        json!({
+            "attempts": f.attempts,
+            "since": rfc3339(f.since_ms.saturating_mul(1000)),
+            "last_error": bounded(&f.last_error),
+        })
+    });
     json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "mode": telemetry.mode,
-        "report": report,
-        "generated_at": rfc3339(crate::wall::now_us()),
-        "event_time": newest,
-        "ready": telemetry.readiness().is_ok(),
-        "replaying": telemetry.replaying(),
-        "stats": {
-            "frames": stats.frames,
-            "posts": stats.posts,
-            "reports": stats.reports,
-            "recoveries": stats.recoveries,
-            "malformed": stats.malformed,
-            "duplicates": stats.duplicates,
-            "alerts": stats.alerts,
-        },
-        "incidents": incidents,
-        "services": services,
-        "closest": closest,
-        "sources": source_views(telemetry),
-        "outbox": outbox_view(telemetry, false).unwrap_or(Value::Null),
+        "name": report.name,
+        "stopped": stopped,
+        "depth": report.pending,
+        "delivered": report.delivered,
+        "retries": report.retries,
+        "dead": report.dead,
+        "dead_letter_count": Value::Null,
+        "last_dead_letter": Value::Null,
+        "failing": failing,
+        "oldest_pending_at": report.oldest_pending_at,
     })
+}
+
+/// At most 300 characters of a receiver's answer: the delivery code bounds
+/// it already, this keeps the page's row readable whatever it stored.
+fn bounded(s: &str) -> String {
+    let mut out: String = s.chars().take(300).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
 }

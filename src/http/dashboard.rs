@@ -56,7 +56,7 @@ async fn style() -> Response {
 
 async fn data(State(state): State<AppState>) -> Response {
     let telemetry = state.telemetry.clone();
-    match tokio::task::spawn_blocking(move || super::api::snapshot(&telemetry, false)).await {
+    match tokio::task::spawn_blocking(move || super::snapshot::snapshot(&telemetry, false)).await {
         Ok(value) => axum::Json(value).into_response(),
         Err(_) => super::api::error(
             axum::http::StatusCode::INTERNAL_SERVER_ERROR,
@@ -89,7 +89,7 @@ fn script_safe_json(value: &serde_json::Value) -> String {
 
 /// The static report: the same page with its style, script and data inline.
 pub fn report_page(telemetry: &Telemetry) -> String {
-    let snapshot = super::api::snapshot(telemetry, true);
+    let snapshot = super::snapshot::snapshot(telemetry, true);
     // `</` cannot occur in the script or style (checked by a test), so
     // they cannot end their elements early.
     PAGE.replace("<!--STYLE-->", &format!("<style>\n{STYLE}\n</style>"))

@@ -17,6 +17,7 @@ mod guard;
 mod serve;
 #[cfg(test)]
 mod server_tests;
+pub mod snapshot;
 
 pub use serve::ServerLimits;
 
@@ -211,6 +212,7 @@ fn router(state: AppState) -> Router {
         .route("/healthz", axum::routing::get(healthz))
         .merge(dashboard::page_routes())
         .merge(guarded)
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -232,6 +234,19 @@ async fn not_found() -> Response {
     api::error(
         StatusCode::NOT_FOUND,
         "no such route; see the README's \"Watching it\"",
+    )
+}
+
+/// A known route asked with the wrong method: JSON like every other error
+/// (axum's own 405 had an empty body).
+async fn method_not_allowed(request: Request) -> Response {
+    api::error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!(
+            "{} is not allowed on {}; see the README's \"Endpoints\"",
+            request.method(),
+            request.uri().path().chars().take(200).collect::<String>()
+        ),
     )
 }
 

@@ -366,3 +366,57 @@ async fn query_errors_are_json() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_method_is_answered_in_json() {
+    let (server, _) = start(ServerLimits::default(), None).await;
+    for head in [
+        "GET /api/v1/outbox/retry HTTP/1.1\r\nHost: 127.0.0.1",
+        "POST /api/v1/incidents HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json",
+    ] {
+        let (status, body) = exchange(server.addr, head, "").await;
+        assert_eq!(status, 405, "{head}");
+        let value: serde_json::Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{head}: not JSON ({e}): {body:?}"));
+        assert!(
+            value["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("is not allowed")),
+            "{head}: {body}"
+        );
+    }
+    server.stop().await;
+}
+
+/// The headers the README promises, on the page, the data, an error and
+/// a refusal alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_carries_the_security_headers() {
+    let (server, _) = start(ServerLimits::default(), None).await;
+    for path in ["/", "/assets/app.js", "/api/v1/dashboard", "/no/such/route"] {
+        let mut stream = TcpStream::connect(server.addr).await.expect("connects");
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("sends");
+        let got = read_to_close(&mut stream).await.expect("an answer");
+        let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+        let head = text
+            .split_once("\r\n\r\n")
+            .map_or(text.as_str(), |(h, _)| h);
+        for want in [
+            "x-content-type-options: nosniff",
+            "x-frame-options: deny",
+            "referrer-policy: no-referrer",
+            "cache-control: no-store",
+            "content-security-policy: default-src 'none'; script-src 'self';",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(head.contains(want), "{path}: no {want:?} in\n{head}");
+        }
+        assert!(
+            !head.contains("unsafe-inline") && !head.contains("unsafe-eval"),
+            "{path}: {head}"
+        );
+    }
+    server.stop().await;
+}

@@ -29,11 +29,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::Micros;
 use crate::alert::Alert;
-use crate::alert::deliver::SinkProbe;
+use crate::alert::deliver::{SinkProbe, SinkReport};
 use crate::detect::Detector;
 use crate::events::http::HttpCounters;
 use crate::events::pipeline::{SourceCounts, Stats};
-use crate::source::health::SourceHealth;
+use crate::source::health::{HealthRule, SourceHealth};
 use crate::window::Bucket;
 
 pub use board::{Board, BoardLimits};
@@ -55,6 +55,13 @@ pub struct Telemetry {
     board: Mutex<Board>,
     sources: Mutex<Vec<Arc<SourceHealth>>>,
     sinks: Mutex<Option<SinkProbe>>,
+    /// The sinks' last reports, kept when they stop: after a replay the
+    /// page showed "none" (as if no sink were configured) while alerts
+    /// were still undelivered.
+    stopped_sinks: Mutex<Vec<SinkReport>>,
+    /// The `[health]` rule, so the page can say when a source is silent or
+    /// the event clock is behind (the default until the daemon sets it).
+    health: Mutex<HealthRule>,
     /// True while the store is open and the pipeline runs.
     store_open: AtomicBool,
     /// Replay: true while frames are being read; false once it has ended.
@@ -74,6 +81,8 @@ impl Telemetry {
             board: Mutex::new(Board::new(BoardLimits::default())),
             sources: Mutex::new(Vec::new()),
             sinks: Mutex::new(None),
+            stopped_sinks: Mutex::new(Vec::new()),
+            health: Mutex::new(HealthRule::default()),
             store_open: AtomicBool::new(false),
             replaying: AtomicBool::new(false),
             state_dir,
@@ -115,9 +124,26 @@ impl Telemetry {
     }
 
     /// Forgets the sinks (their probe holds the outbox) once they have
-    /// stopped, so the store can be closed and sealed.
+    /// stopped, so the store can be closed and sealed; their last reports
+    /// stay, to be shown as stopped.
     pub fn clear_sinks(&self) {
-        *Self::lock(&self.sinks) = None;
+        let probe = Self::lock(&self.sinks).take();
+        if let Some(probe) = probe {
+            *Self::lock(&self.stopped_sinks) = probe.reports();
+        }
+    }
+
+    /// The reports of sinks that have stopped (see [`Telemetry::clear_sinks`]).
+    pub fn stopped_sinks(&self) -> Vec<SinkReport> {
+        Self::lock(&self.stopped_sinks).clone()
+    }
+
+    pub fn set_health(&self, rule: HealthRule) {
+        *Self::lock(&self.health) = rule;
+    }
+
+    pub fn health(&self) -> HealthRule {
+        *Self::lock(&self.health)
     }
 
     pub fn sinks(&self) -> Option<SinkProbe> {

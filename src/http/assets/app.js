@@ -7,6 +7,12 @@
 (function () {
   var SVG = "http://www.w3.org/2000/svg";
   var POLL_MS = 5000;
+  // A daemon that stops answering (stopped, swapped out, a hung
+  // connection) must not leave old figures under a green pill: each fetch
+  // is given up after FETCH_TIMEOUT_MS, and figures older than STALE_MS
+  // are called stale.
+  var FETCH_TIMEOUT_MS = 10000;
+  var STALE_MS = 2 * POLL_MS + 2000;
 
   function el(tag, attrs, text) {
     var node = document.createElement(tag);
@@ -152,8 +158,15 @@
     fact(facts, inc.open ? "updated" : "resolved", when(inc.updated_at));
     fact(facts, "reports", inc.reports);
     fact(facts, "peak authors", inc.peak_authors);
-    fact(facts, "rate", num(inc.rate_per_min) + "/min");
-    fact(facts, "baseline", num(inc.baseline_per_min, 2) + "/min");
+    // The record changes only on an alert; an open incident also gets the
+    // service's figures now, so a surge that kept growing is not shown at
+    // its first alert's rate.
+    if (inc.open && inc.live) {
+      fact(facts, "rate now", num(inc.live.rate_per_min) + "/min");
+      fact(facts, "expected now", num(inc.live.expected_per_min, 2) + "/min");
+    }
+    fact(facts, "rate at last alert", num(inc.rate_per_min) + "/min");
+    fact(facts, "baseline at last alert", num(inc.baseline_per_min, 2) + "/min");
     fact(facts, "alerts", (inc.alerts || []).length);
     card.appendChild(facts);
     if (inc.detail) card.appendChild(el("p", { class: "detail" }, inc.detail));
@@ -221,9 +234,11 @@
       var tr = el("tr");
       cells.forEach(function (c, i) {
         var td = el("td", { class: headers[i].num ? "num" : "" });
-        if (c && typeof c === "object" && c.cls) {
-          td.textContent = c.text;
-          td.className += " " + c.cls;
+        // A cell given as {text, cls}: cls may be empty (a recording's
+        // state), which once printed the object itself.
+        if (c && typeof c === "object") {
+          td.textContent = c.text === null || c.text === undefined ? "-" : String(c.text);
+          if (c.cls) td.className += " " + c.cls;
         } else {
           td.textContent = c === null || c === undefined ? "-" : String(c);
         }
@@ -235,10 +250,22 @@
 
   function render(data) {
     document.getElementById("mode").textContent = data.report ? "replay report" : data.mode;
+    var live = !data.report && data.mode === "daemon";
+    var health = data.health || {};
     var ready = document.getElementById("ready");
-    ready.textContent = data.ready ? "ready" : "not ready";
+    ready.textContent = data.ready ? "ready" : "not ready: " + (data.ready_reason || "no reason given");
     ready.className = "pill " + (data.ready ? "ok" : "bad");
-    document.getElementById("clock").textContent = "event time " + when(data.event_time);
+    ready.setAttribute("data-ok", data.ready ? "ok" : "bad");
+    var clock = document.getElementById("clock");
+    var lag = data.event_lag_seconds;
+    var behind = live && typeof lag === "number" ? " · " + ago(lag) + " behind" : "";
+    clock.textContent = "event time " + when(data.event_time) + behind;
+    clock.className = live && typeof lag === "number" && lag > (health.lag_secs || 120) ? "late" : "muted";
+
+    var totals = data.incident_totals || {};
+    var count = document.getElementById("incident-count");
+    count.textContent = typeof totals.all === "number" && totals.all > data.incidents.length ?
+      "showing " + data.incidents.length + " of " + totals.all + " (every open one: " + totals.open + ")" : "";
 
     var incidents = document.getElementById("incidents");
     clear(incidents);
@@ -259,27 +286,62 @@
 
     table(document.getElementById("sources"),
       [{ label: "source" }, { label: "state" }, { label: "frames", num: true }, { label: "posts", num: true },
-       { label: "reports", num: true }, { label: "lag s", num: true }, { label: "reconnects", num: true }],
+       { label: "reports", num: true }, { label: "lag s", num: true }, { label: "reconnects", num: true },
+       { label: "stalls", num: true }],
       (data.sources || []).map(function (s) {
-        var p = s.pipeline || {};
-        var state = s.connected === null ? { text: "recording", cls: "" } :
-          (s.connected ? { text: "up", cls: "up" } : { text: "down", cls: "down" });
-        return [s.name, state, p.frames, p.posts, p.reports,
-          typeof s.lag_seconds === "number" ? num(s.lag_seconds, 0) : null, s.reconnects];
+        return [s.name, sourceState(s, health), p(s).frames, p(s).posts, p(s).reports,
+          typeof s.lag_seconds === "number" ? num(s.lag_seconds, 0) : null, s.reconnects, s.stalls];
       }));
 
     table(document.getElementById("outbox"),
-      [{ label: "sink" }, { label: "waiting", num: true }, { label: "delivered", num: true },
-       { label: "retries", num: true }, { label: "dead letters", num: true }],
+      [{ label: "sink" }, { label: "state" }, { label: "waiting", num: true }, { label: "oldest waiting" },
+       { label: "delivered", num: true }, { label: "retries", num: true }, { label: "dead", num: true },
+       { label: "last error" }],
       ((data.outbox || {}).sinks || []).map(function (s) {
-        return [s.name, s.depth, s.delivered, s.retries, s.dead_letter_count];
+        var error = s.failing ? s.failing.last_error : (s.last_dead_letter || {}).reason;
+        return [s.name, sinkState(s), s.depth, when(s.oldest_pending_at), s.delivered, s.retries,
+          s.dead_letter_count === null || s.dead_letter_count === undefined ? s.dead : s.dead_letter_count,
+          error ? { text: error, cls: "down error" } : null];
       }));
 
     var st = data.stats || {};
     document.getElementById("stats").textContent =
       "outagewatch " + data.version + " · frames " + st.frames + " · posts " + st.posts +
       " · reports " + st.reports + " · recoveries " + st.recoveries + " · malformed " + st.malformed +
-      " · alerts " + st.alerts + " · generated " + when(data.generated_at);
+      " · alerts " + (typeof data.alerts_recorded === "number" ? data.alerts_recorded : st.alerts) +
+      " · generated " + when(data.generated_at);
+  }
+
+  function p(source) { return source.pipeline || {}; }
+
+  function ago(seconds) {
+    var s = Math.max(0, Math.round(seconds));
+    if (s < 120) return s + " s";
+    if (s < 7200) return Math.round(s / 60) + " min";
+    return Math.round(s / 3600) + " h";
+  }
+
+  // "up" only when frames arrive: a connection that stays open but
+  // silent, reconnected by the watchdog again and again, showed green.
+  function sourceState(s, health) {
+    if (s.connected === null || s.connected === undefined) return { text: "recording", cls: "" };
+    if (!s.connected) return { text: "down", cls: "down" };
+    var silence = health.silence_secs || 60;
+    if (typeof s.silent_seconds === "number" && s.silent_seconds > silence) {
+      return { text: "silent " + ago(s.silent_seconds) + (s.stalls ? ", stalled " + s.stalls + "×" : ""), cls: "down" };
+    }
+    if (s.stalls) return { text: "up, stalled " + s.stalls + "×", cls: "warn" };
+    return { text: "up", cls: "up" };
+  }
+
+  function sinkState(s) {
+    if (s.stopped) {
+      var left = (s.depth || 0) + (s.dead || 0);
+      return left ? { text: "stopped, " + left + " undelivered", cls: "down" } : { text: "stopped", cls: "" };
+    }
+    if (s.failing) return { text: "failing (" + s.failing.attempts + " tries since " + when(s.failing.since) + ")", cls: "down" };
+    if (s.dead_letter_count || s.dead) return { text: "dead-lettering", cls: "down" };
+    return { text: "ok", cls: "up" };
   }
 
   function problem(text) {
@@ -299,19 +361,58 @@
     try { return sessionStorage.getItem("outagewatch-token"); } catch (e) { return null; }
   }
 
+  var lastOk = Date.now();
+  var lastGenerated = null;
+  var lastError = null;
+
+  // Runs every second, so the warning grows while a fetch hangs.
+  function staleness() {
+    var age = Date.now() - lastOk;
+    if (age <= STALE_MS) {
+      problem(lastError);
+      return;
+    }
+    var from = lastGenerated ? lastGenerated.slice(11, 19) + " UTC" : "never";
+    problem("No answer for " + ago(age / 1000) + "; figures from " + from +
+      (lastError ? " (" + lastError + ")" : ""));
+    var ready = document.getElementById("ready");
+    ready.textContent = "stale";
+    ready.className = "pill bad";
+  }
+
   function poll() {
     var headers = {};
     var t = token();
     if (t) headers.Authorization = "Bearer " + t;
-    fetch("/api/v1/dashboard", { headers: headers, cache: "no-store" })
+    var options = { headers: headers, cache: "no-store" };
+    var timer = null;
+    if (typeof AbortController === "function") {
+      var abort = new AbortController();
+      options.signal = abort.signal;
+      timer = setTimeout(function () { abort.abort(); }, FETCH_TIMEOUT_MS);
+    }
+    fetch("/api/v1/dashboard", options)
       .then(function (r) {
         if (r.status === 401) throw new Error("401: open the page as /#token=YOUR_TOKEN");
         if (!r.ok) throw new Error("HTTP " + r.status);
         return r.json();
       })
-      .then(function (data) { problem(null); render(data); })
-      .catch(function (e) { problem("Cannot load data: " + e.message); })
-      .then(function () { setTimeout(poll, POLL_MS); });
+      .then(function (data) {
+        lastOk = Date.now();
+        lastGenerated = data.generated_at;
+        lastError = null;
+        render(data);
+        staleness();
+      })
+      .catch(function (e) {
+        lastError = "Cannot load data: " + (e.name === "AbortError" ?
+          "no answer within " + FETCH_TIMEOUT_MS / 1000 + " s" : e.message);
+        staleness();
+      })
+      .then(function () {
+        if (timer) clearTimeout(timer);
+        setTimeout(poll, POLL_MS);
+      });
   }
 
   var inline = document.getElementById("snapshot");
@@ -319,5 +420,6 @@
     render(JSON.parse(inline.textContent));
   } else {
     poll();
+    setInterval(staleness, 1000);
   }
 })();

@@ -258,7 +258,8 @@ impl ServiceFamilies {
     }
 
     /// The per-service gauges rebuilt for the `TOP_SERVICES` busiest
-    /// services plus `other`, and the open incidents per severity.
+    /// services plus [`super::OTHER_SERVICES`], and the open incidents per
+    /// severity.
     pub(super) fn sync(&self, board: &Board) {
         let services = board.services();
         self.tracked.set(services.len() as i64);
@@ -277,7 +278,7 @@ impl ServiceFamilies {
             }
         }
         if others > 0 {
-            let l = label("service", "other");
+            let l = label("service", super::OTHER_SERVICES);
             self.rate.get_or_create(&l).set(other_rate);
             self.expected.get_or_create(&l).set(other_expected);
         }

@@ -23,8 +23,13 @@ use self::families::{
 use super::Telemetry;
 
 /// Services with their own label in the per-service gauges; the rest are
-/// summed under `service="other"`.
+/// summed under `service="_other"`.
 pub const TOP_SERVICES: usize = 20;
+
+/// The label of the services outside the top: a name no service can have
+/// (they are `[a-z0-9-]`). It was `other`, which `#OtherDown` makes a
+/// discovered service, whose figures then merged with the bucket's.
+pub const OTHER_SERVICES: &str = "_other";
 
 type Labels = Vec<(&'static str, LabelValue)>;
 type Counters = Family<Labels, Counter>;
@@ -298,5 +303,45 @@ mod tests {
             .filter(|l| l.starts_with("outagewatch_frames_total{"))
             .count();
         assert_eq!(frames, names.len(), "one series each\n{text}");
+    }
+
+    /// A service named `other` keeps its own series, apart from the sum
+    /// of the services outside the top.
+    #[test]
+    fn a_service_named_other_is_not_the_bucket_for_the_rest() {
+        let telemetry = Telemetry::new(Mode::Daemon, None);
+        let status = |name: &str, rate: f64| crate::detect::ServiceStatus {
+            service: name.into(),
+            reports: 1,
+            authors: 1,
+            rate_per_min: rate,
+            expected_per_min: 0.0,
+            fire_per_min: 10.0,
+            p_value: 0.5,
+            basis: crate::detect::Basis::Prior,
+            last_report: 0,
+            discovered: true,
+            incident: None,
+        };
+        // `other` the busiest; two services past the top, at 1 each.
+        let mut statuses = vec![status("other", 50.0)];
+        for i in 0..TOP_SERVICES + 1 {
+            statuses.push(status(&format!("svc-{i:02}"), 30.0 - i as f64));
+        }
+        let last = TOP_SERVICES + 1;
+        statuses.last_mut().expect("one").rate_per_min = 1.0;
+        statuses[last - 1].rate_per_min = 1.0;
+        telemetry
+            .board()
+            .on_bucket(&crate::window::Bucket::default(), statuses, &[]);
+        let text = telemetry.metrics.render(&telemetry).expect("renders");
+        let gauge = |service: &str| {
+            let prefix = format!("outagewatch_service_rate_per_minute{{service=\"{service}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&prefix).map(str::to_owned))
+                .unwrap_or_else(|| panic!("no {prefix}\n{text}"))
+        };
+        assert_eq!(gauge("other"), "50.0");
+        assert_eq!(gauge(OTHER_SERVICES), "2.0");
     }
 }
