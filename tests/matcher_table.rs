@@ -221,6 +221,15 @@ const CASES: &[(&str, Expect)] = &[
     ),
     not!("@jane that link isn't working"),
     not!("@bob isn't working tonight, he's off"),
+    // Chat tools' group mentions pasted into a post are nobody's account:
+    // the report stays with the service it names.
+    report!(
+        "Discord down?? can't log in <!channel> @everyone @here",
+        "discord"
+    ),
+    ("@everyone is the site down?", Unnamed),
+    ("@here your app won't load", Unnamed),
+    report!("@channel is slack down?", "slack"),
     // A discovered name is 2 to 41 characters (a domain's first label at
     // most): whoever writes the post chooses it, and it goes into alerts.
     report!(

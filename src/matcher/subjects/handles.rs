@@ -17,6 +17,20 @@ const HANDLE_SUFFIXES: &[&str] = &[
 ];
 const HANDLE_PREFIXES: &[&str] = &["ask", "team", "the", "get"];
 
+/// Words that address a group in chat tools (`@everyone`, `@here`,
+/// `@channel`), pasted into posts: nobody's account, and never a
+/// discovered service ("discord down, can't log in @everyone" made one
+/// named `everyone`, which then paged).
+const GROUP_MENTIONS: &[&str] = &[
+    "everyone",
+    "everybody",
+    "here",
+    "channel",
+    "all",
+    "room",
+    "online",
+];
+
 /// An `@handle` in the text.
 pub(in super::super) struct Handle {
     /// Letters and digits of the handle, lower case.
@@ -148,7 +162,9 @@ impl Decision<'_> {
             && anchors
                 .iter()
                 .any(|&(s, e)| gap(handle.start, handle.end, s, e) <= AMBIGUOUS_GAP);
-        if !((handle.addressee && targeted) || asked) {
+        if !((handle.addressee && targeted) || asked)
+            || GROUP_MENTIONS.contains(&handle.stem.as_str())
+        {
             return None;
         }
         let service = Service::discovered(hashtag_stem(handle_brand(&handle.stem)))?;
