@@ -158,6 +158,29 @@ fn malformed_lines_are_counted_named_and_skipped() {
     assert!(stderr.contains(&oversized), "{stderr}");
 }
 
+/// A file none of whose lines is a frame is not a recording: an error
+/// naming it (exit 1), while a file with one good line beside bad ones
+/// (above) is a replay with malformed lines (exit 0).
+#[test]
+fn a_file_with_no_frame_at_all_is_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, "# notes\n\n{\"foo\":1}\nplain text\n").expect("write");
+    let out = bin().arg("replay").arg(&path).output().expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let name = path.display().to_string();
+    assert!(
+        stderr.contains(&format!(
+            "{name}: none of its 4 lines is a frame (3 malformed"
+        )),
+        "{stderr}"
+    );
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").expect("write");
+    run(bin().arg("replay").arg(&empty));
+}
+
 #[test]
 fn unreadable_input_is_a_clear_error() {
     let out = bin()

@@ -299,6 +299,7 @@ impl Files<'_> {
         };
         let matcher = Arc::clone(self.pipeline.matcher());
         let source = source_name(file);
+        let before = Usable::of(self.pipeline.stats());
         let reading = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             Reader::new(reader, self.max_line)
                 .prepare_all(&matcher, &source, |lines| self.process(&source, lines))
@@ -310,7 +311,9 @@ impl Files<'_> {
         };
         Ok(match stop? {
             Stop::Failed(error) => Some(error),
-            Stop::End | Stop::Full => None,
+            Stop::End | Stop::Full => Usable::of(self.pipeline.stats())
+                .since(before)
+                .none_usable(file),
         })
     }
 
@@ -346,6 +349,47 @@ impl Files<'_> {
         if let (Some(pacer), Some(now)) = (self.pace.as_mut(), self.pipeline.newest_event_time()) {
             pacer.wait_for(now);
         }
+    }
+}
+
+/// Lines read and how many were malformed or blank: a file none of whose
+/// lines is a frame (a binary, a README, another program's JSON) is not a
+/// recording, and replaying it "cleanly" with exit 0 told a script that
+/// nothing was wrong.
+#[derive(Clone, Copy)]
+struct Usable {
+    lines: u64,
+    malformed: u64,
+    blank: u64,
+}
+
+impl Usable {
+    fn of(stats: &crate::events::pipeline::Stats) -> Self {
+        Usable {
+            lines: stats.frames,
+            malformed: stats.malformed,
+            blank: stats.blank_lines,
+        }
+    }
+
+    fn since(self, before: Usable) -> Self {
+        Usable {
+            lines: self.lines.saturating_sub(before.lines),
+            malformed: self.malformed.saturating_sub(before.malformed),
+            blank: self.blank.saturating_sub(before.blank),
+        }
+    }
+
+    /// The error for `file` when it had malformed lines and nothing else
+    /// but blank ones. An empty file is no error (a recording just begun).
+    fn none_usable(self, file: &str) -> Option<String> {
+        (self.malformed > 0 && self.malformed.saturating_add(self.blank) >= self.lines).then(|| {
+            format!(
+                "{file}: none of its {} lines is a frame ({} malformed; the first are listed above \
+                 under \"malformed\"): is it a recording?",
+                self.lines, self.malformed
+            )
+        })
     }
 }
 
