@@ -152,7 +152,9 @@ pub fn run(args: ReplayArgs, matcher: Matcher, mut config: Config) -> anyhow::Re
     )?;
     emit(pipeline.finish()?)?;
     let elapsed = started.elapsed();
-    watch.finished(pipeline.stats())?;
+    // Its error (the report not written) comes after the summary, which
+    // says what the replay did.
+    let finished = watch.finished(pipeline.stats());
     let undelivered = drain(&runtime, delivery, &args)?;
     let stats = pipeline.stats().clone();
     let store = pipeline.into_store();
@@ -160,6 +162,7 @@ pub fn run(args: ReplayArgs, matcher: Matcher, mut config: Config) -> anyhow::Re
     // The store's last handle: compacted through it, closed and sealed.
     crate::state::close_store(store).log();
     print_summary(&stats, &source_note, elapsed);
+    finished?;
     watch.hold(&runtime, &args.watch);
     if let Some(failure) = supervisor.failure() {
         anyhow::bail!(failure);
