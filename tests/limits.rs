@@ -227,24 +227,30 @@ fn absurd_numbers_are_clean_errors_naming_file_line_and_key() {
         assert!(stderr.contains(flag), "{args:?}: {stderr}");
     }
     let _ = std::fs::remove_file(&series_csv);
-    // A history range that holds nothing, or a time no source accepts, is
-    // refused before anything connects (the port would refuse anyway).
-    let ranges: [(&[&str], &str); 3] = [
-        (&["--since", "1h", "--until", "2h"], "is not after --since"),
-        (&["--since", "100000y"], "1970 to 9999"),
+    // A history range that holds nothing (exit 1), or a time no source
+    // accepts (a usage error, exit 2), is refused before anything connects
+    // (the port would refuse anyway).
+    let ranges: [(&[&str], &str, i32); 3] = [
+        (
+            &["--since", "1h", "--until", "2h"],
+            "is not after --since",
+            1,
+        ),
+        (&["--since", "100000y"], "1970 to 9999", 2),
         (
             &["--since", "1h", "--until", "999999999999999999"],
             "1970 to 9999",
+            2,
         ),
     ];
-    for (range, says) in ranges {
+    for (range, says, code) in ranges {
         let output = bin()
             .args(["replay", "--jetstream", "ws://127.0.0.1:9"])
             .args(range)
             .output()
             .expect("replay");
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{range:?}: {stderr}");
+        assert_eq!(output.status.code(), Some(code), "{range:?}: {stderr}");
         assert!(stderr.contains(says), "{range:?}: {stderr}");
         assert!(!stderr.contains("connect"), "{range:?}: {stderr}");
     }
