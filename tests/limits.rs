@@ -542,7 +542,14 @@ fn a_closed_stdout_ends_replay_quietly_instead_of_retrying() {
 fn a_secret_on_the_command_line_is_warned_about() {
     let missing = "/nonexistent/recording.jsonl";
     let on_line = bin()
-        .args(["replay", "--webhook-secret", "s3cret", missing])
+        .args([
+            "replay",
+            "--webhook-secret",
+            "s3cret",
+            "--webhook",
+            "http://127.0.0.1:1/",
+            missing,
+        ])
         .env_remove("OUTAGEWATCH_WEBHOOK_SECRET")
         .output()
         .expect("replay");

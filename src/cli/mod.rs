@@ -121,6 +121,82 @@ pub(crate) fn websocket_url(value: &str) -> Result<String, String> {
     }
 }
 
+/// The value of a `--webhook URL` flag: an http:// or https:// URL with a
+/// host. Checked here, not when the sink is built, so the mistake is a
+/// usage error naming the flag the user typed rather than a sink they
+/// never named. Only the host is ever echoed: a webhook's path and query
+/// often carry its secret (Slack, Discord, `?token=`).
+pub(crate) fn http_url(value: &str) -> Result<String, String> {
+    if crate::alert::http::is_http_url(value) {
+        return Ok(value.to_owned());
+    }
+    let Some((scheme, rest)) = value.split_once("://") else {
+        return Err(format!(
+            "missing http:// or https://? (host {:?})",
+            host_part(value)
+        ));
+    };
+    let host = host_part(rest);
+    if host.is_empty() {
+        Err(format!("{scheme}:// URL has no host"))
+    } else {
+        Err(format!(
+            "{scheme}://{host}/… is not an http:// or https:// URL"
+        ))
+    }
+}
+
+/// `--webhook`'s value parser: [`http_url`], reported without the value.
+/// clap's own message for a rejected value quotes it whole (`invalid value
+/// 'hooks.example.com/T0/B0/secret'`), which would print the secret a
+/// webhook's path or query holds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WebhookUrl;
+
+impl clap::builder::TypedValueParser for WebhookUrl {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        command: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        let flag = arg.map_or_else(|| "--webhook".to_owned(), ToString::to_string);
+        let fail = |why: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for '{flag}': {why}\n"),
+            )
+            .with_cmd(command)
+        };
+        let value = value
+            .to_str()
+            .ok_or_else(|| fail("not valid UTF-8".to_owned()))?;
+        http_url(value).map_err(fail)
+    }
+}
+
+/// `host[:port]` of a URL without its scheme: what comes before the first
+/// `/`, `?` or `#`, less any `user:password@`. Never the path nor the query.
+fn host_part(rest: &str) -> &str {
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host)
+}
+
+/// The value of `--http ADDR`: a socket address (`127.0.0.1:9464`,
+/// `[::1]:0`). Checked by clap so a typo is a usage error (exit 2) like
+/// every other malformed flag, not a failure after the run has started.
+pub(crate) fn listen_addr(value: &str) -> Result<String, String> {
+    value
+        .parse::<std::net::SocketAddr>()
+        .map(|_| value.to_owned())
+        .map_err(|_| format!("{value:?} is not an IP:PORT address (e.g. 127.0.0.1:9464)"))
+}
+
 pub fn error_chain(error: &anyhow::Error) -> String {
     let mut text = error.to_string();
     for cause in error.chain().skip(1) {
@@ -185,16 +261,17 @@ pub(crate) struct SinkArgs {
     /// Append alerts to this file instead of stdout (`-` is stdout).
     #[arg(long, value_name = "FILE")]
     alerts: Option<PathBuf>,
-    /// POST each alert as JSON to this URL (repeatable).
-    #[arg(long, value_name = "URL")]
+    /// POST each alert as JSON to this URL (repeatable; http:// or https://).
+    #[arg(long, value_name = "URL", value_parser = WebhookUrl)]
     webhook: Vec<String>,
-    /// Sign `--webhook` requests with this secret (HMAC-SHA256).
-    #[arg(
-        long,
-        value_name = "SECRET",
-        env = WEBHOOK_SECRET_ENV,
-        hide_env_values = true
-    )]
+    /// Sign `--webhook` requests with this secret (HMAC-SHA256); better,
+    /// set OUTAGEWATCH_WEBHOOK_SECRET (a secret on the command line is
+    /// visible in `ps`). Requires `--webhook`: alone it would sign nothing.
+    // Not clap's `env`: clap counts a value from the environment as given,
+    // so `requires` would turn an exported variable into a usage error on
+    // every run with only configured sinks. The variable is read in
+    // `apply`, and only the flag itself needs a `--webhook`.
+    #[arg(long, value_name = "SECRET", requires = "webhook")]
     webhook_secret: Option<String>,
 }
 
@@ -204,9 +281,7 @@ impl SinkArgs {
     /// ([`crate::config::webhook_name`]: `webhook-` and 8 hex digits).
     pub(crate) fn apply(&self, config: &mut crate::config::Config) {
         // A secret in the arguments is visible to every user in `ps`.
-        if let Some(secret) = &self.webhook_secret
-            && std::env::var(WEBHOOK_SECRET_ENV).ok().as_ref() != Some(secret)
-        {
+        if self.webhook_secret.is_some() {
             tracing::warn!(
                 "--webhook-secret on the command line is visible to other users (ps, /proc); \
                  set {WEBHOOK_SECRET_ENV} instead"
@@ -215,12 +290,18 @@ impl SinkArgs {
         if let Some(alerts) = &self.alerts {
             config.alerts.file = Some(alerts.clone());
         }
+        // An empty variable is unset, as clap's `env` treated it.
+        let secret = self.webhook_secret.clone().or_else(|| {
+            std::env::var(WEBHOOK_SECRET_ENV)
+                .ok()
+                .filter(|s| !s.is_empty())
+        });
         let first = config.sinks.len();
         for (i, url) in self.webhook.iter().enumerate() {
             let mut sink = crate::config::SinkConfig::json(
                 &crate::config::webhook_name(url),
                 url,
-                self.webhook_secret.clone(),
+                secret.clone(),
             );
             // Named by position before: a state from then carries over.
             sink.formerly = Some(format!("webhook-{}", first + i + 1));
@@ -332,5 +413,84 @@ mod tests {
             .1;
         let secs = replay_pace::MAX_PACE_SLEEP.as_secs();
         assert!(help.contains(&format!("sleeps at most {secs} s")), "{help}");
+    }
+
+    /// Parses a command line as the binary would, giving clap's error.
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("outagewatch").chain(args.iter().copied()))
+    }
+
+    /// A malformed `--webhook` is a usage error (exit 2) naming the flag;
+    /// only its host is echoed, never the path or query (they may hold the
+    /// webhook's secret).
+    #[test]
+    fn bad_webhook_is_a_usage_error_showing_only_the_host() {
+        for (value, says) in [
+            (
+                "hooks.example.com/x/SeCrEt?token=abc",
+                "missing http:// or https://? (host \"hooks.example.com\")",
+            ),
+            (
+                "u:pw@hooks.example.com:8080/SeCrEt",
+                "(host \"hooks.example.com:8080\")",
+            ),
+            (
+                "ftp://hooks.example.com/SeCrEt?token=abc",
+                "ftp://hooks.example.com/",
+            ),
+            ("https://?token=abc", "has no host"),
+        ] {
+            let error = parse(&["replay", "--webhook", value, "f.jsonl"]).expect_err(value);
+            assert_eq!(error.exit_code(), 2, "{value}");
+            let text = error.to_string();
+            assert!(text.contains("--webhook"), "{value}: {text}");
+            assert!(text.contains(says), "{value}: {text}");
+            assert!(
+                !text.contains("SeCrEt") && !text.contains("abc") && !text.contains("pw"),
+                "{value}: {text}"
+            );
+        }
+        for command in ["replay", "run"] {
+            assert!(
+                parse(
+                    &[
+                        command,
+                        "--webhook",
+                        "https://hooks.example.com/x",
+                        "f.jsonl"
+                    ][..if command == "run" { 3 } else { 4 }]
+                )
+                .is_ok()
+            );
+        }
+    }
+
+    /// `--http` takes IP:PORT; anything else is a usage error naming it.
+    #[test]
+    fn bad_http_address_is_a_usage_error() {
+        let error = parse(&["replay", "--http", "nonsense", "f.jsonl"]).expect_err("nonsense");
+        assert_eq!(error.exit_code(), 2);
+        assert!(error.to_string().contains("--http"), "{error}");
+        assert!(parse(&["replay", "--http", "127.0.0.1:0", "f.jsonl"]).is_ok());
+        assert!(parse(&["run", "--http", "[::1]:9464"]).is_ok());
+    }
+
+    /// `--webhook-secret` alone signs nothing: a usage error, not silence.
+    #[test]
+    fn webhook_secret_requires_a_webhook() {
+        let error = parse(&["replay", "--webhook-secret", "s", "f.jsonl"]).expect_err("alone");
+        assert_eq!(error.exit_code(), 2);
+        assert!(error.to_string().contains("--webhook"), "{error}");
+        assert!(
+            parse(&[
+                "replay",
+                "--webhook-secret",
+                "s",
+                "--webhook",
+                "http://127.0.0.1:1/",
+                "f.jsonl"
+            ])
+            .is_ok()
+        );
     }
 }

@@ -268,6 +268,7 @@ fn history(
         compress: !args.no_compress,
         tail_idle: Duration::from_secs_f64(args.tail_idle_secs.max(0.1)),
         max_frame_bytes: max_line,
+        backoff_min: crate::source::ws::WsSettings::default().backoff_min,
     })
 }
 

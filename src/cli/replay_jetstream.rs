@@ -36,7 +36,14 @@ pub struct History {
     /// No frame for this long, once frames flowed: the live tail.
     pub tail_idle: Duration,
     pub max_frame_bytes: usize,
+    /// The first wait before reconnecting (doubling from there).
+    pub backoff_min: Duration,
 }
+
+/// Failed connection attempts after which a read that never connected
+/// gives up: a one-shot history read against a mistyped or dead host
+/// retried for minutes with a growing backoff.
+pub const MAX_UNCONNECTED_ATTEMPTS: u64 = 5;
 
 /// Why the read ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,12 +174,14 @@ fn connect(runtime: &tokio::runtime::Runtime, history: &History) -> anyhow::Resu
     let settings = WsSettings {
         max_frames_per_sec: 0,
         max_frame_bytes: history.max_frame_bytes,
+        backoff_min: history.backoff_min,
         ..WsSettings::default()
     };
     let protocol = JetstreamProtocol::new(JetstreamOptions {
         wire: history.wire,
         compress: history.compress,
         start: Some(history.since),
+        quiet_dictionary: true,
         ..JetstreamOptions::default()
     });
     let tls = crate::tls::client_config()?;
@@ -190,6 +199,22 @@ fn connect(runtime: &tokio::runtime::Runtime, history: &History) -> anyhow::Resu
         task,
         supervisor,
     })
+}
+
+/// The error to end with once the connection has failed
+/// [`MAX_UNCONNECTED_ATTEMPTS`] times without a frame ever arriving.
+fn gave_up(url: &str, health: &SourceHealth) -> Option<anyhow::Error> {
+    let snapshot = health.snapshot();
+    let failed = snapshot.reconnects + snapshot.refusals;
+    if snapshot.frames > 0 || failed < MAX_UNCONNECTED_ATTEMPTS {
+        return None;
+    }
+    let last = health
+        .last_failure()
+        .unwrap_or_else(|| "unknown".to_owned());
+    Some(anyhow::anyhow!(
+        "never connected to {url} after {failed} attempts: {last}"
+    ))
 }
 
 /// Frames from the connection into the pipeline, until one of the ends.
@@ -228,6 +253,9 @@ impl Reader<'_, '_> {
                     // or the server had none at all.
                     if connection.health.snapshot().connected {
                         return Ok(End::Tail);
+                    }
+                    if let Some(error) = gave_up(&self.history.url, &connection.health) {
+                        return Err(error);
                     }
                     continue;
                 }
@@ -353,5 +381,45 @@ mod tests {
                 "{out_of_range}: {err}"
             );
         }
+    }
+
+    /// A history read against a host that refuses every connection gives
+    /// up after [`MAX_UNCONNECTED_ATTEMPTS`], naming the URL and the last
+    /// error, instead of retrying with a growing backoff for ever.
+    #[test]
+    fn a_host_never_reached_is_given_up_on() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let url = format!("ws://127.0.0.1:{port}/");
+        let history = History {
+            url: url.clone(),
+            since: wall_now() - 3_600_000_000,
+            until: None,
+            record: None,
+            wire: Wire::V2,
+            compress: true,
+            tail_idle: Duration::from_millis(50),
+            max_frame_bytes: 1 << 20,
+            backoff_min: Duration::from_millis(50),
+        };
+        let runtime = super::super::runtime(1).expect("runtime");
+        let connection = connect(&runtime, &history).expect("connect");
+        let started = std::time::Instant::now();
+        let error = loop {
+            if let Some(error) = gave_up(&history.url, &connection.health) {
+                break error;
+            }
+            assert!(started.elapsed() < Duration::from_secs(4), "still retrying");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let _ = connection.stop.send(true);
+        let text = error.to_string();
+        assert!(
+            text.starts_with(&format!("never connected to {url} after 5 attempts: ")),
+            "{text}"
+        );
+        assert!(text.len() > format!("never connected to {url} after 5 attempts: ").len());
     }
 }

@@ -21,7 +21,7 @@ pub struct HttpArgs {
     /// `[http] listen`, 127.0.0.1:9464; `replay`: off unless given). Port 0
     /// picks a free port; the bound address is logged and written to
     /// `STATE_DIR/http.addr`.
-    #[arg(long, value_name = "ADDR", conflicts_with = "no_http")]
+    #[arg(long, value_name = "ADDR", conflicts_with = "no_http", value_parser = super::listen_addr)]
     http: Option<String>,
     /// Do not start the status server.
     #[arg(long)]

@@ -39,6 +39,9 @@ pub struct SourceHealth {
     /// Losses the server admitted (a cursor past its retention), waiting
     /// to be raised as `source:NAME` gap alerts.
     gaps: Mutex<Gaps>,
+    /// Why the last connection attempt failed: a one-shot read that never
+    /// connects gives up with it rather than retrying for ever.
+    last_failure: Mutex<Option<String>>,
     /// Wall-clock time (µs) of the last frame of any kind; 0 = none yet.
     last_frame_wall: AtomicI64,
     /// Wall-clock time (µs) of the last frame that decoded (data, not just
@@ -93,6 +96,7 @@ impl SourceHealth {
             connected: AtomicBool::new(false),
             counters: ConnectionCounters::default(),
             gaps: Mutex::new(Gaps::default()),
+            last_failure: Mutex::new(None),
             last_frame_wall: AtomicI64::new(0),
             last_data_wall: AtomicI64::new(0),
             last_data_mono: AtomicI64::new(i64::MIN),
@@ -168,6 +172,21 @@ impl SourceHealth {
         }
         listed
     }
+    /// Records why the last connection ended or failed.
+    pub fn set_last_failure(&self, reason: &str) {
+        // A poisoned lock only means a panic elsewhere mid-write of a string.
+        let mut last = self.last_failure.lock().unwrap_or_else(|e| e.into_inner());
+        *last = Some(reason.to_owned());
+    }
+
+    /// Why the last connection ended or failed, if one did.
+    pub fn last_failure(&self) -> Option<String> {
+        self.last_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     pub fn frames(&self) -> u64 {
         self.counters.frames.load(Ordering::Relaxed)
     }

@@ -67,6 +67,10 @@ pub struct JetstreamOptions {
     pub resume: Option<SeqCursor>,
     /// Time allowed for fetching a dictionary.
     pub fetch_timeout: Duration,
+    /// Log a failed dictionary fetch at debug, not warn: `replay
+    /// --jetstream` against a dead host warned twice per attempt (the
+    /// fetch, then the connection), and the connection's warning says it.
+    pub quiet_dictionary: bool,
 }
 
 impl Default for JetstreamOptions {
@@ -78,6 +82,7 @@ impl Default for JetstreamOptions {
             start: None,
             resume: None,
             fetch_timeout: Duration::from_secs(15),
+            quiet_dictionary: false,
         }
     }
 }
@@ -191,6 +196,10 @@ impl JetstreamProtocol {
                 }
                 self.dictionary = Some(dictionary);
                 self.dictionary_stale = false;
+            }
+            Err(e) if self.options.quiet_dictionary => {
+                tracing::debug!(error = %e, "cannot fetch the Jetstream dictionary; this connection reads uncompressed");
+                self.dictionary = None;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot fetch the Jetstream dictionary; this connection reads uncompressed");

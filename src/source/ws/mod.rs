@@ -335,6 +335,7 @@ fn after_session(
         End::Refused(reason) => {
             redirect.hops = 0;
             *refusals += 1;
+            health.set_last_failure(&reason);
             SourceRefused {
                 source: &health.name,
                 counters: &health.counters,
@@ -347,6 +348,7 @@ fn after_session(
         }
         End::Lost(reason) => {
             redirect.hops = 0;
+            health.set_last_failure(&reason);
             SourceReconnect {
                 source: &health.name,
                 counters: &health.counters,
