@@ -344,15 +344,9 @@ mod tests {
     /// A JSON webhook sink to `url`, each request timed out after `timeout`.
     fn sink_to(url: &str, timeout: Duration) -> SinkSpec {
         let hook = Webhook {
-            url: url.into(),
-            format: crate::alert::format::Format::Json,
-            secret: None,
             timeout,
             connect_timeout: Duration::from_secs(1),
-            headers: Vec::new(),
-            key: None,
-            follow_redirects: false,
-            repeat: Duration::from_secs(60),
+            ..Webhook::plain(url, crate::alert::format::Format::Json)
         };
         SinkSpec {
             name: "hook".into(),

@@ -371,15 +371,9 @@ mod tests {
     /// A webhook of `format` to `url`, with a ten-minute timeout.
     fn hook(url: String, format: Format) -> Webhook {
         Webhook {
-            url,
-            format,
-            secret: None,
             timeout: Duration::from_secs(600),
             connect_timeout: Duration::from_secs(600),
-            headers: Vec::new(),
-            key: None,
-            follow_redirects: false,
-            repeat: Webhook::REPEAT,
+            ..Webhook::plain(url, format)
         }
     }
 

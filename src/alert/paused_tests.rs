@@ -101,15 +101,9 @@ impl Receiver {
 /// A JSON webhook sink to `url`; timeouts far beyond the waits tested.
 fn sink(name: &str, url: String) -> SinkSpec {
     let hook = Webhook {
-        url,
-        format: Format::Json,
-        secret: None,
         timeout: Duration::from_secs(600),
         connect_timeout: Duration::from_secs(600),
-        headers: Vec::new(),
-        key: None,
-        follow_redirects: false,
-        repeat: Webhook::REPEAT,
+        ..Webhook::plain(url, Format::Json)
     };
     SinkSpec {
         name: name.into(),

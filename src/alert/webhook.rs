@@ -64,6 +64,23 @@ impl Webhook {
     pub fn alertmanager_ttl(&self) -> Duration {
         self.repeat.saturating_mul(4)
     }
+
+    /// A sink's webhook as the configuration makes one with nothing but
+    /// `url` and `format` set: the defaults, no secret, key or headers.
+    #[cfg(test)]
+    pub(crate) fn plain(url: impl Into<String>, format: Format) -> Self {
+        Webhook {
+            url: url.into(),
+            format,
+            secret: None,
+            timeout: Webhook::TIMEOUT,
+            connect_timeout: Webhook::CONNECT_TIMEOUT,
+            headers: Vec::new(),
+            key: None,
+            follow_redirects: false,
+            repeat: Webhook::REPEAT,
+        }
+    }
 }
 
 fn permanent(reason: String) -> Failure {
@@ -345,15 +362,8 @@ mod tests {
         let clock = TokioClock::starting_at(1_800_000_000_000_000);
         let alert = format::sample_alert();
         let hook = Webhook {
-            url: "https://hooks.example.com/in".into(),
-            format: Format::Json,
             secret: Some("s3cret".into()),
-            timeout: Webhook::TIMEOUT,
-            connect_timeout: Webhook::CONNECT_TIMEOUT,
-            headers: Vec::new(),
-            key: None,
-            follow_redirects: false,
-            repeat: Webhook::REPEAT,
+            ..Webhook::plain("https://hooks.example.com/in", Format::Json)
         };
         let signed = request(&hook, &alert, None, &clock).expect("request");
         let timestamp = header(&signed, sign::TIMESTAMP_HEADER);
@@ -385,17 +395,7 @@ mod tests {
     async fn a_repost_has_a_key_of_its_own() {
         let clock = TokioClock::starting_at(1_800_000_000_000_000);
         let alert = format::sample_alert();
-        let hook = Webhook {
-            url: "https://am.example.com".into(),
-            format: Format::Alertmanager,
-            secret: None,
-            timeout: Webhook::TIMEOUT,
-            connect_timeout: Webhook::CONNECT_TIMEOUT,
-            headers: Vec::new(),
-            key: None,
-            follow_redirects: false,
-            repeat: Webhook::REPEAT,
-        };
+        let hook = Webhook::plain("https://am.example.com", Format::Alertmanager);
         let delivered = header(
             &request(&hook, &alert, None, &clock).expect("request"),
             "idempotency-key",
