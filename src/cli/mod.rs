@@ -130,13 +130,13 @@ pub(crate) fn http_url(value: &str) -> Result<String, String> {
     if crate::alert::http::is_http_url(value) {
         return Ok(value.to_owned());
     }
-    let Some((scheme, rest)) = value.split_once("://") else {
+    let Some((scheme, _)) = value.split_once("://") else {
         return Err(format!(
             "missing http:// or https://? (host {:?})",
-            host_part(value)
+            host_of(&format!("http://{value}"))
         ));
     };
-    let host = host_part(rest);
+    let host = host_of(value);
     if host.is_empty() {
         Err(format!("{scheme}:// URL has no host"))
     } else {
@@ -177,14 +177,17 @@ impl clap::builder::TypedValueParser for WebhookUrl {
     }
 }
 
-/// `host[:port]` of a URL without its scheme: what comes before the first
-/// `/`, `?` or `#`, less any `user:password@`. Never the path nor the query.
-fn host_part(rest: &str) -> &str {
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..end];
-    authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host)
+/// `host[:port]` of `url` as the URL parser reads it (empty when it
+/// reads none): never the user, the path nor the query.
+fn host_of(url: &str) -> String {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return String::new();
+    };
+    match (parsed.host_str(), parsed.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_owned(),
+        (None, _) => String::new(),
+    }
 }
 
 /// The value of `--http ADDR`: a socket address (`127.0.0.1:9464`,
