@@ -177,17 +177,9 @@ impl clap::builder::TypedValueParser for WebhookUrl {
     }
 }
 
-/// `host[:port]` of `url` as the URL parser reads it (empty when it
-/// reads none): never the user, the path nor the query.
+/// `host[:port]` of `url`, empty when it has none.
 fn host_of(url: &str) -> String {
-    let Ok(parsed) = reqwest::Url::parse(url) else {
-        return String::new();
-    };
-    match (parsed.host_str(), parsed.port()) {
-        (Some(host), Some(port)) => format!("{host}:{port}"),
-        (Some(host), None) => host.to_owned(),
-        (None, _) => String::new(),
-    }
+    crate::source::url::host_and_port(url).unwrap_or_default()
 }
 
 /// The value of `--http ADDR`: a socket address (`127.0.0.1:9464`,

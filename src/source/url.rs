@@ -32,16 +32,19 @@ pub fn endpoint(url: &str) -> Option<Endpoint> {
 /// `host[:port]` of `url` (the URL itself when it has no host): names a
 /// relay, and a Mastodon instance's local accounts.
 pub fn host_port(url: &str) -> String {
-    Url::parse(url)
-        .ok()
-        .and_then(|u| {
-            let host = u.host_str()?.to_owned();
-            Some(match u.port() {
-                Some(port) => format!("{host}:{port}"),
-                None => host,
-            })
-        })
-        .unwrap_or_else(|| url.to_owned())
+    host_and_port(url).unwrap_or_else(|| url.to_owned())
+}
+
+/// `host[:port]` of `url`, `None` when the URL parser reads no host: never
+/// the user, the path nor the query (safe to print for a URL that holds
+/// a secret in them).
+pub fn host_and_port(url: &str) -> Option<String> {
+    let parsed = Url::parse(url).ok()?;
+    let host = parsed.host_str()?.to_owned();
+    Some(match parsed.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host,
+    })
 }
 
 /// `host[:port][/path]` of `url`, without a trailing `/`: names one relay
