@@ -87,8 +87,7 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
         print!("{}", toml::to_string_pretty(&masked(Config::default()))?);
         return Ok(ExitCode::SUCCESS);
     };
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text = Config::read_text(&path)?;
     let missing = RefCell::new(BTreeSet::new());
     let lookup = |name: &str| {
         std::env::var(name).ok().or_else(|| {

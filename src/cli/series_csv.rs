@@ -16,6 +16,10 @@ pub enum SeriesError {
     Line { line: u64, message: String },
     #[error("the header must be `timestamp,value` or `timestamp,value,authors`, found {0:?}")]
     Header(String),
+    /// The input could not be read at all (a directory, an I/O error): not
+    /// a wrong header, which is what it used to be reported as.
+    #[error("cannot read it: {0}")]
+    Unreadable(String),
     #[error("{0}")]
     Shape(String),
 }
@@ -62,7 +66,10 @@ pub fn parse(input: impl Read) -> Result<(Vec<Point>, i64), SeriesError> {
         .from_reader(input);
     let header = reader
         .headers()
-        .map_err(|e| SeriesError::Header(e.to_string()))?
+        .map_err(|e| match e.kind() {
+            csv::ErrorKind::Io(io) => SeriesError::Unreadable(io.to_string()),
+            _ => SeriesError::Header(e.to_string()),
+        })?
         .clone();
     let columns: Vec<String> = header.iter().map(str::to_ascii_lowercase).collect();
     let with_authors = columns == ["timestamp", "value", "authors"];
@@ -263,5 +270,16 @@ mod tests {
             let err = parse(csv.as_bytes()).expect_err(csv).to_string();
             assert!(err.contains(want), "{csv:?}: {err}");
         }
+    }
+
+    /// A directory given as the file failed as "the header must be ...,
+    /// found \"Is a directory\"": the read error is named as one.
+    #[test]
+    fn an_unreadable_input_is_not_called_a_bad_header() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = std::fs::File::open(dir.path()).expect("open the directory");
+        let err = parse(file).expect_err("a directory has no rows");
+        assert!(matches!(err, SeriesError::Unreadable(_)), "{err:?}");
+        assert!(err.to_string().starts_with("cannot read it: "), "{err}");
     }
 }

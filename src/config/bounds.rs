@@ -10,9 +10,16 @@ use crate::numbers as num;
 impl Config {
     /// The bucket width both stages share, the listen address, `fire_p`.
     pub(super) fn check_shared(&self) -> Result<(), (String, String)> {
-        if self.window.bucket_secs <= 0
-            || 60 % self.window.bucket_secs != 0 && self.window.bucket_secs % 60 != 0
-        {
+        if self.window.bucket_secs <= 0 {
+            return Err((
+                "window.bucket_secs".into(),
+                format!(
+                    "must be a positive number of seconds, got {}",
+                    self.window.bucket_secs
+                ),
+            ));
+        }
+        if 60 % self.window.bucket_secs != 0 && self.window.bucket_secs % 60 != 0 {
             return Err((
                 "window.bucket_secs".into(),
                 format!(

@@ -164,11 +164,31 @@ impl Default for HttpConfig {
 impl Config {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        Config::parse(path, &Config::read_text(path)?)
+    }
+
+    /// A configuration file's text, refused with the place of its first
+    /// byte that is not UTF-8.
+    pub fn read_text(path: &Path) -> Result<String, ConfigError> {
+        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::parse(path, &text)
+        // std's own message ("stream did not contain valid UTF-8") names
+        // no place: a config edited in a Latin-1 editor left users to
+        // search for the one accented byte.
+        String::from_utf8(bytes).map_err(|e| {
+            let good = e.as_bytes().get(..e.utf8_error().valid_up_to());
+            let good = String::from_utf8_lossy(good.unwrap_or_default());
+            let (line, column) = line_column(&good, good.len());
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: "not UTF-8 text (a file saved in another encoding?): TOML must be UTF-8"
+                    .into(),
+            }
+        })
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {

@@ -140,6 +140,11 @@ const KEY_ERRORS: &[(&str, &str)] = &[
         "[window]\nbucket_secs = 7",
         "ow.toml:2:1: `window.bucket_secs`: must divide or be divided by 60, got 7",
     ),
+    // -5 divides 60: the sign is what is wrong, and the message says so.
+    (
+        "[window]\nbucket_secs = -5",
+        "ow.toml:2:1: `window.bucket_secs`: must be a positive number of seconds, got -5",
+    ),
     (
         "[window]\nbucket_secs = 61",
         "ow.toml:2:1: `window.bucket_secs`: must divide or be divided by 60, got 61",
@@ -438,4 +443,18 @@ fn a_path_with_a_variable_is_refused() {
         );
     }
     parse("state_dir = \"/var/lib/$x\"\n").expect("a lone $ is a path's own");
+}
+
+/// A file saved in another encoding is named at its first bad byte, as a
+/// TOML error is, not with std's placeless "did not contain valid UTF-8".
+#[test]
+fn a_file_that_is_not_utf8_is_named_at_its_line_and_column() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("ow.toml");
+    std::fs::write(&path, b"[detector]\nmin_authors = 5\n# caf\xe9 notes\n").expect("write");
+    let err = Config::load(&path).expect_err("Latin-1 byte").to_string();
+    assert!(
+        err.starts_with(&format!("{}:3:6: not UTF-8 text", path.display())),
+        "{err}"
+    );
 }
