@@ -70,9 +70,7 @@ impl Sampled {
     /// `Some(n)`: this occurrence gets a line, and `n` were left out since
     /// the last one; `None`: it is left out.
     pub fn line(&self) -> Option<u64> {
-        static ORIGIN: std::sync::LazyLock<std::time::Instant> =
-            std::sync::LazyLock::new(std::time::Instant::now);
-        self.line_at(ORIGIN.elapsed().as_secs() / 60)
+        self.line_at(crate::wall::since_start().as_secs() / 60)
     }
 
     fn line_at(&self, minute: u64) -> Option<u64> {

@@ -24,15 +24,21 @@ pub trait Clock: Send + Sync + Debug {
     /// forward paged for a healthy one. The system's monotonic clock
     /// unless the clock says otherwise.
     fn monotonic_us(&self) -> Micros {
-        static ORIGIN: std::sync::LazyLock<std::time::Instant> =
-            std::sync::LazyLock::new(std::time::Instant::now);
-        i64::try_from(ORIGIN.elapsed().as_micros()).unwrap_or(i64::MAX)
+        i64::try_from(since_start().as_micros()).unwrap_or(i64::MAX)
     }
 
     /// The same instant as a date (the epoch if it cannot be one).
     fn now_utc(&self) -> chrono::DateTime<chrono::Utc> {
         chrono::DateTime::from_timestamp_micros(self.now_us()).unwrap_or_default()
     }
+}
+
+/// Time on the system's monotonic clock since the process first asked:
+/// the one origin every "how long" of the process is measured from.
+pub fn since_start() -> std::time::Duration {
+    static ORIGIN: std::sync::LazyLock<std::time::Instant> =
+        std::sync::LazyLock::new(std::time::Instant::now);
+    ORIGIN.elapsed()
 }
 
 /// RFC 3339 with second precision and a `Z`: the form of every time in an

@@ -228,7 +228,7 @@ fn test_sink(config: &Config, sink: &str) -> anyhow::Result<ExitCode> {
     if stateful {
         states.push(TransitionKind::Resolved);
     }
-    let now = chrono::Utc::now();
+    let now = crate::wall::Clock::now_utc(&crate::wall::SystemClock);
     let nonce: u32 = rand::random();
     let runtime = super::runtime(1)?;
     for state in states {

@@ -28,7 +28,7 @@ use crate::source::recording::resume;
 use crate::source::recording::writer::{COMMIT_EVERY, RecordingWriter};
 use crate::source::recording::{CLOCK_LINE_MAX, frame_line};
 use crate::source::ws::{self, DEFAULT_BUDGET_BYTES, FrameBudget};
-use crate::source::{Connection, Link};
+use crate::source::{Connection, Links};
 use crate::supervise::Supervisor;
 
 #[derive(Debug, Args)]
@@ -173,22 +173,23 @@ impl Recorder {
     ) -> anyhow::Result<()> {
         let (tx, mut rx) = mpsc::channel(CHANNEL_FRAMES);
         let (stop_tx, stop_rx) = watch::channel(false);
-        let tls = crate::tls::client_config()?;
-        let budget = FrameBudget::new(DEFAULT_BUDGET_BYTES);
-        let mut tasks = Vec::with_capacity(connections.len());
+        let health: Vec<_> = self
+            .followed
+            .iter()
+            .map(|f| Arc::clone(&f.health))
+            .collect();
+        let resume = vec![None; connections.len()];
+        // The frame channel closes when the last task ends.
         let supervisor = Supervisor::new();
-        for (index, connection) in connections.into_iter().enumerate() {
-            let health = Arc::clone(&self.followed[index].health);
-            let link = Link {
-                budget: budget.clone(),
-                ..Link::new(index, Arc::clone(&tls), tx.clone(), health, stop_rx.clone())
-            };
-            let name = format!("source {}", connection.name);
-            let run = connection.kind.source().run(connection, link);
-            tasks.push(supervisor.spawn(name, run));
+        let tasks = Links {
+            tls: crate::tls::client_config()?,
+            frames: tx,
+            budget: FrameBudget::new(DEFAULT_BUDGET_BYTES),
+            shutdown: stop_rx,
+            state_dir: None,
+            supervisor: supervisor.clone(),
         }
-        // The channel closes when the last task ends.
-        drop(tx);
+        .spawn(connections, &health, resume);
         let stop = super::run::first_signal_then_arm_second();
         tokio::pin!(stop);
         // Commit points while frames pause (a reconnect, a quiet source):

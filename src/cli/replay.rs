@@ -237,7 +237,7 @@ fn history(
     url: &str,
     max_line: usize,
 ) -> anyhow::Result<super::replay_jetstream::History> {
-    let now = crate::source::health::wall_now();
+    let now = crate::wall::now_us();
     let since = args.since.as_deref().context("--jetstream needs --since")?;
     let since = super::replay_jetstream::parse_time(since, now).context("--since")?;
     let until = args

@@ -15,12 +15,13 @@ use tokio::sync::{mpsc, watch};
 use crate::Micros;
 use crate::pipeline::{Emitted, Pipeline, Received};
 use crate::source::Link;
-use crate::source::health::{SourceHealth, wall_now};
+use crate::source::health::SourceHealth;
 use crate::source::jetstream::{self, JetstreamOptions, JetstreamProtocol, Wire};
 use crate::source::recording::writer::RecordingWriter;
 use crate::source::ws::{self, WsSettings};
 use crate::state::SledStore;
 use crate::supervise::Supervisor;
+use crate::wall::now_us as wall_now;
 
 /// The source name frames are counted under.
 pub const SOURCE: &str = "jetstream";

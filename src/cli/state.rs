@@ -151,9 +151,7 @@ fn verify(dir: &Path) -> anyhow::Result<ExitCode> {
 /// earlier repair or reset took that name in the same second: an old state
 /// set aside is never overwritten.
 fn aside(dir: &Path) -> PathBuf {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let secs = crate::wall::now_us().div_euclid(crate::MICROS_PER_SEC);
     let base = dir.file_name().unwrap_or_default().to_string_lossy();
     let mut candidate = dir.with_file_name(format!("{base}.damaged-{secs}"));
     let mut n = 1u32;

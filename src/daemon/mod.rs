@@ -22,7 +22,9 @@
 //!
 //! **Shutdown order** (on SIGINT or SIGTERM), written down once:
 //! 1. systemd is told `STOPPING=1`; the sources stop reading and close
-//!    their sockets;
+//!    their sockets; then the side tasks (health monitor, status log,
+//!    systemd watchdog) end on the same signal, each aborted if it has
+//!    not within 2 s (the monitor raises the gaps still pending first);
 //! 2. the pipeline drains the frames already received, then saves the state,
 //!    the cursors and the open buckets, and flushes the store (from here
 //!    `/readyz` answers 503);
@@ -34,12 +36,19 @@
 //!    grown past twice its records, and sealed (`crate::state::close`);
 //! 6. the process exits 0. A second signal exits at once (status 130).
 //!
+//! The store's stall watch (a thread, [`stall`]) runs beside all of this
+//! from the start and ends when the run lets go of it; from step 1 on it
+//! exits the process if the shutdown itself is stuck past its limit.
+//!
 //! The same steps follow when every source task ended on its own (the
 //! frame channel closed) or when any task panicked (a source, a sink, the
 //! health monitor, the status log or server, the watchdog; see
 //! [`crate::supervise`]), but the exit is then a failure
 //! ([`DaemonError::SourcesEnded`], [`DaemonError::TaskPanicked`]), for a
-//! supervisor to restart it from the saved state.
+//! supervisor to restart it from the saved state. When the pipeline ended
+//! with a store error, steps 3 and 4 run but not 5: a store that just
+//! failed a write is neither compacted nor sealed, and the next start's
+//! checks see it as it is.
 
 mod monitor;
 mod pipeline_thread;
@@ -61,10 +70,10 @@ use crate::config::{Config, SourceConfig, sink_specs};
 use crate::http::{HttpError, HttpSettings};
 use crate::matcher::Matcher;
 use crate::pipeline::{Pipeline, PipelineConfig, PipelineError, Stats};
+use crate::source::Connection;
 use crate::source::health::SourceHealth;
 use crate::source::jetstream::SeqCursor;
 use crate::source::ws::{DEFAULT_BUDGET_BYTES, FrameBudget, Inbound};
-use crate::source::{Connection, Link};
 use crate::state::{SledStore, StoreError};
 use crate::supervise::{Supervisor, TaskFailure};
 use crate::telemetry::{Mode, Telemetry};
@@ -183,12 +192,12 @@ async fn start(options: DaemonOptions) -> Result<Running, DaemonError> {
     let thread = PipelineThread::new(&connections, &health, (&notifier, &telemetry), grace);
     let (pipeline_alive, stall) = (Arc::clone(&thread.alive), Arc::clone(&thread.stall));
     let done = thread.spawn(pipeline, frame_rx)?;
-    let links = SourceLinks {
+    let links = crate::source::Links {
         tls: crate::tls::client_config()?,
         frames,
         budget: FrameBudget::new(DEFAULT_BUDGET_BYTES),
         shutdown: shutdown_rx.clone(),
-        state_dir: state_dir.clone(),
+        state_dir: Some(state_dir.clone()),
         supervisor: supervisor.clone(),
     };
     let sources = links.spawn(connections, &health, resume);
@@ -383,46 +392,6 @@ async fn start_server(
     )
     .await?;
     Ok(Some(server))
-}
-
-/// What every source task shares.
-struct SourceLinks {
-    tls: Arc<rustls::ClientConfig>,
-    frames: mpsc::Sender<Inbound>,
-    budget: FrameBudget,
-    shutdown: watch::Receiver<bool>,
-    state_dir: PathBuf,
-    supervisor: Supervisor,
-}
-
-impl SourceLinks {
-    /// One task per connection, each run by its source kind. The frame
-    /// channel closes when the last of them ends.
-    fn spawn(
-        self,
-        connections: Vec<Connection>,
-        health: &[Arc<SourceHealth>],
-        resume: Vec<Option<SeqCursor>>,
-    ) -> Vec<tokio::task::JoinHandle<()>> {
-        let parts = connections.into_iter().zip(health).zip(resume);
-        let mut tasks = Vec::new();
-        for (index, ((connection, health), resume)) in parts.enumerate() {
-            let link = Link {
-                index,
-                tls: Arc::clone(&self.tls),
-                frames: self.frames.clone(),
-                budget: self.budget.clone(),
-                health: Arc::clone(health),
-                shutdown: self.shutdown.clone(),
-                state_dir: Some(self.state_dir.clone()),
-                resume,
-            };
-            let name = format!("source {}", connection.name);
-            let run = connection.kind.source().run(connection, link);
-            tasks.push(self.supervisor.spawn(name, run));
-        }
-        tasks
-    }
 }
 
 impl Running {

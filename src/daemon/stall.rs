@@ -29,9 +29,7 @@ pub(super) struct Stall {
 /// as a store stuck for minutes and exited the daemon, or, stepped back,
 /// hid a stuck store for as long.
 pub(super) fn now_ms() -> u64 {
-    static ORIGIN: std::sync::LazyLock<std::time::Instant> =
-        std::sync::LazyLock::new(std::time::Instant::now);
-    u64::try_from(ORIGIN.elapsed().as_millis())
+    u64::try_from(crate::wall::since_start().as_millis())
         .unwrap_or(u64::MAX)
         .saturating_add(1)
 }

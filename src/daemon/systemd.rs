@@ -20,7 +20,14 @@ pub(super) fn systemd_ready(
         sd_notify::NotifyState::Status("watching"),
     ]);
     let usec = watchdog_usec()?;
-    let every = Duration::from_micros(usec / 2);
+    let every = feed_interval(usec);
+    if every > Duration::from_micros(usec / 2) {
+        tracing::warn!(
+            watchdog_usec = usec,
+            every = %humantime::format_duration(every),
+            "WATCHDOG_USEC is shorter than the watchdog can be fed; feeding as often as it can"
+        );
+    }
     tracing::info!(every = %humantime::format_duration(every), "feeding the systemd watchdog");
     Some(supervisor.spawn("systemd watchdog", async move {
         let mut tick = tokio::time::interval(every);
@@ -36,6 +43,14 @@ pub(super) fn systemd_ready(
             systemd_notify(&[sd_notify::NotifyState::Watchdog]);
         }
     }))
+}
+
+/// How often to feed a watchdog of `usec`: half of it, as systemd asks,
+/// but never more often than every millisecond (`WATCHDOG_USEC=1` made a
+/// zero interval, and tokio's `interval` panics on zero: the daemon died
+/// at start).
+fn feed_interval(usec: u64) -> Duration {
+    Duration::from_micros(usec / 2).max(Duration::from_millis(1))
 }
 
 /// The watchdog interval systemd asks for: `WATCHDOG_USEC`, unless
@@ -58,5 +73,24 @@ pub(super) fn systemd_notify(states: &[sd_notify::NotifyState]) {
     }
     if let Err(e) = sd_notify::notify(false, states) {
         tracing::warn!(error = %e, "cannot notify systemd");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_feed_interval_is_half_the_watchdog_and_never_zero() {
+        let cases = [
+            (1, Duration::from_millis(1)),
+            (2, Duration::from_millis(1)),
+            (1_999, Duration::from_millis(1)),
+            (3_000, Duration::from_micros(1_500)),
+            (30_000_000, Duration::from_secs(15)),
+        ];
+        for (usec, want) in cases {
+            assert_eq!(feed_interval(usec), want, "WATCHDOG_USEC={usec}");
+        }
     }
 }

@@ -226,10 +226,6 @@ impl SourceHealth {
     }
 }
 
-/// Wall-clock microseconds: only the live edge uses the clock (the one
-/// system-clock read is [`crate::wall::now_us`]).
-pub use crate::wall::now_us as wall_now;
-
 /// When a source counts as unhealthy: the `[health]` table of the
 /// configuration, read straight into this (bounds where declared).
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]

@@ -15,6 +15,7 @@ use super::jetstream::{JetstreamOptions, SeqCursor};
 use super::ws::{DEFAULT_BUDGET_BYTES, FrameBudget, Inbound, WsSettings};
 use super::{FrameError, jetstream, mastodon, nostr};
 use crate::Micros;
+use crate::supervise::Supervisor;
 
 /// The kind of a configured source (`kind = "..."` in the configuration,
 /// and in a recording's clock lines).
@@ -184,6 +185,47 @@ impl Link {
             state_dir: None,
             resume: None,
         }
+    }
+}
+
+/// What every connection's task shares: the daemon's, or `record`'s.
+pub struct Links {
+    pub tls: Arc<rustls::ClientConfig>,
+    pub frames: mpsc::Sender<Inbound>,
+    pub budget: FrameBudget,
+    pub shutdown: watch::Receiver<bool>,
+    pub state_dir: Option<PathBuf>,
+    pub supervisor: Supervisor,
+}
+
+impl Links {
+    /// One task per connection, each run by its source kind, with its
+    /// health and saved sequence cursor (by position). The frame channel
+    /// closes when the last of them ends.
+    pub fn spawn(
+        self,
+        connections: Vec<Connection>,
+        health: &[Arc<SourceHealth>],
+        resume: Vec<Option<SeqCursor>>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let parts = connections.into_iter().zip(health).zip(resume);
+        let mut tasks = Vec::new();
+        for (index, ((connection, health), resume)) in parts.enumerate() {
+            let link = Link {
+                index,
+                tls: Arc::clone(&self.tls),
+                frames: self.frames.clone(),
+                budget: self.budget.clone(),
+                health: Arc::clone(health),
+                shutdown: self.shutdown.clone(),
+                state_dir: self.state_dir.clone(),
+                resume,
+            };
+            let name = format!("source {}", connection.name);
+            let run = connection.kind.source().run(connection, link);
+            tasks.push(self.supervisor.spawn(name, run));
+        }
+        tasks
     }
 }
 

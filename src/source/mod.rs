@@ -25,7 +25,7 @@ pub mod recording;
 pub mod url;
 pub mod ws;
 
-pub use kind::{Connection, Link, Origin, Source, SourceKind};
+pub use kind::{Connection, Link, Links, Origin, Source, SourceKind};
 
 use crate::Micros;
 

@@ -76,7 +76,7 @@ impl Telemetry {
     pub fn new(mode: Mode, state_dir: Option<PathBuf>) -> Arc<Self> {
         Arc::new(Telemetry {
             mode,
-            started: crate::source::health::wall_now(),
+            started: crate::wall::now_us(),
             stats: Mutex::new(Stats::default()),
             board: Mutex::new(Board::new(BoardLimits::default())),
             sources: Mutex::new(Vec::new()),

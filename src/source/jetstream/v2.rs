@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::{CommitOp, Envelope, Frame};
 use crate::Micros;
 use crate::source::{Decoded, FrameError, SkipReason};
+use crate::text::server_text;
 
 /// The event inside a `message` frame; which fields are present depends on
 /// its `$type` (`…#commit`, `#identity`, `#account`, `#sync`, `#info`).
@@ -63,13 +64,13 @@ pub fn classify(text: &str) -> V2Control {
     };
     match envelope.kind_v2.as_deref() {
         Some("error") => V2Control::Error {
-            name: bounded(envelope.error.as_deref().unwrap_or("unnamed error")),
-            message: bounded(envelope.message.as_deref().unwrap_or("")),
+            name: server_text(envelope.error.as_deref().unwrap_or("unnamed error")),
+            message: server_text(envelope.message.as_deref().unwrap_or("")),
         },
         Some("message") => match envelope.payload {
             Some(p) if p.kind.as_deref().map(member) == Some("info") => V2Control::Info {
-                name: bounded(p.name.as_deref().unwrap_or("unnamed notice")),
-                message: bounded(p.message.as_deref().unwrap_or("")),
+                name: server_text(p.name.as_deref().unwrap_or("unnamed notice")),
+                message: server_text(p.message.as_deref().unwrap_or("")),
             },
             _ => V2Control::Event,
         },
@@ -77,24 +78,11 @@ pub fn classify(text: &str) -> V2Control {
     }
 }
 
-/// Server-written text goes to logs and alerts: cut it to a sane length.
-pub(super) fn bounded(text: &str) -> String {
-    const MAX: usize = 300;
-    if text.len() <= MAX {
-        return text.to_owned();
-    }
-    let mut end = MAX;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
-}
-
 /// An RFC 3339 `time` as microseconds since the epoch.
 fn parse_time(time: &str) -> Result<Micros, FrameError> {
     chrono::DateTime::parse_from_rfc3339(time)
         .map(|t| t.timestamp_micros())
-        .map_err(|e| FrameError::BadTime(format!("{}: {e}", bounded(time))))
+        .map_err(|e| FrameError::BadTime(format!("{}: {e}", server_text(time))))
 }
 
 /// A v2 frame. Notices and errors carry no event (no time, no seq) and are
@@ -193,8 +181,8 @@ impl XrpcError {
     pub fn parse(body: &[u8]) -> Option<XrpcError> {
         let e: XrpcError = serde_json::from_slice(body).ok()?;
         Some(XrpcError {
-            error: bounded(&e.error),
-            message: bounded(&e.message),
+            error: server_text(&e.error),
+            message: server_text(&e.message),
         })
     }
 
@@ -277,6 +265,11 @@ mod tests {
         assert_eq!(XrpcError::parse(b"<html>busy</html>"), None);
         let long = format!(r#"{{"error":"X","message":"{}"}}"#, "é".repeat(500));
         let e = XrpcError::parse(long.as_bytes()).expect("parses");
-        assert!(e.message.len() <= 304, "bounded: {}", e.message.len());
+        let kept = e.message.chars().count();
+        assert_eq!(
+            kept,
+            crate::text::SERVER_TEXT_CHARS,
+            "bounded: {kept} characters"
+        );
     }
 }

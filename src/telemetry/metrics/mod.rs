@@ -175,8 +175,7 @@ impl Metrics {
 
     fn sync(&self, t: &Telemetry) {
         self.pipeline.sync(&t.stats());
-        self.sources
-            .sync(&t.sources(), crate::source::health::wall_now());
+        self.sources.sync(&t.sources(), crate::wall::now_us());
         {
             let board = t.board();
             for (state, n) in board.alerts_by_state() {
