@@ -110,7 +110,8 @@ fn catalogue(c: &mut Criterion) {
     for factor in [1usize, 10] {
         let dir = tmp.path().join(format!("{factor}x"));
         scaled_catalogue::write_scaled_patterns(&src, &dir, factor).expect("scaled catalogue");
-        let matcher = Matcher::from_dir(&dir).expect("scaled catalogue compiles");
+        let matcher =
+            outagewatch::config::patterns::load_matcher(&dir).expect("scaled catalogue compiles");
         assert_eq!(
             matcher.service_count(),
             Matcher::embedded().expect("patterns").service_count() * factor
@@ -126,7 +127,11 @@ fn catalogue(c: &mut Criterion) {
         );
         group.throughput(Throughput::Elements(1));
         group.bench_function(format!("build_{factor}x"), |b| {
-            b.iter(|| Matcher::from_dir(&dir).expect("compiles").service_count())
+            b.iter(|| {
+                outagewatch::config::patterns::load_matcher(&dir)
+                    .expect("compiles")
+                    .service_count()
+            })
         });
         group.throughput(Throughput::Elements(posts.len() as u64));
         group.bench_function(format!("match_posts_{factor}x"), |b| {

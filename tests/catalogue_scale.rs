@@ -31,7 +31,8 @@ fn a_ten_times_catalogue_loads_and_recognises_its_copies() {
     let dst = tempfile::tempdir().expect("temporary directory");
     scaled_catalogue::write_scaled_patterns(&src, dst.path(), 10).expect("scaled catalogue");
     let original = Matcher::embedded().expect("embedded patterns");
-    let scaled = Matcher::from_dir(dst.path()).expect("the 10x catalogue loads");
+    let scaled =
+        outagewatch::config::patterns::load_matcher(dst.path()).expect("the 10x catalogue loads");
     assert_eq!(scaled.service_count(), 10 * original.service_count());
     // The original still wins its own report; a copy (suffix "lo" for copy 1)
     // is a service of its own.

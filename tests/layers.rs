@@ -500,3 +500,80 @@ fn long_running_tasks_are_spawned_through_the_supervisor() {
         found.join("\n")
     );
 }
+
+/// The stages that think, as `src/lib.rs` names them: no I/O, no clock.
+const PURE_STAGES: [&str; 3] = ["normalize", "matcher", "detect"];
+
+/// What a pure stage may not name: the file system, the environment, the
+/// network, a clock, the async runtime, the log (what a decision did is
+/// said by its caller, which knows when it happened).
+const IMPURE: [&str; 10] = [
+    "std::fs",
+    "std::env",
+    "std::net",
+    "std::io::stdin",
+    "Instant::now",
+    "SystemTime",
+    "Utc::now",
+    "Local::now",
+    "tokio::",
+    "tracing::",
+];
+
+/// `(file, what)` for every impure name in the library code of a pure
+/// stage (test modules left out: a test may read a fixture).
+fn impurities(src: &Path) -> Vec<(PathBuf, &'static str)> {
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    let tests = test_module_files(&files);
+    let mut found = Vec::new();
+    for file in files.iter().filter(|f| !tests.contains(f)) {
+        let Some(module) = module_of(src, file) else {
+            continue;
+        };
+        if !PURE_STAGES.contains(&module.as_str()) {
+            continue;
+        }
+        let (code, _) = without_test_modules(&code_only(&read(file)));
+        for name in IMPURE {
+            if code.contains(name) {
+                found.push((file.clone(), name));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_stages_that_think_do_no_io_and_read_no_clock() {
+    let src = src();
+    let lib = read(&src.join("lib.rs"));
+    let layers = documented_layers(&lib);
+    for stage in PURE_STAGES {
+        assert!(layers.contains_key(stage), "{stage} is a module of lib.rs");
+    }
+    let found: Vec<String> = impurities(&src)
+        .iter()
+        .map(|(file, name)| format!("{}: {name}", file.display()))
+        .collect();
+    assert!(
+        found.is_empty(),
+        "I/O or a clock in a pure stage (move it to an edge: a source, the store, a sink, config, cli):\n{}",
+        found.join("\n")
+    );
+}
+
+/// The purity scan sees a clock read in code, not in a comment, a string
+/// or a test module.
+#[test]
+fn the_purity_scan_reads_code_only() {
+    let code = code_only(
+        "fn f() { let t = std::time::Instant::now(); }\n\
+         // std::fs::read in a comment\n\
+         const S: &str = \"tokio::spawn\";\n\
+         #[cfg(test)]\nmod tests { fn g() { std::fs::read(\"x\"); } }\n",
+    );
+    let (code, _) = without_test_modules(&code);
+    let seen: Vec<&str> = IMPURE.into_iter().filter(|n| code.contains(n)).collect();
+    assert_eq!(seen, ["Instant::now"]);
+}

@@ -694,7 +694,9 @@ fn a_relay_refusing_for_good_is_asked_again_only_after_the_longest_backoff() {
     ];
     let relay = ScriptServer::start(vec![connection; 40], true);
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = one_nostr_source(dir.path(), &format!("ws://{}", relay.addr), 4_000);
+    // The longest backoff far beyond the 3.5 s looked at: a log line read
+    // late on a busy machine cannot make the wait look short.
+    let config = one_nostr_source(dir.path(), &format!("ws://{}", relay.addr), 30_000);
     let daemon = support::run_daemon(&config, &dir.path().join("state"), None, &[]);
     daemon.wait_for("sign in first", Duration::from_secs(30));
     // Backing off from 50 ms, a relay is asked 6 times in 3.5 s.
@@ -762,7 +764,8 @@ fn a_dead_instance_does_not_keep_the_next_one_from_being_read() {
 
 /// A quiet instance (one status, then nothing for seconds) that answers
 /// pings keeps its connection: with a 1 s watchdog it was dropped every
-/// second. A stream that neither sends nor answers is still dropped.
+/// second. (A stream that neither sends nor answers is still dropped:
+/// the next test.)
 #[test]
 fn a_quiet_stream_that_answers_pings_keeps_its_connection() {
     let t0 = now_secs();
@@ -779,17 +782,44 @@ fn a_quiet_stream_that_answers_pings_keeps_its_connection() {
     let config = one_mastodon_source(dir.path(), &format!("ws://{}", quiet.addr), "");
     let text = std::fs::read_to_string(&config).expect("config").replace(
         "backoff_min_ms = 50",
-        "watchdog_secs = 1\nping_secs = 1\nbackoff_min_ms = 50",
+        "watchdog_secs = 3\nping_secs = 1\nbackoff_min_ms = 50",
     );
     std::fs::write(&config, text).expect("config");
     let daemon = support::run_daemon(&config, &dir.path().join("state"), None, &[]);
     daemon.wait_for("posts=1 ", Duration::from_secs(30));
-    std::thread::sleep(Duration::from_millis(4_500));
+    // Quiet for longer than the 3 s watchdog: only the pongs (one a
+    // second, 3 s allowed between them) keep it.
+    std::thread::sleep(Duration::from_millis(6_000));
     let connections = quiet.seen.lock().expect("lock").len();
     let (status, _, log) = daemon.terminate(Duration::from_secs(20));
     assert!(status.success(), "{log}");
     assert_eq!(connections, 1, "dropped while quiet:\n{log}");
     assert!(!log.contains("watchdog"), "{log}");
+}
+
+/// A quiet instance that stops answering pings too (open, but deaf) is
+/// dropped after twice the ping period and connected again: a dead peer
+/// behind a half-open connection is not read as a quiet stream for ever.
+#[test]
+fn a_quiet_stream_that_answers_no_ping_is_dropped_and_reconnected() {
+    let t0 = now_secs();
+    let update = mastodon_update("1", "ann@m.example", t0, "<p>hello</p>");
+    let deaf = ScriptServer::start(vec![vec![update, "<deaf>".into()], vec![]], false);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = one_mastodon_source(dir.path(), &format!("ws://{}", deaf.addr), "");
+    let text = std::fs::read_to_string(&config).expect("config").replace(
+        "backoff_min_ms = 50",
+        "watchdog_secs = 1\nping_secs = 1\nbackoff_min_ms = 50",
+    );
+    std::fs::write(&config, text).expect("config");
+    let daemon = support::run_daemon(&config, &dir.path().join("state"), None, &[]);
+    daemon.wait_for("no frame or pong", Duration::from_secs(30));
+    daemon.wait_until(
+        |_| deaf.seen.lock().expect("lock").len() >= 2,
+        Duration::from_secs(30),
+    );
+    let (status, _, log) = daemon.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
 }
 
 /// A relay and an instance that send only junk once every 100 ms (a relay

@@ -316,7 +316,7 @@ pub(crate) fn runtime(workers: usize) -> anyhow::Result<tokio::runtime::Runtime>
 
 pub(crate) fn load_matcher(dir: Option<&std::path::Path>) -> anyhow::Result<Matcher> {
     match dir {
-        Some(dir) => Matcher::from_dir(dir)
+        Some(dir) => crate::config::patterns::load_matcher(dir)
             .with_context(|| format!("cannot load patterns from {}", dir.display())),
         None => Matcher::embedded().context("the built-in patterns are invalid"),
     }

@@ -14,6 +14,7 @@
 //! [`HealthRule`], `[window]` and `[detector]` their configs).
 
 mod bounds;
+pub mod patterns;
 mod services;
 mod sink;
 mod source;

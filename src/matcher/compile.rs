@@ -152,6 +152,7 @@ pub(crate) fn compile(catalogue: &Catalogue) -> Result<Tables, PatternError> {
         stems: services.stems,
         hashtag_suffixes: languages.hashtag_suffixes,
         hashtag_prefixes: languages.hashtag_prefixes,
+        own_if_unnamed: languages.own_if_unnamed,
         cancel_words: languages.cancel_words,
         regexes: PhraseRegexes::new(languages.regexes),
         handles: services.handles,
@@ -325,6 +326,7 @@ struct LanguageTables {
     langs: Vec<String>,
     hashtag_suffixes: Vec<HashtagAffix>,
     hashtag_prefixes: Vec<HashtagAffix>,
+    own_if_unnamed: Vec<Vec<String>>,
     cancel_words: HashSet<String>,
     regexes: Vec<(Regex, PhraseKind, u8)>,
 }
@@ -365,6 +367,15 @@ fn compile_languages(
             }
         }
         add_hashtag_affixes(&at, def, lang, &mut out)?;
+        let mut own = Vec::with_capacity(def.own_if_unnamed.len());
+        for word in &def.own_if_unnamed {
+            let text = normalize_text(word.get_ref());
+            if text.is_empty() {
+                return Err(at.error(word.span(), "own_if_unnamed word is empty once normalized"));
+            }
+            own.push(text);
+        }
+        out.own_if_unnamed.push(own);
         for regex in &def.regex {
             let kind = regex_kind(&at, regex)?;
             out.regexes.push((compile_regex(&at, regex)?, kind, lang));

@@ -21,8 +21,6 @@ mod tables;
 mod text;
 mod verdict;
 
-use std::path::Path;
-
 pub use patterns::{Catalogue, PatternError};
 pub use tables::is_unsegmented;
 pub use verdict::{Class, REPORT_THRESHOLD, Reason, Rule, Verdict};
@@ -44,11 +42,6 @@ impl Matcher {
     /// The patterns compiled into the binary.
     pub fn embedded() -> Result<Matcher, PatternError> {
         Matcher::new(&Catalogue::embedded()?)
-    }
-
-    /// The patterns in `dir` (same layout as the repository's `patterns/`).
-    pub fn from_dir(dir: &Path) -> Result<Matcher, PatternError> {
-        Matcher::new(&Catalogue::from_dir(dir)?)
     }
 
     /// The decision for one post, with reasons only for candidate posts;

@@ -153,6 +153,10 @@ pub struct LanguageDef {
     pub target: Vec<Spanned<String>>,
     #[serde(default)]
     pub notice: Vec<Spanned<String>>,
+    /// Words that make a failure phrase the author's own when no service
+    /// is named near it: "the app crashes on start" is the author's app.
+    #[serde(default)]
+    pub own_if_unnamed: Vec<Spanned<String>>,
     #[serde(default)]
     pub hashtag_suffixes: Vec<Spanned<String>>,
     #[serde(default)]
@@ -210,57 +214,10 @@ impl Catalogue {
         Catalogue::from_files(files)
     }
 
-    /// Reads `DIR/services.toml` and `DIR/lang/*.toml`.
-    pub fn from_dir(dir: &Path) -> Result<Catalogue, PatternError> {
-        let mut files = Vec::new();
-        let services = dir.join(SERVICES_FILE);
-        // Missing, no service could ever be named: refused like a
-        // missing `lang/`, not run with discovered names only.
-        if !services.exists() && dir.join(LANG_DIR).is_dir() {
-            return Err(PatternError::NoServices {
-                dir: dir.to_path_buf(),
-            });
-        }
-        if services.exists() {
-            files.push(read(&services)?);
-        }
-        let lang_dir = dir.join(LANG_DIR);
-        if lang_dir.is_dir() {
-            let entries = std::fs::read_dir(&lang_dir).map_err(|source| PatternError::Io {
-                file: lang_dir.clone(),
-                source,
-            })?;
-            let mut paths = Vec::new();
-            for entry in entries {
-                let entry = entry.map_err(|source| PatternError::Io {
-                    file: lang_dir.clone(),
-                    source,
-                })?;
-                let path = entry.path();
-                if path.extension().is_some_and(|e| e == "toml") {
-                    paths.push(path);
-                }
-            }
-            paths.sort();
-            for path in paths {
-                files.push(read(&path)?);
-            }
-        }
-        if files.is_empty() {
-            return Err(PatternError::Empty {
-                dir: dir.to_path_buf(),
-            });
-        }
-        let catalogue = Catalogue::from_files(files.into_iter())?;
-        if catalogue.languages.is_empty() {
-            return Err(PatternError::NoLanguages {
-                dir: dir.to_path_buf(),
-            });
-        }
-        Ok(catalogue)
-    }
-
-    pub(super) fn from_files(
+    /// The catalogue in these files (path, text): `services.toml` at the
+    /// top, every other one a language. Reading them is the caller's (the
+    /// matcher does no I/O): [`crate::config::patterns`].
+    pub fn from_files(
         files: impl Iterator<Item = (PathBuf, String)>,
     ) -> Result<Catalogue, PatternError> {
         #[derive(Deserialize)]
@@ -300,36 +257,6 @@ impl Catalogue {
     }
 }
 
-fn read(path: &Path) -> Result<(PathBuf, String), PatternError> {
-    let bytes = std::fs::read(path).map_err(|source| PatternError::Io {
-        file: path.to_path_buf(),
-        source,
-    })?;
-    let text = String::from_utf8(bytes).map_err(|e| not_utf8(path, e.as_bytes(), &e))?;
-    Ok((path.to_path_buf(), text))
-}
-
-/// Where the first byte that is not UTF-8 is: its line and its byte in
-/// the line, both from 1 (`read_to_string` said only "stream did not
-/// contain valid UTF-8", with no place to look).
-fn not_utf8(path: &Path, bytes: &[u8], error: &std::string::FromUtf8Error) -> PatternError {
-    let at = error.utf8_error().valid_up_to();
-    let before = &bytes[..at.min(bytes.len())];
-    let line_start = before
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |i| i + 1);
-    PatternError::Invalid {
-        file: path.to_path_buf(),
-        line: before.iter().filter(|&&b| b == b'\n').count() + 1,
-        column: at - line_start + 1,
-        message: format!(
-            "byte 0x{:02x} is not UTF-8 (column counted in bytes)",
-            bytes.get(at).copied().unwrap_or(0)
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,43 +267,6 @@ mod tests {
         assert_eq!(line_column(text, 0), (1, 1));
         assert_eq!(line_column(text, 6), (2, 1));
         assert_eq!(line_column(text, text.find('x').expect("x")), (3, 4));
-    }
-
-    #[test]
-    fn a_folder_without_languages_is_refused_by_name() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let patterns = Path::new(env!("CARGO_MANIFEST_DIR")).join("patterns");
-        std::fs::copy(patterns.join(SERVICES_FILE), dir.path().join(SERVICES_FILE)).expect("copy");
-        let error = Catalogue::from_dir(dir.path()).expect_err("no languages");
-        assert!(matches!(error, PatternError::NoLanguages { .. }), "{error}");
-        assert!(error.to_string().contains("no `lang/*.toml`"), "{error}");
-        // An empty lang folder is the same mistake.
-        std::fs::create_dir(dir.path().join(LANG_DIR)).expect("mkdir");
-        let error = Catalogue::from_dir(dir.path()).expect_err("no languages");
-        assert!(matches!(error, PatternError::NoLanguages { .. }), "{error}");
-        // One language is enough.
-        std::fs::copy(
-            patterns.join(LANG_DIR).join("en.toml"),
-            dir.path().join(LANG_DIR).join("en.toml"),
-        )
-        .expect("copy");
-        let catalogue = Catalogue::from_dir(dir.path()).expect("loads");
-        assert_eq!(catalogue.languages.len(), 1);
-    }
-
-    #[test]
-    fn a_folder_without_services_is_refused_by_name() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let patterns = Path::new(env!("CARGO_MANIFEST_DIR")).join("patterns");
-        std::fs::create_dir(dir.path().join(LANG_DIR)).expect("mkdir");
-        std::fs::copy(
-            patterns.join(LANG_DIR).join("en.toml"),
-            dir.path().join(LANG_DIR).join("en.toml"),
-        )
-        .expect("copy");
-        let error = Catalogue::from_dir(dir.path()).expect_err("no services");
-        assert!(matches!(error, PatternError::NoServices { .. }), "{error}");
-        assert!(error.to_string().contains("no `services.toml`"), "{error}");
     }
 
     #[test]
@@ -407,24 +297,6 @@ mod tests {
         let err = Catalogue::from_files(files.into_iter()).expect_err("must fail");
         let text = err.to_string();
         assert!(text.starts_with("p/lang/xx.toml:3:3:"), "{text}");
-    }
-
-    /// A pattern file that is not UTF-8 is refused with the line and byte
-    /// of its first bad byte.
-    #[test]
-    fn invalid_utf8_names_line_and_byte() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("xx.toml");
-        for (bytes, want) in [
-            (&b"lang = \"xx\"\noutage = [\"d\xffown\"]\n"[..], ":2:13:"),
-            (&b"\xc3"[..], ":1:1:"),
-            (&b"a\nb\n\ncd\x80"[..], ":4:3:"),
-        ] {
-            std::fs::write(&path, bytes).expect("write");
-            let error = read(&path).expect_err("not UTF-8");
-            let text = error.to_string();
-            assert!(text.contains(want) && text.contains("not UTF-8"), "{text}");
-        }
     }
 
     /// Only the top-level services.toml is the catalogue: one in `lang/`

@@ -198,12 +198,21 @@ impl Decision<'_> {
     }
 
     /// A phrase with no service near it counts for the unnamed thing it is
-    /// said of, if any. An app or program that crashes with no service
-    /// named is the author's own ("the app crashes on start").
+    /// said of, if any. A phrase holding one of its language's
+    /// `own_if_unnamed` words is the author's own with no service named
+    /// ("the app crashes on start").
     fn score_unattributed(&mut self, scores: &mut Scores, phrase: &Phrase) {
         let rule = phrase_rule(phrase);
-        let crash = self.text[phrase.hit.start..phrase.hit.end].contains("crash");
-        let Some(target) = self.target_of(&phrase.hit).filter(|_| !crash) else {
+        let said = &self.text[phrase.hit.start..phrase.hit.end];
+        let own = match phrase.hit.meaning {
+            Meaning::Phrase(_, lang) => self
+                .tables
+                .own_if_unnamed
+                .get(usize::from(lang))
+                .is_some_and(|words| words.iter().any(|w| said.contains(w.as_str()))),
+            _ => false,
+        };
+        let Some(target) = self.target_of(&phrase.hit).filter(|_| !own) else {
             self.reason(rule, &phrase.hit, 0.0, || "no service named near it".into());
             return;
         };

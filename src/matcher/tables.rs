@@ -159,6 +159,9 @@ pub struct Tables {
     /// Hashtag affixes, longest first.
     pub hashtag_suffixes: Vec<HashtagAffix>,
     pub hashtag_prefixes: Vec<HashtagAffix>,
+    /// Per language (by its index in `langs`): the `own_if_unnamed` words,
+    /// normalized.
+    pub own_if_unnamed: Vec<Vec<String>>,
     /// Cancel phrases written as one word (`touchdown`, `meltdown`): a
     /// hashtag equal to one of them is not an outage tag.
     pub cancel_words: HashSet<String>,

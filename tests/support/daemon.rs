@@ -57,6 +57,8 @@ pub fn start_daemon(config: &Path, state: &Path, alerts: &Path) -> Daemon {
 pub struct Daemon {
     pub child: Child,
     pub log: Arc<Mutex<Vec<String>>>,
+    /// The thread reading stderr into `log`; joined once the child exits.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Daemon {
@@ -87,17 +89,31 @@ impl Daemon {
         let stderr = child.stderr.take().expect("stderr");
         let log = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 sink.lock().expect("lock").push(line);
             }
         });
-        Daemon { child, log }
+        Daemon {
+            child,
+            log,
+            reader: Some(reader),
+        }
     }
 
     pub fn log_text(&self) -> String {
         self.log.lock().expect("lock").join("\n")
+    }
+
+    /// The whole log of a daemon that has exited: its stderr has ended,
+    /// so the reader has every line once it returns (a fixed pause lost
+    /// the last lines on a busy machine).
+    pub fn log_after_exit(&mut self) -> String {
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("the log reader ends");
+        }
+        self.log_text()
     }
 
     /// Waits (up to `limit`) for a status line saying the daemon has
@@ -165,8 +181,8 @@ impl Daemon {
         self.signal(signal);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
-                std::thread::sleep(Duration::from_millis(100));
-                return (status, start.elapsed(), self.log_text());
+                let took = start.elapsed();
+                return (status, took, self.log_after_exit());
             }
             if start.elapsed() > limit {
                 let _ = self.child.kill();

@@ -86,6 +86,11 @@ impl ScriptServer {
                                 .await;
                             continue;
                         }
+                        if frame == "<deaf>" {
+                            // Open, but neither sending nor reading: no
+                            // pong ever goes back.
+                            std::future::pending::<()>().await;
+                        }
                         let message = if frame == "<binary>" {
                             Message::binary(vec![1, 2, 3])
                         } else {
