@@ -319,6 +319,22 @@ fn a_running_daemon_serves_the_api_and_metrics_and_requeues_dead_letters() {
             .as_str()
             .is_some_and(|r| r.contains("400"))
     );
+    // A page of one: the totals stay whole, `next` leads to the second.
+    assert!(outbox["next"].is_null(), "{outbox}");
+    let one = client.json("/api/v1/outbox?limit=1");
+    assert_eq!(one["dead_letters_total"], outbox["dead_letters_total"]);
+    assert_eq!(one["dead_letters_shown"], 1, "{one}");
+    assert_eq!(one["next"].as_str(), Some(letter.as_str()), "{one}");
+    let second = client.json(&format!("/api/v1/outbox?limit=1&after={letter}"));
+    let second_ids: Vec<&serde_json::Value> = second["sinks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["dead_letters"].as_array().into_iter().flatten())
+        .map(|l| &l["id"])
+        .collect();
+    assert_eq!(second_ids, [&hook["dead_letters"][1]["id"]], "{second}");
+    assert_eq!(client.get("/api/v1/outbox?limit=0").0, 400);
 
     // Metrics, parsed as Prometheus would.
     let (status, text) = client.get("/metrics");

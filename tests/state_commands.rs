@@ -309,3 +309,131 @@ fn a_checkpoint_that_does_not_read_is_found_and_repaired() {
     let verify = state_cmd("verify");
     assert!(verify.status.success(), "{}", text(&verify.stderr));
 }
+
+/// A dead letter of `sink` at `seq` that died at `failed_at`.
+fn dead_letter(sink: &str, seq: u64, failed_at: &str) -> outagewatch::alert::outbox::DeadLetter {
+    outagewatch::alert::outbox::DeadLetter {
+        sink: sink.into(),
+        seq,
+        alert: outagewatch::alert::format::sample_alert(),
+        reason: "HTTP 500".into(),
+        attempts: 3,
+        failed_at: failed_at.into(),
+        superseded_by: None,
+    }
+}
+
+/// On a stopped store `alerts dead` lists every letter, more than an API
+/// page, and ends with how old the oldest is against the retention (it
+/// drops none: the daemon does).
+#[test]
+fn alerts_dead_lists_every_letter_and_says_how_old_the_oldest_is() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("state");
+    make_store(&dir);
+    {
+        let store = SledStore::open(&dir).expect("open");
+        let outbox: outagewatch::alert::outbox::Outbox = store.outbox();
+        let recent = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        for seq in 1..=1005 {
+            outbox
+                .add_dead_letter(&dead_letter("hook", seq, &recent))
+                .expect("add");
+        }
+        outbox
+            .add_dead_letter(&dead_letter("pager", 2000, "2020-01-01T00:00:00Z"))
+            .expect("add");
+    }
+    let out = bin(tmp.path())
+        .args(["alerts", "dead", "--state-dir"])
+        .arg(&dir)
+        .output()
+        .expect("runs");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout.lines().count(), 1006, "{stderr}");
+    assert!(stdout.contains("pager:2000  "), "{stdout}");
+    assert!(
+        stderr.contains("1006 dead letter(s); the oldest died 2020-01-01T00:00:00Z (")
+            && stderr.contains("days ago); the daemon drops those older than 30 days"),
+        "{stderr}"
+    );
+}
+
+/// Through a running daemon `alerts dead` follows the API's `next` to the
+/// last page. The daemon is stood in for by a loopback server serving two
+/// pages, with the store held open as the daemon would.
+#[test]
+fn alerts_dead_through_the_api_reads_every_page() {
+    use std::io::{BufRead, BufReader, Write};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("state");
+    make_store(&dir);
+    let _held = SledStore::open(&dir).expect("open");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::fs::write(dir.join("http.addr"), addr.to_string()).expect("address file");
+    let letter = |id: &str, failed_at: &str| {
+        serde_json::json!({ "id": id, "alert_id": "a", "service": "discord", "state": "firing",
+            "attempts": 3, "failed_at": failed_at, "reason": "HTTP 500" })
+    };
+    let pages = [
+        serde_json::json!({ "sinks": [{ "name": "hook", "dead_letters": [
+            letter("hook:1", "2026-11-01T00:00:00Z"), letter("hook:2", "2026-11-02T00:00:00Z")] }],
+            "dead_letters_total": 3, "next": "hook:2" }),
+        serde_json::json!({ "sinks": [{ "name": "hook", "dead_letters": [
+            letter("hook:3", "2026-10-01T00:00:00Z")] }],
+            "dead_letters_total": 3, "next": null }),
+    ];
+    let server = std::thread::spawn(move || {
+        let mut asked = Vec::new();
+        for page in pages {
+            let (stream, _) = listener.accept().expect("accept");
+            let mut reader = BufReader::new(stream);
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("request line");
+            asked.push(line.trim().to_owned());
+            loop {
+                let mut header = String::new();
+                reader.read_line(&mut header).expect("header");
+                if header.trim().is_empty() {
+                    break;
+                }
+            }
+            let body = page.to_string();
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            reader
+                .get_mut()
+                .write_all(answer.as_bytes())
+                .expect("answer");
+        }
+        asked
+    });
+    let out = bin(tmp.path())
+        .args(["alerts", "dead", "--state-dir"])
+        .arg(&dir)
+        .output()
+        .expect("runs");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    let ids: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.split("  ").next())
+        .collect();
+    assert_eq!(ids, ["hook:1", "hook:2", "hook:3"], "{stdout}");
+    assert!(
+        stderr.contains("3 dead letter(s), the oldest died 2026-10-01T00:00:00Z"),
+        "{stderr}"
+    );
+    let asked = server.join().expect("server");
+    assert_eq!(
+        asked,
+        [
+            "GET /api/v1/outbox?limit=1000 HTTP/1.1",
+            "GET /api/v1/outbox?limit=1000&after=hook%3A2 HTTP/1.1"
+        ]
+    );
+}

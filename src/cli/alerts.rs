@@ -198,15 +198,7 @@ fn through_store(
     for letter in &dead.unreadable {
         println!("{}  unreadable: {}", letter.id(), letter.detail);
     }
-    if dead.unreadable.is_empty() {
-        eprintln!("{} dead letter(s)", letters.len());
-    } else {
-        eprintln!(
-            "{} dead letter(s), {} of them unreadable (written by another version, or damaged)",
-            letters.len() + dead.unreadable.len(),
-            dead.unreadable.len()
-        );
-    }
+    eprintln!("{}", dead_summary(&dead, config));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -273,7 +265,7 @@ fn through_api(
         .or_else(|| config.http.token.clone())
         .filter(|t| !t.is_empty());
     let runtime = super::runtime(1)?;
-    let Some(body) = runtime.block_on(ask_daemon(command, addr, token))? else {
+    let Some(body) = runtime.block_on(ask_daemon(command, addr, token.clone(), None))? else {
         return Ok(None);
     };
     if let AlertsCommand::Retry { .. } = command {
@@ -283,33 +275,105 @@ fn through_api(
         );
         return Ok(Some(ExitCode::SUCCESS));
     }
+    // The API serves a page at a time: every page is asked for, so the
+    // list is whole (it printed the first page's 100 of 5,860 as if they
+    // were all).
+    let mut body = body;
     let mut count = 0;
-    for sink in body["sinks"].as_array().into_iter().flatten() {
-        for letter in sink["dead_letters"].as_array().into_iter().flatten() {
-            count += 1;
-            let text = |key: &str| letter[key].as_str().unwrap_or("?").to_owned();
-            println!(
-                "{}  {}  {} ({})  {} attempt(s), last {}: {}",
-                text("id"),
-                text("alert_id"),
-                text("service"),
-                text("state"),
-                letter["attempts"],
-                text("failed_at"),
-                text("reason")
-            );
+    let mut oldest: Option<(chrono::DateTime<chrono::FixedOffset>, String)> = None;
+    loop {
+        for sink in body["sinks"].as_array().into_iter().flatten() {
+            for letter in sink["dead_letters"].as_array().into_iter().flatten() {
+                count += 1;
+                let text = |key: &str| letter[key].as_str().unwrap_or("?").to_owned();
+                if let Ok(at) = chrono::DateTime::parse_from_rfc3339(&text("failed_at"))
+                    && oldest.as_ref().is_none_or(|(o, _)| at < *o)
+                {
+                    oldest = Some((at, text("failed_at")));
+                }
+                println!(
+                    "{}  {}  {} ({})  {} attempt(s), last {}: {}",
+                    text("id"),
+                    text("alert_id"),
+                    text("service"),
+                    text("state"),
+                    letter["attempts"],
+                    text("failed_at"),
+                    text("reason")
+                );
+            }
         }
+        let Some(after) = body["next"].as_str().map(str::to_owned) else {
+            break;
+        };
+        let next = AlertsCommand::Dead;
+        let page = runtime.block_on(ask_daemon(&next, addr, token.clone(), Some(&after)))?;
+        let Some(page) = page else {
+            anyhow::bail!("the daemon at {addr} stopped answering after {count} dead letter(s)");
+        };
+        body = page;
     }
-    eprintln!("{count} dead letter(s) (from the running daemon at {addr})");
+    let total = body["dead_letters_total"].as_u64().unwrap_or(count);
+    let shown = if total == count {
+        format!("{count} dead letter(s)")
+    } else {
+        // Letters died or were re-queued while the pages were read.
+        format!("{count} of {total} dead letter(s)")
+    };
+    let oldest = oldest.map_or(String::new(), |(at, text)| {
+        format!(", the oldest died {text} ({} ago)", age(at.to_utc()))
+    });
+    eprintln!("{shown}{oldest} (from the running daemon at {addr})");
     Ok(Some(ExitCode::SUCCESS))
 }
 
-/// The daemon's answer to `retry` (a POST) or `dead` (the outbox), as
-/// JSON; `None` when nobody listens at `addr` (the daemon has stopped).
+/// How long ago `at` was, in whole days or hours, for `dead`'s summary.
+fn age(at: chrono::DateTime<chrono::Utc>) -> String {
+    let hours = (chrono::Utc::now() - at).num_hours().max(0);
+    match hours {
+        0..48 => format!("{hours} h"),
+        _ => format!("{} days", hours / 24),
+    }
+}
+
+/// `dead`'s last line: how many, and how old the oldest is against the
+/// retention (which the running daemon applies, not this command).
+fn dead_summary(
+    dead: &crate::state::outbox::DeadLetters<crate::alert::Alert>,
+    config: &Config,
+) -> String {
+    let total = dead.letters.len() + dead.unreadable.len();
+    let mut line = format!("{total} dead letter(s)");
+    if !dead.unreadable.is_empty() {
+        line.push_str(&format!(
+            ", {} of them unreadable (written by another version, or damaged)",
+            dead.unreadable.len()
+        ));
+    }
+    if let Some(oldest) = dead.oldest() {
+        let at = oldest
+            .failed_at_us()
+            .and_then(chrono::DateTime::from_timestamp_micros)
+            .map_or_else(String::new, |at| format!(" ({} ago)", age(at)));
+        line.push_str(&format!("; the oldest died {}{at}", oldest.failed_at));
+    }
+    match config.alerts.dead_letter_days {
+        0 => line.push_str("; kept for ever (dead_letter_days = 0)"),
+        days => line.push_str(&format!(
+            "; the daemon drops those older than {days} days (dead_letter_days)"
+        )),
+    }
+    line
+}
+
+/// The daemon's answer to `retry` (a POST) or `dead` (the outbox's page
+/// after the letter `after`, at most the API's largest), as JSON; `None`
+/// when nobody listens at `addr` (the daemon has stopped).
 async fn ask_daemon(
     command: &AlertsCommand,
     addr: std::net::SocketAddr,
     token: Option<String>,
+    after: Option<&str>,
 ) -> anyhow::Result<Option<serde_json::Value>> {
     let client = reqwest::Client::builder()
         .tls_backend_preconfigured((*crate::tls::client_config()?).clone())
@@ -321,7 +385,16 @@ async fn ask_daemon(
         AlertsCommand::Retry { id } => client
             .post(format!("http://{addr}/api/v1/outbox/retry"))
             .json(&serde_json::json!({ "id": id })),
-        _ => client.get(format!("http://{addr}/api/v1/outbox")),
+        _ => {
+            let mut url = reqwest::Url::parse(&format!("http://{addr}/api/v1/outbox"))
+                .context("cannot make the outbox's URL")?;
+            let limit = crate::http::api::MAX_LETTERS_PER_PAGE.to_string();
+            url.query_pairs_mut().append_pair("limit", &limit);
+            if let Some(after) = after {
+                url.query_pairs_mut().append_pair("after", after);
+            }
+            client.get(url)
+        }
     };
     let request = match &token {
         Some(token) => request.bearer_auth(token),

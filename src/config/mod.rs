@@ -109,7 +109,7 @@ impl Default for Config {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AlertsConfig {
     /// Append alert JSON lines to this file; `-` is stdout.
@@ -117,6 +117,39 @@ pub struct AlertsConfig {
     /// POST every alert as JSON to these URLs.
     #[serde(default)]
     pub webhooks: Vec<String>,
+    /// Dead letters older than this many days (since they died) are
+    /// dropped by the running daemon; 0 keeps them for ever. A broken
+    /// receiver otherwise filled the store without end.
+    #[serde(
+        default = "default_dead_letter_days",
+        deserialize_with = "num::int::<_, u32, 0, 3650>"
+    )]
+    pub dead_letter_days: u32,
+}
+
+/// [`AlertsConfig::dead_letter_days`] when the key is left out.
+pub const DEAD_LETTER_DAYS: u32 = 30;
+
+fn default_dead_letter_days() -> u32 {
+    DEAD_LETTER_DAYS
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            file: None,
+            webhooks: Vec::new(),
+            dead_letter_days: DEAD_LETTER_DAYS,
+        }
+    }
+}
+
+impl AlertsConfig {
+    /// How long dead letters are kept, in µs; `None`: for ever.
+    pub fn dead_letter_retention_us(&self) -> Option<crate::Micros> {
+        (self.dead_letter_days > 0)
+            .then(|| crate::Micros::from(self.dead_letter_days) * 86_400 * crate::MICROS_PER_SEC)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -458,3 +458,28 @@ fn a_file_that_is_not_utf8_is_named_at_its_line_and_column() {
         "{err}"
     );
 }
+
+/// `dead_letter_days`: 30 when left out, 0 for ever, bounded, and named
+/// when out of bounds.
+#[test]
+fn dead_letter_days_defaults_to_a_month_and_zero_keeps_for_ever() {
+    let month = 30 * 86_400 * crate::MICROS_PER_SEC;
+    let absent = parse("[alerts]\n").expect("no key");
+    assert_eq!(absent.alerts.dead_letter_retention_us(), Some(month));
+    assert_eq!(
+        Config::default().alerts.dead_letter_retention_us(),
+        Some(month)
+    );
+    let week = parse("[alerts]\ndead_letter_days = 7\n").expect("7");
+    assert_eq!(
+        week.alerts.dead_letter_retention_us(),
+        Some(7 * 86_400 * crate::MICROS_PER_SEC)
+    );
+    let never = parse("[alerts]\ndead_letter_days = 0\n").expect("0");
+    assert_eq!(never.alerts.dead_letter_retention_us(), None);
+    for bad in ["-1", "4000", "\"30\""] {
+        let text = format!("[alerts]\ndead_letter_days = {bad}\n");
+        let error = parse(&text).expect_err(&text).to_string();
+        assert!(error.contains("dead_letter_days"), "{text}: {error}");
+    }
+}

@@ -9,6 +9,8 @@
 //!   lagging;
 //! - the sink task: alert lines to a file or stdout, and webhooks;
 //! - a status line in the log every `status_secs`;
+//! - dead letters past `[alerts] dead_letter_days` dropped at the start
+//!   and every hour ([`expiry`]);
 //! - the status server ([`crate::http`]): API, metrics, dashboard;
 //! - systemd notifications when run as a `Type=notify` service: `READY=1`
 //!   once the server listens and the sources are started, `WATCHDOG=1`
@@ -50,6 +52,7 @@
 //! failed a write is neither compacted nor sealed, and the next start's
 //! checks see it as it is.
 
+mod expiry;
 mod monitor;
 mod pipeline_thread;
 mod stall;
@@ -280,6 +283,17 @@ impl Helpers {
         };
         let supervisor = &self.supervisor;
         let monitor = supervisor.spawn("health monitor", monitor.run(self.shutdown.clone()));
+        let expiry = config.alerts.dead_letter_retention_us().map(|retention| {
+            supervisor.spawn(
+                "dead letter expiry",
+                expiry::expire_dead_letters(
+                    self.outbox.clone(),
+                    retention,
+                    (Arc::clone(&self.clock), Arc::clone(&self.telemetry)),
+                    self.shutdown.clone(),
+                ),
+            )
+        });
         let sink_names: Vec<String> = sink_specs(config).into_iter().map(|s| s.name).collect();
         let status = supervisor.spawn(
             "status log",
@@ -293,6 +307,7 @@ impl Helpers {
         );
         [monitor, status]
             .into_iter()
+            .chain(expiry)
             .chain(systemd_ready(pipeline_alive, self.shutdown, supervisor))
             .collect()
     }

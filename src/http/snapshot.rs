@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use super::api::{ServiceView, outbox_view, source_views};
+use super::api::{Letters, ServiceView, outbox_view, source_views};
 use crate::Micros;
 use crate::alert::rfc3339;
 use crate::telemetry::Telemetry;
@@ -111,7 +111,7 @@ pub fn snapshot(telemetry: &Telemetry, report: bool) -> Value {
         "services": services,
         "closest": closest,
         "sources": source_views(telemetry),
-        "outbox": outbox_view(telemetry, false).unwrap_or(Value::Null),
+        "outbox": outbox_view(telemetry, &Letters::None).unwrap_or(Value::Null),
     })
 }
 

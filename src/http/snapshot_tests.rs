@@ -108,7 +108,7 @@ fn a_failing_sink_shows_its_last_error_and_its_newest_dead_letter() {
     let outbox = probe.outbox().clone();
     let telemetry = Telemetry::new(Mode::Daemon, None);
     telemetry.set_sinks(probe);
-    let quiet = outbox_view(&telemetry, false).expect("view");
+    let quiet = outbox_view(&telemetry, &Letters::None).expect("view");
     assert!(sink(&quiet)["failing"].is_null(), "{quiet}");
     assert_eq!(sink(&quiet)["oldest_pending_at"], "2026-07-04T10:05:00Z");
 
@@ -135,7 +135,7 @@ fn a_failing_sink_shows_its_last_error_and_its_newest_dead_letter() {
             superseded_by: None,
         })
         .expect("dead letter");
-    let view = outbox_view(&telemetry, false).expect("view");
+    let view = outbox_view(&telemetry, &Letters::None).expect("view");
     let hook = sink(&view);
     assert_eq!(hook["failing"]["last_error"], "HTTP 500: upstream down");
     assert_eq!(hook["failing"]["attempts"], 3);
@@ -151,7 +151,7 @@ fn sinks_that_have_stopped_are_still_shown_with_what_waits() {
     telemetry.set_sinks(probe);
     telemetry.clear_sinks();
     assert!(telemetry.sinks().is_none(), "the outbox is let go");
-    let view = outbox_view(&telemetry, false).expect("view");
+    let view = outbox_view(&telemetry, &Letters::None).expect("view");
     let hook = sink(&view);
     assert_eq!(hook["name"], "hook", "{view}");
     assert_eq!(hook["stopped"], true);

@@ -1,5 +1,13 @@
-//! Dead letters: alerts a sink gave up on, listed, re-queued by `alerts
-//! retry` and marked when a later transition of their incident went out.
+//! Dead letters: alerts a sink gave up on, listed (whole, or a page at a
+//! time for the status API), re-queued by `alerts retry`, marked when a
+//! later transition of their incident went out, and expired after the
+//! retention (`[alerts] dead_letter_days`). A daemon whose receiver broke
+//! for good kept every letter for ever (5,860 in 10 h under a tag flood).
+//! Expiry goes by the time a letter died (`failed_at`, the sink's wall
+//! clock: delivery runs on it, not on event time).
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -58,6 +66,46 @@ impl<A> DeadLetter<A> {
     pub fn id(&self) -> String {
         format!("{}:{}", self.sink, self.seq)
     }
+
+    /// When it died, in µs; `None` when `failed_at` does not read (such a
+    /// letter is never expired: its age is not known).
+    pub fn failed_at_us(&self) -> Option<crate::Micros> {
+        chrono::DateTime::parse_from_rfc3339(&self.failed_at)
+            .ok()
+            .map(|t| t.timestamp_micros())
+    }
+}
+
+/// Reads an id as `alerts dead` prints it (`SINK:SEQ`; a sink's name may
+/// hold `:`, the seq never does).
+pub fn parse_letter_id(id: &str) -> Option<(&str, u64)> {
+    let (sink, seq) = id.rsplit_once(':')?;
+    let seq = seq.parse().ok().filter(|_| !sink.is_empty())?;
+    Some((sink, seq))
+}
+
+/// What one expiry removed, per sink, and what it could not date.
+#[derive(Debug, Default, PartialEq)]
+pub struct Expired {
+    pub by_sink: BTreeMap<String, usize>,
+    /// Letters kept because their `failed_at` does not read, or the letter
+    /// itself does not (listed by `alerts dead`).
+    pub undated: usize,
+}
+
+impl Expired {
+    pub fn total(&self) -> usize {
+        self.by_sink.values().sum()
+    }
+}
+
+/// One page of dead letters in key order (sink, then seq).
+#[derive(Debug)]
+pub struct LetterPage<A> {
+    pub letters: DeadLetters<A>,
+    /// The id of the last letter on the page when more follow: the
+    /// `after` of the next page.
+    pub next: Option<String>,
 }
 
 /// A dead letter this version cannot read (written by another version, or
@@ -92,6 +140,35 @@ impl<A> DeadLetters<A> {
         self.letters.iter().filter(|l| l.sink == sink).count()
             + self.unreadable.iter().filter(|l| l.sink == sink).count()
     }
+
+    /// The letter that died first (by `failed_at`; undated ones aside).
+    pub fn oldest(&self) -> Option<&DeadLetter<A>> {
+        self.letters
+            .iter()
+            .filter_map(|l| Some((l.failed_at_us()?, l)))
+            .min_by_key(|(at, _)| *at)
+            .map(|(_, l)| l)
+    }
+}
+
+/// The sink a dead letter's key names (`tag + sink + 0 + seq`).
+fn sink_of(key: &[u8]) -> String {
+    let sink = key.get(1..key.len().saturating_sub(9)).unwrap_or_default();
+    String::from_utf8_lossy(sink).into_owned()
+}
+
+impl<A: DeserializeOwned> DeadLetters<A> {
+    /// Adds the letter stored at `key`, apart when it does not decode.
+    fn push(&mut self, key: &[u8], value: &[u8]) {
+        match codec::decode_plain("dead letter", value) {
+            Ok(letter) => self.letters.push(letter),
+            Err(error) => self.unreadable.push(UnreadableLetter {
+                sink: sink_of(key),
+                seq: seq_of(key),
+                detail: error.to_string(),
+            }),
+        }
+    }
 }
 
 impl<A: Serialize + DeserializeOwned> Outbox<A> {
@@ -112,19 +189,106 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
         };
         for entry in self.db.scan_prefix([Kind::Dead.tag()]) {
             let (key, value) = entry?;
-            match codec::decode_plain("dead letter", &value) {
-                Ok(letter) => out.letters.push(letter),
-                Err(error) => {
-                    let sink = key.get(1..key.len().saturating_sub(9)).unwrap_or_default();
-                    out.unreadable.push(UnreadableLetter {
-                        sink: String::from_utf8_lossy(sink).into_owned(),
-                        seq: seq_of(&key),
-                        detail: error.to_string(),
-                    });
-                }
-            }
+            out.push(&key, &value);
         }
         Ok(out)
+    }
+
+    /// How many dead letters each sink has, readable or not, from their
+    /// keys alone (nothing decoded: the dashboard and metrics ask often).
+    pub fn dead_counts(&self) -> Result<BTreeMap<String, usize>, StoreError> {
+        let mut counts = BTreeMap::new();
+        for key in self.db.scan_prefix([Kind::Dead.tag()]).keys() {
+            *counts.entry(sink_of(&key?)).or_insert(0) += 1;
+        }
+        Ok(counts)
+    }
+
+    /// The newest dead letter of `sink` that nothing superseded (what the
+    /// dashboard shows as its last failure), reading back from its end.
+    pub fn last_dead(&self, sink: &str) -> Result<Option<DeadLetter<A>>, StoreError> {
+        for entry in self.db.scan_prefix(keys::entries(Kind::Dead, sink)).rev() {
+            let (_, value) = entry?;
+            if let Ok(letter) = codec::decode_plain::<DeadLetter<A>>("dead letter", &value)
+                && letter.superseded_by.is_none()
+            {
+                return Ok(Some(letter));
+            }
+        }
+        Ok(None)
+    }
+
+    /// At most `limit` dead letters of the sinks `wanted` picks, after the
+    /// letter `after` (`SINK:SEQ`; which need not exist any more), in key
+    /// order; decodes only those on the page.
+    pub fn dead_page(
+        &self,
+        after: Option<(&str, u64)>,
+        limit: usize,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Result<LetterPage<A>, StoreError> {
+        let start = match after {
+            Some((sink, seq)) => Bound::Excluded(keys::entry(Kind::Dead, sink, seq)),
+            None => Bound::Included(vec![Kind::Dead.tag()]),
+        };
+        let end = Bound::Excluded(vec![Kind::Dead.tag() + 1]);
+        let mut page = DeadLetters {
+            letters: Vec::new(),
+            unreadable: Vec::new(),
+        };
+        let mut taken = 0;
+        let mut last = None;
+        for entry in self.db.range::<Vec<u8>, _>((start, end)) {
+            let (key, value) = entry?;
+            let sink = sink_of(&key);
+            if !wanted(&sink) {
+                continue;
+            }
+            if taken == limit {
+                return Ok(LetterPage {
+                    letters: page,
+                    next: last,
+                });
+            }
+            last = Some(format!("{sink}:{}", seq_of(&key)));
+            page.push(&key, &value);
+            taken += 1;
+        }
+        Ok(LetterPage {
+            letters: page,
+            next: None,
+        })
+    }
+
+    /// Removes the dead letters that died before `cutoff_us` (wall-clock
+    /// µs). A letter whose time or body does not read is kept and counted
+    /// as undated; re-queued letters are not dead letters and stay. Each
+    /// letter goes only if it is still the one read: one re-queued, dead
+    /// again and written back meanwhile under the same key is newer and
+    /// stays.
+    pub fn expire_dead(&self, cutoff_us: crate::Micros) -> Result<Expired, StoreError> {
+        let mut expired = Expired::default();
+        for entry in self.db.scan_prefix([Kind::Dead.tag()]) {
+            let (key, value) = entry?;
+            let letter = codec::decode_plain::<DeadLetter<A>>("dead letter", &value);
+            let Some(died) = letter.ok().and_then(|l| l.failed_at_us()) else {
+                expired.undated += 1;
+                continue;
+            };
+            if died >= cutoff_us {
+                continue;
+            }
+            let swapped = self
+                .db
+                .compare_and_swap(&key, Some(&value), None::<&[u8]>)?;
+            if swapped.is_ok() {
+                *expired.by_sink.entry(sink_of(&key)).or_insert(0) += 1;
+            }
+        }
+        if expired.total() > 0 {
+            self.db.flush()?;
+        }
+        Ok(expired)
     }
 
     /// Moves dead letters back to their sink's queue: the one with `id`
@@ -212,3 +376,7 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "letters_tests.rs"]
+mod tests;

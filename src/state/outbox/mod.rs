@@ -28,7 +28,10 @@ mod letters;
 mod numbering;
 mod settle;
 
-pub use letters::{DeadLetter, DeadLetters, Requeued, Superseded, UnreadableLetter};
+pub use letters::{
+    DeadLetter, DeadLetters, Expired, LetterPage, Requeued, Superseded, UnreadableLetter,
+    parse_letter_id,
+};
 pub use numbering::{Appending, Numbering};
 pub use settle::Forgotten;
 

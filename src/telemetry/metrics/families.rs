@@ -61,6 +61,9 @@ pub(super) struct DeliveryFamilies {
     retries: Counters,
     dead: Counters,
     dead_stored: Gauges,
+    /// Bumped when letters expire ([`super::Metrics::dead_letters_expired`]),
+    /// not copied at a scrape: the outbox keeps no count of them.
+    pub(super) expired: Counters,
     store_size: Gauge,
 }
 
@@ -324,6 +327,11 @@ impl DeliveryFamilies {
                 "outagewatch_dead_letters_stored",
                 "Dead letters in the store now, per sink"
             ),
+            expired: family!(
+                r,
+                "outagewatch_dead_letters_expired",
+                "Dead letters dropped after [alerts] dead_letter_days since start, per sink"
+            ),
             store_size: family!(
                 r,
                 "outagewatch_store_size_bytes",
@@ -333,13 +341,7 @@ impl DeliveryFamilies {
     }
 
     pub(super) fn sync(&self, probe: &SinkProbe) {
-        let mut dead_by_sink = BTreeMap::new();
-        if let Ok(dead) = probe.outbox().dead_letters() {
-            let sinks = dead.letters.into_iter().map(|l| l.sink);
-            for sink in sinks.chain(dead.unreadable.into_iter().map(|l| l.sink)) {
-                *dead_by_sink.entry(sink).or_insert(0i64) += 1;
-            }
-        }
+        let dead_by_sink = probe.outbox().dead_counts().unwrap_or_default();
         for report in probe.reports() {
             let l = label("sink", &report.name);
             self.outbox_depth
@@ -349,7 +351,9 @@ impl DeliveryFamilies {
             copy_total(&self.retries, &l, report.retries);
             copy_total(&self.dead, &l, report.dead);
             let stored = dead_by_sink.get(&report.name).copied().unwrap_or(0);
-            self.dead_stored.get_or_create(&l).set(stored);
+            self.dead_stored
+                .get_or_create(&l)
+                .set(i64::try_from(stored).unwrap_or(i64::MAX));
         }
         if let Ok(size) = probe.outbox().store_size() {
             self.store_size.set(size as i64);

@@ -173,6 +173,14 @@ impl Metrics {
         Ok(out)
     }
 
+    /// Counts `n` dead letters of `sink` dropped after the retention.
+    pub fn dead_letters_expired(&self, sink: &str, n: u64) {
+        self.delivery
+            .expired
+            .get_or_create(&label("sink", sink))
+            .inc_by(n);
+    }
+
     fn sync(&self, t: &Telemetry) {
         self.pipeline.sync(&t.stats());
         self.sources.sync(&t.sources(), crate::wall::now_us());

@@ -1,0 +1,137 @@
+//! `/api/v1/outbox` over loopback: its dead letters a page at a time, the
+//! totals on every page, and a bad query a 400 in JSON.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::watch;
+
+use super::super::server_tests::exchange;
+use super::super::{HttpSettings, Server};
+use super::LETTERS_PER_PAGE;
+use crate::alert::deliver::{SinkProbe, SinkStats};
+use crate::alert::format::sample_alert;
+use crate::state::outbox::DeadLetter;
+use crate::supervise::Supervisor;
+use crate::telemetry::{Mode, Telemetry};
+
+/// A server over sinks `hook` (with `hook_letters` dead letters) and `pager`
+/// (with 3); a letter of `gone`, a sink not running, is in the store too.
+async fn serve(hook_letters: u64) -> (Server, crate::state::SledStore) {
+    let store = crate::state::SledStore::temporary().expect("store");
+    let outbox = store.outbox::<crate::alert::Alert>();
+    let letter = |sink: &str, seq: u64| DeadLetter {
+        sink: sink.into(),
+        seq,
+        alert: sample_alert(),
+        reason: "HTTP 500".into(),
+        attempts: 2,
+        failed_at: "2026-07-04T10:02:00Z".into(),
+        superseded_by: None,
+    };
+    for seq in 1..=hook_letters {
+        outbox.add_dead_letter(&letter("hook", seq)).expect("add");
+    }
+    for seq in [7, 8, 9] {
+        outbox.add_dead_letter(&letter("pager", seq)).expect("add");
+    }
+    outbox.add_dead_letter(&letter("gone", 5)).expect("add");
+    let sinks = ["hook", "pager"].map(|name| {
+        let (_cursor_tx, cursor) = watch::channel(None);
+        (name.to_owned(), Arc::new(SinkStats::default()), cursor)
+    });
+    let telemetry = Telemetry::new(Mode::Daemon, None);
+    telemetry.set_sinks(SinkProbe::new(sinks.into(), outbox));
+    let settings = HttpSettings::new("127.0.0.1:0", None).expect("settings");
+    let server = Server::start(&settings, telemetry, None, None, &Supervisor::new())
+        .await
+        .expect("starts");
+    (server, store)
+}
+
+async fn get(server: &Server, path: &str) -> (u16, Value) {
+    let head = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1");
+    let (status, body) = exchange(server.addr, &head, "").await;
+    let value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
+    (status, value)
+}
+
+fn ids(page: &Value) -> Vec<String> {
+    page["sinks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["dead_letters"].as_array().into_iter().flatten())
+        .filter_map(|l| l["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// 250 + 3 letters: the default page holds 100, the counts are whole on
+/// every page, and following `next` lists each letter once, in order,
+/// the sink not running left out as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_come_a_page_at_a_time_with_the_totals() {
+    let (server, _store) = serve(250).await;
+    let (status, first) = get(&server, "/api/v1/outbox").await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(ids(&first).len(), LETTERS_PER_PAGE);
+    assert_eq!(first["dead_letters_total"], 253);
+    assert_eq!(first["dead_letters_shown"], 100);
+    assert_eq!(first["sinks"][0]["dead_letter_count"], 250);
+    assert_eq!(first["sinks"][1]["dead_letter_count"], 3);
+    assert_eq!(first["next"], "hook:100");
+
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/outbox?limit=120".to_owned();
+    let mut pages = 0;
+    loop {
+        let (status, page) = get(&server, &path).await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["dead_letters_total"], 253, "{path}");
+        assert!(ids(&page).len() <= 120);
+        seen.extend(ids(&page));
+        pages += 1;
+        match page["next"].as_str() {
+            Some(next) => path = format!("/api/v1/outbox?limit=120&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let mut want: Vec<String> = (1..=250).map(|s| format!("hook:{s}")).collect();
+    want.extend(["pager:7", "pager:8", "pager:9"].map(str::to_owned));
+    want.sort_by_key(|id| {
+        let (sink, seq) = id.rsplit_once(':').expect("an id");
+        (sink.to_owned(), seq.parse::<u64>().expect("a seq"))
+    });
+    assert_eq!(seen, want);
+    assert_eq!(seen.iter().collect::<BTreeSet<_>>().len(), 253, "once each");
+
+    // A cursor past a letter that went meanwhile still goes on after it.
+    let (_, rest) = get(&server, "/api/v1/outbox?after=hook:9999").await;
+    assert_eq!(ids(&rest), ["pager:7", "pager:8", "pager:9"]);
+    assert!(rest["next"].is_null());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_page_query_is_a_400_in_json() {
+    let (server, _store) = serve(2).await;
+    for path in [
+        "/api/v1/outbox?limit=0",
+        "/api/v1/outbox?limit=1001",
+        "/api/v1/outbox?limit=-5",
+        "/api/v1/outbox?limit=many",
+        "/api/v1/outbox?after=hook",
+        "/api/v1/outbox?after=hook:x",
+        "/api/v1/outbox?after=:3",
+        "/api/v1/outbox?limt=5",
+    ] {
+        let (status, body) = get(&server, path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body["error"].is_string(), "{path}: {body}");
+    }
+    let (status, most) = get(&server, "/api/v1/outbox?limit=1000").await;
+    assert_eq!((status, ids(&most).len()), (200, 5), "{most}");
+    server.stop().await;
+}
