@@ -25,7 +25,7 @@
 //! **Shutdown order** (on SIGINT or SIGTERM), written down once:
 //! 1. systemd is told `STOPPING=1`; the sources stop reading and close
 //!    their sockets; then the side tasks (health monitor, status log,
-//!    systemd watchdog) end on the same signal, each aborted if it has
+//!    dead letter expiry, systemd watchdog) end on the same signal, each aborted if it has
 //!    not within 2 s (the monitor raises the gaps still pending first);
 //! 2. the pipeline drains the frames already received, then saves the state,
 //!    the cursors and the open buckets, and flushes the store (from here
