@@ -11,7 +11,11 @@
 //! and goes on. Both bounds: one blip (a receiver's deploy) is ridden out
 //! in order as before, and a fast backoff (1 s, 2 s, 4 s) does not set an
 //! alert aside within seconds; a minute is when the log used to start
-//! saying it held others up.
+//! saying it held others up. A receiver down for every payload is not one
+//! refusing one alert: after setting one aside the sink sets the next
+//! aside only once the receiver has taken something since, so a dead
+//! receiver gets the head and one set-aside incident retried, in order,
+//! not every incident scattered onto backoffs of its own.
 //!
 //! Later alerts of an incident with an alert set aside are set aside
 //! behind it as they reach the head, untried: an incident's `resolved`
@@ -110,9 +114,13 @@ impl SinkRun {
     }
 
     /// Whether the head alert `seq`, failing, should be set aside now: it
-    /// has failed long enough (see [`AFTER`]) and another incident's alert
-    /// waits behind it.
+    /// has failed long enough (see [`AFTER`]), another incident's alert
+    /// waits behind it, and the receiver took an alert since the last one
+    /// was set aside (else it is down, not refusing this one).
     pub(crate) fn may_set_aside(&self, seq: u64, alert: &Alert) -> bool {
+        if !self.delivered_since_set_aside {
+            return false;
+        }
         let Some(state) = self.outbox.retry_state(&self.spec.name).ok().flatten() else {
             return false;
         };
@@ -150,6 +158,7 @@ impl SinkRun {
             return;
         }
         self.head_wait = None;
+        self.delivered_since_set_aside &= record.retry.is_none();
         *cursor = Some(seq);
         let _ = self.cursor.send(*cursor);
         if !self.aside.holds(&alert.id) {

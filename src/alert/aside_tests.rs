@@ -319,3 +319,40 @@ async fn a_failing_alert_with_nothing_else_waiting_stays_at_the_head() {
     receiver.in_order(&a.id);
     let _ = delivery.stop(Duration::ZERO).await;
 }
+
+/// A receiver down for every payload: the first alert is set aside (the
+/// sink cannot tell yet), the next stays at the head, retried in order,
+/// instead of every incident set aside onto a backoff of its own; once
+/// the receiver is back, all arrive, each once.
+#[tokio::test(start_paused = true)]
+async fn a_receiver_down_for_everything_gets_one_alert_set_aside_at_most() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_store, outbox) = open(dir.path());
+    let (receiver, url) = Receiver::start().await;
+    let (a, b) = two_incidents(&outbox, &receiver);
+    let c = alert("c", TransitionKind::Firing);
+    outbox.append(&c).expect("append");
+    for id in [&b, &c.id] {
+        receiver.refuse(id, true);
+    }
+    let delivery = start(&outbox, &url, Duration::from_secs(24 * 3600));
+    tokio::time::sleep(Duration::from_secs(1800)).await;
+    let reports = delivery.reports();
+    assert_eq!(reports[0].set_aside, 1, "A's firing only: {reports:?}");
+    assert_eq!(reports[0].pending, 5);
+    for id in [&a, &b, &c.id] {
+        receiver.refuse(id, false);
+    }
+    receiver.wait_taken(&c.id, "firing").await;
+    receiver.wait_taken(&a, "resolved").await;
+    assert!(delivery.drain(Duration::from_secs(60)).await, "drained");
+    assert_eq!(
+        receiver.taken().len(),
+        5,
+        "each once: {:?}",
+        receiver.taken()
+    );
+    receiver.in_order(&a);
+    receiver.in_order(&b);
+    let _ = delivery.stop(Duration::ZERO).await;
+}

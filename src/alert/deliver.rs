@@ -310,6 +310,7 @@ impl Shared {
             failing: Default::default(),
             head_wait: None,
             aside: Default::default(),
+            delivered_since_set_aside: true,
         };
         let task = self
             .supervisor

@@ -58,6 +58,9 @@ pub(crate) struct SinkRun {
     pub(crate) head_wait: Option<(u64, tokio::time::Instant)>,
     /// When each incident with set-aside alerts is tried next.
     pub(crate) aside: Schedule,
+    /// Whether the receiver took an alert since this sink last set one
+    /// aside (see [`SinkRun::may_set_aside`]).
+    pub(crate) delivered_since_set_aside: bool,
 }
 
 /// How one try at an alert went.
@@ -291,6 +294,7 @@ impl SinkRun {
         let (reason, after, permanent) = match attempt {
             Ok(answer) => {
                 self.failing.remove(&seq);
+                self.delivered_since_set_aside = true;
                 self.delivered(seq, alert, answer);
                 return Tried::Done;
             }
