@@ -12,7 +12,9 @@
 //! start and while it waits out a backoff or a rate limit too. What
 //! cannot be delivered becomes a dead letter with its reason (`outagewatch alerts dead`, `alerts retry`). A
 //! sink delivers in outbox order and moves on only once an alert is
-//! delivered or dead, so a `resolved` never overtakes its `firing`; each
+//! delivered, dead or set aside with its incident's later alerts (see
+//! [`super::aside`]), so a `resolved` never overtakes its `firing` and one
+//! incident's refused alert does not hold up the others; each
 //! sink has its own task and cursor, so one sink's troubles never delay
 //! another, and the backlog lives on disk, not in memory. Every request
 //! carries `Idempotency-Key: ID:SEQUENCE`, the same on every retry; a
@@ -168,6 +170,7 @@ impl Delivery {
                 let mut cursor = worker.cursor.clone();
                 loop {
                     let caught_up = *cursor.borrow() >= target
+                        && self.outbox.set_aside_count(&worker.name) == 0
                         && self
                             .outbox
                             .next_requeued(&worker.name)
@@ -304,8 +307,10 @@ impl Shared {
             shutdown: self.shutdown.1.clone(),
             cursor: cursor_tx,
             clock: Arc::clone(&self.clock),
-            failing: None,
-            held_warned: None,
+            failing: Default::default(),
+            head_wait: None,
+            aside: Default::default(),
+            delivered_since_set_aside: true,
         };
         let task = self
             .supervisor

@@ -3,10 +3,10 @@
 //! One JSON object per incident state change. The fields documented in the
 //! README are a contract: more may be added, none removed or renamed.
 
+mod aside;
 pub mod chat;
 pub mod deliver;
 pub mod format;
-mod held;
 pub mod http;
 mod once;
 pub mod outbox;
@@ -221,6 +221,8 @@ impl Alert {
     }
 }
 
+#[cfg(test)]
+mod aside_tests;
 #[cfg(test)]
 mod paused_tests;
 #[cfg(test)]

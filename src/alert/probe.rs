@@ -19,8 +19,12 @@ pub struct SinkReport {
     pub delivered: u64,
     pub retries: u64,
     pub dead: u64,
-    /// Alerts still waiting in the outbox for this sink.
+    /// Alerts still waiting in the outbox for this sink (set aside
+    /// included).
     pub pending: usize,
+    /// Of those, the alerts set aside: refused while other incidents'
+    /// alerts waited, retried apart (see [`super::aside`]).
+    pub set_aside: usize,
     /// The alert being retried now, if delivery is failing: an on-call
     /// engineer needs the receiver's answer, not only a growing count.
     pub failing: Option<Failing>,
@@ -55,6 +59,7 @@ impl SinkProbe {
                 let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
                 let cursor = *cursor.borrow();
                 let pending = self.outbox.depth(name, cursor).unwrap_or(0);
+                let set_aside = self.outbox.set_aside_count(name);
                 // Only the retry record and the first waiting alert are
                 // read: two lookups, cheap enough for every poll.
                 let failing = self
@@ -67,14 +72,22 @@ impl SinkProbe {
                         since_ms: r.first_failure_ms,
                         last_error: r.last_error,
                     });
-                let oldest_pending_at = match pending {
-                    0 => None,
-                    _ => self
+                // A set-aside alert is older than the head (its seq is
+                // below the cursor).
+                let oldest_pending_at = match (pending, set_aside) {
+                    (0, _) => None,
+                    (_, 0) => self
                         .outbox
                         .next_after(cursor)
                         .ok()
                         .flatten()
                         .map(|(_, alert)| alert.at),
+                    _ => self
+                        .outbox
+                        .set_aside_alerts(name)
+                        .ok()
+                        .and_then(|aside| aside.into_iter().next())
+                        .map(|aside| aside.alert.at),
                 };
                 SinkReport {
                     name: name.clone(),
@@ -82,6 +95,7 @@ impl SinkProbe {
                     retries: load(&stats.retries),
                     dead: load(&stats.dead),
                     pending,
+                    set_aside,
                     failing,
                     oldest_pending_at,
                 }

@@ -1,14 +1,17 @@
 //! One sink's task: reads the outbox from the sink's cursor, in order,
-//! and delivers each alert until it is delivered or dead, waiting out
-//! backoffs and the receiver's rate limits in this task only (so no other
-//! sink waits). An Alertmanager sink also re-posts its open alerts.
+//! and delivers each alert until it is delivered, dead or set aside (see
+//! [`super::aside`]), waiting out backoffs and the receiver's rate limits
+//! in this task only (so no other sink waits). An Alertmanager sink also
+//! re-posts its open alerts.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
 use super::Alert;
+use super::aside::Schedule;
 use super::deliver::{SinkSpec, SinkStats, Target, Webhook};
 use super::format::Format;
 use super::http::{self, Answer, Failure, Outgoing};
@@ -46,26 +49,43 @@ pub(crate) struct SinkRun {
     pub(crate) cursor: watch::Sender<Option<u64>>,
     /// The wall clock of dead letters and rate limits.
     pub(crate) clock: SharedClock,
-    /// The alert failing at the head and since when on the monotonic
-    /// clock, with what earlier runs had counted (see
-    /// [`RetryState::failing_ms`]).
-    pub(crate) failing: Option<Failing>,
-    /// The failing alert (its seq) the log last said holds others up, and
-    /// when (see [`super::held`]).
-    pub(crate) held_warned: Option<(u64, tokio::time::Instant)>,
+    /// The alerts failing (at the head, set aside), by seq, and since
+    /// when on the monotonic clock, with what earlier runs had counted
+    /// (see [`RetryState::failing_ms`]).
+    pub(crate) failing: BTreeMap<u64, Failing>,
+    /// The head alert (seq) waiting out its backoff, and until when: the
+    /// task meanwhile retries set-aside alerts whose turn comes first.
+    pub(crate) head_wait: Option<(u64, tokio::time::Instant)>,
+    /// When each incident with set-aside alerts is tried next.
+    pub(crate) aside: Schedule,
+    /// Whether the receiver took an alert since this sink last set one
+    /// aside (see [`SinkRun::may_set_aside`]).
+    pub(crate) delivered_since_set_aside: bool,
 }
 
-/// How long the alert `seq` has been failing: `before_ms` counted by
-/// earlier runs, plus the time since `since`.
+/// How one try at an alert went.
+pub(crate) enum Tried {
+    /// Delivered or dead: move on.
+    Done,
+    /// Failed: try again at `until`, with its failures so far.
+    Retry {
+        state: RetryState,
+        until: tokio::time::Instant,
+    },
+    /// Shutting down.
+    Stopped,
+}
+
+/// How long an alert has been failing: `before_ms` counted by earlier
+/// runs, plus the time since `since`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Failing {
-    seq: u64,
     since: tokio::time::Instant,
     before_ms: u64,
 }
 
 impl Failing {
-    fn elapsed(&self) -> Duration {
+    pub(crate) fn elapsed(&self) -> Duration {
         Duration::from_millis(self.before_ms).saturating_add(self.since.elapsed())
     }
 }
@@ -73,6 +93,7 @@ impl Failing {
 impl SinkRun {
     /// Delivers from after `cursor` (`None`: from the first alert).
     pub(crate) async fn run(mut self, mut cursor: Option<u64>) {
+        self.load_set_aside();
         loop {
             if *self.shutdown.borrow() {
                 return;
@@ -80,7 +101,14 @@ impl SinkRun {
             // Before anything else, so that a long backlog does not hold
             // re-posts up either.
             self.repost_if_due().await;
-            // Re-queued dead letters first, then the outbox in order.
+            // Set-aside incidents whose turn has come, then re-queued dead
+            // letters, then the outbox in order.
+            if let Some(incident) = self.aside.due(tokio::time::Instant::now()) {
+                if !self.retry_set_aside(&incident).await {
+                    return;
+                }
+                continue;
+            }
             let next = match self.outbox.next_requeued(&self.spec.name) {
                 Ok(Some(requeued)) => {
                     Some((requeued.seq, requeued.alert, Some(requeued.superseded_by)))
@@ -105,14 +133,31 @@ impl SinkRun {
             // `requeued`: `Some` for a re-queued dead letter, with what
             // superseded it.
             let Some((seq, alert, requeued)) = next else {
-                let notified = self.notify.notified();
-                tokio::select! {
-                    _ = notified => {}
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = self.shutdown.changed() => return,
+                if !self.idle(None).await {
+                    return;
                 }
                 continue;
             };
+            if requeued.is_none() && self.aside.holds(&alert.id) {
+                // Behind its incident's set-aside alert: its `resolved`
+                // must not overtake its `firing`.
+                self.set_aside(seq, &alert, None, &mut cursor).await;
+                continue;
+            }
+            if let Some((waiting, until)) = self.head_wait
+                && waiting == seq
+                && until > tokio::time::Instant::now()
+            {
+                if requeued.is_none() && self.may_set_aside(seq, &alert) {
+                    let retry = self.outbox.retry_state(&self.spec.name).ok().flatten();
+                    self.aside.retry_at(&alert.id, until);
+                    self.set_aside(seq, &alert, retry, &mut cursor).await;
+                } else if !self.idle(Some(until)).await {
+                    return;
+                }
+                continue;
+            }
+            self.head_wait = None;
             let stale = requeued
                 .as_ref()
                 .and_then(Option::as_ref)
@@ -128,9 +173,22 @@ impl SinkRun {
                 .emit();
                 true
             } else if self.wants(&alert) {
-                match self.deliver(seq, &alert).await {
-                    Some(done) => done,
-                    None => return, // shutdown while waiting to retry
+                let prior = self.outbox.retry_state(&self.spec.name).ok().flatten();
+                match self.deliver(seq, &alert, prior, false).await {
+                    Tried::Done => true,
+                    Tried::Retry { state, until } => {
+                        if let Err(e) = self.outbox.set_retry_state(&self.spec.name, &state) {
+                            tracing::warn!(sink = %self.spec.name, error = %e, "cannot save the retry state");
+                        }
+                        if requeued.is_none() && self.may_set_aside(seq, &alert) {
+                            self.aside.retry_at(&alert.id, until);
+                            self.set_aside(seq, &alert, Some(state), &mut cursor).await;
+                        } else {
+                            self.head_wait = Some((seq, until));
+                        }
+                        false
+                    }
+                    Tried::Stopped => return, // it stays at the head for the next start
                 }
             } else {
                 DeliverySkipped {
@@ -155,6 +213,32 @@ impl SinkRun {
         }
     }
 
+    /// Waits for new alerts, at most until `until` (the head's backoff),
+    /// the next set-aside retry or a second (the outbox is read again
+    /// then), re-posting on schedule meanwhile: false at shutdown.
+    pub(crate) async fn idle(&mut self, until: Option<tokio::time::Instant>) -> bool {
+        let second = tokio::time::Instant::now() + Duration::from_secs(1);
+        let until = [until, self.aside.earliest(), Some(second)]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(second);
+        let notify = Arc::clone(&self.notify);
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        loop {
+            let repost = self.repost_due_at().filter(|at| *at < until);
+            tokio::select! {
+                _ = &mut notified => return true,
+                _ = tokio::time::sleep_until(until) => return true,
+                _ = tokio::time::sleep_until(repost.unwrap_or(until)), if repost.is_some() => {
+                    self.repost_if_due().await;
+                }
+                _ = self.shutdown.changed() => return false,
+            }
+        }
+    }
+
     /// A failed read of the outbox: an alert that cannot be read is passed
     /// over (it would stop this sink for good: a downgrade, a damaged
     /// record) and the cursor moves past it; anything else is logged and
@@ -172,7 +256,7 @@ impl SinkRun {
         }
     }
 
-    fn pass_over(&self, seq: u64, detail: &str) {
+    pub(crate) fn pass_over(&self, seq: u64, detail: &str) {
         DeliveryUnreadable {
             sink: &self.spec.name,
             counters: &self.stats,
@@ -182,13 +266,21 @@ impl SinkRun {
         .emit();
     }
 
-    /// Tries `alert` until it is delivered or dead. `Some(true)`: move on;
-    /// `None`: shutting down (it stays at the head for the next start).
-    async fn deliver(&mut self, seq: u64, alert: &Alert) -> Option<bool> {
+    /// One try at `alert` (`seq`), whose failures so far are `prior` (if
+    /// it is the alert's): delivered, dead (permanent, or failing past the
+    /// retry horizon) or to be tried again. `set_aside`: it is a set-aside
+    /// alert, whose dead letter replaces its record.
+    pub(crate) async fn deliver(
+        &mut self,
+        seq: u64,
+        alert: &Alert,
+        prior: Option<RetryState>,
+        set_aside: bool,
+    ) -> Tried {
         if let Some(until) = self.pause_until.take()
-            && !self.wait_until(until, None).await
+            && !self.wait_until(until).await
         {
-            return None;
+            return Tried::Stopped;
         }
         // A request in flight when the grace period ends is given up (the
         // cursor has not moved: it is sent again at the next start), so
@@ -197,18 +289,20 @@ impl SinkRun {
         let mut shutdown = self.shutdown.clone();
         let attempt = tokio::select! {
             attempt = self.attempt(alert) => attempt,
-            _ = shutdown.changed() => return None,
+            _ = shutdown.changed() => return Tried::Stopped,
         };
         let (reason, after, permanent) = match attempt {
             Ok(answer) => {
+                self.failing.remove(&seq);
+                self.delivered_since_set_aside = true;
                 self.delivered(seq, alert, answer);
-                return Some(true);
+                return Tried::Done;
             }
             Err(Failure::Retry { reason, after }) => (reason, after, false),
             Err(Failure::Permanent { reason }) => (reason, None, true),
         };
-        let mut state = match self.outbox.retry_state(&self.spec.name) {
-            Ok(Some(state)) if state.seq == seq => state,
+        let mut state = match prior {
+            Some(state) if state.seq == seq => state,
             _ => RetryState {
                 seq,
                 attempts: 0,
@@ -219,15 +313,10 @@ impl SinkRun {
         };
         state.attempts = state.attempts.saturating_add(1);
         state.last_error = reason.clone();
-        let failing = match self.failing {
-            Some(failing) if failing.seq == seq => failing,
-            _ => Failing {
-                seq,
-                since: tokio::time::Instant::now(),
-                before_ms: state.failing_ms,
-            },
-        };
-        self.failing = Some(failing);
+        let failing = *self.failing.entry(seq).or_insert(Failing {
+            since: tokio::time::Instant::now(),
+            before_ms: state.failing_ms,
+        });
         let failing_for = failing.elapsed();
         state.failing_ms = u64::try_from(failing_for.as_millis()).unwrap_or(u64::MAX);
         if permanent || failing_for >= self.spec.retry.horizon {
@@ -239,16 +328,14 @@ impl SinkRun {
                     state.attempts
                 )
             };
-            if self.dead(seq, alert, why, state.attempts) {
-                return Some(true);
+            if self.dead(seq, alert, why, state.attempts, set_aside) {
+                self.failing.remove(&seq);
+                return Tried::Done;
             }
             // The dead letter could not be stored: the alert is tried
             // again, after the longest backoff, not at once in a loop.
             let until = tokio::time::Instant::now() + self.spec.retry.max_backoff;
-            return self.wait_until(until, None).await.then_some(false);
-        }
-        if let Err(e) = self.outbox.set_retry_state(&self.spec.name, &state) {
-            tracing::warn!(sink = %self.spec.name, error = %e, "cannot save the retry state");
+            return Tried::Retry { state, until };
         }
         let wait = backoff(&self.spec.retry, state.attempts, after);
         DeliveryRetried {
@@ -261,81 +348,27 @@ impl SinkRun {
         }
         .emit();
         let until = tokio::time::Instant::now() + wait;
-        let held = (seq, alert, state.attempts);
-        self.wait_until(until, Some(held)).await.then_some(false)
+        Tried::Retry { state, until }
     }
 
-    /// Waits until `until` (a backoff, the receiver's pause), re-posting
-    /// the open Alertmanager alerts on their schedule meanwhile: false at
-    /// shutdown. Waiting in silence, an hour's `Retry-After` let every
-    /// open alert reach its `endsAt`, and Alertmanager resolved outages
-    /// still going on. A re-post goes out even while the receiver asked
-    /// for a pause: it is one small idempotent request per `repeat`, and
-    /// without it the receiver is told something false.
-    /// `held`: the alert failing at the head (seq, alert, attempts), whose
-    /// hold on later alerts is logged once a minute meanwhile.
-    async fn wait_until(
-        &mut self,
-        until: tokio::time::Instant,
-        held: Option<(u64, &Alert, u32)>,
-    ) -> bool {
+    /// Waits until `until` (the receiver's pause), re-posting the open
+    /// Alertmanager alerts on their schedule meanwhile: false at shutdown.
+    /// Waiting in silence, an hour's `Retry-After` let every open alert
+    /// reach its `endsAt`, and Alertmanager resolved outages still going
+    /// on. A re-post goes out even while the receiver asked for a pause:
+    /// it is one small idempotent request per `repeat`, and without it the
+    /// receiver is told something false.
+    async fn wait_until(&mut self, until: tokio::time::Instant) -> bool {
         loop {
             let repost = self.repost_due_at().filter(|at| *at < until);
-            let warn = held
-                .and_then(|(seq, _, _)| self.held_warning_due_at(seq))
-                .filter(|at| *at < until);
             tokio::select! {
                 _ = tokio::time::sleep_until(until) => return true,
                 _ = tokio::time::sleep_until(repost.unwrap_or(until)), if repost.is_some() => {
                     self.repost_if_due().await;
                 }
-                _ = tokio::time::sleep_until(warn.unwrap_or(until)), if warn.is_some() => {
-                    if let Some((seq, alert, attempts)) = held {
-                        self.warn_held_up(seq, alert, attempts);
-                    }
-                }
                 _ = self.shutdown.changed() => return false,
             }
         }
-    }
-
-    /// When the log should next say what the failing alert `seq` holds
-    /// up: a minute after it began failing (this run), then every minute.
-    fn held_warning_due_at(&self, seq: u64) -> Option<tokio::time::Instant> {
-        let failing = self.failing.filter(|f| f.seq == seq)?;
-        Some(match self.held_warned {
-            Some((warned, at)) if warned == seq => at + super::held::EVERY,
-            _ => failing.since + super::held::EVERY,
-        })
-    }
-
-    /// Says at WARN how many alerts of how many other incidents wait
-    /// behind the failing alert `seq`, which this sink delivers first.
-    fn warn_held_up(&mut self, seq: u64, alert: &Alert, attempts: u32) {
-        self.held_warned = Some((seq, tokio::time::Instant::now()));
-        let from = (*self.cursor.borrow()).max(Some(seq));
-        let outbox = &self.outbox;
-        let behind = std::iter::successors(outbox.next_after(from).ok().flatten(), |(at, _)| {
-            outbox.next_after(Some(*at)).ok().flatten()
-        })
-        .map(|(_, alert)| alert);
-        let held = super::held::held_up(behind, &alert.id, super::held::SCAN_LIMIT);
-        if held.alerts == 0 {
-            return;
-        }
-        let failing_secs = self.failing.map_or(0, |f| f.elapsed().as_secs());
-        tracing::warn!(
-            sink = %self.spec.name,
-            alert = %alert.id,
-            seq,
-            attempts,
-            failing_secs,
-            waiting_alerts = held.alerts,
-            waiting_incidents = held.incidents,
-            at_least = held.more,
-            horizon_secs = self.spec.retry.horizon.as_secs(),
-            "a failing alert holds up this sink's later alerts of other incidents: it delivers in order and retries this one until it is delivered or the retry horizon makes it a dead letter (`outagewatch alerts dead`)"
-        );
     }
 }
 
@@ -437,9 +470,10 @@ impl SinkRun {
         .emit();
     }
 
-    /// Keeps `alert` as a dead letter with `why`: true to move on, false
-    /// to retry when the dead letter cannot be stored.
-    fn dead(&self, seq: u64, alert: &Alert, why: String, attempts: u32) -> bool {
+    /// Keeps `alert` as a dead letter with `why` (a set-aside one in place
+    /// of its record, in one write): true to move on, false to retry when
+    /// the dead letter cannot be stored.
+    fn dead(&self, seq: u64, alert: &Alert, why: String, attempts: u32, set_aside: bool) -> bool {
         let letter = DeadLetter {
             sink: self.spec.name.clone(),
             seq,
@@ -451,7 +485,12 @@ impl SinkRun {
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             superseded_by: None,
         };
-        if let Err(e) = self.outbox.add_dead_letter(&letter) {
+        let stored = if set_aside {
+            self.outbox.set_aside_dead(&self.spec.name, &letter)
+        } else {
+            self.outbox.add_dead_letter(&letter)
+        };
+        if let Err(e) = stored {
             tracing::error!(sink = %self.spec.name, error = %e, "cannot store a dead letter; retrying instead");
             return false;
         }
@@ -480,7 +519,7 @@ impl SinkRun {
     /// now. A filter changed during an incident dropped its `resolved`,
     /// and PagerDuty, Opsgenie and Alertmanager held it open for good
     /// (Alertmanager: re-posted as firing two days later).
-    fn wants(&self, alert: &Alert) -> bool {
+    pub(crate) fn wants(&self, alert: &Alert) -> bool {
         if self.spec.filter.accepts(alert) {
             return true;
         }

@@ -509,6 +509,7 @@ fn sink_view(report: &SinkReport, stopped: bool) -> Value {
         "name": report.name,
         "stopped": stopped,
         "depth": report.pending,
+        "set_aside": report.set_aside,
         "delivered": report.delivered,
         "retries": report.retries,
         "dead": report.dead,

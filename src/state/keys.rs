@@ -34,6 +34,10 @@ pub enum Kind {
     Dead,
     /// `q` + sink + 0 + seq → an alert re-queued from the dead letters.
     Requeued,
+    /// `x` + sink + 0 + seq → an alert the sink set aside (its receiver
+    /// kept refusing it while other incidents' alerts waited behind it),
+    /// whole, with its retry state (see [`super::outbox`]'s `aside`).
+    Aside,
     /// `a` + sink + 0 + incident id → an alert open at an Alertmanager sink.
     OpenAlert,
     /// `h` + source → an open `source:NAME` incident.
@@ -46,7 +50,7 @@ pub enum Kind {
 }
 
 /// Every kind: the whole keyspace (tags in [`Kind::tag`]).
-pub const ALL: [Kind; 11] = [
+pub const ALL: [Kind; 12] = [
     Kind::Bucket,
     Kind::Baseline,
     Kind::Meta,
@@ -55,6 +59,7 @@ pub const ALL: [Kind; 11] = [
     Kind::Retry,
     Kind::Dead,
     Kind::Requeued,
+    Kind::Aside,
     Kind::OpenAlert,
     Kind::OpenSource,
     Kind::Pack,
@@ -71,6 +76,7 @@ impl Kind {
             Kind::Retry => b'r',
             Kind::Dead => b'd',
             Kind::Requeued => b'q',
+            Kind::Aside => b'x',
             Kind::OpenAlert => b'a',
             Kind::OpenSource => b'h',
             Kind::Pack => b'p',

@@ -208,6 +208,10 @@ pub fn format(db: &sled::Db, path: &std::path::Path) -> Result<u32, StoreError> 
 ///   so far as reports (as format 4 counted them).
 /// - 5 → 6: a large checkpoint is written in pieces, which a build of
 ///   format 5 would not read; nothing is rewritten.
+/// - 6 → 7: a sink may set a failing alert aside ([`keys::Kind::Aside`]):
+///   a build of format 6 would take the sink's cursor, already past it,
+///   for done, and its garbage collection would drop the alert unsent;
+///   nothing is rewritten.
 pub fn migrate(db: &sled::Db, path: &std::path::Path) -> Result<(), StoreError> {
     let found = format(db, path)?;
     if found == FORMAT {

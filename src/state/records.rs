@@ -19,10 +19,12 @@ use crate::window::{Bucket, DiscoveredNames, SavedNames, SavedNamesFormat4};
 /// discovered names, a baseline its overlap; 4: closed buckets may be
 /// packed into larger records ([`super::compact`]); 5: a discovered name's
 /// candidates keep the class (report or recovery) of each held-back post;
-/// 6: a large checkpoint is written in pieces ([`super::keys::checkpoint_piece`]).
+/// 6: a large checkpoint is written in pieces ([`super::keys::checkpoint_piece`]);
+/// 7: a sink may set alerts aside ([`super::keys::Kind::Aside`]), which
+/// an older build would neither deliver nor keep.
 /// A change of key layout, encoding or a stored type's fields bumps it and
 /// adds its step to [`super::migrate`].
-pub const FORMAT: u32 = 6;
+pub const FORMAT: u32 = 7;
 
 /// Where the pipeline stood when the last batch was written: enough to
 /// continue after a restart without losing or double-counting.

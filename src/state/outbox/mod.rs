@@ -11,7 +11,9 @@
 //! name; any other is retired ([`Outbox::retire`]): the alerts it was owed
 //! become its dead letters, listed and re-queued as any other, and it
 //! holds nothing back, going on from there if configured again. They used
-//! to be removed with the others' delivered alerts, in silence. Generic
+//! to be removed with the others' delivered alerts, in silence. An alert
+//! a sink set aside (see [`aside`]) is kept in its own record, which
+//! removal does not touch. Generic
 //! over the alert
 //! type `A`, so that `state` does not depend on `alert` (which uses it as
 //! `alert::outbox::Outbox`).
@@ -24,10 +26,12 @@ use serde::{Deserialize, Serialize};
 use super::keys::{self, Kind, seq_of};
 use super::{StoreError, codec};
 
+mod aside;
 mod letters;
 mod numbering;
 mod settle;
 
+pub use aside::SetAside;
 pub use letters::{
     DeadLetter, DeadLetters, Expired, LetterPage, Requeued, Superseded, UnreadableLetter,
     parse_letter_id,
@@ -45,7 +49,8 @@ pub struct OpenSource {
 }
 
 /// The highest sequence number the store's records still know: the
-/// newest alert, every sink's cursor, every dead or re-queued letter. A
+/// newest alert, every sink's cursor, every dead, re-queued or set-aside
+/// letter (a set-aside alert's outbox record may be gone already). A
 /// new alert must be numbered past it, and sled's own id counter does not
 /// say so: it lives in sled's metadata, which a compaction or a repair
 /// (records copied into a fresh store) starts afresh. The fresh counter
@@ -59,7 +64,7 @@ pub fn highest_known_seq(db: &sled::Db) -> Result<u64, StoreError> {
     for entry in db.scan_prefix([Kind::Cursor.tag()]) {
         highest = highest.max(seq_of(&entry?.1));
     }
-    for kind in [Kind::Dead, Kind::Requeued] {
+    for kind in [Kind::Dead, Kind::Requeued, Kind::Aside] {
         for key in db.scan_prefix([kind.tag()]).keys() {
             highest = highest.max(seq_of(&key?));
         }
@@ -317,10 +322,10 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
     }
 
     /// Alerts `sink` still has to deliver: after its cursor (`None`: all),
-    /// plus re-queued.
+    /// plus re-queued and set aside.
     pub fn depth(&self, sink: &str, cursor: Option<u64>) -> Result<usize, StoreError> {
         let prefix = keys::entries(Kind::Requeued, sink);
-        let requeued = self.db.scan_prefix(prefix).count();
+        let requeued = self.db.scan_prefix(prefix).count() + self.set_aside_count(sink);
         let pending = self
             .db
             .range(keys::alert(cursor.map_or(0, |c| c.saturating_add(1)))..=keys::alert(u64::MAX))

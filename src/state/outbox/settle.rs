@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use super::super::keys::{self, Kind, seq_of};
 use super::super::{StoreError, codec};
 use super::letters::RequeuedRecord;
-use super::{DeadLetter, Outbox, Place, readable, retired_bytes};
+use super::{DeadLetter, Outbox, Place, SetAside, readable, retired_bytes};
 
 /// What [`Outbox::forget`] removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +21,7 @@ pub struct Forgotten {
 
 impl<A: Serialize + DeserializeOwned> Outbox<A> {
     /// Settles a sink that is no longer configured: the alerts it was owed
-    /// (after its cursor, and re-queued) become its dead letters with
+    /// (after its cursor, re-queued and set aside) become its dead letters with
     /// `reason` (a re-queued letter goes back whole, what superseded it
     /// included), then its place is marked retired at the newest alert
     /// (it holds nothing any more; see [`Place::Retired`]) and the alerts
@@ -73,6 +73,23 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
                 letters += 1;
             }
         }
+        for entry in self.db.scan_prefix(keys::entries(Kind::Aside, sink)) {
+            let (key, value) = entry?;
+            let seq = seq_of(&key);
+            // One that does not read stays, counted by the sink's report
+            // and moved by a rename, rather than dropped unseen.
+            if let Ok(aside) = readable::<SetAside<A>>(seq, &value) {
+                let attempts = aside.retry.map_or(0, |r| r.attempts);
+                let dead = DeadLetter {
+                    attempts,
+                    ..letter(seq, aside.alert)
+                };
+                let value = codec::encode_plain("dead letter", &dead)?;
+                batch.insert(keys::entry(Kind::Dead, sink, seq), value);
+                batch.remove(key);
+                letters += 1;
+            }
+        }
         batch.insert(
             keys::named(Kind::Cursor, sink),
             retired_bytes(last.max(cursor)),
@@ -85,7 +102,7 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
     }
 
     /// Moves everything the outbox keeps for sink `from` to sink `to`:
-    /// its place, retry state, re-queued and dead letters and open alerts
+    /// its place, retry state, re-queued, set-aside and dead letters and open alerts
     /// (a sink renamed in the configuration, which names its old name).
     /// Refused (false) when `to` has anything in the outbox already (it
     /// would be overwritten); false too when `from` has nothing.
@@ -100,7 +117,7 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
                 batch.remove(keys::named(kind, from));
             }
         }
-        for kind in [Kind::Requeued, Kind::Dead, Kind::OpenAlert] {
+        for kind in [Kind::Requeued, Kind::Aside, Kind::Dead, Kind::OpenAlert] {
             let old = keys::entries(kind, from);
             for entry in self.db.scan_prefix(&old) {
                 let (key, mut value) = entry?;
@@ -123,7 +140,7 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
     }
 
     /// Whether the outbox keeps anything for `sink`: a place, a retry
-    /// state, letters or open incidents.
+    /// state, letters (set aside too) or open incidents.
     pub fn holds_anything(&self, sink: &str) -> Result<bool, StoreError> {
         let has = |kind: Kind| {
             self.db
@@ -133,22 +150,22 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
         };
         Ok(self.db.contains_key(keys::named(Kind::Cursor, sink))?
             || self.db.contains_key(keys::named(Kind::Retry, sink))?
-            || [Kind::Requeued, Kind::Dead, Kind::OpenAlert]
+            || [Kind::Requeued, Kind::Aside, Kind::Dead, Kind::OpenAlert]
                 .into_iter()
                 .any(has))
     }
 
     /// Forgets a sink that is gone for good: its cursor, retry state,
-    /// re-queued and dead letters and open alerts, then removes the alerts
-    /// only it was still waiting for. Returns how many alerts it had not
-    /// had and how many dead letters it held.
+    /// re-queued, set-aside and dead letters and open alerts, then removes
+    /// the alerts only it was still waiting for. Returns how many alerts it
+    /// had not had (set aside included) and how many dead letters it held.
     pub fn forget(&self, sink: &str) -> Result<Forgotten, StoreError> {
         let pending = self.pending_for(sink)?;
         let mut batch = sled::Batch::default();
         batch.remove(keys::named(Kind::Cursor, sink));
         batch.remove(keys::named(Kind::Retry, sink));
         let mut dead = 0;
-        for kind in [Kind::Requeued, Kind::Dead, Kind::OpenAlert] {
+        for kind in [Kind::Requeued, Kind::Aside, Kind::Dead, Kind::OpenAlert] {
             for key in self.db.scan_prefix(keys::entries(kind, sink)).keys() {
                 dead += usize::from(kind == Kind::Dead);
                 batch.remove(key?);

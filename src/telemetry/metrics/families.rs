@@ -57,6 +57,7 @@ pub(super) struct ServiceFamilies {
 /// The sinks and the outbox (from the sinks' probe).
 pub(super) struct DeliveryFamilies {
     outbox_depth: Gauges,
+    set_aside: Gauges,
     deliveries: Counters,
     retries: Counters,
     dead: Counters,
@@ -307,6 +308,11 @@ impl DeliveryFamilies {
                 "outagewatch_outbox_depth",
                 "Alerts waiting for delivery, per sink"
             ),
+            set_aside: family!(
+                r,
+                "outagewatch_alerts_set_aside",
+                "Alerts set aside (refused while other incidents' alerts went on), per sink"
+            ),
             deliveries: family!(
                 r,
                 "outagewatch_deliveries",
@@ -347,6 +353,9 @@ impl DeliveryFamilies {
             self.outbox_depth
                 .get_or_create(&l)
                 .set(report.pending as i64);
+            self.set_aside
+                .get_or_create(&l)
+                .set(report.set_aside as i64);
             copy_total(&self.deliveries, &l, report.delivered);
             copy_total(&self.retries, &l, report.retries);
             copy_total(&self.dead, &l, report.dead);

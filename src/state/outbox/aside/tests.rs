@@ -1,0 +1,167 @@
+//! Set-aside records against a real sled store: written with the cursor,
+//! kept through garbage collection, known to numbering, and settled with
+//! the sink (retired, renamed, forgotten).
+
+use serde_json::{Value, json};
+
+use super::super::super::keys::{self, Kind};
+use super::super::super::{FORMAT, SledStore};
+use super::super::{Outbox, RetryState, SetAside, highest_known_seq};
+
+fn alert(id: &str, state: &str) -> Value {
+    json!({ "id": id, "state": state })
+}
+
+fn failed(seq: u64, attempts: u32) -> RetryState {
+    RetryState {
+        seq,
+        attempts,
+        first_failure_ms: 1_000,
+        last_error: "HTTP 500".into(),
+        failing_ms: 61_000,
+    }
+}
+
+/// A store with one sink `s` and three alerts: A firing (1), B firing
+/// (2), A resolved (3); A's firing set aside after 3 failures.
+fn a_set_aside(dir: &std::path::Path) -> (SledStore, Outbox<Value>) {
+    let store = SledStore::open(dir).expect("store");
+    let outbox: Outbox<Value> = store.outbox();
+    let sinks = ["s".to_owned()];
+    assert_eq!(outbox.cursor("s", &sinks).expect("cursor"), None);
+    for (id, state) in [("A", "firing"), ("B", "firing"), ("A", "resolved")] {
+        outbox.append(&alert(id, state)).expect("append");
+    }
+    outbox.set_retry_state("s", &failed(1, 3)).expect("retry");
+    let aside = SetAside {
+        seq: 1,
+        incident: "A".into(),
+        alert: alert("A", "firing"),
+        retry: Some(failed(1, 3)),
+    };
+    outbox.set_aside("s", &aside).expect("set aside");
+    (store, outbox)
+}
+
+#[test]
+fn setting_aside_moves_the_cursor_and_takes_the_retry_state_along() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_store, outbox) = a_set_aside(dir.path());
+    assert_eq!(
+        outbox.sinks_with_cursors().expect("cursors"),
+        vec![("s".to_owned(), Some(1))]
+    );
+    assert_eq!(outbox.retry_state("s").expect("retry"), None);
+    let aside = outbox.set_aside_alerts("s").expect("read");
+    assert_eq!(aside.len(), 1);
+    assert_eq!(
+        (aside[0].seq, aside[0].retry.clone()),
+        (1, Some(failed(1, 3)))
+    );
+    assert_eq!(outbox.set_aside_count("s"), 1);
+    // B and A's resolution wait at the head; A's firing is still owed.
+    assert_eq!(outbox.pending_for("s").expect("pending"), 3);
+}
+
+/// Garbage collection removes the outbox record every cursor is past,
+/// and the alert lives on in its set-aside record; numbering still counts
+/// its seq when nothing else holds it.
+#[test]
+fn garbage_collection_and_numbering_keep_a_set_aside_alert() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, outbox) = a_set_aside(dir.path());
+    assert_eq!(
+        outbox.next_after(None).expect("read").map(|(seq, _)| seq),
+        Some(2),
+        "alert 1's outbox record is collected"
+    );
+    outbox.advance("s", 3).expect("advance");
+    assert_eq!(outbox.last_seq().expect("read"), None, "all collected");
+    let aside = outbox.set_aside_alerts("s").expect("read");
+    assert_eq!(aside[0].alert, alert("A", "firing"));
+    // Only the set-aside record knows a seq: the cursor gone, the alerts
+    // collected, numbering must still go past it.
+    let set_aside_seq = 9;
+    let mut later = aside[0].clone();
+    later.seq = set_aside_seq;
+    outbox.update_set_aside("s", &later).expect("write");
+    outbox
+        .db
+        .remove(keys::named(Kind::Cursor, "s"))
+        .expect("rm");
+    assert_eq!(highest_known_seq(&outbox.db).expect("seq"), set_aside_seq);
+    drop(store);
+}
+
+#[test]
+fn a_retired_sink_s_set_aside_alerts_become_dead_letters_with_their_attempts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_store, outbox) = a_set_aside(dir.path());
+    let letters = outbox
+        .retire("s", "gone", "2027-01-15T08:00:00Z")
+        .expect("retire");
+    assert_eq!(letters, 3, "A's firing (set aside), B, A's resolution");
+    let dead = outbox.dead_letters().expect("dead").letters;
+    let seqs: Vec<(u64, u32)> = dead.iter().map(|d| (d.seq, d.attempts)).collect();
+    assert_eq!(seqs, [(1, 3), (2, 0), (3, 0)]);
+    assert_eq!(outbox.set_aside_count("s"), 0);
+}
+
+#[test]
+fn a_renamed_sink_takes_its_set_aside_alerts_and_a_forgotten_one_drops_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_store, outbox) = a_set_aside(dir.path());
+    assert!(outbox.rename("s", "t").expect("rename"));
+    assert_eq!(outbox.set_aside_count("s"), 0);
+    assert_eq!(outbox.set_aside_alerts("t").expect("read").len(), 1);
+    let forgotten = outbox.forget("t").expect("forget");
+    assert_eq!(forgotten.pending, 3, "the set-aside alert counted as owed");
+    assert_eq!(outbox.set_aside_count("t"), 0);
+    assert!(!outbox.holds_anything("t").expect("holds"));
+}
+
+#[test]
+fn a_set_aside_alert_that_dies_leaves_its_record_for_a_dead_letter_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_store, outbox) = a_set_aside(dir.path());
+    let letter = super::super::DeadLetter {
+        sink: "s".into(),
+        seq: 1,
+        alert: alert("A", "firing"),
+        reason: "horizon".into(),
+        attempts: 9,
+        failed_at: "2027-01-15T08:00:00Z".into(),
+        superseded_by: None,
+    };
+    outbox.set_aside_dead("s", &letter).expect("dead");
+    assert_eq!(outbox.set_aside_count("s"), 0);
+    assert_eq!(outbox.dead_letters().expect("dead").letters, vec![letter]);
+}
+
+/// A format-6 store (before set-aside records) opens as it is, marked
+/// with this format from then on, so a format-6 build refuses it.
+#[test]
+fn a_format_6_store_opens_and_is_marked_with_the_set_aside_format() {
+    const { assert!(FORMAT >= 7, "set-aside records need a format of their own") };
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let db = sled::open(dir.path()).expect("sled");
+        db.insert(keys::FORMAT, &6u32.to_be_bytes())
+            .expect("insert");
+        db.insert(
+            keys::alert(4),
+            serde_json::to_vec(&alert("A", "firing")).expect("json"),
+        )
+        .expect("insert");
+        db.flush().expect("flush");
+    }
+    let store = SledStore::open(dir.path()).expect("a format-6 store opens");
+    let outbox: Outbox<Value> = store.outbox();
+    let format = outbox.db.get(keys::FORMAT).expect("get").expect("format");
+    assert_eq!(format.as_ref(), &FORMAT.to_be_bytes());
+    assert_eq!(
+        outbox.next_after(None).expect("read").map(|(seq, _)| seq),
+        Some(4),
+        "its alert is still there"
+    );
+}
