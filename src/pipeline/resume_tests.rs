@@ -608,7 +608,9 @@ fn alerts(p: &Pipeline<SledStore>) -> Vec<crate::alert::Alert> {
 /// names an hour, so the uninterrupted run admits twelve names and turns
 /// the rest away. The authors' budgets were not saved: a replay killed
 /// after the sixth name and run again gave every account a fresh
-/// allowance, and admitted (and alerted on) names the whole run refused.
+/// allowance, and admitted names the whole run refused. (Twelve reports
+/// of a new name in 12 s raise no alert here: the alerts are compared
+/// all the same, both empty.)
 #[test]
 fn a_resumed_replay_keeps_the_authors_budgets_under_a_tag_flood() {
     let mut frames = Vec::new();
@@ -652,7 +654,6 @@ fn a_resumed_replay_keeps_the_authors_budgets_under_a_tag_flood() {
     let (whole_names, whole_alerts, rejected) = run(whole_dir.path());
     assert_eq!(whole_names.len(), 12, "{whole_names:?}");
     assert!(rejected > 0, "the budget turned names away");
-    assert!(!whole_alerts.is_empty(), "the admitted names alert");
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let mut killed = open(dir.path(), &config);
