@@ -32,6 +32,7 @@ pub mod codec;
 pub mod compact;
 pub mod keys;
 mod merged;
+mod migrate;
 pub mod outbox;
 pub mod records;
 pub mod seal;
@@ -208,10 +209,13 @@ pub fn format(db: &sled::Db, path: &std::path::Path) -> Result<u32, StoreError> 
 ///   so far as reports (as format 4 counted them).
 /// - 5 → 6: a large checkpoint is written in pieces, which a build of
 ///   format 5 would not read; nothing is rewritten.
-/// - 6 → 7: a sink may set a failing alert aside ([`keys::Kind::Aside`]):
-///   a build of format 6 would take the sink's cursor, already past it,
-///   for done, and its garbage collection would drop the alert unsent;
-///   nothing is rewritten.
+/// - 5 or 6 → 7: a sink may set a failing alert aside
+///   ([`keys::Kind::Aside`]): a build of format 6 would take the sink's
+///   cursor, already past it, for done, and its garbage collection would
+///   drop the alert unsent (nothing to rewrite for it); and the
+///   checkpoint's discovered names gain the authors' budgets of
+///   admissions: it is rewritten with none spent
+///   ([`migrate::checkpoint_from_format_6`]).
 pub fn migrate(db: &sled::Db, path: &std::path::Path) -> Result<(), StoreError> {
     let found = format(db, path)?;
     if found == FORMAT {
@@ -245,6 +249,9 @@ pub fn migrate(db: &sled::Db, path: &std::path::Path) -> Result<(), StoreError> 
             keys::CHECKPOINT,
             codec::encode("checkpoint", &checkpoint.as_ref())?,
         );
+    }
+    if matches!(found, 5 | 6) {
+        migrate::checkpoint_from_format_6(db, &mut batch)?;
     }
     if found == 2 {
         for entry in db.scan_prefix([keys::Kind::Baseline.tag()]) {

@@ -11,7 +11,7 @@ use crate::detect::baseline::Reports;
 use crate::source::clock::SourceClock;
 use crate::source::dedupe::{Deduper, Persisted};
 use crate::source::jetstream::SeqCursor;
-use crate::window::{Bucket, DiscoveredNames, SavedNames, SavedNamesFormat4};
+use crate::window::{Bucket, DiscoveredNames, SavedNames, SavedNamesFormat4, SavedNamesFormat6};
 
 /// The store's format, saved under `mformat`. 1: the keyspace of
 /// [`super::keys`], records in JSON; 2: records in postcard
@@ -21,7 +21,8 @@ use crate::window::{Bucket, DiscoveredNames, SavedNames, SavedNamesFormat4};
 /// candidates keep the class (report or recovery) of each held-back post;
 /// 6: a large checkpoint is written in pieces ([`super::keys::checkpoint_piece`]);
 /// 7: a sink may set alerts aside ([`super::keys::Kind::Aside`]), which
-/// an older build would neither deliver nor keep.
+/// an older build would neither deliver nor keep, and the discovered
+/// names in the checkpoint hold the authors' budgets of admissions.
 /// A change of key layout, encoding or a stored type's fields bumps it and
 /// adds its step to [`super::migrate`].
 pub const FORMAT: u32 = 7;
@@ -90,6 +91,20 @@ type Format4 = (
     Option<Deduper>,
     BTreeMap<String, SourceClock>,
     SavedNamesFormat4,
+);
+
+/// The checkpoint's fields as store formats 5 and 6 wrote them, in order:
+/// the discovered names without the authors' budgets.
+type Format6 = (
+    Option<Micros>,
+    Option<Micros>,
+    Vec<Bucket>,
+    Option<Snapshot>,
+    BTreeMap<String, Micros>,
+    BTreeMap<String, SeqCursor>,
+    Option<Deduper>,
+    BTreeMap<String, SourceClock>,
+    SavedNamesFormat6,
 );
 
 /// A baseline as store format 2 wrote it: [`Reports`] without its
@@ -162,6 +177,24 @@ impl Checkpoint {
         }
     }
 
+    /// A checkpoint of store format 5 or 6 (see [`Format6`]): the authors'
+    /// budgets start afresh, as those builds started them.
+    pub fn from_format_6(body: &[u8]) -> Result<Checkpoint, postcard::Error> {
+        let (closed_through, newest, open, detector, cursors, seqs, dedupe, clocks, discovered): Format6 =
+            postcard::from_bytes(body)?;
+        Ok(Checkpoint {
+            closed_through,
+            newest,
+            open,
+            detector,
+            cursors,
+            seqs,
+            dedupe,
+            clocks,
+            discovered: discovered.into(),
+        })
+    }
+
     /// A checkpoint of store format 3 or 4 (see [`Format4`]): a held-back
     /// post is read as a report, as those builds counted it.
     pub fn from_format_4(body: &[u8]) -> Result<Checkpoint, postcard::Error> {
@@ -223,6 +256,9 @@ pub fn readable(key: &[u8], body: super::codec::Body<'_>, format: u32) -> Result
         }
         (_, Body::Postcard(bytes)) if key == keys::CHECKPOINT && matches!(format, 3 | 4) => {
             Checkpoint::from_format_4(bytes).map(drop).map_err(corrupt)
+        }
+        (_, Body::Postcard(bytes)) if key == keys::CHECKPOINT && matches!(format, 5 | 6) => {
+            Checkpoint::from_format_6(bytes).map(drop).map_err(corrupt)
         }
         _ if key == keys::CHECKPOINT => decode::<Checkpoint>(&what, body).map(drop),
         _ => Ok(()),

@@ -763,8 +763,62 @@ fn a_format_4_store_is_rewritten_with_held_back_posts_as_reports() {
     }
     let store = SledStore::open(dir.path()).expect("open");
     let checkpoint = store.checkpoint().expect("read").expect("checkpoint");
-    assert_eq!(checkpoint.discovered, discovered_names());
+    assert_eq!(
+        checkpoint.discovered,
+        discovered_names().with_budgets_afresh()
+    );
     assert_eq!(checkpoint.newest, Some(305_000_000));
+    assert_eq!(
+        super::super::format(&store.db, dir.path()).expect("format"),
+        super::super::FORMAT
+    );
+}
+
+/// A store as format 6 wrote it: a checkpoint in pieces whose discovered
+/// names have no authors' budgets. It reads (salvaged as it is), and is
+/// migrated with every author's budget afresh, pieces and all.
+#[test]
+fn a_format_6_store_is_rewritten_with_the_budgets_afresh() {
+    use crate::source::clock::SourceClock;
+    use crate::source::dedupe::Deduper;
+    use crate::source::jetstream::SeqCursor;
+    use std::collections::BTreeMap;
+    let names = discovered_names();
+    // Enough sources' cursors for the checkpoint to take several pieces.
+    let cursors: BTreeMap<String, Micros> = (0..400)
+        .map(|i| (format!("wss://relay{i}.example"), i))
+        .collect();
+    let format_6 = (
+        Some(300_000_000i64),
+        Some(305_000_000i64),
+        Vec::<Bucket>::new(),
+        None::<crate::detect::Snapshot>,
+        &cursors,
+        BTreeMap::<String, SeqCursor>::new(),
+        None::<Deduper>,
+        BTreeMap::<String, SourceClock>::new(),
+        names.as_format_6(),
+    );
+    let encoded = codec::encode("checkpoint", &format_6).expect("encode");
+    let mut records = vec![(keys::FORMAT.to_vec(), 6u32.to_be_bytes().to_vec())];
+    for (n, piece) in encoded.chunks(super::CHECKPOINT_PIECE).enumerate() {
+        let key = match n {
+            0 => keys::CHECKPOINT.to_vec(),
+            n => keys::checkpoint_piece(n as u32),
+        };
+        records.push((key, piece.to_vec()));
+    }
+    assert!(records.len() > 3, "in pieces");
+    let dir = tempfile::tempdir().expect("tempdir");
+    raw_store(dir.path(), records);
+    {
+        let old = SledStore::open_with(dir.path(), Checks::None).expect("open to salvage");
+        assert_eq!(old.salvage().1, 0, "a format-6 checkpoint reads");
+    }
+    let store = SledStore::open(dir.path()).expect("open");
+    let checkpoint = store.checkpoint().expect("read").expect("checkpoint");
+    assert_eq!(checkpoint.discovered, names.clone().with_budgets_afresh());
+    assert_eq!(checkpoint.cursors, cursors);
     assert_eq!(
         super::super::format(&store.db, dir.path()).expect("format"),
         super::super::FORMAT

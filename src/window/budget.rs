@@ -14,14 +14,16 @@
 //! The record is itself bounded: at most `capacity` authors, the least
 //! recently charged forgotten first (forgotten, an author starts afresh:
 //! pushing one out takes `capacity` other authors' admissions, so the
-//! capacity is at least the admitters of a full table). It is not
-//! saved with the checkpoint (the store's format has no place for it yet):
-//! a restarted daemon starts every author afresh.
+//! capacity is at least the admitters of a full table). It is saved with
+//! the checkpoint ([`SavedBudgets`], authors by digest, [`AuthorId`]): a
+//! restarted run that gave every author a fresh allowance admitted, under
+//! a flood of tags, names the uninterrupted run turned away.
 
 use std::num::NonZeroUsize;
 
 use lru::LruCache;
 
+use super::author::AuthorId;
 use crate::{MICROS_PER_SEC, Micros};
 
 /// Names one author may help admit per [`BUDGET_SPAN_US`].
@@ -33,8 +35,14 @@ pub const BUDGET_SPAN_US: Micros = 3600 * MICROS_PER_SEC;
 #[derive(Debug)]
 pub struct AuthorBudgets {
     per_span: usize,
-    spent: LruCache<String, Vec<Micros>>,
+    spent: LruCache<AuthorId, Vec<Micros>>,
 }
+
+/// The record as the checkpoint holds it: authors least recently charged
+/// first (the order a restore puts them back in, so the same one is
+/// forgotten next), each with the times of their admissions. Bounded as
+/// the record is; about 40 bytes an author.
+pub type SavedBudgets = Vec<(AuthorId, Vec<Micros>)>;
 
 impl AuthorBudgets {
     /// At most `capacity` authors remembered, each allowed `per_span`
@@ -47,18 +55,33 @@ impl AuthorBudgets {
         }
     }
 
+    /// Continues from a checkpoint's record (see [`SavedBudgets`]); a
+    /// capacity lowered since forgets the least recently charged.
+    pub fn restored(capacity: usize, per_span: usize, saved: SavedBudgets) -> Self {
+        let mut budgets = AuthorBudgets::new(capacity, per_span);
+        for (author, times) in saved {
+            budgets.spent.put(author, times);
+        }
+        budgets
+    }
+
     /// Whether `author` may still count toward admitting a name at `now`.
     pub fn allows(&self, author: &str, now: Micros) -> bool {
         self.spent
-            .peek(author)
+            .peek(&AuthorId::of(author))
             .is_none_or(|times| recent(times, now).count() < self.per_span)
     }
 
     /// Records that `author` counted toward a name admitted at `now`.
     pub fn charge(&mut self, author: &str, now: Micros) {
-        let times = self.spent.get_or_insert_mut(author.to_owned(), Vec::new);
+        let times = self.spent.get_or_insert_mut(AuthorId::of(author), Vec::new);
         times.retain(|&t| now.saturating_sub(t) < BUDGET_SPAN_US);
         times.push(now);
+    }
+
+    /// The record in the shape of [`SavedBudgets`], without copying it.
+    pub fn saved(&self) -> impl Iterator<Item = (&AuthorId, &Vec<Micros>)> {
+        self.spent.iter().rev()
     }
 
     /// Authors remembered now.
@@ -103,5 +126,30 @@ mod tests {
         assert_eq!(budgets.len(), 4);
         assert!(!budgets.allows("u999", 1000));
         assert!(budgets.allows("u0", 1000), "forgotten: afresh");
+    }
+
+    /// Saved and restored, the record allows what the original allows and
+    /// forgets the same author next.
+    #[test]
+    fn a_restored_record_goes_on_as_the_original() {
+        let mut original = AuthorBudgets::new(3, 2);
+        for (author, at) in [("a", 0), ("b", 1), ("a", 2), ("c", 3), ("b", 4)] {
+            original.charge(author, at);
+        }
+        let saved: SavedBudgets = original
+            .saved()
+            .map(|(author, times)| (*author, times.clone()))
+            .collect();
+        let bytes = postcard::to_allocvec(&saved).expect("encode");
+        let mut restored =
+            AuthorBudgets::restored(3, 2, postcard::from_bytes(&bytes).expect("decode"));
+        for budgets in [&mut original, &mut restored] {
+            assert!(!budgets.allows("a", 5), "a spent two");
+            assert!(budgets.allows("c", 5));
+            // A fourth author pushes out the least recently charged: a.
+            budgets.charge("d", 5);
+            assert!(budgets.allows("a", 6), "a forgotten");
+            assert!(!budgets.allows("b", 6), "b remembered");
+        }
     }
 }

@@ -31,7 +31,7 @@
 //!
 //! **Saved with the checkpoint** ([`SavedNames`]): a run resumed from its
 //! checkpoint must admit the names the uninterrupted run admits, so both
-//! tables are saved, and every choice among them is deterministic (ties
+//! tables and the authors' budgets are saved, and every choice among them is deterministic (ties
 //! broken by name, candidates forgotten at bucket closes by event time),
 //! never by hash order or by when a save happened.
 
@@ -41,7 +41,7 @@ use std::num::NonZeroUsize;
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
 
-use super::budget::AuthorBudgets;
+use super::budget::{AuthorBudgets, SavedBudgets};
 use crate::Micros;
 use crate::matcher::Class;
 
@@ -104,12 +104,47 @@ struct Candidate {
 
 /// Both tables as the checkpoint holds them: tracked names by name,
 /// candidates least recently used first (the order a restore puts them
-/// back in, so the same one is evicted next). Written straight from a
-/// [`DiscoveredNames`] (its `Serialize` has this shape), read back as this.
+/// back in, so the same one is evicted next), and the authors' budgets.
+/// Written straight from a [`DiscoveredNames`] (its `Serialize` has this
+/// shape), read back as this.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SavedNames {
     tracked: Vec<(String, Tracked)>,
     candidates: Vec<(String, Candidate)>,
+    budgets: SavedBudgets,
+}
+
+/// [`SavedNames`] as store formats 5 and 6 wrote them: without the
+/// authors' budgets, which start afresh (as those builds did).
+#[derive(Debug, Deserialize)]
+pub struct SavedNamesFormat6 {
+    tracked: Vec<(String, Tracked)>,
+    candidates: Vec<(String, Candidate)>,
+}
+
+#[cfg(test)]
+impl SavedNames {
+    /// These tables with every author's budget afresh, as a checkpoint of
+    /// format 6 or before restores them.
+    pub fn with_budgets_afresh(mut self) -> Self {
+        self.budgets.clear();
+        self
+    }
+
+    /// These tables as store formats 5 and 6 wrote them.
+    pub fn as_format_6(&self) -> impl Serialize + '_ {
+        (&self.tracked, &self.candidates)
+    }
+}
+
+impl From<SavedNamesFormat6> for SavedNames {
+    fn from(old: SavedNamesFormat6) -> Self {
+        SavedNames {
+            tracked: old.tracked,
+            candidates: old.candidates,
+            budgets: SavedBudgets::new(),
+        }
+    }
 }
 
 /// [`SavedNames`] as store formats 3 and 4 wrote them: a candidate's
@@ -144,6 +179,7 @@ impl From<SavedNamesFormat4> for SavedNames {
         SavedNames {
             tracked: old.tracked,
             candidates,
+            budgets: SavedBudgets::new(),
         }
     }
 }
@@ -175,10 +211,16 @@ impl DiscoveredNames {
     }
 
     /// Continues from a checkpoint's tables. Bounds lowered since they were
-    /// saved apply from here on: the least recently used candidates beyond
-    /// the new bound are dropped, tracked names give way one per newcomer.
+    /// saved apply from here on: the least recently used candidates (and
+    /// authors charged) beyond the new bound are dropped, tracked names
+    /// give way one per newcomer.
     pub fn restored(bounds: Bounds, saved: SavedNames) -> Self {
         let mut names = DiscoveredNames::new(bounds);
+        names.budgets = AuthorBudgets::restored(
+            remembered_authors(&bounds),
+            bounds.admissions_per_author,
+            saved.budgets,
+        );
         names.tracked = saved.tracked.into_iter().collect();
         for (name, candidate) in saved.candidates {
             names.candidates.put(name, candidate);
@@ -392,9 +434,11 @@ impl Serialize for DiscoveredNames {
         let mut tracked: Vec<(&String, &Tracked)> = self.tracked.iter().collect();
         tracked.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let candidates: Vec<(&String, &Candidate)> = self.candidates.iter().rev().collect();
-        let mut saved = serializer.serialize_struct("SavedNames", 2)?;
+        let budgets: Vec<_> = self.budgets.saved().collect();
+        let mut saved = serializer.serialize_struct("SavedNames", 3)?;
         saved.serialize_field("tracked", &tracked)?;
         saved.serialize_field("candidates", &candidates)?;
+        saved.serialize_field("budgets", &budgets)?;
         saved.end()
     }
 }
@@ -630,12 +674,8 @@ mod tests {
                 (name, format!("u{}", i % 3), i * 3)
             })
             .collect();
-        // The authors' budgets are not saved with the checkpoint (see
-        // `budget`): here they never bind, so the tables alone decide.
-        let bounds = |capacity| Bounds {
-            admissions_per_author: usize::MAX,
-            ..bounds(capacity)
-        };
+        // Three authors, each with a budget of 3 admissions: it binds,
+        // and is saved with the tables.
         let mut whole = DiscoveredNames::new(bounds(2));
         let mut first = DiscoveredNames::new(bounds(2));
         let mut out_whole = Vec::new();

@@ -12,6 +12,7 @@
 //! surge. Everything runs on event time, so the same
 //! input closes the same buckets, whatever the machine's speed.
 
+mod author;
 mod bucket;
 mod budget;
 mod config;
@@ -19,8 +20,11 @@ mod discovered;
 
 use std::collections::BTreeMap;
 
+pub use self::author::AuthorId;
 use self::discovered::Admission;
-pub use self::discovered::{DiscoveredNames, HeldBack, SavedNames, SavedNamesFormat4};
+pub use self::discovered::{
+    DiscoveredNames, HeldBack, SavedNames, SavedNamesFormat4, SavedNamesFormat6,
+};
 use crate::matcher::{Class, Verdict};
 use crate::normalize::Post;
 use crate::{MICROS_PER_SEC, Micros};
