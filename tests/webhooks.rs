@@ -58,35 +58,66 @@ fn delivered(receiver: &Receiver) -> Vec<(String, String, u64)> {
 
 const DEMO_STATES: [&str; 3] = ["firing", "updated", "resolved"];
 
+/// A receiver not listening yet (connections refused): the sink retries
+/// until it is up, and every alert arrives once, in order. The receiver
+/// starts only once the replay has logged a refused delivery, so the
+/// retry is certain, not a matter of timing.
 #[test]
 fn a_receiver_down_for_a_while_gets_every_alert_in_order() {
+    use std::io::BufRead;
     let addr = free_port();
     let url = format!("http://{addr}/hook");
-    // The receiver comes up three seconds into the replay.
-    let late = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(3));
-        Receiver::start_on(addr)
+    let mut child = Command::new(env!("CARGO_BIN_EXE_outagewatch"))
+        .args([
+            "replay",
+            path(&demo()),
+            "--webhook",
+            &url,
+            "--drain-timeout",
+            "60",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let stderr_pipe = child.stderr.take().expect("stderr");
+    let (refused_tx, refused_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in std::io::BufReader::new(stderr_pipe).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("delivery failed; will retry") {
+                let _ = refused_tx.send(());
+            }
+            lines.push(line);
+        }
+        lines.join("\n")
     });
-    let out = outagewatch(&[
-        "replay",
-        path(&demo()),
-        "--webhook",
-        &url,
-        "--drain-timeout",
-        "60",
-    ]);
-    let receiver = late.join().expect("receiver thread");
+    refused_rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("a delivery refused while the receiver is down");
+    let receiver = Receiver::start_on(addr);
+    let out = child.wait_with_output().expect("the replay ends");
+    let out = std::process::Output {
+        stderr: reader.join().expect("stderr reader").into_bytes(),
+        ..out
+    };
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let got = delivered(&receiver);
     let states: Vec<&str> = got.iter().map(|g| g.1.as_str()).collect();
     assert_eq!(states, DEMO_STATES, "every alert, in order: {stderr}");
     let name = outagewatch::config::webhook_name(&url);
-    assert!(
-        stderr.contains(&format!("sink {name}: 3 delivered")),
-        "{stderr}"
-    );
-    assert!(stderr.contains("retries"), "{stderr}");
+    let summary = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("sink {name}: 3 delivered, ")))
+        .unwrap_or_else(|| panic!("no summary of 3 delivered: {stderr}"));
+    let retries: u64 = summary
+        .split_once(" retries")
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("no retry count: {summary}"));
+    assert!(retries >= 1, "the refused delivery was retried: {stderr}");
     // Idempotency keys: one per alert event, stable.
     let keys: Vec<String> = receiver
         .delivered()

@@ -442,10 +442,15 @@ mod tests {
             .await
             .expect("bind");
         let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        let (accepted_tx, accepted) = tokio::sync::oneshot::channel();
         let silent = tokio::spawn(async move {
             let mut held = Vec::new();
+            let mut accepted_tx = Some(accepted_tx);
             while let Ok((socket, _)) = listener.accept().await {
                 held.push(socket);
+                if let Some(tx) = accepted_tx.take() {
+                    let _ = tx.send(());
+                }
             }
         });
         let dir = tempfile::tempdir().expect("tempdir");
@@ -457,6 +462,12 @@ mod tests {
         let firing = crate::detect::TransitionKind::Firing;
         let alert = Alert::source_health("bluesky", firing, 0, 0, "silent".into());
         delivery.append(&alert).expect("appended");
+        // Stopped only once the request is in flight: stopped before the
+        // sink connected, the test would pass with nothing to give up.
+        tokio::time::timeout(Duration::from_secs(30), accepted)
+            .await
+            .expect("the sink connects")
+            .expect("the listener runs");
         let stopped = tokio::time::timeout(
             Duration::from_secs(30),
             delivery.stop(Duration::from_millis(300)),
