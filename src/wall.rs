@@ -46,7 +46,21 @@ pub fn since_start() -> std::time::Duration {
 /// layer, so that a source can say a time as an alert does.
 pub fn rfc3339(time_us: Micros) -> String {
     chrono::DateTime::from_timestamp_micros(time_us)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .map(rfc3339_at)
+        .unwrap_or_else(|| time_us.to_string())
+}
+
+/// [`rfc3339`] of a date already made (a receiver's `endsAt`, a test
+/// alert's time).
+pub fn rfc3339_at(time: chrono::DateTime<chrono::Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// RFC 3339 to the microsecond: exact, so a cursor or an event time in a
+/// log line can be read back.
+pub fn rfc3339_micros(time_us: Micros) -> String {
+    chrono::DateTime::from_timestamp_micros(time_us)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
         .unwrap_or_else(|| time_us.to_string())
 }
 

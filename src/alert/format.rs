@@ -285,7 +285,7 @@ pub fn example(state: TransitionKind, sample: &str) -> Alert {
 /// a fresh id (so a fresh idempotency key) on every call.
 pub fn test_alert(state: TransitionKind, now: chrono::DateTime<chrono::Utc>, nonce: u32) -> Alert {
     let stamp = now.format("%Y%m%dT%H%M%SZ");
-    let at = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let at = crate::wall::rfc3339_at(now);
     Alert {
         id: format!("outagewatch-test-{stamp}-{nonce:08x}"),
         service: "outagewatch-test".into(),

@@ -261,7 +261,7 @@ pub fn alertmanager_ends_at(
         TransitionKind::Resolved => alert.at.clone(),
         _ => {
             let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::minutes(5));
-            (now + ttl).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            crate::wall::rfc3339_at(now + ttl)
         }
     }
 }
@@ -321,7 +321,7 @@ pub fn alertmanager_batch(
         &alertmanager_ends_at(alert, ttl, now),
     )];
     if let Some(previous) = previous.filter(|p| p.severity != alert.severity) {
-        let ended = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let ended = crate::wall::rfc3339_at(now);
         out.push(alertmanager_alert(previous, &ended));
     }
     out

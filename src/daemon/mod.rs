@@ -85,7 +85,6 @@ pub use crate::wall::human_duration;
 use monitor::Monitor;
 use pipeline_thread::PipelineThread;
 use stall::{Stall, now_ms};
-pub use status::precise_time;
 use status::{log_sinks, status_log};
 use systemd::{systemd_notify, systemd_ready};
 
@@ -354,7 +353,7 @@ fn source_health(
             let seq = pipeline
                 .seq_cursor(&c.name)
                 .map(|s| format!("seq {} on {}", s.seq, s.host));
-            tracing::info!(source = %c.name, cursor = %precise_time(cursor), seq = seq.as_deref().unwrap_or("-"), "resuming from the saved cursor");
+            tracing::info!(source = %c.name, cursor = %crate::wall::rfc3339_micros(cursor), seq = seq.as_deref().unwrap_or("-"), "resuming from the saved cursor");
         }
         health.push(Arc::new(h));
     }

@@ -11,7 +11,7 @@ use crate::alert::outbox::Outbox;
 use crate::source::health::SourceHealth;
 use crate::telemetry::Telemetry;
 use crate::wall::SharedClock;
-use crate::wall::human_duration;
+use crate::wall::{human_duration, rfc3339_micros};
 
 pub(super) async fn status_log(
     health: Vec<Arc<SourceHealth>>,
@@ -39,7 +39,7 @@ pub(super) async fn status_log(
             late = snapshot.late_posts,
             stale = snapshot.stale_posts,
             future = snapshot.future,
-            event_time = %telemetry.board().newest().map_or_else(|| "-".to_owned(), precise_time),
+            event_time = %telemetry.board().newest().map_or_else(|| "-".to_owned(), rfc3339_micros),
             uptime = %human_duration(now - telemetry.started),
             outbox = %sinks
                 .iter()
@@ -58,8 +58,8 @@ pub(super) async fn status_log(
                 connected = s.connected,
                 frames = s.frames,
                 data = s.data,
-                processed = %s.processed.map_or_else(|| "-".to_owned(), precise_time),
-                newest = %times.newest.map_or_else(|| "-".to_owned(), precise_time),
+                processed = %s.processed.map_or_else(|| "-".to_owned(), rfc3339_micros),
+                newest = %times.newest.map_or_else(|| "-".to_owned(), rfc3339_micros),
                 late = times.late,
                 stale = times.stale,
                 future = times.future,
@@ -72,13 +72,6 @@ pub(super) async fn status_log(
             );
         }
     }
-}
-
-/// RFC 3339 to the microsecond: exact, so a cursor can be read back.
-pub fn precise_time(time_us: crate::Micros) -> String {
-    chrono::DateTime::from_timestamp_micros(time_us)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-        .unwrap_or_else(|| time_us.to_string())
 }
 
 pub(super) fn log_sinks(reports: &[SinkReport], drained: bool) {

@@ -209,7 +209,7 @@ impl Drop for Daemon {
 
 /// An event time as the status lines print it (RFC 3339 to the µs).
 pub fn at(time_us: i64) -> String {
-    outagewatch::daemon::precise_time(time_us)
+    outagewatch::wall::rfc3339_micros(time_us)
 }
 
 /// The last `processed=` cursor a status line logged.
