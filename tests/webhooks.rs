@@ -1358,7 +1358,9 @@ fn a_receiver_that_never_answers_times_out() {
         let mut open = Vec::new();
         for stream in listener.incoming().take(1) {
             open.push(stream);
-            std::thread::sleep(Duration::from_secs(10));
+            // Held far longer than the bound below: only the 1 s timeout
+            // can end the request in time, even on a busy machine.
+            std::thread::sleep(Duration::from_secs(300));
         }
     });
     let dir = tempfile::tempdir().expect("tempdir");
@@ -1382,7 +1384,7 @@ fn a_receiver_that_never_answers_times_out() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("timed out after 1s"), "{stderr}");
-    assert!(took < Duration::from_secs(8), "took {took:?}");
+    assert!(took < Duration::from_secs(120), "took {took:?}");
     drop(held);
 }
 
