@@ -35,7 +35,6 @@ use super::Alert;
 use super::outbox::{Outbox, RetryState, SetAside};
 use super::task::{SinkRun, Tried};
 use crate::events::{DeliverySkipped, InternalEvent};
-use crate::state::StoreError;
 
 /// Failed attempts before an alert may be set aside.
 pub(crate) const AFTER_ATTEMPTS: u32 = 3;
@@ -99,16 +98,27 @@ impl SinkRun {
     /// due at once (its backoff was not saved; one try is cheap).
     pub(crate) fn load_set_aside(&mut self) {
         match self.outbox.set_aside_alerts(&self.spec.name) {
-            Ok(aside) => {
+            Ok(read) => {
+                self.pass_over_set_aside(&read.unreadable);
                 let now = Instant::now();
-                for alert in aside {
+                for alert in read.alerts {
                     self.aside.retry_at(&alert.incident, now);
                 }
             }
             Err(e) => {
-                // Each is found again at its incident's turn; one that
-                // does not read is passed over then.
                 tracing::error!(sink = %self.spec.name, error = %e, "cannot read the set-aside alerts");
+            }
+        }
+    }
+
+    /// Set-aside records that do not read are passed over (counted and
+    /// logged as an unreadable head alert is) and dropped: kept, they
+    /// would be found again at every turn.
+    fn pass_over_set_aside(&self, unreadable: &[(u64, String)]) {
+        for (seq, detail) in unreadable {
+            self.pass_over(*seq, detail);
+            if let Err(e) = self.outbox.drop_set_aside(&self.spec.name, *seq) {
+                tracing::error!(sink = %self.spec.name, error = %e, seq, "cannot drop an unreadable set-aside alert");
             }
         }
     }
@@ -134,14 +144,16 @@ impl SinkRun {
             && another_incident_behind(&self.outbox, seq, &alert.id)
     }
 
-    /// Sets the head alert `seq` aside (with its failures so far, `None`
-    /// behind its incident's) and moves the cursor past it. Cannot be
-    /// saved: it stays at the head, tried again after a second.
+    /// Sets the head alert `seq` aside (with its failures so far and when
+    /// it is due again; `None` behind its incident's) and moves the
+    /// cursor past it. Cannot be saved: it stays at the head, tried again
+    /// after a second, and the schedule is untouched (taken as set aside,
+    /// it would be set aside again untried, its failures lost).
     pub(crate) async fn set_aside(
         &mut self,
         seq: u64,
         alert: &Alert,
-        retry: Option<RetryState>,
+        (retry, due): (Option<RetryState>, Option<Instant>),
         cursor: &mut Option<u64>,
     ) {
         let record = SetAside {
@@ -161,8 +173,10 @@ impl SinkRun {
         self.delivered_since_set_aside &= record.retry.is_none();
         *cursor = Some(seq);
         let _ = self.cursor.send(*cursor);
-        if !self.aside.holds(&alert.id) {
-            self.aside.retry_at(&alert.id, Instant::now());
+        match due {
+            Some(at) => self.aside.retry_at(&alert.id, at),
+            None if !self.aside.holds(&alert.id) => self.aside.retry_at(&alert.id, Instant::now()),
+            None => {}
         }
         let Some(retry) = &record.retry else {
             tracing::info!(sink = %self.spec.name, alert = %alert.id, seq, state = alert.state.as_str(), "set aside behind its incident's earlier alert, to keep the incident in order");
@@ -183,17 +197,8 @@ impl SinkRun {
 
     /// One try at `incident`'s first set-aside alert: false at shutdown.
     pub(crate) async fn retry_set_aside(&mut self, incident: &str) -> bool {
-        let aside = match self.outbox.set_aside_alerts(&self.spec.name) {
-            Ok(aside) => aside,
-            Err(StoreError::UnreadableAlert { seq, detail }) => {
-                self.pass_over(seq, &detail);
-                if let Err(e) = self.outbox.drop_set_aside(&self.spec.name, seq) {
-                    tracing::error!(sink = %self.spec.name, error = %e, "cannot pass over an unreadable set-aside alert");
-                    self.aside
-                        .retry_at(incident, Instant::now() + self.spec.retry.max_backoff);
-                }
-                return true;
-            }
+        let read = match self.outbox.set_aside_alerts(&self.spec.name) {
+            Ok(read) => read,
             Err(e) => {
                 tracing::error!(sink = %self.spec.name, error = %e, "cannot read the set-aside alerts");
                 self.aside
@@ -201,7 +206,28 @@ impl SinkRun {
                 return true;
             }
         };
-        let Some(first) = aside.into_iter().find(|a| a.incident == incident) else {
+        self.pass_over_set_aside(&read.unreadable);
+        // A re-queued dead letter of the incident is older than its
+        // set-aside alerts: it joins them, first, before any is tried.
+        match self
+            .outbox
+            .adopt_requeued(&self.spec.name, incident, |a: &Alert| a.id.as_str())
+        {
+            Ok(0) => {}
+            Ok(_) => return true,
+            Err(e) => {
+                tracing::error!(sink = %self.spec.name, error = %e, "cannot take the incident's re-queued letters among its set-aside alerts");
+                self.aside
+                    .retry_at(incident, Instant::now() + Duration::from_secs(1));
+                return true;
+            }
+        }
+        let delivered = &self.delivered_aside;
+        let Some(first) = read
+            .alerts
+            .into_iter()
+            .find(|a| a.incident == incident && !delivered.contains(&a.seq))
+        else {
             self.aside.done(incident);
             return true;
         };
@@ -215,6 +241,7 @@ impl SinkRun {
             .emit();
             Tried::Done
         };
+        let (seq, done) = (first.seq, matches!(tried, Tried::Done));
         let saved = match tried {
             Tried::Stopped => return false,
             // The incident's next one follows at once.
@@ -227,7 +254,10 @@ impl SinkRun {
             }
         };
         if let Err(e) = saved {
-            tracing::error!(sink = %self.spec.name, error = %e, "cannot record a set-aside alert's delivery; it may be sent again");
+            tracing::error!(sink = %self.spec.name, error = %e, "cannot record a set-aside alert's delivery; it may be sent again after a restart");
+            if done {
+                self.delivered_aside.insert(seq);
+            }
         }
         true
     }

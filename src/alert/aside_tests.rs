@@ -231,7 +231,7 @@ async fn a_restart_resumes_the_set_aside_alerts() {
     };
     let (_store, outbox) = open(dir.path());
     assert_eq!(outbox.set_aside_count("hook"), 2, "kept on disk");
-    let failed_before = outbox.set_aside_alerts("hook").expect("read")[0]
+    let failed_before = outbox.set_aside_alerts("hook").expect("read").alerts[0]
         .retry
         .clone()
         .expect("A's firing keeps its failures");
@@ -355,4 +355,45 @@ async fn a_receiver_down_for_everything_gets_one_alert_set_aside_at_most() {
     receiver.in_order(&a);
     receiver.in_order(&b);
     let _ = delivery.stop(Duration::ZERO).await;
+}
+
+/// A's firing dies set aside while its resolved waits set aside behind
+/// it; the firing is re-queued (`alerts retry`) and the daemon started
+/// again with the receiver taking A: the firing goes first. (The set-aside
+/// resolved was tried before the re-queued letter, and a receiver that
+/// keeps incidents open reopened A for good.)
+#[tokio::test(start_paused = true)]
+async fn a_requeued_firing_goes_before_its_incident_s_set_aside_resolved() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (receiver, url) = Receiver::start().await;
+    let horizon = Duration::from_secs(600);
+    let a = {
+        let (store, outbox) = open(dir.path());
+        let (a, b) = two_incidents(&outbox, &receiver);
+        let delivery = start(&outbox, &url, horizon);
+        receiver.wait_taken(&b, "resolved").await;
+        tokio::time::sleep(Duration::from_secs(12 * 60)).await;
+        let (_, reports) = delivery.stop(Duration::ZERO).await;
+        assert_eq!(
+            (reports[0].dead, reports[0].set_aside),
+            (1, 1),
+            "{reports:?}"
+        );
+        assert_eq!(outbox.requeue(None, None).expect("requeue"), 1);
+        drop(outbox);
+        drop(store);
+        a
+    };
+    let (_store, outbox) = open(dir.path());
+    receiver.refuse(&a, false);
+    let delivery = start(&outbox, &url, horizon);
+    receiver.wait_taken(&a, "resolved").await;
+    let _ = delivery.stop(Duration::ZERO).await;
+    let taken: Vec<String> = receiver
+        .taken()
+        .into_iter()
+        .filter(|(id, _)| *id == a)
+        .map(|(_, state)| state)
+        .collect();
+    assert_eq!(taken, ["firing", "resolved"], "{:?}", receiver.got());
 }

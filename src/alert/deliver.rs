@@ -311,6 +311,7 @@ impl Shared {
             head_wait: None,
             aside: Default::default(),
             delivered_since_set_aside: true,
+            delivered_aside: Default::default(),
         };
         let task = self
             .supervisor

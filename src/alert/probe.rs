@@ -86,7 +86,7 @@ impl SinkProbe {
                         .outbox
                         .set_aside_alerts(name)
                         .ok()
-                        .and_then(|aside| aside.into_iter().next())
+                        .and_then(|read| read.alerts.into_iter().next())
                         .map(|aside| aside.alert.at),
                 };
                 SinkReport {

@@ -61,6 +61,10 @@ pub(crate) struct SinkRun {
     /// Whether the receiver took an alert since this sink last set one
     /// aside (see [`SinkRun::may_set_aside`]).
     pub(crate) delivered_since_set_aside: bool,
+    /// Set-aside alerts delivered whose record could not be dropped (the
+    /// store failing): not sent again while this run lasts, as the head's
+    /// cursor moves in memory when its write fails.
+    pub(crate) delivered_aside: std::collections::BTreeSet<u64>,
 }
 
 /// How one try at an alert went.
@@ -141,7 +145,7 @@ impl SinkRun {
             if requeued.is_none() && self.aside.holds(&alert.id) {
                 // Behind its incident's set-aside alert: its `resolved`
                 // must not overtake its `firing`.
-                self.set_aside(seq, &alert, None, &mut cursor).await;
+                self.set_aside(seq, &alert, (None, None), &mut cursor).await;
                 continue;
             }
             if let Some((waiting, until)) = self.head_wait
@@ -150,8 +154,8 @@ impl SinkRun {
             {
                 if requeued.is_none() && self.may_set_aside(seq, &alert) {
                     let retry = self.outbox.retry_state(&self.spec.name).ok().flatten();
-                    self.aside.retry_at(&alert.id, until);
-                    self.set_aside(seq, &alert, retry, &mut cursor).await;
+                    self.set_aside(seq, &alert, (retry, Some(until)), &mut cursor)
+                        .await;
                 } else if !self.idle(Some(until)).await {
                     return;
                 }
@@ -181,8 +185,8 @@ impl SinkRun {
                             tracing::warn!(sink = %self.spec.name, error = %e, "cannot save the retry state");
                         }
                         if requeued.is_none() && self.may_set_aside(seq, &alert) {
-                            self.aside.retry_at(&alert.id, until);
-                            self.set_aside(seq, &alert, Some(state), &mut cursor).await;
+                            let retry = (Some(state), Some(until));
+                            self.set_aside(seq, &alert, retry, &mut cursor).await;
                         } else {
                             self.head_wait = Some((seq, until));
                         }

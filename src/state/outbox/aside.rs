@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::super::keys::{self, Kind, seq_of};
 use super::super::{StoreError, codec};
+use super::letters::RequeuedRecord;
 use super::{DeadLetter, Outbox, RetryState, cursor_bytes, readable};
 
 /// One set-aside alert of a sink.
@@ -29,6 +30,15 @@ pub struct SetAside<A> {
     /// Its failures so far (`None`: set aside behind an earlier alert of
     /// its incident, not tried yet).
     pub retry: Option<RetryState>,
+}
+
+/// A sink's set-aside records as read ([`Outbox::set_aside_alerts`]).
+#[derive(Debug)]
+pub struct SetAsideRead<A> {
+    /// The records that read, by seq.
+    pub alerts: Vec<SetAside<A>>,
+    /// (seq, why) of those that do not.
+    pub unreadable: Vec<(u64, String)>,
 }
 
 impl<A: Serialize + DeserializeOwned> Outbox<A> {
@@ -50,16 +60,73 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
         self.prune()
     }
 
-    /// Every alert `sink` has set aside, by seq; one that does not read
-    /// fails the whole as [`StoreError::UnreadableAlert`] naming it (see
-    /// [`Outbox::drop_set_aside`]).
-    pub fn set_aside_alerts(&self, sink: &str) -> Result<Vec<SetAside<A>>, StoreError> {
-        let mut out = Vec::new();
+    /// Every alert `sink` has set aside, by seq, and apart the records
+    /// that do not read (a downgrade, a damaged record), for the sink to
+    /// pass over ([`Outbox::drop_set_aside`]). One such record failed the
+    /// whole read, and every other set-aside alert of the sink was never
+    /// tried again.
+    pub fn set_aside_alerts(&self, sink: &str) -> Result<SetAsideRead<A>, StoreError> {
+        let mut read = SetAsideRead {
+            alerts: Vec::new(),
+            unreadable: Vec::new(),
+        };
         for entry in self.db.scan_prefix(keys::entries(Kind::Aside, sink)) {
             let (key, value) = entry?;
-            out.push(readable(seq_of(&key), &value)?);
+            let seq = seq_of(&key);
+            match codec::decode_plain("set-aside alert", &value) {
+                Ok(aside) => read.alerts.push(aside),
+                Err(e) => read.unreadable.push((seq, e.to_string())),
+            }
         }
-        Ok(out)
+        Ok(read)
+    }
+
+    /// Moves `sink`'s re-queued letters of `incident` (`incident_of`
+    /// names an alert's) among its set-aside alerts, untried, in one
+    /// batch: they are older than the set-aside alerts of their incident,
+    /// and taken apart they overtook them (a re-queued `firing` delivered
+    /// after its incident's set-aside `resolved`). Set aside, they go
+    /// first, by seq. Returns how many moved.
+    pub fn adopt_requeued(
+        &self,
+        sink: &str,
+        incident: &str,
+        incident_of: impl Fn(&A) -> &str,
+    ) -> Result<usize, StoreError> {
+        let mut batch = sled::Batch::default();
+        let mut moved = 0;
+        for entry in self.db.scan_prefix(keys::entries(Kind::Requeued, sink)) {
+            let (key, value) = entry?;
+            let seq = seq_of(&key);
+            // One that does not read is passed over in its own turn.
+            let Ok(record) = readable::<RequeuedRecord<A>>(seq, &value) else {
+                continue;
+            };
+            let alert = match record {
+                RequeuedRecord::Letter(letter) => letter.alert,
+                RequeuedRecord::Alert(alert) => alert,
+            };
+            if incident_of(&alert) != incident {
+                continue;
+            }
+            let aside = SetAside {
+                seq,
+                incident: incident.to_owned(),
+                alert,
+                retry: None,
+            };
+            batch.remove(key);
+            batch.insert(
+                keys::entry(Kind::Aside, sink, seq),
+                codec::encode_plain("set-aside alert", &aside)?,
+            );
+            moved += 1;
+        }
+        if moved > 0 {
+            self.db.apply_batch(batch)?;
+            self.db.flush()?;
+        }
+        Ok(moved)
     }
 
     /// How many alerts `sink` has set aside (read or not).

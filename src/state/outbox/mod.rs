@@ -31,7 +31,7 @@ mod letters;
 mod numbering;
 mod settle;
 
-pub use aside::SetAside;
+pub use aside::{SetAside, SetAsideRead};
 pub use letters::{
     DeadLetter, DeadLetters, Expired, LetterPage, Requeued, Superseded, UnreadableLetter,
     parse_letter_id,

@@ -52,7 +52,7 @@ fn setting_aside_moves_the_cursor_and_takes_the_retry_state_along() {
         vec![("s".to_owned(), Some(1))]
     );
     assert_eq!(outbox.retry_state("s").expect("retry"), None);
-    let aside = outbox.set_aside_alerts("s").expect("read");
+    let aside = outbox.set_aside_alerts("s").expect("read").alerts;
     assert_eq!(aside.len(), 1);
     assert_eq!(
         (aside[0].seq, aside[0].retry.clone()),
@@ -77,7 +77,7 @@ fn garbage_collection_and_numbering_keep_a_set_aside_alert() {
     );
     outbox.advance("s", 3).expect("advance");
     assert_eq!(outbox.last_seq().expect("read"), None, "all collected");
-    let aside = outbox.set_aside_alerts("s").expect("read");
+    let aside = outbox.set_aside_alerts("s").expect("read").alerts;
     assert_eq!(aside[0].alert, alert("A", "firing"));
     // Only the set-aside record knows a seq: the cursor gone, the alerts
     // collected, numbering must still go past it.
@@ -113,7 +113,7 @@ fn a_renamed_sink_takes_its_set_aside_alerts_and_a_forgotten_one_drops_them() {
     let (_store, outbox) = a_set_aside(dir.path());
     assert!(outbox.rename("s", "t").expect("rename"));
     assert_eq!(outbox.set_aside_count("s"), 0);
-    assert_eq!(outbox.set_aside_alerts("t").expect("read").len(), 1);
+    assert_eq!(outbox.set_aside_alerts("t").expect("read").alerts.len(), 1);
     let forgotten = outbox.forget("t").expect("forget");
     assert_eq!(forgotten.pending, 3, "the set-aside alert counted as owed");
     assert_eq!(outbox.set_aside_count("t"), 0);
@@ -164,4 +164,83 @@ fn a_format_6_store_opens_and_is_marked_with_the_set_aside_format() {
         Some(4),
         "its alert is still there"
     );
+}
+
+/// A set-aside record that does not read is listed apart, by seq: the
+/// others still read (one bad record failed the whole read, and every
+/// other set-aside alert of the sink was never tried again).
+#[test]
+fn an_unreadable_set_aside_record_is_listed_apart_from_the_others() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_store, outbox) = a_set_aside(dir.path());
+    outbox
+        .db
+        .insert(keys::entry(Kind::Aside, "s", 99), &b"not a record"[..])
+        .expect("insert");
+    let read = outbox.set_aside_alerts("s").expect("read");
+    let seqs: Vec<u64> = read.alerts.iter().map(|a| a.seq).collect();
+    assert_eq!(seqs, [1]);
+    let bad: Vec<u64> = read.unreadable.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(bad, [99]);
+    assert!(!read.unreadable[0].1.is_empty(), "says why");
+}
+
+/// A re-queued dead letter of a set-aside incident joins its set-aside
+/// alerts (before them, by seq, untried); another incident's stays
+/// re-queued.
+#[test]
+fn requeued_letters_of_a_set_aside_incident_join_its_set_aside_alerts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_store, outbox) = a_set_aside(dir.path());
+    // A's firing (1) dies; B's (2) dies too; both are re-queued.
+    let aside = outbox.set_aside_alerts("s").expect("read").alerts;
+    let letter = |seq: u64, alert: Value| super::super::DeadLetter {
+        sink: "s".into(),
+        seq,
+        alert,
+        reason: "still failing".into(),
+        attempts: 9,
+        failed_at: "2027-01-15T08:00:00Z".into(),
+        superseded_by: None,
+    };
+    outbox
+        .set_aside_dead("s", &letter(1, aside[0].alert.clone()))
+        .expect("dead");
+    let b = letter(2, alert("B", "firing"));
+    let value = crate::state::codec::encode_plain("dead letter", &b).expect("encode");
+    outbox
+        .db
+        .insert(keys::entry(Kind::Dead, "s", 2), value)
+        .expect("insert");
+    // A's resolved (3) is set aside behind its firing.
+    let resolved = SetAside {
+        seq: 3,
+        incident: "A".into(),
+        alert: alert("A", "resolved"),
+        retry: None,
+    };
+    outbox.set_aside("s", &resolved).expect("set aside");
+    assert_eq!(outbox.requeue(None, None).expect("requeue"), 2);
+    let incident_of = |a: &Value| a["id"].as_str().unwrap_or_default().to_owned();
+    let moved = outbox
+        .adopt_requeued("s", "A", |a: &Value| a["id"].as_str().unwrap_or_default())
+        .expect("adopt");
+    assert_eq!(moved, 1);
+    let aside: Vec<(u64, String, Value)> = outbox
+        .set_aside_alerts("s")
+        .expect("read")
+        .alerts
+        .into_iter()
+        .map(|a| (a.seq, a.incident, a.alert["state"].clone()))
+        .collect();
+    assert_eq!(
+        aside,
+        [
+            (1, "A".to_owned(), json!("firing")),
+            (3, "A".to_owned(), json!("resolved"))
+        ],
+        "A's firing first, then its resolved"
+    );
+    let left = outbox.next_requeued("s").expect("read").expect("B's");
+    assert_eq!((left.seq, incident_of(&left.alert)), (2, "B".to_owned()));
 }
