@@ -207,7 +207,11 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
     /// The newest dead letter of `sink` that nothing superseded (what the
     /// dashboard shows as its last failure), reading back from its end.
     pub fn last_dead(&self, sink: &str) -> Result<Option<DeadLetter<A>>, StoreError> {
-        for entry in self.db.scan_prefix(keys::entries(Kind::Dead, sink)).rev() {
+        // Bounded: asked on every dashboard refresh, and a sink may hold
+        // thousands of letters, every one superseded.
+        const READ_BACK: usize = 1_000;
+        let newest = self.db.scan_prefix(keys::entries(Kind::Dead, sink)).rev();
+        for entry in newest.take(READ_BACK) {
             let (_, value) = entry?;
             if let Ok(letter) = codec::decode_plain::<DeadLetter<A>>("dead letter", &value)
                 && letter.superseded_by.is_none()
@@ -238,10 +242,20 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
         };
         let mut taken = 0;
         let mut last = None;
-        for entry in self.db.range::<Vec<u8>, _>((start, end)) {
+        let mut range = self.db.range::<Vec<u8>, _>((start, end.clone()));
+        while let Some(entry) = range.next() {
             let (key, value) = entry?;
             let sink = sink_of(&key);
             if !wanted(&sink) {
+                // Past all of that sink's letters at once (a retired sink
+                // may hold thousands, read again on every page).
+                let mut past = keys::entries(Kind::Dead, &sink);
+                if let Some(separator) = past.last_mut() {
+                    *separator += 1;
+                }
+                range = self
+                    .db
+                    .range::<Vec<u8>, _>((Bound::Included(past), end.clone()));
                 continue;
             }
             if taken == limit {

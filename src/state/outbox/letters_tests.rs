@@ -112,6 +112,28 @@ fn pages_go_through_the_wanted_sinks_in_order() {
     assert!(page(Some(("c", 5))).letters.letters.is_empty());
 }
 
+/// An unwanted sink's letters are stepped over at once, and a wanted sink
+/// whose name starts with the unwanted one's is not stepped over with it.
+#[test]
+fn a_page_steps_over_an_unwanted_sink_and_no_more() {
+    let store = SledStore::temporary().expect("store");
+    let outbox: Outbox<String> = store.outbox();
+    let letters = [("b", 1), ("b", 2), ("b", 3), ("b2", 4), ("bb", 5)];
+    for (sink, seq) in letters {
+        outbox
+            .add_dead_letter(&letter(sink, seq, NOW))
+            .expect("add");
+    }
+    let page = outbox
+        .dead_page(None, 10, |sink| sink != "b")
+        .expect("page");
+    let listed: Vec<String> = page.letters.letters.iter().map(DeadLetter::id).collect();
+    assert_eq!(
+        (listed, page.next),
+        (vec!["b2:4".into(), "bb:5".into()], None)
+    );
+}
+
 #[test]
 fn letter_ids_read_back() {
     assert_eq!(parse_letter_id("hook:12"), Some(("hook", 12)));
