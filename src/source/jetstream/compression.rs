@@ -541,7 +541,7 @@ mod tests {
             let chunk = format!("{:x}\r\n{}\r\n", 65_536, "x".repeat(65_536));
             while socket.write_all(chunk.as_bytes()).await.is_ok() {}
         });
-        let client = super::super::protocol::http_client().expect("client");
+        let client = super::super::url::http_client().expect("client");
         let error = fetch(
             &client,
             &format!("ws://{addr}/subscribe"),

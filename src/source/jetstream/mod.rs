@@ -8,8 +8,9 @@
 //!   frames with a per-server sequence number, resumed exactly by it.
 //! - [`compression`]: the dictionaries (v1's ships in the binary, v2's is
 //!   fetched from the server and cached) and the bounded decompressor.
-//! - [`protocol`]: the connection (URLs, control frames, refusals) for
-//!   [`crate::source::ws`].
+//! - [`protocol`]: the connection (cursors, control frames, refusals) for
+//!   [`crate::source::ws`]; the URLs it asks for and the HTTP client are in
+//!   `url`.
 //!
 //! Decoding is a pure function of the (decompressed) frame's text, and one
 //! decoder reads both wires, told apart by their fields, so a recording
@@ -21,6 +22,7 @@
 pub mod compression;
 pub mod protocol;
 mod skim;
+mod url;
 mod v1;
 mod v2;
 
