@@ -160,14 +160,14 @@ fn route<R: Record>(envelope: Envelope<'_, R>) -> Result<Frame, FrameError> {
 
 /// A commit's record as the envelope's pass leaves it.
 trait Record {
-    /// The record as a post's (`Err`: serde_json's message).
-    fn post(self) -> Result<PostRecord, String>;
+    /// The record as a post's.
+    fn post(self) -> Result<PostRecord, FrameError>;
 }
 
 /// Kept raw: parsed only when the commit creates a post.
 impl Record for &RawValue {
-    fn post(self) -> Result<PostRecord, String> {
-        serde_json::from_str(self.get()).map_err(|e| e.to_string())
+    fn post(self) -> Result<PostRecord, FrameError> {
+        serde_json::from_str(self.get()).map_err(|e| FrameError::BadRecord(e.to_string()))
     }
 }
 
@@ -177,7 +177,7 @@ impl Record for &RawValue {
 struct EagerRecord(PostRecord);
 
 impl Record for EagerRecord {
-    fn post(self) -> Result<PostRecord, String> {
+    fn post(self) -> Result<PostRecord, FrameError> {
         Ok(self.0)
     }
 }
@@ -238,7 +238,7 @@ fn commit_to_post<R: Record>(
     let record = commit
         .record
         .ok_or(FrameError::MissingField(record_field))?;
-    let record = record.post().map_err(FrameError::BadRecord)?;
+    let record = record.post()?;
     let text = record.text.ok_or(FrameError::PostWithoutText)?;
     let mut tags = record.tags;
     tags.extend(
