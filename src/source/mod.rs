@@ -299,6 +299,10 @@ pub enum SourceError {
         #[source]
         source: std::io::Error,
     },
+    /// A Mastodon instance did not say where its streaming API is: that
+    /// connection fails, the next host is tried.
+    #[error("cannot discover the streaming host: {0}")]
+    Discovery(mastodon::DiscoveryError),
 }
 
 #[cfg(test)]

@@ -15,7 +15,9 @@ use serde::Deserialize;
 
 use super::kind::{Connection, Link, Origin, Source, Task};
 use super::ws::{Control, Prepare, Protocol};
-use super::{BACKFILL_HORIZON_US, Decoded, Frame, FrameError, RawPost, SkipReason, parse_json};
+use super::{
+    BACKFILL_HORIZON_US, Decoded, Frame, FrameError, RawPost, SkipReason, SourceError, parse_json,
+};
 use crate::Micros;
 pub use discovery::{
     Discovery, DiscoveryError, MAX_INSTANCE_DOC_BYTES, discover, discovered_endpoint,
@@ -210,10 +212,7 @@ impl Protocol for MastodonProtocol {
             let Some(discovery) = self.discovery.as_mut() else {
                 return Ok(());
             };
-            discovery
-                .learn(host)
-                .await
-                .map_err(|e| format!("cannot discover the streaming host: {e}"))
+            discovery.learn(host).await.map_err(SourceError::Discovery)
         })
     }
 
