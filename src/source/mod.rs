@@ -303,6 +303,12 @@ pub enum SourceError {
     /// connection fails, the next host is tried.
     #[error("cannot discover the streaming host: {0}")]
     Discovery(mastodon::DiscoveryError),
+    /// The data watchdog: nothing decoded for this long.
+    #[error("no data for {0:?} (watchdog)")]
+    NoData(std::time::Duration),
+    /// A quiet stream's watchdog: no frame and no pong for this long.
+    #[error("no frame or pong for {0:?} (watchdog)")]
+    NoPong(std::time::Duration),
 }
 
 #[cfg(test)]
