@@ -309,6 +309,12 @@ pub enum SourceError {
     /// A quiet stream's watchdog: no frame and no pong for this long.
     #[error("no frame or pong for {0:?} (watchdog)")]
     NoPong(std::time::Duration),
+    /// No HTTP client (for the Jetstream dictionary): no TLS configuration.
+    #[error(transparent)]
+    Tls(#[from] rustls::Error),
+    /// No HTTP client (for the Jetstream dictionary).
+    #[error(transparent)]
+    HttpClient(#[from] reqwest::Error),
 }
 
 #[cfg(test)]

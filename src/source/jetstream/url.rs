@@ -5,14 +5,14 @@
 //! (cursors, dictionary, refusals) in [`super::protocol`].
 
 use super::{POST_COLLECTION, V1_PATH, V2_PATH};
+use crate::source::SourceError;
 
-pub(super) fn http_client() -> Result<reqwest::Client, String> {
-    let tls = crate::tls::client_config().map_err(|e| e.to_string())?;
-    reqwest::Client::builder()
+pub(super) fn http_client() -> Result<reqwest::Client, SourceError> {
+    let tls = crate::tls::client_config()?;
+    Ok(reqwest::Client::builder()
         .tls_backend_preconfigured((*tls).clone())
         .user_agent(concat!("outagewatch/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| e.to_string())
+        .build()?)
 }
 
 /// `host` on `path` (unless it names a path of its own other than the
