@@ -284,7 +284,8 @@ impl FrameError {
     }
 }
 
-/// Why a source could not be opened or read (as opposed to one bad frame).
+/// Why a source could not be opened, reached or read (as opposed to one
+/// bad frame).
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("cannot open {path}: {source}")]
