@@ -13,6 +13,7 @@ pub mod outbox;
 pub mod paging;
 mod probe;
 pub mod ratelimit;
+mod repost;
 pub mod sign;
 pub mod sink;
 mod spec;

@@ -11,11 +11,17 @@
 //! much of it landed. Stdout is written unbuffered for the same reason:
 //! through `io::stdout()`'s line buffer a failed write stayed in the
 //! buffer, and each retry added another copy behind it.
+//!
+//! The delivery task writes a line through [`write_line`], on a blocking
+//! thread: here, beside the sink, because how a write can block (a pipe
+//! nobody reads) is this sink's matter, not the delivery loop's.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use super::Alert;
 
@@ -270,6 +276,50 @@ fn write_from(out: &mut dyn Write, bytes: &[u8], landed: &mut usize) -> io::Resu
         }
     }
     Ok(())
+}
+
+/// How long a line may take to be written before the log says the sink is
+/// stuck (a pipe whose reader stopped reading).
+const STUCK_WRITE_WARNING: Duration = Duration::from_secs(30);
+
+/// Writes `alert` to a JSON-lines sink on a blocking thread. A write to a
+/// pipe or a FIFO nobody reads blocks until someone does: on one of the
+/// runtime's two workers it froze the daemon whole (sources, status
+/// server, the signal that should stop it), with nothing logged. On its
+/// own thread it holds up this sink only, which says so in the log.
+pub(crate) async fn write_line(
+    sink: &str,
+    lines: Arc<std::sync::Mutex<JsonLines>>,
+    alert: Alert,
+) -> Result<(), String> {
+    let mut write = tokio::task::spawn_blocking(move || match lines.lock() {
+        Ok(mut lines) => lines.send(&alert).map_err(|e| e.to_string()),
+        Err(_) => Err("an earlier write to this sink panicked".to_owned()),
+    });
+    let stuck = tokio::time::sleep(STUCK_WRITE_WARNING);
+    tokio::pin!(stuck);
+    let mut warned = false;
+    let written = loop {
+        tokio::select! {
+            written = &mut write => break written,
+            () = &mut stuck, if !warned => {
+                warned = true;
+                tracing::warn!(sink, waited_secs = STUCK_WRITE_WARNING.as_secs(), "an alert line has not been taken yet (a reader that stopped reading?); this sink waits, the others go on");
+            }
+        }
+    };
+    if warned {
+        tracing::info!(sink, "the stuck alert line was taken");
+    }
+    match written {
+        Ok(written) => written,
+        // A panic in the write is this sink's: raised again in its task,
+        // where the supervisor sees it. Turned into a failure to retry, it
+        // left the lock poisoned and every later alert retried for a day
+        // and dead-lettered, while the daemon ran on.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(format!("the write failed: {e}")),
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! and delivers each alert until it is delivered, dead or set aside (see
 //! [`super::aside`]), waiting out backoffs and the receiver's rate limits
 //! in this task only (so no other sink waits). An Alertmanager sink also
-//! re-posts its open alerts.
+//! re-posts its open alerts, meanwhile (see [`super::repost`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use super::http::{self, Answer, Failure, Outgoing};
 use super::outbox::{DeadLetter, Outbox, RetryState, Superseded};
 use super::paging;
 use super::ratelimit::backoff;
-use super::sink::{AlertSink, JsonLines};
+use super::sink::JsonLines;
 use crate::detect::TransitionKind;
 use crate::events::{
     Delivered, DeliveryDead, DeliveryRetried, DeliverySkipped, DeliverySuperseded,
@@ -41,7 +41,7 @@ pub(crate) struct SinkRun {
     /// Alertmanager resolved live outages) before the first re-post.
     pub(crate) reposted: Option<tokio::time::Instant>,
     /// A JSON-lines sink (`None` for a webhook): written on a blocking
-    /// thread (see [`write_line`]), so shared with it.
+    /// thread (see [`super::sink::write_line`]), so shared with it.
     pub(crate) lines: Option<Arc<std::sync::Mutex<JsonLines>>>,
     pub(crate) stats: Arc<SinkStats>,
     pub(crate) notify: Arc<Notify>,
@@ -376,65 +376,23 @@ impl SinkRun {
     }
 }
 
-/// How long a line may take to be written before the log says the sink is
-/// stuck (a pipe whose reader stopped reading).
-const STUCK_WRITE_WARNING: Duration = Duration::from_secs(30);
-
-/// Writes `alert` to a JSON-lines sink on a blocking thread. A write to a
-/// pipe or a FIFO nobody reads blocks until someone does: on one of the
-/// runtime's two workers it froze the daemon whole (sources, status
-/// server, the signal that should stop it), with nothing logged. On its
-/// own thread it holds up this sink only, which says so in the log.
-async fn write_line(
-    sink: &str,
-    lines: Arc<std::sync::Mutex<JsonLines>>,
-    alert: Alert,
-) -> Result<(), String> {
-    let mut write = tokio::task::spawn_blocking(move || match lines.lock() {
-        Ok(mut lines) => lines.send(&alert).map_err(|e| e.to_string()),
-        Err(_) => Err("an earlier write to this sink panicked".to_owned()),
-    });
-    let stuck = tokio::time::sleep(STUCK_WRITE_WARNING);
-    tokio::pin!(stuck);
-    let mut warned = false;
-    let written = loop {
-        tokio::select! {
-            written = &mut write => break written,
-            () = &mut stuck, if !warned => {
-                warned = true;
-                tracing::warn!(sink, waited_secs = STUCK_WRITE_WARNING.as_secs(), "an alert line has not been taken yet (a reader that stopped reading?); this sink waits, the others go on");
-            }
-        }
-    };
-    if warned {
-        tracing::info!(sink, "the stuck alert line was taken");
-    }
-    match written {
-        Ok(written) => written,
-        // A panic in the write is this sink's: raised again in its task,
-        // where the supervisor sees it. Turned into a failure to retry, it
-        // left the lock poisoned and every later alert retried for a day
-        // and dead-lettered, while the daemon ran on.
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => Err(format!("the write failed: {e}")),
-    }
-}
-
 impl SinkRun {
     /// One try at delivering `alert`: a line written, or a request answered.
     async fn attempt(&mut self, alert: &Alert) -> Result<Answer, Failure> {
         match &self.lines {
-            Some(lines) => write_line(&self.spec.name, Arc::clone(lines), alert.clone())
-                .await
-                .map(|()| Answer {
-                    status: 0,
-                    text: String::new(),
-                    pause: None,
-                })
-                .map_err(|reason| Failure::Retry {
-                    reason,
-                    after: None,
-                }),
+            Some(lines) => {
+                super::sink::write_line(&self.spec.name, Arc::clone(lines), alert.clone())
+                    .await
+                    .map(|()| Answer {
+                        status: 0,
+                        text: String::new(),
+                        pause: None,
+                    })
+                    .map_err(|reason| Failure::Retry {
+                        reason,
+                        after: None,
+                    })
+            }
             None => {
                 let (outgoing, client) = self.prepare(alert)?;
                 http::send(&client, &outgoing, self.clock.as_ref()).await
@@ -514,7 +472,7 @@ impl SinkRun {
     }
 
     /// The sink's wall clock, as a time.
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.clock.now_utc()
     }
 
@@ -542,7 +500,7 @@ impl SinkRun {
         self.hook().is_some_and(|h| h.format.is_stateful())
     }
 
-    fn hook(&self) -> Option<&Webhook> {
+    pub(crate) fn hook(&self) -> Option<&Webhook> {
         match &self.spec.target {
             Target::Webhook(hook) => Some(hook),
             Target::Lines(_) => None,
@@ -595,69 +553,6 @@ impl SinkRun {
         };
         if let Err(e) = result {
             tracing::warn!(sink = %self.spec.name, error = %e, "cannot save the incidents open at the receiver");
-        }
-    }
-
-    /// When the next re-post is due (`None`: not an Alertmanager sink).
-    fn repost_due_at(&self) -> Option<tokio::time::Instant> {
-        let hook = self.hook().filter(|h| h.format == Format::Alertmanager)?;
-        let now = tokio::time::Instant::now();
-        Some(self.reposted.map_or(now, |at| at + hook.repeat))
-    }
-
-    /// Alertmanager forgets a firing alert at its `endsAt` unless told
-    /// again: re-post every open one every `repeat` (a re-post refused is
-    /// tried at the next, four of which fit before `endsAt`).
-    async fn repost_if_due(&mut self) {
-        let Some(hook) = self
-            .hook()
-            .filter(|h| h.format == Format::Alertmanager)
-            .cloned()
-        else {
-            return;
-        };
-        if self
-            .repost_due_at()
-            .is_some_and(|at| at > tokio::time::Instant::now())
-        {
-            return;
-        }
-        self.reposted = Some(tokio::time::Instant::now());
-        let open = match self.outbox.open_alerts(&self.spec.name) {
-            Ok(open) if !open.is_empty() => open,
-            Ok(_) => return,
-            Err(e) => {
-                tracing::warn!(sink = %self.spec.name, error = %e, "cannot read the open Alertmanager alerts");
-                return;
-            }
-        };
-        let now = self.now();
-        let alerts: Vec<serde_json::Value> = open
-            .iter()
-            .map(|a| {
-                paging::alertmanager_alert(
-                    a,
-                    &paging::alertmanager_ends_at(a, hook.alertmanager_ttl(), now),
-                )
-            })
-            .collect();
-        let Some(client) = &self.client else { return };
-        let sent = super::webhook::repost(&hook, &open[0], alerts, self.clock.as_ref());
-        let mut shutdown = self.shutdown.clone();
-        let result = match sent {
-            Ok(outgoing) => tokio::select! {
-                result = http::send(client, &outgoing, self.clock.as_ref()) => result,
-                _ = shutdown.changed() => return,
-            },
-            Err(f) => Err(f),
-        };
-        match result {
-            Ok(_) => {
-                tracing::debug!(sink = %self.spec.name, open = open.len(), "re-posted the open alerts")
-            }
-            Err(f) => {
-                tracing::warn!(sink = %self.spec.name, open = open.len(), reason = %f.reason(), "cannot re-post the open alerts; trying again later")
-            }
         }
     }
 }

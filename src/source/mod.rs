@@ -284,7 +284,8 @@ impl FrameError {
     }
 }
 
-/// Why a source could not be opened or read (as opposed to one bad frame).
+/// Why a source could not be opened, reached or read (as opposed to one
+/// bad frame).
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("cannot open {path}: {source}")]
@@ -299,6 +300,22 @@ pub enum SourceError {
         #[source]
         source: std::io::Error,
     },
+    /// A Mastodon instance did not say where its streaming API is: that
+    /// connection fails, the next host is tried.
+    #[error("cannot discover the streaming host: {0}")]
+    Discovery(mastodon::DiscoveryError),
+    /// The data watchdog: nothing decoded for this long.
+    #[error("no data for {0:?} (watchdog)")]
+    NoData(std::time::Duration),
+    /// A quiet stream's watchdog: no frame and no pong for this long.
+    #[error("no frame or pong for {0:?} (watchdog)")]
+    NoPong(std::time::Duration),
+    /// No HTTP client (for the Jetstream dictionary): no TLS configuration.
+    #[error(transparent)]
+    Tls(#[from] rustls::Error),
+    /// No HTTP client (for the Jetstream dictionary).
+    #[error(transparent)]
+    HttpClient(#[from] reqwest::Error),
 }
 
 #[cfg(test)]

@@ -41,6 +41,29 @@ pub enum CompressionError {
     Corrupt(String),
     #[error("decompressed frame is not UTF-8 (valid up to byte {0})")]
     NotUtf8(usize),
+    /// The subscription URL names no place to fetch a dictionary from.
+    #[error("no dictionary URL for {0}")]
+    NoDictionaryUrl(String),
+    /// The request failed (the transport's message: `reqwest::Error` is
+    /// not comparable).
+    #[error("GET {url}: {reason}")]
+    Fetch { url: String, reason: String },
+    /// The server refused, with the start of its answer.
+    #[error("GET {url}: HTTP {status}: {body}")]
+    Refused {
+        url: String,
+        status: String,
+        body: String,
+    },
+    #[error("GET {url}: dictionary larger than {limit} bytes")]
+    DictionaryTooLarge { url: String, limit: usize },
+    #[error("GET {url}: {source}")]
+    Fetched {
+        url: String,
+        source: Box<CompressionError>,
+    },
+    #[error("GET {url}: no answer within {timeout:?}")]
+    NoAnswer { url: String, timeout: Duration },
 }
 
 /// A zstd dictionary with its id.
@@ -305,49 +328,55 @@ pub async fn fetch(
     subscription: &str,
     id: Option<u32>,
     timeout: Duration,
-) -> Result<Dictionary, String> {
+) -> Result<Dictionary, CompressionError> {
     let url = dictionary_url(subscription, id)
-        .ok_or_else(|| format!("no dictionary URL for {subscription}"))?;
+        .ok_or_else(|| CompressionError::NoDictionaryUrl(subscription.to_owned()))?;
+    let failed = |e: reqwest::Error| CompressionError::Fetch {
+        url: url.clone(),
+        reason: e.to_string(),
+    };
+    let too_large = || CompressionError::DictionaryTooLarge {
+        url: url.clone(),
+        limit: MAX_DICTIONARY_BYTES,
+    };
     let request = async {
-        let mut response = client
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
+        let mut response = client.get(&url).send().await.map_err(failed)?;
         let status = response.status();
         if !status.is_success() {
             // The start of the answer is all the error shows: the rest is
             // never read (it was, whole, however large, until the timeout).
             let body = crate::http_client::read_bounded(&mut response, ERROR_BODY_BYTES).await;
             let body = crate::text::server_text(&String::from_utf8_lossy(&body));
-            return Err(format!("GET {url}: HTTP {status}: {body}"));
+            return Err(CompressionError::Refused {
+                url: url.clone(),
+                status: status.to_string(),
+                body,
+            });
         }
         if response
             .content_length()
             .is_some_and(|n| n > MAX_DICTIONARY_BYTES as u64)
         {
-            return Err(format!(
-                "GET {url}: dictionary larger than {MAX_DICTIONARY_BYTES} bytes"
-            ));
+            return Err(too_large());
         }
         let mut bytes = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(failed)? {
             if bytes.len() + chunk.len() > MAX_DICTIONARY_BYTES {
-                return Err(format!(
-                    "GET {url}: dictionary larger than {MAX_DICTIONARY_BYTES} bytes"
-                ));
+                return Err(too_large());
             }
             bytes.extend_from_slice(&chunk);
         }
-        Dictionary::parse(bytes).map_err(|e| format!("GET {url}: {e}"))
+        Dictionary::parse(bytes).map_err(|e| CompressionError::Fetched {
+            url: url.clone(),
+            source: Box::new(e),
+        })
     };
     tokio::time::timeout(timeout, request)
         .await
-        .map_err(|_| format!("GET {url}: no answer within {timeout:?}"))?
+        .map_err(|_| CompressionError::NoAnswer {
+            url: url.clone(),
+            timeout,
+        })?
 }
 
 #[cfg(test)]
@@ -541,7 +570,7 @@ mod tests {
             let chunk = format!("{:x}\r\n{}\r\n", 65_536, "x".repeat(65_536));
             while socket.write_all(chunk.as_bytes()).await.is_ok() {}
         });
-        let client = super::super::protocol::http_client().expect("client");
+        let client = super::super::url::http_client().expect("client");
         let error = fetch(
             &client,
             &format!("ws://{addr}/subscribe"),
@@ -549,7 +578,8 @@ mod tests {
             Duration::from_secs(60),
         )
         .await
-        .expect_err("refused");
+        .expect_err("refused")
+        .to_string();
         assert!(error.contains("HTTP 500"), "{error}");
         assert!(
             error.contains("broken 2026-12-02T06:00:00Z ERROR forged line"),

@@ -8,8 +8,9 @@
 //!   frames with a per-server sequence number, resumed exactly by it.
 //! - [`compression`]: the dictionaries (v1's ships in the binary, v2's is
 //!   fetched from the server and cached) and the bounded decompressor.
-//! - [`protocol`]: the connection (URLs, control frames, refusals) for
-//!   [`crate::source::ws`].
+//! - [`protocol`]: the connection (cursors, control frames, refusals) for
+//!   [`crate::source::ws`]; the URLs it asks for and the HTTP client are in
+//!   `url`.
 //!
 //! Decoding is a pure function of the (decompressed) frame's text, and one
 //! decoder reads both wires, told apart by their fields, so a recording
@@ -21,6 +22,7 @@
 pub mod compression;
 pub mod protocol;
 mod skim;
+mod url;
 mod v1;
 mod v2;
 
@@ -158,14 +160,14 @@ fn route<R: Record>(envelope: Envelope<'_, R>) -> Result<Frame, FrameError> {
 
 /// A commit's record as the envelope's pass leaves it.
 trait Record {
-    /// The record as a post's (`Err`: serde_json's message).
-    fn post(self) -> Result<PostRecord, String>;
+    /// The record as a post's.
+    fn post(self) -> Result<PostRecord, FrameError>;
 }
 
 /// Kept raw: parsed only when the commit creates a post.
 impl Record for &RawValue {
-    fn post(self) -> Result<PostRecord, String> {
-        serde_json::from_str(self.get()).map_err(|e| e.to_string())
+    fn post(self) -> Result<PostRecord, FrameError> {
+        serde_json::from_str(self.get()).map_err(|e| FrameError::BadRecord(e.to_string()))
     }
 }
 
@@ -175,7 +177,7 @@ impl Record for &RawValue {
 struct EagerRecord(PostRecord);
 
 impl Record for EagerRecord {
-    fn post(self) -> Result<PostRecord, String> {
+    fn post(self) -> Result<PostRecord, FrameError> {
         Ok(self.0)
     }
 }
@@ -236,7 +238,7 @@ fn commit_to_post<R: Record>(
     let record = commit
         .record
         .ok_or(FrameError::MissingField(record_field))?;
-    let record = record.post().map_err(FrameError::BadRecord)?;
+    let record = record.post()?;
     let text = record.text.ok_or(FrameError::PostWithoutText)?;
     let mut tags = record.tags;
     tags.extend(

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use tokio::time::{Instant, sleep};
 
+use super::SourceError;
 use super::backoff::Backoff;
 use super::health::SourceHealth;
 use super::kind::Link;
@@ -154,9 +155,9 @@ pub struct Rejection {
 }
 
 /// A boxed future, for the protocol's asynchronous step before connecting:
-/// an error (the reason) is a failed connection to that host.
+/// an error is a failed connection to that host.
 pub type Prepare<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), SourceError>> + Send + 'a>>;
 
 /// The parts of a wire protocol that shape the connection.
 pub trait Protocol: Send + 'static {
@@ -259,7 +260,7 @@ pub async fn run<P: Protocol>(
         let (url, end) = match prepared {
             // One host that cannot be prepared (an instance that does not
             // answer) is one failed connection: the next host is tried.
-            Err(reason) => (host.clone(), End::Lost(reason)),
+            Err(error) => (host.clone(), End::Lost(error.to_string())),
             Ok(()) => {
                 // Credentials go only where the configuration sends them: a
                 // redirect to another origin gets none (as browsers and reqwest).

@@ -23,6 +23,7 @@ use crate::events::{
     BinaryFrameDropped, ForeignMessage, FrameOversized, FrameRateDropped, InternalEvent,
     ServerError, ServerMessage, WatchdogStall,
 };
+use crate::source::SourceError;
 use crate::source::health::SourceHealth;
 use crate::source::kind::Link;
 use crate::text::server_text;
@@ -201,7 +202,7 @@ impl<P: Protocol> Reader<'_, P> {
                         Ok(next) => deadline = next,
                         Err(why) => {
                             WatchdogStall { counters: &self.link.health.counters }.emit();
-                            return End::Lost(why);
+                            return End::Lost(why.to_string());
                         }
                     }
                     continue;
@@ -226,20 +227,24 @@ impl<P: Protocol> Reader<'_, P> {
     /// 30 s, a quiet Mastodon instance reconnected every 30 s for ever
     /// (never healthy long enough to reset the backoff), losing what was
     /// posted meanwhile.
-    fn watchdog(&self, connected_at: Micros, last_message: Instant) -> Result<Instant, String> {
+    fn watchdog(
+        &self,
+        connected_at: Micros,
+        last_message: Instant,
+    ) -> Result<Instant, SourceError> {
         let watchdog = self.settings.watchdog;
         if !self.protocol.quiet() {
             return data_deadline(&self.link.health, connected_at, watchdog)
-                .ok_or_else(|| format!("no data for {watchdog:?} (watchdog)"));
+                .ok_or(SourceError::NoData(watchdog));
         }
         // A pong comes back within a ping period of the last.
         let alive = watchdog.max(self.settings.ping_every.saturating_mul(2));
         if last_message.elapsed() >= alive {
-            return Err(format!("no frame or pong for {alive:?} (watchdog)"));
+            return Err(SourceError::NoPong(alive));
         }
         let data_watchdog = watchdog.saturating_mul(QUIET_DATA_WATCHDOG);
         let next = data_deadline(&self.link.health, connected_at, data_watchdog)
-            .ok_or_else(|| format!("no data for {data_watchdog:?} (watchdog)"))?;
+            .ok_or(SourceError::NoData(data_watchdog))?;
         Ok(next.min(last_message + alive))
     }
 

@@ -1,0 +1,166 @@
+//! The services file compiled: each service's names, context words,
+//! domains and error messages as literals, its accounts and hashtag stems
+//! as tables. Its own file because its checks (ids, one owner per alias
+//! and per account) are about services only.
+
+use std::collections::{HashMap, HashSet};
+
+use super::Builder;
+use crate::matcher::patterns::{Catalogue, Located, PatternError, ServiceDef};
+use crate::matcher::tables::{Meaning, ServiceEntry, Stem, hashtag_stem};
+use crate::normalize::normalize_text;
+
+/// What the services file compiles to, besides literals.
+#[derive(Default)]
+pub(super) struct ServiceTables {
+    pub(super) services: Vec<ServiceEntry>,
+    pub(super) stems: HashMap<String, Stem>,
+    pub(super) handles: HashMap<String, u16>,
+}
+
+pub(super) fn compile_services(
+    catalogue: &Catalogue,
+    builder: &mut Builder,
+) -> Result<ServiceTables, PatternError> {
+    let at = Located {
+        file: &catalogue.services_file,
+        source: &catalogue.services_source,
+    };
+    let mut out = ServiceTables::default();
+    let mut alias_owner: HashMap<String, String> = HashMap::new();
+    // The ids so far, for the duplicate check: a search of the list was
+    // quadratic, a third of building a catalogue of 39,000 services.
+    let mut ids: HashSet<&str> = HashSet::with_capacity(catalogue.services.len());
+    for def in &catalogue.services {
+        let n = check_service(&at, def, &out.services, &mut ids)?;
+        add_service_literals(&at, def, n, &mut alias_owner, builder)?;
+        add_handles(&at, def, n, &mut out.handles)?;
+        add_stems(def, n, &mut out.stems);
+        out.services.push(ServiceEntry {
+            id: def.id.get_ref().clone(),
+            name: def.name.clone(),
+            category: def.category,
+        });
+    }
+    Ok(out)
+}
+
+/// A valid, new service id (not in `ids`, where it is added) with at least
+/// one name: its index.
+fn check_service<'a>(
+    at: &Located<'_>,
+    def: &'a ServiceDef,
+    services: &[ServiceEntry],
+    ids: &mut HashSet<&'a str>,
+) -> Result<u16, PatternError> {
+    let id = def.id.get_ref();
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    {
+        return Err(at.error(
+            def.id.span(),
+            format!("service id {id:?} must be lowercase letters and digits only"),
+        ));
+    }
+    if !ids.insert(id) {
+        return Err(at.error(def.id.span(), format!("service id {id:?} is defined twice")));
+    }
+    let n = u16::try_from(services.len())
+        .map_err(|_| at.error(def.id.span(), "more than 65535 services"))?;
+    if def.aliases.is_empty() && def.ambiguous.is_empty() {
+        return Err(at.error(def.id.span(), format!("service {id:?} has no aliases")));
+    }
+    Ok(n)
+}
+
+/// The service's aliases, ambiguous names, context words, domains and
+/// error messages as literals. An alias points to one service only.
+fn add_service_literals(
+    at: &Located<'_>,
+    def: &ServiceDef,
+    n: u16,
+    alias_owner: &mut HashMap<String, String>,
+    builder: &mut Builder,
+) -> Result<(), PatternError> {
+    let id = def.id.get_ref();
+    for alias in &def.aliases {
+        let key = normalize_text(alias.get_ref());
+        // Two spellings that normalize alike ("twittter" folds to
+        // "twitter") are one alias of the same service.
+        if let Some(owner) = alias_owner.insert(key.clone(), id.clone())
+            && owner != *id
+        {
+            return Err(at.error(
+                alias.span(),
+                format!(
+                    "alias {key:?} of {id:?} is already an alias of {owner:?}; \
+                     a name must point to one service (make it `ambiguous` in both)"
+                ),
+            ));
+        }
+        builder.add(at, alias, Meaning::Alias(n))?;
+    }
+    let lists = [
+        (&def.ambiguous, Meaning::Ambiguous(n)),
+        (&def.context, Meaning::Context(n)),
+        (&def.domains, Meaning::Domain(n)),
+        (&def.errors, Meaning::Error(n)),
+    ];
+    for (list, meaning) in lists {
+        for literal in list {
+            builder.add(at, literal, meaning)?;
+        }
+    }
+    Ok(())
+}
+
+/// The service's accounts, by stem; one account belongs to one service.
+fn add_handles(
+    at: &Located<'_>,
+    def: &ServiceDef,
+    n: u16,
+    handles: &mut HashMap<String, u16>,
+) -> Result<(), PatternError> {
+    for handle in &def.handles {
+        let stem = hashtag_stem(handle.get_ref().trim_start_matches('@'));
+        if stem.is_empty() {
+            return Err(at.error(handle.span(), "handle has no letters or digits"));
+        }
+        if let Some(&owner) = handles.get(&stem)
+            && owner != n
+        {
+            return Err(at.error(
+                handle.span(),
+                format!(
+                    "handle {stem:?} of {:?} is already a handle of another service",
+                    def.id.get_ref()
+                ),
+            ));
+        }
+        handles.insert(stem, n);
+    }
+    Ok(())
+}
+
+/// How the service's names may stand in a hashtag; the first service to
+/// claim a stem keeps it.
+fn add_stems(def: &ServiceDef, n: u16, stems: &mut HashMap<String, Stem>) {
+    let stem_sources = def
+        .aliases
+        .iter()
+        .chain(&def.hashtags)
+        .chain(&def.handles)
+        .map(|s| (s, false))
+        .chain(def.ambiguous.iter().map(|s| (s, true)));
+    for (name, ambiguous) in stem_sources {
+        let stem = hashtag_stem(name.get_ref());
+        if !stem.is_empty() {
+            stems.entry(stem).or_insert(Stem {
+                service: n,
+                ambiguous,
+            });
+        }
+    }
+}
