@@ -151,7 +151,7 @@ fn a_surge_of_ten_authors_a_minute_fires_within_a_minute() {
 #[test]
 fn a_week_of_bursty_daily_traffic_fires_on_every_outage_and_nothing_else() {
     use outagewatch::detect::{Detector, DetectorConfig};
-    use outagewatch::window::{Bucket, ServiceCounts};
+    use outagewatch::window::{AuthorId, Bucket, ServiceCounts};
     use rand::{RngExt, SeedableRng};
 
     const BUCKET: i64 = 10;
@@ -223,10 +223,10 @@ fn a_week_of_bursty_daily_traffic_fires_on_every_outage_and_nothing_else() {
                 }
             }
             let n = poisson(rate * BUCKET as f64 / 60.0, &mut rng);
-            let mut authors: Vec<String> = (0..n)
+            let mut authors: Vec<AuthorId> = (0..n)
                 .map(|_| {
                     next_author += 1;
-                    format!("did:{next_author}")
+                    AuthorId::of(&format!("did:{next_author}"))
                 })
                 .collect();
             let mut copies = Vec::new();
@@ -234,8 +234,8 @@ fn a_week_of_bursty_daily_traffic_fires_on_every_outage_and_nothing_else() {
                 // 40 accounts a minute share the same long post.
                 for _ in 0..poisson(40.0 * BUCKET as f64 / 60.0, &mut rng) {
                     next_author += 1;
-                    let author = format!("did:{next_author}");
-                    copies.push((0xfeed, author.clone()));
+                    let author = AuthorId::of(&format!("did:{next_author}"));
+                    copies.push((0xfeed, author));
                     authors.push(author);
                 }
             }

@@ -182,6 +182,19 @@ pub struct ServiceStatus {
     pub incident: Option<Incident>,
 }
 
+impl Snapshot {
+    /// The recent window's counts in the stored form of closed buckets
+    /// (see [`crate::window::Bucket::seal`]): for a snapshot whose authors
+    /// were read by id and digested, so no longer in order.
+    pub fn seal(&mut self) {
+        for service in self.services.values_mut() {
+            for bucket in &mut service.recent {
+                bucket.counts.seal();
+            }
+        }
+    }
+}
+
 impl Detector {
     pub fn new(config: DetectorConfig) -> Self {
         Detector {

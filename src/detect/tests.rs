@@ -1,7 +1,7 @@
 //! Table tests of the detector: count series in, incidents out.
 
 use super::*;
-use crate::window::ServiceCounts;
+use crate::window::{AuthorId, ServiceCounts};
 
 const T0: Micros = 1_783_173_600 * MICROS_PER_SEC; // 2026-07-04T14:00:00Z
 const B: Micros = 10 * MICROS_PER_SEC;
@@ -18,10 +18,10 @@ fn bucket(i: i64, authors: u64, posts_each: u64) -> Bucket {
         ..Bucket::default()
     };
     if authors > 0 {
-        let mut names: Vec<String> = (0..authors)
+        let mut names: Vec<AuthorId> = (0..authors)
             .map(|a| match posts_each {
-                1 => format!("did:{i}:{a}"),
-                _ => format!("did:repeat:{a}"),
+                1 => AuthorId::of(&format!("did:{i}:{a}")),
+                _ => AuthorId::of(&format!("did:repeat:{a}")),
             })
             .collect();
         names.sort();
@@ -436,13 +436,15 @@ fn copypasta_from_many_accounts_counts_as_a_few() {
     let mut transitions = Vec::new();
     for i in 0..12 {
         let mut b = bucket(i, 0, 1);
-        let mut authors: Vec<String> = (0..20).map(|a| format!("did:bot:{i}:{a}")).collect();
+        let mut authors: Vec<AuthorId> = (0..20)
+            .map(|a| AuthorId::of(&format!("did:bot:{i}:{a}")))
+            .collect();
         authors.sort();
         b.services.insert(
             "svc".into(),
             ServiceCounts {
                 reports: 20,
-                copies: authors.iter().map(|a| (42, a.clone())).collect(),
+                copies: authors.iter().map(|&a| (42, a)).collect(),
                 authors,
                 ..ServiceCounts::default()
             },
@@ -611,7 +613,9 @@ fn an_upstream_incident_is_raised_once_per_group() {
         };
         for s in services {
             let counts = if i == 0 {
-                let mut authors: Vec<String> = (0..30).map(|a| format!("did:{s}:{a}")).collect();
+                let mut authors: Vec<AuthorId> = (0..30)
+                    .map(|a| AuthorId::of(&format!("did:{s}:{a}")))
+                    .collect();
                 authors.sort();
                 ServiceCounts {
                     reports: 30,
@@ -639,7 +643,9 @@ fn an_upstream_incident_is_raised_once_per_group() {
 
 /// New reporting authors of `service` in bucket `i` (names unique to it).
 fn reporters(i: i64, service: &str, n: u64) -> ServiceCounts {
-    let mut authors: Vec<String> = (0..n).map(|a| format!("did:{service}:{i}:{a}")).collect();
+    let mut authors: Vec<AuthorId> = (0..n)
+        .map(|a| AuthorId::of(&format!("did:{service}:{i}:{a}")))
+        .collect();
     authors.sort();
     ServiceCounts {
         reports: n,
@@ -714,8 +720,10 @@ fn one_bucket_authors(counts: ServiceCounts) -> u64 {
 /// than one text alone (at most `max_authors_per_text`, but not less).
 #[test]
 fn accounts_posting_several_copied_texts_still_count_a_few() {
-    let names = |n: usize| -> Vec<String> {
-        let mut v: Vec<String> = (0..n).map(|a| format!("did:bot:{a:03}")).collect();
+    let names = |n: usize| -> Vec<AuthorId> {
+        let mut v: Vec<AuthorId> = (0..n)
+            .map(|a| AuthorId::of(&format!("did:bot:{a:03}")))
+            .collect();
         v.sort();
         v
     };
@@ -724,7 +732,7 @@ fn accounts_posting_several_copied_texts_still_count_a_few() {
         ServiceCounts {
             reports: accounts as u64 * texts,
             copies: (0..texts)
-                .flat_map(|f| authors.iter().map(move |a| (f, a.clone())))
+                .flat_map(|f| authors.iter().map(move |&a| (f, a)))
                 .collect(),
             authors,
             ..ServiceCounts::default()
@@ -783,7 +791,9 @@ fn accounts_reporting_in_every_bucket_do_not_hide_an_outage() {
         let mut b = bucket(i, regulars, 2);
         if let Some(counts) = b.services.get_mut("svc") {
             for n in 0..newcomers {
-                counts.authors.push(format!("did:new:{i}:{n}"));
+                counts
+                    .authors
+                    .push(AuthorId::of(&format!("did:new:{i}:{n}")));
             }
             counts.authors.sort();
             counts.reports += newcomers;
@@ -821,8 +831,10 @@ fn a_copypasta_hour_does_not_teach_the_baseline_its_accounts() {
     let storm = |i: i64| {
         let mut b = bucket(i, 1, 1);
         if let Some(counts) = b.services.get_mut("svc") {
-            let bots: Vec<String> = (0..20).map(|a| format!("did:bot:{i}:{a}")).collect();
-            counts.copies = bots.iter().map(|a| (42, a.clone())).collect();
+            let bots: Vec<AuthorId> = (0..20)
+                .map(|a| AuthorId::of(&format!("did:bot:{i}:{a}")))
+                .collect();
+            counts.copies = bots.iter().map(|&a| (42, a)).collect();
             counts.authors.extend(bots);
             counts.authors.sort();
             counts.reports += 20;
@@ -1013,7 +1025,7 @@ fn a_forgotten_discovered_service_leaves_nothing_behind() {
         "zorbly".into(),
         ServiceCounts {
             reports: 1,
-            authors: vec!["did:plc:a".into()],
+            authors: vec![AuthorId::of("did:plc:a")],
             discovered: true,
             ..ServiceCounts::default()
         },
@@ -1072,7 +1084,7 @@ fn with_discovered(i: i64, names: &[String], authors: u64) -> Bucket {
             ServiceCounts {
                 reports: authors,
                 authors: (0..authors)
-                    .map(|a| format!("did:{name}:{i}:{a}"))
+                    .map(|a| AuthorId::of(&format!("did:{name}:{i}:{a}")))
                     .collect(),
                 discovered: true,
                 ..ServiceCounts::default()

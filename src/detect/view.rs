@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use super::baseline::{self, Basis, Reports, Volume};
 use super::{DetectorConfig, ServiceState};
 use crate::Micros;
-use crate::window::ServiceCounts;
+use crate::window::{AuthorId, ServiceCounts};
 
 /// The recent window of one service (or its last few buckets), summed.
 #[derive(Debug, Clone, Copy)]
@@ -157,26 +157,27 @@ pub(super) fn window_view(
 /// calm window.
 ///
 /// The same long text from many accounts counts as a few of them: the
-/// first `max_per_text` of its accounts in id order. An account past that
+/// first `max_per_text` of its accounts in the order of their digests
+/// (the same in every run, as the ids' order was). An account past that
 /// in every text it shared is not counted; one within it in some text
 /// still is (a sum of each text's excess took the same accounts off once
 /// per text, down to none).
-struct Sums<'a> {
-    authors: HashSet<&'a str>,
+struct Sums {
+    authors: HashSet<AuthorId>,
     anonymous: u64,
     reports: u64,
     summed: u64,
     recoveries: u64,
-    /// Accounts per text (by fingerprint), in id order.
-    texts: HashMap<u64, BTreeSet<&'a str>>,
+    /// Accounts per text (by fingerprint), in digest order.
+    texts: HashMap<u64, BTreeSet<AuthorId>>,
     /// Per account: in how many texts it is within the cap, and past it.
-    standing: HashMap<&'a str, (u64, u64)>,
+    standing: HashMap<AuthorId, (u64, u64)>,
     /// Accounts past the cap in every text they shared.
     excess: u64,
     cap: usize,
 }
 
-impl<'a> Sums<'a> {
+impl Sums {
     fn new(max_per_text: u64) -> Self {
         Sums {
             authors: HashSet::new(),
@@ -191,19 +192,18 @@ impl<'a> Sums<'a> {
         }
     }
 
-    fn add(&mut self, counts: &'a ServiceCounts) {
-        self.authors
-            .extend(counts.authors.iter().map(String::as_str));
+    fn add(&mut self, counts: &ServiceCounts) {
+        self.authors.extend(counts.authors.iter().copied());
         self.anonymous = self.anonymous.saturating_add(counts.extra_authors);
         self.reports = self.reports.saturating_add(counts.reports);
         self.summed = self.summed.saturating_add(distinct(counts));
         self.recoveries = self.recoveries.saturating_add(counts.recoveries);
-        for (text, author) in &counts.copies {
-            self.add_copy(*text, author);
+        for &(text, author) in &counts.copies {
+            self.add_copy(text, author);
         }
     }
 
-    fn add_copy(&mut self, text: u64, author: &'a str) {
+    fn add_copy(&mut self, text: u64, author: AuthorId) {
         let accounts = self.texts.entry(text).or_default();
         if !accounts.insert(author) {
             return;
@@ -222,7 +222,7 @@ impl<'a> Sums<'a> {
 
     /// Adds `plus` to an account's (within, past) counts and takes `minus`
     /// off, keeping the number of accounts past the cap everywhere.
-    fn stand(&mut self, author: &'a str, plus: (u64, u64), minus: (u64, u64)) {
+    fn stand(&mut self, author: AuthorId, plus: (u64, u64), minus: (u64, u64)) {
         let counts = self.standing.entry(author).or_default();
         let excess_before = counts.0 == 0 && counts.1 > 0;
         counts.0 = (counts.0 + plus.0).saturating_sub(minus.0);

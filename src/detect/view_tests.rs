@@ -4,13 +4,15 @@
 
 use proptest::prelude::*;
 
+use crate::window::AuthorId;
+
 use super::super::RecentBucket;
 use super::*;
 
 const B: Micros = 10_000_000;
 
 /// Each scale from scratch, as the definition reads: distinct authors of
-/// the buckets since its start, copies past `cap` per text in id order,
+/// the buckets since its start, copies past `cap` per text in digest order,
 /// an account past the cap in every text it shared taken off.
 fn one_scale(state: &ServiceState, since: Micros, cap: usize) -> (u64, u64, u64, u64, u64) {
     let buckets: Vec<&ServiceCounts> = state
@@ -19,17 +21,17 @@ fn one_scale(state: &ServiceState, since: Micros, cap: usize) -> (u64, u64, u64,
         .filter(|b| b.start >= since)
         .map(|b| &b.counts)
         .collect();
-    let mut authors: Vec<&str> = buckets
+    let mut authors: Vec<AuthorId> = buckets
         .iter()
-        .flat_map(|c| c.authors.iter().map(String::as_str))
+        .flat_map(|c| c.authors.iter().copied())
         .collect();
     authors.sort_unstable();
     authors.dedup();
     let total =
         |f: fn(&ServiceCounts) -> u64| buckets.iter().fold(0u64, |s, c| s.saturating_add(f(c)));
-    let mut copies: Vec<(u64, &str)> = buckets
+    let mut copies: Vec<(u64, AuthorId)> = buckets
         .iter()
-        .flat_map(|c| c.copies.iter().map(|(f, a)| (*f, a.as_str())))
+        .flat_map(|c| c.copies.iter().copied())
         .collect();
     copies.sort_unstable();
     copies.dedup();
@@ -74,11 +76,14 @@ fn counts() -> impl Strategy<Value = ServiceCounts> {
         .prop_map(
             |(authors, copies, extra, reports, recoveries)| ServiceCounts {
                 reports,
-                authors: authors.iter().map(|a| format!("did:{a:02}")).collect(),
+                authors: authors
+                    .iter()
+                    .map(|a| AuthorId::of(&format!("did:{a:02}")))
+                    .collect(),
                 recoveries,
                 copies: copies
                     .into_iter()
-                    .map(|(text, a)| (text, format!("did:{a:02}")))
+                    .map(|(text, a)| (text, AuthorId::of(&format!("did:{a:02}"))))
                     .collect(),
                 extra_authors: extra,
                 ..ServiceCounts::default()

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::*;
 use crate::state::{Checkpoint, Inventory, Store};
-use crate::window::ServiceCounts;
+use crate::window::{AuthorId, ServiceCounts};
 
 /// A bucket of about 200 bytes, different for every start.
 fn bucket(start: i64) -> Bucket {
@@ -21,8 +21,8 @@ fn bucket(start: i64) -> Bucket {
             ServiceCounts {
                 reports: (start as u64 + i as u64) % 5 + 1,
                 authors: vec![
-                    format!("did:plc:author{start}"),
-                    format!("did:plc:other{i}"),
+                    AuthorId::of(&format!("did:plc:author{start}")),
+                    AuthorId::of(&format!("did:plc:other{i}")),
                 ],
                 ..ServiceCounts::default()
             },

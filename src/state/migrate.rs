@@ -1,28 +1,91 @@
-//! The steps of [`super::migrate`] that rewrite a checkpoint written in
-//! pieces (format 6 on), which take the store's piece layout to read and
-//! write it.
+//! The steps of [`super::migrate`] that rewrite records whose layout
+//! changed: the checkpoint (which may be written in pieces, format 6 on,
+//! so these take the store's piece layout to read and write it) and the
+//! closed buckets, single and packed.
 
+use super::StoreError;
+use super::codec::{self, Body};
+use super::keys::{self, Kind};
 use super::records::Checkpoint;
 use super::store::{checkpoint_bytes, put_checkpoint};
-use super::{StoreError, codec};
+use crate::window::{Bucket, reading_ids};
 
-/// 5 or 6 → 7: the checkpoint's discovered names gain the authors' budgets
-/// of admissions, empty (every author afresh, as a restart of format 6
-/// started them). A checkpoint that does not read is left for the first
-/// read to report, with the way to recover.
-pub(super) fn checkpoint_from_format_6(
+/// Any format → 7: the checkpoint read in the layout of `found` and
+/// written anew. What each format lacked starts afresh, as a restart of
+/// that format started it: the sources' clocks and the discovered names
+/// (format 2), the class of a held-back post (a report: 3 and 4), the
+/// authors' budgets of admissions (5 and 6). Authors it held by id (open
+/// buckets, the detector's recent window) are held by digest. A
+/// checkpoint that does not read is left for the first read to report,
+/// with the way to recover.
+pub(super) fn checkpoint(
     db: &sled::Db,
+    found: u32,
     batch: &mut sled::Batch,
 ) -> Result<(), StoreError> {
-    if let Some(bytes) = checkpoint_bytes(db)?
-        && let Some(codec::Body::Postcard(body)) = codec::open(&bytes)
-        && let Ok(checkpoint) = Checkpoint::from_format_6(body)
-    {
-        put_checkpoint(
-            db,
-            batch,
-            &codec::encode("checkpoint", &checkpoint.as_ref())?,
-        )?;
+    let bytes = match found {
+        0 => db.get(keys::OLD_CHECKPOINT)?.map(|bytes| bytes.to_vec()),
+        _ => checkpoint_bytes(db)?,
+    };
+    let Some(body) = bytes.as_deref().and_then(codec::open) else {
+        return Ok(());
+    };
+    let read = reading_ids(|| match (found, body) {
+        (2, Body::Postcard(body)) => Checkpoint::from_format_2(body).ok(),
+        (3 | 4, Body::Postcard(body)) => Checkpoint::from_format_4(body).ok(),
+        (5 | 6, Body::Postcard(body)) => Checkpoint::from_format_6(body).ok(),
+        // JSON, as formats 0 and 1 wrote it: fields added since default.
+        (_, body) => codec::decode::<Checkpoint>("checkpoint", body).ok(),
+    });
+    let Some(mut checkpoint) = read else {
+        return Ok(());
+    };
+    if let Some(detector) = checkpoint.detector.as_mut() {
+        detector.seal();
+    }
+    put_checkpoint(
+        db,
+        batch,
+        &codec::encode("checkpoint", &checkpoint.as_ref())?,
+    )
+}
+
+/// 6 or before → 7: closed buckets, single ones in `db` and packs in
+/// `packs`, rewritten with their authors (and the authors of copied
+/// texts) as digests, sorted as a bucket closing now sorts them. A record
+/// that does not read is left for the first read to report.
+pub(super) fn buckets_from_format_6(
+    db: &sled::Db,
+    packs: &sled::Tree,
+    batch: &mut sled::Batch,
+    packed: &mut sled::Batch,
+) -> Result<(), StoreError> {
+    for entry in db.scan_prefix([Kind::Bucket.tag()]) {
+        let (key, bytes) = entry?;
+        if key.len() != keys::bucket(0).len() {
+            continue;
+        }
+        if let Some(mut bucket) = read_old::<Bucket>(&bytes) {
+            bucket.seal();
+            batch.insert(key, codec::encode("bucket", &bucket)?);
+        }
+    }
+    for entry in packs.iter() {
+        let (key, bytes) = entry?;
+        if let Some(mut buckets) = read_old::<Vec<Bucket>>(&bytes) {
+            buckets.iter_mut().for_each(Bucket::seal);
+            packed.insert(key, codec::encode("pack", &buckets)?);
+        }
     }
     Ok(())
 }
+
+/// A record of format 6 or before, authors read by id.
+fn read_old<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    let body = codec::open(bytes)?;
+    reading_ids(|| codec::decode("old record", body)).ok()
+}
+
+#[cfg(test)]
+#[path = "migrate_tests.rs"]
+pub(super) mod tests;

@@ -198,30 +198,39 @@ pub fn format(db: &sled::Db, path: &std::path::Path) -> Result<u32, StoreError> 
 ///   and are replaced as they are written again, so nothing is rewritten.
 /// - 2 → 3: the checkpoint gains the sources' clocks and the discovered
 ///   names, a baseline the overlap of authors across buckets; postcard
-///   records of both kinds are rewritten with the new parts empty (what a
-///   restart of format 2 started from). A record that does not read is
-///   left for the first read to report, with the way to recover.
+///   baselines are rewritten with the overlap empty (what a restart of
+///   format 2 started from). A record that does not read is left for the
+///   first read to report, with the way to recover.
 /// - 3 → 4: closed buckets may be packed into larger records
 ///   ([`keys::Kind::Pack`], written by [`compact`]), which a build of
 ///   format 3 would not read; nothing is rewritten.
 /// - 4 → 5: a discovered name's candidates keep the class of each
-///   held-back post; the checkpoint is rewritten with the posts held back
-///   so far as reports (as format 4 counted them).
+///   held-back post; those held back so far read as reports (as format 4
+///   counted them).
 /// - 5 → 6: a large checkpoint is written in pieces, which a build of
 ///   format 5 would not read; nothing is rewritten.
-/// - 5 or 6 → 7: a sink may set a failing alert aside
+/// - 6 → 7: a sink may set a failing alert aside
 ///   ([`keys::Kind::Aside`]): a build of format 6 would take the sink's
 ///   cursor, already past it, for done, and its garbage collection would
-///   drop the alert unsent (nothing to rewrite for it); and the
-///   checkpoint's discovered names gain the authors' budgets of
-///   admissions: it is rewritten with none spent
-///   ([`migrate::checkpoint_from_format_6`]).
+///   drop the alert unsent (nothing to rewrite for it); the checkpoint's
+///   discovered names gain the authors' budgets of admissions (none
+///   spent); and buckets hold their authors as digests
+///   ([`crate::window::AuthorId`]), not ids of up to 2 KiB: every
+///   closed bucket, single or packed, and the checkpoint (its open
+///   buckets, the detector's recent window) are rewritten
+///   ([`migrate::buckets_from_format_6`], [`migrate::checkpoint`]).
+///
+/// The checkpoint of any older format is read in its layout and written
+/// anew by [`migrate::checkpoint`]; the packs with the rest, in one
+/// transaction over both trees.
 pub fn migrate(db: &sled::Db, path: &std::path::Path) -> Result<(), StoreError> {
+    use sled::Transactional;
     let found = format(db, path)?;
     if found == FORMAT {
         return Ok(());
     }
     let mut batch = sled::Batch::default();
+    let mut packed = sled::Batch::default();
     if found == 0 {
         for (old, new) in keys::FORMAT_0_MOVES {
             if let Some(value) = db.get(old)? {
@@ -230,29 +239,9 @@ pub fn migrate(db: &sled::Db, path: &std::path::Path) -> Result<(), StoreError> 
             }
         }
     }
-    if found == 2
-        && let Some(bytes) = db.get(keys::CHECKPOINT)?
-        && let Some(codec::Body::Postcard(body)) = codec::open(&bytes)
-        && let Ok(checkpoint) = Checkpoint::from_format_2(body)
-    {
-        batch.insert(
-            keys::CHECKPOINT,
-            codec::encode("checkpoint", &checkpoint.as_ref())?,
-        );
-    }
-    if matches!(found, 3 | 4)
-        && let Some(bytes) = db.get(keys::CHECKPOINT)?
-        && let Some(codec::Body::Postcard(body)) = codec::open(&bytes)
-        && let Ok(checkpoint) = Checkpoint::from_format_4(body)
-    {
-        batch.insert(
-            keys::CHECKPOINT,
-            codec::encode("checkpoint", &checkpoint.as_ref())?,
-        );
-    }
-    if matches!(found, 5 | 6) {
-        migrate::checkpoint_from_format_6(db, &mut batch)?;
-    }
+    migrate::checkpoint(db, found, &mut batch)?;
+    let packs = db.open_tree(keys::PACKS)?;
+    migrate::buckets_from_format_6(db, &packs, &mut batch, &mut packed)?;
     if found == 2 {
         for entry in db.scan_prefix([keys::Kind::Baseline.tag()]) {
             let (key, bytes) = entry?;
@@ -264,7 +253,21 @@ pub fn migrate(db: &sled::Db, path: &std::path::Path) -> Result<(), StoreError> 
         }
     }
     batch.insert(keys::FORMAT, &FORMAT.to_be_bytes());
-    db.apply_batch(batch)?;
+    // One transaction over both trees: the packs are rewritten with the
+    // rest, or nothing is.
+    let applied: sled::transaction::TransactionResult<()> =
+        (&**db, &packs).transaction(|(main, packs)| {
+            main.apply_batch(&batch)?;
+            packs.apply_batch(&packed)?;
+            Ok(())
+        });
+    applied.map_err(|e| match e {
+        sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
+        sled::transaction::TransactionError::Abort(()) => StoreError::Unwritable {
+            what: "migrated store".into(),
+            detail: "the transaction was aborted".into(),
+        },
+    })?;
     db.flush()?;
     Ok(())
 }

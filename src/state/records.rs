@@ -21,8 +21,9 @@ use crate::window::{Bucket, DiscoveredNames, SavedNames, SavedNamesFormat4, Save
 /// candidates keep the class (report or recovery) of each held-back post;
 /// 6: a large checkpoint is written in pieces ([`super::keys::checkpoint_piece`]);
 /// 7: a sink may set alerts aside ([`super::keys::Kind::Aside`]), which
-/// an older build would neither deliver nor keep, and the discovered
-/// names in the checkpoint hold the authors' budgets of admissions.
+/// an older build would neither deliver nor keep, the discovered
+/// names in the checkpoint hold the authors' budgets of admissions, and
+/// buckets hold their authors as digests ([`crate::window::AuthorId`]).
 /// A change of key layout, encoding or a stored type's fields bumps it and
 /// adds its step to [`super::migrate`].
 pub const FORMAT: u32 = 7;
@@ -244,7 +245,7 @@ pub fn readable(key: &[u8], body: super::codec::Body<'_>, format: u32) -> Result
         what: what.clone(),
         detail: e.to_string(),
     };
-    let read = match (Kind::of(key), body) {
+    let read = || match (Kind::of(key), body) {
         (Some(Kind::Bucket), _) => decode::<Bucket>(&what, body).map(drop),
         (Some(Kind::Pack), _) => decode::<Vec<Bucket>>(&what, body).map(drop),
         (Some(Kind::Baseline), Body::Postcard(bytes)) if format == 2 => {
@@ -262,6 +263,11 @@ pub fn readable(key: &[u8], body: super::codec::Body<'_>, format: u32) -> Result
         }
         _ if key == keys::CHECKPOINT => decode::<Checkpoint>(&what, body).map(drop),
         _ => Ok(()),
+    };
+    // Format 6 and before held authors by id where they are now digests.
+    let read = match format {
+        ..=6 => crate::window::reading_ids(read),
+        _ => read(),
     };
     read.map_err(|e| match e {
         super::StoreError::Corrupt { detail, .. } => detail,

@@ -710,4 +710,4 @@ pub(super) fn checkpoint_bytes(db: &sled::Tree) -> sled::Result<Option<Vec<u8>>>
 
 #[cfg(test)]
 #[path = "store_tests.rs"]
-mod tests;
+pub(super) mod tests;

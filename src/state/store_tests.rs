@@ -3,7 +3,8 @@
 
 use super::*;
 use crate::alert::Alert;
-use crate::window::ServiceCounts;
+use crate::state::migrate::tests::in_format_6;
+use crate::window::{AuthorId, ServiceCounts};
 
 const NO_ALERTS: &[Alert] = &[];
 
@@ -335,7 +336,7 @@ fn format_0(dir: &Path, checkpoint: &Checkpoint) {
 /// lock outlives a dropped store for a moment (its last background
 /// write), so the open is tried again for a few seconds, as
 /// `SledStore::open` does: at once, it failed on a busy machine.
-fn raw_store(dir: &Path, records: Vec<(Vec<u8>, Vec<u8>)>) {
+pub(in crate::state) fn raw_store(dir: &Path, records: Vec<(Vec<u8>, Vec<u8>)>) {
     let mut tries = 0;
     let db = loop {
         match sled::open(dir) {
@@ -507,10 +508,11 @@ fn a_format_2_store_is_rewritten_and_read() {
         cursors: [("jetstream".to_owned(), 299_000_000)].into(),
         ..Checkpoint::default()
     };
+    let open_2: Vec<_> = cp.open.iter().map(|b| in_format_6(b, &["a"])).collect();
     let format_2 = (
         cp.closed_through,
         cp.newest,
-        &cp.open,
+        &open_2,
         &cp.detector,
         &cp.cursors,
         &cp.seqs,
@@ -555,7 +557,7 @@ fn format_1(dir: &Path, checkpoint: &Checkpoint, bucket: &Bucket, baseline: &Rep
             ),
             (
                 keys::bucket(bucket.start).to_vec(),
-                codec::encode_format_1(bucket),
+                codec::encode_format_1(&in_format_6(bucket, &["a"])),
             ),
             (
                 keys::named(Kind::Baseline, "acme").to_vec(),
@@ -947,15 +949,15 @@ fn a_sink_gone_from_the_configuration_is_renamed_or_retired() {
     assert_eq!(outbox.dead_letters().expect("read").count_for("pager"), 0);
 }
 
-/// A checkpoint of about 0.75 MB (open buckets with their authors), as a
+/// A checkpoint of about 0.35 MB (open buckets with their authors), as a
 /// discovered-candidate table makes it, `n` telling each apart.
 fn large_checkpoint(n: i64, buckets: usize) -> Checkpoint {
     let open = (0..buckets)
         .map(|i| {
             let mut b = bucket(i as Micros * 10, 5);
             if let Some(counts) = b.services.get_mut("discord") {
-                counts.authors = (0..50)
-                    .map(|a| format!("did:plc:author-{i:05}-{a:03}"))
+                counts.authors = (0..100)
+                    .map(|a| AuthorId::of(&format!("did:plc:author-{i:05}-{a:03}")))
                     .collect();
             }
             b

@@ -12,12 +12,47 @@
 //! million authors in one bucket). A collision could only merge two
 //! authors into one, never make one count twice.
 
-use serde::{Deserialize, Serialize};
+use std::cell::Cell;
+
+use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
 
-/// An author id's digest (see the module documentation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// An author id's digest (see the module documentation). Stored as its 16
+/// bytes; read from the id itself inside [`reading_ids`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct AuthorId(pub [u8; 16]);
+
+thread_local! {
+    /// Whether digests are being read from records that held the ids.
+    static IDS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `read` with every [`AuthorId`] it deserialises read from an
+/// author id (a string) and digested: records of store format 6 and
+/// earlier held the ids where they now hold digests, in buckets, in the
+/// checkpoint's open buckets and in the detector's recent window alike.
+/// A mode of the reader rather than a copy of each of those types in its
+/// old layout: the layouts differ only there.
+pub fn reading_ids<T>(read: impl FnOnce() -> T) -> T {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            IDS.set(self.0);
+        }
+    }
+    let _reset = Reset(IDS.replace(true));
+    read()
+}
+
+impl<'de> Deserialize<'de> for AuthorId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if IDS.get() {
+            String::deserialize(deserializer).map(|id| AuthorId::of(&id))
+        } else {
+            <[u8; 16]>::deserialize(deserializer).map(AuthorId)
+        }
+    }
+}
 
 impl AuthorId {
     /// The digest of `author`, the same in every run.
@@ -52,5 +87,27 @@ mod tests {
             ]
         );
         assert_ne!(AuthorId::of("did:plc:a"), AuthorId::of("did:plc:b"));
+    }
+
+    /// Digests read back as themselves, in postcard and JSON; inside
+    /// [`reading_ids`] an id written as a string reads as its digest, and
+    /// the mode ends with it.
+    #[test]
+    fn digests_read_back_and_old_ids_read_as_their_digests() {
+        let ids = vec![AuthorId::of("did:plc:a"), AuthorId::of("did:plc:b")];
+        let bytes = postcard::to_allocvec(&ids).expect("encode");
+        let back: Vec<AuthorId> = postcard::from_bytes(&bytes).expect("decode");
+        assert_eq!(back, ids);
+        let json = serde_json::to_vec(&ids).expect("json");
+        let back: Vec<AuthorId> = serde_json::from_slice(&json).expect("json back");
+        assert_eq!(back, ids);
+        let old = postcard::to_allocvec(&vec!["did:plc:a", "did:plc:b"]).expect("encode");
+        let read = reading_ids(|| postcard::from_bytes::<Vec<AuthorId>>(&old)).expect("decode");
+        assert_eq!(read, ids);
+        assert_ne!(
+            postcard::from_bytes::<Vec<AuthorId>>(&old).ok(),
+            Some(ids),
+            "outside the mode the bytes are digests"
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::WindowConfig;
+use super::{AuthorId, WindowConfig};
 use crate::Micros;
 use crate::matcher::{Class, Verdict};
 use crate::normalize::Post;
@@ -32,20 +32,21 @@ pub struct Bucket {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServiceCounts {
     pub reports: u64,
-    /// Distinct reporting authors; one author counts once per bucket.
-    /// Sorted once the bucket closes ([`Bucket::seal`]); in order of
+    /// Distinct reporting authors, by digest ([`AuthorId`]: 16 bytes, where
+    /// an id may take 2 KiB, and a closed bucket is kept 8 days); one
+    /// author counts once per bucket. Sorted once the bucket closes ([`Bucket::seal`]); in order of
     /// arrival while it is open (a sorted insert per new author moved the
     /// whole list: 200 000 authors in one bucket took 15 s).
-    pub authors: Vec<String>,
+    pub authors: Vec<AuthorId>,
     /// Posts saying the service works again.
     pub recoveries: u64,
     /// The best few reports of the bucket, by score then arrival.
     pub samples: Vec<Sample>,
-    /// (fingerprint of a long text, author) for reports long enough to be
+    /// (fingerprint of a long text, author's digest) for reports long enough to be
     /// copypasta: the same long text from many accounts is a storm, not
     /// many people. Sorted once the bucket closes, as `authors`.
     #[serde(default)]
-    pub copies: Vec<(u64, String)>,
+    pub copies: Vec<(u64, AuthorId)>,
     /// How often each outage phrase was used (evidence for alerts).
     #[serde(default)]
     pub phrases: BTreeMap<String, u64>,
@@ -70,8 +71,8 @@ pub struct ServiceCounts {
 /// is looked up in constant time, not by search and sorted insert.
 #[derive(Debug, Clone, Default)]
 pub struct Seen {
-    authors: HashSet<String>,
-    copies: HashSet<(u64, String)>,
+    authors: HashSet<AuthorId>,
+    copies: HashSet<(u64, AuthorId)>,
 }
 
 /// An index says nothing of the counts: buckets with the same counts are
@@ -119,12 +120,8 @@ pub(super) fn phrases_and_lang<'a>(
 impl Bucket {
     /// Puts the bucket in its stored form once it closes: authors and
     /// copies sorted, the index dropped.
-    pub(super) fn seal(&mut self) {
-        for counts in self.services.values_mut() {
-            counts.authors.sort_unstable();
-            counts.copies.sort_unstable();
-            counts.seen = Seen::default();
-        }
+    pub fn seal(&mut self) {
+        self.services.values_mut().for_each(ServiceCounts::seal);
     }
 
     /// Counts a post of `service` in this bucket: a report (with its
@@ -153,17 +150,28 @@ impl Bucket {
 }
 
 impl ServiceCounts {
+    /// The stored form of a closed bucket's counts (see [`Bucket::seal`]).
+    /// Duplicates go too: none arise while counting, but counts read from
+    /// ids (store format 6) could hold two ids of one digest.
+    pub fn seal(&mut self) {
+        self.authors.sort_unstable();
+        self.authors.dedup();
+        self.copies.sort_unstable();
+        self.copies.dedup();
+        self.seen = Seen::default();
+    }
+
     /// Whether `author` reported the service in this (open) bucket.
-    pub(super) fn has_author(&mut self, author: &str) -> bool {
+    pub(super) fn has_author(&mut self, author: AuthorId) -> bool {
         self.index();
-        self.seen.authors.contains(author)
+        self.seen.authors.contains(&author)
     }
 
     /// Adds `author` to the distinct reporting authors, once.
-    pub(super) fn add_author(&mut self, author: &str) {
+    pub(super) fn add_author(&mut self, author: AuthorId) {
         if !self.has_author(author) {
-            self.seen.authors.insert(author.to_owned());
-            self.authors.push(author.to_owned());
+            self.seen.authors.insert(author);
+            self.authors.push(author);
         }
     }
 
@@ -172,10 +180,10 @@ impl ServiceCounts {
     /// hold distinct entries, so equal lengths mean it holds them.
     fn index(&mut self) {
         if self.seen.authors.len() != self.authors.len() {
-            self.seen.authors = self.authors.iter().cloned().collect();
+            self.seen.authors = self.authors.iter().copied().collect();
         }
         if self.seen.copies.len() != self.copies.len() {
-            self.seen.copies = self.copies.iter().cloned().collect();
+            self.seen.copies = self.copies.iter().copied().collect();
         }
     }
 
@@ -192,14 +200,12 @@ impl ServiceCounts {
         };
         *self.langs.entry(lang_key.to_owned()).or_default() += 1;
         self.reports += 1;
-        self.add_author(&post.author);
+        let author = AuthorId::of(&post.author);
+        self.add_author(author);
         if post.text.chars().count() >= config.copy_min_chars {
-            let copy = (
-                xxhash_rust::xxh3::xxh3_64(post.text.as_bytes()),
-                post.author.clone(),
-            );
+            let copy = (xxhash_rust::xxh3::xxh3_64(post.text.as_bytes()), author);
             self.index();
-            if self.seen.copies.insert(copy.clone()) {
+            if self.seen.copies.insert(copy) {
                 self.copies.push(copy);
             }
         }
@@ -278,14 +284,15 @@ mod tests {
         }
         bucket.seal();
         let counts = &bucket.services["s"];
-        let mut authors: Vec<String> = (0..n).map(|a| format!("did:{a}")).collect();
+        let mut authors: Vec<AuthorId> =
+            (0..n).map(|a| AuthorId::of(&format!("did:{a}"))).collect();
         authors.sort_unstable();
-        let mut copies: Vec<(u64, String)> = posts(n)[..n as usize]
+        let mut copies: Vec<(u64, AuthorId)> = posts(n)[..n as usize]
             .iter()
             .map(|p| {
                 (
                     xxhash_rust::xxh3::xxh3_64(p.text.as_bytes()),
-                    p.author.clone(),
+                    AuthorId::of(&p.author),
                 )
             })
             .collect();

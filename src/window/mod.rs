@@ -20,7 +20,7 @@ mod discovered;
 
 use std::collections::BTreeMap;
 
-pub use self::author::AuthorId;
+pub use self::author::{AuthorId, reading_ids};
 use self::discovered::Admission;
 pub use self::discovered::{
     DiscoveredNames, HeldBack, SavedNames, SavedNamesFormat4, SavedNamesFormat6,
@@ -56,7 +56,7 @@ fn admit_discovered(
     let new_author = bucket
         .services
         .get_mut(service)
-        .is_none_or(|c| !c.has_author(&post.author));
+        .is_none_or(|c| !c.has_author(AuthorId::of(&post.author)));
     match discovered.admit(service, &post.author, class, new_author, post.time_us) {
         Admission::Counted => true,
         Admission::Admitted(before) => {
@@ -68,7 +68,7 @@ fn admit_discovered(
                 counts.reports += held.reports;
                 counts.recoveries += held.recoveries;
                 if held.reports > 0 {
-                    counts.add_author(&held.author);
+                    counts.add_author(AuthorId::of(&held.author));
                 }
             }
             true
@@ -341,7 +341,9 @@ mod tests {
         assert_eq!(b.total_posts, 4);
         let d = &b.services["discord"];
         assert_eq!(d.reports, 3);
-        assert_eq!(d.authors, vec!["a", "b"]);
+        let mut authors = vec![AuthorId::of("a"), AuthorId::of("b")];
+        authors.sort_unstable();
+        assert_eq!(d.authors, authors, "each once, sorted by digest");
         assert_eq!(d.samples[0].author, "b", "best score first");
         assert_eq!(w.closed_through(), Some(110 * MICROS_PER_SEC));
     }
@@ -516,7 +518,7 @@ mod tests {
             let want = (
                 *reports,
                 *recoveries,
-                authors.iter().map(|a| a.to_string()).collect(),
+                authors.iter().map(|a| AuthorId::of(a)).collect(),
             );
             assert_eq!(
                 got,
