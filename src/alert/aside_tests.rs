@@ -60,13 +60,8 @@ async fn answer(State(receiver): State<Receiver>, body: axum::body::Bytes) -> St
 impl Receiver {
     async fn start() -> (Receiver, String) {
         let receiver = Receiver::default();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
         let app = Router::new().fallback(answer).with_state(receiver.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (receiver, url)
+        (receiver, super::paused_tests::serve_on_loopback(app).await)
     }
 
     fn refuse(&self, id: &str, refused: bool) {

@@ -58,6 +58,17 @@ async fn answer(State(receiver): State<Receiver>, headers: HeaderMap) -> Respons
     response
 }
 
+/// Serves `app` on a free loopback port, on the current runtime: the
+/// URL of its `/hook` (the alert tests' receivers).
+pub(super) async fn serve_on_loopback(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
 impl Receiver {
     /// Serves on a loopback port, on the current runtime; returns the URL.
     async fn start(script: Vec<Scripted>) -> (Receiver, String) {
@@ -65,13 +76,8 @@ impl Receiver {
             script: Arc::new(Mutex::new(script.into())),
             got: Arc::default(),
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
         let app = Router::new().fallback(answer).with_state(receiver.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (receiver, url)
+        (receiver, serve_on_loopback(app).await)
     }
 
     fn times(&self) -> Vec<Instant> {
