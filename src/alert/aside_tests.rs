@@ -183,10 +183,12 @@ async fn one_incident_refused_does_not_hold_up_another() {
         receiver.taken(),
         [(b.clone(), "firing".into()), (b.clone(), "resolved".into())]
     );
+    let report = &delivery.reports()[0];
+    assert_eq!(report.set_aside, 2, "A's firing and resolved");
     assert_eq!(
-        delivery.reports()[0].set_aside,
-        2,
-        "A's firing and resolved"
+        report.oldest_pending_at,
+        Some(alert("a", TransitionKind::Firing).at),
+        "the oldest undelivered is A's set-aside firing"
     );
     assert_eq!(outbox.last_seq().expect("read"), None, "collected");
     receiver.in_order(&a);

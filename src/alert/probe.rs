@@ -84,9 +84,9 @@ impl SinkProbe {
                         .map(|(_, alert)| alert.at),
                     _ => self
                         .outbox
-                        .set_aside_alerts(name)
+                        .first_set_aside(name)
                         .ok()
-                        .and_then(|read| read.alerts.into_iter().next())
+                        .flatten()
                         .map(|aside| aside.alert.at),
                 };
                 SinkReport {

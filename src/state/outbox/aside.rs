@@ -81,6 +81,18 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
         Ok(read)
     }
 
+    /// The oldest set-aside alert of `sink` that reads, decoding no more
+    /// than it must (the dashboard asks on every refresh).
+    pub fn first_set_aside(&self, sink: &str) -> Result<Option<SetAside<A>>, StoreError> {
+        for entry in self.db.scan_prefix(keys::entries(Kind::Aside, sink)) {
+            let (_, value) = entry?;
+            if let Ok(aside) = codec::decode_plain("set-aside alert", &value) {
+                return Ok(Some(aside));
+            }
+        }
+        Ok(None)
+    }
+
     /// Moves `sink`'s re-queued letters of `incident` (`incident_of`
     /// names an alert's) among its set-aside alerts, untried, in one
     /// batch: they are older than the set-aside alerts of their incident,
