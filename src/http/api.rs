@@ -304,8 +304,9 @@ async fn retry(
 }
 
 /// At most 200 characters of something a client sent, for an error message.
+/// A requester's text quoted back in an error, cut (with `…` when cut).
 fn truncate(s: &str) -> String {
-    s.chars().take(200).collect()
+    crate::text::truncate_chars(s, 200)
 }
 
 /// An incident without its alerts and chart (the list view).
@@ -522,12 +523,9 @@ fn sink_view(report: &SinkReport, stopped: bool) -> Value {
 
 /// At most 300 characters of a receiver's answer: the delivery code bounds
 /// it already, this keeps the page's row readable whatever it stored.
+/// A receiver's or a sink's error text as the API shows it, cut.
 fn bounded(s: &str) -> String {
-    let mut out: String = s.chars().take(300).collect();
-    if out.len() < s.len() {
-        out.push('…');
-    }
-    out
+    crate::text::truncate_chars(s, 300)
 }
 
 #[cfg(test)]
