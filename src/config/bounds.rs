@@ -101,7 +101,7 @@ fn detector_floats(d: &DetectorConfig) -> [(&'static str, f64, f64, f64); 6] {
 
 /// `[detector]`'s whole-number keys (seconds, a count): value, least and
 /// most allowed.
-fn detector_ints(d: &DetectorConfig) -> [(&'static str, i64, i64, i64); 19] {
+fn detector_ints(d: &DetectorConfig) -> [(&'static str, i64, i64, i64); 20] {
     const DAY: i64 = 86_400;
     let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     let services = i64::try_from(d.group_min_services).unwrap_or(i64::MAX);
@@ -117,6 +117,14 @@ fn detector_ints(d: &DetectorConfig) -> [(&'static str, i64, i64, i64); 19] {
         (
             "max_authors_per_text",
             count(d.max_authors_per_text),
+            1,
+            10_000,
+        ),
+        // 0 would count no Mastodon or Nostr author at all; 10 000 lifts
+        // the cap in effect.
+        (
+            "max_authors_per_server",
+            count(d.max_authors_per_server),
             1,
             10_000,
         ),

@@ -206,6 +206,10 @@ const KEY_ERRORS: &[(&str, &str)] = &[
         "ow.toml:2:1: `detector.max_authors_per_text`: must be from 1 to 10000, got 0",
     ),
     (
+        "[detector]\nmax_authors_per_server = 0",
+        "ow.toml:2:1: `detector.max_authors_per_server`: must be from 1 to 10000, got 0",
+    ),
+    (
         "[detector]\nsamples = 1000",
         "ow.toml:2:1: `detector.samples`: must be from 0 to 20, got 1000",
     ),

@@ -89,6 +89,11 @@ pub struct DetectorConfig {
     /// Authors posting the same long text (copypasta, bot storms) count as
     /// at most this many in a window.
     pub max_authors_per_text: u64,
+    /// Authors one server vouches for, on networks whose accounts cost
+    /// nothing to make (a Mastodon domain, a Nostr relay; see
+    /// [`crate::source::Source::server_of`]), count as at most this many
+    /// in a window: one hostile server's made-up accounts are one voice.
+    pub max_authors_per_server: u64,
     /// Also open an incident when the window falls as far *below* its
     /// expectation as a firing window stands above it. Not a setting of
     /// the daemon (a count of outage reports falling is good news, and it
@@ -138,6 +143,7 @@ impl Default for DetectorConfig {
             high_after_secs: 1800,
             samples: 5,
             max_authors_per_text: 3,
+            max_authors_per_server: 2,
             drops: false,
             max_discovered: crate::window::WindowConfig::default().max_discovered,
         }

@@ -58,7 +58,7 @@ pub use model::{nb_tail, poisson_tail};
 pub use config::DetectorConfig;
 
 use self::baseline::{Reports, Volume};
-use self::view::{expectations, window_view};
+use self::view::{Caps, expectations, window_view};
 use crate::window::{Bucket, ServiceCounts};
 use crate::{MICROS_PER_SEC, Micros};
 
@@ -287,7 +287,7 @@ impl Detector {
                     Basis::Prior,
                 ));
                 let since = now - (scales as i64 - 1) * config.bucket_us();
-                let view = window_view(state, since, expected, basis, config.max_authors_per_text);
+                let view = window_view(state, since, expected, basis, Caps::of(config));
                 let dispersion = baseline.dispersion.at(scales, config.dispersion_initial);
                 let min_authors = config.min_authors_now(warming_up);
                 let fire_at = config

@@ -7,7 +7,7 @@ use super::baseline::{Basis, Reports, Volume};
 use super::evidence::{self, Evidence};
 use super::incident::{Direction, Incident, Measure, Severity, Transition, TransitionKind};
 use super::model::{nb_lower_tail, nb_tail, poisson_lower_tail, poisson_tail};
-use super::view::{MAX_ADJUST, WindowView, expectations, window_views};
+use super::view::{Caps, MAX_ADJUST, WindowView, expectations, window_views};
 use super::{Detector, DetectorConfig, ServiceState, Tested, model};
 use crate::{MICROS_PER_SEC, Micros};
 use std::collections::VecDeque;
@@ -88,7 +88,7 @@ impl Scales {
             config.bucket_us(),
             1,
             &expectations,
-            config.max_authors_per_text,
+            Caps::of(config),
         );
         let window = *views.last()?;
         let dispersions = (1..=config.scales())

@@ -1,13 +1,15 @@
 //! A service's recent window as the rule reads it: what its baseline
 //! expects of each scale (the last 1, 2, … buckets), and what each scale
-//! holds (reports, distinct authors with copies weighed down, recoveries).
+//! holds (reports, distinct authors with copies and one server's accounts
+//! weighed down, recoveries).
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::hash::Hash;
 
 use super::baseline::{self, Basis, Reports, Volume};
 use super::{DetectorConfig, ServiceState};
 use crate::Micros;
-use crate::window::{AuthorId, ServiceCounts};
+use crate::window::{AuthorId, ServerId, ServiceCounts};
 
 /// The recent window of one service (or its last few buckets), summed.
 #[derive(Debug, Clone, Copy)]
@@ -119,9 +121,9 @@ pub(super) fn window_views(
     bucket_us: Micros,
     first: usize,
     expectations: &[(f64, Basis)],
-    max_per_text: u64,
+    caps: Caps,
 ) -> Vec<WindowView> {
-    let mut sums = Sums::new(max_per_text);
+    let mut sums = Sums::new(caps);
     let mut newest_first = state.recent.iter().rev().peekable();
     let mut out = Vec::with_capacity(expectations.len().saturating_sub(first.saturating_sub(1)));
     for (i, &(expected, basis)) in expectations.iter().enumerate() {
@@ -143,52 +145,61 @@ pub(super) fn window_view(
     since: Micros,
     expected: f64,
     basis: Basis,
-    max_per_text: u64,
+    caps: Caps,
 ) -> WindowView {
-    let mut sums = Sums::new(max_per_text);
+    let mut sums = Sums::new(caps);
     for bucket in state.recent.iter().filter(|b| b.start >= since) {
         sums.add(&bucket.counts);
     }
     sums.view(expected, basis)
 }
 
+/// How many authors one group may count for, in a window: of the
+/// accounts sharing one long text, and of the accounts one server vouches
+/// for (see [`crate::window::ServiceCounts::servers`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Caps {
+    pub per_text: u64,
+    pub per_server: u64,
+}
+
+impl Caps {
+    pub fn of(config: &DetectorConfig) -> Caps {
+        Caps {
+            per_text: config.max_authors_per_text,
+            per_server: config.max_authors_per_server,
+        }
+    }
+}
+
 /// Buckets summed as a window counts them. Saturating: a plain series may
 /// give counts near `u64::MAX`, and a sum that wrapped would read as a
 /// calm window.
 ///
-/// The same long text from many accounts counts as a few of them: the
-/// first `max_per_text` of its accounts in the order of their digests
-/// (the same in every run, as the ids' order was). An account past that
-/// in every text it shared is not counted; one within it in some text
-/// still is (a sum of each text's excess took the same accounts off once
-/// per text, down to none).
+/// Accounts are capped per group in two ways ([`Caps`]): the same long
+/// text from many accounts counts as a few of them, and so do the
+/// accounts of one server where accounts cost nothing to make. An account
+/// is left out when either cap leaves it out.
 struct Sums {
     authors: HashSet<AuthorId>,
     anonymous: u64,
     reports: u64,
     summed: u64,
     recoveries: u64,
-    /// Accounts per text (by fingerprint), in digest order.
-    texts: HashMap<u64, BTreeSet<AuthorId>>,
-    /// Per account: in how many texts it is within the cap, and past it.
-    standing: HashMap<AuthorId, (u64, u64)>,
-    /// Accounts past the cap in every text they shared.
-    excess: u64,
-    cap: usize,
+    copies: Capped<u64>,
+    servers: Capped<ServerId>,
 }
 
 impl Sums {
-    fn new(max_per_text: u64) -> Self {
+    fn new(caps: Caps) -> Self {
         Sums {
             authors: HashSet::new(),
             anonymous: 0,
             reports: 0,
             summed: 0,
             recoveries: 0,
-            texts: HashMap::new(),
-            standing: HashMap::new(),
-            excess: 0,
-            cap: usize::try_from(max_per_text.max(1)).unwrap_or(usize::MAX),
+            copies: Capped::new(caps.per_text),
+            servers: Capped::new(caps.per_server),
         }
     }
 
@@ -199,12 +210,65 @@ impl Sums {
         self.summed = self.summed.saturating_add(distinct(counts));
         self.recoveries = self.recoveries.saturating_add(counts.recoveries);
         for &(text, author) in &counts.copies {
-            self.add_copy(text, author);
+            self.copies.add(text, author);
+        }
+        for &(server, author) in counts.servers.iter() {
+            self.servers.add(server, author);
         }
     }
 
-    fn add_copy(&mut self, text: u64, author: AuthorId) {
-        let accounts = self.texts.entry(text).or_default();
+    fn view(&self, expected: f64, basis: Basis) -> WindowView {
+        let uncapped = (self.authors.len() as u64).saturating_add(self.anonymous);
+        // Accounts left out by both caps are left out once.
+        let both = if self.copies.excess > 0 && self.servers.excess > 0 {
+            self.servers
+                .excess_accounts()
+                .filter(|a| self.copies.is_excess(a))
+                .count() as u64
+        } else {
+            0
+        };
+        let excess = (self.copies.excess + self.servers.excess).saturating_sub(both);
+        WindowView {
+            reports: self.reports,
+            uncapped,
+            summed: self.summed,
+            authors: uncapped.saturating_sub(excess),
+            recoveries: self.recoveries,
+            expected,
+            basis,
+        }
+    }
+}
+
+/// Accounts in groups (texts, servers), each group counting its first
+/// `cap` accounts in the order of their digests (the same in every run,
+/// as the ids' order was). An account past the cap in every group it is
+/// in is excess; one within it in some group still counts (a sum of each
+/// group's excess took the same accounts off once per group, down to
+/// none). So accounts in groups count for at most `cap` per group.
+struct Capped<G> {
+    /// Accounts per group, in digest order.
+    groups: HashMap<G, BTreeSet<AuthorId>>,
+    /// Per account: in how many groups it is within the cap, and past it.
+    standing: HashMap<AuthorId, (u64, u64)>,
+    /// Accounts past the cap in every group they are in.
+    excess: u64,
+    cap: usize,
+}
+
+impl<G: Hash + Eq> Capped<G> {
+    fn new(cap: u64) -> Self {
+        Capped {
+            groups: HashMap::new(),
+            standing: HashMap::new(),
+            excess: 0,
+            cap: usize::try_from(cap.max(1)).unwrap_or(usize::MAX),
+        }
+    }
+
+    fn add(&mut self, group: G, author: AuthorId) {
+        let accounts = self.groups.entry(group).or_default();
         if !accounts.insert(author) {
             return;
         }
@@ -224,29 +288,31 @@ impl Sums {
     /// off, keeping the number of accounts past the cap everywhere.
     fn stand(&mut self, author: AuthorId, plus: (u64, u64), minus: (u64, u64)) {
         let counts = self.standing.entry(author).or_default();
-        let excess_before = counts.0 == 0 && counts.1 > 0;
+        let excess_before = is_excess(*counts);
         counts.0 = (counts.0 + plus.0).saturating_sub(minus.0);
         counts.1 = (counts.1 + plus.1).saturating_sub(minus.1);
-        let excess_after = counts.0 == 0 && counts.1 > 0;
-        match (excess_before, excess_after) {
+        match (excess_before, is_excess(*counts)) {
             (false, true) => self.excess += 1,
             (true, false) => self.excess -= 1,
             _ => {}
         }
     }
 
-    fn view(&self, expected: f64, basis: Basis) -> WindowView {
-        let uncapped = (self.authors.len() as u64).saturating_add(self.anonymous);
-        WindowView {
-            reports: self.reports,
-            uncapped,
-            summed: self.summed,
-            authors: uncapped.saturating_sub(self.excess),
-            recoveries: self.recoveries,
-            expected,
-            basis,
-        }
+    fn is_excess(&self, author: &AuthorId) -> bool {
+        self.standing.get(author).is_some_and(|&c| is_excess(c))
     }
+
+    fn excess_accounts(&self) -> impl Iterator<Item = &AuthorId> {
+        self.standing
+            .iter()
+            .filter(|(_, c)| is_excess(**c))
+            .map(|(a, _)| a)
+    }
+}
+
+/// Whether an account's (within, past) counts leave it out.
+fn is_excess((within, past): (u64, u64)) -> bool {
+    within == 0 && past > 0
 }
 
 #[cfg(test)]

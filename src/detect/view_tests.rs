@@ -1,10 +1,11 @@
 //! The window's scales built in one pass against each built on its own
 //! from the definition (the code they replaced): the same views, every
-//! field, on random windows with repeated authors and shared texts.
+//! field, on random windows with repeated authors, shared texts and
+//! servers.
 
 use proptest::prelude::*;
 
-use crate::window::AuthorId;
+use crate::window::{AddedIn8, AuthorId, ServerId};
 
 use super::super::RecentBucket;
 use super::*;
@@ -12,9 +13,10 @@ use super::*;
 const B: Micros = 10_000_000;
 
 /// Each scale from scratch, as the definition reads: distinct authors of
-/// the buckets since its start, copies past `cap` per text in digest order,
-/// an account past the cap in every text it shared taken off.
-fn one_scale(state: &ServiceState, since: Micros, cap: usize) -> (u64, u64, u64, u64, u64) {
+/// the buckets since its start; per text and per server, the accounts
+/// past its cap in digest order; an account past the cap in every text it
+/// shared, or in every server it came through, taken off once.
+fn one_scale(state: &ServiceState, since: Micros, caps: Caps) -> (u64, u64, u64, u64, u64) {
     let buckets: Vec<&ServiceCounts> = state
         .recent
         .iter()
@@ -29,14 +31,34 @@ fn one_scale(state: &ServiceState, since: Micros, cap: usize) -> (u64, u64, u64,
     authors.dedup();
     let total =
         |f: fn(&ServiceCounts) -> u64| buckets.iter().fold(0u64, |s, c| s.saturating_add(f(c)));
-    let mut copies: Vec<(u64, AuthorId)> = buckets
+    let copies: Vec<(u64, AuthorId)> = buckets
         .iter()
         .flat_map(|c| c.copies.iter().copied())
         .collect();
-    copies.sort_unstable();
-    copies.dedup();
+    let servers: Vec<(ServerId, AuthorId)> = buckets
+        .iter()
+        .flat_map(|c| c.servers.iter().copied())
+        .collect();
+    let mut excess = past_every_cap(copies, caps.per_text as usize);
+    excess.extend(past_every_cap(servers, caps.per_server as usize));
+    excess.sort_unstable();
+    excess.dedup();
+    let uncapped = (authors.len() as u64).saturating_add(total(|c| c.extra_authors));
+    (
+        total(|c| c.reports),
+        uncapped,
+        total(distinct),
+        uncapped.saturating_sub(excess.len() as u64),
+        total(|c| c.recoveries),
+    )
+}
+
+/// The accounts past `cap` (in digest order) in every group they are in.
+fn past_every_cap<G: Ord + Copy>(mut pairs: Vec<(G, AuthorId)>, cap: usize) -> Vec<AuthorId> {
+    pairs.sort_unstable();
+    pairs.dedup();
     let (mut within, mut past) = (Vec::new(), Vec::new());
-    for group in copies.chunk_by(|a, b| a.0 == b.0) {
+    for group in pairs.chunk_by(|a, b| a.0 == b.0) {
         for (i, (_, a)) in group.iter().enumerate() {
             if i < cap {
                 within.push(*a)
@@ -49,32 +71,24 @@ fn one_scale(state: &ServiceState, since: Micros, cap: usize) -> (u64, u64, u64,
     within.dedup();
     past.sort_unstable();
     past.dedup();
-    let excess = past
-        .iter()
-        .filter(|a| within.binary_search(a).is_err())
-        .count() as u64;
-    let uncapped = (authors.len() as u64).saturating_add(total(|c| c.extra_authors));
-    (
-        total(|c| c.reports),
-        uncapped,
-        total(distinct),
-        uncapped.saturating_sub(excess),
-        total(|c| c.recoveries),
-    )
+    past.retain(|a| within.binary_search(a).is_err());
+    past
 }
 
-/// A bucket: authors and copies drawn from small pools, so they repeat
-/// across buckets and texts.
+/// A bucket: authors, copies and servers drawn from small pools, so they
+/// repeat across buckets, texts and servers (an account may come through
+/// two servers, as a Nostr key through two relays).
 fn counts() -> impl Strategy<Value = ServiceCounts> {
     (
         proptest::collection::btree_set(0u8..12, 0..6),
         proptest::collection::vec((0u64..4, 0u8..12), 0..8),
+        proptest::collection::vec((0u8..3, 0u8..12), 0..8),
         0u64..3,
         0u64..20,
         0u64..4,
     )
         .prop_map(
-            |(authors, copies, extra, reports, recoveries)| ServiceCounts {
+            |(authors, copies, servers, extra, reports, recoveries)| ServiceCounts {
                 reports,
                 authors: authors
                     .iter()
@@ -85,6 +99,17 @@ fn counts() -> impl Strategy<Value = ServiceCounts> {
                     .into_iter()
                     .map(|(text, a)| (text, AuthorId::of(&format!("did:{a:02}"))))
                     .collect(),
+                servers: AddedIn8(
+                    servers
+                        .into_iter()
+                        .map(|(server, a)| {
+                            (
+                                ServerId::of(&format!("s{server}")),
+                                AuthorId::of(&format!("did:{a:02}")),
+                            )
+                        })
+                        .collect(),
+                ),
                 extra_authors: extra,
                 ..ServiceCounts::default()
             },
@@ -95,7 +120,8 @@ proptest! {
     #[test]
     fn every_scale_built_in_one_pass_is_the_scale_built_alone(
         buckets in proptest::collection::vec((any::<bool>(), counts()), 1..14),
-        cap in 1u64..4,
+        per_text in 1u64..4,
+        per_server in 1u64..4,
         first in 1usize..4,
     ) {
         let mut state = ServiceState::default();
@@ -108,15 +134,16 @@ proptest! {
         let now = (buckets.len() as i64 - 1) * B;
         let scales = buckets.len() + 2;
         let expectations: Vec<(f64, Basis)> = (0..scales).map(|j| (j as f64, Basis::Prior)).collect();
-        let views = window_views(&state, now, B, first, &expectations, cap);
+        let caps = Caps { per_text, per_server };
+        let views = window_views(&state, now, B, first, &expectations, caps);
         prop_assert_eq!(views.len(), scales + 1 - first.min(scales + 1));
         for (k, v) in views.iter().enumerate() {
             let j = first + k;
             let since = now - (j as i64 - 1) * B;
-            let want = one_scale(&state, since, cap as usize);
+            let want = one_scale(&state, since, caps);
             prop_assert_eq!((v.reports, v.uncapped, v.summed, v.authors, v.recoveries), want, "scale {}", j);
             prop_assert_eq!(v.expected, (j - 1) as f64);
-            let alone = window_view(&state, since, v.expected, v.basis, cap);
+            let alone = window_view(&state, since, v.expected, v.basis, caps);
             prop_assert_eq!((alone.reports, alone.uncapped, alone.summed, alone.authors, alone.recoveries), want);
         }
     }

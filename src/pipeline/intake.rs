@@ -47,7 +47,7 @@ impl<S: Store> Pipeline<S> {
                 time_us,
                 seq,
                 own_clock,
-                content,
+                mut content,
             } => {
                 if let (Some(host), Some(seq)) = (received.host, seq)
                     && self.seen_before(source, host, seq)
@@ -55,6 +55,12 @@ impl<S: Store> Pipeline<S> {
                     self.stats.frames += 1;
                     self.stats.duplicate_frames += 1;
                     return Ok(Vec::new());
+                }
+                if let Content::Post(judged) = &mut content {
+                    judged.server = received
+                        .kind
+                        .source()
+                        .server_of(&judged.post.author, source);
                 }
                 (Ok((time_us, content)), own_clock)
             }
@@ -283,7 +289,13 @@ impl<S: Store> Pipeline<S> {
         }
         let placement = match &post {
             _ if forgotten => Placement::Stale,
-            Incoming::Named(Judged { post, verdict }) => self.windows.add(post, verdict, reference),
+            Incoming::Named(Judged {
+                post,
+                verdict,
+                server,
+            }) => self
+                .windows
+                .add(post, verdict, server.as_deref(), reference),
             Incoming::Unnamed(post) => self.windows.add_unnamed(post.time_us, reference),
         };
         match placement {
@@ -324,7 +336,9 @@ impl Incoming {
     /// the counts.
     fn counted(&self) -> (Micros, Option<u64>, Class) {
         match self {
-            Incoming::Named(Judged { post, verdict }) => (post.time_us, post.key, verdict.class),
+            Incoming::Named(Judged { post, verdict, .. }) => {
+                (post.time_us, post.key, verdict.class)
+            }
             Incoming::Unnamed(post) => (post.time_us, post.key, post.class),
         }
     }

@@ -74,6 +74,10 @@ pub struct Unnamed {
 pub struct Judged {
     pub post: Post,
     pub verdict: Verdict,
+    /// The server that vouches for the post's author, where the source's
+    /// accounts cost nothing to make ([`crate::source::Source::server_of`]):
+    /// filled in the ordered stage, which knows the connection's name.
+    pub server: Option<String>,
 }
 
 /// Decodes `frame` by its kind and judges its post, if any: pure, so it
@@ -97,7 +101,11 @@ pub fn prepare(matcher: &Matcher, frame: &[u8], received: &Received<'_>) -> Prep
             let post = normalize(*raw);
             let verdict = matcher.classify(&post);
             if verdict.service.is_some() {
-                Content::Post(Box::new(Judged { post, verdict }))
+                Content::Post(Box::new(Judged {
+                    post,
+                    verdict,
+                    server: None,
+                }))
             } else {
                 Content::Unnamed(Unnamed {
                     time_us: post.time_us,

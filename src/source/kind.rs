@@ -104,6 +104,16 @@ pub trait Source: Sync {
         false
     }
 
+    /// The server that vouches for `author`, on a network whose accounts
+    /// cost nothing to make: whoever runs that server (or, on Nostr, holds
+    /// a key generator) can be as many authors as they like, so the
+    /// detector counts at most `max_authors_per_server` of one server's
+    /// authors. `connection` is the name of the connection the post came
+    /// through. `None` (the default; Jetstream): each author counts alone.
+    fn server_of(&self, _author: &str, _connection: &str) -> Option<String> {
+        None
+    }
+
     /// Whether a connection can ask its server for what it sent since a
     /// time (Jetstream's `cursor`, a Nostr `REQ`'s `since`), so that a
     /// restart resumes from its watermark. Mastodon's streaming API has no

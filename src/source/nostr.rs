@@ -249,6 +249,12 @@ impl Source for Nostr {
         true
     }
 
+    /// The relay the note came through: a key costs nothing, so a relay
+    /// that takes notes from anyone vouches for nobody in particular.
+    fn server_of(&self, _author: &str, connection: &str) -> Option<String> {
+        Some(connection.to_owned())
+    }
+
     /// One connection per relay (all read at once), each named
     /// `NAME:host[:port][/path]` when there are several (the configuration
     /// refuses two relays of one name).

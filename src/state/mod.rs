@@ -218,7 +218,11 @@ pub fn format(db: &sled::Db, path: &std::path::Path) -> Result<u32, StoreError> 
 ///   ([`crate::window::AuthorId`]), not ids of up to 2 KiB: every
 ///   closed bucket, single or packed, and the checkpoint (its open
 ///   buckets, the detector's recent window) are rewritten
-///   ([`migrate::buckets_from_format_6`], [`migrate::checkpoint`]).
+///   ([`migrate::buckets`], [`migrate::checkpoint`]).
+/// - 7 → 8: a report's author may come with the server that vouches for
+///   it (a Mastodon account's domain, a Nostr relay), kept in buckets and
+///   in the discovered names' held-back posts; every bucket and the
+///   checkpoint are rewritten as for 6 → 7, with no server known.
 ///
 /// The checkpoint of any older format is read in its layout and written
 /// anew by [`migrate::checkpoint`]; the packs with the rest, in one
@@ -241,7 +245,7 @@ pub fn migrate(db: &sled::Db, path: &std::path::Path) -> Result<(), StoreError> 
     }
     migrate::checkpoint(db, found, &mut batch)?;
     let packs = db.open_tree(keys::PACKS)?;
-    migrate::buckets_from_format_6(db, &packs, &mut batch, &mut packed)?;
+    migrate::buckets(db, found, &packs, &mut batch, &mut packed)?;
     if found == 2 {
         for entry in db.scan_prefix([keys::Kind::Baseline.tag()]) {
             let (key, bytes) = entry?;

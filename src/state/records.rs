@@ -23,10 +23,12 @@ use crate::window::{Bucket, DiscoveredNames, SavedNames, SavedNamesFormat4, Save
 /// 7: a sink may set alerts aside ([`super::keys::Kind::Aside`]), which
 /// an older build would neither deliver nor keep, the discovered
 /// names in the checkpoint hold the authors' budgets of admissions, and
-/// buckets hold their authors as digests ([`crate::window::AuthorId`]).
+/// buckets hold their authors as digests ([`crate::window::AuthorId`]);
+/// 8: a report's author may come with the server that vouches for it
+/// ([`crate::window::AddedIn8`] fields of buckets and held-back posts).
 /// A change of key layout, encoding or a stored type's fields bumps it and
 /// adds its step to [`super::migrate`].
-pub const FORMAT: u32 = 7;
+pub const FORMAT: u32 = 8;
 
 /// Where the pipeline stood when the last batch was written: enough to
 /// continue after a restart without losing or double-counting.
@@ -264,11 +266,9 @@ pub fn readable(key: &[u8], body: super::codec::Body<'_>, format: u32) -> Result
         _ if key == keys::CHECKPOINT => decode::<Checkpoint>(&what, body).map(drop),
         _ => Ok(()),
     };
-    // Format 6 and before held authors by id where they are now digests.
-    let read = match format {
-        ..=6 => crate::window::reading_ids(read),
-        _ => read(),
-    };
+    // Older formats' records in their own layout (authors by id, fields
+    // added since).
+    let read = crate::window::reading_format(format, read);
     read.map_err(|e| match e {
         super::StoreError::Corrupt { detail, .. } => detail,
         other => other.to_string(),

@@ -478,7 +478,7 @@ fn discovered_names() -> crate::window::SavedNames {
             score: 1.0,
             reasons: vec![],
         };
-        windows.add(&post, &verdict, None);
+        windows.add(&post, &verdict, None, None);
     }
     assert_eq!(windows.discovered_sizes(), (1, 1));
     let bytes =

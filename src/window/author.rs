@@ -11,42 +11,24 @@
 //! met by chance collide with odds of about n²/2^129 (10^-27 for a
 //! million authors in one bucket). A collision could only merge two
 //! authors into one, never make one count twice.
-
-use std::cell::Cell;
+//!
+//! The servers that vouch for authors ([`ServerId`]) are remembered the
+//! same way, for the same reasons: their names come off the wire too.
 
 use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
 
 /// An author id's digest (see the module documentation). Stored as its 16
-/// bytes; read from the id itself inside [`reading_ids`].
+/// bytes; read from the id itself in a record of store format 6 or
+/// earlier ([`super::reading_format`]), which held the ids where it now
+/// holds digests: in buckets, in the checkpoint's open buckets and in the
+/// detector's recent window alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct AuthorId(pub [u8; 16]);
 
-thread_local! {
-    /// Whether digests are being read from records that held the ids.
-    static IDS: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Runs `read` with every [`AuthorId`] it deserialises read from an
-/// author id (a string) and digested: records of store format 6 and
-/// earlier held the ids where they now hold digests, in buckets, in the
-/// checkpoint's open buckets and in the detector's recent window alike.
-/// A mode of the reader rather than a copy of each of those types in its
-/// old layout: the layouts differ only there.
-pub fn reading_ids<T>(read: impl FnOnce() -> T) -> T {
-    struct Reset(bool);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            IDS.set(self.0);
-        }
-    }
-    let _reset = Reset(IDS.replace(true));
-    read()
-}
-
 impl<'de> Deserialize<'de> for AuthorId {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        if IDS.get() {
+        if super::layout::reading_before(7) {
             String::deserialize(deserializer).map(|id| AuthorId::of(&id))
         } else {
             <[u8; 16]>::deserialize(deserializer).map(AuthorId)
@@ -57,11 +39,28 @@ impl<'de> Deserialize<'de> for AuthorId {
 impl AuthorId {
     /// The digest of `author`, the same in every run.
     pub fn of(author: &str) -> AuthorId {
-        let digest = Sha256::digest(author.as_bytes());
-        let mut bytes = [0; 16];
-        bytes.copy_from_slice(&digest[..16]);
-        AuthorId(bytes)
+        AuthorId(digest(author))
     }
+}
+
+/// The digest of a server that vouches for authors (see
+/// [`crate::source::Source::server_of`]), as [`AuthorId`] is an author's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ServerId(pub [u8; 16]);
+
+impl ServerId {
+    /// The digest of `server`, the same in every run.
+    pub fn of(server: &str) -> ServerId {
+        ServerId(digest(server))
+    }
+}
+
+/// SHA-256 of `id`, cut to 128 bits.
+fn digest(id: &str) -> [u8; 16] {
+    let digest = Sha256::digest(id.as_bytes());
+    let mut bytes = [0; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    bytes
 }
 
 impl From<&str> for AuthorId {
@@ -90,8 +89,8 @@ mod tests {
     }
 
     /// Digests read back as themselves, in postcard and JSON; inside
-    /// [`reading_ids`] an id written as a string reads as its digest, and
-    /// the mode ends with it.
+    /// a record of format 6 an id written as a string reads as its digest,
+    /// and the mode ends with the read.
     #[test]
     fn digests_read_back_and_old_ids_read_as_their_digests() {
         let ids = vec![AuthorId::of("did:plc:a"), AuthorId::of("did:plc:b")];
@@ -102,7 +101,8 @@ mod tests {
         let back: Vec<AuthorId> = serde_json::from_slice(&json).expect("json back");
         assert_eq!(back, ids);
         let old = postcard::to_allocvec(&vec!["did:plc:a", "did:plc:b"]).expect("encode");
-        let read = reading_ids(|| postcard::from_bytes::<Vec<AuthorId>>(&old)).expect("decode");
+        let read = super::super::reading_format(6, || postcard::from_bytes::<Vec<AuthorId>>(&old))
+            .expect("decode");
         assert_eq!(read, ids);
         assert_ne!(
             postcard::from_bytes::<Vec<AuthorId>>(&old).ok(),

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{AuthorId, WindowConfig};
+use super::{AddedIn8, AuthorId, ServerId, WindowConfig};
 use crate::Micros;
 use crate::matcher::{Class, Verdict};
 use crate::normalize::Post;
@@ -61,7 +61,16 @@ pub struct ServiceCounts {
     pub extra_authors: u64,
     #[serde(default)]
     pub discovered: bool,
-    /// What `authors` and `copies` hold, while the bucket is open: not
+    /// (server that vouches for the author, author), by digest,
+    /// for reports from networks whose accounts cost nothing to make (a
+    /// Mastodon account's domain, the Nostr relay a note came through; see
+    /// [`crate::source::Source::server_of`]): the detector counts at most
+    /// `max_authors_per_server` authors of one server, so one hostile
+    /// server's made-up accounts are not many people. Sorted once the
+    /// bucket closes, as `authors`. Added in store format 8.
+    #[serde(default)]
+    pub servers: AddedIn8<Vec<(ServerId, AuthorId)>>,
+    /// What `authors`, `copies` and `servers` hold, while the bucket is open: not
     /// saved (rebuilt from them when missing), not part of equality.
     #[serde(skip)]
     pub seen: Seen,
@@ -73,6 +82,7 @@ pub struct ServiceCounts {
 pub struct Seen {
     authors: HashSet<AuthorId>,
     copies: HashSet<(u64, AuthorId)>,
+    servers: HashSet<(ServerId, AuthorId)>,
 }
 
 /// An index says nothing of the counts: buckets with the same counts are
@@ -125,19 +135,21 @@ impl Bucket {
     }
 
     /// Counts a post of `service` in this bucket: a report (with its
-    /// evidence) or a recovery; other classes only in `total_posts`.
+    /// evidence and the server that vouches for its author, if any) or a
+    /// recovery; other classes only in `total_posts`.
     pub(super) fn count(
         &mut self,
         service: &str,
         post: &Post,
         verdict: &Verdict,
+        server: Option<ServerId>,
         config: &WindowConfig,
     ) {
         match verdict.class {
             Class::Report => {
                 let counts = self.services.entry(service.to_owned()).or_default();
                 counts.discovered = verdict.discovered;
-                counts.add_report(post, verdict, config);
+                counts.add_report(post, verdict, server, config);
             }
             Class::Recovery => {
                 let counts = self.services.entry(service.to_owned()).or_default();
@@ -158,6 +170,8 @@ impl ServiceCounts {
         self.authors.dedup();
         self.copies.sort_unstable();
         self.copies.dedup();
+        self.servers.sort_unstable();
+        self.servers.dedup();
         self.seen = Seen::default();
     }
 
@@ -185,9 +199,26 @@ impl ServiceCounts {
         if self.seen.copies.len() != self.copies.len() {
             self.seen.copies = self.copies.iter().copied().collect();
         }
+        if self.seen.servers.len() != self.servers.len() {
+            self.seen.servers = self.servers.iter().copied().collect();
+        }
     }
 
-    pub(super) fn add_report(&mut self, post: &Post, verdict: &Verdict, config: &WindowConfig) {
+    /// Records that `server` vouches for `author`, once.
+    pub(super) fn add_server(&mut self, server: ServerId, author: AuthorId) {
+        self.index();
+        if self.seen.servers.insert((server, author)) {
+            self.servers.push((server, author));
+        }
+    }
+
+    pub(super) fn add_report(
+        &mut self,
+        post: &Post,
+        verdict: &Verdict,
+        server: Option<ServerId>,
+        config: &WindowConfig,
+    ) {
         let keep = config.samples_per_bucket;
         let (phrases, lang) = phrases_and_lang(post, verdict);
         for phrase in phrases {
@@ -202,6 +233,9 @@ impl ServiceCounts {
         self.reports += 1;
         let author = AuthorId::of(&post.author);
         self.add_author(author);
+        if let Some(server) = server {
+            self.add_server(server, author);
+        }
         if post.text.chars().count() >= config.copy_min_chars {
             let copy = (xxhash_rust::xxh3::xxh3_64(post.text.as_bytes()), author);
             self.index();
@@ -280,7 +314,7 @@ mod tests {
         let config = WindowConfig::default();
         let mut bucket = Bucket::default();
         for p in posts(n) {
-            bucket.count("s", &p, &report(), &config);
+            bucket.count("s", &p, &report(), None, &config);
         }
         bucket.seal();
         let counts = &bucket.services["s"];
@@ -315,14 +349,14 @@ mod tests {
         let mut whole = Bucket::default();
         let mut first = Bucket::default();
         for p in before {
-            whole.count("s", p, &report(), &config);
-            first.count("s", p, &report(), &config);
+            whole.count("s", p, &report(), None, &config);
+            first.count("s", p, &report(), None, &config);
         }
         let bytes = postcard::to_allocvec(&first).expect("encode");
         let mut resumed: Bucket = postcard::from_bytes(&bytes).expect("decode");
         for p in after {
-            whole.count("s", p, &report(), &config);
-            resumed.count("s", p, &report(), &config);
+            whole.count("s", p, &report(), None, &config);
+            resumed.count("s", p, &report(), None, &config);
         }
         whole.seal();
         resumed.seal();

@@ -42,6 +42,7 @@ use lru::LruCache;
 use serde::{Deserialize, Serialize};
 
 use super::budget::{AuthorBudgets, SavedBudgets};
+use super::{AddedIn8, ServerId};
 use crate::Micros;
 use crate::matcher::Class;
 
@@ -91,6 +92,11 @@ pub struct HeldBack {
     pub author: String,
     pub reports: u64,
     pub recoveries: u64,
+    /// The server that vouched for the author when they joined, if any
+    /// (see [`super::ServiceCounts::servers`]): an admitted name's first
+    /// authors are capped per server as every later one is.
+    #[serde(default)]
+    pub server: AddedIn8<Option<ServerId>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -171,6 +177,7 @@ impl From<SavedNamesFormat4> for SavedNames {
                         author,
                         reports,
                         recoveries: 0,
+                        server: AddedIn8(None),
                     })
                     .collect();
                 (name, Candidate { since, authors })
@@ -254,6 +261,7 @@ impl DiscoveredNames {
         &mut self,
         name: &str,
         author: &str,
+        server: Option<ServerId>,
         class: Class,
         new_author: bool,
         now: Micros,
@@ -267,7 +275,7 @@ impl DiscoveredNames {
             return Admission::Counted;
         }
         let recovery = class == Class::Recovery;
-        let authors = match self.gather(name, author, recovery, now) {
+        let authors = match self.gather(name, author, server, recovery, now) {
             Ok(authors) => authors,
             Err(not_yet) => return not_yet,
         };
@@ -313,6 +321,7 @@ impl DiscoveredNames {
         &mut self,
         name: &str,
         author: &str,
+        server: Option<ServerId>,
         recovery: bool,
         now: Micros,
     ) -> Result<Vec<HeldBack>, Admission> {
@@ -349,6 +358,7 @@ impl DiscoveredNames {
                     author: author.to_owned(),
                     reports: 0,
                     recoveries: 0,
+                    server: AddedIn8(server),
                 });
                 let last = candidate.authors.len() - 1;
                 &mut candidate.authors[last]
@@ -469,6 +479,7 @@ mod tests {
             author: author.into(),
             reports,
             recoveries,
+            server: AddedIn8(None),
         }
     }
 
@@ -487,31 +498,31 @@ mod tests {
     fn a_name_needs_several_authors_within_the_window() {
         let mut names = DiscoveredNames::new(bounds(10));
         assert_eq!(
-            names.admit("x", "a", Class::Report, true, 0),
+            names.admit("x", "a", None, Class::Report, true, 0),
             Admission::Pending
         );
         assert_eq!(
-            names.admit("x", "a", Class::Report, true, 1),
+            names.admit("x", "a", None, Class::Report, true, 1),
             Admission::Pending,
             "same author"
         );
         assert_eq!(
-            names.admit("x", "b", Class::Report, true, 2),
+            names.admit("x", "b", None, Class::Report, true, 2),
             Admission::Pending
         );
         assert_eq!(
-            names.admit("x", "c", Class::Report, true, 3),
+            names.admit("x", "c", None, Class::Report, true, 3),
             Admission::Admitted(vec![held("a", 2, 0), held("b", 1, 0)])
         );
         assert_eq!(
-            names.admit("x", "d", Class::Report, true, 4),
+            names.admit("x", "d", None, Class::Report, true, 4),
             Admission::Counted
         );
         // Authors spread wider than the window never make it.
         for (i, author) in ["a", "b", "c", "d"].iter().enumerate() {
             let at = 1000 + 150 * i as i64;
             assert_eq!(
-                names.admit("y", author, Class::Report, true, at),
+                names.admit("y", author, None, Class::Report, true, at),
                 Admission::Pending
             );
         }
@@ -525,6 +536,7 @@ mod tests {
             names.admit(
                 &format!("junk{i}"),
                 &format!("u{i}"),
+                None,
                 Class::Report,
                 true,
                 i,
@@ -539,7 +551,7 @@ mod tests {
         let admit = |names: &mut DiscoveredNames, name: &str, authors: usize, at: Micros| {
             let mut last = Admission::Pending;
             for a in 0..authors {
-                last = names.admit(name, &format!("{name}-{a}"), Class::Report, true, at);
+                last = names.admit(name, &format!("{name}-{a}"), None, Class::Report, true, at);
             }
             last
         };
@@ -563,11 +575,11 @@ mod tests {
         ));
         assert_eq!(names.evicted(), 1);
         assert_eq!(
-            names.admit("quiet", "q", Class::Report, true, 101),
+            names.admit("quiet", "q", None, Class::Report, true, 101),
             Admission::Pending
         );
         assert_eq!(
-            names.admit("busy", "b", Class::Report, true, 101),
+            names.admit("busy", "b", None, Class::Report, true, 101),
             Admission::Counted
         );
         assert_eq!(names.sizes().0, 2);
@@ -580,15 +592,15 @@ mod tests {
     fn a_name_admitted_a_moment_earlier_keeps_its_place() {
         let mut names = DiscoveredNames::new(bounds(1));
         for author in ["a", "b", "c"] {
-            names.admit("first", author, Class::Report, true, 0);
+            names.admit("first", author, None, Class::Report, true, 0);
         }
         for author in ["d", "e", "f"] {
-            names.admit("second", author, Class::Report, true, 1);
+            names.admit("second", author, None, Class::Report, true, 1);
         }
         assert_eq!(names.evicted(), 0);
         assert_eq!(names.rejected(), 1);
         assert_eq!(
-            names.admit("first", "a", Class::Report, true, 2),
+            names.admit("first", "a", None, Class::Report, true, 2),
             Admission::Counted
         );
     }
@@ -606,7 +618,8 @@ mod tests {
         for i in 0..3000 {
             let tag = format!("t{}", i / 3);
             let author = format!("u{}", i % 3);
-            if let Admission::Admitted(_) = names.admit(&tag, &author, Class::Report, true, i) {
+            if let Admission::Admitted(_) = names.admit(&tag, &author, None, Class::Report, true, i)
+            {
                 admitted += 1;
             }
         }
@@ -619,17 +632,18 @@ mod tests {
         for i in 0..3000i64 {
             let tag = format!("t{}", i / 3);
             let author = format!("u{}", (i % 3 + i / 3) % 5);
-            if let Admission::Admitted(_) = names.admit(&tag, &author, Class::Report, true, i) {
+            if let Admission::Admitted(_) = names.admit(&tag, &author, None, Class::Report, true, i)
+            {
                 admitted += 1;
             }
         }
         assert!(admitted <= 5, "{admitted}");
         // Fresh authors admit a new name beside them.
         for author in ["p", "q", "r"] {
-            names.admit("real", author, Class::Report, true, 3000);
+            names.admit("real", author, None, Class::Report, true, 3000);
         }
         assert_eq!(
-            names.admit("real", "u0", Class::Report, true, 3001),
+            names.admit("real", "u0", None, Class::Report, true, 3001),
             Admission::Counted,
             "a spent author's report of a tracked name still counts"
         );
@@ -640,20 +654,20 @@ mod tests {
     #[test]
     fn a_spent_author_in_a_candidate_does_not_count() {
         let mut names = DiscoveredNames::new(bounds(1000));
-        names.admit("wait", "a", Class::Report, true, 0);
-        names.admit("wait", "b", Class::Report, true, 0);
+        names.admit("wait", "a", None, Class::Report, true, 0);
+        names.admit("wait", "b", None, Class::Report, true, 0);
         for n in 0..3 {
             for author in ["a", "x", "y"] {
-                names.admit(&format!("n{n}"), author, Class::Report, true, 1);
+                names.admit(&format!("n{n}"), author, None, Class::Report, true, 1);
             }
         }
         assert_eq!(names.sizes().0, 3, "a spent its budget");
         assert_eq!(
-            names.admit("wait", "c", Class::Report, true, 2),
+            names.admit("wait", "c", None, Class::Report, true, 2),
             Admission::Pending
         );
         assert_eq!(
-            names.admit("wait", "d", Class::Report, true, 3),
+            names.admit("wait", "d", None, Class::Report, true, 3),
             Admission::Admitted(vec![held("b", 1, 0), held("c", 1, 0)]),
             "a was dropped when c joined"
         );
@@ -681,16 +695,16 @@ mod tests {
         let mut out_whole = Vec::new();
         let mut out_resumed = Vec::new();
         for (name, author, at) in &steps[..30] {
-            out_whole.push(whole.admit(name, author, Class::Report, true, *at));
-            out_resumed.push(first.admit(name, author, Class::Report, true, *at));
+            out_whole.push(whole.admit(name, author, None, Class::Report, true, *at));
+            out_resumed.push(first.admit(name, author, None, Class::Report, true, *at));
         }
         let bytes = postcard::to_allocvec(&first).expect("encode");
         let saved: SavedNames = postcard::from_bytes(&bytes).expect("decode");
         let mut resumed = DiscoveredNames::restored(bounds(2), saved);
         assert_eq!(resumed.sizes(), first.sizes());
         for (name, author, at) in &steps[30..] {
-            out_whole.push(whole.admit(name, author, Class::Report, true, *at));
-            out_resumed.push(resumed.admit(name, author, Class::Report, true, *at));
+            out_whole.push(whole.admit(name, author, None, Class::Report, true, *at));
+            out_resumed.push(resumed.admit(name, author, None, Class::Report, true, *at));
         }
         assert!(
             out_whole
@@ -711,23 +725,23 @@ mod tests {
     fn restored_candidates_keep_their_order_of_use() {
         let mut names = DiscoveredNames::new(bounds(10));
         for name in ["a", "b", "c", "d"] {
-            names.admit(name, "u1", Class::Report, true, 0);
+            names.admit(name, "u1", None, Class::Report, true, 0);
         }
-        names.admit("a", "u2", Class::Report, true, 1);
+        names.admit("a", "u2", None, Class::Report, true, 1);
         let bytes = postcard::to_allocvec(&names).expect("encode");
         let mut names =
             DiscoveredNames::restored(bounds(10), postcard::from_bytes(&bytes).expect("decode"));
-        names.admit("e", "u1", Class::Report, true, 2);
+        names.admit("e", "u1", None, Class::Report, true, 2);
         assert!(
             matches!(
-                names.admit("a", "u3", Class::Report, true, 3),
+                names.admit("a", "u3", None, Class::Report, true, 3),
                 Admission::Admitted(_)
             ),
             "a, used last, kept its two authors"
         );
-        names.admit("b", "u2", Class::Report, true, 3);
+        names.admit("b", "u2", None, Class::Report, true, 3);
         assert_eq!(
-            names.admit("b", "u3", Class::Report, true, 3),
+            names.admit("b", "u3", None, Class::Report, true, 3),
             Admission::Pending,
             "b was pushed out"
         );
@@ -741,20 +755,20 @@ mod tests {
             let mut names = DiscoveredNames::new(bounds(2));
             for name in ["b", "a"] {
                 for author in ["x", "y", "z"] {
-                    names.admit(name, author, Class::Report, true, 0);
+                    names.admit(name, author, None, Class::Report, true, 0);
                 }
             }
             for author in ["p", "q", "r"] {
-                names.admit("c", author, Class::Report, true, 100);
+                names.admit("c", author, None, Class::Report, true, 100);
             }
             assert_eq!(names.evicted(), 1);
             assert_eq!(
-                names.admit("a", "x", Class::Report, true, 101),
+                names.admit("a", "x", None, Class::Report, true, 101),
                 Admission::Pending,
                 "a gave way"
             );
             assert_eq!(
-                names.admit("b", "x", Class::Report, true, 101),
+                names.admit("b", "x", None, Class::Report, true, 101),
                 Admission::Counted
             );
         }
@@ -765,16 +779,16 @@ mod tests {
     #[test]
     fn expired_candidates_are_forgotten() {
         let mut names = DiscoveredNames::new(bounds(10));
-        names.admit("old", "a", Class::Report, true, 0);
-        names.admit("new", "a", Class::Report, true, 60);
+        names.admit("old", "a", None, Class::Report, true, 0);
+        names.admit("new", "a", None, Class::Report, true, 60);
         names.forget_expired(100);
         assert_eq!(names.sizes(), (0, 2), "both can still gather authors");
         names.forget_expired(101);
         assert_eq!(names.sizes(), (0, 1));
         // "new" kept its author: two more admit it.
-        names.admit("new", "b", Class::Report, true, 120);
+        names.admit("new", "b", None, Class::Report, true, 120);
         assert!(matches!(
-            names.admit("new", "c", Class::Report, true, 121),
+            names.admit("new", "c", None, Class::Report, true, 121),
             Admission::Admitted(_)
         ));
     }

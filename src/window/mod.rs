@@ -17,14 +17,16 @@ mod bucket;
 mod budget;
 mod config;
 mod discovered;
+mod layout;
 
 use std::collections::BTreeMap;
 
-pub use self::author::{AuthorId, reading_ids};
+pub use self::author::{AuthorId, ServerId};
 use self::discovered::Admission;
 pub use self::discovered::{
     DiscoveredNames, HeldBack, SavedNames, SavedNamesFormat4, SavedNamesFormat6,
 };
+pub use self::layout::{AddedIn8, reading_format};
 use crate::matcher::{Class, Verdict};
 use crate::normalize::Post;
 use crate::{MICROS_PER_SEC, Micros};
@@ -52,12 +54,20 @@ fn admit_discovered(
     service: &str,
     class: Class,
     post: &Post,
+    server: Option<ServerId>,
 ) -> bool {
     let new_author = bucket
         .services
         .get_mut(service)
         .is_none_or(|c| !c.has_author(AuthorId::of(&post.author)));
-    match discovered.admit(service, &post.author, class, new_author, post.time_us) {
+    match discovered.admit(
+        service,
+        &post.author,
+        server,
+        class,
+        new_author,
+        post.time_us,
+    ) {
         Admission::Counted => true,
         Admission::Admitted(before) => {
             let counts = bucket.services.entry(service.to_owned()).or_default();
@@ -68,7 +78,11 @@ fn admit_discovered(
                 counts.reports += held.reports;
                 counts.recoveries += held.recoveries;
                 if held.reports > 0 {
-                    counts.add_author(AuthorId::of(&held.author));
+                    let author = AuthorId::of(&held.author);
+                    counts.add_author(author);
+                    if let Some(server) = *held.server {
+                        counts.add_server(server, author);
+                    }
                 }
             }
             true
@@ -177,11 +191,19 @@ impl Windows {
         self.newest = Some(self.newest.map_or(watermark, |n| n.max(watermark)));
     }
 
-    /// Counts one post with the matcher's verdict on it. `reference` is the
+    /// Counts one post with the matcher's verdict on it. `server` vouches
+    /// for its author where the network's accounts cost nothing to make
+    /// ([`ServiceCounts::servers`]). `reference` is the
     /// watermark of the post's own source (or, while it has none, the
     /// newest of any): staleness is judged against it alone, so another
     /// source running ahead never makes this one's posts stale.
-    pub fn add(&mut self, post: &Post, verdict: &Verdict, reference: Option<Micros>) -> Placement {
+    pub fn add(
+        &mut self,
+        post: &Post,
+        verdict: &Verdict,
+        server: Option<&str>,
+        reference: Option<Micros>,
+    ) -> Placement {
         let (start, placement) = match self.enter(post.time_us, reference) {
             Ok(entered) => entered,
             Err(stale) => return stale,
@@ -192,13 +214,21 @@ impl Windows {
         let Some(bucket) = self.open.get_mut(&start) else {
             return placement;
         };
+        let server = server.map(ServerId::of);
         if verdict.discovered
             && matches!(verdict.class, Class::Report | Class::Recovery)
-            && !admit_discovered(&mut self.discovered, bucket, service, verdict.class, post)
+            && !admit_discovered(
+                &mut self.discovered,
+                bucket,
+                service,
+                verdict.class,
+                post,
+                server,
+            )
         {
             return placement;
         }
-        bucket.count(service, post, verdict, &self.config);
+        bucket.count(service, post, verdict, server, &self.config);
         placement
     }
 
@@ -308,7 +338,7 @@ mod tests {
     /// Adds a post as one source would: judged against the watermark so
     /// far, which then moves to it.
     fn put(w: &mut Windows, post: &Post, verdict: &Verdict) -> Placement {
-        let placement = w.add(post, verdict, w.newest());
+        let placement = w.add(post, verdict, None, w.newest());
         w.observe(post.time_us);
         placement
     }
@@ -367,6 +397,7 @@ mod tests {
             w.add(
                 &post(60, "other"),
                 &report("x", 1.0),
+                None,
                 Some(65 * MICROS_PER_SEC)
             ),
             Placement::Late
@@ -390,7 +421,7 @@ mod tests {
         });
         let mut p = post(100, "a");
         p.original = "🔥".repeat(100_000);
-        w.add(&p, &report("s", 1.0), None);
+        w.add(&p, &report("s", 1.0), None, None);
         let b = w.close_all();
         let text = &b[0].services["s"].samples[0].text;
         assert_eq!(text.chars().count(), 20);

@@ -41,6 +41,16 @@ impl Source for Mastodon {
         true
     }
 
+    /// The account's domain (its registrable domain: the subdomains of
+    /// one hostile domain are one server), which vouches for the account
+    /// to every other instance.
+    fn server_of(&self, author: &str, _connection: &str) -> Option<String> {
+        let host = author.rsplit_once('@').map_or(author, |(_, host)| host);
+        let host = host.to_ascii_lowercase();
+        let server = psl::domain_str(&host).map(str::to_owned);
+        Some(server.unwrap_or(host))
+    }
+
     /// The streaming API takes no `since`: a connection gets what is
     /// posted from then on.
     fn resumes_from_watermark(&self) -> bool {

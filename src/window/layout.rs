@@ -1,0 +1,125 @@
+//! Reading what an older store format wrote. The windows' types (buckets,
+//! the discovered names) are saved in postcard, where a record is its
+//! fields in order: a field added or retyped makes the older bytes
+//! unreadable as the new type. Rather than a copy of each type in each old
+//! layout, the few fields that changed read differently while a record of
+//! an older format is being read ([`reading_format`]): an author held by
+//! id reads as its digest ([`super::AuthorId`], format 7), and a field
+//! added in format 8 reads as empty without taking any bytes
+//! ([`AddedIn8`]).
+
+use std::cell::Cell;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+thread_local! {
+    /// The store format of the records being read; `None`: this build's.
+    static READING: Cell<Option<u32>> = const { Cell::new(None) };
+}
+
+/// Runs `read` with every record it deserialises read in the layout of
+/// store format `format` (the mode ends with it, on every path out).
+pub fn reading_format<T>(format: u32, read: impl FnOnce() -> T) -> T {
+    struct Reset(Option<u32>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            READING.set(self.0);
+        }
+    }
+    let _reset = Reset(READING.replace(Some(format)));
+    read()
+}
+
+/// Whether the records being read were written before store format
+/// `format`.
+pub(super) fn reading_before(format: u32) -> bool {
+    READING.get().is_some_and(|reading| reading < format)
+}
+
+/// A field added in store format 8: saved as the value itself; read as
+/// its default (taking no bytes) from a record of an older format. Only
+/// the last fields of a type may be added so: postcard reads fields in
+/// order, and a missing one in the middle would take its successor's bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct AddedIn8<T>(pub T);
+
+impl<'de, T: Deserialize<'de> + Default> Deserialize<'de> for AddedIn8<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if reading_before(8) {
+            Ok(AddedIn8(T::default()))
+        } else {
+            T::deserialize(deserializer).map(AddedIn8)
+        }
+    }
+}
+
+impl<T> std::ops::Deref for AddedIn8<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::ops::DerefMut for AddedIn8<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Before {
+        a: u32,
+        b: String,
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct After {
+        a: u32,
+        b: String,
+        #[serde(default)]
+        added: AddedIn8<Vec<u64>>,
+    }
+
+    /// A record written before the field existed reads with it empty,
+    /// in postcard (no bytes for it) and JSON (no key); one written
+    /// since reads it back; and the mode ends with the read, even one
+    /// that fails.
+    #[test]
+    fn a_field_added_in_8_reads_as_empty_from_older_records() {
+        let old = Before {
+            a: 7,
+            b: "x".into(),
+        };
+        let bytes = postcard::to_allocvec(&old).expect("encode");
+        let read: After =
+            reading_format(7, || postcard::from_bytes(&bytes)).expect("an old record reads");
+        assert_eq!((read.a, read.b.as_str(), read.added.len()), (7, "x", 0));
+        assert!(
+            postcard::from_bytes::<After>(&bytes).is_err(),
+            "outside the mode the field's bytes are missing"
+        );
+        let json = serde_json::to_vec(&old).expect("json");
+        let read: After = reading_format(1, || serde_json::from_slice(&json)).expect("json");
+        assert_eq!(read.added.len(), 0);
+
+        let new = After {
+            a: 1,
+            b: "y".into(),
+            added: AddedIn8(vec![3, 4]),
+        };
+        let bytes = postcard::to_allocvec(&new).expect("encode");
+        assert_eq!(postcard::from_bytes::<After>(&bytes).expect("decode"), new);
+        assert_eq!(
+            reading_format(8, || postcard::from_bytes::<After>(&bytes)).expect("decode"),
+            new
+        );
+        let failed = reading_format(7, || postcard::from_bytes::<After>(&[0xff]));
+        assert!(failed.is_err());
+        assert!(!reading_before(8), "the mode ended with the failed read");
+    }
+}
