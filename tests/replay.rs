@@ -478,13 +478,19 @@ impl Recording {
 }
 
 fn mastodon_status(id: usize, claimed_us: i64, text: &str) -> String {
+    mastodon_status_by(id, &format!("user{id}"), claimed_us, text)
+}
+
+/// A status by `acct` (a local account's name, or `name@domain` for one
+/// of another server).
+fn mastodon_status_by(id: usize, acct: &str, claimed_us: i64, text: &str) -> String {
     let created = chrono::DateTime::from_timestamp_micros(claimed_us)
         .expect("time")
         .to_rfc3339();
     let status = serde_json::json!({
         "id": id.to_string(), "created_at": created, "content": format!("<p>{text}</p>"),
         "spoiler_text": "", "language": "en", "tags": [], "visibility": "public",
-        "account": {"id": "1", "acct": format!("user{id}"), "username": "u"},
+        "account": {"id": "1", "acct": acct, "username": "u"},
         "uri": format!("https://social.example/users/u{id}/statuses/{id}"),
         "url": null, "reblog": null
     });
@@ -952,4 +958,80 @@ fn a_file_read_again_under_another_spelling_counts_nothing_twice() {
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(alerts(&again.stdout).is_empty(), "{stderr}");
     assert!(stderr.contains("late 0 |"), "{stderr}");
+}
+
+/// Accounts cost nothing on Nostr (a key) or on a Mastodon server (to
+/// whoever runs it): twelve made-up authors through one relay, or on the
+/// subdomains of one domain, are one server's voice and page nobody
+/// (`max_authors_per_server`, 2 a window). Twelve authors of twelve
+/// domains are twelve people and page; so do the relay's twelve once the
+/// cap is lifted, which shows the cap is what keeps them quiet.
+#[test]
+fn made_up_accounts_of_one_server_page_nobody() {
+    const S: i64 = 1_000_000;
+    let t0: i64 = 1_783_180_000 * S;
+    let report = "is discord down? cant log in";
+    // Twelve reports within 48 s, then two minutes of chatter that close
+    // their buckets.
+    let recording = |protocol: &'static str, post: &dyn Fn(usize, i64, &str) -> String| {
+        let source = if protocol == "nostr" {
+            "relay"
+        } else {
+            "social"
+        };
+        let mut frames: Vec<(i64, &'static str, &'static str, String)> = (0..12)
+            .map(|k| {
+                let at = t0 + k as i64 * 4 * S;
+                (at, source, protocol, post(k, at, report))
+            })
+            .collect();
+        frames.extend((0..12).map(|k| {
+            let at = t0 + (60 + k as i64 * 10) * S;
+            (at, source, protocol, post(100 + k, at, "good morning"))
+        }));
+        Recording { frames }.lines()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lifted = dir.path().join("lifted.toml");
+    std::fs::write(&lifted, "[detector]\nmax_authors_per_server = 10000\n").expect("config");
+    let discord = |lines: Vec<String>, name: &str, config: Option<&Path>| {
+        let file = dir.path().join(format!("{name}.jsonl"));
+        std::fs::write(&file, lines.join("\n")).expect("write");
+        let mut cmd = bin();
+        cmd.arg("replay").arg(&file);
+        if let Some(config) = config {
+            cmd.arg("--config").arg(config);
+        }
+        let out = run(&mut cmd);
+        let fired: Vec<serde_json::Value> = alerts(&out.stdout)
+            .into_iter()
+            .filter(|a| a["service"] == "discord" && a["state"] == "firing")
+            .collect();
+        (fired, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+
+    let keys = recording("nostr", &|k, at, text| nostr_note(5000 + k, at, text));
+    let (fired, stderr) = discord(keys.clone(), "keys", None);
+    assert!(fired.is_empty(), "{fired:?}\n{stderr}");
+    assert!(
+        stderr.contains("reports 12"),
+        "all twelve are reports: {stderr}"
+    );
+    let (fired, stderr) = discord(keys, "keys-lifted", Some(&lifted));
+    assert_eq!(fired.len(), 1, "{stderr}");
+    // Paged at the tenth (a first start doubles `min_authors`).
+    assert!(fired[0]["authors"].as_u64() >= Some(10), "{:?}", fired[0]);
+
+    let by = |domain: fn(usize) -> String| {
+        move |k: usize, at: i64, text: &str| {
+            mastodon_status_by(k, &format!("user{k}@{}", domain(k)), at, text)
+        }
+    };
+    let subdomains = recording("mastodon", &by(|k| format!("a{k}.evil.social")));
+    let (fired, stderr) = discord(subdomains, "subdomains", None);
+    assert!(fired.is_empty(), "{fired:?}\n{stderr}");
+    let domains = recording("mastodon", &by(|k| format!("town{k}.social")));
+    let (fired, stderr) = discord(domains, "domains", None);
+    assert_eq!(fired.len(), 1, "{stderr}");
+    assert!(fired[0]["authors"].as_u64() >= Some(10), "{:?}", fired[0]);
 }

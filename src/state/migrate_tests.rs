@@ -1,6 +1,6 @@
-//! A store of format 6, its buckets holding author ids, migrated: the
-//! same distinct authors and the same alerts as the buckets this build
-//! counts from the same posts.
+//! Stores of formats 6 (buckets holding author ids) and 7 (digests, no
+//! servers) migrated: the same distinct authors and the same alerts as
+//! the buckets this build counts from the same posts.
 
 use std::collections::BTreeMap;
 
@@ -205,4 +205,122 @@ fn a_format_6_store_with_author_ids_is_migrated_to_digests() {
     let fired = alerts(&closed);
     assert!(!fired.is_empty(), "the surge fires");
     assert_eq!(fired, alerts(&want));
+}
+
+/// [`ServiceCounts`] as format 7 wrote it: authors by digest, no servers.
+#[derive(Serialize)]
+struct CountsFormat7 {
+    reports: u64,
+    authors: Vec<AuthorId>,
+    recoveries: u64,
+    samples: Vec<crate::window::Sample>,
+    copies: Vec<(u64, AuthorId)>,
+    phrases: BTreeMap<String, u64>,
+    langs: BTreeMap<String, u64>,
+    extra_authors: u64,
+    discovered: bool,
+}
+
+/// [`Bucket`] as format 7 wrote it.
+#[derive(Serialize)]
+struct BucketFormat7 {
+    start: Micros,
+    total_posts: u64,
+    services: BTreeMap<String, CountsFormat7>,
+}
+
+/// `bucket` in the layout of format 7 (it must hold no servers).
+fn in_format_7(bucket: &Bucket) -> BucketFormat7 {
+    let services = bucket.services.iter().map(|(name, c)| {
+        assert!(c.servers.is_empty(), "format 7 had no servers");
+        let counts = CountsFormat7 {
+            reports: c.reports,
+            authors: c.authors.clone(),
+            recoveries: c.recoveries,
+            samples: c.samples.clone(),
+            copies: c.copies.clone(),
+            phrases: c.phrases.clone(),
+            langs: c.langs.clone(),
+            extra_authors: c.extra_authors,
+            discovered: c.discovered,
+        };
+        (name.clone(), counts)
+    });
+    BucketFormat7 {
+        start: bucket.start,
+        total_posts: bucket.total_posts,
+        services: services.collect(),
+    }
+}
+
+/// Buckets 0–19 packed, 20–39 single, 40 open in the checkpoint, in
+/// format 7's layout (no field for servers): a build that read them as
+/// its own took the next record's bytes for the servers, or failed. After
+/// the migration every one reads as this build counts it (no server
+/// known), and the alerts are the same.
+#[test]
+fn a_format_7_store_is_migrated_with_no_servers_known() {
+    let pack: Vec<BucketFormat7> = (0..20).map(|i| in_format_7(&new_bucket(i, true))).collect();
+    let singles = (20..40).map(|i| in_format_7(&new_bucket(i, true)));
+    let checkpoint = (
+        Some(T0 + 40 * B),
+        Some(T0 + 40 * B + 1),
+        vec![in_format_7(&new_bucket(40, false))],
+        None::<crate::detect::Snapshot>,
+        BTreeMap::<String, Micros>::new(),
+        BTreeMap::<String, crate::source::jetstream::SeqCursor>::new(),
+        None::<crate::source::dedupe::Deduper>,
+        BTreeMap::<String, crate::source::clock::SourceClock>::new(),
+        crate::window::SavedNames::default(),
+    );
+    let mut records = vec![
+        (keys::FORMAT.to_vec(), 7u32.to_be_bytes().to_vec()),
+        (
+            keys::CHECKPOINT.to_vec(),
+            codec::encode("checkpoint", &checkpoint).expect("encode"),
+        ),
+    ];
+    records.extend(singles.map(|b| {
+        let key = keys::bucket(b.start).to_vec();
+        (key, codec::encode("bucket", &b).expect("encode"))
+    }));
+    let dir = tempfile::tempdir().expect("tempdir");
+    raw_store(dir.path(), records);
+    {
+        let db = sled::open(dir.path()).expect("sled");
+        let packs = db.open_tree(keys::PACKS).expect("packs");
+        let key = keys::pack(T0 + 19 * B);
+        packs
+            .insert(key, codec::encode("pack", &pack).expect("encode"))
+            .expect("insert");
+        db.flush().expect("flush");
+    }
+    {
+        let old = SledStore::open_with(dir.path(), Checks::None).expect("open to salvage");
+        let (kept, lost) = old.salvage();
+        assert_eq!((kept.len(), lost), (23, 0), "format 7's records read");
+    }
+
+    let store = SledStore::open(dir.path()).expect("migrated");
+    assert_eq!(store.inventory().expect("verified").buckets, 40);
+    let closed = store.buckets_since(0).expect("read");
+    let want: Vec<Bucket> = (0..40).map(|i| new_bucket(i, true)).collect();
+    assert_eq!(closed, want);
+    let checkpoint = store.checkpoint().expect("read").expect("checkpoint");
+    assert_eq!(checkpoint.open, vec![new_bucket(40, false)]);
+    assert_eq!(checkpoint.newest, Some(T0 + 40 * B + 1));
+    let fired = alerts(&closed);
+    assert!(!fired.is_empty(), "the surge fires");
+    assert_eq!(fired, alerts(&want));
+    drop(store);
+
+    // Written in format 8 now: read as this build's own, with no mode.
+    let db = sled::open(dir.path()).expect("sled");
+    let bytes = db
+        .get(keys::bucket(T0 + 25 * B))
+        .expect("get")
+        .expect("bucket");
+    let body = codec::open(&bytes).expect("checksum");
+    let read: Bucket = codec::decode("bucket", body).expect("format 8");
+    assert_eq!(read, new_bucket(25, true));
 }

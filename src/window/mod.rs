@@ -558,4 +558,42 @@ mod tests {
             );
         }
     }
+
+    /// The server that vouched for an author comes with each report:
+    /// with the report counted at once for a tracked name, and with a
+    /// discovered name's held-back reports once the name is admitted, so
+    /// the first authors of a name made up on one relay are capped as
+    /// every later one is. A report without a server records none.
+    #[test]
+    fn a_reports_server_is_kept_with_its_author() {
+        let mut w = Windows::new(WindowConfig::default());
+        let discovered = Verdict {
+            discovered: true,
+            ..report("zorbly", 1.0)
+        };
+        for (i, author) in ["a", "b", "c"].into_iter().enumerate() {
+            let post = post(i as i64, author);
+            w.add(&post, &discovered, Some("relay"), w.newest());
+            w.observe(post.time_us);
+        }
+        w.add(
+            &post(3, "d"),
+            &report("discord", 1.0),
+            Some("town.social"),
+            w.newest(),
+        );
+        w.add(&post(4, "e"), &report("discord", 1.0), None, w.newest());
+        let bucket = w.open_buckets().next().expect("a bucket");
+        let relay = ServerId::of("relay");
+        let mut held: Vec<_> = bucket.services["zorbly"].servers.to_vec();
+        held.sort();
+        let mut want: Vec<_> = ["a", "b", "c"].map(|a| (relay, AuthorId::of(a))).to_vec();
+        want.sort();
+        assert_eq!(held, want);
+        assert_eq!(
+            bucket.services["discord"].servers.to_vec(),
+            vec![(ServerId::of("town.social"), AuthorId::of("d"))]
+        );
+        assert_eq!(bucket.services["discord"].authors.len(), 2);
+    }
 }
