@@ -197,7 +197,11 @@ impl Fediverse {
 
     /// A config reading them: `social` (token from
     /// `$OW_TEST_MASTODON_TOKEN`) and `other` on the two instances, `nostr`
-    /// on both relays, quick reconnects, health alerts all but off.
+    /// on both relays, quick reconnects, health alerts all but off, and
+    /// the cap on one server's authors lifted: these tests count how
+    /// sources combine, every author once (the cap, 2 of `social.example`'s
+    /// four accounts and of each relay's keys, has its own test in
+    /// `tests/replay.rs`).
     fn config(&self, dir: &std::path::Path) -> std::path::PathBuf {
         let config = dir.join("ow.toml");
         std::fs::write(
@@ -230,6 +234,9 @@ lag_secs = 100000000
 
 [daemon]
 status_secs = 0.2
+
+[detector]
+max_authors_per_server = 10000
 "#,
                 a = self.instance_a.addr,
                 b = self.instance_b.addr,
@@ -390,6 +397,11 @@ fn a_recording_of_every_configured_source_replays_to_the_live_alert() {
     }
     std::thread::sleep(Duration::from_secs(2));
     for (servers, out, recorder) in runs {
+        let file = out
+            .file_name()
+            .and_then(|f| f.to_str())
+            .unwrap_or("")
+            .to_owned();
         let name = out.display().to_string();
         let (status, _, log) = recorder.stop_with("INT", Duration::from_secs(20));
         assert!(status.success(), "{name}: {log}");
@@ -409,7 +421,7 @@ fn a_recording_of_every_configured_source_replays_to_the_live_alert() {
             "{name}: {again}"
         );
         assert!(last_arrival[&relay_b] / 1_000_000 >= t0 + 10, "{name}");
-        replay_fires_the_live_alert(&out);
+        replay_fires_the_live_alert(&out, &dir.path().join(format!("{file}.d/ow.toml")));
     }
 }
 
@@ -470,12 +482,15 @@ fn recording_names_its_senders(
 
 /// `replay` of the recording fires the alert the live daemon fired, and
 /// counts what it dropped as the daemon did.
-fn replay_fires_the_live_alert(out: &std::path::Path) {
+fn replay_fires_the_live_alert(out: &std::path::Path, config: &std::path::Path) {
     let name = out.display().to_string();
     let alerts = out.with_extension("alerts");
     let replayed = std::process::Command::new(env!("CARGO_BIN_EXE_outagewatch"))
         .arg("replay")
         .arg(out)
+        .arg("--config")
+        .arg(config)
+        .env("OW_TEST_MASTODON_TOKEN", "s3cret")
         .arg("--state-dir")
         .arg(out.with_extension("state"))
         .arg("--alerts")

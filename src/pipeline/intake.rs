@@ -153,7 +153,7 @@ impl<S: Store> Pipeline<S> {
             }
         });
         match content {
-            Content::Post(judged) => self.process_post(source, Incoming::Named(*judged), reference),
+            Content::Post(judged) => self.process_post(source, Incoming::Named(judged), reference),
             Content::Unnamed(post) => self.process_post(source, Incoming::Unnamed(post), reference),
             Content::Skipped(reason) => {
                 self.skip(reason);
@@ -289,13 +289,15 @@ impl<S: Store> Pipeline<S> {
         }
         let placement = match &post {
             _ if forgotten => Placement::Stale,
-            Incoming::Named(Judged {
-                post,
-                verdict,
-                server,
-            }) => self
-                .windows
-                .add(post, verdict, server.as_deref(), reference),
+            Incoming::Named(judged) => {
+                let Judged {
+                    post,
+                    verdict,
+                    server,
+                } = &**judged;
+                self.windows
+                    .add(post, verdict, server.as_deref(), reference)
+            }
             Incoming::Unnamed(post) => self.windows.add_unnamed(post.time_us, reference),
         };
         match placement {
@@ -325,9 +327,10 @@ impl<S: Store> Pipeline<S> {
 }
 
 /// A post as the ordered stage takes it: whole when it names a service,
-/// else only what the counts read ([`Content`]).
+/// else only what the counts read ([`Content`]); boxed as [`Content`]
+/// boxes it.
 enum Incoming {
-    Named(Judged),
+    Named(Box<Judged>),
     Unnamed(Unnamed),
 }
 
@@ -336,9 +339,7 @@ impl Incoming {
     /// the counts.
     fn counted(&self) -> (Micros, Option<u64>, Class) {
         match self {
-            Incoming::Named(Judged { post, verdict, .. }) => {
-                (post.time_us, post.key, verdict.class)
-            }
+            Incoming::Named(judged) => (judged.post.time_us, judged.post.key, judged.verdict.class),
             Incoming::Unnamed(post) => (post.time_us, post.key, post.class),
         }
     }

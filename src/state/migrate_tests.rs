@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::super::store::tests::raw_store;
+use super::super::store::tests::{raw_db, raw_store};
 use super::super::{Checks, SledStore, Store, codec, keys};
 use crate::Micros;
 use crate::detect::{Detector, DetectorConfig};
@@ -171,7 +171,7 @@ fn a_format_6_store_with_author_ids_is_migrated_to_digests() {
     let dir = tempfile::tempdir().expect("tempdir");
     raw_store(dir.path(), records);
     {
-        let db = sled::open(dir.path()).expect("sled");
+        let db = raw_db(dir.path());
         let packs = db.open_tree(keys::PACKS).expect("packs");
         let key = keys::pack(T0 + 19 * B);
         packs
@@ -287,7 +287,7 @@ fn a_format_7_store_is_migrated_with_no_servers_known() {
     let dir = tempfile::tempdir().expect("tempdir");
     raw_store(dir.path(), records);
     {
-        let db = sled::open(dir.path()).expect("sled");
+        let db = raw_db(dir.path());
         let packs = db.open_tree(keys::PACKS).expect("packs");
         let key = keys::pack(T0 + 19 * B);
         packs
@@ -315,7 +315,7 @@ fn a_format_7_store_is_migrated_with_no_servers_known() {
     drop(store);
 
     // Written in format 8 now: read as this build's own, with no mode.
-    let db = sled::open(dir.path()).expect("sled");
+    let db = raw_db(dir.path());
     let bytes = db
         .get(keys::bucket(T0 + 25 * B))
         .expect("get")

@@ -337,8 +337,18 @@ fn format_0(dir: &Path, checkpoint: &Checkpoint) {
 /// write), so the open is tried again for a few seconds, as
 /// `SledStore::open` does: at once, it failed on a busy machine.
 pub(in crate::state) fn raw_store(dir: &Path, records: Vec<(Vec<u8>, Vec<u8>)>) {
+    let db = raw_db(dir);
+    for (key, value) in records {
+        db.insert(key, value).expect("insert");
+    }
+    db.flush().expect("flush");
+}
+
+/// The sled database in `dir`, opened bare, once the last handle's
+/// threads have let go of its lock (they do so a moment after it drops).
+pub(in crate::state) fn raw_db(dir: &Path) -> sled::Db {
     let mut tries = 0;
-    let db = loop {
+    loop {
         match sled::open(dir) {
             Ok(db) => break db,
             Err(e) if tries < 100 && e.to_string().contains("could not acquire lock") => {
@@ -347,11 +357,7 @@ pub(in crate::state) fn raw_store(dir: &Path, records: Vec<(Vec<u8>, Vec<u8>)>) 
             }
             Err(e) => panic!("sled: {e}"),
         }
-    };
-    for (key, value) in records {
-        db.insert(key, value).expect("insert");
     }
-    db.flush().expect("flush");
 }
 
 #[test]

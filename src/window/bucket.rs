@@ -1,6 +1,7 @@
 //! One bucket of event time and what it holds per service: reports,
-//! distinct authors, recoveries, the best sample posts, copies of long
-//! texts, phrases and languages (the evidence an alert shows).
+//! distinct authors (with the servers that vouch for them, where accounts
+//! cost nothing), recoveries, the best sample posts, copies of long texts,
+//! phrases and languages (the evidence an alert shows).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -76,8 +77,9 @@ pub struct ServiceCounts {
     pub seen: Seen,
 }
 
-/// A hash index of an open bucket's authors and copies, so a post's author
-/// is looked up in constant time, not by search and sorted insert.
+/// A hash index of an open bucket's authors, copies and servers, so a
+/// post's author is looked up in constant time, not by search and sorted
+/// insert.
 #[derive(Debug, Clone, Default)]
 pub struct Seen {
     authors: HashSet<AuthorId>,
@@ -190,7 +192,7 @@ impl ServiceCounts {
     }
 
     /// Builds the index from the lists when it does not hold them (a
-    /// bucket restored from a checkpoint, or made elsewhere). Both lists
+    /// bucket restored from a checkpoint, or made elsewhere). The lists
     /// hold distinct entries, so equal lengths mean it holds them.
     fn index(&mut self) {
         if self.seen.authors.len() != self.authors.len() {
