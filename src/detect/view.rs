@@ -4,7 +4,6 @@
 //! weighed down, recoveries).
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::hash::Hash;
 
 use super::baseline::{self, Basis, Reports, Volume};
 use super::{DetectorConfig, ServiceState};
@@ -176,18 +175,23 @@ impl Caps {
 /// give counts near `u64::MAX`, and a sum that wrapped would read as a
 /// calm window.
 ///
-/// Accounts are capped per group in two ways ([`Caps`]): the same long
-/// text from many accounts counts as a few of them, and so do the
-/// accounts of one server where accounts cost nothing to make. An account
-/// is left out when either cap leaves it out.
+/// Accounts are capped per group in two ways ([`Caps`]), one after the
+/// other: the same long text from many accounts counts as a few of them
+/// ([`Capped`]); then, of the accounts still counted, those of one server
+/// where accounts cost nothing to make count as a few. In that order, an
+/// account the first cap leaves out holds none of a server's places: with
+/// both taken at once, accounts sharing a text, past its cap, could take
+/// a server's places and leave its real authors out of both.
 struct Sums {
     authors: HashSet<AuthorId>,
     anonymous: u64,
     reports: u64,
     summed: u64,
     recoveries: u64,
-    copies: Capped<u64>,
-    servers: Capped<ServerId>,
+    copies: Capped,
+    /// Accounts per server, in digest order.
+    servers: HashMap<ServerId, BTreeSet<AuthorId>>,
+    per_server: usize,
 }
 
 impl Sums {
@@ -199,7 +203,8 @@ impl Sums {
             summed: 0,
             recoveries: 0,
             copies: Capped::new(caps.per_text),
-            servers: Capped::new(caps.per_server),
+            servers: HashMap::new(),
+            per_server: usize::try_from(caps.per_server.max(1)).unwrap_or(usize::MAX),
         }
     }
 
@@ -213,22 +218,30 @@ impl Sums {
             self.copies.add(text, author);
         }
         for &(server, author) in counts.servers.iter() {
-            self.servers.add(server, author);
+            self.servers.entry(server).or_default().insert(author);
         }
+    }
+
+    /// Accounts still counted after the copies' cap that are past their
+    /// server's cap in every server they came through (a Nostr key and a
+    /// Mastodon account are each of one server; the rule holds for any).
+    fn past_their_servers(&self) -> u64 {
+        if self.servers.values().all(|a| a.len() <= self.per_server) {
+            return 0;
+        }
+        let mut within: HashMap<AuthorId, bool> = HashMap::new();
+        for accounts in self.servers.values() {
+            let counted = accounts.iter().filter(|a| !self.copies.is_excess(a));
+            for (place, &author) in counted.enumerate() {
+                *within.entry(author).or_default() |= place < self.per_server;
+            }
+        }
+        within.values().filter(|&&w| !w).count() as u64
     }
 
     fn view(&self, expected: f64, basis: Basis) -> WindowView {
         let uncapped = (self.authors.len() as u64).saturating_add(self.anonymous);
-        // Accounts left out by both caps are left out once.
-        let both = if self.copies.excess > 0 && self.servers.excess > 0 {
-            self.servers
-                .excess_accounts()
-                .filter(|a| self.copies.is_excess(a))
-                .count() as u64
-        } else {
-            0
-        };
-        let excess = (self.copies.excess + self.servers.excess).saturating_sub(both);
+        let excess = self.copies.excess.saturating_add(self.past_their_servers());
         WindowView {
             reports: self.reports,
             uncapped,
@@ -241,15 +254,16 @@ impl Sums {
     }
 }
 
-/// Accounts in groups (texts, servers), each group counting its first
+/// Accounts in groups (one long text's), each group counting its first
 /// `cap` accounts in the order of their digests (the same in every run,
 /// as the ids' order was). An account past the cap in every group it is
 /// in is excess; one within it in some group still counts (a sum of each
 /// group's excess took the same accounts off once per group, down to
-/// none). So accounts in groups count for at most `cap` per group.
-struct Capped<G> {
+/// none). So accounts in groups count for at most `cap` per group. Kept
+/// as buckets are added, for every scale of the window in one pass.
+struct Capped {
     /// Accounts per group, in digest order.
-    groups: HashMap<G, BTreeSet<AuthorId>>,
+    groups: HashMap<u64, BTreeSet<AuthorId>>,
     /// Per account: in how many groups it is within the cap, and past it.
     standing: HashMap<AuthorId, (u64, u64)>,
     /// Accounts past the cap in every group they are in.
@@ -257,7 +271,7 @@ struct Capped<G> {
     cap: usize,
 }
 
-impl<G: Hash + Eq> Capped<G> {
+impl Capped {
     fn new(cap: u64) -> Self {
         Capped {
             groups: HashMap::new(),
@@ -267,7 +281,7 @@ impl<G: Hash + Eq> Capped<G> {
         }
     }
 
-    fn add(&mut self, group: G, author: AuthorId) {
+    fn add(&mut self, group: u64, author: AuthorId) {
         let accounts = self.groups.entry(group).or_default();
         if !accounts.insert(author) {
             return;
@@ -300,13 +314,6 @@ impl<G: Hash + Eq> Capped<G> {
 
     fn is_excess(&self, author: &AuthorId) -> bool {
         self.standing.get(author).is_some_and(|&c| is_excess(c))
-    }
-
-    fn excess_accounts(&self) -> impl Iterator<Item = &AuthorId> {
-        self.standing
-            .iter()
-            .filter(|(_, c)| is_excess(**c))
-            .map(|(a, _)| a)
     }
 }
 

@@ -13,9 +13,9 @@ use super::*;
 const B: Micros = 10_000_000;
 
 /// Each scale from scratch, as the definition reads: distinct authors of
-/// the buckets since its start; per text and per server, the accounts
-/// past its cap in digest order; an account past the cap in every text it
-/// shared, or in every server it came through, taken off once.
+/// the buckets since its start; per text, the accounts past its cap in
+/// digest order, those past the cap in every text they shared taken off;
+/// then per server, among the accounts left, the same.
 fn one_scale(state: &ServiceState, since: Micros, caps: Caps) -> (u64, u64, u64, u64, u64) {
     let buckets: Vec<&ServiceCounts> = state
         .recent
@@ -40,9 +40,12 @@ fn one_scale(state: &ServiceState, since: Micros, caps: Caps) -> (u64, u64, u64,
         .flat_map(|c| c.servers.iter().copied())
         .collect();
     let mut excess = past_every_cap(copies, caps.per_text as usize);
+    // Then the servers' cap, among the accounts the copies' cap counts.
+    let servers = servers
+        .into_iter()
+        .filter(|(_, a)| excess.binary_search(a).is_err())
+        .collect();
     excess.extend(past_every_cap(servers, caps.per_server as usize));
-    excess.sort_unstable();
-    excess.dedup();
     let uncapped = (authors.len() as u64).saturating_add(total(|c| c.extra_authors));
     (
         total(|c| c.reports),
@@ -147,4 +150,38 @@ proptest! {
             prop_assert_eq!((alone.reports, alone.uncapped, alone.summed, alone.authors, alone.recoveries), want);
         }
     }
+}
+
+/// Accounts the copies' cap leaves out take none of a server's places.
+/// Five accounts share a long text (cap 3): the two past its cap also
+/// come through server R, ahead of R's two real authors in digest order
+/// (cap 2). Taken at once, the caps would leave out the two copies and
+/// R's real authors alike (2 of 7 counted); one after the other, R's
+/// real authors count (4: three within the text's cap, one of them past
+/// its own server's, R2, whose cap is 2; and R's two).
+#[test]
+fn accounts_past_a_texts_cap_take_no_servers_place() {
+    let mut ids: Vec<AuthorId> = (0..40).map(|i| AuthorId::of(&format!("did:{i}"))).collect();
+    ids.sort_unstable();
+    let (sharers, real) = (&ids[..5], [ids[30], ids[31]]);
+    let (r, r2) = (ServerId::of("r.social"), ServerId::of("r2.social"));
+    let mut servers: Vec<(ServerId, AuthorId)> = sharers[..3].iter().map(|&a| (r2, a)).collect();
+    servers.extend(sharers[3..].iter().map(|&a| (r, a)));
+    servers.extend(real.iter().map(|&a| (r, a)));
+    let counts = ServiceCounts {
+        reports: 7,
+        authors: sharers.iter().copied().chain(real).collect(),
+        copies: sharers.iter().map(|&a| (1, a)).collect(),
+        servers: AddedIn8(servers),
+        ..ServiceCounts::default()
+    };
+    let mut state = ServiceState::default();
+    state.recent.push_back(RecentBucket { start: 0, counts });
+    let caps = Caps {
+        per_text: 3,
+        per_server: 2,
+    };
+    let view = window_view(&state, 0, 1.0, Basis::Prior, caps);
+    assert_eq!((view.uncapped, view.authors), (7, 4));
+    assert_eq!(one_scale(&state, 0, caps).3, 4, "the definition agrees");
 }

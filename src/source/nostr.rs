@@ -34,6 +34,11 @@ use crate::{MICROS_PER_SEC, Micros};
 pub const SUBSCRIPTION: &str = "outagewatch";
 /// How far before the last processed note a resumed subscription starts.
 pub const RESUME_OVERLAP_SECS: i64 = 5;
+/// The one server every note is counted under (see [`Nostr`]'s
+/// `server_of`). Not a domain: a Mastodon account's server would have to
+/// be named this to be counted with the notes (and two servers counted as
+/// one only ever count fewer authors).
+const NOSTR_SERVER: &str = "nostr:";
 
 #[derive(Deserialize)]
 struct Event {
@@ -249,10 +254,12 @@ impl Source for Nostr {
         true
     }
 
-    /// The relay the note came through: a key costs nothing, so a relay
-    /// that takes notes from anyone vouches for nobody in particular.
-    fn server_of(&self, _author: &str, connection: &str) -> Option<String> {
-        Some(connection.to_owned())
+    /// Nostr as a whole: a key costs nothing and a relay takes notes from
+    /// anyone, so no relay vouches for anybody. One server for every note,
+    /// not the relay that delivered it first: which relay wins a note's
+    /// race is the network's timing, and the counts must not depend on it.
+    fn server_of(&self, _author: &str, _connection: &str) -> Option<String> {
+        Some(NOSTR_SERVER.to_owned())
     }
 
     /// One connection per relay (all read at once), each named

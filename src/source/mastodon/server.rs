@@ -1,0 +1,123 @@
+//! The server that vouches for a Mastodon account (see
+//! [`crate::source::Source::server_of`]): whoever holds a domain can make
+//! as many accounts, and as many subdomains, as they like, so the server
+//! is the part of the account's host that costs something to hold.
+
+use std::net::IpAddr;
+
+/// The server of `author` (`name@host`, or a bare host): the host
+/// without its port, lower-cased, cut to its registrable domain under
+/// the public suffix list's ICANN section (`a1.evil.social` and
+/// `a2.evil.social` are `evil.social`; `example.co.uk` and `town.co.uk`
+/// are two). Under a private suffix (a hosting service's: anyone gets a
+/// `*.trycloudflare.com` or `*.github.io` for free) it is the hosting
+/// service. An address stands for its network (a /24 or a /48), as one
+/// holder's addresses usually share one.
+pub fn account_server(author: &str) -> String {
+    let host = author.rsplit_once('@').map_or(author, |(_, host)| host);
+    let host = without_port(host)
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    if let Ok(address) = host.parse::<IpAddr>() {
+        return network(address);
+    }
+    icann_domain(&host).to_owned()
+}
+
+/// `host` without a `:port` (`[v6]:port` without the brackets too).
+fn without_port(host: &str) -> &str {
+    if let Some(bracketed) = host.strip_prefix('[') {
+        return bracketed
+            .split_once(']')
+            .map_or(bracketed, |(address, _)| address);
+    }
+    match host.rsplit_once(':') {
+        // Only a name's port: a bare IPv6 address has several colons.
+        Some((name, port))
+            if !name.contains(':')
+                && !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            name
+        }
+        _ => host,
+    }
+}
+
+/// The network an address belongs to, as its holder usually gets it.
+fn network(address: IpAddr) -> String {
+    match address {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        IpAddr::V6(v6) => {
+            let [a, b, c, ..] = v6.segments();
+            format!("{a:x}:{b:x}:{c:x}::/48")
+        }
+    }
+}
+
+/// `host`'s registrable domain under the ICANN section of the list; under
+/// a private suffix, that suffix's own (each step drops labels, so it
+/// ends). A host with no registrable domain (a bare suffix, `localhost`)
+/// is its own.
+fn icann_domain(host: &str) -> &str {
+    let mut name = host;
+    loop {
+        let Some(domain) = psl::domain(name.as_bytes()) else {
+            return name;
+        };
+        let suffix = domain.suffix();
+        let keep = if suffix.typ() == Some(psl::Type::Private) {
+            suffix.as_bytes().len()
+        } else {
+            domain.as_bytes().len()
+        };
+        // The list matches whole labels, so the cut falls after a dot.
+        let Some(shorter) = name.get(name.len().saturating_sub(keep)..) else {
+            return name;
+        };
+        if suffix.typ() != Some(psl::Type::Private) || shorter.len() >= name.len() {
+            return shorter;
+        }
+        name = shorter;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Subdomains of one domain are one server, a shared suffix (`co.uk`)
+    /// is not; capitals, a trailing dot and a port change nothing; free
+    /// subdomains of a hosting service are the service; an address is its
+    /// network.
+    #[test]
+    fn an_accounts_server_is_what_costs_something_to_hold() {
+        for (author, server) in [
+            ("alice@mastodon.social", "mastodon.social"),
+            ("bob@a1.evil.social", "evil.social"),
+            ("bob@A2.Evil.Social", "evil.social"),
+            ("bob@a3.evil.social.", "evil.social"),
+            ("bob@evil.social:1001", "evil.social"),
+            ("cat@social.example.co.uk", "example.co.uk"),
+            ("dan@other.example.co.uk", "example.co.uk"),
+            ("eve@town.co.uk", "town.co.uk"),
+            ("tun@x1.trycloudflare.com", "trycloudflare.com"),
+            ("tun@x2.trycloudflare.com:443", "trycloudflare.com"),
+            ("pages@someone.github.io", "github.io"),
+            ("fay@192.0.2.7", "192.0.2.0/24"),
+            ("fay@192.0.2.200:4000", "192.0.2.0/24"),
+            ("fay@[2001:db8:1:2::1]", "2001:db8:1::/48"),
+            ("fay@[2001:db8:1:3::1]:443", "2001:db8:1::/48"),
+            ("fay@2001:db8:1:4::9", "2001:db8:1::/48"),
+            ("gus@localhost", "localhost"),
+            ("gus@localhost:3000", "localhost"),
+            ("a@b@host.social", "host.social"),
+            ("nohost@", ""),
+        ] {
+            assert_eq!(account_server(author), server, "{author}");
+        }
+    }
+}
