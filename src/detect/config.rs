@@ -143,7 +143,7 @@ impl Default for DetectorConfig {
             high_after_secs: 1800,
             samples: 5,
             max_authors_per_text: 3,
-            max_authors_per_server: 2,
+            max_authors_per_server: crate::window::DEFAULT_MAX_AUTHORS_PER_SERVER,
             drops: false,
             max_discovered: crate::window::WindowConfig::default().max_discovered,
         }

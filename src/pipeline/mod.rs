@@ -199,7 +199,10 @@ impl<S: Store> Pipeline<S> {
             clock_rule,
             matcher,
             windows: Windows::resume(
-                config.window,
+                WindowConfig {
+                    max_authors_per_server: config.detector.max_authors_per_server,
+                    ..config.window
+                },
                 checkpoint.closed_through,
                 checkpoint.newest,
                 checkpoint.open,

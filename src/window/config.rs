@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 use super::discovered;
 use crate::{MICROS_PER_SEC, Micros};
 
+/// The default of the detector's `max_authors_per_server`, which the
+/// window applies too (to admitting discovered names).
+pub const DEFAULT_MAX_AUTHORS_PER_SERVER: u64 = 2;
+
 /// Bucket and lateness settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -42,6 +46,11 @@ pub struct WindowConfig {
     /// Texts at least this long (characters, normalized) posted by several
     /// authors are tracked as copies, so the detector can weigh them down.
     pub copy_min_chars: usize,
+    /// Authors of one server that count toward admitting a discovered
+    /// name: the detector's `max_authors_per_server` (the pipeline sets it;
+    /// not read from the `[window]` table).
+    #[serde(skip)]
+    pub max_authors_per_server: u64,
 }
 
 impl WindowConfig {
@@ -72,6 +81,7 @@ impl Default for WindowConfig {
             max_discovered_candidates: 10_000,
             sample_chars: 500,
             copy_min_chars: 40,
+            max_authors_per_server: DEFAULT_MAX_AUTHORS_PER_SERVER,
         }
     }
 }
@@ -127,6 +137,7 @@ impl WindowConfig {
             admit_us: self.discovered_admit_secs.saturating_mul(MICROS_PER_SEC),
             ttl_us: self.discovered_ttl_secs.saturating_mul(MICROS_PER_SEC),
             admissions_per_author: super::budget::ADMISSIONS_PER_AUTHOR,
+            per_server: usize::try_from(self.max_authors_per_server.max(1)).unwrap_or(usize::MAX),
         }
     }
 }

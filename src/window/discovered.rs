@@ -61,6 +61,10 @@ pub struct Bounds {
     pub ttl_us: Micros,
     /// Names one author may help admit per hour ([`super::budget`]).
     pub admissions_per_author: usize,
+    /// Authors of one server that count toward admitting a name (the
+    /// detector's `max_authors_per_server`, for the same reason: made-up
+    /// accounts of one server are one voice).
+    pub per_server: usize,
 }
 
 /// What to do with one report of a discovered service.
@@ -279,18 +283,17 @@ impl DiscoveredNames {
             Ok(authors) => authors,
             Err(not_yet) => return not_yet,
         };
-        let admitting: Vec<&str> = authors
+        let admitting: Vec<&HeldBack> = authors
             .iter()
-            .map(|h| h.author.as_str())
-            .filter(|a| self.budgets.allows(a, now))
+            .filter(|h| self.budgets.allows(&h.author, now))
             .collect();
-        let score = admitting.len() as f64;
+        let score = per_server_count(admitting.iter().copied(), self.bounds.per_server) as f64;
         if !self.make_room(score, now) {
             self.rejected += 1;
             return Admission::Rejected;
         }
         for admitter in admitting {
-            self.budgets.charge(admitter, now);
+            self.budgets.charge(&admitter.author, now);
         }
         self.tracked
             .insert(name.to_owned(), Tracked { score, at: now });
@@ -354,6 +357,20 @@ impl DiscoveredNames {
                 // the list stays below twice `min_authors`.
                 let budgets = &self.budgets;
                 candidate.authors.retain(|h| budgets.allows(&h.author, now));
+                // A server's authors past its cap would not count: held
+                // back, they would grow the list without end.
+                let per_server = self.bounds.per_server;
+                if server.is_some()
+                    && candidate
+                        .authors
+                        .iter()
+                        .filter(|h| *h.server == server)
+                        .count()
+                        >= per_server
+                {
+                    self.pending += 1;
+                    return Err(Admission::Pending);
+                }
                 candidate.authors.push(HeldBack {
                     author: author.to_owned(),
                     reports: 0,
@@ -372,11 +389,13 @@ impl DiscoveredNames {
         // An author who spent their budget since joining no longer counts
         // toward the name.
         let budgets = &self.budgets;
-        let able = candidate
-            .authors
-            .iter()
-            .filter(|h| budgets.allows(&h.author, now))
-            .count();
+        let able = per_server_count(
+            candidate
+                .authors
+                .iter()
+                .filter(|h| budgets.allows(&h.author, now)),
+            self.bounds.per_server,
+        );
         if able < min_authors {
             self.pending += 1;
             return Err(Admission::Pending);
@@ -464,6 +483,26 @@ fn remembered_authors(bounds: &Bounds) -> usize {
         .max(1)
 }
 
+/// How many of `authors` count toward a name: each author without a
+/// server, and at most `per_server` of each server's.
+fn per_server_count<'a>(authors: impl Iterator<Item = &'a HeldBack>, per_server: usize) -> usize {
+    let mut of_server: HashMap<ServerId, usize> = HashMap::new();
+    let mut counted = 0;
+    for held in authors {
+        match *held.server {
+            None => counted += 1,
+            Some(server) => {
+                let n = of_server.entry(server).or_default();
+                if *n < per_server {
+                    *n += 1;
+                    counted += 1;
+                }
+            }
+        }
+    }
+    counted
+}
+
 /// A tracked name's score at `now`: halved for every `ttl` since it last rose.
 fn decayed(t: &Tracked, now: Micros, ttl: Micros) -> f64 {
     let quiet = (now - t.at).max(0) as f64 / ttl as f64;
@@ -491,7 +530,42 @@ mod tests {
             admit_us: 100,
             ttl_us: 100,
             admissions_per_author: 3,
+            per_server: 2,
         }
+    }
+
+    /// Authors of one server count as at most 2 toward a name, and those
+    /// past that are not held (one server's made-up accounts would grow
+    /// the candidate without end); an author of another server, or of
+    /// none, completes it. The name's score counts the same way.
+    #[test]
+    fn one_servers_authors_admit_a_name_only_with_others() {
+        let (s, t) = (Some(ServerId::of("s")), Some(ServerId::of("t")));
+        let mut names = DiscoveredNames::new(bounds(10));
+        for (i, author) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
+            let at = i as i64;
+            let got = names.admit("x", author, s, Class::Report, true, at);
+            assert_eq!(got, Admission::Pending, "{author}");
+        }
+        let held = names.candidates.peek("x").map(|c| c.authors.len());
+        assert_eq!(held, Some(2), "only the two that count are held");
+        match names.admit("x", "f", t, Class::Report, true, 5) {
+            Admission::Admitted(before) => {
+                let authors: Vec<&str> = before.iter().map(|h| h.author.as_str()).collect();
+                assert_eq!(authors, ["a", "b"]);
+                assert!(before.iter().all(|h| *h.server == s));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(names.tracked.get("x").map(|t| t.score), Some(3.0));
+        let mut names = DiscoveredNames::new(bounds(10));
+        for (i, author) in ["a", "b", "c"].into_iter().enumerate() {
+            names.admit("y", author, s, Class::Report, true, i as i64);
+        }
+        assert!(matches!(
+            names.admit("y", "g", None, Class::Report, true, 3),
+            Admission::Admitted(_)
+        ));
     }
 
     #[test]

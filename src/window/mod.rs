@@ -32,7 +32,7 @@ use crate::normalize::Post;
 use crate::{MICROS_PER_SEC, Micros};
 
 pub use self::bucket::{Bucket, MAX_LANGUAGES, OTHER_LANGUAGES, Sample, Seen, ServiceCounts};
-pub use self::config::WindowConfig;
+pub use self::config::{DEFAULT_MAX_AUTHORS_PER_SERVER, WindowConfig};
 
 /// Where [`Windows::add`] put a post.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -571,9 +571,14 @@ mod tests {
             discovered: true,
             ..report("zorbly", 1.0)
         };
-        for (i, author) in ["a", "b", "c"].into_iter().enumerate() {
+        // Two authors of one server and one of another admit the name (a
+        // server's authors count as at most 2 toward it).
+        for (i, (author, server)) in [("a", "relay"), ("b", "relay"), ("c", "other")]
+            .into_iter()
+            .enumerate()
+        {
             let post = post(i as i64, author);
-            w.add(&post, &discovered, Some("relay"), w.newest());
+            w.add(&post, &discovered, Some(server), w.newest());
             w.observe(post.time_us);
         }
         w.add(
@@ -584,10 +589,11 @@ mod tests {
         );
         w.add(&post(4, "e"), &report("discord", 1.0), None, w.newest());
         let bucket = w.open_buckets().next().expect("a bucket");
-        let relay = ServerId::of("relay");
         let mut held: Vec<_> = bucket.services["zorbly"].servers.to_vec();
         held.sort();
-        let mut want: Vec<_> = ["a", "b", "c"].map(|a| (relay, AuthorId::of(a))).to_vec();
+        let mut want: Vec<_> = [("a", "relay"), ("b", "relay"), ("c", "other")]
+            .map(|(a, s)| (ServerId::of(s), AuthorId::of(a)))
+            .to_vec();
         want.sort();
         assert_eq!(held, want);
         assert_eq!(
