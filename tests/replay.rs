@@ -1,5 +1,6 @@
 //! End-to-end: the real binary replaying recordings.
 
+use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -389,49 +390,34 @@ const YEAR_2100_US: i64 = 4_102_444_800_000_000;
 const YEAR_1990_US: i64 = 631_152_000_000_000;
 
 fn replay_state(lines: &[String], dir: &Path, name: &str) -> (String, String, PathBuf) {
-    let file = dir.join(format!("{name}.jsonl"));
-    std::fs::write(&file, lines.join("\n")).expect("write");
     let state = dir.join(format!("{name}-state"));
-    let out = run(bin()
-        .arg("replay")
-        .arg(&file)
-        .arg("--state-dir")
-        .arg(&state));
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        state,
-    )
+    let (stdout, stderr) = replay_with(
+        lines,
+        dir,
+        name,
+        &["--state-dir".as_ref(), state.as_os_str()],
+    );
+    (stdout, stderr, state)
 }
 
-/// `lines` replayed as a file of `dir`, with `config` if given: (stdout,
+/// `lines` replayed as a file of `dir` with `args` after it: (stdout,
 /// stderr).
-fn replay_with(
-    lines: &[String],
-    dir: &Path,
-    name: &str,
-    config: Option<&Path>,
-) -> (String, String) {
+fn replay_with(lines: &[String], dir: &Path, name: &str, args: &[&OsStr]) -> (String, String) {
     let file = dir.join(format!("{name}.jsonl"));
     std::fs::write(&file, lines.join("\n")).expect("write");
-    let mut cmd = bin();
-    cmd.arg("replay").arg(&file);
-    if let Some(config) = config {
-        cmd.arg("--config").arg(config);
-    }
-    let out = run(&mut cmd);
+    let out = run(bin().arg("replay").arg(&file).args(args));
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
 
-/// A configuration in `dir` that lifts the cap on one server's authors
-/// (`max_authors_per_server`, 2 by default).
-fn cap_lifted(dir: &Path) -> PathBuf {
+/// `--config` with a configuration in `dir` that lifts the cap on one
+/// server's authors (`max_authors_per_server`, 2 by default).
+fn cap_lifted(dir: &Path) -> [std::ffi::OsString; 2] {
     let config = dir.join("cap-lifted.toml");
     std::fs::write(&config, "[detector]\nmax_authors_per_server = 10000\n").expect("config");
-    config
+    ["--config".into(), config.into()]
 }
 
 fn cursors(state: &Path) -> std::collections::BTreeMap<String, i64> {
@@ -950,7 +936,8 @@ fn a_relays_catch_up_is_spread_over_the_gap_not_counted_at_arrival() {
     // lifted here, where what is tested is when notes count.
     let lifted = cap_lifted(dir.path());
     let discord = |lines: Vec<String>, name: &str| {
-        let (stdout, stderr) = replay_with(&lines, dir.path(), name, Some(&lifted));
+        let args = lifted.each_ref().map(|a| a.as_os_str());
+        let (stdout, stderr) = replay_with(&lines, dir.path(), name, &args);
         let fired = alerts(stdout.as_bytes())
             .into_iter()
             .filter(|a| a["service"] == "discord")
@@ -1027,8 +1014,8 @@ fn made_up_accounts_of_one_server_page_nobody() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let lifted = cap_lifted(dir.path());
-    let discord = |lines: Vec<String>, name: &str, config: Option<&Path>| {
-        let (stdout, stderr) = replay_with(&lines, dir.path(), name, config);
+    let discord = |lines: Vec<String>, name: &str, args: &[&OsStr]| {
+        let (stdout, stderr) = replay_with(&lines, dir.path(), name, args);
         let fired: Vec<serde_json::Value> = alerts(stdout.as_bytes())
             .into_iter()
             .filter(|a| a["service"] == "discord" && a["state"] == "firing")
@@ -1037,13 +1024,17 @@ fn made_up_accounts_of_one_server_page_nobody() {
     };
 
     let keys = recording("nostr", &|k, at, text| nostr_note(5000 + k, at, text));
-    let (fired, stderr) = discord(keys.clone(), "keys", None);
+    let (fired, stderr) = discord(keys.clone(), "keys", &[]);
     assert!(fired.is_empty(), "{fired:?}\n{stderr}");
     assert!(
         stderr.contains("reports 12"),
         "all twelve are reports: {stderr}"
     );
-    let (fired, stderr) = discord(keys, "keys-lifted", Some(&lifted));
+    let (fired, stderr) = discord(
+        keys,
+        "keys-lifted",
+        &lifted.each_ref().map(|a| a.as_os_str()),
+    );
     assert_eq!(fired.len(), 1, "{stderr}");
     // Paged at the tenth (a first start doubles `min_authors`).
     assert!(fired[0]["authors"].as_u64() >= Some(10), "{:?}", fired[0]);
@@ -1054,10 +1045,10 @@ fn made_up_accounts_of_one_server_page_nobody() {
         }
     };
     let subdomains = recording("mastodon", &by(|k| format!("a{k}.evil.social")));
-    let (fired, stderr) = discord(subdomains, "subdomains", None);
+    let (fired, stderr) = discord(subdomains, "subdomains", &[]);
     assert!(fired.is_empty(), "{fired:?}\n{stderr}");
     let domains = recording("mastodon", &by(|k| format!("town{k}.social")));
-    let (fired, stderr) = discord(domains, "domains", None);
+    let (fired, stderr) = discord(domains, "domains", &[]);
     assert_eq!(fired.len(), 1, "{stderr}");
     assert!(fired[0]["authors"].as_u64() >= Some(10), "{:?}", fired[0]);
 }

@@ -31,7 +31,9 @@
 //! Counting authors rather than posts keeps one account posting 200 times
 //! from looking like 200 people, and the same long text from many accounts
 //! counts as at most `max_authors_per_text` of them (a template that 40
-//! real people post during an outage still counts 3 in every window).
+//! real people post during an outage still counts 3 in every window); the
+//! accounts of one server where accounts cost nothing to make (a Mastodon
+//! domain, Nostr) count as at most `max_authors_per_server`.
 //! Pure: buckets in, transitions out, event time only.
 
 pub mod baseline;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::super::store::tests::{raw_db, raw_store};
+use super::super::store::tests::{discovered_names, raw_db, raw_store};
 use super::super::{Checks, SledStore, Store, codec, keys};
 use crate::Micros;
 use crate::detect::{Detector, DetectorConfig};
@@ -253,13 +253,14 @@ fn in_format_7(bucket: &Bucket) -> BucketFormat7 {
     }
 }
 
-/// Buckets 0–19 packed, 20–39 single, 40 open in the checkpoint, in
-/// format 7's layout (no field for servers): a build that read them as
-/// its own took the next record's bytes for the servers, or failed. After
-/// the migration every one reads as this build counts it (no server
-/// known), and the alerts are the same.
+/// Buckets 0–19 packed, 20–39 single, 40 open in the checkpoint, and a
+/// discovered name's candidate with a held-back post, in format 7's
+/// layout (no field for servers): read as this build's own they fail.
+/// After the migration every one reads as this build counts it (no
+/// server known), and the alerts are the same.
 #[test]
 fn a_format_7_store_is_migrated_with_no_servers_known() {
+    let names = discovered_names();
     let pack: Vec<BucketFormat7> = (0..20).map(|i| in_format_7(&new_bucket(i, true))).collect();
     let singles = (20..40).map(|i| in_format_7(&new_bucket(i, true)));
     let checkpoint = (
@@ -271,7 +272,7 @@ fn a_format_7_store_is_migrated_with_no_servers_known() {
         BTreeMap::<String, crate::source::jetstream::SeqCursor>::new(),
         None::<crate::source::dedupe::Deduper>,
         BTreeMap::<String, crate::source::clock::SourceClock>::new(),
-        crate::window::SavedNames::default(),
+        names.as_format_7(),
     );
     let mut records = vec![
         (keys::FORMAT.to_vec(), 7u32.to_be_bytes().to_vec()),
@@ -309,6 +310,9 @@ fn a_format_7_store_is_migrated_with_no_servers_known() {
     let checkpoint = store.checkpoint().expect("read").expect("checkpoint");
     assert_eq!(checkpoint.open, vec![new_bucket(40, false)]);
     assert_eq!(checkpoint.newest, Some(T0 + 40 * B + 1));
+    // The candidate's held-back post, its server not known then.
+    assert_ne!(names, names.clone().without_servers(), "it had one");
+    assert_eq!(checkpoint.discovered, names.clone().without_servers());
     let fired = alerts(&closed);
     assert!(!fired.is_empty(), "the surge fires");
     assert_eq!(fired, alerts(&want));

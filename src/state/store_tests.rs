@@ -456,7 +456,9 @@ fn busy_clock() -> crate::source::clock::SourceClock {
 
 /// Discovered names as a window saves them: one tracked (three
 /// authors), one candidate (one author).
-fn discovered_names() -> crate::window::SavedNames {
+/// Discovered names as a checkpoint holds them: `zorbly` tracked, `quux`
+/// a candidate whose one author came through a server.
+pub(in crate::state) fn discovered_names() -> crate::window::SavedNames {
     use crate::matcher::{Class, Verdict};
     use crate::window::{WindowConfig, Windows};
     let mut windows = Windows::new(WindowConfig::default());
@@ -484,7 +486,8 @@ fn discovered_names() -> crate::window::SavedNames {
             score: 1.0,
             reasons: vec![],
         };
-        windows.add(&post, &verdict, None, None);
+        let server = (name == "quux").then_some("relay.social");
+        windows.add(&post, &verdict, server, None);
     }
     assert_eq!(windows.discovered_sizes(), (1, 1));
     let bytes =
@@ -773,7 +776,7 @@ fn a_format_4_store_is_rewritten_with_held_back_posts_as_reports() {
     let checkpoint = store.checkpoint().expect("read").expect("checkpoint");
     assert_eq!(
         checkpoint.discovered,
-        discovered_names().with_budgets_afresh()
+        discovered_names().with_budgets_afresh().without_servers()
     );
     assert_eq!(checkpoint.newest, Some(305_000_000));
     assert_eq!(
@@ -825,7 +828,10 @@ fn a_format_6_store_is_rewritten_with_the_budgets_afresh() {
     }
     let store = SledStore::open(dir.path()).expect("open");
     let checkpoint = store.checkpoint().expect("read").expect("checkpoint");
-    assert_eq!(checkpoint.discovered, names.clone().with_budgets_afresh());
+    assert_eq!(
+        checkpoint.discovered,
+        names.clone().with_budgets_afresh().without_servers()
+    );
     assert_eq!(checkpoint.cursors, cursors);
     assert_eq!(
         super::super::format(&store.db, dir.path()).expect("format"),

@@ -64,7 +64,7 @@ pub struct ServiceCounts {
     pub discovered: bool,
     /// (server that vouches for the author, author), by digest,
     /// for reports from networks whose accounts cost nothing to make (a
-    /// Mastodon account's domain, the Nostr relay a note came through; see
+    /// Mastodon account's domain, Nostr as a whole; see
     /// [`crate::source::Source::server_of`]): the detector counts at most
     /// `max_authors_per_server` authors of one server, so one hostile
     /// server's made-up accounts are not many people. Sorted once the

@@ -143,7 +143,38 @@ impl SavedNames {
 
     /// These tables as store formats 5 and 6 wrote them.
     pub fn as_format_6(&self) -> impl Serialize + '_ {
-        (&self.tracked, &self.candidates)
+        (&self.tracked, self.candidates_before_8())
+    }
+
+    /// These tables as store format 7 wrote them: with the budgets, but
+    /// no server for the held-back posts.
+    pub fn as_format_7(&self) -> impl Serialize + '_ {
+        (&self.tracked, self.candidates_before_8(), &self.budgets)
+    }
+
+    /// These tables with no server known for the held-back posts, as a
+    /// checkpoint of format 7 or before restores them.
+    pub fn without_servers(mut self) -> Self {
+        for (_, candidate) in &mut self.candidates {
+            for held in &mut candidate.authors {
+                held.server = AddedIn8(None);
+            }
+        }
+        self
+    }
+
+    /// The candidates in the layout before format 8: (since, [(author,
+    /// reports, recoveries)]).
+    #[allow(clippy::type_complexity)]
+    fn candidates_before_8(&self) -> Vec<(&String, (Micros, Vec<(&String, u64, u64)>))> {
+        self.candidates
+            .iter()
+            .map(|(name, c)| {
+                let held = c.authors.iter();
+                let held = held.map(|h| (&h.author, h.reports, h.recoveries)).collect();
+                (name, (c.since, held))
+            })
+            .collect()
     }
 }
 

@@ -37,9 +37,8 @@ pub(super) fn reading_before(format: u32) -> bool {
 }
 
 /// A field added in store format 8: saved as the value itself; read as
-/// its default (taking no bytes) from a record of an older format. Only
-/// the last fields of a type may be added so: postcard reads fields in
-/// order, and a missing one in the middle would take its successor's bytes.
+/// its default (taking no bytes) from a record of an older format, and
+/// from JSON without it (with `#[serde(default)]` on the field).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct AddedIn8<T>(pub T);

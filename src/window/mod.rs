@@ -562,7 +562,7 @@ mod tests {
     /// The server that vouched for an author comes with each report:
     /// with the report counted at once for a tracked name, and with a
     /// discovered name's held-back reports once the name is admitted, so
-    /// the first authors of a name made up on one relay are capped as
+    /// the first authors of a name made up on one server are capped as
     /// every later one is. A report without a server records none.
     #[test]
     fn a_reports_server_is_kept_with_its_author() {
