@@ -220,7 +220,7 @@ pub fn format(db: &sled::Db, path: &std::path::Path) -> Result<u32, StoreError> 
 ///   buckets, the detector's recent window) are rewritten
 ///   ([`migrate::buckets`], [`migrate::checkpoint`]).
 /// - 7 → 8: a report's author may come with the server that vouches for
-///   it (a Mastodon account's domain, a Nostr relay), kept in buckets and
+///   it (a Mastodon account's domain; Nostr as a whole), kept in buckets and
 ///   in the discovered names' held-back posts; every bucket and the
 ///   checkpoint are rewritten as for 6 → 7, with no server known.
 ///
