@@ -286,8 +286,14 @@ impl Capped {
         if !accounts.insert(author) {
             return;
         }
-        // The first account past the cap, now that `author` is in.
-        match accounts.iter().nth(self.cap).copied() {
+        // The first account past the cap, now that `author` is in (none
+        // without walking the group while it is within the cap).
+        let first_past = if accounts.len() > self.cap {
+            accounts.iter().nth(self.cap).copied()
+        } else {
+            None
+        };
+        match first_past {
             None => self.stand(author, (1, 0), (0, 0)),
             Some(first_past) if author < first_past => {
                 // `author` took a place within the cap from `first_past`.
