@@ -138,13 +138,55 @@ fn alerts(buckets: &[Bucket]) -> Vec<crate::detect::Transition> {
     buckets.iter().flat_map(|b| detector.on_bucket(b)).collect()
 }
 
+/// A store in `dir` as format `format` wrote it: `checkpoint`, buckets
+/// 0–19 as one pack, 20–39 single (each in that format's layout, by
+/// `old_layout`), every record read as it is by a store opened to
+/// salvage, not migrated.
+fn old_store<O: Serialize>(
+    dir: &std::path::Path,
+    format: u32,
+    checkpoint: &impl Serialize,
+    old_layout: impl Fn(i64) -> O,
+) {
+    let pack: Vec<O> = (0..20).map(&old_layout).collect();
+    let mut records = vec![
+        (keys::FORMAT.to_vec(), format.to_be_bytes().to_vec()),
+        (
+            keys::CHECKPOINT.to_vec(),
+            codec::encode("checkpoint", checkpoint).expect("encode"),
+        ),
+    ];
+    records.extend((20..40).map(|i| {
+        let key = keys::bucket(T0 + i * B).to_vec();
+        (
+            key,
+            codec::encode("bucket", &old_layout(i)).expect("encode"),
+        )
+    }));
+    raw_store(dir, records);
+    {
+        let db = raw_db(dir);
+        let packs = db.open_tree(keys::PACKS).expect("packs");
+        let key = keys::pack(T0 + 19 * B);
+        packs
+            .insert(key, codec::encode("pack", &pack).expect("encode"))
+            .expect("insert");
+        db.flush().expect("flush");
+    }
+    let old = SledStore::open_with(dir, Checks::None).expect("open to salvage");
+    let (kept, lost) = old.salvage();
+    assert_eq!(
+        (kept.len(), lost),
+        (23, 0),
+        "format {format}'s records read"
+    );
+}
+
 /// Buckets 0–19 packed, 20–39 single, 40 open in the checkpoint (written
 /// in format 6's layout, detector aside): after the migration every one
 /// reads as this build counts it, and the alerts are the same.
 #[test]
 fn a_format_6_store_with_author_ids_is_migrated_to_digests() {
-    let pack: Vec<BucketFormat6> = (0..20).map(|i| old_bucket(i, true)).collect();
-    let singles = (20..40).map(|i| old_bucket(i, true));
     let names = crate::window::SavedNames::default();
     let checkpoint = (
         Some(T0 + 40 * B),
@@ -157,33 +199,8 @@ fn a_format_6_store_with_author_ids_is_migrated_to_digests() {
         BTreeMap::<String, crate::source::clock::SourceClock>::new(),
         names.as_format_6(),
     );
-    let mut records = vec![
-        (keys::FORMAT.to_vec(), 6u32.to_be_bytes().to_vec()),
-        (
-            keys::CHECKPOINT.to_vec(),
-            codec::encode("checkpoint", &checkpoint).expect("encode"),
-        ),
-    ];
-    records.extend(singles.map(|b| {
-        let key = keys::bucket(b.start).to_vec();
-        (key, codec::encode("bucket", &b).expect("encode"))
-    }));
     let dir = tempfile::tempdir().expect("tempdir");
-    raw_store(dir.path(), records);
-    {
-        let db = raw_db(dir.path());
-        let packs = db.open_tree(keys::PACKS).expect("packs");
-        let key = keys::pack(T0 + 19 * B);
-        packs
-            .insert(key, codec::encode("pack", &pack).expect("encode"))
-            .expect("insert");
-        db.flush().expect("flush");
-    }
-    {
-        let old = SledStore::open_with(dir.path(), Checks::None).expect("open to salvage");
-        let (kept, lost) = old.salvage();
-        assert_eq!((kept.len(), lost), (23, 0), "format 6's records read");
-    }
+    old_store(dir.path(), 6, &checkpoint, |i| old_bucket(i, true));
 
     let store = SledStore::open(dir.path()).expect("migrated");
     assert_eq!(store.inventory().expect("verified").buckets, 40);
@@ -261,8 +278,6 @@ fn in_format_7(bucket: &Bucket) -> BucketFormat7 {
 #[test]
 fn a_format_7_store_is_migrated_with_no_servers_known() {
     let names = discovered_names();
-    let pack: Vec<BucketFormat7> = (0..20).map(|i| in_format_7(&new_bucket(i, true))).collect();
-    let singles = (20..40).map(|i| in_format_7(&new_bucket(i, true)));
     let checkpoint = (
         Some(T0 + 40 * B),
         Some(T0 + 40 * B + 1),
@@ -274,33 +289,10 @@ fn a_format_7_store_is_migrated_with_no_servers_known() {
         BTreeMap::<String, crate::source::clock::SourceClock>::new(),
         names.as_format_7(),
     );
-    let mut records = vec![
-        (keys::FORMAT.to_vec(), 7u32.to_be_bytes().to_vec()),
-        (
-            keys::CHECKPOINT.to_vec(),
-            codec::encode("checkpoint", &checkpoint).expect("encode"),
-        ),
-    ];
-    records.extend(singles.map(|b| {
-        let key = keys::bucket(b.start).to_vec();
-        (key, codec::encode("bucket", &b).expect("encode"))
-    }));
     let dir = tempfile::tempdir().expect("tempdir");
-    raw_store(dir.path(), records);
-    {
-        let db = raw_db(dir.path());
-        let packs = db.open_tree(keys::PACKS).expect("packs");
-        let key = keys::pack(T0 + 19 * B);
-        packs
-            .insert(key, codec::encode("pack", &pack).expect("encode"))
-            .expect("insert");
-        db.flush().expect("flush");
-    }
-    {
-        let old = SledStore::open_with(dir.path(), Checks::None).expect("open to salvage");
-        let (kept, lost) = old.salvage();
-        assert_eq!((kept.len(), lost), (23, 0), "format 7's records read");
-    }
+    old_store(dir.path(), 7, &checkpoint, |i| {
+        in_format_7(&new_bucket(i, true))
+    });
 
     let store = SledStore::open(dir.path()).expect("migrated");
     assert_eq!(store.inventory().expect("verified").buckets, 40);
