@@ -223,20 +223,31 @@ impl Sums {
     }
 
     /// Accounts still counted after the copies' cap that are past their
-    /// server's cap in every server they came through (a Nostr key and a
-    /// Mastodon account are each of one server; the rule holds for any).
+    /// server's cap in every server they came through (a Mastodon account
+    /// is of one server; the rule holds for any). Only servers over the
+    /// cap are walked: this runs for every scale of the window.
     fn past_their_servers(&self) -> u64 {
-        if self.servers.values().all(|a| a.len() <= self.per_server) {
+        let over = |a: &&BTreeSet<AuthorId>| a.len() > self.per_server;
+        if !self.servers.values().any(|a| over(&a)) {
             return 0;
         }
-        let mut within: HashMap<AuthorId, bool> = HashMap::new();
-        for accounts in self.servers.values() {
+        let mut within: HashSet<AuthorId> = HashSet::new();
+        let mut past: HashSet<AuthorId> = HashSet::new();
+        for accounts in self.servers.values().filter(over) {
             let counted = accounts.iter().filter(|a| !self.copies.is_excess(a));
             for (place, &author) in counted.enumerate() {
-                *within.entry(author).or_default() |= place < self.per_server;
+                if place < self.per_server {
+                    within.insert(author);
+                } else {
+                    past.insert(author);
+                }
             }
         }
-        within.values().filter(|&&w| !w).count() as u64
+        // Within a server under the cap, an account counts.
+        let under: Vec<&BTreeSet<AuthorId>> = self.servers.values().filter(|a| !over(a)).collect();
+        past.iter()
+            .filter(|a| !within.contains(a) && !under.iter().any(|u| u.contains(a)))
+            .count() as u64
     }
 
     fn view(&self, expected: f64, basis: Basis) -> WindowView {

@@ -79,8 +79,8 @@ fn past_every_cap<G: Ord + Copy>(mut pairs: Vec<(G, AuthorId)>, cap: usize) -> V
 }
 
 /// A bucket: authors, copies and servers drawn from small pools, so they
-/// repeat across buckets, texts and servers (an account may come through
-/// two servers, as a Nostr key through two relays).
+/// repeat across buckets, texts and servers (an account may even come
+/// through two servers: the rule holds for any pairs).
 fn counts() -> impl Strategy<Value = ServiceCounts> {
     (
         proptest::collection::btree_set(0u8..12, 0..6),

@@ -290,20 +290,23 @@ impl DiscoveredNames {
     }
 
     /// One post of `name` by `author` at event time `now`, a report or a
-    /// recovery (`class`); `new_author` says whether the author is new to
-    /// the name's current bucket (the score counts distinct authors).
+    /// recovery (`class`); `counts_toward_score` says whether the author
+    /// is new to the name's current bucket and, where a server vouches
+    /// for them, one of the few of that server that count (the score
+    /// counts distinct authors as the detector does: fresh keys of one
+    /// server could otherwise raise a tracked name's score without end).
     pub fn admit(
         &mut self,
         name: &str,
         author: &str,
         server: Option<ServerId>,
         class: Class,
-        new_author: bool,
+        counts_toward_score: bool,
         now: Micros,
     ) -> Admission {
         let ttl = self.bounds.ttl_us.max(1);
         if let Some(tracked) = self.tracked.get_mut(name) {
-            if new_author {
+            if counts_toward_score {
                 tracked.score = decayed(tracked, now, ttl) + 1.0;
                 tracked.at = tracked.at.max(now);
             }
@@ -389,7 +392,8 @@ impl DiscoveredNames {
                 let budgets = &self.budgets;
                 candidate.authors.retain(|h| budgets.allows(&h.author, now));
                 // A server's authors past its cap would not count: held
-                // back, they would grow the list without end.
+                // back, they would grow the list without end. Turned away
+                // (counted) instead.
                 let per_server = self.bounds.per_server;
                 if server.is_some()
                     && candidate
@@ -399,8 +403,8 @@ impl DiscoveredNames {
                         .count()
                         >= per_server
                 {
-                    self.pending += 1;
-                    return Err(Admission::Pending);
+                    self.rejected += 1;
+                    return Err(Admission::Rejected);
                 }
                 candidate.authors.push(HeldBack {
                     author: author.to_owned(),
@@ -464,10 +468,17 @@ impl DiscoveredNames {
         }
     }
 
-    /// Reports turned away: no tracked name would give way, or their
-    /// author had spent their budget of admissions.
+    /// Reports turned away: no tracked name would give way, their author
+    /// had spent their budget of admissions, or their server already had
+    /// as many authors toward the name as count.
     pub fn rejected(&self) -> u64 {
         self.rejected
+    }
+
+    /// A tracked name's score as it stood when it last rose.
+    #[cfg(test)]
+    pub fn score(&self, name: &str) -> Option<f64> {
+        self.tracked.get(name).map(|t| t.score)
     }
 
     /// Reports held back while their name had too few authors.

@@ -55,17 +55,20 @@ fn admit_discovered(
     class: Class,
     post: &Post,
     server: Option<ServerId>,
+    per_server: u64,
 ) -> bool {
-    let new_author = bucket
-        .services
-        .get_mut(service)
-        .is_none_or(|c| !c.has_author(AuthorId::of(&post.author)));
+    let author = AuthorId::of(&post.author);
+    let counts_toward_score = bucket.services.get_mut(service).is_none_or(|c| {
+        let new = !c.has_author(author);
+        let of_server = |s| c.servers.iter().filter(|(v, _)| *v == s).count() as u64;
+        new && server.is_none_or(|s| of_server(s) < per_server)
+    });
     match discovered.admit(
         service,
         &post.author,
         server,
         class,
-        new_author,
+        counts_toward_score,
         post.time_us,
     ) {
         Admission::Counted => true,
@@ -224,6 +227,7 @@ impl Windows {
                 verdict.class,
                 post,
                 server,
+                self.config.max_authors_per_server,
             )
         {
             return placement;
@@ -601,5 +605,28 @@ mod tests {
             vec![(ServerId::of("town.social"), AuthorId::of("d"))]
         );
         assert_eq!(bucket.services["discord"].authors.len(), 2);
+
+        // Once tracked, a name's score rises with each new author as the
+        // detector counts them: not past a server's cap in the bucket.
+        let score = |w: &Windows| w.discovered.score("zorbly");
+        assert_eq!(score(&w), Some(3.0));
+        for (i, author) in ["d", "e", "f", "g"].into_iter().enumerate() {
+            w.add(
+                &post(5 + i as i64, author),
+                &discovered,
+                Some("relay"),
+                w.newest(),
+            );
+        }
+        assert_eq!(score(&w), Some(3.0), "relay's two places are taken");
+        w.add(&post(9, "h"), &discovered, Some("third"), w.newest());
+        w.add(&post(9, "i"), &discovered, None, w.newest());
+        // Two rises (the score halves per 15 minutes of quiet: a little
+        // less than 3 + 2).
+        assert!(
+            score(&w).is_some_and(|s| s > 4.9 && s < 5.0),
+            "{:?}",
+            score(&w)
+        );
     }
 }

@@ -19,7 +19,7 @@ pub fn account_server(author: &str) -> String {
         .trim_end_matches('.')
         .to_ascii_lowercase();
     if let Ok(address) = host.parse::<IpAddr>() {
-        return network(address);
+        return network(address.to_canonical());
     }
     icann_domain(&host).to_owned()
 }
@@ -58,31 +58,25 @@ fn network(address: IpAddr) -> String {
     }
 }
 
-/// `host`'s registrable domain under the ICANN section of the list; under
-/// a private suffix, that suffix's own (each step drops labels, so it
-/// ends). A host with no registrable domain (a bare suffix, `localhost`)
-/// is its own.
+/// `host`'s registrable domain under the ICANN section of the list.
+/// Under a private suffix (a hosting service's) or one the list does not
+/// know (`.i2p`, a made-up top-level name), whose names cost nothing or
+/// nobody vouches for, it is that suffix itself; so is it for `.onion`,
+/// where a name is a key anyone can make. A host with no registrable
+/// domain (a bare suffix, `localhost`) is its own.
 fn icann_domain(host: &str) -> &str {
-    let mut name = host;
-    loop {
-        let Some(domain) = psl::domain(name.as_bytes()) else {
-            return name;
-        };
-        let suffix = domain.suffix();
-        let keep = if suffix.typ() == Some(psl::Type::Private) {
-            suffix.as_bytes().len()
-        } else {
-            domain.as_bytes().len()
-        };
-        // The list matches whole labels, so the cut falls after a dot.
-        let Some(shorter) = name.get(name.len().saturating_sub(keep)..) else {
-            return name;
-        };
-        if suffix.typ() != Some(psl::Type::Private) || shorter.len() >= name.len() {
-            return shorter;
-        }
-        name = shorter;
-    }
+    let Some(domain) = psl::domain(host.as_bytes()) else {
+        return host;
+    };
+    let suffix = domain.suffix();
+    let free = suffix.typ() != Some(psl::Type::Icann) || suffix.as_bytes() == b"onion";
+    let keep = if free {
+        suffix.as_bytes().len()
+    } else {
+        domain.as_bytes().len()
+    };
+    // The list matches whole labels, so the cut falls after a dot.
+    host.get(host.len().saturating_sub(keep)..).unwrap_or(host)
 }
 
 #[cfg(test)]
@@ -91,8 +85,8 @@ mod tests {
 
     /// Subdomains of one domain are one server, a shared suffix (`co.uk`)
     /// is not; capitals, a trailing dot and a port change nothing; free
-    /// subdomains of a hosting service are the service; an address is its
-    /// network.
+    /// subdomains of a hosting service are the service, and so are names
+    /// under a suffix nobody vouches for; an address is its network.
     #[test]
     fn an_accounts_server_is_what_costs_something_to_hold() {
         for (author, server) in [
@@ -107,6 +101,10 @@ mod tests {
             ("tun@x1.trycloudflare.com", "trycloudflare.com"),
             ("tun@x2.trycloudflare.com:443", "trycloudflare.com"),
             ("pages@someone.github.io", "github.io"),
+            ("hidden@abcdefgh.onion", "onion"),
+            ("i2p@abcdefgh.i2p", "i2p"),
+            ("made@up.example", "example"),
+            ("mapped@[::ffff:192.0.2.9]", "192.0.2.0/24"),
             ("fay@192.0.2.7", "192.0.2.0/24"),
             ("fay@192.0.2.200:4000", "192.0.2.0/24"),
             ("fay@[2001:db8:1:2::1]", "2001:db8:1::/48"),
