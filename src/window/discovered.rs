@@ -577,9 +577,10 @@ mod tests {
     }
 
     /// Authors of one server count as at most 2 toward a name, and those
-    /// past that are not held (one server's made-up accounts would grow
-    /// the candidate without end); an author of another server, or of
-    /// none, completes it. The name's score counts the same way.
+    /// past that are turned away, not held (one server's made-up accounts
+    /// would grow the candidate without end); an author of another
+    /// server, or of none, completes it. The name's score counts the same
+    /// way.
     #[test]
     fn one_servers_authors_admit_a_name_only_with_others() {
         let (s, t) = (Some(ServerId::of("s")), Some(ServerId::of("t")));
@@ -587,8 +588,14 @@ mod tests {
         for (i, author) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
             let at = i as i64;
             let got = names.admit("x", author, s, Class::Report, true, at);
-            assert_eq!(got, Admission::Pending, "{author}");
+            let want = if i < 2 {
+                Admission::Pending
+            } else {
+                Admission::Rejected
+            };
+            assert_eq!(got, want, "{author}");
         }
+        assert_eq!((names.pending(), names.rejected()), (2, 3));
         let held = names.candidates.peek("x").map(|c| c.authors.len());
         assert_eq!(held, Some(2), "only the two that count are held");
         match names.admit("x", "f", t, Class::Report, true, 5) {
