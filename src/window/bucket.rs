@@ -3,7 +3,7 @@
 //! cost nothing), recoveries, the best sample posts, copies of long texts,
 //! phrases and languages (the evidence an alert shows).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -85,6 +85,8 @@ pub struct Seen {
     authors: HashSet<AuthorId>,
     copies: HashSet<(u64, AuthorId)>,
     servers: HashSet<(ServerId, AuthorId)>,
+    /// Authors per server, of the pairs in `servers`.
+    per_server: HashMap<ServerId, u64>,
 }
 
 /// An index says nothing of the counts: buckets with the same counts are
@@ -203,6 +205,10 @@ impl ServiceCounts {
         }
         if self.seen.servers.len() != self.servers.len() {
             self.seen.servers = self.servers.iter().copied().collect();
+            self.seen.per_server.clear();
+            for (server, _) in self.servers.iter() {
+                *self.seen.per_server.entry(*server).or_default() += 1;
+            }
         }
     }
 
@@ -211,7 +217,14 @@ impl ServiceCounts {
         self.index();
         if self.seen.servers.insert((server, author)) {
             self.servers.push((server, author));
+            *self.seen.per_server.entry(server).or_default() += 1;
         }
+    }
+
+    /// Authors `server` vouched for in this (open) bucket.
+    pub(super) fn authors_of(&mut self, server: ServerId) -> u64 {
+        self.index();
+        self.seen.per_server.get(&server).copied().unwrap_or(0)
     }
 
     pub(super) fn add_report(

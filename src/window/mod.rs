@@ -59,9 +59,7 @@ fn admit_discovered(
 ) -> bool {
     let author = AuthorId::of(&post.author);
     let counts_toward_score = bucket.services.get_mut(service).is_none_or(|c| {
-        let new = !c.has_author(author);
-        let of_server = |s| c.servers.iter().filter(|(v, _)| *v == s).count() as u64;
-        new && server.is_none_or(|s| of_server(s) < per_server)
+        !c.has_author(author) && server.is_none_or(|s| c.authors_of(s) < per_server)
     });
     match discovered.admit(
         service,
