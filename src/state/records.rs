@@ -82,9 +82,9 @@ type Format2 = (
     Option<Deduper>,
 );
 
-/// The checkpoint's fields as store formats 3 and 4 wrote them, in order:
-/// the candidates' held-back authors without the class of their posts.
-type Format4 = (
+/// The checkpoint's fields as store formats 3 to 6 wrote them, in order,
+/// the discovered names (`N`) in the layout of the format.
+type Format3To6<N> = (
     Option<Micros>,
     Option<Micros>,
     Vec<Bucket>,
@@ -93,22 +93,15 @@ type Format4 = (
     BTreeMap<String, SeqCursor>,
     Option<Deduper>,
     BTreeMap<String, SourceClock>,
-    SavedNamesFormat4,
+    N,
 );
 
-/// The checkpoint's fields as store formats 5 and 6 wrote them, in order:
-/// the discovered names without the authors' budgets.
-type Format6 = (
-    Option<Micros>,
-    Option<Micros>,
-    Vec<Bucket>,
-    Option<Snapshot>,
-    BTreeMap<String, Micros>,
-    BTreeMap<String, SeqCursor>,
-    Option<Deduper>,
-    BTreeMap<String, SourceClock>,
-    SavedNamesFormat6,
-);
+/// Formats 3 and 4: the candidates' held-back authors without the class
+/// of their posts.
+type Format4 = Format3To6<SavedNamesFormat4>;
+
+/// Formats 5 and 6: the discovered names without the authors' budgets.
+type Format6 = Format3To6<SavedNamesFormat6>;
 
 /// A baseline as store format 2 wrote it: [`Reports`] without its
 /// overlap.
@@ -183,27 +176,21 @@ impl Checkpoint {
     /// A checkpoint of store format 5 or 6 (see [`Format6`]): the authors'
     /// budgets start afresh, as those builds started them.
     pub fn from_format_6(body: &[u8]) -> Result<Checkpoint, postcard::Error> {
-        let (closed_through, newest, open, detector, cursors, seqs, dedupe, clocks, discovered): Format6 =
-            postcard::from_bytes(body)?;
-        Ok(Checkpoint {
-            closed_through,
-            newest,
-            open,
-            detector,
-            cursors,
-            seqs,
-            dedupe,
-            clocks,
-            discovered: discovered.into(),
-        })
+        postcard::from_bytes::<Format6>(body).map(Checkpoint::from_format_3_to_6)
     }
 
     /// A checkpoint of store format 3 or 4 (see [`Format4`]): a held-back
     /// post is read as a report, as those builds counted it.
     pub fn from_format_4(body: &[u8]) -> Result<Checkpoint, postcard::Error> {
-        let (closed_through, newest, open, detector, cursors, seqs, dedupe, clocks, discovered): Format4 =
-            postcard::from_bytes(body)?;
-        Ok(Checkpoint {
+        postcard::from_bytes::<Format4>(body).map(Checkpoint::from_format_3_to_6)
+    }
+
+    /// The fields of formats 3 to 6, the discovered names brought to this
+    /// format's layout.
+    fn from_format_3_to_6<N: Into<SavedNames>>(fields: Format3To6<N>) -> Checkpoint {
+        let (closed_through, newest, open, detector, cursors, seqs, dedupe, clocks, discovered) =
+            fields;
+        Checkpoint {
             closed_through,
             newest,
             open,
@@ -213,7 +200,7 @@ impl Checkpoint {
             dedupe,
             clocks,
             discovered: discovered.into(),
-        })
+        }
     }
 
     /// A checkpoint of store format 2 (postcard, without clocks and
