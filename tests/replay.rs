@@ -981,9 +981,10 @@ fn a_file_read_again_under_another_spelling_counts_nothing_twice() {
     assert!(stderr.contains("late 0 |"), "{stderr}");
 }
 
-/// Accounts cost nothing on Nostr (a key) or on a Mastodon server (to
-/// whoever runs it): twelve made-up authors through one relay, or on the
-/// subdomains of one domain, are one server's voice and page nobody
+/// Accounts cost nothing on Nostr (a key), on a Mastodon server or as a
+/// Bluesky `did:web` (to whoever holds the domain): twelve made-up authors
+/// through one relay, or on the subdomains of one domain, are one server's
+/// voice and page nobody
 /// (`max_authors_per_server`, 2 a window). Twelve authors of twelve
 /// domains are twelve people and page; so do the relay's twelve once the
 /// cap is lifted, which shows the cap is what keeps them quiet.
@@ -1049,6 +1050,20 @@ fn made_up_accounts_of_one_server_page_nobody() {
     assert!(fired.is_empty(), "{fired:?}\n{stderr}");
     let domains = recording("mastodon", &by(|k| format!("town{k}.social")));
     let (fired, stderr) = discord(domains, "domains", &[]);
+    assert_eq!(fired.len(), 1, "{stderr}");
+    assert!(fired[0]["authors"].as_u64() >= Some(10), "{:?}", fired[0]);
+
+    // Bluesky: `did:web` identities minted under one domain are its
+    // server's; `did:plc` accounts each count alone.
+    let did = |method: fn(usize) -> String| {
+        move |k: usize, at: i64, text: &str| jetstream_post(&method(k), &format!("k{k}"), at, text)
+    };
+    let minted = recording("jetstream", &did(|k| format!("did:web:a{k}.evil.social")));
+    let (fired, stderr) = discord(minted, "did-web", &[]);
+    assert!(fired.is_empty(), "{fired:?}\n{stderr}");
+    assert!(stderr.contains("reports 12"), "{stderr}");
+    let plc = recording("jetstream", &did(|k| format!("did:plc:person{k}")));
+    let (fired, stderr) = discord(plc, "did-plc", &[]);
     assert_eq!(fired.len(), 1, "{stderr}");
     assert!(fired[0]["authors"].as_u64() >= Some(10), "{:?}", fired[0]);
 }

@@ -90,7 +90,7 @@ pub struct DetectorConfig {
     /// at most this many in a window.
     pub max_authors_per_text: u64,
     /// Authors one server vouches for, on networks whose accounts cost
-    /// nothing to make (a Mastodon domain, Nostr as a whole; see
+    /// nothing to make (a Mastodon or `did:web` domain, Nostr as a whole; see
     /// [`crate::source::Source::server_of`]), count as at most this many
     /// in a window: one hostile server's made-up accounts are one voice.
     pub max_authors_per_server: u64,

@@ -109,7 +109,8 @@ pub trait Source: Sync {
     /// a key generator) can be as many authors as they like, so the
     /// detector counts at most `max_authors_per_server` of one server's
     /// authors. `connection` is the name of the connection the post came
-    /// through. `None` (the default; Jetstream): each author counts alone.
+    /// through. `None` (the default; a Bluesky `did:plc` account): each
+    /// author counts alone.
     fn server_of(&self, _author: &str, _connection: &str) -> Option<String> {
         None
     }

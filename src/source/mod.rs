@@ -22,6 +22,7 @@ pub mod kind;
 pub mod mastodon;
 pub mod nostr;
 pub mod recording;
+pub mod server;
 pub mod url;
 pub mod ws;
 

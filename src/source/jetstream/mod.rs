@@ -35,6 +35,7 @@ pub use protocol::{JetstreamOptions, JetstreamProtocol, SeqCursor, Wire};
 
 pub use super::Frame;
 use super::kind::{Connection, Link, Origin, Source, Task};
+use super::server;
 use super::{Decoded, FrameError, RawPost, SkipReason, parse_json};
 use crate::{MICROS_PER_SEC, Micros};
 
@@ -67,6 +68,13 @@ pub struct Jetstream;
 impl Source for Jetstream {
     fn decode(&self, frame: &[u8], _origin: &Origin<'_>) -> Result<Frame, FrameError> {
         decode_frame(frame)
+    }
+
+    /// A `did:web` identity's domain, which its holder can mint without
+    /// end under subdomains ([`server::did_web_host`]). A `did:plc` account
+    /// counts alone: the frame does not say which server holds it.
+    fn server_of(&self, author: &str, _connection: &str) -> Option<String> {
+        server::did_web_host(author).map(server::account_server)
     }
 
     fn run(&self, connection: Connection, link: Link) -> Task {

@@ -10,11 +10,11 @@
 
 mod discovery;
 mod html;
-mod server;
 
 use serde::Deserialize;
 
 use super::kind::{Connection, Link, Origin, Source, Task};
+use super::server;
 use super::ws::{Control, Prepare, Protocol};
 use super::{
     BACKFILL_HORIZON_US, Decoded, Frame, FrameError, RawPost, SkipReason, SourceError, parse_json,

@@ -1,7 +1,8 @@
-//! The server that vouches for a Mastodon account (see
-//! [`crate::source::Source::server_of`]): whoever holds a domain can make
-//! as many accounts, and as many subdomains, as they like, so the server
-//! is the part of the account's host that costs something to hold.
+//! The server that vouches for an account whose name is a host's (see
+//! [`crate::source::Source::server_of`]): a Mastodon account, or a
+//! Bluesky identity of the `did:web` method. Whoever holds a domain can
+//! make as many accounts, and as many subdomains, as they like, so the
+//! server is the part of the account's host that costs something to hold.
 
 use std::net::IpAddr;
 
@@ -22,6 +23,17 @@ pub fn account_server(author: &str) -> String {
         return network(address.to_canonical());
     }
     icann_domain(&host).to_owned()
+}
+
+/// The host a `did:web` identity is named by (`did:web:a1.evil.social`,
+/// with a port as `%3A8080` and a path as `:user:alice`), or `None` for
+/// any other method. A `did:plc` names no server: its document is kept
+/// by the PLC directory, and the frame does not say which server holds
+/// the account.
+pub fn did_web_host(did: &str) -> Option<&str> {
+    let id = did.strip_prefix("did:web:")?;
+    // The host ends at its encoded port (`%3A`) or at the path's first `:`.
+    Some(id.split([':', '%']).next().unwrap_or(id))
 }
 
 /// `host` without a `:port` (`[v6]:port` without the brackets too).
@@ -116,6 +128,32 @@ mod tests {
             ("nohost@", ""),
         ] {
             assert_eq!(account_server(author), server, "{author}");
+        }
+    }
+
+    /// A `did:web` identity is its host's, port and path aside, and takes
+    /// that host's server; any other method (`did:plc`) names none.
+    #[test]
+    fn a_did_web_identity_is_its_hosts() {
+        for (did, server) in [
+            ("did:web:a1.evil.social", Some("evil.social")),
+            ("did:web:A2.Evil.Social", Some("evil.social")),
+            ("did:web:a3.evil.social%3A8080", Some("evil.social")),
+            ("did:web:a4.evil.social%3a8080", Some("evil.social")),
+            ("did:web:evil.social:user:alice", Some("evil.social")),
+            ("did:web:town.co.uk", Some("town.co.uk")),
+            ("did:web:someone.github.io", Some("github.io")),
+            ("did:web:", Some("")),
+            ("did:plc:ewvi7nxzyoun6zhxrhs64oiz", None),
+            ("did:webby:evil.social", None),
+            ("web:evil.social", None),
+            ("", None),
+        ] {
+            assert_eq!(
+                did_web_host(did).map(account_server).as_deref(),
+                server,
+                "{did}"
+            );
         }
     }
 }
