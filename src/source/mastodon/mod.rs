@@ -106,8 +106,8 @@ struct Account {
     acct: String,
 }
 
-/// Decodes one streaming frame from `instance` (a host name, used to make
-/// local account names unique across instances) that arrived at
+/// Decodes one streaming frame from `instance` (the configured host, which
+/// names local accounts when a status's `uri` has no host) that arrived at
 /// `arrival_us` (without it, as for a hand-made file, `created_at` is used).
 pub fn decode(
     frame: &[u8],
@@ -116,7 +116,10 @@ pub fn decode(
 ) -> Result<(Option<Micros>, Decoded), FrameError> {
     let frame: StreamFrame = parse_json(frame)?;
     if let Some(error) = frame.error {
-        return Err(FrameError::BadRecord(format!("server error: {error}")));
+        return Err(FrameError::BadRecord(format!(
+            "server error: {}",
+            crate::text::server_text(&error)
+        )));
     }
     let event = frame.event.ok_or(FrameError::MissingField("event"))?;
     // Only an event of the stream is skipped (and so data for the source's
@@ -163,11 +166,7 @@ pub fn decode(
     if !status.spoiler_text.is_empty() {
         text = format!("{}\n{text}", status.spoiler_text);
     }
-    let author = if status.account.acct.contains('@') {
-        status.account.acct
-    } else {
-        format!("{}@{instance}", status.account.acct)
-    };
+    let author = account_name(status.account.acct, &status.uri, instance)?;
     Ok((
         Some(time_us),
         Decoded::Post(Box::new(RawPost {
@@ -180,6 +179,34 @@ pub fn decode(
             tags: status.tags.into_iter().map(|t| t.name).collect(),
         })),
     ))
+}
+
+/// The name `acct` goes by on every instance: a remote account's `acct`
+/// already holds its domain (`alice@mastodon.social`); a local one's is
+/// the bare user name, completed by the host of the status's ActivityPub
+/// `uri`, the instance's own name for its accounts. Not by the host the
+/// stream came from: `streaming.mastodon.social`, or the second URL of a
+/// failover list, would make one person two authors beside their name
+/// seen through another instance. A `uri` without a host falls back to
+/// `instance` (the configured host); with neither, the account cannot be
+/// told from another instance's user of the same name, and the status is
+/// malformed.
+fn account_name(acct: String, uri: &str, instance: &str) -> Result<String, FrameError> {
+    if acct.contains('@') {
+        return Ok(acct);
+    }
+    let parsed = reqwest::Url::parse(uri).ok();
+    let host = parsed
+        .as_ref()
+        .and_then(|u| u.host_str())
+        .unwrap_or(instance);
+    if host.is_empty() {
+        return Err(FrameError::BadRecord(format!(
+            "the local account {:?} has no instance to be named by (its status's uri has no host, and the recording names no instance)",
+            crate::text::server_text(&acct)
+        )));
+    }
+    Ok(format!("{acct}@{host}"))
 }
 
 /// A status (an `update` or `status.update` payload) and the time its
@@ -288,6 +315,75 @@ mod tests {
             "uri": "https://mastodon.example/users/alice/statuses/1",
             "url": "https://mastodon.example/@alice/1", "reblog": null, "visibility": "public"
         })
+    }
+
+    /// An instance's error is the instance's own words: one line, bounded,
+    /// with no control characters to reach a terminal.
+    #[test]
+    fn a_servers_error_is_one_line_of_visible_text() {
+        let frame = serde_json::json!({"error": format!("a\nb\u{1b}[31m{}", "x".repeat(5000)), "status": "401"});
+        let e = decode(frame.to_string().as_bytes(), "i", None).expect_err("an error");
+        let text = e.to_string();
+        assert!(text.contains("server error: a b[31mxxx"), "{text}");
+        assert!(!text.contains(['\n', '\u{1b}']), "{text}");
+        assert!(text.chars().count() < 1000, "{}", text.len());
+    }
+
+    /// A local account is named by its status's `uri` host, the name
+    /// other instances know it by, not by the host the stream came from;
+    /// a remote one keeps its `acct`; with no host anywhere the status is
+    /// refused (one instance's `alice` would be every instance's).
+    #[test]
+    fn a_local_account_is_named_as_other_instances_name_it() {
+        let author = |acct: &str, uri: &str, instance: &str| {
+            let mut status = status();
+            status["account"]["acct"] = acct.into();
+            status["uri"] = uri.into();
+            match decode(update(status).as_bytes(), instance, None) {
+                Ok((_, Decoded::Post(post))) => Ok(post.author),
+                Ok((_, other)) => panic!("{acct} {uri}: {other:?}"),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let uri = "https://mastodon.social/users/alice/statuses/1";
+        for (acct, uri, instance, want) in [
+            (
+                "alice",
+                uri,
+                "streaming.mastodon.social",
+                "alice@mastodon.social",
+            ),
+            ("alice", uri, "second.example:8443", "alice@mastodon.social"),
+            ("alice", uri, "", "alice@mastodon.social"),
+            (
+                "alice",
+                "https://Mastodon.Social:443/x",
+                "i",
+                "alice@mastodon.social",
+            ),
+            (
+                "bob@town.social",
+                uri,
+                "streaming.mastodon.social",
+                "bob@town.social",
+            ),
+            (
+                "alice",
+                "tag:mastodon.social,2026:1",
+                "mastodon.social",
+                "alice@mastodon.social",
+            ),
+            ("alice", "", "mastodon.social", "alice@mastodon.social"),
+        ] {
+            assert_eq!(
+                author(acct, uri, instance).as_deref(),
+                Ok(want),
+                "{acct} {uri} {instance}"
+            );
+        }
+        let refused = author("alice\n\u{1b}[2J", "not a url", "").expect_err("no host");
+        assert!(refused.contains("no instance"), "{refused}");
+        assert!(!refused.contains(['\n', '\u{1b}']), "{refused}");
     }
 
     /// A status of nearly a megabyte, through the decoder: its text is
