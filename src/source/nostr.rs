@@ -298,24 +298,40 @@ fn refused_for_good(reason: &str) -> bool {
         .any(|prefix| reason.trim_start().starts_with(prefix))
 }
 
+/// How long after its `REQ` a relay's notes may still be stored ones. A
+/// relay sends its stored notes at once (minutes of them in a second), then
+/// `EOSE`; one that never sends `EOSE` (it was optional before NIP-01 took
+/// in NIP-15, and a hostile relay may leave it out) would have every live
+/// note placed at the time its author claims, so notes written over
+/// minutes could be made to land in one bucket.
+pub const MAX_STORED_PHASE_US: Micros = 30 * MICROS_PER_SEC;
+
 /// One relay: a `REQ` for kind-1 notes since the last processed one.
 #[derive(Debug, Default)]
 pub struct NostrProtocol {
-    /// The `since` of this connection's `REQ` (µs) until its `EOSE`: the
-    /// notes before it are stored ones.
+    /// The relay's URL, for the log.
+    relay: String,
+    /// The `since` of this connection's `REQ` (µs) until its `EOSE`, or
+    /// until [`MAX_STORED_PHASE_US`] after the `REQ`: the notes before it
+    /// are stored ones.
     stored_since: Option<Micros>,
+    /// When the stored phase ends at the latest (arrival time, µs).
+    stored_until: Micros,
 }
 
 impl Protocol for NostrProtocol {
     fn connect_url(&mut self, host: &str, _processed: Option<Micros>) -> String {
+        self.relay = host.to_owned();
         host.to_owned()
     }
 
     fn hello(&mut self, processed: Option<Micros>) -> Vec<String> {
+        let now = crate::wall::now_us();
         let since = processed
             .map(|t| t / MICROS_PER_SEC - RESUME_OVERLAP_SECS)
-            .unwrap_or_else(|| crate::wall::now_us() / MICROS_PER_SEC);
+            .unwrap_or(now / MICROS_PER_SEC);
         self.stored_since = Some(since.saturating_mul(MICROS_PER_SEC));
+        self.stored_until = now.saturating_add(MAX_STORED_PHASE_US);
         vec![serde_json::json!(["REQ", SUBSCRIPTION, {"kinds": [1], "since": since}]).to_string()]
     }
 
@@ -323,7 +339,15 @@ impl Protocol for NostrProtocol {
         true
     }
 
-    fn stored_since(&self) -> Option<Micros> {
+    fn stored_since(&mut self, arrival_us: Micros) -> Option<Micros> {
+        if self.stored_since.is_some() && arrival_us > self.stored_until {
+            self.stored_since = None;
+            tracing::warn!(
+                relay = %crate::source::url::relay_name(&self.relay),
+                "the relay sent no EOSE within {} s of the subscription: its notes count as live from here (at their arrival)",
+                MAX_STORED_PHASE_US / MICROS_PER_SEC
+            );
+        }
         self.stored_since
     }
 
@@ -684,19 +708,37 @@ pub mod tests {
     }
 
     /// Notes are stored from the `REQ` until the `EOSE` of this
-    /// subscription, on every connection.
+    /// subscription, on every connection, and at most
+    /// [`MAX_STORED_PHASE_US`] after the `REQ`: a relay that never sends
+    /// `EOSE` cannot have its live notes placed at their authors' claims.
     #[test]
     fn stored_until_this_subscriptions_eose() {
+        const S: Micros = MICROS_PER_SEC;
         let mut p = NostrProtocol::default();
-        assert_eq!(p.stored_since(), None);
+        let soon = crate::wall::now_us() + S;
+        assert_eq!(p.stored_since(soon), None);
         p.hello(Some(1_000 * MICROS_PER_SEC));
-        assert_eq!(p.stored_since(), Some(995 * MICROS_PER_SEC));
+        assert_eq!(p.stored_since(soon), Some(995 * MICROS_PER_SEC));
         p.control(r#"["EOSE","another"]"#);
-        assert_eq!(p.stored_since(), Some(995 * MICROS_PER_SEC));
+        assert_eq!(p.stored_since(soon), Some(995 * MICROS_PER_SEC));
         p.control(r#"["EOSE","outagewatch"]"#);
-        assert_eq!(p.stored_since(), None);
+        assert_eq!(p.stored_since(soon), None);
         p.hello(Some(2_000 * MICROS_PER_SEC));
-        assert_eq!(p.stored_since(), Some(1_995 * MICROS_PER_SEC));
+        assert_eq!(p.stored_since(soon), Some(1_995 * MICROS_PER_SEC));
+
+        // No `EOSE`: ten thousand notes keep it stored only until the
+        // limit, and it stays live after.
+        let mut p = NostrProtocol::default();
+        p.hello(Some(NOW - 60 * S));
+        let start = crate::wall::now_us();
+        let stored = frame(&note(1, 1_783_175_000));
+        for _ in 0..10_000 {
+            p.control(&stored);
+        }
+        assert_eq!(p.stored_since(start + S), Some(NOW - 65 * S));
+        let late = start + MAX_STORED_PHASE_US + 2 * S;
+        assert_eq!(p.stored_since(late), None);
+        assert_eq!(p.stored_since(start + S), None, "over for this connection");
     }
 
     #[test]

@@ -175,9 +175,10 @@ pub trait Protocol: Send + 'static {
     /// While the subscription is sending stored events (history it asked
     /// for, as a Nostr relay does before `EOSE`), the start of the range
     /// asked for: those events did not happen at their arrival, and the
-    /// decoder may place them between this and the arrival. `None` (the
-    /// default): every event is live.
-    fn stored_since(&self) -> Option<Micros> {
+    /// decoder may place them between this and the arrival. Asked for each
+    /// frame with its arrival, so a protocol can end the stored phase by
+    /// time. `None` (the default): every event is live.
+    fn stored_since(&mut self, _arrival_us: Micros) -> Option<Micros> {
         None
     }
     /// Whether the stream may be quiet for minutes while healthy (a small

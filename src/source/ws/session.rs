@@ -398,7 +398,7 @@ impl<P: Protocol> Reader<'_, P> {
             }
         }
         let arrival_us = arrival_now();
-        let stored_since = self.protocol.stored_since();
+        let stored_since = self.protocol.stored_since(arrival_us);
         let Link {
             index,
             frames,
