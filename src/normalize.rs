@@ -58,6 +58,10 @@ pub const MAX_HASHTAGS: usize = 64;
 /// service's name and outage word come near it; a discovered name is at
 /// most 41 characters).
 pub const MAX_HASHTAG_CHARS: usize = 100;
+/// Bytes of a source's tag read, at most: room for [`MAX_HASHTAG_CHARS`]
+/// characters of four bytes each, and for the look-alikes and elongations
+/// (`downnnnn…`) that normalising shortens, many times over.
+pub const MAX_RAW_HASHTAG_BYTES: usize = 16 * MAX_HASHTAG_CHARS;
 /// Declared languages read from one post, at most.
 pub const MAX_LANGS: usize = 8;
 /// Characters of a post's text read, at most (defined in `text`, the
@@ -77,6 +81,9 @@ pub fn normalize(mut raw: RawPost) -> Post {
     let from_metadata = raw
         .tags
         .iter()
+        // A tag far past the bound is not normalised to find out: folding a
+        // source's megabyte tag cost what a megabyte of text would.
+        .filter(|tag| tag.len() <= MAX_RAW_HASHTAG_BYTES)
         .map(|tag| normalize_text(tag.trim_start_matches(['#', '＃'])));
     for tag in from_text.chain(from_metadata) {
         if hashtags.len() == MAX_HASHTAGS {
@@ -620,6 +627,14 @@ mod tests {
             vec![],
         );
         assert_eq!(post.hashtags, [fits]);
+        // A source's tag past MAX_RAW_HASHTAG_BYTES is not normalised to
+        // find out whether it folds short: a run of one letter at the
+        // bound folds and is read, a run a byte past it is not.
+        let within = format!("down{}", "n".repeat(MAX_RAW_HASHTAG_BYTES - 4));
+        let past = format!("up{}", "p".repeat(MAX_RAW_HASHTAG_BYTES - 1));
+        assert!(normalize_text(&past).chars().count() <= MAX_HASHTAG_CHARS);
+        let post = post_with("", vec![past, within.clone()], vec![]);
+        assert_eq!(post.hashtags, [normalize_text(&within)]);
 
         // (declared, read)
         let cases: [(&[&str], &[&str]); 6] = [

@@ -22,8 +22,9 @@
 
 use k256::schnorr::{Signature, VerifyingKey};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 
 use super::kind::{Connection, Link, Origin, Source, Task};
 use super::ws::{Control, Protocol};
@@ -40,17 +41,52 @@ pub const RESUME_OVERLAP_SECS: i64 = 5;
 /// one only ever count fewer authors).
 const NOSTR_SERVER: &str = "nostr:";
 
+/// Most tags a note may carry. A kind-1 note has a handful (mentions,
+/// hashtags, labels); a frame of empty tags (`[[],[],…]`, 350,000 in a
+/// megabyte, its id easy to compute) was read into that many vectors.
+pub const MAX_TAGS: usize = 2_000;
+
 #[derive(Deserialize)]
 struct Event {
     id: String,
     pubkey: String,
     created_at: i64,
     kind: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bounded_tags")]
     tags: Vec<Vec<String>>,
     content: String,
     #[serde(default)]
     sig: String,
+}
+
+/// Reads at most [`MAX_TAGS`] tags, refusing the event at the next one
+/// (before it is allocated).
+fn bounded_tags<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<Vec<String>>, D::Error> {
+    struct Tags;
+    impl<'de> serde::de::Visitor<'de> for Tags {
+        type Value = Vec<Vec<String>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "an array of at most {MAX_TAGS} tags")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut tags = Vec::new();
+            while let Some(tag) = seq.next_element::<Vec<String>>()? {
+                if tags.len() == MAX_TAGS {
+                    return Err(serde::de::Error::custom(format!(
+                        "more than {MAX_TAGS} tags"
+                    )));
+                }
+                tags.push(tag);
+            }
+            Ok(tags)
+        }
+    }
+    deserializer.deserialize_seq(Tags)
 }
 
 /// Why a note failed verification (the counter names).
@@ -72,8 +108,14 @@ pub fn event_id(
     tags: &[Vec<String>],
     content: &str,
 ) -> [u8; 32] {
-    let canonical = serde_json::json!([0, pubkey, created_at, kind, tags, content]).to_string();
-    Sha256::digest(canonical.as_bytes()).into()
+    let mut hasher = Sha256::new();
+    // Written into the hash as it is serialised: no copy of the note. A
+    // tuple is a JSON array; writing to a hasher cannot fail.
+    let canonical = (0, pubkey, created_at, kind, tags, content);
+    if serde_json::to_writer(&mut hasher, &canonical).is_err() {
+        return [0; 32];
+    }
+    hasher.finalize().into()
 }
 
 fn hex_array<const N: usize>(text: &str) -> Option<[u8; N]> {
@@ -160,8 +202,13 @@ pub fn decode(
     arrival_us: Option<Micros>,
     stored_since: Option<Micros>,
 ) -> Result<(Option<Micros>, Decoded), FrameError> {
-    let message: Vec<Value> = parse_json(frame)?;
-    match message.first().and_then(Value::as_str) {
+    // The message's parts are read only as far as they are used: the event
+    // goes straight into its type, never through a tree of values.
+    let message: Vec<&RawValue> = parse_json(frame)?;
+    let kind = message
+        .first()
+        .and_then(|raw| serde_json::from_str::<Cow<'_, str>>(raw.get()).ok());
+    match kind.as_deref() {
         Some("EVENT") => {}
         Some(other) if RELAY_MESSAGES.contains(&other) => {
             return Ok((None, Decoded::Skipped(SkipReason::ServerNotice)));
@@ -174,12 +221,9 @@ pub fn decode(
         }
         None => return Err(FrameError::MissingField("message type")),
     }
-    let event = message
-        .into_iter()
-        .nth(2)
-        .ok_or(FrameError::MissingField("event"))?;
+    let event = message.get(2).ok_or(FrameError::MissingField("event"))?;
     let event: Event =
-        serde_json::from_value(event).map_err(|e| FrameError::BadRecord(e.to_string()))?;
+        serde_json::from_str(event.get()).map_err(|e| FrameError::BadRecord(e.to_string()))?;
     let claimed_us = event
         .created_at
         .checked_mul(MICROS_PER_SEC)
@@ -352,15 +396,16 @@ impl Protocol for NostrProtocol {
     }
 
     fn control(&mut self, frame: &str) -> Control {
-        let Ok(message) = serde_json::from_str::<Vec<Value>>(frame) else {
+        // Only the first parts are read: a note is parsed by the decoder,
+        // not here as well.
+        let Ok(message) = serde_json::from_str::<Vec<&RawValue>>(frame) else {
             return Control::Data;
         };
         let text = |i: usize| {
             message
                 .get(i)
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned()
+                .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
+                .unwrap_or_default()
         };
         let ours = text(1) == SUBSCRIPTION;
         match text(0).as_str() {
@@ -385,6 +430,7 @@ impl Protocol for NostrProtocol {
 pub mod tests {
     use super::*;
     use k256::schnorr::SigningKey;
+    use serde_json::Value;
 
     const NOW: Micros = 1_783_175_000 * MICROS_PER_SEC;
 
@@ -429,6 +475,54 @@ pub mod tests {
             tags,
             "is discord down? \"quoted\"\n😀",
         )
+    }
+
+    /// The id is the sha256 of NIP-01's serialisation, written here by
+    /// hand (escapes of `"`, `\\` and control characters, other characters
+    /// as UTF-8, no white space) rather than by the serialiser under test.
+    #[test]
+    fn the_id_is_the_hash_of_nip_01s_serialisation() {
+        let pubkey = "a".repeat(64);
+        let tags = vec![
+            vec!["t".to_owned(), "down".to_owned()],
+            vec!["e".to_owned()],
+        ];
+        let content = "is \"x\" down?\n\\ 😀\u{1}";
+        let canonical = format!(
+            r#"[0,"{pubkey}",1783175000,1,[["t","down"],["e"]],"is \"x\" down?\n\\ 😀\u0001"]"#
+        );
+        let want: [u8; 32] = Sha256::digest(canonical.as_bytes()).into();
+        assert_eq!(event_id(&pubkey, 1_783_175_000, 1, &tags, content), want);
+        assert_eq!(
+            event_id(&pubkey, 1_783_175_000, 1, &[], ""),
+            <[u8; 32]>::from(Sha256::digest(format!(
+                r#"[0,"{pubkey}",1783175000,1,[],""]"#
+            )))
+        );
+    }
+
+    /// A note of more tags than [`MAX_TAGS`] is malformed before they are
+    /// read; one at the bound is read (and checked as any other).
+    #[test]
+    fn a_note_of_too_many_tags_is_malformed() {
+        let with_tags = |n: usize| {
+            let mut event = note(1, 1_783_174_990);
+            event["tags"] = Value::Array(vec![serde_json::json!([]); n]);
+            frame(&event)
+        };
+        let many = decode(with_tags(MAX_TAGS + 1).as_bytes(), Some(NOW), None);
+        match many {
+            Err(FrameError::BadRecord(why)) => {
+                assert!(why.contains("more than 2000 tags"), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let bound = decode(with_tags(MAX_TAGS).as_bytes(), Some(NOW), None);
+        assert_eq!(
+            bound.map(|d| d.1),
+            Err(FrameError::Unverified(reject::ID_MISMATCH)),
+            "read, and its id no longer matches"
+        );
     }
 
     #[test]
@@ -638,11 +732,23 @@ pub mod tests {
             "[1]",
             r#"["EVENT","s"]"#,
             r#"["EVENT","s",{"id":1}]"#,
-            r#"["EVENT","s",{"id":"a","pubkey":"b","created_at":9223372036854775807,"kind":1,"content":""}]"#,
             "nope",
         ] {
             assert!(decode(bad.as_bytes(), Some(NOW), None).is_err(), "{bad}");
         }
+        // A correctly signed note whose time has no microsecond count is
+        // malformed for its time; one dated before 1970 is history.
+        let signer = key("alice");
+        let far = frame(&signed(&signer, i64::MAX, 1, vec![], "is x down"));
+        match decode(far.as_bytes(), Some(NOW), None) {
+            Err(FrameError::BadRecord(why)) => assert!(why.contains("out of range"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        let before = frame(&signed(&signer, -1, 1, vec![], "is x down"));
+        assert_eq!(
+            decode(before.as_bytes(), Some(NOW), None).map(|d| d.1),
+            Ok(Decoded::Skipped(SkipReason::Backfill))
+        );
     }
 
     /// A Nostr source reads every relay at once, one connection each,
