@@ -122,9 +122,9 @@ pub fn decode(
         )));
     }
     let event = frame.event.ok_or(FrameError::MissingField("event"))?;
-    // Only an event of the stream is skipped (and so data for the source's
-    // health): a `delete` of a status id, an edit holding a status, a
-    // `filters_changed`. Anything else is malformed: an instance sending
+    // Only an event of the stream is skipped as data for the source's
+    // health: a `delete` of a status id, an edit holding a status (a
+    // `filters_changed` is skipped as a notice). Anything else is malformed: an instance sending
     // `{"event":"delete"}` or an unknown event once a second had each one
     // skipped, counted as data, and looked healthy for ever.
     let skip = |reason| Ok((None, Decoded::Skipped(reason)));
@@ -144,7 +144,9 @@ pub fn decode(
             parse_status(&payload)?;
             return skip(SkipReason::PostUpdate);
         }
-        "filters_changed" => return skip(SkipReason::NotAPost),
+        // About the token's user (sent on the user stream), not the
+        // stream's traffic: a notice, which is no sign of the stream's life.
+        "filters_changed" => return skip(SkipReason::ServerNotice),
         other => {
             return Err(FrameError::BadRecord(format!(
                 "unknown event {:?}",
@@ -499,16 +501,19 @@ mod tests {
                 SkipReason::PostDelete,
             ),
             (edit.as_str(), SkipReason::PostUpdate),
-            (
-                r#"{"stream":["public"],"event":"filters_changed"}"#,
-                SkipReason::NotAPost,
-            ),
         ];
         for (frame, reason) in frames {
             let decoded = decode(frame.as_bytes(), "i", None).map(|d| d.1);
             assert_eq!(decoded, Ok(Decoded::Skipped(reason)), "{frame}");
             assert!(reason.shows_life(), "{frame}");
         }
+        // A notice about the token's user, never on a public stream: not
+        // the stream's life (an instance sending only this looked healthy
+        // for ever).
+        let notice = r#"{"stream":["public"],"event":"filters_changed"}"#;
+        let decoded = decode(notice.as_bytes(), "i", None).map(|d| d.1);
+        assert_eq!(decoded, Ok(Decoded::Skipped(SkipReason::ServerNotice)));
+        assert!(!SkipReason::ServerNotice.shows_life());
         let long_id = format!(
             r#"{{"event":"delete","payload":"{}"}}"#,
             "1".repeat(MAX_STATUS_ID_BYTES + 1)
