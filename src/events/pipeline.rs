@@ -258,7 +258,8 @@ mod tests {
 
     /// A reason quoting a sender's huge value is kept and logged cut to a
     /// server message's length: Mastodon and Nostr `created_at` of
-    /// 300 KB, a Mastodon `error` of 300 KB.
+    /// 300 KB, a Mastodon status's `tags` a string of 300 KB. (An
+    /// instance's `error` is cut by the decoder already.)
     #[test]
     fn a_malformed_reason_is_cut_whatever_the_sender_wrote() {
         use crate::source::{mastodon, nostr};
@@ -268,14 +269,18 @@ mod tests {
         });
         let update =
             serde_json::json!({"event": "update", "payload": status.to_string()}).to_string();
-        let error = serde_json::json!({"error": huge}).to_string();
+        let tags = serde_json::json!({
+            "created_at": "2026-07-04T14:17:05Z", "content": "", "account": {"acct": "a"},
+            "uri": "u", "tags": huge
+        });
+        let tags = serde_json::json!({"event": "update", "payload": tags.to_string()}).to_string();
         let note = serde_json::json!(["EVENT", "outagewatch", {
             "id": "", "pubkey": "", "created_at": huge, "kind": 1, "content": "", "sig": ""
         }])
         .to_string();
         let errors = [
             mastodon::decode(update.as_bytes(), "i", Some(1)).expect_err("bad time"),
-            mastodon::decode(error.as_bytes(), "i", Some(1)).expect_err("error"),
+            mastodon::decode(tags.as_bytes(), "i", Some(1)).expect_err("tags not a list"),
             nostr::decode(note.as_bytes(), Some(1), None).expect_err("bad type"),
         ];
         let mut stats = Stats::default();

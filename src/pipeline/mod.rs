@@ -101,7 +101,8 @@ pub struct Received<'a> {
     /// The host it was read from, live (a sequence number means something
     /// only on its host); `None` from a recording.
     pub host: Option<&'a str>,
-    /// The host a Mastodon instance's local account names belong to.
+    /// The host that names a Mastodon instance's local accounts when a
+    /// status's `uri` has no host.
     pub instance: &'a str,
     /// Wall-clock µs of arrival: live, or from a recording's clock line.
     pub arrival_us: Option<Micros>,

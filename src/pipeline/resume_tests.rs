@@ -566,7 +566,7 @@ fn only_frames_of_the_stream_are_data_for_a_source_s_health() {
             &mastodon,
             true,
         ),
-        (r#"{"event":"filters_changed"}"#.into(), &mastodon, true),
+        (r#"{"event":"filters_changed"}"#.into(), &mastodon, false),
         (r#"{"event":"delete"}"#.into(), &mastodon, false),
         (
             r#"{"event":"delete","payload":"{}"}"#.into(),

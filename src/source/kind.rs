@@ -74,7 +74,8 @@ impl SourceKind {
 /// Where a frame came from, as its decoder needs it.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Origin<'a> {
-    /// The host a Mastodon instance's local account names belong to.
+    /// The host that names a Mastodon instance's local accounts when a
+    /// status's `uri` has no host.
     pub instance: &'a str,
     /// When the frame arrived (live, or from a recording's clock line).
     pub arrival_us: Option<Micros>,
@@ -98,7 +99,8 @@ pub trait Source: Sync {
     }
 
     /// Whether its decoder reads [`Origin::instance`] (Mastodon: the host
-    /// that makes local account names unique). A recording's clock lines
+    /// that names local accounts when a status's `uri` has none). A
+    /// recording's clock lines
     /// carry the instance for such kinds only.
     fn reads_instance(&self) -> bool {
         false
@@ -149,8 +151,8 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// The first URL's `host[:port]`: names a Mastodon instance's local
-    /// accounts, and each Nostr relay.
+    /// The first URL's `host[:port]`: names each Nostr relay, and a
+    /// Mastodon instance's local accounts when a status's `uri` has no host.
     pub fn instance(&self) -> String {
         self.urls
             .first()

@@ -46,7 +46,8 @@ pub struct ClockLine {
     pub time_us: Micros,
     pub source: String,
     pub protocol: SourceKind,
-    /// Mastodon: the instance host that names its local accounts.
+    /// Mastodon: the instance host that names its local accounts when a
+    /// status's `uri` has no host.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub instance: String,
     /// Nostr: the frames that follow are stored events of a subscription

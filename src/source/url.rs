@@ -30,7 +30,7 @@ pub fn endpoint(url: &str) -> Option<Endpoint> {
 }
 
 /// `host[:port]` of `url` (the URL itself when it has no host): names a
-/// relay, and a Mastodon instance's local accounts.
+/// relay, and a Mastodon instance's local accounts when a status's `uri` has no host.
 pub fn host_port(url: &str) -> String {
     host_and_port(url).unwrap_or_else(|| url.to_owned())
 }
