@@ -488,6 +488,54 @@ mod tests {
         }
     }
 
+    /// A server that sends pings and never reads: the pongs queued for it
+    /// are bounded, our own ping gives up, and the shutdown signal is
+    /// heard. A write without a bound waited for ever, and with it the
+    /// watchdog and the shutdown.
+    #[tokio::test]
+    async fn a_server_that_never_reads_cannot_hold_the_source() {
+        use std::time::Duration;
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("ws://{}/", listener.local_addr().expect("addr"));
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.expect("accept");
+            let mut ws = tokio_tungstenite::accept_async(stream)
+                .await
+                .expect("handshake");
+            // Unmasked ping frames of 125 bytes, written straight to the
+            // socket; nothing is ever read back.
+            let mut ping = vec![0x89u8, 125];
+            ping.extend([b'p'; 125]);
+            let burst = ping.repeat(1000);
+            loop {
+                if ws.get_mut().write_all(&burst).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        let (frames, _queue) = tokio::sync::mpsc::channel(16);
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let tls = crate::tls::client_config().expect("tls");
+        let health = Arc::new(SourceHealth::new("t", None));
+        let link = Link::new(0, tls, frames, health, shutdown);
+        let settings = WsSettings {
+            ping_every: Duration::from_secs(2),
+            watchdog: Duration::from_secs(60),
+            ..WsSettings::default()
+        };
+        let reader = tokio::spawn(run(vec![url.clone()], settings, Plain(url), link));
+        // Long enough for the socket's buffers to fill and a ping to be due.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        stop.send(true).expect("reader listens");
+        let ended = tokio::time::timeout(Duration::from_secs(5), reader).await;
+        server.abort();
+        assert!(ended.is_ok(), "the source never heard the shutdown");
+    }
+
     /// A server sending forty frames of 100 kB to a pipeline that reads
     /// none: the frames in flight stay within the byte budget (2 of them
     /// in 250 kB), where the channel alone would hold all forty.

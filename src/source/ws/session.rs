@@ -61,8 +61,8 @@ pub(super) async fn session<P: Protocol>(
     };
     let (mut write, read) = ws.split();
     for hello in protocol.hello(link.health.processed()) {
-        if let Err(e) = write.send(Message::text(hello)).await {
-            return End::Lost(format!("cannot send subscription: {e}"));
+        if let Err(why) = send(&mut write, Message::text(hello), settings.connect_timeout).await {
+            return End::Lost(format!("cannot send subscription: {why}"));
         }
     }
     link.health.set_connected(true);
@@ -75,6 +75,31 @@ pub(super) async fn session<P: Protocol>(
         limiter: RateLimit::new(settings.max_frames_per_sec),
     };
     reader.read(write, read).await
+}
+
+/// Bytes of our own frames (pings, pongs, a subscription) queued for a
+/// server at most: a server that stops reading while it sends pings had a
+/// pong queued for each, without bound. Past it a pong waits for room and
+/// our next ping fails, which ends the connection.
+const MAX_WRITE_BUFFER_BYTES: usize = 1 << 20;
+
+/// How long closing a connection at shutdown may take: a server that does
+/// not read must not hold the daemon's shutdown.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Sends one message within `limit`: a server that stops reading leaves a
+/// write pending for ever, and the reading loop, the watchdog and the
+/// shutdown signal with it.
+async fn send(
+    write: &mut futures_util::stream::SplitSink<Socket, Message>,
+    message: Message,
+    limit: Duration,
+) -> Result<(), String> {
+    match timeout(limit, write.send(message)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("the server read nothing for {limit:?}")),
+    }
 }
 
 /// Headers that carry a source's credentials: sent only to the origin the
@@ -107,7 +132,8 @@ async fn handshake<P: Protocol>(
     let hard_limit = settings.max_frame_bytes.saturating_mul(16).max(16 << 20);
     let config = WebSocketConfig::default()
         .max_message_size(Some(hard_limit))
-        .max_frame_size(Some(hard_limit));
+        .max_frame_size(Some(hard_limit))
+        .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES);
     let tls = Connector::Rustls(Arc::clone(&link.tls));
     let connect = connect_async_tls_with_config(request, Some(config), true, Some(tls));
     let result = tokio::select! {
@@ -188,12 +214,14 @@ impl<P: Protocol> Reader<'_, P> {
         loop {
             let message = tokio::select! {
                 _ = self.link.shutdown.changed() => {
-                    let _ = write.send(Message::Close(None)).await;
+                    // Best effort: the server may be gone or not reading.
+                    let _ = send(&mut write, Message::Close(None), CLOSE_TIMEOUT).await;
                     return End::Shutdown;
                 }
                 _ = ping.tick() => {
-                    if let Err(e) = write.send(Message::Ping(Vec::new().into())).await {
-                        return End::Lost(format!("ping failed: {e}"));
+                    let ping = Message::Ping(Vec::new().into());
+                    if let Err(why) = send(&mut write, ping, self.settings.ping_every).await {
+                        return End::Lost(format!("ping failed: {why}"));
                     }
                     continue;
                 }
