@@ -221,8 +221,18 @@ impl JetstreamProtocol {
         {
             return floor.and_then(|f| i64::try_from(f).ok());
         }
-        if let Some(cursor) = self.seq.as_ref().filter(|c| c.host == host) {
-            return i64::try_from(cursor.seq.saturating_add(1)).ok();
+        // A number the server would read as a time (10^15 and up) is never
+        // sent back as a sequence number: one frame numbered so (a careless
+        // or hostile server) would have resumed from a date, skipping or
+        // repeating hours; the time cursor below takes over.
+        if let Some(seq) = self
+            .seq
+            .as_ref()
+            .filter(|c| c.host == host)
+            .and_then(|c| i64::try_from(c.seq.saturating_add(1)).ok())
+            .filter(|seq| *seq < TIME_CURSOR_MIN)
+        {
+            return Some(seq);
         }
         // By time: only a value the server reads as a time, never one it
         // would take for a sequence number.
@@ -403,6 +413,7 @@ impl Protocol for JetstreamProtocol {
 mod tests {
     use super::*;
     use crate::MICROS_PER_SEC;
+    use crate::source::MAX_SEQ;
 
     #[test]
     fn v1_resumes_by_time_with_an_overlap() {
@@ -536,6 +547,32 @@ mod tests {
             restored
                 .connect_url("ws://a", Some(t))
                 .ends_with("&cursor=100")
+        );
+    }
+
+    /// A sequence number the server would read as a time is never sent
+    /// back: the connection resumes by time instead.
+    #[test]
+    fn a_seq_in_the_times_range_is_never_sent_back() {
+        let t = 1_725_911_162_000_000;
+        for last in [TIME_CURSOR_MIN as u64 - 1, MAX_SEQ] {
+            let mut p = v2();
+            p.connect_url("ws://a", None);
+            p.control(&event(41));
+            p.control(&event(last));
+            let url = p.connect_url("ws://a", Some(t));
+            assert!(
+                url.ends_with(&format!("&cursor={}", t - RESUME_OVERLAP_US)),
+                "{last}: {url}"
+            );
+        }
+        let mut p = v2();
+        p.connect_url("ws://a", None);
+        p.control(&event(TIME_CURSOR_MIN as u64 - 2));
+        let url = p.connect_url("ws://a", Some(t));
+        assert!(
+            url.ends_with(&format!("&cursor={}", TIME_CURSOR_MIN - 1)),
+            "{url}"
         );
     }
 

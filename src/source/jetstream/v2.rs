@@ -176,13 +176,20 @@ pub struct XrpcError {
     pub message: String,
 }
 
+/// Characters of an error's message kept: its numbers are read from them
+/// (a floor named after a long sentence must not be cut off), and only
+/// [`server_text`] of them is ever printed.
+const XRPC_MESSAGE_CHARS: usize = 4096;
+
 impl XrpcError {
-    /// Parses an error body; `None` when it is not one.
+    /// Parses an error body; `None` when it is not one. The name is cut as
+    /// server text; the message is kept longer, for [`Self::numbers`], and
+    /// must go through [`server_text`] to be printed.
     pub fn parse(body: &[u8]) -> Option<XrpcError> {
         let e: XrpcError = serde_json::from_slice(body).ok()?;
         Some(XrpcError {
             error: server_text(&e.error),
-            message: server_text(&e.message),
+            message: crate::text::truncate_chars(&e.message, XRPC_MESSAGE_CHARS),
         })
     }
 
@@ -263,13 +270,17 @@ mod tests {
         assert_eq!(e.error, "CursorTooOld");
         assert_eq!(e.numbers(), vec![5, 31_527_015_322]);
         assert_eq!(XrpcError::parse(b"<html>busy</html>"), None);
-        let long = format!(r#"{{"error":"X","message":"{}"}}"#, "é".repeat(500));
+        // A floor after a long sentence is still read; a message of any
+        // length is kept bounded.
+        let late = format!(
+            r#"{{"error":"CursorTooOld","message":"{} cursor 1000 is below the floor 1500"}}"#,
+            "x".repeat(300)
+        );
+        let e = XrpcError::parse(late.as_bytes()).expect("parses");
+        assert_eq!(e.numbers(), vec![1000, 1500]);
+        let long = format!(r#"{{"error":"X","message":"{}"}}"#, "é".repeat(50_000));
         let e = XrpcError::parse(long.as_bytes()).expect("parses");
         let kept = e.message.chars().count();
-        assert_eq!(
-            kept,
-            crate::text::SERVER_TEXT_CHARS,
-            "bounded: {kept} characters"
-        );
+        assert_eq!(kept, XRPC_MESSAGE_CHARS, "bounded: {kept} characters");
     }
 }
