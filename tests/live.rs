@@ -951,6 +951,67 @@ fn consumer_too_slow_is_logged_and_reconnected_without_loss() {
     assert_eq!(outcome(&state, &alerts), reference);
 }
 
+/// A dictionary other than Jetstream's v1 one: trained on the demo's v2
+/// frames.
+fn trained_dictionary(frames: &[String]) -> Vec<u8> {
+    let samples: Vec<String> = frames
+        .iter()
+        .take(3000)
+        .enumerate()
+        .map(|(i, f)| support::v1_to_v2(f, i as u64))
+        .collect();
+    zstd::dict::from_samples(&samples, 32 << 10).expect("train a dictionary")
+}
+
+/// A server refusing the dictionary its own endpoint serves (a lagging
+/// deploy or cache behind it): the client fetches the one the refusal
+/// names, by id, rather than the refused one again for ever.
+#[test]
+fn a_refused_dictionary_served_again_is_not_asked_for_again() {
+    let frames = demo_frames();
+    let newest = newest_time(&frames);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reference = replayed(&frames, dir.path());
+    let current = trained_dictionary(&frames);
+    let current_id = support::dictionary_id(&current);
+    let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
+    let server = JetstreamServer::start(
+        frames,
+        Plan {
+            dictionary: Some(current),
+            endpoint_serves: Some(
+                outagewatch::source::jetstream::compression::V1_DICTIONARY.to_vec(),
+            ),
+            ..Plan::default()
+        },
+    );
+    let config = jetstream_config_wire(dir.path(), &[server.url()], 5.0, Wire::V2_ZSTD);
+    let daemon = start_daemon(&config, &state, &alerts);
+    daemon.wait_for_newest(newest, Duration::from_secs(60));
+    let (status, _, log) = daemon.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    let seen = server.seen.lock().expect("lock");
+    assert_eq!(seen.xrpc_errors, vec!["UnknownZstdDictionary".to_owned()]);
+    assert_eq!(
+        seen.dictionary_fetches.len(),
+        2,
+        "{:?}",
+        seen.dictionary_fetches
+    );
+    assert!(
+        seen.dictionary_fetches[1].ends_with(&format!("id={current_id}")),
+        "{:?}",
+        seen.dictionary_fetches
+    );
+    let last = seen.requests.last().expect("connected");
+    assert!(
+        last.contains(&format!("zstdDictionary={current_id}")),
+        "{last}"
+    );
+    assert!(log.contains("binary=0"), "every frame decompressed: {log}");
+    assert_eq!(outcome(&state, &alerts), reference);
+}
+
 /// A cached dictionary the server has retired: `UnknownZstdDictionary`,
 /// fetch the current one, cache it by id; the next start uses the cache.
 #[test]
@@ -959,14 +1020,7 @@ fn a_retired_dictionary_is_fetched_again_and_cached_by_id() {
     let newest = newest_time(&frames);
     let dir = tempfile::tempdir().expect("tempdir");
     let reference = replayed(&frames, dir.path());
-    // The server's current dictionary: trained on the demo's v2 frames.
-    let samples: Vec<String> = frames
-        .iter()
-        .take(3000)
-        .enumerate()
-        .map(|(i, f)| support::v1_to_v2(f, i as u64))
-        .collect();
-    let current = zstd::dict::from_samples(&samples, 32 << 10).expect("train a dictionary");
+    let current = trained_dictionary(&frames);
     let current_id = support::dictionary_id(&current);
     let (state, alerts) = (dir.path().join("state"), dir.path().join("alerts.jsonl"));
     let cache = state.join("jetstream-dictionaries");

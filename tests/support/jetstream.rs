@@ -54,6 +54,9 @@ pub struct Plan {
     pub floor: Option<(usize, u64)>,
     /// v2: the dictionary served and required (default: the v1 one).
     pub dictionary: Option<Vec<u8>>,
+    /// v2: what the dictionary endpoint serves when asked for no id, if
+    /// not the required one (a lagging deploy or cache behind the server).
+    pub endpoint_serves: Option<Vec<u8>>,
 }
 
 /// What the server saw.
@@ -229,6 +232,10 @@ async fn serve_dictionary(mut stream: tokio::net::TcpStream, plan: &Plan, seen: 
     let wanted = target
         .split_once("id=")
         .and_then(|(_, id)| id.split('&').next()?.parse::<u32>().ok());
+    let dict = match (wanted, &plan.endpoint_serves) {
+        (None, Some(served)) => served.clone(),
+        _ => dict,
+    };
     let response = match wanted {
         Some(id) if id != dictionary_id(&dict) => {
             let body = br#"{"error":"DictionaryNotFound","message":"no such dictionary"}"#;

@@ -117,6 +117,11 @@ pub struct JetstreamProtocol {
     floor: Option<(String, Option<u64>)>,
     dictionary: Option<Dictionary>,
     dictionary_stale: bool,
+    /// After `UnknownZstdDictionary`: the id refused, and the id the
+    /// refusal named as current, if any. The next fetch asks for the named
+    /// one; a server whose endpoint still serves the refused one is read
+    /// uncompressed, not refused for ever.
+    refused_dictionary: Option<(u32, Option<u32>)>,
     /// Decompressor of the current connection, if it asked for compression.
     inflater: Option<Inflater>,
     client: Option<reqwest::Client>,
@@ -133,6 +138,7 @@ impl JetstreamProtocol {
             floor: None,
             dictionary: None,
             dictionary_stale: false,
+            refused_dictionary: None,
             inflater: None,
             client: None,
         }
@@ -184,7 +190,19 @@ impl JetstreamProtocol {
                 }
             },
         };
-        match compression::fetch(&client, host, None, self.options.fetch_timeout).await {
+        let named = self.refused_dictionary.and_then(|(_, named)| named);
+        match compression::fetch(&client, host, named, self.options.fetch_timeout).await {
+            Ok(dictionary)
+                if self
+                    .refused_dictionary
+                    .is_some_and(|(refused, _)| refused == dictionary.id) =>
+            {
+                tracing::warn!(
+                    dictionary = dictionary.id,
+                    "the server refused this dictionary and serves it again: this connection reads uncompressed"
+                );
+                self.dictionary = None;
+            }
             Ok(dictionary) => {
                 tracing::info!(
                     dictionary = dictionary.id,
@@ -198,6 +216,7 @@ impl JetstreamProtocol {
                 }
                 self.dictionary = Some(dictionary);
                 self.dictionary_stale = false;
+                self.refused_dictionary = None;
             }
             Err(e) if self.options.quiet_dictionary => {
                 tracing::debug!(error = %e, "cannot fetch the Jetstream dictionary; this connection reads uncompressed");
@@ -402,6 +421,14 @@ impl Protocol for JetstreamProtocol {
             }
             "UnknownZstdDictionary" => {
                 self.dictionary_stale = true;
+                if let Some(refused) = self.inflater.as_ref().map(Inflater::dictionary_id) {
+                    let named = error
+                        .numbers()
+                        .into_iter()
+                        .filter_map(|n| u32::try_from(n).ok())
+                        .find(|n| *n != refused);
+                    self.refused_dictionary = Some((refused, named));
+                }
                 Rejection { reason, gap: None }
             }
             _ => Rejection { reason, gap: None },
