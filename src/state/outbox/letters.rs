@@ -378,15 +378,12 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
         Ok(())
     }
 
-    /// A re-queued alert done with (delivered, or dead again), with the
-    /// sink's retry state, which was this alert's: kept, a second `alerts
-    /// retry` of the same letter went on from its first failure and gave
-    /// it one attempt.
+    /// A re-queued letter done with before it was tried: superseded, or
+    /// unreadable. The sink's retry state stays: it is its head alert's
+    /// (a re-queued letter is retried set aside, with a state of its own;
+    /// see [`Outbox::set_aside_requeued`]).
     pub fn remove_requeued(&self, sink: &str, seq: u64) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        batch.remove(keys::entry(Kind::Requeued, sink, seq));
-        batch.remove(keys::named(Kind::Retry, sink));
-        self.db.apply_batch(batch)?;
+        self.db.remove(keys::entry(Kind::Requeued, sink, seq))?;
         Ok(())
     }
 }
