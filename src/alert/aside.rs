@@ -221,12 +221,22 @@ impl SinkRun {
     /// dropped when a later alert of its incident superseded it at a
     /// receiver that keeps incidents (see [`Outbox::supersede_dead`]).
     pub(crate) fn take_up_requeued(&mut self) -> TakenUp {
-        let requeued = match self.outbox.next_requeued(&self.spec.name) {
+        let passed_over = &self.passed_over;
+        let next = self
+            .outbox
+            .next_requeued_except(&self.spec.name, |seq| passed_over.contains(&seq));
+        let requeued = match next {
             Ok(Some(requeued)) => requeued,
             Ok(None) => return TakenUp::None,
             Err(StoreError::UnreadableAlert { seq, detail }) => {
+                // Passed over once: if it stays (its removal failed), it
+                // is not read, counted and logged again in a loop that
+                // never waits.
                 self.pass_over(seq, &detail);
-                let _ = self.outbox.remove_requeued(&self.spec.name, seq);
+                self.passed_over.insert(seq);
+                if let Err(e) = self.outbox.remove_requeued(&self.spec.name, seq) {
+                    tracing::error!(sink = %self.spec.name, error = %e, seq, "cannot drop an unreadable re-queued letter; passed over until the next start");
+                }
                 return TakenUp::One;
             }
             Err(e) => {

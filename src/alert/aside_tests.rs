@@ -462,3 +462,36 @@ async fn a_requeued_letter_leaves_the_head_s_retry_state_alone() {
     );
     let _ = delivery.stop(Duration::ZERO).await;
 }
+
+/// A re-queued letter that does not read and stays after the sink drops
+/// it (here its key is damaged, so the removal finds nothing; a failing
+/// store leaves it the same way) is passed over once: the sink found it
+/// again at once, in a loop that never waited, holding a runtime worker
+/// and counting a dead letter at every pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn an_unreadable_requeued_letter_that_stays_is_passed_over_once() {
+    use crate::state::keys::{self, Kind};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = SledStore::open(&dir.path().join("state")).expect("store");
+    let mut key = keys::entries(Kind::Requeued, "lines");
+    key.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 7]);
+    let record = (key.into(), b"not a letter".as_slice().into());
+    store.restore_records(&[record]).expect("written");
+    let outbox: Outbox = store.outbox();
+    let sink = SinkSpec {
+        name: "lines".into(),
+        formerly: None,
+        target: Target::Lines(Some(dir.path().join("alerts.jsonl"))),
+        filter: Filter::default(),
+        retry: RetryPolicy::default(),
+    };
+    let clock = Arc::new(TokioClock::starting_at(T0));
+    let delivery =
+        Delivery::start(vec![sink], outbox.clone(), clock, &Supervisor::new()).expect("starts");
+    // The test's own thread is not the runtime's worker: it waits even
+    // while the sink spins.
+    std::thread::sleep(Duration::from_millis(500));
+    let dead = delivery.reports()[0].dead;
+    let _ = delivery.stop(Duration::ZERO).await;
+    assert_eq!(dead, 1, "passed over once");
+}

@@ -64,6 +64,10 @@ pub(crate) struct SinkRun {
     /// store failing): not sent again while this run lasts, as the head's
     /// cursor moves in memory when its write fails.
     pub(crate) delivered_aside: std::collections::BTreeSet<u64>,
+    /// Re-queued letters that do not read, passed over this run: one
+    /// whose removal failed is not read again (see
+    /// [`SinkRun::take_up_requeued`]).
+    pub(crate) passed_over: std::collections::BTreeSet<u64>,
 }
 
 /// How one try at an alert went.
