@@ -239,6 +239,7 @@ fn check_pagerduty(alert: &Alert) -> Result<(), String> {
         let details = &p["payload"]["custom_details"];
         for sample in details["samples"].as_array().ok_or("samples")? {
             plain_safe(sample["text"].as_str().unwrap_or(""))?;
+            plain_safe(sample["uri"].as_str().unwrap_or(""))?;
         }
         plain_safe(details["detail"].as_str().unwrap_or(""))?;
         plain_safe(p["payload"]["summary"].as_str().unwrap_or(""))?;
