@@ -353,29 +353,23 @@ fn split_words(text: &str) -> impl Iterator<Item = (&str, bool)> {
 /// the Unicode Character Database's tables as ICU4X ships them. Put inside
 /// a word ("d\u{FE0F}own") they split it into pieces no phrase matches.
 pub fn is_ignorable(c: char) -> bool {
-    // The first of them is the soft hyphen, U+00AD: ASCII and most of
-    // Latin-1 skip the lookups.
-    c >= '\u{AD}'
-        && (CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c)
-            || CodePointMapData::<GeneralCategory>::new().get(c) == GeneralCategory::EnclosingMark)
+    is_invisible(c)
+        || c >= '\u{AD}'
+            && CodePointMapData::<GeneralCategory>::new().get(c) == GeneralCategory::EnclosingMark
 }
 
-/// The characters an alert's sample drops (`alert::format::defang`):
-/// zero-width ones that people (and spam) put inside words and the
-/// bidirectional controls, which reorder what is shown around them
-/// (`\u{202E}` shows `nwod` as `down`). A few of [`is_ignorable`]'s: a
-/// sample keeps the joiners and variation selectors that draw its emoji.
+/// Every Default_Ignorable_Code_Point (by the same ICU4X table): what an
+/// alert's text drops (`alert::format::defang`), save the joiners between
+/// two characters beyond ASCII. It dropped a short list (zero-width
+/// characters, bidirectional controls, the soft hyphen), and the rest went
+/// into chat messages: Hangul fillers that show as blank names, the
+/// Mongolian vowel separator, the grapheme joiner, and tag characters,
+/// which spell text no one sees. Variation selectors go too (they too
+/// can carry hidden bytes): an emoji shows in its default style.
 pub fn is_invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{2069}'
-            | '\u{061C}'
-            | '\u{FEFF}'
-            | '\u{00AD}'
-    )
+    // The first of them is the soft hyphen, U+00AD: ASCII and most of
+    // Latin-1 skip the lookup.
+    c >= '\u{AD}' && CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c)
 }
 
 /// Hashtags in normalized text: `#` followed by letters, digits or `_`

@@ -25,6 +25,14 @@
 //! at once. At the retry horizon it becomes a dead letter as a head alert
 //! does, and the incident's next alert goes on as after any dead letter
 //! (tried in its turn, with a retry state of its own).
+//!
+//! A dead letter re-queued (`alerts retry`) is set aside at once, untried,
+//! as the first alert of its incident ([`SinkRun::take_up_requeued`]): its
+//! incident's later alerts go behind it, other incidents flow, and it has
+//! a retry state of its own. Tried at the head before the outbox, one its
+//! receiver still refused held every alert of every other incident for a
+//! whole retry horizon (several letters: one horizon after another), and
+//! its retries overwrote the head alert's saved state.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -34,7 +42,8 @@ use tokio::time::Instant;
 use super::Alert;
 use super::outbox::{Outbox, RetryState, SetAside};
 use super::task::{SinkRun, Tried};
-use crate::events::{DeliverySkipped, InternalEvent};
+use crate::events::{DeliverySkipped, DeliverySuperseded, InternalEvent};
+use crate::state::StoreError;
 
 /// Failed attempts before an alert may be set aside.
 pub(crate) const AFTER_ATTEMPTS: u32 = 3;
@@ -81,6 +90,17 @@ impl Schedule {
     fn done(&mut self, incident: &str) {
         self.0.remove(incident);
     }
+}
+
+/// What [`SinkRun::take_up_requeued`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TakenUp {
+    /// A letter was set aside, dropped or passed over: look again.
+    One,
+    /// None is re-queued.
+    None,
+    /// The store failed: the letters stay re-queued for a later turn.
+    Failed,
 }
 
 /// Whether an alert of another incident than `incident` waits after
@@ -144,8 +164,8 @@ impl SinkRun {
             && another_incident_behind(&self.outbox, seq, &alert.id)
     }
 
-    /// Sets the head alert `seq` aside (with its failures so far and when
-    /// it is due again; `None` behind its incident's) and moves the
+    /// Sets the head alert `seq` aside (with its failures so far, and when
+    /// it is due again: `None` behind its incident's) and moves the
     /// cursor past it. Cannot be saved: it stays at the head, tried again
     /// after a second, and the schedule is untouched (taken as set aside,
     /// it would be set aside again untried, its failures lost).
@@ -170,7 +190,7 @@ impl SinkRun {
             return;
         }
         self.head_wait = None;
-        self.delivered_since_set_aside &= record.retry.is_none();
+        self.delivered_since_set_aside &= due.is_none();
         *cursor = Some(seq);
         let _ = self.cursor.send(*cursor);
         match due {
@@ -178,7 +198,7 @@ impl SinkRun {
             None if !self.aside.holds(&alert.id) => self.aside.retry_at(&alert.id, Instant::now()),
             None => {}
         }
-        let Some(retry) = &record.retry else {
+        let (Some(retry), Some(_)) = (&record.retry, due) else {
             tracing::info!(sink = %self.spec.name, alert = %alert.id, seq, state = alert.state.as_str(), "set aside behind its incident's earlier alert, to keep the incident in order");
             return;
         };
@@ -195,6 +215,68 @@ impl SinkRun {
         );
     }
 
+    /// Takes up the sink's first re-queued dead letter: set aside,
+    /// untried, its incident due now unless it already has alerts set
+    /// aside (the letter is older than they are and goes first, by seq);
+    /// dropped when a later alert of its incident superseded it at a
+    /// receiver that keeps incidents (see [`Outbox::supersede_dead`]).
+    pub(crate) fn take_up_requeued(&mut self) -> TakenUp {
+        let passed_over = &self.passed_over;
+        let next = self
+            .outbox
+            .next_requeued_except(&self.spec.name, |seq| passed_over.contains(&seq));
+        let requeued = match next {
+            Ok(Some(requeued)) => requeued,
+            Ok(None) => return TakenUp::None,
+            Err(StoreError::UnreadableAlert { seq, detail }) => {
+                // Passed over once: if it stays (its removal failed), it
+                // is not read, counted and logged again in a loop that
+                // never waits.
+                self.pass_over(seq, &detail);
+                self.passed_over.insert(seq);
+                if let Err(e) = self.outbox.remove_requeued(&self.spec.name, seq) {
+                    tracing::error!(sink = %self.spec.name, error = %e, seq, "cannot drop an unreadable re-queued letter; passed over until the next start");
+                }
+                return TakenUp::One;
+            }
+            Err(e) => {
+                tracing::error!(sink = %self.spec.name, error = %e, "cannot read the re-queued letters");
+                return TakenUp::Failed;
+            }
+        };
+        let (seq, alert) = (requeued.seq, requeued.alert);
+        if let Some(later) = requeued.superseded_by.filter(|_| self.is_stateful()) {
+            DeliverySuperseded {
+                sink: &self.spec.name,
+                counters: &self.stats,
+                alert: &alert.id,
+                state: alert.state.as_str(),
+                later: &later.state,
+            }
+            .emit();
+            if let Err(e) = self.outbox.remove_requeued(&self.spec.name, seq) {
+                tracing::error!(sink = %self.spec.name, error = %e, seq, "cannot drop a superseded re-queued letter");
+                return TakenUp::Failed;
+            }
+            return TakenUp::One;
+        }
+        let record = SetAside {
+            seq,
+            incident: alert.id.clone(),
+            alert,
+            retry: None,
+        };
+        if let Err(e) = self.outbox.set_aside_requeued(&self.spec.name, &record) {
+            tracing::error!(sink = %self.spec.name, error = %e, seq, "cannot set a re-queued letter aside; it stays re-queued");
+            return TakenUp::Failed;
+        }
+        if !self.aside.holds(&record.incident) {
+            self.aside.retry_at(&record.incident, Instant::now());
+        }
+        tracing::info!(sink = %self.spec.name, alert = %record.incident, seq, "a re-queued letter is retried apart, before its incident's later alerts");
+        TakenUp::One
+    }
+
     /// One try at `incident`'s first set-aside alert: false at shutdown.
     pub(crate) async fn retry_set_aside(&mut self, incident: &str) -> bool {
         let read = match self.outbox.set_aside_alerts(&self.spec.name) {
@@ -208,15 +290,12 @@ impl SinkRun {
         };
         self.pass_over_set_aside(&read.unreadable);
         // A re-queued dead letter of the incident is older than its
-        // set-aside alerts: it joins them, first, before any is tried.
-        match self
-            .outbox
-            .adopt_requeued(&self.spec.name, incident, |a: &Alert| a.id.as_str())
-        {
-            Ok(0) => {}
-            Ok(_) => return true,
-            Err(e) => {
-                tracing::error!(sink = %self.spec.name, error = %e, "cannot take the incident's re-queued letters among its set-aside alerts");
+        // set-aside alerts: every re-queued letter is taken up before any
+        // of them is tried (it goes first, by seq).
+        match self.take_up_requeued() {
+            TakenUp::None => {}
+            TakenUp::One => return true,
+            TakenUp::Failed => {
                 self.aside
                     .retry_at(incident, Instant::now() + Duration::from_secs(1));
                 return true;

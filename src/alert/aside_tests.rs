@@ -394,3 +394,104 @@ async fn a_requeued_firing_goes_before_its_incident_s_set_aside_resolved() {
         .collect();
     assert_eq!(taken, ["firing", "resolved"], "{:?}", receiver.got());
 }
+
+/// A's firing dies at the horizon (nothing else waited behind it), is
+/// re-queued while the receiver still refuses it, and B (another
+/// incident) comes: B goes out within minutes. The re-queued letter was
+/// retried at the head, before the outbox, for a whole horizon, and B
+/// waited all that time.
+#[tokio::test(start_paused = true)]
+async fn a_requeued_letter_still_refused_does_not_hold_up_another_incident() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_store, outbox) = open(dir.path());
+    let (receiver, url) = Receiver::start().await;
+    let a = alert("a", TransitionKind::Firing);
+    receiver.refuse(&a.id, true);
+    let delivery = start(&outbox, &url, Duration::from_secs(3600));
+    delivery.append(&a).expect("append");
+    tokio::time::sleep(Duration::from_secs(3600 + 5 * 60)).await;
+    assert_eq!(delivery.reports()[0].dead, 1, "A died at its horizon");
+    assert_eq!(outbox.requeue(None, None).expect("requeue"), 1);
+    delivery.notify();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let b = alert("b", TransitionKind::Firing);
+    delivery.append(&b).expect("append");
+    let waited = receiver.wait_taken(&b.id, "firing").await;
+    assert!(waited < Duration::from_secs(180), "B waited {waited:?}");
+    receiver.refuse(&a.id, false);
+    receiver.wait_taken(&a.id, "firing").await;
+    assert!(delivery.drain(Duration::from_secs(60)).await, "drained");
+    let taken = receiver.taken();
+    assert_eq!(taken.len(), 2, "each once: {taken:?}");
+    let _ = delivery.stop(Duration::ZERO).await;
+}
+
+/// A failing head alert keeps its failures while a re-queued letter of
+/// another incident goes out: the letter's delivery dropped the sink's
+/// one retry state, which was the head's, and the head started again
+/// from its first attempt (a restart then forgot how long it had been
+/// failing).
+#[tokio::test(start_paused = true)]
+async fn a_requeued_letter_leaves_the_head_s_retry_state_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_store, outbox) = open(dir.path());
+    let (receiver, url) = Receiver::start().await;
+    let a = alert("a", TransitionKind::Firing);
+    let c = alert("c", TransitionKind::Firing);
+    receiver.refuse(&a.id, true);
+    receiver.refuse(&c.id, true);
+    let delivery = start(&outbox, &url, Duration::from_secs(600));
+    delivery.append(&a).expect("append");
+    tokio::time::sleep(Duration::from_secs(12 * 60)).await;
+    assert_eq!(delivery.reports()[0].dead, 1, "A died at its horizon");
+    receiver.refuse(&a.id, false);
+    delivery.append(&c).expect("append");
+    tokio::time::sleep(Duration::from_secs(5 * 60)).await;
+    let before = outbox.retry_state("hook").expect("read").expect("C's");
+    assert!(before.attempts >= 3, "{before:?}");
+    assert_eq!(outbox.requeue(None, None).expect("requeue"), 1);
+    delivery.notify();
+    receiver.wait_taken(&a.id, "firing").await;
+    // C is tried again (backoffs are a minute at most), before its horizon.
+    tokio::time::sleep(Duration::from_secs(2 * 60)).await;
+    let after = outbox.retry_state("hook").expect("read").expect("C's");
+    assert_eq!(after.seq, before.seq);
+    assert!(
+        after.attempts > before.attempts,
+        "{before:?} then {after:?}"
+    );
+    let _ = delivery.stop(Duration::ZERO).await;
+}
+
+/// A re-queued letter that does not read and stays after the sink drops
+/// it (here its key is damaged, so the removal finds nothing; a failing
+/// store leaves it the same way) is passed over once: the sink found it
+/// again at once, in a loop that never waited, holding a runtime worker
+/// and counting a dead letter at every pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn an_unreadable_requeued_letter_that_stays_is_passed_over_once() {
+    use crate::state::keys::{self, Kind};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = SledStore::open(&dir.path().join("state")).expect("store");
+    let mut key = keys::entries(Kind::Requeued, "lines");
+    key.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 7]);
+    let record = (key.into(), b"not a letter".as_slice().into());
+    store.restore_records(&[record]).expect("written");
+    let outbox: Outbox = store.outbox();
+    let sink = SinkSpec {
+        name: "lines".into(),
+        formerly: None,
+        target: Target::Lines(Some(dir.path().join("alerts.jsonl"))),
+        filter: Filter::default(),
+        retry: RetryPolicy::default(),
+    };
+    let clock = Arc::new(TokioClock::starting_at(T0));
+    let delivery =
+        Delivery::start(vec![sink], outbox.clone(), clock, &Supervisor::new()).expect("starts");
+    // The test's own thread is not the runtime's worker: it waits even
+    // while the sink spins.
+    std::thread::sleep(Duration::from_millis(500));
+    let dead = delivery.reports()[0].dead;
+    let _ = delivery.stop(Duration::ZERO).await;
+    assert_eq!(dead, 1, "passed over once");
+}

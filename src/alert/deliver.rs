@@ -312,6 +312,7 @@ impl Shared {
             aside: Default::default(),
             delivered_since_set_aside: true,
             delivered_aside: Default::default(),
+            passed_over: Default::default(),
         };
         let task = self
             .supervisor

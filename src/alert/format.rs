@@ -182,14 +182,19 @@ pub fn clip(text: &str, max: usize) -> String {
 /// A post's text on one line, links defanged (`https[:]//…`) so no chat
 /// client turns them into links or previews: links in our messages come
 /// only from our own fields. Every line break and control character is a
-/// space, and what shows nothing is dropped (zero-width characters and
-/// bidirectional controls, which could hide a link from the defanging or
-/// show text other than what it is).
+/// space, and what shows nothing is dropped: every
+/// Default_Ignorable_Code_Point ([`is_invisible`]: zero-width characters
+/// and bidirectional controls, which could hide a link from the defanging
+/// or show text other than what it is; fillers, variation selectors and
+/// tag characters, which can carry text no one sees).
 ///
 /// Zero-width joiners and non-joiners stay between two letters or symbols
 /// beyond ASCII, where they shape what is shown (👨‍👩‍👧 is one family, not
 /// three faces; Persian and Indic words need them); next to ASCII, as in
-/// `https:\u{200D}//`, they only hide things, and go.
+/// `https:\u{200D}//`, they only hide things, and go. What a joiner follows
+/// is looked for past an emoji presentation selector (U+FE0F), which UTS
+/// #51 puts before the joiner in sequences such as 🏳️‍🌈 and 🕵️‍♀️: the
+/// selector goes, the joiner stays.
 pub fn defang(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
     let shown = |c: Option<&char>| {
@@ -197,13 +202,14 @@ pub fn defang(text: &str) -> String {
             !c.is_ascii() && !c.is_control() && !c.is_whitespace() && !is_invisible(c)
         })
     };
+    let joined = |i: usize| chars[..i].iter().rev().find(|&&c| c != '\u{FE0F}');
     let line: String = chars
         .iter()
         .enumerate()
         .filter(|&(i, &c)| {
             !is_invisible(c)
                 || matches!(c, '\u{200C}' | '\u{200D}')
-                    && shown(i.checked_sub(1).and_then(|p| chars.get(p)))
+                    && shown(joined(i))
                     && shown(chars.get(i + 1))
         })
         .map(|(_, &c)| match c {
@@ -372,6 +378,23 @@ mod tests {
             ("\u{1F468}\u{200D}", "\u{1F468}"),
             ("\u{1F468}\u{200D} \u{1F469}", "\u{1F468} \u{1F469}"),
             ("\u{1F468}\u{200D}\u{202E}\u{1F469}", "\u{1F468}\u{1F469}"),
+            // Every other Default_Ignorable goes: Hangul fillers (a name
+            // that shows blank), the Mongolian vowel separator, the
+            // grapheme joiner, and tag characters spelling hidden text.
+            ("\u{3164}\u{FFA0}\u{115F}\u{1160}down", "down"),
+            ("https:\u{180E}//x\u{34F}.example", "https[:]//x.example"),
+            ("ok\u{E0001}\u{E0069}\u{E0067}\u{E006E}\u{E007F}", "ok"),
+            ("\u{2764}\u{FE0F} d\u{FE00}own", "\u{2764} down"),
+            // A joiner after an emoji's presentation selector still joins.
+            (
+                "\u{1F3F3}\u{FE0F}\u{200D}\u{1F308}",
+                "\u{1F3F3}\u{200D}\u{1F308}",
+            ),
+            (
+                "\u{1F575}\u{FE0F}\u{200D}\u{2640}\u{FE0F}",
+                "\u{1F575}\u{200D}\u{2640}",
+            ),
+            ("x\u{FE0F}\u{200D}\u{1F308}", "x\u{1F308}"),
         ];
         for (text, line) in cases {
             assert_eq!(defang(text), line, "{text:?}");

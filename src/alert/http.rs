@@ -27,6 +27,10 @@ pub const ANSWER_BODY_WAIT: Duration = Duration::from_secs(2);
 /// Secrets shorter than this are not looked for in answers (every `1` of
 /// an answer would be starred for a header value `1`).
 pub const MIN_SECRET_CHARS: usize = 4;
+/// Characters of a redacted URL kept in a reason: a redirect's `Location`
+/// is the receiver's to make as long as it likes (400 KB went whole into a
+/// dead letter's reason, the log and `/api/v1/outbox`).
+pub const URL_CHARS: usize = 120;
 /// Redirects followed at most, when following is on.
 pub const MAX_REDIRECTS: usize = 5;
 
@@ -150,6 +154,11 @@ pub fn redact_url(url: &Url) -> String {
     out
 }
 
+/// A redacted URL cut to [`URL_CHARS`], for a failure's reason.
+fn shown(url: &Url) -> String {
+    super::format::clip(&redact_url(url), URL_CHARS)
+}
+
 /// Printable text: one line ([`crate::text::one_line`]), at most
 /// [`ANSWER_CHARS`] characters.
 pub fn printable(bytes: &[u8]) -> String {
@@ -215,7 +224,7 @@ async fn post(
     request.send().await.map_err(|e| Failure::Retry {
         reason: format!(
             "cannot reach {}: {}",
-            redact_url(url),
+            shown(url),
             describe_chain(e, outgoing.timeout)
         ),
         after: None,
@@ -242,7 +251,7 @@ fn redirect_target(response: &reqwest::Response, url: &Url, follow: bool) -> Res
         return Err(Failure::Permanent {
             reason: format!(
                 "HTTP {status} redirect to {}; redirects are not followed (set follow_redirects = true for same-host redirects), not delivered",
-                redact_url(&next)
+                shown(&next)
             ),
         });
     }
@@ -250,7 +259,7 @@ fn redirect_target(response: &reqwest::Response, url: &Url, follow: bool) -> Res
         return Err(Failure::Permanent {
             reason: format!(
                 "HTTP {status} redirect to another host, {}; only same-host redirects are followed, not delivered",
-                redact_url(&next)
+                shown(&next)
             ),
         });
     }
@@ -357,6 +366,54 @@ mod tests {
         for (url, want) in cases {
             assert_eq!(redact(url), want, "{url}");
         }
+    }
+
+    /// A redirect's `Location` of 100 KB, not followed, to another host,
+    /// or followed past the limit: the reason keeps the advice and at most
+    /// [`ANSWER_CHARS`] characters (the whole redacted URL went into it).
+    #[tokio::test]
+    async fn a_redirect_s_long_location_is_cut_in_the_reason() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let long_path = "a.b/".repeat(25_000);
+        let redirect = move |uri: axum::http::Uri| {
+            let path = long_path.clone();
+            async move {
+                let host = if uri.path().starts_with("/away") {
+                    "other.example".to_owned()
+                } else {
+                    addr.to_string()
+                };
+                let location = format!("http://{host}/{path}");
+                (
+                    axum::http::StatusCode::PERMANENT_REDIRECT,
+                    [(axum::http::header::LOCATION, location)],
+                )
+            }
+        };
+        let app = axum::Router::new().fallback(redirect);
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let clock = crate::wall::system();
+        let alert = format::sample_alert();
+        let client = client(Duration::from_secs(5)).expect("client");
+        for (path, follow, says) in [
+            ("hook", false, "redirects are not followed"),
+            ("away", true, "only same-host redirects are followed"),
+        ] {
+            let mut hook = hook(format!("http://{addr}/{path}"), Format::Json);
+            hook.follow_redirects = follow;
+            let outgoing = webhook::request(&hook, &alert, None, clock.as_ref()).expect("request");
+            let failure = send(&client, &outgoing, clock.as_ref())
+                .await
+                .expect_err("not delivered");
+            let reason = failure.reason();
+            assert!(reason.chars().count() <= ANSWER_CHARS, "{reason}");
+            assert!(reason.contains(says), "{reason}");
+            assert!(reason.contains("a.b/a.b/"), "the URL's start: {reason}");
+        }
+        server.abort();
     }
 
     #[test]

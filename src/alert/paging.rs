@@ -72,11 +72,22 @@ pub fn opsgenie_priority(alert: &Alert) -> &'static str {
     }
 }
 
+/// The samples for `custom_details`: each post's text, and its link when
+/// it is a web page ([`sample_link`], as in `links`), defanged as post
+/// text is. A post's URI is its origin server's to set (a Mastodon
+/// status's `url`): it went out raw, and `<!channel>`, `@everyone` or a
+/// look-alike link reached a Slack or Discord bridge.
 fn samples(alert: &Alert) -> Vec<Value> {
     alert
         .samples
         .iter()
-        .map(|s| json!({"text": clip(&post_text(&s.text), SAMPLE_CHARS), "uri": clip(&s.uri, 512)}))
+        .map(|s| {
+            let mut sample = json!({"text": clip(&post_text(&s.text), SAMPLE_CHARS)});
+            if let Some(link) = sample_link(&s.uri) {
+                sample["uri"] = json!(clip(&post_text(&link), 512));
+            }
+            sample
+        })
         .collect()
 }
 
@@ -347,6 +358,42 @@ mod tests {
         assert!(description.contains(&format!("> {shown}")), "{description}");
         let am = alertmanager_alert(&alert, "2026-07-04T15:00:00Z");
         assert_eq!(am["annotations"]["samples"], format!("> {shown}"));
+    }
+
+    /// A sample's URI in PagerDuty's `custom_details` is its web link,
+    /// defanged, or absent when it is not one: it went out as the post's
+    /// server set it.
+    #[test]
+    fn pagerduty_sample_uris_are_checked_links_defanged() {
+        let mut alert = example(TransitionKind::Firing, "down?");
+        let sample = alert.samples[0].clone();
+        let uris = [
+            "at://did:plc:a/app.bsky.feed.post/k",
+            "https://evil.example/@everyone/<!channel>",
+            "<!channel> @here",
+            "javascript:alert(1)",
+        ];
+        alert.samples = uris
+            .iter()
+            .map(|uri| crate::alert::AlertSample {
+                uri: (*uri).into(),
+                ..sample.clone()
+            })
+            .collect();
+        let pd = pagerduty(&alert, "key");
+        let samples = &pd["payload"]["custom_details"]["samples"];
+        assert_eq!(
+            samples[0]["uri"],
+            "https[:]//bsky.app/profile/did:plc:a/post/k"
+        );
+        assert_eq!(
+            samples[1]["uri"],
+            "https[:]//evil.example/@\u{200B}everyone/%3C!channel%3E"
+        );
+        for i in [2, 3] {
+            assert!(samples[i].get("uri").is_none(), "{}", samples[i]);
+            assert_eq!(samples[i]["text"], "down?");
+        }
     }
 
     #[test]

@@ -193,6 +193,32 @@ async fn one_sinks_rate_limit_never_delays_another() {
     assert!(drained);
 }
 
+/// A 429 as Discord answers an unversioned webhook URL (API before v8):
+/// `Retry-After` and the body's `retry_after` in milliseconds, the
+/// bucket's reset in seconds. The sink retries after the 7 s of the
+/// reset; it read 6457 s, capped at an hour.
+#[tokio::test(start_paused = true)]
+async fn a_discord_429_in_milliseconds_waits_the_bucket_s_reset() {
+    let headers = vec![
+        ("retry-after", "6457".to_owned()),
+        ("x-ratelimit-remaining", "0".to_owned()),
+        ("x-ratelimit-reset-after", "7".to_owned()),
+    ];
+    let body =
+        r#"{"message": "You are being rate limited.", "retry_after": 6457, "global": false}"#;
+    let (receiver, url) = Receiver::start(vec![(429, headers, body)]).await;
+    let (delivery, _dir) = start(vec![sink("hook", url)]);
+    delivery.append(&alert("discord")).expect("appended");
+    receiver.wait_for(2).await;
+    let times = receiver.times();
+    let waited = times[1] - times[0];
+    assert!(
+        waited >= Duration::from_secs(7) && waited <= Duration::from_secs(10),
+        "waited {waited:?}"
+    );
+    delivery.stop(Duration::ZERO).await;
+}
+
 /// An Alertmanager sink to `url`, re-posting every [`Webhook::REPEAT`].
 fn alertmanager(url: String) -> SinkSpec {
     let mut spec = sink("am", url);

@@ -30,6 +30,11 @@ fn text() -> impl Strategy<Value = String> {
         Just("インスタ落ちてる🔥".to_owned()),
         Just("\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}".to_owned()),
         Just("https:\u{200D}//x\u{202E}y\u{200B}z\u{2066}".to_owned()),
+        Just(format!("a{}b", SHOWS_NOTHING.iter().collect::<String>())),
+        Just("https\u{E0001}://x\u{3164}y\u{180E}z".to_owned()),
+        Just("\u{1F3F4}\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F}".to_owned()),
+        Just("\u{2764}\u{FE0F}\u{1F3F3}\u{FE0F}\u{200D}\u{1F308}".to_owned()),
+        prop::sample::select(SHOWS_NOTHING).prop_map(String::from),
         Just("@every".to_owned()),
         Just("one".to_owned()),
         Just("<".to_owned()),
@@ -127,6 +132,64 @@ fn discord_escaped(line: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Characters that show nothing, listed here apart from the code's
+/// Unicode tables so that the check does not trust what it checks: a
+/// sample of Default_Ignorable_Code_Point (the Unicode Character
+/// Database's DerivedCoreProperties.txt), each range's ends included:
+/// soft hyphen, grapheme joiner, Arabic letter mark, Hangul fillers,
+/// Khmer inherent vowels, Mongolian selectors and vowel separator,
+/// zero-width characters, bidirectional controls, invisible operators,
+/// variation selectors, the byte order mark, the halfwidth filler,
+/// reserved ones, shorthand format controls, musical format controls
+/// and tag characters (which can spell hidden text).
+const SHOWS_NOTHING: &[char] = &[
+    '\u{AD}',
+    '\u{34F}',
+    '\u{61C}',
+    '\u{115F}',
+    '\u{1160}',
+    '\u{17B4}',
+    '\u{17B5}',
+    '\u{180B}',
+    '\u{180E}',
+    '\u{180F}',
+    '\u{200B}',
+    '\u{200F}',
+    '\u{202A}',
+    '\u{202E}',
+    '\u{2060}',
+    '\u{2064}',
+    '\u{2065}',
+    '\u{206F}',
+    '\u{3164}',
+    '\u{FE00}',
+    '\u{FE0F}',
+    '\u{FEFF}',
+    '\u{FFA0}',
+    '\u{FFF0}',
+    '\u{FFF8}',
+    '\u{1BCA0}',
+    '\u{1BCA3}',
+    '\u{1D173}',
+    '\u{1D17A}',
+    '\u{E0000}',
+    '\u{E0001}',
+    '\u{E0020}',
+    '\u{E0041}',
+    '\u{E007F}',
+    '\u{E0100}',
+    '\u{E01EF}',
+    '\u{E0FFF}',
+];
+
+/// Whether `c` hides in text: a control but a line break, or one of
+/// [`SHOWS_NOTHING`] but our own zero-width spaces and the joiners
+/// (which stay between two characters beyond ASCII).
+fn hidden(c: char) -> bool {
+    (c.is_control() && c != '\n')
+        || SHOWS_NOTHING.contains(&c) && !matches!(c, '\u{200B}'..='\u{200D}')
+}
+
 /// Post text in the plain formats (PagerDuty, Opsgenie, Alertmanager),
 /// often bridged to chat: no mention, no link, nothing invisible but the
 /// joiners and our own zero-width spaces, no control but line breaks
@@ -135,11 +198,18 @@ fn plain_safe(s: &str) -> Result<(), String> {
     for bad in ["<!", "<@", "@everyone", "@here", "://"] {
         ensure(!s.contains(bad), &format!("{bad} in {s:?}"))?;
     }
-    let hidden = |c: char| {
-        (c.is_control() && c != '\n')
-            || crate::normalize::is_invisible(c) && !matches!(c, '\u{200B}'..='\u{200D}')
-    };
-    ensure(!s.chars().any(hidden), &format!("a control in {s:?}"))
+    ensure(
+        !s.chars().any(hidden),
+        &format!("a hidden character in {s:?}"),
+    )
+}
+
+/// A chat format's quoted samples: nothing hidden in them either.
+fn samples_visible(samples: &str) -> Result<(), String> {
+    ensure(
+        !samples.chars().any(hidden),
+        &format!("a hidden character in {samples:?}"),
+    )
 }
 
 fn ensure(ok: bool, what: &str) -> Result<(), String> {
@@ -166,6 +236,9 @@ fn check_slack(alert: &Alert) -> Result<(), String> {
         ensure(!text.contains("<!"), "<! in Slack")?;
     }
     ensure(chars(&s["text"]) <= 3000, "slack text")?;
+    if !alert.samples.is_empty() {
+        samples_visible(s["blocks"][2]["text"]["text"].as_str().ok_or("samples")?)?;
+    }
     for block in s["blocks"].as_array().ok_or("blocks")? {
         match block["type"].as_str() {
             Some("header") => ensure(chars(&block["text"]["text"]) <= 150, "header")?,
@@ -206,6 +279,7 @@ fn check_discord(alert: &Alert) -> Result<(), String> {
     if !alert.samples.is_empty() {
         let samples = fields[3]["value"].as_str().ok_or("samples")?;
         samples.lines().try_for_each(discord_escaped)?;
+        samples_visible(samples)?;
     }
     // Markdown is rendered everywhere but in the footer (plain text).
     let mut all = Vec::new();
@@ -239,6 +313,7 @@ fn check_pagerduty(alert: &Alert) -> Result<(), String> {
         let details = &p["payload"]["custom_details"];
         for sample in details["samples"].as_array().ok_or("samples")? {
             plain_safe(sample["text"].as_str().unwrap_or(""))?;
+            plain_safe(sample["uri"].as_str().unwrap_or(""))?;
         }
         plain_safe(details["detail"].as_str().unwrap_or(""))?;
         plain_safe(p["payload"]["summary"].as_str().unwrap_or(""))?;
@@ -338,6 +413,9 @@ fn the_checks_catch_what_they_look_for() {
         "[a](https://x)",
         "a\u{202E}b",
         "a\rb",
+        "a\u{3164}b",
+        "a\u{E0041}b",
+        "\u{2764}\u{FE0F}",
     ] {
         assert!(plain_safe(bad).is_err(), "{bad:?}");
     }

@@ -1,11 +1,21 @@
 //! What a receiver says about its rate limit, and how long a sink waits.
 //!
-//! Read, in order of preference, and the longest wait wins:
+//! An answer whose `X-RateLimit-Remaining` is 0 and that says in
+//! `X-RateLimit-Reset-After` when its bucket resets is waited by that
+//! alone. Otherwise the longest of these wins:
 //! - `Retry-After`: seconds (decimals allowed) or an HTTP date;
 //! - a JSON body's `retry_after` in seconds (Discord answers 429 with it,
 //!   sometimes without the header);
-//! - `X-RateLimit-Reset-After` (seconds), or `X-RateLimit-Reset` (Unix
-//!   seconds), when `X-RateLimit-Remaining` is 0.
+//! - `X-RateLimit-Reset` (Unix seconds, or a small number of seconds to
+//!   wait), when `X-RateLimit-Remaining` is 0.
+//!
+//! Why `X-RateLimit-Reset-After` goes first: Discord documents it in
+//! seconds (with decimals) in every API version, while `Retry-After` and
+//! the body's `retry_after` were milliseconds before API v8, and a
+//! webhook URL as Discord hands it out (`/api/webhooks/ID/TOKEN`, no
+//! version) is served by the default, older version. Its 6457 ms read as
+//! 6457 s, capped at an hour: the sink stalled an hour on every 429. A
+//! reset trusted too soon costs one more 429 (and the backoff grows).
 //!
 //! After a success whose `X-RateLimit-Remaining` is 0, the sink pauses
 //! until the reset before its next request. Waits are capped at an hour.
@@ -76,16 +86,27 @@ pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Opt
     Some(wait.min(MAX_WAIT))
 }
 
-/// The `X-RateLimit-*` wait, when the budget is used up.
-fn exhausted_wait(headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
-    let remaining = header(headers, "x-ratelimit-remaining")?
-        .trim()
-        .parse::<f64>()
-        .ok()?;
-    if remaining > 0.0 {
+/// Whether `X-RateLimit-Remaining` says the budget is used up.
+fn used_up(headers: &HeaderMap) -> bool {
+    header(headers, "x-ratelimit-remaining")
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .is_some_and(|remaining| remaining <= 0.0)
+}
+
+/// `X-RateLimit-Reset-After` (seconds), when the budget is used up.
+fn reset_after(headers: &HeaderMap) -> Option<Duration> {
+    if !used_up(headers) {
         return None;
     }
-    if let Some(wait) = header(headers, "x-ratelimit-reset-after").and_then(seconds) {
+    header(headers, "x-ratelimit-reset-after").and_then(seconds)
+}
+
+/// The `X-RateLimit-*` wait, when the budget is used up.
+fn exhausted_wait(headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    if !used_up(headers) {
+        return None;
+    }
+    if let Some(wait) = reset_after(headers) {
         return Some(wait);
     }
     let reset: f64 = header(headers, "x-ratelimit-reset")?.trim().parse().ok()?;
@@ -100,12 +121,16 @@ fn exhausted_wait(headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Op
 }
 
 /// How long a failed request's receiver asked us to wait, from its
-/// headers and (bounded) body.
+/// headers and (bounded) body: the bucket's reset when it says so (see
+/// the module's doc), else the longest of what it said.
 pub fn retry_after(
     headers: &HeaderMap,
     body: &[u8],
     now: chrono::DateTime<chrono::Utc>,
 ) -> Option<Duration> {
+    if let Some(wait) = reset_after(headers) {
+        return Some(wait);
+    }
     let from_header = header(headers, "retry-after").and_then(|v| parse_retry_after(v, now));
     let from_body = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
@@ -323,6 +348,39 @@ mod tests {
                 ]),
                 b"",
                 None,
+            ),
+            // Discord before API v8 (an unversioned webhook URL):
+            // `Retry-After` and the body in milliseconds, the bucket's
+            // reset in seconds. It was read as 6457 s, capped at an hour.
+            (
+                headers(&[
+                    ("retry-after", "6457"),
+                    ("x-ratelimit-remaining", "0"),
+                    ("x-ratelimit-reset-after", "7"),
+                ]),
+                br#"{"retry_after": 6457, "global": false}"#,
+                Some(s(7.0)),
+            ),
+            // Discord from v8 on: all in seconds, the reset goes first.
+            (
+                headers(&[
+                    ("retry-after", "65"),
+                    ("x-ratelimit-remaining", "0"),
+                    ("x-ratelimit-reset-after", "64.57"),
+                ]),
+                br#"{"retry_after": 64.57, "global": false}"#,
+                Some(s(64.57)),
+            ),
+            // Budget left (another limit was hit): the reset says nothing
+            // of it, and the longest of the others stands.
+            (
+                headers(&[
+                    ("retry-after", "30"),
+                    ("x-ratelimit-remaining", "3"),
+                    ("x-ratelimit-reset-after", "7"),
+                ]),
+                b"",
+                Some(s(30.0)),
             ),
         ]
     }

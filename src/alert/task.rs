@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 use super::Alert;
-use super::aside::Schedule;
+use super::aside::{Schedule, TakenUp};
 use super::deliver::{SinkSpec, SinkStats, Target, Webhook};
 use super::format::Format;
 use super::http::{self, Answer, Failure, Outgoing};
@@ -21,8 +21,7 @@ use super::ratelimit::backoff;
 use super::sink::JsonLines;
 use crate::detect::TransitionKind;
 use crate::events::{
-    Delivered, DeliveryDead, DeliveryRetried, DeliverySkipped, DeliverySuperseded,
-    DeliveryUnreadable, InternalEvent,
+    Delivered, DeliveryDead, DeliveryRetried, DeliverySkipped, DeliveryUnreadable, InternalEvent,
 };
 use crate::state::StoreError;
 use crate::wall::SharedClock;
@@ -65,6 +64,10 @@ pub(crate) struct SinkRun {
     /// store failing): not sent again while this run lasts, as the head's
     /// cursor moves in memory when its write fails.
     pub(crate) delivered_aside: std::collections::BTreeSet<u64>,
+    /// Re-queued letters that do not read, passed over this run: one
+    /// whose removal failed is not read again (see
+    /// [`SinkRun::take_up_requeued`]).
+    pub(crate) passed_over: std::collections::BTreeSet<u64>,
 }
 
 /// How one try at an alert went.
@@ -106,53 +109,49 @@ impl SinkRun {
             // re-posts up either.
             self.repost_if_due().await;
             // Set-aside incidents whose turn has come, then re-queued dead
-            // letters, then the outbox in order.
+            // letters (set aside at once, see [`SinkRun::take_up_requeued`]),
+            // then the outbox in order.
             if let Some(incident) = self.aside.due(tokio::time::Instant::now()) {
                 if !self.retry_set_aside(&incident).await {
                     return;
                 }
                 continue;
             }
-            let next = match self.outbox.next_requeued(&self.spec.name) {
-                Ok(Some(requeued)) => {
-                    Some((requeued.seq, requeued.alert, Some(requeued.superseded_by)))
-                }
-                Ok(None) => match self.outbox.next_after(cursor) {
-                    Ok(found) => found.map(|(seq, alert)| (seq, alert, None)),
-                    Err(e) => {
-                        self.unreadable(e, &mut cursor);
-                        None
-                    }
-                },
-                Err(StoreError::UnreadableAlert { seq, detail }) => {
-                    self.pass_over(seq, &detail);
-                    let _ = self.outbox.remove_requeued(&self.spec.name, seq);
-                    continue;
-                }
+            if self.take_up_requeued() == TakenUp::One {
+                continue;
+            }
+            let next = match self.outbox.next_after(cursor) {
+                Ok(found) => found,
                 Err(e) => {
-                    tracing::error!(sink = %self.spec.name, error = %e, "cannot read the outbox");
+                    self.unreadable(e, &mut cursor);
                     None
                 }
             };
-            // `requeued`: `Some` for a re-queued dead letter, with what
-            // superseded it.
-            let Some((seq, alert, requeued)) = next else {
+            let Some((seq, alert)) = next else {
                 if !self.idle(None).await {
                     return;
                 }
                 continue;
             };
-            if requeued.is_none() && self.aside.holds(&alert.id) {
+            if self.aside.holds(&alert.id) {
                 // Behind its incident's set-aside alert: its `resolved`
-                // must not overtake its `firing`.
-                self.set_aside(seq, &alert, (None, None), &mut cursor).await;
+                // must not overtake its `firing`. Its failures so far, if
+                // it was failing at the head, go with it.
+                let retry = self
+                    .outbox
+                    .retry_state(&self.spec.name)
+                    .ok()
+                    .flatten()
+                    .filter(|state| state.seq == seq);
+                self.set_aside(seq, &alert, (retry, None), &mut cursor)
+                    .await;
                 continue;
             }
             if let Some((waiting, until)) = self.head_wait
                 && waiting == seq
                 && until > tokio::time::Instant::now()
             {
-                if requeued.is_none() && self.may_set_aside(seq, &alert) {
+                if self.may_set_aside(seq, &alert) {
                     let retry = self.outbox.retry_state(&self.spec.name).ok().flatten();
                     self.set_aside(seq, &alert, (retry, Some(until)), &mut cursor)
                         .await;
@@ -162,21 +161,7 @@ impl SinkRun {
                 continue;
             }
             self.head_wait = None;
-            let stale = requeued
-                .as_ref()
-                .and_then(Option::as_ref)
-                .filter(|_| self.is_stateful());
-            let done = if let Some(later) = stale {
-                DeliverySuperseded {
-                    sink: &self.spec.name,
-                    counters: &self.stats,
-                    alert: &alert.id,
-                    state: alert.state.as_str(),
-                    later: &later.state,
-                }
-                .emit();
-                true
-            } else if self.wants(&alert) {
+            let done = if self.wants(&alert) {
                 let prior = self.outbox.retry_state(&self.spec.name).ok().flatten();
                 match self.deliver(seq, &alert, prior, false).await {
                     Tried::Done => true,
@@ -184,7 +169,7 @@ impl SinkRun {
                         if let Err(e) = self.outbox.set_retry_state(&self.spec.name, &state) {
                             tracing::warn!(sink = %self.spec.name, error = %e, "cannot save the retry state");
                         }
-                        if requeued.is_none() && self.may_set_aside(seq, &alert) {
+                        if self.may_set_aside(seq, &alert) {
                             let retry = (Some(state), Some(until));
                             self.set_aside(seq, &alert, retry, &mut cursor).await;
                         } else {
@@ -204,14 +189,9 @@ impl SinkRun {
             if !done {
                 continue;
             }
-            let result = if requeued.is_some() {
-                self.outbox.remove_requeued(&self.spec.name, seq)
-            } else {
-                cursor = Some(seq);
-                let _ = self.cursor.send(cursor);
-                self.outbox.advance(&self.spec.name, seq)
-            };
-            if let Err(e) = result {
+            cursor = Some(seq);
+            let _ = self.cursor.send(cursor);
+            if let Err(e) = self.outbox.advance(&self.spec.name, seq) {
                 tracing::error!(sink = %self.spec.name, error = %e, "cannot record a delivery; it may be sent again");
             }
         }
@@ -496,7 +476,7 @@ impl SinkRun {
     }
 
     /// A receiver that keeps incidents open until told they are resolved.
-    fn is_stateful(&self) -> bool {
+    pub(crate) fn is_stateful(&self) -> bool {
         self.hook().is_some_and(|h| h.format.is_stateful())
     }
 

@@ -231,11 +231,11 @@ fn an_unreadable_dead_letter_is_listed_apart_and_hides_no_other() {
     assert_eq!(dead.unreadable.len(), 1, "it stays");
 }
 
-/// A re-queued letter that dies again takes its retry state along: a
-/// second `alerts retry` of it went on from the first failure and the
-/// alert got one attempt.
+/// A re-queued letter dropped (superseded, unreadable) leaves the sink's
+/// retry state, its head alert's: dropping it too restarted the head's
+/// attempts and backoff from the first.
 #[test]
-fn a_requeued_letter_done_with_takes_its_retry_state_along() {
+fn a_requeued_letter_dropped_leaves_the_head_s_retry_state() {
     use super::super::outbox::RetryState;
     let store = SledStore::temporary().expect("store");
     let outbox: crate::alert::outbox::Outbox = store.outbox();
@@ -243,7 +243,7 @@ fn a_requeued_letter_done_with_takes_its_retry_state_along() {
     outbox.add_dead_letter(&letter).expect("dead letter");
     assert_eq!(outbox.requeue(None, None).expect("requeue"), 1);
     let state = RetryState {
-        seq: 5,
+        seq: 9,
         attempts: 8,
         first_failure_ms: 0,
         last_error: "503".into(),
@@ -251,7 +251,7 @@ fn a_requeued_letter_done_with_takes_its_retry_state_along() {
     };
     outbox.set_retry_state("hook", &state).expect("retry state");
     outbox.remove_requeued("hook", 5).expect("done with");
-    assert_eq!(outbox.retry_state("hook").expect("read"), None);
+    assert_eq!(outbox.retry_state("hook").expect("read"), Some(state));
     assert_eq!(outbox.next_requeued("hook").expect("read"), None);
 }
 

@@ -17,8 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::super::keys::{self, Kind, seq_of};
 use super::super::{StoreError, codec};
-use super::letters::RequeuedRecord;
-use super::{DeadLetter, Outbox, RetryState, cursor_bytes, readable};
+use super::{DeadLetter, Outbox, RetryState, cursor_bytes};
 
 /// One set-aside alert of a sink.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,52 +92,20 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
         Ok(None)
     }
 
-    /// Moves `sink`'s re-queued letters of `incident` (`incident_of`
-    /// names an alert's) among its set-aside alerts, untried, in one
-    /// batch: they are older than the set-aside alerts of their incident,
-    /// and taken apart they overtook them (a re-queued `firing` delivered
-    /// after its incident's set-aside `resolved`). Set aside, they go
-    /// first, by seq. Returns how many moved.
-    pub fn adopt_requeued(
-        &self,
-        sink: &str,
-        incident: &str,
-        incident_of: impl Fn(&A) -> &str,
-    ) -> Result<usize, StoreError> {
+    /// Sets `sink`'s re-queued letter `aside.seq` aside (untried: a new
+    /// retry state of its own), in one batch that removes it from the
+    /// re-queued ones. Tried at the head, before the outbox, a letter its
+    /// receiver still refused held every other incident up for a whole
+    /// retry horizon, and it took over the sink's one retry state, the
+    /// head alert's.
+    pub fn set_aside_requeued(&self, sink: &str, aside: &SetAside<A>) -> Result<(), StoreError> {
+        let value = codec::encode_plain("set-aside alert", aside)?;
         let mut batch = sled::Batch::default();
-        let mut moved = 0;
-        for entry in self.db.scan_prefix(keys::entries(Kind::Requeued, sink)) {
-            let (key, value) = entry?;
-            let seq = seq_of(&key);
-            // One that does not read is passed over in its own turn.
-            let Ok(record) = readable::<RequeuedRecord<A>>(seq, &value) else {
-                continue;
-            };
-            let alert = match record {
-                RequeuedRecord::Letter(letter) => letter.alert,
-                RequeuedRecord::Alert(alert) => alert,
-            };
-            if incident_of(&alert) != incident {
-                continue;
-            }
-            let aside = SetAside {
-                seq,
-                incident: incident.to_owned(),
-                alert,
-                retry: None,
-            };
-            batch.remove(key);
-            batch.insert(
-                keys::entry(Kind::Aside, sink, seq),
-                codec::encode_plain("set-aside alert", &aside)?,
-            );
-            moved += 1;
-        }
-        if moved > 0 {
-            self.db.apply_batch(batch)?;
-            self.db.flush()?;
-        }
-        Ok(moved)
+        batch.remove(keys::entry(Kind::Requeued, sink, aside.seq));
+        batch.insert(keys::entry(Kind::Aside, sink, aside.seq), value);
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
     }
 
     /// How many alerts `sink` has set aside (read or not).

@@ -333,12 +333,29 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
 
     /// The first re-queued alert of `sink`.
     pub fn next_requeued(&self, sink: &str) -> Result<Option<Requeued<A>>, StoreError> {
+        self.next_requeued_except(sink, |_| false)
+    }
+
+    /// The first re-queued alert of `sink` whose seq `skip` does not
+    /// pick: a sink passes over one that does not read, and when it cannot
+    /// be removed (the store failing) it must not be found again at once.
+    pub fn next_requeued_except(
+        &self,
+        sink: &str,
+        skip: impl Fn(u64) -> bool,
+    ) -> Result<Option<Requeued<A>>, StoreError> {
         let prefix = keys::entries(Kind::Requeued, sink);
-        let Some(entry) = self.db.scan_prefix(prefix).next() else {
-            return Ok(None);
+        let mut entries = self.db.scan_prefix(prefix);
+        let (seq, value) = loop {
+            let Some(entry) = entries.next() else {
+                return Ok(None);
+            };
+            let (key, value) = entry?;
+            let seq = seq_of(&key);
+            if !skip(seq) {
+                break (seq, value);
+            }
         };
-        let (key, value) = entry?;
-        let seq = seq_of(&key);
         Ok(Some(match readable(seq, &value)? {
             RequeuedRecord::Letter(letter) => Requeued {
                 seq,
@@ -378,15 +395,12 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
         Ok(())
     }
 
-    /// A re-queued alert done with (delivered, or dead again), with the
-    /// sink's retry state, which was this alert's: kept, a second `alerts
-    /// retry` of the same letter went on from its first failure and gave
-    /// it one attempt.
+    /// A re-queued letter done with before it was tried: superseded, or
+    /// unreadable. The sink's retry state stays: it is its head alert's
+    /// (a re-queued letter is retried set aside, with a state of its own;
+    /// see [`Outbox::set_aside_requeued`]).
     pub fn remove_requeued(&self, sink: &str, seq: u64) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        batch.remove(keys::entry(Kind::Requeued, sink, seq));
-        batch.remove(keys::named(Kind::Retry, sink));
-        self.db.apply_batch(batch)?;
+        self.db.remove(keys::entry(Kind::Requeued, sink, seq))?;
         Ok(())
     }
 }

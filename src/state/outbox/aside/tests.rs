@@ -185,11 +185,11 @@ fn an_unreadable_set_aside_record_is_listed_apart_from_the_others() {
     assert!(!read.unreadable[0].1.is_empty(), "says why");
 }
 
-/// A re-queued dead letter of a set-aside incident joins its set-aside
-/// alerts (before them, by seq, untried); another incident's stays
-/// re-queued.
+/// A re-queued dead letter set aside goes before its incident's set-aside
+/// alerts (by seq, untried); another incident's stays re-queued, and the
+/// sink's retry state (its head alert's) is left alone.
 #[test]
-fn requeued_letters_of_a_set_aside_incident_join_its_set_aside_alerts() {
+fn a_requeued_letter_set_aside_goes_before_its_incident_s_alerts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_store, outbox) = a_set_aside(dir.path());
     // A's firing (1) dies; B's (2) dies too; both are re-queued.
@@ -221,11 +221,18 @@ fn requeued_letters_of_a_set_aside_incident_join_its_set_aside_alerts() {
     };
     outbox.set_aside("s", &resolved).expect("set aside");
     assert_eq!(outbox.requeue(None, None).expect("requeue"), 2);
+    let head = failed(4, 5);
+    outbox.set_retry_state("s", &head).expect("retry state");
     let incident_of = |a: &Value| a["id"].as_str().unwrap_or_default().to_owned();
-    let moved = outbox
-        .adopt_requeued("s", "A", |a: &Value| a["id"].as_str().unwrap_or_default())
-        .expect("adopt");
-    assert_eq!(moved, 1);
+    let first = outbox.next_requeued("s").expect("read").expect("A's");
+    assert_eq!(first.seq, 1);
+    let record = SetAside {
+        seq: first.seq,
+        incident: incident_of(&first.alert),
+        alert: first.alert,
+        retry: None,
+    };
+    outbox.set_aside_requeued("s", &record).expect("set aside");
     let aside: Vec<(u64, String, Value)> = outbox
         .set_aside_alerts("s")
         .expect("read")
@@ -243,4 +250,5 @@ fn requeued_letters_of_a_set_aside_incident_join_its_set_aside_alerts() {
     );
     let left = outbox.next_requeued("s").expect("read").expect("B's");
     assert_eq!((left.seq, incident_of(&left.alert)), (2, "B".to_owned()));
+    assert_eq!(outbox.retry_state("s").expect("read"), Some(head));
 }
