@@ -98,6 +98,13 @@ fn check_dom(dom: &str, what: &str) {
         inside.contains("Discord") || inside.contains("DISCORD"),
         "{what}: samples shown"
     );
+    // The live document sends `alert_count`, not the alerts: the card
+    // counts at least the firing one either way.
+    let alerts = regex::Regex::new(r"<span>alerts <b>([1-9]\d*)</b></span>").expect("regex");
+    assert!(
+        alerts.is_match(inside),
+        "{what}: the incident's alerts are counted:\n{inside}"
+    );
     assert!(
         inside.contains(r#"<bdi class="chip">"#),
         "{what}: top phrases shown, each isolated"

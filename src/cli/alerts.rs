@@ -260,10 +260,11 @@ fn through_api(
     let Ok(addr) = addr.trim().parse::<std::net::SocketAddr>() else {
         return Ok(None);
     };
-    let token = std::env::var("OUTAGEWATCH_HTTP_TOKEN")
-        .ok()
-        .or_else(|| config.http.token.clone())
-        .filter(|t| !t.is_empty());
+    let token = crate::http::pick_token(
+        std::env::var("OUTAGEWATCH_HTTP_TOKEN").ok(),
+        config.http.token.clone(),
+    )
+    .filter(|t| !t.is_empty());
     let runtime = super::runtime(1)?;
     let Some(body) = runtime.block_on(ask_daemon(command, addr, token.clone(), None))? else {
         return Ok(None);

@@ -100,9 +100,10 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     // a status server on a public address without a token, and to a
     // pattern folder that does not load.
     if parsed.http.enabled {
-        let token = std::env::var("OUTAGEWATCH_HTTP_TOKEN")
-            .ok()
-            .or_else(|| parsed.http.token.clone());
+        let token = crate::http::pick_token(
+            std::env::var("OUTAGEWATCH_HTTP_TOKEN").ok(),
+            parsed.http.token.clone(),
+        );
         crate::http::HttpSettings::new(&parsed.http.listen, token)
             .with_context(|| format!("{}: [http]", path.display()))?;
     }

@@ -130,18 +130,29 @@ pub(crate) fn http_url(value: &str) -> Result<String, String> {
     if crate::alert::http::is_http_url(value) {
         return Ok(value.to_owned());
     }
-    let Some((scheme, _)) = value.split_once("://") else {
+    // What comes before a `://` is echoed by no message: without a scheme
+    // of its own (`hooks.example.com/T0/secret?next=https://…`) it is the
+    // path and query, the secret part.
+    let scheme = value
+        .split_once("://")
+        .map(|(scheme, _)| scheme)
+        .filter(|s| {
+            s.starts_with(|c: char| c.is_ascii_alphabetic())
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        });
+    if scheme.is_none() {
         return Err(format!(
             "missing http:// or https://? (host {:?})",
             host_of(&format!("http://{value}"))
         ));
-    };
+    }
     let host = host_of(value);
     if host.is_empty() {
-        Err(format!("{scheme}:// URL has no host"))
+        Err("the URL has no host".into())
     } else {
         Err(format!(
-            "{scheme}://{host}/… is not an http:// or https:// URL"
+            "the URL's scheme is not http:// or https:// (host {host:?})"
         ))
     }
 }
@@ -431,7 +442,12 @@ mod tests {
             ),
             (
                 "ftp://hooks.example.com/SeCrEt?token=abc",
-                "ftp://hooks.example.com/",
+                "scheme is not http:// or https:// (host \"hooks.example.com\")",
+            ),
+            // A `://` further on is no scheme: what is before it was echoed.
+            (
+                "hooks.example.com/x/SeCrEt?next=https://pw.example/abc",
+                "missing http:// or https://? (host \"hooks.example.com\")",
             ),
             ("https://?token=abc", "has no host"),
         ] {

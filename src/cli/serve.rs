@@ -27,7 +27,9 @@ pub struct HttpArgs {
     #[arg(long)]
     no_http: bool,
     /// Bearer token for the status server (required to listen on a
-    /// non-loopback address); overrides `[http] token`.
+    /// non-loopback address); overrides `[http] token` unless empty (an
+    /// empty value, e.g. systemd's `Environment=OUTAGEWATCH_HTTP_TOKEN=`,
+    /// is unset, so the configured token still guards the API).
     #[arg(
         long,
         value_name = "TOKEN",
@@ -54,7 +56,7 @@ impl HttpArgs {
             None if default_on && config.enabled => config.listen.clone(),
             None => return Ok(None),
         };
-        let token = self.http_token.clone().or_else(|| config.token.clone());
+        let token = crate::http::pick_token(self.http_token.clone(), config.token.clone());
         Ok(Some(HttpSettings::new(&listen, token)?))
     }
 }
@@ -177,5 +179,27 @@ impl Watch {
             }
             server.stop().await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An empty `--http-token`/`OUTAGEWATCH_HTTP_TOKEN` leaves the
+    /// configured token in force.
+    #[test]
+    fn an_empty_token_flag_keeps_the_configured_token() {
+        let args = HttpArgs {
+            http: Some("127.0.0.1:0".into()),
+            no_http: false,
+            http_token: Some(String::new()),
+        };
+        let config = HttpConfig {
+            token: Some("conf".into()),
+            ..HttpConfig::default()
+        };
+        let settings = args.settings(&config, true).expect("valid").expect("on");
+        assert_eq!(settings.token.as_deref(), Some("conf"));
     }
 }

@@ -207,6 +207,7 @@ impl Config {
     pub(super) fn check_sinks(&self, unset: &dyn Fn(&str) -> bool) -> Result<(), (String, String)> {
         let first_webhook = self.sinks.len().saturating_sub(self.webhook_sinks);
         let mut sink_names = std::collections::HashSet::from([LINES_SINK]);
+        let source_names = self.source_alert_names();
         for (i, sink) in self.sinks.iter().enumerate() {
             if i >= first_webhook {
                 // A URL of `[alerts] webhooks`: its name was given here.
@@ -263,7 +264,7 @@ impl Config {
                 ));
             }
             for (j, name) in sink.services.iter().enumerate() {
-                if let Some(message) = super::services::form_error(name) {
+                if let Some(message) = super::services::form_error(name, &source_names) {
                     return Err((format!("sinks[{i}].services[{j}]"), message));
                 }
             }

@@ -332,6 +332,17 @@ fn env_expansion() {
     );
     assert!(expand("${MISSING}", &lookup).is_err());
     assert!(expand("${TOKEN", &lookup).is_err());
+    // An unclosed `${` says where, not what: the value is a secret.
+    let err = expand("s3cr3t-$${TOKEN}-hunter2${x", &lookup).expect_err("unclosed");
+    assert!(err.contains("at character 25"), "{err}");
+    assert!(!err.contains("s3cr3t") && !err.contains("hunter2"), "{err}");
+    let err = parse("[http]\ntoken = \"hunter2${OOPS\"")
+        .expect_err("unclosed")
+        .to_string();
+    assert!(
+        err.contains("http.token") && !err.contains("hunter2"),
+        "{err}"
+    );
 }
 
 /// A sink's defaults are delivery's own, kept in one place: a sink that

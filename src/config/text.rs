@@ -93,9 +93,14 @@ pub(super) fn expand(
             out.push('$');
             rest = tail;
         } else if let Some(body) = after.strip_prefix('{') {
-            let end = body
-                .find('}')
-                .ok_or_else(|| format!("unclosed `${{` in {value:?}"))?;
+            // Where, never the value: it is often a secret (a token, a
+            // webhook's URL), and the error is logged.
+            let end = body.find('}').ok_or_else(|| {
+                let column = value[..value.len() - rest.len() + at].chars().count() + 1;
+                format!(
+                    "has an unclosed `${{` at character {column} (write `$$` for a literal `$`)"
+                )
+            })?;
             let name = &body[..end];
             let resolved =
                 lookup(name).ok_or_else(|| format!("environment variable {name} is not set"))?;

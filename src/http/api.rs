@@ -245,7 +245,10 @@ async fn outbox(State(state): State<AppState>, ApiQuery(query): ApiQuery<OutboxQ
     }
 }
 
+/// Unknown fields are refused: a misspelt `{"ID":…}` or `{"ids":…}` read
+/// as no id at all would re-queue every dead letter (duplicate pages).
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct RetryBody {
     /// `SINK:SEQ` as `alerts dead` and `/api/v1/outbox` show; all if absent.
     id: Option<String>,
@@ -264,6 +267,15 @@ async fn retry(
         None
     } else {
         match serde_json::from_slice::<RetryBody>(&body) {
+            Ok(RetryBody { id: Some(id) }) if parse_letter_id(&id).is_none() => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "id must be a dead letter's id, SINK:SEQ, not {:?}",
+                        truncate(&id)
+                    ),
+                );
+            }
             Ok(body) => body.id,
             Err(e) => {
                 return error(

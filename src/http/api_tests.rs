@@ -135,3 +135,39 @@ async fn a_bad_page_query_is_a_400_in_json() {
     assert_eq!((status, ids(&most).len()), (200, 5), "{most}");
     server.stop().await;
 }
+
+async fn post_retry(server: &Server, body: &str) -> (u16, Value) {
+    let head =
+        "POST /api/v1/outbox/retry HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json";
+    let (status, text) = exchange(server.addr, head, body).await;
+    let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{body}: {e}: {text}"));
+    (status, value)
+}
+
+/// A misspelt or malformed retry body is a 400 that re-queues nothing; it
+/// used to read as "no id", which re-queues every dead letter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_retry_body_requeues_nothing() {
+    let (server, _store) = serve(2).await;
+    for body in [
+        r#"{"ID":"hook:1"}"#,
+        r#"{"ids":["hook:1"]}"#,
+        r#"{"id":"hook:1","all":true}"#,
+        r#"{"id":"hook"}"#,
+        r#"{"id":"hook:x"}"#,
+        r#"{"id":":1"}"#,
+    ] {
+        let (status, answer) = post_retry(&server, body).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(answer["error"].is_string(), "{body}: {answer}");
+    }
+    let (_, page) = get(&server, "/api/v1/outbox").await;
+    assert_eq!(page["dead_letters_total"], 5, "nothing re-queued: {page}");
+    let (status, answer) = post_retry(&server, r#"{"id":"hook:1"}"#).await;
+    assert_eq!(
+        (status, &answer["requeued"]),
+        (200, &Value::from(1)),
+        "{answer}"
+    );
+    server.stop().await;
+}

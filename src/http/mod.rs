@@ -51,6 +51,11 @@ pub enum HttpError {
         "refusing to serve the status API on {0}, which is not a loopback address, without a token: set `[http] token`, --http-token or OUTAGEWATCH_HTTP_TOKEN (or listen on 127.0.0.1)"
     )]
     TokenRequired(SocketAddr),
+    /// The token itself is never shown: it is a secret.
+    #[error(
+        "the status server's token {0}, so it could never match a request's `Authorization: Bearer` (use visible ASCII without spaces, e.g. `openssl rand -hex 32`)"
+    )]
+    BadToken(&'static str),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -75,13 +80,39 @@ pub struct HttpSettings {
     pub limits: ServerLimits,
 }
 
+/// The token to use: `--http-token` or `OUTAGEWATCH_HTTP_TOKEN` (`given`)
+/// when set and not empty, else `[http] token`. An empty flag or variable
+/// (systemd's `Environment=OUTAGEWATCH_HTTP_TOKEN=`) counts as unset:
+/// taken as "no token", it hid the configured one and left the API open.
+pub fn pick_token(given: Option<String>, configured: Option<String>) -> Option<String> {
+    given.filter(|t| !t.is_empty()).or(configured)
+}
+
+/// Why a token could never match what `bearer` reads (the header's value
+/// after `Bearer `, trimmed, and only if it is visible ASCII or spaces).
+fn token_problem(token: &str) -> Option<&'static str> {
+    if token.trim().is_empty() {
+        Some("is only whitespace")
+    } else if token.trim() != token {
+        Some("has whitespace around it")
+    } else if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        Some("has a space or a character that is not visible ASCII")
+    } else {
+        None
+    }
+}
+
 impl HttpSettings {
-    /// Checks an address and token: a non-loopback bind needs a token.
+    /// Checks an address and token: a non-loopback bind needs a token, and
+    /// a token must be one a request can carry.
     pub fn new(listen: &str, token: Option<String>) -> Result<HttpSettings, HttpError> {
         let listen: SocketAddr = listen
             .parse()
             .map_err(|_| HttpError::BadAddress(listen.to_owned()))?;
         let token = token.filter(|t| !t.is_empty());
+        if let Some(problem) = token.as_deref().and_then(token_problem) {
+            return Err(HttpError::BadToken(problem));
+        }
         if !listen.ip().is_loopback() && token.is_none() {
             return Err(HttpError::TokenRequired(listen));
         }
@@ -315,6 +346,35 @@ mod tests {
             HttpSettings::new("localhost:80", None).is_err(),
             "not an address"
         );
+    }
+
+    #[test]
+    fn a_token_no_request_could_carry_is_refused_without_showing_it() {
+        for token in [
+            " ", "\t", " s3cret", "s3cret\n", "s3c ret", "s3crét", "s3\u{7f}",
+        ] {
+            let err = HttpSettings::new("127.0.0.1:0", Some(token.into()))
+                .expect_err(&format!("{token:?} refused"));
+            let text = err.to_string();
+            assert!(matches!(err, HttpError::BadToken(_)), "{token:?}: {text}");
+            assert!(
+                !text.contains(token.trim()) || token.trim().is_empty(),
+                "{text}"
+            );
+        }
+        assert!(HttpSettings::new("127.0.0.1:0", Some("s3cr3t-~!".into())).is_ok());
+    }
+
+    #[test]
+    fn an_empty_flag_or_variable_falls_back_to_the_configured_token() {
+        let conf = Some("conf".to_owned());
+        assert_eq!(pick_token(Some(String::new()), conf.clone()), conf);
+        assert_eq!(pick_token(None, conf.clone()), conf);
+        assert_eq!(
+            pick_token(Some("flag".into()), conf).as_deref(),
+            Some("flag")
+        );
+        assert_eq!(pick_token(Some(String::new()), None), None);
     }
 
     #[test]

@@ -3,11 +3,15 @@
 //! why the process is not ready, how far the event clock is behind, how
 //! many incidents there are beyond those shown.
 
+use std::collections::BTreeMap;
+
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::api::{Letters, ServiceView, outbox_view, source_views};
 use crate::Micros;
-use crate::alert::rfc3339;
+use crate::alert::{AlertSample, rfc3339};
+use crate::detect::{PhraseCount, TransitionKind};
 use crate::telemetry::Telemetry;
 use crate::telemetry::board::{IncidentRecord, Point};
 
@@ -28,6 +32,74 @@ pub fn shown_incidents(mut list: Vec<&IncidentRecord>, all: bool) -> Vec<&Incide
     list
 }
 
+/// An incident as the live page gets it: the record without its alerts,
+/// only their number, which is all the page shows. Each alert carries its
+/// samples (posts' text), up to 50 alerts an incident, and the page polls
+/// every 5 s, serialised under the board's lock: sending them cost the
+/// pipeline and the wire for nothing. The report keeps them (see
+/// `incident_value`).
+#[derive(Serialize)]
+struct LiveIncident<'a> {
+    id: &'a str,
+    service: &'a str,
+    state: &'a TransitionKind,
+    open: bool,
+    severity: &'a str,
+    started_at: &'a str,
+    updated_at: &'a str,
+    reports: u64,
+    peak_authors: u64,
+    rate_per_min: f64,
+    baseline_per_min: f64,
+    p_value: f64,
+    discovered: bool,
+    samples: &'a [AlertSample],
+    top_phrases: &'a [PhraseCount],
+    languages: &'a BTreeMap<String, u64>,
+    detail: Option<&'a str>,
+    alert_count: usize,
+    series: &'a [Point],
+}
+
+impl<'a> From<&'a IncidentRecord> for LiveIncident<'a> {
+    fn from(r: &'a IncidentRecord) -> Self {
+        LiveIncident {
+            id: &r.id,
+            service: &r.service,
+            state: &r.state,
+            open: r.open,
+            severity: &r.severity,
+            started_at: &r.started_at,
+            updated_at: &r.updated_at,
+            reports: r.reports,
+            peak_authors: r.peak_authors,
+            rate_per_min: r.rate_per_min,
+            baseline_per_min: r.baseline_per_min,
+            p_value: r.p_value,
+            discovered: r.discovered,
+            samples: &r.samples,
+            top_phrases: &r.top_phrases,
+            languages: &r.languages,
+            detail: r.detail.as_deref(),
+            alert_count: r.alerts.len(),
+            series: &r.series,
+        }
+    }
+}
+
+/// An incident of the document: the whole record with `alert_count` in
+/// the report, the [`LiveIncident`] view on the live page.
+fn incident_value(r: &IncidentRecord, report: bool) -> Value {
+    if !report {
+        return serde_json::to_value(LiveIncident::from(r)).unwrap_or(Value::Null);
+    }
+    let mut value = serde_json::to_value(r).unwrap_or(Value::Null);
+    if let Some(map) = value.as_object_mut() {
+        map.insert("alert_count".into(), r.alerts.len().into());
+    }
+    value
+}
+
 /// Everything the dashboard shows. `report`: every incident, else every
 /// open one and the [`RESOLVED_SHOWN`] most recent resolved.
 pub fn snapshot(telemetry: &Telemetry, report: bool) -> Value {
@@ -44,7 +116,7 @@ pub fn snapshot(telemetry: &Telemetry, report: bool) -> Value {
         let incidents: Vec<Value> = shown_incidents(all, report)
             .into_iter()
             .map(|r| {
-                let mut value = serde_json::to_value(r).unwrap_or(Value::Null);
+                let mut value = incident_value(r, report);
                 // The record holds the last alert's figures; an open
                 // incident also carries the service's figures now.
                 let now = statuses.iter().find(|s| s.service == r.service);

@@ -57,6 +57,40 @@ fn every_open_incident_is_shown_and_the_totals_are_sent() {
     );
 }
 
+/// The live page gets an incident's number of alerts, not the alerts
+/// (each with its posts' text); the report keeps them. Both carry every
+/// other field of the record.
+#[test]
+fn the_live_document_counts_an_incidents_alerts_without_sending_them() {
+    let telemetry = Telemetry::new(Mode::Daemon, None);
+    {
+        let mut board = telemetry.board();
+        let mut updated = alert("a", 0, TransitionKind::Updated);
+        updated.at = "2026-07-04T10:05:00Z".into();
+        board.record_alert(&alert("a", 0, TransitionKind::Firing));
+        board.record_alert(&updated);
+    }
+    let live = snapshot(&telemetry, false)["incidents"][0].clone();
+    let report = snapshot(&telemetry, true)["incidents"][0].clone();
+    assert!(live.get("alerts").is_none(), "{live}");
+    assert_eq!(live["alert_count"], 2, "{live}");
+    assert_eq!(report["alert_count"], 2);
+    assert_eq!(report["alerts"].as_array().map(Vec::len), Some(2));
+    let keys = |v: &Value| -> Vec<String> {
+        let mut keys: Vec<String> = v
+            .as_object()
+            .map(|m| m.keys().filter(|k| *k != "alerts").cloned().collect())
+            .unwrap_or_default();
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys(&live), keys(&report), "the same fields but the alerts");
+    assert!(
+        !live["samples"].as_array().is_none_or(Vec::is_empty),
+        "{live}"
+    );
+}
+
 #[test]
 fn the_reason_for_not_ready_and_the_event_lag_are_in_the_document() {
     let telemetry = Telemetry::new(Mode::Daemon, None);

@@ -167,7 +167,8 @@
     }
     fact(facts, "rate at last alert", num(inc.rate_per_min) + "/min");
     fact(facts, "baseline at last alert", num(inc.baseline_per_min, 2) + "/min");
-    fact(facts, "alerts", (inc.alerts || []).length);
+    // The live document sends only the number of alerts, not the alerts.
+    fact(facts, "alerts", typeof inc.alert_count === "number" ? inc.alert_count : 0);
     card.appendChild(facts);
     if (inc.detail) card.appendChild(el("p", { class: "detail" }, inc.detail));
     var markers = [minuteOf(inc.started_at)];

@@ -3,8 +3,9 @@
 //! alerts raised. Pure: it is told the event time, it never asks a clock.
 //!
 //! Everything in it is bounded: a series of `minutes` points per service
-//! for at most `max_services` services (the least recently active are
-//! dropped first), at most `max_incidents` incidents (the oldest resolved
+//! for at most `max_services` services (the least recently active, by
+//! their last minute with reports, are dropped first; one with an open
+//! incident is kept, equals go by name), at most `max_incidents` incidents (the oldest resolved
 //! ones go first) with at most `max_alerts_per_incident` alerts each, and
 //! at most `max_services` "closest to firing" entries.
 
@@ -167,8 +168,21 @@ impl Board {
             }
         }
         self.series.retain(|_, s| !s.is_empty());
-        bound(&mut self.series, self.limits.max_services, |s| {
-            s.back().map_or(0, |p| p.minute)
+        // Every tracked service gets a point each minute, reports or not,
+        // so the newest point says nothing about activity: rank by the
+        // last minute with reports instead, and keep a service with an
+        // open incident whatever its reports (its chart is on show).
+        let open: std::collections::BTreeSet<&str> = status
+            .iter()
+            .filter(|s| s.incident.is_some())
+            .map(|s| s.service.as_str())
+            .collect();
+        bound_by_key(&mut self.series, self.limits.max_services, |name, s| {
+            if open.contains(name) {
+                Micros::MAX
+            } else {
+                last_active(s)
+            }
         });
         bound(&mut self.closest, self.limits.max_services, |c| {
             (c.0 * 1e6) as i64
@@ -266,12 +280,29 @@ fn fill(points: impl Iterator<Item = Point>, first: Micros, last: Micros) -> Vec
     out
 }
 
+/// The last minute of a series with reports, `Micros::MIN` for a series
+/// without any (never active within the minutes kept).
+fn last_active(series: &VecDeque<Point>) -> Micros {
+    series
+        .iter()
+        .rev()
+        .find(|p| p.reports > 0)
+        .map_or(Micros::MIN, |p| p.minute)
+}
+
 /// Keeps at most `max` entries, dropping those with the lowest `rank`.
 fn bound<V>(map: &mut BTreeMap<String, V>, max: usize, rank: impl Fn(&V) -> i64) {
+    bound_by_key(map, max, |_, v| rank(v));
+}
+
+/// Keeps at most `max` entries, dropping those with the lowest `rank` (of
+/// the key and the value); equal ranks go by name, so the outcome does
+/// not depend on the map's history.
+fn bound_by_key<V>(map: &mut BTreeMap<String, V>, max: usize, rank: impl Fn(&str, &V) -> i64) {
     if map.len() <= max {
         return;
     }
-    let mut ranked: Vec<(i64, String)> = map.iter().map(|(k, v)| (rank(v), k.clone())).collect();
+    let mut ranked: Vec<(i64, String)> = map.iter().map(|(k, v)| (rank(k, v), k.clone())).collect();
     ranked.sort();
     for (_, key) in ranked.into_iter().take(map.len() - max) {
         map.remove(&key);

@@ -74,6 +74,38 @@ fn series_are_per_minute_filled_and_bounded() {
 }
 
 #[test]
+fn bound_keeps_the_recently_active_not_the_last_fed() {
+    let mut board = Board::new(BoardLimits {
+        max_services: 2,
+        ..BoardLimits::default()
+    });
+    let s = MICROS_PER_SEC;
+    let all = |incident_b: bool| {
+        vec![
+            status("a", 3.0, false),
+            status("b", 0.0, incident_b),
+            status("c", 0.0, false),
+        ]
+    };
+    // Every bucket tracks all three; only "a" has reports.
+    for i in 0..3 {
+        board.on_bucket(&bucket(i * 60 * s, "a", 2), all(false), &[]);
+    }
+    let names: Vec<&str> = board.series_names().collect();
+    assert!(names.contains(&"a"), "busy a kept: {names:?}");
+    assert_eq!(names.len(), 2);
+    let series = board.series("a", 3).expect("a has a series");
+    assert_eq!(
+        series.iter().map(|p| p.reports).collect::<Vec<_>>(),
+        vec![2, 2, 2]
+    );
+    // A quiet service with an open incident keeps its chart.
+    board.on_bucket(&bucket(3 * 60 * s, "a", 2), all(true), &[]);
+    let names: Vec<&str> = board.series_names().collect();
+    assert_eq!(names, vec!["a", "b"]);
+}
+
+#[test]
 fn incidents_collect_alerts_and_keep_their_chart() {
     let mut board = Board::new(BoardLimits::default());
     let mut alert = crate::alert::format::sample_alert();
