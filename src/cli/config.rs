@@ -156,7 +156,17 @@ fn masked(mut config: Config) -> Config {
                 url.set_query(None);
             }
             let _ = url.set_password(None);
+            let _ = url.set_username("");
+            url.set_fragment(None);
             sink.url = url.to_string();
+        }
+    }
+    // A token may ride in a source URL's query or user name.
+    for source in &mut config.sources {
+        for url in &mut source.urls {
+            if !url.starts_with("${") {
+                *url = crate::alert::http::redact(url);
+            }
         }
     }
     hide(&mut config.http.token);
@@ -169,13 +179,24 @@ mod tests {
 
     #[test]
     fn secrets_are_masked() {
-        let text = "[[sinks]]\nname = \"slack\"\nurl = \"https://hooks.slack.com/services/T0/B0/xyz\"\nformat = \"slack\"\nsecret = \"s\"\n\n[http]\ntoken = \"t\"\n";
+        let text = "[[sources]]\nname = \"m\"\nkind = \"mastodon\"\nurls = [\"wss://tokenuser@m.example/api/v1/streaming?access_token=sourcesecret\"]\n\n[[sinks]]\nname = \"slack\"\nurl = \"https://hookuser@hooks.slack.com/services/T0/B0/xyz#frag\"\nformat = \"slack\"\nsecret = \"s\"\n\n[http]\ntoken = \"t\"\n";
         let config = Config::parse(Path::new("x.toml"), text).expect("valid");
         let shown = toml::to_string_pretty(&masked(config)).expect("toml");
+        for secret in [
+            "xyz",
+            "\"s\"",
+            "\"t\"",
+            "hookuser",
+            "frag",
+            "sourcesecret",
+            "tokenuser",
+        ] {
+            assert!(!shown.contains(secret), "{secret}: {shown}");
+        }
+        assert!(shown.contains("hooks.slack.com"), "{shown}");
         assert!(
-            !shown.contains("xyz") && !shown.contains("\"s\"") && !shown.contains("\"t\""),
+            shown.contains("wss://***@m.example/api/v1/streaming?access_token=***"),
             "{shown}"
         );
-        assert!(shown.contains("hooks.slack.com"), "{shown}");
     }
 }

@@ -132,7 +132,7 @@ impl Config {
                 if !unset(url) && !seen.insert(key) {
                     return Err((
                         format!("sources[{i}].urls[{j}]"),
-                        format!("{url:?} is listed twice"),
+                        format!("{} is listed twice", shown_url(url)),
                     ));
                 }
             }
@@ -149,7 +149,7 @@ impl Config {
                 if !ok {
                     return Err((
                         format!("sources[{i}].urls[{j}]"),
-                        format!("{url:?} is not a ws:// or wss:// URL"),
+                        format!("{} is not a ws:// or wss:// URL", shown_url(url)),
                     ));
                 }
             }
@@ -181,5 +181,22 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+/// A source URL as an error shows it: as written, unless it carries what
+/// may be a secret (a user, a query such as `?access_token=`, a fragment),
+/// then redacted.
+fn shown_url(url: &str) -> String {
+    let secret = reqwest::Url::parse(url).is_ok_and(|u| {
+        !u.username().is_empty()
+            || u.password().is_some()
+            || u.query().is_some()
+            || u.fragment().is_some()
+    });
+    if secret {
+        crate::alert::http::redact(url)
+    } else {
+        format!("{url:?}")
     }
 }

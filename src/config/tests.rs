@@ -132,6 +132,15 @@ const KEY_ERRORS: &[(&str, &str)] = &[
         "[[sources]]\nkind = \"mastodon\"\nname = \"m\"\nurls = [\"https://m\", \"https://m\"]",
         "`sources[0].urls[1]`: \"https://m\" is listed twice",
     ),
+    // A token in a URL's query is not shown.
+    (
+        "[[sources]]\nkind = \"mastodon\"\nname = \"m\"\nurls = [\"https://m?access_token=s3cret\", \"https://m?access_token=s3cret\"]",
+        "`sources[0].urls[1]`: https://m/?access_token=*** is listed twice",
+    ),
+    (
+        "[[sources]]\nkind = \"jetstream\"\nname = \"a\"\nurls = [\"http://x?access_token=s3cret\"]",
+        "`sources[0].urls[0]`: http://x/?access_token=*** is not a ws:// or wss:// URL",
+    ),
     (
         "[[sources]]\nkind = \"nostr\"\nname = \"n\"\nurls = [\"wss://r\"]\ncompress = true",
         "`sources[0].compress`: only Jetstream sources take it",
