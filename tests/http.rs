@@ -203,6 +203,14 @@ fn a_running_daemon_serves_the_api_and_metrics_and_requeues_dead_letters() {
         "{discord}"
     );
     assert_eq!(client.get("/api/v1/incidents?state=bogus").0, 400);
+    // A misspelt key is refused, not read as the default.
+    for misspelt in [
+        "/api/v1/incidents?sate=all",
+        "/api/v1/services?actve=true",
+        "/api/v1/services/discord/series?minute=5",
+    ] {
+        assert_eq!(client.get(misspelt).0, 400, "{misspelt}");
+    }
     let open = client.json("/api/v1/incidents");
     let open = open["incidents"].as_array().expect("a list");
     assert!(

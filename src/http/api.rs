@@ -105,7 +105,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
     }
 }
 
+/// Unknown keys are refused, as for [`OutboxQuery`].
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct IncidentsQuery {
     state: Option<String>,
 }
@@ -144,7 +146,9 @@ async fn incident(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -
     }
 }
 
+/// Unknown keys are refused, as for [`OutboxQuery`].
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ServicesQuery {
     active: Option<bool>,
 }
@@ -157,7 +161,9 @@ async fn services(
     axum::Json(json!({ "services": list })).into_response()
 }
 
+/// Unknown keys are refused, as for [`OutboxQuery`].
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SeriesQuery {
     minutes: Option<usize>,
 }
