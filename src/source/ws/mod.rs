@@ -252,6 +252,9 @@ pub async fn run<P: Protocol>(
             return;
         }
         let host = &hosts[host_index % hosts.len()];
+        // A redirect is followed by the attempt right after it, or never: a
+        // failed preparation must not leave it for the next host's attempt.
+        let redirected = redirect.to.take();
         let prepared = tokio::select! {
             prepared = protocol.prepare(host) => prepared,
             _ = link.shutdown.changed() => return,
@@ -265,7 +268,7 @@ pub async fn run<P: Protocol>(
             Ok(()) => {
                 // Credentials go only where the configuration sends them: a
                 // redirect to another origin gets none (as browsers and reqwest).
-                let (url, credentials) = match redirect.to.take() {
+                let (url, credentials) = match redirected {
                     Some(to) => (to, redirect.same_origin),
                     None => (protocol.connect_url(host, link.health.processed()), true),
                 };
@@ -486,6 +489,99 @@ mod tests {
         fn connect_url(&mut self, _host: &str, _processed: Option<Micros>) -> String {
             self.0.clone()
         }
+    }
+
+    /// Connects to each host as given; its second preparation fails.
+    struct FailsSecondPreparation(usize);
+
+    impl Protocol for FailsSecondPreparation {
+        fn connect_url(&mut self, host: &str, _processed: Option<Micros>) -> String {
+            host.to_owned()
+        }
+        fn prepare<'a>(&'a mut self, _host: &'a str) -> Prepare<'a> {
+            self.0 += 1;
+            let result = if self.0 == 2 {
+                Err(SourceError::NoData(std::time::Duration::ZERO))
+            } else {
+                Ok(())
+            };
+            Box::pin(std::future::ready(result))
+        }
+    }
+
+    /// A redirect is followed by the attempt right after it or not at all:
+    /// when that attempt's preparation fails, the next host is connected to
+    /// itself, not to the first host's redirect target.
+    #[tokio::test]
+    async fn a_redirect_does_not_outlive_a_failed_preparation() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
+        let (first, target, second) = (
+            bind().await.expect("bind"),
+            bind().await.expect("bind"),
+            bind().await.expect("bind"),
+        );
+        let url = |l: &tokio::net::TcpListener| format!("ws://{}/", l.local_addr().expect("addr"));
+        let (first_url, target_url, second_url) = (url(&first), url(&target), url(&second));
+        let location = target_url.clone();
+        let redirecting = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = first.accept().await {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let answer = format!(
+                    "HTTP/1.1 302 Found\r\nLocation: {location}\r\ncontent-length: 0\r\n\r\n"
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+            }
+        });
+        let targeted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = Arc::clone(&targeted);
+        let target_server = tokio::spawn(async move {
+            while target.accept().await.is_ok() {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        let (reached, mut reached_rx) = tokio::sync::mpsc::channel(1);
+        let second_server = tokio::spawn(async move {
+            let (stream, _) = second.accept().await.expect("accept");
+            let _ws = tokio_tungstenite::accept_async(stream)
+                .await
+                .expect("handshake");
+            let _ = reached.send(()).await;
+            std::future::pending::<()>().await;
+        });
+        let (frames, _queue) = tokio::sync::mpsc::channel(16);
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let tls = crate::tls::client_config().expect("tls");
+        let link = Link::new(
+            0,
+            tls,
+            frames,
+            Arc::new(SourceHealth::new("t", None)),
+            shutdown,
+        );
+        let settings = WsSettings {
+            backoff_min: std::time::Duration::from_millis(10),
+            ..WsSettings::default()
+        };
+        let reader = tokio::spawn(run(
+            vec![first_url, second_url],
+            settings,
+            FailsSecondPreparation(0),
+            link,
+        ));
+        let got = tokio::time::timeout(std::time::Duration::from_secs(10), reached_rx.recv()).await;
+        stop.send(true).expect("reader listens");
+        let _ = reader.await;
+        for server in [redirecting, target_server, second_server] {
+            server.abort();
+        }
+        assert!(got.is_ok(), "the second host was never connected to");
+        assert_eq!(
+            targeted.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "the first host's redirect target was connected to"
+        );
     }
 
     /// A server that sends pings and never reads: the pongs queued for it
