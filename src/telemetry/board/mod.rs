@@ -172,18 +172,22 @@ impl Board {
         // so the newest point says nothing about activity: rank by the
         // last minute with reports instead, and keep a service with an
         // open incident whatever its reports (its chart is on show).
-        let open: std::collections::BTreeSet<&str> = status
-            .iter()
-            .filter(|s| s.incident.is_some())
-            .map(|s| s.service.as_str())
-            .collect();
-        bound_by_key(&mut self.series, self.limits.max_services, |name, s| {
-            if open.contains(name) {
-                Micros::MAX
-            } else {
-                last_active(s)
-            }
-        });
+        // (Ranked only when over the cap: a bucket of a replay is closed
+        // in microseconds.)
+        if self.series.len() > self.limits.max_services {
+            let open: std::collections::BTreeSet<&str> = status
+                .iter()
+                .filter(|s| s.incident.is_some())
+                .map(|s| s.service.as_str())
+                .collect();
+            bound_by_key(&mut self.series, self.limits.max_services, |name, s| {
+                if open.contains(name) {
+                    Micros::MAX
+                } else {
+                    last_active(s)
+                }
+            });
+        }
         bound(&mut self.closest, self.limits.max_services, |c| {
             (c.0 * 1e6) as i64
         });
