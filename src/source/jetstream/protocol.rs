@@ -330,6 +330,26 @@ impl Protocol for JetstreamProtocol {
         }
     }
 
+    /// What the target sends is filed under the target, so its numbers are
+    /// never sent back to the host that redirected (which would read them
+    /// as its own and skip or repeat events); the cursor asked is the one
+    /// the target's URL carries, as the server wrote it.
+    fn redirected(&mut self, to: &str) {
+        let (server, cursor) = super::url::redirect_target(to);
+        self.host = server;
+        match self.options.wire {
+            Wire::V1 => {
+                self.asked = None;
+                self.asked_time = cursor;
+            }
+            Wire::V2 => {
+                self.asked = cursor
+                    .filter(|c| *c < TIME_CURSOR_MIN)
+                    .and_then(|c| u64::try_from(c).ok());
+            }
+        }
+    }
+
     fn headers(&self) -> Vec<(&'static str, String)> {
         match self.options.wire {
             Wire::V1 => Vec::new(),
@@ -574,6 +594,37 @@ mod tests {
             restored
                 .connect_url("ws://a", Some(t))
                 .ends_with("&cursor=100")
+        );
+    }
+
+    /// What a redirect's target sends is filed under the target: its
+    /// numbers are never sent back to the host that redirected, and a
+    /// refusal of the target's cursor names the cursor its URL asked for.
+    #[test]
+    fn a_redirect_target_s_numbers_are_its_own() {
+        let t = 1_725_911_162_000_000;
+        let mut p = v2();
+        p.connect_url("ws://a", None);
+        p.control(&event(41));
+        p.redirected("ws://b/subscribe?kinds=commit&cursor=42");
+        p.control(&event(7));
+        let back = p.connect_url("ws://a", Some(t));
+        assert!(
+            back.ends_with(&format!("&cursor={}", t - RESUME_OVERLAP_US)),
+            "the target's seq 7 went back to the host that redirected: {back}"
+        );
+        p.redirected("ws://b/subscribe?cursor=500");
+        let r = p.rejected(
+            400,
+            br#"{"error":"CursorTooOld","message":"cursor 500 is below the retention floor 900"}"#,
+        );
+        let gap = r.gap.expect("a gap");
+        assert!(gap.contains("400 events (seq 500 to 899)"), "{gap}");
+        // The floor is the target's: the configured host resumes by time.
+        let again = p.connect_url("ws://a", Some(t));
+        assert!(
+            again.ends_with(&format!("&cursor={}", t - RESUME_OVERLAP_US)),
+            "{again}"
         );
     }
 

@@ -164,6 +164,12 @@ pub trait Protocol: Send + 'static {
     /// The URL for the next connection to `host`, resuming after
     /// `processed` (newest event time the pipeline has processed), if any.
     fn connect_url(&mut self, host: &str, processed: Option<Micros>) -> String;
+    /// The next connection goes to a redirect's target `to` instead of the
+    /// URL [`Protocol::connect_url`] gave: a protocol keeping state per
+    /// server (Jetstream v2's sequence numbers mean something only to the
+    /// server that issued them) must not file what the target sends under
+    /// the host that redirected. The default keeps nothing per server.
+    fn redirected(&mut self, _to: &str) {}
     /// Extra request headers (an `Authorization` token).
     fn headers(&self) -> Vec<(&'static str, String)> {
         Vec::new()
@@ -269,7 +275,10 @@ pub async fn run<P: Protocol>(
                 // Credentials go only where the configuration sends them: a
                 // redirect to another origin gets none (as browsers and reqwest).
                 let (url, credentials) = match redirected {
-                    Some(to) => (to, redirect.same_origin),
+                    Some(to) => {
+                        protocol.redirected(&to);
+                        (to, redirect.same_origin)
+                    }
                     None => (protocol.connect_url(host, link.health.processed()), true),
                 };
                 let host: Arc<str> = Arc::from(host.as_str());
