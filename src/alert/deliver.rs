@@ -207,7 +207,11 @@ impl Delivery {
                 worker.task.abort();
             }
         }
-        let _ = self.outbox.flush();
+        // The sinks' last cursors and dropped letters: not on disk, they are
+        // sent again at the next start (never lost), which is worth saying.
+        if let Err(error) = self.outbox.flush() {
+            tracing::error!(%error, "the outbox could not be saved at the stop: alerts delivered since the last save will be sent again at the next start");
+        }
         (drained, reports)
     }
 }

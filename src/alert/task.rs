@@ -439,7 +439,9 @@ impl SinkRun {
         if alert.state == TransitionKind::Resolved {
             // Stop re-posting it: left alone, Alertmanager lets it
             // expire at its `endsAt`.
-            let _ = self.outbox.remove_open_alert(&self.spec.name, &alert.id);
+            if let Err(e) = self.outbox.remove_open_alert(&self.spec.name, &alert.id) {
+                tracing::error!(sink = %self.spec.name, error = %e, alert = %alert.id, "cannot forget a resolved alert's firing: it may be re-posted as firing until the store takes the change");
+            }
         }
         DeliveryDead {
             sink: &self.spec.name,
