@@ -274,6 +274,44 @@ fn a_rolled_back_store_is_refused() {
     assert!(err.contains("state repair"), "{err}");
 }
 
+/// Files that live beside sled's own come and go on their own: the
+/// status server's `http.addr` is removed when it stops, after the store
+/// was sealed. The seal summed it, so every start after a
+/// `replay --http --state-dir` refused the store as damaged ("file
+/// http.addr is missing") until `state repair`.
+#[test]
+fn a_replay_with_the_status_server_leaves_a_store_that_opens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let out = bin()
+        .arg("replay")
+        .arg(demo())
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["--http", "127.0.0.1:0"])
+        .output()
+        .expect("replay runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !state.join("http.addr").exists(),
+        "the server removed its address"
+    );
+    let verify = state_cmd("verify", &state);
+    assert!(verify.status.success(), "{}", stderr(&verify));
+    // A file left beside the store (an editor's, an older address) is
+    // not the store's either.
+    std::fs::write(state.join("notes.txt"), "mine").expect("write");
+    let again = replay_into(&state);
+    assert!(again.status.success(), "{}", stderr(&again));
+    std::fs::remove_file(state.join("notes.txt")).expect("rm");
+    let verify = state_cmd("verify", &state);
+    assert!(verify.status.success(), "{}", stderr(&verify));
+    // sled's own files are still summed: a changed byte is found.
+    flip(&state.join("conf"), 3);
+    let verify = state_cmd("verify", &state);
+    assert!(!verify.status.success(), "a changed conf went unseen");
+}
+
 #[test]
 fn a_record_failing_its_checksum_is_named() {
     let dir = tempfile::tempdir().expect("tempdir");

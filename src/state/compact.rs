@@ -346,11 +346,9 @@ fn store_files(dir: &Path, all: bool) -> Result<Vec<std::ffi::OsString>, StoreEr
         let text = name.to_string_lossy();
         let rank = match text.as_ref() {
             "db" => 0,
-            "blobs" => 1,
-            other if other.starts_with("snap.") => 1,
             "conf" => 2,
             other if other.starts_with(super::SEAL_FILE) => 3,
-            _ if all => 1,
+            other if all || super::seal::is_sled_entry(other) => 1,
             _ => continue,
         };
         names.push((rank, name));

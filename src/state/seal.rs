@@ -61,18 +61,35 @@ impl Seal {
     }
 }
 
-/// Length and checksum of every file under `dir` but the seal.
+/// Whether the entry `name` of a state directory (its first component) is
+/// one of sled's: its log `db`, `conf`, `blobs/` and `snap.*`. Only those
+/// are summed in the seal: what else lives beside them comes and goes on
+/// its own (the status server's `http.addr`, removed when it stops, after
+/// the seal was written; a compaction's leftovers, which the next open
+/// finishes), and summing it made a store that had closed cleanly
+/// "damaged" at its next open.
+pub(super) fn is_sled_entry(name: &str) -> bool {
+    matches!(name, "db" | "conf" | "blobs") || name.starts_with("snap.")
+}
+
+/// Whether a path relative to a state directory lies in one of sled's
+/// entries ([`is_sled_entry`]).
+pub(super) fn is_sled_file(relative: &Path) -> bool {
+    relative
+        .components()
+        .next()
+        .is_some_and(|first| is_sled_entry(&first.as_os_str().to_string_lossy()))
+}
+
+/// Length and checksum of each of sled's files under `dir`.
 pub(super) fn file_sums(
     dir: &Path,
 ) -> std::io::Result<std::collections::BTreeMap<String, (u64, u64)>> {
     let mut out = std::collections::BTreeMap::new();
     walk_files(dir, &mut |path, _| {
-        let name = path
-            .strip_prefix(dir)
-            .unwrap_or(path)
-            .to_string_lossy()
-            .into_owned();
-        if !name.starts_with(SEAL_FILE) {
+        let relative = path.strip_prefix(dir).unwrap_or(path);
+        if is_sled_file(relative) {
+            let name = relative.to_string_lossy().into_owned();
             let bytes = std::fs::read(path)?;
             out.insert(
                 name,
