@@ -14,6 +14,7 @@
 //! [`HealthRule`], `[window]` and `[detector]` their configs).
 
 mod bounds;
+pub mod file;
 pub mod patterns;
 mod services;
 mod sink;
@@ -195,6 +196,10 @@ impl Default for HttpConfig {
     }
 }
 
+/// The largest configuration file read: a few KiB in practice, so this is
+/// only a bound on a wrong path (a log, a device).
+const MAX_CONFIG_BYTES: u64 = 4 << 20;
+
 impl Config {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -204,10 +209,11 @@ impl Config {
     /// A configuration file's text, refused with the place of its first
     /// byte that is not UTF-8.
     pub fn read_text(path: &Path) -> Result<String, ConfigError> {
-        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes =
+            file::read_bounded(path, MAX_CONFIG_BYTES).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
         // std's own message ("stream did not contain valid UTF-8") names
         // no place: a config edited in a Latin-1 editor left users to
         // search for the one accented byte.

@@ -64,10 +64,16 @@ pub fn read_catalogue(dir: &Path) -> Result<Catalogue, PatternError> {
     Ok(catalogue)
 }
 
+/// The largest pattern file read: the built-in `services.toml` is about
+/// 150 KB, and a catalogue of 100 times its services about 15 MB.
+const MAX_PATTERN_FILE_BYTES: u64 = 64 << 20;
+
 fn read(path: &Path) -> Result<(PathBuf, String), PatternError> {
-    let bytes = std::fs::read(path).map_err(|source| PatternError::Io {
-        file: path.to_path_buf(),
-        source,
+    let bytes = super::file::read_regular(path, MAX_PATTERN_FILE_BYTES).map_err(|source| {
+        PatternError::Io {
+            file: path.to_path_buf(),
+            source,
+        }
     })?;
     let text = String::from_utf8(bytes).map_err(|e| not_utf8(path, e.as_bytes(), &e))?;
     Ok((path.to_path_buf(), text))
