@@ -237,7 +237,10 @@ impl Reader<'_, '_> {
         runtime: &tokio::runtime::Runtime,
         connection: &mut Connection,
     ) -> anyhow::Result<End> {
-        let mut stop = Box::pin(super::run::first_signal_then_arm_second());
+        let mut stop = {
+            let _inside = runtime.enter();
+            Box::pin(super::run::first_signal_then_arm_second())
+        };
         loop {
             let next = runtime.block_on(async {
                 tokio::select! {

@@ -97,34 +97,72 @@ pub fn run(args: RunArgs, patterns: Option<&std::path::Path>) -> anyhow::Result<
 }
 
 /// Resolves at the first SIGINT or SIGTERM; a second one exits at once.
-pub async fn first_signal_then_arm_second() {
-    signal().await;
-    tokio::spawn(async {
-        signal().await;
-        eprintln!("second signal: exiting now");
-        std::process::exit(130);
-    });
+/// Listens from the moment it is called (inside the runtime), not from its
+/// first poll: the daemon polls it only once started, and a stop sent
+/// during its start-up (opening the store, the sources, the status server)
+/// met the default action and killed it without its shutdown.
+pub fn first_signal_then_arm_second() -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut signals = Signals::listen();
+    async move {
+        signals.next().await;
+        tokio::spawn(async move {
+            signals.next().await;
+            eprintln!("second signal: exiting now");
+            std::process::exit(130);
+        });
+    }
 }
 
-async fn signal() {
+/// SIGINT and SIGTERM, each handled from the moment its listener exists.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the daemon");
-                let _ = tokio::signal::ctrl_c().await;
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let open = |kind: SignalKind, name: &str| {
+                signal(kind)
+                    .map_err(|e| tracing::warn!(error = %e, "cannot listen for {name}"))
+                    .ok()
+            };
+            Signals {
+                terminate: open(SignalKind::terminate(), "SIGTERM"),
+                interrupt: open(SignalKind::interrupt(), "SIGINT"),
             }
         }
+        #[cfg(not(unix))]
+        Signals {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn one(signal: &mut Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            let Signals {
+                terminate,
+                interrupt,
+            } = self;
+            tokio::select! {
+                _ = one(terminate) => {}
+                _ = one(interrupt) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
