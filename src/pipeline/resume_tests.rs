@@ -480,12 +480,20 @@ fn a_decoded_frame_is_data_for_its_source_s_health_and_moves_its_cursor() {
             .expect("process");
         p.report_frame(&health, "jetstream", before);
     };
-    for i in 0..5 {
-        feed_one(&chatter(i, START + i * S, "lunch"), i as u64);
+    // Seven authors: enough to set a first watermark with nothing to
+    // bound it (a majority of them).
+    for i in 0..7 {
+        let frame = post(
+            &format!("did:plc:{i}"),
+            &format!("r{i}"),
+            START + i * S,
+            "lunch",
+        );
+        feed_one(&frame, i as u64);
     }
-    feed_one("{not json", 5);
+    feed_one("{not json", 7);
     let seen = health.snapshot();
-    assert_eq!(seen.data, 5, "{seen:?}");
+    assert_eq!(seen.data, 7, "{seen:?}");
     assert!(seen.processed.is_some_and(|t| t >= START), "{seen:?}");
 }
 

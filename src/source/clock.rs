@@ -171,10 +171,45 @@ impl SourceClock {
             self.recent.pop_front();
         }
         self.recent.push_back((author, tick.time_us));
-        if let Some(agreed) = quorum_time(&self.recent, rule.quorum, self.watermark) {
+        if self.watermark.is_none() {
+            self.first_watermark(bound, rule);
+        } else if let Some(agreed) = quorum_time(&self.recent, rule.quorum, self.watermark) {
             self.raise(agreed);
         }
         Judgement::Accepted
+    }
+
+    /// The first watermark. With a bound (the arrival clock, another
+    /// source's watermark) the usual quorum. Without one, nothing has
+    /// judged the times so far, so a majority decides: the median of the
+    /// first `2 × quorum + 1` distinct authors; and the times it makes
+    /// future leave the recent list, as they would have been quarantined
+    /// had the watermark been there. By the usual quorum alone, the first
+    /// three authors of a recording dated 2100 set the watermark there,
+    /// and every post after them was stale (0 alerts on the demo).
+    fn first_watermark(&mut self, bound: Option<Micros>, rule: &ClockRule) {
+        if bound.is_some() {
+            if let Some(agreed) = quorum_time(&self.recent, rule.quorum, None) {
+                self.raise(agreed);
+            }
+            return;
+        }
+        // The median of `2 × quorum + 1` authors; or, once the recent list
+        // is full with fewer (a small stream), of the authors it holds.
+        let authors = distinct_authors(&self.recent);
+        let full = self.recent.len() >= RECENT;
+        if authors < rule.quorum.max(1) || (authors < 2 * rule.quorum + 1 && !full) {
+            return;
+        }
+        let Some(median) = quorum_time(&self.recent, authors.div_ceil(2).max(1), None) else {
+            return;
+        };
+        let bound = median.saturating_add(rule.max_future_us);
+        self.recent.retain(|&(_, time)| time <= bound);
+        // Among what is left, the usual quorum (never below the median).
+        if let Some(agreed) = quorum_time(&self.recent, rule.quorum, None) {
+            self.raise(agreed);
+        }
     }
 
     fn raise(&mut self, to: Micros) {
@@ -243,6 +278,14 @@ fn quorum_time<'a>(
     (top.len() == quorum).then(|| top[quorum - 1].1)
 }
 
+/// How many distinct authors `events` holds (at most [`RECENT`]).
+fn distinct_authors(events: &VecDeque<(u64, Micros)>) -> usize {
+    let mut seen: Vec<u64> = events.iter().map(|&(author, _)| author).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    seen.len()
+}
+
 /// The author hash a [`Tick`] carries.
 pub fn author_key(author: &str) -> u64 {
     // Never [`NO_AUTHOR`].
@@ -294,7 +337,8 @@ mod tests {
     fn one_author_cannot_move_the_watermark() {
         let rule = ClockRule::default();
         let mut c = SourceClock::default();
-        for (i, a) in ["a", "b", "c", "d"].into_iter().enumerate() {
+        for (i, a) in ["a", "b", "c", "d", "e", "f", "g"].into_iter().enumerate() {
+            assert_eq!(c.watermark(), None, "fewer than seven authors");
             assert_eq!(
                 c.judge(tick(1000 + i as i64, a), None, &rule),
                 Judgement::Accepted
@@ -302,35 +346,85 @@ mod tests {
         }
         assert_eq!(
             c.watermark(),
-            Some(1001 * S),
-            "third newest of four authors"
+            Some(1004 * S),
+            "third newest of seven authors"
         );
         // Within the bound, accepted, but the watermark stays put.
         assert_eq!(
             c.judge(tick(1250, "liar"), None, &rule),
             Judgement::Accepted
         );
-        assert_eq!(c.watermark(), Some(1002 * S));
+        assert_eq!(c.watermark(), Some(1005 * S));
         // Far ahead: quarantined.
         let year_2100 = 4_102_444_800;
         assert_eq!(
             c.judge(tick(year_2100, "liar"), None, &rule),
             Judgement::Future
         );
-        assert_eq!(c.watermark(), Some(1002 * S));
+        assert_eq!(c.watermark(), Some(1005 * S));
         // The liar again, many times: still one author.
         for _ in 0..50 {
             c.judge(tick(1250, "liar"), None, &rule);
             c.judge(tick(year_2100, "liar"), None, &rule);
         }
         assert!(
-            c.watermark().is_some_and(|w| w <= 1003 * S),
+            c.watermark().is_some_and(|w| w <= 1006 * S),
             "{:?}",
             c.watermark()
         );
         // Far past: accepted by the clock (the window calls it stale), no move.
         assert_eq!(c.judge(tick(10, "old"), None, &rule), Judgement::Accepted);
-        assert!(c.watermark().is_some_and(|w| w >= 1002 * S));
+        assert!(c.watermark().is_some_and(|w| w >= 1005 * S));
+    }
+
+    /// Before anything bounds a source's times (no arrival clock, no
+    /// other source's watermark), a majority of its first authors sets its
+    /// first watermark: a recording whose first three authors date their
+    /// posts 2100 (or 1970) no longer sets it there.
+    #[test]
+    fn a_source_s_first_authors_must_be_a_majority_to_set_its_time() {
+        let rule = ClockRule::default();
+        let year_2100 = 4_102_444_800;
+        let cases: [(&str, &[i64], Option<i64>); 5] = [
+            (
+                "three liars first",
+                &[year_2100, year_2100, year_2100, 1, 2, 3, 4],
+                Some(2),
+            ),
+            (
+                "one post from 1970 first",
+                &[-1_000_000, 1, 2, 3, 4, 5, 6],
+                Some(4),
+            ),
+            (
+                "liars among the first",
+                &[1, year_2100, 2, year_2100, 3, year_2100, 4],
+                Some(2),
+            ),
+            (
+                "a majority of liars",
+                &[1, year_2100, year_2100, year_2100, year_2100, 2, 3],
+                Some(year_2100),
+            ),
+            ("six authors", &[1, 2, 3, 4, 5, 6], None),
+        ];
+        for (what, times, want) in cases {
+            let mut c = SourceClock::default();
+            for (i, t) in times.iter().enumerate() {
+                let judged = c.judge(tick(1_000_000 + t, &format!("a{i}")), None, &rule);
+                assert_eq!(
+                    judged,
+                    Judgement::Accepted,
+                    "{what}: nothing bounds them yet"
+                );
+            }
+            assert_eq!(c.watermark(), want.map(|t| (1_000_000 + t) * S), "{what}");
+            if want == Some(2) {
+                // The liars are now quarantined, and the honest go on.
+                let later = c.judge(tick(1_000_000 + year_2100, "late liar"), None, &rule);
+                assert_eq!(later, Judgement::Future, "{what}");
+            }
+        }
     }
 
     #[test]
