@@ -906,7 +906,7 @@ fn a_relays_catch_up_is_spread_over_the_gap_not_counted_at_arrival() {
         line.to_string()
     };
     // (gap, whether the catch-up is marked as stored)
-    let recording = |gap: Option<(i64, i64)>, stored: bool| {
+    let recording = |gap: Option<(i64, i64)>, stored: bool, newest_first: bool| {
         let mut lines = Vec::new();
         let mut pending = Vec::new();
         let mut last_arrival = t0;
@@ -920,6 +920,9 @@ fn a_relays_catch_up_is_spread_over_the_gap_not_counted_at_arrival() {
                     // The REQ asked from the watermark less 5 s.
                     let since = (last_arrival / S - 5) * S;
                     lines.push(clock(to, stored.then_some(since)));
+                    if newest_first {
+                        pending.reverse();
+                    }
                     lines.append(&mut pending);
                 }
             }
@@ -944,12 +947,21 @@ fn a_relays_catch_up_is_spread_over_the_gap_not_counted_at_arrival() {
             .count();
         (fired, stderr)
     };
-    let (spread, stderr) = discord(recording(None, false), "spread");
+    let (spread, stderr) = discord(recording(None, false, false), "spread");
     assert_eq!(spread, 0, "{stderr}");
-    let (caught_up, stderr) = discord(recording(gap, true), "stored");
+    let (caught_up, stderr) = discord(recording(gap, true, false), "stored");
     assert_eq!(caught_up, 0, "the catch-up counts as the spread: {stderr}");
+    // Sent newest first (as NIP-01 suggests): the first stored note had
+    // moved the watermark to its arrival, and the rest of the catch-up
+    // was stale.
+    let (caught_up, stderr) = discord(recording(gap, true, true), "newest-first");
+    assert_eq!(caught_up, 0, "{stderr}");
+    assert!(
+        stderr.contains("source relay: late 0 | stale 0"),
+        "{stderr}"
+    );
     // The same frames counted at their arrival: the false surge.
-    let (at_arrival, stderr) = discord(recording(gap, false), "at-arrival");
+    let (at_arrival, stderr) = discord(recording(gap, false, false), "at-arrival");
     assert!(at_arrival > 0, "{stderr}");
 }
 

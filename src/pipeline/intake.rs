@@ -68,6 +68,7 @@ impl<S: Store> Pipeline<S> {
         let arrival = Arrival {
             at_us: received.arrival_us,
             own_clock,
+            stored: received.stored_since.is_some(),
         };
         self.process_arrived(source, frame_no, decoded, arrival)
     }

@@ -91,6 +91,10 @@ pub struct Tick {
     pub arrival_us: Option<Micros>,
     /// The event time is the arrival clock (Mastodon, Nostr).
     pub own_clock: bool,
+    /// Stored history an own-clock source was asked for (a Nostr relay's
+    /// notes before `EOSE`): dated by its author's claim within the gap it
+    /// fills, so it never moves the watermark.
+    pub stored: bool,
 }
 
 /// When and how a frame arrived.
@@ -100,6 +104,8 @@ pub struct Arrival {
     pub at_us: Option<Micros>,
     /// The decoder set the event time to the arrival time (Mastodon, Nostr).
     pub own_clock: bool,
+    /// Stored history asked for (see [`Tick::stored`]).
+    pub stored: bool,
 }
 
 impl Arrival {
@@ -113,6 +119,7 @@ impl Arrival {
             author,
             arrival_us: self.at_us,
             own_clock: self.own_clock,
+            stored: self.stored,
         }
     }
 }
@@ -163,7 +170,14 @@ impl SourceClock {
             return Judgement::Accepted;
         };
         if tick.own_clock {
-            self.raise(tick.time_us);
+            // A relay's stored notes come in any order (newest first, as
+            // NIP-01 suggests, or led by one dated ahead and clamped to its
+            // arrival): the first of them raised the watermark to now, and
+            // the rest of the catch-up, more than `max_late_secs` behind
+            // it, was stale. Live notes move it once the catch-up ends.
+            if !tick.stored {
+                self.raise(tick.time_us);
+            }
             return Judgement::Accepted;
         }
         // `while`: a restored clock may hold more (a damaged checkpoint).
@@ -330,6 +344,7 @@ mod tests {
             author: Some(author_key(author)),
             arrival_us: None,
             own_clock: false,
+            stored: false,
         }
     }
 
@@ -556,6 +571,25 @@ mod tests {
         };
         assert_eq!(c.judge(t, None, &rule), Judgement::Accepted);
         assert_eq!(c.watermark(), Some(500 * S));
+        // A relay's stored notes, newest first or led by one clamped to its
+        // arrival, leave the watermark where the live notes put it.
+        for (claim, arrival) in [(900, 900), (700, 900), (520, 900)] {
+            let stored = Tick {
+                own_clock: true,
+                stored: true,
+                arrival_us: Some(arrival * S),
+                ..tick(claim, "b")
+            };
+            assert_eq!(c.judge(stored, None, &rule), Judgement::Accepted);
+            assert_eq!(c.watermark(), Some(500 * S), "stored {claim}");
+        }
+        let live = Tick {
+            own_clock: true,
+            arrival_us: Some(901 * S),
+            ..tick(901, "c")
+        };
+        c.judge(live, None, &rule);
+        assert_eq!(c.watermark(), Some(901 * S), "live notes move it");
         let mut fresh = SourceClock::default();
         assert_eq!(
             fresh.judge(tick(100_000, "a"), Some(1000 * S), &rule),
@@ -589,6 +623,7 @@ mod tests {
                 author: Some(author_key(&author)),
                 arrival_us: None,
                 own_clock: false,
+                stored: false,
             };
             assert_eq!(c.judge(tick, None, &rule), Judgement::Accepted, "post {i}");
             newest = newest.max(t);

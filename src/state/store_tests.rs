@@ -450,6 +450,7 @@ fn busy_clock() -> crate::source::clock::SourceClock {
             author: Some(n),
             arrival_us: None,
             own_clock: false,
+            stored: false,
         };
         clock.judge(tick, None, &ClockRule::default());
     }

@@ -88,6 +88,7 @@ impl Followed {
         let arrival = Arrival {
             at_us: Some(sender.arrival_us),
             own_clock,
+            stored: sender.stored_since.is_some(),
         };
         let tick = arrival.tick(time_us, frame.decoded.author_key());
         self.clock.judge(tick, None, rule);
