@@ -32,6 +32,14 @@ impl<S: Store> Pipeline<S> {
         prepared: Prepared,
         received: &Received<'_>,
     ) -> Result<Vec<Emitted>, PipelineError> {
+        if self.stats.by_source.len() >= super::MAX_SOURCES
+            && !self.stats.by_source.contains_key(source)
+        {
+            return Err(PipelineError::TooManySources {
+                name: crate::text::server_text(source),
+                limit: super::MAX_SOURCES + 1,
+            });
+        }
         let (decoded, own_clock) = match prepared {
             Prepared::Blank => {
                 self.stats.frames += 1;

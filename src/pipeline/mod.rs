@@ -91,7 +91,18 @@ the detector's history would mix the two. Set bucket_secs back to {saved}, or st
 `outagewatch state reset --state-dir DIR` (the old state is kept aside)"
     )]
     BucketChanged { saved: i64, configured: i64 },
+    #[error(
+        "a {limit}th source ({name:?}) in one run: a recording names its sources in its clock lines, and no recording `record` writes has that many; is this file a recording?"
+    )]
+    TooManySources { name: String, limit: usize },
 }
+
+/// Sources one run counts: a configuration names a few, a recording of one
+/// a few more (a Mastodon failover list, Nostr relays). Each source keeps a
+/// clock and its counts for the whole run, so a file whose clock lines
+/// named a new source at every frame (16,654 on the demo) grew them
+/// without bound, and no bucket closed (none reached its quorum).
+pub const MAX_SOURCES: usize = 1024;
 
 /// Where and when a frame was received, as [`Pipeline::process_frame`]
 /// needs it.

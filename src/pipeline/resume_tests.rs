@@ -672,3 +672,31 @@ fn a_resumed_replay_keeps_the_authors_budgets_under_a_tag_flood() {
     assert_eq!(names, whole_names);
     assert_eq!(resumed_alerts, whole_alerts);
 }
+
+/// One run counts at most [`super::MAX_SOURCES`] sources: the next is a
+/// clear error, not a clock and counts more (a file whose clock lines
+/// named a new source at every frame grew them without bound).
+#[test]
+fn a_run_refuses_a_source_past_its_limit() {
+    let config = PipelineConfig::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = open(dir.path(), &config);
+    let frame = chatter(0, START, "lunch");
+    for n in 0..super::MAX_SOURCES {
+        p.process_frame(
+            &format!("s{n}"),
+            0,
+            frame.as_bytes(),
+            &Received::jetstream(),
+        )
+        .expect("within the limit");
+    }
+    // A known source goes on.
+    p.process_frame("s0", 1, frame.as_bytes(), &Received::jetstream())
+        .expect("a known source");
+    let err = p
+        .process_frame("one more", 0, frame.as_bytes(), &Received::jetstream())
+        .expect_err("past the limit")
+        .to_string();
+    assert!(err.contains("1025th source (\"one more\")"), "{err}");
+}
