@@ -116,7 +116,9 @@ pub enum SkipReason {
     ServerNotice,
     /// A Mastodon status or Nostr note whose author-set time is older than
     /// the de-duplication horizon before its arrival: history delivered
-    /// again (a relay's stored notes, a backfill), not a report of now.
+    /// again (a relay's stored notes, a backfill), not a report of now. Also
+    /// a relay's stored note dated more than 5 minutes after its arrival:
+    /// stored before it was asked for, whatever it claims.
     Backfill,
 }
 

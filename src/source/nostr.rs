@@ -239,6 +239,16 @@ pub fn decode(
     if claimed_us < reference.saturating_sub(BACKFILL_HORIZON_US) {
         return Ok((Some(time_us), Decoded::Skipped(SkipReason::Backfill)));
     }
+    // A stored note is older than the request that asked for it, whatever
+    // its author's clock says; one dated well after its arrival is stored
+    // history too, and comes back in every catch-up (its claim is after
+    // every `since`): counted at each arrival, it was a new post after
+    // every reconnect.
+    if stored_since.is_some()
+        && arrival_us.is_some_and(|arrival| claimed_us > arrival.saturating_add(STORED_AHEAD_US))
+    {
+        return Ok((Some(time_us), Decoded::Skipped(SkipReason::Backfill)));
+    }
     verify(&shape)?;
     let tag_values = |name: &str| -> Vec<String> {
         event
@@ -264,6 +274,11 @@ pub fn decode(
         })),
     ))
 }
+
+/// How far a stored note's claim may run past its arrival before it is
+/// history, not a report (see [`decode`]): an author's clock a few minutes
+/// fast.
+const STORED_AHEAD_US: Micros = 5 * 60 * MICROS_PER_SEC;
 
 /// The first part of a note's de-duplication key (see [`decode`]).
 const NOTE_KEY: &str = "nostr";
@@ -601,6 +616,17 @@ pub mod tests {
         assert!(matches!(
             decode(frame(&recent).as_bytes(), Some(NOW), None),
             Ok((_, Decoded::Post(_)))
+        ));
+        // Stored (before `EOSE`) yet dated after its arrival: history too.
+        let since = Some(NOW - 3_600 * MICROS_PER_SEC);
+        assert_eq!(
+            decode(frame(&ahead).as_bytes(), Some(NOW), since),
+            Ok((Some(NOW), Decoded::Skipped(SkipReason::Backfill)))
+        );
+        let a_fast_clock = note(1, 1_783_175_000 + 299);
+        assert!(matches!(
+            decode(frame(&a_fast_clock).as_bytes(), Some(NOW), since),
+            Ok((Some(NOW), Decoded::Post(_)))
         ));
     }
 
