@@ -113,7 +113,8 @@ pub(super) fn existing_state(dir: &Path) -> anyhow::Result<&Path> {
 }
 
 fn verify(dir: &Path) -> anyhow::Result<ExitCode> {
-    match SledStore::open(dir).and_then(|store| store.inventory()) {
+    // The outbox's alerts are read as the daemon reads them.
+    match SledStore::open(dir).and_then(|store| store.inventory_of::<crate::alert::Alert>()) {
         Ok(inventory) => {
             let _ = seal_closed(dir);
             println!(
@@ -163,12 +164,13 @@ fn aside(dir: &Path) -> PathBuf {
 }
 
 fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
-    let (records, lost) = {
+    let salvage = {
         let old = SledStore::open_with(dir, Checks::None).with_context(
             || "sled cannot open it at all: nothing to salvage; use `outagewatch state reset`",
         )?;
-        old.salvage()
+        old.salvage_of::<crate::alert::Alert>()
     };
+    let (records, lost) = (&salvage.records, salvage.dropped.len());
     let fresh = dir.with_file_name(format!(
         "{}.repairing",
         dir.file_name().unwrap_or_default().to_string_lossy()
@@ -181,7 +183,7 @@ fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot create {}", fresh.display()))?;
     {
         let mut store = SledStore::open(&fresh)?;
-        store.restore_records(&records)?;
+        store.restore_records(records)?;
     }
     let _ = seal_closed(&fresh);
     // Held across the moves, so no process opens the old store meanwhile.
@@ -190,6 +192,14 @@ fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
     std::fs::rename(dir, &old).with_context(|| format!("cannot move {} aside", dir.display()))?;
     std::fs::rename(&fresh, dir)
         .with_context(|| format!("cannot move the repaired state to {}", dir.display()))?;
+    // Each record dropped or rebuilt is named: a count alone hid that an
+    // alert or the checkpoint was among them.
+    for dropped in &salvage.dropped {
+        println!("{}: dropped {dropped}", dir.display());
+    }
+    for rebuilt in &salvage.rebuilt {
+        println!("{}: {rebuilt}", dir.display());
+    }
     println!(
         "{}: repaired: kept {} records, dropped {lost} damaged ones; the old state is in {}",
         dir.display(),

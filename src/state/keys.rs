@@ -176,6 +176,34 @@ pub fn time_of(key: &[u8]) -> Option<Micros> {
     Some((u64::from_be_bytes(bytes) ^ (1 << 63)) as Micros)
 }
 
+/// A stored key as damage reports name it: its bytes as text (escaped),
+/// and for a key that holds a number, what it is in words, so that an
+/// outbox alert's key (a tag and 8 bytes) can be told apart.
+pub fn describe(key: &[u8]) -> String {
+    let text = String::from_utf8_lossy(key).escape_debug().to_string();
+    let words = match Kind::of(key) {
+        Some(Kind::Alert) if key.len() == 9 => format!("outbox alert {}", seq_of(key)),
+        Some(Kind::Bucket) => time_of(key).map_or(String::new(), |at| format!("bucket at {at} µs")),
+        Some(Kind::Pack) => time_of(key).map_or(String::new(), |at| format!("pack to {at} µs")),
+        Some(kind @ (Kind::Dead | Kind::Requeued | Kind::Aside)) if key.len() >= 10 => {
+            let sink = String::from_utf8_lossy(&key[1..key.len() - 9])
+                .escape_debug()
+                .to_string();
+            format!("{kind:?} letter {sink}:{}", seq_of(key))
+        }
+        _ if is_checkpoint_piece(key) => <[u8; 4]>::try_from(&key[CHECKPOINT.len()..])
+            .map_or(String::new(), |n| {
+                format!("checkpoint piece {}", u32::from_be_bytes(n))
+            }),
+        _ => String::new(),
+    };
+    if words.is_empty() {
+        text
+    } else {
+        format!("{text} ({words})")
+    }
+}
+
 /// `kind`'s tag followed by `at`, offset so negative times still sort
 /// before positive ones.
 fn timed(kind: Kind, at: Micros) -> [u8; 9] {

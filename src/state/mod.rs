@@ -43,7 +43,7 @@ use std::path::PathBuf;
 pub use compact::{Compaction, When, compact_closed, compact_open};
 pub use records::{Checkpoint, CheckpointRef, FORMAT, NamesRef};
 pub use seal::{SEAL_FILE, hold_closed, in_use, seal_closed};
-pub use store::{Checks, Inventory, SledStore, Store};
+pub use store::{Checks, Inventory, Salvage, SledStore, Store};
 
 /// What to do about damaged state, in every message that reports it.
 pub const RECOVERY: &str = "to recover: `outagewatch state verify --state-dir DIR` shows the damage, \

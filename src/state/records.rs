@@ -261,3 +261,37 @@ pub fn readable(key: &[u8], body: super::codec::Body<'_>, format: u32) -> Result
         other => other.to_string(),
     })
 }
+
+/// Whether a record we write without a checksum (our single records but
+/// the checkpoint, and the outbox's, `A` being the alert type) has its
+/// kind's layout; see [`readable`] for the others. Our single records have
+/// fixed lengths: a bucket width of 3 bytes passed `state verify` and
+/// `repair` alike, and every start after stopped at it. The error says
+/// what is wrong.
+pub fn well_formed<A: serde::de::DeserializeOwned>(key: &[u8], value: &[u8]) -> Result<(), String> {
+    use super::keys::{self, Kind};
+    let fixed = |what: &str, len: usize| {
+        if value.len() == len {
+            Ok(())
+        } else {
+            Err(format!("its {what} has {} bytes, not {len}", value.len()))
+        }
+    };
+    match Kind::of(key) {
+        Some(Kind::Meta) if key == keys::GENERATION => fixed("generation", 8),
+        Some(Kind::Meta) if key == keys::FORMAT => fixed("format", 4),
+        Some(Kind::Meta) if key == keys::BUCKET_SECS => {
+            fixed("bucket width", 8)?;
+            let secs = value.try_into().map_or(0, i64::from_be_bytes);
+            if secs > 0 {
+                Ok(())
+            } else {
+                Err(format!("its bucket width is {secs} s"))
+            }
+        }
+        Some(Kind::Meta) if key == keys::CHECKPOINT || keys::is_checkpoint_piece(key) => Ok(()),
+        Some(Kind::Meta) => Err("it is none of the single records this build knows".into()),
+        Some(kind) => super::outbox::record_layout::<A>(kind, key, value),
+        None => Ok(()),
+    }
+}

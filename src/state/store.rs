@@ -30,7 +30,7 @@ use super::compact::{self, DirLock};
 use super::keys::{self, Kind};
 use super::merged::MergeByStart;
 use super::outbox::{Appending, Outbox, highest_known_seq};
-use super::records::readable;
+use super::records::{readable, well_formed};
 use super::seal::{Seal, file_sums};
 use super::{Checkpoint, CheckpointRef, StoreError, codec};
 use crate::Micros;
@@ -110,6 +110,16 @@ pub struct Inventory {
     pub bytes: u64,
 }
 
+/// What `state repair` keeps of a store ([`SledStore::salvage_of`]).
+#[derive(Debug, Clone, Default)]
+pub struct Salvage {
+    pub records: Vec<(sled::IVec, sled::IVec)>,
+    /// Every record dropped: its name and why.
+    pub dropped: Vec<String>,
+    /// Records rebuilt from the others (or that could not be), said so.
+    pub rebuilt: Vec<String>,
+}
+
 impl SledStore {
     /// Opens (or creates) the store at `path`. sled locks its directory;
     /// a process that just closed it (or died) may hold the lock a moment
@@ -149,7 +159,7 @@ impl SledStore {
             check_files(path, seal).map_err(damaged)?;
         }
         let mut store = Self::open_sled(path, checks == Checks::All)?;
-        store.generation = store.read_generation()?;
+        store.generation = store.read_generation(checks == Checks::None)?;
         if checks == Checks::All {
             if let Some(seal) = &seal
                 && store.generation < seal.generation
@@ -170,14 +180,30 @@ impl SledStore {
         Ok(store)
     }
 
-    fn read_generation(&self) -> Result<u64, StoreError> {
-        let value = self
+    /// The generation record (0: none yet). One of the wrong length is
+    /// damage, unless `lenient` (opened to salvage, which drops it and
+    /// says so): it was read as 0 without a word, and the rollback check
+    /// then compared the seal against nothing.
+    fn read_generation(&self, lenient: bool) -> Result<u64, StoreError> {
+        let Some(value) = self
             .db
             .get(keys::GENERATION)
-            .map_err(|e| self.sled_damage(e))?;
-        Ok(value
-            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-            .map_or(0, u64::from_be_bytes))
+            .map_err(|e| self.sled_damage(e))?
+        else {
+            return Ok(0);
+        };
+        match <[u8; 8]>::try_from(value.as_ref()) {
+            Ok(bytes) => Ok(u64::from_be_bytes(bytes)),
+            Err(_) if lenient => Ok(0),
+            Err(_) => Err(StoreError::Damaged {
+                path: self.dir.clone(),
+                detail: format!(
+                    "record {} does not read (its generation has {} bytes, not 8)",
+                    keys::describe(keys::GENERATION),
+                    value.len()
+                ),
+            }),
+        }
     }
 
     /// A sled error while reading: corruption is damage, the rest is I/O.
@@ -192,35 +218,51 @@ impl SledStore {
     }
 
     /// Reads every record, checking our checksums and that each reads as
-    /// its kind: the full verification.
+    /// its kind (the outbox's alerts as well-formed JSON): the full
+    /// verification, done at every open. See [`Self::inventory_of`].
     pub fn inventory(&self) -> Result<Inventory, StoreError> {
+        self.inventory_of::<serde_json::Value>()
+    }
+
+    /// [`Self::inventory`] with the outbox's alerts read as `A` (`state
+    /// verify` passes the daemon's alert type, which `state` does not
+    /// know). Every record kind is checked for its layout, not only those
+    /// with a checksum: a meta record of the wrong length, a truncated
+    /// alert or a checkpoint piece without its first passed, and the next
+    /// run refused to start, passed the alert over, or started afresh.
+    pub fn inventory_of<A: DeserializeOwned>(&self) -> Result<Inventory, StoreError> {
         let mut inventory = Inventory {
             generation: self.generation,
             ..Inventory::default()
         };
+        let has_checkpoint = self
+            .db
+            .contains_key(keys::CHECKPOINT)
+            .map_err(|e| self.sled_damage(e))?;
         for entry in self.every_record() {
             let (key, value) = entry.map_err(|e| self.sled_damage(e))?;
             inventory.bytes += (key.len() + value.len()) as u64;
-            let name = || String::from_utf8_lossy(&key).escape_debug().to_string();
             let damaged = |detail: String| StoreError::Damaged {
                 path: self.dir.clone(),
                 detail,
             };
             if keys::is_checkpoint_piece(&key) {
-                // Checked with the whole checkpoint, at its first piece.
-                continue;
+                if has_checkpoint {
+                    // Checked with the whole checkpoint, at its first piece.
+                    continue;
+                }
+                return Err(damaged(format!(
+                    "record {} does not read (a piece of the checkpoint without its first piece: the checkpoint is lost)",
+                    keys::describe(&key)
+                )));
             }
             let value = if key.as_ref() == keys::CHECKPOINT {
                 self.checkpoint_bytes()?.unwrap_or_default().into()
             } else {
                 value
             };
-            if checksummed(&key) {
-                let body = codec::open(&value)
-                    .ok_or_else(|| damaged(format!("record {} fails its checksum", name())))?;
-                readable(&key, body, self.format)
-                    .map_err(|e| damaged(format!("record {} does not read ({e})", name())))?;
-            }
+            record_damage::<A>(&key, &value, self.format)
+                .map_err(|e| damaged(format!("record {} {e}", keys::describe(&key))))?;
             match Kind::of(&key) {
                 Some(Kind::Bucket) if key.len() == 9 => inventory.buckets += 1,
                 Some(Kind::Pack) => inventory.buckets += self.pack(&key, &value)?.len() as u64,
@@ -277,20 +319,32 @@ impl SledStore {
         MergeByStart::new(packed, singles)
     }
 
-    /// Every record that passes its checksum and reads as its kind (ours)
-    /// or has neither (the outbox's), and the number that failed: what
-    /// `state repair` keeps.
-    /// Keys of a format-0 store come out as the current format spells them.
+    /// [`Self::salvage_of`] with the outbox's alerts read as well-formed
+    /// JSON: the records kept, and how many were dropped.
     pub fn salvage(&self) -> (Vec<(sled::IVec, sled::IVec)>, u64) {
-        let mut kept = Vec::new();
-        let mut lost = 0;
+        let salvage = self.salvage_of::<serde_json::Value>();
+        let lost = salvage.dropped.len() as u64;
+        (salvage.records, lost)
+    }
+
+    /// Every record that passes its checksum (ours) and reads as its kind,
+    /// or has its kind's layout (see [`super::records::well_formed`], the
+    /// outbox's alerts read as `A`): what `state repair` keeps, with what
+    /// it drops and rebuilds. A dropped bucket width is rebuilt from the
+    /// buckets' starts when they tell it: dropped alone, the next run took
+    /// the configured width for the store's.
+    /// Keys of a format-0 store come out as the current format spells them.
+    pub fn salvage_of<A: DeserializeOwned>(&self) -> Salvage {
+        let mut salvage = Salvage::default();
         let checkpoint_whole = self.checkpoint_bytes().ok().flatten().is_some_and(|bytes| {
             codec::open(&bytes)
                 .is_some_and(|body| readable(keys::CHECKPOINT, body, self.format).is_ok())
         });
+        let mut starts = Vec::new();
+        let mut width_dropped = false;
         for entry in self.every_record() {
             let Ok((mut key, value)) = entry else {
-                lost += 1;
+                salvage.dropped.push("a record sled cannot read".to_owned());
                 continue;
             };
             if self.format == 0 {
@@ -299,20 +353,43 @@ impl SledStore {
             // A format-0 checkpoint is one record under another key.
             let in_pieces = self.format > 0
                 && (key.as_ref() == keys::CHECKPOINT || keys::is_checkpoint_piece(&key));
-            let damaged = if in_pieces {
-                !checkpoint_whole
+            let damage = if in_pieces {
+                (!checkpoint_whole).then(|| {
+                    "is part of a checkpoint that does not read whole (missing, damaged or orphaned pieces)".to_owned()
+                })
             } else {
-                checksummed(&key)
-                    && codec::open(&value)
-                        .is_none_or(|body| readable(&key, body, self.format).is_err())
+                record_damage::<A>(&key, &value, self.format).err()
             };
-            if damaged {
-                lost += 1;
+            if let Some(why) = damage {
+                width_dropped |= key.as_ref() == keys::BUCKET_SECS;
+                salvage
+                    .dropped
+                    .push(format!("{} {why}", keys::describe(&key)));
                 continue;
             }
-            kept.push((key, value));
+            if matches!(Kind::of(&key), Some(Kind::Bucket | Kind::Pack)) {
+                starts.extend(keys::time_of(&key));
+            }
+            salvage.records.push((key, value));
         }
-        (kept, lost)
+        if width_dropped {
+            match width_from_starts(&starts) {
+                Some(secs) => {
+                    salvage
+                        .records
+                        .push((keys::BUCKET_SECS.into(), secs.to_be_bytes().as_slice().into()));
+                    salvage.rebuilt.push(format!(
+                        "{} rebuilt as {secs} s from the starts of the buckets kept",
+                        keys::describe(keys::BUCKET_SECS)
+                    ));
+                }
+                None => salvage.rebuilt.push(format!(
+                    "{} not rebuilt (too few buckets to tell it): the next run records the configured width",
+                    keys::describe(keys::BUCKET_SECS)
+                )),
+            }
+        }
+        salvage
     }
 
     /// Writes salvaged (or compacted) records into this fresh store, each
@@ -348,7 +425,7 @@ impl SledStore {
     /// After [`Self::write_records`]: takes up the generation written and
     /// makes everything durable.
     pub(super) fn finish_restore(&mut self) -> Result<(), StoreError> {
-        self.generation = self.read_generation()?;
+        self.generation = self.read_generation(false)?;
         let highest = highest_known_seq(&self.db)?;
         self.appending.raise_to(highest);
         self.flush()?;
@@ -371,8 +448,16 @@ impl SledStore {
                     if migrate {
                         super::migrate(&db, path)?;
                     }
+                    let format = match super::format(&db, path) {
+                        // Opened to salvage: a format record of the wrong
+                        // length is dropped (and said so), the records read
+                        // as this build's; refused here, the store could
+                        // only be reset.
+                        Err(StoreError::Damaged { .. }) if !migrate => super::FORMAT,
+                        other => other?,
+                    };
                     return Ok(SledStore {
-                        format: super::format(&db, path)?,
+                        format,
                         packs: db.open_tree(keys::PACKS)?,
                         appending: Appending::after(highest_known_seq(&db)?),
                         db,
@@ -476,6 +561,33 @@ fn is_lock_held(e: &std::io::Error) -> bool {
             .and_then(|inner| inner.downcast_ref::<std::io::Error>())
             .is_some_and(|inner| inner.kind() == std::io::ErrorKind::WouldBlock)
         || e.to_string().contains("could not acquire lock")
+}
+
+/// What is wrong with a record (not a checkpoint piece: those are read
+/// whole at the first), as "fails its checksum" or "does not read (why)";
+/// `Ok` when it is sound.
+fn record_damage<A: DeserializeOwned>(key: &[u8], value: &[u8], format: u32) -> Result<(), String> {
+    if checksummed(key) {
+        let body = codec::open(value).ok_or_else(|| "fails its checksum".to_owned())?;
+        readable(key, body, format).map_err(|e| format!("does not read ({e})"))
+    } else {
+        well_formed::<A>(key, value).map_err(|e| format!("does not read ({e})"))
+    }
+}
+
+/// The bucket width that the buckets' starts (µs) tell: the greatest
+/// common divisor of their distances, in whole seconds (`None`: fewer
+/// than two buckets, or no whole second).
+fn width_from_starts(starts: &[Micros]) -> Option<i64> {
+    fn gcd(a: u64, b: u64) -> u64 {
+        if b == 0 { a } else { gcd(b, a % b) }
+    }
+    let first = *starts.first()?;
+    let step = starts.iter().map(|s| s.abs_diff(first)).fold(0, gcd);
+    let micros = u64::try_from(crate::MICROS_PER_SEC).ok()?;
+    (step > 0 && step % micros == 0)
+        .then(|| i64::try_from(step / micros).ok())
+        .flatten()
 }
 
 /// Records we write with a checksum (the outbox's are plain JSON).

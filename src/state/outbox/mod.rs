@@ -416,3 +416,55 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
         Ok(())
     }
 }
+
+/// Whether an outbox record (of `kind`, at `key`) has its kind's layout
+/// and decodes as its type, `A` being the alert's: `state verify` and
+/// `repair` checked only our checksummed records, so a truncated alert or
+/// a cursor of the wrong length passed both, and the run then passed the
+/// alert over unsent or sent a sink everything again. The error says
+/// what is wrong; `Ok` for kinds that are not the outbox's.
+pub(in crate::state) fn record_layout<A: DeserializeOwned>(
+    kind: Kind,
+    key: &[u8],
+    value: &[u8],
+) -> Result<(), String> {
+    /// `tag + name + 0 + seq`: at least one byte of tag, the 0, 8 of seq.
+    fn entry_key(key: &[u8]) -> Result<(), String> {
+        match key.len().checked_sub(9).and_then(|at| key.get(at)) {
+            Some(0) if key.len() >= 10 => Ok(()),
+            _ => Err("its key is not a sink's name, a 0 and a sequence number".into()),
+        }
+    }
+    fn decodes<T: DeserializeOwned>(what: &str, value: &[u8]) -> Result<(), String> {
+        codec::decode_plain::<T>(what, value)
+            .map(drop)
+            .map_err(|e| match e {
+                StoreError::Corrupt { detail, .. } => format!("it is no {what} ({detail})"),
+                other => other.to_string(),
+            })
+    }
+    match kind {
+        Kind::Alert if key.len() != 9 => Err(format!(
+            "its key has {} bytes, not a tag and 8 of sequence number",
+            key.len()
+        )),
+        Kind::Alert => decodes::<A>("alert", value),
+        Kind::Cursor => match value {
+            [_, _, _, _, _, _, _, _] | [RETIRED, _, _, _, _, _, _, _, _] => Ok(()),
+            _ => Err(format!(
+                "a sink's cursor has {} bytes, not 8 (or a retired mark and 8)",
+                value.len()
+            )),
+        },
+        Kind::Retry => decodes::<RetryState>("retry state", value),
+        Kind::Dead => entry_key(key).and_then(|()| decodes::<DeadLetter<A>>("dead letter", value)),
+        Kind::Requeued => entry_key(key)
+            .and_then(|()| decodes::<letters::RequeuedRecord<A>>("re-queued alert", value)),
+        Kind::Aside => {
+            entry_key(key).and_then(|()| decodes::<SetAside<A>>("set-aside alert", value))
+        }
+        Kind::OpenAlert => decodes::<A>("open alert", value),
+        Kind::OpenSource => decodes::<OpenSource>("open source incident", value),
+        Kind::Bucket | Kind::Baseline | Kind::Meta | Kind::Pack => Ok(()),
+    }
+}
