@@ -270,6 +270,53 @@ fn a_db_that_is_not_a_store_is_refused_and_left_alone() {
     assert!(fresh.join("db").is_file());
 }
 
+/// A repair killed after its copy was committed (`DIR.repaired`) and the
+/// damaged store moved aside, before the copy was moved in: `verify`
+/// finishes the install and checks the repaired store (it said "not a
+/// state directory", and `run` made an empty store there). `reset` sets
+/// such a copy aside too, so the next open does not install it over the
+/// reset.
+#[test]
+fn a_repair_killed_midway_is_finished_and_a_reset_sets_its_copy_aside() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("state");
+    let repaired = tmp.path().join("state.repaired");
+    make_store(&repaired);
+    let state_cmd = |action: &str| {
+        bin(tmp.path())
+            .args(["state", action, "--state-dir"])
+            .arg(&state)
+            .output()
+            .expect("runs")
+    };
+    let verify = state_cmd("verify");
+    assert!(verify.status.success(), "{}", text(&verify.stderr));
+    assert!(
+        text(&verify.stdout).contains("OK, generation 1"),
+        "{}",
+        text(&verify.stdout)
+    );
+    assert!(!repaired.exists());
+    // Again, then a reset instead.
+    std::fs::rename(&state, &repaired).expect("as a crash left it");
+    std::fs::create_dir(&state).expect("an empty DIR");
+    let reset = state_cmd("reset");
+    assert!(reset.status.success(), "{}", text(&reset.stderr));
+    assert!(
+        text(&reset.stdout).contains("interrupted `state repair`"),
+        "{}",
+        text(&reset.stdout)
+    );
+    assert!(!repaired.exists());
+    assert_eq!(set_aside(&state).len(), 1, "the copy set aside");
+    let store = SledStore::open(&state).expect("opens");
+    assert_eq!(
+        store.checkpoint().expect("reads"),
+        None,
+        "reset: nothing installed"
+    );
+}
+
 /// A checkpoint whose checksum holds but whose layout is wrong: `verify`
 /// calls it damaged, `repair` drops it, and the store then verifies. Both
 /// passed it, and the next start failed.

@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::state::{
-    Checks, SledStore, StoreError, When, compact, compact_closed, hold_closed, seal_closed,
+    Checks, SledStore, StoreError, When, compact, compact_closed, hold_closed, repair, seal_closed,
 };
 
 #[derive(Debug, Args)]
@@ -78,6 +78,8 @@ pub fn run(args: StateArgs) -> anyhow::Result<ExitCode> {
 /// and `reset` moved it aside under the running process, which went on
 /// writing into the moved folder and left its seal in the new one.
 pub(super) fn closed_state(dir: &Path) -> anyhow::Result<&Path> {
+    // A repair interrupted midway may have left its store beside `dir`.
+    repair::finish_interrupted(dir)?;
     existing_state(dir)?;
     anyhow::ensure!(!crate::state::in_use(dir), "{}", in_use_message(dir));
     Ok(dir)
@@ -148,21 +150,6 @@ fn verify(dir: &Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `DIR.damaged-<unix time>` beside `dir`, or `…-<unix time>-N` when an
-/// earlier repair or reset took that name in the same second: an old state
-/// set aside is never overwritten.
-fn aside(dir: &Path) -> PathBuf {
-    let secs = crate::wall::now_us().div_euclid(crate::MICROS_PER_SEC);
-    let base = dir.file_name().unwrap_or_default().to_string_lossy();
-    let mut candidate = dir.with_file_name(format!("{base}.damaged-{secs}"));
-    let mut n = 1u32;
-    while candidate.exists() {
-        candidate = dir.with_file_name(format!("{base}.damaged-{secs}-{n}"));
-        n += 1;
-    }
-    candidate
-}
-
 fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
     let salvage = {
         let old = SledStore::open_with(dir, Checks::None).with_context(
@@ -171,10 +158,8 @@ fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
         old.salvage_of::<crate::alert::Alert>()
     };
     let (records, lost) = (&salvage.records, salvage.dropped.len());
-    let fresh = dir.with_file_name(format!(
-        "{}.repairing",
-        dir.file_name().unwrap_or_default().to_string_lossy()
-    ));
+    // Only ever an unfinished copy: a finished one is renamed at once.
+    let fresh = repair::repairing_path(dir);
     if fresh.exists() {
         std::fs::remove_dir_all(&fresh)
             .with_context(|| format!("cannot clear {}", fresh.display()))?;
@@ -188,10 +173,8 @@ fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
     let _ = seal_closed(&fresh);
     // Held across the moves, so no process opens the old store meanwhile.
     let _closed = hold_closed(dir).with_context(|| in_use_message(dir))?;
-    let old = aside(dir);
-    std::fs::rename(dir, &old).with_context(|| format!("cannot move {} aside", dir.display()))?;
-    std::fs::rename(&fresh, dir)
-        .with_context(|| format!("cannot move the repaired state to {}", dir.display()))?;
+    // A crash midway is finished by the next open (see `state::repair`).
+    let old = repair::install(dir, &fresh)?;
     // Each record dropped or rebuilt is named: a count alone hid that an
     // alert or the checkpoint was among them.
     for dropped in &salvage.dropped {
@@ -210,6 +193,19 @@ fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
 }
 
 fn reset(dir: &Path) -> anyhow::Result<ExitCode> {
+    // The copy of a repair whose install was interrupted: the next open
+    // would install it, undoing the reset. Set aside with the old state.
+    let repaired = repair::repaired_path(dir);
+    if repaired.exists() {
+        let unused = repair::aside(dir);
+        std::fs::rename(&repaired, &unused)
+            .with_context(|| format!("cannot move {} aside", repaired.display()))?;
+        println!(
+            "{}: the copy an interrupted `state repair` left is set aside in {}",
+            dir.display(),
+            unused.display()
+        );
+    }
     let empty = std::fs::read_dir(dir).map_or(true, |mut entries| entries.next().is_none());
     if empty {
         println!("{}: nothing to reset", dir.display());
@@ -218,7 +214,7 @@ fn reset(dir: &Path) -> anyhow::Result<ExitCode> {
     existing_state(dir)?;
     // Held across the move, so no process opens the store meanwhile.
     let closed = hold_closed(dir).with_context(|| in_use_message(dir))?;
-    let old = aside(dir);
+    let old = repair::aside(dir);
     std::fs::rename(dir, &old).with_context(|| format!("cannot move {} aside", dir.display()))?;
     drop(closed);
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;

@@ -357,9 +357,10 @@ fn store_files(dir: &Path, all: bool) -> Result<Vec<std::ffi::OsString>, StoreEr
     Ok(names.into_iter().map(|(_, name)| name).collect())
 }
 
-/// One step of an install: in tests, a crash may be simulated before it
+/// One step of an install (a compaction's, or a repair's:
+/// [`super::repair`]): in tests, a crash may be simulated before it
 /// ([`crash`]).
-fn step(op: impl FnOnce() -> std::io::Result<()>) -> std::io::Result<()> {
+pub(super) fn step(op: impl FnOnce() -> std::io::Result<()>) -> std::io::Result<()> {
     #[cfg(test)]
     if crash::now() {
         return Err(std::io::Error::other("simulated crash"));

@@ -14,6 +14,8 @@
 //!   ([`seal`]);
 //! - [`outbox`]: alerts waiting for delivery, each sink's place in them,
 //!   retries, dead letters;
+//! - [`repair`]: the store `state repair` built, installed so that a
+//!   crash midway never leaves the state directory without a store;
 //! - [`compact`]: a closed store copied afresh, its buckets packed into
 //!   large records, when sled's log has grown well past its records.
 //!
@@ -35,6 +37,7 @@ mod merged;
 mod migrate;
 pub mod outbox;
 pub mod records;
+pub mod repair;
 pub mod seal;
 pub mod store;
 
@@ -91,6 +94,17 @@ it is left as it is: choose another state directory, or move that `db` away",
     Foreign { path: PathBuf },
     #[error("cannot compact the state in {path}: cannot {step}: {source}")]
     Compact {
+        path: PathBuf,
+        step: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An install of a repaired store ([`repair`]) that cannot go on.
+    #[error(
+        "cannot install the repaired state at {path}: cannot {step}: {source}; the repaired copy is kept in its `.repaired` folder beside it",
+        path = path.display()
+    )]
+    Repair {
         path: PathBuf,
         step: &'static str,
         #[source]

@@ -132,6 +132,10 @@ impl SledStore {
     /// Opens the store, checking (with [`Checks::All`]) the seal, the
     /// generation and every record; see the module documentation.
     pub fn open_with(path: &Path, checks: Checks) -> Result<SledStore, StoreError> {
+        // Before the lock, which creates `DIR`: a repair interrupted
+        // between its renames leaves none, and an empty store was made
+        // there.
+        super::repair::finish_interrupted(path)?;
         let _lock = DirLock::acquire(path)?;
         // First: an install interrupted midway leaves `DIR` without the
         // files that [`ours`] looks for, the whole store being elsewhere.
