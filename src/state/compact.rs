@@ -170,24 +170,111 @@ fn build_copy(
         std::fs::remove_dir_all(&building)
             .map_err(|e| io_error(&building, "clear an old copy", e))?;
     }
-    let records_after = {
-        let mut fresh = SledStore::open(&building)?;
-        let written = copy_packed(&old, &mut fresh, bucket_bytes)?;
-        fresh.finish_restore()?;
-        written
-    };
+    check_room(dir, records_before)?;
+    let built = (|| -> Result<u64, StoreError> {
+        let records_after = {
+            let mut fresh = SledStore::open(&building)?;
+            let written = copy_packed(&old, &mut fresh, bucket_bytes)?;
+            step(|| Ok(())).map_err(|e| io_error(&building, "write the copy", e))?;
+            fresh.finish_restore()?;
+            written
+        };
+        // sled syncs its files, not the directories that name them.
+        if building.join("blobs").is_dir() {
+            sync_dir(&building.join("blobs"))?;
+        }
+        sync_dir(&building)?;
+        Ok(records_after)
+    })();
     drop(old);
-    // sled syncs its files, not the directories that name them.
-    if building.join("blobs").is_dir() {
-        sync_dir(&building.join("blobs"))?;
-    }
-    sync_dir(&building)?;
+    // A copy that failed (most likely the disk filled up) is removed at
+    // once: left until the next open, it held the disk at 0 bytes free.
+    let records_after = built.inspect_err(|e| {
+        tracing::warn!(error = %e, copy = %building.display(), "the compaction's copy failed; removing it");
+        if let Err(e) = std::fs::remove_dir_all(&building) {
+            tracing::warn!(error = %e, copy = %building.display(), "cannot remove the failed copy; the next open removes it");
+        }
+    })?;
     Ok(Some(Compaction {
         before,
         after: before,
         records_before,
         records_after,
     }))
+}
+
+/// sled's segment: the least a fresh store writes beyond its records.
+const SEGMENT_BYTES: u64 = 512 << 10;
+
+/// Refuses to start a copy of `records` bytes that the disk has no room
+/// for: about the records again (packing only shrinks the buckets) and a
+/// segment of sled's log. On a nearly full disk the copy failed with
+/// ENOSPC halfway, after taking the last free bytes.
+fn check_room(dir: &Path, records: u64) -> Result<(), StoreError> {
+    let need = records.saturating_add(2 * SEGMENT_BYTES);
+    let free = free_bytes(dir).map_err(|e| io_error(dir, "measure the free space", e))?;
+    if free < need {
+        return Err(io_error(
+            dir,
+            "find room for the copy",
+            std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                format!(
+                    "{free} bytes free, the copy needs about {need}; the store is left as it is"
+                ),
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Bytes free to an unprivileged writer on the file system of `dir`.
+#[cfg(unix)]
+fn free_bytes(dir: &Path) -> std::io::Result<u64> {
+    #[cfg(test)]
+    if let Some(free) = room::free() {
+        return Ok(free);
+    }
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a valid C string and `stat` a buffer of the
+    // struct `statvfs` fills; it is read only when the call succeeds.
+    let stat = unsafe {
+        if libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        stat.assume_init()
+    };
+    #[allow(clippy::useless_conversion)]
+    let (blocks, size) = (u64::from(stat.f_bavail), u64::from(stat.f_frsize));
+    Ok(blocks.saturating_mul(size))
+}
+
+/// Elsewhere the copy is tried, and removed if it fails.
+#[cfg(not(unix))]
+fn free_bytes(_dir: &Path) -> std::io::Result<u64> {
+    Ok(u64::MAX)
+}
+
+/// The free space the tests pretend a disk has.
+#[cfg(test)]
+pub(super) mod room {
+    use std::cell::Cell;
+
+    thread_local! {
+        static FREE: Cell<Option<u64>> = const { Cell::new(None) };
+    }
+
+    /// `Some`: [`super::free_bytes`] says this; `None`: the disk's own.
+    pub fn pretend(free: Option<u64>) {
+        FREE.with(|f| f.set(free));
+    }
+
+    pub(super) fn free() -> Option<u64> {
+        FREE.with(Cell::get)
+    }
 }
 
 /// The commit: the durable copy renamed `DIR/compacted`.
@@ -357,8 +444,7 @@ fn store_files(dir: &Path, all: bool) -> Result<Vec<std::ffi::OsString>, StoreEr
     Ok(names.into_iter().map(|(_, name)| name).collect())
 }
 
-/// One step of an install (a compaction's, or a repair's:
-/// [`super::repair`]): in tests, a crash may be simulated before it
+/// One step of an install (a compaction's, or a repair's: [`super::repair`]): in tests, a crash may be simulated before it
 /// ([`crash`]).
 pub(super) fn step(op: impl FnOnce() -> std::io::Result<()>) -> std::io::Result<()> {
     #[cfg(test)]

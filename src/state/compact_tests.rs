@@ -493,3 +493,49 @@ fn alerts_written_after_a_compaction_are_numbered_past_every_cursor() {
         "the sink reads it"
     );
 }
+
+/// A copy that fails while it is written (as on a full disk) is removed
+/// at once: it was left in `compacting/` until the next open, the disk
+/// at 0 bytes free meanwhile. The store is as it was.
+#[test]
+fn a_copy_that_fails_is_removed_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    written(dir.path(), 200);
+    let before = contents(dir.path());
+    crash::after(Some(0));
+    let compacted = compact_closed(dir.path(), When::Always);
+    crash::after(None);
+    let err = compacted.expect_err("the copy failed").to_string();
+    assert!(err.contains("write the copy"), "{err}");
+    assert!(
+        !dir.path().join(COMPACTING).exists(),
+        "the failed copy is gone"
+    );
+    assert_eq!(contents(dir.path()), before);
+}
+
+/// A disk without room for the copy: no copy is started, and the error
+/// says how much is free and needed (logged at a close, printed by
+/// `state compact`).
+#[test]
+fn no_copy_is_started_without_room_for_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    written(dir.path(), 200);
+    let before = contents(dir.path());
+    room::pretend(Some(100_000));
+    let compacted = compact_closed(dir.path(), When::Always);
+    room::pretend(None);
+    let err = compacted.expect_err("no room").to_string();
+    assert!(
+        err.contains("find room for the copy") && err.contains("100000 bytes free"),
+        "{err}"
+    );
+    assert!(!dir.path().join(COMPACTING).exists());
+    assert_eq!(contents(dir.path()), before);
+    // With room, it goes ahead.
+    assert!(
+        compact_closed(dir.path(), When::Always)
+            .expect("compacts")
+            .is_some()
+    );
+}
