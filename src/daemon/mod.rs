@@ -480,15 +480,20 @@ impl Running {
         };
         let stats = match result {
             Ok(Ok(stats)) => stats,
+            // Steps 3 and 4 as at a clean stop: the sinks' reports were
+            // discarded on a store failure (no "alerts left in the outbox"
+            // line), and a panic of the pipeline thread returned with the
+            // sinks and the status server still running.
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "the pipeline stopped");
-                let _ = self.delivery.stop(self.grace).await;
-                if let Some(server) = self.server {
-                    server.stop().await;
-                }
+                stop_outputs(self.delivery, self.server, self.grace).await;
                 return Err(e.into());
             }
-            Err(_) => return Err(DaemonError::Thread("the pipeline thread panicked".into())),
+            Err(_) => {
+                tracing::error!("the pipeline thread panicked");
+                stop_outputs(self.delivery, self.server, self.grace).await;
+                return Err(DaemonError::Thread("the pipeline thread panicked".into()));
+            }
         };
         let supervisor = self.supervisor.clone();
         self.finish(&stats).await;
@@ -505,14 +510,8 @@ impl Running {
 
     /// Steps 3 to 5: the sinks, the status server, the store compacted and sealed.
     async fn finish(self, stats: &Stats) {
-        // 3. The sinks get the grace period to deliver what is left; the
-        // rest stays in the outbox for the next start.
-        let (drained, reports) = self.delivery.stop(self.grace).await;
-        log_sinks(&reports, drained);
-        // 4. The status server goes next: it may hold the outbox for its API.
-        if let Some(server) = self.server {
-            server.stop().await;
-        }
+        // 3. and 4.
+        stop_outputs(self.delivery, self.server, self.grace).await;
         // 5. Every handle on the store is closed now (the telemetry's,
         // through the sinks' probe, too).
         self.telemetry.clear_sinks();
@@ -533,6 +532,18 @@ impl Running {
             malformed = stats.malformed,
             "stopped; state saved"
         );
+    }
+}
+
+/// Steps 3 and 4 of a stop, at a clean one and a failed one alike: the
+/// sinks get the grace period to deliver what is left (the rest stays in
+/// the outbox for the next start, each sink's count logged), then the
+/// status server stops: it may hold the outbox for its API.
+async fn stop_outputs(delivery: Delivery, server: Option<crate::http::Server>, grace: Duration) {
+    let (drained, reports) = delivery.stop(grace).await;
+    log_sinks(&reports, drained);
+    if let Some(server) = server {
+        server.stop().await;
     }
 }
 

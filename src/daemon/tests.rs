@@ -88,3 +88,66 @@ fn a_panicking_task_stops_the_daemon_in_order_with_a_failure() {
         "the state was saved and sealed, and opens again"
     );
 }
+
+/// A `Write` into a shared buffer, for capturing the log.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut bytes) = self.0.lock() {
+            bytes.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        self.0
+            .lock()
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default()
+    }
+}
+
+/// The pipeline ended by a store failure, or by its thread's panic: the
+/// stop logs each sink's report as a clean one does. The store failure's
+/// path discarded them (no "alerts left in the outbox" line), the panic's
+/// returned before it stopped the sinks or the status server.
+#[test]
+fn a_failed_pipeline_stops_the_sinks_and_logs_what_they_left() {
+    let store_failure: PipelineEnd = Ok(Err(PipelineError::Store(StoreError::Corrupt {
+        what: "test".into(),
+        detail: "on purpose".into(),
+    })));
+    let (sender, receiver) = tokio::sync::oneshot::channel::<Result<Stats, PipelineError>>();
+    drop(sender);
+    let panicked: PipelineEnd = runtime().block_on(receiver);
+    for (what, end) in [("store failure", store_failure), ("panic", panicked)] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let nowhere = SourceConfig::jetstream("nowhere", vec!["ws://127.0.0.1:1/subscribe".into()]);
+        let options = options(dir.path(), vec![nowhere]);
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let ended = {
+            // The stop runs on this thread (the runtime's `block_on`).
+            let _guard = tracing::subscriber::set_default(subscriber);
+            runtime().block_on(async {
+                let running = start(options).await.expect("starts");
+                tokio::time::timeout(Duration::from_secs(60), running.shutdown(Some(end))).await
+            })
+        };
+        assert!(matches!(ended, Ok(Err(_))), "{what}: {ended:?}");
+        let text = log.text();
+        assert!(text.contains("sink done"), "{what}: {text}");
+    }
+}
