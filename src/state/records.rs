@@ -266,9 +266,14 @@ pub fn readable(key: &[u8], body: super::codec::Body<'_>, format: u32) -> Result
 /// the checkpoint, and the outbox's, `A` being the alert type) has its
 /// kind's layout; see [`readable`] for the others. Our single records have
 /// fixed lengths: a bucket width of 3 bytes passed `state verify` and
-/// `repair` alike, and every start after stopped at it. The error says
-/// what is wrong.
-pub fn well_formed<A: serde::de::DeserializeOwned>(key: &[u8], value: &[u8]) -> Result<(), String> {
+/// `repair` alike, and every start after stopped at it. With `typed` the
+/// outbox's records are read as their types, else as JSON (see
+/// [`super::outbox::record_layout`]). The error says what is wrong.
+pub fn well_formed<A: serde::de::DeserializeOwned>(
+    key: &[u8],
+    value: &[u8],
+    typed: bool,
+) -> Result<(), String> {
     use super::keys::{self, Kind};
     let fixed = |what: &str, len: usize| {
         if value.len() == len {
@@ -291,7 +296,7 @@ pub fn well_formed<A: serde::de::DeserializeOwned>(key: &[u8], value: &[u8]) -> 
         }
         Some(Kind::Meta) if key == keys::CHECKPOINT || keys::is_checkpoint_piece(key) => Ok(()),
         Some(Kind::Meta) => Err("it is none of the single records this build knows".into()),
-        Some(kind) => super::outbox::record_layout::<A>(kind, key, value),
+        Some(kind) => super::outbox::record_layout::<A>(kind, key, value, typed),
         None => Ok(()),
     }
 }

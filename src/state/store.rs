@@ -222,19 +222,25 @@ impl SledStore {
     }
 
     /// Reads every record, checking our checksums and that each reads as
-    /// its kind (the outbox's alerts as well-formed JSON): the full
-    /// verification, done at every open. See [`Self::inventory_of`].
+    /// its kind (the outbox's as well-formed JSON: one of another
+    /// version's layout is passed over at run, as it always was): the
+    /// verification done at every open. See [`Self::inventory_of`].
     pub fn inventory(&self) -> Result<Inventory, StoreError> {
-        self.inventory_of::<serde_json::Value>()
+        self.inventory_with::<serde::de::IgnoredAny>(false)
     }
 
-    /// [`Self::inventory`] with the outbox's alerts read as `A` (`state
-    /// verify` passes the daemon's alert type, which `state` does not
-    /// know). Every record kind is checked for its layout, not only those
-    /// with a checksum: a meta record of the wrong length, a truncated
-    /// alert or a checkpoint piece without its first passed, and the next
-    /// run refused to start, passed the alert over, or started afresh.
+    /// [`Self::inventory`] with the outbox's records read as their types,
+    /// its alerts as `A` (`state verify` passes the daemon's alert type,
+    /// which `state` does not know).
     pub fn inventory_of<A: DeserializeOwned>(&self) -> Result<Inventory, StoreError> {
+        self.inventory_with::<A>(true)
+    }
+
+    /// Every record kind is checked for its layout, not only those with a
+    /// checksum: a meta record of the wrong length, a truncated alert or a
+    /// checkpoint piece without its first passed, and the next run refused
+    /// to start, passed the alert over, or started afresh.
+    fn inventory_with<A: DeserializeOwned>(&self, typed: bool) -> Result<Inventory, StoreError> {
         let mut inventory = Inventory {
             generation: self.generation,
             ..Inventory::default()
@@ -265,7 +271,7 @@ impl SledStore {
             } else {
                 value
             };
-            record_damage::<A>(&key, &value, self.format)
+            record_damage::<A>(&key, &value, self.format, typed)
                 .map_err(|e| damaged(format!("record {} {e}", keys::describe(&key))))?;
             match Kind::of(&key) {
                 Some(Kind::Bucket) if key.len() == 9 => inventory.buckets += 1,
@@ -345,7 +351,7 @@ impl SledStore {
                 .is_some_and(|body| readable(keys::CHECKPOINT, body, self.format).is_ok())
         });
         let mut starts = Vec::new();
-        let mut width_dropped = false;
+        let (mut width_dropped, mut checkpoint_dropped) = (false, false);
         for entry in self.every_record() {
             let Ok((mut key, value)) = entry else {
                 salvage.dropped.push("a record sled cannot read".to_owned());
@@ -362,10 +368,11 @@ impl SledStore {
                     "is part of a checkpoint that does not read whole (missing, damaged or orphaned pieces)".to_owned()
                 })
             } else {
-                record_damage::<A>(&key, &value, self.format).err()
+                record_damage::<A>(&key, &value, self.format, true).err()
             };
             if let Some(why) = damage {
                 width_dropped |= key.as_ref() == keys::BUCKET_SECS;
+                checkpoint_dropped |= in_pieces || key.as_ref() == keys::CHECKPOINT;
                 salvage
                     .dropped
                     .push(format!("{} {why}", keys::describe(&key)));
@@ -375,6 +382,15 @@ impl SledStore {
                 starts.extend(keys::time_of(&key));
             }
             salvage.records.push((key, value));
+        }
+        if checkpoint_dropped {
+            // What losing it means, said once (not with every piece).
+            salvage.rebuilt.push(
+                "the checkpoint is not kept: the next run starts without the sources' cursors, \
+the de-duplication keys and the detector's state (a replay counts its files again, and may send \
+their alerts again)"
+                    .to_owned(),
+            );
         }
         if width_dropped {
             match width_from_starts(&starts) {
@@ -570,12 +586,17 @@ fn is_lock_held(e: &std::io::Error) -> bool {
 /// What is wrong with a record (not a checkpoint piece: those are read
 /// whole at the first), as "fails its checksum" or "does not read (why)";
 /// `Ok` when it is sound.
-fn record_damage<A: DeserializeOwned>(key: &[u8], value: &[u8], format: u32) -> Result<(), String> {
+fn record_damage<A: DeserializeOwned>(
+    key: &[u8],
+    value: &[u8],
+    format: u32,
+    typed: bool,
+) -> Result<(), String> {
     if checksummed(key) {
         let body = codec::open(value).ok_or_else(|| "fails its checksum".to_owned())?;
         readable(key, body, format).map_err(|e| format!("does not read ({e})"))
     } else {
-        well_formed::<A>(key, value).map_err(|e| format!("does not read ({e})"))
+        well_formed::<A>(key, value, typed).map_err(|e| format!("does not read ({e})"))
     }
 }
 

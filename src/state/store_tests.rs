@@ -1152,7 +1152,13 @@ fn every_record_kind_is_checked_for_its_layout_and_repair_drops_what_is_not() {
         );
         raw_store(dir.path(), vec![(key.clone(), value)]);
         let name = keys::describe(&key);
+        if what == "dead letter" {
+            // JSON of another layout: passed over at run, listed, as it
+            // always was (a downgrade's); `state verify` reads the type.
+            assert!(SledStore::open(dir.path()).is_ok(), "{what}: opens");
+        }
         let err = SledStore::open(dir.path())
+            .and_then(|store| store.inventory_of::<Alert>())
             .err()
             .unwrap_or_else(|| panic!("{what}: must be damage"))
             .to_string();
@@ -1219,6 +1225,14 @@ fn a_checkpoint_piece_without_the_first_is_damage() {
         .salvage_of::<Alert>();
     assert!(!salvage.dropped.is_empty());
     assert!(
+        salvage
+            .rebuilt
+            .iter()
+            .any(|note| note.contains("checkpoint is not kept")),
+        "{:?}",
+        salvage.rebuilt
+    );
+    assert!(
         !salvage
             .records
             .iter()
@@ -1228,8 +1242,9 @@ fn a_checkpoint_piece_without_the_first_is_damage() {
 }
 
 /// An alert record a build of this alert type would not read (JSON, not
-/// an alert) passes the open's check of well-formed JSON but not `state
-/// verify`'s, which reads it as the daemon's alert type.
+/// an alert) passes the open's check of well-formed JSON (at run it is
+/// passed over, named) but not `state verify`'s, which reads it as the
+/// daemon's alert type. A truncated one is not JSON: the open refuses it.
 #[test]
 fn verify_reads_outbox_alerts_as_the_alert_type() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -1247,4 +1262,14 @@ fn verify_reads_outbox_alerts_as_the_alert_type() {
         err.contains("outbox alert 1") && err.contains("is no alert"),
         "{err}"
     );
+    drop(store);
+    raw_store(
+        dir.path(),
+        vec![(keys::alert(1).to_vec(), b"{\"id\":".to_vec())],
+    );
+    let err = SledStore::open(dir.path())
+        .err()
+        .expect("truncated")
+        .to_string();
+    assert!(err.contains("outbox alert 1"), "{err}");
 }

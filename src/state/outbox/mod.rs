@@ -418,15 +418,20 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
 }
 
 /// Whether an outbox record (of `kind`, at `key`) has its kind's layout
-/// and decodes as its type, `A` being the alert's: `state verify` and
-/// `repair` checked only our checksummed records, so a truncated alert or
-/// a cursor of the wrong length passed both, and the run then passed the
-/// alert over unsent or sent a sink everything again. The error says
-/// what is wrong; `Ok` for kinds that are not the outbox's.
+/// and decodes as its type (`typed`, `A` being the alert's), or at least
+/// as JSON: `state verify` and `repair` checked only our checksummed
+/// records, so a truncated alert or a cursor of the wrong length passed
+/// both, and the run then passed the alert over unsent or sent a sink
+/// everything again. Every open checks the JSON only: a record of another
+/// version's layout is passed over at run, listed, as it always was (see
+/// [`StoreError::UnreadableAlert`], [`UnreadableLetter`]); `state verify`
+/// and `repair` read each as its type. The error says what is wrong; `Ok`
+/// for kinds that are not the outbox's.
 pub(in crate::state) fn record_layout<A: DeserializeOwned>(
     kind: Kind,
     key: &[u8],
     value: &[u8],
+    typed: bool,
 ) -> Result<(), String> {
     /// `tag + name + 0 + seq`: at least one byte of tag, the 0, 8 of seq.
     fn entry_key(key: &[u8]) -> Result<(), String> {
@@ -435,20 +440,26 @@ pub(in crate::state) fn record_layout<A: DeserializeOwned>(
             _ => Err("its key is not a sink's name, a 0 and a sequence number".into()),
         }
     }
-    fn decodes<T: DeserializeOwned>(what: &str, value: &[u8]) -> Result<(), String> {
-        codec::decode_plain::<T>(what, value)
-            .map(drop)
-            .map_err(|e| match e {
-                StoreError::Corrupt { detail, .. } => format!("it is no {what} ({detail})"),
-                other => other.to_string(),
-            })
+    let decodes = |what: &str, typed_read: fn(&[u8]) -> Result<(), StoreError>| {
+        let read = if typed {
+            typed_read(value)
+        } else {
+            codec::decode_plain::<serde::de::IgnoredAny>(what, value).map(drop)
+        };
+        read.map_err(|e| match e {
+            StoreError::Corrupt { detail, .. } => format!("it is no {what} ({detail})"),
+            other => other.to_string(),
+        })
+    };
+    fn read<T: DeserializeOwned>(value: &[u8]) -> Result<(), StoreError> {
+        codec::decode_plain::<T>("record", value).map(drop)
     }
     match kind {
         Kind::Alert if key.len() != 9 => Err(format!(
             "its key has {} bytes, not a tag and 8 of sequence number",
             key.len()
         )),
-        Kind::Alert => decodes::<A>("alert", value),
+        Kind::Alert => decodes("alert", read::<A>),
         Kind::Cursor => match value {
             [_, _, _, _, _, _, _, _] | [RETIRED, _, _, _, _, _, _, _, _] => Ok(()),
             _ => Err(format!(
@@ -456,15 +467,15 @@ pub(in crate::state) fn record_layout<A: DeserializeOwned>(
                 value.len()
             )),
         },
-        Kind::Retry => decodes::<RetryState>("retry state", value),
-        Kind::Dead => entry_key(key).and_then(|()| decodes::<DeadLetter<A>>("dead letter", value)),
+        Kind::Retry => decodes("retry state", read::<RetryState>),
+        Kind::Dead => entry_key(key).and_then(|()| decodes("dead letter", read::<DeadLetter<A>>)),
         Kind::Requeued => entry_key(key)
-            .and_then(|()| decodes::<letters::RequeuedRecord<A>>("re-queued alert", value)),
+            .and_then(|()| decodes("re-queued alert", read::<letters::RequeuedRecord<A>>)),
         Kind::Aside => {
-            entry_key(key).and_then(|()| decodes::<SetAside<A>>("set-aside alert", value))
+            entry_key(key).and_then(|()| decodes("set-aside alert", read::<SetAside<A>>))
         }
-        Kind::OpenAlert => decodes::<A>("open alert", value),
-        Kind::OpenSource => decodes::<OpenSource>("open source incident", value),
+        Kind::OpenAlert => decodes("open alert", read::<A>),
+        Kind::OpenSource => decodes("open source incident", read::<OpenSource>),
         Kind::Bucket | Kind::Baseline | Kind::Meta | Kind::Pack => Ok(()),
     }
 }
