@@ -194,17 +194,19 @@ fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
 
 fn reset(dir: &Path) -> anyhow::Result<ExitCode> {
     // The copy of a repair whose install was interrupted: the next open
-    // would install it, undoing the reset. Set aside with the old state.
-    let repaired = repair::repaired_path(dir);
-    if repaired.exists() {
-        let unused = repair::aside(dir);
-        std::fs::rename(&repaired, &unused)
-            .with_context(|| format!("cannot move {} aside", repaired.display()))?;
-        println!(
-            "{}: the copy an interrupted `state repair` left is set aside in {}",
-            dir.display(),
-            unused.display()
-        );
+    // would install it (or refuse, beside an empty `DIR`), undoing the
+    // reset. Set aside with the old state.
+    for copy in [repair::repaired_path(dir), repair::repairing_path(dir)] {
+        if copy.exists() {
+            let unused = repair::aside(dir);
+            std::fs::rename(&copy, &unused)
+                .with_context(|| format!("cannot move {} aside", copy.display()))?;
+            println!(
+                "{}: the copy an interrupted `state repair` left is set aside in {}",
+                dir.display(),
+                unused.display()
+            );
+        }
     }
     let empty = std::fs::read_dir(dir).map_or(true, |mut entries| entries.next().is_none());
     if empty {

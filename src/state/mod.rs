@@ -110,6 +110,16 @@ it is left as it is: choose another state directory, or move that `db` away",
         #[source]
         source: std::io::Error,
     },
+    /// A state directory without a store beside the copy of a repair an
+    /// earlier version was interrupted in ([`repair::finish_interrupted`]).
+    #[error(
+        "{path} holds no state, but {copy} beside it does: a `state repair` was interrupted. \
+If the damaged state was already moved aside (a `.damaged-<unix time>` folder beside it), move {copy} to {path}; \
+else move {copy} away and run `outagewatch state repair` on the state aside. Nothing was changed",
+        path = path.display(),
+        copy = copy.display()
+    )]
+    RepairUnfinished { path: PathBuf, copy: PathBuf },
     #[error("cannot write the seal file in {path}: {source}")]
     Seal {
         path: PathBuf,

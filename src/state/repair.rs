@@ -73,9 +73,22 @@ pub fn install(dir: &Path, fresh: &Path) -> Result<PathBuf, StoreError> {
 /// Returns where the damaged store was moved, when this moved it.
 /// Refuses a `dir` that holds files but no store: what they are is not
 /// known, so neither is moved.
+///
+/// A `DIR` without a store beside a `DIR.repairing` that holds one is
+/// refused too: an earlier version renamed that copy into `DIR`
+/// uncommitted, so it may be whole (killed between its renames) or not
+/// (killed while it was built, then `DIR` emptied); only the operator can
+/// tell, and a start there made an empty store in silence.
 pub fn finish_interrupted(dir: &Path) -> Result<Option<PathBuf>, StoreError> {
     let repaired = repaired_path(dir);
     if !repaired.join("db").is_file() {
+        let repairing = repairing_path(dir);
+        if repairing.join("db").is_file() && no_store(dir) {
+            return Err(StoreError::RepairUnfinished {
+                path: dir.to_path_buf(),
+                copy: repairing,
+            });
+        }
         return Ok(None);
     }
     let mut moved = None;
@@ -103,6 +116,11 @@ pub fn finish_interrupted(dir: &Path) -> Result<Option<PathBuf>, StoreError> {
         "finished installing the state `state repair` built (the repair was interrupted)"
     );
     Ok(moved)
+}
+
+/// Whether `dir` is missing or empty.
+fn no_store(dir: &Path) -> bool {
+    std::fs::read_dir(dir).map_or(true, |mut entries| entries.next().is_none())
 }
 
 fn sync_parent(dir: &Path) -> Result<(), StoreError> {
@@ -200,6 +218,30 @@ mod tests {
             assert_eq!(set_aside.len(), 1, "the damaged store set aside once");
             assert_eq!(closed_through(&set_aside[0].path()), Some(1));
         }
+    }
+
+    /// What an earlier version's repair left when killed between its
+    /// renames: no `DIR`, its copy in `DIR.repairing`. The open refuses,
+    /// naming both, instead of making an empty store.
+    #[test]
+    fn an_earlier_version_s_interrupted_repair_is_refused_not_emptied() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("state");
+        store(&repairing_path(&dir), 2);
+        for _ in 0..2 {
+            let err = SledStore::open(&dir).err().expect("refused").to_string();
+            assert!(
+                err.contains("state.repairing") && err.contains("interrupted"),
+                "{err}"
+            );
+            assert!(!dir.join("db").exists(), "no store made");
+            // An empty `DIR` (as `reset` leaves) is no different.
+            std::fs::create_dir_all(&dir).expect("mkdir");
+        }
+        // Moved in by hand, as the message says, it opens.
+        std::fs::remove_dir(&dir).expect("rmdir");
+        std::fs::rename(repairing_path(&dir), &dir).expect("move in");
+        assert_eq!(closed_through(&dir), Some(2));
     }
 
     /// Files that are no store where the repaired one goes are left alone,
