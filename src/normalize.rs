@@ -2,7 +2,11 @@
 //!
 //! Matching runs on text that is NFKC-normalized (so full-width `ＤＯＷＮ`,
 //! ligatures and compatibility forms read as their plain letters), lower-cased
-//! and with runs of white space collapsed to one space. Three more folds
+//! and with runs of white space collapsed to one space, or to one line
+//! break `\n` when the run holds one (a line break ends a sentence for the
+//! matcher: "twitter is down\nhad a great time yesterday" is two
+//! sentences, and the second one's "yesterday" says nothing of the first).
+//! More folds
 //! undo what people and spammers do to words, so the phrase lists need no
 //! variants:
 //! - elongations: a letter repeated three or more times counts once
@@ -15,6 +19,10 @@
 //! - apostrophes: the characters written for `'` (the typographic `’`, the
 //!   modifier letter `ʼ`, primes, the acute accent) are `'`, so "isn’t" is
 //!   "isn't";
+//! - small capitals: the Latin letters small capital (`ᴛᴡɪᴛᴛᴇʀ ɪs ᴅᴏᴡɴ`),
+//!   which NFKC leaves alone, are their ASCII letters, in every word (a
+//!   word wholly in small capitals has no Latin letter for the look-alike
+//!   fold to go by);
 //! - look-alikes: in a word that mixes Latin letters with letters of another
 //!   script (`twіtter` with a Cyrillic `і`), each non-Latin letter whose
 //!   Unicode confusable skeleton (UTS #39, the `unicode-security` crate) is
@@ -75,7 +83,9 @@ pub fn normalize(mut raw: RawPost) -> Post {
     {
         raw.text.truncate(cut);
     }
-    let text = normalize_text(&raw.text);
+    // NFKC can make a character many (U+FDFA is 18): the normalized text is
+    // bounded too, or 2,000 characters read became 66 KB matched.
+    let text = normalize_bounded(&raw.text, MAX_TEXT_CHARS);
     let mut hashtags: Vec<String> = Vec::new();
     let from_text = hashtags_in(&text).map(str::to_owned);
     let from_metadata = raw
@@ -131,8 +141,16 @@ fn push_unique(list: &mut Vec<String>, item: String) {
 /// dropped; apostrophes, elongations, zalgo marks and mixed-script
 /// look-alikes folded (see the module docs).
 pub fn normalize_text(text: &str) -> String {
+    normalize_bounded(text, usize::MAX)
+}
+
+/// [`normalize_text`], stopped after `max_chars` characters of output (at
+/// a character boundary): what a post's text becomes. The bound is on the
+/// output because NFKC lengthens (`\u{FDFA}` is 18 characters), and
+/// stopping there spares folding the rest.
+pub fn normalize_bounded(text: &str, max_chars: usize) -> String {
     if text.is_ascii() {
-        return collapsed_ascii(text);
+        return collapsed_ascii(text, max_chars);
     }
     let mut out = String::with_capacity(text.len());
     // Before NFKC, which would split an acute accent `´` into a space and a
@@ -143,9 +161,14 @@ pub fn normalize_text(text: &str) -> String {
         .filter(|&c| !is_ignorable(c))
         .map(fold_apostrophe);
     if is_nfkc_quick(chars.clone()) == IsNormalized::Yes {
-        push_collapsed(&mut out, chars.flat_map(char::to_lowercase));
+        let lower = chars.flat_map(char::to_lowercase).map(fold_small_capital);
+        push_collapsed(&mut out, lower, max_chars);
     } else {
-        push_collapsed(&mut out, chars.nfkc().flat_map(char::to_lowercase));
+        let lower = chars
+            .nfkc()
+            .flat_map(char::to_lowercase)
+            .map(fold_small_capital);
+        push_collapsed(&mut out, lower, max_chars);
     }
     // Only letters of the scripts that pass for Latin can be folded: most
     // non-ASCII posts (accents, emoji, CJK) have none and skip the word scan.
@@ -155,20 +178,42 @@ pub fn normalize_text(text: &str) -> String {
     out
 }
 
-fn push_collapsed(out: &mut String, chars: impl Iterator<Item = char>) {
-    let mut pending_space = false;
+/// Whether `c` breaks a line: a run of white space holding one becomes
+/// `\n`, which ends a sentence (see the module docs).
+fn is_line_break(c: char) -> bool {
+    matches!(
+        c,
+        '\n' | '\r' | '\u{0B}' | '\u{0C}' | '\u{85}' | '\u{2028}' | '\u{2029}'
+    )
+}
+
+/// The characters pushed onto `out`, white space collapsed and elongations
+/// folded, until `max_chars` characters are there.
+fn push_collapsed(out: &mut String, chars: impl Iterator<Item = char>, max_chars: usize) {
+    let mut pushed = 0usize;
+    // Pending white space: none, a space, or a line break.
+    let mut pending: Option<char> = None;
     // The last letter pushed and how many times in a row.
     let mut run: (char, u8) = ('\0', 0);
     for c in chars {
         if c.is_whitespace() || is_zalgo_mark(c) {
-            pending_space |= c.is_whitespace();
+            if is_line_break(c) {
+                pending = Some('\n');
+            } else if c.is_whitespace() {
+                pending.get_or_insert(' ');
+            }
             continue;
         }
-        if pending_space && !out.is_empty() {
-            out.push(' ');
-            run = (' ', 1);
+        if let Some(space) = pending.take()
+            && !out.is_empty()
+        {
+            if pushed >= max_chars.saturating_sub(1) {
+                break;
+            }
+            out.push(space);
+            pushed += 1;
+            run = (space, 1);
         }
-        pending_space = false;
         if c == run.0 {
             run.1 = run.1.saturating_add(1);
         } else {
@@ -179,10 +224,15 @@ fn push_collapsed(out: &mut String, chars: impl Iterator<Item = char>) {
         if run.1 >= 3 && c.is_alphabetic() {
             if run.1 == 3 {
                 out.pop();
+                pushed -= 1;
             }
             continue;
         }
+        if pushed >= max_chars {
+            break;
+        }
         out.push(c);
+        pushed += 1;
     }
 }
 
@@ -191,21 +241,29 @@ fn push_collapsed(out: &mut String, chars: impl Iterator<Item = char>) {
 /// invisible characters or look-alikes, so only lower case, white space and
 /// elongations remain. The same rules as the general path (a property test
 /// compares them); this one runs on nearly every post.
-fn collapsed_ascii(text: &str) -> String {
-    let mut out: Vec<u8> = Vec::with_capacity(text.len());
-    let mut pending_space = false;
+fn collapsed_ascii(text: &str, max_chars: usize) -> String {
+    let mut out: Vec<u8> = Vec::with_capacity(text.len().min(max_chars));
+    let mut pending: Option<u8> = None;
     let mut run: (u8, u8) = (0, 0);
     for &b in text.as_bytes() {
         if char::from(b).is_whitespace() {
-            pending_space = true;
+            if is_line_break(char::from(b)) {
+                pending = Some(b'\n');
+            } else {
+                pending.get_or_insert(b' ');
+            }
             continue;
         }
         let b = b.to_ascii_lowercase();
-        if pending_space && !out.is_empty() {
-            out.push(b' ');
-            run = (b' ', 1);
+        if let Some(space) = pending.take()
+            && !out.is_empty()
+        {
+            if out.len() >= max_chars.saturating_sub(1) {
+                break;
+            }
+            out.push(space);
+            run = (space, 1);
         }
-        pending_space = false;
         run = if b == run.0 {
             (b, run.1.saturating_add(1))
         } else {
@@ -216,6 +274,9 @@ fn collapsed_ascii(text: &str) -> String {
                 out.pop();
             }
             continue;
+        }
+        if out.len() >= max_chars {
+            break;
         }
         out.push(b);
     }
@@ -251,6 +312,43 @@ fn fold_apostrophe(c: char) -> char {
         | '\u{A78C}' // ꞌ Latin small letter saltillo
         | '\u{FF07}' // ＇ full-width apostrophe
         => '\'',
+        _ => c,
+    }
+}
+
+/// The Latin letters small capital (`ᴛᴡɪᴛᴛᴇʀ`, the "small caps" fonts of
+/// text generators) as their ASCII letters: NFKC leaves them alone, and the
+/// look-alike fold only reads words that also hold an ASCII letter, so
+/// `ᴛᴡɪᴛᴛᴇʀ ɪs ᴅᴏᴡɴ` matched nothing. Only the plain letters A to Z (by
+/// their Unicode names, LATIN LETTER SMALL CAPITAL A…Z; there is none for
+/// X), not the barred, turned or reversed ones, which are phonetic symbols.
+fn fold_small_capital(c: char) -> char {
+    match c {
+        '\u{1D00}' => 'a',
+        '\u{0299}' => 'b',
+        '\u{1D04}' => 'c',
+        '\u{1D05}' => 'd',
+        '\u{1D07}' => 'e',
+        '\u{A730}' => 'f',
+        '\u{0262}' => 'g',
+        '\u{029C}' => 'h',
+        '\u{026A}' => 'i',
+        '\u{1D0A}' => 'j',
+        '\u{1D0B}' => 'k',
+        '\u{029F}' => 'l',
+        '\u{1D0D}' => 'm',
+        '\u{0274}' => 'n',
+        '\u{1D0F}' => 'o',
+        '\u{1D18}' => 'p',
+        '\u{A7AF}' => 'q',
+        '\u{0280}' => 'r',
+        '\u{A731}' => 's',
+        '\u{1D1B}' => 't',
+        '\u{1D1C}' => 'u',
+        '\u{1D20}' => 'v',
+        '\u{1D21}' => 'w',
+        '\u{028F}' => 'y',
+        '\u{1D22}' => 'z',
         _ => c,
     }
 }
@@ -398,8 +496,8 @@ mod tests {
         #[test]
         fn the_ascii_path_folds_like_the_general_one(text in "[ -~\t\n\r\x0b\x0c]{0,60}") {
             let mut general = String::new();
-            push_collapsed(&mut general, text.chars().map(|c| c.to_ascii_lowercase()));
-            proptest::prop_assert_eq!(collapsed_ascii(&text), general);
+            push_collapsed(&mut general, text.chars().map(|c| c.to_ascii_lowercase()), usize::MAX);
+            proptest::prop_assert_eq!(collapsed_ascii(&text, usize::MAX), general);
         }
 
         /// Nothing the matcher reads is a character that shows nothing.
@@ -422,8 +520,8 @@ mod tests {
         #[test]
         fn elongated_ascii_folds_like_the_general_path(text in "([aAnN ]{1,4}|[xo!]{3,6}){0,12}") {
             let mut general = String::new();
-            push_collapsed(&mut general, text.chars().map(|c| c.to_ascii_lowercase()));
-            proptest::prop_assert_eq!(collapsed_ascii(&text), general);
+            push_collapsed(&mut general, text.chars().map(|c| c.to_ascii_lowercase()), usize::MAX);
+            proptest::prop_assert_eq!(collapsed_ascii(&text, usize::MAX), general);
         }
     }
 
@@ -431,7 +529,13 @@ mod tests {
     fn text_normalization_table() {
         let cases = [
             ("Is Twitter DOWN?", "is twitter down?"),
-            ("  lots \t of\n\nspace  ", "lots of space"),
+            // A run of white space is one space, or one line break when it
+            // holds one (a line break ends a sentence).
+            ("  lots \t of\n\nspace  ", "lots of\nspace"),
+            ("Twitter is down \r\n had fun", "twitter is down\nhad fun"),
+            ("a\u{2028}b\u{0B}c \u{3000}d", "a\nb\nc d"),
+            ("\n\nx\n\n", "x"),
+            ("ｄｏｗｎ\u{3000}\nｎｏｗ", "down\nnow"),
             ("ＤＯＷＮ　ｎｏｗ", "down now"),
             ("ｲﾝｽﾀ落ちてる", "インスタ落ちてる"),
             ("ﬁle ﬂow", "file flow"),
@@ -457,6 +561,12 @@ mod tests {
             ("não carrega", "não carrega"),
             ("na\u{0303}o", "não"),
             ("ダウン", "ダウン"),
+            // Small capitals are their ASCII letters, in any word.
+            ("ᴛᴡɪᴛᴛᴇʀ ɪs ᴅᴏᴡɴ", "twitter is down"),
+            ("twitter is ᴅᴏᴡɴ", "twitter is down"),
+            ("ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘꞯʀꜱᴛᴜᴠᴡxʏᴢ", "abcdefghijklmnopqrstuvwxyz"),
+            // Not the phonetic letters beside them (turned, reversed, barred).
+            ("ᴚᴎᴃ", "ᴚᴎᴃ"),
             // Look-alike letters inside Latin words fold to Latin.
             ("tw\u{0456}tter \u{0456}s d\u{043E}wn", "twitter is down"),
             // Bidirectional controls show nothing and split no word.
@@ -567,6 +677,32 @@ mod tests {
             langs,
             tags,
         })
+    }
+
+    /// The normalized text is bounded too: NFKC makes one U+FDFA 18
+    /// characters, so 2,000 of them were 66 KB for the matcher. Cut at a
+    /// character, without a trailing space.
+    #[test]
+    fn the_normalized_text_is_bounded() {
+        let post = |text: String| normalize(RawPost::typed(text, Vec::new()));
+        let long = "\u{FDFA}".repeat(MAX_TEXT_CHARS);
+        let read = post(long);
+        assert_eq!(read.text.chars().count(), MAX_TEXT_CHARS);
+        // Three-byte letters that NFKC lengthens, then a cut at a space.
+        let ligatures = "ｱ\u{3300} ".repeat(MAX_TEXT_CHARS / 3);
+        let read = post(ligatures);
+        assert!(read.text.chars().count() <= MAX_TEXT_CHARS);
+        assert!(
+            !read.text.ends_with(' '),
+            "{:?}",
+            &read.text[read.text.len() - 8..]
+        );
+        assert_eq!(normalize_bounded("ab  cd", 3), "ab");
+        assert_eq!(normalize_bounded("ab  cd", 4), "ab c");
+        assert_eq!(normalize_bounded("ａｂ\n\nｃｄ", 4), "ab\nc");
+        assert_eq!(normalize_bounded("ａｂ\n\nｃｄ", 3), "ab");
+        assert_eq!(normalize_bounded("downnnnn x", 5), "down");
+        assert_eq!(normalize_bounded("ｄｏｗｎｎｎｎ ｘ", 5), "down");
     }
 
     /// A post's text is read up to `MAX_TEXT_CHARS` characters.

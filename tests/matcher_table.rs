@@ -400,6 +400,22 @@ const CASES: &[(&str, Expect)] = &[
         "d\u{0336}i\u{0336}s\u{0336}c\u{0336}o\u{0336}r\u{0336}d\u{0336} is down",
         "discord"
     ),
+    // A line break ends a sentence: context on another line says nothing
+    // of the report (it cancelled it as past, local or market).
+    report!(
+        "Twitter is down\nhad a great time at the beach yesterday",
+        "twitter"
+    ),
+    report!("discord is down\nmy laptop is fine tho", "discord"),
+    report!("Gmail is not working\nAmazon stock hits record", "gmail"),
+    report!("Twitter is down\r\n\r\nugh", "twitter"),
+    // ...and on the same line it still does.
+    not!("Twitter was down yesterday\nhad a great time"),
+    not!("netflix stock is down 5%\nbuying more"),
+    // Small capitals are their letters.
+    report!("ᴛᴡɪᴛᴛᴇʀ ɪs ᴅᴏᴡɴ", "twitter"),
+    report!("twitter is ᴅᴏᴡɴ", "twitter"),
+    report!("ɪɴsᴛᴀɢʀᴀᴍ ɴᴏᴛ ʟᴏᴀᴅɪɴɢ", "instagram"),
 ];
 
 #[test]

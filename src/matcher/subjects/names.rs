@@ -176,8 +176,9 @@ impl Decision<'_> {
         // The spans are in order: those ending by `at` are a prefix.
         let before = words.spans.partition_point(|&(_, e)| e <= at);
         for &(s, e) in words.spans[..before].iter().rev() {
-            let between = self.text[e..edge].trim();
-            let joined = between.is_empty() || between == "'s";
+            // A line break ends the run: a name is written on one line.
+            let between = &self.text[e..edge];
+            let joined = !between.contains('\n') && matches!(between.trim(), "" | "'s");
             if !joined || run.map_or(0, |(rs, re)| self.text[rs..re].split(' ').count()) >= 4 {
                 break;
             }
@@ -200,7 +201,11 @@ impl Decision<'_> {
         let mut edge = at;
         let from = words.spans.partition_point(|&(s, _)| s < at);
         for &(s, e) in &words.spans[from..] {
-            if !self.text[edge..s].trim().is_empty() || !self.is_name_word(words, s, e, strict) {
+            let between = &self.text[edge..s];
+            if !between.trim().is_empty()
+                || between.contains('\n')
+                || !self.is_name_word(words, s, e, strict)
+            {
                 break;
             }
             run = Some((run.map_or(s, |(rs, _)| rs), e));
@@ -241,7 +246,7 @@ impl Decision<'_> {
 
     fn follows_article(&self, start: usize) -> bool {
         let before = self.text[..start].trim_end();
-        let article = before.rsplit(' ').next().unwrap_or("");
+        let article = before.rsplit(char::is_whitespace).next().unwrap_or("");
         ARTICLES.contains(&article)
     }
 }
