@@ -416,6 +416,17 @@ const CASES: &[(&str, Expect)] = &[
     report!("ᴛᴡɪᴛᴛᴇʀ ɪs ᴅᴏᴡɴ", "twitter"),
     report!("twitter is ᴅᴏᴡɴ", "twitter"),
     report!("ɪɴsᴛᴀɢʀᴀᴍ ɴᴏᴛ ʟᴏᴀᴅɪɴɢ", "instagram"),
+    // An outage hashtag with a number or a tail word after it.
+    report!("#TwitterDown2024", "twitter"),
+    report!("#twitterdown2", "twitter"),
+    report!("#TwitterDownAgain", "twitter"),
+    report!("#InstagramOutageToday", "instagram"),
+    report!("#BlipfmDown2024", "blipfm"),
+    not!("#Twitter2024"),
+    not!("#Lockdown2020"),
+    not!("#Markdown2"),
+    not!("#Countdown2024"),
+    not!("#blipfmdown2024"),
 ];
 
 #[test]

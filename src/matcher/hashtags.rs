@@ -63,26 +63,76 @@ struct Split<'t> {
     suffix: Option<&'t HashtagAffix>,
 }
 
-/// A tag that is a service's name plus an outage affix, or `None`. One
-/// word that means something else (`#meltdown`) is not split. A
-/// catalogued name wins over any other split (`#IsTwitterDown` is
-/// twitter, not `istwitter`); a name the catalogue does not know must be
-/// written as a word of its own next to an outage word (see
-/// [`discoverable`]).
+/// Words that may follow an outage suffix in a tag: `#TwitterDownAgain`.
+/// A year or a number may too (`#TwitterDown2024`, `#twitterdown2`): people
+/// number a repeat outage's tag, or a tag already taken.
+const TAG_TAILS: [&str; 5] = ["again", "today", "now", "rn", "still"];
+
+/// Digits of a number after an outage suffix, at most (a year).
+const MAX_TAIL_DIGITS: usize = 4;
+
+/// A tag that is a service's name plus an outage affix, or `None`; also
+/// with a tail after the suffix (a number, [`TAG_TAILS`]), when the tag
+/// without it is one with a suffix (`#TwitterDown2024`, not `#Twitter2024`).
 fn outage_tag(tables: &Tables, post: &Post, tag: &str, tag_stem: &str) -> Option<TagOutage> {
     if tables.cancel_words.contains(tag_stem) {
         return None;
     }
-    let known = splits(tables, tag_stem).find_map(|split| {
-        let stem = tables.stems.get(split.name)?;
-        Some((split, Service::Known(stem.service)))
-    });
+    read_outage_tag(tables, post, tag, tag_stem, false).or_else(|| {
+        let bare = without_tail(tag_stem)?;
+        if tables.cancel_words.contains(bare) {
+            return None;
+        }
+        read_outage_tag(tables, post, tag, bare, true)
+    })
+}
+
+/// The tag's stem without a tail ([`TAG_TAILS`], or up to
+/// [`MAX_TAIL_DIGITS`] digits after a letter), if it has one.
+fn without_tail(tag_stem: &str) -> Option<&str> {
+    let digits = tag_stem.len()
+        - tag_stem
+            .trim_end_matches(|c: char| c.is_ascii_digit())
+            .len();
+    let bare = if (1..=MAX_TAIL_DIGITS).contains(&digits) {
+        &tag_stem[..tag_stem.len() - digits]
+    } else {
+        TAG_TAILS
+            .iter()
+            .find_map(|tail| tag_stem.strip_suffix(tail))?
+    };
+    bare.chars()
+        .next_back()
+        .is_some_and(char::is_alphabetic)
+        .then_some(bare)
+}
+
+/// [`outage_tag`] for one stem. One
+/// word that means something else (`#meltdown`) is not split. A
+/// catalogued name wins over any other split (`#IsTwitterDown` is
+/// twitter, not `istwitter`); a name the catalogue does not know must be
+/// written as a word of its own next to an outage word (see
+/// [`discoverable`]). With `suffixed`, only splits with a suffix count.
+fn read_outage_tag(
+    tables: &Tables,
+    post: &Post,
+    tag: &str,
+    tag_stem: &str,
+    suffixed: bool,
+) -> Option<TagOutage> {
+    let known = splits(tables, tag_stem)
+        .filter(|split| !suffixed || split.suffix.is_some())
+        .find_map(|split| {
+            let stem = tables.stems.get(split.name)?;
+            Some((split, Service::Known(stem.service)))
+        });
     let (split, service) = match known {
         Some(found) => found,
         None => {
             let breaks = word_breaks(find_spelling(&post.original, tag)?);
-            let split =
-                splits(tables, tag_stem).find(|split| discoverable(split, tag_stem, &breaks))?;
+            let split = splits(tables, tag_stem).find(|split| {
+                (!suffixed || split.suffix.is_some()) && discoverable(split, tag_stem, &breaks)
+            })?;
             let service = Service::discovered(split.name.to_owned())?;
             (split, service)
         }
@@ -238,6 +288,27 @@ mod tests {
         ];
         for (written, want) in cases {
             assert_eq!(word_breaks(written), *want, "{written}");
+        }
+    }
+
+    /// A number or a tail word after the tag is read off; what is left
+    /// must end in a letter (`#2024` alone, `#x2` + a digit run too long,
+    /// are not).
+    #[test]
+    fn tails_table() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("twitterdown2024", Some("twitterdown")),
+            ("twitterdown2", Some("twitterdown")),
+            ("twitterdownagain", Some("twitterdown")),
+            ("instagramdownrn", Some("instagramdown")),
+            ("twitterdown", None),
+            ("twitterdown12345", None),
+            ("2024", None),
+            ("again", None),
+            ("web3", Some("web")),
+        ];
+        for (stem, want) in cases {
+            assert_eq!(without_tail(stem), *want, "{stem}");
         }
     }
 
