@@ -361,4 +361,64 @@ mod tests {
         );
         assert!(err.contains("size limit"), "{err}");
     }
+
+    /// The pattern files' regexes are bounded in number and in compiled
+    /// size together: the first one past a bound is named with its line.
+    #[test]
+    fn the_regexes_are_bounded_in_number_and_in_total_size() {
+        use super::regexes::{MAX_REGEXES, MAX_TOTAL_REGEX_BYTES};
+        let compile = |regexes: &str| {
+            let files = [
+                (
+                    PathBuf::from("p/lang/en.toml"),
+                    format!("lang = \"en\"\noutage = [\"is down\"]\n{regexes}"),
+                ),
+                (
+                    PathBuf::from("p/services.toml"),
+                    "[[service]]\nid = \"alpha\"\nname = \"Alpha\"\ncategory = \"other\"\naliases = [\"alpha\"]\n".to_owned(),
+                ),
+            ];
+            let catalogue = Catalogue::from_files(files.into_iter()).map_err(|e| e.to_string())?;
+            Matcher::new(&catalogue).map_err(|e| e.to_string())
+        };
+        // Each entry is 4 lines, after the 2 lines of phrases.
+        let entries = |n: usize, pattern: &dyn Fn(usize) -> String| -> String {
+            (0..n)
+                .map(|i| {
+                    format!(
+                        "[[regex]]\ncategory = \"past\"\npattern = '{}'\n\n",
+                        pattern(i)
+                    )
+                })
+                .collect()
+        };
+        let small = |i: usize| format!("\\b{i}h ago");
+        assert!(compile(&entries(MAX_REGEXES, &small)).is_ok());
+        let err = compile(&entries(MAX_REGEXES + 1, &small))
+            .err()
+            .unwrap_or_default();
+        let line = 2 + 4 * MAX_REGEXES + 3;
+        assert!(
+            err.contains(&format!(
+                "en.toml:{line}:11: more than {MAX_REGEXES} regular"
+            )),
+            "{err}"
+        );
+        // Large ones, each within its own bound, past the total.
+        let large = |i: usize| format!("\\w{{5}}{i}");
+        let each = super::regexes::compiled_size(&large(0)).unwrap_or(1);
+        let past = MAX_TOTAL_REGEX_BYTES / each + 1;
+        assert!(past <= MAX_REGEXES, "{each} bytes each");
+        assert!(compile(&entries(past - 1, &large)).is_ok());
+        let err = compile(&entries(past, &large)).err().unwrap_or_default();
+        assert!(
+            err.contains(&format!(
+                "take more than {} MiB compiled",
+                MAX_TOTAL_REGEX_BYTES >> 20
+            )),
+            "{err}"
+        );
+        let line = 2 + 4 * (past - 1) + 3;
+        assert!(err.contains(&format!("en.toml:{line}:11:")), "{err}");
+    }
 }

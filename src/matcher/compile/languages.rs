@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use regex::Regex;
 
 use super::Builder;
-use super::regexes::{compile_regex, regex_kind};
+use super::regexes::{RegexBudget, compile_regex, regex_kind};
 use crate::matcher::patterns::{Catalogue, LanguageDef, Located, PatternError};
 use crate::matcher::tables::{HashtagAffix, Meaning, PhraseKind, hashtag_stem};
 use crate::normalize::normalize_text;
@@ -30,6 +30,7 @@ pub(super) fn compile_languages(
     builder: &mut Builder,
 ) -> Result<LanguageTables, PatternError> {
     let mut out = LanguageTables::default();
+    let mut budget = RegexBudget::default();
     for def in &catalogue.languages {
         let at = Located {
             file: &def.file,
@@ -72,7 +73,8 @@ pub(super) fn compile_languages(
         out.own_if_unnamed.push(own);
         for regex in &def.regex {
             let kind = regex_kind(&at, regex)?;
-            out.regexes.push((compile_regex(&at, regex)?, kind, lang));
+            out.regexes
+                .push((compile_regex(&at, regex, &mut budget)?, kind, lang));
         }
     }
     // Longest affixes first, so `#instagramoutage` is not read as `instagramout` + `age`.
