@@ -427,6 +427,9 @@ const CASES: &[(&str, Expect)] = &[
     not!("#Markdown2"),
     not!("#Countdown2024"),
     not!("#blipfmdown2024"),
+    // A name of one service only: @YouTubeTV is YouTube TV's.
+    report!("#YouTubeTVDown", "youtubetv"),
+    report!("@YouTubeTV is the app down?", "youtubetv"),
 ];
 
 #[test]

@@ -302,6 +302,58 @@ mod tests {
         assert_eq!(matcher.service_count(), 2);
     }
 
+    /// A name (alias, hashtag, handle, ambiguous name: as a stem) of two
+    /// services is refused with both places, unless both declare it
+    /// ambiguous; it was settled silently, first come first served.
+    #[test]
+    fn a_name_of_two_services_is_refused_with_both_places() {
+        let two = |alpha: &str, beta: &str| {
+            format!(
+                "[[service]]\nid = \"alpha\"\nname = \"Alpha\"\ncategory = \"other\"\naliases = [\"alpha\"]\n{alpha}\n\n\
+                 [[service]]\nid = \"beta\"\nname = \"Beta\"\ncategory = \"other\"\naliases = [\"beta\"]\n{beta}\n"
+            )
+        };
+        for (alpha, beta, want) in [
+            (
+                "handles = [\"alphabeta\"]",
+                "hashtags = [\"AlphaBeta\"]",
+                Some(
+                    "services.toml:13:13: name \"alphabeta\" of \"beta\" is already a name of \"alpha\" at p/services.toml:6:12",
+                ),
+            ),
+            (
+                "handles = [\"beta\"]",
+                "",
+                Some(
+                    "services.toml:12:12: name \"beta\" of \"beta\" is already a name of \"alpha\" at p/services.toml:6:12",
+                ),
+            ),
+            (
+                "ambiguous = [\"gamma\"]",
+                "handles = [\"gamma\"]",
+                Some("services.toml:13:12: name \"gamma\" of \"beta\""),
+            ),
+            ("ambiguous = [\"gamma\"]", "ambiguous = [\"Gamma\"]", None),
+            (
+                "hashtags = [\"gamma\"]\nambiguous = [\"gamma\"]",
+                "ambiguous = [\"gamma\"]",
+                None,
+            ),
+        ] {
+            let got = compile_services(&two(alpha, beta));
+            match want {
+                Some(want) => {
+                    let err = got.err().unwrap_or_default();
+                    assert!(
+                        err.contains(want),
+                        "{alpha} / {beta}\ngot: {err}\nwanted: {want}"
+                    );
+                }
+                None => assert!(got.is_ok(), "{alpha} / {beta}: {:?}", got.err()),
+            }
+        }
+    }
+
     /// An invalid regular expression is named with its line (the first in
     /// file order when there are several), and a valid set keeps its order.
     #[test]

@@ -185,6 +185,13 @@ pub(crate) struct Located<'a> {
 }
 
 impl Located<'_> {
+    /// `file:line:column` of a byte offset, for a message naming a second
+    /// place.
+    pub fn place(&self, offset: usize) -> String {
+        let (line, column) = line_column(self.source, offset);
+        format!("{}:{line}:{column}", self.file.display())
+    }
+
     pub fn error(&self, span: Range<usize>, message: impl Into<String>) -> PatternError {
         let (line, column) = line_column(self.source, span.start);
         PatternError::Invalid {

@@ -4,6 +4,7 @@
 //! and per account) are about services only.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 
 use super::Builder;
 use crate::matcher::patterns::{Catalogue, Located, PatternError, ServiceDef};
@@ -31,11 +32,29 @@ pub(super) fn compile_services(
     // The ids so far, for the duplicate check: a search of the list was
     // quadratic, a third of building a catalogue of 39,000 services.
     let mut ids: HashSet<&str> = HashSet::with_capacity(catalogue.services.len());
+    // Each service's names declared ambiguous, as stems; and where each
+    // stem was first claimed.
+    let ambiguous: Vec<HashSet<String>> = catalogue
+        .services
+        .iter()
+        .map(|def| {
+            def.ambiguous
+                .iter()
+                .map(|name| hashtag_stem(name.get_ref()))
+                .collect()
+        })
+        .collect();
+    let mut stem_at: HashMap<String, Range<usize>> = HashMap::new();
     for def in &catalogue.services {
         let n = check_service(&at, def, &out.services, &mut ids)?;
         add_service_literals(&at, def, n, &mut alias_owner, builder)?;
         add_handles(&at, def, n, &mut out.handles)?;
-        add_stems(def, n, &mut out.stems);
+        let claims = StemClaims {
+            ambiguous: &ambiguous,
+            services: &out.services,
+            at: &mut stem_at,
+        };
+        add_stems(&at, def, n, &mut out.stems, claims)?;
         out.services.push(ServiceEntry {
             id: def.id.get_ref().clone(),
             name: def.name.clone(),
@@ -144,9 +163,30 @@ fn add_handles(
     Ok(())
 }
 
-/// How the service's names may stand in a hashtag; the first service to
-/// claim a stem keeps it.
-fn add_stems(def: &ServiceDef, n: u16, stems: &mut HashMap<String, Stem>) {
+/// What [`add_stems`] checks a claim against.
+struct StemClaims<'a> {
+    /// Per service, the stems of its names declared ambiguous.
+    ambiguous: &'a [HashSet<String>],
+    /// The services compiled so far (their ids, for the error).
+    services: &'a [ServiceEntry],
+    /// Where each stem was first claimed.
+    at: &'a mut HashMap<String, Range<usize>>,
+}
+
+/// How the service's names may stand in a hashtag (and name it as a
+/// label or a handle does). A stem points to one service: a second
+/// service's claim is refused with both places (it was settled silently,
+/// first come first served: `@YouTubeTV`, a handle of `youtube`, made
+/// `#YouTubeTVDown` a report for YouTube, not YouTube TV), unless both
+/// services declare the name `ambiguous` (`yahoo`: Yahoo Mail and Yahoo
+/// Japan), when the first listed keeps it for hashtags.
+fn add_stems(
+    at: &Located<'_>,
+    def: &ServiceDef,
+    n: u16,
+    stems: &mut HashMap<String, Stem>,
+    claims: StemClaims<'_>,
+) -> Result<(), PatternError> {
     let stem_sources = def
         .aliases
         .iter()
@@ -155,12 +195,49 @@ fn add_stems(def: &ServiceDef, n: u16, stems: &mut HashMap<String, Stem>) {
         .map(|s| (s, false))
         .chain(def.ambiguous.iter().map(|s| (s, true)));
     for (name, ambiguous) in stem_sources {
-        let stem = hashtag_stem(name.get_ref());
-        if !stem.is_empty() {
-            stems.entry(stem).or_insert(Stem {
-                service: n,
-                ambiguous,
-            });
+        let stem = hashtag_stem(name.get_ref().trim_start_matches('@'));
+        if stem.is_empty() {
+            continue;
         }
+        let Some(first) = stems.get(&stem) else {
+            stems.insert(
+                stem.clone(),
+                Stem {
+                    service: n,
+                    ambiguous,
+                },
+            );
+            claims.at.insert(stem, name.span());
+            continue;
+        };
+        if first.service == n {
+            continue;
+        }
+        let declared = |service: u16| {
+            claims
+                .ambiguous
+                .get(usize::from(service))
+                .is_some_and(|names| names.contains(&stem))
+        };
+        if declared(first.service) && declared(n) {
+            continue;
+        }
+        let owner = claims
+            .services
+            .get(usize::from(first.service))
+            .map_or("another service", |s| s.id.as_str());
+        let first_at = claims
+            .at
+            .get(&stem)
+            .map_or_else(String::new, |span| format!(" at {}", at.place(span.start)));
+        return Err(at.error(
+            name.span(),
+            format!(
+                "name {stem:?} of {:?} is already a name of {owner:?}{first_at}; \
+                 a name must point to one service (or be `ambiguous` in both)",
+                def.id.get_ref()
+            ),
+        ));
     }
+    Ok(())
 }
