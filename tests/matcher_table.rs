@@ -427,6 +427,24 @@ const CASES: &[(&str, Expect)] = &[
     not!("#Markdown2"),
     not!("#Countdown2024"),
     not!("#blipfmdown2024"),
+    // Contractions without their apostrophe, "log into", and a service's
+    // name with an `s` (a possessive without its apostrophe).
+    report!("discords down", "discord"),
+    report!("instagrams down", "instagram"),
+    report!("twitters not loading", "twitter"),
+    report!("discord wont connect", "discord"),
+    report!("i cant log into twitter", "twitter"),
+    report!("i can't sign into twitter", "twitter"),
+    not!("the servers arent down its your internet"),
+    not!("xs down"),
+    not!("the mets are down 3 runs"),
+    // Japanese verbs in kana, as in kanji.
+    report!("インスタおちてる", "instagram"),
+    report!("Xおちた？", "twitter"),
+    report!("ツイッターおちた", "twitter"),
+    report!("YouTubeみれない", "youtube"),
+    report!("インスタひらけない", "instagram"),
+    not!("試験おちた"),
     // A name of one service only: @YouTubeTV is YouTube TV's.
     report!("#YouTubeTVDown", "youtubetv"),
     report!("@YouTubeTV is the app down?", "youtubetv"),

@@ -157,6 +157,13 @@ pub struct LanguageDef {
     /// is named near it: "the app crashes on start" is the author's app.
     #[serde(default)]
     pub own_if_unnamed: Vec<Spanned<String>>,
+    /// Other spellings of parts of phrases, `[from, to]`: every phrase of
+    /// every list of the language holding `from` is also listed with `to`
+    /// in its place (all combinations, when a phrase holds several). People
+    /// drop apostrophes (`can't` → `cant`) and write verbs in kana
+    /// (`落ちた` → `おちた`); one line here spares a twin of every phrase.
+    #[serde(default)]
+    pub spellings: Vec<[Spanned<String>; 2]>,
     #[serde(default)]
     pub hashtag_suffixes: Vec<Spanned<String>>,
     #[serde(default)]

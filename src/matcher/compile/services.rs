@@ -10,6 +10,7 @@ use super::Builder;
 use crate::matcher::patterns::{Catalogue, Located, PatternError, ServiceDef};
 use crate::matcher::tables::{Meaning, ServiceEntry, Stem, hashtag_stem};
 use crate::normalize::normalize_text;
+use toml::Spanned;
 
 /// What the services file compiles to, besides literals.
 #[derive(Default)]
@@ -61,7 +62,47 @@ pub(super) fn compile_services(
             category: def.category,
         });
     }
+    add_plural_aliases(&at, catalogue, &alias_owner, builder)?;
     Ok(out)
+}
+
+/// Letters an alias needs for its plural twin, at least: shorter ones
+/// (`grok`, `okta`) plus `s` are other words too often.
+const MIN_PLURAL_ALIAS: usize = 5;
+
+/// Every alias of one plain word (ASCII letters, at least
+/// [`MIN_PLURAL_ALIAS`], not ending in `s`) with an `s` after it names the
+/// service too: people write the possessive without its apostrophe
+/// ("discords down", "twitters not loading"), and an alias stands only at a
+/// word boundary, so those named nothing. Not for ambiguous names (`x` +
+/// `s` is a size), nor where the twin is another service's name.
+fn add_plural_aliases(
+    at: &Located<'_>,
+    catalogue: &Catalogue,
+    alias_owner: &HashMap<String, String>,
+    builder: &mut Builder,
+) -> Result<(), PatternError> {
+    let ambiguous: HashSet<String> = catalogue
+        .services
+        .iter()
+        .flat_map(|def| &def.ambiguous)
+        .map(|name| normalize_text(name.get_ref()))
+        .collect();
+    for (n, def) in catalogue.services.iter().enumerate() {
+        // Every index fits: `check_service` refused more services.
+        let Ok(n) = u16::try_from(n) else { break };
+        for alias in &def.aliases {
+            let key = normalize_text(alias.get_ref());
+            let plain = key.len() >= MIN_PLURAL_ALIAS
+                && key.bytes().all(|b| b.is_ascii_lowercase())
+                && !key.ends_with('s');
+            let twin = format!("{key}s");
+            if plain && !alias_owner.contains_key(&twin) && !ambiguous.contains(&twin) {
+                builder.add(at, &Spanned::new(alias.span(), twin), Meaning::Alias(n))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A valid, new service id (not in `ids`, where it is added) with at least
