@@ -448,6 +448,22 @@ const CASES: &[(&str, Expect)] = &[
     // A name of one service only: @YouTubeTV is YouTube TV's.
     report!("#YouTubeTVDown", "youtubetv"),
     report!("@YouTubeTV is the app down?", "youtubetv"),
+    // Context that re-classed clear reports: an alert's "heads up", the
+    // author's own reboot, minutes ago, "down with anyone".
+    report!("heads up, twitter is down", "twitter"),
+    report!(
+        "rebooted my router twice and discord is still down",
+        "discord"
+    ),
+    report!("twitter went down 5 minutes ago", "twitter"),
+    report!("is discord down with anyone else?", "discord"),
+    not!("twitter went down 5 years ago"),
+    not!("coming down with a cold, netflix all day"),
+    not!("we rebooted the servers, discord is down for a bit"),
+    // Failure words said of the author, or an idiom.
+    not!("having trouble sleeping so i'm on tiktok"),
+    not!("i'm not working this week so netflix all day"),
+    not!("twitter is dead to me"),
 ];
 
 #[test]

@@ -119,9 +119,13 @@ impl Decision<'_> {
     /// A cancel phrase overlapping the phrase ("feeling down").
     fn cancel_of(&self, phrase: &Hit) -> Option<Finding> {
         let (start, end) = (phrase.start, phrase.end);
+        // A cancel inside a longer failure phrase is that phrase's own
+        // words: "down with anyone" holds "down with" ("coming down with a
+        // cold") and is still a question about an outage.
+        let within = |c: &Hit| start <= c.start && c.end <= end && c.end - c.start < end - start;
         let cancel = self
             .hits_of(PhraseKind::Cancel)
-            .find(|c| c.start < end && start < c.end)?;
+            .find(|c| c.start < end && start < c.end && !within(c))?;
         Some(Finding {
             rule: Rule::Cancel,
             hit: *cancel,
