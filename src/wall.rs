@@ -45,14 +45,28 @@ pub fn since_start() -> std::time::Duration {
 /// alert, and in what `record` says of a recording. Here, at the bottom
 /// layer, so that a source can say a time as an alert does.
 pub fn rfc3339(time_us: Micros) -> String {
-    chrono::DateTime::from_timestamp_micros(time_us)
-        .map(rfc3339_at)
-        .unwrap_or_else(|| time_us.to_string())
+    let secs = time_us.div_euclid(crate::MICROS_PER_SEC);
+    let time = chrono::DateTime::from_timestamp(secs.clamp(YEAR_0, YEAR_10000 - 1), 0);
+    rfc3339_at(time.unwrap_or_default())
 }
 
+/// 0000-01-01T00:00:00Z and 10000-01-01T00:00:00Z, in seconds: RFC 3339
+/// has four digits of year. A post may be dated up to the end of 9999, so
+/// the bucket holding it ends in 10000, and an alert's `at` came out as
+/// `+10000-01-01T00:00:00Z`, a time no receiver (nor `series`) reads.
+const YEAR_0: i64 = -62_167_219_200;
+const YEAR_10000: i64 = 253_402_300_800;
+
 /// [`rfc3339`] of a date already made (a receiver's `endsAt`, a test
-/// alert's time).
+/// alert's time), held within the years RFC 3339 can write (see
+/// [`rfc3339`]).
 pub fn rfc3339_at(time: chrono::DateTime<chrono::Utc>) -> String {
+    let secs = time.timestamp();
+    let time = if (YEAR_0..YEAR_10000).contains(&secs) {
+        time
+    } else {
+        chrono::DateTime::from_timestamp(secs.clamp(YEAR_0, YEAR_10000 - 1), 0).unwrap_or(time)
+    };
     time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
@@ -135,6 +149,27 @@ mod tests {
         assert_eq!(clock.now_us(), 1_000_000);
         tokio::time::sleep(std::time::Duration::from_secs(90)).await;
         assert_eq!(clock.now_us(), 91_000_000);
+    }
+
+    /// Every time written is RFC 3339 with a four-digit year: the end of
+    /// a bucket holding a post of 9999-12-31 was `+10000-01-01T00:00:00Z`.
+    #[test]
+    fn times_are_written_with_four_digits_of_year() {
+        let cases: &[(Micros, &str)] = &[
+            (0, "1970-01-01T00:00:00Z"),
+            (1_783_173_600_500_000, "2026-07-04T14:00:00Z"),
+            (-1, "1969-12-31T23:59:59Z"),
+            (253_402_300_799_000_000, "9999-12-31T23:59:59Z"),
+            (253_402_300_800_000_000, "9999-12-31T23:59:59Z"),
+            (Micros::MAX, "9999-12-31T23:59:59Z"),
+            (-62_167_219_200_000_000, "0000-01-01T00:00:00Z"),
+            (Micros::MIN, "0000-01-01T00:00:00Z"),
+        ];
+        for &(time, want) in cases {
+            assert_eq!(rfc3339(time), want, "{time}");
+        }
+        let far = chrono::DateTime::from_timestamp(300_000_000_000, 0).expect("a date");
+        assert_eq!(rfc3339_at(far), "9999-12-31T23:59:59Z");
     }
 
     #[test]
