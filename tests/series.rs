@@ -618,3 +618,129 @@ fn a_series_spanning_too_many_buckets_is_refused_with_the_way_out() {
     let stderr = String::from_utf8_lossy(&wide.stderr);
     assert!(stderr.contains("bucket 86400 s given"), "{stderr}");
 }
+
+// Found in a review of `series` (each failed before its fix).
+
+/// A `--min-count` so large that the severity's lines (3 and 10 times it)
+/// overflowed panicked at a firing; 0 is refused as a usage error.
+#[test]
+fn a_huge_min_count_is_read_and_zero_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("huge.csv");
+    let csv = five_minutely(40, |i| if i == 30 { "1e30".into() } else { "0".into() });
+    std::fs::write(&path, csv).expect("write");
+    let out = series(&["--min-count", "2000000000000000000"], &path);
+    let fired = alerts(&out);
+    assert_eq!(fired.len(), 1, "1e30 passes the minimum: {fired:?}");
+    assert_eq!(fired[0]["severity"], "high", "{fired:?}");
+    let stderr = refused(
+        &["--min-count", "0"],
+        "zero.csv",
+        "timestamp,value\n2026-07-01 00:00:00,1\n2026-07-01 00:05:00,1\n",
+    );
+    assert!(stderr.contains("--min-count"), "{stderr}");
+}
+
+/// The window the configuration sets is bounded as `--window-buckets` is
+/// (a one-second bucket and a day's window is 86,400 buckets), and the
+/// buckets times the window's scales are bounded together: two rows 19
+/// years apart at a minute's width and a 10,000-bucket window were 14
+/// hours of work.
+#[test]
+fn a_series_s_work_is_bounded_with_the_way_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("wide.toml");
+    std::fs::write(
+        &config,
+        "[window]\nbucket_secs = 1\n[detector]\nwindow_secs = 86400\n",
+    )
+    .expect("write");
+    let csv = five_minutely(300, |i| (20 + i % 20).to_string());
+    let config_arg = config.to_string_lossy().into_owned();
+    let stderr = refused(&["--config", &config_arg], "c300.csv", &csv);
+    assert!(
+        stderr.contains("the configuration's window is 86400 buckets")
+            && stderr.contains("give --window-buckets"),
+        "{stderr}"
+    );
+    let path = dir.path().join("c300.csv");
+    std::fs::write(&path, &csv).expect("write");
+    series(&["--config", &config_arg, "--window-buckets", "12"], &path);
+
+    let two = "timestamp,value\n2000-01-01 00:00:00,1\n2019-01-05 00:00:00,1\n";
+    let stderr = refused(
+        &["--bucket-secs", "60", "--window-buckets", "10000"],
+        "two.csv",
+        two,
+    );
+    assert!(
+        stderr.contains("steps, more than the 1000000000 a series may take")
+            && stderr.contains("--window-buckets"),
+        "{stderr}"
+    );
+}
+
+/// `--kind auto` reads the rows' own grid: per-minute counts put in
+/// 10-minute buckets are summed as counts, not averaged as a gauge's
+/// readings because they stand off the wider grid.
+#[test]
+fn counts_in_wider_buckets_stay_counts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("min.csv");
+    let start = chrono::DateTime::parse_from_rfc3339("2026-07-01T00:00:00Z").expect("time");
+    let mut csv = String::from("timestamp,value\n");
+    for i in 0..24 * 60 {
+        let t = start + chrono::Duration::minutes(i);
+        let value = if (600..630).contains(&i) { 60 } else { 5 };
+        writeln!(csv, "{},{value}", t.to_rfc3339()).expect("write");
+    }
+    std::fs::write(&path, csv).expect("write");
+    let out = series(&["--bucket-secs", "600", "--explain"], &path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("gauge"), "{stderr}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let values: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap_or(""))
+        .collect();
+    assert_eq!(values.first(), Some(&"50"), "ten minutes of 5 summed");
+    assert!(
+        values.contains(&"600"),
+        "ten minutes of 60 summed: {values:?}"
+    );
+}
+
+/// `--explain`'s `upper` is the count that would fire, warm-up included:
+/// while the detector warms up it needs more authors, and rows at and
+/// above the printed `upper` did not fire.
+#[test]
+fn explain_s_upper_includes_the_warm_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("warm.csv");
+    std::fs::write(
+        &path,
+        "timestamp,value\n2026-07-01 00:00:00,0\n2026-07-01 00:01:00,0\n2026-07-01 00:02:00,0\n2026-07-01 00:03:00,2\n2026-07-01 00:04:00,2\n2026-07-01 00:05:00,2\n2026-07-01 00:06:00,2\n2026-07-01 00:07:00,2\n2026-07-01 00:08:00,2\n2026-07-01 00:09:00,2\n",
+    )
+    .expect("write");
+    let out = series(&["--explain"], &path);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut checked = 0;
+    for line in text.lines().skip(1) {
+        let row: Vec<&str> = line.split(',').collect();
+        if row[4].is_empty() {
+            // No report in the window yet: nothing tested.
+            continue;
+        }
+        let count: u64 = row[2].parse().expect("count");
+        let upper: u64 = row[4].parse().expect("upper");
+        let fired = matches!(row[8], "firing" | "open");
+        assert!(
+            fired || count < upper,
+            "a row at or above `upper` that does not fire: {line}"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 7, "{text}");
+    assert!(text.contains("firing"), "the rise fires in the end: {text}");
+}

@@ -42,8 +42,9 @@ pub struct SeriesArgs {
     /// detector's window over its bucket, 6).
     #[arg(long, value_parser = clap::value_parser!(i64).range(1..=MAX_WINDOW_BUCKETS))]
     window_buckets: Option<i64>,
-    /// Smallest window total that may fire (default: `min_authors`, 5).
-    #[arg(long)]
+    /// Smallest window total that may fire, at least 1 (default:
+    /// `min_authors`, 5).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     min_count: Option<u64>,
     /// Print one CSV row per bucket fed to the detector (expected, upper,
     /// p_value, dispersion, basis, state, lower) instead of the alerts.
@@ -210,9 +211,28 @@ pub fn run(args: SeriesArgs) -> anyhow::Result<ExitCode> {
         "{}: the rows span {span} buckets of {bucket_secs} s (gaps are quiet buckets), more than the {MAX_BUCKETS} a series may have; give a wider --bucket-secs",
         args.file.display()
     );
-    let window_buckets = args
-        .window_buckets
-        .unwrap_or(base.window_secs / base.bucket_secs.max(1));
+    let window_buckets = match args.window_buckets {
+        // In bounds: clap checked it.
+        Some(w) => w,
+        None => {
+            let w = base.window_secs / base.bucket_secs.max(1);
+            // A configuration may set `bucket_secs = 1` and a day's window:
+            // 86,400 buckets, past the flag's bound, took 43 s for 300 rows.
+            anyhow::ensure!(
+                w <= MAX_WINDOW_BUCKETS,
+                "the configuration's window is {w} buckets (`window_secs` over `bucket_secs`), more than the {MAX_WINDOW_BUCKETS} a series may have; give --window-buckets"
+            );
+            w
+        }
+    };
+    // Every bucket measures every scale of the window: the two bounds
+    // above together allowed 10^11 steps, hours of work for two rows.
+    let steps = span.saturating_mul(window_buckets.unsigned_abs());
+    anyhow::ensure!(
+        steps <= MAX_STEPS,
+        "{}: {span} buckets of {bucket_secs} s, each measured at {window_buckets} scales, are {steps} steps, more than the {MAX_STEPS} a series may take (about a minute's work); give a wider --bucket-secs or fewer --window-buckets",
+        args.file.display()
+    );
     let min_count = args.min_count.unwrap_or(base.min_authors);
     let service = args
         .file
@@ -221,7 +241,10 @@ pub fn run(args: SeriesArgs) -> anyhow::Result<ExitCode> {
         .filter(|s| s != "-")
         .unwrap_or_else(|| "series".to_owned());
     let gauge = match args.kind {
-        Kind::Auto => !series::all_counts(&points) || !series::on_grid(&points, bucket_secs),
+        // The rows' own grid, not the bucket given: per-minute counts in
+        // 10-minute buckets are off the latter's grid, and were averaged
+        // as a gauge's readings instead of summed.
+        Kind::Auto => !series::all_counts(&points) || !series::on_grid(&points, inferred),
         Kind::Count => false,
         Kind::Gauge => true,
     };
@@ -271,6 +294,9 @@ const MAX_SCALED_SECS: i64 = 1000 * 366 * 86_400;
 /// last is fed to the detector (gaps are quiet buckets), so two rows years
 /// apart at a narrow width would otherwise run for hours.
 const MAX_BUCKETS: u64 = 10_000_000;
+
+/// Buckets times the window's scales, at most: the detector's work.
+const MAX_STEPS: u64 = 1_000_000_000;
 
 /// Buckets of `bucket_secs` from the first row to the last (the rows are
 /// sorted).

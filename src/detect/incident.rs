@@ -22,9 +22,11 @@ impl Severity {
     /// the incident has been open, given only while its window still
     /// passes the firing line (0 otherwise).
     pub fn grade(config: &DetectorConfig, ratio: f64, authors: u64, lasting: Micros) -> Severity {
-        let by_height = if ratio >= config.high_ratio && authors >= 10 * config.min_authors {
+        let by_height = if ratio >= config.high_ratio
+            && authors >= config.min_authors.saturating_mul(10)
+        {
             Severity::High
-        } else if ratio >= config.medium_ratio && authors >= 3 * config.min_authors {
+        } else if ratio >= config.medium_ratio && authors >= config.min_authors.saturating_mul(3) {
             Severity::Medium
         } else {
             Severity::Low

@@ -136,6 +136,9 @@ struct Tested {
     expected: f64,
     dispersion: f64,
     basis: Basis,
+    /// Too little history for a baseline yet: more authors are needed to
+    /// fire, and no fall is judged (see [`DetectorConfig::min_authors_now`]).
+    warming_up: bool,
 }
 
 impl Tested {
@@ -145,11 +148,13 @@ impl Tested {
         Explained {
             expected: self.expected,
             dispersion: self.dispersion,
+            // The lines the firing test draws, the warm-up's included:
+            // without it `upper` said a count would fire that did not.
             upper: config
                 .pages_at(self.expected, self.dispersion, tried)
-                .max(config.min_authors)
+                .max(config.min_authors_now(self.warming_up))
                 .max((config.fire_ratio * self.expected).ceil() as u64),
-            lower: (config.drops && self.basis != Basis::Prior)
+            lower: (config.drops && self.basis != Basis::Prior && !self.warming_up)
                 .then(|| config.falls_at(self.expected, self.dispersion, tried))
                 .flatten(),
             p_value: (window_p * tried).min(1.0),

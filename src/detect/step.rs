@@ -1,7 +1,8 @@
 //! One service's step at a closed bucket, in the order the rule takes it:
-//! the window is measured at every scale ([`Scales`]), the baseline learns
-//! from it ([`teach`]), the test is kept for `series --explain`, then an
-//! open incident is followed (escalated or resolved) or a new one fires.
+//! the window is measured at every scale ([`Scales`]), the test is kept
+//! for `series --explain`, an open incident is followed (escalated or
+//! resolved) or a new one fires ([`judge`]), then the baseline learns from
+//! the bucket ([`teach`]), unless an incident young at it held it.
 
 use super::baseline::{Basis, Reports, Volume};
 use super::evidence::{self, Evidence};
@@ -35,11 +36,6 @@ impl Detector {
         }
         let volume = (&self.state.volume, &self.state.recent_volume);
         let scales = Scales::measure(&config, baseline, state, volume, now)?;
-        if teach(&config, baseline, &self.state.volume, state, &scales, now)
-            && !self.changed.contains(id)
-        {
-            self.changed.insert(id.to_owned());
-        }
         let tested = scales.tested();
         match self.tested.get_mut(id) {
             Some(last) => *last = tested,
@@ -47,15 +43,63 @@ impl Detector {
                 self.tested.insert(id.to_owned(), tested);
             }
         }
-        if state.incident.is_some() {
-            return follow_incident(&config, state, &scales, now);
+        // The bucket is judged first and taught after, so that the bucket
+        // an incident fires at is the incident's, not the background's.
+        // Taught first, it entered the level whenever no later bucket of
+        // its minute came during the incident (one that fired in a
+        // minute's last bucket, or any bucket of a minute or longer), and a
+        // single spike then hid the next outage for an hour.
+        let young_before = young_incident(&config, state, now);
+        let transition = judge(id, &config, state, &scales, now);
+        let level = !young_before && !young_incident(&config, state, now);
+        if let Some(fired) = transition
+            .as_ref()
+            .filter(|t| t.kind == TransitionKind::Firing)
+        {
+            // The scale's earlier buckets, from the onset, were taught
+            // before anyone knew they were the incident's.
+            let mut start = fired.incident.started_at;
+            while start < now {
+                baseline.skip_level(&self.state.volume, start);
+                start += config.bucket_us();
+            }
         }
-        if state.cooldown_until.is_some_and(|until| now < until) {
-            return None;
+        if teach(&config, baseline, &self.state.volume, &scales, now, level)
+            && !self.changed.contains(id)
+        {
+            self.changed.insert(id.to_owned());
         }
-        state.cooldown_until = None;
-        fire(id, &config, state, &scales, now)
+        transition
     }
+}
+
+/// Whether the service has an incident younger than
+/// `learn_during_incident_after_secs` at `now`: its buckets teach the
+/// hourly profile only (a surge must not teach the detector that surges
+/// are normal).
+fn young_incident(config: &DetectorConfig, state: &ServiceState, now: Micros) -> bool {
+    state.incident.as_ref().is_some_and(|incident| {
+        now - incident.started_at < config.learn_during_incident_after_secs * MICROS_PER_SEC
+    })
+}
+
+/// The transition the bucket makes: an open incident followed, or a new
+/// one fired (after any cooldown).
+fn judge(
+    id: &str,
+    config: &DetectorConfig,
+    state: &mut ServiceState,
+    scales: &Scales,
+    now: Micros,
+) -> Option<Transition> {
+    if state.incident.is_some() {
+        return follow_incident(config, state, scales, now);
+    }
+    if state.cooldown_until.is_some_and(|until| now < until) {
+        return None;
+    }
+    state.cooldown_until = None;
+    fire(id, config, state, scales, now)
 }
 
 /// A service's window at every scale the rule can test (the last `j`
@@ -136,29 +180,27 @@ impl Scales {
             expected: view.expected,
             dispersion: self.window_dispersion(),
             basis: view.basis,
+            warming_up: self.warming_up,
         }
     }
 }
 
 /// Teaches the baseline: the hourly profile always (its median over days
 /// ignores a one-off surge); the level, the level correction and the
-/// dispersion unless a young incident is open (a surge must not teach the
-/// detector that surges are normal). Returns whether it changed.
+/// dispersion only with `level`, when no young incident held the bucket
+/// ([`young_incident`]). Returns whether it changed.
 fn teach(
     config: &DetectorConfig,
     baseline: &mut Reports,
     volume: &Volume,
-    state: &ServiceState,
     scales: &Scales,
     now: Micros,
+    level: bool,
 ) -> bool {
     // The bucket's authors as a window of one bucket counts them: copies
     // of one text past the cap are a storm, not people, and would raise
     // the hour's expectation for as long as the hour is remembered.
     let this_bucket = scales.views.first().map_or(0, |v| v.authors) as f64;
-    let level = state.incident.as_ref().is_none_or(|incident| {
-        now - incident.started_at >= config.learn_during_incident_after_secs * MICROS_PER_SEC
-    });
     let mut changed = false;
     if this_bucket > 0.0 {
         baseline.add(volume, now, this_bucket, level);

@@ -597,6 +597,34 @@ fn a_young_incident_does_not_teach_the_level_zeros() {
     );
 }
 
+/// The bucket an incident fires at is the incident's, wherever it falls in
+/// its minute: a single spike was taught to the level when it fired in the
+/// last bucket of its minute (no later bucket of the minute came during
+/// the incident to skip it), raised the expectation fifty-fold for an hour
+/// and hid the outage that followed, while the same spike ten seconds
+/// earlier did not.
+#[test]
+fn a_spike_teaches_the_level_nothing_wherever_it_falls_in_its_minute() {
+    for second in 0..6 {
+        let mut detector = Detector::new(DetectorConfig::default());
+        let spike = 360 + second;
+        let series = cat(&[
+            flat(0, spike, 0),
+            vec![(spike, 600, 1)],
+            flat(spike + 1, 540 - spike - 1, 0),
+            flat(540, 3, 8),
+        ]);
+        let got = run(&mut detector, &series);
+        let firings: Vec<i64> = got.iter().filter(|t| t.1 == Firing).map(|t| t.0).collect();
+        assert_eq!(
+            firings.len(),
+            2,
+            "spike in the minute's bucket {second}: the spike and the later outage fire; {got:?}"
+        );
+        assert!(firings[1] > 540, "{got:?}");
+    }
+}
+
 /// Three services of one provider fire together and recover quickly: one
 /// upstream incident, fired once and resolved once, not re-raised while
 /// their firings are still within the group window.
