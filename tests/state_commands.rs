@@ -26,6 +26,15 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// `outagewatch state ACTION --state-dir STATE`, run to its end.
+fn state_command(home: &Path, action: &str, state: &Path) -> std::process::Output {
+    bin(home)
+        .args(["state", action, "--state-dir"])
+        .arg(state)
+        .output()
+        .expect("runs")
+}
+
 /// A store with a checkpoint in it, closed.
 fn make_store(dir: &Path) {
     let mut store = SledStore::open(dir).expect("open");
@@ -282,13 +291,7 @@ fn a_repair_killed_midway_is_finished_and_a_reset_sets_its_copy_aside() {
     let state = tmp.path().join("state");
     let repaired = tmp.path().join("state.repaired");
     make_store(&repaired);
-    let state_cmd = |action: &str| {
-        bin(tmp.path())
-            .args(["state", action, "--state-dir"])
-            .arg(&state)
-            .output()
-            .expect("runs")
-    };
+    let state_cmd = |action: &str| state_command(tmp.path(), action, &state);
     let verify = state_cmd("verify");
     assert!(verify.status.success(), "{}", text(&verify.stderr));
     assert!(
@@ -332,13 +335,7 @@ fn a_checkpoint_that_does_not_read_is_found_and_repaired() {
             .expect("insert");
         db.flush().expect("flush");
     }
-    let state_cmd = |action: &str| {
-        bin(tmp.path())
-            .args(["state", action, "--state-dir"])
-            .arg(&state)
-            .output()
-            .expect("runs")
-    };
+    let state_cmd = |action: &str| state_command(tmp.path(), action, &state);
     let verify = state_cmd("verify");
     assert_eq!(verify.status.code(), Some(1), "{}", text(&verify.stdout));
     let err = text(&verify.stderr);
