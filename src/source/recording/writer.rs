@@ -53,6 +53,11 @@ pub enum OpenError {
         #[source]
         source: io::Error,
     },
+    /// Another process (a second `record`) is writing the file.
+    #[error(
+        "{path} is being written by another process (another `outagewatch record`?): two writers would cut each other's unfinished lines as torn tails and ruin the recording; stop the other one or choose another --out"
+    )]
+    InUse { path: String },
 }
 
 /// The compressor (or buffer) over the file.
@@ -107,6 +112,9 @@ impl Stream {
 pub struct RecordingWriter {
     /// `None` once a commit point failed: nothing more is written.
     stream: Option<Stream>,
+    /// The file as first opened, holding the lock that keeps a second
+    /// writer out for as long as this one lives.
+    _lock: File,
     format: Format,
     /// Lines written since the last commit point.
     pending: bool,
@@ -130,6 +138,22 @@ impl RecordingWriter {
                 path: name(),
                 source,
             })?;
+        // Before the check: a second `record` on the same file took the
+        // first one's unfinished member for a crash's torn tail, cut it,
+        // and both wrote on, each saying it had recorded its frames; the
+        // file read back as nothing.
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(OpenError::InUse { path: name() });
+            }
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(OpenError::Open {
+                    path: name(),
+                    source,
+                });
+            }
+        }
         let tail = recover::check(&mut file, format).map_err(|source| OpenError::Tail {
             path: name(),
             source,
@@ -143,7 +167,7 @@ impl RecordingWriter {
                 })?;
         }
         // Appending from here on (the cursor is wherever the check left it).
-        let file = OpenOptions::new()
+        let appending = OpenOptions::new()
             .append(true)
             .open(path)
             .map_err(|source| OpenError::Open {
@@ -151,13 +175,22 @@ impl RecordingWriter {
                 source,
             })?;
         let writer = RecordingWriter {
-            stream: Some(Stream::Between(BufWriter::new(file))),
+            stream: Some(Stream::Between(BufWriter::new(appending))),
+            _lock: file,
             format,
             pending: false,
             last_commit: Instant::now(),
             every: COMMIT_EVERY,
         };
         Ok((writer, tail))
+    }
+
+    /// A crash, for tests: the stream's buffered bytes are lost, as on a
+    /// `kill -9`, and the lock goes with the process.
+    #[cfg(test)]
+    fn crash(self) {
+        std::mem::forget(self.stream);
+        drop(self._lock);
     }
 
     /// Commit points this often instead (`record --commit-secs`).
@@ -351,7 +384,7 @@ mod tests {
             for line in &run1[40..] {
                 out.write_line(line.as_bytes()).expect("write");
             }
-            std::mem::forget(out);
+            out.crash();
             assert!(file_len(&path) > committed, "{name}: a torn tail");
             let tail = second_run(&path, &run2);
             let got = read_back(&path);
@@ -392,6 +425,34 @@ mod tests {
                 bytes,
                 "{name} untouched"
             );
+        }
+    }
+
+    /// A second writer of the same file is refused while the first lives,
+    /// the file left as it is: it took the first one's unfinished member
+    /// for a crash's torn tail and cut it, and both wrote on.
+    #[test]
+    fn a_second_writer_of_one_file_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, _) in FORMATS {
+            let path = dir.path().join(name);
+            let (mut first, _) = RecordingWriter::open(&path).expect("open");
+            first.write_line(b"{\"n\":1}").expect("write");
+            first.commit().expect("commit");
+            first.write_line(b"{\"n\":2}").expect("write");
+            let before = std::fs::read(&path).expect("read");
+            let err = RecordingWriter::open(&path)
+                .err()
+                .unwrap_or_else(|| panic!("{name}: a second writer must be refused"));
+            assert!(
+                err.to_string().contains("being written by another process"),
+                "{err}"
+            );
+            assert_eq!(std::fs::read(&path).expect("read"), before, "{name}");
+            first.finish().expect("finish");
+            let (second, _) = RecordingWriter::open(&path).expect("free again");
+            second.finish().expect("finish");
+            assert_eq!(read_back(&path), [r#"{"n":1}"#, r#"{"n":2}"#], "{name}");
         }
     }
 
