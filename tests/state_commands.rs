@@ -481,3 +481,70 @@ fn alerts_dead_through_the_api_reads_every_page() {
         ]
     );
 }
+
+/// Standard output that cannot be written (`> /dev/full`) is an error
+/// naming it, exit status 1: `completions`, `config check` and `state
+/// verify` panicked (exit status 101). Found by review.
+#[test]
+fn a_full_standard_output_is_an_error_not_a_panic() {
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        eprintln!("skipped: no /dev/full on this system");
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("state");
+    make_store(&state);
+    let runs: [&[&str]; 3] = [
+        &["completions", "bash"],
+        &["config", "check"],
+        &[
+            "state",
+            "verify",
+            "--state-dir",
+            state.to_str().expect("utf8"),
+        ],
+    ];
+    for args in runs {
+        let out = bin(tmp.path())
+            .args(args)
+            .stdout(full.try_clone().expect("clone"))
+            .output()
+            .expect("runs");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("standard output") && stderr.contains("No space left"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+/// A configuration file on the search path that cannot be read (a link to
+/// nothing, a folder) stops the command with its name: it was passed
+/// over, and the run went on with the defaults in silence. Found by review.
+#[test]
+fn an_unreadable_configuration_on_the_search_path_is_named() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("xdg-config/outagewatch");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let config = dir.join("config.toml");
+    std::os::unix::fs::symlink(tmp.path().join("gone.toml"), &config).expect("symlink");
+    let out = bin(tmp.path())
+        .args(["config", "check"])
+        .output()
+        .expect("runs");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("config.toml") && !stderr.contains("the defaults"),
+        "{stderr}"
+    );
+    std::fs::remove_file(&config).expect("unlink");
+    std::fs::create_dir(&config).expect("a folder in its place");
+    let out = bin(tmp.path())
+        .args(["config", "check"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+}

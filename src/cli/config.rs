@@ -45,17 +45,24 @@ pub fn find(flag: Option<&Path>) -> anyhow::Result<Option<(PathBuf, &'static str
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
-    if let Some(path) = xdg
-        .map(|d| d.join("outagewatch/config.toml"))
-        .filter(|p| p.is_file())
+    if let Some(path) = xdg.map(|d| d.join("outagewatch/config.toml"))
+        && present(&path)
     {
         return Ok(Some((path, "XDG_CONFIG_HOME")));
     }
     let etc = PathBuf::from("/etc/outagewatch/config.toml");
-    if etc.is_file() {
+    if present(&etc) {
         return Ok(Some((etc, "/etc")));
     }
     Ok(None)
+}
+
+/// Whether the search path stops at `path`: anything there at all, even a
+/// link to nothing or a folder, which loading then refuses with its name.
+/// Passed over, a dangling link to the real configuration meant the
+/// defaults, the public hosts and alerts on stdout, in silence.
+fn present(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
 }
 
 /// The configuration by the search path, or the defaults.
@@ -84,7 +91,10 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     let ConfigCommand::Check { config } = args.command;
     let Some((path, how)) = find(config.as_deref())? else {
         eprintln!("no configuration file found (see the search path in the README); the defaults:");
-        print!("{}", toml::to_string_pretty(&masked(Config::default()))?);
+        super::outln!(
+            "{}",
+            toml::to_string_pretty(&masked(Config::default()))?.trim_end()
+        );
         return Ok(ExitCode::SUCCESS);
     };
     let text = Config::read_text(&path)?;
@@ -113,7 +123,7 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     for warning in uncatalogued_sink_services(&parsed, &matcher) {
         eprintln!("warning: {warning}");
     }
-    print!("{}", toml::to_string_pretty(&masked(parsed))?);
+    super::outln!("{}", toml::to_string_pretty(&masked(parsed))?.trim_end());
     let missing = missing.into_inner();
     if !missing.is_empty() {
         eprintln!(
@@ -133,7 +143,7 @@ fn masked(mut config: Config) -> Config {
     let hide = |value: &mut Option<String>| {
         if value
             .as_deref()
-            .is_some_and(|v| !v.is_empty() && !v.starts_with("${"))
+            .is_some_and(|v| !v.is_empty() && !unset_placeholders(v))
         {
             *value = Some(MASK.to_owned());
         }
@@ -146,7 +156,7 @@ fn masked(mut config: Config) -> Config {
         hide(&mut sink.routing_key);
         hide(&mut sink.api_key);
         for value in sink.headers.values_mut() {
-            if !value.starts_with("${") {
+            if !unset_placeholders(value) {
                 *value = MASK.to_owned();
             }
         }
@@ -164,7 +174,7 @@ fn masked(mut config: Config) -> Config {
     // A token may ride in a source URL's query or user name.
     for source in &mut config.sources {
         for url in &mut source.urls {
-            if !url.starts_with("${") {
+            if !unset_placeholders(url) {
                 *url = crate::alert::http::redact(url);
             }
         }
@@ -173,9 +183,47 @@ fn masked(mut config: Config) -> Config {
     config
 }
 
+/// Whether `value` is nothing but `${NAME}` placeholders, left as they
+/// are because their variables are unset: shown, so the user sees which.
+/// Anything else is masked: a value that merely began with one
+/// (`${UNSET}${SET}`) showed the set variable's secret.
+fn unset_placeholders(value: &str) -> bool {
+    let mut rest = value;
+    while !rest.is_empty() {
+        let Some(name_end) = rest.strip_prefix("${").and_then(|r| r.find('}')) else {
+            return false;
+        };
+        let name = &rest[2..2 + name_end];
+        let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return false;
+        }
+        rest = &rest[2 + name_end + 1..];
+    }
+    !value.is_empty()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_unset_placeholders_are_shown() {
+        for (value, shown) in [
+            ("${TOKEN}", true),
+            ("${A}${B_2}", true),
+            ("${A_UNSET}tokensecret123", false),
+            ("Bearer ${T}", false),
+            ("${}", false),
+            ("${1A}", false),
+            ("${A", false),
+            ("", false),
+            ("secret", false),
+        ] {
+            assert_eq!(unset_placeholders(value), shown, "{value:?}");
+        }
+    }
 
     #[test]
     fn secrets_are_masked() {

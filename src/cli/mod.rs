@@ -84,12 +84,31 @@ enum Command {
     State(state::StateArgs),
 }
 
+/// `println!` that returns an error instead of panicking when standard
+/// output cannot be written (`> /dev/full`, a disk filled up): `state
+/// verify` and `config check` panicked with exit status 101.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        anyhow::Context::context(
+            writeln!(std::io::stdout(), $($arg)*),
+            "cannot write to standard output",
+        )?;
+    }};
+}
+pub(crate) use outln;
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     if matches!(
         cli.command,
-        Command::Replay(_) | Command::Check(_) | Command::State(_) | Command::Man(_)
+        Command::Replay(_)
+            | Command::Check(_)
+            | Command::State(_)
+            | Command::Man(_)
+            | Command::Completions { .. }
+            | Command::Config(_)
     ) {
         quiet_broken_pipe();
     }
@@ -250,7 +269,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(args) => config::run(args),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut command, "outagewatch", &mut std::io::stdout());
+            // Into memory first: `generate` panics when it cannot write.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "outagewatch", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout(), &script)
+                .and_then(|()| std::io::Write::flush(&mut std::io::stdout()))
+                .context("cannot write the completions to standard output")?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Man(args) => man::run(args),

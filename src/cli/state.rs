@@ -119,7 +119,7 @@ fn verify(dir: &Path) -> anyhow::Result<ExitCode> {
     match SledStore::open(dir).and_then(|store| store.inventory_of::<crate::alert::Alert>()) {
         Ok(inventory) => {
             let _ = seal_closed(dir);
-            println!(
+            super::outln!(
                 "{}: OK, generation {}: {} buckets, {} baselines, {} other records; {} bytes of records",
                 dir.display(),
                 inventory.generation,
@@ -133,7 +133,7 @@ fn verify(dir: &Path) -> anyhow::Result<ExitCode> {
             // gives it back. Opening the store, as this did, starts a fresh
             // 512 KiB segment of the log, so a small store is mostly that.
             if let Ok(on_disk) = compact::dir_bytes(dir) {
-                println!(
+                super::outln!(
                     "{}: {on_disk} bytes on disk, {:.2}× the records (sled starts a 512 KiB segment of its log at every open)",
                     dir.display(),
                     on_disk as f64 / inventory.bytes.max(1) as f64
@@ -178,12 +178,12 @@ fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
     // Each record dropped or rebuilt is named: a count alone hid that an
     // alert or the checkpoint was among them.
     for dropped in &salvage.dropped {
-        println!("{}: dropped {dropped}", dir.display());
+        super::outln!("{}: dropped {dropped}", dir.display());
     }
     for rebuilt in &salvage.rebuilt {
-        println!("{}: {rebuilt}", dir.display());
+        super::outln!("{}: {rebuilt}", dir.display());
     }
-    println!(
+    super::outln!(
         "{}: repaired: kept {} records, dropped {lost} damaged ones; the old state is in {}",
         dir.display(),
         records.len(),
@@ -201,7 +201,7 @@ fn reset(dir: &Path) -> anyhow::Result<ExitCode> {
             let unused = repair::aside(dir);
             std::fs::rename(&copy, &unused)
                 .with_context(|| format!("cannot move {} aside", copy.display()))?;
-            println!(
+            super::outln!(
                 "{}: the copy an interrupted `state repair` left is set aside in {}",
                 dir.display(),
                 unused.display()
@@ -210,7 +210,7 @@ fn reset(dir: &Path) -> anyhow::Result<ExitCode> {
     }
     let empty = std::fs::read_dir(dir).map_or(true, |mut entries| entries.next().is_none());
     if empty {
-        println!("{}: nothing to reset", dir.display());
+        super::outln!("{}: nothing to reset", dir.display());
         return Ok(ExitCode::SUCCESS);
     }
     existing_state(dir)?;
@@ -220,7 +220,7 @@ fn reset(dir: &Path) -> anyhow::Result<ExitCode> {
     std::fs::rename(dir, &old).with_context(|| format!("cannot move {} aside", dir.display()))?;
     drop(closed);
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    println!(
+    super::outln!(
         "{}: reset; the old state is in {} (delete it when you no longer need it)",
         dir.display(),
         old.display()
@@ -233,7 +233,7 @@ fn compact(dir: &Path) -> anyhow::Result<ExitCode> {
     seal_closed(dir)?;
     match compaction {
         Some(c) => {
-            println!(
+            super::outln!(
                 "{}: compacted: {} bytes on disk before, {} after; {} bytes of records before, {} after packing",
                 dir.display(),
                 c.before,

@@ -247,7 +247,7 @@ impl Config {
         let mut config: Config = toml::from_str(text).map_err(|e| {
             let offset = e.span().map_or(0, |s| s.start).min(text.len());
             let (line, column) = line_column(text, offset);
-            let mut message = e.message().trim().to_owned();
+            let mut message = without_quoted_strings(e.message().trim());
             // A bad value's span is the value: name its key too.
             let named = |k: &String| {
                 let last = k.rsplit('.').next().unwrap_or(k);
@@ -417,6 +417,19 @@ fn given(text: &str, table: &str, key: &str) -> bool {
             .and_then(toml::Value::as_table)
             .is_some_and(|t| t.contains_key(key))
     })
+}
+
+/// A TOML parser's message without the strings it quotes: "invalid type:
+/// string \"https://hooks.slack.com/services/T0/B0/…\", expected a
+/// sequence" showed a webhook's token (or a header's) in the error, which
+/// `run` writes to the journal. The line and column still point at it.
+fn without_quoted_strings(message: &str) -> String {
+    static QUOTED: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r#"string "(?:[^"\\]|\\.)*""#).ok());
+    match QUOTED.as_ref() {
+        Some(quoted) => quoted.replace_all(message, "a string").into_owned(),
+        None => message.to_owned(),
+    }
 }
 
 #[cfg(test)]

@@ -196,7 +196,11 @@ fn shown_url(url: &str) -> String {
     });
     if secret {
         crate::alert::http::redact(url)
-    } else {
+    } else if reqwest::Url::parse(url).is_ok() {
         format!("{url:?}")
+    } else {
+        // Whatever follows a `?` or `#`, or comes before an `@`, may be
+        // a secret in a URL that does not parse either.
+        crate::source::url::shown(url)
     }
 }

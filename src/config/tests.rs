@@ -507,3 +507,34 @@ fn dead_letter_days_defaults_to_a_month_and_zero_keeps_for_ever() {
         assert!(error.contains("dead_letter_days"), "{text}: {error}");
     }
 }
+
+/// What may be a secret never reaches an error: a webhook URL written
+/// where a list goes (serde quoted the string), a header map written as a
+/// string, a source URL that does not parse with a token in its query or
+/// a user before its host. Found by review: each was printed whole, and
+/// `run` writes the error to the journal.
+#[test]
+fn errors_show_no_secrets() {
+    for (text, want) in [
+        (
+            "[alerts]\nwebhooks = \"https://hooks.slack.com/services/T0/B0/SECRETxyz\"",
+            "`alerts.webhooks`: invalid type: a string, expected a sequence",
+        ),
+        (
+            "[[sinks]]\nname = \"s\"\nurl = \"https://h.example/\"\nheaders = \"Authorization: Bearer SECRETxyz\"",
+            "invalid type: a string, expected a map",
+        ),
+        (
+            "[[sources]]\nkind = \"mastodon\"\nname = \"m\"\nurls = [\"wss//m.example/s?access_token=SECRETxyz\"]",
+            "`sources[0].urls[0]`: \"wss//m.example/s\" is not a ws:// or wss:// URL",
+        ),
+        (
+            "[[sources]]\nkind = \"mastodon\"\nname = \"m\"\nurls = [\"http://u:SECRETxyz@m.example:abc/\"]",
+            "\"***@m.example:abc/\" is not",
+        ),
+    ] {
+        let err = parse(text).expect_err(text).to_string();
+        assert!(err.contains(want), "{text:?}: got {err:?}, want {want:?}");
+        assert!(!err.contains("SECRETxyz"), "{err}");
+    }
+}

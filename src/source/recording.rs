@@ -169,14 +169,7 @@ pub fn open(path: &str) -> Result<Box<dyn Read + Send>, SourceError> {
         path: path.to_owned(),
         source,
     })?;
-    let is = |magic: &[u8]| head.starts_with(magic);
-    let format = if is(&GZIP_MAGIC) {
-        recover::Format::Gzip
-    } else if is(&ZSTD_MAGIC) {
-        recover::Format::Zstd
-    } else {
-        recover::Format::Plain
-    };
+    let format = recover::Format::sniff(&head);
     // The bytes read to tell the format apart come first again.
     let whole = io::Cursor::new(head).chain(raw);
     decoded(format, whole).map_err(|source| SourceError::Open {

@@ -38,7 +38,12 @@ impl Discovery {
             return Ok(());
         }
         let url = discover(&self.client, host).await?;
-        tracing::info!(source = %self.source, instance = %host, streaming = %url, "streaming host discovered");
+        tracing::info!(
+            source = %self.source,
+            instance = %crate::source::url::shown(host),
+            streaming = %crate::source::url::shown(&url),
+            "streaming host discovered"
+        );
         self.found.insert(host.to_owned(), url);
         Ok(())
     }

@@ -38,6 +38,26 @@ impl Format {
         }
     }
 
+    /// The format a file's first bytes say, whatever its name.
+    pub fn sniff(head: &[u8]) -> Format {
+        if head.starts_with(&super::GZIP_MAGIC) {
+            Format::Gzip
+        } else if head.starts_with(&super::ZSTD_MAGIC) {
+            Format::Zstd
+        } else {
+            Format::Plain
+        }
+    }
+
+    /// The file name ending that says this format.
+    fn ending(self) -> &'static str {
+        match self {
+            Format::Plain => "neither `.gz` nor `.zst`",
+            Format::Gzip => "`.gz`",
+            Format::Zstd => "`.zst`",
+        }
+    }
+
     /// What a complete unit is, for messages.
     pub fn unit(self) -> &'static str {
         match self {
@@ -135,6 +155,14 @@ pub enum TailError {
          check the path, or record to a new file)"
     )]
     NotRecording { why: String },
+    /// A whole recording of another format than its name says: `record`
+    /// writes by the name, so it cannot append, but nothing is damaged.
+    #[error(
+        "it is a {is:?} recording, but its name says {named:?}: not appending (`record` writes the format its name says; \
+         nothing in it is damaged: rename it to end in {ending}, or record to a new file)",
+        ending = is.ending()
+    )]
+    Misnamed { named: Format, is: Format },
 }
 
 /// Complete lines read back from the end of a plain file to tell a
@@ -158,6 +186,18 @@ pub(super) fn check_with<F: Read + Seek>(
     format: Format,
     margin: u64,
 ) -> Result<Tail, TailError> {
+    let mut head = Vec::with_capacity(4);
+    file.seek(SeekFrom::Start(0)).map_err(TailError::Read)?;
+    file.by_ref()
+        .take(4)
+        .read_to_end(&mut head)
+        .map_err(TailError::Read)?;
+    // Said as such: a zstd recording named `.gz` was called damaged at
+    // byte 0, with the advice to `truncate -s 0` it.
+    let is = Format::sniff(&head);
+    if !head.is_empty() && is != format {
+        return Err(TailError::Misnamed { named: format, is });
+    }
     let len = file.seek(SeekFrom::End(0)).map_err(TailError::Read)?;
     let (kept, recent) = match format {
         Format::Plain => {
@@ -547,9 +587,12 @@ mod tests {
                 }
                 other => panic!("{format:?}: {other:?}"),
             }
-            // A plain file appended to as if compressed: damaged at 0.
+            // A plain file named as if compressed: misnamed, not damaged.
             match tail(b"{\"a\":1}\n", format) {
-                Err(TailError::Damaged { offset: 0, .. }) => {}
+                Err(TailError::Misnamed {
+                    named,
+                    is: Format::Plain,
+                }) if named == format => {}
                 other => panic!("{format:?}: {other:?}"),
             }
         }

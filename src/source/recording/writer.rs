@@ -456,6 +456,43 @@ mod tests {
         }
     }
 
+    /// A whole recording of another format than its name says is refused
+    /// as misnamed, naming both and the way out, and left as it is: it was
+    /// called damaged at byte 0, with the advice to `truncate -s 0` it.
+    #[test]
+    fn a_recording_of_another_format_than_its_name_is_misnamed_not_damaged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (written, named, want) in [
+            ("r.zst", "r.gz", "a Zstd recording, but its name says Gzip"),
+            (
+                "r.jsonl",
+                "p.zst",
+                "a Plain recording, but its name says Zstd",
+            ),
+            (
+                "r.gz",
+                "g.jsonl",
+                "a Gzip recording, but its name says Plain",
+            ),
+        ] {
+            let from = dir.path().join(written);
+            let (mut out, _) = RecordingWriter::open(&from).expect("open");
+            out.write_line(b"{}").expect("write");
+            out.finish().expect("finish");
+            let path = dir.path().join(named);
+            std::fs::rename(&from, &path).expect("rename");
+            let before = std::fs::read(&path).expect("read");
+            let err = RecordingWriter::open(&path)
+                .err()
+                .unwrap_or_else(|| panic!("{named} must be refused"))
+                .to_string();
+            assert!(err.contains(want) && err.contains("rename it"), "{err}");
+            assert!(!err.contains("damaged at"), "{err}");
+            assert_eq!(std::fs::read(&path).expect("read"), before, "{named}");
+            std::fs::remove_file(&path).expect("rm");
+        }
+    }
+
     /// A clean stop after a commit point adds no empty member or frame.
     #[test]
     fn commit_points_add_no_empty_member_or_frame() {

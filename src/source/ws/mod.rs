@@ -419,7 +419,12 @@ impl Redirect {
                 self.same_origin =
                     (self.hops == 0 || self.same_origin) && to.origin() == from.origin();
                 self.hops += 1;
-                tracing::info!(source = %health.name, from = %url, to = %to, "following a redirect");
+                tracing::info!(
+                    source = %health.name,
+                    from = %super::url::shown(url),
+                    to = %super::url::shown(to.as_str()),
+                    "following a redirect"
+                );
                 self.to = Some(to.to_string());
                 true
             }

@@ -66,7 +66,7 @@ pub(super) async fn session<P: Protocol>(
         }
     }
     link.health.set_connected(true);
-    tracing::info!(source = %link.health.name, %url, "connected");
+    tracing::info!(source = %link.health.name, url = %crate::source::url::shown(url), "connected");
     let mut reader = Reader {
         host,
         settings,
@@ -120,7 +120,7 @@ async fn handshake<P: Protocol>(
         .map_err(|e| End::Lost(format!("bad URL: {e}")))?;
     for (name, value) in protocol.headers() {
         if !credentials && CREDENTIAL_HEADERS.contains(&name) {
-            tracing::info!(source = %link.health.name, %url, header = name, "not sent: the redirect left the configured origin");
+            tracing::info!(source = %link.health.name, url = %crate::source::url::shown(url), header = name, "not sent: the redirect left the configured origin");
             continue;
         }
         let value = HeaderValue::from_str(&value)
