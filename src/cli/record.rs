@@ -122,8 +122,11 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         rule,
         frames: 0,
     };
-    runtime.block_on(recorder.record(connections, args.commit_secs))?;
+    let recorded = runtime.block_on(recorder.record(connections, args.commit_secs));
     let frames = recorder.frames;
+    // The file and how far it got: a full disk said only "No space left
+    // on device".
+    recorded.with_context(|| format!("cannot record to {name} (stopped after {frames} frames)"))?;
     recorder
         .out
         .finish()

@@ -125,6 +125,10 @@ pub fn frame_line(frame: &str) -> std::borrow::Cow<'_, str> {
     if frame.bytes().all(|b| b.is_ascii_whitespace()) {
         return Cow::Borrowed("");
     }
+    // White space before a frame means nothing to a JSON reader, but a
+    // line that began with it, torn by a kill, did not start with a
+    // frame's `{` or `[`, and `record` refused to resume the file.
+    let frame = frame.trim_start_matches(|c: char| c.is_ascii_whitespace());
     let mut line = Cow::Borrowed(frame);
     if memchr::memchr2(b'\n', b'\r', frame.as_bytes()).is_some() {
         let json = serde_json::from_str::<serde::de::IgnoredAny>(frame).is_ok();
@@ -404,8 +408,12 @@ mod tests {
         let two = format!("{post}\n{post}");
         let control_in_text = post.replace("discord down?", "discord\ndown?");
         let spoof = r##"{"kind":"#clock","time_us":1,"source":"bluesky","protocol":"nostr"}"##;
+        // Led by white space: recorded from its `{`, so that a torn line
+        // of it still starts as a frame does.
+        let indented = format!(" \t {post}");
         let frames = [
             post,
+            indented.as_str(),
             pretty.as_str(),
             "{\r\n}",
             two.as_str(),
@@ -428,6 +436,7 @@ mod tests {
             }
         }
         assert!(matches!(frame_line(post), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(frame_line(&indented), post);
         // A real clock line is still one.
         let clock = ClockLine::new(5, "bluesky", SourceKind::Jetstream, "").to_line();
         assert!(ClockLine::parse(clock.as_bytes()).is_some());
@@ -440,7 +449,7 @@ mod tests {
         for frame in ["\n", " \r\n", "\t\n ", "   ", ""] {
             assert_eq!(frame_line(frame), "", "{frame:?}");
         }
-        assert_eq!(frame_line(" x\n"), " x\u{1}");
+        assert_eq!(frame_line(" x\n"), "x\u{1}");
     }
 
     /// A source name too long for a clock line to read back as one is
