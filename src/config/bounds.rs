@@ -50,6 +50,18 @@ impl Config {
                 "is empty (leave the key out for the platform's state directory)".into(),
             ));
         }
+        // Accepted, it failed only at `run`: "cannot open alert file :".
+        if self
+            .alerts
+            .file
+            .as_ref()
+            .is_some_and(|file| file.as_os_str().is_empty())
+        {
+            return Err((
+                "alerts.file".into(),
+                "is empty (leave the key out to write no alert file)".into(),
+            ));
+        }
         if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err((
                 "http.listen".into(),

@@ -251,6 +251,10 @@ const KEY_ERRORS: &[(&str, &str)] = &[
         "ow.toml:1:1: `state_dir`: is empty (leave the key out for the platform's state directory)",
     ),
     (
+        "[alerts]\nfile = \"\"",
+        "ow.toml:2:1: `alerts.file`: is empty (leave the key out to write no alert file)",
+    ),
+    (
         "[window]\nwatermark_quorum = 33",
         "ow.toml:2:1: `window.watermark_quorum`: must be from 1 to 32, got 33",
     ),
