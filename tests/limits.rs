@@ -186,7 +186,7 @@ fn absurd_numbers_are_clean_errors_naming_file_line_and_key() {
     // 17 GB.
     let series_csv = std::env::temp_dir().join(format!("ow-limits-{}.csv", std::process::id()));
     std::fs::write(&series_csv, "timestamp,value\n2026-01-01T00:00:00Z,1\n").expect("csv");
-    let flagged: [(&[&str], &str); 8] = [
+    let flagged: [(&[&str], &str); 10] = [
         (&["run", "--jetstream", "notaurl"], "--jetstream"),
         (
             &[
@@ -211,6 +211,9 @@ fn absurd_numbers_are_clean_errors_naming_file_line_and_key() {
         (&["series", "--bucket-secs", "0"], "--bucket-secs"),
         (&["series", "--bucket-secs=-5"], "--bucket-secs"),
         (&["series", "--bucket-secs", "40000000"], "--bucket-secs"),
+        (&["series", "--min-count", "0"], "--min-count"),
+        // An empty source name (a configuration refuses one too).
+        (&["record", "--name", "", "--out", "x.jsonl"], "--name"),
     ];
     for (args, flag) in flagged {
         let output = bin()

@@ -51,7 +51,7 @@ pub struct RecordArgs {
     out: PathBuf,
     /// Source name written in the clock lines (replay keys cursors and
     /// per-source counts by it, as the daemon does).
-    #[arg(long, value_name = "NAME", default_value = "bluesky")]
+    #[arg(long, value_name = "NAME", default_value = "bluesky", value_parser = source_name)]
     name: String,
     /// Make a commit point at least this often, in seconds (0.1 to 3600):
     /// a crash loses at most about this much of the recording. Each one
@@ -259,4 +259,13 @@ pub(crate) fn open_output(path: &Path) -> anyhow::Result<(RecordingWriter, Tail)
         );
     }
     Ok((out, tail))
+}
+
+/// A `--name`: not empty (a configuration refuses an empty source name;
+/// here it was taken, and the summary read "source :").
+fn source_name(value: &str) -> Result<String, String> {
+    if value.trim().is_empty() {
+        return Err("a source needs a name".into());
+    }
+    Ok(value.to_owned())
 }
