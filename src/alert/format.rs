@@ -221,14 +221,15 @@ pub fn defang(text: &str) -> String {
     line.replace("://", "[:]//")
 }
 
-/// Mentions made harmless for a receiver that passes text on to Slack or
-/// Discord (PagerDuty, Opsgenie and Alertmanager are often bridged there):
-/// a zero-width space after the `<` of `<!channel>` and `<@U…>` and after
-/// the `@` of `@everyone` and `@here`, so neither syntax is recognised
-/// and the text reads the same.
+/// Mentions and links made harmless for a receiver that passes text on
+/// to Slack or Discord (PagerDuty, Opsgenie and Alertmanager are often
+/// bridged there): a zero-width space after every `<` (Slack's
+/// `<!channel>`, `<@U…>`, `<#C…>`, and its `<mailto:…|label>` and
+/// `<tel:…|label>` links, which hold no `://` to defang; only `<!` and
+/// `<@` were broken) and after the `@` of `@everyone` and `@here`, so no
+/// such syntax is recognised and the text reads the same.
 pub fn unmention(text: &str) -> String {
-    text.replace("<!", "<\u{200B}!")
-        .replace("<@", "<\u{200B}@")
+    text.replace('<', "<\u{200B}")
         .replace("@everyone", "@\u{200B}everyone")
         .replace("@here", "@\u{200B}here")
 }

@@ -198,6 +198,15 @@ fn plain_safe(s: &str) -> Result<(), String> {
     for bad in ["<!", "<@", "@everyone", "@here", "://"] {
         ensure(!s.contains(bad), &format!("{bad} in {s:?}"))?;
     }
+    // No Slack syntax at all (`<mailto:…|label>`, `<#C…>`): every `<`
+    // is broken (or ends the text, cut short).
+    ensure(
+        s.match_indices('<').all(|(i, _)| {
+            let rest = &s[i + 1..];
+            rest.starts_with(['\u{200B}', '…']) || rest.is_empty()
+        }),
+        &format!("an unbroken `<` in {s:?}"),
+    )?;
     ensure(
         !s.chars().any(hidden),
         &format!("a hidden character in {s:?}"),

@@ -161,13 +161,38 @@ fn secrets(hook: &Webhook, url: &Url, headers: &[(HeaderName, HeaderValue)]) -> 
         .flatten()
         .cloned()
         .collect();
-    secrets.extend(hook.headers.iter().map(|(_, v)| v.clone()));
+    for (_, value) in &hook.headers {
+        secrets.push(value.clone());
+        // The credential after an auth scheme (`Bearer T`, `GenieKey T`):
+        // a receiver that quotes only the token leaked it.
+        if let Some((_, credential)) = value.trim().split_once(' ') {
+            secrets.push(credential.trim().to_owned());
+        }
+    }
     let sensitive = headers.iter().filter(|(_, v)| v.is_sensitive());
     secrets.extend(sensitive.filter_map(|(_, v)| v.to_str().ok().map(str::to_owned)));
     let base = Url::parse(&hook.url).ok();
     for url in std::iter::once(url).chain(base.as_ref()) {
         secrets.push(url.username().to_owned());
         secrets.extend(url.password().map(str::to_owned));
+        // reqwest sends the userinfo as `Authorization: Basic` of its
+        // base64, which a receiver quoting the header leaked, and a
+        // percent-encoded part may be echoed decoded.
+        if !url.username().is_empty() || url.password().is_some() {
+            let decode = |part: &str| {
+                percent_encoding::percent_decode_str(part)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            let (user, password) = (
+                decode(url.username()),
+                decode(url.password().unwrap_or_default()),
+            );
+            use base64::Engine as _;
+            let basic =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            secrets.extend([user, password, basic]);
+        }
         if let Some(query) = url.query() {
             secrets.extend(
                 query
@@ -285,7 +310,9 @@ fn opsgenie(hook: &Webhook, alert: &Alert, base: &Url) -> Result<Formatted, Fail
         OpsgenieCall::Create => under(base, &["v2", "alerts"])?,
         OpsgenieCall::Close { alias } => {
             let mut url = under(base, &["v2", "alerts", &alias, "close"])?;
-            url.set_query(Some("identifierType=alias"));
+            // Added to the configured query (a tenant, a token), as a
+            // create keeps it: replaced, the close was refused.
+            url.query_pairs_mut().append_pair("identifierType", "alias");
             url
         }
     };
@@ -339,7 +366,12 @@ fn custom_headers(
             let _ = url.set_username("");
             let _ = url.set_password(None);
         }
-        headers.push(sensitive(name, value)?);
+        let header = sensitive(name, value)?;
+        // A configured header replaces a built-in one of its name (a
+        // `Content-Type` of their own): both were sent, and a strict
+        // receiver refused every alert with a final 400.
+        headers.retain(|(built_in, _)| *built_in != header.0);
+        headers.push(header);
     }
     Ok(url)
 }
@@ -414,6 +446,55 @@ mod tests {
         assert!(
             first.starts_with(&format!("{delivered}:repost:")),
             "{first}"
+        );
+    }
+
+    /// Found by review: what a receiver may echo of our credentials is
+    /// starred, the Basic header's base64 and a bearer token alone
+    /// included; a configured header replaces a built-in one of its name;
+    /// an Opsgenie close keeps the configured query.
+    #[tokio::test(start_paused = true)]
+    async fn credentials_headers_and_queries_as_configured() {
+        use base64::Engine as _;
+        let clock = TokioClock::starting_at(1_800_000_000_000_000);
+        let alert = format::sample_alert();
+        let basic = Webhook::plain("http://hookuser:pa%73s@h.example/in", Format::Json);
+        let sent = request(&basic, &alert, None, &clock).expect("request");
+        let encoded = base64::engine::general_purpose::STANDARD.encode("hookuser:pass");
+        for secret in [encoded.as_str(), "pass", "hookuser"] {
+            assert!(sent.secrets.iter().any(|s| s == secret), "{secret}");
+        }
+        let custom = Webhook {
+            headers: vec![
+                ("Authorization".into(), "Bearer t0kenSecretValue42".into()),
+                (
+                    "Content-Type".into(),
+                    "application/json; charset=utf-8".into(),
+                ),
+            ],
+            ..Webhook::plain("https://h.example/in", Format::Json)
+        };
+        let sent = request(&custom, &alert, None, &clock).expect("request");
+        assert!(sent.secrets.iter().any(|s| s == "t0kenSecretValue42"));
+        let types: Vec<_> = sent
+            .headers
+            .iter()
+            .filter(|(n, _)| n.as_str() == "content-type")
+            .map(|(_, v)| v.to_str().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(types, ["application/json; charset=utf-8"]);
+        let opsgenie = Webhook {
+            key: Some("k".into()),
+            ..Webhook::plain("https://og.example/og?tenant=acme", Format::Opsgenie)
+        };
+        let mut resolved = alert.clone();
+        resolved.state = crate::detect::TransitionKind::Resolved;
+        let close = request(&opsgenie, &resolved, None, &clock).expect("request");
+        assert_eq!(
+            close.url.query(),
+            Some("tenant=acme&identifierType=alias"),
+            "{}",
+            close.url
         );
     }
 }
