@@ -195,8 +195,22 @@ pub async fn send(
     clock: &dyn Clock,
 ) -> Result<Answer, Failure> {
     let mut url = outgoing.url.clone();
+    // One deadline for every hop: each hop had a timeout of its own, so a
+    // receiver redirecting slowly held a sink for six times `timeout_secs`.
+    let deadline = tokio::time::Instant::now() + outgoing.timeout;
     for _hop in 0..=MAX_REDIRECTS {
-        let response = post(client, outgoing, &url).await?;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return Err(Failure::Retry {
+                reason: format!(
+                    "no answer within {:?} (redirects included) from {}",
+                    outgoing.timeout,
+                    shown(&url)
+                ),
+                after: None,
+            });
+        }
+        let response = post(client, outgoing, &url, left).await?;
         if response.status().is_redirection() {
             url = redirect_target(&response, &url, outgoing.follow_redirects)?;
             continue;
@@ -213,10 +227,11 @@ async fn post(
     client: &reqwest::Client,
     outgoing: &Outgoing,
     url: &Url,
+    timeout: Duration,
 ) -> Result<reqwest::Response, Failure> {
     let mut request = client
         .post(url.clone())
-        .timeout(outgoing.timeout)
+        .timeout(timeout)
         .body(outgoing.body.clone());
     for (name, value) in &outgoing.headers {
         request = request.header(name, value.clone());
@@ -413,6 +428,41 @@ mod tests {
             assert!(reason.contains(says), "{reason}");
             assert!(reason.contains("a.b/a.b/"), "the URL's start: {reason}");
         }
+        server.abort();
+    }
+
+    /// `timeout_secs` bounds the whole request, redirects included: a
+    /// receiver redirecting to itself after 300 ms, under a 700 ms
+    /// timeout, was followed through all six hops (each had the whole
+    /// timeout of its own) and failed only as "more than 5 redirects".
+    #[tokio::test]
+    async fn the_timeout_covers_every_redirect_together() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let slow_redirect = move || async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            (
+                axum::http::StatusCode::TEMPORARY_REDIRECT,
+                [(axum::http::header::LOCATION, format!("http://{addr}/hook"))],
+            )
+        };
+        let app = axum::Router::new().fallback(slow_redirect);
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let clock = crate::wall::system();
+        let alert = format::sample_alert();
+        let client = client(Duration::from_secs(5)).expect("client");
+        let mut hook = hook(format!("http://{addr}/hook"), Format::Json);
+        hook.follow_redirects = true;
+        hook.timeout = Duration::from_millis(700);
+        let outgoing = webhook::request(&hook, &alert, None, clock.as_ref()).expect("request");
+        let failure = send(&client, &outgoing, clock.as_ref())
+            .await
+            .expect_err("not delivered");
+        let reason = failure.reason();
+        assert!(!reason.contains("redirects;"), "{reason}");
+        assert!(matches!(failure, Failure::Retry { .. }), "{reason}");
         server.abort();
     }
 
