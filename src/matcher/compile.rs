@@ -354,6 +354,23 @@ mod tests {
         }
     }
 
+    /// A matcher from an English file holding `regexes` (after its two
+    /// lines of phrases) and one service, or the error that refused it.
+    fn with_regexes(regexes: &str) -> Result<Matcher, String> {
+        let files = [
+            (
+                PathBuf::from("p/lang/en.toml"),
+                format!("lang = \"en\"\noutage = [\"is down\"]\n{regexes}"),
+            ),
+            (
+                PathBuf::from("p/services.toml"),
+                "[[service]]\nid = \"alpha\"\nname = \"Alpha\"\ncategory = \"other\"\naliases = [\"alpha\"]\n".to_owned(),
+            ),
+        ];
+        let catalogue = Catalogue::from_files(files.into_iter()).map_err(|e| e.to_string())?;
+        Matcher::new(&catalogue).map_err(|e| e.to_string())
+    }
+
     /// An invalid regular expression is named with its line (the first in
     /// file order when there are several), and a valid set keeps its order.
     #[test]
@@ -361,20 +378,7 @@ mod tests {
         let regex = |category: &str, pattern: &str| {
             format!("\n[[regex]]\ncategory = \"{category}\"\npattern = '{pattern}'\n")
         };
-        let compile = |regexes: &str| {
-            let files = [
-                (
-                    PathBuf::from("p/lang/en.toml"),
-                    format!("lang = \"en\"\noutage = [\"is down\"]\n{regexes}"),
-                ),
-                (
-                    PathBuf::from("p/services.toml"),
-                    "[[service]]\nid = \"alpha\"\nname = \"Alpha\"\ncategory = \"other\"\naliases = [\"alpha\"]\n".to_owned(),
-                ),
-            ];
-            let catalogue = Catalogue::from_files(files.into_iter()).map_err(|e| e.to_string())?;
-            Matcher::new(&catalogue).map_err(|e| e.to_string())
-        };
+        let compile = with_regexes;
         let valid: String = (0..20)
             .map(|n| regex("past", &format!("\\b{n}h ago")))
             .collect();
@@ -419,20 +423,7 @@ mod tests {
     #[test]
     fn the_regexes_are_bounded_in_number_and_in_total_size() {
         use super::regexes::{MAX_REGEXES, MAX_TOTAL_REGEX_BYTES};
-        let compile = |regexes: &str| {
-            let files = [
-                (
-                    PathBuf::from("p/lang/en.toml"),
-                    format!("lang = \"en\"\noutage = [\"is down\"]\n{regexes}"),
-                ),
-                (
-                    PathBuf::from("p/services.toml"),
-                    "[[service]]\nid = \"alpha\"\nname = \"Alpha\"\ncategory = \"other\"\naliases = [\"alpha\"]\n".to_owned(),
-                ),
-            ];
-            let catalogue = Catalogue::from_files(files.into_iter()).map_err(|e| e.to_string())?;
-            Matcher::new(&catalogue).map_err(|e| e.to_string())
-        };
+        let compile = with_regexes;
         // Each entry is 4 lines, after the 2 lines of phrases.
         let entries = |n: usize, pattern: &dyn Fn(usize) -> String| -> String {
             (0..n)
