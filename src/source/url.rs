@@ -104,7 +104,7 @@ pub fn shown(url: &str) -> String {
     if parsed.fragment().is_some() {
         parsed.set_fragment(Some("***"));
     }
-    let text = parsed.to_string().replace("%2A%2A%2A", "***");
+    let text = parsed.to_string();
     match (user, text.split_once("://")) {
         (true, Some((scheme, rest))) => format!("{scheme}://***@{rest}"),
         _ => text,

@@ -147,6 +147,11 @@ impl RecordingWriter {
             Err(std::fs::TryLockError::WouldBlock) => {
                 return Err(OpenError::InUse { path: name() });
             }
+            // A file system without locks (some network and FUSE ones)
+            // still records, as before, said once.
+            Err(std::fs::TryLockError::Error(e)) if e.kind() == io::ErrorKind::Unsupported => {
+                tracing::warn!(path = %name(), error = %e, "cannot lock the recording: a second `record` on it would not be refused");
+            }
             Err(std::fs::TryLockError::Error(source)) => {
                 return Err(OpenError::Open {
                     path: name(),
