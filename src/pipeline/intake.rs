@@ -9,7 +9,7 @@ use crate::Micros;
 use crate::events::InternalEvent;
 use crate::events::pipeline::{EventQuarantined, FrameMalformed, PostStale, per_source};
 use crate::matcher::Class;
-use crate::source::clock::{Judgement, Tick};
+use crate::source::clock::{Judgement, Tick, closing_watermark};
 use crate::source::jetstream::SeqCursor;
 use crate::source::{FrameError, SkipReason};
 use crate::state::Store;
@@ -183,9 +183,17 @@ impl<S: Store> Pipeline<S> {
         fallback: Option<Micros>,
     ) -> Clocked {
         let rule = &self.clock_rule;
-        let (judgement, watermark) = per_source(&mut self.clocks, source, |clock| {
-            (clock.judge(tick, fallback, rule), clock.watermark())
+        let (judgement, before, watermark) = per_source(&mut self.clocks, source, |clock| {
+            let before = clock.watermark();
+            (clock.judge(tick, fallback, rule), before, clock.watermark())
         });
+        // Only a moved watermark can move where buckets close (a jump on a
+        // quarantined event included).
+        if watermark != before
+            && let Some(closing) = closing_watermark(self.clocks.values(), self.wait_us)
+        {
+            self.windows.observe(closing);
+        }
         if judgement == Judgement::Future {
             EventQuarantined {
                 stats: &mut self.stats,
@@ -197,9 +205,6 @@ impl<S: Store> Pipeline<S> {
             }
             .emit();
             return Clocked::Quarantined;
-        }
-        if let Some(w) = watermark {
-            self.windows.observe(w);
         }
         Clocked::Accepted(watermark)
     }

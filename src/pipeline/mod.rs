@@ -150,6 +150,10 @@ pub struct Pipeline<S: Store> {
     /// Each source's clock; its watermark is the source's cursor.
     clocks: BTreeMap<String, SourceClock>,
     clock_rule: ClockRule,
+    /// How far behind the newest source a server-dated one may fall and
+    /// still hold buckets open (`max_late_secs`; see
+    /// [`closing_watermark`](crate::source::clock::closing_watermark)).
+    wait_us: Micros,
     seqs: BTreeMap<String, SeqCursor>,
     dedupe: Deduper,
     stats: Stats,
@@ -209,6 +213,7 @@ impl<S: Store> Pipeline<S> {
         Ok(Pipeline {
             clocks,
             clock_rule,
+            wait_us: max_late_us,
             matcher,
             windows: Windows::resume(
                 WindowConfig {
@@ -283,8 +288,7 @@ impl<S: Store> Pipeline<S> {
         self.seqs.get(source).cloned()
     }
 
-    /// The watermark buckets close on (the newest source watermark), for
-    /// pacing a replay.
+    /// The watermark buckets close on, for pacing a replay.
     pub fn newest_event_time(&self) -> Option<Micros> {
         self.windows.newest()
     }
@@ -366,3 +370,7 @@ impl<S: Store> Pipeline<S> {
 
 #[cfg(test)]
 mod resume_tests;
+#[cfg(test)]
+mod sources_tests;
+#[cfg(test)]
+mod test_support;

@@ -3,72 +3,10 @@
 //! what can still be counted, and a run resumed from its checkpoint must
 //! count what the uninterrupted run counts.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::test_support::*;
 use super::*;
-use crate::state::SledStore;
-
-const START: Micros = 1_783_173_600_000_000;
-const S: Micros = MICROS_PER_SEC;
-
-fn post(did: &str, rkey: &str, time_us: Micros, text: &str) -> String {
-    serde_json::json!({
-        "did": did, "time_us": time_us, "kind": "commit",
-        "commit": {"rev": "r", "operation": "create", "collection": "app.bsky.feed.post",
-                   "rkey": rkey, "record": {"text": text, "langs": ["en"]}}
-    })
-    .to_string()
-}
-
-/// Post `i` of ordinary chatter from five accounts taking turns.
-fn chatter(i: i64, time_us: Micros, text: &str) -> String {
-    post(
-        &format!("did:plc:{}", i % 5),
-        &format!("k{i}"),
-        time_us,
-        text,
-    )
-}
-
-fn open(dir: &std::path::Path, config: &PipelineConfig) -> Pipeline<SledStore> {
-    let matcher = Arc::new(Matcher::embedded().expect("patterns"));
-    let store = SledStore::open(dir).expect("store");
-    Pipeline::open(matcher, config.clone(), store).expect("pipeline")
-}
-
-fn feed(p: &mut Pipeline<SledStore>, frames: &[String], received: &Received<'_>) {
-    feed_as(p, "test", frames, received);
-}
-
-/// `frames` as the source `source`, numbered from 0.
-fn feed_as(p: &mut Pipeline<SledStore>, source: &str, frames: &[String], received: &Received<'_>) {
-    for (n, frame) in frames.iter().enumerate() {
-        p.process_frame(source, n as u64, frame.as_bytes(), received)
-            .expect("process");
-    }
-}
-
-/// Reports per bucket start and service, closed (stored) or still open.
-fn per_bucket(p: &Pipeline<SledStore>) -> BTreeMap<(Micros, String), u64> {
-    let mut out = BTreeMap::new();
-    let stored = p.store.buckets_since(i64::MIN).expect("read");
-    for b in stored.iter().chain(p.windows.open_buckets()) {
-        for (service, counts) in &b.services {
-            *out.entry((b.start, service.clone())).or_default() += counts.reports;
-        }
-    }
-    out
-}
-
-/// Reports per service in every bucket, closed (stored) or still open.
-fn reports(p: &Pipeline<SledStore>) -> BTreeMap<String, u64> {
-    let mut out = BTreeMap::new();
-    for ((_, service), n) in per_bucket(p) {
-        *out.entry(service).or_default() += n;
-    }
-    out
-}
 
 /// Feeds `frames` whole, and again in two runs on one state directory
 /// (the first cut at `cut` and finished, as a replay of two files in
@@ -598,18 +536,6 @@ fn only_frames_of_the_stream_are_data_for_a_source_s_health() {
         p.report_frame(&health, "s", before);
         assert_eq!(health.snapshot().data, u64::from(data), "{frame}");
     }
-}
-
-/// Every alert in the store's outbox, in order.
-fn alerts(p: &Pipeline<SledStore>) -> Vec<crate::alert::Alert> {
-    let outbox = p.store.outbox::<crate::alert::Alert>();
-    let mut out = Vec::new();
-    let mut after = None;
-    while let Some((seq, alert)) = outbox.next_after(after).expect("outbox") {
-        out.push(alert);
-        after = Some(seq);
-    }
-    out
 }
 
 /// A flood of new tags from twelve accounts: each may help admit three

@@ -2,9 +2,11 @@
 //!
 //! Every source has its own watermark, the event time up to which it is
 //! known to have delivered. Windows close on the newest source watermark,
-//! posts are judged stale against their own source's watermark only, and a
-//! live source resumes from its watermark, so one source running late, fast
-//! or wrong never makes another source's posts stale.
+//! held back for a server-dated source up to `max_late_secs` behind it
+//! ([`closing_watermark`]); posts are judged stale against their own
+//! source's watermark, and a live source resumes from its watermark, so one
+//! source running late never makes another source's posts stale, and the
+//! minutes a late one delivers at once are not piled into one bucket.
 //!
 //! **The rule.** An event is *future*, quarantined and counted, when it is
 //! more than `max_future_secs` ahead of
@@ -148,8 +150,17 @@ impl SourceClock {
         self.watermark
     }
 
-    /// Judges one event; `fallback` is the newest watermark of any source,
-    /// the reference while this one has none.
+    /// Whether its events are dated by a server's clock (Jetstream's
+    /// `time_us`): only such a source can fall behind and then deliver
+    /// what it missed, so only such a source is waited for. Its accepted
+    /// posts are what the recent list holds; an own-clock source (Mastodon,
+    /// Nostr), dated by our arrival clock, never fills it.
+    pub fn server_dated(&self) -> bool {
+        !self.recent.is_empty()
+    }
+
+    /// Judges one event; `fallback` is the watermark buckets close on, the
+    /// reference while this one has none.
     pub fn judge(&mut self, tick: Tick, fallback: Option<Micros>, rule: &ClockRule) -> Judgement {
         let bound = match tick.arrival_us {
             Some(arrival) => Some(arrival.saturating_add(rule.max_future_us)),
@@ -254,6 +265,31 @@ impl SourceClock {
             self.recent.clear();
         }
     }
+}
+
+/// The watermark buckets close on: the newest source watermark, held back
+/// to the slowest server-dated source no more than `wait_us` behind it.
+///
+/// A source behind the others (a Jetstream reconnecting and reading from
+/// its cursor while Mastodon kept going) would otherwise find its buckets
+/// closed and its minutes of posts pushed into the oldest open bucket, a
+/// surge nobody made. Waiting has a bound, since alerts wait too: a source
+/// further behind than `wait_us` (stopped, a replayed file that ended,
+/// one lagging for minutes) no longer holds the others. Own-clock sources
+/// never hold: their events are dated on arrival, so none can come from
+/// before their watermark.
+pub fn closing_watermark<'a>(
+    clocks: impl Iterator<Item = &'a SourceClock> + Clone,
+    wait_us: Micros,
+) -> Option<Micros> {
+    let newest = clocks.clone().filter_map(SourceClock::watermark).max()?;
+    let waited_from = newest.saturating_sub(wait_us);
+    let slowest = clocks
+        .filter(|clock| clock.server_dated())
+        .filter_map(SourceClock::watermark)
+        .filter(|&w| w >= waited_from)
+        .min();
+    Some(slowest.unwrap_or(newest))
 }
 
 /// The `quorum`-th largest time among distinct authors (each author at its
@@ -558,6 +594,88 @@ mod tests {
             c.watermark()
         );
         assert_eq!(c.judge(tick(5001, "b"), None, &rule), Judgement::Accepted);
+    }
+
+    /// A clock at `at` seconds: dated by a server (posts accepted by
+    /// their authors' quorum) or by its own arrival clock.
+    fn clock_at(at: i64, server_dated: bool) -> SourceClock {
+        let rule = ClockRule::default();
+        let mut c = SourceClock::restored(Some(at * S));
+        for (i, author) in ["a", "b", "c"].into_iter().enumerate() {
+            let t = Tick {
+                own_clock: !server_dated,
+                arrival_us: Some(at * S),
+                ..tick(at - 3 + i as i64, author)
+            };
+            assert_eq!(c.judge(t, None, &rule), Judgement::Accepted);
+        }
+        assert_eq!(c.server_dated(), server_dated);
+        assert_eq!(c.watermark(), Some(at * S));
+        c
+    }
+
+    #[test]
+    fn buckets_close_on_the_slowest_server_dated_source_within_the_wait() {
+        const SERVER: bool = true;
+        const OWN: bool = false;
+        let wait = 60 * S;
+        // (clocks at seconds, whether server-dated; the closing watermark)
+        let cases: &[(&[(i64, bool)], Option<i64>, &str)] = &[
+            (&[], None, "no source"),
+            (&[(1000, SERVER)], Some(1000), "one source: its own"),
+            (
+                &[(1000, SERVER), (970, SERVER)],
+                Some(970),
+                "waits for the slower",
+            ),
+            (
+                &[(1000, SERVER), (940, SERVER)],
+                Some(940),
+                "the wait's very edge",
+            ),
+            (
+                &[(1000, SERVER), (939, SERVER)],
+                Some(1000),
+                "too far behind: not waited for",
+            ),
+            (
+                &[(1000, OWN), (990, SERVER)],
+                Some(990),
+                "an own-clock source ahead waits for the server's",
+            ),
+            (
+                &[(1000, SERVER), (900, OWN)],
+                Some(1000),
+                "an own-clock source never holds",
+            ),
+            (
+                &[(1000, OWN), (995, OWN)],
+                Some(1000),
+                "own clocks only: the newest",
+            ),
+            (
+                &[(1000, SERVER), (939, SERVER), (950, SERVER), (980, OWN)],
+                Some(950),
+                "the slowest of those within the wait",
+            ),
+        ];
+        for (clocks, want, what) in cases {
+            let clocks: Vec<SourceClock> = clocks
+                .iter()
+                .map(|&(at, server)| clock_at(at, server))
+                .collect();
+            assert_eq!(
+                closing_watermark(clocks.iter(), wait),
+                want.map(|w| w * S),
+                "{what}"
+            );
+        }
+        let unset = [SourceClock::default(), clock_at(500, SERVER)];
+        assert_eq!(
+            closing_watermark(unset.iter(), wait),
+            Some(500 * S),
+            "a source without a watermark yet holds nothing"
+        );
     }
 
     #[test]
