@@ -174,3 +174,51 @@ fn an_own_clock_source_ahead_does_not_make_a_server_dated_one_late() {
     assert_eq!(stats.posts, 2 * 290, "{stats:?}");
     assert_eq!((stats.late_posts, stats.stale_posts), (0, 0), "{stats:?}");
 }
+
+/// The watermark buckets close on is saved with the checkpoint and the
+/// clocks that decide it, so a run stopped while it waits for a source
+/// behind, or while one it stopped waiting for catches up (the watermark
+/// never moves back to it), and resumed, counts every post where the whole
+/// run does.
+#[test]
+fn a_run_resumed_while_a_source_is_behind_counts_as_the_whole_run() {
+    // (the gap, the frame cut before: its source and second)
+    let cases = [
+        (100..140, ("fast", 120), "waiting 20 s for slow"),
+        (100..140, ("fast", 145), "after the catch-up"),
+        (
+            100..170,
+            ("slow", 130),
+            "slow catching up, no longer waited for",
+        ),
+    ];
+    for (gap, (cut_source, cut_at), what) in cases {
+        let feed = lagging(400, gap);
+        let (_whole_dir, whole) = run(&feed);
+        let rkey = format!("\"rkey\":\"{cut_source}{cut_at}\"");
+        let cut = feed
+            .iter()
+            .position(|(source, frame)| *source == cut_source && frame.contains(&rkey))
+            .expect("cut");
+        let dir = tempfile::tempdir().expect("tempdir");
+        for part in [&feed[..cut], &feed[cut..]] {
+            let mut p = open(dir.path(), &PipelineConfig::new());
+            for (n, (source, frame)) in part.iter().enumerate() {
+                p.process_frame(source, n as u64, frame.as_bytes(), &Received::jetstream())
+                    .expect("process");
+            }
+            p.finish().expect("finish");
+        }
+        let p = open(dir.path(), &PipelineConfig::new());
+        assert_eq!(discord_buckets(&p), discord_buckets(&whole), "{what}");
+        let posts = |p: &Pipeline<SledStore>| {
+            let stored = p.store.buckets_since(i64::MIN).expect("read");
+            stored
+                .iter()
+                .chain(p.windows.open_buckets())
+                .map(|b| (b.start, b.total_posts))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(posts(&p), posts(&whole), "{what}");
+    }
+}
