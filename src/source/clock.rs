@@ -619,8 +619,10 @@ mod tests {
         const SERVER: bool = true;
         const OWN: bool = false;
         let wait = 60 * S;
-        // (clocks at seconds, whether server-dated; the closing watermark)
-        let cases: &[(&[(i64, bool)], Option<i64>, &str)] = &[
+        /// Clocks at seconds, each server-dated or not.
+        type Clocks = &'static [(i64, bool)];
+        // (the clocks; the closing watermark)
+        let cases: &[(Clocks, Option<i64>, &str)] = &[
             (&[], None, "no source"),
             (&[(1000, SERVER)], Some(1000), "one source: its own"),
             (
