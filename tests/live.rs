@@ -208,6 +208,20 @@ fn sigkill_and_restart_continue_without_gap_or_double_count(wire: Wire) {
 on_both_wires!(sigterm_exits_zero_within_the_bound_with_state_and_cursor_flushed);
 
 fn sigterm_exits_zero_within_the_bound_with_state_and_cursor_flushed(wire: Wire) {
+    stops_in_order_on("TERM", wire);
+}
+
+/// A terminal closed or an ssh session ended under a daemon run by hand:
+/// SIGHUP had its default action, the process died like a kill -9
+/// (exit 129, no "shutting down", no seal; found by review).
+#[test]
+fn sighup_stops_the_daemon_as_sigterm_does() {
+    stops_in_order_on("HUP", Wire::V1_PLAIN);
+}
+
+/// The daemon stopped by `signal`: exit 0 within the grace, the state and
+/// its cursors saved, nothing to warn about.
+fn stops_in_order_on(signal: &str, wire: Wire) {
     let frames = demo_frames();
     let dir = tempfile::tempdir().expect("tempdir");
     let server = JetstreamServer::start(
@@ -224,8 +238,8 @@ fn sigterm_exits_zero_within_the_bound_with_state_and_cursor_flushed(wire: Wire)
         |log| support::processed(log).is_some(),
         Duration::from_secs(60),
     );
-    let (status, took, log) = daemon.terminate(Duration::from_secs(20));
-    assert!(status.success(), "exit {status:?}\n{log}");
+    let (status, took, log) = daemon.stop_with(signal, Duration::from_secs(20));
+    assert!(status.success(), "SIG{signal}: exit {status:?}\n{log}");
     assert!(
         took < Duration::from_secs(12),
         "took {took:?} (bound: 10 s grace)"

@@ -96,7 +96,10 @@ pub fn run(args: RunArgs, patterns: Option<&std::path::Path>) -> anyhow::Result<
     Ok(ExitCode::SUCCESS)
 }
 
-/// Resolves at the first SIGINT or SIGTERM; a second one exits at once.
+/// Resolves at the first SIGINT, SIGTERM or SIGHUP; a second one exits at
+/// once. SIGHUP too: a daemon run from a terminal or an ssh session gets it
+/// when that closes, and its default action killed the process without its
+/// shutdown (the sinks' cursors and queued health alerts not saved).
 /// Listens from the moment it is called (inside the runtime), not from its
 /// first poll: the daemon polls it only once started, and a stop sent
 /// during its start-up (opening the store, the sources, the status server)
@@ -113,12 +116,15 @@ pub fn first_signal_then_arm_second() -> impl std::future::Future<Output = ()> +
     }
 }
 
-/// SIGINT and SIGTERM, each handled from the moment its listener exists.
+/// SIGINT, SIGTERM and SIGHUP, each handled from the moment its listener
+/// exists.
 struct Signals {
     #[cfg(unix)]
     terminate: Option<tokio::signal::unix::Signal>,
     #[cfg(unix)]
     interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hangup: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
@@ -134,6 +140,7 @@ impl Signals {
             Signals {
                 terminate: open(SignalKind::terminate(), "SIGTERM"),
                 interrupt: open(SignalKind::interrupt(), "SIGINT"),
+                hangup: open(SignalKind::hangup(), "SIGHUP"),
             }
         }
         #[cfg(not(unix))]
@@ -154,10 +161,12 @@ impl Signals {
             let Signals {
                 terminate,
                 interrupt,
+                hangup,
             } = self;
             tokio::select! {
                 _ = one(terminate) => {}
                 _ = one(interrupt) => {}
+                _ = one(hangup) => {}
             }
         }
         #[cfg(not(unix))]

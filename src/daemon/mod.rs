@@ -171,6 +171,9 @@ async fn start(options: DaemonOptions) -> Result<Running, DaemonError> {
         http,
         clock,
     } = options;
+    // Before anything that needs an ordered stop is started: a failure
+    // after the pipeline thread's start dropped the outputs unstopped.
+    let tls = crate::tls::client_config()?;
     let (pipeline, outbox, telemetry) = open_pipeline(&config, matcher, &state_dir)?;
     let connections: Vec<Connection> = config
         .sources
@@ -195,7 +198,7 @@ async fn start(options: DaemonOptions) -> Result<Running, DaemonError> {
     let (pipeline_alive, stall) = (Arc::clone(&thread.alive), Arc::clone(&thread.stall));
     let done = thread.spawn(pipeline, frame_rx)?;
     let links = crate::source::Links {
-        tls: crate::tls::client_config()?,
+        tls,
         frames,
         budget: FrameBudget::new(DEFAULT_BUDGET_BYTES),
         shutdown: shutdown_rx.clone(),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 
 use super::DaemonError;
-use super::stall::{Stall, now_ms};
+use super::stall::Stall;
 use crate::pipeline::{Pipeline, PipelineError, Received, Stats};
 use crate::source::health::SourceHealth;
 use crate::source::ws::Inbound;
@@ -96,9 +96,10 @@ impl PipelineThread {
                 self.telemetry.publish_stats(pipeline.stats());
             }
         }
-        self.stall.busy_since.store(now_ms(), Ordering::Relaxed);
-        let finished = pipeline.finish()?;
-        self.stall.busy_since.store(0, Ordering::Relaxed);
+        let finished = {
+            let _busy = self.stall.busy();
+            pipeline.finish()?
+        };
         if !finished.is_empty() {
             self.notifier.notify_waiters();
         }
@@ -124,9 +125,10 @@ impl PipelineThread {
             arrival_us: Some(inbound.arrival_us),
             stored_since: inbound.stored_since,
         };
-        self.stall.busy_since.store(now_ms(), Ordering::Relaxed);
-        let produced = pipeline.process_frame(name, n, inbound.frame.as_bytes(), &received)?;
-        self.stall.busy_since.store(0, Ordering::Relaxed);
+        let produced = {
+            let _busy = self.stall.busy();
+            pipeline.process_frame(name, n, inbound.frame.as_bytes(), &received)?
+        };
         pipeline.report_frame(health, name, before);
         let stats = pipeline.stats();
         if stats.malformed > malformed.seen {

@@ -34,7 +34,29 @@ pub(super) fn now_ms() -> u64 {
         .saturating_add(1)
 }
 
+/// A store call in progress, watched until it is dropped: however the call
+/// ends (an error returned with `?`, a panic), the watch stops with it. Set
+/// and cleared by hand, an error left it set, and 15 s into the orderly
+/// shutdown that followed the watch exited the daemon as "the state store
+/// has not answered", cutting the sinks' grace short.
+pub(super) struct Busy<'a>(&'a Stall);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0
+            .busy_since
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 impl Stall {
+    /// Watches a store call from now until the guard is dropped.
+    pub(super) fn busy(&self) -> Busy<'_> {
+        self.busy_since
+            .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+        Busy(self)
+    }
+
     /// A new watch, already watching.
     pub(super) fn started(grace: Duration) -> Arc<Self> {
         let stall = Arc::new(Stall::default());
@@ -81,5 +103,33 @@ impl Stall {
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "cannot start the store watchdog");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering::Relaxed;
+
+    use super::*;
+
+    /// A store call that fails the way the pipeline's do: with `?`.
+    fn failing_call(stall: &Stall) -> Result<(), &'static str> {
+        let _busy = stall.busy();
+        assert_ne!(stall.busy_since.load(Relaxed), 0, "watched while it runs");
+        Err("No space left on device")?;
+        Ok(())
+    }
+
+    #[test]
+    fn a_store_call_is_watched_until_it_ends_however_it_ends() {
+        let stall = Stall::default();
+        assert_eq!(failing_call(&stall), Err("No space left on device"));
+        assert_eq!(stall.busy_since.load(Relaxed), 0, "an error ends the watch");
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _busy = stall.busy();
+            panic!("a bug in the store call");
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(stall.busy_since.load(Relaxed), 0, "a panic ends the watch");
     }
 }

@@ -80,6 +80,13 @@ pub enum StoreError {
     Unwritable { what: String, detail: String },
     #[error("the state in {path} is damaged: {detail}; {RECOVERY}")]
     Damaged { path: PathBuf, detail: String },
+    /// The directory the store was opened in is gone (see
+    /// `store::place`): nothing more is saved where a restart would find it.
+    #[error(
+        "the state directory {path} was removed or replaced while this ran ({detail}): nothing more can be saved where the next start would find it; stopping. Restore the directory, or start again to begin from what is in it",
+        path = path.display()
+    )]
+    Vanished { path: PathBuf, detail: String },
     #[error(
         "the state in {path} has format {found}, newer than this build reads ({FORMAT}): run the newer outagewatch, \
 or `outagewatch state reset --state-dir {path}` to start afresh (the old state is kept aside)",

@@ -36,6 +36,7 @@ use crate::Micros;
 use crate::detect::baseline::Reports;
 use crate::window::Bucket;
 
+mod place;
 mod verify;
 pub use verify::{Inventory, Salvage};
 
@@ -77,6 +78,8 @@ pub struct SledStore {
     /// Keeps a temporary directory alive as long as the store.
     _temp: Option<tempfile::TempDir>,
     dir: PathBuf,
+    /// The directory as opened, checked before every batch.
+    place: place::Place,
     /// Bumped by every batch; see the module documentation.
     generation: u64,
     /// The format as opened ([`super::FORMAT`] unless opened for repair).
@@ -317,6 +320,7 @@ impl SledStore {
                         db,
                         _temp: None,
                         dir: path.to_path_buf(),
+                        place: place::Place::of(path),
                         generation: 0,
                     });
                 }
@@ -433,6 +437,7 @@ impl Store for SledStore {
         alerts: &[A],
         baselines: &[(String, Option<Reports>)],
     ) -> Result<Vec<u64>, StoreError> {
+        self.place.check()?;
         let mut batch = sled::Batch::default();
         for (id, baseline) in baselines {
             let key = keys::named(Kind::Baseline, id);

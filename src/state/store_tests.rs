@@ -287,6 +287,24 @@ fn retention_prunes_old_buckets_in_the_same_batch() {
     assert_eq!(starts, vec![10, 20]);
 }
 
+/// A state directory removed under a running daemon: sled wrote on to its
+/// unlinked files and every save succeeded.
+#[test]
+fn a_save_after_the_state_directory_was_removed_is_an_error() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("state");
+    let mut store = SledStore::open(&dir).expect("open");
+    let cp = Checkpoint::default();
+    store
+        .save(&[bucket(20, 1)], &cp.as_ref(), None, NO_ALERTS, &[])
+        .expect("save in place");
+    std::fs::remove_dir_all(&dir).expect("rm -rf");
+    let err = store
+        .save(&[bucket(30, 1)], &cp.as_ref(), None, NO_ALERTS, &[])
+        .expect_err("saved into a directory that is gone");
+    assert!(matches!(err, StoreError::Vanished { .. }), "{err}");
+}
+
 #[test]
 fn a_sink_named_heckpoint_leaves_the_checkpoint_alone() {
     // Format 0 keyed the checkpoint `checkpoint` and a sink's cursor
