@@ -22,7 +22,7 @@
 //! any source connects), the pipeline thread and the sources start, then
 //! systemd is told `READY=1`.
 //!
-//! **Shutdown order** (on SIGINT or SIGTERM), written down once:
+//! **Shutdown order** (on SIGINT, SIGTERM or SIGHUP), written down once:
 //! 1. systemd is told `STOPPING=1`; the sources stop reading and close
 //!    their sockets; then the side tasks (health monitor, status log,
 //!    dead letter expiry, systemd watchdog) end on the same signal, each aborted if it has
