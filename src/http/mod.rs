@@ -18,6 +18,7 @@ mod serve;
 #[cfg(test)]
 mod server_tests;
 pub mod snapshot;
+mod traffic;
 
 pub use serve::ServerLimits;
 
