@@ -16,7 +16,7 @@ use crate::telemetry::{Mode, Telemetry};
 /// Far longer than any limit the tests set: "eventually", not a timing.
 const BOUND: Duration = Duration::from_secs(20);
 
-async fn start(limits: ServerLimits, token: Option<&str>) -> (Server, Arc<Telemetry>) {
+pub(super) async fn start(limits: ServerLimits, token: Option<&str>) -> (Server, Arc<Telemetry>) {
     let mut settings =
         HttpSettings::new("127.0.0.1:0", token.map(str::to_owned)).expect("settings");
     settings.limits = limits;
