@@ -194,44 +194,47 @@ impl Drop for Replay {
     }
 }
 
-#[test]
-fn the_dashboard_and_the_report_show_the_discord_incident() {
-    let Some(browser) = chromium() else {
+/// Chromium, or `None` (the test then passes, saying it skipped) when it
+/// is not installed and neither `CI=true` nor
+/// `OUTAGEWATCH_REQUIRE_BROWSER` asks for it.
+fn browser_or_skip() -> Option<PathBuf> {
+    let browser = chromium();
+    if browser.is_none() {
         assert!(
             std::env::var("CI").as_deref() != Ok("true")
                 && std::env::var_os("OUTAGEWATCH_REQUIRE_BROWSER").is_none(),
             "no chromium on PATH, and CI=true or OUTAGEWATCH_REQUIRE_BROWSER is set: `apt-get install -y chromium`"
         );
         eprintln!("SKIPPED: no chromium on PATH (apt-get install -y chromium)");
-        return;
-    };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let shots = std::env::var_os("OUTAGEWATCH_SCREENSHOTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| dir.path().to_path_buf());
-    std::fs::create_dir_all(&shots).expect("screenshot dir");
-    let report = dir.path().join("report.html");
+    }
+    browser
+}
+
+/// A replay of the demo serving its results (`--http 127.0.0.1:0
+/// --serve-after`, with `extra` arguments) and the URL it serves them on.
+/// A webhook nobody answers (port 9, discard, is closed here) keeps its
+/// alerts undelivered, which the pages must say.
+fn serve_replay(extra: &[&str]) -> (Replay, String) {
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo.jsonl.gz");
     let mut child = Command::new(env!("CARGO_BIN_EXE_outagewatch"))
         .arg("replay")
         .arg(&demo)
-        // A webhook nobody answers (port 9, discard, is closed here): its
-        // alerts stay undelivered, which both pages must say.
         .args([
             "--webhook",
             "http://127.0.0.1:9/hook",
             "--drain-timeout",
             "1",
         ])
-        .args(["--http", "127.0.0.1:0", "--serve-after", "--report"])
-        .arg(&report)
+        .args(["--http", "127.0.0.1:0", "--serve-after"])
+        .args(extra)
         .env("RUST_LOG", "warn")
+        .env_remove("OUTAGEWATCH_HTTP_TOKEN")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("replay starts");
     let stderr = child.stderr.take().expect("stderr");
-    let mut replay = Replay(child);
+    let replay = Replay(child);
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
@@ -249,6 +252,92 @@ fn the_dashboard_and_the_report_show_the_discord_incident() {
     let url = rx
         .recv_timeout(Duration::from_secs(120))
         .expect("the replay serves its results");
+    (replay, url)
+}
+
+/// A token holding `%` (not an escape) and `&`, given in the fragment:
+/// the page sends all of it, as typed, and shows the data. It took the
+/// token up to the `&`, and a raw `%` made the decoding throw, so the
+/// token was never kept and the page said "401: open the page as
+/// /#token=YOUR_TOKEN".
+#[test]
+fn a_token_with_percent_and_ampersand_in_the_fragment_opens_the_dashboard() {
+    let Some(browser) = browser_or_skip() else {
+        return;
+    };
+    let token = "s3%cr&et=100%";
+    let (replay, url) = serve_replay(&["--http-token", token]);
+    let dom = browse(&browser, &format!("{url}#token={token}"), "--dump-dom");
+    assert!(
+        !dom.contains("401: open the page"),
+        "the token was refused:\n{dom}"
+    );
+    check_dom(&dom, "live page with a token");
+    // Percent escapes still decode: the same token written `%25`, `%26`.
+    let escaped = "s3%25cr%26et%3D100%25";
+    let dom = browse(&browser, &format!("{url}#token={escaped}"), "--dump-dom");
+    assert!(
+        !dom.contains("401: open the page"),
+        "the escaped token was refused:\n{dom}"
+    );
+    check_dom(&dom, "live page with an escaped token");
+    // Without the token: the page says how to give it.
+    let dom = browse(&browser, &url, "--dump-dom");
+    assert!(dom.contains("401: open the page as /#token="), "{dom}");
+    drop(replay);
+}
+
+/// Where `sessionStorage` throws (storage refused, some private modes),
+/// the token given in the fragment is still sent: it is kept in a variable
+/// too. The page's script in a page of the test's own, with the storage
+/// made to throw and `fetch` replaced by one that writes the request's
+/// `Authorization` into the DOM.
+#[test]
+fn a_token_is_sent_even_where_session_storage_throws() {
+    let Some(browser) = browser_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http/assets/app.js"),
+    )
+    .expect("app.js");
+    let stubs = r#"
+Object.defineProperty(window, "sessionStorage", {
+  configurable: true,
+  get: function () { throw new DOMException("storage refused", "SecurityError"); }
+});
+window.fetch = function (url, options) {
+  var auth = (options && options.headers && options.headers.Authorization) || "none";
+  document.body.setAttribute("data-auth", auth);
+  return new Promise(function () {});
+};"#;
+    let page = format!(
+        "<!doctype html><html><body><p id=\"problem\"></p><span id=\"ready\"></span>\n<script>{stubs}</script>\n<script>\n{script}\n</script></body></html>"
+    );
+    let path = dir.path().join("storage-refused.html");
+    std::fs::write(&path, page).expect("page");
+    let url = format!("file://{}#token=s3cret", path.display());
+    let dom = browse(&browser, &url, "--dump-dom");
+    assert!(
+        dom.contains(r#"data-auth="Bearer s3cret""#),
+        "the token was not sent:\n{dom}"
+    );
+}
+
+#[test]
+fn the_dashboard_and_the_report_show_the_discord_incident() {
+    let Some(browser) = browser_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shots = std::env::var_os("OUTAGEWATCH_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dir.path().to_path_buf());
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let report = dir.path().join("report.html");
+    let report_arg = report.to_str().expect("utf8 path");
+    let (mut replay, url) = serve_replay(&["--report", report_arg]);
 
     let dom = browse(&browser, &url, "--dump-dom");
     check_dom(&dom, "live page");

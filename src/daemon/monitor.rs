@@ -80,6 +80,8 @@ impl<S: HealthStore> Monitor<S> {
     /// and the next run resumes past them).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let started = Now::of(self.clock.as_ref());
+        // Readiness judges silence by this same start (and grace).
+        self.telemetry.set_health_started(started.mono);
         let mut unraised = Unraised::default();
         let mut open = self.restore(started.wall, &mut unraised);
         let mut tick = tokio::time::interval(Duration::from_secs(1));

@@ -7,55 +7,65 @@
 //! `fetch(…, {method: "POST", mode: "no-cors"})`, which is sent without a
 //! preflight (a POST without a body from `Origin: https://evil.example`
 //! re-queued every dead letter). So without a token only a loopback `Host`
-//! (or the listen address) is served, and with or without one a request
-//! that changes something must be `Content-Type: application/json` (which
-//! a page cannot send cross-site without a preflight the server never
-//! answers) and must not come from another origin.
+//! (or the listen address) is served ([`local_host_only`], around every
+//! route), and with or without one a request to a route that changes
+//! something ([`json_same_origin`], on those routes alone) must be
+//! `Content-Type: application/json` (which a page cannot send cross-site
+//! without a preflight the server never answers) and must not come from
+//! another origin.
 
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
 use super::AppState;
 use super::api::error;
 
-/// Refuses a foreign `Host` (without a token), and a state-changing
-/// request that is not JSON or comes from another origin.
-pub(super) async fn same_site_only(
+/// Refuses a foreign `Host` (without a token): every route, the page
+/// included, since a rebinding page reads whatever it can load.
+pub(super) async fn local_host_only(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
-    let headers = request.headers();
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
     if state.token_digest.is_none() && !host.is_some_and(|h| local_host(h, state.listen)) {
         return error(
             StatusCode::FORBIDDEN,
             "the Host is not a loopback name or address: without a token only localhost, 127.0.0.1, [::1] or the listen address are served",
         );
     }
-    let safe = matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    );
-    if !safe {
-        if !is_json(headers) {
-            return error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "a request that changes something must be Content-Type: application/json",
-            );
-        }
-        if let Some(origin) = headers.get(header::ORIGIN)
-            && !same_origin(origin.to_str().unwrap_or(""), host)
-        {
-            return error(
-                StatusCode::FORBIDDEN,
-                "cross-origin requests may not change anything",
-            );
-        }
+    next.run(request).await
+}
+
+/// Refuses a request to a route that changes something unless it is JSON
+/// from no other origin. A route layer of those routes only (their
+/// method's handler), never an outer layer: as one, it answered 415 to
+/// `POST /api/v1/incidents` and `DELETE /` (405 and 404 are the truth, and
+/// what the README promised), and before the 401 of a route that needs
+/// the token.
+pub(super) async fn json_same_origin(request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    if !is_json(headers) {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "a request that changes something must be Content-Type: application/json",
+        );
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    if let Some(origin) = headers.get(header::ORIGIN)
+        && !same_origin(origin.to_str().unwrap_or(""), host)
+    {
+        return error(
+            StatusCode::FORBIDDEN,
+            "cross-origin requests may not change anything",
+        );
     }
     next.run(request).await
 }

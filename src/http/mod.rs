@@ -14,10 +14,13 @@
 pub mod api;
 pub mod dashboard;
 mod guard;
+#[cfg(test)]
+mod method_tests;
 mod serve;
 #[cfg(test)]
 mod server_tests;
 pub mod snapshot;
+mod traffic;
 
 pub use serve::ServerLimits;
 
@@ -251,7 +254,7 @@ fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            guard::same_site_only,
+            guard::local_host_only,
         ))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)

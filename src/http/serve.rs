@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::AppState;
+use super::traffic::{Traffic, Watched};
 use crate::events::InternalEvent;
 use crate::events::http::{ConnectionLimit, HttpConnectionRefused, HttpTimedOut, TimedOut};
 use crate::telemetry::Telemetry;
@@ -135,6 +136,11 @@ impl Connection {
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(self.limits.header_read);
+        let traffic = Arc::new(Traffic::default());
+        let stream = Watched {
+            inner: stream,
+            traffic: Arc::clone(&traffic),
+        };
         let conn =
             builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(self.app));
         tokio::pin!(conn);
@@ -145,7 +151,11 @@ impl Connection {
             tokio::select! {
                 result = conn.as_mut() => {
                     if let Err(e) = result {
-                        if e.is_timeout() {
+                        if e.is_timeout() && traffic.idle() {
+                            // A kept-alive connection nobody used again:
+                            // closed as it should be, nothing went wrong.
+                            tracing::debug!(peer = %peer, "status server: closed an idle kept-alive connection");
+                        } else if e.is_timeout() {
                             HttpTimedOut {
                                 counters: &self.telemetry.http,
                                 what: TimedOut::Headers,

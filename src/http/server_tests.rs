@@ -16,7 +16,7 @@ use crate::telemetry::{Mode, Telemetry};
 /// Far longer than any limit the tests set: "eventually", not a timing.
 const BOUND: Duration = Duration::from_secs(20);
 
-async fn start(limits: ServerLimits, token: Option<&str>) -> (Server, Arc<Telemetry>) {
+pub(super) async fn start(limits: ServerLimits, token: Option<&str>) -> (Server, Arc<Telemetry>) {
     let mut settings =
         HttpSettings::new("127.0.0.1:0", token.map(str::to_owned)).expect("settings");
     settings.limits = limits;
@@ -117,6 +117,37 @@ async fn an_unfinished_request_head_is_closed_after_the_header_timeout() {
     assert!(
         metrics.contains("outagewatch_http_timeouts_total{kind=\"headers\"}"),
         "{metrics}"
+    );
+    server.stop().await;
+}
+
+/// A kept-alive connection that goes quiet after its answer (a scrape, a
+/// closed tab) is closed without a warning or a count; one that has sent
+/// part of its next request head is a header timeout. The timeout is
+/// long enough that the partial head is surely sent before it (that is
+/// not what is measured), and both connections wait it out together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_kept_alive_connection_is_closed_without_counting_a_header_timeout() {
+    let (server, telemetry) = start(limits(5_000, 16), None).await;
+    let mut idle = TcpStream::connect(server.addr).await.expect("connects");
+    let mut partial = TcpStream::connect(server.addr).await.expect("connects");
+    assert!(answered(&mut idle).await, "the first request is answered");
+    assert!(
+        answered(&mut partial).await,
+        "the first request is answered"
+    );
+    partial
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127")
+        .await
+        .expect("sends");
+    let (idle_end, partial_end) =
+        tokio::join!(read_to_close(&mut idle), read_to_close(&mut partial));
+    assert!(idle_end.is_some(), "an idle connection is closed in time");
+    assert!(partial_end.is_some(), "a partial head is closed in time");
+    assert_eq!(
+        telemetry.http.header_timeouts.load(Relaxed),
+        1,
+        "the partial head only"
     );
     server.stop().await;
 }

@@ -33,7 +33,7 @@ use crate::alert::deliver::{SinkProbe, SinkReport};
 use crate::detect::Detector;
 use crate::events::http::HttpCounters;
 use crate::events::pipeline::{SourceCounts, Stats};
-use crate::source::health::{HealthRule, SourceHealth};
+use crate::source::health::{Condition, HealthRule, Now, SourceHealth, assess};
 use crate::window::Bucket;
 
 pub use board::{Board, BoardLimits};
@@ -62,6 +62,11 @@ pub struct Telemetry {
     /// The `[health]` rule, so the page can say when a source is silent or
     /// the event clock is behind (the default until the daemon sets it).
     health: Mutex<HealthRule>,
+    /// When the health monitor started, on the monotonic clock: readiness
+    /// applies the monitor's rule from the same start (and so the same
+    /// start-up grace), so the two never disagree about a silent source.
+    /// `None` until the monitor runs (a replay has none).
+    health_started: Mutex<Option<Micros>>,
     /// True while the store is open and the pipeline runs.
     store_open: AtomicBool,
     /// Replay: true while frames are being read; false once it has ended.
@@ -83,6 +88,7 @@ impl Telemetry {
             sinks: Mutex::new(None),
             stopped_sinks: Mutex::new(Vec::new()),
             health: Mutex::new(HealthRule::default()),
+            health_started: Mutex::new(None),
             store_open: AtomicBool::new(false),
             replaying: AtomicBool::new(false),
             state_dir,
@@ -146,6 +152,12 @@ impl Telemetry {
         *Self::lock(&self.health)
     }
 
+    /// Called by the health monitor as it starts, with its start on the
+    /// monotonic clock (see [`Telemetry::readiness`]).
+    pub fn set_health_started(&self, started_mono: Micros) {
+        *Self::lock(&self.health_started) = Some(started_mono);
+    }
+
     pub fn sinks(&self) -> Option<SinkProbe> {
         Self::lock(&self.sinks).clone()
     }
@@ -178,23 +190,55 @@ impl Telemetry {
     }
 
     /// Whether the process is ready to serve its purpose, and if not, why:
-    /// the store is open, and a live source is connected (daemon) or the
-    /// replay has started.
+    /// the store is open, and (daemon) a live source is connected and
+    /// delivering, or (replay) the replay has started.
+    ///
+    /// "Delivering" is the health monitor's own verdict ([`assess`], with
+    /// its rule and its start): a server that accepts the websocket and
+    /// then sends nothing keeps the source connected (each watchdog
+    /// reconnect succeeds), and `/readyz` said ready for as long as the
+    /// monitor's `source:NAME` alert said "no usable frames". A lagging
+    /// source still counts: it delivers, and catching up is work done
+    /// (the lag alert says it). Before the monitor starts, connected is
+    /// enough, as in its start-up grace.
     pub fn readiness(&self) -> Result<(), String> {
         if !self.store_open() {
             return Err("the state store is not open".into());
         }
-        match self.mode {
-            Mode::Replay => Ok(()),
-            Mode::Daemon => {
-                let sources = self.sources();
-                if sources.iter().any(|s| s.snapshot().connected) {
-                    Ok(())
-                } else {
-                    let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
-                    Err(format!("no source is connected ({})", names.join(", ")))
-                }
+        if self.mode == Mode::Replay {
+            return Ok(());
+        }
+        let sources = self.sources();
+        let rule = self.health();
+        let started = *Self::lock(&self.health_started);
+        let mut why = Vec::new();
+        let mut connected = false;
+        for source in &sources {
+            let snapshot = source.snapshot();
+            if !snapshot.connected {
+                why.push(format!("{} is not connected", source.name));
+                continue;
             }
+            connected = true;
+            let Some(started) = started else {
+                return Ok(());
+            };
+            let now = Now {
+                wall: source.now(),
+                mono: source.monotonic(),
+            };
+            match assess(&snapshot, now, started, &rule) {
+                silent @ Condition::Silent { .. } => {
+                    why.extend(silent.detail(&source.name));
+                }
+                Condition::Healthy | Condition::Lagging { .. } => return Ok(()),
+            }
+        }
+        if connected {
+            Err(format!("no source is delivering: {}", why.join("; ")))
+        } else {
+            let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+            Err(format!("no source is connected ({})", names.join(", ")))
         }
     }
 
@@ -207,3 +251,7 @@ impl Telemetry {
             .unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+#[path = "readiness_tests.rs"]
+mod readiness_tests;

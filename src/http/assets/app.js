@@ -352,13 +352,22 @@
   }
 
   // A token given in the fragment (/#token=...) is kept for this tab and
-  // sent as a bearer token; the fragment never reaches the server.
+  // sent as a bearer token; the fragment never reaches the server. The
+  // token is everything after "token=" to the end of the fragment (a
+  // token may hold "&" or "="), percent-decoded when it decodes, else as
+  // typed: a raw "%" made decodeURIComponent throw, the token was never
+  // kept and the page asked for the token it had just been given. It is
+  // kept in a variable too, for a browser whose sessionStorage throws.
+  var givenToken = null;
   function token() {
-    var m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+    var m = /(?:^#|&)token=([\s\S]+)$/.exec(location.hash);
     if (m) {
-      try { sessionStorage.setItem("outagewatch-token", decodeURIComponent(m[1])); } catch (e) { /* private mode */ }
-      history.replaceState(null, "", location.pathname);
+      givenToken = m[1];
+      try { givenToken = decodeURIComponent(m[1]); } catch (e) { /* a raw %: as typed */ }
+      try { sessionStorage.setItem("outagewatch-token", givenToken); } catch (e) { /* private mode */ }
+      history.replaceState(null, "", location.pathname + location.search);
     }
+    if (givenToken !== null) return givenToken;
     try { return sessionStorage.getItem("outagewatch-token"); } catch (e) { return null; }
   }
 
