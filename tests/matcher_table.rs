@@ -195,6 +195,60 @@ const CASES: &[(&str, Expect)] = &[
     ("twitter is back", Recovery("twitter")),
     ("discord is working again", Recovery("discord")),
     ("instagram is back up", Recovery("instagram")),
+    // A recovery phrase said of the service beside a failure phrase is a
+    // recovery, unless the failure has a "now" of its own.
+    ("discord is back up after being down", Recovery("discord")),
+    ("discord was down but it's back now", Recovery("discord")),
+    (
+        "discord is back after being down for 2 hours",
+        Recovery("discord"),
+    ),
+    (
+        "twitter is working again after the outage",
+        Recovery("twitter"),
+    ),
+    ("twitter is back, the outage is over", Recovery("twitter")),
+    ("instagram back online after outage", Recovery("instagram")),
+    (
+        "spotify was down for a bit but now it's working again",
+        Recovery("spotify"),
+    ),
+    (
+        "reddit is finally back after going down",
+        Recovery("reddit"),
+    ),
+    (
+        "ok discord is working again, was down for me earlier",
+        Recovery("discord"),
+    ),
+    ("netflix isn't down anymore", Recovery("netflix")),
+    ("discord's no longer down", Recovery("discord")),
+    ("twitter is no longer down", Recovery("twitter")),
+    (
+        "ya volvió whatsapp después de la caída",
+        Recovery("whatsapp"),
+    ),
+    ("o zap caiu mas já voltou", Recovery("whatsapp")),
+    (
+        "youtube est en panne... ah non c'est revenu",
+        Recovery("youtube"),
+    ),
+    // ... and still a report: the failure is current in words of its own,
+    // of another service, or the recovery is asked about or denied.
+    report!(
+        "twitter was back for a minute, now it's down again",
+        "twitter"
+    ),
+    report!("discord is back up but twitter is down", "twitter"),
+    report!("twitter is still down, when will it be back up?", "twitter"),
+    report!("reddit is down and still not back up", "reddit"),
+    report!(
+        "@comcast my internet is down, when will service be restored?",
+        "comcast"
+    ),
+    report!("is twitter down? is it back yet?", "twitter"),
+    report!("github is down again, it was back for an hour", "github"),
+    not!("is twitter back up?"),
     (
         "twitter will be down for maintenance at 2am",
         Maintenance("twitter"),

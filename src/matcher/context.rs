@@ -135,13 +135,14 @@ impl Decision<'_> {
     }
 
     /// Market, denial, device-local or past context in the phrase's
-    /// sentence. A "now" word there outweighs the past; prices and points
+    /// sentence. A "now" word there outweighs the past, unless it is a
+    /// recovery's ("was down but it's back now"); prices and points
     /// near a phrase about a site or an app ("paid $8 for wifi that can't
     /// load a website") do not make it a market.
     fn sentence_context_of(&self, phrase: &Hit) -> Option<Finding> {
         let (start, end) = (phrase.start, phrase.end);
         let clause = self.clause(start);
-        let now = !self.hits_in_clause(PhraseKind::Now, clause).is_empty();
+        let now = self.now_of(phrase, &self.stated_recoveries()).is_some();
         let about_a_thing = self.target_of(phrase).is_some();
         for (kind, rule, why) in SENTENCE_CONTEXTS {
             if (kind == PhraseKind::Past && now) || (kind == PhraseKind::Market && about_a_thing) {

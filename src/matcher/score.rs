@@ -93,6 +93,7 @@ impl Decision<'_> {
         let mut phrases = self.outage_phrases();
         self.apply_context(&mut phrases);
         let mentions = self.mentions(&phrases);
+        self.apply_recovery(&mut phrases, &mentions);
         let mut scores = Scores::default();
         self.score_outage_hashtags(&mut scores);
         self.score_errors(&mut scores);
@@ -258,9 +259,9 @@ impl Decision<'_> {
         total
     }
 
-    /// The first recovery phrase with a service within reach.
+    /// The first stated recovery phrase with a service within reach.
     fn recovery(&mut self, mentions: &[Mention]) -> Option<Service> {
-        let hits: Vec<Hit> = self.hits_of(PhraseKind::Recovery).copied().collect();
+        let hits = self.stated_recoveries();
         for hit in hits {
             if let Some((mention, _)) = self.nearest(mentions, hit.start, hit.end) {
                 let service = mention.service.clone();

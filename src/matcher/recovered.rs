@@ -1,0 +1,114 @@
+//! Recovery beside a failure: "discord is back up after being down",
+//! "twitter was down but it's back now", "ya volvió whatsapp después de la
+//! caída". The failure phrase is there, but the post says it is over: a
+//! recovery phrase said of the same service outweighs it, unless the
+//! failure is current in words of its own ("back for a minute, down
+//! again"). Without this rule every such post counted as a report, as a
+//! recovery was considered only when nothing reached the report threshold.
+
+use super::decision::{Decision, Hit, Mention, Phrase, PhraseState};
+use super::tables::PhraseKind;
+use super::text::{gap, word_spans};
+use super::verdict::Rule;
+
+/// Words that may stand between a negator and what it denies: "never
+/// goes down", "still not back up", "don't think discord is down".
+const NEGATOR_WORDS: usize = 2;
+
+impl Decision<'_> {
+    /// A `negator` word ending at most [`NEGATOR_WORDS`] words before the
+    /// phrase, in its sentence. A negator inside the phrase is the
+    /// phrase's own ("not working", "não carrega").
+    pub(super) fn negator_before(&self, phrase: &Hit) -> Option<Hit> {
+        let clause = self.clause(phrase.start);
+        self.hits_in_clause(PhraseKind::Negator, clause)
+            .iter()
+            .rev()
+            .find(|n| {
+                n.end <= phrase.start
+                    && self
+                        .text
+                        .get(n.end..phrase.start)
+                        .is_some_and(|between| word_spans(between).len() <= NEGATOR_WORDS)
+            })
+            .copied()
+    }
+
+    /// Recovery phrases that say something works again: not those in a
+    /// question ("when will it be back up?" asks, and is a report) nor those
+    /// denied by a word just before them ("still not back up").
+    pub(super) fn stated_recoveries(&self) -> Vec<Hit> {
+        self.hits_of(PhraseKind::Recovery)
+            .filter(|h| !self.in_question(h.start) && self.negator_before(h).is_none())
+            .copied()
+            .collect()
+    }
+
+    /// Whether the sentence byte `at` lies in asks a question: it ends in
+    /// `?` (or `？`).
+    pub(super) fn in_question(&self, at: usize) -> bool {
+        let clause = self.clause(at);
+        let end = self
+            .clause_starts
+            .get(clause)
+            .copied()
+            .unwrap_or(self.text.len());
+        let from = match clause {
+            0 => 0,
+            c => self.clause_starts.get(c - 1).copied().unwrap_or(0),
+        };
+        self.text
+            .get(from..end)
+            .is_some_and(|s| s.trim_end().ends_with(['?', '？']))
+    }
+
+    /// Whether a `now` word belongs to the failure phrase `phrase` and not
+    /// to a recovery in its sentence: "it's back now" says when it came
+    /// back, "now" there does not make "was down" current. A now word
+    /// belongs to whichever of the two stands nearer (the failure phrase on
+    /// a tie, or when it holds the word: "down again").
+    pub(super) fn now_of(&self, phrase: &Hit, recoveries: &[Hit]) -> Option<Hit> {
+        let clause = self.clause(phrase.start);
+        self.hits_in_clause(PhraseKind::Now, clause)
+            .iter()
+            .find(|now| {
+                let to_phrase = gap(now.start, now.end, phrase.start, phrase.end);
+                !recoveries.iter().any(|r| {
+                    self.clause(r.start) == clause
+                        && gap(now.start, now.end, r.start, r.end) < to_phrase
+                })
+            })
+            .copied()
+    }
+
+    /// Cancels each live failure phrase that a stated recovery of the same
+    /// service (or, with none named, of the same unnamed thing) follows or
+    /// precedes anywhere in the post, unless a `now` word of its own makes
+    /// it current.
+    pub(super) fn apply_recovery(&mut self, phrases: &mut [Phrase], mentions: &[Mention]) {
+        let recoveries = self.stated_recoveries();
+        if recoveries.is_empty() {
+            return;
+        }
+        let subject = |d: &Self, h: &Hit| {
+            d.nearest(mentions, h.start, h.end)
+                .map(|(m, _)| m.service.clone())
+        };
+        let recovered: Vec<_> = recoveries.iter().map(|r| (*r, subject(self, r))).collect();
+        for phrase in phrases.iter_mut() {
+            if phrase.state != PhraseState::Live || self.now_of(&phrase.hit, &recoveries).is_some()
+            {
+                continue;
+            }
+            let of = subject(self, &phrase.hit);
+            let Some((recovery, _)) = recovered.iter().find(|(_, s)| *s == of) else {
+                continue;
+            };
+            phrase.state = PhraseState::Cancelled;
+            let matched = &self.text[phrase.hit.start..phrase.hit.end];
+            self.reason(Rule::Recovery, recovery, 0.0, || {
+                format!("{matched:?} is over: the post says it works again")
+            });
+        }
+    }
+}
