@@ -249,6 +249,52 @@ const CASES: &[(&str, Expect)] = &[
     report!("is twitter down? is it back yet?", "twitter"),
     report!("github is down again, it was back for an hour", "github"),
     not!("is twitter back up?"),
+    // A condition, a wish, a habit, a generic question or a how-to: not a
+    // failure now (the cue stands before the phrase, in its sentence).
+    not!("if twitter goes down I'll finally get some work done"),
+    not!("what if discord went down forever"),
+    not!("I hope twitter goes down"),
+    not!("I wish tiktok would go down"),
+    not!("twitter should go down"),
+    not!("when youtube goes down everyone panics"),
+    not!("every time reddit is down I read a book"),
+    not!("how to check if discord is down"),
+    not!("Why does Reddit go down so often?"),
+    not!("does netflix ever go down?"),
+    not!("how often does github go down"),
+    not!("me pretending twitter is down so I don't reply"),
+    not!("Netflix canceled the show, my heart is broken"),
+    not!("if spotify is not working, try restarting the app"),
+    not!("Troubleshooting: Discord not loading? Here's how to fix it"),
+    not!("10 ways to fix Instagram not working"),
+    not!("How to fix \"something went wrong\" on Instagram"),
+    not!("Is Netflix down? Here's how to check"),
+    not!("What to do when WhatsApp is not working"),
+    not!("ojalá twitter esté caído todo el día"),
+    not!("tomara que o twitter fique fora do ar"),
+    not!("falls twitter down ist, nutzt mastodon"),
+    not!("j'espère que twitter est en panne demain"),
+    // ... while questions about now, indirect questions, the author's own
+    // attempts and a hope after the failure stay reports.
+    report!("is it just me or is twitter down", "twitter"),
+    report!("anyone else? discord won't load", "discord"),
+    report!(
+        "when will twitter be back? it's been down for hours",
+        "twitter"
+    ),
+    report!("does anyone know if discord is down?", "discord"),
+    report!("not sure if reddit is down or it's my wifi", "reddit"),
+    report!(
+        "every time i open twitter it says something went wrong",
+        "twitter"
+    ),
+    report!("twitter is down, hope it's back soon", "twitter"),
+    report!("did twitter go down?", "twitter"),
+    report!(
+        "I can't log in to Twitter If anyone wants me I'll be on Facebook",
+        "twitter"
+    ),
+    report!("if i refresh, instagram still won't load", "instagram"),
     (
         "twitter will be down for maintenance at 2am",
         Maintenance("twitter"),

@@ -134,8 +134,8 @@ impl Decision<'_> {
         })
     }
 
-    /// Market, denial, device-local or past context in the phrase's
-    /// sentence. A "now" word there outweighs the past, unless it is a
+    /// A condition, wish or habit just before the phrase, or market,
+    /// denial, device-local or past context in the phrase's sentence. A "now" word there outweighs the past, unless it is a
     /// recovery's ("was down but it's back now"); prices and points
     /// near a phrase about a site or an app ("paid $8 for wifi that can't
     /// load a website") do not make it a market.
@@ -144,6 +144,14 @@ impl Decision<'_> {
         let clause = self.clause(start);
         let now = self.now_of(phrase, &self.stated_recoveries()).is_some();
         let about_a_thing = self.target_of(phrase).is_some();
+        if let Some(hit) = self.hypothetical_before(phrase) {
+            return Some(Finding {
+                rule: Rule::Hypothetical,
+                hit,
+                state: PhraseState::Cancelled,
+                why: "is a condition, a wish, a habit or a how-to: not failing now",
+            });
+        }
         for (kind, rule, why) in SENTENCE_CONTEXTS {
             if (kind == PhraseKind::Past && now) || (kind == PhraseKind::Market && about_a_thing) {
                 continue;

@@ -14,32 +14,82 @@ use super::verdict::Rule;
 /// Words that may stand between a negator and what it denies: "never
 /// goes down", "still not back up", "don't think discord is down".
 const NEGATOR_WORDS: usize = 2;
+/// Words that may stand between a condition, wish or habit and the phrase
+/// it is about: "if twitter goes down", "every time reddit is down", "i
+/// wish tiktok would go down"; farther ("if i'm watching free tv it works
+/// but won't access any websites") the failure is stated.
+const HYPOTHETICAL_WORDS: usize = 4;
 
 impl Decision<'_> {
     /// A `negator` word ending at most [`NEGATOR_WORDS`] words before the
     /// phrase, in its sentence. A negator inside the phrase is the
     /// phrase's own ("not working", "não carrega").
     pub(super) fn negator_before(&self, phrase: &Hit) -> Option<Hit> {
+        self.cue_before(PhraseKind::Negator, phrase, NEGATOR_WORDS, false)
+    }
+
+    /// A `hypothetical` word (a condition, a wish, a habit: "if", "i
+    /// hope", "every time", "does … go down") that begins before the
+    /// phrase ends, at most [`HYPOTHETICAL_WORDS`] words before it, in
+    /// its sentence, and is not part of a longer `cancel` phrase ("know
+    /// if", "every time i": an indirect question, the author's own
+    /// repeated attempt), nor cut from it by a comma. It must come first: in "twitter is down, hope
+    /// it's back soon" the hope is about the recovery, not the failure.
+    pub(super) fn hypothetical_before(&self, phrase: &Hit) -> Option<Hit> {
+        self.cue_before(PhraseKind::Hypothetical, phrase, HYPOTHETICAL_WORDS, true)
+            .filter(|cue| {
+                // A comma closes the condition: in "if i refresh, instagram
+                // still won't load" the failure is the main clause.
+                let closed = self
+                    .text
+                    .get(cue.end..phrase.start)
+                    .is_some_and(|between| between.contains([',', '、', '，']));
+                !closed
+                    && !self.hits_of(PhraseKind::Cancel).any(|c| {
+                        c.start <= cue.start
+                            && cue.end <= c.end
+                            && c.end - c.start > cue.end - cue.start
+                    })
+            })
+    }
+
+    /// The last hit of `kind` in the phrase's sentence that ends at most
+    /// `words` words before the phrase begins; with `overlap`, one that
+    /// begins before the phrase ends counts too ("does netflix ever go
+    /// down" holds "down").
+    fn cue_before(
+        &self,
+        kind: PhraseKind,
+        phrase: &Hit,
+        words: usize,
+        overlap: bool,
+    ) -> Option<Hit> {
         let clause = self.clause(phrase.start);
-        self.hits_in_clause(PhraseKind::Negator, clause)
+        self.hits_in_clause(kind, clause)
             .iter()
             .rev()
             .find(|n| {
-                n.end <= phrase.start
-                    && self
-                        .text
-                        .get(n.end..phrase.start)
-                        .is_some_and(|between| word_spans(between).len() <= NEGATOR_WORDS)
+                if n.end > phrase.start {
+                    return overlap && n.start < phrase.end;
+                }
+                self.text
+                    .get(n.end..phrase.start)
+                    .is_some_and(|between| word_spans(between).len() <= words)
             })
             .copied()
     }
 
     /// Recovery phrases that say something works again: not those in a
-    /// question ("when will it be back up?" asks, and is a report) nor those
-    /// denied by a word just before them ("still not back up").
+    /// question ("when will it be back up?" asks, and is a report), nor
+    /// those denied by a word just before them ("still not back up") or
+    /// hoped for ("hope it's back soon").
     pub(super) fn stated_recoveries(&self) -> Vec<Hit> {
         self.hits_of(PhraseKind::Recovery)
-            .filter(|h| !self.in_question(h.start) && self.negator_before(h).is_none())
+            .filter(|h| {
+                !self.in_question(h.start)
+                    && self.negator_before(h).is_none()
+                    && self.hypothetical_before(h).is_none()
+            })
             .copied()
             .collect()
     }
