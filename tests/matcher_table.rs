@@ -249,6 +249,27 @@ const CASES: &[(&str, Expect)] = &[
     report!("is twitter down? is it back yet?", "twitter"),
     report!("github is down again, it was back for an hour", "github"),
     not!("is twitter back up?"),
+    // A word of one language that is an ordinary word of another counts
+    // once, in one list: English "crash" is weak, not also French outage.
+    // And emphasis alone ("again", "wtf") does not lift a lone weak phrase.
+    not!("Steam crash sale"),
+    not!("youtube crash compilation"),
+    not!("Roblox crash simulator"),
+    not!("the Uber crash on I-95"),
+    not!("twitter is so bizarre rn wtf"),
+    not!("tiktok is bizarre again ugh"),
+    not!("found a bug in my discord bot again ugh"),
+    not!("freeze frame on youtube rn lol"),
+    not!("twitter is weird again wtf"),
+    not!("instagram is so weird rn ugh"),
+    not!("the youtube algorithm is cooked again wtf"),
+    report!("discord is laggy for anyone else?", "discord"),
+    report!("twitter is slow and glitchy", "twitter"),
+    report!("youtube keeps crashing", "youtube"),
+    report!("discord ça crash en boucle", "discord"),
+    report!("instagram est bizarre, quelqu'un d'autre ?", "instagram"),
+    report!("netflix a crashé encore", "netflix"),
+    report!("i can't get into twitter", "twitter"),
     // A condition, a wish, a habit, a generic question or a how-to: not a
     // failure now (the cue stands before the phrase, in its sentence).
     not!("if twitter goes down I'll finally get some work done"),
