@@ -270,6 +270,16 @@ const CASES: &[(&str, Expect)] = &[
     report!("instagram est bizarre, quelqu'un d'autre ?", "instagram"),
     report!("netflix a crashé encore", "netflix"),
     report!("i can't get into twitter", "twitter"),
+    // Phrases overlapping in part are one statement: "keeps kicking me" and
+    // "kicking me out" in "keeps kicking me out" are one weak phrase.
+    not!("roblox keeps kicking me out of games lol"),
+    not!("fortnite keeps kicking me out of the lobby haha"),
+    report!(
+        "roblox keeps kicking me out of games, anyone else?",
+        "roblox"
+    ),
+    report!("roblox keeps kicking me out and it's so laggy", "roblox"),
+    report!("twitch keeps kicking me off", "twitch"),
     // A condition, a wish, a habit, a generic question or a how-to: not a
     // failure now (the cue stands before the phrase, in its sentence).
     not!("if twitter goes down I'll finally get some work done"),
