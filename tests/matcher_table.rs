@@ -270,6 +270,27 @@ const CASES: &[(&str, Expect)] = &[
     report!("instagram est bizarre, quelqu'un d'autre ?", "instagram"),
     report!("netflix a crashé encore", "netflix"),
     report!("i can't get into twitter", "twitter"),
+    // A negator shortly before a failure phrase denies it; one inside the
+    // phrase is the phrase's own, and a question keeps it.
+    not!("discord never goes down"),
+    not!("I don't think discord is down"),
+    not!("twitter ain't down"),
+    not!("twitter aint down lol"),
+    not!("netflix hasn't been down at all"),
+    not!("twitter hasn't gone down once this year"),
+    not!("discord doesn't seem down"),
+    not!("twitter will never go down"),
+    not!("no creo que whatsapp esté caído"),
+    not!("o whatsapp nunca fica fora do ar"),
+    report!("twitter is not working", "twitter"),
+    report!("youtube won't load", "youtube"),
+    report!("instagram doesn't load", "instagram"),
+    report!("isn't twitter down?", "twitter"),
+    report!("is twitter not working for anyone else?", "twitter"),
+    report!("not sure why but i think twitter is down", "twitter"),
+    report!("instagram não carrega", "instagram"),
+    report!("whatsapp no funciona", "whatsapp"),
+    report!("discord ne fonctionne plus", "discord"),
     // Phrases overlapping in part are one statement: "keeps kicking me" and
     // "kicking me out" in "keeps kicking me out" are one weak phrase.
     not!("roblox keeps kicking me out of games lol"),

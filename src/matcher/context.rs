@@ -135,7 +135,9 @@ impl Decision<'_> {
         })
     }
 
-    /// A condition, wish or habit just before the phrase, or market,
+    /// A condition, wish or habit just before the phrase, a negator just
+    /// before it ("discord never goes down", "I don't think discord is
+    /// down"; one inside the phrase is its own: "not working"), or market,
     /// denial, device-local or past context in the phrase's sentence. A "now" word there outweighs the past, unless it is a
     /// recovery's ("was down but it's back now"); prices and points
     /// near a phrase about a site or an app ("paid $8 for wifi that can't
@@ -151,6 +153,18 @@ impl Decision<'_> {
                 hit,
                 state: PhraseState::Cancelled,
                 why: "is a condition, a wish, a habit or a how-to: not failing now",
+            });
+        }
+        // A question keeps its negator: "isn't twitter down?" asks.
+        if let Some(hit) = self
+            .negator_before(phrase)
+            .filter(|_| !self.in_question(start))
+        {
+            return Some(Finding {
+                rule: Rule::Negation,
+                hit,
+                state: PhraseState::Cancelled,
+                why: "is denied: a negator stands just before it",
             });
         }
         for (kind, rule, why) in SENTENCE_CONTEXTS {

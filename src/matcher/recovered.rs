@@ -12,7 +12,9 @@ use super::text::{gap, word_spans};
 use super::verdict::Rule;
 
 /// Words that may stand between a negator and what it denies: "never
-/// goes down", "still not back up", "don't think discord is down".
+/// goes down", "still not back up", "don't think discord is down",
+/// "hasn't been down at all"; farther ("not sure but i think twitter is
+/// down") the failure is stated.
 const NEGATOR_WORDS: usize = 2;
 /// Words that may stand between a condition, wish or habit and the phrase
 /// it is about: "if twitter goes down", "every time reddit is down", "i
