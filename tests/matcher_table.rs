@@ -270,6 +270,25 @@ const CASES: &[(&str, Expect)] = &[
     report!("instagram est bizarre, quelqu'un d'autre ?", "instagram"),
     report!("netflix a crashé encore", "netflix"),
     report!("i can't get into twitter", "twitter"),
+    // Names that are also words or given names ("pix", "Claude", "grok")
+    // are ambiguous: they need a phrase right next to them that is not said
+    // of people too, a context word or a hashtag.
+    not!("Claude is out sick today"),
+    not!("Claude Monet is dead but his art lives on"),
+    not!("Claude said the printer is not working"),
+    (
+        "sent you the pix, the website is not working for me",
+        Unnamed,
+    ),
+    not!("grok this: netflix stock is down 5%"),
+    report!("claude is down", "claude"),
+    report!("Claude is overloaded again", "claude"),
+    report!("claude.ai won't load", "claude"),
+    report!("claude not responding, anyone else?", "claude"),
+    report!("pix fora do ar, não consigo pagar nada", "pix"),
+    report!("o pix caiu?", "pix"),
+    report!("grok is down", "grok"),
+    report!("grok ai not working", "grok"),
     // A negator shortly before a failure phrase denies it; one inside the
     // phrase is the phrase's own, and a question keeps it.
     not!("discord never goes down"),
