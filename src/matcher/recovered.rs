@@ -5,6 +5,12 @@
 //! failure is current in words of its own ("back for a minute, down
 //! again"). Without this rule every such post counted as a report, as a
 //! recovery was considered only when nothing reached the report threshold.
+//!
+//! The cues that qualify a phrase from just before it live here too, as a
+//! recovery is only stated when none of them stands before it: a
+//! `negator` ("still not back up", and `context.rs` uses it to deny a
+//! failure: "discord never goes down") and a `hypothetical` word ("hope
+//! it's back soon", "if twitter goes down").
 
 use super::decision::{Decision, Hit, Mention, Phrase, PhraseState};
 use super::tables::PhraseKind;
