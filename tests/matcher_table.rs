@@ -195,6 +195,177 @@ const CASES: &[(&str, Expect)] = &[
     ("twitter is back", Recovery("twitter")),
     ("discord is working again", Recovery("discord")),
     ("instagram is back up", Recovery("instagram")),
+    // A recovery phrase said of the service beside a failure phrase is a
+    // recovery, unless the failure has a "now" of its own.
+    ("discord is back up after being down", Recovery("discord")),
+    ("discord was down but it's back now", Recovery("discord")),
+    (
+        "discord is back after being down for 2 hours",
+        Recovery("discord"),
+    ),
+    (
+        "twitter is working again after the outage",
+        Recovery("twitter"),
+    ),
+    ("twitter is back, the outage is over", Recovery("twitter")),
+    ("instagram back online after outage", Recovery("instagram")),
+    (
+        "spotify was down for a bit but now it's working again",
+        Recovery("spotify"),
+    ),
+    (
+        "reddit is finally back after going down",
+        Recovery("reddit"),
+    ),
+    (
+        "ok discord is working again, was down for me earlier",
+        Recovery("discord"),
+    ),
+    ("netflix isn't down anymore", Recovery("netflix")),
+    ("discord's no longer down", Recovery("discord")),
+    ("twitter is no longer down", Recovery("twitter")),
+    (
+        "ya volvió whatsapp después de la caída",
+        Recovery("whatsapp"),
+    ),
+    ("o zap caiu mas já voltou", Recovery("whatsapp")),
+    (
+        "youtube est en panne... ah non c'est revenu",
+        Recovery("youtube"),
+    ),
+    // ... and still a report: the failure is current in words of its own,
+    // of another service, or the recovery is asked about or denied.
+    report!(
+        "twitter was back for a minute, now it's down again",
+        "twitter"
+    ),
+    report!("discord is back up but twitter is down", "twitter"),
+    report!("twitter is still down, when will it be back up?", "twitter"),
+    report!("reddit is down and still not back up", "reddit"),
+    report!(
+        "@comcast my internet is down, when will service be restored?",
+        "comcast"
+    ),
+    report!("is twitter down? is it back yet?", "twitter"),
+    report!("github is down again, it was back for an hour", "github"),
+    not!("is twitter back up?"),
+    // A word of one language that is an ordinary word of another counts
+    // once, in one list: English "crash" is weak, not also French outage.
+    // And emphasis alone ("again", "wtf") does not lift a lone weak phrase.
+    not!("Steam crash sale"),
+    not!("youtube crash compilation"),
+    not!("Roblox crash simulator"),
+    not!("the Uber crash on I-95"),
+    not!("twitter is so bizarre rn wtf"),
+    not!("tiktok is bizarre again ugh"),
+    not!("found a bug in my discord bot again ugh"),
+    not!("freeze frame on youtube rn lol"),
+    not!("twitter is weird again wtf"),
+    not!("instagram is so weird rn ugh"),
+    not!("the youtube algorithm is cooked again wtf"),
+    report!("discord is laggy for anyone else?", "discord"),
+    report!("twitter is slow and glitchy", "twitter"),
+    report!("youtube keeps crashing", "youtube"),
+    report!("discord ça crash en boucle", "discord"),
+    report!("instagram est bizarre, quelqu'un d'autre ?", "instagram"),
+    report!("netflix a crashé encore", "netflix"),
+    report!("i can't get into twitter", "twitter"),
+    // Names that are also words or given names ("pix", "Claude", "grok")
+    // are ambiguous: they need a phrase right next to them that is not said
+    // of people too, a context word or a hashtag.
+    not!("Claude is out sick today"),
+    not!("Claude Monet is dead but his art lives on"),
+    not!("Claude said the printer is not working"),
+    (
+        "sent you the pix, the website is not working for me",
+        Unnamed,
+    ),
+    not!("grok this: netflix stock is down 5%"),
+    report!("claude is down", "claude"),
+    report!("Claude is overloaded again", "claude"),
+    report!("claude.ai won't load", "claude"),
+    report!("claude not responding, anyone else?", "claude"),
+    report!("pix fora do ar, não consigo pagar nada", "pix"),
+    report!("o pix caiu?", "pix"),
+    report!("grok is down", "grok"),
+    report!("grok ai not working", "grok"),
+    // A negator shortly before a failure phrase denies it; one inside the
+    // phrase is the phrase's own, and a question keeps it.
+    not!("discord never goes down"),
+    not!("I don't think discord is down"),
+    not!("twitter ain't down"),
+    not!("twitter aint down lol"),
+    not!("netflix hasn't been down at all"),
+    not!("twitter hasn't gone down once this year"),
+    not!("discord doesn't seem down"),
+    not!("twitter will never go down"),
+    not!("no creo que whatsapp esté caído"),
+    not!("o whatsapp nunca fica fora do ar"),
+    report!("twitter is not working", "twitter"),
+    report!("youtube won't load", "youtube"),
+    report!("instagram doesn't load", "instagram"),
+    report!("isn't twitter down?", "twitter"),
+    report!("is twitter not working for anyone else?", "twitter"),
+    report!("not sure why but i think twitter is down", "twitter"),
+    report!("instagram não carrega", "instagram"),
+    report!("whatsapp no funciona", "whatsapp"),
+    report!("discord ne fonctionne plus", "discord"),
+    // Phrases overlapping in part are one statement: "keeps kicking me" and
+    // "kicking me out" in "keeps kicking me out" are one weak phrase.
+    not!("roblox keeps kicking me out of games lol"),
+    not!("fortnite keeps kicking me out of the lobby haha"),
+    report!(
+        "roblox keeps kicking me out of games, anyone else?",
+        "roblox"
+    ),
+    report!("roblox keeps kicking me out and it's so laggy", "roblox"),
+    report!("twitch keeps kicking me off", "twitch"),
+    // A condition, a wish, a habit, a generic question or a how-to: not a
+    // failure now (the cue stands before the phrase, in its sentence).
+    not!("if twitter goes down I'll finally get some work done"),
+    not!("what if discord went down forever"),
+    not!("I hope twitter goes down"),
+    not!("I wish tiktok would go down"),
+    not!("twitter should go down"),
+    not!("when youtube goes down everyone panics"),
+    not!("every time reddit is down I read a book"),
+    not!("how to check if discord is down"),
+    not!("Why does Reddit go down so often?"),
+    not!("does netflix ever go down?"),
+    not!("how often does github go down"),
+    not!("me pretending twitter is down so I don't reply"),
+    not!("Netflix canceled the show, my heart is broken"),
+    not!("if spotify is not working, try restarting the app"),
+    not!("Troubleshooting: Discord not loading? Here's how to fix it"),
+    not!("10 ways to fix Instagram not working"),
+    not!("How to fix \"something went wrong\" on Instagram"),
+    not!("Is Netflix down? Here's how to check"),
+    not!("What to do when WhatsApp is not working"),
+    not!("ojalá twitter esté caído todo el día"),
+    not!("tomara que o twitter fique fora do ar"),
+    not!("falls twitter down ist, nutzt mastodon"),
+    not!("j'espère que twitter est en panne demain"),
+    // ... while questions about now, indirect questions, the author's own
+    // attempts and a hope after the failure stay reports.
+    report!("is it just me or is twitter down", "twitter"),
+    report!("anyone else? discord won't load", "discord"),
+    report!(
+        "when will twitter be back? it's been down for hours",
+        "twitter"
+    ),
+    report!("does anyone know if discord is down?", "discord"),
+    report!("not sure if reddit is down or it's my wifi", "reddit"),
+    report!(
+        "every time i open twitter it says something went wrong",
+        "twitter"
+    ),
+    report!("twitter is down, hope it's back soon", "twitter"),
+    report!("did twitter go down?", "twitter"),
+    report!(
+        "I can't log in to Twitter If anyone wants me I'll be on Facebook",
+        "twitter"
+    ),
+    report!("if i refresh, instagram still won't load", "instagram"),
     (
         "twitter will be down for maintenance at 2am",
         Maintenance("twitter"),

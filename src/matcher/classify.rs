@@ -10,9 +10,12 @@
 //!    and context word (overlapping hits included, so `shut down` and
 //!    `down` are both seen), and the regular expressions run.
 //! 5. Outage phrases are cancelled by a longer phrase they sit inside
-//!    (`feeling down`), or by market, past, negation or device-local context
+//!    (`feeling down`), by a condition, wish or habit or a negator just
+//!    before them, or by market, past, negation or device-local context
 //!    in the same sentence; maintenance context turns them into
-//!    maintenance.
+//!    maintenance; phrases overlapping in part count once. After the
+//!    subjects are known, a recovery of the same service cancels them
+//!    (`recovered.rs`).
 //! 6. Each surviving phrase is attributed to the nearest service mention;
 //!    ambiguous names (X, Steam, Teams) count only next to a phrase or with
 //!    one of the service's context words.

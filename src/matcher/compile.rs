@@ -18,7 +18,9 @@ use regex::Regex;
 use toml::Spanned;
 
 use super::patterns::{Catalogue, Located, PatternError};
-use super::tables::{Boundary, DOMAIN_PATTERN, Literal, Meaning, PhraseRegexes, Tables};
+use super::tables::{
+    Boundary, DOMAIN_PATTERN, Literal, Meaning, PhraseKind, PhraseRegexes, Tables,
+};
 use crate::normalize::normalize_text;
 use languages::compile_languages;
 use services::compile_services;
@@ -27,6 +29,9 @@ use services::compile_services;
 struct Builder {
     index: HashMap<String, usize>,
     literals: Vec<Pending>,
+    /// Per literal, the scoring list (outage, weak, boost, recovery,
+    /// maintenance) that first listed it and where (`file:line:column`).
+    scoring: HashMap<usize, (PhraseKind, String)>,
 }
 
 /// A literal while the catalogue is read: its text and meanings grow as
@@ -64,6 +69,34 @@ impl Builder {
                 self.literals.len() - 1
             }
         };
+        // Every phrase of every language is matched in every post, so a
+        // literal in two scoring lists counted twice with two weights:
+        // French `crash` (outage, 1.0) beside English `crash` (weak, 0.5)
+        // made "Steam crash sale" a report of 1.5.
+        if let Meaning::Phrase(kind, _) = meaning
+            && !kind.is_context()
+        {
+            match self.scoring.get(&slot) {
+                Some((first, place)) if *first != kind => {
+                    return Err(at.error(
+                        raw.span(),
+                        format!(
+                            "phrase {:?} is in `{}` here but in `{}` at {place}: a phrase is matched \
+                             in every post whatever its language, so it may sit in one scoring list \
+                             only (outage, weak, boost, recovery, maintenance)",
+                            self.literals[slot].text,
+                            kind.name(),
+                            first.name()
+                        ),
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    self.scoring
+                        .insert(slot, (kind, at.place(raw.span().start)));
+                }
+            }
+        }
         let meanings = &mut self.literals[slot].meanings;
         // The same scoring phrase in two languages' lists is one piece of
         // evidence, not two: keep the first language that listed it. Context
@@ -211,6 +244,72 @@ mod tests {
         ];
         let catalogue = Catalogue::from_files(files.into_iter()).map_err(|e| e.to_string())?;
         Matcher::new(&catalogue).map_err(|e| e.to_string())
+    }
+
+    /// A literal in two scoring lists (of one language or two) counted
+    /// twice with two weights, as French `crash` (outage) beside English
+    /// `crash` (weak) did: refused with both places. The same list in two
+    /// languages, or a context list beside a scoring one, is allowed.
+    #[test]
+    fn a_phrase_in_two_scoring_lists_is_refused_with_both_places() {
+        let compile = |en: &str, fr: &str| {
+            let files = [
+                (
+                    PathBuf::from("p/lang/en.toml"),
+                    format!("lang = \"en\"\n{en}"),
+                ),
+                (
+                    PathBuf::from("p/lang/fr.toml"),
+                    format!("lang = \"fr\"\n{fr}"),
+                ),
+            ];
+            let catalogue = Catalogue::from_files(files.into_iter()).map_err(|e| e.to_string())?;
+            Matcher::new(&catalogue)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        let refused = [
+            (
+                "weak = [\"crash\"]\n",
+                "outage = [\"x\",\n  \"Crash\"]\n",
+                "p/lang/fr.toml:3:3",
+                "p/lang/en.toml:2:9",
+            ),
+            (
+                "outage = [\"down\"]\nweak = [\"down\"]\n",
+                "",
+                "p/lang/en.toml:3:9",
+                "p/lang/en.toml:2:11",
+            ),
+            (
+                "boost = [\"wtf\"]\n",
+                "recovery = [\"wtf\"]\n",
+                "p/lang/fr.toml:2:13",
+                "p/lang/en.toml:2:10",
+            ),
+            (
+                "spellings = [[\"n't\", \"nt\"]]\noutage = [\"won't load\"]\n",
+                "weak = [\"wont load\"]\n",
+                "p/lang/fr.toml:2:9",
+                "p/lang/en.toml:3:11",
+            ),
+        ];
+        for (en, fr, at, first) in refused {
+            let err = compile(en, fr).expect_err("a phrase in two scoring lists");
+            assert!(err.starts_with(at), "{err}");
+            assert!(err.contains(first), "{err}");
+        }
+        let allowed = [
+            ("outage = [\"panne\"]\n", "outage = [\"panne\"]\n"),
+            (
+                "outage = [\"down\"]\ncancel = [\"down\"]\n",
+                "past = [\"down\"]\n",
+            ),
+        ];
+        for (en, fr) in allowed {
+            compile(en, fr).expect("one scoring list, or context beside it");
+        }
+        Matcher::embedded().expect("the built-in lists keep each phrase in one scoring list");
     }
 
     /// A language code must be what a post declares (2 to 8 lower-case

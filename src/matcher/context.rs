@@ -39,7 +39,8 @@ struct Finding {
 
 impl Decision<'_> {
     /// Outage and weak phrases, each with its weight; "is down" and "down"
-    /// both hit "twitter is down": only the longest counts.
+    /// both hit "twitter is down": only the longest counts. Phrases that
+    /// overlap in part are one statement too (see [`merge_overlapping`]).
     pub(super) fn outage_phrases(&mut self) -> Vec<Phrase> {
         let mut phrases = Vec::new();
         let outage = self.hits_of(PhraseKind::Outage);
@@ -66,7 +67,7 @@ impl Decision<'_> {
                 });
             }
         }
-        phrases
+        merge_overlapping(phrases)
     }
 
     /// Cancelling phrases that overlap, then sentence context; an operator's
@@ -134,15 +135,38 @@ impl Decision<'_> {
         })
     }
 
-    /// Market, denial, device-local or past context in the phrase's
-    /// sentence. A "now" word there outweighs the past; prices and points
+    /// A condition, wish or habit just before the phrase, a negator just
+    /// before it ("discord never goes down", "I don't think discord is
+    /// down"; one inside the phrase is its own: "not working"), or market,
+    /// denial, device-local or past context in the phrase's sentence. A "now" word there outweighs the past, unless it is a
+    /// recovery's ("was down but it's back now"); prices and points
     /// near a phrase about a site or an app ("paid $8 for wifi that can't
     /// load a website") do not make it a market.
     fn sentence_context_of(&self, phrase: &Hit) -> Option<Finding> {
         let (start, end) = (phrase.start, phrase.end);
         let clause = self.clause(start);
-        let now = !self.hits_in_clause(PhraseKind::Now, clause).is_empty();
+        let now = self.now_of(phrase, &self.stated_recoveries()).is_some();
         let about_a_thing = self.target_of(phrase).is_some();
+        if let Some(hit) = self.hypothetical_before(phrase) {
+            return Some(Finding {
+                rule: Rule::Hypothetical,
+                hit,
+                state: PhraseState::Cancelled,
+                why: "is a condition, a wish, a habit or a how-to: not failing now",
+            });
+        }
+        // A question keeps its negator: "isn't twitter down?" asks.
+        if let Some(hit) = self
+            .negator_before(phrase)
+            .filter(|_| !self.in_question(start))
+        {
+            return Some(Finding {
+                rule: Rule::Negation,
+                hit,
+                state: PhraseState::Cancelled,
+                why: "is denied: a negator stands just before it",
+            });
+        }
         for (kind, rule, why) in SENTENCE_CONTEXTS {
             if (kind == PhraseKind::Past && now) || (kind == PhraseKind::Market && about_a_thing) {
                 continue;
@@ -166,5 +190,100 @@ impl Decision<'_> {
             }
         }
         None
+    }
+}
+
+/// Phrases whose spans overlap in part, literal or regex, are one
+/// statement said once: "keeps kicking me out" holds the weak "keeps
+/// kicking me" and "kicking me out", which together made 1.0, a report.
+/// Each run of overlapping phrases becomes one phrase over the run's whole
+/// span with the weight (and meaning) of its heaviest, the first among
+/// equals: a name is read right before the run and a thing right after it,
+/// as before ("Blipster is down again", "it is down again, … server?").
+/// `phrases` are in text order.
+fn merge_overlapping(phrases: Vec<Phrase>) -> Vec<Phrase> {
+    let mut merged: Vec<Phrase> = Vec::with_capacity(phrases.len());
+    let mut run_end = 0;
+    for phrase in phrases {
+        let overlaps = !merged.is_empty() && phrase.hit.start < run_end;
+        run_end = if overlaps {
+            run_end.max(phrase.hit.end)
+        } else {
+            phrase.hit.end
+        };
+        match merged.last_mut() {
+            Some(kept) if overlaps => {
+                if phrase.weight > kept.weight {
+                    kept.weight = phrase.weight;
+                    kept.hit.meaning = phrase.hit.meaning;
+                }
+                kept.hit.end = kept.hit.end.max(phrase.hit.end);
+            }
+            _ => merged.push(phrase),
+        }
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matcher::tables::Meaning;
+
+    fn phrase(start: usize, end: usize, weight: f32) -> Phrase {
+        Phrase {
+            hit: Hit {
+                meaning: Meaning::Phrase(PhraseKind::Weak, 0),
+                start,
+                end,
+            },
+            weight,
+            state: PhraseState::Live,
+        }
+    }
+
+    /// Each run of phrases overlapping in part is one phrase over the run
+    /// with its heaviest weight; phrases apart, or touching without
+    /// overlap, all stay.
+    #[test]
+    fn overlapping_phrases_keep_their_heaviest() {
+        let spans = |phrases: Vec<Phrase>| -> Vec<(usize, usize, f32)> {
+            merge_overlapping(phrases)
+                .iter()
+                .map(|p| (p.hit.start, p.hit.end, p.weight))
+                .collect()
+        };
+        // Spans and weights after the merge.
+        type Merged = Vec<(usize, usize, f32)>;
+        let cases: Vec<(Vec<Phrase>, Merged)> = vec![
+            (
+                vec![phrase(7, 23, 0.5), phrase(13, 27, 0.5)],
+                vec![(7, 27, 0.5)],
+            ),
+            (
+                vec![phrase(0, 10, 0.5), phrase(5, 20, 1.0)],
+                vec![(0, 20, 1.0)],
+            ),
+            (
+                vec![phrase(0, 10, 1.0), phrase(5, 20, 0.5)],
+                vec![(0, 20, 1.0)],
+            ),
+            (
+                vec![phrase(0, 4, 0.5), phrase(2, 12, 0.5)],
+                vec![(0, 12, 0.5)],
+            ),
+            (
+                vec![phrase(0, 5, 0.5), phrase(4, 9, 0.5), phrase(8, 30, 1.0)],
+                vec![(0, 30, 1.0)],
+            ),
+            (
+                vec![phrase(0, 5, 0.5), phrase(5, 9, 0.5), phrase(20, 30, 1.0)],
+                vec![(0, 5, 0.5), (5, 9, 0.5), (20, 30, 1.0)],
+            ),
+            (vec![], vec![]),
+        ];
+        for (phrases, want) in cases {
+            assert_eq!(spans(phrases), want);
+        }
     }
 }

@@ -34,7 +34,7 @@ pub(super) const METADATA_DISTANCE: usize = 60;
 /// in one post adds nothing the first 64 did not.
 pub(super) const MAX_HITS_PER_KIND: usize = 64;
 /// How many phrase kinds there are: the length of [`Decision`]'s index.
-const KINDS: usize = PhraseKind::Notice as usize + 1;
+const KINDS: usize = PhraseKind::Hypothetical as usize + 1;
 
 /// One literal or regular-expression match: what it means and where.
 #[derive(Debug, Clone, Copy)]

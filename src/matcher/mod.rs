@@ -15,6 +15,7 @@ mod context;
 mod decision;
 mod hashtags;
 pub mod patterns;
+mod recovered;
 mod score;
 mod subjects;
 mod tables;

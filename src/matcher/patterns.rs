@@ -153,6 +153,10 @@ pub struct LanguageDef {
     pub target: Vec<Spanned<String>>,
     #[serde(default)]
     pub notice: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub negator: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub hypothetical: Vec<Spanned<String>>,
     /// Words that make a failure phrase the author's own when no service
     /// is named near it: "the app crashes on start" is the author's app.
     #[serde(default)]

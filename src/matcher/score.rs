@@ -5,7 +5,7 @@
 
 use super::decision::{
     BOOST_CAP, BOOST_WEIGHT, Decision, ERROR_WEIGHT, HASHTAG_WEIGHT, Hit, Mention, OUTAGE_WEIGHT,
-    Phrase, PhraseState, Service,
+    Phrase, PhraseState, Service, WEAK_WEIGHT,
 };
 use super::tables::{Meaning, PhraseKind};
 use super::text::{gap, to_char_spans};
@@ -93,6 +93,7 @@ impl Decision<'_> {
         let mut phrases = self.outage_phrases();
         self.apply_context(&mut phrases);
         let mentions = self.mentions(&phrases);
+        self.apply_recovery(&mut phrases, &mentions);
         let mut scores = Scores::default();
         self.score_outage_hashtags(&mut scores);
         self.score_errors(&mut scores);
@@ -102,7 +103,8 @@ impl Decision<'_> {
             }
         }
         let best = scores.best();
-        let boost = self.boost(best.as_ref().is_some_and(|b| b.report > 0.0));
+        let report = best.as_ref().map_or(0.0, |b| b.report);
+        let boost = self.boost(report > WEAK_WEIGHT || (report > 0.0 && self.asks()));
         match best {
             Some(best) if best.report + boost >= REPORT_THRESHOLD => {
                 let score = best.report + boost;
@@ -239,8 +241,19 @@ impl Decision<'_> {
             .copied()
     }
 
+    /// Whether a boost stands in a question ("anyone else?", "laggy for
+    /// anyone?", "qqn d'autre ?"): the author asks others whether they see
+    /// the failure too.
+    fn asks(&self) -> bool {
+        self.hits_of(PhraseKind::Boost)
+            .any(|b| self.in_question(b.start))
+    }
+
     /// Words that make a report sound live add a little, up to a cap, to
-    /// a post that already has evidence.
+    /// a post that already has evidence: more than one weak phrase, or
+    /// one that the post asks others about. Emphasis alone ("twitter is
+    /// weird again wtf", "Steam crash sale!! wtf") does not make a lone
+    /// weak phrase a report.
     fn boost(&mut self, has_evidence: bool) -> f32 {
         if !has_evidence {
             return 0.0;
@@ -258,9 +271,9 @@ impl Decision<'_> {
         total
     }
 
-    /// The first recovery phrase with a service within reach.
+    /// The first stated recovery phrase with a service within reach.
     fn recovery(&mut self, mentions: &[Mention]) -> Option<Service> {
-        let hits: Vec<Hit> = self.hits_of(PhraseKind::Recovery).copied().collect();
+        let hits = self.stated_recoveries();
         for hit in hits {
             if let Some((mention, _)) = self.nearest(mentions, hit.start, hit.end) {
                 let service = mention.service.clone();

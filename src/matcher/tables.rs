@@ -32,6 +32,16 @@ pub enum PhraseKind {
     /// The voice of whoever runs the service, or a reply to a report:
     /// "thanks for reporting", "we're working on it", "should be fixed".
     Notice,
+    /// A word that denies what follows it shortly in its sentence:
+    /// "never", "not", "no longer", "ain't", "don't think". Unlike
+    /// `negation` it holds no failure word: it denies the failure or
+    /// recovery phrase after it ("discord never goes down", "still not
+    /// back up").
+    Negator,
+    /// A sentence that is a condition, a wish, a habit or a how-to:
+    /// "if", "i hope", "every time", "how to". It speaks of an outage
+    /// that is not happening.
+    Hypothetical,
 }
 
 impl PhraseKind {
@@ -50,6 +60,8 @@ impl PhraseKind {
             PhraseKind::Recovery => "recovery",
             PhraseKind::Target => "target",
             PhraseKind::Notice => "notice",
+            PhraseKind::Negator => "negator",
+            PhraseKind::Hypothetical => "hypothetical",
         }
     }
 
@@ -66,10 +78,12 @@ impl PhraseKind {
                 | PhraseKind::Maintenance
                 | PhraseKind::Target
                 | PhraseKind::Notice
+                | PhraseKind::Negator
+                | PhraseKind::Hypothetical
         )
     }
 
-    pub(super) const ALL: [PhraseKind; 13] = [
+    pub(super) const ALL: [PhraseKind; 15] = [
         PhraseKind::Outage,
         PhraseKind::Weak,
         PhraseKind::Boost,
@@ -83,6 +97,8 @@ impl PhraseKind {
         PhraseKind::Recovery,
         PhraseKind::Target,
         PhraseKind::Notice,
+        PhraseKind::Negator,
+        PhraseKind::Hypothetical,
     ];
 
     pub(super) fn from_name(name: &str) -> Option<PhraseKind> {

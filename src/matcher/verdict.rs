@@ -92,6 +92,8 @@ pub enum Rule {
     Past,
     /// A denial.
     Negation,
+    /// A condition, a wish, a habit: not a failure now.
+    Hypothetical,
     /// The author's own device.
     Local,
     /// Announced work.
@@ -107,7 +109,7 @@ pub enum Rule {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 21] = [
+    pub const ALL: [Rule; 22] = [
         Rule::Alias,
         Rule::Ambiguous,
         Rule::Domain,
@@ -123,6 +125,7 @@ impl Rule {
         Rule::Market,
         Rule::Past,
         Rule::Negation,
+        Rule::Hypothetical,
         Rule::Local,
         Rule::Maintenance,
         Rule::Notice,
@@ -149,6 +152,7 @@ impl Rule {
             Rule::Market => "market",
             Rule::Past => "past",
             Rule::Negation => "negation",
+            Rule::Hypothetical => "hypothetical",
             Rule::Local => "local",
             Rule::Maintenance => "maintenance",
             Rule::Notice => "notice",
@@ -177,6 +181,7 @@ impl Rule {
             | Rule::Market
             | Rule::Past
             | Rule::Negation
+            | Rule::Hypothetical
             | Rule::Local
             | Rule::Maintenance
             | Rule::Notice

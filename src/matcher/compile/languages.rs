@@ -160,6 +160,8 @@ fn add_phrase_lists(
         (&def.recovery, PhraseKind::Recovery),
         (&def.target, PhraseKind::Target),
         (&def.notice, PhraseKind::Notice),
+        (&def.negator, PhraseKind::Negator),
+        (&def.hypothetical, PhraseKind::Hypothetical),
     ];
     for (list, kind) in lists {
         for phrase in list {

@@ -142,12 +142,14 @@ impl Decision<'_> {
     }
 
     /// What lets an ambiguous name count: an outage phrase right next to it
-    /// in its sentence, one of the service's context words, or a hashtag
-    /// naming the service.
+    /// in its sentence (not one people say of people: "Claude is out sick"),
+    /// one of the service's context words, or a hashtag naming the service.
     fn ambiguous_support(&self, hit: &Hit, n: u16, anchors: &[(usize, usize)]) -> Option<String> {
         let clause = self.clause(hit.start);
         let adjacent = anchors.iter().any(|&(s, e)| {
-            gap(hit.start, hit.end, s, e) <= AMBIGUOUS_GAP && self.clause(s) == clause
+            gap(hit.start, hit.end, s, e) <= AMBIGUOUS_GAP
+                && self.clause(s) == clause
+                && !names::PERSON_PHRASES.contains(&&self.text[s..e])
         });
         if adjacent {
             return Some("right next to an outage phrase".to_owned());

@@ -12,6 +12,19 @@ use super::super::verdict::Rule;
 /// them is as likely a person ("Alfred is dead") as a service.
 const LIFE_PHRASES: &[&str] = &["is dead", "died", "is dying", "dead", "dead again", "down"];
 
+/// Predicates said of people as often as of services, right after a name
+/// that is also a given name or a word ("Claude is out sick today",
+/// "Claude Monet is dead"): they do not support an ambiguous name on their
+/// own (see `ambiguous_support`). Not "down": "x is down", "is steam down".
+pub(in crate::matcher) const PERSON_PHRASES: &[&str] = &[
+    "is dead",
+    "died",
+    "is dying",
+    "dead",
+    "dead again",
+    "is out",
+];
+
 /// Words between a name and its thing that belong to neither: "Meteor
 /// official website", "Acme mobile site".
 const BETWEEN: &[&str] = &[
