@@ -151,9 +151,12 @@ pub struct Pipeline<S: Store> {
     clocks: BTreeMap<String, SourceClock>,
     clock_rule: ClockRule,
     /// How far behind the newest source a server-dated one may fall and
-    /// still hold buckets open (`max_late_secs`; see
+    /// still hold buckets open (`[window] wait_secs`; see
     /// [`closing_watermark`](crate::source::clock::closing_watermark)).
     wait_us: Micros,
+    /// The newest watermark of any source: the reference of a source that
+    /// has none yet, and the event time a paced replay keeps to.
+    newest: Option<Micros>,
     seqs: BTreeMap<String, SeqCursor>,
     dedupe: Deduper,
     stats: Stats,
@@ -210,10 +213,16 @@ impl<S: Store> Pipeline<S> {
             .map(|(name, &w)| (name.clone(), SourceClock::restored(Some(w))))
             .collect();
         clocks.extend(checkpoint.clocks);
+        let newest = clocks
+            .values()
+            .filter_map(SourceClock::watermark)
+            .max()
+            .or(checkpoint.newest);
         Ok(Pipeline {
             clocks,
             clock_rule,
-            wait_us: max_late_us,
+            wait_us: config.window.wait_secs.saturating_mul(MICROS_PER_SEC),
+            newest,
             matcher,
             windows: Windows::resume(
                 WindowConfig {
@@ -288,9 +297,9 @@ impl<S: Store> Pipeline<S> {
         self.seqs.get(source).cloned()
     }
 
-    /// The watermark buckets close on, for pacing a replay.
+    /// The newest watermark of any source, for pacing a replay.
     pub fn newest_event_time(&self) -> Option<Micros> {
-        self.windows.newest()
+        self.newest
     }
 
     /// Whether an event of `source` at `time_us` is within its clock's

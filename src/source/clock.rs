@@ -2,11 +2,12 @@
 //!
 //! Every source has its own watermark, the event time up to which it is
 //! known to have delivered. Windows close on the newest source watermark,
-//! held back for a server-dated source up to `max_late_secs` behind it
-//! ([`closing_watermark`]); posts are judged stale against their own
-//! source's watermark, and a live source resumes from its watermark, so one
-//! source running late never makes another source's posts stale, and the
-//! minutes a late one delivers at once are not piled into one bucket.
+//! held back for a server-dated source up to `[window] wait_secs` behind it
+//! ([`closing_watermark`]), so what a source a little behind delivers
+//! counts in its own buckets; posts are judged stale against their own
+//! source's watermark only, and a live source resumes from its watermark,
+//! so one source running late, fast or wrong never makes another source's
+//! posts stale.
 //!
 //! **The rule.** An event is *future*, quarantined and counted, when it is
 //! more than `max_future_secs` ahead of
@@ -159,8 +160,8 @@ impl SourceClock {
         !self.recent.is_empty()
     }
 
-    /// Judges one event; `fallback` is the watermark buckets close on, the
-    /// reference while this one has none.
+    /// Judges one event; `fallback` is the newest watermark of any source,
+    /// the reference while this one has none.
     pub fn judge(&mut self, tick: Tick, fallback: Option<Micros>, rule: &ClockRule) -> Judgement {
         let bound = match tick.arrival_us {
             Some(arrival) => Some(arrival.saturating_add(rule.max_future_us)),

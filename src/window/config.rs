@@ -21,6 +21,10 @@ pub struct WindowConfig {
     /// Posts later than this behind their source's watermark are stale:
     /// counted, not added.
     pub max_late_secs: i64,
+    /// How long buckets wait for a server-dated source behind the others
+    /// (a Jetstream reconnecting from its cursor) before closing without
+    /// it: alerts wait as long (see `source::clock::closing_watermark`).
+    pub wait_secs: i64,
     /// Events further than this ahead of the arrival clock (live) or of the
     /// source's watermark (old recordings) are quarantined as `future`.
     pub max_future_secs: i64,
@@ -71,6 +75,7 @@ impl Default for WindowConfig {
             bucket_secs: 10,
             lateness_secs: 5,
             max_late_secs: 60,
+            wait_secs: 30,
             max_future_secs: crate::source::clock::DEFAULT_MAX_FUTURE_SECS,
             watermark_quorum: crate::source::clock::DEFAULT_QUORUM,
             samples_per_bucket: 5,
@@ -91,10 +96,12 @@ impl WindowConfig {
     /// first one outside them.
     pub fn check(&self) -> Result<(), (String, String)> {
         let day = 86_400;
-        let ints: [(&str, i64, i64, i64); 13] = [
+        let ints: [(&str, i64, i64, i64); 14] = [
             ("bucket_secs", self.bucket_secs, 1, 3600),
             ("lateness_secs", self.lateness_secs, 0, 3600),
             ("max_late_secs", self.max_late_secs, 0, day),
+            // Every alert waits as long as a source behind is waited for.
+            ("wait_secs", self.wait_secs, 0, 600),
             ("max_future_secs", self.max_future_secs, 0, 366 * day),
             // A source's clock remembers its last `RECENT` authors: a
             // larger quorum could never agree, and no bucket would close.

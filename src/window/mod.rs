@@ -3,18 +3,16 @@
 //! Posts are added to the bucket of their event time. A bucket closes when
 //! the watermark it closes on (the sources' clocks decide it: see
 //! [`closing_watermark`](crate::source::clock::closing_watermark)) has
-//! passed its end by the allowed lateness (Jetstream's `time_us` is nearly,
-//! not strictly, increasing), and closed buckets go to the detector and, in
-//! batches, to the store. A post older than every open bucket is counted as
-//! late and added to the oldest open bucket rather than dropped: a few
-//! seconds of jitter. It is counted as stale and left out of the counts,
-//! since lumping it into "now" would fake a surge, when it is more than
-//! `max_late_secs` behind its own source's watermark (a stream replayed out
-//! of order, a wrong clock), or when its own source is more than the
-//! lateness behind the watermark buckets close on: a source the windows did
-//! not wait for, delivering minutes it missed in one burst. Everything runs
-//! on event time, so the same input closes the same buckets, whatever the
-//! machine's speed.
+//! passed its end by the allowed lateness
+//! (Jetstream's `time_us` is nearly, not strictly, increasing), and closed
+//! buckets go to the detector and, in batches, to the store. A post older
+//! than every open bucket is counted as late and added to the oldest open
+//! bucket rather than dropped; one more than `max_late_secs` behind its own
+//! source's watermark (a stream replayed out of order, a wrong clock) is
+//! counted as stale
+//! and left out of the counts, since lumping it into "now" would fake a
+//! surge. Everything runs on event time, so the same
+//! input closes the same buckets, whatever the machine's speed.
 
 mod author;
 mod bucket;
@@ -199,10 +197,9 @@ impl Windows {
     /// Counts one post with the matcher's verdict on it. `server` vouches
     /// for its author where the network's accounts cost nothing to make
     /// ([`ServiceCounts::servers`]). `reference` is the
-    /// watermark of the post's own source (or, while it has none, the one
-    /// buckets close on): a post is stale when it is too far behind it, or
-    /// when its bucket has closed and its source is behind the closing
-    /// watermark (see the module documentation).
+    /// watermark of the post's own source (or, while it has none, the
+    /// newest of any): staleness is judged against it alone, so another
+    /// source running ahead never makes this one's posts stale.
     pub fn add(
         &mut self,
         post: &Post,
@@ -255,20 +252,11 @@ impl Windows {
         reference: Option<Micros>,
     ) -> Result<(Micros, Placement), Placement> {
         let max_late = self.config.max_late_secs * MICROS_PER_SEC;
-        let lateness = self.config.lateness_secs * MICROS_PER_SEC;
-        let (start, placement) = self.place(time_us);
-        let too_old = reference.is_some_and(|r| r.saturating_sub(time_us) > max_late);
-        let source_left_behind = placement == Placement::Late
-            && reference
-                .zip(self.newest)
-                .is_some_and(|(r, newest)| newest.saturating_sub(r) > lateness);
-        if too_old || source_left_behind {
+        if reference.is_some_and(|r| r.saturating_sub(time_us) > max_late) {
             self.stale += 1;
             return Err(Placement::Stale);
         }
-        if placement == Placement::Late {
-            self.late += 1;
-        }
+        let (start, placement) = self.place(time_us);
         self.open
             .entry(start)
             .or_insert_with(|| Bucket {
@@ -281,10 +269,13 @@ impl Windows {
 
     /// The bucket a post of `time_us` goes to: its own, or the oldest open
     /// one when its own has closed (a late post).
-    fn place(&self, time_us: Micros) -> (Micros, Placement) {
+    fn place(&mut self, time_us: Micros) -> (Micros, Placement) {
         let start = self.config.bucket_start(time_us);
         match self.closed_through {
-            Some(first_open) if start < first_open => (first_open, Placement::Late),
+            Some(first_open) if start < first_open => {
+                self.late += 1;
+                (first_open, Placement::Late)
+            }
             _ => (start, Placement::Counted),
         }
     }
@@ -404,29 +395,17 @@ mod tests {
             Placement::Stale
         );
         assert_eq!(w.stale(), 1, "70 s behind the newest post");
-        // Another source's post, its source within the lateness of the
-        // watermark buckets close on (130): jitter, lumped in.
+        // Judged against its own source's watermark: 70 s behind another
+        // source is not stale when its own source is at 65.
         assert_eq!(
             w.add(
-                &post(102, "other"),
+                &post(60, "other"),
                 &report("x", 1.0),
                 None,
-                Some(126 * MICROS_PER_SEC)
+                Some(65 * MICROS_PER_SEC)
             ),
             Placement::Late
         );
-        // One whose source is 20 s behind it: the windows did not wait for
-        // that source, and its posts would pile into one bucket.
-        assert_eq!(
-            w.add(
-                &post(102, "behind"),
-                &report("x", 1.0),
-                None,
-                Some(110 * MICROS_PER_SEC)
-            ),
-            Placement::Stale
-        );
-        assert_eq!((w.late(), w.stale()), (2, 2));
         let rest = w.close_all();
         let total: u64 = rest.iter().map(|b| b.total_posts).sum();
         assert_eq!(total, 3);
