@@ -4,34 +4,15 @@
 //! route that changes something (as an outer layer they answered 415 to
 //! every other method on every path, and before the 401).
 
-use std::net::SocketAddr;
-use std::time::Duration;
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
 use super::ServerLimits;
-use super::server_tests::start;
+use super::server_tests::{exchange_whole, start};
+use std::net::SocketAddr;
 
 /// Sends `head` (no body, `Connection: close` added) and returns the
 /// status and the lower-cased response head.
 async fn ask(addr: SocketAddr, head: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).await.expect("connects");
-    let request = format!("{head}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("sends");
-    let mut got = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut got))
-        .await
-        .expect("answered in time")
-        .expect("reads");
-    let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line: {text:?}"));
-    let head = text.split_once("\r\n\r\n").map_or(&*text, |(h, _)| h);
-    (status, head.to_owned())
+    let (status, head, _) = exchange_whole(addr, head, "").await;
+    (status, head.to_ascii_lowercase())
 }
 
 /// The methods a 405 names in `Allow`, sorted.

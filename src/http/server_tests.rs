@@ -58,6 +58,16 @@ async fn read_to_close(stream: &mut TcpStream) -> Option<Vec<u8>> {
 /// Sends one whole request (`Connection: close` added) and returns the
 /// status and body.
 pub(super) async fn exchange(addr: SocketAddr, head: &str, body: &str) -> (u16, String) {
+    let (status, _, body) = exchange_whole(addr, head, body).await;
+    (status, body)
+}
+
+/// The same, with the response's head too.
+pub(super) async fn exchange_whole(
+    addr: SocketAddr,
+    head: &str,
+    body: &str,
+) -> (u16, String, String) {
     let mut stream = TcpStream::connect(addr).await.expect("connects");
     let request = format!(
         "{head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -71,11 +81,8 @@ pub(super) async fn exchange(addr: SocketAddr, head: &str, body: &str) -> (u16, 
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no status line: {text:?}"));
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, head.to_owned(), body.to_owned())
 }
 
 /// Whether a request on `stream` is answered (the connection stays open).
