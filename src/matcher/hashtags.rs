@@ -5,6 +5,7 @@
 //! meet under one name.
 
 use super::decision::{Mention, Service};
+use super::subjects::names::MARKET_WORDS;
 use super::tables::{HashtagAffix, Tables, hashtag_stem};
 use crate::normalize::{MAX_HASHTAG_CHARS, MAX_HASHTAGS, Post, hashtags_in, normalize_text};
 
@@ -187,12 +188,14 @@ fn splits<'t>(tables: &'t Tables, tag_stem: &'t str) -> impl Iterator<Item = Spl
 /// So: the name is at least [`MIN_DISCOVERED_STEM`] ASCII letters or
 /// digits, the affix that says it is down (the suffix if there is one)
 /// is itself an outage word of its language (not `dead`, `crash` or a
-/// bare `is`), and the tag as written breaks into words
+/// bare `is`), the name is no market word (`#StocksDown`, `#DowDown`: a
+/// market falling, see [`MARKET_WORDS`]), and the tag as written breaks into words
 /// where the name meets an affix (`#ZorblyDown`, `#zorbly_down`;
 /// `breaks` are the stems of the tag's beginnings that end at a break).
 fn discoverable(split: &Split<'_>, tag_stem: &str, breaks: &[String]) -> bool {
     let name_ok = split.name.chars().count() >= MIN_DISCOVERED_STEM
-        && split.name.chars().all(|c| c.is_ascii_alphanumeric());
+        && split.name.chars().all(|c| c.is_ascii_alphanumeric())
+        && !MARKET_WORDS.contains(&split.name);
     // With a suffix, the suffix says it (`#IsZorblyDown`); alone, a prefix.
     let affixes_ok = split
         .suffix

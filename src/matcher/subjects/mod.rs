@@ -7,7 +7,7 @@
 //! (`score.rs`).
 
 mod handles;
-mod names;
+pub(super) mod names;
 
 pub(super) use handles::{Handle, handles_in};
 
