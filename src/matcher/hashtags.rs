@@ -5,7 +5,7 @@
 //! meet under one name.
 
 use super::decision::{Mention, Service};
-use super::subjects::names::MARKET_WORDS;
+use super::subjects::predicates::MARKET_WORDS;
 use super::tables::{HashtagAffix, Tables, hashtag_stem};
 use crate::normalize::{MAX_HASHTAG_CHARS, MAX_HASHTAGS, Post, hashtags_in, normalize_text};
 

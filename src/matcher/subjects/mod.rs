@@ -8,6 +8,7 @@
 
 mod handles;
 pub(super) mod names;
+pub(super) mod predicates;
 
 pub(super) use handles::{Handle, handles_in};
 
@@ -149,7 +150,7 @@ impl Decision<'_> {
         let adjacent = anchors.iter().any(|&(s, e)| {
             gap(hit.start, hit.end, s, e) <= AMBIGUOUS_GAP
                 && self.clause(s) == clause
-                && !names::PERSON_PHRASES.contains(&&self.text[s..e])
+                && !predicates::PERSON_PHRASES.contains(&&self.text[s..e])
         });
         if adjacent {
             return Some("right next to an outage phrase".to_owned());
