@@ -289,6 +289,21 @@ const CASES: &[(&str, Expect)] = &[
     report!("o pix caiu?", "pix"),
     report!("grok is down", "grok"),
     report!("grok ai not working", "grok"),
+    // After "the", "this", "a", "his"…, an ambiguous name next to a phrase
+    // is the ordinary word; after "my" it is still the user's app, and a
+    // context word still names the service.
+    not!("the switch is broken in my kitchen"),
+    not!("the meta is broken in ranked"),
+    not!("this meta is dead, nerf it"),
+    not!("the edge is broken on my table"),
+    not!("his ring is broken"),
+    not!("the prime minister is out"),
+    report!("the line app is down", "line"),
+    report!("the ring app is down", "ring"),
+    report!("my outlook is not loading", "outlook"),
+    report!("my teams keeps crashing", "teams"),
+    report!("my switch won't connect to the eshop", "nintendo"),
+    report!("outlook is down", "outlook"),
     // A negator shortly before a failure phrase denies it; one inside the
     // phrase is the phrase's own, and a question keeps it.
     not!("discord never goes down"),

@@ -147,11 +147,17 @@ impl Decision<'_> {
     /// one of the service's context words, or a hashtag naming the service.
     fn ambiguous_support(&self, hit: &Hit, n: u16, anchors: &[(usize, usize)]) -> Option<String> {
         let clause = self.clause(hit.start);
-        let adjacent = anchors.iter().any(|&(s, e)| {
-            gap(hit.start, hit.end, s, e) <= AMBIGUOUS_GAP
-                && self.clause(s) == clause
-                && !predicates::PERSON_PHRASES.contains(&&self.text[s..e])
-        });
+        let owned = self
+            .text
+            .get(..hit.start)
+            .and_then(|before| before.split_whitespace().next_back())
+            .is_some_and(|w| DETERMINERS.contains(&w));
+        let adjacent = !owned
+            && anchors.iter().any(|&(s, e)| {
+                gap(hit.start, hit.end, s, e) <= AMBIGUOUS_GAP
+                    && self.clause(s) == clause
+                    && !predicates::PERSON_PHRASES.contains(&&self.text[s..e])
+            });
         if adjacent {
             return Some("right next to an outage phrase".to_owned());
         }
@@ -283,3 +289,14 @@ impl Decision<'_> {
             .min_by_key(|&(_, d)| d)
     }
 }
+
+/// Words that make what follows them one thing among many, or someone
+/// else's: "the switch is broken in my kitchen", "this meta is dead", "his
+/// ring is broken". After one, an ambiguous name right next to an outage
+/// phrase is the ordinary word; a context word or a hashtag can still name
+/// the service ("the line app is down"). Not "my", "our" or "your": people
+/// report their own apps so ("my outlook is not loading", "my threads
+/// won't load").
+const DETERMINERS: &[&str] = &[
+    "the", "this", "that", "these", "those", "a", "an", "his", "her", "their",
+];
