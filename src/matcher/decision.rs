@@ -173,6 +173,21 @@ impl<'a> Decision<'a> {
         self.clause_starts.partition_point(|&s| s <= at)
     }
 
+    /// The byte range of the sentence byte `at` lies in.
+    pub(super) fn clause_span(&self, at: usize) -> std::ops::Range<usize> {
+        let clause = self.clause(at);
+        let from = match clause {
+            0 => 0,
+            c => self.clause_starts.get(c - 1).copied().unwrap_or(0),
+        };
+        let end = self
+            .clause_starts
+            .get(clause)
+            .copied()
+            .unwrap_or(self.text.len());
+        from..end
+    }
+
     pub(super) fn lang(&self, lang: u8) -> Option<String> {
         self.tables.langs.get(usize::from(lang)).cloned()
     }

@@ -105,18 +105,8 @@ impl Decision<'_> {
     /// Whether the sentence byte `at` lies in asks a question: it ends in
     /// `?` (or `？`).
     pub(super) fn in_question(&self, at: usize) -> bool {
-        let clause = self.clause(at);
-        let end = self
-            .clause_starts
-            .get(clause)
-            .copied()
-            .unwrap_or(self.text.len());
-        let from = match clause {
-            0 => 0,
-            c => self.clause_starts.get(c - 1).copied().unwrap_or(0),
-        };
         self.text
-            .get(from..end)
+            .get(self.clause_span(at))
             .is_some_and(|s| s.trim_end().ends_with(['?', '？']))
     }
 

@@ -137,12 +137,7 @@ impl Decision<'_> {
     /// The text after byte `end` up to the end of its sentence (the
     /// sentence's closing `?` or `!` included).
     fn rest_of_clause(&self, end: usize) -> &str {
-        let clause = self.clause(end);
-        let stop = self
-            .clause_starts
-            .get(clause)
-            .copied()
-            .unwrap_or(self.text.len());
+        let stop = self.clause_span(end).end;
         self.text.get(end..stop.max(end)).unwrap_or("")
     }
 
