@@ -213,7 +213,12 @@ impl Recorder {
             };
             let Some(inbound) = inbound else { break };
             if let Some(followed) = self.followed.get_mut(inbound.source) {
-                followed.follow(inbound.frame.as_bytes(), Sender::of(&inbound), &self.rule);
+                match inbound.tick {
+                    true => followed.time_passed(Sender::of(&inbound)),
+                    false => {
+                        followed.follow(inbound.frame.as_bytes(), Sender::of(&inbound), &self.rule)
+                    }
+                }
             }
             self.write(&inbound)?;
             self.out.commit_if_due()?;
@@ -234,10 +239,14 @@ impl Recorder {
 
     /// One frame as received, after a clock line when it came from another
     /// connection, at another time or of another stored range than the
-    /// last frame.
+    /// last frame; a tick is that clock line alone (a replay moves the
+    /// source's watermark there, as the daemon did).
     fn write(&mut self, inbound: &ws::Inbound) -> std::io::Result<()> {
         if let Some(clock) = self.lines.before(Sender::of(inbound), &self.followed) {
             self.out.write_line(clock.to_line().as_bytes())?;
+        }
+        if inbound.tick {
+            return Ok(());
         }
         self.out.write_line(frame_line(&inbound.frame).as_bytes())?;
         self.frames += 1;

@@ -337,6 +337,10 @@ impl Files<'_> {
                     self.pipeline.reject_frame(file, line_no, &error);
                     Vec::new()
                 }
+                Ready::Clock(clock) => {
+                    let (source, received) = sender(file, Some(&clock));
+                    self.pipeline.time_passed(source, &received)?
+                }
             };
             (self.emit)(alerts)?;
             self.tick(line_no);

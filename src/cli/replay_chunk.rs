@@ -62,6 +62,11 @@ enum What {
     },
     /// A line longer than the limit: its length.
     Oversized(usize),
+    /// A clock line of a source dated by arrival: time passed there
+    /// ([`Pipeline::time_passed`](crate::pipeline::Pipeline::time_passed)),
+    /// whether frames follow or not (a connection's tick is a clock line
+    /// alone).
+    Clock(Arc<ClockLine>),
 }
 
 impl Chunk {
@@ -90,6 +95,11 @@ impl Chunk {
     /// A frame whose bytes are `bytes` of the chunk's buffer.
     fn push_read(&mut self, line_no: u64, bytes: Range<usize>, clock: Option<Arc<ClockLine>>) {
         let what = What::Frame { bytes, clock };
+        self.lines.push(ChunkLine { line_no, what });
+    }
+
+    fn push_clock(&mut self, line_no: u64, clock: Arc<ClockLine>) {
+        let what = What::Clock(clock);
         self.lines.push(ChunkLine { line_no, what });
     }
 
@@ -122,6 +132,7 @@ impl Chunk {
                         Ready::Frame { clock, prepared }
                     }
                     What::Oversized(len) => Ready::Oversized(len),
+                    What::Clock(clock) => Ready::Clock(clock),
                 };
                 (line.line_no, ready)
             })
@@ -141,6 +152,7 @@ pub enum Ready {
         prepared: Prepared,
     },
     Oversized(usize),
+    Clock(Arc<ClockLine>),
 }
 
 /// A recording's lines, read a chunk at a time.
@@ -261,7 +273,13 @@ impl<R: Read> Reader<R> {
             .then(|| ClockLine::parse(&chunk.bytes[bytes.clone()]))
             .flatten();
         match clock {
-            Some(clock) => self.clock = Some(Arc::new(clock)),
+            Some(clock) => {
+                let clock = Arc::new(clock);
+                if clock.passes_time() {
+                    chunk.push_clock(line_no, Arc::clone(&clock));
+                }
+                self.clock = Some(clock);
+            }
             None => chunk.push_read(line_no, bytes, self.clock.clone()),
         }
     }
@@ -414,6 +432,7 @@ mod tests {
                         (line.line_no, Ok(full.bytes[bytes].to_vec()))
                     }
                     What::Oversized(len) => (line.line_no, Err(len)),
+                    What::Clock(_) => continue,
                 });
             }
             full.filled = 0;
@@ -497,33 +516,53 @@ mod tests {
         }
     }
 
+    /// A clock line names the frames after it and is no frame; one of a
+    /// source dated by arrival, outside a stored range, is also time
+    /// passing there, with frames after it or none (a tick).
     #[test]
     fn clock_lines_name_the_frames_after_them_and_are_not_frames() {
-        let clock = ClockLine::new(
-            7,
-            "social",
-            crate::source::SourceKind::Mastodon,
-            "m.example",
-        );
-        let input = format!("before\n{}\nafter\n", clock.to_line());
+        use crate::source::SourceKind;
+        let clock = ClockLine::new(7, "social", SourceKind::Mastodon, "m.example");
+        let tick = ClockLine::new(9, "social", SourceKind::Mastodon, "m.example");
+        let jetstream = ClockLine::new(11, "bluesky", SourceKind::Jetstream, "");
+        let stored = ClockLine {
+            stored_since: Some(1),
+            ..ClockLine::new(12, "relay", SourceKind::Nostr, "")
+        };
+        let input = [
+            "before".to_owned(),
+            clock.to_line(),
+            "after".to_owned(),
+            tick.to_line(),
+            jetstream.to_line(),
+            stored.to_line(),
+            "last".to_owned(),
+        ]
+        .join("\n");
         let mut reader = Reader::new(input.as_bytes(), 1000);
         let (chunk, _) = reader.next_chunk("test", Chunk::default());
-        let frames: Vec<_> = chunk
-            .lines
-            .iter()
-            .map(|line| match &line.what {
-                What::Frame { bytes, clock } => (
+        let mut frames = Vec::new();
+        let mut passing = Vec::new();
+        for line in &chunk.lines {
+            match &line.what {
+                What::Frame { bytes, clock } => frames.push((
                     line.line_no,
                     &chunk.bytes[bytes.clone()],
-                    clock.as_deref().cloned(),
-                ),
+                    clock.as_deref().map(|c| c.time_us),
+                )),
                 What::Oversized(len) => panic!("line {} oversized: {len}", line.line_no),
-            })
-            .collect();
+                What::Clock(clock) => passing.push((line.line_no, clock.time_us)),
+            }
+        }
         assert_eq!(
             frames,
-            [(1, &b"before"[..], None), (3, &b"after"[..], Some(clock))]
+            [
+                (1, &b"before"[..], None),
+                (3, &b"after"[..], Some(7)),
+                (7, &b"last"[..], Some(12))
+            ]
         );
+        assert_eq!(passing, [(2, 7), (4, 9)]);
     }
 
     #[test]

@@ -88,6 +88,10 @@ impl PipelineThread {
             let Some(n) = frame_no.get_mut(inbound.source) else {
                 continue;
             };
+            if inbound.tick {
+                self.tick(&mut pipeline, &inbound)?;
+                continue;
+            }
             *n += 1;
             let n = *n;
             self.frame(&mut pipeline, &inbound, n, &mut malformed)?;
@@ -107,6 +111,37 @@ impl PipelineThread {
         Ok(pipeline.stats().clone())
     }
 
+    /// Where and when connection `inbound.source`'s frame (or tick) arrived.
+    fn received<'a>(&'a self, inbound: &'a Inbound) -> (&'a str, Received<'a>) {
+        let (name, kind, instance) = &self.sources[inbound.source];
+        let received = Received {
+            kind: *kind,
+            host: Some(&inbound.host),
+            instance,
+            arrival_us: Some(inbound.arrival_us),
+            stored_since: inbound.stored_since,
+        };
+        (name, received)
+    }
+
+    /// A connection's tick: time passed at its source with nothing received.
+    fn tick(
+        &self,
+        pipeline: &mut Pipeline<SledStore>,
+        inbound: &Inbound,
+    ) -> Result<(), PipelineError> {
+        let (name, received) = self.received(inbound);
+        let produced = {
+            let _busy = self.stall.busy();
+            pipeline.time_passed(name, &received)?
+        };
+        pipeline.report_processed(&self.health[inbound.source], name);
+        if !produced.is_empty() {
+            self.notifier.notify_waiters();
+        }
+        Ok(())
+    }
+
     /// One frame from connection `inbound.source`, its `n`th.
     pub(super) fn frame(
         &self,
@@ -115,16 +150,9 @@ impl PipelineThread {
         n: u64,
         malformed: &mut MalformedLog,
     ) -> Result<(), PipelineError> {
-        let (name, kind, instance) = &self.sources[inbound.source];
+        let (name, received) = self.received(inbound);
         let health = &self.health[inbound.source];
         let before = pipeline.unusable();
-        let received = Received {
-            kind: *kind,
-            host: Some(&inbound.host),
-            instance,
-            arrival_us: Some(inbound.arrival_us),
-            stored_since: inbound.stored_since,
-        };
         let produced = {
             let _busy = self.stall.busy();
             pipeline.process_frame(name, n, inbound.frame.as_bytes(), &received)?

@@ -40,6 +40,19 @@ impl<S: Store> Pipeline<S> {
                 limit: super::MAX_SOURCES + 1,
             });
         }
+        let mut alerts = self.time_passed(source, received)?;
+        alerts.extend(self.process_received(source, frame_no, prepared, received)?);
+        Ok(alerts)
+    }
+
+    /// [`Pipeline::process_prepared`] once the time of its arrival has passed.
+    fn process_received(
+        &mut self,
+        source: &str,
+        frame_no: u64,
+        prepared: Prepared,
+        received: &Received<'_>,
+    ) -> Result<Vec<Emitted>, PipelineError> {
         let (decoded, own_clock) = match prepared {
             Prepared::Blank => {
                 self.stats.frames += 1;
@@ -79,6 +92,42 @@ impl<S: Store> Pipeline<S> {
             stored: received.stored_since.is_some(),
         };
         self.process_arrived(source, frame_no, decoded, arrival)
+    }
+
+    /// Time passed at `source` as `received` says: a frame's arrival, a
+    /// connection's tick, or a recording's clock line. A source dated by
+    /// arrival (Mastodon, Nostr) cannot send anything dated earlier from
+    /// then on, so its watermark moves to the arrival and the buckets
+    /// behind it close even when nothing else comes: a surge followed by
+    /// quiet was alerted only at the next post. Stored events (a relay's
+    /// catch-up), sources dated by their server, and a source with no
+    /// clock yet (nothing of it to close) are left as they are. It runs
+    /// before every frame ([`Pipeline::process_prepared`]) and at every
+    /// clock line of a replay, so a recording moves the same watermarks at
+    /// the same points as the run that received it.
+    pub fn time_passed(
+        &mut self,
+        source: &str,
+        received: &Received<'_>,
+    ) -> Result<Vec<Emitted>, PipelineError> {
+        let Some(arrival_us) = received.arrival_us else {
+            return Ok(Vec::new());
+        };
+        if received.stored_since.is_some() || !received.kind.source().arrival_is_event_time() {
+            return Ok(Vec::new());
+        }
+        let Some(clock) = self.clocks.get_mut(source) else {
+            return Ok(Vec::new());
+        };
+        let before = clock.watermark();
+        clock.time_passed(arrival_us);
+        let after = clock.watermark();
+        if after == before {
+            return Ok(Vec::new());
+        }
+        self.watermark_moved(before, after);
+        let closed = self.windows.advance();
+        self.close(closed)
     }
 
     /// Whether sequence number `seq` from `host` was processed already;

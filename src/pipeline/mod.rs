@@ -360,6 +360,11 @@ impl<S: Store> Pipeline<S> {
         if self.unusable() == before {
             health.count_data();
         }
+        self.report_processed(health, source);
+    }
+
+    /// Tells `source`'s health how far it is processed (its watermark).
+    pub fn report_processed(&self, health: &SourceHealth, source: &str) {
         if let Some(cursor) = self.cursor(source) {
             health.set_processed(cursor);
         }
@@ -383,3 +388,5 @@ mod resume_tests;
 mod sources_tests;
 #[cfg(test)]
 mod test_support;
+#[cfg(test)]
+mod ticks_tests;

@@ -125,18 +125,9 @@ fn an_own_clock_source_ahead_does_not_make_a_server_dated_one_late() {
     let mut feed = Feed::new();
     for t in 10..300 {
         feed.push(tick("bluesky", t - 10));
-        let status = serde_json::json!({
-            "id": t.to_string(), "created_at": crate::wall::rfc3339(arrival(t)),
-            "content": "<p>lunch was good</p>", "spoiler_text": "", "language": "en",
-            "tags": [], "visibility": "public",
-            "account": {"id": "1", "acct": format!("user{}", t % 5), "username": "u"},
-            "uri": format!("https://social.example/users/u/statuses/{t}"),
-            "url": null, "reblog": null
-        });
-        let frame = serde_json::json!({
-            "stream": ["public"], "event": "update", "payload": status.to_string()
-        });
-        feed.push(("mastodon", frame.to_string()));
+        let acct = format!("user{}", t % 5);
+        let frame = mastodon_status(&t.to_string(), &acct, arrival(t), "lunch was good");
+        feed.push(("mastodon", frame));
     }
     // Every frame arrives at the second the Mastodon status is of.
     let mut at = 10;

@@ -19,6 +19,24 @@ pub(super) fn post(did: &str, rkey: &str, time_us: Micros, text: &str) -> String
     .to_string()
 }
 
+/// A Mastodon `update` frame: status `id` by `acct` (`user@host`, its
+/// server), created at `time_us` (the pipeline dates it by its arrival).
+pub(super) fn mastodon_status(id: &str, acct: &str, time_us: Micros, text: &str) -> String {
+    let host = acct
+        .split_once('@')
+        .map_or("social.example", |(_, host)| host);
+    let status = serde_json::json!({
+        "id": id, "created_at": crate::wall::rfc3339(time_us),
+        "content": format!("<p>{text}</p>"), "spoiler_text": "", "language": "en",
+        "tags": [], "visibility": "public",
+        "account": {"id": id, "acct": acct, "username": "u"},
+        "uri": format!("https://{host}/users/u/statuses/{id}"),
+        "url": null, "reblog": null
+    });
+    serde_json::json!({"stream": ["public"], "event": "update", "payload": status.to_string()})
+        .to_string()
+}
+
 /// Post `i` of ordinary chatter from five accounts taking turns.
 pub(super) fn chatter(i: i64, time_us: Micros, text: &str) -> String {
     post(

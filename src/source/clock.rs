@@ -238,6 +238,20 @@ impl SourceClock {
         }
     }
 
+    /// Time passed at a source dated by arrival (Mastodon, Nostr): it is
+    /// `arrival_us` now, and nothing the source sends later can be dated
+    /// before, so the watermark moves there whether or not a post came
+    /// (a delete, a quiet spell: see [`crate::source::ws::Ticks`]). Never
+    /// moves the clock of a source dated by its server (its recent list
+    /// holds posts), whose later events may be older than our clock, nor
+    /// one without a watermark yet (nothing live dated by it so far, so
+    /// no bucket of its own to close).
+    pub fn time_passed(&mut self, arrival_us: Micros) {
+        if self.watermark.is_some() && !self.server_dated() {
+            self.raise(arrival_us);
+        }
+    }
+
     fn raise(&mut self, to: Micros) {
         self.watermark = Some(self.watermark.map_or(to, |w| w.max(to)));
     }

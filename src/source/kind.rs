@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::health::SourceHealth;
 use super::jetstream::{JetstreamOptions, SeqCursor};
-use super::ws::{DEFAULT_BUDGET_BYTES, FrameBudget, Inbound, WsSettings};
+use super::ws::{DEFAULT_BUDGET_BYTES, FrameBudget, Inbound, Ticks, WsSettings};
 use super::{FrameError, jetstream, mastodon, nostr};
 use crate::Micros;
 use crate::supervise::Supervisor;
@@ -34,6 +34,19 @@ impl SourceKind {
             SourceKind::Jetstream => &jetstream::Jetstream,
             SourceKind::Mastodon => &mastodon::Mastodon,
             SourceKind::Nostr => &nostr::Nostr,
+        }
+    }
+
+    /// When its connections tell the pipeline that time passed ([`Ticks`]).
+    pub fn ticks(self) -> Ticks {
+        let source = self.source();
+        match (
+            source.arrival_is_event_time(),
+            source.resumes_from_watermark(),
+        ) {
+            (false, _) => Ticks::Never,
+            (true, true) => Ticks::WhileConnected,
+            (true, false) => Ticks::Always,
         }
     }
 
@@ -175,6 +188,8 @@ pub struct Link {
     pub state_dir: Option<PathBuf>,
     /// Jetstream v2: the saved sequence cursor, for an exact resume.
     pub resume: Option<SeqCursor>,
+    /// When the connection says that time passed with nothing received.
+    pub ticks: Ticks,
 }
 
 impl Link {
@@ -197,6 +212,7 @@ impl Link {
             shutdown,
             state_dir: None,
             resume: None,
+            ticks: Ticks::Never,
         }
     }
 }
@@ -233,6 +249,7 @@ impl Links {
                 shutdown: self.shutdown.clone(),
                 state_dir: self.state_dir.clone(),
                 resume,
+                ticks: connection.kind.ticks(),
             };
             let name = format!("source {}", connection.name);
             let run = connection.kind.source().run(connection, link);

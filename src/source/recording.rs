@@ -68,6 +68,13 @@ impl ClockLine {
         }
     }
 
+    /// Whether it says that time passed at its source: only a source
+    /// dated by arrival, outside a stored range, moves its watermark so
+    /// (see [`Pipeline::time_passed`](crate::pipeline::Pipeline::time_passed)).
+    pub fn passes_time(&self) -> bool {
+        self.stored_since.is_none() && self.protocol.source().arrival_is_event_time()
+    }
+
     /// The line, without its line ending.
     pub fn to_line(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()

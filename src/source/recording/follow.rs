@@ -71,8 +71,22 @@ impl Followed {
         self.clock_frame(frame, sender, rule);
     }
 
+    /// Time passed at the connection as `sender` says (a tick, a frame's
+    /// arrival, a clock line read back): the clock moves as the
+    /// pipeline's does ([`Pipeline::time_passed`](crate::pipeline::Pipeline::time_passed)).
+    pub fn time_passed(&mut self, sender: Sender) {
+        if sender.stored_since.is_some() || !self.kind.source().arrival_is_event_time() {
+            return;
+        }
+        self.clock.time_passed(sender.arrival_us);
+        if let Some(watermark) = self.clock.watermark() {
+            self.health.set_processed(watermark);
+        }
+    }
+
     /// Puts a frame to the clock; whether it decoded.
     fn clock_frame(&mut self, frame: &[u8], sender: Sender, rule: &ClockRule) -> bool {
+        self.time_passed(sender);
         let origin = Origin {
             instance: &self.instance,
             arrival_us: Some(sender.arrival_us),
@@ -254,8 +268,9 @@ mod tests {
     }
 
     /// The watermark a reconnect resumes from: for Mastodon the newest
-    /// arrival (a status dated 2100 does not move it there), and nothing
-    /// from a frame that does not decode.
+    /// arrival (a status dated 2100 does not move it there); nothing from
+    /// a frame that does not decode before the first that does, and after
+    /// it any frame's arrival (time passed there, as in the pipeline).
     #[test]
     fn the_watermark_follows_the_arrivals_of_an_own_clock_source() {
         let mut followed = connections().swap_remove(1);
@@ -274,7 +289,7 @@ mod tests {
             ("{not json".to_owned(), now, None),
             (status(4_102_444_800), now + 1_000, Some(now + 1_000)),
             (status(1_780_000_000), now + 2_000, Some(now + 2_000)),
-            ("{not json".to_owned(), now + 3_000, Some(now + 2_000)),
+            ("{not json".to_owned(), now + 3_000, Some(now + 3_000)),
         ] {
             let sender = Sender {
                 arrival_us,

@@ -87,6 +87,11 @@ fn restore_from(
         if let Some(clock) = ClockLine::parse(line) {
             restored.clock_lines += 1;
             sender = Sender::named_by(&clock, followed);
+            if let Some(sender) = sender
+                && let Some(connection) = followed.get_mut(sender.connection)
+            {
+                connection.time_passed(sender);
+            }
             continue;
         }
         if let Some(sender) = sender

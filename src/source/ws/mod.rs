@@ -19,6 +19,8 @@ mod settings;
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use tokio::time::{Instant, sleep};
 
 use super::SourceError;
@@ -37,12 +39,17 @@ pub use settings::WsSettings;
 pub const QUIET_DATA_WATCHDOG: u32 = 20;
 
 /// One data frame for the pipeline, from source number `source`, read
-/// from `host` (a sequence number means something only on its host).
+/// from `host` (a sequence number means something only on its host); or,
+/// when `tick`, no frame: only that time passed (see [`Ticks`]).
 #[derive(Debug)]
 pub struct Inbound {
     pub source: usize,
     pub host: Arc<str>,
+    /// The frame's text; empty for a tick.
     pub frame: String,
+    /// No frame: the connection says that it is `arrival_us` now and
+    /// nothing else came ([`Ticks`]).
+    pub tick: bool,
     /// When it arrived (wall clock, whole milliseconds, so a recording's
     /// clock lines hold it exactly and a replay judges it as the live run did).
     pub arrival_us: Micros,
@@ -53,6 +60,34 @@ pub struct Inbound {
     /// The frame's share of the [`FrameBudget`], given back when the
     /// frame is dropped (processed).
     pub held: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// How often a connection to a source dated by arrival says that time
+/// passed ([`Ticks`]): buckets close at most this long after their end
+/// plus the lateness, however quiet the stream.
+pub const TICK_EVERY: Duration = Duration::from_secs(2);
+
+/// When a connection tells the pipeline that time passed with nothing
+/// received. Buckets close when a watermark passes them, and the
+/// watermark of a source dated by arrival (Mastodon, Nostr) moved only
+/// with its posts: a surge followed by quiet was not alerted until the
+/// next post came (80 s later in a review), and a stream of deletes
+/// looked like a source lagging behind. Nothing such a source sends later
+/// can be dated before its arrival, so the time is worth saying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ticks {
+    /// Dated by its server (Jetstream): after a quiet spell it may still
+    /// send older events (a catch-up from its cursor), so time passing
+    /// here says nothing.
+    #[default]
+    Never,
+    /// Dated by arrival, and a reconnect asks for what was missed (a Nostr
+    /// `REQ`'s `since`): while connected only, since what comes after a
+    /// reconnect is dated before it and its buckets must stay open.
+    WhileConnected,
+    /// Dated by arrival, and a reconnect starts at the live tail (Mastodon):
+    /// while away too, as nothing missed will ever come.
+    Always,
 }
 
 /// Bytes of frames in flight between the sources and the pipeline, at
@@ -388,9 +423,81 @@ async fn wait_to_reconnect(
         false => backoff.next_delay(),
     };
     tracing::info!(source = %link.health.name, next_host = %next_host, delay_ms = delay.as_millis() as u64, "waiting before reconnecting");
+    let wait = sleep(delay);
+    tokio::pin!(wait);
+    let mut tick = tick_interval();
+    loop {
+        tokio::select! {
+            _ = &mut wait => return true,
+            _ = link.shutdown.changed() => return false,
+            _ = tick.tick(), if link.ticks == Ticks::Always => {
+                let host: Arc<str> = Arc::from(next_host);
+                let tick = Handed::Tick { arrival_us: arrival_now() };
+                if hand_over(link, &host, tick).await.is_some() {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// Every [`TICK_EVERY`], the first a whole period from now.
+fn tick_interval() -> tokio::time::Interval {
+    let mut tick = tokio::time::interval_at(Instant::now() + TICK_EVERY, TICK_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
+
+/// What a connection hands the pipeline, stamped with its arrival
+/// ([`arrival_now`]).
+enum Handed {
+    /// A data frame, and the start of the stored range it belongs to, if any.
+    Frame {
+        text: String,
+        arrival_us: Micros,
+        stored_since: Option<Micros>,
+    },
+    /// Only that it is now ([`Ticks`]).
+    Tick { arrival_us: Micros },
+}
+
+/// Hands a frame or a tick to the pipeline: room in the byte budget first
+/// (a slow pipeline slows the reading), then a place in the channel. A
+/// tick goes the same way as the frames, so it never overtakes one that
+/// arrived before it. `Some` when the connection must end (shut down, or
+/// the pipeline is gone).
+async fn hand_over(link: &mut Link, host: &Arc<str>, handed: Handed) -> Option<End> {
+    let (frame, tick, arrival_us, stored_since) = match handed {
+        Handed::Frame {
+            text,
+            arrival_us,
+            stored_since,
+        } => (text, false, arrival_us, stored_since),
+        Handed::Tick { arrival_us } => (String::new(), true, arrival_us, None),
+    };
+    let Link {
+        index,
+        frames,
+        budget,
+        shutdown,
+        ..
+    } = link;
+    let send = async {
+        let held = budget.reserve(frame.len()).await?;
+        let inbound = Inbound {
+            source: *index,
+            host: Arc::clone(host),
+            frame,
+            tick,
+            arrival_us,
+            stored_since,
+            held,
+        };
+        frames.send(inbound).await.ok()
+    };
     tokio::select! {
-        _ = sleep(delay) => true,
-        _ = link.shutdown.changed() => false,
+        _ = shutdown.changed() => Some(End::Shutdown),
+        sent = send => sent.is_none().then_some(End::PipelineGone),
     }
 }
 

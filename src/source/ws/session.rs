@@ -16,7 +16,8 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, connect_async_tls_with_config};
 
 use super::{
-    BinaryFrame, Control, End, Inbound, Protocol, QUIET_DATA_WATCHDOG, WsSettings, arrival_now,
+    BinaryFrame, Control, End, Handed, Protocol, QUIET_DATA_WATCHDOG, Ticks, WsSettings,
+    arrival_now, hand_over, tick_interval,
 };
 use crate::Micros;
 use crate::events::{
@@ -211,6 +212,8 @@ impl<P: Protocol> Reader<'_, P> {
         let mut deadline = Instant::now() + self.settings.watchdog;
         // Any message (a pong too) says the connection is alive.
         let mut last_message = Instant::now();
+        let mut tick = tick_interval();
+        let ticks = self.link.ticks != Ticks::Never;
         loop {
             let message = tokio::select! {
                 _ = self.link.shutdown.changed() => {
@@ -232,6 +235,12 @@ impl<P: Protocol> Reader<'_, P> {
                             WatchdogStall { counters: &self.link.health.counters }.emit();
                             return End::Lost(why.to_string());
                         }
+                    }
+                    continue;
+                }
+                _ = tick.tick(), if ticks => {
+                    if let Some(end) = self.tick().await {
+                        return end;
                     }
                     continue;
                 }
@@ -373,6 +382,17 @@ impl<P: Protocol> Reader<'_, P> {
         Step::Skip
     }
 
+    /// Says that time passed ([`Ticks`]), unless the subscription is still
+    /// sending stored events (their buckets, dated before now, must stay
+    /// open). `Some` when the connection ends.
+    async fn tick(&mut self) -> Option<End> {
+        let arrival_us = arrival_now();
+        if self.protocol.stored_since(arrival_us).is_some() {
+            return None;
+        }
+        hand_over(self.link, self.host, Handed::Tick { arrival_us }).await
+    }
+
     /// A text frame: control messages acted on, data sent to the pipeline.
     /// `Some` when the connection ends.
     async fn deliver(&mut self, text: String) -> Option<End> {
@@ -426,32 +446,12 @@ impl<P: Protocol> Reader<'_, P> {
             }
         }
         let arrival_us = arrival_now();
-        let stored_since = self.protocol.stored_since(arrival_us);
-        let Link {
-            index,
-            frames,
-            budget,
-            shutdown,
-            ..
-        } = &mut *self.link;
-        // Room in the byte budget first (a slow pipeline slows the
-        // reading), then a place in the channel.
-        let send = async {
-            let held = budget.reserve(text.len()).await?;
-            let inbound = Inbound {
-                source: *index,
-                host: Arc::clone(self.host),
-                frame: text,
-                arrival_us,
-                stored_since,
-                held,
-            };
-            frames.send(inbound).await.ok()
+        let frame = Handed::Frame {
+            text,
+            arrival_us,
+            stored_since: self.protocol.stored_since(arrival_us),
         };
-        tokio::select! {
-            _ = shutdown.changed() => Some(End::Shutdown),
-            sent = send => sent.is_none().then_some(End::PipelineGone),
-        }
+        hand_over(self.link, self.host, frame).await
     }
 }
 
