@@ -926,3 +926,135 @@ status_secs = 0.2
     assert!(log.contains("unknown event"), "{log}");
     assert!(!log.contains("posts=1"), "junk is never a post: {log}");
 }
+
+/// A Mastodon instance sends twelve reports of a Discord outage, then for
+/// 16 s only deletes, then nothing (it still answers pings). The alert
+/// comes while no other status arrives, and the instance is not paged as
+/// lagging: its events are dated by their arrival, so time passing moves
+/// its watermark (a tick every 2 s), not its posts alone. Before, the
+/// alert waited for the next status, and deletes alone looked like a
+/// source falling behind. `record` of the same stream replays to the same
+/// alert.
+#[test]
+fn a_surge_then_quiet_on_an_instance_fires_without_another_post() {
+    let t0 = early_in_a_bucket();
+    let script = || {
+        let mut frames: Vec<String> = (0..12)
+            .map(|i| {
+                mastodon_update(
+                    &i.to_string(),
+                    &format!("user{i}@host{i}.net"),
+                    t0,
+                    &format!("<p>is discord down? try {i} failed</p>"),
+                )
+            })
+            .collect();
+        for i in 0..16 {
+            frames.push("<sleep:1000>".to_owned());
+            frames.push(
+                json!({"stream": ["public"], "event": "delete", "payload": i.to_string()})
+                    .to_string(),
+            );
+        }
+        vec![frames]
+    };
+    let (live, recorded) = (
+        ScriptServer::start(script(), false),
+        ScriptServer::start(script(), false),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let health = "\n[health]\nsilence_secs = 3600\nlag_secs = 5\ngrace_secs = 0\n";
+    let config_of = |name: &str, server: &ScriptServer| {
+        let own = dir.path().join(name);
+        std::fs::create_dir(&own).expect("dir");
+        let config =
+            one_mastodon_source(&own, &format!("ws://{}/api/v1/streaming", server.addr), "");
+        let text = std::fs::read_to_string(&config).expect("config");
+        std::fs::write(
+            &config,
+            text.replace(
+                "\n[health]\nsilence_secs = 3600\nlag_secs = 100000000\n",
+                health,
+            ),
+        )
+        .expect("config");
+        config
+    };
+    let (live_config, record_config) = (config_of("live", &live), config_of("record", &recorded));
+    let out = dir.path().join("quiet.jsonl");
+    let recorder = support::Daemon::start_with_env(
+        &[
+            "record",
+            "--config",
+            record_config.to_str().expect("utf8"),
+            "--out",
+            out.to_str().expect("utf8"),
+        ],
+        &[],
+    );
+    let alerts = dir.path().join("alerts.jsonl");
+    let daemon = support::run_daemon(&live_config, &dir.path().join("state"), Some(&alerts), &[]);
+    daemon.wait_until(
+        |_| std::fs::read_to_string(&alerts).is_ok_and(|a| a.contains("\"firing\"")),
+        Duration::from_secs(40),
+    );
+    let fired = support::first_alert(&alerts, "\"firing\"");
+    assert_eq!(fired["service"], "discord", "{fired}");
+    assert_eq!(fired["authors"], 12, "{fired}");
+    // Within the bucket and its lateness (and a tick) of the reports, not
+    // at some later post: none comes.
+    let at = chrono::DateTime::parse_from_rfc3339(fired["at"].as_str().expect("at"))
+        .expect("rfc3339")
+        .timestamp();
+    assert!(at <= t0 + 20, "fired at {at}, reports at {t0}: {fired}");
+    // The deletes go on past `lag_secs`, then quiet: never lagging.
+    std::thread::sleep(Duration::from_secs(20));
+    let (status, _, log) = daemon.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    let all = std::fs::read_to_string(&alerts).expect("alerts");
+    assert!(
+        !all.contains("source:m"),
+        "the instance was paged: {all}\n{log}"
+    );
+    let (status, _, log) = recorder.stop_with("INT", Duration::from_secs(20));
+    assert!(status.success(), "{log}");
+    let replayed_alerts = dir.path().join("replayed.jsonl");
+    let replayed = std::process::Command::new(env!("CARGO_BIN_EXE_outagewatch"))
+        .args(["replay", "--config"])
+        .arg(&record_config)
+        .arg("--state-dir")
+        .arg(dir.path().join("replay-state"))
+        .arg("--alerts")
+        .arg(&replayed_alerts)
+        .arg(&out)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("replay runs");
+    assert!(
+        replayed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replayed.stderr)
+    );
+    let again = support::first_alert(&replayed_alerts, "\"firing\"");
+    assert_eq!(again["service"], "discord", "{again}");
+    assert_eq!(again["authors"], 12, "{again}");
+    // The recording's ticks close the bucket where the recorder's clock
+    // said: within the same bound of the reports, not at the end of file.
+    let replayed_at = chrono::DateTime::parse_from_rfc3339(again["at"].as_str().expect("at"))
+        .expect("rfc3339")
+        .timestamp();
+    assert!(
+        replayed_at <= t0 + 20,
+        "replay fired at {replayed_at}: {again}"
+    );
+    let recording = std::fs::read_to_string(&out).expect("recording");
+    let ticks = recording
+        .lines()
+        .zip(recording.lines().skip(1))
+        .filter(|(a, b)| a.contains("\"#clock\"") && b.contains("\"#clock\""))
+        .count();
+    assert!(
+        ticks >= 5,
+        "clock lines alone (ticks) in the recording:\n{recording}"
+    );
+}
