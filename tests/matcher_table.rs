@@ -448,6 +448,8 @@ const CASES: &[(&str, Expect)] = &[
     // "down 3 runs", "down in the polls", "stopped working at 65".
     not!("Mahomes is out for the season"),
     not!("LeBron is out tonight"),
+    not!("LeBron down?"),
+    not!("Blipster down?"),
     not!("Messi is out injured"),
     not!("Ohtani is out of the lineup"),
     not!("Costco is out of toilet paper"),

@@ -7,7 +7,7 @@ use super::super::decision::{Decision, Mention, Service};
 use super::super::tables::{PhraseKind, hashtag_stem};
 use super::super::text::{gap, word_spans};
 use super::super::verdict::Rule;
-use super::predicates::{LIFE_PHRASES, MARKET_WORDS, live_cue, said_of_people};
+use super::predicates::{LIFE_PHRASES, MARKET_WORDS, asks_about_a_state, live_cue, said_of_people};
 
 /// Words between a name and its thing that belong to neither: "Meteor
 /// official website", "Acme mobile site".
@@ -115,8 +115,14 @@ impl Decision<'_> {
             }
             let predicate = &self.text[start..end];
             let rest = self.rest_of_clause(end);
-            let supports = if LIFE_PHRASES.contains(&predicate) {
+            // "down?" is "down" asked: "LeBron down?" is no more a
+            // report than "LeBron down", unless the sentence asks about a
+            // state ("is Blipster down?").
+            let asked = predicate.ends_with('?');
+            let supports = if LIFE_PHRASES.contains(&predicate.trim_end_matches('?')) {
                 live_cue(rest)
+                    || (asked
+                        && asks_about_a_state(&self.text[self.clause_span(start).start..start]))
             } else {
                 !said_of_people(predicate, rest)
             };

@@ -146,6 +146,22 @@ pub(super) fn live_cue(rest: &str) -> bool {
     })
 }
 
+/// Whether a sentence that reached a predicate with `before` opens as a
+/// question about a state ("is Blipster down?", "are the Zorbex servers
+/// down?"): asked so of a name, "down" is asked of a service, where
+/// "LeBron down?" asks after a person as often.
+pub(super) fn asks_about_a_state(before: &str) -> bool {
+    let first = before
+        .trim_start_matches(|c: char| !c.is_alphanumeric())
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .next()
+        .unwrap_or_default();
+    STATE_QUESTIONS.contains(&first)
+}
+
+/// Words that open a question about a state.
+const STATE_QUESTIONS: &[&str] = &["is", "are", "isn't", "isnt", "aren't", "arent"];
+
 /// Predicates said of people as often as of services, right after a name
 /// that is also a given name or a word ("Claude is out sick today",
 /// "Claude Monet is dead"): they do not support an ambiguous name on their
@@ -213,6 +229,25 @@ mod tests {
         ];
         for (rest, want) in cases {
             assert_eq!(live_cue(rest), want, "{rest:?}");
+        }
+    }
+
+    /// The words of a sentence before a name asked "down?" about.
+    #[test]
+    fn asks_about_a_state_table() {
+        let cases = [
+            ("is ", true),
+            ("  is the ", true),
+            ("are the ", true),
+            ("isn't ", true),
+            ("", false),
+            ("lol ", false),
+            ("this ", false),
+            ("island ", false),
+            ("why is ", false),
+        ];
+        for (before, want) in cases {
+            assert_eq!(asks_about_a_state(before), want, "{before:?}");
         }
     }
 }
