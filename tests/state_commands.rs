@@ -214,7 +214,9 @@ fn a_db_that_is_not_a_store_is_refused_and_left_alone() {
         let dir = tmp.path().join(name);
         std::fs::create_dir(&dir).expect("mkdir");
         std::fs::write(dir.join("db"), &content).expect("db");
-        let mut outputs: Vec<(String, Output)> = ["verify", "repair", "compact"]
+        // Someone else's folder: `reset` moved it aside, this too.
+        std::fs::write(dir.join("notes.txt"), b"hi\n").expect("notes");
+        let mut outputs: Vec<(String, Output)> = ["verify", "repair", "compact", "reset"]
             .into_iter()
             .map(|action| {
                 let out = bin(tmp.path())
@@ -240,17 +242,24 @@ fn a_db_that_is_not_a_store_is_refused_and_left_alone() {
                 err.contains("is not an outagewatch state") && err.contains(&name.to_string()),
                 "{name}: {command}: {err}"
             );
+            // Resetting it would move someone else's files.
+            assert!(!err.contains("state reset"), "{name}: {command}: {err}");
         }
         assert_eq!(
             std::fs::read(dir.join("db")).expect("db"),
             content,
             "{name}"
         );
-        let files: Vec<String> = std::fs::read_dir(&dir)
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
             .expect("dir")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(files, ["db"], "{name}: nothing written beside it");
+        files.sort();
+        assert_eq!(
+            files,
+            ["db", "notes.txt"],
+            "{name}: nothing written beside it"
+        );
         assert!(set_aside(&dir).is_empty(), "{name}: nothing moved aside");
     }
     // A `db` that is a folder: the same refusal from every command, not

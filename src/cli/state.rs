@@ -97,7 +97,10 @@ fn in_use_message(dir: &Path) -> String {
 /// path or at `$HOME`, they created a store there and reported it "OK",
 /// or moved the folder aside as "damaged".
 /// A `db` that is there but no file (a folder) is not ours either, and
-/// is called so, as opening it for a replay does (it was "holds no `db`").
+/// is called so, as opening it for a replay does (it was "holds no `db`");
+/// nor is a `db` file without sled's `conf` or our seal beside it
+/// ([`crate::state::ours`]), which every open refuses and `reset` moved
+/// aside with whatever else the folder held.
 pub(super) fn existing_state(dir: &Path) -> anyhow::Result<&Path> {
     let db = dir.join("db");
     if db.exists() && !db.is_file() {
@@ -111,6 +114,7 @@ pub(super) fn existing_state(dir: &Path) -> anyhow::Result<&Path> {
         "{} is not a state directory (it holds no `db`)",
         dir.display()
     );
+    crate::state::ours(dir)?;
     Ok(dir)
 }
 
@@ -152,9 +156,13 @@ fn verify(dir: &Path) -> anyhow::Result<ExitCode> {
 
 fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
     let salvage = {
-        let old = SledStore::open_with(dir, Checks::None).with_context(
-            || "sled cannot open it at all: nothing to salvage; use `outagewatch state reset`",
-        )?;
+        let old = SledStore::open_with(dir, Checks::None).map_err(|e| match e {
+            // Not ours, or in use: resetting it is no answer either.
+            e @ (StoreError::Foreign { .. } | StoreError::InUse { .. }) => anyhow::Error::from(e),
+            e => anyhow::Error::from(e).context(
+                "sled cannot open it at all: nothing to salvage; use `outagewatch state reset`",
+            ),
+        })?;
         old.salvage_of::<crate::alert::Alert>()
     };
     let (records, lost) = (&salvage.records, salvage.dropped.len());
