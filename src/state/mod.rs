@@ -18,6 +18,8 @@
 //!   crash midway never leaves the state directory without a store;
 //! - [`compact`]: a closed store copied afresh, its buckets packed into
 //!   large records, when sled's log has grown well past its records.
+//! - [`census`]: the records of each kind a store held at its last clean
+//!   close, sealed, so `state repair` can say what a damaged one lost.
 //!
 //! Dependencies point one way: `state` knows the records of `window`
 //! (buckets), `detect` (its snapshot and baselines) and `source` (cursors,
@@ -30,6 +32,7 @@
 //! [`migrate`]); a store of a newer format than this build knows is
 //! refused with an error naming `outagewatch state reset`.
 
+pub mod census;
 pub mod codec;
 pub mod compact;
 pub mod keys;
@@ -43,6 +46,7 @@ pub mod store;
 
 use std::path::PathBuf;
 
+pub use census::{Census, census_at_close, close_counted};
 pub use compact::{Compaction, When, compact_closed, compact_open};
 pub use records::{Checkpoint, CheckpointRef, FORMAT, NamesRef};
 pub use seal::{SEAL_FILE, hold_closed, in_use, seal_closed};

@@ -161,6 +161,7 @@ impl SledStore {
             Seal {
                 generation: store.generation,
                 files: None,
+                census: None,
             }
             .write(path)?;
         }
@@ -194,7 +195,7 @@ impl SledStore {
     }
 
     /// A sled error while reading: corruption is damage, the rest is I/O.
-    fn sled_damage(&self, e: sled::Error) -> StoreError {
+    pub(super) fn sled_damage(&self, e: sled::Error) -> StoreError {
         match e {
             sled::Error::Corruption { .. } | sled::Error::ReportableBug(_) => StoreError::Damaged {
                 path: self.dir.clone(),
@@ -552,6 +553,7 @@ impl Store for SledStore {
             Seal {
                 generation: self.generation,
                 files: None,
+                census: None,
             }
             .write(&self.dir)?;
         }
