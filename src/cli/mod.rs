@@ -62,8 +62,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Run as a daemon on live firehoses until SIGINT or SIGTERM.
     Run(run::RunArgs),
-    /// Record frames exactly as received, for `replay`: Jetstream, or
-    /// every source of a configuration (`--config`).
+    /// Record data frames as received (control messages are not), for
+    /// `replay`: Jetstream, or every source of a configuration (`--config`).
     Record(record::RecordArgs),
     /// Run the detector on a plain series, a count or a gauge (CSV `timestamp,value`).
     Series(series::SeriesArgs),
