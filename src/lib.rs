@@ -35,7 +35,7 @@
 //! source
 //! events
 //! supervise
-//! numbers, text, tls, http_client, wall
+//! numbers, text, tls, http_client, wall, file_identity
 //! ```
 //!
 //! So `window` knows nothing of the store or of alerts; `detect` reads
@@ -71,6 +71,7 @@ pub mod config;
 pub mod daemon;
 pub mod detect;
 pub mod events;
+pub mod file_identity;
 pub mod http;
 pub mod http_client;
 pub mod matcher;

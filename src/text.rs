@@ -95,6 +95,18 @@ pub fn display_chars(value: &dyn std::fmt::Display, max: usize) -> String {
     bounded.out
 }
 
+/// `word` as one word a POSIX shell reads back as it is: unchanged when
+/// it holds only characters no shell treats specially, else in single
+/// quotes (a quote inside written `'\''`). For commands a message tells
+/// the user to run, so a path with a space or a `$` can be pasted.
+pub fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./+:,=@%".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        return word.to_owned();
+    }
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +177,20 @@ mod tests {
         ];
         for (text, max, cut) in cases {
             assert_eq!(truncate_chars(text, max), cut, "{text:?} to {max}");
+        }
+    }
+
+    #[test]
+    fn shell_words_read_back_as_they_were() {
+        for (word, quoted) in [
+            ("/var/lib/outagewatch", "/var/lib/outagewatch"),
+            ("dmg", "dmg"),
+            ("my state", "'my state'"),
+            ("$HOME/x", "'$HOME/x'"),
+            ("it's", r"'it'\''s'"),
+            ("", "''"),
+        ] {
+            assert_eq!(shell_word(word), quoted);
         }
     }
 }

@@ -70,7 +70,7 @@ fn check_on_an_endless_line_stops_with_an_error_in_bounded_memory() {
     let (output, peak) = wait_measuring(child);
     let written = writer.join().expect("writer");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
     assert!(
         stderr.contains("stdin line 1 is longer than 65536 bytes"),
         "names the line and the limit: {stderr}"
@@ -100,7 +100,7 @@ fn check_skips_nothing_below_the_limit_and_goes_on_after_normal_lines() {
     let output = child.wait_with_output().expect("output");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(2), "an error, not 'no report'");
     assert_eq!(
         stdout.lines().count(),
         1,

@@ -249,6 +249,27 @@ fn check_exits_1_when_no_text_is_a_report() {
     assert_eq!(mixed.status.code(), Some(0));
 }
 
+/// An error is 2, never 1: a script that reads 1 as "not a report" must
+/// not take patterns that do not load (or a usage error) for an answer.
+#[test]
+fn check_exits_2_on_an_error() {
+    let missing = root().join("no-such-patterns");
+    let broken = outagewatch(
+        &[
+            "check",
+            "--patterns",
+            missing.to_str().expect("utf8"),
+            "is discord down",
+        ],
+        &[],
+    );
+    assert_eq!(broken.status.code(), Some(2), "{}", text(&broken.stderr));
+    assert!(text(&broken.stderr).contains("cannot load patterns"));
+    assert!(broken.stdout.is_empty(), "no answer");
+    let usage = outagewatch(&["check", "--max-line-bytes", "0"], &[]);
+    assert_eq!(usage.status.code(), Some(2));
+}
+
 #[test]
 fn completions_and_man_page() {
     for shell in ["bash", "zsh", "fish"] {

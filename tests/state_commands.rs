@@ -214,7 +214,9 @@ fn a_db_that_is_not_a_store_is_refused_and_left_alone() {
         let dir = tmp.path().join(name);
         std::fs::create_dir(&dir).expect("mkdir");
         std::fs::write(dir.join("db"), &content).expect("db");
-        let mut outputs: Vec<(String, Output)> = ["verify", "repair", "compact"]
+        // Someone else's folder: `reset` moved it aside, this too.
+        std::fs::write(dir.join("notes.txt"), b"hi\n").expect("notes");
+        let mut outputs: Vec<(String, Output)> = ["verify", "repair", "compact", "reset"]
             .into_iter()
             .map(|action| {
                 let out = bin(tmp.path())
@@ -240,17 +242,24 @@ fn a_db_that_is_not_a_store_is_refused_and_left_alone() {
                 err.contains("is not an outagewatch state") && err.contains(&name.to_string()),
                 "{name}: {command}: {err}"
             );
+            // Resetting it would move someone else's files.
+            assert!(!err.contains("state reset"), "{name}: {command}: {err}");
         }
         assert_eq!(
             std::fs::read(dir.join("db")).expect("db"),
             content,
             "{name}"
         );
-        let files: Vec<String> = std::fs::read_dir(&dir)
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
             .expect("dir")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(files, ["db"], "{name}: nothing written beside it");
+        files.sort();
+        assert_eq!(
+            files,
+            ["db", "notes.txt"],
+            "{name}: nothing written beside it"
+        );
         assert!(set_aside(&dir).is_empty(), "{name}: nothing moved aside");
     }
     // A `db` that is a folder: the same refusal from every command, not
@@ -277,6 +286,55 @@ fn a_db_that_is_not_a_store_is_refused_and_left_alone() {
     let fresh = tmp.path().join("fresh");
     drop(SledStore::open(&fresh).expect("a new store"));
     assert!(fresh.join("db").is_file());
+}
+
+/// A byte flipped in the log of a compacted store: sled drops what
+/// follows it before any record is read, and `repair` said "kept 19
+/// records, dropped 0 damaged ones" while every bucket had gone. Against
+/// the count its last clean close sealed, the loss is said by kind, and
+/// the store verified afterwards holds what the repair says it kept.
+#[test]
+fn a_repair_says_what_sled_lost_with_its_log() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("st");
+    let replay = bin(tmp.path())
+        .arg("replay")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo.jsonl.gz"))
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .expect("runs");
+    assert!(replay.status.success(), "{}", text(&replay.stderr));
+    let compact = state_command(tmp.path(), "compact", &state);
+    assert!(compact.status.success(), "{}", text(&compact.stderr));
+    let db = state.join("db");
+    let mut bytes = std::fs::read(&db).expect("db");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&db, &bytes).expect("flip");
+    let verify = state_command(tmp.path(), "verify", &state);
+    assert_eq!(verify.status.code(), Some(1), "{}", text(&verify.stderr));
+    let repair = state_command(tmp.path(), "repair", &state);
+    let said = text(&repair.stdout);
+    assert!(repair.status.success(), "{}", text(&repair.stderr));
+    let lost_line = said
+        .lines()
+        .find(|l| l.contains("lost, against what it held at its last clean close:"))
+        .unwrap_or_else(|| panic!("the loss is said: {said}"));
+    let lost: u64 = regex::Regex::new(r"(\d+) of 179 buckets")
+        .expect("regex")
+        .captures(lost_line)
+        .and_then(|c| c[1].parse().ok())
+        .unwrap_or_else(|| panic!("buckets lost: {lost_line}"));
+    assert!(
+        said.contains("that sled could not read"),
+        "not 'dropped 0' alone: {said}"
+    );
+    let after = text(&state_command(tmp.path(), "verify", &state).stdout);
+    assert!(
+        after.contains(&format!(": {} buckets,", 179 - lost)),
+        "{after}"
+    );
 }
 
 /// A repair killed after its copy was committed (`DIR.repaired`) and the

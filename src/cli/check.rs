@@ -1,6 +1,7 @@
 //! `outagewatch check`: the matcher on texts, for people editing patterns.
 //! Exits 0 when at least one text was a report, 1 when none was (so it
-//! works in `if outagewatch check "$text"; then …`), 2 on usage errors.
+//! works in `if outagewatch check "$text"; then …`), 2 on any error
+//! ([`ERROR_STATUS`]).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -13,6 +14,12 @@ use crate::matcher::{Matcher, Reason};
 use crate::normalize::normalize;
 use crate::source::RawPost;
 use crate::source::recording::{Line, LineReader};
+
+/// The exit status of every error of `check` (a usage error, patterns
+/// that do not load, a stdin line too long, output that cannot be
+/// written): as a usage error's, and not 1, which says "no text was a
+/// report": a script could not tell a broken setup from an answer.
+pub const ERROR_STATUS: u8 = super::USAGE_STATUS;
 
 /// Longest stdin line `check` accepts by default, in bytes: far above any
 /// post (Bluesky's limit is 3000 bytes), far below what could hurt memory.
@@ -29,7 +36,7 @@ pub struct CheckArgs {
     #[arg(long, value_name = "CODE")]
     lang: Vec<String>,
     /// Longest stdin line accepted, in bytes (1..=16 MiB). A longer line is
-    /// an error: it is not read on, and `check` exits 1.
+    /// an error: it is not read on, and `check` exits 2.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_CHECK_LINE as u64,
           value_parser = clap::value_parser!(u64).range(1..=16 << 20))]
     max_line_bytes: u64,
@@ -108,7 +115,7 @@ fn check_one(
 
 /// Checks each stdin line. Bounded lines: memory stays flat whatever
 /// arrives on stdin, even a stream that never ends a line; a line over the
-/// limit stops the run (`Some(FAILURE)`).
+/// limit stops the run (`Some` of [`ERROR_STATUS`]).
 fn check_stdin(
     args: &CheckArgs,
     one: &mut impl FnMut(&str) -> anyhow::Result<()>,
@@ -123,7 +130,7 @@ fn check_stdin(
                     "error: stdin line {number} is longer than {limit} bytes \
                      (--max-line-bytes); stopped reading"
                 );
-                return Ok(Some(ExitCode::FAILURE));
+                return Ok(Some(ExitCode::from(ERROR_STATUS)));
             }
         };
         // A line that is not UTF-8 is checked as far as it can be read,

@@ -10,6 +10,7 @@ mod record;
 mod replay;
 mod replay_chunk;
 mod replay_jetstream;
+mod replay_outputs;
 mod replay_pace;
 mod replay_summary;
 mod run;
@@ -57,11 +58,12 @@ enum Command {
     /// history (`--jetstream --since 24h`), and print alerts as JSON lines.
     Replay(replay::ReplayArgs),
     /// Tell whether texts are outage reports: one JSON object per text.
+    /// Exit status 0 when one was, 1 when none was, 2 on an error.
     Check(check::CheckArgs),
     /// Run as a daemon on live firehoses until SIGINT or SIGTERM.
     Run(run::RunArgs),
-    /// Record frames exactly as received, for `replay`: Jetstream, or
-    /// every source of a configuration (`--config`).
+    /// Record data frames as received (control messages are not), for
+    /// `replay`: Jetstream, or every source of a configuration (`--config`).
     Record(record::RecordArgs),
     /// Run the detector on a plain series, a count or a gauge (CSV `timestamp,value`).
     Series(series::SeriesArgs),
@@ -112,12 +114,41 @@ pub fn main() -> ExitCode {
     ) {
         quiet_broken_pipe();
     }
+    let failure = failure_status(&cli.command);
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {}", error_chain(&error));
-            ExitCode::FAILURE
+            if error.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(USAGE_STATUS)
+            } else {
+                failure
+            }
         }
+    }
+}
+
+/// The exit status of a usage error: clap's own (a malformed flag), and
+/// ours for a command line clap accepts but that cannot be carried out as
+/// asked ([`UsageError`]).
+pub(crate) const USAGE_STATUS: u8 = 2;
+
+/// A command line that passes clap but asks for what cannot be done: two
+/// flags that contradict each other (`--until` not after `--since`), an
+/// output that is one of the inputs. Exit status 2, as clap's usage
+/// errors, so a script tells a mistyped command from a run that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct UsageError(pub String);
+
+/// The exit status of an error a command returns. `check` exits 1 when no
+/// text was a report, so an error there (patterns that do not load, a
+/// line too long) is 2: a script must not take a broken setup for "not a
+/// report". Every other command exits 1.
+fn failure_status(command: &Command) -> ExitCode {
+    match command {
+        Command::Check(_) => ExitCode::from(check::ERROR_STATUS),
+        _ => ExitCode::FAILURE,
     }
 }
 

@@ -1,5 +1,6 @@
-//! `outagewatch record`: frames to a file, exactly as received, one per
-//! line, each run of frames from one connection that arrived in the same
+//! `outagewatch record`: data frames to a file, exactly as received, one
+//! per line (the session acts on control messages, a relay's `EOSE` or
+//! `NOTICE`, a v2 `#info`, and hands on data only), each run of frames from one connection that arrived in the same
 //! millisecond after a clock line naming that arrival time, the
 //! connection's source and kind (see [`crate::source::recording`]): the
 //! format `replay` reads. One Jetstream source from the flags, or every

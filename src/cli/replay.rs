@@ -1,7 +1,7 @@
 //! `outagewatch replay`: the whole pipeline over recordings, in event time.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,6 +11,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::replay_chunk::{Lines, Reader, Ready, Stop, sender};
+use super::replay_outputs::{Output, refuse_overlaps};
 use super::replay_pace::Pacer;
 use super::replay_summary::print_summary;
 use crate::alert::deliver::Delivery;
@@ -116,10 +117,13 @@ pub struct ReplayArgs {
 /// `config`: `--config`'s file, else the defaults (see [`super::serve`]).
 pub fn run(args: ReplayArgs, matcher: Matcher, mut config: Config) -> anyhow::Result<ExitCode> {
     let max_line = usize::try_from(args.max_line_bytes).unwrap_or(DEFAULT_MAX_LINE);
+    args.sinks.apply(&mut config);
+    // Before anything is opened: the alerts file is opened by its sink,
+    // the report made, at the start.
+    refuse_overlaps(&args.files, &outputs(&args, &config))?;
     let runtime = super::runtime(1)?;
     let _enter = runtime.enter();
     let (mut pipeline, outbox) = open_pipeline(&args, matcher, &config)?;
-    args.sinks.apply(&mut config);
     // A sink's or the status server's panic fails the replay at its end.
     let supervisor = Supervisor::new();
     let delivery = Delivery::start(
@@ -128,7 +132,7 @@ pub fn run(args: ReplayArgs, matcher: Matcher, mut config: Config) -> anyhow::Re
         crate::wall::system(),
         &supervisor,
     )?;
-    let watch = super::serve::Watch::start(
+    let mut watch = super::serve::Watch::start(
         &args.watch,
         &config,
         &runtime,
@@ -168,6 +172,41 @@ pub fn run(args: ReplayArgs, matcher: Matcher, mut config: Config) -> anyhow::Re
         anyhow::bail!(failure);
     }
     Ok(exit_code(&read_errors, undelivered))
+}
+
+/// Every file the replay writes, with what named it: `--report`, the
+/// alerts file (`--alerts`, or the configuration's `[alerts] file`),
+/// `--record`. `-` for alerts is standard output.
+fn outputs<'a>(args: &'a ReplayArgs, config: &'a Config) -> Vec<Output<'a>> {
+    let mut outputs = Vec::new();
+    if let Some(report) = &args.watch.report {
+        outputs.push(Output {
+            named_by: "--report".into(),
+            path: report,
+        });
+    }
+    if let Some(alerts) = config
+        .alerts
+        .file
+        .as_deref()
+        .filter(|f| *f != Path::new("-"))
+    {
+        let named_by = match (&args.sinks.alerts, &args.watch.config) {
+            (None, Some(file)) => format!("the `[alerts] file` of {}", file.display()),
+            _ => "--alerts".into(),
+        };
+        outputs.push(Output {
+            named_by,
+            path: alerts,
+        });
+    }
+    if let Some(record) = &args.record {
+        outputs.push(Output {
+            named_by: "--record".into(),
+            path: record,
+        });
+    }
+    outputs
 }
 
 /// The history (`--jetstream`), then every file, into the pipeline. A
@@ -249,11 +288,14 @@ fn history(
     if let Some(until) = until
         && until <= since
     {
-        anyhow::bail!(
+        // Each flag alone is checked by clap (a usage error); the two
+        // together only here, where relative times are read against now.
+        return Err(super::UsageError(format!(
             "--until ({}) is not after --since ({}): the range holds no event",
             args.until.as_deref().unwrap_or_default(),
             args.since.as_deref().unwrap_or_default()
-        );
+        ))
+        .into());
     }
     Ok(super::replay_jetstream::History {
         url: if url.is_empty() {

@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::Args;
 
+use super::replay_outputs::ReportFile;
 use crate::alert::deliver::Delivery;
 use crate::config::{Config, HttpConfig};
 use crate::http::{HttpSettings, Server};
@@ -84,7 +84,7 @@ pub struct ReplayWatchArgs {
 pub struct Watch {
     telemetry: Option<Arc<Telemetry>>,
     server: Option<Server>,
-    report: Option<PathBuf>,
+    report: Option<ReportFile>,
 }
 
 impl Watch {
@@ -99,13 +99,10 @@ impl Watch {
         (state_dir, supervisor): (Option<&Path>, &Supervisor),
     ) -> anyhow::Result<Watch> {
         let settings = args.http.settings(&config.http, false)?;
-        if let Some(path) = &args.report {
-            // Checked now, not after a replay of hours: a report that
-            // cannot be written is said before anything is read.
-            std::fs::File::create(path)
-                .with_context(|| format!("cannot write the report to {}", path.display()))?;
-        }
-        if settings.is_none() && args.report.is_none() {
+        // Made now, not after a replay of hours: a report that cannot be
+        // written is said before anything is read.
+        let report = args.report.as_deref().map(ReportFile::create).transpose()?;
+        if settings.is_none() && report.is_none() {
             return Ok(Watch {
                 telemetry: None,
                 server: None,
@@ -130,7 +127,7 @@ impl Watch {
         Ok(Watch {
             telemetry: Some(telemetry),
             server,
-            report: args.report.clone(),
+            report,
         })
     }
 
@@ -142,15 +139,15 @@ impl Watch {
     }
 
     /// The run is over: final counts, and the report if asked for.
-    pub fn finished(&self, stats: &Stats) -> anyhow::Result<()> {
+    pub fn finished(&mut self, stats: &Stats) -> anyhow::Result<()> {
         let Some(telemetry) = &self.telemetry else {
             return Ok(());
         };
         telemetry.publish_stats(stats);
         telemetry.set_replaying(false);
-        if let Some(path) = &self.report {
-            crate::http::dashboard::write_report(telemetry, path)
-                .with_context(|| format!("cannot write the report to {}", path.display()))?;
+        if let Some(report) = self.report.take() {
+            let path = report.path().to_path_buf();
+            report.finish(&crate::http::dashboard::report_page(telemetry))?;
             eprintln!("report written to {}", path.display());
         }
         Ok(())

@@ -12,7 +12,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::state::{
-    Checks, SledStore, StoreError, When, compact, compact_closed, hold_closed, repair, seal_closed,
+    Census, Checks, SledStore, StoreError, When, census_at_close, close_counted, compact,
+    compact_closed, hold_closed, repair, seal_closed,
 };
 
 #[derive(Debug, Args)]
@@ -97,7 +98,10 @@ fn in_use_message(dir: &Path) -> String {
 /// path or at `$HOME`, they created a store there and reported it "OK",
 /// or moved the folder aside as "damaged".
 /// A `db` that is there but no file (a folder) is not ours either, and
-/// is called so, as opening it for a replay does (it was "holds no `db`").
+/// is called so, as opening it for a replay does (it was "holds no `db`");
+/// nor is a `db` file without sled's `conf` or our seal beside it
+/// ([`crate::state::ours`]), which every open refuses and `reset` moved
+/// aside with whatever else the folder held.
 pub(super) fn existing_state(dir: &Path) -> anyhow::Result<&Path> {
     let db = dir.join("db");
     if db.exists() && !db.is_file() {
@@ -111,12 +115,20 @@ pub(super) fn existing_state(dir: &Path) -> anyhow::Result<&Path> {
         "{} is not a state directory (it holds no `db`)",
         dir.display()
     );
+    crate::state::ours(dir)?;
     Ok(dir)
 }
 
 fn verify(dir: &Path) -> anyhow::Result<ExitCode> {
     // The outbox's alerts are read as the daemon reads them.
-    match SledStore::open(dir).and_then(|store| store.inventory_of::<crate::alert::Alert>()) {
+    let counted = SledStore::open(dir).and_then(|store| {
+        let inventory = store.inventory_of::<crate::alert::Alert>()?;
+        // Its open rewrote the seal: the census is written again for the
+        // seal of this close.
+        close_counted(store)?;
+        Ok(inventory)
+    });
+    match counted {
         Ok(inventory) => {
             let _ = seal_closed(dir);
             super::outln!(
@@ -151,10 +163,16 @@ fn verify(dir: &Path) -> anyhow::Result<ExitCode> {
 }
 
 fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
+    // Read before anything opens it: an open rewrites the seal.
+    let held = census_at_close(dir).ok().flatten();
     let salvage = {
-        let old = SledStore::open_with(dir, Checks::None).with_context(
-            || "sled cannot open it at all: nothing to salvage; use `outagewatch state reset`",
-        )?;
+        let old = SledStore::open_with(dir, Checks::None).map_err(|e| match e {
+            // Not ours, or in use: resetting it is no answer either.
+            e @ (StoreError::Foreign { .. } | StoreError::InUse { .. }) => anyhow::Error::from(e),
+            e => anyhow::Error::from(e).context(
+                "sled cannot open it at all: nothing to salvage; use `outagewatch state reset`",
+            ),
+        })?;
         old.salvage_of::<crate::alert::Alert>()
     };
     let (records, lost) = (&salvage.records, salvage.dropped.len());
@@ -169,6 +187,7 @@ fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
     {
         let mut store = SledStore::open(&fresh)?;
         store.restore_records(records)?;
+        close_counted(store)?;
     }
     let _ = seal_closed(&fresh);
     // Held across the moves, so no process opens the old store meanwhile.
@@ -183,13 +202,54 @@ fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
     for rebuilt in &salvage.rebuilt {
         super::outln!("{}: {rebuilt}", dir.display());
     }
+    let unread = unread(dir, held.as_ref(), records, lost)?;
     super::outln!(
-        "{}: repaired: kept {} records, dropped {lost} damaged ones; the old state is in {}",
+        "{}: repaired: kept {} records, dropped {lost} damaged ones{unread}; the old state is in {}",
         dir.display(),
         records.len(),
         old.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the store held at its last clean close (`held`) and the repair
+/// did not keep, said per kind; returns the end of the summary line. The
+/// records sled discards with a damaged stretch of its log are never read,
+/// so never named as dropped: a repair that lost every bucket that way
+/// said "dropped 0 damaged ones".
+fn unread(
+    dir: &Path,
+    held: Option<&Census>,
+    kept: &[(sled::IVec, sled::IVec)],
+    dropped: usize,
+) -> anyhow::Result<String> {
+    let Some(held) = held else {
+        super::outln!(
+            "{}: what it held is not known (no count is kept unless it was closed cleanly): \
+             records sled could not read at all are not counted",
+            dir.display()
+        );
+        return Ok(", not counting any that sled could not read".to_owned());
+    };
+    let kept = Census::of(kept.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
+    let lost = kept.lost_from(held);
+    if lost.is_empty() {
+        return Ok(String::new());
+    }
+    super::outln!(
+        "{}: lost, against what it held at its last clean close: {}",
+        dir.display(),
+        lost.join(", ")
+    );
+    let total = |c: &Census| c.records.values().sum::<u64>();
+    let unread = total(held)
+        .saturating_sub(total(&kept))
+        .saturating_sub(dropped as u64);
+    Ok(if unread > 0 {
+        format!(", and lost {unread} more record(s) that sled could not read (by kind above)")
+    } else {
+        String::new()
+    })
 }
 
 fn reset(dir: &Path) -> anyhow::Result<ExitCode> {

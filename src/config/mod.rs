@@ -35,7 +35,7 @@ use crate::window::WindowConfig;
 pub use sink::{LINES_SINK, SinkConfig, sink_specs, webhook_name};
 pub use source::SourceConfig;
 use source::default_sources;
-use text::{expand, key_at, line_column, locate};
+use text::{expand, header_at, key_at, line_column, locate};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -255,6 +255,16 @@ impl Config {
             };
             if let Some(key) = key_at(text, offset).filter(|k| !named(k)) {
                 message = format!("`{key}`: {message}");
+            } else if let Some((table, false)) = header_at(text, offset) {
+                message = format!("`{table}`: {message}");
+                // `[sources.connection]` alone: a sub-table of a list's
+                // entry, with no entry to belong to.
+                if message.ends_with("expected a sequence") {
+                    message.push_str(&format!(
+                        " (`{table}` is a list of `[[{table}]]` entries: a `[{table}.…]` table \
+                         belongs under the `[[{table}]]` entry above it, and this file has none)"
+                    ));
+                }
             }
             ConfigError::Invalid {
                 path: path.to_path_buf(),

@@ -298,6 +298,17 @@ const KEY_ERRORS: &[(&str, &str)] = &[
         "[health]\nlag_secs = 0",
         "ow.toml:2:12: `health.lag_secs`: must be from 1 to 315360000, got 0",
     ),
+    // A sub-table of a list's entry, with no entry: the header's table is
+    // the key (no `key = value` line holds the error), and what to write.
+    (
+        "[sources.connection]\nwatchdog_secs = 30\n",
+        "ow.toml:1:2: `sources`: invalid type: map, expected a sequence (`sources` is a list of \
+         `[[sources]]` entries: a `[sources.…]` table belongs under the `[[sources]]` entry above it",
+    ),
+    (
+        "[window]\nbucket_secs = 10\n[sinks.headers]\nx = \"y\"\n",
+        "ow.toml:3:2: `sinks`: invalid type: map, expected a sequence",
+    ),
 ];
 
 #[test]

@@ -32,6 +32,35 @@ pub(super) fn key_at(text: &str, offset: usize) -> Option<String> {
     })
 }
 
+/// The table a header names, as far as the part that holds `offset`
+/// (`sources` for an offset in `sources` of `[sources.connection]`), and
+/// whether the header is an array's (`[[...]]`). A parse error there (a
+/// `[sources.connection]` with no `[[sources]]` entry above it: "invalid
+/// type: map, expected a sequence") named no key, as [`key_at`] reads
+/// only `key = value` lines.
+pub(super) fn header_at(text: &str, offset: usize) -> Option<(String, bool)> {
+    let offset = offset.min(text.len());
+    let start = text.get(..offset)?.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next()?;
+    let array = line.trim_start().starts_with("[[");
+    let open = line.find('[')? + if array { 2 } else { 1 };
+    let close = open + line.get(open..)?.find(']')?;
+    let at = offset - start;
+    if at < open || at > close {
+        return None;
+    }
+    let mut end = close;
+    if let Some(dot) = line[at..close].find('.') {
+        end = at + dot;
+    }
+    let name: String = line[open..end]
+        .split('.')
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(".");
+    (!name.is_empty()).then_some((name, array))
+}
+
 /// Byte offset of the `key = ` line of a dotted key (`detector.fire_p`,
 /// `sources[1].urls`: indexes pick the n-th `[[sources]]`).
 pub(super) fn locate(text: &str, dotted: &str) -> Option<usize> {

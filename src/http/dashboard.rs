@@ -6,8 +6,6 @@
 //! The script builds every element with DOM calls and puts text from posts
 //! in with `textContent` only: nothing a post says is ever parsed as HTML.
 
-use std::path::Path;
-
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
@@ -100,11 +98,6 @@ pub fn report_page(telemetry: &Telemetry) -> String {
                 script_safe_json(&snapshot)
             ),
         )
-}
-
-/// Writes the report to `path`.
-pub fn write_report(telemetry: &Telemetry, path: &Path) -> std::io::Result<()> {
-    std::fs::write(path, report_page(telemetry))
 }
 
 #[cfg(test)]

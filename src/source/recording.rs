@@ -1,4 +1,5 @@
-//! Recordings: JSON Lines files of wire frames, exactly as received.
+//! Recordings: JSON Lines files of the data frames of the wire, exactly as
+//! received (control messages are acted on by the session, not recorded).
 //!
 //! **Clock lines.** `record` writes, before a frame whose arrival time
 //! differs from the previous one's, a line

@@ -163,6 +163,8 @@ fn build_copy(
     let (records_before, bucket_bytes) = measure(&old)?;
     let worth_it = before > MAX_AMPLIFICATION * records_before + MIN_RECLAIM;
     if when == When::Needed && !worth_it {
+        // Closed as it is: its census goes in the seal of this close.
+        super::census::close_counted(old)?;
         return Ok(None);
     }
     let building = dir.join(COMPACTING);
@@ -177,6 +179,9 @@ fn build_copy(
             let written = copy_packed(&old, &mut fresh, bucket_bytes)?;
             step(|| Ok(())).map_err(|e| io_error(&building, "write the copy", e))?;
             fresh.finish_restore()?;
+            // The copy is the store from here on: its census goes in the
+            // seal of this close.
+            super::census::close_counted(fresh)?;
             written
         };
         // sled syncs its files, not the directories that name them.

@@ -18,6 +18,8 @@
 //!   crash midway never leaves the state directory without a store;
 //! - [`compact`]: a closed store copied afresh, its buckets packed into
 //!   large records, when sled's log has grown well past its records.
+//! - [`census`]: the records of each kind a store held at its last clean
+//!   close, sealed, so `state repair` can say what a damaged one lost.
 //!
 //! Dependencies point one way: `state` knows the records of `window`
 //! (buckets), `detect` (its snapshot and baselines) and `source` (cursors,
@@ -30,6 +32,7 @@
 //! [`migrate`]); a store of a newer format than this build knows is
 //! refused with an error naming `outagewatch state reset`.
 
+pub mod census;
 pub mod codec;
 pub mod compact;
 pub mod keys;
@@ -43,15 +46,29 @@ pub mod store;
 
 use std::path::PathBuf;
 
+pub use census::{Census, census_at_close, close_counted};
 pub use compact::{Compaction, When, compact_closed, compact_open};
 pub use records::{Checkpoint, CheckpointRef, FORMAT, NamesRef};
 pub use seal::{SEAL_FILE, hold_closed, in_use, seal_closed};
-pub use store::{Checks, Inventory, Salvage, SledStore, Store};
+pub use store::{Checks, Inventory, Salvage, SledStore, Store, ours};
 
-/// What to do about damaged state, in every message that reports it.
-pub const RECOVERY: &str = "to recover: `outagewatch state verify --state-dir DIR` shows the damage, \
-`outagewatch state repair --state-dir DIR` keeps every readable record, \
-`outagewatch state reset --state-dir DIR` starts afresh (both keep the old state aside)";
+/// What to do about damaged state in `dir`, in every message that reports
+/// it: the commands with the directory in them, ready to paste (it said
+/// `--state-dir DIR`, and the user had to know what DIR was).
+pub fn recovery(dir: &std::path::Path) -> String {
+    let dir = crate::text::shell_word(&dir.display().to_string());
+    format!(
+        "to recover: `outagewatch state verify --state-dir {dir}` shows the damage, \
+`outagewatch state repair --state-dir {dir}` keeps every readable record, \
+`outagewatch state reset --state-dir {dir}` starts afresh (both keep the old state aside)"
+    )
+}
+
+/// [`recovery`] where the directory is not known (a record read through
+/// the outbox, which knows only sled's handle).
+pub const RECOVERY_HERE: &str = "to recover: `outagewatch state verify` with the --state-dir \
+(or --config) of this run shows the damage, `state repair` keeps every readable record, \
+`state reset` starts afresh (both keep the old state aside)";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -69,7 +86,7 @@ pub enum StoreError {
         path = path.display()
     )]
     InUse { path: PathBuf },
-    #[error("state store holds an unreadable {what}: {detail}; {RECOVERY}")]
+    #[error("state store holds an unreadable {what}: {detail}; {RECOVERY_HERE}")]
     Corrupt { what: String, detail: String },
     /// One outbox alert that does not decode (written by a newer version,
     /// or damaged): named by its sequence number, so a sink can pass it
@@ -78,7 +95,7 @@ pub enum StoreError {
     UnreadableAlert { seq: u64, detail: String },
     #[error("cannot save the {what}: {detail}; it was not written (nor anything of its batch)")]
     Unwritable { what: String, detail: String },
-    #[error("the state in {path} is damaged: {detail}; {RECOVERY}")]
+    #[error("the state in {path} is damaged: {detail}; {recovery}", recovery = recovery(path))]
     Damaged { path: PathBuf, detail: String },
     /// The directory the store was opened in is gone (see
     /// `store::place`): nothing more is saved where a restart would find it.

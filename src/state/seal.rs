@@ -24,6 +24,10 @@ pub struct Seal {
     /// After a clean close: every file's (length, xxh3), by relative path.
     #[serde(default)]
     pub files: Option<std::collections::BTreeMap<String, (u64, u64)>>,
+    /// After a clean close: the records it held, per kind (see
+    /// [`super::census`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub census: Option<super::census::Census>,
 }
 
 impl Seal {

@@ -161,6 +161,7 @@ impl SledStore {
             Seal {
                 generation: store.generation,
                 files: None,
+                census: None,
             }
             .write(path)?;
         }
@@ -194,7 +195,7 @@ impl SledStore {
     }
 
     /// A sled error while reading: corruption is damage, the rest is I/O.
-    fn sled_damage(&self, e: sled::Error) -> StoreError {
+    pub(super) fn sled_damage(&self, e: sled::Error) -> StoreError {
         match e {
             sled::Error::Corruption { .. } | sled::Error::ReportableBug(_) => StoreError::Damaged {
                 path: self.dir.clone(),
@@ -244,7 +245,7 @@ impl SledStore {
             .map(move |entry| {
                 let (key, value) = entry.map_err(|e| self.sled_damage(e))?;
                 let what = format!("bucket {key:?}");
-                codec::decode(&what, self.checked(&value, &what)?)
+                self.decode(&value, &what)
             });
         MergeByStart::new(packed, singles)
     }
@@ -399,8 +400,10 @@ const SLED_CONF: &str = "conf";
 /// random bytes, or `hello`) was overwritten without a word and then
 /// verified "OK, generation 0". A store sled made has its `conf` beside
 /// `db`, one we opened has our seal; a directory without `db` (new, empty
-/// or missing) gets a new store.
-fn ours(path: &Path) -> Result<(), StoreError> {
+/// or missing) gets a new store. `state reset` asks too, before it moves
+/// a directory aside: it moved a folder of other files whose `db` was
+/// someone else's.
+pub fn ours(path: &Path) -> Result<(), StoreError> {
     let foreign = path.join("db").exists()
         && !path.join(SLED_CONF).is_file()
         && !path.join(super::SEAL_FILE).is_file();
@@ -508,9 +511,7 @@ impl Store for SledStore {
     fn checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
         match self.checkpoint_bytes()? {
             None => Ok(None),
-            Some(bytes) => {
-                codec::decode("checkpoint", self.checked(&bytes, "checkpoint")?).map(Some)
-            }
+            Some(bytes) => self.decode(&bytes, "checkpoint").map(Some),
         }
     }
 
@@ -520,7 +521,7 @@ impl Store for SledStore {
             let (key, value) = entry?;
             let id = String::from_utf8_lossy(&key[1..]).into_owned();
             let what = format!("baseline of {id}");
-            out.push((id, codec::decode(&what, self.checked(&value, &what)?)?));
+            out.push((id, self.decode(&value, &what)?));
         }
         Ok(out)
     }
@@ -552,6 +553,7 @@ impl Store for SledStore {
             Seal {
                 generation: self.generation,
                 files: None,
+                census: None,
             }
             .write(&self.dir)?;
         }
@@ -588,7 +590,20 @@ impl SledStore {
     /// The buckets of a pack.
     fn pack(&self, key: &[u8], value: &[u8]) -> Result<Vec<Bucket>, StoreError> {
         let what = format!("pack of buckets to {:?}", keys::time_of(key));
-        codec::decode(&what, self.checked(value, &what)?)
+        self.decode(value, &what)
+    }
+
+    /// A record decoded as `T`, or damage naming it and this store's
+    /// directory: [`codec`] knows no directory and calls it corrupt, and
+    /// its message could only say "the state directory".
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8], what: &str) -> Result<T, StoreError> {
+        codec::decode(what, self.checked(bytes, what)?).map_err(|e| match e {
+            StoreError::Corrupt { what, detail } => StoreError::Damaged {
+                path: self.dir.clone(),
+                detail: format!("its {what} does not read ({detail})"),
+            },
+            other => other,
+        })
     }
 
     /// A record's body, or damage naming it.

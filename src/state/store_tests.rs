@@ -736,6 +736,9 @@ fn a_record_that_does_not_read_is_damage_and_repair_drops_it() {
             "{err}"
         );
         assert!(err.contains("state repair"), "{err}");
+        // The commands name this directory, ready to paste; not `DIR`.
+        let here = format!("--state-dir {}", dir.path().display());
+        assert!(err.contains(&here) && !err.contains("DIR"), "{err}");
         let (kept, lost) = SledStore::open_with(dir.path(), Checks::None)
             .expect("open to salvage")
             .salvage();
@@ -748,6 +751,17 @@ fn a_record_that_does_not_read_is_damage_and_repair_drops_it() {
         detail: "x".into(),
     };
     assert!(corrupt.to_string().contains("state repair"), "{corrupt}");
+    assert!(!corrupt.to_string().contains("DIR"), "{corrupt}");
+    // A directory the shell would split or expand is quoted.
+    let damaged = StoreError::Damaged {
+        path: "/srv/my $state".into(),
+        detail: "x".into(),
+    }
+    .to_string();
+    assert!(
+        damaged.contains("state reset --state-dir '/srv/my $state'`"),
+        "{damaged}"
+    );
 }
 
 /// A store as format 4 (or 3) wrote it: a candidate's held-back authors

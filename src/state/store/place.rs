@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::file_identity::identity;
 use crate::state::StoreError;
 
 /// Where a store lives, as it was when opened.
@@ -39,19 +40,6 @@ impl Place {
             Err(e) => Err(vanished(e.to_string())),
         }
     }
-}
-
-#[cfg(unix)]
-fn identity(path: &Path) -> std::io::Result<Option<(u64, u64)>> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path)?;
-    Ok(Some((meta.dev(), meta.ino())))
-}
-
-/// Elsewhere only whether it is still there.
-#[cfg(not(unix))]
-fn identity(path: &Path) -> std::io::Result<Option<(u64, u64)>> {
-    std::fs::metadata(path).map(|_| None)
 }
 
 #[cfg(test)]

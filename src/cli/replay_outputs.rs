@@ -1,0 +1,124 @@
+//! The files a replay writes, kept apart from the recordings it reads.
+//!
+//! `replay --report same.jsonl same.jsonl` emptied the recording before
+//! reading it (`replayed 0 events`, exit 0, the recording replaced by
+//! HTML), and `replay --alerts X X` appended alerts to the recording being
+//! read, which then read them back as malformed lines. Every output is
+//! checked against every input here, once, before anything is opened, by
+//! device and inode ([`crate::file_identity`]): `./a.jsonl`, its absolute
+//! path and a link to it are one file. And the report is written to a
+//! temporary file beside it and renamed at the end ([`ReportFile`]), so an
+//! existing report is replaced whole or not at all.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use super::UsageError;
+use crate::file_identity::same_file;
+
+/// A file the replay writes, and the flag (or configuration key) that
+/// named it, for the message.
+pub struct Output<'a> {
+    pub named_by: String,
+    pub path: &'a Path,
+}
+
+/// Refuses an output that is one of the `inputs` (recordings as typed;
+/// `-` is standard input), or another output: either would destroy what
+/// the other holds. A usage error naming both.
+pub fn refuse_overlaps(inputs: &[String], outputs: &[Output<'_>]) -> Result<(), UsageError> {
+    for (i, output) in outputs.iter().enumerate() {
+        for input in inputs {
+            let (path, input) = match input.as_str() {
+                // What the shell connected to stdin: `replay - --alerts x < x`.
+                "-" => (Path::new("/dev/stdin"), "on standard input (-)"),
+                file => (Path::new(file), file),
+            };
+            if same_file(output.path, path) {
+                return Err(UsageError(format!(
+                    "{} {} is the recording {input}, which this replay reads: writing it would \
+                     destroy the input; name another file",
+                    output.named_by,
+                    output.path.display(),
+                )));
+            }
+        }
+        for other in &outputs[..i] {
+            if same_file(output.path, other.path) {
+                return Err(UsageError(format!(
+                    "{} {} and {} {} are one file: each would overwrite the other; name two files",
+                    other.named_by,
+                    other.path.display(),
+                    output.named_by,
+                    output.path.display(),
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `--report FILE`, written whole at the end: a temporary file beside it,
+/// made at the start (so a report that cannot be written is said before a
+/// replay of hours, as the empty file made at the start did) and renamed
+/// over FILE once the page is in it.
+pub struct ReportFile {
+    /// As the user typed it, for messages.
+    named: PathBuf,
+    /// Where it goes: FILE, or the file a link at FILE points to (the link
+    /// stays a link).
+    dest: PathBuf,
+    temp: tempfile::NamedTempFile,
+}
+
+impl ReportFile {
+    pub fn create(path: &Path) -> anyhow::Result<ReportFile> {
+        let failed = || format!("cannot write the report to {}", path.display());
+        let dest = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        if dest.is_dir() {
+            anyhow::bail!("{}: it is a folder", failed());
+        }
+        let dir = match dest.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        let name = dest.file_name().unwrap_or_default().to_string_lossy();
+        let prefix = format!(".{name}.");
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".tmp");
+        // As `File::create` makes a file: 0666 less the umask (the
+        // temporary file's default, 0600, would hide the report from a
+        // web server reading it).
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+        let temp = builder.tempfile_in(dir).with_context(failed)?;
+        Ok(ReportFile {
+            named: path.to_path_buf(),
+            dest,
+            temp,
+        })
+    }
+
+    /// The report as given on the command line.
+    pub fn path(&self) -> &Path {
+        &self.named
+    }
+
+    /// Writes `page` and puts it in place; the temporary file is removed
+    /// if that fails.
+    pub fn finish(mut self, page: &str) -> anyhow::Result<()> {
+        let failed = || format!("cannot write the report to {}", self.named.display());
+        self.temp
+            .write_all(page.as_bytes())
+            .and_then(|()| self.temp.flush())
+            .with_context(failed)?;
+        let named = self.named.clone();
+        self.temp
+            .persist(&self.dest)
+            .map_err(|e| e.error)
+            .with_context(|| format!("cannot write the report to {}", named.display()))?;
+        Ok(())
+    }
+}
