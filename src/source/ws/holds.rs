@@ -1,6 +1,6 @@
 //! Hosts that asked not to be called again for a while: a 429 or 503 to
 //! the handshake with `Retry-After` (bounded to an hour, as a sink's
-//! receiver is: [`crate::alert::ratelimit::MAX_WAIT`]). Retried at the
+//! receiver is: [`crate::http_client::MAX_WAIT`]). Retried at the
 //! ordinary backoff, a rate-limiting instance asking for an hour was
 //! asked about 1,440 times a day. What a host asked holds for that host
 //! only: the source's other hosts are still tried in turn.

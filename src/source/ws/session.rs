@@ -20,11 +20,11 @@ use super::{
     BinaryFrame, Control, End, Inbound, Protocol, QUIET_DATA_WATCHDOG, WsSettings, arrival_now,
 };
 use crate::Micros;
-use crate::alert::ratelimit::parse_retry_after;
 use crate::events::{
     BinaryFrameDropped, ForeignMessage, FrameOversized, FrameRateDropped, InternalEvent,
     ServerError, ServerMessage, WatchdogStall,
 };
+use crate::http_client::parse_retry_after;
 use crate::source::SourceError;
 use crate::source::health::{SourceHealth, span};
 use crate::source::kind::Link;
