@@ -9,32 +9,13 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::ScriptServer;
+use support::{
+    ScriptServer, http_stand_in, mastodon_update, now_secs, one_mastodon_source, redirecting_ws,
+};
 
 /// 2100-01-01 and 1990-01-01, in seconds.
 const YEAR_2100: i64 = 4_102_444_800;
 const YEAR_1990: i64 = 631_152_000;
-
-fn now_secs() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
-fn rfc3339(secs: i64) -> String {
-    chrono::DateTime::from_timestamp(secs, 0)
-        .expect("time")
-        .to_rfc3339()
-}
-
-fn mastodon_update(id: &str, acct: &str, secs: i64, html: &str) -> String {
-    let status = json!({
-        "id": id, "created_at": rfc3339(secs), "content": html, "spoiler_text": "",
-        "language": "en", "tags": [], "visibility": "public",
-        "account": {"id": "1", "acct": acct, "username": acct},
-        "uri": format!("https://social.example/users/{acct}/statuses/{id}"),
-        "url": format!("https://social.example/@{acct}/{id}"), "reblog": null
-    });
-    json!({"stream": ["public"], "event": "update", "payload": status.to_string()}).to_string()
-}
 
 /// A note signed by the key made from `author` (a seed), as a relay sends it.
 fn nostr_event(author: &str, secs: i64, kind: u64, content: &str) -> String {
@@ -519,79 +500,6 @@ fn replay_fires_the_live_alert(out: &std::path::Path, config: &std::path::Path) 
         assert!(stderr.contains(needle), "{name} lacks {needle:?}: {stderr}");
     }
     assert_eq!(stderr.matches("| future 0").count(), 4, "{name}: {stderr}");
-}
-
-/// A plain HTTP stand-in answering every GET from `answer(path)` with
-/// (status, Location, JSON body); on its own runtime.
-fn http_stand_in(
-    answer: impl Fn(&str) -> (u16, Option<String>, String) + Send + Sync + 'static,
-) -> (std::net::SocketAddr, tokio::runtime::Runtime) {
-    use axum::http::{StatusCode, Uri, header};
-    use axum::response::IntoResponse;
-    let (runtime, listener) = support::loopback("127.0.0.1:0".parse().expect("addr"));
-    let addr = listener.local_addr().expect("addr");
-    let answer = std::sync::Arc::new(answer);
-    let app = axum::Router::new().fallback(move |uri: Uri| {
-        let answer = std::sync::Arc::clone(&answer);
-        async move {
-            let (status, location, body) = answer(uri.path());
-            let mut response = (
-                StatusCode::from_u16(status).expect("status"),
-                [(header::CONTENT_TYPE, "application/json")],
-                body,
-            )
-                .into_response();
-            if let Some(location) = location {
-                response
-                    .headers_mut()
-                    .insert(header::LOCATION, location.parse().expect("location"));
-            }
-            response
-        }
-    });
-    runtime.spawn(async move { axum::serve(listener, app).await });
-    (addr, runtime)
-}
-
-/// A config with one Mastodon source named `m` reading `url` (plus the
-/// source's `extra` lines, such as a token), quick reconnects, the health
-/// alerts all but off and a status line every 0.2 s.
-fn one_mastodon_source(dir: &std::path::Path, url: &str, extra: &str) -> std::path::PathBuf {
-    let config = dir.join("ow.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[sources]]\nkind = \"mastodon\"\nname = \"m\"\nurls = [\"{url}\"]\n{extra}\n[sources.connection]\nbackoff_min_ms = 50\nbackoff_max_ms = 200\n\n[health]\nsilence_secs = 3600\nlag_secs = 100000000\n\n[daemon]\nstatus_secs = 0.2\n"
-        ),
-    )
-    .expect("config");
-    config
-}
-
-/// A websocket endpoint whose handshake answers 301 to `location`.
-fn redirecting_ws(location: String) -> (std::net::SocketAddr, tokio::runtime::Runtime) {
-    #![allow(clippy::result_large_err)]
-    use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-    let (runtime, listener) = support::loopback("127.0.0.1:0".parse().expect("addr"));
-    let addr = listener.local_addr().expect("addr");
-    runtime.spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let location = location.clone();
-            tokio::spawn(async move {
-                let callback = move |_: &Request, _: Response| -> Result<Response, ErrorResponse> {
-                    let mut error = ErrorResponse::new(None);
-                    *error.status_mut() =
-                        tokio_tungstenite::tungstenite::http::StatusCode::MOVED_PERMANENTLY;
-                    error
-                        .headers_mut()
-                        .insert("location", location.parse().expect("location"));
-                    Err(error)
-                };
-                let _ = tokio_tungstenite::accept_hdr_async(stream, callback).await;
-            });
-        }
-    });
-    (addr, runtime)
 }
 
 #[test]

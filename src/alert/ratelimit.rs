@@ -26,10 +26,9 @@ use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 
+pub use crate::http_client::{MAX_WAIT, parse_retry_after};
+use crate::http_client::{capped, seconds};
 use crate::source::backoff::Backoff;
-
-/// The longest wait a receiver can ask for.
-pub const MAX_WAIT: Duration = Duration::from_secs(3600);
 
 /// How long to retry and how fast.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -50,40 +49,8 @@ impl Default for RetryPolicy {
     }
 }
 
-/// A number of seconds, capped at [`MAX_WAIT`]: one too large for a float
-/// (`1e400`, read as infinity) is a long wait, not none at all.
-fn seconds(value: &str) -> Option<Duration> {
-    let secs: f64 = value.trim().parse().ok()?;
-    capped(secs)
-}
-
-/// Seconds as a wait of at most [`MAX_WAIT`]; `None` if negative or NaN.
-fn capped(secs: f64) -> Option<Duration> {
-    (secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(MAX_WAIT.as_secs_f64())))
-}
-
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// `Retry-After`: seconds, or an HTTP date (relative to `now`) in any of
-/// the three forms RFC 9110 says a recipient must accept (IMF-fixdate,
-/// RFC 850 and asctime, read by `httpdate`), or RFC 2822 with a zone.
-pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
-    let value = value.trim();
-    if let Some(wait) = seconds(value) {
-        return Some(wait);
-    }
-    let wait = match httpdate::parse_http_date(value) {
-        Ok(when) => when
-            .duration_since(std::time::SystemTime::from(now))
-            .unwrap_or(Duration::ZERO),
-        Err(_) => {
-            let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-            Duration::from_secs((when.timestamp() - now.timestamp()).max(0) as u64)
-        }
-    };
-    Some(wait.min(MAX_WAIT))
 }
 
 /// Whether `X-RateLimit-Remaining` says the budget is used up.

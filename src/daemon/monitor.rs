@@ -212,7 +212,7 @@ impl<S: HealthStore> Monitor<S> {
                 *incident = None;
             }
             (Condition::Silent { .. } | Condition::Lagging { .. }, None) => {
-                let detail = condition.detail(&source.name).unwrap_or_default();
+                let detail = unhealthy_detail(&condition, source);
                 tracing::warn!(source = %source.name, %detail, "source unhealthy");
                 let saved = OpenSource {
                     source: source.name.clone(),
@@ -236,6 +236,20 @@ impl<S: HealthStore> Monitor<S> {
             (_, Some(open)) => open.healthy_since = None,
             (Condition::Healthy, None) => {}
         }
+    }
+}
+
+/// What is wrong with `source`, as its alert's `detail` says it; for a
+/// silent one, with why its last connection failed when one did. "no
+/// usable frames from masto for 10 s" alone left the reason (an HTTP 401,
+/// a host that does not answer) to be dug out of the log.
+fn unhealthy_detail(condition: &Condition, source: &SourceHealth) -> String {
+    let detail = condition.detail(&source.name).unwrap_or_default();
+    match (condition, source.last_failure()) {
+        (Condition::Silent { .. }, Some(why)) => {
+            format!("{detail}; last connection failure: {why}")
+        }
+        _ => detail,
     }
 }
 

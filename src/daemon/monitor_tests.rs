@@ -155,6 +155,32 @@ async fn a_silent_source_fires_after_the_rule_and_resolves_when_data_returns() {
     w.stop().await;
 }
 
+/// A silent source's alert says why its last connection failed, as one
+/// line of bounded length: it said only "no usable frames from masto
+/// for 10 s", and the reason (here the server's own words) was in the log
+/// alone.
+#[tokio::test(start_paused = true)]
+async fn a_silent_sources_alert_says_why_its_last_connection_failed() {
+    let w = watch_source("masto", |health| {
+        health.set_last_failure(&format!("a\n{}", "x".repeat(10_000)));
+        assert_eq!(
+            health.last_failure().map(|f| f.chars().count()),
+            Some(crate::source::health::MAX_FAILURE_CHARS)
+        );
+        health.set_last_failure("the server refused with HTTP 401: {\"error\":\"no\r\nway\"}");
+    });
+    w.until(60.5).await;
+    let fired = alerts(&w.outbox);
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(
+        fired[0].detail.as_deref(),
+        Some(
+            "no usable frames from masto for 60 s; last connection failure: the server refused with HTTP 401: {\"error\":\"no  way\"}"
+        )
+    );
+    w.stop().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn each_gap_is_an_incident_of_its_own() {
     let w = watch_source("bluesky", |health| {

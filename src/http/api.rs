@@ -393,8 +393,10 @@ pub fn service_views(telemetry: &Telemetry, active: bool) -> Vec<ServiceView> {
         .collect()
 }
 
-/// Live sources (daemon) with their connection counters and pipeline
-/// counts; for a replay, the files read.
+/// Live sources (daemon) with their connection counters, why the last
+/// connection failed (one bounded line, quoting the server perhaps:
+/// JSON-escaped here like every string) and pipeline counts; for a
+/// replay, the files read.
 pub fn source_views(telemetry: &Telemetry) -> Vec<Value> {
     let now = crate::wall::now_us();
     let live = telemetry.sources();
@@ -426,6 +428,7 @@ pub fn source_views(telemetry: &Telemetry) -> Vec<Value> {
                 "server_errors": s.server_errors,
                 "server_messages": s.messages,
                 "refusals": s.refusals,
+                "last_failure": source.last_failure(),
                 "foreign_messages": s.foreign,
                 "oversized_frames": s.oversized,
                 "binary_frames": s.binary,

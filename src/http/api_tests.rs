@@ -171,3 +171,21 @@ async fn a_bad_retry_body_requeues_nothing() {
     );
     server.stop().await;
 }
+
+/// `/api/v1/sources` says why each live source's last connection failed
+/// (`null` while none has): it was in the log alone.
+#[test]
+fn a_live_source_shows_why_its_last_connection_failed() {
+    use crate::source::health::SourceHealth;
+    let telemetry = Telemetry::new(Mode::Daemon, None);
+    let refused = Arc::new(SourceHealth::new("masto", None));
+    refused.set_last_failure("the server refused with HTTP 401: {\"error\":\"no\"}");
+    let fine = Arc::new(SourceHealth::new("bluesky", None));
+    telemetry.set_sources(vec![refused, fine]);
+    let views = super::source_views(&telemetry);
+    assert_eq!(
+        views[0]["last_failure"],
+        "the server refused with HTTP 401: {\"error\":\"no\"}"
+    );
+    assert!(views[1]["last_failure"].is_null(), "{}", views[1]);
+}

@@ -19,6 +19,10 @@ use crate::wall::SharedClock;
 /// Gaps held for the next tick of the health monitor, at most.
 pub const MAX_PENDING_GAPS: usize = 100;
 
+/// Characters of a connection's failure kept, at most: our words around
+/// a server's own (itself cut to [`crate::text::SERVER_TEXT_CHARS`]).
+pub const MAX_FAILURE_CHARS: usize = 400;
+
 /// Gaps waiting for the health monitor: the first [`MAX_PENDING_GAPS`]
 /// each with its detail, the rest counted.
 #[derive(Debug, Default)]
@@ -172,11 +176,15 @@ impl SourceHealth {
         }
         listed
     }
-    /// Records why the last connection ended or failed.
+    /// Records why the last connection ended or failed, as one line of at
+    /// most [`MAX_FAILURE_CHARS`]: it may quote the server (a refusal's
+    /// body, a close frame's reason), and it is shown in the source's
+    /// health alert and in `/api/v1/sources`.
     pub fn set_last_failure(&self, reason: &str) {
+        let reason = crate::text::one_line(&crate::text::truncate_chars(reason, MAX_FAILURE_CHARS));
         // A poisoned lock only means a panic elsewhere mid-write of a string.
         let mut last = self.last_failure.lock().unwrap_or_else(|e| e.into_inner());
-        *last = Some(reason.to_owned());
+        *last = Some(reason.trim().to_owned());
     }
 
     /// Why the last connection ended or failed, if one did.

@@ -7,6 +7,7 @@
 #![allow(clippy::result_large_err)]
 
 mod daemon;
+mod fediverse;
 mod jetstream;
 pub mod receiver;
 mod script;
@@ -14,7 +15,7 @@ mod shared;
 
 // Each test crate uses some of the helpers, none all of them.
 #[allow(unused_imports)]
-pub use {daemon::*, jetstream::*, script::*, shared::*};
+pub use {daemon::*, fediverse::*, jetstream::*, script::*, shared::*};
 
 use std::net::SocketAddr;
 

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use crate::source::url::{Endpoint, MAX_REDIRECTS, endpoint, redirect_allowed};
+use crate::source::url::{Endpoint, MAX_REDIRECTS, endpoint, redirect_allowed, shown};
 
 /// Streaming hosts asked of the instances, when connecting to each: one
 /// instance that does not answer is one failed connection, and the next
@@ -16,7 +16,8 @@ use crate::source::url::{Endpoint, MAX_REDIRECTS, endpoint, redirect_allowed};
 pub struct Discovery {
     client: reqwest::Client,
     source: String,
-    /// Instance URL → the streaming URL it named.
+    /// Instance URL → the streaming URL it named, until a connection
+    /// there fails ([`Discovery::forget`]).
     found: HashMap<String, String>,
 }
 
@@ -32,7 +33,7 @@ impl Discovery {
     }
 
     /// Asks the instance at `host` for its streaming URL, unless `host` is
-    /// not an instance URL or was asked already.
+    /// not an instance URL or its answer is still held.
     pub async fn learn(&mut self, host: &str) -> Result<(), DiscoveryError> {
         if endpoint(host) != Some(Endpoint::Instance) || self.found.contains_key(host) {
             return Ok(());
@@ -46,6 +47,16 @@ impl Discovery {
         );
         self.found.insert(host.to_owned(), url);
         Ok(())
+    }
+
+    /// Drops what the instance at `host` named, after a connection there
+    /// failed: the next attempt (after the backoff, like any other) asks
+    /// the instance again. An instance moves its streaming API by naming
+    /// another host in its document; kept for the whole run, the old host
+    /// was dialled for ever once it died (24 reconnects in 40 s, the
+    /// document naming the new one all along).
+    pub fn forget(&mut self, host: &str) {
+        self.found.remove(host);
     }
 
     /// The streaming URL the instance at `host` named, once learned.
@@ -113,8 +124,8 @@ pub fn discovered_endpoint(instance: &str, streaming: &str) -> Result<String, Di
         |url: &str| reqwest::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "https" | "wss"));
     if tls(instance) && !tls(&endpoint) {
         return Err(DiscoveryError::Downgrade {
-            instance: instance.to_owned(),
-            streaming: streaming.to_owned(),
+            instance: shown(instance),
+            streaming: shown(streaming),
         });
     }
     Ok(endpoint)
@@ -148,23 +159,29 @@ async fn fetch_document(
     client: &reqwest::Client,
     url: &str,
 ) -> Result<serde_json::Value, DiscoveryError> {
+    // The error names the URL with its secrets masked, once: it is the
+    // source's last failure, shown in its alert and `/api/v1/sources`.
     let fetch = |reason: String| DiscoveryError::Fetch {
-        url: url.to_owned(),
+        url: shown(url),
         reason,
     };
     let mut response = client
         .get(url)
         .send()
         .await
-        .map_err(|e| fetch(format!("{e:#}")))?;
+        .map_err(|e| fetch(format!("{:#}", e.without_url())))?;
     if !response.status().is_success() {
         return Err(DiscoveryError::Status {
-            url: url.to_owned(),
+            url: shown(url),
             status: response.status().as_u16(),
         });
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| fetch(e.to_string()))? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| fetch(e.without_url().to_string()))?
+    {
         if body.len() + chunk.len() > MAX_INSTANCE_DOC_BYTES {
             return Err(fetch(format!("larger than {MAX_INSTANCE_DOC_BYTES} bytes")));
         }

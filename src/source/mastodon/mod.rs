@@ -253,6 +253,12 @@ impl Protocol for MastodonProtocol {
         })
     }
 
+    fn failed(&mut self, host: &str) {
+        if let Some(discovery) = self.discovery.as_mut() {
+            discovery.forget(host);
+        }
+    }
+
     fn connect_url(&mut self, host: &str, _processed: Option<Micros>) -> String {
         let host = self
             .discovery
@@ -279,22 +285,33 @@ impl Protocol for MastodonProtocol {
             .collect()
     }
 
+    /// An `{"error": …}` frame is the server's error whatever its
+    /// `status` holds: a number (as Mastodon sends it), a numeric string
+    /// (as other servers do), or anything else, left out. Read as a
+    /// number only, `"status":"401"` failed to parse here and went to the
+    /// decoder as data, counted as `bad_record` instead of `server_error`.
     fn control(&mut self, frame: &str) -> Control {
         #[derive(Deserialize)]
         struct MaybeError {
             error: Option<String>,
-            status: Option<u16>,
+            status: Option<serde_json::Value>,
         }
-        match serde_json::from_str::<MaybeError>(frame) {
-            Ok(MaybeError {
-                error: Some(error),
-                status,
-            }) => Control::ServerError(match status {
-                Some(code) => format!("{error} (status {code})"),
-                None => error,
-            }),
-            _ => Control::Data,
-        }
+        let Ok(MaybeError {
+            error: Some(error),
+            status,
+        }) = serde_json::from_str::<MaybeError>(frame)
+        else {
+            return Control::Data;
+        };
+        let code = status.and_then(|status| match status {
+            serde_json::Value::Number(n) => n.as_u64(),
+            serde_json::Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        });
+        Control::ServerError(match code {
+            Some(code) => format!("{error} (status {code})"),
+            None => error,
+        })
     }
 }
 
@@ -588,10 +605,22 @@ mod tests {
             protocol.headers(),
             vec![("authorization", "Bearer t0k".to_owned())]
         );
-        assert_eq!(
-            protocol.control(r#"{"error":"Invalid access token","status":401}"#),
-            Control::ServerError("Invalid access token (status 401)".into())
-        );
+        for status in ["401", "\"401\"", "\" 401 \""] {
+            let frame = format!(r#"{{"error":"Invalid access token","status":{status}}}"#);
+            assert_eq!(
+                protocol.control(&frame),
+                Control::ServerError("Invalid access token (status 401)".into()),
+                "{frame}"
+            );
+        }
+        for status in ["\"soon\"", "-1", "{}", "null"] {
+            let frame = format!(r#"{{"error":"Rate limited","status":{status}}}"#);
+            assert_eq!(
+                protocol.control(&frame),
+                Control::ServerError("Rate limited".into()),
+                "{frame}"
+            );
+        }
         assert_eq!(protocol.control(&update(status())), Control::Data);
     }
 }

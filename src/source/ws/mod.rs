@@ -1,27 +1,30 @@
 //! Live websocket sources that survive: one task per source, reconnecting
-//! for ever with capped, jittered exponential backoff, failing over across
-//! the source's hosts, and reconnecting when the stream stalls.
+//! for ever with capped, jittered exponential backoff (its longest after
+//! a refusal for good, and no sooner than a host's `Retry-After`),
+//! failing over across the source's hosts, and reconnecting when the
+//! stream stalls.
 //!
 //! The wire protocol (Jetstream, Mastodon, Nostr) plugs in through
 //! [`Protocol`]: work before connecting (Jetstream v2 fetches its
 //! dictionary), the URL to connect to (Jetstream puts its cursor there),
 //! the messages to send once connected (Nostr's `REQ`), how a binary frame
 //! becomes text (Jetstream's compression, bounded), how a refused handshake
-//! reads (Jetstream v2's `CursorTooOld`), and which text frames are control
-//! messages rather than data. Data frames go to the pipeline as text, over a
+//! reads (Jetstream v2's `CursorTooOld`), what to forget when a connection
+//! fails (Mastodon's discovered streaming host), and which text frames are
+//! control messages rather than data. Data frames go to the pipeline as text, over a
 //! bounded channel: a slow pipeline slows the reading instead of growing
 //! memory. Every frame is bounded in size (compressed and decompressed) and
 //! each connection's data frames per second are capped; what is over a
 //! limit is counted and dropped.
 
+mod holds;
 mod session;
 mod settings;
 
 use std::sync::Arc;
-
 use std::time::Duration;
 
-use tokio::time::{Instant, sleep};
+use tokio::time::{Instant, sleep_until};
 
 use super::SourceError;
 use super::backoff::Backoff;
@@ -30,6 +33,7 @@ use super::kind::Link;
 use super::url::{MAX_REDIRECTS, redirect_allowed};
 use crate::Micros;
 use crate::events::{InternalEvent, RedirectRefused, SourceReconnect, SourceRefused};
+use holds::Holds;
 use session::session;
 pub use settings::WsSettings;
 
@@ -235,6 +239,12 @@ pub trait Protocol: Send + 'static {
     fn control(&mut self, _frame: &str) -> Control {
         Control::Data
     }
+    /// The connection to `host` (as configured, not a redirect's target)
+    /// failed or was lost. A protocol that learned where `host`'s stream
+    /// is (Mastodon's discovered streaming host) forgets it here, so the
+    /// next attempt asks again instead of dialling, for the rest of the
+    /// run, a host that may be gone. The default keeps nothing.
+    fn failed(&mut self, _host: &str) {}
     /// Work before connecting to `host` (Jetstream v2 fetches its
     /// compression dictionary, Mastodon asks an instance for its streaming
     /// host); an error counts as a failed connection, and the next host is
@@ -253,10 +263,11 @@ pub trait Protocol: Send + 'static {
     /// Reads a refused handshake's status and body (at most a few KiB).
     fn rejected(&mut self, status: u16, body: &[u8]) -> Rejection {
         let body = crate::text::server_text(&String::from_utf8_lossy(body));
-        Rejection {
-            reason: format!("the server refused with HTTP {status}: {body}"),
-            gap: None,
-        }
+        let reason = match body.is_empty() {
+            true => format!("the server refused with HTTP {status}"),
+            false => format!("the server refused with HTTP {status}: {body}"),
+        };
+        Rejection { reason, gap: None }
     }
 }
 
@@ -267,9 +278,17 @@ enum End {
     PipelineGone,
     /// Ended by the server or the network; reconnect.
     Lost(String),
-    /// The server refuses this client for good: reconnect after the
-    /// longest backoff.
+    /// The server refuses this client for good (a Nostr `CLOSED` with
+    /// `auth-required:`, an HTTP 401 or 403 to the handshake): reconnect
+    /// after the longest backoff.
     Refused(String),
+    /// The server asked not to be called again for `wait` (a 429 or 503
+    /// to the handshake with `Retry-After`, bounded): that host is not
+    /// connected to before then.
+    Throttled {
+        reason: String,
+        wait: Duration,
+    },
     /// The handshake was answered with a redirect to this `Location`.
     Redirect(String),
 }
@@ -283,7 +302,9 @@ pub async fn run<P: Protocol>(
     mut link: Link,
 ) {
     let mut backoff = Backoff::new(&settings);
+    // The host of the list being connected to (always below its length).
     let mut host_index = 0usize;
+    let mut holds = Holds::new(hosts.len());
     // A redirect being followed (bounded; same scheme or ws→wss only).
     let mut redirect = Redirect::default();
     // Refusals in a row: the first is an error line, the rest only counted.
@@ -292,7 +313,7 @@ pub async fn run<P: Protocol>(
         if *link.shutdown.borrow() || hosts.is_empty() {
             return;
         }
-        let host = &hosts[host_index % hosts.len()];
+        let host = &hosts[host_index];
         // A redirect is followed by the attempt right after it, or never: a
         // failed preparation must not leave it for the next host's attempt.
         let redirected = redirect.to.take();
@@ -302,10 +323,10 @@ pub async fn run<P: Protocol>(
         };
         let started = Instant::now();
         let frames_before = link.health.frames();
-        let (url, end) = match prepared {
+        let (url, end, alive) = match prepared {
             // One host that cannot be prepared (an instance that does not
             // answer) is one failed connection: the next host is tried.
-            Err(error) => (host.clone(), End::Lost(error.to_string())),
+            Err(error) => (host.clone(), End::Lost(error.to_string()), Duration::ZERO),
             Ok(()) => {
                 // Credentials go only where the configuration sends them: a
                 // redirect to another origin gets none (as browsers and reqwest).
@@ -317,7 +338,7 @@ pub async fn run<P: Protocol>(
                     None => (protocol.connect_url(host, link.health.processed()), true),
                 };
                 let host: Arc<str> = Arc::from(host.as_str());
-                let end = session(
+                let (end, alive) = session(
                     &host,
                     &url,
                     credentials,
@@ -326,23 +347,69 @@ pub async fn run<P: Protocol>(
                     &mut link,
                 )
                 .await;
-                (url, end)
+                (url, end, alive)
             }
         };
         link.health.set_connected(false);
-        let longest = match after_session(end, &url, &mut redirect, &mut refusals, &link.health) {
+        if matches!(end, End::Lost(_) | End::Refused(_) | End::Throttled { .. }) {
+            protocol.failed(host);
+        }
+        let outcome = Outcome {
+            quiet: protocol.quiet(),
+            lasted: started.elapsed(),
+            alive,
+            delivered: link.health.frames() > frames_before,
+        };
+        let wait = match after_session(end, &url, &mut redirect, &mut refusals, &link.health) {
             After::Stop => return,
             After::Again => continue,
-            After::Wait => false,
-            After::WaitLongest => true,
+            After::Wait => None,
+            After::WaitLongest => Some(backoff.longest()),
+            After::Hold(wait) => {
+                holds.hold(host_index, wait);
+                None
+            }
         };
-        if started.elapsed() >= settings.healthy_after && link.health.frames() > frames_before {
+        if outcome.healthy(settings.healthy_after) {
             backoff.reset();
         }
-        host_index += 1;
-        let next_host = &hosts[host_index % hosts.len()];
-        if !wait_to_reconnect(&mut backoff, longest, next_host, &mut link).await {
+        let wait = wait.unwrap_or_else(|| backoff.next_delay());
+        let (next, at) = holds.next(host_index, Instant::now() + wait);
+        host_index = next;
+        if !wait_to_reconnect(at, &hosts[next], &mut link).await {
             return;
+        }
+    }
+}
+
+/// What a session that ended showed of the server's health.
+struct Outcome {
+    /// The protocol's stream may be quiet for minutes ([`Protocol::quiet`]).
+    quiet: bool,
+    /// From the attempt's start to its end.
+    lasted: Duration,
+    /// From the handshake to the last message the server sent (a pong
+    /// included); zero if it never connected.
+    alive: Duration,
+    /// Frames arrived.
+    delivered: bool,
+}
+
+impl Outcome {
+    /// Whether it proved the server healthy, which starts the backoff
+    /// again from its shortest wait. A stream that is never quiet
+    /// (Jetstream) must have delivered frames for `healthy_after`: one
+    /// that connects and sends nothing is a stalled host, and its
+    /// reconnects back off. A quiet stream (Mastodon, Nostr) is healthy
+    /// while the server answers: one that answered for `healthy_after`
+    /// is, whatever data it had to send. Only frames counted there, so a
+    /// quiet instance dropped by the quiet-data watchdog every 10 minutes
+    /// grew the wait each time to the 60 s cap, and Mastodon, which has
+    /// no resume, lost whatever was posted meanwhile.
+    fn healthy(&self, healthy_after: Duration) -> bool {
+        match self.quiet {
+            true => self.alive >= healthy_after,
+            false => self.lasted >= healthy_after && self.delivered,
         }
     }
 }
@@ -357,6 +424,9 @@ enum After {
     Wait,
     /// Wait the longest backoff (a refusal for good), then connect.
     WaitLongest,
+    /// Wait out the backoff, then connect to the next host; this host not
+    /// before this long (what it asked).
+    Hold(Duration),
 }
 
 /// Reads how a session on `url` ended: logs and counts it, and says what
@@ -371,6 +441,16 @@ fn after_session(
     if !matches!(end, End::Refused(_)) {
         *refusals = 0;
     }
+    let lost = |reason: &str| {
+        health.set_last_failure(reason);
+        SourceReconnect {
+            source: &health.name,
+            counters: &health.counters,
+            url,
+            reason,
+        }
+        .emit();
+    };
     match end {
         End::Shutdown => {
             tracing::info!(source = %health.name, "source stopped");
@@ -395,35 +475,25 @@ fn after_session(
             .emit();
             After::WaitLongest
         }
+        End::Throttled { reason, wait } => {
+            redirect.hops = 0;
+            lost(&reason);
+            After::Hold(wait)
+        }
         End::Lost(reason) => {
             redirect.hops = 0;
-            health.set_last_failure(&reason);
-            SourceReconnect {
-                source: &health.name,
-                counters: &health.counters,
-                url,
-                reason: &reason,
-            }
-            .emit();
+            lost(&reason);
             After::Wait
         }
     }
 }
 
-/// Waits the backoff's next delay (its longest when `longest`) before
-/// connecting to `next_host`; false when shut down meanwhile.
-async fn wait_to_reconnect(
-    backoff: &mut Backoff,
-    longest: bool,
-    next_host: &str,
-    link: &mut Link,
-) -> bool {
-    let delay = match longest {
-        true => backoff.longest(),
-        false => backoff.next_delay(),
-    };
+/// Waits until `at` before connecting to `next_host`; false when shut
+/// down meanwhile.
+async fn wait_to_reconnect(at: Instant, next_host: &str, link: &mut Link) -> bool {
+    let delay = at.saturating_duration_since(Instant::now());
     tracing::info!(source = %link.health.name, next_host = %next_host, delay_ms = delay.as_millis() as u64, "waiting before reconnecting");
-    let wait = sleep(delay);
+    let wait = sleep_until(at);
     tokio::pin!(wait);
     let mut tick = tick_interval();
     loop {
@@ -553,267 +623,8 @@ impl Redirect {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
+#[path = "run_tests.rs"]
+mod run_tests;
 
-    /// Which hops are followed, and whether the source's credentials may go
-    /// to where the chain ends.
-    #[test]
-    fn credentials_follow_a_redirect_only_within_its_origin() {
-        let health = SourceHealth::new("t", None);
-        /// Hops as (from, `Location`).
-        type Hops<'a> = &'a [(&'a str, &'a str)];
-        // (hops, followed, may send credentials)
-        let cases: [(Hops, bool, bool); 7] = [
-            (&[("wss://a.example/s", "/elsewhere")], true, true),
-            (
-                &[("wss://a.example/s", "wss://a.example:443/t")],
-                true,
-                true,
-            ),
-            (&[("wss://a.example/s", "wss://b.example/s")], true, false),
-            (
-                &[("ws://a.example/s", "ws://a.example:8080/s")],
-                true,
-                false,
-            ),
-            // An upgrade to TLS is followed, but it is another origin.
-            (&[("ws://a.example/s", "wss://a.example/s")], true, false),
-            // Away and back: the hop that left decides.
-            (
-                &[
-                    ("wss://a.example/s", "wss://b.example/s"),
-                    ("wss://b.example/s", "wss://a.example/s"),
-                ],
-                true,
-                false,
-            ),
-            (&[("wss://a.example/s", "ws://a.example/s")], false, false),
-        ];
-        for (hops, followed, credentials) in cases {
-            let mut redirect = Redirect::default();
-            let mut last = false;
-            for (from, location) in hops {
-                last = redirect.follow(from, location, &health);
-            }
-            assert_eq!(last, followed, "{hops:?}");
-            if followed {
-                assert_eq!(redirect.same_origin, credentials, "{hops:?}");
-            }
-        }
-    }
-
-    /// Every text frame is data, from the one URL.
-    struct Plain(String);
-
-    impl Protocol for Plain {
-        fn connect_url(&mut self, _host: &str, _processed: Option<Micros>) -> String {
-            self.0.clone()
-        }
-    }
-
-    /// Connects to each host as given; its second preparation fails.
-    struct FailsSecondPreparation(usize);
-
-    impl Protocol for FailsSecondPreparation {
-        fn connect_url(&mut self, host: &str, _processed: Option<Micros>) -> String {
-            host.to_owned()
-        }
-        fn prepare<'a>(&'a mut self, _host: &'a str) -> Prepare<'a> {
-            self.0 += 1;
-            let result = if self.0 == 2 {
-                Err(SourceError::NoData(std::time::Duration::ZERO))
-            } else {
-                Ok(())
-            };
-            Box::pin(std::future::ready(result))
-        }
-    }
-
-    /// A redirect is followed by the attempt right after it or not at all:
-    /// when that attempt's preparation fails, the next host is connected to
-    /// itself, not to the first host's redirect target.
-    #[tokio::test]
-    async fn a_redirect_does_not_outlive_a_failed_preparation() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
-        let (first, target, second) = (
-            bind().await.expect("bind"),
-            bind().await.expect("bind"),
-            bind().await.expect("bind"),
-        );
-        let url = |l: &tokio::net::TcpListener| format!("ws://{}/", l.local_addr().expect("addr"));
-        let (first_url, target_url, second_url) = (url(&first), url(&target), url(&second));
-        let location = target_url.clone();
-        let redirecting = tokio::spawn(async move {
-            while let Ok((mut stream, _)) = first.accept().await {
-                let mut request = [0u8; 4096];
-                let _ = stream.read(&mut request).await;
-                let answer = format!(
-                    "HTTP/1.1 302 Found\r\nLocation: {location}\r\ncontent-length: 0\r\n\r\n"
-                );
-                let _ = stream.write_all(answer.as_bytes()).await;
-            }
-        });
-        let targeted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let count = Arc::clone(&targeted);
-        let target_server = tokio::spawn(async move {
-            while target.accept().await.is_ok() {
-                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            }
-        });
-        let (reached, mut reached_rx) = tokio::sync::mpsc::channel(1);
-        let second_server = tokio::spawn(async move {
-            let (stream, _) = second.accept().await.expect("accept");
-            let _ws = tokio_tungstenite::accept_async(stream)
-                .await
-                .expect("handshake");
-            let _ = reached.send(()).await;
-            std::future::pending::<()>().await;
-        });
-        let (frames, _queue) = tokio::sync::mpsc::channel(16);
-        let (stop, shutdown) = tokio::sync::watch::channel(false);
-        let tls = crate::tls::client_config().expect("tls");
-        let link = Link::new(
-            0,
-            tls,
-            frames,
-            Arc::new(SourceHealth::new("t", None)),
-            shutdown,
-        );
-        let settings = WsSettings {
-            backoff_min: std::time::Duration::from_millis(10),
-            ..WsSettings::default()
-        };
-        let reader = tokio::spawn(run(
-            vec![first_url, second_url],
-            settings,
-            FailsSecondPreparation(0),
-            link,
-        ));
-        let got = tokio::time::timeout(std::time::Duration::from_secs(10), reached_rx.recv()).await;
-        stop.send(true).expect("reader listens");
-        let _ = reader.await;
-        for server in [redirecting, target_server, second_server] {
-            server.abort();
-        }
-        assert!(got.is_ok(), "the second host was never connected to");
-        assert_eq!(
-            targeted.load(std::sync::atomic::Ordering::SeqCst),
-            0,
-            "the first host's redirect target was connected to"
-        );
-    }
-
-    /// A server that sends pings and never reads: the pongs queued for it
-    /// are bounded, our own ping gives up, and the shutdown signal is
-    /// heard. A write without a bound waited for ever, and with it the
-    /// watchdog and the shutdown.
-    #[tokio::test]
-    async fn a_server_that_never_reads_cannot_hold_the_source() {
-        use std::time::Duration;
-        use tokio::io::AsyncWriteExt;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("ws://{}/", listener.local_addr().expect("addr"));
-        let server = tokio::spawn(async move {
-            let (stream, _) = listener.accept().await.expect("accept");
-            let mut ws = tokio_tungstenite::accept_async(stream)
-                .await
-                .expect("handshake");
-            // Unmasked ping frames of 125 bytes, written straight to the
-            // socket; nothing is ever read back.
-            let mut ping = vec![0x89u8, 125];
-            ping.extend([b'p'; 125]);
-            let burst = ping.repeat(1000);
-            loop {
-                if ws.get_mut().write_all(&burst).await.is_err() {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        });
-        let (frames, _queue) = tokio::sync::mpsc::channel(16);
-        let (stop, shutdown) = tokio::sync::watch::channel(false);
-        let tls = crate::tls::client_config().expect("tls");
-        let health = Arc::new(SourceHealth::new("t", None));
-        let link = Link::new(0, tls, frames, health, shutdown);
-        let settings = WsSettings {
-            ping_every: Duration::from_secs(2),
-            watchdog: Duration::from_secs(60),
-            ..WsSettings::default()
-        };
-        let reader = tokio::spawn(run(vec![url.clone()], settings, Plain(url), link));
-        // Long enough for the socket's buffers to fill and a ping to be due.
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        stop.send(true).expect("reader listens");
-        let ended = tokio::time::timeout(Duration::from_secs(5), reader).await;
-        server.abort();
-        assert!(ended.is_ok(), "the source never heard the shutdown");
-    }
-
-    /// A server sending forty frames of 100 kB to a pipeline that reads
-    /// none: the frames in flight stay within the byte budget (2 of them
-    /// in 250 kB), where the channel alone would hold all forty.
-    #[tokio::test]
-    async fn frames_in_flight_stay_within_the_byte_budget() {
-        use futures_util::SinkExt;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("ws://{}/", listener.local_addr().expect("addr"));
-        let server = tokio::spawn(async move {
-            let (stream, _) = listener.accept().await.expect("accept");
-            let mut ws = tokio_tungstenite::accept_async(stream)
-                .await
-                .expect("handshake");
-            let frame = "x".repeat(100_000);
-            for _ in 0..40 {
-                let message = tokio_tungstenite::tungstenite::Message::text(frame.clone());
-                if ws.send(message).await.is_err() {
-                    return;
-                }
-            }
-            std::future::pending::<()>().await;
-        });
-        let (frames, mut queue) = tokio::sync::mpsc::channel(4096);
-        let (stop, shutdown) = tokio::sync::watch::channel(false);
-        let tls = crate::tls::client_config().expect("tls");
-        let health = Arc::new(SourceHealth::new("t", None));
-        let mut link = Link::new(0, tls, frames, health, shutdown);
-        link.budget = FrameBudget::new(250_000);
-        let budget = link.budget.clone();
-        let reader = tokio::spawn(run(
-            vec![url.clone()],
-            WsSettings::default(),
-            Plain(url),
-            link,
-        ));
-        // Wait until the budget is full (or give up after 10 s).
-        for _ in 0..200 {
-            if queue.len() >= 2 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        assert_eq!(queue.len(), 2, "two frames of 100 kB in a 250 kB budget");
-        // The third frame waits with the last 50 kB set aside for it.
-        assert_eq!(budget.in_flight(), 250_000);
-        // Reading one frees its share: one more comes in.
-        let first = queue.recv().await.expect("a frame");
-        assert_eq!(first.frame.len(), 100_000);
-        drop(first);
-        for _ in 0..200 {
-            if queue.len() >= 2 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        assert_eq!(queue.len(), 2);
-        stop.send(true).expect("reader listens");
-        reader.await.expect("reader ends");
-        server.abort();
-    }
-}
+#[cfg(test)]
+mod tests;

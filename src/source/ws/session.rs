@@ -1,5 +1,6 @@
 //! One connection of a live source: the handshake (a refusal read by the
-//! protocol, a redirect handed back to [`super::run`]), the subscription,
+//! protocol and classed by its status, a redirect handed back to
+//! [`super::run`]), the subscription,
 //! then frames (bounded in size and rate, binary ones made text by the
 //! protocol, control messages told apart from data) until it ends; the
 //! watchdog reconnects when no frame that decodes arrives for too long.
@@ -24,8 +25,9 @@ use crate::events::{
     BinaryFrameDropped, ForeignMessage, FrameOversized, FrameRateDropped, InternalEvent,
     ServerError, ServerMessage, WatchdogStall,
 };
+use crate::http_client::parse_retry_after;
 use crate::source::SourceError;
-use crate::source::health::SourceHealth;
+use crate::source::health::{SourceHealth, span};
 use crate::source::kind::Link;
 use crate::text::server_text;
 
@@ -48,6 +50,9 @@ type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// One connection: handshake, subscription, then frames until it ends.
+/// Returns how it ended, and how long the server showed it was alive:
+/// from the handshake to the last message it sent, a pong included
+/// (zero if it never connected).
 pub(super) async fn session<P: Protocol>(
     host: &Arc<str>,
     url: &str,
@@ -55,27 +60,33 @@ pub(super) async fn session<P: Protocol>(
     settings: &WsSettings,
     protocol: &mut P,
     link: &mut Link,
-) -> End {
+) -> (End, Duration) {
     let ws = match handshake(url, credentials, settings, protocol, link).await {
         Ok(ws) => ws,
-        Err(end) => return end,
+        Err(end) => return (end, Duration::ZERO),
     };
     let (mut write, read) = ws.split();
     for hello in protocol.hello(link.health.processed()) {
         if let Err(why) = send(&mut write, Message::text(hello), settings.connect_timeout).await {
-            return End::Lost(format!("cannot send subscription: {why}"));
+            return (
+                End::Lost(format!("cannot send subscription: {why}")),
+                Duration::ZERO,
+            );
         }
     }
     link.health.set_connected(true);
     tracing::info!(source = %link.health.name, url = %crate::source::url::shown(url), "connected");
+    let opened = Instant::now();
     let mut reader = Reader {
         host,
         settings,
         protocol,
         link,
         limiter: RateLimit::new(settings.max_frames_per_sec),
+        last_message: opened,
     };
-    reader.read(write, read).await
+    let end = reader.read(write, read).await;
+    (end, reader.last_message.duration_since(opened))
 }
 
 /// Bytes of our own frames (pings, pongs, a subscription) queued for a
@@ -155,7 +166,12 @@ async fn handshake<P: Protocol>(
 }
 
 /// How a handshake answered with an HTTP status ends: a redirect to
-/// follow, or a refusal the protocol reads (perhaps reporting lost events).
+/// follow, or a refusal the protocol reads (perhaps reporting lost
+/// events), classed by its status: 401 and 403 refuse this client for
+/// good (asked again only after the longest backoff, as a relay's
+/// `auth-required:`), 429 and 503 with `Retry-After` hold the host as
+/// long as asked (at most an hour), anything else is a failed connection.
+/// They were all failed connections, retried from the shortest backoff.
 fn refused<P: Protocol>(
     response: &tungstenite::http::Response<Option<Vec<u8>>>,
     protocol: &mut P,
@@ -171,13 +187,33 @@ fn refused<P: Protocol>(
             None => End::Lost(format!("HTTP {} without a Location", response.status())),
         };
     }
+    let status = response.status().as_u16();
     let body = response.body().as_deref().unwrap_or_default();
-    let rejection = protocol.rejected(response.status().as_u16(), body);
+    let rejection = protocol.rejected(status, body);
     if let Some(gap) = rejection.gap {
         tracing::warn!(source = %health.name, %gap, "events lost");
         health.report_gap(gap);
     }
-    End::Lost(rejection.reason)
+    let reason = rejection.reason;
+    let asked = || {
+        let now = chrono::DateTime::from_timestamp_micros(health.now())?;
+        let value = response.headers().get("retry-after")?.to_str().ok()?;
+        parse_retry_after(value, now)
+    };
+    match status {
+        401 | 403 => End::Refused(reason),
+        429 | 503 => match asked() {
+            Some(wait) => End::Throttled {
+                reason: format!(
+                    "{reason} (asked to retry after {})",
+                    span(wait.as_secs() as i64)
+                ),
+                wait,
+            },
+            None => End::Lost(reason),
+        },
+        _ => End::Lost(reason),
+    }
 }
 
 /// The reading half of one connection.
@@ -187,6 +223,9 @@ struct Reader<'a, P> {
     protocol: &'a mut P,
     link: &'a mut Link,
     limiter: RateLimit,
+    /// When the server last sent anything (a pong too): the connection is
+    /// alive.
+    last_message: Instant,
 }
 
 /// What one websocket message comes to.
@@ -210,8 +249,6 @@ impl<P: Protocol> Reader<'_, P> {
         ping.tick().await;
         let connected_at = self.link.health.monotonic();
         let mut deadline = Instant::now() + self.settings.watchdog;
-        // Any message (a pong too) says the connection is alive.
-        let mut last_message = Instant::now();
         let mut tick = tick_interval();
         let ticks = self.link.ticks != Ticks::Never;
         loop {
@@ -229,7 +266,7 @@ impl<P: Protocol> Reader<'_, P> {
                     continue;
                 }
                 _ = sleep_until(deadline) => {
-                    match self.watchdog(connected_at, last_message) {
+                    match self.watchdog(connected_at) {
                         Ok(next) => deadline = next,
                         Err(why) => {
                             WatchdogStall { counters: &self.link.health.counters }.emit();
@@ -246,7 +283,9 @@ impl<P: Protocol> Reader<'_, P> {
                 }
                 message = read.next() => message,
             };
-            last_message = Instant::now();
+            if matches!(message, Some(Ok(_))) {
+                self.last_message = Instant::now();
+            }
             let text = match self.message(message) {
                 Step::Text(text) => text,
                 Step::Skip => continue,
@@ -264,11 +303,8 @@ impl<P: Protocol> Reader<'_, P> {
     /// 30 s, a quiet Mastodon instance reconnected every 30 s for ever
     /// (never healthy long enough to reset the backoff), losing what was
     /// posted meanwhile.
-    fn watchdog(
-        &self,
-        connected_at: Micros,
-        last_message: Instant,
-    ) -> Result<Instant, SourceError> {
+    fn watchdog(&self, connected_at: Micros) -> Result<Instant, SourceError> {
+        let last_message = self.last_message;
         let watchdog = self.settings.watchdog;
         if !self.protocol.quiet() {
             return data_deadline(&self.link.health, connected_at, watchdog)

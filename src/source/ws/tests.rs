@@ -1,0 +1,265 @@
+//! The reader's connections: redirects and the credentials they may
+//! carry, a failed preparation, a server that never reads, the byte
+//! budget of frames in flight.
+
+use super::*;
+
+/// Which hops are followed, and whether the source's credentials may go
+/// to where the chain ends.
+#[test]
+fn credentials_follow_a_redirect_only_within_its_origin() {
+    let health = SourceHealth::new("t", None);
+    /// Hops as (from, `Location`).
+    type Hops<'a> = &'a [(&'a str, &'a str)];
+    // (hops, followed, may send credentials)
+    let cases: [(Hops, bool, bool); 7] = [
+        (&[("wss://a.example/s", "/elsewhere")], true, true),
+        (
+            &[("wss://a.example/s", "wss://a.example:443/t")],
+            true,
+            true,
+        ),
+        (&[("wss://a.example/s", "wss://b.example/s")], true, false),
+        (
+            &[("ws://a.example/s", "ws://a.example:8080/s")],
+            true,
+            false,
+        ),
+        // An upgrade to TLS is followed, but it is another origin.
+        (&[("ws://a.example/s", "wss://a.example/s")], true, false),
+        // Away and back: the hop that left decides.
+        (
+            &[
+                ("wss://a.example/s", "wss://b.example/s"),
+                ("wss://b.example/s", "wss://a.example/s"),
+            ],
+            true,
+            false,
+        ),
+        (&[("wss://a.example/s", "ws://a.example/s")], false, false),
+    ];
+    for (hops, followed, credentials) in cases {
+        let mut redirect = Redirect::default();
+        let mut last = false;
+        for (from, location) in hops {
+            last = redirect.follow(from, location, &health);
+        }
+        assert_eq!(last, followed, "{hops:?}");
+        if followed {
+            assert_eq!(redirect.same_origin, credentials, "{hops:?}");
+        }
+    }
+}
+
+/// Every text frame is data, from the one URL.
+struct Plain(String);
+
+impl Protocol for Plain {
+    fn connect_url(&mut self, _host: &str, _processed: Option<Micros>) -> String {
+        self.0.clone()
+    }
+}
+
+/// Connects to each host as given; its second preparation fails.
+struct FailsSecondPreparation(usize);
+
+impl Protocol for FailsSecondPreparation {
+    fn connect_url(&mut self, host: &str, _processed: Option<Micros>) -> String {
+        host.to_owned()
+    }
+    fn prepare<'a>(&'a mut self, _host: &'a str) -> Prepare<'a> {
+        self.0 += 1;
+        let result = if self.0 == 2 {
+            Err(SourceError::NoData(std::time::Duration::ZERO))
+        } else {
+            Ok(())
+        };
+        Box::pin(std::future::ready(result))
+    }
+}
+
+/// A redirect is followed by the attempt right after it or not at all:
+/// when that attempt's preparation fails, the next host is connected to
+/// itself, not to the first host's redirect target.
+#[tokio::test]
+async fn a_redirect_does_not_outlive_a_failed_preparation() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
+    let (first, target, second) = (
+        bind().await.expect("bind"),
+        bind().await.expect("bind"),
+        bind().await.expect("bind"),
+    );
+    let url = |l: &tokio::net::TcpListener| format!("ws://{}/", l.local_addr().expect("addr"));
+    let (first_url, target_url, second_url) = (url(&first), url(&target), url(&second));
+    let location = target_url.clone();
+    let redirecting = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = first.accept().await {
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request).await;
+            let answer =
+                format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\ncontent-length: 0\r\n\r\n");
+            let _ = stream.write_all(answer.as_bytes()).await;
+        }
+    });
+    let targeted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = Arc::clone(&targeted);
+    let target_server = tokio::spawn(async move {
+        while target.accept().await.is_ok() {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let (reached, mut reached_rx) = tokio::sync::mpsc::channel(1);
+    let second_server = tokio::spawn(async move {
+        let (stream, _) = second.accept().await.expect("accept");
+        let _ws = tokio_tungstenite::accept_async(stream)
+            .await
+            .expect("handshake");
+        let _ = reached.send(()).await;
+        std::future::pending::<()>().await;
+    });
+    let (frames, _queue) = tokio::sync::mpsc::channel(16);
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let tls = crate::tls::client_config().expect("tls");
+    let link = Link::new(
+        0,
+        tls,
+        frames,
+        Arc::new(SourceHealth::new("t", None)),
+        shutdown,
+    );
+    let settings = WsSettings {
+        backoff_min: std::time::Duration::from_millis(10),
+        ..WsSettings::default()
+    };
+    let reader = tokio::spawn(run(
+        vec![first_url, second_url],
+        settings,
+        FailsSecondPreparation(0),
+        link,
+    ));
+    let got = tokio::time::timeout(std::time::Duration::from_secs(10), reached_rx.recv()).await;
+    stop.send(true).expect("reader listens");
+    let _ = reader.await;
+    for server in [redirecting, target_server, second_server] {
+        server.abort();
+    }
+    assert!(got.is_ok(), "the second host was never connected to");
+    assert_eq!(
+        targeted.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the first host's redirect target was connected to"
+    );
+}
+
+/// A server that sends pings and never reads: the pongs queued for it
+/// are bounded, our own ping gives up, and the shutdown signal is
+/// heard. A write without a bound waited for ever, and with it the
+/// watchdog and the shutdown.
+#[tokio::test]
+async fn a_server_that_never_reads_cannot_hold_the_source() {
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("ws://{}/", listener.local_addr().expect("addr"));
+    let server = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.expect("accept");
+        let mut ws = tokio_tungstenite::accept_async(stream)
+            .await
+            .expect("handshake");
+        // Unmasked ping frames of 125 bytes, written straight to the
+        // socket; nothing is ever read back.
+        let mut ping = vec![0x89u8, 125];
+        ping.extend([b'p'; 125]);
+        let burst = ping.repeat(1000);
+        loop {
+            if ws.get_mut().write_all(&burst).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    let (frames, _queue) = tokio::sync::mpsc::channel(16);
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let tls = crate::tls::client_config().expect("tls");
+    let health = Arc::new(SourceHealth::new("t", None));
+    let link = Link::new(0, tls, frames, health, shutdown);
+    let settings = WsSettings {
+        ping_every: Duration::from_secs(2),
+        watchdog: Duration::from_secs(60),
+        ..WsSettings::default()
+    };
+    let reader = tokio::spawn(run(vec![url.clone()], settings, Plain(url), link));
+    // Long enough for the socket's buffers to fill and a ping to be due.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    stop.send(true).expect("reader listens");
+    let ended = tokio::time::timeout(Duration::from_secs(5), reader).await;
+    server.abort();
+    assert!(ended.is_ok(), "the source never heard the shutdown");
+}
+
+/// A server sending forty frames of 100 kB to a pipeline that reads
+/// none: the frames in flight stay within the byte budget (2 of them
+/// in 250 kB), where the channel alone would hold all forty.
+#[tokio::test]
+async fn frames_in_flight_stay_within_the_byte_budget() {
+    use futures_util::SinkExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("ws://{}/", listener.local_addr().expect("addr"));
+    let server = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.expect("accept");
+        let mut ws = tokio_tungstenite::accept_async(stream)
+            .await
+            .expect("handshake");
+        let frame = "x".repeat(100_000);
+        for _ in 0..40 {
+            let message = tokio_tungstenite::tungstenite::Message::text(frame.clone());
+            if ws.send(message).await.is_err() {
+                return;
+            }
+        }
+        std::future::pending::<()>().await;
+    });
+    let (frames, mut queue) = tokio::sync::mpsc::channel(4096);
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let tls = crate::tls::client_config().expect("tls");
+    let health = Arc::new(SourceHealth::new("t", None));
+    let mut link = Link::new(0, tls, frames, health, shutdown);
+    link.budget = FrameBudget::new(250_000);
+    let budget = link.budget.clone();
+    let reader = tokio::spawn(run(
+        vec![url.clone()],
+        WsSettings::default(),
+        Plain(url),
+        link,
+    ));
+    // Wait until the budget is full (or give up after 10 s).
+    for _ in 0..200 {
+        if queue.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(queue.len(), 2, "two frames of 100 kB in a 250 kB budget");
+    // The third frame waits with the last 50 kB set aside for it.
+    assert_eq!(budget.in_flight(), 250_000);
+    // Reading one frees its share: one more comes in.
+    let first = queue.recv().await.expect("a frame");
+    assert_eq!(first.frame.len(), 100_000);
+    drop(first);
+    for _ in 0..200 {
+        if queue.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(queue.len(), 2);
+    stop.send(true).expect("reader listens");
+    reader.await.expect("reader ends");
+    server.abort();
+}
