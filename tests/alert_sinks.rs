@@ -1,6 +1,8 @@
 //! The sinks at their edges, end to end with the real binary: an alerts
 //! file that is a FIFO nobody has open or whose reader stopped reading
-//! (`run` and `replay` start, serve, stop and say what waits).
+//! (`run` and `replay` start, serve, stop and say what waits), and
+//! Discord's 429s read in the units of the sink's API version (against
+//! the loopback receiver).
 
 mod support;
 
@@ -11,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::receiver::Receiver;
+use support::receiver::{Answer, Receiver};
 use support::{Daemon, JetstreamServer, Plan, demo_frames, jetstream_config};
 
 fn demo() -> PathBuf {
@@ -254,4 +256,62 @@ fn a_replay_ends_at_its_drain_timeout_though_the_fifo_s_reader_stopped_reading()
     assert!(stderr.contains("3 undelivered"), "{stderr}");
     assert!(stderr.contains("drain timeout (2 s) reached"), "{stderr}");
     assert!(start.elapsed() < Duration::from_secs(45), "{stderr}");
+}
+
+/// Discord's 429s to a webhook URL as Discord hands it out (no API
+/// version: served by v6, milliseconds): `{"retry_after": 1500}` alone is
+/// waited 1.5 s (it was read as 1500 s), and a global limit's 2500 ms is
+/// waited whole though the route's bucket resets in 0.2 s. Every alert is
+/// then delivered, in order.
+#[test]
+fn a_discord_429_is_read_in_the_units_of_the_url_s_api_version() {
+    let receiver = Receiver::start();
+    receiver.script_answers(vec![
+        Answer::status(429)
+            .header("content-type", "application/json")
+            .body(r#"{"message": "You are being rate limited.", "retry_after": 1500, "global": false}"#),
+        Answer::status(429)
+            .header("content-type", "application/json")
+            .header("x-ratelimit-global", "true")
+            .header("x-ratelimit-remaining", "0")
+            .header("x-ratelimit-reset-after", "0.2")
+            .body(r#"{"message": "You are being rate limited.", "retry_after": 2500, "global": true}"#),
+    ]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("discord.toml");
+    let url = format!("http://{}/api/webhooks/123456/tok", receiver.addr);
+    std::fs::write(
+        &config,
+        format!("[[sinks]]\nname = \"discord\"\nformat = \"discord\"\nurl = \"{url}\"\n"),
+    )
+    .expect("config");
+    let out = run_within(
+        &[
+            "replay",
+            path(&demo()),
+            "--config",
+            path(&config),
+            "--alerts",
+            "/dev/null",
+            "--drain-timeout",
+            "40",
+        ],
+        Duration::from_secs(90),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let got = receiver.received();
+    let statuses: Vec<u16> = got.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [429, 429, 200, 200, 200], "{stderr}");
+    let waited = |i: usize| got[i + 1].at - got[i].at;
+    assert!(
+        waited(0) >= Duration::from_millis(1450) && waited(0) < Duration::from_secs(10),
+        "1500 ms asked, waited {:?}",
+        waited(0)
+    );
+    assert!(
+        waited(1) >= Duration::from_millis(2450) && waited(1) < Duration::from_secs(10),
+        "a global 2500 ms asked, waited {:?}",
+        waited(1)
+    );
 }
