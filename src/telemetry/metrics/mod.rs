@@ -265,6 +265,9 @@ impl Process {
 }
 
 #[cfg(test)]
+mod readme_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::events::pipeline::{SourceCounts, Stats};
