@@ -30,7 +30,7 @@ use super::Alert;
 use super::http;
 pub use super::once::send_test;
 use super::outbox::Outbox;
-pub use super::probe::{SinkProbe, SinkReport, SinkStats};
+pub use super::probe::{SinkFigures, SinkProbe, SinkReport, SinkStats};
 use super::sink::{JsonLines, SinkError};
 pub use super::spec::{Filter, RetryPolicy, SinkSpec, Target, Webhook};
 use super::task::SinkRun;

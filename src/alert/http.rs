@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
 
 use super::ratelimit;
@@ -50,6 +50,9 @@ pub struct Outgoing {
     /// the signing secret, header values, tokens of the URL): starred in
     /// the answer's text, which a receiver may have echoed them into.
     pub secrets: Vec<String>,
+    /// How the receiver counts the waits it asks for (Discord before API
+    /// v8 in milliseconds).
+    pub wait_units: ratelimit::Units,
 }
 
 /// How one request went, when the receiver answered 2xx.
@@ -215,7 +218,7 @@ pub async fn send(
             url = redirect_target(&response, &url, outgoing.follow_redirects)?;
             continue;
         }
-        return answer(response, clock, &outgoing.secrets).await;
+        return answer(response, clock, outgoing).await;
     }
     Err(Failure::Permanent {
         reason: format!("more than {MAX_REDIRECTS} redirects; not delivered"),
@@ -283,12 +286,12 @@ fn redirect_target(response: &reqwest::Response, url: &Url, follow: bool) -> Res
 
 /// A final answer: its bounded body read for at most
 /// [`ANSWER_BODY_WAIT`], 2xx an [`Answer`] (with the pause its rate limit
-/// asks), anything else a [`Failure`]; the sink's `secrets` starred in
-/// its text.
+/// asks), anything else a [`Failure`]; the sink's secrets starred in its
+/// text.
 async fn answer(
     mut response: reqwest::Response,
     clock: &dyn Clock,
-    secrets: &[String],
+    outgoing: &Outgoing,
 ) -> Result<Answer, Failure> {
     let status = response.status();
     let headers = response.headers().clone();
@@ -303,7 +306,7 @@ async fn answer(
             "the answer's body did not arrive in time; taken as it is"
         );
     }
-    let text = printable(scrub(&String::from_utf8_lossy(&bytes), secrets).as_bytes());
+    let text = printable(scrub(&String::from_utf8_lossy(&bytes), &outgoing.secrets).as_bytes());
     let now = clock.now_utc();
     if status.is_success() {
         return Ok(Answer {
@@ -312,7 +315,8 @@ async fn answer(
             pause: ratelimit::pause_after_success(&headers, now),
         });
     }
-    Err(classify(status, &headers, &bytes, text, now))
+    let asked = || ratelimit::retry_after(&headers, &bytes, outgoing.wait_units, now);
+    Err(classify(status, asked, text))
 }
 
 /// An error from reqwest with its causes, without the URL it would print.
@@ -332,14 +336,8 @@ fn describe_chain(error: reqwest::Error, timeout: Duration) -> String {
 }
 
 /// A non-2xx answer: 408, 429 and 5xx are retried (after what the
-/// receiver asked, see [`ratelimit::retry_after`]); other 4xx are final.
-fn classify(
-    status: StatusCode,
-    headers: &HeaderMap,
-    body: &[u8],
-    text: String,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Failure {
+/// receiver `asked`, see [`ratelimit::retry_after`]); other 4xx are final.
+fn classify(status: StatusCode, asked: impl FnOnce() -> Option<Duration>, text: String) -> Failure {
     let reason = if text.is_empty() {
         format!("HTTP {status}")
     } else {
@@ -348,7 +346,7 @@ fn classify(
     if status.as_u16() == 408 || status.as_u16() == 429 || status.is_server_error() {
         Failure::Retry {
             reason,
-            after: ratelimit::retry_after(headers, body, now),
+            after: asked(),
         }
     } else {
         Failure::Permanent { reason }

@@ -11,6 +11,7 @@ pub mod http;
 mod once;
 pub mod outbox;
 pub mod paging;
+mod pipe;
 mod probe;
 pub mod ratelimit;
 mod repost;

@@ -1,6 +1,7 @@
 //! A sink's numbers from outside its task: delivered, retried, dead and
 //! still pending, for the logs, the status API and the metrics.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -31,6 +32,18 @@ pub struct SinkReport {
     /// Event time of the oldest alert still waiting (RFC 3339): how far
     /// behind this sink is.
     pub oldest_pending_at: Option<String>,
+}
+
+/// Every sink's report with what the store holds for them, at one moment:
+/// what the metrics copy at a scrape, and what is kept when the sinks stop
+/// (their probe holds the store, which is then closed).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SinkFigures {
+    pub reports: Vec<SinkReport>,
+    /// Dead letters in the store, per sink.
+    pub dead_stored: BTreeMap<String, usize>,
+    /// The store's size on disk, when it could be read.
+    pub store_size: Option<u64>,
 }
 
 /// A sink whose current alert has failed at least once.
@@ -105,6 +118,15 @@ impl SinkProbe {
 
     pub fn outbox(&self) -> &Outbox {
         &self.outbox
+    }
+
+    /// The reports, the dead letters stored and the store's size now.
+    pub fn figures(&self) -> SinkFigures {
+        SinkFigures {
+            reports: self.reports(),
+            dead_stored: self.outbox.dead_counts().unwrap_or_default(),
+            store_size: self.outbox.store_size().ok(),
+        }
     }
 }
 

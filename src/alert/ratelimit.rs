@@ -2,20 +2,28 @@
 //!
 //! An answer whose `X-RateLimit-Remaining` is 0 and that says in
 //! `X-RateLimit-Reset-After` when its bucket resets is waited by that
-//! alone. Otherwise the longest of these wins:
+//! alone, unless the limit hit is not the bucket's (Discord's global
+//! limit: `"global": true`, `X-RateLimit-Global`, `X-RateLimit-Scope:
+//! global`). Otherwise the longest of these wins:
 //! - `Retry-After`: seconds (decimals allowed) or an HTTP date;
 //! - a JSON body's `retry_after` in seconds (Discord answers 429 with it,
 //!   sometimes without the header);
 //! - `X-RateLimit-Reset` (Unix seconds, or a small number of seconds to
 //!   wait), when `X-RateLimit-Remaining` is 0.
 //!
-//! Why `X-RateLimit-Reset-After` goes first: Discord documents it in
-//! seconds (with decimals) in every API version, while `Retry-After` and
-//! the body's `retry_after` were milliseconds before API v8, and a
+//! Discord before API v8 counts `Retry-After` and `retry_after` in
+//! milliseconds (integers), from v8 on in seconds (`retry_after` a
+//! float); `X-RateLimit-Reset-After` is seconds in every version. A
 //! webhook URL as Discord hands it out (`/api/webhooks/ID/TOKEN`, no
-//! version) is served by the default, older version. Its 6457 ms read as
-//! 6457 s, capped at an hour: the sink stalled an hour on every 429. A
-//! reset trusted too soon costs one more 429 (and the backoff grows).
+//! version) is served by the default, older version, so a `discord` sink
+//! reads the version from its URL ([`Units::of`]). Read as seconds, 3500
+//! ms made the sink wait an hour (the cap) on every 429. An integer
+//! `retry_after` is milliseconds there, a fraction is seconds (only v8+
+//! sends one); a 429 without Discord's JSON body came from in front of it
+//! (Cloudflare), whose `Retry-After` is in seconds. The reset goes first
+//! because it is the same in every version; a reset trusted too soon
+//! costs one more 429 (and the backoff grows), but a global limit's wait
+//! is not the route's bucket's.
 //!
 //! After a success whose `X-RateLimit-Remaining` is 0, the sink pauses
 //! until the reset before its next request. Waits are capped at an hour.
@@ -24,11 +32,49 @@
 
 use std::time::Duration;
 
+use reqwest::Url;
 use reqwest::header::HeaderMap;
 
+use super::format::Format;
 pub use crate::http_client::{MAX_WAIT, parse_retry_after};
 use crate::http_client::{capped, seconds};
 use crate::source::backoff::Backoff;
+
+/// How a receiver counts the waits of `Retry-After` and of a JSON body's
+/// `retry_after` (see the module's doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Units {
+    /// Seconds, as RFC 9110 has them (and Discord from API v8 on).
+    #[default]
+    Seconds,
+    /// Discord before API v8: milliseconds, as integers.
+    DiscordMillis,
+}
+
+/// The first Discord API version that counts its waits in seconds.
+const DISCORD_SECONDS_FROM: u32 = 8;
+
+impl Units {
+    /// The units of a sink in `format` posting to `url`: a `discord` sink
+    /// whose path names no version (`/api/webhooks/…`, served as v6) or
+    /// one before v8 (`/api/v7/webhooks/…`) is answered in milliseconds.
+    pub fn of(format: Format, url: &Url) -> Units {
+        if format != Format::Discord {
+            return Units::Seconds;
+        }
+        let mut segments = url.path_segments().into_iter().flatten();
+        let version = segments
+            .by_ref()
+            .find(|s| *s == "api")
+            .and(segments.next())
+            .and_then(|s| s.strip_prefix('v'))
+            .and_then(|v| v.parse::<u32>().ok());
+        match version {
+            Some(v) if v >= DISCORD_SECONDS_FROM => Units::Seconds,
+            _ => Units::DiscordMillis,
+        }
+    }
+}
 
 /// How long to retry and how fast.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -87,22 +133,74 @@ fn exhausted_wait(headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Op
     capped(wait)
 }
 
+/// What a JSON answer says of its rate limit (Discord's 429 body).
+#[derive(Default)]
+struct LimitBody {
+    retry_after: Option<serde_json::Number>,
+    global: bool,
+}
+
+impl LimitBody {
+    fn read(body: &[u8]) -> LimitBody {
+        let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice(body) else {
+            return LimitBody::default();
+        };
+        LimitBody {
+            retry_after: match fields.get("retry_after") {
+                Some(serde_json::Value::Number(n)) => Some(n.clone()),
+                _ => None,
+            },
+            global: fields.get("global") == Some(&serde_json::Value::Bool(true)),
+        }
+    }
+}
+
+/// Whether the limit hit is not the route's bucket (Discord's global
+/// limit), whose reset then says nothing of the wait.
+fn not_the_bucket(headers: &HeaderMap, body: &LimitBody) -> bool {
+    let says = |name: &str, value: &str| {
+        header(headers, name).is_some_and(|v| v.trim().eq_ignore_ascii_case(value))
+    };
+    body.global || says("x-ratelimit-global", "true") || says("x-ratelimit-scope", "global")
+}
+
 /// How long a failed request's receiver asked us to wait, from its
-/// headers and (bounded) body: the bucket's reset when it says so (see
-/// the module's doc), else the longest of what it said.
+/// headers and (bounded) body, counted in `units`: the bucket's reset
+/// when it says so (see the module's doc), else the longest of what it
+/// said.
 pub fn retry_after(
     headers: &HeaderMap,
     body: &[u8],
+    units: Units,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Option<Duration> {
-    if let Some(wait) = reset_after(headers) {
+    let body = LimitBody::read(body);
+    if !not_the_bucket(headers, &body)
+        && let Some(wait) = reset_after(headers)
+    {
         return Some(wait);
     }
-    let from_header = header(headers, "retry-after").and_then(|v| parse_retry_after(v, now));
-    let from_body = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("retry_after").and_then(serde_json::Value::as_f64))
-        .and_then(capped);
+    // Milliseconds only in Discord's own answer (its JSON body) and only
+    // as an integer: a fraction is v8's seconds.
+    let millis = units == Units::DiscordMillis
+        && body
+            .retry_after
+            .as_ref()
+            .is_some_and(|n| n.is_u64() || n.is_i64());
+    let from_header = header(headers, "retry-after").and_then(|v| {
+        if millis {
+            v.trim()
+                .parse::<f64>()
+                .ok()
+                .and_then(|ms| capped(ms / 1000.0))
+        } else {
+            parse_retry_after(v, now)
+        }
+    });
+    let from_body = body
+        .retry_after
+        .and_then(|n| n.as_f64())
+        .and_then(|n| capped(if millis { n / 1000.0 } else { n }));
     [from_header, from_body, exhausted_wait(headers, now)]
         .into_iter()
         .flatten()
@@ -132,250 +230,5 @@ pub fn backoff(policy: &RetryPolicy, attempts: u32, asked: Option<Duration>) -> 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn now() -> chrono::DateTime<chrono::Utc> {
-        chrono::DateTime::from_timestamp(1_783_174_000, 0).expect("time")
-    }
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(*k, v.parse().expect("value"));
-        }
-        h
-    }
-
-    #[test]
-    fn backoff_grows_caps_and_honours_what_was_asked() {
-        let policy = RetryPolicy {
-            horizon: Duration::from_secs(60),
-            min_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(30),
-        };
-        // Many draws per attempt: the jitter stays within half to all of
-        // the exponential delay.
-        for attempts in (1..12).flat_map(|a| std::iter::repeat_n(a, 200)) {
-            let wait = backoff(&policy, attempts, None);
-            let full = Duration::from_secs(1 << (attempts - 1).min(20)).min(policy.max_backoff);
-            assert!(
-                wait <= full && wait >= full / 2,
-                "attempt {attempts}: {wait:?}"
-            );
-        }
-        assert_eq!(
-            backoff(&policy, 1, Some(Duration::from_secs(7))),
-            Duration::from_secs(7)
-        );
-        assert_eq!(
-            backoff(&policy, 1, Some(Duration::from_secs(86_400))),
-            MAX_WAIT
-        );
-    }
-
-    /// The default policy's waits, attempt by attempt: between half and
-    /// all of 1 s doubled, up to 5 minutes; at the cap spread over 150 s
-    /// to 300 s, reaching near 300 s (before, exactly 150 s every time).
-    #[test]
-    fn backoff_bounds_table() {
-        let s = Duration::from_secs;
-        let table = [
-            (1, s(1)),
-            (2, s(2)),
-            (3, s(4)),
-            (8, s(128)),
-            (9, s(256)),
-            (10, s(300)),
-            (30, s(300)),
-            (u32::MAX, s(300)),
-        ];
-        let policy = RetryPolicy::default();
-        for (attempts, ceiling) in table {
-            let waits: Vec<Duration> = (0..500).map(|_| backoff(&policy, attempts, None)).collect();
-            for wait in &waits {
-                assert!(
-                    *wait >= ceiling / 2 && *wait <= ceiling,
-                    "attempt {attempts}: {wait:?} not in [{:?}, {ceiling:?}]",
-                    ceiling / 2
-                );
-            }
-            let longest = waits.iter().max().copied().unwrap_or_default();
-            let shortest = waits.iter().min().copied().unwrap_or_default();
-            assert!(longest >= ceiling.mul_f64(0.95), "attempt {attempts}");
-            assert!(shortest <= ceiling.mul_f64(0.55), "attempt {attempts}");
-        }
-    }
-
-    /// Headers and body of a failed request, and the wait they ask for.
-    fn retry_after_cases() -> Vec<(HeaderMap, &'static [u8], Option<Duration>)> {
-        let s = Duration::from_secs_f64;
-        vec![
-            (headers(&[("retry-after", "120")]), b"", Some(s(120.0))),
-            (headers(&[("retry-after", "1.5")]), b"", Some(s(1.5))),
-            (
-                headers(&[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")]),
-                b"",
-                Some(Duration::ZERO),
-            ),
-            (headers(&[("retry-after", "soon")]), b"", None),
-            // Too large for a float: the longest wait, not none.
-            (headers(&[("retry-after", "1e400")]), b"", Some(MAX_WAIT)),
-            (headers(&[("retry-after", "inf")]), b"", Some(MAX_WAIT)),
-            (
-                headers(&[("retry-after", "99999999999999999999999")]),
-                b"",
-                Some(MAX_WAIT),
-            ),
-            (headers(&[("retry-after", "NaN")]), b"", None),
-            (headers(&[("retry-after", "-1")]), b"", None),
-            (headers(&[("retry-after", "-inf")]), b"", None),
-            // The three HTTP-date forms (RFC 9110 5.6.7), two minutes on.
-            (
-                headers(&[("retry-after", "Sat, 04 Jul 2026 14:08:40 GMT")]),
-                b"",
-                Some(s(120.0)),
-            ),
-            (
-                headers(&[("retry-after", "Saturday, 04-Jul-26 14:08:40 GMT")]),
-                b"",
-                Some(s(120.0)),
-            ),
-            (
-                headers(&[("retry-after", "Sat Jul  4 14:08:40 2026")]),
-                b"",
-                Some(s(120.0)),
-            ),
-            // RFC 2822 with a zone, as before; a date far on is capped.
-            (
-                headers(&[("retry-after", "Sat, 04 Jul 2026 16:08:40 +0200")]),
-                b"",
-                Some(s(120.0)),
-            ),
-            (
-                headers(&[("retry-after", "Saturday, 04-Jul-26 20:06:40 GMT")]),
-                b"",
-                Some(MAX_WAIT),
-            ),
-            (
-                headers(&[("retry-after", "Sat, 32 Jul 2026 14:08:40 GMT")]),
-                b"",
-                None,
-            ),
-            (
-                headers(&[
-                    ("x-ratelimit-remaining", "0"),
-                    ("x-ratelimit-reset-after", "1e400"),
-                ]),
-                b"",
-                Some(MAX_WAIT),
-            ),
-            (
-                headers(&[
-                    ("x-ratelimit-remaining", "0"),
-                    ("x-ratelimit-reset", "1e400"),
-                ]),
-                b"",
-                Some(MAX_WAIT),
-            ),
-            // Discord: the body only.
-            (
-                HeaderMap::new(),
-                br#"{"message":"You are being rate limited.","retry_after":4.5,"global":false}"#,
-                Some(s(4.5)),
-            ),
-            // Header and body: the longer.
-            (
-                headers(&[("retry-after", "2")]),
-                br#"{"retry_after": 4.5}"#,
-                Some(s(4.5)),
-            ),
-            (HeaderMap::new(), br#"{"retry_after": -3}"#, None),
-            (HeaderMap::new(), b"not json", None),
-            (
-                headers(&[
-                    ("x-ratelimit-remaining", "0"),
-                    ("x-ratelimit-reset-after", "3.25"),
-                ]),
-                b"",
-                Some(s(3.25)),
-            ),
-            (
-                headers(&[
-                    ("x-ratelimit-remaining", "0"),
-                    ("x-ratelimit-reset", "1783174010"),
-                ]),
-                b"",
-                Some(s(10.0)),
-            ),
-            (
-                headers(&[
-                    ("x-ratelimit-remaining", "4"),
-                    ("x-ratelimit-reset-after", "3"),
-                ]),
-                b"",
-                None,
-            ),
-            // Discord before API v8 (an unversioned webhook URL):
-            // `Retry-After` and the body in milliseconds, the bucket's
-            // reset in seconds. It was read as 6457 s, capped at an hour.
-            (
-                headers(&[
-                    ("retry-after", "6457"),
-                    ("x-ratelimit-remaining", "0"),
-                    ("x-ratelimit-reset-after", "7"),
-                ]),
-                br#"{"retry_after": 6457, "global": false}"#,
-                Some(s(7.0)),
-            ),
-            // Discord from v8 on: all in seconds, the reset goes first.
-            (
-                headers(&[
-                    ("retry-after", "65"),
-                    ("x-ratelimit-remaining", "0"),
-                    ("x-ratelimit-reset-after", "64.57"),
-                ]),
-                br#"{"retry_after": 64.57, "global": false}"#,
-                Some(s(64.57)),
-            ),
-            // Budget left (another limit was hit): the reset says nothing
-            // of it, and the longest of the others stands.
-            (
-                headers(&[
-                    ("retry-after", "30"),
-                    ("x-ratelimit-remaining", "3"),
-                    ("x-ratelimit-reset-after", "7"),
-                ]),
-                b"",
-                Some(s(30.0)),
-            ),
-        ]
-    }
-
-    #[test]
-    fn rate_limit_table() {
-        let s = Duration::from_secs_f64;
-        for (h, body, want) in retry_after_cases() {
-            assert_eq!(
-                retry_after(&h, body, now()),
-                want,
-                "{h:?} {}",
-                String::from_utf8_lossy(body)
-            );
-        }
-        assert_eq!(
-            pause_after_success(
-                &headers(&[
-                    ("x-ratelimit-remaining", "0"),
-                    ("x-ratelimit-reset-after", "2")
-                ]),
-                now()
-            ),
-            Some(s(2.0))
-        );
-        assert_eq!(
-            pause_after_success(&headers(&[("x-ratelimit-remaining", "3")]), now()),
-            None
-        );
-    }
-}
+#[path = "ratelimit_tests.rs"]
+mod tests;

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Alert;
+use super::pipe::Pipe;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -136,19 +137,26 @@ impl JsonLines {
         };
         let target = path.display().to_string();
         // A pipe or a device (`/dev/stderr`) can be neither read nor cut:
-        // opened for writing only, as before (a FIFO opened to read too
-        // would no longer wait for its reader).
+        // opened for writing only, and a FIFO without waiting for its
+        // reader (see [`Pipe`]).
         let regular = match std::fs::metadata(path) {
             Ok(meta) => meta.is_file(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => true,
             Err(e) => return Err(open_error(e)),
         };
-        let mut options = OpenOptions::new();
-        options.create(true).append(true).read(regular);
-        let mut file = options.open(path).map_err(open_error)?;
         if !regular {
-            return Ok(JsonLines::writer(&target, Box::new(file)));
+            let pipe = Pipe::open(path).map_err(open_error)?;
+            if !pipe.is_open() {
+                tracing::warn!(file = %target, "the alerts file is a FIFO nobody has open for reading: this sink retries until a reader opens it, its alerts wait in the outbox, the other sinks go on");
+            }
+            return Ok(JsonLines::writer(&target, Box::new(pipe)));
         }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(path)
+            .map_err(open_error)?;
         let mid_line = ends_mid_line(&mut file).map_err(open_error)?;
         Ok(JsonLines::on_file(&target, Box::new(file), mid_line))
     }

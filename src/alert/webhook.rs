@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::format::{self, Format};
 use super::http::{Failure, Outgoing, redact};
 use super::paging::{self, OpsgenieCall};
+use super::ratelimit::Units;
 use super::{Alert, sign};
 use crate::wall::Clock;
 
@@ -142,6 +143,7 @@ pub fn request(
     let url = custom_headers(hook, url, &mut headers)?;
     let secrets = secrets(hook, &url, &headers);
     Ok(Outgoing {
+        wait_units: Units::of(hook.format, &url),
         url,
         body,
         headers,

@@ -380,6 +380,16 @@ pub(crate) fn runtime(workers: usize) -> anyhow::Result<tokio::runtime::Runtime>
         .context("cannot start the async runtime")
 }
 
+/// Ends a command's runtime without waiting for its blocking threads for
+/// long: a line still being written to a pipe or FIFO whose reader
+/// stopped reading is on one, which no stop can interrupt (its alert
+/// stays in the outbox). Dropped, the runtime waits for it for ever: a
+/// `replay` said its drain timeout and what was undelivered, then stayed
+/// alive for as long as the reader held the pipe.
+pub(crate) fn end_runtime(runtime: tokio::runtime::Runtime) {
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+}
+
 pub(crate) fn load_matcher(dir: Option<&std::path::Path>) -> anyhow::Result<Matcher> {
     match dir {
         Some(dir) => crate::config::patterns::load_matcher(dir)

@@ -116,12 +116,26 @@ pub struct ReplayArgs {
 
 /// `config`: `--config`'s file, else the defaults (see [`super::serve`]).
 pub fn run(args: ReplayArgs, matcher: Matcher, mut config: Config) -> anyhow::Result<ExitCode> {
-    let max_line = usize::try_from(args.max_line_bytes).unwrap_or(DEFAULT_MAX_LINE);
     args.sinks.apply(&mut config);
     // Before anything is opened: the alerts file is opened by its sink,
     // the report made, at the start.
     refuse_overlaps(&args.files, &outputs(&args, &config))?;
     let runtime = super::runtime(1)?;
+    let replayed = replay(&runtime, args, matcher, config);
+    // A line still being written to a pipe nobody reads is not waited for:
+    // the summary has said it undelivered.
+    super::end_runtime(runtime);
+    replayed
+}
+
+/// The replay itself, on `runtime`, which [`run`] ends after it.
+fn replay(
+    runtime: &tokio::runtime::Runtime,
+    args: ReplayArgs,
+    matcher: Matcher,
+    config: Config,
+) -> anyhow::Result<ExitCode> {
+    let max_line = usize::try_from(args.max_line_bytes).unwrap_or(DEFAULT_MAX_LINE);
     let _enter = runtime.enter();
     let (mut pipeline, outbox) = open_pipeline(&args, matcher, &config)?;
     // A sink's or the status server's panic fails the replay at its end.
@@ -135,7 +149,7 @@ pub fn run(args: ReplayArgs, matcher: Matcher, mut config: Config) -> anyhow::Re
     let mut watch = super::serve::Watch::start(
         &args.watch,
         &config,
-        &runtime,
+        runtime,
         &delivery,
         &mut pipeline,
         (args.state_dir.as_deref(), &supervisor),
@@ -147,19 +161,14 @@ pub fn run(args: ReplayArgs, matcher: Matcher, mut config: Config) -> anyhow::Re
         Ok(())
     };
     let started = Instant::now();
-    let (source_note, read_errors) = read_inputs(
-        &args,
-        &runtime,
-        (&mut pipeline, &mut emit),
-        &watch,
-        max_line,
-    )?;
+    let (source_note, read_errors) =
+        read_inputs(&args, runtime, (&mut pipeline, &mut emit), &watch, max_line)?;
     emit(pipeline.finish()?)?;
     let elapsed = started.elapsed();
     // Its error (the report not written) comes after the summary, which
     // says what the replay did.
     let finished = watch.finished(pipeline.stats());
-    let undelivered = drain(&runtime, delivery, &args)?;
+    let undelivered = drain(runtime, delivery, &args)?;
     let stats = pipeline.stats().clone();
     let store = pipeline.into_store();
     watch.release_store();
@@ -167,7 +176,7 @@ pub fn run(args: ReplayArgs, matcher: Matcher, mut config: Config) -> anyhow::Re
     crate::state::close_store(store).log();
     print_summary(&stats, &source_note, elapsed);
     finished?;
-    watch.hold(&runtime, &args.watch);
+    watch.hold(runtime, &args.watch);
     if let Some(failure) = supervisor.failure() {
         anyhow::bail!(failure);
     }

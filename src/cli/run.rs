@@ -88,10 +88,9 @@ pub fn run(args: RunArgs, patterns: Option<&std::path::Path>) -> anyhow::Result<
     };
     let ran =
         runtime.block_on(async { daemon::run(options, first_signal_then_arm_second()).await });
-    // A line still being written to a stdout nobody reads is on a
-    // blocking thread that no stop can interrupt: not waited for (the
-    // outbox still holds its alert for the next start).
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    // A line still being written to a stdout or pipe nobody reads is not
+    // waited for (the outbox still holds its alert for the next start).
+    super::end_runtime(runtime);
     ran?;
     Ok(ExitCode::SUCCESS)
 }

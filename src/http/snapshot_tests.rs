@@ -192,6 +192,49 @@ fn sinks_that_have_stopped_are_still_shown_with_what_waits() {
     assert_eq!(hook["depth"], 1, "the undelivered alert is still counted");
 }
 
+/// After a replay (`--serve-after`), `/metrics` keeps the sinks' last
+/// figures: what waits, what was delivered and what is dead. They were
+/// gone once the sinks stopped, while `/api/v1/outbox` still showed them,
+/// so a page scraped after the run said nothing of the undelivered alert.
+#[test]
+fn the_metrics_keep_the_sinks_last_figures_once_they_have_stopped() {
+    let (_store, probe) = probe();
+    let outbox = probe.outbox().clone();
+    outbox
+        .add_dead_letter(&DeadLetter {
+            sink: "hook".into(),
+            seq: 0,
+            alert: alert("dead", 1, TransitionKind::Firing),
+            reason: "HTTP 400".into(),
+            attempts: 1,
+            failed_at: "2026-07-04T10:02:00Z".into(),
+            superseded_by: None,
+        })
+        .expect("dead letter");
+    let telemetry = Telemetry::new(Mode::Replay, None);
+    telemetry.set_sinks(probe);
+    telemetry.clear_sinks();
+    let metrics = telemetry.metrics.render(&telemetry).expect("metrics");
+    let scrape =
+        prometheus_parse::Scrape::parse(metrics.lines().map(|l| Ok(l.to_owned()))).expect("parses");
+    let value = |name: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && s.labels.get("sink") == Some("hook"))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            })
+    };
+    assert_eq!(value("outagewatch_outbox_depth"), Some(1.0), "{metrics}");
+    assert_eq!(value("outagewatch_dead_letters_stored"), Some(1.0));
+    assert_eq!(value("outagewatch_deliveries_total"), Some(0.0));
+    assert_eq!(value("outagewatch_alerts_set_aside"), Some(0.0));
+}
+
 #[test]
 fn an_open_incident_carries_its_service_figures_now_and_every_alert_is_counted() {
     let telemetry = Telemetry::new(Mode::Daemon, None);

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::Micros;
 use crate::alert::Alert;
-use crate::alert::deliver::{SinkProbe, SinkReport};
+use crate::alert::deliver::{SinkFigures, SinkProbe, SinkReport};
 use crate::detect::Detector;
 use crate::events::http::HttpCounters;
 use crate::events::pipeline::{SourceCounts, Stats};
@@ -55,10 +55,10 @@ pub struct Telemetry {
     board: Mutex<Board>,
     sources: Mutex<Vec<Arc<SourceHealth>>>,
     sinks: Mutex<Option<SinkProbe>>,
-    /// The sinks' last reports, kept when they stop: after a replay the
+    /// The sinks' last figures, kept when they stop: after a replay the
     /// page showed "none" (as if no sink were configured) while alerts
-    /// were still undelivered.
-    stopped_sinks: Mutex<Vec<SinkReport>>,
+    /// were still undelivered, and `/metrics` lost every delivery metric.
+    stopped_sinks: Mutex<Option<SinkFigures>>,
     /// The `[health]` rule, so the page can say when a source is silent or
     /// the event clock is behind (the default until the daemon sets it).
     health: Mutex<HealthRule>,
@@ -86,7 +86,7 @@ impl Telemetry {
             board: Mutex::new(Board::new(BoardLimits::default())),
             sources: Mutex::new(Vec::new()),
             sinks: Mutex::new(None),
-            stopped_sinks: Mutex::new(Vec::new()),
+            stopped_sinks: Mutex::new(None),
             health: Mutex::new(HealthRule::default()),
             health_started: Mutex::new(None),
             store_open: AtomicBool::new(false),
@@ -130,18 +130,29 @@ impl Telemetry {
     }
 
     /// Forgets the sinks (their probe holds the outbox) once they have
-    /// stopped, so the store can be closed and sealed; their last reports
+    /// stopped, so the store can be closed and sealed; their last figures
     /// stay, to be shown as stopped.
     pub fn clear_sinks(&self) {
         let probe = Self::lock(&self.sinks).take();
         if let Some(probe) = probe {
-            *Self::lock(&self.stopped_sinks) = probe.reports();
+            *Self::lock(&self.stopped_sinks) = Some(probe.figures());
         }
     }
 
     /// The reports of sinks that have stopped (see [`Telemetry::clear_sinks`]).
     pub fn stopped_sinks(&self) -> Vec<SinkReport> {
-        Self::lock(&self.stopped_sinks).clone()
+        Self::lock(&self.stopped_sinks)
+            .as_ref()
+            .map(|figures| figures.reports.clone())
+            .unwrap_or_default()
+    }
+
+    /// The sinks' figures: now while they run, else as they stopped.
+    pub fn sink_figures(&self) -> Option<SinkFigures> {
+        match self.sinks() {
+            Some(probe) => Some(probe.figures()),
+            None => Self::lock(&self.stopped_sinks).clone(),
+        }
     }
 
     pub fn set_health(&self, rule: HealthRule) {

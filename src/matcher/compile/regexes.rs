@@ -27,11 +27,12 @@ pub const MAX_REGEX_BYTES: usize = 256 << 10;
 
 /// Pattern-file regexes of all languages, at most: each may take
 /// [`MAX_REGEX_BYTES`], and 600 of them made start-up take 13.9 s and
-/// 315 MB (the built-in files hold 42).
+/// 315 MB (the built-in files hold a few dozen: the README says how many,
+/// and a test holds it to the files).
 pub const MAX_REGEXES: usize = 256;
 
 /// The compiled size of all pattern-file regexes together, at most (the
-/// built-in 42 fit within it).
+/// built-in ones fit well within it).
 pub const MAX_TOTAL_REGEX_BYTES: usize = 8 << 20;
 
 /// What the catalogue's regexes have taken so far, checked against

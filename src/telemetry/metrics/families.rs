@@ -11,7 +11,7 @@ use prometheus_client::registry::Registry;
 
 use super::{Counters, FloatGauges, Gauges, TOP_SERVICES, copy_plain, copy_total, label, labels};
 use crate::Micros;
-use crate::alert::deliver::SinkProbe;
+use crate::alert::deliver::SinkFigures;
 use crate::events::http::HttpCounters;
 use crate::events::pipeline::Stats;
 use crate::source::health::SourceHealth;
@@ -346,9 +346,11 @@ impl DeliveryFamilies {
         }
     }
 
-    pub(super) fn sync(&self, probe: &SinkProbe) {
-        let dead_by_sink = probe.outbox().dead_counts().unwrap_or_default();
-        for report in probe.reports() {
+    /// Copies the sinks' figures: live, or their last ones once they have
+    /// stopped (after a replay, with `--serve-after`), so the page still
+    /// says what was left undelivered.
+    pub(super) fn sync(&self, figures: &SinkFigures) {
+        for report in &figures.reports {
             let l = label("sink", &report.name);
             self.outbox_depth
                 .get_or_create(&l)
@@ -359,12 +361,12 @@ impl DeliveryFamilies {
             copy_total(&self.deliveries, &l, report.delivered);
             copy_total(&self.retries, &l, report.retries);
             copy_total(&self.dead, &l, report.dead);
-            let stored = dead_by_sink.get(&report.name).copied().unwrap_or(0);
+            let stored = figures.dead_stored.get(&report.name).copied().unwrap_or(0);
             self.dead_stored
                 .get_or_create(&l)
                 .set(i64::try_from(stored).unwrap_or(i64::MAX));
         }
-        if let Ok(size) = probe.outbox().store_size() {
+        if let Some(size) = figures.store_size {
             self.store_size.set(size as i64);
         }
     }

@@ -194,8 +194,8 @@ impl Metrics {
                 self.event_time.set(newest as f64 / 1e6);
             }
         }
-        if let Some(probe) = t.sinks() {
-            self.delivery.sync(&probe);
+        if let Some(figures) = t.sink_figures() {
+            self.delivery.sync(&figures);
         }
         self.http.sync(&t.http);
         self.up.set(i64::from(t.readiness().is_ok()));
@@ -263,6 +263,9 @@ impl Process {
     #[cfg(not(target_os = "linux"))]
     fn sync(&self) {}
 }
+
+#[cfg(test)]
+mod readme_tests;
 
 #[cfg(test)]
 mod tests {
