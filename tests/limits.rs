@@ -230,14 +230,14 @@ fn absurd_numbers_are_clean_errors_naming_file_line_and_key() {
         assert!(stderr.contains(flag), "{args:?}: {stderr}");
     }
     let _ = std::fs::remove_file(&series_csv);
-    // A history range that holds nothing (exit 1), or a time no source
-    // accepts (a usage error, exit 2), is refused before anything connects
-    // (the port would refuse anyway).
+    // A history range that holds nothing, or a time no source accepts, is
+    // a usage error (exit 2), refused before anything connects (the port
+    // would refuse anyway).
     let ranges: [(&[&str], &str, i32); 3] = [
         (
             &["--since", "1h", "--until", "2h"],
             "is not after --since",
-            1,
+            2,
         ),
         (&["--since", "100000y"], "1970 to 9999", 2),
         (
