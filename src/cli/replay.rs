@@ -30,7 +30,7 @@ pub struct ReplayArgs {
     /// Read Jetstream's recent history instead of files (it keeps about
     /// 36 h): from `--since` to `--until` or the live tail, as fast as the
     /// server sends. Without a URL: the first public host.
-    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "", conflicts_with = "files", requires = "since", value_parser = super::websocket_url)]
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "", conflicts_with = "files", requires = "since", value_parser = super::SecretUrl(super::websocket_url))]
     jetstream: Option<String>,
     // The history's flags conflict with files as well as require
     // `--jetstream`: clap did not enforce `requires` next to a FILE (which
@@ -257,9 +257,9 @@ fn history(
     }
     Ok(super::replay_jetstream::History {
         url: if url.is_empty() {
-            crate::source::jetstream::PUBLIC_HOSTS[0].to_owned()
+            crate::source::jetstream::PUBLIC_HOSTS[0].into()
         } else {
-            url.to_owned()
+            url.into()
         },
         since,
         until,

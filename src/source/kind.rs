@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::health::SourceHealth;
 use super::jetstream::{JetstreamOptions, SeqCursor};
+use super::url::SourceUrl;
 use super::ws::{DEFAULT_BUDGET_BYTES, FrameBudget, Inbound, WsSettings};
 use super::{FrameError, jetstream, mastodon, nostr};
 use crate::Micros;
@@ -141,7 +142,8 @@ pub trait Source: Sync {
 pub struct Connection {
     pub name: String,
     pub kind: SourceKind,
-    pub urls: Vec<String>,
+    /// Masked wherever shown ([`SourceUrl`]).
+    pub urls: Vec<SourceUrl>,
     pub settings: WsSettings,
     /// Mastodon: the stream to follow and the access token.
     pub stream: String,
@@ -156,7 +158,7 @@ impl Connection {
     pub fn instance(&self) -> String {
         self.urls
             .first()
-            .map(|url| super::url::host_port(url))
+            .map(|url| super::url::host_port(url.secret()))
             .unwrap_or_default()
     }
 }

@@ -2,6 +2,9 @@
 //! may be configured with, what names a host, which redirects are
 //! followed.
 
+use std::fmt;
+use std::sync::Arc;
+
 use reqwest::Url;
 
 /// Redirects followed, at most, for a websocket handshake or an instance
@@ -111,6 +114,70 @@ pub fn shown(url: &str) -> String {
     }
 }
 
+/// A source URL as configured, secrets and all (a Mastodon
+/// `access_token`, a user and password), shown only masked: `{}`, `{:?}`,
+/// a log field or an error's message print [`shown`]'s text, and the URL
+/// itself is had only by asking for it, [`SourceUrl::secret`], to connect
+/// with. The reconnection lines, the start-up line and the dictionary
+/// fetch's warning each logged the raw text of a URL passed as a `&str`;
+/// with this type a line that names the URL masks it without anyone
+/// remembering to.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SourceUrl(Arc<str>);
+
+impl SourceUrl {
+    /// The URL as configured, secrets included: for a connection or a
+    /// request, or a comparison, never for a log line or a message.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for SourceUrl {
+    fn from(url: String) -> Self {
+        SourceUrl(url.into())
+    }
+}
+
+impl From<&str> for SourceUrl {
+    fn from(url: &str) -> Self {
+        SourceUrl(url.into())
+    }
+}
+
+impl From<&Url> for SourceUrl {
+    fn from(url: &Url) -> Self {
+        SourceUrl(url.as_str().into())
+    }
+}
+
+impl fmt::Display for SourceUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&shown(&self.0))
+    }
+}
+
+impl fmt::Debug for SourceUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SourceUrl({})", shown(&self.0))
+    }
+}
+
+/// Whole, as a string: the state saves the host a Jetstream sequence
+/// number came from, and only the exact URL names it again after a
+/// restart. The state is not a log.
+impl serde::Serialize for SourceUrl {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SourceUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(SourceUrl::from)
+    }
+}
+
 /// Whether a query key names a secret (`access_token`, `api_key`,
 /// `auth`, `password`, `sig`, …).
 fn secret_key(key: &str) -> bool {
@@ -155,6 +222,22 @@ mod tests {
         for (url, want) in cases {
             assert_eq!(shown(url), want, "{url}");
         }
+    }
+
+    /// A [`SourceUrl`] prints masked however it is printed, and is saved
+    /// (serialized) and connected to whole.
+    #[test]
+    fn a_source_url_prints_masked_and_saves_whole() {
+        let raw = "ws://u:pw@h.example:9/x?apikey=S3CR3T&cursor=5";
+        let url = SourceUrl::from(raw);
+        let masked = "ws://***@h.example:9/x?apikey=***&cursor=5";
+        assert_eq!(url.to_string(), masked);
+        assert_eq!(format!("{url:?}"), format!("SourceUrl({masked})"));
+        assert_eq!(url.secret(), raw);
+        let json = serde_json::to_string(&url).expect("serializes");
+        assert_eq!(json, format!("{raw:?}"));
+        let back: SourceUrl = serde_json::from_str(&json).expect("deserializes");
+        assert_eq!(back, url);
     }
 
     #[test]

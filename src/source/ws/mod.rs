@@ -25,7 +25,7 @@ use super::SourceError;
 use super::backoff::Backoff;
 use super::health::SourceHealth;
 use super::kind::Link;
-use super::url::{MAX_REDIRECTS, redirect_allowed};
+use super::url::{MAX_REDIRECTS, SourceUrl, redirect_allowed};
 use crate::Micros;
 use crate::events::{InternalEvent, RedirectRefused, SourceReconnect, SourceRefused};
 use session::session;
@@ -41,7 +41,7 @@ pub const QUIET_DATA_WATCHDOG: u32 = 20;
 #[derive(Debug)]
 pub struct Inbound {
     pub source: usize,
-    pub host: Arc<str>,
+    pub host: SourceUrl,
     pub frame: String,
     /// When it arrived (wall clock, whole milliseconds, so a recording's
     /// clock lines hold it exactly and a replay judges it as the live run did).
@@ -163,13 +163,13 @@ pub type Prepare<'a> =
 pub trait Protocol: Send + 'static {
     /// The URL for the next connection to `host`, resuming after
     /// `processed` (newest event time the pipeline has processed), if any.
-    fn connect_url(&mut self, host: &str, processed: Option<Micros>) -> String;
+    fn connect_url(&mut self, host: &SourceUrl, processed: Option<Micros>) -> SourceUrl;
     /// The next connection goes to a redirect's target `to` instead of the
     /// URL [`Protocol::connect_url`] gave: a protocol keeping state per
     /// server (Jetstream v2's sequence numbers mean something only to the
     /// server that issued them) must not file what the target sends under
     /// the host that redirected. The default keeps nothing per server.
-    fn redirected(&mut self, _to: &str) {}
+    fn redirected(&mut self, _to: &SourceUrl) {}
     /// Extra request headers (an `Authorization` token).
     fn headers(&self) -> Vec<(&'static str, String)> {
         Vec::new()
@@ -204,7 +204,7 @@ pub trait Protocol: Send + 'static {
     /// compression dictionary, Mastodon asks an instance for its streaming
     /// host); an error counts as a failed connection, and the next host is
     /// tried after the backoff. The default does nothing.
-    fn prepare<'a>(&'a mut self, _host: &'a str) -> Prepare<'a> {
+    fn prepare<'a>(&'a mut self, _host: &'a SourceUrl) -> Prepare<'a> {
         Box::pin(std::future::ready(Ok(())))
     }
     /// Turns a binary frame into text (Jetstream's compression), within
@@ -236,13 +236,13 @@ enum End {
     /// longest backoff.
     Refused(String),
     /// The handshake was answered with a redirect to this `Location`.
-    Redirect(String),
+    Redirect(SourceUrl),
 }
 
 /// Reads one source until shutdown. Never returns early on errors: every
 /// failure is logged, counted and followed by a reconnect after a backoff.
 pub async fn run<P: Protocol>(
-    hosts: Vec<String>,
+    hosts: Vec<SourceUrl>,
     settings: WsSettings,
     mut protocol: P,
     mut link: Link,
@@ -281,16 +281,8 @@ pub async fn run<P: Protocol>(
                     }
                     None => (protocol.connect_url(host, link.health.processed()), true),
                 };
-                let host: Arc<str> = Arc::from(host.as_str());
-                let end = session(
-                    &host,
-                    &url,
-                    credentials,
-                    &settings,
-                    &mut protocol,
-                    &mut link,
-                )
-                .await;
+                let end =
+                    session(host, &url, credentials, &settings, &mut protocol, &mut link).await;
                 (url, end)
             }
         };
@@ -328,7 +320,7 @@ enum After {
 /// comes next.
 fn after_session(
     end: End,
-    url: &str,
+    url: &SourceUrl,
     redirect: &mut Redirect,
     refusals: &mut u64,
     health: &SourceHealth,
@@ -380,7 +372,7 @@ fn after_session(
 async fn wait_to_reconnect(
     backoff: &mut Backoff,
     longest: bool,
-    next_host: &str,
+    next_host: &SourceUrl,
     link: &mut Link,
 ) -> bool {
     let delay = match longest {
@@ -398,7 +390,7 @@ async fn wait_to_reconnect(
 /// row, same scheme or an upgrade only.
 #[derive(Default)]
 struct Redirect {
-    to: Option<String>,
+    to: Option<SourceUrl>,
     hops: usize,
     /// Every hop so far kept the origin (scheme, host, port) it came from,
     /// so `to` may be sent the source's credentials.
@@ -409,9 +401,9 @@ impl Redirect {
     /// Follows `location` (answered for `url`) if allowed: true when the
     /// next connection should go there at once; otherwise counts a
     /// reconnect.
-    fn follow(&mut self, url: &str, location: &str, health: &SourceHealth) -> bool {
-        let target = reqwest::Url::parse(url)
-            .and_then(|from| Ok((from.join(location)?, from)))
+    fn follow(&mut self, url: &SourceUrl, location: &SourceUrl, health: &SourceHealth) -> bool {
+        let target = reqwest::Url::parse(url.secret())
+            .and_then(|from| Ok((from.join(location.secret())?, from)))
             .ok()
             .filter(|(to, from)| redirect_allowed(from, to));
         match target {
@@ -421,11 +413,11 @@ impl Redirect {
                 self.hops += 1;
                 tracing::info!(
                     source = %health.name,
-                    from = %super::url::shown(url),
-                    to = %super::url::shown(to.as_str()),
+                    from = %url,
+                    to = %SourceUrl::from(&to),
                     "following a redirect"
                 );
-                self.to = Some(to.to_string());
+                self.to = Some(SourceUrl::from(&to));
                 true
             }
             _ => {
@@ -487,7 +479,7 @@ mod tests {
             let mut redirect = Redirect::default();
             let mut last = false;
             for (from, location) in hops {
-                last = redirect.follow(from, location, &health);
+                last = redirect.follow(&(*from).into(), &(*location).into(), &health);
             }
             assert_eq!(last, followed, "{hops:?}");
             if followed {
@@ -497,10 +489,10 @@ mod tests {
     }
 
     /// Every text frame is data, from the one URL.
-    struct Plain(String);
+    struct Plain(SourceUrl);
 
     impl Protocol for Plain {
-        fn connect_url(&mut self, _host: &str, _processed: Option<Micros>) -> String {
+        fn connect_url(&mut self, _host: &SourceUrl, _processed: Option<Micros>) -> SourceUrl {
             self.0.clone()
         }
     }
@@ -509,10 +501,10 @@ mod tests {
     struct FailsSecondPreparation(usize);
 
     impl Protocol for FailsSecondPreparation {
-        fn connect_url(&mut self, host: &str, _processed: Option<Micros>) -> String {
-            host.to_owned()
+        fn connect_url(&mut self, host: &SourceUrl, _processed: Option<Micros>) -> SourceUrl {
+            host.clone()
         }
-        fn prepare<'a>(&'a mut self, _host: &'a str) -> Prepare<'a> {
+        fn prepare<'a>(&'a mut self, _host: &'a SourceUrl) -> Prepare<'a> {
             self.0 += 1;
             let result = if self.0 == 2 {
                 Err(SourceError::NoData(std::time::Duration::ZERO))
@@ -579,7 +571,7 @@ mod tests {
             ..WsSettings::default()
         };
         let reader = tokio::spawn(run(
-            vec![first_url, second_url],
+            vec![first_url.into(), second_url.into()],
             settings,
             FailsSecondPreparation(0),
             link,
@@ -609,7 +601,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
-        let url = format!("ws://{}/", listener.local_addr().expect("addr"));
+        let url = SourceUrl::from(format!("ws://{}/", listener.local_addr().expect("addr")));
         let server = tokio::spawn(async move {
             let (stream, _) = listener.accept().await.expect("accept");
             let mut ws = tokio_tungstenite::accept_async(stream)
@@ -655,7 +647,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
-        let url = format!("ws://{}/", listener.local_addr().expect("addr"));
+        let url = SourceUrl::from(format!("ws://{}/", listener.local_addr().expect("addr")));
         let server = tokio::spawn(async move {
             let (stream, _) = listener.accept().await.expect("accept");
             let mut ws = tokio_tungstenite::accept_async(stream)
