@@ -48,9 +48,9 @@ pub enum DeliveryError {
     Tls(#[from] rustls::Error),
     #[error("cannot build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
-    /// The URL is shown redacted.
-    #[error("sink {sink:?}: {url} is not an http(s) URL")]
-    BadUrl { sink: String, url: String },
+    /// Why, showing at most the URL's host ([`http::not_http_url`]).
+    #[error("sink {sink:?}: {why}")]
+    BadUrl { sink: String, why: String },
     #[error("two sinks are named {0:?}")]
     DuplicateName(String),
 }
@@ -284,10 +284,10 @@ impl Shared {
     fn spawn(&self, spec: SinkSpec, start: Option<u64>) -> Result<Worker, DeliveryError> {
         let (client, lines) = match &spec.target {
             Target::Webhook(hook) => {
-                if !http::is_http_url(&hook.url) {
+                if let Some(why) = http::not_http_url(&hook.url) {
                     return Err(DeliveryError::BadUrl {
                         sink: spec.name.clone(),
-                        url: http::redact(&hook.url),
+                        why,
                     });
                 }
                 // A client per sink: its own connections and timeouts.

@@ -151,33 +151,9 @@ pub(crate) fn websocket_url(value: &str) -> Result<String, String> {
 /// never named. Only the host is ever echoed: a webhook's path and query
 /// often carry its secret (Slack, Discord, `?token=`).
 pub(crate) fn http_url(value: &str) -> Result<String, String> {
-    if crate::alert::http::is_http_url(value) {
-        return Ok(value.to_owned());
-    }
-    // What comes before a `://` is echoed by no message: without a scheme
-    // of its own (`hooks.example.com/T0/secret?next=https://…`) it is the
-    // path and query, the secret part.
-    let scheme = value
-        .split_once("://")
-        .map(|(scheme, _)| scheme)
-        .filter(|s| {
-            s.starts_with(|c: char| c.is_ascii_alphabetic())
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-        });
-    if scheme.is_none() {
-        return Err(format!(
-            "missing http:// or https://? (host {:?})",
-            host_of(&format!("http://{value}"))
-        ));
-    }
-    let host = host_of(value);
-    if host.is_empty() {
-        Err("the URL has no host".into())
-    } else {
-        Err(format!(
-            "the URL's scheme is not http:// or https:// (host {host:?})"
-        ))
+    match crate::alert::http::not_http_url(value) {
+        None => Ok(value.to_owned()),
+        Some(why) => Err(why),
     }
 }
 
@@ -212,11 +188,6 @@ impl clap::builder::TypedValueParser for SecretUrl {
             .ok_or_else(|| fail("not valid UTF-8".to_owned()))?;
         (self.0)(value).map_err(fail)
     }
-}
-
-/// `host[:port]` of `url`, empty when it has none.
-fn host_of(url: &str) -> String {
-    crate::source::url::host_and_port(url).unwrap_or_default()
 }
 
 /// The value of `--http ADDR`: a socket address (`127.0.0.1:9464`,
