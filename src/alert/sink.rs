@@ -105,6 +105,9 @@ enum Out {
 pub struct JsonLines {
     target: String,
     out: Out,
+    /// It writes to the process's standard output: a failed write there
+    /// ends a one-shot command (see [`super::deliver::Delivery::stdout_failure`]).
+    stdout: bool,
 }
 
 impl JsonLines {
@@ -120,7 +123,15 @@ impl JsonLines {
                 Box::new(io::stdout())
             }
         };
-        JsonLines::writer("stdout", out)
+        JsonLines {
+            stdout: true,
+            ..JsonLines::writer("stdout", out)
+        }
+    }
+
+    /// Whether it writes to the process's standard output.
+    pub fn is_stdout(&self) -> bool {
+        self.stdout
     }
 
     /// Appends to `path` (`-` means stdout), creating it if needed. A
@@ -158,6 +169,7 @@ impl JsonLines {
         JsonLines {
             target: target.into(),
             out: Out::Stream { out, torn: None },
+            stdout: false,
         }
     }
 
@@ -167,6 +179,7 @@ impl JsonLines {
         JsonLines {
             target: target.into(),
             out: Out::File { file, mid_line },
+            stdout: false,
         }
     }
 }
