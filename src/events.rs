@@ -19,7 +19,7 @@ pub mod pipeline;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::source::url::SourceUrl;
+use crate::masked_url::SourceUrl;
 
 /// One named event: emitting it logs it and counts it.
 pub trait InternalEvent {

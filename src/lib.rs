@@ -35,7 +35,7 @@
 //! source
 //! events
 //! supervise
-//! numbers, text, tls, http_client, wall
+//! numbers, text, tls, http_client, wall, masked_url
 //! ```
 //!
 //! So `window` knows nothing of the store or of alerts; `detect` reads
@@ -73,6 +73,7 @@ pub mod detect;
 pub mod events;
 pub mod http;
 pub mod http_client;
+pub mod masked_url;
 pub mod matcher;
 pub mod normalize;
 pub mod numbers;

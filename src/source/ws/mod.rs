@@ -159,7 +159,9 @@ pub struct Rejection {
 pub type Prepare<'a> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), SourceError>> + Send + 'a>>;
 
-/// The parts of a wire protocol that shape the connection.
+/// The parts of a wire protocol that shape the connection. Its URLs are
+/// [`SourceUrl`]s: a protocol's log line or error that names one shows it
+/// masked, and only building a URL or a request takes its text.
 pub trait Protocol: Send + 'static {
     /// The URL for the next connection to `host`, resuming after
     /// `processed` (newest event time the pipeline has processed), if any.
