@@ -6,9 +6,11 @@
 //! struct here rather than a `warn!` string and a counter in two files.
 //!
 //! The counters live here too ([`ConnectionCounters`], [`SinkCounters`],
-//! and the pipeline's [`pipeline::Stats`]): this module depends on nothing
-//! of the crate, so sources, delivery and the pipeline emit into it and
-//! telemetry reads it without an import cycle. The pipeline's events
+//! and the pipeline's [`pipeline::Stats`]): this module depends on no
+//! stage of the crate (only on leaf types: the wall clock, [`SourceUrl`]
+//! for a URL field, which logs itself masked), so sources, delivery and
+//! the pipeline emit into it and telemetry reads it without an import
+//! cycle. The pipeline's events
 //! (malformed frame, quarantined event, stale post) are in [`pipeline`].
 
 pub mod http;
@@ -16,6 +18,8 @@ pub mod pipeline;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
+
+use crate::masked_url::SourceUrl;
 
 /// One named event: emitting it logs it and counts it.
 pub trait InternalEvent {
@@ -150,10 +154,12 @@ impl InternalEvent for FrameRateDropped<'_> {
 }
 
 /// A connection ended by the server or the network; a reconnect follows.
+/// The URL is a [`SourceUrl`], which logs itself masked: as a `&str` it
+/// was logged whole, a Mastodon `access_token` at every retry.
 pub struct SourceReconnect<'a> {
     pub source: &'a str,
     pub counters: &'a ConnectionCounters,
-    pub url: &'a str,
+    pub url: &'a SourceUrl,
     pub reason: &'a str,
 }
 
@@ -173,7 +179,7 @@ impl InternalEvent for SourceReconnect<'_> {
 pub struct SourceRefused<'a> {
     pub source: &'a str,
     pub counters: &'a ConnectionCounters,
-    pub url: &'a str,
+    pub url: &'a SourceUrl,
     pub reason: &'a str,
     /// Refusals in a row, this one included.
     pub in_a_row: u64,
@@ -209,8 +215,9 @@ impl InternalEvent for ForeignMessage<'_> {
 pub struct RedirectRefused<'a> {
     pub source: &'a str,
     pub counters: &'a ConnectionCounters,
-    pub url: &'a str,
-    pub location: &'a str,
+    pub url: &'a SourceUrl,
+    /// The server's `Location`, which may carry the source's secrets back.
+    pub location: &'a SourceUrl,
     pub hops: usize,
 }
 
@@ -408,7 +415,7 @@ mod tests {
     #[test]
     fn each_connection_event_counts_itself_once() {
         let c = ConnectionCounters::default();
-        let (source, url) = ("bluesky", "wss://x");
+        let (source, url) = ("bluesky", &SourceUrl::from("wss://x"));
         FrameOversized {
             source,
             counters: &c,
@@ -435,7 +442,7 @@ mod tests {
             source,
             counters: &c,
             url,
-            location: "ftp://y",
+            location: &"ftp://y".into(),
             hops: 0,
         }
         .emit();

@@ -35,7 +35,7 @@
 //! source
 //! events
 //! supervise
-//! numbers, text, tls, http_client, wall, file_identity
+//! numbers, text, tls, http_client, wall, file_identity, masked_url
 //! ```
 //!
 //! So `window` knows nothing of the store or of alerts; `detect` reads
@@ -74,6 +74,7 @@ pub mod events;
 pub mod file_identity;
 pub mod http;
 pub mod http_client;
+pub mod masked_url;
 pub mod matcher;
 pub mod normalize;
 pub mod numbers;

@@ -541,6 +541,38 @@ fn a_closed_stdout_ends_replay_quietly_instead_of_retrying() {
     );
 }
 
+/// `replay > /dev/full`: a failed write to standard output ends the
+/// replay at once, as a closed pipe does, naming stdout and the OS error,
+/// with exit status 1 and the alerts it could not write counted. It
+/// retried for the whole drain (two minutes), then exited 3.
+#[test]
+fn a_full_stdout_ends_replay_at_once_saying_what_was_not_written() {
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        eprintln!("skipped: no /dev/full on this system");
+        return;
+    };
+    let started = std::time::Instant::now();
+    let out = bin()
+        .arg("replay")
+        .arg(demo())
+        .stdout(full)
+        .output()
+        .expect("runs");
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(took < Duration::from_secs(60), "took {took:?}: {stderr}");
+    assert!(
+        stderr.contains("error: cannot write alert to stdout: No space left on device"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("undelivered, kept in a temporary state directory"),
+        "what was not written is said: {stderr}"
+    );
+    assert!(!stderr.contains("drain timeout"), "{stderr}");
+}
+
 #[test]
 fn a_secret_on_the_command_line_is_warned_about() {
     let missing = "/nonexistent/recording.jsonl";

@@ -723,7 +723,7 @@ fn recorded_watermark(path: &str) -> i64 {
     let mut followed = Followed::new(&outagewatch::source::Connection {
         name: "bluesky".to_owned(),
         kind: outagewatch::source::SourceKind::Jetstream,
-        urls: vec!["ws://127.0.0.1/subscribe".to_owned()],
+        urls: vec!["ws://127.0.0.1/subscribe".into()],
         settings: Default::default(),
         stream: String::new(),
         token: None,
@@ -1456,4 +1456,63 @@ fn replay_recording(recording: &Path, state: &Path, alerts: &Path) -> std::proce
         .env("RUST_LOG", "warn")
         .output()
         .expect("replay runs")
+}
+
+/// `record` (of a configuration, and of `--jetstream`) and `run` against
+/// hosts that refuse every connection, with secrets in their URLs: a
+/// user and password, key values, a Mastodon `access_token`. Every retry
+/// is logged, and not one secret with it; each was printed at every retry.
+#[test]
+fn secrets_in_source_urls_never_reach_the_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let port = support::receiver::free_port().port();
+    let jetstream = format!(
+        "ws://USERNAME:USERPW@127.0.0.1:{port}/x?apikey=APIKEYVALUE&password=PASSWORDVALUE"
+    );
+    let config = dir.join("sources.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[[sources]]
+name = "fedi"
+kind = "mastodon"
+urls = ["wss://127.0.0.1:{port}/api/v1/streaming?access_token=TOPSECRET"]
+
+[[sources]]
+name = "bluesky"
+kind = "jetstream"
+urls = ["{jetstream}"]
+"#
+        ),
+    )
+    .expect("config");
+    let path = |name: &str| dir.join(name).to_str().expect("utf8").to_owned();
+    let (config, recorded, state) = (path("sources.toml"), path("r.jsonl"), path("state"));
+    let commands: [&[&str]; 3] = [
+        &["record", "--config", &config, "--out", &recorded],
+        &["record", "--jetstream", &jetstream, "--out", &recorded],
+        &["run", "--jetstream", &jetstream, "--state-dir", &state],
+    ];
+    for args in commands {
+        let daemon = Daemon::start(args);
+        daemon.wait_until(
+            |log| {
+                log.matches("connection lost; reconnecting").count() >= 3
+                    && log.contains("waiting before reconnecting")
+            },
+            Duration::from_secs(60),
+        );
+        let (_, _, log) = daemon.terminate(Duration::from_secs(30));
+        for secret in [
+            "USERNAME",
+            "USERPW",
+            "APIKEYVALUE",
+            "PASSWORDVALUE",
+            "TOPSECRET",
+        ] {
+            assert!(!log.contains(secret), "{args:?}: {secret} in\n{log}");
+        }
+        assert!(log.contains("ws://***@127.0.0.1"), "{args:?}: {log}");
+    }
 }

@@ -48,9 +48,9 @@ pub enum DeliveryError {
     Tls(#[from] rustls::Error),
     #[error("cannot build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
-    /// The URL is shown redacted.
-    #[error("sink {sink:?}: {url} is not an http(s) URL")]
-    BadUrl { sink: String, url: String },
+    /// Why, showing at most the URL's host ([`http::not_http_url`]).
+    #[error("sink {sink:?}: {why}")]
+    BadUrl { sink: String, why: String },
     #[error("two sinks are named {0:?}")]
     DuplicateName(String),
 }
@@ -72,6 +72,8 @@ pub struct Delivery {
     outbox: Outbox,
     notify: Arc<Notify>,
     shutdown: watch::Sender<bool>,
+    /// The first failed write of a sink on standard output.
+    stdout_failed: Arc<std::sync::OnceLock<String>>,
 }
 
 impl Delivery {
@@ -100,6 +102,7 @@ impl Delivery {
             shutdown: watch::channel(false),
             clock,
             supervisor: supervisor.clone(),
+            stdout_failed: Arc::default(),
         };
         // Every sink's start is read (and a new one's saved) before any
         // task runs: a new sink starts at the slowest of the others, and a
@@ -119,7 +122,16 @@ impl Delivery {
             outbox,
             notify: shared.notify,
             shutdown: shared.shutdown.0,
+            stdout_failed: shared.stdout_failed,
         })
+    }
+
+    /// Why a sink could not write to standard output, once one has failed
+    /// to (`cannot write alert to stdout: No space left on device (os
+    /// error 28)`). A one-shot command ends on it at once, as on a closed
+    /// pipe: `replay > /dev/full` retried for two minutes, then exited 3.
+    pub fn stdout_failure(&self) -> Option<&str> {
+        self.stdout_failed.get().map(String::as_str)
     }
 
     /// New alerts are in the outbox.
@@ -180,14 +192,19 @@ impl Delivery {
                     if caught_up || worker.task.is_finished() {
                         break;
                     }
+                    // Nothing more goes out there; a one-shot command ends.
+                    if self.stdout_failed.get().is_some() {
+                        return false;
+                    }
                     tokio::select! {
                         changed = cursor.changed() => if changed.is_err() { break },
                         _ = tokio::time::sleep(Duration::from_millis(100)) => {}
                     }
                 }
             }
+            true
         };
-        tokio::time::timeout(limit, all).await.is_ok()
+        matches!(tokio::time::timeout(limit, all).await, Ok(true))
     }
 
     /// Gives deliveries at most `grace` to finish, then stops every sink.
@@ -277,6 +294,7 @@ struct Shared {
     shutdown: (watch::Sender<bool>, watch::Receiver<bool>),
     clock: SharedClock,
     supervisor: Supervisor,
+    stdout_failed: Arc<std::sync::OnceLock<String>>,
 }
 
 impl Shared {
@@ -284,10 +302,10 @@ impl Shared {
     fn spawn(&self, spec: SinkSpec, start: Option<u64>) -> Result<Worker, DeliveryError> {
         let (client, lines) = match &spec.target {
             Target::Webhook(hook) => {
-                if !http::is_http_url(&hook.url) {
+                if let Some(why) = http::not_http_url(&hook.url) {
                     return Err(DeliveryError::BadUrl {
                         sink: spec.name.clone(),
-                        url: http::redact(&hook.url),
+                        why,
                     });
                 }
                 // A client per sink: its own connections and timeouts.
@@ -296,6 +314,10 @@ impl Shared {
             Target::Lines(Some(path)) => (None, Some(JsonLines::file(path)?)),
             Target::Lines(None) => (None, Some(JsonLines::stdout())),
         };
+        let stdout_failed = lines
+            .as_ref()
+            .filter(|lines| lines.is_stdout())
+            .map(|_| Arc::clone(&self.stdout_failed));
         let (cursor_tx, cursor) = watch::channel(start);
         let stats = Arc::new(SinkStats::default());
         let name = spec.name.clone();
@@ -306,6 +328,7 @@ impl Shared {
             pause_until: None,
             reposted: None,
             lines: lines.map(|lines| Arc::new(std::sync::Mutex::new(lines))),
+            stdout_failed,
             stats: Arc::clone(&stats),
             notify: Arc::clone(&self.notify),
             shutdown: self.shutdown.1.clone(),

@@ -2,9 +2,10 @@
 //! hostile: redirects are not followed unless a sink opts in (and then
 //! only on the same scheme, host and port, re-sending the whole POST);
 //! an answer's body is read up to [`MAX_ANSWER_BYTES`] and the rest is
-//! never read; connecting and the whole request have timeouts; and a URL
-//! is only ever printed or stored through [`redact`], because webhook URLs
-//! carry credentials (userinfo, query tokens, token path segments).
+//! never read; connecting and the whole request have timeouts; and a
+//! sink's URL is only ever printed or stored as its [`origin`] (scheme,
+//! host, port), because webhook URLs carry credentials in their userinfo,
+//! their query and any segment of their path.
 
 use std::time::Duration;
 
@@ -103,6 +104,60 @@ pub fn is_http_url(url: &str) -> bool {
     Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
 }
 
+/// Why `value` is not a URL a sink may post to, showing only its host
+/// (`missing http:// or https://? (host "hooks.example.com")`), or `None`
+/// when it is one. The one message of a bad sink URL: the `--webhook`
+/// flag's, the configuration's and delivery's.
+pub fn not_http_url(value: &str) -> Option<String> {
+    if is_http_url(value) {
+        return None;
+    }
+    let host_of = |url: &str| crate::source::url::host_and_port(url).unwrap_or_default();
+    // What comes before a `://` is echoed by no message: without a scheme
+    // of its own (`hooks.example.com/T0/secret?next=https://…`) it is the
+    // path and query, the secret part.
+    let scheme = value
+        .split_once("://")
+        .map(|(scheme, _)| scheme)
+        .filter(|s| {
+            s.starts_with(|c: char| c.is_ascii_alphabetic())
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        });
+    if scheme.is_none() {
+        return Some(format!(
+            "missing http:// or https://? (host {:?})",
+            host_of(&format!("http://{value}"))
+        ));
+    }
+    let host = host_of(value);
+    Some(if host.is_empty() {
+        "the URL has no host".into()
+    } else {
+        format!("the URL's scheme is not http:// or https:// (host {host:?})")
+    })
+}
+
+/// Where a sink posts, as its logs, failure reasons and dead letters show
+/// it: scheme, host and port (`https://hooks.example.com`), never the
+/// path or query. A hook's secret may be any segment of its path: a
+/// guess at which segments look like tokens left a Zapier hook's
+/// `/hooks/catch/123456/abcdef1/` whole, and Slack's `T…/B…` beside the
+/// starred one. A URL that names no host shows as `<no host>`.
+pub fn origin(url: &Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{}://{host}:{port}", url.scheme()),
+        (Some(host), None) => format!("{}://{host}", url.scheme()),
+        (None, _) => "<no host>".into(),
+    }
+}
+
+/// [`origin`] of a URL as written; `<not a valid URL>` when it does not
+/// parse.
+pub fn origin_of(url: &str) -> String {
+    Url::parse(url).map_or_else(|_| "<not a valid URL>".into(), |u| origin(&u))
+}
+
 /// A path segment that looks like a token (Slack's and Discord's webhook
 /// URLs carry theirs in the path): 20+ characters of `[A-Za-z0-9_-]`, or
 /// 12+ mixing letters and digits.
@@ -157,9 +212,10 @@ pub fn redact_url(url: &Url) -> String {
     out
 }
 
-/// A redacted URL cut to [`URL_CHARS`], for a failure's reason.
+/// A URL's [`origin`] cut to [`URL_CHARS`], for a failure's reason (a
+/// redirect's `Location` is the receiver's to make, host included).
 fn shown(url: &Url) -> String {
-    super::format::clip(&redact_url(url), URL_CHARS)
+    super::format::clip(&origin(url), URL_CHARS)
 }
 
 /// Printable text: one line ([`crate::text::one_line`]), at most
@@ -381,9 +437,36 @@ mod tests {
         }
     }
 
+    /// A sink's URL shows as scheme, host and port: never a path segment,
+    /// token-like or not, nor the query or the user.
+    #[test]
+    fn a_sink_url_shows_only_its_origin() {
+        let cases = [
+            (
+                "https://hooks.zapier.com/hooks/catch/123456/abcdef1/",
+                "https://hooks.zapier.com",
+            ),
+            (
+                "https://u:pw@hooks.slack.com/services/T000/B000/XXXX?token=abc",
+                "https://hooks.slack.com",
+            ),
+            (
+                "http://127.0.0.1:9/T000/B000/XXXXSECRET",
+                "http://127.0.0.1:9",
+            ),
+            ("http://[::1]:8080/a#frag", "http://[::1]:8080"),
+            ("https://h.example:443/x", "https://h.example"),
+            ("not a url with s3cret", "<not a valid URL>"),
+        ];
+        for (url, want) in cases {
+            assert_eq!(origin_of(url), want, "{url}");
+        }
+    }
+
     /// A redirect's `Location` of 100 KB, not followed, to another host,
     /// or followed past the limit: the reason keeps the advice and at most
-    /// [`ANSWER_CHARS`] characters (the whole redacted URL went into it).
+    /// [`ANSWER_CHARS`] characters (the whole redacted URL went into it),
+    /// and names the `Location`'s origin, none of its path.
     #[tokio::test]
     async fn a_redirect_s_long_location_is_cut_in_the_reason() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -411,9 +494,15 @@ mod tests {
         let clock = crate::wall::system();
         let alert = format::sample_alert();
         let client = client(Duration::from_secs(5)).expect("client");
-        for (path, follow, says) in [
-            ("hook", false, "redirects are not followed"),
-            ("away", true, "only same-host redirects are followed"),
+        let here = format!("http://{addr};");
+        for (path, follow, says, to) in [
+            ("hook", false, "redirects are not followed", here.as_str()),
+            (
+                "away",
+                true,
+                "only same-host redirects are followed",
+                "http://other.example;",
+            ),
         ] {
             let mut hook = hook(format!("http://{addr}/{path}"), Format::Json);
             hook.follow_redirects = follow;
@@ -424,7 +513,8 @@ mod tests {
             let reason = failure.reason();
             assert!(reason.chars().count() <= ANSWER_CHARS, "{reason}");
             assert!(reason.contains(says), "{reason}");
-            assert!(reason.contains("a.b/a.b/"), "the URL's start: {reason}");
+            assert!(reason.contains(to), "the Location's origin: {reason}");
+            assert!(!reason.contains("a.b/"), "no path: {reason}");
         }
         server.abort();
     }

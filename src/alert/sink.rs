@@ -106,6 +106,9 @@ enum Out {
 pub struct JsonLines {
     target: String,
     out: Out,
+    /// It writes to the process's standard output: a failed write there
+    /// ends a one-shot command (see [`super::deliver::Delivery::stdout_failure`]).
+    stdout: bool,
 }
 
 impl JsonLines {
@@ -121,7 +124,15 @@ impl JsonLines {
                 Box::new(io::stdout())
             }
         };
-        JsonLines::writer("stdout", out)
+        JsonLines {
+            stdout: true,
+            ..JsonLines::writer("stdout", out)
+        }
+    }
+
+    /// Whether it writes to the process's standard output.
+    pub fn is_stdout(&self) -> bool {
+        self.stdout
     }
 
     /// Appends to `path` (`-` means stdout), creating it if needed. A
@@ -166,6 +177,7 @@ impl JsonLines {
         JsonLines {
             target: target.into(),
             out: Out::Stream { out, torn: None },
+            stdout: false,
         }
     }
 
@@ -175,6 +187,7 @@ impl JsonLines {
         JsonLines {
             target: target.into(),
             out: Out::File { file, mid_line },
+            stdout: false,
         }
     }
 }

@@ -42,6 +42,12 @@ pub(crate) struct SinkRun {
     /// A JSON-lines sink (`None` for a webhook): written on a blocking
     /// thread (see [`super::sink::write_line`]), so shared with it.
     pub(crate) lines: Option<Arc<std::sync::Mutex<JsonLines>>>,
+    /// Where the first failed write of a JSON-lines sink on standard
+    /// output is told (`None`: this sink does not write there). The
+    /// daemon retries it as any failure (the outbox keeps the alert); a
+    /// one-shot command ends at once, as on a closed pipe (see
+    /// [`super::deliver::Delivery::stdout_failure`]).
+    pub(crate) stdout_failed: Option<Arc<std::sync::OnceLock<String>>>,
     pub(crate) stats: Arc<SinkStats>,
     pub(crate) notify: Arc<Notify>,
     pub(crate) shutdown: watch::Receiver<bool>,
@@ -361,8 +367,13 @@ impl SinkRun {
     async fn attempt(&mut self, alert: &Alert) -> Result<Answer, Failure> {
         match &self.lines {
             Some(lines) => {
-                super::sink::write_line(&self.spec.name, Arc::clone(lines), alert.clone())
-                    .await
+                let written =
+                    super::sink::write_line(&self.spec.name, Arc::clone(lines), alert.clone())
+                        .await;
+                if let (Err(reason), Some(failed)) = (&written, &self.stdout_failed) {
+                    let _ = failed.set(reason.clone());
+                }
+                written
                     .map(|()| Answer {
                         status: 0,
                         text: String::new(),

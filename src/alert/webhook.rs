@@ -8,7 +8,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::Value;
 
 use super::format::{self, Format};
-use super::http::{Failure, Outgoing, redact};
+use super::http::{Failure, Outgoing, origin, origin_of};
 use super::paging::{self, OpsgenieCall};
 use super::ratelimit::Units;
 use super::{Alert, sign};
@@ -39,7 +39,7 @@ impl std::fmt::Debug for Webhook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
         f.debug_struct("Webhook")
-            .field("url", &redact(&self.url))
+            .field("url", &origin_of(&self.url))
             .field("format", &self.format)
             .field("secret", &self.secret.as_ref().map(|_| "***"))
             .field("timeout", &self.timeout)
@@ -101,7 +101,7 @@ fn sensitive(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Failu
 fn under(base: &Url, segments: &[&str]) -> Result<Url, Failure> {
     let mut url = base.clone();
     url.path_segments_mut()
-        .map_err(|_| permanent(format!("{} cannot take a path", redact(base.as_str()))))?
+        .map_err(|_| permanent(format!("{} cannot take a path", origin(base))))?
         .pop_if_empty()
         .extend(segments);
     Ok(url)
@@ -131,8 +131,8 @@ pub fn request(
     alertmanager_alerts: Option<Vec<Value>>,
     clock: &dyn Clock,
 ) -> Result<Outgoing, Failure> {
-    let base = Url::parse(&hook.url)
-        .map_err(|_| permanent(format!("{} is not a valid URL", redact(&hook.url))))?;
+    let base =
+        Url::parse(&hook.url).map_err(|_| permanent("the sink's URL is not a valid URL".into()))?;
     let now = clock.now_utc();
     let Formatted {
         url,

@@ -167,7 +167,12 @@ pub(crate) fn websocket_url(value: &str) -> Result<String, String> {
     if value.is_empty() || websocket {
         Ok(value.to_owned())
     } else {
-        Err(format!("{value:?} is not a ws:// or wss:// URL"))
+        // Masked as a configuration's URL is: `http://u:pw@h/?token=…`
+        // was echoed whole.
+        Err(format!(
+            "{} is not a ws:// or wss:// URL",
+            crate::config::shown_url(value)
+        ))
     }
 }
 
@@ -177,44 +182,22 @@ pub(crate) fn websocket_url(value: &str) -> Result<String, String> {
 /// never named. Only the host is ever echoed: a webhook's path and query
 /// often carry its secret (Slack, Discord, `?token=`).
 pub(crate) fn http_url(value: &str) -> Result<String, String> {
-    if crate::alert::http::is_http_url(value) {
-        return Ok(value.to_owned());
-    }
-    // What comes before a `://` is echoed by no message: without a scheme
-    // of its own (`hooks.example.com/T0/secret?next=https://…`) it is the
-    // path and query, the secret part.
-    let scheme = value
-        .split_once("://")
-        .map(|(scheme, _)| scheme)
-        .filter(|s| {
-            s.starts_with(|c: char| c.is_ascii_alphabetic())
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-        });
-    if scheme.is_none() {
-        return Err(format!(
-            "missing http:// or https://? (host {:?})",
-            host_of(&format!("http://{value}"))
-        ));
-    }
-    let host = host_of(value);
-    if host.is_empty() {
-        Err("the URL has no host".into())
-    } else {
-        Err(format!(
-            "the URL's scheme is not http:// or https:// (host {host:?})"
-        ))
+    match crate::alert::http::not_http_url(value) {
+        None => Ok(value.to_owned()),
+        Some(why) => Err(why),
     }
 }
 
-/// `--webhook`'s value parser: [`http_url`], reported without the value.
-/// clap's own message for a rejected value quotes it whole (`invalid value
-/// 'hooks.example.com/T0/B0/secret'`), which would print the secret a
-/// webhook's path or query holds.
+/// The value parser of a URL flag that may hold a secret (`--webhook` with
+/// [`http_url`], `--jetstream` with [`websocket_url`]): a rejected value
+/// is reported only as the check describes it. clap's own message quotes
+/// it whole (`invalid value 'hooks.example.com/T0/B0/secret'`), which
+/// would print the secret a webhook's path or a source URL's user or
+/// query holds.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct WebhookUrl;
+pub(crate) struct SecretUrl(pub fn(&str) -> Result<String, String>);
 
-impl clap::builder::TypedValueParser for WebhookUrl {
+impl clap::builder::TypedValueParser for SecretUrl {
     type Value = String;
 
     fn parse_ref(
@@ -223,7 +206,7 @@ impl clap::builder::TypedValueParser for WebhookUrl {
         arg: Option<&clap::Arg>,
         value: &std::ffi::OsStr,
     ) -> Result<String, clap::Error> {
-        let flag = arg.map_or_else(|| "--webhook".to_owned(), ToString::to_string);
+        let flag = arg.map_or_else(|| "the URL".to_owned(), ToString::to_string);
         let fail = |why: String| {
             clap::Error::raw(
                 clap::error::ErrorKind::ValueValidation,
@@ -234,13 +217,8 @@ impl clap::builder::TypedValueParser for WebhookUrl {
         let value = value
             .to_str()
             .ok_or_else(|| fail("not valid UTF-8".to_owned()))?;
-        http_url(value).map_err(fail)
+        (self.0)(value).map_err(fail)
     }
-}
-
-/// `host[:port]` of `url`, empty when it has none.
-fn host_of(url: &str) -> String {
-    crate::source::url::host_and_port(url).unwrap_or_default()
 }
 
 /// The value of `--http ADDR`: a socket address (`127.0.0.1:9464`,
@@ -323,7 +301,7 @@ pub(crate) struct SinkArgs {
     #[arg(long, value_name = "FILE")]
     alerts: Option<PathBuf>,
     /// POST each alert as JSON to this URL (repeatable; http:// or https://).
-    #[arg(long, value_name = "URL", value_parser = WebhookUrl)]
+    #[arg(long, value_name = "URL", value_parser = SecretUrl(http_url))]
     webhook: Vec<String>,
     /// Sign `--webhook` requests with this secret (HMAC-SHA256); better,
     /// set OUTAGEWATCH_WEBHOOK_SECRET (a secret on the command line is
@@ -538,6 +516,23 @@ mod tests {
                 )
                 .is_ok()
             );
+        }
+    }
+
+    /// A `--jetstream` URL that is not a websocket's is a usage error that
+    /// shows it masked, as a configuration's: its user and query values
+    /// were echoed whole.
+    #[test]
+    fn bad_jetstream_url_is_shown_masked() {
+        let value = "https://u:pw@h.example/s?apikey=SeCrEt";
+        for command in [
+            &["run", "--jetstream", value][..],
+            &["record", "--out", "o.jsonl", "--jetstream", value],
+        ] {
+            let text = parse(command).expect_err(value).to_string();
+            assert!(text.contains("is not a ws:// or wss:// URL"), "{text}");
+            assert!(text.contains("h.example"), "{text}");
+            assert!(!text.contains("SeCrEt") && !text.contains("pw@"), "{text}");
         }
     }
 

@@ -42,7 +42,7 @@ pub struct RecordArgs {
           conflicts_with_all = ["jetstream", "name", "protocol", "no_compress", "watchdog_secs"])]
     config: Option<PathBuf>,
     /// Jetstream URLs, tried in turn (default: the four public hosts).
-    #[arg(long, value_name = "URL", value_parser = super::websocket_url)]
+    #[arg(long, value_name = "URL", value_parser = super::SecretUrl(super::websocket_url))]
     jetstream: Vec<String>,
     /// Output file; `.gz` or `.zst` compresses. Appends if it exists,
     /// after cutting a torn tail a crash left (damage before the end is

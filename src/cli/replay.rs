@@ -31,7 +31,7 @@ pub struct ReplayArgs {
     /// Read Jetstream's recent history instead of files (it keeps about
     /// 36 h): from `--since` to `--until` or the live tail, as fast as the
     /// server sends. Without a URL: the first public host.
-    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "", conflicts_with = "files", requires = "since", value_parser = super::websocket_url)]
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "", conflicts_with = "files", requires = "since", value_parser = super::SecretUrl(super::websocket_url))]
     jetstream: Option<String>,
     // The history's flags conflict with files as well as require
     // `--jetstream`: clap did not enforce `requires` next to a FILE (which
@@ -154,21 +154,45 @@ fn replay(
         &mut pipeline,
         (args.state_dir.as_deref(), &supervisor),
     )?;
+    // A failed write to standard output ends the replay at once, as a
+    // closed pipe does: its alerts cannot go out, and it retried for two
+    // minutes (the drain) before exiting 3.
     let mut emit = |alerts: Vec<Emitted>| -> anyhow::Result<()> {
         if !alerts.is_empty() {
             delivery.notify();
         }
-        Ok(())
+        match delivery.stdout_failure() {
+            Some(why) => Err(anyhow::anyhow!("{why}")),
+            None => Ok(()),
+        }
     };
     let started = Instant::now();
-    let (source_note, read_errors) =
-        read_inputs(&args, runtime, (&mut pipeline, &mut emit), &watch, max_line)?;
-    emit(pipeline.finish()?)?;
+    let read = read_inputs(&args, runtime, (&mut pipeline, &mut emit), &watch, max_line).and_then(
+        |read| {
+            emit(pipeline.finish()?)?;
+            Ok(read)
+        },
+    );
+    let (source_note, read_errors) = match read {
+        Ok(read) => read,
+        // Said below, after what was delivered and what was not.
+        Err(_) if delivery.stdout_failure().is_some() => (
+            format!(
+                "{} file(s), stopped at a failed write to stdout",
+                args.files.len()
+            ),
+            Vec::new(),
+        ),
+        Err(e) => return Err(e),
+    };
     let elapsed = started.elapsed();
     // Its error (the report not written) comes after the summary, which
     // says what the replay did.
     let finished = watch.finished(pipeline.stats());
-    let undelivered = drain(runtime, delivery, &args)?;
+    let Drained {
+        undelivered,
+        stdout_failure,
+    } = drain(runtime, delivery, &args)?;
     let stats = pipeline.stats().clone();
     let store = pipeline.into_store();
     watch.release_store();
@@ -176,6 +200,11 @@ fn replay(
     crate::state::close_store(store).log();
     print_summary(&stats, &source_note, elapsed);
     finished?;
+    if let Some(why) = stdout_failure {
+        anyhow::bail!(
+            "{why}: the replay stopped there; the alerts it could not write are counted above"
+        );
+    }
     watch.hold(runtime, &args.watch);
     if let Some(failure) = supervisor.failure() {
         anyhow::bail!(failure);
@@ -308,9 +337,9 @@ fn history(
     }
     Ok(super::replay_jetstream::History {
         url: if url.is_empty() {
-            crate::source::jetstream::PUBLIC_HOSTS[0].to_owned()
+            crate::source::jetstream::PUBLIC_HOSTS[0].into()
         } else {
-            url.to_owned()
+            url.into()
         },
         since,
         until,
@@ -452,19 +481,29 @@ impl Usable {
     }
 }
 
-/// Lets the sinks deliver what is left (up to `--drain-timeout`), reports
-/// each; true when something was left undelivered or dead.
+/// How the sinks ended.
+struct Drained {
+    /// Something was left undelivered or dead.
+    undelivered: bool,
+    /// A sink could not write to standard output (why): the drain did not
+    /// wait for it.
+    stdout_failure: Option<String>,
+}
+
+/// Lets the sinks deliver what is left (up to `--drain-timeout`, unless
+/// standard output failed), reports each.
 fn drain(
     runtime: &tokio::runtime::Runtime,
     delivery: Delivery,
     args: &ReplayArgs,
-) -> anyhow::Result<bool> {
-    let (drained, reports) = runtime.block_on(async {
+) -> anyhow::Result<Drained> {
+    let (drained, reports, stdout_failure) = runtime.block_on(async {
         let drained = delivery
             .drain(Duration::from_secs(args.drain_timeout))
             .await;
+        let stdout_failure = delivery.stdout_failure().map(str::to_owned);
         let (_, reports) = delivery.stop(Duration::ZERO).await;
-        (drained, reports)
+        (drained, reports, stdout_failure)
     });
     let state_place = match &args.state_dir {
         Some(dir) => format!("the outbox in {}", dir.display()),
@@ -491,13 +530,16 @@ fn drain(
         );
         undelivered |= report.pending > 0 || report.dead > 0;
     }
-    if !drained {
+    if !drained && stdout_failure.is_none() {
         eprintln!(
             "drain timeout ({} s) reached before every alert was delivered",
             args.drain_timeout
         );
     }
-    Ok(undelivered)
+    Ok(Drained {
+        undelivered,
+        stdout_failure,
+    })
 }
 
 /// 1 when a file could not be read (each named), 3 when alerts were left

@@ -18,6 +18,7 @@ use crate::source::Link;
 use crate::source::health::SourceHealth;
 use crate::source::jetstream::{self, JetstreamOptions, JetstreamProtocol, Wire};
 use crate::source::recording::writer::RecordingWriter;
+use crate::source::url::SourceUrl;
 use crate::source::ws::{self, WsSettings};
 use crate::state::SledStore;
 use crate::supervise::Supervisor;
@@ -28,7 +29,8 @@ pub const SOURCE: &str = "jetstream";
 
 /// What `replay --jetstream` reads.
 pub struct History {
-    pub url: String,
+    /// Shown masked in the summary and the errors.
+    pub url: SourceUrl,
     pub since: Micros,
     pub until: Option<Micros>,
     pub record: Option<PathBuf>,
@@ -204,7 +206,7 @@ fn connect(runtime: &tokio::runtime::Runtime, history: &History) -> anyhow::Resu
 
 /// The error to end with once the connection has failed
 /// [`MAX_UNCONNECTED_ATTEMPTS`] times without a frame ever arriving.
-fn gave_up(url: &str, health: &SourceHealth) -> Option<anyhow::Error> {
+fn gave_up(url: &SourceUrl, health: &SourceHealth) -> Option<anyhow::Error> {
     let snapshot = health.snapshot();
     let failed = snapshot.reconnects + snapshot.refusals;
     if snapshot.frames > 0 || failed < MAX_UNCONNECTED_ATTEMPTS {
@@ -398,7 +400,7 @@ mod tests {
             .port();
         let url = format!("ws://127.0.0.1:{port}/");
         let history = History {
-            url: url.clone(),
+            url: url.as_str().into(),
             since: wall_now() - 3_600_000_000,
             until: None,
             record: None,

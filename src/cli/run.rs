@@ -19,7 +19,7 @@ pub struct RunArgs {
     config: Option<PathBuf>,
     /// Read this Jetstream URL instead of the configured sources
     /// (repeatable: the URLs are tried in turn).
-    #[arg(long, value_name = "URL", value_parser = super::websocket_url)]
+    #[arg(long, value_name = "URL", value_parser = super::SecretUrl(super::websocket_url))]
     jetstream: Vec<String>,
     /// Keep state here (default: the config's `state_dir`, else
     /// $STATE_DIRECTORY (systemd), else the platform's state directory,

@@ -35,6 +35,7 @@ use crate::window::WindowConfig;
 pub use sink::{LINES_SINK, SinkConfig, sink_specs, webhook_name};
 pub use source::SourceConfig;
 use source::default_sources;
+pub(crate) use source::shown_url;
 use text::{expand, header_at, key_at, line_column, locate};
 
 #[derive(Debug, thiserror::Error)]

@@ -228,14 +228,10 @@ impl Config {
                         },
                     ));
                 }
-                if !unset(&sink.url) && !crate::alert::http::is_http_url(&sink.url) {
-                    return Err((
-                        key,
-                        format!(
-                            "{} is not an http(s) URL",
-                            crate::alert::http::redact(&sink.url)
-                        ),
-                    ));
+                if !unset(&sink.url)
+                    && let Some(why) = crate::alert::http::not_http_url(&sink.url)
+                {
+                    return Err((key, why));
                 }
                 continue;
             }
@@ -248,14 +244,10 @@ impl Config {
                     ),
                 ));
             }
-            if !unset(&sink.url) && !crate::alert::http::is_http_url(&sink.url) {
-                return Err((
-                    format!("sinks[{i}].url"),
-                    format!(
-                        "{} is not an http(s) URL",
-                        crate::alert::http::redact(&sink.url)
-                    ),
-                ));
+            if !unset(&sink.url)
+                && let Some(why) = crate::alert::http::not_http_url(&sink.url)
+            {
+                return Err((format!("sinks[{i}].url"), why));
             }
             if sink.secret.as_deref().is_some_and(|s| s.trim().is_empty()) {
                 return Err((

@@ -75,7 +75,7 @@ impl SourceConfig {
         let connection = crate::source::Connection {
             name: self.name.clone(),
             kind: self.kind,
-            urls: self.urls.clone(),
+            urls: self.urls.iter().map(|url| url.as_str().into()).collect(),
             stream: self.stream.clone(),
             token: self.token.clone(),
             jetstream: JetstreamOptions {
@@ -187,7 +187,7 @@ impl Config {
 /// A source URL as an error shows it: as written, unless it carries what
 /// may be a secret (a user, a query such as `?access_token=`, a fragment),
 /// then redacted.
-fn shown_url(url: &str) -> String {
+pub(crate) fn shown_url(url: &str) -> String {
     let secret = reqwest::Url::parse(url).is_ok_and(|u| {
         !u.username().is_empty()
             || u.password().is_some()

@@ -151,3 +151,112 @@ fn a_failed_pipeline_stops_the_sinks_and_logs_what_they_left() {
         assert!(text.contains("sink done"), "{what}: {text}");
     }
 }
+
+/// A loopback port nothing listens on: bound, then let go.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Sources whose connections fail log their URLs masked, at every level:
+/// the reconnection lines (warn), the wait before the next host (info),
+/// the Jetstream dictionary fetch (warn), a Mastodon instance's discovery,
+/// and the start-up line naming the saved sequence cursor's host. Each
+/// printed the configured URL whole, a Mastodon `access_token` at every
+/// retry.
+#[test]
+fn failing_sources_never_log_their_secrets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = closed_port();
+    let mastodon = SourceConfig {
+        kind: crate::source::SourceKind::Mastodon,
+        ..SourceConfig::jetstream(
+            "fedi",
+            vec![
+                format!("wss://127.0.0.1:{port}/api/v1/streaming?access_token=TOPSECRET"),
+                format!("http://admin:INSTANCEPW@127.0.0.1:{port}/?access_token=INSTANCETOKEN"),
+            ],
+        )
+    };
+    let jetstream_url =
+        format!("ws://user:USERPW@127.0.0.1:{port}/x?apikey=APIKEYVALUE&password=PASSWORDVALUE");
+    let jetstream = SourceConfig::jetstream("bluesky", vec![jetstream_url.clone()]);
+    let options = options(dir.path(), vec![mastodon, jetstream]);
+    // A saved sequence cursor from that host, as a run before left it: the
+    // start-up line names it.
+    {
+        let matcher = Matcher::embedded().expect("built-in patterns");
+        let (mut pipeline, _, _) =
+            open_pipeline(&options.config, matcher, &options.state_dir).expect("state");
+        let time = crate::wall::rfc3339_micros(crate::wall::now_us() - 60_000_000);
+        let host = crate::source::url::SourceUrl::from(jetstream_url);
+        let received = crate::pipeline::Received {
+            host: Some(&host),
+            arrival_us: Some(crate::wall::now_us()),
+            ..crate::pipeline::Received::jetstream()
+        };
+        // Five authors: a source's clock moves on the word of several.
+        for (n, seq) in (400..=404).enumerate() {
+            let frame = format!(
+                r#"{{"$type":"message","payload":{{"$type":"network.bsky.jetstream.subscribeEvents#commit","seq":{seq},"did":"did:plc:a{seq}","time":"{time}","rev":"r","operation":"create","collection":"app.bsky.feed.post","rkey":"k","cid":"c","record":{{"text":"lunch was good","langs":["en"]}}}}}}"#
+            );
+            pipeline
+                .process_frame("bluesky", n as u64, frame.as_bytes(), &received)
+                .expect("frame");
+        }
+        pipeline.finish().expect("saved");
+    }
+    let log = Captured::default();
+    let writer = log.clone();
+    let logging = tracing::Dispatch::new(
+        tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .finish(),
+    );
+    // The sources log from the runtime's threads: each logs here for its
+    // whole life, as this thread does for the test's.
+    let on_start = logging.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .on_thread_start(move || std::mem::forget(tracing::dispatcher::set_default(&on_start)))
+        .build()
+        .expect("runtime");
+    {
+        let _guard = tracing::dispatcher::set_default(&logging);
+        runtime.block_on(async {
+            let running = start(options).await.expect("starts");
+            // A few failed attempts each (the first backoff is about 0.5 s).
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let stopped = tokio::time::timeout(Duration::from_secs(60), running.shutdown(None));
+            assert!(matches!(stopped.await, Ok(Ok(_))), "stops cleanly");
+        });
+    }
+    let text = log.text();
+    for line in [
+        "resuming from the saved cursor",
+        "connection lost; reconnecting",
+        "waiting before reconnecting",
+        "cannot fetch the Jetstream dictionary",
+        "cannot discover the streaming host",
+    ] {
+        assert!(text.contains(line), "no {line:?} line: {text}");
+    }
+    assert!(text.contains("seq 404 on ws://***@127.0.0.1"), "{text}");
+    for secret in [
+        "TOPSECRET",
+        "INSTANCEPW",
+        "INSTANCETOKEN",
+        "USERPW",
+        "APIKEYVALUE",
+        "PASSWORDVALUE",
+        "user:",
+        "admin:",
+    ] {
+        assert!(!text.contains(secret), "{secret} in the log: {text}");
+    }
+}

@@ -10,6 +10,7 @@ use crate::events::pipeline::{EventQuarantined, FrameMalformed, PostStale, per_s
 use crate::matcher::Class;
 use crate::source::clock::{Judgement, Tick, closing_watermark};
 use crate::source::jetstream::SeqCursor;
+use crate::source::url::SourceUrl;
 use crate::source::{FrameError, SkipReason};
 use crate::state::Store;
 use crate::window::Placement;
@@ -137,19 +138,19 @@ impl<S: Store> Pipeline<S> {
     /// before it), followed and counted; a repeat within the rewind
     /// would have blinded the source for good after one frame numbered
     /// near 2^63, as every later number stood below it.
-    fn seen_before(&mut self, source: &str, host: &str, seq: u64) -> bool {
+    fn seen_before(&mut self, source: &str, host: &SourceUrl, seq: u64) -> bool {
         match self.seqs.get_mut(source) {
-            Some(saved) if saved.host == host && seq <= saved.seq => {
+            Some(saved) if &saved.host == host && seq <= saved.seq => {
                 if saved.seq - seq <= SEQ_REWIND {
                     return true;
                 }
                 saved.seq = seq;
                 self.stats.seq_restarts += 1;
             }
-            Some(saved) if saved.host == host => saved.seq = seq,
+            Some(saved) if &saved.host == host => saved.seq = seq,
             _ => {
                 let cursor = SeqCursor {
-                    host: host.to_owned(),
+                    host: host.clone(),
                     seq,
                 };
                 self.seqs.insert(source.to_owned(), cursor);

@@ -30,6 +30,7 @@ use crate::source::clock::{ClockRule, SourceClock};
 use crate::source::dedupe::Deduper;
 use crate::source::health::SourceHealth;
 use crate::source::jetstream::SeqCursor;
+use crate::source::url::SourceUrl;
 use crate::state::{Store, StoreError};
 use crate::telemetry::Telemetry;
 use crate::window::{Bucket, WindowConfig, Windows};
@@ -111,7 +112,7 @@ pub struct Received<'a> {
     pub kind: SourceKind,
     /// The host it was read from, live (a sequence number means something
     /// only on its host); `None` from a recording.
-    pub host: Option<&'a str>,
+    pub host: Option<&'a SourceUrl>,
     /// The host that names a Mastodon instance's local accounts when a
     /// status's `uri` has no host.
     pub instance: &'a str,

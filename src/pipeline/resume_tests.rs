@@ -253,7 +253,7 @@ fn one_frame_s_sequence_number_cannot_blind_a_source() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut p = open(dir.path(), &PipelineConfig::new());
     let received = Received {
-        host: Some("jetstream.example"),
+        host: Some(&"jetstream.example".into()),
         ..Received::jetstream()
     };
     feed(&mut p, &frames, &received);

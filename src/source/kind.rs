@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::health::SourceHealth;
 use super::jetstream::{JetstreamOptions, SeqCursor};
+use super::url::SourceUrl;
 use super::ws::{DEFAULT_BUDGET_BYTES, FrameBudget, Inbound, Ticks, WsSettings};
 use super::{FrameError, jetstream, mastodon, nostr};
 use crate::Micros;
@@ -154,7 +155,8 @@ pub trait Source: Sync {
 pub struct Connection {
     pub name: String,
     pub kind: SourceKind,
-    pub urls: Vec<String>,
+    /// Masked wherever shown ([`SourceUrl`]).
+    pub urls: Vec<SourceUrl>,
     pub settings: WsSettings,
     /// Mastodon: the stream to follow and the access token.
     pub stream: String,
@@ -169,7 +171,7 @@ impl Connection {
     pub fn instance(&self) -> String {
         self.urls
             .first()
-            .map(|url| super::url::host_port(url))
+            .map(|url| super::url::host_port(url.secret()))
             .unwrap_or_default()
     }
 }

@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 
 use super::kind::{Connection, Link, Origin, Source, Task};
+use super::url::SourceUrl;
 use super::ws::{Control, Protocol};
 use super::{BACKFILL_HORIZON_US, Decoded, Frame, FrameError, RawPost, SkipReason, parse_json};
 use crate::{MICROS_PER_SEC, Micros};
@@ -328,8 +329,8 @@ impl Source for Nostr {
         if source.urls.len() <= 1 {
             return vec![source];
         }
-        let relay = |url: &String| Connection {
-            name: format!("{}:{}", source.name, super::url::relay_name(url)),
+        let relay = |url: &SourceUrl| Connection {
+            name: format!("{}:{}", source.name, super::url::relay_name(url.secret())),
             urls: vec![url.clone()],
             ..source.clone()
         };
@@ -368,8 +369,8 @@ pub const MAX_STORED_PHASE_US: Micros = 30 * MICROS_PER_SEC;
 /// One relay: a `REQ` for kind-1 notes since the last processed one.
 #[derive(Debug, Default)]
 pub struct NostrProtocol {
-    /// The relay's URL, for the log.
-    relay: String,
+    /// The relay's URL, for the log (by its [`super::url::relay_name`]).
+    relay: Option<SourceUrl>,
     /// The `since` of this connection's `REQ` (µs) until its `EOSE`, or
     /// until [`MAX_STORED_PHASE_US`] after the `REQ`: the notes before it
     /// are stored ones.
@@ -379,9 +380,9 @@ pub struct NostrProtocol {
 }
 
 impl Protocol for NostrProtocol {
-    fn connect_url(&mut self, host: &str, _processed: Option<Micros>) -> String {
-        self.relay = host.to_owned();
-        host.to_owned()
+    fn connect_url(&mut self, host: &SourceUrl, _processed: Option<Micros>) -> SourceUrl {
+        self.relay = Some(host.clone());
+        host.clone()
     }
 
     fn hello(&mut self, processed: Option<Micros>) -> Vec<String> {
@@ -402,7 +403,7 @@ impl Protocol for NostrProtocol {
         if self.stored_since.is_some() && arrival_us > self.stored_until {
             self.stored_since = None;
             tracing::warn!(
-                relay = %crate::source::url::relay_name(&self.relay),
+                relay = %self.relay.as_ref().map(|r| crate::source::url::relay_name(r.secret())).unwrap_or_default(),
                 "the relay sent no EOSE within {} s of the subscription: its notes count as live from here (at their arrival)",
                 MAX_STORED_PHASE_US / MICROS_PER_SEC
             );
@@ -789,7 +790,7 @@ pub mod tests {
         let connections = source.connections();
         let names: Vec<&str> = connections.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["nostr:relay.one", "nostr:127.0.0.1:7000/r"]);
-        assert_eq!(connections[1].urls, ["ws://127.0.0.1:7000/r"]);
+        assert_eq!(connections[1].urls, ["ws://127.0.0.1:7000/r".into()]);
         assert_eq!(connections[1].instance(), "127.0.0.1:7000");
         source.urls.truncate(1);
         let one = source.connections();

@@ -4,6 +4,8 @@
 
 use reqwest::Url;
 
+pub use crate::masked_url::{SourceUrl, shown};
+
 /// Redirects followed, at most, for a websocket handshake or an instance
 /// document.
 pub const MAX_REDIRECTS: usize = 5;
@@ -70,92 +72,9 @@ pub fn redirect_allowed(from: &Url, to: &Url) -> bool {
     ) && to.has_host()
 }
 
-/// A source URL as a log line or an error shows it: as written but for
-/// what may be a secret, a user and password (`***@`) and the values of
-/// query keys that name one (`access_token=***`; a cursor or a collection
-/// stays readable). A text that does not parse shows only what comes
-/// before any `?` or `#`, a user cut out as well. `record` and `run`
-/// logged a Mastodon URL's `access_token` whole at every connection.
-pub fn shown(url: &str) -> String {
-    let Ok(mut parsed) = Url::parse(url) else {
-        let head = url.split(['?', '#']).next().unwrap_or_default();
-        return match head.rsplit_once('@') {
-            Some((_, host)) => format!("{:?}", format!("***@{host}")),
-            None => format!("{head:?}"),
-        };
-    };
-    let user = !parsed.username().is_empty() || parsed.password().is_some();
-    let _ = parsed.set_username("");
-    let _ = parsed.set_password(None);
-    if parsed.query().is_some() {
-        let pairs: Vec<(String, String)> = parsed
-            .query_pairs()
-            .map(|(k, v)| {
-                let value = if secret_key(&k) {
-                    "***".into()
-                } else {
-                    v.into_owned()
-                };
-                (k.into_owned(), value)
-            })
-            .collect();
-        parsed.query_pairs_mut().clear().extend_pairs(pairs);
-    }
-    if parsed.fragment().is_some() {
-        parsed.set_fragment(Some("***"));
-    }
-    let text = parsed.to_string();
-    match (user, text.split_once("://")) {
-        (true, Some((scheme, rest))) => format!("{scheme}://***@{rest}"),
-        _ => text,
-    }
-}
-
-/// Whether a query key names a secret (`access_token`, `api_key`,
-/// `auth`, `password`, `sig`, …).
-fn secret_key(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    [
-        "token", "key", "secret", "auth", "pass", "sig", "session", "cred",
-    ]
-    .iter()
-    .any(|word| key.contains(word))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_shown_url_hides_its_secrets_only() {
-        let cases = [
-            (
-                "wss://m.example/api/v1/streaming?stream=public&access_token=QUERYSECRET123",
-                "wss://m.example/api/v1/streaming?stream=public&access_token=***",
-            ),
-            (
-                "wss://jetstream2.us-east.bsky.network/subscribe?wantedCollections=app.bsky.feed.post&cursor=1725000000000000",
-                "wss://jetstream2.us-east.bsky.network/subscribe?wantedCollections=app.bsky.feed.post&cursor=1725000000000000",
-            ),
-            ("wss://user:pw@r.example/a", "wss://***@r.example/a"),
-            ("wss://r.example/#secret", "wss://r.example/#***"),
-            (
-                "ws://127.0.0.1:9/x?apiKey=k&n=1",
-                "ws://127.0.0.1:9/x?apiKey=***&n=1",
-            ),
-            (
-                "wss//mastodon.example/api/v1/streaming?access_token=SeCrEt",
-                "\"wss//mastodon.example/api/v1/streaming\"",
-            ),
-            (
-                "http://user:pw@mastodon.example:abc/?access_token=x",
-                "\"***@mastodon.example:abc/\"",
-            ),
-        ];
-        for (url, want) in cases {
-            assert_eq!(shown(url), want, "{url}");
-        }
-    }
 
     #[test]
     fn endpoints_by_scheme() {

@@ -15,6 +15,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::source::url::SourceUrl;
+
 /// Jetstream v1's dictionary (zstd dictionary id 1612007021, 112,640 bytes).
 pub const V1_DICTIONARY: &[u8] = include_bytes!("zstd_dictionary_v1");
 
@@ -42,28 +44,31 @@ pub enum CompressionError {
     #[error("decompressed frame is not UTF-8 (valid up to byte {0})")]
     NotUtf8(usize),
     /// The subscription URL names no place to fetch a dictionary from.
+    /// (The URLs here are [`SourceUrl`]s, masked in the message: it is
+    /// logged at every connection, and a subscription URL's user and
+    /// password go on to the dictionary's.)
     #[error("no dictionary URL for {0}")]
-    NoDictionaryUrl(String),
+    NoDictionaryUrl(SourceUrl),
     /// The request failed (the transport's message: `reqwest::Error` is
     /// not comparable).
     #[error("GET {url}: {reason}")]
-    Fetch { url: String, reason: String },
+    Fetch { url: SourceUrl, reason: String },
     /// The server refused, with the start of its answer.
     #[error("GET {url}: HTTP {status}: {body}")]
     Refused {
-        url: String,
+        url: SourceUrl,
         status: String,
         body: String,
     },
     #[error("GET {url}: dictionary larger than {limit} bytes")]
-    DictionaryTooLarge { url: String, limit: usize },
+    DictionaryTooLarge { url: SourceUrl, limit: usize },
     #[error("GET {url}: {source}")]
     Fetched {
-        url: String,
+        url: SourceUrl,
         source: Box<CompressionError>,
     },
     #[error("GET {url}: no answer within {timeout:?}")]
-    NoAnswer { url: String, timeout: Duration },
+    NoAnswer { url: SourceUrl, timeout: Duration },
 }
 
 /// A zstd dictionary with its id.
@@ -325,22 +330,25 @@ const ERROR_BODY_BYTES: usize = 1024;
 /// size and time.
 pub async fn fetch(
     client: &reqwest::Client,
-    subscription: &str,
+    subscription: &SourceUrl,
     id: Option<u32>,
     timeout: Duration,
 ) -> Result<Dictionary, CompressionError> {
-    let url = dictionary_url(subscription, id)
-        .ok_or_else(|| CompressionError::NoDictionaryUrl(subscription.to_owned()))?;
+    let url = dictionary_url(subscription.secret(), id)
+        .map(SourceUrl::from)
+        .ok_or_else(|| CompressionError::NoDictionaryUrl(subscription.clone()))?;
+    // The transport's message without its copy of the URL: `url` is
+    // shown, masked, already.
     let failed = |e: reqwest::Error| CompressionError::Fetch {
         url: url.clone(),
-        reason: e.to_string(),
+        reason: e.without_url().to_string(),
     };
     let too_large = || CompressionError::DictionaryTooLarge {
         url: url.clone(),
         limit: MAX_DICTIONARY_BYTES,
     };
     let request = async {
-        let mut response = client.get(&url).send().await.map_err(failed)?;
+        let mut response = client.get(url.secret()).send().await.map_err(failed)?;
         let status = response.status();
         if !status.is_success() {
             // The start of the answer is all the error shows: the rest is
@@ -573,7 +581,7 @@ mod tests {
         let client = super::super::url::http_client().expect("client");
         let error = fetch(
             &client,
-            &format!("ws://{addr}/subscribe"),
+            &format!("ws://{addr}/subscribe").into(),
             None,
             Duration::from_secs(60),
         )

@@ -33,6 +33,7 @@ use super::url::http_client;
 pub use super::url::{v1_url, v2_url};
 use super::v2::{self, V2Control, XrpcError};
 use crate::Micros;
+use crate::source::url::SourceUrl;
 use crate::source::ws::{BinaryFrame, Control, Prepare, Protocol, Rejection, WsSettings};
 
 /// Which Jetstream wire a source speaks.
@@ -50,7 +51,7 @@ pub enum Wire {
 /// counts, so a restart resumes exactly where the counts stop.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct SeqCursor {
-    pub host: String,
+    pub host: SourceUrl,
     pub seq: u64,
 }
 
@@ -104,7 +105,7 @@ pub const V1_CLAMP_TOLERANCE_US: Micros = 5 * 60 * crate::MICROS_PER_SEC;
 pub struct JetstreamProtocol {
     options: JetstreamOptions,
     /// The host of the current connection.
-    host: String,
+    host: SourceUrl,
     /// Newest sequence number handed to the pipeline, with its host.
     seq: Option<SeqCursor>,
     /// The seq cursor the current connection asked for.
@@ -114,7 +115,7 @@ pub struct JetstreamProtocol {
     asked_time: Option<Micros>,
     /// After `CursorTooOld`: the next connection to this host starts here
     /// (`None` inside: at the live tail).
-    floor: Option<(String, Option<u64>)>,
+    floor: Option<(SourceUrl, Option<u64>)>,
     dictionary: Option<Dictionary>,
     dictionary_stale: bool,
     /// After `UnknownZstdDictionary`: the id refused, and the id the
@@ -132,7 +133,7 @@ impl JetstreamProtocol {
         JetstreamProtocol {
             seq: options.resume.clone(),
             options,
-            host: String::new(),
+            host: SourceUrl::from(""),
             asked: None,
             asked_time: None,
             floor: None,
@@ -155,7 +156,7 @@ impl JetstreamProtocol {
 
     /// The dictionary for this connection, fetching or loading it if
     /// needed. A failure is logged and the connection goes uncompressed.
-    async fn ensure_dictionary(&mut self, host: &str) {
+    async fn ensure_dictionary(&mut self, host: &SourceUrl) {
         if self.options.wire == Wire::V1 {
             if self.dictionary.is_none() {
                 self.dictionary = Some(Dictionary::v1());
@@ -230,7 +231,7 @@ impl JetstreamProtocol {
     }
 
     /// The cursor for the next connection to `host`.
-    fn cursor(&mut self, host: &str, processed: Option<Micros>) -> Option<i64> {
+    fn cursor(&mut self, host: &SourceUrl, processed: Option<Micros>) -> Option<i64> {
         let by_time = |t: Micros| t - RESUME_OVERLAP_US;
         if self.options.wire == Wire::V1 {
             return processed.map(by_time).or(self.options.start);
@@ -247,7 +248,7 @@ impl JetstreamProtocol {
         if let Some(seq) = self
             .seq
             .as_ref()
-            .filter(|c| c.host == host)
+            .filter(|c| &c.host == host)
             .and_then(|c| i64::try_from(c.seq.saturating_add(1)).ok())
             .filter(|seq| *seq < TIME_CURSOR_MIN)
         {
@@ -291,7 +292,7 @@ impl JetstreamProtocol {
 }
 
 impl Protocol for JetstreamProtocol {
-    fn prepare<'a>(&'a mut self, host: &'a str) -> Prepare<'a> {
+    fn prepare<'a>(&'a mut self, host: &'a SourceUrl) -> Prepare<'a> {
         Box::pin(async move {
             if self.options.compress {
                 self.ensure_dictionary(host).await;
@@ -300,8 +301,8 @@ impl Protocol for JetstreamProtocol {
         })
     }
 
-    fn connect_url(&mut self, host: &str, processed: Option<Micros>) -> String {
-        self.host = host.to_owned();
+    fn connect_url(&mut self, host: &SourceUrl, processed: Option<Micros>) -> SourceUrl {
+        self.host = host.clone();
         let cursor = self.cursor(host, processed);
         self.inflater = match (&self.dictionary, self.options.compress) {
             (Some(d), true) => match Inflater::new(d) {
@@ -319,13 +320,13 @@ impl Protocol for JetstreamProtocol {
             Wire::V1 => {
                 self.asked = None;
                 self.asked_time = cursor;
-                v1_url(host, cursor, dictionary.is_some())
+                v1_url(host.secret(), cursor, dictionary.is_some()).into()
             }
             Wire::V2 => {
                 self.asked = cursor
                     .filter(|c| *c < TIME_CURSOR_MIN)
                     .and_then(|c| u64::try_from(c).ok());
-                v2_url(host, cursor, dictionary)
+                v2_url(host.secret(), cursor, dictionary).into()
             }
         }
     }
@@ -334,9 +335,9 @@ impl Protocol for JetstreamProtocol {
     /// never sent back to the host that redirected (which would read them
     /// as its own and skip or repeat events); the cursor asked is the one
     /// the target's URL carries, as the server wrote it.
-    fn redirected(&mut self, to: &str) {
-        let (server, cursor) = super::url::redirect_target(to);
-        self.host = server;
+    fn redirected(&mut self, to: &SourceUrl) {
+        let (server, cursor) = super::url::redirect_target(to.secret());
+        self.host = server.into();
         match self.options.wire {
             Wire::V1 => {
                 self.asked = None;
@@ -462,11 +463,28 @@ mod tests {
     use crate::MICROS_PER_SEC;
     use crate::source::MAX_SEQ;
 
+    /// The protocol's URL calls with the URLs as text, for these tables.
+    trait AsText {
+        fn url(&mut self, host: &str, processed: Option<Micros>) -> String;
+        fn redirect(&mut self, to: &str);
+    }
+
+    impl AsText for JetstreamProtocol {
+        fn url(&mut self, host: &str, processed: Option<Micros>) -> String {
+            self.connect_url(&host.into(), processed)
+                .secret()
+                .to_owned()
+        }
+        fn redirect(&mut self, to: &str) {
+            self.redirected(&to.into());
+        }
+    }
+
     #[test]
     fn v1_resumes_by_time_with_an_overlap() {
         let mut p = JetstreamProtocol::v1_plain();
         assert_eq!(
-            p.connect_url("wss://h/s", Some(10 * MICROS_PER_SEC)),
+            p.url("wss://h/s", Some(10 * MICROS_PER_SEC)),
             "wss://h/s?wantedCollections=app.bsky.feed.post&cursor=5000000",
             "resumes five seconds before the last processed event"
         );
@@ -530,13 +548,13 @@ mod tests {
         ];
         for (processed, frames, want) in cases {
             let mut p = JetstreamProtocol::v1_plain();
-            p.connect_url("wss://h/s", processed);
+            p.url("wss://h/s", processed);
             let got: Vec<bool> = frames.iter().map(|f| is_gap(&p.control(f))).collect();
             assert_eq!(got, want, "{frames:?}");
         }
         // Each connection checks its own first event.
         let mut p = JetstreamProtocol::v1_plain();
-        p.connect_url("wss://h/s", Some(processed));
+        p.url("wss://h/s", Some(processed));
         let late = v1_post(asked + 2 * 3_600 * MICROS_PER_SEC);
         let Control::DataAfterGap(gap) = p.control(&late) else {
             panic!("a gap")
@@ -544,7 +562,7 @@ mod tests {
         assert!(gap.contains("2h later"), "{gap}");
         assert!(gap.contains(&crate::wall::rfc3339(asked)), "{gap}");
         assert!(matches!(p.control(&late), Control::Data));
-        p.connect_url("wss://h/s", Some(processed));
+        p.url("wss://h/s", Some(processed));
         assert!(is_gap(&p.control(&late)), "checked again after a reconnect");
     }
 
@@ -565,7 +583,7 @@ mod tests {
     fn v2_resumes_exactly_by_sequence_on_the_same_host_only() {
         let mut p = v2();
         let t = 1_725_911_162_000_000;
-        assert!(!p.connect_url("ws://a", None).contains("cursor"));
+        assert!(!p.url("ws://a", None).contains("cursor"));
         assert_eq!(
             p.headers(),
             vec![("sec-websocket-protocol", "xrpc.v1.json".to_owned())]
@@ -573,10 +591,10 @@ mod tests {
         assert_eq!(p.control(&event(41)), Control::Data);
         assert_eq!(p.control(&event(42)), Control::Data);
         assert!(
-            p.connect_url("ws://a", Some(t)).ends_with("&cursor=43"),
+            p.url("ws://a", Some(t)).ends_with("&cursor=43"),
             "last seq + 1"
         );
-        let other = p.connect_url("ws://b", Some(t));
+        let other = p.url("ws://b", Some(t));
         assert!(
             other.ends_with(&format!("&cursor={}", t - RESUME_OVERLAP_US)),
             "another host's numbers mean nothing here: by time: {other}"
@@ -590,11 +608,7 @@ mod tests {
             }),
             ..JetstreamOptions::default()
         });
-        assert!(
-            restored
-                .connect_url("ws://a", Some(t))
-                .ends_with("&cursor=100")
-        );
+        assert!(restored.url("ws://a", Some(t)).ends_with("&cursor=100"));
     }
 
     /// What a redirect's target sends is filed under the target: its
@@ -604,16 +618,16 @@ mod tests {
     fn a_redirect_target_s_numbers_are_its_own() {
         let t = 1_725_911_162_000_000;
         let mut p = v2();
-        p.connect_url("ws://a", None);
+        p.url("ws://a", None);
         p.control(&event(41));
-        p.redirected("ws://b/subscribe?kinds=commit&cursor=42");
+        p.redirect("ws://b/subscribe?kinds=commit&cursor=42");
         p.control(&event(7));
-        let back = p.connect_url("ws://a", Some(t));
+        let back = p.url("ws://a", Some(t));
         assert!(
             back.ends_with(&format!("&cursor={}", t - RESUME_OVERLAP_US)),
             "the target's seq 7 went back to the host that redirected: {back}"
         );
-        p.redirected("ws://b/subscribe?cursor=500");
+        p.redirect("ws://b/subscribe?cursor=500");
         let r = p.rejected(
             400,
             br#"{"error":"CursorTooOld","message":"cursor 500 is below the retention floor 900"}"#,
@@ -621,7 +635,7 @@ mod tests {
         let gap = r.gap.expect("a gap");
         assert!(gap.contains("400 events (seq 500 to 899)"), "{gap}");
         // The floor is the target's: the configured host resumes by time.
-        let again = p.connect_url("ws://a", Some(t));
+        let again = p.url("ws://a", Some(t));
         assert!(
             again.ends_with(&format!("&cursor={}", t - RESUME_OVERLAP_US)),
             "{again}"
@@ -635,19 +649,19 @@ mod tests {
         let t = 1_725_911_162_000_000;
         for last in [TIME_CURSOR_MIN as u64 - 1, MAX_SEQ] {
             let mut p = v2();
-            p.connect_url("ws://a", None);
+            p.url("ws://a", None);
             p.control(&event(41));
             p.control(&event(last));
-            let url = p.connect_url("ws://a", Some(t));
+            let url = p.url("ws://a", Some(t));
             assert!(
                 url.ends_with(&format!("&cursor={}", t - RESUME_OVERLAP_US)),
                 "{last}: {url}"
             );
         }
         let mut p = v2();
-        p.connect_url("ws://a", None);
+        p.url("ws://a", None);
         p.control(&event(TIME_CURSOR_MIN as u64 - 2));
-        let url = p.connect_url("ws://a", Some(t));
+        let url = p.url("ws://a", Some(t));
         assert!(
             url.ends_with(&format!("&cursor={}", TIME_CURSOR_MIN - 1)),
             "{url}"
@@ -664,7 +678,7 @@ mod tests {
             }),
             ..JetstreamOptions::default()
         });
-        assert!(p.connect_url("ws://a", None).ends_with("cursor=1000"));
+        assert!(p.url("ws://a", None).ends_with("cursor=1000"));
         let r = p.rejected(
             400,
             br#"{"error":"CursorTooOld","message":"cursor 1000 is below the retention floor 1500"}"#,
@@ -674,14 +688,14 @@ mod tests {
             gap.contains("500 events (seq 1000 to 1499) were lost"),
             "{gap}"
         );
-        assert!(p.connect_url("ws://a", None).ends_with("cursor=1500"));
+        assert!(p.url("ws://a", None).ends_with("cursor=1500"));
         // Once frames flow, the usual cursor takes over.
         p.control(&event(1600));
-        assert!(p.connect_url("ws://a", None).ends_with("cursor=1601"));
+        assert!(p.url("ws://a", None).ends_with("cursor=1601"));
         // No floor named: live tail, an unknown loss.
         let r = p.rejected(400, br#"{"error":"CursorTooOld","message":"too old"}"#);
         assert!(r.gap.expect("gap").contains("unknown number"));
-        assert!(!p.connect_url("ws://a", None).contains("cursor"));
+        assert!(!p.url("ws://a", None).contains("cursor"));
         let r = p.rejected(503, b"<html>busy</html>");
         assert_eq!(r.gap, None);
         assert!(r.reason.contains("503"));
@@ -717,9 +731,9 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
-        rt.block_on(p.prepare("ws://h/subscribe"))
+        rt.block_on(p.prepare(&"ws://h/subscribe".into()))
             .expect("nothing to fetch");
-        let url = p.connect_url("ws://h/subscribe", None);
+        let url = p.url("ws://h/subscribe", None);
         assert!(url.ends_with("&compress=true"), "{url}");
         let text = r#"{"did":"d","time_us":1,"kind":"account"}"#;
         let frame = zstd::bulk::Compressor::with_dictionary(3, compression::V1_DICTIONARY)

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use crate::source::url::{Endpoint, MAX_REDIRECTS, endpoint, redirect_allowed, shown};
+use crate::source::url::{Endpoint, MAX_REDIRECTS, SourceUrl, endpoint, redirect_allowed};
 
 /// Streaming hosts asked of the instances, when connecting to each: one
 /// instance that does not answer is one failed connection, and the next
@@ -18,7 +18,7 @@ pub struct Discovery {
     source: String,
     /// Instance URL → the streaming URL it named, until a connection
     /// there fails ([`Discovery::forget`]).
-    found: HashMap<String, String>,
+    found: HashMap<SourceUrl, SourceUrl>,
 }
 
 impl Discovery {
@@ -34,18 +34,18 @@ impl Discovery {
 
     /// Asks the instance at `host` for its streaming URL, unless `host` is
     /// not an instance URL or its answer is still held.
-    pub async fn learn(&mut self, host: &str) -> Result<(), DiscoveryError> {
-        if endpoint(host) != Some(Endpoint::Instance) || self.found.contains_key(host) {
+    pub async fn learn(&mut self, host: &SourceUrl) -> Result<(), DiscoveryError> {
+        if endpoint(host.secret()) != Some(Endpoint::Instance) || self.found.contains_key(host) {
             return Ok(());
         }
-        let url = discover(&self.client, host).await?;
+        let url = SourceUrl::from(discover(&self.client, host.secret()).await?);
         tracing::info!(
             source = %self.source,
-            instance = %crate::source::url::shown(host),
-            streaming = %crate::source::url::shown(&url),
+            instance = %host,
+            streaming = %url,
             "streaming host discovered"
         );
-        self.found.insert(host.to_owned(), url);
+        self.found.insert(host.clone(), url);
         Ok(())
     }
 
@@ -55,36 +55,40 @@ impl Discovery {
     /// another host in its document; kept for the whole run, the old host
     /// was dialled for ever once it died (24 reconnects in 40 s, the
     /// document naming the new one all along).
-    pub fn forget(&mut self, host: &str) {
+    pub fn forget(&mut self, host: &SourceUrl) {
         self.found.remove(host);
     }
 
     /// The streaming URL the instance at `host` named, once learned.
-    pub fn streaming_url(&self, host: &str) -> Option<&str> {
-        self.found.get(host).map(String::as_str)
+    pub fn streaming_url(&self, host: &SourceUrl) -> Option<&SourceUrl> {
+        self.found.get(host)
     }
 }
 
 /// The instance document is small; a larger answer is refused.
 pub const MAX_INSTANCE_DOC_BYTES: usize = 256 * 1024;
 
-/// Why the streaming host could not be discovered.
+/// Why the streaming host could not be discovered. Its URLs are
+/// [`SourceUrl`]s: the message is logged at every retry, masked.
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoveryError {
     #[error("cannot fetch {url}: {reason}")]
-    Fetch { url: String, reason: String },
+    Fetch { url: SourceUrl, reason: String },
     #[error("{url} answered HTTP {status}")]
-    Status { url: String, status: u16 },
+    Status { url: SourceUrl, status: u16 },
     #[error(
         "the instance documents name no streaming host (v2 `configuration.urls.streaming`, v1 `urls.streaming_api`)"
     )]
     NoStreaming,
-    #[error("the streaming URL {0:?} is not a ws://, wss://, http:// or https:// URL")]
-    BadUrl(String),
+    #[error("the streaming URL {0} is not a ws://, wss://, http:// or https:// URL")]
+    BadUrl(SourceUrl),
     #[error(
         "the instance at {instance} names an unencrypted streaming URL, {streaming}: refused, as the token would travel in clear (configure the wss:// URL yourself if that is really meant)"
     )]
-    Downgrade { instance: String, streaming: String },
+    Downgrade {
+        instance: SourceUrl,
+        streaming: SourceUrl,
+    },
 }
 
 /// The streaming base URL an instance document names: v2
@@ -100,14 +104,14 @@ pub fn streaming_from_document(document: &serde_json::Value) -> Option<String> {
 /// The websocket URL of the streaming API at `base` (`https://` becomes
 /// `wss://`; `/api/v1/streaming` is added unless there).
 pub fn streaming_endpoint(base: &str) -> Result<String, DiscoveryError> {
-    let mut url = reqwest::Url::parse(base).map_err(|_| DiscoveryError::BadUrl(base.to_owned()))?;
+    let bad = || DiscoveryError::BadUrl(base.into());
+    let mut url = reqwest::Url::parse(base).map_err(|_| bad())?;
     let scheme = match url.scheme() {
         "https" | "wss" => "wss",
         "http" | "ws" => "ws",
-        _ => return Err(DiscoveryError::BadUrl(base.to_owned())),
+        _ => return Err(bad()),
     };
-    url.set_scheme(scheme)
-        .map_err(|_| DiscoveryError::BadUrl(base.to_owned()))?;
+    url.set_scheme(scheme).map_err(|_| bad())?;
     if !url.path().ends_with("/api/v1/streaming") {
         let path = format!("{}/api/v1/streaming", url.path().trim_end_matches('/'));
         url.set_path(&path);
@@ -124,8 +128,8 @@ pub fn discovered_endpoint(instance: &str, streaming: &str) -> Result<String, Di
         |url: &str| reqwest::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "https" | "wss"));
     if tls(instance) && !tls(&endpoint) {
         return Err(DiscoveryError::Downgrade {
-            instance: shown(instance),
-            streaming: shown(streaming),
+            instance: instance.into(),
+            streaming: streaming.into(),
         });
     }
     Ok(endpoint)
@@ -162,9 +166,11 @@ async fn fetch_document(
     // The error names the URL with its secrets masked, once: it is the
     // source's last failure, shown in its alert and `/api/v1/sources`.
     let fetch = |reason: String| DiscoveryError::Fetch {
-        url: shown(url),
+        url: url.into(),
         reason,
     };
+    // The transport's message without its copy of the URL, which is
+    // shown masked already and would show the query whole.
     let mut response = client
         .get(url)
         .send()
@@ -172,7 +178,7 @@ async fn fetch_document(
         .map_err(|e| fetch(format!("{:#}", e.without_url())))?;
     if !response.status().is_success() {
         return Err(DiscoveryError::Status {
-            url: shown(url),
+            url: url.into(),
             status: response.status().as_u16(),
         });
     }

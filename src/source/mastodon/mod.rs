@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use super::kind::{Connection, Link, Origin, Source, Task};
 use super::server;
+use super::url::SourceUrl;
 use super::ws::{Control, Prepare, Protocol};
 use super::{
     BACKFILL_HORIZON_US, Decoded, Frame, FrameError, RawPost, SkipReason, SourceError, parse_json,
@@ -244,7 +245,7 @@ pub struct MastodonProtocol {
 }
 
 impl Protocol for MastodonProtocol {
-    fn prepare<'a>(&'a mut self, host: &'a str) -> Prepare<'a> {
+    fn prepare<'a>(&'a mut self, host: &'a SourceUrl) -> Prepare<'a> {
         Box::pin(async move {
             let Some(discovery) = self.discovery.as_mut() else {
                 return Ok(());
@@ -253,25 +254,25 @@ impl Protocol for MastodonProtocol {
         })
     }
 
-    fn failed(&mut self, host: &str) {
+    fn failed(&mut self, host: &SourceUrl) {
         if let Some(discovery) = self.discovery.as_mut() {
             discovery.forget(host);
         }
     }
 
-    fn connect_url(&mut self, host: &str, _processed: Option<Micros>) -> String {
+    fn connect_url(&mut self, host: &SourceUrl, _processed: Option<Micros>) -> SourceUrl {
         let host = self
             .discovery
             .as_ref()
             .and_then(|d| d.streaming_url(host))
             .unwrap_or(host);
-        let Ok(mut url) = reqwest::Url::parse(host) else {
-            return host.to_owned();
+        let Ok(mut url) = reqwest::Url::parse(host.secret()) else {
+            return host.clone();
         };
         if !url.query_pairs().any(|(k, _)| k == "stream") {
             url.query_pairs_mut().append_pair("stream", &self.stream);
         }
-        url.to_string()
+        SourceUrl::from(&url)
     }
 
     fn quiet(&self) -> bool {
@@ -598,7 +599,9 @@ mod tests {
             discovery: None,
         };
         assert_eq!(
-            protocol.connect_url("wss://streaming.example/api/v1/streaming", None),
+            protocol
+                .connect_url(&"wss://streaming.example/api/v1/streaming".into(), None)
+                .secret(),
             "wss://streaming.example/api/v1/streaming?stream=public"
         );
         assert_eq!(

@@ -186,7 +186,7 @@ mod tests {
         Followed::new(&Connection {
             name: name.to_owned(),
             kind,
-            urls: vec![url.to_owned()],
+            urls: vec![url.into()],
             settings: WsSettings::default(),
             stream: "public".to_owned(),
             token: None,

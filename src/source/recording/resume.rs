@@ -162,7 +162,7 @@ mod tests {
                 Followed::new(&Connection {
                     name: (*name).to_owned(),
                     kind: *kind,
-                    urls: vec!["wss://h.example/x".to_owned()],
+                    urls: vec!["wss://h.example/x".into()],
                     settings: WsSettings::default(),
                     stream: "public".to_owned(),
                     token: None,

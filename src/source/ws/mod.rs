@@ -30,7 +30,7 @@ use super::SourceError;
 use super::backoff::Backoff;
 use super::health::SourceHealth;
 use super::kind::Link;
-use super::url::{MAX_REDIRECTS, redirect_allowed};
+use super::url::{MAX_REDIRECTS, SourceUrl, redirect_allowed};
 use crate::Micros;
 use crate::events::{InternalEvent, RedirectRefused, SourceReconnect, SourceRefused};
 use holds::Holds;
@@ -48,7 +48,7 @@ pub const QUIET_DATA_WATCHDOG: u32 = 20;
 #[derive(Debug)]
 pub struct Inbound {
     pub source: usize,
-    pub host: Arc<str>,
+    pub host: SourceUrl,
     /// The frame's text; empty for a tick.
     pub frame: String,
     /// No frame: the connection says that it is `arrival_us` now and
@@ -198,17 +198,19 @@ pub struct Rejection {
 pub type Prepare<'a> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), SourceError>> + Send + 'a>>;
 
-/// The parts of a wire protocol that shape the connection.
+/// The parts of a wire protocol that shape the connection. Its URLs are
+/// [`SourceUrl`]s: a protocol's log line or error that names one shows it
+/// masked, and only building a URL or a request takes its text.
 pub trait Protocol: Send + 'static {
     /// The URL for the next connection to `host`, resuming after
     /// `processed` (newest event time the pipeline has processed), if any.
-    fn connect_url(&mut self, host: &str, processed: Option<Micros>) -> String;
+    fn connect_url(&mut self, host: &SourceUrl, processed: Option<Micros>) -> SourceUrl;
     /// The next connection goes to a redirect's target `to` instead of the
     /// URL [`Protocol::connect_url`] gave: a protocol keeping state per
     /// server (Jetstream v2's sequence numbers mean something only to the
     /// server that issued them) must not file what the target sends under
     /// the host that redirected. The default keeps nothing per server.
-    fn redirected(&mut self, _to: &str) {}
+    fn redirected(&mut self, _to: &SourceUrl) {}
     /// Extra request headers (an `Authorization` token).
     fn headers(&self) -> Vec<(&'static str, String)> {
         Vec::new()
@@ -244,12 +246,12 @@ pub trait Protocol: Send + 'static {
     /// is (Mastodon's discovered streaming host) forgets it here, so the
     /// next attempt asks again instead of dialling, for the rest of the
     /// run, a host that may be gone. The default keeps nothing.
-    fn failed(&mut self, _host: &str) {}
+    fn failed(&mut self, _host: &SourceUrl) {}
     /// Work before connecting to `host` (Jetstream v2 fetches its
     /// compression dictionary, Mastodon asks an instance for its streaming
     /// host); an error counts as a failed connection, and the next host is
     /// tried after the backoff. The default does nothing.
-    fn prepare<'a>(&'a mut self, _host: &'a str) -> Prepare<'a> {
+    fn prepare<'a>(&'a mut self, _host: &'a SourceUrl) -> Prepare<'a> {
         Box::pin(std::future::ready(Ok(())))
     }
     /// Turns a binary frame into text (Jetstream's compression), within
@@ -290,13 +292,13 @@ enum End {
         wait: Duration,
     },
     /// The handshake was answered with a redirect to this `Location`.
-    Redirect(String),
+    Redirect(SourceUrl),
 }
 
 /// Reads one source until shutdown. Never returns early on errors: every
 /// failure is logged, counted and followed by a reconnect after a backoff.
 pub async fn run<P: Protocol>(
-    hosts: Vec<String>,
+    hosts: Vec<SourceUrl>,
     settings: WsSettings,
     mut protocol: P,
     mut link: Link,
@@ -337,16 +339,8 @@ pub async fn run<P: Protocol>(
                     }
                     None => (protocol.connect_url(host, link.health.processed()), true),
                 };
-                let host: Arc<str> = Arc::from(host.as_str());
-                let (end, alive) = session(
-                    &host,
-                    &url,
-                    credentials,
-                    &settings,
-                    &mut protocol,
-                    &mut link,
-                )
-                .await;
+                let (end, alive) =
+                    session(host, &url, credentials, &settings, &mut protocol, &mut link).await;
                 (url, end, alive)
             }
         };
@@ -433,7 +427,7 @@ enum After {
 /// comes next.
 fn after_session(
     end: End,
-    url: &str,
+    url: &SourceUrl,
     redirect: &mut Redirect,
     refusals: &mut u64,
     health: &SourceHealth,
@@ -490,7 +484,7 @@ fn after_session(
 
 /// Waits until `at` before connecting to `next_host`; false when shut
 /// down meanwhile.
-async fn wait_to_reconnect(at: Instant, next_host: &str, link: &mut Link) -> bool {
+async fn wait_to_reconnect(at: Instant, next_host: &SourceUrl, link: &mut Link) -> bool {
     let delay = at.saturating_duration_since(Instant::now());
     tracing::info!(source = %link.health.name, next_host = %next_host, delay_ms = delay.as_millis() as u64, "waiting before reconnecting");
     let wait = sleep_until(at);
@@ -501,9 +495,8 @@ async fn wait_to_reconnect(at: Instant, next_host: &str, link: &mut Link) -> boo
             _ = &mut wait => return true,
             _ = link.shutdown.changed() => return false,
             _ = tick.tick(), if link.ticks == Ticks::Always => {
-                let host: Arc<str> = Arc::from(next_host);
                 let tick = Handed::Tick { arrival_us: arrival_now() };
-                if hand_over(link, &host, tick).await.is_some() {
+                if hand_over(link, next_host, tick).await.is_some() {
                     return false;
                 }
             }
@@ -536,7 +529,7 @@ enum Handed {
 /// tick goes the same way as the frames, so it never overtakes one that
 /// arrived before it. `Some` when the connection must end (shut down, or
 /// the pipeline is gone).
-async fn hand_over(link: &mut Link, host: &Arc<str>, handed: Handed) -> Option<End> {
+async fn hand_over(link: &mut Link, host: &SourceUrl, handed: Handed) -> Option<End> {
     let (frame, tick, arrival_us, stored_since) = match handed {
         Handed::Frame {
             text,
@@ -556,7 +549,7 @@ async fn hand_over(link: &mut Link, host: &Arc<str>, handed: Handed) -> Option<E
         let held = budget.reserve(frame.len()).await?;
         let inbound = Inbound {
             source: *index,
-            host: Arc::clone(host),
+            host: host.clone(),
             frame,
             tick,
             arrival_us,
@@ -575,7 +568,7 @@ async fn hand_over(link: &mut Link, host: &Arc<str>, handed: Handed) -> Option<E
 /// row, same scheme or an upgrade only.
 #[derive(Default)]
 struct Redirect {
-    to: Option<String>,
+    to: Option<SourceUrl>,
     hops: usize,
     /// Every hop so far kept the origin (scheme, host, port) it came from,
     /// so `to` may be sent the source's credentials.
@@ -586,9 +579,9 @@ impl Redirect {
     /// Follows `location` (answered for `url`) if allowed: true when the
     /// next connection should go there at once; otherwise counts a
     /// reconnect.
-    fn follow(&mut self, url: &str, location: &str, health: &SourceHealth) -> bool {
-        let target = reqwest::Url::parse(url)
-            .and_then(|from| Ok((from.join(location)?, from)))
+    fn follow(&mut self, url: &SourceUrl, location: &SourceUrl, health: &SourceHealth) -> bool {
+        let target = reqwest::Url::parse(url.secret())
+            .and_then(|from| Ok((from.join(location.secret())?, from)))
             .ok()
             .filter(|(to, from)| redirect_allowed(from, to));
         match target {
@@ -598,11 +591,11 @@ impl Redirect {
                 self.hops += 1;
                 tracing::info!(
                     source = %health.name,
-                    from = %super::url::shown(url),
-                    to = %super::url::shown(to.as_str()),
+                    from = %url,
+                    to = %SourceUrl::from(&to),
                     "following a redirect"
                 );
-                self.to = Some(to.to_string());
+                self.to = Some(SourceUrl::from(&to));
                 true
             }
             _ => {

@@ -24,8 +24,8 @@ impl To {
 }
 
 impl Protocol for To {
-    fn connect_url(&mut self, _host: &str, _processed: Option<Micros>) -> String {
-        self.url.clone()
+    fn connect_url(&mut self, _host: &SourceUrl, _processed: Option<Micros>) -> SourceUrl {
+        self.url.clone().into()
     }
     fn quiet(&self) -> bool {
         self.quiet
@@ -47,7 +47,12 @@ impl Reading {
         let tls = crate::tls::client_config().expect("tls");
         let health = Arc::new(SourceHealth::new("t", None));
         let link = Link::new(0, tls, frames, Arc::clone(&health), shutdown);
-        let task = tokio::spawn(run(vec![protocol.url.clone()], settings, protocol, link));
+        let task = tokio::spawn(run(
+            vec![protocol.url.clone().into()],
+            settings,
+            protocol,
+            link,
+        ));
         Reading {
             health,
             stop,

@@ -29,6 +29,7 @@ use crate::http_client::parse_retry_after;
 use crate::source::SourceError;
 use crate::source::health::{SourceHealth, span};
 use crate::source::kind::Link;
+use crate::source::url::SourceUrl;
 use crate::text::server_text;
 
 /// When the watchdog should look again, or `None` if no frame has decoded
@@ -54,8 +55,8 @@ type Socket =
 /// from the handshake to the last message it sent, a pong included
 /// (zero if it never connected).
 pub(super) async fn session<P: Protocol>(
-    host: &Arc<str>,
-    url: &str,
+    host: &SourceUrl,
+    url: &SourceUrl,
     credentials: bool,
     settings: &WsSettings,
     protocol: &mut P,
@@ -75,7 +76,7 @@ pub(super) async fn session<P: Protocol>(
         }
     }
     link.health.set_connected(true);
-    tracing::info!(source = %link.health.name, url = %crate::source::url::shown(url), "connected");
+    tracing::info!(source = %link.health.name, %url, "connected");
     let opened = Instant::now();
     let mut reader = Reader {
         host,
@@ -121,18 +122,19 @@ const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authori
 /// Opens the websocket: the request with the protocol's headers, the
 /// connection bounded in time, a refusal read by the protocol.
 async fn handshake<P: Protocol>(
-    url: &str,
+    url: &SourceUrl,
     credentials: bool,
     settings: &WsSettings,
     protocol: &mut P,
     link: &mut Link,
 ) -> Result<Socket, End> {
     let mut request = url
+        .secret()
         .into_client_request()
         .map_err(|e| End::Lost(format!("bad URL: {e}")))?;
     for (name, value) in protocol.headers() {
         if !credentials && CREDENTIAL_HEADERS.contains(&name) {
-            tracing::info!(source = %link.health.name, url = %crate::source::url::shown(url), header = name, "not sent: the redirect left the configured origin");
+            tracing::info!(source = %link.health.name, %url, header = name, "not sent: the redirect left the configured origin");
             continue;
         }
         let value = HeaderValue::from_str(&value)
@@ -183,7 +185,7 @@ fn refused<P: Protocol>(
             .get("location")
             .and_then(|l| l.to_str().ok())
         {
-            Some(location) => End::Redirect(location.to_owned()),
+            Some(location) => End::Redirect(location.into()),
             None => End::Lost(format!("HTTP {} without a Location", response.status())),
         };
     }
@@ -218,7 +220,7 @@ fn refused<P: Protocol>(
 
 /// The reading half of one connection.
 struct Reader<'a, P> {
-    host: &'a Arc<str>,
+    host: &'a SourceUrl,
     settings: &'a WsSettings,
     protocol: &'a mut P,
     link: &'a mut Link,

@@ -42,7 +42,7 @@ fn credentials_follow_a_redirect_only_within_its_origin() {
         let mut redirect = Redirect::default();
         let mut last = false;
         for (from, location) in hops {
-            last = redirect.follow(from, location, &health);
+            last = redirect.follow(&(*from).into(), &(*location).into(), &health);
         }
         assert_eq!(last, followed, "{hops:?}");
         if followed {
@@ -52,10 +52,10 @@ fn credentials_follow_a_redirect_only_within_its_origin() {
 }
 
 /// Every text frame is data, from the one URL.
-struct Plain(String);
+struct Plain(SourceUrl);
 
 impl Protocol for Plain {
-    fn connect_url(&mut self, _host: &str, _processed: Option<Micros>) -> String {
+    fn connect_url(&mut self, _host: &SourceUrl, _processed: Option<Micros>) -> SourceUrl {
         self.0.clone()
     }
 }
@@ -64,10 +64,10 @@ impl Protocol for Plain {
 struct FailsSecondPreparation(usize);
 
 impl Protocol for FailsSecondPreparation {
-    fn connect_url(&mut self, host: &str, _processed: Option<Micros>) -> String {
-        host.to_owned()
+    fn connect_url(&mut self, host: &SourceUrl, _processed: Option<Micros>) -> SourceUrl {
+        host.clone()
     }
-    fn prepare<'a>(&'a mut self, _host: &'a str) -> Prepare<'a> {
+    fn prepare<'a>(&'a mut self, _host: &'a SourceUrl) -> Prepare<'a> {
         self.0 += 1;
         let result = if self.0 == 2 {
             Err(SourceError::NoData(std::time::Duration::ZERO))
@@ -133,7 +133,7 @@ async fn a_redirect_does_not_outlive_a_failed_preparation() {
         ..WsSettings::default()
     };
     let reader = tokio::spawn(run(
-        vec![first_url, second_url],
+        vec![first_url.into(), second_url.into()],
         settings,
         FailsSecondPreparation(0),
         link,
@@ -163,7 +163,7 @@ async fn a_server_that_never_reads_cannot_hold_the_source() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let url = format!("ws://{}/", listener.local_addr().expect("addr"));
+    let url = SourceUrl::from(format!("ws://{}/", listener.local_addr().expect("addr")));
     let server = tokio::spawn(async move {
         let (stream, _) = listener.accept().await.expect("accept");
         let mut ws = tokio_tungstenite::accept_async(stream)
@@ -209,7 +209,7 @@ async fn frames_in_flight_stay_within_the_byte_budget() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let url = format!("ws://{}/", listener.local_addr().expect("addr"));
+    let url = SourceUrl::from(format!("ws://{}/", listener.local_addr().expect("addr")));
     let server = tokio::spawn(async move {
         let (stream, _) = listener.accept().await.expect("accept");
         let mut ws = tokio_tungstenite::accept_async(stream)
