@@ -88,15 +88,19 @@ impl PipelineThread {
             let Some(n) = frame_no.get_mut(inbound.source) else {
                 continue;
             };
-            if inbound.tick {
+            let n = if inbound.tick {
                 self.tick(&mut pipeline, &inbound)?;
-                continue;
-            }
-            *n += 1;
-            let n = *n;
-            self.frame(&mut pipeline, &inbound, n, &mut malformed)?;
-            // When idle, and every so often in a burst, for the status API.
-            if frames.is_empty() || n.is_multiple_of(1024) {
+                *n
+            } else {
+                *n += 1;
+                self.frame(&mut pipeline, &inbound, *n, &mut malformed)?;
+                *n
+            };
+            // When idle, and every so often in a burst, for the status API
+            // (after a tick too: a frame processed with a tick behind it
+            // in the channel was never published, and the status showed
+            // the counts before it for as long as the stream stayed quiet).
+            if frames.is_empty() || (!inbound.tick && n.is_multiple_of(1024)) {
                 self.telemetry.publish_stats(pipeline.stats());
             }
         }
