@@ -114,7 +114,7 @@ impl<S: Store> Pipeline<S> {
         let Some(arrival_us) = received.arrival_us else {
             return Ok(Vec::new());
         };
-        if received.stored_since.is_some() || !received.kind.source().arrival_is_event_time() {
+        if !received.kind.arrival_passes_time(received.stored_since) {
             return Ok(Vec::new());
         }
         let Some(clock) = self.clocks.get_mut(source) else {

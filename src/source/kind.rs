@@ -51,6 +51,15 @@ impl SourceKind {
         }
     }
 
+    /// Whether an arrival at this kind's connection is time passing there
+    /// (it moves the watermark, [`super::clock::SourceClock::time_passed`]): only
+    /// for a kind dated by arrival, and never inside a stored range (a
+    /// relay's catch-up is history, dated by its authors). The one test
+    /// for the pipeline, a replay's clock lines and `record`'s clocks.
+    pub fn arrival_passes_time(self, stored_since: Option<crate::Micros>) -> bool {
+        stored_since.is_none() && self.source().arrival_is_event_time()
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             SourceKind::Jetstream => "jetstream",

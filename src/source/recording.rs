@@ -73,7 +73,7 @@ impl ClockLine {
     /// dated by arrival, outside a stored range, moves its watermark so
     /// (see [`Pipeline::time_passed`](crate::pipeline::Pipeline::time_passed)).
     pub fn passes_time(&self) -> bool {
-        self.stored_since.is_none() && self.protocol.source().arrival_is_event_time()
+        self.protocol.arrival_passes_time(self.stored_since)
     }
 
     /// The line, without its line ending.

@@ -75,7 +75,7 @@ impl Followed {
     /// arrival, a clock line read back): the clock moves as the
     /// pipeline's does ([`Pipeline::time_passed`](crate::pipeline::Pipeline::time_passed)).
     pub fn time_passed(&mut self, sender: Sender) {
-        if sender.stored_since.is_some() || !self.kind.source().arrival_is_event_time() {
+        if !self.kind.arrival_passes_time(sender.stored_since) {
             return;
         }
         self.clock.time_passed(sender.arrival_us);
