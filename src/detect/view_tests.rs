@@ -5,7 +5,7 @@
 
 use proptest::prelude::*;
 
-use crate::window::{AddedIn8, AuthorId, ServerId};
+use crate::window::{AddedIn, AuthorId, ServerId};
 
 use super::super::RecentBucket;
 use super::*;
@@ -102,7 +102,7 @@ fn counts() -> impl Strategy<Value = ServiceCounts> {
                     .into_iter()
                     .map(|(text, a)| (text, AuthorId::of(&format!("did:{a:02}"))))
                     .collect(),
-                servers: AddedIn8(
+                servers: AddedIn(
                     servers
                         .into_iter()
                         .map(|(server, a)| {
@@ -172,7 +172,7 @@ fn accounts_past_a_texts_cap_take_no_servers_place() {
         reports: 7,
         authors: sharers.iter().copied().chain(real).collect(),
         copies: sharers.iter().map(|&a| (1, a)).collect(),
-        servers: AddedIn8(servers),
+        servers: AddedIn(servers),
         ..ServiceCounts::default()
     };
     let mut state = ServiceState::default();

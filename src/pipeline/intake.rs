@@ -212,8 +212,12 @@ impl<S: Store> Pipeline<S> {
             }
         });
         match content {
-            Content::Post(judged) => self.process_post(source, Incoming::Named(judged), reference),
-            Content::Unnamed(post) => self.process_post(source, Incoming::Unnamed(post), reference),
+            Content::Post(judged) => {
+                self.process_post(source, Incoming::Named(judged), reference, arrival)
+            }
+            Content::Unnamed(post) => {
+                self.process_post(source, Incoming::Unnamed(post), reference, arrival)
+            }
             Content::Skipped(reason) => {
                 self.skip(reason);
                 Ok(Vec::new())
@@ -284,9 +288,10 @@ impl<S: Store> Pipeline<S> {
         source: &str,
         post: Incoming,
         reference: Option<Micros>,
+        arrival: Arrival,
     ) -> Result<Vec<Emitted>, PipelineError> {
         let before = self.class_counts();
-        let alerts = self.process_judged(source, post, reference);
+        let alerts = self.process_judged(source, post, reference, arrival);
         let after = self.class_counts();
         self.stats.source_mut(source, |counts| {
             counts.posts += after[0] - before[0];
@@ -341,12 +346,13 @@ impl<S: Store> Pipeline<S> {
     }
 
     /// One post already accepted by `source`'s clock, judged stale against
-    /// `reference` (its source's watermark).
+    /// `reference` (its source's watermark) and its `arrival`.
     fn process_judged(
         &mut self,
         source: &str,
         post: Incoming,
         reference: Option<Micros>,
+        arrival: Arrival,
     ) -> Result<Vec<Emitted>, PipelineError> {
         let (time_us, key, class) = post.counted();
         // A post further behind the newest watermark than the
@@ -370,7 +376,7 @@ impl<S: Store> Pipeline<S> {
             Class::None => {}
         }
         let placement = match &post {
-            _ if forgotten => Placement::Stale,
+            _ if forgotten || self.caught_up(source, time_us, arrival) => Placement::Stale,
             Incoming::Named(judged) => {
                 let Judged {
                     post,
@@ -405,6 +411,25 @@ impl<S: Store> Pipeline<S> {
         self.stats.peak_candidates = self.stats.peak_candidates.max(candidates);
         let closed = self.windows.advance();
         self.close(closed)
+    }
+
+    /// Whether a post of `source` dated `time_us` is history caught up:
+    /// its bucket has closed, and it arrived later than its source usually
+    /// runs by more than the wait for a source behind (at least the
+    /// lateness), as the posts of a source back after minutes away do,
+    /// or read from its cursor after a restart, beside a source that kept
+    /// going ([`crate::source::delay`]). Added to the oldest open bucket
+    /// as late, minutes of them made one bucket hold minutes of reports,
+    /// and paged; a source steadily behind (a server clock a minute slow)
+    /// is not caught up and keeps its rate as late posts.
+    fn caught_up(&self, source: &str, time_us: Micros, arrival: Arrival) -> bool {
+        let config = self.windows.config();
+        let margin = self.wait_us.max(config.lateness_secs * MICROS_PER_SEC);
+        self.windows.has_closed(time_us)
+            && self
+                .clocks
+                .get(source)
+                .is_some_and(|clock| clock.caught_up(arrival, time_us, margin))
     }
 }
 

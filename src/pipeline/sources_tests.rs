@@ -202,3 +202,115 @@ fn a_run_resumed_while_a_source_is_behind_counts_as_the_whole_run() {
         assert_eq!(posts(&p), posts(&whole), "{what}");
     }
 }
+
+/// Frames with their source and arrival second, Mastodon's dated by it.
+type Arrived = Vec<(&'static str, String, i64)>;
+
+/// `social` (Mastodon) posts every second of arrival from 0 to `end`;
+/// `bluesky` (Jetstream) posts chatter every second and a Discord report
+/// every 20 s, each dated `offset` s before the second it arrives in,
+/// except that what it posts while `away` arrives all at the end of it
+/// (a reconnect reading from its cursor).
+fn beside_mastodon(end: i64, offset: i64, away: std::ops::Range<i64>) -> Arrived {
+    let bluesky_second = |t: i64, arrival: i64| {
+        let (_, chatter) = tick("bluesky", t);
+        let mut frames = vec![("bluesky", chatter, arrival)];
+        if t % 20 == 0 {
+            let (_, report) = report("bluesky", t, t as usize);
+            frames.push(("bluesky", report, arrival));
+        }
+        frames
+    };
+    let mut feed = Arrived::new();
+    for t in 0..end {
+        let acct = format!("user{}@host{}.net", t % 5, t % 5);
+        let status = mastodon_status(&t.to_string(), &acct, START + t * S, "lunch was good");
+        feed.push(("social", status, t));
+        if t == away.end {
+            feed.extend(away.clone().flat_map(|s| bluesky_second(s - offset, t)));
+        }
+        if !away.contains(&t) {
+            feed.extend(bluesky_second(t - offset, t));
+        }
+    }
+    feed
+}
+
+fn feed_arrived(p: &mut Pipeline<SledStore>, feed: &[(&'static str, String, i64)]) {
+    for (n, (source, frame, arrival)) in feed.iter().enumerate() {
+        let received = Received {
+            kind: if *source == "social" {
+                crate::source::SourceKind::Mastodon
+            } else {
+                crate::source::SourceKind::Jetstream
+            },
+            instance: "social.example",
+            arrival_us: Some(START + arrival * S),
+            ..Received::jetstream()
+        };
+        p.process_frame(source, n as u64, frame.as_bytes(), &received)
+            .expect("process");
+    }
+}
+
+/// A Jetstream back after five minutes away, beside a Mastodon that kept
+/// going, delivers five minutes of posts in one second, their buckets
+/// closed: added to the oldest open bucket as late, they put 15 Discord
+/// reports in one bucket. They are history caught up, stale. A Jetstream
+/// whose clock runs steadily a minute behind delivers late posts too, one
+/// bucket's worth per bucket: they keep counting, at their rate. The
+/// usual delay is saved with the clocks, so a catch-up right after a
+/// restart is told the same way.
+#[test]
+fn a_catch_up_is_stale_and_a_steady_offset_keeps_counting_late() {
+    let busiest = |p: &Pipeline<SledStore>| discord_buckets(p).values().copied().max();
+    let bluesky = |p: &Pipeline<SledStore>| p.stats().by_source["bluesky"].clone();
+
+    // Away from 200 to 500 s: 15 reports in the catch-up.
+    let feed = beside_mastodon(700, 0, 200..500);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = open(dir.path(), &PipelineConfig::new());
+    feed_arrived(&mut p, &feed);
+    let counts = bluesky(&p);
+    assert_eq!(busiest(&p), Some(1), "{:?}", discord_buckets(&p));
+    // The posts of the catch-up dated more than the 30 s wait before
+    // their arrival (270 s of chatter and 14 reports, less the second or
+    // two by which the watermark usually trails): stale; the rest late.
+    assert!((265..=284).contains(&counts.stale), "{counts:?}");
+    assert!(counts.late <= 35, "{counts:?}");
+    // The other 21 of the 35 reports counted, one a bucket.
+    let counted: u64 = discord_buckets(&p).values().sum();
+    assert_eq!(counted, 21, "{:?}", discord_buckets(&p));
+
+    // Steadily a minute behind: late, never stale, one report a bucket.
+    let feed = beside_mastodon(700, 60, 0..0);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = open(dir.path(), &PipelineConfig::new());
+    feed_arrived(&mut p, &feed);
+    let counts = bluesky(&p);
+    assert_eq!(counts.stale, 0, "{counts:?}");
+    assert!(counts.late > 600, "{counts:?}");
+    assert_eq!(busiest(&p), Some(1), "{:?}", discord_buckets(&p));
+
+    // Stopped at 200 s, started again at 500 s (Mastodon's statuses in
+    // between never received): the catch-up after the restart is stale
+    // too.
+    let feed: Arrived = beside_mastodon(700, 0, 200..500)
+        .into_iter()
+        .filter(|(_, _, arrival)| !(200..500).contains(arrival))
+        .collect();
+    let restart = feed
+        .iter()
+        .position(|(_, _, arrival)| *arrival >= 200)
+        .expect("restart");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = open(dir.path(), &PipelineConfig::new());
+    feed_arrived(&mut p, &feed[..restart]);
+    p.finish().expect("finish");
+    drop(p);
+    let mut p = open(dir.path(), &PipelineConfig::new());
+    feed_arrived(&mut p, &feed[restart..]);
+    let counts = bluesky(&p);
+    assert_eq!(busiest(&p), Some(1), "{:?}", discord_buckets(&p));
+    assert!((265..=284).contains(&counts.stale), "{counts:?}");
+}

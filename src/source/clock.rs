@@ -42,6 +42,8 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
+use super::delay::UsualDelay;
+use crate::window::AddedIn9;
 use crate::{MICROS_PER_SEC, Micros};
 
 /// Accepted posts remembered per source for the quorum.
@@ -128,13 +130,17 @@ impl Arrival {
 }
 
 /// The watermark of one source, with the recent and quarantined times
-/// that decide its next move: all three are saved with the checkpoint, so
-/// a resumed run moves the watermark where the uninterrupted one does.
+/// that decide its next move, and how far behind the arrival clock it
+/// usually runs: all are saved with the checkpoint, so a resumed run
+/// moves the watermark, and tells a catch-up, where the uninterrupted
+/// one does.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SourceClock {
     watermark: Option<Micros>,
     recent: VecDeque<(u64, Micros)>,
     ahead: VecDeque<(u64, Micros)>,
+    #[serde(default)]
+    delay: AddedIn9<UsualDelay>,
 }
 
 impl SourceClock {
@@ -202,7 +208,27 @@ impl SourceClock {
         } else if let Some(agreed) = quorum_time(&self.recent, rule.quorum, self.watermark) {
             self.raise(agreed);
         }
+        if let (Some(arrival), Some(watermark)) = (tick.arrival_us, self.watermark) {
+            self.delay.observe(arrival, watermark);
+        }
         Judgement::Accepted
+    }
+
+    /// Whether an accepted post dated `time_us`, of a source so dated,
+    /// arrived as part of a catch-up: more than `margin_us` later than the
+    /// source usually runs behind the arrival clock. A stored note (a
+    /// relay's catch-up, dated by its author within the gap it fills) is
+    /// measured against its arrival, the time of an own-clock source; a
+    /// live own-clock event is dated by its arrival and never is one.
+    /// Without an arrival (a recording without clock lines) nothing is.
+    pub fn caught_up(&self, arrival: Arrival, time_us: Micros, margin_us: Micros) -> bool {
+        let Some(arrival_us) = arrival.at_us else {
+            return false;
+        };
+        if arrival.own_clock {
+            return arrival.stored && arrival_us.saturating_sub(time_us) > margin_us;
+        }
+        self.delay.exceeded(arrival_us, time_us, margin_us)
     }
 
     /// The first watermark. With a bound (the arrival clock, another

@@ -16,6 +16,7 @@
 pub mod backoff;
 pub mod clock;
 pub mod dedupe;
+pub mod delay;
 pub mod health;
 pub mod jetstream;
 pub mod kind;

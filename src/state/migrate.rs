@@ -10,12 +10,13 @@ use super::records::Checkpoint;
 use super::store::{checkpoint_bytes, put_checkpoint};
 use crate::window::{Bucket, reading_format};
 
-/// Any format → 8: the checkpoint read in the layout of `found` and
+/// Any format → 9: the checkpoint read in the layout of `found` and
 /// written anew. What each format lacked starts afresh, as a restart of
 /// that format started it: the sources' clocks and the discovered names
 /// (format 2), the class of a held-back post (a report: 3 and 4), the
 /// authors' budgets of admissions (5 and 6), the servers that vouch for
-/// authors (none known: 7 and before). Authors it held by id (open
+/// authors (none known: 7 and before), a source's usual delay behind the
+/// arrival clock (8 and before: learned again from the next posts). Authors it held by id (open
 /// buckets, the detector's recent window) are held by digest. A
 /// checkpoint that does not read is left for the first read to report,
 /// with the way to recover.
@@ -36,7 +37,7 @@ pub(super) fn checkpoint(
         (3 | 4, Body::Postcard(body)) => Checkpoint::from_format_4(body).ok(),
         (5 | 6, Body::Postcard(body)) => Checkpoint::from_format_6(body).ok(),
         // JSON, as formats 0 and 1 wrote it (fields added since default),
-        // or postcard of format 7 (fields added since read as empty).
+        // or postcard of format 7 or 8 (fields added since read as empty).
         (_, body) => codec::decode::<Checkpoint>("checkpoint", body).ok(),
     });
     let Some(mut checkpoint) = read else {

@@ -25,10 +25,12 @@ use crate::window::{Bucket, DiscoveredNames, SavedNames, SavedNamesFormat4, Save
 /// names in the checkpoint hold the authors' budgets of admissions, and
 /// buckets hold their authors as digests ([`crate::window::AuthorId`]);
 /// 8: a report's author may come with the server that vouches for it
-/// ([`crate::window::AddedIn8`] fields of buckets and held-back posts).
+/// ([`crate::window::AddedIn8`] fields of buckets and held-back posts);
+/// 9: a source's clock keeps how far behind the arrival clock it usually
+/// runs ([`crate::source::delay::UsualDelay`]).
 /// A change of key layout, encoding or a stored type's fields bumps it and
 /// adds its step to [`super::migrate`].
-pub const FORMAT: u32 = 8;
+pub const FORMAT: u32 = 9;
 
 /// Where the pipeline stood when the last batch was written: enough to
 /// continue after a restart without losing or double-counting.

@@ -42,7 +42,7 @@ use lru::LruCache;
 use serde::{Deserialize, Serialize};
 
 use super::budget::{AuthorBudgets, SavedBudgets};
-use super::{AddedIn8, ServerId};
+use super::{AddedIn, AddedIn8, ServerId};
 use crate::Micros;
 use crate::matcher::Class;
 
@@ -157,7 +157,7 @@ impl SavedNames {
     pub fn without_servers(mut self) -> Self {
         for (_, candidate) in &mut self.candidates {
             for held in &mut candidate.authors {
-                held.server = AddedIn8(None);
+                held.server = AddedIn(None);
             }
         }
         self
@@ -212,7 +212,7 @@ impl From<SavedNamesFormat4> for SavedNames {
                         author,
                         reports,
                         recoveries: 0,
-                        server: AddedIn8(None),
+                        server: AddedIn(None),
                     })
                     .collect();
                 (name, Candidate { since, authors })
@@ -410,7 +410,7 @@ impl DiscoveredNames {
                     author: author.to_owned(),
                     reports: 0,
                     recoveries: 0,
-                    server: AddedIn8(server),
+                    server: AddedIn(server),
                 });
                 let last = candidate.authors.len() - 1;
                 &mut candidate.authors[last]

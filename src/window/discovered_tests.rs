@@ -5,7 +5,7 @@ fn held(author: &str, reports: u64, recoveries: u64) -> HeldBack {
         author: author.into(),
         reports,
         recoveries,
-        server: AddedIn8(None),
+        server: AddedIn(None),
     }
 }
 

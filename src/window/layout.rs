@@ -5,8 +5,9 @@
 //! layout, the few fields that changed read differently while a record of
 //! an older format is being read ([`reading_format`]): an author held by
 //! id reads as its digest ([`super::AuthorId`], format 7), and a field
-//! added in format 8 reads as empty without taking any bytes
-//! ([`AddedIn8`]).
+//! added in a later format reads as empty without taking any bytes
+//! ([`AddedIn`]: the servers of format 8, a source's usual delay of
+//! format 9).
 
 use std::cell::Cell;
 
@@ -36,31 +37,38 @@ pub(super) fn reading_before(format: u32) -> bool {
     READING.get().is_some_and(|reading| reading < format)
 }
 
-/// A field added in store format 8: saved as the value itself; read as
+/// A field added in store format `IN`: saved as the value itself; read as
 /// its default (taking no bytes) from a record of an older format, and
 /// from JSON without it (with `#[serde(default)]` on the field).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
-pub struct AddedIn8<T>(pub T);
+pub struct AddedIn<const IN: u32, T>(pub T);
 
-impl<'de, T: Deserialize<'de> + Default> Deserialize<'de> for AddedIn8<T> {
+/// The servers that vouch for authors ([`super::ServiceCounts::servers`]).
+pub type AddedIn8<T> = AddedIn<8, T>;
+
+/// A source's usual delay behind the arrival clock
+/// ([`crate::source::delay::UsualDelay`]).
+pub type AddedIn9<T> = AddedIn<9, T>;
+
+impl<'de, const IN: u32, T: Deserialize<'de> + Default> Deserialize<'de> for AddedIn<IN, T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        if reading_before(8) {
-            Ok(AddedIn8(T::default()))
+        if reading_before(IN) {
+            Ok(AddedIn(T::default()))
         } else {
-            T::deserialize(deserializer).map(AddedIn8)
+            T::deserialize(deserializer).map(AddedIn)
         }
     }
 }
 
-impl<T> std::ops::Deref for AddedIn8<T> {
+impl<const IN: u32, T> std::ops::Deref for AddedIn<IN, T> {
     type Target = T;
     fn deref(&self) -> &T {
         &self.0
     }
 }
 
-impl<T> std::ops::DerefMut for AddedIn8<T> {
+impl<const IN: u32, T> std::ops::DerefMut for AddedIn<IN, T> {
     fn deref_mut(&mut self) -> &mut T {
         &mut self.0
     }
@@ -109,7 +117,7 @@ mod tests {
         let new = After {
             a: 1,
             b: "y".into(),
-            added: AddedIn8(vec![3, 4]),
+            added: AddedIn(vec![3, 4]),
         };
         let bytes = postcard::to_allocvec(&new).expect("encode");
         assert_eq!(postcard::from_bytes::<After>(&bytes).expect("decode"), new);

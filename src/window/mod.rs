@@ -28,7 +28,7 @@ use self::discovered::Admission;
 pub use self::discovered::{
     DiscoveredNames, HeldBack, SavedNames, SavedNamesFormat4, SavedNamesFormat6,
 };
-pub use self::layout::{AddedIn8, reading_format};
+pub use self::layout::{AddedIn, AddedIn8, AddedIn9, reading_format};
 use crate::matcher::{Class, Verdict};
 use crate::normalize::Post;
 use crate::{MICROS_PER_SEC, Micros};
@@ -265,6 +265,21 @@ impl Windows {
             })
             .total_posts += 1;
         Ok((start, placement))
+    }
+
+    /// Whether the bucket of `time_us` has closed, or the watermark has
+    /// passed it: one that never opened (no post in a gap) closes as soon
+    /// as a post opens it, as the watermark passed it long ago.
+    pub fn has_closed(&self, time_us: Micros) -> bool {
+        let start = self.config.bucket_start(time_us);
+        let passed = self.newest.is_some_and(|newest| {
+            let horizon = newest.saturating_sub(self.config.lateness_secs * MICROS_PER_SEC);
+            start.saturating_add(self.config.bucket_us()) <= horizon
+        });
+        passed
+            || self
+                .closed_through
+                .is_some_and(|first_open| start < first_open)
     }
 
     /// The bucket a post of `time_us` goes to: its own, or the oldest open
