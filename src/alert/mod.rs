@@ -129,6 +129,8 @@ pub use crate::wall::rfc3339;
 impl From<Transition> for Alert {
     fn from(t: Transition) -> Alert {
         let incident = t.incident;
+        // A group's figures are its members' sums: no one series' model.
+        let group = crate::detect::is_upstream(&incident.service);
         Alert {
             id: incident.id,
             service: incident.service,
@@ -154,14 +156,14 @@ impl From<Transition> for Alert {
             discovered: incident.discovered,
             top_phrases: t.evidence.top_phrases,
             languages: t.evidence.languages,
-            basis: Some(t.basis),
+            basis: (!group).then_some(t.basis),
             sequence: incident.events,
             detail: None,
             kind: AlertKind::Outage,
             test: false,
             model: AlertModel {
                 expected: Some(round3(t.expected)),
-                dispersion: Some(round3(t.dispersion)),
+                dispersion: (!group).then_some(round3(t.dispersion)),
                 scale_secs: (incident.scale_secs > 0).then_some(incident.scale_secs),
                 related: t.related,
                 direction: incident.direction,

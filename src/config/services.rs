@@ -28,7 +28,7 @@ pub(super) fn form_error(name: &str, sources: &[String]) -> Option<String> {
             "{name:?} has capitals, and service ids are lower case: write {lower:?}"
         ));
     }
-    let bare = name.strip_prefix("upstream:").unwrap_or(name);
+    let bare = name.strip_prefix(crate::detect::UPSTREAM).unwrap_or(name);
     if bare.is_empty() || !bare.chars().all(|c| c.is_alphanumeric() || c == '-') {
         return Some(format!(
             "{name:?} is no service name: a catalogued service id (`twitter`), a discovered \
@@ -62,7 +62,7 @@ impl Config {
         for (i, sink) in self.sinks.iter().enumerate() {
             for name in &sink.services {
                 if name.starts_with("source:")
-                    || name.starts_with("upstream:")
+                    || crate::detect::is_upstream(name)
                     || ids.contains(&name.as_str())
                 {
                     continue;

@@ -14,6 +14,14 @@ use super::incident::{Incident, Measure, Severity, Transition, TransitionKind};
 use super::{Basis, Evidence};
 use crate::{MICROS_PER_SEC, Micros};
 
+/// The name of a group's incident is this and its likely cause.
+pub const UPSTREAM: &str = "upstream:";
+
+/// Whether `service` names a group's incident (`upstream:PROVIDER`).
+pub fn is_upstream(service: &str) -> bool {
+    service.starts_with(UPSTREAM)
+}
+
 /// The built-in provider map.
 const PROVIDERS_TOML: &str = include_str!("../../patterns/providers.toml");
 
@@ -162,12 +170,8 @@ impl Groups {
         // Its firings are accounted for: a group forms again only from new
         // ones.
         self.recent.retain(|(_, s)| !services.contains(s));
-        let mut t = incident.transition(
-            TransitionKind::Resolved,
-            now,
-            &measure(0, 0.0),
-            Evidence::default(),
-        );
+        let mut t =
+            incident.transition(TransitionKind::Resolved, now, &calm(), Evidence::default());
         t.related = services.into_iter().collect();
         Some(t)
     }
@@ -192,23 +196,31 @@ impl Groups {
         let firings = transitions
             .iter()
             .filter(|t| t.kind == TransitionKind::Firing && members.contains(&t.incident.service));
-        let authors: u64 = firings.clone().map(|t| t.authors).sum();
+        // The group's figures are its members' firings summed: what they
+        // counted and expected together. A dispersion, a basis and a
+        // scale are a single series' and the alert leaves them out
+        // ([`is_upstream`]).
+        let sum = |f: fn(&Transition) -> f64| firings.clone().map(f).sum::<f64>();
+        let group = Measure {
+            reports: firings.clone().map(|t| t.reports).sum(),
+            authors: firings.clone().map(|t| t.authors).sum(),
+            rate_per_min: sum(|t| t.rate_per_min),
+            baseline_per_min: sum(|t| t.baseline_per_min),
+            basis: Basis::Prior,
+            expected: sum(|t| t.expected),
+            dispersion: 0.0,
+        };
         let mut incident = Incident::open(
-            &format!("upstream:{cause}"),
+            &format!("{UPSTREAM}{cause}"),
             started,
             Severity::High,
             firings.map(|t| t.incident.p_value).fold(1.0, f64::min),
             false,
-            0,
-            authors,
+            group.reports,
+            group.authors,
             Basis::Prior,
         );
-        let mut t = incident.transition(
-            TransitionKind::Firing,
-            now,
-            &measure(authors, 0.0),
-            Evidence::default(),
-        );
+        let mut t = incident.transition(TransitionKind::Firing, now, &group, Evidence::default());
         t.related = members.iter().cloned().collect();
         t.evidence.top_phrases = vec![super::PhraseCount {
             phrase: format!(
@@ -223,14 +235,15 @@ impl Groups {
     }
 }
 
-fn measure(authors: u64, expected: f64) -> Measure {
+/// A resolved group's figures: nothing counted any more.
+fn calm() -> Measure {
     Measure {
         reports: 0,
-        authors,
+        authors: 0,
         rate_per_min: 0.0,
         baseline_per_min: 0.0,
         basis: Basis::Prior,
-        expected,
+        expected: 0.0,
         dispersion: 0.0,
     }
 }

@@ -51,7 +51,7 @@ use serde::{Deserialize, Serialize};
 
 pub use baseline::Basis;
 pub use evidence::{Evidence, PhraseCount};
-pub use group::Providers;
+pub use group::{Providers, UPSTREAM, is_upstream};
 pub use incident::{
     Direction, Incident, Measure, Severity, Transition, TransitionKind, incident_id,
 };

@@ -1173,3 +1173,68 @@ fn a_discovered_incident_outlives_the_cap() {
     assert_eq!(kinds, [Firing, Resolved], "and resolves amid junk");
     assert!(detector.service_count() <= 3);
 }
+
+/// An upstream incident's figures are its members' firings summed (the
+/// firings of the bucket that formed the group), reports included: it
+/// said 0 reports beside 40 authors. Its alert leaves out what belongs to
+/// one series' model: the basis, the dispersion and the scale.
+#[test]
+fn an_upstream_incident_counts_what_its_members_fired_with() {
+    let mut detector = Detector::new(DetectorConfig::default());
+    let mut formed = None;
+    for i in 0..130 {
+        let mut b = Bucket {
+            start: T0 + i * B,
+            total_posts: 500,
+            ..Bucket::default()
+        };
+        if (100..106).contains(&i) {
+            for service in ["roblox", "venmo", "coinbase"] {
+                b.services.insert(service.into(), reporters(i, service, 6));
+            }
+        }
+        let transitions = detector.on_bucket(&b);
+        if transitions
+            .iter()
+            .any(|t| t.kind == Firing && t.incident.service.starts_with("upstream:"))
+        {
+            formed = Some(transitions);
+        }
+    }
+    let transitions = formed.expect("an upstream incident");
+    let (group, members): (Vec<&Transition>, Vec<&Transition>) = transitions
+        .iter()
+        .filter(|t| t.kind == Firing)
+        .partition(|t| t.incident.service.starts_with("upstream:"));
+    let group = group[0];
+    assert!(!members.is_empty());
+    let sum = |f: fn(&Transition) -> f64| members.iter().map(|t| f(t)).sum::<f64>();
+    assert_eq!(
+        group.reports,
+        members.iter().map(|t| t.reports).sum::<u64>()
+    );
+    assert!(
+        group.reports >= group.authors && group.authors > 0,
+        "{group:?}"
+    );
+    assert_eq!(
+        group.authors,
+        members.iter().map(|t| t.authors).sum::<u64>()
+    );
+    assert_eq!(group.expected, sum(|t| t.expected));
+    assert_eq!(group.rate_per_min, sum(|t| t.rate_per_min));
+    assert!(group.rate_per_min > 0.0);
+
+    let alert = serde_json::to_value(crate::alert::Alert::from(group.clone())).expect("json");
+    assert_eq!(alert["reports"], group.reports, "{alert}");
+    for absent in ["basis", "dispersion", "scale_secs"] {
+        assert!(alert.get(absent).is_none(), "{absent} in {alert}");
+    }
+    let member = serde_json::to_value(crate::alert::Alert::from(members[0].clone())).expect("json");
+    for present in ["basis", "dispersion", "scale_secs", "expected"] {
+        assert!(
+            member.get(present).is_some(),
+            "{present} missing in {member}"
+        );
+    }
+}

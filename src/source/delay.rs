@@ -81,11 +81,14 @@ mod tests {
 
     const S: Micros = crate::MICROS_PER_SEC;
 
-    /// `observe`s of (arrival s, watermark s), then whether a post of
-    /// (arrival s, time s) exceeds the usual delay by more than 30 s.
+    /// A case: its name, `observe`s of (arrival s, watermark s), a post of
+    /// (arrival s, time s), and whether it exceeds the usual delay by more
+    /// than 30 s.
+    type Case = (&'static str, &'static [(i64, i64)], (i64, i64), bool);
+
     #[test]
     fn a_catch_up_exceeds_the_usual_delay_and_a_steady_offset_does_not() {
-        let cases: [(&str, &[(i64, i64)], (i64, i64), bool); 9] = [
+        let cases: [Case; 9] = [
             ("nothing known yet", &[], (1_000, 0), false),
             (
                 "current source, current post",
