@@ -101,7 +101,8 @@ pub fn client(connect_timeout: Duration) -> Result<reqwest::Client, super::deliv
 /// host. The one check of a sink's URL (the configuration's and
 /// delivery's).
 pub fn is_http_url(url: &str) -> bool {
-    Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+    crate::source::url::host_written(url)
+        && Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
 }
 
 /// Why `value` is not a URL a sink may post to, showing only its host
@@ -130,7 +131,11 @@ pub fn not_http_url(value: &str) -> Option<String> {
             host_of(&format!("http://{value}"))
         ));
     }
-    let host = host_of(value);
+    let host = if crate::source::url::host_written(value) {
+        host_of(value)
+    } else {
+        String::new()
+    };
     Some(if host.is_empty() {
         "the URL has no host".into()
     } else {

@@ -165,14 +165,15 @@ pub(crate) fn websocket_url(value: &str) -> Result<String, String> {
         Some(crate::source::url::Endpoint::Websocket)
     );
     if value.is_empty() || websocket {
-        Ok(value.to_owned())
+        return Ok(value.to_owned());
+    }
+    // Masked as a configuration's URL is: `http://u:pw@h/?token=…` was
+    // echoed whole.
+    let shown = crate::config::shown_url(value);
+    if value.starts_with("ws:") || value.starts_with("wss:") {
+        Err(format!("{shown} has no host after ws:// or wss://"))
     } else {
-        // Masked as a configuration's URL is: `http://u:pw@h/?token=…`
-        // was echoed whole.
-        Err(format!(
-            "{} is not a ws:// or wss:// URL",
-            crate::config::shown_url(value)
-        ))
+        Err(format!("{shown} is not a ws:// or wss:// URL"))
     }
 }
 
@@ -493,6 +494,8 @@ mod tests {
                 "missing http:// or https://? (host \"hooks.example.com\")",
             ),
             ("https://?token=abc", "has no host"),
+            // The URL standard takes the first path segment for the host.
+            ("https:///T000/B000/SeCrEt", "has no host"),
         ] {
             let error = parse(&["replay", "--webhook", value, "f.jsonl"]).expect_err(value);
             assert_eq!(error.exit_code(), 2, "{value}");
@@ -533,6 +536,15 @@ mod tests {
             assert!(text.contains("is not a ws:// or wss:// URL"), "{text}");
             assert!(text.contains("h.example"), "{text}");
             assert!(!text.contains("SeCrEt") && !text.contains("pw@"), "{text}");
+        }
+        // A websocket URL without its host says so (it said "is not a
+        // ws:// URL"), and `wss:///path` is refused (it was retried for
+        // ever against the host `path`).
+        for value in ["ws://", "wss:///path"] {
+            let text = parse(&["run", "--jetstream", value])
+                .expect_err(value)
+                .to_string();
+            assert!(text.contains("has no host"), "{value}: {text}");
         }
     }
 

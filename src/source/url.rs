@@ -23,12 +23,27 @@ pub enum Endpoint {
 /// What `url` points at, or `None` when it is not a URL with a host and
 /// one of those four schemes.
 pub fn endpoint(url: &str) -> Option<Endpoint> {
+    if !host_written(url) {
+        return None;
+    }
     let url = Url::parse(url).ok().filter(Url::has_host)?;
     match url.scheme() {
         "ws" | "wss" => Some(Endpoint::Websocket),
         "http" | "https" => Some(Endpoint::Instance),
         _ => None,
     }
+}
+
+/// Whether `url` writes a host where a person reads one: right after
+/// `scheme://`. The URL standard reads `https:///T0/B0/secret` (and
+/// `https:/x`, `https:x`, `https:\\x`) with its first path segment as the
+/// host, so a hook URL missing its host posted to whatever that segment
+/// names, and a source's was retried for ever against it. The one check of
+/// it, for source and sink URLs alike.
+pub fn host_written(url: &str) -> bool {
+    url.split_once(':')
+        .and_then(|(_, rest)| rest.strip_prefix("//"))
+        .is_some_and(|authority| !authority.is_empty() && !authority.starts_with(['/', '\\']))
 }
 
 /// `host[:port]` of `url` (the URL itself when it has no host): names a
@@ -89,6 +104,14 @@ mod tests {
             ("ftp://a/x", None),
             ("file:///etc/passwd", None),
             ("wss://", None),
+            // The first path segment is no host, whatever the URL
+            // standard makes of it.
+            ("wss:///path", None),
+            ("https:///T000/B000/secret", None),
+            ("https:/mastodon.social", None),
+            ("https:mastodon.social", None),
+            ("wss:\\\\relay.example", None),
+            ("wss://user:pw@relay.example", Some(Endpoint::Websocket)),
             ("not a url", None),
             ("", None),
         ];
