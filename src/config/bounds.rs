@@ -38,6 +38,21 @@ impl Config {
                 ),
             ));
         }
+        // A window is whole buckets: one between two was read as the
+        // shorter in silence (65 s of 10 s buckets judged 60 s). One
+        // shorter than a bucket is that bucket (the default 60 s beside
+        // hour-long buckets), as the README says.
+        let (window, bucket) = (self.detector.window_secs, self.window.bucket_secs);
+        if window > bucket && window % bucket != 0 {
+            return Err((
+                "detector.window_secs".into(),
+                format!(
+                    "{window} is not a whole number of buckets of window.bucket_secs ({bucket} s): \
+                     a window holds whole buckets (try {})",
+                    window / bucket * bucket
+                ),
+            ));
+        }
         // An empty path named no directory ("error:  is not a state
         // directory" from `state verify`).
         if self

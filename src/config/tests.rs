@@ -201,6 +201,11 @@ const KEY_ERRORS: &[(&str, &str)] = &[
         "[detector]\nwindow_secs = 0",
         "ow.toml:2:1: `detector.window_secs`: must be from 10 to 86400",
     ),
+    // A window is whole buckets (65 s of 10 s buckets was read as 60 s).
+    (
+        "[detector]\nwindow_secs = 65",
+        "ow.toml:2:1: `detector.window_secs`: 65 is not a whole number of buckets of window.bucket_secs (10 s): a window holds whole buckets (try 60)",
+    ),
     // The detector's counts: each bounded, at its line.
     (
         "[detector]\nmin_authors = 0",
