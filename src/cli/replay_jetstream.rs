@@ -208,7 +208,9 @@ fn connect(runtime: &tokio::runtime::Runtime, history: &History) -> anyhow::Resu
 /// [`MAX_UNCONNECTED_ATTEMPTS`] times without a frame ever arriving.
 fn gave_up(url: &SourceUrl, health: &SourceHealth) -> Option<anyhow::Error> {
     let snapshot = health.snapshot();
-    let failed = snapshot.reconnects + snapshot.refusals;
+    // A refusal is a reconnect too (counted in both): adding the two gave
+    // up after three refused attempts.
+    let failed = snapshot.reconnects;
     if snapshot.frames > 0 || failed < MAX_UNCONNECTED_ATTEMPTS {
         return None;
     }
@@ -432,5 +434,37 @@ mod tests {
             "{text}"
         );
         assert!(text.len() > format!("never connected to {url} after 5 attempts: ").len());
+    }
+
+    /// Each refused attempt counts once towards giving up: a refusal is
+    /// counted as a reconnect and as a refusal, and adding both gave up
+    /// after three attempts.
+    #[test]
+    fn a_refused_attempt_counts_once_towards_giving_up() {
+        use crate::events::{InternalEvent, SourceRefused};
+        let url: SourceUrl = "ws://127.0.0.1:9/".into();
+        let health = SourceHealth::new("jetstream", None);
+        for attempt in 1..=MAX_UNCONNECTED_ATTEMPTS {
+            assert!(
+                gave_up(&url, &health).is_none(),
+                "gave up before attempt {attempt}"
+            );
+            health.set_last_failure("HTTP 403 Forbidden");
+            SourceRefused {
+                source: "jetstream",
+                counters: &health.counters,
+                url: &url,
+                reason: "HTTP 403 Forbidden",
+                in_a_row: attempt,
+            }
+            .emit();
+        }
+        let error = gave_up(&url, &health).expect("gave up after the last attempt");
+        assert!(
+            error.to_string().contains(&format!(
+                "after {MAX_UNCONNECTED_ATTEMPTS} attempts: HTTP 403"
+            )),
+            "{error}"
+        );
     }
 }
