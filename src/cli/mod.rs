@@ -9,6 +9,8 @@ mod man;
 mod record;
 mod replay;
 mod replay_chunk;
+mod replay_drain;
+mod replay_inputs;
 mod replay_jetstream;
 mod replay_outputs;
 mod replay_pace;

@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::UsageError;
+use super::replay::ReplayArgs;
+use crate::config::Config;
 use crate::file_identity::same_file;
 
 /// A file the replay writes, and the flag (or configuration key) that
@@ -58,6 +60,41 @@ pub fn refuse_overlaps(inputs: &[String], outputs: &[Output<'_>]) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// Every file the replay writes, with what named it: `--report`, the
+/// alerts file (`--alerts`, or the configuration's `[alerts] file`),
+/// `--record`. `-` for alerts is standard output.
+pub fn outputs<'a>(args: &'a ReplayArgs, config: &'a Config) -> Vec<Output<'a>> {
+    let mut outputs = Vec::new();
+    if let Some(report) = &args.watch.report {
+        outputs.push(Output {
+            named_by: "--report".into(),
+            path: report,
+        });
+    }
+    if let Some(alerts) = config
+        .alerts
+        .file
+        .as_deref()
+        .filter(|f| *f != Path::new("-"))
+    {
+        let named_by = match (&args.sinks.alerts, &args.watch.config) {
+            (None, Some(file)) => format!("the `[alerts] file` of {}", file.display()),
+            _ => "--alerts".into(),
+        };
+        outputs.push(Output {
+            named_by,
+            path: alerts,
+        });
+    }
+    if let Some(record) = &args.record {
+        outputs.push(Output {
+            named_by: "--record".into(),
+            path: record,
+        });
+    }
+    outputs
 }
 
 /// `--report FILE`, written whole at the end: a temporary file beside it,
