@@ -135,6 +135,13 @@ pub fn main() -> ExitCode {
 /// asked ([`UsageError`]).
 pub(crate) const USAGE_STATUS: u8 = 2;
 
+/// The exit status of a command that did its work but could not carry
+/// everything through: `replay` with alerts left undelivered or dead,
+/// `state repair` with records lost (or not known to be all kept).
+/// Neither a failure (1) nor a usage error (2): the result is there and
+/// usable, and a script should look at what is missing.
+pub(crate) const INCOMPLETE_STATUS: u8 = 3;
+
 /// A command line that passes clap but asks for what cannot be done: two
 /// flags that contradict each other (`--until` not after `--since`), an
 /// output that is one of the inputs. Exit status 2, as clap's usage

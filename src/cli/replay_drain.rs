@@ -84,7 +84,7 @@ pub(super) fn exit_code(read_errors: &[String], undelivered: bool) -> ExitCode {
         return ExitCode::FAILURE;
     }
     if undelivered {
-        return ExitCode::from(3);
+        return ExitCode::from(super::INCOMPLETE_STATUS);
     }
     ExitCode::SUCCESS
 }
