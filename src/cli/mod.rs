@@ -277,7 +277,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for warning in config::uncatalogued_sink_services(&config, &matcher) {
                 tracing::warn!("{warning}");
             }
-            replay::run(args, matcher, config)
+            replay::run(args, matcher, config, cli.patterns.as_deref())
         }
         Command::Check(args) => check::run(args, &load_matcher(cli.patterns.as_deref())?),
         Command::Run(args) => run::run(args, cli.patterns.as_deref()),

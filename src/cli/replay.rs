@@ -4,7 +4,7 @@
 //! [`super::replay_outputs`], and how it ends (the drain, the exit
 //! status) in [`super::replay_drain`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,7 +13,7 @@ use clap::Args;
 
 use super::replay_drain::{Drained, drain, exit_code};
 use super::replay_inputs::read_inputs;
-use super::replay_outputs::{outputs, refuse_overlaps};
+use super::replay_outputs::{Inputs, outputs, refuse_overlaps};
 use super::replay_summary::print_summary;
 use crate::alert::deliver::Delivery;
 use crate::config::{Config, sink_specs};
@@ -114,12 +114,33 @@ pub struct ReplayArgs {
     pub watch: super::serve::ReplayWatchArgs,
 }
 
-/// `config`: `--config`'s file, else the defaults (see [`super::serve`]).
-pub fn run(args: ReplayArgs, matcher: Matcher, mut config: Config) -> anyhow::Result<ExitCode> {
+/// `config`: `--config`'s file, else the defaults (see [`super::serve`]);
+/// `patterns`: the `--patterns` flag, which `matcher` was loaded from if
+/// given (else from the configuration's `patterns`, or the built-in ones).
+pub fn run(
+    args: ReplayArgs,
+    matcher: Matcher,
+    mut config: Config,
+    patterns: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
     args.sinks.apply(&mut config);
     // Before anything is opened: the alerts file is opened by its sink,
     // the report made, at the start.
-    refuse_overlaps(&args.files, &outputs(&args, &config))?;
+    let patterns = match (patterns, &config.patterns, &args.watch.config) {
+        (Some(dir), _, _) => Some((dir, "--patterns".to_owned())),
+        (None, Some(dir), Some(file)) => Some((
+            dir.as_path(),
+            format!("the `patterns` of {}", file.display()),
+        )),
+        (None, Some(dir), None) => Some((dir.as_path(), "`patterns`".to_owned())),
+        (None, None, _) => None,
+    };
+    let inputs = Inputs {
+        recordings: &args.files,
+        config: args.watch.config.as_deref(),
+        patterns,
+    };
+    refuse_overlaps(&inputs, &outputs(&args, &config))?;
     let runtime = super::runtime(1)?;
     let replayed = replay(&runtime, args, matcher, config);
     // A line still being written to a pipe nobody reads is not waited for:
