@@ -13,7 +13,7 @@ use clap::Args;
 
 use super::replay_drain::{Drained, drain, exit_code};
 use super::replay_inputs::read_inputs;
-use super::replay_outputs::{Inputs, outputs, refuse_overlaps};
+use super::replay_outputs::{inputs, outputs, refuse_overlaps};
 use super::replay_summary::print_summary;
 use crate::alert::deliver::Delivery;
 use crate::config::{Config, sink_specs};
@@ -126,21 +126,7 @@ pub fn run(
     args.sinks.apply(&mut config);
     // Before anything is opened: the alerts file is opened by its sink,
     // the report made, at the start.
-    let patterns = match (patterns, &config.patterns, &args.watch.config) {
-        (Some(dir), _, _) => Some((dir, "--patterns".to_owned())),
-        (None, Some(dir), Some(file)) => Some((
-            dir.as_path(),
-            format!("the `patterns` of {}", file.display()),
-        )),
-        (None, Some(dir), None) => Some((dir.as_path(), "`patterns`".to_owned())),
-        (None, None, _) => None,
-    };
-    let inputs = Inputs {
-        recordings: &args.files,
-        config: args.watch.config.as_deref(),
-        patterns,
-    };
-    refuse_overlaps(&inputs, &outputs(&args, &config))?;
+    refuse_overlaps(&inputs(&args, &config, patterns), &outputs(&args, &config))?;
     let runtime = super::runtime(1)?;
     let replayed = replay(&runtime, args, matcher, config);
     // A line still being written to a pipe nobody reads is not waited for:

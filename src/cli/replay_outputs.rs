@@ -142,6 +142,30 @@ fn files_of(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// What the replay reads: its recordings, `--config`, and the patterns
+/// folder its matcher was loaded from: `patterns_flag` (`--patterns`),
+/// else the configuration's `patterns`.
+pub fn inputs<'a>(
+    args: &'a ReplayArgs,
+    config: &'a Config,
+    patterns_flag: Option<&'a Path>,
+) -> Inputs<'a> {
+    let patterns = match (patterns_flag, &config.patterns, &args.watch.config) {
+        (Some(dir), _, _) => Some((dir, "--patterns".to_owned())),
+        (None, Some(dir), Some(file)) => Some((
+            dir.as_path(),
+            format!("the `patterns` of {}", file.display()),
+        )),
+        (None, Some(dir), None) => Some((dir.as_path(), "`patterns`".to_owned())),
+        (None, None, _) => None,
+    };
+    Inputs {
+        recordings: &args.files,
+        config: args.watch.config.as_deref(),
+        patterns,
+    }
+}
+
 /// Every file the replay writes, with what named it: `--report`, the
 /// alerts file (`--alerts`, or the configuration's `[alerts] file`),
 /// `--record`, and the `--state-dir` folder (sled writes its files there).
