@@ -211,10 +211,10 @@ fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
         old.display()
     );
     Ok(match loss {
-        Loss::None => ExitCode::SUCCESS,
+        Loss::Nothing => ExitCode::SUCCESS,
         // It exited 0 either way: a script could not tell a lossless repair
         // from one that threw away every bucket.
-        Loss::Some | Loss::Unknown => ExitCode::from(super::INCOMPLETE_STATUS),
+        Loss::Records | Loss::Unknown => ExitCode::from(super::INCOMPLETE_STATUS),
     })
 }
 
@@ -224,9 +224,9 @@ fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
 enum Loss {
     /// Every record kept: none dropped, the count at the last clean close
     /// met kind by kind.
-    None,
+    Nothing,
     /// Records dropped as damaged, or fewer of a kind than were held.
-    Some,
+    Records,
     /// Not known: no count was kept (not closed cleanly since its last
     /// open), so records sled could not read would not show; 0 would
     /// claim a lossless repair that nothing supports.
@@ -252,7 +252,7 @@ fn unread(
             dir.display()
         );
         let loss = if dropped > 0 {
-            Loss::Some
+            Loss::Records
         } else {
             Loss::Unknown
         };
@@ -264,7 +264,11 @@ fn unread(
     let kept = Census::of(kept.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
     let lost = kept.lost_from(held);
     if lost.is_empty() {
-        let loss = if dropped > 0 { Loss::Some } else { Loss::None };
+        let loss = if dropped > 0 {
+            Loss::Records
+        } else {
+            Loss::Nothing
+        };
         return Ok((String::new(), loss));
     }
     super::outln!(
@@ -281,7 +285,7 @@ fn unread(
     } else {
         String::new()
     };
-    Ok((said, Loss::Some))
+    Ok((said, Loss::Records))
 }
 
 fn reset(dir: &Path) -> anyhow::Result<ExitCode> {
