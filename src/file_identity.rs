@@ -2,7 +2,8 @@
 //! of one file (`a.jsonl`, `./a.jsonl`, a symbolic or hard link to it) are
 //! told to be one, as no comparison of the strings could. The state store
 //! checks that its directory is still the one it opened; `replay` refuses
-//! to write an output into the recording it reads.
+//! to write an output into the recording, the configuration or the
+//! patterns folder it reads.
 
 use std::path::Path;
 
@@ -47,6 +48,48 @@ fn to_be(path: &Path) -> Option<std::path::PathBuf> {
     Some(std::fs::canonicalize(dir).ok()?.join(path.file_name()?))
 }
 
+/// Whether `path` is `dir` or lies inside it, at any depth, once links
+/// are followed: a path that does not exist yet is placed by its nearest
+/// existing ancestor (`dir/new/x.html` is inside `dir`), so `dir/./x`,
+/// `link-to-dir/x` and `dir/sub/../x` are all inside. `false` when `dir`
+/// cannot be resolved.
+pub fn within(path: &Path, dir: &Path) -> bool {
+    let (Ok(dir), Some(path)) = (std::fs::canonicalize(dir), resolved(path)) else {
+        return false;
+    };
+    path.starts_with(dir)
+}
+
+/// `path` absolute, links followed: its nearest existing ancestor
+/// canonical, the components below it (which do not exist yet) added
+/// lexically.
+fn resolved(path: &Path) -> Option<std::path::PathBuf> {
+    use std::path::Component;
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().ok()?.join(path)
+    };
+    let mut rest = Vec::new();
+    let mut existing = path.as_path();
+    let mut base = loop {
+        if let Ok(base) = std::fs::canonicalize(existing) {
+            break base;
+        }
+        rest.push(existing.file_name()?.to_owned());
+        existing = existing.parent()?;
+    };
+    // `file_name` is `None` for a path ending in `..`: given up above, so
+    // only names (and `.`, which `file_name` skips) remain here.
+    for name in rest.into_iter().rev() {
+        match Path::new(&name).components().next() {
+            Some(Component::Normal(_)) => base.push(name),
+            _ => return None,
+        }
+    }
+    Some(base)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +119,32 @@ mod tests {
         // …but is the file another spelling of it will make.
         assert!(same_file(&missing, &dir.path().join(".").join("missing")));
         assert!(!same_file(&missing, &dir.path().join("other")));
+    }
+
+    #[test]
+    fn within_a_folder_at_any_depth_and_by_any_name() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("patterns");
+        std::fs::create_dir_all(dir.join("lang")).expect("mkdir");
+        std::fs::write(dir.join("lang/en.toml"), "").expect("write");
+        assert!(within(&dir, &dir), "the folder itself");
+        assert!(within(&dir.join("lang/en.toml"), &dir));
+        assert!(within(&dir.join("new.html"), &dir), "not made yet");
+        assert!(
+            within(&dir.join("new/deeper/r.html"), &dir),
+            "nor its folders"
+        );
+        assert!(within(&dir.join("lang/../x.html"), &dir));
+        assert!(within(&tmp.path().join("./patterns/./x"), &dir));
+        assert!(!within(&tmp.path().join("patterns/../x.html"), &dir));
+        assert!(!within(&tmp.path().join("patterns-old/x.html"), &dir));
+        assert!(!within(&tmp.path().join("x.html"), &dir));
+        #[cfg(unix)]
+        {
+            let link = tmp.path().join("link");
+            std::os::unix::fs::symlink(&dir, &link).expect("symlink");
+            assert!(within(&link.join("x.html"), &dir), "through a link");
+        }
+        assert!(!within(&dir.join("x"), &tmp.path().join("missing")));
     }
 }

@@ -325,6 +325,86 @@ window.fetch = function (url, options) {
     );
 }
 
+/// Each source's `last_failure` (why its last connection ended or failed)
+/// is shown in the sources table: the API had it, the page did not. It may
+/// quote the server, so it is text: markup in it shows literally, and no
+/// element is made of it. The page's own HTML and script with a snapshot
+/// of two live sources inline, as the report carries its data.
+#[test]
+fn a_source_s_last_failure_is_shown_as_text() {
+    let Some(browser) = browser_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http/assets");
+    let read = |name: &str| std::fs::read_to_string(assets.join(name)).expect("asset");
+    let failure = r#"the server refused with HTTP 401: <b>no</b> & <img src=x onerror="document.title='pwned'">"#;
+    let snapshot = serde_json::json!({
+        "mode": "daemon",
+        "version": "test",
+        "generated_at": "2026-07-04T10:00:00Z",
+        "ready": false,
+        "ready_reason": "no source is connected (masto)",
+        "health": { "silence_secs": 60, "lag_secs": 120 },
+        "incidents": [],
+        "services": [],
+        "closest": [],
+        "sources": [
+            { "name": "masto", "kind": "live", "connected": false, "reconnects": 3, "stalls": 0,
+              "last_failure": failure, "pipeline": { "frames": 0 } },
+            { "name": "bluesky", "kind": "live", "connected": true, "silent_seconds": 1.0,
+              "reconnects": 0, "stalls": 0, "last_failure": null, "pipeline": { "frames": 5 } }
+        ],
+        "outbox": { "sinks": [] },
+        "stats": {}
+    });
+    // As the report writes its data: nothing in it can close the element.
+    let data = serde_json::to_string(&snapshot)
+        .expect("json")
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026");
+    let page = read("index.html")
+        .replace("<!--STYLE-->", &format!("<style>\n{}\n</style>", read("style.css")))
+        .replace(
+            "<!--SCRIPT-->",
+            &format!(
+                "<script type=\"application/json\" id=\"snapshot\">{data}</script>\n<script>\n{}\n</script>",
+                read("app.js")
+            ),
+        );
+    let path = dir.path().join("sources.html");
+    std::fs::write(&path, page).expect("page");
+    let dom = browse(
+        &browser,
+        &format!("file://{}", path.display()),
+        "--dump-dom",
+    );
+    let sources = table(&dom, "sources");
+    assert!(
+        sources.contains("<th class=\"\">last failure</th>"),
+        "a column for it:\n{sources}"
+    );
+    // The markup as text, in the source's row, in red while it is down.
+    let shown = r#"<td class=" down error">the server refused with HTTP 401: &lt;b&gt;no&lt;/b&gt; &amp; &lt;img src=x onerror="document.title='pwned'"&gt;</td>"#;
+    let row = sources
+        .split("<tr>")
+        .find(|row| row.starts_with(r#"<td class="">masto</td>"#))
+        .unwrap_or_else(|| panic!("no row for masto:\n{sources}"));
+    assert!(row.contains(shown), "the failure, literally:\n{row}");
+    assert!(
+        !sources.contains("<b>") && !sources.contains("<img"),
+        "no element made of it:\n{sources}"
+    );
+    assert!(!dom.contains("<title>pwned"), "nothing ran:\n{dom}");
+    // A source with no failure: a dash.
+    let fine = sources
+        .split("<tr>")
+        .find(|row| row.starts_with(r#"<td class="">bluesky</td>"#))
+        .unwrap_or_else(|| panic!("no row for bluesky:\n{sources}"));
+    assert!(fine.ends_with("<td class=\"\">-</td></tr>"), "{fine}");
+}
+
 #[test]
 fn the_dashboard_and_the_report_show_the_discord_incident() {
     let Some(browser) = browser_or_skip() else {

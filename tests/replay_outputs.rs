@@ -1,6 +1,7 @@
 //! What `replay` writes never destroys what it reads: an output that is
-//! one of the recordings (or another output) is a usage error, exit 2,
-//! naming both, with nothing touched; `--report` replaces a file whole.
+//! one of the recordings, the configuration file, in the patterns folder
+//! (or another output) is a usage error, exit 2, naming both, with nothing
+//! touched; `--report` replaces a file whole.
 //! And `--until` not after `--since` is a usage error like a bad `--since`.
 
 use std::path::{Path, PathBuf};
@@ -120,6 +121,186 @@ fn an_output_that_is_an_input_is_refused_and_the_input_kept() {
         &lines,
     );
     assert!(!d.join("r.html").exists());
+}
+
+/// A copy of the repository's patterns folder at `dir/pats`, and every
+/// file in it with its text, to see that nothing was touched.
+fn patterns_copy(dir: &Path) -> (PathBuf, Vec<(PathBuf, String)>) {
+    let pats = dir.join("pats");
+    std::fs::create_dir_all(pats.join("lang")).expect("mkdir");
+    let mut files = Vec::new();
+    for name in ["services.toml", "lang/en.toml"] {
+        let text = std::fs::read_to_string(root().join("patterns").join(name)).expect("read");
+        std::fs::write(pats.join(name), &text).expect("write");
+        files.push((pats.join(name), text));
+    }
+    (pats, files)
+}
+
+/// The configuration and the patterns are inputs too: `--config c.toml
+/// --report c.toml` replaced the configuration with the report, and an
+/// output put in the patterns folder (or over one of its files) was
+/// written there; each is now a usage error naming both, with the
+/// recording, the configuration and the patterns as they were.
+#[test]
+fn the_configuration_and_the_patterns_are_not_outputs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (same, lines) = recording(dir.path());
+    let d = dir.path();
+    let config = "[detector]\n";
+    std::fs::write(d.join("c.toml"), config).expect("config");
+    let config_kept = || {
+        assert_eq!(
+            std::fs::read_to_string(d.join("c.toml")).expect("config"),
+            config,
+            "the configuration is as it was"
+        );
+    };
+    for (flag, named) in [
+        ("--report", "c.toml"),
+        ("--alerts", "./c.toml"),
+        ("--state-dir", "c.toml"),
+    ] {
+        let out = outagewatch(
+            &["replay", "--config", "c.toml", flag, named, "same.jsonl"],
+            d,
+        );
+        refused(
+            &out,
+            &[&format!("{flag} {named}"), "configuration file c.toml"],
+            &same,
+            &lines,
+        );
+        config_kept();
+    }
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink("c.toml", d.join("link.toml")).expect("symlink");
+        let out = outagewatch(
+            &[
+                "replay",
+                "--config",
+                "link.toml",
+                "--report",
+                "c.toml",
+                "same.jsonl",
+            ],
+            d,
+        );
+        refused(&out, &["--report c.toml", "link.toml"], &same, &lines);
+        config_kept();
+    }
+
+    let (pats, files) = patterns_copy(d);
+    let patterns_kept = || {
+        for (file, text) in &files {
+            assert_eq!(
+                &std::fs::read_to_string(file).expect("pattern file"),
+                text,
+                "{} is as it was",
+                file.display()
+            );
+        }
+        let mut names: Vec<String> = std::fs::read_dir(&pats)
+            .expect("list")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["lang", "services.toml"], "nothing added");
+    };
+    // A file of the folder, under its name or inside it by any path.
+    for (flag, named) in [
+        ("--report", "pats/services.toml"),
+        ("--alerts", "pats/lang/en.toml"),
+        ("--report", "pats/report.html"),
+        ("--alerts", "pats/new/alerts.jsonl"),
+        ("--state-dir", "pats"),
+        ("--state-dir", "pats/state"),
+    ] {
+        let out = outagewatch(
+            &["replay", "--patterns", "pats", flag, named, "same.jsonl"],
+            d,
+        );
+        refused(
+            &out,
+            &[&format!("{flag} {named}"), "patterns"],
+            &same,
+            &lines,
+        );
+        assert!(
+            text(&out.stderr).contains("--patterns"),
+            "names the flag: {}",
+            text(&out.stderr)
+        );
+        patterns_kept();
+    }
+    // A hard link elsewhere to one of its files is that file.
+    #[cfg(unix)]
+    {
+        std::fs::hard_link(pats.join("lang/en.toml"), d.join("hard.toml")).expect("hard link");
+        let out = outagewatch(
+            &[
+                "replay",
+                "--patterns",
+                "pats",
+                "--report",
+                "hard.toml",
+                "same.jsonl",
+            ],
+            d,
+        );
+        refused(
+            &out,
+            &["--report hard.toml", "patterns file"],
+            &same,
+            &lines,
+        );
+        patterns_kept();
+    }
+    // Named by the configuration's `patterns`: said so.
+    std::fs::write(d.join("p.toml"), "patterns = \"pats\"\n").expect("config");
+    let out = outagewatch(
+        &[
+            "replay",
+            "--config",
+            "p.toml",
+            "--report",
+            "pats/r.html",
+            "same.jsonl",
+        ],
+        d,
+    );
+    refused(
+        &out,
+        &["--report pats/r.html", "`patterns` of p.toml"],
+        &same,
+        &lines,
+    );
+    patterns_kept();
+
+    // Beside them, all is well: the same flags with outputs elsewhere.
+    let out = outagewatch(
+        &[
+            "replay",
+            "--config",
+            "c.toml",
+            "--patterns",
+            "pats",
+            "--report",
+            "r.html",
+            "--alerts",
+            "a.jsonl",
+            "--state-dir",
+            "st",
+            "same.jsonl",
+        ],
+        d,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(d.join("r.html").is_file() && d.join("st/db").is_file());
+    config_kept();
+    patterns_kept();
 }
 
 /// The report is written beside its place and renamed: an earlier report

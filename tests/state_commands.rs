@@ -316,7 +316,8 @@ fn a_repair_says_what_sled_lost_with_its_log() {
     assert_eq!(verify.status.code(), Some(1), "{}", text(&verify.stderr));
     let repair = state_command(tmp.path(), "repair", &state);
     let said = text(&repair.stdout);
-    assert!(repair.status.success(), "{}", text(&repair.stderr));
+    // Lossy: 3, not 0, so a script can tell.
+    assert_eq!(repair.status.code(), Some(3), "{}", text(&repair.stderr));
     let lost_line = said
         .lines()
         .find(|l| l.contains("lost, against what it held at its last clean close:"))
@@ -335,6 +336,86 @@ fn a_repair_says_what_sled_lost_with_its_log() {
         after.contains(&format!(": {} buckets,", 179 - lost)),
         "{after}"
     );
+}
+
+/// The exit status tells a lossless repair from a lossy one: both exited
+/// 0, so a script repairing a store could not tell that records were
+/// lost. A store closed cleanly and undamaged keeps every record: 0. The
+/// same store with a record damaged: 3 (the code of "done, not
+/// everything made it", as `replay` with alerts undelivered). A store
+/// with no count of what it held (not closed cleanly): 3 as well, since
+/// nothing shows that what sled could not read was nothing.
+#[test]
+fn a_repair_exits_0_only_when_it_lost_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("st");
+    let replay = bin(tmp.path())
+        .arg("replay")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo.jsonl.gz"))
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .expect("runs");
+    assert!(replay.status.success(), "{}", text(&replay.stderr));
+    let state_cmd = |action: &str| state_command(tmp.path(), action, &state);
+
+    let lossless = state_cmd("repair");
+    let said = text(&lossless.stdout);
+    assert_eq!(
+        lossless.status.code(),
+        Some(0),
+        "{said}{}",
+        text(&lossless.stderr)
+    );
+    assert!(said.contains("dropped 0 damaged ones;"), "{said}");
+    assert!(!said.contains("lost"), "nothing lost: {said}");
+
+    // The repair closed it cleanly: its count is sealed again. One
+    // baseline made unreadable (its checksum holds, its layout not).
+    {
+        let db = open_raw(&state);
+        let key = db
+            .iter()
+            .keys()
+            .filter_map(Result::ok)
+            .find(|k| {
+                outagewatch::state::keys::Kind::of(k)
+                    == Some(outagewatch::state::keys::Kind::Baseline)
+            })
+            .expect("the demo leaves baselines");
+        let junk = outagewatch::state::codec::encode("junk", &[0xffu8; 3]).expect("encode");
+        db.insert(key, junk).expect("insert");
+        db.flush().expect("flush");
+    }
+    let lossy = state_cmd("repair");
+    let said = text(&lossy.stdout);
+    assert_eq!(
+        lossy.status.code(),
+        Some(3),
+        "{said}{}",
+        text(&lossy.stderr)
+    );
+    assert!(said.contains("dropped 1 damaged ones"), "{said}");
+    assert!(
+        said.contains("1 of "),
+        "the baseline is counted lost: {said}"
+    );
+    // Repaired all the same: the store verifies.
+    let verify = state_cmd("verify");
+    assert!(verify.status.success(), "{}", text(&verify.stderr));
+
+    // Nothing damaged, but no count of what it held: not known lossless.
+    let unclosed = tmp.path().join("unclosed");
+    make_store(&unclosed);
+    let unknown = state_command(tmp.path(), "repair", &unclosed);
+    let said = text(&unknown.stdout);
+    assert_eq!(
+        unknown.status.code(),
+        Some(3),
+        "{said}{}",
+        text(&unknown.stderr)
+    );
+    assert!(said.contains("what it held is not known"), "{said}");
 }
 
 /// A repair killed after its copy was committed (`DIR.repaired`) and the
@@ -402,7 +483,8 @@ fn a_checkpoint_that_does_not_read_is_found_and_repaired() {
         "{err}"
     );
     let repair = state_cmd("repair");
-    assert!(repair.status.success(), "{}", text(&repair.stderr));
+    // One record dropped: a lossy repair, exit 3.
+    assert_eq!(repair.status.code(), Some(3), "{}", text(&repair.stderr));
     assert!(
         text(&repair.stdout).contains("dropped 1 damaged"),
         "{}",

@@ -40,8 +40,11 @@ pub struct SinkReport {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SinkFigures {
     pub reports: Vec<SinkReport>,
-    /// Dead letters in the store, per sink.
-    pub dead_stored: BTreeMap<String, usize>,
+    /// Dead letters in the store, per sink; `None` when the store could
+    /// not be counted (an empty map would say "none" where it is not
+    /// known). Kept when the sinks stop, so the API still reports each
+    /// sink's dead letters once the store is closed.
+    pub dead_stored: Option<BTreeMap<String, usize>>,
     /// The store's size on disk, when it could be read.
     pub store_size: Option<u64>,
 }
@@ -124,7 +127,7 @@ impl SinkProbe {
     pub fn figures(&self) -> SinkFigures {
         SinkFigures {
             reports: self.reports(),
-            dead_stored: self.outbox.dead_counts().unwrap_or_default(),
+            dead_stored: self.outbox.dead_counts().ok(),
             store_size: self.outbox.store_size().ok(),
         }
     }

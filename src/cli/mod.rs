@@ -9,6 +9,8 @@ mod man;
 mod record;
 mod replay;
 mod replay_chunk;
+mod replay_drain;
+mod replay_inputs;
 mod replay_jetstream;
 mod replay_outputs;
 mod replay_pace;
@@ -132,6 +134,13 @@ pub fn main() -> ExitCode {
 /// ours for a command line clap accepts but that cannot be carried out as
 /// asked ([`UsageError`]).
 pub(crate) const USAGE_STATUS: u8 = 2;
+
+/// The exit status of a command that did its work but could not carry
+/// everything through: `replay` with alerts left undelivered or dead,
+/// `state repair` with records lost (or not known to be all kept).
+/// Neither a failure (1) nor a usage error (2): the result is there and
+/// usable, and a script should look at what is missing.
+pub(crate) const INCOMPLETE_STATUS: u8 = 3;
 
 /// A command line that passes clap but asks for what cannot be done: two
 /// flags that contradict each other (`--until` not after `--since`), an
@@ -269,7 +278,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for warning in config::uncatalogued_sink_services(&config, &matcher) {
                 tracing::warn!("{warning}");
             }
-            replay::run(args, matcher, config)
+            replay::run(args, matcher, config, cli.patterns.as_deref())
         }
         Command::Check(args) => check::run(args, &load_matcher(cli.patterns.as_deref())?),
         Command::Run(args) => run::run(args, cli.patterns.as_deref()),

@@ -1,14 +1,18 @@
-//! The files a replay writes, kept apart from the recordings it reads.
+//! The files a replay writes, kept apart from what it reads.
 //!
 //! `replay --report same.jsonl same.jsonl` emptied the recording before
 //! reading it (`replayed 0 events`, exit 0, the recording replaced by
 //! HTML), and `replay --alerts X X` appended alerts to the recording being
-//! read, which then read them back as malformed lines. Every output is
-//! checked against every input here, once, before anything is opened, by
-//! device and inode ([`crate::file_identity`]): `./a.jsonl`, its absolute
-//! path and a link to it are one file. And the report is written to a
-//! temporary file beside it and renamed at the end ([`ReportFile`]), so an
-//! existing report is replaced whole or not at all.
+//! read, which then read them back as malformed lines; `--report c.toml
+//! --config c.toml` replaced the configuration with HTML, and an output in
+//! the patterns folder put a file among the patterns. Every output is
+//! checked against every input (the recordings, the configuration file,
+//! the patterns folder and each of its files) here, once, before anything
+//! is opened, by device and inode ([`crate::file_identity`]): `./a.jsonl`,
+//! its absolute path and a link to it are one file. And the report is
+//! written to a temporary file beside it and renamed at the end
+//! ([`ReportFile`]), so an existing report is replaced whole or not at
+//! all.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,7 +20,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::UsageError;
-use crate::file_identity::same_file;
+use super::replay::ReplayArgs;
+use crate::config::Config;
+use crate::file_identity::{same_file, within};
 
 /// A file the replay writes, and the flag (or configuration key) that
 /// named it, for the message.
@@ -25,23 +31,73 @@ pub struct Output<'a> {
     pub path: &'a Path,
 }
 
-/// Refuses an output that is one of the `inputs` (recordings as typed;
-/// `-` is standard input), or another output: either would destroy what
-/// the other holds. A usage error naming both.
-pub fn refuse_overlaps(inputs: &[String], outputs: &[Output<'_>]) -> Result<(), UsageError> {
+/// What a replay reads, besides standard input: an output that is one of
+/// these would destroy it.
+pub struct Inputs<'a> {
+    /// The recordings as typed (`-` is standard input).
+    pub recordings: &'a [String],
+    /// `--config FILE`.
+    pub config: Option<&'a Path>,
+    /// The patterns folder (`--patterns`, or the configuration's
+    /// `patterns`), and what named it.
+    pub patterns: Option<(&'a Path, String)>,
+}
+
+/// Files of a patterns folder compared by identity: the folder and each
+/// of its sub-folders (its layout is `services.toml`, `lang/*.toml`) hold
+/// far fewer; this bounds a folder named by mistake (`--patterns /`).
+const PATTERN_FILES_COMPARED: usize = 4096;
+
+/// Refuses an output that is one of the `inputs` (a recording, the
+/// configuration, inside the patterns folder or one of its files under
+/// another name), or another output: either would destroy what the other
+/// holds. A usage error naming both.
+pub fn refuse_overlaps(inputs: &Inputs<'_>, outputs: &[Output<'_>]) -> Result<(), UsageError> {
+    let pattern_files = inputs
+        .patterns
+        .as_ref()
+        .map(|(dir, _)| files_of(dir))
+        .unwrap_or_default();
     for (i, output) in outputs.iter().enumerate() {
-        for input in inputs {
+        let destroys = |what: String| {
+            UsageError(format!(
+                "{} {} is {what}, which this replay reads: writing it would destroy it; name \
+                 another file",
+                output.named_by,
+                output.path.display(),
+            ))
+        };
+        for input in inputs.recordings {
             let (path, input) = match input.as_str() {
                 // What the shell connected to stdin: `replay - --alerts x < x`.
                 "-" => (Path::new("/dev/stdin"), "on standard input (-)"),
                 file => (Path::new(file), file),
             };
             if same_file(output.path, path) {
-                return Err(UsageError(format!(
-                    "{} {} is the recording {input}, which this replay reads: writing it would \
-                     destroy the input; name another file",
-                    output.named_by,
-                    output.path.display(),
+                return Err(destroys(format!("the recording {input}")));
+            }
+        }
+        if let Some(config) = inputs.config
+            && same_file(output.path, config)
+        {
+            return Err(destroys(format!(
+                "the configuration file {} (--config)",
+                config.display()
+            )));
+        }
+        if let Some((dir, named_by)) = &inputs.patterns {
+            let is_file = pattern_files.iter().find(|f| same_file(output.path, f));
+            if let Some(file) = is_file {
+                return Err(destroys(format!(
+                    "the patterns file {} (of {named_by} {})",
+                    file.display(),
+                    dir.display()
+                )));
+            }
+            if within(output.path, dir) {
+                return Err(destroys(format!(
+                    "inside the patterns folder {} ({named_by})",
+                    dir.display()
                 )));
             }
         }
@@ -58,6 +114,98 @@ pub fn refuse_overlaps(inputs: &[String], outputs: &[Output<'_>]) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// The files in `dir` and in its sub-folders, one level down (the
+/// layout of a patterns folder), at most [`PATTERN_FILES_COMPARED`].
+fn files_of(dir: &Path) -> Vec<PathBuf> {
+    let entries = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .collect::<Vec<_>>()
+    };
+    let mut files = Vec::new();
+    for path in entries(dir) {
+        if path.is_dir() {
+            files.extend(entries(&path).into_iter().filter(|p| p.is_file()));
+        } else if path.is_file() {
+            files.push(path);
+        }
+        if files.len() >= PATTERN_FILES_COMPARED {
+            files.truncate(PATTERN_FILES_COMPARED);
+            break;
+        }
+    }
+    files
+}
+
+/// What the replay reads: its recordings, `--config`, and the patterns
+/// folder its matcher was loaded from: `patterns_flag` (`--patterns`),
+/// else the configuration's `patterns`.
+pub fn inputs<'a>(
+    args: &'a ReplayArgs,
+    config: &'a Config,
+    patterns_flag: Option<&'a Path>,
+) -> Inputs<'a> {
+    let patterns = match (patterns_flag, &config.patterns, &args.watch.config) {
+        (Some(dir), _, _) => Some((dir, "--patterns".to_owned())),
+        (None, Some(dir), Some(file)) => Some((
+            dir.as_path(),
+            format!("the `patterns` of {}", file.display()),
+        )),
+        (None, Some(dir), None) => Some((dir.as_path(), "`patterns`".to_owned())),
+        (None, None, _) => None,
+    };
+    Inputs {
+        recordings: &args.files,
+        config: args.watch.config.as_deref(),
+        patterns,
+    }
+}
+
+/// Every file the replay writes, with what named it: `--report`, the
+/// alerts file (`--alerts`, or the configuration's `[alerts] file`),
+/// `--record`, and the `--state-dir` folder (sled writes its files there).
+/// `-` for alerts is standard output.
+pub fn outputs<'a>(args: &'a ReplayArgs, config: &'a Config) -> Vec<Output<'a>> {
+    let mut outputs = Vec::new();
+    if let Some(dir) = &args.state_dir {
+        outputs.push(Output {
+            named_by: "--state-dir".into(),
+            path: dir,
+        });
+    }
+    if let Some(report) = &args.watch.report {
+        outputs.push(Output {
+            named_by: "--report".into(),
+            path: report,
+        });
+    }
+    if let Some(alerts) = config
+        .alerts
+        .file
+        .as_deref()
+        .filter(|f| *f != Path::new("-"))
+    {
+        let named_by = match (&args.sinks.alerts, &args.watch.config) {
+            (None, Some(file)) => format!("the `[alerts] file` of {}", file.display()),
+            _ => "--alerts".into(),
+        };
+        outputs.push(Output {
+            named_by,
+            path: alerts,
+        });
+    }
+    if let Some(record) = &args.record {
+        outputs.push(Output {
+            named_by: "--record".into(),
+            path: record,
+        });
+    }
+    outputs
 }
 
 /// `--report FILE`, written whole at the end: a temporary file beside it,

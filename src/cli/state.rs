@@ -27,7 +27,8 @@ enum Action {
     /// Check the seal, the generation and every record; exit 1 if damaged.
     Verify(Dir),
     /// Keep every record that passes its checksum in a fresh store; the
-    /// damaged one is moved aside.
+    /// damaged one is moved aside. Exit 3 when records were lost (or what
+    /// the store held is not known), 0 when every one was kept.
     Repair(Dir),
     /// Start afresh: the old state is moved aside, not deleted.
     Reset(Dir),
@@ -202,39 +203,73 @@ fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
     for rebuilt in &salvage.rebuilt {
         super::outln!("{}: {rebuilt}", dir.display());
     }
-    let unread = unread(dir, held.as_ref(), records, lost)?;
+    let (unread, loss) = unread(dir, held.as_ref(), records, lost)?;
     super::outln!(
         "{}: repaired: kept {} records, dropped {lost} damaged ones{unread}; the old state is in {}",
         dir.display(),
         records.len(),
         old.display()
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(match loss {
+        Loss::Nothing => ExitCode::SUCCESS,
+        // It exited 0 either way: a script could not tell a lossless repair
+        // from one that threw away every bucket.
+        Loss::Records | Loss::Unknown => ExitCode::from(super::INCOMPLETE_STATUS),
+    })
+}
+
+/// What a repair lost, against what the store held at its last clean
+/// close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Loss {
+    /// Every record kept: none dropped, the count at the last clean close
+    /// met kind by kind.
+    Nothing,
+    /// Records dropped as damaged, or fewer of a kind than were held.
+    Records,
+    /// Not known: no count was kept (not closed cleanly since its last
+    /// open), so records sled could not read would not show; 0 would
+    /// claim a lossless repair that nothing supports.
+    Unknown,
 }
 
 /// What the store held at its last clean close (`held`) and the repair
-/// did not keep, said per kind; returns the end of the summary line. The
-/// records sled discards with a damaged stretch of its log are never read,
-/// so never named as dropped: a repair that lost every bucket that way
-/// said "dropped 0 damaged ones".
+/// did not keep, said per kind; returns the end of the summary line and
+/// the [`Loss`], `dropped` (records read and found damaged) counting as
+/// one. The records sled discards with a damaged stretch of its log are
+/// never read, so never named as dropped: a repair that lost every bucket
+/// that way said "dropped 0 damaged ones".
 fn unread(
     dir: &Path,
     held: Option<&Census>,
     kept: &[(sled::IVec, sled::IVec)],
     dropped: usize,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<(String, Loss)> {
     let Some(held) = held else {
         super::outln!(
             "{}: what it held is not known (no count is kept unless it was closed cleanly): \
              records sled could not read at all are not counted",
             dir.display()
         );
-        return Ok(", not counting any that sled could not read".to_owned());
+        let loss = if dropped > 0 {
+            Loss::Records
+        } else {
+            Loss::Unknown
+        };
+        return Ok((
+            ", not counting any that sled could not read".to_owned(),
+            loss,
+        ));
     };
     let kept = Census::of(kept.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
     let lost = kept.lost_from(held);
     if lost.is_empty() {
-        return Ok(String::new());
+        let loss = if dropped > 0 {
+            Loss::Records
+        } else {
+            Loss::Nothing
+        };
+        return Ok((String::new(), loss));
     }
     super::outln!(
         "{}: lost, against what it held at its last clean close: {}",
@@ -245,11 +280,12 @@ fn unread(
     let unread = total(held)
         .saturating_sub(total(&kept))
         .saturating_sub(dropped as u64);
-    Ok(if unread > 0 {
+    let said = if unread > 0 {
         format!(", and lost {unread} more record(s) that sled could not read (by kind above)")
     } else {
         String::new()
-    })
+    };
+    Ok((said, Loss::Records))
 }
 
 fn reset(dir: &Path) -> anyhow::Result<ExitCode> {

@@ -444,15 +444,26 @@ pub fn source_views(telemetry: &Telemetry) -> Vec<Value> {
 /// `dead_letters_shown` and `next` (the `after` of the next page, `null`
 /// on the last) say where it stands. A failing sink shows its last error,
 /// and its newest dead letter's reason. Once the sinks have stopped
-/// (after a replay), their last reports, marked `stopped` (the store is
-/// closed: no dead letters to list). Counts come from the letters' keys;
-/// only the page is decoded (5,860 letters made a 2 MB answer).
+/// (after a replay, `--serve-after`), their last reports, marked
+/// `stopped`, with the dead letters counted as they stopped (it showed
+/// `null`, though the count was known then): the store is closed, so no
+/// letter is listed. Counts come from the letters' keys; only the page is
+/// decoded (5,860 letters made a 2 MB answer).
 pub fn outbox_view(telemetry: &Telemetry, letters: &Letters) -> Result<Value, String> {
     let Some(probe) = telemetry.sinks() else {
-        let sinks: Vec<Value> = telemetry
-            .stopped_sinks()
+        let stopped = telemetry.stopped_sinks();
+        let sinks: Vec<Value> = stopped
+            .reports
             .iter()
-            .map(|report| sink_view(report, true))
+            .map(|report| {
+                let mut view = sink_view(report, true);
+                // `null` only if the store could not be counted then.
+                view["dead_letter_count"] =
+                    stopped.dead_stored.as_ref().map_or(Value::Null, |counts| {
+                        json!(counts.get(&report.name).copied().unwrap_or(0))
+                    });
+                view
+            })
             .collect();
         return Ok(json!({ "sinks": sinks }));
     };

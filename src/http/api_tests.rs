@@ -19,6 +19,12 @@ use crate::telemetry::{Mode, Telemetry};
 /// A server over sinks `hook` (with `hook_letters` dead letters) and `pager`
 /// (with 3); a letter of `gone`, a sink not running, is in the store too.
 async fn serve(hook_letters: u64) -> (Server, crate::state::SledStore) {
+    let (server, store, _) = serve_telemetry(hook_letters).await;
+    (server, store)
+}
+
+/// [`serve`], with the telemetry it serves.
+async fn serve_telemetry(hook_letters: u64) -> (Server, crate::state::SledStore, Arc<Telemetry>) {
     let store = crate::state::SledStore::temporary().expect("store");
     let outbox = store.outbox::<crate::alert::Alert>();
     let letter = |sink: &str, seq: u64| DeadLetter {
@@ -44,10 +50,10 @@ async fn serve(hook_letters: u64) -> (Server, crate::state::SledStore) {
     let telemetry = Telemetry::new(Mode::Daemon, None);
     telemetry.set_sinks(SinkProbe::new(sinks.into(), outbox));
     let settings = HttpSettings::new("127.0.0.1:0", None).expect("settings");
-    let server = Server::start(&settings, telemetry, None, None, &Supervisor::new())
+    let server = Server::start(&settings, telemetry.clone(), None, None, &Supervisor::new())
         .await
         .expect("starts");
-    (server, store)
+    (server, store, telemetry)
 }
 
 async fn get(server: &Server, path: &str) -> (u16, Value) {
@@ -111,6 +117,29 @@ async fn dead_letters_come_a_page_at_a_time_with_the_totals() {
     let (_, rest) = get(&server, "/api/v1/outbox?after=hook:9999").await;
     assert_eq!(ids(&rest), ["pager:7", "pager:8", "pager:9"]);
     assert!(rest["next"].is_null());
+    server.stop().await;
+}
+
+/// Sinks that have stopped (a replay's after its drain, served on with
+/// `--serve-after`) still say how many dead letters each has, as the
+/// store held them when they stopped: `dead_letter_count` was `null`,
+/// though the count was known, and the store is closed by then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_sinks_still_count_their_dead_letters() {
+    let (server, store, telemetry) = serve_telemetry(4).await;
+    telemetry.clear_sinks();
+    // The store is closed after the sinks stop: nothing reads it now.
+    drop(store);
+    let (status, page) = get(&server, "/api/v1/outbox").await;
+    assert_eq!(status, 200, "{page}");
+    let sinks = page["sinks"].as_array().expect("sinks");
+    assert_eq!(sinks.len(), 2, "{page}");
+    for (sink, count) in [(&sinks[0], 4), (&sinks[1], 3)] {
+        assert_eq!(sink["stopped"], true, "{sink}");
+        assert_eq!(sink["dead_letter_count"], count, "{sink}");
+    }
+    assert_eq!(sinks[0]["name"], "hook");
+    assert_eq!(sinks[1]["name"], "pager");
     server.stop().await;
 }
 

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::Micros;
 use crate::alert::Alert;
-use crate::alert::deliver::{SinkFigures, SinkProbe, SinkReport};
+use crate::alert::deliver::{SinkFigures, SinkProbe};
 use crate::detect::Detector;
 use crate::events::http::HttpCounters;
 use crate::events::pipeline::{SourceCounts, Stats};
@@ -139,12 +139,11 @@ impl Telemetry {
         }
     }
 
-    /// The reports of sinks that have stopped (see [`Telemetry::clear_sinks`]).
-    pub fn stopped_sinks(&self) -> Vec<SinkReport> {
-        Self::lock(&self.stopped_sinks)
-            .as_ref()
-            .map(|figures| figures.reports.clone())
-            .unwrap_or_default()
+    /// The figures of sinks that have stopped (see
+    /// [`Telemetry::clear_sinks`]): their reports and the dead letters
+    /// the store held as they stopped; none while they run.
+    pub fn stopped_sinks(&self) -> SinkFigures {
+        Self::lock(&self.stopped_sinks).clone().unwrap_or_default()
     }
 
     /// The sinks' figures: now while they run, else as they stopped.

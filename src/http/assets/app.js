@@ -285,13 +285,15 @@
         return [c.service, num(c.ratio * 100, 0) + " %", when(c.at), num(c.rate_per_min), num(c.fire_per_min), num(c.expected_per_min, 2)];
       }));
 
+    // The last failure quotes the server: a text cell, like every cell.
     table(document.getElementById("sources"),
       [{ label: "source" }, { label: "state" }, { label: "frames", num: true }, { label: "posts", num: true },
        { label: "reports", num: true }, { label: "lag s", num: true }, { label: "reconnects", num: true },
-       { label: "stalls", num: true }],
+       { label: "stalls", num: true }, { label: "last failure" }],
       (data.sources || []).map(function (s) {
         return [s.name, sourceState(s, health), p(s).frames, p(s).posts, p(s).reports,
-          typeof s.lag_seconds === "number" ? num(s.lag_seconds, 0) : null, s.reconnects, s.stalls];
+          typeof s.lag_seconds === "number" ? num(s.lag_seconds, 0) : null, s.reconnects, s.stalls,
+          lastFailure(s)];
       }));
 
     table(document.getElementById("outbox"),
@@ -333,6 +335,13 @@
     }
     if (s.stalls) return { text: "up, stalled " + s.stalls + "×", cls: "warn" };
     return { text: "up", cls: "up" };
+  }
+
+  // Why the source's last connection ended or failed: red while it is
+  // down, muted once it is connected again (it stays until the next one).
+  function lastFailure(s) {
+    if (typeof s.last_failure !== "string" || !s.last_failure) return null;
+    return { text: s.last_failure, cls: s.connected === false ? "down error" : "muted error" };
   }
 
   function sinkState(s) {

@@ -361,7 +361,12 @@ impl DeliveryFamilies {
             copy_total(&self.deliveries, &l, report.delivered);
             copy_total(&self.retries, &l, report.retries);
             copy_total(&self.dead, &l, report.dead);
-            let stored = figures.dead_stored.get(&report.name).copied().unwrap_or(0);
+            let stored = figures
+                .dead_stored
+                .as_ref()
+                .and_then(|counts| counts.get(&report.name))
+                .copied()
+                .unwrap_or(0);
             self.dead_stored
                 .get_or_create(&l)
                 .set(i64::try_from(stored).unwrap_or(i64::MAX));
