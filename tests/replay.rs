@@ -1079,3 +1079,33 @@ fn made_up_accounts_of_one_server_page_nobody() {
     assert_eq!(fired.len(), 1, "{stderr}");
     assert!(fired[0]["authors"].as_u64() >= Some(10), "{:?}", fired[0]);
 }
+
+/// `--speed` paces on the events' own times: it paced on the newest
+/// watermark, which moves only once three authors agree, so a recording
+/// of one author replayed at full speed. Four posts 10 s apart at
+/// `--speed 20` take at least three waits of half a second (a lower
+/// bound: no sleep is shorter than asked; nothing here times how fast).
+#[test]
+fn speed_paces_a_recording_of_one_author() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("one.jsonl");
+    let start: i64 = 1_783_173_600_000_000;
+    let lines: Vec<String> = (0..4)
+        .map(|i| {
+            jetstream_post(
+                "did:plc:only",
+                &format!("k{i}"),
+                start + i * 10_000_000,
+                "lunch was good",
+            )
+        })
+        .collect();
+    std::fs::write(&file, lines.join("\n") + "\n").expect("write");
+    let began = std::time::Instant::now();
+    run(bin().args(["replay", "--speed", "20"]).arg(&file));
+    let took = began.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(1_500),
+        "30 s of event time at 20x took {took:?}"
+    );
+}

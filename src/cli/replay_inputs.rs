@@ -184,7 +184,7 @@ impl Files<'_> {
             self.progress.set_position(self.pipeline.stats().frames);
             self.watch.publish(self.pipeline.stats());
         }
-        if let (Some(pacer), Some(now)) = (self.pace.as_mut(), self.pipeline.newest_event_time()) {
+        if let (Some(pacer), Some(now)) = (self.pace.as_mut(), self.pipeline.newest_accepted()) {
             pacer.wait_for(now);
         }
     }

@@ -298,9 +298,23 @@ impl<S: Store> Pipeline<S> {
         self.seqs.get(source).cloned()
     }
 
-    /// The newest watermark of any source, for pacing a replay.
+    /// The newest watermark of any source.
     pub fn newest_event_time(&self) -> Option<Micros> {
         self.newest
+    }
+
+    /// The newest event time any source's clock accepted, for pacing a
+    /// replay: a watermark moves only once `watermark_quorum` authors
+    /// agree, so a recording of one or two authors was never paced. An
+    /// event dated ahead within the clock's bound moves it too; the pacer
+    /// skips a gap of more than a minute and sleeps at most 3 s for one.
+    pub fn newest_accepted(&self) -> Option<Micros> {
+        self.stats
+            .by_source
+            .values()
+            .filter_map(|counts| counts.newest)
+            .max()
+            .max(self.newest)
     }
 
     /// Whether an event of `source` at `time_us` is within its clock's
