@@ -1,6 +1,7 @@
 //! The daemon as a whole, in process.
 
 use super::*;
+use crate::config::SourceConfig;
 
 /// The daemon on `sources` with a state in `dir`, no status server.
 fn options(dir: &std::path::Path, sources: Vec<SourceConfig>) -> DaemonOptions {
