@@ -17,6 +17,7 @@
 //! each connection's data frames per second are capped; what is over a
 //! limit is counted and dropped.
 
+mod handshake;
 mod holds;
 mod session;
 mod settings;
@@ -26,11 +27,11 @@ use std::time::Duration;
 
 use tokio::time::{Instant, sleep_until};
 
-use super::SourceError;
 use super::backoff::Backoff;
 use super::health::SourceHealth;
 use super::kind::Link;
 use super::url::{MAX_REDIRECTS, SourceUrl, redirect_allowed};
+use super::{FrameError, SourceError};
 use crate::Micros;
 use crate::events::{InternalEvent, RedirectRefused, SourceReconnect, SourceRefused};
 use holds::Holds;
@@ -54,6 +55,13 @@ pub struct Inbound {
     /// No frame: the connection says that it is `arrival_us` now and
     /// nothing else came ([`Ticks`]).
     pub tick: bool,
+    /// A frame that arrived but cannot be handed over as text (`frame` is
+    /// then empty): a text frame that is not UTF-8, which the websocket
+    /// library refuses without its bytes, and on which the connection
+    /// closes. Only a reconnect was counted: the pipeline now counts it
+    /// as a malformed frame of its source, with why, where the operator
+    /// looks for those (the `malformed` counts, metric and warnings).
+    pub rejected: Option<FrameError>,
     /// When it arrived (wall clock, whole milliseconds, so a recording's
     /// clock lines hold it exactly and a replay judges it as the live run did).
     pub arrival_us: Micros,
@@ -522,6 +530,11 @@ enum Handed {
     },
     /// Only that it is now ([`Ticks`]).
     Tick { arrival_us: Micros },
+    /// A frame that arrived unusable before it was text ([`Inbound::rejected`]).
+    Rejected {
+        error: FrameError,
+        arrival_us: Micros,
+    },
 }
 
 /// Hands a frame or a tick to the pipeline: room in the byte budget first
@@ -530,13 +543,16 @@ enum Handed {
 /// arrived before it. `Some` when the connection must end (shut down, or
 /// the pipeline is gone).
 async fn hand_over(link: &mut Link, host: &SourceUrl, handed: Handed) -> Option<End> {
-    let (frame, tick, arrival_us, stored_since) = match handed {
+    let (frame, tick, arrival_us, stored_since, rejected) = match handed {
         Handed::Frame {
             text,
             arrival_us,
             stored_since,
-        } => (text, false, arrival_us, stored_since),
-        Handed::Tick { arrival_us } => (String::new(), true, arrival_us, None),
+        } => (text, false, arrival_us, stored_since, None),
+        Handed::Tick { arrival_us } => (String::new(), true, arrival_us, None, None),
+        Handed::Rejected { error, arrival_us } => {
+            (String::new(), false, arrival_us, None, Some(error))
+        }
     };
     let Link {
         index,
@@ -552,6 +568,7 @@ async fn hand_over(link: &mut Link, host: &SourceUrl, handed: Handed) -> Option<
             host: host.clone(),
             frame,
             tick,
+            rejected,
             arrival_us,
             stored_since,
             held,
