@@ -3,7 +3,7 @@
 //! (429, 503), a Mastodon stream refusing the token in a frame, and a
 //! quiet server that answers pings.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -2,6 +2,8 @@
 //! carry, a failed preparation, a server that never reads, the byte
 //! budget of frames in flight, a text frame that is not UTF-8.
 
+use std::sync::Arc;
+
 use super::*;
 
 /// Which hops are followed, and whether the source's credentials may go
