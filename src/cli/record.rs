@@ -213,6 +213,12 @@ impl Recorder {
                 inbound = rx.recv() => inbound,
             };
             let Some(inbound) = inbound else { break };
+            // A frame rejected before it was text (not UTF-8) has no bytes
+            // to record, and moves no time (as in the daemon); its
+            // connection closed, and the reconnect is logged.
+            if inbound.rejected.is_some() {
+                continue;
+            }
             if let Some(followed) = self.followed.get_mut(inbound.source) {
                 match inbound.tick {
                     true => followed.time_passed(Sender::of(&inbound)),
@@ -243,6 +249,9 @@ impl Recorder {
     /// last frame; a tick is that clock line alone (a replay moves the
     /// source's watermark there, as the daemon did).
     fn write(&mut self, inbound: &ws::Inbound) -> std::io::Result<()> {
+        if inbound.rejected.is_some() {
+            return Ok(());
+        }
         if let Some(clock) = self.lines.before(Sender::of(inbound), &self.followed) {
             self.out.write_line(clock.to_line().as_bytes())?;
         }

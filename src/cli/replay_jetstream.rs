@@ -286,6 +286,13 @@ impl Reader<'_, '_> {
         health: &SourceHealth,
     ) -> anyhow::Result<Option<End>> {
         let history = self.history;
+        // Rejected before it was text (not UTF-8): a malformed frame, with
+        // no bytes to record or to date.
+        if let Some(error) = &inbound.rejected {
+            self.frame_no += 1;
+            self.pipeline.reject_frame(SOURCE, self.frame_no, error);
+            return Ok(None);
+        }
         // A frame's own time ends the read (at `--until`, at the live
         // tail) only when the pipeline would not quarantine it as dated
         // ahead: one frame dated 2100 ended the read of a whole history.

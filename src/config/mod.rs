@@ -445,3 +445,7 @@ fn without_quoted_strings(message: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+#[path = "health_tests.rs"]
+mod health_tests;

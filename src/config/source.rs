@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Config;
 use crate::source::SourceKind;
+use crate::source::health::HealthOverride;
 use crate::source::jetstream::{JetstreamOptions, PUBLIC_HOSTS, Wire};
 use crate::source::url::Endpoint;
 use crate::source::ws::WsSettings;
@@ -39,6 +40,10 @@ pub struct SourceConfig {
     /// Timeouts, limits and backoff (`[sources.connection]`).
     #[serde(default)]
     pub connection: WsSettings,
+    /// This source's own health rule (`[sources.health]`): any of the
+    /// `[health]` keys, the others taken from `[health]`.
+    #[serde(default, skip_serializing_if = "HealthOverride::is_empty")]
+    pub health: HealthOverride,
 }
 
 fn default_stream() -> String {
@@ -56,6 +61,7 @@ impl SourceConfig {
             protocol: None,
             compress: None,
             connection: WsSettings::default(),
+            health: HealthOverride::default(),
         }
     }
 

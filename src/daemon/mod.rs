@@ -55,6 +55,7 @@
 mod expiry;
 mod monitor;
 mod pipeline_thread;
+mod resume;
 mod stall;
 mod status;
 mod systemd;
@@ -69,13 +70,12 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use crate::alert::deliver::{Delivery, DeliveryError};
 use crate::alert::outbox::Outbox;
-use crate::config::{Config, SourceConfig, sink_specs};
+use crate::config::{Config, sink_specs};
 use crate::http::{HttpError, HttpSettings};
 use crate::matcher::Matcher;
 use crate::pipeline::{Pipeline, PipelineConfig, PipelineError, Stats};
 use crate::source::Connection;
-use crate::source::health::SourceHealth;
-use crate::source::jetstream::SeqCursor;
+use crate::source::health::{HealthOverride, SourceHealth};
 use crate::source::ws::{DEFAULT_BUDGET_BYTES, FrameBudget, Inbound};
 use crate::state::{SledStore, StoreError};
 use crate::supervise::{Supervisor, TaskFailure};
@@ -84,6 +84,7 @@ use crate::wall::SharedClock;
 pub use crate::wall::human_duration;
 use monitor::Monitor;
 use pipeline_thread::PipelineThread;
+use resume::source_health;
 use stall::{Stall, now_ms};
 use status::{log_sinks, status_log};
 use systemd::{systemd_notify, systemd_ready};
@@ -175,12 +176,17 @@ async fn start(options: DaemonOptions) -> Result<Running, DaemonError> {
     // after the pipeline thread's start dropped the outputs unstopped.
     let tls = crate::tls::client_config()?;
     let (pipeline, outbox, telemetry) = open_pipeline(&config, matcher, &state_dir)?;
-    let connections: Vec<Connection> = config
+    // Each connection with its source's own health keys (a Nostr source's
+    // relays share them).
+    let (connections, rules): (Vec<Connection>, Vec<HealthOverride>) = config
         .sources
         .iter()
-        .flat_map(SourceConfig::connections)
-        .collect();
-    let (health, resume) = source_health(&pipeline, &connections, &clock);
+        .flat_map(|source| {
+            let rule = source.health;
+            source.connections().into_iter().map(move |c| (c, rule))
+        })
+        .unzip();
+    let (health, resume) = source_health(&pipeline, (&connections, &rules), &clock);
     telemetry.set_sources(health.clone());
     telemetry.set_health(config.health);
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -336,58 +342,6 @@ fn open_pipeline(
     let telemetry = Telemetry::new(Mode::Daemon, Some(state_dir.to_path_buf()));
     pipeline.set_telemetry(Arc::clone(&telemetry));
     Ok((pipeline, outbox, telemetry))
-}
-
-/// One health record per connection, resuming from its saved cursor, and
-/// its saved sequence cursor (Jetstream v2).
-fn source_health(
-    pipeline: &Pipeline<SledStore>,
-    connections: &[Connection],
-    clock: &SharedClock,
-) -> (Vec<Arc<SourceHealth>>, Vec<Option<SeqCursor>>) {
-    let resume = connections
-        .iter()
-        .map(|c| pipeline.seq_cursor(&c.name))
-        .collect();
-    let mut health = Vec::with_capacity(connections.len());
-    for c in connections {
-        let h = SourceHealth::with_clock(&c.name, pipeline.cursor(&c.name), Arc::clone(clock));
-        if let Some(cursor) = h.processed() {
-            let seq = pipeline
-                .seq_cursor(&c.name)
-                .map(|s| format!("seq {} on {}", s.seq, s.host));
-            tracing::info!(source = %c.name, cursor = %crate::wall::rfc3339_micros(cursor), seq = seq.as_deref().unwrap_or("-"), "resuming from the saved cursor");
-        }
-        health.push(Arc::new(h));
-    }
-    warn_of_unused_cursors(pipeline, connections);
-    (health, resume)
-}
-
-/// A source started live while the state holds cursors of sources that are
-/// not configured: a renamed source (or one whose name changed with its
-/// URL) starts afresh, and what happened while it was away is not read.
-/// It used to start in silence.
-fn warn_of_unused_cursors(pipeline: &Pipeline<SledStore>, connections: &[Connection]) {
-    let configured = |name: &str| connections.iter().any(|c| c.name == name);
-    let unused: Vec<&str> = pipeline
-        .sources_with_cursors()
-        .into_iter()
-        .filter(|name| !configured(name))
-        .collect();
-    if unused.is_empty() {
-        return;
-    }
-    for c in connections
-        .iter()
-        .filter(|c| pipeline.cursor(&c.name).is_none())
-    {
-        tracing::warn!(
-            source = %c.name,
-            unused = %unused.join(", "),
-            "no saved cursor for this source: it starts at the live tail; the state holds cursors of sources that are not configured (renamed?)"
-        );
-    }
 }
 
 /// The status server, unless `--no-http`; a bind error stops the start.

@@ -57,6 +57,8 @@ impl HealthStore for Outbox {
 /// What the monitor reads and where its alerts go.
 pub struct Monitor<S: HealthStore = Outbox> {
     pub health: Vec<Arc<SourceHealth>>,
+    /// The global `[health]` rule; each source is judged by its own keys
+    /// over it ([`SourceHealth::rule`]).
     pub rule: HealthRule,
     pub outbox: S,
     pub notifier: Arc<Notify>,
@@ -175,7 +177,7 @@ impl<S: HealthStore> Monitor<S> {
         }
     }
 
-    /// Applies the health rule to one source: fires when it turns
+    /// Applies the source's own health rule to it: fires when it turns
     /// unhealthy, resolves when it has been healthy again for `calm_secs`.
     /// `started_mono`: the monitor's start on the monotonic clock; the
     /// alerts are dated by the wall clock.
@@ -188,16 +190,17 @@ impl<S: HealthStore> Monitor<S> {
         unraised: &mut Unraised,
     ) {
         let snapshot = source.snapshot();
-        let condition = assess(&snapshot, at, started_mono, &self.rule);
+        let rule = source.rule(&self.rule);
+        let condition = assess(&snapshot, at, started_mono, &rule);
         let now = at.wall;
         match (&condition, incident.as_mut()) {
             (Condition::Healthy, Some(open)) => {
-                if open.earlier && !proven_healthy(&snapshot, at, started_mono, &self.rule) {
+                if open.earlier && !proven_healthy(&snapshot, at, started_mono, &rule) {
                     return;
                 }
                 // Calm for long enough, on the monotonic clock.
                 let healthy_since = *open.healthy_since.get_or_insert(at.mono);
-                if at.mono - healthy_since < self.rule.calm_us() {
+                if at.mono - healthy_since < rule.calm_us() {
                     return;
                 }
                 tracing::info!(source = %source.name, "source healthy again");

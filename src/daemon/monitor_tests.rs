@@ -430,3 +430,51 @@ async fn a_stepped_wall_clock_neither_hides_a_stall_nor_pages_for_a_healthy_sour
         "a healthy source, the clock set forward"
     );
 }
+
+/// Each source is judged by its own rule: a quiet relay given
+/// `silence_secs = 600` in its `[sources.health]` is not paged at 70 s,
+/// while a source on the global rule (60 s) is; the quiet one is paged
+/// at its own 600 s.
+#[tokio::test(start_paused = true)]
+async fn a_quiet_source_with_its_own_silence_is_not_paged_by_the_global_one() {
+    let start = tokio::time::Instant::now();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sled = SledStore::open(dir.path()).expect("store");
+    let outbox = sled.outbox();
+    let (mut monitor, _) = monitor(&outbox, &[]);
+    let quiet_rule = crate::source::health::HealthOverride {
+        silence_secs: Some(600),
+        ..Default::default()
+    };
+    let busy = SourceHealth::with_clock("bluesky", None, Arc::clone(&monitor.clock));
+    let quiet =
+        SourceHealth::with_clock("quiet", None, Arc::clone(&monitor.clock)).with_rule(quiet_rule);
+    assert_eq!(quiet.rule(&monitor.rule).silence_secs, 600);
+    for source in [busy, quiet] {
+        source.count_data();
+        monitor.health.push(Arc::new(source));
+    }
+    let (stop, shutdown) = watch::channel(false);
+    let task = tokio::spawn(monitor.run(shutdown));
+
+    until(start, 70.5).await;
+    let fired: Vec<String> = alerts(&outbox).into_iter().map(|a| a.service).collect();
+    assert_eq!(
+        fired,
+        ["source:bluesky"],
+        "at 70 s only the global rule's source"
+    );
+
+    until(start, 599.5).await;
+    assert_eq!(alerts(&outbox).len(), 1, "quiet for 599 s: within its rule");
+    until(start, 600.5).await;
+    let all = alerts(&outbox);
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(all[1].service, "source:quiet");
+    assert_eq!(
+        all[1].detail.as_deref(),
+        Some("no usable frames from quiet for 10 min")
+    );
+    stop.send(true).expect("monitor listens");
+    task.await.expect("monitor ends");
+}

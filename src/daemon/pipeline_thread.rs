@@ -146,7 +146,8 @@ impl PipelineThread {
         Ok(())
     }
 
-    /// One frame from connection `inbound.source`, its `n`th.
+    /// One frame from connection `inbound.source`, its `n`th (one it
+    /// could not hand over as text included: counted as malformed).
     pub(super) fn frame(
         &self,
         pipeline: &mut Pipeline<SledStore>,
@@ -159,7 +160,15 @@ impl PipelineThread {
         let before = pipeline.unusable();
         let produced = {
             let _busy = self.stall.busy();
-            pipeline.process_frame(name, n, inbound.frame.as_bytes(), &received)?
+            match &inbound.rejected {
+                // Unusable before it was text (not UTF-8): a malformed
+                // frame of its source like any other, logged below.
+                Some(error) => {
+                    pipeline.reject_frame(name, n, error);
+                    Vec::new()
+                }
+                None => pipeline.process_frame(name, n, inbound.frame.as_bytes(), &received)?,
+            }
         };
         pipeline.report_frame(health, name, before);
         let stats = pipeline.stats();

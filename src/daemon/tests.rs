@@ -1,6 +1,7 @@
 //! The daemon as a whole, in process.
 
 use super::*;
+use crate::config::SourceConfig;
 
 /// The daemon on `sources` with a state in `dir`, no status server.
 fn options(dir: &std::path::Path, sources: Vec<SourceConfig>) -> DaemonOptions {
@@ -259,4 +260,66 @@ fn failing_sources_never_log_their_secrets() {
     ] {
         assert!(!text.contains(secret), "{secret} in the log: {text}");
     }
+}
+
+/// A server sending a text frame that is not UTF-8 at every connection:
+/// each is a malformed frame of its source (reason `invalid_utf8`, saying
+/// why), where the operator reads those (the source's pipeline counts,
+/// the examples, the metric), besides the reconnect it causes. It was a
+/// reconnect only.
+#[test]
+fn a_text_frame_that_is_not_utf8_is_counted_as_its_source_s_malformed_frame() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runtime = runtime();
+    let (telemetry, reconnects) = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                        return;
+                    };
+                    let _ = ws.get_mut().write_all(&[0x81, 0x02, 0xff, 0xfe]).await;
+                    std::future::pending::<()>().await;
+                });
+            }
+        });
+        let mut masto = SourceConfig {
+            kind: crate::source::SourceKind::Mastodon,
+            ..SourceConfig::jetstream("m", vec![format!("ws://{addr}/api/v1/streaming")])
+        };
+        masto.connection.backoff_min = Duration::from_millis(50);
+        masto.connection.backoff_max = Duration::from_millis(100);
+        let running = start(options(dir.path(), vec![masto]))
+            .await
+            .expect("starts");
+        let telemetry = Arc::clone(&running.telemetry);
+        let malformed = || {
+            let counts = telemetry.source_counts("m");
+            counts.malformed.get("invalid_utf8").copied().unwrap_or(0)
+        };
+        for _ in 0..200 {
+            if malformed() >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let reconnects = telemetry.sources()[0].snapshot().reconnects;
+        running.until(std::future::ready(())).await.expect("stops");
+        (telemetry, reconnects)
+    });
+    let counts = telemetry.source_counts("m");
+    assert!(
+        counts.malformed.get("invalid_utf8").copied().unwrap_or(0) >= 2,
+        "{counts:?}"
+    );
+    assert!(reconnects >= 1, "the connection still fails each time");
+    let stats = telemetry.stats();
+    let (at, why) = stats.malformed_examples.first().expect("an example");
+    assert_eq!(at, "m:1");
+    assert!(why.starts_with("invalid UTF-8 in a text frame ("), "{why}");
 }

@@ -393,8 +393,8 @@ pub fn service_views(telemetry: &Telemetry, active: bool) -> Vec<ServiceView> {
         .collect()
 }
 
-/// Live sources (daemon) with their connection counters, why the last
-/// connection failed (one bounded line, quoting the server perhaps:
+/// Live sources (daemon) with their connection counters, the health rule
+/// each is judged by, why the last connection failed (one bounded line, quoting the server perhaps:
 /// JSON-escaped here like every string) and pipeline counts; for a
 /// replay, the files read.
 pub fn source_views(telemetry: &Telemetry) -> Vec<Value> {
@@ -410,9 +410,11 @@ pub fn source_views(telemetry: &Telemetry) -> Vec<Value> {
             })
             .collect();
     }
+    let global = telemetry.health();
     live.iter()
         .map(|source| {
             let s = source.snapshot();
+            let rule = source.rule(&global);
             let counts: SourceCounts = telemetry.source_counts(&source.name);
             json!({
                 "name": source.name,
@@ -432,6 +434,14 @@ pub fn source_views(telemetry: &Telemetry) -> Vec<Value> {
                 "foreign_messages": s.foreign,
                 "oversized_frames": s.oversized,
                 "binary_frames": s.binary,
+                // The rule this source is judged by (its own keys over
+                // `[health]`): the page said "silent" by the global one.
+                "health": {
+                    "silence_secs": rule.silence_secs,
+                    "lag_secs": rule.lag_secs,
+                    "grace_secs": rule.grace_secs,
+                    "calm_secs": rule.calm_us() / crate::MICROS_PER_SEC,
+                },
                 "pipeline": counts,
             })
         })

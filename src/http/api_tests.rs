@@ -218,3 +218,35 @@ fn a_live_source_shows_why_its_last_connection_failed() {
     );
     assert!(views[1]["last_failure"].is_null(), "{}", views[1]);
 }
+
+/// `/api/v1/sources` shows the rule each source is judged by (its own
+/// `[sources.health]` keys over `[health]`): the page read the global
+/// `silence_secs` alone, and called a quiet relay silent by it.
+#[test]
+fn a_live_source_shows_its_own_health_rule() {
+    use crate::source::health::{HealthOverride, HealthRule, SourceHealth};
+    let telemetry = Telemetry::new(Mode::Daemon, None);
+    telemetry.set_health(HealthRule {
+        silence_secs: 60,
+        lag_secs: 120,
+        grace_secs: 30,
+        calm_secs: None,
+    });
+    let own = HealthOverride {
+        silence_secs: Some(600),
+        lag_secs: Some(900),
+        ..HealthOverride::default()
+    };
+    let quiet = Arc::new(SourceHealth::new("quiet", None).with_rule(own));
+    let busy = Arc::new(SourceHealth::new("bluesky", None));
+    telemetry.set_sources(vec![quiet, busy]);
+    let views = super::source_views(&telemetry);
+    assert_eq!(
+        views[0]["health"],
+        serde_json::json!({"silence_secs": 600, "lag_secs": 900, "grace_secs": 30, "calm_secs": 600})
+    );
+    assert_eq!(
+        views[1]["health"],
+        serde_json::json!({"silence_secs": 60, "lag_secs": 120, "grace_secs": 30, "calm_secs": 60})
+    );
+}

@@ -102,7 +102,10 @@ impl<S: Store> Pipeline<S> {
     /// behind it close even when nothing else comes: a surge followed by
     /// quiet was alerted only at the next post. Stored events (a relay's
     /// catch-up), sources dated by their server, and a source with no
-    /// clock yet (nothing of it to close) are left as they are. It runs
+    /// clock yet (no event of it judged: nothing of it to close) are left
+    /// as they are. A clock without a watermark (a relay heard only in its
+    /// catch-up, whose stored notes sit in open buckets) starts one here
+    /// ([`crate::source::clock::SourceClock::time_passed`]). It runs
     /// before every frame ([`Pipeline::process_prepared`]) and at every
     /// clock line of a replay, so a recording moves the same watermarks at
     /// the same points as the run that received it.

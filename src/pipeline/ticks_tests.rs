@@ -115,3 +115,60 @@ fn time_passes_only_for_live_sources_dated_by_arrival() {
         .expect("tick");
     assert_eq!(p.cursor("unheard"), None);
 }
+
+/// A relay whose first notes are all stored ones (its catch-up before
+/// `EOSE`) placed them in buckets, but its clock had no watermark, and a
+/// clock without one was never moved by time passing: the buckets holding
+/// its catch-up stayed open until its first live note, however long that
+/// took. Once live (after `EOSE`), time passing starts its watermark at the
+/// arrival, as a live note would, and those buckets close.
+#[test]
+fn a_relay_heard_only_in_its_catch_up_closes_its_buckets_once_live() {
+    use crate::source::nostr::tests::{key, signed};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = open(dir.path(), &PipelineConfig::new());
+    // Three notes the relay had stored, claimed at 1201 s, asked for from
+    // 1190 s, arriving at 1205 s: placed at their claim, bucket 1200–1210.
+    let stored = Received {
+        stored_since: Some(START + 1190 * S),
+        ..arriving(SourceKind::Nostr, 1205)
+    };
+    for i in 0..3 {
+        let note = signed(
+            &key(&format!("author{i}")),
+            START / S + 1201,
+            1,
+            vec![vec!["t".to_owned(), "discorddown".to_owned()]],
+            &format!("is discord down? ({i})"),
+        );
+        let frame = serde_json::json!(["EVENT", crate::source::nostr::SUBSCRIPTION, note]);
+        p.process_frame("relay", i, frame.to_string().as_bytes(), &stored)
+            .expect("process");
+    }
+    assert_eq!(p.stats().by_source["relay"].posts, 3, "counted");
+    assert_eq!(p.cursor("relay"), None, "stored notes move no watermark");
+    let closed = |p: &Pipeline<SledStore>| -> Vec<Micros> {
+        let stored = p.store.buckets_since(i64::MIN).expect("read");
+        stored.iter().map(|b| b.start).collect()
+    };
+    // Time passing while the catch-up goes on moves nothing.
+    p.time_passed("relay", &stored).expect("tick");
+    assert_eq!(p.cursor("relay"), None);
+    // Live: ticks every 2 s from 1207 s. The bucket closes once the
+    // watermark passes its end and the 5 s lateness.
+    for at in (1207..=1213).step_by(2) {
+        p.time_passed("relay", &arriving(SourceKind::Nostr, at))
+            .expect("tick");
+        assert_eq!(p.cursor("relay"), Some(START + at * S), "at {at} s");
+        assert!(!closed(&p).contains(&(START + 1200 * S)), "at {at} s");
+    }
+    for at in (1215..=1219).step_by(2) {
+        p.time_passed("relay", &arriving(SourceKind::Nostr, at))
+            .expect("tick");
+    }
+    assert!(
+        closed(&p).contains(&(START + 1200 * S)),
+        "the catch-up's bucket is still open: {:?}",
+        closed(&p)
+    );
+}

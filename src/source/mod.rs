@@ -251,6 +251,11 @@ pub fn parse_json<'a, T: serde::Deserialize<'a>>(frame: &'a [u8]) -> Result<T, F
 pub enum FrameError {
     #[error("invalid UTF-8 after byte {valid_up_to}")]
     InvalidUtf8 { valid_up_to: usize },
+    /// A websocket text frame that is not UTF-8: the websocket library
+    /// refuses it without its bytes (and the connection is closed, as RFC
+    /// 6455 requires), so only the library's words are left.
+    #[error("invalid UTF-8 in a text frame ({0})")]
+    TextNotUtf8(String),
     #[error("frame of {len} bytes exceeds the limit of {limit} bytes")]
     Oversized { len: usize, limit: usize },
     #[error("bad JSON: {0}")]
@@ -274,7 +279,7 @@ impl FrameError {
     /// A short stable name for the kind of fault (a metrics label).
     pub fn reason(&self) -> &'static str {
         match self {
-            FrameError::InvalidUtf8 { .. } => "invalid_utf8",
+            FrameError::InvalidUtf8 { .. } | FrameError::TextNotUtf8(_) => "invalid_utf8",
             FrameError::Oversized { .. } => "oversized",
             FrameError::Json(_) => "bad_json",
             FrameError::BadTime(_) => "bad_time",

@@ -204,7 +204,7 @@ impl Telemetry {
     /// delivering, or (replay) the replay has started.
     ///
     /// "Delivering" is the health monitor's own verdict ([`assess`], with
-    /// its rule and its start): a server that accepts the websocket and
+    /// the source's own rule and the monitor's start): a server that accepts the websocket and
     /// then sends nothing keeps the source connected (each watchdog
     /// reconnect succeeds), and `/readyz` said ready for as long as the
     /// monitor's `source:NAME` alert said "no usable frames". A lagging
@@ -219,7 +219,7 @@ impl Telemetry {
             return Ok(());
         }
         let sources = self.sources();
-        let rule = self.health();
+        let global = self.health();
         let started = *Self::lock(&self.health_started);
         let mut why = Vec::new();
         let mut connected = false;
@@ -237,7 +237,7 @@ impl Telemetry {
                 wall: source.now(),
                 mono: source.monotonic(),
             };
-            match assess(&snapshot, now, started, &rule) {
+            match assess(&snapshot, now, started, &source.rule(&global)) {
                 silent @ Condition::Silent { .. } => {
                     why.extend(silent.detail(&source.name));
                 }

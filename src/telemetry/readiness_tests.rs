@@ -86,3 +86,29 @@ fn a_replay_is_ready_while_its_store_is_open() {
     telemetry.set_store_open(true);
     assert_eq!(telemetry.readiness(), Ok(()));
 }
+
+/// Readiness applies each source's own rule, as the monitor does: a quiet
+/// relay given `silence_secs = 600` is still delivering at 120 s, when
+/// the global rule (60 s) would call it silent.
+#[tokio::test(start_paused = true)]
+async fn a_quiet_source_is_judged_by_its_own_silence() {
+    let clock: SharedClock = Arc::new(TokioClock::starting_at(T0));
+    let (telemetry, _) = daemon(&clock, &[]);
+    let own = crate::source::health::HealthOverride {
+        silence_secs: Some(600),
+        ..Default::default()
+    };
+    let quiet =
+        Arc::new(SourceHealth::with_clock("quiet", None, Arc::clone(&clock)).with_rule(own));
+    telemetry.set_sources(vec![Arc::clone(&quiet)]);
+    telemetry.set_health_started(clock.monotonic_us());
+    quiet.set_connected(true);
+    advance(120).await;
+    assert_eq!(telemetry.readiness(), Ok(()), "within its own 600 s");
+    advance(480).await;
+    let err = telemetry.readiness().expect_err("silent past its own rule");
+    assert_eq!(
+        err,
+        "no source is delivering: no usable frames from quiet for 10 min"
+    );
+}

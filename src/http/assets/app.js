@@ -329,7 +329,9 @@
   function sourceState(s, health) {
     if (s.connected === null || s.connected === undefined) return { text: "recording", cls: "" };
     if (!s.connected) return { text: "down", cls: "down" };
-    var silence = health.silence_secs || 60;
+    // The source's own rule (`[sources.health]` over `[health]`): a quiet
+    // relay given 600 s showed "silent" after the global 60 s.
+    var silence = (s.health && s.health.silence_secs) || health.silence_secs || 60;
     if (typeof s.silent_seconds === "number" && s.silent_seconds > silence) {
       return { text: "silent " + ago(s.silent_seconds) + (s.stalls ? ", stalled " + s.stalls + "×" : ""), cls: "down" };
     }

@@ -20,7 +20,11 @@ pub struct Followed {
     pub kind: SourceKind,
     /// What the daemon gives the decoder as [`Origin::instance`].
     instance: String,
-    clock: SourceClock,
+    /// `None` until an event of it is judged, as the pipeline makes a
+    /// source's clock only then: time passing starts the watermark of a
+    /// clock that exists ([`SourceClock::time_passed`]), and frames that
+    /// never decode must not start it here while the daemon's has none.
+    clock: Option<SourceClock>,
     /// Shared with the connection's task: the watermark set here is where
     /// a reconnect resumes (Jetstream v1's cursor, Nostr's `since`).
     pub health: Arc<SourceHealth>,
@@ -32,7 +36,7 @@ impl Followed {
             name: connection.name.clone(),
             kind: connection.kind,
             instance: connection.instance(),
-            clock: SourceClock::default(),
+            clock: None,
             health: Arc::new(SourceHealth::new(&connection.name, None)),
         }
     }
@@ -78,8 +82,11 @@ impl Followed {
         if !self.kind.arrival_passes_time(sender.stored_since) {
             return;
         }
-        self.clock.time_passed(sender.arrival_us);
-        if let Some(watermark) = self.clock.watermark() {
+        let Some(clock) = self.clock.as_mut() else {
+            return;
+        };
+        clock.time_passed(sender.arrival_us);
+        if let Some(watermark) = clock.watermark() {
             self.health.set_processed(watermark);
         }
     }
@@ -105,8 +112,9 @@ impl Followed {
             stored: sender.stored_since.is_some(),
         };
         let tick = arrival.tick(time_us, frame.decoded.author_key());
-        self.clock.judge(tick, None, rule);
-        if let Some(watermark) = self.clock.watermark() {
+        let clock = self.clock.get_or_insert_with(SourceClock::default);
+        clock.judge(tick, None, rule);
+        if let Some(watermark) = clock.watermark() {
             self.health.set_processed(watermark);
         }
         true
@@ -300,5 +308,33 @@ mod tests {
             assert_eq!(followed.health.processed(), want, "at {arrival_us}");
         }
         assert_eq!(followed.health.snapshot().data, 2);
+    }
+
+    /// `record` follows a relay heard only in its catch-up as the daemon
+    /// does: its stored notes move no watermark, and time passing once it
+    /// is live starts one at the arrival (a reconnect then asks from
+    /// there). Time passing before any note of it was judged starts none,
+    /// as the daemon has no clock for it then.
+    #[test]
+    fn a_relay_heard_only_in_its_catch_up_starts_its_watermark_once_live() {
+        use crate::source::nostr::tests::{key, signed};
+        let mut followed = connections().swap_remove(2);
+        let rule = ClockRule::default();
+        let now = 1_780_000_000_000_000;
+        let sender = |arrival_us, stored_since| Sender {
+            arrival_us,
+            connection: 2,
+            stored_since,
+        };
+        followed.time_passed(sender(now, None));
+        assert_eq!(followed.health.processed(), None, "nothing heard yet");
+        let note = signed(&key("ann"), now / 1_000_000 - 10, 1, Vec::new(), "hi");
+        let frame = serde_json::json!(["EVENT", crate::source::nostr::SUBSCRIPTION, note]);
+        let stored = sender(now + 1_000, Some(now - 60_000_000));
+        followed.follow(frame.to_string().as_bytes(), stored, &rule);
+        assert_eq!(followed.health.snapshot().data, 1, "the note decoded");
+        assert_eq!(followed.health.processed(), None, "a stored note");
+        followed.time_passed(sender(now + 2_000, None));
+        assert_eq!(followed.health.processed(), Some(now + 2_000), "live");
     }
 }

@@ -17,11 +17,12 @@
 //! each connection's data frames per second are capped; what is over a
 //! limit is counted and dropped.
 
+mod handshake;
 mod holds;
+mod inbound;
 mod session;
 mod settings;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::{Instant, sleep_until};
@@ -34,6 +35,8 @@ use super::url::{MAX_REDIRECTS, SourceUrl, redirect_allowed};
 use crate::Micros;
 use crate::events::{InternalEvent, RedirectRefused, SourceReconnect, SourceRefused};
 use holds::Holds;
+pub use inbound::{DEFAULT_BUDGET_BYTES, FrameBudget, Inbound, arrival_now};
+use inbound::{Handed, hand_over};
 use session::session;
 pub use settings::WsSettings;
 
@@ -41,30 +44,6 @@ pub use settings::WsSettings;
 /// stream ([`Protocol::quiet`]) that still answers pings: 10 minutes by
 /// default.
 pub const QUIET_DATA_WATCHDOG: u32 = 20;
-
-/// One data frame for the pipeline, from source number `source`, read
-/// from `host` (a sequence number means something only on its host); or,
-/// when `tick`, no frame: only that time passed (see [`Ticks`]).
-#[derive(Debug)]
-pub struct Inbound {
-    pub source: usize,
-    pub host: SourceUrl,
-    /// The frame's text; empty for a tick.
-    pub frame: String,
-    /// No frame: the connection says that it is `arrival_us` now and
-    /// nothing else came ([`Ticks`]).
-    pub tick: bool,
-    /// When it arrived (wall clock, whole milliseconds, so a recording's
-    /// clock lines hold it exactly and a replay judges it as the live run did).
-    pub arrival_us: Micros,
-    /// While the subscription is still sending stored events (Nostr,
-    /// before `EOSE`): the start of the time range it asked for. See
-    /// [`Protocol::stored_since`].
-    pub stored_since: Option<Micros>,
-    /// The frame's share of the [`FrameBudget`], given back when the
-    /// frame is dropped (processed).
-    pub held: tokio::sync::OwnedSemaphorePermit,
-}
 
 /// How often a connection to a source dated by arrival says that time
 /// passed ([`Ticks`]): buckets close at most this long after their end
@@ -92,56 +71,6 @@ pub enum Ticks {
     /// Dated by arrival, and a reconnect starts at the live tail (Mastodon):
     /// while away too, as nothing missed will ever come.
     Always,
-}
-
-/// Bytes of frames in flight between the sources and the pipeline, at
-/// most, by default: 64 MiB.
-pub const DEFAULT_BUDGET_BYTES: usize = 64 << 20;
-
-/// The bytes of frames the sources may have in flight to the pipeline,
-/// shared by all of them. The channel is bounded by frames (4096), and
-/// 4096 frames of the 1 MiB frame limit (16 MiB configurable) were
-/// gigabytes held while the pipeline waited on a slow disk: a source now
-/// waits for room in bytes too, and reads more slowly.
-#[derive(Debug, Clone)]
-pub struct FrameBudget {
-    bytes: Arc<tokio::sync::Semaphore>,
-    total: u32,
-}
-
-impl FrameBudget {
-    pub fn new(bytes: usize) -> Self {
-        let total = u32::try_from(bytes).unwrap_or(u32::MAX);
-        FrameBudget {
-            bytes: Arc::new(tokio::sync::Semaphore::new(total as usize)),
-            total,
-        }
-    }
-
-    /// Waits until a frame of `len` bytes fits (one larger than the whole
-    /// budget waits for all of it); `None` only if the budget was closed,
-    /// which nothing does.
-    pub async fn reserve(&self, len: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        let wanted = u32::try_from(len)
-            .unwrap_or(u32::MAX)
-            .clamp(1, self.total.max(1));
-        Arc::clone(&self.bytes)
-            .acquire_many_owned(wanted)
-            .await
-            .ok()
-    }
-
-    /// Bytes in flight now, with those set aside for a frame waiting for
-    /// the rest.
-    pub fn in_flight(&self) -> usize {
-        (self.total as usize).saturating_sub(self.bytes.available_permits())
-    }
-}
-
-/// The arrival clock: wall-clock µs rounded down to the millisecond.
-pub fn arrival_now() -> Micros {
-    let now = crate::wall::now_us();
-    now - now.rem_euclid(1000)
 }
 
 /// What a text frame is, to the protocol.
@@ -509,59 +438,6 @@ fn tick_interval() -> tokio::time::Interval {
     let mut tick = tokio::time::interval_at(Instant::now() + TICK_EVERY, TICK_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick
-}
-
-/// What a connection hands the pipeline, stamped with its arrival
-/// ([`arrival_now`]).
-enum Handed {
-    /// A data frame, and the start of the stored range it belongs to, if any.
-    Frame {
-        text: String,
-        arrival_us: Micros,
-        stored_since: Option<Micros>,
-    },
-    /// Only that it is now ([`Ticks`]).
-    Tick { arrival_us: Micros },
-}
-
-/// Hands a frame or a tick to the pipeline: room in the byte budget first
-/// (a slow pipeline slows the reading), then a place in the channel. A
-/// tick goes the same way as the frames, so it never overtakes one that
-/// arrived before it. `Some` when the connection must end (shut down, or
-/// the pipeline is gone).
-async fn hand_over(link: &mut Link, host: &SourceUrl, handed: Handed) -> Option<End> {
-    let (frame, tick, arrival_us, stored_since) = match handed {
-        Handed::Frame {
-            text,
-            arrival_us,
-            stored_since,
-        } => (text, false, arrival_us, stored_since),
-        Handed::Tick { arrival_us } => (String::new(), true, arrival_us, None),
-    };
-    let Link {
-        index,
-        frames,
-        budget,
-        shutdown,
-        ..
-    } = link;
-    let send = async {
-        let held = budget.reserve(frame.len()).await?;
-        let inbound = Inbound {
-            source: *index,
-            host: host.clone(),
-            frame,
-            tick,
-            arrival_us,
-            stored_since,
-            held,
-        };
-        frames.send(inbound).await.ok()
-    };
-    tokio::select! {
-        _ = shutdown.changed() => Some(End::Shutdown),
-        sent = send => sent.is_none().then_some(End::PipelineGone),
-    }
 }
 
 /// A handshake redirect being followed: at most [`MAX_REDIRECTS`] in a

@@ -1,8 +1,9 @@
 //! How [`run`] waits between connections, against loopback servers: a
 //! handshake refused for good (401, 403), one answered with `Retry-After`
-//! (429, 503), and a quiet server that answers pings.
+//! (429, 503), a Mastodon stream refusing the token in a frame, and a
+//! quiet server that answers pings.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -263,6 +264,81 @@ async fn a_quiet_connection_that_answers_pings_starts_the_backoff_again() {
             waited < Duration::from_millis(400),
             "wait {} was {waited:?}: the backoff grew",
             i + 1
+        );
+    }
+}
+
+/// A Mastodon stream that says in a frame that the token is refused
+/// (`{"error":"Invalid access token","status":401}`, or 403) is refused
+/// for good, as a 401 or 403 to the handshake is: counted as a refusal,
+/// not a server error, and asked again only after the longest backoff.
+/// (It was a server error: the stream went on, and each time the server
+/// closed it was asked again from the shortest backoff.)
+#[tokio::test]
+async fn a_mastodon_error_frame_with_401_or_403_is_a_refusal() {
+    use crate::source::mastodon::MastodonProtocol;
+    use futures_util::SinkExt;
+    for code in [401, 403] {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!(
+            "ws://{}/api/v1/streaming",
+            listener.local_addr().expect("addr")
+        );
+        let seen = Arc::new(Mutex::new(0usize));
+        let came = Arc::clone(&seen);
+        let server = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                *came.lock().expect("lock") += 1;
+                tokio::spawn(async move {
+                    let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                        return;
+                    };
+                    let error = format!(r#"{{"error":"Invalid access token","status":{code}}}"#);
+                    let message = tokio_tungstenite::tungstenite::Message::text(error);
+                    if ws.send(message).await.is_ok() {
+                        // As Mastodon does: the stream is closed after it.
+                        let _ = ws.close(None).await;
+                    }
+                });
+            }
+        });
+        let (frames, _queue) = tokio::sync::mpsc::channel(16);
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let tls = crate::tls::client_config().expect("tls");
+        let health = Arc::new(SourceHealth::new("m", None));
+        let link = Link::new(0, tls, frames, Arc::clone(&health), shutdown);
+        let protocol = MastodonProtocol {
+            stream: "public".into(),
+            token: Some("t0k".into()),
+            discovery: None,
+        };
+        let settings = WsSettings {
+            backoff_max: Duration::from_secs(30),
+            ..quick()
+        };
+        let task = tokio::spawn(run(vec![url.into()], settings, protocol, link));
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        stop.send(true).expect("reader listens");
+        task.await.expect("reader ends");
+        server.abort();
+        let snapshot = health.snapshot();
+        assert_eq!(
+            *seen.lock().expect("lock"),
+            1,
+            "{code}: asked again too soon"
+        );
+        assert_eq!(snapshot.refusals, 1, "{code}: {snapshot:?}");
+        assert_eq!(snapshot.server_errors, 0, "{code}: {snapshot:?}");
+        // A refusal is a reconnect too (after the longest wait).
+        assert_eq!(snapshot.reconnects, 1, "{code}: {snapshot:?}");
+        assert_eq!(
+            health.last_failure().as_deref(),
+            Some(
+                format!(
+                    "the server refused in the stream with status {code}: Invalid access token"
+                )
+                .as_str()
+            )
         );
     }
 }

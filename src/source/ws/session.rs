@@ -1,21 +1,19 @@
-//! One connection of a live source: the handshake (a refusal read by the
+//! One connection of a live source: the handshake (`handshake.rs`: a refusal read by the
 //! protocol and classed by its status, a redirect handed back to
 //! [`super::run`]), the subscription,
 //! then frames (bounded in size and rate, binary ones made text by the
 //! protocol, control messages told apart from data) until it ends; the
 //! watchdog reconnects when no frame that decodes arrives for too long.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::{Instant, sleep_until, timeout};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{Connector, connect_async_tls_with_config};
 
+use super::handshake::handshake;
 use super::{
     BinaryFrame, Control, End, Handed, Protocol, QUIET_DATA_WATCHDOG, Ticks, WsSettings,
     arrival_now, hand_over, tick_interval,
@@ -25,11 +23,10 @@ use crate::events::{
     BinaryFrameDropped, ForeignMessage, FrameOversized, FrameRateDropped, InternalEvent,
     ServerError, ServerMessage, WatchdogStall,
 };
-use crate::http_client::parse_retry_after;
-use crate::source::SourceError;
-use crate::source::health::{SourceHealth, span};
+use crate::source::health::SourceHealth;
 use crate::source::kind::Link;
 use crate::source::url::SourceUrl;
+use crate::source::{FrameError, SourceError};
 use crate::text::server_text;
 
 /// When the watchdog should look again, or `None` if no frame has decoded
@@ -47,7 +44,7 @@ fn data_deadline(
     (since < watchdog).then(|| Instant::now() + (watchdog - since))
 }
 
-type Socket =
+pub(super) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// One connection: handshake, subscription, then frames until it ends.
@@ -90,12 +87,6 @@ pub(super) async fn session<P: Protocol>(
     (end, reader.last_message.duration_since(opened))
 }
 
-/// Bytes of our own frames (pings, pongs, a subscription) queued for a
-/// server at most: a server that stops reading while it sends pings had a
-/// pong queued for each, without bound. Past it a pong waits for room and
-/// our next ping fails, which ends the connection.
-const MAX_WRITE_BUFFER_BYTES: usize = 1 << 20;
-
 /// How long closing a connection at shutdown may take: a server that does
 /// not read must not hold the daemon's shutdown.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -112,109 +103,6 @@ async fn send(
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!("the server read nothing for {limit:?}")),
-    }
-}
-
-/// Headers that carry a source's credentials: sent only to the origin the
-/// configuration names, never after a redirect to another one.
-const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
-
-/// Opens the websocket: the request with the protocol's headers, the
-/// connection bounded in time, a refusal read by the protocol.
-async fn handshake<P: Protocol>(
-    url: &SourceUrl,
-    credentials: bool,
-    settings: &WsSettings,
-    protocol: &mut P,
-    link: &mut Link,
-) -> Result<Socket, End> {
-    let mut request = url
-        .secret()
-        .into_client_request()
-        .map_err(|e| End::Lost(format!("bad URL: {e}")))?;
-    for (name, value) in protocol.headers() {
-        if !credentials && CREDENTIAL_HEADERS.contains(&name) {
-            tracing::info!(source = %link.health.name, %url, header = name, "not sent: the redirect left the configured origin");
-            continue;
-        }
-        let value = HeaderValue::from_str(&value)
-            .map_err(|_| End::Lost(format!("header {name} has characters HTTP does not allow")))?;
-        request.headers_mut().insert(name, value);
-    }
-    // tungstenite's own limit is generous: frames between our limit and
-    // this one are dropped and counted without losing the connection.
-    let hard_limit = settings.max_frame_bytes.saturating_mul(16).max(16 << 20);
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(hard_limit))
-        .max_frame_size(Some(hard_limit))
-        .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES);
-    let tls = Connector::Rustls(Arc::clone(&link.tls));
-    let connect = connect_async_tls_with_config(request, Some(config), true, Some(tls));
-    let result = tokio::select! {
-        _ = link.shutdown.changed() => return Err(End::Shutdown),
-        result = timeout(settings.connect_timeout, connect) => result,
-    };
-    match result {
-        Err(_) => Err(End::Lost(format!(
-            "connect timed out after {:?}",
-            settings.connect_timeout
-        ))),
-        Ok(Ok((ws, _response))) => Ok(ws),
-        Ok(Err(tungstenite::Error::Http(response))) => {
-            Err(refused(&response, protocol, &link.health))
-        }
-        Ok(Err(e)) => Err(End::Lost(format!("cannot connect: {e}"))),
-    }
-}
-
-/// How a handshake answered with an HTTP status ends: a redirect to
-/// follow, or a refusal the protocol reads (perhaps reporting lost
-/// events), classed by its status: 401 and 403 refuse this client for
-/// good (asked again only after the longest backoff, as a relay's
-/// `auth-required:`), 429 and 503 with `Retry-After` hold the host as
-/// long as asked (at most an hour), anything else is a failed connection.
-/// They were all failed connections, retried from the shortest backoff.
-fn refused<P: Protocol>(
-    response: &tungstenite::http::Response<Option<Vec<u8>>>,
-    protocol: &mut P,
-    health: &SourceHealth,
-) -> End {
-    if response.status().is_redirection() {
-        return match response
-            .headers()
-            .get("location")
-            .and_then(|l| l.to_str().ok())
-        {
-            Some(location) => End::Redirect(location.into()),
-            None => End::Lost(format!("HTTP {} without a Location", response.status())),
-        };
-    }
-    let status = response.status().as_u16();
-    let body = response.body().as_deref().unwrap_or_default();
-    let rejection = protocol.rejected(status, body);
-    if let Some(gap) = rejection.gap {
-        tracing::warn!(source = %health.name, %gap, "events lost");
-        health.report_gap(gap);
-    }
-    let reason = rejection.reason;
-    let asked = || {
-        let now = chrono::DateTime::from_timestamp_micros(health.now())?;
-        let value = response.headers().get("retry-after")?.to_str().ok()?;
-        parse_retry_after(value, now)
-    };
-    match status {
-        401 | 403 => End::Refused(reason),
-        429 | 503 => match asked() {
-            Some(wait) => End::Throttled {
-                reason: format!(
-                    "{reason} (asked to retry after {})",
-                    span(wait.as_secs() as i64)
-                ),
-                wait,
-            },
-            None => End::Lost(reason),
-        },
-        _ => End::Lost(reason),
     }
 }
 
@@ -287,6 +175,9 @@ impl<P: Protocol> Reader<'_, P> {
             };
             if matches!(message, Some(Ok(_))) {
                 self.last_message = Instant::now();
+            }
+            if let Some(Err(tungstenite::Error::Utf8(why))) = &message {
+                return self.not_utf8(&mut write, why).await;
             }
             let text = match self.message(message) {
                 Step::Text(text) => text,
@@ -418,6 +309,36 @@ impl<P: Protocol> Reader<'_, P> {
             }
         }
         Step::Skip
+    }
+
+    /// A text frame that is not UTF-8 (the library's words in `why`): RFC
+    /// 6455 has the connection failed, with close code 1007, and it ends
+    /// here as lost; the frame itself is counted as received and handed to
+    /// the pipeline as a malformed frame of this source, with why. It was
+    /// only a reconnect, "read error: UTF-8 encoding error", and a server
+    /// sending such frames showed no malformed frame anywhere.
+    async fn not_utf8(
+        &mut self,
+        write: &mut futures_util::stream::SplitSink<Socket, Message>,
+        why: &str,
+    ) -> End {
+        self.link.health.count_frame();
+        let error = FrameError::TextNotUtf8(server_text(why));
+        let reason = error.to_string();
+        let close = CloseFrame {
+            code: CloseCode::Invalid,
+            reason: "invalid UTF-8 in a text frame".into(),
+        };
+        // Best effort: the server may be gone or not reading.
+        let _ = send(write, Message::Close(Some(close)), CLOSE_TIMEOUT).await;
+        let rejected = Handed::Rejected {
+            error,
+            arrival_us: arrival_now(),
+        };
+        if let Some(end) = hand_over(self.link, self.host, rejected).await {
+            return end;
+        }
+        End::Lost(reason)
     }
 
     /// Says that time passed ([`Ticks`]), unless the subscription is still

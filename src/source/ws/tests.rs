@@ -1,6 +1,8 @@
 //! The reader's connections: redirects and the credentials they may
 //! carry, a failed preparation, a server that never reads, the byte
-//! budget of frames in flight.
+//! budget of frames in flight, a text frame that is not UTF-8.
+
+use std::sync::Arc;
 
 use super::*;
 
@@ -261,5 +263,89 @@ async fn frames_in_flight_stay_within_the_byte_budget() {
     assert_eq!(queue.len(), 2);
     stop.send(true).expect("reader listens");
     reader.await.expect("reader ends");
+    server.abort();
+}
+
+/// A text frame that is not UTF-8 (here `0xff 0xfe`) fails the
+/// connection, as RFC 6455 requires (a close with code 1007, then a
+/// reconnect), and is no longer only a reconnect: the frame is counted as
+/// received and handed to the pipeline as a malformed frame, with why.
+#[tokio::test]
+async fn a_text_frame_that_is_not_utf8_is_a_malformed_frame_and_fails_the_connection() {
+    use futures_util::StreamExt;
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = SourceUrl::from(format!("ws://{}/", listener.local_addr().expect("addr")));
+    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
+    let server = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.expect("accept");
+        let mut ws = tokio_tungstenite::accept_async(stream)
+            .await
+            .expect("handshake");
+        // FIN and text, unmasked (server to client), two bytes of payload
+        // that are no UTF-8: written straight to the socket, as the
+        // library would refuse to send them.
+        ws.get_mut()
+            .write_all(&[0x81, 0x02, 0xff, 0xfe])
+            .await
+            .expect("write");
+        // What the client answered before it went.
+        let mut close = None;
+        while let Some(Ok(message)) = ws.next().await {
+            if let tokio_tungstenite::tungstenite::Message::Close(frame) = message {
+                close = frame.map(|f| f.code);
+                break;
+            }
+        }
+        let _ = closed_tx.send(close);
+        std::future::pending::<()>().await;
+    });
+    let (frames, mut queue) = tokio::sync::mpsc::channel(16);
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let tls = crate::tls::client_config().expect("tls");
+    let health = Arc::new(SourceHealth::new("t", None));
+    let link = Link::new(0, tls, frames, Arc::clone(&health), shutdown);
+    let reader = tokio::spawn(run(
+        vec![url.clone()],
+        WsSettings::default(),
+        Plain(url),
+        link,
+    ));
+    let inbound = tokio::time::timeout(Duration::from_secs(10), queue.recv())
+        .await
+        .expect("handed over in time")
+        .expect("a frame");
+    assert!(!inbound.tick);
+    assert!(inbound.frame.is_empty(), "{:?}", inbound.frame);
+    let error = inbound.rejected.clone().expect("rejected");
+    assert_eq!(error.reason(), "invalid_utf8");
+    assert!(
+        error
+            .to_string()
+            .starts_with("invalid UTF-8 in a text frame ("),
+        "{error}"
+    );
+    let close = tokio::time::timeout(Duration::from_secs(10), closed_rx)
+        .await
+        .expect("closed in time")
+        .expect("server saw it");
+    assert_eq!(close, Some(CloseCode::Invalid), "close code 1007");
+    // The session ended as lost (a reconnect), saying why.
+    for _ in 0..100 {
+        if health.snapshot().reconnects > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let snapshot = health.snapshot();
+    assert_eq!(snapshot.reconnects, 1, "{snapshot:?}");
+    assert_eq!(snapshot.frames, 1, "counted as received");
+    assert_eq!(health.last_failure(), Some(error.to_string()));
+    stop.send(true).expect("reader listens");
+    let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
     server.abort();
 }

@@ -28,6 +28,7 @@ fn every_frame_error() -> Vec<FrameError> {
         FrameError::MissingField("text"),
         FrameError::PostWithoutText,
         FrameError::BadRecord(String::new()),
+        FrameError::TextNotUtf8(String::new()),
     ];
     errors.extend(
         [
@@ -50,6 +51,7 @@ fn every_frame_error() -> Vec<FrameError> {
             | FrameError::MissingField(_)
             | FrameError::PostWithoutText
             | FrameError::BadRecord(_)
+            | FrameError::TextNotUtf8(_)
             | FrameError::Unverified(_) => {}
         }
     }
