@@ -35,7 +35,7 @@
 //! source
 //! events
 //! supervise
-//! numbers, text, tls, http_client, wall, file_identity, masked_url
+//! numbers, text, tls, http_client, wall, file_identity, masked_url, store_format
 //! ```
 //!
 //! So `window` knows nothing of the store or of alerts; `detect` reads
@@ -81,6 +81,7 @@ pub mod numbers;
 pub mod pipeline;
 pub mod source;
 pub mod state;
+pub mod store_format;
 pub mod supervise;
 pub mod telemetry;
 pub mod text;

@@ -35,6 +35,19 @@ fn state_command(home: &Path, action: &str, state: &Path) -> std::process::Outpu
         .expect("runs")
 }
 
+/// The demo replayed into `state` (run from `home`), which must succeed:
+/// a store of 179 buckets, closed cleanly.
+fn replayed_demo(home: &Path, state: &Path) {
+    let replay = bin(home)
+        .arg("replay")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo.jsonl.gz"))
+        .arg("--state-dir")
+        .arg(state)
+        .output()
+        .expect("runs");
+    assert!(replay.status.success(), "{}", text(&replay.stderr));
+}
+
 /// A store with a checkpoint in it, closed.
 fn make_store(dir: &Path) {
     let mut store = SledStore::open(dir).expect("open");
@@ -297,14 +310,7 @@ fn a_db_that_is_not_a_store_is_refused_and_left_alone() {
 fn a_repair_says_what_sled_lost_with_its_log() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let state = tmp.path().join("st");
-    let replay = bin(tmp.path())
-        .arg("replay")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo.jsonl.gz"))
-        .arg("--state-dir")
-        .arg(&state)
-        .output()
-        .expect("runs");
-    assert!(replay.status.success(), "{}", text(&replay.stderr));
+    replayed_demo(tmp.path(), &state);
     let compact = state_command(tmp.path(), "compact", &state);
     assert!(compact.status.success(), "{}", text(&compact.stderr));
     let db = state.join("db");
@@ -349,14 +355,7 @@ fn a_repair_says_what_sled_lost_with_its_log() {
 fn a_repair_exits_0_only_when_it_lost_nothing() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let state = tmp.path().join("st");
-    let replay = bin(tmp.path())
-        .arg("replay")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo.jsonl.gz"))
-        .arg("--state-dir")
-        .arg(&state)
-        .output()
-        .expect("runs");
-    assert!(replay.status.success(), "{}", text(&replay.stderr));
+    replayed_demo(tmp.path(), &state);
     let state_cmd = |action: &str| state_command(tmp.path(), action, &state);
 
     let lossless = state_cmd("repair");

@@ -43,7 +43,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use super::delay::UsualDelay;
-use crate::window::AddedIn9;
+use crate::store_format::AddedIn9;
 use crate::{MICROS_PER_SEC, Micros};
 
 /// Accepted posts remembered per source for the quorum.

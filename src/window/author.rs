@@ -28,7 +28,7 @@ pub struct AuthorId(pub [u8; 16]);
 
 impl<'de> Deserialize<'de> for AuthorId {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        if super::layout::reading_before(7) {
+        if crate::store_format::reading_before(7) {
             String::deserialize(deserializer).map(|id| AuthorId::of(&id))
         } else {
             <[u8; 16]>::deserialize(deserializer).map(AuthorId)

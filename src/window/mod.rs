@@ -19,7 +19,6 @@ mod bucket;
 mod budget;
 mod config;
 mod discovered;
-mod layout;
 
 use std::collections::BTreeMap;
 
@@ -28,9 +27,9 @@ use self::discovered::Admission;
 pub use self::discovered::{
     DiscoveredNames, HeldBack, SavedNames, SavedNamesFormat4, SavedNamesFormat6,
 };
-pub use self::layout::{AddedIn, AddedIn8, AddedIn9, reading_format};
 use crate::matcher::{Class, Verdict};
 use crate::normalize::Post;
+pub use crate::store_format::{AddedIn, AddedIn8, reading_format};
 use crate::{MICROS_PER_SEC, Micros};
 
 pub use self::bucket::{Bucket, MAX_LANGUAGES, OTHER_LANGUAGES, Sample, Seen, ServiceCounts};

@@ -1,10 +1,11 @@
 //! Reading what an older store format wrote. The windows' types (buckets,
-//! the discovered names) are saved in postcard, where a record is its
+//! the discovered names) and the sources' clocks are saved in postcard,
+//! where a record is its
 //! fields in order: a field added or retyped makes the older bytes
 //! unreadable as the new type. Rather than a copy of each type in each old
 //! layout, the few fields that changed read differently while a record of
 //! an older format is being read ([`reading_format`]): an author held by
-//! id reads as its digest ([`super::AuthorId`], format 7), and a field
+//! id reads as its digest ([`crate::window::AuthorId`], format 7), and a field
 //! added in a later format reads as empty without taking any bytes
 //! ([`AddedIn`]: the servers of format 8, a source's usual delay of
 //! format 9).
@@ -33,7 +34,7 @@ pub fn reading_format<T>(format: u32, read: impl FnOnce() -> T) -> T {
 
 /// Whether the records being read were written before store format
 /// `format`.
-pub(super) fn reading_before(format: u32) -> bool {
+pub(crate) fn reading_before(format: u32) -> bool {
     READING.get().is_some_and(|reading| reading < format)
 }
 
@@ -44,7 +45,7 @@ pub(super) fn reading_before(format: u32) -> bool {
 #[serde(transparent)]
 pub struct AddedIn<const IN: u32, T>(pub T);
 
-/// The servers that vouch for authors ([`super::ServiceCounts::servers`]).
+/// The servers that vouch for authors ([`crate::window::ServiceCounts::servers`]).
 pub type AddedIn8<T> = AddedIn<8, T>;
 
 /// A source's usual delay behind the arrival clock
