@@ -389,3 +389,55 @@ fn until_not_after_since_is_a_usage_error() {
         "{stderr}"
     );
 }
+
+/// The daemon is held to the same rule before it starts: its alerts file
+/// or its state directory is not the configuration file nor in the
+/// patterns folder (`run --config c.toml --alerts c.toml` started, and the
+/// first alert's line would have been appended to the configuration,
+/// which the next start could not read).
+#[test]
+fn the_daemon_s_outputs_are_not_its_configuration_or_patterns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let config = "[[sources]]\nkind = \"jetstream\"\nname = \"b\"\nurls = [\"ws://127.0.0.1:9/subscribe\"]\n";
+    std::fs::write(d.join("c.toml"), config).expect("config");
+    let (_pats, files) = patterns_copy(d);
+    for (args, says) in [
+        (
+            &["--alerts", "c.toml", "--state-dir", "st"][..],
+            "--alerts c.toml is the configuration file c.toml (--config), which this daemon reads",
+        ),
+        (
+            &["--state-dir", "c.toml"][..],
+            "the state directory c.toml is the configuration file c.toml (--config)",
+        ),
+        (
+            &["--patterns", "pats", "--state-dir", "pats/st"][..],
+            "the state directory pats/st is inside the patterns folder pats (--patterns)",
+        ),
+    ] {
+        // Bounded: a daemon that is not refused runs until stopped.
+        let out = Command::new("timeout")
+            .args(["-s", "TERM", "20", env!("CARGO_BIN_EXE_outagewatch")])
+            .args(["run", "--config", "c.toml"])
+            .args(args)
+            .current_dir(d)
+            .env("RUST_LOG", "warn")
+            .env_remove("OUTAGEWATCH_CONFIG")
+            .stdin(Stdio::null())
+            .output()
+            .expect("runs");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert_eq!(
+            std::fs::read_to_string(d.join("c.toml")).expect("config"),
+            config,
+            "{args:?}: the configuration is as it was"
+        );
+    }
+    for (file, text) in &files {
+        assert_eq!(&std::fs::read_to_string(file).expect("pattern file"), text);
+    }
+    assert!(!d.join("pats/st").exists(), "no store made in the patterns");
+}

@@ -31,9 +31,11 @@ pub struct Output<'a> {
     pub path: &'a Path,
 }
 
-/// What a replay reads, besides standard input: an output that is one of
-/// these would destroy it.
+/// What a replay (or the daemon) reads, besides standard input: an
+/// output that is one of these would destroy it.
 pub struct Inputs<'a> {
+    /// What reads them, for the message: `replay`, `run`.
+    pub reader: &'static str,
     /// The recordings as typed (`-` is standard input).
     pub recordings: &'a [String],
     /// `--config FILE`.
@@ -61,10 +63,11 @@ pub fn refuse_overlaps(inputs: &Inputs<'_>, outputs: &[Output<'_>]) -> Result<()
     for (i, output) in outputs.iter().enumerate() {
         let destroys = |what: String| {
             UsageError(format!(
-                "{} {} is {what}, which this replay reads: writing it would destroy it; name \
+                "{} {} is {what}, which this {} reads: writing it would destroy it; name \
                  another file",
                 output.named_by,
                 output.path.display(),
+                inputs.reader,
             ))
         };
         for input in inputs.recordings {
@@ -143,14 +146,29 @@ fn files_of(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// What the replay reads: its recordings, `--config`, and the patterns
-/// folder its matcher was loaded from: `patterns_flag` (`--patterns`),
-/// else the configuration's `patterns`.
+/// folder its matcher was loaded from ([`patterns_read`]).
 pub fn inputs<'a>(
     args: &'a ReplayArgs,
     config: &'a Config,
     patterns_flag: Option<&'a Path>,
 ) -> Inputs<'a> {
-    let patterns = match (patterns_flag, &config.patterns, &args.watch.config) {
+    Inputs {
+        reader: "replay",
+        recordings: &args.files,
+        config: args.watch.config.as_deref(),
+        patterns: patterns_read(patterns_flag, config, args.watch.config.as_deref()),
+    }
+}
+
+/// The patterns folder a matcher is loaded from, and what named it:
+/// `patterns_flag` (`--patterns`), else the configuration's `patterns`
+/// (of `config_file`, when one was named).
+pub fn patterns_read<'a>(
+    patterns_flag: Option<&'a Path>,
+    config: &'a Config,
+    config_file: Option<&Path>,
+) -> Option<(&'a Path, String)> {
+    match (patterns_flag, &config.patterns, config_file) {
         (Some(dir), _, _) => Some((dir, "--patterns".to_owned())),
         (None, Some(dir), Some(file)) => Some((
             dir.as_path(),
@@ -158,18 +176,12 @@ pub fn inputs<'a>(
         )),
         (None, Some(dir), None) => Some((dir.as_path(), "`patterns`".to_owned())),
         (None, None, _) => None,
-    };
-    Inputs {
-        recordings: &args.files,
-        config: args.watch.config.as_deref(),
-        patterns,
     }
 }
 
 /// Every file the replay writes, with what named it: `--report`, the
-/// alerts file (`--alerts`, or the configuration's `[alerts] file`),
-/// `--record`, and the `--state-dir` folder (sled writes its files there).
-/// `-` for alerts is standard output.
+/// alerts file ([`alerts_written`]), `--record`, and the `--state-dir`
+/// folder (sled writes its files there).
 pub fn outputs<'a>(args: &'a ReplayArgs, config: &'a Config) -> Vec<Output<'a>> {
     let mut outputs = Vec::new();
     if let Some(dir) = &args.state_dir {
@@ -184,21 +196,11 @@ pub fn outputs<'a>(args: &'a ReplayArgs, config: &'a Config) -> Vec<Output<'a>> 
             path: report,
         });
     }
-    if let Some(alerts) = config
-        .alerts
-        .file
-        .as_deref()
-        .filter(|f| *f != Path::new("-"))
-    {
-        let named_by = match (&args.sinks.alerts, &args.watch.config) {
-            (None, Some(file)) => format!("the `[alerts] file` of {}", file.display()),
-            _ => "--alerts".into(),
-        };
-        outputs.push(Output {
-            named_by,
-            path: alerts,
-        });
-    }
+    outputs.extend(alerts_written(
+        config,
+        args.sinks.alerts.is_some(),
+        args.watch.config.as_deref(),
+    ));
     if let Some(record) = &args.record {
         outputs.push(Output {
             named_by: "--record".into(),
@@ -206,6 +208,26 @@ pub fn outputs<'a>(args: &'a ReplayArgs, config: &'a Config) -> Vec<Output<'a>> 
         });
     }
     outputs
+}
+
+/// The alerts file (`--alerts` when `flag` named it, else the
+/// configuration's `[alerts] file` of `config_file`), unless it is `-`,
+/// standard output.
+pub fn alerts_written<'a>(
+    config: &'a Config,
+    flag: bool,
+    config_file: Option<&Path>,
+) -> Option<Output<'a>> {
+    let path = config
+        .alerts
+        .file
+        .as_deref()
+        .filter(|f| *f != Path::new("-"))?;
+    let named_by = match (flag, config_file) {
+        (false, Some(file)) => format!("the `[alerts] file` of {}", file.display()),
+        _ => "--alerts".into(),
+    };
+    Some(Output { named_by, path })
 }
 
 /// `--report FILE`, written whole at the end: a temporary file beside it,

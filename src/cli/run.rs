@@ -9,6 +9,8 @@ use clap::Args;
 use crate::config::{Config, SourceConfig};
 use crate::daemon::{self, DaemonOptions};
 
+use super::replay_outputs::{Inputs, Output, alerts_written, patterns_read, refuse_overlaps};
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Configuration file (TOML); see outagewatch.example.toml. Default:
@@ -68,6 +70,26 @@ pub fn run(args: RunArgs, patterns: Option<&std::path::Path>) -> anyhow::Result<
     }
     args.sinks.apply(&mut config);
     let state_dir = resolve_state_dir(args.state_dir, &config)?;
+    // What the daemon writes never destroys what it reads: an alert's
+    // line appended to the configuration made the next start fail.
+    refuse_overlaps(
+        &Inputs {
+            reader: "daemon",
+            recordings: &[],
+            config: args.config.as_deref(),
+            patterns: patterns_read(patterns, &config, args.config.as_deref()),
+        },
+        &[
+            Some(Output {
+                named_by: "the state directory".into(),
+                path: &state_dir,
+            }),
+            alerts_written(&config, args.sinks.alerts.is_some(), args.config.as_deref()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>(),
+    )?;
     let matcher = super::load_matcher(patterns.or(config.patterns.as_deref()))?;
     for warning in super::config::uncatalogued_sink_services(&config, &matcher) {
         tracing::warn!("{warning}");
