@@ -8,6 +8,13 @@ use serde::{Deserialize, Serialize};
 use crate::Micros;
 use crate::numbers as num;
 
+/// The bounds of the health keys, one place for both tables (`[health]`
+/// and `[sources.health]` take the same values): a day for the silence,
+/// the grace and the calm, ten years for the lag (a huge lag turns the
+/// check off).
+const DAY_SECS: i64 = 86_400;
+const LAG_MAX_SECS: i64 = 315_360_000;
+
 /// When a source counts as unhealthy: the `[health]` table of the
 /// configuration, read straight into this (bounds where declared).
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
@@ -15,15 +22,15 @@ use crate::numbers as num;
 pub struct HealthRule {
     /// No frame that decodes for this long (junk and binary do not
     /// count) raises `source:NAME` (1 s to 1 day).
-    #[serde(deserialize_with = "num::int::<_, i64, 1, 86_400>")]
+    #[serde(deserialize_with = "num::int::<_, i64, 1, DAY_SECS>")]
     pub silence_secs: i64,
     /// Newest processed event older than this raises `source:NAME` (1 s
     /// to 10 years: a huge value turns the check off).
-    #[serde(deserialize_with = "num::int::<_, i64, 1, 315_360_000>")]
+    #[serde(deserialize_with = "num::int::<_, i64, 1, LAG_MAX_SECS>")]
     pub lag_secs: i64,
     /// No verdict for this long after start, catching up from a cursor (0
     /// to 1 day).
-    #[serde(deserialize_with = "num::int::<_, i64, 0, 86_400>")]
+    #[serde(deserialize_with = "num::int::<_, i64, 0, DAY_SECS>")]
     pub grace_secs: i64,
     /// An open `source:NAME` incident resolves only once the source has
     /// been healthy this long without a break (0 to 1 day; unset:
@@ -31,7 +38,7 @@ pub struct HealthRule {
     /// 60 s silence rule fired and resolved every minute, each firing a
     /// high-severity page. Less than `silence_secs` lets such a source
     /// flap again.
-    #[serde(deserialize_with = "num::int_opt::<_, i64, 0, 86_400>")]
+    #[serde(deserialize_with = "num::int_opt::<_, i64, 0, DAY_SECS>")]
     pub calm_secs: Option<i64>,
 }
 
@@ -65,22 +72,22 @@ impl Default for HealthRule {
 #[serde(deny_unknown_fields, default)]
 pub struct HealthOverride {
     #[serde(
-        deserialize_with = "num::int_opt::<_, i64, 1, 86_400>",
+        deserialize_with = "num::int_opt::<_, i64, 1, DAY_SECS>",
         skip_serializing_if = "Option::is_none"
     )]
     pub silence_secs: Option<i64>,
     #[serde(
-        deserialize_with = "num::int_opt::<_, i64, 1, 315_360_000>",
+        deserialize_with = "num::int_opt::<_, i64, 1, LAG_MAX_SECS>",
         skip_serializing_if = "Option::is_none"
     )]
     pub lag_secs: Option<i64>,
     #[serde(
-        deserialize_with = "num::int_opt::<_, i64, 0, 86_400>",
+        deserialize_with = "num::int_opt::<_, i64, 0, DAY_SECS>",
         skip_serializing_if = "Option::is_none"
     )]
     pub grace_secs: Option<i64>,
     #[serde(
-        deserialize_with = "num::int_opt::<_, i64, 0, 86_400>",
+        deserialize_with = "num::int_opt::<_, i64, 0, DAY_SECS>",
         skip_serializing_if = "Option::is_none"
     )]
     pub calm_secs: Option<i64>,
