@@ -184,7 +184,10 @@ impl Files<'_> {
             self.progress.set_position(self.pipeline.stats().frames);
             self.watch.publish(self.pipeline.stats());
         }
-        if let (Some(pacer), Some(now)) = (self.pace.as_mut(), self.pipeline.newest_accepted()) {
+        // Only when pacing: the newest accepted time walks every source.
+        if let Some(pacer) = self.pace.as_mut()
+            && let Some(now) = self.pipeline.newest_accepted()
+        {
             pacer.wait_for(now);
         }
     }
