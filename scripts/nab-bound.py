@@ -2,7 +2,7 @@
 """How far any filter of the detector's own incidents could take a NAB score.
 
     scripts/nab-bound.py [--category realTweets] [--ordinary-p 1e-5,1e-3,...]
-                         [--with KEY=VALUE]... [--pairs]
+                         [--with KEY=VALUE]... [--pairs] [--novelty]
                          [--bin target/release/outagewatch] [--nab DIR]
 
 For each `ordinary_p` (the learned negative binomial's line; the other
@@ -25,6 +25,10 @@ strong, high or long they turn out to be: a rule that decides as they
 happen decides later or with less. A rule that changes the detector itself
 (what it learns, when an incident ends) changes the incidents, and is not
 bounded by this; nor is a detector of another kind.
+
+`--novelty` also scores a rule that does decide as the incident happens:
+an incident pages only from its first row that stands out from the
+file's incidents of the last few days (see `novelty`).
 
 The NAB copy is looked up as `scripts/nab-score.sh` does; the binary is
 `$OUTAGEWATCH_BIN` or target/release/outagewatch.
@@ -69,11 +73,21 @@ def incidents(explain_rows):
             j += 1
         span = explain_rows[i:j]
         out.append((i, {
-            "peak_surprise": max(-math.log10(max(number(r["p_value"], 1.0), 1e-300)) for r in span),
-            "peak_ratio": max(number(r["count"], 0.0) / max(number(r["expected"], 0.0), 1e-9) for r in span),
+            "peak_surprise": max(surprise(r) for r in span),
+            "peak_ratio": max(ratio(r) for r in span),
             "buckets": j - i,
+            # Each row's (row index, surprise, ratio), for --novelty.
+            "rows": [(i + k, surprise(r), ratio(r)) for k, r in enumerate(span)],
         }))
     return out
+
+
+def surprise(row):
+    return -math.log10(max(number(row["p_value"], 1.0), 1e-300))
+
+
+def ratio(row):
+    return number(row["count"], 0.0) / max(number(row["expected"], 0.0), 1e-9)
 
 
 def explain(binary, config, csv_path):
@@ -99,6 +113,8 @@ def category_files(nab, category, scorer, binary, config):
             at = position.get(scorer.parse(rows[i]["timestamp"]))
             if at is None:
                 sys.exit(f"nab-bound: {path}: firing at {rows[i]['timestamp']} is not a row of the file")
+            features["rows"] = [(position[scorer.parse(rows[k]["timestamp"])], s, r)
+                                for k, s, r in features["rows"]]
             found.append((at, features))
         labelled = [(scorer.parse(a), scorer.parse(b)) for a, b in windows[key]]
         files.append((timestamps, labelled, found))
@@ -123,6 +139,32 @@ def best_single(scorer, files, feature):
                default=(score(scorer, files, lambda f: False), None))
 
 
+def novelty(scorer, files, feature, alpha, days):
+    """The score when an incident pages only once it stands out from the
+    incidents before it: at its first row whose surprise (or ratio)
+    reaches `alpha` times the highest peak of the file's incidents that
+    started within the previous `days` (paged or not). Decided as the
+    incident happens, so not bounded by the hindsight figures."""
+    column = 1 if feature == "peak_surprise" else 2
+    raw = null = windows = 0.0
+    for timestamps, labelled, found in files:
+        flags = [False] * len(timestamps)
+        history = []
+        for at, f in found:
+            start = timestamps[at]
+            line = alpha * max((peak for t, peak in history
+                                if (start - t).total_seconds() <= days * 86400), default=0.0)
+            for row in f["rows"]:
+                if row[column] >= line:
+                    flags[row[0]] = True
+                    break
+            history.append((start, f[feature]))
+        r, n = scorer.score_file(timestamps, flags, labelled, "standard")
+        nl, _ = scorer.score_file(timestamps, [False] * len(timestamps), labelled, "standard")
+        raw, null, windows = raw + r, null + nl, windows + n
+    return 100 * (raw - null) / (windows - null)
+
+
 def best_pair(scorer, files, a, b, step=3):
     va = sorted({f[a] for _, _, found in files for _, f in found})[::step]
     vb = sorted({f[b] for _, _, found in files for _, f in found})[::step]
@@ -137,6 +179,8 @@ def main():
     ap.add_argument("--with", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                     help="another [detector] setting for every run, e.g. fire_ratio=2")
     ap.add_argument("--pairs", action="store_true", help="also two features at once (slower)")
+    ap.add_argument("--novelty", action="store_true",
+                    help="also the rule 'page only what stands out from the last days' incidents'")
     ap.add_argument("--bin", default=os.environ.get("OUTAGEWATCH_BIN",
                                                     os.path.join(ROOT, "target", "release", "outagewatch")))
     ap.add_argument("--nab")
@@ -164,6 +208,12 @@ def main():
                 if best is not None:
                     line.append(f"best by {a} & {b} {best:.1f} (>= {x:.3g}, {y:.3g})")
         print("; ".join(line))
+        if args.novelty:
+            for feature in ("peak_surprise", "peak_ratio"):
+                for days in (1, 3, 7):
+                    cells = ", ".join(f"{a}: {novelty(scorer, files, feature, a, days):.1f}"
+                                      for a in (0.25, 0.5, 1.0, 1.5))
+                    print(f"  novelty by {feature} over {days} day(s), alpha {cells}")
 
 
 if __name__ == "__main__":
