@@ -262,7 +262,16 @@ async fn outbox(State(state): State<AppState>, ApiQuery(query): ApiQuery<OutboxQ
 #[serde(deny_unknown_fields)]
 struct RetryBody {
     /// `SINK:SEQ` as `alerts dead` and `/api/v1/outbox` show; all if absent.
+    /// `null` is refused, not read as absent: a client whose selection is
+    /// unset sends `{"id":null}` and meant one letter, not every one.
+    #[serde(default, deserialize_with = "an_id")]
     id: Option<String>,
+}
+
+/// A present `id` is a string (`Option`'s own reading takes `null` for
+/// "absent").
+fn an_id<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(deserializer).map(Some)
 }
 
 /// The body is JSON (the guard has checked the type) or empty, for all.
