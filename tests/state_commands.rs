@@ -687,3 +687,103 @@ fn an_unreadable_configuration_on_the_search_path_is_named() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
 }
+
+/// A file given as the state directory is called a file by every command
+/// that opens a store: `replay` said "cannot compact the state … File
+/// exists" (nothing was being compacted), `run` "IO error: File exists".
+#[test]
+fn a_file_given_as_the_state_directory_is_called_a_file() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("afile");
+    std::fs::write(&file, b"notes\n").expect("write");
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo.jsonl.gz");
+    let replay = bin(tmp.path())
+        .arg("replay")
+        .arg(&demo)
+        .arg("--state-dir")
+        .arg(&file)
+        .output()
+        .expect("runs");
+    let run = bin(tmp.path())
+        .args(["run", "--state-dir"])
+        .arg(&file)
+        .output()
+        .expect("runs");
+    for (what, out) in [("replay", replay), ("run", run)] {
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}: {stderr}");
+        assert!(
+            stderr.contains("is a file, not a directory"),
+            "{what}: {stderr}"
+        );
+    }
+    assert_eq!(std::fs::read(&file).expect("read"), b"notes\n");
+}
+
+/// The demo's store, readable by all and writable by none, opened by a
+/// user who does not own it (`nobody` through `setpriv` when the tests run
+/// as root, who may write anything; the tests' own user otherwise). Each
+/// command says the store cannot be opened by this user and is not known
+/// to be damaged: `verify` called it DAMAGED and `repair` advised a
+/// reset, which sets aside a healthy store's baselines, cursors and outbox.
+#[test]
+fn a_store_this_user_may_not_open_is_not_called_damaged() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = unsafe { libc::geteuid() } == 0;
+    if root
+        && !Command::new("setpriv")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    {
+        eprintln!("SKIPPED: running as root without setpriv (util-linux): no other user to be");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let state = tmp.path().join("state");
+    replayed_demo(tmp.path(), &state);
+    let files: Vec<PathBuf> = std::fs::read_dir(&state)
+        .expect("read_dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    for path in files.iter().chain([&state]) {
+        let mode = if path.is_dir() { 0o555 } else { 0o444 };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+    let binary = env!("CARGO_BIN_EXE_outagewatch");
+    for action in ["verify", "repair", "compact"] {
+        let mut cmd = if root {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", binary]);
+            c
+        } else {
+            Command::new(binary)
+        };
+        let out = cmd
+            .env("HOME", tmp.path())
+            .env("RUST_LOG", "warn")
+            .args(["state", action, "--state-dir"])
+            .arg(&state)
+            .output()
+            .expect("runs");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{action}: {stderr}");
+        assert!(
+            stderr.contains("Permission denied") && stderr.contains("not known to be damaged"),
+            "{action}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("DAMAGED") && !stderr.contains("state reset"),
+            "{action} advised a reset: {stderr}"
+        );
+    }
+    assert!(set_aside(&state).is_empty(), "nothing was moved aside");
+    // Given back its rights, the store was never anything but healthy.
+    for path in files.iter().chain([&state]) {
+        let mode = if path.is_dir() { 0o755 } else { 0o644 };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+    let verify = state_command(tmp.path(), "verify", &state);
+    assert!(verify.status.success(), "{}", text(&verify.stderr));
+}

@@ -105,6 +105,16 @@ fn in_use_message(dir: &Path) -> String {
 /// aside with whatever else the folder held.
 pub(super) fn existing_state(dir: &Path) -> anyhow::Result<&Path> {
     let db = dir.join("db");
+    // A folder this user may not look into said "holds no `db`".
+    if let Err(source) = std::fs::metadata(&db)
+        && crate::state::is_access_denied(&source)
+    {
+        return Err(StoreError::Access {
+            path: dir.to_path_buf(),
+            source,
+        }
+        .into());
+    }
     if db.exists() && !db.is_file() {
         return Err(StoreError::Foreign {
             path: dir.to_path_buf(),
@@ -154,8 +164,9 @@ fn verify(dir: &Path) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        // Not a store at all: no damage to report, an error.
-        Err(e @ StoreError::Foreign { .. }) => Err(e.into()),
+        // Not a store at all, or not this user's to open: no damage to
+        // report, an error.
+        Err(e @ (StoreError::Foreign { .. } | StoreError::Access { .. })) => Err(e.into()),
         Err(e) => {
             eprintln!("{}: DAMAGED: {e}", dir.display());
             Ok(ExitCode::FAILURE)
@@ -168,8 +179,11 @@ fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
     let held = census_at_close(dir).ok().flatten();
     let salvage = {
         let old = SledStore::open_with(dir, Checks::None).map_err(|e| match e {
-            // Not ours, or in use: resetting it is no answer either.
-            e @ (StoreError::Foreign { .. } | StoreError::InUse { .. }) => anyhow::Error::from(e),
+            // Not ours, in use or not this user's: resetting it is no
+            // answer either.
+            e @ (StoreError::Foreign { .. }
+            | StoreError::InUse { .. }
+            | StoreError::Access { .. }) => anyhow::Error::from(e),
             e => anyhow::Error::from(e).context(
                 "sled cannot open it at all: nothing to salvage; use `outagewatch state reset`",
             ),

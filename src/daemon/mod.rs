@@ -327,10 +327,7 @@ fn open_pipeline(
     matcher: Matcher,
     state_dir: &Path,
 ) -> Result<(Pipeline<SledStore>, Outbox, Arc<Telemetry>), DaemonError> {
-    std::fs::create_dir_all(state_dir).map_err(|e| StoreError::Open {
-        path: state_dir.to_path_buf(),
-        source: sled::Error::Io(e),
-    })?;
+    // The open creates the directory, and says what a file in its place is.
     let store = SledStore::open(state_dir)?;
     let pipeline_config = PipelineConfig {
         window: config.window,

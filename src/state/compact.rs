@@ -542,7 +542,19 @@ impl DirLock {
     fn open(dir: &Path) -> Result<std::fs::File, StoreError> {
         std::fs::create_dir_all(dir)
             .and_then(|()| std::fs::File::open(dir))
-            .map_err(|e| io_error(dir, "open the state directory", e))
+            .map_err(|e| match e {
+                // Said as what they are: a file given as the directory
+                // said "cannot compact the state: … File exists", and a
+                // folder of another user's "cannot compact" too.
+                _ if dir.exists() && !dir.is_dir() => StoreError::NotADirectory {
+                    path: dir.to_path_buf(),
+                },
+                source if super::is_access_denied(&source) => StoreError::Access {
+                    path: dir.to_path_buf(),
+                    source,
+                },
+                e => io_error(dir, "open the state directory", e),
+            })
     }
 }
 

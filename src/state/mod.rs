@@ -50,7 +50,7 @@ pub use census::{Census, census_at_close, close_counted};
 pub use compact::{Compaction, When, compact_closed, compact_open};
 pub use records::{Checkpoint, CheckpointRef, FORMAT, NamesRef};
 pub use seal::{SEAL_FILE, hold_closed, in_use, seal_closed};
-pub use store::{Checks, Inventory, Salvage, SledStore, Store, ours};
+pub use store::{Checks, Inventory, Salvage, SledStore, Store, is_access_denied, ours};
 
 /// What to do about damaged state in `dir`, in every message that reports
 /// it: the commands with the directory in them, ready to paste (it said
@@ -80,6 +80,20 @@ pub enum StoreError {
     },
     #[error("state store: {0}")]
     Sled(#[from] sled::Error),
+    /// The files are there but this user may not open them: nothing is
+    /// wrong with the store, and resetting or repairing it is no answer
+    /// (it was called damaged, with `state reset` advised).
+    #[error(
+        "cannot open the state store at {path}: {source}; the store is not known to be damaged: run as the user that owns it (the daemon's), or give this user read and write access to the directory and its files",
+        path = path.display()
+    )]
+    Access {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the state directory {path} is a file, not a directory: give --state-dir a directory (it is created if missing)", path = path.display())]
+    NotADirectory { path: PathBuf },
     /// sled lets one process open a store: another has it (waited 5 s).
     #[error(
         "the state in {path} is in use by another process (`outagewatch run`, or a replay with --state-dir): stop it, or use another --state-dir",

@@ -294,6 +294,11 @@ impl SledStore {
     /// Opens sled at `path`; `migrate` brings an old store to the current
     /// format (else it is left as it is, for `state repair` to read).
     fn open_sled(path: &Path, migrate: bool) -> Result<SledStore, StoreError> {
+        if path.exists() && !path.is_dir() {
+            return Err(StoreError::NotADirectory {
+                path: path.to_path_buf(),
+            });
+        }
         let mut attempts = 0;
         loop {
             let opened = sled::Config::new()
@@ -333,6 +338,12 @@ impl SledStore {
                     }
                     attempts += 1;
                     std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(sled::Error::Io(source)) if is_access_denied(&source) => {
+                    return Err(StoreError::Access {
+                        path: path.to_path_buf(),
+                        source,
+                    });
                 }
                 Err(e @ (sled::Error::Corruption { .. } | sled::Error::ReportableBug(_))) => {
                     return Err(StoreError::Damaged {
@@ -416,6 +427,14 @@ pub fn ours(path: &Path) -> Result<(), StoreError> {
 }
 
 /// sled reports a held lock as an error wrapping `WouldBlock`.
+/// Whether an open failed on the user's rights, not on the store.
+pub fn is_access_denied(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+    )
+}
+
 fn is_lock_held(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::WouldBlock
         || e.get_ref()
