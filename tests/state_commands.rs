@@ -787,3 +787,44 @@ fn a_store_this_user_may_not_open_is_not_called_damaged() {
     let verify = state_command(tmp.path(), "verify", &state);
     assert!(verify.status.success(), "{}", text(&verify.stderr));
 }
+
+/// A store whose only damage is sled's settings file (`conf`, cut short)
+/// is repaired whole: repair said "sled cannot open it at all: nothing to
+/// salvage; use `outagewatch state reset`", while `run` and `replay`
+/// advised the repair, and every record in the log was intact.
+#[test]
+fn a_store_whose_only_damage_is_sled_s_settings_file_is_repaired_whole() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("state");
+    replayed_demo(tmp.path(), &state);
+    let conf = std::fs::read(state.join("conf")).expect("conf");
+    std::fs::write(state.join("conf"), &conf[..20]).expect("cut conf");
+    let verify = state_command(tmp.path(), "verify", &state);
+    assert_eq!(verify.status.code(), Some(1), "{}", text(&verify.stderr));
+    let repair = state_command(tmp.path(), "repair", &state);
+    let stdout = text(&repair.stdout);
+    assert_eq!(
+        repair.status.code(),
+        Some(0),
+        "{stdout}{}",
+        text(&repair.stderr)
+    );
+    assert!(
+        stdout.contains("`conf` did not read") && stdout.contains("dropped 0 damaged ones"),
+        "{stdout}"
+    );
+    let verify = state_command(tmp.path(), "verify", &state);
+    let stdout = text(&verify.stdout);
+    assert!(
+        verify.status.success() && stdout.contains("179 buckets, 13 baselines"),
+        "{stdout}{}",
+        text(&verify.stderr)
+    );
+    // The settings sled refused are kept with the old state.
+    let aside = set_aside(&state);
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(
+        std::fs::read(aside[0].join("conf.unreadable")).expect("kept"),
+        &conf[..20]
+    );
+}

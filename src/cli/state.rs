@@ -12,8 +12,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::state::{
-    Census, Checks, SledStore, StoreError, When, census_at_close, close_counted, compact,
-    compact_closed, hold_closed, repair, seal_closed,
+    Census, SledStore, StoreError, When, census_at_close, close_counted, compact, compact_closed,
+    hold_closed, repair, seal_closed,
 };
 
 #[derive(Debug, Args)]
@@ -177,8 +177,8 @@ fn verify(dir: &Path) -> anyhow::Result<ExitCode> {
 fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
     // Read before anything opens it: an open rewrites the seal.
     let held = census_at_close(dir).ok().flatten();
-    let salvage = {
-        let old = SledStore::open_with(dir, Checks::None).map_err(|e| match e {
+    let (salvage, settings) = {
+        let (old, settings) = SledStore::open_to_salvage(dir).map_err(|e| match e {
             // Not ours, in use or not this user's: resetting it is no
             // answer either.
             e @ (StoreError::Foreign { .. }
@@ -188,7 +188,7 @@ fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
                 "sled cannot open it at all: nothing to salvage; use `outagewatch state reset`",
             ),
         })?;
-        old.salvage_of::<crate::alert::Alert>()
+        (old.salvage_of::<crate::alert::Alert>(), settings)
     };
     let (records, lost) = (&salvage.records, salvage.dropped.len());
     // Only ever an unfinished copy: a finished one is renamed at once.
@@ -214,7 +214,7 @@ fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
     for dropped in &salvage.dropped {
         super::outln!("{}: dropped {dropped}", dir.display());
     }
-    for rebuilt in &salvage.rebuilt {
+    for rebuilt in salvage.rebuilt.iter().chain(&settings) {
         super::outln!("{}: {rebuilt}", dir.display());
     }
     let (unread, loss) = unread(dir, held.as_ref(), records, lost)?;

@@ -127,6 +127,42 @@ impl SledStore {
         Self::open_verified(path, checks)
     }
 
+    /// Opens a damaged store to salvage what it holds ([`Checks::None`]).
+    /// When sled refuses its own settings file (`conf`, a few lines and a
+    /// checksum) the log itself may be whole: `conf` is set aside as
+    /// `conf.unreadable` and sled writes it afresh from the settings this
+    /// build always opens with (it gave up before, "nothing to salvage",
+    /// on a store whose every record was intact). Returns what was done,
+    /// to be said.
+    pub fn open_to_salvage(path: &Path) -> Result<(SledStore, Option<String>), StoreError> {
+        let conf = path.join(SLED_CONF);
+        match Self::open_with(path, Checks::None) {
+            Err(refused @ StoreError::Damaged { .. }) if conf.is_file() => {
+                let aside = path.join(UNREADABLE_CONF);
+                let failed = |e: std::io::Error| StoreError::Open {
+                    path: path.to_path_buf(),
+                    source: sled::Error::Io(e),
+                };
+                std::fs::rename(&conf, &aside).map_err(failed)?;
+                match Self::open_with(path, Checks::None) {
+                    Ok(store) => Ok((
+                        store,
+                        Some(format!(
+                            "sled's settings file `{SLED_CONF}` did not read: it is kept as `{UNREADABLE_CONF}` with the old state, and the log was read with the settings outagewatch always writes"
+                        )),
+                    )),
+                    Err(_) => {
+                        // Not the settings, then: as it was, with sled's
+                        // first answer.
+                        std::fs::rename(&aside, &conf).map_err(failed)?;
+                        Err(refused)
+                    }
+                }
+            }
+            other => other.map(|store| (store, None)),
+        }
+    }
+
     /// [`Self::open`] for a caller that holds the directory's lock.
     pub(super) fn open_locked(path: &Path) -> Result<SledStore, StoreError> {
         ours(path)?;
@@ -405,6 +441,9 @@ fn check_files(path: &Path, seal: &Seal) -> Result<(), String> {
 /// sled's configuration file, which it writes beside `db` when it creates
 /// a store.
 const SLED_CONF: &str = "conf";
+
+/// Where [`SledStore::open_to_salvage`] keeps a `conf` sled refused.
+const UNREADABLE_CONF: &str = "conf.unreadable";
 
 /// Refuses a directory whose `db` file is not a store of ours: sled
 /// replaces a `db` it cannot read with a fresh log, so a stray `db` (3000
