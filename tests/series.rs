@@ -300,7 +300,15 @@ fn a_gauge_is_judged_by_its_spread_not_by_a_ratio() {
         "fired at minute {} for a rise at {onset}",
         as_gauge[0]
     );
-    let (as_count, _) = firings(&["--kind", "count"], &path, start);
+    // The same readings in whole milliseconds, read as a count (a count
+    // is whole numbers: `--kind count` refuses 45.6).
+    let whole = dir.path().join("latency_whole.csv");
+    let csv = five_minutely(8 * 24 * 12, |i| {
+        let noise = [0, 1, 0, 1, -1, 0, -1][(i % 7) as usize];
+        (45 + noise + if rise.contains(&i) { 45 } else { 0 }).to_string()
+    });
+    std::fs::write(&whole, csv).expect("write");
+    let (as_count, _) = firings(&["--kind", "count"], &whole, start);
     // Only the count's cold start.
     let as_count: Vec<i64> = as_count.into_iter().filter(|m| *m > 10).collect();
     assert!(
@@ -627,12 +635,20 @@ fn a_series_spanning_too_many_buckets_is_refused_with_the_way_out() {
 fn a_huge_min_count_is_read_and_zero_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("huge.csv");
-    let csv = five_minutely(40, |i| if i == 30 { "1e30".into() } else { "0".into() });
+    // Near the largest count (2^64 − 1), over three times the minimum;
+    // ten times it overflows.
+    let csv = five_minutely(40, |i| {
+        if i == 30 {
+            "18000000000000000000".into()
+        } else {
+            "0".into()
+        }
+    });
     std::fs::write(&path, csv).expect("write");
     let out = series(&["--min-count", "2000000000000000000"], &path);
     let fired = alerts(&out);
-    assert_eq!(fired.len(), 1, "1e30 passes the minimum: {fired:?}");
-    assert_eq!(fired[0]["severity"], "high", "{fired:?}");
+    assert_eq!(fired.len(), 1, "1.8e19 passes the minimum: {fired:?}");
+    assert_eq!(fired[0]["severity"], "medium", "{fired:?}");
     let stderr = refused(
         &["--min-count", "0"],
         "zero.csv",
@@ -743,4 +759,144 @@ fn explain_s_upper_includes_the_warm_up() {
     }
     assert_eq!(checked, 7, "{text}");
     assert!(text.contains("firing"), "the rise fires in the end: {text}");
+}
+
+/// What a series' values may be, each refused with the row or the time it
+/// stands at, and bounded: a count is a whole number below 2^64 (`--kind
+/// count` rounded 0.4 to nothing in silence, and 1.5e308 was read as
+/// u64::MAX reports), authors are at most the value they are behind (500
+/// beside a value of 0 fired `high`), a gauge's readings are scaled
+/// without overflow either way (1.5e308 averaged to infinity, a median of
+/// 1e-310 made the factor infinite and fired at the second row), and a
+/// line is at most 4096 bytes (a file without line breaks grew without
+/// bound). A field is echoed at most 64 characters long.
+#[test]
+fn a_series_values_are_checked_and_bounded() {
+    let two = |a: &str, b: &str| {
+        format!("timestamp,value\n2026-07-01 00:00:00,{a}\n2026-07-01 00:01:00,{b}\n")
+    };
+    let long_value = "7".repeat(100_000);
+    let cases: Vec<(&str, &[&str], String, &str)> = vec![
+        (
+            "fraction",
+            &["--kind", "count"],
+            two("0.4", "1"),
+            "the value at 2026-07-01T00:00:00+00:00, 0.4, is not a whole number",
+        ),
+        (
+            "too large",
+            &["--kind", "count"],
+            two("1", "1.5e308"),
+            "1.5e308, is 2^64 or more",
+        ),
+        (
+            "authors",
+            &[],
+            "timestamp,value,authors\n2026-07-01 00:00:00,0,500\n2026-07-01 00:01:00,1,1\n".into(),
+            "line 2: authors 500 is more than the value 0",
+        ),
+        (
+            "tiny gauge",
+            &["--kind", "gauge"],
+            two("1e-310", "1e-310"),
+            "median reading, 1e-310, is too small to scale",
+        ),
+        (
+            "as written",
+            &[],
+            two("1", "1e400"),
+            "line 3: value 1e400 is not a count",
+        ),
+        (
+            "long line",
+            &[],
+            two("1", &long_value),
+            "line 3: longer than 4096 bytes",
+        ),
+    ];
+    for (what, args, csv, want) in cases {
+        let stderr = refused(args, "values.csv", &csv);
+        assert!(stderr.contains(want), "{what}: {stderr}");
+        assert!(
+            stderr.len() < 1000,
+            "{what}: {} bytes of error",
+            stderr.len()
+        );
+    }
+    let stderr = refused(
+        &[],
+        "bad.csv",
+        &format!(
+            "timestamp,value\n2026-07-01 00:00:00,{}x\n",
+            "9".repeat(2000)
+        ),
+    );
+    assert!(
+        stderr.contains("(2001 bytes)") && stderr.len() < 1000,
+        "{stderr}"
+    );
+}
+
+/// A gauge's alerts do not depend on its unit: the same readings in
+/// units of 10^308 (near the largest a float holds) fire exactly where
+/// they do at 1, and two readings in one bucket are averaged without
+/// overflow (their sum, 1.8e308, is none).
+#[test]
+fn a_gauge_fires_alike_whatever_its_unit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let start = chrono::DateTime::parse_from_rfc3339("2026-07-01T00:00:00Z").expect("time");
+    let mut firings_by_unit = Vec::new();
+    for exponent in [0, 308] {
+        let path = dir.path().join(format!("level_{exponent}.csv"));
+        let mut csv = five_minutely(4 * 24 * 12, |i| {
+            let noise = [0.0, 0.004, -0.002, 0.005, -0.004, 0.002, -0.005][(i % 7) as usize];
+            let v = 0.9 + noise + if (900..910).contains(&i) { 0.85 } else { 0.0 };
+            format!("{v}e{exponent}")
+        });
+        // A second, ordinary reading 10 s into a bucket of the last day,
+        // averaged with the first.
+        writeln!(csv, "2026-07-04T12:00:10+00:00,0.9e{exponent}").expect("write");
+        std::fs::write(&path, csv).expect("write");
+        firings_by_unit.push(firings(&["--kind", "gauge"], &path, start).0);
+    }
+    assert!(!firings_by_unit[0].is_empty(), "the rise fires");
+    assert_eq!(firings_by_unit[0], firings_by_unit[1]);
+}
+
+/// Whole-number counts every 250 ms stand on their own grid and are
+/// summed per second: judged on a grid of whole seconds they stood three
+/// quarters off it and were averaged as a gauge's readings.
+#[test]
+fn counts_finer_than_a_second_are_summed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("fine.csv");
+    let start = chrono::DateTime::parse_from_rfc3339("2026-07-01T00:00:00Z").expect("time");
+    let mut csv = String::from("timestamp,value\n");
+    for i in 0..400 {
+        let t = start + chrono::Duration::milliseconds(250 * i);
+        writeln!(
+            csv,
+            "{},{}",
+            t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            2 + i % 2
+        )
+        .expect("write");
+    }
+    std::fs::write(&path, csv).expect("write");
+    let out = series(&["--explain"], &path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bucket 1 s inferred") && !stderr.contains("gauge"),
+        "{stderr}"
+    );
+    let explain = String::from_utf8_lossy(&out.stdout);
+    let mut rows = explain.lines();
+    let header: Vec<&str> = rows.next().expect("header").split(',').collect();
+    let value = header
+        .iter()
+        .position(|c| *c == "value")
+        .expect("a value column");
+    let first: Vec<&str> = rows.next().expect("a row").split(',').collect();
+    // 2 + 3 + 2 + 3 in the first second.
+    assert_eq!(first[value], "10", "{explain:.300}");
 }

@@ -165,9 +165,9 @@ pub fn config_for(
 /// Multiplier that turns a series' values into counts: 1 for counts, and
 /// for a gauge the factor that puts its median positive value at
 /// [`GAUGE_MEDIAN_UNITS`].
-pub fn unit_scale(points: &[Point], gauge: bool) -> f64 {
+pub fn unit_scale(points: &[Point], gauge: bool) -> anyhow::Result<f64> {
     if !gauge {
-        return 1.0;
+        return Ok(1.0);
     }
     let mut positive: Vec<f64> = points
         .iter()
@@ -175,10 +175,18 @@ pub fn unit_scale(points: &[Point], gauge: bool) -> f64 {
         .filter(|v| *v > 0.0)
         .collect();
     if positive.is_empty() {
-        return 1.0;
+        return Ok(1.0);
     }
     positive.sort_by(f64::total_cmp);
-    GAUGE_MEDIAN_UNITS / positive[positive.len() / 2]
+    let median = positive[positive.len() / 2];
+    let unit = GAUGE_MEDIAN_UNITS / median;
+    // A median of 1e-310 made the factor infinite, every bucket u64::MAX
+    // and the series fire at its second row.
+    anyhow::ensure!(
+        unit.is_finite(),
+        "the gauge's median reading, {median:e}, is too small to scale: multiply the values by a power of ten"
+    );
+    Ok(unit)
 }
 
 fn basis_name(basis: Basis) -> &'static str {
@@ -191,7 +199,8 @@ fn basis_name(basis: Basis) -> &'static str {
 }
 
 pub fn run(args: SeriesArgs) -> anyhow::Result<ExitCode> {
-    let (points, inferred) = read_points(&args.file)?;
+    let (points, gap_us) = read_points(&args.file)?;
+    let inferred = series::bucket_secs_of(gap_us);
     let base = match &args.config {
         Some(path) => crate::config::Config::load(path)?.detector,
         None => DetectorConfig::default(),
@@ -244,14 +253,17 @@ pub fn run(args: SeriesArgs) -> anyhow::Result<ExitCode> {
         // The rows' own grid, not the bucket given: per-minute counts in
         // 10-minute buckets are off the latter's grid, and were averaged
         // as a gauge's readings instead of summed.
-        Kind::Auto => !series::all_counts(&points) || !series::on_grid(&points, inferred),
+        Kind::Auto => !series::all_counts(&points) || !series::on_grid(&points, gap_us),
         Kind::Count => false,
         Kind::Gauge => true,
     };
     let gaps = args
         .gaps
         .unwrap_or(if gauge { Gaps::Missing } else { Gaps::Quiet });
-    let unit = unit_scale(&points, gauge);
+    if !gauge {
+        series::check_counts(&points).with_context(|| args.file.display().to_string())?;
+    }
+    let unit = unit_scale(&points, gauge).with_context(|| args.file.display().to_string())?;
     let mut config = config_for(&base, bucket_secs, window_buckets, min_count, gauge);
     config.drops = args.directions == Directions::Both;
     let mut detector = Detector::new(config);
@@ -311,7 +323,7 @@ fn buckets_spanned(points: &[Point], bucket_secs: i64) -> u64 {
 }
 
 /// The rows of `file` (`-`: stdin) and the bucket width they imply.
-fn read_points(file: &std::path::Path) -> anyhow::Result<(Vec<Point>, i64)> {
+fn read_points(file: &std::path::Path) -> anyhow::Result<(Vec<Point>, crate::Micros)> {
     let name = file.display().to_string();
     let input: Box<dyn std::io::Read> = if name == "-" {
         Box::new(std::io::stdin())
@@ -452,9 +464,13 @@ fn buckets<'a>(
         next_start = start + bucket_us;
         let (mut value, mut authors, mut raw, mut rows) = (0u64, 0u64, 0.0, 0u32);
         while let Some(q) = points.get(i).filter(|q| q.time_us < start + bucket_us) {
-            raw += q.value;
             rows = rows.saturating_add(1);
-            if !gauge {
+            if gauge {
+                // A running mean: two readings of 1.5e308 summed to
+                // infinity before they were averaged.
+                raw += (q.value - raw) / f64::from(rows);
+            } else {
+                raw += q.value;
                 let v = (q.value * unit).round() as u64;
                 value = value.saturating_add(v);
                 authors = authors.saturating_add(q.authors.unwrap_or(v));
@@ -462,7 +478,6 @@ fn buckets<'a>(
             i += 1;
         }
         if gauge {
-            raw /= f64::from(rows.max(1));
             value = (raw * unit).round() as u64;
             authors = value;
         }

@@ -33,21 +33,56 @@ pub struct Point {
     pub authors: Option<u64>,
 }
 
-/// Whether every value is a whole number: a count, not a gauge.
+/// Whether every value is a whole number a count can be: a count, not a
+/// gauge.
 pub fn all_counts(points: &[Point]) -> bool {
-    points.iter().all(|p| p.value.fract() == 0.0)
+    points.iter().all(|p| is_count(p.value))
 }
 
-/// Whether most rows stand on the grid of `bucket_secs` buckets from the
-/// first row (within a tenth of a bucket, for clocks that jitter): a count
-/// exported per bucket does, each row being its bucket's start, while the
-/// readings of a level sampled at irregular times (a sensor's speeds and
-/// travel times) do not, whole numbers or not.
-pub fn on_grid(points: &[Point], bucket_secs: i64) -> bool {
+fn is_count(value: f64) -> bool {
+    value.fract() == 0.0 && value < MAX_COUNT
+}
+
+/// A count must be below 2^64, the reports the detector can hold
+/// (`1.5e308` was read as u64::MAX reports).
+pub const MAX_COUNT: f64 = 18_446_744_073_709_551_616.0;
+
+/// Refuses a series to be judged as counts whose values are not counts,
+/// naming the first such row by its time: `--kind count` rounded 0.4 to
+/// nothing in silence.
+pub fn check_counts(points: &[Point]) -> Result<(), SeriesError> {
+    let Some(p) = points.iter().find(|p| !is_count(p.value)) else {
+        return Ok(());
+    };
+    let at = chrono::DateTime::from_timestamp_micros(p.time_us)
+        .map_or_else(|| p.time_us.to_string(), |t| t.to_rfc3339());
+    let what = if p.value >= MAX_COUNT {
+        "2^64 or more, too large for a count"
+    } else {
+        "not a whole number"
+    };
+    Err(SeriesError::Shape(format!(
+        "the value at {at}, {}, is {what}: a count is a whole number of reports (`--kind gauge` reads a level)",
+        if p.value >= MAX_COUNT {
+            format!("{:e}", p.value)
+        } else {
+            p.value.to_string()
+        }
+    )))
+}
+
+/// Whether most rows stand on the grid of `step_us` from the first row
+/// (within a tenth of a step, for clocks that jitter): a count exported per
+/// bucket does, each row being its bucket's start, while the readings of a
+/// level sampled at irregular times (a sensor's speeds and travel times)
+/// do not, whole numbers or not. The step is the rows' own median gap, to
+/// the microsecond: counts every 250 ms, judged on a grid of whole
+/// seconds, stood three quarters off it and were averaged as a gauge.
+pub fn on_grid(points: &[Point], step_us: Micros) -> bool {
     let Some(first) = points.first() else {
         return true;
     };
-    let bucket_us = bucket_secs.max(1).saturating_mul(MICROS_PER_SEC);
+    let bucket_us = step_us.max(1);
     let tolerance = bucket_us / 10;
     let off = points
         .iter()
@@ -59,36 +94,131 @@ pub fn on_grid(points: &[Point], bucket_secs: i64) -> bool {
     off * 2 <= points.len()
 }
 
-/// Parses a CSV series, sorted by time, with its inferred bucket width.
-pub fn parse(input: impl Read) -> Result<(Vec<Point>, i64), SeriesError> {
+/// Most rows a series may have: each is held in memory until the file is
+/// read (32 bytes a row). A file of 10 million rows within one minute took
+/// 547 MB before the bound on buckets, checked after reading, refused it.
+pub const MAX_ROWS: usize = 10_000_000;
+
+/// Longest line, in bytes: a row is a timestamp and two numbers. A file
+/// without line breaks (`/dev/zero`) grew without bound, a 400 MB number
+/// took 940 MB.
+pub const MAX_LINE_BYTES: usize = 4096;
+
+/// The width of a series' buckets: its rows' median gap in whole seconds,
+/// at least one (rows closer than a second are summed or averaged per
+/// second).
+pub fn bucket_secs_of(gap_us: Micros) -> i64 {
+    (gap_us / MICROS_PER_SEC).max(1)
+}
+
+/// Parses a CSV series, sorted by time, with its rows' median gap in µs
+/// (positive; see [`bucket_secs_of`]).
+pub fn parse(input: impl Read) -> Result<(Vec<Point>, Micros), SeriesError> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
-        .from_reader(input);
+        .from_reader(LineBound::new(input));
     let header = reader
         .headers()
         .map_err(|e| match e.kind() {
+            // The line bound's own error names the line it counted.
+            csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+                SeriesError::Shape(io.to_string())
+            }
             csv::ErrorKind::Io(io) => SeriesError::Unreadable(io.to_string()),
-            _ => SeriesError::Header(e.to_string()),
+            // Said as what it is, not as a header "found" to be an error.
+            csv::ErrorKind::Utf8 { .. } => SeriesError::Line {
+                line: 1,
+                message: "the header is not UTF-8 text (a UTF-16 export? save it as UTF-8)".into(),
+            },
+            _ => SeriesError::Header(shown(&e.to_string())),
         })?
         .clone();
     let columns: Vec<String> = header.iter().map(str::to_ascii_lowercase).collect();
     let with_authors = columns == ["timestamp", "value", "authors"];
     if columns != ["timestamp", "value"] && !with_authors {
-        return Err(SeriesError::Header(
-            header.iter().collect::<Vec<_>>().join(","),
-        ));
+        return Err(SeriesError::Header(shown(
+            &header.iter().collect::<Vec<_>>().join(","),
+        )));
     }
     let mut points = Vec::new();
     for record in reader.records() {
-        let record = record.map_err(|e| SeriesError::Line {
-            line: e.position().map_or(0, |p| p.line()),
-            message: e.to_string(),
+        let record = record.map_err(|e| match e.kind() {
+            // The line bound's own error names the line it counted.
+            csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+                SeriesError::Shape(io.to_string())
+            }
+            csv::ErrorKind::Io(io) => SeriesError::Unreadable(io.to_string()),
+            _ => SeriesError::Line {
+                line: e.position().map_or(0, |p| p.line()),
+                message: e.to_string(),
+            },
         })?;
+        if points.len() == MAX_ROWS {
+            return Err(SeriesError::Shape(format!(
+                "more than {MAX_ROWS} rows: give the series in wider buckets"
+            )));
+        }
         points.push(parse_row(&record, with_authors)?);
     }
     points.sort_by_key(|p| p.time_us);
-    let bucket_secs = median_gap_secs(&points)?;
-    Ok((points, bucket_secs))
+    let gap_us = median_gap_us(&points)?;
+    Ok((points, gap_us))
+}
+
+/// `text` as an error message shows it: whole up to 64 characters, else
+/// its start and its length (a 10 MB field was echoed whole).
+fn shown(text: &str) -> String {
+    const MOST: usize = 64;
+    match text.char_indices().nth(MOST) {
+        None => text.to_owned(),
+        Some((end, _)) => format!("{}… ({} bytes)", &text[..end], text.len()),
+    }
+}
+
+/// Ends the input with an error at the first line longer than
+/// [`MAX_LINE_BYTES`], naming it (the CSV reader buffers a whole record,
+/// however long).
+struct LineBound<R> {
+    inner: R,
+    /// 1-based number of the line being read, and its bytes so far.
+    line: u64,
+    in_line: usize,
+}
+
+impl<R: Read> LineBound<R> {
+    fn new(inner: R) -> Self {
+        LineBound {
+            inner,
+            line: 1,
+            in_line: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for LineBound<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut rest = &buf[..n];
+        while let Some(at) = memchr::memchr(b'\n', rest) {
+            if self.in_line + at > MAX_LINE_BYTES {
+                break;
+            }
+            self.line += 1;
+            self.in_line = 0;
+            rest = &rest[at + 1..];
+        }
+        if memchr::memchr(b'\n', rest).is_some() || self.in_line + rest.len() > MAX_LINE_BYTES {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "line {}: longer than {MAX_LINE_BYTES} bytes (a row is a timestamp and one or two numbers)",
+                    self.line
+                ),
+            ));
+        }
+        self.in_line += rest.len();
+        Ok(n)
+    }
 }
 
 /// One row: a timestamp, a non-negative finite value and, in the
@@ -101,24 +231,38 @@ fn parse_row(record: &csv::StringRecord, with_authors: bool) -> Result<Point, Se
     };
     let time_us = parse_time(stamp).ok_or_else(|| {
         bad(format!(
-            "timestamp {stamp:?} is neither RFC 3339 nor YYYY-MM-DD HH:MM:SS from 1970 to 9999"
+            "timestamp {:?} is neither RFC 3339 nor YYYY-MM-DD HH:MM:SS from 1970 to 9999",
+            shown(stamp)
         ))
     })?;
-    let value: f64 = value
+    let text = value;
+    let value: f64 = text
         .parse()
-        .map_err(|_| bad(format!("value {value:?} is not a number")))?;
+        .map_err(|_| bad(format!("value {:?} is not a number", shown(text))))?;
+    // What was written, not what it parsed to (`1e400` said "value inf").
     if !(value.is_finite() && value >= 0.0) {
         return Err(bad(format!(
-            "value {value} is not a count (negative or not finite)"
+            "value {} is not a count (negative or not finite)",
+            shown(text)
         )));
     }
     let authors = match record.get(2).filter(|_| with_authors) {
         None | Some("") => None,
-        Some(a) => Some(
-            a.parse::<u64>()
-                .map_err(|_| bad(format!("authors {a:?} is not a non-negative whole number")))?,
-        ),
+        Some(a) => Some(a.parse::<u64>().map_err(|_| {
+            bad(format!(
+                "authors {:?} is not a non-negative whole number",
+                shown(a)
+            ))
+        })?),
     };
+    // Distinct people behind a value of reports are at most that many:
+    // 500 authors beside a value of 0 made a quiet count fire `high`.
+    if let Some(a) = authors.filter(|a| *a as f64 > value) {
+        return Err(bad(format!(
+            "authors {a} is more than the value {} (the distinct authors behind the value's reports)",
+            shown(text)
+        )));
+    }
     Ok(Point {
         time_us,
         value,
@@ -126,9 +270,9 @@ fn parse_row(record: &csv::StringRecord, with_authors: bool) -> Result<Point, Se
     })
 }
 
-/// The bucket width of sorted `points`: the median positive gap between
-/// consecutive timestamps, in whole seconds (at least 1).
-fn median_gap_secs(points: &[Point]) -> Result<i64, SeriesError> {
+/// The median positive gap between consecutive timestamps of sorted
+/// `points`, in µs.
+fn median_gap_us(points: &[Point]) -> Result<Micros, SeriesError> {
     if points.len() < 2 {
         return Err(SeriesError::Shape(
             "a series needs at least two points".into(),
@@ -145,7 +289,7 @@ fn median_gap_secs(points: &[Point]) -> Result<i64, SeriesError> {
         ));
     }
     gaps.sort_unstable();
-    Ok((gaps[gaps.len() / 2] / MICROS_PER_SEC).max(1))
+    Ok(gaps[gaps.len() / 2])
 }
 
 /// A row's time, if it is one within 1970 to 9999 (the event times every
@@ -217,7 +361,11 @@ mod tests {
         for (what, offsets, bucket, expected) in cases {
             let mut points = at(&offsets);
             points.sort_by_key(|p| p.time_us);
-            assert_eq!(on_grid(&points, bucket), expected, "{what}");
+            assert_eq!(
+                on_grid(&points, bucket * MICROS_PER_SEC),
+                expected,
+                "{what}"
+            );
         }
     }
 
@@ -232,8 +380,8 @@ mod tests {
     #[test]
     fn parses_both_time_forms_and_infers_the_bucket() {
         let csv = "timestamp,value\n2026-07-04 14:00:00,3\n2026-07-04T14:05:00Z,4\n2026-07-04 14:10:00,0\n2026-07-04 14:20:00,1.4\n";
-        let (points, bucket) = parse(csv.as_bytes()).expect("parses");
-        assert_eq!(bucket, 300, "the median gap");
+        let (points, gap_us) = parse(csv.as_bytes()).expect("parses");
+        assert_eq!(bucket_secs_of(gap_us), 300, "the median gap");
         assert_eq!(points.len(), 4);
         assert_eq!(points[3].value, 1.4);
         assert!(!all_counts(&points));
