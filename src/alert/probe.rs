@@ -24,7 +24,7 @@ pub struct SinkReport {
     /// included).
     pub pending: usize,
     /// Of those, the alerts set aside: refused while other incidents'
-    /// alerts waited, retried apart (see [`super::aside`]).
+    /// alerts waited, retried apart (see `alert::aside`).
     pub set_aside: usize,
     /// The alert being retried now, if delivery is failing: an on-call
     /// engineer needs the receiver's answer, not only a growing count.
@@ -60,7 +60,7 @@ pub struct Failing {
     pub last_error: String,
 }
 
-/// Reads the sinks' counters and outbox depth (see [`Delivery::probe`]).
+/// Reads the sinks' counters and outbox depth (see [`super::deliver::Delivery::probe`]).
 #[derive(Clone)]
 pub struct SinkProbe {
     sinks: Vec<(String, Arc<SinkStats>, watch::Receiver<Option<u64>>)>,
