@@ -255,6 +255,32 @@ fn serve_replay(extra: &[&str]) -> (Replay, String) {
     (replay, url)
 }
 
+/// The page's own HTML and script with `snapshot` inline, as the report
+/// carries its data, loaded by `browser`: its DOM.
+fn browse_snapshot(browser: &Path, snapshot: &serde_json::Value) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http/assets");
+    let read = |name: &str| std::fs::read_to_string(assets.join(name)).expect("asset");
+    // As the report writes its data: nothing in it can close the element.
+    let data = serde_json::to_string(snapshot)
+        .expect("json")
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026");
+    let page = read("index.html")
+        .replace("<!--STYLE-->", &format!("<style>\n{}\n</style>", read("style.css")))
+        .replace(
+            "<!--SCRIPT-->",
+            &format!(
+                "<script type=\"application/json\" id=\"snapshot\">{data}</script>\n<script>\n{}\n</script>",
+                read("app.js")
+            ),
+        );
+    let path = dir.path().join("snapshot.html");
+    std::fs::write(&path, page).expect("page");
+    browse(browser, &format!("file://{}", path.display()), "--dump-dom")
+}
+
 /// A token holding `%` (not an escape) and `&`, given in the fragment:
 /// the page sends all of it, as typed, and shows the data. It took the
 /// token up to the `&`, and a raw `%` made the decoding throw, so the
@@ -335,9 +361,6 @@ fn a_source_s_last_failure_is_shown_as_text() {
     let Some(browser) = browser_or_skip() else {
         return;
     };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http/assets");
-    let read = |name: &str| std::fs::read_to_string(assets.join(name)).expect("asset");
     let failure = r#"the server refused with HTTP 401: <b>no</b> & <img src=x onerror="document.title='pwned'">"#;
     let snapshot = serde_json::json!({
         "mode": "daemon",
@@ -358,28 +381,7 @@ fn a_source_s_last_failure_is_shown_as_text() {
         "outbox": { "sinks": [] },
         "stats": {}
     });
-    // As the report writes its data: nothing in it can close the element.
-    let data = serde_json::to_string(&snapshot)
-        .expect("json")
-        .replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026");
-    let page = read("index.html")
-        .replace("<!--STYLE-->", &format!("<style>\n{}\n</style>", read("style.css")))
-        .replace(
-            "<!--SCRIPT-->",
-            &format!(
-                "<script type=\"application/json\" id=\"snapshot\">{data}</script>\n<script>\n{}\n</script>",
-                read("app.js")
-            ),
-        );
-    let path = dir.path().join("sources.html");
-    std::fs::write(&path, page).expect("page");
-    let dom = browse(
-        &browser,
-        &format!("file://{}", path.display()),
-        "--dump-dom",
-    );
+    let dom = browse_snapshot(&browser, &snapshot);
     let sources = table(&dom, "sources");
     assert!(
         sources.contains("<th class=\"\">last failure</th>"),
@@ -403,6 +405,75 @@ fn a_source_s_last_failure_is_shown_as_text() {
         .find(|row| row.starts_with(r#"<td class="">bluesky</td>"#))
         .unwrap_or_else(|| panic!("no row for bluesky:\n{sources}"));
     assert!(fine.ends_with("<td class=\"\">-</td></tr>"), "{fine}");
+}
+
+/// Stopped sinks (after a replay, or a daemon's drain) are judged by the
+/// dead letters the store holds, not by this run's counter: a sink whose
+/// letters died in an earlier run showed "stopped" with nothing
+/// undelivered and no last error. The API gives the store's count and
+/// newest letter (see `src/http/api.rs`); `dead_letter_count` is `null`
+/// only when the store could not be counted, and then the run's count
+/// stands in.
+#[test]
+fn a_stopped_sink_shows_the_dead_letters_of_the_store() {
+    let Some(browser) = browser_or_skip() else {
+        return;
+    };
+    let sink =
+        |name: &str, depth: u64, dead: u64, count: serde_json::Value, last: serde_json::Value| {
+            serde_json::json!({
+                "name": name, "stopped": true, "depth": depth, "set_aside": 0,
+                "delivered": 0, "retries": 0, "dead": dead, "dead_letter_count": count,
+                "last_dead_letter": last, "failing": null, "oldest_pending_at": null
+            })
+        };
+    let last =
+        serde_json::json!({ "failed_at": "2026-07-03T09:00:00Z", "reason": "HTTP 410: gone" });
+    let snapshot = serde_json::json!({
+        "mode": "replay", "version": "test", "generated_at": "2026-07-04T10:00:00Z",
+        "ready": true, "health": { "silence_secs": 60, "lag_secs": 120 },
+        "incidents": [], "services": [], "closest": [], "sources": [],
+        "outbox": { "sinks": [
+            // Its letters died in an earlier run: none this run.
+            sink("earlier", 0, 0, 3.into(), last),
+            // Waiting alerts and a letter of the store.
+            sink("waiting", 2, 0, 1.into(), serde_json::Value::Null),
+            // Nothing left.
+            sink("done", 0, 0, 0.into(), serde_json::Value::Null),
+            // The store could not be counted as it stopped.
+            sink("uncounted", 0, 1, serde_json::Value::Null, serde_json::Value::Null),
+        ] },
+        "stats": {}
+    });
+    let dom = browse_snapshot(&browser, &snapshot);
+    let outbox = table(&dom, "outbox");
+    let row = |name: &str| {
+        outbox
+            .split("<tr>")
+            .find(|row| row.starts_with(&format!(r#"<td class="">{name}</td>"#)))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{outbox}"))
+    };
+    let earlier = row("earlier");
+    assert!(
+        earlier.contains(r#"<td class=" down">stopped, 3 undelivered</td>"#),
+        "the store's letters count: {earlier}"
+    );
+    assert!(
+        earlier.ends_with(r#"<td class=" down error">HTTP 410: gone</td></tr>"#),
+        "the newest letter's reason: {earlier}"
+    );
+    let waiting = row("waiting");
+    assert!(
+        waiting.contains(r#"<td class=" down">stopped, 3 undelivered</td>"#),
+        "waiting and dead: {waiting}"
+    );
+    let done = row("done");
+    assert!(done.contains(r#"<td class="">stopped</td>"#), "{done}");
+    let uncounted = row("uncounted");
+    assert!(
+        uncounted.contains(r#"<td class=" down">stopped, 1 undelivered</td>"#),
+        "{uncounted}"
+    );
 }
 
 #[test]

@@ -13,7 +13,7 @@
 //! cannot be delivered becomes a dead letter with its reason (`outagewatch alerts dead`, `alerts retry`). A
 //! sink delivers in outbox order and moves on only once an alert is
 //! delivered, dead or set aside with its incident's later alerts (see
-//! [`super::aside`]), so a `resolved` never overtakes its `firing` and one
+//! `alert::aside`), so a `resolved` never overtakes its `firing` and one
 //! incident's refused alert does not hold up the others; each
 //! sink has its own task and cursor, so one sink's troubles never delay
 //! another, and the backlog lives on disk, not in memory. Every request

@@ -12,5 +12,5 @@ pub type Outbox = crate::state::outbox::Outbox<Alert>;
 /// An [`Alert`] a sink gave up on.
 pub type DeadLetter = crate::state::outbox::DeadLetter<Alert>;
 
-/// An [`Alert`] a sink set aside (see [`super::aside`]).
+/// An [`Alert`] a sink set aside (see `alert::aside`).
 pub type SetAside = crate::state::outbox::SetAside<Alert>;

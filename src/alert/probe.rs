@@ -24,7 +24,7 @@ pub struct SinkReport {
     /// included).
     pub pending: usize,
     /// Of those, the alerts set aside: refused while other incidents'
-    /// alerts waited, retried apart (see [`super::aside`]).
+    /// alerts waited, retried apart (see `alert::aside`).
     pub set_aside: usize,
     /// The alert being retried now, if delivery is failing: an on-call
     /// engineer needs the receiver's answer, not only a growing count.
@@ -45,8 +45,22 @@ pub struct SinkFigures {
     /// known). Kept when the sinks stop, so the API still reports each
     /// sink's dead letters once the store is closed.
     pub dead_stored: Option<BTreeMap<String, usize>>,
+    /// Each sink's newest dead letter that nothing superseded, read only
+    /// when the sinks stop ([`SinkProbe::stopped_figures`]; a scrape has no
+    /// use for it): once the store is closed, the API and the dashboard
+    /// show it from here. A sink without one (or whose letters could not
+    /// be read) is absent.
+    pub last_dead: BTreeMap<String, LastDead>,
     /// The store's size on disk, when it could be read.
     pub store_size: Option<u64>,
+}
+
+/// A sink's newest dead letter, as the API shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastDead {
+    /// RFC 3339, wall clock.
+    pub failed_at: String,
+    pub reason: String,
 }
 
 /// A sink whose current alert has failed at least once.
@@ -60,7 +74,7 @@ pub struct Failing {
     pub last_error: String,
 }
 
-/// Reads the sinks' counters and outbox depth (see [`Delivery::probe`]).
+/// Reads the sinks' counters and outbox depth (see [`super::deliver::Delivery::probe`]).
 #[derive(Clone)]
 pub struct SinkProbe {
     sinks: Vec<(String, Arc<SinkStats>, watch::Receiver<Option<u64>>)>,
@@ -128,8 +142,37 @@ impl SinkProbe {
         SinkFigures {
             reports: self.reports(),
             dead_stored: self.outbox.dead_counts().ok(),
+            last_dead: BTreeMap::new(),
             store_size: self.outbox.store_size().ok(),
         }
+    }
+
+    /// [`SinkProbe::figures`] with each sink's newest dead letter, as the
+    /// sinks stop and the store is about to close: a stopped sink showed
+    /// `last_dead_letter: null`, whatever the store held.
+    pub fn stopped_figures(&self) -> SinkFigures {
+        let mut figures = self.figures();
+        let has_letters = |name: &str| {
+            figures
+                .dead_stored
+                .as_ref()
+                .is_none_or(|counts| counts.get(name).is_some_and(|n| *n > 0))
+        };
+        let last_dead = self
+            .sinks
+            .iter()
+            .filter(|(name, ..)| has_letters(name))
+            .filter_map(|(name, ..)| {
+                let letter = self.outbox.last_dead(name).ok().flatten()?;
+                let last = LastDead {
+                    failed_at: letter.failed_at,
+                    reason: letter.reason,
+                };
+                Some((name.clone(), last))
+            })
+            .collect();
+        figures.last_dead = last_dead;
+        figures
     }
 }
 

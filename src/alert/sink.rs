@@ -12,7 +12,7 @@
 //! through `io::stdout()`'s line buffer a failed write stayed in the
 //! buffer, and each retry added another copy behind it.
 //!
-//! The delivery task writes a line through [`write_line`], on a blocking
+//! The delivery task writes a line through `write_line`, on a blocking
 //! thread: here, beside the sink, because how a write can block (a pipe
 //! nobody reads) is this sink's matter, not the delivery loop's.
 

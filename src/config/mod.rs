@@ -5,9 +5,9 @@
 //! value may be `${VAR}`, read from the environment when the file is
 //! loaded; an unset variable is an error that names it and the key.
 //!
-//! One file per section: [`source`] (`[[sources]]`), [`sink`]
-//! (`[[sinks]]` and `[alerts]`), [`bounds`] (the checks that span
-//! several keys), [`text`] (where a key is in the file, `${VAR}`); this
+//! One file per section: `source` (`[[sources]]`), `sink`
+//! (`[[sinks]]` and `[alerts]`), `bounds` (the checks that span
+//! several keys), `text` (where a key is in the file, `${VAR}`); this
 //! file holds the whole, its small tables and how it is read. Components
 //! whose settings need no conversion are read straight into their own
 //! types (`[sources.connection]` is [`WsSettings`], `[health]` is

@@ -147,25 +147,25 @@ const KEY_ERRORS: &[(&str, &str)] = &[
     ),
     (
         "[window]\nbucket_secs = 7",
-        "ow.toml:2:1: `window.bucket_secs`: must divide or be divided by 60, got 7",
+        "ow.toml:2:15: `window.bucket_secs`: must divide or be divided by 60, got 7",
     ),
     // -5 divides 60: the sign is what is wrong, and the message says so.
     (
         "[window]\nbucket_secs = -5",
-        "ow.toml:2:1: `window.bucket_secs`: must be a positive number of seconds, got -5",
+        "ow.toml:2:15: `window.bucket_secs`: must be a positive number of seconds, got -5",
     ),
     (
         "[window]\nbucket_secs = 61",
-        "ow.toml:2:1: `window.bucket_secs`: must divide or be divided by 60, got 61",
+        "ow.toml:2:15: `window.bucket_secs`: must divide or be divided by 60, got 61",
     ),
     // An explicit `[detector] bucket_secs` must agree, at its own line.
     (
         "[window]\nbucket_secs = 120\n[detector]\nbucket_secs = 60",
-        "ow.toml:4:1: `detector.bucket_secs`: 60 differs from window.bucket_secs (120)",
+        "ow.toml:4:15: `detector.bucket_secs`: 60 differs from window.bucket_secs (120)",
     ),
     (
         "[detector]\nbucket_secs = 60",
-        "ow.toml:2:1: `detector.bucket_secs`: 60 differs from window.bucket_secs (10)",
+        "ow.toml:2:15: `detector.bucket_secs`: 60 differs from window.bucket_secs (10)",
     ),
     // Numbers out of their bounds: clean errors with file, line
     // and key, never a panic.
@@ -195,81 +195,81 @@ const KEY_ERRORS: &[(&str, &str)] = &[
     ),
     (
         "[detector]\nfire_ratio = inf",
-        "ow.toml:2:1: `detector.fire_ratio`: must be a finite number, got inf",
+        "ow.toml:2:14: `detector.fire_ratio`: must be a finite number, got inf",
     ),
     (
         "[detector]\nwindow_secs = 0",
-        "ow.toml:2:1: `detector.window_secs`: must be from 10 to 86400",
+        "ow.toml:2:15: `detector.window_secs`: must be from 10 to 86400",
     ),
     // A window is whole buckets (65 s of 10 s buckets was read as 60 s).
     (
         "[detector]\nwindow_secs = 65",
-        "ow.toml:2:1: `detector.window_secs`: 65 is not a whole number of buckets of window.bucket_secs (10 s): a window holds whole buckets (try 60)",
+        "ow.toml:2:15: `detector.window_secs`: 65 is not a whole number of buckets of window.bucket_secs (10 s): a window holds whole buckets (try 60)",
     ),
     // The detector's counts: each bounded, at its line.
     (
         "[detector]\nmin_authors = 0",
-        "ow.toml:2:1: `detector.min_authors`: must be from 1 to 10000, got 0",
+        "ow.toml:2:15: `detector.min_authors`: must be from 1 to 10000, got 0",
     ),
     (
         "[detector]\nmin_authors = 1000000",
-        "ow.toml:2:1: `detector.min_authors`: must be from 1 to 10000, got 1000000",
+        "ow.toml:2:15: `detector.min_authors`: must be from 1 to 10000, got 1000000",
     ),
     (
         "[detector]\nmax_authors_per_text = 0",
-        "ow.toml:2:1: `detector.max_authors_per_text`: must be from 1 to 10000, got 0",
+        "ow.toml:2:24: `detector.max_authors_per_text`: must be from 1 to 10000, got 0",
     ),
     (
         "[detector]\nmax_authors_per_server = 0",
-        "ow.toml:2:1: `detector.max_authors_per_server`: must be from 1 to 10000, got 0",
+        "ow.toml:2:26: `detector.max_authors_per_server`: must be from 1 to 10000, got 0",
     ),
     (
         "[detector]\nsamples = 1000",
-        "ow.toml:2:1: `detector.samples`: must be from 0 to 20, got 1000",
+        "ow.toml:2:11: `detector.samples`: must be from 0 to 20, got 1000",
     ),
     (
         "[detector]\nwarmup_factor = 0",
-        "ow.toml:2:1: `detector.warmup_factor`: must be from 1 to 100, got 0",
+        "ow.toml:2:17: `detector.warmup_factor`: must be from 1 to 100, got 0",
     ),
     (
         "[detector]\nwarmup_factor = 100000",
-        "ow.toml:2:1: `detector.warmup_factor`: must be from 1 to 100, got 100000",
+        "ow.toml:2:17: `detector.warmup_factor`: must be from 1 to 100, got 100000",
     ),
     (
         "[detector]\nlevel_min_minutes = 61",
-        "ow.toml:2:1: `detector.level_min_minutes`: must be from 1 to 60, got 61",
+        "ow.toml:2:21: `detector.level_min_minutes`: must be from 1 to 60, got 61",
     ),
     (
         "[detector]\nseasonal_min_days = 8",
-        "ow.toml:2:1: `detector.seasonal_min_days`: must be from 1 to 7, got 8",
+        "ow.toml:2:21: `detector.seasonal_min_days`: must be from 1 to 7, got 8",
     ),
     (
         "[detector]\nweekly_min_weeks = 0",
-        "ow.toml:2:1: `detector.weekly_min_weeks`: must be from 1 to 4, got 0",
+        "ow.toml:2:20: `detector.weekly_min_weeks`: must be from 1 to 4, got 0",
     ),
     (
         "[detector]\nlearn_during_incident_after_secs = 86401",
-        "ow.toml:2:1: `detector.learn_during_incident_after_secs`: must be from 0 to 86400, got 86401",
+        "ow.toml:2:36: `detector.learn_during_incident_after_secs`: must be from 0 to 86400, got 86401",
     ),
     (
         "state_dir = \"\"",
-        "ow.toml:1:1: `state_dir`: is empty (leave the key out for the platform's state directory)",
+        "ow.toml:1:13: `state_dir`: is empty (leave the key out for the platform's state directory)",
     ),
     (
         "[alerts]\nfile = \"\"",
-        "ow.toml:2:1: `alerts.file`: is empty (leave the key out to write no alert file)",
+        "ow.toml:2:8: `alerts.file`: is empty (leave the key out to write no alert file)",
     ),
     (
         "[window]\nwatermark_quorum = 33",
-        "ow.toml:2:1: `window.watermark_quorum`: must be from 1 to 32, got 33",
+        "ow.toml:2:20: `window.watermark_quorum`: must be from 1 to 32, got 33",
     ),
     (
         "[window]\nmax_future_secs = -5",
-        "ow.toml:2:1: `window.max_future_secs`: must be from 0 to 31622400, got -5",
+        "ow.toml:2:19: `window.max_future_secs`: must be from 0 to 31622400, got -5",
     ),
     (
         "[window]\nmax_discovered = 100000000",
-        "ow.toml:2:1: `window.max_discovered`: must be from 0 to 100000",
+        "ow.toml:2:18: `window.max_discovered`: must be from 0 to 100000",
     ),
     ("[health]\nsilence_secs = 1e300", "ow.toml:2:16"),
     // `[sources.connection]` and `[health]` are read straight into the
@@ -285,15 +285,15 @@ const KEY_ERRORS: &[(&str, &str)] = &[
     // A backoff's cap below its first wait, for sources and sinks.
     (
         "[[sources]]\nkind = \"nostr\"\nname = \"n\"\nurls = [\"wss://r\"]\n[sources.connection]\nbackoff_min_ms = 1000\nbackoff_max_ms = 500",
-        "ow.toml:7:1: `sources[0].connection.backoff_max_ms`: 500 is below backoff_min_ms (1000)",
+        "ow.toml:7:18: `sources[0].connection.backoff_max_ms`: 500 is below backoff_min_ms (1000)",
     ),
     (
         "[[sources]]\nkind = \"nostr\"\nname = \"n\"\nurls = [\"wss://r\"]\n[[sources]]\nkind = \"nostr\"\nname = \"m\"\nurls = [\"wss://r\"]\n[sources.connection]\nbackoff_max_ms = 999",
-        "ow.toml:10:1: `sources[1].connection.backoff_max_ms`: 999 is below backoff_min_ms (1000)",
+        "ow.toml:10:18: `sources[1].connection.backoff_max_ms`: 999 is below backoff_min_ms (1000)",
     ),
     (
         "[[sinks]]\nname = \"s\"\nurl = \"https://h/x\"\nbackoff_min_ms = 1000\nbackoff_max_ms = 500",
-        "ow.toml:5:1: `sinks[0].backoff_max_ms`: 500 is below backoff_min_ms (1000)",
+        "ow.toml:5:18: `sinks[0].backoff_max_ms`: 500 is below backoff_min_ms (1000)",
     ),
     (
         "[[sinks]]\nname = \"s\"\nurl = \"https://h/x\"\nbackoff_min_ms = 400000",
@@ -315,6 +315,74 @@ const KEY_ERRORS: &[(&str, &str)] = &[
         "ow.toml:3:2: `sinks`: invalid type: map, expected a sequence",
     ),
 ];
+
+/// A value out of its bounds, one key of each table: every error points
+/// at the value's column. `[window]` and `[detector]` (checked after
+/// parsing) pointed at the key's, the tables whose bounds the parser
+/// checks at the value's. Indented keys and spaces around `=` included.
+const VALUE_COLUMNS: &[(&str, &str)] = &[
+    ("state_dir = \"\"", "ow.toml:1:13: `state_dir`"),
+    (
+        "[window]\n  max_future_secs   =   -5",
+        "ow.toml:2:25: `window.max_future_secs`: must be from 0 to",
+    ),
+    (
+        "[window]\nbucket_secs=7",
+        "ow.toml:2:13: `window.bucket_secs`: must divide or be divided by 60",
+    ),
+    (
+        "[detector]\n\tmin_authors = 0",
+        "ow.toml:2:16: `detector.min_authors`: must be from 1 to 10000",
+    ),
+    (
+        "[detector]\nfire_ratio = 0.5 # too low",
+        "ow.toml:2:14: `detector.fire_ratio`: must be from 1 to 1000",
+    ),
+    (
+        "[daemon]\n  status_secs = 0",
+        "ow.toml:2:17: `daemon.status_secs`: must be from 0.1 to 86400",
+    ),
+    (
+        "[health]\nlag_secs   = 0",
+        "ow.toml:2:14: `health.lag_secs`: must be from 1 to 315360000",
+    ),
+    (
+        "[http]\nlisten = \"nowhere\"",
+        "ow.toml:2:10: `http.listen`: \"nowhere\" is not an address",
+    ),
+    (
+        "[alerts]\ndead_letter_days = 3651",
+        "ow.toml:2:20: `alerts.dead_letter_days`: must be from 0 to 3650",
+    ),
+    (
+        "[[sources]]\nkind = \"jetstream\"\nname = \"a\"\nurls = [\"http://x\"]",
+        "ow.toml:4:8: `sources[0].urls[0]`: \"http://x\" is not a ws:// or wss:// URL",
+    ),
+    (
+        "[[sources]]\nkind = \"nostr\"\nname = \"n\"\nurls = [\"wss://r\"]\n[sources.connection]\nwatchdog_secs = 0",
+        "ow.toml:6:17: `sources.connection.watchdog_secs`: must be from",
+    ),
+    (
+        "[[sources]]\nkind = \"nostr\"\nname = \"n\"\nurls = [\"wss://r\"]\n[sources.health]\nsilence_secs = 0",
+        "ow.toml:6:16: `sources.health.silence_secs`: must be from 1 to 86400",
+    ),
+    (
+        "[[sinks]]\nname = \"s\"\nurl = \"https://h/x\"\ntimeout_secs = 0",
+        "ow.toml:4:16: `sinks.timeout_secs`: must be from 0.1 to 300",
+    ),
+];
+
+#[test]
+fn a_bad_value_is_pointed_at_in_every_table() {
+    let mut wrong = Vec::new();
+    for (text, want) in VALUE_COLUMNS {
+        let err = parse(text).expect_err(text).to_string();
+        if !err.contains(want) {
+            wrong.push(format!("{text:?}: got {err:?}, want {want:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
 
 #[test]
 fn errors_name_the_key() {

@@ -61,8 +61,12 @@ pub(super) fn header_at(text: &str, offset: usize) -> Option<(String, bool)> {
     (!name.is_empty()).then_some((name, array))
 }
 
-/// Byte offset of the `key = ` line of a dotted key (`detector.fire_p`,
-/// `sources[1].urls`: indexes pick the n-th `[[sources]]`).
+/// Byte offset of the value on the `key = value` line of a dotted key
+/// (`detector.fire_p`, `sources[1].urls`: indexes pick the n-th
+/// `[[sources]]`). The value, as the TOML parser's errors point at it: the
+/// checks after parsing (every bound of `[window]` and `[detector]`)
+/// pointed at the key's column, `[daemon]`'s and `[health]`'s at the
+/// value's.
 pub(super) fn locate(text: &str, dotted: &str) -> Option<usize> {
     let (table, field) = match dotted.rsplit_once('.') {
         Some((table, field)) => (table, field),
@@ -97,11 +101,11 @@ pub(super) fn locate(text: &str, dotted: &str) -> Option<usize> {
             }
         } else if current == header
             && (array_root.is_none() || seen_root == index + 1)
-            && trimmed
-                .split_once('=')
-                .is_some_and(|(k, _)| k.trim() == field)
+            && let Some((key, value)) = line.split_once('=')
+            && key.trim() == field
         {
-            return Some(offset + (line.len() - line.trim_start().len()));
+            let value_at = line.len() - value.len();
+            return Some(offset + value_at + (value.len() - value.trim_start().len()));
         }
         offset += line.len();
     }

@@ -10,7 +10,7 @@
 //! - the sink task: alert lines to a file or stdout, and webhooks;
 //! - a status line in the log every `status_secs`;
 //! - dead letters past `[alerts] dead_letter_days` dropped at the start
-//!   and every hour ([`expiry`]);
+//!   and every hour (`expiry`);
 //! - the status server ([`crate::http`]): API, metrics, dashboard;
 //! - systemd notifications when run as a `Type=notify` service: `READY=1`
 //!   once the server listens and the sources are started, `WATCHDOG=1`
@@ -38,7 +38,7 @@
 //!    grown past twice its records, and sealed (`crate::state::close`);
 //! 6. the process exits 0. A second signal exits at once (status 130).
 //!
-//! The store's stall watch (a thread, [`stall`]) runs beside all of this
+//! The store's stall watch (a thread, `stall`) runs beside all of this
 //! from the start and ends when the run lets go of it; from step 1 on it
 //! exits the process if the shutdown itself is stuck past its limit.
 //!

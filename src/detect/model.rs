@@ -112,7 +112,7 @@ pub fn nb_lower_tail(mean: f64, dispersion: f64, k: u64) -> f64 {
 }
 
 /// The smallest count whose tail probability is at most `p`: the upper edge
-/// of the band, for `series --explain` ([`SEARCH_CAP`] if none below it).
+/// of the band, for `series --explain` (`SEARCH_CAP` if none below it).
 pub fn nb_upper(mean: f64, dispersion: f64, p: f64) -> u64 {
     first_count(|k| nb_tail(mean, dispersion, k) <= p)
 }

@@ -464,9 +464,10 @@ pub fn source_views(telemetry: &Telemetry) -> Vec<Value> {
 /// on the last) say where it stands. A failing sink shows its last error,
 /// and its newest dead letter's reason. Once the sinks have stopped
 /// (after a replay, `--serve-after`), their last reports, marked
-/// `stopped`, with the dead letters counted as they stopped (it showed
-/// `null`, though the count was known then): the store is closed, so no
-/// letter is listed. Counts come from the letters' keys; only the page is
+/// `stopped`, with the dead letters counted as they stopped and the
+/// newest of them (both showed `null`, though the store held them then,
+/// from this run or an earlier one): the store is closed, so no page of
+/// letters is listed. Counts come from the letters' keys; only the page is
 /// decoded (5,860 letters made a 2 MB answer).
 pub fn outbox_view(telemetry: &Telemetry, letters: &Letters) -> Result<Value, String> {
     let Some(probe) = telemetry.sinks() else {
@@ -481,6 +482,10 @@ pub fn outbox_view(telemetry: &Telemetry, letters: &Letters) -> Result<Value, St
                     stopped.dead_stored.as_ref().map_or(Value::Null, |counts| {
                         json!(counts.get(&report.name).copied().unwrap_or(0))
                     });
+                view["last_dead_letter"] = stopped
+                    .last_dead
+                    .get(&report.name)
+                    .map_or(Value::Null, |d| last_dead_view(&d.failed_at, &d.reason));
                 view
             })
             .collect();
@@ -512,10 +517,8 @@ pub fn outbox_view(telemetry: &Telemetry, letters: &Letters) -> Result<Value, St
         };
         let mut view = sink_view(report, false);
         view["dead_letter_count"] = json!(count);
-        view["last_dead_letter"] = last_dead.map_or(
-            Value::Null,
-            |d| json!({ "failed_at": d.failed_at, "reason": bounded(&d.reason) }),
-        );
+        view["last_dead_letter"] =
+            last_dead.map_or(Value::Null, |d| last_dead_view(&d.failed_at, &d.reason));
         if let Some(page) = &page {
             view["dead_letters"] = Value::Array(letter_views(&page.letters, &report.name));
         }
@@ -529,6 +532,11 @@ pub fn outbox_view(telemetry: &Telemetry, letters: &Letters) -> Result<Value, St
         view["next"] = json!(page.next);
     }
     Ok(view)
+}
+
+/// A sink's newest dead letter, running or stopped alike.
+fn last_dead_view(failed_at: &str, reason: &str) -> Value {
+    json!({ "failed_at": failed_at, "reason": bounded(reason) })
 }
 
 /// The dead letters of `sink` on a page, readable then unreadable.

@@ -121,9 +121,11 @@ async fn dead_letters_come_a_page_at_a_time_with_the_totals() {
 }
 
 /// Sinks that have stopped (a replay's after its drain, served on with
-/// `--serve-after`) still say how many dead letters each has, as the
-/// store held them when they stopped: `dead_letter_count` was `null`,
-/// though the count was known, and the store is closed by then.
+/// `--serve-after`) still say how many dead letters each has, and the
+/// newest, as the store held them when they stopped: `dead_letter_count`
+/// was `null`, though the count was known, then `last_dead_letter` was,
+/// and the store is closed by then. None of these letters died in this
+/// run (the sinks' counters are 0): a restart's store is what counts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_sinks_still_count_their_dead_letters() {
     let (server, store, telemetry) = serve_telemetry(4).await;
@@ -137,6 +139,12 @@ async fn stopped_sinks_still_count_their_dead_letters() {
     for (sink, count) in [(&sinks[0], 4), (&sinks[1], 3)] {
         assert_eq!(sink["stopped"], true, "{sink}");
         assert_eq!(sink["dead_letter_count"], count, "{sink}");
+        // The newest letter as the store held it (it was `null`).
+        assert_eq!(sink["last_dead_letter"]["reason"], "HTTP 500", "{sink}");
+        assert_eq!(
+            sink["last_dead_letter"]["failed_at"], "2026-07-04T10:02:00Z",
+            "{sink}"
+        );
     }
     assert_eq!(sinks[0]["name"], "hook");
     assert_eq!(sinks[1]["name"], "pager");

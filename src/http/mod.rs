@@ -9,7 +9,7 @@
 //! sends the token it was given in the URL fragment (`/#token=…`, which
 //! browsers never send to the server). Without a token, only loopback
 //! `Host` names are served, and nothing changes on a cross-site request
-//! ([`guard`]).
+//! (`guard`).
 
 pub mod api;
 pub mod dashboard;

@@ -143,17 +143,17 @@ impl<S: Store> Pipeline<S> {
     /// near 2^63, as every later number stood below it.
     fn seen_before(&mut self, source: &str, host: &SourceUrl, seq: u64) -> bool {
         match self.seqs.get_mut(source) {
-            Some(saved) if &saved.host == host && seq <= saved.seq => {
+            Some(saved) if &saved.host == host.masked() && seq <= saved.seq => {
                 if saved.seq - seq <= SEQ_REWIND {
                     return true;
                 }
                 saved.seq = seq;
                 self.stats.seq_restarts += 1;
             }
-            Some(saved) if &saved.host == host => saved.seq = seq,
+            Some(saved) if &saved.host == host.masked() => saved.seq = seq,
             _ => {
                 let cursor = SeqCursor {
-                    host: host.clone(),
+                    host: host.masked().clone(),
                     seq,
                 };
                 self.seqs.insert(source.to_owned(), cursor);

@@ -400,6 +400,8 @@ impl<S: Store> Pipeline<S> {
 #[cfg(test)]
 mod resume_tests;
 #[cfg(test)]
+mod seq_host_tests;
+#[cfg(test)]
 mod sources_tests;
 #[cfg(test)]
 mod test_support;

@@ -38,7 +38,7 @@ pub enum Content {
     /// larger than the other kinds.
     Post(Box<Judged>),
     /// A post that names no service (nearly every post), cut down to what
-    /// the ordered stage reads of it; see [`Unnamed`].
+    /// the ordered stage reads of it; see `Unnamed`.
     Unnamed(Unnamed),
     Skipped(SkipReason),
 }

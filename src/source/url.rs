@@ -4,7 +4,7 @@
 
 use reqwest::Url;
 
-pub use crate::masked_url::{SourceUrl, shown};
+pub use crate::masked_url::{MaskedUrl, SourceUrl, shown};
 
 /// Redirects followed, at most, for a websocket handshake or an instance
 /// document.

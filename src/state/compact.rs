@@ -22,10 +22,10 @@
 //! nothing else that lives there), renames the copy `DIR/installing`, moves
 //! its files into `DIR` and only then deletes `DIR/replaced`: every step a
 //! rename, nothing deleted while it is the only whole store. Each step is
-//! redone from where it stopped by [`finish_interrupted_locked`], which
+//! redone from where it stopped by `finish_interrupted_locked`, which
 //! every open runs first, before it looks at `DIR`: before the commit the
 //! old store is whole and the partial copy is deleted; after it,
-//! installing goes on. The state directory's lock ([`DirLock`]) keeps an
+//! installing goes on. The state directory's lock (`DirLock`) keeps an
 //! open from starting while a compaction runs.
 
 use std::path::Path;

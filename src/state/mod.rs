@@ -280,14 +280,14 @@ pub fn format(db: &sled::Db, path: &std::path::Path) -> Result<u32, StoreError> 
 ///   ([`crate::window::AuthorId`]), not ids of up to 2 KiB: every
 ///   closed bucket, single or packed, and the checkpoint (its open
 ///   buckets, the detector's recent window) are rewritten
-///   ([`migrate::buckets`], [`migrate::checkpoint`]).
+///   (`migrate::buckets`, `migrate::checkpoint`).
 /// - 7 → 8: a report's author may come with the server that vouches for
 ///   it (a Mastodon account's domain; Nostr as a whole), kept in buckets and
 ///   in the discovered names' held-back posts; every bucket and the
 ///   checkpoint are rewritten as for 6 → 7, with no server known.
 ///
 /// The checkpoint of any older format is read in its layout and written
-/// anew by [`migrate::checkpoint`]; the packs with the rest, in one
+/// anew by `migrate::checkpoint`; the packs with the rest, in one
 /// transaction over both trees.
 pub fn migrate(db: &sled::Db, path: &std::path::Path) -> Result<(), StoreError> {
     use sled::Transactional;

@@ -175,13 +175,13 @@ impl Checkpoint {
         }
     }
 
-    /// A checkpoint of store format 5 or 6 (see [`Format6`]): the authors'
+    /// A checkpoint of store format 5 or 6 (see `Format6`): the authors'
     /// budgets start afresh, as those builds started them.
     pub fn from_format_6(body: &[u8]) -> Result<Checkpoint, postcard::Error> {
         postcard::from_bytes::<Format6>(body).map(Checkpoint::from_format_3_to_6)
     }
 
-    /// A checkpoint of store format 3 or 4 (see [`Format4`]): a held-back
+    /// A checkpoint of store format 3 or 4 (see `Format4`): a held-back
     /// post is read as a report, as those builds counted it.
     pub fn from_format_4(body: &[u8]) -> Result<Checkpoint, postcard::Error> {
         postcard::from_bytes::<Format4>(body).map(Checkpoint::from_format_3_to_6)
@@ -270,7 +270,7 @@ pub fn readable(key: &[u8], body: super::codec::Body<'_>, format: u32) -> Result
 /// fixed lengths: a bucket width of 3 bytes passed `state verify` and
 /// `repair` alike, and every start after stopped at it. With `typed` the
 /// outbox's records are read as their types, else as JSON (see
-/// [`super::outbox::record_layout`]). The error says what is wrong.
+/// `outbox::record_layout`). The error says what is wrong.
 pub fn well_formed<A: serde::de::DeserializeOwned>(
     key: &[u8],
     value: &[u8],

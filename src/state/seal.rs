@@ -128,7 +128,7 @@ pub(super) fn walk_files(
 /// After every handle on the store at `dir` is gone: records each file's
 /// checksum in the seal, so that a byte changed at rest is found at the
 /// next open. Does nothing (returns false) while sled still holds its lock
-/// ([`LINGER`] after the last handle is gone: another process has it).
+/// (`LINGER` after the last handle is gone: another process has it).
 pub fn seal_closed(dir: &Path) -> Result<bool, StoreError> {
     let Some(_db) = lock_db_when_closed(dir) else {
         return Ok(false);

@@ -135,13 +135,14 @@ impl Telemetry {
     pub fn clear_sinks(&self) {
         let probe = Self::lock(&self.sinks).take();
         if let Some(probe) = probe {
-            *Self::lock(&self.stopped_sinks) = Some(probe.figures());
+            *Self::lock(&self.stopped_sinks) = Some(probe.stopped_figures());
         }
     }
 
     /// The figures of sinks that have stopped (see
     /// [`Telemetry::clear_sinks`]): their reports and the dead letters
-    /// the store held as they stopped; none while they run.
+    /// the store held as they stopped (how many, and the newest); none
+    /// while they run.
     pub fn stopped_sinks(&self) -> SinkFigures {
         Self::lock(&self.stopped_sinks).clone().unwrap_or_default()
     }

@@ -347,8 +347,13 @@
   }
 
   function sinkState(s) {
+    // Stopped: what waits and the dead letters the store holds, from this
+    // run or an earlier one (this run's counter said "stopped" over
+    // letters that died before a restart); the counter only when the
+    // store could not be counted.
     if (s.stopped) {
-      var left = (s.depth || 0) + (s.dead || 0);
+      var dead = typeof s.dead_letter_count === "number" ? s.dead_letter_count : (s.dead || 0);
+      var left = (s.depth || 0) + dead;
       return left ? { text: "stopped, " + left + " undelivered", cls: "down" } : { text: "stopped", cls: "" };
     }
     if (s.failing) return { text: "failing (" + s.failing.attempts + " tries since " + when(s.failing.since) + ")", cls: "down" };

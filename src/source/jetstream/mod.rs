@@ -1,9 +1,9 @@
 //! Bluesky Jetstream: both wires (`protocols.md` §1 and §1b) and their
 //! dictionary-zstd compression.
 //!
-//! - [`v1`]: the `/subscribe` wire, `{"did","time_us","kind",...}` frames,
+//! - `v1`: the `/subscribe` wire, `{"did","time_us","kind",...}` frames,
 //!   resumed by event time (with an overlap that is de-duplicated).
-//! - [`v2`]: `/xrpc/network.bsky.jetstream.subscribeEvents`, the
+//! - `v2`: `/xrpc/network.bsky.jetstream.subscribeEvents`, the
 //!   `xrpc.v1.json` subprotocol, `{"$type":"message","payload":{...}}`
 //!   frames with a per-server sequence number, resumed exactly by it.
 //! - [`compression`]: the dictionaries (v1's ships in the binary, v2's is
@@ -15,7 +15,7 @@
 //! Decoding is a pure function of the (decompressed) frame's text, and one
 //! decoder reads both wires, told apart by their fields, so a recording
 //! holding either replays through the same pipeline. It reads the envelope
-//! and the record in one pass ([`parse_frame`]); before that, [`skim`]
+//! and the record in one pass ([`parse_frame`]); before that, `skim`
 //! recognises the likes, follows and reposts that make up most of the
 //! firehose by a few key lookups, without parsing them.
 
@@ -128,7 +128,7 @@ pub fn decode_with_time(frame: &[u8]) -> Result<(Option<Micros>, Decoded), Frame
 }
 
 /// [`decode`], with the frame's event time and sequence number: the
-/// [`skim`]'s answer when it vouches for one, else [`parse_frame`]'s.
+/// `skim`'s answer when it vouches for one, else [`parse_frame`]'s.
 pub fn decode_frame(frame: &[u8]) -> Result<Frame, FrameError> {
     skim::non_post(frame).map_or_else(|| parse_frame(frame), Ok)
 }
@@ -143,7 +143,7 @@ pub use skim::non_post as skim_non_post;
 /// that keeps the record raw would not (a record of another collection
 /// that does not fit a post's shape) or report a fault differently (a
 /// bad record as bad JSON), so whatever it cannot decode is decoded again
-/// by [`parse_frame_exact`], which gives the answer and the fault. When the
+/// by `parse_frame_exact`, which gives the answer and the fault. When the
 /// one pass succeeds, the other would have too, with the same result: it is
 /// the same parser over the same bytes, the record read to the same type.
 pub fn parse_frame(frame: &[u8]) -> Result<Frame, FrameError> {

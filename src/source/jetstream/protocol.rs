@@ -33,7 +33,7 @@ use super::url::http_client;
 pub use super::url::{v1_url, v2_url};
 use super::v2::{self, V2Control, XrpcError};
 use crate::Micros;
-use crate::source::url::SourceUrl;
+use crate::source::url::{MaskedUrl, SourceUrl};
 use crate::source::ws::{BinaryFrame, Control, Prepare, Protocol, Rejection, WsSettings};
 
 /// Which Jetstream wire a source speaks.
@@ -48,10 +48,11 @@ pub enum Wire {
 }
 
 /// A v2 sequence number with the host that issued it; saved with the
-/// counts, so a restart resumes exactly where the counts stop.
+/// counts, so a restart resumes exactly where the counts stop. The host is
+/// kept masked: its user, password and tokens are not the state's to hold.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct SeqCursor {
-    pub host: SourceUrl,
+    pub host: MaskedUrl,
     pub seq: u64,
 }
 
@@ -248,7 +249,7 @@ impl JetstreamProtocol {
         if let Some(seq) = self
             .seq
             .as_ref()
-            .filter(|c| &c.host == host)
+            .filter(|c| &c.host == host.masked())
             .and_then(|c| i64::try_from(c.seq.saturating_add(1)).ok())
             .filter(|seq| *seq < TIME_CURSOR_MIN)
         {
@@ -372,7 +373,7 @@ impl Protocol for JetstreamProtocol {
                     // Past the floor now: the usual resume applies again.
                     self.floor = None;
                     self.seq = Some(SeqCursor {
-                        host: self.host.clone(),
+                        host: self.host.masked().clone(),
                         seq,
                     });
                 }

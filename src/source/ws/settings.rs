@@ -54,7 +54,7 @@ pub struct WsSettings {
     )]
     pub backoff_min: Duration,
     /// `backoff_max_ms`, 50 ms to 1 h (and never below `backoff_min`:
-    /// see [`super::backoff::Backoff`]).
+    /// see [`crate::source::backoff::Backoff`]).
     #[serde(
         rename = "backoff_max_ms",
         deserialize_with = "num::millis::<_, 50, 3_600_000>",

@@ -12,7 +12,7 @@
 //! become its dead letters, listed and re-queued as any other, and it
 //! holds nothing back, going on from there if configured again. They used
 //! to be removed with the others' delivered alerts, in silence. An alert
-//! a sink set aside (see [`aside`]) is kept in its own record, which
+//! a sink set aside (see [`SetAside`]) is kept in its own record, which
 //! removal does not touch. Generic
 //! over the alert
 //! type `A`, so that `state` does not depend on `alert` (which uses it as

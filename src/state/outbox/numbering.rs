@@ -71,7 +71,7 @@ pub struct Numbering<'a>(MutexGuard<'a, u64>);
 impl Numbering<'_> {
     /// A new alert's sequence number: past the last one handed out and
     /// past sled's counter (which survives a restart), and never 0, which
-    /// a stored cursor uses for "nothing done yet" ([`stored_cursor`]).
+    /// a stored cursor uses for "nothing done yet" (`stored_cursor`).
     pub fn next_seq(&mut self, db: &sled::Db) -> Result<u64, StoreError> {
         let counted = db.generate_id()?.saturating_add(1);
         let seq = counted.max(self.0.checked_add(1).ok_or_else(|| StoreError::Corrupt {

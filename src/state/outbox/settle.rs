@@ -24,7 +24,7 @@ impl<A: Serialize + DeserializeOwned> Outbox<A> {
     /// (after its cursor, re-queued and set aside) become its dead letters with
     /// `reason` (a re-queued letter goes back whole, what superseded it
     /// included), then its place is marked retired at the newest alert
-    /// (it holds nothing any more; see [`Place::Retired`]) and the alerts
+    /// (it holds nothing any more; see `Place::Retired`) and the alerts
     /// only it was waiting for are removed. Returns how many letters it
     /// got. Its open alerts stay.
     pub fn retire(&self, sink: &str, reason: &str, failed_at: &str) -> Result<usize, StoreError> {

@@ -106,7 +106,7 @@ impl SledStore {
     }
 
     /// Every record that passes its checksum (ours) and reads as its kind,
-    /// or has its kind's layout (see [`super::records::well_formed`], the
+    /// or has its kind's layout (see [`crate::state::records::well_formed`], the
     /// outbox's alerts read as `A`): what `state repair` keeps, with what
     /// it drops and rebuilds. A dropped bucket width is rebuilt from the
     /// buckets' starts when they tell it: dropped alone, the next run took
