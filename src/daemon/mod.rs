@@ -2,7 +2,8 @@
 //!
 //! What runs:
 //! - one task per live connection ([`crate::source::ws::run`]), sending
-//!   data frames over a bounded channel;
+//!   data frames over a bounded channel (a Nostr relay's task decodes its
+//!   notes and checks their signatures first);
 //! - the pipeline on its own thread: decode, count, detect, save state
 //!   (the same [`Pipeline`] the replay command uses);
 //! - the health monitor: `source:NAME` alerts when a source is silent or
@@ -504,5 +505,7 @@ async fn stop_outputs(delivery: Delivery, server: Option<crate::http::Server>, g
     }
 }
 
+#[cfg(test)]
+mod nostr_tests;
 #[cfg(test)]
 mod tests;
