@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
-use super::health::SourceHealth;
+use super::health::{HealthRule, SourceHealth};
 use super::jetstream::{JetstreamOptions, SeqCursor};
 use super::url::SourceUrl;
 use super::ws::{DEFAULT_BUDGET_BYTES, FrameBudget, Inbound, Ticks, WsSettings};
@@ -192,6 +192,13 @@ pub trait Source: Sync {
     /// such parameter: it starts at the live tail.
     fn resumes_from_watermark(&self) -> bool {
         true
+    }
+
+    /// The health rule its sources are judged by where neither their
+    /// `[sources.health]` nor `[health]` sets a key; the default is a
+    /// firehose's ([`HealthRule::firehose`]).
+    fn health_defaults(&self) -> HealthRule {
+        HealthRule::firehose()
     }
 
     /// The connections one configured source opens; the default is one

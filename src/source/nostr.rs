@@ -342,6 +342,13 @@ impl Source for Nostr {
         true
     }
 
+    /// A quiet stream's
+    /// ([`HealthRule::quiet_stream`](crate::source::health::HealthRule::quiet_stream)):
+    /// a healthy relay may carry a few notes a minute, or none for minutes.
+    fn health_defaults(&self) -> crate::source::health::HealthRule {
+        crate::source::health::HealthRule::quiet_stream()
+    }
+
     /// Nostr as a whole: a key costs nothing and a relay takes notes from
     /// anyone, so no relay vouches for anybody. One server for every note,
     /// not the relay that delivered it first: which relay wins a note's
