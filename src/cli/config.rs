@@ -93,7 +93,7 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
         eprintln!("no configuration file found (see the search path in the README); the defaults:");
         super::outln!(
             "{}",
-            toml::to_string_pretty(&masked(Config::default()))?.trim_end()
+            toml::to_string_pretty(&masked(Config::default().with_health_resolved()))?.trim_end()
         );
         return Ok(ExitCode::SUCCESS);
     };
@@ -123,7 +123,8 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     for warning in uncatalogued_sink_services(&parsed, &matcher) {
         eprintln!("warning: {warning}");
     }
-    super::outln!("{}", toml::to_string_pretty(&masked(parsed))?.trim_end());
+    let effective = parsed.with_health_resolved();
+    super::outln!("{}", toml::to_string_pretty(&masked(effective))?.trim_end());
     let missing = missing.into_inner();
     if !missing.is_empty() {
         eprintln!(

@@ -222,9 +222,16 @@ impl Recorder {
             if let Some(followed) = self.followed.get_mut(inbound.source) {
                 match inbound.tick {
                     true => followed.time_passed(Sender::of(&inbound)),
-                    false => {
-                        followed.follow(inbound.frame.as_bytes(), Sender::of(&inbound), &self.rule)
-                    }
+                    false => match &inbound.checked {
+                        Some(checked) => {
+                            followed.follow_checked(checked, Sender::of(&inbound), &self.rule)
+                        }
+                        None => followed.follow(
+                            inbound.frame.as_bytes(),
+                            Sender::of(&inbound),
+                            &self.rule,
+                        ),
+                    },
                 }
             }
             self.write(&inbound)?;

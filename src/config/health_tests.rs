@@ -1,6 +1,6 @@
 //! A source's own health rule (`[sources.health]`): what loads, how it
-//! falls back to `[health]`, and that its bad values are refused as
-//! `[health]`'s are.
+//! falls back to `[health]` and then to its kind's defaults, that its bad
+//! values are refused as `[health]`'s are, and what `config check` prints.
 
 use super::*;
 use crate::source::health::HealthOverride;
@@ -28,7 +28,7 @@ fn a_source_s_health_table_sets_its_keys_and_leaves_the_rest_to_health() {
         }
     );
     assert_eq!(
-        quiet.health.over(&config.health),
+        quiet.health_rule(&config.health),
         HealthRule {
             silence_secs: 600,
             lag_secs: 120,
@@ -36,10 +36,19 @@ fn a_source_s_health_table_sets_its_keys_and_leaves_the_rest_to_health() {
             calm_secs: Some(30),
         }
     );
-    // The entry with no table of its own is judged by `[health]`.
+    // The entry with no table of its own is judged by `[health]`, over
+    // its kind's defaults.
     let bluesky = &config.sources[1];
     assert!(bluesky.health.is_empty());
-    assert_eq!(bluesky.health.over(&config.health), config.health);
+    assert_eq!(
+        bluesky.health_rule(&config.health),
+        HealthRule {
+            silence_secs: 45,
+            calm_secs: Some(30),
+            ..HealthRule::firehose()
+        }
+    );
+    assert_eq!(bluesky.health_rule(&config.health), config.global_health());
 }
 
 /// Every key, out of its bounds, in `[sources.health]` and in `[health]`:
@@ -94,4 +103,112 @@ fn a_source_s_health_table_is_printed_only_when_set() {
     );
     let shown = toml::to_string_pretty(&parse(QUIET).expect("valid")).expect("toml");
     assert!(!shown.contains("[sources.health]"), "{shown}");
+}
+
+/// Which value each key takes: the source's own `[sources.health]`, else
+/// `[health]`, else its kind's default (a firehose's 60 s of silence, a
+/// quiet stream's 600 s).
+#[test]
+fn each_health_key_comes_from_the_source_then_health_then_the_kind() {
+    let rule = |silence_secs, lag_secs, grace_secs, calm_secs| HealthRule {
+        silence_secs,
+        lag_secs,
+        grace_secs,
+        calm_secs,
+    };
+    // (kind, [health], [sources.health], the rule)
+    let cases = [
+        ("jetstream", "", "", rule(60, 120, 60, None)),
+        ("mastodon", "", "", rule(600, 120, 60, None)),
+        ("nostr", "", "", rule(600, 120, 60, None)),
+        ("nostr", "silence_secs = 90", "", rule(90, 120, 60, None)),
+        (
+            "nostr",
+            "silence_secs = 90",
+            "silence_secs = 300",
+            rule(300, 120, 60, None),
+        ),
+        ("mastodon", "lag_secs = 300", "", rule(600, 300, 60, None)),
+        (
+            "mastodon",
+            "",
+            "silence_secs = 120",
+            rule(120, 120, 60, None),
+        ),
+        (
+            "jetstream",
+            "silence_secs = 45\ncalm_secs = 30",
+            "",
+            rule(45, 120, 60, Some(30)),
+        ),
+        (
+            "nostr",
+            "grace_secs = 10\ncalm_secs = 30",
+            "calm_secs = 0",
+            rule(600, 120, 10, Some(0)),
+        ),
+        (
+            "jetstream",
+            "",
+            "silence_secs = 5\nlag_secs = 6\ngrace_secs = 7\ncalm_secs = 8",
+            rule(5, 6, 7, Some(8)),
+        ),
+    ];
+    for (kind, global, own, want) in cases {
+        let text = format!(
+            "[health]\n{global}\n\n[[sources]]\nkind = \"{kind}\"\nname = \"s\"\nurls = [\"wss://h/subscribe\"]\n[sources.health]\n{own}\n"
+        );
+        let config = parse(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(
+            config.sources[0].health_rule(&config.health),
+            want,
+            "{kind}, [health] {global:?}, [sources.health] {own:?}"
+        );
+    }
+}
+
+/// `config check` prints `[health]` as written (only the keys it sets) and
+/// every source's `[sources.health]` as the whole rule it is judged by:
+/// with kind defaults, `[health]`'s keys alone no longer say it.
+#[test]
+fn config_check_prints_each_source_s_whole_rule() {
+    let text = format!(
+        "[health]\nlag_secs = 300\n\n{QUIET}\n[[sources]]\nkind = \"jetstream\"\nname = \"bluesky\"\nurls = [\"wss://j/subscribe\"]\n[sources.health]\ngrace_secs = 5\n"
+    );
+    let config = parse(&text).expect("valid");
+    let shown = toml::to_string_pretty(&config.clone().with_health_resolved()).expect("toml");
+    let read_back: toml::Value = toml::from_str(&shown).expect("TOML");
+    assert_eq!(
+        read_back["health"],
+        toml::from_str::<toml::Value>("lag_secs = 300").expect("TOML"),
+        "{shown}"
+    );
+    let rule = |i: usize| read_back["sources"][i]["health"].clone();
+    let want = |text: &str| toml::from_str::<toml::Value>(text).expect("TOML");
+    assert_eq!(
+        rule(0),
+        want("silence_secs = 600\nlag_secs = 300\ngrace_secs = 60"),
+        "{shown}"
+    );
+    assert_eq!(
+        rule(1),
+        want("silence_secs = 60\nlag_secs = 300\ngrace_secs = 5"),
+        "{shown}"
+    );
+    // What it prints is a configuration that judges every source alike.
+    let again = parse(&shown).expect("what config check prints loads");
+    for (printed, source) in again.sources.iter().zip(&config.sources) {
+        assert_eq!(
+            printed.health_rule(&again.health),
+            source.health_rule(&config.health)
+        );
+    }
+    // Nothing set anywhere: no `[health]` table at all.
+    let bare =
+        toml::to_string_pretty(&parse(QUIET).expect("valid").with_health_resolved()).expect("toml");
+    assert!(!bare.contains("\n[health]"), "{bare}");
+    assert!(
+        bare.contains("[sources.health]\nsilence_secs = 600\n"),
+        "{bare}"
+    );
 }

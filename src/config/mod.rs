@@ -10,8 +10,9 @@
 //! several keys), `text` (where a key is in the file, `${VAR}`); this
 //! file holds the whole, its small tables and how it is read. Components
 //! whose settings need no conversion are read straight into their own
-//! types (`[sources.connection]` is [`WsSettings`], `[health]` is
-//! [`HealthRule`], `[window]` and `[detector]` their configs).
+//! types (`[sources.connection]` is [`WsSettings`], `[health]` and
+//! `[sources.health]` are [`HealthOverride`], `[window]` and `[detector]`
+//! their configs).
 
 mod bounds;
 pub mod file;
@@ -28,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::detect::DetectorConfig;
 use crate::numbers as num;
 pub use crate::source::SourceKind;
-use crate::source::health::HealthRule;
+use crate::source::health::{HealthOverride, HealthRule};
 #[cfg(doc)]
 use crate::source::ws::WsSettings;
 use crate::window::WindowConfig;
@@ -80,8 +81,10 @@ pub struct Config {
     pub window: WindowConfig,
     #[serde(default)]
     pub detector: DetectorConfig,
-    #[serde(default)]
-    pub health: HealthRule,
+    /// The `[health]` keys set, over every source's kind defaults (see
+    /// [`SourceConfig::health_rule`]); only these are printed.
+    #[serde(default, skip_serializing_if = "HealthOverride::is_empty")]
+    pub health: HealthOverride,
     #[serde(default)]
     pub daemon: DaemonSettings,
     #[serde(default)]
@@ -103,7 +106,7 @@ impl Default for Config {
             sinks: Vec::new(),
             window: WindowConfig::default(),
             detector: DetectorConfig::default(),
-            health: HealthRule::default(),
+            health: HealthOverride::default(),
             daemon: DaemonSettings::default(),
             http: HttpConfig::default(),
             webhook_sinks: 0,
@@ -393,6 +396,25 @@ impl Config {
 }
 
 impl Config {
+    /// `[health]` over the firehose's defaults ([`HealthRule::firehose`]):
+    /// the rule of a source of the default kind that sets no key of its
+    /// own, shown as the dashboard's top-level `health`. Each source is
+    /// judged by its own [`SourceConfig::health_rule`].
+    pub fn global_health(&self) -> HealthRule {
+        self.health.over(&HealthRule::firehose())
+    }
+
+    /// The configuration with each source's `[sources.health]` holding the
+    /// whole rule it is judged by (its own keys, `[health]`'s, its kind's
+    /// defaults), as `config check` prints it: `[health]` shows only the
+    /// keys it sets, which no longer say alone what a source gets.
+    pub fn with_health_resolved(mut self) -> Config {
+        for source in &mut self.sources {
+            source.health = HealthOverride::from(source.health_rule(&self.health));
+        }
+        self
+    }
+
     /// `${VAR}` is expanded in URLs and secrets only: in a path it was
     /// taken literally (`state_dir = "${HOME}/x"` made a folder named
     /// `${HOME}`), so it is refused.

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Config;
 use crate::source::SourceKind;
-use crate::source::health::HealthOverride;
+use crate::source::health::{HealthOverride, HealthRule};
 use crate::source::jetstream::{JetstreamOptions, PUBLIC_HOSTS, Wire};
 use crate::source::url::Endpoint;
 use crate::source::ws::WsSettings;
@@ -40,8 +40,9 @@ pub struct SourceConfig {
     /// Timeouts, limits and backoff (`[sources.connection]`).
     #[serde(default)]
     pub connection: WsSettings,
-    /// This source's own health rule (`[sources.health]`): any of the
-    /// `[health]` keys, the others taken from `[health]`.
+    /// This source's own health keys (`[sources.health]`): any of the
+    /// `[health]` keys, the others taken from `[health]`, then from its
+    /// kind ([`SourceConfig::health_rule`]).
     #[serde(default, skip_serializing_if = "HealthOverride::is_empty")]
     pub health: HealthOverride,
 }
@@ -73,6 +74,15 @@ impl SourceConfig {
     /// Whether Jetstream frames are compressed (default yes).
     pub fn compressed(&self) -> bool {
         self.compress.unwrap_or(true)
+    }
+
+    /// The rule this source is judged by: each key from its own
+    /// `[sources.health]`, else from `global` (`[health]`), else its
+    /// kind's default ([`crate::source::Source::health_defaults`]).
+    pub fn health_rule(&self, global: &HealthOverride) -> HealthRule {
+        self.health
+            .or(global)
+            .over(&self.kind.source().health_defaults())
     }
 
     /// The live connections this source opens (its kind decides how many).

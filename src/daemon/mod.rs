@@ -2,7 +2,8 @@
 //!
 //! What runs:
 //! - one task per live connection ([`crate::source::ws::run`]), sending
-//!   data frames over a bounded channel;
+//!   data frames over a bounded channel (a Nostr relay's task decodes its
+//!   notes and checks their signatures first);
 //! - the pipeline on its own thread: decode, count, detect, save state
 //!   (the same [`Pipeline`] the replay command uses);
 //! - the health monitor: `source:NAME` alerts when a source is silent or
@@ -176,19 +177,20 @@ async fn start(options: DaemonOptions) -> Result<Running, DaemonError> {
     // after the pipeline thread's start dropped the outputs unstopped.
     let tls = crate::tls::client_config()?;
     let (pipeline, outbox, telemetry) = open_pipeline(&config, matcher, &state_dir)?;
-    // Each connection with its source's own health keys (a Nostr source's
-    // relays share them).
+    // Each connection with the whole rule its source is judged by (its
+    // own keys, `[health]`'s, its kind's defaults; a Nostr source's relays
+    // share it).
     let (connections, rules): (Vec<Connection>, Vec<HealthOverride>) = config
         .sources
         .iter()
         .flat_map(|source| {
-            let rule = source.health;
+            let rule = HealthOverride::from(source.health_rule(&config.health));
             source.connections().into_iter().map(move |c| (c, rule))
         })
         .unzip();
     let (health, resume) = source_health(&pipeline, (&connections, &rules), &clock);
     telemetry.set_sources(health.clone());
-    telemetry.set_health(config.health);
+    telemetry.set_health(config.global_health());
     let (shutdown, shutdown_rx) = watch::channel(false);
     let supervisor = Supervisor::new();
     let (delivery, server) = start_outputs(
@@ -283,7 +285,7 @@ impl Helpers {
     ) -> Vec<tokio::task::JoinHandle<()>> {
         let monitor = Monitor {
             health: self.health.clone(),
-            rule: config.health,
+            rule: config.global_health(),
             outbox: self.outbox.clone(),
             notifier: self.notifier,
             telemetry: Arc::clone(&self.telemetry),
@@ -501,5 +503,7 @@ async fn stop_outputs(delivery: Delivery, server: Option<crate::http::Server>, g
     }
 }
 
+#[cfg(test)]
+mod nostr_tests;
 #[cfg(test)]
 mod tests;

@@ -84,7 +84,7 @@ impl PipelineThread {
     ) -> Result<Stats, PipelineError> {
         let mut frame_no = vec![0u64; self.sources.len()];
         let mut malformed = MalformedLog::new(self.sources.len());
-        while let Some(inbound) = frames.blocking_recv() {
+        while let Some(mut inbound) = frames.blocking_recv() {
             let Some(n) = frame_no.get_mut(inbound.source) else {
                 continue;
             };
@@ -93,7 +93,7 @@ impl PipelineThread {
                 *n
             } else {
                 *n += 1;
-                self.frame(&mut pipeline, &inbound, *n, &mut malformed)?;
+                self.frame(&mut pipeline, &mut inbound, *n, &mut malformed)?;
                 *n
             };
             // When idle, and every so often in a burst, for the status API
@@ -147,14 +147,19 @@ impl PipelineThread {
     }
 
     /// One frame from connection `inbound.source`, its `n`th (one it
-    /// could not hand over as text included: counted as malformed).
+    /// could not hand over as text included: counted as malformed). A
+    /// frame its connection decoded already (a Nostr note, its signature
+    /// checked on the relay's task: [`Inbound::checked`]) is judged as
+    /// it is: nothing is verified on this thread, which counts every
+    /// source.
     pub(super) fn frame(
         &self,
         pipeline: &mut Pipeline<SledStore>,
-        inbound: &Inbound,
+        inbound: &mut Inbound,
         n: u64,
         malformed: &mut MalformedLog,
     ) -> Result<(), PipelineError> {
+        let checked = inbound.checked.take();
         let (name, received) = self.received(inbound);
         let health = &self.health[inbound.source];
         let before = pipeline.unusable();
@@ -167,7 +172,10 @@ impl PipelineThread {
                     pipeline.reject_frame(name, n, error);
                     Vec::new()
                 }
-                None => pipeline.process_frame(name, n, inbound.frame.as_bytes(), &received)?,
+                None => match checked {
+                    Some(checked) => pipeline.process_checked(name, n, checked, &received)?,
+                    None => pipeline.process_frame(name, n, inbound.frame.as_bytes(), &received)?,
+                },
             }
         };
         pipeline.report_frame(health, name, before);

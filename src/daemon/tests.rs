@@ -317,6 +317,9 @@ fn a_text_frame_that_is_not_utf8_is_counted_as_its_source_s_malformed_frame() {
         counts.malformed.get("invalid_utf8").copied().unwrap_or(0) >= 2,
         "{counts:?}"
     );
+    // Judged by its kind's default, neither table setting a key.
+    let rule = telemetry.sources()[0].rule(&telemetry.health());
+    assert_eq!(rule, crate::source::health::HealthRule::quiet_stream());
     assert!(reconnects >= 1, "the connection still fails each time");
     let stats = telemetry.stats();
     let (at, why) = stats.malformed_examples.first().expect("an example");

@@ -25,18 +25,18 @@ use std::sync::Arc;
 use crate::alert::Alert;
 use crate::detect::{Detector, DetectorConfig};
 use crate::matcher::Matcher;
-use crate::source::SourceKind;
 use crate::source::clock::{ClockRule, SourceClock};
 use crate::source::dedupe::Deduper;
 use crate::source::health::SourceHealth;
 use crate::source::jetstream::SeqCursor;
 use crate::source::url::SourceUrl;
+use crate::source::{Checked, SourceKind};
 use crate::state::{Store, StoreError};
 use crate::telemetry::Telemetry;
 use crate::window::{Bucket, WindowConfig, Windows};
 use crate::{MICROS_PER_SEC, Micros};
 
-pub use self::prepare::{Content, Judged, Prepared, prepare};
+pub use self::prepare::{Content, Judged, Prepared, judge, prepare};
 pub use crate::events::pipeline::{MALFORMED_EXAMPLES, SourceCounts, Stats};
 
 /// An alert the pipeline raised, with its place in the store's outbox:
@@ -290,6 +290,21 @@ impl<S: Store> Pipeline<S> {
         received: &Received<'_>,
     ) -> Result<Vec<Emitted>, PipelineError> {
         let prepared = prepare(&self.matcher, frame, received);
+        self.process_prepared(source, frame_no, prepared, received)
+    }
+
+    /// [`Pipeline::process_frame`] for a frame its connection decoded and
+    /// checked already ([`Checked`]: a Nostr note whose signature was
+    /// verified on its relay's task): it is judged and counted here,
+    /// never decoded or verified.
+    pub fn process_checked(
+        &mut self,
+        source: &str,
+        frame_no: u64,
+        checked: Checked,
+        received: &Received<'_>,
+    ) -> Result<Vec<Emitted>, PipelineError> {
+        let prepared = judge(&self.matcher, checked);
         self.process_prepared(source, frame_no, prepared, received)
     }
 

@@ -7,7 +7,7 @@ use crate::Micros;
 use crate::matcher::{Class, Matcher, Verdict};
 use crate::normalize::{Post, normalize};
 use crate::source::clock::author_key;
-use crate::source::{Decoded, FrameError, Origin, SkipReason};
+use crate::source::{Checked, Decoded, FrameError, Origin, SkipReason};
 
 /// A frame with the work that needs no pipeline state done: decoded by its
 /// kind and, for a post, normalized and classified. [`prepare()`] builds it
@@ -83,15 +83,22 @@ pub struct Judged {
 /// Decodes `frame` by its kind and judges its post, if any: pure, so it
 /// runs on any thread (see [`Prepared`]).
 pub fn prepare(matcher: &Matcher, frame: &[u8], received: &Received<'_>) -> Prepared {
-    if frame.iter().all(u8::is_ascii_whitespace) {
-        return Prepared::Blank;
-    }
     let origin = Origin {
         instance: received.instance,
         arrival_us: received.arrival_us,
         stored_since: received.stored_since,
     };
-    let (decoded, own_clock) = received.kind.decode_checked(frame, &origin);
+    judge(matcher, received.kind.check(frame, &origin))
+}
+
+/// [`prepare()`] for a frame its source's connection decoded already (a
+/// Nostr note, checked on its relay's task): normalizes and classifies
+/// its post, if any; nothing is decoded or verified here.
+pub fn judge(matcher: &Matcher, checked: Checked) -> Prepared {
+    let (decoded, own_clock) = match checked.into_parts() {
+        (None, _) => return Prepared::Blank,
+        (Some(decoded), own_clock) => (decoded, own_clock),
+    };
     let frame = match decoded {
         Ok(frame) => frame,
         Err(error) => return Prepared::Malformed(error),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
-use super::health::SourceHealth;
+use super::health::{HealthRule, SourceHealth};
 use super::jetstream::{JetstreamOptions, SeqCursor};
 use super::url::SourceUrl;
 use super::ws::{DEFAULT_BUDGET_BYTES, FrameBudget, Inbound, Ticks, WsSettings};
@@ -94,6 +94,52 @@ impl SourceKind {
     }
 }
 
+impl SourceKind {
+    /// A frame as the pipeline judges it: blank, or decoded by this kind
+    /// and [`Frame::checked`](super::Frame::checked) ([`SourceKind::decode_checked`]).
+    /// The only way to make a [`Checked`].
+    pub fn check(self, frame: &[u8], origin: &Origin<'_>) -> Checked {
+        if frame.iter().all(u8::is_ascii_whitespace) {
+            return Checked {
+                decoded: None,
+                own_clock: false,
+            };
+        }
+        let (decoded, own_clock) = self.decode_checked(frame, origin);
+        Checked {
+            decoded: Some(decoded),
+            own_clock,
+        }
+    }
+}
+
+/// A frame read by its kind's decoder, every check of that kind made (a
+/// Nostr note's id and signature among them). Only [`SourceKind::check`]
+/// makes one, so wherever it was made (a relay's connection task, live,
+/// see [`super::ws::Protocol::check`]; a replay's thread pool) the
+/// pipeline that takes one ([`Checked::into_parts`]) judges it without
+/// decoding or checking anything again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked {
+    /// `None`: a blank frame (counted as such, never decoded).
+    decoded: Option<Result<super::Frame, FrameError>>,
+    /// The event time is the arrival ([`SourceKind::decode`]).
+    own_clock: bool,
+}
+
+impl Checked {
+    /// The decoded frame (`None` when blank), and whether its event time
+    /// is the arrival.
+    pub fn into_parts(self) -> (Option<Result<super::Frame, FrameError>>, bool) {
+        (self.decoded, self.own_clock)
+    }
+
+    /// [`Checked::into_parts`] by reference.
+    pub fn parts(&self) -> (Option<&Result<super::Frame, FrameError>>, bool) {
+        (self.decoded.as_ref(), self.own_clock)
+    }
+}
+
 /// Where a frame came from, as its decoder needs it.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Origin<'a> {
@@ -146,6 +192,13 @@ pub trait Source: Sync {
     /// such parameter: it starts at the live tail.
     fn resumes_from_watermark(&self) -> bool {
         true
+    }
+
+    /// The health rule its sources are judged by where neither their
+    /// `[sources.health]` nor `[health]` sets a key; the default is a
+    /// firehose's ([`HealthRule::firehose`]).
+    fn health_defaults(&self) -> HealthRule {
+        HealthRule::firehose()
     }
 
     /// The connections one configured source opens; the default is one

@@ -27,7 +27,7 @@ pub mod server;
 pub mod url;
 pub mod ws;
 
-pub use kind::{Connection, Link, Links, Origin, Source, SourceKind};
+pub use kind::{Checked, Connection, Link, Links, Origin, Source, SourceKind};
 
 use crate::Micros;
 

@@ -26,7 +26,7 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 
-use super::kind::{Connection, Link, Origin, Source, Task};
+use super::kind::{Checked, Connection, Link, Origin, Source, SourceKind, Task};
 use super::url::SourceUrl;
 use super::ws::{Control, Protocol};
 use super::{BACKFILL_HORIZON_US, Decoded, Frame, FrameError, RawPost, SkipReason, parse_json};
@@ -161,15 +161,38 @@ fn shape(event: &Event) -> Result<Shape, FrameError> {
     Ok(Shape { id, pubkey, sig })
 }
 
-/// Checks a well-shaped event's BIP-340 signature by its key over its id.
-fn verify(shape: &Shape) -> Result<(), FrameError> {
+/// Proof that a note's signature verified: only [`verify`] makes one, and
+/// a note becomes a post only with one ([`post`]).
+struct Verified(());
+
+/// Checks a well-shaped event's BIP-340 signature by its key over its id:
+/// the costly part of decoding a note (tens of microseconds), done where
+/// the note is decoded: on its relay's connection task live
+/// ([`NostrProtocol`]'s `check`), on a replay's thread pool.
+fn verify(shape: &Shape) -> Result<Verified, FrameError> {
+    #[cfg(test)]
+    VERIFIED_HERE.with(|n| n.set(n.get() + 1));
     let Shape { id, pubkey, sig } = shape;
     let key = VerifyingKey::from_bytes(&(*pubkey).into())
         .map_err(|_| FrameError::Unverified(reject::PUBKEY_MALFORMED))?;
     let sig =
         Signature::try_from(&sig[..]).map_err(|_| FrameError::Unverified(reject::SIG_MALFORMED))?;
     key.verify_raw(id, &sig)
-        .map_err(|_| FrameError::Unverified(reject::SIG_INVALID))
+        .map_err(|_| FrameError::Unverified(reject::SIG_INVALID))?;
+    Ok(Verified(()))
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Signatures checked on this thread: the tests that say on which
+    /// thread the costly check runs read it.
+    static VERIFIED_HERE: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many signatures were checked on the calling thread so far.
+#[cfg(test)]
+pub fn verified_on_this_thread() -> u64 {
+    VERIFIED_HERE.with(std::cell::Cell::get)
 }
 
 /// The event time of a note claiming `claimed_us`: the arrival for a live
@@ -250,7 +273,15 @@ pub fn decode(
     {
         return Ok((Some(time_us), Decoded::Skipped(SkipReason::Backfill)));
     }
-    verify(&shape)?;
+    let verified = verify(&shape)?;
+    Ok((
+        Some(time_us),
+        Decoded::Post(Box::new(post(event, time_us, verified))),
+    ))
+}
+
+/// A verified note as a post, keyed by its id.
+fn post(event: Event, time_us: Micros, _verified: Verified) -> RawPost {
     let tag_values = |name: &str| -> Vec<String> {
         event
             .tags
@@ -259,21 +290,18 @@ pub fn decode(
             .filter_map(|t| t.get(1).cloned())
             .collect()
     };
-    Ok((
-        Some(time_us),
-        Decoded::Post(Box::new(RawPost {
-            time_us,
-            // Two parts, where a Mastodon status's key has one (its `uri`):
-            // an instance that names a status after a note's id cannot
-            // make the note a duplicate.
-            key: Some(super::dedupe::key_of(&[NOTE_KEY, &event.id])),
-            uri: format!("nostr:{}", event.id),
-            langs: languages(&event.tags),
-            tags: tag_values("t"),
-            author: event.pubkey,
-            text: event.content,
-        })),
-    ))
+    RawPost {
+        time_us,
+        // Two parts, where a Mastodon status's key has one (its `uri`):
+        // an instance that names a status after a note's id cannot
+        // make the note a duplicate.
+        key: Some(super::dedupe::key_of(&[NOTE_KEY, &event.id])),
+        uri: format!("nostr:{}", event.id),
+        langs: languages(&event.tags),
+        tags: tag_values("t"),
+        author: event.pubkey,
+        text: event.content,
+    }
 }
 
 /// How far a stored note's claim may run past its arrival before it is
@@ -312,6 +340,13 @@ impl Source for Nostr {
 
     fn arrival_is_event_time(&self) -> bool {
         true
+    }
+
+    /// A quiet stream's
+    /// ([`HealthRule::quiet_stream`](crate::source::health::HealthRule::quiet_stream)):
+    /// a healthy relay may carry a few notes a minute, or none for minutes.
+    fn health_defaults(&self) -> crate::source::health::HealthRule {
+        crate::source::health::HealthRule::quiet_stream()
     }
 
     /// Nostr as a whole: a key costs nothing and a relay takes notes from
@@ -409,6 +444,23 @@ impl Protocol for NostrProtocol {
             );
         }
         self.stored_since
+    }
+
+    /// Every note is decoded here, on the relay's own task, its signature
+    /// checked ([`verify`]): the pipeline's thread, which counts every
+    /// source, judges what this hands over and checks nothing.
+    fn check(
+        &self,
+        frame: &str,
+        arrival_us: Micros,
+        stored_since: Option<Micros>,
+    ) -> Option<Checked> {
+        let origin = Origin {
+            instance: "",
+            arrival_us: Some(arrival_us),
+            stored_since,
+        };
+        Some(SourceKind::Nostr.check(frame.as_bytes(), &origin))
     }
 
     fn control(&mut self, frame: &str) -> Control {

@@ -39,6 +39,14 @@ impl Source for Mastodon {
         true
     }
 
+    /// A quiet stream's
+    /// ([`HealthRule::quiet_stream`](crate::source::health::HealthRule::quiet_stream)):
+    /// a healthy small instance, or `public:local`, goes minutes without
+    /// a post.
+    fn health_defaults(&self) -> crate::source::health::HealthRule {
+        crate::source::health::HealthRule::quiet_stream()
+    }
+
     fn reads_instance(&self) -> bool {
         true
     }

@@ -9,7 +9,7 @@ use crate::Micros;
 use crate::source::clock::{Arrival, ClockRule, SourceClock};
 use crate::source::health::SourceHealth;
 use crate::source::ws::Inbound;
-use crate::source::{Connection, Origin, SourceKind};
+use crate::source::{Checked, Connection, Origin, SourceKind};
 
 /// One connection as `record` follows it: what its clock lines name, and
 /// its source's clock.
@@ -67,6 +67,15 @@ impl Followed {
         }
     }
 
+    /// [`Followed::follow`] for a frame its connection decoded already
+    /// ([`Inbound::checked`]: a Nostr note, its signature checked on the
+    /// relay's task), which is not decoded or checked again.
+    pub fn follow_checked(&mut self, checked: &Checked, sender: Sender, rule: &ClockRule) {
+        if self.clock_checked(checked, sender, rule) {
+            self.health.count_data();
+        }
+    }
+
     /// [`Followed::follow`] for a frame of an earlier run, read back from
     /// the recording this run appends to ([`super::resume`]): the clock
     /// moves exactly as it did live, but the frame is not counted as data
@@ -93,14 +102,19 @@ impl Followed {
 
     /// Puts a frame to the clock; whether it decoded.
     fn clock_frame(&mut self, frame: &[u8], sender: Sender, rule: &ClockRule) -> bool {
-        self.time_passed(sender);
         let origin = Origin {
             instance: &self.instance,
             arrival_us: Some(sender.arrival_us),
             stored_since: sender.stored_since,
         };
-        let (decoded, own_clock) = self.kind.decode_checked(frame, &origin);
-        let Ok(frame) = decoded else {
+        let checked = self.kind.check(frame, &origin);
+        self.clock_checked(&checked, sender, rule)
+    }
+
+    /// Puts a decoded frame to the clock; whether it decoded.
+    fn clock_checked(&mut self, checked: &Checked, sender: Sender, rule: &ClockRule) -> bool {
+        self.time_passed(sender);
+        let (Some(Ok(frame)), own_clock) = checked.parts() else {
             return false;
         };
         let Some(time_us) = frame.time_us else {

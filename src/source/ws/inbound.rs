@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use super::End;
 use crate::Micros;
-use crate::source::FrameError;
 use crate::source::kind::Link;
 use crate::source::url::SourceUrl;
+use crate::source::{Checked, FrameError};
 
 /// One data frame for the pipeline, from source number `source`, read
 /// from `host` (a sequence number means something only on its host); or,
@@ -23,6 +23,11 @@ pub struct Inbound {
     /// No frame: the connection says that it is `arrival_us` now and
     /// nothing else came ([`super::Ticks`]).
     pub tick: bool,
+    /// The frame decoded and checked on the connection's task, for a kind
+    /// that does so ([`super::Protocol::check`]: a Nostr note, its
+    /// signature verified there): the pipeline judges this and does not
+    /// decode `frame`, which is kept for a recording.
+    pub checked: Option<Checked>,
     /// A frame that arrived but cannot be handed over as text (`frame` is
     /// then empty): a text frame that is not UTF-8, which the websocket
     /// library refuses without its bytes, and on which the connection
@@ -95,11 +100,13 @@ pub fn arrival_now() -> Micros {
 /// What a connection hands the pipeline, stamped with its arrival
 /// ([`arrival_now`]).
 pub(super) enum Handed {
-    /// A data frame, and the start of the stored range it belongs to, if any.
+    /// A data frame, and the start of the stored range it belongs to, if
+    /// any; decoded already for a kind that decodes on its connection.
     Frame {
         text: String,
         arrival_us: Micros,
         stored_since: Option<Micros>,
+        checked: Option<Checked>,
     },
     /// Only that it is now ([`super::Ticks`]).
     Tick { arrival_us: Micros },
@@ -116,15 +123,16 @@ pub(super) enum Handed {
 /// arrived before it. `Some` when the connection must end (shut down, or
 /// the pipeline is gone).
 pub(super) async fn hand_over(link: &mut Link, host: &SourceUrl, handed: Handed) -> Option<End> {
-    let (frame, tick, arrival_us, stored_since, rejected) = match handed {
+    let (frame, tick, arrival_us, stored_since, checked, rejected) = match handed {
         Handed::Frame {
             text,
             arrival_us,
             stored_since,
-        } => (text, false, arrival_us, stored_since, None),
-        Handed::Tick { arrival_us } => (String::new(), true, arrival_us, None, None),
+            checked,
+        } => (text, false, arrival_us, stored_since, checked, None),
+        Handed::Tick { arrival_us } => (String::new(), true, arrival_us, None, None, None),
         Handed::Rejected { error, arrival_us } => {
-            (String::new(), false, arrival_us, None, Some(error))
+            (String::new(), false, arrival_us, None, None, Some(error))
         }
     };
     let Link {
@@ -141,6 +149,7 @@ pub(super) async fn hand_over(link: &mut Link, host: &SourceUrl, handed: Handed)
             host: host.clone(),
             frame,
             tick,
+            checked,
             rejected,
             arrival_us,
             stored_since,

@@ -170,6 +170,25 @@ pub trait Protocol: Send + 'static {
     fn control(&mut self, _frame: &str) -> Control {
         Control::Data
     }
+    /// Decodes a data frame on the connection's own task, for a kind whose
+    /// decoding holds work too costly for the pipeline's one thread (a
+    /// Nostr note's Schnorr signature, tens of microseconds: a relay
+    /// flooding notes, good or forged, slowed every source's counting).
+    /// The pipeline then judges what this hands over ([`Inbound::checked`])
+    /// and decodes nothing. The connection reads its next frame only once
+    /// this one is checked and handed over, so the work is bounded by the
+    /// connections, with no queue of its own: a flood waits in its relay's
+    /// socket, under the connection's `max_frames_per_sec` (frames over it
+    /// are dropped before they get here). `None` (the default): the
+    /// pipeline decodes the text.
+    fn check(
+        &self,
+        _frame: &str,
+        _arrival_us: Micros,
+        _stored_since: Option<Micros>,
+    ) -> Option<super::Checked> {
+        None
+    }
     /// The connection to `host` (as configured, not a redirect's target)
     /// failed or was lost. A protocol that learned where `host`'s stream
     /// is (Mastodon's discovered streaming host) forgets it here, so the

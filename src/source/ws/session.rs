@@ -405,10 +405,13 @@ impl<P: Protocol> Reader<'_, P> {
             }
         }
         let arrival_us = arrival_now();
+        let stored_since = self.protocol.stored_since(arrival_us);
+        let checked = self.protocol.check(&text, arrival_us, stored_since);
         let frame = Handed::Frame {
             text,
             arrival_us,
-            stored_since: self.protocol.stored_since(arrival_us),
+            stored_since,
+            checked,
         };
         hand_over(self.link, self.host, frame).await
     }
