@@ -643,7 +643,7 @@ const CASES: &[(&str, Expect)] = &[
     not!("#Markdown2"),
     not!("#Countdown2024"),
     not!("#blipfmdown2024"),
-    // Contractions without their apostrophe, "log into", and a service's
+    // Contractions without their apostrophe, "log into" and "log onto", and a service's
     // name with an `s` (a possessive without its apostrophe).
     report!("discords down", "discord"),
     report!("instagrams down", "instagram"),
@@ -651,6 +651,9 @@ const CASES: &[(&str, Expect)] = &[
     report!("discord wont connect", "discord"),
     report!("i cant log into twitter", "twitter"),
     report!("i can't sign into twitter", "twitter"),
+    report!("can't log onto instagram", "instagram"),
+    report!("cant sign onto discord since this morning", "discord"),
+    not!("I log onto twitter every day"),
     not!("the servers arent down its your internet"),
     not!("xs down"),
     not!("the mets are down 3 runs"),
