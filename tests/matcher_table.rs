@@ -407,6 +407,15 @@ const CASES: &[(&str, Expect)] = &[
     ),
     not!("@jane that link isn't working"),
     not!("@bob isn't working tonight, he's off"),
+    // "Your" thing is the addressee's, however near another capitalised
+    // name stands; "your" before a service's name is still that service.
+    report!(
+        "@FooAir The Seat Map Tool section of your website seems to be broken",
+        "fooair"
+    ),
+    report!("@AskAcme Chase Sapphire says your site is down", "acme"),
+    report!("@SNCF votre site est en panne", "sncf"),
+    report!("@bob your instagram is down lol", "instagram"),
     // Chat tools' group mentions pasted into a post are nobody's account:
     // the report stays with the service it names.
     report!(

@@ -194,6 +194,7 @@ pub(crate) fn compile(catalogue: &Catalogue) -> Result<Tables, PatternError> {
         hashtag_suffixes: languages.hashtag_suffixes,
         hashtag_prefixes: languages.hashtag_prefixes,
         own_if_unnamed: languages.own_if_unnamed,
+        yours: languages.yours,
         cancel_words: languages.cancel_words,
         regexes: PhraseRegexes::new(languages.regexes),
         handles: services.handles,

@@ -161,6 +161,12 @@ pub struct LanguageDef {
     /// is named near it: "the app crashes on start" is the author's app.
     #[serde(default)]
     pub own_if_unnamed: Vec<Spanned<String>>,
+    /// Second-person possessives ("your"): in a post addressed to an
+    /// account, a `target` thing after one is that account's ("@acme the
+    /// Seat Map page of your site is broken" is acme's site, however near
+    /// another capitalised name stands).
+    #[serde(default)]
+    pub yours: Vec<Spanned<String>>,
     /// Other spellings of parts of phrases, `[from, to]`: every phrase of
     /// every list of the language holding `from` is also listed with `to`
     /// in its place (all combinations, when a phrase holds several). People

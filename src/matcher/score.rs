@@ -187,7 +187,9 @@ impl Decision<'_> {
             self.reason(Rule::Person, &phrase.hit, 0.0, detail);
             return;
         }
-        let Some((mention, distance)) = self.nearest(mentions, phrase.hit.start, phrase.hit.end)
+        let addressee = self.addressee_s_thing(mentions, phrase);
+        let Some((mention, distance)) =
+            addressee.or_else(|| self.nearest(mentions, phrase.hit.start, phrase.hit.end))
         else {
             self.score_unattributed(scores, phrase);
             return;
@@ -197,6 +199,33 @@ impl Decision<'_> {
         scores.add(Subject::Named(mention.service.clone()), report, maintenance);
         let detail = || format!("attributed to {id} ({distance} bytes away)");
         self.reason(phrase_rule(phrase), &phrase.hit, report, detail);
+    }
+
+    /// The account the post is addressed to, when what the phrase says
+    /// fails is "your" thing (its language's `yours` words right before
+    /// its `target`): "@VirginAmerica The Flight Booking Problems section
+    /// of your website seems to be broken" is the addressee's website,
+    /// though a capitalised "Flight" stands nearer the phrase.
+    fn addressee_s_thing<'m>(
+        &self,
+        mentions: &'m [Mention],
+        phrase: &Phrase,
+    ) -> Option<(&'m Mention, usize)> {
+        let addressee = mentions.iter().find(|m| m.addressee)?;
+        let Meaning::Phrase(_, lang) = phrase.hit.meaning else {
+            return None;
+        };
+        let words = self.tables.yours.get(usize::from(lang))?;
+        let target = self.target_of(&phrase.hit)?;
+        let before = self.text[..target.start].trim_end();
+        let yours = words.iter().any(|w| {
+            before.strip_suffix(w.as_str()).is_some_and(|rest| {
+                rest.chars()
+                    .next_back()
+                    .is_none_or(|c| !c.is_alphanumeric())
+            })
+        });
+        yours.then_some((addressee, 0))
     }
 
     /// A phrase with no service near it counts for the unnamed thing it is

@@ -178,6 +178,9 @@ pub struct Tables {
     /// Per language (by its index in `langs`): the `own_if_unnamed` words,
     /// normalized.
     pub own_if_unnamed: Vec<Vec<String>>,
+    /// Per language: the `yours` words (second-person possessives),
+    /// normalized.
+    pub yours: Vec<Vec<String>>,
     /// Cancel phrases written as one word (`touchdown`, `meltdown`): a
     /// hashtag equal to one of them is not an outage tag.
     pub cancel_words: HashSet<String>,

@@ -22,6 +22,7 @@ pub(super) struct LanguageTables {
     pub(super) hashtag_suffixes: Vec<HashtagAffix>,
     pub(super) hashtag_prefixes: Vec<HashtagAffix>,
     pub(super) own_if_unnamed: Vec<Vec<String>>,
+    pub(super) yours: Vec<Vec<String>>,
     pub(super) cancel_words: HashSet<String>,
     pub(super) regexes: Vec<(Regex, PhraseKind, u8)>,
 }
@@ -63,15 +64,9 @@ pub(super) fn compile_languages(
             }
         }
         add_hashtag_affixes(&at, def, lang, &mut out)?;
-        let mut own = Vec::with_capacity(def.own_if_unnamed.len());
-        for word in &def.own_if_unnamed {
-            let text = normalize_text(word.get_ref());
-            if text.is_empty() {
-                return Err(at.error(word.span(), "own_if_unnamed word is empty once normalized"));
-            }
-            own.push(text);
-        }
-        out.own_if_unnamed.push(own);
+        out.own_if_unnamed
+            .push(word_list(&at, &def.own_if_unnamed, "own_if_unnamed")?);
+        out.yours.push(word_list(&at, &def.yours, "yours")?);
         for regex in &def.regex {
             let kind = regex_kind(&at, regex)?;
             out.regexes
@@ -91,6 +86,24 @@ pub(super) fn compile_languages(
         });
     }
     Ok(out)
+}
+
+/// A list of words, normalized; none may be empty once normalized.
+fn word_list(
+    at: &Located<'_>,
+    words: &[Spanned<String>],
+    list: &str,
+) -> Result<Vec<String>, PatternError> {
+    words
+        .iter()
+        .map(|word| {
+            let text = normalize_text(word.get_ref());
+            if text.is_empty() {
+                return Err(at.error(word.span(), format!("{list} word is empty once normalized")));
+            }
+            Ok(text)
+        })
+        .collect()
 }
 
 /// Spellings of one phrase, at most: a phrase holding many spelt parts
