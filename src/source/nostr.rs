@@ -447,7 +447,7 @@ impl Protocol for NostrProtocol {
     }
 
     /// Every note is decoded here, on the relay's own task, its signature
-    /// checked ([`verify`]): the pipeline's thread, which counts every
+    /// checked (`verify`): the pipeline's thread, which counts every
     /// source, judges what this hands over and checks nothing.
     fn check(
         &self,
