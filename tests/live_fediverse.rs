@@ -25,7 +25,7 @@ fn nostr_event(author: &str, secs: i64, kind: u64, content: &str) -> String {
     let key = SigningKey::from_bytes(&secret.into()).expect("key");
     let pubkey = hex::encode(key.verifying_key().to_bytes());
     let tags = vec![vec!["t".to_owned(), "discord".to_owned()]];
-    let id = outagewatch::source::nostr::event_id(&pubkey, secs, kind, &tags, content);
+    let id = outagewatch::source::nostr::verify::event_id(&pubkey, secs, kind, &tags, content);
     let sig = key.sign_raw(&id, &[3; 32]).expect("sign");
     json!(["EVENT", "outagewatch", {
         "id": hex::encode(id), "pubkey": pubkey, "created_at": secs, "kind": kind,

@@ -522,7 +522,7 @@ fn nostr_note(seed: usize, claimed_us: i64, text: &str) -> String {
     let pubkey = hex::encode(key.verifying_key().to_bytes());
     let created = claimed_us / 1_000_000;
     let tags: Vec<Vec<String>> = vec![];
-    let id = outagewatch::source::nostr::event_id(&pubkey, created, 1, &tags, text);
+    let id = outagewatch::source::nostr::verify::event_id(&pubkey, created, 1, &tags, text);
     let sig = key.sign_raw(&id, &[1; 32]).expect("sign");
     serde_json::json!(["EVENT", "outagewatch", {
         "id": hex::encode(id), "pubkey": pubkey, "created_at": created, "kind": 1,

@@ -34,6 +34,7 @@ pub use super::probe::{SinkFigures, SinkProbe, SinkReport, SinkStats};
 use super::sink::{JsonLines, SinkError};
 pub use super::spec::{Filter, RetryPolicy, SinkSpec, Target, Webhook};
 use super::task::SinkRun;
+use super::url;
 use crate::state::StoreError;
 use crate::supervise::Supervisor;
 use crate::wall::SharedClock;
@@ -48,7 +49,7 @@ pub enum DeliveryError {
     Tls(#[from] rustls::Error),
     #[error("cannot build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
-    /// Why, showing at most the URL's host ([`http::not_http_url`]).
+    /// Why, showing at most the URL's host ([`url::not_http_url`]).
     #[error("sink {sink:?}: {why}")]
     BadUrl { sink: String, why: String },
     #[error("two sinks are named {0:?}")]
@@ -302,7 +303,7 @@ impl Shared {
     fn spawn(&self, spec: SinkSpec, start: Option<u64>) -> Result<Worker, DeliveryError> {
         let (client, lines) = match &spec.target {
             Target::Webhook(hook) => {
-                if let Some(why) = http::not_http_url(&hook.url) {
+                if let Some(why) = url::not_http_url(&hook.url) {
                     return Err(DeliveryError::BadUrl {
                         sink: spec.name.clone(),
                         why,

@@ -19,6 +19,7 @@ pub mod sign;
 pub mod sink;
 mod spec;
 mod task;
+pub mod url;
 pub mod webhook;
 
 use serde::{Deserialize, Serialize};

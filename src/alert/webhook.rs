@@ -8,9 +8,10 @@ use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::Value;
 
 use super::format::{self, Format};
-use super::http::{Failure, Outgoing, origin, origin_of};
+use super::http::{Failure, Outgoing};
 use super::paging::{self, OpsgenieCall};
 use super::ratelimit::Units;
+use super::url::{origin, origin_of};
 use super::{Alert, sign};
 use crate::wall::Clock;
 
@@ -207,7 +208,7 @@ fn secrets(hook: &Webhook, url: &Url, headers: &[(HeaderName, HeaderValue)]) -> 
         let segments = url.path_segments().into_iter().flatten();
         secrets.extend(
             segments
-                .filter(|s| super::http::token_like(s))
+                .filter(|s| super::url::token_like(s))
                 .map(str::to_owned),
         );
     }

@@ -176,7 +176,7 @@ fn masked(mut config: Config) -> Config {
     for source in &mut config.sources {
         for url in &mut source.urls {
             if !unset_placeholders(url) {
-                *url = crate::alert::http::redact(url);
+                *url = crate::alert::url::redact(url);
             }
         }
     }

@@ -192,7 +192,7 @@ pub(crate) fn websocket_url(value: &str) -> Result<String, String> {
 /// never named. Only the host is ever echoed: a webhook's path and query
 /// often carry its secret (Slack, Discord, `?token=`).
 pub(crate) fn http_url(value: &str) -> Result<String, String> {
-    match crate::alert::http::not_http_url(value) {
+    match crate::alert::url::not_http_url(value) {
         None => Ok(value.to_owned()),
         Some(why) => Err(why),
     }

@@ -229,7 +229,7 @@ impl Config {
                     ));
                 }
                 if !unset(&sink.url)
-                    && let Some(why) = crate::alert::http::not_http_url(&sink.url)
+                    && let Some(why) = crate::alert::url::not_http_url(&sink.url)
                 {
                     return Err((key, why));
                 }
@@ -245,7 +245,7 @@ impl Config {
                 ));
             }
             if !unset(&sink.url)
-                && let Some(why) = crate::alert::http::not_http_url(&sink.url)
+                && let Some(why) = crate::alert::url::not_http_url(&sink.url)
             {
                 return Err((format!("sinks[{i}].url"), why));
             }

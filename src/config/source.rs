@@ -211,7 +211,7 @@ pub(crate) fn shown_url(url: &str) -> String {
             || u.fragment().is_some()
     });
     if secret {
-        crate::alert::http::redact(url)
+        crate::alert::url::redact(url)
     } else if reqwest::Url::parse(url).is_ok() {
         format!("{url:?}")
     } else {

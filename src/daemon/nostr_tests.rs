@@ -8,8 +8,9 @@ use tokio_tungstenite::tungstenite::Message;
 use super::pipeline_thread::{MalformedLog, PipelineThread};
 use super::*;
 use crate::config::SourceConfig;
+use crate::source::nostr::protocol::SUBSCRIPTION;
 use crate::source::nostr::tests::{key, signed};
-use crate::source::nostr::{self, SUBSCRIPTION};
+use crate::source::nostr::verify::{self, reject};
 
 /// What the stand-in relay sends: a note, a forged one, a rewritten one,
 /// the first note again, a reaction.
@@ -113,23 +114,20 @@ fn the_pipeline_thread_checks_no_signature_and_counts_the_failures_by_reason() {
         "every note is handed over decoded and checked"
     );
     let mut malformed = MalformedLog::new(1);
-    let checked_before = nostr::verified_on_this_thread();
+    let checked_before = verify::verified_on_this_thread();
     for (n, inbound) in inbound.iter_mut().enumerate() {
         thread
             .frame(&mut pipeline, inbound, n as u64 + 1, &mut malformed)
             .expect("processed");
     }
     assert_eq!(
-        nostr::verified_on_this_thread() - checked_before,
+        verify::verified_on_this_thread() - checked_before,
         0,
         "no signature is checked on the pipeline's thread"
     );
     let stats = pipeline.stats();
     let by_reason = |reasons: &[(&'static str, u64)]| reasons.iter().copied().collect();
-    let failures = by_reason(&[
-        (nostr::reject::ID_MISMATCH, 1),
-        (nostr::reject::SIG_INVALID, 1),
-    ]);
+    let failures = by_reason(&[(reject::ID_MISMATCH, 1), (reject::SIG_INVALID, 1)]);
     assert_eq!(stats.unverified, failures);
     assert_eq!(stats.by_source["n"].malformed, failures);
     assert_eq!((stats.malformed, malformed.seen), (2, 2));

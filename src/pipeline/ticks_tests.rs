@@ -141,7 +141,8 @@ fn a_relay_heard_only_in_its_catch_up_closes_its_buckets_once_live() {
             vec![vec!["t".to_owned(), "discorddown".to_owned()]],
             &format!("is discord down? ({i})"),
         );
-        let frame = serde_json::json!(["EVENT", crate::source::nostr::SUBSCRIPTION, note]);
+        let frame =
+            serde_json::json!(["EVENT", crate::source::nostr::protocol::SUBSCRIPTION, note]);
         p.process_frame("relay", i, frame.to_string().as_bytes(), &stored)
             .expect("process");
     }

@@ -343,7 +343,8 @@ mod tests {
         followed.time_passed(sender(now, None));
         assert_eq!(followed.health.processed(), None, "nothing heard yet");
         let note = signed(&key("ann"), now / 1_000_000 - 10, 1, Vec::new(), "hi");
-        let frame = serde_json::json!(["EVENT", crate::source::nostr::SUBSCRIPTION, note]);
+        let frame =
+            serde_json::json!(["EVENT", crate::source::nostr::protocol::SUBSCRIPTION, note]);
         let stored = sender(now + 1_000, Some(now - 60_000_000));
         followed.follow(frame.to_string().as_bytes(), stored, &rule);
         assert_eq!(followed.health.snapshot().data, 1, "the note decoded");

@@ -3,7 +3,7 @@
 //! verification reasons were missing from it).
 
 use crate::source::FrameError;
-use crate::source::nostr::reject;
+use crate::source::nostr::verify::reject;
 
 /// README's "Metrics" section, up to the next section.
 fn metrics_section() -> String {
