@@ -455,7 +455,8 @@ fn a_running_daemon_serves_the_api_and_metrics_and_requeues_dead_letters() {
     let stdout = String::from_utf8_lossy(&retry.stdout);
     assert!(
         retry.status.success() && stdout.contains("2 alert(s) re-queued in the running daemon"),
-        "{stdout}"
+        "{stdout}{}",
+        String::from_utf8_lossy(&retry.stderr)
     );
     let start = Instant::now();
     while receiver.delivered().len() < 3 {

@@ -147,6 +147,39 @@ fn explain_prints_one_row_per_bucket_with_the_band_and_the_firing() {
     assert_eq!(quiet[9], "", "{quiet:?}");
 }
 
+/// `--explain` writes numbers far from 1 in exponent notation (a reading of
+/// 1e300 was 301 digits, 1e-7 was 0.0000001), and leaves `upper` empty
+/// where no count would fire: a gauge before its level is known (it read
+/// 18446744073709551615).
+#[test]
+fn explain_numbers_far_from_one_and_a_band_not_yet_drawn() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("extremes.csv");
+    std::fs::write(
+        &path,
+        "timestamp,value\n2024-01-01 00:00:00,1e300\n2024-01-01 00:05:00,0.0000001\n2024-01-01 00:10:00,12.5\n",
+    )
+    .expect("write");
+    let out = series(&["--explain", "--kind", "gauge"], &path);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    let values: Vec<&str> = rows.iter().map(|r| r[1]).collect();
+    assert_eq!(values, ["1e300", "1e-7", "12.5"], "{text}");
+    for row in &rows {
+        assert_eq!(row[7], "prior", "{row:?}");
+        assert_eq!(
+            row[4], "",
+            "no count fires before the level is known: {row:?}"
+        );
+        let expected: f64 = row[3].parse().expect("expected");
+        assert!(row[3].len() <= 12 && expected.is_finite(), "{row:?}");
+    }
+}
+
 #[test]
 fn a_gauge_and_an_authors_column_are_read() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -385,7 +385,12 @@ async fn ask_daemon(
     let request = match command {
         AlertsCommand::Retry { id } => client
             .post(format!("http://{addr}/api/v1/outbox/retry"))
-            .json(&serde_json::json!({ "id": id })),
+            // Every letter is `{}`: the API refuses `{"id":null}`, which
+            // may be a client's bug rather than a wish to re-queue them all.
+            .json(&match id {
+                Some(id) => serde_json::json!({ "id": id }),
+                None => serde_json::json!({}),
+            }),
         _ => {
             let mut url = reqwest::Url::parse(&format!("http://{addr}/api/v1/outbox"))
                 .context("cannot make the outbox's URL")?;

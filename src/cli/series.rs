@@ -393,11 +393,12 @@ fn explain_row(
     match detector.explain(service) {
         Some(e) => writeln!(
             out,
-            "{},{value},{},{:.3},{},{:.3e},{:.4},{},{state},{}",
+            "{},{},{},{},{},{:.3e},{:.4},{},{state},{}",
             crate::alert::rfc3339(bucket.start),
+            Number(value, None),
             e.authors,
-            e.expected,
-            e.upper,
+            Number(e.expected, Some(3)),
+            e.upper.map_or_else(String::new, |k| k.to_string()),
             e.p_value,
             e.dispersion,
             basis_name(e.basis),
@@ -405,11 +406,30 @@ fn explain_row(
         )?,
         None => writeln!(
             out,
-            "{},{value},0,,,,,,{state},",
-            crate::alert::rfc3339(bucket.start)
+            "{},{},0,,,,,,{state},",
+            crate::alert::rfc3339(bucket.start),
+            Number(value, None)
         )?,
     }
     Ok(())
+}
+
+/// A number for `--explain`'s CSV: as a decimal where that is short, in
+/// exponent notation far from 1 (a value of 1e300 printed as 301 digits,
+/// 1e-7 as 0.0000001), with `decimals` digits after the point either way.
+struct Number(f64, Option<usize>);
+
+impl std::fmt::Display for Number {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Number(x, decimals) = *self;
+        let plain = x == 0.0 || (1e-4..1e15).contains(&x.abs());
+        match (plain, decimals) {
+            (true, None) => write!(f, "{x}"),
+            (true, Some(d)) => write!(f, "{x:.d$}"),
+            (false, None) => write!(f, "{x:e}"),
+            (false, Some(d)) => write!(f, "{x:.d$e}"),
+        }
+    }
 }
 
 /// How the rows become buckets.

@@ -118,8 +118,9 @@ pub struct Explained {
     pub expected: f64,
     /// The learned dispersion of the window scale.
     pub dispersion: f64,
-    /// The smallest window count that would fire at this scale.
-    pub upper: u64,
+    /// The smallest window count that would fire at this scale; `None`
+    /// where none would (a gauge before its level is known).
+    pub upper: Option<u64>,
     /// The largest window count that would fire as a fall, when falls are
     /// judged ([`DetectorConfig::drops`]) and some count would.
     pub lower: Option<u64>,
@@ -150,10 +151,13 @@ impl Tested {
             dispersion: self.dispersion,
             // The lines the firing test draws, the warm-up's included:
             // without it `upper` said a count would fire that did not.
-            upper: config
-                .pages_at(self.expected, self.dispersion, tried)
-                .max(config.min_authors_now(self.warming_up))
-                .max((config.fire_ratio * self.expected).ceil() as u64),
+            upper: Some(
+                config
+                    .pages_at(self.expected, self.dispersion, tried)
+                    .max(config.min_authors_now(self.warming_up))
+                    .max((config.fire_ratio * self.expected).ceil() as u64),
+            )
+            .filter(|&count| count != u64::MAX),
             lower: (config.drops && self.basis != Basis::Prior && !self.warming_up)
                 .then(|| config.falls_at(self.expected, self.dispersion, tried))
                 .flatten(),

@@ -178,7 +178,15 @@ async fn series(
     ApiPath(name): ApiPath<String>,
     ApiQuery(query): ApiQuery<SeriesQuery>,
 ) -> Response {
-    let minutes = query.minutes.unwrap_or(MAX_MINUTES).clamp(1, MAX_MINUTES);
+    // A length outside the range is refused, not clamped: `?minutes=0`
+    // answered one minute, as if that were what was asked.
+    let minutes = query.minutes.unwrap_or(MAX_MINUTES);
+    if !(1..=MAX_MINUTES).contains(&minutes) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("minutes must be 1 to {MAX_MINUTES}, not {minutes}"),
+        );
+    }
     let board = state.telemetry.board();
     match board.series(&name, minutes) {
         Some(points) => axum::Json(json!({

@@ -383,6 +383,8 @@ async fn query_errors_are_json() {
         "/api/v1/services?active=maybe",
         "/api/v1/services/discord/series?minutes=-1",
         "/api/v1/services/discord/series?minutes=lots",
+        "/api/v1/services/discord/series?minutes=0",
+        "/api/v1/services/discord/series?minutes=181",
         "/api/v1/incidents?state=bogus",
         "/api/v1/incidents/%FF%FE",
     ] {
