@@ -23,9 +23,7 @@ fn series(args: &[&str], path: &Path) -> Output {
 /// `outagewatch series ARGS... PATH` on a file holding `csv`, which must
 /// fail: its error output.
 fn refused(args: &[&str], name: &str, csv: &str) -> String {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join(name);
-    std::fs::write(&path, csv).expect("write");
+    let (_dir, path) = csv_file(name, csv);
     let out = Command::new(env!("CARGO_BIN_EXE_outagewatch"))
         .arg("series")
         .args(args)
@@ -34,6 +32,15 @@ fn refused(args: &[&str], name: &str, csv: &str) -> String {
         .expect("runs");
     assert!(!out.status.success(), "{csv} must be refused");
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A file `name` holding `contents` in a new temporary directory, which
+/// lives as long as the returned handle.
+fn csv_file(name: &str, contents: impl AsRef<[u8]>) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(name);
+    std::fs::write(&path, contents).expect("write");
+    (dir, path)
 }
 
 fn series_csv(minutes: i64, surge: std::ops::Range<i64>, surge_value: u64) -> String {
@@ -60,9 +67,10 @@ fn series_csv(minutes: i64, surge: std::ops::Range<i64>, surge_value: u64) -> St
 
 #[test]
 fn a_surge_in_a_count_series_is_one_incident_named_after_the_file() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("checkout_errors.csv");
-    std::fs::write(&path, series_csv(3 * 24 * 60, 3000..3020, 40)).expect("write");
+    let (_dir, path) = csv_file(
+        "checkout_errors.csv",
+        series_csv(3 * 24 * 60, 3000..3020, 40),
+    );
     let out = series(&[], &path);
     let alerts = alerts(&out);
     let states: Vec<&str> = alerts.iter().filter_map(|a| a["state"].as_str()).collect();
@@ -118,9 +126,7 @@ fn a_bad_series_names_the_line() {
 
 #[test]
 fn explain_prints_one_row_per_bucket_with_the_band_and_the_firing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("errors.csv");
-    std::fs::write(&path, series_csv(3 * 24 * 60, 3000..3020, 40)).expect("write");
+    let (_dir, path) = csv_file("errors.csv", series_csv(3 * 24 * 60, 3000..3020, 40));
     let out = series(&["--explain"], &path);
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
@@ -153,13 +159,10 @@ fn explain_prints_one_row_per_bucket_with_the_band_and_the_firing() {
 /// 18446744073709551615).
 #[test]
 fn explain_numbers_far_from_one_and_a_band_not_yet_drawn() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("extremes.csv");
-    std::fs::write(
-        &path,
+    let (_dir, path) = csv_file(
+        "extremes.csv",
         "timestamp,value\n2024-01-01 00:00:00,1e300\n2024-01-01 00:05:00,0.0000001\n2024-01-01 00:10:00,12.5\n",
-    )
-    .expect("write");
+    );
     let out = series(&["--explain", "--kind", "gauge"], &path);
     let text = String::from_utf8_lossy(&out.stdout);
     let rows: Vec<Vec<&str>> = text
@@ -652,9 +655,7 @@ fn a_series_spanning_too_many_buckets_is_refused_with_the_way_out() {
         stderr.contains("--bucket-secs") && stderr.contains("not in 1..=31622400"),
         "{stderr}"
     );
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("far.csv");
-    std::fs::write(&path, far).expect("write");
+    let (_dir, path) = csv_file("far.csv", far);
     let wide = series(&["--bucket-secs", "86400"], &path);
     let stderr = String::from_utf8_lossy(&wide.stderr);
     assert!(stderr.contains("bucket 86400 s given"), "{stderr}");
@@ -765,13 +766,10 @@ fn counts_in_wider_buckets_stay_counts() {
 /// above the printed `upper` did not fire.
 #[test]
 fn explain_s_upper_includes_the_warm_up() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("warm.csv");
-    std::fs::write(
-        &path,
+    let (_dir, path) = csv_file(
+        "warm.csv",
         "timestamp,value\n2026-07-01 00:00:00,0\n2026-07-01 00:01:00,0\n2026-07-01 00:02:00,0\n2026-07-01 00:03:00,2\n2026-07-01 00:04:00,2\n2026-07-01 00:05:00,2\n2026-07-01 00:06:00,2\n2026-07-01 00:07:00,2\n2026-07-01 00:08:00,2\n2026-07-01 00:09:00,2\n",
-    )
-    .expect("write");
+    );
     let out = series(&["--explain"], &path);
     let text = String::from_utf8_lossy(&out.stdout);
     let mut checked = 0;
