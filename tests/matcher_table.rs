@@ -47,6 +47,10 @@ const CASES: &[(&str, Expect)] = &[
     report!("github is down, can't push", "github"),
     report!("github.com is down", "github"),
     report!("GitHub 502 bad gateway", "github"),
+    // Status codes in the plural, as people who build on a service say it.
+    report!("github is giving me 503s", "github"),
+    report!("github api returning 500s", "github"),
+    not!("spotify wrapped says i listened to music from the 1500s"),
     report!("youtube not working", "youtube"),
     report!("youtube won't load", "youtube"),
     report!("gmail is down", "gmail"),
