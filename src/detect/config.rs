@@ -22,7 +22,7 @@ pub struct DetectorConfig {
     /// While the detector has less than `level_min_minutes` of history
     /// (a brand-new state), `min_authors` is multiplied by this: a busy
     /// service's ordinary background must not page at first start, a large
-    /// surge still does.
+    /// surge still does. `u64::MAX`: nothing fires while warming up.
     pub warmup_factor: u64,
     /// How many times the expected count the window must reach.
     pub fire_ratio: f64,
@@ -214,12 +214,15 @@ impl DetectorConfig {
     }
 
     /// The `min_authors` in force: multiplied by `warmup_factor` while the
-    /// detector is still warming up (see [`DetectorConfig::warmup_factor`]).
-    pub(super) fn min_authors_now(&self, warming_up: bool) -> u64 {
-        if warming_up {
-            self.min_authors.saturating_mul(self.warmup_factor.max(1))
-        } else {
-            self.min_authors
+    /// detector is still warming up (see [`DetectorConfig::warmup_factor`]);
+    /// `None`, nothing fires, while it warms up with a factor of
+    /// `u64::MAX` (how `series` holds a gauge until its level is known: a
+    /// line of `u64::MAX` was reached by a reading that saturated a count).
+    pub(super) fn min_authors_now(&self, warming_up: bool) -> Option<u64> {
+        match (warming_up, self.warmup_factor) {
+            (false, _) => Some(self.min_authors),
+            (true, u64::MAX) => None,
+            (true, factor) => Some(self.min_authors.saturating_mul(factor.max(1))),
         }
     }
 }

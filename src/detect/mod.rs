@@ -151,13 +151,12 @@ impl Tested {
             dispersion: self.dispersion,
             // The lines the firing test draws, the warm-up's included:
             // without it `upper` said a count would fire that did not.
-            upper: Some(
+            upper: config.min_authors_now(self.warming_up).map(|min| {
                 config
                     .pages_at(self.expected, self.dispersion, tried)
-                    .max(config.min_authors_now(self.warming_up))
-                    .max((config.fire_ratio * self.expected).ceil() as u64),
-            )
-            .filter(|&count| count != u64::MAX),
+                    .max(min)
+                    .max((config.fire_ratio * self.expected).ceil() as u64)
+            }),
             lower: (config.drops && self.basis != Basis::Prior && !self.warming_up)
                 .then(|| config.falls_at(self.expected, self.dispersion, tried))
                 .flatten(),
@@ -300,7 +299,8 @@ impl Detector {
                 let since = now - (scales as i64 - 1) * config.bucket_us();
                 let view = window_view(state, since, expected, basis, Caps::of(config));
                 let dispersion = baseline.dispersion.at(scales, config.dispersion_initial);
-                let min_authors = config.min_authors_now(warming_up);
+                // The daemon's warm-up factor is at most 100: never `None`.
+                let min_authors = config.min_authors_now(warming_up).unwrap_or(u64::MAX);
                 let fire_at = config
                     .pages_at(expected, dispersion, tried)
                     .max(min_authors)

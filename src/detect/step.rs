@@ -467,7 +467,9 @@ fn most_surprising(
     for (j, v) in scales.views.iter().enumerate().skip(first_scale - 1) {
         let (n, e) = (v.authors, v.expected);
         let far = match direction {
-            Direction::Up => n >= min_authors && n as f64 >= config.fire_ratio * e,
+            Direction::Up => {
+                min_authors.is_some_and(|min| n >= min) && n as f64 >= config.fire_ratio * e
+            }
             Direction::Down => {
                 v.basis != Basis::Prior
                     && e >= config.min_authors as f64
