@@ -846,7 +846,18 @@ fn a_series_values_are_checked_and_bounded() {
             "long line",
             &[],
             two("1", &long_value),
-            "line 3: longer than 4096 bytes",
+            "line 3: a row longer than 4096 bytes",
+        ),
+        (
+            // Short lines inside one quoted field are one row: it was
+            // read whole, however many lines it ran to.
+            "quoted lines",
+            &[],
+            format!(
+                "timestamp,value\n2026-07-01 00:00:00,\"{}",
+                format!("{}\n", "1".repeat(1000)).repeat(200)
+            ),
+            "line 6: a row longer than 4096 bytes",
         ),
     ];
     for (what, args, csv, want) in cases {

@@ -175,14 +175,20 @@ fn shown(text: &str) -> String {
     }
 }
 
-/// Ends the input with an error at the first line longer than
-/// [`MAX_LINE_BYTES`], naming it (the CSV reader buffers a whole record,
-/// however long).
+/// Ends the input with an error at the first row longer than
+/// [`MAX_LINE_BYTES`], naming its line (the CSV reader buffers a whole
+/// record, however long). A row is bounded, not a line: a quoted field
+/// may hold line breaks, and a field of many short lines grew without
+/// bound while every line passed.
 struct LineBound<R> {
     inner: R,
-    /// 1-based number of the line being read, and its bytes so far.
+    /// 1-based number of the line being read.
     line: u64,
-    in_line: usize,
+    /// Bytes of the row being read so far.
+    in_row: usize,
+    /// Inside a quoted field (an even number of quotes closes it: `""`
+    /// within one is a quote).
+    quoted: bool,
 }
 
 impl<R: Read> LineBound<R> {
@@ -190,7 +196,8 @@ impl<R: Read> LineBound<R> {
         LineBound {
             inner,
             line: 1,
-            in_line: 0,
+            in_row: 0,
+            quoted: false,
         }
     }
 }
@@ -198,25 +205,29 @@ impl<R: Read> LineBound<R> {
 impl<R: Read> Read for LineBound<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        let mut rest = &buf[..n];
-        while let Some(at) = memchr::memchr(b'\n', rest) {
-            if self.in_line + at > MAX_LINE_BYTES {
-                break;
+        for &byte in &buf[..n] {
+            match byte {
+                b'"' => self.quoted = !self.quoted,
+                b'\n' => {
+                    self.line += 1;
+                    if !self.quoted {
+                        self.in_row = 0;
+                        continue;
+                    }
+                }
+                _ => {}
             }
-            self.line += 1;
-            self.in_line = 0;
-            rest = &rest[at + 1..];
+            self.in_row += 1;
+            if self.in_row > MAX_LINE_BYTES {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "line {}: a row longer than {MAX_LINE_BYTES} bytes (a row is a timestamp and one or two numbers)",
+                        self.line
+                    ),
+                ));
+            }
         }
-        if memchr::memchr(b'\n', rest).is_some() || self.in_line + rest.len() > MAX_LINE_BYTES {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!(
-                    "line {}: longer than {MAX_LINE_BYTES} bytes (a row is a timestamp and one or two numbers)",
-                    self.line
-                ),
-            ));
-        }
-        self.in_line += rest.len();
         Ok(n)
     }
 }
