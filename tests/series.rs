@@ -831,6 +831,13 @@ fn a_series_values_are_checked_and_bounded() {
             "line 2: authors 500 is more than the value 0",
         ),
         (
+            // Compared as whole numbers: as floats these two are equal.
+            "authors past 2^53",
+            &[],
+            "timestamp,value,authors\n2026-07-01 00:00:00,9007199254740992,9007199254740993\n2026-07-01 00:01:00,1,1\n".into(),
+            "line 2: authors 9007199254740993 is more than the value 9007199254740992",
+        ),
+        (
             "tiny gauge",
             &["--kind", "gauge"],
             two("1e-310", "1e-310"),
@@ -881,6 +888,13 @@ fn a_series_values_are_checked_and_bounded() {
         stderr.contains("(2001 bytes)") && stderr.len() < 1000,
         "{stderr}"
     );
+    // A gauge's authors column is not read, so not checked against its
+    // readings either (0.5 beside 1 author was refused).
+    let (_dir, path) = csv_file(
+        "level.csv",
+        "timestamp,value,authors\n2026-07-01 00:00:00,0.5,1\n2026-07-01 00:01:00,0.6,3\n",
+    );
+    series(&["--kind", "gauge"], &path);
 }
 
 /// A gauge's alerts do not depend on its unit: the same readings in

@@ -268,7 +268,10 @@ fn parse_row(record: &csv::StringRecord, with_authors: bool) -> Result<Point, Se
     };
     // Distinct people behind a value of reports are at most that many:
     // 500 authors beside a value of 0 made a quiet count fire `high`.
-    if let Some(a) = authors.filter(|a| *a as f64 > value) {
+    // Compared as whole numbers (as floats, 2^53 + 1 authors passed
+    // beside 2^53), and only beside a count: a gauge's reading is its own
+    // count, its authors column not read.
+    if let Some(a) = authors.filter(|a| is_count(value) && *a > value as u64) {
         return Err(bad(format!(
             "authors {a} is more than the value {} (the distinct authors behind the value's reports)",
             shown(text)
