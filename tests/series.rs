@@ -816,7 +816,7 @@ fn a_series_values_are_checked_and_bounded() {
             "fraction",
             &["--kind", "count"],
             two("0.4", "1"),
-            "the value at 2026-07-01T00:00:00+00:00, 0.4, is not a whole number",
+            "the value at 2026-07-01T00:00:00Z, 0.4, is not a whole number",
         ),
         (
             "too large",

@@ -54,8 +54,7 @@ pub fn check_counts(points: &[Point]) -> Result<(), SeriesError> {
     let Some(p) = points.iter().find(|p| !is_count(p.value)) else {
         return Ok(());
     };
-    let at = chrono::DateTime::from_timestamp_micros(p.time_us)
-        .map_or_else(|| p.time_us.to_string(), |t| t.to_rfc3339());
+    let at = crate::alert::rfc3339(p.time_us);
     let what = if p.value >= MAX_COUNT {
         "2^64 or more, too large for a count"
     } else {
@@ -168,10 +167,11 @@ pub fn parse(input: impl Read) -> Result<(Vec<Point>, Micros), SeriesError> {
 /// `text` as an error message shows it: whole up to 64 characters, else
 /// its start and its length (a 10 MB field was echoed whole).
 fn shown(text: &str) -> String {
-    const MOST: usize = 64;
-    match text.char_indices().nth(MOST) {
-        None => text.to_owned(),
-        Some((end, _)) => format!("{}… ({} bytes)", &text[..end], text.len()),
+    let cut = crate::text::truncate_chars(text, 64);
+    if cut == text {
+        cut
+    } else {
+        format!("{cut} ({} bytes)", text.len())
     }
 }
 

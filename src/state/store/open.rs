@@ -287,7 +287,6 @@ pub fn ours(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// sled reports a held lock as an error wrapping `WouldBlock`.
 /// Whether an open failed on the user's rights, not on the store.
 pub fn is_access_denied(e: &std::io::Error) -> bool {
     matches!(
@@ -296,6 +295,7 @@ pub fn is_access_denied(e: &std::io::Error) -> bool {
     )
 }
 
+/// sled reports a held lock as an error wrapping `WouldBlock`.
 fn is_lock_held(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::WouldBlock
         || e.get_ref()
