@@ -709,7 +709,16 @@ fn a_file_given_as_the_state_directory_is_called_a_file() {
         .arg(&file)
         .output()
         .expect("runs");
-    for (what, out) in [("replay", replay), ("run", run)] {
+    let mut outputs = vec![("replay", replay), ("run", run)];
+    for command in ["verify", "repair", "compact", "reset"] {
+        let out = bin(tmp.path())
+            .args(["state", command, "--state-dir"])
+            .arg(&file)
+            .output()
+            .expect("runs");
+        outputs.push((command, out));
+    }
+    for (what, out) in outputs {
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{what}: {stderr}");
         assert!(

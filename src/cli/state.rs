@@ -104,6 +104,7 @@ fn in_use_message(dir: &Path) -> String {
 /// ([`crate::state::ours`]), which every open refuses and `reset` moved
 /// aside with whatever else the folder held.
 pub(super) fn existing_state(dir: &Path) -> anyhow::Result<&Path> {
+    not_a_file(dir)?;
     let db = dir.join("db");
     // A folder this user may not look into said "holds no `db`".
     if let Err(source) = std::fs::metadata(&db)
@@ -302,7 +303,20 @@ fn unread(
     Ok((said, Loss::Records))
 }
 
+/// A file given as the state directory is called a file, by every state
+/// command: `verify` said "holds no `db`", and `reset` "nothing to reset"
+/// with success.
+fn not_a_file(dir: &Path) -> Result<(), StoreError> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(StoreError::NotADirectory {
+            path: dir.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
 fn reset(dir: &Path) -> anyhow::Result<ExitCode> {
+    not_a_file(dir)?;
     // The copy of a repair whose install was interrupted: the next open
     // would install it (or refuse, beside an empty `DIR`), undoing the
     // reset. Set aside with the old state.
