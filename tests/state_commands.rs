@@ -761,7 +761,7 @@ fn a_store_this_user_may_not_open_is_not_called_damaged() {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
     }
     let binary = env!("CARGO_BIN_EXE_outagewatch");
-    for action in ["verify", "repair", "compact"] {
+    let as_another_user = |action: &str| {
         let mut cmd = if root {
             let mut c = Command::new("setpriv");
             c.args(["--reuid=65534", "--regid=65534", "--clear-groups", binary]);
@@ -769,30 +769,55 @@ fn a_store_this_user_may_not_open_is_not_called_damaged() {
         } else {
             Command::new(binary)
         };
-        let out = cmd
-            .env("HOME", tmp.path())
+        cmd.env("HOME", tmp.path())
             .env("RUST_LOG", "warn")
             .args(["state", action, "--state-dir"])
             .arg(&state)
             .output()
-            .expect("runs");
+            .expect("runs")
+    };
+    let refused_for_rights = |what: &str, out: Output| {
         let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{action}: {stderr}");
+        assert_eq!(out.status.code(), Some(1), "{what}: {stderr}");
         assert!(
             stderr.contains("Permission denied") && stderr.contains("not known to be damaged"),
-            "{action}: {stderr}"
+            "{what}: {stderr}"
         );
         assert!(
-            !stderr.contains("DAMAGED") && !stderr.contains("state reset"),
-            "{action} advised a reset: {stderr}"
+            !stderr.contains("DAMAGED")
+                && !stderr.contains("state reset")
+                && !stderr.contains("in use"),
+            "{what} advised a reset or blamed another process: {stderr}"
         );
+    };
+    for action in ["verify", "repair", "compact"] {
+        refused_for_rights(action, as_another_user(action));
+    }
+    // One file this user may not read in a store it may write: `conf`
+    // and the seal were called DAMAGED, an unreadable `db` "in use by
+    // another process".
+    let set_modes = |unreadable: Option<&str>| {
+        for path in files.iter().chain([&state]) {
+            let mode = match path.file_name().and_then(|n| n.to_str()) {
+                name if name == unreadable => 0o000,
+                _ if path.is_dir() => 0o777,
+                _ => 0o666,
+            };
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        }
+    };
+    for file in ["conf", "outagewatch.seal", "db"] {
+        set_modes(Some(file));
+        for action in ["verify", "compact"] {
+            refused_for_rights(
+                &format!("{action}, {file} unreadable"),
+                as_another_user(action),
+            );
+        }
     }
     assert!(set_aside(&state).is_empty(), "nothing was moved aside");
     // Given back its rights, the store was never anything but healthy.
-    for path in files.iter().chain([&state]) {
-        let mode = if path.is_dir() { 0o755 } else { 0o644 };
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
-    }
+    set_modes(None);
     let verify = state_command(tmp.path(), "verify", &state);
     assert!(verify.status.success(), "{}", text(&verify.stderr));
 }

@@ -207,7 +207,7 @@ fn repair(dir: &Path) -> anyhow::Result<ExitCode> {
     }
     let _ = seal_closed(&fresh);
     // Held across the moves, so no process opens the old store meanwhile.
-    let _closed = hold_closed(dir).with_context(|| in_use_message(dir))?;
+    let _closed = hold_closed(dir)?.with_context(|| in_use_message(dir))?;
     // A crash midway is finished by the next open (see `state::repair`).
     let old = repair::install(dir, &fresh)?;
     // Each record dropped or rebuilt is named: a count alone hid that an
@@ -339,7 +339,7 @@ fn reset(dir: &Path) -> anyhow::Result<ExitCode> {
     }
     existing_state(dir)?;
     // Held across the move, so no process opens the store meanwhile.
-    let closed = hold_closed(dir).with_context(|| in_use_message(dir))?;
+    let closed = hold_closed(dir)?.with_context(|| in_use_message(dir))?;
     let old = repair::aside(dir);
     std::fs::rename(dir, &old).with_context(|| format!("cannot move {} aside", dir.display()))?;
     drop(closed);

@@ -43,7 +43,9 @@ impl Seal {
                     })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(StoreError::Seal { path, source }),
+            // Not a failure to write it: "cannot write the seal file" was
+            // said of one this user may not read.
+            Err(source) => Err(unreadable(dir, SEAL_FILE, source)),
         }
     }
 
@@ -61,7 +63,32 @@ impl Seal {
             file.sync_all()?;
             std::fs::rename(&temp, &path)
         };
-        write().map_err(|source| StoreError::Seal { path, source })
+        write().map_err(|source| {
+            if super::is_access_denied(&source) {
+                StoreError::Access {
+                    path: dir.to_path_buf(),
+                    source,
+                }
+            } else {
+                StoreError::Seal { path, source }
+            }
+        })
+    }
+}
+
+/// A file of the store at `dir` that cannot be read: this user's rights
+/// ([`StoreError::Access`], not known to be damaged) or the store's.
+pub(super) fn unreadable(dir: &Path, what: &str, source: std::io::Error) -> StoreError {
+    if super::is_access_denied(&source) {
+        StoreError::Access {
+            path: dir.to_path_buf(),
+            source,
+        }
+    } else {
+        StoreError::Damaged {
+            path: dir.to_path_buf(),
+            detail: format!("cannot read {what} ({source})"),
+        }
     }
 }
 
@@ -130,7 +157,7 @@ pub(super) fn walk_files(
 /// next open. Does nothing (returns false) while sled still holds its lock
 /// (`LINGER` after the last handle is gone: another process has it).
 pub fn seal_closed(dir: &Path) -> Result<bool, StoreError> {
-    let Some(_db) = lock_db_when_closed(dir) else {
+    let Some(_db) = lock_db_when_closed(dir).map_err(|e| unreadable(dir, "its db", e))? else {
         return Ok(false);
     };
     let mut seal = Seal::read(dir)?.unwrap_or_default();
@@ -141,17 +168,20 @@ pub fn seal_closed(dir: &Path) -> Result<bool, StoreError> {
     seal.write(dir).map(|()| true)
 }
 
-/// Whether a process (this one included) has the store at `dir` open.
+/// Whether a process (this one included) has the store at `dir` open. A
+/// `db` this user may not open is not known to be: the open that follows
+/// says why it fails (it was called "in use by another process").
 pub fn in_use(dir: &Path) -> bool {
-    dir.join("db").is_file() && lock_db_when_closed(dir).is_none()
+    dir.join("db").is_file() && matches!(lock_db_when_closed(dir), Ok(None))
 }
 
 /// sled's lock on the closed store at `dir`, held until the file returned
 /// is dropped, so that no process opens the store meanwhile (`state reset`
 /// and `repair` move it aside under it; sled's own open waits for it).
-/// `None` while a process has the store open, or there is none.
-pub fn hold_closed(dir: &Path) -> Option<std::fs::File> {
-    lock_db_when_closed(dir)
+/// `None` while a process has the store open, or there is none; an error
+/// when its `db` cannot be opened.
+pub fn hold_closed(dir: &Path) -> Result<Option<std::fs::File>, StoreError> {
+    lock_db_when_closed(dir).map_err(|e| unreadable(dir, "its db", e))
 }
 
 /// How long sled's lock may outlive the last handle on a store: it is
@@ -160,14 +190,14 @@ pub fn hold_closed(dir: &Path) -> Option<std::fs::File> {
 const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// [`lock_db`], waiting up to [`LINGER`] for a store just closed.
-fn lock_db_when_closed(dir: &Path) -> Option<std::fs::File> {
+fn lock_db_when_closed(dir: &Path) -> std::io::Result<Option<std::fs::File>> {
     let deadline = std::time::Instant::now() + LINGER;
     loop {
-        if let Some(db) = lock_db(dir) {
-            return Some(db);
+        if let Some(db) = lock_db(dir)? {
+            return Ok(Some(db));
         }
         if !dir.join("db").is_file() || std::time::Instant::now() >= deadline {
-            return None;
+            return Ok(None);
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
@@ -175,9 +205,17 @@ fn lock_db_when_closed(dir: &Path) -> Option<std::fs::File> {
 
 /// sled's own lock (an exclusive flock on `db`, which it holds while the
 /// store is open), taken for as long as the file returned is open; `None`
-/// when there is no `db` or sled holds it.
-fn lock_db(dir: &Path) -> Option<std::fs::File> {
-    let db = std::fs::File::open(dir.join("db")).ok()?;
-    db.try_lock().ok()?;
-    Some(db)
+/// when there is no `db` or sled holds it; an error when `db` cannot be
+/// opened or locked for another reason (this user's rights).
+fn lock_db(dir: &Path) -> std::io::Result<Option<std::fs::File>> {
+    let db = match std::fs::File::open(dir.join("db")) {
+        Ok(db) => db,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    match db.try_lock() {
+        Ok(()) => Ok(Some(db)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
 }

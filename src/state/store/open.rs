@@ -11,7 +11,7 @@ use crate::state::StoreError;
 use crate::state::compact::{self, DirLock};
 use crate::state::keys;
 use crate::state::outbox::{Appending, highest_known_seq};
-use crate::state::seal::{Seal, file_sums};
+use crate::state::seal::{Seal, file_sums, unreadable};
 
 /// sled's page cache. Its default is 1 GiB, which a long replay grows
 /// toward (every bucket written passes through it) although the store's
@@ -104,7 +104,7 @@ impl SledStore {
             Checks::None => None,
         };
         if let Some(seal) = &seal {
-            check_files(path, seal).map_err(damaged)?;
+            check_files(path, seal)?;
         }
         let mut store = Self::open_sled(path, checks == Checks::All)?;
         store.generation = store.read_generation(checks == Checks::None)?;
@@ -239,20 +239,24 @@ impl SledStore {
 
 /// The files of a cleanly closed store against the sums in its seal:
 /// what differs, if anything.
-fn check_files(path: &Path, seal: &Seal) -> Result<(), String> {
+fn check_files(path: &Path, seal: &Seal) -> Result<(), StoreError> {
     let Some(files) = &seal.files else {
         return Ok(());
     };
-    let now = file_sums(path).map_err(|e| format!("cannot read its files ({e})"))?;
+    let now = file_sums(path).map_err(|e| unreadable(path, "its files", e))?;
+    let damaged = |detail: String| StoreError::Damaged {
+        path: path.to_path_buf(),
+        detail,
+    };
     // A seal written before only sled's files were summed may name others.
     let sled = |name: &&String| crate::state::seal::is_sled_file(Path::new(name.as_str()));
     for (name, (len, sum)) in files.iter().filter(|(name, _)| sled(name)) {
         match now.get(name) {
-            None => return Err(format!("file {name} is missing")),
+            None => return Err(damaged(format!("file {name} is missing"))),
             Some((l, s)) if (l, s) != (len, sum) => {
-                return Err(format!(
+                return Err(damaged(format!(
                     "file {name} changed since the clean shutdown ({len} bytes then, {l} now; checksum differs)"
-                ));
+                )));
             }
             Some(_) => {}
         }
