@@ -828,37 +828,67 @@ fn a_store_this_user_may_not_open_is_not_called_damaged() {
 /// advised the repair, and every record in the log was intact.
 #[test]
 fn a_store_whose_only_damage_is_sled_s_settings_file_is_repaired_whole() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let state = tmp.path().join("state");
-    replayed_demo(tmp.path(), &state);
-    let conf = std::fs::read(state.join("conf")).expect("conf");
-    std::fs::write(state.join("conf"), &conf[..20]).expect("cut conf");
-    let verify = state_command(tmp.path(), "verify", &state);
-    assert_eq!(verify.status.code(), Some(1), "{}", text(&verify.stderr));
-    let repair = state_command(tmp.path(), "repair", &state);
-    let stdout = text(&repair.stdout);
-    assert_eq!(
-        repair.status.code(),
-        Some(0),
-        "{stdout}{}",
-        text(&repair.stderr)
-    );
-    assert!(
-        stdout.contains("`conf` did not read") && stdout.contains("dropped 0 damaged ones"),
-        "{stdout}"
-    );
-    let verify = state_command(tmp.path(), "verify", &state);
-    let stdout = text(&verify.stdout);
-    assert!(
-        verify.status.success() && stdout.contains("179 buckets, 13 baselines"),
-        "{stdout}{}",
-        text(&verify.stderr)
-    );
-    // The settings sled refused are kept with the old state.
-    let aside = set_aside(&state);
-    assert_eq!(aside.len(), 1, "{aside:?}");
-    assert_eq!(
-        std::fs::read(aside[0].join("conf.unreadable")).expect("kept"),
-        &conf[..20]
-    );
+    // How `conf` is damaged: cut short (sled says corrupted), bytes that
+    // are not UTF-8 (sled says "unsupported"), and cut short in a store
+    // without its seal (the second open took it for someone else's).
+    type Damage = fn(&[u8]) -> Vec<u8>;
+    let cases: [(&str, Damage, bool); 3] = [
+        ("cut", |conf| conf[..20].to_vec(), true),
+        (
+            "not UTF-8",
+            |conf| {
+                let mut bytes = conf.to_vec();
+                bytes[3..5].copy_from_slice(&[0xff, 0xfe]);
+                bytes
+            },
+            true,
+        ),
+        ("cut, no seal", |conf| conf[..20].to_vec(), false),
+    ];
+    for (what, damage, sealed) in cases {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let state = tmp.path().join("state");
+        replayed_demo(tmp.path(), &state);
+        let damaged = damage(&std::fs::read(state.join("conf")).expect("conf"));
+        std::fs::write(state.join("conf"), &damaged).expect("damage conf");
+        if !sealed {
+            std::fs::remove_file(state.join("outagewatch.seal")).expect("no seal");
+        }
+        let verify = state_command(tmp.path(), "verify", &state);
+        assert_eq!(
+            verify.status.code(),
+            Some(1),
+            "{what}: {}",
+            text(&verify.stderr)
+        );
+        let repair = state_command(tmp.path(), "repair", &state);
+        let stdout = text(&repair.stdout);
+        // Without a seal nothing says what the store held: the loss
+        // cannot be counted, which is exit status 3.
+        assert_eq!(
+            repair.status.code(),
+            Some(if sealed { 0 } else { 3 }),
+            "{what}: {stdout}{}",
+            text(&repair.stderr)
+        );
+        assert!(
+            stdout.contains("`conf` did not read") && stdout.contains("dropped 0 damaged ones"),
+            "{what}: {stdout}"
+        );
+        let verify = state_command(tmp.path(), "verify", &state);
+        let stdout = text(&verify.stdout);
+        assert!(
+            verify.status.success() && stdout.contains("179 buckets, 13 baselines"),
+            "{what}: {stdout}{}",
+            text(&verify.stderr)
+        );
+        // The settings sled refused are kept with the old state.
+        let aside = set_aside(&state);
+        assert_eq!(aside.len(), 1, "{what}: {aside:?}");
+        assert_eq!(
+            std::fs::read(aside[0].join("conf.unreadable")).expect("kept"),
+            damaged,
+            "{what}"
+        );
+    }
 }

@@ -62,7 +62,11 @@ impl SledStore {
     pub fn open_to_salvage(path: &Path) -> Result<(SledStore, Option<String>), StoreError> {
         let conf = path.join(SLED_CONF);
         match Self::open_with(path, Checks::None) {
-            Err(refused @ StoreError::Damaged { .. }) if conf.is_file() => {
+            // sled calls a damaged `conf` corrupted, or "unsupported" when
+            // its bytes are not UTF-8 (as of a sled before 0.29).
+            Err(refused @ (StoreError::Damaged { .. } | StoreError::Open { .. }))
+                if conf.is_file() =>
+            {
                 let aside = path.join(UNREADABLE_CONF);
                 let failed = |e: std::io::Error| StoreError::Open {
                     path: path.to_path_buf(),
@@ -280,8 +284,10 @@ const UNREADABLE_CONF: &str = "conf.unreadable";
 /// a directory aside: it moved a folder of other files whose `db` was
 /// someone else's.
 pub fn ours(path: &Path) -> Result<(), StoreError> {
+    // `conf.unreadable` is ours too: a salvage set sled's `conf` aside.
     let foreign = path.join("db").exists()
         && !path.join(SLED_CONF).is_file()
+        && !path.join(UNREADABLE_CONF).is_file()
         && !path.join(crate::state::SEAL_FILE).is_file();
     if foreign {
         return Err(StoreError::Foreign {
