@@ -169,6 +169,10 @@ const CASES: &[(&str, Expect)] = &[
     report!("digid ligt plat", "digid"),
     report!("abn amro app werkt niet meer", "abnamro"),
     report!("ns app doet t niet", "ns"),
+    report!("heeft kpn storing? geen internet hier", "kpn"),
+    report!("insta laadt nie", "instagram"),
+    // Dutch "als" is German "als" too: a German failure stays one.
+    report!("als ich discord öffne geht nichts mehr", "discord"),
     report!("bol.com laadt niet", "bol"),
     report!("youtube werkt nie", "youtube"),
     report!("Ligt Facebook plat?", "facebook"),
@@ -242,6 +246,10 @@ const CASES: &[(&str, Expect)] = &[
     not!("ik weet het niet, netflix of youtube?"),
     not!("storing data on instagram servers"),
     not!("het weer werkt niet mee, geen netflix avond buiten"),
+    not!("als whatsapp eruit ligt ga ik gewoon slapen"),
+    not!("ajax ligt eruit in de beker, kijk de samenvatting op youtube"),
+    not!("ik kan niet inloggen op mijn eigen laptop lol, wachtwoord vergeten"),
+    not!("rabobank had vorige week een storing, nu lijkt alles in orde"),
     // Russian: prices, things lying somewhere, going to bed, people falling or
     // out of work, the past, the own phone.
     not!("акции яндекса упали на 5%"),
@@ -256,6 +264,10 @@ const CASES: &[(&str, Expect)] = &[
     not!("мой телефон сломался, телеграм не открыть"),
     not!("как удалить аккаунт в инстаграме?"),
     not!("это так не работает в телеграме"),
+    not!("на ютубе лежит новый клип"),
+    not!("сбер лёг в основу новой платформы"),
+    not!("Вчерашний сбой в телеграме объяснили проблемами с дата-центром"),
+    not!("хочу чтобы вк упал и я наконец лег спать"),
     // Recovery and maintenance, counted separately.
     ("twitter is back", Recovery("twitter")),
     ("discord is working again", Recovery("discord")),
