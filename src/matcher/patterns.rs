@@ -31,6 +31,8 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("lang/it.toml", include_str!("../../patterns/lang/it.toml")),
     ("lang/ja.toml", include_str!("../../patterns/lang/ja.toml")),
     ("lang/ko.toml", include_str!("../../patterns/lang/ko.toml")),
+    ("lang/nl.toml", include_str!("../../patterns/lang/nl.toml")),
+    ("lang/ru.toml", include_str!("../../patterns/lang/ru.toml")),
 ];
 
 /// A pattern file that cannot be used, located precisely.
