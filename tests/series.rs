@@ -43,6 +43,15 @@ fn csv_file(name: &str, contents: impl AsRef<[u8]>) -> (tempfile::TempDir, std::
     (dir, path)
 }
 
+/// The rows of `--explain`'s CSV, its header left out, each split into
+/// its fields.
+fn explain_rows(text: &str) -> Vec<Vec<&str>> {
+    text.lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect()
+}
+
 fn series_csv(minutes: i64, surge: std::ops::Range<i64>, surge_value: u64) -> String {
     let start = chrono::DateTime::parse_from_rfc3339("2026-07-01T00:00:00Z").expect("time");
     let mut csv = String::from("timestamp,value\n");
@@ -165,11 +174,7 @@ fn explain_numbers_far_from_one_and_a_band_not_yet_drawn() {
     );
     let out = series(&["--explain", "--kind", "gauge"], &path);
     let text = String::from_utf8_lossy(&out.stdout);
-    let rows: Vec<Vec<&str>> = text
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').collect())
-        .collect();
+    let rows = explain_rows(&text);
     let values: Vec<&str> = rows.iter().map(|r| r[1]).collect();
     assert_eq!(values, ["1e300", "1e-7", "12.5"], "{text}");
     for row in &rows {
@@ -256,11 +261,7 @@ fn missing_rows_are_quiet_buckets() {
     std::fs::write(&path, kept.join("\n") + "\n").expect("write");
     let out = series(&["--explain", "--bucket-secs", "60"], &path);
     let text = String::from_utf8_lossy(&out.stdout);
-    let rows: Vec<Vec<&str>> = text
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').collect())
-        .collect();
+    let rows = explain_rows(&text);
     assert_eq!(rows.len(), 600, "one row per minute, missing ones too");
     let quiet = rows.iter().filter(|r| r[1] == "0").count();
     assert!(
@@ -449,11 +450,7 @@ fn a_gauge_falling_away_fires_one_incident_marked_down() {
     // columns describe: a gauge is judged from one reading up.)
     let explain = series(&["--explain"], &path);
     let text = String::from_utf8_lossy(&explain.stdout);
-    let rows: Vec<Vec<&str>> = text
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').collect())
-        .collect();
+    let rows = explain_rows(&text);
     let edge = |row: &[&str]| -> (u64, u64) {
         let count = row[2].parse().expect("count");
         let lower = row[9].parse().expect("a lower edge");
