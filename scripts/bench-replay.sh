@@ -111,9 +111,10 @@ if [[ ! -s $MAIN.zst ]]; then
     zstd -q -T0 -3 -f "$MAIN" -o "$MAIN.zst.part" && mv "$MAIN.zst.part" "$MAIN.zst"
 fi
 CATALOGUE=$WORK/patterns-${CATALOGUE_FACTOR}x
-if [[ ! -s $CATALOGUE/services.toml ]]; then
-    "$MAKE_CATALOGUE" "$CATALOGUE" "$CATALOGUE_FACTOR" 2>/dev/null
-fi
+# Made afresh from this build's patterns at every run (it is quick): one
+# kept from an earlier run measured the patterns of then.
+rm -rf "$CATALOGUE"
+"$MAKE_CATALOGUE" "$CATALOGUE" "$CATALOGUE_FACTOR" 2>/dev/null
 
 # ── measuring ────────────────────────────────────────────────────────────
 now() { date +%s.%N; }
