@@ -63,32 +63,32 @@ impl Seal {
             file.sync_all()?;
             std::fs::rename(&temp, &path)
         };
-        write().map_err(|source| {
-            if super::is_access_denied(&source) {
-                StoreError::Access {
-                    path: dir.to_path_buf(),
-                    source,
-                }
-            } else {
-                StoreError::Seal { path, source }
-            }
-        })
+        write().map_err(|source| denied_or(dir, source, |source| StoreError::Seal { path, source }))
     }
 }
 
 /// A file of the store at `dir` that cannot be read: this user's rights
 /// ([`StoreError::Access`], not known to be damaged) or the store's.
 pub(super) fn unreadable(dir: &Path, what: &str, source: std::io::Error) -> StoreError {
+    denied_or(dir, source, |source| StoreError::Damaged {
+        path: dir.to_path_buf(),
+        detail: format!("cannot read {what} ({source})"),
+    })
+}
+
+/// [`StoreError::Access`] when `source` is this user's rights, else `other`.
+fn denied_or(
+    dir: &Path,
+    source: std::io::Error,
+    other: impl FnOnce(std::io::Error) -> StoreError,
+) -> StoreError {
     if super::is_access_denied(&source) {
         StoreError::Access {
             path: dir.to_path_buf(),
             source,
         }
     } else {
-        StoreError::Damaged {
-            path: dir.to_path_buf(),
-            detail: format!("cannot read {what} ({source})"),
-        }
+        other(source)
     }
 }
 
