@@ -816,6 +816,33 @@ fn a_store_this_user_may_not_open_is_not_called_damaged() {
         }
     }
     assert!(set_aside(&state).is_empty(), "nothing was moved aside");
+    // A new state directory this user may not make is said so, not
+    // called a store "not known to be damaged".
+    let closed = tmp.path().join("closed");
+    std::fs::create_dir(&closed).expect("mkdir");
+    std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o555)).expect("chmod");
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo.jsonl.gz");
+    let mut replay = if root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", binary]);
+        c
+    } else {
+        Command::new(binary)
+    };
+    let out = replay
+        .env("HOME", tmp.path())
+        .arg("replay")
+        .arg(&demo)
+        .arg("--state-dir")
+        .arg(closed.join("new"))
+        .output()
+        .expect("runs");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot create the state directory") && !stderr.contains("damaged"),
+        "{stderr}"
+    );
     // Given back its rights, the store was never anything but healthy.
     set_modes(None);
     let verify = state_command(tmp.path(), "verify", &state);

@@ -549,6 +549,10 @@ impl DirLock {
                 _ if dir.exists() && !dir.is_dir() => StoreError::NotADirectory {
                     path: dir.to_path_buf(),
                 },
+                source if !dir.exists() => StoreError::CannotCreate {
+                    path: dir.to_path_buf(),
+                    source,
+                },
                 source if super::is_access_denied(&source) => StoreError::Access {
                     path: dir.to_path_buf(),
                     source,

@@ -94,6 +94,17 @@ pub enum StoreError {
     },
     #[error("the state directory {path} is a file, not a directory: give --state-dir a directory (it is created if missing)", path = path.display())]
     NotADirectory { path: PathBuf },
+    /// A new state directory this user may not make (it was told "the
+    /// store is not known to be damaged" of a store that does not exist).
+    #[error(
+        "cannot create the state directory {path}: {source}; give this user write access where it goes, or another --state-dir",
+        path = path.display()
+    )]
+    CannotCreate {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// sled lets one process open a store: another has it (waited 5 s).
     #[error(
         "the state in {path} is in use by another process (`outagewatch run`, or a replay with --state-dir): stop it, or use another --state-dir",
