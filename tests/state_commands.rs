@@ -761,7 +761,8 @@ fn a_store_this_user_may_not_open_is_not_called_damaged() {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
     }
     let binary = env!("CARGO_BIN_EXE_outagewatch");
-    let as_another_user = |action: &str| {
+    // The binary as a user who does not own the store (see above).
+    let another_user = || {
         let mut cmd = if root {
             let mut c = Command::new("setpriv");
             c.args(["--reuid=65534", "--regid=65534", "--clear-groups", binary]);
@@ -769,7 +770,11 @@ fn a_store_this_user_may_not_open_is_not_called_damaged() {
         } else {
             Command::new(binary)
         };
-        cmd.env("HOME", tmp.path())
+        cmd.env("HOME", tmp.path());
+        cmd
+    };
+    let as_another_user = |action: &str| {
+        another_user()
             .env("RUST_LOG", "warn")
             .args(["state", action, "--state-dir"])
             .arg(&state)
@@ -822,15 +827,7 @@ fn a_store_this_user_may_not_open_is_not_called_damaged() {
     std::fs::create_dir(&closed).expect("mkdir");
     std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o555)).expect("chmod");
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo.jsonl.gz");
-    let mut replay = if root {
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", binary]);
-        c
-    } else {
-        Command::new(binary)
-    };
-    let out = replay
-        .env("HOME", tmp.path())
+    let out = another_user()
         .arg("replay")
         .arg(&demo)
         .arg("--state-dir")
