@@ -11,7 +11,7 @@ use crate::matcher::{Matcher, PatternError};
 /// The matcher of the patterns in `dir` (same layout as the repository's
 /// `patterns/`).
 pub fn load_matcher(dir: &Path) -> Result<Matcher, PatternError> {
-    Matcher::new(&read_catalogue(dir)?)
+    Matcher::new(read_catalogue(dir)?)
 }
 
 /// Reads `DIR/services.toml` and `DIR/lang/*.toml`.

@@ -27,6 +27,8 @@ use services::compile_services;
 
 #[derive(Default)]
 struct Builder {
+    /// Each literal's text, and its slot in `literals`: the one copy of
+    /// the text, moved out by [`Builder::finish`].
     index: HashMap<String, usize>,
     literals: Vec<Pending>,
     /// Per literal, the scoring list (outage, weak, boost, recovery,
@@ -37,7 +39,6 @@ struct Builder {
 /// A literal while the catalogue is read: its text and meanings grow as
 /// phrases repeat; [`Builder::finish`] packs them into the [`Tables`] form.
 struct Pending {
-    text: String,
     meanings: Vec<Meaning>,
     left: Boundary,
     right: Boundary,
@@ -60,12 +61,11 @@ impl Builder {
                 let first = text.chars().next().unwrap_or(' ');
                 let last = text.chars().next_back().unwrap_or(' ');
                 self.literals.push(Pending {
-                    text: text.clone(),
                     meanings: Vec::new(),
                     left: Boundary::for_edge(first),
                     right: Boundary::for_edge(last),
                 });
-                self.index.insert(text, self.literals.len() - 1);
+                self.index.insert(text.clone(), self.literals.len() - 1);
                 self.literals.len() - 1
             }
         };
@@ -84,7 +84,7 @@ impl Builder {
                             "phrase {:?} is in `{}` here but in `{}` at {place}: a phrase is matched \
                              in every post whatever its language, so it may sit in one scoring list \
                              only (outage, weak, boost, recovery, maintenance)",
-                            self.literals[slot].text,
+                            text,
                             kind.name(),
                             first.name()
                         ),
@@ -113,32 +113,39 @@ impl Builder {
     }
 
     /// The automaton over every literal's text, and the literals packed:
-    /// their meanings in one table, nothing else kept.
+    /// their meanings in one table, nothing else kept. What the build no
+    /// longer needs is dropped before each automaton is built, so the
+    /// build's peak memory (the automaton's two forms at once) does not
+    /// add to it: with a catalogue of ten times today's services that peak
+    /// is the daemon's.
     fn finish(self) -> Result<Packed, PatternError> {
-        let automaton = build_automaton(self.literals.iter().map(|l| l.text.as_str()))?;
-        // Indices fit in u32: the automaton above refuses more patterns
-        // than aho-corasick's pattern ids (under 2^31) can number.
-        let cue_literals: Vec<u32> = (0..self.literals.len() as u32)
-            .filter(|&i| {
-                self.literals[i as usize]
-                    .meanings
-                    .iter()
-                    .any(|m| m.can_report())
-            })
+        let Builder {
+            index,
+            literals: pending,
+            scoring,
+        } = self;
+        drop(scoring);
+        let mut texts = vec![String::new(); pending.len()];
+        for (text, slot) in index {
+            texts[slot] = text;
+        }
+        let count = u32::try_from(pending.len()).map_err(|_| PatternError::Invalid {
+            file: "patterns".into(),
+            line: 0,
+            column: 0,
+            message: "more than 4 billion phrases".into(),
+        })?;
+        let cue_literals: Vec<u32> = (0..count)
+            .filter(|&i| pending[i as usize].meanings.iter().any(|m| m.can_report()))
             .collect();
-        let cues = build_automaton(
-            cue_literals
-                .iter()
-                .map(|&i| self.literals[i as usize].text.as_str()),
-        )?;
-        let mut meanings = Vec::with_capacity(self.literals.len());
-        let mut literals = Vec::with_capacity(self.literals.len());
-        for pending in self.literals {
+        let mut meanings = Vec::with_capacity(pending.len());
+        let mut literals = Vec::with_capacity(pending.len());
+        for (pending, text) in pending.into_iter().zip(&texts) {
             let too_many = |what: &str| PatternError::Invalid {
                 file: "patterns".into(),
                 line: 0,
                 column: 0,
-                message: format!("{what} (phrase {:?})", pending.text),
+                message: format!("{what} (phrase {text:?})"),
             };
             literals.push(Literal {
                 first_meaning: u32::try_from(meanings.len())
@@ -150,6 +157,8 @@ impl Builder {
             });
             meanings.extend(pending.meanings);
         }
+        let cues = build_automaton(cue_literals.iter().map(|&i| texts[i as usize].as_str()))?;
+        let automaton = build_automaton(texts.iter().map(String::as_str))?;
         Ok(Packed {
             automaton,
             cues,
@@ -171,10 +180,12 @@ struct Packed {
 
 /// Validates the catalogue and compiles it: every alias, phrase and
 /// context word into one automaton, the rest into lookup tables.
-pub(crate) fn compile(catalogue: &Catalogue) -> Result<Tables, PatternError> {
+/// Takes the catalogue to drop its text before the automata are built.
+pub(crate) fn compile(catalogue: Catalogue) -> Result<Tables, PatternError> {
     let mut builder = Builder::default();
-    let services = compile_services(catalogue, &mut builder)?;
-    let languages = compile_languages(catalogue, &mut builder)?;
+    let services = compile_services(&catalogue, &mut builder)?;
+    let languages = compile_languages(&catalogue, &mut builder)?;
+    drop(catalogue);
     let Packed {
         automaton,
         cues,
@@ -244,7 +255,7 @@ mod tests {
             (PathBuf::from("p/services.toml"), services.to_owned()),
         ];
         let catalogue = Catalogue::from_files(files.into_iter()).map_err(|e| e.to_string())?;
-        Matcher::new(&catalogue).map_err(|e| e.to_string())
+        Matcher::new(catalogue).map_err(|e| e.to_string())
     }
 
     /// A literal in two scoring lists (of one language or two) counted
@@ -265,7 +276,7 @@ mod tests {
                 ),
             ];
             let catalogue = Catalogue::from_files(files.into_iter()).map_err(|e| e.to_string())?;
-            Matcher::new(&catalogue)
+            Matcher::new(catalogue)
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         };
@@ -322,7 +333,7 @@ mod tests {
         let compile = |lang: &str| {
             let files = [(PathBuf::from("p/lang/xx.toml"), lang.to_owned())];
             let catalogue = Catalogue::from_files(files.into_iter()).map_err(|e| e.to_string())?;
-            Matcher::new(&catalogue)
+            Matcher::new(catalogue)
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         };
@@ -468,7 +479,7 @@ mod tests {
             ),
         ];
         let catalogue = Catalogue::from_files(files.into_iter()).map_err(|e| e.to_string())?;
-        Matcher::new(&catalogue).map_err(|e| e.to_string())
+        Matcher::new(catalogue).map_err(|e| e.to_string())
     }
 
     /// An invalid regular expression is named with its line (the first in

@@ -34,7 +34,9 @@ pub struct Matcher {
 }
 
 impl Matcher {
-    pub fn new(catalogue: &Catalogue) -> Result<Matcher, PatternError> {
+    /// Consumes the catalogue: its files' text is dropped before the
+    /// automata are built, which is the build's peak of memory.
+    pub fn new(catalogue: Catalogue) -> Result<Matcher, PatternError> {
         Ok(Matcher {
             tables: compile::compile(catalogue)?,
         })
@@ -42,7 +44,7 @@ impl Matcher {
 
     /// The patterns compiled into the binary.
     pub fn embedded() -> Result<Matcher, PatternError> {
-        Matcher::new(&Catalogue::embedded()?)
+        Matcher::new(Catalogue::embedded()?)
     }
 
     /// The decision for one post, with reasons only for candidate posts;
