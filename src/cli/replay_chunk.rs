@@ -21,11 +21,12 @@ use crate::source::recording::ClockLine;
 /// Lines per chunk: enough to keep both cores busy between two hand-overs,
 /// small enough that memory stays flat. A prepared frame (a post with its
 /// verdict) takes a kilobyte or more, and two prepared chunks are alive
-/// at most (one being prepared, one in the pipeline). 4096 lines were no
-/// faster on the realistic recording, and cost more peak memory (issue
-/// 15's 64 MiB target).
-pub const CHUNK_LINES: usize = 1024;
-/// Bytes per chunk, whatever the lines' lengths: 1024 lines of the longest
+/// at most (one being prepared, one in the pipeline). Against 1024 lines,
+/// 4096 replayed the realistic 1 GB recording 8–10 % faster on both cores
+/// (a round's hand-over and its wait at the end are paid a quarter as
+/// often) for 2–5 MiB more peak memory (docs/speed-log.md, stop 50).
+pub const CHUNK_LINES: usize = 4096;
+/// Bytes per chunk, whatever the lines' lengths: 4096 lines of the longest
 /// accepted length (`--max-line-bytes`, up to 64 MiB) must not be read into
 /// memory at once. Reading reuses two buffers (one chunk being
 /// read while the other is prepared), so this bounds the replay's raw line
