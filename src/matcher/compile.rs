@@ -129,24 +129,15 @@ impl Builder {
         for (text, slot) in index {
             texts[slot] = text;
         }
-        let count = u32::try_from(pending.len()).map_err(|_| PatternError::Invalid {
-            file: "patterns".into(),
-            line: 0,
-            column: 0,
-            message: "more than 4 billion phrases".into(),
-        })?;
+        let count = u32::try_from(pending.len())
+            .map_err(|_| of_the_whole("more than 4 billion phrases".into()))?;
         let cue_literals: Vec<u32> = (0..count)
             .filter(|&i| pending[i as usize].meanings.iter().any(|m| m.can_report()))
             .collect();
         let mut meanings = Vec::with_capacity(pending.len());
         let mut literals = Vec::with_capacity(pending.len());
         for (pending, text) in pending.into_iter().zip(&texts) {
-            let too_many = |what: &str| PatternError::Invalid {
-                file: "patterns".into(),
-                line: 0,
-                column: 0,
-                message: format!("{what} (phrase {text:?})"),
-            };
+            let too_many = |what: &str| of_the_whole(format!("{what} (phrase {text:?})"));
             literals.push(Literal {
                 first_meaning: u32::try_from(meanings.len())
                     .map_err(|_| too_many("more than 4 billion meanings"))?,
@@ -166,6 +157,17 @@ impl Builder {
             literals,
             meanings,
         })
+    }
+}
+
+/// An error of the patterns as a whole, which no one file or line holds
+/// (their sum is too large).
+fn of_the_whole(message: String) -> PatternError {
+    PatternError::Invalid {
+        file: "patterns".into(),
+        line: 0,
+        column: 0,
+        message,
     }
 }
 
@@ -230,12 +232,7 @@ fn build_automaton<'a>(
         .match_kind(MatchKind::Standard)
         .kind(Some(AhoCorasickKind::ContiguousNFA))
         .build(literals)
-        .map_err(|e| PatternError::Invalid {
-            file: "patterns".into(),
-            line: 0,
-            column: 0,
-            message: format!("cannot build the phrase automaton: {e}"),
-        })
+        .map_err(|e| of_the_whole(format!("cannot build the phrase automaton: {e}")))
 }
 
 #[cfg(test)]
