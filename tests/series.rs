@@ -863,6 +863,20 @@ fn a_series_values_are_checked_and_bounded() {
             ),
             "line 6: a row longer than 4096 bytes",
         ),
+        (
+            // A quote past a field's start is no quoted field: the row
+            // at fault is named, not one far after it where the bound
+            // had counted up to a later quote.
+            "stray quote",
+            &[],
+            format!(
+                "timestamp,value\n2026-07-01 00:00:00,5\"\n{}",
+                (0..400)
+                    .map(|i| format!("2026-07-01 {:02}:{:02}:00,3\n", 1 + i / 60, i % 60))
+                    .collect::<String>()
+            ),
+            r#"line 2: value "5\"" is not a number"#,
+        ),
     ];
     for (what, args, csv, want) in cases {
         let stderr = refused(args, "values.csv", &csv);

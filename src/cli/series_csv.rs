@@ -186,9 +186,34 @@ struct LineBound<R> {
     line: u64,
     /// Bytes of the row being read so far.
     in_row: usize,
-    /// Inside a quoted field (an even number of quotes closes it: `""`
-    /// within one is a quote).
-    quoted: bool,
+    field: Field,
+}
+
+/// Where the byte read last stands in its field, as the CSV reader sees
+/// it: a quote opens a quoted field only at the field's start (a stray
+/// `5"` ran the row on to the next quote, and the bound named a line far
+/// after the one at fault), and `""` within one is a quote.
+#[derive(Clone, Copy)]
+enum Field {
+    Start,
+    Bare,
+    Quoted,
+    /// A quote inside a quoted field: its end, or the first of `""`.
+    QuoteInQuoted,
+}
+
+impl Field {
+    /// The state after `byte`; a line break outside a quoted field ends
+    /// the row (back at `Start`).
+    fn after(self, byte: u8) -> Field {
+        match (self, byte) {
+            (Field::Quoted, b'"') => Field::QuoteInQuoted,
+            (Field::Quoted, _) | (Field::QuoteInQuoted, b'"') => Field::Quoted,
+            (Field::Start, b'"') => Field::Quoted,
+            (_, b',' | b'\n') => Field::Start,
+            _ => Field::Bare,
+        }
+    }
 }
 
 impl<R: Read> LineBound<R> {
@@ -197,7 +222,7 @@ impl<R: Read> LineBound<R> {
             inner,
             line: 1,
             in_row: 0,
-            quoted: false,
+            field: Field::Start,
         }
     }
 }
@@ -206,16 +231,14 @@ impl<R: Read> Read for LineBound<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         for &byte in &buf[..n] {
-            match byte {
-                b'"' => self.quoted = !self.quoted,
-                b'\n' => {
-                    self.line += 1;
-                    if !self.quoted {
-                        self.in_row = 0;
-                        continue;
-                    }
-                }
-                _ => {}
+            let row_ends = byte == b'\n' && !matches!(self.field, Field::Quoted);
+            self.field = self.field.after(byte);
+            if byte == b'\n' {
+                self.line += 1;
+            }
+            if row_ends {
+                self.in_row = 0;
+                continue;
             }
             self.in_row += 1;
             if self.in_row > MAX_LINE_BYTES {
