@@ -774,7 +774,7 @@ fn a_replay_killed_mid_file_and_run_again_ends_with_the_same_alerts() {
 #[test]
 fn a_pipeline_lost_between_batches_resumes_from_the_last_one_with_the_same_alerts() {
     use outagewatch::pipeline::{SAVE_EVERY_LIVE, SAVE_EVERY_REPLAY};
-    let lines = demo_lines();
+    let lines: Vec<_> = demo_lines().into_iter().map(|l| (l, None)).collect();
     for save_every in [SAVE_EVERY_LIVE, SAVE_EVERY_REPLAY] {
         let whole = lost_and_resumed(&lines, save_every, None);
         assert_eq!(whole.len(), 3, "{whole:?}");
@@ -791,10 +791,69 @@ fn a_pipeline_lost_between_batches_resumes_from_the_last_one_with_the_same_alert
     }
 }
 
-/// The alerts (as JSON) of the demo's frames through a pipeline that, with
+/// A recording with clock lines, resumed: every frame is read again from
+/// the start, each with its old arrival time, while the source's clock
+/// is the one saved at the cut. The frames read again once taught the
+/// clock how far the source runs behind its arrival against the saved
+/// (later) watermark, so it seemed to run minutes ahead, and for the next
+/// five minutes every late post was taken for a catch-up and dropped as
+/// stale: a surge of late reports after the cut paged in the whole run and
+/// not in the resumed one.
+#[test]
+fn a_resumed_replay_with_arrival_times_counts_late_posts_as_the_whole_run_does() {
+    use outagewatch::pipeline::{SAVE_EVERY_LIVE, SAVE_EVERY_REPLAY};
+    const S: i64 = 1_000_000;
+    let start = 1_783_173_600 * S;
+    let mut lines = Vec::new();
+    let mut surge_at = None;
+    for half in 0..3_000_i64 {
+        let arrival = start + half * S / 2;
+        // Background: 40 authors, a post every 0.5 s, 0.3 s on the way.
+        let did = format!("did:plc:bg{}", half % 40);
+        let text = format!("hello world, a nice day number {half}");
+        let post = jetstream_post(&did, &format!("b{half}"), arrival - 3 * S / 10, &text);
+        lines.push((post, Some(arrival)));
+        // From 1,000 s: 30 reports by new authors, one a second, each
+        // delivered 20 s after it was posted (late: its bucket has closed).
+        if (2_000..2_060).contains(&half) && half % 2 == 0 {
+            surge_at.get_or_insert(lines.len());
+            let did = format!("did:plc:rep{half}");
+            let text = "is discord down for anyone else";
+            let post = jetstream_post(&did, &format!("r{half}"), arrival - 20 * S, text);
+            lines.push((post, Some(arrival)));
+        }
+    }
+    let surge_at = surge_at.expect("surge");
+    for save_every in [SAVE_EVERY_LIVE, SAVE_EVERY_REPLAY] {
+        let whole = lost_and_resumed(&lines, save_every, None);
+        assert!(
+            whole
+                .iter()
+                .any(|a| a.contains("\"firing\"") && a.contains("discord")),
+            "the late reports page: {whole:?}"
+        );
+        let cuts = (1..10)
+            .map(|k| surge_at * k / 10)
+            .chain([surge_at - 100, surge_at]);
+        for cut in cuts {
+            let resumed = lost_and_resumed(&lines, save_every, Some(cut));
+            assert_eq!(
+                resumed, whole,
+                "saving every {save_every} buckets, lost after line {cut}"
+            );
+        }
+    }
+}
+
+/// The alerts (as JSON) of Jetstream frames, each with its arrival time
+/// (a recording's clock line) if any, through a pipeline that, with
 /// `cut`, is dropped without `finish` after `cut` frames, then reopened on
 /// its store and fed every frame from the start, as `replay` would be.
-fn lost_and_resumed(lines: &[String], save_every: usize, cut: Option<usize>) -> Vec<String> {
+fn lost_and_resumed(
+    lines: &[(String, Option<i64>)],
+    save_every: usize,
+    cut: Option<usize>,
+) -> Vec<String> {
     use std::sync::Arc;
 
     use outagewatch::matcher::Matcher;
@@ -816,10 +875,16 @@ fn lost_and_resumed(lines: &[String], save_every: usize, cut: Option<usize>) -> 
             .map(|e| serde_json::to_string(&e.alert).expect("alert JSON"))
             .collect::<Vec<_>>()
     };
-    let feed = |pipeline: &mut Pipeline<SledStore>, lines: &[String], out: &mut Vec<String>| {
-        for (n, line) in lines.iter().enumerate() {
+    let feed = |pipeline: &mut Pipeline<SledStore>,
+                lines: &[(String, Option<i64>)],
+                out: &mut Vec<String>| {
+        for (n, (line, arrival_us)) in lines.iter().enumerate() {
+            let received = Received {
+                arrival_us: *arrival_us,
+                ..Received::jetstream()
+            };
             let emitted = pipeline
-                .process_frame("demo", n as u64, line.as_bytes(), &Received::jetstream())
+                .process_frame("demo", n as u64, line.as_bytes(), &received)
                 .expect("process");
             out.extend(json(emitted));
         }

@@ -371,6 +371,9 @@ impl<S: Store> Pipeline<S> {
             self.stats.duplicates += 1;
             return Ok(Vec::new());
         }
+        if !forgotten && let Some(clock) = self.clocks.get_mut(source) {
+            clock.learn_delay(arrival);
+        }
         self.stats.posts += 1;
         match class {
             Class::Report => self.stats.reports += 1,

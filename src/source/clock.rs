@@ -208,10 +208,24 @@ impl SourceClock {
         } else if let Some(agreed) = quorum_time(&self.recent, rule.quorum, self.watermark) {
             self.raise(agreed);
         }
-        if let (Some(arrival), Some(watermark)) = (tick.arrival_us, self.watermark) {
-            self.delay.observe(arrival, watermark);
-        }
         Judgement::Accepted
+    }
+
+    /// A post of this source, accepted by [`SourceClock::judge`], is
+    /// counted for the first time: how far its arrival runs behind the
+    /// watermark teaches the usual delay ([`SourceClock::caught_up`]).
+    /// Only a first count teaches: a post read again (a resumed replay
+    /// reads its files from the start, a server sends a frame twice)
+    /// arrived long before today's watermark, and taught the clock the
+    /// source ran minutes ahead, so every late post of the next minutes
+    /// was taken for a catch-up and dropped.
+    pub fn learn_delay(&mut self, arrival: Arrival) {
+        if arrival.own_clock {
+            return;
+        }
+        if let (Some(arrival_us), Some(watermark)) = (arrival.at_us, self.watermark) {
+            self.delay.observe(arrival_us, watermark);
+        }
     }
 
     /// Whether an accepted post dated `time_us`, of a source so dated,

@@ -42,11 +42,17 @@ pub struct UsualDelay {
 
 impl UsualDelay {
     /// The source's watermark stood at `watermark` when a post arrived at
-    /// `arrival_us`.
+    /// `arrival_us`. An arrival in a period before the newest one held
+    /// teaches nothing: the arrival clock does not go back, so it is a
+    /// frame read again (a resumed replay reads its files from the start),
+    /// whose delay behind today's watermark is not how far the source runs
+    /// behind; the wall clock stepped back is learned once it passes the
+    /// newest period again.
     pub fn observe(&mut self, arrival_us: Micros, watermark: Micros) {
         let delay = arrival_us.saturating_sub(watermark);
         let period = arrival_us.div_euclid(PERIOD_US);
         match self.periods.back_mut() {
+            Some((last, _)) if period < *last => {}
             Some((last, least)) if *last == period => *least = (*least).min(delay),
             _ => {
                 // `while`: a restored list may hold more (a damaged
@@ -88,7 +94,7 @@ mod tests {
 
     #[test]
     fn a_catch_up_exceeds_the_usual_delay_and_a_steady_offset_does_not() {
-        let cases: [Case; 9] = [
+        let cases: [Case; 10] = [
             ("nothing known yet", &[], (1_000, 0), false),
             (
                 "current source, current post",
@@ -129,6 +135,14 @@ mod tests {
                 "a server 20 s ahead",
                 &[(100, 120), (110, 130)],
                 (120, 139),
+                false,
+            ),
+            // An older arrival against a later watermark: a frame read
+            // again, which does not make the source seem a minute ahead.
+            (
+                "a frame of an earlier period read again",
+                &[(100, 99), (110, 109), (40, 109)],
+                (120, 100),
                 false,
             ),
         ];
