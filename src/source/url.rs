@@ -77,6 +77,19 @@ pub fn relay_name(url: &str) -> String {
     format!("{}{path}", host_port(url))
 }
 
+/// The server a URL connects to, as what it sends is filed under: the URL
+/// without its query and fragment (a cursor, a token, options), so the
+/// same server reached with another cursor is the same server. A text
+/// that does not parse is its own server.
+pub fn server_of(url: &str) -> String {
+    let Ok(mut parsed) = Url::parse(url) else {
+        return url.to_owned();
+    };
+    parsed.set_query(None);
+    parsed.set_fragment(None);
+    parsed.into()
+}
+
 /// Whether a redirect from `from` to `to` may be followed: the same scheme,
 /// or an upgrade to its TLS form (`http`→`https`, `ws`→`wss`); never a
 /// downgrade, never another scheme.

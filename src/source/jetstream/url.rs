@@ -37,16 +37,12 @@ fn endpoint(host: &str, path: &str, other_path: &str, drop: &[&str]) -> Option<r
 /// A redirect target's server, as its sequence numbers are filed under
 /// (the URL without its query), and the cursor its query asks for.
 pub(super) fn redirect_target(to: &str) -> (String, Option<i64>) {
-    let Ok(mut url) = reqwest::Url::parse(to) else {
-        return (to.to_owned(), None);
-    };
-    let cursor = url
-        .query_pairs()
-        .find(|(k, _)| k == "cursor")
-        .and_then(|(_, v)| v.parse().ok());
-    url.set_query(None);
-    url.set_fragment(None);
-    (url.into(), cursor)
+    let cursor = reqwest::Url::parse(to).ok().and_then(|url| {
+        url.query_pairs()
+            .find(|(k, _)| k == "cursor")
+            .and_then(|(_, v)| v.parse().ok())
+    });
+    (crate::source::url::server_of(to), cursor)
 }
 
 /// The v1 subscription URL: `wantedCollections` (unless the host names its

@@ -31,7 +31,7 @@ use super::SourceError;
 use super::backoff::Backoff;
 use super::health::SourceHealth;
 use super::kind::Link;
-use super::url::{MAX_REDIRECTS, SourceUrl, redirect_allowed};
+use super::url::{MAX_REDIRECTS, SourceUrl, redirect_allowed, server_of};
 use crate::Micros;
 use crate::events::{InternalEvent, RedirectRefused, SourceReconnect, SourceRefused};
 use holds::Holds;
@@ -280,15 +280,33 @@ pub async fn run<P: Protocol>(
             Ok(()) => {
                 // Credentials go only where the configuration sends them: a
                 // redirect to another origin gets none (as browsers and reqwest).
-                let (url, credentials) = match redirected {
+                // What a redirect's target sends is handed over as its
+                // own: a sequence number means something only on the
+                // server that issued it, and filed under the host that
+                // redirected, a second target's lower numbers were dropped
+                // as repeats (and the cursor saved was sent back to the
+                // wrong server after a restart).
+                let (url, credentials, served_by) = match redirected {
                     Some(to) => {
                         protocol.redirected(&to);
-                        (to, redirect.same_origin)
+                        let server = SourceUrl::from(server_of(to.secret()));
+                        (to, redirect.same_origin, server)
                     }
-                    None => (protocol.connect_url(host, link.health.processed()), true),
+                    None => (
+                        protocol.connect_url(host, link.health.processed()),
+                        true,
+                        host.clone(),
+                    ),
                 };
-                let (end, alive) =
-                    session(host, &url, credentials, &settings, &mut protocol, &mut link).await;
+                let (end, alive) = session(
+                    &served_by,
+                    &url,
+                    credentials,
+                    &settings,
+                    &mut protocol,
+                    &mut link,
+                )
+                .await;
                 (url, end, alive)
             }
         };

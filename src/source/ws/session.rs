@@ -47,8 +47,9 @@ fn data_deadline(
 pub(super) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// One connection: handshake, subscription, then frames until it ends.
-/// Returns how it ended, and how long the server showed it was alive:
+/// One connection to `url`: handshake, subscription, then frames until
+/// it ends, each handed over as read from `host` (the configured host, or
+/// the server a redirect led to). Returns how it ended, and how long the server showed it was alive:
 /// from the handshake to the last message it sent, a pong included
 /// (zero if it never connected).
 pub(super) async fn session<P: Protocol>(

@@ -85,7 +85,6 @@ impl Protocol for FailsSecondPreparation {
 /// itself, not to the first host's redirect target.
 #[tokio::test]
 async fn a_redirect_does_not_outlive_a_failed_preparation() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
     let (first, target, second) = (
         bind().await.expect("bind"),
@@ -94,16 +93,7 @@ async fn a_redirect_does_not_outlive_a_failed_preparation() {
     );
     let url = |l: &tokio::net::TcpListener| format!("ws://{}/", l.local_addr().expect("addr"));
     let (first_url, target_url, second_url) = (url(&first), url(&target), url(&second));
-    let location = target_url.clone();
-    let redirecting = tokio::spawn(async move {
-        while let Ok((mut stream, _)) = first.accept().await {
-            let mut request = [0u8; 4096];
-            let _ = stream.read(&mut request).await;
-            let answer =
-                format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\ncontent-length: 0\r\n\r\n");
-            let _ = stream.write_all(answer.as_bytes()).await;
-        }
-    });
+    let redirecting = redirects(first, target_url.clone());
     let targeted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let count = Arc::clone(&targeted);
     let target_server = tokio::spawn(async move {
@@ -152,6 +142,65 @@ async fn a_redirect_does_not_outlive_a_failed_preparation() {
         0,
         "the first host's redirect target was connected to"
     );
+}
+
+/// Answers every request on `listener` with a redirect to `location`.
+fn redirects(listener: tokio::net::TcpListener, location: String) -> tokio::task::JoinHandle<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request).await;
+            let answer =
+                format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\ncontent-length: 0\r\n\r\n");
+            let _ = stream.write_all(answer.as_bytes()).await;
+        }
+    })
+}
+
+/// What a redirect's target sends is handed over as read from the target
+/// (its URL without the query the redirect gave it), not from the host
+/// that redirected: a sequence number means something only on the
+/// server that issued it, and filed under the redirecting host, a second
+/// target's lower numbers were dropped as repeats of the first's.
+#[tokio::test]
+async fn a_redirect_target_s_frames_are_handed_over_as_its_own() {
+    use futures_util::SinkExt;
+    let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
+    let (first, target) = (bind().await.expect("bind"), bind().await.expect("bind"));
+    let first_url = format!("ws://{}/subscribe", first.local_addr().expect("addr"));
+    let target_server = format!("ws://{}/subscribe", target.local_addr().expect("addr"));
+    let redirecting = redirects(first, format!("{target_server}?cursor=5#x"));
+    let target_task = tokio::spawn(async move {
+        let (stream, _) = target.accept().await.expect("accept");
+        let mut ws = tokio_tungstenite::accept_async(stream)
+            .await
+            .expect("handshake");
+        let _ = ws
+            .send(tokio_tungstenite::tungstenite::Message::text("{}"))
+            .await;
+        std::future::pending::<()>().await;
+    });
+    let (frames, mut queue) = tokio::sync::mpsc::channel(16);
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let tls = crate::tls::client_config().expect("tls");
+    let health = Arc::new(SourceHealth::new("t", None));
+    let link = Link::new(0, tls, frames, health, shutdown);
+    let first_url = SourceUrl::from(first_url);
+    let reader = tokio::spawn(run(
+        vec![first_url.clone()],
+        WsSettings::default(),
+        Plain(first_url.clone()),
+        link,
+    ));
+    let got = tokio::time::timeout(std::time::Duration::from_secs(10), queue.recv()).await;
+    stop.send(true).expect("reader listens");
+    let _ = reader.await;
+    redirecting.abort();
+    target_task.abort();
+    let inbound = got.expect("a frame within 10 s").expect("a frame");
+    assert_eq!(inbound.frame, "{}");
+    assert_eq!(inbound.host.secret(), target_server);
 }
 
 /// A server that sends pings and never reads: the pongs queued for it
