@@ -217,5 +217,30 @@ async fn secrets_echoed_by_a_receiver_are_starred() {
     for secret in secrets {
         assert!(!reason.contains(secret), "{secret} in {reason}");
     }
+    // A hook's secret may be any segment of its path, token-like or not
+    // (Zapier's `/hooks/catch/123456/abcdef1/`, Slack's `T…/B…`), and an
+    // error page that quotes the path (`Cannot POST /hooks/…`) put it in
+    // the reason, the log and the dead letter.
+    let paths: [(&str, &[&str]); 3] = [
+        ("/hooks/catch/987123/zq7pkx1/", &["987123", "zq7pkx1"]),
+        (
+            "/services/T0ABC12/B0XYZ34/abcdefghijklmnopqrstuvwx",
+            &["T0ABC12", "B0XYZ34", "abcdefghijklmnopqrstuvwx"],
+        ),
+        // Echoed decoded: `%7E` as `~`.
+        ("/hook/s%7Ecret", &["s~cret", "s%7Ecret"]),
+    ];
+    for (path, hidden) in paths {
+        let hook = hook(format!("http://{addr}{path}"), Format::Json);
+        let outgoing = webhook::request(&hook, &alert, None, clock.as_ref()).expect("request");
+        let failure = send(&client, &outgoing, clock.as_ref())
+            .await
+            .expect_err("refused");
+        let reason = failure.reason();
+        assert!(reason.starts_with("HTTP 400"), "{reason}");
+        for secret in hidden {
+            assert!(!reason.contains(secret), "{secret} in {reason}");
+        }
+    }
     server.abort();
 }

@@ -157,7 +157,7 @@ pub fn request(
 /// What of a request must never reach a log or a dead letter, should the
 /// receiver echo it: the key (PagerDuty's travels in the body), the
 /// signing secret, the values of sensitive headers, and the URL's
-/// credentials, query values and token-like path segments.
+/// credentials, query values and path (whole and each segment).
 fn secrets(hook: &Webhook, url: &Url, headers: &[(HeaderName, HeaderValue)]) -> Vec<String> {
     let mut secrets: Vec<String> = [&hook.key, &hook.secret]
         .into_iter()
@@ -205,12 +205,20 @@ fn secrets(hook: &Webhook, url: &Url, headers: &[(HeaderName, HeaderValue)]) -> 
             );
             secrets.extend(url.query_pairs().map(|(_, v)| v.into_owned()));
         }
-        let segments = url.path_segments().into_iter().flatten();
-        secrets.extend(
-            segments
-                .filter(|s| super::url::token_like(s))
-                .map(str::to_owned),
-        );
+        // A hook's secret may be any segment of its path, not only one
+        // that looks like a token (see [`super::url::origin`]): a receiver's
+        // error page quoting the path (`Cannot POST /hooks/catch/123456/
+        // abcdef1/`) put Zapier's whole in the reason. Every segment is
+        // starred, raw and decoded (short ones are not looked for, see
+        // [`super::http::scrub`]), and a word like `hooks` with them.
+        if url.path() != "/" {
+            secrets.push(url.path().to_owned());
+        }
+        for segment in url.path_segments().into_iter().flatten() {
+            secrets.push(segment.to_owned());
+            let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+            secrets.push(decoded.into_owned());
+        }
     }
     secrets.retain(|s| !s.is_empty());
     secrets.sort();
