@@ -620,9 +620,48 @@ fn errors_show_no_secrets() {
             "[[sources]]\nkind = \"mastodon\"\nname = \"m\"\nurls = [\"http://u:SECRETxyz@m.example:abc/\"]",
             "\"***@m.example:abc/\" is not",
         ),
+        // A line of a multi-line array is not a `key = value` line, though
+        // a URL's query puts a `=` in it: what stood before it was named
+        // as the key.
+        (
+            "[alerts]\nwebhooks = [\n  \"https://ops.example/hook\"\n  \"https://discord.com/api/webhooks/1/SECRETxyz?wait=true\",\n]\n",
+            "ow.toml:4:3: missing comma between array elements",
+        ),
+        (
+            "[alerts]\nwebhooks = [\n  \"https://hooks.slack.com/services/T0/B0/SECRETxyz?token=abc\", 42,\n]\n",
+            "ow.toml:3:",
+        ),
     ] {
         let err = parse(text).expect_err(text).to_string();
         assert!(err.contains(want), "{text:?}: got {err:?}, want {want:?}");
         assert!(!err.contains("SECRETxyz"), "{err}");
+    }
+}
+
+/// A comment after a table header (`[detector]  # see …`, as the shipped
+/// example writes two of them) is not part of the table's name: errors in
+/// that table lost their line, named `detector]  # …` as the table, or
+/// pointed at a later `[[sources]]` entry's line.
+#[test]
+fn a_comment_after_a_header_leaves_errors_their_key_and_line() {
+    for (text, want) in [
+        (
+            "[detector]   # c\nwindow_secs = 65\n",
+            "ow.toml:2:15: `detector.window_secs`:",
+        ),
+        (
+            "[detector] # c\nwindow_secs = \"60\"\n",
+            "ow.toml:2:15: `detector.window_secs`: invalid type",
+        ),
+        (
+            "[[sources]]   # main\nkind = \"jetstream\"\nname = \"a\"\nurls = [\"wss://a.example/\"]\n\
+             [[sources]]\nkind = \"jetstream\"\nname = \"b\"\nurls = [\"wss://b.example/\", \"wss://b.example/\"]\n\
+             [[sources]]\nkind = \"jetstream\"\nname = \"c\"\nurls = [\"wss://c.example/\"]\n",
+            "ow.toml:8:",
+        ),
+    ] {
+        let err = parse(text).expect_err(text).to_string();
+        assert!(err.contains(want), "{text:?}: got {err:?}, want {want:?}");
+        assert!(!err.contains("# "), "{err}");
     }
 }

@@ -18,18 +18,63 @@ pub(super) fn key_at(text: &str, offset: usize) -> Option<String> {
     let start = before.rfind('\n').map_or(0, |i| i + 1);
     let line = text[start..].lines().next()?;
     let key = line.split_once('=')?.0.trim();
-    if key.is_empty() || key.starts_with('[') || key.starts_with('#') {
+    if !is_key(key) {
         return None;
     }
-    let table = before[..start].lines().rev().find_map(|l| {
-        let l = l.trim();
-        l.starts_with('[')
-            .then(|| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned())
-    });
+    let table = before[..start]
+        .lines()
+        .rev()
+        .find_map(|l| header_name(l).map(|(name, _)| name));
     Some(match table {
         Some(table) => format!("{table}.{key}"),
         None => key.to_owned(),
     })
+}
+
+/// Whether `text` is a TOML key: bare (`[A-Za-z0-9_-]+`) or quoted parts,
+/// joined by dots. What stands before the first `=` of a line is not
+/// always one: on a line of a multi-line array it is part of a value
+/// (`"https://discord.com/api/webhooks/1/T0KEN?wait`), and named as the
+/// key of an error it printed a webhook's secret.
+fn is_key(text: &str) -> bool {
+    let bare = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    let mut rest = text.trim();
+    loop {
+        let after = if let Some(quoted) = rest.strip_prefix('"') {
+            quoted.split_once('"').map(|(_, after)| after)
+        } else if let Some(quoted) = rest.strip_prefix('\'') {
+            quoted.split_once('\'').map(|(_, after)| after)
+        } else {
+            let end = rest.find(|c| !bare(c)).unwrap_or(rest.len());
+            (end > 0).then(|| &rest[end..])
+        };
+        let Some(after) = after.map(str::trim_start) else {
+            return false;
+        };
+        if after.is_empty() {
+            return true;
+        }
+        let Some(next) = after.strip_prefix('.') else {
+            return false;
+        };
+        rest = next.trim_start();
+    }
+}
+
+/// The table a header line names, its parts trimmed (`[ a . b ]` →
+/// `a.b`), and whether it is an array's (`[[sources]]`); `None` for a
+/// line that is not a header. Read to its closing bracket: with the rest
+/// of the line, a comment after the header (`[detector]  # see …`, as
+/// the shipped example writes them) was read as part of the table's name,
+/// and the errors in that table lost their line or named a wrong one.
+fn header_name(line: &str) -> Option<(String, bool)> {
+    let line = line.trim_start();
+    let (inner, array) = match line.strip_prefix("[[") {
+        Some(rest) => (rest.split_once("]]")?.0, true),
+        None => (line.strip_prefix('[')?.split_once(']')?.0, false),
+    };
+    let name: Vec<&str> = inner.split('.').map(str::trim).collect();
+    Some((name.join("."), array))
 }
 
 /// The table a header names, as far as the part that holds `offset`
@@ -90,13 +135,9 @@ pub(super) fn locate(text: &str, dotted: &str) -> Option<usize> {
     let mut seen_root = 0usize;
     let mut offset = 0usize;
     for line in text.split_inclusive('\n') {
-        let trimmed = line.trim();
-        if trimmed.starts_with('[') {
-            current = trimmed
-                .trim_matches(|c| c == '[' || c == ']')
-                .trim()
-                .to_owned();
-            if Some(current.as_str()) == array_root && trimmed.starts_with("[[") {
+        if let Some((name, array)) = header_name(line) {
+            current = name;
+            if Some(current.as_str()) == array_root && array {
                 seen_root += 1;
             }
         } else if current == header
