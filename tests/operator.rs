@@ -130,6 +130,14 @@ fn config_check_accepts_the_example_without_its_secrets_and_names_them() {
             format!("patterns = {:?}\n", empty_patterns.to_string_lossy()),
             "cannot load patterns",
         ),
+        (
+            "self.toml",
+            format!(
+                "[alerts]\nfile = {:?}\n",
+                dir.path().join("self.toml").to_string_lossy()
+            ),
+            "is the configuration file",
+        ),
     ] {
         let file = dir.path().join(name);
         std::fs::write(&file, body).expect("write");

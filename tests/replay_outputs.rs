@@ -85,7 +85,7 @@ fn an_output_that_is_an_input_is_refused_and_the_input_kept() {
     let out = outagewatch(&["replay", "--config", "c.toml", "same.jsonl"], d);
     refused(
         &out,
-        &["`[alerts] file` of c.toml", "same.jsonl"],
+        &["c.toml's `[alerts] file` same.jsonl"],
         &same,
         &lines,
     );

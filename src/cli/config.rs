@@ -107,8 +107,9 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     };
     let parsed = Config::parse_with(&path, &text, &lookup, true)?;
     // What `run` refuses beyond the file's own rules: it said "valid" to
-    // a status server on a public address without a token, and to a
-    // pattern folder that does not load.
+    // a status server on a public address without a token, a pattern
+    // folder that does not load, and an `[alerts] file` that is the
+    // configuration file itself.
     if parsed.http.enabled {
         let token = crate::http::pick_token(
             std::env::var("OUTAGEWATCH_HTTP_TOKEN").ok(),
@@ -117,6 +118,11 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
         crate::http::HttpSettings::new(&parsed.http.listen, token)
             .with_context(|| format!("{}: [http]", path.display()))?;
     }
+    // Where no `--state-dir` is given, as `run` would find it (none
+    // when there is no home directory: `run` would need the flag).
+    let state_dir = super::run::resolve_state_dir(None, &parsed).ok();
+    super::run::refuse_daemon_overlaps(&parsed, Some(&path), None, state_dir.as_deref(), false)
+        .map_err(|refused| anyhow::anyhow!("{refused}"))?;
     let matcher = super::load_matcher(parsed.patterns.as_deref())
         .with_context(|| format!("{}: `patterns`", path.display()))?;
     eprintln!("{} (found by {how}) is valid", path.display());

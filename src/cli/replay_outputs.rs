@@ -224,7 +224,7 @@ pub fn alerts_written<'a>(
         .as_deref()
         .filter(|f| *f != Path::new("-"))?;
     let named_by = match (flag, config_file) {
-        (false, Some(file)) => format!("the `[alerts] file` of {}", file.display()),
+        (false, Some(file)) => format!("{}'s `[alerts] file`", file.display()),
         _ => "--alerts".into(),
     };
     Some(Output { named_by, path })

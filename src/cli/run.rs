@@ -1,6 +1,6 @@
 //! `outagewatch run`: the daemon.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -50,6 +50,36 @@ pub fn resolve_state_dir(flag: Option<PathBuf>, config: &Config) -> anyhow::Resu
     }
 }
 
+/// What the daemon writes never destroys what it reads: an alert's line
+/// appended to the configuration made the next start fail. The state
+/// directory and the alerts file (`--alerts` when `alerts_flag`, else the
+/// `[alerts] file` of `config_file`) against the configuration file and
+/// the patterns read; `config check` asks the same of a file.
+pub fn refuse_daemon_overlaps(
+    config: &Config,
+    config_file: Option<&Path>,
+    patterns: Option<&Path>,
+    state_dir: Option<&Path>,
+    alerts_flag: bool,
+) -> Result<(), super::UsageError> {
+    let state_dir = state_dir.map(|path| Output {
+        named_by: "the state directory".into(),
+        path,
+    });
+    refuse_overlaps(
+        &Inputs {
+            reader: "daemon",
+            recordings: &[],
+            config: config_file,
+            patterns: patterns_read(patterns, config, config_file),
+        },
+        &[state_dir, alerts_written(config, alerts_flag, config_file)]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>(),
+    )
+}
+
 /// The platform's state directory for outagewatch.
 pub fn default_state_dir() -> anyhow::Result<PathBuf> {
     let dirs = directories::ProjectDirs::from("", "", "outagewatch").context(
@@ -70,25 +100,12 @@ pub fn run(args: RunArgs, patterns: Option<&std::path::Path>) -> anyhow::Result<
     }
     args.sinks.apply(&mut config);
     let state_dir = resolve_state_dir(args.state_dir, &config)?;
-    // What the daemon writes never destroys what it reads: an alert's
-    // line appended to the configuration made the next start fail.
-    refuse_overlaps(
-        &Inputs {
-            reader: "daemon",
-            recordings: &[],
-            config: args.config.as_deref(),
-            patterns: patterns_read(patterns, &config, args.config.as_deref()),
-        },
-        &[
-            Some(Output {
-                named_by: "the state directory".into(),
-                path: &state_dir,
-            }),
-            alerts_written(&config, args.sinks.alerts.is_some(), args.config.as_deref()),
-        ]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>(),
+    refuse_daemon_overlaps(
+        &config,
+        args.config.as_deref(),
+        patterns,
+        Some(&state_dir),
+        args.sinks.alerts.is_some(),
     )?;
     let matcher = super::load_matcher(patterns.or(config.patterns.as_deref()))?;
     for warning in super::config::uncatalogued_sink_services(&config, &matcher) {
