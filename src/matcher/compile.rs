@@ -10,6 +10,7 @@
 mod languages;
 mod regexes;
 mod services;
+mod spellings;
 
 use std::collections::HashMap;
 
@@ -524,6 +525,31 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("size limit"), "{err}");
+    }
+
+    /// A language's spellings are bounded in number: the first past the
+    /// bound is named with its line.
+    #[test]
+    fn the_spellings_are_bounded_in_number() {
+        use super::spellings::MAX_PAIRS;
+        let spellings = |n: usize| -> String {
+            let pairs: String = (0..n)
+                .map(|i| format!("  [\"w{i}x\", \"w{i}y\"],\n"))
+                .collect();
+            format!("spellings = [\n{pairs}]\n")
+        };
+        assert!(with_regexes(&spellings(MAX_PAIRS)).is_ok());
+        let err = with_regexes(&spellings(MAX_PAIRS + 1))
+            .err()
+            .unwrap_or_default();
+        // After the 2 lines of phrases and `spellings = [`, one a line.
+        let line = 3 + MAX_PAIRS + 1;
+        assert!(
+            err.contains(&format!(
+                "en.toml:{line}:4: more than {MAX_PAIRS} spellings in one language"
+            )),
+            "{err}"
+        );
     }
 
     /// The pattern files' regexes are bounded in number and in compiled

@@ -11,6 +11,7 @@ use toml::Spanned;
 
 use super::Builder;
 use super::regexes::{RegexBudget, compile_regex, regex_kind};
+use super::spellings::Spellings;
 use crate::matcher::patterns::{Catalogue, LanguageDef, Located, PatternError};
 use crate::matcher::tables::{HashtagAffix, Meaning, PhraseKind, hashtag_stem};
 use crate::normalize::normalize_text;
@@ -106,50 +107,6 @@ fn word_list(
         .collect()
 }
 
-/// Spellings of one phrase, at most: a phrase holding many spelt parts
-/// would otherwise have two to the power of their number.
-const MAX_SPELLINGS: usize = 16;
-
-/// The language's `spellings`, normalized as phrases are.
-fn read_spellings(
-    at: &Located<'_>,
-    def: &LanguageDef,
-) -> Result<Vec<(String, String)>, PatternError> {
-    let mut out = Vec::with_capacity(def.spellings.len());
-    for [from, to] in &def.spellings {
-        let (from_text, to_text) = (normalize_text(from.get_ref()), normalize_text(to.get_ref()));
-        if from_text.is_empty() || from_text == to_text {
-            return Err(at.error(
-                from.span(),
-                "a spelling must change a non-empty part of a phrase",
-            ));
-        }
-        out.push((from_text, to_text));
-    }
-    Ok(out)
-}
-
-/// The phrase and its other spellings (see `LanguageDef::spellings`):
-/// each part replaced or not, every combination, at most
-/// [`MAX_SPELLINGS`].
-fn spellings_of(phrase: &str, spellings: &[(String, String)]) -> Vec<String> {
-    let mut out = vec![normalize_text(phrase)];
-    for (from, to) in spellings {
-        for i in 0..out.len() {
-            if out.len() == MAX_SPELLINGS {
-                return out;
-            }
-            if out[i].contains(from.as_str()) {
-                let twin = out[i].replace(from.as_str(), to);
-                if !twin.trim().is_empty() && !out.contains(&twin) {
-                    out.push(twin);
-                }
-            }
-        }
-    }
-    out
-}
-
 /// Every phrase list of a language, as literals of its kind, each phrase
 /// in each of its spellings.
 fn add_phrase_lists(
@@ -158,7 +115,7 @@ fn add_phrase_lists(
     lang: u8,
     builder: &mut Builder,
 ) -> Result<(), PatternError> {
-    let spellings = read_spellings(at, def)?;
+    let spellings = Spellings::read(at, def)?;
     let lists = [
         (&def.outage, PhraseKind::Outage),
         (&def.weak, PhraseKind::Weak),
@@ -178,7 +135,7 @@ fn add_phrase_lists(
     ];
     for (list, kind) in lists {
         for phrase in list {
-            for spelt in spellings_of(phrase.get_ref(), &spellings) {
+            for spelt in spellings.of(phrase.get_ref()) {
                 let spelt = Spanned::new(phrase.span(), spelt);
                 builder.add(at, &spelt, Meaning::Phrase(kind, lang))?;
             }
@@ -216,44 +173,4 @@ fn add_hashtag_affixes(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::spellings_of;
-
-    #[test]
-    fn spellings_table() {
-        let spellings = [
-            ("n't".to_owned(), "nt".to_owned()),
-            ("i'm".to_owned(), "im".to_owned()),
-            ("落ち".to_owned(), "おち".to_owned()),
-        ];
-        let cases: &[(&str, &[&str])] = &[
-            ("is down", &["is down"]),
-            ("can't log in", &["can't log in", "cant log in"]),
-            ("Won't", &["won't", "wont"]),
-            (
-                "i'm sure it isn't",
-                &[
-                    "i'm sure it isn't",
-                    "i'm sure it isnt",
-                    "im sure it isn't",
-                    "im sure it isnt",
-                ],
-            ),
-            ("落ちた", &["落ちた", "おちた"]),
-        ];
-        for (phrase, want) in cases {
-            assert_eq!(spellings_of(phrase, &spellings), *want, "{phrase}");
-        }
-        // Many parts: at most MAX_SPELLINGS.
-        let many: Vec<(String, String)> = (b'a'..=b'z')
-            .map(|c| ((c as char).to_string(), "9".to_owned()))
-            .collect();
-        assert_eq!(
-            spellings_of("abcdefghij", &many).len(),
-            super::MAX_SPELLINGS
-        );
-    }
 }
