@@ -23,7 +23,11 @@ pub fn check_f64(value: f64, min: f64, max: f64) -> Result<f64, String> {
 }
 
 /// `value` if it is within `min..=max`, else why not.
-pub fn check_int(value: i64, min: i64, max: i64) -> Result<i64, String> {
+pub fn check_int<T: PartialOrd + std::fmt::Display + Copy>(
+    value: T,
+    min: T,
+    max: T,
+) -> Result<T, String> {
     if !(min..=max).contains(&value) {
         return Err(format!("must be from {min} to {max}, got {value}"));
     }

@@ -271,6 +271,12 @@ const KEY_ERRORS: &[(&str, &str)] = &[
         "[window]\nmax_discovered = 100000000",
         "ow.toml:2:18: `window.max_discovered`: must be from 0 to 100000",
     ),
+    // The largest count TOML's reader takes is shown as written (cast to
+    // `i64`, it was -1).
+    (
+        "[window]\nsamples_per_bucket = 18446744073709551615",
+        "ow.toml:2:22: `window.samples_per_bucket`: must be from 0 to 100, got 18446744073709551615",
+    ),
     ("[health]\nsilence_secs = 1e300", "ow.toml:2:16"),
     // `[sources.connection]` and `[health]` are read straight into the
     // source's settings and the health rule: same bounds, same messages.

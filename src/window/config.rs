@@ -96,39 +96,61 @@ impl WindowConfig {
     /// first one outside them.
     pub fn check(&self) -> Result<(), (String, String)> {
         let day = 86_400;
-        let ints: [(&str, i64, i64, i64); 14] = [
-            ("bucket_secs", self.bucket_secs, 1, 3600),
-            ("lateness_secs", self.lateness_secs, 0, 3600),
-            ("max_late_secs", self.max_late_secs, 0, day),
+        // In `i128`, which holds every `usize` and `i64` as written: a
+        // count cast to `i64` made 2^64 - 1 "got -1" in the error.
+        let ints: [(&str, i128, i128, i128); 14] = [
+            ("bucket_secs", i128::from(self.bucket_secs), 1, 3600),
+            ("lateness_secs", i128::from(self.lateness_secs), 0, 3600),
+            ("max_late_secs", i128::from(self.max_late_secs), 0, day),
             // Every alert waits as long as a source behind is waited for.
-            ("wait_secs", self.wait_secs, 0, 600),
-            ("max_future_secs", self.max_future_secs, 0, 366 * day),
+            ("wait_secs", i128::from(self.wait_secs), 0, 600),
+            (
+                "max_future_secs",
+                i128::from(self.max_future_secs),
+                0,
+                366 * day,
+            ),
             // A source's clock remembers its last `RECENT` authors: a
             // larger quorum could never agree, and no bucket would close.
             (
                 "watermark_quorum",
-                self.watermark_quorum as i64,
+                self.watermark_quorum as i128,
                 1,
-                crate::source::clock::RECENT as i64,
+                crate::source::clock::RECENT as i128,
             ),
-            ("samples_per_bucket", self.samples_per_bucket as i64, 0, 100),
-            ("max_discovered", self.max_discovered as i64, 0, 100_000),
-            ("discovered_ttl_secs", self.discovered_ttl_secs, 10, day),
+            (
+                "samples_per_bucket",
+                self.samples_per_bucket as i128,
+                0,
+                100,
+            ),
+            ("max_discovered", self.max_discovered as i128, 0, 100_000),
+            (
+                "discovered_ttl_secs",
+                i128::from(self.discovered_ttl_secs),
+                10,
+                day,
+            ),
             (
                 "discovered_min_authors",
-                self.discovered_min_authors as i64,
+                self.discovered_min_authors as i128,
                 1,
                 1000,
             ),
-            ("discovered_admit_secs", self.discovered_admit_secs, 10, day),
+            (
+                "discovered_admit_secs",
+                i128::from(self.discovered_admit_secs),
+                10,
+                day,
+            ),
             (
                 "max_discovered_candidates",
-                self.max_discovered_candidates as i64,
+                self.max_discovered_candidates as i128,
                 1,
                 1_000_000,
             ),
-            ("sample_chars", self.sample_chars as i64, 10, 100_000),
-            ("copy_min_chars", self.copy_min_chars as i64, 1, 100_000),
+            ("sample_chars", self.sample_chars as i128, 10, 100_000),
+            ("copy_min_chars", self.copy_min_chars as i128, 1, 100_000),
         ];
         for (key, value, min, max) in ints {
             crate::numbers::check_int(value, min, max).map_err(|m| (key.to_owned(), m))?;
