@@ -701,9 +701,15 @@ fn a_huge_min_count_is_read_and_zero_is_refused() {
 fn a_series_s_work_is_bounded_with_the_way_out() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("wide.toml");
+    // The daemon's own file: its secrets (`${VAR}`) are not set where a
+    // series is scored, and `series` reads only `[window]` and
+    // `[detector]` of it.
     std::fs::write(
         &config,
-        "[window]\nbucket_secs = 1\n[detector]\nwindow_secs = 86400\n",
+        "[window]\nbucket_secs = 1\n[detector]\nwindow_secs = 86400\n\
+         [[sources]]\nkind = \"mastodon\"\nname = \"m\"\n\
+         urls = [\"wss://mastodon.example/api/v1/streaming\"]\n\
+         token = \"${OUTAGEWATCH_TEST_SURELY_UNSET}\"\n",
     )
     .expect("write");
     let csv = five_minutely(300, |i| (20 + i % 20).to_string());

@@ -159,16 +159,21 @@ fn state_commands_use_the_state_directory_run_uses() {
         stdout.starts_with(&format!("{}: OK", state.display())),
         "{stdout}"
     );
-    // A configuration's `state_dir`, by --config.
+    // A configuration's `state_dir`, by --config: the daemon's own file,
+    // whose secrets (`${VAR}`) are not set where the store is checked.
     let configured = tmp.path().join("configured");
     make_store(&configured);
     let config = tmp.path().join("config.toml");
     std::fs::write(
         &config,
-        format!("state_dir = {:?}\n", configured.display().to_string()),
+        format!(
+            "state_dir = {:?}\n{UNSET_TOKEN_SOURCE}",
+            configured.display().to_string()
+        ),
     )
     .expect("config");
     let verify = bin(tmp.path())
+        .env_remove(UNSET_VARIABLE)
         .args(["state", "verify", "--config"])
         .arg(&config)
         .output()
@@ -916,3 +921,9 @@ fn a_store_whose_only_damage_is_sled_s_settings_file_is_repaired_whole() {
         );
     }
 }
+
+/// A variable no test sets, and a source whose token is it.
+const UNSET_VARIABLE: &str = "OUTAGEWATCH_TEST_SURELY_UNSET";
+const UNSET_TOKEN_SOURCE: &str = "[[sources]]\nkind = \"mastodon\"\nname = \"m\"\n\
+    urls = [\"wss://mastodon.example/api/v1/streaming\"]\n\
+    token = \"${OUTAGEWATCH_TEST_SURELY_UNSET}\"\n";

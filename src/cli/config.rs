@@ -67,10 +67,23 @@ fn present(path: &Path) -> bool {
 
 /// The configuration by the search path, or the defaults.
 pub fn load(flag: Option<&Path>) -> anyhow::Result<Config> {
+    load_with(flag, Config::load)
+}
+
+/// [`load`] for a command that reads no value a `${VAR}` reaches
+/// ([`Config::load_lenient`]).
+pub fn load_lenient(flag: Option<&Path>) -> anyhow::Result<Config> {
+    load_with(flag, Config::load_lenient)
+}
+
+fn load_with(
+    flag: Option<&Path>,
+    read: fn(&Path) -> Result<Config, crate::config::ConfigError>,
+) -> anyhow::Result<Config> {
     match find(flag)? {
         Some((path, how)) => {
             tracing::info!(config = %path.display(), found_by = how, "configuration");
-            Ok(Config::load(&path)?)
+            Ok(read(&path)?)
         }
         None => Ok(Config::default()),
     }

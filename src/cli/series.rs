@@ -202,7 +202,7 @@ pub fn run(args: SeriesArgs) -> anyhow::Result<ExitCode> {
     let (points, gap_us) = read_points(&args.file)?;
     let inferred = series::bucket_secs_of(gap_us);
     let base = match &args.config {
-        Some(path) => crate::config::Config::load(path)?.detector,
+        Some(path) => crate::config::Config::load_lenient(path)?.detector,
         None => DetectorConfig::default(),
     };
     let bucket_secs = match args.bucket_secs {

@@ -60,7 +60,7 @@ impl Dir {
         if let Some(dir) = self.state_dir {
             return Ok(dir);
         }
-        let config = super::config::load(self.config.as_deref())?;
+        let config = super::config::load_lenient(self.config.as_deref())?;
         super::run::resolve_state_dir(None, &config)
     }
 }

@@ -235,6 +235,18 @@ impl Config {
         })
     }
 
+    /// [`Config::load`] for a command that reads only what no `${VAR}`
+    /// reaches (`[detector]`, `state_dir`): a variable that is not set
+    /// leaves its value as written, unchecked, as `config check` reads it.
+    /// `series --config` and `state verify --config` refused the daemon's
+    /// own file off the server, where its secrets are not set (and a
+    /// refused `state verify` exits as a damaged store does).
+    pub fn load_lenient(path: &Path) -> Result<Config, ConfigError> {
+        let unset_as_written =
+            |name: &str| Some(std::env::var(name).unwrap_or_else(|_| format!("${{{name}}}")));
+        Config::parse_with(path, &Config::read_text(path)?, &unset_as_written, true)
+    }
+
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         Config::parse_with(path, text, &|name| std::env::var(name).ok(), false)
     }
