@@ -977,3 +977,29 @@ fn counts_finer_than_a_second_are_summed() {
     // 2 + 3 + 2 + 3 in the first second.
     assert_eq!(first[value], "10", "{explain:.300}");
 }
+
+/// A file's line ends as the CSV reader takes them: `\n`, `\r\n` and the
+/// lone `\r` of a classic Mac export give the same incidents. With a lone
+/// `\r` the row bound saw one row, and a file past 4 KiB was refused as
+/// "line 1: a row longer than 4096 bytes".
+#[test]
+fn every_line_end_the_csv_reader_takes_gives_the_same_incidents() {
+    let csv = five_minutely(300, |i| {
+        if (200..206).contains(&i) { "40" } else { "2" }.into()
+    });
+    assert!(csv.len() > 4096, "past the row bound: {} bytes", csv.len());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut outputs = Vec::new();
+    for (name, end) in [("lf", "\n"), ("crlf", "\r\n"), ("cr", "\r")] {
+        // One file name (alerts are named after it), a folder each.
+        std::fs::create_dir(dir.path().join(name)).expect("mkdir");
+        let path = dir.path().join(name).join("s.csv");
+        std::fs::write(&path, csv.replace('\n', end)).expect("write");
+        let out = series(&[], &path);
+        outputs.push((name, String::from_utf8_lossy(&out.stdout).into_owned()));
+    }
+    assert!(outputs[0].1.contains("firing"), "{}", outputs[0].1);
+    for (name, stdout) in &outputs[1..] {
+        assert_eq!(stdout, &outputs[0].1, "{name}");
+    }
+}

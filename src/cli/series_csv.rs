@@ -187,6 +187,9 @@ struct LineBound<R> {
     /// Bytes of the row being read so far.
     in_row: usize,
     field: Field,
+    /// The byte read last was a `\r` ending a line: a `\n` right after it
+    /// ends the same one.
+    after_cr: bool,
 }
 
 /// Where the byte read last stands in its field, as the CSV reader sees
@@ -204,13 +207,15 @@ enum Field {
 
 impl Field {
     /// The state after `byte`; a line break outside a quoted field ends
-    /// the row (back at `Start`).
+    /// the row (back at `Start`): `\n`, `\r\n` or a lone `\r`, as the CSV
+    /// reader ends one (a file saved with classic Mac line ends was one row
+    /// to the bound, refused once past 4 KiB as a row too long).
     fn after(self, byte: u8) -> Field {
         match (self, byte) {
             (Field::Quoted, b'"') => Field::QuoteInQuoted,
             (Field::Quoted, _) | (Field::QuoteInQuoted, b'"') => Field::Quoted,
             (Field::Start, b'"') => Field::Quoted,
-            (_, b',' | b'\n') => Field::Start,
+            (_, b',' | b'\n' | b'\r') => Field::Start,
             _ => Field::Bare,
         }
     }
@@ -223,6 +228,7 @@ impl<R: Read> LineBound<R> {
             line: 1,
             in_row: 0,
             field: Field::Start,
+            after_cr: false,
         }
     }
 }
@@ -231,9 +237,11 @@ impl<R: Read> Read for LineBound<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         for &byte in &buf[..n] {
-            let row_ends = byte == b'\n' && !matches!(self.field, Field::Quoted);
+            let line_ends = byte == b'\r' || (byte == b'\n' && !self.after_cr);
+            let row_ends = matches!(byte, b'\n' | b'\r') && !matches!(self.field, Field::Quoted);
             self.field = self.field.after(byte);
-            if byte == b'\n' {
+            self.after_cr = byte == b'\r';
+            if line_ends {
                 self.line += 1;
             }
             if row_ends {
