@@ -11,6 +11,8 @@ enum Expect {
     /// A report whose service the text does not name.
     Unnamed,
     Not,
+    /// Neither a report nor a recovery nor maintenance.
+    Nothing,
     Recovery(&'static str),
     Maintenance(&'static str),
 }
@@ -24,6 +26,11 @@ macro_rules! report {
 macro_rules! not {
     ($text:expr) => {
         ($text, Not)
+    };
+}
+macro_rules! nothing {
+    ($text:expr) => {
+        ($text, Nothing)
     };
 }
 
@@ -145,6 +152,9 @@ const CASES: &[(&str, Expect)] = &[
     // Japanese (no spaces between words).
     report!("インスタ落ちてる", "instagram"),
     report!("インスタ落ちてる？", "instagram"),
+    // `！` ends a sentence though no space follows: the past word of the
+    // next one is not this one's.
+    report!("インスタ落ちてる！昨日は楽しかった", "instagram"),
     report!("ツイッター落ちた？", "twitter"),
     report!("LINE繋がらない", "line"),
     report!("YouTube見れない", "youtube"),
@@ -336,7 +346,14 @@ const CASES: &[(&str, Expect)] = &[
     ),
     report!("is twitter down? is it back yet?", "twitter"),
     report!("github is down again, it was back for an hour", "github"),
-    not!("is twitter back up?"),
+    nothing!("is twitter back up?"),
+    // A question whatever closes it: more marks, an emoji, a quote.
+    nothing!("is discord back up?!"),
+    nothing!("is discord back up?😭"),
+    nothing!("\"is discord back up?\""),
+    report!("isn't twitter down?!", "twitter"),
+    report!("isn't twitter down?😭", "twitter"),
+    report!("discord laggy for anyone else?!", "discord"),
     // A word of one language that is an ordinary word of another counts
     // once, in one list: English "crash" is weak, not also French outage.
     // And emphasis alone ("again", "wtf") does not lift a lone weak phrase.
@@ -802,6 +819,7 @@ fn matcher_table() {
             Report(svc) => got == (Class::Report, Some(*svc)),
             Unnamed => got == (Class::Report, None),
             Not => v.class != Class::Report,
+            Nothing => v.class == Class::None,
             Recovery(svc) => got == (Class::Recovery, Some(*svc)),
             Maintenance(svc) => got == (Class::Maintenance, Some(*svc)),
         };

@@ -14,7 +14,7 @@
 
 use super::decision::{Decision, Hit, Mention, Phrase, PhraseState};
 use super::tables::PhraseKind;
-use super::text::{gap, word_spans};
+use super::text::{closes, gap, word_spans};
 use super::verdict::Rule;
 
 /// Words that may stand between a negator and what it denies: "never
@@ -102,12 +102,14 @@ impl Decision<'_> {
             .collect()
     }
 
-    /// Whether the sentence byte `at` lies in asks a question: it ends in
-    /// `?` (or `？`).
+    /// Whether the sentence byte `at` lies in asks a question: a `?` in
+    /// what closes it ("down?", "down?!", "down?😭", "back up?\""; see
+    /// [`closes`]).
     pub(super) fn in_question(&self, at: usize) -> bool {
-        self.text
-            .get(self.clause_span(at))
-            .is_some_and(|s| s.trim_end().ends_with(['?', '？']))
+        self.text.get(self.clause_span(at)).is_some_and(|s| {
+            let body = s.trim_end_matches(|c: char| c.is_whitespace() || closes(c));
+            s[body.len()..].contains('?')
+        })
     }
 
     /// Whether a `now` word belongs to the failure phrase `phrase` and not

@@ -14,23 +14,68 @@ pub(super) fn gap(a_start: usize, a_end: usize, b_start: usize, b_end: usize) ->
     }
 }
 
-/// Where sentences start: after `.`, `!`, `?`, `;` followed by a space, after
-/// a line break, and after CJK full stops (which need no space).
+/// Where sentences start: after a line break or a CJK full stop (which
+/// needs no space), and after `.`, `!`, `?` or `;` with what may close a
+/// sentence after it (more of them, closing quotes and brackets, emoji:
+/// "down?!", "down?😭", "down?\"") when a space or the end follows; or,
+/// after `!` and `?`, a character of a script written without spaces:
+/// Japanese `！？` are `!?` once normalized, and "落ちてる!昨日は" was one
+/// sentence, its "yesterday" cancelling the report before it.
 pub(super) fn clause_starts(text: &str) -> Vec<usize> {
     let mut starts = Vec::new();
     let mut chars = text.char_indices().peekable();
     while let Some((at, c)) = chars.next() {
-        let next = chars.peek().map(|&(_, n)| n);
-        let ends = match c {
-            '\n' | '。' | '！' | '？' => true,
-            '.' | '!' | '?' | ';' => next.is_none_or(|n| n == ' '),
-            _ => false,
+        let end = match c {
+            '\n' | '。' => at + c.len_utf8(),
+            '.' | '!' | '?' | ';' => {
+                let mut end = at + c.len_utf8();
+                while let Some(&(next_at, next)) = chars.peek().filter(|&&(_, n)| closes(n)) {
+                    end = next_at + next.len_utf8();
+                    chars.next();
+                }
+                let next = chars.peek().map(|&(_, n)| n);
+                let spaced = next.is_none_or(|n| n == ' ');
+                let unspaced = matches!(c, '!' | '?') && next.is_some_and(written_without_spaces);
+                if !(spaced || unspaced) {
+                    continue;
+                }
+                end
+            }
+            _ => continue,
         };
-        if ends {
-            starts.push(at + c.len_utf8());
-        }
+        starts.push(end);
     }
     starts
+}
+
+/// What may follow a sentence's last mark and still belong to its end:
+/// more marks, closing quotes and brackets, emoji and their joiners.
+pub(super) fn closes(c: char) -> bool {
+    matches!(
+        c,
+        '.' | '!'
+            | '?'
+            | ';'
+            | '…'
+            | '"'
+            | '\''
+            | '”'
+            | '’'
+            | '»'
+            | ')'
+            | ']'
+            | '}'
+            | '\u{200d}'
+            | '\u{fe0f}'
+    ) || (u32::from(c) >= 0x2190 && !c.is_alphanumeric() && !c.is_whitespace())
+}
+
+/// Han, hiragana and katakana: scripts whose sentences no space divides.
+fn written_without_spaces(c: char) -> bool {
+    matches!(
+        c,
+        '\u{3040}'..='\u{30ff}' | '\u{3400}'..='\u{4dbf}' | '\u{4e00}'..='\u{9fff}' | '\u{f900}'..='\u{faff}'
+    )
 }
 
 /// Links that point somewhere (`scheme://host/path`): `[start, end)`.
@@ -108,12 +153,20 @@ mod tests {
 
     #[test]
     fn sentences_words_and_links() {
-        let cases: [(&str, Vec<usize>); 5] = [
+        let cases: [(&str, Vec<usize>); 12] = [
             ("is it down. yes", vec![11]),
             ("v1.2 is out", vec![]),
+            ("twitter.com is down", vec![]),
             ("down!\nagain", vec![6]),
             ("落ちた。まじ", vec![12]),
             ("why? ", vec![4]),
+            ("down?! yes", vec![6]),
+            ("down... yes", vec![7]),
+            ("down?😭 yes", vec![9]),
+            ("is it down?\") yes", vec![13]),
+            // `！` normalized: no space follows it in Japanese.
+            ("落ちた!まじ", vec![10]),
+            ("down?ok", vec![]),
         ];
         for (text, want) in cases {
             assert_eq!(clause_starts(text), want, "{text:?}");
