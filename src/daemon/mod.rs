@@ -409,22 +409,13 @@ impl Running {
         self.stall.stopping_since.store(now_ms(), Ordering::Relaxed);
         let _ = self.shutdown.send(true);
         // A source's panic was reported when it happened (supervisor).
-        for task in std::mem::take(&mut self.sources) {
-            let _ = task.await;
-        }
+        // Each ends at the signal; one held by a peer past that is
+        // aborted, so the pipeline still drains and saves.
+        join_or_abort(std::mem::take(&mut self.sources), "source").await;
         // Their handles on the store go with them (see the seal below).
         // Each watches the stop signal and ends by itself (the monitor
-        // raising the gaps still pending); one that has not within 2 s is
-        // aborted.
-        for mut task in std::mem::take(&mut self.helpers) {
-            if tokio::time::timeout(Duration::from_secs(2), &mut task)
-                .await
-                .is_err()
-            {
-                task.abort();
-                let _ = task.await;
-            }
-        }
+        // raising the gaps still pending).
+        join_or_abort(std::mem::take(&mut self.helpers), "helper task").await;
         // 2. The pipeline drains what was received and saves the state.
         let unasked = early.is_some();
         let result = match early {
@@ -500,6 +491,25 @@ async fn stop_outputs(delivery: Delivery, server: Option<crate::http::Server>, g
     log_sinks(&reports, drained);
     if let Some(server) = server {
         server.stop().await;
+    }
+}
+
+/// How long the tasks of one step of the shutdown have, together, to end
+/// by themselves once signalled.
+const STOP_WITHIN: Duration = Duration::from_secs(2);
+
+/// Waits for `tasks` to end, aborting those still running after
+/// [`STOP_WITHIN`]: one held by a peer (a server that stopped reading,
+/// a store call) must not hold the steps after it, the pipeline's drain
+/// and save among them.
+async fn join_or_abort(tasks: Vec<tokio::task::JoinHandle<()>>, what: &str) {
+    let deadline = tokio::time::Instant::now() + STOP_WITHIN;
+    for mut task in tasks {
+        if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+            tracing::warn!("a {what} did not stop within {STOP_WITHIN:?} of the signal; aborted");
+            task.abort();
+            let _ = task.await;
+        }
     }
 }
 

@@ -66,11 +66,14 @@ pub(super) async fn session<P: Protocol>(
     };
     let (mut write, read) = ws.split();
     for hello in protocol.hello(link.health.processed()) {
-        if let Err(why) = send(&mut write, Message::text(hello), settings.connect_timeout).await {
-            return (
-                End::Lost(format!("cannot send subscription: {why}")),
-                Duration::ZERO,
-            );
+        let limit = settings.connect_timeout;
+        match send_unless_stopped(&mut write, Message::text(hello), limit, link).await {
+            Some(Ok(())) => {}
+            Some(Err(why)) => {
+                let end = End::Lost(format!("cannot send subscription: {why}"));
+                return (end, Duration::ZERO);
+            }
+            None => return (End::Shutdown, Duration::ZERO),
         }
     }
     link.health.set_connected(true);
@@ -104,6 +107,23 @@ async fn send(
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!("the server read nothing for {limit:?}")),
+    }
+}
+
+/// [`send`], given up at the shutdown signal (`None`): a server that
+/// stops reading holds a send for its whole limit (a ping's is
+/// `ping_secs`, up to an hour), and the daemon's shutdown waited for it
+/// past its grace, until the stall watchdog exited 1 with the pipeline
+/// neither drained nor saved.
+async fn send_unless_stopped(
+    write: &mut futures_util::stream::SplitSink<Socket, Message>,
+    message: Message,
+    limit: Duration,
+    link: &mut Link,
+) -> Option<Result<(), String>> {
+    tokio::select! {
+        sent = send(write, message, limit) => Some(sent),
+        _ = link.shutdown.changed() => None,
     }
 }
 
@@ -151,10 +171,12 @@ impl<P: Protocol> Reader<'_, P> {
                 }
                 _ = ping.tick() => {
                     let ping = Message::Ping(Vec::new().into());
-                    if let Err(why) = send(&mut write, ping, self.settings.ping_every).await {
-                        return End::Lost(format!("ping failed: {why}"));
+                    let limit = self.settings.ping_every;
+                    match send_unless_stopped(&mut write, ping, limit, self.link).await {
+                        Some(Ok(())) => continue,
+                        Some(Err(why)) => return End::Lost(format!("ping failed: {why}")),
+                        None => return End::Shutdown,
                     }
-                    continue;
                 }
                 _ = sleep_until(deadline) => {
                     match self.watchdog(connected_at) {

@@ -210,6 +210,41 @@ async fn a_redirect_target_s_frames_are_handed_over_as_its_own() {
 #[tokio::test]
 async fn a_server_that_never_reads_cannot_hold_the_source() {
     use std::time::Duration;
+    // Long enough for the socket's buffers to fill and a ping to be due.
+    let ended =
+        stopped_beside_a_server_that_never_reads(Duration::from_secs(2), Duration::from_secs(5))
+            .await;
+    assert!(
+        ended.is_some_and(|after| after < Duration::from_secs(5)),
+        "the source never heard the shutdown: {ended:?}"
+    );
+}
+
+/// The shutdown is heard while a ping waits on a server that never reads:
+/// the ping's send waited out its whole limit (`ping_secs`, up to an
+/// hour), and the daemon's shutdown with it, past its grace, until the
+/// stall watchdog exited 1 without draining the pipeline.
+#[tokio::test]
+async fn a_ping_waiting_on_a_server_that_never_reads_does_not_hold_the_shutdown() {
+    use std::time::Duration;
+    // The ping due at 6 s waits on full buffers when the stop comes.
+    let ended =
+        stopped_beside_a_server_that_never_reads(Duration::from_secs(6), Duration::from_secs(7))
+            .await;
+    assert!(
+        ended.is_some_and(|after| after < Duration::from_secs(2)),
+        "the shutdown waited for the ping: {ended:?}"
+    );
+}
+
+/// Reads from a server that floods pings and never reads, pinging every
+/// `ping_every`; signals the shutdown after `stop_after`; how long the
+/// source took to end after the signal (`None`: not within 10 s).
+async fn stopped_beside_a_server_that_never_reads(
+    ping_every: std::time::Duration,
+    stop_after: std::time::Duration,
+) -> Option<std::time::Duration> {
+    use std::time::Duration;
     use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -238,17 +273,17 @@ async fn a_server_that_never_reads_cannot_hold_the_source() {
     let health = Arc::new(SourceHealth::new("t", None));
     let link = Link::new(0, tls, frames, health, shutdown);
     let settings = WsSettings {
-        ping_every: Duration::from_secs(2),
+        ping_every,
         watchdog: Duration::from_secs(60),
         ..WsSettings::default()
     };
     let reader = tokio::spawn(run(vec![url.clone()], settings, Plain(url), link));
-    // Long enough for the socket's buffers to fill and a ping to be due.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep(stop_after).await;
     stop.send(true).expect("reader listens");
-    let ended = tokio::time::timeout(Duration::from_secs(5), reader).await;
+    let stopped = tokio::time::Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(10), reader).await;
     server.abort();
-    assert!(ended.is_ok(), "the source never heard the shutdown");
+    ended.ok().map(|_| stopped.elapsed())
 }
 
 /// A server sending forty frames of 100 kB to a pipeline that reads
