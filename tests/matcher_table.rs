@@ -511,6 +511,12 @@ const CASES: &[(&str, Expect)] = &[
         "fooair"
     ),
     not!("@jane that link isn't working"),
+    // A name declared ambiguous is an account only where a service lists
+    // it among its handles: `@tim`, `@max`, `@claude` are people here.
+    not!("@tim isn't working tonight, he's off"),
+    not!("@max is dead lol"),
+    not!("@claude is out sick today"),
+    report!("#MaxDown", "hbomax"),
     not!("@bob isn't working tonight, he's off"),
     // "Your" thing is the addressee's, however near another capitalised
     // name stands; "your" before a service's name is still that service.

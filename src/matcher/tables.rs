@@ -151,6 +151,11 @@ pub struct ServiceEntry {
 pub struct Stem {
     pub service: u16,
     pub ambiguous: bool,
+    /// A service of the catalogue declares the name `ambiguous` (an
+    /// ordinary word, a person, a place), though this one may claim it
+    /// for hashtags (`#MaxDown`): as a handle it is not the service's
+    /// account unless listed among its `handles`.
+    pub word: bool,
 }
 
 /// The compiled matcher tables; see [`super::Matcher`].

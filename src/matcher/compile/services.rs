@@ -240,17 +240,19 @@ fn add_stems(
         if stem.is_empty() {
             continue;
         }
-        let Some(first) = stems.get(&stem) else {
+        let Some(first) = stems.get_mut(&stem) else {
             stems.insert(
                 stem.clone(),
                 Stem {
                     service: n,
                     ambiguous,
+                    word: ambiguous,
                 },
             );
             claims.at.insert(stem, name.span());
             continue;
         };
+        first.word |= ambiguous;
         if first.service == n {
             continue;
         }

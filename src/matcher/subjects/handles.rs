@@ -133,15 +133,18 @@ impl Decision<'_> {
         self.handles = handles;
     }
 
-    /// The service whose account (or name) the handle is, or whose brand
-    /// a support account carries.
+    /// The service whose account (or unambiguous name) the handle is, or
+    /// whose brand a support account carries. An ambiguous name is an
+    /// account only where the catalogue lists it among the service's
+    /// `handles` (`@united` is the airline's): as a name, `@tim`, `@max`
+    /// and `@claude` are people ("@tim isn't working tonight, he's off"
+    /// was a report for TIM), as "Claude is out sick" names no service.
     fn catalogued_account(&self, stem: &str) -> Option<u16> {
         let account = |stem: &str| {
-            self.tables
-                .handles
-                .get(stem)
-                .copied()
-                .or_else(|| self.tables.stems.get(stem).map(|s| s.service))
+            self.tables.handles.get(stem).copied().or_else(|| {
+                let name = self.tables.stems.get(stem)?;
+                (!name.word).then_some(name.service)
+            })
         };
         account(stem).or_else(|| account(handle_brand(stem)))
     }
