@@ -173,7 +173,12 @@ pub fn normalize_bounded(text: &str, max_chars: usize) -> String {
     // Only letters of the scripts that pass for Latin can be folded: most
     // non-ASCII posts (accents, emoji, CJK) have none and skip the word scan.
     if out.chars().any(passes_for_latin) && has_mixed_word(&out) {
-        out = fold_look_alikes(&out);
+        // Letters folded to Latin can make an elongation the first pass
+        // did not see ("doоown": o, Cyrillic о, o), folded here as one
+        // written in Latin letters is; only shorter, so within the bound.
+        let folded = fold_look_alikes(&out);
+        out.clear();
+        push_collapsed(&mut out, folded.chars(), max_chars);
     }
     out
 }
@@ -574,6 +579,10 @@ mod tests {
             ("\u{0456}nstagr\u{0430}m", "instagram"),
             ("disc\u{03BF}rd", "discord"),
             ("\u{0440}aypal d\u{043E}wn", "paypal down"),
+            // An elongation the look-alikes make (o, Cyrillic о, o) is
+            // folded as one written in Latin letters.
+            ("twitter is do\u{043E}own", "twitter is down"),
+            ("d\u{043E}\u{043E}\u{043E}wn", "down"),
             // Words wholly in another script are real words: left alone.
             ("твиттер не работает", "твиттер не работает"),
             ("το twitter έπεσε", "το twitter έπεσε"),
