@@ -222,6 +222,12 @@ const CASES: &[(&str, Expect)] = &[
     not!("countdown to the new season on netflix"),
     not!("calm down, it's just twitter"),
     not!("twitter stock is down 5%"),
+    // A site or an app in the sentence spares a phrase from its market
+    // words only when it stands nearer the phrase than they do.
+    not!("Netflix shares are down 5% after earnings, says the website"),
+    not!("Tesla stock is down 8% on the Robinhood app"),
+    not!("my stocks app says Netflix is down 5%"),
+    ("paid $8 for wifi that can't load a website", Unnamed),
     not!("netflix shares down 9% after earnings"),
     not!("twitter was down last night lol"),
     not!("remember when twitter was down in 2022"),

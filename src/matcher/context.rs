@@ -5,6 +5,7 @@
 
 use super::decision::{Decision, Hit, OUTAGE_WEIGHT, Phrase, PhraseState, WEAK_WEIGHT};
 use super::tables::{Meaning, PhraseKind};
+use super::text::gap;
 use super::verdict::Rule;
 
 /// Context in a phrase's sentence that cancels a failure phrase, the rule
@@ -140,13 +141,16 @@ impl Decision<'_> {
     /// down"; one inside the phrase is its own: "not working"), or market,
     /// denial, device-local or past context in the phrase's sentence. A "now" word there outweighs the past, unless it is a
     /// recovery's ("was down but it's back now"); prices and points
-    /// near a phrase about a site or an app ("paid $8 for wifi that can't
-    /// load a website") do not make it a market.
+    /// further from the phrase than a site or an app it is about ("paid $8
+    /// for wifi that can't load a website") do not make it a market, while
+    /// nearer ones do ("Netflix shares are down 5% after earnings, says
+    /// the website": any site or app in the sentence had spared it).
     fn sentence_context_of(&self, phrase: &Hit) -> Option<Finding> {
         let (start, end) = (phrase.start, phrase.end);
         let clause = self.clause(start);
         let now = self.now_of(phrase, &self.stated_recoveries()).is_some();
-        let about_a_thing = self.target_of(phrase).is_some();
+        let distance = |h: &Hit| gap(h.start, h.end, start, end);
+        let thing_at = self.target_of(phrase).map(|t| distance(&t));
         if let Some(hit) = self.hypothetical_before(phrase) {
             return Some(Finding {
                 rule: Rule::Hypothetical,
@@ -168,7 +172,7 @@ impl Decision<'_> {
             });
         }
         for (kind, rule, why) in SENTENCE_CONTEXTS {
-            if (kind == PhraseKind::Past && now) || (kind == PhraseKind::Market && about_a_thing) {
+            if kind == PhraseKind::Past && now {
                 continue;
             }
             // A denial that begins inside the failure phrase and runs on
@@ -176,10 +180,13 @@ impl Decision<'_> {
             // "isn't down" (the denial holds the phrase) is not.
             let part_of_phrase =
                 |h: &Hit| kind == PhraseKind::Negation && h.start > start && h.start < end;
+            let beyond_the_thing = |h: &Hit| {
+                kind == PhraseKind::Market && thing_at.is_some_and(|at| distance(h) >= at)
+            };
             if let Some(hit) = self
                 .hits_in_clause(kind, clause)
                 .iter()
-                .find(|h| !part_of_phrase(h))
+                .find(|h| !part_of_phrase(h) && !beyond_the_thing(h))
             {
                 return Some(Finding {
                     rule,
