@@ -371,7 +371,12 @@ impl<S: Store> Pipeline<S> {
             self.stats.duplicates += 1;
             return Ok(Vec::new());
         }
-        if !forgotten && let Some(clock) = self.clocks.get_mut(source) {
+        // Without an arrival (a recording without clock lines) there is
+        // nothing to learn, and no look-up for it on every post.
+        if !forgotten
+            && arrival.at_us.is_some()
+            && let Some(clock) = self.clocks.get_mut(source)
+        {
             clock.learn_delay(arrival);
         }
         self.stats.posts += 1;
