@@ -258,6 +258,15 @@ impl ServiceCounts {
                 self.copies.push(copy);
             }
         }
+        // One sample an author, their best: one account posting a
+        // high-scoring text five times a bucket filled every slot, and the
+        // alert showed only its words (and whatever link it wrote).
+        if let Some(at) = self.samples.iter().position(|s| s.author == post.author) {
+            if self.samples[at].score >= verdict.score {
+                return;
+            }
+            self.samples.remove(at);
+        }
         let better = |s: &Sample| s.score < verdict.score;
         if self.samples.len() < keep || self.samples.iter().any(better) {
             let sample = Sample {

@@ -464,6 +464,33 @@ mod tests {
         assert_eq!(scores, vec![3.0, 2.0]);
     }
 
+    /// One sample an author, their best: one account posting its
+    /// high-scoring text again and again filled every slot, and the alert
+    /// carried only its words.
+    #[test]
+    fn one_author_holds_one_sample() {
+        let mut w = Windows::new(WindowConfig {
+            samples_per_bucket: 5,
+            ..WindowConfig::default()
+        });
+        for i in 0..5 {
+            put(
+                &mut w,
+                &post(100 + i, "troll"),
+                &report("s", 3.0 + i as f32),
+            );
+        }
+        for i in 0..5 {
+            put(&mut w, &post(105 + i, &format!("u{i}")), &report("s", 2.0));
+        }
+        let b = w.close_all();
+        let samples = &b[0].services["s"].samples;
+        let authors: Vec<&str> = samples.iter().map(|s| s.author.as_str()).collect();
+        assert_eq!(authors, ["troll", "u0", "u1", "u2", "u3"]);
+        assert_eq!(samples[0].score, 7.0, "the author's best");
+        assert_eq!(samples[0].time_us, 104 * MICROS_PER_SEC);
+    }
+
     /// An alert quotes the words people wrote to say a service fails (the
     /// outage phrase, the outage hashtag), chosen by rule kind: not the
     /// name, not the boost, not the decision.
