@@ -182,8 +182,29 @@ impl DetectorConfig {
         (self.scales() + 1 - self.first_scale()) as f64
     }
 
+    /// The time the window judges: its buckets, whole (`window_secs`, or
+    /// one bucket when that is shorter: 60 s of 300 s buckets is 300 s,
+    /// and the prior and the rates worked out over 60 s made the prior's
+    /// floor a fifth of what it is and every rate five times too high).
+    pub(super) fn window_span_secs(&self) -> f64 {
+        (self.scales() as i64 * self.bucket_secs).max(1) as f64
+    }
+
+    /// The prior's expectation over the whole window.
+    pub(super) fn prior_window(&self) -> f64 {
+        self.prior_per_min * self.window_span_secs() / 60.0
+    }
+
+    /// A count over the whole window, per minute.
     pub(super) fn per_min(&self, per_window: f64) -> f64 {
-        per_window * 60.0 / self.window_secs.max(1) as f64
+        per_window * 60.0 / self.window_span_secs()
+    }
+
+    /// A count over the last `scale_secs` of the window, per minute: a
+    /// short scale that fires is its own span (8 authors in 10 s are 48 a
+    /// minute, not 8).
+    pub(super) fn per_min_over(count: f64, scale_secs: i64) -> f64 {
+        count * 60.0 / scale_secs.max(1) as f64
     }
 
     /// The smallest count that passes both significance tests against

@@ -292,10 +292,10 @@ impl Detector {
                     now,
                     config,
                 );
-                let (expected, basis) = expectations.last().copied().unwrap_or((
-                    config.prior_per_min * config.window_secs as f64 / 60.0,
-                    Basis::Prior,
-                ));
+                let (expected, basis) = expectations
+                    .last()
+                    .copied()
+                    .unwrap_or((config.prior_window(), Basis::Prior));
                 let since = now - (scales as i64 - 1) * config.bucket_us();
                 let view = window_view(state, since, expected, basis, Caps::of(config));
                 let dispersion = baseline.dispersion.at(scales, config.dispersion_initial);

@@ -431,8 +431,8 @@ fn fire(
     let fired_measure = Measure {
         reports: fired.reports,
         authors: fired.authors,
-        rate_per_min: config.per_min(fired.authors as f64),
-        baseline_per_min: config.per_min(fired.expected),
+        rate_per_min: DetectorConfig::per_min_over(fired.authors as f64, incident.scale_secs),
+        baseline_per_min: DetectorConfig::per_min_over(fired.expected, incident.scale_secs),
         basis: fired.basis,
         expected: fired.expected,
         dispersion: incident.dispersion,

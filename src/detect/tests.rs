@@ -1238,3 +1238,74 @@ fn an_upstream_incident_counts_what_its_members_fired_with() {
         );
     }
 }
+
+/// The first firing transition of a series of buckets of `bucket_secs`,
+/// `authors[i]` new authors in bucket `i`.
+fn first_firing(config: DetectorConfig, authors: &[u64]) -> Option<Transition> {
+    let bucket_us = config.bucket_secs * MICROS_PER_SEC;
+    let mut detector = Detector::new(config);
+    for (i, &n) in authors.iter().enumerate() {
+        let mut b = bucket(i as i64, n, 1);
+        b.start = T0 + i as i64 * bucket_us;
+        let fired = detector
+            .on_bucket(&b)
+            .into_iter()
+            .find(|t| t.kind == Firing);
+        if fired.is_some() {
+            return fired;
+        }
+    }
+    None
+}
+
+/// A scale shorter than the window that fires gives its rates over its
+/// own span: 8 authors in 10 s are 48 a minute against the prior's 0.2
+/// (they were given over the whole minute: 8 and 0.033).
+#[test]
+fn a_short_scale_s_rates_are_per_minute_of_its_span() {
+    let config = DetectorConfig {
+        min_scale_secs: 10,
+        ..DetectorConfig::default()
+    };
+    let prior = config.prior_per_min;
+    let mut authors = vec![0; 150];
+    authors.push(8);
+    let t = first_firing(config, &authors).expect("fires");
+    assert_eq!(t.incident.scale_secs, 10);
+    assert_eq!(t.basis, Basis::Prior);
+    assert!((t.rate_per_min - 48.0).abs() < 1e-9, "{}", t.rate_per_min);
+    assert!(
+        (t.baseline_per_min - prior).abs() < 1e-9,
+        "{}",
+        t.baseline_per_min
+    );
+}
+
+/// A window shorter than a bucket is one bucket (the README's limits),
+/// and its prior and rates are that bucket's: with 300 s buckets the
+/// prior floor was worked out over 60 s, a fifth of what it is, and 6
+/// authors in 5 minutes (1.2 a minute against 0.2) paged.
+#[test]
+fn a_window_shorter_than_a_bucket_is_judged_as_the_bucket() {
+    let config = DetectorConfig {
+        bucket_secs: 300,
+        window_secs: 60,
+        ..DetectorConfig::default()
+    };
+    let prior = config.prior_per_min;
+    let quiet = vec![0; 24];
+    let six = [quiet.clone(), vec![6]].concat();
+    assert!(
+        first_firing(config.clone(), &six).is_none(),
+        "6 in 5 minutes"
+    );
+    let twelve = [quiet, vec![12]].concat();
+    let t = first_firing(config, &twelve).expect("12 in 5 minutes fire");
+    assert_eq!(t.incident.scale_secs, 300);
+    assert!((t.rate_per_min - 2.4).abs() < 1e-9, "{}", t.rate_per_min);
+    assert!(
+        (t.baseline_per_min - prior).abs() < 1e-9,
+        "{}",
+        t.baseline_per_min
+    );
+}

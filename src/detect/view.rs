@@ -47,7 +47,7 @@ pub(super) fn expectations(
     let memory = config.memory();
     let bucket_us = config.bucket_us();
     let scales = config.scales();
-    let prior_window = config.prior_per_min * config.window_secs as f64 / 60.0;
+    let prior_window = config.prior_window();
     // A bucket's share depends on its hour only: the current hour's,
     // worked out here to tell warming up, serves the buckets of this hour.
     let current = baseline.share(volume, now, now, &memory);
