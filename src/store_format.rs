@@ -8,7 +8,7 @@
 //! id reads as its digest ([`crate::window::AuthorId`], format 7), and a field
 //! added in a later format reads as empty without taking any bytes
 //! ([`AddedIn`]: the servers of format 8, a source's usual delay of
-//! format 9).
+//! format 9, a held-back author's last use and copied text of format 10).
 
 use std::cell::Cell;
 
@@ -51,6 +51,10 @@ pub type AddedIn8<T> = AddedIn<8, T>;
 /// A source's usual delay behind the arrival clock
 /// ([`crate::source::delay::UsualDelay`]).
 pub type AddedIn9<T> = AddedIn<9, T>;
+
+/// When a discovered name's held-back author last used it, and their
+/// copied text ([`crate::window::HeldBack`]).
+pub type AddedIn10<T> = AddedIn<10, T>;
 
 impl<'de, const IN: u32, T: Deserialize<'de> + Default> Deserialize<'de> for AddedIn<IN, T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -465,7 +465,9 @@ fn a_real_discovered_outage_still_fires_amid_junk_tags() {
             )
             .expect("write");
         }
-        // From minute 10: forty people in two minutes say #ZorblyDown.
+        // From minute 10: forty people in two minutes say #ZorblyDown,
+        // each in their own words (one long text from many accounts is a
+        // copy, counted as three of them).
         if (600..720).contains(&second) && second % 3 == 0 {
             let t = start + second * 1_000_000 + 700_000;
             writeln!(
@@ -474,7 +476,7 @@ fn a_real_discovered_outage_still_fires_amid_junk_tags() {
                 frame(
                     t,
                     &format!("did:plc:user{second}"),
-                    "is #ZorblyDown for everyone? app won't load"
+                    &format!("is #ZorblyDown for everyone? app won't load (try {second})")
                 )
             )
             .expect("write");

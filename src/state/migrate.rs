@@ -10,13 +10,16 @@ use super::records::Checkpoint;
 use super::store::{checkpoint_bytes, put_checkpoint};
 use crate::window::{Bucket, reading_format};
 
-/// Any format → 9: the checkpoint read in the layout of `found` and
+/// Any format → 10: the checkpoint read in the layout of `found` and
 /// written anew. What each format lacked starts afresh, as a restart of
 /// that format started it: the sources' clocks and the discovered names
 /// (format 2), the class of a held-back post (a report: 3 and 4), the
 /// authors' budgets of admissions (5 and 6), the servers that vouch for
 /// authors (none known: 7 and before), a source's usual delay behind the
-/// arrival clock (8 and before: learned again from the next posts). Authors it held by id (open
+/// arrival clock (8 and before: learned again from the next posts), a
+/// discovered name's held-back authors' last use and copied text (9 and
+/// before: none; such an author stays until the candidate's first use is
+/// `admit_secs` old, and their text is not capped). Authors it held by id (open
 /// buckets, the detector's recent window) are held by digest. A
 /// checkpoint that does not read is left for the first read to report,
 /// with the way to recover.

@@ -296,6 +296,11 @@ pub fn format(db: &sled::Db, path: &std::path::Path) -> Result<u32, StoreError> 
 ///   it (a Mastodon account's domain; Nostr as a whole), kept in buckets and
 ///   in the discovered names' held-back posts; every bucket and the
 ///   checkpoint are rewritten as for 6 → 7, with no server known.
+/// - 8 → 9: a source's clock keeps its usual delay behind the arrival
+///   clock; the checkpoint is rewritten, the delay learned afresh.
+/// - 9 → 10: a discovered name's held-back authors keep when they last
+///   used it and their copied text's fingerprint; the checkpoint is
+///   rewritten with neither known.
 ///
 /// The checkpoint of any older format is read in its layout and written
 /// anew by `migrate::checkpoint`; the packs with the rest, in one

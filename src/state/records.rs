@@ -27,10 +27,13 @@ use crate::window::{Bucket, DiscoveredNames, SavedNames, SavedNamesFormat4, Save
 /// 8: a report's author may come with the server that vouches for it
 /// ([`crate::window::AddedIn8`] fields of buckets and held-back posts);
 /// 9: a source's clock keeps how far behind the arrival clock it usually
-/// runs ([`crate::source::delay::UsualDelay`]).
+/// runs ([`crate::source::delay::UsualDelay`]);
+/// 10: a discovered name's held-back authors keep when they last used it
+/// and the fingerprint of their copied text
+/// ([`crate::window::HeldBack`]).
 /// A change of key layout, encoding or a stored type's fields bumps it and
 /// adds its step to [`super::migrate`].
-pub const FORMAT: u32 = 9;
+pub const FORMAT: u32 = 10;
 
 /// Where the pipeline stood when the last batch was written: enough to
 /// continue after a restart without losing or double-counting.

@@ -812,7 +812,10 @@ fn a_format_4_store_is_rewritten_with_held_back_posts_as_reports() {
     let checkpoint = store.checkpoint().expect("read").expect("checkpoint");
     assert_eq!(
         checkpoint.discovered,
-        discovered_names().with_budgets_afresh().without_servers()
+        discovered_names()
+            .with_budgets_afresh()
+            .without_servers()
+            .without_last_uses()
     );
     assert_eq!(checkpoint.newest, Some(305_000_000));
     assert_eq!(
@@ -866,7 +869,11 @@ fn a_format_6_store_is_rewritten_with_the_budgets_afresh() {
     let checkpoint = store.checkpoint().expect("read").expect("checkpoint");
     assert_eq!(
         checkpoint.discovered,
-        names.clone().with_budgets_afresh().without_servers()
+        names
+            .clone()
+            .with_budgets_afresh()
+            .without_servers()
+            .without_last_uses()
     );
     assert_eq!(checkpoint.cursors, cursors);
     assert_eq!(

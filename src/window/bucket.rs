@@ -109,6 +109,14 @@ pub struct Sample {
     pub lang: String,
 }
 
+/// The fingerprint of a post's text, when it is long enough to be a copy
+/// (`copy_min_chars`): the same long text from many accounts counts as
+/// a few of them ([`ServiceCounts::copies`]).
+pub(super) fn copy_of(post: &Post, config: &WindowConfig) -> Option<u64> {
+    (post.text.chars().count() >= config.copy_min_chars)
+        .then(|| xxhash_rust::xxh3::xxh3_64(post.text.as_bytes()))
+}
+
 /// The phrases that made a verdict a report, and its language.
 pub(super) fn phrases_and_lang<'a>(
     post: &'a Post,
@@ -213,6 +221,15 @@ impl ServiceCounts {
     }
 
     /// Records that `server` vouches for `author`, once.
+    /// `author` wrote the text whose fingerprint is `copy` (see
+    /// [`copy_of`]).
+    pub(super) fn add_copy(&mut self, copy: u64, author: AuthorId) {
+        self.index();
+        if self.seen.copies.insert((copy, author)) {
+            self.copies.push((copy, author));
+        }
+    }
+
     pub(super) fn add_server(&mut self, server: ServerId, author: AuthorId) {
         self.index();
         if self.seen.servers.insert((server, author)) {
@@ -251,12 +268,8 @@ impl ServiceCounts {
         if let Some(server) = server {
             self.add_server(server, author);
         }
-        if post.text.chars().count() >= config.copy_min_chars {
-            let copy = (xxhash_rust::xxh3::xxh3_64(post.text.as_bytes()), author);
-            self.index();
-            if self.seen.copies.insert(copy) {
-                self.copies.push(copy);
-            }
+        if let Some(copy) = copy_of(post, config) {
+            self.add_copy(copy, author);
         }
         // One sample an author, their best: one account posting a
         // high-scoring text five times a bucket filled every slot, and the

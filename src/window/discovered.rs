@@ -45,6 +45,7 @@ use super::budget::{AuthorBudgets, SavedBudgets};
 use super::{AddedIn, AddedIn8, ServerId};
 use crate::Micros;
 use crate::matcher::Class;
+use crate::store_format::AddedIn10;
 
 /// How many times a tracked name's (decayed) score a newcomer must score
 /// to take its place: a name admitted as the newcomer was gives way after
@@ -82,6 +83,24 @@ pub enum Admission {
     Rejected,
 }
 
+/// One post of a name, as [`DiscoveredNames::admit`] takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct NamePost<'a> {
+    pub author: &'a str,
+    /// The server that vouches for the author, if any.
+    pub server: Option<ServerId>,
+    /// A report or a recovery.
+    pub class: Class,
+    /// Whether the author is new to the name's current bucket and, where
+    /// a server vouches for them, one of the few of that server that
+    /// count (see [`DiscoveredNames::admit`]).
+    pub counts_toward_score: bool,
+    /// The fingerprint of its text, when long enough to be a copy.
+    pub copy: Option<u64>,
+    /// Its event time.
+    pub now: Micros,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Tracked {
     score: f64,
@@ -101,6 +120,27 @@ pub struct HeldBack {
     /// authors are capped per server as every later one is.
     #[serde(default)]
     pub server: AddedIn8<Option<ServerId>>,
+    /// When the author last used the name: a candidate holds the authors
+    /// of the last `admit_secs` (it was a span from the name's first use,
+    /// so one post long before kept three authors within a minute from
+    /// admitting it). `None`: held before format 10, as old as the
+    /// candidate.
+    #[serde(default)]
+    pub at: AddedIn10<Option<Micros>>,
+    /// The fingerprint of the author's first held-back text long enough to
+    /// be a copy ([`super::ServiceCounts::copies`]): an admitted name's
+    /// first authors are capped per text as every later one is (five
+    /// accounts posting one text paged a name nobody else used).
+    #[serde(default)]
+    pub copy: AddedIn10<Option<u64>>,
+}
+
+impl HeldBack {
+    /// Whether the author used the name within `admit_us` of `now`
+    /// (one held before their times were kept: the candidate's `since`).
+    fn fresh(&self, since: Micros, now: Micros, admit_us: Micros) -> bool {
+        now - self.at.unwrap_or(since) <= admit_us
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,6 +173,30 @@ pub struct SavedNamesFormat6 {
 }
 
 #[cfg(test)]
+impl DiscoveredNames {
+    /// [`DiscoveredNames::admit`] of a post whose text is no copy.
+    pub fn admit_post(
+        &mut self,
+        name: &str,
+        author: &str,
+        server: Option<ServerId>,
+        class: Class,
+        counts_toward_score: bool,
+        now: Micros,
+    ) -> Admission {
+        let post = NamePost {
+            author,
+            server,
+            class,
+            counts_toward_score,
+            copy: None,
+            now,
+        };
+        self.admit(name, post)
+    }
+}
+
+#[cfg(test)]
 impl SavedNames {
     /// These tables with every author's budget afresh, as a checkpoint of
     /// format 6 or before restores them.
@@ -158,6 +222,19 @@ impl SavedNames {
         for (_, candidate) in &mut self.candidates {
             for held in &mut candidate.authors {
                 held.server = AddedIn(None);
+            }
+        }
+        self
+    }
+
+    /// These tables with no last use nor copied text known for the
+    /// held-back posts, as a checkpoint of format 9 or before restores
+    /// them.
+    pub fn without_last_uses(mut self) -> Self {
+        for (_, candidate) in &mut self.candidates {
+            for held in &mut candidate.authors {
+                held.at = AddedIn(None);
+                held.copy = AddedIn(None);
             }
         }
         self
@@ -213,6 +290,8 @@ impl From<SavedNamesFormat4> for SavedNames {
                         reports,
                         recoveries: 0,
                         server: AddedIn(None),
+                        at: AddedIn(None),
+                        copy: AddedIn(None),
                     })
                     .collect();
                 (name, Candidate { since, authors })
@@ -270,7 +349,7 @@ impl DiscoveredNames {
         names
     }
 
-    /// Forgets the candidates no countable post can join any more: first
+    /// Forgets the candidates no countable post can join any more: last
     /// used more than `admit_us` before `oldest_countable` (the oldest
     /// event time a post can have and still be counted). Run when buckets
     /// close, so the table saved with the checkpoint holds live candidates
@@ -281,7 +360,10 @@ impl DiscoveredNames {
         let expired: Vec<String> = self
             .candidates
             .iter()
-            .filter(|(_, c)| oldest_countable.saturating_sub(c.since) > admit_us)
+            .filter(|(_, c)| {
+                let last = c.authors.iter().filter_map(|h| *h.at).max();
+                oldest_countable.saturating_sub(last.unwrap_or(c.since)) > admit_us
+            })
             .map(|(name, _)| name.clone())
             .collect();
         for name in expired {
@@ -295,15 +377,14 @@ impl DiscoveredNames {
     /// for them, one of the few of that server that count (the score
     /// counts distinct authors as the detector does: fresh keys of one
     /// server could otherwise raise a tracked name's score without end).
-    pub fn admit(
-        &mut self,
-        name: &str,
-        author: &str,
-        server: Option<ServerId>,
-        class: Class,
-        counts_toward_score: bool,
-        now: Micros,
-    ) -> Admission {
+    pub fn admit(&mut self, name: &str, post: NamePost<'_>) -> Admission {
+        let NamePost {
+            author,
+            class,
+            counts_toward_score,
+            now,
+            ..
+        } = post;
         let ttl = self.bounds.ttl_us.max(1);
         if let Some(tracked) = self.tracked.get_mut(name) {
             if counts_toward_score {
@@ -313,7 +394,7 @@ impl DiscoveredNames {
             return Admission::Counted;
         }
         let recovery = class == Class::Recovery;
-        let authors = match self.gather(name, author, server, recovery, now) {
+        let authors = match self.gather(name, post) {
             Ok(authors) => authors,
             Err(not_yet) => return not_yet,
         };
@@ -348,34 +429,45 @@ impl DiscoveredNames {
         Admission::Admitted(before)
     }
 
-    /// Adds `author`'s post (a recovery or a report) to the candidate
-    /// `name` (a fresh candidate when it had none, or its first author is
-    /// older than `admit_us`). Once `min_authors` of its authors have
-    /// budget left, the candidate leaves the table and its authors are
-    /// returned; until then the post is counted as pending. A new author
-    /// without budget is turned away (counted), and joins no candidate.
-    fn gather(
-        &mut self,
-        name: &str,
-        author: &str,
-        server: Option<ServerId>,
-        recovery: bool,
-        now: Micros,
-    ) -> Result<Vec<HeldBack>, Admission> {
+    /// Adds the post (a recovery or a report) to the candidate `name`, which
+    /// holds the authors who used the name in the last `admit_us` (a fresh
+    /// candidate when it had none left). Once `min_authors` of its authors
+    /// have budget left, the candidate leaves the table and its authors
+    /// are returned; until then the post is counted as pending. A new
+    /// author without budget is turned away (counted), and joins no
+    /// candidate.
+    fn gather(&mut self, name: &str, post: NamePost<'_>) -> Result<Vec<HeldBack>, Admission> {
+        let NamePost {
+            author,
+            server,
+            class,
+            copy,
+            now,
+            ..
+        } = post;
         let min_authors = self.bounds.min_authors.max(1);
         let admit_us = self.bounds.admit_us;
-        let live = |c: &Candidate| now - c.since <= admit_us;
-        let known = self
-            .candidates
-            .peek(name)
-            .is_some_and(|c| live(c) && c.authors.iter().any(|h| h.author == author));
+        let known = self.candidates.peek(name).is_some_and(|c| {
+            c.authors
+                .iter()
+                .any(|h| h.author == author && h.fresh(c.since, now, admit_us))
+        });
         if !known && !self.budgets.allows(author, now) {
             self.rejected += 1;
             return Err(Admission::Rejected);
         }
         let candidate = match self.candidates.get_mut(name) {
-            Some(c) if now - c.since <= admit_us => c,
-            _ => {
+            Some(c) => {
+                // Authors of more than `admit_us` ago leave, their posts
+                // with them (held back, never counted).
+                let since = c.since;
+                c.authors.retain(|h| h.fresh(since, now, admit_us));
+                if c.authors.is_empty() {
+                    c.since = now;
+                }
+                c
+            }
+            None => {
                 let fresh = Candidate {
                     since: now,
                     authors: Vec::new(),
@@ -411,15 +503,21 @@ impl DiscoveredNames {
                     reports: 0,
                     recoveries: 0,
                     server: AddedIn(server),
+                    at: AddedIn(None),
+                    copy: AddedIn(None),
                 });
                 let last = candidate.authors.len() - 1;
                 &mut candidate.authors[last]
             }
         };
-        if recovery {
+        if class == Class::Recovery {
             held.recoveries += 1;
         } else {
             held.reports += 1;
+        }
+        *held.at = Some(held.at.map_or(now, |at| at.max(now)));
+        if held.copy.is_none() {
+            *held.copy = copy;
         }
         // An author who spent their budget since joining no longer counts
         // toward the name.

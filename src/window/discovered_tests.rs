@@ -1,11 +1,14 @@
 use super::*;
 
-fn held(author: &str, reports: u64, recoveries: u64) -> HeldBack {
+/// An author's held-back posts, the last at `at`.
+fn held(author: &str, reports: u64, recoveries: u64, at: Micros) -> HeldBack {
     HeldBack {
         author: author.into(),
         reports,
         recoveries,
         server: AddedIn(None),
+        at: AddedIn(Some(at)),
+        copy: AddedIn(None),
     }
 }
 
@@ -32,7 +35,7 @@ fn one_servers_authors_admit_a_name_only_with_others() {
     let mut names = DiscoveredNames::new(bounds(10));
     for (i, author) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
         let at = i as i64;
-        let got = names.admit("x", author, s, Class::Report, true, at);
+        let got = names.admit_post("x", author, s, Class::Report, true, at);
         let want = if i < 2 {
             Admission::Pending
         } else {
@@ -43,7 +46,7 @@ fn one_servers_authors_admit_a_name_only_with_others() {
     assert_eq!((names.pending(), names.rejected()), (2, 3));
     let held = names.candidates.peek("x").map(|c| c.authors.len());
     assert_eq!(held, Some(2), "only the two that count are held");
-    match names.admit("x", "f", t, Class::Report, true, 5) {
+    match names.admit_post("x", "f", t, Class::Report, true, 5) {
         Admission::Admitted(before) => {
             let authors: Vec<&str> = before.iter().map(|h| h.author.as_str()).collect();
             assert_eq!(authors, ["a", "b"]);
@@ -54,10 +57,10 @@ fn one_servers_authors_admit_a_name_only_with_others() {
     assert_eq!(names.tracked.get("x").map(|t| t.score), Some(3.0));
     let mut names = DiscoveredNames::new(bounds(10));
     for (i, author) in ["a", "b", "c"].into_iter().enumerate() {
-        names.admit("y", author, s, Class::Report, true, i as i64);
+        names.admit_post("y", author, s, Class::Report, true, i as i64);
     }
     assert!(matches!(
-        names.admit("y", "g", None, Class::Report, true, 3),
+        names.admit_post("y", "g", None, Class::Report, true, 3),
         Admission::Admitted(_)
     ));
 }
@@ -66,31 +69,31 @@ fn one_servers_authors_admit_a_name_only_with_others() {
 fn a_name_needs_several_authors_within_the_window() {
     let mut names = DiscoveredNames::new(bounds(10));
     assert_eq!(
-        names.admit("x", "a", None, Class::Report, true, 0),
+        names.admit_post("x", "a", None, Class::Report, true, 0),
         Admission::Pending
     );
     assert_eq!(
-        names.admit("x", "a", None, Class::Report, true, 1),
+        names.admit_post("x", "a", None, Class::Report, true, 1),
         Admission::Pending,
         "same author"
     );
     assert_eq!(
-        names.admit("x", "b", None, Class::Report, true, 2),
+        names.admit_post("x", "b", None, Class::Report, true, 2),
         Admission::Pending
     );
     assert_eq!(
-        names.admit("x", "c", None, Class::Report, true, 3),
-        Admission::Admitted(vec![held("a", 2, 0), held("b", 1, 0)])
+        names.admit_post("x", "c", None, Class::Report, true, 3),
+        Admission::Admitted(vec![held("a", 2, 0, 1), held("b", 1, 0, 2)])
     );
     assert_eq!(
-        names.admit("x", "d", None, Class::Report, true, 4),
+        names.admit_post("x", "d", None, Class::Report, true, 4),
         Admission::Counted
     );
     // Authors spread wider than the window never make it.
     for (i, author) in ["a", "b", "c", "d"].iter().enumerate() {
         let at = 1000 + 150 * i as i64;
         assert_eq!(
-            names.admit("y", author, None, Class::Report, true, at),
+            names.admit_post("y", author, None, Class::Report, true, at),
             Admission::Pending
         );
     }
@@ -101,7 +104,7 @@ fn a_name_needs_several_authors_within_the_window() {
 fn candidates_are_bounded() {
     let mut names = DiscoveredNames::new(bounds(10));
     for i in 0..1000 {
-        names.admit(
+        names.admit_post(
             &format!("junk{i}"),
             &format!("u{i}"),
             None,
@@ -119,7 +122,7 @@ fn a_full_table_evicts_the_lowest_score_or_turns_away() {
     let admit = |names: &mut DiscoveredNames, name: &str, authors: usize, at: Micros| {
         let mut last = Admission::Pending;
         for a in 0..authors {
-            last = names.admit(name, &format!("{name}-{a}"), None, Class::Report, true, at);
+            last = names.admit_post(name, &format!("{name}-{a}"), None, Class::Report, true, at);
         }
         last
     };
@@ -143,11 +146,11 @@ fn a_full_table_evicts_the_lowest_score_or_turns_away() {
     ));
     assert_eq!(names.evicted(), 1);
     assert_eq!(
-        names.admit("quiet", "q", None, Class::Report, true, 101),
+        names.admit_post("quiet", "q", None, Class::Report, true, 101),
         Admission::Pending
     );
     assert_eq!(
-        names.admit("busy", "b", None, Class::Report, true, 101),
+        names.admit_post("busy", "b", None, Class::Report, true, 101),
         Admission::Counted
     );
     assert_eq!(names.sizes().0, 2);
@@ -160,15 +163,15 @@ fn a_full_table_evicts_the_lowest_score_or_turns_away() {
 fn a_name_admitted_a_moment_earlier_keeps_its_place() {
     let mut names = DiscoveredNames::new(bounds(1));
     for author in ["a", "b", "c"] {
-        names.admit("first", author, None, Class::Report, true, 0);
+        names.admit_post("first", author, None, Class::Report, true, 0);
     }
     for author in ["d", "e", "f"] {
-        names.admit("second", author, None, Class::Report, true, 1);
+        names.admit_post("second", author, None, Class::Report, true, 1);
     }
     assert_eq!(names.evicted(), 0);
     assert_eq!(names.rejected(), 1);
     assert_eq!(
-        names.admit("first", "a", None, Class::Report, true, 2),
+        names.admit_post("first", "a", None, Class::Report, true, 2),
         Admission::Counted
     );
 }
@@ -186,7 +189,9 @@ fn a_few_authors_admit_a_few_names() {
     for i in 0..3000 {
         let tag = format!("t{}", i / 3);
         let author = format!("u{}", i % 3);
-        if let Admission::Admitted(_) = names.admit(&tag, &author, None, Class::Report, true, i) {
+        if let Admission::Admitted(_) =
+            names.admit_post(&tag, &author, None, Class::Report, true, i)
+        {
             admitted += 1;
         }
     }
@@ -199,17 +204,19 @@ fn a_few_authors_admit_a_few_names() {
     for i in 0..3000i64 {
         let tag = format!("t{}", i / 3);
         let author = format!("u{}", (i % 3 + i / 3) % 5);
-        if let Admission::Admitted(_) = names.admit(&tag, &author, None, Class::Report, true, i) {
+        if let Admission::Admitted(_) =
+            names.admit_post(&tag, &author, None, Class::Report, true, i)
+        {
             admitted += 1;
         }
     }
     assert!(admitted <= 5, "{admitted}");
     // Fresh authors admit a new name beside them.
     for author in ["p", "q", "r"] {
-        names.admit("real", author, None, Class::Report, true, 3000);
+        names.admit_post("real", author, None, Class::Report, true, 3000);
     }
     assert_eq!(
-        names.admit("real", "u0", None, Class::Report, true, 3001),
+        names.admit_post("real", "u0", None, Class::Report, true, 3001),
         Admission::Counted,
         "a spent author's report of a tracked name still counts"
     );
@@ -220,21 +227,21 @@ fn a_few_authors_admit_a_few_names() {
 #[test]
 fn a_spent_author_in_a_candidate_does_not_count() {
     let mut names = DiscoveredNames::new(bounds(1000));
-    names.admit("wait", "a", None, Class::Report, true, 0);
-    names.admit("wait", "b", None, Class::Report, true, 0);
+    names.admit_post("wait", "a", None, Class::Report, true, 0);
+    names.admit_post("wait", "b", None, Class::Report, true, 0);
     for n in 0..3 {
         for author in ["a", "x", "y"] {
-            names.admit(&format!("n{n}"), author, None, Class::Report, true, 1);
+            names.admit_post(&format!("n{n}"), author, None, Class::Report, true, 1);
         }
     }
     assert_eq!(names.sizes().0, 3, "a spent its budget");
     assert_eq!(
-        names.admit("wait", "c", None, Class::Report, true, 2),
+        names.admit_post("wait", "c", None, Class::Report, true, 2),
         Admission::Pending
     );
     assert_eq!(
-        names.admit("wait", "d", None, Class::Report, true, 3),
-        Admission::Admitted(vec![held("b", 1, 0), held("c", 1, 0)]),
+        names.admit_post("wait", "d", None, Class::Report, true, 3),
+        Admission::Admitted(vec![held("b", 1, 0, 0), held("c", 1, 0, 2)]),
         "a was dropped when c joined"
     );
 }
@@ -261,16 +268,16 @@ fn restored_tables_admit_and_evict_as_the_originals() {
     let mut out_whole = Vec::new();
     let mut out_resumed = Vec::new();
     for (name, author, at) in &steps[..30] {
-        out_whole.push(whole.admit(name, author, None, Class::Report, true, *at));
-        out_resumed.push(first.admit(name, author, None, Class::Report, true, *at));
+        out_whole.push(whole.admit_post(name, author, None, Class::Report, true, *at));
+        out_resumed.push(first.admit_post(name, author, None, Class::Report, true, *at));
     }
     let bytes = postcard::to_allocvec(&first).expect("encode");
     let saved: SavedNames = postcard::from_bytes(&bytes).expect("decode");
     let mut resumed = DiscoveredNames::restored(bounds(2), saved);
     assert_eq!(resumed.sizes(), first.sizes());
     for (name, author, at) in &steps[30..] {
-        out_whole.push(whole.admit(name, author, None, Class::Report, true, *at));
-        out_resumed.push(resumed.admit(name, author, None, Class::Report, true, *at));
+        out_whole.push(whole.admit_post(name, author, None, Class::Report, true, *at));
+        out_resumed.push(resumed.admit_post(name, author, None, Class::Report, true, *at));
     }
     assert!(
         out_whole
@@ -291,23 +298,23 @@ fn restored_tables_admit_and_evict_as_the_originals() {
 fn restored_candidates_keep_their_order_of_use() {
     let mut names = DiscoveredNames::new(bounds(10));
     for name in ["a", "b", "c", "d"] {
-        names.admit(name, "u1", None, Class::Report, true, 0);
+        names.admit_post(name, "u1", None, Class::Report, true, 0);
     }
-    names.admit("a", "u2", None, Class::Report, true, 1);
+    names.admit_post("a", "u2", None, Class::Report, true, 1);
     let bytes = postcard::to_allocvec(&names).expect("encode");
     let mut names =
         DiscoveredNames::restored(bounds(10), postcard::from_bytes(&bytes).expect("decode"));
-    names.admit("e", "u1", None, Class::Report, true, 2);
+    names.admit_post("e", "u1", None, Class::Report, true, 2);
     assert!(
         matches!(
-            names.admit("a", "u3", None, Class::Report, true, 3),
+            names.admit_post("a", "u3", None, Class::Report, true, 3),
             Admission::Admitted(_)
         ),
         "a, used last, kept its two authors"
     );
-    names.admit("b", "u2", None, Class::Report, true, 3);
+    names.admit_post("b", "u2", None, Class::Report, true, 3);
     assert_eq!(
-        names.admit("b", "u3", None, Class::Report, true, 3),
+        names.admit_post("b", "u3", None, Class::Report, true, 3),
         Admission::Pending,
         "b was pushed out"
     );
@@ -321,20 +328,20 @@ fn a_tie_for_the_lowest_score_evicts_by_name() {
         let mut names = DiscoveredNames::new(bounds(2));
         for name in ["b", "a"] {
             for author in ["x", "y", "z"] {
-                names.admit(name, author, None, Class::Report, true, 0);
+                names.admit_post(name, author, None, Class::Report, true, 0);
             }
         }
         for author in ["p", "q", "r"] {
-            names.admit("c", author, None, Class::Report, true, 100);
+            names.admit_post("c", author, None, Class::Report, true, 100);
         }
         assert_eq!(names.evicted(), 1);
         assert_eq!(
-            names.admit("a", "x", None, Class::Report, true, 101),
+            names.admit_post("a", "x", None, Class::Report, true, 101),
             Admission::Pending,
             "a gave way"
         );
         assert_eq!(
-            names.admit("b", "x", None, Class::Report, true, 101),
+            names.admit_post("b", "x", None, Class::Report, true, 101),
             Admission::Counted
         );
     }
@@ -345,16 +352,45 @@ fn a_tie_for_the_lowest_score_evicts_by_name() {
 #[test]
 fn expired_candidates_are_forgotten() {
     let mut names = DiscoveredNames::new(bounds(10));
-    names.admit("old", "a", None, Class::Report, true, 0);
-    names.admit("new", "a", None, Class::Report, true, 60);
+    names.admit_post("old", "a", None, Class::Report, true, 0);
+    names.admit_post("new", "a", None, Class::Report, true, 60);
     names.forget_expired(100);
     assert_eq!(names.sizes(), (0, 2), "both can still gather authors");
     names.forget_expired(101);
     assert_eq!(names.sizes(), (0, 1));
     // "new" kept its author: two more admit it.
-    names.admit("new", "b", None, Class::Report, true, 120);
+    names.admit_post("new", "b", None, Class::Report, true, 120);
     assert!(matches!(
-        names.admit("new", "c", None, Class::Report, true, 121),
+        names.admit_post("new", "c", None, Class::Report, true, 121),
         Admission::Admitted(_)
     ));
+}
+
+/// A candidate holds the authors of the last `admit_us`, not those of a
+/// span from its first use: one post long before kept three authors
+/// within a minute from admitting the name (and the author at 550 s was
+/// dropped when 610 s reset the candidate).
+#[test]
+fn a_candidate_holds_the_authors_of_the_last_window() {
+    let mut names = DiscoveredNames::new(bounds(10));
+    for (author, at) in [("a", 0), ("b", 90), ("c", 110)] {
+        assert_eq!(
+            names.admit_post("x", author, None, Class::Report, true, at),
+            Admission::Pending,
+            "{author}"
+        );
+    }
+    assert_eq!(
+        names.admit_post("x", "d", None, Class::Report, true, 120),
+        Admission::Admitted(vec![held("b", 1, 0, 90), held("c", 1, 0, 110)]),
+        "a left at 110; b, c and d are within 100"
+    );
+    // Forgotten once its last author is more than `admit_us` behind what
+    // can still be counted, not its first.
+    names.admit_post("y", "a", None, Class::Report, true, 0);
+    names.admit_post("y", "b", None, Class::Report, true, 90);
+    names.forget_expired(150);
+    assert_eq!(names.sizes().1, 1, "b keeps y");
+    names.forget_expired(191);
+    assert_eq!(names.sizes().1, 0);
 }

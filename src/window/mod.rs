@@ -23,7 +23,7 @@ mod discovered;
 use std::collections::BTreeMap;
 
 pub use self::author::{AuthorId, ServerId};
-use self::discovered::Admission;
+use self::discovered::{Admission, NamePost};
 pub use self::discovered::{
     DiscoveredNames, HeldBack, SavedNames, SavedNamesFormat4, SavedNamesFormat6,
 };
@@ -56,20 +56,22 @@ fn admit_discovered(
     class: Class,
     post: &Post,
     server: Option<ServerId>,
-    per_server: u64,
+    config: &WindowConfig,
 ) -> bool {
     let author = AuthorId::of(&post.author);
+    let per_server = config.max_authors_per_server;
     let counts_toward_score = bucket.services.get_mut(service).is_none_or(|c| {
         !c.has_author(author) && server.is_none_or(|s| c.authors_of(s) < per_server)
     });
-    match discovered.admit(
-        service,
-        &post.author,
+    let name_post = NamePost {
+        author: &post.author,
         server,
         class,
         counts_toward_score,
-        post.time_us,
-    ) {
+        copy: bucket::copy_of(post, config),
+        now: post.time_us,
+    };
+    match discovered.admit(service, name_post) {
         Admission::Counted => true,
         Admission::Admitted(before) => {
             let counts = bucket.services.entry(service.to_owned()).or_default();
@@ -84,6 +86,9 @@ fn admit_discovered(
                     counts.add_author(author);
                     if let Some(server) = *held.server {
                         counts.add_server(server, author);
+                    }
+                    if let Some(copy) = *held.copy {
+                        counts.add_copy(copy, author);
                     }
                 }
             }
@@ -226,7 +231,7 @@ impl Windows {
                 verdict.class,
                 post,
                 server,
-                self.config.max_authors_per_server,
+                &self.config,
             )
         {
             return placement;
@@ -602,6 +607,36 @@ mod tests {
                 "case {n}: {posts:?}"
             );
         }
+    }
+
+    /// A discovered name's first authors are capped per text as every
+    /// later one is: their copied text comes with their held-back posts
+    /// (five accounts posting one text paged a name nobody else used, as
+    /// five authors).
+    #[test]
+    fn a_discovered_name_s_first_authors_keep_their_copied_text() {
+        let mut w = Windows::new(WindowConfig::default());
+        let discovered = Verdict {
+            discovered: true,
+            ..report("zorbly", 1.0)
+        };
+        let text = "zorbly is down for everyone here, cannot log in at all since this morning";
+        for (i, author) in ["a", "b", "c", "d"].into_iter().enumerate() {
+            let mut post = post(i as i64, author);
+            post.text = text.into();
+            put(&mut w, &post, &discovered);
+        }
+        let bucket = w.open_buckets().next().expect("a bucket");
+        let counts = &bucket.services["zorbly"];
+        assert_eq!(counts.authors.len(), 4);
+        let fingerprint = xxhash_rust::xxh3::xxh3_64(text.as_bytes());
+        let mut copies = counts.copies.to_vec();
+        copies.sort();
+        let mut want: Vec<_> = ["a", "b", "c", "d"]
+            .map(|a| (fingerprint, AuthorId::of(a)))
+            .to_vec();
+        want.sort();
+        assert_eq!(copies, want);
     }
 
     /// The server that vouched for an author comes with each report:
