@@ -35,25 +35,34 @@ struct Request {
 }
 
 /// A JSON webhook receiver that answers 500 to the incidents in `refuse`
-/// and 200 to everything else, and keeps every request in order.
+/// (429 with `Retry-After: 30` to every request while `busy`) and 200 to
+/// everything else, and keeps every request in order.
 #[derive(Clone, Default)]
 struct Receiver {
     refuse: Arc<Mutex<HashSet<String>>>,
+    busy: Arc<Mutex<bool>>,
     got: Arc<Mutex<Vec<Request>>>,
 }
 
-async fn answer(State(receiver): State<Receiver>, body: axum::body::Bytes) -> StatusCode {
+async fn answer(
+    State(receiver): State<Receiver>,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let alert: serde_json::Value = serde_json::from_slice(&body).expect("a JSON alert");
     let text = |key: &str| alert[key].as_str().expect("a string field").to_owned();
     let id = text("id");
-    let taken = !receiver.refuse.lock().expect("lock").contains(&id);
+    let busy = *receiver.busy.lock().expect("lock");
+    let taken = !busy && !receiver.refuse.lock().expect("lock").contains(&id);
     let state = text("state");
     let request = Request { id, state, taken };
     receiver.got.lock().expect("lock").push(request);
-    if taken {
-        StatusCode::OK
+    if busy {
+        (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "30")]).into_response()
+    } else if taken {
+        StatusCode::OK.into_response()
     } else {
-        StatusCode::INTERNAL_SERVER_ERROR
+        StatusCode::INTERNAL_SERVER_ERROR.into_response()
     }
 }
 
@@ -494,4 +503,46 @@ async fn an_unreadable_requeued_letter_that_stays_is_passed_over_once() {
     let dead = delivery.reports()[0].dead;
     let _ = delivery.stop(Duration::ZERO).await;
     assert_eq!(dead, 1, "passed over once");
+}
+
+/// A receiver's pause holds the whole sink, not only the alert it
+/// refused: a 429 with `Retry-After: 30` set that alert aside, and the
+/// next incident's alert went to the same receiver at once (four within
+/// 6 ms after `alerts retry`), into the window it had asked to be left
+/// alone in.
+#[tokio::test(start_paused = true)]
+async fn a_refusal_s_retry_after_pauses_the_whole_sink() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_store, outbox) = open(dir.path());
+    let (receiver, url) = Receiver::start().await;
+    let alerts: Vec<Alert> = ["a", "b", "c"]
+        .map(|source| alert(source, TransitionKind::Firing))
+        .to_vec();
+    // Dead letters first (refused past a horizon of an hour), then
+    // re-queued, as `alerts retry` does: each due at once.
+    for alert in &alerts {
+        receiver.refuse(&alert.id, true);
+    }
+    let delivery = start(&outbox, &url, Duration::from_secs(3600));
+    for alert in &alerts {
+        delivery.append(alert).expect("append");
+    }
+    tokio::time::sleep(Duration::from_secs(3 * 3600)).await;
+    assert_eq!(delivery.reports()[0].dead, 3, "each died at its horizon");
+    for alert in &alerts {
+        receiver.refuse(&alert.id, false);
+    }
+    *receiver.busy.lock().expect("lock") = true;
+    let before = receiver.got().len();
+    assert_eq!(outbox.requeue(None, None).expect("requeue"), 3);
+    delivery.notify();
+    tokio::time::sleep(Duration::from_secs(29)).await;
+    let sent = &receiver.got()[before..];
+    assert_eq!(sent.len(), 1, "one request inside the pause: {sent:?}");
+    *receiver.busy.lock().expect("lock") = false;
+    for alert in &alerts {
+        receiver.wait_taken(&alert.id, "firing").await;
+    }
+    assert!(delivery.drain(Duration::from_secs(60)).await, "drained");
+    let _ = delivery.stop(Duration::ZERO).await;
 }

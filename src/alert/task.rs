@@ -291,6 +291,15 @@ impl SinkRun {
             Err(Failure::Retry { reason, after }) => (reason, after, false),
             Err(Failure::Permanent { reason }) => (reason, None, true),
         };
+        // The receiver's wait (`Retry-After`, a rate limit's reset) holds
+        // the sink, not only this alert: the next incident's alert, a
+        // set-aside one or a re-queued letter went to the same receiver at
+        // once, into the window it had asked to be left alone in (four
+        // 429s within 6 ms after `alerts retry`).
+        if let Some(after) = after {
+            let until = tokio::time::Instant::now() + after;
+            self.pause_until = Some(self.pause_until.map_or(until, |p| p.max(until)));
+        }
         let mut state = match prior {
             Some(state) if state.seq == seq => state,
             _ => RetryState {
