@@ -439,7 +439,7 @@ pub fn source_views(telemetry: &Telemetry) -> Vec<Value> {
                 "connected": s.connected,
                 "received_frames": s.frames,
                 "last_frame_at": s.last_frame_wall.map(rfc3339),
-                "silent_seconds": s.last_frame_wall.map(|w| ((now - w) as f64 / 1e6).max(0.0)),
+                "silent_seconds": source.silent_for_us() as f64 / 1e6,
                 "processed_through": s.processed.map(rfc3339),
                 "lag_seconds": s.processed.map(|p| ((now - p) as f64 / 1e6).max(0.0)),
                 "reconnects": s.reconnects,

@@ -262,3 +262,40 @@ fn a_live_source_shows_its_own_health_rule() {
         serde_json::json!({"silence_secs": 60, "lag_secs": 120, "grace_secs": 30, "calm_secs": 60})
     );
 }
+
+/// `silent_seconds` is the silence the health rule judges: since the last
+/// frame that decodes (or since the source was set up), on the monotonic
+/// clock. It was the time since the last frame of any kind, `null`
+/// before one: a server sending only junk, or accepting the connection
+/// and sending nothing, showed "up" while `/readyz` said silent.
+#[tokio::test(start_paused = true)]
+async fn silent_seconds_count_only_frames_that_decode() {
+    use crate::source::health::SourceHealth;
+    use std::time::Duration;
+    let clock: crate::wall::SharedClock = Arc::new(crate::wall::TokioClock::starting_at(0));
+    let telemetry = Telemetry::new(Mode::Daemon, None);
+    let junk = Arc::new(SourceHealth::with_clock("junk", None, Arc::clone(&clock)));
+    let mute = Arc::new(SourceHealth::with_clock("mute", None, Arc::clone(&clock)));
+    let fine = Arc::new(SourceHealth::with_clock("fine", None, clock));
+    for source in [&junk, &mute, &fine] {
+        source.set_connected(true);
+    }
+    telemetry.set_sources(vec![
+        Arc::clone(&junk),
+        Arc::clone(&mute),
+        Arc::clone(&fine),
+    ]);
+    fine.count_frame();
+    fine.count_data();
+    tokio::time::sleep(Duration::from_secs(90)).await;
+    junk.count_frame();
+    fine.count_frame();
+    fine.count_data();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let views = super::source_views(&telemetry);
+    let silent: Vec<f64> = views
+        .iter()
+        .map(|v| v["silent_seconds"].as_f64().unwrap_or(-1.0))
+        .collect();
+    assert_eq!(silent, [100.0, 100.0, 10.0], "junk, mute, fine");
+}

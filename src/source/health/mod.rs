@@ -57,6 +57,9 @@ pub struct SourceHealth {
     last_data_mono: AtomicI64,
     /// Frames that decoded.
     data: AtomicU64,
+    /// When this source was set up, on the monotonic clock: silent since
+    /// then until its first frame that decodes.
+    started_mono: Micros,
     /// Newest event time the pipeline has processed; `i64::MIN` = none.
     processed: AtomicI64,
     /// This source's own `[sources.health]` keys: the monitor, readiness
@@ -99,6 +102,7 @@ impl SourceHealth {
 
     /// [`SourceHealth::new`] reading the wall clock from `clock`.
     pub fn with_clock(name: &str, processed: Option<Micros>, clock: SharedClock) -> Self {
+        let started_mono = clock.monotonic_us();
         let health = SourceHealth {
             name: name.to_owned(),
             clock,
@@ -110,6 +114,7 @@ impl SourceHealth {
             last_data_wall: AtomicI64::new(0),
             last_data_mono: AtomicI64::new(i64::MIN),
             data: AtomicU64::new(0),
+            started_mono,
             processed: AtomicI64::new(i64::MIN),
             own_rule: HealthOverride::default(),
         };
@@ -157,6 +162,17 @@ impl SourceHealth {
         self.last_data_mono
             .store(self.monotonic(), Ordering::Relaxed);
     }
+    /// How long (µs) no frame that decodes has come, on the monotonic
+    /// clock: since the last one, or since this source was set up. The
+    /// silence the health rule judges; the status API showed the time
+    /// since the last frame of any kind, on the wall clock, so a server
+    /// sending only junk, or nothing at all, showed as up on the
+    /// dashboard while `/readyz` and the monitor said silent.
+    pub fn silent_for_us(&self) -> Micros {
+        let last = self.last_data_mono().unwrap_or(self.started_mono);
+        (self.monotonic() - last).max(0)
+    }
+
     /// Monotonic µs of the last decoded frame, if any.
     pub fn last_data_mono(&self) -> Option<Micros> {
         let t = self.last_data_mono.load(Ordering::Relaxed);
