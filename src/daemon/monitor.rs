@@ -137,6 +137,14 @@ impl<S: HealthStore> Monitor<S> {
                     earlier: true,
                     healthy_since: None,
                 });
+                let opened = Alert::source_health(
+                    &incident.source,
+                    TransitionKind::Firing,
+                    incident.started_at,
+                    incident.started_at,
+                    incident.detail.clone(),
+                );
+                self.telemetry.board().restore_open(&opened);
                 continue;
             }
             unraised.push(Alert::source_health(

@@ -478,3 +478,46 @@ async fn a_quiet_source_with_its_own_silence_is_not_paged_by_the_global_one() {
     stop.send(true).expect("monitor listens");
     task.await.expect("monitor ends");
 }
+
+/// An incident an earlier run left open shows open on the board (the
+/// incidents, the dashboard, `outagewatch_incidents_open`) from the start,
+/// not raised again and not counted as an alert of this run: it was
+/// missing from them until its resolution.
+#[tokio::test(start_paused = true)]
+async fn an_incident_left_open_shows_on_the_board_at_the_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sled = SledStore::open(dir.path()).expect("store");
+    let outbox = sled.outbox();
+    let opened = OpenSource {
+        source: "bluesky".into(),
+        started_at: T0 - 100 * SEC,
+        detail: "no usable frames from bluesky for 60 s".into(),
+    };
+    outbox.set_open_source(&opened).expect("saved");
+    let (monitor, _health) = monitor(&outbox, &["bluesky"]);
+    let telemetry = monitor.telemetry.clone();
+    let (stop, shutdown) = watch::channel(false);
+    let task = tokio::spawn(monitor.run(shutdown));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    {
+        let board = telemetry.board();
+        let open: Vec<(&str, &str)> = board
+            .incidents(false)
+            .iter()
+            .map(|r| (r.id.as_str(), r.service.as_str()))
+            .collect();
+        let id = Alert::source_health(
+            "bluesky",
+            TransitionKind::Firing,
+            T0,
+            T0 - 100 * SEC,
+            String::new(),
+        )
+        .id;
+        assert_eq!(open, [(id.as_str(), "source:bluesky")]);
+        assert!(board.alerts_by_state().is_empty(), "no alert of this run");
+    }
+    assert!(alerts(&outbox).is_empty(), "not raised again");
+    stop.send(true).expect("monitor listens");
+    task.await.expect("monitor ends");
+}

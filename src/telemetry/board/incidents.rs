@@ -117,6 +117,19 @@ impl Board {
     pub fn record_alert(&mut self, alert: &Alert) {
         let state = alert.state.as_str();
         *self.alerts_by_state.entry(state).or_default() += 1;
+        self.note_incident(alert);
+    }
+
+    /// An incident an earlier run left open (a source's health, which the
+    /// monitor does not raise again), shown open as the alert that opened
+    /// it; not counted as an alert of this run. It was missing from the
+    /// incidents, the dashboard and `outagewatch_incidents_open` until its
+    /// resolution, hours later perhaps.
+    pub fn restore_open(&mut self, alert: &Alert) {
+        self.note_incident(alert);
+    }
+
+    fn note_incident(&mut self, alert: &Alert) {
         self.incidents
             .entry(alert.id.clone())
             .or_insert_with(|| IncidentRecord::opened_by(alert))
