@@ -323,3 +323,33 @@ fn a_format_7_store_is_migrated_with_no_servers_known() {
     let read: Bucket = codec::decode("bucket", body).expect("format 8");
     assert_eq!(read, new_bucket(25, true));
 }
+
+/// A format-9 store: its discovered name's held-back authors have no last
+/// use nor copied text (format 10 added both). Migrated, it reads with
+/// neither known, and the buckets and alerts are as they were.
+#[test]
+fn a_format_9_store_is_migrated_with_no_last_uses_known() {
+    let names = discovered_names();
+    let checkpoint = (
+        Some(T0 + 40 * B),
+        Some(T0 + 40 * B + 1),
+        vec![new_bucket(40, false)],
+        None::<crate::detect::Snapshot>,
+        BTreeMap::<String, Micros>::new(),
+        BTreeMap::<String, crate::source::jetstream::SeqCursor>::new(),
+        None::<crate::source::dedupe::Deduper>,
+        BTreeMap::<String, crate::source::clock::SourceClock>::new(),
+        names.as_format_9(),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    old_store(dir.path(), 9, &checkpoint, |i| new_bucket(i, true));
+    let store = SledStore::open(dir.path()).expect("migrated");
+    let closed = store.buckets_since(0).expect("read");
+    let want: Vec<Bucket> = (0..40).map(|i| new_bucket(i, true)).collect();
+    assert_eq!(closed, want);
+    let checkpoint = store.checkpoint().expect("read").expect("checkpoint");
+    assert_eq!(checkpoint.open, vec![new_bucket(40, false)]);
+    assert_ne!(names, names.clone().without_last_uses(), "it had them");
+    assert_eq!(checkpoint.discovered, names.clone().without_last_uses());
+    assert_eq!(alerts(&closed), alerts(&want));
+}

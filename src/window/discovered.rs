@@ -227,6 +227,23 @@ impl SavedNames {
         self
     }
 
+    /// These tables as store formats 8 and 9 wrote them: held-back
+    /// authors without their last use nor copied text.
+    pub fn as_format_9(&self) -> impl Serialize + '_ {
+        let candidates: Vec<_> = self
+            .candidates
+            .iter()
+            .map(|(name, c)| {
+                let held = c.authors.iter();
+                let held: Vec<_> = held
+                    .map(|h| (&h.author, h.reports, h.recoveries, &h.server))
+                    .collect();
+                (name, (c.since, held))
+            })
+            .collect();
+        (&self.tracked, candidates, &self.budgets)
+    }
+
     /// These tables with no last use nor copied text known for the
     /// held-back posts, as a checkpoint of format 9 or before restores
     /// them.
