@@ -49,9 +49,9 @@ pub(super) type Socket =
 
 /// One connection to `url`: handshake, subscription, then frames until
 /// it ends, each handed over as read from `host` (the configured host, or
-/// the server a redirect led to). Returns how it ended, and how long the server showed it was alive:
-/// from the handshake to the last message it sent, a pong included
-/// (zero if it never connected).
+/// the server a redirect led to). Returns how it ended, and how long the
+/// server showed it was alive: from the handshake to the last message it
+/// sent, a pong included (zero if it never connected).
 pub(super) async fn session<P: Protocol>(
     host: &SourceUrl,
     url: &SourceUrl,
